@@ -1,0 +1,63 @@
+"""Applying updates: in place on a live model, or as a pure function building weights.
+
+ΔW is formed from the float32 factors in float64 on one thread and rounded to float32, and
+updates are added in a fixed order (update sets in order, layers ascending), so the same
+history gives the same bits in every process."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+from ..models.adapters import Adapter
+from .result import LayerUpdate
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def delta(update: LayerUpdate) -> torch.Tensor:
+    """ΔW in the weight's orientation, float32, bit-reproducible."""
+    with single_thread():
+        d = (update.U.double() @ update.V.double().T).float()
+    return d.T.contiguous() if update.transposed else d
+
+
+def apply_update(model, adapter: Adapter, update: LayerUpdate, sign: float = 1.0) -> None:
+    w = adapter.proj(model, update.layer).weight
+    with torch.no_grad():
+        d = delta(update).to(w.device, w.dtype)
+        w.add_(d) if sign > 0 else w.sub_(d)
+
+
+def apply_updates(model, adapter: Adapter, updates: dict[int, LayerUpdate]) -> None:
+    for layer in sorted(updates):
+        apply_update(model, adapter, updates[layer])
+
+
+def unapply_updates(model, adapter: Adapter, updates: dict[int, LayerUpdate]) -> None:
+    for layer in sorted(updates, reverse=True):
+        apply_update(model, adapter, updates[layer], sign=-1.0)
+
+
+def build_state(base_weights: dict[str, torch.Tensor], adapter: Adapter,
+                update_sets: list[dict[int, LayerUpdate]]) -> dict[str, torch.Tensor]:
+    """The edited weights (only those) after applying `update_sets` in order to
+    `base_weights` (state_dict-like). Pure: the inputs are not modified."""
+    out: dict[str, torch.Tensor] = {}
+    for updates in update_sets:
+        for layer in sorted(updates):
+            name = adapter.proj_weight_name(layer)
+            w = out.get(name)
+            if w is None:
+                w = base_weights[name].detach().clone()
+            out[name] = w + delta(updates[layer]).to(w.dtype)
+    return out

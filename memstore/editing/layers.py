@@ -1,0 +1,99 @@
+"""Running part of a model: stop after a layer, or start from known hidden states.
+
+Both go through the model's own forward (its masks, positions and rotary embeddings), so
+no architecture code is copied: decoder layers below the start are swapped for stand-ins
+that return known hidden states, and a hook on the last layer needed stops the pass."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+from ..models.adapters import Adapter, hidden_of
+
+
+class _Stop(Exception):
+    pass
+
+
+class _Known(nn.Module):
+    """Stands in for a decoder layer whose output is known (or irrelevant)."""
+
+    def __init__(self, original: nn.Module, output: Callable[[torch.Tensor], torch.Tensor] | None):
+        super().__init__()
+        self.output = output
+        for attr in ("attention_type", "layer_idx", "is_sliding", "sliding_window"):
+            if hasattr(original, attr):
+                setattr(self, attr, getattr(original, attr))
+
+    def forward(self, hidden_states: torch.Tensor, *args, **kwargs):
+        # Layers of every supported family return a tensor in transformers >= 5 and a
+        # tuple before; the model loop then indexes [0], which works for both if we
+        # return what the version expects. A 1-tuple is accepted by the old loops, a
+        # tensor by the new ones.
+        out = hidden_states if self.output is None else self.output(hidden_states)
+        return out if _LAYERS_RETURN_TENSOR else (out,)
+
+
+def _layers_return_tensor() -> bool:
+    import transformers
+
+    return int(transformers.__version__.split(".")[0]) >= 5
+
+
+_LAYERS_RETURN_TENSOR = _layers_return_tensor()
+
+
+@contextmanager
+def replaced_layers(model: nn.Module, adapter: Adapter, start: int,
+                    start_hidden: Callable[[], torch.Tensor]) -> Iterator[None]:
+    """Within the block, layers 0..start-1 are not run: layer start-1 outputs
+    `start_hidden()` (the hidden states entering layer `start`)."""
+    layers = adapter.layers(model)
+    originals = [layers[i] for i in range(start)]
+    try:
+        for i in range(start):
+            out = (lambda _h: start_hidden()) if i == start - 1 else None
+            layers[i] = _Known(originals[i], out)
+        yield
+    finally:
+        for i, m in enumerate(originals):
+            layers[i] = m
+
+
+def run_until(model: nn.Module, adapter: Adapter, stop: int,
+              capture: list[tuple[int, str]] = (),
+              **forward_kwargs) -> dict[tuple[int, str], torch.Tensor]:
+    """Runs the model forward and stops after layer `stop`.
+
+    `capture` lists (layer, kind) with kind "out" (the decoder layer's output hidden
+    states) or "key" (the input of its MLP output projection W_out).
+    Returns {(layer, kind): tensor}."""
+    captured: dict[tuple[int, str], torch.Tensor] = {}
+    handles = []
+    for layer, kind in capture:
+        if kind == "out":
+            def hook(_m, _i, out, layer=layer):
+                captured[(layer, "out")] = hidden_of(out)
+            handles.append(adapter.layer(model, layer).register_forward_hook(hook))
+        elif kind == "key":
+            def pre(_m, args, layer=layer):
+                captured[(layer, "key")] = args[0]
+            handles.append(adapter.proj(model, layer).register_forward_pre_hook(pre))
+        else:
+            raise ValueError(kind)
+
+    def stopper(*_):
+        raise _Stop
+
+    handles.append(adapter.layer(model, stop).register_forward_hook(stopper))
+    try:
+        model.base_model(**forward_kwargs, use_cache=False)
+    except _Stop:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return captured

@@ -1,0 +1,81 @@
+"""MEMIT (Meng et al. 2023): z-vectors, then the update spread over the edited layers."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..errors import ValidationError
+from ..models.adapters import Adapter, get_adapter
+from .apply import apply_update
+from .keys import compute_keys, current_hidden
+from .requests import Request, validate_requests
+from .result import EditResult, LayerUpdate
+from .sampling import sample_templates
+from .settings import EditSettings
+from .solve import cholesky_or_none, preserved_matrix, solve_layer
+from .statistics import Statistics
+from .zs import compute_zs
+
+
+def default_settings(model, adapter: Adapter | None = None, **changes) -> EditSettings:
+    adapter = adapter or get_adapter(model)
+    n = adapter.n_layers(model)
+    s = EditSettings(layers=adapter.default_layers(n), mom2_weight=adapter.default_mom2_weight,
+                     clamp=adapter.default_clamp)
+    return s.with_changes(**changes) if changes else s
+
+
+def check_settings(model, adapter: Adapter, settings: EditSettings) -> None:
+    n = adapter.n_layers(model)
+    if max(settings.layers) >= n:
+        raise ValidationError(f"settings: layer {max(settings.layers)} out of range (the model has {n})")
+
+
+def templates_for(model, tokenizer, settings: EditSettings) -> list[str]:
+    return sample_templates(model, tokenizer, settings.n_templates, settings.template_tokens,
+                            settings.seed)
+
+
+def execute_memit(model, tokenizer, requests: list[Request], settings: EditSettings,
+                  stats: dict[int, Statistics], *, adapter: Adapter | None = None,
+                  zs: torch.Tensor | None = None, templates: list[str] | None = None,
+                  preserved: dict[int, torch.Tensor] | None = None,
+                  show_progress: bool = True) -> EditResult:
+    """Writes `requests` into `model` (in place) and returns what was written.
+
+    `zs` given: a replay from cached z-vectors (no optimisation). `preserved`: per layer,
+    Σ K_prev K_prevᵀ of earlier commits, added to λ·E[k kᵀ] with `history_weight`
+    (history method "preserve")."""
+    adapter = adapter or get_adapter(model)
+    validate_requests(requests, tokenizer)
+    check_settings(model, adapter, settings)
+    missing = [l for l in settings.layers if l not in stats]
+    if missing:
+        raise ValidationError(f"no statistics for layers {missing}")
+    info: dict = {}
+    t0 = time.perf_counter()
+    if templates is None:
+        templates = templates_for(model, tokenizer, settings)
+    if zs is None:
+        zs, zinfo = compute_zs(model, tokenizer, adapter, requests, templates, settings, show_progress)
+        info.update(zinfo)
+    elif zs.shape[0] != len(requests):
+        raise ValidationError(f"{zs.shape[0]} cached z-vectors for {len(requests)} requests")
+    t1 = time.perf_counter()
+    info["time_zs"] = t1 - t0
+    updates: dict[int, LayerUpdate] = {}
+    L = settings.last_layer
+    for i, layer in enumerate(settings.layers):
+        keys = compute_keys(model, tokenizer, adapter, layer, requests, templates)
+        cur = current_hidden(model, tokenizer, adapter, L, requests)
+        residuals = (zs.float() - cur) / (len(settings.layers) - i)
+        history = (preserved or {}).get(layer) if settings.history == "preserve" else None
+        a = preserved_matrix(stats[layer].mom2, settings.mom2_weight, history, settings.history_weight)
+        u, v = solve_layer(a, keys, residuals, cholesky_or_none(a) if len(requests) < a.shape[0] else None)
+        update = LayerUpdate(layer, u.float(), v.float(), keys.float(), adapter.transposed)
+        apply_update(model, adapter, update)
+        updates[layer] = update
+    info["time_solve"] = time.perf_counter() - t1
+    return EditResult(list(requests), settings, list(templates), zs.float().detach(), updates,
+                      {l: stats[l].id for l in settings.layers}, info)

@@ -1,0 +1,47 @@
+"""The closed-form update of one layer (paper Eqn. 14), kept as factors:
+
+    ΔW = R Kᵀ (A + K Kᵀ)⁻¹ = U Vᵀ,   U = R (d_out × n),   V = (A + K Kᵀ)⁻¹ K (d_in × n)
+
+with A = λ·E[k kᵀ] (+ the preserved keys of earlier commits). Keys are columns here; the
+API takes them as rows (n × d_in). Everything is float64; no explicit inverse. When
+n < d_in, A's Cholesky factor is reused through the Woodbury identity,
+(A + K Kᵀ)⁻¹ K = A⁻¹K (I + Kᵀ A⁻¹ K)⁻¹, which costs O(d_in²·n) instead of O(d_in³)."""
+from __future__ import annotations
+
+import torch
+
+from ..errors import NumericalError
+
+
+def preserved_matrix(mom2: torch.Tensor, mom2_weight: float,
+                     history: torch.Tensor | None = None, history_weight: float = 1.0) -> torch.Tensor:
+    """A = λ·E[k kᵀ] (+ history_weight · Σ K_prev K_prevᵀ), float64."""
+    a = mom2.double() * mom2_weight
+    if history is not None:
+        a = a + history_weight * history.double()
+    return a
+
+
+def cholesky_or_none(a: torch.Tensor) -> torch.Tensor | None:
+    factor, info = torch.linalg.cholesky_ex(a)
+    return factor if int(info) == 0 else None
+
+
+def solve_layer(a: torch.Tensor, keys: torch.Tensor, residuals: torch.Tensor,
+                factor: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """U (d_out × n) and V (d_in × n), float64. `keys` n × d_in, `residuals` n × d_out.
+    `factor` is a Cholesky factor of `a` (lower) to reuse, if known."""
+    k = keys.double().T  # d_in × n
+    n, d_in = keys.shape
+    if factor is None and n < d_in:
+        factor = cholesky_or_none(a)
+    if factor is not None and n < d_in:
+        x = torch.cholesky_solve(k, factor)  # A⁻¹ K
+        m = torch.eye(n, dtype=torch.float64, device=k.device) + k.T @ x
+        v = torch.linalg.solve(m, x.T).T  # m is symmetric
+    else:
+        v = torch.linalg.solve(a + k @ k.T, k)
+    u = residuals.double().T
+    if not (torch.isfinite(u).all() and torch.isfinite(v).all()):
+        raise NumericalError("the layer solve produced non-finite values")
+    return u, v

@@ -1,0 +1,38 @@
+"""Token positions: where the subject's last token sits in a prompt, and target tokens."""
+from __future__ import annotations
+
+from ..errors import ValidationError
+
+
+def target_ids(tokenizer, target: str) -> list[int]:
+    """Target tokens as a continuation: a leading space (BPE), never special tokens."""
+    text = target if target.startswith(" ") else " " + target
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    if not ids:
+        raise ValidationError(f"target {target!r} tokenizes to nothing")
+    return ids
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    return tokenizer(text).input_ids
+
+
+def subject_last_token(tokenizer, template: str, subject: str, context: str = "") -> tuple[list[int], int]:
+    """Token ids of `template.format(subject)` and the index of the subject's last token.
+
+    The subject must end on a token boundary: a subject whose last character shares a
+    token with the text after it cannot be located, and is an error."""
+    where = f" ({context})" if context else ""
+    start = template.index("{}")
+    text = template.format(subject)
+    end_char = start + len(subject)  # one past the subject's last character
+    enc = tokenizer(text, return_offsets_mapping=True)
+    ids, offsets = enc.input_ids, enc["offset_mapping"]
+    for i, (a, b) in enumerate(offsets):
+        if a < end_char <= b and b > a:
+            if b != end_char:
+                raise ValidationError(
+                    f"cannot locate the subject {subject!r} in the tokens of {text!r}: "
+                    f"its last token runs on past it{where}")
+            return ids, i
+    raise ValidationError(f"cannot locate the subject {subject!r} in the tokens of {text!r}{where}")

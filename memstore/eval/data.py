@@ -1,0 +1,255 @@
+"""Readers for facts files and evaluation data: memstore JSONL, CounterFact (ROME format and
+EasyEdit's reduced format) and zsRE. Every reader returns `Request`s (plus the few extra
+fields a benchmark needs); every bad input is a `ValidationError` naming the file and the
+line (JSONL) or record (JSON list).
+
+Targets are kept as given, without a leading space: scoring adds it (see `scoring.py`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Union
+
+from ..editing.requests import Request, check_request
+from ..errors import ValidationError
+
+Source = Union[str, Path, Iterable[dict]]
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """A CounterFact request with the prompts only the generation metrics use:
+    `generation_prompts` (open-ended prompts about the subject, for fluency) and
+    `attribute_prompts` (other subjects whose answer is `target_new`)."""
+
+    request: Request
+    generation_prompts: tuple[str, ...] = ()
+    attribute_prompts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ZsreRecord:
+    """A zsRE record: the edit (`request.paraphrases` holds the rephrased question) and an
+    unrelated question `loc` with its answer `loc_ans`, for specificity."""
+
+    request: Request
+    loc: str
+    loc_ans: str
+
+
+# -- loading raw records ------------------------------------------------------------------
+
+
+def load_records(source: Source) -> list[tuple[str, dict]]:
+    """(where, record) pairs from a JSON list file, a JSONL file or an iterable of dicts.
+    `where` is e.g. 'facts.jsonl line 3' or 'data.json record 2' (1-based)."""
+    if not isinstance(source, (str, Path)):
+        return [(f"record {i + 1}", _as_dict(r, f"record {i + 1}")) for i, r in enumerate(source)]
+    path = Path(source)
+    name = path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValidationError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValidationError(f"{path}: cannot read ({e})") from None
+    if text.lstrip().startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValidationError(f"{name} line {e.lineno}: invalid JSON ({e.msg})") from None
+        where = [f"{name} record {i + 1}" for i in range(len(data))]
+        return [(w, _as_dict(r, w)) for w, r in zip(where, data)]
+    out = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{name} line {n}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValidationError(f"{where}: invalid JSON ({e.msg})") from None
+        out.append((where, _as_dict(record, where)))
+    return out
+
+
+def _as_dict(record: Any, where: str) -> dict:
+    if not isinstance(record, dict):
+        raise ValidationError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+# -- field access with one-line errors -------------------------------------------------------
+
+
+def _get(record: dict, key: str, where: str, kind: type = str, required: bool = True) -> Any:
+    """`record[key]` where key may be dotted ('requested_rewrite.subject')."""
+    value: Any = record
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            if required:
+                raise ValidationError(f"{where}: missing field {key!r}")
+            return None
+        value = value[part]
+    if value is None and not required:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValidationError(f"{where}: field {key!r} must be a {_kind_name(kind)}")
+    return value
+
+
+def _strings(record: dict, key: str, where: str) -> tuple[str, ...]:
+    """An optional list of strings (a single string is accepted as a list of one)."""
+    value = record.get(key)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationError(f"{where}: field {key!r} must be a list of strings")
+    return tuple(value)
+
+
+def _kind_name(kind: type) -> str:
+    return {str: "string", dict: "JSON object", list: "list", int: "integer"}.get(
+        kind, kind.__name__
+    )
+
+
+def _template(prompt: str, subject: str, where: str, key: str = "prompt") -> str:
+    """A prompt with '{}' where the subject goes. A prompt with the subject already filled in
+    gets its first occurrence of the subject replaced."""
+    if "{}" in prompt:
+        return prompt
+    if subject and subject in prompt:
+        return prompt.replace(subject, "{}", 1)
+    raise ValidationError(
+        f"{where}: field {key!r} must contain '{{}}' or the subject {subject!r}"
+    )
+
+
+def _case_id(record: dict, where: str) -> int | None:
+    return _get(record, "case_id", where, int, required=False)
+
+
+# -- one parser per format ------------------------------------------------------------------
+
+
+def parse_counterfact(record: dict, where: str) -> EvalRecord:
+    """A CounterFact record in the original ROME/MEMIT format."""
+    rw = _get(record, "requested_rewrite", where, dict)
+    subject = _get(record, "requested_rewrite.subject", where)
+    request = Request(
+        subject=subject,
+        prompt=_template(_get(record, "requested_rewrite.prompt", where), subject, where,
+                         "requested_rewrite.prompt"),
+        target_new=_get(record, "requested_rewrite.target_new.str", where),
+        target_true=_get(record, "requested_rewrite.target_true.str", where, required=False),
+        paraphrases=_strings(record, "paraphrase_prompts", where),
+        neighborhood=_strings(record, "neighborhood_prompts", where),
+        case_id=_case_id(record, where),
+        relation_id=_get(rw, "relation_id", where, required=False),
+    )
+    check_request(request, where)
+    return EvalRecord(
+        request,
+        generation_prompts=_strings(record, "generation_prompts", where),
+        attribute_prompts=_strings(record, "attribute_prompts", where),
+    )
+
+
+def parse_flat(record: dict, where: str) -> Request:
+    """memstore's own format ({"subject", "prompt", "target_new", "target_true"?,
+    "paraphrases"?, "neighborhood"?}) and EasyEdit's reduced CounterFact format (the prompt
+    with the subject filled in, "ground_truth", "rephrase_prompt", "locality_prompt")."""
+    subject = _get(record, "subject", where)
+    target_true = _get(record, "target_true", where, required=False)
+    if target_true is None:
+        target_true = _get(record, "ground_truth", where, required=False)
+    request = Request(
+        subject=subject,
+        prompt=_template(_get(record, "prompt", where), subject, where),
+        target_new=_get(record, "target_new", where),
+        target_true=target_true,
+        paraphrases=_strings(record, "paraphrases", where)
+        + _strings(record, "rephrase_prompt", where),
+        neighborhood=_strings(record, "neighborhood", where)
+        + _strings(record, "locality_prompt", where),
+        case_id=_case_id(record, where),
+        relation_id=_get(record, "relation_id", where, required=False),
+    )
+    check_request(request, where)
+    return request
+
+
+def parse_zsre(record: dict, where: str) -> ZsreRecord:
+    """A zsRE record (MEND/ROME format). As in ROME, the target is `answers[0]` and the
+    prompt is the question with the subject replaced by '{}' (first occurrence)."""
+    subject = _get(record, "subject", where)
+    answers = record.get("answers")
+    if not isinstance(answers, list) or not answers or not isinstance(answers[0], str):
+        raise ValidationError(f"{where}: field 'answers' must be a non-empty list of strings")
+    request = Request(
+        subject=subject,
+        prompt=_template(_get(record, "src", where), subject, where, "src"),
+        target_new=answers[0],
+        paraphrases=_strings(record, "rephrase", where),
+    )
+    check_request(request, where)
+    return ZsreRecord(request, loc=_get(record, "loc", where), loc_ans=_get(record, "loc_ans", where))
+
+
+def parse_request(record: dict, where: str) -> Request:
+    """One record of any supported format, detected by its fields."""
+    if "requested_rewrite" in record:
+        return parse_counterfact(record, where).request
+    if "src" in record and "answers" in record:
+        return parse_zsre(record, where).request
+    return parse_flat(record, where)
+
+
+# -- public readers ---------------------------------------------------------------------------
+
+
+def read_requests_file(path: str | Path) -> list[Request]:
+    """The requests in a facts file: memstore JSONL, CounterFact (ROME format or EasyEdit's
+    reduced format) or zsRE, as a JSON list or JSONL, the format detected per record."""
+    records = load_records(path)
+    if not records:
+        raise ValidationError(f"{Path(path).name}: no records")
+    return [parse_request(r, where) for where, r in records]
+
+
+def read_counterfact_records(source: Source) -> list[EvalRecord]:
+    """CounterFact in the ROME format or the reduced format (which has no generation or
+    attribute prompts), from a file or from already-loaded records."""
+    out = []
+    for where, r in load_records(source):
+        if "requested_rewrite" in r:
+            out.append(parse_counterfact(r, where))
+        else:
+            out.append(EvalRecord(parse_flat(r, where)))
+    return out
+
+
+def read_counterfact(source: Source) -> list[Request]:
+    """The requests of a CounterFact file (see `read_counterfact_records`)."""
+    return [r.request for r in read_counterfact_records(source)]
+
+
+def read_zsre(source: Source) -> list[ZsreRecord]:
+    """zsRE records (MEND/ROME format) from a file or from already-loaded records."""
+    return [parse_zsre(r, where) for where, r in load_records(source)]
+
+
+__all__ = [
+    "EvalRecord",
+    "ZsreRecord",
+    "load_records",
+    "read_counterfact",
+    "read_counterfact_records",
+    "read_requests_file",
+    "read_zsre",
+]
