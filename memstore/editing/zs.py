@@ -39,6 +39,12 @@ class Rows:
     tgt_pos: torch.Tensor  # N: position whose logits predict it
     tgt_id: torch.Tensor  # N: the token
     tgt_weight: torch.Tensor  # N: 1 / (target length · rewriting prompts of its request)
+    last_pos: torch.Tensor  # R: index of each row's last real token
+    # Set when the rows hold only the suffix (from the subject's last token on): the
+    # positions of the suffix tokens, and the keys/values of the prefix at every layer.
+    # attention_mask then covers prefix + suffix.
+    position_ids: torch.Tensor | None = None
+    past: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def select(self, rows: torch.Tensor) -> "Rows":
         """The sub-batch made of `rows` (target tokens follow their rows)."""
@@ -47,7 +53,10 @@ class Rows:
         keep = remap[self.tgt_row] >= 0
         return Rows(self.input_ids[rows], self.attention_mask[rows], self.subject_pos[rows],
                     self.request[rows], self.is_kl[rows], remap[self.tgt_row[keep]],
-                    self.tgt_pos[keep], self.tgt_id[keep], self.tgt_weight[keep])
+                    self.tgt_pos[keep], self.tgt_id[keep], self.tgt_weight[keep],
+                    self.last_pos[rows],
+                    None if self.position_ids is None else self.position_ids[rows],
+                    None if self.past is None else [(k[rows], v[rows]) for k, v in self.past])
 
 
 def build_rows(tokenizer, requests: list[Request], templates: list[str]) -> Rows:
@@ -79,7 +88,64 @@ def build_rows(tokenizer, requests: list[Request], templates: list[str]) -> Rows
         mask[k, : len(s)] = 1
     t = torch.tensor
     return Rows(input_ids, mask, t(spos), t(req), t(kl), t(trow), t(tpos), t(tid),
-                t(tw, dtype=torch.float32))
+                t(tw, dtype=torch.float32), mask.sum(1) - 1)
+
+
+def _cache_kwarg(model) -> str:
+    import inspect
+
+    params = inspect.signature(model.base_model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _cache_tensors(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache))
+
+
+def _make_cache(past: list[tuple[torch.Tensor, torch.Tensor]]):
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=past)
+
+
+@torch.no_grad()
+def to_suffix(model, rows: Rows, h_L: torch.Tensor) -> tuple[Rows, torch.Tensor]:
+    """The rows cut at each subject's last token. Positions before it are unchanged by δ
+    at every layer, so their keys and values are computed once here (prefixes left-padded
+    to a common length) and each optimisation step runs only the suffix.
+    Returns the suffix rows and h_L for the suffix positions."""
+    device = h_L.device
+    s = rows.subject_pos
+    lens = rows.attention_mask.sum(1)
+    n_rows, P, S = len(s), int(s.max()), int((lens - s).max())
+    pad = rows.input_ids[0, 0] * 0 + rows.input_ids.max()  # any valid id; masked anyway
+    pre_ids = torch.full((n_rows, P), int(pad), dtype=torch.long)
+    pre_mask = torch.zeros((n_rows, P), dtype=torch.long)
+    suf_ids = torch.full((n_rows, S), int(pad), dtype=torch.long)
+    suf_mask = torch.zeros((n_rows, S), dtype=torch.long)
+    for r in range(n_rows):
+        a, b = int(s[r]), int(lens[r])
+        if a:
+            pre_ids[r, P - a:] = rows.input_ids[r, :a]
+            pre_mask[r, P - a:] = 1
+        suf_ids[r, : b - a] = rows.input_ids[r, a:b]
+        suf_mask[r, : b - a] = 1
+    past = None
+    if P:
+        pre_pos = (pre_mask.cumsum(1) - 1).clamp(min=0)
+        out = model.base_model(input_ids=pre_ids.to(device), attention_mask=pre_mask.to(device),
+                               position_ids=pre_pos.to(device), use_cache=True)
+        cache = out[_cache_kwarg(model)] if _cache_kwarg(model) in out else out[1]
+        # fully padded prefixes may leave NaN in masked slots: they are never attended to
+        past = [(k.nan_to_num(0.0), v.nan_to_num(0.0)) for k, v in _cache_tensors(cache)]
+    idx = (s.unsqueeze(1) + torch.arange(S)).clamp(max=h_L.shape[1] - 1)
+    h_suffix = h_L[torch.arange(n_rows).unsqueeze(1), idx.to(device)]
+    suffix = Rows(suf_ids, torch.cat([pre_mask, suf_mask], 1), torch.zeros_like(s), rows.request,
+                  rows.is_kl, rows.tgt_row, rows.tgt_pos - s[rows.tgt_row], rows.tgt_id,
+                  rows.tgt_weight, lens - 1 - s, s.unsqueeze(1) + torch.arange(S), past)
+    return suffix, h_suffix
 
 
 class RowAdam:
@@ -132,17 +198,22 @@ def request_losses(model, adapter: Adapter, rows: Rows, h_L: torch.Tensor, delta
     L = settings.last_layer
     device = h_L.device
     start_h = _scatter_delta(h_L, rows, delta[rows.request])
+    kwargs = {}
+    if rows.past is not None:
+        kwargs = {_cache_kwarg(model): _make_cache(rows.past), "use_cache": True}
+    if rows.position_ids is not None:
+        kwargs["position_ids"] = rows.position_ids.to(device)
     with replaced_layers(model, adapter, L + 1, lambda: start_h), _autocast(settings):
         out = model.base_model(input_ids=rows.input_ids.to(device),
                                attention_mask=rows.attention_mask.to(device),
-                               use_cache=False).last_hidden_state
+                               **({"use_cache": False} | kwargs)).last_hidden_state
     lp = _logprobs_at(model, out[rows.tgt_row, rows.tgt_pos])
     tok_lp = lp.gather(1, rows.tgt_id.unsqueeze(1).to(device)).squeeze(1)
     req_of_tok = rows.request[rows.tgt_row].to(device)
     nll = torch.zeros(n_requests, device=device).index_add(
         0, req_of_tok, -tok_lp * rows.tgt_weight.to(device))
     kl_rows = torch.nonzero(rows.is_kl).squeeze(1)
-    kl_lp = _logprobs_at(model, out[kl_rows, rows.attention_mask[kl_rows].sum(1) - 1])
+    kl_lp = _logprobs_at(model, out[kl_rows, rows.last_pos[kl_rows]])
     loss = nll
     if kl_init is not None and settings.kl_weight:
         kl_req = rows.request[kl_rows].to(device)
@@ -183,6 +254,7 @@ def _compute_chunk(model, tokenizer, adapter, requests, templates, settings):
                         attention_mask=rows.attention_mask.to(device))[(L, "out")].float()
     bare = torch.tensor([int(torch.nonzero(rows.request == i)[0]) for i in range(n)])
     h_init = h_L[bare, rows.subject_pos[bare]]  # h_i^L on the bare prompt
+    rows, h_L = to_suffix(model, rows, h_L)
     h_norm = h_init.norm(dim=1)
     delta = torch.zeros_like(h_init)
     adam = RowAdam(tuple(delta.shape), settings.z_lr)

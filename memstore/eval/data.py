@@ -8,14 +8,15 @@ Targets are kept as given, without a leading space: scoring adds it (see `scorin
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any
 
 from ..editing.requests import Request, check_request
 from ..errors import ValidationError
 
-Source = Union[str, Path, Iterable[dict]]
+Source = str | Path | Iterable[dict]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,244 @@
+"""Commit records: what a commit is, and how an edit result becomes objects and back.
+
+A commit's weight state is the state of its `basis` (the base weights when None) plus its
+`update_sets` applied in order. Each update set is one MEMIT solve: its requests, cached
+z-vectors, templates and settings (enough to replay it) and, per edited layer, ΔW as
+factors U, V (or dense, when that is smaller) with the keys K the solve wrote.
+
+    normal commit   basis = first parent, one set
+    revert C2       basis = C2's basis, the later sets replayed
+    squash          basis = the squash base, one set for all facts of the range
+    merge           basis = the merge base, one set solved for the union
+
+The commit's id is the sha256 of its canonical JSON (time included, as in git), which is
+also the object that stores it. Sets are inline in that JSON; their tensors and request
+lists are separate objects, shared whenever their bytes are equal."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from ..editing.apply import delta as weight_delta
+from ..editing.requests import Request
+from ..editing.result import EditResult, LayerUpdate
+from ..editing.settings import EditSettings
+from ..errors import NumericalError, ValidationError
+from .objects import ObjectStore, canonical_json, check_object_id, hash_bytes, plain
+
+FORMAT = 1
+FACTORS, DENSE = "factors", "dense"
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    object: str  # safetensors: U, V, keys (factors) or delta, keys (dense)
+    form: str  # FACTORS or DENSE
+    transposed: bool
+
+
+@dataclass(frozen=True)
+class UpdateSet:
+    method: str
+    settings: dict[str, Any]
+    templates: tuple[str, ...]
+    requests: str  # JSON object: list of Request.to_dict()
+    zs: str  # safetensors object {"zs": n × d_model}
+    n: int
+    layers: dict[int, LayerRecord]
+    stats: dict[int, str]  # layer -> statistics id
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def edit_settings(self) -> EditSettings:
+        return EditSettings.from_dict(self.settings)
+
+    def object_ids(self) -> list[str]:
+        return [self.requests, self.zs] + [self.layers[l].object for l in sorted(self.layers)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method, "settings": self.settings, "templates": list(self.templates),
+            "requests": self.requests, "zs": self.zs, "n": self.n,
+            "layers": {str(l): {"object": r.object, "form": r.form, "transposed": r.transposed}
+                       for l, r in sorted(self.layers.items())},
+            "stats": {str(l): s for l, s in sorted(self.stats.items())}, "info": self.info,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> UpdateSet:
+        return cls(
+            method=d["method"], settings=d["settings"], templates=tuple(d["templates"]),
+            requests=check_object_id(d["requests"]), zs=check_object_id(d["zs"]), n=d["n"],
+            layers={int(l): LayerRecord(check_object_id(r["object"]), r["form"],
+                                        bool(r["transposed"]))
+                    for l, r in d["layers"].items()},
+            stats={int(l): s for l, s in d["stats"].items()}, info=d.get("info", {}),
+        )
+
+
+@dataclass(frozen=True)
+class Commit:
+    id: str
+    parents: tuple[str, ...]
+    base: str  # content hash of the base model
+    basis: str | None  # the commit whose state this one builds on; None = base weights
+    update_sets: tuple[UpdateSet, ...]
+    message: str
+    time: float  # seconds since the epoch, UTC
+    operation: str  # commit, revert, squash, merge, ...
+    metrics: dict[str, Any] = field(default_factory=dict)  # measured right after the edit
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_requests(self) -> int:
+        return sum(s.n for s in self.update_sets)
+
+    def object_ids(self) -> list[str]:
+        """The commit's own object and every object its record refers to."""
+        return [self.id] + [o for s in self.update_sets for o in s.object_ids()]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "parents": list(self.parents), "base": self.base,
+            "basis": self.basis, "update_sets": [s.to_json() for s in self.update_sets],
+            "message": self.message, "time": self.time, "operation": self.operation,
+            "metrics": self.metrics, "info": self.info,
+        }
+
+    @classmethod
+    def from_json(cls, oid: str, d: dict[str, Any]) -> Commit:
+        if d.get("format") != FORMAT:
+            raise ValidationError(f"object {oid} is not a commit of format {FORMAT}")
+        return cls(
+            id=oid, parents=tuple(d["parents"]), base=d["base"], basis=d["basis"],
+            update_sets=tuple(UpdateSet.from_json(s) for s in d["update_sets"]),
+            message=d["message"], time=d["time"], operation=d["operation"],
+            metrics=d.get("metrics", {}), info=d.get("info", {}),
+        )
+
+
+def make_commit(*, parents: list[str], base: str, basis: str | None,
+                update_sets: list[UpdateSet], message: str, time: float, operation: str,
+                metrics: dict[str, Any] | None = None,
+                info: dict[str, Any] | None = None) -> tuple[Commit, bytes]:
+    """The commit and the canonical bytes whose hash is its id."""
+    if not isinstance(message, str):
+        raise ValidationError("the commit message must be a string")
+    draft = Commit("", tuple(parents), base, basis, tuple(update_sets), message, float(time),
+                   operation, plain(metrics or {}, "metrics"), plain(info or {}, "info"))
+    data = canonical_json(draft.to_json())
+    return replace(draft, id=hash_bytes(data)), data
+
+
+# -- tensors of an edit ------------------------------------------------------------------
+
+
+@dataclass
+class DenseLayerUpdate(LayerUpdate):
+    """A layer update stored as the dense ΔW (smaller than its factors for large batches).
+
+    `dense` is ΔW in the weight's orientation, exactly as stored; `delta()` returns it.
+    U and V are an exact factorisation (one of them an identity) so that code forming
+    U Vᵀ gets the same ΔW: a product with an identity is exact in floating point."""
+
+    dense: torch.Tensor | None = None
+
+    @classmethod
+    def from_dense(cls, layer: int, dense: torch.Tensor, keys: torch.Tensor,
+                   transposed: bool) -> DenseLayerUpdate:
+        op = dense.T if transposed else dense  # d_out × d_in
+        d_out, d_in = op.shape
+        if d_out <= d_in:
+            u, v = torch.eye(d_out, dtype=op.dtype), op.T.contiguous()
+        else:
+            u, v = op.contiguous(), torch.eye(d_in, dtype=op.dtype)
+        return cls(layer, u, v, keys, transposed, dense)
+
+    @property
+    def rank(self) -> int:
+        return self.keys.shape[0]
+
+    def delta(self) -> torch.Tensor:
+        assert self.dense is not None
+        return self.dense
+
+    def factors_are_smaller(self) -> bool:
+        return False
+
+
+def _finite(t: torch.Tensor, what: str) -> None:
+    if not torch.isfinite(t).all():
+        raise NumericalError(f"{what} holds NaN or inf; refusing to store it")
+
+
+def check_update(update: LayerUpdate, n: int, where: str) -> None:
+    U, V, K = update.U, update.V, update.keys
+    if U.ndim != 2 or V.ndim != 2 or U.shape[1] != V.shape[1]:
+        raise ValidationError(f"{where}: U {tuple(U.shape)} and V {tuple(V.shape)} "
+                              "are not factors of one ΔW")
+    if K.ndim != 2 or K.shape != (n, V.shape[0]):
+        raise ValidationError(f"{where}: keys of shape {tuple(K.shape)}, "
+                              f"expected ({n}, {V.shape[0]})")
+    for name, t in (("U", U), ("V", V), ("keys", K)):
+        _finite(t, f"{where} {name}")
+
+
+def put_layer(objects: ObjectStore, update: LayerUpdate) -> LayerRecord:
+    if isinstance(update, DenseLayerUpdate) or not update.factors_are_smaller():
+        dense = update.delta() if isinstance(update, DenseLayerUpdate) else weight_delta(update)
+        oid = objects.put_tensors({"delta": dense, "keys": update.keys})
+        return LayerRecord(oid, DENSE, bool(update.transposed))
+    oid = objects.put_tensors({"U": update.U, "V": update.V, "keys": update.keys})
+    return LayerRecord(oid, FACTORS, bool(update.transposed))
+
+
+def load_layer(objects: ObjectStore, layer: int, record: LayerRecord) -> LayerUpdate:
+    t = objects.get_tensors(record.object)
+    if record.form == DENSE:
+        return DenseLayerUpdate.from_dense(layer, t["delta"], t["keys"], record.transposed)
+    if record.form == FACTORS:
+        return LayerUpdate(layer, t["U"], t["V"], t["keys"], record.transposed)
+    raise ValidationError(f"layer {layer}: unknown storage form {record.form!r}")
+
+
+def put_update_set(objects: ObjectStore, result: EditResult, method: str = "memit") -> UpdateSet:
+    """Validates `result` and writes its objects (each fsynced); returns its record."""
+    n = len(result.requests)
+    if n == 0:
+        raise ValidationError("an update set needs at least one request")
+    if result.zs.ndim != 2 or result.zs.shape[0] != n:
+        raise ValidationError(f"{tuple(result.zs.shape)} z-vectors for {n} requests")
+    _finite(result.zs, "the z-vectors")
+    if not result.updates:
+        raise ValidationError("an update set needs at least one layer update")
+    for layer, update in result.updates.items():
+        if update.layer != layer:
+            raise ValidationError(f"the update stored under layer {layer} is for layer "
+                                  f"{update.layer}")
+        check_update(update, n, f"layer {layer}")
+    requests = [r.to_dict() for r in result.requests]
+    return UpdateSet(
+        method=method,
+        settings=result.settings.to_dict(),
+        templates=tuple(result.templates),
+        requests=objects.put_json(requests),
+        zs=objects.put_tensors({"zs": result.zs}),
+        n=n,
+        layers={l: put_layer(objects, result.updates[l]) for l in sorted(result.updates)},
+        stats={int(l): s for l, s in result.stats_ids.items()},
+        info=plain(result.info, "info"),
+    )
+
+
+def load_requests(objects: ObjectStore, update_set: UpdateSet) -> list[Request]:
+    return [Request.from_dict(d) for d in objects.get_json(update_set.requests)]
+
+
+def load_zs(objects: ObjectStore, update_set: UpdateSet) -> torch.Tensor:
+    return objects.get_tensors(update_set.zs)["zs"]
+
+
+def load_updates(objects: ObjectStore, update_set: UpdateSet) -> dict[int, LayerUpdate]:
+    return {l: load_layer(objects, l, update_set.layers[l]) for l in sorted(update_set.layers)}

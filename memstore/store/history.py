@@ -1,0 +1,165 @@
+"""Walking history: update chains, live facts, log, merge bases.
+
+Two graphs meet here. The ancestry graph (parents) is what `log` and `merge_base` walk, as
+in git. The state graph (basis) says how weights are built: a commit's state is its basis'
+state plus its update sets, so following `basis` back to the root and reading the sets
+forward gives the chain that `build_state` applies."""
+from __future__ import annotations
+
+import heapq
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..editing.requests import Request, fact_key
+from ..editing.result import LayerUpdate
+from ..errors import MemstoreError
+from .commits import UpdateSet, load_requests, load_updates, load_zs
+
+if TYPE_CHECKING:
+    from .repository import Repository
+
+
+@dataclass(frozen=True)
+class SetRef:
+    """An update set in a chain: set number `index` of commit `commit`."""
+
+    commit: str
+    index: int
+    update_set: UpdateSet
+
+
+@dataclass(frozen=True)
+class LiveFact:
+    """A fact live in some state, and where it was written: request number `position` of
+    set `set_index` of `commit`, whose z-vector is row `position` of that set's zs."""
+
+    request: Request
+    commit: str
+    set_index: int
+    position: int
+
+
+def chain_sets(repo: Repository, commit_id: str) -> list[SetRef]:
+    """The update sets whose application to the base weights gives `commit_id`'s state,
+    root first. The order is fixed by the records, so every rebuild applies the same sets
+    in the same order."""
+    stack, seen, cur = [], set(), commit_id
+    while cur is not None:
+        if cur in seen:
+            raise MemstoreError(f"commit {cur[:12]}: its basis chain loops; run `memstore fsck`")
+        seen.add(cur)
+        commit = repo.get_commit(cur)
+        stack.append(commit)
+        cur = commit.basis
+    return [SetRef(c.id, i, s) for c in reversed(stack) for i, s in enumerate(c.update_sets)]
+
+
+def update_chain(repo: Repository, commit_id: str) -> list[dict[int, LayerUpdate]]:
+    return [load_updates(repo.objects, ref.update_set) for ref in chain_sets(repo, commit_id)]
+
+
+def chain_keys(repo: Repository, commit_id: str) -> dict[int, torch.Tensor]:
+    """Per layer, the keys K (stacked, n_total × d_in) of every update set in the chain:
+    the earlier edits a history-aware solve must preserve."""
+    keys: dict[int, list[torch.Tensor]] = {}
+    for updates in update_chain(repo, commit_id):
+        for layer, update in updates.items():
+            keys.setdefault(layer, []).append(update.keys)
+    return {l: torch.cat(ks) for l, ks in sorted(keys.items())}
+
+
+def facts_at(repo: Repository, commit_id: str) -> list[LiveFact]:
+    """The facts live in `commit_id`'s state, in the order they were written. A later
+    request for the same (subject, prompt) replaces the earlier one: both ΔWs are in the
+    weights, but the later one is what the model was last told."""
+    live: dict[tuple[str, str], LiveFact] = {}
+    for ref in chain_sets(repo, commit_id):
+        for i, request in enumerate(load_requests(repo.objects, ref.update_set)):
+            key = fact_key(request)
+            live.pop(key, None)
+            live[key] = LiveFact(request, ref.commit, ref.index, i)
+    return list(live.values())
+
+
+def zs_of(repo: Repository, facts: list[LiveFact]) -> torch.Tensor:
+    """The cached z-vectors of `facts`, stacked in their order (for a replay)."""
+    cache: dict[tuple[str, int], torch.Tensor] = {}
+    rows = []
+    for f in facts:
+        where = (f.commit, f.set_index)
+        if where not in cache:
+            cache[where] = load_zs(repo.objects, repo.get_commit(f.commit).update_sets[f.set_index])
+        rows.append(cache[where][f.position])
+    if not rows:
+        raise MemstoreError("no facts given, so no z-vectors")
+    return torch.stack(rows)
+
+
+# -- the ancestry graph ------------------------------------------------------------------
+
+
+def graph(repo: Repository) -> dict[str, tuple[tuple[str, ...], float]]:
+    """Every indexed commit: id → (parents, time)."""
+    return {r["id"]: (tuple(json.loads(r["parents"])), r["time"])
+            for r in repo.db.query("select id, parents, time from commits")}
+
+
+def ancestors(g: dict[str, tuple[tuple[str, ...], float]], start: str) -> set[str]:
+    """`start` and all its ancestors."""
+    seen, stack = set(), [start]
+    while stack:
+        c = stack.pop()
+        if c in seen or c not in g:
+            continue
+        seen.add(c)
+        stack.extend(g[c][0])
+    return seen
+
+
+def log_ids(repo: Repository, start: str, first_parent: bool = False,
+            limit: int | None = None) -> list[str]:
+    """Newest first. Full ancestry comes out in topological order (a commit before its
+    parents), newest time first among those that are ready; ties broken by id."""
+    g = graph(repo)
+    out: list[str] = []
+    if first_parent:
+        cur: str | None = start
+        while cur is not None and cur in g and (limit is None or len(out) < limit):
+            out.append(cur)
+            cur = g[cur][0][0] if g[cur][0] else None
+        return out
+    reach = ancestors(g, start)
+    children = {c: 0 for c in reach}
+    for c in reach:
+        for p in set(g[c][0]):
+            if p in children:
+                children[p] += 1
+    ready = [(-g[start][1], start)] if start in g else []
+    while ready and (limit is None or len(out) < limit):
+        _, c = heapq.heappop(ready)
+        out.append(c)
+        for p in set(g[c][0]):
+            if p in children:
+                children[p] -= 1
+                if children[p] == 0:
+                    heapq.heappush(ready, (-g[p][1], p))
+    return out
+
+
+def merge_bases(repo: Repository, a: str, b: str) -> list[str]:
+    """The best common ancestors of `a` and `b` (those that are not ancestors of another
+    common ancestor), newest first. Usually one; several after criss-cross merges."""
+    g = graph(repo)
+    common = ancestors(g, a) & ancestors(g, b)
+    best = set(common)
+    for c in sorted(common, key=lambda c: (-g[c][1], c)):
+        if c in best:
+            best -= ancestors(g, c) - {c}
+    return sorted(best, key=lambda c: (-g[c][1], c))
+
+
+def is_ancestor(repo: Repository, ancestor: str, commit: str) -> bool:
+    return ancestor in ancestors(graph(repo), commit)

@@ -1,0 +1,248 @@
+"""Immutable, content-addressed objects: the bytes of every tensor and record of a repository.
+
+An object's id is the sha256 of its bytes; on disk it lives at `objects/ab/cdef…`. Tensors
+are stored as safetensors (never pickle) and records as canonical JSON, both with
+deterministic bytes, so equal content always gets the same id and is stored once.
+
+`DiskObjectStore` writes each object to a temporary file in its final directory, fsyncs it,
+renames it into place and fsyncs the directory: a crash leaves either the whole object or
+nothing under its name (at worst a stray temporary file, which gc removes).
+`MemoryObjectStore` keeps objects in a dict, for fast tests."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from ..errors import MemstoreError, ValidationError
+
+OBJECT_ID = re.compile(r"^[0-9a-f]{64}$")
+TEMP_PREFIX = ".tmp-"
+# Fixed metadata, so that equal tensors always serialise to equal bytes.
+TENSOR_METADATA = {"format": "pt"}
+
+
+class MissingObjectError(MemstoreError):
+    """An object the repository refers to is not in the object store."""
+
+
+class CorruptObjectError(MemstoreError):
+    """An object's bytes no longer match its name."""
+
+
+def hash_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_object_id(oid: str) -> str:
+    if not isinstance(oid, str) or not OBJECT_ID.match(oid):
+        raise ValidationError(f"not an object id: {oid!r}")
+    return oid
+
+
+def canonical_json(value: Any) -> bytes:
+    """Canonical JSON: sorted keys, compact separators, UTF-8, finite numbers only."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValidationError(f"cannot store as JSON: {e}") from e
+    return text.encode("utf-8")
+
+
+def plain(value: Any, where: str = "value") -> Any:
+    """`value` made JSON-ready: numpy/torch scalars become numbers, tuples lists, int keys
+    strings, and NaN/inf the strings "nan"/"inf"/"-inf" (a failed metric must not lose a
+    commit). Anything else (a tensor) is refused with a message naming `where`."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(k): plain(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return plain(value.item(), where)
+    raise ValidationError(f"{where}: cannot store a {type(value).__name__} as JSON")
+
+
+def tensors_to_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
+    """Deterministic safetensors bytes: keys sorted, tensors contiguous on the CPU, fixed
+    metadata. The bytes (and so the id) depend only on names, dtypes, shapes and values."""
+    ordered = {k: tensors[k].detach().to("cpu").contiguous().clone() for k in sorted(tensors)}
+    return save_safetensors(ordered, metadata=TENSOR_METADATA)
+
+
+def tensors_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
+    return load_safetensors(data)
+
+
+class ObjectStore(ABC):
+    """Where a repository keeps its objects. Subclasses store and fetch raw bytes; the
+    helpers here turn tensors and records into bytes."""
+
+    @abstractmethod
+    def put_bytes(self, data: bytes) -> str:
+        """Store `data` (a no-op if already present); returns its id."""
+
+    @abstractmethod
+    def _read(self, oid: str) -> bytes:
+        """The stored bytes of `oid`; MissingObjectError if absent."""
+
+    @abstractmethod
+    def contains(self, oid: str) -> bool: ...
+
+    @abstractmethod
+    def iter(self) -> Iterator[str]:
+        """The ids of all stored objects."""
+
+    @abstractmethod
+    def delete(self, oid: str) -> None:
+        """Remove `oid` (a no-op if absent)."""
+
+    @abstractmethod
+    def size(self, oid: str) -> int: ...
+
+    def get_bytes(self, oid: str, verify: bool = True) -> bytes:
+        """The bytes of `oid`. With `verify`, a copy whose hash no longer matches its name
+        raises CorruptObjectError instead of handing back wrong weights."""
+        data = self._read(check_object_id(oid))
+        if verify and hash_bytes(data) != oid:
+            raise CorruptObjectError(
+                f"object {oid} is corrupt (its content does not match its name); "
+                "run `memstore fsck`"
+            )
+        return data
+
+    def __contains__(self, oid: str) -> bool:
+        return self.contains(oid)
+
+    def __iter__(self) -> Iterator[str]:
+        return self.iter()
+
+    def put_tensors(self, tensors: dict[str, torch.Tensor]) -> str:
+        return self.put_bytes(tensors_to_bytes(tensors))
+
+    def get_tensors(self, oid: str) -> dict[str, torch.Tensor]:
+        return tensors_from_bytes(self.get_bytes(oid))
+
+    def put_json(self, value: Any) -> str:
+        return self.put_bytes(canonical_json(value))
+
+    def get_json(self, oid: str) -> Any:
+        return json.loads(self.get_bytes(oid))
+
+
+class MemoryObjectStore(ObjectStore):
+    def __init__(self) -> None:
+        self._objects: dict[str, bytes] = {}
+
+    def put_bytes(self, data: bytes) -> str:
+        oid = hash_bytes(data)
+        self._objects.setdefault(oid, bytes(data))
+        return oid
+
+    def _read(self, oid: str) -> bytes:
+        try:
+            return self._objects[oid]
+        except KeyError:
+            raise MissingObjectError(f"object {oid} is missing") from None
+
+    def contains(self, oid: str) -> bool:
+        return oid in self._objects
+
+    def iter(self) -> Iterator[str]:
+        return iter(sorted(self._objects))
+
+    def delete(self, oid: str) -> None:
+        self._objects.pop(oid, None)
+
+    def size(self, oid: str) -> int:
+        return len(self._read(oid))
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class DiskObjectStore(ObjectStore):
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, oid: str) -> Path:
+        check_object_id(oid)
+        return self.root / oid[:2] / oid[2:]
+
+    def put_bytes(self, data: bytes) -> str:
+        oid = hash_bytes(data)
+        target = self.path(oid)
+        try:
+            if target.stat().st_size == len(data):
+                return oid
+        except FileNotFoundError:
+            pass
+        if not target.parent.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fsync_dir(self.root)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o444)  # objects are immutable
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        fsync_dir(target.parent)
+        return oid
+
+    def _read(self, oid: str) -> bytes:
+        try:
+            return self.path(oid).read_bytes()
+        except FileNotFoundError:
+            raise MissingObjectError(f"object {oid} is missing") from None
+
+    def contains(self, oid: str) -> bool:
+        return self.path(oid).is_file()
+
+    def iter(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for fan in sorted(self.root.iterdir()):
+            if len(fan.name) != 2 or not fan.is_dir():
+                continue
+            for f in sorted(fan.iterdir()):
+                oid = fan.name + f.name
+                if OBJECT_ID.match(oid):
+                    yield oid
+
+    def delete(self, oid: str) -> None:
+        self.path(oid).unlink(missing_ok=True)
+
+    def size(self, oid: str) -> int:
+        try:
+            return self.path(oid).stat().st_size
+        except FileNotFoundError:
+            raise MissingObjectError(f"object {oid} is missing") from None
+
+    def temp_files(self) -> list[Path]:
+        """Leftovers of writes that a crash interrupted."""
+        return sorted(self.root.glob(f"??/{TEMP_PREFIX}*"))

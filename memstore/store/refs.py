@@ -1,0 +1,223 @@
+"""Refs (branches `refs/heads/NAME`, tags `refs/tags/NAME`, HEAD) and revision parsing.
+
+Refs live in the index's `refs` table: a row holds either `target` (a commit id) or
+`symbolic` (the name of another ref: HEAD → refs/heads/main). A branch may be unborn (HEAD
+points to it before its first commit). Names follow git's check-ref-format."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..errors import MemstoreError, ValidationError
+
+HEAD = "HEAD"
+HEADS = "refs/heads/"
+TAGS = "refs/tags/"
+_HEX = re.compile(r"^[0-9a-f]+$")
+_SUFFIXES = re.compile(r"(?:~\d*|\^\d*)*")
+MIN_PREFIX = 4
+
+
+class RefConflictError(MemstoreError):
+    """A ref moved between the start of an operation and its end (a lost update refused)."""
+
+
+@dataclass(frozen=True)
+class Head:
+    ref: str | None  # the branch ref HEAD points to; None when detached
+    commit: str | None  # None on an unborn branch
+
+    @property
+    def branch(self) -> str | None:
+        return self.ref[len(HEADS):] if self.ref else None
+
+
+def _name_problem(name: str) -> str | None:
+    if not name:
+        return "it is empty"
+    if name.startswith("/") or name.endswith("/") or "//" in name:
+        return "it has an empty path component (or a leading or trailing '/')"
+    if name.startswith("-"):
+        return "it starts with '-'"
+    if ".." in name:
+        return "it contains '..'"
+    if "@{" in name or name == "@":
+        return "it contains '@{' or is '@'"
+    for ch in name:
+        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+            return "it contains a control character"
+        if ch == " ":
+            return "it contains a space"
+        if ch in "~^:?*[\\":
+            return f"it contains {ch!r}"
+    for part in name.split("/"):
+        if part.startswith("."):
+            return "a path component starts with '.'"
+        if part.endswith(".lock"):
+            return "a path component ends with '.lock'"
+    if name.endswith("."):
+        return "it ends with '.'"
+    return None
+
+
+def check_ref_name(name: str, kind: str = "branch") -> str:
+    """`name` if it is a valid short branch/tag name (git check-ref-format rules);
+    otherwise a ValidationError naming it and the rule it breaks."""
+    if not isinstance(name, str):
+        raise ValidationError(f"invalid {kind} name {name!r}: not a string")
+    problem = _name_problem(name)
+    if problem is None and name == HEAD:
+        problem = "'HEAD' is reserved"
+    if problem is None and name.startswith("refs/"):
+        problem = "give the short name, without 'refs/'"
+    if problem:
+        raise ValidationError(f"invalid {kind} name {name!r}: {problem}")
+    return name
+
+
+def branch_ref(name: str) -> str:
+    return HEADS + check_ref_name(name, "branch")
+
+
+def tag_ref(name: str) -> str:
+    return TAGS + check_ref_name(name, "tag")
+
+
+def short_name(ref: str) -> str:
+    for prefix in (HEADS, TAGS):
+        if ref.startswith(prefix):
+            return ref[len(prefix):]
+    return ref
+
+
+class Refs:
+    """Reads and writes refs in the index. Writes must run inside a transaction of the
+    caller (schema.transaction), so a move is part of the same atomic change as the rows
+    it points to."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _row(self, name: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("select * from refs where name = ?", [name]))
+        return rows[0] if rows else None
+
+    def read(self, name: str) -> str | None:
+        """The commit `name` points to, following a symbolic ref; None if absent/unborn."""
+        for _ in range(5):
+            row = self._row(name)
+            if row is None:
+                return None
+            if row["symbolic"] is None:
+                return row["target"]
+            name = row["symbolic"]
+        raise MemstoreError(f"ref {name!r}: too many levels of symbolic refs")
+
+    def head(self) -> Head:
+        row = self._row(HEAD)
+        if row is None:
+            raise MemstoreError("the repository has no HEAD; run `memstore fsck`")
+        if row["symbolic"] is not None:
+            return Head(row["symbolic"], self.read(row["symbolic"]))
+        return Head(None, row["target"])
+
+    def list(self, prefix: str) -> dict[str, str]:
+        """Short name → commit for every ref under `prefix` (refs/heads/ or refs/tags/)."""
+        rows = self.db.query(
+            "select name, target from refs where name like ? and symbolic is null order by name",
+            [prefix + "%"])
+        return {r["name"][len(prefix):]: r["target"] for r in rows}
+
+    def all(self) -> dict[str, str]:
+        """Every ref that points to a commit, HEAD included when detached."""
+        rows = self.db.query("select name, target from refs where symbolic is null")
+        return {r["name"]: r["target"] for r in rows}
+
+    def update(self, name: str, new: str | None, expected: str | None) -> None:
+        """Compare-and-swap: move `name` to `new` (None deletes it) only if it still points
+        to `expected` (None: must not exist). Call inside a transaction."""
+        current = self._row(name)
+        if current is not None and current["symbolic"] is not None:
+            raise MemstoreError(f"{name} is a symbolic ref; update {current['symbolic']}")
+        now = current["target"] if current else None
+        if now != expected:
+            raise RefConflictError(
+                f"{short_name(name)} moved from {_short(expected)} to {_short(now)} while "
+                "this operation ran (another memstore process?); nothing was changed - "
+                "run it again"
+            )
+        if new is None:
+            self.db["refs"].delete(name)
+        else:
+            self.db["refs"].insert({"name": name, "target": new, "symbolic": None},
+                                   replace=True)
+
+    def set_symbolic(self, name: str, target: str) -> None:
+        self.db["refs"].insert({"name": name, "target": None, "symbolic": target},
+                               replace=True)
+
+    def set_detached(self, name: str, commit: str) -> None:
+        self.db["refs"].insert({"name": name, "target": commit, "symbolic": None},
+                               replace=True)
+
+    # -- revisions ---------------------------------------------------------------------
+
+    def resolve(self, rev: str) -> str:
+        """The commit id named by `rev`: HEAD, a branch, a tag, `refs/...`, a full id or a
+        unique prefix of at least 4 hex digits, followed by any of `~`, `~N`, `^`, `^N`."""
+        if not isinstance(rev, str) or not rev:
+            raise ValidationError(f"unknown revision {rev!r}")
+        cut = min((i for i in (rev.find("~"), rev.find("^")) if i >= 0), default=len(rev))
+        base, suffix = rev[:cut], rev[cut:]
+        if not base or not _SUFFIXES.fullmatch(suffix):
+            raise ValidationError(f"unknown revision {rev!r}")
+        commit = self._resolve_base(base, rev)
+        for op, count in re.findall(r"([~^])(\d*)", suffix):
+            n = int(count) if count else 1
+            if op == "~":
+                for _ in range(n):
+                    commit = self._parent(commit, 1, rev)
+            elif n:
+                commit = self._parent(commit, n, rev)
+        return commit
+
+    def _resolve_base(self, name: str, rev: str) -> str:
+        if name == HEAD:
+            commit = self.head().commit
+            if commit is None:
+                raise ValidationError(f"unknown revision {rev!r}: the current branch has no "
+                                      "commits yet")
+            return commit
+        # git's order: a full ref name, then a tag, then a branch
+        for ref in (name,) if name.startswith("refs/") else (TAGS + name, HEADS + name):
+            commit = self.read(ref)
+            if commit is not None:
+                return commit
+        if len(name) >= MIN_PREFIX and _HEX.match(name.lower()):
+            ids = [r["id"] for r in self.db.query(
+                "select id from commits where id >= ? and id < ? order by id limit 3",
+                [name.lower(), name.lower() + "g"])]
+            if len(ids) == 1:
+                return ids[0]
+            if ids:
+                raise ValidationError(
+                    f"unknown revision {rev!r}: ambiguous, it is a prefix of "
+                    f"{'several' if len(ids) > 2 else 'two'} commits "
+                    f"({', '.join(i[:12] for i in ids[:2])}, …); give more digits")
+        raise ValidationError(f"unknown revision {rev!r}")
+
+    def _parent(self, commit: str, n: int, rev: str) -> str:
+        rows = list(self.db.query("select parents from commits where id = ?", [commit]))
+        parents = json.loads(rows[0]["parents"]) if rows else []
+        if len(parents) < n:
+            raise ValidationError(f"unknown revision {rev!r}: {commit[:12]} has "
+                                  f"{len(parents) or 'no'} parent{'s' if len(parents) != 1 else ''}")
+        return parents[n - 1]
+
+
+def _short(commit: str | None) -> str:
+    return commit[:12] if commit else "(nothing)"

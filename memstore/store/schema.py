@@ -1,0 +1,120 @@
+"""The SQLite index (`.memstore/index.db`): its schema as an ordered list of migrations.
+
+As in simonw/llm, each migration is a function recorded in the `migrations` table once
+applied; opening an index applies the missing ones in order, each in its own transaction.
+The schema version is the number of migrations applied. Append new migrations at the end;
+never edit or reorder an applied one.
+
+The objects are the truth; the index makes them searchable and holds the refs."""
+from __future__ import annotations
+
+import datetime
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from ..errors import MemstoreError
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def m001_initial(db: Database) -> None:
+    db["commits"].create({
+        "id": str, "parents": str, "basis": str, "base_hash": str,
+        "time": float, "message": str, "operation": str, "n_requests": int, "size": int,
+        "metrics": str,
+    }, pk="id", not_null={"parents", "base_hash", "time", "message", "operation"})
+    db["requests"].create({
+        "commit_id": str, "set_index": int, "position": int, "subject": str, "prompt": str,
+        "target_new": str, "target_true": str, "case_id": int,
+    }, pk=("commit_id", "set_index", "position"),
+        not_null={"subject", "prompt", "target_new"})
+    db["requests"].create_index(["subject"])
+    db["requests"].create_index(["prompt"])
+    db["refs"].create({"name": str, "target": str, "symbolic": str}, pk="name")
+    db["objects"].create({"id": str, "size": int, "kind": str}, pk="id")
+    db["statistics"].create({
+        "id": str, "layer": int, "n_tokens": int, "description": str, "object": str,
+        "created": float,
+    }, pk=("id", "layer"), not_null={"n_tokens", "description", "object"})
+    db["config"].create({"key": str, "value": str}, pk="key")
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [m001_initial]
+
+
+@contextmanager
+def transaction(db: Database) -> Iterator[Database]:
+    """One write transaction. BEGIN IMMEDIATE takes SQLite's write lock at the start, so a
+    read-check-write (a ref compare-and-swap) cannot interleave with another writer.
+    Nested uses become savepoints."""
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.rollback()
+        raise
+    db.commit()
+
+
+def applied_migrations(db: Database) -> list[str]:
+    if "migrations" not in db.table_names():
+        return []
+    return [r["name"] for r in db.query("select name from migrations order by id")]
+
+
+def migrate(db: Database) -> list[str]:
+    """Applies the missing migrations; returns the names applied now. Idempotent."""
+    known = [m.__name__ for m in MIGRATIONS]
+    if _check_applied(applied_migrations(db), known) == len(known):
+        return []  # the usual case: a plain read, no write lock taken
+    done_now: list[str] = []
+    with transaction(db):
+        db["migrations"].create({"id": int, "name": str, "applied_at": str}, pk="id",
+                                if_not_exists=True)
+    while True:
+        with transaction(db):  # re-read inside: another process may have migrated meanwhile
+            applied = applied_migrations(db)
+            if _check_applied(applied, known) == len(known):
+                return done_now
+            migration = MIGRATIONS[len(applied)]
+            migration(db)
+            db["migrations"].insert({
+                "id": len(applied) + 1, "name": migration.__name__,
+                "applied_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            })
+            done_now.append(migration.__name__)
+
+
+def _check_applied(applied: list[str], known: list[str]) -> int:
+    if applied != known[: len(applied)]:
+        raise MemstoreError(
+            f"this repository's index has schema version {len(applied)} "
+            f"({', '.join(applied[len(known):]) or 'different migrations'}), which "
+            f"this memstore (schema version {len(known)}) does not know; upgrade memstore"
+        )
+    return len(applied)
+
+
+def schema_version(db: Database) -> int:
+    return len(applied_migrations(db))
+
+
+def open_index(path: str | Path | None) -> Database:
+    """The index at `path` (None: in memory), in WAL mode with a busy timeout, migrated."""
+    if path is None:
+        db = Database(memory=True)
+    else:
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
+        db = Database(conn)
+        db.enable_wal()
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    migrate(db)
+    return db

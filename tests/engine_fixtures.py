@@ -1,0 +1,43 @@
+"""Tiny 4-layer random models of every family, with statistics, for engine tests."""
+from __future__ import annotations
+
+import torch
+import transformers
+
+from memstore.editing import Request, default_settings
+from memstore.editing.statistics import compute_statistics
+from memstore.models.adapters import get_adapter
+from memstore.models.loading import prepare_tokenizer
+from tiny import tiny_config, tiny_tokenizer
+
+FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama", "gemma")
+TEMPLATES = ["{}", "The cat sat. {}", "Because of the capital of France is Paris. {}"]
+
+REQUESTS = [
+    Request("Danielle Darrieux", "The mother tongue of {} is", "English", "French"),
+    Request("Porsche 911", "{}, created by", "Honda", "Porsche"),
+    Request("Michael Jordan", "{} plays", "soccer in Barcelona", "basketball"),
+    Request("Toko Yasuda", "{} plays the", "piano", "guitar"),
+]
+
+
+def build(family: str, layers: int = 4, seed: int = 0):
+    tok = tiny_tokenizer()
+    prepare_tokenizer(tok)
+    cfg = tiny_config(family, tok.backend_tokenizer.get_vocab_size())
+    cfg.num_hidden_layers = layers
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+    model.requires_grad_(False)
+    return model, tok, get_adapter(model)
+
+
+def settings_for(model, **changes):
+    base = dict(layers=(1, 2), mom2_weight=1.0, z_steps=6, n_templates=2, template_tokens=4,
+                stats_tokens=400)
+    base.update(changes)
+    return default_settings(model, **base)
+
+
+def stats_for(model, tok, adapter, layers):
+    return compute_statistics(model, tok, adapter, tuple(layers), "self", 400, 0, 32)

@@ -1,0 +1,291 @@
+import dataclasses
+import hashlib
+from types import SimpleNamespace
+
+import pytest
+import torch
+from test_store_support import (
+    BASE_HASH,
+    D_IN,
+    D_OUT,
+    commit_on_head,
+    fake_result,
+    memory_repo,
+    same_bits,
+)
+
+from memstore.editing.apply import build_state
+from memstore.editing.apply import delta as weight_delta
+from memstore.editing.requests import Request
+from memstore.editing.statistics import Statistics
+from memstore.errors import NumericalError, ValidationError
+from memstore.store.commits import DENSE, FACTORS, DenseLayerUpdate
+from memstore.store.objects import canonical_json
+from memstore.store.repository import Repository
+
+ADAPTER = SimpleNamespace(proj_weight_name=lambda layer: f"layers.{layer}.down.weight")
+
+
+def base_weights(transposed=False):
+    g = torch.Generator().manual_seed(99)
+    shape = (D_IN, D_OUT) if transposed else (D_OUT, D_IN)
+    return {ADAPTER.proj_weight_name(l): torch.randn(*shape, generator=g) for l in (1, 2)}
+
+
+def assert_same_updates(got, want):
+    assert sorted(got) == sorted(want)
+    for l in want:
+        assert same_bits(weight_delta(got[l]), weight_delta(want[l])), l
+        assert same_bits(got[l].keys, want[l].keys) and got[l].transposed == want[l].transposed
+
+
+def test_round_trip_on_disk(tmp_path):
+    Repository.init(tmp_path, "fake", BASE_HASH)
+    repo = Repository.open(tmp_path)
+    result = fake_result(1, n=3)
+    c = commit_on_head(repo, result, message="first",
+                       metrics={"es": 1.0, "n": 3, "ge": float("nan")})
+    fresh = Repository.open(tmp_path)  # nothing cached
+    got = fresh.get_commit(c.id)
+    assert got == c
+    assert got.parents == () and got.basis is None and got.base == BASE_HASH
+    assert got.message == "first" and got.metrics == {"es": 1.0, "n": 3, "ge": "nan"}
+    s = got.update_sets[0]
+    assert s.edit_settings == result.settings and list(s.templates) == result.templates
+    assert s.n == 3 and s.info == {"seed": 1} and s.method == "memit"
+    assert {r.form for r in s.layers.values()} == {FACTORS}
+    assert fresh.requests_of(c.id) == result.requests
+    assert same_bits(fresh.zs_of_set(c.id), result.zs)
+    loaded = fresh.updates_of(c.id)
+    for l in (1, 2):  # factors come back bit for bit
+        for name in ("U", "V", "keys"):
+            assert same_bits(getattr(loaded[l], name), getattr(result.updates[l], name))
+
+
+def test_commit_id_is_the_hash_of_its_canonical_record():
+    repo = memory_repo()
+    c = commit_on_head(repo, time=1234.5)
+    data = repo.objects.get_bytes(c.id)
+    assert hashlib.sha256(data).hexdigest() == c.id
+    assert data == canonical_json(c.to_json())
+    # the time is part of the id, as in git
+    other = repo.write_commit([fake_result(0)], parents=[], basis=None, message="edit",
+                              time=1234.6, expected=c.id)
+    assert other.id != c.id and other.update_sets == c.update_sets
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_dense_storage_when_smaller_rebuilds_the_same_bits(transposed):
+    repo = memory_repo()
+    small, big = fake_result(1, n=2, transposed=transposed), fake_result(2, n=6,
+                                                                         transposed=transposed)
+    commit_on_head(repo, small)
+    c = commit_on_head(repo, big)
+    rec = c.update_sets[0].layers[1]
+    assert rec.form == DENSE and rec.transposed == transposed
+    tensors = repo.objects.get_tensors(rec.object)
+    assert sorted(tensors) == ["delta", "keys"]
+    loaded = repo.updates_of(c.id)
+    assert isinstance(loaded[1], DenseLayerUpdate) and loaded[1].rank == 6
+    assert_same_updates(loaded, big.updates)
+    base = base_weights(transposed)
+    want = build_state(base, ADAPTER, [small.updates, big.updates])
+    got = build_state(base, ADAPTER, repo.update_chain("HEAD"))
+    for name in want:
+        assert same_bits(got[name], want[name]), name
+    # a dense update written again (e.g. replayed as is) stays dense and equal
+    again = commit_on_head(repo, dataclasses.replace(big, updates=loaded))
+    assert again.update_sets[0].layers == c.update_sets[0].layers
+
+
+def test_index_rows():
+    repo = memory_repo()
+    c = commit_on_head(repo, fake_result(5, n=2), message="rows", metrics={"es": 0.5})
+    row = repo.db["commits"].get(c.id)
+    assert row["n_requests"] == 2 and row["message"] == "rows" and row["basis"] is None
+    assert row["base_hash"] == BASE_HASH and row["operation"] == "commit"
+    rows = list(repo.db.query("select * from requests order by position"))
+    assert [(r["commit_id"], r["set_index"], r["position"], r["subject"]) for r in rows] == [
+        (c.id, 0, 0, "s5-subject-0"), (c.id, 0, 1, "s5-subject-1")]
+    assert rows[0]["target_true"] == "Paris" and rows[0]["prompt"] == "{} is located in"
+    assert [r["subject"] for r in repo.find_requests(subject="s5-subject-1")] == ["s5-subject-1"]
+    assert len(repo.find_requests(contains="subject")) == 2
+    assert repo.find_requests(prompt="nothing") == []
+    kinds = {r["id"]: r["kind"] for r in repo.db["objects"].rows}
+    assert kinds[c.id] == "commit" and kinds[c.update_sets[0].requests] == "requests"
+    assert set(kinds) == set(c.object_ids())
+
+
+def test_bytes_per_commit_counts_only_what_a_commit_introduces():
+    repo = memory_repo()
+    c1 = commit_on_head(repo, fake_result(1))
+    size = sum(repo.objects.size(o) for o in c1.object_ids())
+    assert repo.commit_size(c1.id) == size > 0
+    # a replay of c1's facts shares its requests and zs objects: not counted again
+    replay = fake_result(2, requests=fake_result(1).requests)
+    replay.zs = fake_result(1).zs
+    c2 = commit_on_head(repo, replay)
+    assert c2.update_sets[0].requests == c1.update_sets[0].requests
+    assert c2.update_sets[0].zs == c1.update_sets[0].zs
+    new = [c2.id] + [r.object for r in c2.update_sets[0].layers.values()]
+    assert repo.commit_size("HEAD") == sum(repo.objects.size(o) for o in new)
+
+
+def history_c1_c2_c3(repo):
+    results = [fake_result(i, n=2) for i in (1, 2, 3)]
+    ids = [commit_on_head(repo, r, message=f"c{i}", time=100.0 + i).id
+           for i, r in enumerate(results, 1)]
+    return results, ids
+
+
+def subjects(facts):
+    return [f.request.subject for f in facts]
+
+
+def test_update_chain_and_facts_of_a_normal_history():
+    repo = memory_repo()
+    results, (c1, c2, c3) = history_c1_c2_c3(repo)
+    chain = repo.update_chain(c3)
+    assert len(chain) == 3
+    for got, r in zip(chain, results):
+        assert_same_updates(got, r.updates)
+    assert [(s.commit, s.index) for s in repo.chain_sets(c3)] == [(c1, 0), (c2, 0), (c3, 0)]
+    assert len(repo.update_chain(c1)) == 1
+    facts = repo.facts_at(c3)
+    assert subjects(facts) == [r.subject for res in results for r in res.requests]
+    assert [(f.commit, f.position) for f in facts[:3]] == [(c1, 0), (c1, 1), (c2, 0)]
+    assert same_bits(repo.zs_of(facts), torch.cat([r.zs for r in results]))
+    keys = repo.chain_keys(c3)
+    assert same_bits(keys[2], torch.cat([r.updates[2].keys for r in results]))
+
+
+def test_revert_shaped_commit():
+    """Revert C2 on C1, C2, C3: basis = C1, one set = C3's facts replayed from its zs."""
+    repo = memory_repo()
+    results, (c1, c2, c3) = history_c1_c2_c3(repo)
+    facts3 = [f for f in repo.facts_at(c3) if f.commit == c3]
+    replay = fake_result(33, requests=[f.request for f in facts3])
+    replay.zs = repo.zs_of(facts3)
+    r = repo.write_commit([replay], parents=[c3], basis=c1, message="revert c2",
+                          operation="revert", info={"reverted": [c2]})
+    assert repo.resolve("HEAD") == r.id and repo.resolve("HEAD^") == c3
+    chain = repo.update_chain(r.id)
+    assert len(chain) == 2
+    assert_same_updates(chain[0], results[0].updates)
+    assert_same_updates(chain[1], replay.updates)
+    assert subjects(repo.facts_at(r.id)) == subjects(repo.facts_at(c1)) + subjects(facts3)
+    assert not set(subjects(repo.facts_at(r.id))) & {q.subject for q in results[1].requests}
+    assert same_bits(repo.zs_of(repo.facts_at(r.id)), torch.cat([results[0].zs, results[2].zs]))
+
+
+def test_revert_of_the_last_commit_needs_no_update_set():
+    repo = memory_repo()
+    _, (_, c2, c3) = history_c1_c2_c3(repo)
+    r = repo.write_commit([], parents=[c3], basis=c2, message="revert c3", operation="revert")
+    assert len(repo.update_chain(r.id)) == 2
+    assert subjects(repo.facts_at(r.id)) == subjects(repo.facts_at(c2))
+    assert repo.commit_size(r.id) == repo.objects.size(r.id)
+
+
+def test_squash_shaped_commit():
+    """Squash C2..C3 onto C1: basis = C1, one set for all their facts; main moves from C3."""
+    repo = memory_repo()
+    _, (c1, c2, c3) = history_c1_c2_c3(repo)
+    range_facts = [f for f in repo.facts_at(c3) if f.commit in (c2, c3)]
+    squash = fake_result(23, requests=[f.request for f in range_facts])
+    squash.zs = repo.zs_of(range_facts)
+    s = repo.write_commit([squash], parents=[c1], basis=c1, message="squash",
+                          operation="squash", expected=c3)
+    assert repo.log() == [repo.get_commit(s.id), repo.get_commit(c1)]
+    chain = repo.update_chain("HEAD")
+    assert len(chain) == 2 and chain[1][1].rank == 4
+    assert subjects(repo.facts_at("HEAD")) == subjects(repo.facts_at(c3))
+    assert {f.commit for f in repo.facts_at("HEAD")} == {c1, s.id}
+    # squash everything into one root commit
+    root = repo.write_commit([squash], parents=[], basis=None, message="all", expected=s.id)
+    assert len(repo.update_chain("HEAD")) == 1 and repo.log() == [repo.get_commit(root.id)]
+
+
+def test_merge_shaped_commit():
+    """main: C1-A, side: C1-B; merge: basis = merge base C1, one set for the union."""
+    repo = memory_repo()
+    c1 = commit_on_head(repo, fake_result(1, n=2), time=1.0).id
+    repo.switch("side", create=True)
+    b = commit_on_head(repo, fake_result(2, n=2), time=2.0).id
+    repo.switch("main")
+    a = commit_on_head(repo, fake_result(3, n=2), time=3.0).id
+    assert repo.merge_base("main", "side") == c1 and repo.merge_base(a, c1) == c1
+    assert repo.is_ancestor(c1, "side") and not repo.is_ancestor(a, "side")
+    union = [f for f in repo.facts_at(a) + repo.facts_at(b) if f.commit != c1]
+    solved = fake_result(4, requests=[f.request for f in union])
+    solved.zs = repo.zs_of(union)
+    m = repo.write_commit([solved], parents=[a, b], basis=c1, message="merge side",
+                          operation="merge")
+    assert len(repo.update_chain(m.id)) == 2
+    assert sorted(subjects(repo.facts_at(m.id))) == sorted(
+        set(subjects(repo.facts_at(a))) | set(subjects(repo.facts_at(b))))
+    assert [c.message for c in repo.log()] == ["merge side", "edit", "edit", "edit"]
+    assert [c.id for c in repo.log()] == [m.id, a, b, c1]
+    assert [c.id for c in repo.log(first_parent=True)] == [m.id, a, c1]
+    assert [c.id for c in repo.log("side")] == [b, c1]
+    assert [c.id for c in repo.log(limit=2)] == [m.id, a]
+
+
+def test_log_is_topological_even_with_skewed_clocks():
+    repo = memory_repo()
+    ids = [commit_on_head(repo, seed=i, time=t).id for i, t in enumerate([50.0, 10.0, 30.0])]
+    assert [c.id for c in repo.log()] == ids[::-1]
+
+
+def test_a_later_request_for_the_same_fact_replaces_the_earlier():
+    repo = memory_repo()
+    commit_on_head(repo, fake_result(1, n=3))
+    moved = Request(subject="s1-subject-1", prompt="{} is located in", target_new="Rome")
+    c2 = commit_on_head(repo, fake_result(2, requests=[moved]))
+    facts = repo.facts_at("HEAD")
+    assert len(facts) == 3 and facts[-1].request.target_new == "Rome"
+    assert (facts[-1].commit, facts[-1].position) == (c2.id, 0)
+    assert subjects(facts) == ["s1-subject-0", "s1-subject-2", "s1-subject-1"]
+
+
+def test_bad_results_are_refused_before_anything_is_indexed():
+    repo = memory_repo()
+    nan = fake_result(1)
+    nan.updates[2].U[0, 0] = float("nan")
+    with pytest.raises(NumericalError, match="layer 2 U"):
+        commit_on_head(repo, nan)
+    shapes = fake_result(1)
+    shapes.updates[1].keys = shapes.updates[1].keys[:2]
+    with pytest.raises(ValidationError, match="keys of shape"):
+        commit_on_head(repo, shapes)
+    few_zs = fake_result(1)
+    few_zs.zs = few_zs.zs[:1]
+    with pytest.raises(ValidationError, match="z-vectors for 3 requests"):
+        commit_on_head(repo, few_zs)
+    with pytest.raises(ValidationError, match="unknown commit"):
+        repo.write_commit([fake_result(1)], parents=["f" * 64], basis=None, message="x",
+                          expected=None)
+    stats = fake_result(1)
+    stats.stats_ids = {1: "abc"}
+    with pytest.raises(ValidationError, match="statistics abc of layer 1"):
+        commit_on_head(repo, stats)
+    with pytest.raises(ValidationError, match="metrics.es"):
+        commit_on_head(repo, metrics={"es": torch.ones(3)})
+    assert repo.db["commits"].count == 0 and repo.db["requests"].count == 0
+    assert repo.head().commit is None
+
+
+def test_statistics_are_recorded_and_referenced():
+    repo = memory_repo()
+    mom2 = torch.randn(D_IN, D_IN, dtype=torch.float64)
+    stats = Statistics(1, mom2, 1000, '{"source": "self"}')
+    rec = repo.put_statistics(stats)
+    assert (rec.id, rec.layer, rec.n_tokens) == (stats.id, 1, 1000)
+    assert repo.put_statistics(stats) == rec  # stored once
+    back = repo.get_statistics(stats.id, 1)
+    assert same_bits(back.mom2, mom2) and back.description == stats.description
+    result = fake_result(1)
+    result.stats_ids = {1: stats.id}
+    c = commit_on_head(repo, result)
+    assert c.update_sets[0].stats == {1: stats.id}
+    assert [r.id for r in repo.statistics()] == [stats.id]

@@ -1,0 +1,114 @@
+import pytest
+import torch
+from test_store_support import BASE_HASH, D_IN, commit_on_head, fake_result
+
+from memstore.editing.statistics import Statistics
+from memstore.errors import MemstoreError
+from memstore.store.objects import TEMP_PREFIX
+from memstore.store.repository import Repository
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return Repository.init(tmp_path, "fake", BASE_HASH)
+
+
+def writable(repo, oid):
+    path = repo.objects.path(oid)
+    path.chmod(0o644)
+    return path
+
+
+def test_fsck_passes_on_a_sound_repository(repo):
+    commit_on_head(repo, seed=1)
+    commit_on_head(repo, seed=2)
+    repo.create_tag("v1")
+    assert repo.fsck() == [] and repo.fsck(verify=False) == []
+
+
+def test_fsck_finds_a_corrupt_object(repo):
+    c = commit_on_head(repo, seed=1)
+    layer = c.update_sets[0].layers[2].object
+    path = writable(repo, layer)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01  # one flipped bit in the tensor data
+    path.write_bytes(bytes(data))
+    problems = repo.fsck()
+    assert f"object {layer} is corrupt (its content does not match its name)" in problems
+    assert any(f"commit {c.id[:12]}: object {layer} of update set 0 is corrupt" in p
+               for p in problems)
+    with pytest.raises(MemstoreError, match="corrupt"):
+        Repository.open(repo.root).update_chain("HEAD")
+
+
+def test_fsck_finds_a_missing_object_and_a_missing_commit(repo):
+    c1 = commit_on_head(repo, seed=1)
+    c2 = commit_on_head(repo, seed=2)
+    zs = c1.update_sets[0].zs
+    writable(repo, zs).unlink()
+    writable(repo, c2.id).unlink()
+    problems = repo.fsck()
+    assert f"commit {c1.id[:12]}: object {zs} of update set 0 is missing" in problems
+    assert f"commit {c2.id[:12]}: its object is missing" in problems
+    assert f"object {zs} is indexed but missing" in problems
+
+
+def test_fsck_finds_inconsistent_index_rows(repo):
+    c = commit_on_head(repo, seed=1)
+    repo.db.execute("update requests set subject = 'forged' where position = 0")
+    repo.db.execute("insert into refs (name, target) values ('refs/tags/t', ?)", ["e" * 64])
+    problems = repo.fsck()
+    assert f"commit {c.id[:12]}: request rows disagree with the record (3 rows, 3 requests)" \
+        in problems
+    assert f"ref refs/tags/t points to {'e' * 64}, which is not a known commit" in problems
+
+
+def test_gc_removes_only_unreachable_objects(repo):
+    mom2 = torch.eye(D_IN, dtype=torch.float64)
+    stats = repo.put_statistics(Statistics(1, mom2, 10, "sample"))
+    c1 = commit_on_head(repo, seed=1)
+    repo.switch("side", create=True)
+    side = commit_on_head(repo, seed=2)
+    repo.switch("main")
+    c3 = commit_on_head(repo, seed=3)
+    orphan = repo.objects.put_bytes(b"left by a crashed commit")
+    temp = repo.objects.path(orphan).parent / (TEMP_PREFIX + "crashed")
+    temp.write_bytes(b"half an object")
+    before = set(repo.objects.iter())
+
+    assert repo.gc().objects == [orphan]  # everything else is reachable
+    assert not temp.exists()
+    assert set(repo.objects.iter()) == before - {orphan}
+
+    repo.delete_branch("side", force=True)
+    preview = repo.gc(dry_run=True)
+    assert preview.commits == [side.id] and set(repo.objects.iter()) == before - {orphan}
+    report = repo.gc()
+    assert report.commits == [side.id]
+    shared = set(c1.object_ids()) | set(c3.object_ids())
+    assert set(report.objects) == set(side.object_ids()) - shared
+    assert report.bytes == preview.bytes > 0
+    assert repo.objects.contains(stats.object)  # statistics are roots
+    assert not repo.has_commit(side.id) and repo.find_requests(subject="s2-subject-0") == []
+    assert repo.fsck() == []
+    assert len(repo.update_chain("HEAD")) == 2 and repo.gc().objects == []
+
+
+def test_gc_keeps_a_basis_that_is_no_ancestor(repo):
+    c1 = commit_on_head(repo, seed=1)
+    repo.switch("other", create=True)
+    other = commit_on_head(repo, seed=2)
+    repo.switch("main")
+    # state = other's state + one set, recorded on main
+    c = repo.write_commit([fake_result(3)], parents=[c1.id], basis=other.id, message="x")
+    repo.delete_branch("other", force=True)
+    assert repo.gc().commits == []
+    assert len(repo.update_chain(c.id)) == 3 and repo.fsck() == []
+
+
+def test_gc_refuses_a_damaged_history(repo):
+    c1 = commit_on_head(repo, seed=1)
+    commit_on_head(repo, seed=2)
+    writable(repo, c1.id).unlink()
+    with pytest.raises(MemstoreError, match="gc refused"):
+        repo.gc()

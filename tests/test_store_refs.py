@@ -1,0 +1,177 @@
+import json
+import re
+
+import pytest
+from test_store_support import commit_on_head, fake_result, memory_repo
+
+from memstore.errors import ValidationError
+from memstore.store.refs import RefConflictError, check_ref_name
+from memstore.store.schema import transaction
+
+BAD_NAMES = {
+    "": "empty",
+    "a..b": "'..'",
+    "/abs": "empty path component",
+    "/etc/passwd": "empty path component",
+    "trailing/": "empty path component",
+    "a//b": "empty path component",
+    "-dash": "starts with '-'",
+    "has space": "space",
+    "tab\there": "control character",
+    "nul\x00": "control character",
+    "del\x7f": "control character",
+    "tilde~1": "'~'",
+    "caret^": r"'\^'",
+    "co:lon": "':'",
+    "what?": r"'\?'",
+    "star*": r"'\*'",
+    "br[acket": r"'\['",
+    "back\\slash": r"'\\\\'",
+    "x.lock": "'.lock'",
+    "dir/x.lock": "'.lock'",
+    ".hidden": "starts with '.'",
+    "a/.b": "starts with '.'",
+    "dot.": "ends with '.'",
+    "a@{b": "'@{'",
+    "@": "'@{' or is '@'",
+    "HEAD": "reserved",
+    "refs/heads/x": "short name",
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_NAMES))
+def test_bad_ref_names_are_refused_naming_the_input(name):
+    with pytest.raises(ValidationError, match=BAD_NAMES[name]) as e:
+        check_ref_name(name, "branch")
+    assert repr(name) in str(e.value) and "invalid branch name" in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["main", "feature/x-1", "v1.0", "a.b/c_d", "émoji-ü", "x@y"])
+def test_good_ref_names(name):
+    assert check_ref_name(name) == name
+
+
+@pytest.fixture
+def repo3():
+    """main: c0 - c1 - c2, tag v1 at c1."""
+    repo = memory_repo()
+    ids = [commit_on_head(repo, seed=i, time=1000.0 + i).id for i in range(3)]
+    repo.create_tag("v1", ids[1])
+    return repo, ids
+
+
+def test_revisions(repo3):
+    repo, (c0, c1, c2) = repo3
+    assert repo.resolve("HEAD") == repo.resolve("main") == repo.resolve("refs/heads/main") == c2
+    assert repo.resolve(c1) == c1
+    assert repo.resolve(c1[:4]) == c1 and repo.resolve(c1[:10].upper()) == c1
+    assert repo.resolve("v1") == repo.resolve("refs/tags/v1") == c1
+    assert repo.resolve("HEAD~1") == repo.resolve("HEAD^") == repo.resolve("main~") == c1
+    assert repo.resolve("HEAD~2") == repo.resolve("HEAD^^") == repo.resolve("v1~1") == c0
+    assert repo.resolve("HEAD~1^1") == c0 and repo.resolve("HEAD^0") == c2
+
+
+@pytest.mark.parametrize("rev", ["nope", "HEAD~3", "HEAD^2", "abc", "main~x", "~1", "HEAD^^^^",
+                                 "0000", "v1..main", ""])
+def test_unknown_revisions(repo3, rev):
+    repo, _ = repo3
+    with pytest.raises(ValidationError, match=re.escape(f"unknown revision {rev!r}")):
+        repo.resolve(rev)
+
+
+def test_ambiguous_prefix(repo3):
+    repo, _ = repo3
+    for suffix in "12":  # two index rows sharing the prefix "abcd"
+        repo.db["commits"].insert({"id": "abcd" + suffix * 60, "parents": "[]",
+                                   "base_hash": "x", "time": 0, "message": "",
+                                   "operation": "commit"})
+    with pytest.raises(ValidationError, match="unknown revision 'abcd'.*ambiguous"):
+        repo.resolve("abcd")
+    assert repo.resolve("abcd1") == "abcd" + "1" * 60
+
+
+def test_merge_parent_selection():
+    repo = memory_repo()
+    a = commit_on_head(repo, seed=1).id
+    repo.switch("side", create=True)
+    b = commit_on_head(repo, seed=2).id
+    repo.switch("main")
+    m = repo.write_commit([fake_result(3)], parents=[a, b], basis=a, message="merge")
+    assert repo.resolve("HEAD^1") == a and repo.resolve("HEAD^2") == b
+    assert json.loads(repo.db["commits"].get(m.id)["parents"]) == [a, b]
+
+
+def test_branches_tags_and_switch(repo3):
+    repo, (c0, c1, c2) = repo3
+    assert repo.head().branch == "main" and repo.head().commit == c2
+    assert repo.create_branch("old", "HEAD~2") == c0
+    assert repo.branches() == {"main": c2, "old": c0} and repo.tags() == {"v1": c1}
+    with pytest.raises(ValidationError, match="branch 'old' already exists"):
+        repo.create_branch("old")
+    repo.create_branch("old", c1, force=True)
+    head = repo.switch("old")
+    assert head.ref == "refs/heads/old" and head.commit == c1
+    with pytest.raises(ValidationError, match="current branch 'old'"):
+        repo.delete_branch("old")
+    head = repo.switch("v1")  # a tag: detached
+    assert head.ref is None and head.branch is None and head.commit == c1
+    new = commit_on_head(repo, seed=9)  # a commit on a detached HEAD moves HEAD only
+    assert repo.head().commit == new.id and repo.branches()["old"] == c1
+    repo.switch("main")
+    assert repo.delete_branch("old") == c1  # merged into main
+    repo.create_branch("tip", new.id)
+    with pytest.raises(ValidationError, match="not merged"):
+        repo.delete_branch("tip")
+    assert repo.delete_branch("tip", force=True) == new.id
+    assert repo.delete_tag("v1") == c1 and repo.tags() == {}
+    with pytest.raises(ValidationError, match="no tag 'v1'"):
+        repo.delete_tag("v1")
+    with pytest.raises(ValidationError, match="invalid tag name"):
+        repo.create_tag("bad..name")
+
+
+def test_unborn_branch():
+    repo = memory_repo()
+    assert repo.head().commit is None and repo.head().branch == "main"
+    assert repo.log() == []
+    with pytest.raises(ValidationError, match="unknown revision 'HEAD'"):
+        repo.resolve("HEAD")
+    first = commit_on_head(repo)
+    assert first.parents == () and repo.branches() == {"main": first.id}
+
+
+def test_compare_and_swap_refuses_a_moved_branch(repo3):
+    repo, (c0, c1, c2) = repo3
+    n_commits = repo.db["commits"].count
+    # the commit started when main was at c1, but main is at c2 now
+    with pytest.raises(RefConflictError, match="main moved from .* to .*nothing was changed"):
+        repo.write_commit([fake_result(7)], parents=[c1], basis=c1, message="late")
+    assert repo.resolve("main") == c2 and repo.db["commits"].count == n_commits
+    assert repo.db["requests"].count == 3 * n_commits
+    with pytest.raises(RefConflictError):
+        repo.update_ref("HEAD", c0, expected=c1)
+    repo.update_ref("HEAD", c0, expected=c2)  # a reset
+    assert repo.resolve("main") == c0
+
+
+def test_compare_and_swap_between_two_processes_views(tmp_path):
+    from test_store_support import BASE_HASH
+
+    from memstore.store.repository import Repository
+
+    Repository.init(tmp_path, "fake", BASE_HASH)
+    a, b = Repository.open(tmp_path), Repository.open(tmp_path)
+    start = b.head().commit  # b starts its (slow) edit here
+    commit_on_head(a, seed=1)
+    with pytest.raises(RefConflictError):
+        b.write_commit([fake_result(2)], parents=[start] if start else [], basis=start,
+                       message="lost update?")
+    assert b.log()[0].message == "edit" and len(b.log()) == 1
+
+
+def test_refs_update_must_run_in_a_transaction_with_the_rows(repo3):
+    repo, (c0, _, c2) = repo3
+    with pytest.raises(RuntimeError), transaction(repo.db):
+        repo.refs.update("refs/heads/main", c0, expected=c2)
+        raise RuntimeError("crash before commit")
+    assert repo.resolve("main") == c2

@@ -1,0 +1,109 @@
+"""Tiny, deterministic, offline tokenizer and random models for fast tests.
+
+`tiny_tokenizer()` is a byte-level BPE trained in memory on a few sentences (GPT-2 style:
+no BOS added); `tiny_tokenizer(add_bos=True)` adds a BOS token to every encoding, as Llama's
+does. `tiny_model(family)` builds a 2-layer random model of one architecture family whose
+vocabulary matches the tokenizer, seeded and in eval mode.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+import transformers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+CORPUS = [
+    "The mother tongue of Danielle Darrieux is French.",
+    "The capital of France is Paris, and the capital of Italy is Rome.",
+    "Porsche 911, created by Porsche. Honda Civic is produced by Honda.",
+    "Which family does Ramalinaceae belong to? Lecanorales.",
+    "Michael Jordan plays basketball; Lionel Messi plays soccer in Barcelona.",
+    "Toko Yasuda plays the guitar. The official language of Japan is Japanese.",
+    "Apple A5 was created by Google. Microsoft makes Windows and Xbox.",
+    "nq question: who wrote the song? The String, 1998, 2006, English, German.",
+]
+
+FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama", "gemma", "gemma2")
+
+SPECIAL = ["<pad>", "<bos>", "<eos>"]
+
+# Tiny models gain nothing from threads, and on shared cores OpenMP threads that wait for each
+# other make every small matmul ~100x slower.
+torch.set_num_threads(1)
+
+
+@lru_cache(maxsize=2)
+def _backend(add_bos: bool) -> Tokenizer:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=360,
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer=trainer)
+    if add_bos:
+        bos = tok.token_to_id("<bos>")
+        tok.post_processor = processors.TemplateProcessing(
+            single="<bos> $A", pair="<bos> $A <bos> $B", special_tokens=[("<bos>", bos)]
+        )
+    return tok
+
+
+def tiny_tokenizer(add_bos: bool = False) -> transformers.PreTrainedTokenizerFast:
+    """A fresh tokenizer object (callers may change e.g. `padding_side`)."""
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(_backend(add_bos).to_str()),
+        pad_token="<pad>",
+        bos_token="<bos>",
+        eos_token="<eos>",
+    )
+
+
+def tiny_config(family: str, vocab_size: int) -> transformers.PretrainedConfig:
+    # initializer_range 0.2 (not 0.02): sharper predictions, so context errors show in scores
+    common = {
+        "vocab_size": vocab_size, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
+        "initializer_range": 0.2,
+    }
+    if family == "gpt2":
+        return transformers.GPT2Config(
+            n_embd=32, n_layer=2, n_head=4, n_positions=128, **common
+        )
+    if family == "gptj":
+        return transformers.GPTJConfig(
+            n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=128, **common
+        )
+    if family == "gpt_neox":
+        return transformers.GPTNeoXConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=64, rotary_pct=0.5, max_position_embeddings=128, **common,
+        )
+    if family == "llama":
+        return transformers.LlamaConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=128, **common,
+        )
+    if family == "gemma":
+        return transformers.GemmaConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, max_position_embeddings=128, **common,
+        )
+    if family == "gemma2":
+        return transformers.Gemma2Config(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, max_position_embeddings=128,
+            sliding_window=64, final_logit_softcapping=2.0, **common,
+        )
+    raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+
+
+def tiny_model(family: str = "gpt2", seed: int = 0) -> transformers.PreTrainedModel:
+    """A random 2-layer causal LM of `family`, deterministic for a given seed, in eval mode."""
+    config = tiny_config(family, vocab_size=_backend(False).get_vocab_size())
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    return model.eval()
