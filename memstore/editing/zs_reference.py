@@ -8,7 +8,7 @@ import torch
 from ..models.adapters import Adapter, hidden_of
 from .requests import Request
 from .settings import EditSettings
-from .zs import build_rows
+from .zs import build_rows, converged, eager_attention
 
 
 def compute_z_reference(model, tokenizer, adapter: Adapter, request: Request, templates: list[str],
@@ -37,6 +37,13 @@ def compute_z_reference(model, tokenizer, adapter: Adapter, request: Request, te
     kl_pos = int(rows.attention_mask[kl_row].sum()) - 1
     kl_init = None
     steps = 0
+    with eager_attention(model):
+        return _optimise(model, ids, mask, rows, delta, state, opt, kl_row, kl_pos, settings, handle)
+
+
+def _optimise(model, ids, mask, rows, delta, state, opt, kl_row, kl_pos, settings, handle):
+    kl_init = None
+    steps = 0
     try:
         for it in range(settings.z_steps):
             opt.zero_grad()
@@ -54,7 +61,7 @@ def compute_z_reference(model, tokenizer, adapter: Adapter, request: Request, te
             h = state["h"]
             loss = nll + settings.kl_weight * kl + settings.weight_decay * delta.norm() / h.norm() ** 2
             steps = it
-            if loss.item() < settings.z_stop_loss or it == settings.z_steps - 1:
+            if bool(converged(nll.detach(), settings)) or it == settings.z_steps - 1:
                 break
             loss.backward()
             opt.step()

@@ -1,0 +1,179 @@
+"""log, show, diff: reading the history."""
+from __future__ import annotations
+
+import click
+
+from ..output import (
+    first_line,
+    json_option,
+    layers_text,
+    metrics_line,
+    num,
+    print_json,
+    short,
+    size,
+    when,
+)
+
+
+def _decorations(repo) -> dict[str, list[str]]:
+    """commit id → names pointing at it ('HEAD -> main', 'tag: v1', 'feature')."""
+    out: dict[str, list[str]] = {}
+    head = repo.head()
+    if head.ref is None and head.commit:
+        out[head.commit] = ["HEAD"]
+    for name, c in repo.branches().items():
+        if head.branch == name:
+            out.setdefault(c, []).insert(0, f"HEAD -> {name}")
+        else:
+            out.setdefault(c, []).append(name)
+    for name, c in repo.tags().items():
+        out.setdefault(c, []).append(f"tag: {name}")
+    return out
+
+
+def _entry(c) -> dict:
+    return {"id": c.id, "parents": list(c.parents), "message": c.message,
+            "n_requests": c.n_requests, "operation": c.operation, "basis": c.basis,
+            "time": c.time, "metrics": c.metrics}
+
+
+@click.command()
+@click.argument("rev", required=False, default="HEAD")
+@click.option("--oneline", is_flag=True, help="One line per commit: short id and subject.")
+@click.option("--graph", is_flag=True, help="Draw the ancestry graph beside the commits.")
+@click.option("-n", "--max-count", type=click.IntRange(min=1), help="Show at most N commits.")
+@json_option
+def log(rev: str, oneline: bool, graph: bool, max_count: int | None, as_json: bool) -> None:
+    """Show the commits reachable from REV (default: HEAD), newest first.
+
+    --json prints a list of objects with id, parents, message, n_requests, operation,
+    basis, time and metrics.
+    """
+    from ..context import open_repo
+    from ..graph import graph_rows
+
+    with open_repo() as repo:
+        commits = repo.log(rev, limit=max_count)
+        if as_json:
+            print_json([_entry(c) for c in commits])
+            return
+        refs = _decorations(repo)
+        rows = graph_rows(commits) if graph else ((None, c) for c in commits)
+        for prefix, c in rows:
+            lead = f"{prefix} " if prefix is not None else ""
+            if c is None:
+                click.echo(prefix)
+                continue
+            deco = f" ({', '.join(refs[c.id])})" if c.id in refs else ""
+            if oneline:
+                click.echo(f"{lead}{short(c.id)}{deco} {first_line(c.message)} "
+                           f"[{c.operation}, {c.n_requests} facts]")
+                continue
+            pad = "| " if graph else ""
+            click.echo(f"{lead}commit {c.id}{deco}")
+            if len(c.parents) > 1:
+                click.echo(f"{pad}Merge:  {' '.join(short(p) for p in c.parents)}")
+            click.echo(f"{pad}Date:   {when(c.time)}")
+            click.echo(f"{pad}Facts:  {c.n_requests} ({c.operation}); {metrics_line(c.metrics)}")
+            click.echo(pad)
+            for line in c.message.strip().splitlines() or [""]:
+                click.echo(f"{pad}    {line}")
+            click.echo(pad)
+        if not commits and not as_json:
+            click.echo("no commits yet", err=True)
+
+
+@click.command(short_help="Show a commit: requests, ‖ΔW‖ per layer, metrics.")
+@click.argument("rev", required=False, default="HEAD")
+@json_option
+def show(rev: str, as_json: bool) -> None:
+    """Show a commit: its message and metrics, and for each update set (one MEMIT solve)
+    the requests, and per edited layer the Frobenius norm ‖ΔW‖ and rank of the update;
+    with the bytes the commit added to the repository."""
+    from memstore.store import porcelain
+
+    from ..context import open_repo
+
+    with open_repo() as repo:
+        d = porcelain.show(repo, rev)
+    if as_json:
+        print_json(d)
+        return
+    click.echo(f"commit {d['id']}")
+    click.echo(f"Parents:   {' '.join(short(p) for p in d['parents']) or '-'}")
+    click.echo(f"Basis:     {short(d['basis'])}")
+    click.echo(f"Operation: {d['operation']}")
+    click.echo(f"Date:      {when(d['time'])}")
+    click.echo(f"Size:      {size(d['bytes'])}")
+    click.echo("")
+    for line in d["message"].strip().splitlines():
+        click.echo(f"    {line}")
+    click.echo("")
+    click.echo(f"Metrics: {metrics_line(d['metrics'])}")
+    for i, s in enumerate(d["update_sets"], 1):
+        click.echo(f"\nUpdate set {i}: {len(s['requests'])} requests, layers "
+                   f"{layers_text([x['layer'] for x in s['layers']])}, λ "
+                   f"{s['settings']['mom2_weight']:g}")
+        click.echo("  layer  rank    ‖ΔW‖_F  stored as")
+        for x in s["layers"]:
+            click.echo(f"  {x['layer']:>5}  {x['rank']:>4}  {x['norm']:>8.4f}  {x['form']}")
+        for r in s["requests"]:
+            was = f" (was {r['target_true']!r})" if r.get("target_true") else ""
+            click.echo(f"  {r['prompt'].format(r['subject'])!r} -> {r['target_new']!r}{was}")
+
+
+@click.command(short_help="Show the facts (and weights) that differ between two states.")
+@click.argument("rev1")
+@click.argument("rev2", required=False, default="HEAD")
+@click.option("--weights", is_flag=True,
+              help="Also print, per edited layer, the norm of the weight difference.")
+@click.option("--probe", "prompts", multiple=True, metavar="PROMPT",
+              help="Also print the greedy completion of PROMPT under both states "
+                   "(repeatable).")
+@click.option("--max-tokens", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Tokens generated per --probe completion.")
+@json_option
+def diff(rev1: str, rev2: str, weights: bool, prompts: tuple[str, ...], max_tokens: int,
+         as_json: bool) -> None:
+    """Show how the facts differ between the states of REV1 and REV2 (default: HEAD).
+
+    Facts are compared by (subject, prompt): added (+), removed (-) and changed (~, another
+    target). 'base' names the base model's state. The states are built in memory; nothing
+    is written.
+    """
+    from memstore.store import porcelain
+
+    from ..context import open_repo
+
+    with open_repo() as repo:
+        d = porcelain.diff(repo, rev1, rev2)
+        if weights:
+            d["weights"] = {str(k): v for k, v in porcelain.weight_diff(repo, rev1, rev2).items()}
+        if prompts:
+            got = porcelain.probe(repo, list(prompts), [rev1, rev2], max_tokens)
+            d["probe"] = [{"prompt": p, rev1: got[0]["completions"][i],
+                           rev2: got[1]["completions"][i]} for i, p in enumerate(prompts)]
+    if as_json:
+        print_json(d)
+        return
+    for f in d["added"]:
+        click.echo(f"+ {f['subject']!r} / {f['prompt']!r} -> {f['target_new']!r}")
+    for f in d["removed"]:
+        click.echo(f"- {f['subject']!r} / {f['prompt']!r} -> {f['target_new']!r}")
+    for f in d["changed"]:
+        click.echo(f"~ {f['subject']!r} / {f['prompt']!r}: {f['old']!r} -> {f['new']!r}")
+    n = len(d["added"]) + len(d["removed"]) + len(d["changed"])
+    click.echo(f"{len(d['added'])} added, {len(d['removed'])} removed, "
+               f"{len(d['changed'])} changed" if n else "no fact differs")
+    if weights:
+        click.echo("layer  ‖W2 − W1‖_F")
+        for k, v in d["weights"].items():
+            click.echo(f"{k:>5}  {num(v, 6)}")
+    for p in d.get("probe", []):
+        click.echo(f"{p['prompt']!r}")
+        click.echo(f"  {rev1}: {p[rev1]!r}")
+        click.echo(f"  {rev2}: {p[rev2]!r}")
+
+
+COMMANDS = [log, show, diff]

@@ -1,0 +1,154 @@
+"""ask, eval, export, verify: using the edited model (states are built in memory)."""
+from __future__ import annotations
+
+import click
+
+from ..output import json_option, num, print_json, short, warn
+
+
+@click.command()
+@click.argument("prompt")
+@click.option("--rev", default=None, metavar="REV", help="The revision to ask (default: HEAD).")
+@click.option("--compare", metavar="base|REV",
+              help="Also answer with the base model ('base') or another revision, side by side.")
+@click.option("--max-tokens", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Tokens to generate.")
+@json_option
+def ask(prompt: str, rev: str | None, compare: str | None, max_tokens: int,
+        as_json: bool) -> None:
+    """Complete PROMPT greedily with the edited model.
+
+    The state of REV is built in memory from the base weights and the update chain; no
+    checkpoint is written.
+    """
+    from memstore.store import porcelain
+
+    from ..context import open_repo
+
+    with open_repo() as repo:
+        answers = porcelain.ask(repo, prompt, rev, compare, max_tokens)
+    if as_json:
+        print_json({"prompt": prompt, "answers": answers})
+        return
+    if len(answers) == 1:
+        click.echo(prompt + answers[0]["completion"])
+        return
+    labels = [a["rev"] if a["commit"] is None else f"{a['rev']} ({short(a['commit'])})"
+              for a in answers]
+    width = max(len(label) for label in labels)
+    for label, a in zip(labels, answers):
+        click.echo(f"{label:<{width}}  {prompt}{a['completion']}")
+
+
+@click.command("eval")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--rev", default=None, metavar="REV",
+              help="The revision to evaluate (default: HEAD; the base model when there are "
+                   "no commits).")
+@click.option("--by-relation", is_flag=True, help="Also break the metrics down by relation_id.")
+@click.option("--generation", is_flag=True,
+              help="Also measure fluency: generation entropy (GE) of sampled text.")
+@json_option
+def eval_(file: str, rev: str | None, by_relation: bool, generation: bool,
+          as_json: bool) -> None:
+    """Measure how well a state knows the facts in FILE.
+
+    CounterFact records or memstore facts files give efficacy (ES: P(new) > P(true) on
+    the prompt), paraphrase (PS), neighborhood (NS: neighbouring subjects keep their true
+    object) and score (S, their harmonic mean), as fractions in [0, 1]; facts without
+    target_true are skipped. zsRE files (detected by their src/answers/loc fields) give
+    top-1 accuracies: efficacy, paraphrase and specificity (also reported as
+    neighborhood). --json prints one object.
+    """
+    from memstore.store import porcelain
+
+    from ..context import open_repo
+
+    with open_repo() as repo:
+        m = porcelain.evaluate(repo, file, rev, by_relation=by_relation, generation=generation)
+    if as_json:
+        print_json(m)
+        return
+    click.echo(f"{m['kind']} metrics of {m['rev']} ({short(m['commit'])}), n = {m['n']}"
+               + (f" ({m['n_skipped']} without target_true skipped)"
+                  if m.get("n_skipped") else ""))
+    keys = ["efficacy", "paraphrase", "neighborhood", "score"]
+    keys += ["specificity"] if m["kind"] == "zsre" else []
+    keys += ["generation_entropy"] if "generation_entropy" in m else []
+    for k in keys:
+        click.echo(f"  {k:<20} {num(m.get(k))}")
+    if "by_relation" in m:
+        click.echo(f"\n  {'relation':<12} {'n':>5} {'ES':>7} {'PS':>7} {'NS':>7} {'S':>7}")
+        for rel, r in m["by_relation"].items():
+            click.echo(f"  {rel:<12} {r['n']:>5} {num(r['efficacy']):>7} "
+                       f"{num(r['paraphrase']):>7} {num(r['neighborhood']):>7} "
+                       f"{num(r['score']):>7}")
+
+
+@click.command(short_help="Write a revision as a Hugging Face checkpoint.")
+@click.argument("rev_or_dir", metavar="[REV]")
+@click.argument("out_dir", required=False, metavar="OUT_DIR")
+@click.option("--force", is_flag=True, help="Replace OUT_DIR even if it is not empty.")
+def export(rev_or_dir: str, out_dir: str | None, force: bool) -> None:
+    """Write the state of REV (default: HEAD) as a Hugging Face checkpoint.
+
+    OUT_DIR gets the weights (safetensors), the config and the tokenizer, loadable offline with
+    AutoModelForCausalLM.from_pretrained(OUT_DIR), and memstore-manifest.json: the base
+    hash, the commit, its settings and the sha256 of every tensor, which
+    `memstore verify OUT_DIR` checks. A non-empty OUT_DIR is refused unless --force.
+    """
+    from memstore.store import porcelain
+
+    from ..context import open_repo
+
+    rev, out = (None, rev_or_dir) if out_dir is None else (rev_or_dir, out_dir)
+    with open_repo() as repo:
+        manifest = porcelain.export(repo, rev, out, force=force)
+    click.echo(f"Exported {short(manifest['commit'])} ({len(manifest['tensors'])} tensors) "
+               f"to {out}")
+
+
+@click.command()
+@click.argument("out_dir", required=False)
+@click.option("--base", "check_base", is_flag=True,
+              help="Re-hash the base model fully and compare it with the hash recorded at init.")
+def verify(out_dir: str | None, check_base: bool) -> None:
+    """Check an exported checkpoint, or the base model.
+
+    With OUT_DIR: rebuilds the exported revision from the repository and compares every
+    tensor of the checkpoint with it; exit status 0 if all are identical, else lists the
+    differing tensors and exits 1. With --base: re-hashes the base model from disk; exit
+    status 0 if it is the one recorded at init (its recorded size and modification time
+    are then refreshed), else 1.
+    """
+    from memstore.store import porcelain
+
+    from ..context import open_repo
+
+    if out_dir is None and not check_base:
+        raise click.UsageError("give an exported OUT_DIR to verify, or --base")
+    failed = False
+    with open_repo() as repo:
+        if check_base:
+            r = porcelain.verify_base(repo)
+            if r.ok:
+                click.echo(f"base OK: {r.path} has hash {r.actual[:16]}")
+            else:
+                warn(f"base model changed: {r.path} has hash {r.actual[:16]}, recorded at init "
+                     f"{r.recorded[:16]}")
+                failed = True
+        if out_dir is not None:
+            v = porcelain.verify(repo, out_dir)
+            for p in v.problems:
+                click.echo(p)
+            if v.ok:
+                click.echo(f"OK: {v.n_tensors} tensors identical to {short(v.commit)} rebuilt")
+            else:
+                warn(f"{out_dir}: {len(v.problems)} tensor(s) differ from {short(v.commit)} "
+                     "rebuilt")
+                failed = True
+    if failed:
+        raise SystemExit(1)
+
+
+COMMANDS = [ask, eval_, export, verify]

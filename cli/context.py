@@ -1,0 +1,30 @@
+"""Opening the repository for a command: found from the current directory upwards (after
+`memstore -C PATH` moved there), with the lock's waiting message going to stderr.
+The library is imported on first use, so that `memstore --help` starts quickly."""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .output import warn
+
+if TYPE_CHECKING:
+    from memstore.store.repository import Repository
+
+
+def open_repo() -> Repository:
+    from memstore.store.repository import Repository
+
+    return Repository.open(on_wait=warn)
+
+
+def pass_repo(f: Callable) -> Callable:
+    """Calls the command with an open Repository as its first argument, closed after."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with open_repo() as repo:
+            return f(repo, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,125 @@
+"""The `memstore` command: the group, its global options, and error handling.
+
+Every user mistake or refused operation ends as ONE line on stderr, `memstore: error: …`,
+and a non-zero exit status: 2 for bad input (command-line usage, facts files, settings,
+names, revisions: click's usage errors and memstore's ValidationError), 1 for operations
+refused or failed (conflicts, a changed base, a locked or damaged repository, a failed
+verification). MEMSTORE_DEBUG=1 shows the traceback instead."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from .commands import edit, history, maintenance, model, refs, setup
+
+ALIASES = {"checkout": "switch"}
+
+
+def _quiet_transformers() -> None:
+    """No transformers warnings; its progress bars only on a terminal."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if not sys.stderr.isatty():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:  # already imported (e.g. in-process tests)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        if not sys.stderr.isatty():
+            hf_logging.disable_progress_bar()
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+class MemstoreGroup(click.Group):
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return super().get_command(ctx, ALIASES.get(name, name))
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        cwd = os.getcwd()
+        try:
+            code = super().main(args, prog_name or "memstore", complete_var,
+                                standalone_mode=False, **extra)
+            code = code if isinstance(code, int) else 0
+        except Exception as e:  # noqa: BLE001 - user errors are turned into one line below
+            code = _report(e)
+        except KeyboardInterrupt:
+            click.echo("memstore: interrupted", err=True)
+            code = 130
+        finally:
+            os.chdir(cwd)  # undo -C, for callers that run several commands in one process
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _report(e: Exception) -> int:
+    """Prints a user error as one line (plus any detail lines) and returns the exit status;
+    re-raises anything that is a bug."""
+    from memstore.errors import MemstoreError, ValidationError
+
+    if os.environ.get("MEMSTORE_DEBUG"):
+        raise e
+    if isinstance(e, click.exceptions.NoArgsIsHelpError):
+        click.echo(e.ctx.get_help())
+        return 0
+    if isinstance(e, click.UsageError):
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        click.echo(f"memstore: error: {_one_line(e.format_message())}{hint}", err=True)
+        return 2
+    if isinstance(e, click.ClickException):
+        click.echo(f"memstore: error: {_one_line(e.format_message())}", err=True)
+        return e.exit_code
+    if isinstance(e, click.exceptions.Abort):
+        click.echo("memstore: aborted", err=True)
+        return 1
+    if isinstance(e, MemstoreError):
+        for line in getattr(e, "details", ()):
+            click.echo(line, err=True)
+        click.echo(f"memstore: error: {_one_line(str(e))}", err=True)
+        return 2 if isinstance(e, ValidationError) else 1
+    if isinstance(e, BrokenPipeError):  # `memstore log | head`
+        sys.stderr.close()
+        return 141
+    if isinstance(e, OSError) and e.filename is not None:
+        click.echo(f"memstore: error: {e.strerror}: {e.filename}", err=True)
+        return 1
+    raise e
+
+
+@click.group("memstore", cls=MemstoreGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-C", "directory", metavar="PATH", type=click.Path(file_okay=False, exists=True),
+              help="Run as if memstore was started in PATH.")
+@click.version_option(package_name="memstore", prog_name="memstore")
+def cli(directory: str | None) -> None:
+    """Version control for the knowledge inside a language model.
+
+    Each batch of facts written into the weights with MEMIT is a commit holding the
+    requests, their z-vectors and a low-rank ΔW per edited layer. Commits can be logged,
+    diffed, reverted, squashed, branched and merged, and any revision can be rebuilt bit
+    for bit and exported as a Hugging Face checkpoint.
+
+    The repository (.memstore/) is found from the current directory upwards. Exit status:
+    0 on success, 1 when an operation is refused or fails, 2 for bad input.
+    """
+    _quiet_transformers()
+    if directory is not None:
+        os.chdir(directory)
+
+
+for module in (setup, edit, history, refs, model, maintenance):
+    for command in module.COMMANDS:
+        cli.add_command(command)
+
+
+def main() -> None:
+    cli.main()
+
+
+if __name__ == "__main__":
+    main()

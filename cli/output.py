@@ -1,0 +1,88 @@
+"""Output helpers shared by the commands: the --json option, JSON printing, number and id
+formatting, and messages on stderr."""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+
+def json_option(f: Callable) -> Callable:
+    """Adds `--json` (machine-readable output), passed to the command as `as_json`."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print machine-readable JSON instead of text.")(f)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Strict JSON on stdout (NaN and inf become null)."""
+    click.echo(json.dumps(_finite(value), indent=2, ensure_ascii=False, allow_nan=False))
+
+
+def warn(message: str) -> None:
+    """A note on stderr (also the repository lock's on_wait callback)."""
+    click.echo(message, err=True)
+
+
+def short(commit: str | None) -> str:
+    return commit[:12] if commit else "(base)"
+
+
+def num(value: Any, digits: int = 3) -> str:
+    """A metric for a table: '-' when absent."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def when(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+def first_line(message: str) -> str:
+    lines = message.strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def metrics_line(m: dict[str, Any]) -> str:
+    """'efficacy 1.000 (3 with target_true), P(new) 0.012 -> 0.870' from commit metrics."""
+    if not m:
+        return "no metrics"
+    parts = []
+    if m.get("n"):
+        parts.append(f"efficacy {num(m.get('efficacy'))} (ES over {m['n']} with target_true)")
+        for k in ("paraphrase", "neighborhood"):
+            if m.get(k) is not None:
+                parts.append(f"{k} {num(m[k])}")
+    if m.get("p_new") is not None:
+        before = m.get("p_new_before")
+        arrow = f"{num(before)} -> " if before is not None else ""
+        parts.append(f"P(new) {arrow}{num(m['p_new'])}")
+    return ", ".join(parts) or "no metrics"
+
+
+def layers_text(layers: Any) -> str:
+    return ",".join(str(x) for x in layers)

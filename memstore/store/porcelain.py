@@ -1,0 +1,190 @@
+"""Porcelain: the operations behind the `memstore` commands, one function per command (as in
+dulwich), taking a Repository and plain arguments and returning results. No click here.
+
+Every writing operation holds the repository lock from its first read of HEAD to the ref
+move, so a concurrent writer waits instead of losing an update, and validates everything it
+can before any work.
+
+This module holds init, config, stats and commit; history rewrites (revert, squash, merge)
+live in `rewrite`, read-only operations in `queries`, checkpoints in `checkpoint`, and
+states (the base model loaded once per process) in `states`. All are re-exported here, so
+that `porcelain` is the one module a front end needs."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from ..editing.memit import default_settings, execute_memit
+from ..editing.requests import Request, fact_key, validate_requests
+from ..editing.settings import EditSettings
+from ..errors import MemstoreError, ValidationError
+from ..models.hashing import model_hash
+from ..models.loading import DEFAULT_MODEL, resolve
+from .checkpoint import export, verify, verify_base
+from .history import LiveFact
+from .lock import WaitCallback
+from .queries import ask, diff, evaluate, measure, probe, show, status, weight_diff
+from .repository import DIRNAME, Repository, StatisticsRecord
+from .rewrite import MergeConflictError, Report, merge, revert, squash
+from .states import load_base, load_state, open_base, state_of, statistics
+
+# -- init and config -------------------------------------------------------------------------
+
+
+def init(path: str | Path = ".", base_spec: str = DEFAULT_MODEL, *,
+         on_wait: WaitCallback | None = None) -> Repository:
+    """Creates a repository in `path` on the base model `base_spec` (a local Hugging Face
+    directory, a .gguf file or 'smollm2-135m'). Hashes the base once (the identity recorded
+    in every commit) and stores the architecture's default editor settings."""
+    root = Path(path).resolve()
+    if (root / DIRNAME).exists():
+        raise MemstoreError(f"a memstore repository already exists in {root}")
+    where = resolve(base_spec)
+    try:
+        base = load_base(base_spec, where)
+    except (OSError, ValueError, KeyError) as e:  # what transformers raises for a bad model
+        raise ValidationError(f"cannot load the model {base_spec!r}: "
+                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    base.reset()
+    model = base.model
+    n_layers = base.adapter.n_layers(model)
+    info = {"model_type": model.config.model_type, "family": base.adapter.name,
+            "n_layers": n_layers, "hidden_size": getattr(model.config, "hidden_size", None),
+            "parameters": sum(p.numel() for p in model.parameters())}
+    settings = default_settings(model, base.adapter)
+    return Repository.init(root, base_spec, model_hash(model), info, settings,
+                           base_path=where, on_wait=on_wait)
+
+
+def _parse_layers(text: str) -> tuple[int, ...]:
+    text = text.strip().strip("[]()")
+    out: list[int] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if "-" in part[1:] or ".." in part:
+            lo, hi = part.replace("..", "-").split("-", 1)
+            out.extend(range(int(lo), int(hi) + 1))
+        else:
+            out.append(int(part))
+    return tuple(out)
+
+
+def parse_setting(key: str, text: str) -> Any:
+    """The value of setting `key` from its command-line text."""
+    known = {f.name: f for f in fields(EditSettings)}
+    if key not in known:
+        raise ValidationError(f"unknown setting {key!r}; known: {', '.join(known)}")
+    kind = str(known[key].type)
+    try:
+        if key == "layers":
+            return _parse_layers(text)
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+    except ValueError:
+        what = "a comma-separated list of layer numbers (e.g. 3,4,5 or 3-8)" \
+            if key == "layers" else f"a number ({kind})"
+        raise ValidationError(f"invalid value {text!r} for {key}: expected {what}") from None
+    if key == "stats_source" and text != "self":
+        p = Path(text).expanduser()
+        if not p.is_file():
+            raise ValidationError(f"invalid value {text!r} for stats_source: no such file "
+                                  "(give 'self' or a .txt / .jsonl corpus)")
+        return str(p.resolve())
+    return text
+
+
+def config(repo: Repository, key: str, value: str) -> EditSettings:
+    """Changes one editor setting for future commits, validated through EditSettings and
+    against the base's number of layers."""
+    new = current_settings(repo).with_changes(**{key: parse_setting(key, value)})
+    n = repo.base.info.get("n_layers")
+    if n is not None and max(new.layers) >= n:
+        raise ValidationError(f"invalid value {value!r} for layers: the base model has {n} "
+                              f"layers (0..{n - 1})")
+    with repo.lock():
+        repo.set_settings(new)
+    return new
+
+
+def setting(repo: Repository, key: str) -> Any:
+    """The current value of one editor setting."""
+    values = current_settings(repo).to_dict()
+    if key not in values:
+        raise ValidationError(f"unknown setting {key!r}; known: {', '.join(values)}")
+    return values[key]
+
+
+def current_settings(repo: Repository) -> EditSettings:
+    s = repo.settings
+    if s is None:
+        raise MemstoreError("the repository has no editor settings; run `memstore fsck`")
+    return s
+
+
+def stats(repo: Repository, compute: bool = True,
+          note: Callable[[str], None] | None = None) -> list[StatisticsRecord]:
+    """The statistics of the configured layers and sample, computed and stored if missing
+    (with `compute`); returns every statistics record of the repository."""
+    if compute:
+        with repo.lock():
+            statistics(repo, open_base(repo), current_settings(repo), note=note)
+    return repo.statistics()
+
+
+# -- commit -----------------------------------------------------------------------------------
+
+
+def check_against_live(live: list[LiveFact], requests: list[Request], supersede: bool) -> None:
+    by_key = {fact_key(f.request): f for f in live}
+    clashes = [(r, by_key[fact_key(r)]) for r in requests
+               if fact_key(r) in by_key and by_key[fact_key(r)].request.target_new != r.target_new]
+    if clashes and not supersede:
+        r, f = clashes[0]
+        more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+        raise ValidationError(
+            f"{r.subject!r} / {r.prompt!r} -> {r.target_new!r} conflicts with "
+            f"{f.request.target_new!r}, live since commit {f.commit[:12]}{more}; "
+            "use --supersede to replace it")
+
+
+def commit(repo: Repository, requests: list[Request], message: str, *,
+           supersede: bool = False, info: dict[str, Any] | None = None,
+           note: Callable[[str], None] | None = None) -> Report:
+    """Writes `requests` as one MEMIT batch on HEAD: validates them (alone, against the
+    tokenizer and against the facts live on the branch), loads HEAD's state, gets the
+    statistics (stored or computed once), edits, measures efficacy on the requests right
+    after the edit, and writes the commit. `note` hears of long preparations (statistics)."""
+    t0 = time.perf_counter()
+    validate_requests(requests)
+    with repo.lock():
+        parent = repo.head().commit
+        if parent is not None:
+            check_against_live(repo.facts_at(parent), requests, supersede)
+        settings = current_settings(repo)
+        base = open_base(repo)
+        validate_requests(requests, base.tokenizer)
+        stats_ = statistics(repo, base, settings, note=note)
+        state_of(repo, parent)
+        before = measure(base, requests, quick=True)
+        preserved = repo.chain_keys(parent) if parent and settings.history == "preserve" else None
+        base.editing(settings.layers)
+        result = execute_memit(base.model, base.tokenizer, requests, settings, stats_,
+                               adapter=base.adapter, preserved=preserved)
+        metrics = measure(base, requests)
+        metrics["p_new_before"] = before["p_new"]
+        c = repo.write_commit([result], parents=[parent] if parent else [], basis=parent,
+                              message=message, metrics=metrics, operation="commit",
+                              info=info or {})
+    return Report(c, c.id, metrics, {"info": result.info}, time.perf_counter() - t0)
+
+
+__all__ = [
+    "MergeConflictError", "Report", "ask", "check_against_live", "commit", "config",
+    "current_settings", "diff", "evaluate", "export", "init", "load_state", "measure",
+    "merge", "parse_setting", "probe", "revert", "setting", "show", "squash", "stats",
+    "status", "verify", "verify_base", "weight_diff",
+]

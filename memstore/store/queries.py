@@ -1,0 +1,174 @@
+"""Read-only operations behind `memstore status/show/diff/ask/eval`: they build states in
+memory (memstore.store.states) and never write to the repository."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..editing.apply import build_state, delta, single_thread
+from ..editing.requests import Request, fact_key
+from ..errors import ValidationError
+from .history import LiveFact
+from .repository import Repository
+from .states import BASE, LoadedBase, load_state, open_base, state_commit
+
+
+def finite(value: Any) -> Any:
+    """`value` with NaN/inf floats replaced by None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def measure(base: LoadedBase, requests: list[Request], quick: bool = False) -> dict[str, Any]:
+    """Editing metrics of `requests` in the model's current state: CounterFact ES/PS/NS/S over
+    the requests having target_true (memstore.eval.metrics.counterfact_metrics), and for all
+    requests the mean P(new) = exp(-NLL) and mean NLL of target_new after the prompt, which
+    mean something without target_true. `quick`: P(new) and NLL only."""
+    from ..eval.metrics import counterfact_metrics
+    from ..eval.scoring import target_nll
+
+    if not requests:
+        return {}
+    nll = target_nll(base.model, base.tokenizer, [r.text for r in requests],
+                     [r.target_new for r in requests]).double()
+    out: dict[str, Any] = {"p_new": float(torch.exp(-nll).mean()), "nll_new": float(nll.mean())}
+    if not quick:
+        out = {**counterfact_metrics(base.model, base.tokenizer, requests), **out}
+    return finite(out)
+
+
+def _fact_row(f: LiveFact) -> dict[str, Any]:
+    return {**f.request.to_dict(), "commit": f.commit}
+
+
+def live_facts(repo: Repository, commit: str | None) -> list[LiveFact]:
+    return repo.facts_at(commit) if commit is not BASE else []
+
+
+def status(repo: Repository) -> dict[str, Any]:
+    head = repo.head()
+    b = repo.base
+    s = repo.settings
+    return {
+        "branch": head.branch, "detached": head.ref is None, "head": head.commit,
+        "message": repo.get_commit(head.commit).message if head.commit else None,
+        "n_commits": len(repo.log()) if head.commit else 0,
+        "n_facts": len(live_facts(repo, head.commit)),
+        "base": {"spec": b.spec, "hash": b.hash, "path": b.path, "info": b.info,
+                 "unchanged": repo.base_unchanged()},
+        "settings": s.to_dict() if s else None,
+    }
+
+
+def show(repo: Repository, rev: str = "HEAD") -> dict[str, Any]:
+    """A commit's record: requests, per update set and edited layer the Frobenius norm and
+    rank of ΔW, the metrics measured at commit time, and the bytes it added."""
+    cid = repo.resolve(rev)
+    c = repo.get_commit(cid)
+    sets = []
+    for i, s in enumerate(c.update_sets):
+        updates = repo.updates_of(cid, i)
+        with single_thread():
+            layers = [{"layer": l, "rank": u.rank, "form": s.layers[l].form,
+                       "norm": float(delta(u).double().norm())} for l, u in updates.items()]
+        sets.append({"requests": [r.to_dict() for r in repo.requests_of(cid, i)],
+                     "layers": layers, "settings": s.settings, "templates": list(s.templates),
+                     "stats": {str(k): v for k, v in s.stats.items()}, "info": s.info})
+    return finite({"id": cid, "parents": list(c.parents), "basis": c.basis, "time": c.time,
+                   "operation": c.operation, "message": c.message, "n_requests": c.n_requests,
+                   "metrics": c.metrics, "info": c.info, "bytes": repo.commit_size(cid),
+                   "update_sets": sets})
+
+
+def diff(repo: Repository, rev1: str, rev2: str) -> dict[str, list[dict[str, Any]]]:
+    """Facts added, removed and changed (same subject and prompt, another target) from the
+    state of `rev1` to that of `rev2`."""
+    a = {fact_key(f.request): f for f in live_facts(repo, state_commit(repo, rev1))}
+    b = {fact_key(f.request): f for f in live_facts(repo, state_commit(repo, rev2))}
+    added = [_fact_row(f) for k, f in b.items() if k not in a]
+    removed = [_fact_row(f) for k, f in a.items() if k not in b]
+    changed = [{"subject": k[0], "prompt": k[1], "old": a[k].request.target_new,
+                "new": f.request.target_new, "old_commit": a[k].commit, "new_commit": f.commit}
+               for k, f in b.items() if k in a and a[k].request.target_new != f.request.target_new]
+    return {"added": added, "removed": removed, "changed": changed}
+
+
+def weight_diff(repo: Repository, rev1: str, rev2: str) -> dict[int, float]:
+    """Per edited layer, ‖W(rev2) − W(rev1)‖_F (float64), from states built in memory."""
+    base = open_base(repo)
+    chains = []
+    for rev in (rev1, rev2):
+        commit = state_commit(repo, rev)
+        chains.append(repo.update_chain(commit) if commit is not BASE else [])
+    layers = sorted({l for chain in chains for updates in chain for l in updates})
+    names = {l: base.adapter.proj_weight_name(l) for l in layers}
+    pristine = base.pristine(list(names.values()))
+    built = [build_state(pristine, base.adapter, chain) for chain in chains]
+    out = {}
+    for l, name in names.items():
+        w1, w2 = (b.get(name, pristine[name]) for b in built)
+        out[l] = float((w2.double() - w1.double()).norm())
+    return out
+
+
+def probe(repo: Repository, prompts: list[str], revs: list[str | None],
+          max_tokens: int = 20) -> list[dict[str, Any]]:
+    """Greedy completions of `prompts` under the state of each revision (None: HEAD)."""
+    from ..eval.generation import greedy_generate
+
+    out = []
+    for rev in revs:
+        commit = state_commit(repo, rev)
+        base = load_state(repo, rev)
+        texts = greedy_generate(base.model, base.tokenizer, prompts, max_new_tokens=max_tokens)
+        out.append({"rev": rev or "HEAD", "commit": commit, "completions": texts})
+    return out
+
+
+def ask(repo: Repository, prompt: str, rev: str | None = None, compare: str | None = None,
+        max_tokens: int = 20) -> list[dict[str, Any]]:
+    """The greedy completion of `prompt` at `rev`, and at `compare` ('base' or a revision)."""
+    revs = [rev] + ([compare] if compare is not None else [])
+    return [{"rev": p["rev"], "commit": p["commit"], "completion": p["completions"][0]}
+            for p in probe(repo, [prompt], revs, max_tokens)]
+
+
+def _is_zsre(path: str | Path) -> bool:
+    from ..eval.data import load_records
+
+    records = load_records(path)
+    if not records:
+        raise ValidationError(f"{Path(path).name}: no records")
+    return all("src" in r and "answers" in r and "loc" in r for _, r in records)
+
+
+def evaluate(repo: Repository, path: str | Path, rev: str | None = None, *,
+             by_relation: bool = False, generation: bool = False) -> dict[str, Any]:
+    """CounterFact metrics (ES, PS, NS, S; GE with `generation`) or, for a zsRE file
+    (detected by its fields), zsRE top-1 accuracies, of the state of `rev` (None: HEAD;
+    the base weights when there are no commits). zsRE's specificity is also reported as
+    `neighborhood`, and `score` is the harmonic mean of the three."""
+    from ..eval.data import read_counterfact_records, read_zsre
+    from ..eval.metrics import counterfact_metrics, harmonic_mean, zsre_metrics
+
+    zsre = _is_zsre(path)
+    records = read_zsre(path) if zsre else read_counterfact_records(path)
+    commit = state_commit(repo, rev)
+    base = load_state(repo, rev)
+    if zsre:
+        m = zsre_metrics(base.model, base.tokenizer, records)
+        m["neighborhood"] = m["specificity"]
+        m["score"] = harmonic_mean([m["efficacy"], m["paraphrase"], m["specificity"]])
+    else:
+        m = counterfact_metrics(base.model, base.tokenizer, records, by_relation=by_relation,
+                                generation=generation)
+    return finite({"kind": "zsre" if zsre else "counterfact", "rev": rev or "HEAD",
+                   "commit": commit, **m})

@@ -1,0 +1,334 @@
+"""History rewrites: revert, squash and merge. None of them optimises z-vectors: each
+re-solves from the z-vectors cached in the records (execute_memit with zs=, templates=),
+so a rewrite costs a few solves, and a revert is exact (the later update sets are replayed
+on the state before the reverted commit, bit for bit as a fresh replay would be).
+
+Each holds the repository lock from its first read of HEAD to the ref move."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..editing.apply import apply_updates
+from ..editing.memit import execute_memit
+from ..editing.requests import Request, fact_key
+from ..editing.result import EditResult, LayerUpdate
+from ..editing.settings import EditSettings
+from ..editing.statistics import Statistics
+from ..errors import MemstoreError, ValidationError
+from . import history
+from .commits import Commit, load_requests, load_updates, load_zs
+from .history import LiveFact, SetRef
+from .queries import measure
+from .repository import Repository
+from .states import LoadedBase, state_of, statistics_of_set
+
+Fact = tuple[str, str, str]  # (subject, prompt, target_new)
+
+
+class MergeConflictError(MemstoreError):
+    """A fact-level conflict; `details` holds one line per conflicting fact."""
+
+    def __init__(self, message: str, details: list[str]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+@dataclass
+class Report:
+    """What a writing operation did: the new commit (None when no commit was written, e.g.
+    a fast-forward), metrics measured right after the edit, and operation-specific notes."""
+
+    commit: Commit | None
+    head: str | None  # where the branch (or detached HEAD) points now
+    metrics: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _fact(r: Request) -> Fact:
+    return (r.subject, r.prompt, r.target_new)
+
+
+# -- replays ----------------------------------------------------------------------------------
+
+
+def _replay(base: LoadedBase, requests: list[Request], zs: torch.Tensor, templates,
+            settings: EditSettings, stats_: dict[int, Statistics],
+            preserved: dict[int, torch.Tensor] | None) -> EditResult:
+    """One solve from cached z-vectors on the model's current state (no z optimisation)."""
+    base.editing(settings.layers)
+    return execute_memit(base.model, base.tokenizer, requests, settings, stats_,
+                         adapter=base.adapter, zs=zs, templates=list(templates),
+                         preserved=preserved)
+
+
+def _stored_result(repo: Repository, ref: SetRef) -> EditResult:
+    """An update set as recorded, to carry it unchanged into a new commit."""
+    s = ref.update_set
+    return EditResult(load_requests(repo.objects, s), s.edit_settings, list(s.templates),
+                      load_zs(repo.objects, s), load_updates(repo.objects, s), dict(s.stats),
+                      dict(s.info))
+
+
+def _keys(chain: list[dict[int, LayerUpdate]]) -> dict[int, torch.Tensor]:
+    keys: dict[int, list[torch.Tensor]] = {}
+    for updates in chain:
+        for layer, u in updates.items():
+            keys.setdefault(layer, []).append(u.keys)
+    return {l: torch.cat(ks) for l, ks in sorted(keys.items())}
+
+
+def _preserved(repo: Repository, basis: str | None, results: list[EditResult],
+               settings: EditSettings) -> dict[int, torch.Tensor] | None:
+    if settings.history != "preserve":
+        return None
+    chain = (repo.update_chain(basis) if basis else []) + [r.updates for r in results]
+    return _keys(chain) or None
+
+
+def _basis_chain(repo: Repository, commit: str) -> list[str]:
+    out: list[str] = []
+    cur: str | None = commit
+    while cur is not None:
+        out.append(cur)
+        cur = repo.get_commit(cur).basis
+    return out[::-1]
+
+
+def _require_head(repo: Repository, what: str) -> str:
+    head = repo.head().commit
+    if head is None:
+        raise ValidationError(f"nothing to {what}: the current branch has no commits yet")
+    return head
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else ""
+
+
+# -- revert -----------------------------------------------------------------------------------
+
+
+def _introduced(repo: Repository, c: Commit) -> set[Fact]:
+    """The facts a commit brought in: its requests; for a merge, what the merged side
+    brought (live after it, not live at its first parent)."""
+    if len(c.parents) > 1:
+        before = {_fact(f.request) for f in repo.facts_at(c.parents[0])}
+        return {_fact(f.request) for f in repo.facts_at(c.id)} - before
+    return {_fact(r) for i in range(len(c.update_sets)) for r in repo.requests_of(c.id, i)}
+
+
+def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
+    """A new commit whose state is HEAD's without the facts `rev` introduced. The update
+    sets solved after `rev` (with it in place) are replayed from their cached z-vectors on
+    top of the state before it; the sets before it are kept as they are."""
+    t0 = time.perf_counter()
+    with repo.lock():
+        head = _require_head(repo, "revert")
+        target = repo.resolve(rev)
+        if not repo.is_ancestor(target, head):
+            raise ValidationError(f"commit {target[:12]} is not in the history of HEAD")
+        c = repo.get_commit(target)
+        if c.operation == "revert":
+            raise MemstoreError(f"commit {target[:12]} is itself a revert; reverting a revert "
+                                "is not supported (commit its facts again instead)")
+        removed = _introduced(repo, c)
+        chain = repo.chain_sets(head)
+        set_facts = [[_fact(r) for r in load_requests(repo.objects, ref.update_set)]
+                     for ref in chain]
+        drop: dict[int, set[Fact]] = {}
+        if target in _basis_chain(repo, head):
+            for i, ref in enumerate(chain):
+                if ref.commit == target:
+                    drop[i] = removed & set(set_facts[i])
+        else:  # absorbed by a later merge or squash: take it out where it was first written
+            for fact in removed:
+                i = next((i for i, fs in enumerate(set_facts) if fact in fs), None)
+                if i is not None:
+                    drop.setdefault(i, set()).add(fact)
+        drop = {i: fs for i, fs in drop.items() if fs}
+        if not drop:
+            raise MemstoreError(f"commit {target[:12]} has no facts in the current state "
+                                "(already reverted, or rewritten since)")
+        j = min(drop)
+        owner = repo.get_commit(chain[j].commit)
+        basis = owner.basis
+        base = state_of(repo, basis)
+        results: list[EditResult] = []
+        for ref in chain[j - chain[j].index: j]:  # the owner's sets before j, unchanged
+            res = _stored_result(repo, ref)
+            base.editing(tuple(res.updates))
+            apply_updates(base.model, base.adapter, res.updates)
+            results.append(res)
+        replayed: list[str] = []
+        for k in range(j, len(chain)):
+            ref = chain[k]
+            keep = [p for p, f in enumerate(set_facts[k]) if f not in drop.get(k, set())]
+            if not keep:
+                continue
+            s = ref.update_set
+            requests = load_requests(repo.objects, s)
+            zs = load_zs(repo.objects, s)
+            settings = s.edit_settings
+            results.append(_replay(base, [requests[p] for p in keep], zs[keep], s.templates,
+                                   settings, statistics_of_set(repo, s),
+                                   _preserved(repo, basis, results, settings)))
+            if ref.commit not in replayed:
+                replayed.append(ref.commit)
+        live = [r for res in results for r in res.requests]
+        metrics = measure(base, live) if live else {}
+        metrics["reverted"] = measure(base, [Request(*f) for f in sorted(removed)])
+        if message is None:
+            message = f'Revert "{_first_line(c.message)}"\n\nThis reverts commit {target}.'
+            if replayed:
+                message += ("\nThe commits after it were replayed from their cached z-vectors "
+                            "(no z optimisation): " + ", ".join(r[:12] for r in replayed) + ".")
+        new = repo.write_commit(results, parents=[head], basis=basis, message=message,
+                                metrics=metrics, operation="revert",
+                                info={"reverted": target, "replayed": replayed})
+    return Report(new, new.id, metrics, {"reverted": target, "replayed": replayed,
+                                         "removed": len(removed)}, time.perf_counter() - t0)
+
+
+# -- squash and merge: one solve for many facts from their cached z-vectors --------------------
+
+
+def _solve_from_cache(repo: Repository, base: LoadedBase, facts: list[LiveFact],
+                      basis: str | None) -> EditResult:
+    """One solve for `facts` on the model's current state (`basis`'s), from their cached
+    z-vectors, with the settings, templates and statistics of the newest fact's set."""
+    sets = {(f.commit, f.set_index): repo.get_commit(f.commit).update_sets[f.set_index]
+            for f in facts}
+    layers = {tuple(s.settings["layers"]) for s in sets.values()}
+    if len(layers) > 1:
+        raise MemstoreError("these facts were written with different edited layers "
+                            f"({' and '.join(str(list(l)) for l in sorted(layers))}); their "
+                            "cached z-vectors cannot be solved together")
+    newest = sets[(facts[-1].commit, facts[-1].set_index)]
+    settings = newest.edit_settings
+    return _replay(base, [f.request for f in facts], repo.zs_of(facts), newest.templates,
+                   settings, statistics_of_set(repo, newest),
+                   _preserved(repo, basis, [], settings))
+
+
+def _pairs(facts: list[LiveFact]) -> set[Fact]:
+    return {_fact(f.request) for f in facts}
+
+
+def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
+    """Replaces the commits after `rev` on the branch by one commit: one solve, on `rev`'s
+    state, for the facts added since `rev` that are live at HEAD, from their cached
+    z-vectors. Measures the efficacy of those facts before (at HEAD) and after."""
+    t0 = time.perf_counter()
+    with repo.lock():
+        head = _require_head(repo, "squash")
+        onto = repo.resolve(rev)
+        if onto == head:
+            raise ValidationError(f"nothing to squash: {rev} is HEAD")
+        if not repo.is_ancestor(onto, head):
+            raise ValidationError(f"commit {onto[:12]} is not in the history of HEAD")
+        at_onto, at_head = repo.facts_at(onto), repo.facts_at(head)
+        head_keys = {fact_key(f.request) for f in at_head}
+        gone = [f for f in at_onto if fact_key(f.request) not in head_keys]
+        if gone:
+            r = gone[0].request
+            raise MemstoreError(f"{len(gone)} fact(s) live at {onto[:12]} were reverted after it "
+                                f"(e.g. {r.subject!r} / {r.prompt!r}); squash onto an earlier "
+                                "revision")
+        kept = _pairs(at_onto)
+        added = [f for f in at_head if _fact(f.request) not in kept]
+        older = history.ancestors(history.graph(repo), onto)
+        squashed = [c.id for c in repo.log(head) if c.id not in older]
+        base = state_of(repo, head)
+        requests = [f.request for f in added]
+        before = measure(base, requests) if added else {}
+        state_of(repo, onto)
+        results = [_solve_from_cache(repo, base, added, onto)] if added else []
+        metrics = measure(base, requests) if added else {}
+        metrics["before"] = before
+        if message is None:
+            lines = [f"* {repo.get_commit(c).message.strip().splitlines()[0]}"
+                     for c in reversed(squashed) if repo.get_commit(c).message.strip()]
+            message = (f"Squash {len(squashed)} commits after {onto[:12]} "
+                       f"({len(added)} facts)\n\n" + "\n".join(lines))
+        new = repo.write_commit(results, parents=[onto], basis=onto, message=message,
+                                metrics=metrics, operation="squash",
+                                info={"squashed": squashed}, expected=head)
+    return Report(new, new.id, metrics, {"squashed": squashed, "before": before,
+                                         "n_facts": len(added)}, time.perf_counter() - t0)
+
+
+def _describe(f: LiveFact | None) -> str:
+    return repr(f.request.target_new) if f is not None else "reverted"
+
+
+def merge(repo: Repository, rev: str, message: str | None = None) -> Report:
+    """Fact-level three-way merge of `rev` into HEAD against their merge base. The same
+    (subject, prompt) with different targets on the two sides is a conflict: nothing is
+    written. Otherwise a fast-forward when possible, else a merge commit (parents HEAD and
+    `rev`) whose update is one solve, on the merge base's state, for the facts the two
+    sides added since it, from their cached z-vectors."""
+    t0 = time.perf_counter()
+    with repo.lock():
+        ours = repo.head().commit
+        theirs = repo.resolve(rev)
+        if ours is None or repo.is_ancestor(ours, theirs):
+            repo.update_ref("HEAD", theirs, expected=ours)
+            return Report(None, theirs, notes={"kind": "fast-forward"})
+        if repo.is_ancestor(theirs, ours):
+            return Report(None, ours, notes={"kind": "up-to-date"})
+        mb = repo.merge_base(ours, theirs)
+        f_base = {fact_key(f.request): f for f in (repo.facts_at(mb) if mb else [])}
+        f_ours = {fact_key(f.request): f for f in repo.facts_at(ours)}
+        f_theirs = {fact_key(f.request): f for f in repo.facts_at(theirs)}
+
+        def target(f: LiveFact | None) -> str | None:
+            return f.request.target_new if f is not None else None
+
+        merged: list[LiveFact] = []
+        conflicts: list[str] = []
+        for key in list(f_ours) + [k for k in f_theirs if k not in f_ours]:
+            o, t, b = f_ours.get(key), f_theirs.get(key), f_base.get(key)
+            if target(o) == target(t) or target(t) == target(b):
+                pick = o
+            elif target(o) == target(b):
+                pick = t
+            else:
+                conflicts.append(f"CONFLICT {key[0]!r} / {key[1]!r}: {_describe(o)} here, "
+                                 f"{_describe(t)} on {rev}")
+                continue
+            if pick is not None:
+                merged.append(pick)
+        if conflicts:
+            raise MergeConflictError(f"merge of {rev} refused: {len(conflicts)} conflicting "
+                                     "fact(s); nothing was written", conflicts)
+        merged_pairs, merged_keys = _pairs(merged), {fact_key(f.request) for f in merged}
+        if merged_pairs == _pairs(list(f_ours.values())):
+            basis, solve = ours, []  # their side brings nothing new: our state is the result
+        elif set(f_base) <= merged_keys:
+            # the usual case: one solve, on the merge base, for what both sides added
+            basis = mb
+            solve = [f for f in merged if f_base.get(fact_key(f.request)) is None
+                     or _fact(f_base[fact_key(f.request)].request) != _fact(f.request)]
+        elif set(f_base) <= set(f_theirs):
+            # facts of the merge base reverted on our side only: their weights are in the
+            # merge base's state, so solve their side's additions on our state instead
+            basis = ours
+            solve = [f for f in merged if _fact(f.request) not in _pairs(list(f_ours.values()))]
+        else:
+            raise MemstoreError(f"merge of {rev} refused: facts of the merge base were reverted "
+                                f"on {rev}; revert them here after merging instead")
+        base = state_of(repo, basis)
+        results = [_solve_from_cache(repo, base, solve, basis)] if solve else []
+        metrics = measure(base, [f.request for f in solve]) if solve else {}
+        if message is None:
+            message = f"Merge {rev} into {repo.head().branch or 'HEAD'}"
+        new = repo.write_commit(results, parents=[ours, theirs], basis=basis, message=message,
+                                metrics=metrics, operation="merge",
+                                info={"merge_base": mb, "solved": len(solve)})
+    return Report(new, new.id, metrics, {"kind": "merge", "merge_base": mb,
+                                         "solved": len(solve)}, time.perf_counter() - t0)

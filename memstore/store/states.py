@@ -1,0 +1,248 @@
+"""States: the weights of a revision, built on the base model without writing a checkpoint.
+
+A state is the base weights plus Σ U Vᵀ over the revision's update chain, applied in the
+chain's fixed order in float32 (memstore.editing.apply.build_state), so every process
+builds the same bits. The base model is loaded once per process (`open_base`); moving it
+from one state to another restores the few edited weights from pristine copies and applies
+the new chain, instead of reloading the model.
+
+Statistics (E[k kᵀ] per edited layer) come from the repository's statistics store, keyed by
+the sample's id and the layer (a repository has one base); missing ones come from the user's
+statistics cache (shared by repositories on the same base) or are computed on the base
+weights, and are stored."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..editing.apply import build_state
+from ..editing.result import LayerUpdate
+from ..editing.settings import EditSettings
+from ..editing.statistics import (
+    Statistics,
+    compute_statistics,
+    describe_source,
+    load_statistics,
+    sample_id,
+    save_statistics,
+)
+from ..errors import MemstoreError
+from ..models.loading import Loaded, cache_dir, load_model
+from .commits import UpdateSet
+from .repository import Repository, path_snapshot
+
+STATS_SEQ_LEN = 128  # tokens per statistics sequence (the engine's default)
+BASE = None  # the state of no commit: the base weights
+_DIRTY = "(edited in place)"
+
+
+@dataclass
+class LoadedBase:
+    """A base model held in memory and the state its weights are in (`state`: a commit id,
+    BASE, or dirty after an in-place edit). Every change to its weights goes through
+    `touch` first, which keeps a pristine copy to restore."""
+
+    loaded: Loaded
+    state: str | None = BASE
+    _pristine: dict[str, torch.Tensor] = field(default_factory=dict)
+    _modified: set[str] = field(default_factory=set)
+
+    @property
+    def model(self):
+        return self.loaded.model
+
+    @property
+    def tokenizer(self):
+        return self.loaded.tokenizer
+
+    @property
+    def adapter(self):
+        return self.loaded.adapter
+
+    def parameter(self, name: str) -> torch.nn.Parameter:
+        return self.model.get_parameter(name)
+
+    def touch(self, names: list[str]) -> None:
+        """Keep pristine copies of `names` before their weights change."""
+        for name in names:
+            if name not in self._pristine:  # never touched, so still the base weight
+                self._pristine[name] = self.parameter(name).detach().clone()
+            self._modified.add(name)
+
+    def reset(self) -> None:
+        """Back to the base weights."""
+        with torch.no_grad():
+            for name in sorted(self._modified):
+                self.parameter(name).copy_(self._pristine[name])
+        self._modified.clear()
+        self.state = BASE
+
+    def pristine(self, names: list[str]) -> dict[str, torch.Tensor]:
+        """The base weights of `names` (copies)."""
+        for name in names:
+            if name not in self._pristine:
+                self._pristine[name] = self.parameter(name).detach().clone()
+        return {n: self._pristine[n] for n in names}
+
+    def set_chain(self, chain: list[dict[int, LayerUpdate]], label: str | None) -> None:
+        """Puts the weights in the state `chain` builds from the base weights."""
+        names = sorted({self.adapter.proj_weight_name(l) for updates in chain for l in updates})
+        built = build_state(self.pristine(names), self.adapter, chain)
+        self.reset()
+        self.touch(sorted(built))
+        with torch.no_grad():
+            for name, w in built.items():
+                self.parameter(name).copy_(w)
+        self.state = label
+
+    def editing(self, layers: tuple[int, ...]) -> None:
+        """Called before an in-place edit of `layers` (execute_memit, apply_updates)."""
+        self.touch([self.adapter.proj_weight_name(l) for l in layers])
+        self.state = _DIRTY
+
+
+# One loaded base per (path, size/mtime snapshot) for the life of the process: loading is
+# the slow part of every command, and one process may build many states (tests, `ask
+# --compare`, `diff --probe`). Keyed by the snapshot so that a changed file is reloaded.
+_LOADED: dict[tuple, LoadedBase] = {}
+
+
+def _key(path: str | Path) -> tuple:
+    return (str(path), tuple(sorted(path_snapshot(path).items())))
+
+
+def load_base(spec: str, path: str | Path | None = None) -> LoadedBase:
+    """The model `spec` (loaded from `path` when given), once per process."""
+    where = path if path is not None else spec
+    key = _key(where) if Path(where).exists() else (str(where), ())
+    base = _LOADED.get(key)
+    if base is None:
+        base = LoadedBase(load_model(str(where)))
+        _LOADED[key] = base
+    return base
+
+
+def forget_loaded() -> None:
+    _LOADED.clear()
+
+
+def check_base(repo: Repository) -> None:
+    """The cheap check before any edit, export or state: the base file(s) still have the
+    size and mtime recorded at init."""
+    if repo.base_unchanged() is False:
+        raise MemstoreError(f"base model changed on disk since init: {repo.base.path} "
+                            "(run memstore verify --base)")
+
+
+def open_base(repo: Repository, check: bool = True) -> LoadedBase:
+    if check:
+        check_base(repo)
+    b = repo.base
+    return load_base(b.spec, b.path)
+
+
+def state_commit(repo: Repository, rev: str | None) -> str | None:
+    """The commit whose state `rev` names; BASE for None on an unborn branch, and for
+    'base' where no ref or commit of that name exists."""
+    if rev is None or rev == "HEAD":
+        head = repo.head().commit
+        if head is None:
+            return BASE
+        return head
+    try:
+        return repo.resolve(rev)
+    except MemstoreError:
+        if rev == "base":
+            return BASE
+        raise
+
+
+def load_state(repo: Repository, rev: str | None = None, *, check: bool = True) -> LoadedBase:
+    """The base model with its weights in the state of `rev` (None: HEAD; 'base': the base
+    weights), after the cheap check that the base did not change on disk."""
+    commit = state_commit(repo, rev)
+    if check:
+        check_base(repo)
+    return state_of(repo, commit)
+
+
+def state_of(repo: Repository, commit: str | None) -> LoadedBase:
+    """The base model in the state of `commit` (an id, or BASE), without the base check
+    (for operations that made it already)."""
+    base = open_base(repo, check=False)
+    if commit is BASE:
+        base.reset()
+    elif base.state != commit:
+        base.set_chain(repo.update_chain(commit), commit)
+    return base
+
+
+# -- statistics ------------------------------------------------------------------------------
+
+
+def statistics_id(settings: EditSettings) -> str:
+    return sample_id(describe_source(settings.stats_source, settings.stats_tokens,
+                                     settings.seed, STATS_SEQ_LEN))
+
+
+def statistics_cache() -> Path | None:
+    """Where statistics are shared between the repositories of one user, so that a second
+    repository on the same base does not compute them again: $MEMSTORE_STATS_CACHE, else
+    <memstore cache>/statistics; 'off' disables it. Files are named as the engine's
+    `cached_statistics` names them (base hash, layer, sample id)."""
+    where = os.environ.get("MEMSTORE_STATS_CACHE")
+    if where == "off":
+        return None
+    return Path(where) if where else cache_dir() / "statistics"
+
+
+def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
+               compute: bool = True,
+               note: Callable[[str], None] | None = None) -> dict[int, Statistics]:
+    """E[k kᵀ] of every edited layer of `settings`, keyed by (base hash, layer, sample): from
+    the repository; else from the user's statistics cache; else computed on the base
+    weights (all missing layers in one pass; not when `compute` is False; `note` hears of
+    it first). What did not come from the repository is stored in it (and computed ones in
+    the cache)."""
+    sid = statistics_id(settings)
+    have = {l: repo.get_statistics(sid, l) for l in settings.layers
+            if repo.statistics_record(sid, l) is not None}
+    missing = [l for l in settings.layers if l not in have]
+    if not missing:
+        return have
+    cache = statistics_cache()
+    files = {l: cache / f"{repo.base.hash[:16]}-L{l}-{sid}.safetensors" for l in missing} \
+        if cache is not None else {}
+    found = {l: load_statistics(p) for l, p in files.items() if p.is_file()}
+    found = {l: st for l, st in found.items() if st.layer == l and st.id == sid}
+    need = tuple(l for l in missing if l not in found)
+    if need and not compute:
+        raise MemstoreError(f"no statistics for layers {list(need)}; run `memstore stats`")
+    if need:
+        if note is not None:
+            note(f"computing the statistics of layers {', '.join(map(str, need))} on "
+                 f"{settings.stats_tokens} tokens (once per base model and sample)…")
+        base.reset()
+        fresh = compute_statistics(base.model, base.tokenizer, base.adapter, need,
+                                   settings.stats_source, settings.stats_tokens, settings.seed,
+                                   STATS_SEQ_LEN)
+        for l, st in fresh.items():
+            if l in files:
+                try:
+                    save_statistics(st, files[l])
+                except OSError:  # the cache is a convenience; the repository has them
+                    pass
+        found.update(fresh)
+    for st in found.values():
+        repo.put_statistics(st)
+    have.update(found)
+    return {l: have[l] for l in settings.layers}
+
+
+def statistics_of_set(repo: Repository, update_set: UpdateSet) -> dict[int, Statistics]:
+    """The statistics an update set was solved with (for a replay)."""
+    return {l: repo.get_statistics(sid, l) for l, sid in sorted(update_set.stats.items())}

@@ -1,0 +1,203 @@
+"""`memstore` as processes: crash safety under SIGKILL, two writers at once, and
+bit-identical rebuilds in separate processes.
+
+Crash rounds fork the test process (which has the tiny model loaded) and run the CLI's
+`main` in the child, so that a round costs a fraction of a second instead of an
+interpreter start-up. 25 of the 31 kills come from the child itself at the k-th durable
+step of a commit (22 spread over the 43 steps of one commit - before or after each fsync
+and rename, at SQLite's BEGIN, before and after its COMMIT - and 3 in later commits); the
+others come from outside at random times, two of them to full `python -m cli.main commit`
+processes while they hold the repository lock."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from cli_support import (
+    FACTS,
+    copy_repo,
+    empty_template,
+    facts_files,
+    history_template,
+    last_line,
+    log_json,
+    memstore_process,
+    ok,
+)
+
+from memstore.models.hashing import tensor_sha256
+from memstore.store import porcelain, repository
+from memstore.store.repository import Repository
+
+SELF_KILL_STEPS = list(range(1, 44, 2)) + [48, 70, 95]  # a commit has 43 durable steps
+RANDOM_KILLS = 4
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return tmp_path_factory.getbasetemp()
+
+
+def _self_kill_at(step: int) -> None:
+    count = [0]
+
+    def point() -> None:
+        count[0] += 1
+        if count[0] == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    real_fsync, real_replace, real_tx = os.fsync, os.replace, repository.transaction
+
+    def fsync(fd):
+        point()
+        real_fsync(fd)
+        point()
+
+    def replace(a, b):
+        point()
+        real_replace(a, b)
+        point()
+
+    @contextmanager
+    def transaction(db):
+        with real_tx(db):
+            point()  # BEGIN IMMEDIATE taken
+            yield db
+            point()  # rows written and ref moved, not committed
+        point()  # committed
+
+    os.fsync, os.replace, repository.transaction = fsync, replace, transaction
+
+
+def _committer(repo: Path, files: dict[str, Path], step: int) -> None:
+    """In a forked child: `memstore commit` of the facts files in turn until killed."""
+    from cli.main import cli
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    if step:
+        _self_kill_at(step)
+    for i in range(1000):
+        name = "abcde"[i % 5]
+        cli.main(["-C", str(repo), "commit", str(files[name]), "-m", f"facts {name}"],
+                 standalone_mode=False)
+
+
+def _fork_committer(repo: Path, files: dict[str, Path], step: int) -> int:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _committer(repo, files, step)
+        finally:
+            os._exit(3)
+    return pid
+
+
+def check(repo: Path) -> dict:
+    """After a kill: fsck passes, and every commit is wholly there or wholly absent."""
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    log = log_json(repo)
+    with Repository.open(repo) as r:
+        indexed = {row["id"] for row in r.db.query("select id from commits")}
+        assert {e["id"] for e in log} == indexed  # linear: no indexed commit off the branch
+        for e in log:
+            want = FACTS[e["message"].split()[1]]
+            assert [(q.subject, q.prompt, q.target_new, q.target_true)
+                    for q in r.requests_of(e["id"])] == want
+            assert e["n_requests"] == len(want) and set(r.updates_of(e["id"])) == {1, 2}
+        referenced = {o for c in r.log() for o in c.object_ids()}
+        stats = {row["object"] for row in r.db.query("select object from statistics")}
+        return {"commits": len(indexed),
+                "orphans": len(set(r.objects.iter()) - referenced - stats),
+                "temp_files": len(r.objects.temp_files())}
+
+
+def test_sigkill_at_many_moments_leaves_a_valid_repository(base, tmp_path):
+    repo = copy_repo(empty_template(base), tmp_path / "repo")
+    files = facts_files(base)
+    rng = random.Random(0)
+    plan = [("self", s) for s in SELF_KILL_STEPS] + [("random", 0)] * RANDOM_KILLS
+    rng.shuffle(plan)
+    plan += [("process", 0)] * 2
+    seen = []
+    for how, step in plan:
+        if how == "process":  # a real `python -m cli.main commit`, killed mid-way
+            proc = memstore_process("-C", repo, "commit", files["a"], "-m", "facts a")
+            lock = repo / ".memstore" / "lock"
+            deadline = time.monotonic() + 120
+            while lock.read_text().strip() != str(proc.pid) and proc.poll() is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.3))  # it holds the lock: the commit is under way
+            proc.kill()
+            proc.communicate()
+            seen.append(check(repo))
+            continue
+        pid = _fork_committer(repo, files, step)
+        if how == "random":
+            time.sleep(rng.uniform(0.0, 0.5))
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
+        seen.append(check(repo))
+    # the kills landed in every phase: between an object's write and its rename (temp
+    # files), between the objects and the transaction (orphans), and after commits
+    assert any(s["temp_files"] for s in seen) and any(s["orphans"] for s in seen)
+    assert seen[-1]["commits"] >= 10
+    ok("gc", cwd=repo)
+    assert check(repo) == {**seen[-1], "orphans": 0, "temp_files": 0}
+
+
+def test_two_concurrent_commits_lose_no_update(base, tmp_path):
+    repo = copy_repo(empty_template(base), tmp_path / "repo")
+    files = facts_files(base)
+    first = last_line(ok("commit", files["a"], "-m", "facts a", cwd=repo))
+    errs = [tmp_path / "err1", tmp_path / "err2"]
+    with Repository.open(repo) as holder, holder.lock():
+        # both processes find the repository locked, say so, and wait
+        procs = [memstore_process("-C", repo, "commit", files[k], "-m", f"facts {k}",
+                                  stderr=err.open("w"))
+                 for k, err in zip("bc", errs)]
+        deadline = time.monotonic() + 120
+        while not all("waiting for another memstore process" in e.read_text() for e in errs):
+            assert time.monotonic() < deadline, [e.read_text() for e in errs]
+            assert all(p.poll() is None for p in procs), [e.read_text() for e in errs]
+            time.sleep(0.1)
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e.read_text() for e in errs]
+    ids = [o.strip().splitlines()[-1] for o in outs]
+    log = log_json(repo)
+    assert len(log) == 3 and log[-1]["id"] == first
+    assert {e["id"] for e in log[:2]} == set(ids)
+    assert log[1]["parents"] == [first] and log[0]["parents"] == [log[1]["id"]]
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+def test_rebuild_is_bit_identical_across_processes(base, tmp_path):
+    template, (_, c2, _) = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    outs = [tmp_path / "out1", tmp_path / "out2"]
+    procs = [memstore_process("-C", repo, "export", c2, out) for out in outs]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    manifests = [json.loads((o / "memstore-manifest.json").read_text()) for o in outs]
+    assert manifests[0]["tensors"] == manifests[1]["tensors"]
+    assert manifests[0]["commit"] == c2
+    for o in outs:
+        assert (o / "model.safetensors").read_bytes() == (outs[0] / "model.safetensors").read_bytes()
+    with Repository.open(repo) as r:
+        hashes = {name: tensor_sha256(t)
+                  for name, t in porcelain.load_state(r, c2).model.state_dict().items()}
+        base_hashes = {name: tensor_sha256(t)
+                       for name, t in porcelain.load_state(r, "base").model.state_dict().items()}
+    assert all(hashes[name] == sha for name, sha in manifests[0]["tensors"].items())
+    edited = {n for n in manifests[0]["tensors"] if hashes[n] != base_hashes[n]}
+    assert edited == {f"model.layers.{l}.mlp.down_proj.weight" for l in (1, 2)}

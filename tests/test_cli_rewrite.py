@@ -1,0 +1,109 @@
+"""History rewrites through the CLI: revert is exact (C1 then C3 replayed from its cached
+z-vectors, bit for bit), and revert, squash and merge never optimise z-vectors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import transformers
+from cli_support import copy_repo, facts_files, history_template, last_line, log_json, ok, run
+
+from memstore.editing import apply_updates, build_state, execute_memit
+from memstore.models.adapters import get_adapter
+from memstore.models.loading import prepare_tokenizer
+from memstore.store import porcelain
+from memstore.store.repository import Repository
+
+
+@pytest.fixture
+def history(tmp_path_factory, tmp_path):
+    template, ids = history_template(tmp_path_factory.getbasetemp())
+    return copy_repo(template, tmp_path / "repo"), ids
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(
+        a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8))
+
+
+def fresh_model(repo: Repository):
+    """The base model loaded anew (not the CLI's cached one)."""
+    path = repo.base.path
+    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    model.requires_grad_(False)
+    tok = transformers.AutoTokenizer.from_pretrained(path)
+    prepare_tokenizer(tok)
+    return model, tok, get_adapter(model)
+
+
+def test_revert_is_c1_then_c3_replayed_from_its_cached_zs(history):
+    repo_dir, (c1, c2, c3) = history
+    reverted = last_line(ok("revert", c2, cwd=repo_dir))
+    with Repository.open(repo_dir) as repo:
+        commit = repo.get_commit(reverted)
+        assert commit.parents == (c3,) and commit.basis == c1 and len(commit.update_sets) == 1
+        # the expectation, computed independently: C1's update on the base weights, then
+        # C3's requests solved from C3's cached z-vectors and templates (no optimisation)
+        model, tok, adapter = fresh_model(repo)
+        base = {k: v.clone() for k, v in model.state_dict().items()}
+        apply_updates(model, adapter, repo.updates_of(c1))
+        s3 = repo.get_commit(c3).update_sets[0]
+        stats = {l: repo.get_statistics(sid, l) for l, sid in s3.stats.items()}
+        replay = execute_memit(model, tok, repo.requests_of(c3), s3.edit_settings, stats,
+                               zs=repo.zs_of_set(c3), templates=list(s3.templates),
+                               show_progress=False)
+        expected = model.state_dict()
+        rebuilt = build_state(base, adapter, repo.update_chain(reverted))
+        assert sorted(rebuilt) == [adapter.proj_weight_name(l) for l in (1, 2)]
+        for name, w in rebuilt.items():
+            assert same_bits(w, expected[name]), name
+        # and the state the CLI builds (ask/eval/export) is the same
+        live = porcelain.load_state(repo, reverted).model.state_dict()
+        for name, w in rebuilt.items():
+            assert same_bits(live[name], w), name
+        # C3's facts were re-solved (not copied): without C2 the update differs
+        assert not torch.equal(replay.updates[1].U, repo.updates_of(c3)[1].U)
+        assert same_bits(repo.updates_of(reverted)[2].U, replay.updates[2].U)
+
+
+def test_revert_squash_and_merge_run_no_z_optimisation(history, monkeypatch, tmp_path_factory):
+    repo_dir, (c1, c2, _) = history
+    files = facts_files(tmp_path_factory.getbasetemp())
+    ok("branch", "side", c2, cwd=repo_dir)
+    ok("switch", "side", cwd=repo_dir)
+    ok("commit", files["d"], "-m", "facts d", cwd=repo_dir)
+    ok("switch", "main", cwd=repo_dir)
+
+    def no_z_optimisation(*args, **kwargs):
+        raise AssertionError("z-vectors were optimised")
+
+    monkeypatch.setattr("memstore.editing.memit.compute_zs", no_z_optimisation)
+    with pytest.raises(AssertionError, match="optimised"):  # the patch is effective
+        run("commit", files["e"], cwd=repo_dir)
+    merged = last_line(ok("merge", "side", cwd=repo_dir))
+    assert subjects(repo_dir) == {"Danielle Darrieux", "Porsche 911", "Michael Jordan",
+                                  "Toko Yasuda", "Lionel Messi", "Honda Civic"}
+    unmerged = last_line(ok("revert", merged, cwd=repo_dir))  # takes out what side brought
+    assert subjects(repo_dir) == {"Danielle Darrieux", "Porsche 911", "Michael Jordan",
+                                  "Toko Yasuda", "Lionel Messi"}
+    reverted = last_line(ok("revert", c2, cwd=repo_dir))
+    assert subjects(repo_dir) == {"Danielle Darrieux", "Porsche 911", "Toko Yasuda",
+                                  "Lionel Messi"}
+    r = ok("squash", c1, cwd=repo_dir)
+    squashed = last_line(r)
+    log = log_json(repo_dir)
+    assert [e["id"] for e in log] == [squashed, c1]
+    assert {merged, unmerged, reverted} <= {e["id"] for e in log_json(repo_dir, reverted)}
+    shown = json.loads(ok("show", squashed, "--json", cwd=repo_dir).stdout)
+    # the facts added after C1 and live at the old HEAD: those of C3
+    assert shown["n_requests"] == 2 and len(shown["update_sets"]) == 1
+    assert shown["metrics"]["before"]["n"] == 2
+    assert "efficacy before" in r.stderr
+    assert subjects(repo_dir) == {"Danielle Darrieux", "Porsche 911", "Toko Yasuda",
+                                  "Lionel Messi"}
+
+
+def subjects(repo_dir) -> set[str]:
+    with Repository.open(repo_dir) as repo:
+        return {f.request.subject for f in repo.facts_at("HEAD")}

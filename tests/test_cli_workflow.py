@@ -1,0 +1,259 @@
+"""End to end through the CLI (in process, click's CliRunner): init, commits, log, show,
+diff, branches, merge (clean, fast-forward, conflicting), revert, squash, export, verify,
+ask, eval, fsck, gc."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import transformers
+from cli_support import (
+    SETTINGS,
+    copy_repo,
+    facts_files,
+    history_template,
+    last_line,
+    log_json,
+    model_dir,
+    ok,
+    run,
+    snapshot,
+    write_facts,
+)
+
+from memstore.models.hashing import tensor_sha256
+from memstore.store.repository import Repository
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture
+def history(base, tmp_path):
+    template, ids = history_template(base)
+    return copy_repo(template, tmp_path / "repo"), ids
+
+
+def facts_live(repo, rev="HEAD"):
+    with Repository.open(repo) as r:
+        return {(f.request.subject, f.request.prompt): f.request.target_new
+                for f in r.facts_at(rev)}
+
+
+def test_end_to_end(base, tmp_path):
+    files = facts_files(base)
+    repo = tmp_path / "repo"
+    out = ok("init", repo, "--base", model_dir(base))
+    assert "Initialized empty memstore repository" in out.stdout
+    for key, value in SETTINGS.items():
+        ok("config", key, value, cwd=repo)
+    assert json.loads(ok("config", "--json", cwd=repo).stdout)["layers"] == [1, 2]
+    assert log_json(repo) == []
+
+    ids = []
+    for k in "abc":
+        r = ok("commit", files[k], "-m", f"facts {k}", cwd=repo)
+        ids.append(last_line(r))
+        assert len(ids[-1]) == 64 and "efficacy" in r.stdout
+    log = log_json(repo)
+    assert [e["id"] for e in log] == ids[::-1]
+    assert [e["n_requests"] for e in log] == [2, 1, 2]
+    assert log[0]["parents"] == [ids[1]] and log[2]["parents"] == []
+    assert ok("log", "--oneline", cwd=repo).stdout.count("\n") == 3
+
+    shown = json.loads(ok("show", ids[0], "--json", cwd=repo).stdout)
+    assert [x["layer"] for x in shown["update_sets"][0]["layers"]] == [1, 2]
+    assert all(x["rank"] == 2 and x["norm"] > 0 for x in shown["update_sets"][0]["layers"])
+    assert shown["bytes"] > 0 and shown["metrics"]["n"] == 2
+    assert 0 <= shown["metrics"]["efficacy"] <= 1 and shown["metrics"]["p_new"] > 0
+    assert "‖ΔW‖_F" in ok("show", cwd=repo).stdout
+
+    d = json.loads(ok("diff", ids[0], "HEAD", "--json", "--weights", "--probe",
+                      "Michael Jordan plays", cwd=repo).stdout)
+    assert {f["subject"] for f in d["added"]} == {"Michael Jordan", "Toko Yasuda", "Lionel Messi"}
+    assert d["removed"] == [] and d["changed"] == []
+    assert set(d["weights"]) == {"1", "2"} and all(v > 0 for v in d["weights"].values())
+    assert isinstance(d["probe"][0]["HEAD"], str)
+    assert "no fact differs" in ok("diff", "HEAD", "HEAD", cwd=repo).stdout
+
+    # a branch, a commit on it, a clean merge (a merge commit solved on the merge base)
+    ok("branch", "feature", ids[1], cwd=repo)
+    assert "* main" in ok("branch", cwd=repo).stdout
+    ok("switch", "feature", cwd=repo)
+    d_id = last_line(ok("commit", files["d"], "-m", "facts d", cwd=repo))
+    ok("checkout", "main", cwd=repo)
+    merged = last_line(ok("merge", "feature", cwd=repo))
+    log = log_json(repo)
+    assert log[0]["id"] == merged and log[0]["parents"] == [ids[2], d_id]
+    assert log[0]["operation"] == "merge" and log[0]["n_requests"] == 3  # c (2) + d (1)
+    live = facts_live(repo)
+    assert live[("Honda Civic", "{} is produced by")] == "Apple" and len(live) == 6
+    with Repository.open(repo) as r:
+        assert r.get_commit(merged).basis == ids[1]  # the merge base
+    assert "|\\" in ok("log", "--graph", "--oneline", cwd=repo).stdout
+
+    # fast-forward
+    ok("switch", "-c", "ff", cwd=repo)
+    e_id = last_line(ok("commit", files["e"], cwd=repo))
+    ok("switch", "main", cwd=repo)
+    r = ok("merge", "ff", cwd=repo)
+    assert "Fast-forward" in r.stdout and last_line(r) == e_id
+    assert len(log_json(repo)) == 6
+
+    # revert C2 (facts b): its fact goes, the later facts stay
+    rev = last_line(ok("revert", ids[1], cwd=repo))
+    live = facts_live(repo)
+    assert ("Michael Jordan", "{} plays") not in live and len(live) == 6
+    entry = log_json(repo)[0]
+    assert entry["id"] == rev and entry["operation"] == "revert"
+    assert "cached z-vectors" in entry["message"] and ids[1] in entry["message"]
+
+    # squash everything after C1 into one commit: same facts, one update set
+    before = live
+    tip = rev
+    r = ok("squash", ids[0], cwd=repo)
+    squashed = last_line(r)
+    assert "efficacy before" in r.stderr
+    log = log_json(repo)
+    assert [e["id"] for e in log] == [squashed, ids[0]] and log[0]["n_requests"] == 6 - 2
+    assert facts_live(repo) == before
+    assert "no fact differs" in ok("diff", tip, "HEAD", cwd=repo).stdout
+
+    # tags, export, verify, ask, eval
+    ok("tag", "v1", cwd=repo)
+    assert "v1" in ok("tag", cwd=repo).stdout
+    out_dir = tmp_path / "export"
+    ok("export", "v1", out_dir, cwd=repo)
+    manifest = json.loads((out_dir / "memstore-manifest.json").read_text())
+    assert manifest["commit"] == squashed and manifest["base"]["hash"]
+    assert "OK" in ok("verify", out_dir, cwd=repo).stdout
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(out_dir)
+    name = "model.layers.2.mlp.down_proj.weight"
+    assert tensor_sha256(loaded.state_dict()[name]) == manifest["tensors"][name]
+    answers = json.loads(ok("ask", "Michael Jordan plays", "--compare", "base", "--json",
+                            cwd=repo).stdout)["answers"]
+    assert [a["rev"] for a in answers] == ["HEAD", "base"] and answers[1]["commit"] is None
+    m = json.loads(ok("eval", files["c"], "--json", cwd=repo).stdout)
+    assert m["n"] == 2 and 0 <= m["efficacy"] <= 1
+    assert "efficacy" in ok("eval", files["c"], "--by-relation", cwd=repo).stdout
+
+    # fsck, gc: the commits replaced by the squash (and the feature branches) go once
+    # their branches are deleted
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    ok("branch", "-D", "feature", cwd=repo)
+    ok("branch", "-D", "ff", cwd=repo)
+    report = json.loads(ok("gc", "--json", cwd=repo).stdout)
+    assert len(report["commits"]) == 6 and report["bytes"] > 0
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert "OK" in ok("verify", out_dir, cwd=repo).stdout  # still rebuilds after gc
+    st = json.loads(ok("status", "--json", cwd=repo).stdout)
+    assert st["branch"] == "main" and st["n_facts"] == 6 and st["base"]["unchanged"] is True
+
+
+def test_merge_conflict_is_listed_and_writes_nothing(history, tmp_path):
+    repo, _ = history
+    ok("branch", "other", cwd=repo)
+    mine = write_facts(tmp_path / "mine.jsonl",
+                       [("Michael Jordan", "{} plays", "golf", "basketball"),
+                        ("Toko Yasuda", "{} plays the", "drums", "guitar")])
+    theirs = write_facts(tmp_path / "theirs.jsonl",
+                         [("Michael Jordan", "{} plays", "chess", "basketball"),
+                          ("Toko Yasuda", "{} plays the", "flute", "guitar"),
+                          ("Honda Civic", "{} is produced by", "Apple", "Honda")])
+    ok("commit", mine, "--supersede", cwd=repo)
+    ok("switch", "other", cwd=repo)
+    ok("commit", theirs, "--supersede", cwd=repo)
+    ok("switch", "main", cwd=repo)
+    before = snapshot(repo)
+    r = run("merge", "other", cwd=repo)
+    assert r.exit_code == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 3 and "Traceback" not in r.stderr
+    assert lines[0].startswith("CONFLICT 'Michael Jordan' / '{} plays': 'golf' here, 'chess'")
+    assert lines[1].startswith("CONFLICT 'Toko Yasuda'")
+    assert lines[2].startswith("memstore: error: merge of other refused: 2 conflicting")
+    assert snapshot(repo) == before
+
+
+def test_verify_reports_a_changed_tensor(history, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    repo, ids = history
+    out = tmp_path / "out"
+    ok("export", ids[1], out, cwd=repo)
+    r = run("export", out, cwd=repo)
+    assert r.exit_code == 1 and "not empty" in r.stderr
+    ok("export", "--force", out, cwd=repo)  # HEAD now
+    assert json.loads((out / "memstore-manifest.json").read_text())["commit"] == ids[2]
+    weights = out / "model.safetensors"
+    tensors = load_file(weights)
+    name = "model.layers.1.mlp.down_proj.weight"
+    tensors[name][0, 0] += 1e-3
+    save_file(tensors, weights, metadata={"format": "pt"})
+    r = run("verify", out, cwd=repo)
+    assert r.exit_code == 1
+    assert r.stdout.strip().splitlines() == [f"{name}: differs from the rebuilt model"]
+
+
+def test_eval_json_contract_measures_the_base_without_commits(base, tmp_path):
+    from cli_support import empty_template
+
+    repo = copy_repo(empty_template(base), tmp_path / "repo")
+    facts = write_facts(tmp_path / "eval.jsonl", [
+        ("Danielle Darrieux", "The mother tongue of {} is", "English", "French"),
+        ("Michael Jordan", "{} plays", "soccer", "basketball")],
+        extra={"paraphrases": ["Michael Jordan is a player of"],
+               "neighborhood": ["Lionel Messi plays"]})
+    m = json.loads(ok("eval", facts, "--json", cwd=repo).stdout)
+    assert m["commit"] is None and m["n"] == 2
+    for key in ("efficacy", "paraphrase", "neighborhood", "score"):
+        assert 0.0 <= m[key] <= 1.0
+    ok("commit", facts, "-m", "x", cwd=repo)
+    edited = json.loads(ok("eval", facts, "--json", cwd=repo).stdout)
+    base_again = json.loads(ok("eval", facts, "--json", "--rev", "base", cwd=repo).stdout)
+    assert base_again == {**m, "rev": "base"}
+    assert edited["efficacy_magnitude"] > m["efficacy_magnitude"]
+
+
+def test_eval_detects_zsre(history, tmp_path):
+    repo, _ = history
+    records = [{"subject": "Michael Jordan", "src": "What does Michael Jordan play?",
+                "answers": ["soccer"], "rephrase": "Michael Jordan plays which sport?",
+                "loc": "nq question: who wrote the song", "loc_ans": "The String"}]
+    path = tmp_path / "zsre.json"
+    path.write_text(json.dumps(records))
+    m = json.loads(ok("eval", path, "--json", cwd=repo).stdout)
+    assert m["kind"] == "zsre" and m["n"] == 1
+    for key in ("efficacy", "paraphrase", "neighborhood", "score", "specificity"):
+        assert 0.0 <= m[key] <= 1.0
+
+
+def test_statistics_are_shared_between_repositories(base, tmp_path, monkeypatch):
+    from cli_support import empty_template
+
+    empty_template(base)  # computed them once, into the session's statistics cache
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("statistics computed again")
+
+    monkeypatch.setattr("memstore.store.states.compute_statistics", no_compute)
+    repo = tmp_path / "repo"
+    ok("init", repo, "--base", model_dir(base))
+    for key, value in SETTINGS.items():
+        ok("config", key, value, cwd=repo)
+    rows = json.loads(ok("stats", "--json", cwd=repo).stdout)
+    assert [r["layer"] for r in rows] == [1, 2] and all(r["n_tokens"] == 400 for r in rows)
+    ok("config", "stats_tokens", "300", cwd=repo)  # another sample: not in the cache
+    with pytest.raises(AssertionError, match="computed again"):
+        run("stats", cwd=repo)
+
+
+def test_every_command_has_help():
+    from cli.main import cli
+
+    for name in cli.commands:
+        r = run(name, "--help")
+        assert r.exit_code == 0 and r.stdout.startswith("Usage: ") and f" {name} " in r.stdout
+        assert len(r.stdout.splitlines()) > 4

@@ -1,0 +1,41 @@
+"""The real default model, SmolLM2-135M: ten CounterFact records written in one batch.
+
+About two minutes on 2 cores (the dequantized model and the statistics are cached under
+MEMSTORE_CACHE after the first run)."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from memstore.editing import default_settings, execute_memit
+from memstore.editing.statistics import cached_statistics
+from memstore.eval.data import read_counterfact
+from memstore.eval.metrics import counterfact_metrics
+from memstore.models.hashing import model_hash
+from memstore.models.loading import cache_dir, load_model
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "counterfact-dev.json"
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    torch.set_num_threads(2)
+    return load_model("smollm2-135m")
+
+
+def test_smollm2_ten_counterfact_edits(smollm2):
+    if not DATA.is_file():
+        pytest.skip(f"evaluation data not found at {DATA}")
+    model, tok, ad = smollm2.model, smollm2.tokenizer, smollm2.adapter
+    records = read_counterfact(DATA)[:10]
+    before = counterfact_metrics(model, tok, records)
+    s = default_settings(model)
+    stats = cached_statistics(model, tok, ad, s.layers, model_hash(model), cache_dir() / "stats",
+                              s.stats_source, s.stats_tokens, s.seed)
+    res = execute_memit(model, tok, records, s, stats, show_progress=False)
+    after = counterfact_metrics(model, tok, records)
+    assert before["efficacy"] <= 0.5
+    assert after["efficacy"] >= 0.9, after
+    assert after["paraphrase"] >= before["paraphrase"] + 0.2, (before, after)
+    assert after["neighborhood"] >= before["neighborhood"] - 0.15, (before, after)
+    assert all(torch.isfinite(u.U).all() and torch.isfinite(u.V).all() for u in res.updates.values())
