@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import torch
 import transformers
+from tiny import tiny_config, tiny_tokenizer
 
 from memstore.editing import Request, default_settings
 from memstore.editing.statistics import compute_statistics
 from memstore.models.adapters import get_adapter
 from memstore.models.loading import prepare_tokenizer
-from tiny import tiny_config, tiny_tokenizer
 
 FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama", "gemma")
 TEMPLATES = ["{}", "The cat sat. {}", "Because of the capital of France is Paris. {}"]
@@ -33,8 +33,8 @@ def build(family: str, layers: int = 4, seed: int = 0):
 
 
 def settings_for(model, **changes):
-    base = dict(layers=(1, 2), mom2_weight=1.0, z_steps=6, n_templates=2, template_tokens=4,
-                stats_tokens=400)
+    base = {"layers": (1, 2), "mom2_weight": 1.0, "z_steps": 6, "n_templates": 2, "template_tokens": 4,
+                "stats_tokens": 400}
     base.update(changes)
     return default_settings(model, **base)
 

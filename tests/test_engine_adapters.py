@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from engine_fixtures import FAMILIES, build
+
 from memstore.errors import ValidationError
 from memstore.models.adapters import get_adapter, supported
 

@@ -1,8 +1,8 @@
 """MEMIT on tiny random models of every family: shapes, exactness, batching, apply."""
 import pytest
 import torch
-
 from engine_fixtures import FAMILIES, REQUESTS, TEMPLATES, build, settings_for, stats_for
+
 from memstore.editing import build_state, execute_memit, unapply_updates
 from memstore.editing.apply import delta
 from memstore.editing.keys import compute_keys, current_hidden
@@ -38,7 +38,7 @@ def test_shapes_and_orientation(edited):
 
 
 def test_rebuild_is_bit_identical_and_unapply_restores(edited):
-    model, _, ad, s, _, base, res = edited
+    model, _, ad, _s, _, base, res = edited
     rebuilt = build_state(base, ad, [res.updates])
     for name, w in rebuilt.items():
         assert torch.equal(w, model.state_dict()[name])

@@ -5,5 +5,15 @@ from .requests import Request, validate_requests
 from .result import EditResult, LayerUpdate
 from .settings import EditSettings
 
-__all__ = ["Request", "validate_requests", "EditSettings", "EditResult", "LayerUpdate",
-           "execute_memit", "default_settings", "apply_updates", "unapply_updates", "build_state"]
+__all__ = [
+           "EditResult",
+           "EditSettings",
+           "LayerUpdate",
+           "Request",
+           "apply_updates",
+           "build_state",
+           "default_settings",
+           "execute_memit",
+           "unapply_updates",
+           "validate_requests",
+]

@@ -5,8 +5,8 @@ updates are added in a fixed order (update sets in order, layers ascending), so 
 history gives the same bits in every process."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 

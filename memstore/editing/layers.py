@@ -5,8 +5,8 @@ no architecture code is copied: decoder layers below the start are swapped for s
 that return known hidden states, and a hook on the last layer needed stops the pass."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import torch
 from torch import nn

@@ -13,7 +13,7 @@ from .requests import Request, validate_requests
 from .result import EditResult, LayerUpdate
 from .sampling import sample_templates
 from .settings import EditSettings
-from .solve import cholesky_or_none, preserved_matrix, solve_layer
+from .solve import preserved_matrix, solve_layer, solve_layer_nullspace
 from .statistics import Statistics
 from .zs import compute_zs
 
@@ -45,8 +45,9 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
     """Writes `requests` into `model` (in place) and returns what was written.
 
     `zs` given: a replay from cached z-vectors (no optimisation). `preserved`: per layer,
-    Σ K_prev K_prevᵀ of earlier commits, added to λ·E[k kᵀ] with `history_weight`
-    (history method "preserve")."""
+    Σ K_prev K_prevᵀ of the earlier commits on the branch (`running_matrix`): added to
+    λ·E[k kᵀ] with `history_weight` (history "preserve"), or kept alongside the null-space
+    projection (history "nullspace"); ignored by "plain"."""
     adapter = adapter or get_adapter(model)
     validate_requests(requests, tokenizer)
     check_settings(model, adapter, settings)
@@ -70,12 +71,27 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
         keys = compute_keys(model, tokenizer, adapter, layer, requests, templates)
         cur = current_hidden(model, tokenizer, adapter, L, requests)
         residuals = (zs.float() - cur) / (len(settings.layers) - i)
-        history = (preserved or {}).get(layer) if settings.history == "preserve" else None
-        a = preserved_matrix(stats[layer].mom2, settings.mom2_weight, history, settings.history_weight)
-        u, v = solve_layer(a, keys, residuals, cholesky_or_none(a) if len(requests) < a.shape[0] else None)
+        history = None if settings.history == "plain" else (preserved or {}).get(layer)
+        if settings.history == "nullspace":
+            u, v = solve_layer_nullspace(stats[layer].projector(settings.nullspace_threshold), keys,
+                                         residuals, history, settings.nullspace_l2)
+        else:
+            a = preserved_matrix(stats[layer].mom2, settings.mom2_weight, history,
+                                 settings.history_weight)
+            u, v = solve_layer(a, keys, residuals)
         update = LayerUpdate(layer, u.float(), v.float(), keys.float(), adapter.transposed)
         apply_update(model, adapter, update)
         updates[layer] = update
     info["time_solve"] = time.perf_counter() - t1
     return EditResult(list(requests), settings, list(templates), zs.float().detach(), updates,
                       {l: stats[l].id for l in settings.layers}, info)
+
+
+def running_matrix(keys_per_commit: list[dict[int, torch.Tensor]]) -> dict[int, torch.Tensor]:
+    """Σ K Kᵀ (d_in × d_in, float64) per layer over earlier commits' keys (n × d_in each)."""
+    out: dict[int, torch.Tensor] = {}
+    for keys in keys_per_commit:
+        for layer, k in keys.items():
+            kk = k.double().T @ k.double()
+            out[layer] = kk if layer not in out else out[layer] + kk
+    return out

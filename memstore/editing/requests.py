@@ -1,8 +1,9 @@
 """Requests: the facts to write, and their validation (before any work is done)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import ValidationError
 
@@ -37,7 +38,7 @@ class Request:
         return {k: v for k, v in d.items() if v not in (None, [])}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Request":
+    def from_dict(cls, d: dict[str, Any]) -> Request:
         return cls(
             subject=d["subject"],
             prompt=d["prompt"],
@@ -103,4 +104,4 @@ def validate_requests(requests: list[Request], tokenizer=None) -> None:
             subject_last_token(tokenizer, r.prompt, r.subject, context=r.describe())
 
 
-__all__ = ["Request", "fact_key", "check_request", "check_consistent", "validate_requests", "field"]
+__all__ = ["Request", "check_consistent", "check_request", "fact_key", "field", "validate_requests"]

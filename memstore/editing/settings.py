@@ -27,6 +27,8 @@ class EditSettings:
     stats_tokens: int = 20000
     history: str = "plain"  # plain | preserve | nullspace (see the history issue)
     history_weight: float = 1.0  # weight of earlier commits' keys in the solve
+    nullspace_threshold: float = 0.02  # eigenvalues of E[kkᵀ] below this span the null space
+    nullspace_l2: float = 10.0  # ridge term of the null-space solve (AlphaEdit's L2)
     z_chunk: int = 64  # requests per optimisation chunk (bounds memory)
     compute_dtype: str = "float32"  # dtype of the z-vector forward/backward passes
 
@@ -54,7 +56,7 @@ class EditSettings:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EditSettings":
+    def from_dict(cls, d: dict[str, Any]) -> EditSettings:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -64,7 +66,7 @@ class EditSettings:
             d["layers"] = tuple(int(x) for x in d["layers"])
         return cls(**d)
 
-    def with_changes(self, **changes: Any) -> "EditSettings":
+    def with_changes(self, **changes: Any) -> EditSettings:
         if "layers" in changes:
             changes["layers"] = tuple(changes["layers"])
         return replace(self, **changes)

@@ -45,3 +45,27 @@ def solve_layer(a: torch.Tensor, keys: torch.Tensor, residuals: torch.Tensor,
     if not (torch.isfinite(u).all() and torch.isfinite(v).all()):
         raise NumericalError("the layer solve produced non-finite values")
     return u, v
+
+
+def nullspace_projector(mom2: torch.Tensor, threshold: float) -> torch.Tensor:
+    """P (d_in × d_in, float64): the projector onto the span of E[k kᵀ]'s eigenvectors with
+    eigenvalue below `threshold` — directions ordinary text hardly uses (AlphaEdit)."""
+    values, vectors = torch.linalg.eigh(mom2.double())
+    small = vectors[:, values < threshold]
+    return small @ small.T
+
+
+def solve_layer_nullspace(projector: torch.Tensor, keys: torch.Tensor, residuals: torch.Tensor,
+                          history: torch.Tensor | None, l2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """AlphaEdit's update (Fang et al., ICLR 2025): ΔW = R Kᵀ P (P (K Kᵀ + Σ K_p K_pᵀ) + l2·I)⁻ᵀ,
+    as U = R (d_out × n), V = (P (K Kᵀ + Σ K_p K_pᵀ) + l2·I)⁻¹ P K (d_in × n). ΔW k ≈ 0 for
+    keys k in the preserved span, and the earlier commits' keys K_p are kept too."""
+    k = keys.double().T
+    d_in = k.shape[0]
+    m = k @ k.T if history is None else k @ k.T + history.double()
+    a = projector @ m + l2 * torch.eye(d_in, dtype=torch.float64, device=k.device)
+    v = torch.linalg.solve(a, projector @ k)
+    u = residuals.double().T
+    if not (torch.isfinite(u).all() and torch.isfinite(v).all()):
+        raise NumericalError("the null-space solve produced non-finite values")
+    return u, v

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -31,6 +31,15 @@ class Statistics:
     @property
     def id(self) -> str:
         return sample_id(self.description)
+
+    def projector(self, threshold: float) -> torch.Tensor:
+        """The null-space projector of these statistics (computed once per threshold)."""
+        from .solve import nullspace_projector
+
+        cache = self.__dict__.setdefault("_projectors", {})
+        if threshold not in cache:
+            cache[threshold] = nullspace_projector(self.mom2, threshold)
+        return cache[threshold]
 
 
 def sample_id(description: str) -> str:

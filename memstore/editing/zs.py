@@ -9,9 +9,9 @@ the positions the loss reads. A request whose loss falls below `z_stop_loss` lea
 batch; Adam is kept per request so that leaving does not move anyone else."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +47,7 @@ class Rows:
     position_ids: torch.Tensor | None = None
     past: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
-    def select(self, rows: torch.Tensor) -> "Rows":
+    def select(self, rows: torch.Tensor) -> Rows:
         """The sub-batch made of `rows` (target tokens follow their rows)."""
         remap = torch.full((self.input_ids.shape[0],), -1, dtype=torch.long)
         remap[rows] = torch.arange(len(rows))
@@ -139,7 +139,7 @@ def to_suffix(rows: Rows, h_L: torch.Tensor, past: list, keep: torch.Tensor) -> 
     device = h_L.device
     s = rows.subject_pos[keep]
     lens = rows.attention_mask[keep].sum(1)
-    n_rows, P, S = len(s), int(s.max()), int((lens - s).max())
+    _n_rows, P, S = len(s), int(s.max()), int((lens - s).max())
     col = torch.arange(P)
     pre_mask = (col.unsqueeze(0) >= (P - s).unsqueeze(1)).long()
     src = (col.unsqueeze(0) - (P - s).unsqueeze(1)).clamp(min=0)  # prefix slot -> position

@@ -35,8 +35,6 @@ def compute_z_reference(model, tokenizer, adapter: Adapter, request: Request, te
     opt = torch.optim.Adam([delta], lr=settings.z_lr)
     kl_row = int(torch.nonzero(rows.is_kl)[0])
     kl_pos = int(rows.attention_mask[kl_row].sum()) - 1
-    kl_init = None
-    steps = 0
     with eager_attention(model):
         return _optimise(model, ids, mask, rows, delta, state, opt, kl_row, kl_pos, settings, handle)
 

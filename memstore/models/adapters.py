@@ -3,8 +3,8 @@ projection W_out (the edited matrix), the final norm, the LM head and the embedd
 the family's default edited layers and λ. A new family is one more `Adapter(...)` here."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn

@@ -23,6 +23,7 @@ from ..editing.settings import EditSettings
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import model_hash
 from ..models.loading import DEFAULT_MODEL, resolve
+from . import history
 from .checkpoint import export, verify, verify_base
 from .history import LiveFact
 from .lock import WaitCallback
@@ -170,7 +171,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
         stats_ = statistics(repo, base, settings, note=note)
         state_of(repo, parent)
         before = measure(base, requests, quick=True)
-        preserved = repo.chain_keys(parent) if parent and settings.history == "preserve" else None
+        preserved = (history.running_matrix(repo, parent)
+                     if parent and settings.history != "plain" else None)
         base.editing(settings.layers)
         result = execute_memit(base.model, base.tokenizer, requests, settings, stats_,
                                adapter=base.adapter, preserved=preserved)

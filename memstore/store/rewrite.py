@@ -13,9 +13,9 @@ from typing import Any
 import torch
 
 from ..editing.apply import apply_updates
-from ..editing.memit import execute_memit
+from ..editing.memit import execute_memit, running_matrix
 from ..editing.requests import Request, fact_key
-from ..editing.result import EditResult, LayerUpdate
+from ..editing.result import EditResult
 from ..editing.settings import EditSettings
 from ..editing.statistics import Statistics
 from ..errors import MemstoreError, ValidationError
@@ -74,20 +74,12 @@ def _stored_result(repo: Repository, ref: SetRef) -> EditResult:
                       dict(s.info))
 
 
-def _keys(chain: list[dict[int, LayerUpdate]]) -> dict[int, torch.Tensor]:
-    keys: dict[int, list[torch.Tensor]] = {}
-    for updates in chain:
-        for layer, u in updates.items():
-            keys.setdefault(layer, []).append(u.keys)
-    return {l: torch.cat(ks) for l, ks in sorted(keys.items())}
-
-
 def _preserved(repo: Repository, basis: str | None, results: list[EditResult],
                settings: EditSettings) -> dict[int, torch.Tensor] | None:
-    if settings.history != "preserve":
+    if settings.history == "plain":
         return None
     chain = (repo.update_chain(basis) if basis else []) + [r.updates for r in results]
-    return _keys(chain) or None
+    return running_matrix([{l: u.keys for l, u in updates.items()} for updates in chain]) or None
 
 
 def _basis_chain(repo: Repository, commit: str) -> list[str]:

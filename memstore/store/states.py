@@ -192,12 +192,12 @@ def statistics_id(settings: EditSettings) -> str:
 def statistics_cache() -> Path | None:
     """Where statistics are shared between the repositories of one user, so that a second
     repository on the same base does not compute them again: $MEMSTORE_STATS_CACHE, else
-    <memstore cache>/statistics; 'off' disables it. Files are named as the engine's
+    <memstore cache>/stats; 'off' disables it. Files are named as the engine's
     `cached_statistics` names them (base hash, layer, sample id)."""
     where = os.environ.get("MEMSTORE_STATS_CACHE")
     if where == "off":
         return None
-    return Path(where) if where else cache_dir() / "statistics"
+    return Path(where) if where else cache_dir() / "stats"
 
 
 def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,

@@ -1,0 +1,60 @@
+"""History-aware solves: earlier commits' keys are preserved (or projected away from)."""
+import pytest
+import torch
+from engine_fixtures import REQUESTS, build, settings_for, stats_for
+
+from memstore.editing import execute_memit
+from memstore.editing.keys import current_hidden
+from memstore.editing.memit import running_matrix
+from memstore.editing.solve import nullspace_projector
+
+
+def test_running_matrix_is_the_sum_over_commits():
+    torch.manual_seed(0)
+    ks = [{1: torch.randn(3, 8), 2: torch.randn(3, 8)}, {1: torch.randn(5, 8), 2: torch.randn(5, 8)}]
+    m = running_matrix(ks)
+    for layer in (1, 2):
+        all_k = torch.cat([k[layer] for k in ks]).double()
+        torch.testing.assert_close(m[layer], all_k.T @ all_k)
+
+
+def drift_after_second_commit(history: str) -> float:
+    model, tok, ad = build("llama")
+    s = settings_for(model, layers=(2,), mom2_weight=10.0, z_steps=10, history=history,
+                     history_weight=1e4, nullspace_threshold=1e9, nullspace_l2=1e-3)
+    stats = stats_for(model, tok, ad, s.layers)
+    first, second = REQUESTS[:1], REQUESTS[1:]
+    r1 = execute_memit(model, tok, first, s, stats, templates=["{}"], show_progress=False)
+    h1 = current_hidden(model, tok, ad, 2, first)
+    preserved = running_matrix([{l: u.keys for l, u in r1.updates.items()}])
+    execute_memit(model, tok, second, s, stats, templates=["{}"], preserved=preserved,
+                  show_progress=False)
+    h2 = current_hidden(model, tok, ad, 2, first)
+    return float((h2 - h1).norm() / h1.norm())
+
+
+def test_preserving_earlier_keys_keeps_an_earlier_fact_that_plain_loses():
+    plain = drift_after_second_commit("plain")
+    preserve = drift_after_second_commit("preserve")
+    nullspace = drift_after_second_commit("nullspace")
+    assert plain > 0.05, plain  # the plain solve moves the first commit's fact
+    assert preserve < plain / 10, (preserve, plain)
+    assert nullspace < plain / 10, (nullspace, plain)
+
+
+def test_nullspace_projector_is_a_projector_onto_small_directions():
+    torch.manual_seed(0)
+    basis, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64))
+    mom2 = basis @ torch.diag(torch.tensor([5.0, 3.0, 1.0, 1e-3, 1e-4, 0.0], dtype=torch.float64)) @ basis.T
+    p = nullspace_projector(mom2, 1e-2)
+    torch.testing.assert_close(p @ p, p)
+    assert round(float(torch.trace(p))) == 3
+    torch.testing.assert_close(p @ basis[:, :3], torch.zeros(6, 3, dtype=torch.float64), atol=1e-10, rtol=0)
+
+
+def test_history_method_is_validated():
+    from memstore.editing.settings import EditSettings
+    from memstore.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="history"):
+        EditSettings(layers=(1,), mom2_weight=1.0, history="forgetful")
