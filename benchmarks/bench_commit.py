@@ -98,12 +98,17 @@ def main() -> None:
         t = time.perf_counter()
         memstore("stats", cwd=repo)
         t_stats_cli = time.perf_counter() - t
+        before = json.loads(memstore("eval", str(facts), "--json", cwd=repo))
         t = time.perf_counter()
         memstore("commit", str(facts), "-m", f"{args.n} CounterFact records", cwd=repo)
         t_commit = time.perf_counter() - t
         show = json.loads(memstore("show", "HEAD", "--json", cwd=repo))
+        after = json.loads(memstore("eval", str(facts), "--json", cwd=repo))
+    keys = ("efficacy", "paraphrase", "neighborhood", "score")
     results["commit"] = {"seconds": t_commit, "stats_seconds": t_stats_cli,
-                         "efficacy": show.get("metrics", {}).get("efficacy")}
+                         "efficacy": show.get("metrics", {}).get("efficacy"),
+                         "bytes": show.get("bytes"),
+                         "before": {k: before[k] for k in keys}, "after": {k: after[k] for k in keys}}
 
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
@@ -122,6 +127,12 @@ def main() -> None:
         f"| z-vector speed-up | **{zs['ratio']:.1f}x** per request |",
         f"| `memstore commit` of {args.n} requests (statistics cached) | **{c['seconds']:.0f} s** "
         f"(efficacy {c['efficacy']}) |",
+        f"| commit size | {c['bytes']} bytes |",
+        "",
+        "| CounterFact, first %d dev records | ES | PS | NS | S |" % args.n,
+        "| --- | --- | --- | --- | --- |",
+        "| unedited | %.3f | %.3f | %.3f | %.3f |" % tuple(c["before"][k] for k in keys),
+        "| after the commit | %.3f | %.3f | %.3f | %.3f |" % tuple(c["after"][k] for k in keys),
         "",
         "Command: `python benchmarks/bench_commit.py --n %d --reference %d`" % (args.n, args.reference),
     ])
