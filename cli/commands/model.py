@@ -37,7 +37,8 @@ def ask(prompt: str, rev: str | None, compare: str | None, max_tokens: int,
               for a in answers]
     width = max(len(label) for label in labels)
     for label, a in zip(labels, answers):
-        click.echo(f"{label:<{width}}  {prompt}{a['completion']}")
+        # one line per state, so that the answers stay side by side
+        click.echo(f"{label:<{width}}  {prompt}{' '.join(a['completion'].splitlines())}")
 
 
 @click.command("eval")

@@ -6,17 +6,7 @@ import torch
 from ..models.adapters import Adapter
 from .layers import run_until
 from .requests import Request
-from .tokens import subject_last_token
-
-
-def _pad(tokenizer, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for k, s in enumerate(seqs):
-        ids[k, : len(s)] = torch.tensor(s)
-        mask[k, : len(s)] = 1
-    return ids, mask
+from .tokens import pad_right, subject_last_token
 
 
 @torch.no_grad()
@@ -29,7 +19,7 @@ def at_subject(model, tokenizer, adapter: Adapter, layer: int, kind: str, prompt
     for a in range(0, len(prompts), batch_rows):
         enc = [subject_last_token(tokenizer, p, s) for p, s in zip(prompts[a:a + batch_rows],
                                                                     subjects[a:a + batch_rows])]
-        ids, mask = _pad(tokenizer, [e[0] for e in enc])
+        ids, mask = pad_right(tokenizer.pad_token_id, [e[0] for e in enc])
         got = run_until(model, adapter, layer, [(layer, kind)], input_ids=ids.to(device),
                         attention_mask=mask.to(device))[(layer, kind)]
         pos = torch.tensor([e[1] for e in enc], device=device)

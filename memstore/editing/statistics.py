@@ -19,6 +19,7 @@ from ..models.adapters import Adapter
 from .layers import run_until
 from .progress import progress
 from .sampling import TEXT_STARTS, sample
+from .tokens import pad_right
 
 
 @dataclass
@@ -134,12 +135,7 @@ def collect(model, adapter: Adapter, chunks: list[list[int]], layers: tuple[int,
     total = sum(len(c) for c in chunks)
     with progress(total=total, desc="statistics", unit="tok") as bar:
         for b in batches:
-            width = max(len(chunks[i]) for i in b)
-            ids = torch.full((len(b), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(b), width), dtype=torch.long)
-            for r, i in enumerate(b):
-                ids[r, : len(chunks[i])] = torch.tensor(chunks[i])
-                mask[r, : len(chunks[i])] = 1
+            ids, mask = pad_right(pad_id, [chunks[i] for i in b])
             got = run_until(model, adapter, max(layers), [(l, "key") for l in layers],
                             input_ids=ids.to(device), attention_mask=mask.to(device))
             keep = mask.bool().reshape(-1).to(device)

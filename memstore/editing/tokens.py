@@ -1,7 +1,20 @@
 """Token positions: where the subject's last token sits in a prompt, and target tokens."""
 from __future__ import annotations
 
+import torch
+
 from ..errors import ValidationError
+
+
+def pad_right(pad_id: int, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token sequences as a right-padded batch: (ids, attention mask)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for k, s in enumerate(seqs):
+        ids[k, : len(s)] = torch.tensor(s)
+        mask[k, : len(s)] = 1
+    return ids, mask
 
 
 def target_ids(tokenizer, target: str) -> list[int]:

@@ -22,7 +22,7 @@ from .layers import replaced_layers
 from .progress import progress
 from .requests import Request
 from .settings import EditSettings
-from .tokens import subject_last_token, target_ids
+from .tokens import pad_right, subject_last_token, target_ids
 
 KL_PROMPT = "{} is a"
 
@@ -81,12 +81,7 @@ def build_rows(tokenizer, requests: list[Request], templates: list[str]) -> Rows
         spos.append(s)
         req.append(i)
         kl.append(True)
-    width = max(len(s) for s in seqs)
-    input_ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for k, s in enumerate(seqs):
-        input_ids[k, : len(s)] = torch.tensor(s)
-        mask[k, : len(s)] = 1
+    input_ids, mask = pad_right(tokenizer.pad_token_id, seqs)
     t = torch.tensor
     return Rows(input_ids, mask, t(spos), t(req), t(kl), t(trow), t(tpos), t(tid),
                 t(tw, dtype=torch.float32), mask.sum(1) - 1)
