@@ -1,0 +1,76 @@
+"""Validation before any work: each mistake is an error naming the request; NaN/inf is an
+error, never a silent bad edit."""
+import pytest
+import torch
+
+from engine_fixtures import REQUESTS, TEMPLATES, build, settings_for, stats_for
+from memstore.editing import Request, execute_memit, validate_requests
+from memstore.editing.solve import solve_layer
+from memstore.errors import NumericalError, ValidationError
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build("gpt2")
+
+
+@pytest.mark.parametrize("request_, message", [
+    (Request("Paris", "The capital of France", "Rome"), "must contain exactly one '{}'"),
+    (Request("Paris", "{} and {} are", "Rome"), "must contain exactly one '{}'"),
+    (Request("  ", "{} is in", "Rome"), "empty subject"),
+    (Request("Paris", "{} is in", ""), "empty target_new"),
+    (Request("Micha", "{}el plays", "chess"), "cannot locate the subject 'Micha'"),
+])
+def test_each_mistake_names_the_request(tiny, request_, message):
+    _, tok, _ = tiny
+    with pytest.raises(ValidationError, match=message) as e:
+        validate_requests([REQUESTS[0], request_], tok)
+    if "locate" not in message:
+        assert "request 2" in str(e.value)
+
+
+def test_contradicting_requests_are_refused(tiny):
+    _, tok, _ = tiny
+    a = Request("Paris", "{} is in", "France")
+    with pytest.raises(ValidationError, match="conflicting requests: 'Paris' / '{} is in'"):
+        validate_requests([a, Request("Paris", "{} is in", "Italy")], tok)
+    validate_requests([a, a, Request("Paris", "{} is the capital of", "Italy")], tok)
+
+
+def test_no_requests_is_an_error(tiny):
+    with pytest.raises(ValidationError, match="no requests"):
+        validate_requests([], tiny[1])
+
+
+def test_validation_happens_before_any_work(tiny, monkeypatch):
+    model, tok, ad = tiny
+    s = settings_for(model)
+    stats = stats_for(model, tok, ad, s.layers)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    import memstore.editing.memit as memit
+
+    monkeypatch.setattr(memit, "compute_zs", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(ValidationError):
+        execute_memit(model, tok, [REQUESTS[0], Request("x", "no braces", "y")], s, stats,
+                      templates=TEMPLATES, show_progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_layers_out_of_range_are_refused(tiny):
+    model, tok, ad = tiny
+    s = settings_for(model, layers=(2, 7))
+    with pytest.raises(ValidationError, match="layer 7 out of range"):
+        execute_memit(model, tok, REQUESTS, s, {}, templates=TEMPLATES, show_progress=False)
+
+
+def test_non_finite_values_are_errors(tiny):
+    model, tok, ad = tiny
+    s = settings_for(model)
+    stats = stats_for(model, tok, ad, s.layers)
+    bad = torch.full((len(REQUESTS), model.config.hidden_size), float("nan"))
+    with pytest.raises(NumericalError):
+        execute_memit(model, tok, REQUESTS, s, stats, zs=bad, templates=TEMPLATES,
+                      show_progress=False)
+    a = torch.eye(4, dtype=torch.float64)
+    with pytest.raises(NumericalError):
+        solve_layer(a, torch.ones(2, 4), torch.tensor([[1.0, float("inf")], [0.0, 0.0]]))
