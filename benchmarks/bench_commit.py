@@ -28,13 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "counterfact-dev.json"
 
-from memstore.editing import default_settings  # noqa: E402
-from memstore.editing.memit import templates_for  # noqa: E402
-from memstore.editing.statistics import collect, self_sampled_chunks  # noqa: E402
-from memstore.editing.zs import compute_zs  # noqa: E402
-from memstore.editing.zs_reference import compute_z_reference  # noqa: E402
-from memstore.eval.data import read_counterfact  # noqa: E402
-from memstore.models.loading import load_model  # noqa: E402
+from memstore.editing import default_settings
+from memstore.editing.memit import templates_for
+from memstore.editing.statistics import collect, self_sampled_chunks
+from memstore.editing.zs import compute_zs
+from memstore.editing.zs_reference import compute_z_reference
+from memstore.eval.data import read_counterfact
+from memstore.models.loading import load_model
 
 
 def memstore(*args: str, cwd: Path) -> str:
@@ -119,22 +119,22 @@ def main() -> None:
         "",
         "| what | measured |",
         "| --- | --- |",
-        f"| statistics, one pass to layer {max(s.layers)} | {st['tokens_per_s']:.0f} tokens/s "
-        f"({st['ratio']:.1f}x a full forward: {st['full_forward_tokens_per_s']:.0f} tokens/s) |",
+        (f"| statistics, one pass to layer {max(s.layers)} | {st['tokens_per_s']:.0f} tokens/s "
+        f"({st['ratio']:.1f}x a full forward: {st['full_forward_tokens_per_s']:.0f} tokens/s) |"),
         f"| z-vectors, paper's procedure (one at a time, full passes) | {zs['reference_s_per_request']:.2f} s/request |",
-        f"| z-vectors, batched + cached | {zs['batched_s_per_request']:.2f} s/request "
-        f"(mean {zs['mean_steps']:.1f} steps) |",
+        (f"| z-vectors, batched + cached | {zs['batched_s_per_request']:.2f} s/request "
+        f"(mean {zs['mean_steps']:.1f} steps) |"),
         f"| z-vector speed-up | **{zs['ratio']:.1f}x** per request |",
-        f"| `memstore commit` of {args.n} requests (statistics cached) | **{c['seconds']:.0f} s** "
-        f"(efficacy {c['efficacy']}) |",
+        (f"| `memstore commit` of {args.n} requests (statistics cached) | **{c['seconds']:.0f} s** "
+        f"(efficacy {c['efficacy']}) |"),
         f"| commit size | {c['bytes']} bytes |",
         "",
-        "| CounterFact, first %d dev records | ES | PS | NS | S |" % args.n,
+        f"| CounterFact, first {args.n} dev records | ES | PS | NS | S |",
         "| --- | --- | --- | --- | --- |",
-        "| unedited | %.3f | %.3f | %.3f | %.3f |" % tuple(c["before"][k] for k in keys),
-        "| after the commit | %.3f | %.3f | %.3f | %.3f |" % tuple(c["after"][k] for k in keys),
+        "| unedited | {:.3f} | {:.3f} | {:.3f} | {:.3f} |".format(*tuple(c["before"][k] for k in keys)),
+        "| after the commit | {:.3f} | {:.3f} | {:.3f} | {:.3f} |".format(*tuple(c["after"][k] for k in keys)),
         "",
-        "Command: `python benchmarks/bench_commit.py --n %d --reference %d`" % (args.n, args.reference),
+        f"Command: `python benchmarks/bench_commit.py --n {args.n} --reference {args.reference}`",
     ])
     (out / "commit.md").write_text(table + "\n")
     print(table)

@@ -48,7 +48,7 @@ def main() -> None:
         for i in range(5):
             f = tmp / f"batch{i}.json"
             f.write_text(json.dumps(records[20 * i: 20 * (i + 1)]))
-            text, secs = timed("commit", str(f), "-m", f"batch {i}", cwd=repo)
+            _text, secs = timed("commit", str(f), "-m", f"batch {i}", cwd=repo)
             show = json.loads(memstore("show", "HEAD", "--json", cwd=repo))
             out["commits"].append({"seconds": secs, "bytes": show.get("bytes")})
         facts = tmp / "all.json"
@@ -73,17 +73,17 @@ def main() -> None:
         "",
         "| state of the 100 facts | ES | PS | NS | S |",
         "| --- | --- | --- | --- | --- |",
-        "| 5-commit history | %.3f | %.3f | %.3f | %.3f |" % tuple(out["history"][k] for k in keys),
-        "| after `squash` (one re-solve, cached z) | %.3f | %.3f | %.3f | %.3f |" % tuple(out["squashed"][k] for k in keys),
+        "| 5-commit history | {:.3f} | {:.3f} | {:.3f} | {:.3f} |".format(*tuple(out["history"][k] for k in keys)),
+        "| after `squash` (one re-solve, cached z) | {:.3f} | {:.3f} | {:.3f} | {:.3f} |".format(*tuple(out["squashed"][k] for k in keys)),
         "",
         "| what | measured |",
         "| --- | --- |",
-        "| commit of 20 records | %s s |" % ", ".join(f"{c['seconds']:.0f}" for c in out["commits"]),
+        "| commit of 20 records | {} s |".format(", ".join(f"{c['seconds']:.0f}" for c in out["commits"])),
         f"| squash of 100 facts (no z optimisation) | {out['squash_seconds']:.0f} s |",
         f"| bytes per commit of 20 facts | {per_commit / 1e6:.2f} MB |",
         f"| bytes of the squashed commit (100 facts) | {out['squash_bytes'] / 1e6:.2f} MB |",
-        f"| full exported checkpoint | {out['checkpoint_bytes'] / 1e6:.0f} MB "
-        f"({out['checkpoint_bytes'] / out['squash_bytes']:.0f}× the 100-fact commit) |",
+        (f"| full exported checkpoint | {out['checkpoint_bytes'] / 1e6:.0f} MB "
+        f"({out['checkpoint_bytes'] / out['squash_bytes']:.0f}× the 100-fact commit) |"),
         f"| export / verify | {out['export_seconds']:.0f} s / {out['verify_seconds']:.0f} s |",
         "",
         "Command: `python benchmarks/bench_history.py`",

@@ -2,8 +2,8 @@
 error, never a silent bad edit."""
 import pytest
 import torch
-
 from engine_fixtures import REQUESTS, TEMPLATES, build, settings_for, stats_for
+
 from memstore.editing import Request, execute_memit, validate_requests
 from memstore.editing.solve import solve_layer
 from memstore.errors import NumericalError, ValidationError
@@ -47,7 +47,7 @@ def test_validation_happens_before_any_work(tiny, monkeypatch):
     s = settings_for(model)
     stats = stats_for(model, tok, ad, s.layers)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    import memstore.editing.memit as memit
+    from memstore.editing import memit
 
     monkeypatch.setattr(memit, "compute_zs", lambda *a, **k: pytest.fail("work started"))
     with pytest.raises(ValidationError):
@@ -57,7 +57,7 @@ def test_validation_happens_before_any_work(tiny, monkeypatch):
 
 
 def test_layers_out_of_range_are_refused(tiny):
-    model, tok, ad = tiny
+    model, tok, _ad = tiny
     s = settings_for(model, layers=(2, 7))
     with pytest.raises(ValidationError, match="layer 7 out of range"):
         execute_memit(model, tok, REQUESTS, s, {}, templates=TEMPLATES, show_progress=False)
