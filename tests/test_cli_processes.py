@@ -15,7 +15,6 @@ import os
 import random
 import signal
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,9 +29,10 @@ from cli_support import (
     memstore_process,
     ok,
 )
+from crash_points import self_kill_at
 
 from memstore.models.hashing import tensor_sha256
-from memstore.store import porcelain, repository
+from memstore.store import porcelain
 from memstore.store.repository import Repository
 
 SELF_KILL_STEPS = list(range(1, 44, 2)) + [48, 70, 95]  # a commit has 43 durable steps
@@ -44,37 +44,6 @@ def base(tmp_path_factory):
     return tmp_path_factory.getbasetemp()
 
 
-def _self_kill_at(step: int) -> None:
-    count = [0]
-
-    def point() -> None:
-        count[0] += 1
-        if count[0] == step:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    real_fsync, real_replace, real_tx = os.fsync, os.replace, repository.transaction
-
-    def fsync(fd):
-        point()
-        real_fsync(fd)
-        point()
-
-    def replace(a, b):
-        point()
-        real_replace(a, b)
-        point()
-
-    @contextmanager
-    def transaction(db):
-        with real_tx(db):
-            point()  # BEGIN IMMEDIATE taken
-            yield db
-            point()  # rows written and ref moved, not committed
-        point()  # committed
-
-    os.fsync, os.replace, repository.transaction = fsync, replace, transaction
-
-
 def _committer(repo: Path, files: dict[str, Path], step: int) -> None:
     """In a forked child: `memstore commit` of the facts files in turn until killed."""
     from cli.main import cli
@@ -83,7 +52,7 @@ def _committer(repo: Path, files: dict[str, Path], step: int) -> None:
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     if step:
-        _self_kill_at(step)
+        self_kill_at(step)
     for i in range(1000):
         name = "abcde"[i % 5]
         cli.main(["-C", str(repo), "commit", str(files[name]), "-m", f"facts {name}"],

@@ -15,12 +15,11 @@ import os
 import random
 import signal
 import struct
-from contextlib import contextmanager
 
 import pytest
+from crash_points import self_kill_at
 from test_store_support import BASE_HASH, commit_on_head, fake_result, same_bits
 
-from memstore.store import repository
 from memstore.store.repository import Repository
 
 DIMS = {"n": 4, "d_in": 96, "d_out": 48}
@@ -28,43 +27,11 @@ SELF_KILL_STEPS = list(range(2, 82, 4))  # 20 moments spread over the first ~3 c
 RANDOM_KILLS = 6
 
 
-def _self_kill_at(step: int) -> None:
-    """Make this process SIGKILL itself at the `step`-th durable step."""
-    count = [0]
-
-    def point() -> None:
-        count[0] += 1
-        if count[0] == step:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    real_fsync, real_replace, real_tx = os.fsync, os.replace, repository.transaction
-
-    def fsync(fd):
-        point()
-        real_fsync(fd)
-        point()
-
-    def replace(a, b):
-        point()
-        real_replace(a, b)
-        point()
-
-    @contextmanager
-    def transaction(db):
-        with real_tx(db):
-            point()  # BEGIN IMMEDIATE taken
-            yield db
-            point()  # rows written and ref moved, not committed
-        point()  # committed
-
-    os.fsync, os.replace, repository.transaction = fsync, replace, transaction
-
-
 def writer(path: str, step: int, ready) -> None:
     """Writes commits on HEAD until killed."""
     repo = Repository.open(path)
     if step:
-        _self_kill_at(step)
+        self_kill_at(step)
     ready.set()
     while True:
         seed = struct.unpack("<I", os.urandom(4))[0]
