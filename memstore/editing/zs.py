@@ -3,9 +3,11 @@ must become for the model to say the new object (paper §4, step 1).
 
 All requests are optimised together: one padded batch of requests × prefix templates plus
 one KL prompt per request. δ_i only changes layer L's output at the subject's last token,
-so the hidden states leaving layer L are computed once, and each step runs layers L+1..
-only (layers 0..L are stood in for by the cached states + δ). Logits are formed only at
-the positions the loss reads. A request whose loss falls below `z_stop_loss` leaves the
+so one full pass computes what δ cannot change: the hidden states leaving layer L, and the
+keys/values of every position before the subject's last token (a prefix KV cache). Each
+step then runs layers L+1.. on the suffix tokens only (layers 0..L are stood in for by
+the cached states + δ), suffixes bucketed by length, and logits are formed only where
+the loss reads them. A request whose target NLL falls below `z_stop_loss` leaves the
 batch; Adam is kept per request so that leaving does not move anyone else."""
 from __future__ import annotations
 
@@ -132,35 +134,28 @@ def to_suffix(rows: Rows, h_L: torch.Tensor, past: list, keep: torch.Tensor) -> 
     left-padded prefix cache, and each optimisation step runs only the suffix.
     Returns the suffix rows and h_L at the suffix positions."""
     device = h_L.device
-    s = rows.subject_pos[keep]
-    lens = rows.attention_mask[keep].sum(1)
-    _n_rows, P, S = len(s), int(s.max()), int((lens - s).max())
-    col = torch.arange(P)
-    pre_mask = (col.unsqueeze(0) >= (P - s).unsqueeze(1)).long()
-    src = (col.unsqueeze(0) - (P - s).unsqueeze(1)).clamp(min=0)  # prefix slot -> position
-    cols = torch.arange(S)
-    suf_mask = (cols.unsqueeze(0) < (lens - s).unsqueeze(1)).long()
-    pos = s.unsqueeze(1) + cols  # absolute positions of the suffix tokens
-    full_ids = rows.input_ids[keep]
-    suf_ids = full_ids.gather(1, pos.clamp(max=full_ids.shape[1] - 1))
+    rows = rows.select(keep)
+    s, lens = rows.subject_pos, rows.attention_mask.sum(1)
+    P, S = int(s.max()), int((lens - s).max())
+    slot = torch.arange(P).unsqueeze(0) - (P - s).unsqueeze(1)  # prefix slot -> position
+    pre_mask = (slot >= 0).long()
+    suf_mask = (torch.arange(S).unsqueeze(0) < (lens - s).unsqueeze(1)).long()
+    pos = s.unsqueeze(1) + torch.arange(S)  # positions of the suffix tokens
+    suf_ids = rows.input_ids.gather(1, pos.clamp(max=rows.input_ids.shape[1] - 1))
     prefix = None
     if P:
-        idx = src.to(device)[:, None, :, None]
+        idx = slot.clamp(min=0).to(device)[:, None, :, None]
+        keep_d = keep.to(device)
         prefix = []
         for k, v in past:
-            k, v = k[keep.to(device)], v[keep.to(device)]
+            k, v = k[keep_d], v[keep_d]
             i = idx.expand(-1, k.shape[1], -1, k.shape[3])
             prefix.append((k.gather(2, i), v.gather(2, i)))
-    h_suffix = h_L[keep.to(device)].gather(
-        1, pos.clamp(max=h_L.shape[1] - 1).to(device).unsqueeze(-1).expand(-1, -1, h_L.shape[2]))
-    # target tokens of the kept rows, re-indexed
-    remap = torch.full((rows.input_ids.shape[0],), -1, dtype=torch.long)
-    remap[keep] = torch.arange(len(keep))
-    t = remap[rows.tgt_row] >= 0
-    tgt_row = remap[rows.tgt_row[t]]
-    suffix = Rows(suf_ids, torch.cat([pre_mask, suf_mask], 1), torch.zeros_like(s), rows.request[keep],
-                  rows.is_kl[keep], tgt_row, rows.tgt_pos[t] - s[tgt_row], rows.tgt_id[t],
-                  rows.tgt_weight[t], lens - 1 - s, pos, prefix)
+    h = h_L[keep.to(device)]
+    h_suffix = h.gather(1, pos.clamp(max=h.shape[1] - 1).to(device).unsqueeze(-1).expand(-1, -1, h.shape[2]))
+    suffix = Rows(suf_ids, torch.cat([pre_mask, suf_mask], 1), torch.zeros_like(s), rows.request,
+                  rows.is_kl, rows.tgt_row, rows.tgt_pos - s[rows.tgt_row], rows.tgt_id,
+                  rows.tgt_weight, lens - 1 - s, pos, prefix)
     return suffix, h_suffix
 
 
