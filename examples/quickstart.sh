@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up memstore and write five facts into SmolLM2-135M, showing its answers before and
-# after. Runs offline; about 3 minutes on 2 CPU cores (most of it statistics, computed once).
+# after. Runs offline; about 3.5 minutes on 2 CPU cores the first time (most of it the
+# statistics, computed once per base model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q torch==2.13.0

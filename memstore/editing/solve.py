@@ -4,7 +4,7 @@
 
 with A = λ·E[k kᵀ] (+ the preserved keys of earlier commits). Keys are columns here; the
 API takes them as rows (n × d_in). Everything is float64; no explicit inverse. When
-n < d_in, A's Cholesky factor is reused through the Woodbury identity,
+n < d_in, the solve goes through A's Cholesky factor and the Woodbury identity,
 (A + K Kᵀ)⁻¹ K = A⁻¹K (I + Kᵀ A⁻¹ K)⁻¹, which costs O(d_in²·n) instead of O(d_in³)."""
 from __future__ import annotations
 
@@ -27,14 +27,12 @@ def cholesky_or_none(a: torch.Tensor) -> torch.Tensor | None:
     return factor if int(info) == 0 else None
 
 
-def solve_layer(a: torch.Tensor, keys: torch.Tensor, residuals: torch.Tensor,
-                factor: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """U (d_out × n) and V (d_in × n), float64. `keys` n × d_in, `residuals` n × d_out.
-    `factor` is a Cholesky factor of `a` (lower) to reuse, if known."""
+def solve_layer(a: torch.Tensor, keys: torch.Tensor, residuals: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """U (d_out × n) and V (d_in × n), float64. `keys` n × d_in, `residuals` n × d_out."""
     k = keys.double().T  # d_in × n
     n, d_in = keys.shape
-    if factor is None and n < d_in:
-        factor = cholesky_or_none(a)
+    factor = cholesky_or_none(a) if n < d_in else None
     if factor is not None and n < d_in:
         x = torch.cholesky_solve(k, factor)  # A⁻¹ K
         m = torch.eye(n, dtype=torch.float64, device=k.device) + k.T @ x

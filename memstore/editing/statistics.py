@@ -21,6 +21,8 @@ from .progress import progress
 from .sampling import TEXT_STARTS, sample
 from .tokens import pad_right
 
+SEQ_LEN = 128  # tokens per statistics sequence
+
 
 @dataclass
 class Statistics:
@@ -154,7 +156,7 @@ def collect(model, adapter: Adapter, chunks: list[list[int]], layers: tuple[int,
 
 def compute_statistics(model, tokenizer, adapter: Adapter, layers: tuple[int, ...],
                        source: str = "self", n_tokens: int = 20000, seed: int = 0,
-                       seq_len: int = 128) -> dict[int, Statistics]:
+                       seq_len: int = SEQ_LEN) -> dict[int, Statistics]:
     description = describe_source(source, n_tokens, seed, seq_len)
     if source == "self":
         chunks = self_sampled_chunks(model, tokenizer, n_tokens, seed, seq_len)
@@ -184,15 +186,20 @@ def load_statistics(path: Path) -> Statistics:
     return Statistics(int(meta["layer"]), t, int(meta["n_tokens"]), meta["description"])
 
 
+def cache_path(directory: Path, model_id: str, layer: int, sid: str) -> Path:
+    """Where the statistics of (base model hash, layer, sample id) live in a cache folder."""
+    return directory / f"{model_id[:16]}-L{layer}-{sid}.safetensors"
+
+
 def cached_statistics(model, tokenizer, adapter: Adapter, layers: tuple[int, ...], model_id: str,
                       directory: Path, source: str = "self", n_tokens: int = 20000,
-                      seed: int = 0, seq_len: int = 128) -> dict[int, Statistics]:
+                      seed: int = 0, seq_len: int = SEQ_LEN) -> dict[int, Statistics]:
     """Statistics from `directory`, keyed by (model hash, layer, sample); missing layers
     are computed (all of them in one pass) and saved."""
     sid = sample_id(describe_source(source, n_tokens, seed, seq_len))
 
     def path(l: int) -> Path:
-        return directory / f"{model_id[:16]}-L{l}-{sid}.safetensors"
+        return cache_path(directory, model_id, l, sid)
 
     have = {l: load_statistics(path(l)) for l in layers if path(l).is_file()}
     missing = tuple(l for l in layers if l not in have)

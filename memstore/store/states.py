@@ -23,7 +23,9 @@ from ..editing.apply import build_state
 from ..editing.result import LayerUpdate
 from ..editing.settings import EditSettings
 from ..editing.statistics import (
+    SEQ_LEN,
     Statistics,
+    cache_path,
     compute_statistics,
     describe_source,
     load_statistics,
@@ -35,7 +37,7 @@ from ..models.loading import Loaded, cache_dir, load_model
 from .commits import UpdateSet
 from .repository import Repository, path_snapshot
 
-STATS_SEQ_LEN = 128  # tokens per statistics sequence (the engine's default)
+STATS_SEQ_LEN = SEQ_LEN  # tokens per statistics sequence
 BASE = None  # the state of no commit: the base weights
 _DIRTY = "(edited in place)"
 
@@ -215,7 +217,7 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
     if not missing:
         return have
     cache = statistics_cache()
-    files = {l: cache / f"{repo.base.hash[:16]}-L{l}-{sid}.safetensors" for l in missing} \
+    files = {l: cache_path(cache, repo.base.hash, l, sid) for l in missing} \
         if cache is not None else {}
     found = {l: load_statistics(p) for l, p in files.items() if p.is_file()}
     found = {l: st for l, st in found.items() if st.layer == l and st.id == sid}
