@@ -3,12 +3,14 @@
 
 Each method starts from the base model and writes `--commits` batches of `--size`
 CounterFact dev records, one solve per batch on top of the last (as `memstore commit`
-does, with the running matrix of earlier keys). After every commit: ES of each commit's
-facts (retention); after the last: ES over all facts, ES of the first commit's facts,
-PS, NS (and GE with --generation), beside the unedited model.
+does, with the running matrix of earlier keys, updated commit by commit). After every
+commit: ES of each commit's facts (retention; their mean is ES over all facts so far),
+NS on a fixed sample of neighbourhood prompts and GE on a fixed sample of generation
+prompts. After the last: ES, PS and NS over all the facts, beside the unedited model.
 
-    python benchmarks/bench_sequential.py --commits 10 --size 50
-Writes benchmarks/results/sequential-<commits>x<size>.{json,md,png}."""
+    python benchmarks/bench_sequential.py --commits 10 --size 50 --generation
+Writes benchmarks/results/sequential-<commits>x<size>.{json,md,png} and
+sequential-<commits>x<size>-retention.png."""
 from __future__ import annotations
 
 import argparse
@@ -25,94 +27,183 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "counterfact-dev.json"
 
 from memstore.editing import default_settings, execute_memit
-from memstore.editing.memit import running_matrix, templates_for
+from memstore.editing.memit import add_keys, templates_for
 from memstore.editing.statistics import cached_statistics
-from memstore.eval.data import read_counterfact
-from memstore.eval.metrics import counterfact_metrics
+from memstore.eval.data import read_counterfact_records
+from memstore.eval.metrics import counterfact_metrics, generation_entropy
 from memstore.models.hashing import model_hash
 from memstore.models.loading import cache_dir, load_model
 
 METHODS = ("plain", "preserve", "nullspace")
-KEYS = ("efficacy", "paraphrase", "neighborhood", "score")
 
 
-def efficacy(model, tok, requests) -> float:
-    bare = [dataclasses.replace(r, paraphrases=(), neighborhood=()) for r in requests]
+def efficacy(model, tok, records) -> float:
+    bare = [dataclasses.replace(r.request, paraphrases=(), neighborhood=()) for r in records]
     return counterfact_metrics(model, tok, bare)["efficacy"]
+
+
+def neighborhood(model, tok, records) -> float:
+    only = [dataclasses.replace(r.request, paraphrases=()) for r in records]
+    return counterfact_metrics(model, tok, only)["neighborhood"]
+
+
+def spread(records, n: int):
+    """`n` records spread evenly over all of them (every commit contributes)."""
+    step = max(1, len(records) // n)
+    return records[::step][:n]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--commits", type=int, default=10)
     ap.add_argument("--size", type=int, default=50)
-    ap.add_argument("--generation", action="store_true", help="also GE (slow on CPU)")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--generation", action="store_true", help="also GE after each commit")
+    ap.add_argument("--ge-records", type=int, default=32, help="records in the GE sample")
+    ap.add_argument("--ns-records", type=int, default=20, help="records in the per-commit NS sample")
     args = ap.parse_args()
     torch.set_num_threads(2)
+    started = time.perf_counter()
     lm = load_model("smollm2-135m")
     model, tok, ad = lm.model, lm.tokenizer, lm.adapter
     base = {k: v.clone() for k, v in model.state_dict().items()}
-    records = read_counterfact(DATA)[: args.commits * args.size]
+    records = read_counterfact_records(DATA)[: args.commits * args.size]
     batches = [records[i * args.size:(i + 1) * args.size] for i in range(args.commits)]
+    ns_sample = spread(records, args.ns_records)
+    # two generation prompts from each of a spread of records: one batch of generation
+    ge_sample = [dataclasses.replace(r, generation_prompts=r.generation_prompts[:2])
+                 for r in spread(records, args.ge_records)]
     s0 = default_settings(model)
     stats = cached_statistics(model, tok, ad, s0.layers, model_hash(model), cache_dir() / "stats",
                               s0.stats_source, s0.stats_tokens, s0.seed)
     templates = templates_for(model, tok, s0)
-    gen = {"generation": True} if args.generation else {}
-    unedited = counterfact_metrics(model, tok, records, **gen)
-    out: dict = {"settings": s0.to_dict(), "unedited": unedited, "methods": {}}
-    for method in METHODS:
-        model.load_state_dict(base)
-        s = s0.with_changes(history=method)
-        keys, retention, t0 = [], [], time.perf_counter()
-        for i, batch in enumerate(batches):
-            preserved = running_matrix(keys) if keys else None
-            res = execute_memit(model, tok, batch, s, stats, templates=templates,
-                                preserved=preserved, show_progress=False)
-            keys.append({l: u.keys for l, u in res.updates.items()})
-            retention.append([efficacy(model, tok, b) for b in batches[: i + 1]])
-            print(method, i + 1, [round(x, 2) for x in retention[-1]], flush=True)
-        final = counterfact_metrics(model, tok, records, **gen)
-        out["methods"][method] = {"final": final, "first_commit_es": retention[-1][0],
-                                  "retention": retention, "seconds": time.perf_counter() - t0}
-    model.load_state_dict(base)
+
+    def probe() -> dict:
+        out = {"ns_sample": neighborhood(model, tok, ns_sample)}
+        if args.generation:
+            t = time.perf_counter()
+            out["ge_sample"] = generation_entropy(model, tok, ge_sample)
+            out["ge_seconds"] = time.perf_counter() - t
+        return out
+
     res_dir = ROOT / "benchmarks" / "results"
     res_dir.mkdir(parents=True, exist_ok=True)
     stem = res_dir / f"sequential-{args.commits}x{args.size}"
-    stem.with_suffix(".json").write_text(json.dumps(out, indent=2, default=float))
-    ge = " GE |" if args.generation else ""
-    lines = [f"# Sequential commits, SmolLM2-135M: {args.commits} × {args.size} CounterFact dev records", "",
-             f"| after the last commit | ES (all) | ES (first commit) | PS | NS | S |{ge}",
-             "| --- | --- | --- | --- | --- | --- |" + (" --- |" if ge else "")]
-    u = unedited
+    unedited = counterfact_metrics(model, tok, records) | probe()
+    print("unedited", {k: round(v, 3) for k, v in unedited.items() if isinstance(v, float)}, flush=True)
+    out: dict = {"command": " ".join(["python benchmarks/bench_sequential.py", *sys.argv[1:]]),
+                 "settings": s0.to_dict(), "commits": args.commits, "size": args.size,
+                 "ns_records": args.ns_records, "ge_records": args.ge_records,
+                 "unedited": unedited, "methods": {}}
+    for method in args.methods.split(","):
+        model.load_state_dict(base)
+        s = s0.with_changes(history=method)
+        running: dict = {}
+        steps, t0 = [], time.perf_counter()
+        for i, batch in enumerate(batches):
+            t = time.perf_counter()
+            res = execute_memit(model, tok, [r.request for r in batch], s, stats, templates=templates,
+                                preserved=running or None, show_progress=False)
+            solve_s = time.perf_counter() - t
+            running = add_keys(running, {l: u.keys for l, u in res.updates.items()})
+            retention = [efficacy(model, tok, b) for b in batches[: i + 1]]
+            step = {"retention": retention, "es_all": sum(retention) / len(retention),
+                    "commit_seconds": solve_s} | probe()
+            steps.append(step)
+            print(method, i + 1, f"{solve_s:.0f}s", [round(x, 2) for x in retention],
+                  {k: round(v, 3) for k, v in step.items() if k.endswith("sample")}, flush=True)
+        final = counterfact_metrics(model, tok, records)
+        out["methods"][method] = {"final": final, "first_commit_es": steps[-1]["retention"][0],
+                                  "steps": steps, "seconds": time.perf_counter() - t0}
+        print(method, "final", {k: round(v, 3) for k, v in final.items() if isinstance(v, float)}, flush=True)
+        out["wall_seconds"] = time.perf_counter() - started
+        stem.with_suffix(".json").write_text(json.dumps(out, indent=2, default=float))
+    model.load_state_dict(base)
+    write_report(out, stem, args.generation)
+
+
+def write_report(out: dict, stem: Path, ge: bool) -> None:
+    c, n = out["commits"], out["size"]
+    u = out["unedited"]
+    ge_col = " GE (sample) |" if ge else ""
+    lines = [f"# Sequential commits, SmolLM2-135M: {c} × {n} CounterFact dev records", "",
+             f"After the last commit; ES/PS/NS over all {c * n} facts, GE over {out['ge_records']} records × "
+             f"2 generation prompts (top-k 5, 90 new tokens, seed 0).", "",
+             f"| method | ES (all) | ES (first commit) | PS | NS | S |{ge_col} wall |",
+             "| --- | --- | --- | --- | --- | --- |" + (" --- |" if ge else "") + " --- |"]
+
+    def ge_cell(d):
+        return f" {d['ge_sample']:.3f} |" if ge else ""
+
     lines.append(f"| unedited | {u['efficacy']:.3f} | – | {u['paraphrase']:.3f} | {u['neighborhood']:.3f} "
-                 f"| {u['score']:.3f} |" + (f" {u['generation_entropy']:.3f} |" if ge else ""))
+                 f"| {u['score']:.3f} |{ge_cell(u)} – |")
     for method, m in out["methods"].items():
         f = m["final"]
         lines.append(f"| {method} | {f['efficacy']:.3f} | {m['first_commit_es']:.3f} | {f['paraphrase']:.3f} "
-                     f"| {f['neighborhood']:.3f} | {f['score']:.3f} |"
-                     + (f" {f['generation_entropy']:.3f} |" if ge else ""))
-    lines += ["", f"Command: `python benchmarks/bench_sequential.py --commits {args.commits} --size {args.size}"
-              + (" --generation" if ge else "") + "`"]
+                     f"| {f['neighborhood']:.3f} | {f['score']:.3f} |{ge_cell(m['steps'][-1])} "
+                     f"{m['seconds'] / 60:.1f} min |")
+    lines += ["", f"After each commit (ES over all facts so far / ES of the first commit's facts / "
+              f"NS on {out['ns_records']} records' neighbourhood prompts" + (" / GE sample" if ge else "") + "):", "",
+              "| commits | " + " | ".join(out["methods"]) + " |",
+              "| --- |" + " --- |" * len(out["methods"])]
+    for i in range(c):
+        cells = []
+        for m in out["methods"].values():
+            st = m["steps"][i]
+            cell = f"{st['es_all']:.2f} / {st['retention'][0]:.2f} / {st['ns_sample']:.2f}"
+            cells.append(cell + (f" / {st['ge_sample']:.2f}" if ge else ""))
+        lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
+    lines += ["", f"Unedited NS sample {u['ns_sample']:.3f}" + (f", GE sample {u['ge_sample']:.3f}" if ge else "")
+              + f". Whole run {out['wall_seconds'] / 60:.0f} min on this machine.", "",
+              f"Command: `{out['command']}`"]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    plot(out, stem, ge)
+
+
+def plot(out: dict, stem: Path, ge: bool) -> None:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for method, m in out["methods"].items():
-            ax.plot(range(1, args.commits + 1), [r[0] for r in m["retention"]], marker="o", label=method)
-        ax.set_xlabel("commits written")
-        ax.set_ylabel("ES of the first commit's facts")
-        ax.set_ylim(0, 1.05)
-        ax.set_title(f"Retention, SmolLM2-135M, {args.size} facts per commit")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(stem.with_suffix(".png"), dpi=120)
     except ImportError:
         print("matplotlib not installed: no plot", file=sys.stderr)
+        return
+    c, u = out["commits"], out["unedited"]
+    x = range(1, c + 1)
+    panels = [("ES of the first commit's facts", lambda st: st["retention"][0], None),
+              ("ES over all facts so far", lambda st: st["es_all"], None),
+              ("NS (sample)", lambda st: st["ns_sample"], u["ns_sample"])]
+    if ge:
+        panels.append(("GE (sample)", lambda st: st["ge_sample"], u["ge_sample"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6))
+    for ax, (title, get, ref) in zip(axes, panels):
+        for method, m in out["methods"].items():
+            ax.plot(x, [get(st) for st in m["steps"]], marker="o", label=method)
+        if ref is not None:
+            ax.axhline(ref, color="grey", linestyle="--", label="unedited")
+        ax.set_title(title)
+        ax.set_xlabel("commits written")
+    axes[0].legend()
+    fig.suptitle(f"SmolLM2-135M, {out['size']} CounterFact facts per commit")
+    fig.tight_layout()
+    fig.savefig(stem.with_suffix(".png"), dpi=110)
+
+    fig, axes = plt.subplots(1, len(out["methods"]), figsize=(4 * len(out["methods"]), 3.6), sharey=True)
+    axes = [axes] if len(out["methods"]) == 1 else axes
+    cmap = plt.get_cmap("viridis")
+    for ax, (method, m) in zip(axes, out["methods"].items()):
+        for j in range(c):
+            ys = [st["retention"][j] for st in m["steps"][j:]]
+            ax.plot(range(j + 1, c + 1), ys, color=cmap(j / max(1, c - 1)), marker=".")
+        ax.set_title(method)
+        ax.set_xlabel("commits written")
+        ax.set_ylim(0, 1.05)
+    axes[0].set_ylabel("ES of commit j's facts (colour: j)")
+    fig.suptitle("Retention of each commit's facts")
+    fig.tight_layout()
+    fig.savefig(stem.parent / f"{stem.name}-retention.png", dpi=110)
 
 
 if __name__ == "__main__":

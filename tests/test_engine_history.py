@@ -6,7 +6,9 @@ from engine_fixtures import REQUESTS, build, settings_for, stats_for
 from memstore.editing import execute_memit
 from memstore.editing.keys import current_hidden
 from memstore.editing.memit import running_matrix
+from memstore.editing.requests import Request
 from memstore.editing.solve import nullspace_projector
+from memstore.eval.scoring import score_targets
 
 
 def test_running_matrix_is_the_sum_over_commits():
@@ -58,3 +60,36 @@ def test_history_method_is_validated():
 
     with pytest.raises(ValidationError, match="history"):
         EditSettings(layers=(1,), mom2_weight=1.0, history="forgetful")
+
+
+FIRST = Request("Anna Lindqvist", "The mother tongue of {} is", "English", "French")
+# later facts about subjects whose keys lie close to the first's, pulling the other way
+SECOND = [Request(f"{n} Lindqvist", "The mother tongue of {} is", "French", "English")
+          for n in ("Erik", "Sven", "Karin", "Lars", "Ingrid")]
+
+
+def first_fact_margin(model, tok) -> float:
+    """NLL(true) − NLL(new) on the first fact's prompt: > 0 while the model says the new target."""
+    nll = score_targets(model, tok, [FIRST.text] * 2, [FIRST.target_new, FIRST.target_true]).nll
+    return float(nll[1] - nll[0])
+
+
+def margins(history: str) -> tuple[float, float]:
+    model, tok, ad = build("gpt2")
+    s = settings_for(model, layers=(1, 2), mom2_weight=10.0, z_steps=20, history=history,
+                     history_weight=1e4)
+    stats = stats_for(model, tok, ad, s.layers)
+    r1 = execute_memit(model, tok, [FIRST], s, stats, templates=["{}"], show_progress=False)
+    after_first = first_fact_margin(model, tok)
+    preserved = running_matrix([{l: u.keys for l, u in r1.updates.items()}])
+    execute_memit(model, tok, SECOND, s, stats, templates=["{}"], preserved=preserved,
+                  show_progress=False)
+    return after_first, first_fact_margin(model, tok)
+
+
+def test_history_aware_solve_keeps_an_earlier_fact_that_the_plain_solve_loses():
+    written, plain = margins("plain")
+    written_too, preserve = margins("preserve")
+    assert written == written_too and written > 0  # the first commit writes the fact
+    assert plain < 0, plain  # plain: the later commit overwrites it
+    assert preserve > 0, preserve  # preserving the first commit's keys keeps it

@@ -87,11 +87,19 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
                       {l: stats[l].id for l in settings.layers}, info)
 
 
+def add_keys(matrix: dict[int, torch.Tensor], keys: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+    """matrix + K Kᵀ per layer, in float64 (a new dict; `matrix`'s tensors are not modified)."""
+    out = dict(matrix)
+    for layer, k in sorted(keys.items()):
+        kk = k.double().T @ k.double()
+        out[layer] = kk if layer not in out else out[layer] + kk
+    return out
+
+
 def running_matrix(keys_per_commit: list[dict[int, torch.Tensor]]) -> dict[int, torch.Tensor]:
-    """Σ K Kᵀ (d_in × d_in, float64) per layer over earlier commits' keys (n × d_in each)."""
+    """Σ K Kᵀ (d_in × d_in, float64) per layer over earlier commits' keys (n × d_in each),
+    added in the order given (the store keeps this sum per state: store.preserved)."""
     out: dict[int, torch.Tensor] = {}
     for keys in keys_per_commit:
-        for layer, k in keys.items():
-            kk = k.double().T @ k.double()
-            out[layer] = kk if layer not in out else out[layer] + kk
+        out = add_keys(out, keys)
     return out

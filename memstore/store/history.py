@@ -71,15 +71,6 @@ def chain_keys(repo: Repository, commit_id: str) -> dict[int, torch.Tensor]:
     return {l: torch.cat(ks) for l, ks in sorted(keys.items())}
 
 
-def running_matrix(repo: Repository, commit_id: str) -> dict[int, torch.Tensor]:
-    """Per layer, Σ K Kᵀ (float64) over every update set in the chain: what a
-    history-aware solve preserves (memstore.editing.memit.running_matrix)."""
-    from ..editing.memit import running_matrix as from_keys
-
-    return from_keys([{l: u.keys for l, u in updates.items()}
-                      for updates in update_chain(repo, commit_id)])
-
-
 def facts_at(repo: Repository, commit_id: str) -> list[LiveFact]:
     """The facts live in `commit_id`'s state, in the order they were written. A later
     request for the same (subject, prompt) replaces the earlier one: both ΔWs are in the

@@ -1,7 +1,8 @@
 """fsck (is everything present, intact and consistent?) and gc (remove what nothing needs).
 
 Reachable = the commits reachable from any ref or a detached HEAD, following parents and
-basis, with every object their records name, plus the objects of all statistics."""
+basis, with every object their records name, plus the objects of all statistics and the stored
+running matrices of reachable commits."""
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from ..editing.settings import EditSettings
 from ..errors import MemstoreError
 from .commits import Commit, load_requests
 from .objects import CorruptObjectError, DiskObjectStore, MissingObjectError
+from . import preserved
 from .refs import HEAD, HEADS
 from .schema import transaction
 
@@ -50,13 +52,20 @@ def _statistics_objects(repo: Repository) -> set[str]:
     return {r["object"] for r in repo.db.query("select object from statistics")}
 
 
+def _matrix_objects(repo: Repository, commits: list[str]) -> set[str]:
+    return {r["object"] for c in commits
+            for r in repo.db.query("select object from running_matrices where commit_id = ?", [c])}
+
+
 def gc(repo: Repository, dry_run: bool = False) -> GcReport:
     with repo.lock():
         try:
             reachable = reachable_commits(repo)
         except (MissingObjectError, CorruptObjectError) as e:
             raise MemstoreError(f"gc refused, the history is damaged ({e})") from e
-        keep = {o for c in reachable.values() for o in c.object_ids()} | _statistics_objects(repo)
+        dead_matrices = [c for c in preserved.cached_commits(repo) if c not in reachable]
+        keep = ({o for c in reachable.values() for o in c.object_ids()} | _statistics_objects(repo)
+                | _matrix_objects(repo, [c for c in preserved.cached_commits(repo) if c in reachable]))
         rows = {r["id"] for r in repo.db.query("select id from commits")}
         dead_commits = sorted(rows - set(reachable))
         dead_objects = sorted((set(repo.objects.iter()) - keep)
@@ -67,6 +76,7 @@ def gc(repo: Repository, dry_run: bool = False) -> GcReport:
             return GcReport(dead_commits, dead_objects, freed, len(temps))
         # index rows first, then files: a crash in between leaves only orphan files
         with transaction(repo.db):
+            preserved.forget(repo, dead_matrices)
             for cid in dead_commits:
                 repo.db["requests"].delete_where("commit_id = ?", [cid])
                 repo.db["commits"].delete(cid)

@@ -27,6 +27,7 @@ from . import history
 from .checkpoint import export, verify, verify_base
 from .history import LiveFact
 from .lock import WaitCallback
+from .preserved import running_matrix as preserved_matrix
 from .queries import ask, diff, evaluate, measure, probe, show, status, weight_diff
 from .repository import DIRNAME, Repository, StatisticsRecord
 from .rewrite import MergeConflictError, Report, merge, revert, squash
@@ -171,7 +172,7 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
         stats_ = statistics(repo, base, settings, note=note)
         state_of(repo, parent)
         before = measure(base, requests, quick=True)
-        preserved = (history.running_matrix(repo, parent)
+        preserved = (preserved_matrix(repo, parent)
                      if parent and settings.history != "plain" else None)
         base.editing(settings.layers)
         result = execute_memit(base.model, base.tokenizer, requests, settings, stats_,

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..editing.apply import apply_updates
-from ..editing.memit import execute_memit, running_matrix
+from ..editing.memit import add_keys, execute_memit
 from ..editing.requests import Request, fact_key
 from ..editing.result import EditResult
 from ..editing.settings import EditSettings
@@ -22,6 +22,7 @@ from ..errors import MemstoreError, ValidationError
 from . import history
 from .commits import Commit, load_requests, load_updates, load_zs
 from .history import LiveFact, SetRef
+from .preserved import running_matrix
 from .queries import measure
 from .repository import Repository
 from .states import LoadedBase, state_of, statistics_of_set
@@ -78,8 +79,10 @@ def _preserved(repo: Repository, basis: str | None, results: list[EditResult],
                settings: EditSettings) -> dict[int, torch.Tensor] | None:
     if settings.history == "plain":
         return None
-    chain = (repo.update_chain(basis) if basis else []) + [r.updates for r in results]
-    return running_matrix([{l: u.keys for l, u in updates.items()} for updates in chain]) or None
+    matrix = running_matrix(repo, basis)  # stored per state, or rebuilt once
+    for r in results:
+        matrix = add_keys(matrix, {l: u.keys for l, u in r.updates.items()})
+    return matrix or None
 
 
 def _basis_chain(repo: Repository, commit: str) -> list[str]:

@@ -43,7 +43,13 @@ def m001_initial(db: Database) -> None:
     db["config"].create({"key": str, "value": str}, pk="key")
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [m001_initial]
+def m002_running_matrices(db: Database) -> None:
+    """Stored running matrices (store.preserved): derived, rebuilt when missing."""
+    db["running_matrices"].create({"commit_id": str, "object": str, "used": float},
+                                  pk="commit_id", not_null={"object"})
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [m001_initial, m002_running_matrices]
 
 
 @contextmanager
