@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from common import DATA as DATA_DIR
+from common import ROOT, memstore
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data" / "counterfact-dev.json"
+DATA = DATA_DIR / "counterfact-dev.json"
 
 from memstore.editing import default_settings
 from memstore.editing.memit import templates_for
@@ -35,12 +32,6 @@ from memstore.editing.zs import compute_zs
 from memstore.editing.zs_reference import compute_z_reference
 from memstore.eval.data import read_counterfact
 from memstore.models.loading import load_model
-
-
-def memstore(*args: str, cwd: Path) -> str:
-    out = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, check=True,
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    return out.stdout
 
 
 def main() -> None:

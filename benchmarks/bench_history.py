@@ -11,21 +11,14 @@ Writes benchmarks/results/history.json and history.md."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "counterfact-dev.json"
+from common import DATA as DATA_DIR
+from common import ROOT, memstore
 
-
-def memstore(*args: str, cwd: Path) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, check=True,
-                          capture_output=True, text=True, env=env).stdout
+DATA = DATA_DIR / "counterfact-dev.json"
 
 
 def timed(*args: str, cwd: Path) -> tuple[str, float]:

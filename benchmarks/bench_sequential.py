@@ -127,8 +127,8 @@ def write_report(out: dict, stem: Path, ge: bool) -> None:
     u = out["unedited"]
     ge_col = " GE (sample) |" if ge else ""
     lines = [f"# Sequential commits, SmolLM2-135M: {c} × {n} CounterFact dev records", "",
-             f"After the last commit; ES/PS/NS over all {c * n} facts, GE over {out['ge_records']} records × "
-             f"2 generation prompts (top-k 5, 90 new tokens, seed 0).", "",
+             (f"After the last commit; ES/PS/NS over all {c * n} facts, GE over {out['ge_records']} records × "
+             f"2 generation prompts (top-k 5, 90 new tokens, seed 0)."), "",
              f"| method | ES (all) | ES (first commit) | PS | NS | S |{ge_col} wall |",
              "| --- | --- | --- | --- | --- | --- |" + (" --- |" if ge else "") + " --- |"]
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from ..editing.settings import EditSettings
 from ..errors import MemstoreError
+from . import preserved
 from .commits import Commit, load_requests
 from .objects import CorruptObjectError, DiskObjectStore, MissingObjectError
-from . import preserved
 from .refs import HEAD, HEADS
 from .schema import transaction
 

@@ -23,7 +23,6 @@ from ..editing.settings import EditSettings
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import model_hash
 from ..models.loading import DEFAULT_MODEL, resolve
-from . import history
 from .checkpoint import export, verify, verify_base
 from .history import LiveFact
 from .lock import WaitCallback

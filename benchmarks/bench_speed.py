@@ -1,0 +1,141 @@
+"""Where the time of a commit goes on SmolLM2-135M, each part against its baseline in the
+same run (ratios; absolute times on shared machines are noise):
+
+  1. statistics: tokens/s of the one-pass E[kkᵀ] collection for all edited layers, against
+     a plain forward through the same layers (and a full forward) of the same tokens;
+  2. z-vectors for the same requests: batched and cached, against one request at a time
+     through the same code, and against the paper's procedure (full passes) on a subset;
+  3. the solve (keys + ΔW for every edited layer) from the cached z-vectors;
+  4. `memstore export` against loading the base and saving it (what any checkpoint costs);
+  5. bytes of one commit against the checkpoint it rebuilds.
+
+    python benchmarks/bench_speed.py --n 20 --reference 5
+Writes benchmarks/results/speed.{json,md}."""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from common import DATA, command, memstore, write_results
+
+from memstore.editing import default_settings, execute_memit
+from memstore.editing.layers import run_until
+from memstore.editing.memit import templates_for
+from memstore.editing.statistics import cached_statistics, collect, self_sampled_chunks
+from memstore.editing.tokens import pad_right
+from memstore.editing.zs import compute_zs
+from memstore.editing.zs_reference import compute_z_reference
+from memstore.eval.data import read_counterfact
+from memstore.models.hashing import model_hash
+from memstore.models.loading import cache_dir, load_model
+
+
+def timed(fn):
+    t = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - t
+
+
+def forward_tokens_per_s(model, ad, chunks, pad_id, stop: int | None) -> float:
+    """A plain forward of the chunks (stopping after layer `stop`, or through all layers)."""
+    def run():
+        with torch.no_grad():
+            for i in range(0, len(chunks), 32):
+                ids, mask = pad_right(pad_id, chunks[i:i + 32])
+                if stop is None:
+                    model.base_model(input_ids=ids, attention_mask=mask, use_cache=False)
+                else:
+                    run_until(model, ad, stop, input_ids=ids, attention_mask=mask)
+    _, seconds = timed(run)
+    return sum(map(len, chunks)) / seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=20, help="requests for the z-vector comparison")
+    ap.add_argument("--reference", type=int, default=5, help="of those, run the paper's way")
+    ap.add_argument("--stats-tokens", type=int, default=8000)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    lm = load_model("smollm2-135m")
+    model, tok, ad = lm.model, lm.tokenizer, lm.adapter
+    s = default_settings(model)
+    requests = read_counterfact(DATA / "counterfact-dev.json")[: args.n]
+    out: dict = {"command": command(), "settings": s.to_dict(), "threads": torch.get_num_threads()}
+
+    chunks = self_sampled_chunks(model, tok, args.stats_tokens, seed=0, seq_len=128)
+    (_, count), t_stats = timed(lambda: collect(model, ad, chunks, s.layers, tok.pad_token_id))
+    same = forward_tokens_per_s(model, ad, chunks, tok.pad_token_id, max(s.layers))
+    full = forward_tokens_per_s(model, ad, chunks, tok.pad_token_id, None)
+    out["stats"] = {"tokens": count, "tokens_per_s": count / t_stats,
+                    "same_layers_forward_tokens_per_s": same, "full_forward_tokens_per_s": full}
+    print("stats", out["stats"], flush=True)
+
+    templates = templates_for(model, tok, s)
+    (zs, info), t_batched = timed(lambda: compute_zs(model, tok, ad, requests, templates, s,
+                                                      show_progress=False))
+    _, t_single = timed(lambda: [compute_zs(model, tok, ad, [r], templates, s, show_progress=False)
+                                 for r in requests])
+    _, t_ref = timed(lambda: [compute_z_reference(model, tok, ad, r, templates, s)
+                              for r in requests[: args.reference]])
+    out["zs"] = {"n": len(requests), "batched_s_per_request": t_batched / len(requests),
+                 "single_s_per_request": t_single / len(requests),
+                 "reference_s_per_request": t_ref / args.reference,
+                 "mean_steps": sum(info["z_steps"]) / len(requests)}
+    print("zs", out["zs"], flush=True)
+
+    stats = cached_statistics(model, tok, ad, s.layers, model_hash(model), cache_dir() / "stats",
+                              s.stats_source, s.stats_tokens, s.seed)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    res = execute_memit(model, tok, requests, s, stats, zs=zs, templates=templates, show_progress=False)
+    out["solve"] = {"seconds": res.info["time_solve"], "layers": list(s.layers), "n": len(requests)}
+    model.load_state_dict(base)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        _, t_save = timed(lambda: load_model("smollm2-135m").model.save_pretrained(tmp / "plain"))
+        facts = tmp / "facts.json"
+        facts.write_text(json.dumps(json.loads((DATA / "counterfact-dev.json").read_text())[: args.n]))
+        memstore("init", str(tmp / "repo"), "--base", "smollm2-135m", cwd=tmp)
+        memstore("commit", str(facts), "-m", f"{args.n} facts", cwd=tmp / "repo")
+        _, t_export = timed(lambda: memstore("export", str(tmp / "out"), cwd=tmp / "repo"))
+        commit_bytes = json.loads(memstore("show", "HEAD", "--json", cwd=tmp / "repo"))["bytes"]
+        checkpoint = sum(p.stat().st_size for p in (tmp / "out").rglob("*") if p.is_file())
+    out["export"] = {"export_seconds": t_export, "load_save_seconds": t_save,
+                     "commit_bytes": commit_bytes, "checkpoint_bytes": checkpoint}
+    report(out, args)
+
+
+def report(out: dict, args) -> None:
+    st, zs, so, ex = out["stats"], out["zs"], out["solve"], out["export"]
+    lines = [f"# Speed, SmolLM2-135M, {out['threads']} CPU threads (ratios measured side by side)", "",
+             "| what | measured | against | ratio |", "| --- | --- | --- | --- |",
+             (f"| statistics (E[kkᵀ], layers {min(so['layers'])}–{max(so['layers'])}, one pass) | "
+             f"{st['tokens_per_s']:.0f} tokens/s | plain forward through the same layers "
+             f"{st['same_layers_forward_tokens_per_s']:.0f} tokens/s | "
+             f"{st['tokens_per_s'] / st['same_layers_forward_tokens_per_s']:.2f}× |"),
+             (f"| | | full forward {st['full_forward_tokens_per_s']:.0f} tokens/s | "
+             f"{st['tokens_per_s'] / st['full_forward_tokens_per_s']:.2f}× |"),
+             (f"| z-vectors, batched + cached ({zs['n']} requests, mean {zs['mean_steps']:.1f} steps) | "
+             f"{zs['batched_s_per_request']:.2f} s/request | one at a time, same code "
+             f"{zs['single_s_per_request']:.2f} s/request | "
+             f"{zs['single_s_per_request'] / zs['batched_s_per_request']:.1f}× |"),
+             (f"| | | paper's procedure (full passes, first {args.reference}) "
+             f"{zs['reference_s_per_request']:.2f} s/request | "
+             f"{zs['reference_s_per_request'] / zs['batched_s_per_request']:.1f}× |"),
+             f"| solve: keys + ΔW for {len(so['layers'])} layers, {so['n']} requests | {so['seconds']:.2f} s | | |",
+             (f"| `memstore export` (base + ΔWs → safetensors checkpoint, CLI) | {ex['export_seconds']:.1f} s | "
+             f"load the base + save_pretrained {ex['load_save_seconds']:.1f} s | "
+             f"{ex['export_seconds'] / ex['load_save_seconds']:.2f}× |"),
+             (f"| one commit of {zs['n']} facts | {ex['commit_bytes'] / 1e6:.2f} MB | the checkpoint "
+             f"{ex['checkpoint_bytes'] / 1e6:.0f} MB | 1/{ex['checkpoint_bytes'] / ex['commit_bytes']:.0f} |"),
+             "", f"Command: `{out['command']}`"]
+    write_results("speed", out, lines)
+
+
+if __name__ == "__main__":
+    main()
