@@ -2,6 +2,7 @@
 error, never a silent bad edit."""
 import pytest
 import torch
+from transformers import BatchEncoding
 from engine_fixtures import REQUESTS, TEMPLATES, build, settings_for, stats_for
 
 from memstore.editing import Request, execute_memit, validate_requests
@@ -74,3 +75,29 @@ def test_non_finite_values_are_errors(tiny):
     a = torch.eye(4, dtype=torch.float64)
     with pytest.raises(NumericalError):
         solve_layer(a, torch.ones(2, 4), torch.tensor([[1.0, float("inf")], [0.0, 0.0]]))
+
+
+class SegmentingTokenizer:
+    """A tokenizer that cuts text into the given pieces (to mimic BPE merges)."""
+
+    def __init__(self, pieces: list[str]):
+        self.pieces = pieces
+
+    def __call__(self, text, return_offsets_mapping=False):
+        assert "".join(self.pieces) == text
+        offsets, at = [], 0
+        for p in self.pieces:
+            offsets.append((at, at + len(p)))
+            at += len(p)
+        return BatchEncoding({"input_ids": list(range(len(self.pieces))), "offset_mapping": offsets})
+
+
+def test_subject_whose_last_token_runs_into_punctuation_is_located():
+    from memstore.editing.tokens import subject_last_token
+
+    merged = SegmentingTokenizer(["tronc", ",", " Inc", ".,", " whose", " headquarters"])
+    ids, at = subject_last_token(merged, "{}, whose headquarters", "tronc, Inc.")
+    assert at == 3  # the ".," token holds the subject's last character
+    word = SegmentingTokenizer(["Michael", " plays"])
+    with pytest.raises(ValidationError, match="runs on past it"):
+        subject_last_token(word, "{}el plays", "Micha")

@@ -33,8 +33,10 @@ def encode(tokenizer, text: str) -> list[int]:
 def subject_last_token(tokenizer, template: str, subject: str, context: str = "") -> tuple[list[int], int]:
     """Token ids of `template.format(subject)` and the index of the subject's last token.
 
-    The subject must end on a token boundary: a subject whose last character shares a
-    token with the text after it cannot be located, and is an error."""
+    The subject must end on a token boundary, or its last token may run on into punctuation
+    or spaces only ("tronc, Inc." before ", whose": the tokenizer merges ".,"); a subject
+    whose last token runs on into a word ("Micha" in "Michael") cannot be located, and is
+    an error."""
     where = f" ({context})" if context else ""
     start = template.index("{}")
     text = template.format(subject)
@@ -43,7 +45,7 @@ def subject_last_token(tokenizer, template: str, subject: str, context: str = ""
     ids, offsets = enc.input_ids, enc["offset_mapping"]
     for i, (a, b) in enumerate(offsets):
         if a < end_char <= b and b > a:
-            if b != end_char:
+            if any(c.isalnum() for c in text[end_char:b]):
                 raise ValidationError(
                     f"cannot locate the subject {subject!r} in the tokens of {text!r}: "
                     f"its last token runs on past it{where}")
