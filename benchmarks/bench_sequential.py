@@ -62,6 +62,8 @@ def main() -> None:
     ap.add_argument("--generation", action="store_true", help="also GE after each commit")
     ap.add_argument("--ge-records", type=int, default=16, help="records in the GE sample")
     ap.add_argument("--ns-records", type=int, default=20, help="records in the per-commit NS sample")
+    ap.add_argument("--final-ge-records", type=int, default=0,
+                    help="also GE on this many records x 2 prompts after the last commit")
     args = ap.parse_args()
     torch.set_num_threads(2)
     started = time.perf_counter()
@@ -89,15 +91,24 @@ def main() -> None:
 
     res_dir = ROOT / "benchmarks" / "results"
     res_dir.mkdir(parents=True, exist_ok=True)
-    stem = res_dir / f"sequential-{args.commits}x{args.size}"
-    unedited = counterfact_metrics(model, tok, records) | probe()
+    methods = args.methods.split(",")
+    suffix = "" if methods == list(METHODS) else "-" + "-".join(methods)
+    stem = res_dir / f"sequential-{args.commits}x{args.size}{suffix}"
+    big_ge = [dataclasses.replace(r, generation_prompts=r.generation_prompts[:2])
+              for r in spread(records, args.final_ge_records)] if args.final_ge_records else []
+
+    def final_probe() -> dict:
+        return {"ge_final_sample": generation_entropy(model, tok, big_ge)} if big_ge else {}
+
+    unedited = counterfact_metrics(model, tok, records) | probe() | final_probe()
     print("unedited", {k: round(v, 3) for k, v in unedited.items() if isinstance(v, float)}, flush=True)
     out: dict = {"command": " ".join(["python benchmarks/bench_sequential.py", *sys.argv[1:]]),
                  "settings": s0.to_dict(), "commits": args.commits, "size": args.size,
                  "ns_records": args.ns_records, "ge_records": args.ge_records,
+                 "final_ge_records": args.final_ge_records,
                  "unedited": unedited, "methods": {}}
     first_zs = None
-    for method in args.methods.split(","):
+    for method in methods:
         model.load_state_dict(base)
         s = s0.with_changes(history=method)
         running: dict = {}
@@ -117,7 +128,7 @@ def main() -> None:
             steps.append(step)
             print(method, i + 1, f"{solve_s:.0f}s", [round(x, 2) for x in retention],
                   {k: round(v, 3) for k, v in step.items() if k.endswith("sample")}, flush=True)
-        final = counterfact_metrics(model, tok, records)
+        final = counterfact_metrics(model, tok, records) | final_probe()
         out["methods"][method] = {"final": final, "first_commit_es": steps[-1]["retention"][0],
                                   "steps": steps, "seconds": time.perf_counter() - t0}
         print(method, "final", {k: round(v, 3) for k, v in final.items() if isinstance(v, float)}, flush=True)
@@ -147,6 +158,11 @@ def write_report(out: dict, stem: Path, ge: bool) -> None:
         lines.append(f"| {method} | {f['efficacy']:.3f} | {m['first_commit_es']:.3f} | {f['paraphrase']:.3f} "
                      f"| {f['neighborhood']:.3f} | {f['score']:.3f} |{ge_cell(m['steps'][-1])} "
                      f"{m['seconds'] / 60:.1f} min |")
+    if out.get("final_ge_records"):
+        lines += ["", f"GE on a larger sample ({out['final_ge_records']} records × 2 generation prompts) "
+                  f"after the last commit: unedited {u['ge_final_sample']:.3f}, "
+                  + ", ".join(f"{k} {m['final']['ge_final_sample']:.3f}" for k, m in out["methods"].items())
+                  + "."]
     lines += ["", f"After each commit (ES over all facts so far / ES of the first commit's facts / "
               f"NS on {out['ns_records']} records' neighbourhood prompts" + (" / GE sample" if ge else "") + "):", "",
               "| commits | " + " | ".join(out["methods"]) + " |",

@@ -25,7 +25,7 @@ class EditSettings:
     seed: int = 0  # seeds template sampling and self-sampled statistics text
     stats_source: str = "self"  # "self" or a path to a .txt / .jsonl corpus
     stats_tokens: int = 20000
-    history: str = "plain"  # plain | preserve | nullspace (see the history issue)
+    history: str = "preserve"  # plain | preserve | nullspace: README, "Sequential commits"
     history_weight: float = 1.0  # weight of earlier commits' keys in the solve
     nullspace_threshold: float = 0.02  # eigenvalues of E[kkᵀ] below this span the null space
     nullspace_l2: float = 10.0  # ridge term of the null-space solve (AlphaEdit's L2)
