@@ -17,15 +17,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data" / "counterfact-dev.json"
+from common import DATA, RESULTS, command, ge_sample, pyplot, spread
 
 from memstore.editing import default_settings, execute_memit
 from memstore.editing.memit import add_keys, templates_for
@@ -48,12 +44,6 @@ def neighborhood(model, tok, records) -> float:
     return counterfact_metrics(model, tok, only)["neighborhood"]
 
 
-def spread(records, n: int):
-    """`n` records spread evenly over all of them (every commit contributes)."""
-    step = max(1, len(records) // n)
-    return records[::step][:n]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--commits", type=int, default=10)
@@ -70,12 +60,11 @@ def main() -> None:
     lm = load_model("smollm2-135m")
     model, tok, ad = lm.model, lm.tokenizer, lm.adapter
     base = {k: v.clone() for k, v in model.state_dict().items()}
-    records = read_counterfact_records(DATA)[: args.commits * args.size]
+    records = read_counterfact_records(DATA / "counterfact-dev.json")[: args.commits * args.size]
     batches = [records[i * args.size:(i + 1) * args.size] for i in range(args.commits)]
     ns_sample = spread(records, args.ns_records)
     # two generation prompts from each of a spread of records: one batch of generation
-    ge_sample = [dataclasses.replace(r, generation_prompts=r.generation_prompts[:2])
-                 for r in spread(records, args.ge_records)]
+    ge_records = ge_sample(records, args.ge_records)
     s0 = default_settings(model)
     stats = cached_statistics(model, tok, ad, s0.layers, model_hash(model), cache_dir() / "stats",
                               s0.stats_source, s0.stats_tokens, s0.seed)
@@ -85,24 +74,22 @@ def main() -> None:
         out = {"ns_sample": neighborhood(model, tok, ns_sample)}
         if args.generation:
             t = time.perf_counter()
-            out["ge_sample"] = generation_entropy(model, tok, ge_sample)
+            out["ge_sample"] = generation_entropy(model, tok, ge_records)
             out["ge_seconds"] = time.perf_counter() - t
         return out
 
-    res_dir = ROOT / "benchmarks" / "results"
-    res_dir.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     methods = args.methods.split(",")
     suffix = "" if methods == list(METHODS) else "-" + "-".join(methods)
-    stem = res_dir / f"sequential-{args.commits}x{args.size}{suffix}"
-    big_ge = [dataclasses.replace(r, generation_prompts=r.generation_prompts[:2])
-              for r in spread(records, args.final_ge_records)] if args.final_ge_records else []
+    stem = RESULTS / f"sequential-{args.commits}x{args.size}{suffix}"
+    big_ge = ge_sample(records, args.final_ge_records) if args.final_ge_records else []
 
     def final_probe() -> dict:
         return {"ge_final_sample": generation_entropy(model, tok, big_ge)} if big_ge else {}
 
     unedited = counterfact_metrics(model, tok, records) | probe() | final_probe()
     print("unedited", {k: round(v, 3) for k, v in unedited.items() if isinstance(v, float)}, flush=True)
-    out: dict = {"command": " ".join(["python benchmarks/bench_sequential.py", *sys.argv[1:]]),
+    out: dict = {"command": command(),
                  "settings": s0.to_dict(), "commits": args.commits, "size": args.size,
                  "ns_records": args.ns_records, "ge_records": args.ge_records,
                  "final_ge_records": args.final_ge_records,
@@ -183,13 +170,8 @@ def write_report(out: dict, stem: Path, ge: bool) -> None:
 
 
 def plot(out: dict, stem: Path, ge: bool) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed: no plot", file=sys.stderr)
+    plt = pyplot()
+    if plt is None:
         return
     c, u = out["commits"], out["unedited"]
     x = range(1, c + 1)
