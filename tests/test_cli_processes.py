@@ -83,8 +83,9 @@ def check(repo: Path) -> dict:
             assert e["n_requests"] == len(want) and set(r.updates_of(e["id"])) == {1, 2}
         referenced = {o for c in r.log() for o in c.object_ids()}
         stats = {row["object"] for row in r.db.query("select object from statistics")}
+        matrices = {row["object"] for row in r.db.query("select object from running_matrices")}
         return {"commits": len(indexed),
-                "orphans": len(set(r.objects.iter()) - referenced - stats),
+                "orphans": len(set(r.objects.iter()) - referenced - stats - matrices),
                 "temp_files": len(r.objects.temp_files())}
 
 
