@@ -104,7 +104,7 @@ def main() -> None:
             t = time.perf_counter()
             # the first commit's z-vectors depend only on the base model: computed once
             res = execute_memit(model, tok, [r.request for r in batch], s, stats, templates=templates,
-                                preserved=running or None, show_progress=False,
+                                running=running or None, show_progress=False,
                                 zs=first_zs if i == 0 else None)
             first_zs = res.zs if i == 0 else first_zs
             solve_s = time.perf_counter() - t

@@ -4,7 +4,7 @@ import os
 import signal
 from contextlib import contextmanager
 
-from memstore.store import repository
+from memstore.store import writer
 
 
 def self_kill_at(step: int) -> None:
@@ -16,7 +16,7 @@ def self_kill_at(step: int) -> None:
         if count[0] == step:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    real_fsync, real_replace, real_tx = os.fsync, os.replace, repository.transaction
+    real_fsync, real_replace, real_tx = os.fsync, os.replace, writer.transaction
 
     def fsync(fd):
         point()
@@ -36,4 +36,15 @@ def self_kill_at(step: int) -> None:
             point()  # rows written and ref moved, not committed
         point()  # committed
 
-    os.fsync, os.replace, repository.transaction = fsync, replace, transaction
+    os.fsync, os.replace, writer.transaction = fsync, replace, transaction
+
+
+def orphans(repo, referenced: set[str]) -> int:
+    """Objects that neither the commits (`referenced`) nor a statistics record, a stored
+    running matrix or a kept ref snapshot name: what a crash between the objects and the
+    transaction leaves behind."""
+    named = set(referenced)
+    for sql in ("select object, record from statistics", "select object from running_matrices",
+                "select object from snapshots"):
+        named |= {o for row in repo.db.query(sql) for o in row.values() if o}
+    return len(set(repo.objects.iter()) - named)

@@ -29,7 +29,7 @@ from cli_support import (
     memstore_process,
     ok,
 )
-from crash_points import self_kill_at
+from crash_points import orphans, self_kill_at
 
 from memstore.models.hashing import tensor_sha256
 from memstore.store import porcelain
@@ -82,10 +82,8 @@ def check(repo: Path) -> dict:
                     for q in r.requests_of(e["id"])] == want
             assert e["n_requests"] == len(want) and set(r.updates_of(e["id"])) == {1, 2}
         referenced = {o for c in r.log() for o in c.object_ids()}
-        stats = {row["object"] for row in r.db.query("select object from statistics")}
-        matrices = {row["object"] for row in r.db.query("select object from running_matrices")}
         return {"commits": len(indexed),
-                "orphans": len(set(r.objects.iter()) - referenced - stats - matrices),
+                "orphans": orphans(r, referenced),
                 "temp_files": len(r.objects.temp_files())}
 
 

@@ -55,7 +55,7 @@ def test_revert_is_c1_then_c3_replayed_from_its_cached_zs(history):
         preserved = running_matrix([{l: u.keys for l, u in repo.updates_of(c1).items()}])
         replay = execute_memit(model, tok, repo.requests_of(c3), s3.edit_settings, stats,
                                zs=repo.zs_of_set(c3), templates=list(s3.templates),
-                               preserved=preserved, show_progress=False)
+                               running=preserved, show_progress=False)
         expected = model.state_dict()
         rebuilt = build_state(base, adapter, repo.update_chain(reverted))
         assert sorted(rebuilt) == [adapter.proj_weight_name(l) for l in (1, 2)]

@@ -29,7 +29,7 @@ def drift_after_second_commit(history: str) -> float:
     r1 = execute_memit(model, tok, first, s, stats, templates=["{}"], show_progress=False)
     h1 = current_hidden(model, tok, ad, 2, first)
     preserved = running_matrix([{l: u.keys for l, u in r1.updates.items()}])
-    execute_memit(model, tok, second, s, stats, templates=["{}"], preserved=preserved,
+    execute_memit(model, tok, second, s, stats, templates=["{}"], running=preserved,
                   show_progress=False)
     h2 = current_hidden(model, tok, ad, 2, first)
     return float((h2 - h1).norm() / h1.norm())
@@ -82,7 +82,7 @@ def margins(history: str) -> tuple[float, float]:
     r1 = execute_memit(model, tok, [FIRST], s, stats, templates=["{}"], show_progress=False)
     after_first = first_fact_margin(model, tok)
     preserved = running_matrix([{l: u.keys for l, u in r1.updates.items()}])
-    execute_memit(model, tok, SECOND, s, stats, templates=["{}"], preserved=preserved,
+    execute_memit(model, tok, SECOND, s, stats, templates=["{}"], running=preserved,
                   show_progress=False)
     return after_first, first_fact_margin(model, tok)
 

@@ -6,7 +6,7 @@ from engine_fixtures import FAMILIES, REQUESTS, TEMPLATES, build, settings_for, 
 from memstore.editing import build_state, execute_memit, unapply_updates
 from memstore.editing.apply import delta
 from memstore.editing.keys import compute_keys, current_hidden
-from memstore.editing.solve import preserved_matrix, solve_layer
+from memstore.editing.solve import covariance_term, solve_layer
 from memstore.editing.zs import compute_zs
 from memstore.editing.zs_reference import compute_z_reference
 
@@ -78,7 +78,7 @@ def test_factors_equal_dense_solve():
     x = torch.randn(500, d_in, dtype=torch.float64)
     mom2 = x.T @ x / 500
     keys, res = torch.randn(n, d_in), torch.randn(n, d_out)
-    a = preserved_matrix(mom2, 3.0)
+    a = covariance_term(mom2, 3.0)
     u, v = solve_layer(a, keys, res)
     k = keys.double().T
     dense = res.double().T @ k.T @ torch.linalg.inv(a + k @ k.T)

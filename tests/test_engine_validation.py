@@ -2,8 +2,8 @@
 error, never a silent bad edit."""
 import pytest
 import torch
-from transformers import BatchEncoding
 from engine_fixtures import REQUESTS, TEMPLATES, build, settings_for, stats_for
+from transformers import BatchEncoding
 
 from memstore.editing import Request, execute_memit, validate_requests
 from memstore.editing.solve import solve_layer
@@ -96,7 +96,7 @@ def test_subject_whose_last_token_runs_into_punctuation_is_located():
     from memstore.editing.tokens import subject_last_token
 
     merged = SegmentingTokenizer(["tronc", ",", " Inc", ".,", " whose", " headquarters"])
-    ids, at = subject_last_token(merged, "{}, whose headquarters", "tronc, Inc.")
+    _ids, at = subject_last_token(merged, "{}, whose headquarters", "tronc, Inc.")
     assert at == 3  # the ".," token holds the subject's last character
     word = SegmentingTokenizer(["Michael", " plays"])
     with pytest.raises(ValidationError, match="runs on past it"):

@@ -17,7 +17,7 @@ import signal
 import struct
 
 import pytest
-from crash_points import self_kill_at
+from crash_points import orphans, self_kill_at
 from test_store_support import BASE_HASH, commit_on_head, fake_result, same_bits
 
 from memstore.store.repository import Repository
@@ -57,7 +57,7 @@ def check(path) -> dict:
                 assert same_bits(got[layer].keys, u.keys)
         referenced = {o for c in on_branch for o in c.object_ids()}
         return {"commits": len(indexed),
-                "orphans": len(set(repo.objects.iter()) - referenced),
+                "orphans": orphans(repo, referenced),
                 "temp_files": len(repo.objects.temp_files())}
     finally:
         repo.close()

@@ -7,7 +7,7 @@ from memstore.store.schema import MIGRATIONS, migrate, open_index, schema_versio
 
 
 def test_migrations_are_recorded_in_order(tmp_path):
-    db = open_index(tmp_path / "index.db")
+    db = open_index(tmp_path / "index.db", create=True)
     rows = list(db.query("select id, name, applied_at from migrations order by id"))
     assert [r["name"] for r in rows] == [m.__name__ for m in MIGRATIONS]
     assert [r["id"] for r in rows] == list(range(1, len(MIGRATIONS) + 1))
@@ -19,7 +19,7 @@ def test_migrations_are_recorded_in_order(tmp_path):
 
 
 def test_reopening_applies_nothing_and_keeps_data(tmp_path):
-    db = open_index(tmp_path / "index.db")
+    db = open_index(tmp_path / "index.db", create=True)
     db["config"].insert({"key": "k", "value": "1"})
     db.close()
     statements = []
@@ -31,13 +31,13 @@ def test_reopening_applies_nothing_and_keeps_data(tmp_path):
 
 
 def test_wal_mode_and_busy_timeout(tmp_path):
-    db = open_index(tmp_path / "index.db")
+    db = open_index(tmp_path / "index.db", create=True)
     assert db.journal_mode == "wal"
     assert next(db.query("pragma busy_timeout"))["timeout"] == schema.BUSY_TIMEOUT_MS
 
 
 def test_a_new_migration_is_applied_once(tmp_path, monkeypatch):
-    db = open_index(tmp_path / "index.db")
+    db = open_index(tmp_path / "index.db", create=True)
 
     def m002_add_column(db: Database) -> None:
         db["commits"].add_column("author", str)
@@ -48,7 +48,7 @@ def test_a_new_migration_is_applied_once(tmp_path, monkeypatch):
 
 
 def test_an_index_from_a_newer_memstore_is_refused(tmp_path):
-    db = open_index(tmp_path / "index.db")
+    db = open_index(tmp_path / "index.db", create=True)
     db["migrations"].insert({"id": 99, "name": "m099_future", "applied_at": "x"})
     db.close()
     with pytest.raises(MemstoreError, match="m099_future.*upgrade memstore"):

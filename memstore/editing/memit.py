@@ -13,7 +13,7 @@ from .requests import Request, validate_requests
 from .result import EditResult, LayerUpdate
 from .sampling import sample_templates
 from .settings import EditSettings
-from .solve import preserved_matrix, solve_layer, solve_layer_nullspace
+from .solve import covariance_term, solve_layer, solve_layer_nullspace
 from .statistics import Statistics
 from .zs import compute_zs
 
@@ -40,14 +40,14 @@ def templates_for(model, tokenizer, settings: EditSettings) -> list[str]:
 def execute_memit(model, tokenizer, requests: list[Request], settings: EditSettings,
                   stats: dict[int, Statistics], *, adapter: Adapter | None = None,
                   zs: torch.Tensor | None = None, templates: list[str] | None = None,
-                  preserved: dict[int, torch.Tensor] | None = None,
+                  running: dict[int, torch.Tensor] | None = None,
                   show_progress: bool = True) -> EditResult:
     """Writes `requests` into `model` (in place) and returns what was written.
 
-    `zs` given: a replay from cached z-vectors (no optimisation). `preserved`: per layer,
-    Σ K_prev K_prevᵀ of the earlier commits on the branch (`running_matrix`): added to
-    λ·E[k kᵀ] with `history_weight` (history "preserve"), or kept alongside the null-space
-    projection (history "nullspace"); ignored by "plain"."""
+    `zs` given: a replay from cached z-vectors (no optimisation). `running`: per layer, the
+    running matrix Σ K_prev K_prevᵀ of the earlier facts live on the branch: added to
+    λ·E[k kᵀ] with `history_weight` (history "preserve"), or kept with the same weight
+    alongside the null-space projection (history "nullspace"); ignored by "plain"."""
     adapter = adapter or get_adapter(model)
     validate_requests(requests, tokenizer)
     check_settings(model, adapter, settings)
@@ -71,13 +71,14 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
         keys = compute_keys(model, tokenizer, adapter, layer, requests, templates)
         cur = current_hidden(model, tokenizer, adapter, L, requests)
         residuals = (zs.float() - cur) / (len(settings.layers) - i)
-        history = None if settings.history == "plain" else (preserved or {}).get(layer)
+        earlier = None if settings.history == "plain" else (running or {}).get(layer)
         if settings.history == "nullspace":
             u, v = solve_layer_nullspace(stats[layer].projector(settings.nullspace_threshold), keys,
-                                         residuals, history, settings.nullspace_l2)
+                                         residuals, earlier, settings.nullspace_l2,
+                                         settings.history_weight)
         else:
-            a = preserved_matrix(stats[layer].mom2, settings.mom2_weight, history,
-                                 settings.history_weight)
+            a = covariance_term(stats[layer].mom2, settings.mom2_weight, earlier,
+                                settings.history_weight)
             u, v = solve_layer(a, keys, residuals)
         update = LayerUpdate(layer, u.float(), v.float(), keys.float(), adapter.transposed)
         apply_update(model, adapter, update)
@@ -98,7 +99,7 @@ def add_keys(matrix: dict[int, torch.Tensor], keys: dict[int, torch.Tensor]) -> 
 
 def running_matrix(keys_per_commit: list[dict[int, torch.Tensor]]) -> dict[int, torch.Tensor]:
     """Σ K Kᵀ (d_in × d_in, float64) per layer over earlier commits' keys (n × d_in each),
-    added in the order given (the store keeps this sum per state: store.preserved)."""
+    added in the order given (the store keeps this sum per state: store.running)."""
     out: dict[int, torch.Tensor] = {}
     for keys in keys_per_commit:
         out = add_keys(out, keys)

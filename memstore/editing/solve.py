@@ -2,7 +2,7 @@
 
     ΔW = R Kᵀ (A + K Kᵀ)⁻¹ = U Vᵀ,   U = R (d_out × n),   V = (A + K Kᵀ)⁻¹ K (d_in × n)
 
-with A = λ·E[k kᵀ] (+ the preserved keys of earlier commits). Keys are columns here; the
+with A = λ·E[k kᵀ] (+ the running matrix: Σ k kᵀ of earlier commits' keys). Keys are columns here; the
 API takes them as rows (n × d_in). Everything is float64; no explicit inverse. When
 n < d_in, the solve goes through A's Cholesky factor and the Woodbury identity,
 (A + K Kᵀ)⁻¹ K = A⁻¹K (I + Kᵀ A⁻¹ K)⁻¹, which costs O(d_in²·n) instead of O(d_in³)."""
@@ -13,12 +13,12 @@ import torch
 from ..errors import NumericalError
 
 
-def preserved_matrix(mom2: torch.Tensor, mom2_weight: float,
-                     history: torch.Tensor | None = None, history_weight: float = 1.0) -> torch.Tensor:
-    """A = λ·E[k kᵀ] (+ history_weight · Σ K_prev K_prevᵀ), float64."""
+def covariance_term(mom2: torch.Tensor, mom2_weight: float,
+                    running: torch.Tensor | None = None, history_weight: float = 1.0) -> torch.Tensor:
+    """A = λ·E[k kᵀ] (+ history_weight · the running matrix Σ K_prev K_prevᵀ), float64."""
     a = mom2.double() * mom2_weight
-    if history is not None:
-        a = a + history_weight * history.double()
+    if running is not None:
+        a = a + history_weight * running.double()
     return a
 
 
@@ -54,13 +54,15 @@ def nullspace_projector(mom2: torch.Tensor, threshold: float) -> torch.Tensor:
 
 
 def solve_layer_nullspace(projector: torch.Tensor, keys: torch.Tensor, residuals: torch.Tensor,
-                          history: torch.Tensor | None, l2: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """AlphaEdit's update (Fang et al., ICLR 2025): ΔW = R Kᵀ P (P (K Kᵀ + Σ K_p K_pᵀ) + l2·I)⁻ᵀ,
-    as U = R (d_out × n), V = (P (K Kᵀ + Σ K_p K_pᵀ) + l2·I)⁻¹ P K (d_in × n). ΔW k ≈ 0 for
-    keys k in the preserved span, and the earlier commits' keys K_p are kept too."""
+                          running: torch.Tensor | None, l2: float,
+                          history_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """AlphaEdit's update (Fang et al., ICLR 2025): ΔW = R Kᵀ P (P (K Kᵀ + w Σ K_p K_pᵀ) + l2·I)⁻ᵀ,
+    as U = R (d_out × n), V = (P (K Kᵀ + w Σ K_p K_pᵀ) + l2·I)⁻¹ P K (d_in × n), w the
+    history weight. ΔW x = 0 exactly for x outside P's range (the span ordinary text uses:
+    Aᵀ x = l2 x there), and the earlier commits' keys K_p are kept too."""
     k = keys.double().T
     d_in = k.shape[0]
-    m = k @ k.T if history is None else k @ k.T + history.double()
+    m = k @ k.T if running is None else k @ k.T + history_weight * running.double()
     a = projector @ m + l2 * torch.eye(d_in, dtype=torch.float64, device=k.device)
     v = torch.linalg.solve(a, projector @ k)
     u = residuals.double().T

@@ -19,7 +19,9 @@ from ..errors import MemstoreError
 from .commits import UpdateSet, load_requests, load_updates, load_zs
 
 if TYPE_CHECKING:
-    from .repository import Repository
+    from sqlite_utils import Database
+
+    from .storage import Storage
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class LiveFact:
     position: int
 
 
-def chain_sets(repo: Repository, commit_id: str) -> list[SetRef]:
+def chain_sets(store: Storage, commit_id: str) -> list[SetRef]:
     """The update sets whose application to the base weights gives `commit_id`'s state,
     root first. The order is fixed by the records, so every rebuild applies the same sets
     in the same order."""
@@ -51,47 +53,46 @@ def chain_sets(repo: Repository, commit_id: str) -> list[SetRef]:
         if cur in seen:
             raise MemstoreError(f"commit {cur[:12]}: its basis chain loops; run `memstore fsck`")
         seen.add(cur)
-        commit = repo.get_commit(cur)
+        commit = store.commit(cur)
         stack.append(commit)
         cur = commit.basis
     return [SetRef(c.id, i, s) for c in reversed(stack) for i, s in enumerate(c.update_sets)]
 
 
-def update_chain(repo: Repository, commit_id: str) -> list[dict[int, LayerUpdate]]:
-    return [load_updates(repo.objects, ref.update_set) for ref in chain_sets(repo, commit_id)]
+def update_chain(store: Storage, commit_id: str) -> list[dict[int, LayerUpdate]]:
+    return [load_updates(store.objects, ref.update_set) for ref in chain_sets(store, commit_id)]
 
 
-def chain_keys(repo: Repository, commit_id: str) -> dict[int, torch.Tensor]:
-    """Per layer, the keys K (stacked, n_total × d_in) of every update set in the chain:
-    the earlier edits a history-aware solve must preserve."""
+def chain_keys(store: Storage, commit_id: str) -> dict[int, torch.Tensor]:
+    """Per layer, the keys K (stacked, n_total × d_in) of every update set in the chain."""
     keys: dict[int, list[torch.Tensor]] = {}
-    for updates in update_chain(repo, commit_id):
+    for updates in update_chain(store, commit_id):
         for layer, update in updates.items():
             keys.setdefault(layer, []).append(update.keys)
     return {l: torch.cat(ks) for l, ks in sorted(keys.items())}
 
 
-def facts_at(repo: Repository, commit_id: str) -> list[LiveFact]:
+def facts_at(store: Storage, commit_id: str) -> list[LiveFact]:
     """The facts live in `commit_id`'s state, in the order they were written. A later
     request for the same (subject, prompt) replaces the earlier one: both ΔWs are in the
     weights, but the later one is what the model was last told."""
     live: dict[tuple[str, str], LiveFact] = {}
-    for ref in chain_sets(repo, commit_id):
-        for i, request in enumerate(load_requests(repo.objects, ref.update_set)):
+    for ref in chain_sets(store, commit_id):
+        for i, request in enumerate(load_requests(store.objects, ref.update_set)):
             key = fact_key(request)
             live.pop(key, None)
             live[key] = LiveFact(request, ref.commit, ref.index, i)
     return list(live.values())
 
 
-def zs_of(repo: Repository, facts: list[LiveFact]) -> torch.Tensor:
+def zs_of(store: Storage, facts: list[LiveFact]) -> torch.Tensor:
     """The cached z-vectors of `facts`, stacked in their order (for a replay)."""
     cache: dict[tuple[str, int], torch.Tensor] = {}
     rows = []
     for f in facts:
         where = (f.commit, f.set_index)
         if where not in cache:
-            cache[where] = load_zs(repo.objects, repo.get_commit(f.commit).update_sets[f.set_index])
+            cache[where] = load_zs(store.objects, store.commit(f.commit).update_sets[f.set_index])
         rows.append(cache[where][f.position])
     if not rows:
         raise MemstoreError("no facts given, so no z-vectors")
@@ -101,10 +102,10 @@ def zs_of(repo: Repository, facts: list[LiveFact]) -> torch.Tensor:
 # -- the ancestry graph ------------------------------------------------------------------
 
 
-def graph(repo: Repository) -> dict[str, tuple[tuple[str, ...], float]]:
+def graph(db: Database) -> dict[str, tuple[tuple[str, ...], float]]:
     """Every indexed commit: id → (parents, time)."""
     return {r["id"]: (tuple(json.loads(r["parents"])), r["time"])
-            for r in repo.db.query("select id, parents, time from commits")}
+            for r in db.query("select id, parents, time from commits")}
 
 
 def ancestors(g: dict[str, tuple[tuple[str, ...], float]], start: str) -> set[str]:
@@ -119,11 +120,11 @@ def ancestors(g: dict[str, tuple[tuple[str, ...], float]], start: str) -> set[st
     return seen
 
 
-def log_ids(repo: Repository, start: str, first_parent: bool = False,
+def log_ids(db: Database, start: str, first_parent: bool = False,
             limit: int | None = None) -> list[str]:
     """Newest first. Full ancestry comes out in topological order (a commit before its
     parents), newest time first among those that are ready; ties broken by id."""
-    g = graph(repo)
+    g = graph(db)
     out: list[str] = []
     if first_parent:
         cur: str | None = start
@@ -149,10 +150,10 @@ def log_ids(repo: Repository, start: str, first_parent: bool = False,
     return out
 
 
-def merge_bases(repo: Repository, a: str, b: str) -> list[str]:
+def merge_bases(db: Database, a: str, b: str) -> list[str]:
     """The best common ancestors of `a` and `b` (those that are not ancestors of another
     common ancestor), newest first. Usually one; several after criss-cross merges."""
-    g = graph(repo)
+    g = graph(db)
     common = ancestors(g, a) & ancestors(g, b)
     best = set(common)
     for c in sorted(common, key=lambda c: (-g[c][1], c)):
@@ -161,5 +162,5 @@ def merge_bases(repo: Repository, a: str, b: str) -> list[str]:
     return sorted(best, key=lambda c: (-g[c][1], c))
 
 
-def is_ancestor(repo: Repository, ancestor: str, commit: str) -> bool:
-    return ancestor in ancestors(graph(repo), commit)
+def is_ancestor(db: Database, ancestor: str, commit: str) -> bool:
+    return ancestor in ancestors(graph(db), commit)

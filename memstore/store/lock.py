@@ -6,8 +6,10 @@ whom it waits for. The lock is reentrant within one `RepositoryLock` object: the
 hold it around a whole command while the library's write methods take it again."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -71,7 +73,16 @@ class RepositoryLock:
 
     def _take(self, wait: bool, on_wait: WaitCallback | None, timeout: float | None) -> int:
         assert self.path is not None
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a planted link: it would truncate a file outside the repository
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise MemstoreError(f"{self.path} is a symbolic link; memstore never writes "
+                                    "through one (remove it)") from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise MemstoreError(f"{self.path} is not a regular file (remove it)")
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

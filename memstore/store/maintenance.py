@@ -1,24 +1,23 @@
 """fsck (is everything present, intact and consistent?) and gc (remove what nothing needs).
 
 Reachable = the commits reachable from any ref or a detached HEAD, following parents and
-basis, with every object their records name, plus the objects of all statistics and the stored
-running matrices of reachable commits."""
+basis, with every object their records name, plus the objects of all statistics records,
+the stored running matrices of reachable commits and the newest ref snapshots.
+Rebuilding a lost or damaged index is `repair`."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from ..editing.settings import EditSettings
 from ..errors import MemstoreError
-from . import preserved
+from . import config, running, snapshots
 from .commits import Commit, load_requests
 from .objects import CorruptObjectError, DiskObjectStore, MissingObjectError
-from .refs import HEAD, HEADS
+from .refs import HEAD, HEADS, Refs
 from .schema import transaction
-
-if TYPE_CHECKING:
-    from .repository import Repository
+from .storage import Storage
 
 
 @dataclass(frozen=True)
@@ -29,18 +28,18 @@ class GcReport:
     temp_files: int
 
 
-def reachable_commits(repo: Repository) -> dict[str, Commit]:
+def reachable_commits(store: Storage, refs: Refs) -> dict[str, Commit]:
     """Walks commit objects (the truth, not the index) from every ref. A missing or
     corrupt commit on the way raises: gc must not decide on a damaged history."""
     seen: dict[str, Commit] = {}
-    stack = list(repo.refs.all().values())
+    stack = list(refs.all().values())
     while stack:
         cid = stack.pop()
         if cid in seen:
             continue
-        if not repo.objects.contains(cid):
+        if not store.objects.contains(cid):
             raise MissingObjectError(f"commit {cid} is missing")
-        commit = repo.get_commit(cid)
+        commit = store.commit(cid)
         seen[cid] = commit
         stack.extend(commit.parents)
         if commit.basis is not None:
@@ -48,81 +47,93 @@ def reachable_commits(repo: Repository) -> dict[str, Commit]:
     return seen
 
 
-def _statistics_objects(repo: Repository) -> set[str]:
-    return {r["object"] for r in repo.db.query("select object from statistics")}
+def _statistics_objects(store: Storage) -> set[str]:
+    return {o for r in store.db.query("select object, record from statistics")
+            for o in (r["object"], r["record"]) if o}
 
 
-def _matrix_objects(repo: Repository, commits: list[str]) -> set[str]:
+def _matrix_objects(store: Storage, commits: list[str]) -> set[str]:
     return {r["object"] for c in commits
-            for r in repo.db.query("select object from running_matrices where commit_id = ?", [c])}
+            for r in store.db.query("select object from running_matrices where commit_id = ?",
+                                    [c])}
 
 
-def gc(repo: Repository, dry_run: bool = False) -> GcReport:
-    with repo.lock():
+def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[None]],
+       dry_run: bool = False) -> GcReport:
+    with lock():
         try:
-            reachable = reachable_commits(repo)
+            reachable = reachable_commits(store, refs)
         except (MissingObjectError, CorruptObjectError) as e:
             raise MemstoreError(f"gc refused, the history is damaged ({e})") from e
-        dead_matrices = [c for c in preserved.cached_commits(repo) if c not in reachable]
-        keep = ({o for c in reachable.values() for o in c.object_ids()} | _statistics_objects(repo)
-                | _matrix_objects(repo, [c for c in preserved.cached_commits(repo) if c in reachable]))
-        rows = {r["id"] for r in repo.db.query("select id from commits")}
+        cached = running.cached_commits(store)
+        dead_matrices = [c for c in cached if c not in reachable]
+        old_snapshots = snapshots.pruned(store.db)
+        keep = ({o for c in reachable.values() for o in c.object_ids()}
+                | _statistics_objects(store) | set(snapshots.kept(store.db))
+                | _matrix_objects(store, [c for c in cached if c in reachable]))
+        rows = {r["id"] for r in store.db.query("select id from commits")}
         dead_commits = sorted(rows - set(reachable))
-        dead_objects = sorted((set(repo.objects.iter()) - keep)
-                              | {r["id"] for r in repo.db.query("select id from objects")} - keep)
-        freed = sum(repo.objects.size(o) for o in dead_objects if repo.objects.contains(o))
-        temps = repo.objects.temp_files() if isinstance(repo.objects, DiskObjectStore) else []
+        dead_objects = sorted((set(store.objects.iter()) - keep)
+                              | {r["id"] for r in store.db.query("select id from objects")} - keep)
+        freed = sum(store.objects.size(o) for o in dead_objects if store.objects.contains(o))
+        temps = store.objects.temp_files() if isinstance(store.objects, DiskObjectStore) else []
         if dry_run:
             return GcReport(dead_commits, dead_objects, freed, len(temps))
         # index rows first, then files: a crash in between leaves only orphan files
-        with transaction(repo.db):
-            preserved.forget(repo, dead_matrices)
+        with transaction(store.db):
+            running.forget(store, dead_matrices)
+            for seq, _ in old_snapshots:
+                store.db["snapshots"].delete(seq)
             for cid in dead_commits:
-                repo.db["requests"].delete_where("commit_id = ?", [cid])
-                repo.db["commits"].delete(cid)
+                store.db["requests"].delete_where("commit_id = ?", [cid])
+                store.db["commits"].delete(cid)
             for oid in dead_objects:
-                repo.db["objects"].delete_where("id = ?", [oid])
+                store.db["objects"].delete_where("id = ?", [oid])
         for oid in dead_objects:
-            repo.objects.delete(oid)
+            store.objects.delete(oid)
         for t in temps:
             t.unlink(missing_ok=True)
-        repo.forget_cached()
+        store.forget_cached()
         return GcReport(dead_commits, dead_objects, freed, len(temps))
 
 
-def fsck(repo: Repository, verify: bool = True) -> list[str]:
+def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
     """Every problem found, as one line each; an empty list means the repository is sound.
     `verify` re-hashes every object (reads everything)."""
     problems: list[str] = []
-    store = repo.objects
-    present = set(store.iter())
+    objects = store.objects
+    if isinstance(objects, DiskObjectStore):
+        problems.extend(f"{p} is a symbolic link (memstore never writes through one)"
+                        for p in objects.links())
+    present = set(objects.iter())
     corrupt: set[str] = set()
     if verify:
         for oid in sorted(present):
             try:
-                store.get_bytes(oid, verify=True)
+                objects.get_bytes(oid, verify=True)
             except CorruptObjectError:
                 corrupt.add(oid)
                 problems.append(f"object {oid} is corrupt (its content does not match its name)")
-    for row in repo.db.query("select id, size from objects"):
+    for row in store.db.query("select id, size from objects"):
         if row["id"] not in present:
             problems.append(f"object {row['id']} is indexed but missing")
-        elif row["id"] not in corrupt and store.size(row["id"]) != row["size"]:
-            problems.append(f"object {row['id']} has size {store.size(row['id'])}, "
+        elif row["id"] not in corrupt and objects.size(row["id"]) != row["size"]:
+            problems.append(f"object {row['id']} has size {objects.size(row['id'])}, "
                             f"indexed as {row['size']}")
-    rows = {r["id"]: r for r in repo.db.query("select * from commits")}
-    stats = {(r["id"], r["layer"]): r for r in repo.db.query("select * from statistics")}
+    rows = {r["id"]: r for r in store.db.query("select * from commits")}
+    stats = {(r["id"], r["layer"]): r for r in store.db.query("select * from statistics")}
     for cid, row in sorted(rows.items()):
-        problems.extend(_check_commit(repo, cid, row, rows, stats, present, corrupt))
+        problems.extend(_check_commit(store, cid, row, rows, stats, present, corrupt))
     for (sid, layer), row in sorted(stats.items()):
-        if row["object"] not in present:
-            problems.append(f"statistics {sid} layer {layer}: object {row['object']} is missing")
-    problems.extend(_check_refs(repo, rows))
-    problems.extend(_check_config(repo))
+        for what in ("object", "record"):
+            if row[what] and row[what] not in present:
+                problems.append(f"statistics {sid} layer {layer}: {what} {row[what]} is missing")
+    problems.extend(_check_refs(store, refs, rows))
+    problems.extend(_check_config(store))
     return problems
 
 
-def _check_commit(repo: Repository, cid: str, row: dict, rows: dict, stats: dict,
+def _check_commit(store: Storage, cid: str, row: dict, rows: dict, stats: dict,
                   present: set[str], corrupt: set[str]) -> list[str]:
     at = f"commit {cid[:12]}"
     if cid not in present:
@@ -130,7 +141,7 @@ def _check_commit(repo: Repository, cid: str, row: dict, rows: dict, stats: dict
     if cid in corrupt:
         return [f"{at}: its object is corrupt"]
     try:
-        commit = repo.get_commit(cid)
+        commit = store.commit(cid)
     except (MemstoreError, KeyError, TypeError, ValueError) as e:
         return [f"{at}: unreadable record ({e})"]
     out = []
@@ -149,46 +160,54 @@ def _check_commit(repo: Repository, cid: str, row: dict, rows: dict, stats: dict
             if (sid, layer) not in stats:
                 out.append(f"{at}: statistics {sid} of layer {layer} are not recorded")
     if not out:
-        out.extend(_check_request_rows(repo, commit))
+        out.extend(_check_request_rows(store, commit))
     return out
 
 
-def _check_request_rows(repo: Repository, commit: Commit) -> list[str]:
+def _check_request_rows(store: Storage, commit: Commit) -> list[str]:
     got = [(r["set_index"], r["position"], r["subject"], r["prompt"], r["target_new"])
-           for r in repo.db.query("select * from requests where commit_id = ? "
-                                  "order by set_index, position", [commit.id])]
+           for r in store.db.query("select * from requests where commit_id = ? "
+                                   "order by set_index, position", [commit.id])]
     want = [(i, p, r.subject, r.prompt, r.target_new)
             for i, s in enumerate(commit.update_sets)
-            for p, r in enumerate(load_requests(repo.objects, s))]
+            for p, r in enumerate(load_requests(store.objects, s))]
     if got != want:
         return [(f"commit {commit.id[:12]}: request rows disagree with the record "
                  f"({len(got)} rows, {len(want)} requests)")]
     return []
 
 
-def _check_refs(repo: Repository, rows: dict) -> list[str]:
+def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
     out = []
-    for r in repo.db.query("select * from refs order by name"):
+    current = []
+    for r in store.db.query("select * from refs order by name"):
+        current.append({"name": r["name"], "target": r["target"], "symbolic": r["symbolic"]})
         if r["symbolic"] is not None:
             if r["name"] != HEAD or not r["symbolic"].startswith(HEADS):
                 out.append(f"ref {r['name']}: bad symbolic target {r['symbolic']!r}")
         elif r["target"] not in rows:
             out.append(f"ref {r['name']} points to {r['target']}, which is not a known commit")
-    if not list(repo.db.query("select name from refs where name = ?", [HEAD])):
+    if not list(store.db.query("select name from refs where name = ?", [HEAD])):
         out.append("HEAD is missing")
+    newest = next(iter(store.db.query("select object from snapshots order by seq desc limit 1")),
+                  None)
+    snap = None
+    if newest is not None and store.objects.contains(newest["object"]):
+        try:
+            snap = snapshots.parse(store.objects.get_bytes(newest["object"]))
+        except CorruptObjectError:
+            snap = None
+    if snap is None or snap["refs"] != current or snap["config"] != config.rows(store.db):
+        out.append("the refs and config have no up-to-date snapshot in the object store "
+                   "(`memstore fsck --repair` writes one)")
     return out
 
 
-def _check_config(repo: Repository) -> list[str]:
+def _check_config(store: Storage) -> list[str]:
     out = []
-    try:
-        _ = repo.base
-    except (MemstoreError, KeyError, TypeError) as e:
-        out.append(f"config: the base record is unreadable ({e})")
-    raw = repo.get_config("settings")
-    if raw is not None:
+    for read in (config.read_base, config.read_settings):
         try:
-            EditSettings.from_dict(raw)
-        except (MemstoreError, TypeError) as e:
-            out.append(f"config: the editor settings are invalid ({e})")
+            read(store.db)
+        except MemstoreError as e:
+            out.append(f"config: {e}")
     return out

@@ -37,6 +37,11 @@ class MissingObjectError(MemstoreError):
     """An object the repository refers to is not in the object store."""
 
 
+class UnsafePathError(MemstoreError):
+    """A path memstore would write or delete through is a symbolic link (or not what it
+    should be): it could lead outside the repository, so nothing is done."""
+
+
 class CorruptObjectError(MemstoreError):
     """An object's bytes no longer match its name."""
 
@@ -115,6 +120,10 @@ class ObjectStore(ABC):
     @abstractmethod
     def size(self, oid: str) -> int: ...
 
+    def head(self, oid: str, n: int) -> bytes:
+        """The first `n` bytes of `oid` (unchecked: for telling kinds of objects apart)."""
+        return self._read(check_object_id(oid))[:n]
+
     def get_bytes(self, oid: str, verify: bool = True) -> bytes:
         """The bytes of `oid`. With `verify`, a copy whose hash no longer matches its name
         raises CorruptObjectError instead of handing back wrong weights."""
@@ -181,7 +190,18 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def refuse_link(path: Path, what: str = "") -> None:
+    """UnsafePathError if `path` is a symbolic link."""
+    if path.is_symlink():
+        raise UnsafePathError(f"{path} is a symbolic link{what}; memstore never writes or "
+                              "deletes through one (remove it, then run `memstore fsck`)")
+
+
 class DiskObjectStore(ObjectStore):
+    """Objects under `root` (`.memstore/objects`). Nothing is written or deleted through a
+    symbolic link: `root`, each fan-out directory and each object must be what they seem,
+    or the operation is refused (a planted link could point outside the repository)."""
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
@@ -189,16 +209,27 @@ class DiskObjectStore(ObjectStore):
         check_object_id(oid)
         return self.root / oid[:2] / oid[2:]
 
+    def _fan_out(self, oid: str) -> Path:
+        """The fan-out directory of `oid`, checked not to be a link (nor `root`)."""
+        refuse_link(self.root)
+        fan = self.root / oid[:2]
+        refuse_link(fan)
+        return fan
+
     def put_bytes(self, data: bytes) -> str:
         oid = hash_bytes(data)
         target = self.path(oid)
+        fan = self._fan_out(oid)
+        refuse_link(target)
         try:
             if target.stat().st_size == len(data):
                 return oid
         except FileNotFoundError:
             pass
-        if not target.parent.is_dir():
-            target.parent.mkdir(parents=True, exist_ok=True)
+        if not fan.is_dir():
+            self.root.mkdir(parents=True, exist_ok=True)
+            fan.mkdir(exist_ok=True)
+            refuse_link(fan)
             fsync_dir(self.root)
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
         try:
@@ -219,15 +250,36 @@ class DiskObjectStore(ObjectStore):
             return self.path(oid).read_bytes()
         except FileNotFoundError:
             raise MissingObjectError(f"object {oid} is missing") from None
+        except IsADirectoryError:
+            raise CorruptObjectError(f"object {oid} is a directory, not a file") from None
+
+    def head(self, oid: str, n: int) -> bytes:
+        try:
+            with open(self.path(oid), "rb") as f:
+                return f.read(n)
+        except FileNotFoundError:
+            raise MissingObjectError(f"object {oid} is missing") from None
 
     def contains(self, oid: str) -> bool:
         return self.path(oid).is_file()
 
+    def links(self) -> list[Path]:
+        """Symbolic links where objects or fan-out directories should be (fsck reports them)."""
+        if not self.root.is_dir() or self.root.is_symlink():
+            return [self.root] if self.root.is_symlink() else []
+        out = []
+        for fan in sorted(self.root.iterdir()):
+            if fan.is_symlink():
+                out.append(fan)
+            elif fan.is_dir():
+                out.extend(f for f in sorted(fan.iterdir()) if f.is_symlink())
+        return out
+
     def iter(self) -> Iterator[str]:
-        if not self.root.is_dir():
+        if not self.root.is_dir() or self.root.is_symlink():
             return
         for fan in sorted(self.root.iterdir()):
-            if len(fan.name) != 2 or not fan.is_dir():
+            if len(fan.name) != 2 or not fan.is_dir() or fan.is_symlink():
                 continue
             for f in sorted(fan.iterdir()):
                 oid = fan.name + f.name
@@ -235,7 +287,8 @@ class DiskObjectStore(ObjectStore):
                     yield oid
 
     def delete(self, oid: str) -> None:
-        self.path(oid).unlink(missing_ok=True)
+        self._fan_out(oid)
+        self.path(oid).unlink(missing_ok=True)  # a link itself is removed, never its target
 
     def size(self, oid: str) -> int:
         try:
@@ -244,5 +297,8 @@ class DiskObjectStore(ObjectStore):
             raise MissingObjectError(f"object {oid} is missing") from None
 
     def temp_files(self) -> list[Path]:
-        """Leftovers of writes that a crash interrupted."""
-        return sorted(self.root.glob(f"??/{TEMP_PREFIX}*"))
+        """Leftovers of writes that a crash interrupted (never inside a linked directory)."""
+        if not self.root.is_dir() or self.root.is_symlink():
+            return []
+        return sorted(f for fan in self.root.iterdir() if fan.is_dir() and not fan.is_symlink()
+                      for f in fan.glob(f"{TEMP_PREFIX}*"))

@@ -26,10 +26,10 @@ from ..models.loading import DEFAULT_MODEL, resolve
 from .checkpoint import export, verify, verify_base
 from .history import LiveFact
 from .lock import WaitCallback
-from .preserved import running_matrix as preserved_matrix
 from .queries import ask, diff, evaluate, measure, probe, show, status, weight_diff
 from .repository import DIRNAME, Repository, StatisticsRecord
 from .rewrite import MergeConflictError, Report, merge, revert, squash
+from .running import running_matrix_for
 from .states import load_base, load_state, open_base, state_of, statistics
 
 # -- init and config -------------------------------------------------------------------------
@@ -171,11 +171,11 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
         stats_ = statistics(repo, base, settings, note=note)
         state_of(repo, parent)
         before = measure(base, requests, quick=True)
-        preserved = (preserved_matrix(repo, parent)
-                     if parent and settings.history != "plain" else None)
+        running = (running_matrix_for(repo.store, parent, [], requests)
+                   if parent and settings.history != "plain" else None)
         base.editing(settings.layers)
         result = execute_memit(base.model, base.tokenizer, requests, settings, stats_,
-                               adapter=base.adapter, preserved=preserved)
+                               adapter=base.adapter, running=running or None)
         metrics = measure(base, requests)
         metrics["p_new_before"] = before["p_new"]
         c = repo.write_commit([result], parents=[parent] if parent else [], basis=parent,

@@ -13,6 +13,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..errors import MemstoreError, ValidationError
+from . import snapshots
+from .objects import ObjectStore
 
 HEAD = "HEAD"
 HEADS = "refs/heads/"
@@ -97,10 +99,24 @@ def short_name(ref: str) -> str:
 class Refs:
     """Reads and writes refs in the index. Writes must run inside a transaction of the
     caller (schema.transaction), so a move is part of the same atomic change as the rows
-    it points to."""
+    it points to; each write also records a snapshot of all refs as an object (the copy a
+    lost index is rebuilt from), so a ref move should be a transaction's last write."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, objects: ObjectStore | None = None) -> None:
         self.db = db
+        self.objects = objects
+
+    def _changed(self) -> None:
+        if self.objects is not None:
+            snapshots.record(self.db, self.objects)
+
+    def check_new_name(self, ref: str) -> None:
+        """A branch may not take a tag's name nor a tag a branch's: a short name must name
+        one ref, or revision lookup would pick one silently."""
+        for mine, other, kind in ((HEADS, TAGS, "tag"), (TAGS, HEADS, "branch")):
+            if ref.startswith(mine) and self._row(other + ref[len(mine):]) is not None:
+                raise ValidationError(f"{ref[len(mine):]!r} is already the name of a {kind}; "
+                                      "choose another name")
 
     def _row(self, name: str) -> dict[str, Any] | None:
         rows = list(self.db.query("select * from refs where name = ?", [name]))
@@ -153,16 +169,21 @@ class Refs:
         if new is None:
             self.db["refs"].delete(name)
         else:
+            if now is None:
+                self.check_new_name(name)
             self.db["refs"].insert({"name": name, "target": new, "symbolic": None},
                                    replace=True)
+        self._changed()
 
     def set_symbolic(self, name: str, target: str) -> None:
         self.db["refs"].insert({"name": name, "target": None, "symbolic": target},
                                replace=True)
+        self._changed()
 
     def set_detached(self, name: str, commit: str) -> None:
         self.db["refs"].insert({"name": name, "target": commit, "symbolic": None},
                                replace=True)
+        self._changed()
 
     # -- revisions ---------------------------------------------------------------------
 
@@ -192,11 +213,18 @@ class Refs:
                 raise ValidationError(f"unknown revision {rev!r}: the current branch has no "
                                       "commits yet")
             return commit
-        # git's order: a full ref name, then a tag, then a branch
-        for ref in (name,) if name.startswith("refs/") else (TAGS + name, HEADS + name):
-            commit = self.read(ref)
+        if name.startswith("refs/"):
+            commit = self.read(name)
             if commit is not None:
                 return commit
+        else:
+            found = {ref: c for ref in (HEADS + name, TAGS + name)
+                     if (c := self.read(ref)) is not None}
+            if len(found) > 1:  # made by an older memstore: never pick one silently
+                raise ValidationError(f"revision {rev!r} is ambiguous: both a branch and a tag; "
+                                      f"say refs/heads/{name} or refs/tags/{name}")
+            if found:
+                return next(iter(found.values()))
         if len(name) >= MIN_PREFIX and _HEX.match(name.lower()):
             ids = [r["id"] for r in self.db.query(
                 "select id from commits where id >= ? and id < ? order by id limit 3",

@@ -1,22 +1,20 @@
-"""The repository: `.memstore/` = objects/ + index.db + lock, behind one class.
+"""The repository: `.memstore/` = objects/ + index.db + lock, composed behind one class.
 
-Writes follow one rule, which makes a crash at any instant harmless: first every object is
-written (each fsynced and renamed into place), then ONE SQLite transaction inserts the rows
-and moves the ref, after checking that the ref still points where it did when the
-operation started. Until that transaction commits, the new objects are unreferenced
-orphans (gc removes them); after it, everything they need is on disk. Every write method
-takes the repository lock (reentrant), so gc can never delete objects a writer is about to
-reference; a CLI command may hold the lock around its whole run with `repo.lock()`."""
+`Repository` opens and creates repositories, holds the writer lock, and composes the
+store's modules, each of which takes only what it needs (`Storage`: the index and the
+object store): config (base record, settings), stats_records, writer (commits), index
+(request search), refs, history, running (running matrices), maintenance (fsck, gc).
+
+Every write method takes the repository lock (reentrant), so gc can never delete objects a
+writer is about to reference; a CLI command may hold the lock around its whole run with
+`repo.lock()`."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
-import time as clock
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,71 +26,53 @@ from ..editing.result import EditResult, LayerUpdate
 from ..editing.settings import EditSettings
 from ..editing.statistics import Statistics
 from ..errors import MemstoreError, ValidationError
-from . import history, maintenance
-from .commits import (
-    Commit,
-    load_requests,
-    load_updates,
-    load_zs,
-    make_commit,
-    put_update_set,
-)
+from . import config, history, index, maintenance, snapshots, stats_records, writer
+from .commits import Commit, load_requests, load_updates, load_zs
+from .config import BaseRecord, path_snapshot
 from .lock import RepositoryLock, WaitCallback
-from .objects import DiskObjectStore, MemoryObjectStore, ObjectStore, fsync_dir
+from .objects import DiskObjectStore, MemoryObjectStore, fsync_dir, refuse_link
 from .refs import HEAD, HEADS, TAGS, Head, Refs, branch_ref, tag_ref
 from .schema import open_index, transaction
+from .stats_records import StatisticsRecord
+from .storage import Storage
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 DIRNAME = ".memstore"
+INDEX = "index.db"
 DEFAULT_BRANCH = "main"
 _FROM_PARENTS: Any = object()  # write_commit's default `expected`: the first parent
+
+__all__ = [
+    "DIRNAME",
+    "BaseRecord",
+    "NotARepositoryError",
+    "Repository",
+    "StatisticsRecord",
+    "path_snapshot",
+]
 
 
 class NotARepositoryError(MemstoreError):
     pass
 
 
-@dataclass(frozen=True)
-class BaseRecord:
-    """The base model every state is built on."""
-
-    spec: str  # what the user gave (a path or a model name)
-    hash: str  # content hash of the weights (memstore.models.hashing.model_hash)
-    path: str | None  # where the weights were found
-    snapshot: dict[str, int] | None  # size and mtime of `path`, for a cheap re-check
-    info: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class StatisticsRecord:
-    id: str
-    layer: int
-    n_tokens: int
-    description: str
-    object: str
-    created: float
-
-
-def path_snapshot(path: str | Path) -> dict[str, int]:
-    """Total size, newest mtime and file count of a file or a directory tree."""
-    p = Path(path)
-    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
-    stats = [f.stat() for f in files]
-    return {"size": sum(s.st_size for s in stats),
-            "mtime_ns": max((s.st_mtime_ns for s in stats), default=0), "files": len(stats)}
-
-
 class Repository:
-    def __init__(self, objects: ObjectStore, db: Database, root: Path | None = None,
+    def __init__(self, objects, db: Database, root: Path | None = None,
                  on_wait: WaitCallback | None = None) -> None:
         self.root = root  # the directory holding .memstore; None for in-memory
-        self.objects = objects
-        self.db = db
-        self.refs = Refs(db)
+        self.store = Storage(db, objects)
+        self.refs = Refs(db, objects)
         self._lock = RepositoryLock(self.dir / "lock" if self.dir else None, on_wait)
-        self._commits: dict[str, Commit] = {}
+
+    @property
+    def db(self) -> Database:
+        return self.store.db
+
+    @property
+    def objects(self):
+        return self.store.objects
 
     # -- creating and opening -------------------------------------------------------------
 
@@ -109,16 +89,17 @@ class Repository:
         directory and renamed into place, so a crash never leaves half a repository."""
         root = Path(path).resolve()
         target = root / DIRNAME
-        if target.exists():
+        if target.exists() or target.is_symlink():
             raise MemstoreError(f"a memstore repository already exists in {root}")
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=DIRNAME + "-init-", dir=root))
         try:
             (tmp / "objects").mkdir()
             (tmp / "lock").touch()
-            db = open_index(tmp / "index.db")
+            db = open_index(tmp / INDEX, create=True)
             try:
-                _setup(db, base_spec, base_hash, base_info, settings, base_path, branch)
+                _setup(Storage(db, DiskObjectStore(tmp / "objects")), base_spec, base_hash,
+                       base_info, settings, base_path, branch)
             finally:
                 db.close()
             try:
@@ -137,15 +118,16 @@ class Repository:
                *, branch: str = DEFAULT_BRANCH) -> Repository:
         """A repository held in memory (MemoryObjectStore, in-memory index), for tests."""
         db = open_index(None)
-        _setup(db, base_spec, base_hash, base_info, settings, None, branch)
-        return cls(MemoryObjectStore(), db)
+        objects = MemoryObjectStore()
+        _setup(Storage(db, objects), base_spec, base_hash, base_info, settings, None, branch)
+        return cls(objects, db)
 
     @staticmethod
     def find(path: str | Path | None = None) -> Path:
         """The directory holding `.memstore`, from `path` (default: cwd) upwards."""
         start = Path(path if path is not None else os.getcwd()).resolve()
         for d in (start, *start.parents):
-            if (d / DIRNAME / "index.db").is_file():
+            if (d / DIRNAME).is_dir() and (d / DIRNAME / "objects").is_dir():
                 return d
         raise NotARepositoryError(f"not a memstore repository (or any parent): {start}")
 
@@ -153,8 +135,11 @@ class Repository:
     def open(cls, path: str | Path | None = None, *,
              on_wait: WaitCallback | None = None) -> Repository:
         root = cls.find(path)
-        db = open_index(root / DIRNAME / "index.db")
-        return cls(DiskObjectStore(root / DIRNAME / "objects"), db, root, on_wait)
+        d = root / DIRNAME
+        for p in (d / "objects", d / "lock"):
+            refuse_link(p)
+        db = open_index(d / INDEX)
+        return cls(DiskObjectStore(d / "objects"), db, root, on_wait)
 
     def close(self) -> None:
         self.db.close()
@@ -172,39 +157,34 @@ class Repository:
         return self._lock(wait, on_wait, timeout)
 
     def forget_cached(self) -> None:
-        self._commits.clear()
+        self.store.forget_cached()
 
     # -- config, base, statistics ---------------------------------------------------------
 
     def get_config(self, key: str, default: Any = None) -> Any:
-        rows = list(self.db.query("select value from config where key = ?", [key]))
-        return json.loads(rows[0]["value"]) if rows else default
+        return config.get(self.db, key, default)
 
     def set_config(self, key: str, value: Any) -> None:
         with self.lock(), transaction(self.db):
-            _set_config(self.db, key, value)
+            config.put(self.db, key, value)
+            snapshots.record(self.db, self.objects)
 
     @property
     def settings(self) -> EditSettings | None:
         """The editor settings future commits use."""
-        raw = self.get_config("settings")
-        return EditSettings.from_dict(raw) if raw is not None else None
+        return config.read_settings(self.db)
 
     def set_settings(self, settings: EditSettings) -> None:
-        self.set_config("settings", settings.to_dict())
+        self.set_config(config.SETTINGS, settings.to_dict())
 
     @property
     def base(self) -> BaseRecord:
-        raw = self.get_config("base")
-        if raw is None:
-            raise MemstoreError("the repository has no base record; run `memstore fsck`")
-        return BaseRecord(raw["spec"], raw["hash"], raw.get("path"), raw.get("snapshot"),
-                          raw.get("info", {}))
+        return config.read_base(self.db)
 
     def set_base_path(self, path: str | Path) -> None:
         """Records where the base weights are now (after the caller checked their hash)."""
         b = self.base
-        self.set_config("base", _base_json(b.spec, b.hash, path, b.info))
+        self.set_config(config.BASE, config.base_json(b.spec, b.hash, path, b.info))
 
     def base_unchanged(self) -> bool | None:
         """True when the base path still has the recorded size and mtime (so its hash need
@@ -216,33 +196,17 @@ class Repository:
 
     def put_statistics(self, stats: Statistics) -> StatisticsRecord:
         """Stores E[k kᵀ] of one layer (kept first if the same id and layer exist)."""
-        existing = self.statistics_record(stats.id, stats.layer)
-        if existing is not None:
-            return existing
         with self.lock():
-            oid = self.objects.put_tensors({"mom2": stats.mom2})
-            row = {"id": stats.id, "layer": stats.layer, "n_tokens": stats.n_tokens,
-                   "description": stats.description, "object": oid, "created": clock.time()}
-            with transaction(self.db):
-                self.db["statistics"].insert(row, ignore=True)
-                _index_objects(self.db, self.objects, {oid: "statistics"})
-        return self.statistics_record(stats.id, stats.layer)  # type: ignore[return-value]
+            return stats_records.put(self.store, stats)
 
     def statistics_record(self, stats_id: str, layer: int) -> StatisticsRecord | None:
-        rows = list(self.db.query("select * from statistics where id = ? and layer = ?",
-                                  [stats_id, layer]))
-        return StatisticsRecord(**rows[0]) if rows else None
+        return stats_records.find(self.store, stats_id, layer)
 
     def statistics(self) -> list[StatisticsRecord]:
-        return [StatisticsRecord(**r)
-                for r in self.db.query("select * from statistics order by id, layer")]
+        return stats_records.all_records(self.store)
 
     def get_statistics(self, stats_id: str, layer: int) -> Statistics:
-        rec = self.statistics_record(stats_id, layer)
-        if rec is None:
-            raise MemstoreError(f"no statistics {stats_id} for layer {layer} in this repository")
-        mom2 = self.objects.get_tensors(rec.object)["mom2"]
-        return Statistics(layer, mom2, rec.n_tokens, rec.description)
+        return stats_records.load(self.store, stats_id, layer)
 
     # -- refs -----------------------------------------------------------------------------
 
@@ -283,7 +247,7 @@ class Repository:
                 raise ValidationError(f"cannot delete the current branch {name!r}; "
                                       "switch to another one first")
             others = [c for r, c in self.refs.all().items() if r != ref]
-            if not force and not any(history.is_ancestor(self, commit, c) for c in others):
+            if not force and not any(history.is_ancestor(self.db, commit, c) for c in others):
                 raise ValidationError(
                     f"branch {name!r} is not merged into any other branch or tag; its commits "
                     "would be lost at the next gc (force the deletion to do it anyway)")
@@ -341,77 +305,23 @@ class Repository:
         if expected is _FROM_PARENTS:
             expected = parents[0] if parents else None
         with self.lock():
-            base = self._check_commit_inputs(update_sets, parents, basis)
-            sets = [put_update_set(self.objects, r) for r in update_sets]
-            commit, data = make_commit(
-                parents=parents, base=base, basis=basis, update_sets=sets, message=message,
-                time=clock.time() if time is None else time, operation=operation,
-                metrics=metrics, info=info)
-            self.objects.put_bytes(data)
-            size = self._introduced_size(commit)
-            with transaction(self.db):
-                if ref is not None:
-                    self.refs.update(self._ref_to_move(ref), commit.id, expected)
-                if not self.has_commit(commit.id):
-                    self._index_commit(commit, [r.requests for r in update_sets], size)
-        self._commits[commit.id] = commit
-        return commit
-
-    def _check_commit_inputs(self, update_sets: Sequence[EditResult], parents: list[str],
-                             basis: str | None) -> str:
-        base = self.base.hash
-        if len(set(parents)) != len(parents):
-            raise ValidationError("a commit cannot have the same parent twice")
-        for c in [*parents, *([basis] if basis is not None else [])]:
-            row = self._get_commit_row(c)
-            if row["base_hash"] != base:
-                raise ValidationError(f"commit {c[:12]} was made on another base model")
-        for r in update_sets:
-            for layer, sid in r.stats_ids.items():
-                if self.statistics_record(sid, layer) is None:
-                    raise ValidationError(f"statistics {sid} of layer {layer} are not in "
-                                          "this repository (store them first)")
-        return base
-
-    def _introduced_size(self, commit: Commit) -> int:
-        """Bytes of the objects this commit adds beyond what its parents' records hold."""
-        inherited = {o for p in commit.parents for o in self.get_commit(p).object_ids()}
-        return sum(self.objects.size(o) for o in set(commit.object_ids()) - inherited)
-
-    def _index_commit(self, commit: Commit, requests: list[list[Request]], size: int) -> None:
-        self.db["commits"].insert({
-            "id": commit.id, "parents": json.dumps(list(commit.parents)),
-            "basis": commit.basis, "base_hash": commit.base, "time": commit.time,
-            "message": commit.message, "operation": commit.operation,
-            "n_requests": commit.n_requests, "size": size,
-            "metrics": json.dumps(commit.metrics, sort_keys=True),
-        })
-        self.db["requests"].insert_all(
-            {"commit_id": commit.id, "set_index": i, "position": p, "subject": r.subject,
-             "prompt": r.prompt, "target_new": r.target_new, "target_true": r.target_true,
-             "case_id": r.case_id}
-            for i, reqs in enumerate(requests) for p, r in enumerate(reqs))
-        kinds = {commit.id: "commit"}
-        for s in commit.update_sets:
-            kinds.update(dict.fromkeys(s.object_ids(), "tensors"))
-            kinds[s.requests] = "requests"
-        _index_objects(self.db, self.objects, kinds)
+            return writer.write_commit(
+                self.store, self.refs, self.base.hash, update_sets, parents=parents,
+                basis=basis, message=message, metrics=metrics, operation=operation, info=info,
+                time=time, ref=None if ref is None else self._ref_to_move(ref),
+                expected=expected)
 
     def _get_commit_row(self, commit_id: str) -> dict[str, Any]:
-        rows = list(self.db.query("select * from commits where id = ?", [commit_id]))
-        if not rows:
+        row = index.commit_row(self.store, commit_id)
+        if row is None:
             raise ValidationError(f"unknown commit {commit_id!r}")
-        return rows[0]
+        return row
 
     def has_commit(self, commit_id: str) -> bool:
-        return bool(list(self.db.query("select 1 from commits where id = ?", [commit_id])))
+        return self.store.has_commit(commit_id)
 
     def get_commit(self, commit_id: str) -> Commit:
-        commit = self._commits.get(commit_id)
-        if commit is None:
-            commit = Commit.from_json(commit_id, self.objects.get_json(commit_id))
-            self._commits[commit_id] = commit
-        return commit
+        return self.store.commit(commit_id)
 
     def commit_size(self, rev: str) -> int:
         """Bytes of the objects a commit introduces (not already held by its parents)."""
@@ -428,23 +338,8 @@ class Repository:
 
     def find_requests(self, *, subject: str | None = None, prompt: str | None = None,
                       contains: str | None = None) -> list[dict[str, Any]]:
-        """Request rows (commit_id, set_index, position, subject, prompt, targets) by exact
-        subject and/or prompt, or by a substring of either."""
-        where, args = [], []
-        if subject is not None:
-            where.append("subject = ?")
-            args.append(subject)
-        if prompt is not None:
-            where.append("prompt = ?")
-            args.append(prompt)
-        if contains is not None:
-            where.append("(instr(subject, ?) > 0 or instr(prompt, ?) > 0)")
-            args += [contains, contains]
-        sql = "select requests.* from requests join commits on commits.id = commit_id"
-        if where:
-            sql += " where " + " and ".join(where)
-        return list(self.db.query(sql + " order by commits.time, commit_id, set_index, position",
-                                  args))
+        return index.find_requests(self.store, subject=subject, prompt=prompt,
+                                   contains=contains)
 
     # -- history (memstore.store.history) -------------------------------------------------
 
@@ -453,64 +348,49 @@ class Repository:
         """Commits reachable from `rev`, newest first; [] on an unborn HEAD."""
         if rev == HEAD and self.head().commit is None:
             return []
-        ids = history.log_ids(self, self.resolve(rev), first_parent, limit)
+        ids = history.log_ids(self.db, self.resolve(rev), first_parent, limit)
         return [self.get_commit(c) for c in ids]
 
     def merge_base(self, a: str, b: str) -> str | None:
-        bases = history.merge_bases(self, self.resolve(a), self.resolve(b))
+        bases = history.merge_bases(self.db, self.resolve(a), self.resolve(b))
         return bases[0] if bases else None
 
     def is_ancestor(self, ancestor: str, rev: str) -> bool:
-        return history.is_ancestor(self, self.resolve(ancestor), self.resolve(rev))
+        return history.is_ancestor(self.db, self.resolve(ancestor), self.resolve(rev))
 
     def chain_sets(self, rev: str) -> list[history.SetRef]:
-        return history.chain_sets(self, self.resolve(rev))
+        return history.chain_sets(self.store, self.resolve(rev))
 
     def update_chain(self, rev: str) -> list[dict[int, LayerUpdate]]:
         """The update sets that build `rev`'s state from the base weights, root first."""
-        return history.update_chain(self, self.resolve(rev))
+        return history.update_chain(self.store, self.resolve(rev))
 
     def chain_keys(self, rev: str) -> dict[int, torch.Tensor]:
-        return history.chain_keys(self, self.resolve(rev))
+        return history.chain_keys(self.store, self.resolve(rev))
 
     def facts_at(self, rev: str) -> list[history.LiveFact]:
-        return history.facts_at(self, self.resolve(rev))
+        return history.facts_at(self.store, self.resolve(rev))
 
     def zs_of(self, facts: list[history.LiveFact]) -> torch.Tensor:
-        return history.zs_of(self, facts)
+        return history.zs_of(self.store, facts)
 
     # -- maintenance (memstore.store.maintenance) -----------------------------------------
 
     def fsck(self, verify: bool = True) -> list[str]:
-        return maintenance.fsck(self, verify)
+        return maintenance.fsck(self.store, self.refs, verify)
 
     def gc(self, dry_run: bool = False) -> maintenance.GcReport:
-        return maintenance.gc(self, dry_run)
+        return maintenance.gc(self.store, self.refs, self.lock, dry_run)
 
 
-def _base_json(spec: str, base_hash: str, path: str | Path | None,
-               info: dict[str, Any] | None) -> dict[str, Any]:
-    return {"spec": spec, "hash": base_hash, "info": info or {},
-            "path": str(Path(path).resolve()) if path is not None else None,
-            "snapshot": path_snapshot(path) if path is not None else None}
-
-
-def _set_config(db: Database, key: str, value: Any) -> None:
-    db["config"].insert({"key": key, "value": json.dumps(value, sort_keys=True)}, replace=True)
-
-
-def _setup(db: Database, base_spec: str, base_hash: str, base_info: dict[str, Any] | None,
+def _setup(store: Storage, base_spec: str, base_hash: str, base_info: dict[str, Any] | None,
            settings: EditSettings | None, base_path: str | Path | None, branch: str) -> None:
     if not isinstance(base_hash, str) or not base_hash:
         raise ValidationError("init: the base model's content hash is required")
     ref = branch_ref(branch)
-    with transaction(db):
-        _set_config(db, "base", _base_json(base_spec, base_hash, base_path, base_info))
+    with transaction(store.db):
+        config.put(store.db, config.BASE, config.base_json(base_spec, base_hash, base_path,
+                                                           base_info))
         if settings is not None:
-            _set_config(db, "settings", settings.to_dict())
-        Refs(db).set_symbolic(HEAD, ref)
-
-
-def _index_objects(db: Database, objects: ObjectStore, kinds: dict[str, str]) -> None:
-    db["objects"].insert_all(
-        ({"id": o, "size": objects.size(o), "kind": k} for o, k in kinds.items()), ignore=True)
+            config.put(store.db, config.SETTINGS, settings.to_dict())
+        Refs(store.db, store.objects).set_symbolic(HEAD, ref)

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..editing.apply import apply_updates
-from ..editing.memit import add_keys, execute_memit
+from ..editing.memit import execute_memit
 from ..editing.requests import Request, fact_key
 from ..editing.result import EditResult
 from ..editing.settings import EditSettings
@@ -22,9 +22,9 @@ from ..errors import MemstoreError, ValidationError
 from . import history
 from .commits import Commit, load_requests, load_updates, load_zs
 from .history import LiveFact, SetRef
-from .preserved import running_matrix
 from .queries import measure
 from .repository import Repository
+from .running import running_matrix_for
 from .states import LoadedBase, state_of, statistics_of_set
 
 Fact = tuple[str, str, str]  # (subject, prompt, target_new)
@@ -59,12 +59,12 @@ def _fact(r: Request) -> Fact:
 
 def _replay(base: LoadedBase, requests: list[Request], zs: torch.Tensor, templates,
             settings: EditSettings, stats_: dict[int, Statistics],
-            preserved: dict[int, torch.Tensor] | None) -> EditResult:
+            running: dict[int, torch.Tensor] | None) -> EditResult:
     """One solve from cached z-vectors on the model's current state (no z optimisation)."""
     base.editing(settings.layers)
     return execute_memit(base.model, base.tokenizer, requests, settings, stats_,
                          adapter=base.adapter, zs=zs, templates=list(templates),
-                         preserved=preserved)
+                         running=running)
 
 
 def _stored_result(repo: Repository, ref: SetRef) -> EditResult:
@@ -75,14 +75,13 @@ def _stored_result(repo: Repository, ref: SetRef) -> EditResult:
                       dict(s.info))
 
 
-def _preserved(repo: Repository, basis: str | None, results: list[EditResult],
-               settings: EditSettings) -> dict[int, torch.Tensor] | None:
+def _running(repo: Repository, basis: str | None, results: list[EditResult],
+             requests: list[Request], settings: EditSettings) -> dict[int, torch.Tensor] | None:
+    """The running matrix a replay of `requests` solves with: `basis`'s state's, advanced
+    by the sets already replayed, less the keys of the facts `requests` supersede."""
     if settings.history == "plain":
         return None
-    matrix = running_matrix(repo, basis)  # stored per state, or rebuilt once
-    for r in results:
-        matrix = add_keys(matrix, {l: u.keys for l, u in r.updates.items()})
-    return matrix or None
+    return running_matrix_for(repo.store, basis, results, requests) or None
 
 
 def _basis_chain(repo: Repository, commit: str) -> list[str]:
@@ -169,9 +168,10 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
             requests = load_requests(repo.objects, s)
             zs = load_zs(repo.objects, s)
             settings = s.edit_settings
-            results.append(_replay(base, [requests[p] for p in keep], zs[keep], s.templates,
-                                   settings, statistics_of_set(repo, s),
-                                   _preserved(repo, basis, results, settings)))
+            kept = [requests[p] for p in keep]
+            results.append(_replay(base, kept, zs[keep], s.templates, settings,
+                                   statistics_of_set(repo, s),
+                                   _running(repo, basis, results, kept, settings)))
             if ref.commit not in replayed:
                 replayed.append(ref.commit)
         live = [r for res in results for r in res.requests]
@@ -205,9 +205,9 @@ def _solve_from_cache(repo: Repository, base: LoadedBase, facts: list[LiveFact],
                             "cached z-vectors cannot be solved together")
     newest = sets[(facts[-1].commit, facts[-1].set_index)]
     settings = newest.edit_settings
-    return _replay(base, [f.request for f in facts], repo.zs_of(facts), newest.templates,
-                   settings, statistics_of_set(repo, newest),
-                   _preserved(repo, basis, [], settings))
+    requests = [f.request for f in facts]
+    return _replay(base, requests, repo.zs_of(facts), newest.templates, settings,
+                   statistics_of_set(repo, newest), _running(repo, basis, [], requests, settings))
 
 
 def _pairs(facts: list[LiveFact]) -> set[Fact]:
@@ -236,7 +236,7 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
                                 "revision")
         kept = _pairs(at_onto)
         added = [f for f in at_head if _fact(f.request) not in kept]
-        older = history.ancestors(history.graph(repo), onto)
+        older = history.ancestors(history.graph(repo.db), onto)
         squashed = [c.id for c in repo.log(head) if c.id not in older]
         base = state_of(repo, head)
         requests = [f.request for f in added]

@@ -19,6 +19,11 @@ from sqlite_utils import Database
 from ..errors import MemstoreError
 
 BUSY_TIMEOUT_MS = 30_000
+SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's companions of the database file
+
+
+class DamagedIndexError(MemstoreError):
+    """index.db is missing, unreadable or not a memstore index: refused, never recreated."""
 
 
 def m001_initial(db: Database) -> None:
@@ -49,7 +54,16 @@ def m002_running_matrices(db: Database) -> None:
                                   pk="commit_id", not_null={"object"})
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [m001_initial, m002_running_matrices]
+def m003_snapshots(db: Database) -> None:
+    """Ref/config snapshots as objects (store.snapshots) and statistics records as objects
+    (store.stats_records): what lets `fsck --repair` rebuild a lost index."""
+    db["snapshots"].create({"seq": int, "object": str, "time": float}, pk="seq",
+                           not_null={"object"})
+    db["statistics"].add_column("record", str)
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [m001_initial, m002_running_matrices,
+                                                m003_snapshots]
 
 
 @contextmanager
@@ -113,14 +127,60 @@ def schema_version(db: Database) -> int:
     return len(applied_migrations(db))
 
 
-def open_index(path: str | Path | None) -> Database:
-    """The index at `path` (None: in memory), in WAL mode with a busy timeout, migrated."""
+def _refuse_links(path: Path) -> None:
+    for p in [path, *(path.with_name(path.name + s) for s in SIDE_FILES)]:
+        if p.is_symlink():
+            raise DamagedIndexError(f"{p} is a symbolic link; memstore never writes through "
+                                    "one (remove it)")
+
+
+def _damaged(path: Path, why: str) -> DamagedIndexError:
+    return DamagedIndexError(f"{path} is damaged ({why}); run `memstore fsck --repair` to "
+                             "rebuild it from the object store")
+
+
+def open_index(path: str | Path | None, *, create: bool = False) -> Database:
+    """The index at `path` (None: in memory), in WAL mode with a busy timeout, migrated.
+
+    Only `create` makes a new schema (on a file that must not exist yet): an existing file
+    that is empty, not SQLite, fails SQLite's quick check or holds no memstore schema is
+    refused with DamagedIndexError, never silently turned into an empty repository."""
     if path is None:
         db = Database(memory=True)
-    else:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        migrate(db)
+        return db
+    path = Path(path)
+    _refuse_links(path)
+    if create and path.exists():
+        raise MemstoreError(f"{path} already exists")
+    if not create:
+        if not path.is_file():
+            raise _damaged(path, "the file is missing")
+        if path.stat().st_size == 0:
+            raise _damaged(path, "the file is empty")
+    conn = None
+    try:
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
         db = Database(conn)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not create:
+            check = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
+            if check != ["ok"]:
+                raise _damaged(path, f"SQLite's check says: {check[0]}")
+            if "migrations" not in db.table_names():
+                raise _damaged(path, "it holds no memstore schema")
         db.enable_wal()
-    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    migrate(db)
+        migrate(db)
+    except sqlite3.Error as e:
+        if conn is not None:
+            conn.close()
+        if "readonly" in str(e) or "read-only" in str(e):
+            raise DamagedIndexError(f"{path} cannot be written ({e}); check its permissions") \
+                from None
+        raise _damaged(path, str(e)) from None
+    except MemstoreError:
+        if conn is not None:
+            conn.close()
+        raise
     return db

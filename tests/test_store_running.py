@@ -1,10 +1,9 @@
-"""The running matrix (Σ K Kᵀ over a state's chain) as a stored, derivable object."""
+"""The running matrix (Σ K Kᵀ over a state's live facts) as a stored, derivable object."""
 import torch
 from test_store_support import commit_on_head, fake_result, memory_repo, same_bits
 
 from memstore.editing.memit import running_matrix as from_keys
-from memstore.store import preserved
-from memstore.store.maintenance import fsck, gc
+from memstore.store import running
 
 
 def recomputed(repo, cid):
@@ -20,56 +19,56 @@ def test_running_matrix_equals_the_sum_recomputed_from_the_commits_bit_for_bit()
     repo = memory_repo()
     ids = three_commits(repo)
     for cid in ids:
-        got, want = preserved.running_matrix(repo, cid), recomputed(repo, cid)
+        got, want = running.running_matrix(repo.store, cid), recomputed(repo, cid)
         assert sorted(got) == sorted(want) == [1, 2]
         assert all(same_bits(got[l], want[l]) for l in want)
         assert got[1].dtype == torch.float64 and got[1].shape == (12, 12)
-    assert preserved.running_matrix(repo, None) == {}
+    assert running.running_matrix(repo.store, None) == {}
 
 
 def test_stored_matrix_is_used_so_the_next_commit_reads_only_its_own_keys(monkeypatch):
     repo = memory_repo()
     ids = three_commits(repo)
-    preserved.running_matrix(repo, ids[1])  # stored for the second commit
-    assert ids[1] in preserved.cached_commits(repo)
+    running.running_matrix(repo.store, ids[1])  # stored for the second commit
+    assert ids[1] in running.cached_commits(repo.store)
     reads = []
-    real = preserved.load_layer
-    monkeypatch.setattr(preserved, "load_layer", lambda *a: reads.append(a[1]) or real(*a))
-    got = preserved.running_matrix(repo, ids[2])
+    real = running.load_layer
+    monkeypatch.setattr(running, "load_layer", lambda *a: reads.append(a[1]) or real(*a))
+    got = running.running_matrix(repo.store, ids[2])
     assert len(reads) == 2  # the third commit's two layers, not the whole chain
     want = recomputed(repo, ids[2])
     assert all(same_bits(got[l], want[l]) for l in want)
     reads.clear()
-    preserved.running_matrix(repo, ids[2])  # now stored itself: no keys read at all
+    running.running_matrix(repo.store, ids[2])  # now stored itself: no keys read at all
     assert reads == []
 
 
 def test_missing_matrix_or_object_is_rebuilt_identically():
     repo = memory_repo()
     ids = three_commits(repo)
-    first = preserved.running_matrix(repo, ids[2])
+    first = running.running_matrix(repo.store, ids[2])
     oid = next(r["object"] for r in repo.db.query("select object from running_matrices"))
     repo.objects.delete(oid)  # the object is lost: rebuilt from the commits
-    again = preserved.running_matrix(repo, ids[2])
+    again = running.running_matrix(repo.store, ids[2])
     assert all(same_bits(first[l], again[l]) for l in first)
     repo.db["running_matrices"].delete_where("1 = 1")  # the index rows are lost too
-    third = preserved.running_matrix(repo, ids[2])
+    third = running.running_matrix(repo.store, ids[2])
     assert all(same_bits(first[l], third[l]) for l in first)
-    assert fsck(repo) == []
+    assert repo.fsck() == []
 
 
 def test_only_the_most_recently_used_matrices_are_kept(monkeypatch):
-    monkeypatch.setattr(preserved, "KEEP", 2)
+    monkeypatch.setattr(running, "KEEP", 2)
     repo = memory_repo()
     ids = [commit_on_head(repo, seed=s).id for s in range(1, 6)]
     for cid in ids:
-        preserved.running_matrix(repo, cid)
-    assert sorted(preserved.cached_commits(repo)) == sorted(ids[-2:])
-    kept = preserved.objects(repo)
-    matrix_objects = {r["id"] for r in repo.db.query("select id from objects where kind = ?", [preserved.KIND])}
+        running.running_matrix(repo.store, cid)
+    assert sorted(running.cached_commits(repo.store)) == sorted(ids[-2:])
+    kept = running.objects(repo.store)
+    matrix_objects = {r["id"] for r in repo.db.query("select id from objects where kind = ?", [running.KIND])}
     assert matrix_objects == kept and all(repo.objects.contains(o) for o in kept)
     assert len(set(repo.objects.iter())) == len({r["id"] for r in repo.db.query("select id from objects")})
-    assert fsck(repo) == []
+    assert repo.fsck() == []
 
 
 def test_gc_drops_matrices_of_unreachable_commits_and_keeps_the_others():
@@ -78,15 +77,15 @@ def test_gc_drops_matrices_of_unreachable_commits_and_keeps_the_others():
     repo.create_branch("side")
     repo.switch("side")
     side = commit_on_head(repo, seed=9).id
-    preserved.running_matrix(repo, side)
-    preserved.running_matrix(repo, ids[2])
+    running.running_matrix(repo.store, side)
+    running.running_matrix(repo.store, ids[2])
     repo.switch("main")
     repo.delete_branch("side", force=True)
-    gc(repo)
-    assert preserved.cached_commits(repo) == [ids[2]]
-    assert all(repo.objects.contains(o) for o in preserved.objects(repo))
-    assert fsck(repo) == []
-    got, want = preserved.running_matrix(repo, ids[2]), recomputed(repo, ids[2])
+    repo.gc()
+    assert running.cached_commits(repo.store) == [ids[2]]
+    assert all(repo.objects.contains(o) for o in running.objects(repo.store))
+    assert repo.fsck() == []
+    got, want = running.running_matrix(repo.store, ids[2]), recomputed(repo, ids[2])
     assert all(same_bits(got[l], want[l]) for l in want)
 
 
@@ -95,6 +94,6 @@ def test_keys_of_a_merge_or_squash_state_follow_its_basis_chain():
     a = commit_on_head(repo, seed=1).id
     both = repo.write_commit([fake_result(2), fake_result(3)], parents=[a], basis=a,
                              message="two sets")
-    got = preserved.running_matrix(repo, both.id)
+    got = running.running_matrix(repo.store, both.id)
     want = from_keys([{l: u.keys for l, u in fake_result(s).updates.items()} for s in (1, 2, 3)])
     assert all(same_bits(got[l], want[l]) for l in want)

@@ -1,0 +1,94 @@
+"""The repository's configuration rows: the base record and the editor settings.
+
+They live in the index's `config` table and, like the refs, are copied into every ref
+snapshot (`snapshots`), so that a lost index can be rebuilt from the object store."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..editing.settings import EditSettings
+from ..errors import MemstoreError
+
+BASE, SETTINGS = "base", "settings"
+
+
+@dataclass(frozen=True)
+class BaseRecord:
+    """The base model every state is built on."""
+
+    spec: str  # what the user gave (a path or a model name)
+    hash: str  # content hash of the weights (memstore.models.hashing.model_hash)
+    path: str | None  # where the weights were found
+    snapshot: dict[str, int] | None  # size and mtime of `path`, for a cheap re-check
+    info: dict[str, Any]
+
+
+def path_snapshot(path: str | Path) -> dict[str, int]:
+    """Total size, newest mtime and file count of a file or a directory tree."""
+    p = Path(path)
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    stats = [f.stat() for f in files]
+    return {"size": sum(s.st_size for s in stats),
+            "mtime_ns": max((s.st_mtime_ns for s in stats), default=0), "files": len(stats)}
+
+
+def get(db: Database, key: str, default: Any = None) -> Any:
+    rows = list(db.query("select value from config where key = ?", [key]))
+    if not rows:
+        return default
+    try:
+        return json.loads(rows[0]["value"])
+    except (TypeError, ValueError) as e:
+        raise MemstoreError(f"the repository's config row {key!r} is unreadable ({e}); "
+                            "run `memstore fsck`") from None
+
+
+def put(db: Database, key: str, value: Any) -> None:
+    """Writes one row; call inside a transaction (and record a snapshot after it)."""
+    db["config"].insert({"key": key, "value": json.dumps(value, sort_keys=True)}, replace=True)
+
+
+def rows(db: Database) -> dict[str, Any]:
+    """Every config row, parsed (for snapshots)."""
+    return {r["key"]: json.loads(r["value"]) for r in db.query("select * from config")}
+
+
+def base_json(spec: str, base_hash: str, path: str | Path | None,
+              info: dict[str, Any] | None) -> dict[str, Any]:
+    return {"spec": spec, "hash": base_hash, "info": info or {},
+            "path": str(Path(path).resolve()) if path is not None else None,
+            "snapshot": path_snapshot(path) if path is not None else None}
+
+
+def read_base(db: Database) -> BaseRecord:
+    raw = get(db, BASE)
+    if raw is None:
+        raise MemstoreError("the repository has no base record; run `memstore fsck`")
+    try:
+        rec = BaseRecord(raw["spec"], raw["hash"], raw.get("path"), raw.get("snapshot"),
+                         raw.get("info", {}))
+    except (KeyError, TypeError, AttributeError):
+        rec = None
+    if rec is None or not isinstance(rec.hash, str) or not isinstance(rec.info, dict) \
+            or not isinstance(rec.spec, str) or not isinstance(rec.path, (str, type(None))):
+        raise MemstoreError("the repository's base record is malformed; run `memstore fsck`")
+    return rec
+
+
+def read_settings(db: Database) -> EditSettings | None:
+    """The editor settings future commits use (validated: a bad row is an error naming it)."""
+    raw = get(db, SETTINGS)
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise MemstoreError("the repository's editor settings are malformed; run `memstore fsck`")
+    try:
+        return EditSettings.from_dict(raw)
+    except MemstoreError as e:
+        raise MemstoreError(f"the repository's editor settings are invalid ({e}); fix them with "
+                            "`memstore config` or run `memstore fsck`") from None

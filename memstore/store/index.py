@@ -1,0 +1,83 @@
+"""The searchable index of the objects: commit rows, one row per request (indexed by subject
+and prompt), and object rows. Everything here is derived from the objects and can be
+rebuilt from them (`maintenance.repair`)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..editing.requests import Request
+from .commits import Commit, load_requests
+from .storage import Storage
+
+COMMIT, REQUESTS, TENSORS = "commit", "requests", "tensors"
+
+
+def index_objects(store: Storage, kinds: dict[str, str]) -> None:
+    """Object rows (id, size, kind); existing rows are kept."""
+    store.db["objects"].insert_all(
+        ({"id": o, "size": store.objects.size(o), "kind": k} for o, k in kinds.items()),
+        ignore=True)
+
+
+def commit_kinds(commit: Commit) -> dict[str, str]:
+    kinds = {commit.id: COMMIT}
+    for s in commit.update_sets:
+        kinds.update(dict.fromkeys(s.object_ids(), TENSORS))
+        kinds[s.requests] = REQUESTS
+    return kinds
+
+
+def introduced_size(store: Storage, commit: Commit) -> int:
+    """Bytes of the objects a commit adds beyond what its parents' records hold."""
+    inherited = {o for p in commit.parents if store.has_commit(p)
+                 for o in store.commit(p).object_ids()}
+    return sum(store.objects.size(o) for o in set(commit.object_ids()) - inherited)
+
+
+def index_commit(store: Storage, commit: Commit, requests: list[list[Request]] | None = None,
+                 size: int | None = None) -> None:
+    """The commit's row, its request rows and its object rows (call in a transaction).
+    `requests` per update set, read from the objects when not given."""
+    if requests is None:
+        requests = [load_requests(store.objects, s) for s in commit.update_sets]
+    store.db["commits"].insert({
+        "id": commit.id, "parents": json.dumps(list(commit.parents)),
+        "basis": commit.basis, "base_hash": commit.base, "time": commit.time,
+        "message": commit.message, "operation": commit.operation,
+        "n_requests": commit.n_requests,
+        "size": introduced_size(store, commit) if size is None else size,
+        "metrics": json.dumps(commit.metrics, sort_keys=True),
+    })
+    store.db["requests"].insert_all(
+        {"commit_id": commit.id, "set_index": i, "position": p, "subject": r.subject,
+         "prompt": r.prompt, "target_new": r.target_new, "target_true": r.target_true,
+         "case_id": r.case_id}
+        for i, reqs in enumerate(requests) for p, r in enumerate(reqs))
+    index_objects(store, commit_kinds(commit))
+
+
+def commit_row(store: Storage, commit_id: str) -> dict[str, Any] | None:
+    rows = list(store.db.query("select * from commits where id = ?", [commit_id]))
+    return rows[0] if rows else None
+
+
+def find_requests(store: Storage, *, subject: str | None = None, prompt: str | None = None,
+                  contains: str | None = None) -> list[dict[str, Any]]:
+    """Request rows (commit_id, set_index, position, subject, prompt, targets) by exact
+    subject and/or prompt, or by a substring of either."""
+    where, args = [], []
+    if subject is not None:
+        where.append("subject = ?")
+        args.append(subject)
+    if prompt is not None:
+        where.append("prompt = ?")
+        args.append(prompt)
+    if contains is not None:
+        where.append("(instr(subject, ?) > 0 or instr(prompt, ?) > 0)")
+        args += [contains, contains]
+    sql = "select requests.* from requests join commits on commits.id = commit_id"
+    if where:
+        sql += " where " + " and ".join(where)
+    return list(store.db.query(sql + " order by commits.time, commit_id, set_index, position",
+                               args))

@@ -1,0 +1,90 @@
+"""Statistics records: E[k kᵀ] of one layer for one text sample, stored in the repository.
+
+The matrix is a safetensors object; its description (sample id, layer, token count, what
+the sample was) is a small JSON record object too, so that `fsck --repair` can rebuild the
+`statistics` rows of a lost index from the object store alone. Both are content-addressed,
+so reading them back checks their hash."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..editing.statistics import Statistics
+from ..errors import MemstoreError
+from .schema import transaction
+from .storage import Storage
+
+TYPE = "memstore-statistics"
+KIND, RECORD_KIND = "statistics", "statistics-record"
+
+
+@dataclass(frozen=True)
+class StatisticsRecord:
+    id: str
+    layer: int
+    n_tokens: int
+    description: str
+    object: str
+    created: float
+    record: str | None = None  # the JSON record object (None in repositories made before it)
+
+
+def _row(r: dict[str, Any]) -> StatisticsRecord:
+    return StatisticsRecord(r["id"], r["layer"], r["n_tokens"], r["description"], r["object"],
+                            r["created"], r.get("record"))
+
+
+def find(store: Storage, stats_id: str, layer: int) -> StatisticsRecord | None:
+    rows = list(store.db.query("select * from statistics where id = ? and layer = ?",
+                               [stats_id, layer]))
+    return _row(rows[0]) if rows else None
+
+
+def all_records(store: Storage) -> list[StatisticsRecord]:
+    return [_row(r) for r in store.db.query("select * from statistics order by id, layer")]
+
+
+def put(store: Storage, stats: Statistics) -> StatisticsRecord:
+    """Stores E[k kᵀ] of one layer (the first kept if the same id and layer exist). The
+    caller holds the repository lock."""
+    existing = find(store, stats.id, stats.layer)
+    if existing is not None:
+        return existing
+    oid = store.objects.put_tensors({"mom2": stats.mom2})
+    created = time.time()
+    record = {"type": TYPE, "id": stats.id, "layer": stats.layer, "n_tokens": stats.n_tokens,
+              "description": stats.description, "object": oid, "created": created}
+    rid = store.objects.put_json(record)
+    with transaction(store.db):
+        store.db["statistics"].insert({k: v for k, v in record.items() if k != "type"}
+                                      | {"record": rid}, ignore=True)
+        for o, kind in ((oid, KIND), (rid, RECORD_KIND)):
+            store.db["objects"].insert({"id": o, "size": store.objects.size(o), "kind": kind},
+                                       ignore=True)
+    return find(store, stats.id, stats.layer)  # type: ignore[return-value]
+
+
+def load(store: Storage, stats_id: str, layer: int) -> Statistics:
+    rec = find(store, stats_id, layer)
+    if rec is None:
+        raise MemstoreError(f"no statistics {stats_id} for layer {layer} in this repository")
+    mom2 = store.objects.get_tensors(rec.object).get("mom2")
+    if mom2 is None or mom2.ndim != 2 or mom2.shape[0] != mom2.shape[1]:
+        raise MemstoreError(f"statistics object {rec.object} holds no square 'mom2' matrix; "
+                            "run `memstore fsck`")
+    return Statistics(layer, mom2, rec.n_tokens, rec.description)
+
+
+def parse_record(data: bytes) -> dict[str, Any] | None:
+    """The statistics record held in `data`, or None when it is none."""
+    try:
+        d = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    keys = {"id": str, "layer": int, "n_tokens": int, "description": str, "object": str}
+    if not (isinstance(d, dict) and d.get("type") == TYPE
+            and all(isinstance(d.get(k), t) for k, t in keys.items())):
+        return None
+    return d

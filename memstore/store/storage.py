@@ -1,0 +1,39 @@
+"""The narrow interface the store's modules share: the SQLite index and the object store.
+
+History, maintenance, running matrices, statistics records and commit writing take a
+`Storage`, never a whole `Repository`: each reads commit records from the objects and rows
+from the index, and the repository composes them. Commit records are immutable, so a
+read-through cache of them is always valid (gc calls `forget_cached` after deleting)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlite_utils import Database
+
+from .commits import Commit
+from .objects import ObjectStore
+
+
+@dataclass
+class Storage:
+    db: Database
+    objects: ObjectStore
+    _commits: dict[str, Commit] = field(default_factory=dict, repr=False)
+
+    def commit(self, commit_id: str) -> Commit:
+        """The record of `commit_id`, read from its object (checked against its hash)."""
+        commit = self._commits.get(commit_id)
+        if commit is None:
+            commit = Commit.from_json(commit_id, self.objects.get_json(commit_id))
+            self._commits[commit_id] = commit
+        return commit
+
+    def remember(self, commit: Commit) -> None:
+        self._commits[commit.id] = commit
+
+    def forget_cached(self) -> None:
+        self._commits.clear()
+
+    def has_commit(self, commit_id: str) -> bool:
+        """Whether the index knows `commit_id`."""
+        return bool(list(self.db.query("select 1 from commits where id = ?", [commit_id])))
