@@ -194,7 +194,8 @@ def test_verify_reports_a_changed_tensor(history, tmp_path):
     save_file(tensors, weights, metadata={"format": "pt"})
     r = run("verify", out, cwd=repo)
     assert r.exit_code == 1
-    assert r.stdout.strip().splitlines() == [f"{name}: differs from the rebuilt model"]
+    assert r.stdout.strip().splitlines() == ["model.safetensors: differs from the manifest",
+                                             f"{name}: differs from the rebuilt model"]
 
 
 def test_eval_json_contract_measures_the_base_without_commits(base, tmp_path):

@@ -7,9 +7,10 @@ tensor in the checkpoint. `verify` rebuilds the same state from the repository a
 every tensor; `verify_base` re-hashes the base model fully."""
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,25 +18,69 @@ from typing import Any
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import model_hash, tensor_sha256
 from ..models.loading import load_model
+from .export_target import MANIFEST, check_target
+from .objects import OBJECT_ID
 from .repository import Repository
 from .states import BASE, check_base, load_state, state_commit, state_of
 
-MANIFEST = "memstore-manifest.json"
-FORMAT = 1
+FORMAT = 2  # 2: lists every file ("files") and the kind of export
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5",
+                   ".msgpack", ".npz", ".onnx")
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+# Files a Hugging Face loader reads besides the weights: config, generation and tokenizer.
+LOADER_FILES = ("config.json", "generation_config.json", "tokenizer.json",
+                "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                "chat_template.jinja", "chat_template.json", "vocab.json", "merges.txt",
+                "tokenizer.model", "spiece.model", "vocab.txt", SAFETENSORS_INDEX)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weight_files(directory: str | Path) -> list[str]:
+    """The safetensors files `from_pretrained` reads: those the index names when there is
+    one, else `model.safetensors`."""
+    d = Path(directory)
+    index = d / SAFETENSORS_INDEX
+    if index.is_file():
+        try:
+            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+            raise MemstoreError(f"{index}: unreadable weight index ({e})") from None
+        for n in names:
+            if not isinstance(n, str) or Path(n).name != n:
+                raise MemstoreError(f"{index}: names a file outside the folder: {n!r}")
+        return names
+    if (d / "model.safetensors").is_file():
+        return ["model.safetensors"]
+    raise MemstoreError(f"{directory}: no model.safetensors (nor {SAFETENSORS_INDEX})")
 
 
 def checkpoint_tensors(directory: str | Path) -> dict[str, str]:
-    """name → sha256 of every tensor in the checkpoint's safetensors files."""
+    """name → sha256 of every tensor in the safetensors files a loader reads. A tensor in
+    two files is an error (which one a loader takes is not ours to guess)."""
     from safetensors import safe_open
 
     out: dict[str, str] = {}
-    files = sorted(Path(directory).glob("*.safetensors"))
-    if not files:
-        raise MemstoreError(f"{directory}: no .safetensors files")
-    for f in files:
-        with safe_open(str(f), "pt") as st:
-            for name in st.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
-                out[name] = tensor_sha256(st.get_tensor(name))
+    for f in weight_files(directory):
+        path = Path(directory) / f
+        if path.is_symlink():
+            raise MemstoreError(f"{path} is a symbolic link")
+        try:
+            with safe_open(str(path), "pt") as st:
+                for name in st.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
+                    if name in out:
+                        raise MemstoreError(f"{directory}: tensor {name} is in two files")
+                    out[name] = tensor_sha256(st.get_tensor(name))
+        except (OSError, ValueError) as e:
+            raise MemstoreError(f"{path}: not a readable safetensors file ({e})") from None
     return out
 
 
@@ -48,34 +93,36 @@ def _settings_of(repo: Repository, commit: str | None) -> Any:
     return s.to_dict() if s else None
 
 
+def protected_paths(repo: Repository) -> dict[str, Path]:
+    """What an export must never write over or into."""
+    out = {"the repository": repo.root} if repo.root is not None else {}
+    if repo.base.path is not None:
+        out["the base model"] = Path(repo.base.path)
+    return out
+
+
 def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
            force: bool = False) -> dict[str, Any]:
-    """Writes the state of `rev` (None: HEAD) to `out_dir`; refuses a non-empty `out_dir`
-    unless `force` (then it is replaced). Written beside it and renamed into place, so an
-    interrupted export leaves no half checkpoint under its name. Returns the manifest."""
-    out = Path(out_dir).resolve()
-    if out.exists() and not out.is_dir():
-        raise MemstoreError(f"{out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise MemstoreError(f"{out} is not empty (use --force to replace it)")
+    """Writes the state of `rev` (None: HEAD) to `out_dir`: into a new or empty folder, or,
+    with `force`, in place of a previous memstore export (export_target). Written beside it
+    and renamed into place, so an interrupted export leaves no half checkpoint under its
+    name. Returns the manifest."""
+    target = check_target(out_dir, force, protected_paths(repo))
     commit = state_commit(repo, rev)
     base = load_state(repo, rev)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.memstore-tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = target.temporary()
     try:
         base.model.save_pretrained(tmp)
         base.tokenizer.save_pretrained(tmp)
         b = repo.base
         manifest = {
-            "format": FORMAT, "base": {"spec": b.spec, "hash": b.hash},
+            "format": FORMAT, "kind": "checkpoint", "base": {"spec": b.spec, "hash": b.hash},
             "commit": commit, "rev": rev or "HEAD", "settings": _settings_of(repo, commit),
             "tensors": checkpoint_tensors(tmp),
+            "files": {f.name: file_sha256(f) for f in sorted(tmp.iterdir())},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(tmp, out)
+        target.commit(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -98,21 +145,84 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     if not Path(directory).is_dir():
         raise ValidationError(f"{directory}: no such directory")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValidationError(f"{directory} has no {MANIFEST}: not a memstore export") from None
-    except ValueError as e:
-        raise ValidationError(f"{path}: unreadable manifest ({e})") from None
+    except (ValueError, RecursionError) as e:
+        raise ValidationError(f"{path}: unreadable manifest ({str(e)[:200]})") from None
+    commit = manifest.get("commit") if isinstance(manifest, dict) else None
+    files = manifest.get("files", {}) if isinstance(manifest, dict) else None
     if not (isinstance(manifest, dict) and isinstance(manifest.get("base"), dict)
             and isinstance(manifest["base"].get("hash"), str)
-            and isinstance(manifest.get("tensors"), dict)):
-        raise ValidationError(f"{path}: not a memstore manifest (no base hash or tensors)")
+            and isinstance(manifest.get("tensors"), dict)
+            and all(isinstance(k, str) and isinstance(v, str)
+                    for k, v in manifest["tensors"].items())
+            and (commit is None or (isinstance(commit, str) and OBJECT_ID.match(commit)))
+            and isinstance(files, dict)
+            and all(isinstance(k, str) and Path(k).name == k and isinstance(v, str)
+                    for k, v in files.items())):
+        raise ValidationError(f"{path}: not a memstore manifest (malformed base, commit, "
+                              "tensors or files)")
     return manifest
 
 
+def _json_file(path: Path) -> Any:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if isinstance(d, dict):
+        d.pop("transformers_version", None)  # written by whichever version saved it
+    return d
+
+
+def _check_files(out: Path, manifest: dict[str, Any], base) -> list[str]:
+    """Every file a loader reads equals what an export writes now (JSON compared by
+    content), every file the manifest lists has its hash, and no other file is there."""
+    problems = []
+    listed = manifest.get("files", {})
+    weights = set(weight_files(out))
+    with tempfile.TemporaryDirectory() as t:
+        fresh = Path(t)
+        base.model.config.save_pretrained(fresh)
+        if getattr(base.model, "generation_config", None) is not None:
+            base.model.generation_config.save_pretrained(fresh)
+        base.tokenizer.save_pretrained(fresh)
+        expected = {f.name for f in fresh.iterdir()}
+        for name in sorted(expected | {n for n in LOADER_FILES if (out / n).exists()}):
+            if name == SAFETENSORS_INDEX:
+                continue
+            got, want = out / name, fresh / name
+            if not got.is_file() or got.is_symlink():
+                problems.append(f"{name}: missing from the export")
+            elif not want.exists():
+                problems.append(f"{name}: not written by an export of this model")
+            elif name.endswith(".json"):
+                if _json_file(got) != _json_file(want):
+                    problems.append(f"{name}: differs from the rebuilt model's")
+            elif got.read_bytes() != want.read_bytes():
+                problems.append(f"{name}: differs from the rebuilt model's")
+    for name, sha in sorted(listed.items()):
+        p = out / name
+        if not p.is_file() or p.is_symlink():
+            problems.append(f"{name}: listed in the manifest but missing")
+        elif file_sha256(p) != sha:
+            problems.append(f"{name}: differs from the manifest")
+    for p in sorted(out.iterdir()):
+        name = p.name
+        if name == MANIFEST or name in weights:
+            continue
+        if name.endswith(WEIGHT_SUFFIXES):
+            problems.append(f"{name}: an extra weight file (not part of the export)")
+        elif listed and name not in listed:
+            problems.append(f"{name}: not part of the export")
+    return problems
+
+
 def verify(repo: Repository, out_dir: str | Path) -> Verification:
-    """Rebuilds the exported revision from the repository and compares every tensor of the
-    checkpoint with it (and with the manifest)."""
+    """Rebuilds the exported revision from the repository and compares it with the files a
+    loader reads (every tensor, the config and the tokenizer), with every file the
+    manifest lists, and refuses extra weight files."""
     manifest = read_manifest(out_dir)
     b = repo.base
     if manifest["base"]["hash"] != b.hash:
@@ -123,9 +233,11 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
         raise MemstoreError(f"{out_dir} was exported from commit {commit[:12]}, which this "
                             "repository does not have")
     check_base(repo)
-    state = state_of(repo, commit).model.state_dict()
-    files = checkpoint_tensors(out_dir)
-    problems = []
+    base = state_of(repo, commit)
+    state = base.model.state_dict()
+    out = Path(out_dir)
+    files = checkpoint_tensors(out)
+    problems = _check_files(out, manifest, base)
     for name, sha in sorted(files.items()):
         if name not in state:
             problems.append(f"{name}: not a tensor of the rebuilt model")

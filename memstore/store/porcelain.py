@@ -27,6 +27,8 @@ from .checkpoint import export, verify, verify_base
 from .history import LiveFact
 from .lock import WaitCallback
 from .queries import ask, diff, evaluate, measure, probe, show, status, weight_diff
+from .repair import RepairReport
+from .repair import repair as rebuild_index
 from .repository import DIRNAME, Repository, StatisticsRecord
 from .rewrite import MergeConflictError, Report, merge, revert, squash
 from .running import running_matrix_for
@@ -136,6 +138,28 @@ def stats(repo: Repository, compute: bool = True,
     return repo.statistics()
 
 
+def repair(path: str | Path | None = None,
+           note: Callable[[str], None] | None = None) -> RepairReport:
+    """`fsck --repair`: rebuilds the index from the object store (store.repair), then
+    recomputes the statistics that commits name but no record holds (from the base model,
+    with the settings of the update set that used them)."""
+    root = Repository.find(path)
+    report = rebuild_index(root, note)
+    with Repository.open(root) as repo:
+        needed: dict[str, EditSettings] = {}
+        for c in repo.log_all():
+            for s in c.update_sets:
+                if any(repo.statistics_record(sid, l) is None for l, sid in s.stats.items()):
+                    needed.setdefault(next(iter(s.stats.values())), s.edit_settings)
+        if needed:
+            with repo.lock():
+                base = open_base(repo)
+                for settings in needed.values():
+                    statistics(repo, base, settings, note=note)
+            report.statistics = len(repo.statistics())
+    return report
+
+
 # -- commit -----------------------------------------------------------------------------------
 
 
@@ -187,6 +211,6 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
 __all__ = [
     "MergeConflictError", "Report", "ask", "check_against_live", "commit", "config",
     "current_settings", "diff", "evaluate", "export", "init", "load_state", "measure",
-    "merge", "parse_setting", "probe", "revert", "setting", "show", "squash", "stats",
+    "merge", "parse_setting", "probe", "repair", "revert", "setting", "show", "squash", "stats",
     "status", "verify", "verify_base", "weight_diff",
 ]

@@ -351,6 +351,11 @@ class Repository:
         ids = history.log_ids(self.db, self.resolve(rev), first_parent, limit)
         return [self.get_commit(c) for c in ids]
 
+    def log_all(self) -> list[Commit]:
+        """Every indexed commit, oldest first (reachable or not)."""
+        return [self.get_commit(r["id"])
+                for r in self.db.query("select id from commits order by time, id")]
+
     def merge_base(self, a: str, b: str) -> str | None:
         bases = history.merge_bases(self.db, self.resolve(a), self.resolve(b))
         return bases[0] if bases else None

@@ -246,5 +246,8 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
 
 
 def statistics_of_set(repo: Repository, update_set: UpdateSet) -> dict[int, Statistics]:
-    """The statistics an update set was solved with (for a replay)."""
+    """The statistics an update set was solved with (for a replay); ones the repository
+    lost (a repaired index, a clone without them) are recomputed from the base model."""
+    if any(repo.statistics_record(sid, l) is None for l, sid in update_set.stats.items()):
+        statistics(repo, open_base(repo), update_set.edit_settings)
     return {l: repo.get_statistics(sid, l) for l, sid in sorted(update_set.stats.items())}

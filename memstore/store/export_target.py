@@ -1,0 +1,116 @@
+"""Where an export may go, and how it takes its place.
+
+An export is written into a fresh temporary directory beside OUT and renamed into place.
+What it may replace is narrow: nothing (a missing or empty OUT), or, with `--force`, a
+previous memstore export — a folder holding a memstore manifest and only the files that
+manifest lists — never a symbolic link, the repository, the base model, a folder holding
+either, or anything inside them. The check is made before any work and again at the final
+rename: a folder that appeared or changed meanwhile is never replaced."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import MemstoreError, ValidationError
+
+MANIFEST = "memstore-manifest.json"
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _listed_files(out: Path) -> set[str] | None:
+    """The files a previous export's manifest lists (plus the manifest), or None when OUT
+    holds no memstore manifest."""
+    p = out / MANIFEST
+    if p.is_symlink() or not p.is_file():
+        return None
+    try:
+        m = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not (isinstance(m, dict) and isinstance(m.get("base"), dict)):
+        return None
+    if isinstance(m.get("files"), dict):
+        return {*m["files"], MANIFEST}
+    # format 1 manifests list tensors, not files: its files are the flat checkpoint files
+    return {f.name for f in out.iterdir() if f.is_file() and not f.is_symlink()}
+
+
+@dataclass
+class Target:
+    """OUT as checked before the export: `replaces` is (device, inode) of the previous
+    export to replace (with --force), else None."""
+
+    out: Path
+    replaces: tuple[int, int] | None
+
+    def temporary(self) -> Path:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{self.out.name}.memstore-tmp-",
+                                     dir=self.out.parent))
+
+    def commit(self, tmp: Path) -> None:
+        """Renames `tmp` into place; refuses (leaving OUT as it is) what appeared or
+        changed since the check."""
+        if self.replaces is None:
+            try:
+                os.rename(tmp, self.out)  # replaces at most an empty directory
+            except OSError:
+                raise MemstoreError(f"{self.out} appeared or filled up while exporting; "
+                                    "nothing was replaced") from None
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.memstore-old-",
+                                    dir=self.out.parent))
+        os.rmdir(old)
+        os.rename(self.out, old)
+        st = os.lstat(old)
+        if (st.st_dev, st.st_ino) != self.replaces or _listed_files(old) is None:
+            os.rename(old, self.out)
+            raise MemstoreError(f"{self.out} changed while exporting; nothing was replaced")
+        try:
+            os.rename(tmp, self.out)
+        except OSError:
+            raise MemstoreError(f"{self.out} appeared while exporting; the previous export "
+                                f"is kept in {old}") from None
+        shutil.rmtree(old)  # never follows links inside
+
+
+def check_target(out_dir: str | Path, force: bool, protected: dict[str, Path]) -> Target:
+    """Validates OUT before any work. `protected`: what must never be written over or
+    into, by description (the repository, the base model)."""
+    raw = Path(os.path.abspath(out_dir))
+    if raw.is_symlink():
+        raise ValidationError(f"{out_dir} is a symbolic link; give the folder itself")
+    out = raw.resolve()
+    for what, p in protected.items():
+        p = p.resolve()
+        if _within(p, out):
+            raise ValidationError(f"{out_dir} is or holds {what} ({p}); choose another folder")
+        if _within(out, p):
+            raise ValidationError(f"{out_dir} is inside {what} ({p}); choose another folder")
+    if not out.exists():
+        return Target(out, None)
+    if not out.is_dir():
+        raise MemstoreError(f"{out} exists and is not a directory")
+    entries = sorted(os.listdir(out))
+    if not entries:
+        return Target(out, None)
+    if not force:
+        raise MemstoreError(f"{out} is not empty (use --force to replace a previous export)")
+    listed = _listed_files(out)
+    if listed is None:
+        raise MemstoreError(f"{out} is not a memstore export (no {MANIFEST}); --force only "
+                            "replaces a previous export")
+    for name in entries:
+        p = out / name
+        if name not in listed or p.is_symlink() or not p.is_file():
+            raise MemstoreError(f"{out} holds {name!r}, which no memstore export wrote; "
+                                "--force only replaces a previous export (move it away)")
+    st = os.lstat(out)
+    return Target(out, (st.st_dev, st.st_ino))

@@ -1,0 +1,167 @@
+"""`memstore fsck --repair`: rebuild the index (`index.db`) from the object store.
+
+Everything in the index but the refs and the config rows is derived from objects: commit
+rows and request rows from commit records, statistics rows from statistics records, object
+rows from the objects themselves; running matrices are dropped (rebuilt when next needed).
+The refs and config come from the index when it can still be read, else from the newest
+ref snapshot whose refs all name commits in the store. The new index is built beside the
+old one and renamed into place under the repository lock; a damaged index is kept as
+`index.db.damaged-<time>` for inspection, never overwritten in place."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import MemstoreError
+from . import config, snapshots, stats_records
+from .commits import Commit
+from .index import index_commit, index_objects
+from .lock import RepositoryLock
+from .objects import CorruptObjectError, DiskObjectStore, fsync_dir, refuse_link
+from .schema import SIDE_FILES, open_index, transaction
+from .storage import Storage
+
+
+@dataclass
+class RepairReport:
+    source: str  # where the refs and config came from: "index" or "snapshot N"
+    commits: int = 0
+    statistics: int = 0
+    refs: int = 0
+    skipped: list[str] = field(default_factory=list)  # corrupt or unreadable objects
+    kept_as: str | None = None  # where the damaged index was moved
+
+
+@dataclass
+class _Scan:
+    commits: dict[str, Commit] = field(default_factory=dict)
+    snapshots: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    stats: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _scan(objects: DiskObjectStore) -> _Scan:
+    """Every JSON object, classified; corrupt ones are skipped (and named)."""
+    out = _Scan()
+    for oid in objects.iter():
+        if objects.head(oid, 1) != b"{":
+            continue  # tensors (safetensors) and request lists (JSON arrays)
+        try:
+            data = objects.get_bytes(oid)
+        except CorruptObjectError:
+            out.skipped.append(oid)
+            continue
+        if (snap := snapshots.parse(data)) is not None:
+            out.snapshots.append((oid, snap))
+        elif (rec := stats_records.parse_record(data)) is not None:
+            out.stats.append((oid, rec))
+        else:
+            try:
+                out.commits[oid] = Commit.from_json(oid, json.loads(data))
+            except (MemstoreError, ValueError, KeyError, TypeError, RecursionError):
+                pass  # some other JSON object
+    return out
+
+
+def _read_old(path: Path) -> tuple[list[dict], dict[str, Any]] | None:
+    """The refs and config rows of the old index, if it can still be read."""
+    try:
+        db = open_index(path)
+    except MemstoreError:
+        return None
+    try:
+        refs = [{"name": r["name"], "target": r["target"], "symbolic": r["symbolic"]}
+                for r in db.query("select * from refs order by name")]
+        return refs, config.rows(db)
+    except Exception:  # noqa: BLE001 - any failure here means: use the snapshots instead
+        return None
+    finally:
+        db.close()
+
+
+def _from_snapshot(scan: _Scan) -> tuple[list[dict], dict[str, Any], int]:
+    for _, snap in sorted(scan.snapshots, key=lambda s: (s[1]["seq"], s[1].get("time", 0)),
+                          reverse=True):
+        targets = [r.get("target") for r in snap["refs"] if r.get("target")]
+        if all(t in scan.commits for t in targets):
+            return snap["refs"], snap["config"], snap["seq"]
+    raise MemstoreError("the index cannot be read and the object store holds no usable "
+                        "snapshot of the refs and config; nothing was changed")
+
+
+def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairReport:
+    """Rebuilds `root/.memstore/index.db` from the objects (see the module docstring)."""
+    d = root / ".memstore"
+    for p in (d, d / "objects", d / "lock"):
+        refuse_link(p)
+    path = d / "index.db"
+    with RepositoryLock(d / "lock")():
+        objects = DiskObjectStore(d / "objects")
+        old = _read_old(path) if path.exists() else None
+        scan = _scan(objects)
+        if old is not None:
+            refs, conf = old
+            report = RepairReport("index")
+        else:
+            refs, conf, seq = _from_snapshot(scan)
+            report = RepairReport(f"snapshot {seq}")
+        if note is not None:
+            note(f"rebuilding the index from {len(scan.commits)} commit records "
+                 f"(refs and config from the {report.source})…")
+        tmp = d / f"index.db.repair-{os.getpid()}"
+        for p in [tmp, *(tmp.with_name(tmp.name + s) for s in SIDE_FILES)]:
+            refuse_link(p)
+            p.unlink(missing_ok=True)
+        _build(tmp, objects, scan, refs, conf, report)
+        report.skipped = scan.skipped
+        if old is None and path.exists():
+            report.kept_as = f"index.db.damaged-{int(time.time())}"
+            for s in ("", *SIDE_FILES):
+                p = d / ("index.db" + s)
+                if p.exists():
+                    os.rename(p, d / (report.kept_as + s))
+        else:
+            for s in SIDE_FILES:
+                (d / ("index.db" + s)).unlink(missing_ok=True)
+        os.replace(tmp, path)
+        fsync_dir(d)
+    return report
+
+
+def _build(tmp: Path, objects: DiskObjectStore, scan: _Scan, refs: list[dict],
+           conf: dict[str, Any], report: RepairReport) -> None:
+    db = open_index(tmp, create=True)
+    store = Storage(db, objects)
+    try:
+        with transaction(db):
+            for key, value in conf.items():
+                config.put(db, key, value)
+            db["refs"].insert_all(refs, pk="name", replace=True)
+            for commit in sorted(scan.commits.values(), key=lambda c: (c.time, c.id)):
+                if all(objects.contains(o) for s in commit.update_sets for o in [s.requests]):
+                    index_commit(store, commit)
+                else:
+                    index_commit(store, commit, [[] for _ in commit.update_sets])
+                store.remember(commit)
+            for rid, rec in scan.stats:
+                if objects.contains(rec["object"]):
+                    db["statistics"].insert(
+                        {k: rec[k] for k in ("id", "layer", "n_tokens", "description", "object")}
+                        | {"created": rec.get("created", 0.0), "record": rid}, ignore=True)
+                    index_objects(store, {rec["object"]: stats_records.KIND,
+                                          rid: stats_records.RECORD_KIND})
+            for oid, snap in scan.snapshots:
+                db["snapshots"].insert({"seq": snap["seq"], "object": oid,
+                                        "time": snap.get("time", 0.0)}, replace=True)
+                index_objects(store, {oid: snapshots.KIND})
+            snapshots.record(db, objects)
+        report.commits = len(scan.commits)
+        report.statistics = db["statistics"].count
+        report.refs = len(refs)
+    finally:
+        db.close()
