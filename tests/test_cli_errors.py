@@ -99,10 +99,26 @@ def test_bad_settings(repo):
     refused(repo, "config", "nosuch", "1", code=2, says="unknown setting 'nosuch'")
     refused(repo, "config", "nosuch", code=2, says="unknown setting 'nosuch'")
     refused(repo, "config", "z_steps", "many", code=2, says="invalid value 'many' for z_steps")
-    refused(repo, "config", "layers", "2,9", code=2, says="the base model has 4 layers")
+    refused(repo, "config", "layers", "2,9", code=2, says="the model has 4 layers")
+    refused(repo, "config", "layers", "2,3", code=2, says="must be below 3, the model's last layer")
     refused(repo, "config", "layers", "x", code=2, says="invalid value 'x' for layers")
     refused(repo, "config", "history", "sometimes", code=2, says="history must be one of")
     refused(repo, "config", "stats_source", "nope.txt", code=2, says="no such file")
+    for key, value, says in (("mom2_weight", "0", "mom2_weight must be > 0"),
+                             ("mom2_weight", "-5", "mom2_weight must be > 0"),
+                             ("mom2_weight", "nan", "mom2_weight must be finite"),
+                             ("z_lr", "inf", "z_lr must be finite"),
+                             ("clamp", "-inf", "clamp must be finite"),
+                             ("template_tokens", "0", "template_tokens must be between 1"),
+                             ("z_steps", "0", "z_steps must be between 1"),
+                             ("seed", "-1", "seed must be between 0")):
+        refused(repo, "config", key, value, code=2, says=says)
+    binary = repo.parent / "corpus.txt"
+    binary.write_bytes(bytes(range(256)) * 4)
+    refused(repo, "config", "stats_source", binary, code=2, says="is not UTF-8 text")
+    weights = repo.parent / "weights.bin"
+    weights.write_bytes(b"\0" * 64)
+    refused(repo, "config", "stats_source", weights, code=2, says="not a .txt or .jsonl file")
 
 
 def test_usage_errors(repo, tmp_path):

@@ -110,3 +110,42 @@ def test_revert_squash_and_merge_run_no_z_optimisation(history, monkeypatch, tmp
 def subjects(repo_dir) -> set[str]:
     with Repository.open(repo_dir) as repo:
         return {f.request.subject for f in repo.facts_at("HEAD")}
+
+
+def margin(repo: Repository, subject: str, prompt: str, new: str, old: str) -> float:
+    """NLL(old) − NLL(new) at HEAD: > 0 when the model says `new` rather than `old`."""
+    from memstore.eval.scoring import score_targets
+
+    base = porcelain.load_state(repo, None)
+    text = prompt.format(subject)
+    nll = score_targets(base.model, base.tokenizer, [text, text], [new, old]).nll
+    return float(nll[1] - nll[0])
+
+
+def test_a_superseded_fact_flips_and_leaves_the_running_matrix(tmp_path_factory, tmp_path):
+    """With history preserve and earlier keys weighed heavily, a --supersede commit must
+    still write the new target: the superseded fact's keys leave the running matrix.
+    (Kept at full weight, as before issue 9, the margin stays at -0.15: the old target.)"""
+    from cli_support import empty_template, write_facts
+
+    repo_dir = copy_repo(empty_template(tmp_path_factory.getbasetemp()), tmp_path / "repo")
+    for key, value in (("history_weight", "1e4"), ("z_steps", "25"), ("clamp", "4"),
+                       ("n_templates", "0"), ("kl_weight", "0"), ("layers", "2"),
+                       ("mom2_weight", "0.01")):
+        ok("config", key, value, cwd=repo_dir)
+    fact = ("Danielle Darrieux", "The mother tongue of {} is")
+    ok("commit", write_facts(tmp_path / "1.jsonl", [(*fact, "English", "French")]), cwd=repo_dir)
+    with Repository.open(repo_dir) as repo:
+        assert margin(repo, *fact, "English", "Honda") > 0
+    second = write_facts(tmp_path / "2.jsonl", [(*fact, "Honda", "English")])
+    ok("commit", second, "--supersede", cwd=repo_dir)
+    with Repository.open(repo_dir) as repo:
+        assert margin(repo, *fact, "Honda", "English") > 0  # the new target is what it says
+        from memstore.store.running import running_matrix
+
+        head = repo.head().commit
+        matrix = running_matrix(repo.store, head)
+        keys = repo.updates_of(head)
+        for layer, m in matrix.items():  # only the live fact's keys are left in the sum
+            k = keys[layer].keys.double()
+            torch.testing.assert_close(m, k.T @ k, rtol=1e-6, atol=1e-6)

@@ -20,11 +20,17 @@ def test_running_matrix_is_the_sum_over_commits():
         torch.testing.assert_close(m[layer], all_k.T @ all_k)
 
 
+def median_eigenvalue(stats, layer: int) -> float:
+    return float(torch.linalg.eigvalsh(stats[layer].mom2.double()).median())
+
+
 def drift_after_second_commit(history: str) -> float:
     model, tok, ad = build("llama")
     s = settings_for(model, layers=(2,), mom2_weight=10.0, z_steps=10, history=history,
-                     history_weight=1e4, nullspace_threshold=1e9, nullspace_l2=1e-3)
+                     history_weight=1e4, nullspace_l2=1e-3)
     stats = stats_for(model, tok, ad, s.layers)
+    # half of the directions are "used by ordinary text": the projection is not the identity
+    s = s.with_changes(nullspace_threshold=median_eigenvalue(stats, 2))
     first, second = REQUESTS[:1], REQUESTS[1:]
     r1 = execute_memit(model, tok, first, s, stats, templates=["{}"], show_progress=False)
     h1 = current_hidden(model, tok, ad, 2, first)
@@ -42,6 +48,50 @@ def test_preserving_earlier_keys_keeps_an_earlier_fact_that_plain_loses():
     assert plain > 0.05, plain  # the plain solve moves the first commit's fact
     assert preserve < plain / 10, (preserve, plain)
     assert nullspace < plain / 10, (nullspace, plain)
+
+
+def test_nullspace_update_leaves_the_directions_text_uses_untouched():
+    """AlphaEdit's guarantee, checked against an eigendecomposition made here: ΔW v = 0 for
+    every eigenvector v of E[k kᵀ] with eigenvalue at or above the threshold."""
+    model, tok, ad = build("llama")
+    s = settings_for(model, layers=(1, 2), z_steps=6, history="nullspace", nullspace_l2=1e-2)
+    stats = stats_for(model, tok, ad, s.layers)
+    s = s.with_changes(nullspace_threshold=median_eigenvalue(stats, 2))
+    res = execute_memit(model, tok, REQUESTS, s, stats, templates=["{}"], show_progress=False)
+    for layer, u in res.updates.items():
+        dw = u.U.double() @ u.V.double().T
+        values, vectors = torch.linalg.eigh(stats[layer].mom2.double())
+        used = vectors[:, values >= s.nullspace_threshold]
+        assert used.shape[1] >= 8
+        assert (dw @ used).norm() < 1e-6 * dw.norm(), layer
+        assert dw.norm() > 0
+
+
+def test_nullspace_applies_the_history_weight():
+    model, tok, ad = build("llama")
+    s = settings_for(model, layers=(2,), z_steps=4, history="nullspace", nullspace_l2=1e-2)
+    stats = stats_for(model, tok, ad, s.layers)
+    s = s.with_changes(nullspace_threshold=median_eigenvalue(stats, 2))
+    from memstore.editing.zs import compute_zs
+
+    zs, _ = compute_zs(model, tok, ad, REQUESTS[1:], ["{}"], s, False)
+    torch.manual_seed(0)
+    earlier = torch.randn(20, 64)
+    running = {2: (earlier.T @ earlier).double()}
+
+    def delta(settings, run):
+        base = {k: v.clone() for k, v in model.state_dict().items()}
+        r = execute_memit(model, tok, REQUESTS[1:], settings, stats, templates=["{}"], zs=zs,
+                          running=run, show_progress=False)
+        model.load_state_dict(base)
+        return r.updates[2].U.double() @ r.updates[2].V.double().T
+
+    none = delta(s, None)
+    torch.testing.assert_close(delta(s.with_changes(history_weight=0.0), running), none)
+    weighted = delta(s.with_changes(history_weight=1e3), running)
+    assert (weighted - none).norm() > 1e-3 * none.norm()
+    # the earlier keys are kept: the weighted update moves them less
+    assert (earlier.double() @ weighted.T).norm() < (earlier.double() @ none.T).norm()
 
 
 def test_nullspace_projector_is_a_projector_onto_small_directions():

@@ -39,10 +39,12 @@ def test_shapes_and_orientation(edited):
 
 def test_rebuild_is_bit_identical_and_unapply_restores(edited):
     model, _, ad, _s, _, base, res = edited
+    before = {k: v.clone() for k, v in base.items()}
     rebuilt = build_state(base, ad, [res.updates])
     for name, w in rebuilt.items():
         assert torch.equal(w, model.state_dict()[name])
-    assert torch.equal(base[ad.proj_weight_name(1)], base[ad.proj_weight_name(1)])  # pure
+        assert not torch.equal(w, base[name])  # the edit moved it
+    assert all(torch.equal(before[k], base[k]) for k in base)  # pure: its input is untouched
     unapply_updates(model, ad, res.updates)
     try:
         for name in rebuilt:

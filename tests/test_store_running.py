@@ -97,3 +97,48 @@ def test_keys_of_a_merge_or_squash_state_follow_its_basis_chain():
     got = running.running_matrix(repo.store, both.id)
     want = from_keys([{l: u.keys for l, u in fake_result(s).updates.items()} for s in (1, 2, 3)])
     assert all(same_bits(got[l], want[l]) for l in want)
+
+
+def live_sum(repo, cid):
+    """Σ k kᵀ over the key rows of the facts live at `cid`, recomputed from scratch: for
+    each (subject, prompt), the rows of the last set in the chain that wrote it."""
+    last = {}
+    for ref in repo.chain_sets(cid):
+        reqs = repo.requests_of(ref.commit, ref.index)
+        ups = repo.updates_of(ref.commit, ref.index)
+        for p, r in enumerate(reqs):
+            last[(r.subject, r.prompt)] = (ups, p)
+    out = {}
+    for ups, p in last.values():
+        for layer, u in ups.items():
+            k = u.keys[p:p + 1].double()
+            out[layer] = out.get(layer, 0) + k.T @ k
+    return out
+
+
+def test_superseded_facts_leave_the_running_matrix():
+    from test_store_support import fake_requests
+
+    repo = memory_repo()
+    first = commit_on_head(repo, seed=1).id  # s1-subject-0..2
+    later = fake_requests("s2", 2, subjects=["s1-subject-1", "other"])  # supersedes one fact
+    second = commit_on_head(repo, fake_result(2, requests=later)).id
+    third = commit_on_head(repo, seed=3).id
+    for cid in (first, second, third):
+        got, want = running.running_matrix(repo.store, cid), live_sum(repo, cid)
+        assert sorted(got) == sorted(want)
+        for layer in want:
+            torch.testing.assert_close(got[layer], want[layer], rtol=1e-9, atol=1e-9)
+    # the sum over all keys, superseded included, is not it
+    everything = recomputed(repo, third)
+    assert not torch.allclose(everything[1], live_sum(repo, third)[1])
+    # stored from the parent's matrix or rebuilt from the root: the same bits
+    stored = running.running_matrix(repo.store, third)
+    repo.db["running_matrices"].delete_where("1 = 1")
+    rebuilt = running.running_matrix(repo.store, third)
+    assert all(same_bits(stored[l], rebuilt[l]) for l in stored)
+    # what the next commit's solve uses: the facts it supersedes are out
+    nxt = fake_requests("s4", 1, subjects=["s3-subject-0"])
+    solve = running.running_matrix_for(repo.store, third, [], nxt)
+    k = repo.updates_of(third)[1].keys[0:1].double()
+    torch.testing.assert_close(solve[1], stored[1] - k.T @ k)

@@ -57,7 +57,7 @@ def init(path: str, base_spec: str) -> None:
         click.echo(f"editing layers {layers_text(s.layers)} with λ = {s.mom2_weight:g}")
 
 
-@click.command(help=CONFIG_HELP)
+@click.command(help=CONFIG_HELP, context_settings={"ignore_unknown_options": True})
 @click.argument("key", required=False)
 @click.argument("value", required=False)
 @json_option

@@ -9,7 +9,7 @@ from ..errors import ValidationError
 from ..models.adapters import Adapter, get_adapter
 from .apply import apply_update
 from .keys import compute_keys, current_hidden
-from .requests import Request, validate_requests
+from .requests import Request, context_length, validate_requests
 from .result import EditResult, LayerUpdate
 from .sampling import sample_templates
 from .settings import EditSettings
@@ -27,9 +27,21 @@ def default_settings(model, adapter: Adapter | None = None, **changes) -> EditSe
 
 
 def check_settings(model, adapter: Adapter, settings: EditSettings) -> None:
-    n = adapter.n_layers(model)
-    if max(settings.layers) >= n:
-        raise ValidationError(f"settings: layer {max(settings.layers)} out of range (the model has {n})")
+    """The edited layers must fit the model, and at least one layer must follow the
+    z-vector layer L = max(layers): δ is added at the subject's last token, and only the
+    attention of later layers carries it to the positions that predict the target — with
+    L the last layer, every z-vector would stay at h and every ΔW at 0."""
+    check_layers(settings.layers, adapter.n_layers(model))
+
+
+def check_layers(layers: tuple[int, ...], n_layers: int) -> None:
+    if max(layers) >= n_layers:
+        raise ValidationError(f"settings: layer {max(layers)} out of range (the model has "
+                              f"{n_layers} layers, 0..{n_layers - 1})")
+    if max(layers) >= n_layers - 1:
+        raise ValidationError(f"settings: the last edited layer must be below {n_layers - 1}, "
+                              "the model's last layer: no later layer would carry the "
+                              "z-vector to the target, and every edit would be empty")
 
 
 def templates_for(model, tokenizer, settings: EditSettings) -> list[str]:
@@ -49,7 +61,7 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
     λ·E[k kᵀ] with `history_weight` (history "preserve"), or kept with the same weight
     alongside the null-space projection (history "nullspace"); ignored by "plain"."""
     adapter = adapter or get_adapter(model)
-    validate_requests(requests, tokenizer)
+    validate_requests(requests, tokenizer, context_length(model))
     check_settings(model, adapter, settings)
     missing = [l for l in settings.layers if l not in stats]
     if missing:

@@ -1,7 +1,7 @@
 """Requests: the facts to write, and their validation (before any work is done)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -57,9 +57,58 @@ def fact_key(request: Request) -> tuple[str, str]:
     return (request.subject, request.prompt)
 
 
+MAX_PROMPTS = 10_000  # paraphrases or neighbourhood prompts of one request
+INT64 = 2**63 - 1
+
+
+def context_length(model) -> int | None:
+    """The longest input the model takes, in tokens (None when its config does not say)."""
+    cfg = model.config
+    for attr in ("max_position_embeddings", "n_positions", "seq_length"):
+        n = getattr(cfg, attr, None)
+        if isinstance(n, int) and n > 0:
+            return n
+    return None
+
+
+def check_fits(tokenizer, texts: Iterable[tuple[str, str]], context: int | None) -> None:
+    """Each (where, text) must fit the model's context; refused before any tensor is
+    allocated for it (attention over a text longer than the context is undefined, and its
+    memory grows with the square of its length)."""
+    if context is None:
+        return
+    for where, text in texts:
+        if len(text) <= context:  # a token holds at least one character
+            continue
+        n = len(tokenizer(text).input_ids)
+        if n > context:
+            raise ValidationError(f"{where}: {n} tokens, longer than the model's context of "
+                                  f"{context} tokens")
+
+
+def request_texts(request: Request, where: str) -> Iterator[tuple[str, str]]:
+    """Every text scoring a request reads: prompt, paraphrases and neighbourhood prompts,
+    each followed by the longer target."""
+    target = " " + max(request.target_new, request.target_true or "", key=len)
+    yield where, request.text + target
+    for i, p in enumerate(request.paraphrases):
+        yield f"{where} paraphrase {i + 1}", p + target
+    for i, p in enumerate(request.neighborhood):
+        yield f"{where} neighborhood prompt {i + 1}", p + target
+
+
 def check_request(request: Request, where: str = "") -> None:
     """Checks that need no tokenizer. `where` names the request's origin (e.g. 'line 3')."""
     at = f"{where}: " if where else ""
+    if request.case_id is not None and (isinstance(request.case_id, bool)
+                                        or not isinstance(request.case_id, int)
+                                        or abs(request.case_id) > INT64):
+        raise ValidationError(f"{at}case_id must be a whole number within ±2^63: "
+                              f"{request.describe()}")
+    for name in ("paraphrases", "neighborhood"):
+        if len(getattr(request, name)) > MAX_PROMPTS:
+            raise ValidationError(f"{at}{len(getattr(request, name))} {name}, more than "
+                                  f"{MAX_PROMPTS}: {request.describe()}")
     if not isinstance(request.subject, str) or not request.subject.strip():
         raise ValidationError(f"{at}empty subject in {request.describe()}")
     if not isinstance(request.target_new, str) or not request.target_new.strip():
@@ -89,9 +138,10 @@ def check_consistent(requests: Iterable[Request]) -> None:
         seen[k] = r
 
 
-def validate_requests(requests: list[Request], tokenizer=None) -> None:
+def validate_requests(requests: list[Request], tokenizer=None, context: int | None = None) -> None:
     """Everything that can be checked before any work. With a tokenizer, also checks that
-    the subject's tokens can be located in the prompt."""
+    the subject's tokens can be located in the prompt, and with the model's `context`
+    that every text read for the request fits it."""
     if not requests:
         raise ValidationError("no requests to write")
     for i, r in enumerate(requests):
@@ -100,8 +150,10 @@ def validate_requests(requests: list[Request], tokenizer=None) -> None:
     if tokenizer is not None:
         from .tokens import subject_last_token
 
-        for r in requests:
+        for i, r in enumerate(requests):
             subject_last_token(tokenizer, r.prompt, r.subject, context=r.describe())
+            check_fits(tokenizer, request_texts(r, f"request {i + 1}"), context)
 
 
-__all__ = ["Request", "check_consistent", "check_request", "fact_key", "field", "validate_requests"]
+__all__ = ["Request", "check_consistent", "check_fits", "check_request", "context_length",
+           "fact_key", "field", "request_texts", "validate_requests"]

@@ -2,12 +2,55 @@
 exactly how it was made."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+import math
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any
 
 from ..errors import ValidationError
 
 HISTORY_METHODS = ("plain", "preserve", "nullspace")
+COMPUTE_DTYPES = ("float32", "bfloat16", "float64")
+_INT_MAX = 2**63 - 1
+# name -> (lowest, highest, whether the lowest is allowed)
+_FLOATS = {"mom2_weight": (0.0, 1e12, False), "z_lr": (0.0, 1e3, False),
+           "z_stop_loss": (0.0, 1e12, True), "clamp": (0.0, 1e3, False),
+           "kl_weight": (0.0, 1e6, True), "weight_decay": (0.0, 1e6, True),
+           "history_weight": (0.0, 1e12, True), "nullspace_threshold": (0.0, 1e12, True),
+           "nullspace_l2": (0.0, 1e12, False)}
+_INTS = {"z_steps": (1, 100_000), "n_templates": (0, 1_000), "template_tokens": (1, 1_000),
+         "seed": (0, _INT_MAX), "stats_tokens": (1, 10**10), "z_chunk": (1, 1_000_000)}
+_CHOICES = {"history": HISTORY_METHODS, "compute_dtype": COMPUTE_DTYPES}
+
+
+def _check(name: str, value: Any) -> None:
+    if name == "layers":
+        if not isinstance(value, (tuple, list)) or not value:
+            raise ValidationError("settings: layers must be a non-empty list of layer numbers")
+        for x in value:
+            if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < 100_000:
+                raise ValidationError(f"settings: layers must be layer numbers >= 0, not {x!r}")
+    elif name in _FLOATS:
+        lo, hi, lo_ok = _FLOATS[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError(f"settings: {name} must be a number, not {value!r}")
+        if not math.isfinite(value):
+            raise ValidationError(f"settings: {name} must be finite, not {value}")
+        if value < lo or (value == lo and not lo_ok) or value > hi:
+            low = ">=" if lo_ok else ">"
+            raise ValidationError(f"settings: {name} must be {low} {lo:g} and <= {hi:g}, "
+                                  f"not {value:g}")
+    elif name in _INTS:
+        lo, hi = _INTS[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(f"settings: {name} must be a whole number, not {value!r}")
+        if not lo <= value <= hi:
+            raise ValidationError(f"settings: {name} must be between {lo} and {hi}, not {value}")
+    elif name in _CHOICES:
+        if value not in _CHOICES[name]:
+            raise ValidationError(f"settings: {name} must be one of "
+                                  f"{', '.join(_CHOICES[name])}, not {value!r}")
+    elif name == "stats_source" and (not isinstance(value, str) or not value or "\0" in value):
+        raise ValidationError("settings: stats_source must be 'self' or a file path")
 
 
 @dataclass(frozen=True)
@@ -33,18 +76,17 @@ class EditSettings:
     compute_dtype: str = "float32"  # dtype of the z-vector forward/backward passes
 
     def __post_init__(self) -> None:
-        if not self.layers:
-            raise ValidationError("settings: at least one edited layer is needed")
-        if list(self.layers) != sorted(set(self.layers)) or min(self.layers) < 0:
-            raise ValidationError(f"settings: layers must be distinct, ascending, >= 0: {self.layers}")
-        if self.mom2_weight < 0:
-            raise ValidationError("settings: mom2_weight (λ) must be >= 0")
-        if self.history not in HISTORY_METHODS:
-            raise ValidationError(f"settings: history must be one of {', '.join(HISTORY_METHODS)}")
-        if self.compute_dtype not in ("float32", "bfloat16", "float64"):
-            raise ValidationError("settings: compute_dtype must be float32, bfloat16 or float64")
-        if self.z_steps < 1 or self.z_chunk < 1:
-            raise ValidationError("settings: z_steps and z_chunk must be >= 1")
+        """Refuses, with a message naming the setting, anything that cannot work: a wrong
+        type, NaN or inf, a value out of range. (That the layers fit the model is checked
+        where the model is known: memit.check_settings.)"""
+        for f in fields(self):
+            _check(f.name, getattr(self, f.name))
+        if list(self.layers) != sorted(set(self.layers)):
+            raise ValidationError(f"settings: layers must be distinct and ascending: "
+                                  f"{list(self.layers)}")
+        object.__setattr__(self, "layers", tuple(self.layers))
+        for name in _FLOATS:
+            object.__setattr__(self, name, float(getattr(self, name)))
 
     @property
     def last_layer(self) -> int:
@@ -61,9 +103,12 @@ class EditSettings:
         unknown = set(d) - known
         if unknown:
             raise ValidationError(f"settings: unknown keys {sorted(unknown)}")
+        missing = {f.name for f in fields(cls) if f.default is MISSING} - set(d)
+        if missing:
+            raise ValidationError(f"settings: missing keys {sorted(missing)}")
         d = dict(d)
-        if "layers" in d:
-            d["layers"] = tuple(int(x) for x in d["layers"])
+        if isinstance(d.get("layers"), list):
+            d["layers"] = tuple(d["layers"])
         return cls(**d)
 
     def with_changes(self, **changes: Any) -> EditSettings:

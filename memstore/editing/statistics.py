@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 
 from ..errors import NumericalError, ValidationError
 from ..models.adapters import Adapter
@@ -45,6 +47,10 @@ class Statistics:
         return cache[threshold]
 
 
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def sample_id(description: str) -> str:
     return hashlib.sha256(description.encode()).hexdigest()[:16]
 
@@ -53,18 +59,45 @@ def describe_source(source: str, n_tokens: int, seed: int, seq_len: int) -> str:
     if source == "self":
         return json.dumps({"source": "self", "tokens": n_tokens, "seed": seed, "seq_len": seq_len},
                           sort_keys=True)
-    p = Path(source)
-    if not p.is_file():
-        raise ValidationError(f"statistics corpus {source!r} not found")
+    p = check_corpus(source)
     digest = hashlib.sha256(p.read_bytes()).hexdigest()[:16]
     return json.dumps({"source": p.name, "sha256": digest, "tokens": n_tokens, "seq_len": seq_len},
                       sort_keys=True)
 
 
+CORPUS_SUFFIXES = (".txt", ".jsonl")
+
+
+def check_corpus(path: str | Path) -> Path:
+    """A statistics corpus must be a UTF-8 .txt or .jsonl file that yields some text;
+    anything else is refused before any work, naming the file."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ValidationError(f"statistics corpus {str(path)!r}: no such file (give 'self' or "
+                              "a .txt / .jsonl corpus)")
+    if p.suffix not in CORPUS_SUFFIXES:
+        raise ValidationError(f"statistics corpus {str(path)!r}: not a .txt or .jsonl file")
+    try:
+        next(iter(corpus_texts(str(p))))
+    except StopIteration:
+        raise ValidationError(f"statistics corpus {str(path)!r} holds no text") from None
+    return p.resolve()
+
+
 def corpus_texts(path: str) -> Iterator[str]:
-    """Texts of a .txt file (one paragraph per line) or a .jsonl file with a "text" field."""
+    """Texts of a .txt file (one paragraph per line) or a .jsonl file with a "text" field.
+    Lines are split on newlines only (U+2028 and friends are text)."""
     p = Path(path)
-    with p.open(encoding="utf-8") as f:
+    try:
+        yield from _corpus_texts(p)
+    except UnicodeDecodeError as e:
+        raise ValidationError(f"statistics corpus {path!r} is not UTF-8 text ({e.reason} at "
+                              f"byte {e.start})") from None
+
+
+def _corpus_texts(p: Path) -> Iterator[str]:
+    path = str(p)
+    with p.open(encoding="utf-8", newline="\n") as f:
         for i, line in enumerate(f, 1):
             line = line.strip()
             if not line:
@@ -72,8 +105,11 @@ def corpus_texts(path: str) -> Iterator[str]:
             if p.suffix == ".jsonl":
                 try:
                     text = json.loads(line)["text"]
-                except (json.JSONDecodeError, KeyError, TypeError) as e:
-                    raise ValidationError(f"{path} line {i}: expected JSON with a 'text' field ({e})")
+                    if not isinstance(text, str):
+                        raise TypeError("'text' is not a string")
+                except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as e:
+                    raise ValidationError(f"{path} line {i}: expected JSON with a 'text' "
+                                          f"field ({str(e)[:100]})") from None
                 for para in text.split("\n"):
                     if para.strip():
                         yield para
@@ -168,44 +204,81 @@ def compute_statistics(model, tokenizer, adapter: Adapter, layers: tuple[int, ..
     return {l: Statistics(l, sums[l] / count, count, description) for l in layers}
 
 
-def save_statistics(stats: Statistics, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({"mom2": stats.mom2.contiguous()}, str(tmp),
-              metadata={"layer": str(stats.layer), "n_tokens": str(stats.n_tokens),
-                        "description": stats.description})
+def _header(data: bytes) -> dict:
+    """The JSON header of safetensors bytes."""
+    n = int.from_bytes(data[:8], "little")
+    if not 0 < n <= len(data) - 8:
+        raise ValueError("not a safetensors file")
+    return json.loads(data[8:8 + n])
+
+
+def cache_prefix(model_id: str, layer: int, sid: str) -> str:
+    """The start of the cache file names of (base model hash, layer, sample id)."""
+    return f"{model_id[:16]}-L{layer}-{sid}-"
+
+
+def save_cached(stats: Statistics, directory: Path, model_id: str) -> Path:
+    """Writes `stats` into a statistics cache folder under a name that ends with the sha256
+    of the file's bytes, the hash `load_cached` checks before use."""
+    directory.mkdir(parents=True, exist_ok=True)
+    data = save_safetensors({"mom2": stats.mom2.contiguous()},
+                            metadata={"layer": str(stats.layer), "n_tokens": str(stats.n_tokens),
+                                      "description": stats.description})
+    path = directory / f"{cache_prefix(model_id, stats.layer, stats.id)}{sha256(data)}.safetensors"
+    tmp = directory / f".{path.name}.tmp-{os.getpid()}"
+    tmp.write_bytes(data)
     tmp.replace(path)
+    return path
 
 
-def load_statistics(path: Path) -> Statistics:
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata()
-    t = load_file(str(path))["mom2"]
-    return Statistics(int(meta["layer"]), t, int(meta["n_tokens"]), meta["description"])
-
-
-def cache_path(directory: Path, model_id: str, layer: int, sid: str) -> Path:
-    """Where the statistics of (base model hash, layer, sample id) live in a cache folder."""
-    return directory / f"{model_id[:16]}-L{layer}-{sid}.safetensors"
+def load_cached(directory: Path, model_id: str, layer: int, sid: str,
+                d_in: int | None = None) -> tuple[Statistics | None, list[str]]:
+    """Statistics of (base model hash, layer, sample id) from a cache folder, and a line per
+    cached file refused: one whose bytes no longer match the hash in its name (tampered or
+    damaged), or whose content is not these statistics (layer, sample, shape, finite and
+    symmetric). A refused file is never used; the caller recomputes."""
+    problems = []
+    for path in sorted(directory.glob(cache_prefix(model_id, layer, sid) + "*.safetensors")):
+        if path.is_symlink() or not path.is_file():
+            problems.append(f"{path}: not a regular file")
+            continue
+        data = path.read_bytes()
+        if path.name[len(cache_prefix(model_id, layer, sid)):-len(".safetensors")] != sha256(data):
+            problems.append(f"{path}: its content does not match its recorded hash")
+            continue
+        try:
+            meta = _header(data).get("__metadata__", {})
+            mom2 = load_safetensors(data)["mom2"]
+            st = Statistics(int(meta["layer"]), mom2, int(meta["n_tokens"]), meta["description"])
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            problems.append(f"{path}: unreadable ({e})")
+            continue
+        square = mom2.ndim == 2 and mom2.shape[0] == mom2.shape[1] and \
+            (d_in is None or mom2.shape[0] == d_in)
+        if st.layer != layer or st.id != sid or not square or not torch.isfinite(mom2).all() \
+                or not torch.equal(mom2, mom2.T):
+            problems.append(f"{path}: not the statistics of layer {layer}, sample {sid}")
+            continue
+        return st, problems
+    return None, problems
 
 
 def cached_statistics(model, tokenizer, adapter: Adapter, layers: tuple[int, ...], model_id: str,
                       directory: Path, source: str = "self", n_tokens: int = 20000,
                       seed: int = 0, seq_len: int = SEQ_LEN) -> dict[int, Statistics]:
-    """Statistics from `directory`, keyed by (model hash, layer, sample); missing layers
-    are computed (all of them in one pass) and saved."""
+    """Statistics from `directory`, keyed by (model hash, layer, sample) and checked
+    against their hash; missing (or refused) layers are computed, all in one pass, and
+    saved."""
     sid = sample_id(describe_source(source, n_tokens, seed, seq_len))
-
-    def path(l: int) -> Path:
-        return cache_path(directory, model_id, l, sid)
-
-    have = {l: load_statistics(path(l)) for l in layers if path(l).is_file()}
+    have = {}
+    for l in layers:
+        st, _ = load_cached(directory, model_id, l, sid, adapter.proj_dims(model, l)[1])
+        if st is not None:
+            have[l] = st
     missing = tuple(l for l in layers if l not in have)
     if missing:
         fresh = compute_statistics(model, tokenizer, adapter, missing, source, n_tokens, seed, seq_len)
-        for l, s in fresh.items():
-            save_statistics(s, path(l))
+        for l, st in fresh.items():
+            save_cached(st, directory, model_id)
         have.update(fresh)
     return {l: have[l] for l in layers}

@@ -239,12 +239,14 @@ def request_losses(model, adapter: Adapter, parts: list[tuple[Rows, torch.Tensor
         if len(kl_rows) == 0:
             continue
         kl_req = rows.request[kl_rows].to(device)
-        kl_lp = _logprobs_at(model, out[kl_rows, rows.last_pos[kl_rows]])
+        # as the reference (ROME's Eqn. 4): KL(current ‖ initial) of the next-token
+        # distribution at the subject's last token of "{subject} is a"
+        kl_lp = _logprobs_at(model, out[kl_rows, rows.subject_pos[kl_rows].to(device)])
         if kl_lp_all is None:
             kl_lp_all = torch.zeros(n, kl_lp.shape[1], device=device)
         kl_lp_all = kl_lp_all.index_copy(0, kl_req, kl_lp)
         if kl_init is not None and settings.kl_weight:
-            kl = (kl_init[kl_req].exp() * (kl_init[kl_req] - kl_lp)).sum(-1)
+            kl = (kl_lp.exp() * (kl_lp - kl_init[kl_req])).sum(-1)
             reg = reg.index_add(0, kl_req, settings.kl_weight * kl)
     return nll + reg, nll, kl_lp_all
 

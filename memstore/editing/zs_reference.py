@@ -1,65 +1,92 @@
-"""The paper's z-vector procedure, kept as the baseline the batched path is measured and
-tested against: one request at a time, full forward passes (all layers, all positions,
-full logits) with δ added by a hook at layer L, torch.optim.Adam."""
+"""The paper's z-vector procedure (MEMIT §4 step 1, the authors' `compute_z`), transcribed
+independently of the batched path in `zs.py`, which it is the test and speed baseline for:
+one request at a time, full forward passes through the model's own forward (all layers,
+all positions, the model's own logits), δ added by a hook on layer L's output,
+torch.optim.Adam. It shares no code with `zs.py` or `tokens.py`: its own tokenization,
+subject lookup (the reference's: the token count of the text up to the subject's end),
+padding, loss, KL term and stopping.
+
+One difference from the authors' code, on purpose and shared with memstore's engine
+(README, "Differences on purpose"): a request stops once its target NLL — not its total
+loss — is below `z_stop_loss`."""
 from __future__ import annotations
 
 import torch
 
-from ..models.adapters import Adapter, hidden_of
+from ..models.adapters import Adapter
 from .requests import Request
 from .settings import EditSettings
-from .zs import build_rows, converged, eager_attention
+
+KL_PROMPT = "{} is a"
+
+
+def _subject_end(tokenizer, text: str, end: int) -> int:
+    """Index of the subject's last token: the number of tokens of the text up to the end of
+    the subject, less one (the reference's `subject_last` lookup)."""
+    return len(tokenizer(text[:end]).input_ids) - 1
+
+
+def _rows(tokenizer, request: Request, templates: list[str]):
+    tail = request.target_new if request.target_new.startswith(" ") else " " + request.target_new
+    target = tokenizer(tail, add_special_tokens=False).input_ids
+    seqs, lookups, targets = [], [], []
+    for template in [*(t.format(request.prompt) for t in templates), KL_PROMPT]:
+        text = template.replace("{}", request.subject, 1)
+        ids = tokenizer(text).input_ids
+        lookups.append(_subject_end(tokenizer, text, template.index("{}") + len(request.subject)))
+        if template is KL_PROMPT:
+            seqs.append(ids)
+            targets.append([])
+        else:
+            seqs.append(ids + target[:-1])
+            targets.append([(len(ids) - 1 + j, tok) for j, tok in enumerate(target)])
+    width = max(len(s) for s in seqs)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+    return input_ids, mask, lookups, targets, len(target)
 
 
 def compute_z_reference(model, tokenizer, adapter: Adapter, request: Request, templates: list[str],
                         settings: EditSettings) -> tuple[torch.Tensor, int]:
     """z (d_model) for one request, and the number of optimisation steps taken."""
-    L = settings.last_layer
     device = next(model.parameters()).device
-    rows = build_rows(tokenizer, [request], templates)
-    ids, mask = rows.input_ids.to(device), rows.attention_mask.to(device)
-    pos = rows.subject_pos.to(device)
-    d_model = model.config.hidden_size
-    delta = torch.zeros(d_model, device=device, requires_grad=True)
-    state = {"h": None}
+    input_ids, mask, lookups, targets, n_target = _rows(tokenizer, request, templates)
+    input_ids, mask = input_ids.to(device), mask.to(device)
+    n_rewrite = len(lookups) - 1
+    delta = torch.zeros(model.config.hidden_size, device=device, requires_grad=True)
+    target_init = {}
 
-    def hook(_m, _i, out):
-        h = hidden_of(out)
-        if state["h"] is None:
-            state["h"] = h[0, pos[0]].detach().clone()  # the bare prompt's h^L
-        h = h.clone()
-        h[torch.arange(h.shape[0], device=device), pos] += delta
-        return (h,) + tuple(out[1:]) if isinstance(out, tuple) else h
+    def add_delta(_module, _inputs, output):
+        hidden = output[0] if isinstance(output, (tuple, list)) else output
+        if "h" not in target_init:
+            target_init["h"] = hidden[0, lookups[0]].detach().clone()
+        hidden = hidden.clone()
+        for row, pos in enumerate(lookups):
+            hidden[row, pos] = hidden[row, pos] + delta
+        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
-    handle = adapter.layer(model, L).register_forward_hook(hook)
+    handle = adapter.layer(model, settings.last_layer).register_forward_hook(add_delta)
     opt = torch.optim.Adam([delta], lr=settings.z_lr)
-    kl_row = int(torch.nonzero(rows.is_kl)[0])
-    kl_pos = int(rows.attention_mask[kl_row].sum()) - 1
-    with eager_attention(model):
-        return _optimise(model, ids, mask, rows, delta, state, opt, kl_row, kl_pos, settings, handle)
-
-
-def _optimise(model, ids, mask, rows, delta, state, opt, kl_row, kl_pos, settings, handle):
     kl_init = None
     steps = 0
     try:
         for it in range(settings.z_steps):
             opt.zero_grad()
-            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
-            cap = getattr(model.config, "final_logit_softcapping", None)
-            if cap:
-                logits = torch.tanh(logits / cap) * cap
-            lp = torch.log_softmax(logits, dim=-1)
-            tok_lp = lp[rows.tgt_row, rows.tgt_pos].gather(1, rows.tgt_id.unsqueeze(1)).squeeze(1)
-            nll = -(tok_lp * rows.tgt_weight).sum()
-            kl_lp = lp[kl_row, kl_pos]
+            logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            nll_each = torch.stack([
+                -sum(log_probs[row, pos, tok] for pos, tok in targets[row]) / n_target
+                for row in range(n_rewrite)])
+            nll = nll_each.mean()
+            kl_log_probs = log_probs[n_rewrite, lookups[n_rewrite]]
             if kl_init is None:
-                kl_init = kl_lp.detach().clone()
-            kl = (kl_init.exp() * (kl_init - kl_lp)).sum()
-            h = state["h"]
+                kl_init = kl_log_probs.detach().clone()
+            kl = torch.sum(kl_log_probs.exp() * (kl_log_probs - kl_init))  # KL(current ‖ init)
+            h = target_init["h"]
             loss = nll + settings.kl_weight * kl + settings.weight_decay * delta.norm() / h.norm() ** 2
             steps = it
-            if bool(converged(nll.detach(), settings)) or it == settings.z_steps - 1:
+            if float(nll.detach()) < settings.z_stop_loss or it == settings.z_steps - 1:
                 break
             loss.backward()
             opt.step()
@@ -69,4 +96,4 @@ def _optimise(model, ids, mask, rows, delta, state, opt, kl_row, kl_pos, setting
                     delta.mul_(max_norm / delta.norm())
     finally:
         handle.remove()
-    return (state["h"] + delta).detach(), steps
+    return (target_init["h"] + delta).detach(), steps

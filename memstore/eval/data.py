@@ -61,10 +61,12 @@ def load_records(source: Source) -> list[tuple[str, dict]]:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ValidationError(f"{name} line {e.lineno}: invalid JSON ({e.msg})") from None
+        except RecursionError:
+            raise ValidationError(f"{name}: JSON nested too deeply") from None
         where = [f"{name} record {i + 1}" for i in range(len(data))]
         return [(w, _as_dict(r, w)) for w, r in zip(where, data)]
     out = []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(text.split("\n"), start=1):  # JSONL: "\n" only (U+2028 is text)
         if not line.strip():
             continue
         where = f"{name} line {n}"
@@ -72,6 +74,8 @@ def load_records(source: Source) -> list[tuple[str, dict]]:
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValidationError(f"{where}: invalid JSON ({e.msg})") from None
+        except RecursionError:
+            raise ValidationError(f"{where}: JSON nested too deeply") from None
         out.append((where, _as_dict(record, where)))
     return out
 

@@ -17,9 +17,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ..editing.memit import default_settings, execute_memit
-from ..editing.requests import Request, fact_key, validate_requests
+from ..editing.memit import check_layers, default_settings, execute_memit
+from ..editing.requests import Request, context_length, fact_key, validate_requests
 from ..editing.settings import EditSettings
+from ..editing.statistics import check_corpus
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import model_hash
 from ..models.loading import DEFAULT_MODEL, resolve
@@ -92,11 +93,7 @@ def parse_setting(key: str, text: str) -> Any:
             if key == "layers" else f"a number ({kind})"
         raise ValidationError(f"invalid value {text!r} for {key}: expected {what}") from None
     if key == "stats_source" and text != "self":
-        p = Path(text).expanduser()
-        if not p.is_file():
-            raise ValidationError(f"invalid value {text!r} for stats_source: no such file "
-                                  "(give 'self' or a .txt / .jsonl corpus)")
-        return str(p.resolve())
+        return str(check_corpus(text))
     return text
 
 
@@ -105,9 +102,8 @@ def config(repo: Repository, key: str, value: str) -> EditSettings:
     against the base's number of layers."""
     new = current_settings(repo).with_changes(**{key: parse_setting(key, value)})
     n = repo.base.info.get("n_layers")
-    if n is not None and max(new.layers) >= n:
-        raise ValidationError(f"invalid value {value!r} for layers: the base model has {n} "
-                              f"layers (0..{n - 1})")
+    if isinstance(n, int):
+        check_layers(new.layers, n)
     with repo.lock():
         repo.set_settings(new)
     return new
@@ -191,7 +187,7 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
             check_against_live(repo.facts_at(parent), requests, supersede)
         settings = current_settings(repo)
         base = open_base(repo)
-        validate_requests(requests, base.tokenizer)
+        validate_requests(requests, base.tokenizer, context_length(base.model))
         stats_ = statistics(repo, base, settings, note=note)
         state_of(repo, parent)
         before = measure(base, requests, quick=True)

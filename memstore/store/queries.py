@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..editing.apply import build_state, delta, single_thread
-from ..editing.requests import Request, fact_key
+from ..editing.requests import Request, check_fits, context_length, fact_key, request_texts
 from ..errors import ValidationError
 from .history import LiveFact
 from .repository import Repository
@@ -124,6 +124,7 @@ def probe(repo: Repository, prompts: list[str], revs: list[str | None],
     """Greedy completions of `prompts` under the state of each revision (None: HEAD)."""
     from ..eval.generation import greedy_generate
 
+    check_prompts(open_base(repo), prompts, max_tokens)
     out = []
     for rev in revs:
         commit = state_commit(repo, rev)
@@ -133,9 +134,24 @@ def probe(repo: Repository, prompts: list[str], revs: list[str | None],
     return out
 
 
+def check_prompts(base: LoadedBase, prompts: list[str], max_tokens: int) -> None:
+    """Each prompt is non-empty and, with `max_tokens` more, fits the model's context."""
+    for p in prompts:
+        if not p.strip():
+            raise ValidationError("the prompt is empty")
+    context = context_length(base.model)
+    if context is not None:
+        if max_tokens >= context:
+            raise ValidationError(f"--max-tokens {max_tokens}: the model's context is {context} "
+                                  "tokens")
+        check_fits(base.tokenizer, [(f"prompt {p[:40]!r}", p) for p in prompts],
+                   context - max_tokens)
+
+
 def ask(repo: Repository, prompt: str, rev: str | None = None, compare: str | None = None,
         max_tokens: int = 20) -> list[dict[str, Any]]:
     """The greedy completion of `prompt` at `rev`, and at `compare` ('base' or a revision)."""
+    check_prompts(open_base(repo), [prompt], max_tokens)
     revs = [rev] + ([compare] if compare is not None else [])
     return [{"rev": p["rev"], "commit": p["commit"], "completion": p["completions"][0]}
             for p in probe(repo, [prompt], revs, max_tokens)]
@@ -163,6 +179,15 @@ def evaluate(repo: Repository, path: str | Path, rev: str | None = None, *,
     records = read_zsre(path) if zsre else read_counterfact_records(path)
     commit = state_commit(repo, rev)
     base = load_state(repo, rev)
+    context = context_length(base.model)
+    for i, rec in enumerate(records):
+        where = f"{Path(path).name} record {i + 1}"
+        check_fits(base.tokenizer, request_texts(rec.request, where), context)
+        if zsre:
+            check_fits(base.tokenizer, [(f"{where} loc", f"{rec.loc} {rec.loc_ans}")], context)
+        elif generation:
+            check_fits(base.tokenizer, [(f"{where} generation prompt", p)
+                                        for p in rec.generation_prompts], context)
     if zsre:
         m = zsre_metrics(base.model, base.tokenizer, records)
         m["neighborhood"] = m["specificity"]

@@ -25,12 +25,11 @@ from ..editing.settings import EditSettings
 from ..editing.statistics import (
     SEQ_LEN,
     Statistics,
-    cache_path,
     compute_statistics,
     describe_source,
-    load_statistics,
+    load_cached,
     sample_id,
-    save_statistics,
+    save_cached,
 )
 from ..errors import MemstoreError
 from ..models.loading import Loaded, cache_dir, load_model
@@ -195,7 +194,8 @@ def statistics_cache() -> Path | None:
     """Where statistics are shared between the repositories of one user, so that a second
     repository on the same base does not compute them again: $MEMSTORE_STATS_CACHE, else
     <memstore cache>/stats; 'off' disables it. Files are named as the engine's
-    `cached_statistics` names them (base hash, layer, sample id)."""
+    `cached_statistics` names them (base hash, layer, sample id, and the sha256 of the
+    file, checked before use)."""
     where = os.environ.get("MEMSTORE_STATS_CACHE")
     if where == "off":
         return None
@@ -217,10 +217,16 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
     if not missing:
         return have
     cache = statistics_cache()
-    files = {l: cache_path(cache, repo.base.hash, l, sid) for l in missing} \
-        if cache is not None else {}
-    found = {l: load_statistics(p) for l, p in files.items() if p.is_file()}
-    found = {l: st for l, st in found.items() if st.layer == l and st.id == sid}
+    found: dict[int, Statistics] = {}
+    if cache is not None:
+        for l in missing:
+            st, problems = load_cached(cache, repo.base.hash, l, sid,
+                                       base.adapter.proj_dims(base.model, l)[1])
+            for p in problems:
+                if note is not None:
+                    note(f"ignored cached statistics {p}")
+            if st is not None:
+                found[l] = st
     need = tuple(l for l in missing if l not in found)
     if need and not compute:
         raise MemstoreError(f"no statistics for layers {list(need)}; run `memstore stats`")
@@ -232,10 +238,10 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
         fresh = compute_statistics(base.model, base.tokenizer, base.adapter, need,
                                    settings.stats_source, settings.stats_tokens, settings.seed,
                                    STATS_SEQ_LEN)
-        for l, st in fresh.items():
-            if l in files:
+        for st in fresh.values():
+            if cache is not None:
                 try:
-                    save_statistics(st, files[l])
+                    save_cached(st, cache, repo.base.hash)
                 except OSError:  # the cache is a convenience; the repository has them
                     pass
         found.update(fresh)
