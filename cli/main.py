@@ -83,6 +83,12 @@ def _report(e: Exception) -> int:
             click.echo(line, err=True)
         click.echo(f"memstore: error: {_one_line(str(e))}", err=True)
         return 2 if isinstance(e, ValidationError) else 1
+    import sqlite3
+
+    if isinstance(e, sqlite3.Error):  # the index failed under a command (disk full, damage)
+        click.echo(f"memstore: error: the repository index (.memstore/index.db) failed: "
+                   f"{_one_line(str(e))}; run `memstore fsck`", err=True)
+        return 1
     if isinstance(e, BrokenPipeError):  # `memstore log | head`
         sys.stderr.close()
         return 141

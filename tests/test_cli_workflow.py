@@ -258,3 +258,100 @@ def test_every_command_has_help():
         r = run(name, "--help")
         assert r.exit_code == 0 and r.stdout.startswith("Usage: ") and f" {name} " in r.stdout
         assert len(r.stdout.splitlines()) > 4
+
+
+@pytest.mark.parametrize("tamper", ["extra weights", "index beside the weights", "config",
+                                    "tokenizer", "listed file removed", "unlisted file"])
+def test_verify_checks_what_a_loader_reads(history, tmp_path, tamper):
+    """verify fails on every change a loader would see, not only on changed tensors."""
+    import shutil
+
+    repo, ids = history
+    out = tmp_path / "out"
+    ok("export", out, cwd=repo)
+    assert "OK" in ok("verify", out, cwd=repo).stdout
+    if tamper == "extra weights":
+        shutil.copy(out / "model.safetensors", out / "pytorch_model.bin")
+        says = "pytorch_model.bin: an extra weight file"
+    elif tamper == "index beside the weights":
+        (out / "model.safetensors.index.json").write_text(json.dumps(
+            {"metadata": {}, "weight_map": {"lm_head.weight": "other.safetensors"}}))
+        says = "model.safetensors.index.json: not written by an export"
+    elif tamper == "config":
+        cfg = json.loads((out / "config.json").read_text())
+        cfg["rms_norm_eps"] = 0.5
+        (out / "config.json").write_text(json.dumps(cfg))
+        says = "config.json: differs from the rebuilt model's"
+    elif tamper == "tokenizer":
+        tok = json.loads((out / "tokenizer.json").read_text())
+        tok["model"]["vocab"]["hello"] = 0
+        (out / "tokenizer.json").write_text(json.dumps(tok))
+        says = "tokenizer.json: differs from the rebuilt model's"
+    elif tamper == "listed file removed":
+        (out / "generation_config.json").unlink()
+        says = "generation_config.json: missing from the export"
+    else:
+        (out / "notes.txt").write_text("mine")
+        says = "notes.txt: not part of the export"
+    r = run("verify", out, cwd=repo)
+    assert r.exit_code == 1 and says in r.stdout, r.output
+
+
+def test_two_exports_into_one_new_folder_one_is_refused(history, tmp_path, monkeypatch):
+    """The final step refuses to replace what appeared meanwhile: here a second export
+    finishes while the first is rebuilding its state."""
+    from memstore.store import checkpoint
+
+    repo, ids = history
+    out = tmp_path / "new"
+    real = checkpoint.load_state
+    inner = {}
+
+    def load_state(r, rev):
+        if not inner:
+            inner["started"] = True
+            checkpoint.export(r, ids[0], out)  # the other export lands first
+        return real(r, rev)
+
+    monkeypatch.setattr(checkpoint, "load_state", load_state)
+    r = run("export", ids[2], out, cwd=repo)
+    assert r.exit_code == 1 and "appeared or filled up while exporting" in r.stderr
+    monkeypatch.undo()
+    manifest = json.loads((out / "memstore-manifest.json").read_text())
+    assert manifest["commit"] == ids[0]  # the first export to land is kept whole
+    assert "OK" in ok("verify", out, cwd=repo).stdout
+    assert [p.name for p in tmp_path.iterdir() if "memstore-tmp" in p.name] == []
+
+
+def test_tampered_cached_statistics_are_not_used(base, tmp_path, monkeypatch):
+    """The shared statistics cache is checked against the hash recorded in each file's name:
+    a tampered file is ignored (and said so), the statistics are recomputed."""
+    from safetensors.torch import load as load_bytes
+    from safetensors.torch import save as save_bytes
+
+    from cli_support import SETTINGS
+
+    cache = tmp_path / "stats-cache"
+    monkeypatch.setenv("MEMSTORE_STATS_CACHE", str(cache))
+    first = tmp_path / "first"
+    ok("init", first, "--base", model_dir(base))
+    for key, value in SETTINGS.items():
+        ok("config", key, value, cwd=first)
+    ok("stats", cwd=first)
+    files = sorted(cache.glob("*.safetensors"))
+    assert len(files) == 2
+    victim = files[0]
+    data = victim.read_bytes()
+    t = load_bytes(data)
+    t["mom2"] = t["mom2"] * 1000  # still a valid file, other values
+    header_len = int.from_bytes(data[:8], "little")
+    meta = json.loads(data[8:8 + header_len])["__metadata__"]
+    victim.write_bytes(save_bytes(t, metadata=meta))
+    second = tmp_path / "second"
+    ok("init", second, "--base", model_dir(base))
+    for key, value in SETTINGS.items():
+        ok("config", key, value, cwd=second)
+    r = ok("stats", cwd=second)
+    assert "ignored cached statistics" in r.stderr and "does not match its recorded hash" in r.stderr
+    objects = [json.loads(ok("stats", "--list", "--json", cwd=d).stdout) for d in (first, second)]
+    assert [o["object"] for o in objects[0]] == [o["object"] for o in objects[1]]

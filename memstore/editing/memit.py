@@ -61,6 +61,7 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
     λ·E[k kᵀ] with `history_weight` (history "preserve"), or kept with the same weight
     alongside the null-space projection (history "nullspace"); ignored by "plain"."""
     adapter = adapter or get_adapter(model)
+    adapter.check_editable()
     validate_requests(requests, tokenizer, context_length(model))
     check_settings(model, adapter, settings)
     missing = [l for l in settings.layers if l not in stats]

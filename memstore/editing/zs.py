@@ -208,12 +208,8 @@ def _scatter_delta(h: torch.Tensor, rows: Rows, delta_rows: torch.Tensor) -> tor
     return h + onehot * delta_rows.unsqueeze(1)
 
 
-def _logprobs_at(model, hidden: torch.Tensor) -> torch.Tensor:
-    logits = model.get_output_embeddings()(hidden).float()
-    cap = getattr(model.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return torch.log_softmax(logits, dim=-1)
+def _logprobs_at(model, adapter: Adapter, hidden: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(adapter.logits(model, hidden).float(), dim=-1)
 
 
 def request_losses(model, adapter: Adapter, parts: list[tuple[Rows, torch.Tensor]],
@@ -231,7 +227,7 @@ def request_losses(model, adapter: Adapter, parts: list[tuple[Rows, torch.Tensor
     kl_lp_all = None
     for rows, h_L in parts:
         out = _suffix_forward(model, adapter, rows, h_L, delta, settings)
-        lp = _logprobs_at(model, out[rows.tgt_row, rows.tgt_pos])
+        lp = _logprobs_at(model, adapter, out[rows.tgt_row, rows.tgt_pos])
         tok_lp = lp.gather(1, rows.tgt_id.unsqueeze(1).to(device)).squeeze(1)
         req_of_tok = rows.request[rows.tgt_row].to(device)
         nll = nll.index_add(0, req_of_tok, -tok_lp * rows.tgt_weight.to(device))
@@ -241,7 +237,7 @@ def request_losses(model, adapter: Adapter, parts: list[tuple[Rows, torch.Tensor
         kl_req = rows.request[kl_rows].to(device)
         # as the reference (ROME's Eqn. 4): KL(current ‖ initial) of the next-token
         # distribution at the subject's last token of "{subject} is a"
-        kl_lp = _logprobs_at(model, out[kl_rows, rows.subject_pos[kl_rows].to(device)])
+        kl_lp = _logprobs_at(model, adapter, out[kl_rows, rows.subject_pos[kl_rows].to(device)])
         if kl_lp_all is None:
             kl_lp_all = torch.zeros(n, kl_lp.shape[1], device=device)
         kl_lp_all = kl_lp_all.index_copy(0, kl_req, kl_lp)

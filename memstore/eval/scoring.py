@@ -4,7 +4,7 @@ A target is tokenized as `" " + target.strip()` after the prompt (no space when 
 ends with whitespace), as in ROME's evaluation, with no special tokens of its own; the prompt
 gets the tokenizer's BOS only if the tokenizer adds one by itself.
 
-Fast path (architectures in `PACKED_FAMILIES`): all targets that share a prompt go into ONE
+Fast path (families whose adapter says `packed_scoring`): all targets that share a prompt go into ONE
 sequence, `prompt + target_a[:-1] + target_b[:-1] + ...`, with a 4D attention mask that lets
 each target see the prompt and itself only, and position ids that restart after the prompt,
 so the prompt is computed once. Sequences are sorted by length, right padded and batched by
@@ -22,22 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ValidationError
-
-# model_type -> whether the final logits are soft-capped (Gemma 2/3: tanh(x / c) * c).
-# Families listed here apply the LM head directly to the base model's last hidden state.
-PACKED_FAMILIES: dict[str, bool] = {
-    "gpt2": False,
-    "gpt_neo": False,
-    "gptj": False,
-    "gpt_neox": False,
-    "llama": False,
-    "mistral": False,
-    "qwen2": False,
-    "qwen3": False,
-    "gemma": False,
-    "gemma2": True,
-    "gemma3_text": True,
-}
+from ..models.adapters import Adapter, find_adapter
 
 LM_HEAD_CHUNK = 512  # scored positions per LM-head call: bounds the (positions x vocab) logits
 
@@ -140,18 +125,19 @@ def score_targets(
 
     `batch_tokens` bounds rows x padded length per forward pass (default: `CPU_BATCH_TOKENS`
     or `GPU_BATCH_TOKENS` by the model's device). `packed` forces the fast
-    (True) or the plain (False) path; None picks the fast one for `PACKED_FAMILIES`."""
+    (True) or the plain (False) path; None picks the fast one where the family's adapter
+    allows it."""
     pairs = encode_pairs(tokenizer, prompts, targets)
     n = len(pairs)
     nll = torch.zeros(n, dtype=torch.float64)
     hits = torch.zeros(n, dtype=torch.float64)
     if n == 0:
         return TargetScores(nll.float(), hits.float())
-    model_type = getattr(model.config, "model_type", "")
+    adapter = find_adapter(getattr(model.config, "model_type", ""))
     if packed is None:
-        packed = model_type in PACKED_FAMILIES
-    if packed and model_type not in PACKED_FAMILIES:
-        raise ValueError(f"no packed scoring for model type {model_type!r}")
+        packed = adapter is not None and adapter.packed_scoring
+    if packed and (adapter is None or not adapter.packed_scoring):
+        raise ValueError(f"no packed scoring for model type {model.config.model_type!r}")
     sequences = _pack(pairs) if packed else _singles(pairs)
     sequences.sort(key=lambda s: len(s.ids))
     if batch_tokens is None:
@@ -160,7 +146,7 @@ def score_targets(
     with eval_mode(model):
         for batch in _batches(sequences, batch_tokens):
             if packed:
-                logits = _packed_logits(model, batch, PACKED_FAMILIES[model_type])
+                logits = _packed_logits(model, adapter, batch)
             else:
                 logits = _plain_logits(model, batch)
             labels = torch.tensor([lab for s in batch for lab in s.labels], device=logits.device)
@@ -260,7 +246,7 @@ def _flat_index(batch: list[_Sequence], width: int, device) -> torch.Tensor:
     return torch.tensor(flat, device=device)
 
 
-def _packed_logits(model, batch: list[_Sequence], softcap: bool):
+def _packed_logits(model, adapter: Adapter, batch: list[_Sequence]):
     device = _device(model)
     dtype = model.get_input_embeddings().weight.dtype
     ids = _pad(batch, "ids", 0, device)
@@ -277,14 +263,8 @@ def _packed_logits(model, batch: list[_Sequence], softcap: bool):
     )
     hidden = out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1])
     where = _flat_index(batch, width, device)
-    head = model.get_output_embeddings()
     chunks = [where[i : i + LM_HEAD_CHUNK] for i in range(0, len(where), LM_HEAD_CHUNK)]
-    logits = torch.cat([head(hidden[c]) for c in chunks])
-    if softcap:
-        cap = model.config.final_logit_softcapping
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-    return logits
+    return torch.cat([adapter.logits(model, hidden[c]) for c in chunks])
 
 
 def _plain_logits(model, batch: list[_Sequence]):
@@ -299,7 +279,6 @@ def _plain_logits(model, batch: list[_Sequence]):
 
 
 __all__ = [
-    "PACKED_FAMILIES",
     "TargetScores",
     "encode_pairs",
     "eval_mode",

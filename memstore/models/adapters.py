@@ -44,6 +44,16 @@ class Adapter:
     default_layers: Callable[[int], tuple[int, ...]]
     default_mom2_weight: float
     default_clamp: float = 0.75
+    # scoring may pack several targets after one prompt (a custom 4D mask, restarting
+    # positions): True where the family's attention takes such a mask (eval.scoring)
+    packed_scoring: bool = True
+    # why the editing math does not cover this family's layers (None: it does); such a
+    # family can be scored but is refused for edits, never edited with the wrong math
+    not_editable: str | None = None
+
+    def check_editable(self) -> None:
+        if self.not_editable is not None:
+            raise ValidationError(f"cannot edit {self.name} models: {self.not_editable}")
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
         return _get(model, self.layers_path)
@@ -77,6 +87,15 @@ class Adapter:
         # embeddings module shares the input embedding weight.
         return model.get_output_embeddings()
 
+    def logits(self, model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        """The logits of final hidden states, as the model's own forward forms them: the LM
+        head, then soft-capping where the config asks for it (Gemma 2/3)."""
+        logits = self.lm_head(model)(hidden)
+        cap = getattr(model.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
 
 # λ: the paper's values for GPT-2 XL, GPT-J and NeoX. For the Llama family it was measured
 # on SmolLM2-135M (100 CounterFact dev records, layers 3-8; README "Choosing the defaults"):
@@ -94,6 +113,10 @@ ADAPTERS: tuple[Adapter, ...] = (
             "model.norm", "model.embed_tokens", False, _band(0.10, 0.27), 1500.0),
     Adapter("gemma", ("gemma",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False, _band(0.11, 0.29), 15000.0),
+    Adapter("gemma2", ("gemma2", "gemma3_text"), "model.layers", "mlp.down_proj", "model.norm",
+            "model.embed_tokens", False, _band(0.11, 0.29), 15000.0,
+            not_editable="the MLP output passes through a post-feedforward norm before it "
+                         "joins the residual stream, which the update does not model yet"),
 )
 
 
@@ -101,11 +124,18 @@ def supported() -> list[str]:
     return sorted(t for a in ADAPTERS for t in a.model_types)
 
 
-def get_adapter(model_or_type: nn.Module | str) -> Adapter:
-    model_type = model_or_type if isinstance(model_or_type, str) else model_or_type.config.model_type
+def find_adapter(model_type: str) -> Adapter | None:
     for a in ADAPTERS:
         if model_type in a.model_types:
             return a
+    return None
+
+
+def get_adapter(model_or_type: nn.Module | str) -> Adapter:
+    model_type = model_or_type if isinstance(model_or_type, str) else model_or_type.config.model_type
+    found = find_adapter(model_type)
+    if found is not None:
+        return found
     raise ValidationError(
         f"unsupported architecture {model_type!r}; supported: {', '.join(supported())}"
     )

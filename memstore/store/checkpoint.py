@@ -45,9 +45,11 @@ def file_sha256(path: Path) -> str:
 
 
 def weight_files(directory: str | Path) -> list[str]:
-    """The safetensors files `from_pretrained` reads: those the index names when there is
-    one, else `model.safetensors`."""
+    """The safetensors files `from_pretrained` reads, in its order of preference:
+    `model.safetensors` when present, else the files its index names."""
     d = Path(directory)
+    if (d / "model.safetensors").is_file():
+        return ["model.safetensors"]
     index = d / SAFETENSORS_INDEX
     if index.is_file():
         try:
@@ -58,8 +60,6 @@ def weight_files(directory: str | Path) -> list[str]:
             if not isinstance(n, str) or Path(n).name != n:
                 raise MemstoreError(f"{index}: names a file outside the folder: {n!r}")
         return names
-    if (d / "model.safetensors").is_file():
-        return ["model.safetensors"]
     raise MemstoreError(f"{directory}: no model.safetensors (nor {SAFETENSORS_INDEX})")
 
 
@@ -190,8 +190,8 @@ def _check_files(out: Path, manifest: dict[str, Any], base) -> list[str]:
         base.tokenizer.save_pretrained(fresh)
         expected = {f.name for f in fresh.iterdir()}
         for name in sorted(expected | {n for n in LOADER_FILES if (out / n).exists()}):
-            if name == SAFETENSORS_INDEX:
-                continue
+            if name == SAFETENSORS_INDEX and "model.safetensors" not in weights:
+                continue  # a sharded export's index: its files are the weights read below
             got, want = out / name, fresh / name
             if not got.is_file() or got.is_symlink():
                 problems.append(f"{name}: missing from the export")

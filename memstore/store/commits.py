@@ -24,11 +24,15 @@ from ..editing.apply import delta as weight_delta
 from ..editing.requests import Request
 from ..editing.result import EditResult, LayerUpdate
 from ..editing.settings import EditSettings
-from ..errors import NumericalError, ValidationError
+from ..errors import MemstoreError, NumericalError, ValidationError
 from .objects import ObjectStore, canonical_json, check_object_id, hash_bytes, plain
 
 FORMAT = 1
 FACTORS, DENSE = "factors", "dense"
+
+
+class CorruptRecordError(MemstoreError):
+    """An object whose bytes match its name but which is not the record it should be."""
 
 
 @dataclass(frozen=True)
@@ -109,8 +113,26 @@ class Commit:
 
     @classmethod
     def from_json(cls, oid: str, d: dict[str, Any]) -> Commit:
-        if d.get("format") != FORMAT:
-            raise ValidationError(f"object {oid} is not a commit of format {FORMAT}")
+        """The commit recorded in `d`; a record of another shape is an error naming the
+        object (damaged or foreign data), never a KeyError deep in a command."""
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise CorruptRecordError(f"object {oid} is not a commit of format {FORMAT}")
+        try:
+            commit = cls._parse(oid, d)
+        except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as e:
+            raise CorruptRecordError(f"object {oid} is not a well-formed commit record "
+                                     f"({type(e).__name__}: {e}); run `memstore fsck`") from None
+        return commit
+
+    @classmethod
+    def _parse(cls, oid: str, d: dict[str, Any]) -> Commit:
+        parents = d["parents"]
+        if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+            raise TypeError("parents must be a list of ids")
+        for p in [*parents, *([d["basis"]] if d["basis"] is not None else [])]:
+            check_object_id(p)
+        if not isinstance(d["message"], str) or not isinstance(d["base"], str):
+            raise TypeError("message and base must be strings")
         return cls(
             id=oid, parents=tuple(d["parents"]), base=d["base"], basis=d["basis"],
             update_sets=tuple(UpdateSet.from_json(s) for s in d["update_sets"]),
@@ -194,13 +216,25 @@ def put_layer(objects: ObjectStore, update: LayerUpdate) -> LayerRecord:
     return LayerRecord(oid, FACTORS, bool(update.transposed))
 
 
+def _tensors(objects: ObjectStore, oid: str, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The named tensors of a safetensors object; a malformed one is a CorruptRecordError."""
+    try:
+        t = objects.get_tensors(oid)
+    except (ValueError, RuntimeError) as e:  # safetensors' SafetensorError is a ValueError
+        raise CorruptRecordError(f"object {oid} is not a safetensors file ({e})") from None
+    if not all(n in t for n in names):
+        raise CorruptRecordError(f"object {oid} lacks the tensors {', '.join(names)}")
+    return t
+
+
 def load_layer(objects: ObjectStore, layer: int, record: LayerRecord) -> LayerUpdate:
-    t = objects.get_tensors(record.object)
     if record.form == DENSE:
+        t = _tensors(objects, record.object, ("delta", "keys"))
         return DenseLayerUpdate.from_dense(layer, t["delta"], t["keys"], record.transposed)
     if record.form == FACTORS:
+        t = _tensors(objects, record.object, ("U", "V", "keys"))
         return LayerUpdate(layer, t["U"], t["V"], t["keys"], record.transposed)
-    raise ValidationError(f"layer {layer}: unknown storage form {record.form!r}")
+    raise CorruptRecordError(f"layer {layer}: unknown storage form {record.form!r}")
 
 
 def put_update_set(objects: ObjectStore, result: EditResult, method: str = "memit") -> UpdateSet:
@@ -233,11 +267,21 @@ def put_update_set(objects: ObjectStore, result: EditResult, method: str = "memi
 
 
 def load_requests(objects: ObjectStore, update_set: UpdateSet) -> list[Request]:
-    return [Request.from_dict(d) for d in objects.get_json(update_set.requests)]
+    oid = update_set.requests
+    try:
+        records = objects.get_json(oid)
+        requests = [Request.from_dict(d) for d in records]
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+        raise CorruptRecordError(f"object {oid} is not a well-formed request list "
+                                 f"({type(e).__name__})") from None
+    if len(requests) != update_set.n:
+        raise CorruptRecordError(f"object {oid} holds {len(requests)} requests, its update set "
+                                 f"{update_set.n}")
+    return requests
 
 
 def load_zs(objects: ObjectStore, update_set: UpdateSet) -> torch.Tensor:
-    return objects.get_tensors(update_set.zs)["zs"]
+    return _tensors(objects, update_set.zs, ("zs",))["zs"]
 
 
 def load_updates(objects: ObjectStore, update_set: UpdateSet) -> dict[int, LayerUpdate]:

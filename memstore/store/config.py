@@ -55,7 +55,7 @@ def put(db: Database, key: str, value: Any) -> None:
 
 def rows(db: Database) -> dict[str, Any]:
     """Every config row, parsed (for snapshots)."""
-    return {r["key"]: json.loads(r["value"]) for r in db.query("select * from config")}
+    return {r["key"]: get(db, r["key"]) for r in db.query("select key from config")}
 
 
 def base_json(spec: str, base_hash: str, path: str | Path | None,

@@ -197,7 +197,11 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
             snap = snapshots.parse(store.objects.get_bytes(newest["object"]))
         except CorruptObjectError:
             snap = None
-    if snap is None or snap["refs"] != current or snap["config"] != config.rows(store.db):
+    try:
+        conf = config.rows(store.db)
+    except MemstoreError:
+        conf = None  # reported by _check_config
+    if snap is None or snap["refs"] != current or snap["config"] != conf:
         out.append("the refs and config have no up-to-date snapshot in the object store "
                    "(`memstore fsck --repair` writes one)")
     return out

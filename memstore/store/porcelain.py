@@ -53,6 +53,7 @@ def init(path: str | Path = ".", base_spec: str = DEFAULT_MODEL, *,
         raise ValidationError(f"cannot load the model {base_spec!r}: "
                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
     base.reset()
+    base.adapter.check_editable()
     model = base.model
     n_layers = base.adapter.n_layers(model)
     info = {"model_type": model.config.model_type, "family": base.adapter.name,
