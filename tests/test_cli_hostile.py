@@ -372,3 +372,28 @@ def test_repair_rebuilds_lost_rows_from_a_readable_index(base, tmp_path):
     assert run("eval", write_facts(tmp_path / "e.jsonl", [("Apple A5", "{} was created by",
                                                            "Microsoft", "Google")]),
                cwd=repo).exit_code == 0
+
+
+EVERY_COMMAND = [["config"], ["config", "z_steps", "5"], ["stats"], ["commit", "f.jsonl"],
+                 ["log"], ["show"], ["diff", "HEAD~1"], ["revert", "HEAD"], ["branch"],
+                 ["branch", "x"], ["switch", "main"], ["tag", "t"], ["merge", "main"],
+                 ["squash", "HEAD~1"], ["export", "out"], ["verify", "out"], ["ask", "hi"],
+                 ["eval", "f.jsonl"], ["status"], ["fsck"], ["gc"]]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage header"])
+def test_every_command_refuses_a_damaged_index_in_one_line(base, tmp_path, damage):
+    template, _ = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    write_facts(repo / "f.jsonl", [("Apple A5", "{} was created by", "Microsoft", "Google")])
+    (repo / "out").mkdir()
+    (repo / "out" / "memstore-manifest.json").write_text('{"base": {"hash": "x"}, "tensors": {}}')
+    index = repo / ".memstore" / "index.db"
+    index.write_bytes(b"" if damage == "truncated" else b"SQLite formaX 3\0" + b"\x17" * 4000)
+    before = index.read_bytes()
+    for args in EVERY_COMMAND:
+        r = run(*args, cwd=repo)
+        err = r.stderr.strip().splitlines()
+        assert r.exit_code == 1, (args, r.output)
+        assert len(err) == 1 and "index.db is damaged" in err[0], (args, r.stderr)
+        assert index.read_bytes() == before  # never recreated over
