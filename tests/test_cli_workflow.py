@@ -266,7 +266,7 @@ def test_verify_checks_what_a_loader_reads(history, tmp_path, tamper):
     """verify fails on every change a loader would see, not only on changed tensors."""
     import shutil
 
-    repo, ids = history
+    repo, _ids = history
     out = tmp_path / "out"
     ok("export", out, cwd=repo)
     assert "OK" in ok("verify", out, cwd=repo).stdout
@@ -326,10 +326,9 @@ def test_two_exports_into_one_new_folder_one_is_refused(history, tmp_path, monke
 def test_tampered_cached_statistics_are_not_used(base, tmp_path, monkeypatch):
     """The shared statistics cache is checked against the hash recorded in each file's name:
     a tampered file is ignored (and said so), the statistics are recomputed."""
+    from cli_support import SETTINGS
     from safetensors.torch import load as load_bytes
     from safetensors.torch import save as save_bytes
-
-    from cli_support import SETTINGS
 
     cache = tmp_path / "stats-cache"
     monkeypatch.setenv("MEMSTORE_STATS_CACHE", str(cache))
