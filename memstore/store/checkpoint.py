@@ -49,10 +49,11 @@ def _settings_of(repo: Repository, commit: str | None) -> Any:
 
 
 def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
-           force: bool = False) -> dict[str, Any]:
+           force: bool = False, card: str | None = None) -> dict[str, Any]:
     """Writes the state of `rev` (None: HEAD) to `out_dir`; refuses a non-empty `out_dir`
     unless `force` (then it is replaced). Written beside it and renamed into place, so an
-    interrupted export leaves no half checkpoint under its name. Returns the manifest."""
+    interrupted export leaves no half checkpoint under its name. `card`: the model card,
+    written as README.md. Returns the manifest."""
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
         raise MemstoreError(f"{out} exists and is not a directory")
@@ -73,6 +74,8 @@ def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
             "tensors": checkpoint_tensors(tmp),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        if card is not None:
+            (tmp / "README.md").write_text(card)
         if out.exists():
             shutil.rmtree(out)
         os.rename(tmp, out)
@@ -110,10 +113,8 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def verify(repo: Repository, out_dir: str | Path) -> Verification:
-    """Rebuilds the exported revision from the repository and compares every tensor of the
-    checkpoint with it (and with the manifest)."""
-    manifest = read_manifest(out_dir)
+def check_source(repo: Repository, out_dir: str | Path, manifest: dict[str, Any]) -> None:
+    """The export was made from this repository's base and from one of its commits."""
     b = repo.base
     if manifest["base"]["hash"] != b.hash:
         raise MemstoreError(f"{out_dir} was exported from another base model (hash "
@@ -122,6 +123,19 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
     if commit is not None and not repo.has_commit(commit):
         raise MemstoreError(f"{out_dir} was exported from commit {commit[:12]}, which this "
                             "repository does not have")
+
+
+def verify(repo: Repository, out_dir: str | Path) -> Verification:
+    """Rebuilds the exported revision from the repository and compares every tensor of the
+    checkpoint with it (and with the manifest). PEFT and GGUF exports (`export_format` in the
+    manifest) are checked by memstore.store.exports."""
+    manifest = read_manifest(out_dir)
+    check_source(repo, out_dir, manifest)
+    if manifest.get("export_format", "full") != "full":
+        from .exports import verify_served
+
+        return verify_served(repo, out_dir, manifest)
+    commit = manifest.get("commit")
     check_base(repo)
     state = state_of(repo, commit).model.state_dict()
     files = checkpoint_tensors(out_dir)

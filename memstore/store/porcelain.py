@@ -24,6 +24,7 @@ from ..errors import MemstoreError, ValidationError
 from ..models.hashing import model_hash
 from ..models.loading import DEFAULT_MODEL, resolve
 from .checkpoint import export, verify, verify_base
+from .exports import export_as
 from .history import LiveFact
 from .lock import WaitCallback
 from .preserved import running_matrix as preserved_matrix
@@ -186,7 +187,7 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
 
 __all__ = [
     "MergeConflictError", "Report", "ask", "check_against_live", "commit", "config",
-    "current_settings", "diff", "evaluate", "export", "init", "load_state", "measure",
+    "current_settings", "diff", "evaluate", "export", "export_as", "init", "load_state", "measure",
     "merge", "parse_setting", "probe", "revert", "setting", "show", "squash", "stats",
     "status", "verify", "verify_base", "weight_diff",
 ]
