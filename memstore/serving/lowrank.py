@@ -10,11 +10,13 @@ underflow. The SVD puts the scale where it belongs:
     ΔW = (Q_u P) S (Q_v H)ᵀ
     B = Q_u P √S,  A = √S (Q_v H)ᵀ       (every column of B has the norm of its row of A)
 
-Singular values below the numerical-rank tolerance (as numpy.linalg.matrix_rank: σ ≤
-σ_max · max(d_out, d_in) · ε) are dropped: they are rounding noise, e.g. where a difference
-of two states cancels, or a dense ΔW stored with identity factors. Keeping the largest
+Singular values at the level of rounding are dropped: σ ≤ ε · max(d_out, d_in, n) · ‖U‖_F ‖V‖_F
+(numpy.linalg.matrix_rank's tolerance, scaled by the factors rather than by σ_max, so that a
+difference that cancels completely has rank 0). They are noise: where a difference of two
+states cancels, or in a dense ΔW stored with identity factors. Keeping the largest
 `max_rank` values is the best rank-k approximation in the Frobenius norm (Eckart–Young), with
-relative error √(Σ_{i>k} σᵢ²) / √(Σ σᵢ²), computed from the singular values.
+relative error √(Σ_{i>k} σᵢ²) / √(Σ σᵢ²) (over the singular values above the tolerance),
+computed from the singular values.
 
 Everything runs in float64 on one thread, so that rebuilding an export gives the same bits."""
 from __future__ import annotations
@@ -59,13 +61,14 @@ def balanced(U: torch.Tensor, V: torch.Tensor, max_rank: int | None = None) -> L
         qu, ru = torch.linalg.qr(U.double())
         qv, rv = torch.linalg.qr(V.double())
         p, s, ht = torch.linalg.svd(ru @ rv.T, full_matrices=False)
-        tol = (float(s[0]) if len(s) else 0.0) * max(d_out, d_in) * torch.finfo(s.dtype).eps
+        scale = float(U.double().norm() * V.double().norm())
+        tol = scale * max(d_out, d_in, U.shape[1]) * torch.finfo(torch.float64).eps
         numerical = int((s > tol).sum())
         k = numerical if max_rank is None else min(numerical, max_rank)
         root = s[:k].sqrt()
         B = (qu @ p[:, :k]) * root
         A = root[:, None] * (ht[:k] @ qv.T)
-    total = float(s.square().sum())
-    lost = float(s[k:].square().sum())
+    total = float(s[:numerical].square().sum())
+    lost = float(s[k:numerical].square().sum())
     error = math.sqrt(lost / total) if total > 0 else 0.0
     return LowRank(B.contiguous(), A.contiguous(), s, numerical, error)
