@@ -119,7 +119,7 @@ def test_f16_and_verify(gguf_repo, tmp_path):
         assert "OK: 38 tensors identical" in ok("verify", out, cwd=repo).stdout
     # a changed byte in an unedited tensor, then in an edited one
     path = tmp_path / "g16" / "model.gguf"
-    reader, tensors = raw(path)
+    _, tensors = raw(path)
     for name in ("blk.0.ffn_down.weight", "blk.2.ffn_down.weight"):
         data = bytearray(path.read_bytes())
         data[tensors[name].data_offset + 3] ^= 0xFF
@@ -129,7 +129,7 @@ def test_f16_and_verify(gguf_repo, tmp_path):
 
 
 def test_an_older_revision_and_the_base(gguf_repo, tmp_path):
-    d, repo = gguf_repo["dir"], gguf_repo["repo"]
+    repo = gguf_repo["repo"]
     ok("export", gguf_repo["ids"][0], tmp_path / "first", "--format", "gguf", cwd=repo)
     ok("export", gguf_repo["ids"][0], tmp_path / "first-full", cwd=repo)
     loaded = transformers.AutoModelForCausalLM.from_pretrained(
