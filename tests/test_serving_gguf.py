@@ -126,6 +126,10 @@ def test_f16_and_verify(gguf_repo, tmp_path):
         path.write_bytes(bytes(data))
         r = run("verify", tmp_path / "g16", cwd=repo)
         assert r.exit_code == 1 and f"{name}: differs from the rebuilt export" in r.stdout
+    data = path.read_bytes()  # the metadata: same length, another model name
+    path.write_bytes(data.replace(b"tiny-llama", b"tiny-llamb", 1))
+    r = run("verify", tmp_path / "g16", cwd=repo)
+    assert r.exit_code == 1 and "metadata: differs from the base file's" in r.stdout
 
 
 def test_an_older_revision_and_the_base(gguf_repo, tmp_path):
