@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from cli_support import copy_repo, empty_template, history_template, ok, run
+import test_cli_errors
+from cli_support import copy_repo, empty_template, ok, run
 from safetensors.torch import load_file, save_file
 from test_cli_errors import refused
 
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
-@pytest.fixture
-def repo(base, tmp_path):
-    template, _ = history_template(base)
-    return copy_repo(template, tmp_path / "repo")
+base, repo = test_cli_errors.base, test_cli_errors.repo  # the same fixtures: a copy of C1..C3
 
 
 def nothing_at(out) -> None:

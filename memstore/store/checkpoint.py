@@ -8,8 +8,6 @@ every tensor; `verify_base` re-hashes the base model fully."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +15,10 @@ from typing import Any
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import model_hash, tensor_sha256
 from ..models.loading import load_model
+from .outdir import MANIFEST, check_out, written_beside
 from .repository import Repository
 from .states import BASE, check_base, load_state, state_commit, state_of
 
-MANIFEST = "memstore-manifest.json"
 FORMAT = 1
 
 
@@ -39,7 +37,7 @@ def checkpoint_tensors(directory: str | Path) -> dict[str, str]:
     return out
 
 
-def _settings_of(repo: Repository, commit: str | None) -> Any:
+def settings_of(repo: Repository, commit: str | None) -> Any:
     if commit is not BASE:
         sets = repo.chain_sets(commit)
         if sets:
@@ -51,37 +49,25 @@ def _settings_of(repo: Repository, commit: str | None) -> Any:
 def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
            force: bool = False, card: str | None = None) -> dict[str, Any]:
     """Writes the state of `rev` (None: HEAD) to `out_dir`; refuses a non-empty `out_dir`
-    unless `force` (then it is replaced). Written beside it and renamed into place, so an
-    interrupted export leaves no half checkpoint under its name. `card`: the model card,
-    written as README.md. Returns the manifest."""
-    out = Path(out_dir).resolve()
-    if out.exists() and not out.is_dir():
-        raise MemstoreError(f"{out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise MemstoreError(f"{out} is not empty (use --force to replace it)")
+    unless `force` and it holds a previous export (then it is replaced). Written beside it
+    and renamed into place (memstore.store.outdir), so an interrupted export leaves no half
+    checkpoint under its name. `card`: the model card, written as README.md. Returns the
+    manifest."""
+    out = check_out(out_dir, force)
     commit = state_commit(repo, rev)
     base = load_state(repo, rev)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.memstore-tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with written_beside(out) as tmp:
         base.model.save_pretrained(tmp)
         base.tokenizer.save_pretrained(tmp)
         b = repo.base
         manifest = {
             "format": FORMAT, "base": {"spec": b.spec, "hash": b.hash},
-            "commit": commit, "rev": rev or "HEAD", "settings": _settings_of(repo, commit),
+            "commit": commit, "rev": rev or "HEAD", "settings": settings_of(repo, commit),
             "tensors": checkpoint_tensors(tmp),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         if card is not None:
             (tmp / "README.md").write_text(card)
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 

@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +20,10 @@ from ..serving import card as cards
 from ..serving.gguf import read_layout, stored_sha256
 from ..serving.peft import CONFIG
 from . import checkpoint
-from .checkpoint import MANIFEST, Verification, checkpoint_tensors
+from .checkpoint import Verification, checkpoint_tensors, settings_of
 from .difference import fact_changes, state_difference
 from .gguf_export import build_gguf
+from .outdir import MANIFEST, check_out, written_beside
 from .peft_export import build_adapter, layer_report, truncation_efficacy
 from .repository import Repository
 from .states import BASE, state_commit
@@ -57,51 +54,8 @@ def check_options(format: str, since: str | None, max_rank: int | None,
         raise ValidationError("--gguf-dtype works with --format gguf only")
 
 
-def check_out(out_dir: str | Path, force: bool) -> Path:
-    """OUT as an absolute path, refused when it is a symbolic link, not a directory, or a
-    non-empty directory (replaced with `force` only when it is a memstore export)."""
-    out = Path(out_dir).absolute()
-    if out.is_symlink():
-        raise MemstoreError(f"{out} is a symbolic link; give the directory itself")
-    if out.exists() and not out.is_dir():
-        raise MemstoreError(f"{out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise MemstoreError(f"{out} is not empty (use --force to replace it)")
-        if not (out / MANIFEST).is_file():
-            raise MemstoreError(f"{out} is not a memstore export; --force replaces only a "
-                                "previous export")
-    return out
-
-
-@contextmanager
-def written_beside(out: Path) -> Iterator[Path]:
-    """A fresh directory beside `out`, renamed to `out` when the block succeeds (replacing
-    it), removed when it fails."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.memstore-tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-
-
-def _settings(repo: Repository, commit: str | None) -> Any:
-    sets = repo.chain_sets(commit) if commit is not BASE else []
-    if sets:
-        return sets[-1].update_set.settings
-    s = repo.settings
-    return s.to_dict() if s else None
 
 
 def rebuild_command(commit: str | None, out: str, format: str, since: str | None = None,
@@ -125,7 +79,7 @@ def make_card(repo: Repository, kind: str, rev: str, commit: str | None, since: 
     b = repo.base
     title = f"{Path(out).name}: {rev} ({commit[:12] if commit else 'base'})"
     return cards.render(cards.Card(title, kind, b.spec, b.hash, rev, commit, since,
-                                   _settings(repo, commit), facts, commits, command, out,
+                                   settings_of(repo, commit), facts, commits, command, out,
                                    sections))
 
 
@@ -134,7 +88,7 @@ def _manifest(repo: Repository, kind: str, rev: str, commit: str | None,
     b = repo.base
     return {"format": checkpoint.FORMAT, "export_format": kind,
             "base": {"spec": b.spec, "hash": b.hash}, "commit": commit, "rev": rev,
-            "settings": _settings(repo, commit), **fields}
+            "settings": settings_of(repo, commit), **fields}
 
 
 # -- export -------------------------------------------------------------------------------
