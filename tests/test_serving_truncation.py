@@ -68,7 +68,8 @@ def test_max_rank(base, tmp_path):
     assert t["truncated"]["p_new"] != pytest.approx(t["exact"]["p_new"], abs=1e-6)
     assert "ES" in r.stdout and "truncated" in r.stdout
     card = (out / "README.md").read_text()
-    assert "## What truncation lost" in card and f"{expected:.4g}" in card
+    assert "Rank 2 (lora_alpha = r: scale 1), truncated (`--max-rank`)." in card
+    assert f"| {layer} | model.layers.{layer}.mlp.down_proj | 5 | 2 | {expected:.4g} |" in card
     assert "OK: 4 tensors identical" in ok("verify", out, cwd=repo).stdout
     # a max rank at or above the rank loses nothing and measures nothing
     ok("export", "HEAD", tmp_path / "rank9", "--format", "peft", "--max-rank", "9", cwd=repo)

@@ -41,24 +41,27 @@ class StateDifference:
     def empty(self) -> bool:
         return not self.plus and not self.minus
 
-    def commits(self) -> list[str]:
-        """The commits whose update sets are added, oldest first, each once."""
-        return list(dict.fromkeys(ref.commit for ref in self.plus))
-
 
 def _chain(repo: Repository, commit: str | None) -> list[SetRef]:
     return repo.chain_sets(commit) if commit is not BASE else []
 
 
-def state_difference(repo: Repository, commit: str | None,
-                     since: str | None = BASE) -> StateDifference:
-    """The factors of W(commit) − W(since), both given as commit ids (or BASE)."""
+def chain_difference(repo: Repository, commit: str | None,
+                     since: str | None = BASE) -> tuple[list[SetRef], list[SetRef]]:
+    """The update sets only in `commit`'s chain and those only in `since`'s (after their
+    common prefix)."""
     new, old = _chain(repo, commit), _chain(repo, since)
     same = 0
     while (same < min(len(new), len(old))
            and (new[same].commit, new[same].index) == (old[same].commit, old[same].index)):
         same += 1
-    out = StateDifference(commit, since, new[same:], old[same:])
+    return new[same:], old[same:]
+
+
+def state_difference(repo: Repository, commit: str | None,
+                     since: str | None = BASE) -> StateDifference:
+    """The factors of W(commit) − W(since), both given as commit ids (or BASE)."""
+    out = StateDifference(commit, since, *chain_difference(repo, commit, since))
     us: dict[int, list[torch.Tensor]] = {}
     vs: dict[int, list[torch.Tensor]] = {}
     for refs, sign in ((out.plus, 1.0), (out.minus, -1.0)):

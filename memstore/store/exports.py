@@ -21,7 +21,7 @@ from ..serving.gguf import read_layout, stored_sha256
 from ..serving.peft import CONFIG
 from . import checkpoint
 from .checkpoint import Verification, checkpoint_tensors, settings_of
-from .difference import fact_changes, state_difference
+from .difference import chain_difference, fact_changes
 from .gguf_export import build_gguf
 from .outdir import MANIFEST, check_out, written_beside
 from .peft_export import build_adapter, layer_report, truncation_efficacy
@@ -71,11 +71,11 @@ def rebuild_command(commit: str | None, out: str, format: str, since: str | None
 
 def make_card(repo: Repository, kind: str, rev: str, commit: str | None, since: str | None,
               out: str, command: str, sections: list[tuple[str, list[str]]]) -> str:
-    diff = state_difference(repo, commit, since)
+    plus, _ = chain_difference(repo, commit, since)
     facts = [cards.Fact(c.subject, c.prompt, c.old, c.new)
              for c in fact_changes(repo, commit, since)]
     commits = [cards.CommitRecord(c, repo.get_commit(c).message, repo.get_commit(c).metrics)
-               for c in diff.commits()]
+               for c in dict.fromkeys(ref.commit for ref in plus)]
     b = repo.base
     title = f"{Path(out).name}: {rev} ({commit[:12] if commit else 'base'})"
     return cards.render(cards.Card(title, kind, b.spec, b.hash, rev, commit, since,
@@ -123,13 +123,7 @@ def _export_peft(repo: Repository, rev: str, commit: str | None, since: str | No
     truncation = None
     if any(f.truncated for f in built.factors.values()):
         truncation = truncation_efficacy(repo, built)
-    sections = [("Adapter", [f"Rank {built.adapter.rank} (lora_alpha = r: scale 1) on "
-                             f"{len(built.adapter.config['target_modules'])} modules; "
-                             f"`max_rank` {max_rank}." if max_rank else
-                             f"Rank {built.adapter.rank} (lora_alpha = r: scale 1) on "
-                             f"{len(built.adapter.config['target_modules'])} modules, exact."])]
-    if truncation is not None:
-        sections.append(("What truncation lost", truncation_lines(layers, truncation)))
+    sections = [("Adapter", adapter_lines(built.adapter.rank, layers, truncation))]
     card = make_card(repo, "peft", rev, commit, since, out_name, command, sections)
     with written_beside(out) as tmp:
         write_adapter(tmp, built.adapter)
@@ -142,15 +136,19 @@ def _export_peft(repo: Repository, rev: str, commit: str | None, since: str | No
     return manifest
 
 
-def truncation_lines(layers: dict[str, dict[str, Any]], truncation: dict[str, Any]) -> list[str]:
-    rows = [(l, r["module"], r["numerical_rank"], r["rank"], f"{r['error']:.4g}")
-            for l, r in layers.items()]
-    lines = cards.table(["layer", "module", "rank", "kept", "relative Frobenius error"], rows)
-    if truncation.get("n_facts"):
+def adapter_lines(rank: int, layers: dict[str, dict[str, Any]],
+                  truncation: dict[str, Any] | None) -> list[str]:
+    """The card's account of the adapter: rank, and per layer the rank kept and the error."""
+    how = "exact" if truncation is None else "truncated (`--max-rank`)"
+    lines = [f"Rank {rank} (lora_alpha = r: scale 1), {how}.", ""]
+    lines += cards.table(["layer", "module", "rank of ΔW", "kept", "relative Frobenius error"],
+                         [(l, r["module"], r["numerical_rank"], r["rank"], f"{r['error']:.4g}")
+                          for l, r in layers.items()])
+    if truncation and truncation.get("n_facts"):
         e, t = truncation["exact"], truncation["truncated"]
         lines += ["", (f"On the {truncation['n_facts']} facts it writes (edit prompts only): "
-                  f"ES {cards.cell(e['efficacy'])} exact → {cards.cell(t['efficacy'])} "
-                  f"truncated; mean P(new) {e['p_new']:.3f} → {t['p_new']:.3f}.")]
+                       f"ES {cards.cell(e['efficacy'])} exact → {cards.cell(t['efficacy'])} "
+                       f"truncated; mean P(new) {e['p_new']:.3f} → {t['p_new']:.3f}.")]
     return lines
 
 
