@@ -71,8 +71,12 @@ def test_verify_finds_a_changed_adapter(repo, tmp_path):
     assert r.exit_code == 1
     assert f"{name}: differs from the rebuilt export" in r.stdout
     assert "adapter_config.json: differs from the rebuilt adapter" in r.stdout
+    weights.write_bytes(b"not safetensors" * 10)
+    refused(repo, "verify", out, code=1, says="unreadable adapter weights")
     manifest = out / "memstore-manifest.json"
     m = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**m, "max_rank": "all"}))
+    refused(repo, "verify", out, code=2, says="damaged manifest")
     manifest.write_text(json.dumps({**m, "export_format": "onnx"}))
     refused(repo, "verify", out, code=2, says="unknown export_format 'onnx'")
 

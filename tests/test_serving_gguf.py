@@ -130,6 +130,10 @@ def test_f16_and_verify(gguf_repo, tmp_path):
     path.write_bytes(data.replace(b"tiny-llama", b"tiny-llamb", 1))
     r = run("verify", tmp_path / "g16", cwd=repo)
     assert r.exit_code == 1 and "metadata: differs from the base file's" in r.stdout
+    path.write_bytes(data[: len(data) // 2])  # cut short: one line, no traceback
+    r = run("verify", tmp_path / "g16", cwd=repo)
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("memstore: error: ") and "GGUF" in r.stderr, r.stderr
 
 
 def test_an_older_revision_and_the_base(gguf_repo, tmp_path):

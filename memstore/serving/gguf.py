@@ -24,12 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MemstoreError
+
 DTYPES = ("f32", "f16")
 _COPY_CHUNK = 1 << 24
 
 
-class GgufError(ValueError):
-    """A GGUF file this module cannot read or copy."""
+class GgufError(MemstoreError):
+    """A GGUF file this module cannot read or copy (a user-facing, one-line error)."""
 
 
 @dataclass(frozen=True)

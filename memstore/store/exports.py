@@ -210,13 +210,20 @@ def verify_served(repo: Repository, out_dir: str | Path, manifest: dict[str, Any
     commit = manifest.get("commit")
     kind = manifest.get("export_format")
     if kind == "peft":
-        since = manifest.get("since")
+        since, max_rank = manifest.get("since"), manifest.get("max_rank")
+        if not (since is None or isinstance(since, str)) or not (
+                max_rank is None or (isinstance(max_rank, int) and max_rank >= 1)):
+            raise ValidationError(f"{out / MANIFEST}: damaged manifest (since, max_rank)")
         if since is not None and not repo.has_commit(since):
             raise MemstoreError(f"{out_dir} applies to commit {since[:12]}, which this "
                                 "repository does not have")
-        built = build_adapter(repo, commit, since, manifest.get("max_rank"))
+        built = build_adapter(repo, commit, since, max_rank)
         rebuilt = {n: tensor_sha256(t) for n, t in built.adapter.tensors.items()}
-        problems = compare_tensors(checkpoint_tensors(out), rebuilt, manifest["tensors"])
+        try:
+            actual = checkpoint_tensors(out)
+        except Exception as e:  # noqa: BLE001 - safetensors' error for a damaged file
+            raise MemstoreError(f"{out}: unreadable adapter weights ({e})") from None
+        problems = compare_tensors(actual, rebuilt, manifest["tensors"])
         config = out / CONFIG
         if not config.is_file() or config.read_bytes() != built.adapter.config_bytes():
             problems.append(f"{CONFIG}: differs from the rebuilt adapter")
@@ -227,16 +234,13 @@ def verify_served(repo: Repository, out_dir: str | Path, manifest: dict[str, Any
 
 
 def _verify_gguf(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verification:
-    info = manifest.get("gguf") or {}
-    target = out / str(info.get("file", GGUF_FILE))
+    info = manifest.get("gguf") if isinstance(manifest.get("gguf"), dict) else {}
+    target = out / GGUF_FILE
     if target.is_symlink() or not target.is_file():
         raise ValidationError(f"{target}: no GGUF file")
     built = build_gguf(repo, manifest.get("commit"), str(info.get("dtype", "f32")))
     base = built.layout
-    try:
-        written = read_layout(target)
-    except ValueError as e:
-        return Verification(manifest.get("commit"), 0, [str(e)])
+    written = read_layout(target)
     rebuilt = {t.name: _sha256(built.replace[t.name].tobytes()) if t.name in built.replace
                else stored_sha256(base.path, t) for t in base.tensors}
     actual = {t.name: stored_sha256(target, t) for t in written.tensors}

@@ -64,10 +64,7 @@ def build_gguf(repo: Repository, commit: str | None, dtype: str = "f32", *,
     if dtype not in DTYPES:
         raise ValidationError(f"unknown GGUF dtype {dtype!r}; choose from {', '.join(DTYPES)}")
     path = gguf_base(repo)
-    try:
-        layout = read_layout(path)
-    except GgufError as e:
-        raise MemstoreError(str(e)) from None
+    layout = read_layout(path)
     check_base(repo)
     base = state_of(repo, commit)
     edited = sorted({l for updates in (repo.update_chain(commit) if commit else [])
