@@ -110,11 +110,14 @@ def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
 
     --format full (default): OUT_DIR gets the weights (safetensors), the config and the
     tokenizer, loadable offline with AutoModelForCausalLM.from_pretrained(OUT_DIR).
+
     --format peft: adapter_config.json and adapter_model.safetensors, a LoRA adapter that
     PeftModel.from_pretrained(base, OUT_DIR) and vLLM (--enable-lora) load: lora_B lora_A = ΔW
     of every commit from the base (or from REV0, --since) to REV, balanced, rank r padded to
     one value for all modules; a warning when r exceeds 512, vLLM's largest
-    --max-lora-rank. --format gguf (the base is a .gguf file): model.gguf, the base file with
+    --max-lora-rank.
+
+    --format gguf (the base is a .gguf file): model.gguf, the base file with
     the edited ffn_down tensors in F32 (or F16), every other tensor and the metadata byte for
     byte; prints how much of ΔW would survive re-quantising to the base's type.
 
