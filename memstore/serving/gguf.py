@@ -66,7 +66,7 @@ class GgufLayout:
         for t in self.tensors:
             if t.name == name:
                 return t
-        raise KeyError(name)
+        raise GgufError(f"{self.path}: no tensor {name}")
 
 
 def read_layout(path: str | Path) -> GgufLayout:
