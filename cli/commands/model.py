@@ -1,9 +1,11 @@
 """ask, eval, export, verify: using the edited model (states are built in memory)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from ..output import json_option, num, print_json, short, warn
+from ..output import json_option, num, print_json, short, size, warn
 
 
 @click.command()
@@ -86,17 +88,42 @@ def eval_(file: str, rev: str | None, by_relation: bool, generation: bool,
                        f"{num(r['score']):>7}")
 
 
-@click.command(short_help="Write a revision as a Hugging Face checkpoint.")
+@click.command(short_help="Write a revision as a checkpoint, a LoRA adapter or a GGUF file.")
 @click.argument("rev_or_dir", metavar="[REV]")
 @click.argument("out_dir", required=False, metavar="OUT_DIR")
-@click.option("--force", is_flag=True, help="Replace OUT_DIR even if it is not empty.")
-def export(rev_or_dir: str, out_dir: str | None, force: bool) -> None:
-    """Write the state of REV (default: HEAD) as a Hugging Face checkpoint.
+@click.option("--format", "fmt", type=click.Choice(["full", "peft", "gguf"]), default="full",
+              show_default=True, help="full: a Hugging Face checkpoint; peft: a PEFT LoRA "
+              "adapter holding ΔW exactly; gguf: the base GGUF file with the edited tensors "
+              "replaced (GGUF bases only).")
+@click.option("--since", metavar="REV0", default=None,
+              help="(peft) Export the difference from the state of REV0 to that of REV: an "
+                   "adapter to apply on REV0's export.")
+@click.option("--max-rank", type=click.IntRange(min=1), default=None, metavar="K",
+              help="(peft) Keep the K largest singular values per layer; prints the relative "
+                   "error per layer and the efficacy after truncation.")
+@click.option("--gguf-dtype", type=click.Choice(["f32", "f16"]), default=None,
+              help="(gguf) Type of the edited tensors: f32 (default, exact) or f16.")
+@click.option("--force", is_flag=True, help="Replace OUT_DIR if it holds a previous export.")
+def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
+           max_rank: int | None, gguf_dtype: str | None, force: bool) -> None:
+    """Write the state of REV (default: HEAD) where models are served from.
 
-    OUT_DIR gets the weights (safetensors), the config and the tokenizer, loadable offline with
-    AutoModelForCausalLM.from_pretrained(OUT_DIR), and memstore-manifest.json: the base
-    hash, the commit, its settings and the sha256 of every tensor, which
-    `memstore verify OUT_DIR` checks. A non-empty OUT_DIR is refused unless --force.
+    --format full (default): OUT_DIR gets the weights (safetensors), the config and the
+    tokenizer, loadable offline with AutoModelForCausalLM.from_pretrained(OUT_DIR).
+
+    --format peft: adapter_config.json and adapter_model.safetensors, a LoRA adapter that
+    PeftModel.from_pretrained(base, OUT_DIR) and vLLM (--enable-lora) load: lora_B lora_A = ΔW
+    of every commit from the base (or from REV0, --since) to REV, balanced, rank r padded to
+    one value for all modules; a warning when r exceeds 512, vLLM's largest
+    --max-lora-rank.
+
+    --format gguf (the base is a .gguf file): model.gguf, the base file with
+    the edited ffn_down tensors in F32 (or F16), every other tensor and the metadata byte for
+    byte; prints how much of ΔW would survive re-quantising to the base's type.
+
+    Every export also gets a model card (README.md) and memstore-manifest.json (base hash,
+    commit, settings, sha256 of every tensor) that `memstore verify OUT_DIR` checks. A
+    non-empty OUT_DIR is refused unless --force (and it holds a previous export).
     """
     from memstore.store import porcelain
 
@@ -104,9 +131,50 @@ def export(rev_or_dir: str, out_dir: str | None, force: bool) -> None:
 
     rev, out = (None, rev_or_dir) if out_dir is None else (rev_or_dir, out_dir)
     with open_repo() as repo:
-        manifest = porcelain.export(repo, rev, out, force=force)
-    click.echo(f"Exported {short(manifest['commit'])} ({len(manifest['tensors'])} tensors) "
+        manifest = porcelain.export_as(repo, rev, out, format=fmt, since=since,
+                                       max_rank=max_rank, gguf_dtype=gguf_dtype, force=force)
+    if fmt == "peft":
+        _report_peft(manifest, out, max_rank)
+    elif fmt == "gguf":
+        _report_gguf(manifest, out)
+    else:
+        click.echo(f"Exported {short(manifest['commit'])} ({len(manifest['tensors'])} tensors) "
+                   f"to {out}")
+
+
+def _report_peft(m: dict, out: str, max_rank: int | None) -> None:
+    from memstore.serving.peft import VLLM_MAX_RANK, WEIGHTS
+
+    since = f"{short(m['since'])} → " if m.get("since") else "base → "
+    layers = m["layers"]
+    if max_rank is not None:
+        for l, r in layers.items():
+            click.echo(f"layer {l} ({r['module']}): rank {r['numerical_rank']} → {r['rank']}, "
+                       f"relative Frobenius error {r['error']:.4g}")
+    t = m.get("truncation") or {}
+    if t.get("n_facts"):
+        e, tr = t["exact"], t["truncated"]
+        click.echo(f"efficacy on the {t['n_facts']} facts written: ES {num(e['efficacy'])} "
+                   f"exact → {num(tr['efficacy'])} truncated; mean P(new) {num(e['p_new'])} → "
+                   f"{num(tr['p_new'])}")
+    if m["rank"] > VLLM_MAX_RANK and max_rank is None:
+        warn(f"warning: rank {m['rank']} is above {VLLM_MAX_RANK}, the largest --max-lora-rank "
+             f"vLLM accepts; --max-rank {VLLM_MAX_RANK} truncates it (and prints the error)")
+    click.echo(f"Exported {since}{short(m['commit'])} as a PEFT LoRA adapter: rank {m['rank']}, "
+               f"{len(layers)} modules, {WEIGHTS} {size((Path(out) / WEIGHTS).stat().st_size)} "
                f"to {out}")
+
+
+def _report_gguf(m: dict, out: str) -> None:
+    g = m["gguf"]
+    for l, r in m["layers"].items():
+        q = r["requantized"]
+        kept = (f"re-quantised to {r['base_type']} it would keep {q['kept']:.3f} of ΔW "
+                f"(relative error {q['error']:.3f})" if q is not None else
+                f"gguf-py cannot quantise to {r['base_type']}: survival not measured")
+        click.echo(f"layer {l}: {r['tensor']} {g['dtype'].upper()} (base {r['base_type']}); {kept}")
+    click.echo(f"Exported {short(m['commit'])} as GGUF: {g['file']} {size(g['size'])} "
+               f"(base file {size(g['base_size'])}) to {out}")
 
 
 @click.command()

@@ -7,9 +7,7 @@ tensor in the checkpoint. `verify` rebuilds the same state from the repository a
 every tensor; `verify_base` re-hashes the base model fully."""
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import model_hash, tensor_sha256
 from ..models.loading import load_model
-from .export_target import MANIFEST, check_target
+from .export_target import MANIFEST, check_target, file_sha256, write_manifest, written_beside
 from .objects import OBJECT_ID
 from .repository import Repository
 from .states import BASE, check_base, load_state, state_commit, state_of
@@ -34,14 +32,6 @@ LOADER_FILES = ("config.json", "generation_config.json", "tokenizer.json",
                 "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                 "chat_template.jinja", "chat_template.json", "vocab.json", "merges.txt",
                 "tokenizer.model", "spiece.model", "vocab.txt", SAFETENSORS_INDEX)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def weight_files(directory: str | Path) -> list[str]:
@@ -63,13 +53,14 @@ def weight_files(directory: str | Path) -> list[str]:
     raise MemstoreError(f"{directory}: no model.safetensors (nor {SAFETENSORS_INDEX})")
 
 
-def checkpoint_tensors(directory: str | Path) -> dict[str, str]:
-    """name → sha256 of every tensor in the safetensors files a loader reads. A tensor in
-    two files is an error (which one a loader takes is not ours to guess)."""
+def checkpoint_tensors(directory: str | Path, files: list[str] | None = None) -> dict[str, str]:
+    """name → sha256 of every tensor in `files` (default: the safetensors files a loader
+    reads). A tensor in two files is an error (which one a loader takes is not ours to
+    guess)."""
     from safetensors import safe_open
 
     out: dict[str, str] = {}
-    for f in weight_files(directory):
+    for f in files if files is not None else weight_files(directory):
         path = Path(directory) / f
         if path.is_symlink():
             raise MemstoreError(f"{path} is a symbolic link")
@@ -84,7 +75,7 @@ def checkpoint_tensors(directory: str | Path) -> dict[str, str]:
     return out
 
 
-def _settings_of(repo: Repository, commit: str | None) -> Any:
+def settings_of(repo: Repository, commit: str | None) -> Any:
     if commit is not BASE:
         sets = repo.chain_sets(commit)
         if sets:
@@ -102,30 +93,26 @@ def protected_paths(repo: Repository) -> dict[str, Path]:
 
 
 def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
-           force: bool = False) -> dict[str, Any]:
+           force: bool = False, card: str | None = None) -> dict[str, Any]:
     """Writes the state of `rev` (None: HEAD) to `out_dir`: into a new or empty folder, or,
     with `force`, in place of a previous memstore export (export_target). Written beside it
     and renamed into place, so an interrupted export leaves no half checkpoint under its
-    name. Returns the manifest."""
+    name. `card`: the model card, written as README.md. Returns the manifest."""
     target = check_target(out_dir, force, protected_paths(repo))
     commit = state_commit(repo, rev)
     base = load_state(repo, rev)
-    tmp = target.temporary()
-    try:
+    with written_beside(target) as tmp:
         base.model.save_pretrained(tmp)
         base.tokenizer.save_pretrained(tmp)
+        if card is not None:
+            (tmp / "README.md").write_text(card)
         b = repo.base
         manifest = {
-            "format": FORMAT, "kind": "checkpoint", "base": {"spec": b.spec, "hash": b.hash},
-            "commit": commit, "rev": rev or "HEAD", "settings": _settings_of(repo, commit),
+            "format": FORMAT, "base": {"spec": b.spec, "hash": b.hash},
+            "commit": commit, "rev": rev or "HEAD", "settings": settings_of(repo, commit),
             "tensors": checkpoint_tensors(tmp),
-            "files": {f.name: file_sha256(f) for f in sorted(tmp.iterdir())},
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        target.commit(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_manifest(tmp, manifest)
     return manifest
 
 
@@ -219,11 +206,8 @@ def _check_files(out: Path, manifest: dict[str, Any], base) -> list[str]:
     return problems
 
 
-def verify(repo: Repository, out_dir: str | Path) -> Verification:
-    """Rebuilds the exported revision from the repository and compares it with the files a
-    loader reads (every tensor, the config and the tokenizer), with every file the
-    manifest lists, and refuses extra weight files."""
-    manifest = read_manifest(out_dir)
+def check_source(repo: Repository, out_dir: str | Path, manifest: dict[str, Any]) -> None:
+    """The export was made from this repository's base and from one of its commits."""
     b = repo.base
     if manifest["base"]["hash"] != b.hash:
         raise MemstoreError(f"{out_dir} was exported from another base model (hash "
@@ -232,6 +216,20 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
     if commit is not None and not repo.has_commit(commit):
         raise MemstoreError(f"{out_dir} was exported from commit {commit[:12]}, which this "
                             "repository does not have")
+
+
+def verify(repo: Repository, out_dir: str | Path) -> Verification:
+    """Rebuilds the exported revision from the repository and compares it with the files a
+    loader reads (every tensor, the config and the tokenizer), with every file the
+    manifest lists, and refuses extra weight files. PEFT and GGUF exports (`export_format`
+    in the manifest) are checked by memstore.store.exports."""
+    manifest = read_manifest(out_dir)
+    check_source(repo, out_dir, manifest)
+    if manifest.get("export_format", "full") != "full":
+        from .exports import verify_served
+
+        return verify_served(repo, out_dir, manifest)
+    commit = manifest.get("commit")
     check_base(repo)
     base = state_of(repo, commit)
     state = base.model.state_dict()

@@ -8,12 +8,16 @@ either, or anything inside them. The check is made before any work and again at 
 rename: a folder that appeared or changed meanwhile is never replaced."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import MemstoreError, ValidationError
 
@@ -114,3 +118,32 @@ def check_target(out_dir: str | Path, force: bool, protected: dict[str, Path]) -
                                 "--force only replaces a previous export (move it away)")
     st = os.lstat(out)
     return Target(out, (st.st_dev, st.st_ino))
+
+
+@contextmanager
+def written_beside(target: Target) -> Iterator[Path]:
+    """A fresh temporary folder beside OUT, renamed into place (Target.commit) when the
+    block succeeds, removed when it fails."""
+    tmp = target.temporary()
+    try:
+        yield tmp
+        target.commit(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """Adds the sha256 of every file in `folder` to `manifest` ("files": what a later
+    `--force` may replace and `verify` checks) and writes it as MANIFEST."""
+    manifest["files"] = {f.name: file_sha256(f) for f in sorted(folder.iterdir())
+                         if f.name != MANIFEST}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

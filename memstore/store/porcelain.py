@@ -25,6 +25,7 @@ from ..errors import MemstoreError, ValidationError
 from ..models.hashing import model_hash
 from ..models.loading import DEFAULT_MODEL, resolve
 from .checkpoint import export, verify, verify_base
+from .exports import export_as
 from .history import LiveFact
 from .lock import WaitCallback
 from .queries import ask, diff, evaluate, measure, probe, show, status, weight_diff
@@ -207,7 +208,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
 
 __all__ = [
     "MergeConflictError", "Report", "ask", "check_against_live", "commit", "config",
-    "current_settings", "diff", "evaluate", "export", "init", "load_state", "measure",
-    "merge", "parse_setting", "probe", "repair", "revert", "setting", "show", "squash", "stats",
+    "current_settings", "diff", "evaluate", "export", "export_as", "init", "load_state",
+    "measure", "merge", "parse_setting", "probe", "repair", "revert", "setting", "show",
+    "squash", "stats",
     "status", "verify", "verify_base", "weight_diff",
 ]

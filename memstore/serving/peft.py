@@ -1,0 +1,86 @@
+"""PEFT LoRA adapters: the files `PeftModel.from_pretrained`, vLLM and TGI load.
+
+A LoRA module adds `scaling · lora_B(lora_A(x))` to the base module's output, with
+lora_A.weight of shape (r × in_features), lora_B.weight (out_features × r) and
+scaling = lora_alpha / r. So ΔW = B A is stored as lora_B = B, lora_A = A, lora_alpha = r
+(scale exactly 1).
+
+What the loaders expect, and why the files look as they do:
+- `adapter_model.safetensors` holds `base_model.model.<module>.lora_A.weight` and
+  `….lora_B.weight`, the module path as in the base model's state_dict, without the
+  adapter name (PEFT's `get_peft_model_state_dict` strips it on save and
+  `set_peft_model_state_dict` puts it back on load; vLLM strips `base_model.model.` and
+  checks the module path's last component against the modules it supports).
+- One `r` for every module (vLLM allocates one rank per adapter, `--max-lora-rank` is one of
+  8 … 512): smaller factors are padded with zeros, which adds nothing.
+- `target_modules` lists the full module paths of the edited modules only: PEFT matches a
+  module whose name equals an entry or ends with "." + an entry, so other modules with the
+  same last name (GPT-2's attn.c_proj beside mlp.c_proj) are left alone.
+- `fan_in_fan_out` is true for weights stored (in × out) (GPT-2's Conv1D): PEFT then
+  transposes B A before adding it to the weight; lora_A and lora_B keep their shapes.
+- `bias: "none"`, no `modules_to_save`, no DoRA, no rsLoRA: what vLLM accepts."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .lowrank import LowRank
+
+CONFIG = "adapter_config.json"
+WEIGHTS = "adapter_model.safetensors"
+PREFIX = "base_model.model."
+VLLM_MAX_RANK = 512  # vLLM's largest --max-lora-rank
+
+
+@dataclass
+class LoraAdapter:
+    config: dict[str, Any]
+    tensors: dict[str, torch.Tensor]  # float32
+
+    @property
+    def rank(self) -> int:
+        return int(self.config["r"])
+
+    def config_bytes(self) -> bytes:
+        return (json.dumps(self.config, indent=2, sort_keys=True) + "\n").encode()
+
+
+def tensor_names(module: str) -> tuple[str, str]:
+    """(lora_A, lora_B) tensor names of a module."""
+    return f"{PREFIX}{module}.lora_A.weight", f"{PREFIX}{module}.lora_B.weight"
+
+
+def lora_adapter(factors: dict[str, LowRank], *, fan_in_fan_out: bool,
+                 base_model: str) -> LoraAdapter:
+    """The adapter adding B A to each module of `factors` (module path → factors; modules of
+    rank 0 are left out). `base_model` goes to base_model_name_or_path."""
+    factors = {m: f for m, f in factors.items() if f.rank > 0}
+    if not factors:
+        raise ValueError("no module has a non-zero update")
+    r = max(f.rank for f in factors.values())
+    tensors: dict[str, torch.Tensor] = {}
+    for module, f in factors.items():
+        pad = r - f.rank
+        a_name, b_name = tensor_names(module)
+        tensors[a_name] = torch.cat([f.A, f.A.new_zeros(pad, f.A.shape[1])]).float().contiguous()
+        tensors[b_name] = torch.cat([f.B, f.B.new_zeros(f.B.shape[0], pad)], dim=1) \
+            .float().contiguous()
+    config = {
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_model,
+        "revision": None, "inference_mode": True, "r": r, "lora_alpha": r, "lora_dropout": 0.0,
+        "bias": "none", "fan_in_fan_out": fan_in_fan_out, "target_modules": list(factors),
+        "modules_to_save": None, "use_rslora": False, "use_dora": False,
+        "init_lora_weights": True, "rank_pattern": {}, "alpha_pattern": {},
+    }
+    return LoraAdapter(config, tensors)
+
+
+def write_adapter(directory: Path, adapter: LoraAdapter) -> None:
+    from safetensors.torch import save_file
+
+    save_file(adapter.tensors, str(directory / WEIGHTS), metadata={"format": "pt"})
+    (directory / CONFIG).write_bytes(adapter.config_bytes())

@@ -1,0 +1,255 @@
+"""`memstore export --format full|peft|gguf` and the verification of every kind of export.
+
+Every export is a directory: the model files, a model card (README.md) and
+`memstore-manifest.json` (base hash, commit, settings, the sha256 of every tensor, and for
+PEFT and GGUF exports `export_format` and what `verify` needs to rebuild them: `since`,
+`max_rank`, the GGUF dtype). It is written beside OUT and renamed into place, so an
+interrupted export leaves nothing under its name; OUT itself must not be a symbolic link.
+The full checkpoint is memstore.store.checkpoint's; PEFT adapters and GGUF files are built
+in peft_export and gguf_export."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import MemstoreError, ValidationError
+from ..models.hashing import tensor_sha256
+from ..serving import card as cards
+from ..serving.gguf import read_layout, stored_sha256
+from ..serving.peft import CONFIG
+from ..serving.peft import WEIGHTS as ADAPTER_WEIGHTS
+from . import checkpoint
+from .checkpoint import Verification, checkpoint_tensors, protected_paths, settings_of
+from .difference import chain_difference, fact_changes
+from .export_target import MANIFEST, Target, check_target, write_manifest, written_beside
+from .gguf_export import build_gguf
+from .peft_export import build_adapter, layer_report, truncation_efficacy
+from .repository import Repository
+from .states import BASE, state_commit
+
+FORMATS = ("full", "peft", "gguf")
+GGUF_FILE = "model.gguf"
+_TYPES = {"float32": 0, "float16": 1}  # GGML's F32 and F16
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_options(format: str, since: str | None, max_rank: int | None,
+                  gguf_dtype: str | None) -> None:
+    """The export options that go together (before any work)."""
+    if format not in FORMATS:
+        raise ValidationError(f"unknown export format {format!r}; choose from "
+                              f"{', '.join(FORMATS)}")
+    if since is not None and format != "peft":
+        raise ValidationError("--since works with --format peft only (an adapter applies to a "
+                              "state; a checkpoint or GGUF file is a whole state)")
+    if max_rank is not None and format != "peft":
+        raise ValidationError("--max-rank works with --format peft only")
+    if max_rank is not None and max_rank < 1:
+        raise ValidationError(f"--max-rank must be at least 1, not {max_rank}")
+    if gguf_dtype is not None and format != "gguf":
+        raise ValidationError("--gguf-dtype works with --format gguf only")
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def rebuild_command(commit: str | None, out: str, format: str, since: str | None = None,
+                    max_rank: int | None = None, gguf_dtype: str | None = None) -> str:
+    parts = ["memstore", "export", commit or "base", out]
+    if format != "full":
+        parts += ["--format", format]
+    parts += ["--since", since] if since else []
+    parts += ["--max-rank", str(max_rank)] if max_rank is not None else []
+    parts += ["--gguf-dtype", gguf_dtype] if gguf_dtype and gguf_dtype != "f32" else []
+    return " ".join(parts)
+
+
+def make_card(repo: Repository, kind: str, rev: str, commit: str | None, since: str | None,
+              out: str, command: str, sections: list[tuple[str, list[str]]]) -> str:
+    plus, _ = chain_difference(repo, commit, since)
+    facts = [cards.Fact(c.subject, c.prompt, c.old, c.new)
+             for c in fact_changes(repo, commit, since)]
+    commits = [cards.CommitRecord(c, repo.get_commit(c).message, repo.get_commit(c).metrics)
+               for c in dict.fromkeys(ref.commit for ref in plus)]
+    b = repo.base
+    title = f"{Path(out).name}: {rev} ({commit[:12] if commit else 'base'})"
+    return cards.render(cards.Card(title, kind, b.spec, b.hash, rev, commit, since,
+                                   settings_of(repo, commit), facts, commits, command, out,
+                                   sections))
+
+
+def _manifest(repo: Repository, kind: str, rev: str, commit: str | None,
+              **fields: Any) -> dict[str, Any]:
+    b = repo.base
+    return {"format": checkpoint.FORMAT, "export_format": kind,
+            "base": {"spec": b.spec, "hash": b.hash}, "commit": commit, "rev": rev,
+            "settings": settings_of(repo, commit), **fields}
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+def export_as(repo: Repository, rev: str | None, out_dir: str | Path, *, format: str = "full",
+              since: str | None = None, max_rank: int | None = None,
+              gguf_dtype: str | None = None, force: bool = False) -> dict[str, Any]:
+    """Exports the state of `rev` (None: HEAD) as `format`; returns the manifest (with, for
+    PEFT, per layer the rank kept and the error, and for GGUF the sizes and the
+    re-quantisation figures)."""
+    check_options(format, since, max_rank, gguf_dtype)
+    commit = state_commit(repo, rev)
+    base_of = state_commit(repo, since) if since is not None else BASE
+    out = check_target(out_dir, force, protected_paths(repo))
+    name = rev or "HEAD"
+    command = rebuild_command(commit, str(out_dir), format, base_of, max_rank, gguf_dtype)
+    if format == "full":
+        card = make_card(repo, "full", name, commit, BASE, str(out_dir), command, [])
+        return checkpoint.export(repo, rev, out_dir, force=force, card=card)
+    if format == "peft":
+        return _export_peft(repo, name, commit, base_of, out, str(out_dir), max_rank, command)
+    return _export_gguf(repo, name, commit, out, str(out_dir), gguf_dtype or "f32", command)
+
+
+def _export_peft(repo: Repository, rev: str, commit: str | None, since: str | None, out: Target,
+                 out_name: str, max_rank: int | None, command: str) -> dict[str, Any]:
+    from ..serving.peft import write_adapter
+
+    built = build_adapter(repo, commit, since, max_rank)
+    layers = layer_report(built)
+    truncation = None
+    if any(f.truncated for f in built.factors.values()):
+        truncation = truncation_efficacy(repo, built)
+    sections = [("Adapter", adapter_lines(built.adapter.rank, layers, truncation))]
+    card = make_card(repo, "peft", rev, commit, since, out_name, command, sections)
+    with written_beside(out) as tmp:
+        write_adapter(tmp, built.adapter)
+        manifest = _manifest(repo, "peft", rev, commit, since=since, max_rank=max_rank,
+                             rank=built.adapter.rank, layers=layers, truncation=truncation,
+                             tensors=checkpoint_tensors(tmp, [ADAPTER_WEIGHTS]))
+        (tmp / cards.CARD).write_text(card)
+        write_manifest(tmp, manifest)
+    return manifest
+
+
+def adapter_lines(rank: int, layers: dict[str, dict[str, Any]],
+                  truncation: dict[str, Any] | None) -> list[str]:
+    """The card's account of the adapter: rank, and per layer the rank kept and the error."""
+    how = "exact" if truncation is None else "truncated (`--max-rank`)"
+    lines = [f"Rank {rank} (lora_alpha = r: scale 1), {how}.", ""]
+    lines += cards.table(["layer", "module", "rank of ΔW", "kept", "relative Frobenius error"],
+                         [(l, r["module"], r["numerical_rank"], r["rank"], f"{r['error']:.4g}")
+                          for l, r in layers.items()])
+    if truncation and truncation.get("n_facts"):
+        e, t = truncation["exact"], truncation["truncated"]
+        lines += ["", (f"On the {truncation['n_facts']} facts it writes (edit prompts only): "
+                       f"ES {cards.cell(e['efficacy'])} exact → {cards.cell(t['efficacy'])} "
+                       f"truncated; mean P(new) {e['p_new']:.3f} → {t['p_new']:.3f}.")]
+    return lines
+
+
+def _export_gguf(repo: Repository, rev: str, commit: str | None, out: Target, out_name: str,
+                 dtype: str, command: str) -> dict[str, Any]:
+    from ..serving.gguf import write_copy
+
+    built = build_gguf(repo, commit, dtype, measure=True)
+    layout = built.layout
+    layers = {str(l): {"tensor": name, **built.requantization[l]}
+              for l, name in built.layers.items()}
+    rows = [(l, r["tensor"], r["base_type"],
+             "not measured" if r["requantized"] is None else
+             f"{r['requantized']['kept']:.3f} / {r['requantized']['error']:.3f}")
+            for l, r in layers.items()]
+    body = [(f"`{GGUF_FILE}`: the base GGUF with the edited ffn_down tensors in "
+            f"{dtype.upper()}, every other tensor and all metadata as in the base file."), ""]
+    body += cards.table(["layer", "tensor", "base type", "re-quantised: kept / error of ΔW"],
+                        rows)
+    card = make_card(repo, "gguf", rev, commit, BASE, out_name, command, [("GGUF", body)])
+    with written_beside(out) as tmp:
+        target = tmp / GGUF_FILE
+        write_copy(layout, target, built.replace)
+        written = read_layout(target)
+        manifest = _manifest(repo, "gguf", rev, commit, gguf={
+            "file": GGUF_FILE, "dtype": dtype, "metadata_sha256": _sha256(layout.head),
+            "size": target.stat().st_size, "base_size": layout.path.stat().st_size},
+            layers=layers, tensors={t.name: stored_sha256(target, t) for t in written.tensors})
+        (tmp / cards.CARD).write_text(card)
+        write_manifest(tmp, manifest)
+    return manifest
+
+
+# -- verify -------------------------------------------------------------------------------
+
+
+def compare_tensors(actual: dict[str, str], rebuilt: dict[str, str],
+                    recorded: dict[str, str]) -> list[str]:
+    """Problems between the hashes of the export's tensors, of the rebuilt ones, and of the
+    manifest's."""
+    problems = []
+    for name, sha in sorted(actual.items()):
+        if name not in rebuilt:
+            problems.append(f"{name}: not a tensor of the rebuilt export")
+        elif rebuilt[name] != sha:
+            problems.append(f"{name}: differs from the rebuilt export")
+        elif recorded.get(name) != sha:
+            problems.append(f"{name}: differs from the manifest")
+    problems += [f"{n}: missing from the export" for n in sorted(set(rebuilt) - set(actual))]
+    problems += [f"{n}: in the manifest but not in the export"
+                 for n in sorted(set(recorded) - set(actual))]
+    return problems
+
+
+def verify_served(repo: Repository, out_dir: str | Path, manifest: dict[str, Any]) -> Verification:
+    """Rebuilds a PEFT or GGUF export from the repository and compares it, tensor by tensor
+    (checkpoint.verify calls this for manifests with such an export_format)."""
+    out = Path(out_dir)
+    commit = manifest.get("commit")
+    kind = manifest.get("export_format")
+    if kind == "peft":
+        since, max_rank = manifest.get("since"), manifest.get("max_rank")
+        if not (since is None or isinstance(since, str)) or not (
+                max_rank is None or (isinstance(max_rank, int) and max_rank >= 1)):
+            raise ValidationError(f"{out / MANIFEST}: damaged manifest (since, max_rank)")
+        if since is not None and not repo.has_commit(since):
+            raise MemstoreError(f"{out_dir} applies to commit {since[:12]}, which this "
+                                "repository does not have")
+        built = build_adapter(repo, commit, since, max_rank)
+        rebuilt = {n: tensor_sha256(t) for n, t in built.adapter.tensors.items()}
+        try:
+            actual = checkpoint_tensors(out, [ADAPTER_WEIGHTS])
+        except Exception as e:  # noqa: BLE001 - safetensors' error for a damaged file
+            raise MemstoreError(f"{out}: unreadable adapter weights ({e})") from None
+        problems = compare_tensors(actual, rebuilt, manifest["tensors"])
+        config = out / CONFIG
+        if not config.is_file() or config.read_bytes() != built.adapter.config_bytes():
+            problems.append(f"{CONFIG}: differs from the rebuilt adapter")
+        return Verification(commit, len(rebuilt), problems)
+    if kind == "gguf":
+        return _verify_gguf(repo, out, manifest)
+    raise ValidationError(f"{out / MANIFEST}: unknown export_format {kind!r}")
+
+
+def _verify_gguf(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verification:
+    info = manifest.get("gguf") if isinstance(manifest.get("gguf"), dict) else {}
+    target = out / GGUF_FILE
+    if target.is_symlink() or not target.is_file():
+        raise ValidationError(f"{target}: no GGUF file")
+    built = build_gguf(repo, manifest.get("commit"), str(info.get("dtype", "f32")))
+    base = built.layout
+    written = read_layout(target)
+    rebuilt = {t.name: _sha256(built.replace[t.name].tobytes()) if t.name in built.replace
+               else stored_sha256(base.path, t) for t in base.tensors}
+    actual = {t.name: stored_sha256(target, t) for t in written.tensors}
+    problems = compare_tensors(actual, rebuilt, manifest["tensors"])
+    if written.head != base.head:
+        problems.append("metadata: differs from the base file's")
+    expected = {t.name: (t.dims, t.type) for t in base.tensors}
+    expected.update({t: (expected[t][0], _TYPES[str(a.dtype)]) for t, a in built.replace.items()})
+    for t in written.tensors:
+        if expected.get(t.name) != (t.dims, t.type):
+            problems.append(f"{t.name}: shape or type differs from the base file's")
+    return Verification(manifest.get("commit"), len(rebuilt), problems)

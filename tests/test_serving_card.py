@@ -1,0 +1,47 @@
+"""The model card: Hugging Face front matter, the facts table cut at 200 rows."""
+from __future__ import annotations
+
+from memstore.serving.card import Card, CommitRecord, Fact, hub_id, render
+
+
+def card(kind: str, spec: str, n_facts: int) -> str:
+    facts = [Fact(f"subject {i}", "{} is a | pipe", f"old {i}", f"new {i}") for i in range(n_facts)]
+    facts.append(Fact("gone", "{} was", "kept", None))
+    return render(Card("t", kind, spec, "ab" * 32, "v1", "c" * 64, None, {"layers": [3, 4]},
+                       facts, [CommitRecord("c" * 64, "add facts\nmore", {"n": 3, "efficacy": 1.0,
+                                                                          "p_new": 0.9})],
+                       "memstore export cccc out --format peft", "out"))
+
+
+def front(text: str) -> list[str]:
+    lines = text.splitlines()
+    assert lines[0] == "---"
+    return lines[1:lines.index("---", 1)]
+
+
+def test_front_matter():
+    text = card("peft", "smollm2-135m", 2)
+    assert front(text) == ['base_model: "HuggingFaceTB/SmolLM2-135M-Instruct"',
+                           "base_model_relation: adapter", "library_name: peft", "tags:",
+                           "- memstore", "- model-editing", "- memit", "- knowledge-editing",
+                           "- lora"]
+    local = front(card("gguf", "/data/models/tiny", 2))
+    assert not any(line.startswith("base_model:") for line in local)  # no Hub id known
+    assert "library_name: gguf" in local and "base_model_relation: finetune" in local
+    assert hub_id("Qwen/Qwen2-0.5B") == "Qwen/Qwen2-0.5B" and hub_id("./a/b") is None
+
+
+def test_body_and_facts_table():
+    text = card("peft", "smollm2-135m", 2)
+    assert "## Facts (2 written, 1 removed)" in text
+    assert "| subject 0 | {} is a \\| pipe | old 0 → new 0 |" in text
+    assert "| gone | {} was | kept → (removed) |" in text
+    assert "| `cccccccccccc` | add facts | 3 | 1.000 | – | 0.900 |" in text
+    assert "memstore export cccc out --format peft\nmemstore verify out" in text
+    assert f"`{'ab' * 32}`" in text and '"layers": [' in text
+
+
+def test_a_long_facts_table_is_cut_at_200():
+    text = card("full", "x", 250)
+    rows = [line for line in text.splitlines() if line.startswith("| subject ") and "| {} is" in line]
+    assert len(rows) == 200 and "… and 51 more (`memstore diff` lists them all)." in text

@@ -1,0 +1,90 @@
+"""`memstore export --format …` and `verify` of PEFT/GGUF exports through the CLI: every
+mistake is one line on stderr, a non-zero exit and nothing written (neither in the
+repository nor at OUT); a changed file of an export fails `verify`."""
+from __future__ import annotations
+
+import json
+
+import test_cli_errors
+from cli_support import copy_repo, empty_template, ok, run
+from safetensors.torch import load_file, save_file
+from test_cli_errors import refused
+
+base, repo = test_cli_errors.base, test_cli_errors.repo  # the same fixtures: a copy of C1..C3
+
+
+def nothing_at(out) -> None:
+    assert not out.exists()
+    assert not list(out.parent.glob(f".{out.name}.memstore-tmp-*"))
+
+
+def test_refused_exports(base, repo, tmp_path):
+    out = tmp_path / "out"
+    cases = [
+        (("--format", "gguf"), 1, "--format gguf needs a GGUF base model; this repository's base"),
+        (("--since", "HEAD~1"), 2, "--since works with --format peft only"),
+        (("--format", "gguf", "--max-rank", "4"), 2, "--max-rank works with --format peft only"),
+        (("--format", "peft", "--max-rank", "0"), 2, "Invalid value for '--max-rank'"),
+        (("--format", "peft", "--gguf-dtype", "f16"), 2, "--gguf-dtype works with --format gguf"),
+        (("--format", "onnx"), 2, "Invalid value for '--format'"),
+        (("--format", "peft", "--since", "nosuch"), 2, "unknown revision 'nosuch'"),
+        (("--format", "peft", "--since", "HEAD"), 1, "nothing to export"),
+    ]
+    for args, code, says in cases:
+        refused(repo, "export", "HEAD", out, *args, code=code, says=says)
+        nothing_at(out)
+    empty = copy_repo(empty_template(base), tmp_path / "empty")
+    refused(empty, "export", out, "--format", "peft", code=1, says="nothing to export")
+    nothing_at(out)
+
+
+def test_out_must_be_free_or_an_export(repo, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    refused(repo, "export", out, "--format", "peft", code=1, says="is not empty (use --force")
+    refused(repo, "export", out, "--format", "peft", "--force", code=1,
+            says="is not a memstore export (no memstore-manifest.json); --force only replaces")
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    refused(repo, "export", link, "--format", "peft", code=2, says="is a symbolic link")
+    assert not (tmp_path / "elsewhere").exists()
+    done = tmp_path / "done"
+    ok("export", "HEAD~1", done, "--format", "peft", cwd=repo)
+    ok("export", "HEAD", done, "--format", "peft", "--force", cwd=repo)  # replaces an export
+    assert json.loads((done / "memstore-manifest.json").read_text())["rev"] == "HEAD"
+
+
+def test_verify_finds_a_changed_adapter(repo, tmp_path):
+    out = tmp_path / "peft"
+    ok("export", out, "--format", "peft", cwd=repo)
+    assert "OK: 4 tensors identical" in ok("verify", out, cwd=repo).stdout
+    weights = out / "adapter_model.safetensors"
+    tensors = load_file(weights)
+    name = "base_model.model.model.layers.2.mlp.down_proj.lora_A.weight"
+    tensors[name][0, 0] += 1e-3
+    save_file(tensors, weights, metadata={"format": "pt"})
+    config = out / "adapter_config.json"
+    config.write_text(config.read_text().replace('"lora_alpha": 5', '"lora_alpha": 10'))
+    r = run("verify", out, cwd=repo)
+    assert r.exit_code == 1
+    assert f"{name}: differs from the rebuilt export" in r.stdout
+    assert "adapter_config.json: differs from the rebuilt adapter" in r.stdout
+    weights.write_bytes(b"not safetensors" * 10)
+    refused(repo, "verify", out, code=1, says="unreadable adapter weights")
+    manifest = out / "memstore-manifest.json"
+    m = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**m, "max_rank": "all"}))
+    refused(repo, "verify", out, code=2, says="damaged manifest")
+    manifest.write_text(json.dumps({**m, "export_format": "onnx"}))
+    refused(repo, "verify", out, code=2, says="unknown export_format 'onnx'")
+
+
+def test_every_export_has_a_card(repo, tmp_path):
+    ok("export", tmp_path / "full", cwd=repo)
+    card = (tmp_path / "full" / "README.md").read_text()
+    assert card.startswith("---\n") and "library_name: transformers" in card
+    assert "base_model_relation: finetune" in card
+    assert "| Michael Jordan | {} plays | basketball → soccer |" in card
+    assert "OK" in ok("verify", tmp_path / "full", cwd=repo).stdout  # the card is not a tensor

@@ -1,0 +1,150 @@
+"""GGUF exports of a repository whose base is a GGUF file (a tiny one written here with
+gguf-py): every unedited tensor and all metadata byte for byte, the edited ffn_down tensors
+in F32 (or F16), loaded by transformers' GGUF loader as exactly memstore's state; the
+re-quantisation figures; verify."""
+from __future__ import annotations
+
+import json
+
+import gguf
+import numpy as np
+import pytest
+import torch
+import transformers
+from cli_support import SETTINGS, facts_files, last_line, ok, run
+from gguf_support import write_tiny_gguf
+
+from memstore.store.repository import Repository
+from memstore.store.states import state_of
+
+
+@pytest.fixture(scope="module")
+def gguf_repo(tmp_path_factory):
+    """A repository on a tiny GGUF base with two commits, and its full and GGUF exports."""
+    d = tmp_path_factory.mktemp("gguf")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MEMSTORE_CACHE", str(d / "cache"))  # the dequantized base goes here
+    base = write_tiny_gguf(d / "tiny.gguf")
+    repo = d / "repo"
+    ok("init", repo, "--base", base)
+    for key, value in SETTINGS.items():
+        ok("config", key, value, cwd=repo)
+    facts = facts_files(d)
+    ids = [last_line(ok("commit", facts[k], "-m", k, cwd=repo)) for k in "ab"]
+    ok("export", "HEAD", d / "full", cwd=repo)
+    out = ok("export", "HEAD", d / "g32", "--format", "gguf", cwd=repo)
+    yield {"dir": d, "base": base, "repo": repo, "ids": ids, "stdout": out.stdout}
+    mp.undo()
+
+
+def raw(path) -> tuple[gguf.GGUFReader, dict]:
+    reader = gguf.GGUFReader(path)
+    return reader, {t.name: t for t in reader.tensors}
+
+
+def test_unedited_tensors_and_metadata_are_byte_identical(gguf_repo):
+    d = gguf_repo["dir"]
+    base, base_t = raw(gguf_repo["base"])
+    out, out_t = raw(d / "g32" / "model.gguf")
+    assert list(out_t) == list(base_t)  # same tensors, same order
+    edited = {f"blk.{l}.ffn_down.weight" for l in (1, 2)}
+    for name, t in base_t.items():
+        o = out_t[name]
+        assert o.shape.tolist() == t.shape.tolist()
+        if name in edited:
+            assert o.tensor_type == gguf.GGMLQuantizationType.F32
+            assert t.tensor_type == gguf.GGMLQuantizationType.Q4_1
+        else:
+            assert o.tensor_type == t.tensor_type
+            assert bytes(o.data.tobytes()) == bytes(t.data.tobytes()), name
+        assert (o.data_offset - out.data_offset) % out.alignment == 0
+    first = base.tensors[0].field.offset  # header and every metadata key/value
+    assert bytes(out.data[:first]) == bytes(base.data[:first])
+    for key in base.fields:
+        assert key in out.fields
+
+
+def test_transformers_loads_the_memstore_state(gguf_repo):
+    d = gguf_repo["dir"]
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(
+        d / "g32", gguf_file="model.gguf", dtype=torch.float32).state_dict()
+    full = transformers.AutoModelForCausalLM.from_pretrained(d / "full").state_dict()
+    with Repository.open(gguf_repo["repo"]) as repo:
+        state = state_of(repo, gguf_repo["ids"][-1]).model.state_dict()
+        assert set(loaded) == set(full)
+        for name, w in loaded.items():
+            assert torch.equal(w, full[name]) and torch.equal(w, state[name]), name
+        base = state_of(repo, None).model.state_dict()
+    name = "model.layers.1.mlp.down_proj.weight"
+    assert not torch.equal(loaded[name], base[name])  # the edit is there
+
+
+def test_requantization_figures_and_sizes(gguf_repo):
+    """kept and error of ΔW after re-quantising to Q4_1, computed here with gguf-py."""
+    d = gguf_repo["dir"]
+    m = json.loads((d / "g32" / "memstore-manifest.json").read_text())
+    _, base_t = raw(gguf_repo["base"])
+    _, out_t = raw(d / "g32" / "model.gguf")
+    q41 = gguf.GGMLQuantizationType.Q4_1
+    for layer in (1, 2):
+        name = f"blk.{layer}.ffn_down.weight"
+        w = gguf.dequantize(base_t[name].data, q41).astype(np.float32)
+        e = np.array(out_t[name].data, dtype=np.float32)
+        q = [gguf.dequantize(gguf.quantize(x, q41), q41).astype(np.float64) for x in (e, w)]
+        delta = e.astype(np.float64) - w
+        kept = np.linalg.norm(q[0] - q[1]) / np.linalg.norm(delta)
+        error = np.linalg.norm(q[0] - q[1] - delta) / np.linalg.norm(delta)
+        row = m["layers"][str(layer)]
+        assert row["tensor"] == name and row["base_type"] == "Q4_1"
+        assert abs(row["requantized"]["kept"] - kept) < 1e-9
+        assert abs(row["requantized"]["error"] - error) < 1e-9
+        assert f"would keep {kept:.3f} of ΔW (relative error {error:.3f})" in gguf_repo["stdout"]
+    size, base_size = (d / "g32" / "model.gguf").stat().st_size, gguf_repo["base"].stat().st_size
+    assert m["gguf"]["size"] == size and m["gguf"]["base_size"] == base_size
+    assert "(base file " in gguf_repo["stdout"]
+    card = (d / "g32" / "README.md").read_text()
+    assert "library_name: gguf" in card and "| 1 | blk.1.ffn_down.weight | Q4_1 |" in card
+
+
+def test_f16_and_verify(gguf_repo, tmp_path):
+    d, repo = gguf_repo["dir"], gguf_repo["repo"]
+    ok("export", "HEAD", tmp_path / "g16", "--format", "gguf", "--gguf-dtype", "f16", cwd=repo)
+    _, t32 = raw(d / "g32" / "model.gguf")
+    _, t16 = raw(tmp_path / "g16" / "model.gguf")
+    name = "blk.2.ffn_down.weight"
+    assert t16[name].tensor_type == gguf.GGMLQuantizationType.F16
+    assert np.array_equal(np.array(t16[name].data),
+                          np.array(t32[name].data, dtype=np.float32).astype(np.float16))
+    for out in (d / "g32", tmp_path / "g16"):
+        assert "OK: 38 tensors identical" in ok("verify", out, cwd=repo).stdout
+    # a changed byte in an unedited tensor, then in an edited one
+    path = tmp_path / "g16" / "model.gguf"
+    _, tensors = raw(path)
+    for name in ("blk.0.ffn_down.weight", "blk.2.ffn_down.weight"):
+        data = bytearray(path.read_bytes())
+        data[tensors[name].data_offset + 3] ^= 0xFF
+        path.write_bytes(bytes(data))
+        r = run("verify", tmp_path / "g16", cwd=repo)
+        assert r.exit_code == 1 and f"{name}: differs from the rebuilt export" in r.stdout
+    data = path.read_bytes()  # the metadata: same length, another model name
+    path.write_bytes(data.replace(b"tiny-llama", b"tiny-llamb", 1))
+    r = run("verify", tmp_path / "g16", cwd=repo)
+    assert r.exit_code == 1 and "metadata: differs from the base file's" in r.stdout
+    path.write_bytes(data[: len(data) // 2])  # cut short: one line, no traceback
+    r = run("verify", tmp_path / "g16", cwd=repo)
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("memstore: error: ") and "GGUF" in r.stderr, r.stderr
+
+
+def test_an_older_revision_and_the_base(gguf_repo, tmp_path):
+    repo = gguf_repo["repo"]
+    ok("export", gguf_repo["ids"][0], tmp_path / "first", "--format", "gguf", cwd=repo)
+    ok("export", gguf_repo["ids"][0], tmp_path / "first-full", cwd=repo)
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(
+        tmp_path / "first", gguf_file="model.gguf", dtype=torch.float32).state_dict()
+    full = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "first-full").state_dict()
+    assert all(torch.equal(w, full[n]) for n, w in loaded.items())
+    assert "OK" in ok("verify", tmp_path / "first", cwd=repo).stdout
+    # no edit at all: the base file itself, byte for byte
+    ok("export", "base", tmp_path / "base", "--format", "gguf", cwd=repo)
+    assert (tmp_path / "base" / "model.gguf").read_bytes() == gguf_repo["base"].read_bytes()
