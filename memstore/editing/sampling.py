@@ -25,6 +25,10 @@ def sample(model, tokenizer, starts: list[str], max_new_tokens: int, seed: int,
             enc = tokenizer(list(starts), return_tensors="pt", padding=True)
         finally:
             tokenizer.padding_side = side
+        context = getattr(model.config, "max_position_embeddings", None) or \
+            getattr(model.config, "n_positions", None)
+        if context:  # never past the model's positions (tiny test models have 128)
+            max_new_tokens = max(1, min(max_new_tokens, context - enc.input_ids.shape[1]))
         cfg = GenerationConfig(
             do_sample=True, top_k=top_k or None, top_p=None, temperature=1.0,
             max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens,

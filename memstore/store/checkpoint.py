@@ -57,7 +57,7 @@ def checkpoint_tensors(directory: str | Path, files: list[str] | None = None) ->
     """name → sha256 of every tensor in `files` (default: the safetensors files a loader
     reads). A tensor in two files is an error (which one a loader takes is not ours to
     guess)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     out: dict[str, str] = {}
     for f in files if files is not None else weight_files(directory):
@@ -70,7 +70,7 @@ def checkpoint_tensors(directory: str | Path, files: list[str] | None = None) ->
                     if name in out:
                         raise MemstoreError(f"{directory}: tensor {name} is in two files")
                     out[name] = tensor_sha256(st.get_tensor(name))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, SafetensorError) as e:
             raise MemstoreError(f"{path}: not a readable safetensors file ({e})") from None
     return out
 
