@@ -3,20 +3,29 @@ from __future__ import annotations
 
 import click
 
-from ..context import pass_repo
+from ..context import open_repo, pass_repo
 from ..output import json_option, print_json, size, warn
 
 
-@click.command(short_help="Check the repository's integrity.")
+@click.command(short_help="Check the repository's (or a remote's) integrity.")
+@click.argument("remote", metavar="[REMOTE|URL]", required=False)
 @click.option("--quick", is_flag=True, help="Skip re-hashing every object (only check that "
               "they exist and the records agree).")
 @json_option
-@pass_repo
-def fsck(repo, quick: bool, as_json: bool) -> None:
+def fsck(remote: str | None, quick: bool, as_json: bool) -> None:
     """Check the repository: every object present and intact (re-hashed), commits, request
     rows, refs, statistics and config consistent. Exit status 1 if anything is wrong, with
-    one line per problem."""
-    problems = repo.fsck(verify=not quick)
+    one line per problem.
+
+    With REMOTE (a remote's name, or a URL: no repository needed), check that remote
+    instead: its marker, every object's hash, every branch's history whole."""
+    if remote is not None:
+        from .remote import remote_problems
+
+        problems = remote_problems(remote, verify=not quick)
+    else:
+        with open_repo() as repo:
+            problems = repo.fsck(verify=not quick)
     if as_json:
         print_json({"ok": not problems, "problems": problems})
     else:

@@ -1,4 +1,5 @@
-"""Refs (branches `refs/heads/NAME`, tags `refs/tags/NAME`, HEAD) and revision parsing.
+"""Refs (branches `refs/heads/NAME`, tags `refs/tags/NAME`, remote-tracking branches
+`refs/remotes/REMOTE/NAME`, HEAD) and revision parsing.
 
 Refs live in the index's `refs` table: a row holds either `target` (a commit id) or
 `symbolic` (the name of another ref: HEAD → refs/heads/main). A branch may be unborn (HEAD
@@ -17,6 +18,7 @@ from ..errors import MemstoreError, ValidationError
 HEAD = "HEAD"
 HEADS = "refs/heads/"
 TAGS = "refs/tags/"
+REMOTES = "refs/remotes/"  # what a fetch last saw of each remote's branches
 _HEX = re.compile(r"^[0-9a-f]+$")
 _SUFFIXES = re.compile(r"(?:~\d*|\^\d*)*")
 MIN_PREFIX = 4
@@ -88,7 +90,7 @@ def tag_ref(name: str) -> str:
 
 
 def short_name(ref: str) -> str:
-    for prefix in (HEADS, TAGS):
+    for prefix in (HEADS, TAGS, REMOTES):
         if ref.startswith(prefix):
             return ref[len(prefix):]
     return ref
@@ -167,8 +169,9 @@ class Refs:
     # -- revisions ---------------------------------------------------------------------
 
     def resolve(self, rev: str) -> str:
-        """The commit id named by `rev`: HEAD, a branch, a tag, `refs/...`, a full id or a
-        unique prefix of at least 4 hex digits, followed by any of `~`, `~N`, `^`, `^N`."""
+        """The commit id named by `rev`: HEAD, a branch, a tag, a remote-tracking branch
+        (`origin/main`), `refs/...`, a full id or a unique prefix of at least 4 hex digits,
+        followed by any of `~`, `~N`, `^`, `^N`."""
         if not isinstance(rev, str) or not rev:
             raise ValidationError(f"unknown revision {rev!r}")
         cut = min((i for i in (rev.find("~"), rev.find("^")) if i >= 0), default=len(rev))
@@ -192,8 +195,10 @@ class Refs:
                 raise ValidationError(f"unknown revision {rev!r}: the current branch has no "
                                       "commits yet")
             return commit
-        # git's order: a full ref name, then a tag, then a branch
-        for ref in (name,) if name.startswith("refs/") else (TAGS + name, HEADS + name):
+        # git's order: a full ref name, then a tag, a branch, a remote-tracking branch
+        refs = (name,) if name.startswith("refs/") else (TAGS + name, HEADS + name,
+                                                          REMOTES + name)
+        for ref in refs:
             commit = self.read(ref)
             if commit is not None:
                 return commit

@@ -357,6 +357,39 @@ class Repository:
         self._commits[commit.id] = commit
         return commit
 
+    def add_commits(self, commits: Sequence[Commit],
+                    refs: dict[str, tuple[str | None, str | None]] | None = None) -> None:
+        """Indexes commits that arrived from elsewhere (a fetch), whose objects are all in
+        the store already, and moves `refs` (name → (expected, new); new None deletes) by
+        compare-and-swap, in ONE transaction: a crash leaves all of it or none. `commits`
+        come parents first; each must be on this repository's base, and its parents and
+        basis indexed or earlier in `commits`."""
+        base = self.base.hash
+        with self.lock():
+            known: set[str] = set()
+            for c in commits:
+                if c.base != base:
+                    raise MemstoreError(f"commit {c.id[:12]} was made on another base model")
+                for other in [*c.parents, *([c.basis] if c.basis else [])]:
+                    if other not in known and not self.has_commit(other):
+                        raise MemstoreError(f"commit {c.id[:12]}: parent or basis "
+                                            f"{other[:12]} is not in this repository")
+                known.add(c.id)
+            rows = []
+            for c in commits:
+                try:
+                    requests = [load_requests(self.objects, s) for s in c.update_sets]
+                except (KeyError, TypeError, ValueError, AttributeError) as e:
+                    raise MemstoreError(f"commit {c.id[:12]}: its request lists are "
+                                        f"unreadable ({e!r})") from e
+                rows.append((c, requests, self._introduced_size(c)))
+            with transaction(self.db):
+                for name, (expected, new) in (refs or {}).items():
+                    self.refs.update(name, new, expected)
+                for c, requests, size in rows:
+                    if not self.has_commit(c.id):
+                        self._index_commit(c, requests, size)
+
     def _check_commit_inputs(self, update_sets: Sequence[EditResult], parents: list[str],
                              basis: str | None) -> str:
         base = self.base.hash

@@ -13,7 +13,8 @@ weights, and are stored."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +101,22 @@ class LoadedBase:
             for name, w in built.items():
                 self.parameter(name).copy_(w)
         self.state = label
+
+    @contextmanager
+    def kept(self) -> Iterator[None]:
+        """Whatever happens to the weights inside (statistics computed on the base weights),
+        they are back in their current state, edited in place or not, afterwards."""
+        saved = {n: self.parameter(n).detach().clone() for n in sorted(self._modified)}
+        state = self.state
+        try:
+            yield
+        finally:
+            self.reset()
+            self.touch(sorted(saved))
+            with torch.no_grad():
+                for name, w in saved.items():
+                    self.parameter(name).copy_(w)
+            self.state = state
 
     def editing(self, layers: tuple[int, ...]) -> None:
         """Called before an in-place edit of `layers` (execute_memit, apply_updates)."""
@@ -246,5 +263,25 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
 
 
 def statistics_of_set(repo: Repository, update_set: UpdateSet) -> dict[int, Statistics]:
-    """The statistics an update set was solved with (for a replay)."""
+    """The statistics an update set was solved with (for a replay). They are derived data:
+    where this repository lacks them (a clone fetched without --with-stats) they are got as
+    a commit gets them, from the set's own settings, with the model's current weights (a
+    replay may be half done) put back afterwards."""
+    missing = {l: sid for l, sid in update_set.stats.items()
+               if repo.statistics_record(sid, l) is None}
+    if missing:
+        settings = update_set.edit_settings
+        layer, sid = min(missing.items())
+        why = ""
+        try:
+            same = statistics_id(settings) == sid and set(missing) <= set(settings.layers)
+        except MemstoreError as e:  # e.g. the statistics corpus is not on this machine
+            same, why = False, f" ({e})"
+        if not same or len(set(missing.values())) > 1:
+            raise MemstoreError(
+                f"statistics {sid} of layer {layer} are not in this repository and cannot be "
+                f"recomputed here{why}; fetch them with `memstore fetch --with-stats`")
+        base = open_base(repo, check=False)
+        with base.kept():
+            statistics(repo, base, settings)
     return {l: repo.get_statistics(sid, l) for l, sid in sorted(update_set.stats.items())}
