@@ -10,9 +10,11 @@ import json
 
 import pytest
 from cli_support import copy_repo, facts_files, history_template, last_line, model_dir, ok, run
-from remote_support import remote_files, remote_url, s3_server  # noqa: F401 (fixtures)
+from remote_support import remote_files
 
 from memstore.store.repository import Repository
+
+pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def test_clone_commit_push_pull_give_identical_checkpoints(base, tmp_path, origi
 
 
 def test_diverged_push_is_refused_then_pull_merges(base, tmp_path, origin):
-    repo, url, ids = origin
+    _, url, _ = origin
     files = facts_files(base)
     a, b = tmp_path / "a", tmp_path / "b"
     clone(base, url, a)
@@ -129,7 +131,7 @@ def test_pull_lists_conflicts_and_writes_nothing(base, tmp_path, origin):
 
 
 def test_statistics_move_only_with_with_stats(base, tmp_path, origin):
-    repo, url, ids = origin
+    repo, url, _ = origin
     files_before = set(remote_files(url))
     assert not any(p.startswith("statistics/") for p in files_before)
     ok("push", "--with-stats", cwd=repo)  # up to date, so nothing moves
@@ -158,7 +160,7 @@ def test_statistics_move_only_with_with_stats(base, tmp_path, origin):
 
 
 def test_remote_commands_and_tracking_branches(base, tmp_path, origin):
-    repo, url, ids = origin
+    repo, url, _ = origin
     listed = ok("remote", "list", cwd=repo).stdout
     assert listed.split() == ["origin", url]
     assert json.loads(ok("remote", "--json", cwd=repo).stdout) == [{"name": "origin", "url": url}]
