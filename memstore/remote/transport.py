@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from ..errors import MemstoreError
 from . import urls
-from .layout import parse_ref
+from .layout import LOCK, parse_ref
 
 T = TypeVar("T")
 
@@ -86,8 +86,9 @@ class Transport(ABC):
     # -- shared -------------------------------------------------------------------------------
 
     def exists(self) -> bool:
-        """Whether anything is stored at the remote's root."""
-        return bool(self.list(""))
+        """Whether anything is stored at the remote's root (a lock file left by a push
+        killed before it wrote the marker does not count)."""
+        return any(p != LOCK for p in self.list(""))
 
     def list_many(self, directories: Iterable[str]) -> dict[str, dict[str, int]]:
         """`list` of several directories (concurrently where the store allows)."""
