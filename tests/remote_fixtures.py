@@ -59,7 +59,8 @@ class S3Server:
         """Makes the server check credentials (ours are not known to it: 403) or not, through
         moto's server API."""
         req = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth",
-                                     data=b"0" if on else b"inf", method="POST")
+                                     data=b"0" if on else b"inf", method="POST",
+                                     headers={"Content-Type": "text/plain"})
         urllib.request.urlopen(req).read()
 
     def stop(self) -> None:
