@@ -67,6 +67,11 @@ def remote_list(ctx: click.Context, as_json: bool) -> None:
     ctx.invoke(remote, as_json=as_json)
 
 
+def _moved_json(moved, seconds: float) -> dict:
+    return {"commits": moved.commits, "objects": moved.objects, "bytes": moved.bytes,
+            "seconds": seconds}
+
+
 def _moved(verb: str, moved, seconds: float) -> str:
     commits = f"{moved.commits} commits, " if moved.commits else ""
     return (f"{verb} {commits}{moved.objects} objects ({size(moved.bytes)}) "
@@ -80,7 +85,9 @@ def _moved(verb: str, moved, seconds: float) -> str:
               help="Replace the remote branch even when it is not an ancestor of BRANCH "
                    "(its commits are dropped there; still never a push that landed meanwhile).")
 @WITH_STATS
-def push(remote_name: str | None, branch: str | None, force: bool, with_stats: bool) -> None:
+@json_option
+def push(remote_name: str | None, branch: str | None, force: bool, with_stats: bool,
+         as_json: bool) -> None:
     """Push BRANCH (default: the current one) to REMOTE (default: origin).
 
     Writes the objects the remote lacks, then moves the remote branch by compare-and-swap:
@@ -91,6 +98,11 @@ def push(remote_name: str | None, branch: str | None, force: bool, with_stats: b
 
     with open_repo() as repo:
         r = run_push(repo, remote_name, branch, force=force, with_stats=with_stats)
+    if as_json:
+        print_json({"remote": r.remote, "url": r.url, "branch": r.branch, "old": r.old,
+                    "new": r.new, "forced": r.forced, "up_to_date": r.up_to_date,
+                    "guarantee": r.guarantee, **_moved_json(r.moved, r.seconds)})
+        return
     click.echo(f"To {r.url}")
     if r.up_to_date:
         click.echo("Everything up-to-date")
@@ -119,7 +131,8 @@ def _fetched(f) -> None:
 @click.command()
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
 @WITH_STATS
-def fetch(remote_name: str | None, with_stats: bool) -> None:
+@json_option
+def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
     """Fetch every branch of REMOTE (default: origin) as REMOTE/BRANCH.
 
     Only the commits and objects missing here move, each verified against its hash; local
@@ -128,7 +141,13 @@ def fetch(remote_name: str | None, with_stats: bool) -> None:
     from memstore.remote.fetch import fetch as run_fetch
 
     with open_repo() as repo:
-        _fetched(run_fetch(repo, remote_name, with_stats=with_stats))
+        f = run_fetch(repo, remote_name, with_stats=with_stats)
+    if as_json:
+        print_json({"remote": f.remote, "url": f.url,
+                    "updates": [{"branch": u.branch, "old": u.old, "new": u.new}
+                                for u in f.updates], **_moved_json(f.moved, f.seconds)})
+        return
+    _fetched(f)
 
 
 @click.command()
@@ -157,7 +176,8 @@ def pull(remote_name: str | None, branch: str | None, with_stats: bool) -> None:
               help="This machine's copy of the base model (a Hugging Face directory, a .gguf "
                    "file or smollm2-135m); its hash must be the remote's.")
 @WITH_STATS
-def clone(url: str, directory: str, base_spec: str, with_stats: bool) -> None:
+@json_option
+def clone(url: str, directory: str, base_spec: str, with_stats: bool, as_json: bool) -> None:
     """Clone the repository at URL into DIRECTORY (new or empty).
 
     The base model is never pushed: MODEL is hashed and must be the remote's base. The
@@ -166,8 +186,13 @@ def clone(url: str, directory: str, base_spec: str, with_stats: bool) -> None:
     """
     from memstore.remote.clone import clone as run_clone
 
-    click.echo(f"Cloning into {directory}...")
+    if not as_json:
+        click.echo(f"Cloning into {directory}...")
     r = run_clone(url, directory, base_spec, with_stats=with_stats)
+    if as_json:
+        print_json({"path": str(r.path), "branch": r.branch, "head": r.head,
+                    **_moved_json(r.fetched.moved, r.fetched.seconds)})
+        return
     click.echo(_moved("fetched", r.fetched.moved, r.fetched.seconds))
     where = f"at {short(r.head)}" if r.head else "(no commits yet)"
     click.echo(f"branch {r.branch} {where}")
