@@ -91,7 +91,8 @@ def test_unreachable_missing_and_unauthorised_stores(repo, s3_server, monkeypatc
     assert remote_files(f"s3://{bucket}/shared") == {}
     monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": "http://127.0.0.1:9"})
     refused("push", code=1, repo=repo,
-            says=f"remote s3://{bucket}/shared: cannot reach the bucket: EndpointConnectionError")
+            says=f"remote s3://{bucket}/shared: cannot read {MARKER}: the store is unreachable "
+                 "(EndpointConnectionError")
 
 
 def test_a_remote_of_another_base_or_of_a_newer_layout(pushed, base, tmp_path):

@@ -9,8 +9,9 @@ or 409 ConditionalRequestConflict means someone else moved it first.
 s3fs drops any keyword its botocore does not know for an operation, which would silently
 turn a compare-and-swap into a plain overwrite; so botocore's PutObject model is checked
 for both condition headers before the first write, and a botocore without them is
-refused. A store that answers the conditions with 501 Not Implemented is single-writer:
-the push is refused with a message saying so."""
+refused. A store that answers the conditions with 501 Not Implemented offers no
+compare-and-swap: it is treated as any other store (single-writer, fsspec_store), and the
+push says so."""
 from __future__ import annotations
 
 import functools
@@ -55,14 +56,15 @@ class S3Transport(FsspecTransport):
         super().__init__(url)
         self.bucket, _, self.prefix = self.root.partition("/")
         self.conditional = True  # until the store answers 501 to a condition
-        self._call("reach the bucket", self._check_bucket)
 
-    def _check_bucket(self) -> None:
+    def _read(self, full: str) -> bytes | None:
         try:
-            self.fs.call_s3("head_bucket", Bucket=self.bucket)
-        except FileNotFoundError:
-            raise RemoteError(f"remote {self.url}: bucket {self.bucket!r} does not "
-                              "exist") from None
+            return self.fs.cat_file(full)
+        except FileNotFoundError as e:  # no such key, or no such bucket: not the same
+            if client_error_code(e) == "NoSuchBucket":
+                raise RemoteError(f"remote {self.url}: bucket {self.bucket!r} does not "
+                                  "exist") from None
+            return None
 
     def key(self, path: str) -> str:
         return f"{self.prefix}/{path}" if self.prefix else path

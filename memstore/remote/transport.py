@@ -132,6 +132,8 @@ def _describe(e: BaseException) -> str:
         return f"access denied ({text})"
     if isinstance(e, FileNotFoundError):
         return f"not found ({text})"
+    if isinstance(e, (ConnectionError, TimeoutError)) or "ConnectionError" in type(e).__name__:
+        return f"the store is unreachable ({type(e).__name__}: {text})"
     return f"{type(e).__name__}: {text}"
 
 

@@ -35,10 +35,6 @@ def normalise(url: str) -> str:
     return f"{head}://{rest.rstrip('/')}"
 
 
-def folder_path(url: str) -> str:
-    return normalise(url)
-
-
 def check(url: str) -> str:
     """`url` normalised, after checking that fsspec knows its scheme, that the backend is
     installed (else: the package to install) and that it carries no password."""
