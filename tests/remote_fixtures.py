@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -88,14 +87,8 @@ def s3_server():
     server.stop()
 
 
-def new_remote(kind: str, tmp_path: Path, request) -> str:
-    """A URL where nothing is yet: a folder, or a prefix in a new bucket."""
-    if kind == "file":
-        return str(tmp_path / "remote")
-    server = request.getfixturevalue("s3_server")
-    return f"s3://{server.new_bucket()}/models/shared"
-
-
 @pytest.fixture(params=["file", "s3"])
 def remote_url(request, tmp_path) -> str:
-    return new_remote(request.param, tmp_path, request)
+    from remote_support import new_remote
+
+    return new_remote(request.param, tmp_path, request)[0]

@@ -4,6 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def new_remote(kind: str, tmp_path: Path, request) -> tuple[str, dict[str, str]]:
+    """A URL where nothing is yet (a folder, or a prefix in a new bucket), and the
+    environment a process needs to reach it."""
+    if kind == "file":
+        return str(tmp_path / "remote"), {}
+    server = request.getfixturevalue("s3_server")
+    return f"s3://{server.new_bucket()}/models/shared", server.env
+
+
 def remote_files(url: str) -> dict[str, bytes]:
     """Everything stored at the remote (path → bytes), to prove a refusal wrote nothing."""
     from memstore.remote.transport import open_transport

@@ -16,6 +16,7 @@ import signal
 
 import pytest
 from crash_points import self_kill_at
+from remote_support import new_remote
 from test_store_support import BASE_HASH, commit_on_head, fake_result
 
 from memstore.remote import remotes
@@ -82,11 +83,7 @@ def forkserver():
 
 @pytest.mark.parametrize("kind", ["file", "s3"])
 def test_sigkill_during_push_leaves_the_remote_clean(kind, tmp_path, request, forkserver):
-    if kind == "file":
-        url, env = str(tmp_path / "remote"), {}
-    else:
-        server = request.getfixturevalue("s3_server")
-        url, env = f"s3://{server.new_bucket()}/shared", server.env
+    url, env = new_remote(kind, tmp_path, request)
     path = tmp_path / "local"
     with Repository.init(path, "fake", BASE_HASH) as repo:
         remotes.add(repo, "origin", url)

@@ -7,7 +7,16 @@ import json
 
 import fsspec.config
 import pytest
-from cli_support import copy_repo, history_template, make_model_dir, model_dir, ok, run, snapshot
+from cli_support import (
+    copy_repo,
+    error_line,
+    history_template,
+    make_model_dir,
+    model_dir,
+    ok,
+    run,
+    snapshot,
+)
 from remote_support import remote_files, tamper
 
 from memstore.remote.layout import MARKER, object_path
@@ -38,17 +47,12 @@ def refused(*args, code: int, says: str, repo=None, url=None) -> str:
     exit status `code`, and that neither `repo` nor the remote at `url` changed."""
     before = snapshot(repo) if repo is not None else None
     remote_before = remote_files(url) if url is not None else None
-    r = run(*args, cwd=repo)
-    err = r.stderr.strip().splitlines()
-    assert r.exit_code == code, (r.exit_code, r.output)
-    assert len(err) == 1 and err[0].startswith("memstore: error: "), r.stderr
-    assert says in err[0], err[0]
-    assert "Traceback" not in r.output
+    line = error_line(run(*args, cwd=repo), code, says)
     if repo is not None:
         assert snapshot(repo) == before
     if url is not None:
         assert remote_files(url) == remote_before
-    return err[0]
+    return line
 
 
 def test_bad_remote_urls_and_names(repo):

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 
 import pytest
+from remote_support import new_remote
 from test_store_support import BASE_HASH, commit_on_head, fake_result
 
 from memstore.remote import remotes
@@ -71,11 +72,7 @@ def sync_to_remote(repo: Repository) -> str:
 
 @pytest.mark.parametrize("kind", ["file", "s3"])
 def test_two_clones_pushing_at_once_lose_nothing(kind, tmp_path, request, forkserver):
-    if kind == "file":
-        url, env = str(tmp_path / "remote"), {}
-    else:
-        server = request.getfixturevalue("s3_server")
-        url, env = f"s3://{server.new_bucket()}/shared", server.env
+    url, env = new_remote(kind, tmp_path, request)
     clones = []
     for name in "ab":
         repo = Repository.init(tmp_path / name, "fake", BASE_HASH)

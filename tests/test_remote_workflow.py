@@ -9,7 +9,17 @@ import hashlib
 import json
 
 import pytest
-from cli_support import copy_repo, facts_files, history_template, last_line, model_dir, ok, run
+from cli_support import (
+    copy_repo,
+    facts_files,
+    history_template,
+    last_line,
+    model_dir,
+    ok,
+    run,
+    snapshot,
+    write_facts,
+)
 from remote_support import remote_files
 
 from memstore.store.repository import Repository
@@ -33,6 +43,16 @@ def origin(base, tmp_path, remote_url):
     return repo, remote_url, ids
 
 
+@pytest.fixture
+def clones(base, tmp_path, origin):
+    """Two clones of the origin's remote: a and b."""
+    _, url, _ = origin
+    a, b = tmp_path / "a", tmp_path / "b"
+    clone(base, url, a)
+    clone(base, url, b)
+    return a, b
+
+
 def clone(base, url, target, *extra):
     return ok("clone", url, target, "--base", model_dir(base), *extra)
 
@@ -47,12 +67,10 @@ def head(repo) -> str:
         return r.head().commit
 
 
-def test_clone_commit_push_pull_give_identical_checkpoints(base, tmp_path, origin):
+def test_clone_commit_push_pull_give_identical_checkpoints(base, tmp_path, origin, clones):
     repo, url, ids = origin
     files = facts_files(base)
-    a, b = tmp_path / "a", tmp_path / "b"
-    clone(base, url, a)
-    clone(base, url, b)
+    a, b = clones
     assert head(a) == head(b) == ids[-1]
     assert ok("fsck", cwd=a).stdout.strip() == "ok"  # no statistics: not damage
     with Repository.open(a) as r:
@@ -78,12 +96,10 @@ def test_clone_commit_push_pull_give_identical_checkpoints(base, tmp_path, origi
     assert ok("fsck", url).stdout.strip() == "ok"
 
 
-def test_diverged_push_is_refused_then_pull_merges(base, tmp_path, origin):
+def test_diverged_push_is_refused_then_pull_merges(base, tmp_path, origin, clones):
     _, url, _ = origin
     files = facts_files(base)
-    a, b = tmp_path / "a", tmp_path / "b"
-    clone(base, url, a)
-    clone(base, url, b)
+    a, b = clones
     da = last_line(ok("commit", files["d"], cwd=a))
     eb = last_line(ok("commit", files["e"], cwd=b))
     ok("push", cwd=a)
@@ -107,13 +123,8 @@ def test_diverged_push_is_refused_then_pull_merges(base, tmp_path, origin):
     assert ok("fsck", url).stdout.strip() == "ok"
 
 
-def test_pull_lists_conflicts_and_writes_nothing(base, tmp_path, origin):
-    from cli_support import snapshot, write_facts
-
-    _repo, url, _ids = origin
-    a, b = tmp_path / "a", tmp_path / "b"
-    clone(base, url, a)
-    clone(base, url, b)
+def test_pull_lists_conflicts_and_writes_nothing(tmp_path, clones):
+    a, b = clones
     fa = write_facts(tmp_path / "fa.jsonl", [("Honda Civic", "{} is produced by", "Apple",
                                               "Honda")])
     fb = write_facts(tmp_path / "fb.jsonl", [("Honda Civic", "{} is produced by", "Sony",

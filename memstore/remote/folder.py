@@ -10,13 +10,12 @@ On a network file system the lock is as good as the file system's flock across c
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from ..store.lock import RepositoryLock
-from ..store.objects import fsync_dir
-from .layout import LOCK, TEMP_PREFIX, parse_ref, ref_bytes
-from .transport import RefValue, RemoteError, StaleRefError, Transport
+from ..store.objects import TEMP_PREFIX, write_durably
+from .layout import LOCK, ref_bytes
+from .transport import RefValue, RemoteError, Transport
 
 LOCK_TIMEOUT = 60.0  # seconds; the lock is held for a read and a rename
 
@@ -58,16 +57,9 @@ class FolderTransport(Transport):
             self.put(path, data)
             return True
 
-    def read_ref(self, path: str) -> RefValue:
-        data = self.read(path)
-        commit = parse_ref(data, f"{self.url}: {path}") if data is not None else None
-        return RefValue(commit, commit)
-
     def swap_ref(self, path: str, commit: str, expected: RefValue) -> None:
         with self._lock():
-            now = self.read_ref(path).commit
-            if now != expected.commit:
-                raise StaleRefError(path, now)
+            self.check_ref(path, expected)
             self.put(path, ref_bytes(commit))
 
     def _lock(self):
@@ -75,21 +67,7 @@ class FolderTransport(Transport):
         return RepositoryLock(self._target(LOCK))(timeout=LOCK_TIMEOUT)
 
     def _write(self, path: str, data: bytes) -> None:
-        target = self._target(path)
-        if not target.parent.is_dir():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fsync_dir(target.parent.parent)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        fsync_dir(target.parent)
+        write_durably(self._target(path), data)
 
 
 def _read(path: Path) -> bytes | None:

@@ -12,6 +12,7 @@ import json
 
 from ..errors import MemstoreError
 from ..store.commits import Commit
+from ..store.maintenance import set_object_problems
 from ..store.objects import OBJECT_ID, hash_bytes
 from .layout import (
     HEAD_FILE,
@@ -96,12 +97,7 @@ def _check_history(transport: Transport, marker: Marker, branches: dict[str, str
             continue
         if commit.base != marker.base_hash:
             problems.append(f"{at}: made on another base model than the remote's")
-        for i, s in enumerate(commit.update_sets):
-            for oid in s.object_ids():
-                if oid not in present:
-                    problems.append(f"{at}: object {oid} of update set {i} is missing")
-                elif oid in corrupt:
-                    problems.append(f"{at}: object {oid} of update set {i} is corrupt")
+        problems += set_object_problems(commit, present, corrupt, at)
         stack.extend((p, via) for p in [*commit.parents, *([commit.basis] if commit.basis else [])])
     return problems
 

@@ -13,7 +13,8 @@ import asyncio
 import uuid
 from typing import Any
 
-from .layout import TEMP_PREFIX, parse_ref, ref_bytes
+from ..store.objects import TEMP_PREFIX
+from .layout import ref_bytes
 from .transport import RefValue, RemoteError, StaleRefError, Transport
 
 
@@ -116,15 +117,8 @@ class FsspecTransport(Transport):
         self.put(path, data)
         return True
 
-    def read_ref(self, path: str) -> RefValue:
-        data = self.read(path)
-        commit = parse_ref(data, f"{self.url}: {path}") if data is not None else None
-        return RefValue(commit, commit)
-
     def swap_ref(self, path: str, commit: str, expected: RefValue) -> None:
-        now = self.read_ref(path).commit
-        if now != expected.commit:
-            raise StaleRefError(path, now)
+        self.check_ref(path, expected)
         self.put(path, ref_bytes(commit))
         after = self.read_ref(path).commit
         if after != commit:  # another push wrote meanwhile: one of the two is lost

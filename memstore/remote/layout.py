@@ -33,7 +33,6 @@ HEAD_FILE = "HEAD"
 OBJECTS = "objects/"
 STATISTICS = "statistics/"
 LOCK = "lock"
-TEMP_PREFIX = ".tmp-"  # partial writes of a killed push: never read, never a problem
 
 
 class RemoteFormatError(MemstoreError):

@@ -76,12 +76,21 @@ class Transport(ABC):
         """Writes `path` only if it does not exist; False when it already did."""
 
     @abstractmethod
-    def read_ref(self, path: str) -> RefValue: ...
-
-    @abstractmethod
     def swap_ref(self, path: str, commit: str, expected: RefValue) -> None:
         """Points ref `path` to `commit` if it still holds what `expected` read; else
         StaleRefError with what it holds now."""
+
+    def read_ref(self, path: str) -> RefValue:
+        """The ref at `path`; its token is the commit itself (S3 reads the ETag too)."""
+        data = self.read(path)
+        commit = parse_ref(data, f"{self.url}: {path}") if data is not None else None
+        return RefValue(commit, commit)
+
+    def check_ref(self, path: str, expected: RefValue) -> None:
+        """StaleRefError unless ref `path` still holds the commit `expected` read."""
+        now = self.read_ref(path).commit
+        if now != expected.commit:
+            raise StaleRefError(path, now)
 
     # -- shared -------------------------------------------------------------------------------
 

@@ -139,16 +139,25 @@ def _check_commit(repo: Repository, cid: str, row: dict, rows: dict, present: se
     for other in [*commit.parents, *([commit.basis] if commit.basis else [])]:
         if other not in rows:
             out.append(f"{at}: parent or basis {other[:12]} is not a known commit")
+    out.extend(set_object_problems(commit, present, corrupt, at))
+    # statistics a set names but this repository lacks are not damage: they are derived
+    # (a clone fetched without --with-stats recomputes them when a replay needs them)
+    if not out:
+        out.extend(_check_request_rows(repo, commit))
+    return out
+
+
+def set_object_problems(commit: Commit, present: set[str], corrupt: set[str],
+                        at: str) -> list[str]:
+    """The objects of `commit`'s update sets that are missing or corrupt, one line each
+    (here and in a remote's fsck)."""
+    out = []
     for i, s in enumerate(commit.update_sets):
         for oid in s.object_ids():
             if oid not in present:
                 out.append(f"{at}: object {oid} of update set {i} is missing")
             elif oid in corrupt:
                 out.append(f"{at}: object {oid} of update set {i} is corrupt")
-        # statistics a set names but this repository lacks are not damage: they are derived
-        # (a clone fetched without --with-stats recomputes them when a replay needs them)
-    if not out:
-        out.extend(_check_request_rows(repo, commit))
     return out
 
 

@@ -94,11 +94,14 @@ class LoadedBase:
     def set_chain(self, chain: list[dict[int, LayerUpdate]], label: str | None) -> None:
         """Puts the weights in the state `chain` builds from the base weights."""
         names = sorted({self.adapter.proj_weight_name(l) for updates in chain for l in updates})
-        built = build_state(self.pristine(names), self.adapter, chain)
+        self._set(build_state(self.pristine(names), self.adapter, chain), label)
+
+    def _set(self, weights: dict[str, torch.Tensor], label: str | None) -> None:
+        """The base weights, with `weights` in place of theirs; labelled `label`."""
         self.reset()
-        self.touch(sorted(built))
+        self.touch(sorted(weights))
         with torch.no_grad():
-            for name, w in built.items():
+            for name, w in weights.items():
                 self.parameter(name).copy_(w)
         self.state = label
 
@@ -111,12 +114,7 @@ class LoadedBase:
         try:
             yield
         finally:
-            self.reset()
-            self.touch(sorted(saved))
-            with torch.no_grad():
-                for name, w in saved.items():
-                    self.parameter(name).copy_(w)
-            self.state = state
+            self._set(saved, state)
 
     def editing(self, layers: tuple[int, ...]) -> None:
         """Called before an in-place edit of `layers` (execute_memit, apply_updates)."""
