@@ -7,9 +7,9 @@ import itertools
 
 import pytest
 
-from memstore.remote.layout import Marker, RemoteFormatError
+from memstore.remote.layout import Marker, RemoteFormatError, ref_bytes
 from memstore.remote.s3 import check_conditional_writes
-from memstore.remote.transport import RemoteError, StaleRefError, open_transport
+from memstore.remote.transport import RefValue, RemoteError, StaleRefError, open_transport
 
 pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url
 
@@ -112,3 +112,44 @@ def test_symbolic_links_inside_a_folder_remote_are_not_written_through(tmp_path)
     with pytest.raises(RemoteError, match="is a symbolic link"):
         open_transport(str(remote)).put("objects/ab/cd", b"x")
     assert list(outside.iterdir()) == []
+
+
+def test_a_single_writer_store_refuses_a_concurrent_push_it_sees(monkeypatch):
+    """Without a compare-and-swap, the branch is read again after the write: another push
+    that replaced ours right after is seen, and ours is refused rather than reported."""
+    t = open_transport(f"memory://transport-{next(_MEMORY)}/repo")
+    path = "refs/heads/main"
+    t.swap_ref(path, A, t.read_ref(path))
+    real_put = t.put
+
+    def put_then_overwritten(p, data):
+        real_put(p, data)
+        if p == path:
+            real_put(p, ref_bytes(C))  # another push, just after ours
+
+    monkeypatch.setattr(t, "put", put_then_overwritten)
+    with pytest.raises(StaleRefError) as e:
+        t.swap_ref(path, B, t.read_ref(path))
+    assert e.value.now == C
+
+
+def test_an_s3_store_without_conditional_writes_is_single_writer(s3_server, monkeypatch):
+    """A store that answers If-Match / If-None-Match with 501 Not Implemented gets the
+    single-writer protocol, and says so."""
+    t = open_transport(f"s3://{s3_server.new_bucket()}/repo")
+    real = t.fs.call_s3
+
+    def no_conditions(method, **kwargs):
+        if "IfMatch" in kwargs or "IfNoneMatch" in kwargs:
+            error = OSError("not implemented")
+            error.response = {"Error": {"Code": "NotImplemented"}}
+            raise error
+        return real(method, **kwargs)
+
+    monkeypatch.setattr(t.fs, "call_s3", no_conditions)
+    path = "refs/heads/main"
+    t.swap_ref(path, A, t.read_ref(path))
+    assert t.guarantee.startswith("single-writer") and t.read_ref(path).commit == A
+    with pytest.raises(StaleRefError):
+        t.swap_ref(path, B, RefValue(None))
+    assert t.create("HEAD", b"x") and not t.create("HEAD", b"y")

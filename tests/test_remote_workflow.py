@@ -181,10 +181,15 @@ def test_remote_commands_and_tracking_branches(base, tmp_path, origin):
     # the tracking branch is a root for gc, and a revision
     ok("branch", "side", cwd=repo)
     assert ok("log", "--oneline", "origin/main", cwd=repo).stdout.count("\n") == 3
+    assert "(HEAD -> main, side, origin/main)" in ok("log", "--oneline", cwd=repo).stdout
     ok("remote", "add", "mirror", tmp_path / "mirror", cwd=repo)
     assert "pushed 3 commits" in ok("push", "mirror", "side", cwd=repo).stdout
     assert ok("log", "--oneline", "mirror/side", cwd=repo).stdout.count("\n") == 3
     ok("remote", "remove", "mirror", cwd=repo)
+    # a store without compare-and-swap: the push says the remote is single-writer
+    ok("remote", "add", "scratch", f"memory://{tmp_path.name}/shared", cwd=repo)
+    assert "is single-writer" in ok("push", "scratch", cwd=repo).stderr
     r = run("log", "mirror/side", cwd=repo)
     assert r.exit_code == 2 and "unknown revision 'mirror/side'" in r.stderr
-    assert ok("remote", cwd=repo).stdout.split() == ["origin", url]
+    assert ok("remote", cwd=repo).stdout.split() == ["origin", url, "scratch",
+                                                     f"memory://{tmp_path.name}/shared"]

@@ -13,7 +13,7 @@ WITH_STATS = click.option(
          "they are recomputed on the base model when first needed).")
 
 
-@click.group(invoke_without_command=True)
+@click.group(invoke_without_command=True, short_help="List, add or remove remotes.")
 @json_option
 @click.pass_context
 def remote(ctx: click.Context, as_json: bool) -> None:
@@ -78,7 +78,7 @@ def _moved(verb: str, moved, seconds: float) -> str:
             f"in {seconds:.1f} s")
 
 
-@click.command()
+@click.command(short_help="Push a branch to a remote (objects first, the branch by CAS).")
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
 @click.argument("branch", required=False)
 @click.option("-f", "--force", is_flag=True,
@@ -150,7 +150,7 @@ def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
     _fetched(f)
 
 
-@click.command()
+@click.command(short_help="Fetch a remote and merge its branch into the current one.")
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
 @click.argument("branch", required=False)
 @WITH_STATS
