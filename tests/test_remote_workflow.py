@@ -20,8 +20,9 @@ from cli_support import (
     snapshot,
     write_facts,
 )
-from remote_support import remote_files
+from remote_support import remote_files, tamper
 
+from memstore.remote.layout import object_path
 from memstore.store.repository import Repository
 
 pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url
@@ -170,6 +171,12 @@ def test_statistics_move_only_with_with_stats(base, tmp_path, origin, monkeypatc
     ok("export", "HEAD", tmp_path / "ef", cwd=full)
     assert checkpoint(tmp_path / "ep") == checkpoint(tmp_path / "ef")
     assert ok("fsck", cwd=plain).stdout.strip() == "ok"
+    # a statistics tensor is verified on arrival like any object
+    victim = min(want)[2]
+    tamper(url, object_path(victim), b"not E[kk^T]")
+    r = run("clone", url, tmp_path / "bad", "--base", model_dir(base), "--with-stats")
+    assert r.exit_code == 1 and f"object {victim} from remote 'origin'" in r.stderr
+    assert not (tmp_path / "bad").exists()
 
 
 def test_remote_commands_and_tracking_branches(base, tmp_path, origin):

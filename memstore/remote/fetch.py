@@ -6,7 +6,8 @@ its depth, not its size), downloads the objects those commits name that are miss
 each verified, and then, in ONE transaction, indexes the new commits and moves the
 remote-tracking branches `refs/remotes/REMOTE/BRANCH` (by compare-and-swap): a fetch that
 fails or is killed leaves the repository as it was (objects it wrote are removed again, or
-are orphans gc removes). Local branches never move; `pull` then merges, as `merge` does."""
+are orphans gc removes). With `--with-stats` the statistics come after, as a step of their
+own. Local branches never move; `pull` then merges, as `merge` does."""
 from __future__ import annotations
 
 import json
@@ -119,10 +120,6 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
                              written)
             moved = moved.add(Moved(len(commits), len(commits),
                                     sum(repo.objects.size(c.id) for c in commits)))
-            if with_stats:
-                everything = reachable(repo, branches.values()) if branches else []
-                moved = moved.add(fetch_statistics(repo, remote.transport, everything,
-                                                   remote.label, written))
             old = remotes.tracking(repo, name)
             updates = [RefUpdate(b, old.get(b), c) for b, c in sorted(branches.items())
                        if old.get(b) != c]
@@ -133,6 +130,16 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
         finally:
             if not indexed:
                 discard(repo, written)
+        if with_stats:  # after the history: statistics are an addition, kept once stored
+            written = []
+            try:
+                moved = moved.add(fetch_statistics(
+                    repo, remote.transport, reachable(repo, set(branches.values())),
+                    remote.label, written))
+            except BaseException:
+                stored = {r.object for r in repo.statistics()}
+                discard(repo, [o for o in written if o not in stored])
+                raise
     return FetchResult(name, url, updates, moved, time.perf_counter() - t0)
 
 
