@@ -105,7 +105,7 @@ def test_sigkill_during_push_leaves_the_remote_clean(kind, tmp_path, request, fo
             if proc.exitcode is None:
                 os.kill(proc.pid, signal.SIGKILL)
         proc.join(60)
-        assert proc.exitcode in (0, -signal.SIGKILL), f"the pusher ended otherwise ({proc.exitcode})"
+        assert proc.exitcode in (0, -signal.SIGKILL), f"the pusher ended with {proc.exitcode}"
         with Repository.open(path) as repo:
             new = repo.head().commit
             now = transport.read_ref(branch_path("main")).commit

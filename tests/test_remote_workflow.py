@@ -35,13 +35,14 @@ def base(tmp_path_factory):
 
 @pytest.fixture
 def origin(base, tmp_path, remote_url):
-    """A repository with three commits, pushed to a new remote."""
+    """A repository with three commits, pushed to a new remote (a folder as a file:// URL)."""
     template, ids = history_template(base)
     repo = copy_repo(template, tmp_path / "origin")
-    ok("remote", "add", "origin", remote_url, cwd=repo)
+    url = f"file://{remote_url}" if remote_url.startswith("/") else remote_url
+    ok("remote", "add", "origin", url, cwd=repo)
     out = ok("push", cwd=repo).stdout
     assert "[new branch]" in out and "pushed 3 commits" in out
-    return repo, remote_url, ids
+    return repo, url, ids
 
 
 @pytest.fixture
@@ -181,6 +182,7 @@ def test_statistics_move_only_with_with_stats(base, tmp_path, origin, monkeypatc
 
 def test_remote_commands_and_tracking_branches(base, tmp_path, origin):
     repo, url, _ = origin
+    url = url.removeprefix("file://")  # recorded as an absolute path
     listed = ok("remote", "list", cwd=repo).stdout
     assert listed.split() == ["origin", url]
     assert json.loads(ok("remote", "--json", cwd=repo).stdout) == [{"name": "origin", "url": url}]

@@ -5,9 +5,9 @@ are stored as safetensors (never pickle) and records as canonical JSON, both wit
 deterministic bytes, so equal content always gets the same id and is stored once.
 
 `DiskObjectStore` writes each object to a temporary file in its final directory, fsyncs it,
-renames it into place and fsyncs the directory (`write_durably`, which a folder remote uses
-too): a crash leaves either the whole object or
-nothing under its name (at worst a stray temporary file, which gc removes).
+renames it into place and fsyncs the directory (`write_durably`, which folder remotes use
+too): a crash leaves either the whole object or nothing under its name (at worst a stray
+temporary file, which gc removes).
 `MemoryObjectStore` keeps objects in a dict, for fast tests."""
 from __future__ import annotations
 

@@ -203,8 +203,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
 
 
 __all__ = [
-    "BaseIdentity", "MergeConflictError", "Report", "ask", "check_against_live", "commit", "config",
-    "current_settings", "diff", "evaluate", "export", "identify_base", "init", "load_state", "measure",
-    "merge", "parse_setting", "probe", "revert", "setting", "show", "squash", "stats",
-    "status", "verify", "verify_base", "weight_diff",
+    "BaseIdentity", "MergeConflictError", "Report", "ask", "check_against_live", "commit",
+    "config", "current_settings", "diff", "evaluate", "export", "identify_base", "init",
+    "load_state", "measure", "merge", "parse_setting", "probe", "revert", "setting", "show",
+    "squash", "stats", "status", "verify", "verify_base", "weight_diff",
 ]
