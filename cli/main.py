@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .commands import edit, history, maintenance, model, refs, setup
+from .commands import edit, history, maintenance, model, refs, remote, setup
 
 ALIASES = {"checkout": "switch"}
 
@@ -118,7 +118,7 @@ def cli(directory: str | None) -> None:
         os.chdir(directory)
 
 
-for module in (setup, edit, history, refs, model, maintenance):
+for module in (setup, edit, history, refs, model, maintenance, remote):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -72,6 +72,17 @@ def ok(*args: str, cwd: Path | None = None) -> Result:
     return r
 
 
+def error_line(result: Result, code: int, says: str) -> str:
+    """The one `memstore: error: …` line of a refused command, after checking the exit
+    status, that it says `says` and that no traceback was printed."""
+    err = result.stderr.strip().splitlines()
+    assert result.exit_code == code, (result.exit_code, result.output)
+    assert len(err) == 1 and err[0].startswith("memstore: error: "), result.stderr
+    assert says in err[0], err[0]
+    assert "Traceback" not in result.output
+    return err[0]
+
+
 def last_line(result: Result) -> str:
     return result.stdout.strip().splitlines()[-1]
 

@@ -9,6 +9,7 @@ import pytest
 from cli_support import (
     copy_repo,
     empty_template,
+    error_line,
     facts_files,
     history_template,
     make_model_dir,
@@ -41,14 +42,9 @@ def lines(tmp_path, name, *records) -> str:
 def refused(repo, *args, code: int, says: str):
     """Runs `memstore ARGS` in `repo`; asserts the one-line error and that nothing changed."""
     before = snapshot(repo)
-    r = run(*args, cwd=repo)
-    err = r.stderr.strip().splitlines()
-    assert r.exit_code == code, (r.exit_code, r.output)
-    assert len(err) == 1 and err[0].startswith("memstore: error: "), r.stderr
-    assert says in err[0], err[0]
-    assert "Traceback" not in r.output
+    line = error_line(run(*args, cwd=repo), code, says)
     assert snapshot(repo) == before
-    return err[0]
+    return line
 
 
 def test_bad_facts_files(repo, tmp_path):

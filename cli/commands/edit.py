@@ -130,16 +130,21 @@ def merge(branch: str, message: str | None) -> None:
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
         report = porcelain.merge(repo, branch, message)
-        kind = report.notes["kind"]
-        if kind == "up-to-date":
-            click.echo("Already up to date.")
-            click.echo(report.head)
-        elif kind == "fast-forward":
-            click.echo(f"Fast-forward to {short(report.head)}")
-            click.echo(report.head)
-        else:
-            _done(repo, report, f"merge ({report.notes['solved']} facts solved on the merge "
-                                f"base {short(report.notes['merge_base'])})")
+        merged(repo, report)
+
+
+def merged(repo, report) -> None:
+    """Prints what a merge (or a pull) did; the resulting commit id last."""
+    kind = report.notes["kind"]
+    if kind == "up-to-date":
+        click.echo("Already up to date.")
+        click.echo(report.head)
+    elif kind == "fast-forward":
+        click.echo(f"Fast-forward to {short(report.head)}")
+        click.echo(report.head)
+    else:
+        _done(repo, report, f"merge ({report.notes['solved']} facts solved on the merge "
+                            f"base {short(report.notes['merge_base'])})")
 
 
 COMMANDS = [commit, revert, squash, merge]

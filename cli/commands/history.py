@@ -17,7 +17,10 @@ from ..output import (
 
 
 def _decorations(repo) -> dict[str, list[str]]:
-    """commit id → names pointing at it ('HEAD -> main', 'tag: v1', 'feature')."""
+    """commit id → names pointing at it ('HEAD -> main', 'tag: v1', 'feature',
+    'origin/main')."""
+    from memstore.store.refs import REMOTES
+
     out: dict[str, list[str]] = {}
     head = repo.head()
     if head.ref is None and head.commit:
@@ -29,6 +32,8 @@ def _decorations(repo) -> dict[str, list[str]]:
             out.setdefault(c, []).append(name)
     for name, c in repo.tags().items():
         out.setdefault(c, []).append(f"tag: {name}")
+    for name, c in repo.refs.list(REMOTES).items():  # remote-tracking branches: origin/main
+        out.setdefault(c, []).append(name)
     return out
 
 

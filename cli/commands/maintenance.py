@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import click
 
-from ..context import pass_repo
+from ..context import open_repo, pass_repo
 from ..output import json_option, print_json, size, warn
 
 
-@click.command(short_help="Check the repository's integrity (and repair the index).")
+@click.command(short_help="Check the repository's (or a remote's) integrity; repair the index.")
+@click.argument("remote", metavar="[REMOTE|URL]", required=False)
 @click.option("--quick", is_flag=True, help="Skip re-hashing every object (only check that "
               "they exist and the records agree).")
 @click.option("--repair", is_flag=True, help="First rebuild the index (index.db) from the "
@@ -15,24 +16,32 @@ from ..output import json_option, print_json, size, warn
               "config from the index if it can be read, else from the newest ref snapshot; "
               "missing statistics are recomputed.")
 @json_option
-def fsck(quick: bool, repair: bool, as_json: bool) -> None:
+def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
     """Check the repository: every object present and intact (re-hashed), commits, request
     rows, refs, statistics and config consistent. Exit status 1 if anything is wrong, with
     one line per problem. A damaged index is reported in one line; `--repair` rebuilds it
-    (the damaged file is kept as .memstore/index.db.damaged-TIME)."""
+    (the damaged file is kept as .memstore/index.db.damaged-TIME).
+
+    With REMOTE (a remote's name, or a URL: no repository needed), check that remote
+    instead: its marker, every object's hash, every branch's history whole."""
     from memstore.store import porcelain
 
-    from ..context import open_repo
+    if remote is not None:
+        if repair:
+            raise click.UsageError("--repair works on the local repository only")
+        from .remote import remote_problems
 
-    if repair:
-        r = porcelain.repair(note=warn)
-        kept = f"; the damaged index is kept as {r.kept_as}" if r.kept_as else ""
-        warn(f"rebuilt the index: {r.commits} commits, {r.statistics} statistics records, "
-             f"{r.refs} refs (from the {r.source}){kept}")
-        for oid in r.skipped:
-            warn(f"skipped object {oid}: corrupt")
-    with open_repo() as repo:
-        problems = repo.fsck(verify=not quick)
+        problems = remote_problems(remote, verify=not quick)
+    else:
+        if repair:
+            r = porcelain.repair(note=warn)
+            kept = f"; the damaged index is kept as {r.kept_as}" if r.kept_as else ""
+            warn(f"rebuilt the index: {r.commits} commits, {r.statistics} statistics records, "
+                 f"{r.refs} refs (from the {r.source}){kept}")
+            for oid in r.skipped:
+                warn(f"skipped object {oid}: corrupt")
+        with open_repo() as repo:
+            problems = repo.fsck(verify=not quick)
     if as_json:
         print_json({"ok": not problems, "problems": problems})
     else:

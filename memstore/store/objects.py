@@ -5,8 +5,9 @@ are stored as safetensors (never pickle) and records as canonical JSON, both wit
 deterministic bytes, so equal content always gets the same id and is stored once.
 
 `DiskObjectStore` writes each object to a temporary file in its final directory, fsyncs it,
-renames it into place and fsyncs the directory: a crash leaves either the whole object or
-nothing under its name (at worst a stray temporary file, which gc removes).
+renames it into place and fsyncs the directory (`write_durably`, which folder remotes use
+too): a crash leaves either the whole object or nothing under its name (at worst a stray
+temporary file, which gc removes).
 `MemoryObjectStore` keeps objects in a dict, for fast tests."""
 from __future__ import annotations
 
@@ -197,6 +198,28 @@ def refuse_link(path: Path, what: str = "") -> None:
                               "deletes through one (remove it, then run `memstore fsck`)")
 
 
+def write_durably(target: Path, data: bytes, mode: int | None = None) -> None:
+    """Writes `target` so that a crash leaves the whole file or nothing under its name: a
+    temporary file in its directory (made, and its parent fsynced, if missing), fsynced,
+    given `mode`, renamed into place, and the directory fsynced."""
+    if not target.parent.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fsync_dir(target.parent.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+
+
 class DiskObjectStore(ObjectStore):
     """Objects under `root` (`.memstore/objects`). Nothing is written or deleted through a
     symbolic link: `root`, each fan-out directory and each object must be what they seem,
@@ -231,18 +254,7 @@ class DiskObjectStore(ObjectStore):
             fan.mkdir(exist_ok=True)
             refuse_link(fan)
             fsync_dir(self.root)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o444)  # objects are immutable
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        fsync_dir(target.parent)
+        write_durably(target, data, mode=0o444)  # objects are immutable
         return oid
 
     def _read(self, oid: str) -> bytes:

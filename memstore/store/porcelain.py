@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +39,21 @@ from .states import load_base, load_state, open_base, state_of, statistics
 # -- init and config -------------------------------------------------------------------------
 
 
-def init(path: str | Path = ".", base_spec: str = DEFAULT_MODEL, *,
-         on_wait: WaitCallback | None = None) -> Repository:
-    """Creates a repository in `path` on the base model `base_spec` (a local Hugging Face
-    directory, a .gguf file or 'smollm2-135m'). Hashes the base once (the identity recorded
-    in every commit) and stores the architecture's default editor settings."""
-    root = Path(path).resolve()
-    if (root / DIRNAME).exists():
-        raise MemstoreError(f"a memstore repository already exists in {root}")
+@dataclass(frozen=True)
+class BaseIdentity:
+    """A base model as a repository records it: where it is, its content hash, a summary
+    of its architecture and the architecture's default editor settings."""
+
+    spec: str
+    path: Path
+    hash: str
+    info: dict[str, Any]
+    settings: EditSettings
+
+
+def identify_base(base_spec: str = DEFAULT_MODEL) -> BaseIdentity:
+    """Loads the base model `base_spec` (a local Hugging Face directory, a .gguf file or
+    'smollm2-135m') and hashes it (the identity recorded in every commit)."""
     where = resolve(base_spec)
     try:
         base = load_base(base_spec, where)
@@ -56,13 +63,24 @@ def init(path: str | Path = ".", base_spec: str = DEFAULT_MODEL, *,
     base.reset()
     base.adapter.check_editable()
     model = base.model
-    n_layers = base.adapter.n_layers(model)
     info = {"model_type": model.config.model_type, "family": base.adapter.name,
-            "n_layers": n_layers, "hidden_size": getattr(model.config, "hidden_size", None),
+            "n_layers": base.adapter.n_layers(model),
+            "hidden_size": getattr(model.config, "hidden_size", None),
             "parameters": sum(p.numel() for p in model.parameters())}
-    settings = default_settings(model, base.adapter)
-    return Repository.init(root, base_spec, model_hash(model), info, settings,
-                           base_path=where, on_wait=on_wait)
+    return BaseIdentity(base_spec, where, model_hash(model), info,
+                        default_settings(model, base.adapter))
+
+
+def init(path: str | Path = ".", base_spec: str = DEFAULT_MODEL, *,
+         on_wait: WaitCallback | None = None) -> Repository:
+    """Creates a repository in `path` on the base model `base_spec` and stores the
+    architecture's default editor settings."""
+    root = Path(path).resolve()
+    if (root / DIRNAME).exists():
+        raise MemstoreError(f"a memstore repository already exists in {root}")
+    b = identify_base(base_spec)
+    return Repository.init(root, b.spec, b.hash, b.info, b.settings, base_path=b.path,
+                           on_wait=on_wait)
 
 
 def _parse_layers(text: str) -> tuple[int, ...]:
@@ -207,9 +225,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
 
 
 __all__ = [
-    "MergeConflictError", "Report", "ask", "check_against_live", "commit", "config",
-    "current_settings", "diff", "evaluate", "export", "export_as", "init", "load_state",
-    "measure", "merge", "parse_setting", "probe", "repair", "revert", "setting", "show",
-    "squash", "stats",
-    "status", "verify", "verify_base", "weight_diff",
+    "BaseIdentity", "MergeConflictError", "Report", "ask", "check_against_live", "commit",
+    "config", "current_settings", "diff", "evaluate", "export", "export_as", "identify_base",
+    "init", "load_state", "measure", "merge", "parse_setting", "probe", "repair", "revert",
+    "setting", "show", "squash", "stats", "status", "verify", "verify_base", "weight_diff",
 ]

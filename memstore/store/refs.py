@@ -1,4 +1,5 @@
-"""Refs (branches `refs/heads/NAME`, tags `refs/tags/NAME`, HEAD) and revision parsing.
+"""Refs (branches `refs/heads/NAME`, tags `refs/tags/NAME`, remote-tracking branches
+`refs/remotes/REMOTE/NAME`, HEAD) and revision parsing.
 
 Refs live in the index's `refs` table: a row holds either `target` (a commit id) or
 `symbolic` (the name of another ref: HEAD → refs/heads/main). A branch may be unborn (HEAD
@@ -19,6 +20,7 @@ from .objects import ObjectStore
 HEAD = "HEAD"
 HEADS = "refs/heads/"
 TAGS = "refs/tags/"
+REMOTES = "refs/remotes/"  # what a fetch last saw of each remote's branches
 _HEX = re.compile(r"^[0-9a-f]+$")
 _SUFFIXES = re.compile(r"(?:~\d*|\^\d*)*")
 MIN_PREFIX = 4
@@ -90,7 +92,7 @@ def tag_ref(name: str) -> str:
 
 
 def short_name(ref: str) -> str:
-    for prefix in (HEADS, TAGS):
+    for prefix in (HEADS, TAGS, REMOTES):
         if ref.startswith(prefix):
             return ref[len(prefix):]
     return ref
@@ -188,8 +190,9 @@ class Refs:
     # -- revisions ---------------------------------------------------------------------
 
     def resolve(self, rev: str) -> str:
-        """The commit id named by `rev`: HEAD, a branch, a tag, `refs/...`, a full id or a
-        unique prefix of at least 4 hex digits, followed by any of `~`, `~N`, `^`, `^N`."""
+        """The commit id named by `rev`: HEAD, a branch, a tag, a remote-tracking branch
+        (`origin/main`), `refs/...`, a full id or a unique prefix of at least 4 hex digits,
+        followed by any of `~`, `~N`, `^`, `^N`."""
         if not isinstance(rev, str) or not rev:
             raise ValidationError(f"unknown revision {rev!r}")
         cut = min((i for i in (rev.find("~"), rev.find("^")) if i >= 0), default=len(rev))
@@ -225,6 +228,9 @@ class Refs:
                                       f"say refs/heads/{name} or refs/tags/{name}")
             if found:
                 return next(iter(found.values()))
+            commit = self.read(REMOTES + name)  # a remote-tracking branch: origin/main
+            if commit is not None:
+                return commit
         if len(name) >= MIN_PREFIX and _HEX.match(name.lower()):
             ids = [r["id"] for r in self.db.query(
                 "select id from commits where id >= ? and id < ? order by id limit 3",

@@ -311,6 +311,14 @@ class Repository:
                 time=time, ref=None if ref is None else self._ref_to_move(ref),
                 expected=expected)
 
+    def add_commits(self, commits: Sequence[Commit],
+                    refs: dict[str, tuple[str | None, str | None]] | None = None) -> None:
+        """Indexes commits that arrived from elsewhere (a fetch) and moves `refs` (name →
+        (expected, new); new None deletes) by compare-and-swap, in one transaction
+        (writer.add_commits)."""
+        with self.lock():
+            writer.add_commits(self.store, self.refs, self.base.hash, commits, refs or {})
+
     def _get_commit_row(self, commit_id: str) -> dict[str, Any]:
         row = index.commit_row(self.store, commit_id)
         if row is None:

@@ -13,7 +13,8 @@ weights, and are stored."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,13 +93,27 @@ class LoadedBase:
     def set_chain(self, chain: list[dict[int, LayerUpdate]], label: str | None) -> None:
         """Puts the weights in the state `chain` builds from the base weights."""
         names = sorted({self.adapter.proj_weight_name(l) for updates in chain for l in updates})
-        built = build_state(self.pristine(names), self.adapter, chain)
+        self._set(build_state(self.pristine(names), self.adapter, chain), label)
+
+    def _set(self, weights: dict[str, torch.Tensor], label: str | None) -> None:
+        """The base weights, with `weights` in place of theirs; labelled `label`."""
         self.reset()
-        self.touch(sorted(built))
+        self.touch(sorted(weights))
         with torch.no_grad():
-            for name, w in built.items():
+            for name, w in weights.items():
                 self.parameter(name).copy_(w)
         self.state = label
+
+    @contextmanager
+    def kept(self) -> Iterator[None]:
+        """Whatever happens to the weights inside (statistics computed on the base weights),
+        they are back in their current state, edited in place or not, afterwards."""
+        saved = {n: self.parameter(n).detach().clone() for n in sorted(self._modified)}
+        state = self.state
+        try:
+            yield
+        finally:
+            self._set(saved, state)
 
     def editing(self, layers: tuple[int, ...]) -> None:
         """Called before an in-place edit of `layers` (execute_memit, apply_updates)."""
@@ -252,8 +267,25 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
 
 
 def statistics_of_set(repo: Repository, update_set: UpdateSet) -> dict[int, Statistics]:
-    """The statistics an update set was solved with (for a replay); ones the repository
-    lost (a repaired index, a clone without them) are recomputed from the base model."""
-    if any(repo.statistics_record(sid, l) is None for l, sid in update_set.stats.items()):
-        statistics(repo, open_base(repo), update_set.edit_settings)
+    """The statistics an update set was solved with (for a replay). They are derived data:
+    where this repository lacks them (a clone fetched without --with-stats) they are got as
+    a commit gets them, from the set's own settings, with the model's current weights (a
+    replay may be half done) put back afterwards."""
+    missing = {l: sid for l, sid in update_set.stats.items()
+               if repo.statistics_record(sid, l) is None}
+    if missing:
+        settings = update_set.edit_settings
+        layer, sid = min(missing.items())
+        why = ""
+        try:
+            same = statistics_id(settings) == sid and set(missing) <= set(settings.layers)
+        except MemstoreError as e:  # e.g. the statistics corpus is not on this machine
+            same, why = False, f" ({e})"
+        if not same or len(set(missing.values())) > 1:
+            raise MemstoreError(
+                f"statistics {sid} of layer {layer} are not in this repository and cannot be "
+                f"recomputed here{why}; fetch them with `memstore fetch --with-stats`")
+        base = open_base(repo, check=False)
+        with base.kept():
+            statistics(repo, base, settings)
     return {l: repo.get_statistics(sid, l) for l, sid in sorted(update_set.stats.items())}

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..editing.result import EditResult
-from ..errors import ValidationError
+from ..errors import MemstoreError, ValidationError
 from . import stats_records
-from .commits import Commit, make_commit, put_update_set
+from .commits import Commit, load_requests, make_commit, put_update_set
 from .index import commit_row, index_commit, introduced_size
 from .refs import Refs
 from .schema import transaction
@@ -58,3 +58,29 @@ def write_commit(store: Storage, refs: Refs, base_hash: str, update_sets: Sequen
             refs.update(ref, commit.id, expected)
     store.remember(commit)
     return commit
+
+
+def add_commits(store: Storage, refs: Refs, base_hash: str, commits: Sequence[Commit],
+                moves: dict[str, tuple[str | None, str | None]]) -> None:
+    """Indexes commits that arrived from elsewhere (a fetch), whose objects are all in the
+    store already, and moves refs (name → (expected, new); new None deletes) by
+    compare-and-swap, in ONE transaction, refs last: a crash leaves all of it or none.
+    `commits` come parents first; each must be on this repository's base, and its parents
+    and basis indexed or earlier in `commits`."""
+    known: set[str] = set()
+    for c in commits:
+        if c.base != base_hash:
+            raise MemstoreError(f"commit {c.id[:12]} was made on another base model")
+        for other in [*c.parents, *([c.basis] if c.basis else [])]:
+            if other not in known and not store.has_commit(other):
+                raise MemstoreError(f"commit {c.id[:12]}: parent or basis {other[:12]} is not "
+                                    "in this repository")
+        known.add(c.id)
+    rows = [(c, [load_requests(store.objects, s) for s in c.update_sets]) for c in commits]
+    with transaction(store.db):
+        for c, requests in rows:
+            if not store.has_commit(c.id):
+                index_commit(store, c, requests)
+                store.remember(c)
+        for name, (expected, new) in moves.items():
+            refs.update(name, new, expected)

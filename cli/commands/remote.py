@@ -1,0 +1,217 @@
+"""remote, push, fetch, pull, clone: sharing a repository through a store (memstore.remote)."""
+from __future__ import annotations
+
+import click
+
+from ..context import open_repo
+from ..output import json_option, print_json, short, size, warn
+from .edit import merged
+
+WITH_STATS = click.option(
+    "--with-stats", is_flag=True,
+    help="Also move the statistics E[kkᵀ] the history was solved with (large; by default "
+         "they are recomputed on the base model when first needed).")
+
+
+@click.group(invoke_without_command=True, short_help="List, add or remove remotes.")
+@json_option
+@click.pass_context
+def remote(ctx: click.Context, as_json: bool) -> None:
+    """List, add or remove remotes: named URLs of stores that hold a shared repository.
+
+    A URL is a folder path (file://), s3://BUCKET/PREFIX, or any other store fsspec
+    reaches (gcs://, abfs://, …; its backend package must be installed). Credentials are
+    never stored: they come from the environment or fsspec's configuration.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from memstore.remote import remotes
+
+    with open_repo() as repo:
+        known = remotes.remotes(repo)
+    if as_json:
+        print_json([{"name": n, "url": u} for n, u in known.items()])
+        return
+    for n, u in known.items():
+        click.echo(f"{n}\t{u}")
+
+
+@remote.command("add")
+@click.argument("name")
+@click.argument("url")
+def remote_add(name: str, url: str) -> None:
+    """Add remote NAME at URL (checked, not contacted: a first push creates it)."""
+    from memstore.remote import remotes
+
+    with open_repo() as repo:
+        url = remotes.add(repo, name, url)
+    click.echo(f"Added remote {name} ({url})")
+
+
+@remote.command("remove")
+@click.argument("name")
+def remote_remove(name: str) -> None:
+    """Remove remote NAME and its remote-tracking branches (nothing on the store changes)."""
+    from memstore.remote import remotes
+
+    with open_repo() as repo:
+        url = remotes.remove(repo, name)
+    click.echo(f"Removed remote {name} ({url})")
+
+
+@remote.command("list")
+@json_option
+@click.pass_context
+def remote_list(ctx: click.Context, as_json: bool) -> None:
+    """List the remotes: name and URL."""
+    ctx.invoke(remote, as_json=as_json)
+
+
+def _moved_json(moved, seconds: float) -> dict:
+    return {"commits": moved.commits, "objects": moved.objects, "bytes": moved.bytes,
+            "seconds": seconds}
+
+
+def _moved(verb: str, moved, seconds: float) -> str:
+    commits = f"{moved.commits} commits, " if moved.commits else ""
+    return (f"{verb} {commits}{moved.objects} objects ({size(moved.bytes)}) "
+            f"in {seconds:.1f} s")
+
+
+@click.command(short_help="Push a branch to a remote (objects first, the branch by CAS).")
+@click.argument("remote_name", metavar="[REMOTE]", required=False)
+@click.argument("branch", required=False)
+@click.option("-f", "--force", is_flag=True,
+              help="Replace the remote branch even when it is not an ancestor of BRANCH "
+                   "(its commits are dropped there; still never a push that landed meanwhile).")
+@WITH_STATS
+@json_option
+def push(remote_name: str | None, branch: str | None, force: bool, with_stats: bool,
+         as_json: bool) -> None:
+    """Push BRANCH (default: the current one) to REMOTE (default: origin).
+
+    Writes the objects the remote lacks, then moves the remote branch by compare-and-swap:
+    a push that is not a fast-forward, or that another push overtook, is refused (fetch
+    first) and loses nothing. A remote that does not exist yet is created.
+    """
+    from memstore.remote.push import push as run_push
+
+    with open_repo() as repo:
+        r = run_push(repo, remote_name, branch, force=force, with_stats=with_stats)
+    if as_json:
+        print_json({"remote": r.remote, "url": r.url, "branch": r.branch, "old": r.old,
+                    "new": r.new, "forced": r.forced, "up_to_date": r.up_to_date,
+                    "guarantee": r.guarantee, **_moved_json(r.moved, r.seconds)})
+        return
+    click.echo(f"To {r.url}")
+    if r.up_to_date:
+        click.echo("Everything up-to-date")
+        return
+    what = (f"{short(r.old)}...{short(r.new)} (forced update)" if r.forced
+            else f"{short(r.old)}..{short(r.new)}" if r.old else "* [new branch]")
+    click.echo(f" {what:<28} {r.branch:<12} -> {r.branch}")
+    click.echo(_moved("pushed", r.moved, r.seconds))
+    if r.guarantee.startswith("single-writer"):
+        warn(f"note: {r.url} is {r.guarantee}")
+
+
+def _fetched(f) -> None:
+    click.echo(f"From {f.url}")
+    for u in f.updates:
+        target = f"{f.remote}/{u.branch}"
+        if u.new is None:
+            click.echo(f" - {'[deleted]':<26} {target}")
+        elif u.old is None:
+            click.echo(f" * {'[new branch]':<26} {u.branch:<12} -> {target}")
+        else:
+            click.echo(f"   {short(u.old) + '..' + short(u.new):<26} {u.branch:<12} -> {target}")
+    click.echo(_moved("fetched", f.moved, f.seconds))
+
+
+@click.command()
+@click.argument("remote_name", metavar="[REMOTE]", required=False)
+@WITH_STATS
+@json_option
+def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
+    """Fetch every branch of REMOTE (default: origin) as REMOTE/BRANCH.
+
+    Only the commits and objects missing here move, each verified against its hash; local
+    branches do not change (see pull). REMOTE/BRANCH names a revision like any other.
+    """
+    from memstore.remote.fetch import fetch as run_fetch
+
+    with open_repo() as repo:
+        f = run_fetch(repo, remote_name, with_stats=with_stats)
+    if as_json:
+        print_json({"remote": f.remote, "url": f.url,
+                    "updates": [{"branch": u.branch, "old": u.old, "new": u.new}
+                                for u in f.updates], **_moved_json(f.moved, f.seconds)})
+        return
+    _fetched(f)
+
+
+@click.command(short_help="Fetch a remote and merge its branch into the current one.")
+@click.argument("remote_name", metavar="[REMOTE]", required=False)
+@click.argument("branch", required=False)
+@WITH_STATS
+def pull(remote_name: str | None, branch: str | None, with_stats: bool) -> None:
+    """Fetch REMOTE (default: origin) and merge its BRANCH (default: the current branch's
+    name) into the current branch.
+
+    A fast-forward when the current branch is behind; otherwise a fact-level merge, as
+    `memstore merge` does: conflicting facts are listed and nothing is written.
+    """
+    from memstore.remote.fetch import pull as run_pull
+
+    with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
+        fetched, report = run_pull(repo, remote_name, branch, with_stats=with_stats)
+        _fetched(fetched)
+        merged(repo, report)
+
+
+@click.command()
+@click.argument("url")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--base", "base_spec", default="smollm2-135m", show_default=True, metavar="MODEL",
+              help="This machine's copy of the base model (a Hugging Face directory, a .gguf "
+                   "file or smollm2-135m); its hash must be the remote's.")
+@WITH_STATS
+@json_option
+def clone(url: str, directory: str, base_spec: str, with_stats: bool, as_json: bool) -> None:
+    """Clone the repository at URL into DIRECTORY (new or empty).
+
+    The base model is never pushed: MODEL is hashed and must be the remote's base. The
+    clone gets remote origin, every remote branch as origin/BRANCH and the remote's
+    default branch checked out.
+    """
+    from memstore.remote.clone import clone as run_clone
+
+    if not as_json:
+        click.echo(f"Cloning into {directory}...")
+    r = run_clone(url, directory, base_spec, with_stats=with_stats)
+    if as_json:
+        print_json({"path": str(r.path), "branch": r.branch, "head": r.head,
+                    **_moved_json(r.fetched.moved, r.fetched.seconds)})
+        return
+    click.echo(_moved("fetched", r.fetched.moved, r.fetched.seconds))
+    where = f"at {short(r.head)}" if r.head else "(no commits yet)"
+    click.echo(f"branch {r.branch} {where}")
+
+
+def remote_problems(target: str, verify: bool) -> list[str]:
+    """fsck of a remote named in the current repository, or of a URL."""
+    from memstore.remote import remotes
+    from memstore.remote.fsck import fsck_remote
+    from memstore.store.repository import NotARepositoryError
+
+    url = target
+    if "://" not in target:
+        try:
+            with open_repo() as repo:
+                url = remotes.remotes(repo).get(target, target)
+        except NotARepositoryError:
+            pass
+    return fsck_remote(url, verify=verify)
+
+
+COMMANDS = [remote, push, fetch, pull, clone]

@@ -1,0 +1,162 @@
+"""fetch and pull: bring a remote's branches (and the commits they need) into the repository.
+
+A fetch reads the remote's branches, walks back from each tip to the commits this
+repository already has (one read per generation, so a long history costs round trips in
+its depth, not its size), downloads the objects those commits name that are missing here,
+each verified, and then, in ONE transaction, indexes the new commits and moves the
+remote-tracking branches `refs/remotes/REMOTE/BRANCH` (by compare-and-swap): a fetch that
+fails or is killed leaves the repository as it was (objects it wrote are removed again, or
+are orphans gc removes). With `--with-stats` the statistics come after, as a step of their
+own. Local branches never move; `pull` then merges, as `merge` does."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from ..errors import MemstoreError, ValidationError
+from ..store.commits import Commit
+from ..store.objects import hash_bytes
+from ..store.repository import Repository
+from ..store.rewrite import Report, merge
+from . import remotes
+from .connection import Remote, connect
+from .layout import RemoteFormatError, object_path
+from .stats import fetch_statistics
+from .transfer import CorruptRemoteObjectError, Moved, accept, discard, download, reachable
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    branch: str
+    old: str | None  # None: new here
+    new: str | None  # None: gone from the remote
+
+
+@dataclass
+class FetchResult:
+    remote: str
+    url: str
+    updates: list[RefUpdate] = field(default_factory=list)
+    moved: Moved = field(default_factory=Moved)
+    seconds: float = 0.0
+
+
+def _parse_commit(cid: str, data: bytes, label: str, base_hash: str) -> Commit:
+    if hash_bytes(data) != cid:
+        raise CorruptRemoteObjectError(
+            f"object {cid} from {label} is corrupt (its content does not match its name); "
+            "refused, nothing was fetched (run `memstore fsck` on the remote)")
+    try:
+        commit = Commit.from_json(cid, json.loads(data))
+    except (MemstoreError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise RemoteFormatError(f"{label}: object {cid} is not a commit ({e!r})") from None
+    if commit.base != base_hash:
+        raise MemstoreError(f"{label}: commit {cid[:12]} was made on another base model")
+    return commit
+
+
+def new_commits(repo: Repository, remote: Remote, tips: list[str],
+                written: list[str]) -> list[Commit]:
+    """The commits reachable from `tips` that this repository lacks, parents first; their
+    objects are verified and stored (appended to `written`)."""
+    found: dict[str, Commit] = {}
+    frontier = sorted({t for t in tips if not repo.has_commit(t)})
+    base_hash = repo.base.hash
+    while frontier:
+        got = remote.transport.read_many(object_path(c) for c in frontier)
+        following = set()
+        for cid in frontier:
+            data = got.get(object_path(cid))
+            if data is None:
+                accept(repo, cid, None, remote.label)  # raises: the remote lacks it
+            commit = _parse_commit(cid, data, remote.label, base_hash)
+            if not repo.objects.contains(cid):
+                repo.objects.put_bytes(data)
+                written.append(cid)
+            found[cid] = commit
+            following.update(p for p in [*commit.parents, *([commit.basis] if commit.basis else [])]
+                             if p not in found and not repo.has_commit(p))
+        frontier = sorted(following)
+    return _parents_first(found)
+
+
+def _parents_first(commits: dict[str, Commit]) -> list[Commit]:
+    out: list[Commit] = []
+    done: set[str] = set()
+    for start in sorted(commits):
+        stack = [(start, False)]
+        while stack:
+            cid, expanded = stack.pop()
+            if cid in done or cid not in commits:
+                continue
+            if expanded:
+                done.add(cid)
+                out.append(commits[cid])
+                continue
+            stack.append((cid, True))
+            c = commits[cid]
+            stack.extend((p, False) for p in [*c.parents, *([c.basis] if c.basis else [])])
+    return out
+
+
+def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False,
+          remote: Remote | None = None) -> FetchResult:
+    """Fetches every branch of remote `name` (default: origin, or the only remote), through
+    `remote` when the caller has it open already (a clone)."""
+    t0 = time.perf_counter()
+    name = name or remotes.default_remote(repo)
+    url = remotes.url_of(repo, name)
+    if remote is None:
+        remote = connect(url, name, base_hash=repo.base.hash)
+    branches = remote.transport.branches()
+    written: list[str] = []
+    indexed = False
+    with repo.lock():
+        try:
+            commits = new_commits(repo, remote, sorted(set(branches.values())), written)
+            moved = download(repo, remote.transport,
+                             {o for c in commits for o in c.object_ids()[1:]}, remote.label,
+                             written)
+            moved = moved.add(Moved(len(commits), len(commits),
+                                    sum(repo.objects.size(c.id) for c in commits)))
+            old = remotes.tracking(repo, name)
+            updates = [RefUpdate(b, old.get(b), c) for b, c in sorted(branches.items())
+                       if old.get(b) != c]
+            updates += [RefUpdate(b, c, None) for b, c in sorted(old.items()) if b not in branches]
+            repo.add_commits(commits, {remotes.tracking_ref(name, u.branch): (u.old, u.new)
+                                       for u in updates})
+            indexed = True
+        finally:
+            if not indexed:
+                discard(repo, written)
+        if with_stats:  # after the history: statistics are an addition, kept once stored
+            written = []
+            try:
+                moved = moved.add(fetch_statistics(
+                    repo, remote.transport, reachable(repo, set(branches.values())),
+                    remote.label, written))
+            except BaseException:
+                stored = {r.object for r in repo.statistics()}
+                discard(repo, [o for o in written if o not in stored])
+                raise
+    return FetchResult(name, url, updates, moved, time.perf_counter() - t0)
+
+
+def pull(repo: Repository, name: str | None = None, branch: str | None = None, *,
+         with_stats: bool = False) -> tuple[FetchResult, Report]:
+    """fetch, then merge the remote's `branch` (default: the current branch's name) into
+    the current branch: a fast-forward when possible, else a fact-level merge (conflicts
+    listed, nothing written), as `memstore merge` does."""
+    with repo.lock():
+        head = repo.head()
+        branch = branch or head.branch
+        if branch is None:
+            raise ValidationError("HEAD is detached: name the remote branch to pull")
+        fetched = fetch(repo, name, with_stats=with_stats)
+        ref = remotes.tracking_ref(fetched.remote, branch)
+        if repo.refs.read(ref) is None:
+            raise ValidationError(f"remote {fetched.remote!r} has no branch {branch!r}")
+        report = merge(repo, ref, message=f"Merge {fetched.remote}/{branch} into "
+                                          f"{head.branch or 'HEAD'}")
+    return fetched, report

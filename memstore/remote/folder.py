@@ -1,0 +1,89 @@
+"""A remote in a folder: a local disk or a network file system mounted as one (NFS, SMB).
+
+Files are written as the local object store writes them: to a temporary file in the target
+directory, fsynced, renamed into place, and the directory fsynced; so a killed push leaves a
+whole file or none under its name (at worst a `.tmp-` file, which nothing reads). A branch
+moves under an exclusive lock on the remote's `lock` file (flock, which the kernel drops
+when its holder dies, so a killed push leaves no stale lock): read, compare, rename.
+On a network file system the lock is as good as the file system's flock across clients
+(NFSv4 and SMB honour it; a mount with local-only locks does not)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..store.lock import RepositoryLock
+from ..store.objects import TEMP_PREFIX, write_durably
+from .layout import LOCK, ref_bytes
+from .transport import RefValue, RemoteError, Transport
+
+LOCK_TIMEOUT = 60.0  # seconds; the lock is held for a read and a rename
+
+
+class FolderTransport(Transport):
+    guarantee = "compare-and-swap (flock'ed lock file + atomic rename)"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.root = Path(url)
+
+    def _target(self, path: str) -> Path:
+        """The file `path` names, refusing a symbolic link on the way: memstore writes only
+        inside the folder the user named."""
+        cur = self.root
+        for part in Path(path).parts[:-1]:
+            cur = cur / part
+            if cur.is_symlink():
+                raise RemoteError(f"remote {self.url}: {cur} is a symbolic link; memstore "
+                                  "does not write through links")
+        return self.root / path
+
+    def read(self, path: str) -> bytes | None:
+        return self._call(f"read {path}", _read, self.root / path)
+
+    def list(self, directory: str) -> dict[str, int]:
+        base = self.root / directory
+        if not base.is_dir():
+            return {}
+        return self._call(f"list {directory or 'the remote'}", _walk, base)
+
+    def put(self, path: str, data: bytes) -> None:
+        self._call(f"write {path}", self._write, path, data)
+
+    def create(self, path: str, data: bytes) -> bool:
+        with self._lock():
+            if (self.root / path).exists():
+                return False
+            self.put(path, data)
+            return True
+
+    def swap_ref(self, path: str, commit: str, expected: RefValue) -> None:
+        with self._lock():
+            self.check_ref(path, expected)
+            self.put(path, ref_bytes(commit))
+
+    def _lock(self):
+        self._call("create the remote folder", self.root.mkdir, parents=True, exist_ok=True)
+        return RepositoryLock(self._target(LOCK))(timeout=LOCK_TIMEOUT)
+
+    def _write(self, path: str, data: bytes) -> None:
+        write_durably(self._target(path), data)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _walk(base: Path) -> dict[str, int]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(base):  # does not follow links
+        dirnames[:] = [d for d in dirnames if not d.startswith(TEMP_PREFIX)]
+        for name in filenames:
+            if name.startswith(TEMP_PREFIX):
+                continue
+            p = Path(dirpath) / name
+            out[p.relative_to(base).as_posix()] = p.stat().st_size
+    return out

@@ -1,0 +1,117 @@
+"""fsck of a remote: is every branch's history whole and intact on the store itself?
+
+Checks the marker, that every file under objects/ is named by an object id and (unless
+quick) hashes to it, that every branch holds a commit id whose history is all there:
+each commit present, readable, on the remote's base, with every object its update sets
+name; that every statistics record is readable and its tensor present; and that HEAD
+names an existing branch. What a killed push may leave is not a problem: objects no
+branch reaches (the next push reuses them) and `.tmp-` files (never read)."""
+from __future__ import annotations
+
+import json
+
+from ..errors import MemstoreError
+from ..store.commits import Commit
+from ..store.maintenance import set_object_problems
+from ..store.objects import OBJECT_ID, hash_bytes
+from .layout import (
+    HEAD_FILE,
+    MARKER,
+    OBJECTS,
+    STATISTICS,
+    Marker,
+    RemoteFormatError,
+    object_path,
+    parse_head,
+    parse_ref,
+    parse_statistics_record,
+)
+from .transfer import BATCH_OBJECTS
+from .transport import Transport, open_transport
+
+
+def fsck_remote(url: str, verify: bool = True) -> list[str]:
+    """Every problem found on the remote at `url`, one line each; [] when it is sound."""
+    transport = open_transport(url)
+    data = transport.read(MARKER)
+    if data is None:
+        return [f"{MARKER} is missing: {transport.url} is not a memstore remote"]
+    try:
+        marker = Marker.parse(data, transport.url)
+    except RemoteFormatError as e:
+        return [str(e)]
+    problems: list[str] = []
+    present: set[str] = set()
+    for rel in sorted(transport.list(OBJECTS)):
+        oid = rel.replace("/", "")
+        if OBJECT_ID.match(oid) and rel == f"{oid[:2]}/{oid[2:]}":
+            present.add(oid)
+        else:
+            problems.append(f"{OBJECTS}{rel}: not an object name")
+    corrupt = _corrupt(transport, present) if verify else set()
+    problems += [f"object {o} is corrupt (its content does not match its name)"
+                 for o in sorted(corrupt)]
+    branches = {}
+    for rel in sorted(transport.list("refs/heads/")):
+        try:
+            branches[rel] = parse_ref(transport.read(f"refs/heads/{rel}") or b"",
+                                      f"branch {rel}")
+        except RemoteFormatError as e:
+            problems.append(str(e))
+    problems += _check_history(transport, marker, branches, present, corrupt)
+    problems += _check_statistics(transport, present, corrupt)
+    head = transport.read(HEAD_FILE)
+    if head is not None and parse_head(head) not in branches:
+        problems.append(f"HEAD names no branch of the remote ({head.decode(errors='replace')!r})")
+    return problems
+
+
+def _corrupt(transport: Transport, present: set[str]) -> set[str]:
+    out = set()
+    ordered = sorted(present)
+    for i in range(0, len(ordered), BATCH_OBJECTS):
+        batch = ordered[i:i + BATCH_OBJECTS]
+        got = transport.read_many(object_path(o) for o in batch)
+        out |= {o for o in batch if hash_bytes(got.get(object_path(o), b"")) != o}
+    return out
+
+
+def _check_history(transport: Transport, marker: Marker, branches: dict[str, str],
+                   present: set[str], corrupt: set[str]) -> list[str]:
+    problems = []
+    seen: set[str] = set()
+    stack = [(c, f"branch {b}") for b, c in sorted(branches.items())]
+    while stack:
+        cid, via = stack.pop()
+        if cid in seen:
+            continue
+        seen.add(cid)
+        at = f"commit {cid[:12]} (reached from {via})"
+        if cid not in present or cid in corrupt:
+            problems.append(f"{at}: its object is {'missing' if cid not in present else 'corrupt'}")
+            continue
+        try:
+            commit = Commit.from_json(cid, json.loads(transport.read(object_path(cid)) or b""))
+        except (MemstoreError, ValueError, KeyError, TypeError, AttributeError) as e:
+            problems.append(f"{at}: unreadable record ({e!r})")
+            continue
+        if commit.base != marker.base_hash:
+            problems.append(f"{at}: made on another base model than the remote's")
+        problems += set_object_problems(commit, present, corrupt, at)
+        stack.extend((p, via) for p in [*commit.parents, *([commit.basis] if commit.basis else [])])
+    return problems
+
+
+def _check_statistics(transport: Transport, present: set[str], corrupt: set[str]) -> list[str]:
+    problems = []
+    paths = [STATISTICS + rel for rel in sorted(transport.list(STATISTICS))]
+    for path, data in sorted(transport.read_many(paths).items()):
+        try:
+            rec = parse_statistics_record(data, path)
+        except RemoteFormatError as e:
+            problems.append(str(e))
+            continue
+        if rec["object"] not in present or rec["object"] in corrupt:
+            state = "missing" if rec["object"] not in present else "corrupt"
+            problems.append(f"{path}: its object {rec['object']} is {state}")
+    return problems

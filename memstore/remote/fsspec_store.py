@@ -1,0 +1,125 @@
+"""A remote on any store fsspec reaches (GCS, Azure, SFTP, memory://, …): the generic case.
+
+Such a store offers memstore no compare-and-swap it can rely on, so the remote is
+single-writer: a push re-reads the branch just before writing it (a push that started
+from an older state is refused) and again just after (a concurrent write that replaced
+ours is reported, and the push refused); two pushes whose reads and writes interleave
+exactly can still both be told they landed. Files are written under a temporary name and
+moved into place, which is atomic where the store renames (SFTP, HDFS) and harmless
+where it copies (object stores upload whole objects)."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from ..store.objects import TEMP_PREFIX
+from .layout import ref_bytes
+from .transport import RefValue, RemoteError, StaleRefError, Transport
+
+
+class FsspecTransport(Transport):
+    guarantee = ("single-writer (the branch is re-read before and after the write; "
+                 "a concurrent push is refused when seen)")
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        import fsspec
+
+        # No cached listings: refs change under our feet. (fsspec shares one instance per
+        # process and configuration, connection pool included.)
+        self.fs, root = self._call("open the store", fsspec.core.url_to_fs, url,
+                                   use_listings_cache=False)
+        self.root = root.rstrip("/")
+
+    def full(self, path: str) -> str:
+        return f"{self.root}/{path}" if path else self.root
+
+    def read(self, path: str) -> bytes | None:
+        return self._call(f"read {path}", self._read, self.full(path))
+
+    def _read(self, full: str) -> bytes | None:
+        try:
+            return self.fs.cat_file(full)
+        except FileNotFoundError:
+            return None
+
+    def read_many(self, paths) -> dict[str, bytes]:
+        wanted = {self.full(p): p for p in paths}
+        if not wanted:
+            return {}
+        got: dict[str, Any] = self._call("read objects", self.fs.cat, list(wanted),
+                                         on_error="return")
+        out = {}
+        for full, value in got.items():
+            path = wanted.get(full) or wanted.get(self.fs._strip_protocol(full))
+            if isinstance(value, FileNotFoundError) or path is None:
+                continue
+            if isinstance(value, BaseException):
+                raise RemoteError(f"remote {self.url}: cannot read {path}: {value}") from value
+            out[path] = value
+        return out
+
+    def list(self, directory: str) -> dict[str, int]:
+        return self._call(f"list {directory or 'the remote'}", self._list, directory)
+
+    def list_many(self, directories) -> dict[str, dict[str, int]]:
+        directories = list(directories)
+        if not self.fs.async_impl or len(directories) < 2:
+            return super().list_many(directories)
+        from fsspec.asyn import sync
+
+        async def find(d: str) -> dict[str, int]:
+            try:
+                found = await self.fs._find(self.full(d).rstrip("/"), detail=True)
+            except FileNotFoundError:
+                found = {}
+            return self._relative(d, found)
+
+        async def run() -> list[dict[str, int]]:
+            return await asyncio.gather(*(find(d) for d in directories))
+
+        return dict(zip(directories, self._call("list objects", sync, self.fs.loop, run)))
+
+    def _list(self, directory: str) -> dict[str, int]:
+        try:
+            found = self.fs.find(self.full(directory).rstrip("/"), detail=True)
+        except FileNotFoundError:
+            return {}
+        return self._relative(directory, found)
+
+    def _relative(self, directory: str, found: dict[str, Any]) -> dict[str, int]:
+        base = self.full(directory).rstrip("/")
+        out = {}
+        for name, info in found.items():
+            rel = name[len(base):].lstrip("/") if name.startswith(base) else None
+            if rel and info.get("type", "file") == "file" \
+                    and not rel.rsplit("/", 1)[-1].startswith(TEMP_PREFIX):
+                out[rel] = int(info.get("size") or 0)
+        return out
+
+    def put(self, path: str, data: bytes) -> None:
+        self._call(f"write {path}", self._put_via_temp, self.full(path), data)
+
+    def _put_via_temp(self, full: str, data: bytes) -> None:
+        parent, _, name = full.rpartition("/")
+        tmp = f"{parent}/{TEMP_PREFIX}{uuid.uuid4().hex}-{name}"
+        self.fs.pipe_file(tmp, data)
+        try:
+            self.fs.mv(tmp, full)
+        except BaseException:
+            self.fs.rm(tmp)
+            raise
+
+    def create(self, path: str, data: bytes) -> bool:
+        if self.read(path) is not None:
+            return False
+        self.put(path, data)
+        return True
+
+    def swap_ref(self, path: str, commit: str, expected: RefValue) -> None:
+        self.check_ref(path, expected)
+        self.put(path, ref_bytes(commit))
+        after = self.read_ref(path).commit
+        if after != commit:  # another push wrote meanwhile: one of the two is lost
+            raise StaleRefError(path, after)

@@ -1,0 +1,125 @@
+"""The remote layout, version 1: what a memstore remote holds, on any fsspec URL.
+
+    memstore-remote.json         the format marker, written once when the remote is made:
+                                 {"format": "memstore-remote", "version": 1,
+                                  "base": {"hash": …, "spec": …, "info": …}}
+    HEAD                         the branch a clone checks out: "ref: refs/heads/main"
+    objects/ab/cdef…             immutable objects, named by the sha256 of their bytes
+                                 (the same bytes and names as in `.memstore/objects/`)
+    refs/heads/NAME              a branch: its commit id and a newline
+    statistics/SAMPLE.LAYER.json a statistics record (only with `--with-stats`): sample id,
+                                 layer, token count, description and its tensor object
+    lock                         folders only: flock'ed while a branch is compared and swapped
+
+No server of ours: any store fsspec reaches holds a remote. Objects are written before the
+ref that makes them reachable, and the ref last, by compare-and-swap; a reader never trusts
+the store: every object is re-hashed on arrival, a ref must hold a commit id. A remote of a
+newer layout version is refused rather than half-understood, and so is a remote of another
+base model: commits are only meaningful on the base whose hash they record."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import MemstoreError
+from ..store.objects import canonical_json, check_object_id
+from ..store.refs import HEADS
+
+FORMAT = "memstore-remote"
+VERSION = 1
+MARKER = "memstore-remote.json"
+HEAD_FILE = "HEAD"
+OBJECTS = "objects/"
+STATISTICS = "statistics/"
+LOCK = "lock"
+
+
+class RemoteFormatError(MemstoreError):
+    """The remote is not a memstore remote of a layout this memstore can read."""
+
+
+@dataclass(frozen=True)
+class Marker:
+    """The remote's identity: its layout version and the base model its commits are on."""
+
+    version: int
+    base_hash: str
+    base_spec: str
+    base_info: dict[str, Any]
+
+    def to_bytes(self) -> bytes:
+        return canonical_json({"format": FORMAT, "version": self.version,
+                               "base": {"hash": self.base_hash, "spec": self.base_spec,
+                                        "info": self.base_info}}) + b"\n"
+
+    @classmethod
+    def parse(cls, data: bytes, where: str) -> Marker:
+        try:
+            raw = json.loads(data)
+            if raw.get("format") != FORMAT:
+                raise ValueError("no memstore-remote format field")
+            version = raw["version"]
+            base = raw["base"]
+            if not isinstance(version, int) or not isinstance(base.get("hash"), str):
+                raise TypeError("no version or base hash")
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise RemoteFormatError(f"{where}: {MARKER} is damaged ({e})") from None
+        if version > VERSION:
+            raise RemoteFormatError(
+                f"{where} has remote layout version {version}, newer than this memstore "
+                f"reads ({VERSION}); upgrade memstore")
+        return cls(version, base["hash"], str(base.get("spec", "")), base.get("info") or {})
+
+
+def object_path(oid: str) -> str:
+    check_object_id(oid)
+    return f"{OBJECTS}{oid[:2]}/{oid[2:]}"
+
+
+def branch_path(branch: str) -> str:
+    return HEADS + branch
+
+
+def statistics_path(sample: str, layer: int) -> str:
+    return f"{STATISTICS}{sample}.{layer}.json"
+
+
+def ref_bytes(commit: str) -> bytes:
+    return check_object_id(commit).encode() + b"\n"
+
+
+def parse_ref(data: bytes, where: str) -> str:
+    text = data.decode("ascii", errors="replace").strip()
+    try:
+        return check_object_id(text)
+    except MemstoreError:
+        raise RemoteFormatError(f"{where} does not hold a commit id ({text[:20]!r})") from None
+
+
+def head_bytes(branch: str) -> bytes:
+    return f"ref: {HEADS}{branch}\n".encode()
+
+
+def parse_head(data: bytes) -> str | None:
+    """The branch the remote's HEAD names; None when it names none."""
+    text = data.decode("utf-8", errors="replace").strip()
+    prefix = f"ref: {HEADS}"
+    return text[len(prefix):] if text.startswith(prefix) else None
+
+
+def statistics_record(sample: str, layer: int, n_tokens: int, description: str,
+                      oid: str) -> bytes:
+    return canonical_json({"id": sample, "layer": layer, "n_tokens": n_tokens,
+                           "description": description, "object": oid}) + b"\n"
+
+
+def parse_statistics_record(data: bytes, where: str) -> dict[str, Any]:
+    try:
+        raw = json.loads(data)
+        rec = {"id": str(raw["id"]), "layer": int(raw["layer"]),
+               "n_tokens": int(raw["n_tokens"]), "description": str(raw["description"]),
+               "object": check_object_id(raw["object"])}
+    except (ValueError, KeyError, TypeError, MemstoreError) as e:
+        raise RemoteFormatError(f"{where} is damaged ({e})") from None
+    return rec

@@ -1,0 +1,113 @@
+"""push: make a remote's branch what a local branch is, losing no one's update.
+
+The order is what makes a push safe to kill and safe to race:
+
+1. read the remote branch (with the token its compare-and-swap checks);
+2. refuse, before writing anything, a push that is not a fast-forward of it: its tip is
+   not here ("fetch first") or not an ancestor of ours, unless `--force`;
+3. write the objects the remote lacks (and, with `--with-stats`, the statistics), each
+   whole or not at all: until the ref moves they are unreferenced and harmless;
+4. move the remote branch by compare-and-swap against what step 1 read: if another push
+   moved it meanwhile, this one is refused ("fetch first") and nothing is lost;
+5. record the new remote-tracking branch here.
+
+A kill anywhere leaves the remote branch at the old commit or the new one, with every
+object the new one needs already there. `--force` still compares and swaps: it replaces
+the commit it read, never one pushed since."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..errors import MemstoreError, ValidationError
+from ..store.refs import branch_ref
+from ..store.repository import Repository
+from . import remotes
+from .connection import connect
+from .layout import HEAD_FILE, branch_path, head_bytes
+from .stats import push_statistics
+from .transfer import Moved, object_ids, reachable, upload
+from .transport import StaleRefError
+
+
+class PushRejectedError(MemstoreError):
+    """The remote branch has commits that the pushed one does not contain."""
+
+
+@dataclass
+class PushResult:
+    remote: str
+    url: str
+    branch: str
+    old: str | None  # the remote branch before (None: new there)
+    new: str
+    forced: bool = False  # the old commit is not an ancestor of the new one
+    moved: Moved = field(default_factory=Moved)
+    guarantee: str = ""  # what the store guarantees for the ref update
+    seconds: float = 0.0
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.old == self.new
+
+
+def push(repo: Repository, name: str | None = None, branch: str | None = None, *,
+         force: bool = False, with_stats: bool = False) -> PushResult:
+    """Pushes local `branch` (default: the current one) to the branch of the same name on
+    remote `name` (default: origin, or the only remote)."""
+    t0 = time.perf_counter()
+    name = name or remotes.default_remote(repo)
+    url = remotes.url_of(repo, name)
+    branch = branch or repo.head().branch
+    if branch is None:
+        raise ValidationError("HEAD is detached: name the branch to push")
+    tip = repo.refs.read(branch_ref(branch))
+    if tip is None:
+        raise ValidationError(f"branch {branch!r} has no commits to push")
+    base = repo.base
+    remote = connect(url, name, base_hash=base.hash, must_exist=False)
+    path = branch_path(branch)
+    old = remote.transport.read_ref(path)
+    result = PushResult(name, url, branch, old.commit, tip, guarantee=remote.transport.guarantee)
+    if old.commit is not None and old.commit != tip:
+        if not repo.has_commit(old.commit):
+            if not force:
+                raise PushRejectedError(
+                    f"push to {name} rejected: {branch} there is at {old.commit[:12]}, which "
+                    f"is not here (someone else pushed); fetch first (`memstore pull {name} "
+                    f"{branch}`), or push --force to replace it")
+            result.forced = True
+        elif not repo.is_ancestor(old.commit, tip):
+            if not force:
+                raise PushRejectedError(
+                    f"push to {name} rejected: {branch} there ({old.commit[:12]}) is not an "
+                    f"ancestor of {tip[:12]} (not a fast-forward); fetch first and merge "
+                    f"(`memstore pull {name} {branch}`), or push --force to replace it")
+            result.forced = True
+    if not result.up_to_date:
+        if remote.marker is None:
+            remote.create(base.hash, base.spec, base.info)
+        commits = reachable(repo, [tip])
+        result.moved = upload(repo, remote.transport, object_ids(commits), [c.id for c in commits])
+        if with_stats:
+            result.moved = result.moved.add(push_statistics(repo, remote.transport, commits))
+        try:
+            remote.transport.swap_ref(path, tip, old)
+        except StaleRefError as e:
+            raise PushRejectedError(
+                f"push to {name} rejected: {branch} there moved to "
+                f"{e.now[:12] if e.now else '(deleted)'} while this push ran (another push "
+                f"landed first); fetch first (`memstore pull {name} {branch}`)") from None
+        remote.transport.create(HEAD_FILE, head_bytes(branch))  # the first branch is the default
+    _track(repo, name, branch, tip)
+    result.guarantee = remote.transport.guarantee
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _track(repo: Repository, name: str, branch: str, tip: str) -> None:
+    ref = remotes.tracking_ref(name, branch)
+    with repo.lock():
+        old = repo.refs.read(ref)
+        if old != tip:
+            repo.update_ref(ref, tip, expected=old)

@@ -1,0 +1,81 @@
+"""Named remotes (`memstore remote add origin URL`) and their remote-tracking branches.
+
+A remote is a name and a URL, kept in the index's config table (key "remotes"); nothing
+else about it is stored: credentials come from the environment or fsspec's configuration
+when the store is contacted. What the last fetch saw of remote NAME's branch B is the ref
+`refs/remotes/NAME/B`, a revision like any other (`origin/main`), and a root for gc."""
+from __future__ import annotations
+
+from ..errors import ValidationError
+from ..store.refs import REMOTES, check_ref_name
+from ..store.repository import Repository
+from ..store.schema import transaction
+from . import urls
+
+CONFIG_KEY = "remotes"
+DEFAULT = "origin"
+
+
+def check_remote_name(name: str) -> str:
+    check_ref_name(name, "remote")
+    if "/" in name:
+        raise ValidationError(f"invalid remote name {name!r}: it contains '/'")
+    return name
+
+
+def remotes(repo: Repository) -> dict[str, str]:
+    """Name → URL of every remote."""
+    return dict(sorted((repo.get_config(CONFIG_KEY) or {}).items()))
+
+
+def add(repo: Repository, name: str, url: str) -> str:
+    """Records remote `name` at `url` (checked, not contacted); returns the URL recorded."""
+    check_remote_name(name)
+    url = urls.check(url)
+    with repo.lock(), transaction(repo.db):
+        known = remotes(repo)
+        if name in known:
+            raise ValidationError(f"remote {name!r} already exists ({known[name]})")
+        repo.set_config(CONFIG_KEY, {**known, name: url})
+    return url
+
+
+def remove(repo: Repository, name: str) -> str:
+    """Forgets remote `name` and its remote-tracking branches; returns its URL."""
+    with repo.lock(), transaction(repo.db):
+        known = remotes(repo)
+        if name not in known:
+            raise ValidationError(f"no remote {name!r}")
+        for branch, commit in tracking(repo, name).items():
+            repo.refs.update(tracking_ref(name, branch), None, commit)
+        url = known.pop(name)
+        repo.set_config(CONFIG_KEY, known)
+    return url
+
+
+def url_of(repo: Repository, name: str) -> str:
+    known = remotes(repo)
+    if name not in known:
+        hint = f"; known: {', '.join(known)}" if known else " (add one with `memstore remote add`)"
+        raise ValidationError(f"no remote {name!r}{hint}")
+    return known[name]
+
+
+def default_remote(repo: Repository) -> str:
+    """'origin', or the only remote there is."""
+    known = remotes(repo)
+    if DEFAULT in known or not known:
+        return DEFAULT
+    if len(known) == 1:
+        return next(iter(known))
+    raise ValidationError(f"several remotes ({', '.join(known)}) and none is 'origin': "
+                          "name the remote")
+
+
+def tracking_ref(remote: str, branch: str) -> str:
+    return f"{REMOTES}{remote}/{branch}"
+
+
+def tracking(repo: Repository, remote: str) -> dict[str, str]:
+    """Branch → commit of every remote-tracking branch of `remote`."""
+    return repo.refs.list(f"{REMOTES}{remote}/")

@@ -1,0 +1,138 @@
+"""A remote on S3 (or a store that speaks its API), through s3fs.
+
+A PUT is atomic on S3 (an object appears whole or not at all), so objects are written in
+place. A branch moves by a conditional write, which S3 evaluates atomically: the ref is
+read with its ETag (one GET gives both), and the new one is written with `If-Match: ETAG`,
+or `If-None-Match: *` for a branch the remote does not have yet; 412 Precondition Failed
+or 409 ConditionalRequestConflict means someone else moved it first.
+
+s3fs drops any keyword its botocore does not know for an operation, which would silently
+turn a compare-and-swap into a plain overwrite; so botocore's PutObject model is checked
+for both condition headers before the first write, and a botocore without them is
+refused. A store that answers the conditions with 501 Not Implemented offers no
+compare-and-swap: it is treated as any other store (single-writer, fsspec_store), and the
+push says so."""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from .fsspec_store import FsspecTransport
+from .layout import parse_ref, ref_bytes
+from .transport import RefValue, RemoteError, StaleRefError
+
+CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+
+
+def client_error_code(e: BaseException) -> str | None:
+    """The S3 error code behind what s3fs raised (it keeps botocore's error as a cause)."""
+    seen: BaseException | None = e
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            err = response.get("Error", {})
+            return str(err.get("Code") or response.get("ResponseMetadata", {})
+                       .get("HTTPStatusCode"))
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+@functools.cache
+def check_conditional_writes() -> None:
+    from botocore import __version__ as version
+    from botocore.session import get_session
+
+    members = get_session().get_service_model("s3").operation_model("PutObject") \
+        .input_shape.members
+    if "IfMatch" not in members or "IfNoneMatch" not in members:
+        raise RemoteError(f"botocore {version} cannot send conditional writes, which a push "
+                          "to S3 needs to lose no update; upgrade s3fs and botocore")
+
+
+class S3Transport(FsspecTransport):
+    guarantee = "compare-and-swap (conditional PutObject: If-Match on the ETag, If-None-Match)"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.bucket, _, self.prefix = self.root.partition("/")
+        self.conditional = True  # until the store answers 501 to a condition
+
+    def _read(self, full: str) -> bytes | None:
+        try:
+            return self.fs.cat_file(full)
+        except FileNotFoundError as e:  # no such key, or no such bucket: not the same
+            if client_error_code(e) == "NoSuchBucket":
+                raise RemoteError(f"remote {self.url}: bucket {self.bucket!r} does not "
+                                  "exist") from None
+            return None
+
+    def key(self, path: str) -> str:
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def put(self, path: str, data: bytes) -> None:
+        self._call(f"write {path}", self.fs.pipe_file, self.full(path), data)
+
+    def put_many(self, files: dict[str, bytes]) -> None:
+        if files:
+            self._call("write objects", self.fs.pipe, {self.full(p): d for p, d in files.items()})
+
+    def create(self, path: str, data: bytes) -> bool:
+        done = self._conditional_put(path, data, {"IfNoneMatch": "*"})
+        if done is None:
+            return super().create(path, data)
+        return done
+
+    def read_ref(self, path: str) -> RefValue:
+        got = self._call(f"read {path}", self._get_with_etag, path)
+        if got is None:
+            return RefValue(None, None)
+        data, etag = got
+        return RefValue(parse_ref(data, f"{self.url}: {path}"), etag)
+
+    def _get_with_etag(self, path: str) -> tuple[bytes, str] | None:
+        from fsspec.asyn import sync
+
+        async def get() -> tuple[bytes, str]:
+            resp = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=self.key(path))
+            try:
+                return await resp["Body"].read(), resp["ETag"]
+            finally:
+                resp["Body"].close()
+
+        try:
+            return sync(self.fs.loop, get)
+        except FileNotFoundError:
+            return None
+
+    def swap_ref(self, path: str, commit: str, expected: RefValue) -> None:
+        condition = {"IfMatch": expected.token} if expected.commit is not None \
+            else {"IfNoneMatch": "*"}
+        done = self._conditional_put(path, ref_bytes(commit), condition)
+        if done is None:
+            super().swap_ref(path, commit, expected)
+        elif not done:
+            now = self.read_ref(path).commit
+            if now != commit:  # else it was our own write, landed before a retry of it
+                raise StaleRefError(path, now)
+
+    def _conditional_put(self, path: str, data: bytes, condition: dict[str, Any]) -> bool | None:
+        """PUT with `condition`: True when written, False when the condition did not hold,
+        None when the store does not implement conditions (it is then single-writer)."""
+        if not self.conditional:
+            return None
+        check_conditional_writes()
+        try:
+            self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.key(path), Body=data,
+                            **condition)
+        except Exception as e:  # classified below by the S3 error code
+            code = client_error_code(e)
+            if code in CONFLICT_CODES or code == "NoSuchKey" or isinstance(e, FileExistsError):
+                return False
+            if code not in ("NotImplemented", "501"):
+                raise self.failed(f"write {path}", e) from e
+            self.conditional = False
+            self.guarantee = FsspecTransport.guarantee
+            return None
+        finally:
+            self.fs.invalidate_cache(self.full(path))
+        return True

@@ -1,0 +1,163 @@
+"""A remote store: reading and writing files of the remote layout, and moving a branch by
+compare-and-swap, on whatever the URL names.
+
+Three kinds of store, three guarantees for a ref update (the README's table):
+
+    folder (a local or network path, file://)   flock'ed lock file + atomic rename
+    S3 (s3://)                                  conditional PutObject: If-Match on the ETag
+                                                read, If-None-Match: * for a new branch
+    any other fsspec store                      single-writer: the ref is re-read before
+                                                and after the write; a concurrent push
+                                                caught that way is refused, others are not
+
+Every call into the store goes through `_call`, which turns what the backend raises
+(OSError, botocore and aiohttp errors, …) into one RemoteError naming the remote and the
+operation, so a user sees one line, never a backend's traceback."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..errors import MemstoreError
+from . import urls
+from .layout import LOCK, parse_ref
+
+T = TypeVar("T")
+
+
+class RemoteError(MemstoreError):
+    """The remote store cannot be reached, refuses us, or answered something unusable."""
+
+
+class StaleRefError(MemstoreError):
+    """A remote branch moved between our read and our compare-and-swap."""
+
+    def __init__(self, path: str, now: str | None) -> None:
+        super().__init__(f"{path} moved to {now[:12] if now else '(deleted)'}")
+        self.path, self.now = path, now
+
+
+@dataclass(frozen=True)
+class RefValue:
+    """A remote ref as read: the commit it holds (None: absent) and the token the
+    compare-and-swap checks (the S3 ETag; elsewhere the commit itself)."""
+
+    commit: str | None
+    token: Any = None
+
+
+class Transport(ABC):
+    """One remote store; paths are relative to the remote's root ('objects/ab/…')."""
+
+    guarantee = "single-writer"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    # -- what each kind of store implements -------------------------------------------------
+
+    @abstractmethod
+    def read(self, path: str) -> bytes | None:
+        """The file's bytes; None when it does not exist."""
+
+    @abstractmethod
+    def list(self, directory: str) -> dict[str, int]:
+        """Every file under `directory`, recursively: relative path → size ({} if absent).
+        Partial writes (`.tmp-` names) are left out."""
+
+    @abstractmethod
+    def put(self, path: str, data: bytes) -> None:
+        """Writes an immutable file so that it appears whole or not at all."""
+
+    @abstractmethod
+    def create(self, path: str, data: bytes) -> bool:
+        """Writes `path` only if it does not exist; False when it already did."""
+
+    @abstractmethod
+    def swap_ref(self, path: str, commit: str, expected: RefValue) -> None:
+        """Points ref `path` to `commit` if it still holds what `expected` read; else
+        StaleRefError with what it holds now."""
+
+    def read_ref(self, path: str) -> RefValue:
+        """The ref at `path`; its token is the commit itself (S3 reads the ETag too)."""
+        data = self.read(path)
+        commit = parse_ref(data, f"{self.url}: {path}") if data is not None else None
+        return RefValue(commit, commit)
+
+    def check_ref(self, path: str, expected: RefValue) -> None:
+        """StaleRefError unless ref `path` still holds the commit `expected` read."""
+        now = self.read_ref(path).commit
+        if now != expected.commit:
+            raise StaleRefError(path, now)
+
+    # -- shared -------------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """Whether anything is stored at the remote's root (a lock file left by a push
+        killed before it wrote the marker does not count)."""
+        return any(p != LOCK for p in self.list(""))
+
+    def list_many(self, directories: Iterable[str]) -> dict[str, dict[str, int]]:
+        """`list` of several directories (concurrently where the store allows)."""
+        return {d: self.list(d) for d in directories}
+
+    def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
+        """The bytes of every path that exists (concurrently where the store allows)."""
+        out = {}
+        for p in paths:
+            data = self.read(p)
+            if data is not None:
+                out[p] = data
+        return out
+
+    def put_many(self, files: dict[str, bytes]) -> None:
+        for path, data in files.items():
+            self.put(path, data)
+
+    def branches(self) -> dict[str, str]:
+        """Branch name → commit of every branch on the remote."""
+        found = self.list("refs/heads/")
+        refs = self.read_many(f"refs/heads/{name}" for name in found)
+        return {p[len("refs/heads/"):]: parse_ref(data, f"{self.url}: {p}")
+                for p, data in sorted(refs.items())}
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except MemstoreError:
+            raise
+        except Exception as e:  # a backend's failure, whatever its type
+            raise self.failed(what, e) from e
+
+    def failed(self, what: str, e: BaseException) -> RemoteError:
+        return RemoteError(f"remote {self.url}: cannot {what}: {_describe(e)}")
+
+
+def _describe(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, PermissionError) or "AccessDenied" in text or "Forbidden" in text:
+        return f"access denied ({text})"
+    if isinstance(e, FileNotFoundError):
+        return f"not found ({text})"
+    if isinstance(e, (ConnectionError, TimeoutError)) or "ConnectionError" in type(e).__name__:
+        return f"the store is unreachable ({type(e).__name__}: {text})"
+    return f"{type(e).__name__}: {text}"
+
+
+def open_transport(url: str) -> Transport:
+    """The transport for `url` (checked first: scheme, installed backend, no password)."""
+    url = urls.check(url)
+    scheme = urls.protocol(url)
+    if scheme in urls.FOLDER_PROTOCOLS:
+        from .folder import FolderTransport
+
+        return FolderTransport(url)
+    if scheme in urls.S3_PROTOCOLS:
+        from .s3 import S3Transport
+
+        return S3Transport(url)
+    from .fsspec_store import FsspecTransport
+
+    return FsspecTransport(url)

@@ -1,0 +1,66 @@
+"""Remote URLs: which fsspec backend serves one, checked before anything is contacted.
+
+A plain path is a folder remote (stored absolute, so that `-C` or another working
+directory does not change what it names). Credentials never go into a URL: they would be
+stored in the repository's index; they come from the environment or fsspec's
+configuration, as the backend reads them."""
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+from ..errors import ValidationError
+
+FOLDER_PROTOCOLS = ("file", "local")
+S3_PROTOCOLS = ("s3", "s3a")
+
+
+def protocol(url: str) -> str:
+    """The URL's scheme ('file' for a plain path)."""
+    if "://" not in url:
+        return "file"
+    return url.split("://", 1)[0].lower()
+
+
+def normalise(url: str) -> str:
+    """The URL as recorded: a plain or file:// path made absolute, any other URL as given,
+    without a trailing slash."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValidationError("a remote URL is required")
+    url = url.strip()
+    if protocol(url) in FOLDER_PROTOCOLS:
+        path = url.split("://", 1)[1] if "://" in url else url
+        return os.path.abspath(os.path.expanduser(path))
+    head, rest = url.split("://", 1)
+    return f"{head}://{rest.rstrip('/')}"
+
+
+def check(url: str) -> str:
+    """`url` normalised, after checking that fsspec knows its scheme, that the backend is
+    installed (else: the package to install) and that it carries no password."""
+    url = normalise(url)
+    scheme = protocol(url)
+    if scheme in FOLDER_PROTOCOLS:
+        return url
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise ValidationError(
+            f"remote URL {_hide(url)} holds a password; give credentials through the "
+            "environment or fsspec's configuration, never in the URL")
+    from fsspec.registry import get_filesystem_class, known_implementations, registry
+
+    if scheme not in known_implementations and scheme not in registry:
+        raise ValidationError(f"unknown URL scheme {scheme!r} in {url!r}: no fsspec backend "
+                              "serves it (e.g. file://, s3://, gcs://, abfs://, memory://)")
+    try:
+        get_filesystem_class(scheme)
+    except ImportError:
+        package = known_implementations[scheme]["class"].split(".", 1)[0]
+        raise ValidationError(f"remote URL {url}: the fsspec backend for {scheme}:// is not "
+                              f"installed (pip install {package})") from None
+    return url
+
+
+def _hide(url: str) -> str:
+    parts = urlsplit(url)
+    return url.replace(f":{parts.password}@", ":***@") if parts.password else url

@@ -1,0 +1,131 @@
+"""A push SIGKILLed at any moment leaves the remote fsck-clean, its branch at the commit it
+held before or at the one pushed, never anywhere else and never pointing at a commit whose
+objects are not all there.
+
+The pusher is a process forked from a multiprocessing forkserver (the store imported
+once), working on a repository of fake commits. Each round it makes one more commit and
+pushes its branch; most rounds it kills itself at its k-th durable step: on a folder an
+fsync or a rename (tests/crash_points.py, the technique of test_store_crash), on S3 before
+or after the k-th PutObject; the other rounds it is killed from outside at a random time."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+
+import pytest
+from crash_points import self_kill_at
+from remote_support import new_remote
+from test_store_support import BASE_HASH, commit_on_head, fake_result
+
+from memstore.remote import remotes
+from memstore.remote.fetch import fetch
+from memstore.remote.fsck import fsck_remote
+from memstore.remote.layout import MARKER, branch_path
+from memstore.remote.push import push
+from memstore.remote.transfer import object_ids, reachable
+from memstore.remote.transport import open_transport
+from memstore.store.repository import Repository
+
+pytest_plugins = ["remote_fixtures"]  # s3_server
+
+DIMS = {"n": 4, "d_in": 96, "d_out": 48}
+# Self-kill steps, random kills (within how many seconds) and pushes left to finish: a push
+# of one commit has ~45-60 durable steps on a folder (fsyncs and renames, before and after
+# each) and ~12-16 on S3 (before and after each PUT).
+PLANS = {"file": (range(1, 64, 4), 3, 0.3, 1), "s3": (range(1, 20, 3), 2, 1.5, 2)}
+
+
+def kill_at_s3_write(step: int) -> None:
+    """SIGKILL this process before or after its `step`-th PutObject (counting both)."""
+    import s3fs
+    from fsspec.asyn import sync_wrapper
+
+    count = [0]
+    real = s3fs.S3FileSystem._call_s3
+
+    def point() -> None:
+        count[0] += 1
+        if count[0] == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def call(self, method, *args, **kwargs):
+        if method != "put_object":
+            return await real(self, method, *args, **kwargs)
+        point()
+        out = await real(self, method, *args, **kwargs)
+        point()
+        return out
+
+    s3fs.S3FileSystem._call_s3 = call
+    s3fs.S3FileSystem.call_s3 = sync_wrapper(call)
+
+
+def pusher(path: str, env: dict, kind: str, step: int, seed: int, ready) -> None:
+    os.environ.update(env)
+    repo = Repository.open(path)
+    commit_on_head(repo, fake_result(seed, **DIMS), message=f"seed {seed}")
+    if step:
+        (self_kill_at if kind == "file" else kill_at_s3_write)(step)
+    ready.set()
+    push(repo)
+
+
+@pytest.fixture(scope="module")
+def forkserver():
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["memstore.remote.push", "memstore.remote.folder",
+                                "memstore.remote.s3", "s3fs", "test_store_support",
+                                "crash_points", __name__])
+    return ctx
+
+
+@pytest.mark.parametrize("kind", ["file", "s3"])
+def test_sigkill_during_push_leaves_the_remote_clean(kind, tmp_path, request, forkserver):
+    url, env = new_remote(kind, tmp_path, request)
+    path = tmp_path / "local"
+    with Repository.init(path, "fake", BASE_HASH) as repo:
+        remotes.add(repo, "origin", url)
+    transport = open_transport(url)
+    steps, random_kills, within, finished = PLANS[kind]
+    rng = random.Random(0)
+    plan = ([("self", s) for s in steps] + [("random", 0)] * random_kills
+            + [("none", 0)] * finished)
+    rng.shuffle(plan)
+    seen = []
+    for seed, (how, step) in enumerate(plan, 1):
+        old = transport.read_ref(branch_path("main")).commit
+        ready = forkserver.Event()
+        proc = forkserver.Process(target=pusher, args=(str(path), env, kind, step, seed, ready))
+        proc.start()
+        assert ready.wait(60), "the pusher did not start"
+        if how == "random":
+            proc.join(rng.uniform(0.0, within))
+            if proc.exitcode is None:
+                os.kill(proc.pid, signal.SIGKILL)
+        proc.join(60)
+        assert proc.exitcode in (0, -signal.SIGKILL), f"the pusher ended with {proc.exitcode}"
+        with Repository.open(path) as repo:
+            new = repo.head().commit
+            now = transport.read_ref(branch_path("main")).commit
+            assert now in (old, new), f"round {seed}: the branch is at neither commit"
+            if transport.read(MARKER) is None:  # killed before the remote was made
+                assert now is None and not transport.exists()
+            else:
+                assert fsck_remote(url) == [], f"round {seed} ({how} {step})"
+            reached = object_ids(reachable(repo, [now])) if now else set()
+        stored = {rel.replace("/", "") for rel in transport.list("objects/")}
+        seen.append({"landed": now == new, "orphans": len(stored - reached)})
+    # the kills hit before the branch moved (objects written, unreferenced) and after it
+    assert any(s["landed"] for s in seen) and any(not s["landed"] for s in seen)
+    assert any(s["orphans"] for s in seen)
+    # and a clean push then brings everything, which another repository fetches intact
+    with Repository.open(path) as repo:
+        push(repo)
+        head = repo.head().commit
+    with Repository.init(tmp_path / "other", "fake", BASE_HASH) as other:
+        remotes.add(other, "origin", url)
+        fetch(other)
+        assert other.resolve("origin/main") == head and other.fsck() == []
+        assert len(other.log("origin/main")) == len(plan)

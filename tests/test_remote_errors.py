@@ -1,0 +1,158 @@
+"""Bad input to the remote commands: ONE line on stderr naming the input and the problem, a
+non-zero exit status, and nothing written, neither in the repository nor on the remote
+(nor a clone's folder left behind)."""
+from __future__ import annotations
+
+import json
+
+import fsspec.config
+import pytest
+from cli_support import (
+    copy_repo,
+    error_line,
+    history_template,
+    make_model_dir,
+    model_dir,
+    ok,
+    run,
+    snapshot,
+)
+from remote_support import remote_files, tamper
+
+from memstore.remote.layout import MARKER, object_path
+
+pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture
+def repo(base, tmp_path):
+    template, _ = history_template(base)
+    return copy_repo(template, tmp_path / "repo")
+
+
+@pytest.fixture
+def pushed(repo, remote_url):
+    ok("remote", "add", "origin", remote_url, cwd=repo)
+    ok("push", cwd=repo)
+    return repo, remote_url
+
+
+def refused(*args, code: int, says: str, repo=None, url=None) -> str:
+    """Runs `memstore ARGS` (in `repo` when given); asserts one error line saying `says`,
+    exit status `code`, and that neither `repo` nor the remote at `url` changed."""
+    before = snapshot(repo) if repo is not None else None
+    remote_before = remote_files(url) if url is not None else None
+    line = error_line(run(*args, cwd=repo), code, says)
+    if repo is not None:
+        assert snapshot(repo) == before
+    if url is not None:
+        assert remote_files(url) == remote_before
+    return line
+
+
+def test_bad_remote_urls_and_names(repo):
+    refused("remote", "add", "x", "foo://bucket/path", code=2, repo=repo,
+            says="unknown URL scheme 'foo' in 'foo://bucket/path'")
+    refused("remote", "add", "x", "gcs://bucket/path", code=2, repo=repo,
+            says="the fsspec backend for gcs:// is not installed (pip install gcsfs)")
+    refused("remote", "add", "x", "s3://KEY:SECRET@bucket/path", code=2, repo=repo,
+            says="holds a password; give credentials through the environment")
+    refused("remote", "add", "a/b", "/tmp/x", code=2, repo=repo,
+            says="invalid remote name 'a/b': it contains '/'")
+    ok("remote", "add", "origin", "/tmp/somewhere", cwd=repo)
+    refused("remote", "add", "origin", "/tmp/elsewhere", code=2, repo=repo,
+            says="remote 'origin' already exists (/tmp/somewhere)")
+    refused("remote", "remove", "nope", code=2, repo=repo, says="no remote 'nope'")
+    refused("fetch", "nope", code=2, repo=repo, says="no remote 'nope'; known: origin")
+
+
+def test_nothing_to_push(repo, tmp_path):
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    refused("push", "origin", "nobranch", code=2, repo=repo,
+            says="branch 'nobranch' has no commits to push")
+    ok("switch", "--detach", "HEAD", cwd=repo)
+    refused("push", code=2, repo=repo, says="HEAD is detached: name the branch to push")
+    assert not (tmp_path / "remote").exists()
+
+
+def test_unreachable_missing_and_unauthorised_stores(repo, s3_server, monkeypatch):
+    bucket = s3_server.new_bucket()
+    ok("remote", "add", "origin", f"s3://{bucket}/shared", cwd=repo)
+    ok("remote", "add", "nobucket", "s3://no-such-bucket/shared", cwd=repo)
+    refused("push", "nobucket", code=1, repo=repo, says="bucket 'no-such-bucket' does not exist")
+    s3_server.require_auth(True)
+    try:
+        refused("push", code=1, repo=repo, says=f"remote s3://{bucket}/shared: cannot")
+        msg = refused("fetch", code=1, repo=repo, says="access denied")
+        assert "InvalidAccessKeyId" in msg or "Forbidden" in msg
+    finally:
+        s3_server.require_auth(False)
+    assert remote_files(f"s3://{bucket}/shared") == {}
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": "http://127.0.0.1:9"})
+    refused("push", code=1, repo=repo,
+            says=f"remote s3://{bucket}/shared: cannot read {MARKER}: the store is unreachable "
+                 "(EndpointConnectionError")
+
+
+def test_a_remote_of_another_base_or_of_a_newer_layout(pushed, base, tmp_path):
+    repo, url = pushed
+    other_model = make_model_dir(tmp_path / "other-model")
+    (other_model / "model.safetensors").unlink()
+    import torch
+    import transformers
+    from tiny import tiny_config, tiny_tokenizer
+
+    torch.manual_seed(1)  # the same architecture, other weights: another base
+    cfg = tiny_config("llama", tiny_tokenizer().backend_tokenizer.get_vocab_size())
+    cfg.num_hidden_layers = 4
+    transformers.AutoModelForCausalLM.from_config(cfg).save_pretrained(other_model)
+    target = tmp_path / "clone"
+    refused("clone", url, target, "--base", other_model, code=1, url=url,
+            says="is not the base model of")
+    assert not target.exists()
+    other = tmp_path / "other"
+    ok("init", other, "--base", other_model)
+    ok("remote", "add", "origin", url, cwd=other)
+    refused("fetch", code=1, repo=other, url=url, says="holds a repository of another base model")
+    marker = json.loads(remote_files(url)[MARKER])
+    tamper(url, MARKER, json.dumps({**marker, "version": 9}).encode())
+    for args in (("fetch",), ("push", "--force"), ("pull",)):
+        refused(*args, code=1, repo=repo, url=url,
+                says="has remote layout version 9, newer than this memstore reads (1)")
+    refused("clone", url, target, "--base", model_dir(base), code=1, url=url,
+            says="newer than this memstore reads")
+    assert not target.exists()
+
+
+def test_clone_refusals_leave_no_folder(pushed, base, tmp_path):
+    repo, url = pushed
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "mine.txt").write_text("keep")
+    refused("clone", url, busy, "--base", model_dir(base), code=1, url=url,
+            says="it exists and is not an empty folder")
+    assert [p.name for p in busy.iterdir()] == ["mine.txt"]
+    refused("clone", tmp_path / "nothing-here", tmp_path / "c1", "--base", model_dir(base),
+            code=1, says="holds no memstore remote (nothing was pushed to it yet)")
+    assert not (tmp_path / "c1").exists()
+    # a tampered object: refused, naming it; the half-made clone is removed again
+    from memstore.store.repository import Repository
+
+    with Repository.open(repo) as r:
+        victim = r.get_commit(r.head().commit).update_sets[0].zs
+    tamper(url, object_path(victim), b"tampered")
+    target = tmp_path / "deep" / "c2"
+    refused("clone", url, target, "--base", model_dir(base), code=1, url=url,
+            says=f"object {victim} from remote 'origin' ({url}) is corrupt")
+    assert not (tmp_path / "deep").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused("clone", url, empty, "--base", model_dir(base), code=1, url=url, says="is corrupt")
+    assert list(empty.iterdir()) == []
+    r = run("fsck", url)
+    assert r.exit_code == 1 and f"object {victim} is corrupt" in r.stdout

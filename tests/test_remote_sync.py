@@ -1,0 +1,194 @@
+"""push and fetch through the library on repositories of fake commits (no model), on a
+folder and on S3: what moves (only what is missing), what is refused (non-fast-forwards,
+tampered or missing objects, a remote of another base or a newer layout) and that a
+refusal leaves both sides as they were; remote-tracking branches as gc roots; remote fsck."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from cli_support import snapshot
+from remote_support import remote_files, remove, tamper
+from test_store_support import BASE_HASH, commit_on_head
+
+from memstore.editing.settings import EditSettings
+from memstore.errors import MemstoreError
+from memstore.remote import remotes
+from memstore.remote.fetch import fetch
+from memstore.remote.fsck import fsck_remote
+from memstore.remote.layout import MARKER, RemoteFormatError, object_path
+from memstore.remote.push import PushRejectedError, push
+from memstore.remote.transfer import CorruptRemoteObjectError
+from memstore.store.repository import Repository
+
+pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url
+
+
+def make_repo(path, url: str, base_hash: str = BASE_HASH) -> Repository:
+    repo = Repository.init(path, "fake", base_hash,
+                           settings=EditSettings(layers=(1, 2), mom2_weight=1e4))
+    remotes.add(repo, "origin", url)
+    return repo
+
+
+@pytest.fixture
+def pair(tmp_path, remote_url):
+    a = make_repo(tmp_path / "a", remote_url)
+    b = make_repo(tmp_path / "b", remote_url)
+    yield a, b, remote_url
+    a.close()
+    b.close()
+
+
+def test_push_and_fetch_move_only_what_is_missing(pair):
+    a, b, url = pair
+    c1 = commit_on_head(a, seed=1)
+    c2 = commit_on_head(a, seed=2)
+    first = push(a)
+    assert (first.old, first.new) == (None, c2.id)
+    assert first.moved.commits == 2 and first.moved.objects == len(set(c1.object_ids())
+                                                                  | set(c2.object_ids()))
+    got = fetch(b)
+    assert [(u.branch, u.old, u.new) for u in got.updates] == [("main", None, c2.id)]
+    assert got.moved.commits == 2 and got.moved.objects == first.moved.objects
+    assert b.resolve("origin/main") == c2.id and b.fsck() == []
+    assert b.requests_of(c2.id) == a.requests_of(c2.id)
+    # one more commit: only its objects move, both ways
+    c3 = commit_on_head(a, seed=3)
+    only_c3 = len(set(c3.object_ids()) - set(c2.object_ids()))
+    assert push(a).moved.objects == only_c3
+    assert fetch(b).moved.objects == only_c3 and b.resolve("origin/main") == c3.id
+    assert fetch(b).moved.objects == 0 and fetch(b).updates == []
+    assert push(a).up_to_date
+    assert fsck_remote(url) == []
+
+
+def test_non_fast_forward_is_refused_unless_forced(pair):
+    a, b, url = pair
+    commit_on_head(a, seed=1)
+    push(a)
+    fetch(b)
+    b.update_ref("refs/heads/main", b.resolve("origin/main"), expected=None)
+    theirs = commit_on_head(b, seed=2)
+    push(b)
+    ours = commit_on_head(a, seed=3)
+    before = remote_files(url)
+    with pytest.raises(PushRejectedError, match="is not here .*fetch first"):
+        push(a)
+    assert remote_files(url) == before
+    fetch(a)  # now a has their commit, but it is not an ancestor of ours
+    with pytest.raises(PushRejectedError, match="not a fast-forward.*fetch first"):
+        push(a)
+    assert remote_files(url) == before
+    forced = push(a, force=True)
+    assert forced.forced and (forced.old, forced.new) == (theirs.id, ours.id)
+    assert fetch(b).updates[0].new == ours.id and fsck_remote(url) == []
+
+
+def test_remote_tracking_branches_keep_commits_alive(pair):
+    a, _, _ = pair
+    c1 = commit_on_head(a, seed=1)
+    c2 = commit_on_head(a, seed=2)
+    push(a)
+    a.update_ref("HEAD", c1.id, expected=c2.id)  # main moves back; c2 is on origin/main only
+    a.gc()
+    assert a.has_commit(c2.id) and a.resolve("origin/main") == c2.id and a.fsck() == []
+    remotes.remove(a, "origin")
+    assert c2.id in a.gc().commits and not a.has_commit(c2.id)
+
+
+def test_a_tampered_object_is_refused_and_nothing_is_fetched(pair):
+    a, b, url = pair
+    c = commit_on_head(a, seed=1)
+    push(a)
+    victim = c.update_sets[0].zs
+    tamper(url, object_path(victim), b"not the z-vectors")
+    before = snapshot(b.root)
+    with pytest.raises(CorruptRemoteObjectError, match=f"object {victim} from .* is corrupt"):
+        fetch(b)
+    assert snapshot(b.root) == before and b.refs.all() == {}
+    assert f"object {victim} is corrupt (its content does not match its name)" in \
+        fsck_remote(url)
+    # a tampered commit object too: refused before anything is written
+    tamper(url, object_path(c.id), b"{}")
+    with pytest.raises(CorruptRemoteObjectError, match=f"object {c.id}"):
+        fetch(b)
+    assert snapshot(b.root) == before
+
+
+def test_a_missing_object_is_refused_and_fsck_names_it(pair):
+    a, b, url = pair
+    c = commit_on_head(a, seed=1)
+    push(a)
+    gone = c.update_sets[0].requests
+    files = remote_files(url)
+    assert object_path(gone) in files
+    remove(url, object_path(gone))
+    before = snapshot(b.root)
+    with pytest.raises(MemstoreError, match=f"lacks object {gone}"):
+        fetch(b)
+    assert snapshot(b.root) == before
+    assert any(f"object {gone} of update set 0 is missing" in p for p in fsck_remote(url))
+
+
+def test_remotes_of_another_base_or_a_newer_layout_are_refused(pair, tmp_path):
+    a, _, url = pair
+    commit_on_head(a, seed=1)
+    push(a)
+    other = make_repo(tmp_path / "other", url, base_hash="d" * 64)
+    commit_on_head(other, seed=1)
+    before = remote_files(url)
+    for op in (fetch, push):
+        with pytest.raises(MemstoreError, match="holds a repository of another base model"):
+            op(other)
+    assert remote_files(url) == before and other.refs.list("refs/remotes/") == {}
+    marker = json.loads(before[MARKER])
+    tamper(url, MARKER, json.dumps({**marker, "version": 2}).encode())
+    for op in (fetch, push):
+        with pytest.raises(RemoteFormatError, match="layout version 2, newer"):
+            op(a)
+
+
+def test_a_place_that_holds_something_else_is_not_a_remote(tmp_path):
+    folder = tmp_path / "not-a-remote"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    repo = make_repo(tmp_path / "r", str(folder))
+    commit_on_head(repo, seed=1)
+    with pytest.raises(MemstoreError, match="is not a memstore remote: it is not empty"):
+        push(repo)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    assert fsck_remote(str(folder)) == [f"{MARKER} is missing: {folder} is not a memstore remote"]
+
+
+def test_fsck_of_a_remote_finds_damaged_refs_and_ignores_what_a_killed_push_leaves(pair):
+    a, _, url = pair
+    c = commit_on_head(a, seed=1)
+    push(a)
+    from memstore.remote.transport import open_transport
+
+    t = open_transport(url)
+    t.put(object_path("e" * 64), b"an orphan, as a killed push leaves")
+    assert fsck_remote(url) == ["object " + "e" * 64 + " is corrupt (its content does not match "
+                                "its name)"]
+    t.put(object_path("e" * 64)[:-1] + "z", b"x")
+    assert any("not an object name" in p for p in fsck_remote(url, verify=False))
+    t.put("refs/heads/broken", b"garbage\n")
+    t.put("refs/heads/lost", ("f" * 64 + "\n").encode())
+    problems = fsck_remote(url, verify=False)
+    assert any("branch broken does not hold a commit id" in p for p in problems)
+    assert any(f"commit {'f' * 12} (reached from branch lost): its object is missing" in p
+               for p in problems)
+    assert c.id not in " ".join(problems)
+
+
+def test_a_branch_gone_from_the_remote_is_gone_from_tracking(pair):
+    a, b, url = pair
+    commit_on_head(a, seed=1)
+    push(a)
+    a.create_branch("side")
+    push(a, branch="side")
+    assert sorted(u.branch for u in fetch(b).updates) == ["main", "side"]
+    remove(url, "refs/heads/side")
+    assert [(u.branch, u.new) for u in fetch(b).updates] == [("side", None)]
+    assert set(remotes.tracking(b, "origin")) == {"main"}

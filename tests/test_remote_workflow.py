@@ -1,0 +1,204 @@
+"""Sharing a repository through a remote, end to end through the CLI, on a folder and on
+S3 (moto's server on 127.0.0.1, through s3fs): clone, commit, push, fetch, pull (fast-
+forward and fact-level merge), remote-tracking branches as revisions, statistics moved
+only with --with-stats and recomputed otherwise; two clones export bit-identical
+checkpoints."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from cli_support import (
+    copy_repo,
+    facts_files,
+    history_template,
+    last_line,
+    model_dir,
+    ok,
+    run,
+    snapshot,
+    write_facts,
+)
+from remote_support import remote_files, tamper
+
+from memstore.remote.layout import object_path
+from memstore.store.repository import Repository
+
+pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture
+def origin(base, tmp_path, remote_url):
+    """A repository with three commits, pushed to a new remote (a folder as a file:// URL)."""
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / "origin")
+    url = f"file://{remote_url}" if remote_url.startswith("/") else remote_url
+    ok("remote", "add", "origin", url, cwd=repo)
+    out = ok("push", cwd=repo).stdout
+    assert "[new branch]" in out and "pushed 3 commits" in out
+    return repo, url, ids
+
+
+@pytest.fixture
+def clones(base, tmp_path, origin):
+    """Two clones of the origin's remote: a and b."""
+    _, url, _ = origin
+    a, b = tmp_path / "a", tmp_path / "b"
+    clone(base, url, a)
+    clone(base, url, b)
+    return a, b
+
+
+def clone(base, url, target, *extra):
+    return ok("clone", url, target, "--base", model_dir(base), *extra)
+
+
+def checkpoint(directory) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.glob("*.safetensors"))}
+
+
+def head(repo) -> str:
+    with Repository.open(repo) as r:
+        return r.head().commit
+
+
+def test_clone_commit_push_pull_give_identical_checkpoints(base, tmp_path, origin, clones):
+    repo, url, ids = origin
+    files = facts_files(base)
+    a, b = clones
+    assert head(a) == head(b) == ids[-1]
+    assert ok("fsck", cwd=a).stdout.strip() == "ok"  # no statistics: not damage
+    with Repository.open(a) as r:
+        assert r.statistics() == []
+        assert r.settings.z_steps == 5  # the settings of the newest update set
+    # a commits and pushes; b pulls: a fast-forward
+    new = last_line(ok("commit", files["d"], cwd=a))
+    pushed = ok("push", cwd=a).stdout
+    assert f"{ids[-1][:12]}..{new[:12]}" in pushed and "pushed 1 commits" in pushed
+    assert ok("push", cwd=a).stdout.splitlines()[-1] == "Everything up-to-date"
+    pulled = ok("pull", cwd=b).stdout
+    assert "Fast-forward" in pulled and head(b) == new and "fetched 1 commits, 5 objects" in pulled
+    # only what is missing moves: a second fetch moves nothing
+    assert "fetched 0 objects" in ok("fetch", cwd=b).stdout
+    ok("export", "HEAD", tmp_path / "ca", cwd=a)
+    ok("export", "HEAD", tmp_path / "cb", cwd=b)
+    assert checkpoint(tmp_path / "ca") == checkpoint(tmp_path / "cb")
+    assert len(checkpoint(tmp_path / "ca")) >= 1
+    # and both are the origin's state plus the new facts, rebuilt from the shared history
+    ok("pull", cwd=repo)
+    ok("export", "HEAD", tmp_path / "co", cwd=repo)
+    assert checkpoint(tmp_path / "co") == checkpoint(tmp_path / "ca")
+    assert ok("fsck", url).stdout.strip() == "ok"
+
+
+def test_diverged_push_is_refused_then_pull_merges(base, tmp_path, origin, clones):
+    _, url, _ = origin
+    files = facts_files(base)
+    a, b = clones
+    da = last_line(ok("commit", files["d"], cwd=a))
+    eb = last_line(ok("commit", files["e"], cwd=b))
+    ok("push", cwd=a)
+    before = remote_files(url)
+    r = run("push", cwd=b)
+    assert r.exit_code == 1 and "fetch first" in r.stderr and r.stderr.count("\n") == 1
+    assert remote_files(url) == before  # refused before writing anything
+    # REMOTE/BRANCH is a revision once fetched
+    ok("fetch", cwd=b)
+    assert json.loads(ok("log", "--json", "-n", "1", "origin/main", cwd=b).stdout)[0]["id"] == da
+    merge = last_line(ok("pull", cwd=b))
+    with Repository.open(b) as r:
+        assert list(r.get_commit(merge).parents) == [eb, da]
+        live = {f.request.target_new for f in r.facts_at(merge)}
+    assert {"Apple", "Microsoft"} <= live  # both sides' facts
+    ok("push", cwd=b)
+    assert "Fast-forward" in ok("pull", cwd=a).stdout
+    for d in (a, b):
+        ok("export", "HEAD", tmp_path / f"x{d.name}", cwd=d)
+    assert checkpoint(tmp_path / "xa") == checkpoint(tmp_path / "xb")
+    assert ok("fsck", url).stdout.strip() == "ok"
+
+
+def test_pull_lists_conflicts_and_writes_nothing(tmp_path, clones):
+    a, b = clones
+    fa = write_facts(tmp_path / "fa.jsonl", [("Honda Civic", "{} is produced by", "Apple",
+                                              "Honda")])
+    fb = write_facts(tmp_path / "fb.jsonl", [("Honda Civic", "{} is produced by", "Sony",
+                                              "Honda")])
+    ok("commit", fa, cwd=a)
+    ok("push", cwd=a)
+    ok("commit", fb, cwd=b)
+    ok("fetch", cwd=b)
+    before = snapshot(b)
+    r = run("pull", cwd=b)
+    assert r.exit_code == 1
+    assert "CONFLICT 'Honda Civic' / '{} is produced by'" in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("memstore: error: merge of")
+    assert snapshot(b) == before
+
+
+def test_statistics_move_only_with_with_stats(base, tmp_path, origin, monkeypatch):
+    repo, url, _ = origin
+    monkeypatch.setenv("MEMSTORE_STATS_CACHE", "off")  # a clone computes what it lacks
+    files_before = set(remote_files(url))
+    assert not any(p.startswith("statistics/") for p in files_before)
+    ok("push", "--with-stats", cwd=repo)  # up to date, so nothing moves
+    ok("commit", facts_files(base)["d"], cwd=repo)
+    ok("push", "--with-stats", cwd=repo)
+    records = [p for p in remote_files(url) if p.startswith("statistics/")]
+    assert len(records) == 2  # layers 1 and 2 of the one sample
+    with Repository.open(repo) as r:
+        want = {(s.id, s.layer, s.object) for s in r.statistics()}
+    plain, full = tmp_path / "plain", tmp_path / "full"
+    clone(base, url, plain)
+    clone(base, url, full, "--with-stats")
+    with Repository.open(full) as r:
+        assert {(s.id, s.layer, s.object) for s in r.statistics()} == want
+    with Repository.open(plain) as r:
+        assert r.statistics() == []
+    # a replay on the clone without statistics recomputes them (on the base weights, in the
+    # middle of the replay), and gets the same weights as the clone that fetched them
+    ok("revert", "HEAD~1", cwd=plain)
+    ok("revert", "HEAD~1", cwd=full)
+    with Repository.open(plain) as r:
+        assert {(s.id, s.layer) for s in r.statistics()} == {(i, l) for i, l, _ in want}
+    ok("export", "HEAD", tmp_path / "ep", cwd=plain)
+    ok("export", "HEAD", tmp_path / "ef", cwd=full)
+    assert checkpoint(tmp_path / "ep") == checkpoint(tmp_path / "ef")
+    assert ok("fsck", cwd=plain).stdout.strip() == "ok"
+    # a statistics tensor is verified on arrival like any object
+    victim = min(want)[2]
+    tamper(url, object_path(victim), b"not E[kk^T]")
+    r = run("clone", url, tmp_path / "bad", "--base", model_dir(base), "--with-stats")
+    assert r.exit_code == 1 and f"object {victim} from remote 'origin'" in r.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_remote_commands_and_tracking_branches(base, tmp_path, origin):
+    repo, url, _ = origin
+    url = url.removeprefix("file://")  # recorded as an absolute path
+    listed = ok("remote", "list", cwd=repo).stdout
+    assert listed.split() == ["origin", url]
+    assert json.loads(ok("remote", "--json", cwd=repo).stdout) == [{"name": "origin", "url": url}]
+    assert ok("fsck", "origin", cwd=repo).stdout.strip() == "ok"
+    # the tracking branch is a root for gc, and a revision
+    ok("branch", "side", cwd=repo)
+    assert ok("log", "--oneline", "origin/main", cwd=repo).stdout.count("\n") == 3
+    assert "(HEAD -> main, side, origin/main)" in ok("log", "--oneline", cwd=repo).stdout
+    ok("remote", "add", "mirror", tmp_path / "mirror", cwd=repo)
+    assert "pushed 3 commits" in ok("push", "mirror", "side", cwd=repo).stdout
+    assert ok("log", "--oneline", "mirror/side", cwd=repo).stdout.count("\n") == 3
+    ok("remote", "remove", "mirror", cwd=repo)
+    # a store without compare-and-swap: the push says the remote is single-writer
+    ok("remote", "add", "scratch", f"memory://{tmp_path.name}/shared", cwd=repo)
+    assert "is single-writer" in ok("push", "scratch", cwd=repo).stderr
+    r = run("log", "mirror/side", cwd=repo)
+    assert r.exit_code == 2 and "unknown revision 'mirror/side'" in r.stderr
+    assert ok("remote", cwd=repo).stdout.split() == ["origin", url, "scratch",
+                                                     f"memory://{tmp_path.name}/shared"]
