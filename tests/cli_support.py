@@ -44,8 +44,7 @@ FACTS = {
 def make_model_dir(path: Path) -> Path:
     """A random 4-layer Llama-family model and the tiny tokenizer, saved for from_pretrained."""
     tok = tiny_tokenizer()
-    cfg = tiny_config("llama", tok.backend_tokenizer.get_vocab_size())
-    cfg.num_hidden_layers = 4
+    cfg = tiny_config("llama", tok.backend_tokenizer.get_vocab_size(), layers=4)
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_config(cfg).eval()
     model.save_pretrained(path)

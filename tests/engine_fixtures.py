@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import torch
 import transformers
-from tiny import tiny_config, tiny_tokenizer
+from tiny import FAMILIES, tiny_config, tiny_tokenizer
 
 from memstore.editing import Request, default_settings
 from memstore.editing.statistics import compute_statistics
 from memstore.models.adapters import get_adapter
 from memstore.models.loading import prepare_tokenizer
 
-FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama", "gemma")
+__all__ = ["FAMILIES"]  # every family in the adapter registry (tests/tiny.py)
 TEMPLATES = ["{}", "The cat sat. {}", "Because of the capital of France is Paris. {}"]
 
 REQUESTS = [
@@ -24,8 +24,7 @@ REQUESTS = [
 def build(family: str, layers: int = 4, seed: int = 0):
     tok = tiny_tokenizer()
     prepare_tokenizer(tok)
-    cfg = tiny_config(family, tok.backend_tokenizer.get_vocab_size())
-    cfg.num_hidden_layers = layers
+    cfg = tiny_config(family, tok.backend_tokenizer.get_vocab_size(), layers=layers)
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(cfg).eval()
     model.requires_grad_(False)

@@ -25,8 +25,7 @@ def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
 
 def write_tiny_gguf(path: Path, layers: int = 4, seed: int = 0) -> Path:
     tok = tiny_tokenizer()
-    cfg = tiny_config("llama", tok.backend_tokenizer.get_vocab_size())
-    cfg.num_hidden_layers = layers
+    cfg = tiny_config("llama", tok.backend_tokenizer.get_vocab_size(), layers=layers)
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(cfg).eval()
     state = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}

@@ -1,6 +1,7 @@
 import pytest
 import torch
 from engine_fixtures import FAMILIES, build
+from tiny import POST_NORM_FAMILIES
 
 from memstore.errors import ValidationError
 from memstore.models.adapters import get_adapter, supported
@@ -12,15 +13,37 @@ def test_adapter_finds_modules(family):
     assert ad.n_layers(model) == 4
     w = ad.proj(model, 1).weight
     d_out, d_in = ad.proj_dims(model, 1)
-    assert d_out == model.config.hidden_size
+    assert d_out == model.config.get_text_config().hidden_size
     assert w.shape == ((d_in, d_out) if ad.transposed else (d_out, d_in))
     assert ad.proj_weight_name(1) in model.state_dict()
     assert model.state_dict()[ad.proj_weight_name(1)].data_ptr() == w.data_ptr()
     assert isinstance(ad.final_norm(model), torch.nn.Module)
-    assert ad.lm_head(model).weight.shape[0] == model.config.vocab_size
-    assert ad.embeddings(model).weight.shape[1] == model.config.hidden_size
-    layers = ad.default_layers(28)
-    assert layers == tuple(range(layers[0], layers[-1] + 1)) and max(layers) < 28
+    assert ad.lm_head(model).weight.shape[0] == model.config.get_text_config().vocab_size
+    assert ad.embeddings(model).weight.shape[1] == model.config.get_text_config().hidden_size
+    post = ad.post_norm(model, 1)
+    assert (post is not None) == (family in POST_NORM_FAMILIES)
+
+
+def test_default_band_of_layers_follows_the_depth():
+    from memstore.editing.defaults import band
+
+    assert band(28) == (3, 4, 5, 6, 7, 8)  # GPT-J's 3-8 of 28
+    assert band(30) == (3, 4, 5, 6, 7, 8)  # SmolLM2
+    assert band(24) == (2, 3, 4, 5, 6)  # Qwen2.5-0.5B
+    assert band(32) == (3, 4, 5, 6, 7, 8, 9)
+    for n in range(2, 100):
+        layers = band(n)
+        assert layers == tuple(range(layers[0], layers[-1] + 1)) and max(layers) <= n - 2
+
+
+def test_lambda_is_the_mlp_width():
+    from memstore.editing import default_settings
+
+    for family in FAMILIES:
+        model, _, ad = build(family)
+        s = default_settings(model)
+        assert s.mom2_weight == ad.proj_dims(model, s.layers[0])[1]
+        assert s.stats_source == "wikipedia" and s.stats_tokens == 20000
 
 
 def test_gpt2_is_transposed_others_not():

@@ -68,7 +68,7 @@ def test_non_finite_values_are_errors(tiny):
     model, tok, ad = tiny
     s = settings_for(model)
     stats = stats_for(model, tok, ad, s.layers)
-    bad = torch.full((len(REQUESTS), model.config.hidden_size), float("nan"))
+    bad = torch.full((len(REQUESTS), model.config.get_text_config().hidden_size), float("nan"))
     with pytest.raises(NumericalError):
         execute_memit(model, tok, REQUESTS, s, stats, zs=bad, templates=TEMPLATES,
                       show_progress=False)

@@ -60,8 +60,7 @@ def same_as_full(base_dir, adapter_dir, full_dir, batch) -> None:
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family(family, tmp_path):
     tok = tiny_tokenizer()
-    cfg = tiny_config(family, tok.backend_tokenizer.get_vocab_size())
-    cfg.num_hidden_layers = 4
+    cfg = tiny_config(family, tok.backend_tokenizer.get_vocab_size(), layers=4)
     for key in ("n_positions", "max_position_embeddings"):  # room for the store's statistics
         if hasattr(cfg, key):  # sampled in sequences of 128 tokens
             setattr(cfg, key, 256)

@@ -24,7 +24,9 @@ CORPUS = [
     "nq question: who wrote the song? The String, 1998, 2006, English, German.",
 ]
 
-FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama", "gemma", "gemma2")
+FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama", "gemma", "gemma2", "gemma3_text", "gemma3",
+            "phi3", "olmo2")
+POST_NORM_FAMILIES = ("gemma2", "gemma3_text", "gemma3", "olmo2")
 
 SPECIAL = ["<pad>", "<bos>", "<eos>"]
 
@@ -63,7 +65,7 @@ def tiny_tokenizer(add_bos: bool = False) -> transformers.PreTrainedTokenizerFas
     )
 
 
-def tiny_config(family: str, vocab_size: int) -> transformers.PretrainedConfig:
+def tiny_config(family: str, vocab_size: int, layers: int = 2) -> transformers.PretrainedConfig:
     # initializer_range 0.2 (not 0.02): sharper predictions, so context errors show in scores
     common = {
         "vocab_size": vocab_size, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
@@ -71,34 +73,60 @@ def tiny_config(family: str, vocab_size: int) -> transformers.PretrainedConfig:
     }
     if family == "gpt2":
         return transformers.GPT2Config(
-            n_embd=32, n_layer=2, n_head=4, n_positions=128, **common
+            n_embd=32, n_layer=layers, n_head=4, n_positions=128, **common
         )
     if family == "gptj":
         return transformers.GPTJConfig(
-            n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=128, **common
+            n_embd=32, n_layer=layers, n_head=4, rotary_dim=4, n_positions=128, **common
         )
     if family == "gpt_neox":
         return transformers.GPTNeoXConfig(
-            hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
             intermediate_size=64, rotary_pct=0.5, max_position_embeddings=128, **common,
         )
     if family == "llama":
         return transformers.LlamaConfig(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=128, **common,
         )
     if family == "gemma":
         return transformers.GemmaConfig(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
             num_key_value_heads=2, head_dim=8, max_position_embeddings=128, **common,
         )
     if family == "gemma2":
         return transformers.Gemma2Config(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
             num_key_value_heads=2, head_dim=8, max_position_embeddings=128,
             sliding_window=64, final_logit_softcapping=2.0, **common,
         )
+    if family == "gemma3_text":
+        return transformers.Gemma3TextConfig(**_gemma3_text(common, layers))
+    if family == "gemma3":  # the multimodal model: a tiny vision tower beside the text model
+        vision = transformers.SiglipVisionConfig(
+            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+            image_size=28, patch_size=14)
+        return transformers.Gemma3Config(text_config=_gemma3_text(common, layers),
+                                         vision_config=vision.to_dict(), mm_tokens_per_image=4,
+                                         image_token_index=3, boi_token_index=1,
+                                         eoi_token_index=2)
+    if family == "phi3":
+        return transformers.Phi3Config(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=128, **common)
+    if family == "olmo2":
+        return transformers.Olmo2Config(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=128, **common)
     raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+
+
+def _gemma3_text(common: dict, layers: int) -> dict:
+    """Gemma 3's text model: sliding-window and global layers, query/key norms, soft caps."""
+    return dict(hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                max_position_embeddings=128, sliding_window=64, query_pre_attn_scalar=8,
+                final_logit_softcapping=2.0, attn_logit_softcapping=50.0, **common)
 
 
 def tiny_model(family: str = "gpt2", seed: int = 0) -> transformers.PreTrainedModel:

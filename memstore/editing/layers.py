@@ -69,7 +69,8 @@ def run_until(model: nn.Module, adapter: Adapter, stop: int,
     """Runs the model forward and stops after layer `stop`.
 
     `capture` lists (layer, kind) with kind "out" (the decoder layer's output hidden
-    states) or "key" (the input of its MLP output projection W_out).
+    states), "key" (the input of its MLP output projection W_out) or "value" (W_out's
+    output).
     Returns {(layer, kind): tensor}."""
     captured: dict[tuple[int, str], torch.Tensor] = {}
     handles = []
@@ -82,6 +83,10 @@ def run_until(model: nn.Module, adapter: Adapter, stop: int,
             def pre(_m, args, layer=layer):
                 captured[(layer, "key")] = args[0]
             handles.append(adapter.proj(model, layer).register_forward_pre_hook(pre))
+        elif kind == "value":
+            def post(_m, _args, out, layer=layer):
+                captured[(layer, "value")] = out
+            handles.append(adapter.proj(model, layer).register_forward_hook(post))
         else:
             raise ValueError(kind)
 

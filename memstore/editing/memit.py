@@ -9,6 +9,7 @@ from ..errors import ValidationError
 from ..models.adapters import Adapter, get_adapter
 from .apply import apply_update
 from .keys import compute_keys, current_hidden
+from .post_norm import value_residuals
 from .requests import Request, context_length, validate_requests
 from .result import EditResult, LayerUpdate
 from .sampling import sample_templates
@@ -19,10 +20,10 @@ from .zs import compute_zs
 
 
 def default_settings(model, adapter: Adapter | None = None, **changes) -> EditSettings:
-    adapter = adapter or get_adapter(model)
-    n = adapter.n_layers(model)
-    s = EditSettings(layers=adapter.default_layers(n), mom2_weight=adapter.default_mom2_weight,
-                     clamp=adapter.default_clamp)
+    """The settings derived from the model (memstore.editing.defaults), with `changes`."""
+    from .defaults import derive
+
+    s = derive(model, adapter or get_adapter(model)).settings
     return s.with_changes(**changes) if changes else s
 
 
@@ -84,6 +85,8 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
         keys = compute_keys(model, tokenizer, adapter, layer, requests, templates)
         cur = current_hidden(model, tokenizer, adapter, L, requests)
         residuals = (zs.float() - cur) / (len(settings.layers) - i)
+        if adapter.post_norm_path is not None:  # the stream receives N(W k): post_norm.py
+            residuals = value_residuals(model, tokenizer, adapter, layer, requests, residuals)
         earlier = None if settings.history == "plain" else (running or {}).get(layer)
         if settings.history == "nullspace":
             u, v = solve_layer_nullspace(stats[layer].projector(settings.nullspace_threshold), keys,

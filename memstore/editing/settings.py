@@ -66,7 +66,7 @@ class EditSettings:
     n_templates: int = 5  # sampled prefix templates (beside the bare "{}")
     template_tokens: int = 10
     seed: int = 0  # seeds template sampling and self-sampled statistics text
-    stats_source: str = "self"  # "self" or a path to a .txt / .jsonl corpus
+    stats_source: str = "wikipedia"  # "wikipedia" (built in), "self" or a .txt / .jsonl file
     stats_tokens: int = 20000
     history: str = "preserve"  # plain | preserve | nullspace: README, "Sequential commits"
     history_weight: float = 1.0  # weight of earlier commits' keys in the solve

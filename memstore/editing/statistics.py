@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from ..data import WIKIPEDIA, wikipedia_paragraphs
 from ..errors import NumericalError, ValidationError
 from ..models.adapters import Adapter
 from .layers import run_until
@@ -55,13 +56,17 @@ def sample_id(description: str) -> str:
     return hashlib.sha256(description.encode()).hexdigest()[:16]
 
 
+SOURCES = ("wikipedia", "self")  # built-in sources; anything else is a corpus file
+
+
 def describe_source(source: str, n_tokens: int, seed: int, seq_len: int) -> str:
     if source == "self":
         return json.dumps({"source": "self", "tokens": n_tokens, "seed": seed, "seq_len": seq_len},
                           sort_keys=True)
-    p = check_corpus(source)
+    p = WIKIPEDIA if source == "wikipedia" else check_corpus(source)
     digest = hashlib.sha256(p.read_bytes()).hexdigest()[:16]
-    return json.dumps({"source": p.name, "sha256": digest, "tokens": n_tokens, "seq_len": seq_len},
+    name = "wikipedia" if source == "wikipedia" else p.name
+    return json.dumps({"source": name, "sha256": digest, "tokens": n_tokens, "seq_len": seq_len},
                       sort_keys=True)
 
 
@@ -196,6 +201,8 @@ def compute_statistics(model, tokenizer, adapter: Adapter, layers: tuple[int, ..
     description = describe_source(source, n_tokens, seed, seq_len)
     if source == "self":
         chunks = self_sampled_chunks(model, tokenizer, n_tokens, seed, seq_len)
+    elif source == "wikipedia":
+        chunks = token_chunks(tokenizer, wikipedia_paragraphs(), n_tokens, seq_len)
     else:
         chunks = token_chunks(tokenizer, corpus_texts(source), n_tokens, seq_len)
     if not chunks:

@@ -54,7 +54,7 @@ def compute_z_reference(model, tokenizer, adapter: Adapter, request: Request, te
     input_ids, mask, lookups, targets, n_target = _rows(tokenizer, request, templates)
     input_ids, mask = input_ids.to(device), mask.to(device)
     n_rewrite = len(lookups) - 1
-    delta = torch.zeros(model.config.hidden_size, device=device, requires_grad=True)
+    delta = torch.zeros(model.config.get_text_config().hidden_size, device=device, requires_grad=True)
     target_init = {}
 
     def add_delta(_module, _inputs, output):

@@ -1,9 +1,12 @@
-"""Architecture adapters: where each family keeps its decoder layers, the MLP output
-projection W_out (the edited matrix), the final norm, the LM head and the embeddings, and
-the family's default edited layers and λ. A new family is one more `Adapter(...)` here."""
+"""Architecture adapters: the one registry of what differs per family — where it keeps its
+decoder layers, the MLP output projection W_out (the edited matrix), the norm (if any) that
+W_out's output passes through before the residual stream, the final norm, the LM head and
+the embeddings, whether batched scoring may pack several targets behind one prompt, and
+whether the editing math covers its layers at all. Default settings are not per family:
+they follow from the model (memstore.editing.defaults). A new family is one more
+`Adapter(...)` here and a tiny model in tests/tiny.py."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -19,19 +22,6 @@ def _get(root: nn.Module, path: str) -> nn.Module:
     return m
 
 
-def _band(lo: float, hi: float) -> Callable[[int], tuple[int, ...]]:
-    """Default edited layers as a band of relative depth [lo, hi) (GPT-J: 3..8 of 28)."""
-
-    def layers(n_layers: int) -> tuple[int, ...]:
-        if n_layers <= 2:
-            return tuple(range(n_layers))
-        a = min(n_layers - 2, max(0, round(lo * n_layers)))
-        b = min(n_layers - 1, max(a, round(hi * n_layers)))
-        return tuple(range(a, b + 1))
-
-    return layers
-
-
 @dataclass(frozen=True)
 class Adapter:
     name: str
@@ -41,9 +31,9 @@ class Adapter:
     final_norm_path: str
     embed_path: str
     transposed: bool  # weight stored (d_in × d_out), as GPT-2's Conv1D
-    default_layers: Callable[[int], tuple[int, ...]]
-    default_mom2_weight: float
-    default_clamp: float = 0.75
+    # the RMSNorm W_out's output passes through before it joins the residual stream (Gemma
+    # 2/3, OLMo 2: "post-feedforward"), inside a decoder layer; None when it joins directly
+    post_norm_path: str | None = None
     # scoring may pack several targets after one prompt (a custom 4D mask, restarting
     # positions): True where the family's attention takes such a mask (eval.scoring)
     packed_scoring: bool = True
@@ -76,6 +66,9 @@ class Adapter:
         w = self.proj(model, index).weight
         return (w.shape[1], w.shape[0]) if self.transposed else (w.shape[0], w.shape[1])
 
+    def post_norm(self, model: nn.Module, index: int) -> nn.Module | None:
+        return _get(self.layer(model, index), self.post_norm_path) if self.post_norm_path else None
+
     def final_norm(self, model: nn.Module) -> nn.Module:
         return _get(model, self.final_norm_path)
 
@@ -97,26 +90,32 @@ class Adapter:
         return logits
 
 
-# λ: the paper's values for GPT-2 XL, GPT-J and NeoX. For the Llama family it was measured
-# on SmolLM2-135M (100 CounterFact dev records, layers 3-8; README "Choosing the defaults"):
-# λ 15,000 gives ES 0.72 / PS 0.69 / NS 0.729, 5,000 gives 0.96 / 0.915 / 0.720, 1,500 gives
-# 1.00 / 0.945 / 0.706 (unedited 0.27 / 0.26 / 0.744).
 ADAPTERS: tuple[Adapter, ...] = (
     Adapter("gpt2", ("gpt2",), "transformer.h", "mlp.c_proj", "transformer.ln_f",
-            "transformer.wte", True, _band(0.27, 0.36), 20000.0),
+            "transformer.wte", True),
     Adapter("gptj", ("gptj",), "transformer.h", "mlp.fc_out", "transformer.ln_f",
-            "transformer.wte", False, _band(0.11, 0.29), 15000.0),
+            "transformer.wte", False),
     Adapter("gpt_neox", ("gpt_neox",), "gpt_neox.layers", "mlp.dense_4h_to_h",
-            "gpt_neox.final_layer_norm", "gpt_neox.embed_in", False, _band(0.13, 0.23),
-            20000.0, default_clamp=0.3),
+            "gpt_neox.final_layer_norm", "gpt_neox.embed_in", False),
     Adapter("llama", ("llama", "mistral", "qwen2", "qwen3"), "model.layers", "mlp.down_proj",
-            "model.norm", "model.embed_tokens", False, _band(0.10, 0.27), 1500.0),
+            "model.norm", "model.embed_tokens", False),
+    Adapter("phi3", ("phi3",), "model.layers", "mlp.down_proj", "model.norm",
+            "model.embed_tokens", False),
     Adapter("gemma", ("gemma",), "model.layers", "mlp.down_proj", "model.norm",
-            "model.embed_tokens", False, _band(0.11, 0.29), 15000.0),
+            "model.embed_tokens", False),
     Adapter("gemma2", ("gemma2", "gemma3_text"), "model.layers", "mlp.down_proj", "model.norm",
-            "model.embed_tokens", False, _band(0.11, 0.29), 15000.0,
-            not_editable="the MLP output passes through a post-feedforward norm before it "
-                         "joins the residual stream, which the update does not model yet"),
+            "model.embed_tokens", False, post_norm_path="post_feedforward_layernorm"),
+    # Gemma 3 with its vision tower: the text model inside is edited, the rest kept
+    Adapter("gemma3", ("gemma3",), "model.language_model.layers", "mlp.down_proj",
+            "model.language_model.norm", "model.language_model.embed_tokens", False,
+            post_norm_path="post_feedforward_layernorm"),
+    Adapter("olmo2", ("olmo2",), "model.layers", "mlp.down_proj", "model.norm",
+            "model.embed_tokens", False, post_norm_path="post_feedforward_layernorm"),
+    # known, and refused for edits: W_out is one of several experts per token
+    *(Adapter(t, (t,), "model.layers", "mlp.experts", "model.norm", "model.embed_tokens", False,
+              not_editable="its MLP is a mixture of experts: a key reaches one of several "
+                           "W_out matrices, which the MEMIT update does not model")
+      for t in ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe")),
 )
 
 

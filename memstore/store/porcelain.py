@@ -20,7 +20,7 @@ from typing import Any
 from ..editing.memit import check_layers, default_settings, execute_memit
 from ..editing.requests import Request, context_length, fact_key, validate_requests
 from ..editing.settings import EditSettings
-from ..editing.statistics import check_corpus
+from ..editing.statistics import SOURCES, check_corpus
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import model_hash
 from ..models.loading import DEFAULT_MODEL, resolve
@@ -112,7 +112,7 @@ def parse_setting(key: str, text: str) -> Any:
         what = "a comma-separated list of layer numbers (e.g. 3,4,5 or 3-8)" \
             if key == "layers" else f"a number ({kind})"
         raise ValidationError(f"invalid value {text!r} for {key}: expected {what}") from None
-    if key == "stats_source" and text != "self":
+    if key == "stats_source" and text not in SOURCES:
         return str(check_corpus(text))
     return text
 

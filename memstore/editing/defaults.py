@@ -1,0 +1,97 @@
+"""Default editor settings from the model, not from one checkpoint.
+
+**λ (mom2_weight) = d_in, the MLP width.** For one request, the solve writes a fraction of
+the residual r along its key k:  ΔW k = r · s / (1 + s),  s = kᵀ (λC)⁻¹ k,  C = E[k kᵀ].
+For keys distributed as the statistics sample,  E[kᵀ C⁻¹ k] = tr(C⁻¹ E[k kᵀ]) = tr(I) = d_in,
+so λ = d_in makes s ≈ 1 for a typical key: the update weighs the new association and the
+preserved ones evenly, whatever the width and the scale of the activations. The paper's
+GPT-J value 15,000 is this rule for its d_in of 16,384, and on SmolLM2 (d_in 1,536) the
+value measured best was 1,500 (benchmarks/README.md).
+
+**Edited layers: the band at relative depth 0.10–0.27**, the one causal tracing points to
+(GPT-J 3–8 of 28, Llama-3-8B 4–8 of 32 in later work, SmolLM2 3–8 of 30), never reaching the
+last layer: L = max(layers) needs a later layer to carry δ to the target.
+
+**Statistics: the built-in Wikipedia sample** (as the paper's Wikipedia statistics, one
+forward pass that stops after the last edited layer: no text is generated, so the cost
+does not grow with the vocabulary), max(20,000, 4·d_in) tokens so that C is estimated from
+several samples per dimension.
+
+The z-vector settings (steps, learning rate, clamp, KL and decay weights, templates) are
+the reference's, for every family."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..models.adapters import Adapter
+from .settings import EditSettings
+
+BAND = (0.10, 0.27)
+STATS_TOKENS_MIN, STATS_TOKENS_PER_DIM = 20_000, 4
+# families whose defaults were measured on real models (benchmarks/bench_models.py)
+VALIDATED = {"llama": "SmolLM2-135M", "qwen2": "Qwen2.5-Coder-0.5B"}
+LAMBDA_PER_DIM = (0.3, 3.0)  # λ / d_in measured to work (benchmarks/README.md)
+
+
+def band(n_layers: int) -> tuple[int, ...]:
+    """The edited layers of a model with `n_layers` layers (see the module docstring)."""
+    if n_layers < 2:
+        return ()
+    last = n_layers - 2  # the latest layer L may be
+    lo = min(last, round(BAND[0] * n_layers))
+    hi = min(last, max(lo, round(BAND[1] * n_layers)))
+    return tuple(range(lo, hi + 1))
+
+
+def mlp_width(model, adapter: Adapter, layers: tuple[int, ...]) -> int:
+    return max(adapter.proj_dims(model, l)[1] for l in layers)
+
+
+@dataclass(frozen=True)
+class Derived:
+    settings: EditSettings
+    why: dict[str, str]  # setting -> one line saying how it was chosen
+
+
+def derive(model, adapter: Adapter) -> Derived:
+    n = adapter.n_layers(model)
+    layers = band(n)
+    if not layers:
+        from ..errors import ValidationError
+
+        raise ValidationError(f"the model has {n} layer(s); editing needs at least 2")
+    d_in = mlp_width(model, adapter, layers)
+    tokens = max(STATS_TOKENS_MIN, -(-STATS_TOKENS_PER_DIM * d_in // 1000) * 1000)
+    settings = EditSettings(layers=layers, mom2_weight=float(d_in), stats_source="wikipedia",
+                            stats_tokens=tokens)
+    why = {
+        "layers": (f"layers {layers[0]}-{layers[-1]}: relative depth {BAND[0]:.2f}-{BAND[1]:.2f} "
+                   f"of {n} layers, below the last"),
+        "mom2_weight": f"λ {d_in}: the MLP width d_in, so a typical key is written half way "
+                       "(kᵀ(λC)⁻¹k ≈ 1)",
+        "stats_source": f"statistics: {tokens} tokens of the built-in Wikipedia sample "
+                        f"(max(20000, 4·d_in)), one pass, no generation",
+    }
+    return Derived(settings, why)
+
+
+def outside_validated(model, adapter: Adapter, settings: EditSettings) -> list[str]:
+    """One line per way `settings` leave what was measured to work: the family's defaults
+    not measured on a real model, λ far from d_in, layers outside the band."""
+    out = []
+    if adapter.name not in VALIDATED:
+        out.append(f"the default settings were validated on real {', '.join(VALIDATED)} models "
+                   f"({', '.join(VALIDATED.values())}); on {adapter.name} only on tiny random "
+                   "models: check the edit with `memstore eval`")
+    d_in = mlp_width(model, adapter, settings.layers)
+    ratio = settings.mom2_weight / d_in
+    if not LAMBDA_PER_DIM[0] <= ratio <= LAMBDA_PER_DIM[1]:
+        out.append(f"λ {settings.mom2_weight:g} is {ratio:.3g}×d_in; {LAMBDA_PER_DIM[0]}–"
+                   f"{LAMBDA_PER_DIM[1]}×d_in was measured to work (lower writes harder and "
+                   "disturbs more, higher writes weakly)")
+    n = adapter.n_layers(model)
+    depth = settings.last_layer / n
+    if depth > 0.5:
+        out.append(f"the last edited layer {settings.last_layer} is past half the depth ({n} "
+                   "layers); edits were measured in the band 0.10–0.27")
+    return out
