@@ -86,3 +86,29 @@ def metrics_line(m: dict[str, Any]) -> str:
 
 def layers_text(layers: Any) -> str:
     return ",".join(str(x) for x in layers)
+
+
+def runtime_options(f: Callable) -> Callable:
+    """Adds --device, --dtype and --device-map (where the model runs) to a command that
+    loads the base model; they win over MEMSTORE_DEVICE/_DTYPE/_DEVICE_MAP and the
+    repository's `memstore config device …` (memstore.models.runtime)."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, device: str | None, dtype: str | None, device_map: str | None,
+                **kwargs: Any) -> Any:
+        from memstore.store.states import set_runtime_flags
+
+        set_runtime_flags(device=device, dtype=dtype, device_map=device_map)
+        try:
+            return f(*args, **kwargs)
+        finally:
+            set_runtime_flags()
+
+    wrapper = click.option("--device-map", metavar="MAP", default=None,
+                           help="Spread the model with accelerate: auto, balanced, "
+                                "sequential, or a .json file of module -> device.")(wrapper)
+    wrapper = click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]),
+                           default=None, help="The model weights' dtype (default float32).")(wrapper)
+    return click.option("--device", metavar="DEVICE", default=None,
+                        help="cpu, cuda, cuda:N, mps or auto (default cpu).")(wrapper)

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # its subprocesses), so that every session exercises the computation.
 os.environ["MEMSTORE_STATS_CACHE"] = tempfile.mkdtemp(prefix="memstore-stats-")
 # Small settings so that a commit takes a fraction of a second on a tiny model.
-SETTINGS = {"layers": "1,2", "mom2_weight": "1", "stats_tokens": "400", "z_steps": "5",
+SETTINGS = {"layers": "1,2", "mom2_weight": "20", "stats_tokens": "400", "z_steps": "5",
             "n_templates": "1", "template_tokens": "4"}
 
 # Facts whose subjects end on a token boundary of the tiny tokenizer.

@@ -10,7 +10,7 @@ from memstore.editing.statistics import compute_statistics
 from memstore.models.adapters import get_adapter
 from memstore.models.loading import prepare_tokenizer
 
-__all__ = ["FAMILIES"]  # every family in the adapter registry (tests/tiny.py)
+__all__ = ["FAMILIES", "RUNTIMES"]  # every family in the adapter registry (tests/tiny.py)
 TEMPLATES = ["{}", "The cat sat. {}", "Because of the capital of France is Paris. {}"]
 
 REQUESTS = [
@@ -21,14 +21,28 @@ REQUESTS = [
 ]
 
 
-def build(family: str, layers: int = 4, seed: int = 0):
+# Where every engine test runs: the CPU in float32 and with bfloat16 weights, and CUDA
+# (both dtypes) where a GPU is present.
+RUNTIMES = ["cpu-float32", "cpu-bfloat16"] + (
+    ["cuda-float32", "cuda-bfloat16"] if torch.cuda.is_available() else [])
+
+
+def build(family: str, layers: int = 4, seed: int = 0, runtime: str = "cpu-float32"):
+    """A tiny random model of `family`, on the device and in the dtype `runtime` names."""
     tok = tiny_tokenizer()
     prepare_tokenizer(tok)
     cfg = tiny_config(family, tok.backend_tokenizer.get_vocab_size(), layers=layers)
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+    device, dtype = runtime.split("-")
+    model.to(device=device, dtype=getattr(torch, dtype))
     model.requires_grad_(False)
     return model, tok, get_adapter(model)
+
+
+def tolerance(runtime: str, float32: float, bfloat16: float) -> float:
+    """A relative tolerance for a value computed through the model in `runtime`."""
+    return bfloat16 if runtime.endswith("bfloat16") else float32
 
 
 def settings_for(model, **changes):

@@ -342,7 +342,7 @@ def test_tampered_cached_statistics_are_not_used(base, tmp_path, monkeypatch):
     victim = files[0]
     data = victim.read_bytes()
     t = load_bytes(data)
-    t["mom2"] = t["mom2"] * 1000  # still a valid file, other values
+    t["mom2_triu"] = t["mom2_triu"] * 1000  # still a valid file, other values
     header_len = int.from_bytes(data[:8], "little")
     meta = json.loads(data[8:8 + header_len])["__metadata__"]
     victim.write_bytes(save_bytes(t, metadata=meta))

@@ -24,8 +24,8 @@ def median_eigenvalue(stats, layer: int) -> float:
     return float(torch.linalg.eigvalsh(stats[layer].mom2.double()).median())
 
 
-def drift_after_second_commit(history: str) -> float:
-    model, tok, ad = build("llama")
+def drift_after_second_commit(history: str, runtime: str) -> float:
+    model, tok, ad = build("llama", runtime=runtime)
     s = settings_for(model, layers=(2,), mom2_weight=10.0, z_steps=10, history=history,
                      history_weight=1e4, nullspace_l2=1e-3)
     stats = stats_for(model, tok, ad, s.layers)
@@ -41,19 +41,19 @@ def drift_after_second_commit(history: str) -> float:
     return float((h2 - h1).norm() / h1.norm())
 
 
-def test_preserving_earlier_keys_keeps_an_earlier_fact_that_plain_loses():
-    plain = drift_after_second_commit("plain")
-    preserve = drift_after_second_commit("preserve")
-    nullspace = drift_after_second_commit("nullspace")
+def test_preserving_earlier_keys_keeps_an_earlier_fact_that_plain_loses(runtime):
+    plain = drift_after_second_commit("plain", runtime)
+    preserve = drift_after_second_commit("preserve", runtime)
+    nullspace = drift_after_second_commit("nullspace", runtime)
     assert plain > 0.05, plain  # the plain solve moves the first commit's fact
     assert preserve < plain / 10, (preserve, plain)
     assert nullspace < plain / 10, (nullspace, plain)
 
 
-def test_nullspace_update_leaves_the_directions_text_uses_untouched():
+def test_nullspace_update_leaves_the_directions_text_uses_untouched(runtime):
     """AlphaEdit's guarantee, checked against an eigendecomposition made here: ΔW v = 0 for
     every eigenvector v of E[k kᵀ] with eigenvalue at or above the threshold."""
-    model, tok, ad = build("llama")
+    model, tok, ad = build("llama", runtime=runtime)
     s = settings_for(model, layers=(1, 2), z_steps=6, history="nullspace", nullspace_l2=1e-2)
     stats = stats_for(model, tok, ad, s.layers)
     s = s.with_changes(nullspace_threshold=median_eigenvalue(stats, 2))
@@ -67,8 +67,8 @@ def test_nullspace_update_leaves_the_directions_text_uses_untouched():
         assert dw.norm() > 0
 
 
-def test_nullspace_applies_the_history_weight():
-    model, tok, ad = build("llama")
+def test_nullspace_applies_the_history_weight(runtime):
+    model, tok, ad = build("llama", runtime=runtime)
     s = settings_for(model, layers=(2,), z_steps=4, history="nullspace", nullspace_l2=1e-2)
     stats = stats_for(model, tok, ad, s.layers)
     s = s.with_changes(nullspace_threshold=median_eigenvalue(stats, 2))
@@ -124,8 +124,8 @@ def first_fact_margin(model, tok) -> float:
     return float(nll[1] - nll[0])
 
 
-def margins(history: str) -> tuple[float, float]:
-    model, tok, ad = build("gpt2")
+def margins(history: str, runtime: str) -> tuple[float, float]:
+    model, tok, ad = build("gpt2", runtime=runtime)
     s = settings_for(model, layers=(1, 2), mom2_weight=10.0, z_steps=20, history=history,
                      history_weight=1e4)
     stats = stats_for(model, tok, ad, s.layers)
@@ -137,9 +137,9 @@ def margins(history: str) -> tuple[float, float]:
     return after_first, first_fact_margin(model, tok)
 
 
-def test_history_aware_solve_keeps_an_earlier_fact_that_the_plain_solve_loses():
-    written, plain = margins("plain")
-    written_too, preserve = margins("preserve")
+def test_history_aware_solve_keeps_an_earlier_fact_that_the_plain_solve_loses(runtime):
+    written, plain = margins("plain", runtime)
+    written_too, preserve = margins("preserve", runtime)
     assert written == written_too and written > 0  # the first commit writes the fact
     assert plain < 0, plain  # plain: the later commit overwrites it
     assert preserve > 0, preserve  # preserving the first commit's keys keeps it

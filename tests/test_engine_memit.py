@@ -1,7 +1,16 @@
 """MEMIT on tiny random models of every family: shapes, exactness, batching, apply."""
 import pytest
 import torch
-from engine_fixtures import FAMILIES, REQUESTS, TEMPLATES, build, settings_for, stats_for
+from engine_fixtures import (
+    FAMILIES,
+    REQUESTS,
+    RUNTIMES,
+    TEMPLATES,
+    build,
+    settings_for,
+    stats_for,
+    tolerance,
+)
 from tiny import POST_NORM_FAMILIES
 
 from memstore.editing import build_state, execute_memit, unapply_updates
@@ -12,9 +21,11 @@ from memstore.editing.zs import compute_zs
 from memstore.editing.zs_reference import compute_z_reference
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
+@pytest.fixture(scope="module", params=[(f, r) for r in RUNTIMES for f in FAMILIES],
+                ids=lambda p: f"{p[0]}-{p[1]}")
 def edited(request):
-    model, tok, ad = build(request.param)
+    family, runtime = request.param
+    model, tok, ad = build(family, runtime=runtime)
     s = settings_for(model)
     stats = stats_for(model, tok, ad, s.layers)
     base = {k: v.clone() for k, v in model.state_dict().items()}
@@ -33,7 +44,12 @@ def test_shapes_and_orientation(edited):
         name = ad.proj_weight_name(layer)
         assert delta(u).shape == base[name].shape
         # the live weight moved by exactly ΔW (in the weight's own orientation)
-        torch.testing.assert_close(model.state_dict()[name] - base[name], delta(u), atol=1e-6, rtol=1e-5)
+        moved = model.state_dict()[name].float() - base[name].float()
+        if base[name].dtype == torch.float32:
+            torch.testing.assert_close(moved, delta(u).to(moved.device), atol=1e-6, rtol=1e-5)
+        else:  # one rounding of W + ΔW to the weights' dtype
+            want = (base[name].float() + delta(u).to(moved.device)).to(base[name].dtype)
+            assert torch.equal(model.state_dict()[name], want)
     untouched = [k for k in base if k not in {ad.proj_weight_name(l) for l in s.layers}]
     assert all(torch.equal(base[k], model.state_dict()[k]) for k in untouched)
 
@@ -49,17 +65,19 @@ def test_rebuild_is_bit_identical_and_unapply_restores(edited):
     unapply_updates(model, ad, res.updates)
     try:
         for name in rebuilt:
-            torch.testing.assert_close(model.state_dict()[name], base[name], atol=1e-6, rtol=0)
+            err = (model.state_dict()[name].float() - base[name].float()).abs().max()
+            scale = base[name].float().abs().max()
+            assert err <= (1e-6 if base[name].dtype == torch.float32 else 1e-2 * scale), name
     finally:
         from memstore.editing import apply_updates
         apply_updates(model, ad, res.updates)
 
 
 @pytest.mark.parametrize("family", [f for f in FAMILIES if f not in POST_NORM_FAMILIES])
-def test_small_lambda_maps_keys_to_targets(family):
+def test_small_lambda_maps_keys_to_targets(family, runtime):
     """λ → 0, one edited layer, n ≤ d_in: W' k_i = W k_i + (z_i − h_i). (Post-norm families:
     test_engine_post_norm.py.)"""
-    model, tok, ad = build(family)
+    model, tok, ad = build(family, runtime=runtime)
     s = settings_for(model, layers=(2,), mom2_weight=1e-6)
     stats = stats_for(model, tok, ad, s.layers)
     keys = compute_keys(model, tok, ad, 2, REQUESTS, TEMPLATES)
@@ -67,13 +85,14 @@ def test_small_lambda_maps_keys_to_targets(family):
     res = execute_memit(model, tok, REQUESTS, s, stats, templates=TEMPLATES, show_progress=False)
     u = res.updates[2]
     d = u.U.double() @ u.V.double().T  # d_out × d_in operator
-    got = keys.double() @ d.T
-    want = (res.zs - h).double()
+    got = keys.double().cpu() @ d.T
+    want = (res.zs.double() - h.double().cpu())
     rel = (got - want).norm(dim=1) / want.norm(dim=1)
     assert rel.max() < 1e-4, rel
     # the bare prompts' h^L moved toward z (the key is a template average, so not onto it)
-    h_after = current_hidden(model, tok, ad, 2, REQUESTS)
-    assert (h_after - res.zs).norm(dim=1).mean() < (h - res.zs).norm(dim=1).mean()
+    h_after = current_hidden(model, tok, ad, 2, REQUESTS).cpu()
+    zs = res.zs.cpu()
+    assert (h_after - zs).norm(dim=1).mean() < (h.cpu() - zs).norm(dim=1).mean()
 
 
 def test_factors_equal_dense_solve():
@@ -96,41 +115,47 @@ def test_factors_equal_dense_solve():
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_batched_zs_equal_one_at_a_time_and_reference(family):
-    model, tok, ad = build(family)
+def test_batched_zs_equal_one_at_a_time_and_reference(family, runtime):
+    model, tok, ad = build(family, runtime=runtime)
     s = settings_for(model)
     z, info = compute_zs(model, tok, ad, REQUESTS, TEMPLATES, s, False)
+    tol = tolerance(runtime, 1e-3, 0.1)  # bfloat16 rounds differently on either path (6% seen)
     for i, r in enumerate(REQUESTS):
         z1, _ = compute_zs(model, tok, ad, [r], TEMPLATES, s, False)
         zr, steps = compute_z_reference(model, tok, ad, r, TEMPLATES, s)
-        assert (z[i] - z1[0]).norm() / z1[0].norm() < 1e-3
-        assert (z[i] - zr).norm() / zr.norm() < 1e-3
-        assert steps == info["z_steps"][i]
+        zr = zr.float().cpu()
+        assert (z[i] - z1[0]).norm() / z1[0].norm() < tol
+        assert (z[i] - zr).norm() / zr.norm() < tol
+        if runtime.endswith("float32"):
+            assert steps == info["z_steps"][i]
 
 
-def test_z_optimisation_lowers_the_loss_and_respects_clamp():
-    model, tok, ad = build("llama")
+def test_z_optimisation_lowers_the_loss_and_respects_clamp(runtime):
+    model, tok, ad = build("llama", runtime=runtime)
     s = settings_for(model, z_steps=15, clamp=0.5)
     from memstore.editing.keys import current_hidden
     h = current_hidden(model, tok, ad, s.last_layer, REQUESTS)
     z, info = compute_zs(model, tok, ad, REQUESTS, TEMPLATES, s, False)
-    assert ((z - h).norm(dim=1) <= 0.5 * h.norm(dim=1) * (1 + 1e-5)).all()
+    slack = tolerance(runtime, 1e-5, 2e-2)  # h measured again, in bfloat16: rounded
+    assert ((z - h.cpu()).norm(dim=1) <= 0.5 * h.cpu().norm(dim=1) * (1 + slack)).all()
     s0 = settings_for(model, z_steps=1)
     _, info0 = compute_zs(model, tok, ad, REQUESTS, TEMPLATES, s0, False)
     assert all(a < b for a, b in zip(info["z_loss"], info0["z_loss"]))
 
 
-def test_converged_requests_leave_the_batch():
-    model, tok, ad = build("gpt2")
+def test_converged_requests_leave_the_batch(runtime):
+    model, tok, ad = build("gpt2", runtime=runtime)
     s = settings_for(model, z_steps=10, z_stop_loss=1e9)  # everyone converged at step 0
     z, info = compute_zs(model, tok, ad, REQUESTS, TEMPLATES, s, False)
     assert info["z_steps"] == [0] * len(REQUESTS)
-    h = current_hidden(model, tok, ad, s.last_layer, REQUESTS)
-    torch.testing.assert_close(z, h, atol=1e-5, rtol=1e-5)
+    h = current_hidden(model, tok, ad, s.last_layer, REQUESTS).cpu()
+    # z is h^L as the pass that optimised it saw it; in bfloat16 a pass over other rows rounds
+    # an element here and there one step differently
+    assert ((z - h).norm(dim=1) / h.norm(dim=1)).max() < tolerance(runtime, 1e-5, 3e-2)
 
 
-def test_edit_changes_prediction_toward_target():
-    model, tok, ad = build("llama")
+def test_edit_changes_prediction_toward_target(runtime):
+    model, tok, ad = build("llama", runtime=runtime)
     # one layer, a single (bare) template and λ → 0: the key is exactly the bare prompt's,
     # so the edited model reproduces the optimised z and its low loss
     s = settings_for(model, layers=(2,), z_steps=40, mom2_weight=1e-4, clamp=10.0, kl_weight=0.0)
@@ -146,6 +171,7 @@ def test_edit_changes_prediction_toward_target():
     before = [float(nll(r)) for r in REQUESTS]
     res = execute_memit(model, tok, REQUESTS, s, stats, templates=["{}"], show_progress=False)
     after = [float(nll(r)) for r in REQUESTS]
-    h_after = current_hidden(model, tok, ad, 2, REQUESTS)
-    assert ((h_after - res.zs).norm(dim=1) / res.zs.norm(dim=1)).max() < 1e-4
+    h_after = current_hidden(model, tok, ad, 2, REQUESTS).cpu()
+    rel = ((h_after - res.zs).norm(dim=1) / res.zs.norm(dim=1)).max()
+    assert rel < tolerance(runtime, 1e-4, 2e-2)
     assert sum(after) < sum(before) - 1.0, (before, after)

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from engine_fixtures import REQUESTS, build, settings_for, stats_for
+from engine_fixtures import REQUESTS, build, settings_for, stats_for, tolerance
 from tiny import POST_NORM_FAMILIES
 
 from memstore.editing import Request, default_settings, execute_memit
@@ -40,13 +40,13 @@ def subject_value(model, tok, ad, layer: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("family", POST_NORM_FAMILIES)
-def test_the_edited_layer_adds_the_requested_residual(family):
+def test_the_edited_layer_adds_the_requested_residual(family, runtime):
     """One edited layer L, λ → 0, the bare template: the layer's contribution N(y) moves to
     the point of N's image in the direction of N(y) + (z − h) — computed here from the norm's
     weights — so h^L lands there; without the post-norm step (the plain value residual) it
     misses by far more."""
     def run(adapter_change: dict) -> tuple[torch.Tensor, ...]:
-        model, tok, ad = build(family)
+        model, tok, ad = build(family, runtime=runtime)
         g = torch.Generator().manual_seed(1)
         for layer in range(ad.n_layers(model)):  # norms that are not the identity's scale
             w = ad.post_norm(model, layer).weight
@@ -69,7 +69,8 @@ def test_the_edited_layer_adds_the_requested_residual(family):
     target = r + (z - h)
     reachable = h - r + target / (target / g).pow(2).mean().sqrt()
     missing = (z - h).norm()
-    assert (after - reachable).norm() < 1e-3 * missing  # exactly where the derivation says
+    # exactly where the derivation says (up to bfloat16's rounding of the weights)
+    assert (after - reachable).norm() < tolerance(runtime, 1e-3, 3e-2) * missing
     assert (after - h).norm() > 0.5 * missing  # and most of the way to z
     h2, _, _, z2, after_plain = run({"post_norm_path": None})
     assert torch.allclose(z2, z) and torch.allclose(h2, h)
@@ -84,10 +85,10 @@ def nll(model, tok, prompt: str, target: str) -> float:
 
 
 @pytest.mark.parametrize("family", POST_NORM_FAMILIES)
-def test_one_request_with_default_settings_is_predicted(family):
+def test_one_request_with_default_settings_is_predicted(family, runtime):
     """Default settings (derived from the model): after one edit the new target is more
     probable than the true one (CounterFact's efficacy) and its NLL fell by over a nat."""
-    model, tok, ad = build(family)
+    model, tok, ad = build(family, runtime=runtime)
     s = default_settings(model)  # layers from the depth, λ = d_in, the Wikipedia sample
     stats = compute_statistics(model, tok, ad, s.layers, s.stats_source, s.stats_tokens, s.seed)
     r = PREDICTED

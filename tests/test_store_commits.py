@@ -277,13 +277,17 @@ def test_bad_results_are_refused_before_anything_is_indexed():
 
 def test_statistics_are_recorded_and_referenced():
     repo = memory_repo()
-    mom2 = torch.randn(D_IN, D_IN, dtype=torch.float64)
+    x = torch.randn(50, D_IN, dtype=torch.float64)
+    mom2 = x.T @ x / 50  # symmetric, as E[k kᵀ] is
     stats = Statistics(1, mom2, 1000, '{"source": "self"}')
     rec = repo.put_statistics(stats)
     assert (rec.id, rec.layer, rec.n_tokens) == (stats.id, 1, 1000)
     assert repo.put_statistics(stats) == rec  # stored once
     back = repo.get_statistics(stats.id, 1)
-    assert same_bits(back.mom2, mom2) and back.description == stats.description
+    # stored as the upper triangle in float32: equal to float32 rounding, exactly symmetric
+    assert back.mom2.dtype == torch.float64 and torch.equal(back.mom2, back.mom2.T)
+    assert same_bits(back.mom2, mom2.float().double()) and back.description == stats.description
+    assert repo.objects.size(rec.object) < D_IN * D_IN * 8 * 0.6
     result = fake_result(1)
     result.stats_ids = {1: stats.id}
     c = commit_on_head(repo, result)

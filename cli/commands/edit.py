@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..output import first_line, layers_text, metrics_line, short, warn
+from ..output import first_line, layers_text, metrics_line, runtime_options, short, warn
 
 
 def _done(repo, report, verb: str) -> None:
@@ -25,6 +25,7 @@ def _done(repo, report, verb: str) -> None:
 
 
 @click.command()
+@runtime_options
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-m", "--message", help="The commit message (default: 'N facts from FILE').")
 @click.option("--supersede", is_flag=True,
@@ -65,6 +66,7 @@ def commit(file: str, message: str | None, supersede: bool) -> None:
 
 
 @click.command()
+@runtime_options
 @click.argument("rev")
 @click.option("-m", "--message", help="The commit message (default: 'Revert \"…\"').")
 def revert(rev: str, message: str | None) -> None:
@@ -85,6 +87,7 @@ def revert(rev: str, message: str | None) -> None:
 
 
 @click.command()
+@runtime_options
 @click.argument("rev")
 @click.option("-m", "--message", help="The commit message (default: the squashed messages).")
 def squash(rev: str, message: str | None) -> None:
@@ -111,6 +114,7 @@ def squash(rev: str, message: str | None) -> None:
 
 
 @click.command()
+@runtime_options
 @click.argument("branch")
 @click.option("-m", "--message", help="The merge commit's message.")
 def merge(branch: str, message: str | None) -> None:

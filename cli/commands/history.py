@@ -10,6 +10,7 @@ from ..output import (
     metrics_line,
     num,
     print_json,
+    runtime_options,
     short,
     size,
     when,
@@ -129,6 +130,7 @@ def show(rev: str, as_json: bool) -> None:
 
 
 @click.command(short_help="Show the facts (and weights) that differ between two states.")
+@runtime_options
 @click.argument("rev1")
 @click.argument("rev2", required=False, default="HEAD")
 @click.option("--weights", is_flag=True,

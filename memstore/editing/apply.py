@@ -1,8 +1,10 @@
 """Applying updates: in place on a live model, or as a pure function building weights.
 
 ΔW is formed from the float32 factors in float64 on one thread and rounded to float32, and
-updates are added in a fixed order (update sets in order, layers ascending), so the same
-history gives the same bits in every process."""
+updates are added in a fixed order (update sets in order, layers ascending), each as
+`(W.float() + ΔW).to(W.dtype)` on W's device: one rounding per update in the weights'
+dtype (none in float32). So the same history gives the same bits in every process on the
+same device type with the same dtype, in place or built."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -31,11 +33,16 @@ def delta(update: LayerUpdate) -> torch.Tensor:
     return d.T.contiguous() if update.transposed else d
 
 
+def added(w: torch.Tensor, d: torch.Tensor, sign: float = 1.0) -> torch.Tensor:
+    """W + sign·ΔW computed in float32 on W's device, rounded once to W's dtype."""
+    d = d.to(w.device)
+    return (w.float() + d if sign > 0 else w.float() - d).to(w.dtype)
+
+
 def apply_update(model, adapter: Adapter, update: LayerUpdate, sign: float = 1.0) -> None:
     w = adapter.proj(model, update.layer).weight
     with torch.no_grad():
-        d = delta(update).to(w.device, w.dtype)
-        w.add_(d) if sign > 0 else w.sub_(d)
+        w.copy_(added(w, delta(update), sign))
 
 
 def apply_updates(model, adapter: Adapter, updates: dict[int, LayerUpdate]) -> None:
@@ -59,5 +66,5 @@ def build_state(base_weights: dict[str, torch.Tensor], adapter: Adapter,
             w = out.get(name)
             if w is None:
                 w = base_weights[name].detach().clone()
-            out[name] = w + delta(updates[layer]).to(w.dtype)
+            out[name] = added(w, delta(updates[layer]))
     return out

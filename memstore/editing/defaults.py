@@ -28,8 +28,8 @@ from .settings import EditSettings
 
 BAND = (0.10, 0.27)
 STATS_TOKENS_MIN, STATS_TOKENS_PER_DIM = 20_000, 4
-# families whose defaults were measured on real models (benchmarks/bench_models.py)
-VALIDATED = {"llama": "SmolLM2-135M", "qwen2": "Qwen2.5-Coder-0.5B"}
+# adapter families whose defaults were measured on real models (benchmarks/bench_models.py)
+VALIDATED = {"llama": "SmolLM2-135M (llama) and Qwen2.5-Coder-0.5B (qwen2)"}
 LAMBDA_PER_DIM = (0.3, 3.0)  # λ / d_in measured to work (benchmarks/README.md)
 
 
@@ -80,14 +80,15 @@ def outside_validated(model, adapter: Adapter, settings: EditSettings) -> list[s
     not measured on a real model, λ far from d_in, layers outside the band."""
     out = []
     if adapter.name not in VALIDATED:
-        out.append(f"the default settings were validated on real {', '.join(VALIDATED)} models "
-                   f"({', '.join(VALIDATED.values())}); on {adapter.name} only on tiny random "
-                   "models: check the edit with `memstore eval`")
+        out.append(f"the default settings were validated on real models of the "
+                   f"{', '.join(VALIDATED)} family ({'; '.join(VALIDATED.values())}), on "
+                   f"{adapter.name} models only on tiny random ones: check your edits with "
+                   "`memstore eval`")
     d_in = mlp_width(model, adapter, settings.layers)
     ratio = settings.mom2_weight / d_in
     if not LAMBDA_PER_DIM[0] <= ratio <= LAMBDA_PER_DIM[1]:
-        out.append(f"λ {settings.mom2_weight:g} is {ratio:.3g}×d_in; {LAMBDA_PER_DIM[0]}–"
-                   f"{LAMBDA_PER_DIM[1]}×d_in was measured to work (lower writes harder and "
+        out.append(f"λ {settings.mom2_weight:g} is {ratio:.3g}×d_in; {LAMBDA_PER_DIM[0]:g}–"
+                   f"{LAMBDA_PER_DIM[1]:g}×d_in was measured to work (lower writes harder and "
                    "disturbs more, higher writes weakly)")
     n = adapter.n_layers(model)
     depth = settings.last_layer / n

@@ -7,6 +7,7 @@ import torch
 
 from ..errors import ValidationError
 from ..models.adapters import Adapter, get_adapter
+from ..models.runtime import float64_device
 from .apply import apply_update
 from .keys import compute_keys, current_hidden
 from .post_norm import value_residuals
@@ -33,6 +34,11 @@ def check_settings(model, adapter: Adapter, settings: EditSettings) -> None:
     attention of later layers carries it to the positions that predict the target — with
     L the last layer, every z-vector would stay at h and every ΔW at 0."""
     check_layers(settings.layers, adapter.n_layers(model))
+    for l in settings.layers:
+        if adapter.proj(model, l).weight.device.type == "meta":
+            raise ValidationError(f"layer {l}'s W_out is offloaded by the device map; keep the "
+                                  f"edited layers ({', '.join(map(str, settings.layers))}) on a "
+                                  "device")
 
 
 def check_layers(layers: tuple[int, ...], n_layers: int) -> None:
@@ -84,19 +90,26 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
     for i, layer in enumerate(settings.layers):
         keys = compute_keys(model, tokenizer, adapter, layer, requests, templates)
         cur = current_hidden(model, tokenizer, adapter, L, requests)
-        residuals = (zs.float() - cur) / (len(settings.layers) - i)
+        residuals = (zs.float().to(cur.device) - cur) / (len(settings.layers) - i)
         if adapter.post_norm_path is not None:  # the stream receives N(W k): post_norm.py
             residuals = value_residuals(model, tokenizer, adapter, layer, requests, residuals)
+        # the solve in float64 on the edited weight's device where it has float64
+        where = float64_device(adapter.proj(model, layer).weight.device)
+        keys, residuals = keys.to(where), residuals.to(where)
         earlier = None if settings.history == "plain" else (running or {}).get(layer)
+        earlier = earlier.to(where) if earlier is not None else None
         if settings.history == "nullspace":
-            u, v = solve_layer_nullspace(stats[layer].projector(settings.nullspace_threshold), keys,
-                                         residuals, earlier, settings.nullspace_l2,
-                                         settings.history_weight)
+            u, v = solve_layer_nullspace(
+                stats[layer].projector(settings.nullspace_threshold).to(where), keys, residuals,
+                earlier, settings.nullspace_l2, settings.history_weight)
         else:
-            a = covariance_term(stats[layer].mom2, settings.mom2_weight, earlier,
+            a = covariance_term(stats[layer].mom2.to(where), settings.mom2_weight, earlier,
                                 settings.history_weight)
             u, v = solve_layer(a, keys, residuals)
-        update = LayerUpdate(layer, u.float(), v.float(), keys.float(), adapter.transposed)
+            del a
+        # stored as factors in float32 on the CPU, whatever the device and dtype
+        update = LayerUpdate(layer, u.float().cpu(), v.float().cpu(), keys.float().cpu(),
+                             adapter.transposed)
         apply_update(model, adapter, update)
         updates[layer] = update
     info["time_solve"] = time.perf_counter() - t1

@@ -16,9 +16,9 @@ from ..errors import NumericalError
 def covariance_term(mom2: torch.Tensor, mom2_weight: float,
                     running: torch.Tensor | None = None, history_weight: float = 1.0) -> torch.Tensor:
     """A = λ·E[k kᵀ] (+ history_weight · the running matrix Σ K_prev K_prevᵀ), float64."""
-    a = mom2.double() * mom2_weight
+    a = mom2.double() * mom2_weight  # a new matrix: the statistics are not modified
     if running is not None:
-        a = a + history_weight * running.double()
+        a.add_(running.double(), alpha=history_weight)
     return a
 
 

@@ -19,6 +19,7 @@ from safetensors.torch import save as save_safetensors
 from ..data import WIKIPEDIA, wikipedia_paragraphs
 from ..errors import NumericalError, ValidationError
 from ..models.adapters import Adapter
+from .distributed import in_order, owned
 from .layers import run_until
 from .progress import progress
 from .sampling import TEXT_STARTS, sample
@@ -46,6 +47,32 @@ class Statistics:
         if threshold not in cache:
             cache[threshold] = nullspace_projector(self.mom2, threshold)
         return cache[threshold]
+
+
+def pack_symmetric(m: torch.Tensor) -> torch.Tensor:
+    """The upper triangle of a symmetric matrix, row by row, in float32: how statistics are
+    stored (a quarter of the float64 matrix's bytes; sums are accumulated in float64)."""
+    d = m.shape[0]
+    out = torch.empty(d * (d + 1) // 2, dtype=torch.float32)
+    at = 0
+    for i in range(d):  # row by row: no full-size temporary
+        out[at:at + d - i] = m[i, i:]
+        at += d - i
+    return out
+
+
+def unpack_symmetric(packed: torch.Tensor, d: int) -> torch.Tensor:
+    """The float64 symmetric matrix `pack_symmetric` stored."""
+    if packed.ndim != 1 or packed.numel() != d * (d + 1) // 2:
+        raise ValueError(f"{packed.numel()} values are not the upper triangle of {d}×{d}")
+    m = torch.empty(d, d, dtype=torch.float64)
+    at = 0
+    for i in range(d):
+        row = packed[at:at + d - i]
+        m[i, i:] = row
+        m[i:, i] = row
+        at += d - i
+    return m
 
 
 def sha256(data: bytes) -> str:
@@ -158,14 +185,11 @@ def self_sampled_chunks(model, tokenizer, n_tokens: int, seed: int, seq_len: int
     return chunks
 
 
-@torch.no_grad()
-def collect(model, adapter: Adapter, chunks: list[list[int]], layers: tuple[int, ...],
-            pad_id: int, batch_tokens: int = 4096) -> tuple[dict[int, torch.Tensor], int]:
-    """Σ k kᵀ (float64) over every real token of the chunks, for all layers in one pass
-    per batch, stopping after the last layer. Returns (sums, token count)."""
-    device = next(model.parameters()).device
-    sums: dict[int, torch.Tensor] = {}
-    count = 0
+GROUPS = 8  # units of the reduction (distributed.py): fixed, whatever the number of processes
+
+
+def plan_batches(chunks: list[list[int]], batch_tokens: int) -> list[list[int]]:
+    """Chunk indices per forward pass, sorted by length and bounded by `batch_tokens`."""
     order = sorted(range(len(chunks)), key=lambda i: len(chunks[i]))
     batches, cur = [], []
     for i in order:
@@ -175,24 +199,80 @@ def collect(model, adapter: Adapter, chunks: list[list[int]], layers: tuple[int,
         cur.append(i)
     if cur:
         batches.append(cur)
-    total = sum(len(c) for c in chunks)
-    with progress(total=total, desc="statistics", unit="tok") as bar:
+    return batches
+
+
+def _group_sums(model, adapter: Adapter, chunks: list[list[int]], batches: list[list[int]],
+                layers: tuple[int, ...], pad_id: int, bar) -> tuple[dict[int, torch.Tensor], int]:
+    """Σ k kᵀ (float64) over the real tokens of `batches`, one forward pass each, stopping
+    after the last layer. Each layer's keys become a float32 kᵀk in a hook on W_out and are
+    dropped at once: no layer's activations outlive its own step."""
+    device = adapter.embeddings(model).weight.device
+    sums: dict[int, torch.Tensor] = {}
+    keep: dict[str, torch.Tensor] = {}
+
+    def hook(layer: int):
+        def pre(_m, args):
+            k = args[0].reshape(-1, args[0].shape[-1])[keep["mask"].to(args[0].device)].float()
+            part = k.T @ k  # float32, added into the float64 sum in place
+            if layer in sums:
+                sums[layer].add_(part)
+            else:
+                sums[layer] = part.double()
+        return pre
+
+    handles = [adapter.proj(model, l).register_forward_pre_hook(hook(l)) for l in layers]
+    count = 0
+    try:
         for b in batches:
             ids, mask = pad_right(pad_id, [chunks[i] for i in b])
-            got = run_until(model, adapter, max(layers), [(l, "key") for l in layers],
-                            input_ids=ids.to(device), attention_mask=mask.to(device))
-            keep = mask.bool().reshape(-1).to(device)
-            for l in layers:
-                k = got[(l, "key")].reshape(-1, got[(l, "key")].shape[-1])[keep].float()
-                part = (k.T @ k).double()
-                sums[l] = part if l not in sums else sums[l] + part
-            n = int(keep.sum())
+            keep["mask"] = mask.bool().reshape(-1)
+            run_until(model, adapter, max(layers), [], input_ids=ids.to(device),
+                      attention_mask=mask.to(device))
+            n = int(mask.sum())
             count += n
             bar.update(n)
-    for l, s in sums.items():
+    finally:
+        for h in handles:
+            h.remove()
+    return sums, count
+
+
+@torch.no_grad()
+def collect(model, adapter: Adapter, chunks: list[list[int]], layers: tuple[int, ...],
+            pad_id: int, batch_tokens: int = 4096) -> tuple[dict[int, torch.Tensor], int]:
+    """Σ k kᵀ (float64, on the CPU) over every real token of the chunks, for all layers in
+    one pass per batch. The batches form GROUPS fixed groups, each summed in batch order,
+    and the group sums are added in group order; under torch.distributed each process
+    computes its groups (distributed.py), so the bits do not depend on how many processes
+    ran. Returns (sums, token count)."""
+    batches = plan_batches(chunks, batch_tokens)
+    groups = [batches[g * len(batches) // GROUPS:(g + 1) * len(batches) // GROUPS]
+              for g in range(GROUPS)]
+    dims = {l: adapter.proj_dims(model, l)[1] for l in layers}
+    total = sum(len(chunks[i]) for g in owned(GROUPS) for b in groups[g] for i in b)
+    out: dict[int, torch.Tensor] = {}
+    count = 0
+    with progress(total=total, desc="statistics", unit="tok") as bar:
+
+        def group(g: int) -> list[torch.Tensor]:
+            sums, n = _group_sums(model, adapter, chunks, groups[g], layers, pad_id, bar)
+            return [sums.pop(l, torch.zeros(dims[l], dims[l], dtype=torch.float64)).cpu()
+                    for l in layers] + [torch.tensor([n], dtype=torch.float64)]
+
+        shapes = [((dims[l], dims[l]), torch.float64) for l in layers] + [((1,), torch.float64)]
+        for tensors in in_order(GROUPS, group, lambda g: shapes):
+            for l, t in zip(layers, tensors):
+                if l in out:
+                    out[l].add_(t)
+                else:
+                    out[l] = t
+            count += int(tensors[-1].item())
+            del tensors
+    for l, s in out.items():
         if not torch.isfinite(s).all():
             raise NumericalError(f"statistics of layer {l} are not finite")
-    return sums, count
+    return out, count
 
 
 def compute_statistics(model, tokenizer, adapter: Adapter, layers: tuple[int, ...],
@@ -228,9 +308,10 @@ def save_cached(stats: Statistics, directory: Path, model_id: str) -> Path:
     """Writes `stats` into a statistics cache folder under a name that ends with the sha256
     of the file's bytes, the hash `load_cached` checks before use."""
     directory.mkdir(parents=True, exist_ok=True)
-    data = save_safetensors({"mom2": stats.mom2.contiguous()},
+    data = save_safetensors({"mom2_triu": pack_symmetric(stats.mom2).contiguous()},
                             metadata={"layer": str(stats.layer), "n_tokens": str(stats.n_tokens),
-                                      "description": stats.description})
+                                      "description": stats.description,
+                                      "dim": str(stats.mom2.shape[0])})
     path = directory / f"{cache_prefix(model_id, stats.layer, stats.id)}{sha256(data)}.safetensors"
     tmp = directory / f".{path.name}.tmp-{os.getpid()}"
     tmp.write_bytes(data)
@@ -255,7 +336,7 @@ def load_cached(directory: Path, model_id: str, layer: int, sid: str,
             continue
         try:
             meta = _header(data).get("__metadata__", {})
-            mom2 = load_safetensors(data)["mom2"]
+            mom2 = unpack_symmetric(load_safetensors(data)["mom2_triu"], int(meta["dim"]))
             st = Statistics(int(meta["layer"]), mom2, int(meta["n_tokens"]), meta["description"])
         except (ValueError, KeyError, TypeError, RecursionError) as e:
             problems.append(f"{path}: unreadable ({e})")

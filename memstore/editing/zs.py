@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..errors import NumericalError
 from ..models.adapters import Adapter, hidden_of
+from .distributed import in_order, owned
 from .layers import replaced_layers
 from .progress import progress
 from .requests import Request
@@ -178,13 +179,16 @@ def buckets(rows: Rows) -> list[torch.Tensor]:
 class RowAdam:
     """torch.optim.Adam's arithmetic, with state per request so that requests can leave."""
 
-    def __init__(self, shape: tuple[int, int], lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+    def __init__(self, shape: tuple[int, int], lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
+                 device: torch.device | str = "cpu"):
+        """State (moments, step counts) in float32 on `device`, δ's device."""
         self.lr, self.b1, self.b2, self.eps = lr, betas[0], betas[1], eps
-        self.m = torch.zeros(shape)
-        self.v = torch.zeros(shape)
-        self.steps = torch.zeros(shape[0], dtype=torch.long)
+        self.m = torch.zeros(shape, device=device)
+        self.v = torch.zeros(shape, device=device)
+        self.steps = torch.zeros(shape[0], dtype=torch.long, device=device)
 
     def step(self, param: torch.Tensor, grad: torch.Tensor, rows: torch.Tensor) -> None:
+        rows = rows.to(param.device)
         self.steps[rows] += 1
         m = self.m[rows].lerp_(grad, 1 - self.b1)
         v = self.v[rows].mul_(self.b2).addcmul_(grad, grad, value=1 - self.b2)
@@ -196,15 +200,16 @@ class RowAdam:
         param[rows] = param[rows] - (self.lr / bc1) * m / denom
 
 
-def _autocast(settings: EditSettings):
+def _autocast(settings: EditSettings, device: torch.device):
+    """bfloat16 matmuls where the settings ask for them, on the model's device type."""
     if settings.compute_dtype == "bfloat16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
 
 
 def _scatter_delta(h: torch.Tensor, rows: Rows, delta_rows: torch.Tensor) -> torch.Tensor:
     """h (R × T × d) with delta_rows (R × d) added at each row's subject position."""
-    onehot = F.one_hot(rows.subject_pos, h.shape[1]).to(h.dtype).unsqueeze(-1)
+    onehot = F.one_hot(rows.subject_pos, h.shape[1]).to(h.device, h.dtype).unsqueeze(-1)
     return h + onehot * delta_rows.unsqueeze(1)
 
 
@@ -251,13 +256,15 @@ def _suffix_forward(model, adapter, rows: Rows, h_L: torch.Tensor, delta: torch.
                     settings: EditSettings) -> torch.Tensor:
     """Final hidden states of `rows` with δ added at layer L (layers 0..L not run)."""
     device = h_L.device
-    start_h = _scatter_delta(h_L, rows, delta[rows.request])
+    weights_dtype = adapter.embeddings(model).weight.dtype
+    start_h = _scatter_delta(h_L, rows, delta[rows.request.to(delta.device)]).to(weights_dtype)
     kwargs = {"use_cache": False}
     if rows.past is not None:
         kwargs = {_cache_kwarg(model): _make_cache(rows.past), "use_cache": True}
     if rows.position_ids is not None:
         kwargs["position_ids"] = rows.position_ids.to(device)
-    with replaced_layers(model, adapter, settings.last_layer + 1, lambda: start_h), _autocast(settings):
+    with replaced_layers(model, adapter, settings.last_layer + 1, lambda: start_h), \
+            _autocast(settings, device):
         return model.base_model(input_ids=rows.input_ids.to(device),
                                 attention_mask=rows.attention_mask.to(device),
                                 **kwargs).last_hidden_state
@@ -289,19 +296,32 @@ def converged(nll: torch.Tensor, settings: EditSettings) -> torch.Tensor:
 
 def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], templates: list[str],
                settings: EditSettings, show_progress: bool = True) -> tuple[torch.Tensor, dict]:
-    """z-vectors (n × d_model, float32) for all requests, and per-request details
-    (optimisation steps taken, final target NLL)."""
-    zs, steps, losses = [], [], []
+    """z-vectors (n × d_model, float32, on the CPU) for all requests, and per-request
+    details (optimisation steps taken, final target NLL). Requests are optimised in chunks
+    of `z_chunk`; under torch.distributed each process takes its chunks and every process
+    receives all of them in order (distributed.py), the same bits as one process."""
     chunk = settings.z_chunk
-    with progress(show_progress, total=len(requests), desc="z-vectors", unit="req") as bar, \
+    starts = list(range(0, len(requests), chunk))
+    d_model = adapter.embeddings(model).weight.shape[1]
+    total = sum(len(requests[starts[c]:starts[c] + chunk]) for c in owned(len(starts)))
+    with progress(show_progress, total=total, desc="z-vectors", unit="req") as bar, \
             eager_attention(model):
-        for a in range(0, len(requests), chunk):
-            z, info = _compute_chunk(model, tokenizer, adapter, requests[a:a + chunk], templates, settings)
-            zs.append(z)
-            steps += info["steps"]
-            losses += info["loss"]
-            bar.update(len(requests[a:a + chunk]))
-    z = torch.cat(zs)
+
+        def unit(c: int) -> list[torch.Tensor]:
+            part = requests[starts[c]:starts[c] + chunk]
+            z, info = _compute_chunk(model, tokenizer, adapter, part, templates, settings)
+            bar.update(len(part))
+            return [z.float().cpu(), torch.tensor(info["steps"], dtype=torch.float64),
+                    torch.tensor(info["loss"], dtype=torch.float64)]
+
+        def shapes(c: int) -> list[tuple[tuple[int, ...], torch.dtype]]:
+            n = len(requests[starts[c]:starts[c] + chunk])
+            return [((n, d_model), torch.float32), ((n,), torch.float64), ((n,), torch.float64)]
+
+        parts = list(in_order(len(starts), unit, shapes))
+    z = torch.cat([p[0] for p in parts])
+    steps = [int(x) for p in parts for x in p[1].tolist()]
+    losses = [float(x) for p in parts for x in p[2].tolist()]
     if not torch.isfinite(z).all():
         bad = [requests[i].describe() for i in range(len(requests)) if not torch.isfinite(z[i]).all()]
         raise NumericalError(f"z-vector is not finite for {bad[0]}")
@@ -319,7 +339,7 @@ def _compute_chunk(model, tokenizer, adapter, requests, templates, settings):
     del past, h_L
     h_norm = h_init.norm(dim=1)
     delta = torch.zeros_like(h_init)
-    adam = RowAdam(tuple(delta.shape), settings.z_lr)
+    adam = RowAdam(tuple(delta.shape), settings.z_lr, device=delta.device)
     with torch.no_grad():
         _, _, kl_init = request_losses(model, adapter, groups, delta, None, h_norm, settings)
     active = torch.arange(n)

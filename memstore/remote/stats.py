@@ -16,6 +16,7 @@ from ..editing.statistics import Statistics
 from ..errors import MemstoreError
 from ..store.commits import Commit
 from ..store.repository import Repository
+from ..store.stats_records import matrix_of
 from .layout import (
     STATISTICS,
     RemoteFormatError,
@@ -63,10 +64,12 @@ def fetch_statistics(repo: Repository, transport: Transport, commits: Iterable[C
     for r in records:  # all checked before any is stored
         where = f"{label}: {statistics_path(r['id'], r['layer'])}"
         try:
-            mom2 = repo.objects.get_tensors(r["object"])["mom2"]
-        except (MemstoreError, KeyError, SafetensorError) as e:
+            mom2 = matrix_of(repo.objects.get_tensors(r["object"]))
+        except (MemstoreError, SafetensorError) as e:
             raise RemoteFormatError(f"{where}: its object is not a statistics tensor "
                                     f"({e})") from e
+        if mom2 is None:
+            raise RemoteFormatError(f"{where}: its object is not a statistics tensor")
         fetched.append(Statistics(r["layer"], mom2, r["n_tokens"], r["description"]))
         if fetched[-1].id != r["id"]:
             raise RemoteFormatError(f"{where}: its description does not match its id")

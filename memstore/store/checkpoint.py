@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MemstoreError, ValidationError
-from ..models.hashing import model_hash, tensor_sha256
+from ..models.hashing import full_state_dict, model_hash, tensor_sha256
 from ..models.loading import load_model
+from ..models.runtime import Runtime
 from .export_target import MANIFEST, check_target, file_sha256, write_manifest, written_beside
 from .objects import OBJECT_ID
 from .repository import Repository
-from .states import BASE, check_base, load_state, state_commit, state_of
+from .states import BASE, check_base, load_state, runtime_from_flags, state_commit, state_of
 
 FORMAT = 2  # 2: lists every file ("files") and the kind of export
 
@@ -110,10 +111,17 @@ def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
         manifest = {
             "format": FORMAT, "base": {"spec": b.spec, "hash": b.hash},
             "commit": commit, "rev": rev or "HEAD", "settings": settings_of(repo, commit),
-            "tensors": checkpoint_tensors(tmp),
+            "built_with": built_with(base), "tensors": checkpoint_tensors(tmp),
         }
         write_manifest(tmp, manifest)
     return manifest
+
+
+def built_with(base) -> dict[str, str]:
+    """The device type and dtype a state was built on: a rebuild is bit-identical on the
+    same ones (README, "Devices and precision")."""
+    w = base.adapter.embeddings(base.model).weight
+    return {"device": w.device.type, "dtype": str(w.dtype).removeprefix("torch.")}
 
 
 @dataclass
@@ -121,6 +129,8 @@ class Verification:
     commit: str | None
     n_tensors: int
     problems: list[str] = field(default_factory=list)
+    built_with: dict[str, str] | None = None  # as the manifest says
+    rebuilt_with: dict[str, str] | None = None  # this verification's
 
     @property
     def ok(self) -> bool:
@@ -232,7 +242,7 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
     commit = manifest.get("commit")
     check_base(repo)
     base = state_of(repo, commit)
-    state = base.model.state_dict()
+    state = full_state_dict(base.model)
     out = Path(out_dir)
     files = checkpoint_tensors(out)
     problems = _check_files(out, manifest, base)
@@ -249,7 +259,8 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
             problems.append(f"{name}: missing from the checkpoint")
     for name in sorted(set(manifest["tensors"]) - set(files)):
         problems.append(f"{name}: in the manifest but not in the checkpoint")
-    return Verification(commit, len(files), problems)
+    recorded = manifest.get("built_with") if isinstance(manifest.get("built_with"), dict) else None
+    return Verification(commit, len(files), problems, recorded, built_with(base))
 
 
 @dataclass
@@ -271,7 +282,9 @@ def verify_base(repo: Repository) -> BaseVerification:
     where = b.path or b.spec
     if b.path is not None and not Path(b.path).exists():
         raise MemstoreError(f"the base model is gone: {b.path}")
-    actual = model_hash(load_model(str(where)).model)
+    flags = runtime_from_flags()
+    dtype = b.info.get("hash_dtype", "float32")  # hashed as loaded at init
+    actual = model_hash(load_model(str(where), runtime=Runtime(flags.device, dtype)).model)
     if actual == b.hash and b.path is not None and repo.base_unchanged() is False:
         repo.set_base_path(b.path)
     return BaseVerification(b.path, b.hash, actual)

@@ -2,8 +2,7 @@
 
 Reachable = the commits reachable from any ref (remote-tracking branches included) or a
 detached HEAD, following parents and basis, with every object their records name, plus the
-objects of all statistics records, the stored running matrices of reachable commits and the
-newest ref snapshots. Rebuilding a lost or damaged index is `repair`."""
+objects of all statistics records and the newest ref snapshots. Rebuilding a lost or damaged index is `repair`."""
 from __future__ import annotations
 
 import json
@@ -12,7 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from ..errors import MemstoreError
-from . import config, running, snapshots
+from . import config, snapshots
 from .commits import Commit, load_requests
 from .objects import CorruptObjectError, DiskObjectStore, MissingObjectError
 from .refs import HEAD, HEADS, Refs
@@ -52,12 +51,6 @@ def _statistics_objects(store: Storage) -> set[str]:
             for o in (r["object"], r["record"]) if o}
 
 
-def _matrix_objects(store: Storage, commits: list[str]) -> set[str]:
-    return {r["object"] for c in commits
-            for r in store.db.query("select object from running_matrices where commit_id = ?",
-                                    [c])}
-
-
 def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[None]],
        dry_run: bool = False) -> GcReport:
     with lock():
@@ -65,12 +58,11 @@ def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[Non
             reachable = reachable_commits(store, refs)
         except (MissingObjectError, CorruptObjectError) as e:
             raise MemstoreError(f"gc refused, the history is damaged ({e})") from e
-        cached = running.cached_commits(store)
-        dead_matrices = [c for c in cached if c not in reachable]
         old_snapshots = snapshots.pruned(store.db)
+        # running matrices are no longer stored (store.running): those of earlier
+        # versions are removed like any unreachable object
         keep = ({o for c in reachable.values() for o in c.object_ids()}
-                | _statistics_objects(store) | set(snapshots.kept(store.db))
-                | _matrix_objects(store, [c for c in cached if c in reachable]))
+                | _statistics_objects(store) | set(snapshots.kept(store.db)))
         rows = {r["id"] for r in store.db.query("select id from commits")}
         dead_commits = sorted(rows - set(reachable))
         dead_objects = sorted((set(store.objects.iter()) - keep)
@@ -81,7 +73,7 @@ def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[Non
             return GcReport(dead_commits, dead_objects, freed, len(temps))
         # index rows first, then files: a crash in between leaves only orphan files
         with transaction(store.db):
-            running.forget(store, dead_matrices)
+            store.db["running_matrices"].delete_where("1 = 1")
             for seq, _ in old_snapshots:
                 store.db["snapshots"].delete(seq)
             for cid in dead_commits:

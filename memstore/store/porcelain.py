@@ -17,13 +17,16 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..editing.memit import check_layers, default_settings, execute_memit
+from ..editing.defaults import derive, outside_validated
+from ..editing.memit import check_layers, execute_memit
 from ..editing.requests import Request, context_length, fact_key, validate_requests
 from ..editing.settings import EditSettings
 from ..editing.statistics import SOURCES, check_corpus
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import model_hash
 from ..models.loading import DEFAULT_MODEL, resolve
+from ..models.runtime import KEYS as RUNTIME_KEYS
+from ..models.runtime import Runtime
 from .checkpoint import export, verify, verify_base
 from .exports import export_as
 from .history import LiveFact
@@ -34,7 +37,16 @@ from .repair import repair as rebuild_index
 from .repository import DIRNAME, Repository, StatisticsRecord
 from .rewrite import MergeConflictError, Report, merge, revert, squash
 from .running import running_matrix_for
-from .states import load_base, load_state, open_base, state_of, statistics
+from .states import (
+    RUNTIME_KEY,
+    LoadedBase,
+    load_base,
+    load_state,
+    open_base,
+    runtime_from_flags,
+    state_of,
+    statistics,
+)
 
 # -- init and config -------------------------------------------------------------------------
 
@@ -56,19 +68,43 @@ def identify_base(base_spec: str = DEFAULT_MODEL) -> BaseIdentity:
     'smollm2-135m') and hashes it (the identity recorded in every commit)."""
     where = resolve(base_spec)
     try:
-        base = load_base(base_spec, where)
+        base = load_base(base_spec, where, runtime_from_flags())
     except (OSError, ValueError, KeyError) as e:  # what transformers raises for a bad model
         raise ValidationError(f"cannot load the model {base_spec!r}: "
                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
     base.reset()
     base.adapter.check_editable()
     model = base.model
+    derived = derive(model, base.adapter)
+    runtime = base.loaded.runtime
+    text = model.config.get_text_config()
     info = {"model_type": model.config.model_type, "family": base.adapter.name,
             "n_layers": base.adapter.n_layers(model),
-            "hidden_size": getattr(model.config, "hidden_size", None),
-            "parameters": sum(p.numel() for p in model.parameters())}
-    return BaseIdentity(base_spec, where, model_hash(model), info,
-                        default_settings(model, base.adapter))
+            "hidden_size": getattr(text, "hidden_size", None),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "hash_dtype": runtime.dtype,  # the weights were hashed as loaded in this dtype
+            # the settings derived from the model, and why (init and config print them)
+            "derived": {"settings": derived.settings.to_dict(), "why": derived.why}}
+    return BaseIdentity(base_spec, where, model_hash(model), info, derived.settings)
+
+
+def derived_notes(repo: Repository) -> dict[str, str]:
+    """Setting -> the line saying how it was derived from the model, for the settings that
+    still have their derived value."""
+    d = repo.base.info.get("derived")
+    if not isinstance(d, dict) or not isinstance(d.get("why"), dict):
+        return {}
+    current, derived = current_settings(repo).to_dict(), d.get("settings", {})
+    # a note stands while every setting it speaks of keeps its derived value
+    speaks_of = {"stats_source": ("stats_source", "stats_tokens")}
+    return {k: v for k, v in d["why"].items()
+            if isinstance(v, str) and all(current.get(x) == derived.get(x)
+                                          for x in speaks_of.get(k, (k,)))}
+
+
+def validation_warnings(repo: Repository, base: LoadedBase) -> list[str]:
+    """How the current settings leave what was measured to work (editing.defaults)."""
+    return outside_validated(base.model, base.adapter, current_settings(repo))
 
 
 def init(path: str | Path = ".", base_spec: str = DEFAULT_MODEL, *,
@@ -119,7 +155,15 @@ def parse_setting(key: str, text: str) -> Any:
 
 def config(repo: Repository, key: str, value: str) -> EditSettings:
     """Changes one editor setting for future commits, validated through EditSettings and
-    against the base's number of layers."""
+    against the base's number of layers; or where the model runs (device, dtype,
+    device_map: checked for form here, for availability when a model is loaded)."""
+    if key in RUNTIME_KEYS:
+        stored = dict(repo.get_config(RUNTIME_KEY) or {})
+        stored[key] = None if value in ("", "none") and key == "device_map" else value
+        Runtime(**stored, check_available=False)
+        with repo.lock():
+            repo.set_config(RUNTIME_KEY, stored)
+        return current_settings(repo)
     new = current_settings(repo).with_changes(**{key: parse_setting(key, value)})
     n = repo.base.info.get("n_layers")
     if isinstance(n, int):
@@ -129,9 +173,15 @@ def config(repo: Repository, key: str, value: str) -> EditSettings:
     return new
 
 
+def runtime_values(repo: Repository) -> dict[str, Any]:
+    """The repository's stored device, dtype and device map (defaults where unset)."""
+    stored = repo.get_config(RUNTIME_KEY) or {}
+    return Runtime(**stored, check_available=False).to_dict()
+
+
 def setting(repo: Repository, key: str) -> Any:
-    """The current value of one editor setting."""
-    values = current_settings(repo).to_dict()
+    """The current value of one editor setting (or of device, dtype, device_map)."""
+    values = {**current_settings(repo).to_dict(), **runtime_values(repo)}
     if key not in values:
         raise ValidationError(f"unknown setting {key!r}; known: {', '.join(values)}")
     return values[key]
@@ -208,6 +258,9 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
         settings = current_settings(repo)
         base = open_base(repo)
         validate_requests(requests, base.tokenizer, context_length(base.model))
+        if note is not None:
+            for line in validation_warnings(repo, base):
+                note(f"warning: {line}")
         stats_ = statistics(repo, base, settings, note=note)
         state_of(repo, parent)
         before = measure(base, requests, quick=True)
@@ -226,7 +279,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
 
 __all__ = [
     "BaseIdentity", "MergeConflictError", "Report", "ask", "check_against_live", "commit",
-    "config", "current_settings", "diff", "evaluate", "export", "export_as", "identify_base",
-    "init", "load_state", "measure", "merge", "parse_setting", "probe", "repair", "revert",
-    "setting", "show", "squash", "stats", "status", "verify", "verify_base", "weight_diff",
+    "config", "current_settings", "derived_notes", "diff", "evaluate", "export", "export_as",
+    "identify_base", "init", "load_state", "measure", "merge", "parse_setting", "probe",
+    "repair", "revert", "setting", "show", "squash", "stats", "status", "validation_warnings",
+    "verify", "verify_base", "weight_diff",
 ]

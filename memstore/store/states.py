@@ -34,10 +34,13 @@ from ..editing.statistics import (
 )
 from ..errors import MemstoreError
 from ..models.loading import Loaded, cache_dir, load_model
+from ..models.runtime import Runtime
+from ..models.runtime import resolve as resolve_runtime
 from .commits import UpdateSet
 from .repository import Repository, path_snapshot
 
 STATS_SEQ_LEN = SEQ_LEN  # tokens per statistics sequence
+RUNTIME_KEY = "runtime"  # config row: the repository's device, dtype and device map
 BASE = None  # the state of no commit: the base weights
 _DIRTY = "(edited in place)"
 
@@ -125,25 +128,53 @@ class LoadedBase:
 # the slow part of every command, and one process may build many states (tests, `ask
 # --compare`, `diff --probe`). Keyed by the snapshot so that a changed file is reloaded.
 _LOADED: dict[tuple, LoadedBase] = {}
+# The command line's --device/--dtype/--device-map for this process (None: not given);
+# they win over the environment and the repository's `memstore config device …`.
+_FLAGS: dict[str, str | None] = {}
 
 
-def _key(path: str | Path) -> tuple:
-    return (str(path), tuple(sorted(path_snapshot(path).items())))
+def _key(path: str | Path, runtime: Runtime) -> tuple:
+    snap = tuple(sorted(path_snapshot(path).items())) if Path(path).exists() else ()
+    return (str(path), snap, runtime)
 
 
-def load_base(spec: str, path: str | Path | None = None) -> LoadedBase:
-    """The model `spec` (loaded from `path` when given), once per process."""
+def load_base(spec: str, path: str | Path | None = None,
+              runtime: Runtime | None = None) -> LoadedBase:
+    """The model `spec` (loaded from `path` when given) in `runtime` (default: CPU,
+    float32), once per process and runtime."""
     where = path if path is not None else spec
-    key = _key(where) if Path(where).exists() else (str(where), ())
+    runtime = runtime or Runtime()
+    key = _key(where, runtime)
     base = _LOADED.get(key)
     if base is None:
-        base = LoadedBase(load_model(str(where)))
+        for other in [k for k in _LOADED if k[:2] == key[:2]]:  # one copy of a model in memory
+            del _LOADED[other]
+        base = LoadedBase(load_model(str(where), runtime=runtime))
         _LOADED[key] = base
     return base
 
 
 def forget_loaded() -> None:
     _LOADED.clear()
+
+
+def set_runtime_flags(**flags: str | None) -> None:
+    """The command line's choices of device, dtype and device map for this process."""
+    _FLAGS.clear()
+    _FLAGS.update({k: v for k, v in flags.items() if v is not None})
+
+
+def runtime_from_flags() -> Runtime:
+    """The runtime of a command run outside a repository (init, clone): its flags, else the
+    environment, else CPU and float32."""
+    return resolve_runtime(_FLAGS, None)
+
+
+def runtime_of(repo: Repository) -> Runtime:
+    """The command line's choice, else the environment's, else the repository's, else
+    CPU and float32 (memstore.models.runtime)."""
+    stored = repo.get_config(RUNTIME_KEY)
+    return resolve_runtime(_FLAGS, stored if isinstance(stored, dict) else None)
 
 
 def check_base(repo: Repository) -> None:
@@ -158,7 +189,7 @@ def open_base(repo: Repository, check: bool = True) -> LoadedBase:
     if check:
         check_base(repo)
     b = repo.base
-    return load_base(b.spec, b.path)
+    return load_base(b.spec, b.path, runtime_of(repo))
 
 
 def state_commit(repo: Repository, rev: str | None) -> str | None:

@@ -1,6 +1,8 @@
 """Statistics records: E[k kᵀ] of one layer for one text sample, stored in the repository.
 
-The matrix is a safetensors object; its description (sample id, layer, token count, what
+The matrix is a safetensors object holding its upper triangle in float32 (a quarter of
+the bytes of the float64 matrix; the sums behind it are accumulated in float64); its
+description (sample id, layer, token count, what
 the sample was) is a small JSON record object too, so that `fsck --repair` can rebuild the
 `statistics` rows of a lost index from the object store alone. Both are content-addressed,
 so reading them back checks their hash."""
@@ -11,7 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..editing.statistics import Statistics
+import torch
+
+from ..editing.statistics import Statistics, pack_symmetric, unpack_symmetric
 from ..errors import MemstoreError
 from .schema import transaction
 from .storage import Storage
@@ -52,14 +56,16 @@ def put(store: Storage, stats: Statistics) -> StatisticsRecord:
     existing = find(store, stats.id, stats.layer)
     if existing is not None:
         return existing
-    oid = store.objects.put_tensors({"mom2": stats.mom2})
+    oid = store.objects.put_tensors({"mom2_triu": pack_symmetric(stats.mom2)})
     created = time.time()
     record = {"type": TYPE, "id": stats.id, "layer": stats.layer, "n_tokens": stats.n_tokens,
-              "description": stats.description, "object": oid, "created": created}
+              "description": stats.description, "object": oid, "created": created,
+              "dim": int(stats.mom2.shape[0])}
     rid = store.objects.put_json(record)
     with transaction(store.db):
-        store.db["statistics"].insert({k: v for k, v in record.items() if k != "type"}
-                                      | {"record": rid}, ignore=True)
+        store.db["statistics"].insert({k: v for k, v in record.items()
+                                       if k not in ("type", "dim")} | {"record": rid},
+                                      ignore=True)
         for o, kind in ((oid, KIND), (rid, RECORD_KIND)):
             store.db["objects"].insert({"id": o, "size": store.objects.size(o), "kind": kind},
                                        ignore=True)
@@ -70,11 +76,27 @@ def load(store: Storage, stats_id: str, layer: int) -> Statistics:
     rec = find(store, stats_id, layer)
     if rec is None:
         raise MemstoreError(f"no statistics {stats_id} for layer {layer} in this repository")
-    mom2 = store.objects.get_tensors(rec.object).get("mom2")
-    if mom2 is None or mom2.ndim != 2 or mom2.shape[0] != mom2.shape[1]:
-        raise MemstoreError(f"statistics object {rec.object} holds no square 'mom2' matrix; "
+    mom2 = matrix_of(store.objects.get_tensors(rec.object))
+    if mom2 is None:
+        raise MemstoreError(f"statistics object {rec.object} holds no square matrix; "
                             "run `memstore fsck`")
     return Statistics(layer, mom2, rec.n_tokens, rec.description)
+
+
+def matrix_of(tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    """E[k kᵀ] (float64) from a statistics object: its packed upper triangle, or the whole
+    float64 matrix as stored before issue 11; None for anything else."""
+    mom2 = tensors.get("mom2")
+    if mom2 is None and "mom2_triu" in tensors:
+        packed = tensors["mom2_triu"]
+        d = round(((8 * packed.numel() + 1) ** 0.5 - 1) / 2)
+        try:
+            mom2 = unpack_symmetric(packed, d)
+        except ValueError:
+            return None
+    if mom2 is None or mom2.ndim != 2 or mom2.shape[0] != mom2.shape[1]:
+        return None
+    return mom2.double()
 
 
 def parse_record(data: bytes) -> dict[str, Any] | None:

@@ -1,0 +1,71 @@
+"""`memstore init` on a directory of every family: it works, and prints the settings it
+derived from the model with the reason for each; `config` shows them; `commit` warns when
+a setting leaves what was measured to work."""
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+from cli_support import SETTINGS, facts_files, ok, run
+from tiny import FAMILIES, tiny_config, tiny_tokenizer
+
+
+def model_dir(path, family: str):
+    tok = tiny_tokenizer()
+    cfg = tiny_config(family, tok.backend_tokenizer.get_vocab_size(), layers=4)
+    torch.manual_seed(0)
+    transformers.AutoModelForCausalLM.from_config(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("family", ["gemma3", "gemma3_text", "gemma2", "phi3", "olmo2"])
+def test_init_on_a_family_prints_the_derived_settings(family, tmp_path):
+    model = model_dir(tmp_path / family, family)
+    r = ok("init", tmp_path / "repo", "--base", model)
+    assert "editor settings derived from the model" in r.stdout
+    assert "layers 0-1: relative depth 0.10-0.27 of 4 layers" in r.stdout
+    assert "λ 64: the MLP width d_in" in r.stdout
+    assert "statistics: 20000 tokens of the built-in Wikipedia sample" in r.stdout
+    assert "validated on real models of the llama family" in r.stderr  # not this family
+    shown = ok("config", cwd=tmp_path / "repo").stdout
+    assert "mom2_weight      64.0    # λ 64: the MLP width d_in" in shown
+
+
+def test_a_setting_changed_loses_its_note_and_one_outside_the_measured_range_warns(tmp_path):
+    from cli_support import make_model_dir
+
+    model = make_model_dir(tmp_path / "llama")
+    repo = tmp_path / "repo"
+    r = ok("init", repo, "--base", model)
+    assert "warning" not in r.stderr  # the llama family was measured on real models
+    for key, value in SETTINGS.items():
+        ok("config", key, value, cwd=repo)
+    shown = ok("config", cwd=repo).stdout
+    assert "# λ" not in shown and "# statistics" not in shown  # changed: no longer derived
+    r = ok("commit", facts_files(tmp_path)["d"], cwd=repo)
+    assert "warning" not in r.stderr
+    ok("config", "mom2_weight", "1", cwd=repo)
+    r = ok("commit", facts_files(tmp_path)["e"], cwd=repo)
+    assert "warning: λ 1 is 0.0156×d_in; 0.3–3×d_in was measured to work" in r.stderr
+
+
+def test_a_mixture_of_experts_model_is_refused_in_one_line(tmp_path):
+    tok = tiny_tokenizer()
+    cfg = transformers.MixtralConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, num_local_experts=2, vocab_size=tok.backend_tokenizer.get_vocab_size())
+    transformers.AutoModelForCausalLM.from_config(cfg).save_pretrained(tmp_path / "moe")
+    tok.save_pretrained(tmp_path / "moe")
+    r = run("init", tmp_path / "repo", "--base", tmp_path / "moe")
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1
+    assert "cannot edit mixtral models: its MLP is a mixture of experts" in r.stderr
+    assert not (tmp_path / "repo" / ".memstore").exists()
+
+
+def test_every_family_is_in_the_registry():
+    from memstore.models.adapters import find_adapter
+
+    for family in FAMILIES:
+        cfg = tiny_config(family, 360)
+        assert find_adapter(cfg.model_type) is not None, family

@@ -1,0 +1,84 @@
+"""Where the model runs: --device/--dtype/--device-map, MEMSTORE_* and `memstore config`;
+accelerate's device maps with layers offloaded to disk (the code path of models larger than
+one device, run here on the CPU); bfloat16 weights and what a rebuild promises."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from cli_support import copy_repo, empty_template, facts_files, ok, run
+from safetensors.torch import load_file
+
+OFFLOAD_LAST = {"model.embed_tokens": "cpu", "model.rotary_emb": "cpu", "model.norm": "cpu",
+                "lm_head": "cpu", "model.layers.0": "cpu", "model.layers.1": "cpu",
+                "model.layers.2": "cpu", "model.layers.3": "disk"}
+
+
+@pytest.fixture
+def repos(tmp_path_factory, tmp_path):
+    base = tmp_path_factory.getbasetemp()
+    template = empty_template(base)
+    return base, copy_repo(template, tmp_path / "a"), copy_repo(template, tmp_path / "b")
+
+
+def device_map(tmp_path, placement: dict) -> str:
+    p = tmp_path / "map.json"
+    p.write_text(json.dumps(placement))
+    return str(p)
+
+
+def test_a_device_map_with_a_layer_on_disk_gives_the_same_edit(repos, tmp_path):
+    base, a, b = repos
+    facts = facts_files(base)["a"]
+    dm = device_map(tmp_path, OFFLOAD_LAST)  # layer 3 (after L = 2) read from disk each pass
+    ok("commit", facts, "--device-map", dm, cwd=a)
+    from memstore.store import states
+
+    offloaded = [b_ for key, b_ in states._LOADED.items() if key[2].device_map == dm]
+    assert offloaded and any(p.device.type == "meta"  # the map was used: layer 3 on disk
+                             for p in offloaded[0].model.model.layers[3].parameters())
+    ok("commit", facts, cwd=b)
+    ok("export", tmp_path / "ea", "--device-map", dm, cwd=a)
+    ok("export", tmp_path / "eb", cwd=b)
+    wa, wb = (load_file(tmp_path / e / "model.safetensors") for e in ("ea", "eb"))
+    assert sorted(wa) == sorted(wb) and all((wa[k] == wb[k]).all() for k in wa)
+    assert "OK" in ok("verify", tmp_path / "ea", cwd=a).stdout  # rebuilt without the map
+
+
+def test_an_edited_layer_offloaded_by_the_map_is_refused(repos, tmp_path):
+    base, a, _ = repos
+    dm = device_map(tmp_path, {**OFFLOAD_LAST, "model.layers.2": "disk"})
+    r = run("commit", facts_files(base)["a"], "--device-map", dm, cwd=a)
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1
+    assert "layer 2's W_out is offloaded by the device map" in r.stderr
+
+
+def test_device_and_dtype_from_flags_environment_and_config(repos, tmp_path, monkeypatch):
+    base, a, _ = repos
+    ok("config", "device", "cuda", cwd=a)  # stored for another machine: only its form checked
+    assert ok("config", "device", cwd=a).stdout.strip() == "cuda"
+    r = run("commit", facts_files(base)["a"], cwd=a)
+    assert r.exit_code == 2 and "device 'cuda': no CUDA device is available here" in r.stderr
+    assert run("config", "device", "gpu", cwd=a).exit_code == 2
+    ok("config", "device", "cpu", cwd=a)
+    monkeypatch.setenv("MEMSTORE_DEVICE", "cuda:3")  # the environment wins over the config
+    r = run("ask", "hi", cwd=a)
+    assert r.exit_code == 2 and "device 'cuda:3'" in r.stderr
+    monkeypatch.setenv("MEMSTORE_DEVICE", "cpu")
+    listing = ok("config", cwd=a).stdout
+    assert "device           cpu" in listing and "dtype            float32" in listing
+
+
+def test_bfloat16_weights_and_what_verify_says(repos, tmp_path):
+    base, a, _ = repos
+    ok("commit", facts_files(base)["a"], "--dtype", "bfloat16", cwd=a)
+    ok("export", tmp_path / "bf16", "--dtype", "bfloat16", cwd=a)
+    manifest = json.loads((tmp_path / "bf16" / "memstore-manifest.json").read_text())
+    assert manifest["built_with"] == {"device": "cpu", "dtype": "bfloat16"}
+    w = load_file(tmp_path / "bf16" / "model.safetensors")
+    assert str(w["model.layers.1.mlp.down_proj.weight"].dtype) == "torch.bfloat16"
+    r = run("verify", tmp_path / "bf16", cwd=a)  # rebuilt in float32: other bits
+    assert r.exit_code == 1
+    assert "built with cpu/bfloat16 and rebuilt here with cpu/float32" in r.stderr
+    out = ok("verify", tmp_path / "bf16", "--dtype", "bfloat16", cwd=a).stdout
+    assert "identical" in out and "(built with cpu/bfloat16)" in out
