@@ -28,7 +28,7 @@ from memstore.editing.statistics import compute_statistics
 from memstore.eval.data import read_counterfact_records
 from memstore.eval.metrics import counterfact_metrics
 from memstore.store import porcelain
-from memstore.store.states import forget_loaded, state_of, statistics
+from memstore.store.states import forget_loaded, set_runtime_flags, state_of, statistics
 
 NAMES = {"smollm2-135m": "SmolLM2-135M", "qwen2.5-0.5b": "Qwen2.5-Coder-0.5B"}
 KEYS = ("efficacy", "paraphrase", "neighborhood", "score")
@@ -39,10 +39,11 @@ def metrics_of(model, tok, records) -> dict:
     return {k: m[k] for k in KEYS}
 
 
-def run_model(spec: str, records, sweep: bool, work: Path) -> dict:
-    out: dict = {"model": NAMES.get(spec, spec)}
+def run_model(spec: str, records, sweep: bool, work: Path, device: str, dtype: str) -> dict:
+    out: dict = {"model": NAMES.get(spec, spec), "device": device, "dtype": dtype}
+    set_runtime_flags(device=device, dtype=dtype)
     t = time.perf_counter()
-    repo = porcelain.init(work / spec, spec)
+    repo = porcelain.init(work / f"{spec}-{dtype}", spec)
     out["init_s"] = time.perf_counter() - t
     settings = porcelain.current_settings(repo)
     out["settings"] = settings.to_dict()
@@ -59,6 +60,8 @@ def run_model(spec: str, records, sweep: bool, work: Path) -> dict:
     report = porcelain.commit(repo, [r.request for r in records], "benchmark")
     out["commit_s"] = report.seconds
     out["z_steps_mean"] = sum(report.notes["info"]["z_steps"]) / len(records)
+    out["time_zs"] = report.notes["info"]["time_zs"]
+    out["time_solve"] = report.notes["info"]["time_solve"]
     base = state_of(repo, report.commit.id)
     out["edited"] = metrics_of(base.model, base.tokenizer, records)
     print(out, flush=True)
@@ -99,6 +102,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--models", default="smollm2-135m,qwen2.5-0.5b")
     ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--dtypes", default="float32", help="e.g. float32,bfloat16")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--name", default="models")
     args = ap.parse_args()
     torch.set_num_threads(2)
     os.environ["MEMSTORE_STATS_CACHE"] = "off"  # time the statistics, every run
@@ -106,23 +112,30 @@ def main() -> None:
     results = {"n": args.n, "command": command(), "models": []}
     with tempfile.TemporaryDirectory() as work:
         for spec in args.models.split(","):
-            results["models"].append(run_model(spec, records, args.sweep, Path(work)))
-            forget_loaded()
-    lines = [(f"Default settings on two real models, {args.n} counterfact-dev records in one "
-             "commit (CPU, 2 threads, float32)."), "",
-             "| model | d_in | λ | layers | | ES | PS | NS | S | statistics | commit |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            for dtype in args.dtypes.split(","):
+                results["models"].append(run_model(spec, records, args.sweep, Path(work),
+                                                   args.device, dtype))
+                forget_loaded()
+    where = f"{args.device}, {torch.get_num_threads()} threads" if args.device == "cpu" \
+        else args.device
+    lines = [(f"Default settings on real models, {args.n} counterfact-dev records in one "
+              f"commit ({where})."), "",
+             ("| model | weights | d_in | λ | layers | | ES | PS | NS | S | statistics | commit "
+             "| z-vectors | solve |"),
+             ("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+             "| --- |")]
     for m in results["models"]:
         s = m["settings"]
         layers = f"{s['layers'][0]}-{s['layers'][-1]}"
         for which in ("unedited", "edited"):
             x = m[which]
-            timing = (f"{m['stats_s']:.0f} s", f"{m['commit_s']:.0f} s") if which == "edited" \
-                else ("", "")
-            lines.append(f"| {m['model']} | {m['d_in']} | {s['mom2_weight']:g} | {layers} | "
-                         f"{which} | {x['efficacy']:.3f} | {x['paraphrase']:.3f} | "
-                         f"{x['neighborhood']:.3f} | {x['score']:.3f} | {timing[0]} | "
-                         f"{timing[1]} |")
+            timing = (f"{m['stats_s']:.0f} s", f"{m['commit_s']:.0f} s",
+                      f"{m['time_zs']:.0f} s", f"{m['time_solve']:.0f} s") \
+                if which == "edited" else ("", "", "", "")
+            lines.append(f"| {m['model']} | {m['dtype']} | {m['d_in']} | {s['mom2_weight']:g} | "
+                         f"{layers} | {which} | {x['efficacy']:.3f} | {x['paraphrase']:.3f} | "
+                         f"{x['neighborhood']:.3f} | {x['score']:.3f} | " + " | ".join(timing)
+                         + " |")
     if args.sweep:
         lines += ["", "The same commits' z-vectors solved again (no z optimisation):", "",
                   "| model | variant | ES | PS | NS | S |", "| --- | --- | --- | --- | --- | --- |"]
@@ -136,7 +149,7 @@ def main() -> None:
                                  f"{r['paraphrase']:.3f} | {r['neighborhood']:.3f} | "
                                  f"{r['score']:.3f} |")
     lines += ["", f"Command: `{results['command']}`"]
-    write_results("models", results, lines)
+    write_results(args.name, results, lines)
 
 
 if __name__ == "__main__":

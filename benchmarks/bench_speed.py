@@ -57,7 +57,23 @@ def forward_tokens_per_s(model, ad, chunks, pad_id, stop: int | None) -> float:
     return sum(map(len, chunks)) / seconds
 
 
-PARTS = ("stats", "zs", "export")
+PARTS = ("stats", "zs", "export", "processes")
+
+
+def measure_processes(n: int) -> dict:
+    """Statistics and z-vectors spread over 1 and 2 torchrun processes of one thread each
+    (dist_worker.py): wall times, and whether the results are the same bits."""
+    out = {}
+    for procs in (1, 2):
+        run = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={procs}",
+             "--master-port=29533", str(ROOT / "benchmarks" / "dist_worker.py"), "--n", str(n)],
+            check=True, capture_output=True, text=True, cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'benchmarks'}",
+                 "OMP_NUM_THREADS": "1", "MEMSTORE_DIST_BACKEND": "gloo"})
+        out[procs] = json.loads(run.stdout.strip().splitlines()[-1])
+    same = out[1]["stats"] == out[2]["stats"] and out[1]["zs"] == out[2]["zs"]
+    return {"n": n, "one": out[1], "two": out[2], "same_bits": same}
 
 
 def main() -> None:
@@ -86,6 +102,8 @@ def main() -> None:
     if "export" in parts:
         del model, lm
         out["export"] = measure_export(args.n)
+    if "processes" in parts:
+        out["processes"] = measure_processes(args.n)
     report(out)
 
 
@@ -146,6 +164,17 @@ def measure_export(n: int) -> dict:
             "commit_bytes": commit_bytes, "checkpoint_bytes": checkpoint}
 
 
+def _process_rows(p: dict | None) -> list[str]:
+    if not p:
+        return []
+    one, two = p["one"], p["two"]
+    same = "same bits" if p["same_bits"] else "DIFFERENT bits"
+    return [(f"| statistics, 2 torchrun processes × 1 thread | {two['stats_s']:.1f} s | 1 process × "
+             f"1 thread {one['stats_s']:.1f} s | {one['stats_s'] / two['stats_s']:.2f}× ({same}) |"),
+            (f"| z-vectors ({p['n']} requests), 2 processes × 1 thread | {two['zs_s']:.1f} s | "
+             f"1 process × 1 thread {one['zs_s']:.1f} s | {one['zs_s'] / two['zs_s']:.2f}× |")]
+
+
 def report(out: dict) -> None:
     st, zs, so, ex = out["stats"], out["zs"], out["solve"], out["export"]
     lines = [f"# Speed, SmolLM2-135M, {out['threads']} CPU threads (ratios measured side by side)", "",
@@ -172,6 +201,7 @@ def report(out: dict) -> None:
               f"{ex['export_command_seconds'] / ex['load_save_command_seconds']:.1f}× |"),
              (f"| one commit of {ex['n']} facts | {ex['commit_bytes'] / 1e6:.2f} MB | the checkpoint "
               f"{ex['checkpoint_bytes'] / 1e6:.0f} MB | 1/{ex['checkpoint_bytes'] / ex['commit_bytes']:.0f} |"),
+             *_process_rows(out.get("processes")),
              "", "Commands: " + "; ".join(f"`{c}`" for c in dict.fromkeys(out["commands"].values()))]
     write_results("speed", out, lines)
 

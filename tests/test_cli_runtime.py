@@ -82,3 +82,21 @@ def test_bfloat16_weights_and_what_verify_says(repos, tmp_path):
     assert "built with cpu/bfloat16 and rebuilt here with cpu/float32" in r.stderr
     out = ok("verify", tmp_path / "bf16", "--dtype", "bfloat16", cwd=a).stdout
     assert "identical" in out and "(built with cpu/bfloat16)" in out
+
+
+def test_a_commit_that_will_not_fit_is_refused_before_any_work(repos, monkeypatch):
+    from cli_support import snapshot
+
+    from memstore.editing import memory
+
+    base, a, _ = repos
+    r = ok("commit", facts_files(base)["b"], cwd=a)
+    line = r.stdout.splitlines()[0]
+    assert line.startswith("estimated peak memory beyond the loaded model:")
+    assert "GiB available on cpu" in line
+    monkeypatch.setattr(memory, "available", lambda device: 1024)  # a machine with 1 KiB free
+    before = snapshot(a)
+    r = run("commit", facts_files(base)["c"], cwd=a)
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1
+    assert "this commit will not fit: estimated peak memory" in r.stderr
+    assert snapshot(a) == before

@@ -61,7 +61,7 @@ def commit(file: str, message: str | None, supersede: bool) -> None:
         message = f"{len(requests)} facts from {Path(file).name}"
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
         report = porcelain.commit(repo, requests, message, supersede=supersede,
-                                  info={"file": Path(file).name}, note=warn)
+                                  info={"file": Path(file).name}, note=warn, inform=click.echo)
         _done(repo, report, "commit")
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..editing.defaults import derive, outside_validated
-from ..editing.memit import check_layers, execute_memit
+from ..editing.memit import check_layers, check_settings, execute_memit
+from ..editing.memory import estimate as estimate_memory
 from ..editing.requests import Request, context_length, fact_key, validate_requests
 from ..editing.settings import EditSettings
 from ..editing.statistics import SOURCES, check_corpus
@@ -46,6 +47,7 @@ from .states import (
     runtime_from_flags,
     state_of,
     statistics,
+    statistics_id,
 )
 
 # -- init and config -------------------------------------------------------------------------
@@ -100,6 +102,12 @@ def derived_notes(repo: Repository) -> dict[str, str]:
     return {k: v for k, v in d["why"].items()
             if isinstance(v, str) and all(current.get(x) == derived.get(x)
                                           for x in speaks_of.get(k, (k,)))}
+
+
+def check_base_editable(base: LoadedBase, settings: EditSettings) -> None:
+    """The edit can run on this model as loaded: its layers exist and are not offloaded."""
+    base.adapter.check_editable()
+    check_settings(base.model, base.adapter, settings)
 
 
 def validation_warnings(repo: Repository, base: LoadedBase) -> list[str]:
@@ -244,11 +252,13 @@ def check_against_live(live: list[LiveFact], requests: list[Request], supersede:
 
 def commit(repo: Repository, requests: list[Request], message: str, *,
            supersede: bool = False, info: dict[str, Any] | None = None,
-           note: Callable[[str], None] | None = None) -> Report:
+           note: Callable[[str], None] | None = None,
+           inform: Callable[[str], None] | None = None) -> Report:
     """Writes `requests` as one MEMIT batch on HEAD: validates them (alone, against the
     tokenizer and against the facts live on the branch), loads HEAD's state, gets the
     statistics (stored or computed once), edits, measures efficacy on the requests right
-    after the edit, and writes the commit. `note` hears of long preparations (statistics)."""
+    after the edit, and writes the commit. `note` hears of long preparations (statistics)
+    and warnings; `inform` hears the estimate of the peak memory, before any work."""
     t0 = time.perf_counter()
     validate_requests(requests)
     with repo.lock():
@@ -258,6 +268,17 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
         settings = current_settings(repo)
         base = open_base(repo)
         validate_requests(requests, base.tokenizer, context_length(base.model))
+        check_base_editable(base, settings)
+        need = estimate_memory(
+            base.model, base.adapter, settings, len(requests),
+            len(repo.facts_at(parent)) if parent else 0,
+            any(repo.statistics_record(statistics_id(settings), l) is None
+                for l in settings.layers))
+        if not need.fits():
+            raise MemstoreError(f"this commit will not fit: {need.line()}; use fewer requests "
+                                "per commit (or a smaller z_chunk), a GPU, or a device map")
+        if inform is not None:
+            inform(need.line())
         if note is not None:
             for line in validation_warnings(repo, base):
                 note(f"warning: {line}")

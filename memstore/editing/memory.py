@@ -1,0 +1,96 @@
+"""How much memory a commit will need beyond the loaded model, estimated before any work,
+so that a commit that cannot fit is refused at once instead of failing after an hour.
+
+The big terms are the d_in × d_in float64 matrices of the solve — per edited layer E[k kᵀ]
+(held for every edited layer), and for the layer being solved λ·E[k kᵀ] + the running
+matrix and its Cholesky factor — which at Llama-3-8B's d_in of 14,336 are 1.6 GB each,
+and the z-vector optimisation's activations: a chunk of `z_chunk` requests × (templates +
+the KL prompt) rows through the layers after L, with their logits at the target tokens and
+the whole next-token distribution of each KL prompt. Estimates, not bounds: the printed
+figure says which terms it counts."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from ..models.adapters import Adapter
+from .settings import EditSettings
+
+GiB = 1024 ** 3
+SUFFIX_TOKENS = 16  # a prompt's tokens from the subject's last on, and the target's
+PREFIX_TOKENS = 24  # a template's tokens before the subject's last
+
+
+@dataclass(frozen=True)
+class Estimate:
+    terms: dict[str, int]  # bytes per term
+    available: int | None  # bytes free on the device that holds them (None: unknown)
+    device: str
+
+    @property
+    def total(self) -> int:
+        return sum(self.terms.values())
+
+    def fits(self) -> bool:
+        return self.available is None or self.total <= self.available
+
+    def line(self) -> str:
+        big = ", ".join(f"{k} {v / GiB:.2f}" for k, v in self.terms.items() if v >= GiB // 100)
+        free = f" of {self.available / GiB:.1f} GiB available" if self.available else ""
+        return (f"estimated peak memory beyond the loaded model: {self.total / GiB:.2f} GiB"
+                f"{free} on {self.device} ({big} GiB)")
+
+
+def available(device: torch.device) -> int | None:
+    """Bytes free on `device`: CUDA's own count, else the system's available memory."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
+             n_earlier: int = 0, statistics_needed: bool = False) -> Estimate:
+    """The peak memory of a commit of `n_requests` on `model` (`n_earlier` live facts on
+    the branch; `statistics_needed`: E[k kᵀ] must be computed first)."""
+    cfg = model.config.get_text_config()
+    weight = adapter.proj(model, settings.last_layer).weight
+    itemsize = weight.element_size() if weight.device.type != "meta" else 4
+    layers = settings.layers
+    d_in = max(adapter.proj_dims(model, l)[1] for l in layers)
+    d_out = max(adapter.proj_dims(model, l)[0] for l in layers)
+    hidden, vocab = cfg.hidden_size, cfg.vocab_size
+    inter = getattr(cfg, "intermediate_size", None) or 4 * hidden
+    n_after = adapter.n_layers(model) - settings.last_layer - 1
+    kv = hidden * getattr(cfg, "num_key_value_heads", 1) // max(
+        1, getattr(cfg, "num_attention_heads", 1))
+    square = d_in * d_in * 8
+    chunk = min(settings.z_chunk, n_requests)
+    rows = chunk * (settings.n_templates + 2)
+    terms = {
+        "statistics E[kkᵀ]": len(layers) * square,
+        "solve (λC + running, Cholesky)": (3 if settings.history != "plain" else 2) * square,
+        "keys and factors": (n_requests + n_earlier) * d_in * 4 * len(layers)
+        + n_requests * (d_in + d_out) * 8 * 2,
+        "pristine edited weights": len(layers) * d_in * d_out * itemsize,
+        # activations kept for the backward pass through the layers after L, in float32
+        "z-vector steps": rows * SUFFIX_TOKENS * n_after * (10 * hidden + 3 * inter) * 4
+        # the prefix cache of every layer and the logits the loss reads
+        + rows * PREFIX_TOKENS * adapter.n_layers(model) * 2 * kv * itemsize
+        + (rows * 4 + chunk * 4) * vocab * 4,
+    }
+    if statistics_needed:
+        terms["statistics being computed"] = square + d_in * d_in * 4 + 4096 * d_in * 4 * 2
+    device = weight.device if weight.device.type != "meta" else torch.device("cpu")
+    return Estimate(terms, available(device), str(device))
