@@ -24,7 +24,7 @@ import torch
 from common import DATA, RESULTS, command, ge_sample, pyplot, spread
 
 from memstore.editing import default_settings, execute_memit
-from memstore.editing.memit import add_keys, templates_for
+from memstore.editing.memit import stacked_keys, templates_for
 from memstore.editing.statistics import cached_statistics
 from memstore.eval.data import read_counterfact_records
 from memstore.eval.metrics import counterfact_metrics, generation_entropy
@@ -104,11 +104,11 @@ def main() -> None:
             t = time.perf_counter()
             # the first commit's z-vectors depend only on the base model: computed once
             res = execute_memit(model, tok, [r.request for r in batch], s, stats, templates=templates,
-                                running=running or None, show_progress=False,
+                                earlier=running or None, show_progress=False,
                                 zs=first_zs if i == 0 else None)
             first_zs = res.zs if i == 0 else first_zs
             solve_s = time.perf_counter() - t
-            running = add_keys(running, {l: u.keys for l, u in res.updates.items()})
+            running = stacked_keys([running, {l: u.keys for l, u in res.updates.items()}])
             retention = [efficacy(model, tok, b) for b in batches[: i + 1]]
             step = {"retention": retention, "es_all": sum(retention) / len(retention),
                     "commit_seconds": solve_s} | probe()

@@ -10,7 +10,7 @@ import transformers
 from cli_support import copy_repo, facts_files, history_template, last_line, log_json, ok, run
 
 from memstore.editing import apply_updates, build_state, execute_memit
-from memstore.editing.memit import running_matrix
+from memstore.editing.memit import stacked_keys
 from memstore.models.adapters import get_adapter
 from memstore.models.loading import prepare_tokenizer
 from memstore.store import porcelain
@@ -52,10 +52,10 @@ def test_revert_is_c1_then_c3_replayed_from_its_cached_zs(history):
         s3 = repo.get_commit(c3).update_sets[0]
         stats = {l: repo.get_statistics(sid, l) for l, sid in s3.stats.items()}
         # a history-aware solve preserves C1's keys (plain ignores them)
-        preserved = running_matrix([{l: u.keys for l, u in repo.updates_of(c1).items()}])
+        preserved = stacked_keys([{l: u.keys for l, u in repo.updates_of(c1).items()}])
         replay = execute_memit(model, tok, repo.requests_of(c3), s3.edit_settings, stats,
                                zs=repo.zs_of_set(c3), templates=list(s3.templates),
-                               running=preserved, show_progress=False)
+                               earlier=preserved, show_progress=False)
         expected = model.state_dict()
         rebuilt = build_state(base, adapter, repo.update_chain(reverted))
         assert sorted(rebuilt) == [adapter.proj_weight_name(l) for l in (1, 2)]

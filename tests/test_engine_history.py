@@ -5,7 +5,7 @@ from engine_fixtures import REQUESTS, build, settings_for, stats_for
 
 from memstore.editing import execute_memit
 from memstore.editing.keys import current_hidden
-from memstore.editing.memit import running_matrix
+from memstore.editing.memit import running_matrix, stacked_keys
 from memstore.editing.requests import Request
 from memstore.editing.solve import nullspace_projector
 from memstore.eval.scoring import score_targets
@@ -34,8 +34,8 @@ def drift_after_second_commit(history: str, runtime: str) -> float:
     first, second = REQUESTS[:1], REQUESTS[1:]
     r1 = execute_memit(model, tok, first, s, stats, templates=["{}"], show_progress=False)
     h1 = current_hidden(model, tok, ad, 2, first)
-    preserved = running_matrix([{l: u.keys for l, u in r1.updates.items()}])
-    execute_memit(model, tok, second, s, stats, templates=["{}"], running=preserved,
+    preserved = stacked_keys([{l: u.keys for l, u in r1.updates.items()}])
+    execute_memit(model, tok, second, s, stats, templates=["{}"], earlier=preserved,
                   show_progress=False)
     h2 = current_hidden(model, tok, ad, 2, first)
     return float((h2 - h1).norm() / h1.norm())
@@ -77,12 +77,12 @@ def test_nullspace_applies_the_history_weight(runtime):
     zs, _ = compute_zs(model, tok, ad, REQUESTS[1:], ["{}"], s, False)
     torch.manual_seed(0)
     earlier = torch.randn(20, 64)
-    running = {2: (earlier.T @ earlier).double()}
+    running = {2: earlier}
 
     def delta(settings, run):
         base = {k: v.clone() for k, v in model.state_dict().items()}
         r = execute_memit(model, tok, REQUESTS[1:], settings, stats, templates=["{}"], zs=zs,
-                          running=run, show_progress=False)
+                          earlier=run, show_progress=False)
         model.load_state_dict(base)
         return r.updates[2].U.double() @ r.updates[2].V.double().T
 
@@ -131,8 +131,8 @@ def margins(history: str, runtime: str) -> tuple[float, float]:
     stats = stats_for(model, tok, ad, s.layers)
     r1 = execute_memit(model, tok, [FIRST], s, stats, templates=["{}"], show_progress=False)
     after_first = first_fact_margin(model, tok)
-    preserved = running_matrix([{l: u.keys for l, u in r1.updates.items()}])
-    execute_memit(model, tok, SECOND, s, stats, templates=["{}"], running=preserved,
+    preserved = stacked_keys([{l: u.keys for l, u in r1.updates.items()}])
+    execute_memit(model, tok, SECOND, s, stats, templates=["{}"], earlier=preserved,
                   show_progress=False)
     return after_first, first_fact_margin(model, tok)
 

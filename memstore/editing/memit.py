@@ -59,14 +59,15 @@ def templates_for(model, tokenizer, settings: EditSettings) -> list[str]:
 def execute_memit(model, tokenizer, requests: list[Request], settings: EditSettings,
                   stats: dict[int, Statistics], *, adapter: Adapter | None = None,
                   zs: torch.Tensor | None = None, templates: list[str] | None = None,
-                  running: dict[int, torch.Tensor] | None = None,
+                  earlier: dict[int, torch.Tensor] | None = None,
                   show_progress: bool = True) -> EditResult:
     """Writes `requests` into `model` (in place) and returns what was written.
 
-    `zs` given: a replay from cached z-vectors (no optimisation). `running`: per layer, the
-    running matrix Σ K_prev K_prevᵀ of the earlier facts live on the branch: added to
-    λ·E[k kᵀ] with `history_weight` (history "preserve"), or kept with the same weight
-    alongside the null-space projection (history "nullspace"); ignored by "plain"."""
+    `zs` given: a replay from cached z-vectors (no optimisation). `earlier`: per layer, the
+    keys (n_earlier × d_in) of the earlier facts live on the branch, whose running matrix
+    Σ K_prev K_prevᵀ is added to λ·E[k kᵀ] with `history_weight` (history "preserve"), or
+    kept with the same weight alongside the null-space projection (history "nullspace");
+    ignored by "plain". It is added straight into the solve's matrix, never formed alone."""
     adapter = adapter or get_adapter(model)
     adapter.check_editable()
     validate_requests(requests, tokenizer, context_length(model))
@@ -96,14 +97,14 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
         # the solve in float64 on the edited weight's device where it has float64
         where = float64_device(adapter.proj(model, layer).weight.device)
         keys, residuals = keys.to(where), residuals.to(where)
-        earlier = None if settings.history == "plain" else (running or {}).get(layer)
-        earlier = earlier.to(where) if earlier is not None else None
+        prev = None if settings.history == "plain" else (earlier or {}).get(layer)
+        prev = prev.to(where) if prev is not None and len(prev) else None
         if settings.history == "nullspace":
             u, v = solve_layer_nullspace(
                 stats[layer].projector(settings.nullspace_threshold).to(where), keys, residuals,
-                earlier, settings.nullspace_l2, settings.history_weight)
+                prev, settings.nullspace_l2, settings.history_weight)
         else:
-            a = covariance_term(stats[layer].mom2.to(where), settings.mom2_weight, earlier,
+            a = covariance_term(stats[layer].mom2.to(where), settings.mom2_weight, prev,
                                 settings.history_weight)
             u, v = solve_layer(a, keys, residuals)
             del a
@@ -124,6 +125,15 @@ def add_keys(matrix: dict[int, torch.Tensor], keys: dict[int, torch.Tensor]) -> 
         kk = k.double().T @ k.double()
         out[layer] = kk if layer not in out else out[layer] + kk
     return out
+
+
+def stacked_keys(keys_per_commit: list[dict[int, torch.Tensor]]) -> dict[int, torch.Tensor]:
+    """Per layer, the keys of earlier commits stacked in order (what `earlier` takes)."""
+    out: dict[int, list[torch.Tensor]] = {}
+    for keys in keys_per_commit:
+        for layer, k in sorted(keys.items()):
+            out.setdefault(layer, []).append(k)
+    return {l: torch.cat(ks) for l, ks in sorted(out.items())}
 
 
 def running_matrix(keys_per_commit: list[dict[int, torch.Tensor]]) -> dict[int, torch.Tensor]:

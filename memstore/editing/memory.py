@@ -2,8 +2,8 @@
 so that a commit that cannot fit is refused at once instead of failing after an hour.
 
 The big terms are the d_in × d_in float64 matrices of the solve — per edited layer E[k kᵀ]
-(held for every edited layer), and for the layer being solved λ·E[k kᵀ] + the running
-matrix and its Cholesky factor — which at Llama-3-8B's d_in of 14,336 are 1.6 GB each,
+(held for every edited layer), and for the layer being solved λ·E[k kᵀ] with the running
+matrix added in place, and its Cholesky factor — which at Llama-3-8B's d_in of 14,336 are 1.6 GB each,
 and the z-vector optimisation's activations: a chunk of `z_chunk` requests × (templates +
 the KL prompt) rows through the layers after L, with their logits at the target tokens and
 the whole next-token distribution of each KL prompt. Estimates, not bounds: the printed
@@ -80,7 +80,8 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
     rows = chunk * (settings.n_templates + 2)
     terms = {
         "statistics E[kkᵀ]": len(layers) * square,
-        "solve (λC + running, Cholesky)": (3 if settings.history != "plain" else 2) * square,
+        # λ·E[kkᵀ] with the earlier keys added in place, and its Cholesky factor
+        "solve (λC + running, Cholesky)": 2 * square,
         "keys and factors": (n_requests + n_earlier) * d_in * 4 * len(layers)
         + n_requests * (d_in + d_out) * 8 * 2,
         "pristine edited weights": len(layers) * d_in * d_out * itemsize,

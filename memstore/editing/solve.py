@@ -14,11 +14,14 @@ from ..errors import NumericalError
 
 
 def covariance_term(mom2: torch.Tensor, mom2_weight: float,
-                    running: torch.Tensor | None = None, history_weight: float = 1.0) -> torch.Tensor:
-    """A = λ·E[k kᵀ] (+ history_weight · the running matrix Σ K_prev K_prevᵀ), float64."""
+                    earlier: torch.Tensor | None = None, history_weight: float = 1.0) -> torch.Tensor:
+    """A = λ·E[k kᵀ] (+ history_weight · the running matrix Σ K_prev K_prevᵀ of the earlier
+    keys, rows of `earlier`), float64. The running matrix is added in place, never formed
+    alone: one d_in × d_in matrix beside the statistics."""
     a = mom2.double() * mom2_weight  # a new matrix: the statistics are not modified
-    if running is not None:
-        a.add_(running.double(), alpha=history_weight)
+    if earlier is not None:
+        k = earlier.double()
+        a.addmm_(k.T, k, alpha=history_weight)
     return a
 
 
@@ -54,15 +57,18 @@ def nullspace_projector(mom2: torch.Tensor, threshold: float) -> torch.Tensor:
 
 
 def solve_layer_nullspace(projector: torch.Tensor, keys: torch.Tensor, residuals: torch.Tensor,
-                          running: torch.Tensor | None, l2: float,
+                          earlier: torch.Tensor | None, l2: float,
                           history_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """AlphaEdit's update (Fang et al., ICLR 2025): ΔW = R Kᵀ P (P (K Kᵀ + w Σ K_p K_pᵀ) + l2·I)⁻ᵀ,
     as U = R (d_out × n), V = (P (K Kᵀ + w Σ K_p K_pᵀ) + l2·I)⁻¹ P K (d_in × n), w the
     history weight. ΔW x = 0 exactly for x outside P's range (the span ordinary text uses:
-    Aᵀ x = l2 x there), and the earlier commits' keys K_p are kept too."""
+    Aᵀ x = l2 x there), and the earlier commits' keys K_p (rows of `earlier`) are kept too."""
     k = keys.double().T
     d_in = k.shape[0]
-    m = k @ k.T if running is None else k @ k.T + history_weight * running.double()
+    m = k @ k.T
+    if earlier is not None:
+        e = earlier.double()
+        m.addmm_(e.T, e, alpha=history_weight)
     a = projector @ m + l2 * torch.eye(d_in, dtype=torch.float64, device=k.device)
     v = torch.linalg.solve(a, projector @ k)
     u = residuals.double().T

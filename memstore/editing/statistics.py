@@ -262,11 +262,12 @@ def collect(model, adapter: Adapter, chunks: list[list[int]], layers: tuple[int,
 
         shapes = [((dims[l], dims[l]), torch.float64) for l in layers] + [((1,), torch.float64)]
         for tensors in in_order(GROUPS, group, lambda g: shapes):
-            for l, t in zip(layers, tensors):
+            for i, l in enumerate(layers):
                 if l in out:
-                    out[l].add_(t)
+                    out[l].add_(tensors[i])
                 else:
-                    out[l] = t
+                    out[l] = tensors[i]
+                tensors[i] = None  # a group's sum is freed once added: two d_in² at most
             count += int(tensors[-1].item())
             del tensors
     for l, s in out.items():
@@ -288,7 +289,7 @@ def compute_statistics(model, tokenizer, adapter: Adapter, layers: tuple[int, ..
     if not chunks:
         raise ValidationError(f"statistics sample {source!r} holds no text")
     sums, count = collect(model, adapter, chunks, layers, tokenizer.pad_token_id)
-    return {l: Statistics(l, sums[l] / count, count, description) for l in layers}
+    return {l: Statistics(l, sums[l].div_(count), count, description) for l in layers}
 
 
 def _header(data: bytes) -> dict:

@@ -37,7 +37,7 @@ from .repair import RepairReport
 from .repair import repair as rebuild_index
 from .repository import DIRNAME, Repository, StatisticsRecord
 from .rewrite import MergeConflictError, Report, merge, revert, squash
-from .running import running_matrix_for
+from .running import earlier_keys_for
 from .states import (
     RUNTIME_KEY,
     LoadedBase,
@@ -285,11 +285,11 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
         stats_ = statistics(repo, base, settings, note=note)
         state_of(repo, parent)
         before = measure(base, requests, quick=True)
-        running = (running_matrix_for(repo.store, parent, [], requests)
+        earlier = (earlier_keys_for(repo.store, parent, [], requests)
                    if parent and settings.history != "plain" else None)
         base.editing(settings.layers)
         result = execute_memit(base.model, base.tokenizer, requests, settings, stats_,
-                               adapter=base.adapter, running=running or None)
+                               adapter=base.adapter, earlier=earlier or None)
         metrics = measure(base, requests)
         metrics["p_new_before"] = before["p_new"]
         c = repo.write_commit([result], parents=[parent] if parent else [], basis=parent,

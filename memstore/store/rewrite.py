@@ -24,7 +24,7 @@ from .commits import Commit, load_requests, load_updates, load_zs
 from .history import LiveFact, SetRef
 from .queries import measure
 from .repository import Repository
-from .running import running_matrix_for
+from .running import earlier_keys_for
 from .states import LoadedBase, state_of, statistics_of_set
 
 Fact = tuple[str, str, str]  # (subject, prompt, target_new)
@@ -59,12 +59,12 @@ def _fact(r: Request) -> Fact:
 
 def _replay(base: LoadedBase, requests: list[Request], zs: torch.Tensor, templates,
             settings: EditSettings, stats_: dict[int, Statistics],
-            running: dict[int, torch.Tensor] | None) -> EditResult:
+            earlier: dict[int, torch.Tensor] | None) -> EditResult:
     """One solve from cached z-vectors on the model's current state (no z optimisation)."""
     base.editing(settings.layers)
     return execute_memit(base.model, base.tokenizer, requests, settings, stats_,
                          adapter=base.adapter, zs=zs, templates=list(templates),
-                         running=running)
+                         earlier=earlier)
 
 
 def _stored_result(repo: Repository, ref: SetRef) -> EditResult:
@@ -77,11 +77,11 @@ def _stored_result(repo: Repository, ref: SetRef) -> EditResult:
 
 def _running(repo: Repository, basis: str | None, results: list[EditResult],
              requests: list[Request], settings: EditSettings) -> dict[int, torch.Tensor] | None:
-    """The running matrix a replay of `requests` solves with: `basis`'s state's, advanced
-    by the sets already replayed, less the keys of the facts `requests` supersede."""
+    """The earlier keys a replay of `requests` preserves: those live in `basis`'s state,
+    advanced by the sets already replayed, less the facts `requests` write again."""
     if settings.history == "plain":
         return None
-    return running_matrix_for(repo.store, basis, results, requests) or None
+    return earlier_keys_for(repo.store, basis, results, requests) or None
 
 
 def _basis_chain(repo: Repository, commit: str) -> list[str]:

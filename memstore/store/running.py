@@ -87,11 +87,11 @@ def running_matrix(store: Storage, commit_id: str | None) -> Matrix:
     return _matrix(live_keys(store, _live_at(store, commit_id)))
 
 
-def running_matrix_for(store: Storage, basis: str | None, done: Sequence[EditResult],
-                       requests: Sequence[Request]) -> Matrix:
-    """The running matrix a solve of `requests` uses: that of `basis`'s state, after the
-    sets `done` already in this operation (replays), without the facts `requests` write
-    again (the solve adds their new keys itself)."""
+def earlier_keys_for(store: Storage, basis: str | None, done: Sequence[EditResult],
+                     requests: Sequence[Request]) -> dict[int, torch.Tensor]:
+    """The keys whose running matrix a solve of `requests` preserves: those of the facts
+    live in `basis`'s state, after the sets `done` already in this operation (replays),
+    without the facts `requests` write again (the solve adds their new keys itself)."""
     live = _live_at(store, basis)
     memory = {}
     for i, r in enumerate(done):
@@ -99,4 +99,11 @@ def running_matrix_for(store: Storage, basis: str | None, done: Sequence[EditRes
         memory[i] = r
     for key in {fact_key(r) for r in requests}:
         live.pop(key, None)
-    return _matrix(live_keys(store, live, memory))
+    return live_keys(store, live, memory)
+
+
+def running_matrix_for(store: Storage, basis: str | None, done: Sequence[EditResult],
+                       requests: Sequence[Request]) -> Matrix:
+    """The running matrix of `earlier_keys_for` (for inspection and tests; the solve adds
+    the keys straight into its matrix)."""
+    return _matrix(earlier_keys_for(store, basis, done, requests))
