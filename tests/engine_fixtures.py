@@ -46,8 +46,9 @@ def tolerance(runtime: str, float32: float, bfloat16: float) -> float:
 
 
 def settings_for(model, **changes):
+    # the reference's z-vector step size and stopping rule: tests compare implementations
     base = {"layers": (1, 2), "mom2_weight": 1.0, "z_steps": 6, "n_templates": 2, "template_tokens": 4,
-                "stats_tokens": 400}
+            "stats_tokens": 400, "z_lr": 0.5, "z_stop_loss": 0.05}
     base.update(changes)
     return default_settings(model, **base)
 

@@ -17,7 +17,7 @@ from memstore.editing.tokens import target_ids
 REQUEST = REQUESTS[0]
 # δ is added at the subject's last token; these tiny random models carry little of it to
 # later positions, so the prompt ends with the subject and the target is one token
-PREDICTED = Request("Apple A5", "The maker of {}", "Honda", "Paris")
+PREDICTED = Request("Honda Civic", "The maker of {}", "Honda", "Paris")
 
 
 def effective_scale(family: str, norm) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..models.adapters import Adapter
-from .layers import run_until
+from .layers import replaced_layers, run_until
 from .requests import Request
 from .tokens import pad_right, subject_last_token
 
@@ -45,3 +45,65 @@ def current_hidden(model, tokenizer, adapter: Adapter, layer: int,
     """h^L (n × d): layer output at the subject's last token of each bare prompt."""
     return at_subject(model, tokenizer, adapter, layer, "out", [r.prompt for r in requests],
                       [r.subject for r in requests])
+
+
+class SubjectRows:
+    """Prompts (with their subjects) walked through the model one edited layer at a time.
+
+    MEMIT edits the layers in ascending order and needs, at each layer l, the keys at l and
+    h^L, both with the layers below l already edited. Recomputing them from the embeddings
+    costs l + 1 (and L + 1) layers per edited layer; instead this keeps the hidden states
+    entering layer l for every row and resumes there (the layers below are stood in for,
+    the model's own forward does the rest), and after layer l is edited advances them
+    through layer l only. The same operations on the same inputs: the same bits."""
+
+    def __init__(self, model, tokenizer, adapter: Adapter, prompts: list[str],
+                 subjects: list[str], first: int, batch_rows: int = 256) -> None:
+        self.model, self.adapter, self.layer = model, adapter, first
+        self.device = adapter.embeddings(model).weight.device
+        self.batches = []
+        for a in range(0, len(prompts), batch_rows):
+            enc = [subject_last_token(tokenizer, p, s)
+                   for p, s in zip(prompts[a:a + batch_rows], subjects[a:a + batch_rows])]
+            ids, mask = pad_right(tokenizer.pad_token_id, [e[0] for e in enc])
+            pos = torch.tensor([e[1] for e in enc])
+            self.batches.append({"ids": ids, "mask": mask, "pos": pos, "h": None})
+        if first > 0:
+            with torch.no_grad():
+                for b in self.batches:
+                    b["h"] = self._run(b, first - 1, [(first - 1, "out")])[(first - 1, "out")]
+
+    def _run(self, b: dict, stop: int, capture: list[tuple[int, str]]) -> dict:
+        kwargs = {"input_ids": b["ids"].to(self.device),
+                  "attention_mask": b["mask"].to(self.device)}
+        if b["h"] is None:
+            return run_until(self.model, self.adapter, stop, capture, **kwargs)
+        h = b["h"]
+        with replaced_layers(self.model, self.adapter, self.layer, lambda: h):
+            return run_until(self.model, self.adapter, stop, capture, **kwargs)
+
+    @torch.no_grad()
+    def at(self, layer: int, kind: str) -> torch.Tensor:
+        """`kind` ("key", "value", "out") at `layer` >= the current one, at each row's
+        subject's last token: rows × d, float32."""
+        out = []
+        for b in self.batches:
+            got = self._run(b, layer, [(layer, kind)])[(layer, kind)]
+            pos = b["pos"].to(got.device)
+            out.append(got[torch.arange(len(pos), device=got.device), pos].float())
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def advance(self) -> None:
+        """Past the current layer (as it is now, edited): the walk moves one layer up."""
+        for b in self.batches:
+            b["h"] = self._run(b, self.layer, [(self.layer, "out")])[(self.layer, "out")]
+        self.layer += 1
+
+
+def template_keys(rows: SubjectRows, layer: int, n_requests: int, n_templates: int) -> torch.Tensor:
+    """K (n × d_in) from a walk over requests × templates, averaged as compute_keys does."""
+    k = rows.at(layer, "key").reshape(n_requests, n_templates, -1)
+    if n_templates == 1:
+        return k[:, 0]
+    return (k[:, 0] + k[:, 1:].mean(1)) / 2

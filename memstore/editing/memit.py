@@ -9,7 +9,7 @@ from ..errors import ValidationError
 from ..models.adapters import Adapter, get_adapter
 from ..models.runtime import float64_device
 from .apply import apply_update
-from .keys import compute_keys, current_hidden
+from .keys import SubjectRows, template_keys
 from .post_norm import value_residuals
 from .requests import Request, context_length, validate_requests
 from .result import EditResult, LayerUpdate
@@ -88,12 +88,23 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
     info["time_zs"] = t1 - t0
     updates: dict[int, LayerUpdate] = {}
     L = settings.last_layer
+    first = settings.layers[0]
+    # keys at each edited layer and h^L, walked up layer by layer (keys.SubjectRows)
+    tmpl = SubjectRows(model, tokenizer, adapter,
+                       [t.format(r.prompt) for r in requests for t in templates],
+                       [r.subject for r in requests for _ in templates], first)
+    bare = SubjectRows(model, tokenizer, adapter, [r.prompt for r in requests],
+                       [r.subject for r in requests], first)
     for i, layer in enumerate(settings.layers):
-        keys = compute_keys(model, tokenizer, adapter, layer, requests, templates)
-        cur = current_hidden(model, tokenizer, adapter, L, requests)
+        for walk in (tmpl, bare):
+            while walk.layer < layer:
+                walk.advance()
+        keys = template_keys(tmpl, layer, len(requests), len(templates))
+        cur = bare.at(L, "out")
         residuals = (zs.float().to(cur.device) - cur) / (len(settings.layers) - i)
         if adapter.post_norm_path is not None:  # the stream receives N(W k): post_norm.py
-            residuals = value_residuals(model, tokenizer, adapter, layer, requests, residuals)
+            residuals = value_residuals(adapter.post_norm(model, layer),
+                                        bare.at(layer, "value"), residuals)
         # the solve in float64 on the edited weight's device where it has float64
         where = float64_device(adapter.proj(model, layer).weight.device)
         keys, residuals = keys.to(where), residuals.to(where)

@@ -26,10 +26,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.adapters import Adapter
-from .keys import at_subject
-from .requests import Request
-
 
 def norm_scale(norm: nn.Module, dim: int, device) -> torch.Tensor:
     """g of an RMSNorm module: its output on the all-ones vector, times √(1 + ε)."""
@@ -44,13 +40,10 @@ def _rms(x: torch.Tensor) -> torch.Tensor:
     return x.pow(2).mean(-1, keepdim=True).sqrt()
 
 
-def value_residuals(model, tokenizer, adapter: Adapter, layer: int, requests: list[Request],
-                    residuals: torch.Tensor) -> torch.Tensor:
-    """R (n × d_out): the change of W_out's output at layer `layer` that makes its
-    post-norm add `residuals` to the residual stream (see the module docstring)."""
-    norm = adapter.post_norm(model, layer)
-    y = at_subject(model, tokenizer, adapter, layer, "value", [r.prompt for r in requests],
-                   [r.subject for r in requests])
+def value_residuals(norm: nn.Module, y: torch.Tensor, residuals: torch.Tensor) -> torch.Tensor:
+    """R (n × d_out): the change of W_out's output y (n × d_out, at each request's subject's
+    last token) that makes the post-norm `norm` add `residuals` to the residual stream
+    (see the module docstring)."""
     g = norm_scale(norm, y.shape[1], y.device)
     with torch.no_grad():
         r = norm(y.to(next(norm.parameters()).dtype)).float()
