@@ -34,6 +34,21 @@ from memstore.models.loading import cache_dir, load_model
 METHODS = ("plain", "preserve", "nullspace")
 
 
+def distinct_subjects(n: int) -> list:
+    """`n` CounterFact records, no subject twice: counterfact-dev.json (821 records in the
+    full format, 817 subjects) first, then the reduced counterfact-easyedit-dev.json in file
+    order (one paraphrase and one neighbourhood prompt each, no generation prompts)."""
+    out, seen = [], set()
+    for name in ("counterfact-dev.json", "counterfact-easyedit-dev.json"):
+        for r in read_counterfact_records(DATA / name):
+            if r.request.subject not in seen:
+                seen.add(r.request.subject)
+                out.append(r)
+            if len(out) == n:
+                return out
+    raise SystemExit(f"only {len(out)} records with distinct subjects; asked for {n}")
+
+
 def efficacy(model, tok, records) -> float:
     bare = [dataclasses.replace(r.request, paraphrases=(), neighborhood=()) for r in records]
     return counterfact_metrics(model, tok, bare)["efficacy"]
@@ -52,6 +67,8 @@ def main() -> None:
     ap.add_argument("--generation", action="store_true", help="also GE after each commit")
     ap.add_argument("--ge-records", type=int, default=16, help="records in the GE sample")
     ap.add_argument("--ns-records", type=int, default=20, help="records in the per-commit NS sample")
+    ap.add_argument("--collapse", type=float, default=0.5,
+                    help="stop a method once ES over all its facts so far falls below this")
     ap.add_argument("--final-ge-records", type=int, default=0,
                     help="also GE on this many records x 2 prompts after the last commit")
     args = ap.parse_args()
@@ -60,11 +77,12 @@ def main() -> None:
     lm = load_model("smollm2-135m")
     model, tok, ad = lm.model, lm.tokenizer, lm.adapter
     base = {k: v.clone() for k, v in model.state_dict().items()}
-    records = read_counterfact_records(DATA / "counterfact-dev.json")[: args.commits * args.size]
+    records = distinct_subjects(args.commits * args.size)
+    full = [r for r in records if r.generation_prompts]  # the full-format records
     batches = [records[i * args.size:(i + 1) * args.size] for i in range(args.commits)]
     ns_sample = spread(records, args.ns_records)
     # two generation prompts from each of a spread of records: one batch of generation
-    ge_records = ge_sample(records, args.ge_records)
+    ge_records = ge_sample(full, args.ge_records)
     s0 = default_settings(model)
     stats = cached_statistics(model, tok, ad, s0.layers, model_hash(model), cache_dir() / "stats",
                               s0.stats_source, s0.stats_tokens, s0.seed)
@@ -82,7 +100,7 @@ def main() -> None:
     methods = args.methods.split(",")
     suffix = "" if methods == list(METHODS) else "-" + "-".join(methods)
     stem = RESULTS / f"sequential-{args.commits}x{args.size}{suffix}"
-    big_ge = ge_sample(records, args.final_ge_records) if args.final_ge_records else []
+    big_ge = ge_sample(full, args.final_ge_records) if args.final_ge_records else []
 
     def final_probe() -> dict:
         return {"ge_final_sample": generation_entropy(model, tok, big_ge)} if big_ge else {}
@@ -115,8 +133,13 @@ def main() -> None:
             steps.append(step)
             print(method, i + 1, f"{solve_s:.0f}s", [round(x, 2) for x in retention],
                   {k: round(v, 3) for k, v in step.items() if k.endswith("sample")}, flush=True)
-        final = counterfact_metrics(model, tok, records) | final_probe()
+            if step["es_all"] < args.collapse:
+                print(method, f"collapsed after {i + 1} commits", flush=True)
+                break
+        written = [r for b in batches[: len(steps)] for r in b]
+        final = counterfact_metrics(model, tok, written) | final_probe()
         out["methods"][method] = {"final": final, "first_commit_es": steps[-1]["retention"][0],
+                                  "commits_written": len(steps),
                                   "steps": steps, "seconds": time.perf_counter() - t0}
         print(method, "final", {k: round(v, 3) for k, v in final.items() if isinstance(v, float)}, flush=True)
         out["wall_seconds"] = time.perf_counter() - started
@@ -130,6 +153,8 @@ def write_report(out: dict, stem: Path, ge: bool) -> None:
     u = out["unedited"]
     ge_col = " GE (sample) |" if ge else ""
     lines = [f"# Sequential commits, SmolLM2-135M: {c} × {n} CounterFact dev records", "",
+             ("Records: counterfact-dev.json, then counterfact-easyedit-dev.json past its 817 "
+              "distinct subjects, no subject twice (bench_sequential.distinct_subjects)."), "",
              (f"After the last commit; ES/PS/NS over all {c * n} facts, GE over {out['ge_records']} records × "
              f"2 generation prompts (top-k 5, 90 new tokens, seed 0)."), "",
              f"| method | ES (all) | ES (first commit) | PS | NS | S |{ge_col} wall |",
@@ -142,7 +167,8 @@ def write_report(out: dict, stem: Path, ge: bool) -> None:
                  f"| {u['score']:.3f} |{ge_cell(u)} – |")
     for method, m in out["methods"].items():
         f = m["final"]
-        lines.append(f"| {method} | {f['efficacy']:.3f} | {m['first_commit_es']:.3f} | {f['paraphrase']:.3f} "
+        name = method if m["commits_written"] == c else f"{method} (collapsed: {m['commits_written']} commits)"
+        lines.append(f"| {name} | {f['efficacy']:.3f} | {m['first_commit_es']:.3f} | {f['paraphrase']:.3f} "
                      f"| {f['neighborhood']:.3f} | {f['score']:.3f} |{ge_cell(m['steps'][-1])} "
                      f"{m['seconds'] / 60:.1f} min |")
     if out.get("final_ge_records"):
@@ -157,6 +183,9 @@ def write_report(out: dict, stem: Path, ge: bool) -> None:
     for i in range(c):
         cells = []
         for m in out["methods"].values():
+            if i >= len(m["steps"]):
+                cells.append("–")
+                continue
             st = m["steps"][i]
             cell = f"{st['es_all']:.2f} / {st['retention'][0]:.2f} / {st['ns_sample']:.2f}"
             cells.append(cell + (f" / {st['ge_sample']:.2f}" if ge else ""))
@@ -183,7 +212,7 @@ def plot(out: dict, stem: Path, ge: bool) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6))
     for ax, (title, get, ref) in zip(axes, panels):
         for method, m in out["methods"].items():
-            ax.plot(x, [get(st) for st in m["steps"]], marker="o", label=method)
+            ax.plot(x[: len(m["steps"])], [get(st) for st in m["steps"]], marker="o", label=method)
         if ref is not None:
             ax.axhline(ref, color="grey", linestyle="--", label="unedited")
         ax.set_title(title)
@@ -197,9 +226,9 @@ def plot(out: dict, stem: Path, ge: bool) -> None:
     axes = [axes] if len(out["methods"]) == 1 else axes
     cmap = plt.get_cmap("viridis")
     for ax, (method, m) in zip(axes, out["methods"].items()):
-        for j in range(c):
+        for j in range(len(m["steps"])):
             ys = [st["retention"][j] for st in m["steps"][j:]]
-            ax.plot(range(j + 1, c + 1), ys, color=cmap(j / max(1, c - 1)), marker=".")
+            ax.plot(range(j + 1, len(m["steps"]) + 1), ys, color=cmap(j / max(1, c - 1)), marker=".")
         ax.set_title(method)
         ax.set_xlabel("commits written")
         ax.set_ylim(0, 1.05)
