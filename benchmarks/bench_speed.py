@@ -67,7 +67,7 @@ def measure_processes(n: int) -> dict:
     for procs in (1, 2):
         run = subprocess.run(
             [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={procs}",
-             "--master-port=29533", str(ROOT / "benchmarks" / "dist_worker.py"), "--n", str(n)],
+             "--master-port=29533", str(ROOT / "benchmarks" / "dist_worker.py"), "--requests", str(n)],
             check=True, capture_output=True, text=True, cwd=ROOT,
             env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'benchmarks'}",
                  "OMP_NUM_THREADS": "1", "MEMSTORE_DIST_BACKEND": "gloo"})

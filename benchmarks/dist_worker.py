@@ -27,15 +27,15 @@ def digest(t: torch.Tensor) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--stats-tokens", type=int, default=8000)
     args = ap.parse_args()
     torch.set_num_threads(1)
     init_from_env()
     lm = load_model("smollm2-135m")
-    s = default_settings(lm.model, z_chunk=max(1, args.n // 4))  # 4 chunks of requests
+    s = default_settings(lm.model, z_chunk=max(1, args.requests // 4))  # 4 chunks of requests
     chunks = token_chunks(lm.tokenizer, wikipedia_paragraphs(), args.stats_tokens, 128)
-    requests = read_counterfact(DATA / "counterfact-dev.json")[: args.n]
+    requests = read_counterfact(DATA / "counterfact-dev.json")[: args.requests]
     templates = templates_for(lm.model, lm.tokenizer, s)
     if dist.is_initialized():
         dist.barrier()

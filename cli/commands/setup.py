@@ -32,6 +32,8 @@ Settings:
   history          plain | preserve | nullspace
   history_weight   weight of earlier commits' keys (history preserve)
   z_chunk          requests per optimisation chunk (bounds memory)
+  passes           times the residual z − h is measured and written (2: what
+                   the first pass left is written again; zsRE, README)
   compute_dtype    float32 | bfloat16 | float64
 
 Where the model runs (not recorded in commits; the command line's --device, --dtype,

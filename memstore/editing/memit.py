@@ -86,6 +86,28 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
         raise ValidationError(f"{zs.shape[0]} cached z-vectors for {len(requests)} requests")
     t1 = time.perf_counter()
     info["time_zs"] = t1 - t0
+    originals = ({l: adapter.proj(model, l).weight.detach().clone() for l in settings.layers}
+                 if settings.passes > 1 else {})
+    passes = [write_layers(model, tokenizer, adapter, requests, templates, settings, stats, zs,
+                           earlier) for _ in range(settings.passes)]
+    updates = {l: joined(l, [p[l] for p in passes]) for l in settings.layers}
+    if originals:  # the weights as a rebuild forms them: one rounding per layer
+        with torch.no_grad():
+            for l, w in originals.items():
+                adapter.proj(model, l).weight.copy_(w)
+        for l in settings.layers:
+            apply_update(model, adapter, updates[l])
+    info["time_solve"] = time.perf_counter() - t1
+    return EditResult(list(requests), settings, list(templates), zs.float().detach(), updates,
+                      {l: stats[l].id for l in settings.layers}, info)
+
+
+def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
+                 templates: list[str], settings: EditSettings, stats: dict[int, Statistics],
+                 zs: torch.Tensor, earlier: dict[int, torch.Tensor] | None) -> dict[int, LayerUpdate]:
+    """One pass of MEMIT's layer loop: the residual z − h^L, measured on the model as it is,
+    spread over the edited layers from the first up, each layer's update applied in place
+    before the next layer's keys and residual are read."""
     updates: dict[int, LayerUpdate] = {}
     L = settings.last_layer
     first = settings.layers[0]
@@ -124,9 +146,18 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
                              adapter.transposed)
         apply_update(model, adapter, update)
         updates[layer] = update
-    info["time_solve"] = time.perf_counter() - t1
-    return EditResult(list(requests), settings, list(templates), zs.float().detach(), updates,
-                      {l: stats[l].id for l in settings.layers}, info)
+    return updates
+
+
+def joined(layer: int, updates: list[LayerUpdate]) -> LayerUpdate:
+    """The passes' updates of one layer as one: U = [U₁ U₂ …], V = [V₁ V₂ …], so that
+    U Vᵀ = Σ Uᵢ Vᵢᵀ; the keys are the last pass's (read on the model the earlier passes
+    edited)."""
+    if len(updates) == 1:
+        return updates[0]
+    return LayerUpdate(layer, torch.cat([u.U for u in updates], 1),
+                       torch.cat([u.V for u in updates], 1), updates[-1].keys,
+                       updates[-1].transposed)
 
 
 def add_keys(matrix: dict[int, torch.Tensor], keys: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:

@@ -18,7 +18,8 @@ _FLOATS = {"mom2_weight": (0.0, 1e12, False), "z_lr": (0.0, 1e3, False),
            "history_weight": (0.0, 1e12, True), "nullspace_threshold": (0.0, 1e12, True),
            "nullspace_l2": (0.0, 1e12, False)}
 _INTS = {"z_steps": (1, 100_000), "n_templates": (0, 1_000), "template_tokens": (1, 1_000),
-         "seed": (0, _INT_MAX), "stats_tokens": (1, 10**10), "z_chunk": (1, 1_000_000)}
+         "seed": (0, _INT_MAX), "stats_tokens": (1, 10**10), "z_chunk": (1, 1_000_000),
+         "passes": (1, 10)}
 _CHOICES = {"history": HISTORY_METHODS, "compute_dtype": COMPUTE_DTYPES}
 
 
@@ -73,6 +74,7 @@ class EditSettings:
     nullspace_threshold: float = 0.02  # eigenvalues of E[kkᵀ] below this span the null space
     nullspace_l2: float = 10.0  # ridge term of the null-space solve (AlphaEdit's L2)
     z_chunk: int = 64  # requests per optimisation chunk (bounds memory)
+    passes: int = 1  # times z − h^L is measured again and spread over the layers (README)
     compute_dtype: str = "float32"  # dtype of the z-vector forward/backward passes
 
     def __post_init__(self) -> None:
