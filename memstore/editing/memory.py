@@ -83,8 +83,10 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
         # λ·E[kkᵀ] with the earlier keys added in place, and its Cholesky factor
         "solve (λC + running, Cholesky)": 2 * square,
         "keys and factors": (n_requests + n_earlier) * d_in * 4 * len(layers)
-        + n_requests * (d_in + d_out) * 8 * 2,
-        "pristine edited weights": len(layers) * d_in * d_out * itemsize,
+        + n_requests * (d_in + d_out) * 8 * 2 * settings.passes,
+        # passes > 1 also keeps the weights as they were before the first pass
+        "pristine edited weights": len(layers) * d_in * d_out * itemsize
+        * (2 if settings.passes > 1 else 1),
         # activations kept for the backward pass through the layers after L, in float32
         "z-vector steps": rows * SUFFIX_TOKENS * n_after * (10 * hidden + 3 * inter) * 4
         # the prefix cache of every layer and the logits the loss reads
