@@ -25,11 +25,11 @@ def test_init_on_a_family_prints_the_derived_settings(family, tmp_path):
     r = ok("init", tmp_path / "repo", "--base", model)
     assert "editor settings derived from the model" in r.stdout
     assert "layers 0-1: relative depth 0.10-0.27 of 4 layers" in r.stdout
-    assert "λ 64: the MLP width d_in" in r.stdout
+    assert "λ 16: a quarter of the MLP width d_in" in r.stdout
     assert "statistics: 20000 tokens of the built-in Wikipedia sample" in r.stdout
     assert "validated on real models of the llama family" in r.stderr  # not this family
     shown = ok("config", cwd=tmp_path / "repo").stdout
-    assert "mom2_weight      64.0    # λ 64: the MLP width d_in" in shown
+    assert "mom2_weight      16.0    # λ 16: a quarter of the MLP width d_in" in shown
 
 
 def test_a_setting_changed_loses_its_note_and_one_outside_the_measured_range_warns(tmp_path):
@@ -47,7 +47,7 @@ def test_a_setting_changed_loses_its_note_and_one_outside_the_measured_range_war
     assert "warning" not in r.stderr
     ok("config", "mom2_weight", "1", cwd=repo)
     r = ok("commit", facts_files(tmp_path)["e"], cwd=repo)
-    assert "warning: λ 1 is 0.0156×d_in; 0.3–3×d_in was measured to work" in r.stderr
+    assert "warning: λ 1 is 0.0156×d_in; 0.2–1×d_in was measured to work" in r.stderr
 
 
 def test_a_mixture_of_experts_model_is_refused_in_one_line(tmp_path):

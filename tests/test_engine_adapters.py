@@ -36,13 +36,13 @@ def test_default_band_of_layers_follows_the_depth():
         assert layers == tuple(range(layers[0], layers[-1] + 1)) and max(layers) <= n - 2
 
 
-def test_lambda_is_the_mlp_width():
+def test_lambda_is_a_quarter_of_the_mlp_width():
     from memstore.editing import default_settings
 
     for family in FAMILIES:
         model, _, ad = build(family)
         s = default_settings(model)
-        assert s.mom2_weight == ad.proj_dims(model, s.layers[0])[1]
+        assert s.mom2_weight == ad.proj_dims(model, s.layers[0])[1] / 4
         assert s.stats_source == "wikipedia" and s.stats_tokens == 20000
 
 
