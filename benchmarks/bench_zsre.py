@@ -27,7 +27,7 @@ from memstore.editing.memit import templates_for
 from memstore.editing.statistics import cached_statistics
 from memstore.editing.tokens import subject_last_token, target_ids
 from memstore.eval.data import read_zsre
-from memstore.eval.scoring import score_targets
+from memstore.eval.metrics import zsre_per_record
 from memstore.models.hashing import model_hash
 from memstore.models.loading import cache_dir, load_model
 
@@ -37,26 +37,6 @@ LENGTHS = ((1, 1), (2, 2), (3, 3), (4, 5), (6, 99))
 
 def mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
-
-
-def per_record(model, tok, records) -> dict[str, list[float]]:
-    """Top-1 token accuracy per record: the question, its rephrasings (mean), the locality
-    question (as memstore.eval.metrics.zsre_metrics, kept per record)."""
-    prompts, targets, owner = [], [], []
-    for i, rec in enumerate(records):
-        r = rec.request
-        for j, p in enumerate((r.text, *r.paraphrases)):
-            prompts.append(p)
-            targets.append(r.target_new)
-            owner.append((i, "efficacy" if j == 0 else "paraphrase"))
-        prompts.append(rec.loc + "?")
-        targets.append(rec.loc_ans)
-        owner.append((i, "specificity"))
-    top1 = score_targets(model, tok, prompts, targets).top1.tolist()
-    parts: dict[str, list[list[float]]] = {k: [[] for _ in records] for k in KEYS}
-    for (i, k), a in zip(owner, top1):
-        parts[k][i].append(a)
-    return {k: [mean(x) for x in v] for k, v in parts.items()}
 
 
 def z_oracle(model, tok, ad, layer: int, records, zs: torch.Tensor) -> list[float]:
@@ -111,7 +91,7 @@ def main() -> None:
     stats = cached_statistics(model, tok, ad, s.layers, model_hash(model), cache_dir() / "stats",
                               s.stats_source, s.stats_tokens, s.seed)
     templates = templates_for(model, tok, s)
-    rows = {"unedited": summary(per_record(model, tok, records), lengths)}
+    rows = {"unedited": summary(zsre_per_record(model, tok, records), lengths)}
     h0 = current_hidden(model, tok, ad, L, requests)
     t = time.perf_counter()
     res = execute_memit(model, tok, requests, s, stats, templates=templates, show_progress=False)
@@ -127,7 +107,7 @@ def main() -> None:
         miss = ((current_hidden(model, tok, ad, L, requests) - zs).norm(dim=1)
                 / (zs - h0).norm(dim=1))
         name = f"passes {passes}" + (" (default)" if passes == s.passes else "")
-        rows[name] = summary(per_record(model, tok, records), lengths)
+        rows[name] = summary(zsre_per_record(model, tok, records), lengths)
         rows[name]["oracle on the edited model"] = mean(z_oracle(model, tok, ad, L, records, zs))
         runs[name] = {"solve_seconds": solve_s,
                       "miss_quantiles": miss.quantile(torch.tensor([0.5, 0.9])).tolist()}

@@ -164,12 +164,12 @@ def generation_entropy(
     return _mean(per_request)
 
 
-def zsre_metrics(
+def zsre_per_record(
     model, tokenizer, records: Sequence[ZsreRecord], batch_tokens: int | None = None
-) -> dict[str, Any]:
-    """zsRE as in ROME/MEMIT: top-1 token accuracy (teacher forced) of the target after the
-    question (efficacy) and after its rephrasings (paraphrase, averaged per record), and of
-    `loc_ans` after `loc + "?"` (specificity); each averaged over records."""
+) -> dict[str, list[float]]:
+    """zsRE as in ROME/MEMIT, per record: top-1 token accuracy (teacher forced) of the
+    target after the question (efficacy), after its rephrasings (paraphrase, their mean;
+    NaN without any), and of `loc_ans` after `loc + "?"` (specificity)."""
     prompts: list[str] = []
     targets: list[str] = []
     for rec in records:
@@ -180,20 +180,28 @@ def zsre_metrics(
         prompts.append(rec.loc + "?")
         targets.append(rec.loc_ans)
     top1 = score_targets(model, tokenizer, prompts, targets, batch_tokens).top1.tolist()
-    efficacy, paraphrase, specificity = [], [], []
+    out: dict[str, list[float]] = {"efficacy": [], "paraphrase": [], "specificity": []}
     at = 0
     for rec in records:
         k = len(rec.request.paraphrases)
-        efficacy.append(top1[at])
-        if k:
-            paraphrase.append(_mean(top1[at + 1 : at + 1 + k]))
-        specificity.append(top1[at + 1 + k])
+        out["efficacy"].append(top1[at])
+        out["paraphrase"].append(_mean(top1[at + 1 : at + 1 + k]) if k else float("nan"))
+        out["specificity"].append(top1[at + 1 + k])
         at += k + 2
+    return out
+
+
+def zsre_metrics(
+    model, tokenizer, records: Sequence[ZsreRecord], batch_tokens: int | None = None
+) -> dict[str, Any]:
+    """zsRE's efficacy, paraphrase and specificity (`zsre_per_record`), each averaged over
+    records (paraphrase over those that have rephrasings)."""
+    per = zsre_per_record(model, tokenizer, records, batch_tokens)
     return {
         "n": len(records),
-        "efficacy": _mean(efficacy),
-        "paraphrase": _mean(paraphrase),
-        "specificity": _mean(specificity),
+        "efficacy": _mean(per["efficacy"]),
+        "paraphrase": _mean([x for x in per["paraphrase"] if not math.isnan(x)]),
+        "specificity": _mean(per["specificity"]),
     }
 
 
@@ -202,4 +210,5 @@ __all__ = [
     "generation_entropy",
     "harmonic_mean",
     "zsre_metrics",
+    "zsre_per_record",
 ]
