@@ -1,21 +1,27 @@
-"""Sequential commits on SmolLM2-135M: plain vs history-aware ("preserve") vs null-space
-(issue: commits that do not forget). Same data, same run, one method after the other.
+"""Sequential commits on SmolLM2-135M: plain vs history-aware ("preserve", λ growing with
+the live facts) vs the same with λ fixed vs null-space. Same data, same run, one method
+after the other.
 
 Each method starts from the base model and writes `--commits` batches of `--size`
 CounterFact dev records, one solve per batch on top of the last (as `memstore commit`
 does, with the running matrix of earlier keys, updated commit by commit). After every
 commit: ES of each commit's facts (retention; their mean is ES over all facts so far),
 NS on a fixed sample of neighbourhood prompts and GE on a fixed sample of generation
-prompts. The first commit's z-vectors (computed on the base model) are shared by the
-methods; every later commit computes its own on the state the method left. After the last: ES, PS and NS over all the facts, beside the unedited model.
+prompts. With `--zs own` (what `memstore commit` does) the first commit's z-vectors
+(computed on the base model) are shared by the methods and every later commit computes its
+own on the state the method left; with `--zs base` every record's z-vector is computed once
+on the base model (cached under the memstore cache folder) and replayed by every method,
+which isolates the solves and costs a quarter of the time. After the last: ES, PS and NS
+over all the facts, beside the unedited model.
 
-    python benchmarks/bench_sequential.py --commits 10 --size 50 --generation
+    python benchmarks/bench_sequential.py --commits 20 --size 100 --final-ge-records 100
 Writes benchmarks/results/sequential-<commits>x<size>.{json,md,png} and
 sequential-<commits>x<size>-retention.png."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -26,12 +32,40 @@ from common import DATA, RESULTS, command, ge_sample, pyplot, spread
 from memstore.editing import default_settings, execute_memit
 from memstore.editing.memit import stacked_keys, templates_for
 from memstore.editing.statistics import cached_statistics
+from memstore.editing.zs import compute_zs
 from memstore.eval.data import read_counterfact_records
 from memstore.eval.metrics import counterfact_metrics, generation_entropy
 from memstore.models.hashing import model_hash
 from memstore.models.loading import cache_dir, load_model
 
-METHODS = ("plain", "preserve", "nullspace")
+# method -> the settings it changes from the defaults
+METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
+           "preserve-fixed": {"history": "preserve", "mom2_growth": 0.0},
+           "nullspace": {"history": "nullspace"}}
+DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
+Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",
+              "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype")
+
+
+def base_zs(model, tok, adapter, batches, settings, templates, model_id: str) -> list:
+    """Each batch's z-vectors computed on the base model, cached per batch (keyed by the
+    model, the z-vector settings, the templates and the batch's requests)."""
+    from safetensors.torch import load_file, save_file
+
+    folder = cache_dir() / "bench-zs"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, batch in enumerate(batches):
+        key = json.dumps([model_id, {k: settings.to_dict()[k] for k in Z_SETTINGS}, templates,
+                          [dataclasses.astuple(r.request)[:4] for r in batch]], default=str)
+        path = folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
+        if not path.exists():
+            t = time.perf_counter()
+            zs, _ = compute_zs(model, tok, adapter, [r.request for r in batch], templates, settings, False)
+            save_file({"zs": zs.float().contiguous()}, str(path))
+            print(f"z-vectors of batch {i + 1} on the base model: {time.perf_counter() - t:.0f}s", flush=True)
+        out.append(load_file(str(path))["zs"])
+    return out
 
 
 def distinct_subjects(n: int) -> list:
@@ -63,12 +97,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--commits", type=int, default=10)
     ap.add_argument("--size", type=int, default=50)
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=DEFAULT_METHODS, help=f"of {', '.join(METHODS)}")
+    ap.add_argument("--zs", choices=("own", "base"), default="own",
+                    help="own: each commit's z-vectors on the state the method left (as memstore "
+                         "commit); base: every record's on the base model, replayed by every method")
     ap.add_argument("--generation", action="store_true", help="also GE after each commit")
     ap.add_argument("--ge-records", type=int, default=16, help="records in the GE sample")
     ap.add_argument("--ns-records", type=int, default=20, help="records in the per-commit NS sample")
     ap.add_argument("--collapse", type=float, default=0.5,
                     help="stop a method once ES over all its facts so far falls below this")
+    ap.add_argument("--final-sample", type=int, default=0,
+                    help="ES/PS/NS after the last commit over this many written records spread "
+                         "over all (0: all of them)")
     ap.add_argument("--final-ge-records", type=int, default=0,
                     help="also GE on this many records x 2 prompts after the last commit")
     args = ap.parse_args()
@@ -98,38 +138,49 @@ def main() -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     methods = args.methods.split(",")
-    suffix = "" if methods == list(METHODS) else "-" + "-".join(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
+    suffix = "" if args.methods == DEFAULT_METHODS else "-" + "-".join(methods)
+    suffix += "-base-zs" if args.zs == "base" else ""
     stem = RESULTS / f"sequential-{args.commits}x{args.size}{suffix}"
+    replayed = (base_zs(model, tok, ad, batches, s0, templates, model_hash(model))
+                if args.zs == "base" else None)
     big_ge = ge_sample(full, args.final_ge_records) if args.final_ge_records else []
 
     def final_probe() -> dict:
         return {"ge_final_sample": generation_entropy(model, tok, big_ge)} if big_ge else {}
 
-    unedited = counterfact_metrics(model, tok, records) | probe() | final_probe()
+    def final_set(written: list) -> list:
+        return spread(written, args.final_sample) if args.final_sample else written
+
+    unedited = counterfact_metrics(model, tok, final_set(records)) | probe() | final_probe()
     print("unedited", {k: round(v, 3) for k, v in unedited.items() if isinstance(v, float)}, flush=True)
     out: dict = {"command": command(),
-                 "settings": s0.to_dict(), "commits": args.commits, "size": args.size,
+                 "settings": s0.to_dict(), "commits": args.commits, "size": args.size, "zs": args.zs,
+                 "method_settings": {m: METHODS[m] for m in methods},
                  "ns_records": args.ns_records, "ge_records": args.ge_records,
+                 "final_sample": args.final_sample,
                  "final_ge_records": args.final_ge_records,
                  "unedited": unedited, "methods": {}}
     first_zs = None
     for method in methods:
         model.load_state_dict(base)
-        s = s0.with_changes(history=method)
+        s = s0.with_changes(**METHODS[method])
         running: dict = {}
         steps, t0 = [], time.perf_counter()
         for i, batch in enumerate(batches):
             t = time.perf_counter()
             # the first commit's z-vectors depend only on the base model: computed once
+            zs = replayed[i] if replayed else first_zs if i == 0 else None
             res = execute_memit(model, tok, [r.request for r in batch], s, stats, templates=templates,
-                                earlier=running or None, show_progress=False,
-                                zs=first_zs if i == 0 else None)
+                                earlier=running or None, show_progress=False, zs=zs)
             first_zs = res.zs if i == 0 else first_zs
             solve_s = time.perf_counter() - t
             running = stacked_keys([running, {l: u.keys for l, u in res.updates.items()}])
             retention = [efficacy(model, tok, b) for b in batches[: i + 1]]
             step = {"retention": retention, "es_all": sum(retention) / len(retention),
-                    "commit_seconds": solve_s} | probe()
+                    "commit_seconds": solve_s, "lambda": res.info.get("lambda")} | probe()
             steps.append(step)
             print(method, i + 1, f"{solve_s:.0f}s", [round(x, 2) for x in retention],
                   {k: round(v, 3) for k, v in step.items() if k.endswith("sample")}, flush=True)
@@ -137,7 +188,7 @@ def main() -> None:
                 print(method, f"collapsed after {i + 1} commits", flush=True)
                 break
         written = [r for b in batches[: len(steps)] for r in b]
-        final = counterfact_metrics(model, tok, written) | final_probe()
+        final = counterfact_metrics(model, tok, final_set(written)) | final_probe()
         out["methods"][method] = {"final": final, "first_commit_es": steps[-1]["retention"][0],
                                   "commits_written": len(steps),
                                   "steps": steps, "seconds": time.perf_counter() - t0}
@@ -155,8 +206,18 @@ def write_report(out: dict, stem: Path, ge: bool) -> None:
     lines = [f"# Sequential commits, SmolLM2-135M: {c} × {n} CounterFact dev records", "",
              ("Records: counterfact-dev.json, then counterfact-easyedit-dev.json past its 817 "
               "distinct subjects, no subject twice (bench_sequential.distinct_subjects)."), "",
-             (f"After the last commit; ES/PS/NS over all {c * n} facts, GE over {out['ge_records']} records × "
+             ("After the last commit; ES/PS/NS over "
+              + (f"{out['final_sample']} of the {c * n} facts (spread over all)" if out.get("final_sample")
+                 else f"all {c * n} facts") + f", GE over {out['ge_records']} records × "
              f"2 generation prompts (top-k 5, 90 new tokens, seed 0)."), "",
+             ("z-vectors: " + ("every record's computed once on the base model and replayed by every "
+                               "method (`--zs base`)." if out.get("zs") == "base" else
+                               "each commit's computed on the state the method left, as `memstore "
+                               "commit` does (the first commit's shared).")),
+             "Methods: " + "; ".join(f"{m} {ch}" for m, ch in out.get("method_settings", {}).items())
+             + f"; λ = {out['settings']['mom2_weight']:g}, grown as λ·max(1, n/"
+             f"{out['settings'].get('mom2_growth_facts', 100)})^{out['settings'].get('mom2_growth', 0):g} "
+             "over the n facts in a solve.", "",
              f"| method | ES (all) | ES (first commit) | PS | NS | S |{ge_col} wall |",
              "| --- | --- | --- | --- | --- | --- |" + (" --- |" if ge else "") + " --- |"]
 

@@ -27,6 +27,8 @@ def test_init_on_a_family_prints_the_derived_settings(family, tmp_path):
     assert "layers 0-1: relative depth 0.10-0.27 of 4 layers" in r.stdout
     assert "λ 16: a quarter of the MLP width d_in" in r.stdout
     assert "statistics: 20000 tokens of the built-in Wikipedia sample" in r.stdout
+    assert "λ grows with the facts n in a solve (earlier live ones included), λ·max(1, n/100)^1" \
+        in r.stdout
     assert "validated on real models of the llama family" in r.stderr  # not this family
     shown = ok("config", cwd=tmp_path / "repo").stdout
     assert "mom2_weight      16.0    # λ 16: a quarter of the MLP width d_in" in shown

@@ -143,3 +143,49 @@ def test_history_aware_solve_keeps_an_earlier_fact_that_the_plain_solve_loses(ru
     assert written == written_too and written > 0  # the first commit writes the fact
     assert plain < 0, plain  # plain: the later commit overwrites it
     assert preserve > 0, preserve  # preserving the first commit's keys keeps it
+
+
+def test_lambda_grows_with_the_live_facts_in_a_preserve_solve(runtime):
+    """V = (λ' E[k kᵀ] + E_pᵀ E_p + K Kᵀ)⁻¹ K with λ' = λ · (n / facts) ^ growth, n the new
+    facts and the earlier live ones: checked against a dense solve formed here."""
+    model, tok, ad = build("llama", runtime=runtime)
+    s = settings_for(model, layers=(2,), z_steps=4, history="preserve", mom2_weight=3.0,
+                     mom2_growth=0.5, mom2_growth_facts=4)
+    stats = stats_for(model, tok, ad, s.layers)
+    torch.manual_seed(0)
+    earlier = torch.randn(14, 64)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def v_of(settings, run):
+        r = execute_memit(model, tok, REQUESTS[1:], settings, stats, templates=["{}"],
+                          earlier=run, show_progress=False)
+        model.load_state_dict(base)
+        return r.updates[2].V.double(), r.updates[2].keys.double(), r.info["lambda"]
+
+    n = 14 + len(REQUESTS[1:])
+    grown = 3.0 * (n / 4) ** 0.5
+    for settings, run, lam in ((s, {2: earlier}, grown),
+                               (s.with_changes(mom2_growth=0.0), {2: earlier}, 3.0),
+                               (s, None, 3.0 * max(1.0, len(REQUESTS[1:]) / 4) ** 0.5)):
+        v, k, used = v_of(settings, run)
+        e = earlier.double() if run else torch.zeros(0, 64, dtype=torch.float64)
+        a = lam * stats[2].mom2.double() + e.T @ e + k.T @ k
+        torch.testing.assert_close(v, torch.linalg.solve(a, k.T), rtol=1e-6, atol=1e-9)
+        assert used == pytest.approx(lam)
+    assert grown > 3.0 * 2  # the growth is large enough for the check above to tell
+
+
+def test_settings_recorded_before_lambda_grew_keep_lambda_fixed():
+    from memstore.editing.settings import EditSettings
+    from memstore.errors import ValidationError
+
+    s = EditSettings(layers=(1,), mom2_weight=2.0)
+    old = {k: v for k, v in s.to_dict().items() if k not in ("mom2_growth", "mom2_growth_facts")}
+    fixed = EditSettings.from_dict(old)
+    assert fixed.lambda_for(10_000) == 2.0
+    assert s.lambda_for(s.mom2_growth_facts // 2) == 2.0  # never below λ
+    assert s.lambda_for(4 * s.mom2_growth_facts) == pytest.approx(2.0 * 4 ** s.mom2_growth)
+    with pytest.raises(ValidationError, match="mom2_growth"):
+        s.with_changes(mom2_growth=-1.0)
+    with pytest.raises(ValidationError, match="mom2_growth_facts"):
+        s.with_changes(mom2_growth_facts=0)

@@ -120,7 +120,7 @@ def show(rev: str, as_json: bool) -> None:
     for i, s in enumerate(d["update_sets"], 1):
         click.echo(f"\nUpdate set {i}: {len(s['requests'])} requests, layers "
                    f"{layers_text([x['layer'] for x in s['layers']])}, λ "
-                   f"{s['settings']['mom2_weight']:g}")
+                   f"{s['info'].get('lambda', s['settings']['mom2_weight']):g}")
         click.echo("  layer  rank    ‖ΔW‖_F  stored as")
         for x in s["layers"]:
             click.echo(f"  {x['layer']:>5}  {x['rank']:>4}  {x['norm']:>8.4f}  {x['form']}")

@@ -17,6 +17,10 @@ Settings:
   layers           edited layers R (e.g. 3,4,5 or 3-8); z-vectors are
                    optimised at the last one, L = max(R)
   mom2_weight      λ, weight of the preserved statistics E[k kᵀ]
+  mom2_growth      λ grows with the facts n in a solve (with history preserve:
+                   the earlier live facts too): λ · max(1, n / mom2_growth_facts)
+                   ^ mom2_growth; 0 keeps λ fixed
+  mom2_growth_facts  the n up to which λ stays mom2_weight
   z_steps          Adam steps at most per z-vector
   z_lr             Adam learning rate of the z-vectors
   z_stop_loss      a request stops optimising once its NLL is below this

@@ -78,6 +78,9 @@ def derive(model, adapter: Adapter) -> Derived:
                    f"of {n} layers, below the last"),
         "mom2_weight": f"λ {d_in / LAMBDA_FRACTION:g}: a quarter of the MLP width d_in, so a "
                        "typical key is written four fifths of the way (kᵀ(λC)⁻¹k ≈ 4)",
+        "mom2_growth": (f"λ grows with the facts n in a solve (earlier live ones included), "
+                        f"λ·max(1, n/{settings.mom2_growth_facts})^{settings.mom2_growth:g}: the "
+                        "facts' errors are summed, λ·E[kkᵀ] is not (long histories, README)"),
         "stats_source": f"statistics: {tokens} tokens of the built-in Wikipedia sample "
                         f"(max(20000, 25·d_in)), one pass, no generation",
     }

@@ -97,6 +97,10 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
                 adapter.proj(model, l).weight.copy_(w)
         for l in settings.layers:
             apply_update(model, adapter, updates[l])
+    if settings.history != "nullspace":  # the λ the solve used (settings.lambda_for)
+        live = 0 if settings.history == "plain" or not earlier else max(
+            (len(k) for k in earlier.values()), default=0)
+        info["lambda"] = settings.lambda_for(len(requests) + live)
     info["time_solve"] = time.perf_counter() - t1
     return EditResult(list(requests), settings, list(templates), zs.float().detach(), updates,
                       {l: stats[l].id for l in settings.layers}, info)
@@ -137,7 +141,8 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
                 stats[layer].projector(settings.nullspace_threshold).to(where), keys, residuals,
                 prev, settings.nullspace_l2, settings.history_weight)
         else:
-            a = covariance_term(stats[layer].mom2.to(where), settings.mom2_weight, prev,
+            n_facts = len(requests) + (0 if prev is None else prev.shape[0])
+            a = covariance_term(stats[layer].mom2.to(where), settings.lambda_for(n_facts), prev,
                                 settings.history_weight)
             u, v = solve_layer(a, keys, residuals)
             del a

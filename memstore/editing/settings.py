@@ -12,14 +12,14 @@ HISTORY_METHODS = ("plain", "preserve", "nullspace")
 COMPUTE_DTYPES = ("float32", "bfloat16", "float64")
 _INT_MAX = 2**63 - 1
 # name -> (lowest, highest, whether the lowest is allowed)
-_FLOATS = {"mom2_weight": (0.0, 1e12, False), "z_lr": (0.0, 1e3, False),
+_FLOATS = {"mom2_weight": (0.0, 1e12, False), "mom2_growth": (0.0, 4.0, True), "z_lr": (0.0, 1e3, False),
            "z_stop_loss": (0.0, 1e12, True), "clamp": (0.0, 1e3, False),
            "kl_weight": (0.0, 1e6, True), "weight_decay": (0.0, 1e6, True),
            "history_weight": (0.0, 1e12, True), "nullspace_threshold": (0.0, 1e12, True),
            "nullspace_l2": (0.0, 1e12, False)}
 _INTS = {"z_steps": (1, 100_000), "n_templates": (0, 1_000), "template_tokens": (1, 1_000),
          "seed": (0, _INT_MAX), "stats_tokens": (1, 10**10), "z_chunk": (1, 1_000_000),
-         "passes": (1, 10)}
+         "passes": (1, 10), "mom2_growth_facts": (1, 10**9)}
 _CHOICES = {"history": HISTORY_METHODS, "compute_dtype": COMPUTE_DTYPES}
 
 
@@ -58,6 +58,9 @@ def _check(name: str, value: Any) -> None:
 class EditSettings:
     layers: tuple[int, ...]  # edited layers R; L = max(R)
     mom2_weight: float  # λ, the weight of the preserved statistics E[k kᵀ]
+    # λ grows with the facts in a solve: README, "Sequential commits" (lambda_for)
+    mom2_growth: float = 1.0
+    mom2_growth_facts: int = 100
     z_steps: int = 25  # Adam steps at most for each z-vector
     z_lr: float = 2.0  # the reference's 0.5 takes 2.4× the steps (README, "Differences on purpose")
     z_stop_loss: float = 0.1  # a request leaves the batch once its NLL is below this
@@ -90,6 +93,14 @@ class EditSettings:
         for name in _FLOATS:
             object.__setattr__(self, name, float(getattr(self, name)))
 
+    def lambda_for(self, n_facts: int) -> float:
+        """λ for a solve over `n_facts` facts (the new ones and, for history preserve, the
+        earlier live ones): mom2_weight · max(1, n_facts / mom2_growth_facts) ^ mom2_growth.
+        The facts' squared errors are summed while λ·E[k kᵀ] is not, so with λ fixed, each
+        fact more weighs the statistics — the rest of the model — a little less."""
+        scale = max(1.0, n_facts / self.mom2_growth_facts) ** self.mom2_growth
+        return self.mom2_weight * scale
+
     @property
     def last_layer(self) -> int:
         return max(self.layers)
@@ -109,6 +120,8 @@ class EditSettings:
         if missing:
             raise ValidationError(f"settings: missing keys {sorted(missing)}")
         d = dict(d)
+        # settings recorded before λ grew with the facts solved: they were made with λ fixed
+        d.setdefault("mom2_growth", 0.0)
         if isinstance(d.get("layers"), list):
             d["layers"] = tuple(d["layers"])
         return cls(**d)

@@ -98,7 +98,8 @@ def derived_notes(repo: Repository) -> dict[str, str]:
         return {}
     current, derived = current_settings(repo).to_dict(), d.get("settings", {})
     # a note stands while every setting it speaks of keeps its derived value
-    speaks_of = {"stats_source": ("stats_source", "stats_tokens")}
+    speaks_of = {"stats_source": ("stats_source", "stats_tokens"),
+                 "mom2_growth": ("mom2_growth", "mom2_growth_facts")}
     return {k: v for k, v in d["why"].items()
             if isinstance(v, str) and all(current.get(x) == derived.get(x)
                                           for x in speaks_of.get(k, (k,)))}
