@@ -44,7 +44,8 @@ def test_a_setting_changed_loses_its_note_and_one_outside_the_measured_range_war
     for key, value in SETTINGS.items():
         ok("config", key, value, cwd=repo)
     shown = ok("config", cwd=repo).stdout
-    assert "# λ" not in shown and "# statistics" not in shown  # changed: no longer derived
+    assert "# λ 16" not in shown and "# statistics" not in shown  # changed: no longer derived
+    assert "# λ grows with the facts" in shown  # mom2_growth: not changed, still derived
     r = ok("commit", facts_files(tmp_path)["d"], cwd=repo)
     assert "warning" not in r.stderr
     ok("config", "mom2_weight", "1", cwd=repo)
