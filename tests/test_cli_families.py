@@ -46,6 +46,8 @@ def test_a_setting_changed_loses_its_note_and_one_outside_the_measured_range_war
     shown = ok("config", cwd=repo).stdout
     assert "# λ 16" not in shown and "# statistics" not in shown  # changed: no longer derived
     assert "# λ grows with the facts" in shown  # mom2_growth: not changed, still derived
+    ok("config", "mom2_growth_facts", "50", cwd=repo)  # the note speaks of it too
+    assert "# λ grows with the facts" not in ok("config", cwd=repo).stdout
     r = ok("commit", facts_files(tmp_path)["d"], cwd=repo)
     assert "warning" not in r.stderr
     ok("config", "mom2_weight", "1", cwd=repo)

@@ -88,8 +88,9 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
     info["time_zs"] = t1 - t0
     originals = ({l: adapter.proj(model, l).weight.detach().clone() for l in settings.layers}
                  if settings.passes > 1 else {})
+    lambdas: dict[int, float] = {}  # per layer, the λ the solve used (settings.lambda_for)
     passes = [write_layers(model, tokenizer, adapter, requests, templates, settings, stats, zs,
-                           earlier) for _ in range(settings.passes)]
+                           earlier, lambdas) for _ in range(settings.passes)]
     updates = {l: joined(l, [p[l] for p in passes]) for l in settings.layers}
     if originals:  # the weights as a rebuild forms them: one rounding per layer
         with torch.no_grad():
@@ -97,10 +98,8 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
                 adapter.proj(model, l).weight.copy_(w)
         for l in settings.layers:
             apply_update(model, adapter, updates[l])
-    if settings.history != "nullspace":  # the λ the solve used (settings.lambda_for)
-        live = 0 if settings.history == "plain" or not earlier else max(
-            (len(k) for k in earlier.values()), default=0)
-        info["lambda"] = settings.lambda_for(len(requests) + live)
+    if lambdas:  # the same for every layer unless the earlier facts were edited at other layers
+        info["lambda"] = max(lambdas.values())
     info["time_solve"] = time.perf_counter() - t1
     return EditResult(list(requests), settings, list(templates), zs.float().detach(), updates,
                       {l: stats[l].id for l in settings.layers}, info)
@@ -108,10 +107,11 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
 
 def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
                  templates: list[str], settings: EditSettings, stats: dict[int, Statistics],
-                 zs: torch.Tensor, earlier: dict[int, torch.Tensor] | None) -> dict[int, LayerUpdate]:
+                 zs: torch.Tensor, earlier: dict[int, torch.Tensor] | None,
+                 lambdas: dict[int, float] | None = None) -> dict[int, LayerUpdate]:
     """One pass of MEMIT's layer loop: the residual z − h^L, measured on the model as it is,
     spread over the edited layers from the first up, each layer's update applied in place
-    before the next layer's keys and residual are read."""
+    before the next layer's keys and residual are read. `lambdas` receives each layer's λ."""
     updates: dict[int, LayerUpdate] = {}
     L = settings.last_layer
     first = settings.layers[0]
@@ -141,9 +141,10 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
                 stats[layer].projector(settings.nullspace_threshold).to(where), keys, residuals,
                 prev, settings.nullspace_l2, settings.history_weight)
         else:
-            n_facts = len(requests) + (0 if prev is None else prev.shape[0])
-            a = covariance_term(stats[layer].mom2.to(where), settings.lambda_for(n_facts), prev,
-                                settings.history_weight)
+            lam = settings.lambda_for(len(requests) + (0 if prev is None else prev.shape[0]))
+            if lambdas is not None:
+                lambdas[layer] = lam
+            a = covariance_term(stats[layer].mom2.to(where), lam, prev, settings.history_weight)
             u, v = solve_layer(a, keys, residuals)
             del a
         # stored as factors in float32 on the CPU, whatever the device and dtype
