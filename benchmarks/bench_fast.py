@@ -5,6 +5,7 @@ fresh repository with its statistics already stored:
   - the previous defaults, kept as settings (`memstore config z_lr 0.5`, `z_stop_loss 0.05`,
     `n_templates 5`, `stats_tokens 20000`), float32;
   - the current defaults, float32;
+  - the current defaults with the context keys kept (`memstore config context_weight 1`);
   - the current defaults with bfloat16 weights (`--dtype bfloat16`);
 with wall time, time in z-vectors and in the solve, mean steps, and ES / PS / NS / S.
 
@@ -145,6 +146,8 @@ def main() -> None:
         repo.close()
         for name, changes, dtype in (("previous defaults", PREVIOUS, "float32"),
                                      ("current defaults", {}, "float32"),
+                                     ("current defaults, context keys",
+                                      {"context_weight": "1"}, "float32"),
                                      ("current defaults, bfloat16 weights", {}, "bfloat16")):
             paths.append(commit_path(name, records, work, changes, dtype))
             print(paths[-1], flush=True)

@@ -35,6 +35,8 @@ Settings:
   stats_tokens     tokens in the statistics sample
   history          plain | preserve | nullspace
   history_weight   weight of earlier commits' keys (history preserve)
+  context_weight   weight of the context keys (the prompt after the subject and
+                   the target's tokens), kept in place by the update; 0: off
   z_chunk          requests per optimisation chunk (bounds memory)
   passes           times the residual z − h is measured and written (2: what
                    the first pass left is written again; zsRE, README)

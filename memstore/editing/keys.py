@@ -6,7 +6,7 @@ import torch
 from ..models.adapters import Adapter
 from .layers import replaced_layers, run_until
 from .requests import Request
-from .tokens import pad_right, subject_last_token
+from .tokens import pad_right, subject_last_token, target_ids
 
 
 @torch.no_grad()
@@ -47,27 +47,28 @@ def current_hidden(model, tokenizer, adapter: Adapter, layer: int,
                       [r.subject for r in requests])
 
 
-class SubjectRows:
-    """Prompts (with their subjects) walked through the model one edited layer at a time.
+class TokenRows:
+    """Token sequences walked through the model one edited layer at a time, read at chosen
+    positions (each sequence's own list).
 
     MEMIT edits the layers in ascending order and needs, at each layer l, the keys at l and
     h^L, both with the layers below l already edited. Recomputing them from the embeddings
     costs l + 1 (and L + 1) layers per edited layer; instead this keeps the hidden states
-    entering layer l for every row and resumes there (the layers below are stood in for,
-    the model's own forward does the rest), and after layer l is edited advances them
+    entering layer l for every sequence and resumes there (the layers below are stood in
+    for, the model's own forward does the rest), and after layer l is edited advances them
     through layer l only. The same operations on the same inputs: the same bits."""
 
-    def __init__(self, model, tokenizer, adapter: Adapter, prompts: list[str],
-                 subjects: list[str], first: int, batch_rows: int = 256) -> None:
+    def __init__(self, model, adapter: Adapter, pad_id: int, seqs: list[list[int]],
+                 positions: list[list[int]], first: int, batch_rows: int = 256) -> None:
         self.model, self.adapter, self.layer = model, adapter, first
         self.device = adapter.embeddings(model).weight.device
         self.batches = []
-        for a in range(0, len(prompts), batch_rows):
-            enc = [subject_last_token(tokenizer, p, s)
-                   for p, s in zip(prompts[a:a + batch_rows], subjects[a:a + batch_rows])]
-            ids, mask = pad_right(tokenizer.pad_token_id, [e[0] for e in enc])
-            pos = torch.tensor([e[1] for e in enc])
-            self.batches.append({"ids": ids, "mask": mask, "pos": pos, "h": None})
+        for a in range(0, len(seqs), batch_rows):
+            ids, mask = pad_right(pad_id, seqs[a:a + batch_rows])
+            picks = [(i, p) for i, ps in enumerate(positions[a:a + batch_rows]) for p in ps]
+            rows = torch.tensor([i for i, _ in picks], dtype=torch.long)
+            cols = torch.tensor([p for _, p in picks], dtype=torch.long)
+            self.batches.append({"ids": ids, "mask": mask, "rows": rows, "cols": cols, "h": None})
         if first > 0:
             with torch.no_grad():
                 for b in self.batches:
@@ -84,13 +85,12 @@ class SubjectRows:
 
     @torch.no_grad()
     def at(self, layer: int, kind: str) -> torch.Tensor:
-        """`kind` ("key", "value", "out") at `layer` >= the current one, at each row's
-        subject's last token: rows × d, float32."""
+        """`kind` ("key", "value", "out") at `layer` >= the current one, at the chosen
+        positions, sequence by sequence: rows × d, float32."""
         out = []
         for b in self.batches:
             got = self._run(b, layer, [(layer, kind)])[(layer, kind)]
-            pos = b["pos"].to(got.device)
-            out.append(got[torch.arange(len(pos), device=got.device), pos].float())
+            out.append(got[b["rows"].to(got.device), b["cols"].to(got.device)].float())
         return torch.cat(out)
 
     @torch.no_grad()
@@ -99,6 +99,31 @@ class SubjectRows:
         for b in self.batches:
             b["h"] = self._run(b, self.layer, [(self.layer, "out")])[(self.layer, "out")]
         self.layer += 1
+
+
+class SubjectRows(TokenRows):
+    """Prompts (with their subjects) read at the subject's last token."""
+
+    def __init__(self, model, tokenizer, adapter: Adapter, prompts: list[str],
+                 subjects: list[str], first: int, batch_rows: int = 256) -> None:
+        enc = [subject_last_token(tokenizer, p, s) for p, s in zip(prompts, subjects)]
+        super().__init__(model, adapter, tokenizer.pad_token_id, [e[0] for e in enc],
+                         [[e[1]] for e in enc], first, batch_rows)
+
+
+def context_rows(model, tokenizer, adapter: Adapter, requests: list[Request],
+                 first: int) -> TokenRows:
+    """Each request's bare prompt followed by its new target, read at every position after
+    the subject's last token but the last: the rest of the prompt and the target's tokens,
+    whose hidden states carry the answer out (their keys are what the edit should leave
+    alone: README, "Differences on purpose")."""
+    seqs, positions = [], []
+    for r in requests:
+        ids, pos = subject_last_token(tokenizer, r.prompt, r.subject)
+        full = ids + target_ids(tokenizer, r.target_new)
+        seqs.append(full)
+        positions.append(list(range(pos + 1, len(full) - 1)))
+    return TokenRows(model, adapter, tokenizer.pad_token_id, seqs, positions, first)
 
 
 def template_keys(rows: SubjectRows, layer: int, n_requests: int, n_templates: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ from ..errors import ValidationError
 from ..models.adapters import Adapter, get_adapter
 from ..models.runtime import float64_device
 from .apply import apply_update
-from .keys import SubjectRows, template_keys
+from .keys import SubjectRows, context_rows, template_keys
 from .post_norm import value_residuals
 from .requests import Request, context_length, validate_requests
 from .result import EditResult, LayerUpdate
@@ -121,8 +121,11 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
                        [r.subject for r in requests for _ in templates], first)
     bare = SubjectRows(model, tokenizer, adapter, [r.prompt for r in requests],
                        [r.subject for r in requests], first)
+    walks = [tmpl, bare]
+    if settings.context_weight > 0:
+        walks.append(context_rows(model, tokenizer, adapter, requests, first))
     for i, layer in enumerate(settings.layers):
-        for walk in (tmpl, bare):
+        for walk in walks:
             while walk.layer < layer:
                 walk.advance()
         keys = template_keys(tmpl, layer, len(requests), len(templates))
@@ -136,15 +139,17 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
         keys, residuals = keys.to(where), residuals.to(where)
         prev = None if settings.history == "plain" else (earlier or {}).get(layer)
         prev = prev.to(where) if prev is not None and len(prev) else None
+        context = walks[2].at(layer, "key").to(where) if len(walks) > 2 else None
+        preserved = ((prev, settings.history_weight), (context, settings.context_weight))
         if settings.history == "nullspace":
             u, v = solve_layer_nullspace(
                 stats[layer].projector(settings.nullspace_threshold).to(where), keys, residuals,
-                prev, settings.nullspace_l2, settings.history_weight)
+                settings.nullspace_l2, *preserved)
         else:
             lam = settings.lambda_for(len(requests) + (0 if prev is None else prev.shape[0]))
             if lambdas is not None:
                 lambdas[layer] = lam
-            a = covariance_term(stats[layer].mom2.to(where), lam, prev, settings.history_weight)
+            a = covariance_term(stats[layer].mom2.to(where), lam, *preserved)
             u, v = solve_layer(a, keys, residuals)
             del a
         # stored as factors in float32 on the CPU, whatever the device and dtype

@@ -15,7 +15,8 @@ _INT_MAX = 2**63 - 1
 _FLOATS = {"mom2_weight": (0.0, 1e12, False), "mom2_growth": (0.0, 4.0, True), "z_lr": (0.0, 1e3, False),
            "z_stop_loss": (0.0, 1e12, True), "clamp": (0.0, 1e3, False),
            "kl_weight": (0.0, 1e6, True), "weight_decay": (0.0, 1e6, True),
-           "history_weight": (0.0, 1e12, True), "nullspace_threshold": (0.0, 1e12, True),
+           "history_weight": (0.0, 1e12, True), "context_weight": (0.0, 1e12, True),
+           "nullspace_threshold": (0.0, 1e12, True),
            "nullspace_l2": (0.0, 1e12, False)}
 _INTS = {"z_steps": (1, 100_000), "n_templates": (0, 1_000), "template_tokens": (1, 1_000),
          "seed": (0, _INT_MAX), "stats_tokens": (1, 10**10), "z_chunk": (1, 1_000_000),
@@ -74,6 +75,10 @@ class EditSettings:
     stats_tokens: int = 20000
     history: str = "preserve"  # plain | preserve | nullspace: README, "Sequential commits"
     history_weight: float = 1.0  # weight of earlier commits' keys in the solve
+    # weight of the context keys (the prompt after the subject, the target's tokens), which
+    # the update then leaves alone; 0 (the default) leaves them out: README, "Questions and
+    # exact answers"
+    context_weight: float = 0.0
     nullspace_threshold: float = 0.02  # eigenvalues of E[kkᵀ] below this span the null space
     nullspace_l2: float = 10.0  # ridge term of the null-space solve (AlphaEdit's L2)
     z_chunk: int = 64  # requests per optimisation chunk (bounds memory)
@@ -122,6 +127,8 @@ class EditSettings:
         d = dict(d)
         # settings recorded before λ grew with the facts solved: they were made with λ fixed
         d.setdefault("mom2_growth", 0.0)
+        # and before the context keys could be kept: made without them, whatever the default
+        d.setdefault("context_weight", 0.0)
         if isinstance(d.get("layers"), list):
             d["layers"] = tuple(d["layers"])
         return cls(**d)

@@ -2,7 +2,8 @@
 
     ΔW = R Kᵀ (A + K Kᵀ)⁻¹ = U Vᵀ,   U = R (d_out × n),   V = (A + K Kᵀ)⁻¹ K (d_in × n)
 
-with A = λ·E[k kᵀ] (+ the running matrix: Σ k kᵀ of earlier commits' keys). Keys are columns here; the
+with A = λ·E[k kᵀ] (+ the running matrix: Σ k kᵀ of earlier commits' keys, and the
+context keys' Σ k kᵀ). Keys are columns here; the
 API takes them as rows (n × d_in). Everything is float64; no explicit inverse. When
 n < d_in, the solve goes through A's Cholesky factor and the Woodbury identity,
 (A + K Kᵀ)⁻¹ K = A⁻¹K (I + Kᵀ A⁻¹ K)⁻¹, which costs O(d_in²·n) instead of O(d_in³)."""
@@ -14,14 +15,16 @@ from ..errors import NumericalError
 
 
 def covariance_term(mom2: torch.Tensor, mom2_weight: float,
-                    earlier: torch.Tensor | None = None, history_weight: float = 1.0) -> torch.Tensor:
-    """A = λ·E[k kᵀ] (+ history_weight · the running matrix Σ K_prev K_prevᵀ of the earlier
-    keys, rows of `earlier`), float64. The running matrix is added in place, never formed
-    alone: one d_in × d_in matrix beside the statistics."""
+                    *preserved: tuple[torch.Tensor | None, float]) -> torch.Tensor:
+    """A = λ·E[k kᵀ] + Σ wᵢ Kᵢᵀ Kᵢ over the `preserved` (rows, weight) pairs — the running
+    matrix of the earlier keys with `history_weight`, the context keys with
+    `context_weight` — float64. Each is added in place, never formed alone: one d_in × d_in
+    matrix beside the statistics."""
     a = mom2.double() * mom2_weight  # a new matrix: the statistics are not modified
-    if earlier is not None:
-        k = earlier.double()
-        a.addmm_(k.T, k, alpha=history_weight)
+    for rows, weight in preserved:
+        if rows is not None and len(rows) and weight > 0:
+            k = rows.double()
+            a.addmm_(k.T, k, alpha=weight)
     return a
 
 
@@ -57,18 +60,16 @@ def nullspace_projector(mom2: torch.Tensor, threshold: float) -> torch.Tensor:
 
 
 def solve_layer_nullspace(projector: torch.Tensor, keys: torch.Tensor, residuals: torch.Tensor,
-                          earlier: torch.Tensor | None, l2: float,
-                          history_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """AlphaEdit's update (Fang et al., ICLR 2025): ΔW = R Kᵀ P (P (K Kᵀ + w Σ K_p K_pᵀ) + l2·I)⁻ᵀ,
-    as U = R (d_out × n), V = (P (K Kᵀ + w Σ K_p K_pᵀ) + l2·I)⁻¹ P K (d_in × n), w the
-    history weight. ΔW x = 0 exactly for x outside P's range (the span ordinary text uses:
-    Aᵀ x = l2 x there), and the earlier commits' keys K_p (rows of `earlier`) are kept too."""
+                          l2: float, *preserved: tuple[torch.Tensor | None, float]
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """AlphaEdit's update (Fang et al., ICLR 2025): ΔW = R Kᵀ P (P (K Kᵀ + Σ wᵢ Kᵢᵀ Kᵢ) + l2·I)⁻ᵀ,
+    as U = R (d_out × n), V = (P (K Kᵀ + Σ wᵢ Kᵢᵀ Kᵢ) + l2·I)⁻¹ P K (d_in × n), the
+    `preserved` (rows, weight) pairs as in covariance_term. ΔW x = 0 exactly for x outside
+    P's range (the span ordinary text uses: Aᵀ x = l2 x there), and the preserved rows
+    (earlier commits' keys, context keys) are kept too."""
     k = keys.double().T
     d_in = k.shape[0]
-    m = k @ k.T
-    if earlier is not None:
-        e = earlier.double()
-        m.addmm_(e.T, e, alpha=history_weight)
+    m = covariance_term(k @ k.T, 1.0, *preserved)
     a = projector @ m + l2 * torch.eye(d_in, dtype=torch.float64, device=k.device)
     v = torch.linalg.solve(a, projector @ k)
     u = residuals.double().T
