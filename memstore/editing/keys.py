@@ -116,7 +116,7 @@ def context_rows(model, tokenizer, adapter: Adapter, requests: list[Request],
     """Each request's bare prompt followed by its new target, read at every position after
     the subject's last token but the last: the rest of the prompt and the target's tokens,
     whose hidden states carry the answer out (their keys are what the edit should leave
-    alone: README, "Differences on purpose")."""
+    alone: README, "Questions and exact answers")."""
     seqs, positions = [], []
     for r in requests:
         ids, pos = subject_last_token(tokenizer, r.prompt, r.subject)
