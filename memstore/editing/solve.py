@@ -5,7 +5,8 @@
 with A = λ·E[k kᵀ] (+ the running matrix: Σ k kᵀ of earlier commits' keys, and the
 context keys' Σ k kᵀ). Keys are columns here; the API takes them as rows (n × d_in).
 Everything is float64; no explicit inverse. When n < d_in, the solve goes through A's
-Cholesky factor and the Woodbury identity, (A + K Kᵀ)⁻¹ K = A⁻¹K (I + Kᵀ A⁻¹ K)⁻¹, which costs O(d_in²·n) instead of O(d_in³)."""
+Cholesky factor and the Woodbury identity, (A + K Kᵀ)⁻¹ K = A⁻¹K (I + Kᵀ A⁻¹ K)⁻¹, which
+costs O(d_in²·n) instead of O(d_in³)."""
 from __future__ import annotations
 
 import torch
