@@ -121,9 +121,9 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
                        [r.subject for r in requests for _ in templates], first)
     bare = SubjectRows(model, tokenizer, adapter, [r.prompt for r in requests],
                        [r.subject for r in requests], first)
-    walks = [tmpl, bare]
-    if settings.context_weight > 0:
-        walks.append(context_rows(model, tokenizer, adapter, requests, first))
+    context_walk = (context_rows(model, tokenizer, adapter, requests, first)
+                    if settings.context_weight > 0 else None)
+    walks = [w for w in (tmpl, bare, context_walk) if w is not None]
     for i, layer in enumerate(settings.layers):
         for walk in walks:
             while walk.layer < layer:
@@ -139,7 +139,8 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
         keys, residuals = keys.to(where), residuals.to(where)
         prev = None if settings.history == "plain" else (earlier or {}).get(layer)
         prev = prev.to(where) if prev is not None and len(prev) else None
-        context = walks[2].at(layer, "key").to(where) if len(walks) > 2 else None
+        context = (context_walk.at(layer, "key").to(where) if context_walk is not None
+                   else None)
         preserved = ((prev, settings.history_weight), (context, settings.context_weight))
         if settings.history == "nullspace":
             u, v = solve_layer_nullspace(
