@@ -42,7 +42,8 @@ from memstore.models.loading import cache_dir, load_model
 METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
            "preserve-fixed": {"history": "preserve", "mom2_growth": 0.0},
            "nullspace": {"history": "nullspace"},
-           "preserve-context": {"history": "preserve", "context_weight": 1.0}}
+           "preserve-context": {"history": "preserve", "context_weight": 1.0},
+           "preserve-passes2": {"history": "preserve", "passes": 2}}
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
 Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",
               "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype")

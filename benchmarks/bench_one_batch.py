@@ -1,0 +1,99 @@
+"""The facts of the sequential benchmark written in one batch instead: is the gap to the
+targets the history's, or MEMIT's at this many facts on this model?
+
+The same `--commits` × `--size` records as bench_sequential.py (distinct subjects), their
+z-vectors computed on the base model (the cache `bench_sequential.py --zs base` fills; computed
+here when missing), all written by one solve from the base model, several ways side by side;
+ES / PS / NS over the same spread sample as bench_sequential's `--final-sample`, and ES of the
+first `--size` records (the first commit's facts there).
+
+    python benchmarks/bench_one_batch.py --commits 20 --size 100 --final-sample 400
+Writes benchmarks/results/one-batch-<commits>x<size>.{json,md}."""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from bench_sequential import base_zs, distinct_subjects, efficacy
+from common import command, spread, write_results
+
+from memstore.editing import default_settings, execute_memit, unapply_updates
+from memstore.editing.memit import templates_for
+from memstore.editing.statistics import cached_statistics
+from memstore.eval.metrics import counterfact_metrics
+from memstore.models.hashing import model_hash
+from memstore.models.loading import cache_dir, load_model
+
+KEYS = ("efficacy", "paraphrase", "neighborhood")
+# name -> the settings it changes from the defaults (the layers added below the default
+# band keep L, so the base-model z-vectors hold)
+VARIANTS = {"default (λ growing)": {},
+            "λ fixed (`mom2_growth 0`)": {"mom2_growth": 0.0},
+            "`passes 2`": {"passes": 2},
+            "layers 1–8 (default band 3–8)": {"layers": (1, 2, 3, 4, 5, 6, 7, 8)}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--commits", type=int, default=20)
+    ap.add_argument("--size", type=int, default=100)
+    ap.add_argument("--final-sample", type=int, default=400)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    started = time.perf_counter()
+    lm = load_model("smollm2-135m")
+    model, tok, ad = lm.model, lm.tokenizer, lm.adapter
+    records = distinct_subjects(args.commits * args.size)
+    batches = [records[i * args.size:(i + 1) * args.size] for i in range(args.commits)]
+    s0 = default_settings(model)
+    settings = {name: s0.with_changes(**ch) for name, ch in VARIANTS.items()}
+    layers = tuple(sorted({l for s in settings.values() for l in s.layers}))
+    stats = cached_statistics(model, tok, ad, layers, model_hash(model), cache_dir() / "stats",
+                              s0.stats_source, s0.stats_tokens, s0.seed)
+    templates = templates_for(model, tok, s0)
+    zs = torch.cat(base_zs(model, tok, ad, batches, s0, templates, model_hash(model)))
+    sample = spread(records, args.final_sample)
+    rows = {"unedited": counterfact_metrics(model, tok, sample)}
+    print("unedited", {k: round(rows["unedited"][k], 3) for k in KEYS}, flush=True)
+    runs = {}
+    for name, s in settings.items():
+        t = time.perf_counter()
+        res = execute_memit(model, tok, [r.request for r in records], s, stats,
+                            templates=templates, zs=zs, show_progress=False)
+        solve = time.perf_counter() - t
+        rows[name] = counterfact_metrics(model, tok, sample)
+        runs[name] = {"first_es": efficacy(model, tok, batches[0]), "solve_seconds": solve,
+                      "lambda": res.info.get("lambda")}
+        unapply_updates(model, ad, res.updates)
+        print(name, {k: round(rows[name][k], 3) for k in KEYS}, runs[name], flush=True)
+    out = {"command": command(), "settings": s0.to_dict(), "commits": args.commits,
+           "size": args.size, "final_sample": args.final_sample, "rows": rows, "runs": runs,
+           "wall_seconds": time.perf_counter() - started}
+    write_results(f"one-batch-{args.commits}x{args.size}", out, report(out))
+
+
+def report(out: dict) -> list[str]:
+    n, u = out["commits"] * out["size"], out["rows"]["unedited"]
+    lines = [f"# {n} CounterFact facts in one batch, SmolLM2-135M", "",
+             (f"The records of `bench_sequential.py --commits {out['commits']} --size "
+              f"{out['size']}`, their z-vectors computed on the base model, written by one "
+              f"solve; ES / PS / NS over {out['final_sample']} of them spread over all, ES of "
+              f"the first {out['size']}."), "",
+             "| | ES | ES (first commit's) | PS | NS | λ | solve |",
+             "| --- | --- | --- | --- | --- | --- | --- |",
+             (f"| unedited | {u['efficacy']:.3f} | – | {u['paraphrase']:.3f} | "
+             f"{u['neighborhood']:.3f} | | |")]
+    for name, run in out["runs"].items():
+        m = out["rows"][name]
+        lines.append(f"| {name} | {m['efficacy']:.3f} | {run['first_es']:.3f} | "
+                     f"{m['paraphrase']:.3f} | {m['neighborhood']:.3f} "
+                     f"({m['neighborhood'] - u['neighborhood']:+.3f}) | {run['lambda']:g} | "
+                     f"{run['solve_seconds']:.0f} s |")
+    lines += ["", f"Whole run {out['wall_seconds'] / 60:.0f} min.", "",
+              f"Command: `{out['command']}`"]
+    return lines
+
+
+if __name__ == "__main__":
+    main()
