@@ -43,7 +43,9 @@ METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
            "preserve-fixed": {"history": "preserve", "mom2_growth": 0.0},
            "nullspace": {"history": "nullspace"},
            "preserve-context": {"history": "preserve", "context_weight": 1.0},
-           "preserve-passes2": {"history": "preserve", "passes": 2}}
+           "preserve-passes2": {"history": "preserve", "passes": 2},
+           # two layers below the default band (3-8 on SmolLM2): L, and so z, unchanged
+           "preserve-layers1": {"history": "preserve", "layers": (1, 2, 3, 4, 5, 6, 7, 8)}}
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
 Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",
               "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype")
@@ -126,7 +128,9 @@ def main() -> None:
     # two generation prompts from each of a spread of records: one batch of generation
     ge_records = ge_sample(full, args.ge_records)
     s0 = default_settings(model)
-    stats = cached_statistics(model, tok, ad, s0.layers, model_hash(model), cache_dir() / "stats",
+    layers = tuple(sorted({*s0.layers, *(l for m in args.methods.split(",")
+                                        for l in METHODS.get(m, {}).get("layers", ()))}))
+    stats = cached_statistics(model, tok, ad, layers, model_hash(model), cache_dir() / "stats",
                               s0.stats_source, s0.stats_tokens, s0.seed)
     templates = templates_for(model, tok, s0)
 
