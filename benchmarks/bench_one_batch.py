@@ -49,10 +49,11 @@ def main() -> None:
     s0 = default_settings(model)
     settings = {name: s0.with_changes(**ch) for name, ch in VARIANTS.items()}
     layers = tuple(sorted({l for s in settings.values() for l in s.layers}))
-    stats = cached_statistics(model, tok, ad, layers, model_hash(model), cache_dir() / "stats",
+    model_id = model_hash(model)  # hashes every weight: once
+    stats = cached_statistics(model, tok, ad, layers, model_id, cache_dir() / "stats",
                               s0.stats_source, s0.stats_tokens, s0.seed)
     templates = templates_for(model, tok, s0)
-    zs = torch.cat(base_zs(model, tok, ad, batches, s0, templates, model_hash(model)))
+    zs = torch.cat(base_zs(model, tok, ad, batches, s0, templates, model_id))
     sample = spread(records, args.final_sample)
     rows = {"unedited": counterfact_metrics(model, tok, sample)}
     print("unedited", {k: round(rows["unedited"][k], 3) for k in KEYS}, flush=True)

@@ -130,7 +130,8 @@ def main() -> None:
     s0 = default_settings(model)
     layers = tuple(sorted({*s0.layers, *(l for m in args.methods.split(",")
                                         for l in METHODS.get(m, {}).get("layers", ()))}))
-    stats = cached_statistics(model, tok, ad, layers, model_hash(model), cache_dir() / "stats",
+    model_id = model_hash(model)  # hashes every weight: once
+    stats = cached_statistics(model, tok, ad, layers, model_id, cache_dir() / "stats",
                               s0.stats_source, s0.stats_tokens, s0.seed)
     templates = templates_for(model, tok, s0)
 
@@ -150,7 +151,7 @@ def main() -> None:
     suffix = "" if args.methods == DEFAULT_METHODS else "-" + "-".join(methods)
     suffix += "-base-zs" if args.zs == "base" else ""
     stem = RESULTS / f"sequential-{args.commits}x{args.size}{suffix}"
-    replayed = (base_zs(model, tok, ad, batches, s0, templates, model_hash(model))
+    replayed = (base_zs(model, tok, ad, batches, s0, templates, model_id)
                 if args.zs == "base" else None)
     big_ge = ge_sample(full, args.final_ge_records) if args.final_ge_records else []
 
