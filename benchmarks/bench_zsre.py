@@ -118,6 +118,21 @@ def main() -> None:
     edit_s = time.perf_counter() - t
     zs, steps, z_s = res.zs, res.info["z_steps"], res.info["time_zs"]
     runs = {}
+
+    def score(name: str, res, **extra) -> None:
+        """The edited model's row (metrics, z-oracles, miss), then the edit undone."""
+        zs = res.zs
+        miss = ((current_hidden(model, tok, ad, L, requests) - zs).norm(dim=1)
+                / (zs - h0).norm(dim=1))
+        rows[name] = summary(zsre_per_record(model, tok, records), lengths)
+        rows[name]["oracle on the edited model"] = mean(z_oracle(model, tok, ad, L, records, zs))
+        rows[name]["paraphrase oracle on the edited model"] = mean(
+            z_oracle(model, tok, ad, L, records, zs, paraphrases=True))
+        runs[name] = {"solve_seconds": res.info["time_solve"], "lambda": res.info.get("lambda"),
+                      "miss_quantiles": miss.quantile(torch.tensor([0.5, 0.9])).tolist(), **extra}
+        print(name, {k: round(rows[name][k], 3) for k in KEYS}, runs[name], flush=True)
+        unapply_updates(model, ad, res.updates)
+
     variants = [("passes 1 (default)", {}),
                 ("passes 1, context keys", {"context_weight": 1.0}),
                 ("passes 2", {"passes": 2}),
@@ -128,32 +143,12 @@ def main() -> None:
         if k > 0:  # the same z-vectors, solved again
             res = execute_memit(model, tok, requests, s.with_changes(**changes), stats,
                                 templates=templates, zs=zs, show_progress=False)
-        miss = ((current_hidden(model, tok, ad, L, requests) - zs).norm(dim=1)
-                / (zs - h0).norm(dim=1))
-        rows[name] = summary(zsre_per_record(model, tok, records), lengths)
-        rows[name]["oracle on the edited model"] = mean(z_oracle(model, tok, ad, L, records, zs))
-        rows[name]["paraphrase oracle on the edited model"] = mean(
-            z_oracle(model, tok, ad, L, records, zs, paraphrases=True))
-        runs[name] = {"solve_seconds": res.info["time_solve"], "lambda": res.info.get("lambda"),
-                      "miss_quantiles": miss.quantile(torch.tensor([0.5, 0.9])).tolist()}
-        print(name, {k: round(rows[name][k], 3) for k in KEYS}, runs[name], flush=True)
-        unapply_updates(model, ad, res.updates)
+        score(name, res)
     # the recipe: its own z-vectors (a wider clamp), then its solve
     qa = s.with_changes(**QA_RECIPE)
     res = execute_memit(model, tok, requests, qa, stats, templates=templates, show_progress=False)
-    name = "recipe: " + ", ".join(f"{k} {v:g}" for k, v in QA_RECIPE.items())
-    miss = ((current_hidden(model, tok, ad, L, requests) - res.zs).norm(dim=1)
-            / (res.zs - h0).norm(dim=1))
-    rows[name] = summary(zsre_per_record(model, tok, records), lengths)
-    rows[name]["oracle on the edited model"] = mean(z_oracle(model, tok, ad, L, records, res.zs))
-    rows[name]["paraphrase oracle on the edited model"] = mean(
-        z_oracle(model, tok, ad, L, records, res.zs, paraphrases=True))
-    runs[name] = {"solve_seconds": res.info["time_solve"], "lambda": res.info.get("lambda"),
-                  "miss_quantiles": miss.quantile(torch.tensor([0.5, 0.9])).tolist(),
-                  "z_seconds": res.info["time_zs"],
-                  "mean_z_steps": mean(res.info["z_steps"])}
-    print(name, {k: round(rows[name][k], 3) for k in KEYS}, runs[name], flush=True)
-    unapply_updates(model, ad, res.updates)
+    score("recipe: " + ", ".join(f"{k} {v:g}" for k, v in QA_RECIPE.items()), res,
+          z_seconds=res.info["time_zs"], mean_z_steps=mean(res.info["z_steps"]))
     recipe_para_oracle = mean(z_oracle(model, tok, ad, L, records, res.zs, paraphrases=True))
     oracle = z_oracle(model, tok, ad, L, records, zs)  # the model is unedited again
     para_oracle = z_oracle(model, tok, ad, L, records, zs, paraphrases=True)
