@@ -3,7 +3,8 @@
 On SmolLM2-135M, 100 counterfact-dev records, side by side in one run, each a `commit` in a
 fresh repository with its statistics already stored:
   - the previous defaults, kept as settings (`memstore config z_lr 0.5`, `z_stop_loss 0.05`,
-    `n_templates 5`, `stats_tokens 20000`), float32;
+    `n_templates 5`, `stats_tokens 20000`, `clamp 0.75`, `template_tokens 10`),
+    float32;
   - the current defaults, float32;
   - the current defaults with the context keys kept (`memstore config context_weight 1`);
   - the current defaults with bfloat16 weights (`--dtype bfloat16`);
@@ -43,7 +44,8 @@ from memstore.store import porcelain
 from memstore.store.states import forget_loaded, set_runtime_flags, state_of, statistics
 
 KEYS = ("efficacy", "paraphrase", "neighborhood", "score")
-PREVIOUS = {"z_lr": "0.5", "z_stop_loss": "0.05", "n_templates": "5", "stats_tokens": "20000"}
+PREVIOUS = {"z_lr": "0.5", "z_stop_loss": "0.05", "n_templates": "5", "stats_tokens": "20000",
+            "clamp": "0.75", "template_tokens": "10"}
 
 
 def matmul_rate(dtype: torch.dtype, shape=(4096, 576, 1536), repeat: int = 20) -> float:

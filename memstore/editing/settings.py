@@ -65,11 +65,11 @@ class EditSettings:
     z_steps: int = 25  # Adam steps at most for each z-vector
     z_lr: float = 2.0  # the reference's 0.5 takes 2.4× the steps (README, "Differences on purpose")
     z_stop_loss: float = 0.1  # a request leaves the batch once its NLL is below this
-    clamp: float = 0.75  # ‖δ‖ ≤ clamp · ‖h‖
+    clamp: float = 0.65  # ‖δ‖ ≤ clamp · ‖h‖; the reference: 0.75 (README, "Differences on purpose")
     kl_weight: float = 0.0625
     weight_decay: float = 0.5  # weight_decay · ‖δ‖ / ‖h‖²
     n_templates: int = 3  # sampled prefix templates (beside the bare "{}"); the reference: 5
-    template_tokens: int = 10
+    template_tokens: int = 5  # tokens sampled per template; the reference: 10
     seed: int = 0  # seeds template sampling and self-sampled statistics text
     stats_source: str = "wikipedia"  # "wikipedia" (built in), "self" or a .txt / .jsonl file
     stats_tokens: int = 20000
