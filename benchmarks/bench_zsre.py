@@ -41,7 +41,7 @@ KEYS = ("efficacy", "paraphrase", "specificity")
 LENGTHS = ((1, 1), (2, 2), (3, 3), (4, 5), (6, 99))
 # settings for question-answer facts with exact multi-token answers (README)
 QA_RECIPE = {"clamp": 1.25, "passes": 2, "context_weight": 1.0, "mom2_growth": 0.0,
-             "mom2_weight": 1536.0}
+             "mom2_weight": 1536.0, "template_tokens": 10}
 
 
 def mean(xs: list[float]) -> float:
@@ -146,7 +146,8 @@ def main() -> None:
         score(name, res)
     # the recipe: its own z-vectors (a wider clamp), then its solve
     qa = s.with_changes(**QA_RECIPE)
-    res = execute_memit(model, tok, requests, qa, stats, templates=templates, show_progress=False)
+    res = execute_memit(model, tok, requests, qa, stats, templates=templates_for(model, tok, qa),
+                        show_progress=False)
     score("recipe: " + ", ".join(f"{k} {v:g}" for k, v in QA_RECIPE.items()), res,
           z_seconds=res.info["time_zs"], mean_z_steps=mean(res.info["z_steps"]))
     recipe_para_oracle = mean(z_oracle(model, tok, ad, L, records, res.zs, paraphrases=True))
