@@ -126,8 +126,9 @@ def first_fact_margin(model, tok) -> float:
 
 def margins(history: str, runtime: str) -> tuple[float, float]:
     model, tok, ad = build("gpt2", runtime=runtime)
+    # clamp 0.75: writes strong enough for the later commit to overwrite the first fact
     s = settings_for(model, layers=(1, 2), mom2_weight=10.0, z_steps=20, history=history,
-                     history_weight=1e4)
+                     history_weight=1e4, clamp=0.75)
     stats = stats_for(model, tok, ad, s.layers)
     r1 = execute_memit(model, tok, [FIRST], s, stats, templates=["{}"], show_progress=False)
     after_first = first_fact_margin(model, tok)
