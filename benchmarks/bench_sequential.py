@@ -44,6 +44,8 @@ METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
            "nullspace": {"history": "nullspace"},
            "preserve-context": {"history": "preserve", "context_weight": 1.0},
            "preserve-passes2": {"history": "preserve", "passes": 2},
+           # the earlier commits' keys weighed more heavily than the new ones
+           "preserve-hw4": {"history": "preserve", "history_weight": 4.0},
            # two layers below the default band (3-8 on SmolLM2): L, and so z, unchanged
            "preserve-layers1": {"history": "preserve", "layers": (1, 2, 3, 4, 5, 6, 7, 8)}}
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
