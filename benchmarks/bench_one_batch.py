@@ -26,12 +26,16 @@ from memstore.models.hashing import model_hash
 from memstore.models.loading import cache_dir, load_model
 
 KEYS = ("efficacy", "paraphrase", "neighborhood")
-# name -> the settings it changes from the defaults (the layers added below the default
-# band keep L, so the base-model z-vectors hold)
+# name -> the settings it changes from the defaults; a variant that moves L (the band's
+# last layer) gets its own base-model z-vectors at that layer
 VARIANTS = {"default (λ growing)": {},
             "λ fixed (`mom2_growth 0`)": {"mom2_growth": 0.0},
             "`passes 2`": {"passes": 2},
-            "layers 1–8 (default band 3–8)": {"layers": (1, 2, 3, 4, 5, 6, 7, 8)}}
+            "layers 1–8 (default band 3–8)": {"layers": (1, 2, 3, 4, 5, 6, 7, 8)},
+            "layers 3–14 (L = 14)": {"layers": tuple(range(3, 15))},
+            "layers 3–14 (L = 14), λ fixed": {"layers": tuple(range(3, 15)), "mom2_growth": 0.0}}
+DEFAULT_VARIANTS = ("default (λ growing)", "λ fixed (`mom2_growth 0`)", "`passes 2`",
+                    "layers 1–8 (default band 3–8)")
 
 
 def main() -> None:
@@ -39,7 +43,15 @@ def main() -> None:
     ap.add_argument("--commits", type=int, default=20)
     ap.add_argument("--size", type=int, default=100)
     ap.add_argument("--final-sample", type=int, default=400)
+    ap.add_argument("--variants", default=",".join(str(i) for i in range(len(DEFAULT_VARIANTS))),
+                    help="comma-separated numbers of: " + "; ".join(
+                        f"{i} {name}" for i, name in enumerate(VARIANTS)))
     args = ap.parse_args()
+    names = list(VARIANTS)
+    try:
+        chosen = [names[int(i)] for i in args.variants.split(",")]
+    except (ValueError, IndexError):
+        raise SystemExit(f"--variants: numbers from 0 to {len(names) - 1}, not {args.variants!r}")
     torch.set_num_threads(2)
     started = time.perf_counter()
     lm = load_model("smollm2-135m")
@@ -47,13 +59,16 @@ def main() -> None:
     records = distinct_subjects(args.commits * args.size)
     batches = [records[i * args.size:(i + 1) * args.size] for i in range(args.commits)]
     s0 = default_settings(model)
-    settings = {name: s0.with_changes(**ch) for name, ch in VARIANTS.items()}
+    settings = {name: s0.with_changes(**VARIANTS[name]) for name in chosen}
     layers = tuple(sorted({l for s in settings.values() for l in s.layers}))
     model_id = model_hash(model)  # hashes every weight: once
     stats = cached_statistics(model, tok, ad, layers, model_id, cache_dir() / "stats",
                               s0.stats_source, s0.stats_tokens, s0.seed)
     templates = templates_for(model, tok, s0)
-    zs = torch.cat(base_zs(model, tok, ad, batches, s0, templates, model_id))
+    zs = {}  # L -> every record's base-model z-vectors at that layer
+    for s in settings.values():
+        if s.layers[-1] not in zs:
+            zs[s.layers[-1]] = torch.cat(base_zs(model, tok, ad, batches, s, templates, model_id))
     sample = spread(records, args.final_sample)
     rows = {"unedited": counterfact_metrics(model, tok, sample)}
     print("unedited", {k: round(rows["unedited"][k], 3) for k in KEYS}, flush=True)
@@ -61,7 +76,8 @@ def main() -> None:
     for name, s in settings.items():
         t = time.perf_counter()
         res = execute_memit(model, tok, [r.request for r in records], s, stats,
-                            templates=templates, zs=zs, show_progress=False)
+                            templates=templates, zs=zs[s.layers[-1]],
+                            show_progress=False)
         solve = time.perf_counter() - t
         rows[name] = counterfact_metrics(model, tok, sample)
         runs[name] = {"first_es": efficacy(model, tok, batches[0]), "solve_seconds": solve,
@@ -71,7 +87,8 @@ def main() -> None:
     out = {"command": command(), "settings": s0.to_dict(), "commits": args.commits,
            "size": args.size, "final_sample": args.final_sample, "rows": rows, "runs": runs,
            "wall_seconds": time.perf_counter() - started}
-    write_results(f"one-batch-{args.commits}x{args.size}", out, report(out))
+    suffix = "" if chosen == list(DEFAULT_VARIANTS) else "-variants-" + args.variants.replace(",", "")
+    write_results(f"one-batch-{args.commits}x{args.size}{suffix}", out, report(out))
 
 
 def report(out: dict) -> list[str]:

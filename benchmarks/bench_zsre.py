@@ -39,6 +39,8 @@ from memstore.models.loading import cache_dir, load_model
 
 KEYS = ("efficacy", "paraphrase", "specificity")
 LENGTHS = ((1, 1), (2, 2), (3, 3), (4, 5), (6, 99))
+GROUPS = ("subject once in the batch", "subject twice or more, one answer",
+          "subject also asked with another answer")
 # settings for question-answer facts with exact multi-token answers (README)
 QA_RECIPE = {"clamp": 1.25, "passes": 2, "context_weight": 1.0, "mom2_growth": 0.0,
              "mom2_weight": 1536.0, "template_tokens": 10}
@@ -85,33 +87,56 @@ def z_oracle(model, tok, ad, layer: int, records, zs: torch.Tensor,
     return out
 
 
-def summary(per: dict[str, list[float]], lengths: list[int]) -> dict:
+def subject_groups(requests) -> list[str]:
+    """Each request's subject in the batch: alone, shared with records of the same answer
+    only, or shared with a record that asks for another answer."""
+    answers: dict[str, set[str]] = {}
+    count: dict[str, int] = {}
+    for r in requests:
+        answers.setdefault(r.subject, set()).add(r.target_new)
+        count[r.subject] = count.get(r.subject, 0) + 1
+    return [GROUPS[0] if count[r.subject] == 1 else
+            GROUPS[1] if len(answers[r.subject]) == 1 else GROUPS[2] for r in requests]
+
+
+def summary(per: dict[str, list[float]], lengths: list[int], groups: list[str]) -> dict:
     out = {k: mean(v) for k, v in per.items()}
-    out["by_length"] = {}
+    out["by_length"], out["by_subject"] = {}, {}
     for lo, hi in LENGTHS:
         idx = [i for i, n in enumerate(lengths) if lo <= n <= hi]
         name = str(lo) if lo == hi else (f"{lo}-{hi}" if hi < 99 else f"{lo}+")
         out["by_length"][name] = {"n": len(idx)} | {k: mean([v[i] for i in idx]) for k, v in per.items()}
+    for g in GROUPS:
+        idx = [i for i, x in enumerate(groups) if x == g]
+        out["by_subject"][g] = {"n": len(idx)} | {k: mean([v[i] for i in idx]) for k, v in per.items()}
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--distinct-subjects", action="store_true",
+                    help="the first n records whose subject no earlier one has")
     args = ap.parse_args()
     torch.set_num_threads(2)
     started = time.perf_counter()
     lm = load_model("smollm2-135m")
     model, tok, ad = lm.model, lm.tokenizer, lm.adapter
-    records = read_zsre(DATA / "zsre-dev.json")[: args.n]
+    records = read_zsre(DATA / "zsre-dev.json")
+    if args.distinct_subjects:
+        seen: set[str] = set()
+        records = [r for r in records
+                   if r.request.subject not in seen and not seen.add(r.request.subject)]
+    records = records[: args.n]
     requests = [r.request for r in records]
     lengths = [len(target_ids(tok, r.target_new)) for r in requests]
+    groups = subject_groups(requests)
     s = default_settings(model)
     L = s.last_layer
     stats = cached_statistics(model, tok, ad, s.layers, model_hash(model), cache_dir() / "stats",
                               s.stats_source, s.stats_tokens, s.seed)
     templates = templates_for(model, tok, s)
-    rows = {"unedited": summary(zsre_per_record(model, tok, records), lengths)}
+    rows = {"unedited": summary(zsre_per_record(model, tok, records), lengths, groups)}
     h0 = current_hidden(model, tok, ad, L, requests)
     t = time.perf_counter()
     res = execute_memit(model, tok, requests, s, stats, templates=templates, show_progress=False)
@@ -124,7 +149,7 @@ def main() -> None:
         zs = res.zs
         miss = ((current_hidden(model, tok, ad, L, requests) - zs).norm(dim=1)
                 / (zs - h0).norm(dim=1))
-        rows[name] = summary(zsre_per_record(model, tok, records), lengths)
+        rows[name] = summary(zsre_per_record(model, tok, records), lengths, groups)
         rows[name]["oracle on the edited model"] = mean(z_oracle(model, tok, ad, L, records, zs))
         rows[name]["paraphrase oracle on the edited model"] = mean(
             z_oracle(model, tok, ad, L, records, zs, paraphrases=True))
@@ -159,14 +184,16 @@ def main() -> None:
            "oracle_unedited": mean(oracle), "paraphrase_oracle_unedited": mean(para_oracle),
            "paraphrase_oracle_records": len(para_oracle),
            "recipe": QA_RECIPE, "recipe_paraphrase_oracle_unedited": recipe_para_oracle,
-           "oracle_unedited_by_length": summary({"oracle": oracle}, lengths)["by_length"],
+           "oracle_unedited_by_length": summary({"oracle": oracle}, lengths, groups)["by_length"],
+           "distinct_subjects": args.distinct_subjects,
            "wall_seconds": time.perf_counter() - started}
-    write_results("zsre", out, report(out, s.z_steps))
+    write_results("zsre-distinct" if args.distinct_subjects else "zsre", out, report(out, s.z_steps))
 
 
 def report(out: dict, z_steps: int) -> list[str]:
     rows = out["rows"]
-    lines = [f"# zsRE, SmolLM2-135M: {out['n']} zsre-dev records in one batch", "",
+    which = "records, no subject twice," if out.get("distinct_subjects") else "records"
+    lines = [f"# zsRE, SmolLM2-135M: {out['n']} zsre-dev {which} in one batch", "",
              ("| | efficacy | paraphrase | specificity | z-oracle, edited model: question / "
              "rephrasings | miss median / p90 | solve |"),
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -185,6 +212,14 @@ def report(out: dict, z_steps: int) -> list[str]:
             for v in m["by_length"].values()) + " |")
     lines.append("| z-oracle, unedited model | " + " | ".join(
         f"{v['oracle']:.2f}" for v in out["oracle_unedited_by_length"].values()) + " |")
+    present = [g for g, v in rows["unedited"]["by_subject"].items() if v["n"]]
+    lines += ["", "By the subject's other records in the batch: efficacy / paraphrase / specificity", "",
+              "| | " + " | ".join(f"{g} ({rows['unedited']['by_subject'][g]['n']})" for g in present)
+              + " |", "| --- |" + " --- |" * len(present)]
+    for name, m in rows.items():
+        lines.append(f"| {name} | " + " | ".join(
+            "{efficacy:.3f} / {paraphrase:.3f} / {specificity:.3f}".format(**m["by_subject"][g])
+            for g in present) + " |")
     lines += ["", (f"Top-1 token accuracy of the answer, teacher forced. z-vectors "
                    f"{out['z_seconds']:.0f} s, mean {out['mean_z_steps']:.1f} steps, "
                    f"{out['capped']} of {out['n']} at the cap of {z_steps}; the z-oracle on the "
