@@ -63,7 +63,10 @@ class Rows:
                     None if self.past is None else [(k[rows], v[rows]) for k, v in self.past])
 
 
-def build_rows(tokenizer, requests: list[Request], templates: list[str]) -> Rows:
+def build_rows(tokenizer, requests: list[Request], templates: list[str],
+               with_kl: list[bool] | None = None) -> Rows:
+    """Each request's rows: one per template, then its KL prompt (unless `with_kl` says
+    not: the other requests of a subject share the first one's)."""
     seqs, spos, req, kl, trow, tpos, tid, tw = [], [], [], [], [], [], [], []
     for i, r in enumerate(requests):
         target = target_ids(tokenizer, r.target_new)
@@ -79,6 +82,8 @@ def build_rows(tokenizer, requests: list[Request], templates: list[str]) -> Rows
             spos.append(s)
             req.append(i)
             kl.append(False)
+        if with_kl is not None and not with_kl[i]:
+            continue
         ids, s = subject_last_token(tokenizer, KL_PROMPT, r.subject, r.describe())
         seqs.append(ids)
         spos.append(s)
@@ -294,47 +299,93 @@ def converged(nll: torch.Tensor, settings: EditSettings) -> torch.Tensor:
     return nll < settings.z_stop_loss
 
 
+def subject_groups(requests: list[Request], settings: EditSettings) -> list[list[int]]:
+    """The requests that share one δ, in order of first appearance: each request alone
+    (`z_groups request`, the paper), or all the requests of one subject (`z_groups
+    subject`). Requests of one subject read the same key wherever the subject opens the
+    prompt, so the solve could write only one δ for them anyway: the mean of theirs, which
+    none was optimised for. One δ optimised for all their targets at once is what can be
+    written."""
+    if settings.z_groups == "request":
+        return [[i] for i in range(len(requests))]
+    by_subject: dict[str, list[int]] = {}
+    for i, r in enumerate(requests):
+        by_subject.setdefault(r.subject, []).append(i)
+    return list(by_subject.values())
+
+
+def chunks(groups: list[list[int]], size: int) -> list[list[int]]:
+    """Whole groups packed in order into chunks of at most `size` requests (a larger group
+    alone); with single requests, the runs of `size` consecutive requests."""
+    out: list[list[int]] = []
+    for g in groups:
+        if not out or len(out[-1]) + len(g) > size:
+            out.append([])
+        out[-1].extend(g)
+    return out
+
+
 def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], templates: list[str],
                settings: EditSettings, show_progress: bool = True) -> tuple[torch.Tensor, dict]:
     """z-vectors (n × d_model, float32, on the CPU) for all requests, and per-request
     details (optimisation steps taken, final target NLL). Requests are optimised in chunks
-    of `z_chunk`; under torch.distributed each process takes its chunks and every process
-    receives all of them in order (distributed.py), the same bits as one process."""
-    chunk = settings.z_chunk
-    starts = list(range(0, len(requests), chunk))
+    of `z_chunk` (a subject's requests in one chunk, `subject_groups`); under
+    torch.distributed each process takes its chunks and every process receives all of them
+    in order (distributed.py), the same bits as one process."""
+    groups = subject_groups(requests, settings)
+    parts_of = chunks(groups, settings.z_chunk)
+    group_of = {i: k for k, g in enumerate(groups) for i in g}
     d_model = adapter.embeddings(model).weight.shape[1]
-    total = sum(len(requests[starts[c]:starts[c] + chunk]) for c in owned(len(starts)))
+    total = sum(len(parts_of[c]) for c in owned(len(parts_of)))
     with progress(show_progress, total=total, desc="z-vectors", unit="req") as bar, \
             eager_attention(model):
 
         def unit(c: int) -> list[torch.Tensor]:
-            part = requests[starts[c]:starts[c] + chunk]
-            z, info = _compute_chunk(model, tokenizer, adapter, part, templates, settings)
-            bar.update(len(part))
+            idx = parts_of[c]
+            local: dict[int, int] = {}
+            shared = [local.setdefault(group_of[i], len(local)) for i in idx]
+            z, info = _compute_chunk(model, tokenizer, adapter, [requests[i] for i in idx],
+                                     templates, settings, shared)
+            bar.update(len(idx))
             return [z.float().cpu(), torch.tensor(info["steps"], dtype=torch.float64),
                     torch.tensor(info["loss"], dtype=torch.float64)]
 
         def shapes(c: int) -> list[tuple[tuple[int, ...], torch.dtype]]:
-            n = len(requests[starts[c]:starts[c] + chunk])
+            n = len(parts_of[c])
             return [((n, d_model), torch.float32), ((n,), torch.float64), ((n,), torch.float64)]
 
-        parts = list(in_order(len(starts), unit, shapes))
-    z = torch.cat([p[0] for p in parts])
-    steps = [int(x) for p in parts for x in p[1].tolist()]
-    losses = [float(x) for p in parts for x in p[2].tolist()]
+        parts = list(in_order(len(parts_of), unit, shapes))
+    order = torch.tensor([i for idx in parts_of for i in idx])
+    where = torch.empty_like(order)
+    where[order] = torch.arange(len(order))  # request -> its row in the chunks' output
+    z = torch.cat([p[0] for p in parts])[where]
+    steps = [int(x) for x in torch.cat([p[1] for p in parts])[where].tolist()]
+    losses = [float(x) for x in torch.cat([p[2] for p in parts])[where].tolist()]
     if not torch.isfinite(z).all():
         bad = [requests[i].describe() for i in range(len(requests)) if not torch.isfinite(z[i]).all()]
         raise NumericalError(f"z-vector is not finite for {bad[0]}")
     return z, {"z_steps": steps, "z_loss": losses}
 
 
-def _compute_chunk(model, tokenizer, adapter, requests, templates, settings):
+def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, shared=None):
+    """z-vectors of `requests`; `shared[i]` (0, 1, … in order of first appearance) names the
+    δ request i shares with others (default: one δ each). Rows, targets and the KL prompt
+    are then counted per δ: its NLL is the mean over its requests', and z_i = h_i^L + δ."""
     L = settings.last_layer
-    n = len(requests)
-    rows = build_rows(tokenizer, requests, templates)
+    n_req = len(requests)
+    shared = list(range(n_req)) if shared is None else shared
+    first = [shared.index(k) == i for i, k in enumerate(shared)]
+    rows = build_rows(tokenizer, requests, templates, first)
     h_L, past = full_pass(model, adapter, rows, L)
-    bare = torch.tensor([int(torch.nonzero(rows.request == i)[0]) for i in range(n)])
-    h_init = h_L[bare, rows.subject_pos[bare]]  # h_i^L on the bare prompt
+    bare = torch.tensor([int(torch.nonzero(rows.request == i)[0]) for i in range(n_req)])
+    h_req = h_L[bare, rows.subject_pos[bare]]  # h_i^L on the bare prompt
+    share = torch.tensor(shared)
+    n = int(share.max()) + 1
+    if n < n_req:  # rows speak for their δ; each request's targets weigh 1 / its group's size
+        size = torch.bincount(share, minlength=n)
+        rows.tgt_weight = rows.tgt_weight / size[share[rows.request[rows.tgt_row]]]
+        rows.request = share[rows.request]
+    h_init = h_req[torch.tensor([shared.index(k) for k in range(n)])]  # sets each δ's clamp
     groups = [to_suffix(rows, h_L, past, keep) for keep in buckets(rows)]
     del past, h_L
     h_norm = h_init.norm(dim=1)
@@ -373,4 +424,5 @@ def _compute_chunk(model, tokenizer, adapter, requests, templates, settings):
             scale = torch.where(norms > max_norm, max_norm / norms, torch.ones_like(norms))
             delta[stay] = delta[stay] * scale.unsqueeze(1)
         active = stay
-    return (h_init + delta).detach(), {"steps": steps, "loss": final}
+    return ((h_req + delta[share]).detach(),
+            {"steps": [steps[k] for k in shared], "loss": [final[k] for k in shared]})
