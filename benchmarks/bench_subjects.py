@@ -1,5 +1,5 @@
 """Several facts about one subject in one commit: one δ per request (the paper) against one
-δ per subject (`z_groups subject`), on SmolLM2-135M.
+δ per subject (`z_groups key`), on SmolLM2-135M.
 
 A user who adds what they know about a new person writes their birthplace, employer and
 language in one batch. MEMIT reads every fact at the subject's last token, so wherever the
@@ -93,7 +93,7 @@ def main() -> None:
 
     rows = {"unedited": measure()}
     runs = {}
-    for groups in ("request", "subject"):
+    for groups in ("request", "key"):
         s = s0.with_changes(z_groups=groups)
         t = time.perf_counter()
         res = execute_memit(model, tok, requests, s, stats, templates=templates, show_progress=False)
@@ -112,7 +112,7 @@ def main() -> None:
 def report(out: dict) -> list[str]:
     u = out["rows"]["unedited"]
     names = {"unedited": "unedited", "request": "one δ per request (`z_groups request`)",
-             "subject": "one δ per subject (`z_groups subject`)"}
+             "key": "one δ per key (`z_groups key`)"}
     lines = [f"# {out['requests']} facts about {out['subjects']} subjects in one batch, SmolLM2-135M",
              "", "| | ES | PS | NS | top-1 | z-vectors | mean steps | mean final NLL |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]

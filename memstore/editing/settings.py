@@ -21,7 +21,7 @@ _FLOATS = {"mom2_weight": (0.0, 1e12, False), "mom2_growth": (0.0, 4.0, True), "
 _INTS = {"z_steps": (1, 100_000), "n_templates": (0, 1_000), "template_tokens": (1, 1_000),
          "seed": (0, _INT_MAX), "stats_tokens": (1, 10**10), "z_chunk": (1, 1_000_000),
          "passes": (1, 10), "mom2_growth_facts": (1, 10**9)}
-Z_GROUPS = ("request", "subject")
+Z_GROUPS = ("request", "key")
 _CHOICES = {"history": HISTORY_METHODS, "compute_dtype": COMPUTE_DTYPES, "z_groups": Z_GROUPS}
 
 
@@ -85,7 +85,7 @@ class EditSettings:
     z_chunk: int = 64  # requests per optimisation chunk (bounds memory)
     passes: int = 1  # times z − h^L is measured again and spread over the layers (README)
     compute_dtype: str = "float32"  # dtype of the z-vector forward/backward passes
-    z_groups: str = "request"  # one δ per request, or per subject in a batch (zs.subject_groups)
+    z_groups: str = "request"  # one δ per request, or per key read in a batch (zs.key_groups)
 
     def __post_init__(self) -> None:
         """Refuses, with a message naming the setting, anything that cannot work: a wrong
@@ -131,7 +131,7 @@ class EditSettings:
         d.setdefault("mom2_growth", 0.0)
         # and before the context keys could be kept: made without them, whatever the default
         d.setdefault("context_weight", 0.0)
-        # and before one δ could be shared by a subject's requests: one per request
+        # and before requests of one key could share a δ: one per request
         d.setdefault("z_groups", "request")
         if isinstance(d.get("layers"), list):
             d["layers"] = tuple(d["layers"])

@@ -299,19 +299,19 @@ def converged(nll: torch.Tensor, settings: EditSettings) -> torch.Tensor:
     return nll < settings.z_stop_loss
 
 
-def subject_groups(requests: list[Request], settings: EditSettings) -> list[list[int]]:
+def key_groups(requests: list[Request], settings: EditSettings) -> list[list[int]]:
     """The requests that share one δ, in order of first appearance: each request alone
-    (`z_groups request`, the paper), or all the requests of one subject (`z_groups
-    subject`). Requests of one subject read the same key wherever the subject opens the
-    prompt, so the solve could write only one δ for them anyway: the mean of theirs, which
-    none was optimised for. One δ optimised for all their targets at once is what can be
-    written."""
+    (`z_groups request`, the paper), or (`z_groups key`) all the requests that read the same
+    key — one subject after the same words (the prompt up to the subject; the templates in
+    front are the same for all). The solve can write only one vector at one key: with a δ
+    each, the mean of theirs, which none was optimised for; one δ optimised for all their
+    targets at once is what can be written."""
     if settings.z_groups == "request":
         return [[i] for i in range(len(requests))]
-    by_subject: dict[str, list[int]] = {}
+    by_key: dict[tuple[str, str], list[int]] = {}
     for i, r in enumerate(requests):
-        by_subject.setdefault(r.subject, []).append(i)
-    return list(by_subject.values())
+        by_key.setdefault((r.subject, r.prompt[:r.prompt.index("{}")]), []).append(i)
+    return list(by_key.values())
 
 
 def chunks(groups: list[list[int]], size: int) -> list[list[int]]:
@@ -329,10 +329,10 @@ def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], temp
                settings: EditSettings, show_progress: bool = True) -> tuple[torch.Tensor, dict]:
     """z-vectors (n × d_model, float32, on the CPU) for all requests, and per-request
     details (optimisation steps taken, final target NLL). Requests are optimised in chunks
-    of `z_chunk` (a subject's requests in one chunk, `subject_groups`); under
+    of `z_chunk` (the requests of one key in one chunk, `key_groups`); under
     torch.distributed each process takes its chunks and every process receives all of them
     in order (distributed.py), the same bits as one process."""
-    groups = subject_groups(requests, settings)
+    groups = key_groups(requests, settings)
     parts_of = chunks(groups, settings.z_chunk)
     group_of = {i: k for k, g in enumerate(groups) for i in g}
     d_model = adapter.embeddings(model).weight.shape[1]
