@@ -41,9 +41,9 @@ Settings:
   passes           times the residual z − h is measured and written (2: what
                    the first pass left is written again; zsRE, README)
   compute_dtype    float32 | bfloat16 | float64
-  z_groups         request | key: one δ per request (the paper), or one shared
-                   by a batch's requests that read the same key (one subject
-                   after the same words; README)
+  z_groups         key | request: one δ shared by a batch's requests that read
+                   the same key (one subject after the same words; the default,
+                   README), or one per request (the paper)
 
 Where the model runs (not recorded in commits; the command line's --device, --dtype,
 --device-map and MEMSTORE_DEVICE, MEMSTORE_DTYPE, MEMSTORE_DEVICE_MAP win over these):

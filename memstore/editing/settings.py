@@ -85,7 +85,7 @@ class EditSettings:
     z_chunk: int = 64  # requests per optimisation chunk (bounds memory)
     passes: int = 1  # times z − h^L is measured again and spread over the layers (README)
     compute_dtype: str = "float32"  # dtype of the z-vector forward/backward passes
-    z_groups: str = "request"  # one δ per request, or per key read in a batch (zs.key_groups)
+    z_groups: str = "key"  # one δ per key read in a batch (zs.key_groups); the paper: "request"
 
     def __post_init__(self) -> None:
         """Refuses, with a message naming the setting, anything that cannot work: a wrong
