@@ -66,7 +66,7 @@ class Rows:
 def build_rows(tokenizer, requests: list[Request], templates: list[str],
                with_kl: list[bool] | None = None) -> Rows:
     """Each request's rows: one per template, then its KL prompt (unless `with_kl` says
-    not: the other requests of a subject share the first one's)."""
+    not: the other requests of one key share the first one's)."""
     seqs, spos, req, kl, trow, tpos, tid, tw = [], [], [], [], [], [], [], []
     for i, r in enumerate(requests):
         target = target_ids(tokenizer, r.target_new)
