@@ -19,21 +19,20 @@ Writes benchmarks/results/specificity.{json,md}."""
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import math
 import time
 
 import torch
+from bench_sequential import base_zs
 from bench_zsre import QA_RECIPE
 from common import DATA, command, write_results
-from safetensors.torch import load_file, save_file
 
 from memstore.editing import default_settings, execute_memit, unapply_updates
+from memstore.editing.keys import at_subject
+from memstore.editing.layers import run_until
 from memstore.editing.memit import templates_for
 from memstore.editing.statistics import cached_statistics
-from memstore.editing.tokens import subject_last_token, target_ids
-from memstore.editing.zs import compute_zs
+from memstore.editing.tokens import target_ids
 from memstore.eval.data import read_zsre
 from memstore.eval.metrics import zsre_per_record
 from memstore.models.hashing import model_hash
@@ -58,32 +57,12 @@ def mean(xs) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
-def recipe_zs(model, tok, ad, requests, settings, templates, model_id: str) -> torch.Tensor:
-    key = json.dumps([model_id, settings.to_dict(), templates,
-                      [(r.prompt, r.subject, r.target_new) for r in requests]], default=str)
-    folder = cache_dir() / "bench-zs"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"spec-{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
-    if not path.exists():
-        t = time.perf_counter()
-        zs, _ = compute_zs(model, tok, ad, requests, templates, settings, False)
-        save_file({"zs": zs.float().contiguous()}, str(path))
-        print(f"z-vectors: {time.perf_counter() - t:.0f}s", flush=True)
-    return load_file(str(path))["zs"]
-
-
 def layer_keys(model, ad, layers, ids: list[int]) -> dict[int, torch.Tensor]:
     """The keys (the inputs of W_out) of every token of `ids`, per layer, float64."""
-    got: dict[int, torch.Tensor] = {}
-    hooks = [ad.proj(model, l).register_forward_pre_hook(
-        lambda _m, inp, l=l: got.__setitem__(l, inp[0][0].detach().double())) for l in layers]
-    try:
-        with torch.no_grad():
-            model(torch.tensor([ids]))
-    finally:
-        for h in hooks:
-            h.remove()
-    return got
+    with torch.no_grad():
+        got = run_until(model, ad, max(layers), [(l, "key") for l in layers],
+                        input_ids=torch.tensor([ids]))
+    return {l: got[(l, "key")][0].double() for l in layers}
 
 
 def answer_predictions(model, tok, records) -> list[tuple[list[int], list[int]]]:
@@ -131,7 +110,7 @@ def main() -> None:
     stats = cached_statistics(model, tok, ad, s.layers, model_hash(model), cache_dir() / "stats",
                               s.stats_source, s.stats_tokens, s.seed)
     templates = templates_for(model, tok, qa)
-    zs = recipe_zs(model, tok, ad, requests, qa, templates, model_hash(model))
+    zs = base_zs(model, tok, ad, [records], qa, templates, model_hash(model))[0]
 
     spectrum, inverse = {}, {}
     for l in s.layers:
@@ -145,15 +124,13 @@ def main() -> None:
     # the keys of the NQ prompts (question and answer) and of the subjects, unedited model
     nq = [layer_keys(model, ad, s.layers, tok(r.loc + "? " + r.loc_ans).input_ids)
           for r in records]
-    subj = []
-    for r in requests:
-        ids, pos = subject_last_token(tok, r.prompt, r.subject)
-        subj.append({l: k[pos] for l, k in layer_keys(model, ad, s.layers, ids).items()})
     standout = {}
     for l in s.layers:
         def score(k, l=l):  # kᵀ C⁻¹ k / d_in per row
             return ((k @ inverse[l]) * k).sum(-1) / k.shape[-1]
-        standout[l] = {"subjects": float(score(torch.stack([x[l] for x in subj])).median()),
+        subjects = at_subject(model, tok, ad, l, "key", [r.prompt for r in requests],
+                              [r.subject for r in requests]).double()
+        standout[l] = {"subjects": float(score(subjects).median()),
                        "nq": float(torch.cat([score(x[l][1:]) for x in nq]).median())}
 
     base = zsre_per_record(model, tok, records)
