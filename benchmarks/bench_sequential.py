@@ -47,7 +47,9 @@ METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
            # the earlier commits' keys weighed more heavily than the new ones
            "preserve-hw4": {"history": "preserve", "history_weight": 4.0},
            # two layers below the default band (3-8 on SmolLM2): L, and so z, unchanged
-           "preserve-layers1": {"history": "preserve", "layers": (1, 2, 3, 4, 5, 6, 7, 8)}}
+           "preserve-layers1": {"history": "preserve", "layers": (1, 2, 3, 4, 5, 6, 7, 8)},
+           # the statistics from the whole built-in Wikipedia sample (285,000 tokens)
+           "preserve-stats-all": {"history": "preserve", "stats_tokens": 285000}}
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
 Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",
               "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype")
@@ -176,13 +178,16 @@ def main() -> None:
     for method in methods:
         model.load_state_dict(base)
         s = s0.with_changes(**METHODS[method])
+        m_stats = stats if s.stats_tokens == s0.stats_tokens else cached_statistics(
+            model, tok, ad, layers, model_id, cache_dir() / "stats", s.stats_source,
+            s.stats_tokens, s.seed)
         running: dict = {}
         steps, t0 = [], time.perf_counter()
         for i, batch in enumerate(batches):
             t = time.perf_counter()
             # the first commit's z-vectors depend only on the base model: computed once
             zs = replayed[i] if replayed else first_zs if i == 0 else None
-            res = execute_memit(model, tok, [r.request for r in batch], s, stats, templates=templates,
+            res = execute_memit(model, tok, [r.request for r in batch], s, m_stats, templates=templates,
                                 earlier=running or None, show_progress=False, zs=zs)
             first_zs = res.zs if i == 0 else first_zs
             solve_s = time.perf_counter() - t

@@ -12,9 +12,11 @@ under the memstore cache, bench-zs) and written by each solve below:
     keys like the statistics' sample; a write reaches a key more cheaply the larger it is);
   - per solve: efficacy / paraphrase / specificity, how many NQ prompts lose accuracy, and
     the leak ‖ΔW k‖ / ‖W k‖ per layer over every token of the NQ prompts and their answers
-    (the edit's change of the MLP output on text it was never asked to change).
+    (the edit's change of the MLP output on text it was never asked to change); the last
+    rows solve against E[k kᵀ] from the whole built-in Wikipedia sample (285,000 tokens,
+    186·d_in) instead of the default 25·d_in.
 
-    python benchmarks/bench_specificity.py --n 300
+    python benchmarks/bench_specificity.py --n 300 [--solves 7,8,9,10]
 Writes benchmarks/results/specificity.{json,md}."""
 from __future__ import annotations
 
@@ -49,7 +51,15 @@ SOLVES = [("passes 1, λ grows with the facts (the default solve)",
            {"history": "nullspace", "mom2_weight": None, "mom2_growth": None}),
           ("the recipe's solve, null space (threshold 0.005)",
            {"history": "nullspace", "nullspace_threshold": 0.005, "mom2_weight": None,
-            "mom2_growth": None})]
+            "mom2_growth": None}),
+          # E[k kᵀ] from the whole built-in Wikipedia sample instead of 25·d_in tokens
+          ("the recipe's solve, statistics of 285,000 tokens", {"stats_tokens": 285000}),
+          ("the recipe's solve, statistics of 285,000 tokens, λ 1024",
+           {"stats_tokens": 285000, "mom2_weight": 1024.0}),
+          ("the recipe's solve, statistics of 285,000 tokens, λ 768",
+           {"stats_tokens": 285000, "mom2_weight": 768.0}),
+          ("the recipe's solve, statistics of 285,000 tokens, λ 3072, passes 3",
+           {"stats_tokens": 285000, "mom2_weight": 3072.0, "passes": 3})]
 
 
 def mean(xs) -> float:
@@ -98,7 +108,13 @@ def lost_tokens(tok, before, after) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--solves", default="", help="only these rows of SOLVES (1-based, comma "
+                    "separated); the results then go to specificity-<rows>.{json,md}")
     args = ap.parse_args()
+    picked = [int(x) for x in args.solves.split(",") if x]
+    if any(not 1 <= i <= len(SOLVES) for i in picked):
+        raise SystemExit(f"--solves: rows 1-{len(SOLVES)}")
+    solves = [SOLVES[i - 1] for i in picked] if picked else SOLVES
     torch.set_num_threads(2)
     started = time.perf_counter()
     lm = load_model("smollm2-135m")
@@ -107,10 +123,15 @@ def main() -> None:
     requests = [r.request for r in records]
     s = default_settings(model)
     qa = s.with_changes(**QA_RECIPE)
-    stats = cached_statistics(model, tok, ad, s.layers, model_hash(model), cache_dir() / "stats",
-                              s.stats_source, s.stats_tokens, s.seed)
+    model_id = model_hash(model)  # before any edit: unapplying one rounds the weights
+
+    def statistics(tokens: int) -> dict:
+        return cached_statistics(model, tok, ad, s.layers, model_id, cache_dir() / "stats",
+                                 s.stats_source, tokens, s.seed)
+
+    stats = statistics(s.stats_tokens)
     templates = templates_for(model, tok, qa)
-    zs = base_zs(model, tok, ad, [records], qa, templates, model_hash(model))[0]
+    zs = base_zs(model, tok, ad, [records], qa, templates, model_id)[0]
 
     spectrum, inverse = {}, {}
     for l in s.layers:
@@ -136,11 +157,12 @@ def main() -> None:
     base = zsre_per_record(model, tok, records)
     base_predictions = answer_predictions(model, tok, records)
     rows = {"unedited": {k: mean(v) for k, v in base.items()}}
-    for name, changes in SOLVES:
+    for name, changes in solves:
         # None: the default's value (the z-vector settings stay the recipe's)
         solve = SOLVE | {k: getattr(s, k) if v is None else v for k, v in changes.items()}
+        solve_stats = stats if "stats_tokens" not in solve else statistics(solve["stats_tokens"])
         t = time.perf_counter()
-        res = execute_memit(model, tok, requests, qa.with_changes(**solve), stats,
+        res = execute_memit(model, tok, requests, qa.with_changes(**solve), solve_stats,
                             templates=templates, zs=zs, show_progress=False)
         solve_s = time.perf_counter() - t
         per = zsre_per_record(model, tok, records)
@@ -162,7 +184,7 @@ def main() -> None:
     out = {"command": command(), "n": len(records), "settings": qa.to_dict(), "rows": rows,
            "spectrum": spectrum, "standout": standout, "threshold": s.nullspace_threshold,
            "wall_seconds": time.perf_counter() - started}
-    write_results("specificity", out, report(out, s.layers))
+    write_results("specificity" + "".join(f"-{i}" for i in picked), out, report(out, s.layers))
 
 
 def report(out: dict, layers) -> list[str]:
