@@ -17,7 +17,7 @@ under the memstore cache, bench-zs) and written by each solve below:
     186·d_in) instead of the default 25·d_in.
 
     python benchmarks/bench_specificity.py --n 300 [--solves 7,8,9,10]
-Writes benchmarks/results/specificity.{json,md}."""
+Writes benchmarks/results/specificity.{json,md} (with `--solves`, specificity-<rows>.{json,md})."""
 from __future__ import annotations
 
 import argparse
