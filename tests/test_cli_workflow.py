@@ -251,6 +251,29 @@ def test_statistics_are_shared_between_repositories(base, tmp_path, monkeypatch)
         run("stats", cwd=repo)
 
 
+def test_a_statistics_sample_short_of_stats_tokens_is_a_warning(base, tmp_path):
+    """A corpus that holds fewer tokens than stats_tokens asks is used whole, recorded with
+    its real count, and the user is told; one that holds enough says nothing."""
+    repo = tmp_path / "repo"
+    ok("init", repo, "--base", model_dir(base))
+    for key, value in SETTINGS.items():
+        ok("config", key, value, cwd=repo)
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("The river flows into the sea near the old town.\n" * 3)
+    ok("config", "stats_source", corpus, cwd=repo)
+    r = ok("stats", "--json", cwd=repo)
+    first = json.loads(r.stdout)
+    got = {row["n_tokens"] for row in first}
+    assert len(first) == 2 and len(got) == 1 and 0 < got.pop() < 400
+    assert "warning: the statistics sample" in r.stderr and "fewer than the 400" in r.stderr
+    corpus.write_text("The river flows into the sea near the old town.\n" * 200)
+    ok("config", "stats_source", corpus, cwd=repo)  # another file: another sample
+    r = ok("stats", "--json", cwd=repo)
+    rows = [row for row in json.loads(r.stdout) if row not in first]
+    assert len(rows) == 2 and {row["n_tokens"] for row in rows} == {400}
+    assert "warning" not in r.stderr
+
+
 def test_every_command_has_help():
     from cli.main import cli
 

@@ -284,6 +284,12 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
         fresh = compute_statistics(base.model, base.tokenizer, base.adapter, need,
                                    settings.stats_source, settings.stats_tokens, settings.seed,
                                    STATS_SEQ_LEN)
+        got = min(st.n_tokens for st in fresh.values())
+        if got < settings.stats_tokens and note is not None:
+            note(f"warning: the statistics sample {settings.stats_source!r} holds {got} of this "
+                 f"model's tokens, fewer than the {settings.stats_tokens} of stats_tokens; "
+                 "E[kkᵀ] is estimated from what there is (a larger corpus: `memstore config "
+                 "stats_source FILE`)")
         for st in fresh.values():
             if cache is not None:
                 try:
