@@ -49,7 +49,9 @@ METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
            # two layers below the default band (3-8 on SmolLM2): L, and so z, unchanged
            "preserve-layers1": {"history": "preserve", "layers": (1, 2, 3, 4, 5, 6, 7, 8)},
            # the statistics from the whole built-in Wikipedia sample (285,000 tokens)
-           "preserve-stats-all": {"history": "preserve", "stats_tokens": 285000}}
+           "preserve-stats-all": {"history": "preserve", "stats_tokens": 285000},
+           "preserve-stats-all-l192": {"history": "preserve", "stats_tokens": 285000,
+                                       "mom2_weight": 192.0}}
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
 Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",
               "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype")
@@ -229,7 +231,7 @@ def write_report(out: dict, stem: Path, ge: bool) -> None:
                                "each commit's computed on the state the method left, as `memstore "
                                "commit` does (the first commit's shared).")),
              "Methods: " + "; ".join(f"{m} {ch}" for m, ch in out.get("method_settings", {}).items())
-             + f"; λ = {out['settings']['mom2_weight']:g}, grown as λ·max(1, n/"
+             + f"; λ = {out['settings']['mom2_weight']:g} unless a method sets it, grown as λ·max(1, n/"
              f"{out['settings'].get('mom2_growth_facts', 100)})^{out['settings'].get('mom2_growth', 0):g} "
              "over the n facts in a solve.", "",
              f"| method | ES (all) | ES (first commit) | PS | NS | S |{ge_col} wall |",
