@@ -51,6 +51,9 @@ def apply_updates(model, adapter: Adapter, updates: dict[int, LayerUpdate]) -> N
 
 
 def unapply_updates(model, adapter: Adapter, updates: dict[int, LayerUpdate]) -> None:
+    """Subtract `updates` in place (the benchmarks' way back to the unedited model between
+    solves). W + ΔW − ΔW is rounded twice, so the weights come back to within rounding, not
+    bit for bit: hash a model before editing it, and rebuild from the base (build_state)."""
     for layer in sorted(updates, reverse=True):
         apply_update(model, adapter, updates[layer], sign=-1.0)
 
