@@ -266,6 +266,11 @@ def test_a_statistics_sample_short_of_stats_tokens_is_a_warning(base, tmp_path):
     got = {row["n_tokens"] for row in first}
     assert len(first) == 2 and len(got) == 1 and 0 < got.pop() < 400
     assert "warning: the statistics sample" in r.stderr and "fewer than the 400" in r.stderr
+    other = tmp_path / "other"  # the same sample, from the statistics cache: told as well
+    ok("init", other, "--base", model_dir(base))
+    for key, value in {**SETTINGS, "stats_source": corpus}.items():
+        ok("config", key, value, cwd=other)
+    assert "fewer than the 400" in ok("stats", cwd=other).stderr
     corpus.write_text("The river flows into the sea near the old town.\n" * 200)
     ok("config", "stats_source", corpus, cwd=repo)  # another file: another sample
     r = ok("stats", "--json", cwd=repo)

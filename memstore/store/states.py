@@ -284,12 +284,6 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
         fresh = compute_statistics(base.model, base.tokenizer, base.adapter, need,
                                    settings.stats_source, settings.stats_tokens, settings.seed,
                                    STATS_SEQ_LEN)
-        got = min(st.n_tokens for st in fresh.values())
-        if got < settings.stats_tokens and note is not None:
-            note(f"warning: the statistics sample {settings.stats_source!r} holds {got} of this "
-                 f"model's tokens, fewer than the {settings.stats_tokens} of stats_tokens; "
-                 "E[kkᵀ] is estimated from what there is (a larger corpus: `memstore config "
-                 "stats_source FILE`)")
         for st in fresh.values():
             if cache is not None:
                 try:
@@ -297,6 +291,12 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
                 except OSError:  # the cache is a convenience; the repository has them
                     pass
         found.update(fresh)
+    short = min((st.n_tokens for st in found.values()), default=settings.stats_tokens)
+    if short < settings.stats_tokens and note is not None:  # told once: then the repository has them
+        note(f"warning: the statistics sample {settings.stats_source!r} holds {short} of this "
+             f"model's tokens, fewer than the {settings.stats_tokens} of stats_tokens; "
+             "E[kkᵀ] is estimated from what there is (a larger corpus: `memstore config "
+             "stats_source FILE`)")
     for st in found.values():
         repo.put_statistics(st)
     have.update(found)
