@@ -54,7 +54,7 @@ METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
                                        "mom2_weight": 192.0}}
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
 Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",
-              "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype")
+              "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype", "z_groups")
 
 
 def base_zs(model, tok, adapter, batches, settings, templates, model_id: str) -> list:

@@ -1,5 +1,5 @@
 """One δ for the requests that read one key (`z_groups key`: one subject after the same
-words): what it optimises, where each request's z lands, which requests share one, and that
+words; `z_groups subject` also joins one subject's wordings of one target): what it optimises, where each request's z lands, which requests share one, and that
 one request per key is the paper's path unchanged."""
 import pytest
 import torch
@@ -42,6 +42,19 @@ def test_requests_share_a_delta_only_where_they_read_one_key():
     s = settings_for(build("llama")[0], z_groups="key")
     assert key_groups(batch, s) == [[0, 3], [1, 4], [2]]
     assert key_groups(batch, s.with_changes(z_groups="request")) == [[i] for i in range(5)]
+
+
+def test_subject_groups_join_one_subjects_wordings_of_one_target():
+    batch = [Request(SUBJECT, "What voice type is {}?", "soprano"),
+             Request(SUBJECT, "What is the vocal range of {}?", "soprano"),
+             Request("Danielle", "What voice type is {}?", "soprano"),
+             Request(SUBJECT, "Where was {} born?", "Paris"),
+             Request(SUBJECT, "What is the vocal range of {}?", "alto"),
+             Request(SUBJECT, "In which city was {} born?", "Lyon")]
+    s = settings_for(build("llama")[0], z_groups="subject")
+    # 0-1 one target, 1-4 one key (so 0, 1 and 4 share a δ), 2 another subject, 3 and 5 apart
+    assert key_groups(batch, s) == [[0, 1, 4], [2], [3], [5]]
+    assert key_groups(batch, s.with_changes(z_groups="key")) == [[0], [1, 4], [2], [3], [5]]
 
 
 def test_one_request_per_key_is_the_paths_bits():

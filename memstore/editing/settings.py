@@ -21,7 +21,7 @@ _FLOATS = {"mom2_weight": (0.0, 1e12, False), "mom2_growth": (0.0, 4.0, True), "
 _INTS = {"z_steps": (1, 100_000), "n_templates": (0, 1_000), "template_tokens": (1, 1_000),
          "seed": (0, _INT_MAX), "stats_tokens": (1, 10**10), "z_chunk": (1, 1_000_000),
          "passes": (1, 10), "mom2_growth_facts": (1, 10**9)}
-Z_GROUPS = ("request", "key")
+Z_GROUPS = ("request", "key", "subject")
 _CHOICES = {"history": HISTORY_METHODS, "compute_dtype": COMPUTE_DTYPES, "z_groups": Z_GROUPS}
 
 

@@ -301,17 +301,36 @@ def converged(nll: torch.Tensor, settings: EditSettings) -> torch.Tensor:
 
 def key_groups(requests: list[Request], settings: EditSettings) -> list[list[int]]:
     """The requests that share one δ, in order of first appearance: each request alone
-    (`z_groups request`, the paper), or (`z_groups key`) all the requests that read the same
+    (`z_groups request`, the paper); (`z_groups key`) all the requests that read the same
     key — one subject after the same words (the prompt up to the subject; the templates in
     front are the same for all). The solve can write only one vector at one key: with a δ
     each, the mean of theirs, which none was optimised for; one δ optimised for all their
-    targets at once is what can be written."""
+    targets at once is what can be written. (`z_groups subject`) also the requests that ask
+    one subject for the same target in other words: one fact, one δ that says it after
+    each wording."""
     if settings.z_groups == "request":
         return [[i] for i in range(len(requests))]
-    by_key: dict[tuple[str, str], list[int]] = {}
+    parent = list(range(len(requests)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple, int] = {}
     for i, r in enumerate(requests):
-        by_key.setdefault((r.subject, r.prompt[:r.prompt.index("{}")]), []).append(i)
-    return list(by_key.values())
+        names = [("key", r.subject, r.prompt[:r.prompt.index("{}")])]
+        if settings.z_groups == "subject":
+            names.append(("target", r.subject, r.target_new))
+        for name in names:
+            j = first.setdefault(name, i)
+            a, b = root(i), root(j)
+            parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(requests)):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
 
 
 def chunks(groups: list[list[int]], size: int) -> list[list[int]]:
