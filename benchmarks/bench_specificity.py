@@ -59,7 +59,11 @@ SOLVES = [("passes 1, λ grows with the facts (the default solve)",
           ("the recipe's solve, statistics of 285,000 tokens, λ 768",
            {"stats_tokens": 285000, "mom2_weight": 768.0}),
           ("the recipe's solve, statistics of 285,000 tokens, λ 3072, passes 3",
-           {"stats_tokens": 285000, "mom2_weight": 3072.0, "passes": 3})]
+           {"stats_tokens": 285000, "mom2_weight": 3072.0, "passes": 3}),
+          ("the recipe's solve, statistics of 285,000 tokens, λ 2048",
+           {"stats_tokens": 285000, "mom2_weight": 2048.0}),
+          ("the recipe's solve, statistics of 285,000 tokens, λ 4096",
+           {"stats_tokens": 285000, "mom2_weight": 4096.0})]
 
 
 def mean(xs) -> float:

@@ -57,12 +57,30 @@ def test_subject_groups_join_one_subjects_wordings_of_one_target():
     assert key_groups(batch, s.with_changes(z_groups="key")) == [[0], [1, 4], [2], [3], [5]]
 
 
-def test_one_request_per_key_is_the_paths_bits():
+def test_one_request_per_group_is_the_paths_bits():
     model, tok, ad = build("llama")
-    s = settings_for(model)
+    s = settings_for(model, z_groups="request")
     z, info = compute_zs(model, tok, ad, REQUESTS, TEMPLATES, s, False)
-    zg, infog = compute_zs(model, tok, ad, REQUESTS, TEMPLATES, s.with_changes(z_groups="key"), False)
-    assert torch.equal(z, zg) and info == infog
+    for groups in ("key", "subject"):
+        zg, infog = compute_zs(model, tok, ad, REQUESTS, TEMPLATES,
+                               s.with_changes(z_groups=groups), False)
+        assert torch.equal(z, zg) and info == infog
+
+
+def test_two_wordings_of_one_fact_share_one_delta():
+    model, tok, ad = build("llama")
+    pair = [Request(SUBJECT, "What voice type is {}?", "soprano"),
+            Request(SUBJECT, "What is the vocal range of {}?", "soprano")]
+    h = current_hidden(model, tok, ad, 2, pair).cpu()
+    deltas = {}
+    for groups in ("key", "subject"):
+        z, _ = compute_zs(model, tok, ad, pair, TEMPLATES, settings_for(model, z_groups=groups),
+                          False)
+        deltas[groups] = z - h
+    d = deltas["subject"]
+    assert (d[0] - d[1]).norm() / d[0].norm() < 1e-4
+    k = deltas["key"]
+    assert (k[0] - k[1]).norm() / k[0].norm() > 1e-2  # apart, each after its own wording
 
 
 def test_groups_come_back_in_request_order_across_chunks():

@@ -85,7 +85,9 @@ class EditSettings:
     z_chunk: int = 64  # requests per optimisation chunk (bounds memory)
     passes: int = 1  # times z − h^L is measured again and spread over the layers (README)
     compute_dtype: str = "float32"  # dtype of the z-vector forward/backward passes
-    z_groups: str = "key"  # one δ per key read in a batch (zs.key_groups); the paper: "request"
+    # one δ per fact in a batch: the requests of one key, or of one subject and target
+    # (zs.key_groups); "key": per key only; the paper: "request"
+    z_groups: str = "subject"
 
     def __post_init__(self) -> None:
         """Refuses, with a message naming the setting, anything that cannot work: a wrong
