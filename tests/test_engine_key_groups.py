@@ -1,6 +1,7 @@
 """One δ for the requests that read one key (`z_groups key`: one subject after the same
-words; `z_groups subject` also joins one subject's wordings of one target): what it optimises, where each request's z lands, which requests share one, and that
-one request per key is the paper's path unchanged."""
+words; `z_groups subject` also joins one subject's wordings of one target): what it
+optimises, where each request's z lands, which requests share one, and that one request per
+group is the paper's path unchanged."""
 import pytest
 import torch
 from engine_fixtures import REQUESTS, TEMPLATES, build, settings_for, stats_for
