@@ -60,14 +60,16 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
                   stats: dict[int, Statistics], *, adapter: Adapter | None = None,
                   zs: torch.Tensor | None = None, templates: list[str] | None = None,
                   earlier: dict[int, torch.Tensor] | None = None,
-                  show_progress: bool = True) -> EditResult:
+                  show_progress: bool = True,
+                  fisher: tuple[torch.Tensor, float] | None = None) -> EditResult:
     """Writes `requests` into `model` (in place) and returns what was written.
 
     `zs` given: a replay from cached z-vectors (no optimisation). `earlier`: per layer, the
     keys (n_earlier × d_in) of the earlier facts live on the branch, whose running matrix
     Σ K_prev K_prevᵀ is added to λ·E[k kᵀ] with `history_weight` (history "preserve"), or
     kept with the same weight alongside the null-space projection (history "nullspace");
-    ignored by "plain". It is added straight into the solve's matrix, never formed alone."""
+    ignored by "plain". It is added straight into the solve's matrix, never formed alone.
+    `fisher` (F, β): the z-vectors' loss adds β · ½ δᵀ F δ (fisher.py; not yet a setting)."""
     adapter = adapter or get_adapter(model)
     adapter.check_editable()
     validate_requests(requests, tokenizer, context_length(model))
@@ -80,7 +82,8 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
     if templates is None:
         templates = templates_for(model, tokenizer, settings)
     if zs is None:
-        zs, zinfo = compute_zs(model, tokenizer, adapter, requests, templates, settings, show_progress)
+        zs, zinfo = compute_zs(model, tokenizer, adapter, requests, templates, settings,
+                               show_progress, fisher)
         info.update(zinfo)
     elif zs.shape[0] != len(requests):
         raise ValidationError(f"{zs.shape[0]} cached z-vectors for {len(requests)} requests")

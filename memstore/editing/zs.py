@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from ..errors import NumericalError
 from ..models.adapters import Adapter, hidden_of
 from .distributed import in_order, owned
+from .fisher import fisher_penalty
 from .layers import replaced_layers
 from .progress import progress
 from .requests import Request
@@ -224,16 +225,18 @@ def _logprobs_at(model, adapter: Adapter, hidden: torch.Tensor) -> torch.Tensor:
 
 def request_losses(model, adapter: Adapter, parts: list[tuple[Rows, torch.Tensor]],
                    delta: torch.Tensor, kl_init: torch.Tensor | None, h_norm: torch.Tensor,
-                   settings: EditSettings) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-request loss (NLL + KL + weight decay) for δ (n × d), from row groups
-    `parts` = [(rows, h_L of those rows)] which may hold a subset of the requests.
-    `kl_init` (n × vocab) is each request's KL-prompt distribution before the edit.
+                   settings: EditSettings, fisher: tuple[torch.Tensor, float] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-request loss (NLL + KL + weight decay + `fisher`'s penalty, fisher.py) for δ
+    (n × d), from row groups `parts` = [(rows, h_L of those rows)] which may hold a subset
+    of the requests. `kl_init` (n × vocab) is each request's KL-prompt distribution before
+    the edit.
     Returns (loss per request, target NLL per request, KL-prompt log-probabilities per
     request)."""
     n = delta.shape[0]
     device = delta.device
     nll = torch.zeros(n, device=device)
-    reg = settings.weight_decay * delta.norm(dim=1) / h_norm ** 2
+    reg = settings.weight_decay * delta.norm(dim=1) / h_norm ** 2 + fisher_penalty(delta, fisher)
     kl_lp_all = None
     for rows, h_L in parts:
         out = _suffix_forward(model, adapter, rows, h_L, delta, settings)
@@ -345,9 +348,11 @@ def chunks(groups: list[list[int]], size: int) -> list[list[int]]:
 
 
 def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], templates: list[str],
-               settings: EditSettings, show_progress: bool = True) -> tuple[torch.Tensor, dict]:
+               settings: EditSettings, show_progress: bool = True,
+               fisher: tuple[torch.Tensor, float] | None = None) -> tuple[torch.Tensor, dict]:
     """z-vectors (n × d_model, float32, on the CPU) for all requests, and per-request
-    details (optimisation steps taken, final target NLL). Requests are optimised in chunks
+    details (optimisation steps taken, final target NLL). `fisher` (F, β): each δ's loss
+    adds β · ½ δᵀ F δ (fisher.py). Requests are optimised in chunks
     of `z_chunk` (the requests of one key in one chunk, `key_groups`); under
     torch.distributed each process takes its chunks and every process receives all of them
     in order (distributed.py), the same bits as one process."""
@@ -364,7 +369,7 @@ def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], temp
             local: dict[int, int] = {}
             shared = [local.setdefault(group_of[i], len(local)) for i in idx]
             z, info = _compute_chunk(model, tokenizer, adapter, [requests[i] for i in idx],
-                                     templates, settings, shared)
+                                     templates, settings, shared, fisher)
             bar.update(len(idx))
             return [z.float().cpu(), torch.tensor(info["steps"], dtype=torch.float64),
                     torch.tensor(info["loss"], dtype=torch.float64)]
@@ -386,7 +391,8 @@ def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], temp
     return z, {"z_steps": steps, "z_loss": losses}
 
 
-def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, shared=None):
+def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, shared=None,
+                   fisher=None):
     """z-vectors of `requests`; `shared[i]` (0, 1, … in order of first appearance) names the
     δ request i shares with others (default: one δ each). Rows, targets and the KL prompt
     are then counted per δ: its NLL is the mean over its requests', and z_i = h_i^L + δ."""
@@ -422,7 +428,7 @@ def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, sha
             if len(sel):
                 parts.append((g.select(sel), h[sel.to(h.device)]))
         d = delta.clone().requires_grad_(True)
-        loss, nll, _ = request_losses(model, adapter, parts, d, kl_init, h_norm, settings)
+        loss, nll, _ = request_losses(model, adapter, parts, d, kl_init, h_norm, settings, fisher)
         if not torch.isfinite(loss[active]).all():
             raise NumericalError("z-vector optimisation diverged (loss is not finite)")
         cur = nll[active].detach()
