@@ -69,7 +69,7 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
     Σ K_prev K_prevᵀ is added to λ·E[k kᵀ] with `history_weight` (history "preserve"), or
     kept with the same weight alongside the null-space projection (history "nullspace");
     ignored by "plain". It is added straight into the solve's matrix, never formed alone.
-    `fisher` (F, β): the z-vectors' loss adds β · ½ δᵀ F δ (fisher.py; not yet a setting)."""
+    `fisher` (F, β): the z-vectors' loss adds β · ½ δᵀ F δ (fisher.py; an experiment)."""
     adapter = adapter or get_adapter(model)
     adapter.check_editable()
     validate_requests(requests, tokenizer, context_length(model))
