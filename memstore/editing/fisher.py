@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..models.adapters import Adapter, hidden_of
+from .tokens import pad_right
 
 
 def fisher_matrix(model, adapter: Adapter, chunks: list[list[int]], layer: int, seed: int,
@@ -36,12 +37,7 @@ def fisher_matrix(model, adapter: Adapter, chunks: list[list[int]], layer: int, 
     try:
         for a in range(0, len(chunks), batch):
             part = chunks[a:a + batch]
-            width = max(len(c) for c in part)
-            ids = torch.zeros(len(part), width, dtype=torch.long)
-            mask = torch.zeros(len(part), width, dtype=torch.long)
-            for i, c in enumerate(part):
-                ids[i, :len(c)] = torch.tensor(c)
-                mask[i, :len(c)] = 1
+            ids, mask = pad_right(0, part)  # the padding's id is never read: mask 0
             with torch.enable_grad():
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
                 logp = torch.log_softmax(logits.float(), -1)
@@ -64,6 +60,5 @@ def fisher_penalty(delta: torch.Tensor, fisher: tuple[torch.Tensor, float] | Non
     """β · ½ δᵢᵀ F δᵢ per row of δ (n × d), or 0 without a Fisher matrix."""
     if fisher is None or fisher[1] == 0:
         return 0.0
-    f, beta = fisher
-    f = f.to(device=delta.device, dtype=delta.dtype)
+    f, beta = fisher  # F on δ's device and in its dtype (compute_zs moves it once)
     return beta * 0.5 * ((delta @ f) * delta).sum(1)

@@ -356,6 +356,9 @@ def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], temp
     of `z_chunk` (the requests of one key in one chunk, `key_groups`); under
     torch.distributed each process takes its chunks and every process receives all of them
     in order (distributed.py), the same bits as one process."""
+    if fisher is not None:  # once, not at every step: δ is float32 beside the model
+        device = adapter.embeddings(model).weight.device
+        fisher = (fisher[0].to(device=device, dtype=torch.float32), fisher[1])
     groups = key_groups(requests, settings)
     parts_of = chunks(groups, settings.z_chunk)
     group_of = {i: k for k, g in enumerate(groups) for i in g}
