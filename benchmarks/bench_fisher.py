@@ -7,7 +7,8 @@ recipe's own z-vectors (the same bits: tests/test_engine_fisher.py), from the ca
 bench_zsre.py and bench_specificity.py share. One process, SmolLM2-135M, the first n zsre-dev records.
 
     python benchmarks/bench_fisher.py --n 300 --betas 0,1.5 --lambdas 1024,2048
-Writes benchmarks/results/fisher.{json,md}."""
+Writes benchmarks/results/fisher.{json,md} (fisher-TOKENS.{json,md} for another
+--fisher-tokens)."""
 from __future__ import annotations
 
 import argparse
@@ -51,6 +52,23 @@ def cached_zs(model, tok, ad, requests, templates, settings, fisher, key: str) -
     return zs
 
 
+def cached_fisher(model, tok, ad, layer: int, tokens: int, seed: int, model_id: str
+                  ) -> tuple[torch.Tensor, float]:
+    """F at `layer` from the first `tokens` tokens of the Wikipedia sample, and the seconds it
+    took to compute, cached under the memstore cache (bench-zs) by what it depends on."""
+    key = json.dumps([model_id, layer, tokens, seed, 128])
+    path = cache_dir() / "bench-zs" / f"F-{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
+    if path.exists():
+        saved = load_file(str(path))
+        return saved["f"], float(saved["seconds"])
+    t = time.perf_counter()
+    f = fisher_matrix(model, ad, token_chunks(tok, wikipedia_paragraphs(), tokens, 128), layer, seed)
+    seconds = time.perf_counter() - t
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"f": f, "seconds": torch.tensor(seconds)}, str(path))
+    return f, seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=300)
@@ -71,10 +89,7 @@ def main() -> None:
     model_id = model_hash(model)
     templates = templates_for(model, tok, qa)
     L = qa.last_layer
-    t = time.perf_counter()
-    chunks = token_chunks(tok, wikipedia_paragraphs(), args.fisher_tokens, 128)
-    f = fisher_matrix(model, ad, chunks, L, qa.seed)
-    fisher_s = time.perf_counter() - t
+    f, fisher_s = cached_fisher(model, tok, ad, L, args.fisher_tokens, qa.seed, model_id)
     print(f"F at layer {L} from {args.fisher_tokens} tokens: {fisher_s:.0f}s", flush=True)
     stats = cached_statistics(model, tok, ad, s.layers, model_id, cache_dir() / "stats",
                               s.stats_source, STATS_TOKENS, s.seed, 128)
@@ -101,7 +116,8 @@ def main() -> None:
     out = {"command": command(), "n": len(records), "settings": qa.to_dict(),
            "stats_tokens": STATS_TOKENS, "fisher_tokens": args.fisher_tokens,
            "fisher_seconds": fisher_s, "rows": rows, "wall_seconds": time.perf_counter() - started}
-    write_results("fisher", out, report(out))
+    write_results("fisher" if args.fisher_tokens == 8192 else f"fisher-{args.fisher_tokens}",
+                  out, report(out))
 
 
 def report(out: dict) -> list[str]:

@@ -6,8 +6,8 @@ from t on.
 
 The z-vector objective can add β · ½ δᵀ F δ (`compute_zs(fisher=(F, β))`): the same answer
 is then carried in directions that ordinary text reads less. An experiment, not a setting:
-on zsRE its gain in specificity was no larger than the spread from F's own sample
-(benchmarks/README.md, "A δ that ordinary text reads less")."""
+on zsRE it trades paraphrase for specificity on the same line as the clamp, with F from
+8,192 or 65,536 tokens (benchmarks/README.md, "A δ that ordinary text reads less")."""
 from __future__ import annotations
 
 import torch
