@@ -15,7 +15,7 @@ from .requests import Request, context_length, validate_requests
 from .result import EditResult, LayerUpdate
 from .sampling import sample_templates
 from .settings import EditSettings
-from .solve import covariance_term, solve_layer, solve_layer_nullspace
+from .solve import covariance_term, solve_layer, solve_layer_nullspace, solve_layer_weighted
 from .statistics import Statistics
 from .zs import compute_zs
 
@@ -61,7 +61,9 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
                   zs: torch.Tensor | None = None, templates: list[str] | None = None,
                   earlier: dict[int, torch.Tensor] | None = None,
                   show_progress: bool = True,
-                  fisher: tuple[torch.Tensor, float] | None = None) -> EditResult:
+                  fisher: tuple[torch.Tensor, float] | None = None,
+                  output_weights: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
+                  ) -> EditResult:
     """Writes `requests` into `model` (in place) and returns what was written.
 
     `zs` given: a replay from cached z-vectors (no optimisation). `earlier`: per layer, the
@@ -69,7 +71,10 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
     Σ K_prev K_prevᵀ is added to λ·E[k kᵀ] with `history_weight` (history "preserve"), or
     kept with the same weight alongside the null-space projection (history "nullspace");
     ignored by "plain". It is added straight into the solve's matrix, never formed alone.
-    `fisher` (F, β): the z-vectors' loss adds β · ½ δᵀ F δ (fisher.py; an experiment)."""
+    `fisher` (F, β): the z-vectors' loss adds β · ½ δᵀ F δ (fisher.py; an experiment).
+    `output_weights`: per edited layer, (Q, w) from solve.output_weight — each layer's
+    preservation term measured in the metric F̃ (solve.solve_layer_weighted; an experiment,
+    not with history "nullspace")."""
     adapter = adapter or get_adapter(model)
     adapter.check_editable()
     validate_requests(requests, tokenizer, context_length(model))
@@ -77,6 +82,12 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
     missing = [l for l in settings.layers if l not in stats]
     if missing:
         raise ValidationError(f"no statistics for layers {missing}")
+    if output_weights is not None:
+        if settings.history == "nullspace":
+            raise ValidationError("the weighted solve does not apply to history 'nullspace'")
+        if any(l not in output_weights for l in settings.layers):
+            raise ValidationError(f"no output weights for layers "
+                                  f"{[l for l in settings.layers if l not in output_weights]}")
     info: dict = {}
     t0 = time.perf_counter()
     if templates is None:
@@ -93,7 +104,7 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
                  if settings.passes > 1 else {})
     lambdas: dict[int, float] = {}  # per layer, the λ the solve used (settings.lambda_for)
     passes = [write_layers(model, tokenizer, adapter, requests, templates, settings, stats, zs,
-                           earlier, lambdas) for _ in range(settings.passes)]
+                           earlier, lambdas, output_weights) for _ in range(settings.passes)]
     updates = {l: joined(l, [p[l] for p in passes]) for l in settings.layers}
     if originals:  # the weights as a rebuild forms them: one rounding per layer
         with torch.no_grad():
@@ -111,10 +122,13 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
 def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
                  templates: list[str], settings: EditSettings, stats: dict[int, Statistics],
                  zs: torch.Tensor, earlier: dict[int, torch.Tensor] | None,
-                 lambdas: dict[int, float] | None = None) -> dict[int, LayerUpdate]:
+                 lambdas: dict[int, float] | None = None,
+                 output_weights: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
+                 ) -> dict[int, LayerUpdate]:
     """One pass of MEMIT's layer loop: the residual z − h^L, measured on the model as it is,
     spread over the edited layers from the first up, each layer's update applied in place
-    before the next layer's keys and residual are read. `lambdas` receives each layer's λ."""
+    before the next layer's keys and residual are read. `lambdas` receives each layer's λ;
+    `output_weights` (execute_memit) selects the weighted solve."""
     updates: dict[int, LayerUpdate] = {}
     L = settings.last_layer
     first = settings.layers[0]
@@ -154,7 +168,11 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
             if lambdas is not None:
                 lambdas[layer] = lam
             a = covariance_term(stats[layer].mom2.to(where), lam, *preserved)
-            u, v = solve_layer(a, keys, residuals)
+            if output_weights is None:
+                u, v = solve_layer(a, keys, residuals)
+            else:
+                u, v = solve_layer_weighted(a, keys, residuals,
+                                            tuple(t.to(where) for t in output_weights[layer]))
             del a
         # stored as factors in float32 on the CPU, whatever the device and dtype
         update = LayerUpdate(layer, u.float().cpu(), v.float().cpu(), keys.float().cpu(),

@@ -51,6 +51,41 @@ def solve_layer(a: torch.Tensor, keys: torch.Tensor, residuals: torch.Tensor
     return u, v
 
 
+def output_weight(fisher: torch.Tensor, gamma: float, floor: float = 0.05
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """F̃ = Q diag(w) Qᵀ (both float64) from F (d_out × d_out, symmetric): F's eigenvalues
+    divided by their mean, floored at `floor` (a direction ordinary text never reads still
+    keeps some weight) and raised to `gamma`; gamma 0 gives w = 1, the usual solve."""
+    values, q = torch.linalg.eigh(fisher.double())
+    w = (values / values.mean().clamp_min(1e-300)).clamp_min(floor) ** gamma
+    return q, w
+
+
+def solve_layer_weighted(a: torch.Tensor, keys: torch.Tensor, residuals: torch.Tensor,
+                         weight: tuple[torch.Tensor, torch.Tensor]
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """U (d_out × r) and V (d_in × r), float64, r = min(n, d_in), that minimise
+    Σᵢ ‖ΔW kᵢ − rᵢ‖² + tr(F̃ ΔW A ΔWᵀ) — the preservation term measured in the metric
+    F̃ = Q diag(w) Qᵀ (output_weight) instead of ‖·‖², so that an output direction the
+    model's predictions read more is kept more. In Q's basis each output direction u has
+    its own matrix w_u A + K Kᵀ; with A = L Lᵀ and L⁻¹K = Z Σ Yᵀ (thin SVD), all of them
+    are inverted at once: ΔW = Q [(Qᵀ R Y Σ) ⊙ 1/(w_u + σ_j²)] (L⁻ᵀ Z)ᵀ — still of rank
+    n. With w = 1 it is solve_layer's update."""
+    q, w = (t.double() for t in weight)
+    k = keys.double().T  # d_in × n
+    factor = cholesky_or_none(a)
+    if factor is None:
+        raise NumericalError("the preserved statistics are not positive definite")
+    b = torch.linalg.solve_triangular(factor, k, upper=False)  # L⁻¹ K
+    z, sigma, yt = torch.linalg.svd(b, full_matrices=False)
+    v = torch.linalg.solve_triangular(factor.T, z, upper=True)  # L⁻ᵀ Z
+    s = q.T @ (residuals.double().T @ (yt.T * sigma))  # Qᵀ R Y Σ, d_out × r
+    u = q @ (s / (w[:, None] + sigma[None, :] ** 2))
+    if not (torch.isfinite(u).all() and torch.isfinite(v).all()):
+        raise NumericalError("the weighted layer solve produced non-finite values")
+    return u, v
+
+
 def nullspace_projector(mom2: torch.Tensor, threshold: float) -> torch.Tensor:
     """P (d_in × d_in, float64): the projector onto the span of E[k kᵀ]'s eigenvectors with
     eigenvalue below `threshold` — directions ordinary text hardly uses (AlphaEdit)."""
