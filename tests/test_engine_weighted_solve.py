@@ -114,5 +114,9 @@ def test_the_weighted_solve_refuses_what_it_cannot_do():
     with pytest.raises(ValidationError, match="nullspace"):
         execute_memit(model, tok, REQUESTS, s.with_changes(history="nullspace"), stats,
                       templates=TEMPLATES, show_progress=False, output_weights=all_)
+    small = {l: output_weight(torch.eye(4), 1.0) for l in s.layers}
+    with pytest.raises(ValidationError, match="expected Q 32×32"):
+        execute_memit(model, tok, REQUESTS, s, stats, templates=TEMPLATES, show_progress=False,
+                      output_weights=small)
     with pytest.raises(ValidationError, match="needs some text"):
         output_fishers(model, ad, [], s.layers, seed=0)

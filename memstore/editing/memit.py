@@ -88,6 +88,13 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
         if any(l not in output_weights for l in settings.layers):
             raise ValidationError(f"no output weights for layers "
                                   f"{[l for l in settings.layers if l not in output_weights]}")
+        for l in settings.layers:
+            d_out = adapter.proj_dims(model, l)[0]
+            q, w = output_weights[l]
+            if tuple(q.shape) != (d_out, d_out) or tuple(w.shape) != (d_out,):
+                raise ValidationError(f"output weights of layer {l}: expected Q {d_out}×{d_out} "
+                                      f"and w of {d_out}, not {tuple(q.shape)} and "
+                                      f"{tuple(w.shape)}")
     info: dict = {}
     t0 = time.perf_counter()
     if templates is None:
