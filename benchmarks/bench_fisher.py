@@ -52,21 +52,29 @@ def cached_zs(model, tok, ad, requests, templates, settings, fisher, key: str) -
     return zs
 
 
+def cached_tensors(prefix: str, key: str, compute) -> tuple[dict[str, torch.Tensor], float]:
+    """The tensors `compute()` returns and the seconds it took, cached under the memstore
+    cache (bench-zs/<prefix>-<hash of key>) by `key`, everything they depend on."""
+    path = cache_dir() / "bench-zs" / f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
+    if path.exists():
+        saved = load_file(str(path))
+        return saved, float(saved.pop("seconds"))
+    t = time.perf_counter()
+    tensors = {name: x.contiguous() for name, x in compute().items()}
+    seconds = time.perf_counter() - t
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors | {"seconds": torch.tensor(seconds)}, str(path))
+    return tensors, seconds
+
+
 def cached_fisher(model, tok, ad, layer: int, tokens: int, seed: int, model_id: str
                   ) -> tuple[torch.Tensor, float]:
     """F at `layer` from the first `tokens` tokens of the Wikipedia sample, and the seconds it
-    took to compute, cached under the memstore cache (bench-zs) by what it depends on."""
+    took to compute (cached_tensors)."""
     key = json.dumps([model_id, layer, tokens, seed, 128])
-    path = cache_dir() / "bench-zs" / f"F-{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
-    if path.exists():
-        saved = load_file(str(path))
-        return saved["f"], float(saved["seconds"])
-    t = time.perf_counter()
-    f = fisher_matrix(model, ad, token_chunks(tok, wikipedia_paragraphs(), tokens, 128), layer, seed)
-    seconds = time.perf_counter() - t
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"f": f, "seconds": torch.tensor(seconds)}, str(path))
-    return f, seconds
+    saved, seconds = cached_tensors("F", key, lambda: {"f": fisher_matrix(
+        model, ad, token_chunks(tok, wikipedia_paragraphs(), tokens, 128), layer, seed)})
+    return saved["f"], seconds
 
 
 def main() -> None:

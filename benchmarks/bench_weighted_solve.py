@@ -11,17 +11,15 @@ Writes benchmarks/results/weighted-solve.{json,md}."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 
 import torch
-from bench_fisher import STATS_TOKENS
+from bench_fisher import STATS_TOKENS, cached_tensors
 from bench_sequential import base_zs
 from bench_specificity import KEYS, SOLVE, mean
 from bench_zsre import QA_RECIPE
 from common import DATA, command, write_results
-from safetensors.torch import load_file, save_file
 
 from memstore.data import wikipedia_paragraphs
 from memstore.editing import default_settings, execute_memit, unapply_updates
@@ -38,20 +36,13 @@ from memstore.models.loading import cache_dir, load_model
 def cached_output_fishers(model, tok, ad, layers, tokens: int, seed: int, model_id: str
                           ) -> tuple[dict[int, torch.Tensor], float]:
     """F at each edited layer's W_out from the first `tokens` Wikipedia tokens, and the
-    seconds it took, cached under the memstore cache (bench-zs) by what it depends on."""
+    seconds it took (bench_fisher.cached_tensors)."""
     key = json.dumps([model_id, list(layers), tokens, seed, 128, "W_out"])
-    path = cache_dir() / "bench-zs" / f"Fout-{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
-    if path.exists():
-        saved = load_file(str(path))
-        return {l: saved[f"f{l}"] for l in layers}, float(saved["seconds"])
-    t = time.perf_counter()
-    fs = output_fishers(model, ad, token_chunks(tok, wikipedia_paragraphs(), tokens, 128),
-                        tuple(layers), seed)
-    seconds = time.perf_counter() - t
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({f"f{l}": f.contiguous() for l, f in fs.items()} | {"seconds": torch.tensor(seconds)},
-              str(path))
-    return fs, seconds
+    saved, seconds = cached_tensors("Fout", key, lambda: {
+        f"f{l}": f for l, f in output_fishers(
+            model, ad, token_chunks(tok, wikipedia_paragraphs(), tokens, 128), tuple(layers),
+            seed).items()})
+    return {l: saved[f"f{l}"] for l in layers}, seconds
 
 
 def main() -> None:

@@ -59,6 +59,7 @@ def fisher_matrices(model, adapter: Adapter, chunks: list[list[int]], modules: d
 
     totals: dict = {}
     count = 0
+    keys = list(modules)
     handles = [m.register_forward_hook(leaf(key)) for key, m in modules.items()]
     try:
         with progress(total=sum(map(len, chunks)), desc="Fisher information", unit="tok") as bar:
@@ -75,7 +76,6 @@ def fisher_matrices(model, adapter: Adapter, chunks: list[list[int]], modules: d
                         y[i, :len(c)] = torch.multinomial(probs[i, :len(c)], 1,
                                                           generator=gen)[:, 0]
                     picked = logp.gather(-1, y.to(device).unsqueeze(-1)).squeeze(-1)
-                    keys = list(modules)
                     grads = torch.autograd.grad((picked * mask.to(device)).sum(),
                                                 [box[key] for key in keys])
                 for key, g in zip(keys, grads):
