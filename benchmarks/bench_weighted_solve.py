@@ -4,9 +4,14 @@ each (λ, passes) — by the usual solve and by the solve whose preservation ter
 in F̃_l^γ, the Fisher information of SmolLM2's predictions at each edited layer's W_out
 (memstore/editing/solve.py solve_layer_weighted, fisher.py output_fishers; F from the
 first `--fisher-tokens` tokens of the built-in Wikipedia sample), with the
-285,000-token statistics. One process, SmolLM2-135M, the first n zsre-dev records.
+285,000-token statistics (or `--stats-source FILE --stats-tokens N`: E[k kᵀ] from a corpus
+file, as `memstore config stats_source` takes it). One process, SmolLM2-135M, the first n
+zsre-dev records.
 
     python benchmarks/bench_weighted_solve.py --n 300 --lambdas 6144,8192,10240 --passes 3
+    python benchmarks/bench_weighted_solve.py --n 300 --lambdas 7168,8192,9216 --passes 4 \
+        --stats-source ../shared/data/wikipedia-sample.jsonl --stats-tokens 600000 \
+        --gammas 1 --name weighted-solve-wiki98
 Writes benchmarks/results/weighted-solve.{json,md}."""
 from __future__ import annotations
 
@@ -50,7 +55,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--lambdas", default="6144,8192,10240", help="the solve's λ values")
     ap.add_argument("--passes", default="3", help="passes values, comma separated")
-    ap.add_argument("--gammas", default="1", help="γ of the weighted solve, comma separated")
+    ap.add_argument("--gammas", default="0,1",
+                    help="γ of the solve, comma separated (0: the usual solve)")
+    ap.add_argument("--stats-source", default=None,
+                    help="a .txt / .jsonl corpus for E[k kᵀ] (default: the built-in Wikipedia)")
+    ap.add_argument("--stats-tokens", type=int, default=STATS_TOKENS)
     ap.add_argument("--fisher-tokens", type=int, default=65536)
     ap.add_argument("--name", default="weighted-solve")
     args = ap.parse_args()
@@ -71,15 +80,17 @@ def main() -> None:
                                          model_id)
     print(f"F at layers {list(qa.layers)} from {args.fisher_tokens} tokens: {fisher_s:.0f}s",
           flush=True)
+    source = args.stats_source or s.stats_source
     stats = cached_statistics(model, tok, ad, s.layers, model_id, cache_dir() / "stats",
-                              s.stats_source, STATS_TOKENS, s.seed, 128)
+                              source, args.stats_tokens, s.seed, 128)
+    stats_tokens = min(st.n_tokens for st in stats.values())
     zs = base_zs(model, tok, ad, [records], qa, templates, model_id)[0]
     base = zsre_per_record(model, tok, records)
     rows = {"unedited": {k: mean(v) for k, v in base.items()}}
     for p in passes:
         for lam in lambdas:
             settings = qa.with_changes(**(SOLVE | {"mom2_weight": lam, "passes": p}))
-            for gamma in [0.0, *gammas]:
+            for gamma in gammas:
                 weights = (None if gamma == 0 else
                            {l: output_weight(f, gamma) for l, f in fs.items()})
                 t = time.perf_counter()
@@ -93,7 +104,8 @@ def main() -> None:
                     "passes": p, "lambda": lam, "gamma": gamma, "solve_seconds": solve_s}
                 print(name, {k: round(rows[name][k], 3) for k in KEYS}, flush=True)
     out = {"command": command(), "n": len(records), "settings": qa.to_dict(),
-           "stats_tokens": STATS_TOKENS, "fisher_tokens": args.fisher_tokens,
+           "stats_tokens": stats_tokens,
+           "stats_source": "wikipedia (built-in)" if source == "wikipedia" else source, "fisher_tokens": args.fisher_tokens,
            "fisher_seconds": fisher_s, "rows": rows, "wall_seconds": time.perf_counter() - started}
     write_results(args.name, out, report(out))
 
@@ -103,17 +115,18 @@ def report(out: dict) -> list[str]:
     lines = [(f"# zsRE, SmolLM2-135M: {out['n']} zsre-dev records in one batch, the recipe's "
               f"z-vectors, written by the usual solve (γ 0) and by the solve weighted by "
               f"F̃^γ at each edited layer (F from {out['fisher_tokens']:,} Wikipedia tokens, "
-              f"{out['fisher_seconds']:.0f} s), {out['stats_tokens']:,}-token statistics"), "",
+              f"{out['fisher_seconds']:.0f} s), statistics from {out['stats_tokens']:,} tokens of "
+              f"{out.get('stats_source', 'wikipedia (built-in)')}"), "",
              "| passes | λ | γ | efficacy | paraphrase | specificity | solve (s) |",
              "| --- | --- | --- | --- | --- | --- | --- |",
-             (f"| unedited | | | {base['efficacy']:.3f} | {base['paraphrase']:.3f} | "
-              f"{base['specificity']:.3f} | |")]
+             (f"| unedited | | | {base['efficacy']:.4f} | {base['paraphrase']:.4f} | "
+              f"{base['specificity']:.4f} | |")]
     for m in list(rows.values())[1:]:
-        lines.append(f"| {m['passes']} | {m['lambda']:g} | {m['gamma']:g} | {m['efficacy']:.3f} | "
-                     f"{m['paraphrase']:.3f} | {m['specificity']:.3f} "
-                     f"({m['specificity'] - base['specificity']:+.3f}) | {m['solve_seconds']:.0f} |")
+        lines.append(f"| {m['passes']} | {m['lambda']:g} | {m['gamma']:g} | {m['efficacy']:.4f} | "
+                     f"{m['paraphrase']:.4f} | {m['specificity']:.4f} "
+                     f"({m['specificity'] - base['specificity']:+.4f}) | {m['solve_seconds']:.0f} |")
     lines += ["", ("Target (issue 14): efficacy ≥ 0.95, paraphrase ≥ 0.80, specificity ≥ "
-              f"{base['specificity'] - 0.02:.3f} (unedited − 0.02)."), "",
+              f"{base['specificity'] - 0.02:.4f} (unedited − 0.02)."), "",
               f"Whole run {out['wall_seconds'] / 60:.1f} min.", "",
               f"Command: `{out['command']}`"]
     return lines
