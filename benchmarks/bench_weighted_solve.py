@@ -10,9 +10,9 @@ zsre-dev records.
 
     python benchmarks/bench_weighted_solve.py --n 300 --lambdas 6144,8192,10240 --passes 3
     python benchmarks/bench_weighted_solve.py --n 300 --lambdas 7168,8192,9216 --passes 4 \
-        --stats-source ../shared/data/wikipedia-sample.jsonl --stats-tokens 600000 \
-        --gammas 1 --name weighted-solve-wiki98
-Writes benchmarks/results/weighted-solve.{json,md}."""
+        --stats-source ../shared/data/wikipedia-sample.jsonl --stats-tokens 1000000 \
+        --gammas 0,1 --name weighted-solve-wiki98
+Writes benchmarks/results/<name>.{json,md} (`--name`, default weighted-solve)."""
 from __future__ import annotations
 
 import argparse
@@ -105,7 +105,8 @@ def main() -> None:
                 print(name, {k: round(rows[name][k], 3) for k in KEYS}, flush=True)
     out = {"command": command(), "n": len(records), "settings": qa.to_dict(),
            "stats_tokens": stats_tokens,
-           "stats_source": "wikipedia (built-in)" if source == "wikipedia" else source, "fisher_tokens": args.fisher_tokens,
+           "stats_source": "wikipedia (built-in)" if source == "wikipedia" else source,
+           "fisher_tokens": args.fisher_tokens,
            "fisher_seconds": fisher_s, "rows": rows, "wall_seconds": time.perf_counter() - started}
     write_results(args.name, out, report(out))
 
