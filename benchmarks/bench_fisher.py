@@ -12,7 +12,6 @@ Writes benchmarks/results/fisher.{json,md} (fisher-TOKENS.{json,md} for another
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 
@@ -20,8 +19,7 @@ import torch
 from bench_sequential import base_zs
 from bench_specificity import KEYS, SOLVE, mean
 from bench_zsre import QA_RECIPE
-from common import DATA, command, write_results
-from safetensors.torch import load_file, save_file
+from common import DATA, cached, command, write_results
 
 from memstore.data import wikipedia_paragraphs
 from memstore.editing import default_settings, execute_memit, unapply_updates
@@ -39,32 +37,27 @@ STATS_TOKENS = 285000
 
 
 def cached_zs(model, tok, ad, requests, templates, settings, fisher, key: str) -> torch.Tensor:
-    """The z-vectors of `requests` with the Fisher penalty `fisher` (F, β), cached under the
-    memstore cache (bench-zs) by everything they depend on."""
-    path = cache_dir() / "bench-zs" / f"fisher-{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
-    if path.exists():
-        return load_file(str(path))["zs"]
-    t = time.perf_counter()
-    zs, _ = compute_zs(model, tok, ad, requests, templates, settings, False, fisher)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"zs": zs.float().contiguous()}, str(path))
-    print(f"z-vectors, β {fisher[1]:g}: {time.perf_counter() - t:.0f}s", flush=True)
-    return zs
+    """The z-vectors of `requests` with the Fisher penalty `fisher` (F, β), cached by
+    everything they depend on (common.cached)."""
+    def compute() -> dict:
+        t = time.perf_counter()
+        zs, _ = compute_zs(model, tok, ad, requests, templates, settings, False, fisher)
+        print(f"z-vectors, β {fisher[1]:g}: {time.perf_counter() - t:.0f}s", flush=True)
+        return {"zs": zs.float()}
+
+    return cached("fisher", key, compute)["zs"]
 
 
 def cached_tensors(prefix: str, key: str, compute) -> tuple[dict[str, torch.Tensor], float]:
-    """The tensors `compute()` returns and the seconds it took, cached under the memstore
-    cache (bench-zs/<prefix>-<hash of key>) by `key`, everything they depend on."""
-    path = cache_dir() / "bench-zs" / f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
-    if path.exists():
-        saved = load_file(str(path))
-        return saved, float(saved.pop("seconds"))
-    t = time.perf_counter()
-    tensors = {name: x.contiguous() for name, x in compute().items()}
-    seconds = time.perf_counter() - t
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors | {"seconds": torch.tensor(seconds)}, str(path))
-    return tensors, seconds
+    """The tensors `compute()` returns and the seconds it took, cached by `key`, everything
+    they depend on (common.cached)."""
+    def timed() -> dict:
+        t = time.perf_counter()
+        tensors = dict(compute())
+        return tensors | {"seconds": torch.tensor(time.perf_counter() - t)}
+
+    saved = dict(cached(prefix, key, timed))
+    return saved, float(saved.pop("seconds"))
 
 
 def cached_fisher(model, tok, ad, layer: int, tokens: int, seed: int, model_id: str

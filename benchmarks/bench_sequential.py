@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import time
 from pathlib import Path
 
 import torch
-from common import DATA, RESULTS, command, ge_sample, pyplot, spread
+from common import DATA, RESULTS, cached, command, ge_sample, pyplot, spread
 
 from memstore.editing import default_settings, execute_memit
 from memstore.editing.memit import stacked_keys, templates_for
@@ -59,22 +58,19 @@ Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", 
 
 def base_zs(model, tok, adapter, batches, settings, templates, model_id: str) -> list:
     """Each batch's z-vectors computed on the base model, cached per batch (keyed by the
-    model, the z-vector settings, the templates and the batch's requests)."""
-    from safetensors.torch import load_file, save_file
-
-    folder = cache_dir() / "bench-zs"
-    folder.mkdir(parents=True, exist_ok=True)
+    model, the z-vector settings, the templates and the batch's requests; common.cached)."""
     out = []
     for i, batch in enumerate(batches):
         key = json.dumps([model_id, {k: settings.to_dict()[k] for k in Z_SETTINGS}, templates,
                           [dataclasses.astuple(r.request)[:4] for r in batch]], default=str)
-        path = folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
-        if not path.exists():
+
+        def compute(i=i, batch=batch) -> dict:
             t = time.perf_counter()
             zs, _ = compute_zs(model, tok, adapter, [r.request for r in batch], templates, settings, False)
-            save_file({"zs": zs.float().contiguous()}, str(path))
             print(f"z-vectors of batch {i + 1} on the base model: {time.perf_counter() - t:.0f}s", flush=True)
-        out.append(load_file(str(path))["zs"])
+            return {"zs": zs.float()}
+
+        out.append(cached("zs", key, compute)["zs"])
     return out
 
 

@@ -5,10 +5,12 @@ the command that produced it and the settings, and prints its markdown table."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,3 +66,31 @@ def pyplot():
         print("matplotlib not installed: no plot", file=sys.stderr)
         return None
     return plt
+
+
+def cached(prefix: str, key: str, compute: Callable[[], dict]) -> dict:
+    """The tensors `compute()` returns, cached under the memstore cache folder (bench-zs) by
+    `key` (everything they depend on), in a file named
+    <prefix>-<sha256 of key>-<sha256 of the file's bytes>.safetensors. A cached file is used
+    only if its bytes still match the hash in its name and it is a regular file; one that does
+    not is reported, left in place and computed again."""
+    from safetensors.torch import load, save
+
+    from memstore.models.loading import cache_dir
+
+    folder = cache_dir() / "bench-zs"
+    stem = f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:24]}-"
+    for path in sorted(folder.glob(stem + "*.safetensors")) if folder.is_dir() else []:
+        data = b"" if path.is_symlink() or not path.is_file() else path.read_bytes()
+        if data and path.name[len(stem):-len(".safetensors")] == hashlib.sha256(data).hexdigest():
+            return load(data)
+        print(f"{path}: refused, not a regular file whose content matches its recorded hash; "
+              "computing again", file=sys.stderr, flush=True)
+    tensors = {name: t.contiguous() for name, t in compute().items()}
+    data = save(tensors)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}{hashlib.sha256(data).hexdigest()}.safetensors"
+    tmp = folder / f".{path.name}.tmp-{os.getpid()}"
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return tensors
