@@ -1,4 +1,4 @@
-"""Sequential commits on SmolLM2-135M: plain vs history-aware ("preserve", λ growing with
+"""Sequential commits on SmolLM2-135M (or `--model`): plain vs history-aware ("preserve", λ growing with
 the live facts) vs the same with λ fixed vs null-space. Same data, same run, one method
 after the other.
 
@@ -16,7 +16,10 @@ over all the facts, beside the unedited model.
 
     python benchmarks/bench_sequential.py --commits 20 --size 100 --final-ge-records 100
 Writes benchmarks/results/sequential-<commits>x<size>.{json,md,png} and
-sequential-<commits>x<size>-retention.png."""
+sequential-<commits>x<size>-retention.png (sequential-<model>-... for another `--model`).
+`--retention-sample k` measures the retention after each commit on k records of every
+batch (after the last commit: on all of them), for models where ES over every fact after
+every commit costs more than the commits."""
 from __future__ import annotations
 
 import argparse
@@ -35,7 +38,7 @@ from memstore.editing.zs import compute_zs
 from memstore.eval.data import read_counterfact_records
 from memstore.eval.metrics import counterfact_metrics, generation_entropy
 from memstore.models.hashing import model_hash
-from memstore.models.loading import cache_dir, load_model
+from memstore.models.loading import DEFAULT_MODEL, cache_dir, load_model
 
 # method -> the settings it changes from the defaults
 METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
@@ -50,7 +53,9 @@ METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
            # the statistics from the whole built-in Wikipedia sample (285,000 tokens)
            "preserve-stats-all": {"history": "preserve", "stats_tokens": 285000},
            "preserve-stats-all-l192": {"history": "preserve", "stats_tokens": 285000,
-                                       "mom2_weight": 192.0}}
+                                       "mom2_weight": 192.0},
+           # the z-vectors' forward and backward passes in bfloat16 (the weights stay float32)
+           "preserve-bf16": {"history": "preserve", "compute_dtype": "bfloat16"}}
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
 Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",
               "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype", "z_groups")
@@ -101,6 +106,7 @@ def neighborhood(model, tok, records) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--commits", type=int, default=10)
     ap.add_argument("--size", type=int, default=50)
     ap.add_argument("--methods", default=DEFAULT_METHODS, help=f"of {', '.join(METHODS)}")
@@ -117,10 +123,13 @@ def main() -> None:
                          "over all (0: all of them)")
     ap.add_argument("--final-ge-records", type=int, default=0,
                     help="also GE on this many records x 2 prompts after the last commit")
+    ap.add_argument("--retention-sample", type=int, default=0,
+                    help="retention after each commit on this many records of every batch (0: "
+                         "all; after the last commit always all)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     started = time.perf_counter()
-    lm = load_model("smollm2-135m")
+    lm = load_model(args.model)
     model, tok, ad = lm.model, lm.tokenizer, lm.adapter
     base = {k: v.clone() for k, v in model.state_dict().items()}
     records = distinct_subjects(args.commits * args.size)
@@ -152,7 +161,8 @@ def main() -> None:
         raise SystemExit(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
     suffix = "" if args.methods == DEFAULT_METHODS else "-" + "-".join(methods)
     suffix += "-base-zs" if args.zs == "base" else ""
-    stem = RESULTS / f"sequential-{args.commits}x{args.size}{suffix}"
+    prefix = "sequential" if args.model == DEFAULT_MODEL else f"sequential-{args.model}"
+    stem = RESULTS / f"{prefix}-{args.commits}x{args.size}{suffix}"
     replayed = (base_zs(model, tok, ad, batches, s0, templates, model_id)
                 if args.zs == "base" else None)
     big_ge = ge_sample(full, args.final_ge_records) if args.final_ge_records else []
@@ -165,7 +175,8 @@ def main() -> None:
 
     unedited = counterfact_metrics(model, tok, final_set(records)) | probe() | final_probe()
     print("unedited", {k: round(v, 3) for k, v in unedited.items() if isinstance(v, float)}, flush=True)
-    out: dict = {"command": command(),
+    out: dict = {"command": command(), "model": args.model,
+                 "retention_sample": args.retention_sample,
                  "settings": s0.to_dict(), "commits": args.commits, "size": args.size, "zs": args.zs,
                  "method_settings": {m: METHODS[m] for m in methods},
                  "ns_records": args.ns_records, "ge_records": args.ge_records,
@@ -190,7 +201,9 @@ def main() -> None:
             first_zs = res.zs if i == 0 else first_zs
             solve_s = time.perf_counter() - t
             running = stacked_keys([running, {l: u.keys for l, u in res.updates.items()}])
-            retention = [efficacy(model, tok, b) for b in batches[: i + 1]]
+            sampled = args.retention_sample and i < len(batches) - 1
+            retention = [efficacy(model, tok, spread(b, args.retention_sample) if sampled else b)
+                         for b in batches[: i + 1]]
             step = {"retention": retention, "es_all": sum(retention) / len(retention),
                     "commit_seconds": solve_s, "lambda": res.info.get("lambda")} | probe()
             steps.append(step)
@@ -206,16 +219,20 @@ def main() -> None:
                                   "steps": steps, "seconds": time.perf_counter() - t0}
         print(method, "final", {k: round(v, 3) for k, v in final.items() if isinstance(v, float)}, flush=True)
         out["wall_seconds"] = time.perf_counter() - started
-        stem.with_suffix(".json").write_text(json.dumps(out, indent=2, default=float))
+        (stem.parent / f"{stem.name}.json").write_text(json.dumps(out, indent=2, default=float))
     model.load_state_dict(base)
     write_report(out, stem, args.generation)
+
+
+def model_name(out: dict) -> str:
+    return {DEFAULT_MODEL: "SmolLM2-135M"}.get(out.get("model", DEFAULT_MODEL), out.get("model"))
 
 
 def write_report(out: dict, stem: Path, ge: bool) -> None:
     c, n = out["commits"], out["size"]
     u = out["unedited"]
     ge_col = " GE (sample) |" if ge else ""
-    lines = [f"# Sequential commits, SmolLM2-135M: {c} × {n} CounterFact dev records", "",
+    lines = [f"# Sequential commits, {model_name(out)}: {c} × {n} CounterFact dev records", "",
              ("Records: counterfact-dev.json, then counterfact-easyedit-dev.json past its 817 "
               "distinct subjects, no subject twice (bench_sequential.distinct_subjects)."), "",
              ("After the last commit; ES/PS/NS over "
@@ -230,6 +247,9 @@ def write_report(out: dict, stem: Path, ge: bool) -> None:
              + f"; λ = {out['settings']['mom2_weight']:g} unless a method sets it, grown as λ·max(1, n/"
              f"{out['settings'].get('mom2_growth_facts', 100)})^{out['settings'].get('mom2_growth', 0):g} "
              "over the n facts in a solve.", "",
+             *([(f"Retention after each commit but the last on {out['retention_sample']} records of "
+                 "every batch (spread over it); after the last on all."), ""]
+               if out.get("retention_sample") else []),
              f"| method | ES (all) | ES (first commit) | PS | NS | S |{ge_col} wall |",
              "| --- | --- | --- | --- | --- | --- |" + (" --- |" if ge else "") + " --- |"]
 
@@ -266,7 +286,7 @@ def write_report(out: dict, stem: Path, ge: bool) -> None:
     lines += ["", f"Unedited NS sample {u['ns_sample']:.3f}" + (f", GE sample {u['ge_sample']:.3f}" if ge else "")
               + f". Whole run {out['wall_seconds'] / 60:.0f} min on this machine.", "",
               f"Command: `{out['command']}`"]
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    (stem.parent / f"{stem.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(out, stem, ge)
 
@@ -291,9 +311,9 @@ def plot(out: dict, stem: Path, ge: bool) -> None:
         ax.set_title(title)
         ax.set_xlabel("commits written")
     axes[0].legend()
-    fig.suptitle(f"SmolLM2-135M, {out['size']} CounterFact facts per commit")
+    fig.suptitle(f"{model_name(out)}, {out['size']} CounterFact facts per commit")
     fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=110)
+    fig.savefig(stem.parent / f"{stem.name}.png", dpi=110)
 
     fig, axes = plt.subplots(1, len(out["methods"]), figsize=(4 * len(out["methods"]), 3.6), sharey=True)
     axes = [axes] if len(out["methods"]) == 1 else axes
