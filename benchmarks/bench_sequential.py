@@ -33,6 +33,7 @@ from common import DATA, RESULTS, cached, command, ge_sample, pyplot, spread
 
 from memstore.editing import default_settings, execute_memit
 from memstore.editing.memit import stacked_keys, templates_for
+from memstore.editing.settings import COMPUTE_DTYPES
 from memstore.editing.statistics import cached_statistics
 from memstore.editing.zs import compute_zs
 from memstore.eval.data import read_counterfact_records
@@ -40,6 +41,7 @@ from memstore.eval.metrics import counterfact_metrics, generation_entropy
 from memstore.models.hashing import model_hash
 from memstore.models.loading import DEFAULT_MODEL, cache_dir, load_model
 
+WIKI98 = DATA / "wikipedia-sample.jsonl"
 # method -> the settings it changes from the defaults
 METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
            "preserve-fixed": {"history": "preserve", "mom2_growth": 0.0},
@@ -55,7 +57,14 @@ METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
            "preserve-stats-all-l192": {"history": "preserve", "stats_tokens": 285000,
                                        "mom2_weight": 192.0},
            # the z-vectors' forward and backward passes in bfloat16 (the weights stay float32)
-           "preserve-bf16": {"history": "preserve", "compute_dtype": "bfloat16"}}
+           "preserve-bf16": {"history": "preserve", "compute_dtype": "bfloat16"},
+           # the statistics from the 98-article sample in ../shared/data (all of it)
+           "preserve-wiki98": {"history": "preserve", "stats_source": str(WIKI98),
+                               "stats_tokens": 1_000_000},
+           # E[k kᵀ] shrunk toward its mean eigenvalue (a floor under the weak directions)
+           "preserve-shrink0.03": {"history": "preserve", "mom2_shrink": 0.03},
+           "preserve-shrink0.1": {"history": "preserve", "mom2_shrink": 0.1},
+           "preserve-shrink0.3": {"history": "preserve", "mom2_shrink": 0.3}}
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
 Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",
               "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype", "z_groups")
@@ -113,6 +122,9 @@ def main() -> None:
     ap.add_argument("--zs", choices=("own", "base"), default="own",
                     help="own: each commit's z-vectors on the state the method left (as memstore "
                          "commit); base: every record's on the base model, replayed by every method")
+    ap.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default=None,
+                    help="the z-vectors' passes for every method (and the replayed ones) in this "
+                         "dtype (default: the model's default setting)")
     ap.add_argument("--generation", action="store_true", help="also GE after each commit")
     ap.add_argument("--ge-records", type=int, default=16, help="records in the GE sample")
     ap.add_argument("--ns-records", type=int, default=20, help="records in the per-commit NS sample")
@@ -139,6 +151,8 @@ def main() -> None:
     # two generation prompts from each of a spread of records: one batch of generation
     ge_records = ge_sample(full, args.ge_records)
     s0 = default_settings(model)
+    if args.compute_dtype:
+        s0 = s0.with_changes(compute_dtype=args.compute_dtype)
     layers = tuple(sorted({*s0.layers, *(l for m in args.methods.split(",")
                                         for l in METHODS.get(m, {}).get("layers", ()))}))
     model_id = model_hash(model)  # hashes every weight: once
@@ -160,6 +174,7 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
     suffix = "" if args.methods == DEFAULT_METHODS else "-" + "-".join(methods)
+    suffix += f"-{args.compute_dtype}" if args.compute_dtype else ""
     suffix += "-base-zs" if args.zs == "base" else ""
     prefix = "sequential" if args.model == DEFAULT_MODEL else f"sequential-{args.model}"
     stem = RESULTS / f"{prefix}-{args.commits}x{args.size}{suffix}"
@@ -187,7 +202,8 @@ def main() -> None:
     for method in methods:
         model.load_state_dict(base)
         s = s0.with_changes(**METHODS[method])
-        m_stats = stats if s.stats_tokens == s0.stats_tokens else cached_statistics(
+        same = (s.stats_source, s.stats_tokens) == (s0.stats_source, s0.stats_tokens)
+        m_stats = stats if same else cached_statistics(
             model, tok, ad, layers, model_id, cache_dir() / "stats", s.stats_source,
             s.stats_tokens, s.seed)
         running: dict = {}
@@ -205,10 +221,12 @@ def main() -> None:
             retention = [efficacy(model, tok, spread(b, args.retention_sample) if sampled else b)
                          for b in batches[: i + 1]]
             step = {"retention": retention, "es_all": sum(retention) / len(retention),
-                    "commit_seconds": solve_s, "lambda": res.info.get("lambda")} | probe()
+                    "commit_seconds": solve_s, "lambda": res.info.get("lambda"),
+                    "dw_norm": relative_change(model, ad, base, s.layers)} | probe()
             steps.append(step)
             print(method, i + 1, f"{solve_s:.0f}s", [round(x, 2) for x in retention],
-                  {k: round(v, 3) for k, v in step.items() if k.endswith("sample")}, flush=True)
+                  {k: round(v, 3) for k, v in step.items() if k.endswith("sample")},
+                  f"max |dW|/|W0| {max(step['dw_norm'].values()):.4f}", flush=True)
             if step["es_all"] < args.collapse:
                 print(method, f"collapsed after {i + 1} commits", flush=True)
                 break
@@ -222,6 +240,17 @@ def main() -> None:
         (stem.parent / f"{stem.name}.json").write_text(json.dumps(out, indent=2, default=float))
     model.load_state_dict(base)
     write_report(out, stem, args.generation)
+
+
+def relative_change(model, adapter, base: dict, layers) -> dict[int, float]:
+    """‖W − W₀‖_F / ‖W₀‖_F of each edited layer's weight: how far the history has moved it
+    (the norm growth that ENCORE and AlphaEdit name as the sign of a collapsing model)."""
+    out = {}
+    for l in layers:
+        name = adapter.proj_weight_name(l)
+        w, w0 = model.state_dict()[name].double(), base[name].double()
+        out[l] = float((w - w0).norm() / w0.norm())
+    return out
 
 
 def model_name(out: dict) -> str:

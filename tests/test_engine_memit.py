@@ -114,6 +114,41 @@ def test_factors_equal_dense_solve():
                                rtol=1e-8, atol=1e-9)
 
 
+def test_shrunk_statistics_floor_the_weak_directions():
+    torch.manual_seed(2)
+    d_in = 24
+    x = torch.randn(300, d_in, dtype=torch.float64) * torch.logspace(0, -3, d_in, dtype=torch.float64)
+    mom2 = x.T @ x / 300
+    prev = torch.randn(3, d_in)
+    # written out here: λ (E[kkᵀ] + ρ · mean eigenvalue · I) + the earlier keys' Σ k kᵀ
+    eig_mean = float(torch.linalg.eigvalsh(mom2).mean())
+    p = prev.double()
+    want = 3.0 * (mom2 + 0.5 * eig_mean * torch.eye(d_in, dtype=torch.float64)) + 2.0 * p.T @ p
+    got = covariance_term(mom2, 3.0, (prev, 2.0), shrink=0.5)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(covariance_term(mom2, 3.0, shrink=0.0), 3.0 * mom2)
+    # a key along the weakest direction is written far less once the floor is there
+    key, res = torch.zeros(1, d_in), torch.ones(1, 4)
+    key[0, -1] = 0.01
+    u0, v0 = solve_layer(covariance_term(mom2, 3.0), key, res)
+    u1, v1 = solve_layer(covariance_term(mom2, 3.0, shrink=0.5), key, res)
+    assert (u1 @ v1.T).norm() < 0.1 * (u0 @ v0.T).norm()
+
+
+def test_mom2_shrink_reaches_the_solve():
+    model, tok, ad = build("llama")
+    s = settings_for(model)
+    stats = stats_for(model, tok, ad, s.layers)
+    zs, _ = compute_zs(model, tok, ad, REQUESTS, TEMPLATES, s, False)
+    sizes = []
+    for shrink in (0.0, 1.0):
+        m, *_ = build("llama")
+        res = execute_memit(m, tok, REQUESTS, s.with_changes(mom2_shrink=shrink), stats,
+                            templates=TEMPLATES, show_progress=False, zs=zs)
+        sizes.append(sum(float(delta(u).norm()) for u in res.updates.values()))
+    assert sizes[1] < 0.9 * sizes[0], sizes
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_batched_zs_equal_one_at_a_time_and_reference(family, runtime):
     model, tok, ad = build(family, runtime=runtime)

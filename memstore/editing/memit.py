@@ -174,7 +174,8 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
             lam = settings.lambda_for(len(requests) + (0 if prev is None else prev.shape[0]))
             if lambdas is not None:
                 lambdas[layer] = lam
-            a = covariance_term(stats[layer].mom2.to(where), lam, *preserved)
+            a = covariance_term(stats[layer].mom2.to(where), lam, *preserved,
+                                shrink=settings.mom2_shrink)
             if output_weights is None:
                 u, v = solve_layer(a, keys, residuals)
             else:

@@ -12,7 +12,8 @@ HISTORY_METHODS = ("plain", "preserve", "nullspace")
 COMPUTE_DTYPES = ("float32", "bfloat16", "float64")
 _INT_MAX = 2**63 - 1
 # name -> (lowest, highest, whether the lowest is allowed)
-_FLOATS = {"mom2_weight": (0.0, 1e12, False), "mom2_growth": (0.0, 4.0, True), "z_lr": (0.0, 1e3, False),
+_FLOATS = {"mom2_weight": (0.0, 1e12, False), "mom2_growth": (0.0, 4.0, True),
+           "mom2_shrink": (0.0, 1e6, True), "z_lr": (0.0, 1e3, False),
            "z_stop_loss": (0.0, 1e12, True), "clamp": (0.0, 1e3, False),
            "kl_weight": (0.0, 1e6, True), "weight_decay": (0.0, 1e6, True),
            "history_weight": (0.0, 1e12, True), "context_weight": (0.0, 1e12, True),
@@ -63,6 +64,9 @@ class EditSettings:
     # λ grows with the facts in a solve: README, "Sequential commits" (lambda_for)
     mom2_growth: float = 1.0
     mom2_growth_facts: int = 100
+    # E[k kᵀ] shrunk toward its mean eigenvalue: E[k kᵀ] + mom2_shrink · tr(E[k kᵀ])/d_in · I,
+    # a floor under directions the statistics' sample saw too little of (solve.covariance_term)
+    mom2_shrink: float = 0.0
     z_steps: int = 25  # Adam steps at most for each z-vector
     z_lr: float = 2.0  # the reference's 0.5 takes 2.4× the steps (README, "Differences on purpose")
     z_stop_loss: float = 0.1  # a request leaves the batch once its NLL is below this
@@ -131,6 +135,8 @@ class EditSettings:
         d = dict(d)
         # settings recorded before λ grew with the facts solved: they were made with λ fixed
         d.setdefault("mom2_growth", 0.0)
+        # and before the statistics could be shrunk: made without
+        d.setdefault("mom2_shrink", 0.0)
         # and before the context keys could be kept: made without them, whatever the default
         d.setdefault("context_weight", 0.0)
         # and before requests of one key could share a δ: one per request

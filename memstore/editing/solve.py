@@ -15,12 +15,16 @@ from ..errors import NumericalError
 
 
 def covariance_term(mom2: torch.Tensor, mom2_weight: float,
-                    *preserved: tuple[torch.Tensor | None, float]) -> torch.Tensor:
-    """A = λ·E[k kᵀ] + Σ wᵢ Kᵢᵀ Kᵢ over the `preserved` (rows, weight) pairs — the running
-    matrix of the earlier keys with `history_weight`, the context keys with
-    `context_weight` — float64. Each is added in place, never formed alone: one d_in × d_in
+                    *preserved: tuple[torch.Tensor | None, float], shrink: float = 0.0
+                    ) -> torch.Tensor:
+    """A = λ·(E[k kᵀ] + shrink·m·I) + Σ wᵢ Kᵢᵀ Kᵢ over the `preserved` (rows, weight) pairs —
+    the running matrix of the earlier keys with `history_weight`, the context keys with
+    `context_weight` — float64, with m = tr(E[k kᵀ]) / d_in, E[k kᵀ]'s mean eigenvalue
+    (`shrink` 0: the paper's A). Each is added in place, never formed alone: one d_in × d_in
     matrix beside the statistics."""
     a = mom2.double() * mom2_weight  # a new matrix: the statistics are not modified
+    if shrink > 0:
+        a.diagonal().add_(mom2_weight * shrink * float(mom2.double().diagonal().mean()))
     for rows, weight in preserved:
         if rows is not None and len(rows) and weight > 0:
             k = rows.double()
