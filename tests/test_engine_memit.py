@@ -19,6 +19,7 @@ from memstore.editing.keys import compute_keys, current_hidden
 from memstore.editing.solve import covariance_term, solve_layer
 from memstore.editing.zs import compute_zs
 from memstore.editing.zs_reference import compute_z_reference
+from memstore.errors import ValidationError
 
 
 @pytest.fixture(scope="module", params=[(f, r) for r in RUNTIMES for f in FAMILIES],
@@ -133,6 +134,14 @@ def test_shrunk_statistics_floor_the_weak_directions():
     u0, v0 = solve_layer(covariance_term(mom2, 3.0), key, res)
     u1, v1 = solve_layer(covariance_term(mom2, 3.0, shrink=0.5), key, res)
     assert (u1 @ v1.T).norm() < 0.1 * (u0 @ v0.T).norm()
+
+
+def test_mom2_shrink_refused_with_nullspace():
+    model, *_ = build("llama")
+    with pytest.raises(ValidationError, match="mom2_shrink"):
+        settings_for(model, history="nullspace", mom2_shrink=0.3)
+    with pytest.raises(ValidationError, match="mom2_shrink"):
+        settings_for(model, mom2_shrink=-0.1)
 
 
 def test_mom2_shrink_reaches_the_solve():

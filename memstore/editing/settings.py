@@ -103,6 +103,9 @@ class EditSettings:
             raise ValidationError(f"settings: layers must be distinct and ascending: "
                                   f"{list(self.layers)}")
         object.__setattr__(self, "layers", tuple(self.layers))
+        if self.history == "nullspace" and self.mom2_shrink > 0:
+            raise ValidationError("settings: mom2_shrink applies to history 'plain' or 'preserve', "
+                                  "not 'nullspace' (whose solve does not use λ·E[k kᵀ])")
         for name in _FLOATS:
             object.__setattr__(self, name, float(getattr(self, name)))
 
