@@ -245,10 +245,11 @@ def main() -> None:
 def relative_change(model, adapter, base: dict, layers) -> dict[int, float]:
     """‖W − W₀‖_F / ‖W₀‖_F of each edited layer's weight: how far the history has moved it
     (the norm growth that ENCORE and AlphaEdit name as the sign of a collapsing model)."""
+    state = model.state_dict()
     out = {}
     for l in layers:
         name = adapter.proj_weight_name(l)
-        w, w0 = model.state_dict()[name].double(), base[name].double()
+        w, w0 = state[name].double(), base[name].double()
         out[l] = float((w - w0).norm() / w0.norm())
     return out
 
