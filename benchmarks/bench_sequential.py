@@ -32,6 +32,7 @@ import torch
 from common import DATA, RESULTS, cached, command, ge_sample, pyplot, spread
 
 from memstore.editing import default_settings, execute_memit
+from memstore.editing.keys import SubjectRows, template_keys
 from memstore.editing.memit import stacked_keys, templates_for
 from memstore.editing.settings import COMPUTE_DTYPES
 from memstore.editing.statistics import cached_statistics
@@ -64,7 +65,11 @@ METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
            # E[k kᵀ] shrunk toward its mean eigenvalue (a floor under the weak directions)
            "preserve-shrink0.03": {"history": "preserve", "mom2_shrink": 0.03},
            "preserve-shrink0.1": {"history": "preserve", "mom2_shrink": 0.1},
-           "preserve-shrink0.3": {"history": "preserve", "mom2_shrink": 0.3}}
+           "preserve-shrink0.3": {"history": "preserve", "mom2_shrink": 0.3},
+           # the earlier facts' keys read again on the model as it is before every commit
+           # (instead of those stored when each fact was written): REFRESHED
+           "preserve-refresh": {"history": "preserve"}}
+REFRESHED = {"preserve-refresh"}
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
 Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",
               "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype", "z_groups")
@@ -207,14 +212,25 @@ def main() -> None:
             model, tok, ad, layers, model_id, cache_dir() / "stats", s.stats_source,
             s.stats_tokens, s.seed)
         running: dict = {}
+        first_keys: dict = {}  # the first commit's keys as it wrote them
         steps, t0 = [], time.perf_counter()
         for i, batch in enumerate(batches):
             t = time.perf_counter()
+            drift = {}
+            if method in REFRESHED and running:
+                now = current_keys(model, tok, ad, [r.request for b in batches[:i] for r in b],
+                                   templates, s.layers)
+                n1 = len(batches[0])
+                drift = {l: float(((now[l][:n1] - first_keys[l]).norm(dim=1)
+                                   / first_keys[l].norm(dim=1)).mean()) for l in s.layers}
+                running = now
             # the first commit's z-vectors depend only on the base model: computed once
             zs = replayed[i] if replayed else first_zs if i == 0 else None
             res = execute_memit(model, tok, [r.request for r in batch], s, m_stats, templates=templates,
                                 earlier=running or None, show_progress=False, zs=zs)
             first_zs = res.zs if i == 0 else first_zs
+            if i == 0:
+                first_keys = {l: u.keys for l, u in res.updates.items()}
             solve_s = time.perf_counter() - t
             running = stacked_keys([running, {l: u.keys for l, u in res.updates.items()}])
             sampled = args.retention_sample and i < len(batches) - 1
@@ -222,11 +238,14 @@ def main() -> None:
                          for b in batches[: i + 1]]
             step = {"retention": retention, "es_all": sum(retention) / len(retention),
                     "commit_seconds": solve_s, "lambda": res.info.get("lambda"),
-                    "dw_norm": relative_change(model, ad, base, s.layers)} | probe()
+                    "dw_norm": relative_change(model, ad, base, s.layers),
+                    "first_key_drift": drift} | probe()
             steps.append(step)
             print(method, i + 1, f"{solve_s:.0f}s", [round(x, 2) for x in retention],
                   {k: round(v, 3) for k, v in step.items() if k.endswith("sample")},
-                  f"max |dW|/|W0| {max(step['dw_norm'].values()):.4f}", flush=True)
+                  f"max |dW|/|W0| {max(step['dw_norm'].values()):.4f}",
+                  *([f"first commit's key drift {max(drift.values()):.3f}"] if drift else []),
+                  flush=True)
             if step["es_all"] < args.collapse:
                 print(method, f"collapsed after {i + 1} commits", flush=True)
                 break
@@ -240,6 +259,19 @@ def main() -> None:
         (stem.parent / f"{stem.name}.json").write_text(json.dumps(out, indent=2, default=float))
     model.load_state_dict(base)
     write_report(out, stem, args.generation)
+
+
+def current_keys(model, tok, ad, requests: list, templates: list[str], layers) -> dict:
+    """Each request's key at every edited layer, read on the model as it is now (one walk
+    up the layers, as the solve reads the new facts' keys)."""
+    walk = SubjectRows(model, tok, ad, [t.format(r.prompt) for r in requests for t in templates],
+                       [r.subject for r in requests for _ in templates], layers[0])
+    out = {}
+    for l in layers:
+        while walk.layer < l:
+            walk.advance()
+        out[l] = template_keys(walk, l, len(requests), len(templates))
+    return out
 
 
 def relative_change(model, adapter, base: dict, layers) -> dict[int, float]:
