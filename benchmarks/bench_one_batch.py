@@ -33,12 +33,7 @@ VARIANTS = {"default (λ growing)": {},
             "`passes 2`": {"passes": 2},
             "layers 1–8 (default band 3–8)": {"layers": (1, 2, 3, 4, 5, 6, 7, 8)},
             "layers 3–14 (L = 14)": {"layers": tuple(range(3, 15))},
-            "layers 3–14 (L = 14), λ fixed": {"layers": tuple(range(3, 15)), "mom2_growth": 0.0},
-            # the update kept to the input neurons that carry this share of the keys' |k| (NSE)
-            "`neuron_mass 0.8`": {"neuron_mass": 0.8},
-            "`neuron_mass 0.6`": {"neuron_mass": 0.6},
-            "`neuron_mass 0.8`, λ fixed": {"neuron_mass": 0.8, "mom2_growth": 0.0},
-            "`neuron_mass 0.6`, λ fixed": {"neuron_mass": 0.6, "mom2_growth": 0.0}}
+            "layers 3–14 (L = 14), λ fixed": {"layers": tuple(range(3, 15)), "mom2_growth": 0.0}}
 DEFAULT_VARIANTS = ("default (λ growing)", "λ fixed (`mom2_growth 0`)", "`passes 2`",
                     "layers 1–8 (default band 3–8)")
 

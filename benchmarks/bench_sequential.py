@@ -68,11 +68,7 @@ METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
            "preserve-shrink0.3": {"history": "preserve", "mom2_shrink": 0.3},
            # the earlier facts' keys read again on the model as it is before every commit
            # (instead of those stored when each fact was written): REFRESHED
-           "preserve-refresh": {"history": "preserve"},
-           # each commit's update kept to the input neurons carrying 80% of its keys' |k| (NSE)
-           "preserve-neurons0.8": {"history": "preserve", "neuron_mass": 0.8},
-           "preserve-fixed-neurons0.8": {"history": "preserve", "neuron_mass": 0.8,
-                                         "mom2_growth": 0.0}}
+           "preserve-refresh": {"history": "preserve"}}
 REFRESHED = {"preserve-refresh"}
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
 Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",

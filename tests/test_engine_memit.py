@@ -16,7 +16,7 @@ from tiny import POST_NORM_FAMILIES
 from memstore.editing import build_state, execute_memit, unapply_updates
 from memstore.editing.apply import delta
 from memstore.editing.keys import compute_keys, current_hidden
-from memstore.editing.solve import covariance_term, neuron_support, solve_layer
+from memstore.editing.solve import covariance_term, solve_layer
 from memstore.editing.zs import compute_zs
 from memstore.editing.zs_reference import compute_z_reference
 from memstore.errors import ValidationError
@@ -156,52 +156,6 @@ def test_mom2_shrink_reaches_the_solve():
                             templates=TEMPLATES, show_progress=False, zs=zs)
         sizes.append(sum(float(delta(u).norm()) for u in res.updates.values()))
     assert sizes[1] < 0.9 * sizes[0], sizes
-
-
-def test_neuron_support_takes_the_fewest_largest():
-    keys = torch.tensor([[5.0, -1.0, 2.0, 0.5], [0.0, 0.0, -1.0, 0.5]])  # |k| sums 5, 1, 3, 1
-    assert neuron_support(keys, 1.0) is None
-    assert neuron_support(keys, 0.5).tolist() == [0]  # 5 of 10
-    assert neuron_support(keys, 0.6).tolist() == [0, 2]  # 8 of 10
-    assert neuron_support(keys, 0.8).tolist() == [0, 2]  # 8 reaches 8 exactly
-    got = neuron_support(keys, 0.85).tolist()  # 9 of 10: one of the two tied at 1 joins
-    assert len(got) == 3 and {0, 2} <= set(got)
-    assert len(neuron_support(keys, 0.99)) == 4
-
-
-def test_neuron_mass_keeps_the_update_to_its_neurons_and_solves_there():
-    model, tok, ad = build("llama")
-    s = settings_for(model, neuron_mass=0.6)
-    stats = stats_for(model, tok, ad, s.layers)
-    zs, _ = compute_zs(model, tok, ad, REQUESTS, TEMPLATES, s, False)
-    res = execute_memit(model, tok, REQUESTS, s, stats, templates=TEMPLATES,
-                        show_progress=False, zs=zs)
-    lam = res.info["lambda"]
-    for layer, u in res.updates.items():
-        k = u.keys.double()
-        score = k.abs().sum(0)
-        order = sorted(range(len(score)), key=lambda j: -float(score[j]))
-        kept, total = [], 0.0
-        for j in order:  # the fewest largest carrying 60% of Σ|k|, counted by hand
-            if total >= 0.6 * float(score.sum()):
-                break
-            kept.append(j)
-            total += float(score[j])
-        moved = (u.V.double().abs().sum(1) > 0).nonzero().squeeze(1).tolist()
-        assert moved == sorted(kept) and len(kept) < k.shape[1]
-        # the normal equations of min ‖ΔW K − R‖² + λ tr(ΔW E[kkᵀ] ΔWᵀ) over those columns
-        ks, vs = k[:, kept].T, u.V.double()[kept]
-        a = lam * stats[layer].mom2.double()[kept][:, kept]
-        torch.testing.assert_close((a + ks @ ks.T) @ vs, ks, rtol=1e-6, atol=1e-8)
-
-
-def test_neuron_mass_refused_out_of_range_and_with_nullspace():
-    model, *_ = build("llama")
-    for bad in (0.0, 1.5):
-        with pytest.raises(ValidationError, match="neuron_mass"):
-            settings_for(model, neuron_mass=bad)
-    with pytest.raises(ValidationError, match="neuron_mass"):
-        settings_for(model, history="nullspace", neuron_mass=0.5)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -15,13 +15,7 @@ from .requests import Request, context_length, validate_requests
 from .result import EditResult, LayerUpdate
 from .sampling import sample_templates
 from .settings import EditSettings
-from .solve import (
-    covariance_term,
-    neuron_support,
-    solve_layer,
-    solve_layer_nullspace,
-    solve_layer_weighted,
-)
+from .solve import covariance_term, solve_layer, solve_layer_nullspace, solve_layer_weighted
 from .statistics import Statistics
 from .zs import compute_zs
 
@@ -182,19 +176,11 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
                 lambdas[layer] = lam
             a = covariance_term(stats[layer].mom2.to(where), lam, *preserved,
                                 shrink=settings.mom2_shrink)
-            support = neuron_support(keys, settings.neuron_mass)
-            kept = keys if support is None else keys[:, support]
-            if support is not None:  # the solve over the kept neurons only
-                a = a[support][:, support]
             if output_weights is None:
-                u, v = solve_layer(a, kept, residuals)
+                u, v = solve_layer(a, keys, residuals)
             else:
-                u, v = solve_layer_weighted(a, kept, residuals,
+                u, v = solve_layer_weighted(a, keys, residuals,
                                             tuple(t.to(where) for t in output_weights[layer]))
-            if support is not None:  # V back to every input neuron, zero where not kept
-                full = v.new_zeros(keys.shape[1], v.shape[1])
-                full[support] = v
-                v = full
             del a
         # stored as factors in float32 on the CPU, whatever the device and dtype
         update = LayerUpdate(layer, u.float().cpu(), v.float().cpu(), keys.float().cpu(),

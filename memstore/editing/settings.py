@@ -18,7 +18,7 @@ _FLOATS = {"mom2_weight": (0.0, 1e12, False), "mom2_growth": (0.0, 4.0, True),
            "kl_weight": (0.0, 1e6, True), "weight_decay": (0.0, 1e6, True),
            "history_weight": (0.0, 1e12, True), "context_weight": (0.0, 1e12, True),
            "nullspace_threshold": (0.0, 1e12, True),
-           "nullspace_l2": (0.0, 1e12, False), "neuron_mass": (0.0, 1.0, False)}
+           "nullspace_l2": (0.0, 1e12, False)}
 _INTS = {"z_steps": (1, 100_000), "n_templates": (0, 1_000), "template_tokens": (1, 1_000),
          "seed": (0, _INT_MAX), "stats_tokens": (1, 10**10), "z_chunk": (1, 1_000_000),
          "passes": (1, 10), "mom2_growth_facts": (1, 10**9)}
@@ -67,9 +67,6 @@ class EditSettings:
     # E[k kᵀ] shrunk toward its mean eigenvalue: E[k kᵀ] + mom2_shrink · tr(E[k kᵀ])/d_in · I,
     # a floor under directions the statistics' sample saw too little of (solve.covariance_term)
     mom2_shrink: float = 0.0
-    # the update reads only the input neurons (W_out's columns) that carry this share of the
-    # new keys' summed |k| (NSE, Jiang et al. 2024; solve.neuron_support); 1: every neuron
-    neuron_mass: float = 1.0
     z_steps: int = 25  # Adam steps at most for each z-vector
     z_lr: float = 2.0  # the reference's 0.5 takes 2.4× the steps (README, "Differences on purpose")
     z_stop_loss: float = 0.1  # a request leaves the batch once its NLL is below this
@@ -109,9 +106,6 @@ class EditSettings:
         if self.history == "nullspace" and self.mom2_shrink > 0:
             raise ValidationError("settings: mom2_shrink applies to history 'plain' or 'preserve', "
                                   "not 'nullspace' (whose solve does not use λ·E[k kᵀ])")
-        if self.history == "nullspace" and self.neuron_mass < 1:
-            raise ValidationError("settings: neuron_mass applies to history 'plain' or 'preserve', "
-                                  "not 'nullspace'")
         for name in _FLOATS:
             object.__setattr__(self, name, float(getattr(self, name)))
 
@@ -146,8 +140,6 @@ class EditSettings:
         d.setdefault("mom2_growth", 0.0)
         # and before the statistics could be shrunk: made without
         d.setdefault("mom2_shrink", 0.0)
-        # and before the update could be kept to some neurons: made with all of them
-        d.setdefault("neuron_mass", 1.0)
         # and before the context keys could be kept: made without them, whatever the default
         d.setdefault("context_weight", 0.0)
         # and before requests of one key could share a δ: one per request

@@ -32,19 +32,6 @@ def covariance_term(mom2: torch.Tensor, mom2_weight: float,
     return a
 
 
-def neuron_support(keys: torch.Tensor, mass: float) -> torch.Tensor | None:
-    """The input neurons (W_out's columns), ascending, that carry `mass` of the keys' summed
-    |k| (n × d_in): the fewest, largest first — the neurons an update of these keys is kept
-    to (NSE, Jiang et al. 2024). None for `mass` 1: every neuron."""
-    if mass >= 1:
-        return None
-    score = keys.double().abs().sum(0)
-    order = torch.argsort(score, descending=True)
-    cum = torch.cumsum(score[order], 0)
-    count = min(int(torch.searchsorted(cum, mass * cum[-1])) + 1, len(order))
-    return order[:count].sort().values
-
-
 def cholesky_or_none(a: torch.Tensor) -> torch.Tensor | None:
     factor, info = torch.linalg.cholesky_ex(a)
     return factor if int(info) == 0 else None
