@@ -299,8 +299,9 @@ def write_report(out: dict, stem: Path, ge: bool) -> None:
               "distinct subjects, no subject twice (bench_sequential.distinct_subjects)."), "",
              ("After the last commit; ES/PS/NS over "
               + (f"{out['final_sample']} of the {c * n} facts (spread over all)" if out.get("final_sample")
-                 else f"all {c * n} facts") + f", GE over {out['ge_records']} records × "
-             f"2 generation prompts (top-k 5, 90 new tokens, seed 0)."), "",
+                 else f"all {c * n} facts")
+              + (f", GE over {out['ge_records']} records × 2 generation prompts (top-k 5, 90 new "
+                 "tokens, seed 0)." if ge else ".")), "",
              ("z-vectors: " + ("every record's computed once on the base model and replayed by every "
                                "method (`--zs base`)." if out.get("zs") == "base" else
                                "each commit's computed on the state the method left, as `memstore "
@@ -345,6 +346,12 @@ def write_report(out: dict, stem: Path, ge: bool) -> None:
             cell = f"{st['es_all']:.2f} / {st['retention'][0]:.2f} / {st['ns_sample']:.2f}"
             cells.append(cell + (f" / {st['ge_sample']:.2f}" if ge else ""))
         lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
+    for method, m in out["methods"].items():
+        drift = [max(st["first_key_drift"].values()) for st in m["steps"] if st.get("first_key_drift")]
+        if drift:
+            lines += ["", f"{method}: the first commit's keys, read again before commits 2, 3, …, "
+                      "mean ‖k_now − k_written‖ / ‖k_written‖ at the most-moved layer: "
+                      + ", ".join(f"{x:.3f}" for x in drift) + "."]
     lines += ["", f"Unedited NS sample {u['ns_sample']:.3f}" + (f", GE sample {u['ge_sample']:.3f}" if ge else "")
               + f". Whole run {out['wall_seconds'] / 60:.0f} min on this machine.", "",
               f"Command: `{out['command']}`"]
