@@ -81,6 +81,10 @@ def metrics_line(m: dict[str, Any]) -> str:
         before = m.get("p_new_before")
         arrow = f"{num(before)} -> " if before is not None else ""
         parts.append(f"P(new) {arrow}{num(m['p_new'])}")
+    e = m.get("earlier")
+    if isinstance(e, dict) and e.get("n"):
+        parts.append(f"earlier facts recalled {num(e.get('recalled_before'))} -> "
+                     f"{num(e.get('recalled'))} ({e['n']} of {e.get('live', e['n'])} checked)")
     return ", ".join(parts) or "no metrics"
 
 

@@ -9,7 +9,10 @@ def card(kind: str, spec: str, n_facts: int) -> str:
     facts.append(Fact("gone", "{} was", "kept", None))
     return render(Card("t", kind, spec, "ab" * 32, "v1", "c" * 64, None, {"layers": [3, 4]},
                        facts, [CommitRecord("c" * 64, "add facts\nmore", {"n": 3, "efficacy": 1.0,
-                                                                          "p_new": 0.9})],
+                                                                          "p_new": 0.9}),
+                               CommitRecord("d" * 64, "more", {"n": 1, "efficacy": 0.0, "earlier": {
+                                   "n": 3, "live": 9, "recalled_before": 1.0,
+                                   "recalled": 2 / 3}})],
                        "memstore export cccc out --format peft", "out"))
 
 
@@ -36,7 +39,8 @@ def test_body_and_facts_table():
     assert "## Facts (2 written, 1 removed)" in text
     assert "| subject 0 | {} is a \\| pipe | old 0 → new 0 |" in text
     assert "| gone | {} was | kept → (removed) |" in text
-    assert "| `cccccccccccc` | add facts | 3 | 1.000 | – | 0.900 |" in text
+    assert "| `cccccccccccc` | add facts | 3 | 1.000 | – | 0.900 | – |" in text
+    assert "| `dddddddddddd` | more | 1 | 0.000 | – | – | 1.000 → 0.667 (3 of 9) |" in text
     assert "memstore export cccc out --format peft\nmemstore verify out" in text
     assert f"`{'ab' * 32}`" in text and '"layers": [' in text
 

@@ -39,8 +39,9 @@ class Estimate:
     def line(self) -> str:
         big = ", ".join(f"{k} {v / GiB:.2f}" for k, v in self.terms.items() if v >= GiB // 100)
         free = f" of {self.available / GiB:.1f} GiB available" if self.available else ""
+        terms = f" ({big} GiB)" if big else ""
         return (f"estimated peak memory beyond the loaded model: {self.total / GiB:.2f} GiB"
-                f"{free} on {self.device} ({big} GiB)")
+                f"{free} on {self.device}{terms}")
 
 
 def available(device: torch.device) -> int | None:

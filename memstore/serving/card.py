@@ -113,16 +113,27 @@ def facts_section(facts: Sequence[Fact]) -> list[str]:
     return lines
 
 
+def _earlier(m: dict[str, Any]) -> str:
+    e = m.get("earlier")
+    if not isinstance(e, dict) or not e.get("n"):
+        return "–"
+    return (f"{_metric(e, 'recalled_before')} → {_metric(e, 'recalled')} "
+            f"({e['n']} of {e.get('live', e['n'])})")
+
+
 def commits_section(commits: Sequence[CommitRecord]) -> list[str]:
     rows = [(f"`{c.id[:12]}`", c.message.strip().splitlines()[0] if c.message.strip() else "",
              c.metrics.get("n", "–"), _metric(c.metrics, "efficacy"),
-             _metric(c.metrics, "p_new_before"), _metric(c.metrics, "p_new"))
+             _metric(c.metrics, "p_new_before"), _metric(c.metrics, "p_new"),
+             _earlier(c.metrics))
             for c in commits]
     return (["## Efficacy measured at commit time", "",
              ("ES over the commit's requests that have target_true; P(new) is the mean "
-             "probability of the new target, before → after the edit."), ""]
-            + table(["commit", "message", "n (ES)", "ES", "P(new) before", "P(new) after"],
-                    rows))
+              "probability of the new target, before → after the edit; earlier facts: the "
+              "share of a sample of the facts written before the commit that the model "
+              "recalls (every target token its top choice), before → after."), ""]
+            + table(["commit", "message", "n (ES)", "ES", "P(new) before", "P(new) after",
+                     "earlier facts recalled"], rows))
 
 
 def render(card: Card) -> str:

@@ -36,6 +36,7 @@ from .queries import ask, diff, evaluate, measure, probe, show, status, weight_d
 from .repair import RepairReport
 from .repair import repair as rebuild_index
 from .repository import DIRNAME, Repository, StatisticsRecord
+from .retention import earlier_sample, recall, retention_metrics, retention_warning
 from .rewrite import MergeConflictError, Report, merge, revert, squash
 from .running import earlier_keys_for
 from .states import (
@@ -258,7 +259,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
     """Writes `requests` as one MEMIT batch on HEAD: validates them (alone, against the
     tokenizer and against the facts live on the branch), loads HEAD's state, gets the
     statistics (stored or computed once), edits, measures efficacy on the requests right
-    after the edit, and writes the commit. `note` hears of long preparations (statistics)
+    after the edit and how many of a sample of the earlier facts the model still recalls
+    (memstore.store.retention), and writes the commit. `note` hears of long preparations (statistics)
     and warnings; `inform` hears the estimate of the peak memory, before any work."""
     t0 = time.perf_counter()
     validate_requests(requests)
@@ -286,6 +288,9 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
         stats_ = statistics(repo, base, settings, note=note)
         state_of(repo, parent)
         before = measure(base, requests, quick=True)
+        earlier_facts, n_live = earlier_sample(repo.facts_at(parent) if parent else [], requests)
+        recalled_before = (recall(base.model, base.tokenizer, earlier_facts)
+                           if earlier_facts else None)
         earlier = (earlier_keys_for(repo.store, parent, [], requests)
                    if parent and settings.history != "plain" else None)
         base.editing(settings.layers)
@@ -293,9 +298,15 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
                                adapter=base.adapter, earlier=earlier or None)
         metrics = measure(base, requests)
         metrics["p_new_before"] = before["p_new"]
+        if recalled_before is not None:
+            metrics["earlier"] = retention_metrics(
+                recalled_before, recall(base.model, base.tokenizer, earlier_facts), n_live)
         c = repo.write_commit([result], parents=[parent] if parent else [], basis=parent,
                               message=message, metrics=metrics, operation="commit",
                               info=info or {})
+    fading = retention_warning(metrics.get("earlier", {}))
+    if fading is not None and note is not None:
+        note(f"warning: {fading}")
     return Report(c, c.id, metrics, {"info": result.info}, time.perf_counter() - t0)
 
 
