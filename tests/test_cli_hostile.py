@@ -186,6 +186,10 @@ CASES = [
                                                                       "paraphrases": [LONG]})],
       2, "paraphrase 1"),
     c("eval a missing file", ["eval", "nope.json"], 2, "no such file"),
+    c("eval neither a file nor --live", ["eval"], 2, "give a FILE of facts to measure, or --live"),
+    c("eval a file and --live", ["eval", "nope.json", "--live"], 2, "not both"),
+    c("eval --live where no fact is live", ["eval", "--live", "--rev", "base"], 2,
+      "no facts are live at base"),
     # -- export and verify -------------------------------------------------------------------
     c("export --force onto the repository", lambda b: ["export", "HEAD", b.repo, "--force"], 2,
       "is or holds the repository"),

@@ -121,21 +121,27 @@ def test_commit_records_how_many_earlier_facts_it_sampled(base, tmp_path):
         assert (m["n"], m["live"], m["seed"]) == (n, n, retention.SEED)
 
 
-def test_a_commit_that_loses_earlier_facts_records_it_and_warns(base, tmp_path):
+def damaged_history(base, tmp_path):
     """The model's own predictions committed first (so recalled), then a commit with a λ
-    far below the measured range that writes hard over them: what it records matches
-    greedy decoding of the two exported checkpoints, and it warns."""
+    far below the measured range that writes hard over them (shared subject: shared keys).
+    Returns the repository, those facts, both commit ids and the second commit's result."""
     repo = copy_repo(empty_template(base), tmp_path / "repo")
     own = own_predictions(model_dir(base))
     assert len(own) >= 4, own
     first = last_line(ok("commit", write_facts(tmp_path / "own.jsonl", own), cwd=repo))
     for key, value in {"mom2_weight": "0.1", "clamp": "4", "z_steps": "40"}.items():
         ok("config", key, value, cwd=repo)
-    r = ok("commit", facts_files(base)["c"], cwd=repo)  # Lionel Messi again: shared keys
-    second = last_line(r)
+    r = ok("commit", facts_files(base)["c"], cwd=repo)
+    return repo, own, first, last_line(r), r
+
+
+def test_a_commit_that_loses_earlier_facts_records_it_and_warns(base, tmp_path):
+    """What the commit records matches greedy decoding of the exported checkpoints before
+    and after it, and it warns."""
+    repo, own, first, second, r = damaged_history(base, tmp_path)
     m = json.loads(ok("show", second, "--json", cwd=repo).stdout)["metrics"]["earlier"]
-    live_before = len(own)
-    assert (m["n"], m["live"]) == (live_before, live_before)
+    n = len(own)
+    assert (m["n"], m["live"]) == (n, n)
 
     earlier = [f[:3] for f in own]
     ok("export", first, tmp_path / "before", cwd=repo)
@@ -143,12 +149,32 @@ def test_a_commit_that_loses_earlier_facts_records_it_and_warns(base, tmp_path):
     before = greedy_recalls(tmp_path / "before", earlier)
     after = greedy_recalls(tmp_path / "after", earlier)
     lost = sum(b and not a for b, a in zip(before, after))
-    assert sum(before) >= len(own) - 1 and lost >= 2, (before, after)
+    assert sum(before) >= n - 1 and lost >= 2, (before, after)
     assert m["held_before"] == sum(before) and m["lost"] == lost
-    assert m["recalled_before"] == pytest.approx(sum(before) / live_before)
-    assert m["recalled"] == pytest.approx(sum(after) / live_before)
+    assert m["recalled_before"] == pytest.approx(sum(before) / n)
+    assert m["recalled"] == pytest.approx(sum(after) / n)
     assert f"warning: this commit lost {lost} of the {sum(before)} earlier facts" in r.stderr
-    assert f"earlier facts recalled {sum(before) / live_before:.3f}" in r.stdout
+    assert f"earlier facts recalled {sum(before) / n:.3f}" in r.stdout
+
+
+def test_eval_live_lists_the_facts_the_model_does_not_recall(base, tmp_path):
+    repo, own, first, second, _ = damaged_history(base, tmp_path)
+    live = [(f[:3], first) for f in own] + [((s, p, t), second) for s, p, t, _ in FACTS["c"]]
+    ok("export", second, tmp_path / "head", cwd=repo)
+    held = greedy_recalls(tmp_path / "head", [f for f, _ in live])
+    m = json.loads(ok("eval", "--live", "--json", cwd=repo).stdout)
+    assert m["kind"] == "live" and m["n_live"] == len(live) and m["n"] == len(live)
+    assert m["recalled"] == pytest.approx(sum(held) / len(live)) and not all(held)
+    assert [(x["subject"], x["prompt"], x["target_new"], x["commit"]) for x in m["not_recalled"]] \
+        == [(*f, c) for (f, c), h in zip(live, held) if not h]
+    text = ok("eval", "--live", cwd=repo).stdout
+    assert f"not recalled ({len(live) - sum(held)};" in text and second[:12] in text
+    earlier = json.loads(ok("eval", "--live", "--json", "--rev", first, cwd=repo).stdout)
+    assert earlier["n_live"] == len(own) and earlier["commit"] == first
+    ok("export", first, tmp_path / "first", cwd=repo)
+    held_then = greedy_recalls(tmp_path / "first", [f[:3] for f in own])
+    assert earlier["recalled"] == pytest.approx(sum(held_then) / len(own))
+    assert held_then != held[:len(own)]  # the second commit lost some of them
 
 
 def test_a_fact_is_recalled_only_when_every_target_token_is_the_top_choice(base):

@@ -46,7 +46,10 @@ def ask(prompt: str, rev: str | None, compare: str | None, max_tokens: int,
 
 @click.command("eval")
 @runtime_options
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
+@click.option("--live", is_flag=True,
+              help="Measure the facts live in the state instead of a FILE, and list those "
+                   "the model does not recall.")
 @click.option("--rev", default=None, metavar="REV",
               help="The revision to evaluate (default: HEAD; the base model when there are "
                    "no commits).")
@@ -54,23 +57,33 @@ def ask(prompt: str, rev: str | None, compare: str | None, max_tokens: int,
 @click.option("--generation", is_flag=True,
               help="Also measure fluency: generation entropy (GE) of sampled text.")
 @json_option
-def eval_(file: str, rev: str | None, by_relation: bool, generation: bool,
+def eval_(file: str | None, live: bool, rev: str | None, by_relation: bool, generation: bool,
           as_json: bool) -> None:
-    """Measure how well a state knows the facts in FILE.
+    """Measure how well a state knows the facts in FILE (or, with --live, its own facts).
 
     CounterFact records or memstore facts files give efficacy (ES: P(new) > P(true) on
     the prompt), paraphrase (PS), neighborhood (NS: neighbouring subjects keep their true
     object) and score (S, their harmonic mean), as fractions in [0, 1]; facts without
     target_true are skipped. zsRE files (detected by their src/answers/loc fields) give
     top-1 accuracies: efficacy, paraphrase and specificity (also reported as
-    neighborhood). --json prints one object.
+    neighborhood). --live measures the facts live at REV the same way, and the share of
+    them the model recalls (every target token its top choice after the prompt), listing
+    the ones it does not with the commit that wrote them. --json prints one object.
     """
     from memstore.store import porcelain
 
     from ..context import open_repo
 
+    if (file is None) == (not live):
+        raise click.UsageError("give a FILE of facts to measure, or --live for the facts "
+                              "live in the state, not both")
     with open_repo() as repo:
-        m = porcelain.evaluate(repo, file, rev, by_relation=by_relation, generation=generation)
+        if live:
+            m = porcelain.evaluate_live(repo, rev, by_relation=by_relation,
+                                        generation=generation)
+        else:
+            m = porcelain.evaluate(repo, file, rev, by_relation=by_relation,
+                                   generation=generation)
     if as_json:
         print_json(m)
         return
@@ -88,6 +101,25 @@ def eval_(file: str, rev: str | None, by_relation: bool, generation: bool,
             click.echo(f"  {rel:<12} {r['n']:>5} {num(r['efficacy']):>7} "
                        f"{num(r['paraphrase']):>7} {num(r['neighborhood']):>7} "
                        f"{num(r['score']):>7}")
+    if live:
+        _not_recalled(m)
+
+
+SHOWN_MISSES = 20
+
+
+def _not_recalled(m: dict) -> None:
+    missed = m["not_recalled"]
+    click.echo(f"  {'recalled':<20} {num(m['recalled'])} ({m['n_live'] - len(missed)} of "
+               f"{m['n_live']} live facts)")
+    if not missed:
+        return
+    click.echo(f"\nnot recalled ({len(missed)}; P(new), the commit that wrote it):")
+    for f in missed[:SHOWN_MISSES]:
+        click.echo(f"  {f['subject']} / {f['prompt']} -> {f['target_new']}  "
+                   f"{f['p_new']:.3f}  {short(f['commit'])}")
+    if len(missed) > SHOWN_MISSES:
+        click.echo(f"  … and {len(missed) - SHOWN_MISSES} more (--json lists them all)")
 
 
 @click.command(short_help="Write a revision as a checkpoint, a LoRA adapter or a GGUF file.")

@@ -32,7 +32,17 @@ from .checkpoint import export, verify, verify_base
 from .exports import export_as
 from .history import LiveFact
 from .lock import WaitCallback
-from .queries import ask, diff, evaluate, measure, probe, show, status, weight_diff
+from .queries import (
+    ask,
+    diff,
+    evaluate,
+    evaluate_live,
+    measure,
+    probe,
+    show,
+    status,
+    weight_diff,
+)
 from .repair import RepairReport
 from .repair import repair as rebuild_index
 from .repository import DIRNAME, Repository, StatisticsRecord
@@ -312,8 +322,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
 
 __all__ = [
     "BaseIdentity", "MergeConflictError", "Report", "ask", "check_against_live", "commit",
-    "config", "current_settings", "derived_notes", "diff", "evaluate", "export", "export_as",
-    "identify_base", "init", "load_state", "measure", "merge", "parse_setting", "probe",
+    "config", "current_settings", "derived_notes", "diff", "evaluate", "evaluate_live", "export",
+    "export_as", "identify_base", "init", "load_state", "measure", "merge", "parse_setting", "probe",
     "repair", "revert", "setting", "show", "squash", "stats", "status", "validation_warnings",
     "verify", "verify_base", "weight_diff",
 ]

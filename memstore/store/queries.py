@@ -157,6 +157,31 @@ def ask(repo: Repository, prompt: str, rev: str | None = None, compare: str | No
             for p in probe(repo, [prompt], revs, max_tokens)]
 
 
+def evaluate_live(repo: Repository, rev: str | None = None, *, by_relation: bool = False,
+                  generation: bool = False) -> dict[str, Any]:
+    """The facts live in the state of `rev` (None: HEAD), measured in that state: CounterFact
+    ES/PS/NS/S over those with target_true, and over all of them the share the model
+    recalls (memstore.store.retention: every target token its top choice), with the facts
+    it does not recall (and the commit that wrote each) under `not_recalled`."""
+    from ..eval.metrics import counterfact_metrics
+    from .retention import recall
+
+    commit = state_commit(repo, rev)
+    facts = live_facts(repo, commit)
+    if not facts:
+        raise ValidationError(f"no facts are live at {rev or 'HEAD'}: nothing to measure")
+    base = load_state(repo, rev)
+    requests = [f.request for f in facts]
+    m = counterfact_metrics(base.model, base.tokenizer, requests, by_relation=by_relation,
+                            generation=generation)
+    r = recall(base.model, base.tokenizer, requests)
+    missed = [{**_fact_row(f), "p_new": float(p)}
+              for f, held, p in zip(facts, r.recalled.tolist(), r.p_new.tolist()) if not held]
+    return finite({"kind": "live", "rev": rev or "HEAD", "commit": commit, **m,
+                   "n_live": len(facts), "recalled": float(r.recalled.double().mean()),
+                   "not_recalled": missed})
+
+
 def _is_zsre(path: str | Path) -> bool:
     from ..eval.data import load_records
 

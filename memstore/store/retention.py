@@ -74,4 +74,4 @@ def retention_warning(earlier: dict[str, Any]) -> str | None:
     return (f"this commit lost {lost} of the {held} earlier facts it checked that the model "
             f"recalled before it ({earlier['n']} sampled of {earlier['live']} live; recalled "
             f"{earlier['recalled_before']:.3f} -> {earlier['recalled']:.3f}): the history is "
-            "fading (`memstore eval` on the earlier commits' facts files shows which)")
+            "fading (`memstore eval --live` lists the facts it no longer recalls)")
