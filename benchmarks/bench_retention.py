@@ -1,6 +1,7 @@
 """What the retention check of `memstore commit` costs, and what it reads.
 
-SmolLM2-135M, default settings, counterfact-dev records (distinct subjects), a fresh
+SmolLM2-135M, default settings, CounterFact records with distinct subjects (those of
+bench_sequential.py: counterfact-dev.json, then counterfact-easyedit-dev.json), a fresh
 repository with its statistics stored before the clock starts, `--commits` commits of
 `--size` records through `porcelain.commit` (as `memstore commit` runs them). Per commit:
 its wall time and, side by side in the same run, the time spent in the retention check (the
@@ -20,9 +21,9 @@ import time
 from pathlib import Path
 
 import torch
-from common import DATA, command, write_results
+from bench_sequential import distinct_subjects
+from common import command, write_results
 
-from memstore.eval.data import read_counterfact_records
 from memstore.eval.metrics import counterfact_metrics
 from memstore.store import porcelain, retention
 from memstore.store.states import state_of, statistics
@@ -34,11 +35,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=130)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
-    records, seen = [], set()
-    for r in read_counterfact_records(DATA / "counterfact-dev.json"):
-        if r.request.subject not in seen:
-            seen.add(r.request.subject)
-            records.append(r)
+    records = distinct_subjects(args.commits * args.size)
     batches = [records[i * args.size:(i + 1) * args.size] for i in range(args.commits)]
 
     spent: list[float] = []
@@ -76,7 +73,7 @@ def main() -> None:
         repo.close()
 
     title = (f"# The retention check of `memstore commit` (SmolLM2-135M, {args.commits} "
-             f"commits of {args.size} counterfact-dev records, default settings)")
+             f"commits of {args.size} CounterFact records, distinct subjects, default settings)")
     header = ("| commit | wall | retention check | share | earlier facts checked | recalled "
               "before → after | lost | ES of the same sample after |")
     lines = [title, "", header,

@@ -66,9 +66,10 @@ def eval_(file: str | None, live: bool, rev: str | None, by_relation: bool, gene
     object) and score (S, their harmonic mean), as fractions in [0, 1]; facts without
     target_true are skipped. zsRE files (detected by their src/answers/loc fields) give
     top-1 accuracies: efficacy, paraphrase and specificity (also reported as
-    neighborhood). --live measures the facts live at REV the same way, and the share of
-    them the model recalls (every target token its top choice after the prompt), listing
-    the ones it does not with the commit that wrote them. --json prints one object.
+    neighborhood). --live measures the facts live at REV on their own prompts (ES, and
+    the share the model recalls: every target token its top choice after the prompt),
+    listing the ones it does not recall with the commit that wrote each; a FILE of them
+    gives paraphrases and neighbours too. --json prints one object.
     """
     from memstore.store import porcelain
 

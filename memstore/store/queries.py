@@ -2,6 +2,7 @@
 memory (memstore.store.states) and never write to the repository."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -159,8 +160,9 @@ def ask(repo: Repository, prompt: str, rev: str | None = None, compare: str | No
 
 def evaluate_live(repo: Repository, rev: str | None = None, *, by_relation: bool = False,
                   generation: bool = False) -> dict[str, Any]:
-    """The facts live in the state of `rev` (None: HEAD), measured in that state: CounterFact
-    ES/PS/NS/S over those with target_true, and over all of them the share the model
+    """The facts live in the state of `rev` (None: HEAD), measured in that state on their
+    edit prompts (one pass each; `evaluate` on a file gives paraphrases and neighbours):
+    CounterFact's ES over those with target_true, and over all of them the share the model
     recalls (memstore.store.retention: every target token its top choice), with the facts
     it does not recall (and the commit that wrote each) under `not_recalled`."""
     from ..eval.metrics import counterfact_metrics
@@ -171,7 +173,7 @@ def evaluate_live(repo: Repository, rev: str | None = None, *, by_relation: bool
     if not facts:
         raise ValidationError(f"no facts are live at {rev or 'HEAD'}: nothing to measure")
     base = load_state(repo, rev)
-    requests = [f.request for f in facts]
+    requests = [dataclasses.replace(f.request, paraphrases=(), neighborhood=()) for f in facts]
     m = counterfact_metrics(base.model, base.tokenizer, requests, by_relation=by_relation,
                             generation=generation)
     r = recall(base.model, base.tokenizer, requests)
