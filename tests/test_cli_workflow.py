@@ -92,6 +92,8 @@ def test_end_to_end(base, tmp_path):
     assert live[("Honda Civic", "{} is produced by")] == "Apple" and len(live) == 6
     with Repository.open(repo) as r:
         assert r.get_commit(merged).basis == ids[1]  # the merge base
+    earlier = json.loads(ok("show", merged, "--json", cwd=repo).stdout)["metrics"]["earlier"]
+    assert (earlier["n"], earlier["live"]) == (3, 3)  # a and b: carried by C2, not solved
     assert "|\\" in ok("log", "--graph", "--oneline", cwd=repo).stdout
 
     # fast-forward

@@ -157,6 +157,28 @@ def test_a_commit_that_loses_earlier_facts_records_it_and_warns(base, tmp_path):
     assert f"earlier facts recalled {sum(before) / n:.3f}" in r.stdout
 
 
+def test_a_merge_records_the_recall_of_the_facts_it_does_not_solve_again(base, tmp_path):
+    """A merge solves both sides' additions on the merge base's state: the facts that state
+    carries are its earlier facts, measured on it before and on the merge after."""
+    repo, own, first, main_tip, _ = damaged_history(base, tmp_path)
+    ok("branch", "side", first, cwd=repo)
+    ok("switch", "side", cwd=repo)
+    ok("commit", facts_files(base)["d"], cwd=repo)
+    ok("switch", "main", cwd=repo)
+    r = ok("merge", "side", cwd=repo)
+    merged = last_line(r)
+    m = json.loads(ok("show", merged, "--json", cwd=repo).stdout)["metrics"]["earlier"]
+    assert (m["n"], m["live"]) == (len(own), len(own))
+    ok("export", first, tmp_path / "base", cwd=repo)
+    ok("export", merged, tmp_path / "merged", cwd=repo)
+    before = greedy_recalls(tmp_path / "base", [f[:3] for f in own])
+    after = greedy_recalls(tmp_path / "merged", [f[:3] for f in own])
+    assert m["recalled_before"] == pytest.approx(sum(before) / len(own))
+    assert m["recalled"] == pytest.approx(sum(after) / len(own)) and before != after
+    assert m["lost"] == sum(b and not a for b, a in zip(before, after))
+    assert ("warning: this commit lost" in r.stderr) == (retention.retention_warning(m) is not None)
+
+
 def test_eval_live_lists_the_facts_the_model_does_not_recall(base, tmp_path):
     repo, own, first, second, _ = damaged_history(base, tmp_path)
     live = [(f[:3], first) for f in own] + [((s, p, t), second) for s, p, t, _ in FACTS["c"]]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from memstore.store.retention import retention_warning
+
 from ..output import first_line, layers_text, metrics_line, runtime_options, short, warn
 
 
@@ -21,6 +23,9 @@ def _done(repo, report, verb: str) -> None:
                f"{' on layers ' + layers_text(layers) if layers else ''}, "
                f"{report.seconds:.1f} s")
     click.echo(f" {metrics_line(report.metrics)}")
+    fading = retention_warning(report.metrics.get("earlier") or {})
+    if fading is not None:
+        warn(f"warning: {fading}")
     click.echo(c.id)
 
 

@@ -46,7 +46,7 @@ from .queries import (
 from .repair import RepairReport
 from .repair import repair as rebuild_index
 from .repository import DIRNAME, Repository, StatisticsRecord
-from .retention import earlier_sample, recall, retention_metrics, retention_warning
+from .retention import earlier_sample, recall, retention_metrics
 from .rewrite import MergeConflictError, Report, merge, revert, squash
 from .running import earlier_keys_for
 from .states import (
@@ -314,9 +314,6 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
         c = repo.write_commit([result], parents=[parent] if parent else [], basis=parent,
                               message=message, metrics=metrics, operation="commit",
                               info=info or {})
-    fading = retention_warning(metrics.get("earlier", {}))
-    if fading is not None and note is not None:
-        note(f"warning: {fading}")
     return Report(c, c.id, metrics, {"info": result.info}, time.perf_counter() - t0)
 
 

@@ -6,7 +6,8 @@ without saying so. `commit` therefore checks a seeded sample of the facts live b
 once on the state before the edit and once after, and records in the commit's metrics how
 many the model still recalls: every token of the fact's target is the model's top-1 choice
 after its prompt (teacher forced), which is what `memstore ask` would answer, and needs no
-target_true. A commit that loses a noticeable share of the earlier facts it recalled warns.
+target_true. A merge does the same for the facts of its basis's state that it does not solve
+again. The CLI warns when a commit loses a noticeable share of the earlier facts it recalled.
 """
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ from .commits import Commit, load_requests, load_updates, load_zs
 from .history import LiveFact, SetRef
 from .queries import measure
 from .repository import Repository
+from .retention import earlier_sample, recall, retention_metrics
 from .running import earlier_keys_for
 from .states import LoadedBase, state_of, statistics_of_set
 
@@ -318,8 +319,14 @@ def merge(repo: Repository, rev: str, message: str | None = None) -> Report:
             raise MemstoreError(f"merge of {rev} refused: facts of the merge base were reverted "
                                 f"on {rev}; revert them here after merging instead")
         base = state_of(repo, basis)
+        # the facts carried by the basis's state, not solved again: what the solve can lose
+        earlier, n_live = earlier_sample(merged, [f.request for f in solve])
+        before = recall(base.model, base.tokenizer, earlier) if solve and earlier else None
         results = [_solve_from_cache(repo, base, solve, basis)] if solve else []
         metrics = measure(base, [f.request for f in solve]) if solve else {}
+        if before is not None:
+            metrics["earlier"] = retention_metrics(
+                before, recall(base.model, base.tokenizer, earlier), n_live)
         if message is None:
             message = f"Merge {rev} into {repo.head().branch or 'HEAD'}"
         new = repo.write_commit(results, parents=[ours, theirs], basis=basis, message=message,
