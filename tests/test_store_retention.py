@@ -160,7 +160,7 @@ def test_a_commit_that_loses_earlier_facts_records_it_and_warns(base, tmp_path):
 def test_a_merge_records_the_recall_of_the_facts_it_does_not_solve_again(base, tmp_path):
     """A merge solves both sides' additions on the merge base's state: the facts that state
     carries are its earlier facts, measured on it before and on the merge after."""
-    repo, own, first, main_tip, _ = damaged_history(base, tmp_path)
+    repo, own, first, _, _ = damaged_history(base, tmp_path)
     ok("branch", "side", first, cwd=repo)
     ok("switch", "side", cwd=repo)
     ok("commit", facts_files(base)["d"], cwd=repo)
