@@ -91,7 +91,7 @@ def eval_(file: str | None, live: bool, rev: str | None, by_relation: bool, gene
     click.echo(f"{m['kind']} metrics of {m['rev']} ({short(m['commit'])}), n = {m['n']}"
                + (f" ({m['n_skipped']} without target_true skipped)"
                   if m.get("n_skipped") else ""))
-    keys = ["efficacy", "paraphrase", "neighborhood", "score"]
+    keys = ["efficacy"] if live else ["efficacy", "paraphrase", "neighborhood", "score"]
     keys += ["specificity"] if m["kind"] == "zsre" else []
     keys += ["generation_entropy"] if "generation_entropy" in m else []
     for k in keys:
