@@ -270,8 +270,9 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
     tokenizer and against the facts live on the branch), loads HEAD's state, gets the
     statistics (stored or computed once), edits, measures efficacy on the requests right
     after the edit and how many of a sample of the earlier facts the model still recalls
-    (memstore.store.retention), and writes the commit. `note` hears of long preparations (statistics)
-    and warnings; `inform` hears the estimate of the peak memory, before any work."""
+    before and after it (memstore.store.retention), and writes the commit. `note` hears of
+    long preparations (statistics) and warnings; `inform` hears the estimate of the peak
+    memory, before any work."""
     t0 = time.perf_counter()
     validate_requests(requests)
     with repo.lock():
