@@ -277,15 +277,14 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
     validate_requests(requests)
     with repo.lock():
         parent = repo.head().commit
-        if parent is not None:
-            check_against_live(repo.facts_at(parent), requests, supersede)
+        live = repo.facts_at(parent) if parent is not None else []
+        check_against_live(live, requests, supersede)
         settings = current_settings(repo)
         base = open_base(repo)
         validate_requests(requests, base.tokenizer, context_length(base.model))
         check_base_editable(base, settings)
         need = estimate_memory(
-            base.model, base.adapter, settings, len(requests),
-            len(repo.facts_at(parent)) if parent else 0,
+            base.model, base.adapter, settings, len(requests), len(live),
             any(repo.statistics_record(statistics_id(settings), l) is None
                 for l in settings.layers))
         if not need.fits():
@@ -299,7 +298,7 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
         stats_ = statistics(repo, base, settings, note=note)
         state_of(repo, parent)
         before = measure(base, requests, quick=True)
-        earlier_facts, n_live = earlier_sample(repo.facts_at(parent) if parent else [], requests)
+        earlier_facts, n_live = earlier_sample(live, requests)
         recalled_before = (recall(base.model, base.tokenizer, earlier_facts)
                            if earlier_facts else None)
         earlier = (earlier_keys_for(repo.store, parent, [], requests)
