@@ -12,6 +12,7 @@ Writes benchmarks/results/one-batch-<commits>x<size>.{json,md}."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
@@ -19,6 +20,7 @@ from bench_sequential import base_zs, distinct_subjects, efficacy
 from common import command, spread, write_results
 
 from memstore.editing import default_settings, execute_memit, unapply_updates
+from memstore.editing.keys import current_hidden
 from memstore.editing.memit import templates_for
 from memstore.editing.statistics import cached_statistics
 from memstore.eval.metrics import counterfact_metrics
@@ -33,7 +35,14 @@ VARIANTS = {"default (λ growing)": {},
             "`passes 2`": {"passes": 2},
             "layers 1–8 (default band 3–8)": {"layers": (1, 2, 3, 4, 5, 6, 7, 8)},
             "layers 3–14 (L = 14)": {"layers": tuple(range(3, 15))},
-            "layers 3–14 (L = 14), λ fixed": {"layers": tuple(range(3, 15)), "mom2_growth": 0.0}}
+            "layers 3–14 (L = 14), λ fixed": {"layers": tuple(range(3, 15)), "mom2_growth": 0.0},
+            "attention o_proj alone, λ fixed": {"mom2_growth": 0.0},
+            "o_proj half, then W_out": {},
+            "o_proj half, then W_out, λ fixed": {"mom2_growth": 0.0}}
+# variants that write through the attention output projection of the band's layers (a
+# write site beside W_out, with its own statistics): the share of z − h^L it takes
+O_PROJ = {"attention o_proj alone, λ fixed": 1.0, "o_proj half, then W_out": 0.5,
+          "o_proj half, then W_out, λ fixed": 0.5}
 DEFAULT_VARIANTS = ("default (λ growing)", "λ fixed (`mom2_growth 0`)", "`passes 2`",
                     "layers 1–8 (default band 3–8)")
 
@@ -72,17 +81,30 @@ def main() -> None:
     sample = spread(records, args.final_sample)
     rows = {"unedited": counterfact_metrics(model, tok, sample)}
     print("unedited", {k: round(rows["unedited"][k], 3) for k in KEYS}, flush=True)
+    requests = [r.request for r in records]
+    o_ad = dataclasses.replace(ad, proj_path="self_attn.o_proj")
+    o_stats = (cached_statistics(model, tok, o_ad, s0.layers, model_id,
+                                 cache_dir() / "stats-o_proj", s0.stats_source, s0.stats_tokens,
+                                 s0.seed) if any(n in O_PROJ for n in chosen) else None)
     runs = {}
     for name, s in settings.items():
         t = time.perf_counter()
-        res = execute_memit(model, tok, [r.request for r in records], s, stats,
-                            templates=templates, zs=zs[s.layers[-1]],
-                            show_progress=False)
+        z = zs[s.layers[-1]]
+        written = []  # (adapter, result), in the order applied
+        if name in O_PROJ:  # o_proj first, toward h^L + share·(z − h^L)
+            h = current_hidden(model, tok, ad, s.last_layer, requests)
+            written.append((o_ad, execute_memit(model, tok, requests, s, o_stats, adapter=o_ad,
+                                                templates=templates, zs=h + O_PROJ[name] * (z - h),
+                                                show_progress=False)))
+        if O_PROJ.get(name, 0) < 1:
+            written.append((ad, execute_memit(model, tok, requests, s, stats, templates=templates,
+                                              zs=z, show_progress=False)))
         solve = time.perf_counter() - t
         rows[name] = counterfact_metrics(model, tok, sample)
         runs[name] = {"first_es": efficacy(model, tok, batches[0]), "solve_seconds": solve,
-                      "lambda": res.info.get("lambda")}
-        unapply_updates(model, ad, res.updates)
+                      "lambda": written[-1][1].info.get("lambda")}
+        for adapter, res in reversed(written):
+            unapply_updates(model, adapter, res.updates)
         print(name, {k: round(rows[name][k], 3) for k in KEYS}, runs[name], flush=True)
     out = {"command": command(), "settings": s0.to_dict(), "commits": args.commits,
            "size": args.size, "final_sample": args.final_sample, "rows": rows, "runs": runs,
