@@ -164,25 +164,13 @@ def one_batch(argv: list[str]) -> None:
 
 
 def report(out: dict) -> list[str]:
-    n, u = out["commits"] * out["size"], out["rows"]["unedited"]
-    lines = [f"# {n} CounterFact facts in one batch with the names' statistics, SmolLM2-135M", "",
-             (f"A = λ (E[k kᵀ] + ρ E_names[k kᵀ]), E_names over the name ends of the first "
-              f"{out['name_tokens']} tokens of the Wikipedia sample; the records and base-model "
-              f"z-vectors of bench_one_batch.py; ES / PS / NS over {out['final_sample']} spread "
-              f"over all, ES of the first {out['size']}."), "",
-             "| λ, ρ | ES | ES (first commit's) | PS | NS | λ | solve |",
-             "| --- | --- | --- | --- | --- | --- | --- |",
-             (f"| unedited | {u['efficacy']:.3f} | – | {u['paraphrase']:.3f} | "
-              f"{u['neighborhood']:.3f} | | |")]
-    for name, run in out["runs"].items():
-        m = out["rows"][name]
-        lines.append(f"| {name} | {m['efficacy']:.3f} | {run['first_es']:.3f} | "
-                     f"{m['paraphrase']:.3f} | {m['neighborhood']:.3f} "
-                     f"({m['neighborhood'] - u['neighborhood']:+.3f}) | {run['lambda']:g} | "
-                     f"{run['solve_seconds']:.0f} s |")
-    lines += ["", f"Whole run {out['wall_seconds'] / 60:.0f} min.", "",
-              f"Command: `{out['command']}`"]
-    return lines
+    from bench_one_batch import report as table
+
+    return table(out, " with the names' statistics",
+                 f"A = λ (E[k kᵀ] + ρ E_names[k kᵀ]), E_names over the name ends of the first "
+                 f"{out['name_tokens']} tokens of the Wikipedia sample; the records and base-model "
+                 f"z-vectors of bench_one_batch.py; ES / PS / NS over {out['final_sample']} spread "
+                 f"over all, ES of the first {out['size']}.", "λ, ρ")
 
 
 def sequential(argv: list[str]) -> None:

@@ -113,14 +113,16 @@ def main() -> None:
     write_results(f"one-batch-{args.commits}x{args.size}{suffix}", out, report(out))
 
 
-def report(out: dict) -> list[str]:
+def report(out: dict, title: str = "", intro: str = "", first_column: str = "") -> list[str]:
+    """The results table; `title` and `intro` in place of this benchmark's (bench_names.py)."""
     n, u = out["commits"] * out["size"], out["rows"]["unedited"]
-    lines = [f"# {n} CounterFact facts in one batch, SmolLM2-135M", "",
-             (f"The records of `bench_sequential.py --commits {out['commits']} --size "
+    lines = [f"# {n} CounterFact facts in one batch{title}, SmolLM2-135M", "",
+             (intro or f"The records of `bench_sequential.py --commits {out['commits']} --size "
               f"{out['size']}`, their z-vectors computed on the base model, written by one "
               f"solve; ES / PS / NS over {out['final_sample']} of them spread over all, ES of "
               f"the first {out['size']}."), "",
-             "| | ES | ES (first commit's) | PS | NS | λ | solve |",
+             (f"| {first_column} |" if first_column else "| |")
+             + " ES | ES (first commit's) | PS | NS | λ | solve |",
              "| --- | --- | --- | --- | --- | --- | --- |",
              (f"| unedited | {u['efficacy']:.3f} | – | {u['paraphrase']:.3f} | "
              f"{u['neighborhood']:.3f} | | |")]
