@@ -21,6 +21,8 @@ Settings:
                    the earlier live facts too): λ · max(1, n / mom2_growth_facts)
                    ^ mom2_growth; 0 keeps λ fixed
   mom2_growth_facts  the n up to which λ stays mom2_weight
+  mom2_shrink      E[kkᵀ] + mom2_shrink · its mean eigenvalue · I: a floor under
+                   the directions the statistics' sample hardly saw; 0: off
   z_steps          Adam steps at most per z-vector
   z_lr             Adam learning rate of the z-vectors
   z_stop_loss      a request stops optimising once its NLL is below this
@@ -41,9 +43,13 @@ Settings:
   passes           times the residual z − h is measured and written (2: what
                    the first pass left is written again; zsRE, README)
   compute_dtype    float32 | bfloat16 | float64
-  z_groups         key | request: one δ shared by a batch's requests that read
-                   the same key (one subject after the same words; the default,
-                   README), or one per request (the paper)
+  z_groups         subject | key | request: one δ shared by a batch's requests
+                   that ask one subject for one target (the default, README), or
+                   that read the same key, or one per request (the paper)
+  sink_ratio       a bare prompt whose hidden state at the subject exceeds this
+                   many times its templated prompts' (an attention sink: a
+                   one-token subject that opens the prompt) anchors z at the first
+                   template instead; 0: always the bare prompt (the paper)
 
 Where the model runs (not recorded in commits; the command line's --device, --dtype,
 --device-map and MEMSTORE_DEVICE, MEMSTORE_DTYPE, MEMSTORE_DEVICE_MAP win over these):

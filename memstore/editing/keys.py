@@ -126,9 +126,36 @@ def context_rows(model, tokenizer, adapter: Adapter, requests: list[Request],
     return TokenRows(model, adapter, tokenizer.pad_token_id, seqs, positions, first)
 
 
-def template_keys(rows: SubjectRows, layer: int, n_requests: int, n_templates: int) -> torch.Tensor:
-    """K (n × d_in) from a walk over requests × templates, averaged as compute_keys does."""
+def template_keys(rows: SubjectRows, layer: int, n_requests: int, n_templates: int,
+                  anchor: torch.Tensor | None = None) -> torch.Tensor:
+    """K (n × d_in) from a walk over requests × templates, averaged as compute_keys does;
+    a request anchored past its bare prompt (`anchor` > 0: anchor_rows) takes the mean of
+    its sampled-prefix keys alone, its bare prompt's being an attention sink's."""
     k = rows.at(layer, "key").reshape(n_requests, n_templates, -1)
     if n_templates == 1:
         return k[:, 0]
-    return (k[:, 0] + k[:, 1:].mean(1)) / 2
+    out = (k[:, 0] + k[:, 1:].mean(1)) / 2
+    if anchor is not None and bool((anchor > 0).any()):
+        sink = (anchor > 0).to(out.device)
+        out[sink] = k[sink, 1:].mean(1)
+    return out
+
+
+def anchor_rows(norms: torch.Tensor, sink_ratio: float) -> torch.Tensor:
+    """Per request, the template whose row anchors its z-vector and residual: 0, the bare
+    prompt, unless ‖h^L‖ at its subject exceeds `sink_ratio` × the median over the request's
+    sampled-prefix rows — then 1, the first of those. `norms`: n_requests × n_templates.
+
+    A subject whose last token opens the bare prompt ("{} is created by" with a one-token
+    subject, and no BOS in front) sits at the model's attention sink: its hidden state is not
+    the subject's (on Qwen2.5-Coder-0.5B 50–130× the usual norm at layer 6), so a δ clamped to
+    a share of it, and a residual read there, are out of all proportion to the other facts'
+    (benchmarks/README.md, "Qwen's collapse: single facts at the attention sink"). 0 turns
+    the check off (every request anchored at its bare prompt, as in the paper)."""
+    n, t = norms.shape
+    anchor = torch.zeros(n, dtype=torch.long)
+    if sink_ratio <= 0 or t < 2:
+        return anchor
+    usual = norms[:, 1:].median(dim=1).values
+    anchor[norms[:, 0] > sink_ratio * usual] = 1
+    return anchor

@@ -9,7 +9,7 @@ from ..errors import ValidationError
 from ..models.adapters import Adapter, get_adapter
 from ..models.runtime import float64_device
 from .apply import apply_update
-from .keys import SubjectRows, context_rows, template_keys
+from .keys import SubjectRows, anchor_rows, context_rows, template_keys
 from .post_norm import value_residuals
 from .requests import Request, context_length, validate_requests
 from .result import EditResult, LayerUpdate
@@ -143,7 +143,14 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
     tmpl = SubjectRows(model, tokenizer, adapter,
                        [t.format(r.prompt) for r in requests for t in templates],
                        [r.subject for r in requests for _ in templates], first)
-    bare = SubjectRows(model, tokenizer, adapter, [r.prompt for r in requests],
+    # z − h^L is read where z was anchored (keys.anchor_rows: the bare prompt unless an
+    # attention sink), decided from h^L's norms on the model as it is
+    anchor = torch.zeros(len(requests), dtype=torch.long)
+    if settings.sink_ratio > 0 and len(templates) > 1:
+        norms = tmpl.at(L, "out").norm(dim=1).reshape(len(requests), len(templates))
+        anchor = anchor_rows(norms.cpu(), settings.sink_ratio)
+    bare = SubjectRows(model, tokenizer, adapter,
+                       [templates[int(a)].format(r.prompt) for r, a in zip(requests, anchor)],
                        [r.subject for r in requests], first)
     context_walk = (context_rows(model, tokenizer, adapter, requests, first)
                     if settings.context_weight > 0 else None)
@@ -152,7 +159,7 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
         for walk in walks:
             while walk.layer < layer:
                 walk.advance()
-        keys = template_keys(tmpl, layer, len(requests), len(templates))
+        keys = template_keys(tmpl, layer, len(requests), len(templates), anchor)
         cur = bare.at(L, "out")
         residuals = (zs.float().to(cur.device) - cur) / (len(settings.layers) - i)
         if adapter.post_norm_path is not None:  # the stream receives N(W k): post_norm.py

@@ -18,7 +18,7 @@ _FLOATS = {"mom2_weight": (0.0, 1e12, False), "mom2_growth": (0.0, 4.0, True),
            "kl_weight": (0.0, 1e6, True), "weight_decay": (0.0, 1e6, True),
            "history_weight": (0.0, 1e12, True), "context_weight": (0.0, 1e12, True),
            "nullspace_threshold": (0.0, 1e12, True),
-           "nullspace_l2": (0.0, 1e12, False)}
+           "nullspace_l2": (0.0, 1e12, False), "sink_ratio": (0.0, 1e6, True)}
 _INTS = {"z_steps": (1, 100_000), "n_templates": (0, 1_000), "template_tokens": (1, 1_000),
          "seed": (0, _INT_MAX), "stats_tokens": (1, 10**10), "z_chunk": (1, 1_000_000),
          "passes": (1, 10), "mom2_growth_facts": (1, 10**9)}
@@ -92,6 +92,9 @@ class EditSettings:
     # one δ per fact in a batch: the requests of one key, or of one subject and target
     # (zs.key_groups); "key": per key only; the paper: "request"
     z_groups: str = "subject"
+    # a bare prompt whose ‖h^L‖ at the subject exceeds sink_ratio × its templated rows'
+    # median is an attention sink, and the first template anchors z (keys.anchor_rows); 0: off
+    sink_ratio: float = 10.0
 
     def __post_init__(self) -> None:
         """Refuses, with a message naming the setting, anything that cannot work: a wrong
@@ -144,6 +147,8 @@ class EditSettings:
         d.setdefault("context_weight", 0.0)
         # and before requests of one key could share a δ: one per request
         d.setdefault("z_groups", "request")
+        # and before attention sinks were recognised: every z anchored at the bare prompt
+        d.setdefault("sink_ratio", 0.0)
         if isinstance(d.get("layers"), list):
             d["layers"] = tuple(d["layers"])
         return cls(**d)

@@ -22,6 +22,7 @@ from ..errors import NumericalError
 from ..models.adapters import Adapter, hidden_of
 from .distributed import in_order, owned
 from .fisher import fisher_penalty
+from .keys import anchor_rows
 from .layers import replaced_layers
 from .progress import progress
 from .requests import Request
@@ -406,7 +407,13 @@ def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, sha
     rows = build_rows(tokenizer, requests, templates, first)
     h_L, past = full_pass(model, adapter, rows, L)
     bare = torch.tensor([int(torch.nonzero(rows.request == i)[0]) for i in range(n_req)])
-    h_req = h_L[bare, rows.subject_pos[bare]]  # h_i^L on the bare prompt
+    # each request's template rows follow its bare prompt's: h^L's norms there pick the row
+    # that anchors z (the bare prompt unless it is an attention sink: keys.anchor_rows)
+    tmpl = bare[:, None] + torch.arange(len(templates))
+    at_subject = h_L[tmpl, rows.subject_pos[tmpl]]
+    anchor = anchor_rows(at_subject.norm(dim=-1).float().cpu(), settings.sink_ratio)
+    h_req = at_subject[torch.arange(n_req), anchor.to(at_subject.device)]  # h_i^L at the anchor
+    del at_subject
     share = torch.tensor(shared)
     n = int(share.max()) + 1
     if n < n_req:  # rows speak for their δ; each request's targets weigh 1 / its group's size
