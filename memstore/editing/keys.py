@@ -148,10 +148,11 @@ def anchor_rows(norms: torch.Tensor, sink_ratio: float) -> torch.Tensor:
 
     A subject whose last token opens the bare prompt ("{} is created by" with a one-token
     subject, and no BOS in front) sits at the model's attention sink: its hidden state is not
-    the subject's (on Qwen2.5-Coder-0.5B 50–130× the usual norm at layer 6), so a δ clamped to
-    a share of it, and a residual read there, are out of all proportion to the other facts'
-    (benchmarks/README.md, "Qwen's collapse: single facts at the attention sink"). 0 turns
-    the check off (every request anchored at its bare prompt, as in the paper)."""
+    the subject's (on Qwen2.5-Coder-0.5B 54–132× its templated prompts' at layer 6), so a δ
+    clamped to a share of it, and a residual read there, are out of all proportion to the
+    other facts' (benchmarks/README.md, "Qwen's collapse: single facts at the attention
+    sink"). 0 turns the check off (every request anchored at its bare prompt, as in the
+    paper)."""
     n, t = norms.shape
     anchor = torch.zeros(n, dtype=torch.long)
     if sink_ratio <= 0 or t < 2:
