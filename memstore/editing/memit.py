@@ -149,22 +149,23 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
     if settings.sink_ratio > 0 and len(templates) > 1:
         norms = tmpl.at(L, "out").norm(dim=1).reshape(len(requests), len(templates))
         anchor = anchor_rows(norms.cpu(), settings.sink_ratio)
-    bare = SubjectRows(model, tokenizer, adapter,
-                       [templates[int(a)].format(r.prompt) for r, a in zip(requests, anchor)],
-                       [r.subject for r in requests], first)
+    anchored = SubjectRows(model, tokenizer, adapter,
+                           [templates[int(a)].format(r.prompt) if a else r.prompt
+                            for r, a in zip(requests, anchor)],
+                           [r.subject for r in requests], first)
     context_walk = (context_rows(model, tokenizer, adapter, requests, first)
                     if settings.context_weight > 0 else None)
-    walks = [w for w in (tmpl, bare, context_walk) if w is not None]
+    walks = [w for w in (tmpl, anchored, context_walk) if w is not None]
     for i, layer in enumerate(settings.layers):
         for walk in walks:
             while walk.layer < layer:
                 walk.advance()
         keys = template_keys(tmpl, layer, len(requests), len(templates), anchor)
-        cur = bare.at(L, "out")
+        cur = anchored.at(L, "out")
         residuals = (zs.float().to(cur.device) - cur) / (len(settings.layers) - i)
         if adapter.post_norm_path is not None:  # the stream receives N(W k): post_norm.py
             residuals = value_residuals(adapter.post_norm(model, layer),
-                                        bare.at(layer, "value"), residuals)
+                                        anchored.at(layer, "value"), residuals)
         # the solve in float64 on the edited weight's device where it has float64
         where = float64_device(adapter.proj(model, layer).weight.device)
         keys, residuals = keys.to(where), residuals.to(where)
