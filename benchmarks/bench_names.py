@@ -106,7 +106,7 @@ def with_names(stats: dict, names: dict[int, torch.Tensor], rho: float) -> dict:
 
 
 def one_batch(argv: list[str]) -> None:
-    from bench_sequential import base_zs, distinct_subjects, efficacy
+    from bench_sequential import base_zs, efficacy, subject_batches
 
     from memstore.editing import execute_memit, unapply_updates
     from memstore.editing.memit import templates_for
@@ -136,8 +136,8 @@ def one_batch(argv: list[str]) -> None:
     stats = cached_statistics(model, tok, ad, s0.layers, model_id, cache_dir() / "stats",
                               s0.stats_source, s0.stats_tokens, s0.seed)
     names = name_statistics(model, tok, ad, s0.layers, model_id)
-    records = distinct_subjects(args.commits * args.size)
-    batches = [records[i * args.size:(i + 1) * args.size] for i in range(args.commits)]
+    batches = subject_batches(args.commits, args.size)
+    records = [r for b in batches for r in b]
     templates = templates_for(model, tok, s0)
     zs = torch.cat(base_zs(model, tok, ad, batches, s0, templates, model_id))
     requests = [r.request for r in records]

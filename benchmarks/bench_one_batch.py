@@ -16,7 +16,7 @@ import dataclasses
 import time
 
 import torch
-from bench_sequential import base_zs, distinct_subjects, efficacy
+from bench_sequential import base_zs, efficacy, subject_batches
 from common import command, spread, write_results
 
 from memstore.editing import default_settings, execute_memit, unapply_updates
@@ -65,8 +65,8 @@ def main() -> None:
     started = time.perf_counter()
     lm = load_model("smollm2-135m")
     model, tok, ad = lm.model, lm.tokenizer, lm.adapter
-    records = distinct_subjects(args.commits * args.size)
-    batches = [records[i * args.size:(i + 1) * args.size] for i in range(args.commits)]
+    batches = subject_batches(args.commits, args.size)
+    records = [r for b in batches for r in b]
     s0 = default_settings(model)
     settings = {name: s0.with_changes(**VARIANTS[name]) for name in chosen}
     layers = tuple(sorted({l for s in settings.values() for l in s.layers}))

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_sequential import distinct_subjects
+from bench_sequential import subject_batches
 from common import command, write_results
 
 from memstore.eval.metrics import counterfact_metrics
@@ -35,8 +35,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=130)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
-    records = distinct_subjects(args.commits * args.size)
-    batches = [records[i * args.size:(i + 1) * args.size] for i in range(args.commits)]
+    batches = subject_batches(args.commits, args.size)
 
     spent: list[float] = []
     timed = porcelain.recall

@@ -108,6 +108,12 @@ def distinct_subjects(n: int) -> list:
     raise SystemExit(f"only {len(out)} records with distinct subjects; asked for {n}")
 
 
+def subject_batches(commits: int, size: int) -> list[list]:
+    """`commits` batches of `size` records, in order, from `distinct_subjects`."""
+    records = distinct_subjects(commits * size)
+    return [records[i * size:(i + 1) * size] for i in range(commits)]
+
+
 def efficacy(model, tok, records) -> float:
     bare = [dataclasses.replace(r.request, paraphrases=(), neighborhood=()) for r in records]
     return counterfact_metrics(model, tok, bare)["efficacy"]
@@ -149,9 +155,9 @@ def main() -> None:
     lm = load_model(args.model)
     model, tok, ad = lm.model, lm.tokenizer, lm.adapter
     base = {k: v.clone() for k, v in model.state_dict().items()}
-    records = distinct_subjects(args.commits * args.size)
+    batches = subject_batches(args.commits, args.size)
+    records = [r for b in batches for r in b]
     full = [r for r in records if r.generation_prompts]  # the full-format records
-    batches = [records[i * args.size:(i + 1) * args.size] for i in range(args.commits)]
     ns_sample = spread(records, args.ns_records)
     # two generation prompts from each of a spread of records: one batch of generation
     ge_records = ge_sample(full, args.ge_records)
