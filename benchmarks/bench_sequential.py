@@ -46,6 +46,9 @@ WIKI98 = DATA / "wikipedia-sample.jsonl"
 # method -> the settings it changes from the defaults
 METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
            "preserve-fixed": {"history": "preserve", "mom2_growth": 0.0},
+           # λ grown only past half / all of the key width (d_in 1536 on SmolLM2)
+           "preserve-g768": {"history": "preserve", "mom2_growth_facts": 768},
+           "preserve-g1536": {"history": "preserve", "mom2_growth_facts": 1536},
            "nullspace": {"history": "nullspace"},
            "preserve-context": {"history": "preserve", "context_weight": 1.0},
            "preserve-passes2": {"history": "preserve", "passes": 2},
