@@ -73,6 +73,17 @@ METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
            # (instead of those stored when each fact was written): REFRESHED
            "preserve-refresh": {"history": "preserve"}}
 REFRESHED = {"preserve-refresh"}
+# PRUNE (Ma et al., 2025): after every commit the singular values of the accumulated update
+# W − W₀ above τ·σ_max(W₀) are compressed, σ → ln σ + t − ln t with t = τ·σ_max(W₀) (the paper: τ 1),
+# and the next commit edits the restrained model. method -> τ
+PRUNED = {"preserve-prune": 1.0, "preserve-prune0.5": 0.5, "preserve-prune0.25": 0.25}
+METHODS |= {m: {"history": "preserve"} for m in PRUNED}
+# λ set by the history's own retention instead of a rule: each commit solves with the λ the last
+# one ended at (the default λ at first, not grown); where ES over up to 256 earlier facts falls
+# by more than `tol`, the commit is undone and solved again with 2λ (at most 4 times).
+# method -> tol
+ADAPTIVE = {"preserve-adaptive": 0.02, "preserve-adaptive0.05": 0.05}
+METHODS |= {m: {"history": "preserve", "mom2_growth": 0.0} for m in ADAPTIVE}
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
 Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",
               "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype", "z_groups")
@@ -235,12 +246,28 @@ def main() -> None:
                 running = now
             # the first commit's z-vectors depend only on the base model: computed once
             zs = replayed[i] if replayed else first_zs if i == 0 else None
-            res = execute_memit(model, tok, [r.request for r in batch], s, m_stats, templates=templates,
-                                earlier=running or None, show_progress=False, zs=zs)
+            tries = []
+            if method in ADAPTIVE and i:
+                check = spread([r for b in batches[:i] for r in b], 256)
+                kept = {l: model.state_dict()[ad.proj_weight_name(l)].clone() for l in s.layers}
+                before = efficacy(model, tok, check)
+            while True:
+                res = execute_memit(model, tok, [r.request for r in batch], s, m_stats, templates=templates,
+                                    earlier=running or None, show_progress=False, zs=zs)
+                if method not in ADAPTIVE or not i:
+                    break
+                tries.append((s.mom2_weight, before - efficacy(model, tok, check)))
+                if tries[-1][1] <= ADAPTIVE[method] or len(tries) == 4:
+                    break
+                with torch.no_grad():
+                    for l, w in kept.items():
+                        model.state_dict()[ad.proj_weight_name(l)].copy_(w)
+                s = s.with_changes(mom2_weight=2 * s.mom2_weight)
             first_zs = res.zs if i == 0 else first_zs
             if i == 0:
                 first_keys = {l: u.keys for l, u in res.updates.items()}
             solve_s = time.perf_counter() - t
+            pruned = restrain(model, ad, base, s.layers, PRUNED[method]) if method in PRUNED else {}
             running = stacked_keys([running, {l: u.keys for l, u in res.updates.items()}])
             sampled = args.retention_sample and i < len(batches) - 1
             retention = [efficacy(model, tok, spread(b, args.retention_sample) if sampled else b)
@@ -248,11 +275,16 @@ def main() -> None:
             step = {"retention": retention, "es_all": sum(retention) / len(retention),
                     "commit_seconds": solve_s, "lambda": res.info.get("lambda"),
                     "dw_norm": relative_change(model, ad, base, s.layers),
+                    "dw_spectral": spectral_ratio(model, ad, base, s.layers), "pruned": pruned,
+                    "adaptive_tries": tries,
                     "first_key_drift": drift} | probe()
             steps.append(step)
             print(method, i + 1, f"{solve_s:.0f}s", [round(x, 2) for x in retention],
                   {k: round(v, 3) for k, v in step.items() if k.endswith("sample")},
                   f"max |dW|/|W0| {max(step['dw_norm'].values()):.4f}",
+                  f"max s1(dW)/s1(W0) {max(step['dw_spectral'].values()):.3f}",
+                  *([f"restrained {sum(pruned.values())}"] if method in PRUNED else []),
+                  *([f"λ, earlier ES drop: {[(round(a), round(b, 3)) for a, b in tries]}"] if tries else []),
                   *([f"first commit's key drift {max(drift.values()):.3f}"] if drift else []),
                   flush=True)
             if step["es_all"] < args.collapse:
@@ -292,6 +324,37 @@ def relative_change(model, adapter, base: dict, layers) -> dict[int, float]:
         name = adapter.proj_weight_name(l)
         w, w0 = state[name].double(), base[name].double()
         out[l] = float((w - w0).norm() / w0.norm())
+    return out
+
+
+def spectral_ratio(model, adapter, base: dict, layers) -> dict[int, float]:
+    """σ_max(W − W₀) / σ_max(W₀) of each edited layer: past 1, PRUNE restrains the update."""
+    state = model.state_dict()
+    out = {}
+    for l in layers:
+        name = adapter.proj_weight_name(l)
+        w, w0 = state[name].double(), base[name].double()
+        out[l] = float(torch.linalg.matrix_norm(w - w0, ord=2) / torch.linalg.matrix_norm(w0, ord=2))
+    return out
+
+
+@torch.no_grad()
+def restrain(model, adapter, base: dict, layers, tau: float) -> dict[int, int]:
+    """PRUNE's restraint, in place: the accumulated update's singular values above
+    t = τ·σ_max(W₀) become ln σ + t − ln t (continuous at t, growing only logarithmically past
+    it). Returns how many were restrained per layer."""
+    state = model.state_dict()
+    out = {}
+    for l in layers:
+        name = adapter.proj_weight_name(l)
+        w, w0 = state[name], base[name].double()
+        u, sv, vh = torch.linalg.svd(w.double() - w0, full_matrices=False)
+        t = tau * float(torch.linalg.matrix_norm(w0, ord=2))
+        big = sv > t
+        out[l] = int(big.sum())
+        if out[l]:
+            sv = torch.where(big, sv.clamp_min(t).log() + t - torch.log(torch.tensor(t, dtype=sv.dtype)), sv)
+            w.copy_((w0 + (u * sv) @ vh).to(w.dtype))
     return out
 
 
