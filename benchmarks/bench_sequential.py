@@ -150,6 +150,7 @@ def main() -> None:
     ap.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default=None,
                     help="the z-vectors' passes for every method (and the replayed ones) in this "
                          "dtype (default: the model's default setting)")
+    ap.add_argument("--device", default="cpu", help="the model's device (cuda: a GPU)")
     ap.add_argument("--generation", action="store_true", help="also GE after each commit")
     ap.add_argument("--ge-records", type=int, default=16, help="records in the GE sample")
     ap.add_argument("--ns-records", type=int, default=20, help="records in the per-commit NS sample")
@@ -166,7 +167,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     started = time.perf_counter()
-    lm = load_model(args.model)
+    lm = load_model(args.model, device=args.device)
     model, tok, ad = lm.model, lm.tokenizer, lm.adapter
     base = {k: v.clone() for k, v in model.state_dict().items()}
     batches = subject_batches(args.commits, args.size)
@@ -263,6 +264,7 @@ def main() -> None:
                     for l, w in kept.items():
                         model.state_dict()[ad.proj_weight_name(l)].copy_(w)
                 s = s.with_changes(mom2_weight=2 * s.mom2_weight)
+                zs = res.zs  # the same state before the commit: the same z-vectors
             first_zs = res.zs if i == 0 else first_zs
             if i == 0:
                 first_keys = {l: u.keys for l, u in res.updates.items()}
