@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
@@ -76,13 +77,13 @@ REFRESHED = {"preserve-refresh"}
 # PRUNE (Ma et al., 2025): after every commit the singular values of the accumulated update
 # W − W₀ above τ·σ_max(W₀) are compressed, σ → ln σ + t − ln t with t = τ·σ_max(W₀) (the paper: τ 1),
 # and the next commit edits the restrained model. method -> τ
-PRUNED = {"preserve-prune": 1.0, "preserve-prune0.5": 0.5, "preserve-prune0.25": 0.25}
+PRUNED = {"preserve-prune": 1.0, "preserve-prune0.25": 0.25}
 METHODS |= {m: {"history": "preserve"} for m in PRUNED}
 # λ set by the history's own retention instead of a rule: each commit solves with the λ the last
 # one ended at (the default λ at first, not grown); where ES over up to 256 earlier facts falls
 # by more than `tol`, the commit is undone and solved again with 2λ (at most 4 times).
 # method -> tol
-ADAPTIVE = {"preserve-adaptive": 0.02, "preserve-adaptive0.05": 0.05}
+ADAPTIVE = {"preserve-adaptive": 0.02}
 METHODS |= {m: {"history": "preserve", "mom2_growth": 0.0} for m in ADAPTIVE}
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
 Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",
@@ -150,7 +151,6 @@ def main() -> None:
     ap.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default=None,
                     help="the z-vectors' passes for every method (and the replayed ones) in this "
                          "dtype (default: the model's default setting)")
-    ap.add_argument("--device", default="cpu", help="the model's device (cuda: a GPU)")
     ap.add_argument("--generation", action="store_true", help="also GE after each commit")
     ap.add_argument("--ge-records", type=int, default=16, help="records in the GE sample")
     ap.add_argument("--ns-records", type=int, default=20, help="records in the per-commit NS sample")
@@ -167,7 +167,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     started = time.perf_counter()
-    lm = load_model(args.model, device=args.device)
+    lm = load_model(args.model)
     model, tok, ad = lm.model, lm.tokenizer, lm.adapter
     base = {k: v.clone() for k, v in model.state_dict().items()}
     batches = subject_batches(args.commits, args.size)
@@ -277,7 +277,7 @@ def main() -> None:
             step = {"retention": retention, "es_all": sum(retention) / len(retention),
                     "commit_seconds": solve_s, "lambda": res.info.get("lambda"),
                     "dw_norm": relative_change(model, ad, base, s.layers),
-                    "dw_spectral": spectral_ratio(model, ad, base, s.layers), "pruned": pruned,
+                    "dw_spectral": relative_change(model, ad, base, s.layers, ord=2), "pruned": pruned,
                     "adaptive_tries": tries,
                     "first_key_drift": drift} | probe()
             steps.append(step)
@@ -317,26 +317,16 @@ def current_keys(model, tok, ad, requests: list, templates: list[str], layers) -
     return out
 
 
-def relative_change(model, adapter, base: dict, layers) -> dict[int, float]:
-    """‖W − W₀‖_F / ‖W₀‖_F of each edited layer's weight: how far the history has moved it
-    (the norm growth that ENCORE and AlphaEdit name as the sign of a collapsing model)."""
+def relative_change(model, adapter, base: dict, layers, ord: str | int = "fro") -> dict[int, float]:
+    """‖W − W₀‖ / ‖W₀‖ of each edited layer's weight: how far the history has moved it (the
+    Frobenius norm's growth is what ENCORE and AlphaEdit name as the sign of a collapsing
+    model; with `ord=2`, σ_max, past 1 PRUNE restrains the update)."""
     state = model.state_dict()
     out = {}
     for l in layers:
         name = adapter.proj_weight_name(l)
         w, w0 = state[name].double(), base[name].double()
-        out[l] = float((w - w0).norm() / w0.norm())
-    return out
-
-
-def spectral_ratio(model, adapter, base: dict, layers) -> dict[int, float]:
-    """σ_max(W − W₀) / σ_max(W₀) of each edited layer: past 1, PRUNE restrains the update."""
-    state = model.state_dict()
-    out = {}
-    for l in layers:
-        name = adapter.proj_weight_name(l)
-        w, w0 = state[name].double(), base[name].double()
-        out[l] = float(torch.linalg.matrix_norm(w - w0, ord=2) / torch.linalg.matrix_norm(w0, ord=2))
+        out[l] = float(torch.linalg.matrix_norm(w - w0, ord=ord) / torch.linalg.matrix_norm(w0, ord=ord))
     return out
 
 
@@ -355,7 +345,7 @@ def restrain(model, adapter, base: dict, layers, tau: float) -> dict[int, int]:
         big = sv > t
         out[l] = int(big.sum())
         if out[l]:
-            sv = torch.where(big, sv.clamp_min(t).log() + t - torch.log(torch.tensor(t, dtype=sv.dtype)), sv)
+            sv = torch.where(big, sv.clamp_min(t).log() + t - math.log(t), sv)
             w.copy_((w0 + (u * sv) @ vh).to(w.dtype))
     return out
 
