@@ -151,6 +151,7 @@ def main() -> None:
     ap.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default=None,
                     help="the z-vectors' passes for every method (and the replayed ones) in this "
                          "dtype (default: the model's default setting)")
+    ap.add_argument("--device", default="cpu", help="the model's device (cuda: a GPU)")
     ap.add_argument("--generation", action="store_true", help="also GE after each commit")
     ap.add_argument("--ge-records", type=int, default=16, help="records in the GE sample")
     ap.add_argument("--ns-records", type=int, default=20, help="records in the per-commit NS sample")
@@ -167,7 +168,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     started = time.perf_counter()
-    lm = load_model(args.model)
+    lm = load_model(args.model, device=args.device)
     model, tok, ad = lm.model, lm.tokenizer, lm.adapter
     base = {k: v.clone() for k, v in model.state_dict().items()}
     batches = subject_batches(args.commits, args.size)

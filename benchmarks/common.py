@@ -16,7 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
+# the evaluation data beside the checkout, or where MEMSTORE_BENCH_DATA says (a machine
+# that receives the checkout alone, a GPU one say)
+DATA = Path(os.environ.get("MEMSTORE_BENCH_DATA") or ROOT.parent / "shared" / "data")
 RESULTS = ROOT / "benchmarks" / "results"
 
 

@@ -13,6 +13,9 @@ from typing import Any
 
 import click
 
+if not sys.stderr.isatty():  # bare tqdm bars (transformers' GGUF dequantization): tqdm
+    os.environ.setdefault("TQDM_DISABLE", "1")  # reads this when imported, below (torch)
+
 from .commands import edit, history, maintenance, model, refs, remote, setup
 
 ALIASES = {"checkout": "switch"}

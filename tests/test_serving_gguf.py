@@ -5,6 +5,7 @@ re-quantisation figures; verify."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import gguf
 import numpy as np
@@ -148,3 +149,39 @@ def test_an_older_revision_and_the_base(gguf_repo, tmp_path):
     # no edit at all: the base file itself, byte for byte
     ok("export", "base", tmp_path / "base", "--format", "gguf", cwd=repo)
     assert (tmp_path / "base" / "model.gguf").read_bytes() == gguf_repo["base"].read_bytes()
+
+
+def test_a_second_dequantization_of_the_same_file_keeps_the_first(tmp_path, monkeypatch):
+    """Two processes loading the same GGUF for the first time both dequantize it; the one
+    that finishes second finds the cache filled and keeps it (it used to fail on the rename)."""
+    from memstore.errors import ValidationError
+    from memstore.models.loading import _dequantize, _gguf_cache, local_dir
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    base = write_tiny_gguf(tmp_path / "tiny.gguf")
+    target = local_dir(str(base))
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    assert target == _gguf_cache(base) and "config.json" in before
+    _dequantize(base, target)  # the loser of the race
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # its copy removed
+    (target / "config.json").unlink()  # a damaged copy is named, not replaced
+    with pytest.raises(ValidationError, match="damaged dequantized copy"):
+        _dequantize(base, target)
+
+
+def test_dequantizing_prints_no_progress_bar_off_a_terminal(tmp_path):
+    """`memstore init` on a GGUF base with stderr piped: one dequantization, no bar in the log."""
+    import os
+    import subprocess
+    import sys
+
+    base = write_tiny_gguf(tmp_path / "tiny.gguf")
+    env = dict(os.environ, MEMSTORE_CACHE=str(tmp_path / "cache"))
+    env.pop("TQDM_DISABLE", None)
+    r = subprocess.run([sys.executable, "-m", "cli.main", "init", str(tmp_path / "repo"), "--base",
+                        str(base)], capture_output=True, text=True, env=env, check=False,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stderr
+    assert list((tmp_path / "cache" / "models").iterdir())  # it did dequantize
+    assert "de-quantizing" not in r.stderr and "it/s" not in r.stderr, r.stderr

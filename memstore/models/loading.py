@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,14 @@ def _dequantize(path: Path, target: Path) -> None:
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    tmp.rename(target)
+    try:
+        tmp.rename(target)
+    except OSError:
+        # another process dequantized the same file first: its copy is the same, keep it
+        shutil.rmtree(tmp)
+        if not (target / "config.json").is_file():
+            raise ValidationError(f"{target}: a damaged dequantized copy of {path.name} "
+                                  "(no config.json); remove it") from None
 
 
 def local_dir(spec: str) -> Path:
