@@ -209,7 +209,7 @@ def test_edit_changes_prediction_toward_target(runtime):
     def nll(r):
         ids = tok(r.text).input_ids + target_ids(tok, r.target_new)
         t = len(target_ids(tok, r.target_new))
-        lp = torch.log_softmax(model(torch.tensor([ids])).logits[0], -1)
+        lp = torch.log_softmax(model(torch.tensor([ids], device=model.device)).logits[0], -1)
         return -sum(lp[len(ids) - t - 1 + j, ids[len(ids) - t + j]] for j in range(t)) / t
 
     before = [float(nll(r)) for r in REQUESTS]

@@ -33,7 +33,7 @@ def subject_value(model, tok, ad, layer: int) -> torch.Tensor:
     ids = tok(REQUEST.text).input_ids
     pos = len(tok(REQUEST.text[:REQUEST.prompt.index("{}") + len(REQUEST.subject)]).input_ids) - 1
     try:
-        model(torch.tensor([ids]))
+        model(torch.tensor([ids], device=model.device))
     finally:
         h.remove()
     return got["v"][0, pos].double()
@@ -50,7 +50,7 @@ def test_the_edited_layer_adds_the_requested_residual(family, runtime):
         g = torch.Generator().manual_seed(1)
         for layer in range(ad.n_layers(model)):  # norms that are not the identity's scale
             w = ad.post_norm(model, layer).weight
-            w.data = w.data + 0.5 * torch.randn(w.shape, generator=g)
+            w.data = w.data + 0.5 * torch.randn(w.shape, generator=g).to(w)
         ad = dataclasses.replace(ad, **adapter_change)
         s = settings_for(model, layers=(2,), mom2_weight=1e-6, z_steps=20, clamp=0.3)
         stats = stats_for(model, tok, ad, s.layers)
@@ -80,7 +80,7 @@ def test_the_edited_layer_adds_the_requested_residual(family, runtime):
 def nll(model, tok, prompt: str, target: str) -> float:
     ids = tok(prompt).input_ids
     t = target_ids(tok, target)
-    lp = torch.log_softmax(model(torch.tensor([ids + t])).logits[0].double(), -1)
+    lp = torch.log_softmax(model(torch.tensor([ids + t], device=model.device)).logits[0].double(), -1)
     return float(-sum(lp[len(ids) - 1 + j, tok_] for j, tok_ in enumerate(t)) / len(t))
 
 

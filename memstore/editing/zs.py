@@ -445,7 +445,7 @@ def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, sha
         for k, i in enumerate(active.tolist()):
             steps[i] = it
             final[i] = float(cur[k])
-        done = converged(cur, settings)
+        done = converged(cur, settings).cpu()  # indexes `active`, which stays on the CPU
         if it == settings.z_steps - 1:
             break
         stay = active[~done]
