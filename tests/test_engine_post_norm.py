@@ -22,7 +22,7 @@ PREDICTED = Request("Honda Civic", "The maker of {}", "Honda", "Paris")
 
 def effective_scale(family: str, norm) -> torch.Tensor:
     """g of the family's RMSNorm, from its definition (Gemma: x̂·(1 + w); OLMo 2: x̂·w)."""
-    w = norm.weight.detach().double()
+    w = norm.weight.detach().double().cpu()
     return 1.0 + w if family.startswith("gemma") else w
 
 
@@ -54,13 +54,13 @@ def test_the_edited_layer_adds_the_requested_residual(family, runtime):
         ad = dataclasses.replace(ad, **adapter_change)
         s = settings_for(model, layers=(2,), mom2_weight=1e-6, z_steps=20, clamp=0.3)
         stats = stats_for(model, tok, ad, s.layers)
-        h = current_hidden(model, tok, ad, 2, [REQUEST])[0].double()
-        y = subject_value(model, tok, ad, 2)
+        h = current_hidden(model, tok, ad, 2, [REQUEST])[0].double().cpu()
+        y = subject_value(model, tok, ad, 2).cpu()
         norm = ad.post_norm(model, 2) if ad.post_norm_path else None
         res = execute_memit(model, tok, [REQUEST], s, stats, adapter=ad, templates=["{}"],
                             show_progress=False)
-        after = current_hidden(model, tok, ad, 2, [REQUEST])[0].double()
-        return h, y, norm, res.zs[0].double(), after
+        after = current_hidden(model, tok, ad, 2, [REQUEST])[0].double().cpu()
+        return h, y, norm, res.zs[0].double().cpu(), after
 
     h, y, norm, z, after = run({})
     g = effective_scale(family, norm)
