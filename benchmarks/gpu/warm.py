@@ -3,16 +3,16 @@ import sys
 import time
 
 sys.path[:0] = [".", "benchmarks"]
-import torch  # noqa: E402
+import torch
 
-from memstore.editing import default_settings  # noqa: E402
-from memstore.editing.statistics import cached_statistics  # noqa: E402
-from memstore.models.hashing import model_hash  # noqa: E402
-from memstore.models.loading import DEFAULT_MODEL, cache_dir, load_model  # noqa: E402
+from memstore.editing import default_settings
+from memstore.editing.statistics import cached_statistics
+from memstore.models.hashing import model_hash
+from memstore.models.loading import DEFAULT_MODEL, cache_dir, load_model
 
 dev = sys.argv[1] if len(sys.argv) > 1 else "cuda"
 t = time.perf_counter()
-lm = lm0 = load_model(DEFAULT_MODEL, device=dev)
+lm = load_model(DEFAULT_MODEL, device=dev)
 print("loaded", round(time.perf_counter() - t, 1), "s on", lm.model.device, torch.__version__, flush=True)
 s = default_settings(lm.model)
 mid = model_hash(lm.model)
