@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from cli_support import copy_repo, empty_template, facts_files, ok, run
 from safetensors.torch import load_file
 
@@ -55,10 +56,14 @@ def test_an_edited_layer_offloaded_by_the_map_is_refused(repos, tmp_path):
 
 def test_device_and_dtype_from_flags_environment_and_config(repos, tmp_path, monkeypatch):
     base, a, _ = repos
-    ok("config", "device", "cuda", cwd=a)  # stored for another machine: only its form checked
-    assert ok("config", "device", cwd=a).stdout.strip() == "cuda"
+    # stored for another machine: only its form checked; one past this machine's last GPU
+    missing = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
+    ok("config", "device", missing, cwd=a)
+    assert ok("config", "device", cwd=a).stdout.strip() == missing
     r = run("commit", facts_files(base)["a"], cwd=a)
-    assert r.exit_code == 2 and "device 'cuda': no CUDA device is available here" in r.stderr
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1
+    assert (f"device '{missing}': this machine has" if torch.cuda.is_available() else
+            "device 'cuda': no CUDA device is available here") in r.stderr
     assert run("config", "device", "gpu", cwd=a).exit_code == 2
     ok("config", "device", "cpu", cwd=a)
     monkeypatch.setenv("MEMSTORE_DEVICE", "cuda:3")  # the environment wins over the config
