@@ -225,7 +225,7 @@ def main() -> None:
                  "final_sample": args.final_sample,
                  "final_ge_records": args.final_ge_records,
                  "unedited": unedited, "methods": {}}
-    first_zs = None
+    first_zs: dict = {}  # the first commit's z-vectors, per z-vector settings
     for method in methods:
         model.load_state_dict(base)
         s = s0.with_changes(**METHODS[method])
@@ -246,8 +246,10 @@ def main() -> None:
                 drift = {l: float(((now[l][:n1] - first_keys[l]).norm(dim=1)
                                    / first_keys[l].norm(dim=1)).mean()) for l in s.layers}
                 running = now
-            # the first commit's z-vectors depend only on the base model: computed once
-            zs = replayed[i] if replayed else first_zs if i == 0 else None
+            # the first commit's z-vectors depend only on the base model and the z-vector
+            # settings: computed once per settings
+            z_key = json.dumps({k: s.to_dict()[k] for k in Z_SETTINGS}, default=str)
+            zs = replayed[i] if replayed else first_zs.get(z_key) if i == 0 else None
             tries = []
             if method in ADAPTIVE and i:
                 check = spread([r for b in batches[:i] for r in b], 256)
@@ -266,7 +268,8 @@ def main() -> None:
                         model.state_dict()[ad.proj_weight_name(l)].copy_(w)
                 s = s.with_changes(mom2_weight=2 * s.mom2_weight)
                 zs = res.zs  # the same state before the commit: the same z-vectors
-            first_zs = res.zs if i == 0 else first_zs
+            if i == 0:
+                first_zs[z_key] = res.zs
             if i == 0:
                 first_keys = {l: u.keys for l, u in res.updates.items()}
             solve_s = time.perf_counter() - t
