@@ -2,7 +2,7 @@
 number of tokens and from the whole built-in Wikipedia sample, side by side: the z-vectors are
 computed once (a first commit's depend only on the base model), so the statistics alone differ.
 
-    python benchmarks/bench_stats_size.py [--n 100] [--tokens 285000]
+    python benchmarks/bench_stats_size.py [--model M] [--n 100] [--tokens 285000]
 Prints ES / PS / NS for the unedited model and each solve (benchmarks/README.md, "With each
 commit's own z-vectors the larger sample is past the default")."""
 from __future__ import annotations
@@ -14,6 +14,7 @@ from common import DATA
 
 from memstore.editing import default_settings, execute_memit
 from memstore.editing.memit import templates_for
+from memstore.editing.settings import COMPUTE_DTYPES
 from memstore.editing.statistics import cached_statistics
 from memstore.eval.data import read_counterfact_records
 from memstore.eval.metrics import counterfact_metrics
@@ -23,14 +24,19 @@ from memstore.models.loading import DEFAULT_MODEL, cache_dir, load_model
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default=None,
+                    help="the z-vectors' passes in this dtype (default: the model's setting)")
     ap.add_argument("--tokens", type=int, default=285_000, help="the larger sample's tokens")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    lm = load_model(DEFAULT_MODEL)
+    lm = load_model(args.model)
     model, tok, ad = lm.model, lm.tokenizer, lm.adapter
     records = read_counterfact_records(DATA / "counterfact-dev.json")[: args.n]
     s0 = default_settings(model)
+    if args.compute_dtype:
+        s0 = s0.with_changes(compute_dtype=args.compute_dtype)
     model_id = model_hash(model)
     base = {k: v.clone() for k, v in model.state_dict().items()}
     templates = templates_for(model, tok, s0)
