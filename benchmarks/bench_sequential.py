@@ -90,12 +90,18 @@ Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", 
               "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype", "z_groups")
 
 
+def z_settings(settings) -> dict:
+    """The settings a z-vector depends on (beside the model, the templates and the request)."""
+    d = settings.to_dict()
+    return {k: d[k] for k in Z_SETTINGS}  # in this order: the cache keys of base_zs
+
+
 def base_zs(model, tok, adapter, batches, settings, templates, model_id: str) -> list:
     """Each batch's z-vectors computed on the base model, cached per batch (keyed by the
     model, the z-vector settings, the templates and the batch's requests; common.cached)."""
     out = []
     for i, batch in enumerate(batches):
-        key = json.dumps([model_id, {k: settings.to_dict()[k] for k in Z_SETTINGS}, templates,
+        key = json.dumps([model_id, z_settings(settings), templates,
                           [dataclasses.astuple(r.request)[:4] for r in batch]], default=str)
 
         def compute(i=i, batch=batch) -> dict:
@@ -248,7 +254,7 @@ def main() -> None:
                 running = now
             # the first commit's z-vectors depend only on the base model and the z-vector
             # settings: computed once per settings
-            z_key = json.dumps({k: s.to_dict()[k] for k in Z_SETTINGS}, default=str)
+            z_key = json.dumps(z_settings(s), default=str)
             zs = replayed[i] if replayed else first_zs.get(z_key) if i == 0 else None
             tries = []
             if method in ADAPTIVE and i:

@@ -168,6 +168,16 @@ def test_a_second_dequantization_of_the_same_file_keeps_the_first(tmp_path, monk
     (target / "config.json").unlink()  # a damaged copy is named, not replaced
     with pytest.raises(ValidationError, match="damaged dequantized copy"):
         _dequantize(base, target)
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
+
+    def refused(self, other):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "rename", refused)  # no copy there, and the move fails: one line
+    other = tmp_path / "cache" / "models" / "other"
+    with pytest.raises(ValidationError, match="cannot store the dequantized tiny.gguf: Permission denied"):
+        _dequantize(base, other)
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # nothing left behind
 
 
 def test_dequantizing_prints_no_progress_bar_off_a_terminal(tmp_path):

@@ -137,12 +137,15 @@ def _dequantize(path: Path, target: Path) -> None:
     tok.save_pretrained(tmp)
     try:
         tmp.rename(target)
-    except OSError:
-        # another process dequantized the same file first: its copy is the same, keep it
-        shutil.rmtree(tmp)
-        if not (target / "config.json").is_file():
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)  # the copy this process just wrote
+        if (target / "config.json").is_file():
+            return  # another process dequantized the same file first: the same copy, kept
+        if target.exists():
             raise ValidationError(f"{target}: a damaged dequantized copy of {path.name} "
                                   "(no config.json); remove it") from None
+        raise ValidationError(f"{target}: cannot store the dequantized {path.name}: "
+                              f"{e.strerror or e}") from None
 
 
 def local_dir(spec: str) -> Path:
