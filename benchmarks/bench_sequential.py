@@ -74,6 +74,12 @@ METHODS = {"plain": {"history": "plain"}, "preserve": {"history": "preserve"},
            # (instead of those stored when each fact was written): REFRESHED
            "preserve-refresh": {"history": "preserve"}}
 REFRESHED = {"preserve-refresh"}
+# every earlier fact preserved by each of its template rows, not by their mean alone: the
+# running matrix holds Σ_t w_t k_t k_tᵀ = k̄ k̄ᵀ + the spread of the fact's keys over the
+# contexts it was written in (w_t: the weights of the mean, keys.template_keys), with λ still
+# grown with the facts, not the rows: ROWS
+ROWS = {"preserve-rows": {}, "preserve-wiki98-rows": METHODS["preserve-wiki98"]}
+METHODS |= {m: {"history": "preserve"} | c for m, c in ROWS.items()}
 # PRUNE (Ma et al., 2025): after every commit the singular values of the accumulated update
 # W − W₀ above τ·σ_max(W₀) are compressed, σ → ln σ + t − ln t with t = τ·σ_max(W₀) (the paper: τ 1),
 # and the next commit edits the restrained model. method -> τ
@@ -261,8 +267,14 @@ def main() -> None:
                 check = spread([r for b in batches[:i] for r in b], 256)
                 kept = {l: model.state_dict()[ad.proj_weight_name(l)].clone() for l in s.layers}
                 before = efficacy(model, tok, check)
+            s_i = s
+            if method in ROWS and running:  # λ for the facts, not for the rows that hold them
+                rows = next(iter(running.values())).shape[0]
+                facts = sum(len(b) for b in batches[:i])
+                s_i = s.with_changes(mom2_weight=s.mom2_weight * s.lambda_for(len(batch) + facts)
+                                     / s.lambda_for(len(batch) + rows))
             while True:
-                res = execute_memit(model, tok, [r.request for r in batch], s, m_stats, templates=templates,
+                res = execute_memit(model, tok, [r.request for r in batch], s_i, m_stats, templates=templates,
                                     earlier=running or None, show_progress=False, zs=zs)
                 if method not in ADAPTIVE or not i:
                     break
@@ -280,7 +292,12 @@ def main() -> None:
                 first_keys = {l: u.keys for l, u in res.updates.items()}
             solve_s = time.perf_counter() - t
             pruned = restrain(model, ad, base, s.layers, PRUNED[method]) if method in PRUNED else {}
-            running = stacked_keys([running, {l: u.keys for l, u in res.updates.items()}])
+            new_keys = ({l: u.keys for l, u in res.updates.items()} if method not in ROWS else
+                        weighted_rows(model, tok, ad, [r.request for r in batch], templates, s.layers))
+            if method in ROWS:  # the rows' weighted mean is the key the solve wrote at
+                gap = max(rows_gap(new_keys[l], u.keys, len(templates)) for l, u in res.updates.items())
+                print(method, f"rows' mean against the written keys: {gap:.2e}", flush=True)
+            running = stacked_keys([running, new_keys])
             sampled = args.retention_sample and i < len(batches) - 1
             retention = [efficacy(model, tok, spread(b, args.retention_sample) if sampled else b)
                          for b in batches[: i + 1]]
@@ -324,6 +341,36 @@ def current_keys(model, tok, ad, requests: list, templates: list[str], layers) -
         while walk.layer < l:
             walk.advance()
         out[l] = template_keys(walk, l, len(requests), len(templates))
+    return out
+
+
+def row_weights(t: int) -> torch.Tensor:
+    return torch.tensor([1.0] if t == 1 else [0.5] + [0.5 / (t - 1)] * (t - 1))
+
+
+def rows_gap(rows: torch.Tensor, keys: torch.Tensor, t: int) -> float:
+    """max ‖Σ_t w_t k_t − k‖ / ‖k‖ over the facts: `rows` (weighted_rows) against `keys`."""
+    mean = (rows.reshape(len(keys), t, -1) * row_weights(t).sqrt()[None, :, None]).sum(1)
+    return float(((mean - keys.float()).norm(dim=1) / keys.float().norm(dim=1)).max())
+
+
+def weighted_rows(model, tok, ad, requests: list, templates: list[str], layers) -> dict:
+    """Per edited layer, each request's template rows √w_t·k_t (n·T × d_in), read on the model
+    as the commit left it — the keys its solve read, since a layer's key depends only on the
+    layers below it, edited before it was read — so that Σ_t (√w_t k_t)(√w_t k_t)ᵀ is the
+    fact's second moment over its contexts, weighted as keys.template_keys weighs its mean
+    (half the bare prompt, half the sampled prefixes; no attention-sink anchors, which
+    SmolLM2 has none of)."""
+    t = len(templates)
+    w = row_weights(t)
+    walk = SubjectRows(model, tok, ad, [x.format(r.prompt) for r in requests for x in templates],
+                       [r.subject for r in requests for _ in templates], layers[0])
+    out = {}
+    for l in layers:
+        while walk.layer < l:
+            walk.advance()
+        k = walk.at(l, "key").float().cpu().reshape(len(requests), t, -1)
+        out[l] = (k * w.sqrt()[None, :, None]).reshape(len(requests) * t, -1)
     return out
 
 
