@@ -78,7 +78,8 @@ REFRESHED = {"preserve-refresh"}
 # running matrix holds Σ_t w_t k_t k_tᵀ = k̄ k̄ᵀ + the spread of the fact's keys over the
 # contexts it was written in (w_t: the weights of the mean, keys.template_keys), with λ still
 # grown with the facts, not the rows: ROWS
-ROWS = {"preserve-rows": {}, "preserve-wiki98-rows": METHODS["preserve-wiki98"]}
+ROWS = {"preserve-rows": {}, "preserve-wiki98-rows": METHODS["preserve-wiki98"],
+        "preserve-wiki98-rows-passes2": METHODS["preserve-wiki98"] | {"passes": 2}}
 METHODS |= {m: {"history": "preserve"} | c for m, c in ROWS.items()}
 # PRUNE (Ma et al., 2025): after every commit the singular values of the accumulated update
 # W − W₀ above τ·σ_max(W₀) are compressed, σ → ln σ + t − ln t with t = τ·σ_max(W₀) (the paper: τ 1),
