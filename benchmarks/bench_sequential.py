@@ -332,17 +332,21 @@ def main() -> None:
     write_report(out, stem, args.generation)
 
 
-def current_keys(model, tok, ad, requests: list, templates: list[str], layers) -> dict:
-    """Each request's key at every edited layer, read on the model as it is now (one walk
-    up the layers, as the solve reads the new facts' keys)."""
+def template_walk(model, tok, ad, requests: list, templates: list[str], layers):
+    """(layer, walk) at every edited layer: one walk of the requests × templates up the
+    layers on the model as it is now, as the solve reads the new facts' keys."""
     walk = SubjectRows(model, tok, ad, [t.format(r.prompt) for r in requests for t in templates],
                        [r.subject for r in requests for _ in templates], layers[0])
-    out = {}
     for l in layers:
         while walk.layer < l:
             walk.advance()
-        out[l] = template_keys(walk, l, len(requests), len(templates))
-    return out
+        yield l, walk
+
+
+def current_keys(model, tok, ad, requests: list, templates: list[str], layers) -> dict:
+    """Each request's key at every edited layer, read on the model as it is now."""
+    return {l: template_keys(walk, l, len(requests), len(templates))
+            for l, walk in template_walk(model, tok, ad, requests, templates, layers)}
 
 
 def row_weights(t: int) -> torch.Tensor:
@@ -362,17 +366,10 @@ def weighted_rows(model, tok, ad, requests: list, templates: list[str], layers) 
     fact's second moment over its contexts, weighted as keys.template_keys weighs its mean
     (half the bare prompt, half the sampled prefixes; no attention-sink anchors, which
     SmolLM2 has none of)."""
-    t = len(templates)
-    w = row_weights(t)
-    walk = SubjectRows(model, tok, ad, [x.format(r.prompt) for r in requests for x in templates],
-                       [r.subject for r in requests for _ in templates], layers[0])
-    out = {}
-    for l in layers:
-        while walk.layer < l:
-            walk.advance()
-        k = walk.at(l, "key").float().cpu().reshape(len(requests), t, -1)
-        out[l] = (k * w.sqrt()[None, :, None]).reshape(len(requests) * t, -1)
-    return out
+    n, t = len(requests), len(templates)
+    w = row_weights(t).sqrt()[None, :, None]
+    return {l: (walk.at(l, "key").float().cpu().reshape(n, t, -1) * w).reshape(n * t, -1)
+            for l, walk in template_walk(model, tok, ad, requests, templates, layers)}
 
 
 def relative_change(model, adapter, base: dict, layers, ord: str | int = "fro") -> dict[int, float]:
