@@ -81,11 +81,6 @@ REFRESHED = {"preserve-refresh"}
 ROWS = {"preserve-rows": {}, "preserve-wiki98-rows": METHODS["preserve-wiki98"],
         "preserve-wiki98-rows-passes2": METHODS["preserve-wiki98"] | {"passes": 2}}
 METHODS |= {m: {"history": "preserve"} | c for m, c in ROWS.items()}
-# each fact's residual spread over the layers by its key's kᵀA⁻¹k there (execute_memit's
-# layer_shares "capacity"), not equally
-CAPACITY = {"preserve-capacity": {}, "preserve-rows-capacity": {}}
-ROWS |= {"preserve-rows-capacity": {}}
-METHODS |= {m: {"history": "preserve"} | c for m, c in CAPACITY.items()}
 # PRUNE (Ma et al., 2025): after every commit the singular values of the accumulated update
 # W − W₀ above τ·σ_max(W₀) are compressed, σ → ln σ + t − ln t with t = τ·σ_max(W₀) (the paper: τ 1),
 # and the next commit edits the restrained model. method -> τ
@@ -281,8 +276,7 @@ def main() -> None:
                                      / s.lambda_for(len(batch) + rows))
             while True:
                 res = execute_memit(model, tok, [r.request for r in batch], s_i, m_stats, templates=templates,
-                                    earlier=running or None, show_progress=False, zs=zs,
-                                    layer_shares="capacity" if method in CAPACITY else "equal")
+                                    earlier=running or None, show_progress=False, zs=zs)
                 if method not in ADAPTIVE or not i:
                     break
                 tries.append((s.mom2_weight, before - efficacy(model, tok, check)))

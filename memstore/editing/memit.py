@@ -62,8 +62,8 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
                   earlier: dict[int, torch.Tensor] | None = None,
                   show_progress: bool = True,
                   fisher: tuple[torch.Tensor, float] | None = None,
-                  output_weights: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
-                  layer_shares: str = "equal") -> EditResult:
+                  output_weights: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
+                  ) -> EditResult:
     """Writes `requests` into `model` (in place) and returns what was written.
 
     `zs` given: a replay from cached z-vectors (no optimisation). `earlier`: per layer, the
@@ -74,9 +74,7 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
     `fisher` (F, β): the z-vectors' loss adds β · ½ δᵀ F δ (fisher.py; an experiment).
     `output_weights`: per edited layer, (Q, w) from solve.output_weight — each layer's
     preservation term measured in the metric F̃ (solve.solve_layer_weighted; an experiment,
-    not with history "nullspace"). `layer_shares` "capacity": each fact's residual spread over
-    the layers in proportion to its key's kᵀA⁻¹k there, not equally (write_layers; an
-    experiment)."""
+    not with history "nullspace")."""
     adapter = adapter or get_adapter(model)
     adapter.check_editable()
     validate_requests(requests, tokenizer, context_length(model))
@@ -113,8 +111,7 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
                  if settings.passes > 1 else {})
     lambdas: dict[int, float] = {}  # per layer, the λ the solve used (settings.lambda_for)
     passes = [write_layers(model, tokenizer, adapter, requests, templates, settings, stats, zs,
-                           earlier, lambdas, output_weights, layer_shares)
-              for _ in range(settings.passes)]
+                           earlier, lambdas, output_weights) for _ in range(settings.passes)]
     updates = {l: joined(l, [p[l] for p in passes]) for l in settings.layers}
     if originals:  # the weights as a rebuild forms them: one rounding per layer
         with torch.no_grad():
@@ -133,8 +130,8 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
                  templates: list[str], settings: EditSettings, stats: dict[int, Statistics],
                  zs: torch.Tensor, earlier: dict[int, torch.Tensor] | None,
                  lambdas: dict[int, float] | None = None,
-                 output_weights: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
-                 layer_shares: str = "equal") -> dict[int, LayerUpdate]:
+                 output_weights: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
+                 ) -> dict[int, LayerUpdate]:
     """One pass of MEMIT's layer loop: the residual z − h^L, measured on the model as it is,
     spread over the edited layers from the first up, each layer's update applied in place
     before the next layer's keys and residual are read. `lambdas` receives each layer's λ;
@@ -159,19 +156,13 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
     context_walk = (context_rows(model, tokenizer, adapter, requests, first)
                     if settings.context_weight > 0 else None)
     walks = [w for w in (tmpl, anchored, context_walk) if w is not None]
-    capacity = (key_capacity(model, tokenizer, adapter, requests, templates, settings, stats,
-                             earlier, anchor) if layer_shares == "capacity" else None)
     for i, layer in enumerate(settings.layers):
         for walk in walks:
             while walk.layer < layer:
                 walk.advance()
         keys = template_keys(tmpl, layer, len(requests), len(templates), anchor)
         cur = anchored.at(L, "out")
-        if capacity is None:
-            residuals = (zs.float().to(cur.device) - cur) / (len(settings.layers) - i)
-        else:
-            share = capacity[:, i] / capacity[:, i:].sum(1)
-            residuals = (zs.float().to(cur.device) - cur) * share[:, None].to(cur)
+        residuals = (zs.float().to(cur.device) - cur) / (len(settings.layers) - i)
         if adapter.post_norm_path is not None:  # the stream receives N(W k): post_norm.py
             residuals = value_residuals(adapter.post_norm(model, layer),
                                         anchored.at(layer, "value"), residuals)
@@ -205,31 +196,6 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
         apply_update(model, adapter, update)
         updates[layer] = update
     return updates
-
-
-def key_capacity(model, tokenizer, adapter: Adapter, requests: list[Request],
-                 templates: list[str], settings: EditSettings, stats: dict[int, Statistics],
-                 earlier: dict[int, torch.Tensor] | None, anchor: torch.Tensor) -> torch.Tensor:
-    """n_requests × n_layers: each key's kᵀA⁻¹k at every edited layer, read on the model as
-    it is before the pass, A the solve's matrix there (λ·E[k kᵀ] plus the earlier facts'
-    keys). One fact written w at a layer leaks ‖w‖²/(kᵀA⁻¹k) onto keys like the statistics',
-    so shares in proportion to it spread the residual where it leaks least."""
-    walk = SubjectRows(model, tokenizer, adapter,
-                       [t.format(r.prompt) for r in requests for t in templates],
-                       [r.subject for r in requests for _ in templates], settings.layers[0])
-    out = []
-    for layer in settings.layers:
-        while walk.layer < layer:
-            walk.advance()
-        where = float64_device(adapter.proj(model, layer).weight.device)
-        k = template_keys(walk, layer, len(requests), len(templates), anchor).to(where).double()
-        prev = None if settings.history == "plain" else (earlier or {}).get(layer)
-        prev = prev.to(where) if prev is not None and len(prev) else None
-        lam = settings.lambda_for(len(requests) + (0 if prev is None else prev.shape[0]))
-        a = covariance_term(stats[layer].mom2.to(where), lam, (prev, settings.history_weight),
-                            shrink=settings.mom2_shrink)
-        out.append((k * torch.linalg.solve(a, k.T).T).sum(1).float().cpu())
-    return torch.stack(out, 1)
 
 
 def joined(layer: int, updates: list[LayerUpdate]) -> LayerUpdate:
