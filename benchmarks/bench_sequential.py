@@ -92,11 +92,6 @@ METHODS |= {m: {"history": "preserve"} for m in PRUNED}
 # method -> tol
 ADAPTIVE = {"preserve-adaptive": 0.02}
 METHODS |= {m: {"history": "preserve", "mom2_growth": 0.0} for m in ADAPTIVE}
-# each δ's loss also keeps the predictions of its prompt about 4 other subjects of the batch
-# with β·δ at their subject's last token: w · their mean KL (zs.request_losses).
-# method -> (4, β, w)
-NEIGHBOURS = {"preserve-nb0.5": (4, 1.0, 0.5), "preserve-nb1": (4, 1.0, 1.0)}
-METHODS |= {m: {"history": "preserve"} for m in NEIGHBOURS}
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
 Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",
               "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype", "z_groups")
@@ -266,11 +261,8 @@ def main() -> None:
                 running = now
             # the first commit's z-vectors depend only on the base model and the z-vector
             # settings: computed once per settings
-            z_key = json.dumps([z_settings(s), NEIGHBOURS.get(method)], default=str)
+            z_key = json.dumps(z_settings(s), default=str)
             zs = replayed[i] if replayed else first_zs.get(z_key) if i == 0 else None
-            if zs is None and method in NEIGHBOURS:
-                zs, _ = compute_zs(model, tok, ad, [r.request for r in batch], templates, s,
-                                   show_progress=False, neighbour=NEIGHBOURS[method])
             tries = []
             if method in ADAPTIVE and i:
                 check = spread([r for b in batches[:i] for r in b], 256)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import NumericalError, ValidationError
+from ..errors import NumericalError
 from ..models.adapters import Adapter, hidden_of
 from .distributed import in_order, owned
 from .fisher import fisher_penalty
@@ -51,9 +51,6 @@ class Rows:
     # attention_mask then covers prefix + suffix.
     position_ids: torch.Tensor | None = None
     past: list[tuple[torch.Tensor, torch.Tensor]] | None = None
-    # R: for a neighbour row (another request's subject in this request's prompt), its
-    # number among the neighbour rows; -1 elsewhere. None: no neighbour rows.
-    neighbour: torch.Tensor | None = None
 
     def select(self, rows: torch.Tensor) -> Rows:
         """The sub-batch made of `rows` (target tokens follow their rows)."""
@@ -65,17 +62,14 @@ class Rows:
                     self.tgt_pos[keep], self.tgt_id[keep], self.tgt_weight[keep],
                     self.last_pos[rows],
                     None if self.position_ids is None else self.position_ids[rows],
-                    None if self.past is None else [(k[rows], v[rows]) for k, v in self.past],
-                    None if self.neighbour is None else self.neighbour[rows])
+                    None if self.past is None else [(k[rows], v[rows]) for k, v in self.past])
 
 
 def build_rows(tokenizer, requests: list[Request], templates: list[str],
-               with_kl: list[bool] | None = None, neighbours: int = 0) -> Rows:
+               with_kl: list[bool] | None = None) -> Rows:
     """Each request's rows: one per template, then its KL prompt (unless `with_kl` says
-    not: the other requests of one key share the first one's), then up to `neighbours`
-    rows of its bare prompt about the next other subjects of the batch."""
+    not: the other requests of one key share the first one's)."""
     seqs, spos, req, kl, trow, tpos, tid, tw = [], [], [], [], [], [], [], []
-    nb: list[int] = []
     for i, r in enumerate(requests):
         target = target_ids(tokenizer, r.target_new)
         for t in templates:
@@ -97,28 +91,10 @@ def build_rows(tokenizer, requests: list[Request], templates: list[str],
         spos.append(s)
         req.append(i)
         kl.append(True)
-        taken = 0
-        for j in list(range(i + 1, len(requests))) + list(range(i)):
-            if taken == neighbours:
-                break
-            if requests[j].subject == r.subject:
-                continue
-            try:
-                ids, s = subject_last_token(tokenizer, r.prompt, requests[j].subject)
-            except ValidationError:
-                continue
-            seqs.append(ids)
-            spos.append(s)
-            req.append(i)
-            kl.append(False)
-            taken += 1
-            nb.extend([-1] * (len(seqs) - 1 - len(nb)) + [sum(x >= 0 for x in nb)])
     input_ids, mask = pad_right(tokenizer.pad_token_id, seqs)
     t = torch.tensor
-    nb.extend([-1] * (len(seqs) - len(nb)))
     return Rows(input_ids, mask, t(spos), t(req), t(kl), t(trow), t(tpos), t(tid),
-                t(tw, dtype=torch.float32), mask.sum(1) - 1,
-                neighbour=t(nb) if neighbours else None)
+                t(tw, dtype=torch.float32), mask.sum(1) - 1)
 
 
 def _cache_kwarg(model) -> str:
@@ -187,7 +163,7 @@ def to_suffix(rows: Rows, h_L: torch.Tensor, past: list, keep: torch.Tensor) -> 
     h_suffix = h.gather(1, pos.clamp(max=h.shape[1] - 1).to(device).unsqueeze(-1).expand(-1, -1, h.shape[2]))
     suffix = Rows(suf_ids, torch.cat([pre_mask, suf_mask], 1), torch.zeros_like(s), rows.request,
                   rows.is_kl, rows.tgt_row, rows.tgt_pos - s[rows.tgt_row], rows.tgt_id,
-                  rows.tgt_weight, lens - 1 - s, pos, prefix, rows.neighbour)
+                  rows.tgt_weight, lens - 1 - s, pos, prefix)
     return suffix, h_suffix
 
 
@@ -249,50 +225,22 @@ def _logprobs_at(model, adapter: Adapter, hidden: torch.Tensor) -> torch.Tensor:
 
 
 def request_losses(model, adapter: Adapter, parts: list[tuple[Rows, torch.Tensor]],
-                   delta: torch.Tensor, kl_init, h_norm: torch.Tensor,
-                   settings: EditSettings, fisher: tuple[torch.Tensor, float] | None = None,
-                   neighbour: tuple[float, float] | None = None):
+                   delta: torch.Tensor, kl_init: torch.Tensor | None, h_norm: torch.Tensor,
+                   settings: EditSettings, fisher: tuple[torch.Tensor, float] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-request loss (NLL + KL + weight decay + `fisher`'s penalty, fisher.py) for δ
     (n × d), from row groups `parts` = [(rows, h_L of those rows)] which may hold a subset
     of the requests. `kl_init` (n × vocab) is each request's KL-prompt distribution before
-    the edit. `neighbour` (β, w): the neighbour rows (build_rows) run with β·δ at their
-    subject, and each request's loss adds w · the mean KL(current ‖ initial) of their
-    next-token distributions; `kl_init` is then (the KL prompts', the neighbour rows'), as
-    the call with kl_init None returns it.
-    Returns (loss per request, target NLL per request, the initial distributions)."""
+    the edit.
+    Returns (loss per request, target NLL per request, KL-prompt log-probabilities per
+    request)."""
     n = delta.shape[0]
     device = delta.device
     nll = torch.zeros(n, device=device)
     reg = settings.weight_decay * delta.norm(dim=1) / h_norm ** 2 + fisher_penalty(delta, fisher)
     kl_lp_all = None
-    nb_init = None
-    if neighbour is not None and kl_init is not None:
-        kl_init, nb_init = kl_init
-    nb_count = torch.zeros(n, device=device)
-    nb_seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-    if neighbour is not None:
-        for rows, _ in parts:
-            nb = torch.nonzero(rows.neighbour >= 0).squeeze(1)
-            nb_count = nb_count.index_add(0, rows.request[nb].to(device),
-                                          torch.ones(len(nb), device=device))
     for rows, h_L in parts:
-        out = _suffix_forward(model, adapter, rows, h_L, delta, settings,
-                              None if neighbour is None else neighbour[0])
-        if neighbour is not None:
-            nb = torch.nonzero(rows.neighbour >= 0).squeeze(1)
-            if len(nb):
-                nb_lp = _logprobs_at(model, adapter, out[nb, rows.last_pos[nb].to(device)])
-                ids = rows.neighbour[nb].to(device)
-                if nb_init is None:
-                    nb_seen.append((ids, nb_lp))
-                else:
-                    req = rows.request[nb].to(device)
-                    if len(neighbour) > 2:  # the rise of the request's new object only
-                        tok = neighbour[2].to(device)[req].unsqueeze(1)
-                        kl = (nb_lp.gather(1, tok) - nb_init[ids].gather(1, tok)).squeeze(1).clamp(min=0)
-                    else:
-                        kl = (nb_lp.exp() * (nb_lp - nb_init[ids])).sum(-1)
-                    reg = reg.index_add(0, req, neighbour[1] * kl / nb_count[req])
+        out = _suffix_forward(model, adapter, rows, h_L, delta, settings)
         lp = _logprobs_at(model, adapter, out[rows.tgt_row, rows.tgt_pos])
         tok_lp = lp.gather(1, rows.tgt_id.unsqueeze(1).to(device)).squeeze(1)
         req_of_tok = rows.request[rows.tgt_row].to(device)
@@ -310,26 +258,15 @@ def request_losses(model, adapter: Adapter, parts: list[tuple[Rows, torch.Tensor
         if kl_init is not None and settings.kl_weight:
             kl = (kl_lp.exp() * (kl_lp - kl_init[kl_req])).sum(-1)
             reg = reg.index_add(0, kl_req, settings.kl_weight * kl)
-    if neighbour is None:
-        return nll + reg, nll, kl_lp_all
-    if nb_init is None and nb_seen:
-        ids = torch.cat([i for i, _ in nb_seen])
-        nb_init = torch.zeros(int(ids.max()) + 1, nb_seen[0][1].shape[1], device=device)
-        nb_init = nb_init.index_copy(0, ids, torch.cat([lp for _, lp in nb_seen]))
-    return nll + reg, nll, (kl_lp_all, nb_init)
+    return nll + reg, nll, kl_lp_all
 
 
 def _suffix_forward(model, adapter, rows: Rows, h_L: torch.Tensor, delta: torch.Tensor,
-                    settings: EditSettings, neighbour_scale: float | None = None) -> torch.Tensor:
-    """Final hidden states of `rows` with δ added at layer L (layers 0..L not run);
-    neighbour rows get `neighbour_scale`·δ."""
+                    settings: EditSettings) -> torch.Tensor:
+    """Final hidden states of `rows` with δ added at layer L (layers 0..L not run)."""
     device = h_L.device
     weights_dtype = adapter.embeddings(model).weight.dtype
-    delta_rows = delta[rows.request.to(delta.device)]
-    if neighbour_scale is not None and rows.neighbour is not None:
-        scale = torch.where(rows.neighbour >= 0, neighbour_scale, 1.0).to(delta_rows)
-        delta_rows = delta_rows * scale.unsqueeze(1)
-    start_h = _scatter_delta(h_L, rows, delta_rows).to(weights_dtype)
+    start_h = _scatter_delta(h_L, rows, delta[rows.request.to(delta.device)]).to(weights_dtype)
     kwargs = {"use_cache": False}
     if rows.past is not None:
         kwargs = {_cache_kwarg(model): _make_cache(rows.past), "use_cache": True}
@@ -413,8 +350,7 @@ def chunks(groups: list[list[int]], size: int) -> list[list[int]]:
 
 def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], templates: list[str],
                settings: EditSettings, show_progress: bool = True,
-               fisher: tuple[torch.Tensor, float] | None = None,
-               neighbour: tuple[int, float, float] | None = None) -> tuple[torch.Tensor, dict]:
+               fisher: tuple[torch.Tensor, float] | None = None) -> tuple[torch.Tensor, dict]:
     """z-vectors (n × d_model, float32, on the CPU) for all requests, and per-request
     details (optimisation steps taken, final target NLL). `fisher` (F, β): each δ's loss
     adds β · ½ δᵀ F δ (fisher.py). Requests are optimised in chunks
@@ -437,7 +373,7 @@ def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], temp
             local: dict[int, int] = {}
             shared = [local.setdefault(group_of[i], len(local)) for i in idx]
             z, info = _compute_chunk(model, tokenizer, adapter, [requests[i] for i in idx],
-                                     templates, settings, shared, fisher, neighbour)
+                                     templates, settings, shared, fisher)
             bar.update(len(idx))
             return [z.float().cpu(), torch.tensor(info["steps"], dtype=torch.float64),
                     torch.tensor(info["loss"], dtype=torch.float64)]
@@ -460,7 +396,7 @@ def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], temp
 
 
 def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, shared=None,
-                   fisher=None, neighbour=None):
+                   fisher=None):
     """z-vectors of `requests`; `shared[i]` (0, 1, … in order of first appearance) names the
     δ request i shares with others (default: one δ each). Rows, targets and the KL prompt
     are then counted per δ: its NLL is the mean over its requests', and z_i = h_i^L + δ."""
@@ -468,12 +404,7 @@ def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, sha
     n_req = len(requests)
     shared = list(range(n_req)) if shared is None else shared
     first = [shared.index(k) == i for i, k in enumerate(shared)]
-    rows = build_rows(tokenizer, requests, templates, first, neighbour[0] if neighbour else 0)
-    neighbour = None if neighbour is None or rows.neighbour is None else neighbour[1:]
-    if neighbour is not None and neighbour[0] < 0:  # β < 0: |β|, the new object's rise only
-        first_tok = torch.tensor([target_ids(tokenizer, requests[shared.index(k)].target_new)[0]
-                                  for k in range(int(max(shared)) + 1)])
-        neighbour = (-neighbour[0], neighbour[1], first_tok)
+    rows = build_rows(tokenizer, requests, templates, first)
     h_L, past = full_pass(model, adapter, rows, L)
     bare = torch.tensor([int(torch.nonzero(rows.request == i)[0]) for i in range(n_req)])
     # each request's template rows follow its bare prompt's: h^L's norms there pick the row
@@ -496,8 +427,7 @@ def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, sha
     delta = torch.zeros_like(h_init)
     adam = RowAdam(tuple(delta.shape), settings.z_lr, device=delta.device)
     with torch.no_grad():
-        _, _, kl_init = request_losses(model, adapter, groups, delta, None, h_norm, settings,
-                                       neighbour=neighbour)
+        _, _, kl_init = request_losses(model, adapter, groups, delta, None, h_norm, settings)
     active = torch.arange(n)
     steps = [0] * n
     final = [0.0] * n
@@ -508,8 +438,7 @@ def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, sha
             if len(sel):
                 parts.append((g.select(sel), h[sel.to(h.device)]))
         d = delta.clone().requires_grad_(True)
-        loss, nll, _ = request_losses(model, adapter, parts, d, kl_init, h_norm, settings, fisher,
-                                      neighbour)
+        loss, nll, _ = request_losses(model, adapter, parts, d, kl_init, h_norm, settings, fisher)
         if not torch.isfinite(loss[active]).all():
             raise NumericalError("z-vector optimisation diverged (loss is not finite)")
         cur = nll[active].detach()
