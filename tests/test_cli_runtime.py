@@ -46,6 +46,30 @@ def test_a_device_map_with_a_layer_on_disk_gives_the_same_edit(repos, tmp_path):
     assert "OK" in ok("verify", tmp_path / "ea", cwd=a).stdout  # rebuilt without the map
 
 
+def test_the_offload_folder_goes_with_the_model(repos, tmp_path, monkeypatch):
+    import gc
+    import tempfile
+
+    from memstore.store import states
+
+    base, a, _ = repos
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where mkdtemp puts the folder
+    states.forget_loaded()
+    ok("commit", facts_files(base)["a"], "--device-map", device_map(tmp_path, OFFLOAD_LAST),
+       cwd=a)
+    assert [p.name[:17] for p in scratch.iterdir()] == ["memstore-offload-"]  # while loaded
+    states.forget_loaded()
+    gc.collect()
+    assert list(scratch.iterdir()) == []  # removed once the model is gone
+    r = run("commit", facts_files(base)["a"], "--device-map",
+            device_map(tmp_path, {"model.no_such_module": "cpu"}), cwd=a)
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1
+    assert "the model has no module 'model.no_such_module'" in r.stderr  # not ignored
+    assert list(scratch.iterdir()) == []  # nor a folder left behind by a refused load
+
+
 def test_an_edited_layer_offloaded_by_the_map_is_refused(repos, tmp_path):
     base, a, _ = repos
     dm = device_map(tmp_path, {**OFFLOAD_LAST, "model.layers.2": "disk"})

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,20 @@ def _device_map(runtime: Runtime) -> Any:
     return placement
 
 
+def _check_placement(directory: Path, placement: dict, name: str) -> None:
+    """Every module a device map names is one of the model's (transformers ignores a map
+    that names none of them, and loads the whole model where it would without one)."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with init_empty_weights():
+        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(directory))
+    modules = {n for n, _ in skeleton.named_modules()}
+    unknown = [k for k in placement if k not in modules]
+    if unknown:
+        raise ValidationError(f"device map {name!r}: the model has no module {unknown[0]!r}")
+
+
 def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
                dtype: str | torch.dtype = "float32", *,
                runtime: Runtime | None = None) -> Loaded:
@@ -197,19 +212,28 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
                           next(k for k, v in _DTYPES.items() if v == dtype))
     directory = local_dir(spec)
     placement = _device_map(runtime)
+    if isinstance(placement, dict):
+        _check_placement(directory, placement, runtime.device_map)
     kwargs: dict[str, Any] = {"dtype": runtime.torch_dtype}
+    offload = None
     if placement is not None:
         import tempfile
 
-        kwargs.update(device_map=placement,
-                      offload_folder=tempfile.mkdtemp(prefix="memstore-offload-"))
+        offload = tempfile.mkdtemp(prefix="memstore-offload-")
+        kwargs.update(device_map=placement, offload_folder=offload)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
         model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(directory)
+    except BaseException:
+        if offload is not None:
+            shutil.rmtree(offload, ignore_errors=True)
+        raise
     finally:
         hf_logging.set_verbosity(verbosity)
+    if offload is not None:  # the offloaded weights live as long as the model, no longer
+        weakref.finalize(model, shutil.rmtree, offload, True)
     if placement is None:
         model.to(runtime.resolved_device())
     model.eval()
