@@ -67,7 +67,21 @@ def test_the_offload_folder_goes_with_the_model(repos, tmp_path, monkeypatch):
             device_map(tmp_path, {"model.no_such_module": "cpu"}), cwd=a)
     assert r.exit_code == 2 and r.stderr.count("\n") == 1
     assert "the model has no module 'model.no_such_module'" in r.stderr  # not ignored
-    assert list(scratch.iterdir()) == []  # nor a folder left behind by a refused load
+    r = run("commit", facts_files(base)["a"], "--device-map",
+            device_map(tmp_path, {**OFFLOAD_LAST, "model.layers.3": "nowhere"}), cwd=a)
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1
+    assert "'model.layers.3' is placed on 'nowhere', not a device" in r.stderr
+    assert list(scratch.iterdir()) == []  # nor a folder left behind by a refused map
+
+    def fails(*_a, **_k):
+        raise OSError("the weights could not be read")
+
+    import transformers
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fails)
+    with pytest.raises(OSError, match="could not be read"):
+        run("commit", facts_files(base)["a"], "--device-map", device_map(tmp_path, OFFLOAD_LAST),
+            cwd=a)
+    assert list(scratch.iterdir()) == []  # nor by a load that failed after making it
 
 
 def test_an_edited_layer_offloaded_by_the_map_is_refused(repos, tmp_path):

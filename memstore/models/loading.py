@@ -181,6 +181,15 @@ def _device_map(runtime: Runtime) -> Any:
     if not isinstance(placement, dict) or not all(isinstance(k, str) for k in placement):
         raise ValidationError(f"device map {runtime.device_map!r}: expected a JSON object "
                               "of module name -> device")
+    for module, device in placement.items():
+        if device == "disk" or (isinstance(device, int) and not isinstance(device, bool)
+                                and device >= 0):
+            continue
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValidationError(f"device map {runtime.device_map!r}: {module!r} is placed on "
+                                  f"{device!r}, not a device ('cpu', 'cuda:0', 0, 'disk')") from None
     return placement
 
 
