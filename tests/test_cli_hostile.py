@@ -117,6 +117,20 @@ def forged_commit(box: Box) -> None:
     box.sql("update refs set target = ? where name = 'refs/heads/main'", oid)
 
 
+def format1_export_with_a_file(box: Box) -> None:
+    """An export whose manifest is of format 1 (no list of files), beside a file of the
+    user's: --force must not take the file for part of the checkpoint."""
+    out = box.root / "exp1"
+    ok("export", "HEAD", out, cwd=box.repo)
+    m = json.loads((out / "memstore-manifest.json").read_text())
+    del m["files"]
+    m.pop("export_format", None)
+    m["format"] = 1
+    (out / "memstore-manifest.json").write_text(json.dumps(m))
+    (out / "README.md").unlink()  # format 1 came before model cards
+    (out / "notes.txt").write_text("mine")
+
+
 def readonly_index(box: Box, monkeypatch) -> None:
     """The index opened read-only (as for a file the user may not write: root ignores file
     modes, so SQLite's read-only mode stands in for it)."""
@@ -209,6 +223,12 @@ CASES = [
       1, "holds 'notes.txt', which no memstore export wrote",
       setup=lambda b: (ok("export", "HEAD", b.root / "exp", cwd=b.repo),
                        (b.root / "exp" / "notes.txt").write_text("mine"))),
+    c("export --force over a folder whose manifest is no memstore manifest",
+      lambda b: ["export", "HEAD", b.outside, "--force"], 1, "is not a memstore export",
+      setup=lambda b: (b.outside / "memstore-manifest.json").write_text('{"base": {}}')),
+    c("export --force over a format-1 export holding a user's file",
+      lambda b: ["export", "HEAD", b.root / "exp1", "--force"], 1,
+      "holds 'notes.txt', which no memstore export wrote", setup=format1_export_with_a_file),
     c("verify a folder without a manifest", lambda b: ["verify", b.outside], 2,
       "not a memstore export"),
     c("verify a malformed manifest", lambda b: ["verify", b.root / "m"], 2,
@@ -357,6 +377,28 @@ def test_a_truncated_index_is_repaired_with_its_refs(base, tmp_path):
     assert list((repo / ".memstore").glob("index.db.damaged-*"))
     ok("commit", write_facts(tmp_path / "f.jsonl", [("Apple A5", "{} was created by",
                                                      "Microsoft", "Google")]), cwd=repo)
+
+
+def test_repair_goes_past_a_corrupt_request_list(base, tmp_path):
+    """One damaged object must not make the index impossible to rebuild: the commit is
+    indexed without its requests, fsck goes on naming the object, and no half-built index
+    is left behind."""
+    template, _ = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    box = Box(tmp_path, repo, model_dir(base), tmp_path)
+    oid = json.loads(head_commit_object(box).read_bytes())["update_sets"][0]["requests"]
+    victim = box.ms / "objects" / oid[:2] / oid[2:]
+    victim.chmod(0o644)
+    data = bytearray(victim.read_bytes())
+    data[5] ^= 1
+    victim.write_bytes(bytes(data))
+    before = ok("log", "--oneline", cwd=repo).stdout
+    (box.ms / "index.db").write_bytes(b"")
+    r = run("fsck", "--repair", cwd=repo)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert f"requests not indexed: {oid}" in r.stderr and oid in r.stdout
+    assert not list(box.ms.glob("index.db.repair-*"))
+    assert ok("log", "--oneline", cwd=repo).stdout == before
 
 
 def test_repair_rebuilds_lost_rows_from_a_readable_index(base, tmp_path):

@@ -84,6 +84,22 @@ def test_corruption_is_detected_on_read(tmp_path):
     assert store.get_bytes(oid, verify=False) == b"precious weighty"
 
 
+def test_storing_again_rewrites_a_damaged_copy(tmp_path):
+    """A damaged object of the right size is not taken for the stored one: a new commit
+    that writes the same bytes must not end up naming a corrupt object."""
+    store = DiskObjectStore(tmp_path / "o")
+    oid = store.put_bytes(b"the requests")
+    p = store.path(oid)
+    p.chmod(0o644)
+    p.write_bytes(b"the requestZ")
+    assert store.put_bytes(b"the requests") == oid
+    assert store.get_bytes(oid) == b"the requests"
+    p.unlink()
+    p.mkdir()
+    with pytest.raises(CorruptObjectError, match="is a directory"):
+        store.put_bytes(b"the requests")
+
+
 def test_safetensors_round_trip_is_bit_exact(store):
     special = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), 1e-45, 3.4e38, float("nan")])
     nan_payload = torch.tensor([0x7FC00123], dtype=torch.int32).view(torch.float32)

@@ -40,6 +40,8 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
                  f"{r.refs} refs (from the {r.source}){kept}")
             for oid in r.skipped:
                 warn(f"skipped object {oid}: corrupt")
+            for line in r.unreadable:
+                warn(f"requests not indexed: {line}")
         with open_repo() as repo:
             problems = repo.fsck(verify=not quick)
     if as_json:

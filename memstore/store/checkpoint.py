@@ -17,8 +17,14 @@ from ..errors import MemstoreError, ValidationError
 from ..models.hashing import full_state_dict, model_hash, tensor_sha256
 from ..models.loading import load_model
 from ..models.runtime import Runtime
-from .export_target import MANIFEST, check_target, file_sha256, write_manifest, written_beside
-from .objects import OBJECT_ID
+from .export_target import (
+    MANIFEST,
+    check_target,
+    file_sha256,
+    is_manifest,
+    write_manifest,
+    written_beside,
+)
 from .repository import Repository
 from .states import BASE, check_base, load_state, runtime_from_flags, state_commit, state_of
 
@@ -147,17 +153,7 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         raise ValidationError(f"{directory} has no {MANIFEST}: not a memstore export") from None
     except (ValueError, RecursionError) as e:
         raise ValidationError(f"{path}: unreadable manifest ({str(e)[:200]})") from None
-    commit = manifest.get("commit") if isinstance(manifest, dict) else None
-    files = manifest.get("files", {}) if isinstance(manifest, dict) else None
-    if not (isinstance(manifest, dict) and isinstance(manifest.get("base"), dict)
-            and isinstance(manifest["base"].get("hash"), str)
-            and isinstance(manifest.get("tensors"), dict)
-            and all(isinstance(k, str) and isinstance(v, str)
-                    for k, v in manifest["tensors"].items())
-            and (commit is None or (isinstance(commit, str) and OBJECT_ID.match(commit)))
-            and isinstance(files, dict)
-            and all(isinstance(k, str) and Path(k).name == k and isinstance(v, str)
-                    for k, v in files.items())):
+    if not is_manifest(manifest):
         raise ValidationError(f"{path}: not a memstore manifest (malformed base, commit, "
                               "tensors or files)")
     return manifest

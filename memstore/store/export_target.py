@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -20,12 +21,37 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MemstoreError, ValidationError
+from .objects import OBJECT_ID
 
 MANIFEST = "memstore-manifest.json"
 
 
 def _within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
+
+
+# What a format-1 export (before manifests listed their files) held besides its manifest:
+# a flat Hugging Face checkpoint, nothing else.
+_FORMAT1_FILES = frozenset({
+    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
+    "chat_template.json", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model",
+    "vocab.txt", "model.safetensors", "model.safetensors.index.json"})
+_FORMAT1_SHARD = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
+
+
+def is_manifest(m: Any) -> bool:
+    """`m` has the shape of a memstore manifest: the base's hash, the tensors' hashes, the
+    commit (an object id) and, from format 2, the hash of every file by its plain name."""
+    if not (isinstance(m, dict) and isinstance(m.get("base"), dict)
+            and isinstance(m["base"].get("hash"), str) and isinstance(m.get("tensors"), dict)):
+        return False
+    commit, files = m.get("commit"), m.get("files", {})
+    return (all(isinstance(k, str) and isinstance(v, str) for k, v in m["tensors"].items())
+            and (commit is None or (isinstance(commit, str) and bool(OBJECT_ID.match(commit))))
+            and isinstance(files, dict)
+            and all(isinstance(k, str) and Path(k).name == k and k not in ("", ".", "..")
+                    and isinstance(v, str) for k, v in files.items()))
 
 
 def _listed_files(out: Path) -> set[str] | None:
@@ -38,12 +64,13 @@ def _listed_files(out: Path) -> set[str] | None:
         m = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
-    if not (isinstance(m, dict) and isinstance(m.get("base"), dict)):
+    if not is_manifest(m):
         return None
-    if isinstance(m.get("files"), dict):
+    if "files" in m:
         return {*m["files"], MANIFEST}
-    # format 1 manifests list tensors, not files: its files are the flat checkpoint files
-    return {f.name for f in out.iterdir() if f.is_file() and not f.is_symlink()}
+    # format 1 manifests list tensors, not files: its files are a flat checkpoint's
+    return {f.name for f in out.iterdir()
+            if f.name in _FORMAT1_FILES or _FORMAT1_SHARD.fullmatch(f.name)} | {MANIFEST}
 
 
 @dataclass

@@ -245,10 +245,13 @@ class DiskObjectStore(ObjectStore):
         fan = self._fan_out(oid)
         refuse_link(target)
         try:
-            if target.stat().st_size == len(data):
-                return oid
+            if target.stat().st_size == len(data) and hash_bytes(self._read(oid)) == oid:
+                return oid  # already stored, and sound (a damaged copy is written again)
         except FileNotFoundError:
             pass
+        if target.is_dir():
+            raise CorruptObjectError(f"object {oid} is a directory, not a file; run "
+                                     "`memstore fsck`")
         if not fan.is_dir():
             self.root.mkdir(parents=True, exist_ok=True)
             fan.mkdir(exist_ok=True)

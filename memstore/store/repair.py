@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import MemstoreError
 from . import config, snapshots, stats_records
-from .commits import Commit
+from .commits import Commit, load_requests
 from .index import index_commit, index_objects
 from .lock import RepositoryLock
 from .objects import CorruptObjectError, DiskObjectStore, fsync_dir, refuse_link
@@ -34,6 +34,7 @@ class RepairReport:
     statistics: int = 0
     refs: int = 0
     skipped: list[str] = field(default_factory=list)  # corrupt or unreadable objects
+    unreadable: list[str] = field(default_factory=list)  # request lists left unindexed
     kept_as: str | None = None  # where the damaged index was moved
 
 
@@ -117,7 +118,12 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
         for p in [tmp, *(tmp.with_name(tmp.name + s) for s in SIDE_FILES)]:
             refuse_link(p)
             p.unlink(missing_ok=True)
-        _build(tmp, objects, scan, refs, conf, report)
+        try:
+            _build(tmp, objects, scan, refs, conf, report)
+        except BaseException:
+            for p in [tmp, *(tmp.with_name(tmp.name + s) for s in SIDE_FILES)]:
+                p.unlink(missing_ok=True)
+            raise
         report.skipped = scan.skipped
         if old is None and path.exists():
             report.kept_as = f"index.db.damaged-{int(time.time())}"
@@ -143,10 +149,9 @@ def _build(tmp: Path, objects: DiskObjectStore, scan: _Scan, refs: list[dict],
                 config.put(db, key, value)
             db["refs"].insert_all(refs, pk="name", replace=True)
             for commit in sorted(scan.commits.values(), key=lambda c: (c.time, c.id)):
-                if all(objects.contains(o) for s in commit.update_sets for o in [s.requests]):
-                    index_commit(store, commit)
-                else:
-                    index_commit(store, commit, [[] for _ in commit.update_sets])
+                index_commit(store, commit, [_requests(objects, s, report)
+                                             for s in commit.update_sets],
+                             size=_introduced_size(store, commit))
                 store.remember(commit)
             for rid, rec in scan.stats:
                 if objects.contains(rec["object"]):
@@ -165,3 +170,21 @@ def _build(tmp: Path, objects: DiskObjectStore, scan: _Scan, refs: list[dict],
         report.refs = len(refs)
     finally:
         db.close()
+
+
+def _requests(objects: DiskObjectStore, update_set, report: RepairReport) -> list:
+    """The update set's requests, or none when their object is missing or damaged (the
+    commit is still indexed; fsck goes on naming the object)."""
+    try:
+        return load_requests(objects, update_set)
+    except MemstoreError as e:
+        report.unreadable.append(f"{update_set.requests}: {e}")
+        return []
+
+
+def _introduced_size(store: Storage, commit: Commit) -> int:
+    """index.introduced_size, counting only the objects still in the store."""
+    inherited = {o for p in commit.parents if store.has_commit(p)
+                 for o in store.commit(p).object_ids()}
+    return sum(store.objects.size(o) for o in set(commit.object_ids()) - inherited
+               if store.objects.contains(o))
