@@ -81,6 +81,20 @@ def test_verify_finds_a_changed_adapter(repo, tmp_path):
     refused(repo, "verify", out, code=2, says="unknown export_format 'onnx'")
 
 
+def test_verify_checks_every_file_of_an_adapter_export(repo, tmp_path):
+    """The card, extra files and stray weights of a served export are checked against its
+    manifest as a full export's are."""
+    out = tmp_path / "peft"
+    ok("export", out, "--format", "peft", cwd=repo)
+    (out / "README.md").write_text((out / "README.md").read_text() + "tampered\n")
+    (out / "adapter_model.bin").write_bytes(b"weights a loader might prefer")
+    r = run("verify", out, cwd=repo)
+    assert r.exit_code == 1, r.output
+    assert "README.md: differs from the manifest" in r.stdout
+    assert "adapter_model.bin: not part of the export" in r.stdout
+    assert "4 tensors identical" not in r.stdout
+
+
 def test_every_export_has_a_card(repo, tmp_path):
     ok("export", tmp_path / "full", cwd=repo)
     card = (tmp_path / "full" / "README.md").read_text()

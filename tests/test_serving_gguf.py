@@ -127,6 +127,14 @@ def test_f16_and_verify(gguf_repo, tmp_path):
         path.write_bytes(bytes(data))
         r = run("verify", tmp_path / "g16", cwd=repo)
         assert r.exit_code == 1 and f"{name}: differs from the rebuilt export" in r.stdout
+    good = (d / "g32" / "model.gguf").read_bytes()  # bytes past the tensors, an extra file
+    (d / "g32" / "model.gguf").write_bytes(good + b"JUNK")
+    (d / "g32" / "extra.gguf").write_bytes(b"x")
+    r = run("verify", d / "g32", cwd=repo)
+    assert r.exit_code == 1 and "model.gguf: differs from the manifest" in r.stdout
+    assert "extra.gguf: not part of the export" in r.stdout
+    (d / "g32" / "model.gguf").write_bytes(good)
+    (d / "g32" / "extra.gguf").unlink()
     data = path.read_bytes()  # the metadata: same length, another model name
     path.write_bytes(data.replace(b"tiny-llama", b"tiny-llamb", 1))
     r = run("verify", tmp_path / "g16", cwd=repo)

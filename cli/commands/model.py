@@ -256,8 +256,8 @@ def verify(out_dir: str | None, check_base: bool) -> None:
                 click.echo(f"OK: {v.n_tensors} tensors identical to {short(v.commit)} rebuilt"
                            + (f" (built with {made})" if made else ""))
             else:
-                warn(f"{out_dir}: {len(v.problems)} tensor(s) differ from {short(v.commit)} "
-                     "rebuilt")
+                warn(f"{out_dir}: {len(v.problems)} problem(s) against {short(v.commit)} "
+                     "rebuilt and the manifest")
                 again = _runtime_text(v.rebuilt_with)
                 if made and again and made != again:
                     warn(f"it was built with {made} and rebuilt here with {again}: rebuilds are "

@@ -20,8 +20,8 @@ from ..models.runtime import Runtime
 from .export_target import (
     MANIFEST,
     check_target,
-    file_sha256,
     is_manifest,
+    listed_file_problems,
     write_manifest,
     written_beside,
 )
@@ -195,12 +195,7 @@ def _check_files(out: Path, manifest: dict[str, Any], base) -> list[str]:
                     problems.append(f"{name}: differs from the rebuilt model's")
             elif got.read_bytes() != want.read_bytes():
                 problems.append(f"{name}: differs from the rebuilt model's")
-    for name, sha in sorted(listed.items()):
-        p = out / name
-        if not p.is_file() or p.is_symlink():
-            problems.append(f"{name}: listed in the manifest but missing")
-        elif file_sha256(p) != sha:
-            problems.append(f"{name}: differs from the manifest")
+    problems += listed_file_problems(out, listed)
     for p in sorted(out.iterdir()):
         name = p.name
         if name == MANIFEST or name in weights:

@@ -174,3 +174,15 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     manifest["files"] = {f.name: file_sha256(f) for f in sorted(folder.iterdir())
                          if f.name != MANIFEST}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def listed_file_problems(folder: Path, listed: dict[str, str]) -> list[str]:
+    """One line per file the manifest lists that is missing or no longer has its hash."""
+    problems = []
+    for name, sha in sorted(listed.items()):
+        p = folder / name
+        if not p.is_file() or p.is_symlink():
+            problems.append(f"{name}: listed in the manifest but missing")
+        elif file_sha256(p) != sha:
+            problems.append(f"{name}: differs from the manifest")
+    return problems

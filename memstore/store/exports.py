@@ -23,7 +23,14 @@ from ..serving.peft import WEIGHTS as ADAPTER_WEIGHTS
 from . import checkpoint
 from .checkpoint import Verification, checkpoint_tensors, protected_paths, settings_of
 from .difference import chain_difference, fact_changes
-from .export_target import MANIFEST, Target, check_target, write_manifest, written_beside
+from .export_target import (
+    MANIFEST,
+    Target,
+    check_target,
+    listed_file_problems,
+    write_manifest,
+    written_beside,
+)
 from .gguf_export import build_gguf
 from .peft_export import build_adapter, layer_report, truncation_efficacy
 from .repository import Repository
@@ -207,30 +214,38 @@ def verify_served(repo: Repository, out_dir: str | Path, manifest: dict[str, Any
     """Rebuilds a PEFT or GGUF export from the repository and compares it, tensor by tensor
     (checkpoint.verify calls this for manifests with such an export_format)."""
     out = Path(out_dir)
-    commit = manifest.get("commit")
     kind = manifest.get("export_format")
-    if kind == "peft":
-        since, max_rank = manifest.get("since"), manifest.get("max_rank")
-        if not (since is None or isinstance(since, str)) or not (
-                max_rank is None or (isinstance(max_rank, int) and max_rank >= 1)):
-            raise ValidationError(f"{out / MANIFEST}: damaged manifest (since, max_rank)")
-        if since is not None and not repo.has_commit(since):
-            raise MemstoreError(f"{out_dir} applies to commit {since[:12]}, which this "
-                                "repository does not have")
-        built = build_adapter(repo, commit, since, max_rank)
-        rebuilt = {n: tensor_sha256(t) for n, t in built.adapter.tensors.items()}
-        try:
-            actual = checkpoint_tensors(out, [ADAPTER_WEIGHTS])
-        except Exception as e:  # noqa: BLE001 - safetensors' error for a damaged file
-            raise MemstoreError(f"{out}: unreadable adapter weights ({e})") from None
-        problems = compare_tensors(actual, rebuilt, manifest["tensors"])
-        config = out / CONFIG
-        if not config.is_file() or config.read_bytes() != built.adapter.config_bytes():
-            problems.append(f"{CONFIG}: differs from the rebuilt adapter")
-        return Verification(commit, len(rebuilt), problems)
-    if kind == "gguf":
-        return _verify_gguf(repo, out, manifest)
-    raise ValidationError(f"{out / MANIFEST}: unknown export_format {kind!r}")
+    v = _verify_peft(repo, out, manifest) if kind == "peft" else (
+        _verify_gguf(repo, out, manifest) if kind == "gguf" else None)
+    if v is None:
+        raise ValidationError(f"{out / MANIFEST}: unknown export_format {kind!r}")
+    listed = manifest.get("files", {})
+    v.problems += listed_file_problems(out, listed)
+    v.problems += [f"{p.name}: not part of the export" for p in sorted(out.iterdir())
+                   if p.name != MANIFEST and p.name not in listed]
+    return v
+
+
+def _verify_peft(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verification:
+    commit = manifest.get("commit")
+    since, max_rank = manifest.get("since"), manifest.get("max_rank")
+    if not (since is None or isinstance(since, str)) or not (
+            max_rank is None or (isinstance(max_rank, int) and max_rank >= 1)):
+        raise ValidationError(f"{out / MANIFEST}: damaged manifest (since, max_rank)")
+    if since is not None and not repo.has_commit(since):
+        raise MemstoreError(f"{out} applies to commit {since[:12]}, which this "
+                            "repository does not have")
+    built = build_adapter(repo, commit, since, max_rank)
+    rebuilt = {n: tensor_sha256(t) for n, t in built.adapter.tensors.items()}
+    try:
+        actual = checkpoint_tensors(out, [ADAPTER_WEIGHTS])
+    except Exception as e:  # noqa: BLE001 - safetensors' error for a damaged file
+        raise MemstoreError(f"{out}: unreadable adapter weights ({e})") from None
+    problems = compare_tensors(actual, rebuilt, manifest["tensors"])
+    config = out / CONFIG
+    if not config.is_file() or config.read_bytes() != built.adapter.config_bytes():
+        problems.append(f"{CONFIG}: differs from the rebuilt adapter")
+    return Verification(commit, len(rebuilt), problems)
 
 
 def _verify_gguf(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verification:
