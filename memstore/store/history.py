@@ -17,6 +17,7 @@ from ..editing.requests import Request, fact_key
 from ..editing.result import LayerUpdate
 from ..errors import MemstoreError
 from .commits import UpdateSet, load_requests, load_updates, load_zs
+from .schema import DamagedIndexError
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -104,8 +105,20 @@ def zs_of(store: Storage, facts: list[LiveFact]) -> torch.Tensor:
 
 def graph(db: Database) -> dict[str, tuple[tuple[str, ...], float]]:
     """Every indexed commit: id → (parents, time)."""
-    return {r["id"]: (tuple(json.loads(r["parents"])), r["time"])
+    return {r["id"]: (parents_of(r), r["time"])
             for r in db.query("select id, parents, time from commits")}
+
+
+def parents_of(row: dict) -> tuple[str, ...]:
+    """The parents of an index row of the commits table; a damaged one is refused."""
+    try:
+        parents = json.loads(row["parents"])
+    except (TypeError, ValueError, RecursionError):
+        parents = None
+    if not (isinstance(parents, list) and all(isinstance(p, str) for p in parents)):
+        raise DamagedIndexError(f"the index row of commit {str(row['id'])[:12]} is damaged "
+                                "(its parents); run `memstore fsck --repair`")
+    return tuple(parents)
 
 
 def ancestors(g: dict[str, tuple[tuple[str, ...], float]], start: str) -> set[str]:

@@ -5,17 +5,16 @@ detached HEAD, following parents and basis, with every object their records name
 objects of all statistics records and the newest ref snapshots. Rebuilding a lost or damaged index is `repair`."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from ..errors import MemstoreError
-from . import config, snapshots
+from . import config, history, snapshots
 from .commits import Commit, load_requests
 from .objects import CorruptObjectError, DiskObjectStore, MissingObjectError
 from .refs import HEAD, HEADS, Refs
-from .schema import transaction
+from .schema import DamagedIndexError, transaction
 from .storage import Storage
 
 
@@ -137,7 +136,11 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
     except (MemstoreError, KeyError, TypeError, ValueError) as e:
         return [f"{at}: unreadable record ({e})"]
     out = []
-    if json.loads(row["parents"]) != list(commit.parents) or row["basis"] != commit.basis:
+    try:
+        parents = history.parents_of(row)
+    except DamagedIndexError:
+        return [f"{at}: its index row is damaged (parents); run `memstore fsck --repair`"]
+    if parents != commit.parents or row["basis"] != commit.basis:
         out.append(f"{at}: index row disagrees with the record (parents or basis)")
     for other in [*commit.parents, *([commit.basis] if commit.basis else [])]:
         if other not in rows:
