@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -289,6 +290,14 @@ CASES = [
     c("a commit row whose parents are a number: status", ["status"], 1,
       "is damaged (its parents)", setup=lambda b: b.sql("update commits set parents = '5'"),
       damages=True),
+    c(".memstore is a link to the user's folder", lambda b: ["commit", b.facts("l.jsonl", FACT)],
+      1, ".memstore is a symbolic link", setup=lambda b: (
+          os.replace(b.ms, b.outside / "ms"), b.ms.symlink_to(b.outside / "ms")), damages=True),
+    c(".memstore without its objects, inside another repository",
+      lambda b: ["-C", b.repo / "inner", "commit", b.facts("n.jsonl", FACT)], 1,
+      "is damaged: it holds no objects folder",
+      setup=lambda b: (copy_repo(b.repo, b.repo / "inner"),
+                       shutil.rmtree(b.repo / "inner" / ".memstore" / "objects"))),
     c("HEAD missing", ["log"], 1, "no HEAD",
       setup=lambda b: b.sql("delete from refs where name = 'HEAD'"), damages=True),
     c("the lock is a link to the user's file", lambda b: ["commit", b.facts("k.jsonl", FACT)], 1,

@@ -127,8 +127,14 @@ class Repository:
         """The directory holding `.memstore`, from `path` (default: cwd) upwards."""
         start = Path(path if path is not None else os.getcwd()).resolve()
         for d in (start, *start.parents):
-            if (d / DIRNAME).is_dir() and (d / DIRNAME / "objects").is_dir():
-                return d
+            here = d / DIRNAME
+            if not os.path.lexists(here):
+                continue
+            refuse_link(here)  # never written through, nor skipped for a repository above
+            if not here.is_dir() or not (here / "objects").is_dir():
+                raise MemstoreError(f"{here} is damaged: it holds no objects folder (memstore "
+                                    "will not look past it for a repository above)")
+            return d
         raise NotARepositoryError(f"not a memstore repository (or any parent): {start}")
 
     @classmethod
