@@ -7,7 +7,6 @@ forward gives the chain that `build_state` applies."""
 from __future__ import annotations
 
 import heapq
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,7 @@ from ..editing.requests import Request, fact_key
 from ..editing.result import LayerUpdate
 from ..errors import MemstoreError
 from .commits import UpdateSet, load_requests, load_updates, load_zs
-from .schema import DamagedIndexError
+from .schema import DamagedIndexError, parents_of
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -109,16 +108,6 @@ def graph(db: Database) -> dict[str, tuple[tuple[str, ...], float]]:
             for r in db.query("select id, parents, time from commits")}
 
 
-def parents_of(row: dict) -> tuple[str, ...]:
-    """The parents of an index row of the commits table; a damaged one is refused."""
-    try:
-        parents = json.loads(row["parents"])
-    except (TypeError, ValueError, RecursionError):
-        parents = None
-    if not (isinstance(parents, list) and all(isinstance(p, str) for p in parents)):
-        raise DamagedIndexError(f"the index row of commit {str(row['id'])[:12]} is damaged "
-                                "(its parents); run `memstore fsck --repair`")
-    return tuple(parents)
 
 
 def ancestors(g: dict[str, tuple[tuple[str, ...], float]], start: str) -> set[str]:
@@ -138,6 +127,9 @@ def log_ids(db: Database, start: str, first_parent: bool = False,
     """Newest first. Full ancestry comes out in topological order (a commit before its
     parents), newest time first among those that are ready; ties broken by id."""
     g = graph(db)
+    if start not in g:
+        raise DamagedIndexError(f"commit {start[:12]} is named but not in the index; run "
+                                "`memstore fsck`")
     out: list[str] = []
     if first_parent:
         cur: str | None = start

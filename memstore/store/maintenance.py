@@ -10,11 +10,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from ..errors import MemstoreError
-from . import config, history, snapshots
+from . import config, snapshots
 from .commits import Commit, load_requests
 from .objects import CorruptObjectError, DiskObjectStore, MissingObjectError
 from .refs import HEAD, HEADS, Refs
-from .schema import DamagedIndexError, transaction
+from .schema import DamagedIndexError, parents_of, transaction
 from .storage import Storage
 
 
@@ -137,7 +137,7 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
         return [f"{at}: unreadable record ({e})"]
     out = []
     try:
-        parents = history.parents_of(row)
+        parents = parents_of(row)
     except DamagedIndexError:
         return [f"{at}: its index row is damaged (parents); run `memstore fsck --repair`"]
     if parents != commit.parents or row["basis"] != commit.basis:

@@ -6,7 +6,6 @@ Refs live in the index's `refs` table: a row holds either `target` (a commit id)
 points to it before its first commit). Names follow git's check-ref-format."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from sqlite_utils import Database
 from ..errors import MemstoreError, ValidationError
 from . import snapshots
 from .objects import ObjectStore
+from .schema import parents_of
 
 HEAD = "HEAD"
 HEADS = "refs/heads/"
@@ -246,7 +246,7 @@ class Refs:
 
     def _parent(self, commit: str, n: int, rev: str) -> str:
         rows = list(self.db.query("select parents from commits where id = ?", [commit]))
-        parents = json.loads(rows[0]["parents"]) if rows else []
+        parents = parents_of({"id": commit, "parents": rows[0]["parents"]}) if rows else ()
         if len(parents) < n:
             raise ValidationError(f"unknown revision {rev!r}: {commit[:12]} has "
                                   f"{len(parents) or 'no'} parent{'s' if len(parents) != 1 else ''}")

@@ -9,6 +9,7 @@ The objects are the truth; the index makes them searchable and holds the refs.""
 from __future__ import annotations
 
 import datetime
+import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,18 @@ SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's companions of the database
 
 class DamagedIndexError(MemstoreError):
     """index.db is missing, unreadable or not a memstore index: refused, never recreated."""
+
+
+def parents_of(row: dict) -> tuple[str, ...]:
+    """The parents of an index row of the commits table; a damaged one is refused."""
+    try:
+        parents = json.loads(row["parents"])
+    except (TypeError, ValueError, RecursionError):
+        parents = None
+    if not (isinstance(parents, list) and all(isinstance(p, str) for p in parents)):
+        raise DamagedIndexError(f"the index row of commit {str(row['id'])[:12]} is damaged "
+                                "(its parents); run `memstore fsck --repair`")
+    return tuple(parents)
 
 
 def m001_initial(db: Database) -> None:
