@@ -46,6 +46,7 @@ class MemstoreGroup(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:
         cwd = os.getcwd()
         try:
+            _refuse_undecodable(sys.argv[1:] if args is None else args)
             code = super().main(args, prog_name or "memstore", complete_var,
                                 standalone_mode=False, **extra)
             code = code if isinstance(code, int) else 0
@@ -59,6 +60,19 @@ class MemstoreGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _refuse_undecodable(args: Any) -> None:
+    """An argument that is not UTF-8 (Python hands its bytes on as lone surrogates) is
+    refused before anything runs: memstore stores names, messages and prompts as UTF-8, so
+    it would otherwise fail halfway, after the edit."""
+    for a in args or ():
+        if isinstance(a, str):
+            try:
+                a.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = a.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                raise click.UsageError(f"argument '{shown}' is not valid UTF-8") from None
 
 
 def _report(e: Exception) -> int:

@@ -178,6 +178,14 @@ CASES = [
       "cannot read"),
     c("huge case_id", lambda b: ["commit", b.facts("h.jsonl", {**FACT, "case_id": 10**30})], 2,
       "case_id must be a whole number"),
+    c("a lone surrogate in a paraphrase", lambda b: ["commit", b.facts(
+        "u.jsonl", '{"subject": "Apple A5", "prompt": "{} was created by", "target_new": '
+        '"Microsoft", "paraphrases": ["x\\ud800"]}')], 2, "u.jsonl line 1: holds a lone surrogate"),
+    c("facts from a pipe", lambda b: ["commit", b.root / "pipe.jsonl"], 2,
+      "not a regular file", setup=lambda b: os.mkfifo(b.root / "pipe.jsonl")),
+    c("a message that is not UTF-8", lambda b: ["commit", b.facts("m.jsonl", FACT), "-m",
+                                                "msg \udcff"], 2,
+      "argument 'msg \\xff' is not valid UTF-8"),
     c("prompt without braces", lambda b: ["commit", b.facts("p.jsonl", {**FACT, "prompt": "x"})],
       2, "must contain '{}'"),
     c("prompt longer than the context", lambda b: ["commit", b.facts(

@@ -51,6 +51,8 @@ def load_records(source: Source) -> list[tuple[str, dict]]:
     path = Path(source)
     name = path.name
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise ValidationError(f"{path}: not a regular file (a device or a pipe)")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ValidationError(f"{path}: no such file") from None
@@ -83,6 +85,11 @@ def load_records(source: Source) -> list[tuple[str, dict]]:
 def _as_dict(record: Any, where: str) -> dict:
     if not isinstance(record, dict):
         raise ValidationError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{where}: holds a lone surrogate (an escape such as \\ud800 "
+                              "that is no character): not Unicode text") from None
     return record
 
 
