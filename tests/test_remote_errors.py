@@ -156,3 +156,30 @@ def test_clone_refusals_leave_no_folder(pushed, base, tmp_path):
     assert list(empty.iterdir()) == []
     r = run("fsck", url)
     assert r.exit_code == 1 and f"object {victim} is corrupt" in r.stdout
+
+
+def test_a_damaged_or_hostile_remote_is_refused_in_one_line(pushed):
+    """JSON nested past Python's recursion limit, a well-hashed object that is no commit,
+    a branch name no repository may hold, and (in a folder) a file that never ends."""
+    import hashlib
+    import os
+
+    repo, url = pushed
+    marker = remote_files(url)[MARKER]
+    tamper(url, MARKER, b"[" * 100_000)
+    refused("fetch", code=1, repo=repo, url=url, says=f"{MARKER} is damaged")
+    tamper(url, MARKER, marker)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    oid = hashlib.sha256(deep).hexdigest()
+    if "://" not in url:
+        os.makedirs(os.path.dirname(os.path.join(url, object_path(oid))), exist_ok=True)
+    tamper(url, object_path(oid), deep)
+    tamper(url, "refs/heads/deep", oid.encode() + b"\n")
+    refused("fetch", code=1, repo=repo, url=url, says=f"object {oid} is not a commit")
+    tamper(url, "refs/heads/deep", None)
+    tamper(url, "refs/heads/a..b", remote_files(url)["refs/heads/main"])
+    refused("fetch", code=1, repo=repo, url=url, says="the branch name 'a..b' is not valid")
+    tamper(url, "refs/heads/a..b", None)
+    if "://" not in url:  # a folder: a pipe where a branch should be
+        os.mkfifo(os.path.join(url, "refs", "heads", "pipe"))
+        refused("fetch", code=1, repo=repo, says="is not a regular file")

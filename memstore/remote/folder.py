@@ -10,6 +10,7 @@ On a network file system the lock is as good as the file system's flock across c
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from ..store.lock import RepositoryLock
@@ -72,6 +73,8 @@ class FolderTransport(Transport):
 
 def _read(path: Path) -> bytes | None:
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a pipe or a device would never end
+            raise RemoteError(f"{path} is not a regular file")
         return path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return None

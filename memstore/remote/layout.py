@@ -63,7 +63,7 @@ class Marker:
             base = raw["base"]
             if not isinstance(version, int) or not isinstance(base.get("hash"), str):
                 raise TypeError("no version or base hash")
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
             raise RemoteFormatError(f"{where}: {MARKER} is damaged ({e})") from None
         if version > VERSION:
             raise RemoteFormatError(
@@ -120,6 +120,6 @@ def parse_statistics_record(data: bytes, where: str) -> dict[str, Any]:
         rec = {"id": str(raw["id"]), "layer": int(raw["layer"]),
                "n_tokens": int(raw["n_tokens"]), "description": str(raw["description"]),
                "object": check_object_id(raw["object"])}
-    except (ValueError, KeyError, TypeError, MemstoreError) as e:
+    except (ValueError, KeyError, TypeError, MemstoreError, RecursionError) as e:
         raise RemoteFormatError(f"{where} is damaged ({e})") from None
     return rec

@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..errors import MemstoreError
+from ..errors import MemstoreError, ValidationError
+from ..store.refs import check_ref_name
 from . import urls
-from .layout import LOCK, parse_ref
+from .layout import LOCK, RemoteFormatError, parse_ref
 
 T = TypeVar("T")
 
@@ -119,6 +120,15 @@ class Transport(ABC):
     def branches(self) -> dict[str, str]:
         """Branch name → commit of every branch on the remote."""
         found = self.list("refs/heads/")
+        for name in found:
+            try:
+                name.encode("utf-8")
+                check_ref_name(name)
+            except (UnicodeEncodeError, ValidationError) as e:
+                shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                why = e.args[0].split(": ", 1)[-1] if isinstance(e, ValidationError) else "not UTF-8"
+                raise RemoteFormatError(f"remote {self.url}: the branch name {shown!r} is not "
+                                        f"valid ({why}); rename or remove it there") from None
         refs = self.read_many(f"refs/heads/{name}" for name in found)
         return {p[len("refs/heads/"):]: parse_ref(data, f"{self.url}: {p}")
                 for p, data in sorted(refs.items())}

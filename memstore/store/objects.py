@@ -152,7 +152,10 @@ class ObjectStore(ABC):
         return self.put_bytes(canonical_json(value))
 
     def get_json(self, oid: str) -> Any:
-        return json.loads(self.get_bytes(oid))
+        try:
+            return json.loads(self.get_bytes(oid))
+        except RecursionError:
+            raise ValueError(f"object {oid} is JSON nested too deeply") from None
 
 
 class MemoryObjectStore(ObjectStore):
