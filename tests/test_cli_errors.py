@@ -168,3 +168,23 @@ def test_a_base_changed_on_disk_is_detected(base, tmp_path):
     r = run("verify", "--base", cwd=repo)
     assert r.exit_code == 1 and "base model changed" in r.stderr
     assert snapshot(repo) == before
+
+    # damaged weights: one line from verify --base, as from init
+    data = (model / "model.safetensors").read_bytes()
+    (model / "model.safetensors").write_bytes(data[:100])
+    r = run("verify", "--base", cwd=repo)
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
+    assert "cannot load the model" in r.stderr and "Traceback" not in r.output
+
+
+def test_a_damaged_model_is_refused_at_init_in_one_line(tmp_path):
+    model = make_model_dir(tmp_path / "model")
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    short = tmp_path / "short.gguf"
+    short.write_bytes(b"GGUF\x03\x00\x00\x00")
+    for i, spec in enumerate((model, short)):
+        r = run("init", tmp_path / f"r{i}", "--base", spec)
+        assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
+        assert r.stderr.startswith(f"memstore: error: cannot load the model '{spec}'"), r.stderr
+        assert not (tmp_path / f"r{i}" / ".memstore").exists()

@@ -9,12 +9,14 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from ..errors import ValidationError
 from .adapters import Adapter, get_adapter
@@ -207,6 +209,16 @@ def _check_placement(directory: Path, placement: dict, name: str) -> None:
         raise ValidationError(f"device map {name!r}: the model has no module {unknown[0]!r}")
 
 
+# What reading a damaged model raises: transformers' and the file readers' own errors for a
+# missing or unreadable file, a truncated safetensors header, a short GGUF.
+LOAD_ERRORS = (OSError, ValueError, KeyError, EOFError, struct.error, SafetensorError)
+
+
+def _cannot_load(spec: str, e: BaseException) -> ValidationError:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return ValidationError(f"cannot load the model {spec!r}: {first}")
+
+
 def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
                dtype: str | torch.dtype = "float32", *,
                runtime: Runtime | None = None) -> Loaded:
@@ -219,7 +231,10 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
     if runtime is None:
         runtime = Runtime(device, dtype if isinstance(dtype, str) else
                           next(k for k, v in _DTYPES.items() if v == dtype))
-    directory = local_dir(spec)
+    try:
+        directory = local_dir(spec)
+    except LOAD_ERRORS as e:
+        raise _cannot_load(spec, e) from None
     placement = _device_map(runtime)
     if isinstance(placement, dict):
         _check_placement(directory, placement, runtime.device_map)
@@ -235,9 +250,11 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
     try:
         model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(directory)
-    except BaseException:
+    except BaseException as e:
         if offload is not None:
             shutil.rmtree(offload, ignore_errors=True)
+        if isinstance(e, LOAD_ERRORS):
+            raise _cannot_load(spec, e) from None
         raise
     finally:
         hf_logging.set_verbosity(verbosity)
