@@ -4,6 +4,7 @@ one device, run here on the CPU); bfloat16 weights and what a rebuild promises."
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -83,6 +84,26 @@ def test_the_offload_folder_goes_with_the_model(repos, tmp_path, monkeypatch):
     assert r.exit_code == 2 and r.stderr.count("\n") == 1  # one line, not a traceback
     assert "cannot load the model" in r.stderr and "could not be read" in r.stderr
     assert list(scratch.iterdir()) == []  # nor by a load that failed after making it
+
+
+def test_a_device_map_naming_no_device_of_this_machine_is_refused(repos, tmp_path):
+    """Each value is checked against the devices here before loading (they were
+    tracebacks from accelerate or torch), and the map file must be a plain JSON file."""
+    _, a, _ = repos
+    cases = [("meta", "'meta': not a device this machine has"), ("cuda:99", "CUDA device"),
+             (99, "placed on 99: "), (10**30, "CUDA device")]
+    for value, says in cases:
+        r = run("ask", "Apple", "--device-map", device_map(tmp_path, {"model": value}), cwd=a)
+        assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
+        assert says in r.stderr, r.stderr
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe)
+    for path, says in ((deep, "maximum recursion depth"), (pipe, "not a regular file")):
+        r = run("ask", "Apple", "--device-map", str(path), cwd=a)
+        assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
+        assert says in r.stderr, r.stderr
 
 
 def test_an_edited_layer_offloaded_by_the_map_is_refused(repos, tmp_path):

@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 
 from ..errors import ValidationError
 from .adapters import Adapter, get_adapter
-from .runtime import Runtime
+from .runtime import Runtime, check_present
 
 DEFAULT_MODEL = "smollm2-135m"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -176,22 +176,29 @@ def _device_map(runtime: Runtime) -> Any:
     """accelerate's placement: a strategy name, or a JSON file of module -> device."""
     if runtime.device_map is None or not runtime.device_map.endswith(".json"):
         return runtime.device_map
+    name = runtime.device_map
+    path = Path(name)
     try:
-        placement = json.loads(Path(runtime.device_map).read_text())
-    except (OSError, ValueError) as e:
-        raise ValidationError(f"device map {runtime.device_map!r}: {e}") from None
+        if path.exists() and not path.is_file():
+            raise ValueError("not a regular file")
+        placement = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as e:
+        raise ValidationError(f"device map {name!r}: {e}") from None
     if not isinstance(placement, dict) or not all(isinstance(k, str) for k in placement):
-        raise ValidationError(f"device map {runtime.device_map!r}: expected a JSON object "
-                              "of module name -> device")
+        raise ValidationError(f"device map {name!r}: expected a JSON object of module name "
+                              "-> device")
     for module, device in placement.items():
-        if device == "disk" or (isinstance(device, int) and not isinstance(device, bool)
-                                and device >= 0):
+        if device == "disk":
+            continue
+        what = f"device map {name!r}: {module!r} is placed on {device!r}"
+        if isinstance(device, int) and not isinstance(device, bool) and device >= 0:
+            check_present(f"cuda:{device}", what)
             continue
         try:
-            torch.device(device)
+            parsed = torch.device(device)
         except (RuntimeError, TypeError):
-            raise ValidationError(f"device map {runtime.device_map!r}: {module!r} is placed on "
-                                  f"{device!r}, not a device ('cpu', 'cuda:0', 0, 'disk')") from None
+            raise ValidationError(f"{what}, not a device ('cpu', 'cuda:0', 0, 'disk')") from None
+        check_present(str(parsed), what)
     return placement
 
 

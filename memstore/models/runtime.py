@@ -21,7 +21,7 @@ import torch
 from ..errors import ValidationError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+|mps|auto)$")
+DEVICE = re.compile(r"cpu|cuda|cuda:\d+|mps|auto")  # fullmatch: no trailing newline
 DEVICE_MAPS = ("auto", "balanced", "sequential")
 KEYS = ("device", "dtype", "device_map")
 ENV = {"device": "MEMSTORE_DEVICE", "dtype": "MEMSTORE_DTYPE", "device_map": "MEMSTORE_DEVICE_MAP"}
@@ -56,7 +56,7 @@ class Runtime:
 
 
 def check(rt: Runtime, available: bool = True) -> None:
-    if not isinstance(rt.device, str) or not DEVICE.match(rt.device):
+    if not isinstance(rt.device, str) or not DEVICE.fullmatch(rt.device):
         raise ValidationError(f"unknown device {rt.device!r}; give cpu, cuda, cuda:N, mps or auto")
     if rt.dtype not in DTYPES:
         raise ValidationError(f"unknown dtype {rt.dtype!r}; choose from {', '.join(DTYPES)}")
@@ -66,17 +66,24 @@ def check(rt: Runtime, available: bool = True) -> None:
                               f"{', '.join(DEVICE_MAPS)} or a .json file of module -> device")
     if not available:
         return
-    device = rt.resolved_device()
+    check_present(rt.resolved_device(), f"device {rt.device!r}")
+
+
+def check_present(device: str, what: str) -> None:
+    """`device` (cpu, cuda, cuda:N, mps) is one this machine has; `what` names it."""
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValidationError(f"device {rt.device!r}: no CUDA device is available here")
+            raise ValidationError(f"{what}: no CUDA device is available here")
         index = int(device.split(":")[1]) if ":" in device else 0
         if index >= torch.cuda.device_count():
-            raise ValidationError(f"device {rt.device!r}: this machine has "
+            raise ValidationError(f"{what}: this machine has "
                                   f"{torch.cuda.device_count()} CUDA device(s)")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) is not None
-                                and torch.backends.mps.is_available()):
-        raise ValidationError("device 'mps': Apple's MPS is not available here")
+    elif device == "mps":
+        if not (getattr(torch.backends, "mps", None) is not None
+                and torch.backends.mps.is_available()):
+            raise ValidationError(f"{what}: Apple's MPS is not available here")
+    elif device != "cpu":
+        raise ValidationError(f"{what}: not a device this machine has")
 
 
 def resolve(flags: dict[str, str | None] | None = None,

@@ -135,13 +135,18 @@ def init(path: str | Path = ".", base_spec: str = DEFAULT_MODEL, *,
                            on_wait=on_wait)
 
 
+MAX_LAYERS = 10_000  # more than any model has
+
+
 def _parse_layers(text: str) -> tuple[int, ...]:
     text = text.strip().strip("[]()")
     out: list[int] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         if "-" in part[1:] or ".." in part:
-            lo, hi = part.replace("..", "-").split("-", 1)
-            out.extend(range(int(lo), int(hi) + 1))
+            lo, hi = (int(x) for x in part.replace("..", "-").split("-", 1))
+            if hi - lo > MAX_LAYERS:  # checked against the model later; never expanded first
+                raise ValidationError(f"layers {part}: more than {MAX_LAYERS} layers")
+            out.extend(range(lo, hi + 1))
         else:
             out.append(int(part))
     return tuple(out)
