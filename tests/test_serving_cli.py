@@ -4,6 +4,8 @@ repository nor at OUT); a changed file of an export fails `verify`."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import test_cli_errors
 from cli_support import copy_repo, empty_template, ok, run
@@ -93,6 +95,21 @@ def test_verify_checks_every_file_of_an_adapter_export(repo, tmp_path):
     assert "README.md: differs from the manifest" in r.stdout
     assert "adapter_model.bin: not part of the export" in r.stdout
     assert "4 tensors identical" not in r.stdout
+
+
+def test_exports_are_readable_as_the_umask_allows(repo, tmp_path):
+    """A serving process run as another user reads what an export wrote, as it would read
+    a folder made by mkdir and files made by open (umask 022: 0755 and 0644)."""
+    old = os.umask(0o022)
+    try:
+        for fmt in ("full", "peft"):
+            out = tmp_path / fmt
+            ok("export", out, "--format", fmt, cwd=repo)
+            assert stat.S_IMODE(out.stat().st_mode) == 0o755
+            assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in out.iterdir()} == {
+                f.name: 0o644 for f in out.iterdir()}
+    finally:
+        os.umask(old)
 
 
 def test_every_export_has_a_card(repo, tmp_path):

@@ -154,10 +154,22 @@ def written_beside(target: Target) -> Iterator[Path]:
     tmp = target.temporary()
     try:
         yield tmp
+        _as_umask_allows(tmp)
         target.commit(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _as_umask_allows(folder: Path) -> None:
+    """The modes a plain mkdir and open would have given: mkdtemp makes the folder 0700 and
+    some writers make their files 0600, which would keep a serving process out."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(folder, 0o777 & ~mask)
+    for f in folder.iterdir():
+        if f.is_file() and not f.is_symlink():
+            os.chmod(f, 0o666 & ~mask)
 
 
 def file_sha256(path: Path) -> str:
