@@ -435,6 +435,21 @@ def test_repair_goes_past_a_corrupt_request_list(base, tmp_path):
     assert ok("log", "--oneline", cwd=repo).stdout == before
 
 
+def test_a_quick_fsck_lists_a_corrupt_request_list_as_a_problem(base, tmp_path):
+    template, _ = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    box = Box(tmp_path, repo, model_dir(base), tmp_path)
+    oid = json.loads(head_commit_object(box).read_bytes())["update_sets"][0]["requests"]
+    victim = box.ms / "objects" / oid[:2] / oid[2:]
+    victim.chmod(0o644)
+    data = bytearray(victim.read_bytes())
+    data[5] ^= 1
+    victim.write_bytes(bytes(data))
+    r = run("fsck", "--quick", cwd=repo)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert f"object {oid} is corrupt" in r.stdout and "problem(s) found" in r.stderr
+
+
 def test_repair_rebuilds_lost_rows_from_a_readable_index(base, tmp_path):
     template, ids = history_template(base)
     repo = copy_repo(template, tmp_path / "repo")
