@@ -155,12 +155,14 @@ class Case:
     says: str
     setup: Setup | None = None
     damages: bool = False  # the store is damaged on purpose: fsck must report it
+    unchanged: bool = False  # damaged, and still the command must change nothing
     monkeypatched: bool = False  # setup takes (box, monkeypatch)
 
 
-def c(id, args, code, says, setup=None, damages=False, monkeypatched=False) -> Case:
+def c(id, args, code, says, setup=None, damages=False, monkeypatched=False,
+      unchanged=False) -> Case:
     return Case(id, args if callable(args) else (lambda b, a=args: list(a)), code, says, setup,
-                damages, monkeypatched)
+                damages, unchanged, monkeypatched)
 
 
 LONG = "word " * 400
@@ -290,6 +292,11 @@ CASES = [
       "editor settings are invalid",
       setup=lambda b: b.sql("update config set value = ? where key = 'settings'",
                             json.dumps({"layers": "x", "mom2_weight": 1})), damages=True),
+    c("an unknown config row that is not JSON: commit", lambda b: ["commit",
+                                                                    b.facts("z.jsonl", FACT)],
+      1, "config row 'zzz' is unreadable",
+      setup=lambda b: b.sql("insert into config (key, value) values ('zzz', 'not json')"),
+      damages=True, unchanged=True),
     c("a settings row that is not JSON", ["config"], 1, "config row 'settings' is unreadable",
       setup=lambda b: b.sql("update config set value = '{' where key = 'settings'"),
       damages=True),
@@ -363,7 +370,8 @@ def test_hostile_input_gets_one_line_and_touches_nothing_outside(case, base, tmp
         case.setup(box, monkeypatch) if case.monkeypatched else case.setup(box)
     args = [str(a) for a in case.args(box)]
     around = tree_hashes(box.root, box.model, skip=box.repo)
-    repo_before = snapshot(box.repo) if not case.damages and not case.monkeypatched else None
+    repo_before = (snapshot(box.repo) if (not case.damages or case.unchanged)
+                   and not case.monkeypatched else None)
     r = run(*args, cwd=box.repo)
     err = r.stderr.strip().splitlines()
     assert r.exit_code == case.code, (r.exit_code, r.output)

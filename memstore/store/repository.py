@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -159,8 +159,16 @@ class Repository:
     def lock(self, wait: bool = True, on_wait: WaitCallback | None = None,
              timeout: float | None = None) -> AbstractContextManager[None]:
         """The writer lock. Waiting calls `on_wait` (or the repository's) with a message
-        naming the holder's pid; `wait=False` raises LockedError instead."""
-        return self._lock(wait, on_wait, timeout)
+        naming the holder's pid; `wait=False` raises LockedError instead. Every config row
+        is read once it is held: a write ends by recording them all (a ref snapshot), so an
+        unreadable one refuses the write before any work, not after its objects."""
+        return self._checked(self._lock(wait, on_wait, timeout))
+
+    @contextmanager
+    def _checked(self, held: AbstractContextManager[None]) -> Iterator[None]:
+        with held:
+            config.rows(self.db)
+            yield
 
     def forget_cached(self) -> None:
         self.store.forget_cached()
