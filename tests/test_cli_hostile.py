@@ -324,6 +324,14 @@ CASES = [
       "is named but not in the index",
       setup=lambda b: b.sql("delete from commits where id = (select target from refs where "
                             "name = 'refs/heads/main')"), damages=True),
+    c("the head commit's row is gone: status", ["status"], 1, "not in the index",
+      setup=lambda b: b.sql("delete from commits where id = (select target from refs where "
+                            "name = 'refs/heads/main')"), damages=True),
+    c("a ref whose target is a path", ["gc"], 1, "refs/heads/main",
+      setup=lambda b: b.sql("update refs set target = '../../../../etc/passwd' "
+                            "where name = 'refs/heads/main'"), damages=True),
+    c("a statistics row naming no object", lambda b: ["commit", b.facts("st.jsonl", FACT)], 1,
+      "statistics", setup=lambda b: b.sql("update statistics set object = 'zz'"), damages=True),
     c("HEAD missing", ["log"], 1, "no HEAD",
       setup=lambda b: b.sql("delete from refs where name = 'HEAD'"), damages=True),
     c("the lock is a link to the user's file", lambda b: ["commit", b.facts("k.jsonl", FACT)], 1,

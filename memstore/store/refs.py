@@ -14,8 +14,8 @@ from sqlite_utils import Database
 
 from ..errors import MemstoreError, ValidationError
 from . import snapshots
-from .objects import ObjectStore
-from .schema import parents_of
+from .objects import OBJECT_ID, ObjectStore
+from .schema import DamagedIndexError, parents_of
 
 HEAD = "HEAD"
 HEADS = "refs/heads/"
@@ -122,7 +122,7 @@ class Refs:
 
     def _row(self, name: str) -> dict[str, Any] | None:
         rows = list(self.db.query("select * from refs where name = ?", [name]))
-        return rows[0] if rows else None
+        return _sound(rows[0]) if rows else None
 
     def read(self, name: str) -> str | None:
         """The commit `name` points to, following a symbolic ref; None if absent/unborn."""
@@ -148,12 +148,12 @@ class Refs:
         rows = self.db.query(
             "select name, target from refs where name like ? and symbolic is null order by name",
             [prefix + "%"])
-        return {r["name"][len(prefix):]: r["target"] for r in rows}
+        return {r["name"][len(prefix):]: _sound(r)["target"] for r in rows}
 
     def all(self) -> dict[str, str]:
         """Every ref that points to a commit, HEAD included when detached."""
         rows = self.db.query("select name, target from refs where symbolic is null")
-        return {r["name"]: r["target"] for r in rows}
+        return {r["name"]: _sound(r)["target"] for r in rows}
 
     def update(self, name: str, new: str | None, expected: str | None) -> None:
         """Compare-and-swap: move `name` to `new` (None deletes it) only if it still points
@@ -251,6 +251,15 @@ class Refs:
             raise ValidationError(f"unknown revision {rev!r}: {commit[:12]} has "
                                   f"{len(parents) or 'no'} parent{'s' if len(parents) != 1 else ''}")
         return parents[n - 1]
+
+
+def _sound(row: dict[str, Any]) -> dict[str, Any]:
+    """A ref row whose target, when it has one, is a commit id; else the index is damaged."""
+    target = row.get("target")
+    if row.get("symbolic") is None and not (isinstance(target, str) and OBJECT_ID.fullmatch(target)):
+        raise DamagedIndexError(f"ref {row['name']} holds {str(target)[:80]!r}, not a commit id; "
+                                "run `memstore fsck`")
+    return row
 
 
 def _short(commit: str | None) -> str:

@@ -17,7 +17,8 @@ import torch
 
 from ..editing.statistics import Statistics, pack_symmetric, unpack_symmetric
 from ..errors import MemstoreError
-from .schema import transaction
+from .objects import OBJECT_ID
+from .schema import DamagedIndexError, transaction
 from .storage import Storage
 
 TYPE = "memstore-statistics"
@@ -36,6 +37,13 @@ class StatisticsRecord:
 
 
 def _row(r: dict[str, Any]) -> StatisticsRecord:
+    for what in ("object", "record"):
+        v = r.get(what)
+        if not (v is None and what == "record") and not (isinstance(v, str)
+                                                         and OBJECT_ID.fullmatch(v)):
+            raise DamagedIndexError(f"the statistics row {r.get('id')!s:.16} layer "
+                                    f"{r.get('layer')} names no object ({what} {v!r:.70}); "
+                                    "run `memstore fsck --repair`")
     return StatisticsRecord(r["id"], r["layer"], r["n_tokens"], r["description"], r["object"],
                             r["created"], r.get("record"))
 
