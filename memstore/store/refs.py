@@ -140,6 +140,9 @@ class Refs:
         if row is None:
             raise MemstoreError("the repository has no HEAD; run `memstore fsck`")
         if row["symbolic"] is not None:
+            if not str(row["symbolic"]).startswith(HEADS):  # a commit would move a tag
+                raise DamagedIndexError(f"HEAD names {str(row['symbolic'])[:80]!r}, not a "
+                                        "branch; run `memstore fsck`")
             return Head(row["symbolic"], self.read(row["symbolic"]))
         return Head(None, row["target"])
 
