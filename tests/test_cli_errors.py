@@ -188,3 +188,30 @@ def test_a_damaged_model_is_refused_at_init_in_one_line(tmp_path):
         assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
         assert r.stderr.startswith(f"memstore: error: cannot load the model '{spec}'"), r.stderr
         assert not (tmp_path / f"r{i}" / ".memstore").exists()
+
+
+def test_base_weights_changed_in_place_are_caught_by_export_and_verify(base, tmp_path):
+    """Same size, same mtime: the cheap check passes, the hash of the loaded weights not."""
+    import os
+
+    model = make_model_dir(tmp_path / "model")
+    repo = tmp_path / "repo"
+    ok("init", repo, "--base", model)
+    ok("config", "layers", "1,2", cwd=repo)
+    ok("export", "HEAD", tmp_path / "before", cwd=repo)
+    weights = model / "model.safetensors"
+    st = weights.stat()
+    w = load_file(weights)
+    w["model.norm.weight"] = w["model.norm.weight"] + 1
+    save_file(w, weights, metadata={"format": "pt"})
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert weights.stat().st_size == st.st_size
+    assert "unchanged on disk" in ok("status", cwd=repo).stdout  # the cheap check passes
+    from memstore.store.states import forget_loaded
+
+    forget_loaded()  # as a new process would: the weights are read from disk again
+    refused(repo, "export", "HEAD", tmp_path / "after", code=1,
+            says="the base model's weights changed on disk")
+    assert not (tmp_path / "after").exists()
+    refused(repo, "verify", tmp_path / "before", code=1,
+            says="the base model's weights changed on disk")

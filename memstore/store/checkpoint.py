@@ -26,7 +26,15 @@ from .export_target import (
     written_beside,
 )
 from .repository import Repository
-from .states import BASE, check_base, load_state, runtime_from_flags, state_commit, state_of
+from .states import (
+    BASE,
+    check_base,
+    load_state,
+    open_base,
+    runtime_from_flags,
+    state_commit,
+    state_of,
+)
 
 FORMAT = 2  # 2: lists every file ("files") and the kind of export
 
@@ -107,6 +115,8 @@ def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
     name. `card`: the model card, written as README.md. Returns the manifest."""
     target = check_target(out_dir, force, protected_paths(repo))
     commit = state_commit(repo, rev)
+    check_base(repo)
+    check_base_weights(repo)
     base = load_state(repo, rev)
     with written_beside(target) as tmp:
         base.model.save_pretrained(tmp)
@@ -121,6 +131,25 @@ def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
         }
         write_manifest(tmp, manifest)
     return manifest
+
+
+def check_base_weights(repo: Repository) -> None:
+    """The base weights as loaded hash to what init recorded (a file changed in place with
+    its size and mtime kept passes the cheap check): an export, and the rebuild a verify
+    compares it with, are then made from the base the history was written on. Skipped
+    where the model is loaded in another dtype than it was hashed in, or spread by a device
+    map (`verify --base` checks those)."""
+    b = repo.base
+    base = open_base(repo, check=False)
+    rt = base.loaded.runtime
+    if rt.dtype != b.info.get("hash_dtype", "float32") or rt.device_map is not None:
+        return
+    base.reset()
+    actual = model_hash(base.model)
+    if actual != b.hash:
+        raise MemstoreError(f"the base model's weights changed on disk: they hash to "
+                            f"{actual[:16]}, recorded at init {b.hash[:16]} (run memstore "
+                            "verify --base)")
 
 
 def built_with(base) -> dict[str, str]:
@@ -232,6 +261,7 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
         return verify_served(repo, out_dir, manifest)
     commit = manifest.get("commit")
     check_base(repo)
+    check_base_weights(repo)
     base = state_of(repo, commit)
     state = full_state_dict(base.model)
     out = Path(out_dir)
