@@ -434,10 +434,8 @@ def test_a_truncated_index_is_repaired_with_its_refs(base, tmp_path):
                                                      "Microsoft", "Google")]), cwd=repo)
 
 
-def test_repair_goes_past_a_corrupt_request_list(base, tmp_path):
-    """One damaged object must not make the index impossible to rebuild: the commit is
-    indexed without its requests, fsck goes on naming the object, and no half-built index
-    is left behind."""
+def with_a_corrupt_request_list(base, tmp_path) -> tuple[Path, str]:
+    """A copy of the history whose head commit's request list has one flipped bit."""
     template, _ = history_template(base)
     repo = copy_repo(template, tmp_path / "repo")
     box = Box(tmp_path, repo, model_dir(base), tmp_path)
@@ -447,6 +445,15 @@ def test_repair_goes_past_a_corrupt_request_list(base, tmp_path):
     data = bytearray(victim.read_bytes())
     data[5] ^= 1
     victim.write_bytes(bytes(data))
+    return repo, oid
+
+
+def test_repair_goes_past_a_corrupt_request_list(base, tmp_path):
+    """One damaged object must not make the index impossible to rebuild: the commit is
+    indexed without its requests, fsck goes on naming the object, and no half-built index
+    is left behind."""
+    repo, oid = with_a_corrupt_request_list(base, tmp_path)
+    box = Box(tmp_path, repo, model_dir(base), tmp_path)
     before = ok("log", "--oneline", cwd=repo).stdout
     (box.ms / "index.db").write_bytes(b"")
     r = run("fsck", "--repair", cwd=repo)
@@ -457,15 +464,7 @@ def test_repair_goes_past_a_corrupt_request_list(base, tmp_path):
 
 
 def test_a_quick_fsck_lists_a_corrupt_request_list_as_a_problem(base, tmp_path):
-    template, _ = history_template(base)
-    repo = copy_repo(template, tmp_path / "repo")
-    box = Box(tmp_path, repo, model_dir(base), tmp_path)
-    oid = json.loads(head_commit_object(box).read_bytes())["update_sets"][0]["requests"]
-    victim = box.ms / "objects" / oid[:2] / oid[2:]
-    victim.chmod(0o644)
-    data = bytearray(victim.read_bytes())
-    data[5] ^= 1
-    victim.write_bytes(bytes(data))
+    repo, oid = with_a_corrupt_request_list(base, tmp_path)
     r = run("fsck", "--quick", cwd=repo)
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     assert f"object {oid} is corrupt" in r.stdout and "problem(s) found" in r.stderr
