@@ -149,3 +149,20 @@ def test_a_superseded_fact_flips_and_leaves_the_running_matrix(tmp_path_factory,
         for layer, m in matrix.items():  # only the live fact's keys are left in the sum
             k = keys[layer].keys.double()
             torch.testing.assert_close(m, k.T @ k, rtol=1e-6, atol=1e-6)
+
+
+def test_a_commit_reverted_once_is_not_reverted_again(history, tmp_path_factory):
+    """Its facts, committed again since, stay: the second revert is refused."""
+    repo_dir, (_, c2, _) = history
+    ok("revert", c2, cwd=repo_dir)
+    ok("commit", facts_files(tmp_path_factory.getbasetemp())["b"], "-m", "b again",
+       cwd=repo_dir)
+    with Repository.open(repo_dir) as repo:
+        before = {(f.request.subject, f.request.prompt) for f in repo.facts_at("HEAD")}
+        head = repo.head().commit
+    r = run("revert", c2, cwd=repo_dir)
+    assert r.exit_code == 1 and f"commit {c2[:12]} was already reverted by" in r.stderr
+    with Repository.open(repo_dir) as repo:
+        assert repo.head().commit == head
+        assert {(f.request.subject, f.request.prompt) for f in repo.facts_at("HEAD")} == before
+    assert ("Michael Jordan", "{} plays") in before
