@@ -166,3 +166,16 @@ def test_a_commit_reverted_once_is_not_reverted_again(history, tmp_path_factory)
         assert repo.head().commit == head
         assert {(f.request.subject, f.request.prompt) for f in repo.facts_at("HEAD")} == before
     assert ("Michael Jordan", "{} plays") in before
+
+
+def test_leaving_a_detached_commit_behind_is_warned(history, tmp_path_factory):
+    repo_dir, (c1, _, _) = history
+    ok("switch", c1, cwd=repo_dir)
+    r = ok("switch", "main", cwd=repo_dir)  # detached at a commit main holds: nothing left
+    assert "behind" not in r.stderr
+    ok("switch", c1, cwd=repo_dir)
+    new = last_line(ok("commit", facts_files(tmp_path_factory.getbasetemp())["d"], cwd=repo_dir))
+    r = ok("switch", "main", cwd=repo_dir)
+    assert f"leaving 1 commit(s) behind that no branch or tag holds, the newest {new[:12]}" \
+        in r.stderr
+    assert "would remove 1 commits" in ok("gc", "--dry-run", cwd=repo_dir).stdout

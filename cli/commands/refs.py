@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..context import pass_repo
-from ..output import first_line, json_option, print_json, short
+from ..output import first_line, json_option, print_json, short, warn
 
 
 @click.command(short_help="List, create or delete branches.")
@@ -60,7 +60,14 @@ def switch(repo, name: str, create: bool, detach: bool) -> None:
     id, HEAD~2) detaches HEAD at its commit. Nothing else changes: states are built from
     the records, there is no working copy to update.
     """
+    was = repo.head()
     head = repo.switch(name, create=create, detach=detach)
+    if was.branch is None and was.commit is not None and was.commit != head.commit:
+        left = repo.held_by_no_ref(was.commit)
+        if left:
+            warn(f"warning: leaving {len(left)} commit(s) behind that no branch or tag holds, "
+                 f"the newest {short(left[0])}; `memstore branch NAME {short(left[0])}` keeps "
+                 "them (gc removes them otherwise)")
     if head.branch:
         made = "a new " if create else ""
         click.echo(f"Switched to {made}branch '{head.branch}'")

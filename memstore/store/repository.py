@@ -290,6 +290,16 @@ class Repository:
                 self.refs.set_detached(HEAD, self.resolve(target))
         return self.head()
 
+    def held_by_no_ref(self, commit: str) -> list[str]:
+        """`commit` and its ancestors that no ref but HEAD reaches (what a detached HEAD
+        leaves behind when it moves: gc removes them), newest first."""
+        g = history.graph(self.db)
+        held: set[str] = set()
+        for name, target in self.refs.all().items():
+            if name != HEAD and target in g:
+                held |= history.ancestors(g, target)
+        return [c for c in history.log_ids(self.db, commit) if c not in held]
+
     def update_ref(self, ref: str, new: str, *, expected: str | None) -> None:
         """Compare-and-swap a ref (HEAD: whatever HEAD points to) to commit `new`; for
         fast-forwards and resets. RefConflictError if it no longer points to `expected`."""
