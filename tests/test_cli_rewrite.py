@@ -179,3 +179,44 @@ def test_leaving_a_detached_commit_behind_is_warned(history, tmp_path_factory):
     assert f"leaving 1 commit(s) behind that no branch or tag holds, the newest {new[:12]}" \
         in r.stderr
     assert "would remove 1 commits" in ok("gc", "--dry-run", cwd=repo_dir).stdout
+
+
+def subjects_live(repo_dir, rev="HEAD"):
+    with Repository.open(repo_dir) as repo:
+        return sorted(f.request.subject for f in repo.facts_at(rev))
+
+
+def test_a_merge_over_a_revert_on_either_side(history, tmp_path_factory):
+    """A side that reverted a fact of the merge base and added others merges (built on that
+    side's state)."""
+    repo_dir, (_, c2, _) = history
+    files = facts_files(tmp_path_factory.getbasetemp())
+    ok("switch", "-c", "side", cwd=repo_dir)
+    ok("revert", c2, cwd=repo_dir)
+    ok("commit", files["e"], cwd=repo_dir)
+    ok("switch", "main", cwd=repo_dir)
+    ok("commit", files["d"], cwd=repo_dir)
+    ok("merge", "side", cwd=repo_dir)
+    assert "Michael Jordan" not in subjects_live(repo_dir)
+    assert {"Apple A5", "Honda Civic", "Toko Yasuda"} <= set(subjects_live(repo_dir))
+    assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+
+
+def test_a_merge_where_each_side_reverted_what_the_other_keeps(history):
+    """The refusal says what to do, and doing it lets the merge through."""
+    repo_dir, (_, c2, c3) = history
+    ok("switch", "-c", "side", cwd=repo_dir)
+    ok("revert", c2, cwd=repo_dir)
+    ok("switch", "main", cwd=repo_dir)
+    ok("revert", c3, cwd=repo_dir)
+    with Repository.open(repo_dir) as repo:
+        head = repo.head().commit
+    r = run("merge", "side", cwd=repo_dir)
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1, r.output
+    assert "here 'Lionel Messi', 'Toko Yasuda'; on side 'Michael Jordan'" in r.stderr
+    assert "revert here what side reverted, then merge again" in r.stderr
+    with Repository.open(repo_dir) as repo:
+        assert repo.head().commit == head
+    ok("revert", c2, cwd=repo_dir)  # as the refusal says
+    ok("merge", "side", cwd=repo_dir)
+    assert subjects_live(repo_dir) == ["Danielle Darrieux", "Porsche 911"]

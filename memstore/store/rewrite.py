@@ -315,14 +315,21 @@ def merge(repo: Repository, rev: str, message: str | None = None) -> Report:
             basis = mb
             solve = [f for f in merged if f_base.get(fact_key(f.request)) is None
                      or _fact(f_base[fact_key(f.request)].request) != _fact(f.request)]
-        elif set(f_base) <= set(f_theirs):
-            # facts of the merge base reverted on our side only: their weights are in the
-            # merge base's state, so solve their side's additions on our state instead
-            basis = ours
-            solve = [f for f in merged if _fact(f.request) not in _pairs(list(f_ours.values()))]
+        elif set(f_ours) <= merged_keys or set(f_theirs) <= merged_keys:
+            # facts of the merge base reverted on one side: their weights are in the merge
+            # base's state, so the merge builds on the side whose live facts it all keeps
+            # (a changed target is written over, as a superseding commit does)
+            side = f_ours if set(f_ours) <= merged_keys else f_theirs
+            basis = ours if side is f_ours else theirs
+            solve = [f for f in merged if _fact(f.request) not in _pairs(list(side.values()))]
         else:
-            raise MemstoreError(f"merge of {rev} refused: facts of the merge base were reverted "
-                                f"on {rev}; revert them here after merging instead")
+            reverted_here = sorted(k[0] for k in set(f_theirs) - merged_keys)
+            reverted_there = sorted(k[0] for k in set(f_ours) - merged_keys)
+            raise MemstoreError(
+                f"merge of {rev} refused: each side reverted facts of the merge base that the "
+                f"other keeps (here {', '.join(map(repr, reverted_here[:3]))}; on {rev} "
+                f"{', '.join(map(repr, reverted_there[:3]))}), so no state of either side can "
+                f"carry the merge; revert here what {rev} reverted, then merge again")
         base = state_of(repo, basis)
         # the facts carried by the basis's state, not solved again: what the solve can lose
         earlier, n_live = earlier_sample(merged, [f.request for f in solve])
