@@ -75,7 +75,9 @@ def test_end_to_end(base, tmp_path):
     assert {f["subject"] for f in d["added"]} == {"Michael Jordan", "Toko Yasuda", "Lionel Messi"}
     assert d["removed"] == [] and d["changed"] == []
     assert set(d["weights"]) == {"1", "2"} and all(v > 0 for v in d["weights"].values())
-    assert isinstance(d["probe"][0]["HEAD"], str)
+    assert d["revs"] == [ids[0], "HEAD"] and set(d["probe"][0]) == {"prompt", "rev1", "rev2"}
+    assert d["probe"][0]["prompt"] == "Michael Jordan plays"  # a revision named "prompt" or
+    assert isinstance(d["probe"][0]["rev2"], str)  # REV1 == REV2 overwrote keys before
     assert "no fact differs" in ok("diff", "HEAD", "HEAD", cwd=repo).stdout
 
     # a branch, a commit on it, a clean merge (a merge commit solved on the merge base)
@@ -102,6 +104,7 @@ def test_end_to_end(base, tmp_path):
     ok("switch", "main", cwd=repo)
     r = ok("merge", "ff", cwd=repo)
     assert "Fast-forward" in r.stdout and last_line(r) == e_id
+    assert "Already up to date." in ok("merge", "main", cwd=repo).stdout  # itself
     assert len(log_json(repo)) == 6
 
     # revert C2 (facts b): its fact goes, the later facts stay

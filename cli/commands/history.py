@@ -159,8 +159,9 @@ def diff(rev1: str, rev2: str, weights: bool, prompts: tuple[str, ...], max_toke
             d["weights"] = {str(k): v for k, v in porcelain.weight_diff(repo, rev1, rev2).items()}
         if prompts:
             got = porcelain.probe(repo, list(prompts), [rev1, rev2], max_tokens)
-            d["probe"] = [{"prompt": p, rev1: got[0]["completions"][i],
-                           rev2: got[1]["completions"][i]} for i, p in enumerate(prompts)]
+            d["revs"] = [rev1, rev2]  # the probe's completions under each, by position
+            d["probe"] = [{"prompt": p, "rev1": got[0]["completions"][i],
+                           "rev2": got[1]["completions"][i]} for i, p in enumerate(prompts)]
     if as_json:
         print_json(d)
         return
@@ -179,8 +180,8 @@ def diff(rev1: str, rev2: str, weights: bool, prompts: tuple[str, ...], max_toke
             click.echo(f"{k:>5}  {num(v, 6)}")
     for p in d.get("probe", []):
         click.echo(f"{p['prompt']!r}")
-        click.echo(f"  {rev1}: {p[rev1]!r}")
-        click.echo(f"  {rev2}: {p[rev2]!r}")
+        click.echo(f"  {rev1}: {p['rev1']!r}")
+        click.echo(f"  {rev2}: {p['rev2']!r}")
 
 
 COMMANDS = [log, show, diff]

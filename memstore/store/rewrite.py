@@ -277,6 +277,8 @@ def merge(repo: Repository, rev: str, message: str | None = None) -> Report:
     with repo.lock():
         ours = repo.head().commit
         theirs = repo.resolve(rev)
+        if ours == theirs:
+            return Report(None, ours, notes={"kind": "up-to-date"})
         if ours is None or repo.is_ancestor(ours, theirs):
             repo.update_ref("HEAD", theirs, expected=ours)
             return Report(None, theirs, notes={"kind": "fast-forward"})
