@@ -61,7 +61,12 @@ def test_bad_remote_urls_and_names(repo):
     refused("remote", "add", "x", "gcs://bucket/path", code=2, repo=repo,
             says="the fsspec backend for gcs:// is not installed (pip install gcsfs)")
     refused("remote", "add", "x", "s3://KEY:SECRET@bucket/path", code=2, repo=repo,
-            says="holds a password; give credentials through the environment")
+            says="holds a password or a secret; give credentials through the environment")
+    # a secret with '/', '?' or '#' (urlsplit ends the host there), or in the query
+    for url in ("s3://AKIAX:wJalr/XUtnFEMI@bucket/p", "s3://AKIAX:se?cret@bucket/p",
+                "s3://AKIAX:se#cret@bucket/p", "s3://bucket/p?secret_key=ABC"):
+        line = refused("remote", "add", "x", url, code=2, repo=repo, says="holds a password")
+        assert not any(x in line for x in ("XUtnFEMI", "se?cret", "se#cret", "ABC")), line
     refused("remote", "add", "a/b", "/tmp/x", code=2, repo=repo,
             says="invalid remote name 'a/b': it contains '/'")
     ok("remote", "add", "origin", "/tmp/somewhere", cwd=repo)

@@ -7,7 +7,8 @@ configuration, as the backend reads them."""
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit
+import re
+from urllib.parse import parse_qsl, urlsplit
 
 from ..errors import ValidationError
 
@@ -42,11 +43,10 @@ def check(url: str) -> str:
     scheme = protocol(url)
     if scheme in FOLDER_PROTOCOLS:
         return url
-    parts = urlsplit(url)
-    if parts.password is not None:
+    if _secret(url):
         raise ValidationError(
-            f"remote URL {_hide(url)} holds a password; give credentials through the "
-            "environment or fsspec's configuration, never in the URL")
+            f"remote URL {_hide(url)} holds a password or a secret; give credentials through "
+            "the environment or fsspec's configuration, never in the URL")
     from fsspec.registry import get_filesystem_class, known_implementations, registry
 
     if scheme not in known_implementations and scheme not in registry:
@@ -61,6 +61,23 @@ def check(url: str) -> str:
     return url
 
 
+_SECRET_PARAM = re.compile(r"(secret|passw|token|key|signature|credential)", re.IGNORECASE)
+
+
+def _secret(url: str) -> bool:
+    """A password before the host (read up to the last '@': a secret may hold '/', '?' or
+    '#', where urlsplit would end the host early) or a query parameter named like one."""
+    rest = url.split("://", 1)[-1]
+    if "@" in rest and ":" in rest.rsplit("@", 1)[0]:
+        return True
+    query = urlsplit(url).query
+    return any(_SECRET_PARAM.search(k) for k, _ in parse_qsl(query, keep_blank_values=True))
+
+
 def _hide(url: str) -> str:
-    parts = urlsplit(url)
-    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        user, host = rest.rsplit("@", 1)
+        rest = f"{user.split(':', 1)[0]}:***@{host}" if ":" in user else rest
+    url = f"{scheme}{sep}{rest}"
+    return url.split("?", 1)[0] + ("?***" if "?" in url else "")
