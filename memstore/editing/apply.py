@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 import torch
 
+from ..errors import MemstoreError
 from ..models.adapters import Adapter
 from .result import LayerUpdate
 
@@ -66,8 +67,16 @@ def build_state(base_weights: dict[str, torch.Tensor], adapter: Adapter,
     for updates in update_sets:
         for layer in sorted(updates):
             name = adapter.proj_weight_name(layer)
+            if name not in base_weights:
+                raise MemstoreError(f"an update writes layer {layer}, which the model does "
+                                    "not have (a damaged record? run `memstore fsck`)")
             w = out.get(name)
             if w is None:
                 w = base_weights[name].detach().clone()
-            out[name] = added(w, delta(updates[layer]))
+            d = delta(updates[layer])
+            if d.shape != w.shape:
+                raise MemstoreError(f"the update of layer {layer} has shape {tuple(d.shape)}, "
+                                    f"the weight {tuple(w.shape)} (a damaged record? run "
+                                    "`memstore fsck`)")
+            out[name] = added(w, d)
     return out

@@ -15,6 +15,8 @@ also the object that stores it. Sets are inline in that JSON; their tensors and 
 lists are separate objects, shared whenever their bytes are equal."""
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,6 +31,7 @@ from .objects import ObjectStore, canonical_json, check_object_id, hash_bytes, p
 
 FORMAT = 1
 FACTORS, DENSE = "factors", "dense"
+_STATS_ID = re.compile(r"[0-9A-Za-z_.-]{1,128}")  # a sample id: no path, no space
 
 
 class CorruptRecordError(MemstoreError):
@@ -72,11 +75,29 @@ class UpdateSet:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> UpdateSet:
+        """Every field of the expected type and form (a record can come from another
+        machine's store): a malformed one raises TypeError or ValueError."""
+        if not (isinstance(d["method"], str) and isinstance(d["templates"], list)
+                and all(isinstance(t, str) and t.count("{}") == 1 for t in d["templates"])
+                and isinstance(d["n"], int) and not isinstance(d["n"], bool) and d["n"] >= 0
+                and isinstance(d["layers"], dict) and isinstance(d["stats"], dict)
+                and isinstance(d.get("info", {}), dict)):
+            raise TypeError("method, templates, n, layers, stats or info malformed")
+        for l in [*d["layers"], *d["stats"]]:
+            if not (isinstance(l, str) and l.isdigit() and len(l) <= 4):
+                raise ValueError(f"layer {l!r} is not a layer index")
+        for r in d["layers"].values():
+            if r["form"] not in (FACTORS, DENSE) or not isinstance(r["transposed"], bool):
+                raise ValueError("a layer's form or transposed flag is malformed")
+        for sid in d["stats"].values():
+            if not (isinstance(sid, str) and _STATS_ID.fullmatch(sid)):
+                raise ValueError(f"statistics id {str(sid)[:40]!r} is malformed")
+        EditSettings.from_dict(d["settings"])  # ValidationError when it cannot work
         return cls(
             method=d["method"], settings=d["settings"], templates=tuple(d["templates"]),
             requests=check_object_id(d["requests"]), zs=check_object_id(d["zs"]), n=d["n"],
             layers={int(l): LayerRecord(check_object_id(r["object"]), r["form"],
-                                        bool(r["transposed"]))
+                                        r["transposed"])
                     for l, r in d["layers"].items()},
             stats={int(l): s for l, s in d["stats"].items()}, info=d.get("info", {}),
         )
@@ -133,6 +154,11 @@ class Commit:
             check_object_id(p)
         if not isinstance(d["message"], str) or not isinstance(d["base"], str):
             raise TypeError("message and base must be strings")
+        if not (isinstance(d["time"], (int, float)) and not isinstance(d["time"], bool)
+                and math.isfinite(d["time"]) and isinstance(d["operation"], str)
+                and isinstance(d["update_sets"], list)
+                and isinstance(d.get("metrics", {}), dict) and isinstance(d.get("info", {}), dict)):
+            raise TypeError("time, operation, update_sets, metrics or info malformed")
         return cls(
             id=oid, parents=tuple(d["parents"]), base=d["base"], basis=d["basis"],
             update_sets=tuple(UpdateSet.from_json(s) for s in d["update_sets"]),

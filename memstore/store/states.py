@@ -95,6 +95,11 @@ class LoadedBase:
 
     def set_chain(self, chain: list[dict[int, LayerUpdate]], label: str | None) -> None:
         """Puts the weights in the state `chain` builds from the base weights."""
+        n = self.adapter.n_layers(self.model)
+        beyond = sorted({l for updates in chain for l in updates if l >= n})
+        if beyond:
+            raise MemstoreError(f"the history writes layer {beyond[0]}, which the model ({n} "
+                                "layers) does not have (a damaged record? run `memstore fsck`)")
         names = sorted({self.adapter.proj_weight_name(l) for updates in chain for l in updates})
         self._set(build_state(self.pristine(names), self.adapter, chain), label)
 
