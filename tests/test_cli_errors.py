@@ -156,6 +156,7 @@ def test_a_base_changed_on_disk_is_detected(base, tmp_path):
     says = f"base model changed on disk since init: {path} (run memstore verify --base)"
     refused(repo, "commit", facts["b"], code=1, says=says)
     refused(repo, "export", tmp_path / "out", code=1, says=says)
+    refused(repo, "export", tmp_path / "out", "--format", "peft", code=1, says=says)
     assert "CHANGED ON DISK" in ok("status", cwd=repo).stdout
     assert "base OK" in ok("verify", "--base", cwd=repo).stdout
     assert "unchanged on disk" in ok("status", cwd=repo).stdout

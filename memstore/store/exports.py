@@ -34,7 +34,7 @@ from .export_target import (
 from .gguf_export import build_gguf
 from .peft_export import build_adapter, layer_report, truncation_efficacy
 from .repository import Repository
-from .states import BASE, state_commit
+from .states import BASE, check_base, state_commit
 
 FORMATS = ("full", "peft", "gguf")
 GGUF_FILE = "model.gguf"
@@ -126,6 +126,7 @@ def _export_peft(repo: Repository, rev: str, commit: str | None, since: str | No
                  out_name: str, max_rank: int | None, command: str) -> dict[str, Any]:
     from ..serving.peft import write_adapter
 
+    check_base(repo)  # the adapter applies to the base its manifest and card name
     built = build_adapter(repo, commit, since, max_rank)
     layers = layer_report(built)
     truncation = None
