@@ -216,3 +216,19 @@ def test_base_weights_changed_in_place_are_caught_by_export_and_verify(base, tmp
     assert not (tmp_path / "after").exists()
     refused(repo, "verify", tmp_path / "before", code=1,
             says="the base model's weights changed on disk")
+
+
+def test_the_library_refuses_a_bad_message_or_requests_before_the_edit(repo):
+    from memstore.editing import Request
+    from memstore.errors import ValidationError
+    from memstore.store import porcelain
+    from memstore.store.repository import Repository
+
+    before = snapshot(repo)
+    fact = Request("Apple A5", "{} was created by", "Microsoft")
+    with Repository.open(repo) as r:
+        with pytest.raises(ValidationError, match="the commit message must be text"):
+            porcelain.commit(r, [fact], None)
+        with pytest.raises(ValidationError, match="expected a Request, got dict"):
+            porcelain.commit(r, [fact.to_dict()], "m")
+    assert snapshot(repo) == before  # refused before the edit: no objects left behind

@@ -57,6 +57,44 @@ def test_validation_happens_before_any_work(tiny, monkeypatch):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+def test_inputs_that_would_fail_halfway_are_refused_first(tiny):
+    """Statistics of another layer or width, z-vectors of another width, bad templates,
+    requests that are not Requests or hold non-text: a ValidationError before any weight
+    changes (the statistics of a wrong width failed in the second layer's solve, after the
+    first layer was written)."""
+    from dataclasses import replace
+
+    model, tok, ad = tiny
+    s = settings_for(model)
+    stats = stats_for(model, tok, ad, s.layers)
+    l1, l2 = s.layers
+    width = model.config.get_text_config().hidden_size
+    zs = torch.zeros(len(REQUESTS), width)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cases = [
+        ({"stats": {l1: stats[l1], l2: replace(stats[l2], mom2=stats[l2].mom2[:4, :4])}},
+         f"statistics for layer {l2}: expected"),
+        ({"stats": {l1: stats[l2], l2: stats[l1]}}, f"got layer {l2}'s"),
+        ({"zs": zs[:, :3]}, f"expected a tensor of n × {width}"),
+        ({"zs": zs.tolist()}, "got list"),
+        ({"templates": []}, "templates: expected a non-empty list"),
+        ({"templates": ["hello"]}, "with one '{}'"),
+        ({"requests": [{"subject": "a", "prompt": "{} b", "target_new": "c"}]},
+         "expected a Request, got dict"),
+        ({"requests": [Request("Paris", "{} is in", "Rome", target_true=5)]},
+         "target_true must be text, not int"),
+        ({"requests": [Request("Paris", "{} is in", "Rome", paraphrases=("  ",))]},
+         "paraphrases 1 is blank"),
+        ({"requests": [Request("Paris \udc80", "{} is in", "Rome")]}, "lone surrogate"),
+    ]
+    for change, says in cases:
+        args = {"stats": stats, "zs": zs, "templates": TEMPLATES, "requests": REQUESTS, **change}
+        with pytest.raises(ValidationError, match=says):
+            execute_memit(model, tok, args["requests"], s, args["stats"], zs=args["zs"],
+                          templates=args["templates"], show_progress=False)
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), says
+
+
 def test_layers_out_of_range_are_refused(tiny):
     model, tok, _ad = tiny
     s = settings_for(model, layers=(2, 7))

@@ -56,6 +56,31 @@ def templates_for(model, tokenizer, settings: EditSettings) -> list[str]:
                             settings.seed)
 
 
+def _check_inputs(model, adapter: Adapter, requests: list[Request], settings: EditSettings,
+                  stats: dict[int, Statistics], zs: torch.Tensor | None,
+                  templates: list[str] | None) -> None:
+    """What the solve would otherwise fail on halfway, after the first layers are written:
+    each layer's statistics its own and of its width, the cached z-vectors one per request
+    of the model's width, the templates texts with one '{}'."""
+    for l in settings.layers:
+        st, d_in = stats[l], adapter.proj_dims(model, l)[1]
+        if not isinstance(st, Statistics) or st.layer != l or tuple(st.mom2.shape) != (d_in, d_in):
+            got = (f"layer {st.layer}'s, {tuple(st.mom2.shape)}" if isinstance(st, Statistics)
+                   else type(st).__name__)
+            raise ValidationError(f"statistics for layer {l}: expected layer {l}'s E[kkᵀ] of "
+                                  f"{d_in}×{d_in}, got {got}")
+    if zs is not None:
+        d_model = adapter.proj_dims(model, settings.layers[-1])[0]
+        if not isinstance(zs, torch.Tensor) or zs.ndim != 2 or zs.shape[1] != d_model:
+            raise ValidationError(f"cached z-vectors: expected a tensor of n × {d_model}, got "
+                                  f"{tuple(zs.shape) if isinstance(zs, torch.Tensor) else type(zs).__name__}")
+    if templates is not None and not (
+            isinstance(templates, (list, tuple)) and templates
+            and all(isinstance(t, str) and t.count("{}") == 1 for t in templates)):
+        raise ValidationError("templates: expected a non-empty list of texts, each with one "
+                              "'{}' where the prompt goes")
+
+
 def execute_memit(model, tokenizer, requests: list[Request], settings: EditSettings,
                   stats: dict[int, Statistics], *, adapter: Adapter | None = None,
                   zs: torch.Tensor | None = None, templates: list[str] | None = None,
@@ -82,6 +107,7 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
     missing = [l for l in settings.layers if l not in stats]
     if missing:
         raise ValidationError(f"no statistics for layers {missing}")
+    _check_inputs(model, adapter, requests, settings, stats, zs, templates)
     if output_weights is not None:
         if settings.history == "nullspace":
             raise ValidationError("the weighted solve does not apply to history 'nullspace'")

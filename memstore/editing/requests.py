@@ -100,6 +100,9 @@ def request_texts(request: Request, where: str) -> Iterator[tuple[str, str]]:
 def check_request(request: Request, where: str = "") -> None:
     """Checks that need no tokenizer. `where` names the request's origin (e.g. 'line 3')."""
     at = f"{where}: " if where else ""
+    if not isinstance(request, Request):
+        raise ValidationError(f"{at}expected a Request, got {type(request).__name__}")
+    _check_types(request, at)
     if request.case_id is not None and (isinstance(request.case_id, bool)
                                         or not isinstance(request.case_id, int)
                                         or abs(request.case_id) > INT64):
@@ -124,6 +127,31 @@ def check_request(request: Request, where: str = "") -> None:
         raise ValidationError(f"{at}prompt cannot be formatted ({e}): {request.describe()}")
 
 
+def _check_types(r: Request, at: str) -> None:
+    """Every text a str of Unicode characters (UTF-8 encodable), the optional ones None,
+    the prompt lists tuples or lists of non-blank texts."""
+    texts = [("subject", r.subject), ("prompt", r.prompt), ("target_new", r.target_new)]
+    texts += [(n, v) for n, v in (("target_true", r.target_true),
+                                  ("relation_id", r.relation_id)) if v is not None]
+    for name in ("paraphrases", "neighborhood"):
+        prompts = getattr(r, name)
+        if not isinstance(prompts, (tuple, list)):
+            raise ValidationError(f"{at}{name} must be a list of prompts, not "
+                                  f"{type(prompts).__name__}")
+        for i, p in enumerate(prompts):
+            if isinstance(p, str) and not p.strip():
+                raise ValidationError(f"{at}{name} {i + 1} is blank")
+            texts.append((f"{name} {i + 1}", p))
+    for name, v in texts:
+        if not isinstance(v, str):
+            raise ValidationError(f"{at}{name} must be text, not {type(v).__name__}")
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(f"{at}{name} holds a lone surrogate: not Unicode "
+                                  "text") from None
+
+
 def check_consistent(requests: Iterable[Request]) -> None:
     """No two requests with the same (subject, prompt) and different targets."""
     seen: dict[tuple[str, str], Request] = {}
@@ -142,6 +170,8 @@ def validate_requests(requests: list[Request], tokenizer=None, context: int | No
     """Everything that can be checked before any work. With a tokenizer, also checks that
     the subject's tokens can be located in the prompt, and with the model's `context`
     that every text read for the request fits it."""
+    if not isinstance(requests, (list, tuple)):
+        raise ValidationError(f"requests must be a list, not {type(requests).__name__}")
     if not requests:
         raise ValidationError("no requests to write")
     for i, r in enumerate(requests):

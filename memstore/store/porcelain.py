@@ -12,7 +12,7 @@ that `porcelain` is the one module a front end needs."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -275,7 +275,10 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
     long preparations (statistics) and warnings; `inform` hears the estimate of the peak
     memory, before any work."""
     t0 = time.perf_counter()
+    requests = list(requests) if isinstance(requests, Iterator) else requests
     validate_requests(requests)
+    if not isinstance(message, str):
+        raise ValidationError(f"the commit message must be text, not {type(message).__name__}")
     with repo.lock():
         parent = repo.head().commit
         live = repo.facts_at(parent) if parent is not None else []
