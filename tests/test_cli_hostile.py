@@ -203,7 +203,8 @@ CASES = [
     # -- ask, eval -------------------------------------------------------------------------
     c("ask an empty prompt", ["ask", ""], 2, "the prompt is empty"),
     c("ask a blank prompt", ["ask", "   "], 2, "the prompt is empty"),
-    c("ask past the context", ["ask", LONG], 2, "longer than the model's context"),
+    c("ask past the context", ["ask", LONG], 2,
+      "longer than the 128-token context less --max-tokens 20, a room of 108 tokens"),
     c("ask for more tokens than the context", ["ask", "hi", "--max-tokens", "500"], 2,
       "the model's context is 128"),
     c("eval past the context", lambda b: ["eval", b.facts("ev.jsonl", {**FACT,

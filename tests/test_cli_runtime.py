@@ -166,3 +166,12 @@ def test_a_commit_that_will_not_fit_is_refused_before_any_work(repos, monkeypatc
     assert r.exit_code == 1 and r.stderr.count("\n") == 1
     assert "this commit will not fit: estimated peak memory" in r.stderr
     assert snapshot(a) == before
+
+
+def test_config_shows_values_it_takes_back(repos):
+    _, a, _ = repos
+    shown = ok("config", "device_map", cwd=a).stdout.strip()
+    assert shown == "none"
+    ok("config", "device_map", shown, cwd=a)
+    ok("config", "device_map", "None", cwd=a)
+    assert ok("config", "device_map", cwd=a).stdout.strip() == "none"

@@ -117,7 +117,8 @@ def config(repo, key: str | None, value: str | None, as_json: bool) -> None:
 
 
 def _show(v) -> str:
-    return layers_text(v) if isinstance(v, list) else str(v)
+    """As `config KEY VALUE` takes it back (None is 'none')."""
+    return layers_text(v) if isinstance(v, list) else "none" if v is None else str(v)
 
 
 @click.command(short_help="Show the branch, head, base, live facts and settings.")

@@ -71,7 +71,8 @@ def context_length(model) -> int | None:
     return None
 
 
-def check_fits(tokenizer, texts: Iterable[tuple[str, str]], context: int | None) -> None:
+def check_fits(tokenizer, texts: Iterable[tuple[str, str]], context: int | None,
+               room: str = "the model's context") -> None:
     """Each (where, text) must fit the model's context; refused before any tensor is
     allocated for it (attention over a text longer than the context is undefined, and its
     memory grows with the square of its length)."""
@@ -82,8 +83,8 @@ def check_fits(tokenizer, texts: Iterable[tuple[str, str]], context: int | None)
             continue
         n = len(tokenizer(text).input_ids)
         if n > context:
-            raise ValidationError(f"{where}: {n} tokens, longer than the model's context of "
-                                  f"{context} tokens")
+            raise ValidationError(f"{where}: {n} tokens, longer than {room} of {context} "
+                                  "tokens")
 
 
 def request_texts(request: Request, where: str) -> Iterator[tuple[str, str]]:

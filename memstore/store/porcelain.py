@@ -180,7 +180,8 @@ def config(repo: Repository, key: str, value: str) -> EditSettings:
     device_map: checked for form here, for availability when a model is loaded)."""
     if key in RUNTIME_KEYS:
         stored = dict(repo.get_config(RUNTIME_KEY) or {})
-        stored[key] = None if value in ("", "none") and key == "device_map" else value
+        stored[key] = (None if value.lower() in ("", "none") and key == "device_map"
+                       else value)
         Runtime(**stored, check_available=False)
         with repo.lock():
             repo.set_config(RUNTIME_KEY, stored)

@@ -146,7 +146,8 @@ def check_prompts(base: LoadedBase, prompts: list[str], max_tokens: int) -> None
             raise ValidationError(f"--max-tokens {max_tokens}: the model's context is {context} "
                                   "tokens")
         check_fits(base.tokenizer, [(f"prompt {p[:40]!r}", p) for p in prompts],
-                   context - max_tokens)
+                   context - max_tokens, f"the {context}-token context less --max-tokens "
+                   f"{max_tokens}, a room")
 
 
 def ask(repo: Repository, prompt: str, rev: str | None = None, compare: str | None = None,
