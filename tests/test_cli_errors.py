@@ -232,3 +232,12 @@ def test_the_library_refuses_a_bad_message_or_requests_before_the_edit(repo):
         with pytest.raises(ValidationError, match="expected a Request, got dict"):
             porcelain.commit(r, [fact.to_dict()], "m")
     assert snapshot(repo) == before  # refused before the edit: no objects left behind
+
+
+def test_eval_of_a_zsre_file_names_the_record_that_lacks_a_field(repo, tmp_path):
+    one = {"subject": "Watts Humphrey", "src": "What university did Watts Humphrey attend?",
+           "answers": ["University of Michigan"], "rephrase": "Which university?",
+           "loc": "nq question: who played desmond", "loc_ans": "Ian McShane"}
+    two = {k: v for k, v in one.items() if k != "loc"}
+    (tmp_path / "z.json").write_text(json.dumps([one, two]))
+    refused(repo, "eval", tmp_path / "z.json", code=2, says="z.json record 2: missing field 'loc'")

@@ -171,3 +171,18 @@ def test_bad_json_list_reports_line(tmp_path):
 def test_missing_and_empty_files(tmp_path):
     assert error_of(tmp_path / "nope.jsonl") == f"{tmp_path / 'nope.jsonl'}: no such file"
     assert error_of(write_lines(tmp_path / "empty.jsonl", [""])) == "empty.jsonl: no records"
+
+
+def test_empty_targets_and_answers_are_named_by_record(tmp_path):
+    flat = tmp_path / "f.jsonl"
+    flat.write_text(json.dumps({"subject": "Paris", "prompt": "{} is in", "target_new": "Rome",
+                                "target_true": ""}) + "\n")
+    with pytest.raises(ValidationError, match="f.jsonl line 1: empty target_true"):
+        read_counterfact_records(flat)
+    one = {"subject": "Watts Humphrey", "src": "What university did Watts Humphrey attend?",
+           "answers": ["University of Michigan"], "rephrase": "Which university?",
+           "loc": "nq question: who played desmond", "loc_ans": "Ian McShane"}
+    z = [one, {**one, "loc_ans": " "}]
+    (tmp_path / "z.json").write_text(json.dumps(z))
+    with pytest.raises(ValidationError, match="z.json record 2: field 'loc_ans' is empty"):
+        read_zsre(tmp_path / "z.json")

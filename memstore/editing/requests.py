@@ -117,6 +117,9 @@ def check_request(request: Request, where: str = "") -> None:
         raise ValidationError(f"{at}empty subject in {request.describe()}")
     if not isinstance(request.target_new, str) or not request.target_new.strip():
         raise ValidationError(f"{at}empty target_new in {request.describe()}")
+    if request.target_true is not None and not request.target_true.strip():
+        raise ValidationError(f"{at}empty target_true in {request.describe()} (leave it out "
+                              "when it is not known)")
     if not isinstance(request.prompt, str) or request.prompt.count("{}") != 1:
         raise ValidationError(
             f"{at}the prompt must contain exactly one '{{}}' where the subject goes: "

@@ -210,7 +210,11 @@ def parse_zsre(record: dict, where: str) -> ZsreRecord:
         paraphrases=_strings(record, "rephrase", where),
     )
     check_request(request, where)
-    return ZsreRecord(request, loc=_get(record, "loc", where), loc_ans=_get(record, "loc_ans", where))
+    loc, loc_ans = _get(record, "loc", where), _get(record, "loc_ans", where)
+    for name, text in (("loc", loc), ("loc_ans", loc_ans)):
+        if not text.strip():
+            raise ValidationError(f"{where}: field {name!r} is empty")
+    return ZsreRecord(request, loc=loc, loc_ans=loc_ans)
 
 
 def parse_request(record: dict, where: str) -> Request:
