@@ -112,6 +112,25 @@ def test_exports_are_readable_as_the_umask_allows(repo, tmp_path):
         os.umask(old)
 
 
+def test_verify_checks_what_the_manifest_records(repo, tmp_path):
+    """Settings, rank and per-layer figures the repository can say again are compared; a
+    manifest of a newer format is refused."""
+    out = tmp_path / "peft"
+    ok("export", out, "--format", "peft", cwd=repo)
+    manifest = out / "memstore-manifest.json"
+    m = json.loads(manifest.read_text())
+    for changed, says in (
+            ({**m, "settings": {**m["settings"], "mom2_weight": 12345}}, "settings: differ"),
+            ({**m, "rank": m["rank"] + 1}, "rank or layers: differ"),
+            ({**m, "layers": {k: {**v, "error": 0.5} for k, v in m["layers"].items()}},
+             "rank or layers: differ")):
+        manifest.write_text(json.dumps(changed))
+        r = run("verify", out, cwd=repo)
+        assert r.exit_code == 1 and says in r.stdout, r.output
+    manifest.write_text(json.dumps({**m, "format": 99}))
+    refused(repo, "verify", out, code=2, says="the manifest's format 99 is not one this")
+
+
 def test_every_export_has_a_card(repo, tmp_path):
     ok("export", tmp_path / "full", cwd=repo)
     card = (tmp_path / "full" / "README.md").read_text()

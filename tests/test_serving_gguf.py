@@ -135,6 +135,12 @@ def test_f16_and_verify(gguf_repo, tmp_path):
     assert "extra.gguf: not part of the export" in r.stdout
     (d / "g32" / "model.gguf").write_bytes(good)
     (d / "g32" / "extra.gguf").unlink()
+    manifest = d / "g32" / "memstore-manifest.json"
+    m = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**m, "gguf": {**m["gguf"], "size": 1}}))
+    r = run("verify", d / "g32", cwd=repo)
+    assert r.exit_code == 1 and "gguf: the manifest's file, metadata hash or sizes" in r.stdout
+    manifest.write_text(json.dumps(m))
     data = path.read_bytes()  # the metadata: same length, another model name
     path.write_bytes(data.replace(b"tiny-llama", b"tiny-llamb", 1))
     r = run("verify", tmp_path / "g16", cwd=repo)

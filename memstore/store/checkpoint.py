@@ -236,6 +236,19 @@ def _check_files(out: Path, manifest: dict[str, Any], base) -> list[str]:
     return problems
 
 
+def recorded_problems(repo: Repository, manifest: dict[str, Any]) -> list[str]:
+    """What the manifest records that the repository can say again: the commit's settings.
+    A manifest of a newer format than this memstore writes is refused."""
+    fmt = manifest.get("format", 1)
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt > FORMAT:
+        raise ValidationError(f"the manifest's format {fmt!r} is not one this memstore reads "
+                              f"(up to {FORMAT}): a newer memstore wrote it?")
+    commit = manifest.get("commit")
+    if commit is not None and manifest.get("settings") != settings_of(repo, commit):
+        return ["settings: differ from those the manifest's commit was written with"]
+    return []
+
+
 def check_source(repo: Repository, out_dir: str | Path, manifest: dict[str, Any]) -> None:
     """The export was made from this repository's base and from one of its commits."""
     b = repo.base
@@ -266,7 +279,7 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
     state = full_state_dict(base.model)
     out = Path(out_dir)
     files = checkpoint_tensors(out)
-    problems = _check_files(out, manifest, base)
+    problems = _check_files(out, manifest, base) + recorded_problems(repo, manifest)
     for name, sha in sorted(files.items()):
         if name not in state:
             problems.append(f"{name}: not a tensor of the rebuilt model")

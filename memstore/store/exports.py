@@ -221,6 +221,7 @@ def verify_served(repo: Repository, out_dir: str | Path, manifest: dict[str, Any
     if v is None:
         raise ValidationError(f"{out / MANIFEST}: unknown export_format {kind!r}")
     listed = manifest.get("files", {})
+    v.problems += checkpoint.recorded_problems(repo, manifest)
     v.problems += listed_file_problems(out, listed)
     v.problems += [f"{p.name}: not part of the export" for p in sorted(out.iterdir())
                    if p.name != MANIFEST and p.name not in listed]
@@ -243,6 +244,9 @@ def _verify_peft(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verif
     except Exception as e:  # noqa: BLE001 - safetensors' error for a damaged file
         raise MemstoreError(f"{out}: unreadable adapter weights ({e})") from None
     problems = compare_tensors(actual, rebuilt, manifest["tensors"])
+    if manifest.get("rank") != built.adapter.rank or \
+            json.loads(json.dumps(layer_report(built))) != manifest.get("layers"):
+        problems.append("rank or layers: differ from the rebuilt adapter's")
     config = out / CONFIG
     if not config.is_file() or config.read_bytes() != built.adapter.config_bytes():
         problems.append(f"{CONFIG}: differs from the rebuilt adapter")
@@ -263,6 +267,11 @@ def _verify_gguf(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verif
     problems = compare_tensors(actual, rebuilt, manifest["tensors"])
     if written.head != base.head:
         problems.append("metadata: differs from the base file's")
+    recorded = {k: info.get(k) for k in ("file", "metadata_sha256", "size", "base_size")}
+    if recorded != {"file": GGUF_FILE, "metadata_sha256": _sha256(base.head),
+                    "size": target.stat().st_size, "base_size": base.path.stat().st_size}:
+        problems.append("gguf: the manifest's file, metadata hash or sizes differ from the "
+                        "export's")
     expected = {t.name: (t.dims, t.type) for t in base.tensors}
     expected.update({t: (expected[t][0], _TYPES[str(a.dtype)]) for t, a in built.replace.items()})
     for t in written.tensors:
