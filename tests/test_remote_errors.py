@@ -185,6 +185,9 @@ def test_a_damaged_or_hostile_remote_is_refused_in_one_line(pushed):
     tamper(url, "refs/heads/a..b", remote_files(url)["refs/heads/main"])
     refused("fetch", code=1, repo=repo, url=url, says="the branch name 'a..b' is not valid")
     tamper(url, "refs/heads/a..b", None)
+    tamper(url, "refs/heads/big", b"0" * 5000)  # read whole before the check
+    refused("fetch", code=1, repo=repo, url=url, says="refs/heads/big holds 5000 bytes")
+    tamper(url, "refs/heads/big", None)
     if "://" not in url:  # a folder: a pipe where a branch should be
         os.mkfifo(os.path.join(url, "refs", "heads", "pipe"))
         refused("fetch", code=1, repo=repo, says="is not a regular file")

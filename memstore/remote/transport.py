@@ -49,6 +49,9 @@ class RefValue:
     token: Any = None
 
 
+MAX_REF_BYTES = 4096
+
+
 class Transport(ABC):
     """One remote store; paths are relative to the remote's root ('objects/ab/…')."""
 
@@ -129,6 +132,10 @@ class Transport(ABC):
                 why = e.args[0].split(": ", 1)[-1] if isinstance(e, ValidationError) else "not UTF-8"
                 raise RemoteFormatError(f"remote {self.url}: the branch name {shown!r} is not "
                                         f"valid ({why}); rename or remove it there") from None
+        for name, size in found.items():
+            if size > MAX_REF_BYTES:  # a ref is one id: never read a large file whole for it
+                raise RemoteFormatError(f"remote {self.url}: refs/heads/{name} holds {size} "
+                                        "bytes, not a commit id")
         refs = self.read_many(f"refs/heads/{name}" for name in found)
         return {p[len("refs/heads/"):]: parse_ref(data, f"{self.url}: {p}")
                 for p, data in sorted(refs.items())}
