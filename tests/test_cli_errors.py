@@ -241,3 +241,6 @@ def test_eval_of_a_zsre_file_names_the_record_that_lacks_a_field(repo, tmp_path)
     two = {k: v for k, v in one.items() if k != "loc"}
     (tmp_path / "z.json").write_text(json.dumps([one, two]))
     refused(repo, "eval", tmp_path / "z.json", code=2, says="z.json record 2: missing field 'loc'")
+    (tmp_path / "z.json").write_text(json.dumps([one]))
+    refused(repo, "eval", tmp_path / "z.json", "--generation", code=2,
+            says="z.json is a zsRE file: --by-relation and --generation measure CounterFact")

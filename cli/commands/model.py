@@ -88,7 +88,8 @@ def eval_(file: str | None, live: bool, rev: str | None, by_relation: bool, gene
     if as_json:
         print_json(m)
         return
-    click.echo(f"{m['kind']} metrics of {m['rev']} ({short(m['commit'])}), n = {m['n']}"
+    state = m["rev"] if m["commit"] is None else f"{m['rev']} ({short(m['commit'])})"
+    click.echo(f"{m['kind']} metrics of {state}, n = {m['n']}"
                + (f" ({m['n_skipped']} without target_true skipped)"
                   if m.get("n_skipped") else ""))
     keys = ["efficacy"] if live else ["efficacy", "paraphrase", "neighborhood", "score"]

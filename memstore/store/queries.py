@@ -204,6 +204,9 @@ def evaluate(repo: Repository, path: str | Path, rev: str | None = None, *,
     from ..eval.metrics import counterfact_metrics, harmonic_mean, zsre_metrics
 
     zsre = _is_zsre(path)
+    if zsre and (by_relation or generation):
+        raise ValidationError(f"{Path(path).name} is a zsRE file: --by-relation and "
+                              "--generation measure CounterFact files only")
     records = read_zsre(path) if zsre else read_counterfact_records(path)
     commit = state_commit(repo, rev)
     base = load_state(repo, rev)
