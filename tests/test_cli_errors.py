@@ -244,3 +244,13 @@ def test_eval_of_a_zsre_file_names_the_record_that_lacks_a_field(repo, tmp_path)
     (tmp_path / "z.json").write_text(json.dumps([one]))
     refused(repo, "eval", tmp_path / "z.json", "--generation", code=2,
             says="z.json is a zsRE file: --by-relation and --generation measure CounterFact")
+
+
+def test_config_help_names_every_setting(repo):
+    from dataclasses import fields
+
+    from memstore.editing.settings import EditSettings
+
+    text = ok("config", "--help", cwd=repo).stdout
+    assert [f.name for f in fields(EditSettings) if f"  {f.name} " not in text] == []
+    assert "\n  Where the model runs" in text  # its own paragraph, lines kept

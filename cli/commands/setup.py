@@ -37,6 +37,9 @@ Settings:
   stats_tokens     tokens in the statistics sample
   history          plain | preserve | nullspace
   history_weight   weight of earlier commits' keys (history preserve)
+  nullspace_threshold  history nullspace: eigenvalues of E[kkᵀ] below this span
+                   the null space the update is projected onto
+  nullspace_l2     history nullspace: the ridge term of its solve
   context_weight   weight of the context keys (the prompt after the subject and
                    the target's tokens), kept in place by the update; 0: off
   z_chunk          requests per optimisation chunk (bounds memory)
@@ -51,6 +54,7 @@ Settings:
                    one-token subject that opens the prompt) anchors z at the first
                    template instead; 0: always the bare prompt (the paper)
 
+\b
 Where the model runs (not recorded in commits; the command line's --device, --dtype,
 --device-map and MEMSTORE_DEVICE, MEMSTORE_DTYPE, MEMSTORE_DEVICE_MAP win over these):
   device           cpu | cuda | cuda:N | mps | auto
