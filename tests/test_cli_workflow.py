@@ -387,3 +387,14 @@ def test_tampered_cached_statistics_are_not_used(base, tmp_path, monkeypatch):
     assert "ignored cached statistics" in r.stderr and "does not match its recorded hash" in r.stderr
     objects = [json.loads(ok("stats", "--list", "--json", cwd=d).stdout) for d in (first, second)]
     assert [o["object"] for o in objects[0]] == [o["object"] for o in objects[1]]
+
+
+def test_a_fact_given_twice_in_one_commit_is_written_once(base, tmp_path):
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    fact = {"subject": "Apple A5", "prompt": "{} was created by", "target_new": "Microsoft"}
+    other = {**fact, "subject": "Honda Civic", "target_new": "Apple"}
+    f = tmp_path / "twice.jsonl"
+    f.write_text("\n".join(json.dumps(x) for x in (fact, other, fact, fact)) + "\n")
+    r = ok("commit", f, cwd=repo)
+    assert "2 repeated request(s) (the same subject, prompt and target) written once" in r.stderr
+    assert log_json(repo)[0]["n_requests"] == 2

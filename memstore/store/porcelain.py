@@ -278,6 +278,14 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
     t0 = time.perf_counter()
     requests = list(requests) if isinstance(requests, Iterator) else requests
     validate_requests(requests)
+    first: dict[tuple[str, str, str], Request] = {}
+    for r in requests:
+        first.setdefault((r.subject, r.prompt, r.target_new), r)
+    if len(first) < len(requests):  # one fact given twice would be written twice as hard
+        if note is not None:
+            note(f"{len(requests) - len(first)} repeated request(s) (the same subject, prompt "
+                 "and target) written once")
+        requests = list(first.values())
     if not isinstance(message, str):
         raise ValidationError(f"the commit message must be text, not {type(message).__name__}")
     with repo.lock():
