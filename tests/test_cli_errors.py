@@ -87,7 +87,15 @@ def test_unknown_revisions_and_bad_names(repo, tmp_path):
     refused(repo, "tag", "../../escape", code=2, says="invalid tag name")
     refused(repo, "switch", "-c", "has space", code=2, says="invalid branch name")
     refused(repo, "branch", "main", code=2, says="branch 'main' already exists")
-    refused(repo, "branch", "-d", "main", code=2, says="cannot delete the current branch")
+    refused(repo, "branch", "-d", "main", code=1, says="cannot delete the current branch")
+    ok("branch", "lone", "HEAD~1", cwd=repo)
+    ok("switch", "lone", cwd=repo)
+    ok("commit", facts_files(tmp_path)["e"], cwd=repo)
+    ok("switch", "main", cwd=repo)
+    refused(repo, "branch", "-d", "lone", code=1, says="`branch -D` deletes it anyway")
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    refused(repo, "branch", "origin/main", code=2,
+            says="it would read as the branch 'main' of remote 'origin'")
     refused(repo, "squash", "HEAD", code=2, says="nothing to squash")
 
 

@@ -148,11 +148,14 @@ def test_statistics_move_only_with_with_stats(base, tmp_path, origin, monkeypatc
     monkeypatch.setenv("MEMSTORE_STATS_CACHE", "off")  # a clone computes what it lacks
     files_before = set(remote_files(url))
     assert not any(p.startswith("statistics/") for p in files_before)
-    ok("push", "--with-stats", cwd=repo)  # up to date, so nothing moves
-    ok("commit", facts_files(base)["d"], cwd=repo)
-    ok("push", "--with-stats", cwd=repo)
+    ok("push", cwd=repo)  # up to date and not asked for: nothing moves
+    assert set(remote_files(url)) == files_before
+    ok("push", "--with-stats", cwd=repo)  # the branch is up to date; its statistics go
     records = [p for p in remote_files(url) if p.startswith("statistics/")]
     assert len(records) == 2  # layers 1 and 2 of the one sample
+    ok("commit", facts_files(base)["d"], cwd=repo)
+    ok("push", "--with-stats", cwd=repo)
+    assert [p for p in remote_files(url) if p.startswith("statistics/")] == records
     with Repository.open(repo) as r:
         want = {(s.id, s.layer, s.object) for s in r.statistics()}
     plain, full = tmp_path / "plain", tmp_path / "full"

@@ -4,7 +4,7 @@ import re
 import pytest
 from test_store_support import commit_on_head, fake_result, memory_repo
 
-from memstore.errors import ValidationError
+from memstore.errors import MemstoreError, ValidationError
 from memstore.store.refs import RefConflictError, check_ref_name
 from memstore.store.schema import transaction
 
@@ -111,7 +111,7 @@ def test_branches_tags_and_switch(repo3):
     repo.create_branch("old", c1, force=True)
     head = repo.switch("old")
     assert head.ref == "refs/heads/old" and head.commit == c1
-    with pytest.raises(ValidationError, match="current branch 'old'"):
+    with pytest.raises(MemstoreError, match="current branch 'old'"):
         repo.delete_branch("old")
     head = repo.switch("v1")  # a tag: detached
     assert head.ref is None and head.branch is None and head.commit == c1
@@ -120,7 +120,7 @@ def test_branches_tags_and_switch(repo3):
     repo.switch("main")
     assert repo.delete_branch("old") == c1  # merged into main
     repo.create_branch("tip", new.id)
-    with pytest.raises(ValidationError, match="not merged"):
+    with pytest.raises(MemstoreError, match="not merged"):
         repo.delete_branch("tip")
     assert repo.delete_branch("tip", force=True) == new.id
     assert repo.delete_tag("v1") == c1 and repo.tags() == {}

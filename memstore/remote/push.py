@@ -99,6 +99,9 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
                 f"{e.now[:12] if e.now else '(deleted)'} while this push ran (another push "
                 f"landed first); fetch first (`memstore pull {name} {branch}`)") from None
         remote.transport.create(HEAD_FILE, head_bytes(branch))  # the first branch is the default
+    elif with_stats:  # the branch is there already: its statistics may not be
+        result.moved = result.moved.add(
+            push_statistics(repo, remote.transport, reachable(repo, [tip])))
     _track(repo, name, branch, tip)
     result.guarantee = remote.transport.guarantee
     result.seconds = time.perf_counter() - t0

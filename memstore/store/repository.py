@@ -237,6 +237,10 @@ class Repository:
         return self.refs.list(TAGS)
 
     def create_branch(self, name: str, rev: str = HEAD, *, force: bool = False) -> str:
+        remote = name.split("/", 1)[0]
+        if "/" in name and remote in (self.get_config("remotes") or {}):
+            raise ValidationError(f"invalid branch name {name!r}: it would read as the branch "
+                                  f"{name.split('/', 1)[1]!r} of remote {remote!r}")
         return self._create_ref(branch_ref(name), "branch", rev, force)
 
     def create_tag(self, name: str, rev: str = HEAD, *, force: bool = False) -> str:
@@ -258,13 +262,13 @@ class Repository:
             if commit is None:
                 raise ValidationError(f"no branch {name!r}")
             if self.head().ref == ref:
-                raise ValidationError(f"cannot delete the current branch {name!r}; "
-                                      "switch to another one first")
+                raise MemstoreError(f"cannot delete the current branch {name!r}; "
+                                    "switch to another one first")
             others = [c for r, c in self.refs.all().items() if r != ref]
             if not force and not any(history.is_ancestor(self.db, commit, c) for c in others):
-                raise ValidationError(
+                raise MemstoreError(
                     f"branch {name!r} is not merged into any other branch or tag; its commits "
-                    "would be lost at the next gc (force the deletion to do it anyway)")
+                    "would be lost at the next gc (`branch -D` deletes it anyway)")
             self.refs.update(ref, None, expected=commit)
         return commit
 
