@@ -398,3 +398,19 @@ def test_a_fact_given_twice_in_one_commit_is_written_once(base, tmp_path):
     r = ok("commit", f, cwd=repo)
     assert "2 repeated request(s) (the same subject, prompt and target) written once" in r.stderr
     assert log_json(repo)[0]["n_requests"] == 2
+
+
+def test_branch_and_tag_speak_json_when_asked(base, tmp_path):
+    from cli_support import empty_template
+
+    repo = copy_repo(empty_template(base), tmp_path / "repo")
+    assert json.loads(ok("branch", "--json", cwd=repo).stdout) == [
+        {"name": "main", "commit": None, "current": True}]  # as the text: "* main (no commits"
+    head = last_line(ok("commit", facts_files(base)["d"], cwd=repo))
+    assert json.loads(ok("branch", "side", "--json", cwd=repo).stdout) == {
+        "created": "side", "commit": head}
+    assert json.loads(ok("tag", "v1", "--json", cwd=repo).stdout) == {"created": "v1",
+                                                                       "commit": head}
+    assert json.loads(ok("branch", "-d", "side", "--json", cwd=repo).stdout) == {
+        "deleted": "side", "commit": head}
+    assert json.loads(ok("tag", "-d", "v1", "--json", cwd=repo).stdout)["deleted"] == "v1"

@@ -26,17 +26,21 @@ def branch(repo, name: str | None, rev: str, delete: bool, force_delete: bool,
         if name is None:
             raise click.UsageError("branch -d needs a branch NAME")
         commit = repo.delete_branch(name, force=force_delete)
-        click.echo(f"Deleted branch {name} (was {short(commit)})")
+        print_json({"deleted": name, "commit": commit}) if as_json else \
+            click.echo(f"Deleted branch {name} (was {short(commit)})")
         return
     if name is not None:
         commit = repo.create_branch(name, rev)
-        click.echo(f"Created branch {name} at {short(commit)}")
+        print_json({"created": name, "commit": commit}) if as_json else \
+            click.echo(f"Created branch {name} at {short(commit)}")
         return
     head = repo.head()
     branches = repo.branches()
-    if as_json:
-        print_json([{"name": n, "commit": c, "current": n == head.branch}
-                    for n, c in branches.items()])
+    if as_json:  # an unborn current branch too, as the text lists it
+        unborn = ([{"name": head.branch, "commit": None, "current": True}]
+                  if head.branch and head.branch not in branches else [])
+        print_json(unborn + [{"name": n, "commit": c, "current": n == head.branch}
+                             for n, c in branches.items()])
         return
     if head.branch and head.branch not in branches:
         click.echo(f"* {head.branch} (no commits yet)")
@@ -87,11 +91,13 @@ def tag(repo, name: str | None, rev: str, delete: bool, as_json: bool) -> None:
         if name is None:
             raise click.UsageError("tag -d needs a tag NAME")
         commit = repo.delete_tag(name)
-        click.echo(f"Deleted tag {name} (was {short(commit)})")
+        print_json({"deleted": name, "commit": commit}) if as_json else \
+            click.echo(f"Deleted tag {name} (was {short(commit)})")
         return
     if name is not None:
         commit = repo.create_tag(name, rev)
-        click.echo(f"Tagged {short(commit)} as {name}")
+        print_json({"created": name, "commit": commit}) if as_json else \
+            click.echo(f"Tagged {short(commit)} as {name}")
         return
     tags = repo.tags()
     if as_json:
