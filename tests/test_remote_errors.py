@@ -163,10 +163,22 @@ def test_clone_refusals_leave_no_folder(pushed, base, tmp_path):
     assert r.exit_code == 1 and f"object {victim} is corrupt" in r.stdout
 
 
+def planted_branch(url: str, branch: str, data: bytes) -> str:
+    """`data` stored on the remote as a well-hashed object, named by a new branch."""
+    import hashlib
+    import os
+
+    oid = hashlib.sha256(data).hexdigest()
+    if "://" not in url:
+        os.makedirs(os.path.dirname(os.path.join(url, object_path(oid))), exist_ok=True)
+    tamper(url, object_path(oid), data)
+    tamper(url, f"refs/heads/{branch}", oid.encode() + b"\n")
+    return oid
+
+
 def test_a_damaged_or_hostile_remote_is_refused_in_one_line(pushed):
     """JSON nested past Python's recursion limit, a well-hashed object that is no commit,
     a branch name no repository may hold, and (in a folder) a file that never ends."""
-    import hashlib
     import os
 
     repo, url = pushed
@@ -174,12 +186,7 @@ def test_a_damaged_or_hostile_remote_is_refused_in_one_line(pushed):
     tamper(url, MARKER, b"[" * 100_000)
     refused("fetch", code=1, repo=repo, url=url, says=f"{MARKER} is damaged")
     tamper(url, MARKER, marker)
-    deep = b"[" * 100_000 + b"]" * 100_000
-    oid = hashlib.sha256(deep).hexdigest()
-    if "://" not in url:
-        os.makedirs(os.path.dirname(os.path.join(url, object_path(oid))), exist_ok=True)
-    tamper(url, object_path(oid), deep)
-    tamper(url, "refs/heads/deep", oid.encode() + b"\n")
+    oid = planted_branch(url, "deep", b"[" * 100_000 + b"]" * 100_000)
     refused("fetch", code=1, repo=repo, url=url, says=f"object {oid} is not a commit")
     tamper(url, "refs/heads/deep", None)
     tamper(url, "refs/heads/a..b", remote_files(url)["refs/heads/main"])
@@ -197,7 +204,6 @@ def test_a_damaged_or_hostile_remote_is_refused_in_one_line(pushed):
 def test_a_well_hashed_but_malformed_commit_is_not_fetched(pushed, damage):
     """A record from another store is checked field by field before it is taken in (each
     of these was fetched, then failed with a traceback in log, show, export or fetch)."""
-    import hashlib
 
     from memstore.store.objects import canonical_json
 
@@ -215,14 +221,7 @@ def test_a_well_hashed_but_malformed_commit_is_not_fetched(pushed, damage):
         s["settings"] = {**s["settings"], "mom2_weight": -5}
     else:
         s["templates"] = [5]
-    data = canonical_json(record)
-    oid = hashlib.sha256(data).hexdigest()
-    if "://" not in url:
-        import os
-
-        os.makedirs(os.path.dirname(os.path.join(url, object_path(oid))), exist_ok=True)
-    tamper(url, object_path(oid), data)
-    tamper(url, "refs/heads/bad", oid.encode() + b"\n")
+    oid = planted_branch(url, "bad", canonical_json(record))
     refused("fetch", code=1, repo=repo, url=url, says=f"object {oid} is not a commit")
     r = run("fsck", url)
     assert r.exit_code == 1 and f"commit {oid[:12]}" in r.stdout, r.output
