@@ -189,6 +189,8 @@ def test_remote_commands_and_tracking_branches(base, tmp_path, origin):
     listed = ok("remote", "list", cwd=repo).stdout
     assert listed.split() == ["origin", url]
     assert json.loads(ok("remote", "--json", cwd=repo).stdout) == [{"name": "origin", "url": url}]
+    for args in (("remote", "--json", "list"), ("remote", "list", "--json")):
+        assert json.loads(ok(*args, cwd=repo).stdout) == [{"name": "origin", "url": url}]
     assert ok("fsck", "origin", cwd=repo).stdout.strip() == "ok"
     # the tracking branch is a root for gc, and a revision
     ok("branch", "side", cwd=repo)

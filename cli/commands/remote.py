@@ -64,7 +64,8 @@ def remote_remove(name: str) -> None:
 @click.pass_context
 def remote_list(ctx: click.Context, as_json: bool) -> None:
     """List the remotes: name and URL."""
-    ctx.invoke(remote, as_json=as_json)
+    group = ctx.parent.params.get("as_json", False) if ctx.parent is not None else False
+    ctx.invoke(remote, as_json=as_json or group)  # `remote --json list` as `remote list --json`
 
 
 def _moved_json(moved, seconds: float) -> dict:
