@@ -414,3 +414,11 @@ def test_branch_and_tag_speak_json_when_asked(base, tmp_path):
     assert json.loads(ok("branch", "-d", "side", "--json", cwd=repo).stdout) == {
         "deleted": "side", "commit": head}
     assert json.loads(ok("tag", "-d", "v1", "--json", cwd=repo).stdout)["deleted"] == "v1"
+
+
+def test_completions_reach_the_terminal_without_control_characters():
+    from cli.commands.model import _printable
+
+    assert _printable("red\x1b[31m text\x10", keep="\n") == "red\\x1b[31m text\\x10"
+    assert _printable("two\nlines\tand é", keep="\n\t") == "two\nlines\tand é"
+    assert _printable("tab\t") == "tab\\t"
