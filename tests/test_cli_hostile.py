@@ -464,6 +464,20 @@ def test_repair_goes_past_a_corrupt_request_list(base, tmp_path):
     assert ok("log", "--oneline", cwd=repo).stdout == before
 
 
+def test_repair_goes_past_a_missing_object(base, tmp_path):
+    template, _ = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    box = Box(tmp_path, repo, model_dir(base), tmp_path)
+    oid = json.loads(head_commit_object(box).read_bytes())["update_sets"][0]["zs"]
+    (box.ms / "objects" / oid[:2] / oid[2:]).unlink()
+    before = ok("log", "--oneline", cwd=repo).stdout
+    (box.ms / "index.db").write_bytes(b"")
+    r = run("fsck", "--repair", cwd=repo)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert oid in r.stdout and "rebuilt the index" in r.stderr, r.output
+    assert ok("log", "--oneline", cwd=repo).stdout == before
+
+
 def test_a_quick_fsck_lists_a_corrupt_request_list_as_a_problem(base, tmp_path):
     repo, oid = with_a_corrupt_request_list(base, tmp_path)
     r = run("fsck", "--quick", cwd=repo)

@@ -340,11 +340,11 @@ def test_two_exports_into_one_new_folder_one_is_refused(history, tmp_path, monke
     real = checkpoint.load_state
     inner = {}
 
-    def load_state(r, rev):
+    def load_state(r, rev, **kw):
         if not inner:
             inner["started"] = True
             checkpoint.export(r, ids[0], out)  # the other export lands first
-        return real(r, rev)
+        return real(r, rev, **kw)
 
     monkeypatch.setattr(checkpoint, "load_state", load_state)
     r = run("export", ids[2], out, cwd=repo)

@@ -37,7 +37,7 @@ def test_id_is_sha256_of_the_bytes(store):
 
 
 def test_bad_object_ids_are_refused(store):
-    for bad in ["", "abc", "../" + "a" * 61, "A" * 64, "g" * 64]:
+    for bad in ["", "abc", "../" + "a" * 61, "A" * 64, "g" * 64, "a" * 64 + "\n"]:
         with pytest.raises(ValidationError, match="not an object id"):
             store.get_bytes(bad)
 

@@ -89,7 +89,8 @@ def _moved(verb: str, moved, seconds: float) -> str:
 @json_option
 def push(remote_name: str | None, branch: str | None, force: bool, with_stats: bool,
          as_json: bool) -> None:
-    """Push BRANCH (default: the current one) to REMOTE (default: origin, or the only remote there is).
+    """Push BRANCH (default: the current one) to REMOTE (default: origin, or the only
+    remote there is).
 
     Writes the objects the remote lacks, then moves the remote branch by compare-and-swap:
     a push that is not a fast-forward, or that another push overtook, is refused (fetch
@@ -134,7 +135,8 @@ def _fetched(f) -> None:
 @WITH_STATS
 @json_option
 def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
-    """Fetch every branch of REMOTE (default: origin, or the only remote there is) as REMOTE/BRANCH.
+    """Fetch every branch of REMOTE (default: origin, or the only remote there is) as
+    REMOTE/BRANCH.
 
     Only the commits and objects missing here move, each verified against its hash; local
     branches do not change (see pull). REMOTE/BRANCH names a revision like any other.
@@ -157,8 +159,8 @@ def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
 @click.argument("branch", required=False)
 @WITH_STATS
 def pull(remote_name: str | None, branch: str | None, with_stats: bool) -> None:
-    """Fetch REMOTE (default: origin, or the only remote there is) and merge its BRANCH (default: the current branch's
-    name) into the current branch.
+    """Fetch REMOTE (default: origin, or the only remote there is) and merge its BRANCH
+    (default: the current branch's name) into the current branch.
 
     A fast-forward when the current branch is behind; otherwise a fact-level merge, as
     `memstore merge` does: conflicting facts are listed and nothing is written.

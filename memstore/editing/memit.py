@@ -72,8 +72,9 @@ def _check_inputs(model, adapter: Adapter, requests: list[Request], settings: Ed
     if zs is not None:
         d_model = adapter.proj_dims(model, settings.layers[-1])[0]
         if not isinstance(zs, torch.Tensor) or zs.ndim != 2 or zs.shape[1] != d_model:
+            got = tuple(zs.shape) if isinstance(zs, torch.Tensor) else type(zs).__name__
             raise ValidationError(f"cached z-vectors: expected a tensor of n × {d_model}, got "
-                                  f"{tuple(zs.shape) if isinstance(zs, torch.Tensor) else type(zs).__name__}")
+                                  f"{got}")
     if templates is not None and not (
             isinstance(templates, (list, tuple)) and templates
             and all(isinstance(t, str) and t.count("{}") == 1 for t in templates)):

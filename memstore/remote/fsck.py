@@ -92,7 +92,8 @@ def _check_history(transport: Transport, marker: Marker, branches: dict[str, str
             continue
         try:
             commit = Commit.from_json(cid, json.loads(transport.read(object_path(cid)) or b""))
-        except (MemstoreError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+        except (MemstoreError, ValueError, KeyError, TypeError, AttributeError,
+                RecursionError) as e:
             problems.append(f"{at}: unreadable record ({e!r})")
             continue
         if commit.base != marker.base_hash:

@@ -123,16 +123,16 @@ class Transport(ABC):
     def branches(self) -> dict[str, str]:
         """Branch name → commit of every branch on the remote."""
         found = self.list("refs/heads/")
-        for name in found:
+        for name, size in found.items():
             try:
                 name.encode("utf-8")
                 check_ref_name(name)
             except (UnicodeEncodeError, ValidationError) as e:
                 shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-                why = e.args[0].split(": ", 1)[-1] if isinstance(e, ValidationError) else "not UTF-8"
+                why = (e.args[0].split(": ", 1)[-1] if isinstance(e, ValidationError)
+                       else "not UTF-8")
                 raise RemoteFormatError(f"remote {self.url}: the branch name {shown!r} is not "
                                         f"valid ({why}); rename or remove it there") from None
-        for name, size in found.items():
             if size > MAX_REF_BYTES:  # a ref is one id: never read a large file whole for it
                 raise RemoteFormatError(f"remote {self.url}: refs/heads/{name} holds {size} "
                                         "bytes, not a commit id")

@@ -108,8 +108,6 @@ def graph(db: Database) -> dict[str, tuple[tuple[str, ...], float]]:
             for r in db.query("select id, parents, time from commits")}
 
 
-
-
 def ancestors(g: dict[str, tuple[tuple[str, ...], float]], start: str) -> set[str]:
     """`start` and all its ancestors."""
     seen, stack = set(), [start]

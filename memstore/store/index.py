@@ -14,10 +14,11 @@ COMMIT, REQUESTS, TENSORS = "commit", "requests", "tensors"
 
 
 def index_objects(store: Storage, kinds: dict[str, str]) -> None:
-    """Object rows (id, size, kind); existing rows are kept."""
+    """Object rows (id, size, kind) of the objects the store holds (a lost one gets none:
+    fsck names it from the records that need it); existing rows are kept."""
     store.db["objects"].insert_all(
-        ({"id": o, "size": store.objects.size(o), "kind": k} for o, k in kinds.items()),
-        ignore=True)
+        ({"id": o, "size": store.objects.size(o), "kind": k} for o, k in kinds.items()
+         if store.objects.contains(o)), ignore=True)
 
 
 def commit_kinds(commit: Commit) -> dict[str, str]:
@@ -32,7 +33,8 @@ def introduced_size(store: Storage, commit: Commit) -> int:
     """Bytes of the objects a commit adds beyond what its parents' records hold."""
     inherited = {o for p in commit.parents if store.has_commit(p)
                  for o in store.commit(p).object_ids()}
-    return sum(store.objects.size(o) for o in set(commit.object_ids()) - inherited)
+    return sum(store.objects.size(o) for o in set(commit.object_ids()) - inherited
+               if store.objects.contains(o))  # a lost object (fsck names it) counts nothing
 
 
 def index_commit(store: Storage, commit: Commit, requests: list[list[Request]] | None = None,

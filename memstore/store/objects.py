@@ -28,7 +28,7 @@ from safetensors.torch import save as save_safetensors
 
 from ..errors import MemstoreError, ValidationError
 
-OBJECT_ID = re.compile(r"^[0-9a-f]{64}$")
+OBJECT_ID = re.compile(r"[0-9a-f]{64}\Z")  # \Z, not $: no trailing newline
 TEMP_PREFIX = ".tmp-"
 # Fixed metadata, so that equal tensors always serialise to equal bytes.
 TENSOR_METADATA = {"format": "pt"}

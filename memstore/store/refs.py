@@ -259,7 +259,8 @@ class Refs:
 def _sound(row: dict[str, Any]) -> dict[str, Any]:
     """A ref row whose target, when it has one, is a commit id; else the index is damaged."""
     target = row.get("target")
-    if row.get("symbolic") is None and not (isinstance(target, str) and OBJECT_ID.fullmatch(target)):
+    if row.get("symbolic") is None and not (isinstance(target, str)
+                                            and OBJECT_ID.match(target)):
         raise DamagedIndexError(f"ref {row['name']} holds {str(target)[:80]!r}, not a commit id; "
                                 "run `memstore fsck`")
     return row

@@ -150,8 +150,7 @@ def _build(tmp: Path, objects: DiskObjectStore, scan: _Scan, refs: list[dict],
             db["refs"].insert_all(refs, pk="name", replace=True)
             for commit in sorted(scan.commits.values(), key=lambda c: (c.time, c.id)):
                 index_commit(store, commit, [_requests(objects, s, report)
-                                             for s in commit.update_sets],
-                             size=_introduced_size(store, commit))
+                                             for s in commit.update_sets])
                 store.remember(commit)
             for rid, rec in scan.stats:
                 if objects.contains(rec["object"]):
@@ -181,10 +180,3 @@ def _requests(objects: DiskObjectStore, update_set, report: RepairReport) -> lis
         report.unreadable.append(f"{update_set.requests}: {e}")
         return []
 
-
-def _introduced_size(store: Storage, commit: Commit) -> int:
-    """index.introduced_size, counting only the objects still in the store."""
-    inherited = {o for p in commit.parents if store.has_commit(p)
-                 for o in store.commit(p).object_ids()}
-    return sum(store.objects.size(o) for o in set(commit.object_ids()) - inherited
-               if store.objects.contains(o))

@@ -131,11 +131,12 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
         if c.operation == "revert":
             raise MemstoreError(f"commit {target[:12]} is itself a revert; reverting a revert "
                                 "is not supported (commit its facts again instead)")
-        earlier = next((x for x in repo.log(head) if x.operation == "revert"
-                        and x.info.get("reverted") == target), None)
+        reverts = [r["id"] for r in repo.db.query(
+            "select id from commits where operation = 'revert'")]
+        earlier = next((x for x in reverts if repo.get_commit(x).info.get("reverted") == target
+                        and repo.is_ancestor(x, head)), None)
         if earlier is not None:  # its facts may have been committed again since: keep those
-            raise MemstoreError(f"commit {target[:12]} was already reverted by "
-                                f"{earlier.id[:12]}")
+            raise MemstoreError(f"commit {target[:12]} was already reverted by {earlier[:12]}")
         removed = _introduced(repo, c)
         chain = repo.chain_sets(head)
         set_facts = [[_fact(r) for r in load_requests(repo.objects, ref.update_set)]
