@@ -251,6 +251,8 @@ def test_statistics_are_shared_between_repositories(base, tmp_path, monkeypatch)
         ok("config", key, value, cwd=repo)
     rows = json.loads(ok("stats", "--json", cwd=repo).stdout)
     assert [r["layer"] for r in rows] == [1, 2] and all(r["n_tokens"] == 400 for r in rows)
+    # the sample is an object in the JSON, not a JSON text inside it
+    assert all(r["sample"]["source"] == "wikipedia" and r["sample"]["tokens"] == 400 for r in rows)
     ok("config", "stats_tokens", "300", cwd=repo)  # another sample: not in the cache
     with pytest.raises(AssertionError, match="computed again"):
         run("stats", cwd=repo)

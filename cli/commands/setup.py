@@ -180,14 +180,26 @@ def stats(repo, list_only: bool, as_json: bool) -> None:
     rows = [{"id": r.id, "layer": r.layer, "n_tokens": r.n_tokens, "description": r.description,
              "object": r.object, "bytes": repo.objects.size(r.object), "created": r.created}
             for r in records]
-    if as_json:
-        print_json(rows)
+    if as_json:  # the sample as an object beside the text its id hashes
+        print_json([r | {"sample": sample_of(r["description"])} for r in rows])
         return
     if not rows:
         click.echo("no statistics stored")
     for r in rows:
         click.echo(f"layer {r['layer']:>3}  sample {r['id']}  {r['n_tokens']:>7} tokens  "
                    f"{size(r['bytes']):>10}  {when(r['created'])}  {r['description']}")
+
+
+def sample_of(description: str) -> dict | None:
+    """The sample a statistics record describes, read from its JSON description (None for
+    one that is not a JSON object: records written before descriptions were JSON)."""
+    import json
+
+    try:
+        sample = json.loads(description)
+    except ValueError:
+        return None
+    return sample if isinstance(sample, dict) else None
 
 
 COMMANDS = [init, config, status, stats]
