@@ -209,3 +209,40 @@ def test_dequantizing_prints_no_progress_bar_off_a_terminal(tmp_path):
     assert r.returncode == 0, r.stderr
     assert list((tmp_path / "cache" / "models").iterdir())  # it did dequantize
     assert "de-quantizing" not in r.stderr and "it/s" not in r.stderr, r.stderr
+
+
+def test_a_gguf_base_changed_in_place_is_caught(tmp_path, monkeypatch):
+    """A GGUF base rewritten with its size and mtime kept: its dequantized copy (found by
+    path, size and mtime) still loads the old weights, so the weight hash alone passes.
+    Exports and verify refuse it; verify --base dequantizes the file again and finds it."""
+    import os
+
+    from cli_support import error_line
+
+    from memstore.store.states import forget_loaded
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    base = write_tiny_gguf(tmp_path / "tiny.gguf")
+    repo = tmp_path / "repo"
+    ok("init", repo, "--base", base)
+    ok("config", "layers", "1,2", cwd=repo)
+    ok("export", "HEAD", tmp_path / "g", "--format", "gguf", cwd=repo)
+    reader, tensors = raw(base)
+    norm = tensors["output_norm.weight"]  # F32: new values of the same size
+    st = base.stat()
+    with open(base, "r+b") as f:
+        f.seek(int(norm.data_offset))
+        f.write((np.asarray(norm.data, dtype=np.float32) + 1).tobytes())
+    os.utime(base, ns=(st.st_atime_ns, st.st_mtime_ns))
+    del reader
+    assert base.stat().st_size == st.st_size
+    assert "unchanged on disk" in ok("status", cwd=repo).stdout  # the cheap check passes
+    forget_loaded()  # as a new process would
+    says = "the base model changed on disk"
+    for args in (("export", "HEAD", tmp_path / "full"),
+                 ("export", "HEAD", tmp_path / "g2", "--format", "gguf"),
+                 ("verify", tmp_path / "g")):
+        error_line(run(*args, cwd=repo), 1, says)
+    assert not (tmp_path / "full").exists() and not (tmp_path / "g2").exists()
+    r = run("verify", "--base", cwd=repo)
+    assert r.exit_code == 1 and "base model changed" in r.stderr, r.output

@@ -20,6 +20,7 @@ from safetensors import SafetensorError
 
 from ..errors import ValidationError
 from .adapters import Adapter, get_adapter
+from .hashing import file_sha256
 from .runtime import Runtime, check_present
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -122,22 +123,46 @@ def resolve(spec: str) -> Path:
         f"{DEFAULT_MODEL!r} or {QWEN!r}")
 
 
+SOURCE = "memstore-source.json"  # in a dequantized copy: the sha256 of the GGUF it came from
+_CACHE_FORMAT = 2  # copies made before they recorded their source are not used
+
+
 def _gguf_cache(path: Path) -> Path:
     st = path.stat()
-    key = hashlib.sha256(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    return cache_dir() / "models" / f"{path.stem}-{key}"
+    key = hashlib.sha256(f"{path}|{st.st_size}|{st.st_mtime_ns}|{_CACHE_FORMAT}".encode())
+    return cache_dir() / "models" / f"{path.stem}-{key.hexdigest()[:16]}"
+
+
+def gguf_copy_current(path: str | Path) -> bool | None:
+    """Whether the dequantized copy of the GGUF file `path` was made from the bytes the file
+    holds now (the copy is found by path, size and mtime: a file changed in place with
+    those kept would load as the old weights); reads the whole file. None when `path` is
+    not a GGUF file or has no copy yet."""
+    path = Path(path)
+    if path.suffix != ".gguf" or not path.is_file():
+        return None
+    target = _gguf_cache(path)
+    if not target.exists():
+        return None
+    try:
+        recorded = json.loads((target / SOURCE).read_text())["sha256"]
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
+        return False  # no record of its source: not the file's copy for all one knows
+    return recorded == file_sha256(path)
 
 
 def _dequantize(path: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     d, f = str(path.parent), path.name
+    source = file_sha256(path)
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
     model = AutoModelForCausalLM.from_pretrained(
         d, gguf_file=f, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
+    (tmp / SOURCE).write_text(json.dumps({"file": str(path), "sha256": source}) + "\n")
     try:
         tmp.rename(target)
     except OSError as e:
@@ -151,13 +176,18 @@ def _dequantize(path: Path, target: Path) -> None:
                               f"{e.strerror or e}") from None
 
 
-def local_dir(spec: str) -> Path:
+def local_dir(spec: str, fresh: bool = False) -> Path:
     """A Hugging Face directory holding the model (a GGUF file is dequantized once into
-    the cache)."""
+    the cache; with `fresh`, again when the copy there was made from other bytes than the
+    file holds now)."""
     path = resolve(spec)
     if path.is_dir():
         return path
     target = _gguf_cache(path)
+    if fresh and gguf_copy_current(path) is False:
+        stale = target.with_name(target.name + f".stale{os.getpid()}")
+        target.rename(stale)
+        shutil.rmtree(stale)
     if not (target / "config.json").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         _dequantize(path, target)
@@ -228,10 +258,11 @@ def _cannot_load(spec: str, e: BaseException) -> ValidationError:
 
 def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
                dtype: str | torch.dtype = "float32", *,
-               runtime: Runtime | None = None) -> Loaded:
+               runtime: Runtime | None = None, fresh: bool = False) -> Loaded:
     """The model `spec` names, in `runtime`'s dtype on its device (or spread by its device
     map through accelerate's big-model loading; offloaded modules go to a temporary
-    folder), in eval mode with gradients off."""
+    folder), in eval mode with gradients off. `fresh`: a GGUF file is dequantized again if
+    its cached copy came from other bytes (local_dir)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -239,7 +270,7 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
         runtime = Runtime(device, dtype if isinstance(dtype, str) else
                           next(k for k, v in _DTYPES.items() if v == dtype))
     try:
-        directory = local_dir(spec)
+        directory = local_dir(spec, fresh)
     except LOAD_ERRORS as e:
         raise _cannot_load(spec, e) from None
     placement = _device_map(runtime)

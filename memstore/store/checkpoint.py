@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import full_state_dict, model_hash, tensor_sha256
-from ..models.loading import load_model
+from ..models.loading import gguf_copy_current, load_model
 from ..models.runtime import Runtime
 from .export_target import (
     MANIFEST,
@@ -136,10 +136,14 @@ def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
 def check_base_weights(repo: Repository) -> None:
     """The base weights as loaded hash to what init recorded (a file changed in place with
     its size and mtime kept passes the cheap check): an export, and the rebuild a verify
-    compares it with, are then made from the base the history was written on. Skipped
-    where the model is loaded in another dtype than it was hashed in, or spread by a device
-    map (`verify --base` checks those)."""
+    compares it with, are then made from the base the history was written on. A GGUF base
+    is first re-hashed against the dequantized copy it loads from. The weight hash is
+    skipped where the model is loaded in another dtype than it was hashed in, or spread by
+    a device map (`verify --base` checks those)."""
     b = repo.base
+    if b.path is not None and gguf_copy_current(b.path) is False:
+        raise MemstoreError(f"the base model changed on disk: {b.path} holds other bytes than "
+                            "the copy memstore dequantized from it (run memstore verify --base)")
     base = open_base(repo, check=False)
     rt = base.loaded.runtime
     if rt.dtype != b.info.get("hash_dtype", "float32") or rt.device_map is not None:
@@ -318,7 +322,8 @@ def verify_base(repo: Repository) -> BaseVerification:
         raise MemstoreError(f"the base model is gone: {b.path}")
     flags = runtime_from_flags()
     dtype = b.info.get("hash_dtype", "float32")  # hashed as loaded at init
-    actual = model_hash(load_model(str(where), runtime=Runtime(flags.device, dtype)).model)
+    actual = model_hash(load_model(str(where), runtime=Runtime(flags.device, dtype),
+                                   fresh=True).model)
     if actual == b.hash and b.path is not None and repo.base_unchanged() is False:
         repo.set_base_path(b.path)
     return BaseVerification(b.path, b.hash, actual)

@@ -8,7 +8,6 @@ either, or anything inside them. The check is made before any work and again at 
 rename: a folder that appeared or changed meanwhile is never replaced."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MemstoreError, ValidationError
+from ..models.hashing import file_sha256
 from .objects import OBJECT_ID
 
 MANIFEST = "memstore-manifest.json"
@@ -170,14 +170,6 @@ def _as_umask_allows(folder: Path) -> None:
     for f in folder.iterdir():
         if f.is_file() and not f.is_symlink():
             os.chmod(f, 0o666 & ~mask)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:

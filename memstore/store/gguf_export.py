@@ -18,6 +18,7 @@ import torch
 
 from ..errors import MemstoreError, ValidationError
 from ..serving.gguf import DTYPES, GgufError, GgufLayout, read_layout, requantization, tensor_name
+from .checkpoint import check_base_weights
 from .repository import Repository
 from .states import LoadedBase, check_base, state_of
 
@@ -66,6 +67,7 @@ def build_gguf(repo: Repository, commit: str | None, dtype: str = "f32", *,
     path = gguf_base(repo)
     layout = read_layout(path)
     check_base(repo)
+    check_base_weights(repo)  # the file's bytes are copied: they must be the base's
     base = state_of(repo, commit)
     edited = sorted({l for updates in (repo.update_chain(commit) if commit else [])
                      for l in updates})
