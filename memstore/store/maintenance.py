@@ -113,8 +113,12 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
                             f"indexed as {row['size']}")
     rows = {r["id"]: r for r in store.db.query("select * from commits")}
     stats = {(r["id"], r["layer"]): r for r in store.db.query("select * from statistics")}
+    try:
+        base = config.read_base(store.db)
+    except MemstoreError:
+        base = None  # reported by _check_config
     for cid, row in sorted(rows.items()):
-        problems.extend(_check_commit(store, cid, row, rows, present, corrupt))
+        problems.extend(_check_commit(store, cid, row, rows, present, corrupt, base))
     for (sid, layer), row in sorted(stats.items()):
         for what in ("object", "record"):
             if row[what] and row[what] not in present:
@@ -125,7 +129,7 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
 
 
 def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[str],
-                  corrupt: set[str]) -> list[str]:
+                  corrupt: set[str], base: config.BaseRecord | None) -> list[str]:
     at = f"commit {cid[:12]}"
     if cid not in present:
         return [f"{at}: its object is missing"]
@@ -146,11 +150,26 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
         if other not in rows:
             out.append(f"{at}: parent or basis {other[:12]} is not a known commit")
     out.extend(set_object_problems(commit, present, corrupt, at))
+    out.extend(_base_problems(commit, base, at))
     # statistics a set names but this repository lacks are not damage: they are derived
     # (a clone fetched without --with-stats recomputes them when a replay needs them)
     if not out:
         out.extend(_check_request_rows(store, commit))
     return out
+
+
+def _base_problems(commit: Commit, base: config.BaseRecord | None, at: str) -> list[str]:
+    """A commit made on another base model, or writing a layer the base model lacks (use
+    would refuse it; fsck says so ahead)."""
+    if base is None:
+        return []
+    if commit.base != base.hash:
+        return [f"{at}: made on another base model than this repository's"]
+    n = base.info.get("n_layers")
+    if not isinstance(n, int):
+        return []
+    return [f"{at}: update set {i} writes layer {l}, which the base model ({n} layers) lacks"
+            for i, s in enumerate(commit.update_sets) for l in sorted(s.layers) if l >= n]
 
 
 def set_object_problems(commit: Commit, present: set[str], corrupt: set[str],
