@@ -217,8 +217,10 @@ def write_durably(target: Path, data: bytes, mode: int | None = None) -> None:
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # a write's ENOSPC, EDQUOT, EIO:
+            e.filename = str(target)  # name the file, so that it is reported as one line
         raise
     fsync_dir(target.parent)
 

@@ -1,0 +1,55 @@
+"""The machine, not the user, in the way: a full disk, a read-only repository, caches that
+are missing or damaged, environment variables with odd values. Each ends as one line
+naming the path and the problem, leaves nothing half-written behind, and keeps the
+repository consistent (`fsck` clean)."""
+from __future__ import annotations
+
+import errno
+import io
+import os
+
+import pytest
+from cli_support import copy_repo, error_line, facts_files, history_template, ok, run, snapshot
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return tmp_path_factory.getbasetemp()
+
+
+def _full(fd: int) -> io.BufferedWriter:
+    """A file object on `fd` whose writes fail as on a full disk."""
+
+    class Full(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def close(self) -> None:
+            if not self.closed:
+                os.close(fd)
+            super().close()
+
+    return io.BufferedWriter(Full())
+
+
+def test_disk_full_while_writing_objects_is_one_line(base, tmp_path, monkeypatch):
+    """A commit whose object write hits ENOSPC (a plain write error carries no file name)
+    says so in one line naming the object file; no temporary file stays, fsck is clean."""
+    from memstore.store import objects
+
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    before = snapshot(repo)
+    real = os.fdopen
+    monkeypatch.setattr(objects.os, "fdopen",
+                        lambda fd, mode="r", *a, **k: _full(fd) if "w" in mode
+                        else real(fd, mode, *a, **k))
+    r = run("commit", facts_files(base)["d"], "-m", "d", cwd=repo)
+    monkeypatch.undo()
+    line = error_line(r, 1, os.strerror(errno.ENOSPC))
+    assert str(repo / ".memstore" / "objects") in line
+    assert snapshot(repo) == before
+    assert not list((repo / ".memstore" / "objects").rglob(".tmp-*"))
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
