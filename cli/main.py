@@ -8,7 +8,9 @@ verification). MEMSTORE_DEBUG=1 shows the traceback instead."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -38,28 +40,65 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
+class Stopped(BaseException):
+    """Ctrl-C or SIGTERM, raised where the command is, so that its cleanups run (an
+    export's or a clone's half-written folder is removed, a transaction rolled back) and
+    it ends as one line with 128 + the signal's number. A BaseException, as
+    KeyboardInterrupt is: no `except Exception` swallows it, and click does not turn it
+    into its "Aborted!" (exit 1, after a blank line)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the cleanup too
+    raise Stopped(signum)
+
+
 class MemstoreGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         return super().get_command(ctx, ALIASES.get(name, name))
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Stopped(signal.SIGINT) from None
+
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         cwd = os.getcwd()
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
         try:
             _refuse_undecodable(sys.argv[1:] if args is None else args)
             code = super().main(args, prog_name or "memstore", complete_var,
                                 standalone_mode=False, **extra)
             code = code if isinstance(code, int) else 0
+        except click.exceptions.Abort as e:  # Ctrl-C while click parsed the arguments
+            code = _stopped(signal.SIGINT) if isinstance(e.__cause__, KeyboardInterrupt) \
+                else _report(e)
         except Exception as e:  # noqa: BLE001 - user errors are turned into one line below
             code = _report(e)
         except KeyboardInterrupt:
-            click.echo("memstore: interrupted", err=True)
-            code = 130
+            code = _stopped(signal.SIGINT)
+        except Stopped as e:
+            code = _stopped(e.signum)
         finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
             os.chdir(cwd)  # undo -C, for callers that run several commands in one process
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _stopped(signum: int) -> int:
+    word = "interrupted" if signum == signal.SIGINT else "terminated"
+    click.echo(f"memstore: {word}", err=True)
+    return 128 + signum
 
 
 def _refuse_undecodable(args: Any) -> None:

@@ -1,0 +1,101 @@
+"""Ctrl-C and SIGTERM in the middle of a command: one line (`memstore: interrupted` /
+`memstore: terminated`), exit 128 + the signal's number, no traceback, and what the command
+had half written is gone (an export's temporary folder, a clone's folder), the repository
+as it was.
+
+Each round forks the test process (which has the tiny model loaded) and runs the CLI's
+`main` in the child, which sends itself the signal at a chosen step (a patched function),
+so that nothing races the scheduler."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from cli_support import copy_repo, facts_files, history_template, log_json, ok, snapshot
+
+from memstore.store import checkpoint, writer
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return tmp_path_factory.getbasetemp()
+
+
+def _run_signalled(args: list[str], module, name: str, signum: int, err: Path) -> int:
+    """`memstore ARGS` in a forked child that sends itself `signum` when `module.name` is
+    first called; returns the child's exit status."""
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            fd = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(fd, 2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            sys.stdout, sys.stderr = os.fdopen(1, "w"), os.fdopen(2, "w")  # not pytest's
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            real = getattr(module, name)
+
+            def stop(*a, **k):
+                os.kill(os.getpid(), signum)
+                return real(*a, **k)
+
+            setattr(module, name, stop)
+            from cli.main import cli
+
+            code = cli.main(args, standalone_mode=False)
+        finally:
+            sys.stderr.flush()
+            os._exit(code if isinstance(code, int) else 98)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status), f"killed by signal {os.WTERMSIG(status)}"
+    return os.WEXITSTATUS(status)
+
+
+@pytest.mark.parametrize("signum, word", [(signal.SIGINT, "interrupted"),
+                                          (signal.SIGTERM, "terminated")])
+def test_a_signalled_export_says_so_and_leaves_no_folder(base, tmp_path, signum, word):
+    template, _ = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    before = snapshot(repo)
+    outside = tmp_path / "exports"
+    outside.mkdir()
+    err = tmp_path / "err"
+    code = _run_signalled(["-C", str(repo), "export", "HEAD", str(outside / "out")],
+                          checkpoint, "write_manifest", signum, err)
+    assert code == 128 + signum
+    assert err.read_text().splitlines() == [f"memstore: {word}"]
+    assert list(outside.iterdir()) == []  # neither OUT nor its temporary folder
+    assert snapshot(repo) == before
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+def test_a_commit_interrupted_in_its_transaction_writes_no_commit(base, tmp_path):
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    err = tmp_path / "err"
+    code = _run_signalled(["-C", str(repo), "commit", str(facts_files(base)["d"]), "-m", "d"],
+                          writer, "transaction", signal.SIGINT, err)
+    assert code == 130
+    assert err.read_text().splitlines() == ["memstore: interrupted"]
+    assert [e["id"] for e in log_json(repo)] == ids[::-1]
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+def test_a_terminated_clone_removes_its_folder(base, tmp_path):
+    template, _ = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    ok("push", cwd=repo)
+    from memstore.remote import clone
+
+    err = tmp_path / "err"
+    code = _run_signalled(["clone", str(tmp_path / "remote"), str(tmp_path / "cl"), "--base",
+                           str(base / "tiny-llama")], clone, "fetch", signal.SIGTERM, err)
+    assert code == 143
+    assert err.read_text().splitlines()[-1] == "memstore: terminated"
+    assert not (tmp_path / "cl").exists()
