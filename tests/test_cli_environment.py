@@ -53,3 +53,43 @@ def test_disk_full_while_writing_objects_is_one_line(base, tmp_path, monkeypatch
     assert snapshot(repo) == before
     assert not list((repo / ".memstore" / "objects").rglob(".tmp-*"))
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+def _no_space_in_weights(monkeypatch) -> None:
+    """safetensors' writer on a full disk: part of the file, then its own error."""
+    import transformers.modeling_utils as mu
+    from safetensors import SafetensorError
+
+    def save(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"\0" * 100)
+        raise SafetensorError("Error while serializing: I/O error: No space left on device "
+                              "(os error 28)")
+
+    monkeypatch.setattr(mu, "safe_save_file", save)
+
+
+def _no_space_in_manifest(monkeypatch) -> None:
+    """A plain write on a full disk: an OSError that names no file."""
+    from memstore.store import checkpoint
+
+    def write(folder, manifest):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoint, "write_manifest", write)
+
+
+@pytest.mark.parametrize("fail", [_no_space_in_weights, _no_space_in_manifest],
+                         ids=["weights", "manifest"])
+def test_disk_full_while_exporting_is_one_line(fail, base, tmp_path, monkeypatch):
+    """An export that runs out of space says so in one line naming OUT_DIR and leaves
+    neither OUT_DIR nor its temporary folder behind."""
+    template = history_template(base)[0]
+    out = tmp_path / "exports" / "out"
+    out.parent.mkdir()
+    fail(monkeypatch)
+    r = run("export", "HEAD", out, cwd=template)
+    monkeypatch.undo()
+    line = error_line(r, 1, str(out))
+    assert "No space left on device" in line
+    assert list(out.parent.iterdir()) == []

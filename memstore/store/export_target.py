@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import file_sha256
 from .objects import OBJECT_ID
@@ -156,8 +158,15 @@ def written_beside(target: Target) -> Iterator[Path]:
         yield tmp
         _as_umask_allows(tmp)
         target.commit(tmp)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        # A failed write (a full disk, a quota) names no file: name the export's folder,
+        # so that it is one line, not a traceback.
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(target.out)
+        if isinstance(e, SafetensorError) and "I/O error" in str(e):
+            raise MemstoreError(f"cannot write the export to {target.out}: {e}; nothing "
+                                "was written") from None
         raise
 
 
