@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+from pathlib import Path
 
 import pytest
 from cli_support import copy_repo, error_line, facts_files, history_template, ok, run, snapshot
@@ -93,3 +94,23 @@ def test_disk_full_while_exporting_is_one_line(fail, base, tmp_path, monkeypatch
     line = error_line(r, 1, str(out))
     assert "No space left on device" in line
     assert list(out.parent.iterdir()) == []
+
+
+def test_statistics_cache_on_a_full_disk_keeps_no_partial_file(tmp_path, monkeypatch):
+    """Saving statistics into the shared cache on a full disk leaves no partial temporary
+    file there (one per process and layer, as large as the statistics)."""
+    import torch
+
+    from memstore.editing.statistics import Statistics, save_cached
+
+    def partial(self, data):
+        with open(self, "wb") as f:
+            f.write(bytes(data)[:10])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_bytes", partial)
+    st = Statistics(1, torch.eye(4), 10, "test")
+    with pytest.raises(OSError):
+        save_cached(st, tmp_path / "stats", "0" * 64)
+    monkeypatch.undo()
+    assert list((tmp_path / "stats").iterdir()) == []

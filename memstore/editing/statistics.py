@@ -315,8 +315,12 @@ def save_cached(stats: Statistics, directory: Path, model_id: str) -> Path:
                                       "dim": str(stats.mom2.shape[0])})
     path = directory / f"{cache_prefix(model_id, stats.layer, stats.id)}{sha256(data)}.safetensors"
     tmp = directory / f".{path.name}.tmp-{os.getpid()}"
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave a partial file behind
+        raise
     return path
 
 
