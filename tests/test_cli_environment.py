@@ -114,3 +114,21 @@ def test_statistics_cache_on_a_full_disk_keeps_no_partial_file(tmp_path, monkeyp
         save_cached(st, tmp_path / "stats", "0" * 64)
     monkeypatch.undo()
     assert list((tmp_path / "stats").iterdir()) == []
+
+
+def test_disk_full_while_dequantizing_a_gguf_leaves_no_partial_copy(tmp_path, monkeypatch):
+    """A GGUF base whose dequantized copy cannot be written into the cache: one line naming
+    the copy's place, no partial copy (as large as the model) left in the cache, no
+    repository."""
+    from gguf_support import write_tiny_gguf
+
+    gguf = write_tiny_gguf(tmp_path / "tiny.gguf")
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    _no_space_in_weights(monkeypatch)
+    r = run("init", tmp_path / "repo", "--base", gguf)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    line = r.stderr.strip().splitlines()[-1]  # after the dequantization's progress bar
+    assert line.startswith("memstore: error: ") and "No space left on device" in line, line
+    assert str(tmp_path / "cache" / "models") in line
+    assert list((tmp_path / "cache" / "models").iterdir()) == []
+    assert not (tmp_path / "repo").exists()

@@ -160,9 +160,16 @@ def _dequantize(path: Path, target: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(
         d, gguf_file=f, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    (tmp / SOURCE).write_text(json.dumps({"file": str(path), "sha256": source}) + "\n")
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / SOURCE).write_text(json.dumps({"file": str(path), "sha256": source}) + "\n")
+    except BaseException as e:  # a full disk: no partial copy (the model's size) is left
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, (OSError, SafetensorError)):
+            raise ValidationError(f"{target}: cannot store the dequantized {path.name}: "
+                                  f"{getattr(e, 'strerror', None) or e}") from None
+        raise
     try:
         tmp.rename(target)
     except OSError as e:
