@@ -132,3 +132,21 @@ def test_disk_full_while_dequantizing_a_gguf_leaves_no_partial_copy(tmp_path, mo
     assert str(tmp_path / "cache" / "models") in line
     assert list((tmp_path / "cache" / "models").iterdir()) == []
     assert not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize("xdg", ["", "relative/cache"])
+def test_empty_or_relative_xdg_cache_home_is_ignored(xdg, tmp_path, monkeypatch):
+    """XDG_CACHE_HOME empty or relative is ignored (the XDG specification): the cache is not
+    made in the folder memstore runs in (a repository's working folder)."""
+    from memstore.models.loading import cache_dir
+    from memstore.store.states import statistics_cache
+
+    monkeypatch.delenv("MEMSTORE_CACHE", raising=False)
+    monkeypatch.delenv("MEMSTORE_STATS_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert cache_dir() == tmp_path / "home" / ".cache" / "memstore"
+    assert statistics_cache() == tmp_path / "home" / ".cache" / "memstore" / "stats"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "memstore"

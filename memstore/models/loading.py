@@ -38,9 +38,13 @@ class Loaded:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("MEMSTORE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "memstore")
-    return Path(root)
+    """$MEMSTORE_CACHE, else $XDG_CACHE_HOME/memstore, else ~/.cache/memstore. An empty or
+    relative XDG_CACHE_HOME is ignored, as the XDG specification says (it would put the
+    cache into whatever folder memstore runs in)."""
+    if os.environ.get("MEMSTORE_CACHE"):
+        return Path(os.environ["MEMSTORE_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return Path(xdg if os.path.isabs(xdg) else os.path.expanduser("~/.cache"), "memstore")
 
 
 def smollm2_gguf() -> Path:
