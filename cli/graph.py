@@ -46,7 +46,7 @@ refinements:
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 
@@ -66,15 +66,51 @@ def _verticals(columns: Sequence[int]) -> dict[int, str]:
 def graph_rows(commits: Sequence[Any]) -> Iterator[tuple[str, Any]]:
     """(graph prefix, commit) rows for `commits` in log order (children before parents);
     pure graph lines come with None. Each commit needs `.id` and `.parents`."""
+    for before, row, c, after, _ in graph_blocks(commits):
+        for text in before:
+            yield text, None
+        yield row, c
+        for text in after:
+            yield text, None
+
+
+def graph_log(commits: Sequence[Any],
+              text: Callable[[Any], Sequence[str]]) -> Iterator[str]:
+    """The lines of `log --graph` when a commit takes several lines (`text(c)`, the
+    first of them on the commit's row), as git draws them (graph.c): the lines after
+    the first are drawn beside the pure graph rows that follow the commit, then beside
+    its padding (a `|` per column that continues below) until the next commit; graph
+    rows left over when its lines run out are drawn on their own. Graph parts are
+    padded to one width per commit, so its text starts in one column; an empty text
+    line is the graph part alone (no trailing blanks)."""
+    for before, row, c, after, padding in graph_blocks(commits):
+        yield from before
+        lines = list(text(c)) or [""]
+        graph = [row, *after]
+        width = max(len(g) for g in [*graph, padding])
+        for i, line in enumerate(lines):
+            g = graph[i] if i < len(graph) else padding
+            yield f"{g.ljust(width)} {line}" if line else g
+        yield from graph[len(lines):]
+
+
+def graph_blocks(commits: Sequence[Any]) -> Iterator[
+        tuple[list[str], str, Any, list[str], str]]:
+    """Per commit in `commits`: (the pure graph rows drawn before its row, its row, the
+    commit, the pure graph rows that follow it, its padding). The padding is the row
+    that continues the picture below those rows until the next commit's rows: a `|`
+    at each open column ("" when none is left)."""
     lanes: list[Any] = []  # the commit each column waits for (no commit twice)
     root_col: int | None = None  # column of a childless `*` on the row just drawn
     for c in commits:
+        before: list[str] = []
+        after: list[str] = []
         if c.id in lanes:
             col = lanes.index(c.id)
         else:  # a new line of history: the first free column on the right
             col = len(lanes)
             if root_col == col:  # just below a root: it would read as its parent
-                yield _render(_verticals(range(len(lanes)))), None
+                before.append(_render(_verticals(range(len(lanes)))))
             lanes.append(c.id)
         root_col = None
         left, right = lanes[:col], lanes[col + 1:]
@@ -99,7 +135,7 @@ def graph_rows(commits: Sequence[Any]) -> Iterator[tuple[str, Any]]:
         for t in range(pre):
             cells = _verticals(range(col + 1))
             cells.update({2 * (i + t) + 1: "\\" for i in range(col + 1, len(lanes))})
-            yield _render(cells), None
+            before.append(_render(cells))
 
         # the commit's row
         cells = _verticals(range(col))
@@ -109,7 +145,7 @@ def graph_rows(commits: Sequence[Any]) -> Iterator[tuple[str, Any]]:
                 cells[x] = "-"
             cells[2 * (col + n - 2)] = "."
         cells.update({2 * (i + pre): "|" for i in range(col + 1, len(lanes))})
-        yield _render(cells), c
+        row = _render(cells)
 
         # lines as (column now, column they end in); `direct` leaves the `*` moving
         lines = {(i, i) for i in range(col)}
@@ -131,7 +167,7 @@ def graph_rows(commits: Sequence[Any]) -> Iterator[tuple[str, Any]]:
             if direct is not None:
                 cells[2 * col - 1] = "/"
                 lines.add((col - 1, new.index(direct)))
-            yield _render(cells), None
+            after.append(_render(cells))
         elif direct is not None:
             lines.add((col, new.index(direct)))
 
@@ -143,9 +179,10 @@ def graph_rows(commits: Sequence[Any]) -> Iterator[tuple[str, Any]]:
                     cells[2 * now] = "|"
                 else:
                     cells[2 * now - 1] = "/"
-            yield _render(cells), None
+            after.append(_render(cells))
             lines = {(now - (now != end), end) for now, end in lines}
 
         if not fan and direct is None and col == len(new):
             root_col = col
         lanes = new
+        yield before, row, c, after, _render(_verticals(range(len(lanes))))

@@ -57,7 +57,7 @@ def log(rev: str, oneline: bool, graph: bool, max_count: int | None, as_json: bo
     basis, time and metrics.
     """
     from ..context import open_repo
-    from ..graph import graph_rows
+    from ..graph import graph_log, graph_rows
 
     with open_repo() as repo:
         commits = repo.log(rev, limit=max_count)
@@ -65,27 +65,32 @@ def log(rev: str, oneline: bool, graph: bool, max_count: int | None, as_json: bo
             print_json([_entry(c) for c in commits])
             return
         refs = _decorations(repo)
-        rows = graph_rows(commits) if graph else ((None, c) for c in commits)
-        for prefix, c in rows:
-            lead = f"{prefix} " if prefix is not None else ""
-            if c is None:
-                click.echo(prefix)
-                continue
-            deco = f" ({', '.join(refs[c.id])})" if c.id in refs else ""
-            if oneline:
-                click.echo(f"{lead}{short(c.id)}{deco} {first_line(c.message)} "
+
+        def deco(c) -> str:
+            return f" ({', '.join(refs[c.id])})" if c.id in refs else ""
+
+        if oneline:
+            rows = graph_rows(commits) if graph else ((None, c) for c in commits)
+            for prefix, c in rows:
+                lead = f"{prefix} " if prefix is not None else ""
+                click.echo(prefix if c is None else
+                           f"{lead}{short(c.id)}{deco(c)} {first_line(c.message)} "
                            f"[{c.operation}, {c.n_requests} facts]")
-                continue
-            pad = "| " if graph else ""
-            click.echo(f"{lead}commit {c.id}{deco}")
-            if len(c.parents) > 1:
-                click.echo(f"{pad}Merge:  {' '.join(short(p) for p in c.parents)}")
-            click.echo(f"{pad}Date:   {when(c.time)}")
-            click.echo(f"{pad}Facts:  {c.n_requests} ({c.operation}); {metrics_line(c.metrics)}")
-            click.echo(pad)
-            for line in c.message.strip().splitlines() or [""]:
-                click.echo(f"{pad}    {line}")
-            click.echo(pad)
+        else:
+            def text(c) -> list[str]:
+                return [f"commit {c.id}{deco(c)}",
+                        *([f"Merge:  {' '.join(short(p) for p in c.parents)}"]
+                          if len(c.parents) > 1 else []),
+                        f"Date:   {when(c.time)}",
+                        f"Facts:  {c.n_requests} ({c.operation}); {metrics_line(c.metrics)}",
+                        "",
+                        *(f"    {line}" for line in c.message.strip().splitlines() or [""]),
+                        ""]
+
+            lines = (graph_log(commits, text) if graph
+                     else (line for c in commits for line in text(c)))
+            for line in lines:
+                click.echo(line)
         if not commits and not as_json:
             click.echo("no commits yet", err=True)
 
