@@ -4,9 +4,12 @@ naming the path and the problem, leaves nothing half-written behind, and keeps t
 repository consistent (`fsck` clean)."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -150,3 +153,59 @@ def test_empty_or_relative_xdg_cache_home_is_ignored(xdg, tmp_path, monkeypatch)
     assert statistics_cache() == tmp_path / "home" / ".cache" / "memstore" / "stats"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_dir() == tmp_path / "xdg" / "memstore"
+
+
+@contextlib.contextmanager
+def _unwritable(folder: Path):
+    """`folder` made unwritable, for root too (chattr +i; skipped where it cannot be)."""
+    if os.geteuid() != 0:
+        mode = folder.stat().st_mode
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(mode)
+        return
+    if shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(folder)], check=False, capture_output=True).returncode:
+        pytest.skip("cannot make a folder unwritable for root here (chattr +i)")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_read_only_repository_reads_and_refuses_writes_in_one_line(base, tmp_path):
+    """A repository whose .memstore cannot be written (a read-only mount, another user's):
+    log, show, status, fsck, an export elsewhere and its verify work; a write is refused in
+    one line, not reported as a damaged index (`fsck --repair` would not help)."""
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    before = snapshot(repo)
+    with _unwritable(repo / ".memstore"):
+        for args in (["log", "--oneline"], ["show", "HEAD"], ["status"], ["diff", "HEAD~1"]):
+            ok(*args, cwd=repo)
+        assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+        ok("export", "HEAD", tmp_path / "out", cwd=repo)
+        ok("verify", tmp_path / "out", cwd=repo)
+        for args in (["tag", "v1"], ["commit", facts_files(base)["d"]], ["gc"]):
+            line = error_line(run(*args, cwd=repo), 1, "cannot be written")
+            assert "damaged" not in line, line
+    assert snapshot(repo) == before
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+def test_index_on_a_full_disk_is_not_called_damaged(base, tmp_path, monkeypatch):
+    """SQLite failing to open the index for want of space (its -shm file) is not damage:
+    the line says so, instead of sending the user to `fsck --repair`."""
+    import sqlite3
+
+    from memstore.store import schema
+
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+
+    def connect(*a, **k):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(schema.sqlite3, "connect", connect)
+    line = error_line(run("log", cwd=repo), 1, "disk I/O error")
+    assert "free space" in line and "--repair" not in line, line

@@ -161,7 +161,11 @@ class Repository:
         """The writer lock. Waiting calls `on_wait` (or the repository's) with a message
         naming the holder's pid; `wait=False` raises LockedError instead. Every config row
         is read once it is held: a write ends by recording them all (a ref snapshot), so an
-        unreadable one refuses the write before any work, not after its objects."""
+        unreadable one refuses the write before any work, not after its objects. A
+        repository opened read-only (its folder cannot be written) refuses here."""
+        if getattr(self.db, "read_only", False):
+            raise MemstoreError(f"{self.dir} cannot be written (read-only here): only commands "
+                                "that read the repository can run")
         return self._checked(self._lock(wait, on_wait, timeout))
 
     @contextmanager

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import sqlite3
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -152,6 +154,16 @@ def _damaged(path: Path, why: str) -> DamagedIndexError:
                              "rebuild it from the object store")
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the index in a folder memstore cannot write (a read-only
+    mount, a repository of another user): SQLite cannot make the -shm file a WAL database
+    needs there, so with no write-ahead log to read, it is opened as immutable."""
+    wal = path.with_name(path.name + "-wal")
+    immutable = not (wal.is_file() and wal.stat().st_size > 0)
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro{'&immutable=1' if immutable else ''}"
+    return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+
+
 def open_index(path: str | Path | None, *, create: bool = False) -> Database:
     """The index at `path` (None: in memory), in WAL mode with a busy timeout, migrated.
 
@@ -172,9 +184,13 @@ def open_index(path: str | Path | None, *, create: bool = False) -> Database:
             raise _damaged(path, "the file is missing")
         if path.stat().st_size == 0:
             raise _damaged(path, "the file is empty")
+    read_only = not create and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
     conn = None
     try:
-        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
+        if read_only:  # read commands still work; a write is refused (the lock, the index)
+            conn = _connect_read_only(path)
+        else:
+            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
         db = Database(conn)
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not create:
@@ -183,14 +199,20 @@ def open_index(path: str | Path | None, *, create: bool = False) -> Database:
                 raise _damaged(path, f"SQLite's check says: {check[0]}")
             if "migrations" not in db.table_names():
                 raise _damaged(path, "it holds no memstore schema")
-        db.enable_wal()
+        if not read_only:
+            db.enable_wal()
         migrate(db)
+        db.read_only = read_only  # type: ignore[attr-defined]
     except sqlite3.Error as e:
         if conn is not None:
             conn.close()
-        if "readonly" in str(e) or "read-only" in str(e):
+        if "readonly" in str(e) or "read-only" in str(e) or \
+                (read_only and "unable to open" in str(e)):
             raise DamagedIndexError(f"{path} cannot be written ({e}); check its permissions") \
                 from None
+        if str(e) in ("database or disk is full", "disk I/O error"):  # not the file's fault
+            raise DamagedIndexError(f"{path} cannot be opened ({e}); check that its disk has "
+                                    "free space and works") from None
         raise _damaged(path, str(e)) from None
     except MemstoreError:
         if conn is not None:
