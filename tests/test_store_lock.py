@@ -91,3 +91,26 @@ def test_repository_writes_wait_for_the_lock(tmp_path):
         holder.wait(timeout=10)
     assert said == [f"waiting for another memstore process (pid {holder.pid})…"]
     assert len(repo.log()) == 1
+
+
+def test_a_write_after_a_repair_it_waited_for_is_refused_not_lost(tmp_path):
+    """A process that opened the index and then waited for the lock while `fsck --repair`
+    renamed a rebuilt index into place would write into the old file: a commit reported
+    and lost. It is refused instead, and nothing is written."""
+    from test_store_support import BASE_HASH
+
+    from memstore.errors import MemstoreError
+    from memstore.store.repair import repair
+    from memstore.store.repository import Repository
+
+    Repository.init(tmp_path, "x", BASE_HASH).close()
+    with Repository.open(tmp_path) as waiting:
+        repair(tmp_path)  # as if it ran while `waiting` waited for the lock
+        with pytest.raises(MemstoreError, match="rebuilt by another memstore process"):
+            waiting.set_config("note", "lost?")
+    with Repository.open(tmp_path) as repo:
+        assert repo.get_config("note") is None
+        repo.set_config("note", "kept")  # a repository opened after the repair writes
+    with Repository.open(tmp_path) as repo:
+        assert repo.get_config("note") == "kept"
+        assert repo.fsck() == []

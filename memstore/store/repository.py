@@ -58,6 +58,14 @@ class NotARepositoryError(MemstoreError):
     pass
 
 
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class Repository:
     def __init__(self, objects, db: Database, root: Path | None = None,
                  on_wait: WaitCallback | None = None) -> None:
@@ -65,6 +73,7 @@ class Repository:
         self.store = Storage(db, objects)
         self.refs = Refs(db, objects)
         self._lock = RepositoryLock(self.dir / "lock" if self.dir else None, on_wait)
+        self._index: tuple[int, int] | None = None  # (device, inode) of the index opened
 
     @property
     def db(self) -> Database:
@@ -144,8 +153,11 @@ class Repository:
         d = root / DIRNAME
         for p in (d / "objects", d / "lock"):
             refuse_link(p)
-        db = open_index(d / INDEX)
-        return cls(DiskObjectStore(d / "objects"), db, root, on_wait)
+        index = _file_identity(d / INDEX)  # before opening: a replacement in between is
+        db = open_index(d / INDEX)          # refused at the lock, never missed
+        repo = cls(DiskObjectStore(d / "objects"), db, root, on_wait)
+        repo._index = index
+        return repo
 
     def close(self) -> None:
         self.db.close()
@@ -170,9 +182,23 @@ class Repository:
 
     @contextmanager
     def _checked(self, held: AbstractContextManager[None]) -> Iterator[None]:
+        taking = not self._lock.held
         with held:
+            if taking:
+                self._check_same_index()
             config.rows(self.db)
             yield
+
+    def _check_same_index(self) -> None:
+        """The index this repository opened is still `.memstore/index.db`: `fsck --repair`
+        renames a rebuilt one into place under the lock, and a write through the old one,
+        opened before, would land in a file no longer there (a commit reported and lost)."""
+        if self._index is None or self.dir is None:
+            return
+        if _file_identity(self.dir / INDEX) != self._index:
+            raise MemstoreError(f"{self.dir / INDEX} was rebuilt by another memstore process "
+                                "(fsck --repair) while this one waited; nothing was written: "
+                                "run the command again")
 
     def forget_cached(self) -> None:
         self.store.forget_cached()
