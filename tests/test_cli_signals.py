@@ -117,3 +117,33 @@ def test_an_interrupted_join_of_the_qwen_parts_leaves_no_file(tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         loading.qwen_gguf()
     assert list((tmp_path / "cache" / "models").iterdir()) == []
+
+
+def test_ctrl_c_between_the_renames_of_a_forced_export_keeps_the_previous(tmp_path, monkeypatch):
+    """--force moves the previous export aside, then the new one into place: interrupted
+    in between, the previous export is put back (it was left hidden beside OUT, and OUT
+    gone)."""
+    import json
+
+    from memstore.store import export_target
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    export_target.write_manifest(out, {"base": {"hash": "0" * 64}, "tensors": {}})
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    target = export_target.check_target(out, True, {})
+    real_rename, calls = os.rename, []
+
+    def rename(a, b):
+        calls.append((a, b))
+        if len(calls) == 2:  # the previous export is aside; the new one not yet in place
+            raise KeyboardInterrupt
+        real_rename(a, b)
+
+    with pytest.raises(KeyboardInterrupt), export_target.written_beside(target) as tmp:
+        (tmp / "config.json").write_text(json.dumps({"new": True}))
+        monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # nothing hidden left beside it
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before

@@ -102,15 +102,20 @@ class Target:
                                     dir=self.out.parent))
         os.rmdir(old)
         os.rename(self.out, old)
-        st = os.lstat(old)
-        if (st.st_dev, st.st_ino) != self.replaces or _listed_files(old) is None:
-            os.rename(old, self.out)
-            raise MemstoreError(f"{self.out} changed while exporting; nothing was replaced")
+        placed = False
         try:
-            os.rename(tmp, self.out)
-        except OSError:
-            raise MemstoreError(f"{self.out} appeared while exporting; the previous export "
-                                f"is kept in {old}") from None
+            st = os.lstat(old)
+            if (st.st_dev, st.st_ino) != self.replaces or _listed_files(old) is None:
+                raise MemstoreError(f"{self.out} changed while exporting; nothing was replaced")
+            try:
+                os.rename(tmp, self.out)
+            except OSError:
+                raise MemstoreError(f"{self.out} appeared while exporting; the previous export "
+                                    f"is kept in {old}") from None
+            placed = True
+        finally:  # refused or interrupted (Ctrl-C) before the new export took OUT's place:
+            if not placed and not os.path.lexists(self.out):  # the previous one goes back
+                os.rename(old, self.out)
         shutil.rmtree(old)  # never follows links inside
 
 
