@@ -147,3 +147,34 @@ def test_ctrl_c_between_the_renames_of_a_forced_export_keeps_the_previous(tmp_pa
     monkeypatch.undo()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # nothing hidden left beside it
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
+
+def test_a_repair_removes_what_a_killed_repair_left(tmp_path):
+    from test_store_support import BASE_HASH
+
+    from memstore.store.repair import repair
+    from memstore.store.repository import Repository
+
+    Repository.init(tmp_path, "x", BASE_HASH).close()
+    d = tmp_path / ".memstore"
+    pid = os.fork()
+    if pid == 0:  # a repair killed just before it renames the rebuilt index into place
+        try:
+            real = os.replace
+
+            def replace(a, b):
+                if Path(b).name == "index.db":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                real(a, b)
+
+            os.replace = replace
+            repair(tmp_path)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert list(d.glob("index.db.repair-*"))  # the rebuilt index it did not rename
+    repair(tmp_path)
+    assert not list(d.glob("index.db.repair-*"))
+    with Repository.open(tmp_path) as repo:
+        assert repo.fsck() == []

@@ -115,7 +115,10 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
             note(f"rebuilding the index from {len(scan.commits)} commit records "
                  f"(refs and config from the {report.source})…")
         tmp = d / f"index.db.repair-{os.getpid()}"
-        for p in [tmp, *(tmp.with_name(tmp.name + s) for s in SIDE_FILES)]:
+        # this one's, and those of repairs killed before their rename (the lock is held:
+        # no other repair runs), which nothing else would remove
+        for p in {tmp, *(tmp.with_name(tmp.name + s) for s in SIDE_FILES),
+                  *d.glob("index.db.repair-*")}:
             refuse_link(p)
             p.unlink(missing_ok=True)
         try:
