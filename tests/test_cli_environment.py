@@ -209,3 +209,27 @@ def test_index_on_a_full_disk_is_not_called_damaged(base, tmp_path, monkeypatch)
     monkeypatch.setattr(schema.sqlite3, "connect", connect)
     line = error_line(run("log", cwd=repo), 1, "disk I/O error")
     assert "free space" in line and "--repair" not in line, line
+
+
+def test_damaged_dequantized_copy_is_named_not_the_gguf(tmp_path, monkeypatch):
+    """A truncated file in the cached dequantized copy of a GGUF base: the line names the
+    copy in the cache (removing it makes memstore dequantize again), not the GGUF file,
+    which is sound."""
+    from gguf_support import write_tiny_gguf
+
+    from memstore.models.loading import cache_dir
+    from memstore.store.states import forget_loaded
+
+    gguf = write_tiny_gguf(tmp_path / "tiny.gguf")
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    ok("init", tmp_path / "repo", "--base", gguf)
+    (copy,) = (cache_dir() / "models").iterdir()
+    weights = copy / "model.safetensors"
+    head = weights.read_bytes()[:1000]
+    weights.unlink()  # not truncated in place: this process may still map the file
+    weights.write_bytes(head)
+    forget_loaded()  # as a new process finds it
+    r = run("ask", "hello", cwd=tmp_path / "repo")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("memstore: error: ") and f"copy {copy} is damaged" in line, line

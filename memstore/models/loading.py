@@ -265,8 +265,12 @@ def _check_placement(directory: Path, placement: dict, name: str) -> None:
 LOAD_ERRORS = (OSError, ValueError, KeyError, EOFError, struct.error, SafetensorError)
 
 
-def _cannot_load(spec: str, e: BaseException) -> ValidationError:
+def _cannot_load(spec: str, e: BaseException, copy: Path | None = None) -> ValidationError:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if copy is not None:  # the GGUF's dequantized copy in the cache, not the file, is at fault
+        return ValidationError(f"cannot load the model {spec!r}: its dequantized copy {copy} "
+                               f"is damaged ({first}); remove that folder and memstore "
+                               "makes it again")
     return ValidationError(f"cannot load the model {spec!r}: {first}")
 
 
@@ -306,7 +310,8 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
         if offload is not None:
             shutil.rmtree(offload, ignore_errors=True)
         if isinstance(e, LOAD_ERRORS):
-            raise _cannot_load(spec, e) from None
+            copy = directory if directory != resolve(spec) else None
+            raise _cannot_load(spec, e, copy) from None
         raise
     finally:
         hf_logging.set_verbosity(verbosity)
