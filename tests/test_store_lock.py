@@ -114,3 +114,19 @@ def test_a_write_after_a_repair_it_waited_for_is_refused_not_lost(tmp_path):
     with Repository.open(tmp_path) as repo:
         assert repo.get_config("note") == "kept"
         assert repo.fsck() == []
+
+
+def test_a_repair_waits_for_the_lock_and_says_so(tmp_path):
+    from test_store_support import BASE_HASH
+
+    from memstore.store.repair import repair
+    from memstore.store.repository import Repository
+
+    Repository.init(tmp_path, "x", BASE_HASH).close()
+    said = []
+    holder = hold(tmp_path / ".memstore" / "lock", 0.5)
+    try:
+        repair(tmp_path, note=said.append)
+    finally:
+        holder.wait(timeout=10)
+    assert said[0] == f"waiting for another memstore process (pid {holder.pid})…"

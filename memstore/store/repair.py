@@ -101,7 +101,7 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
     for p in (d, d / "objects", d / "lock"):
         refuse_link(p)
     path = d / "index.db"
-    with RepositoryLock(d / "lock")():
+    with RepositoryLock(d / "lock", on_wait=note)():  # waits, and says so, as writers do
         objects = DiskObjectStore(d / "objects")
         old = _read_old(path) if path.exists() else None
         scan = _scan(objects)
