@@ -246,3 +246,26 @@ def test_a_gguf_base_changed_in_place_is_caught(tmp_path, monkeypatch):
     assert not (tmp_path / "full").exists() and not (tmp_path / "g2").exists()
     r = run("verify", "--base", cwd=repo)
     assert r.exit_code == 1 and "base model changed" in r.stderr, r.output
+
+
+def test_a_fresh_dequantization_removes_a_linked_copy_not_its_target(tmp_path, monkeypatch):
+    """A stale cached copy that is a symbolic link: the link goes, what it points to stays."""
+    import os
+
+    from memstore.models.loading import local_dir
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    base = write_tiny_gguf(tmp_path / "tiny.gguf")
+    target = local_dir(str(base))
+    elsewhere = tmp_path / "elsewhere"
+    target.rename(elsewhere)
+    target.symlink_to(elsewhere)
+    kept = sorted(p.name for p in elsewhere.iterdir())
+    st = base.stat()
+    data = bytearray(base.read_bytes())
+    data[-1] ^= 1  # other bytes, same size and mtime: the copy is stale
+    base.write_bytes(bytes(data))
+    os.utime(base, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert local_dir(str(base), fresh=True) == target
+    assert not target.is_symlink() and (target / "config.json").is_file()
+    assert sorted(p.name for p in elsewhere.iterdir()) == kept

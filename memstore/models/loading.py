@@ -201,7 +201,10 @@ def local_dir(spec: str, fresh: bool = False) -> Path:
     if fresh and gguf_copy_current(path) is False:
         stale = target.with_name(target.name + f".stale{os.getpid()}")
         target.rename(stale)
-        shutil.rmtree(stale)
+        if stale.is_symlink():  # a link is removed, never what it points to
+            stale.unlink()
+        else:
+            shutil.rmtree(stale)
     if not (target / "config.json").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         _dequantize(path, target)
