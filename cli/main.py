@@ -7,6 +7,7 @@ refused or failed (conflicts, a changed base, a locked or damaged repository, a 
 verification). MEMSTORE_DEBUG=1 shows the traceback instead."""
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -151,7 +152,16 @@ def _report(e: Exception) -> int:
     if isinstance(e, OSError) and e.filename is not None:
         click.echo(f"memstore: error: {e.strerror}: {e.filename}", err=True)
         return 1
+    if isinstance(e, OSError) and e.errno in _ENVIRONMENT:  # the machine's, not a bug
+        click.echo(f"memstore: error: {e.strerror or e}", err=True)
+        return 1
     raise e
+
+
+# errors of the machine (space, quota, read-only, I/O, open files, memory) that reach the
+# command line without a file name: one line, not a traceback
+_ENVIRONMENT = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EMFILE,
+                errno.ENFILE, errno.ENOMEM}
 
 
 @click.group("memstore", cls=MemstoreGroup, context_settings={"help_option_names": ["-h", "--help"]})

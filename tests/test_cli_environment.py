@@ -233,3 +233,18 @@ def test_damaged_dequantized_copy_is_named_not_the_gguf(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith("memstore: error: ") and f"copy {copy} is damaged" in line, line
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EIO, errno.ENOMEM])
+def test_a_machine_error_naming_no_file_is_one_line(code, base, tmp_path, monkeypatch):
+    """Wherever one comes from (a library's write, a mapping), an error of the machine that
+    names no file ends as one line with its reason, not a traceback."""
+    from memstore.store.repository import Repository
+
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+
+    def fails(*a, **k):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(Repository, "log", fails)
+    error_line(run("log", cwd=repo), 1, os.strerror(code))
