@@ -7,6 +7,11 @@ import sys
 from tqdm.auto import tqdm
 
 
+def on_terminal() -> bool:
+    """Whether bars are drawn: stderr is a terminal and MEMSTORE_QUIET is unset."""
+    return sys.stderr.isatty() and not os.environ.get("MEMSTORE_QUIET")
+
+
 def progress(enabled: bool = True, **kwargs) -> tqdm:
-    quiet = not enabled or not sys.stderr.isatty() or bool(os.environ.get("MEMSTORE_QUIET"))
-    return tqdm(disable=quiet, leave=False, dynamic_ncols=True, **kwargs)
+    return tqdm(disable=not (enabled and on_terminal()), leave=False, dynamic_ncols=True,
+                **kwargs)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from transformers import GenerationConfig
 
+from ..editing.progress import progress
 from .scoring import eval_mode, special_prefix
 
 WORD = re.compile(r"\w+|[^\w\s]")
@@ -52,7 +53,8 @@ def generate(
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     texts: dict[int, str] = {}
     devices = [device] if device.type == "cuda" else []
-    with eval_mode(model), torch.random.fork_rng(devices=devices):
+    with eval_mode(model), torch.random.fork_rng(devices=devices), \
+            progress(total=len(order), desc="generating", unit="text") as bar:
         torch.manual_seed(seed)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
@@ -67,6 +69,7 @@ def generate(
             out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
             for i, row in zip(rows, out[:, width:].tolist()):
                 texts[i] = tokenizer.decode(row, skip_special_tokens=True)
+            bar.update(len(rows))
     return [texts[i] for i in range(len(encoded))]
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..editing.progress import progress
 from ..errors import ValidationError
 from ..models.adapters import Adapter, find_adapter
 
@@ -143,7 +144,8 @@ def score_targets(
     if batch_tokens is None:
         cpu = _device(model).type == "cpu"
         batch_tokens = CPU_BATCH_TOKENS if cpu else GPU_BATCH_TOKENS
-    with eval_mode(model):
+    with eval_mode(model), progress(total=sum(len(s.ids) for s in sequences), desc="scoring",
+                                    unit="tok") as bar:
         for batch in _batches(sequences, batch_tokens):
             if packed:
                 logits = _packed_logits(model, adapter, batch)
@@ -156,6 +158,7 @@ def score_targets(
             owner = torch.tensor([o for s in batch for o in s.owners])
             nll.index_add_(0, owner, token_nll.double().cpu())
             hits.index_add_(0, owner, token_hit.cpu())
+            bar.update(sum(len(s.ids) for s in batch))
     lengths = torch.tensor([len(t) for _, t in pairs], dtype=torch.float64)
     return TargetScores((nll / lengths).float(), (hits / lengths).float())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from ..editing.progress import progress
 from ..errors import MemstoreError
 from ..store.commits import Commit
 from ..store.maintenance import set_object_problems
@@ -41,11 +42,11 @@ def fsck_remote(url: str, verify: bool = True) -> list[str]:
     except RemoteFormatError as e:
         return [str(e)]
     problems: list[str] = []
-    present: set[str] = set()
-    for rel in sorted(transport.list(OBJECTS)):
+    present: dict[str, int] = {}
+    for rel, size in sorted(transport.list(OBJECTS).items()):
         oid = rel.replace("/", "")
         if OBJECT_ID.match(oid) and rel == f"{oid[:2]}/{oid[2:]}":
-            present.add(oid)
+            present[oid] = size or 0
         else:
             problems.append(f"{OBJECTS}{rel}: not an object name")
     corrupt = _corrupt(transport, present) if verify else set()
@@ -58,21 +59,26 @@ def fsck_remote(url: str, verify: bool = True) -> list[str]:
                                       f"branch {rel}")
         except RemoteFormatError as e:
             problems.append(str(e))
-    problems += _check_history(transport, marker, branches, present, corrupt)
-    problems += _check_statistics(transport, present, corrupt)
+    problems += _check_history(transport, marker, branches, set(present), corrupt)
+    problems += _check_statistics(transport, set(present), corrupt)
     head = transport.read(HEAD_FILE)
     if head is not None and parse_head(head) not in branches:
         problems.append(f"HEAD names no branch of the remote ({head.decode(errors='replace')!r})")
     return problems
 
 
-def _corrupt(transport: Transport, present: set[str]) -> set[str]:
+def _corrupt(transport: Transport, present: dict[str, int]) -> set[str]:
+    """The objects of `present` (id → listed size) whose bytes do not hash to their name,
+    read in batches with a progress bar counting bytes on a terminal."""
     out = set()
     ordered = sorted(present)
-    for i in range(0, len(ordered), BATCH_OBJECTS):
-        batch = ordered[i:i + BATCH_OBJECTS]
-        got = transport.read_many(object_path(o) for o in batch)
-        out |= {o for o in batch if hash_bytes(got.get(object_path(o), b"")) != o}
+    with progress(total=sum(present.values()), desc="checking objects", unit="B",
+                  unit_scale=True, unit_divisor=1024) as bar:
+        for i in range(0, len(ordered), BATCH_OBJECTS):
+            batch = ordered[i:i + BATCH_OBJECTS]
+            got = transport.read_many(object_path(o) for o in batch)
+            out |= {o for o in batch if hash_bytes(got.get(object_path(o), b"")) != o}
+            bar.update(sum(present[o] for o in batch))
     return out
 
 

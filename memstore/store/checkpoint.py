@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..editing.progress import progress
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import full_state_dict, model_hash, tensor_sha256
 from ..models.loading import gguf_copy_current, load_model
@@ -284,7 +285,8 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
     out = Path(out_dir)
     files = checkpoint_tensors(out)
     problems = _check_files(out, manifest, base) + recorded_problems(repo, manifest)
-    for name, sha in sorted(files.items()):
+    for name, sha in progress(iterable=sorted(files.items()), desc="comparing tensors",
+                              unit="tensor"):
         if name not in state:
             problems.append(f"{name}: not a tensor of the rebuilt model")
         elif tensor_sha256(state[name]) != sha:

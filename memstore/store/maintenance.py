@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from ..editing.progress import progress
 from ..errors import MemstoreError
 from . import config, snapshots
 from .commits import Commit, load_requests
@@ -99,12 +100,17 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
     present = set(objects.iter())
     corrupt: set[str] = set()
     if verify:
-        for oid in sorted(present):
-            try:
-                objects.get_bytes(oid, verify=True)
-            except CorruptObjectError:
-                corrupt.add(oid)
-                problems.append(f"object {oid} is corrupt (its content does not match its name)")
+        sizes = {oid: objects.size(oid) for oid in present}
+        with progress(total=sum(sizes.values()), desc="checking objects", unit="B",
+                      unit_scale=True, unit_divisor=1024) as bar:
+            for oid in sorted(present):
+                try:
+                    objects.get_bytes(oid, verify=True)
+                except CorruptObjectError:
+                    corrupt.add(oid)
+                    problems.append(f"object {oid} is corrupt (its content does not match its "
+                                    "name)")
+                bar.update(sizes[oid])
     for row in store.db.query("select id, size from objects"):
         if row["id"] not in present:
             problems.append(f"object {row['id']} is indexed but missing")

@@ -1,0 +1,71 @@
+"""What the README (the user's guide) promises of the commands, checked through the CLI:
+progress bars on the long commands on a terminal and none when stderr is piped, and the
+option table's flags."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from cli_support import copy_repo, facts_files, history_template, ok
+from tqdm.auto import tqdm
+
+import memstore.editing.progress as progress_module
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture
+def history(base, tmp_path):
+    template, ids = history_template(base)
+    return copy_repo(template, tmp_path / "repo"), ids
+
+
+@pytest.fixture
+def bars(monkeypatch):
+    """Every progress bar a command opens: (desc, drawn), drawn False when it is quiet.
+    No bar is drawn in the test (each is made disabled)."""
+    opened: list[tuple[str, bool]] = []
+
+    def recorder(*args, **kwargs):
+        opened.append((kwargs.get("desc"), not kwargs.get("disable")))
+        return tqdm(*args, **{**kwargs, "disable": True})
+
+    monkeypatch.setattr(progress_module, "tqdm", recorder)
+    return opened
+
+
+def test_long_commands_draw_bars_on_a_terminal(base, history, bars, monkeypatch, tmp_path):
+    """eval (scoring, generation), fsck and fsck of a remote (re-hashing every object) and
+    verify (comparing every tensor) show a bar on a terminal; they showed none."""
+    repo, _ = history
+    monkeypatch.setattr(progress_module, "on_terminal", lambda: True, raising=False)
+    facts = facts_files(base)["a"]
+    ok("eval", facts, "--generation", cwd=repo)
+    assert ("scoring", True) in bars and ("generating", True) in bars
+    bars.clear()
+    ok("fsck", cwd=repo)
+    assert bars == [("checking objects", True)]
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    ok("push", cwd=repo)
+    bars.clear()
+    ok("fsck", "origin", cwd=repo)
+    assert bars == [("checking objects", True)]
+    ok("export", tmp_path / "out", cwd=repo)
+    bars.clear()
+    ok("verify", tmp_path / "out", cwd=repo)
+    assert ("comparing tensors", True) in bars
+
+
+def test_piped_stderr_gets_no_bar(base, history, bars, tmp_path):
+    """With stderr not a terminal (CliRunner's), every bar is quiet: no carriage return."""
+    repo, _ = history
+    facts = facts_files(base)["a"]
+    results = [ok("eval", facts, "--generation", cwd=repo), ok("fsck", cwd=repo),
+               ok("export", tmp_path / "out", cwd=repo),
+               ok("verify", tmp_path / "out", cwd=repo)]
+    assert bars and not any(drawn for _, drawn in bars)
+    assert not any("\r" in r.stderr for r in results)
+    assert json.loads(ok("fsck", "--json", cwd=repo).stdout)["ok"] is True
