@@ -69,3 +69,11 @@ def test_piped_stderr_gets_no_bar(base, history, bars, tmp_path):
     assert bars and not any(drawn for _, drawn in bars)
     assert not any("\r" in r.stderr for r in results)
     assert json.loads(ok("fsck", "--json", cwd=repo).stdout)["ok"] is True
+
+
+def test_config_key_value_json_prints_that_setting(history):
+    """`config KEY VALUE --json` prints {KEY: the value stored}, as `config KEY --json`
+    does (it printed every setting)."""
+    repo, _ = history
+    assert json.loads(ok("config", "clamp", "0.7", "--json", cwd=repo).stdout) == {"clamp": 0.7}
+    assert json.loads(ok("config", "clamp", "--json", cwd=repo).stdout) == {"clamp": 0.7}

@@ -107,7 +107,7 @@ def config(repo, key: str | None, value: str | None, as_json: bool) -> None:
         if not as_json:
             click.echo(f"{key} = {_show(porcelain.setting(repo, key))}")
             return
-    if key is not None and value is None:
+    if key is not None:  # `config KEY [VALUE] --json`: {KEY: its value now}
         value_now = porcelain.setting(repo, key)
         print_json({key: value_now}) if as_json else click.echo(_show(value_now))
         return
