@@ -77,3 +77,49 @@ def test_config_key_value_json_prints_that_setting(history):
     repo, _ = history
     assert json.loads(ok("config", "clamp", "0.7", "--json", cwd=repo).stdout) == {"clamp": 0.7}
     assert json.loads(ok("config", "clamp", "--json", cwd=repo).stdout) == {"clamp": 0.7}
+
+
+# Documented once for every command that loads the model (README, "Devices and precision").
+RUNTIME_FLAGS = {"--device", "--dtype", "--device-map"}
+
+
+def _readme_table() -> dict[str, set[str]]:
+    """command → the flags its row of the README's command table names (first cell)."""
+    import re
+
+    from cli_support import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    table = text.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, set[str]] = {}
+    for line in table.splitlines():
+        if not line.startswith("| `") or line.startswith("| `command"):
+            continue
+        cell = line.split(" | ", 1)[0]
+        name = re.match(r"\| `(\w+)", cell).group(1)
+        rows.setdefault(name, set()).update(re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", cell))
+    return rows
+
+
+def test_readme_command_table_names_every_flag():
+    """Every command has a row, and its row names every option its --help lists (one
+    spelling of each is enough: -m or --message) and none it lacks; the table had left out
+    e.g. log -n, fsck --quick and --json, switch --detach, tag -d, branch -D."""
+    import click
+
+    from cli.main import cli
+
+    def options(command):
+        return [p for p in command.params
+                if isinstance(p, click.Option) and not set(p.opts) & ({"--help"} | RUNTIME_FLAGS)]
+
+    rows = _readme_table()
+    assert set(rows) == set(cli.commands)
+    for name, command in cli.commands.items():
+        documented = rows[name]
+        missing = [p.opts for p in options(command) if not set(p.opts) & documented]
+        assert not missing, f"README's row of {name} lacks {missing}"
+        taken = {o for p in options(command) for o in p.opts}
+        for sub in getattr(command, "commands", {}).values():  # remote list --json
+            taken |= {o for p in options(sub) for o in p.opts}
+        assert documented <= taken, f"README's row of {name} names {documented - taken}"
