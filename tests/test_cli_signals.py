@@ -1,7 +1,8 @@
 """Ctrl-C and SIGTERM in the middle of a command: one line (`memstore: interrupted` /
 `memstore: terminated`), exit 128 + the signal's number, no traceback, and what the command
 had half written is gone (an export's temporary folder, a clone's folder), the repository
-as it was.
+as it was; and what a killed or losing process leaves is cleaned up without touching what
+another process made.
 
 Each round forks the test process (which has the tiny model loaded) and runs the CLI's
 `main` in the child, which sends itself the signal at a chosen step (a patched function),
@@ -178,3 +179,30 @@ def test_a_repair_removes_what_a_killed_repair_left(tmp_path):
     assert not list(d.glob("index.db.repair-*"))
     with Repository.open(tmp_path) as repo:
         assert repo.fsck() == []
+
+
+def test_a_clone_that_loses_a_race_leaves_the_winners_repository(base, tmp_path, monkeypatch):
+    """Two clones into the same new folder: the one that finds the other's repository in
+    place when it creates its own is refused, and removed the other's (a whole clone)."""
+    from memstore.errors import MemstoreError
+    from memstore.remote import clone
+
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    ok("push", cwd=repo)
+    target, model = tmp_path / "new" / "bot", base / "tiny-llama"
+    real, raced = clone.identify_base, []
+
+    def identify_base(spec):  # while this clone hashes its base, another one lands
+        got = real(spec)
+        if not raced:
+            raced.append(True)
+            ok("clone", tmp_path / "remote", target, "--base", model)
+        return got
+
+    monkeypatch.setattr(clone, "identify_base", identify_base)
+    with pytest.raises(MemstoreError, match="already exists"):
+        clone.clone(str(tmp_path / "remote"), target, str(model))
+    assert ok("fsck", cwd=target).stdout.strip() == "ok"
+    assert log_json(target)[0]["id"] == ids[-1]

@@ -58,9 +58,11 @@ def clone(url: str, directory: str | Path, base_spec: str, *,
     while not made.parent.exists():
         made = made.parent
     created = not made.exists()
+    ours = False  # whether .memstore is this clone's: another clone may have made one since
     try:
         repo = Repository.init(target, base.spec, base.hash, base.info, base.settings,
                                base_path=base.path, branch=default)
+        ours = True
         with repo:
             remotes.add(repo, remotes.DEFAULT, remote.url)
             fetched = fetch(repo, remotes.DEFAULT, with_stats=with_stats, remote=remote)
@@ -71,9 +73,15 @@ def clone(url: str, directory: str | Path, base_spec: str, *,
                 if sets:
                     repo.set_settings(EditSettings.from_dict(sets[-1].update_set.settings))
     except BaseException:
-        if created:
-            shutil.rmtree(made, ignore_errors=True)
-        else:
+        if ours:
             shutil.rmtree(target / DIRNAME, ignore_errors=True)
+        if created:  # the folders it made, unless something else is in them now
+            for d in [target, *target.parents]:
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+                if d == made:
+                    break
         raise
     return CloneResult(target, default, head, fetched)
