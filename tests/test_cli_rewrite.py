@@ -220,3 +220,28 @@ def test_a_merge_where_each_side_reverted_what_the_other_keeps(history):
     ok("revert", c2, cwd=repo_dir)  # as the refusal says
     ok("merge", "side", cwd=repo_dir)
     assert subjects_live(repo_dir) == ["Danielle Darrieux", "Porsche 911"]
+
+
+def test_squash_onto_the_base_is_one_root_commit_solved_from_the_cached_zs(history):
+    """`squash base`: every live fact in one solve on the base weights, from the cached
+    z-vectors of its commit, in a commit with no parent (computed here independently)."""
+    repo_dir, (c1, c2, c3) = history
+    squashed = last_line(ok("squash", "base", cwd=repo_dir))
+    assert [e["id"] for e in log_json(repo_dir)] == [squashed]
+    with Repository.open(repo_dir) as repo:
+        commit = repo.get_commit(squashed)
+        assert commit.parents == () and commit.basis is None and len(commit.update_sets) == 1
+        assert "after the base model" in commit.message
+        model, tok, adapter = fresh_model(repo)
+        base = {k: v.clone() for k, v in model.state_dict().items()}
+        newest = repo.get_commit(c3).update_sets[0]
+        stats = {l: repo.get_statistics(sid, l) for l, sid in newest.stats.items()}
+        requests = [r for c in (c1, c2, c3) for r in repo.requests_of(c)]
+        zs = torch.cat([repo.zs_of_set(c) for c in (c1, c2, c3)])
+        execute_memit(model, tok, requests, newest.edit_settings, stats, zs=zs,
+                      templates=list(newest.templates), show_progress=False)
+        expected = model.state_dict()
+        rebuilt = build_state(base, adapter, repo.update_chain(squashed))
+        for name, w in rebuilt.items():
+            assert same_bits(w, expected[name]), name
+    assert subjects(repo_dir) == {r.subject for r in requests}

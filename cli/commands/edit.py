@@ -103,7 +103,8 @@ def squash(rev: str, message: str | None) -> None:
     The facts added after REV and live at HEAD are solved again in ONE update, on REV's
     state, from their cached z-vectors (no z optimisation). Their efficacy is reported
     before (at the old HEAD) and after; the branch moves to the new commit, whose parent
-    is REV. Prints the new commit id as the last line.
+    is REV. REV `base` makes the whole history one commit, with no parent. Prints the new
+    commit id as the last line.
     """
     from memstore.store import porcelain
 

@@ -26,7 +26,7 @@ from .queries import measure
 from .repository import Repository
 from .retention import earlier_sample, recall, retention_metrics
 from .running import earlier_keys_for
-from .states import LoadedBase, state_of, statistics_of_set
+from .states import BASE, LoadedBase, state_commit, state_of, statistics_of_set
 
 Fact = tuple[str, str, str]  # (subject, prompt, target_new)
 
@@ -224,16 +224,19 @@ def _pairs(facts: list[LiveFact]) -> set[Fact]:
 def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
     """Replaces the commits after `rev` on the branch by one commit: one solve, on `rev`'s
     state, for the facts added since `rev` that are live at HEAD, from their cached
-    z-vectors. Measures the efficacy of those facts before (at HEAD) and after."""
+    z-vectors. Measures the efficacy of those facts before (at HEAD) and after. `rev`
+    'base' (where nothing else has that name) squashes the whole history into one commit
+    with no parent."""
     t0 = time.perf_counter()
     with repo.lock():
         head = _require_head(repo, "squash")
-        onto = repo.resolve(rev)
+        onto = state_commit(repo, rev)
         if onto == head:
             raise ValidationError(f"nothing to squash: {rev} is HEAD")
-        if not repo.is_ancestor(onto, head):
+        if onto is not BASE and not repo.is_ancestor(onto, head):
             raise ValidationError(f"commit {onto[:12]} is not in the history of HEAD")
-        at_onto, at_head = repo.facts_at(onto), repo.facts_at(head)
+        at_onto = repo.facts_at(onto) if onto is not BASE else []
+        at_head = repo.facts_at(head)
         head_keys = {fact_key(f.request) for f in at_head}
         gone = [f for f in at_onto if fact_key(f.request) not in head_keys]
         if gone:
@@ -243,7 +246,7 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
                                 "revision")
         kept = _pairs(at_onto)
         added = [f for f in at_head if _fact(f.request) not in kept]
-        older = history.ancestors(history.graph(repo.db), onto)
+        older = history.ancestors(history.graph(repo.db), onto) if onto is not BASE else set()
         squashed = [c.id for c in repo.log(head) if c.id not in older]
         base = state_of(repo, head)
         requests = [f.request for f in added]
@@ -255,9 +258,11 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
         if message is None:
             lines = [f"* {repo.get_commit(c).message.strip().splitlines()[0]}"
                      for c in reversed(squashed) if repo.get_commit(c).message.strip()]
-            message = (f"Squash {len(squashed)} commits after {onto[:12]} "
+            after = onto[:12] if onto is not BASE else "the base model"
+            message = (f"Squash {len(squashed)} commits after {after} "
                        f"({len(added)} facts)\n\n" + "\n".join(lines))
-        new = repo.write_commit(results, parents=[onto], basis=onto, message=message,
+        new = repo.write_commit(results, parents=[onto] if onto is not BASE else [],
+                                basis=onto, message=message,
                                 metrics=metrics, operation="squash",
                                 info={"squashed": squashed}, expected=head)
     return Report(new, new.id, metrics, {"squashed": squashed, "before": before,
