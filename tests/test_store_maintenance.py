@@ -130,3 +130,25 @@ def test_fsck_finds_a_commit_on_another_base_or_beyond_the_model(tmp_path):
     config.put(repo.db, config.BASE, config.base_json(b.spec, "f" * 64, None, {"n_layers": 3}))
     assert f"commit {c.id[:12]}: made on another base model than this repository's" \
         in repo.fsck(verify=False)
+
+
+def test_fsck_while_a_gc_runs_reports_nothing(repo, monkeypatch):
+    """fsck takes no lock: a gc in another process may remove objects it has listed (the
+    index rows first, then the files). Those are not missing objects."""
+    commit_on_head(repo, seed=1)
+    repo.switch("side", create=True)
+    side = commit_on_head(repo, seed=2)
+    repo.switch("main")
+    repo.delete_branch("side", force=True)
+    checker = Repository.open(repo.root)  # as another process
+    real, ran = checker.objects.get_bytes, []
+
+    def get_bytes(oid, verify=True):
+        if not ran:  # the objects are listed; gc runs before they are read
+            ran.append(repo.gc())
+        return real(oid, verify)
+
+    monkeypatch.setattr(checker.objects, "get_bytes", get_bytes)
+    assert checker.fsck() == []
+    assert ran[0].commits == [side.id] and ran[0].objects
+    checker.close()

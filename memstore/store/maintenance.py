@@ -6,7 +6,7 @@ objects of all statistics records and the newest ref snapshots. Rebuilding a los
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 
 from ..editing.progress import progress
@@ -100,12 +100,18 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
     present = set(objects.iter())
     corrupt: set[str] = set()
     if verify:
-        sizes = {oid: objects.size(oid) for oid in present}
+        sizes = {}
+        for oid in present:
+            with suppress(MissingObjectError):  # removed since listed (a gc), as below
+                sizes[oid] = objects.size(oid)
+        present = set(sizes)
         with progress(total=sum(sizes.values()), desc="checking objects", unit="B",
                       unit_scale=True, unit_divisor=1024) as bar:
             for oid in sorted(present):
                 try:
                     objects.get_bytes(oid, verify=True)
+                except MissingObjectError:  # removed since it was listed: a gc running now,
+                    present.discard(oid)    # which drops the index rows first (read below)
                 except CorruptObjectError:
                     corrupt.add(oid)
                     problems.append(f"object {oid} is corrupt (its content does not match its "
