@@ -206,3 +206,25 @@ def test_a_clone_that_loses_a_race_leaves_the_winners_repository(base, tmp_path,
         clone.clone(str(tmp_path / "remote"), target, str(model))
     assert ok("fsck", cwd=target).stdout.strip() == "ok"
     assert log_json(target)[0]["id"] == ids[-1]
+
+
+def test_an_export_of_head_while_another_process_commits(base, tmp_path, monkeypatch):
+    """HEAD moves (a commit in another process) while an export hashes the base: the
+    checkpoint holds the state of the commit its manifest names (it held the new one's
+    weights under the old one's id, and verify failed)."""
+    from memstore.store import checkpoint
+
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    real = checkpoint.check_base_weights
+
+    def check_base_weights(r):
+        real(r)
+        ok("commit", facts_files(base)["d"], "-m", "d", cwd=repo)  # as another process
+
+    monkeypatch.setattr(checkpoint, "check_base_weights", check_base_weights)
+    out = tmp_path / "out"
+    assert ids[-1][:12] in ok("export", "HEAD", out, cwd=repo).stdout
+    monkeypatch.undo()
+    assert len(log_json(repo)) == 4  # the commit landed meanwhile
+    ok("verify", out, cwd=repo)

@@ -339,16 +339,16 @@ def test_two_exports_into_one_new_folder_one_is_refused(history, tmp_path, monke
 
     repo, ids = history
     out = tmp_path / "new"
-    real = checkpoint.load_state
+    real = checkpoint.state_of
     inner = {}
 
-    def load_state(r, rev, **kw):
+    def state_of(r, commit):
         if not inner:
             inner["started"] = True
             checkpoint.export(r, ids[0], out)  # the other export lands first
-        return real(r, rev, **kw)
+        return real(r, commit)
 
-    monkeypatch.setattr(checkpoint, "load_state", load_state)
+    monkeypatch.setattr(checkpoint, "state_of", state_of)
     r = run("export", ids[2], out, cwd=repo)
     assert r.exit_code == 1 and "appeared or filled up while exporting" in r.stderr
     monkeypatch.undo()

@@ -30,7 +30,6 @@ from .repository import Repository
 from .states import (
     BASE,
     check_base,
-    load_state,
     open_base,
     runtime_from_flags,
     state_commit,
@@ -108,17 +107,25 @@ def protected_paths(repo: Repository) -> dict[str, Path]:
     return out
 
 
+_RESOLVE = object()  # export's `commit` not given: resolve `rev`
+
+
 def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
-           force: bool = False, card: str | None = None) -> dict[str, Any]:
+           force: bool = False, card: str | None = None, commit: Any = _RESOLVE
+           ) -> dict[str, Any]:
     """Writes the state of `rev` (None: HEAD) to `out_dir`: into a new or empty folder, or,
     with `force`, in place of a previous memstore export (export_target). Written beside it
     and renamed into place, so an interrupted export leaves no half checkpoint under its
-    name. `card`: the model card, written as README.md. Returns the manifest."""
+    name. `card`: the model card, written as README.md; `commit`: the state `rev` names
+    when the caller resolved it already (its card describes that one). `rev` is resolved
+    once: a branch moved meanwhile by another process (a commit) does not put its weights
+    under the manifest of the commit resolved first. Returns the manifest."""
     target = check_target(out_dir, force, protected_paths(repo))
-    commit = state_commit(repo, rev)
+    if commit is _RESOLVE:
+        commit = state_commit(repo, rev)
     check_base(repo)
     check_base_weights(repo)
-    base = load_state(repo, rev, check=False)
+    base = state_of(repo, commit)
     with written_beside(target) as tmp:
         base.model.save_pretrained(tmp)
         base.tokenizer.save_pretrained(tmp)

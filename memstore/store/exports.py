@@ -116,7 +116,7 @@ def export_as(repo: Repository, rev: str | None, out_dir: str | Path, *, format:
     command = rebuild_command(commit, str(out_dir), format, base_of, max_rank, gguf_dtype)
     if format == "full":
         card = make_card(repo, "full", name, commit, BASE, str(out_dir), command, [])
-        return checkpoint.export(repo, rev, out_dir, force=force, card=card)
+        return checkpoint.export(repo, rev, out_dir, force=force, card=card, commit=commit)
     if format == "peft":
         return _export_peft(repo, name, commit, base_of, out, str(out_dir), max_rank, command)
     return _export_gguf(repo, name, commit, out, str(out_dir), gguf_dtype or "f32", command)
