@@ -42,7 +42,7 @@ def _one_line(message: str) -> str:
 
 
 class Stopped(BaseException):
-    """Ctrl-C or SIGTERM, raised where the command is, so that its cleanups run (an
+    """Ctrl-C, SIGTERM or SIGHUP, raised where the command is, so that its cleanups run (an
     export's or a clone's half-written folder is removed, a transaction rolled back) and
     it ends as one line with 128 + the signal's number. A BaseException, as
     KeyboardInterrupt is: no `except Exception` swallows it, and click does not turn it
@@ -53,9 +53,22 @@ class Stopped(BaseException):
         self.signum = signum
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the cleanup too
+STOPPING = (signal.SIGTERM, signal.SIGHUP)  # (SIGINT raises KeyboardInterrupt already)
+
+
+def _on_stop(signum: int, frame: Any) -> None:
+    signal.signal(signum, signal.SIG_DFL)  # the same signal again ends the cleanup too
     raise Stopped(signum)
+
+
+def _handle_stops() -> dict[int, Any]:
+    """Installs _on_stop for the signals that would end the process without cleanups, but
+    not where they are ignored (nohup); returns the handlers to put back."""
+    previous = {}
+    for s in STOPPING:
+        if signal.getsignal(s) == signal.SIG_DFL:
+            previous[s] = signal.signal(s, _on_stop)
+    return previous
 
 
 class MemstoreGroup(click.Group):
@@ -72,7 +85,7 @@ class MemstoreGroup(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:
         cwd = os.getcwd()
         main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+        previous = _handle_stops() if main_thread else {}
         try:
             _refuse_undecodable(sys.argv[1:] if args is None else args)
             code = super().main(args, prog_name or "memstore", complete_var,
@@ -88,8 +101,8 @@ class MemstoreGroup(click.Group):
         except Stopped as e:
             code = _stopped(e.signum)
         finally:
-            if main_thread:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
             os.chdir(cwd)  # undo -C, for callers that run several commands in one process
         if standalone_mode:
             sys.exit(code)
@@ -97,8 +110,11 @@ class MemstoreGroup(click.Group):
 
 
 def _stopped(signum: int) -> int:
-    word = "interrupted" if signum == signal.SIGINT else "terminated"
-    click.echo(f"memstore: {word}", err=True)
+    word = {signal.SIGINT: "interrupted", signal.SIGHUP: "hung up"}.get(signum, "terminated")
+    try:
+        click.echo(f"memstore: {word}", err=True)
+    except OSError:  # the terminal that hung up
+        pass
     return 128 + signum
 
 

@@ -39,6 +39,7 @@ def _run_signalled(args: list[str], module, name: str, signum: int, err: Path) -
             sys.stdout, sys.stderr = os.fdopen(1, "w"), os.fdopen(2, "w")  # not pytest's
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
             real = getattr(module, name)
 
             def stop(*a, **k):
@@ -58,7 +59,8 @@ def _run_signalled(args: list[str], module, name: str, signum: int, err: Path) -
 
 
 @pytest.mark.parametrize("signum, word", [(signal.SIGINT, "interrupted"),
-                                          (signal.SIGTERM, "terminated")])
+                                          (signal.SIGTERM, "terminated"),
+                                          (signal.SIGHUP, "hung up")])
 def test_a_signalled_export_says_so_and_leaves_no_folder(base, tmp_path, signum, word):
     template, _ = history_template(base)
     repo = copy_repo(template, tmp_path / "repo")
