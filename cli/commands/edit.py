@@ -1,32 +1,74 @@
 """commit, revert, squash, merge: the commands that write facts into the weights.
 
 Each holds the repository lock for its whole run (a concurrent writer waits, saying so on
-stderr) and prints the new commit id as the last line of stdout."""
+stderr) and prints the new commit id as the last line of stdout; with --json, one JSON
+object instead (built by the *_result function beside each command, from which the text
+is printed too)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from memstore.store.retention import retention_warning
 
-from ..output import first_line, layers_text, metrics_line, runtime_options, short, warn
+from ..output import (
+    first_line,
+    json_option,
+    layers_text,
+    metrics_line,
+    num,
+    print_json,
+    runtime_options,
+    short,
+    warn,
+)
 
 
-def _done(repo, report, verb: str) -> None:
+def written(repo, report) -> dict[str, Any]:
+    """What a command that wrote a commit did: the commit, the branch it moved (None:
+    detached HEAD), its operation, facts, solves, layers, seconds, the metrics measured
+    right after the edit, and the warning when it lost earlier facts (None: none)."""
     c = report.commit
-    branch = repo.head().branch or "detached HEAD"
-    click.echo(f"[{branch} {short(c.id)}] {first_line(c.message)}")
-    layers = sorted({l for s in c.update_sets for l in s.layers})
-    solves = len(c.update_sets)
-    click.echo(f" {verb}: {c.n_requests} facts in {solves} solve{'s' * (solves != 1)}"
+    return {"commit": c.id, "branch": repo.head().branch, "operation": c.operation,
+            "message": c.message, "parents": list(c.parents), "n_facts": c.n_requests,
+            "solves": len(c.update_sets),
+            "layers": sorted({l for s in c.update_sets for l in s.layers}),
+            "seconds": report.seconds, "metrics": report.metrics,
+            "warning": retention_warning(report.metrics.get("earlier") or {})}
+
+
+def show_written(d: dict[str, Any], verb: str) -> None:
+    """The text of `written`'s dict: '[branch id] subject', what was solved, the metrics,
+    the warning on stderr and the commit id last."""
+    click.echo(f"[{d['branch'] or 'detached HEAD'} {short(d['commit'])}] "
+               f"{first_line(d['message'])}")
+    solves, layers = d["solves"], d["layers"]
+    click.echo(f" {verb}: {d['n_facts']} facts in {solves} solve{'s' * (solves != 1)}"
                f"{' on layers ' + layers_text(layers) if layers else ''}, "
-               f"{report.seconds:.1f} s")
-    click.echo(f" {metrics_line(report.metrics)}")
-    fading = retention_warning(report.metrics.get("earlier") or {})
-    if fading is not None:
-        warn(f"warning: {fading}")
-    click.echo(c.id)
+               f"{d['seconds']:.1f} s")
+    click.echo(f" {metrics_line(d['metrics'])}")
+    if d["warning"] is not None:
+        warn(f"warning: {d['warning']}")
+    click.echo(d["commit"])
+
+
+def report_json(d: dict[str, Any]) -> None:
+    """--json: the warnings still on stderr, the object on stdout."""
+    if d.get("warning") is not None:
+        warn(f"warning: {d['warning']}")
+    print_json(d)
+
+
+def commit_result(repo, report, file: str, n_in_file: int, notes: list[str],
+                  memory: list[str]) -> dict[str, Any]:
+    """commit --json: `written` with the facts file, its requests (those repeated in it
+    were written once), the notes heard on stderr and the memory estimate."""
+    d = written(repo, report)
+    return d | {"file": file, "requests_in_file": n_in_file,
+                "repeated": n_in_file - d["n_facts"], "notes": notes,
+                "memory": memory[0] if memory else None}
 
 
 @click.command()
@@ -35,7 +77,8 @@ def _done(repo, report, verb: str) -> None:
 @click.option("-m", "--message", help="The commit message (default: 'N facts from FILE').")
 @click.option("--supersede", is_flag=True,
               help="Allow facts that replace a live fact's target (same subject and prompt).")
-def commit(file: str, message: str | None, supersede: bool) -> None:
+@json_option
+def commit(file: str, message: str | None, supersede: bool, as_json: bool) -> None:
     """Write the facts in FILE into the model as one commit on HEAD.
 
     FILE holds requests, one JSON object per line:
@@ -57,6 +100,10 @@ def commit(file: str, message: str | None, supersede: bool) -> None:
     many of the facts live before it (a seeded sample of up to 256) the model recalls
     before and after: a commit that loses 5% of those it recalled warns. Prints the new
     commit id as the last line.
+
+    --json prints one object: commit, branch, operation, message, parents, n_facts,
+    solves, layers, seconds, metrics, warning, file, requests_in_file, repeated (given
+    twice in FILE, written once), notes (what was said on stderr) and memory.
     """
     from memstore.eval.data import read_requests_file
     from memstore.store import porcelain
@@ -66,23 +113,40 @@ def commit(file: str, message: str | None, supersede: bool) -> None:
     requests = read_requests_file(file)
     if message is None:
         message = f"{len(requests)} facts from {Path(file).name}"
+    notes: list[str] = []
+    memory: list[str] = []
+
+    def note(line: str) -> None:
+        notes.append(line)
+        warn(line)
+
+    def inform(line: str) -> None:  # the memory estimate: on stdout unless --json
+        memory.append(line)
+        warn(line) if as_json else click.echo(line)
+
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
         report = porcelain.commit(repo, requests, message, supersede=supersede,
-                                  info={"file": Path(file).name}, note=warn, inform=click.echo)
-        _done(repo, report, "commit")
+                                  info={"file": Path(file).name}, note=note, inform=inform)
+        d = commit_result(repo, report, file, len(requests), notes, memory)
+    report_json(d) if as_json else show_written(d, "commit")
 
 
 @click.command()
 @runtime_options
 @click.argument("rev")
 @click.option("-m", "--message", help="The commit message (default: 'Revert \"…\"').")
-def revert(rev: str, message: str | None) -> None:
+@json_option
+def revert(rev: str, message: str | None, as_json: bool) -> None:
     """Remove the facts of commit REV with a new commit.
 
     The new commit's state is HEAD's without REV's facts (for a merge commit: the facts it
     merged in). The update sets solved after REV were solved with it in place, so they are
     replayed from their cached z-vectors, without any z optimisation, on top of the state
     before REV; the message lists them. Prints the new commit id as the last line.
+
+    --json prints one object: commit, branch, operation, message, parents, n_facts,
+    solves, layers, seconds, metrics (with `reverted`: REV's facts measured after),
+    warning, reverted (REV's id), replayed (the commits replayed) and removed (facts).
     """
     from memstore.store import porcelain
 
@@ -90,14 +154,22 @@ def revert(rev: str, message: str | None) -> None:
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
         report = porcelain.revert(repo, rev, message)
-        _done(repo, report, "revert")
+        d = revert_result(repo, report)
+    report_json(d) if as_json else show_written(d, "revert")
+
+
+def revert_result(repo, report) -> dict[str, Any]:
+    n = report.notes
+    return written(repo, report) | {"reverted": n["reverted"], "replayed": n["replayed"],
+                                    "removed": n["removed"]}
 
 
 @click.command()
 @runtime_options
 @click.argument("rev")
 @click.option("-m", "--message", help="The commit message (default: the squashed messages).")
-def squash(rev: str, message: str | None) -> None:
+@json_option
+def squash(rev: str, message: str | None, as_json: bool) -> None:
     """Make everything after REV on the branch one commit.
 
     The facts added after REV and live at HEAD are solved again in ONE update, on REV's
@@ -105,27 +177,40 @@ def squash(rev: str, message: str | None) -> None:
     before (at the old HEAD) and after; the branch moves to the new commit, whose parent
     is REV. REV `base` makes the whole history one commit, with no parent. Prints the new
     commit id as the last line.
+
+    --json prints one object: commit, branch, operation, message, parents, n_facts,
+    solves, layers, seconds, metrics, warning, squashed (the ids of the commits replaced,
+    newest first) and before (the metrics of the same facts at the old HEAD).
     """
     from memstore.store import porcelain
 
     from ..context import open_repo
-    from ..output import num
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
         report = porcelain.squash(repo, rev, message)
-        _done(repo, report, f"squash of {len(report.notes['squashed'])} commits")
-        before, after = report.notes["before"], report.metrics
-        if before:
-            warn(f"efficacy before {num(before.get('efficacy'))}, after "
-                 f"{num(after.get('efficacy'))}; P(new) before {num(before.get('p_new'))}, "
-                 f"after {num(after.get('p_new'))}")
+        d = squash_result(repo, report)
+    if as_json:
+        report_json(d)
+        return
+    show_written(d, f"squash of {len(d['squashed'])} commits")
+    before, after = d["before"], d["metrics"]
+    if before:
+        warn(f"efficacy before {num(before.get('efficacy'))}, after "
+             f"{num(after.get('efficacy'))}; P(new) before {num(before.get('p_new'))}, "
+             f"after {num(after.get('p_new'))}")
+
+
+def squash_result(repo, report) -> dict[str, Any]:
+    return written(repo, report) | {"squashed": report.notes["squashed"],
+                                    "before": report.notes["before"]}
 
 
 @click.command()
 @runtime_options
 @click.argument("branch")
 @click.option("-m", "--message", help="The merge commit's message.")
-def merge(branch: str, message: str | None) -> None:
+@json_option
+def merge(branch: str, message: str | None, as_json: bool) -> None:
     """Merge BRANCH (or any revision) into the current branch.
 
     A fact-level three-way merge against the merge base: for each (subject, prompt), a
@@ -135,6 +220,11 @@ def merge(branch: str, message: str | None) -> None:
     merge commit (two parents) whose update is ONE solve, on the merge base's state, for
     the facts both sides added since it, from their cached z-vectors. Prints the
     resulting commit id as the last line.
+
+    --json prints one object: kind (up-to-date, fast-forward or merge), head (where the
+    branch points now), branch, and commit (the merge commit written; null for the other
+    kinds); for a merge commit also operation, message, parents, n_facts, solves, layers,
+    seconds, metrics, warning, merge_base and solved (facts solved on the merge base).
     """
     from memstore.store import porcelain
 
@@ -142,21 +232,32 @@ def merge(branch: str, message: str | None) -> None:
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
         report = porcelain.merge(repo, branch, message)
-        merged(repo, report)
+        d = merge_result(repo, report)
+    report_json(d) if as_json else show_merged(d)
 
 
-def merged(repo, report) -> None:
-    """Prints what a merge (or a pull) did; the resulting commit id last."""
-    kind = report.notes["kind"]
-    if kind == "up-to-date":
+def merge_result(repo, report) -> dict[str, Any]:
+    """What a merge (or a pull) did: a merge commit as `written`, or no commit (up to date,
+    or fast-forwarded to `head`)."""
+    n = report.notes
+    if n["kind"] != "merge":
+        return {"kind": n["kind"], "commit": None, "head": report.head,
+                "branch": repo.head().branch}
+    return {"kind": "merge", "head": report.head, **written(repo, report),
+            "merge_base": n["merge_base"], "solved": n["solved"]}
+
+
+def show_merged(d: dict[str, Any]) -> None:
+    """The text of `merge_result`'s dict; the resulting commit id last."""
+    if d["kind"] == "up-to-date":
         click.echo("Already up to date.")
-        click.echo(report.head)
-    elif kind == "fast-forward":
-        click.echo(f"Fast-forward to {short(report.head)}")
-        click.echo(report.head)
+        click.echo(d["head"])
+    elif d["kind"] == "fast-forward":
+        click.echo(f"Fast-forward to {short(d['head'])}")
+        click.echo(d["head"])
     else:
-        _done(repo, report, f"merge ({report.notes['solved']} facts solved on the merge "
-                            f"base {short(report.notes['merge_base'])})")
+        show_written(d, f"merge ({d['solved']} facts solved on the merge base "
+                        f"{short(d['merge_base'])})")
 
 
 COMMANDS = [commit, revert, squash, merge]

@@ -149,8 +149,9 @@ def _not_recalled(m: dict) -> None:
 @click.option("--gguf-dtype", type=click.Choice(["f32", "f16"]), default=None,
               help="(gguf) Type of the edited tensors: f32 (default, exact) or f16.")
 @click.option("--force", is_flag=True, help="Replace OUT_DIR if it holds a previous export.")
+@json_option
 def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
-           max_rank: int | None, gguf_dtype: str | None, force: bool) -> None:
+           max_rank: int | None, gguf_dtype: str | None, force: bool, as_json: bool) -> None:
     """Write the state of REV (default: HEAD) where models are served from.
 
     --format full (default): OUT_DIR gets the weights (safetensors), the config and the
@@ -169,6 +170,12 @@ def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
     Every export also gets a model card (README.md) and memstore-manifest.json (base hash,
     commit, settings, sha256 of every tensor) that `memstore verify OUT_DIR` checks. A
     non-empty OUT_DIR is refused unless --force (and it holds a previous export).
+
+    --json prints one object: out_dir, format, commit, rev, base (spec, hash), files (every
+    file written, the manifest last), tensors (how many the manifest hashes), warning; for
+    full built_with; for peft since, rank, max_rank, layers (per layer the rank kept and
+    the error), truncation and adapter_bytes; for gguf gguf (file, dtype, sizes) and
+    layers (the re-quantisation figures).
     """
     from memstore.store import porcelain
 
@@ -178,52 +185,74 @@ def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
     with open_repo() as repo:
         manifest = porcelain.export_as(repo, rev, out, format=fmt, since=since,
                                        max_rank=max_rank, gguf_dtype=gguf_dtype, force=force)
-    if fmt == "peft":
-        _report_peft(manifest, out, max_rank)
+    d = export_result(manifest, out, fmt, max_rank)
+    if as_json:
+        _warned(d)
+        print_json(d)
+    elif fmt == "peft":
+        _report_peft(d)
     elif fmt == "gguf":
-        _report_gguf(manifest, out)
+        _report_gguf(d)
     else:
-        click.echo(f"Exported {short(manifest['commit'])} ({len(manifest['tensors'])} tensors) "
-                   f"to {out}")
+        click.echo(f"Exported {short(d['commit'])} ({d['tensors']} tensors) to {out}")
+
+
+def export_result(m: dict, out: str, fmt: str, max_rank: int | None) -> dict:
+    """What an export wrote, from its manifest: export --json, and the text's values."""
+    from memstore.store.export_target import MANIFEST
+
+    d = {"out_dir": out, "format": fmt, "commit": m["commit"], "rev": m["rev"],
+         "base": m["base"], "files": [*sorted(m["files"]), MANIFEST],
+         "tensors": len(m["tensors"]), "warning": None}
+    if fmt == "full":
+        return d | {"built_with": m.get("built_with")}
+    if fmt == "gguf":
+        return d | {"gguf": m["gguf"], "layers": m["layers"]}
+    from memstore.serving.peft import VLLM_MAX_RANK, WEIGHTS
+
+    if m["rank"] > VLLM_MAX_RANK and max_rank is None:
+        d["warning"] = (f"rank {m['rank']} is above {VLLM_MAX_RANK}, the largest "
+                        f"--max-lora-rank vLLM accepts; --max-rank {VLLM_MAX_RANK} truncates "
+                        "it (and prints the error)")
+    return d | {"since": m.get("since"), "rank": m["rank"], "max_rank": max_rank,
+                "layers": m["layers"], "truncation": m.get("truncation"),
+                "adapter_bytes": (Path(out) / WEIGHTS).stat().st_size}
 
 
 def _runtime_text(d: dict | None) -> str | None:
     return f"{d.get('device')}/{d.get('dtype')}" if isinstance(d, dict) else None
 
 
-def _report_peft(m: dict, out: str, max_rank: int | None) -> None:
-    from memstore.serving.peft import VLLM_MAX_RANK, WEIGHTS
+def _report_peft(d: dict) -> None:
+    from memstore.serving.peft import WEIGHTS
 
-    since = f"{short(m['since'])} → " if m.get("since") else "base → "
-    layers = m["layers"]
-    if max_rank is not None:
+    since = f"{short(d['since'])} → " if d.get("since") else "base → "
+    layers = d["layers"]
+    if d["max_rank"] is not None:
         for l, r in layers.items():
             click.echo(f"layer {l} ({r['module']}): rank {r['numerical_rank']} → {r['rank']}, "
                        f"relative Frobenius error {r['error']:.4g}")
-    t = m.get("truncation") or {}
+    t = d.get("truncation") or {}
     if t.get("n_facts"):
         e, tr = t["exact"], t["truncated"]
         click.echo(f"efficacy on the {t['n_facts']} facts written: ES {num(e['efficacy'])} "
                    f"exact → {num(tr['efficacy'])} truncated; mean P(new) {num(e['p_new'])} → "
                    f"{num(tr['p_new'])}")
-    if m["rank"] > VLLM_MAX_RANK and max_rank is None:
-        warn(f"warning: rank {m['rank']} is above {VLLM_MAX_RANK}, the largest --max-lora-rank "
-             f"vLLM accepts; --max-rank {VLLM_MAX_RANK} truncates it (and prints the error)")
-    click.echo(f"Exported {since}{short(m['commit'])} as a PEFT LoRA adapter: rank {m['rank']}, "
-               f"{len(layers)} modules, {WEIGHTS} {size((Path(out) / WEIGHTS).stat().st_size)} "
-               f"to {out}")
+    _warned(d)
+    click.echo(f"Exported {since}{short(d['commit'])} as a PEFT LoRA adapter: rank {d['rank']}, "
+               f"{len(layers)} modules, {WEIGHTS} {size(d['adapter_bytes'])} to {d['out_dir']}")
 
 
-def _report_gguf(m: dict, out: str) -> None:
-    g = m["gguf"]
-    for l, r in m["layers"].items():
+def _report_gguf(d: dict) -> None:
+    g = d["gguf"]
+    for l, r in d["layers"].items():
         q = r["requantized"]
         kept = (f"re-quantised to {r['base_type']} it would keep {q['kept']:.3f} of ΔW "
                 f"(relative error {q['error']:.3f})" if q is not None else
                 f"gguf-py cannot quantise to {r['base_type']}: survival not measured")
         click.echo(f"layer {l}: {r['tensor']} {g['dtype'].upper()} (base {r['base_type']}); {kept}")
-    click.echo(f"Exported {short(m['commit'])} as GGUF: {g['file']} {size(g['size'])} "
-               f"(base file {size(g['base_size'])}) to {out}")
+    click.echo(f"Exported {short(d['commit'])} as GGUF: {g['file']} {size(g['size'])} "
+               f"(base file {size(g['base_size'])}) to {d['out_dir']}")
 
 
 @click.command()
@@ -231,7 +260,8 @@ def _report_gguf(m: dict, out: str) -> None:
 @click.argument("out_dir", required=False)
 @click.option("--base", "check_base", is_flag=True,
               help="Re-hash the base model fully and compare it with the hash recorded at init.")
-def verify(out_dir: str | None, check_base: bool) -> None:
+@json_option
+def verify(out_dir: str | None, check_base: bool, as_json: bool) -> None:
     """Check an exported checkpoint, or the base model.
 
     With OUT_DIR: rebuilds the exported revision from the repository and compares every
@@ -239,6 +269,11 @@ def verify(out_dir: str | None, check_base: bool) -> None:
     differing tensors and exits 1. With --base: re-hashes the base model from disk; exit
     status 0 if it is the one recorded at init (its recorded size and modification time
     are then refreshed), else 1.
+
+    --json prints one object (the exit status as without it): ok; with OUT_DIR out_dir,
+    commit, tensors (how many were compared), problems (one line each), built_with,
+    rebuilt_with and warning; with --base, base: ok, path, recorded and actual (the hash
+    recorded at init and the one on disk).
     """
     from memstore.store import porcelain
 
@@ -246,35 +281,64 @@ def verify(out_dir: str | None, check_base: bool) -> None:
 
     if out_dir is None and not check_base:
         raise click.UsageError("give an exported OUT_DIR to verify, or --base")
-    failed = False
     with open_repo() as repo:
-        if check_base:
-            r = porcelain.verify_base(repo)
-            if r.ok:
-                click.echo(f"base OK: {r.path} has hash {r.actual[:16]}")
-            else:
-                warn(f"base model changed: {r.path} has hash {r.actual[:16]}, recorded at init "
-                     f"{r.recorded[:16]}")
-                failed = True
-        if out_dir is not None:
-            v = porcelain.verify(repo, out_dir)
-            for p in v.problems:
-                click.echo(p)
-            made = _runtime_text(v.built_with)
-            if v.ok:
-                click.echo(f"OK: {v.n_tensors} tensors identical to {short(v.commit)} rebuilt"
-                           + (f" (built with {made})" if made else ""))
-            else:
-                warn(f"{out_dir}: {len(v.problems)} problem(s) against {short(v.commit)} "
-                     "rebuilt and the manifest")
-                again = _runtime_text(v.rebuilt_with)
-                if made and again and made != again:
-                    warn(f"it was built with {made} and rebuilt here with {again}: rebuilds are "
-                         "bit-identical on the same device type and dtype only (use --device "
-                         "and --dtype)")
-                failed = True
-    if failed:
+        b = porcelain.verify_base(repo) if check_base else None
+        v = porcelain.verify(repo, out_dir) if out_dir is not None else None
+    d = verify_result(out_dir, v, b)
+    if as_json:
+        _warned(d, "")
+        print_json(d)
+    else:
+        _report_verify(d)
+    if not d["ok"]:
         raise SystemExit(1)
+
+
+def verify_result(out_dir: str | None, v, b) -> dict:
+    """verify --json, and the values its text is printed from: `v` the export's
+    verification (None without OUT_DIR), `b` the base's (None without --base)."""
+    d: dict = {"ok": (v is None or v.ok) and (b is None or b.ok)}
+    if b is not None:
+        d["base"] = {"ok": b.ok, "path": None if b.path is None else str(b.path),
+                     "recorded": b.recorded, "actual": b.actual}
+    if v is not None:
+        made, again = _runtime_text(v.built_with), _runtime_text(v.rebuilt_with)
+        differs = not v.ok and made and again and made != again
+        d |= {"out_dir": out_dir, "commit": v.commit, "tensors": v.n_tensors,
+              "problems": list(v.problems), "built_with": v.built_with,
+              "rebuilt_with": v.rebuilt_with,
+              "warning": (f"it was built with {made} and rebuilt here with {again}: rebuilds "
+                          "are bit-identical on the same device type and dtype only (use "
+                          "--device and --dtype)") if differs else None}
+    return d
+
+
+def _report_verify(d: dict) -> None:
+    b = d.get("base")
+    if b is not None:
+        if b["ok"]:
+            click.echo(f"base OK: {b['path']} has hash {b['actual'][:16]}")
+        else:
+            warn(f"base model changed: {b['path']} has hash {b['actual'][:16]}, recorded at "
+                 f"init {b['recorded'][:16]}")
+    if "problems" not in d:
+        return
+    for p in d["problems"]:
+        click.echo(p)
+    made = _runtime_text(d["built_with"])
+    if not d["problems"]:
+        click.echo(f"OK: {d['tensors']} tensors identical to {short(d['commit'])} rebuilt"
+                   + (f" (built with {made})" if made else ""))
+    else:
+        warn(f"{d['out_dir']}: {len(d['problems'])} problem(s) against {short(d['commit'])} "
+             "rebuilt and the manifest")
+        _warned(d, "")
+
+
+def _warned(d: dict, prefix: str = "warning: ") -> None:
+    """The result's warning (if any) on stderr: still there with --json."""
+    if d.get("warning") is not None:
+        warn(f"{prefix}{d['warning']}")
 
 
 COMMANDS = [ask, eval_, export, verify]

@@ -56,27 +56,43 @@ def branch(repo, name: str | None, rev: str, delete: bool, force_delete: bool,
 @click.option("-c", "--create", is_flag=True, help="Create branch NAME at HEAD first.")
 @click.option("--detach", is_flag=True, help="Point HEAD at the commit NAME names, not at "
               "a branch.")
+@json_option
 @pass_repo
-def switch(repo, name: str, create: bool, detach: bool) -> None:
+def switch(repo, name: str, create: bool, detach: bool, as_json: bool) -> None:
     """Switch HEAD to branch NAME (alias: checkout).
 
     Later commits go onto that branch. A revision that is not a branch (a tag, a commit
     id, HEAD~2) detaches HEAD at its commit. Nothing else changes: states are built from
     the records, there is no working copy to update.
+
+    --json prints one object: branch (null when detached), commit (null on a branch with
+    no commits yet), detached, created, and left_behind: the commits a detached HEAD
+    leaves that no branch or tag holds, newest first (empty when none; also warned).
     """
     was = repo.head()
     head = repo.switch(name, create=create, detach=detach)
-    if was.branch is None and was.commit is not None and was.commit != head.commit:
-        left = repo.held_by_no_ref(was.commit)
-        if left:
-            warn(f"warning: leaving {len(left)} commit(s) behind that no branch or tag holds, "
-                 f"the newest {short(left[0])}; `memstore branch NAME {short(left[0])}` keeps "
-                 "them (gc removes them otherwise)")
-    if head.branch:
-        made = "a new " if create else ""
-        click.echo(f"Switched to {made}branch '{head.branch}'")
+    left = (repo.held_by_no_ref(was.commit)
+            if was.branch is None and was.commit is not None and was.commit != head.commit
+            else [])
+    d = switch_result(head, create, left)
+    if d["warning"] is not None:
+        warn(f"warning: {d['warning']}")
+    if as_json:
+        print_json(d)
+    elif d["branch"]:
+        made = "a new " if d["created"] else ""
+        click.echo(f"Switched to {made}branch '{d['branch']}'")
     else:
-        click.echo(f"HEAD is now at {short(head.commit)} (detached)")
+        click.echo(f"HEAD is now at {short(d['commit'])} (detached)")
+
+
+def switch_result(head, create: bool, left: list[str]) -> dict:
+    """switch --json, and the values its text is printed from."""
+    warning = (f"leaving {len(left)} commit(s) behind that no branch or tag holds, the "
+               f"newest {short(left[0])}; `memstore branch NAME {short(left[0])}` keeps them "
+               "(gc removes them otherwise)") if left else None
+    return {"branch": head.branch, "commit": head.commit, "detached": head.branch is None,
+            "created": create, "left_behind": list(left), "warning": warning}
 
 
 @click.command(short_help="List, create or delete tags.")

@@ -5,7 +5,7 @@ import click
 
 from ..context import open_repo
 from ..output import json_option, print_json, runtime_options, short, size, warn
-from .edit import merged
+from .edit import merge_result, report_json, show_merged
 
 WITH_STATS = click.option(
     "--with-stats", is_flag=True,
@@ -146,11 +146,17 @@ def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
     with open_repo() as repo:
         f = run_fetch(repo, remote_name, with_stats=with_stats)
     if as_json:
-        print_json({"remote": f.remote, "url": f.url,
-                    "updates": [{"branch": u.branch, "old": u.old, "new": u.new}
-                                for u in f.updates], **_moved_json(f.moved, f.seconds)})
+        print_json(fetch_result(f))
         return
     _fetched(f)
+
+
+def fetch_result(f) -> dict:
+    """fetch --json (and pull --json's `fetched`): the remote, the branches that moved
+    there, and what was moved."""
+    return {"remote": f.remote, "url": f.url,
+            "updates": [{"branch": u.branch, "old": u.old, "new": u.new} for u in f.updates],
+            **_moved_json(f.moved, f.seconds)}
 
 
 @click.command(short_help="Fetch a remote and merge its branch into the current one.")
@@ -158,19 +164,31 @@ def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
 @click.argument("branch", required=False)
 @WITH_STATS
-def pull(remote_name: str | None, branch: str | None, with_stats: bool) -> None:
+@json_option
+def pull(remote_name: str | None, branch: str | None, with_stats: bool, as_json: bool) -> None:
     """Fetch REMOTE (default: origin, or the only remote there is) and merge its BRANCH
     (default: the current branch's name) into the current branch.
 
     A fast-forward when the current branch is behind; otherwise a fact-level merge, as
     `memstore merge` does: conflicting facts are listed and nothing is written.
+
+    --json prints one object: what `merge --json` prints (kind, head, branch, commit:
+    null unless a merge commit was written, …) and fetched (what `fetch --json` prints).
     """
     from memstore.remote.fetch import pull as run_pull
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
         fetched, report = run_pull(repo, remote_name, branch, with_stats=with_stats)
-        _fetched(fetched)
-        merged(repo, report)
+        d = pull_result(repo, fetched, report)
+    if as_json:
+        report_json(d)
+        return
+    _fetched(fetched)
+    show_merged(d)
+
+
+def pull_result(repo, fetched, report) -> dict:
+    return merge_result(repo, report) | {"fetched": fetch_result(fetched)}
 
 
 @click.command()

