@@ -124,8 +124,8 @@ def test_fsck_finds_a_commit_on_another_base_or_beyond_the_model(tmp_path):
     c = commit_on_head(repo, seed=1)  # writes layers 1 and 2; the base has layers 0 and 1
     assert sorted(c.update_sets[0].layers) == [1, 2]
     problems = repo.fsck()
-    assert problems == [f"commit {c.id[:12]}: update set 0 writes layer 2, which the base "
-                        "model (2 layers) lacks"]
+    assert problems == [(f"commit {c.id[:12]}: update set 0 writes layer 2, which the base "
+                         "model (2 layers) lacks")]
     b = repo.base
     config.put(repo.db, config.BASE, config.base_json(b.spec, "f" * 64, None, {"n_layers": 3}))
     assert f"commit {c.id[:12]}: made on another base model than this repository's" \
