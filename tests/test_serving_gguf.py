@@ -269,3 +269,19 @@ def test_a_fresh_dequantization_removes_a_linked_copy_not_its_target(tmp_path, m
     assert local_dir(str(base), fresh=True) == target
     assert not target.is_symlink() and (target / "config.json").is_file()
     assert sorted(p.name for p in elsewhere.iterdir()) == kept
+
+
+def test_a_stale_copy_another_process_moved_aside_first(tmp_path, monkeypatch):
+    """Two `verify --base` at once on a changed GGUF: the one that finds the stale copy
+    already gone dequantizes (or finds the other's copy), it does not fail."""
+    import shutil
+
+    from memstore.models import loading
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    base = write_tiny_gguf(tmp_path / "tiny.gguf")
+    target = loading.local_dir(str(base))
+    monkeypatch.setattr(loading, "gguf_copy_current", lambda path: False)  # seen stale ...
+    shutil.rmtree(target)  # ... then moved aside by the other process
+    assert loading.local_dir(str(base), fresh=True) == target
+    assert (target / "config.json").is_file()

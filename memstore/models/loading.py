@@ -200,11 +200,15 @@ def local_dir(spec: str, fresh: bool = False) -> Path:
     target = _gguf_cache(path)
     if fresh and gguf_copy_current(path) is False:
         stale = target.with_name(target.name + f".stale{os.getpid()}")
-        target.rename(stale)
-        if stale.is_symlink():  # a link is removed, never what it points to
-            stale.unlink()
+        try:
+            target.rename(stale)
+        except FileNotFoundError:
+            pass  # another process moved it aside first: it dequantizes, or this one does
         else:
-            shutil.rmtree(stale)
+            if stale.is_symlink():  # a link is removed, never what it points to
+                stale.unlink()
+            else:
+                shutil.rmtree(stale)
     if not (target / "config.json").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         _dequantize(path, target)
