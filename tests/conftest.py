@@ -4,6 +4,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest
+from cli_support import copy_repo, history_template
 from engine_fixtures import RUNTIMES
 
 
@@ -11,3 +12,17 @@ from engine_fixtures import RUNTIMES
 def runtime(request) -> str:
     """Every engine test that takes it runs once per device and dtype (engine_fixtures)."""
     return request.param
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """Where the CLI tests' templates (tiny model, facts files, repositories) are built once
+    per session (cli_support); a module that means another base defines its own."""
+    return tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture
+def history(base, tmp_path):
+    """A copy of the three-commit template repository and its commit ids (C1..C3)."""
+    template, ids = history_template(base)
+    return copy_repo(template, tmp_path / "repo"), ids

@@ -16,11 +16,6 @@ import pytest
 from cli_support import copy_repo, error_line, facts_files, history_template, ok, run, snapshot
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
 def _full(fd: int) -> io.BufferedWriter:
     """A file object on `fd` whose writes fail as on a full disk."""
 

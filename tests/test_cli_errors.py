@@ -22,11 +22,6 @@ from safetensors.torch import load_file, save_file
 FACT = {"subject": "Michael Jordan", "prompt": "{} plays", "target_new": "golf"}
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
 @pytest.fixture
 def repo(base, tmp_path):
     template, _ = history_template(base)

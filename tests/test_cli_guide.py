@@ -6,21 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from cli_support import copy_repo, facts_files, history_template, ok
+from cli_support import facts_files, ok
 from tqdm.auto import tqdm
 
 import memstore.editing.progress as progress_module
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
-@pytest.fixture
-def history(base, tmp_path):
-    template, ids = history_template(base)
-    return copy_repo(template, tmp_path / "repo"), ids
 
 
 @pytest.fixture

@@ -364,11 +364,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
 @pytest.mark.parametrize("case", CASES, ids=[x.id for x in CASES])
 def test_hostile_input_gets_one_line_and_touches_nothing_outside(case, base, tmp_path,
                                                                   monkeypatch):

@@ -23,17 +23,6 @@ from cli_support import (
 MANIFEST = "memstore-manifest.json"
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
-@pytest.fixture
-def history(base, tmp_path):
-    template, ids = history_template(base)
-    return copy_repo(template, tmp_path / "repo"), ids
-
-
 def as_json(*args, cwd=None, code: int = 0) -> dict:
     """`memstore ARGS --json`: its exit status, and stdout parsed as one JSON document."""
     r = run(*args, "--json", cwd=cwd)

@@ -17,7 +17,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
 from cli_support import (
     FACTS,
     copy_repo,
@@ -37,11 +36,6 @@ from memstore.store.repository import Repository
 
 SELF_KILL_STEPS = list(range(1, 44, 2)) + [48, 70, 95]  # a commit has 43 durable steps
 RANDOM_KILLS = 4
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
 
 
 def _committer(repo: Path, files: dict[str, Path], step: int) -> None:

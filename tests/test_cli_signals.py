@@ -20,11 +20,6 @@ from cli_support import copy_repo, facts_files, history_template, log_json, ok, 
 from memstore.store import checkpoint, writer
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
 def _run_signalled(args: list[str], module, name: str, signum: int, err: Path) -> int:
     """`memstore ARGS` in a forked child that sends itself `signum` when `module.name` is
     first called; returns the child's exit status."""

@@ -25,17 +25,6 @@ from memstore.models.hashing import tensor_sha256
 from memstore.store.repository import Repository
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
-@pytest.fixture
-def history(base, tmp_path):
-    template, ids = history_template(base)
-    return copy_repo(template, tmp_path / "repo"), ids
-
-
 def facts_live(repo, rev="HEAD"):
     with Repository.open(repo) as r:
         return {(f.request.subject, f.request.prompt): f.request.target_new

@@ -24,11 +24,6 @@ from memstore.remote.layout import MARKER, object_path
 pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
 @pytest.fixture
 def repo(base, tmp_path):
     template, _ = history_template(base)

@@ -28,11 +28,6 @@ from memstore.store.repository import Repository
 pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
 @pytest.fixture
 def origin(base, tmp_path, remote_url):
     """A repository with three commits, pushed to a new remote (a folder as a file:// URL)."""

@@ -12,7 +12,7 @@ from cli_support import copy_repo, empty_template, ok, run
 from safetensors.torch import load_file, save_file
 from test_cli_errors import refused
 
-base, repo = test_cli_errors.base, test_cli_errors.repo  # the same fixtures: a copy of C1..C3
+repo = test_cli_errors.repo  # the same fixture: a copy of C1..C3
 
 
 def nothing_at(out) -> None:

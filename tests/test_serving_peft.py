@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 import transformers
-from cli_support import copy_repo, history_template, last_line, ok
+from cli_support import last_line, ok
 from engine_fixtures import FAMILIES, REQUESTS, settings_for
 from peft import PeftModel
 from safetensors.torch import load_file
@@ -21,11 +21,6 @@ from memstore.store.commits import DenseLayerUpdate
 from memstore.store.exports import export_as
 from memstore.store.peft_export import build_adapter
 from memstore.store.repository import Repository
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
 
 
 def load(path) -> transformers.PreTrainedModel:
@@ -86,12 +81,6 @@ def test_every_family(family, tmp_path):
     assert sorted(tensors) == sorted(f"base_model.model.{mod}.lora_{ab}.weight"
                                      for mod in modules for ab in "AB")
     same_as_full(model_dir, tmp_path / "peft", tmp_path / "full", inputs(model_dir))
-
-
-@pytest.fixture
-def history(base, tmp_path):
-    template, ids = history_template(base)
-    return copy_repo(template, tmp_path / "repo"), ids
 
 
 def test_a_chain_a_revert_and_since(history, base, tmp_path):

@@ -17,11 +17,6 @@ from memstore.eval.scoring import target_nll
 from memstore.store.repository import Repository
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
 def dense_delta(repo_dir, rev: str) -> dict[int, np.ndarray]:
     """Σ U Vᵀ over the chain of `rev`, per layer, in float64, from the stored factors."""
     out: dict[int, np.ndarray] = {}

@@ -25,11 +25,6 @@ from memstore.store import retention
 from memstore.store.history import LiveFact
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
 def live(n: int) -> list[LiveFact]:
     return [LiveFact(Request(f"S{i}", "{} is", f"t{i}"), f"c{i // 3}", 0, i % 3)
             for i in range(n)]
