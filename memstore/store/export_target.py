@@ -5,14 +5,20 @@ What it may replace is narrow: nothing (a missing or empty OUT), or, with `--for
 previous memstore export — a folder holding a memstore manifest and only the files that
 manifest lists — never a symbolic link, the repository, the base model, a folder holding
 either, or anything inside them. The check is made before any work and again at the final
-rename: a folder that appeared or changed meanwhile is never replaced."""
+rename: a folder that appeared or changed meanwhile is never replaced.
+
+The temporary folders are named `.OUT.memstore-tmp-<host>-<pid>-<random>` (the export) and
+`.OUT.memstore-old-<host>-<pid>-<random>` (the previous export, between the two renames of
+`--force`). A process killed outright cannot remove them; the next export to the same OUT
+does, for a dead process of this host only (memstore/leftovers.py): a temporary export is
+removed, and a previous export left aside while OUT is missing is put back first."""
 from __future__ import annotations
 
 import json
 import os
 import re
 import shutil
-import tempfile
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +27,7 @@ from typing import Any
 
 from safetensors import SafetensorError
 
+from .. import leftovers
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import file_sha256
 from .objects import OBJECT_ID
@@ -85,8 +92,7 @@ class Target:
 
     def temporary(self) -> Path:
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{self.out.name}.memstore-tmp-",
-                                     dir=self.out.parent))
+        return leftovers.make_temp_dir(self.out.parent, f".{self.out.name}.memstore-tmp-")
 
     def commit(self, tmp: Path) -> None:
         """Renames `tmp` into place; refuses (leaving OUT as it is) what appeared or
@@ -98,8 +104,7 @@ class Target:
                 raise MemstoreError(f"{self.out} appeared or filled up while exporting; "
                                     "nothing was replaced") from None
             return
-        old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.memstore-old-",
-                                    dir=self.out.parent))
+        old = leftovers.make_temp_dir(self.out.parent, f".{self.out.name}.memstore-old-")
         os.rmdir(old)
         os.rename(self.out, old)
         placed = False
@@ -119,6 +124,39 @@ class Target:
         shutil.rmtree(old)  # never follows links inside
 
 
+def _is_export(folder: Path) -> bool:
+    """`folder` holds a memstore manifest and only the files it lists."""
+    listed = _listed_files(folder)
+    if listed is None:
+        return False
+    return all(f.name in listed and not f.is_symlink() and f.is_file()
+               for f in folder.iterdir())
+
+
+def clean_beside(out: Path) -> None:
+    """Removes what an export to `out` killed outright by a dead process of this host left
+    beside it: its temporary folder, and a previous export it had set aside with --force
+    (removed when OUT is back, put back when OUT is missing; one line on stderr)."""
+    head = re.escape(f".{out.name}.memstore-")
+    for p in leftovers.dead_leftovers(out.parent, head + "tmp-"):
+        leftovers.remove(p)
+    for p in leftovers.dead_leftovers(out.parent, head + "old-"):
+        if not p.is_dir():
+            continue
+        if not any(p.iterdir()):  # killed between making the name and the first rename
+            leftovers.remove(p)
+        elif not os.path.lexists(out):  # killed between the two renames: it goes back
+            try:
+                os.rename(p, out)
+            except OSError:
+                continue
+            what = "the previous export" if _is_export(out) else "what stood there"
+            print(f"memstore: {out} was missing after an export killed while replacing it; "
+                  f"put {what} back from {p.name}", file=sys.stderr)
+        elif _is_export(p):  # the new export had taken OUT's place: it was to be removed
+            leftovers.remove(p)
+
+
 def check_target(out_dir: str | Path, force: bool, protected: dict[str, Path]) -> Target:
     """Validates OUT before any work. `protected`: what must never be written over or
     into, by description (the repository, the base model)."""
@@ -132,6 +170,7 @@ def check_target(out_dir: str | Path, force: bool, protected: dict[str, Path]) -
             raise ValidationError(f"{out_dir} is or holds {what} ({p}); choose another folder")
         if _within(out, p):
             raise ValidationError(f"{out_dir} is inside {what} ({p}); choose another folder")
+    clean_beside(out)
     if not out.exists():
         return Target(out, None)
     if not out.is_dir():
