@@ -69,6 +69,8 @@ def test_bad_remote_urls_and_names(repo):
             says="remote 'origin' already exists (/tmp/somewhere)")
     refused("remote", "remove", "nope", code=2, repo=repo, says="no remote 'nope'")
     refused("fetch", "nope", code=2, repo=repo, says="no remote 'nope'; known: origin")
+    # fsck takes a name or a URL: a word that is neither is not read as a folder
+    refused("fsck", "nope", code=2, repo=repo, says="no remote 'nope' and no folder of that name")
 
 
 def test_nothing_to_push(repo, tmp_path):

@@ -1,6 +1,8 @@
 """remote, push, fetch, pull, clone: sharing a repository through a store (memstore.remote)."""
 from __future__ import annotations
 
+import os
+
 import click
 
 from ..context import open_repo
@@ -223,6 +225,7 @@ def clone(url: str, directory: str, base_spec: str, with_stats: bool, as_json: b
 
 def remote_problems(target: str, verify: bool) -> list[str]:
     """fsck of a remote named in the current repository, or of a URL."""
+    from memstore.errors import ValidationError
     from memstore.remote import remotes
     from memstore.remote.fsck import fsck_remote
     from memstore.store.repository import NotARepositoryError
@@ -234,6 +237,8 @@ def remote_problems(target: str, verify: bool) -> list[str]:
                 url = remotes.remotes(repo).get(target, target)
         except NotARepositoryError:
             pass
+        if url == target and not os.path.lexists(target):  # neither a name nor a folder
+            raise ValidationError(f"no remote {target!r} and no folder of that name")
     return fsck_remote(url, verify=verify)
 
 
