@@ -285,3 +285,60 @@ def test_a_stale_copy_another_process_moved_aside_first(tmp_path, monkeypatch):
     shutil.rmtree(target)  # ... then moved aside by the other process
     assert loading.local_dir(str(base), fresh=True) == target
     assert (target / "config.json").is_file()
+
+
+def test_what_a_killed_dequantization_left_goes_with_the_next_load(tmp_path, monkeypatch):
+    """kill -9 while the dequantized copy is written (model-sized, in the cache): the next
+    load of a GGUF file removes it, with the copies a dead process moved aside and a
+    half-joined Qwen file; those of a live process, of another host, named otherwise (an
+    older memstore's) and links are kept."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from memstore import leftovers
+    from memstore.models import loading
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    base = write_tiny_gguf(tmp_path / "tiny.gguf")
+    target = loading._gguf_cache(base)
+    target.parent.mkdir(parents=True)
+    pid = os.fork()
+    if pid == 0:  # killed just before it renames the copy into place
+        try:
+            def rename(self, other):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            Path.rename = rename
+            loading._dequantize(base, target)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    [killed] = target.parent.glob(f"{target.name}.tmp-{leftovers.HOST}-{pid}-*")
+    assert (killed / "config.json").is_file()
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    models, h = target.parent, leftovers.HOST
+
+    def folder(name):
+        (models / name).mkdir()
+        (models / name / "model.safetensors").write_bytes(b"x")
+        return models / name
+
+    dead = [folder(f"other-0123456789abcdef.stale-{h}-{p.pid}-0123abcd"),
+            models / f"qwen2.5-coder-0.5b-instruct-0123456789abcdef.gguf.tmp-{h}-{p.pid}-0123abcd"]
+    dead[1].write_bytes(b"GGUF")
+    kept = [folder(f"other-0123456789abcdef.tmp-{h}-{os.getppid()}-0123abcd"),  # alive
+            folder(f"other-0123456789abcdef.tmp-elsewhere-{p.pid}-0123abcd"),
+            folder(f"other-0123456789abcdef.tmp{p.pid}"),
+            folder("other-0123456789abcdef")]
+    link = models / f"link.tmp-{h}-{p.pid}-0123abcd"
+    link.symlink_to(kept[-1])
+    assert loading.local_dir(str(base)) == target
+    assert (target / "config.json").is_file()
+    assert not killed.exists() and not any(os.path.lexists(d) for d in dead)
+    assert all((d / "model.safetensors").is_file() for d in kept) and link.is_symlink()
+    assert sorted(x.name for x in models.iterdir()) == sorted(
+        [target.name, link.name, *(d.name for d in kept)])

