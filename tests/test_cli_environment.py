@@ -114,6 +114,50 @@ def test_statistics_cache_on_a_full_disk_keeps_no_partial_file(tmp_path, monkeyp
     assert list((tmp_path / "stats").iterdir()) == []
 
 
+def test_the_next_save_of_statistics_removes_what_a_killed_save_left(tmp_path):
+    """kill -9 while statistics are written into the shared cache: the partial temporary
+    file (as large as the statistics) goes with the next save there; those of a live
+    process, of another host, named otherwise (an older memstore's) and links stay."""
+    import signal
+    import subprocess
+    import sys
+
+    import torch
+
+    from memstore import leftovers
+    from memstore.editing.statistics import Statistics, load_cached, save_cached
+
+    stats, st = tmp_path / "stats", Statistics(1, torch.eye(4), 10, "test")
+    pid = os.fork()
+    if pid == 0:  # killed after the file is written, before it is renamed into place
+        try:
+            def replace(self, other):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            Path.replace = replace
+            save_cached(st, stats, "0" * 64)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    [killed] = stats.iterdir()
+    assert killed.name.startswith(".") and f".safetensors.tmp-{leftovers.HOST}-{pid}-" in killed.name
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    name = f".{'1' * 16}-L2-abc-{'2' * 64}.safetensors.tmp-"
+    kept = [stats / f"{name}{leftovers.HOST}-{os.getppid()}-0123abcd",  # alive
+            stats / f"{name}elsewhere-{p.pid}-0123abcd", stats / f"{name}{p.pid}"]
+    for k in kept:
+        k.write_bytes(b"x")
+    link = stats / f"{name}{leftovers.HOST}-{p.pid}-0123abce"
+    link.symlink_to(kept[0])
+    path = save_cached(st, stats, "0" * 64)
+    assert not killed.exists()
+    assert sorted(x.name for x in stats.iterdir()) == sorted([path.name, link.name,
+                                                              *(k.name for k in kept)])
+    assert load_cached(stats, "0" * 64, 1, st.id)[0] is not None
+
+
 def test_disk_full_while_dequantizing_a_gguf_leaves_no_partial_copy(tmp_path, monkeypatch):
     """A GGUF base whose dequantized copy cannot be written into the cache: one line naming
     the copy's place, no partial copy (as large as the model) left in the cache, no

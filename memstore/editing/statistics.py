@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from .. import leftovers
 from ..data import WIKIPEDIA, wikipedia_paragraphs
 from ..errors import NumericalError, ValidationError
 from ..models.adapters import Adapter
@@ -305,6 +305,13 @@ def cache_prefix(model_id: str, layer: int, sid: str) -> str:
     return f"{model_id[:16]}-L{layer}-{sid}-"
 
 
+def clean_cache(directory: Path) -> list[Path]:
+    """Removes the files that saves killed outright (kill -9, the out-of-memory killer) left
+    in a statistics cache folder: `.NAME.safetensors.tmp-<host>-<pid>-<random>` of a dead
+    process of this host (memstore/leftovers.py); returns those removed."""
+    return leftovers.clean(directory, r"\..+\.safetensors\.tmp-")
+
+
 def save_cached(stats: Statistics, directory: Path, model_id: str) -> Path:
     """Writes `stats` into a statistics cache folder under a name that ends with the sha256
     of the file's bytes, the hash `load_cached` checks before use."""
@@ -314,7 +321,8 @@ def save_cached(stats: Statistics, directory: Path, model_id: str) -> Path:
                                       "description": stats.description,
                                       "dim": str(stats.mom2.shape[0])})
     path = directory / f"{cache_prefix(model_id, stats.layer, stats.id)}{sha256(data)}.safetensors"
-    tmp = directory / f".{path.name}.tmp-{os.getpid()}"
+    clean_cache(directory)
+    tmp = directory / leftovers.temp_name(f".{path.name}.tmp-")
     try:
         tmp.write_bytes(data)
         tmp.replace(path)
