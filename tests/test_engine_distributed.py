@@ -47,3 +47,15 @@ def test_two_processes_give_the_bits_of_one(tmp_path, world):
         for name, t in alone.items():
             assert t.dtype == got[name].dtype and torch.equal(t, got[name]), (rank, name)
     assert int(alone["count"]) == 3000
+
+
+@pytest.mark.parametrize("name,value", [("WORLD_SIZE", "two"), ("WORLD_SIZE", "1.5")])
+def test_a_world_size_that_is_no_number_is_named(name, value, monkeypatch):
+    from memstore.editing.distributed import init_from_env
+    from memstore.errors import ValidationError
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=f"{name}='{value}' is not a whole number"):
+        init_from_env()
+    monkeypatch.setenv(name, "")  # unset-like: alone
+    assert init_from_env() is False

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.distributed as dist
 
+from ..errors import ValidationError
+
 
 def world() -> tuple[int, int]:
     """(rank, world size); (0, 1) outside a process group."""
@@ -31,16 +33,27 @@ def is_main() -> bool:
     return world()[0] == 0
 
 
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationError(f"environment variable {name}={value!r} is not a whole number "
+                              "(torchrun sets it)") from None
+
+
 def init_from_env() -> bool:
     """Joins the process group torchrun describes (WORLD_SIZE > 1); False when alone."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
+    if _env_int("WORLD_SIZE", 1) <= 1 or not dist.is_available():
         return False
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and \
             os.environ.get("MEMSTORE_DIST_BACKEND", "") != "gloo" else "gloo"
         dist.init_process_group(backend=backend)
         if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(_env_int("LOCAL_RANK", 0))
     return True
 
 
