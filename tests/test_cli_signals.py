@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_support import copy_repo, facts_files, history_template, log_json, ok, snapshot
+from cli_support import copy_repo, facts_files, history_template, log_json, ok, run, snapshot
 
 from memstore.store import checkpoint, writer
 
@@ -225,3 +225,101 @@ def test_an_export_of_head_while_another_process_commits(base, tmp_path, monkeyp
     monkeypatch.undo()
     assert len(log_json(repo)) == 4  # the commit landed meanwhile
     ok("verify", out, cwd=repo)
+
+
+def _killed(args: list[str], module, name: str) -> int:
+    """`memstore ARGS` in a forked child killed outright (SIGKILL: nothing runs after it)
+    when `module.name` is first called; returns the dead child's pid."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            real = getattr(module, name)
+
+            def kill(*a, **k):
+                os.kill(os.getpid(), signal.SIGKILL)
+                return real(*a, **k)
+
+            setattr(module, name, kill)
+            from cli.main import cli
+
+            cli.main(args, standalone_mode=False)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    return pid
+
+
+@pytest.mark.parametrize("step", ["_setup", "fetch", "branch_ref"])
+def test_a_clone_killed_outright_is_redone_in_its_folder(base, tmp_path, step):
+    """kill -9 while cloning (building the empty repository, fetching, or once fetched): the
+    folder holds the repository being built and the clone's marker; the same clone again
+    reuses it (it said 'exists and is not an empty folder')."""
+    from memstore import leftovers
+    from memstore.remote import clone
+    from memstore.store import repository
+
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    ok("push", cwd=repo)
+    target = tmp_path / "cl"
+    args = ["clone", str(tmp_path / "remote"), str(target), "--base", str(base / "tiny-llama")]
+    pid = _killed(args, repository if step == "_setup" else clone, step)
+    built = ".memstore-init-" if step == "_setup" else ".memstore"
+    assert sorted(p.name.split(leftovers.HOST)[0] for p in target.iterdir()) == \
+        sorted([built, ".memstore-clone-"])
+    [mark] = target.glob(".memstore-clone-*")
+    assert mark.name.startswith(f".memstore-clone-{leftovers.HOST}-{pid}-")
+    ok(*args)
+    assert [p.name for p in target.iterdir()] == [".memstore"]
+    assert ok("fsck", cwd=target).stdout.strip() == "ok"
+    assert log_json(target)[0]["id"] == ids[-1]
+
+
+def test_a_clone_folder_is_reused_only_when_a_dead_clone_of_this_host_left_only_that(
+        base, tmp_path):
+    """The marker of a live clone or of another host's, anything else in the folder, a
+    commit made in the half-cloned repository: the folder is not the dead clone's to redo."""
+    import subprocess
+
+    from memstore import leftovers
+    from memstore.remote import clone
+    from memstore.store.refs import branch_ref
+    from memstore.store.repository import Repository
+
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    ok("push", cwd=repo)
+    target = tmp_path / "cl"
+    args = ["clone", str(tmp_path / "remote"), str(target), "--base", str(base / "tiny-llama")]
+    pid = _killed(args, clone, "branch_ref")
+    [mark] = target.glob(".memstore-clone-*")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+
+    def state():
+        return sorted(p.name for p in target.iterdir()), snapshot(target)
+
+    def refused():
+        before = state()
+        r = run(*args)
+        assert r.exit_code != 0 and "exists and is not an empty folder" in r.stderr, r.output
+        assert state() == before
+
+    for owner in (f"{leftovers.HOST}-{os.getppid()}", f"elsewhere-{gone.pid}"):
+        moved = mark.with_name(f".memstore-clone-{owner}-0123abcd")
+        mark.rename(moved)
+        refused()
+        moved.rename(mark)
+    (target / "notes.txt").write_text("mine")
+    refused()
+    (target / "notes.txt").unlink()
+    with Repository.open(target) as r:  # a branch moved in it: work someone did there
+        r.update_ref(branch_ref("main"), ids[0], expected=None)
+    refused()
+    assert mark.is_file() and f"-{pid}-" in mark.name

@@ -7,19 +7,29 @@ new or empty, the remote reachable and of a layout this memstore reads, the base
 right one); a clone that fails later removes what it made. The new repository has remote
 `origin`, every remote branch as `origin/BRANCH`, and a local branch for the remote's
 default one; its editor settings for future commits are those of the newest update set
-on that branch (how the team last edited), else the architecture's defaults."""
+on that branch (how the team last edited), else the architecture's defaults.
+
+A clone writes a marker `DIR/.memstore-clone-<host>-<pid>-<random>` before anything else
+and removes it when done. A clone killed outright (kill -9, the out-of-memory killer)
+cannot remove what it made; a later clone into DIR reuses the folder when it holds nothing
+but that: the marker of a dead process of this host, the repository that process was
+building (`.memstore`, whose local branches are at most the remote's own: nothing was
+committed there) or its temporary `.memstore-init-<host>-<pid>-<random>`."""
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from .. import leftovers
 from ..editing.settings import EditSettings
 from ..errors import MemstoreError
 from ..store.porcelain import identify_base
 from ..store.refs import branch_ref
-from ..store.repository import DEFAULT_BRANCH, DIRNAME, Repository
+from ..store.repository import DEFAULT_BRANCH, DIRNAME, INIT_PREFIX, Repository
 from . import remotes
 from .connection import connect
 from .fetch import FetchResult, fetch
@@ -34,12 +44,66 @@ class CloneResult:
     fetched: FetchResult
 
 
+MARKER_PREFIX = ".memstore-clone-"
+
+
+def _unfinished_repository(root: Path, remote: str) -> bool:
+    """`root/.memstore` is a repository in which nothing but a clone from `remote` wrote:
+    its local branches, if any, are where that remote's are."""
+    try:
+        with Repository.open(root) as repo:
+            if remotes.remotes(repo) not in ({}, {remotes.DEFAULT: remote}):
+                return False
+            return all(repo.refs.read(remotes.tracking_ref(remotes.DEFAULT, b)) == c
+                       for b, c in repo.refs.list("refs/heads/").items())
+    except (MemstoreError, OSError, ValueError):
+        return False
+
+
+def left_by_dead_clone(target: Path) -> list[Path] | None:
+    """What is in `target` when it holds nothing but what a clone killed outright left (a
+    dead process of this host: its marker, the repository it was building, the temporary
+    folder of that repository), else None."""
+    try:
+        names = os.listdir(target)
+    except OSError:
+        return None
+    markers = [target / n for n in names if leftovers.owner(n, MARKER_PREFIX) is not None]
+    if not markers or not all(leftovers.is_dead_leftover(m, MARKER_PREFIX) and m.is_file()
+                              for m in markers):
+        return None
+    pids = {leftovers.dead_owner(m.name, MARKER_PREFIX) for m in markers}
+    found = []
+    for n in names:
+        p = target / n
+        if p in markers:
+            continue
+        if n.startswith(INIT_PREFIX):  # killed while the repository was being built
+            if not (leftovers.is_dead_leftover(p, INIT_PREFIX) and p.is_dir()
+                    and leftovers.dead_owner(n, INIT_PREFIX) in pids):
+                return None
+        elif n != DIRNAME or p.is_symlink() or not p.is_dir():
+            return None
+        else:
+            try:
+                remote = {json.loads(m.read_text(encoding="utf-8"))["url"] for m in markers}
+            except (OSError, ValueError, TypeError, KeyError, RecursionError):
+                return None
+            if len(remote) != 1 or not _unfinished_repository(target, remote.pop()):
+                return None
+        found.append(p)
+    return [*found, *markers]
+
+
 def clone(url: str, directory: str | Path, base_spec: str, *,
           with_stats: bool = False) -> CloneResult:
     target = Path(directory).resolve()
+    dead: list[Path] = []
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise MemstoreError(f"cannot clone into {target}: it exists and is not an empty "
-                            "folder")
+        dead = left_by_dead_clone(target) or []
+        if not dead:
+            raise MemstoreError(f"cannot clone into {target}: it exists and is not an empty "
+                                "folder")
     remote = connect(url, remotes.DEFAULT)
     marker = cast(Marker, remote.marker)  # connect refuses a place without one
     branches = remote.transport.branches()
@@ -58,8 +122,15 @@ def clone(url: str, directory: str | Path, base_spec: str, *,
     while not made.parent.exists():
         made = made.parent
     created = not made.exists()
+    for p in dead:  # a dead clone's: nothing else is in the folder (checked above)
+        leftovers.remove(p)
     ours = False  # whether .memstore is this clone's: another clone may have made one since
+    mark = target / leftovers.temp_name(MARKER_PREFIX)
     try:
+        target.mkdir(parents=True, exist_ok=True)
+        fd = os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"url": remote.url}, f)
         repo = Repository.init(target, base.spec, base.hash, base.info, base.settings,
                                base_path=base.path, branch=default)
         ours = True
@@ -75,6 +146,7 @@ def clone(url: str, directory: str | Path, base_spec: str, *,
     except BaseException:
         if ours:
             shutil.rmtree(target / DIRNAME, ignore_errors=True)
+        mark.unlink(missing_ok=True)
         if created:  # the folders it made, unless something else is in them now
             for d in [target, *target.parents]:
                 try:
@@ -84,4 +156,5 @@ def clone(url: str, directory: str | Path, base_spec: str, *,
                 if d == made:
                     break
         raise
+    mark.unlink(missing_ok=True)  # whole: no longer a clone's to reuse
     return CloneResult(target, default, head, fetched)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from sqlite_utils import Database
 
+from .. import leftovers
 from ..editing.requests import Request
 from ..editing.result import EditResult, LayerUpdate
 from ..editing.settings import EditSettings
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 DIRNAME = ".memstore"
+INIT_PREFIX = DIRNAME + "-init-"  # the repository being built, renamed to DIRNAME when whole
 INDEX = "index.db"
 DEFAULT_BRANCH = "main"
 _FROM_PARENTS: Any = object()  # write_commit's default `expected`: the first parent
@@ -101,7 +102,7 @@ class Repository:
         if target.exists() or target.is_symlink():
             raise MemstoreError(f"a memstore repository already exists in {root}")
         root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=DIRNAME + "-init-", dir=root))
+        tmp = leftovers.make_temp_dir(root, INIT_PREFIX)  # its owner's host and pid
         try:
             (tmp / "objects").mkdir()
             (tmp / "lock").touch()
