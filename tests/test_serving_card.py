@@ -49,3 +49,26 @@ def test_a_long_facts_table_is_cut_at_200():
     text = card("full", "x", 250)
     rows = [line for line in text.splitlines() if line.startswith("| subject ") and "| {} is" in line]
     assert len(rows) == 200 and "… and 51 more (`memstore diff` lists them all)." in text
+
+
+def test_the_vllm_rank_flag_and_the_serving_section():
+    """vLLM refuses an adapter whose r is above --max-lora-rank (default 16, one of 8 … 512);
+    the card names the flag an adapter needs, and the families vLLM or llama.cpp's
+    converter cannot take."""
+    from memstore.serving.peft import serving_lines, vllm_max_lora_rank
+
+    assert [vllm_max_lora_rank(r) for r in (1, 8, 9, 16, 17, 37, 100, 300, 320, 321, 512)] \
+        == [8, 8, 16, 16, 32, 64, 128, 320, 320, 512, 512]
+    assert vllm_max_lora_rank(513) is None
+    text = "\n".join(serving_lines(37, "llama", "../facts"))
+    assert "vllm serve BASE_DIR --enable-lora --max-lora-rank 64 --lora-modules facts=../facts" \
+        in text
+    assert "vLLM's default is 16" in text
+    assert "python convert_lora_to_gguf.py ../facts --base BASE_DIR --outtype f32" in text
+    assert "--max-rank 512" in "\n".join(serving_lines(600, "phi3", "o"))
+    for family in ("gpt2", "gptj", "gpt_neox"):
+        text = "\n".join(serving_lines(4, family, "o"))
+        assert "vllm serve" not in text and "does not support LoRA yet" in text
+    gpt2 = "\n".join(serving_lines(4, "gpt2", "o"))
+    assert "convert_lora_to_gguf.py o" not in gpt2 and "GPT2Model.modify_tensors" in gpt2
+    assert "convert_lora_to_gguf.py o" in "\n".join(serving_lines(4, "gemma2", "o"))

@@ -80,6 +80,10 @@ def test_a_rank_above_vllms_limit_warns(base, tmp_path, monkeypatch):
     repo = copy_repo(template, tmp_path / "repo")
     r = ok("export", "HEAD", tmp_path / "a", "--format", "peft", cwd=repo)
     assert "warning" not in r.stderr
+    # the --max-lora-rank vLLM needs (its default, 16, refuses a higher rank)
+    assert "vLLM: --enable-lora --max-lora-rank 8 (or more" in r.stdout
+    card = (tmp_path / "a" / "README.md").read_text()
+    assert "## Serving" in card and "--enable-lora --max-lora-rank 8 --lora-modules" in card
     monkeypatch.setattr(peft_files, "VLLM_MAX_RANK", 4)  # the tiny model's rank is 5
     r = ok("export", "HEAD", tmp_path / "b", "--format", "peft", cwd=repo)
     assert "warning: rank 5 is above 4, the largest --max-lora-rank vLLM accepts" in r.stderr

@@ -158,10 +158,11 @@ def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
     tokenizer, loadable offline with AutoModelForCausalLM.from_pretrained(OUT_DIR).
 
     --format peft: adapter_config.json and adapter_model.safetensors, a LoRA adapter that
-    PeftModel.from_pretrained(base, OUT_DIR) and vLLM (--enable-lora) load: lora_B lora_A = ΔW
+    PeftModel.from_pretrained(base, OUT_DIR) and vLLM (--enable-lora, with a --max-lora-rank
+    of at least r: its default, 16, refuses more; printed) load: lora_B lora_A = ΔW
     of every commit from the base (or from REV0, --since) to REV, balanced, rank r padded to
     one value for all modules; a warning when r exceeds 512, vLLM's largest
-    --max-lora-rank.
+    --max-lora-rank. The card says how vLLM and llama.cpp serve it.
 
     --format gguf (the base is a .gguf file): model.gguf, the base file with
     the edited ffn_down tensors in F32 (or F16), every other tensor and the metadata byte for
@@ -173,9 +174,10 @@ def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
 
     --json prints one object: out_dir, format, commit, rev, base (spec, hash), files (every
     file written, the manifest last), tensors (how many the manifest hashes), warning; for
-    full built_with; for peft since, rank, max_rank, layers (per layer the rank kept and
-    the error), truncation and adapter_bytes; for gguf gguf (file, dtype, sizes) and
-    layers (the re-quantisation figures).
+    full built_with; for peft since, rank, max_rank, vllm_max_lora_rank (the smallest
+    --max-lora-rank vLLM takes that holds the rank; null above 512), layers (per layer the
+    rank kept and the error), truncation and adapter_bytes; for gguf gguf (file, dtype,
+    sizes) and layers (the re-quantisation figures).
     """
     from memstore.store import porcelain
 
@@ -208,13 +210,14 @@ def export_result(m: dict, out: str, fmt: str, max_rank: int | None) -> dict:
         return d | {"built_with": m.get("built_with")}
     if fmt == "gguf":
         return d | {"gguf": m["gguf"], "layers": m["layers"]}
-    from memstore.serving.peft import VLLM_MAX_RANK, WEIGHTS
+    from memstore.serving.peft import VLLM_MAX_RANK, WEIGHTS, vllm_max_lora_rank
 
     if m["rank"] > VLLM_MAX_RANK and max_rank is None:
         d["warning"] = (f"rank {m['rank']} is above {VLLM_MAX_RANK}, the largest "
                         f"--max-lora-rank vLLM accepts; --max-rank {VLLM_MAX_RANK} truncates "
                         "it (and prints the error)")
     return d | {"since": m.get("since"), "rank": m["rank"], "max_rank": max_rank,
+                "vllm_max_lora_rank": vllm_max_lora_rank(m["rank"]),
                 "layers": m["layers"], "truncation": m.get("truncation"),
                 "adapter_bytes": (Path(out) / WEIGHTS).stat().st_size}
 
@@ -241,6 +244,9 @@ def _report_peft(d: dict) -> None:
     _warned(d)
     click.echo(f"Exported {since}{short(d['commit'])} as a PEFT LoRA adapter: rank {d['rank']}, "
                f"{len(layers)} modules, {WEIGHTS} {size(d['adapter_bytes'])} to {d['out_dir']}")
+    if d["vllm_max_lora_rank"] is not None:
+        click.echo(f"vLLM: --enable-lora --max-lora-rank {d['vllm_max_lora_rank']} (or more; "
+                   "its default, 16, refuses a higher rank); the card says how to serve it")
 
 
 def _report_gguf(d: dict) -> None:

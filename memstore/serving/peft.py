@@ -12,7 +12,11 @@ What the loaders expect, and why the files look as they do:
   `set_peft_model_state_dict` puts it back on load; vLLM strips `base_model.model.` and
   checks the module path's last component against the modules it supports).
 - One `r` for every module (vLLM allocates one rank per adapter, `--max-lora-rank` is one of
-  8 … 512): smaller factors are padded with zeros, which adds nothing.
+  8 … 512; llama.cpp scales each module by lora_alpha / its own rank): smaller factors are
+  padded with zeros, which adds nothing. vLLM takes any r up to `--max-lora-rank`
+  (PEFTHelper.validate_legal refuses r above it; set_lora copies the factors into zeroed
+  slots of that rank), whose default, 16, is below most memstore adapters' r:
+  `vllm_max_lora_rank` is the value to pass.
 - `target_modules` lists the full module paths of the edited modules only: PEFT matches a
   module whose name equals an entry or ends with "." + an entry, so other modules with the
   same last name (GPT-2's attn.c_proj beside mlp.c_proj) are left alone.
@@ -34,6 +38,20 @@ CONFIG = "adapter_config.json"
 WEIGHTS = "adapter_model.safetensors"
 PREFIX = "base_model.model."
 VLLM_MAX_RANK = 512  # vLLM's largest --max-lora-rank
+# the values vLLM's --max-lora-rank takes (vllm/config/lora.py, MaxLoRARanks; newer versions
+# also take 1) and its default
+VLLM_MAX_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+VLLM_DEFAULT_MAX_LORA_RANK = 16
+# families whose vLLM model class does not implement SupportsLoRA (GPT2LMHeadModel,
+# GPTJForCausalLM, GPTNeoXForCausalLM): vLLM's load_lora_model refuses --enable-lora with
+# "... does not support LoRA yet"
+VLLM_NO_LORA = ("gpt2", "gptj", "gpt_neox")
+
+
+def vllm_max_lora_rank(rank: int) -> int | None:
+    """The smallest --max-lora-rank vLLM takes that holds an adapter of `rank` (None above
+    512)."""
+    return next((k for k in VLLM_MAX_LORA_RANKS if k >= rank), None)
 
 
 @dataclass
@@ -84,3 +102,45 @@ def write_adapter(directory: Path, adapter: LoraAdapter) -> None:
 
     save_file(adapter.tensors, str(directory / WEIGHTS), metadata={"format": "pt"})
     (directory / CONFIG).write_bytes(adapter.config_bytes())
+
+
+def serving_lines(rank: int, family: str, out: str) -> list[str]:
+    """The model card's account of how vLLM and llama.cpp load an adapter of `rank` for a
+    model of `family` (memstore.models.adapters.Adapter.name) exported to `out`."""
+    lines = [("The base is memstore's base exactly: `memstore export base BASE_DIR` writes it "
+              "as a Hugging Face checkpoint."), ""]
+    k = vllm_max_lora_rank(rank)
+    if family in VLLM_NO_LORA:
+        lines.append(f"vLLM: not for this family. vLLM's model class for {family} does not "
+                     "implement SupportsLoRA, and `--enable-lora` is refused (\"does not "
+                     "support LoRA yet\"); serve `memstore export --format full` instead.")
+    elif k is None:
+        lines.append(f"vLLM: rank {rank} is above {VLLM_MAX_RANK}, the largest "
+                     "`--max-lora-rank` vLLM takes; export with `--max-rank 512` (or in "
+                     "smaller commits) to serve it there.")
+    else:
+        serve = (f"vllm serve BASE_DIR --enable-lora --max-lora-rank {k} "
+                 f"--lora-modules facts={out}")
+        lines += [(f"vLLM: rank {rank} needs `--max-lora-rank {k}` or more (vLLM's default is "
+                   f"{VLLM_DEFAULT_MAX_LORA_RANK}; an adapter of a higher rank is refused). "
+                   "vLLM's LoRA kernels take float16 or bfloat16 only: keep `--dtype auto`, "
+                   "which serves a float32 checkpoint in one of them."),
+                  "", "```console", serve, "```"]
+    lines.append("")
+    if family == "gpt2":
+        lines.append("llama.cpp: not through `convert_lora_to_gguf.py`. It transposes GPT-2's "
+                     "Conv1D weights (GPT2Model.modify_tensors), which PEFT's lora_A and lora_B "
+                     "already hold as (out × in), and llama.cpp then refuses the adapter's "
+                     "shape; use `memstore export --format gguf` on a GGUF base, or convert "
+                     "`--format full` with `convert_hf_to_gguf.py`.")
+    else:
+        convert = (f"python convert_lora_to_gguf.py {out} --base BASE_DIR --outtype f32 "
+                   "--outfile facts-lora.gguf")
+        lines += [("llama.cpp: convert the adapter with llama.cpp's `convert_lora_to_gguf.py` "
+                   "(lora_alpha = r: llama.cpp's scale alpha / rank is 1) and load it beside "
+                   "the base GGUF; the edit is exact on a base GGUF whose weights are "
+                   "memstore's (the GGUF memstore's base was read from, or `BASE_DIR` "
+                   "converted to F32)."),
+                  "", "```console", convert, "llama-cli -m BASE.gguf --lora facts-lora.gguf",
+                  "```"]
+    return lines

@@ -124,7 +124,7 @@ def export_as(repo: Repository, rev: str | None, out_dir: str | Path, *, format:
 
 def _export_peft(repo: Repository, rev: str, commit: str | None, since: str | None, out: Target,
                  out_name: str, max_rank: int | None, command: str) -> dict[str, Any]:
-    from ..serving.peft import write_adapter
+    from ..serving.peft import serving_lines, write_adapter
 
     check_base(repo)  # the adapter applies to the base its manifest and card name
     built = build_adapter(repo, commit, since, max_rank)
@@ -132,7 +132,8 @@ def _export_peft(repo: Repository, rev: str, commit: str | None, since: str | No
     truncation = None
     if any(f.truncated for f in built.factors.values()):
         truncation = truncation_efficacy(repo, built)
-    sections = [("Adapter", adapter_lines(built.adapter.rank, layers, truncation))]
+    sections = [("Adapter", adapter_lines(built.adapter.rank, layers, truncation)),
+                ("Serving", serving_lines(built.adapter.rank, built.family.name, out_name))]
     card = make_card(repo, "peft", rev, commit, since, out_name, command, sections)
     with written_beside(out) as tmp:
         write_adapter(tmp, built.adapter)
