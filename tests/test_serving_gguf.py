@@ -59,6 +59,12 @@ def test_unedited_tensors_and_metadata_are_byte_identical(gguf_repo):
             assert o.tensor_type == t.tensor_type
             assert bytes(o.data.tobytes()) == bytes(t.data.tobytes()), name
         assert (o.data_offset - out.data_offset) % out.alignment == 0
+    # ggml's gguf_init_from_file refuses a file whose tensors are not laid out back to back,
+    # each at the sum of the earlier sizes padded to the alignment
+    at = 0
+    for t in out.tensors:
+        assert t.data_offset - out.data_offset == at, t.name
+        at += -(-int(t.n_bytes) // out.alignment) * out.alignment
     first = base.tensors[0].field.offset  # header and every metadata key/value
     assert bytes(out.data[:first]) == bytes(base.data[:first])
     for key in base.fields:
@@ -342,3 +348,16 @@ def test_what_a_killed_dequantization_left_goes_with_the_next_load(tmp_path, mon
     assert all((d / "model.safetensors").is_file() for d in kept) and link.is_symlink()
     assert sorted(x.name for x in models.iterdir()) == sorted(
         [target.name, link.name, *(d.name for d in kept)])
+
+
+@pytest.mark.parametrize("arch, module", [
+    ("llama", "model.layers.3.mlp.down_proj"), ("qwen2", "model.layers.3.mlp.down_proj"),
+    ("qwen3", "model.layers.3.mlp.down_proj"), ("phi3", "model.layers.3.mlp.down_proj"),
+    ("gemma2", "model.layers.3.mlp.down_proj"), ("gemma3", "model.layers.3.mlp.down_proj"),
+    ("gpt2", "transformer.h.3.mlp.c_proj")])
+def test_the_edited_tensor_is_ffn_down_in_every_architecture(arch, module):
+    """The GGUF architectures transformers' loader reads (so a memstore base can be): W_out is
+    llama.cpp's blk.N.ffn_down in each (gguf-py's TENSOR_NAMES and tensor map)."""
+    from memstore.serving.gguf import tensor_name
+
+    assert tensor_name(arch, 4, module + ".weight") == "blk.3.ffn_down.weight"
