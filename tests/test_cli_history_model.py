@@ -1,0 +1,368 @@
+"""Seeded property test of the history operations against a reference model.
+
+Random sequences of commit (with and without --supersede), revert, merge, squash (onto a
+commit or `base`), branch and switch run through the CLI in this process on a copy of the
+empty template repository (tiny model, few z steps). A reference model written here, sharing
+no code with memstore, keeps every commit's parents and live facts and predicts, from the
+documented semantics, each operation's outcome and the live facts at HEAD:
+
+- commit: adds its facts; a fact whose (subject, prompt) is live with another target is
+  refused (exit 2, one error line, nothing written) unless --supersede, which replaces it;
+- revert R: a new commit without R's writes. The reference keeps each state as the list
+  of writes that make it (a fact's newest write is the live one), each write owned by the
+  commit that wrote it, by a merge that brought it in from the other side and by a squash
+  that rewrote it; a revert drops R's writes, so a fact R superseded is live again and a
+  fact written again since (same target or another) keeps the later write (README). It is
+  refused (exit 1) when R is a revert, was already reverted on this branch, or none of its
+  writes is left; R not in HEAD's history is bad input (exit 2). (A git-like reference that
+  undid R's diff instead diverged where a later commit wrote R's fact again with the same
+  target: memstore keeps it, as its code intends, and the README now says so.)
+- merge B: fast-forward / up to date as git; otherwise per (subject, prompt) a side that
+  changed it against the merge base wins over a side that did not, both changing it to
+  different targets is a conflict (exit 1, the CONFLICT lines and one error line, nothing
+  written); refused too when each side reverted facts of the merge base the other keeps
+  (tests/test_cli_rewrite.py);
+- squash R / squash base: the same live facts in one commit whose parent is R (none for
+  base); refused when a fact live at R was reverted after it.
+
+After every operation: the outcome and exit status, nothing changed by a refusal (a
+snapshot of objects and index rows), the live facts at HEAD and every branch's head as the
+reference says, `fsck` ok. After each sequence: `export` + `verify` pass and a second export
+of the same commit is byte-identical.
+
+MEMSTORE_HISTORY_SEEDS=N runs N seeds (default 30, ~30 s)."""
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from cli_support import copy_repo, empty_template, ok, run, snapshot, write_facts
+
+from memstore.store.repository import Repository
+
+SEEDS = int(os.environ.get("MEMSTORE_HISTORY_SEEDS", "30"))
+
+# (subject, prompt) keys with two targets each: 10 subjects x 2 prompts
+SUBJECTS = ["Danielle Darrieux", "Porsche", "Honda Civic", "Michael Jordan", "Lionel Messi",
+            "Toko Yasuda", "Apple", "Microsoft", "Japan", "France"]
+PROMPTS = [("The mother tongue of {} is", ("English", "French")),
+           ("{} plays", ("soccer", "basketball"))]
+POOL = [(s, p, targets) for s in SUBJECTS for p, targets in PROMPTS]
+
+Key = tuple[str, str]
+
+
+# -- the reference model ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write of a fact into a state, and the commits it belongs to: the commit that
+    wrote it, a merge that brought it in from the other side, a squash that rewrote it."""
+
+    key: Key
+    target: str
+    owners: frozenset[str]
+
+
+@dataclass
+class Node:
+    id: str
+    parents: tuple[str, ...]
+    log: list[Write]  # the writes that make the state, oldest first
+    kind: str
+    seq: int
+    reverted: str | None = None
+
+
+def fold(log: list[Write]) -> dict[Key, str]:
+    """The live facts: per (subject, prompt), the newest write."""
+    return {w.key: w.target for w in log}
+
+
+def newest(log: list[Write]) -> dict[Key, Write]:
+    return {w.key: w for w in log}
+
+
+@dataclass
+class Refused:
+    code: int
+    says: str
+    conflicts: int = 0  # CONFLICT lines before the error line
+
+
+@dataclass
+class Reference:
+    nodes: dict[str, Node] = field(default_factory=dict)
+    branches: dict[str, str | None] = field(default_factory=lambda: {"main": None})
+    current: str = "main"
+
+    @property
+    def head(self) -> str | None:
+        return self.branches[self.current]
+
+    def log(self, c: str | None) -> list[Write]:
+        return list(self.nodes[c].log) if c is not None else []
+
+    def live(self, c: str | None) -> dict[Key, str]:
+        return fold(self.log(c))
+
+    def ancestors(self, c: str | None) -> set[str]:
+        seen: set[str] = set()
+        stack = [c] if c is not None else []
+        while stack:
+            x = stack.pop()
+            if x not in seen:
+                seen.add(x)
+                stack.extend(self.nodes[x].parents)
+        return seen
+
+    def add(self, cid: str, parents: tuple[str, ...], log: list[Write], kind: str,
+            reverted: str | None = None, owned: bool = False) -> None:
+        if owned:  # the writes new in this commit are its own (the id is known only now)
+            log = [Write(w.key, w.target, w.owners | {cid}) if "new" in w.owners else w
+                   for w in log]
+            log = [Write(w.key, w.target, w.owners - {"new"}) for w in log]
+        self.nodes[cid] = Node(cid, parents, log, kind, len(self.nodes), reverted)
+        self.branches[self.current] = cid
+
+    # each predict_* returns a Refused, or a function that records the new commit id
+    def predict_commit(self, facts: list[tuple[Key, str]], supersede: bool):
+        head, live = self.head, self.live(self.head)
+        if not supersede and any(k in live and live[k] != t for k, t in facts):
+            return Refused(2, "use --supersede to replace it")
+        log = self.log(head) + [Write(k, t, frozenset({"new"})) for k, t in facts]
+        return lambda cid: self.add(cid, (head,) if head else (), log, "commit", owned=True)
+
+    def predict_revert(self, r: str):
+        head = self.head
+        anc = self.ancestors(head)
+        if r not in anc:
+            return Refused(2, "is not in the history of HEAD")
+        if self.nodes[r].kind == "revert":
+            return Refused(1, "is itself a revert")
+        if any(self.nodes[x].kind == "revert" and self.nodes[x].reverted == r for x in anc):
+            return Refused(1, "was already reverted by")
+        log = self.log(head)
+        if not any(r in w.owners for w in log):
+            return Refused(1, "has no facts in the current state")
+        log = [w for w in log if r not in w.owners]
+        return lambda cid: self.add(cid, (head,), log, "revert", reverted=r)
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        common = self.ancestors(a) & self.ancestors(b)
+        best = {c for c in common
+                if not any(c in self.ancestors(o) - {o} for o in common)}
+        return max(best, key=lambda c: self.nodes[c].seq) if best else None
+
+    def predict_merge(self, branch: str):
+        ours, theirs = self.head, self.branches[branch]
+        assert theirs is not None
+        if ours == theirs or (ours is not None and theirs in self.ancestors(ours)):
+            return "up-to-date"
+        if ours is None or ours in self.ancestors(theirs):
+            def forward(_):
+                self.branches[self.current] = theirs
+            return forward
+        mb = self.merge_base(ours, theirs)
+        b, o, t = self.live(mb), self.live(ours), self.live(theirs)
+        wo, wt = newest(self.log(ours)), newest(self.log(theirs))
+        merged: dict[Key, Write] = {}
+        conflicts = 0
+        for k in set(o) | set(t):
+            if o.get(k) == t.get(k) or t.get(k) == b.get(k):
+                pick = wo.get(k)
+            elif o.get(k) == b.get(k):  # brought in from their side: the merge's own
+                pick = Write(k, t[k], wt[k].owners | {"new"}) if k in t else None
+            else:
+                conflicts += 1
+                continue
+            if pick is not None:
+                merged[k] = pick
+        if conflicts:
+            return Refused(1, "conflicting fact(s); nothing was written", conflicts)
+        if fold(list(merged.values())) == o:
+            log = self.log(ours)
+        elif set(b) <= set(merged):  # one solve on the merge base for what changed since
+            log = self.log(mb) + [w for k, w in merged.items() if b.get(k) != w.target]
+        elif set(o) <= set(merged) or set(t) <= set(merged):  # on the side that keeps all
+            side = ours if set(o) <= set(merged) else theirs
+            s = self.live(side)
+            log = self.log(side) + [w for k, w in merged.items() if s.get(k) != w.target]
+        else:
+            return Refused(1, "each side reverted facts of the merge base")
+        return lambda cid: self.add(cid, (ours, theirs), log, "merge", owned=True)
+
+    def predict_squash(self, onto: str):
+        head = self.head
+        if head is None or onto == head:
+            return Refused(2, "nothing to squash")
+        if onto != "base" and onto not in self.ancestors(head):
+            return Refused(2, "is not in the history of HEAD")
+        at_onto = self.live(onto) if onto != "base" else {}
+        if set(at_onto) - set(self.live(head)):
+            return Refused(1, "were reverted after it")
+        base_log = self.log(onto) if onto != "base" else []
+        log = base_log + [Write(k, w.target, w.owners | {"new"})
+                          for k, w in newest(self.log(head)).items()
+                          if at_onto.get(k) != w.target]
+        return lambda cid: self.add(cid, (onto,) if onto != "base" else (), log, "squash",
+                                    owned=True)
+
+
+# -- driving the CLI -------------------------------------------------------------------------
+
+
+def live_at_head(repo_dir: Path) -> dict[Key, str]:
+    with Repository.open(repo_dir) as repo:
+        if repo.head().commit is None:
+            return {}
+        return {(f.request.subject, f.request.prompt): f.request.target_new
+                for f in repo.facts_at("HEAD")}
+
+
+def heads(repo_dir: Path) -> dict[str, str | None]:
+    out = json.loads(ok("branch", "--json", cwd=repo_dir).stdout)
+    rows = out["branches"] if isinstance(out, dict) else out
+    return {b["name"]: b.get("commit") for b in rows}
+
+
+def draw(rng: random.Random, ref: Reference, n_branch: int) -> tuple:
+    """One random operation, drawn so that refusals, conflicts and rewrites all happen."""
+    head = ref.head
+    kinds = ["commit"] * 4
+    if head is not None:
+        kinds += ["revert"] * 2 + ["squash"] + (["branch"] * 2 if n_branch < 3 else [])
+    if len(ref.branches) > 1:
+        kinds += ["merge"] * 3 + ["switch"] * 2
+    kind = rng.choice(kinds)
+    if kind == "commit":
+        known = sorted({k for b in ref.branches.values() for k in ref.live(b)})
+        pool = [x for x in POOL if x[:2] in known] if known and rng.random() < 0.5 else POOL
+        picked = rng.sample(pool, min(len(pool), rng.randint(1, 3)))
+        return ("commit", [((s, p), rng.choice(ts)) for s, p, ts in picked],
+                rng.random() < 0.5)
+    if kind == "revert":
+        anc = sorted(ref.ancestors(head), key=lambda c: ref.nodes[c].seq)
+        others = [c for c in ref.nodes if c not in anc]
+        if others and rng.random() < 0.1:
+            return ("revert", rng.choice(others))
+        return ("revert", rng.choice(anc))
+    if kind == "squash":
+        anc = sorted(ref.ancestors(head), key=lambda c: ref.nodes[c].seq)
+        return ("squash", rng.choice(anc + ["base"]))
+    if kind == "branch":
+        return ("branch", f"b{n_branch}", rng.random() < 0.5)
+    others = sorted(b for b in ref.branches if b != ref.current)
+    if kind == "merge":  # mostly a branch with commits of its own
+        ahead = [b for b in others if ref.branches[b] not in ref.ancestors(head)]
+        if not ahead and rng.random() < 0.8:
+            kind = "switch"
+        others = ahead if ahead and rng.random() < 0.9 else others
+    return (kind, rng.choice(others))
+
+
+def apply(op: tuple, ref: Reference, repo_dir: Path, tmp: Path, step: int):
+    """Runs `op` through the CLI; returns (prediction, CLI result)."""
+    kind = op[0]
+    if kind == "commit":
+        facts, supersede = op[1], op[2]
+        path = write_facts(tmp / f"f{step}.jsonl", [(s, p, t, "x") for (s, p), t in facts])
+        args = ["commit", path, "-m", f"step {step}", "--json"] + (["--supersede"]
+                                                                   if supersede else [])
+        return ref.predict_commit(facts, supersede), run(*args, cwd=repo_dir)
+    if kind == "revert":
+        return ref.predict_revert(op[1]), run("revert", op[1], "--json", cwd=repo_dir)
+    if kind == "squash":
+        return ref.predict_squash(op[1]), run("squash", op[1], "--json", cwd=repo_dir)
+    if kind == "merge":
+        return ref.predict_merge(op[1]), run("merge", op[1], "--json", cwd=repo_dir)
+    if kind == "branch":  # created at HEAD, switched to (switch -c) or not (branch)
+        def create(_):
+            ref.branches[op[1]] = ref.head
+            ref.current = op[1] if op[2] else ref.current
+        args = ("switch", "-c", op[1]) if op[2] else ("branch", op[1])
+        return create, run(*args, cwd=repo_dir)
+
+    def switch(_):
+        ref.current = op[1]
+    return switch, run("switch", op[1], cwd=repo_dir)
+
+
+def check_sequence(seed: int, template: Path, tmp: Path) -> None:
+    rng = random.Random(seed)
+    repo_dir = copy_repo(template, tmp / f"repo-{seed}")
+    ref = Reference()
+    n_ops, n_branch, done = rng.randint(8, 12), 1, []
+    for step in range(n_ops):
+        op = draw(rng, ref, n_branch) if step > 1 else [
+            ("commit", [(POOL[seed % len(POOL)][:2], "French")], False),
+            ("branch", "b1", False)][step]
+        if op[0] == "branch":
+            n_branch += 1
+        where = f"seed {seed}, step {step}: {op}\nafter {done}"
+        before = snapshot(repo_dir)
+        predicted, r = apply(op, ref, repo_dir, tmp, step)
+        done.append(op)
+        if isinstance(predicted, Refused):
+            err = r.stderr.strip().splitlines()
+            assert r.exit_code == predicted.code, f"{where}\n{r.output}"
+            assert len(err) == 1 + predicted.conflicts, f"{where}\n{r.stderr}"
+            assert all(x.startswith("CONFLICT ") for x in err[:-1]), f"{where}\n{r.stderr}"
+            assert err[-1].startswith("memstore: error: ") and predicted.says in err[-1], \
+                f"{where}\n{r.stderr}"
+            assert snapshot(repo_dir) == before, f"{where}: a refusal changed the repository"
+        else:
+            assert r.exit_code == 0, f"{where}\n{r.output}"
+            if predicted == "up-to-date":
+                assert json.loads(r.stdout)["kind"] == "up-to-date", where
+            else:
+                new = json.loads(r.stdout).get("commit") if op[0] not in (
+                    "branch", "switch") else None
+                if op[0] == "merge":
+                    d = json.loads(r.stdout)
+                    assert d["kind"] == ("merge" if new else "fast-forward"), where
+                predicted(new)
+        assert live_at_head(repo_dir) == ref.live(ref.head), \
+            f"{where}\nmemstore {sorted(live_at_head(repo_dir).items())}\n" \
+            f"reference {sorted(ref.live(ref.head).items())}"
+        assert heads(repo_dir) == ref.branches, where
+        assert ok("fsck", "--quick", cwd=repo_dir).stdout.strip() == "ok", where
+    assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+    if ref.head is None:
+        return
+    out = tmp / f"export-{seed}"
+    ok("export", "HEAD", out, cwd=repo_dir)
+    ok("verify", out, cwd=repo_dir)
+    first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    ok("export", "HEAD", out, "--force", cwd=repo_dir)  # the same commit, the same place
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == first
+
+
+@pytest.mark.parametrize("seed", range(SEEDS))
+def test_history_operations_match_the_reference_model(seed, base, tmp_path):
+    check_sequence(seed, empty_template(base), tmp_path)
+
+
+def test_revert_takes_out_its_own_writes_only(base, tmp_path):
+    """The rule the README states: a fact the reverted commit superseded is live again; a
+    fact a later commit wrote again (here with the same target) keeps that later write."""
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+    key = ("Apple", "The mother tongue of {} is")
+
+    def commit(target: str, *flags: str) -> str:
+        path = write_facts(tmp_path / f"{target}.jsonl", [(*key, target, "x")])
+        return json.loads(ok("commit", path, "--json", *flags, cwd=repo_dir).stdout)["commit"]
+
+    first = commit("French")
+    changed = commit("English", "--supersede")
+    ok("revert", changed, cwd=repo_dir)
+    assert live_at_head(repo_dir) == {key: "French"}  # what it superseded is back
+    commit("French")  # the same fact written again
+    ok("revert", first, cwd=repo_dir)
+    assert live_at_head(repo_dir) == {key: "French"}  # the later write stays
+
