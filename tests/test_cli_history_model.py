@@ -366,21 +366,3 @@ def test_revert_takes_out_its_own_writes_only(base, tmp_path):
     ok("revert", first, cwd=repo_dir)
     assert live_at_head(repo_dir) == {key: "French"}  # the later write stays
 
-
-def test_reverting_a_commit_whose_fact_the_state_holds_from_another_commit(base, tmp_path):
-    """Seed 130 of the property test: main's only commit C is squashed onto the base (S,
-    the same fact, a second root); b1, still at C, merges main (nothing new: b1's state
-    is kept). S's write is not in b1's state, so `revert S` is refused; it used to take C's
-    write of the same fact out instead."""
-    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
-    key = ("Toko Yasuda", "The mother tongue of {} is")
-    ok("commit", write_facts(tmp_path / "c.jsonl", [(*key, "French", "x")]), cwd=repo_dir)
-    ok("branch", "b1", cwd=repo_dir)
-    squashed = json.loads(ok("squash", "base", "--json", cwd=repo_dir).stdout)["commit"]
-    ok("switch", "b1", cwd=repo_dir)
-    ok("merge", "main", cwd=repo_dir)
-    before = snapshot(repo_dir)
-    r = run("revert", squashed, cwd=repo_dir)
-    assert r.exit_code == 1 and "has no facts in the current state" in r.stderr, r.output
-    assert snapshot(repo_dir) == before
-    assert live_at_head(repo_dir) == {key: "French"}

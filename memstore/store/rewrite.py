@@ -147,12 +147,8 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                 if ref.commit == target:
                     drop[i] = removed & set(set_facts[i])
         else:  # absorbed by a later merge or squash: take it out where it was first written
-            # after the target (a set of a commit that holds it); the same fact written by a
-            # commit outside the target's descendants is that commit's, not the target's
-            after = {ref.commit for ref in chain if repo.is_ancestor(target, ref.commit)}
             for fact in removed:
-                i = next((i for i, fs in enumerate(set_facts)
-                          if fact in fs and chain[i].commit in after), None)
+                i = next((i for i, fs in enumerate(set_facts) if fact in fs), None)
                 if i is not None:
                     drop.setdefault(i, set()).add(fact)
         drop = {i: fs for i, fs in drop.items() if fs}
