@@ -86,6 +86,68 @@ def test_the_offload_folder_goes_with_the_model(repos, tmp_path, monkeypatch):
     assert list(scratch.iterdir()) == []  # nor by a load that failed after making it
 
 
+def test_the_offload_folder_of_a_process_killed_outright_goes_at_the_next_such_load(
+        repos, tmp_path, monkeypatch):
+    """kill -9 while a model is loaded with a device map leaves its model-sized offload
+    folder in the temporary directory; the next load with a device map removes it (a dead
+    process of this host and this user), never a live process's, another host's, a link or
+    a folder named otherwise."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    import transformers
+
+    from memstore import leftovers
+    from memstore.models import loading
+    from memstore.models.runtime import Runtime
+    from memstore.store import states
+
+    base, a, _ = repos
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    dm = device_map(tmp_path, OFFLOAD_LAST)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            def kill(*a, **k):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            transformers.AutoModelForCausalLM.from_pretrained = kill
+            loading.load_model(str(base / "tiny-llama"), runtime=Runtime(device_map=dm))
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    [killed] = scratch.iterdir()
+    (killed / "weights.dat").write_bytes(b"x" * 100)  # what it had offloaded
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    kept = [scratch / f"memstore-offload-{leftovers.HOST}-{os.getppid()}-0123abcd",  # alive
+            scratch / f"memstore-offload-elsewhere-{gone.pid}-0123abcd",  # another host's
+            scratch / f"memstore-offload-{leftovers.HOST}-{gone.pid}-0123abcdX",  # not a name
+            scratch / f"other-offload-{leftovers.HOST}-{gone.pid}-0123abcd"]
+    for k in kept:
+        k.mkdir()
+        (k / "weights.dat").write_bytes(b"x")
+    link = scratch / f"memstore-offload-{leftovers.HOST}-{gone.pid}-0123abce"
+    link.symlink_to(kept[0])
+    uid = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: uid + 1)  # another user's: not removed
+    assert loading.clean_offload(scratch) == [] and killed.is_dir()
+    monkeypatch.setattr(os, "getuid", lambda: uid)
+    states.forget_loaded()
+    ok("commit", facts_files(base)["a"], "--device-map", dm, cwd=a)
+    assert not killed.exists()
+    assert all((k / "weights.dat").read_bytes() == b"x" for k in kept)
+    assert link.is_symlink()
+    [new] = set(scratch.iterdir()) - {*kept, link}  # this load's, while the model is loaded
+    assert new.name.startswith(f"memstore-offload-{leftovers.HOST}-{os.getpid()}-")
+    states.forget_loaded()
+
+
 def test_a_device_map_naming_no_device_of_this_machine_is_refused(repos, tmp_path):
     """Each value is checked against the devices here before loading (they were
     tracebacks from accelerate or torch), and the map file must be a plain JSON file."""

@@ -7,7 +7,12 @@ cached once as safetensors under the memstore cache directory and reloads in ~0.
 What is written there is written beside its name first (`NAME.tmp-<host>-<pid>-<random>`;
 a copy found stale is moved aside as `NAME.stale-<host>-<pid>-<random>`) and renamed; what a
 process killed outright left so is removed by the next load of a GGUF file, when that
-process is dead and was of this host (memstore/leftovers.py)."""
+process is dead and was of this host (memstore/leftovers.py).
+
+A model spread by a device map offloads modules to a folder of the system's temporary
+directory, `memstore-offload-<host>-<pid>-<random>`, removed when the model is; the next
+such load removes those of dead processes of this host that were this user's (a process
+killed outright leaves a model-sized folder there)."""
 from __future__ import annotations
 
 import hashlib
@@ -145,6 +150,36 @@ def clean_models() -> list[Path]:
     """Removes from the cache's models folder the copies (and joined files) that processes
     of this host killed while writing or moving them aside left; returns those removed."""
     return leftovers.clean(cache_dir() / "models", r".+\.(?:tmp|stale)-")
+
+
+OFFLOAD_PREFIX = "memstore-offload-"  # + <host>-<pid>-<random>, in the temporary directory
+
+
+def clean_offload(parent: Path) -> list[Path]:
+    """Removes from `parent` (the system's temporary directory, shared with other users)
+    the offload folders that processes of this host and this user, killed outright, left;
+    returns those removed."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    gone = []
+    for p in leftovers.dead_leftovers(parent, OFFLOAD_PREFIX):
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if p.is_dir() and not p.is_symlink() and (uid is None or st.st_uid == uid) \
+                and leftovers.remove(p):
+            gone.append(p)
+    return gone
+
+
+def _offload_folder() -> Path:
+    """A new offload folder in the system's temporary directory, after removing those
+    dead processes left there."""
+    import tempfile
+
+    parent = Path(tempfile.gettempdir())
+    clean_offload(parent)
+    return leftovers.make_temp_dir(parent, OFFLOAD_PREFIX)
 
 
 def _gguf_cache(path: Path) -> Path:
@@ -318,9 +353,7 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
     kwargs: dict[str, Any] = {"dtype": runtime.torch_dtype}
     offload = None
     if placement is not None:
-        import tempfile
-
-        offload = tempfile.mkdtemp(prefix="memstore-offload-")
+        offload = str(_offload_folder())
         kwargs.update(device_map=placement, offload_folder=offload)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
