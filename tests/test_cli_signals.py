@@ -280,6 +280,39 @@ def test_a_clone_killed_outright_is_redone_in_its_folder(base, tmp_path, step):
     assert log_json(target)[0]["id"] == ids[-1]
 
 
+def test_an_init_killed_outright_leaves_what_the_next_init_there_removes(base, tmp_path):
+    """kill -9 while `memstore init` builds the repository leaves its temporary folder
+    `.memstore-init-<host>-<pid>-<random>`; the next init in that folder removes it (a dead
+    process of this host), never a live process's, another host's, a link or another name."""
+    import subprocess
+
+    from cli_support import model_dir
+
+    from memstore import leftovers
+    from memstore.store import repository
+
+    target = tmp_path / "r"
+    args = ["init", str(target), "--base", str(model_dir(base))]
+    pid = _killed(args, repository, "_setup")
+    [killed] = target.iterdir()
+    assert killed.name.startswith(f".memstore-init-{leftovers.HOST}-{pid}-") and killed.is_dir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    kept = [target / f".memstore-init-{leftovers.HOST}-{os.getppid()}-0123abcd",  # alive
+            target / f".memstore-init-elsewhere-{gone.pid}-0123abcd",  # another host's
+            target / f".memstore-init-{leftovers.HOST}-{gone.pid}-0123abcd.x",  # not a name
+            target / f"_memstore-init-{leftovers.HOST}-{gone.pid}-0123abcd"]
+    for k in kept:
+        k.mkdir()
+        (k / "notes.txt").write_text("mine")
+    link = target / f".memstore-init-{leftovers.HOST}-{gone.pid}-0123abce"
+    link.symlink_to(kept[0])
+    ok(*args)
+    assert sorted(target.iterdir()) == sorted([target / ".memstore", *kept, link])
+    assert all((k / "notes.txt").read_text() == "mine" for k in kept) and link.is_symlink()
+    assert ok("fsck", cwd=target).stdout.strip() == "ok"
+
+
 def test_a_clone_folder_is_reused_only_when_a_dead_clone_of_this_host_left_only_that(
         base, tmp_path):
     """The marker of a live clone or of another host's, anything else in the folder, a

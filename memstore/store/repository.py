@@ -11,6 +11,7 @@ writer is about to reference; a CLI command may hold the lock around its whole r
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -96,12 +97,15 @@ class Repository:
              *, base_path: str | Path | None = None, branch: str = DEFAULT_BRANCH,
              on_wait: WaitCallback | None = None) -> Repository:
         """Creates `path/.memstore`, refusing an existing one. Built in a temporary
-        directory and renamed into place, so a crash never leaves half a repository."""
+        directory `.memstore-init-<host>-<pid>-<random>` and renamed into place, so a crash
+        never leaves half a repository; what an init killed outright left so (a dead
+        process of this host: memstore/leftovers.py) is removed here first."""
         root = Path(path).resolve()
         target = root / DIRNAME
         if target.exists() or target.is_symlink():
             raise MemstoreError(f"a memstore repository already exists in {root}")
         root.mkdir(parents=True, exist_ok=True)
+        leftovers.clean(root, re.escape(INIT_PREFIX))
         tmp = leftovers.make_temp_dir(root, INIT_PREFIX)  # its owner's host and pid
         try:
             (tmp / "objects").mkdir()
