@@ -366,3 +366,51 @@ def test_revert_takes_out_its_own_writes_only(base, tmp_path):
     ok("revert", first, cwd=repo_dir)
     assert live_at_head(repo_dir) == {key: "French"}  # the later write stays
 
+
+
+def test_revert_of_a_merged_commit_keeps_the_same_fact_written_on_this_branch(base, tmp_path):
+    """Seed 193: main and b1 both write ("Japan", tongue) = French; b1 merges main. Reverting
+    main's commit takes out what it brought (Messi) and leaves b1's own write of the shared
+    fact; it used to take the fact out of b1's commit, where it was first written."""
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+    tongue = "The mother tongue of {} is"
+    ok("commit", write_facts(tmp_path / "a.jsonl", [("Apple", "{} plays", "soccer", "x")]),
+       cwd=repo_dir)
+    ok("branch", "b1", cwd=repo_dir)
+    theirs = json.loads(ok("commit", write_facts(tmp_path / "m.jsonl", [
+        ("Japan", tongue, "French", "x"), ("Lionel Messi", tongue, "English", "x")]),
+        "--json", cwd=repo_dir).stdout)["commit"]
+    ok("switch", "b1", cwd=repo_dir)
+    ok("commit", write_facts(tmp_path / "b.jsonl", [("Japan", tongue, "French", "x")]),
+       cwd=repo_dir)
+    ok("merge", "main", cwd=repo_dir)
+    ok("revert", theirs, cwd=repo_dir)
+    assert live_at_head(repo_dir) == {("Apple", "{} plays"): "soccer",
+                                      ("Japan", tongue): "French"}
+    ok("fsck", cwd=repo_dir)
+
+
+def test_revert_after_merging_a_squash_root_of_the_same_fact(base, tmp_path):
+    """Seeds 130 and 171: main's only commit C is squashed onto the base (S, the same fact,
+    a second root) and merged into b1, still at C (nothing new). S's write is not in b1's
+    state, so `revert S` is refused, nothing changed; C's own write is, so `revert C` takes
+    the fact out. On main, where b1 (at C) is merged into S, S carries C's write: `revert
+    C` takes the fact out there too."""
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+    key = ("Toko Yasuda", "The mother tongue of {} is")
+    c = json.loads(ok("commit", write_facts(tmp_path / "c.jsonl", [(*key, "French", "x")]),
+                      "--json", cwd=repo_dir).stdout)["commit"]
+    ok("branch", "b1", cwd=repo_dir)
+    squashed = json.loads(ok("squash", "base", "--json", cwd=repo_dir).stdout)["commit"]
+    ok("switch", "b1", cwd=repo_dir)
+    ok("merge", "main", cwd=repo_dir)
+    before = snapshot(repo_dir)
+    r = run("revert", squashed, cwd=repo_dir)
+    assert r.exit_code == 1 and "has no facts in the current state" in r.stderr, r.output
+    assert snapshot(repo_dir) == before
+    ok("revert", c, cwd=repo_dir)
+    assert live_at_head(repo_dir) == {}
+    ok("switch", "main", cwd=repo_dir)
+    assert json.loads(ok("merge", c, "--json", cwd=repo_dir).stdout)["kind"] == "merge"
+    ok("revert", c, cwd=repo_dir)
+    assert live_at_head(repo_dir) == {}

@@ -22,13 +22,13 @@ from ..errors import MemstoreError, ValidationError
 from . import history
 from .commits import Commit, load_requests, load_updates, load_zs
 from .history import LiveFact, SetRef
+from .provenance import Fact, Provenance
+from .provenance import fact as _fact
 from .queries import measure
 from .repository import Repository
 from .retention import earlier_sample, recall, retention_metrics
 from .running import earlier_keys_for
 from .states import BASE, LoadedBase, state_commit, state_of, statistics_of_set
-
-Fact = tuple[str, str, str]  # (subject, prompt, target_new)
 
 
 class MergeConflictError(MemstoreError):
@@ -49,10 +49,6 @@ class Report:
     metrics: dict[str, Any] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def _fact(r: Request) -> Fact:
-    return (r.subject, r.prompt, r.target_new)
 
 
 # -- replays ----------------------------------------------------------------------------------
@@ -83,15 +79,6 @@ def _running(repo: Repository, basis: str | None, results: list[EditResult],
     if settings.history == "plain":
         return None
     return earlier_keys_for(repo.store, basis, results, requests) or None
-
-
-def _basis_chain(repo: Repository, commit: str) -> list[str]:
-    out: list[str] = []
-    cur: str | None = commit
-    while cur is not None:
-        out.append(cur)
-        cur = repo.get_commit(cur).basis
-    return out[::-1]
 
 
 def _require_head(repo: Repository, what: str) -> str:
@@ -139,17 +126,14 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
             raise MemstoreError(f"commit {target[:12]} was already reverted by {earlier[:12]}")
         removed = _introduced(repo, c)
         chain = repo.chain_sets(head)
-        set_facts = [[_fact(r) for r in load_requests(repo.objects, ref.update_set)]
-                     for ref in chain]
+        prov = Provenance(repo)
+        set_facts = [prov.facts(ref) for ref in chain]
+        # the writes that are `target`'s own, in its sets or carried on by a merge, squash
+        # or revert since; a write of the same fact by another commit stays
         drop: dict[int, set[Fact]] = {}
-        if target in _basis_chain(repo, head):
-            for i, ref in enumerate(chain):
-                if ref.commit == target:
-                    drop[i] = removed & set(set_facts[i])
-        else:  # absorbed by a later merge or squash: take it out where it was first written
-            for fact in removed:
-                i = next((i for i, fs in enumerate(set_facts) if fact in fs), None)
-                if i is not None:
+        for i, ref in enumerate(chain):
+            for p, fact in enumerate(set_facts[i]):
+                if fact in removed and prov.carries(ref, p, target):
                     drop.setdefault(i, set()).add(fact)
         drop = {i: fs for i, fs in drop.items() if fs}
         if not drop:

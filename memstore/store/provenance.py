@@ -1,0 +1,114 @@
+"""Where a write in a state came from.
+
+A fact's write in an update set was made by a commit, or carried there by a rewrite: a
+merge solves again what it brings in (or what both sides changed since the merge base), a
+squash solves again the live facts of the commits it replaces, a revert copies or replays
+the sets after the one it changed. Each carried write has one source, the write it was
+solved from, in an older commit: following sources back ends at the commit that wrote the
+fact. `revert` takes out the writes whose path passes through the reverted commit, so a
+fact another commit wrote too (on another branch, say) keeps that commit's write."""
+from __future__ import annotations
+
+from ..editing.requests import Request
+from .commits import load_requests
+from .history import LiveFact, SetRef
+from .repository import Repository
+
+Fact = tuple[str, str, str]  # (subject, prompt, target_new)
+
+
+def fact(r: Request) -> Fact:
+    return (r.subject, r.prompt, r.target_new)
+
+
+def _subsequence(part: list[Fact], whole: list[Fact]) -> list[int] | None:
+    """Positions in `whole` of the items of `part`, in order, or None."""
+    out, j = [], 0
+    for f in part:
+        while j < len(whole) and whole[j] != f:
+            j += 1
+        if j == len(whole):
+            return None
+        out.append(j)
+        j += 1
+    return out
+
+
+class Provenance:
+    """Sources of writes in one repository, cached for the life of one operation."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self._facts: dict[tuple[str, int], list[Fact]] = {}
+        self._live: dict[str, dict[tuple[str, str], LiveFact]] = {}
+        self._replays: dict[str, dict[int, tuple[SetRef, list[int]]]] = {}
+
+    def facts(self, ref: SetRef) -> list[Fact]:
+        k = (ref.commit, ref.index)
+        if k not in self._facts:
+            self._facts[k] = [fact(r) for r in load_requests(self.repo.objects, ref.update_set)]
+        return self._facts[k]
+
+    def _live_at(self, commit: str) -> dict[tuple[str, str], LiveFact]:
+        if commit not in self._live:
+            self._live[commit] = {(f.request.subject, f.request.prompt): f
+                                  for f in self.repo.facts_at(commit)}
+        return self._live[commit]
+
+    def _ref(self, f: LiveFact) -> tuple[SetRef, int]:
+        c = self.repo.get_commit(f.commit)
+        return SetRef(c.id, f.set_index, c.update_sets[f.set_index]), f.position
+
+    def _live_write(self, commit: str, written: Fact) -> tuple[SetRef, int] | None:
+        f = self._live_at(commit).get(written[:2])
+        if f is None or fact(f.request) != written:
+            return None
+        return self._ref(f)
+
+    def _replayed(self, commit: str) -> dict[int, tuple[SetRef, list[int]]]:
+        """A revert's sets matched to the sets of its parent's chain they copy or replay
+        (the same requests, less the reverted ones, in the same order), matched from the
+        newest back."""
+        if commit not in self._replays:
+            c = self.repo.get_commit(commit)
+            parent = self.repo.chain_sets(c.parents[0])
+            out: dict[int, tuple[SetRef, list[int]]] = {}
+            p = len(parent) - 1
+            for i in range(len(c.update_sets) - 1, -1, -1):
+                mine = self.facts(SetRef(c.id, i, c.update_sets[i]))
+                while p >= 0:
+                    pos = _subsequence(mine, self.facts(parent[p]))
+                    p -= 1
+                    if pos is not None:
+                        out[i] = (parent[p + 1], pos)
+                        break
+            self._replays[commit] = out
+        return self._replays[commit]
+
+    def source(self, ref: SetRef, position: int) -> tuple[SetRef, int] | None:
+        """The write that request `position` of `ref` was solved from; None for a write the
+        commit made itself (or whose source cannot be told)."""
+        c = self.repo.get_commit(ref.commit)
+        written = self.facts(ref)[position]
+        if c.operation == "merge":  # from our side when it holds the same write, else theirs
+            return next((w for w in (self._live_write(p, written) for p in c.parents)
+                         if w is not None), None)
+        if c.operation == "squash":
+            squashed = c.info.get("squashed") or []
+            inner = {p for s in squashed for p in self.repo.get_commit(s).parents}
+            head = next((s for s in squashed if s not in inner), None)
+            return self._live_write(head, written) if head is not None else None
+        if c.operation == "revert" and c.parents:
+            match = self._replayed(c.id).get(ref.index)
+            return (match[0], match[1][position]) if match is not None else None
+        return None
+
+    def carries(self, ref: SetRef, position: int, commit: str) -> bool:
+        """Whether the write at `position` of `ref` is `commit`'s: made by it, or carried
+        from a write of it."""
+        at: tuple[SetRef, int] | None = (ref, position)
+        while at is not None:
+            if at[0].commit == commit:
+                return True
+            at = self.source(*at)
+        return False
