@@ -9,9 +9,13 @@ The objects are the truth; the index makes them searchable and holds the refs.""
 from __future__ import annotations
 
 import datetime
+import errno
+import fcntl
 import json
 import os
 import sqlite3
+import tempfile
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -154,14 +158,100 @@ def _damaged(path: Path, why: str) -> DamagedIndexError:
                              "rebuild it from the object store")
 
 
+_SHARED_FIRST, _SHARED_SIZE = 0x40000000 + 2, 510  # SQLite's SHARED lock bytes (os_unix.c)
+_READ_ATTEMPTS = 5
+_DESERIALIZE = hasattr(sqlite3.Connection, "deserialize")  # Python 3.11
+
+
 def _connect_read_only(path: Path) -> sqlite3.Connection:
     """A read-only connection to the index in a folder memstore cannot write (a read-only
-    mount, a repository of another user): SQLite cannot make the -shm file a WAL database
-    needs there, so with no write-ahead log to read, it is opened as immutable."""
-    wal = path.with_name(path.name + "-wal")
-    immutable = not (wal.is_file() and wal.stat().st_size > 0)
-    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro{'&immutable=1' if immutable else ''}"
-    return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    mount, a repository of another user), never SQLite's `immutable=1`: that tells SQLite
+    nobody changes the file, so it takes no locks and keeps pages across statements, and a
+    read while the owner commits would mix two states (https://www.sqlite.org/uri.html).
+
+    `mode=ro` takes SQLite's shared locks, so the owner's checkpoints wait for the read. It
+    opens the index where its -wal and -shm exist (the owner has it open: SQLite reads a -shm
+    it cannot write through a private copy) or can be created. Where they neither exist nor
+    can be created SQLite refuses a WAL database unless told it is immutable
+    (https://www.sqlite.org/walformat.html); then every commit is in index.db, and the
+    connection reads a private copy of it taken while nothing wrote it (`_copy`). A copy
+    spoiled by the owner starting a write tries `mode=ro` again: the owner's connection has
+    made the -wal and -shm by then."""
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+    for attempt in range(_READ_ATTEMPTS):
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the log
+            return conn
+        except sqlite3.OperationalError as e:
+            conn.close()
+            if "readonly" not in str(e) and "unable to open" not in str(e):
+                raise
+            if _wal_size(path):  # commits in a log this user cannot index: not readable
+                raise
+        data = _copy(path)
+        if data is not None:
+            return _connect_copy(data)
+        time.sleep(0.05 * (attempt + 1))
+    raise DamagedIndexError(f"{path} changed each time it was read (its folder cannot be "
+                            "written here, so it is read as a copy); try again")
+
+
+def _wal_size(path: Path) -> int | None:
+    """The size of the index's write-ahead log, None where there is none."""
+    try:
+        return path.with_name(path.name + "-wal").stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def _copy(path: Path) -> bytes | None:
+    """index.db's bytes, read while nothing wrote it, or None: a WAL database with no log
+    is written only by a checkpoint of a log that a connection opening it creates, so its
+    bytes are one committed state when index.db (inode, size, mtime) and its log (none, or
+    empty) are the same before and after the read. SQLite's own SHARED lock is held for it
+    (where the file system has locks), so a closing connection cannot checkpoint and delete
+    its log unseen."""
+    with open(path, "rb") as f:
+        try:
+            fcntl.lockf(f, fcntl.LOCK_SH | fcntl.LOCK_NB, _SHARED_SIZE, _SHARED_FIRST)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES):  # a writer holds it: try again
+                return None                           # (any other: no locks here)
+
+        def state() -> tuple:
+            st = os.fstat(f.fileno())
+            return st.st_ino, st.st_size, st.st_mtime_ns, path.stat().st_ino, _wal_size(path)
+
+        before = state()
+        if before[-1] or before[0] != before[3]:
+            return None
+        data = f.read()
+        if state() != before or len(data) != before[1]:
+            return None
+    return data
+
+
+def _connect_copy(data: bytes) -> sqlite3.Connection:
+    """A connection that reads `data`, an index's bytes, and refuses writes. Its header is
+    set to rollback mode (bytes 18-19): a copy has no write-ahead log to read."""
+    data = bytearray(data)
+    if data.startswith(b"SQLite format 3\0") and len(data) >= 100:
+        data[18:20] = b"\x01\x01"
+    if _DESERIALIZE:
+        conn = sqlite3.connect(":memory:")
+        conn.deserialize(bytes(data))  # type: ignore[attr-defined]
+    else:  # Python 3.10: a private file, removed once open (nothing reopens it)
+        fd, name = tempfile.mkstemp(prefix="memstore-index-", suffix=".db")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            conn = sqlite3.connect(f"file:{urllib.parse.quote(name)}?mode=ro", uri=True)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            os.unlink(name)
+    conn.execute("PRAGMA query_only = 1")
+    return conn
 
 
 def open_index(path: str | Path | None, *, create: bool = False) -> Database:
