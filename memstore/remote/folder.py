@@ -2,7 +2,8 @@
 
 Files are written as the local object store writes them: to a temporary file in the target
 directory, fsynced, renamed into place, and the directory fsynced; so a killed push leaves a
-whole file or none under its name (at worst a `.tmp-` file, which nothing reads). A branch
+whole file or none under its name (at worst a `.tmp-` file, which nothing reads); an object
+is read and written a chunk at a time (`open_read`, `put_stream`). A branch
 moves under an exclusive lock on the remote's `lock` file (flock, which the kernel drops
 when its holder dies, so a killed push leaves no stale lock): read, compare, rename.
 On a network file system the lock is as good as the file system's flock across clients
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from ..store.lock import RepositoryLock
 from ..store.objects import TEMP_PREFIX, write_durably
@@ -42,6 +45,9 @@ class FolderTransport(Transport):
     def read(self, path: str) -> bytes | None:
         return self._call(f"read {path}", _read, self.root / path)
 
+    def open_read(self, path: str):
+        return _open(self.root / path)
+
     def list(self, directory: str) -> dict[str, int]:
         base = self.root / directory
         if not base.is_dir():
@@ -50,6 +56,9 @@ class FolderTransport(Transport):
 
     def put(self, path: str, data: bytes) -> None:
         self._call(f"write {path}", self._write, path, data)
+
+    def put_stream(self, path: str, chunks) -> None:
+        self._call(f"write {path}", self._write, path, chunks)
 
     def create(self, path: str, data: bytes) -> bool:
         with self._lock():
@@ -67,7 +76,7 @@ class FolderTransport(Transport):
         self._call("create the remote folder", self.root.mkdir, parents=True, exist_ok=True)
         return RepositoryLock(self._target(LOCK))(timeout=LOCK_TIMEOUT)
 
-    def _write(self, path: str, data: bytes) -> None:
+    def _write(self, path: str, data: bytes | Iterable[bytes]) -> None:
         write_durably(self._target(path), data)
 
 
@@ -78,6 +87,23 @@ def _read(path: Path) -> bytes | None:
         return path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+def _open(path: Path) -> BinaryIO | None:
+    """`path` open for reading; None when it does not exist. Opened without blocking, so
+    that a pipe is refused (by `fstat`) rather than waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a pipe or a device would never end
+            raise RemoteError(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _walk(base: Path) -> dict[str, int]:

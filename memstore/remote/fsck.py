@@ -14,7 +14,7 @@ from ..editing.progress import progress
 from ..errors import MemstoreError
 from ..store.commits import Commit
 from ..store.maintenance import set_object_problems
-from ..store.objects import OBJECT_ID, hash_bytes
+from ..store.objects import OBJECT_ID, hash_bytes, hash_chunks
 from .layout import (
     HEAD_FILE,
     MARKER,
@@ -27,7 +27,7 @@ from .layout import (
     parse_ref,
     parse_statistics_record,
 )
-from .transfer import BATCH_OBJECTS
+from .transfer import batches, counted, streamed
 from .transport import Transport, open_transport
 
 
@@ -68,14 +68,19 @@ def fsck_remote(url: str, verify: bool = True) -> list[str]:
 
 
 def _corrupt(transport: Transport, present: dict[str, int]) -> set[str]:
-    """The objects of `present` (id → listed size) whose bytes do not hash to their name,
-    read in batches with a progress bar counting bytes on a terminal."""
+    """The objects of `present` (id → listed size) whose bytes do not hash to their name
+    (one gone since it was listed among them), with a progress bar counting bytes on a
+    terminal: small objects read in batches (as a fetch reads them), a large one a chunk at
+    a time, hashed as it is read."""
     out = set()
-    ordered = sorted(present)
     with progress(total=sum(present.values()), desc="checking objects", unit="B",
                   unit_scale=True, unit_divisor=1024) as bar:
-        for i in range(0, len(ordered), BATCH_OBJECTS):
-            batch = ordered[i:i + BATCH_OBJECTS]
+        for batch in batches(sorted(present), present):
+            if streamed(present[batch[0]]):
+                chunks = transport.read_chunks(object_path(batch[0]))
+                if chunks is None or hash_chunks(counted(chunks, bar)) != batch[0]:
+                    out.add(batch[0])
+                continue
             got = transport.read_many(object_path(o) for o in batch)
             out |= {o for o in batch if hash_bytes(got.get(object_path(o), b"")) != o}
             bar.update(sum(present[o] for o in batch))

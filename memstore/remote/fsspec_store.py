@@ -6,14 +6,16 @@ from an older state is refused) and again just after (a concurrent write that re
 ours is reported, and the push refused); two pushes whose reads and writes interleave
 exactly can still both be told they landed. Files are written under a temporary name and
 moved into place, which is atomic where the store renames (SFTP, HDFS) and harmless
-where it copies (object stores upload whole objects)."""
+where it copies (object stores upload whole objects). An object is read and written a
+chunk at a time (`open_read`, `put_stream`), through fsspec's file objects."""
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
-from ..store.objects import TEMP_PREFIX
+from ..store.objects import CHUNK_BYTES, TEMP_PREFIX
 from .layout import ref_bytes
 from .transport import RefValue, RemoteError, StaleRefError, Transport
 
@@ -41,8 +43,19 @@ class FsspecTransport(Transport):
     def _read(self, full: str) -> bytes | None:
         try:
             return self.fs.cat_file(full)
-        except FileNotFoundError:
-            return None
+        except FileNotFoundError as e:
+            return self._not_found(e)
+
+    def _not_found(self, e: FileNotFoundError) -> None:
+        """What a FileNotFoundError means: the file is absent (S3 tells a missing bucket
+        apart, and refuses it)."""
+
+    def open_read(self, path: str) -> Any:
+        try:  # no cache: each read of a chunk is one ranged request of that chunk
+            return self.fs.open(self.full(path), "rb", block_size=CHUNK_BYTES,
+                                cache_type="none")
+        except FileNotFoundError as e:
+            return self._not_found(e)
 
     def read_many(self, paths) -> dict[str, bytes]:
         wanted = {self.full(p): p for p in paths}
@@ -109,6 +122,26 @@ class FsspecTransport(Transport):
             self.fs.mv(tmp, full)
         except BaseException:
             self.fs.rm(tmp)
+            raise
+
+    def put_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+        self._call(f"write {path}", self._put_stream_via_temp, self.full(path), chunks)
+
+    def _put_stream_via_temp(self, full: str, chunks: Iterable[bytes]) -> None:
+        """The chunks written to a temporary file as they come, moved into place when all
+        came (an error they raise removes the temporary file: nothing is moved)."""
+        parent, _, name = full.rpartition("/")
+        tmp = f"{parent}/{TEMP_PREFIX}{uuid.uuid4().hex}-{name}"
+        try:
+            with self.fs.open(tmp, "wb", block_size=CHUNK_BYTES) as f:
+                for chunk in chunks:
+                    f.write(chunk)
+            self.fs.mv(tmp, full)
+        except BaseException:
+            try:
+                self.fs.rm(tmp)
+            except FileNotFoundError:
+                pass
             raise
 
     def create(self, path: str, data: bytes) -> bool:

@@ -1,10 +1,12 @@
 """A remote on S3 (or a store that speaks its API), through s3fs.
 
 A PUT is atomic on S3 (an object appears whole or not at all), so objects are written in
-place. A branch moves by a conditional write, which S3 evaluates atomically: the ref is
-read with its ETag (one GET gives both), and the new one is written with `If-Match: ETAG`,
-or `If-None-Match: *` for a branch the remote does not have yet; 412 Precondition Failed
-or 409 ConditionalRequestConflict means someone else moved it first.
+place; a large one streams as a multipart upload, by which the object appears only once it
+is completed (one whose chunks fail their hash is aborted instead: nothing appears). A
+branch moves by a conditional write, which S3 evaluates atomically: the ref is read with
+its ETag (one GET gives both), and the new one is written with `If-Match: ETAG`, or
+`If-None-Match: *` for a branch the remote does not have yet; 412 Precondition Failed or
+409 ConditionalRequestConflict means someone else moved it first.
 
 s3fs drops any keyword its botocore does not know for an operation, which would silently
 turn a compare-and-swap into a plain overwrite; so botocore's PutObject model is checked
@@ -15,12 +17,14 @@ push says so."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Any
 
 from .fsspec_store import FsspecTransport
 from .layout import parse_ref, ref_bytes
 from .transport import RefValue, RemoteError, StaleRefError
 
+WRITE_BLOCK = 8 * 2**20  # a multipart upload's part (S3's least is 5 MiB): what it buffers
 CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
 
 
@@ -57,20 +61,34 @@ class S3Transport(FsspecTransport):
         self.bucket, _, self.prefix = self.root.partition("/")
         self.conditional = True  # until the store answers 501 to a condition
 
-    def _read(self, full: str) -> bytes | None:
-        try:
-            return self.fs.cat_file(full)
-        except FileNotFoundError as e:  # no such key, or no such bucket: not the same
-            if client_error_code(e) == "NoSuchBucket":
-                raise RemoteError(f"remote {self.url}: bucket {self.bucket!r} does not "
-                                  "exist") from None
-            return None
+    def _not_found(self, e: FileNotFoundError) -> None:
+        if client_error_code(e) == "NoSuchBucket":  # no such key, or no such bucket
+            raise RemoteError(f"remote {self.url}: bucket {self.bucket!r} does not "
+                              "exist") from None
 
     def key(self, path: str) -> str:
         return f"{self.prefix}/{path}" if self.prefix else path
 
     def put(self, path: str, data: bytes) -> None:
         self._call(f"write {path}", self.fs.pipe_file, self.full(path), data)
+
+    def put_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+        self._call(f"write {path}", self._put_stream, self.full(path), chunks)
+
+    def _put_stream(self, full: str, chunks: Iterable[bytes]) -> None:
+        """A multipart upload of WRITE_BLOCK parts (one PutObject when smaller), completed
+        only when every chunk came; aborted when they raise (a hash that does not match)."""
+        f = self.fs.open(full, "wb", block_size=WRITE_BLOCK)
+        try:
+            for chunk in chunks:
+                f.write(chunk)
+        except BaseException:
+            try:
+                f.discard()  # aborts the multipart upload; close() would complete it
+            finally:
+                f.closed = True  # discarded, and never to be closed (not even when freed)
+            raise
+        f.close()
 
     def put_many(self, files: dict[str, bytes]) -> None:
         if files:

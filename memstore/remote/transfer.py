@@ -5,7 +5,15 @@ Going up, an object is read with its hash checked (a corrupt local object is nev
 pushed) and the remote's listing of the objects' fan-out folders says which are there
 already (and whole: a size that differs is written again). Coming down, an object whose
 bytes do not hash to its name is refused, naming it; the objects a failed fetch had
-already written are removed again (`discard`), so a refused fetch leaves nothing behind."""
+already written are removed again (`discard`), so a refused fetch leaves nothing behind.
+
+Small objects move in batches, whole (concurrently where the store allows); an object
+larger than a chunk (8 MiB) moves alone, a chunk at a time, hashed as it passes: coming
+down, into a temporary file of the object store renamed into place only when the hash
+matches (`ObjectStore.put_stream`); going up, from the local file to the store's streaming
+write, which a hash that does not match aborts before the object appears
+(`Transport.put_stream`). Memory stays at a batch of small objects or a chunk, whatever
+an object's size."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -14,7 +22,7 @@ from dataclasses import dataclass
 from ..editing.progress import progress
 from ..errors import MemstoreError
 from ..store.commits import Commit
-from ..store.objects import hash_bytes
+from ..store.objects import CHUNK_BYTES, HashMismatchError, hash_bytes
 from ..store.repository import Repository
 from .layout import OBJECTS, object_path
 from .transport import RemoteError, Transport
@@ -73,17 +81,35 @@ def remote_sizes(transport: Transport, oids: Iterable[str]) -> dict[str, int]:
     return {o: s for o, s in listed.items() if o in wanted}
 
 
-def _batches(oids: list[str], sizes: dict[str, int]) -> Iterator[list[str]]:
+def streamed(size: int) -> bool:
+    """Whether an object of `size` bytes moves alone, a chunk at a time."""
+    return size > CHUNK_BYTES
+
+
+def batches(oids: list[str], sizes: dict[str, int]) -> Iterator[list[str]]:
+    """`oids` in order, in batches of at most BATCH_OBJECTS objects and BATCH_BYTES bytes;
+    an object to be `streamed` is a batch of its own."""
     batch: list[str] = []
     total = 0
     for o in oids:
-        if batch and (len(batch) >= BATCH_OBJECTS or total + sizes[o] > BATCH_BYTES):
+        if batch and (len(batch) >= BATCH_OBJECTS or total + sizes[o] > BATCH_BYTES
+                      or streamed(sizes[o])):
             yield batch
             batch, total = [], 0
         batch.append(o)
         total += sizes[o]
+        if streamed(sizes[o]):
+            yield batch
+            batch, total = [], 0
     if batch:
         yield batch
+
+
+def counted(chunks: Iterable[bytes], bar) -> Iterator[bytes]:
+    """The chunks, each counted on the progress bar as it passes."""
+    for chunk in chunks:
+        yield chunk
+        bar.update(len(chunk))
 
 
 def _bar(total: int, desc: str):
@@ -100,22 +126,47 @@ def upload(repo: Repository, transport: Transport, oids: Iterable[str],
     missing = sorted(o for o in oids if there.get(o) != sizes[o])
     total = sum(sizes[o] for o in missing)
     with _bar(total, desc) as bar:
-        for batch in _batches(missing, sizes):
+        for batch in batches(missing, sizes):
+            if streamed(sizes[batch[0]]):  # read, hashed and written a chunk at a time
+                transport.put_stream(object_path(batch[0]),
+                                     counted(repo.objects.chunks(batch[0]), bar))
+                continue
             transport.put_many({object_path(o): repo.objects.get_bytes(o) for o in batch})
             bar.update(sum(sizes[o] for o in batch))
     return Moved(len(set(commits) & set(missing)), len(missing), total)
 
 
+def corrupt_remote(oid: str, label: str) -> CorruptRemoteObjectError:
+    return CorruptRemoteObjectError(
+        f"object {oid} from {label} is corrupt (its content does not match its name); "
+        "refused, nothing was fetched (run `memstore fsck` on the remote)")
+
+
+def lacking(oid: str, label: str) -> RemoteError:
+    return RemoteError(f"{label} lacks object {oid}, which its history needs (a damaged "
+                       "remote: run `memstore fsck` on it); nothing was fetched")
+
+
 def accept(repo: Repository, oid: str, data: bytes | None, label: str) -> None:
     """Stores an object that arrived from `label`, after checking it hashes to its name."""
     if data is None:
-        raise RemoteError(f"{label} lacks object {oid}, which its history needs (a damaged "
-                          "remote: run `memstore fsck` on it); nothing was fetched")
+        raise lacking(oid, label)
     if hash_bytes(data) != oid:
-        raise CorruptRemoteObjectError(
-            f"object {oid} from {label} is corrupt (its content does not match its name); "
-            "refused, nothing was fetched (run `memstore fsck` on the remote)")
+        raise corrupt_remote(oid, label)
     repo.objects.put_bytes(data)
+
+
+def accept_stream(repo: Repository, transport: Transport, oid: str, label: str, bar) -> None:
+    """Stores object `oid` of the remote read a chunk at a time, hashed as it is written
+    to a temporary file of the object store, which is renamed into place only when the
+    hash matches (else removed: nothing is stored)."""
+    chunks = transport.read_chunks(object_path(oid))
+    if chunks is None:
+        raise lacking(oid, label)
+    try:
+        repo.objects.put_stream(oid, counted(chunks, bar))
+    except HashMismatchError:
+        raise corrupt_remote(oid, label) from None
 
 
 def download(repo: Repository, transport: Transport, oids: Iterable[str], label: str,
@@ -129,7 +180,11 @@ def download(repo: Repository, transport: Transport, oids: Iterable[str], label:
             accept(repo, o, None, label)
     total = sum(sizes.values())
     with _bar(total, desc) as bar:
-        for batch in _batches(missing, sizes):
+        for batch in batches(missing, sizes):
+            if streamed(sizes[batch[0]]):
+                accept_stream(repo, transport, batch[0], label, bar)
+                written.append(batch[0])
+                continue
             got = transport.read_many(object_path(o) for o in batch)
             for o in batch:
                 accept(repo, o, got.get(object_path(o)), label)

@@ -12,15 +12,22 @@ Three kinds of store, three guarantees for a ref update (the README's table):
 
 Every call into the store goes through `_call`, which turns what the backend raises
 (OSError, botocore and aiohttp errors, …) into one RemoteError naming the remote and the
-operation, so a user sees one line, never a backend's traceback."""
+operation, so a user sees one line, never a backend's traceback.
+
+Objects can be model-sized (ΔW factors, statistics: hundreds of MB, GB for a large model):
+`read_chunks` and `put_stream` move one a chunk at a time, so that memory does not grow
+with an object's size; `read`, `read_many` and `put_many` (whole files, concurrently where
+the store allows) are for small ones."""
 from __future__ import annotations
 
+import io
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..errors import MemstoreError, ValidationError
+from ..store.objects import CHUNK_BYTES
 from ..store.refs import check_ref_name
 from . import urls
 from .layout import LOCK, RemoteFormatError, parse_ref
@@ -83,6 +90,33 @@ class Transport(ABC):
     def swap_ref(self, path: str, commit: str, expected: RefValue) -> None:
         """Points ref `path` to `commit` if it still holds what `expected` read; else
         StaleRefError with what it holds now."""
+
+    def open_read(self, path: str) -> Any:
+        """The file open for reading (a binary file object); None when it does not exist.
+        Stores that can read a file piecewise override this; here it is read whole."""
+        data = self.read(path)
+        return None if data is None else io.BytesIO(data)
+
+    def put_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+        """`put` of the bytes `chunks` yields, written as they come where the store allows;
+        an error the chunks raise (a hash that does not match) leaves nothing at `path`.
+        Here they are joined and written whole."""
+        self.put(path, b"".join(chunks))
+
+    def read_chunks(self, path: str, size: int = CHUNK_BYTES) -> Iterator[bytes] | None:
+        """The file's bytes, `size` at a time, each read through `_call` (one RemoteError
+        naming the file for a backend's failure); None when it does not exist."""
+        f = self._call(f"read {path}", self.open_read, path)
+        if f is None:
+            return None
+        return self._chunks(path, f, size)
+
+    def _chunks(self, path: str, f: Any, size: int) -> Iterator[bytes]:
+        try:
+            while chunk := self._call(f"read {path}", f.read, size):
+                yield chunk
+        finally:
+            f.close()
 
     def read_ref(self, path: str) -> RefValue:
         """The ref at `path`; its token is the commit itself (S3 reads the ETag too)."""

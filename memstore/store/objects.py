@@ -7,7 +7,10 @@ deterministic bytes, so equal content always gets the same id and is stored once
 `DiskObjectStore` writes each object to a temporary file in its final directory, fsyncs it,
 renames it into place and fsyncs the directory (`write_durably`, which folder remotes use
 too): a crash leaves either the whole object or nothing under its name (at worst a stray
-temporary file, which gc removes).
+temporary file `.tmp-<host>-<pid>-<random>`, which gc removes). An object that arrives in
+chunks (a fetch) is hashed as it is written (`put_stream`) and renamed into place only when
+it hashes to its name; one that leaves in chunks (a push) is hashed as it is read
+(`chunks`): memory stays at one chunk, whatever the object's size.
 `MemoryObjectStore` keeps objects in a dict, for fast tests."""
 from __future__ import annotations
 
@@ -16,9 +19,8 @@ import json
 import math
 import os
 import re
-import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +28,12 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from .. import leftovers
 from ..errors import MemstoreError, ValidationError
 
 OBJECT_ID = re.compile(r"[0-9a-f]{64}\Z")  # \Z, not $: no trailing newline
 TEMP_PREFIX = ".tmp-"
+CHUNK_BYTES = 8 * 2**20  # what a streamed object is read, hashed and written by
 # Fixed metadata, so that equal tensors always serialise to equal bytes.
 TENSOR_METADATA = {"format": "pt"}
 
@@ -47,8 +51,42 @@ class CorruptObjectError(MemstoreError):
     """An object's bytes no longer match its name."""
 
 
+class HashMismatchError(CorruptObjectError):
+    """Bytes read or written a chunk at a time do not hash to the object's name."""
+
+
 def hash_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def corrupt_message(oid: str) -> str:
+    return f"object {oid} is corrupt (its content does not match its name)"
+
+
+def verified(chunks: Iterable[bytes], oid: str) -> Iterator[bytes]:
+    """The chunks of `chunks`, hashed as they pass; CorruptObjectError after the last one
+    when they do not hash to `oid` (so that a writer consuming them never finishes a
+    corrupt object: it is given the error before it would rename or commit)."""
+    h = hashlib.sha256()
+    for chunk in chunks:
+        h.update(chunk)
+        yield chunk
+    if h.hexdigest() != oid:
+        raise HashMismatchError(corrupt_message(oid))
+
+
+def hash_chunks(chunks: Iterable[bytes]) -> str:
+    h = hashlib.sha256()
+    for chunk in chunks:
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def file_chunks(f: Any, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The content of the open binary file `f`, `size` bytes at a time (closed at the end)."""
+    with f:
+        while chunk := f.read(size):
+            yield chunk
 
 
 def check_object_id(oid: str) -> str:
@@ -130,11 +168,22 @@ class ObjectStore(ABC):
         raises CorruptObjectError instead of handing back wrong weights."""
         data = self._read(check_object_id(oid))
         if verify and hash_bytes(data) != oid:
-            raise CorruptObjectError(
-                f"object {oid} is corrupt (its content does not match its name); "
-                "run `memstore fsck`"
-            )
+            raise CorruptObjectError(f"{corrupt_message(oid)}; run `memstore fsck`")
         return data
+
+    def chunks(self, oid: str, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+        """The bytes of `oid`, `size` at a time, verified: CorruptObjectError after the last
+        chunk when they do not hash to `oid` (a push never completes a corrupt object)."""
+        data = self._read(check_object_id(oid))  # a disk store reads its file chunk by chunk
+        try:
+            yield from verified((data[i:i + size] for i in range(0, len(data), size)), oid)
+        except HashMismatchError:
+            raise HashMismatchError(f"{corrupt_message(oid)}; run `memstore fsck`") from None
+
+    def put_stream(self, oid: str, chunks: Iterable[bytes]) -> str:
+        """Stores the object `oid` whose bytes come as `chunks`, checked to hash to `oid`
+        (CorruptObjectError, and nothing stored, when they do not)."""
+        return self.put_bytes(b"".join(verified(chunks, check_object_id(oid))))
 
     def __contains__(self, oid: str) -> bool:
         return self.contains(oid)
@@ -201,24 +250,39 @@ def refuse_link(path: Path, what: str = "") -> None:
                               "deletes through one (remove it, then run `memstore fsck`)")
 
 
-def write_durably(target: Path, data: bytes, mode: int | None = None) -> None:
+def _temp_file(directory: Path) -> tuple[int, Path]:
+    """A new file (mode 0600, as mkstemp makes it) named `.tmp-<host>-<pid>-<random>` in
+    `directory`, open for writing."""
+    for _ in range(100):
+        p = directory / leftovers.temp_name(TEMP_PREFIX)
+        try:
+            return os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), p
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {directory}")
+
+
+def write_durably(target: Path, data: bytes | Iterable[bytes], mode: int | None = None) -> None:
     """Writes `target` so that a crash leaves the whole file or nothing under its name: a
     temporary file in its directory (made, and its parent fsynced, if missing), fsynced,
-    given `mode`, renamed into place, and the directory fsynced."""
+    given `mode`, renamed into place, and the directory fsynced. `data` is the bytes, or
+    chunks written as they come: an error they raise (`verified`'s, on a hash that does
+    not match) removes the temporary file, and nothing is renamed."""
     if not target.parent.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
         fsync_dir(target.parent.parent)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+    fd, tmp = _temp_file(target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         if isinstance(e, OSError) and e.filename is None:  # a write's ENOSPC, EDQUOT, EIO:
             e.filename = str(target)  # name the file, so that it is reported as one line
         raise
@@ -246,14 +310,34 @@ class DiskObjectStore(ObjectStore):
 
     def put_bytes(self, data: bytes) -> str:
         oid = hash_bytes(data)
-        target = self.path(oid)
-        fan = self._fan_out(oid)
-        refuse_link(target)
+        target = self._target(oid)
         try:
             if target.stat().st_size == len(data) and hash_bytes(self._read(oid)) == oid:
                 return oid  # already stored, and sound (a damaged copy is written again)
         except FileNotFoundError:
             pass
+        write_durably(target, data, mode=0o444)  # objects are immutable
+        return oid
+
+    def put_stream(self, oid: str, chunks: Iterable[bytes]) -> str:
+        """Writes the chunks to a temporary file beside the object as they come, hashing
+        them; renames it into place only when they hash to `oid`, else removes it and
+        raises CorruptObjectError. An object already stored whole is kept (the chunks are
+        not read)."""
+        target = self._target(check_object_id(oid))
+        if target.is_file() and self._sound(oid):
+            if hasattr(chunks, "close"):
+                chunks.close()  # a generator holding a file or a connection open
+            return oid
+        write_durably(target, verified(chunks, oid), mode=0o444)
+        return oid
+
+    def _target(self, oid: str) -> Path:
+        """Where `oid` is written: its fan-out directory made (and checked not to be a
+        link), the path checked to be neither a link nor a directory."""
+        target = self.path(oid)
+        fan = self._fan_out(oid)
+        refuse_link(target)
         if target.is_dir():
             raise CorruptObjectError(f"object {oid} is a directory, not a file; run "
                                      "`memstore fsck`")
@@ -262,8 +346,24 @@ class DiskObjectStore(ObjectStore):
             fan.mkdir(exist_ok=True)
             refuse_link(fan)
             fsync_dir(self.root)
-        write_durably(target, data, mode=0o444)  # objects are immutable
-        return oid
+        return target
+
+    def _sound(self, oid: str) -> bool:
+        try:
+            return hash_chunks(file_chunks(open(self.path(oid), "rb"))) == oid
+        except FileNotFoundError:
+            return False
+
+    def chunks(self, oid: str, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+        try:
+            with open(self.path(oid), "rb") as f:
+                yield from verified(file_chunks(f, size), oid)
+        except FileNotFoundError:
+            raise MissingObjectError(f"object {oid} is missing") from None
+        except IsADirectoryError:
+            raise CorruptObjectError(f"object {oid} is a directory, not a file") from None
+        except HashMismatchError:
+            raise HashMismatchError(f"{corrupt_message(oid)}; run `memstore fsck`") from None
 
     def _read(self, oid: str) -> bytes:
         try:
