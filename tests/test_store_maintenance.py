@@ -152,3 +152,34 @@ def test_fsck_while_a_gc_runs_reports_nothing(repo, monkeypatch):
     assert checker.fsck() == []
     assert ran[0].commits == [side.id] and ran[0].objects
     checker.close()
+
+
+def test_gc_keeps_the_temporary_files_of_live_writers_and_other_hosts(repo):
+    """gc removes the temporary files a dead process of this host left in the object store
+    and those whose names carry no owner (an earlier memstore's), never a live process's (a
+    writer on a file system whose lock does not reach gc), another host's, or a link."""
+    import os
+    import subprocess
+    import sys
+
+    from memstore import leftovers
+
+    oid = repo.objects.put_bytes(b"an orphan")
+    fan = repo.objects.path(oid).parent
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    h = leftovers.HOST
+    dead = [fan / f"{TEMP_PREFIX}{h}-{gone.pid}-0123abcd", fan / f"{TEMP_PREFIX}abc_1234"]
+    kept = [fan / f"{TEMP_PREFIX}{h}-{os.getpid()}-0123abcd",  # this process writes it
+            fan / f"{TEMP_PREFIX}{h}-{os.getppid()}-0123abcd",  # a live process's
+            fan / f"{TEMP_PREFIX}elsewhere-{gone.pid}-0123abcd"]  # another host's
+    for t in [*dead, *kept]:
+        t.write_bytes(b"half an object")
+    link = fan / f"{TEMP_PREFIX}{h}-{gone.pid}-0123abce"
+    link.symlink_to(kept[0])
+    assert repo.gc(dry_run=True).temp_files == 2
+    report = repo.gc()
+    assert report.temp_files == 2 and report.objects == [oid]
+    assert not any(t.exists() for t in dead)
+    assert all(t.read_bytes() == b"half an object" for t in kept) and link.is_symlink()
+    assert sorted(fan.iterdir()) == sorted([*kept, link])

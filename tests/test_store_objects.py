@@ -142,3 +142,60 @@ def test_json_objects(store):
     oid = store.put_json({"z": 1, "a": None})
     assert store.get_bytes(oid) == b'{"a":null,"z":1}'
     assert store.get_json(oid) == {"z": 1, "a": None}
+
+
+def _same_fan(store, first: bytes) -> bytes:
+    """Bytes whose object id starts as that of `first` (written into the same folder)."""
+    fan = hashlib.sha256(first).hexdigest()[:2]
+    return next(d for i in range(100_000) if hashlib.sha256(d := b"other %d" % i).hexdigest()
+                [:2] == fan)
+
+
+def test_a_write_removes_what_a_writer_killed_outright_left_in_its_folder(tmp_path):
+    """kill -9 between an object's write and its rename leaves `.tmp-<host>-<pid>-<random>`
+    beside it; the next write into that fan-out folder removes it once its process is dead
+    (of this host), never a live process's, another host's, a link, a folder or another
+    name; a write into another folder leaves it."""
+    import signal
+    import subprocess
+    import sys
+
+    from memstore import leftovers
+    from memstore.store.objects import TEMP_PREFIX
+
+    root = tmp_path / "o"
+    data = b"half written when killed"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.replace = lambda a, b: os.kill(os.getpid(), signal.SIGKILL)
+            DiskObjectStore(root).put_bytes(data)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    fan = root / hashlib.sha256(data).hexdigest()[:2]
+    [killed] = fan.iterdir()
+    assert killed.name.startswith(f"{TEMP_PREFIX}{leftovers.HOST}-{pid}-")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    h = leftovers.HOST
+    kept = [fan / f".tmp-{h}-{os.getppid()}-0123abcd",  # a live writer's
+            fan / f".tmp-elsewhere-{gone.pid}-0123abcd",  # another host's
+            fan / f".tmp-{h}-{gone.pid}-0123abcd.x", fan / f"tmp-{h}-{gone.pid}-0123abcd"]
+    for k in kept:
+        k.write_bytes(b"x")
+    folder = fan / f".tmp-{h}-{gone.pid}-0123abce"
+    folder.mkdir()
+    link = fan / f".tmp-{h}-{gone.pid}-0123abcf"
+    link.symlink_to(kept[0])
+    store = DiskObjectStore(root)
+    other = next(d for i in range(1000) if hashlib.sha256(d := b"%d" % i).hexdigest()[:2]
+                 != fan.name)
+    store.put_bytes(other)  # another folder: this one is not listed
+    assert killed.is_file()
+    oid = store.put_bytes(_same_fan(store, data))
+    assert not killed.exists()
+    assert sorted(fan.iterdir()) == sorted([*kept, folder, link, store.path(oid)])
+    assert link.is_symlink() and all(k.read_bytes() == b"x" for k in kept)
+    assert store.put_bytes(data) == hashlib.sha256(data).hexdigest()

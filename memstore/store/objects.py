@@ -7,7 +7,12 @@ deterministic bytes, so equal content always gets the same id and is stored once
 `DiskObjectStore` writes each object to a temporary file in its final directory, fsyncs it,
 renames it into place and fsyncs the directory (`write_durably`, which folder remotes use
 too): a crash leaves either the whole object or nothing under its name (at worst a stray
-temporary file `.tmp-<host>-<pid>-<random>`, which gc removes). An object that arrives in
+temporary file `.tmp-<host>-<pid>-<random>`, memstore/leftovers.py). A process killed
+outright cannot remove its own: the next write into the same fan-out directory (the first
+write into each that a store makes: no write lists more) removes those of dead processes of
+this host, and gc removes them too, with any `.tmp-` file not named so (an earlier
+memstore's); neither ever touches a live process's, another host's, a link or a folder. An
+object that arrives in
 chunks (a fetch) is hashed as it is written (`put_stream`) and renamed into place only when
 it hashes to its name; one that leaves in chunks (a push) is hashed as it is read
 (`chunks`): memory stays at one chunk, whatever the object's size.
@@ -32,7 +37,7 @@ from .. import leftovers
 from ..errors import MemstoreError, ValidationError
 
 OBJECT_ID = re.compile(r"[0-9a-f]{64}\Z")  # \Z, not $: no trailing newline
-TEMP_PREFIX = ".tmp-"
+TEMP_PREFIX = ".tmp-"  # + <host>-<pid>-<random> (leftovers.temp_name)
 CHUNK_BYTES = 8 * 2**20  # what a streamed object is read, hashed and written by
 # Fixed metadata, so that equal tensors always serialise to equal bytes.
 TENSOR_METADATA = {"format": "pt"}
@@ -262,6 +267,26 @@ def _temp_file(directory: Path) -> tuple[int, Path]:
     raise FileExistsError(f"no free temporary name in {directory}")
 
 
+def _temp_files(folder: Path, unowned: bool = False) -> list[Path]:
+    """The `.tmp-` files directly in `folder` that a dead process of this host left, and
+    with `unowned` those whose names tell no owner; never a live process's, another host's,
+    a link or a folder."""
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX))
+    except OSError:
+        return []
+    head = re.escape(TEMP_PREFIX)
+    out = []
+    for n in names:
+        p = folder / n
+        if leftovers.owner(n, head) is None:
+            if unowned and not p.is_symlink() and p.is_file():
+                out.append(p)
+        elif leftovers.is_dead_leftover(p, head) and p.is_file():
+            out.append(p)
+    return out
+
+
 def write_durably(target: Path, data: bytes | Iterable[bytes], mode: int | None = None) -> None:
     """Writes `target` so that a crash leaves the whole file or nothing under its name: a
     temporary file in its directory (made, and its parent fsynced, if missing), fsynced,
@@ -296,6 +321,7 @@ class DiskObjectStore(ObjectStore):
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self._cleaned: set[str] = set()  # fan-out directories rid of dead writers' leftovers
 
     def path(self, oid: str) -> Path:
         check_object_id(oid)
@@ -316,6 +342,7 @@ class DiskObjectStore(ObjectStore):
                 return oid  # already stored, and sound (a damaged copy is written again)
         except FileNotFoundError:
             pass
+        self._clean(target.parent)
         write_durably(target, data, mode=0o444)  # objects are immutable
         return oid
 
@@ -329,8 +356,18 @@ class DiskObjectStore(ObjectStore):
             if hasattr(chunks, "close"):
                 chunks.close()  # a generator holding a file or a connection open
             return oid
+        self._clean(target.parent)
         write_durably(target, verified(chunks, oid), mode=0o444)
         return oid
+
+    def _clean(self, fan: Path) -> None:
+        """Removes from `fan` the temporary files of writers killed outright (dead
+        processes of this host), the first time this store writes into it."""
+        if fan.name in self._cleaned:
+            return
+        self._cleaned.add(fan.name)
+        for t in _temp_files(fan):
+            leftovers.remove(t)
 
     def _target(self, oid: str) -> Path:
         """Where `oid` is written: its fan-out directory made (and checked not to be a
@@ -417,8 +454,10 @@ class DiskObjectStore(ObjectStore):
             raise MissingObjectError(f"object {oid} is missing") from None
 
     def temp_files(self) -> list[Path]:
-        """Leftovers of writes that a crash interrupted (never inside a linked directory)."""
+        """Leftovers of writes that a crash interrupted, for gc: the temporary files of dead
+        processes of this host and those whose names tell no owner (never a live process's,
+        another host's, a link, nor inside a linked directory)."""
         if not self.root.is_dir() or self.root.is_symlink():
             return []
         return sorted(f for fan in self.root.iterdir() if fan.is_dir() and not fan.is_symlink()
-                      for f in fan.glob(f"{TEMP_PREFIX}*"))
+                      for f in _temp_files(fan, unowned=True))
