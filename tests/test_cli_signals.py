@@ -313,6 +313,27 @@ def test_an_init_killed_outright_leaves_what_the_next_init_there_removes(base, t
     assert ok("fsck", cwd=target).stdout.strip() == "ok"
 
 
+def test_a_file_named_like_a_clone_marker_but_for_its_dot_is_no_marker(tmp_path):
+    """The marker's name is matched as written (its dots are dots): a folder holding only
+    `xmemstore-clone-<host>-<dead pid>-<random>`, a file of the user's, is not a dead
+    clone's to reuse, and that file is kept."""
+    import subprocess
+
+    from memstore import leftovers
+    from memstore.remote import clone
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    target = tmp_path / "cl"
+    target.mkdir()
+    mine = target / f"xmemstore-clone-{leftovers.HOST}-{gone.pid}-0123abcd"
+    mine.write_text("mine")
+    assert clone.left_by_dead_clone(target) is None
+    (target / f"_memstore-init-{leftovers.HOST}-{gone.pid}-0123abcd").mkdir()
+    mine.rename(target / f".memstore-clone-{leftovers.HOST}-{gone.pid}-0123abcd")
+    assert clone.left_by_dead_clone(target) is None  # nor `_memstore-init-…` its folder
+
+
 def test_a_clone_folder_is_reused_only_when_a_dead_clone_of_this_host_left_only_that(
         base, tmp_path):
     """The marker of a live clone or of another host's, anything else in the folder, a

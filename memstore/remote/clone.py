@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ class CloneResult:
 
 
 MARKER_PREFIX = ".memstore-clone-"
+_MARKER, _INIT = re.escape(MARKER_PREFIX), re.escape(INIT_PREFIX)  # dots as dots
 
 
 def _unfinished_repository(root: Path, remote: str) -> bool:
@@ -68,19 +70,19 @@ def left_by_dead_clone(target: Path) -> list[Path] | None:
         names = os.listdir(target)
     except OSError:
         return None
-    markers = [target / n for n in names if leftovers.owner(n, MARKER_PREFIX) is not None]
-    if not markers or not all(leftovers.is_dead_leftover(m, MARKER_PREFIX) and m.is_file()
+    markers = [target / n for n in names if leftovers.owner(n, _MARKER) is not None]
+    if not markers or not all(leftovers.is_dead_leftover(m, _MARKER) and m.is_file()
                               for m in markers):
         return None
-    pids = {leftovers.dead_owner(m.name, MARKER_PREFIX) for m in markers}
+    pids = {leftovers.dead_owner(m.name, _MARKER) for m in markers}
     found = []
     for n in names:
         p = target / n
         if p in markers:
             continue
         if n.startswith(INIT_PREFIX):  # killed while the repository was being built
-            if not (leftovers.is_dead_leftover(p, INIT_PREFIX) and p.is_dir()
-                    and leftovers.dead_owner(n, INIT_PREFIX) in pids):
+            if not (leftovers.is_dead_leftover(p, _INIT) and p.is_dir()
+                    and leftovers.dead_owner(n, _INIT) in pids):
                 return None
         elif n != DIRNAME or p.is_symlink() or not p.is_dir():
             return None
