@@ -109,14 +109,14 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
                       unit_scale=True, unit_divisor=1024) as bar:
             for oid in sorted(present):
                 try:
-                    objects.get_bytes(oid, verify=True)
+                    for chunk in objects.chunks(oid):  # hashed as read: memory stays flat
+                        bar.update(len(chunk))
                 except MissingObjectError:  # removed since it was listed: a gc running now,
                     present.discard(oid)    # which drops the index rows first (read below)
                 except CorruptObjectError:
                     corrupt.add(oid)
                     problems.append(f"object {oid} is corrupt (its content does not match its "
                                     "name)")
-                bar.update(sizes[oid])
     for row in store.db.query("select id, size from objects"):
         if row["id"] not in present:
             problems.append(f"object {row['id']} is indexed but missing")
