@@ -151,15 +151,16 @@ def generation_entropy(
     if not flat:
         return float("nan")
     unique = list(dict.fromkeys(flat)) if top_k is None else flat
-    texts = generate(model, tokenizer, unique, max_new_tokens, top_k=top_k, seed=seed)
+    # ROME scores the prompt with the text: both decoded as one (see `generate`)
+    texts = generate(model, tokenizer, unique, max_new_tokens, top_k=top_k, seed=seed,
+                     with_prompt=True)
     if top_k is None:
         by_prompt = dict(zip(unique, texts))
         texts = [by_prompt[p] for p in flat]
-    full = [p + t for p, t in zip(flat, texts)]  # ROME scores the prompt with the text
     per_request = []
     at = 0
     for ps in prompt_lists:
-        per_request.append(mean_n_gram_entropy(full[at : at + len(ps)]))
+        per_request.append(mean_n_gram_entropy(texts[at : at + len(ps)]))
         at += len(ps)
     return _mean(per_request)
 
