@@ -177,7 +177,7 @@ CASES = [
     c("deeply nested JSONL", lambda b: ["commit", b.file("n.jsonl", '{"a":' * 50000 + "1"
                                                          + "}" * 50000)], 2, "nested too deeply"),
     c("binary facts file", lambda b: ["commit", b.file("bin.jsonl", bytes(range(256)))], 2,
-      "cannot read"),
+      "bin.jsonl line 2: not UTF-8 text"),
     c("huge case_id", lambda b: ["commit", b.facts("h.jsonl", {**FACT, "case_id": 10**30})], 2,
       "case_id must be a whole number"),
     c("a lone surrogate in a paraphrase", lambda b: ["commit", b.facts(

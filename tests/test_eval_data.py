@@ -153,7 +153,7 @@ def test_missing_nested_field_in_json_list(tmp_path):
         ('{"subject": "A", "prompt": "{} is", "target_new": " "}', "empty target_new"),
         ('{"subject": "A", "prompt": "{} is", "target_new": "c", "paraphrases": [1]}',
          "field 'paraphrases' must be a list of strings"),
-        ("[1, 2]", "expected a JSON object, got list"),
+        ("[1, 2]", "expected a JSON object, got a list"),
     ],
 )
 def test_bad_records(tmp_path, line, message):

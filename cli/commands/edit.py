@@ -89,10 +89,12 @@ def commit(file: str, message: str | None, supersede: bool, as_json: bool) -> No
        "paraphrases": [...], "neighborhood": [...]}
 
     ('{}' marks the subject; target_true, paraphrases and neighborhood are optional and
-    only used to measure the edit), or CounterFact or zsRE records as they are (a JSON list
-    or JSONL). Every request is checked before any work: the prompt, the subject's tokens,
-    contradictions within the file, and facts already live on the branch (a different
-    target for the same subject and prompt is refused unless --supersede).
+    only used to measure the edit, case_id and relation_id are optional labels; any other
+    field is refused), or CounterFact or zsRE records as they are (a JSON list or JSONL),
+    in UTF-8, read in Unicode NFC. Every request is checked before any work: the prompt,
+    the subject's tokens, contradictions within the file, and facts already live on the
+    branch (a different target for the same subject and prompt is refused unless
+    --supersede).
 
     The model is loaded at HEAD's state, the statistics of the edited layers are taken
     from the repository (computed and stored the first time), MEMIT writes the batch, and
@@ -105,12 +107,13 @@ def commit(file: str, message: str | None, supersede: bool, as_json: bool) -> No
     solves, layers, seconds, metrics, warning, file, requests_in_file, repeated (given
     twice in FILE, written once), notes (what was said on stderr) and memory.
     """
-    from memstore.eval.data import read_requests_file
+    from memstore.eval.data import read_located_requests
     from memstore.store import porcelain
 
     from ..context import open_repo
 
-    requests = read_requests_file(file)
+    located = read_located_requests(file)
+    requests = [r for _, r in located]
     if message is None:
         message = f"{len(requests)} facts from {Path(file).name}"
     notes: list[str] = []
@@ -126,7 +129,8 @@ def commit(file: str, message: str | None, supersede: bool, as_json: bool) -> No
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
         report = porcelain.commit(repo, requests, message, supersede=supersede,
-                                  info={"file": Path(file).name}, note=note, inform=inform)
+                                  info={"file": Path(file).name}, note=note, inform=inform,
+                                  where=[w for w, _ in located])
         d = commit_result(repo, report, file, len(requests), notes, memory)
     report_json(d) if as_json else show_written(d, "commit")
 

@@ -156,37 +156,48 @@ def _check_types(r: Request, at: str) -> None:
                                   "text") from None
 
 
-def check_consistent(requests: Iterable[Request]) -> None:
-    """No two requests with the same (subject, prompt) and different targets."""
-    seen: dict[tuple[str, str], Request] = {}
-    for r in requests:
+def check_consistent(requests: Iterable[Request], where: list[str] | None = None) -> None:
+    """No two requests with the same (subject, prompt) and different targets. `where` names
+    each request's origin ('facts.jsonl line 3'; default 'request N')."""
+    seen: dict[tuple[str, str], tuple[int, Request]] = {}
+    for i, r in enumerate(requests):
         k = fact_key(r)
-        other = seen.get(k)
+        j, other = seen.get(k, (None, None))
         if other is not None and other.target_new != r.target_new:
+            a, b = (where[j], where[i]) if where else (f"request {j + 1}", f"request {i + 1}")
             raise ValidationError(
-                f"conflicting requests: {r.subject!r} / {r.prompt!r} -> "
+                f"{a} and {b}: conflicting requests: {r.subject!r} / {r.prompt!r} -> "
                 f"{other.target_new!r} and {r.target_new!r}"
             )
-        seen[k] = r
+        seen[k] = (i, r)
 
 
-def validate_requests(requests: list[Request], tokenizer=None, context: int | None = None) -> None:
+def validate_requests(requests: list[Request], tokenizer=None, context: int | None = None,
+                      where: list[str] | None = None) -> None:
     """Everything that can be checked before any work. With a tokenizer, also checks that
     the subject's tokens can be located in the prompt, and with the model's `context`
-    that every text read for the request fits it."""
+    that every text read for the request fits it. `where` names each request's origin in
+    the messages ('facts.jsonl line 3'; default 'request N')."""
     if not isinstance(requests, (list, tuple)):
         raise ValidationError(f"requests must be a list, not {type(requests).__name__}")
     if not requests:
         raise ValidationError("no requests to write")
-    for i, r in enumerate(requests):
-        check_request(r, where=f"request {i + 1}")
-    check_consistent(requests)
+    if where is not None and len(where) != len(requests):
+        raise ValueError("one origin per request")
+    labels = list(where) if where is not None else [f"request {i + 1}"
+                                                    for i in range(len(requests))]
+    for r, at in zip(requests, labels):
+        check_request(r, where=at)
+    check_consistent(requests, labels)
     if tokenizer is not None:
         from .tokens import subject_last_token
 
-        for i, r in enumerate(requests):
-            subject_last_token(tokenizer, r.prompt, r.subject, context=r.describe())
-            check_fits(tokenizer, request_texts(r, f"request {i + 1}"), context)
+        for r, at in zip(requests, labels):
+            try:
+                subject_last_token(tokenizer, r.prompt, r.subject, context=r.describe())
+            except ValidationError as e:
+                raise ValidationError(f"{at}: {e}") from None
+            check_fits(tokenizer, request_texts(r, at), context)
 
 
 __all__ = ["Request", "check_consistent", "check_fits", "check_request", "context_length",

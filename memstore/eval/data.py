@@ -7,7 +7,9 @@ Targets are kept as given, without a leading space: scoring adds it (see `scorin
 """
 from __future__ import annotations
 
+import difflib
 import json
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +47,11 @@ class ZsreRecord:
 
 def load_records(source: Source) -> list[tuple[str, dict]]:
     """(where, record) pairs from a JSON list file, a JSONL file or an iterable of dicts.
-    `where` is e.g. 'facts.jsonl line 3' or 'data.json record 2' (1-based)."""
+    `where` is e.g. 'facts.jsonl line 3' or 'data.json record 2' (1-based). A file is UTF-8
+    (a byte order mark at its start is allowed), its lines end in LF or CRLF; a field given
+    twice in one object is refused (JSON would keep the last one silently). Every text,
+    keys included, is read in Unicode NFC: the composed and the decomposed spellings of a
+    name are the same fact."""
     if not isinstance(source, (str, Path)):
         return [(f"record {i + 1}", _as_dict(r, f"record {i + 1}")) for i, r in enumerate(source)]
     path = Path(source)
@@ -53,14 +59,22 @@ def load_records(source: Source) -> list[tuple[str, dict]]:
     try:
         if path.exists() and not path.is_dir() and not path.is_file():
             raise ValidationError(f"{path}: not a regular file (a device or a pipe)")
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ValidationError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise ValidationError(f"{path}: cannot read ({e})") from None
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark (Windows editors)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ValidationError(f"{name} line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x} "
+                              f"at column {column})") from None
     if text.lstrip().startswith("["):
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_JsonObject.of)
         except json.JSONDecodeError as e:
             raise ValidationError(f"{name} line {e.lineno}: invalid JSON ({e.msg})") from None
         except RecursionError:
@@ -73,7 +87,7 @@ def load_records(source: Source) -> list[tuple[str, dict]]:
             continue
         where = f"{name} line {n}"
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=_JsonObject.of)
         except json.JSONDecodeError as e:
             raise ValidationError(f"{where}: invalid JSON ({e.msg})") from None
         except RecursionError:
@@ -82,15 +96,52 @@ def load_records(source: Source) -> list[tuple[str, dict]]:
     return out
 
 
+class _JsonObject(dict):
+    """A JSON object as parsed, with the first field it (or an object inside it) gave
+    twice, if any."""
+
+    duplicate: str | None = None
+
+    @classmethod
+    def of(cls, pairs: list[tuple[str, Any]]) -> _JsonObject:
+        d = cls(pairs)
+        keys: set[str] = set()
+        for k, v in pairs:
+            inner = [v] if isinstance(v, _JsonObject) else v if isinstance(v, list) else []
+            found = k if k in keys else next(
+                (x.duplicate for x in inner if isinstance(x, _JsonObject) and x.duplicate), None)
+            if found is not None:
+                d.duplicate = found
+                break
+            keys.add(k)
+        return d
+
+
+def _nfc(value: Any) -> Any:
+    """Every text in a parsed record in Unicode NFC (keys too)."""
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, dict):
+        return {_nfc(k): _nfc(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nfc(v) for v in value]
+    return value
+
+
 def _as_dict(record: Any, where: str) -> dict:
     if not isinstance(record, dict):
-        raise ValidationError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        kind = {list: "a list", str: "a string", int: "a number", float: "a number",
+                bool: "true or false", type(None): "null"}.get(type(record), type(record).__name__)
+        raise ValidationError(f"{where}: expected a JSON object, got {kind}")
+    if getattr(record, "duplicate", None) is not None:
+        raise ValidationError(f"{where}: field {record.duplicate!r} given twice (JSON would "
+                              "keep only the last)")
     try:
         json.dumps(record, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise ValidationError(f"{where}: holds a lone surrogate (an escape such as \\ud800 "
                               "that is no character): not Unicode text") from None
-    return record
+    return _nfc(record)
 
 
 # -- field access with one-line errors -------------------------------------------------------
@@ -125,7 +176,7 @@ def _strings(record: dict, key: str, where: str) -> tuple[str, ...]:
 
 
 def _kind_name(kind: type) -> str:
-    return {str: "string", dict: "JSON object", list: "list", int: "integer"}.get(
+    return {str: "string", dict: "JSON object", list: "list", int: "whole number"}.get(
         kind, kind.__name__
     )
 
@@ -165,6 +216,7 @@ def parse_counterfact(record: dict, where: str) -> EvalRecord:
         relation_id=_get(rw, "relation_id", where, required=False),
     )
     check_request(request, where)
+    check_edges(request, where)
     return EvalRecord(
         request,
         generation_prompts=_strings(record, "generation_prompts", where),
@@ -172,10 +224,51 @@ def parse_counterfact(record: dict, where: str) -> EvalRecord:
     )
 
 
+FLAT_FIELDS = ("subject", "prompt", "target_new", "target_true", "paraphrases", "neighborhood",
+               "case_id", "relation_id")
+EASYEDIT_FIELDS = ("ground_truth", "rephrase_prompt", "locality_prompt",
+                   "locality_ground_truth")
+
+
+def _check_fields(record: dict, where: str) -> None:
+    """A field memstore's format does not know is refused, not ignored: a misspelt optional
+    field ('targt_true') would otherwise be dropped without a word."""
+    known = FLAT_FIELDS + EASYEDIT_FIELDS
+    for key in record:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = (f"did you mean {close[0]!r}?" if close
+                    else "the fields are " + ", ".join(FLAT_FIELDS))
+            raise ValidationError(f"{where}: unknown field {key!r} ({hint})")
+
+
+def check_edges(request: Request, where: str) -> None:
+    """Whitespace that makes a new fact other than it looks: around the subject (another
+    fact for supersede and merge, other tokens for the model) or at the end of the prompt
+    (the target is read after it with a space of its own: 'plays  golf'). Targets are kept
+    as given."""
+    if request.subject != request.subject.strip():
+        raise ValidationError(f"{where}: the subject {_short(request.subject)} begins or ends with "
+                              "whitespace (the prompt holds the spaces around '{}')")
+    if request.prompt != request.prompt.rstrip():
+        raise ValidationError(f"{where}: the prompt {_short(request.prompt)} ends with whitespace "
+                              "(the target follows it with a space of its own)")
+
+
+def _short(text: str, keep: int = 60) -> str:
+    """repr of a text, its middle cut out when long (error messages stay one short line)."""
+    if len(text) <= keep:
+        return repr(text)
+    return repr(text[: keep // 2]) + "…" + repr(text[-keep // 2:])
+
+
 def parse_flat(record: dict, where: str) -> Request:
     """memstore's own format ({"subject", "prompt", "target_new", "target_true"?,
-    "paraphrases"?, "neighborhood"?}) and EasyEdit's reduced CounterFact format (the prompt
-    with the subject filled in, "ground_truth", "rephrase_prompt", "locality_prompt")."""
+    "paraphrases"?, "neighborhood"?, "case_id"?, "relation_id"?}) and EasyEdit's reduced
+    CounterFact format (the prompt with the subject filled in, "ground_truth",
+    "rephrase_prompt", "locality_prompt", "locality_ground_truth"); any other field is
+    refused."""
+    _check_fields(record, where)
     subject = _get(record, "subject", where)
     target_true = _get(record, "target_true", where, required=False)
     if target_true is None:
@@ -193,6 +286,7 @@ def parse_flat(record: dict, where: str) -> Request:
         relation_id=_get(record, "relation_id", where, required=False),
     )
     check_request(request, where)
+    check_edges(request, where)
     return request
 
 
@@ -210,6 +304,7 @@ def parse_zsre(record: dict, where: str) -> ZsreRecord:
         paraphrases=_strings(record, "rephrase", where),
     )
     check_request(request, where)
+    check_edges(request, where)
     loc, loc_ans = _get(record, "loc", where), _get(record, "loc_ans", where)
     for name, text in (("loc", loc), ("loc_ans", loc_ans)):
         if not text.strip():
@@ -232,10 +327,16 @@ def parse_request(record: dict, where: str) -> Request:
 def read_requests_file(path: str | Path) -> list[Request]:
     """The requests in a facts file: memstore JSONL, CounterFact (ROME format or EasyEdit's
     reduced format) or zsRE, as a JSON list or JSONL, the format detected per record."""
+    return [r for _, r in read_located_requests(path)]
+
+
+def read_located_requests(path: str | Path) -> list[tuple[str, Request]]:
+    """`read_requests_file`, each request with where it was read ('facts.jsonl line 3'), for
+    the messages of the checks made later (tokens, context, facts live on the branch)."""
     records = load_records(path)
     if not records:
         raise ValidationError(f"{Path(path).name}: no records")
-    return [parse_request(r, where) for where, r in records]
+    return [(where, parse_request(r, where)) for where, r in records]
 
 
 def read_counterfact_records(source: Source) -> list[EvalRecord]:
@@ -263,9 +364,11 @@ def read_zsre(source: Source) -> list[ZsreRecord]:
 __all__ = [
     "EvalRecord",
     "ZsreRecord",
+    "check_edges",
     "load_records",
     "read_counterfact",
     "read_counterfact_records",
+    "read_located_requests",
     "read_requests_file",
     "read_zsre",
 ]

@@ -251,15 +251,17 @@ def repair(path: str | Path | None = None,
 # -- commit -----------------------------------------------------------------------------------
 
 
-def check_against_live(live: list[LiveFact], requests: list[Request], supersede: bool) -> None:
+def check_against_live(live: list[LiveFact], requests: list[Request], supersede: bool,
+                       where: list[str] | None = None) -> None:
     by_key = {fact_key(f.request): f for f in live}
-    clashes = [(r, by_key[fact_key(r)]) for r in requests
+    clashes = [(i, r, by_key[fact_key(r)]) for i, r in enumerate(requests)
                if fact_key(r) in by_key and by_key[fact_key(r)].request.target_new != r.target_new]
     if clashes and not supersede:
-        r, f = clashes[0]
+        i, r, f = clashes[0]
         more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+        at = f"{where[i]}: " if where else ""
         raise ValidationError(
-            f"{r.subject!r} / {r.prompt!r} -> {r.target_new!r} conflicts with "
+            f"{at}{r.subject!r} / {r.prompt!r} -> {r.target_new!r} conflicts with "
             f"{f.request.target_new!r}, live since commit {f.commit[:12]}{more}; "
             "use --supersede to replace it")
 
@@ -267,34 +269,38 @@ def check_against_live(live: list[LiveFact], requests: list[Request], supersede:
 def commit(repo: Repository, requests: list[Request], message: str, *,
            supersede: bool = False, info: dict[str, Any] | None = None,
            note: Callable[[str], None] | None = None,
-           inform: Callable[[str], None] | None = None) -> Report:
+           inform: Callable[[str], None] | None = None,
+           where: list[str] | None = None) -> Report:
     """Writes `requests` as one MEMIT batch on HEAD: validates them (alone, against the
     tokenizer and against the facts live on the branch), loads HEAD's state, gets the
     statistics (stored or computed once), edits, measures efficacy on the requests right
     after the edit and how many of a sample of the earlier facts the model still recalls
     before and after it (memstore.store.retention), and writes the commit. `note` hears of
     long preparations (statistics) and warnings; `inform` hears the estimate of the peak
-    memory, before any work."""
+    memory, before any work. `where` names each request's origin in the error messages
+    ('facts.jsonl line 3'; default 'request N')."""
     t0 = time.perf_counter()
     requests = list(requests) if isinstance(requests, Iterator) else requests
-    validate_requests(requests)
-    first: dict[tuple[str, str, str], Request] = {}
-    for r in requests:
-        first.setdefault((r.subject, r.prompt, r.target_new), r)
-    if len(first) < len(requests):  # one fact given twice would be written twice as hard
-        if note is not None:
-            note(f"{len(requests) - len(first)} repeated request(s) (the same subject, prompt "
-                 "and target) written once")
-        requests = list(first.values())
+    validate_requests(requests, where=where)
+    where = list(where) if where is not None else [f"request {i + 1}"
+                                                   for i in range(len(requests))]
+    first: dict[tuple[str, str, str], int] = {}
+    for i, r in enumerate(requests):
+        first.setdefault((r.subject, r.prompt, r.target_new), i)
+    repeated = len(requests) - len(first)
+    if repeated:  # one fact given twice would be written twice as hard
+        kept = list(first.values())
+        where = [where[i] for i in kept]
+        requests = [requests[i] for i in kept]
     if not isinstance(message, str):
         raise ValidationError(f"the commit message must be text, not {type(message).__name__}")
     with repo.lock():
         parent = repo.head().commit
         live = repo.facts_at(parent) if parent is not None else []
-        check_against_live(live, requests, supersede)
+        check_against_live(live, requests, supersede, where)
         settings = current_settings(repo)
         base = open_base(repo)
-        validate_requests(requests, base.tokenizer, context_length(base.model))
+        validate_requests(requests, base.tokenizer, context_length(base.model), where)
         check_base_editable(base, settings)
         need = estimate_memory(
             base.model, base.adapter, settings, len(requests), len(live),
@@ -306,6 +312,9 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
         if inform is not None:
             inform(need.line())
         if note is not None:
+            if repeated:  # said once every check passed: a refused commit writes one line
+                note(f"{repeated} repeated request(s) (the same subject, prompt and target) "
+                     "written once")
             for line in validation_warnings(repo, base):
                 note(f"warning: {line}")
         stats_ = statistics(repo, base, settings, note=note)

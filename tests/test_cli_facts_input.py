@@ -1,0 +1,161 @@
+"""What `memstore commit FILE` makes of what a user may feed it: a mistake is refused in
+ONE line naming the file, the line and the problem (exit 2, nothing written); what an
+editor or another tool writes routinely (a byte order mark, CRLF line endings, blank lines,
+the decomposed spelling of a name) is read as the user meant it."""
+from __future__ import annotations
+
+import json
+import unicodedata
+
+import pytest
+from cli_support import (
+    copy_repo,
+    empty_template,
+    error_line,
+    history_template,
+    last_line,
+    log_json,
+    ok,
+    run,
+    snapshot,
+)
+
+from memstore.errors import ValidationError
+from memstore.eval.data import read_requests_file
+
+# Not on the history template's branch (facts a, b, c); "Michael Jordan" / "{} plays" is.
+FACT = {"subject": "Honda Civic", "prompt": "{} is produced by", "target_new": "Apple"}
+OTHER = {"subject": "Apple A5", "prompt": "{} was created by", "target_new": "Microsoft"}
+LIVE = {"subject": "Michael Jordan", "prompt": "{} plays", "target_new": "soccer"}
+
+
+@pytest.fixture
+def repo(base, tmp_path):
+    template, _ = history_template(base)
+    return copy_repo(template, tmp_path / "repo")
+
+
+def facts(tmp_path, name: str, *records, sep: bytes = b"\n", head: bytes = b"") -> str:
+    p = tmp_path / name
+    body = sep.join(r if isinstance(r, bytes) else
+                    (r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)).encode()
+                    for r in records)
+    p.write_bytes(head + body + sep)
+    return str(p)
+
+
+def refused(repo, file: str, says: str) -> str:
+    before = snapshot(repo)
+    line = error_line(run("commit", file, cwd=repo), 2, says)
+    assert snapshot(repo) == before
+    return line
+
+
+def test_a_byte_order_mark_and_crlf_line_endings_are_read(repo, tmp_path):
+    f = facts(tmp_path, "win.jsonl", FACT, b"", OTHER, sep=b"\r\n", head=b"\xef\xbb\xbf")
+    ok("commit", f, cwd=repo)
+    assert log_json(repo)[0]["n_requests"] == 2
+    listed = facts(tmp_path, "win.json", json.dumps([FACT]).encode(), head=b"\xef\xbb\xbf")
+    assert [r.subject for r in read_requests_file(listed)] == ["Honda Civic"]
+
+
+def test_bytes_that_are_not_utf8_are_named_by_line(repo, tmp_path):
+    f = facts(tmp_path, "latin1.jsonl", FACT, '{"subject": "Jos\u00e9"}'.encode("latin-1"))
+    refused(repo, f, "latin1.jsonl line 2: not UTF-8 text (byte 0xe9 at column 17)")
+
+
+def test_a_field_given_twice_is_refused_not_last_one_wins(repo, tmp_path):
+    twice = b'{"subject": "Honda Civic", "prompt": "{} is produced by", ' \
+            b'"target_new": "Apple", "target_new": "Sony"}'
+    refused(repo, facts(tmp_path, "twice.jsonl", OTHER, twice),
+            "twice.jsonl line 2: field 'target_new' given twice")
+    nested = {"requested_rewrite": {"prompt": "{} is produced by", "subject": "Honda Civic",
+                                    "target_new": {"str": "Apple"}}}
+    raw = json.dumps([nested]).replace('{"str": "Apple"}', '{"str": "Apple", "str": "Sony"}')
+    refused(repo, facts(tmp_path, "twice.json", raw), "twice.json record 1: field 'str' given twice")
+
+
+@pytest.mark.parametrize("key, hint", [("targt_true", "did you mean 'target_true'?"),
+                                       ("paraphrase", "did you mean 'paraphrases'?"),
+                                       ("source", "the fields are subject, prompt, target_new")])
+def test_an_unknown_field_is_refused_not_ignored(repo, tmp_path, key, hint):
+    f = facts(tmp_path, "typo.jsonl", OTHER, {**FACT, key: "Honda"})
+    line = refused(repo, f, f"typo.jsonl line 2: unknown field {key!r} ({hint}")
+    assert line.endswith(")")
+
+
+def test_whitespace_around_the_subject_or_ending_the_prompt_is_refused(repo, tmp_path):
+    # 'Michael Jordan ' would be another fact than the live 'Michael Jordan': no conflict
+    padded = facts(tmp_path, "pad.jsonl", {**LIVE, "subject": "Michael Jordan ",
+                                           "target_new": "golf"})
+    refused(repo, padded, "pad.jsonl line 1: the subject 'Michael Jordan ' begins or ends "
+                          "with whitespace")
+    lead = facts(tmp_path, "lead.jsonl", {**FACT, "subject": "\tHonda Civic"})
+    refused(repo, lead, "lead.jsonl line 1: the subject '\\tHonda Civic' begins or ends")
+    trail = facts(tmp_path, "trail.jsonl", OTHER, {**FACT, "prompt": "{} is produced by "})
+    refused(repo, trail, "trail.jsonl line 2: the prompt '{} is produced by ' ends with "
+                         "whitespace")
+
+
+def test_the_decomposed_spelling_of_a_name_is_the_same_fact(repo, tmp_path):
+    nfc, nfd = "Jos\u00e9 Mourinho", unicodedata.normalize("NFD", "Jos\u00e9 Mourinho")
+    assert nfc != nfd
+    fact = {"subject": nfc, "prompt": "{} plays", "target_new": "chess"}
+    both = facts(tmp_path, "both.jsonl", fact, {**fact, "subject": nfd, "target_new": "golf"})
+    refused(repo, both, "both.jsonl line 1 and both.jsonl line 2: conflicting requests")
+    same = facts(tmp_path, "same.jsonl", fact, {**fact, "subject": nfd})
+    r = ok("commit", same, "--json", cwd=repo)
+    assert json.loads(r.stdout)["n_facts"] == 1  # written once
+    # a later file in the other spelling contradicts the live fact
+    later = facts(tmp_path, "later.jsonl", {**fact, "subject": nfd, "target_new": "golf"})
+    refused(repo, later, "later.jsonl line 1: 'José Mourinho' / '{} plays' -> 'golf' "
+                         "conflicts with 'chess', live since commit")
+    assert ok("show", "HEAD", "--json", cwd=repo).stdout.count(nfd) == 0
+
+
+def test_checks_made_with_the_model_name_the_line(repo, tmp_path):
+    long = {**FACT, "prompt": "{} is produced by" + " a" * 300}
+    f = facts(tmp_path, "long.jsonl", OTHER, "", long)  # a blank line 2: line 3 is record 2
+    refused(repo, f, "long.jsonl line 3: ")
+    split = facts(tmp_path, "split.jsonl", OTHER, OTHER, {**FACT, "subject": "Hond",
+                                                          "prompt": "{}a Civic is produced by"})
+    # the repeated line 1/2 is written once: the origin of line 3 must survive it
+    refused(repo, split, "split.jsonl line 3: cannot locate the subject 'Hond'")
+    live = facts(tmp_path, "live.jsonl", OTHER, {**LIVE, "target_new": "golf"})
+    refused(repo, live, "live.jsonl line 2: 'Michael Jordan' / '{} plays' -> 'golf' "
+                        "conflicts with 'soccer'")
+
+
+@pytest.mark.parametrize("value, kind", [("[1]", "a list"), ("3", "a number"),
+                                         ("null", "null"), ('"x"', "a string")])
+def test_a_line_that_is_not_an_object_says_what_it_is(repo, tmp_path, value, kind):
+    refused(repo, facts(tmp_path, "v.jsonl", FACT, value),
+            f"v.jsonl line 2: expected a JSON object, got {kind}")
+
+
+def test_a_target_the_model_already_predicts_is_written_as_a_fact(base, tmp_path):
+    """Not an error (README, Commands: commit): the fact is recorded, strengthened, and
+    protected against a contradiction like any other."""
+    repo = copy_repo(empty_template(base), tmp_path / "empty")
+    for subject, prompt in [("Honda Civic", "{} plays the"), ("Apple A5", "{} plays"),
+                            ("Porsche 911", "{} was created by")]:
+        got = json.loads(ok("ask", prompt.format(subject), "--max-tokens", "1", "--json",
+                            cwd=repo).stdout)
+        predicted = got["answers"][0]["completion"]
+        if predicted.startswith(" ") and predicted.strip().isalpha():
+            break
+    else:  # the tiny random model's next token is no word for any of them
+        pytest.skip("no prompt whose next token is a word")
+    fact = {"subject": subject, "prompt": prompt, "target_new": predicted.strip()}
+    c = last_line(ok("commit", facts(tmp_path, "known.jsonl", fact), cwd=repo))
+    assert log_json(repo)[0]["id"] == c
+    refused(repo, facts(tmp_path, "contra.jsonl", {**fact, "target_new": "Sony"}),
+            "conflicts with")
+
+
+def test_the_library_reader_refuses_in_one_line(tmp_path):
+    p = tmp_path / "f.jsonl"
+    p.write_bytes(b'{"subject": "A", "prompt": "{} is", "target_new": "b", "neighbourhood": []}\n')
+    with pytest.raises(ValidationError, match=r"^f.jsonl line 1: unknown field 'neighbourhood' "
+                                              r"\(did you mean 'neighborhood'\?\)$"):
+        read_requests_file(p)
