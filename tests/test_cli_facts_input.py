@@ -133,6 +133,14 @@ def test_a_line_that_is_not_an_object_says_what_it_is(repo, tmp_path, value, kin
             f"v.jsonl line 2: expected a JSON object, got {kind}")
 
 
+def test_one_object_over_several_lines_is_told_apart_from_broken_json(repo, tmp_path):
+    pretty = facts(tmp_path, "pretty.json", json.dumps(FACT, indent=2))
+    refused(repo, pretty, "pretty.json: one JSON object over several lines; a facts file "
+                          "holds one object per line (JSONL) or a JSON list")
+    broken = facts(tmp_path, "broken.jsonl", '{\n  "subject": "Honda Civic",')
+    refused(repo, broken, "broken.jsonl line 1: invalid JSON")
+
+
 def test_a_target_the_model_already_predicts_is_written_as_a_fact(base, tmp_path):
     """Not an error (README, Commands: commit): the fact is recorded, strengthened, and
     protected against a contradiction like any other."""

@@ -89,11 +89,23 @@ def load_records(source: Source) -> list[tuple[str, dict]]:
         try:
             record = json.loads(line, object_pairs_hook=_JsonObject.of)
         except json.JSONDecodeError as e:
+            if not out and _one_object(text):
+                raise ValidationError(f"{name}: one JSON object over several lines; a facts "
+                                      "file holds one object per line (JSONL) or a JSON "
+                                      "list") from None
             raise ValidationError(f"{where}: invalid JSON ({e.msg})") from None
         except RecursionError:
             raise ValidationError(f"{where}: JSON nested too deeply") from None
         out.append((where, _as_dict(record, where)))
     return out
+
+
+def _one_object(text: str) -> bool:
+    """Whether the text is a single JSON object (pretty-printed over several lines)."""
+    try:
+        return isinstance(json.loads(text), dict)
+    except (json.JSONDecodeError, RecursionError):
+        return False
 
 
 class _JsonObject(dict):
