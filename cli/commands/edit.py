@@ -114,8 +114,9 @@ def commit(file: str, message: str | None, supersede: bool, as_json: bool) -> No
 
     located = read_located_requests(file)
     requests = [r for _, r in located]
-    if message is None:
-        message = f"{len(requests)} facts from {Path(file).name}"
+    if message is None:  # the facts written: one given twice in FILE is written once
+        n = len({(r.subject, r.prompt, r.target_new) for r in requests})
+        message = f"{n} facts from {Path(file).name}"
     notes: list[str] = []
     memory: list[str] = []
 
