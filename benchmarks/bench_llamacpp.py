@@ -29,7 +29,7 @@ from common import DATA, command, write_results
 from memstore.eval.data import read_counterfact_records
 from memstore.eval.metrics import _aggregate, _request_scores, counterfact_metrics
 from memstore.eval.scoring import encode_pairs, score_targets
-from memstore.models.loading import local_dir, smollm2_gguf
+from memstore.models.loading import DEFAULT_MODEL, QWEN, local_dir, resolve
 from memstore.store import porcelain
 
 KEYS = ("efficacy", "paraphrase", "neighborhood")
@@ -95,6 +95,9 @@ def main() -> None:
     ap.add_argument("--llama-cpp", type=Path, required=True,
                     help="llama.cpp source tree (convert_lora_to_gguf.py, gguf-py)")
     ap.add_argument("--n", type=int, default=100, help="records of the exported commit")
+    ap.add_argument("--model", default=DEFAULT_MODEL, choices=[DEFAULT_MODEL, QWEN])
+    ap.add_argument("--gguf-dtype", default="f32", choices=["f32", "f16"],
+                    help="the edited tensors' type in the GGUF export")
     ap.add_argument("--name", default="llamacpp", help="results file name")
     args = ap.parse_args()
     import llama_cpp
@@ -103,11 +106,15 @@ def main() -> None:
     torch.set_num_threads(2)
     started = time.perf_counter()
     records = read_counterfact_records(DATA / "counterfact-dev.json")[: args.n]
-    out: dict = {"command": command(), "n": args.n, "llama_cpp_python": llama_cpp.__version__}
+    out: dict = {"command": command(), "n": args.n, "model": args.model,
+                 "gguf_dtype": args.gguf_dtype, "llama_cpp_python": llama_cpp.__version__}
+    base_gguf = resolve(args.model)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        repo, out["commit_seconds"] = committed(tmp / "repo", records, f"{args.n} records")
-        porcelain.export_as(repo, None, tmp / "gguf", format="gguf")
+        repo, out["commit_seconds"] = committed(tmp / "repo", records, f"{args.n} records",
+                                                args.model)
+        porcelain.export_as(repo, None, tmp / "gguf", format="gguf",
+                            gguf_dtype=None if args.gguf_dtype == "f32" else args.gguf_dtype)
         out["rank"] = porcelain.export_as(repo, None, tmp / "peft", format="peft")["rank"]
         porcelain.export_as(repo, "base", tmp / "base")
         repo.close()
@@ -116,7 +123,7 @@ def main() -> None:
                    str(tmp / "peft"), "--base", str(tmp / "base"), "--outtype", "f32",
                    "--outfile", str(tmp / "lora.gguf")]
         subprocess.run(convert, check=True, env=env, capture_output=True)
-        tok = transformers.AutoTokenizer.from_pretrained(local_dir("smollm2-135m"))
+        tok = transformers.AutoTokenizer.from_pretrained(local_dir(args.model))
         full = transformers.AutoModelForCausalLM.from_pretrained(
             tmp / "gguf", gguf_file="model.gguf", dtype=torch.float32).eval()
         out["transformers_edited"] = {k: v for k, v in
@@ -125,12 +132,12 @@ def main() -> None:
         reference = score_targets(full, tok, prompts, targets).nll.tolist()
         del full
         unedited = transformers.AutoModelForCausalLM.from_pretrained(
-            local_dir("smollm2-135m"), dtype=torch.float32).eval()
+            local_dir(args.model), dtype=torch.float32).eval()
         reference_base = score_targets(unedited, tok, prompts, targets).nll.tolist()
         del unedited
-        runs = {"llama_cpp_base": (smollm2_gguf(), None),
+        runs = {"llama_cpp_base": (base_gguf, None),
                 "llama_cpp_gguf_export": (tmp / "gguf" / "model.gguf", None),
-                "llama_cpp_base_plus_lora": (smollm2_gguf(), tmp / "lora.gguf")}
+                "llama_cpp_base_plus_lora": (base_gguf, tmp / "lora.gguf")}
         for key, (model, lora) in runs.items():
             t = time.perf_counter()
             llm = llama_cpp.Llama(model_path=str(model), lora_path=str(lora) if lora else None,
@@ -151,17 +158,17 @@ def main() -> None:
 
 def report(out: dict) -> list[str]:
     row = "| {} | {:.3f} | {:.3f} | {:.3f} | {} |"
-    lines = [(f"# The exports through llama.cpp, SmolLM2-135M, CounterFact dev ({out['n']} "
-              "records, one commit)"), "",
+    lines = [(f"# The exports through llama.cpp, {out['model']}, CounterFact dev ({out['n']} "
+              f"records, one commit; edited GGUF tensors {out['gguf_dtype']})"), "",
              "| model, run by | ES | PS | NS | greedy completion starts with the new object |",
              "| --- | --- | --- | --- | --- |"]
     t = out["transformers_edited"]
     lines.append(row.format("edited GGUF export, transformers (dequantized, float32)",
                             t["efficacy"], t["paraphrase"], t["neighborhood"], "–"))
-    for key, label in (("llama_cpp_base", "base Q4_1 GGUF, llama.cpp (unedited)"),
+    for key, label in (("llama_cpp_base", "base GGUF, llama.cpp (unedited)"),
                        ("llama_cpp_gguf_export", "edited GGUF export, llama.cpp"),
                        ("llama_cpp_base_plus_lora",
-                        f"base Q4_1 GGUF + converted adapter (rank {out['rank']}), llama.cpp")):
+                        f"base GGUF + converted adapter (rank {out['rank']}), llama.cpp")):
         m = out[key]
         hits = sum(c["hit"] for c in m["completions"])
         lines.append(row.format(label, m["efficacy"], m["paraphrase"], m["neighborhood"],
@@ -171,7 +178,7 @@ def report(out: dict) -> list[str]:
     lines += ["", ("Per (prompt, target) pair, |NLL by llama.cpp − NLL by transformers on the "
               "same weights dequantized to float32| (mean / max, nats per token): the unedited "
               f"base {gaps['llama_cpp_base']['mean']:.4f} / {gaps['llama_cpp_base']['max']:.4f} "
-              "(llama.cpp's quantized kernels), the GGUF export "
+              "(llama.cpp's kernels on the quantized base), the GGUF export "
               f"{gaps['llama_cpp_gguf_export']['mean']:.4f} / "
               f"{gaps['llama_cpp_gguf_export']['max']:.4f}, the base with the adapter "
               f"{gaps['llama_cpp_base_plus_lora']['mean']:.4f} / "

@@ -38,9 +38,9 @@ def quality(model, tok, records) -> dict:
     return {k: m[k] for k in KEYS} | {"seconds": time.perf_counter() - t}
 
 
-def committed(root: Path, records: list, message: str):
-    """A fresh repository on SmolLM2 with one commit of `records`."""
-    repo = porcelain.init(root, "smollm2-135m")
+def committed(root: Path, records: list, message: str, model: str = "smollm2-135m"):
+    """A fresh repository on `model` with one commit of `records`."""
+    repo = porcelain.init(root, model)
     t = time.perf_counter()
     porcelain.commit(repo, [r.request for r in records], message)
     return repo, time.perf_counter() - t
