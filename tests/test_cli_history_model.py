@@ -18,7 +18,8 @@ documented semantics, each operation's outcome and the live facts at HEAD:
   undid R's diff instead diverged where a later commit wrote R's fact again with the same
   target: memstore keeps it, as its code intends, and the README now says so.)
 - merge B: fast-forward / up to date as git; otherwise per (subject, prompt) a side that
-  changed it against the merge base wins over a side that did not, both changing it to
+  changed it against the merge base (after criss-cross merges: the best common ancestors
+  merged with each other, as git's recursive strategy does) wins over a side that did not, both changing it to
   different targets is a conflict (exit 1, the CONFLICT lines and one error line, nothing
   written); refused too when each side reverted facts of the merge base the other keeps
   (tests/test_cli_rewrite.py);
@@ -153,11 +154,36 @@ class Reference:
         log = [w for w in log if r not in w.owners]
         return lambda cid: self.add(cid, (head,), log, "revert", reverted=r)
 
-    def merge_base(self, a: str, b: str) -> str | None:
-        common = self.ancestors(a) & self.ancestors(b)
+    def best_bases(self, left: list[str], right: list[str]) -> list[str]:
+        """Best common ancestors, newest first."""
+        common = set().union(*map(self.ancestors, left)) & set().union(*map(self.ancestors, right))
         best = {c for c in common
                 if not any(c in self.ancestors(o) - {o} for o in common)}
-        return max(best, key=lambda c: self.nodes[c].seq) if best else None
+        return sorted(best, key=lambda c: -self.nodes[c].seq)
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The commit a merge builds its solve on: the newest best common ancestor."""
+        best = self.best_bases([a], [b])
+        return best[0] if best else None
+
+    def base_targets(self, left: list[str], right: list[str]) -> dict:
+        """What a merge compares both sides with: the best bases merged into one, pairwise
+        against their own bases (git's recursive merge base); a fact they conflict on is
+        an object equal to no target."""
+        bases = self.best_bases(left, right)
+        if not bases:
+            return {}
+        acc, of = self.live(bases[0]), [bases[0]]
+        for other in bases[1:]:
+            below, theirs, nxt = self.base_targets(of, [other]), self.live(other), {}
+            for k in set(acc) | set(theirs):
+                o, t, b = acc.get(k), theirs.get(k), below.get(k)
+                v = o if o == t or t == b else t if o == b else object()
+                if v is not None:
+                    nxt[k] = v
+            acc = nxt
+            of.append(other)
+        return acc
 
     def predict_merge(self, branch: str):
         ours, theirs = self.head, self.branches[branch]
@@ -169,7 +195,8 @@ class Reference:
                 self.branches[self.current] = theirs
             return forward
         mb = self.merge_base(ours, theirs)
-        b, o, t = self.live(mb), self.live(ours), self.live(theirs)
+        b, o, t = self.base_targets([ours], [theirs]), self.live(ours), self.live(theirs)
+        at_mb = self.live(mb)
         wo, wt = newest(self.log(ours)), newest(self.log(theirs))
         merged: dict[Key, Write] = {}
         conflicts = 0
@@ -187,8 +214,8 @@ class Reference:
             return Refused(1, "conflicting fact(s); nothing was written", conflicts)
         if fold(list(merged.values())) == o:
             log = self.log(ours)
-        elif set(b) <= set(merged):  # one solve on the merge base for what changed since
-            log = self.log(mb) + [w for k, w in merged.items() if b.get(k) != w.target]
+        elif set(at_mb) <= set(merged):  # one solve on the merge base for what changed since
+            log = self.log(mb) + [w for k, w in merged.items() if at_mb.get(k) != w.target]
         elif set(o) <= set(merged) or set(t) <= set(merged):  # on the side that keeps all
             side = ours if set(o) <= set(merged) else theirs
             s = self.live(side)
@@ -414,3 +441,35 @@ def test_revert_after_merging_a_squash_root_of_the_same_fact(base, tmp_path):
     assert json.loads(ok("merge", c, "--json", cwd=repo_dir).stdout)["kind"] == "merge"
     ok("revert", c, cwd=repo_dir)
     assert live_at_head(repo_dir) == {}
+
+
+def test_a_merge_after_criss_cross_merges_compares_with_both_bases(base, tmp_path):
+    """main and b1 each write one fact (H, P) and merge the other's (criss-cross: H and P
+    are both best merge bases of the next merge); then b1 changes H's fact and main P's.
+    Against either base alone one of the two changes looks like a conflict (the base lacks
+    the fact); against both merged (git's recursive merge base) each side changed one fact
+    the other kept, and the merge takes both changes, whichever of H and P is newer."""
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+    tongue = "The mother tongue of {} is"
+    honda, porsche = ("Honda Civic", tongue), ("Porsche", tongue)
+
+    def commit(name: str, fact, *flags: str) -> str:
+        path = write_facts(tmp_path / f"{name}.jsonl", [(*fact, "x")])
+        return json.loads(ok("commit", path, "--json", *flags, cwd=repo_dir).stdout)["commit"]
+
+    commit("first", ("Apple", "{} plays", "soccer"))
+    ok("branch", "b1", cwd=repo_dir)
+    ok("switch", "b1", cwd=repo_dir)
+    p = commit("porsche", (*porsche, "English"))
+    ok("switch", "main", cwd=repo_dir)
+    h = commit("honda", (*honda, "French"))
+    ok("merge", p, cwd=repo_dir)
+    ok("switch", "b1", cwd=repo_dir)
+    ok("merge", h, cwd=repo_dir)
+    commit("honda2", (*honda, "English"), "--supersede")
+    ok("switch", "main", cwd=repo_dir)
+    commit("porsche2", (*porsche, "French"), "--supersede")
+    ok("merge", "b1", cwd=repo_dir)
+    assert live_at_head(repo_dir) == {("Apple", "{} plays"): "soccer", honda: "English",
+                                      porsche: "French"}
+    ok("fsck", cwd=repo_dir)

@@ -156,13 +156,77 @@ def log_ids(db: Database, start: str, first_parent: bool = False,
 def merge_bases(db: Database, a: str, b: str) -> list[str]:
     """The best common ancestors of `a` and `b` (those that are not ancestors of another
     common ancestor), newest first. Usually one; several after criss-cross merges."""
-    g = graph(db)
-    common = ancestors(g, a) & ancestors(g, b)
+    return _best_common(graph(db), [a], [b])
+
+
+def _best_common(g: dict[str, tuple[tuple[str, ...], float]], left: list[str],
+                 right: list[str]) -> list[str]:
+    """The best common ancestors of the commits `left` and the commits `right`."""
+    common = set().union(*(ancestors(g, c) for c in left)) \
+        & set().union(*(ancestors(g, c) for c in right))
     best = set(common)
     for c in sorted(common, key=lambda c: (-g[c][1], c)):
         if c in best:
             best -= ancestors(g, c) - {c}
     return sorted(best, key=lambda c: (-g[c][1], c))
+
+
+class _Unknown:
+    """The target of a fact the merge bases disagree on, with no rule to settle it."""
+
+    def __repr__(self) -> str:
+        return "unknown"
+
+
+UNKNOWN = _Unknown()
+Targets = dict[tuple[str, str], "str | _Unknown"]
+
+
+def three_way(ours: Targets, theirs: Targets, base: Targets) -> tuple[Targets, list]:
+    """The fact-level three-way merge of two sides' targets (absent: no key) against their
+    base's: a side that changed a (subject, prompt) wins over one that did not. Returns the
+    merged targets and the keys both sides changed differently (conflicts)."""
+    merged: Targets = {}
+    conflicts = []
+    for key in list(ours) + [k for k in theirs if k not in ours]:
+        o, t, b = ours.get(key), theirs.get(key), base.get(key)
+        if o == t or t == b:
+            pick = o
+        elif o == b:
+            pick = t
+        else:
+            conflicts.append(key)
+            continue
+        if pick is not None:
+            merged[key] = pick
+    return merged, conflicts
+
+
+def merge_base_targets(store: Storage, a: str, b: str) -> Targets:
+    """What a merge of `a` and `b` compares both sides with: the live targets of their merge
+    base. After criss-cross merges, where several commits are best merge bases, no one of
+    them is the base (which one is newest is a matter of clocks): the bases are merged with
+    each other, against their own merge base(s), as git's recursive strategy merges them
+    into a virtual one; a fact they disagree on with no rule to settle it is UNKNOWN, so a
+    side holding any target for it has changed it."""
+    return _virtual_base(store, graph(store.db), [a], [b])
+
+
+def _virtual_base(store: Storage, g, left: list[str], right: list[str]) -> Targets:
+    bases = _best_common(g, left, right)
+    if not bases:
+        return {}
+
+    def targets(c: str) -> Targets:
+        return {fact_key(f.request): f.request.target_new for f in facts_at(store, c)}
+
+    merged, merged_of = targets(bases[0]), [bases[0]]
+    for other in bases[1:]:
+        below = _virtual_base(store, g, merged_of, [other])
+        merged, conflicts = three_way(merged, targets(other), below)
+        merged.update({k: UNKNOWN for k in conflicts})
+        merged_of.append(other)
+    return merged
 
 
 def is_ancestor(db: Database, ancestor: str, commit: str) -> bool:

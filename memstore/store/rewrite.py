@@ -274,8 +274,11 @@ def merge(repo: Repository, rev: str, message: str | None = None) -> Report:
             return Report(None, theirs, notes={"kind": "fast-forward"})
         if repo.is_ancestor(theirs, ours):
             return Report(None, ours, notes={"kind": "up-to-date"})
-        mb = repo.merge_base(ours, theirs)
+        mb = repo.merge_base(ours, theirs)  # the state a solve on the merge base builds on
         f_base = {fact_key(f.request): f for f in (repo.facts_at(mb) if mb else [])}
+        # what each side is compared with: mb's facts, or after criss-cross merges those of
+        # the merge bases merged with each other (the newest alone would let clocks decide)
+        b_targets = history.merge_base_targets(repo.store, ours, theirs)
         f_ours = {fact_key(f.request): f for f in repo.facts_at(ours)}
         f_theirs = {fact_key(f.request): f for f in repo.facts_at(theirs)}
 
@@ -285,10 +288,10 @@ def merge(repo: Repository, rev: str, message: str | None = None) -> Report:
         merged: list[LiveFact] = []
         conflicts: list[str] = []
         for key in list(f_ours) + [k for k in f_theirs if k not in f_ours]:
-            o, t, b = f_ours.get(key), f_theirs.get(key), f_base.get(key)
-            if target(o) == target(t) or target(t) == target(b):
+            o, t, b = f_ours.get(key), f_theirs.get(key), b_targets.get(key)
+            if target(o) == target(t) or target(t) == b:
                 pick = o
-            elif target(o) == target(b):
+            elif target(o) == b:
                 pick = t
             else:
                 conflicts.append(f"CONFLICT {key[0]!r} / {key[1]!r}: {_describe(o)} here, "
