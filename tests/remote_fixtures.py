@@ -92,3 +92,15 @@ def remote_url(request, tmp_path) -> str:
     from remote_support import new_remote
 
     return new_remote(request.param, tmp_path, request)[0]
+
+
+@pytest.fixture
+def pair(tmp_path, remote_url):
+    """Two repositories sharing the remote `remote_url`, and the URL."""
+    from remote_support import make_repo
+
+    a = make_repo(tmp_path / "a", remote_url)
+    b = make_repo(tmp_path / "b", remote_url)
+    yield a, b, remote_url
+    a.close()
+    b.close()

@@ -37,3 +37,17 @@ def tamper(url: str, path: str, data: bytes | None) -> None:
 
 def remove(url: str, path: str) -> None:
     tamper(url, path, None)
+
+
+def make_repo(path, url: str, base_hash: str | None = None):
+    """A repository on the fake base (layers 1 and 2) with `url` as its remote origin."""
+    from test_store_support import BASE_HASH
+
+    from memstore.editing.settings import EditSettings
+    from memstore.remote import remotes
+    from memstore.store.repository import Repository
+
+    repo = Repository.init(path, "fake", base_hash or BASE_HASH,
+                           settings=EditSettings(layers=(1, 2), mom2_weight=1e4))
+    remotes.add(repo, "origin", url)
+    return repo

@@ -18,12 +18,10 @@ from pathlib import Path
 
 import pytest
 from cli_support import snapshot
-from remote_support import tamper
-from test_store_support import BASE_HASH, commit_on_head, fake_result
+from remote_support import make_repo, tamper
+from test_store_support import commit_on_head, fake_result
 
 from memstore import leftovers
-from memstore.editing.settings import EditSettings
-from memstore.remote import remotes
 from memstore.remote.fetch import fetch
 from memstore.remote.fsck import fsck_remote
 from memstore.remote.layout import object_path
@@ -39,26 +37,10 @@ from memstore.store.objects import (
 )
 from memstore.store.repository import Repository
 
-pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url
+pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url, pair
 
 MiB = 2**20
 _MEMORY = itertools.count()
-
-
-def make_repo(path: Path, url: str) -> Repository:
-    repo = Repository.init(path, "fake", BASE_HASH,
-                           settings=EditSettings(layers=(1, 2), mom2_weight=1e4))
-    remotes.add(repo, "origin", url)
-    return repo
-
-
-@pytest.fixture
-def pair(tmp_path, remote_url):
-    a = make_repo(tmp_path / "a", remote_url)
-    b = make_repo(tmp_path / "b", remote_url)
-    yield a, b, remote_url
-    a.close()
-    b.close()
 
 
 def big_commit(repo: Repository, mib: int):

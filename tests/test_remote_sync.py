@@ -8,10 +8,9 @@ import json
 
 import pytest
 from cli_support import snapshot
-from remote_support import remote_files, remove, tamper
-from test_store_support import BASE_HASH, commit_on_head
+from remote_support import make_repo, remote_files, remove, tamper
+from test_store_support import commit_on_head
 
-from memstore.editing.settings import EditSettings
 from memstore.errors import MemstoreError
 from memstore.remote import remotes
 from memstore.remote.fetch import fetch
@@ -19,25 +18,8 @@ from memstore.remote.fsck import fsck_remote
 from memstore.remote.layout import MARKER, RemoteFormatError, object_path
 from memstore.remote.push import PushRejectedError, push
 from memstore.remote.transfer import CorruptRemoteObjectError
-from memstore.store.repository import Repository
 
-pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url
-
-
-def make_repo(path, url: str, base_hash: str = BASE_HASH) -> Repository:
-    repo = Repository.init(path, "fake", base_hash,
-                           settings=EditSettings(layers=(1, 2), mom2_weight=1e4))
-    remotes.add(repo, "origin", url)
-    return repo
-
-
-@pytest.fixture
-def pair(tmp_path, remote_url):
-    a = make_repo(tmp_path / "a", remote_url)
-    b = make_repo(tmp_path / "b", remote_url)
-    yield a, b, remote_url
-    a.close()
-    b.close()
+pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url, pair
 
 
 def test_push_and_fetch_move_only_what_is_missing(pair):
