@@ -28,7 +28,16 @@ documented semantics, each operation's outcome and the live facts at HEAD:
 
 After every operation: the outcome and exit status, nothing changed by a refusal (a
 snapshot of objects and index rows), the live facts at HEAD and every branch's head as the
-reference says, `fsck` ok. After each sequence: `export` + `verify` pass and a second export
+reference says, `fsck` ok; and the read commands (--json), against the reference, not
+memstore's code: `status` names the branch, HEAD, its number of commits and live facts;
+`log` lists exactly HEAD's ancestors, each before its parents, with the parents and
+operation the reference recorded. After an operation that wrote a commit: `show HEAD` has
+the parents, operation and message the writing command printed, the reverted commit / the
+squashed commits (those after REV) / a best merge base, a commit's requests are the file's
+facts, and its `facts` are exactly the diff of the live facts against its first parent (the
+base for a root); `diff PARENT HEAD` for each parent, and now and then `diff` between two
+random known commits or the base, lists exactly the facts added, removed and changed
+(another target) by (subject, prompt). After each sequence: `export` + `verify` pass and a second export
 of the same commit is byte-identical.
 
 MEMSTORE_HISTORY_SEEDS=N runs N seeds (default 30, ~30 s)."""
@@ -78,6 +87,7 @@ class Node:
     kind: str
     seq: int
     reverted: str | None = None
+    squashed_head: str | None = None  # for a squash: the HEAD it replaced
 
 
 def fold(log: list[Write]) -> dict[Key, str]:
@@ -123,12 +133,14 @@ class Reference:
         return seen
 
     def add(self, cid: str, parents: tuple[str, ...], log: list[Write], kind: str,
-            reverted: str | None = None, owned: bool = False) -> None:
+            reverted: str | None = None, owned: bool = False,
+            squashed_head: str | None = None) -> None:
         if owned:  # the writes new in this commit are its own (the id is known only now)
             log = [Write(w.key, w.target, w.owners | {cid}) if "new" in w.owners else w
                    for w in log]
             log = [Write(w.key, w.target, w.owners - {"new"}) for w in log]
-        self.nodes[cid] = Node(cid, parents, log, kind, len(self.nodes), reverted)
+        self.nodes[cid] = Node(cid, parents, log, kind, len(self.nodes), reverted,
+                               squashed_head)
         self.branches[self.current] = cid
 
     # each predict_* returns a Refused, or a function that records the new commit id
@@ -238,7 +250,7 @@ class Reference:
                           for k, w in newest(self.log(head)).items()
                           if at_onto.get(k) != w.target]
         return lambda cid: self.add(cid, (onto,) if onto != "base" else (), log, "squash",
-                                    owned=True)
+                                    owned=True, squashed_head=head)
 
 
 # -- driving the CLI -------------------------------------------------------------------------
@@ -256,6 +268,104 @@ def heads(repo_dir: Path) -> dict[str, str | None]:
     out = json.loads(ok("branch", "--json", cwd=repo_dir).stdout)
     rows = out["branches"] if isinstance(out, dict) else out
     return {b["name"]: b.get("commit") for b in rows}
+
+
+def as_json(*args: str, cwd: Path) -> dict | list:
+    return json.loads(ok(*args, "--json", cwd=cwd).stdout)
+
+
+def fact_diff(a: dict[Key, str], b: dict[Key, str]) -> dict[str, set]:
+    """The README's diff from live facts `a` to `b`, by (subject, prompt)."""
+    return {"added": {(*k, t) for k, t in b.items() if k not in a},
+            "removed": {(*k, t) for k, t in a.items() if k not in b},
+            "changed": {(*k, a[k], t) for k, t in b.items() if k in a and a[k] != t}}
+
+
+def got_diff(d: dict) -> dict[str, set]:
+    rows = {"added": {(f["subject"], f["prompt"], f["target_new"]) for f in d["added"]},
+            "removed": {(f["subject"], f["prompt"], f["target_new"]) for f in d["removed"]},
+            "changed": {(f["subject"], f["prompt"], f["old"], f["new"]) for f in d["changed"]}}
+    assert sum(map(len, rows.values())) == sum(len(d[k]) for k in rows), d  # no row twice
+    return rows
+
+
+def check_diff(ref: Reference, repo_dir: Path, rev1: str | None, rev2: str | None,
+               where: str) -> None:
+    """`diff REV1 REV2 --json` against the reference's live facts (None: the base)."""
+    d = as_json("diff", rev1 or "base", rev2 or "base", cwd=repo_dir)
+    want = fact_diff(ref.live(rev1), ref.live(rev2))
+    assert got_diff(d) == want, f"{where}\ndiff {rev1} {rev2}: {d}\nreference {want}"
+    # each row names the commit that wrote the fact, in the history of its side
+    for rows, rev in ((d["added"], rev2), (d["removed"], rev1)):
+        assert all(f["commit"] in ref.ancestors(rev) for f in rows), f"{where}\n{d}"
+    for f in d["changed"]:
+        assert f["old_commit"] in ref.ancestors(rev1), f"{where}\n{d}"
+        assert f["new_commit"] in ref.ancestors(rev2), f"{where}\n{d}"
+
+
+def check_read_commands(rng: random.Random, ref: Reference, repo_dir: Path,
+                        written: dict | None, op: tuple, where: str) -> None:
+    """status and log after every operation; after one that wrote a commit (`written`: its
+    --json output), show HEAD and diff against its parents (and now and then between two
+    random known commits)."""
+    head = ref.head
+    st = as_json("status", cwd=repo_dir)
+    assert (st["branch"], st["detached"], st["head"]) == (ref.current, False, head), \
+        f"{where}\n{st}"
+    assert st["n_facts"] == len(ref.live(head)), f"{where}\n{st}"
+    assert st["n_commits"] == len(ref.ancestors(head)), f"{where}\n{st}"
+    log = as_json("log", cwd=repo_dir)
+    ids = [e["id"] for e in log]
+    assert len(ids) == len(set(ids)) and set(ids) == ref.ancestors(head), \
+        f"{where}\nlog {ids}\nreference {ref.ancestors(head)}"
+    pos = {c: i for i, c in enumerate(ids)}
+    for e in log:  # every commit before its parents, with the parents the reference knows
+        assert tuple(e["parents"]) == ref.nodes[e["id"]].parents, f"{where}\n{e}"
+        assert e["operation"] == ref.nodes[e["id"]].kind, f"{where}\n{e}"
+        assert all(pos[e["id"]] < pos[p] for p in e["parents"]), f"{where}\nlog {ids}"
+    if log and rng.random() < 0.3:  # -n N: the first N of the same order
+        n = rng.randint(1, len(log))
+        assert as_json("log", "-n", str(n), cwd=repo_dir) == log[:n], where
+    if rng.random() < 0.3:  # another branch's history
+        other = rng.choice(sorted(b for b, c in ref.branches.items() if c is not None))
+        got = [e["id"] for e in as_json("log", other, cwd=repo_dir)]
+        assert sorted(got) == sorted(ref.ancestors(ref.branches[other])), where
+    if written is None:
+        return
+    node = ref.nodes[head]
+    first = node.parents[0] if node.parents else None
+    shown = as_json("show", "HEAD", cwd=repo_dir)
+    assert shown["id"] == head and tuple(shown["parents"]) == node.parents, \
+        f"{where}\n{shown}"
+    assert shown["operation"] == node.kind, f"{where}\n{shown}"
+    # the same commit as the command that wrote it and as log says
+    assert (written["commit"], written["parents"], written["operation"], written["message"],
+            written["n_facts"]) == (shown["id"], shown["parents"], shown["operation"],
+                                    shown["message"], shown["n_requests"]), where
+    assert log[0] == {k: shown[k] for k in log[0]}, f"{where}\n{log[0]}\n{shown}"
+    # the facts it changed against its first parent: what a commit wrote, a revert took
+    # out, a merge brought in, a squash holds (README)
+    want = fact_diff(ref.live(first), ref.live(head))
+    assert got_diff(shown["facts"]) == want, f"{where}\n{shown['facts']}\nreference {want}"
+    requests = [r for s in shown["update_sets"] for r in s["requests"]]
+    assert shown["n_requests"] == len(requests), f"{where}\n{shown}"
+    if node.kind == "commit":  # its requests: the facts of the file
+        assert {(r["subject"], r["prompt"], r["target_new"]) for r in requests} == \
+            {(*k, t) for k, t in op[1]}, f"{where}\n{shown}"
+    elif node.kind == "revert":
+        assert shown["info"]["reverted"] == node.reverted, f"{where}\n{shown}"
+    elif node.kind == "merge":
+        bases = ref.best_bases([node.parents[0]], [node.parents[1]])
+        assert shown["info"]["merge_base"] in (bases or [None]), f"{where}\n{shown}"
+    elif node.kind == "squash":  # everything after REV
+        assert set(shown["info"]["squashed"]) == \
+            ref.ancestors(ref.nodes[head].squashed_head) - ref.ancestors(first), where
+    check_diff(ref, repo_dir, first, head, where)
+    for p in node.parents[1:]:
+        check_diff(ref, repo_dir, p, head, where)
+    if rng.random() < 0.3:  # two known commits (or the base), either way round
+        known = sorted(ref.nodes, key=lambda c: ref.nodes[c].seq) + [None]
+        check_diff(ref, repo_dir, rng.choice(known), rng.choice(known), where)
 
 
 def draw(rng: random.Random, ref: Reference, n_branch: int) -> tuple:
@@ -322,6 +432,7 @@ def apply(op: tuple, ref: Reference, repo_dir: Path, tmp: Path, step: int):
 
 def check_sequence(seed: int, template: Path, tmp: Path) -> None:
     rng = random.Random(seed)
+    reads = random.Random(f"reads {seed}")  # the sequences stay those of earlier runs
     repo_dir = copy_repo(template, tmp / f"repo-{seed}")
     ref = Reference()
     n_ops, n_branch, done = rng.randint(8, 12), 1, []
@@ -335,6 +446,7 @@ def check_sequence(seed: int, template: Path, tmp: Path) -> None:
         before = snapshot(repo_dir)
         predicted, r = apply(op, ref, repo_dir, tmp, step)
         done.append(op)
+        written = None  # the --json output of a command that wrote a commit
         if isinstance(predicted, Refused):
             err = r.stderr.strip().splitlines()
             assert r.exit_code == predicted.code, f"{where}\n{r.output}"
@@ -354,11 +466,13 @@ def check_sequence(seed: int, template: Path, tmp: Path) -> None:
                     d = json.loads(r.stdout)
                     assert d["kind"] == ("merge" if new else "fast-forward"), where
                 predicted(new)
+                written = json.loads(r.stdout) if new is not None else None
         assert live_at_head(repo_dir) == ref.live(ref.head), \
             f"{where}\nmemstore {sorted(live_at_head(repo_dir).items())}\n" \
             f"reference {sorted(ref.live(ref.head).items())}"
         assert heads(repo_dir) == ref.branches, where
         assert ok("fsck", "--quick", cwd=repo_dir).stdout.strip() == "ok", where
+        check_read_commands(reads, ref, repo_dir, written, op, where)
     assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
     if ref.head is None:
         return
@@ -473,3 +587,41 @@ def test_a_merge_after_criss_cross_merges_compares_with_both_bases(base, tmp_pat
     assert live_at_head(repo_dir) == {("Apple", "{} plays"): "soccer", honda: "English",
                                       porsche: "French"}
     ok("fsck", cwd=repo_dir)
+
+
+def test_show_gives_the_facts_a_commit_changed(base, tmp_path):
+    """`show` lists the facts a commit added, removed and changed against its first parent
+    (the base for a root): for a revert what it took out, not the later facts it replayed
+    (its requests); for a merge what it brought in, not the facts its solve wrote again.
+    It used to give only the requests of the update sets."""
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+    tongue = "The mother tongue of {} is"
+
+    def commit(name: str, facts, *flags: str) -> str:
+        path = write_facts(tmp_path / f"{name}.jsonl", [(*f, "x") for f in facts])
+        return json.loads(ok("commit", path, "--json", *flags, cwd=repo_dir).stdout)["commit"]
+
+    def facts(rev: str = "HEAD") -> dict[str, set]:
+        return got_diff(as_json("show", rev, cwd=repo_dir)["facts"])
+
+    first = commit("a", [("Apple", tongue, "French"), ("Japan", tongue, "English")])
+    ok("branch", "b1", cwd=repo_dir)
+    changed = commit("b", [("Apple", tongue, "English")], "--supersede")
+    commit("c", [("France", tongue, "English")])
+    ok("revert", changed, cwd=repo_dir)  # replays c: its requests are France's
+    assert facts() == {"added": set(), "removed": set(),
+                       "changed": {("Apple", tongue, "English", "French")}}
+    assert "~ 'Apple' / 'The mother tongue of {} is': 'English' -> 'French'" in \
+        ok("show", cwd=repo_dir).stdout
+    assert facts(changed) == {"added": set(), "removed": set(),
+                              "changed": {("Apple", tongue, "French", "English")}}
+    assert facts(first) == {"added": {("Apple", tongue, "French"), ("Japan", tongue, "English")},
+                            "removed": set(), "changed": set()}
+    ok("switch", "b1", cwd=repo_dir)
+    commit("d", [("Porsche", tongue, "French")])
+    ok("merge", "main", cwd=repo_dir)  # one solve on `first` for Porsche and France
+    assert facts() == {"added": {("France", tongue, "English")}, "removed": set(),
+                       "changed": set()}
+    ok("squash", "base", cwd=repo_dir)
+    assert facts()["added"] == {("Apple", tongue, "French"), ("Japan", tongue, "English"),
+                                ("France", tongue, "English"), ("Porsche", tongue, "French")}

@@ -95,13 +95,33 @@ def log(rev: str, oneline: bool, graph: bool, max_count: int | None, as_json: bo
             click.echo("no commits yet", err=True)
 
 
-@click.command(short_help="Show a commit: requests, ‖ΔW‖ per layer, metrics.")
+def _fact_lines(d: dict) -> list[str]:
+    """A diff's facts, one line each: + added, - removed, ~ changed."""
+    return ([f"+ {f['subject']!r} / {f['prompt']!r} -> {f['target_new']!r}" for f in d["added"]]
+            + [f"- {f['subject']!r} / {f['prompt']!r} -> {f['target_new']!r}"
+               for f in d["removed"]]
+            + [f"~ {f['subject']!r} / {f['prompt']!r}: {f['old']!r} -> {f['new']!r}"
+               for f in d["changed"]])
+
+
+def _counts(d: dict) -> str:
+    return (f"{len(d['added'])} added, {len(d['removed'])} removed, "
+            f"{len(d['changed'])} changed")
+
+
+@click.command(short_help="Show a commit: the facts it changed, requests, ‖ΔW‖ per layer.")
 @click.argument("rev", required=False, default="HEAD")
 @json_option
 def show(rev: str, as_json: bool) -> None:
-    """Show a commit: its message and metrics, and for each update set (one MEMIT solve)
-    the requests, and per edited layer the Frobenius norm ‖ΔW‖ and rank of the update;
-    with the bytes the commit added to the repository."""
+    """Show a commit: its message and metrics; the facts it added, removed and changed
+    against its first parent (the base model for a commit with no parent: for a revert,
+    what it took out; for a merge, what it brought in); and for each update set (one MEMIT
+    solve) the requests, and per edited layer the Frobenius norm ‖ΔW‖ and rank of the
+    update; with the bytes the commit added to the repository.
+
+    --json adds `facts` (`added`, `removed`, `changed`, as `diff --json` gives them) and
+    `update_sets` to the fields of `log --json`, with `info` and `bytes`.
+    """
     from memstore.store import porcelain
 
     from ..context import open_repo
@@ -122,6 +142,10 @@ def show(rev: str, as_json: bool) -> None:
         click.echo(f"    {line}")
     click.echo("")
     click.echo(f"Metrics: {metrics_line(d['metrics'])}")
+    against = short(d["parents"][0]) if d["parents"] else "the base"
+    click.echo(f"Facts:   {_counts(d['facts'])} (against {against})")
+    for line in _fact_lines(d["facts"]):
+        click.echo(f"  {line}")
     for i, s in enumerate(d["update_sets"], 1):
         click.echo(f"\nUpdate set {i}: {len(s['requests'])} requests, layers "
                    f"{layers_text([x['layer'] for x in s['layers']])}, λ "
@@ -170,15 +194,10 @@ def diff(rev1: str, rev2: str, weights: bool, prompts: tuple[str, ...], max_toke
     if as_json:
         print_json(d)
         return
-    for f in d["added"]:
-        click.echo(f"+ {f['subject']!r} / {f['prompt']!r} -> {f['target_new']!r}")
-    for f in d["removed"]:
-        click.echo(f"- {f['subject']!r} / {f['prompt']!r} -> {f['target_new']!r}")
-    for f in d["changed"]:
-        click.echo(f"~ {f['subject']!r} / {f['prompt']!r}: {f['old']!r} -> {f['new']!r}")
-    n = len(d["added"]) + len(d["removed"]) + len(d["changed"])
-    click.echo(f"{len(d['added'])} added, {len(d['removed'])} removed, "
-               f"{len(d['changed'])} changed" if n else "no fact differs")
+    lines = _fact_lines(d)
+    for line in lines:
+        click.echo(line)
+    click.echo(_counts(d) if lines else "no fact differs")
     if weights:
         click.echo("layer  ‖W2 − W1‖_F")
         for k, v in d["weights"].items():

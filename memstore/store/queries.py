@@ -83,17 +83,26 @@ def show(repo: Repository, rev: str = "HEAD") -> dict[str, Any]:
         sets.append({"requests": [r.to_dict() for r in repo.requests_of(cid, i)],
                      "layers": layers, "settings": s.settings, "templates": list(s.templates),
                      "stats": {str(k): v for k, v in s.stats.items()}, "info": s.info})
+    # what the commit did to the live facts: its state against its first parent's (the
+    # base's for a root). The requests above are what its solves wrote, which for a revert
+    # are the replayed sets and for a merge or squash may hold facts already live before
+    facts = _diff_states(repo, c.parents[0] if c.parents else BASE, cid)
     return finite({"id": cid, "parents": list(c.parents), "basis": c.basis, "time": c.time,
                    "operation": c.operation, "message": c.message, "n_requests": c.n_requests,
                    "metrics": c.metrics, "info": c.info, "bytes": repo.commit_size(cid),
-                   "update_sets": sets})
+                   "facts": facts, "update_sets": sets})
 
 
 def diff(repo: Repository, rev1: str, rev2: str) -> dict[str, list[dict[str, Any]]]:
     """Facts added, removed and changed (same subject and prompt, another target) from the
     state of `rev1` to that of `rev2`."""
-    a = {fact_key(f.request): f for f in live_facts(repo, state_commit(repo, rev1))}
-    b = {fact_key(f.request): f for f in live_facts(repo, state_commit(repo, rev2))}
+    return _diff_states(repo, state_commit(repo, rev1), state_commit(repo, rev2))
+
+
+def _diff_states(repo: Repository, c1: str | None,
+                 c2: str | None) -> dict[str, list[dict[str, Any]]]:
+    a = {fact_key(f.request): f for f in live_facts(repo, c1)}
+    b = {fact_key(f.request): f for f in live_facts(repo, c2)}
     added = [_fact_row(f) for k, f in b.items() if k not in a]
     removed = [_fact_row(f) for k, f in a.items() if k not in b]
     changed = [{"subject": k[0], "prompt": k[1], "old": a[k].request.target_new,
