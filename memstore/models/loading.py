@@ -31,6 +31,7 @@ from safetensors import SafetensorError
 from .. import leftovers
 from ..errors import ValidationError
 from .adapters import Adapter, get_adapter
+from .gguf_settings import apply_settings, llama_cpp_settings, read_fields
 from .hashing import file_sha256
 from .runtime import Runtime, check_present
 
@@ -143,7 +144,8 @@ def resolve(spec: str) -> Path:
 
 
 SOURCE = "memstore-source.json"  # in a dequantized copy: the sha256 of the GGUF it came from
-_CACHE_FORMAT = 2  # copies made before they recorded their source are not used
+_CACHE_FORMAT = 3  # 2: copies before they recorded their source; 3: before the
+# settings transformers' loader does not read (gguf_settings) were applied
 
 
 def clean_models() -> list[Path]:
@@ -214,11 +216,15 @@ def _dequantize(path: Path, target: Path) -> None:
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
     model = AutoModelForCausalLM.from_pretrained(
         d, gguf_file=f, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32)
+    # what the file implies and transformers' loader left at a default (Gemma's query scale
+    # and soft-caps): the copy is loaded from its saved config, so it runs as llama.cpp does
+    changed = apply_settings(model.config, llama_cpp_settings(read_fields(path)))
     tmp = target.with_name(leftovers.temp_name(target.name + ".tmp-"))
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        (tmp / SOURCE).write_text(json.dumps({"file": str(path), "sha256": source}) + "\n")
+        (tmp / SOURCE).write_text(json.dumps({"file": str(path), "sha256": source,
+                                              "settings_from_gguf": changed}) + "\n")
     except BaseException as e:  # a full disk: no partial copy (the model's size) is left
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, (OSError, SafetensorError)):
