@@ -21,6 +21,7 @@ S3_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1",  # fail fast when unreachable
 }
 _BUCKETS = itertools.count()
+_MEMORY = itertools.count()  # in-memory fsspec stores, one per test
 
 
 class S3Server:
@@ -104,3 +105,17 @@ def pair(tmp_path, remote_url):
     yield a, b, remote_url
     a.close()
     b.close()
+
+
+@pytest.fixture(params=["file", "s3", "memory"])
+def transport(request, tmp_path):
+    """An empty store of each kind: a folder, an S3 bucket, fsspec's memory filesystem."""
+    from memstore.remote.transport import open_transport
+
+    if request.param == "file":
+        url = str(tmp_path / "remote")
+    elif request.param == "s3":
+        url = f"s3://{request.getfixturevalue('s3_server').new_bucket()}/repo"
+    else:
+        url = f"memory://store-{next(_MEMORY)}/repo"
+    return open_transport(url)

@@ -10,7 +10,6 @@ chunks of a stream) is measured on each kind of store, and tracemalloc's peak is
 around push, fetch and fsck of a folder remote with one object of 40 MiB."""
 from __future__ import annotations
 
-import itertools
 import os
 import tracemalloc
 from collections.abc import Iterator
@@ -37,10 +36,9 @@ from memstore.store.objects import (
 )
 from memstore.store.repository import Repository
 
-pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url, pair
+pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url, pair, transport
 
 MiB = 2**20
-_MEMORY = itertools.count()
 
 
 def big_commit(repo: Repository, mib: int):
@@ -196,17 +194,6 @@ def test_put_stream_hashes_into_an_owner_tagged_temporary(tmp_path):
     assert store.get_bytes(oid) == data and store.temp_files() == []
     assert seen and all(n.startswith(f"{TEMP_PREFIX}{leftovers.owner_tag()}-") for n in seen)
     assert oct(store.path(oid).stat().st_mode & 0o777) == oct(0o444)
-
-
-@pytest.fixture(params=["file", "s3", "memory"])
-def transport(request, tmp_path):
-    if request.param == "file":
-        url = str(tmp_path / "remote")
-    elif request.param == "s3":
-        url = f"s3://{request.getfixturevalue('s3_server').new_bucket()}/repo"
-    else:
-        url = f"memory://streaming-{next(_MEMORY)}/repo"
-    return open_transport(url)
 
 
 def test_streamed_reads_and_writes(transport):

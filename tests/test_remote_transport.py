@@ -11,21 +11,10 @@ from memstore.remote.layout import Marker, RemoteFormatError, ref_bytes
 from memstore.remote.s3 import check_conditional_writes
 from memstore.remote.transport import RefValue, RemoteError, StaleRefError, open_transport
 
-pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url
+pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url, transport
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 _MEMORY = itertools.count()
-
-
-@pytest.fixture(params=["file", "s3", "memory"])
-def transport(request, tmp_path):
-    if request.param == "file":
-        url = str(tmp_path / "remote")
-    elif request.param == "s3":
-        url = f"s3://{request.getfixturevalue('s3_server').new_bucket()}/repo"
-    else:
-        url = f"memory://transport-{next(_MEMORY)}/repo"
-    return open_transport(url)
 
 
 def test_swap_ref_is_a_compare_and_swap(transport):
