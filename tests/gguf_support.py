@@ -23,7 +23,9 @@ def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
             .swapaxes(1, 2).reshape(w.shape))
 
 
-def write_tiny_gguf(path: Path, layers: int = 4, seed: int = 0) -> Path:
+def write_tiny_gguf(path: Path, layers: int = 4, seed: int = 0,
+                    rope_freqs: list[float] | None = None) -> Path:
+    """`rope_freqs`: a `rope_freqs.weight` tensor (RoPE divisors, as Llama 3's file has)."""
     tok = tiny_tokenizer()
     cfg = tiny_config("llama", tok.backend_tokenizer.get_vocab_size(), layers=layers)
     torch.manual_seed(seed)
@@ -72,6 +74,8 @@ def write_tiny_gguf(path: Path, layers: int = 4, seed: int = 0) -> Path:
         put(f"blk.{i}.ffn_up.weight", state[p + "mlp.up_proj.weight"], Q41)
         put(f"blk.{i}.ffn_down.weight", state[p + "mlp.down_proj.weight"], Q41)
     put("output_norm.weight", state["model.norm.weight"], F32)
+    if rope_freqs is not None:
+        put("rope_freqs.weight", np.asarray(rope_freqs, dtype=np.float32), F32)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import transformers
 from gguf_support import write_tiny_gguf
 
+from memstore.errors import ValidationError
 from memstore.models import gguf_settings
 from memstore.models.gguf_settings import apply_settings, llama_cpp_settings, read_fields
 
@@ -68,3 +70,65 @@ def test_the_dequantized_copy_carries_the_settings(tmp_path, monkeypatch):
     record = json.loads((target / loading.SOURCE).read_text())
     assert record["settings_from_gguf"]["rms_norm_eps"][1] == 0.125
     assert gguf_settings.llama_cpp_settings(fields) == {}
+
+
+def transformers_divisors(theta: float, dim: int, scaling: dict) -> list[float]:
+    """Per RoPE frequency, plain / scaled inverse frequency, by transformers' own llama3
+    rule (the reference: memstore's divisors are computed as llama.cpp's converter does)."""
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    c = transformers.LlamaConfig(hidden_size=dim * 4, num_attention_heads=4, head_dim=dim,
+                                 max_position_embeddings=131072,
+                                 rope_parameters={**scaling, "rope_theta": theta})
+    scaled, _ = ROPE_INIT_FUNCTIONS["llama3"](c, "cpu")
+    plain = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+    return (plain / scaled.double()).tolist()
+
+
+LLAMA32 = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+           "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+
+
+def test_llama3_divisors_are_transformers_llama3_scaling():
+    """Llama 3.2's scaling (θ 500000, head 64): the divisors llama.cpp stores are those of
+    transformers' llama3 RoPE, and they are recognised as that scaling."""
+    ours = gguf_settings.llama3_divisors(500000.0, 64, 32.0, 1.0, 4.0, 8192)
+    theirs = transformers_divisors(500000.0, 64, LLAMA32)
+    assert max(abs(a - b) / b for a, b in zip(ours, theirs)) < 1e-5
+    assert min(ours) == 1.0 and max(ours) == 32.0
+    fields = {"general.architecture": "llama", "llama.rope.freq_base": 500000.0,
+              "llama.rope.dimension_count": 64, gguf_settings.ROPE_FREQS: theirs}
+    assert llama_cpp_settings(fields) == {"rope_parameters": {**LLAMA32, "rope_theta": 500000.0}}
+    assert llama_cpp_settings({**fields, gguf_settings.ROPE_FREQS: [1.0] * 32}) == {}
+    with pytest.raises(ValidationError, match="no scaling memstore knows"):
+        llama_cpp_settings({**fields, gguf_settings.ROPE_FREQS: [1.0] * 31 + [3.0]})
+
+
+def test_a_llama3_gguf_is_dequantized_with_its_rope_scaling(tmp_path, monkeypatch):
+    """A tiny Llama GGUF carrying rope_freqs.weight (factor 32 over a 2048-token original
+    context, so the tiny model's four frequencies cover all three bands): the copy's config
+    has the llama3 scaling, and the model memstore loads rotates by the file's frequencies."""
+    from memstore.models import loading
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    scaling = {**LLAMA32, "original_max_position_embeddings": 2048}
+    divisors = gguf_settings.llama3_divisors(10000.0, 8, 32.0, 1.0, 4.0, 2048)
+    assert divisors[0] == 1.0 and divisors[-1] == 32.0 and 1 < divisors[2] < 32
+    base = write_tiny_gguf(tmp_path / "tiny.gguf", rope_freqs=divisors)
+    target = loading.local_dir(str(base))
+    saved = json.loads((target / "config.json").read_text())["rope_parameters"]
+    assert saved == {**scaling, "rope_theta": 10000.0}
+    model = transformers.AutoModelForCausalLM.from_pretrained(target)
+    inv = model.model.rotary_emb.inv_freq.double()
+    plain = 1.0 / (10000.0 ** (torch.arange(0, 8, 2, dtype=torch.float64) / 8))
+    assert torch.allclose(plain / inv, torch.tensor(divisors, dtype=torch.float64), rtol=1e-5)
+
+
+def test_unknown_rope_factors_are_refused_in_one_line(tmp_path, monkeypatch):
+    from memstore.models import loading
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    base = write_tiny_gguf(tmp_path / "odd.gguf", rope_freqs=[1.0, 2.0, 1.0, 5.0])
+    with pytest.raises(ValidationError, match=r"odd\.gguf: its RoPE frequency factors"):
+        loading.local_dir(str(base))
+    assert not any((tmp_path / "cache" / "models").glob("odd-*"))

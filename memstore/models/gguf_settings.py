@@ -9,23 +9,39 @@ than the one the file is. Known here (llama.cpp's src/models/gemma2.cpp, gemma3.
   layers) and the key length otherwise; transformers keeps `query_pre_attn_scalar` 256,
   wrong for Gemma 2 27B (144), Gemma 3 27B (168) and any head size but 256;
 - their logit soft-caps are in the file (`attn_logit_softcapping`,
-  `final_logit_softcapping`); transformers keeps its defaults.
+  `final_logit_softcapping`); transformers keeps its defaults;
+- Llama 3.1/3.2/3.3 scale RoPE's low frequencies ("llama3" scaling); llama.cpp's converter
+  keeps only the per-frequency divisors, as the tensor `rope_freqs.weight`, which
+  transformers ignores (plain RoPE). The scaling whose divisors they are is found and set;
+  divisors no known scaling gives are refused (the Hugging Face directory is the way then).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
+from ..errors import ValidationError
+
 # layers of the 27B models, whose query scale llama.cpp takes from hidden / heads
 _27B_LAYERS = {"gemma2": 46, "gemma3": 62}
+ROPE_FREQS = "rope_freqs.weight"
+# (low_freq_factor, high_freq_factor, original context) of the llama3 scalings tried, with
+# the largest divisor as the factor (Llama 3.1/3.3: 8, 1, 4, 8192; Llama 3.2: 32, 1, 4, 8192)
+_LLAMA3_SHAPES = [(1.0, 4.0, 8192), (1.0, 4.0, 4096), (1.0, 4.0, 16384), (1.0, 4.0, 2048)]
 
 
 def read_fields(path: Path) -> dict[str, Any]:
-    """The GGUF file's metadata: key → scalar, string or list."""
+    """The GGUF file's metadata: key → scalar, string or list; and the values of the tensor
+    `rope_freqs.weight` under its name, where the file has one."""
     import gguf
 
     out: dict[str, Any] = {}
-    for key, field in gguf.GGUFReader(str(path)).fields.items():
+    reader = gguf.GGUFReader(str(path))
+    for t in reader.tensors:
+        if t.name == ROPE_FREQS:
+            out[ROPE_FREQS] = [float(x) for x in t.data.reshape(-1)]
+    for key, field in reader.fields.items():
         if not field.types or not field.data:
             continue
         values = [field.parts[i] for i in field.data]
@@ -41,15 +57,59 @@ def read_fields(path: Path) -> dict[str, Any]:
     return out
 
 
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, list) else value
+
+
+def llama3_divisors(theta: float, dim: int, factor: float, low: float, high: float,
+                    original: int) -> list[float]:
+    """What llama.cpp's converter stores as `rope_freqs.weight` for a llama3 scaling: per
+    RoPE frequency, the number it is divided by."""
+    out = []
+    for i in range(0, dim, 2):
+        wavelen = 2 * math.pi * theta ** (i / dim)
+        if wavelen < original / high:
+            out.append(1.0)
+        elif wavelen > original / low:
+            out.append(factor)
+        else:
+            smooth = (original / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return out
+
+
+def rope_parameters(fields: dict[str, Any], divisors: list[float]) -> dict[str, Any] | None:
+    """The llama3 RoPE scaling whose divisors `divisors` are (None: no scaling, all 1);
+    ValidationError when no scaling tried gives them."""
+    arch = fields.get("general.architecture")
+    theta = float(_first(fields.get(f"{arch}.rope.freq_base", 10000.0)))
+    dim = int(_first(fields.get(f"{arch}.rope.dimension_count", 0))) or 2 * len(divisors)
+    if all(abs(d - 1) < 1e-6 for d in divisors):
+        return None
+    factor = round(max(divisors), 3)  # stored as float32
+    for low, high, original in _LLAMA3_SHAPES:
+        expected = llama3_divisors(theta, dim, factor, low, high, original)
+        if len(expected) == len(divisors) and all(
+                abs(a - b) <= 1e-5 * b for a, b in zip(expected, divisors)):
+            return {"rope_type": "llama3", "factor": factor, "low_freq_factor": low,
+                    "high_freq_factor": high, "original_max_position_embeddings": original,
+                    "rope_theta": theta}
+    raise ValidationError(f"its RoPE frequency factors ({ROPE_FREQS}) are no scaling memstore "
+                          "knows (Llama 3's, factor = their largest); transformers would read "
+                          "the model without them: give memstore the model's Hugging Face "
+                          "directory instead")
+
+
 def llama_cpp_settings(fields: dict[str, Any]) -> dict[str, Any]:
     """Config attribute → the value llama.cpp runs the file with, for the attributes
     transformers' loader leaves at its defaults (none for other families)."""
     arch = fields.get("general.architecture")
+    if ROPE_FREQS in fields and arch not in _27B_LAYERS:
+        scaling = rope_parameters(fields, fields[ROPE_FREQS])
+        return {"rope_parameters": scaling} if scaling is not None else {}
     if arch not in _27B_LAYERS:
         return {}
-
-    def first(value: Any) -> Any:
-        return value[0] if isinstance(value, list) else value
+    first = _first
 
     n_layer = int(first(fields[f"{arch}.block_count"]))
     n_embd = int(first(fields[f"{arch}.embedding_length"]))

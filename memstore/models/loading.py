@@ -212,13 +212,17 @@ def _dequantize(path: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     d, f = str(path.parent), path.name
+    try:  # what the file implies and transformers' loader would leave at a default
+        settings = llama_cpp_settings(read_fields(path))
+    except ValidationError as e:
+        raise ValidationError(f"{path}: {e}") from None
     source = file_sha256(path)
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
     model = AutoModelForCausalLM.from_pretrained(
         d, gguf_file=f, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32)
-    # what the file implies and transformers' loader left at a default (Gemma's query scale
-    # and soft-caps): the copy is loaded from its saved config, so it runs as llama.cpp does
-    changed = apply_settings(model.config, llama_cpp_settings(read_fields(path)))
+    # (Gemma's query scale and soft-caps, Llama 3's RoPE scaling): the copy is loaded from
+    # its saved config, so it runs as llama.cpp runs the file
+    changed = apply_settings(model.config, settings)
     tmp = target.with_name(leftovers.temp_name(target.name + ".tmp-"))
     try:
         model.save_pretrained(tmp)
