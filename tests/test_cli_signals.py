@@ -227,6 +227,18 @@ def test_an_export_of_head_while_another_process_commits(base, tmp_path, monkeyp
     ok("verify", out, cwd=repo)
 
 
+def _pushed_for_clone(base, tmp_path):
+    """The history template pushed to a folder remote; its commit ids, the folder a clone
+    goes to, and the clone's arguments."""
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    ok("push", cwd=repo)
+    target = tmp_path / "cl"
+    return ids, target, ["clone", str(tmp_path / "remote"), str(target), "--base",
+                         str(base / "tiny-llama")]
+
+
 def _killed(args: list[str], module, name: str) -> int:
     """`memstore ARGS` in a forked child killed outright (SIGKILL: nothing runs after it)
     when `module.name` is first called; returns the dead child's pid."""
@@ -262,12 +274,7 @@ def test_a_clone_killed_outright_is_redone_in_its_folder(base, tmp_path, step):
     from memstore.remote import clone
     from memstore.store import repository
 
-    template, ids = history_template(base)
-    repo = copy_repo(template, tmp_path / "repo")
-    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
-    ok("push", cwd=repo)
-    target = tmp_path / "cl"
-    args = ["clone", str(tmp_path / "remote"), str(target), "--base", str(base / "tiny-llama")]
+    ids, target, args = _pushed_for_clone(base, tmp_path)
     pid = _killed(args, repository if step == "_setup" else clone, step)
     built = ".memstore-init-" if step == "_setup" else ".memstore"
     assert sorted(p.name.split(leftovers.HOST)[0] for p in target.iterdir()) == \
@@ -345,12 +352,7 @@ def test_a_clone_folder_is_reused_only_when_a_dead_clone_of_this_host_left_only_
     from memstore.store.refs import branch_ref
     from memstore.store.repository import Repository
 
-    template, ids = history_template(base)
-    repo = copy_repo(template, tmp_path / "repo")
-    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
-    ok("push", cwd=repo)
-    target = tmp_path / "cl"
-    args = ["clone", str(tmp_path / "remote"), str(target), "--base", str(base / "tiny-llama")]
+    ids, target, args = _pushed_for_clone(base, tmp_path)
     pid = _killed(args, clone, "branch_ref")
     [mark] = target.glob(".memstore-clone-*")
     gone = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -42,14 +42,13 @@ def read_fields(path: Path) -> dict[str, Any]:
         if t.name == ROPE_FREQS:
             out[ROPE_FREQS] = [float(x) for x in t.data.reshape(-1)]
     for key, field in reader.fields.items():
+        if key.startswith("tokenizer."):
+            continue  # the vocabulary: large, and not a setting
         if not field.types or not field.data:
             continue
         values = [field.parts[i] for i in field.data]
         if field.types[0] == gguf.GGUFValueType.STRING:
             items: list[Any] = [bytes(v).decode("utf-8", "replace") for v in values]
-        elif field.types[0] == gguf.GGUFValueType.ARRAY and len(field.types) > 1 \
-                and field.types[1] == gguf.GGUFValueType.STRING:
-            continue  # token lists: large and not needed here
         else:
             items = [v.tolist()[0] if len(v) == 1 else v.tolist() for v in values]
         out[key] = items[0] if len(items) == 1 and field.types[0] != gguf.GGUFValueType.ARRAY \

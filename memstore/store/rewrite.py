@@ -282,23 +282,14 @@ def merge(repo: Repository, rev: str, message: str | None = None) -> Report:
         f_ours = {fact_key(f.request): f for f in repo.facts_at(ours)}
         f_theirs = {fact_key(f.request): f for f in repo.facts_at(theirs)}
 
-        def target(f: LiveFact | None) -> str | None:
-            return f.request.target_new if f is not None else None
-
-        merged: list[LiveFact] = []
-        conflicts: list[str] = []
-        for key in list(f_ours) + [k for k in f_theirs if k not in f_ours]:
-            o, t, b = f_ours.get(key), f_theirs.get(key), b_targets.get(key)
-            if target(o) == target(t) or target(t) == b:
-                pick = o
-            elif target(o) == b:
-                pick = t
-            else:
-                conflicts.append(f"CONFLICT {key[0]!r} / {key[1]!r}: {_describe(o)} here, "
-                                 f"{_describe(t)} on {rev}")
-                continue
-            if pick is not None:
-                merged.append(pick)
+        picked, clashing = history.three_way(
+            {k: f.request.target_new for k, f in f_ours.items()},
+            {k: f.request.target_new for k, f in f_theirs.items()}, b_targets)
+        # each merged fact is the write of the side whose target it took (ours on a tie)
+        merged = [f_ours[k] if k in f_ours and f_ours[k].request.target_new == t else f_theirs[k]
+                  for k, t in picked.items()]
+        conflicts = [f"CONFLICT {k[0]!r} / {k[1]!r}: {_describe(f_ours.get(k))} here, "
+                     f"{_describe(f_theirs.get(k))} on {rev}" for k in clashing]
         if conflicts:
             raise MergeConflictError(f"merge of {rev} refused: {len(conflicts)} conflicting "
                                      "fact(s); nothing was written", conflicts)
