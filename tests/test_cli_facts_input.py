@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from cli_support import (
     copy_repo,
     empty_template,
@@ -20,6 +22,7 @@ from cli_support import (
     snapshot,
 )
 
+from cli.main import cli
 from memstore.errors import ValidationError
 from memstore.eval.data import read_requests_file
 
@@ -167,3 +170,46 @@ def test_the_library_reader_refuses_in_one_line(tmp_path):
     with pytest.raises(ValidationError, match=r"^f.jsonl line 1: unknown field 'neighbourhood' "
                                               r"\(did you mean 'neighborhood'\?\)$"):
         read_requests_file(p)
+
+
+def test_whitespace_around_a_target_is_refused(repo, tmp_path):
+    # ' golf' reads as the tokens of 'golf' but would be another target than the live one
+    lead = facts(tmp_path, "lead.jsonl", {**LIVE, "target_new": " soccer"})
+    refused(repo, lead, "lead.jsonl line 1: target_new ' soccer' begins or ends with whitespace")
+    true = facts(tmp_path, "true.jsonl", OTHER, {**FACT, "target_true": "Honda\n"})
+    refused(repo, true, "true.jsonl line 2: target_true 'Honda\\n' begins or ends")
+
+
+def stdin_commit(repo, data: bytes, *args: str):
+    return CliRunner().invoke(cli, ["-C", str(repo), "commit", "-", *args], input=data,
+                              catch_exceptions=False)
+
+
+def test_facts_are_read_from_standard_input_for_a_dash(repo, tmp_path):
+    data = (json.dumps(FACT) + "\n\n" + json.dumps(OTHER) + "\n").encode()
+    r = stdin_commit(repo, data, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["n_facts"] == 2 and d["message"] == "2 facts from stdin"
+    added = json.loads(ok("show", "HEAD", "--json", cwd=repo).stdout)["facts"]["added"]
+    assert {f["subject"] for f in added} == {"Honda Civic", "Apple A5"}
+    # a mistake read from stdin is named by its line there, and changes nothing
+    before = snapshot(repo)
+    bad = stdin_commit(repo, b"\n" + json.dumps({**LIVE, "subject": "Michael Jordan "}).encode())
+    error_line(bad, 2, "stdin line 2: the subject 'Michael Jordan ' begins or ends")
+    error_line(stdin_commit(repo, b""), 2, "stdin: no records")
+    assert snapshot(repo) == before
+
+
+def test_a_file_named_dash_is_not_stdin_for_the_library(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-").write_text(json.dumps(FACT) + "\n")
+    assert [r.subject for r in read_requests_file(Path("-"))] == ["Honda Civic"]
+
+
+def test_eval_names_the_line_of_a_record_too_long_for_the_model(repo, tmp_path):
+    long = {**FACT, "prompt": "{} is produced by" + " a" * 300}
+    f = facts(tmp_path, "ev.jsonl", OTHER, "", "", long)  # two blank lines: record 2 on line 4
+    before = snapshot(repo)
+    error_line(run("eval", f, cwd=repo), 2, "ev.jsonl line 4: ")
+    assert snapshot(repo) == before

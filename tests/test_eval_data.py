@@ -104,10 +104,12 @@ def test_memstore_jsonl_and_mixed_formats(tmp_path):
 
 
 def test_subject_replaced_once_and_targets_kept_as_given():
-    [r] = read_counterfact([{"subject": "Jordan", "prompt": "Jordan of Jordan plays", "target_new": "golf ",
-                            "target_true": "basketball"}])
+    [r] = read_counterfact([{"subject": "Jordan", "prompt": "Jordan of Jordan plays",
+                            "target_new": "golf  club", "target_true": "basketball"}])
     assert r.prompt == "{} of Jordan plays"
-    assert r.target_new == "golf "  # scoring, not reading, decides on spaces
+    assert r.target_new == "golf  club"  # scoring adds the space before it
+    with pytest.raises(ValidationError, match=r"^record 1: target_new 'golf ' begins or ends"):
+        read_counterfact([{"subject": "Jordan", "prompt": "{} plays", "target_new": "golf "}])
 
 
 def test_json_list_file(tmp_path):

@@ -6,7 +6,6 @@ object instead (built by the *_result function beside each command, from which t
 is printed too)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -73,7 +72,7 @@ def commit_result(repo, report, file: str, n_in_file: int, notes: list[str],
 
 @click.command()
 @runtime_options
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-m", "--message", help="The commit message (default: 'N facts from FILE').")
 @click.option("--supersede", is_flag=True,
               help="Allow facts that replace a live fact's target (same subject and prompt).")
@@ -91,7 +90,7 @@ def commit(file: str, message: str | None, supersede: bool, as_json: bool) -> No
     ('{}' marks the subject; target_true, paraphrases and neighborhood are optional and
     only used to measure the edit, case_id and relation_id are optional labels; any other
     field is refused), or CounterFact or zsRE records as they are (a JSON list or JSONL),
-    in UTF-8, read in Unicode NFC. Every request is checked before any work: the prompt,
+    in UTF-8, read in Unicode NFC; FILE '-' reads them from standard input. Every request is checked before any work: the prompt,
     the subject's tokens, contradictions within the file, and facts already live on the
     branch (a different target for the same subject and prompt is refused unless
     --supersede).
@@ -107,7 +106,7 @@ def commit(file: str, message: str | None, supersede: bool, as_json: bool) -> No
     solves, layers, seconds, metrics, warning, file, requests_in_file, repeated (given
     twice in FILE, written once), notes (what was said on stderr) and memory.
     """
-    from memstore.eval.data import read_located_requests
+    from memstore.eval.data import read_located_requests, source_name
     from memstore.store import porcelain
 
     from ..context import open_repo
@@ -116,7 +115,7 @@ def commit(file: str, message: str | None, supersede: bool, as_json: bool) -> No
     requests = [r for _, r in located]
     if message is None:  # the facts written: one given twice in FILE is written once
         n = len({(r.subject, r.prompt, r.target_new) for r in requests})
-        message = f"{n} facts from {Path(file).name}"
+        message = f"{n} facts from {source_name(file)}"
     notes: list[str] = []
     memory: list[str] = []
 
@@ -130,7 +129,7 @@ def commit(file: str, message: str | None, supersede: bool, as_json: bool) -> No
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
         report = porcelain.commit(repo, requests, message, supersede=supersede,
-                                  info={"file": Path(file).name}, note=note, inform=inform,
+                                  info={"file": source_name(file)}, note=note, inform=inform,
                                   where=[w for w, _ in located])
         d = commit_result(repo, report, file, len(requests), notes, memory)
     report_json(d) if as_json else show_written(d, "commit")

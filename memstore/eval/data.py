@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class EvalRecord:
     request: Request
     generation_prompts: tuple[str, ...] = ()
     attribute_prompts: tuple[str, ...] = ()
+    where: str = ""  # where it was read ('cf.json record 3'), for later checks' messages
 
 
 @dataclass(frozen=True)
@@ -40,30 +42,23 @@ class ZsreRecord:
     request: Request
     loc: str
     loc_ans: str
+    where: str = ""  # where it was read ('zsre.jsonl line 3'), for later checks' messages
 
 
 # -- loading raw records ------------------------------------------------------------------
 
 
 def load_records(source: Source) -> list[tuple[str, dict]]:
-    """(where, record) pairs from a JSON list file, a JSONL file or an iterable of dicts.
-    `where` is e.g. 'facts.jsonl line 3' or 'data.json record 2' (1-based). A file is UTF-8
+    """(where, record) pairs from a JSON list file, a JSONL file, standard input ('-') or
+    an iterable of dicts. `where` is e.g. 'facts.jsonl line 3', 'data.json record 2' or
+    'stdin line 1' (1-based). A file is UTF-8
     (a byte order mark at its start is allowed), its lines end in LF or CRLF; a field given
     twice in one object is refused (JSON would keep the last one silently). Every text,
     keys included, is read in Unicode NFC: the composed and the decomposed spellings of a
     name are the same fact."""
     if not isinstance(source, (str, Path)):
         return [(f"record {i + 1}", _as_dict(r, f"record {i + 1}")) for i, r in enumerate(source)]
-    path = Path(source)
-    name = path.name
-    try:
-        if path.exists() and not path.is_dir() and not path.is_file():
-            raise ValidationError(f"{path}: not a regular file (a device or a pipe)")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ValidationError(f"{path}: no such file") from None
-    except OSError as e:
-        raise ValidationError(f"{path}: cannot read ({e})") from None
+    name, raw = _read_source(source)
     raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark (Windows editors)
     try:
         text = raw.decode("utf-8")
@@ -98,6 +93,30 @@ def load_records(source: Source) -> list[tuple[str, dict]]:
             raise ValidationError(f"{where}: JSON nested too deeply") from None
         out.append((where, _as_dict(record, where)))
     return out
+
+
+def source_name(source: str | Path) -> str:
+    """How messages name a facts file: its name, or 'stdin' for '-'."""
+    return "stdin" if isinstance(source, str) and source == "-" else Path(source).name
+
+
+def _read_source(source: str | Path) -> tuple[str, bytes]:
+    """(name in messages, bytes) of a file, or of standard input for the text '-' (as
+    other command-line tools read it; a `Path('-')` is a file of that name)."""
+    if isinstance(source, str) and source == "-":
+        try:
+            return source_name(source), sys.stdin.buffer.read()
+        except (OSError, ValueError) as e:  # closed, or a terminal gone
+            raise ValidationError(f"stdin: cannot read ({e})") from None
+    path = Path(source)
+    try:
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise ValidationError(f"{path}: not a regular file (a device or a pipe)")
+        return path.name, path.read_bytes()
+    except FileNotFoundError:
+        raise ValidationError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ValidationError(f"{path}: cannot read ({e})") from None
 
 
 def _one_object(text: str) -> bool:
@@ -233,6 +252,7 @@ def parse_counterfact(record: dict, where: str) -> EvalRecord:
         request,
         generation_prompts=_strings(record, "generation_prompts", where),
         attribute_prompts=_strings(record, "attribute_prompts", where),
+        where=where,
     )
 
 
@@ -256,15 +276,22 @@ def _check_fields(record: dict, where: str) -> None:
 
 def check_edges(request: Request, where: str) -> None:
     """Whitespace that makes a new fact other than it looks: around the subject (another
-    fact for supersede and merge, other tokens for the model) or at the end of the prompt
-    (the target is read after it with a space of its own: 'plays  golf'). Targets are kept
-    as given."""
+    fact for supersede and merge, other tokens for the model), at the end of the prompt
+    (the target is read after it with a space of its own: 'plays  golf') or around a
+    target (' golf' would be another target than the live 'golf', read as the same
+    tokens)."""
     if request.subject != request.subject.strip():
         raise ValidationError(f"{where}: the subject {_short(request.subject)} begins or ends with "
                               "whitespace (the prompt holds the spaces around '{}')")
     if request.prompt != request.prompt.rstrip():
         raise ValidationError(f"{where}: the prompt {_short(request.prompt)} ends with whitespace "
                               "(the target follows it with a space of its own)")
+    for name, target in (("target_new", request.target_new),
+                         ("target_true", request.target_true)):
+        if target is not None and target != target.strip():
+            raise ValidationError(f"{where}: {name} {_short(target)} begins or ends with "
+                                  "whitespace (the target follows the prompt with a space "
+                                  "of its own)")
 
 
 def _short(text: str, keep: int = 60) -> str:
@@ -321,7 +348,7 @@ def parse_zsre(record: dict, where: str) -> ZsreRecord:
     for name, text in (("loc", loc), ("loc_ans", loc_ans)):
         if not text.strip():
             raise ValidationError(f"{where}: field {name!r} is empty")
-    return ZsreRecord(request, loc=loc, loc_ans=loc_ans)
+    return ZsreRecord(request, loc=loc, loc_ans=loc_ans, where=where)
 
 
 def parse_request(record: dict, where: str) -> Request:
@@ -347,7 +374,7 @@ def read_located_requests(path: str | Path) -> list[tuple[str, Request]]:
     the messages of the checks made later (tokens, context, facts live on the branch)."""
     records = load_records(path)
     if not records:
-        raise ValidationError(f"{Path(path).name}: no records")
+        raise ValidationError(f"{source_name(path)}: no records")
     return [(where, parse_request(r, where)) for where, r in records]
 
 
@@ -359,7 +386,7 @@ def read_counterfact_records(source: Source) -> list[EvalRecord]:
         if "requested_rewrite" in r:
             out.append(parse_counterfact(r, where))
         else:
-            out.append(EvalRecord(parse_flat(r, where)))
+            out.append(EvalRecord(parse_flat(r, where), where=where))
     return out
 
 
@@ -383,4 +410,5 @@ __all__ = [
     "read_located_requests",
     "read_requests_file",
     "read_zsre",
+    "source_name",
 ]

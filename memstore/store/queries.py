@@ -220,8 +220,8 @@ def evaluate(repo: Repository, path: str | Path, rev: str | None = None, *,
     commit = state_commit(repo, rev)
     base = load_state(repo, rev)
     context = context_length(base.model)
-    for i, rec in enumerate(records):
-        where = f"{Path(path).name} record {i + 1}"
+    for rec in records:
+        where = rec.where
         check_fits(base.tokenizer, request_texts(rec.request, where), context)
         if zsre:
             check_fits(base.tokenizer, [(f"{where} loc", f"{rec.loc} {rec.loc_ans}")], context)
