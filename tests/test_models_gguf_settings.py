@@ -132,3 +132,108 @@ def test_unknown_rope_factors_are_refused_in_one_line(tmp_path, monkeypatch):
     with pytest.raises(ValidationError, match=r"odd\.gguf: its RoPE frequency factors"):
         loading.local_dir(str(base))
     assert not any((tmp_path / "cache" / "models").glob("odd-*"))
+
+
+def write_tiny_qwen_gguf(path, config, kv=None, tensors=None):
+    """A tiny Qwen2/Qwen3 GGUF (F32, as llama.cpp's converter writes one: Q/K unpermuted,
+    `attention.key_length` given) of a random model built from `config`; `kv(writer)` adds
+    keys, `tensors` extra F32 tensors. Returns the model the file holds."""
+    import gguf
+    import numpy as np
+    from gguf_support import tiny_tokenizer
+
+    arch = config.model_type
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    state = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name("tiny")
+    w.add_block_count(config.num_hidden_layers)
+    w.add_context_length(config.max_position_embeddings)
+    w.add_embedding_length(config.hidden_size)
+    w.add_feed_forward_length(config.intermediate_size)
+    w.add_head_count(config.num_attention_heads)
+    w.add_head_count_kv(config.num_key_value_heads)
+    w.add_key_length(config.head_dim)
+    w.add_value_length(config.head_dim)
+    w.add_rope_freq_base(config.rope_parameters["rope_theta"])
+    w.add_layer_norm_rms_eps(config.rms_norm_eps)
+    w.add_vocab_size(config.vocab_size)
+    if kv is not None:
+        kv(w)
+    js = json.loads(tok.backend_tokenizer.to_str())
+    vocab = sorted(js["model"]["vocab"].items(), key=lambda item: item[1])
+    special = {t["id"] for t in js["added_tokens"]}
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list([t for t, _ in vocab])
+    w.add_token_types([3 if i in special else 1 for _, i in vocab])
+    w.add_token_merges([" ".join(m) for m in js["model"]["merges"]])
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_pad_token_id(0)
+    w.add_add_bos_token(False)
+    names = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q",
+             "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+             "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
+             "self_attn.k_norm": "attn_k_norm", "post_attention_layernorm": "ffn_norm",
+             "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    w.add_tensor("token_embd.weight", state["model.embed_tokens.weight"])
+    for i in range(config.num_hidden_layers):
+        for hf, gg in names.items():
+            for kind in ("weight", "bias"):
+                key = f"model.layers.{i}.{hf}.{kind}"
+                if key in state:
+                    w.add_tensor(f"blk.{i}.{gg}.{kind}", state[key])
+    w.add_tensor("output_norm.weight", state["model.norm.weight"])
+    for name, values in (tensors or {}).items():
+        w.add_tensor(name, np.asarray(values, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return model
+
+
+def tiny_qwen(arch: str = "qwen3", **extra):
+    config_class = {"qwen2": transformers.Qwen2Config, "qwen3": transformers.Qwen3Config}[arch]
+    return config_class(vocab_size=tiny_vocab_size(), hidden_size=32, intermediate_size=64,
+                        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                        max_position_embeddings=128, tie_word_embeddings=True,
+                        bos_token_id=1, eos_token_id=2, pad_token_id=0, **extra)
+
+
+def tiny_vocab_size() -> int:
+    from gguf_support import tiny_tokenizer
+
+    return tiny_tokenizer().backend_tokenizer.get_vocab_size()
+
+
+@pytest.mark.parametrize("fields, expected", [
+    # Qwen3 0.6B: 1024 wide, 16 heads, key length 128 (not 1024 / 16)
+    ({"general.architecture": "qwen3", "qwen3.attention.key_length": 128}, {"head_dim": 128}),
+    ({"general.architecture": "qwen2", "qwen2.attention.key_length": 64}, {"head_dim": 64}),
+    ({"general.architecture": "phi3", "phi3.attention.key_length": 96}, {"head_dim": 96}),
+    ({"general.architecture": "qwen3"}, {}),  # no key length: transformers' own rule
+    # llama: transformers reads the head size from rope.dimension_count (llama.cpp insists
+    # they are equal); Gemma: it reads key_length itself
+    ({"general.architecture": "llama", "llama.attention.key_length": 64}, {}),
+])
+def test_the_head_size_from_the_key_length(fields, expected):
+    assert gguf_settings.head_dim(fields["general.architecture"], fields) == expected
+
+
+def test_a_qwen3_gguf_with_a_head_size_other_than_transformers_default(tmp_path, monkeypatch):
+    """Heads of 16 in a 32-wide Qwen3 (transformers' loader would build heads of 128, its
+    default, and not load the file's tensors): the copy has the file's head size and its
+    logits are the model's the file holds."""
+    from memstore.models import loading
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    reference = write_tiny_qwen_gguf(tmp_path / "qwen.gguf", tiny_qwen(head_dim=16))
+    target = loading.local_dir(str(tmp_path / "qwen.gguf"))
+    assert json.loads((target / "config.json").read_text())["head_dim"] == 16
+    copy = transformers.AutoModelForCausalLM.from_pretrained(target).eval()
+    ids = torch.tensor([[5, 17, 42, 99, 3, 250, 8]])
+    with torch.no_grad():
+        assert torch.allclose(copy(ids).logits, reference(ids).logits, atol=1e-5)

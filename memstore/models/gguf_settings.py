@@ -13,7 +13,13 @@ than the one the file is. Known here (llama.cpp's src/models/gemma2.cpp, gemma3.
 - Llama 3.1/3.2/3.3 scale RoPE's low frequencies ("llama3" scaling); llama.cpp's converter
   keeps only the per-frequency divisors, as the tensor `rope_freqs.weight`, which
   transformers ignores (plain RoPE). The scaling whose divisors they are is found and set;
-  divisors no known scaling gives are refused (the Hugging Face directory is the way then).
+  divisors no known scaling gives are refused (the Hugging Face directory is the way then);
+- Qwen2, Qwen3 and Phi-3 take the head size from `attention.key_length` (llama.cpp's
+  src/llama-model.cpp: hidden / heads unless the file says otherwise); transformers' loader
+  does not read it there and keeps its default (Qwen3: 128, whatever the file): `head_dim`.
+
+Settings that shape weights (the head size) must be in the config the model is built from:
+the caller applies them to the config before loading the file's tensors.
 """
 from __future__ import annotations
 
@@ -99,15 +105,34 @@ def rope_parameters(fields: dict[str, Any], divisors: list[float]) -> dict[str, 
                           "directory instead")
 
 
+# families whose head size transformers' GGUF loader does not take from attention.key_length
+_KEY_LENGTH_UNREAD = ("qwen2", "qwen3", "phi3")
+
+
+def head_dim(arch: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The head size llama.cpp uses, where the file gives one and transformers' loader
+    does not read it."""
+    key_length = fields.get(f"{arch}.attention.key_length")
+    if arch not in _KEY_LENGTH_UNREAD or key_length is None:
+        return {}
+    return {"head_dim": int(_first(key_length))}
+
+
 def llama_cpp_settings(fields: dict[str, Any]) -> dict[str, Any]:
     """Config attribute → the value llama.cpp runs the file with, for the attributes
     transformers' loader leaves at its defaults (none for other families)."""
     arch = fields.get("general.architecture")
+    out: dict[str, Any] = head_dim(arch, fields)
     if ROPE_FREQS in fields and arch not in _27B_LAYERS:
         scaling = rope_parameters(fields, fields[ROPE_FREQS])
-        return {"rope_parameters": scaling} if scaling is not None else {}
+        return {**out, "rope_parameters": scaling} if scaling is not None else out
     if arch not in _27B_LAYERS:
-        return {}
+        return out
+    return {**out, **gemma_settings(arch, fields)}
+
+
+def gemma_settings(arch: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Gemma 2/3's query scale and logit soft-caps, as llama.cpp derives them."""
     first = _first
 
     n_layer = int(first(fields[f"{arch}.block_count"]))

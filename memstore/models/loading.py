@@ -209,7 +209,7 @@ def gguf_copy_current(path: str | Path) -> bool | None:
 
 
 def _dequantize(path: Path, target: Path) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     d, f = str(path.parent), path.name
     try:  # what the file implies and transformers' loader would leave at a default
@@ -218,11 +218,14 @@ def _dequantize(path: Path, target: Path) -> None:
         raise ValidationError(f"{path}: {e}") from None
     source = file_sha256(path)
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    # (Gemma's query scale and soft-caps, Llama 3's RoPE scaling, a head size): set on the
+    # config the model is built from, before the tensors are read (a head size shapes them),
+    # and saved with the copy, so the copy runs as llama.cpp runs the file
+    config = AutoConfig.from_pretrained(d, gguf_file=f)
+    changed = apply_settings(config, settings)
     model = AutoModelForCausalLM.from_pretrained(
-        d, gguf_file=f, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32)
-    # (Gemma's query scale and soft-caps, Llama 3's RoPE scaling): the copy is loaded from
-    # its saved config, so it runs as llama.cpp runs the file
-    changed = apply_settings(model.config, settings)
+        d, gguf_file=f, config=config, quantization_config=GgufConfig(dequantize=True),
+        dtype=torch.float32)
     tmp = target.with_name(leftovers.temp_name(target.name + ".tmp-"))
     try:
         model.save_pretrained(tmp)
