@@ -234,6 +234,9 @@ def test_the_library_refuses_a_bad_message_or_requests_before_the_edit(repo):
             porcelain.commit(r, [fact], None)
         with pytest.raises(ValidationError, match="expected a Request, got dict"):
             porcelain.commit(r, [fact.to_dict()], "m")
+        padded = Request("Honda Civic", "{} is produced by", "Microsoft ")
+        with pytest.raises(ValidationError, match="^request 2: target_new 'Microsoft ' begins"):
+            porcelain.commit(r, [fact, padded], "m")
     assert snapshot(repo) == before  # refused before the edit: no objects left behind
 
 

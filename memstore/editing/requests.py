@@ -131,6 +131,33 @@ def check_request(request: Request, where: str = "") -> None:
         raise ValidationError(f"{at}prompt cannot be formatted ({e}): {request.describe()}")
 
 
+def check_edges(request: Request, where: str) -> None:
+    """Whitespace that makes a new fact other than it looks: around the subject (another
+    fact for supersede and merge, other tokens for the model), at the end of the prompt
+    (the target is read after it with a space of its own: 'plays  golf') or around a
+    target (' golf' would be another target than the live 'golf', read as the same
+    tokens)."""
+    if request.subject != request.subject.strip():
+        raise ValidationError(f"{where}: the subject {_short(request.subject)} begins or ends with "
+                              "whitespace (the prompt holds the spaces around '{}')")
+    if request.prompt != request.prompt.rstrip():
+        raise ValidationError(f"{where}: the prompt {_short(request.prompt)} ends with whitespace "
+                              "(the target follows it with a space of its own)")
+    for name, target in (("target_new", request.target_new),
+                         ("target_true", request.target_true)):
+        if target is not None and target != target.strip():
+            raise ValidationError(f"{where}: {name} {_short(target)} begins or ends with "
+                                  "whitespace (the target follows the prompt with a space "
+                                  "of its own)")
+
+
+def _short(text: str, keep: int = 60) -> str:
+    """repr of a text, its middle cut out when long (error messages stay one short line)."""
+    if len(text) <= keep:
+        return repr(text)
+    return repr(text[: keep // 2]) + "…" + repr(text[-keep // 2:])
+
+
 def _check_types(r: Request, at: str) -> None:
     """Every text a str of Unicode characters (UTF-8 encodable), the optional ones None,
     the prompt lists tuples or lists of non-blank texts."""
@@ -200,5 +227,5 @@ def validate_requests(requests: list[Request], tokenizer=None, context: int | No
             check_fits(tokenizer, request_texts(r, at), context)
 
 
-__all__ = ["Request", "check_consistent", "check_fits", "check_request", "context_length",
-           "fact_key", "field", "request_texts", "validate_requests"]
+__all__ = ["Request", "check_consistent", "check_edges", "check_fits", "check_request",
+           "context_length", "fact_key", "field", "request_texts", "validate_requests"]

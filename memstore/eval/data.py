@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..editing.requests import Request, check_request
+from ..editing.requests import Request, check_edges, check_request
 from ..errors import ValidationError
 
 Source = str | Path | Iterable[dict]
@@ -272,33 +272,6 @@ def _check_fields(record: dict, where: str) -> None:
             hint = (f"did you mean {close[0]!r}?" if close
                     else "the fields are " + ", ".join(FLAT_FIELDS))
             raise ValidationError(f"{where}: unknown field {key!r} ({hint})")
-
-
-def check_edges(request: Request, where: str) -> None:
-    """Whitespace that makes a new fact other than it looks: around the subject (another
-    fact for supersede and merge, other tokens for the model), at the end of the prompt
-    (the target is read after it with a space of its own: 'plays  golf') or around a
-    target (' golf' would be another target than the live 'golf', read as the same
-    tokens)."""
-    if request.subject != request.subject.strip():
-        raise ValidationError(f"{where}: the subject {_short(request.subject)} begins or ends with "
-                              "whitespace (the prompt holds the spaces around '{}')")
-    if request.prompt != request.prompt.rstrip():
-        raise ValidationError(f"{where}: the prompt {_short(request.prompt)} ends with whitespace "
-                              "(the target follows it with a space of its own)")
-    for name, target in (("target_new", request.target_new),
-                         ("target_true", request.target_true)):
-        if target is not None and target != target.strip():
-            raise ValidationError(f"{where}: {name} {_short(target)} begins or ends with "
-                                  "whitespace (the target follows the prompt with a space "
-                                  "of its own)")
-
-
-def _short(text: str, keep: int = 60) -> str:
-    """repr of a text, its middle cut out when long (error messages stay one short line)."""
-    if len(text) <= keep:
-        return repr(text)
-    return repr(text[: keep // 2]) + "…" + repr(text[-keep // 2:])
 
 
 def parse_flat(record: dict, where: str) -> Request:

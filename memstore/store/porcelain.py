@@ -20,7 +20,13 @@ from typing import Any
 from ..editing.defaults import derive, outside_validated
 from ..editing.memit import check_layers, check_settings, execute_memit
 from ..editing.memory import estimate as estimate_memory
-from ..editing.requests import Request, context_length, fact_key, validate_requests
+from ..editing.requests import (
+    Request,
+    check_edges,
+    context_length,
+    fact_key,
+    validate_requests,
+)
 from ..editing.settings import EditSettings
 from ..editing.statistics import SOURCES, check_corpus
 from ..errors import MemstoreError, ValidationError
@@ -284,6 +290,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
     validate_requests(requests, where=where)
     where = list(where) if where is not None else [f"request {i + 1}"
                                                    for i in range(len(requests))]
+    for r, at in zip(requests, where):  # new facts only: live ones are kept as written
+        check_edges(r, at)
     first: dict[tuple[str, str, str], int] = {}
     for i, r in enumerate(requests):
         first.setdefault((r.subject, r.prompt, r.target_new), i)
