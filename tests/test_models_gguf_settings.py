@@ -237,3 +237,16 @@ def test_a_qwen3_gguf_with_a_head_size_other_than_transformers_default(tmp_path,
     ids = torch.tensor([[5, 17, 42, 99, 3, 250, 8]])
     with torch.no_grad():
         assert torch.allclose(copy(ids).logits, reference(ids).logits, atol=1e-5)
+
+
+def test_gpt2s_position_table_is_the_files_context_length():
+    """transformers' loader reads `gpt2.context_length` into n_ctx, unused; the position
+    table (`position_embd.weight`) has n_positions rows."""
+    fields = {"general.architecture": "gpt2", "gpt2.context_length": 2048}
+    assert llama_cpp_settings(fields) == {"n_positions": 2048}
+    c = transformers.GPT2Config()
+    apply_settings(c, llama_cpp_settings(fields))
+    assert transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        n_layer=1, n_embd=8, n_head=2, vocab_size=10, n_positions=c.n_positions)
+    ).transformer.wpe.weight.shape[0] == 2048
+    assert llama_cpp_settings({"general.architecture": "llama", "llama.context_length": 7}) == {}

@@ -16,7 +16,9 @@ than the one the file is. Known here (llama.cpp's src/models/gemma2.cpp, gemma3.
   divisors no known scaling gives are refused (the Hugging Face directory is the way then);
 - Qwen2, Qwen3 and Phi-3 take the head size from `attention.key_length` (llama.cpp's
   src/llama-model.cpp: hidden / heads unless the file says otherwise); transformers' loader
-  does not read it there and keeps its default (Qwen3: 128, whatever the file): `head_dim`.
+  does not read it there and keeps its default (Qwen3: 128, whatever the file): `head_dim`;
+- GPT-2's position table has `context_length` rows; transformers' loader puts that number
+  into `n_ctx`, which GPT-2 does not use, and builds `n_positions` (1024) rows: set.
 
 Settings that shape weights (the head size) must be in the config the model is built from:
 the caller applies them to the config before loading the file's tensors.
@@ -118,11 +120,18 @@ def head_dim(arch: str, fields: dict[str, Any]) -> dict[str, Any]:
     return {"head_dim": int(_first(key_length))}
 
 
+def gpt2_positions(arch: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """GPT-2's context length, as the size of its position table."""
+    context = fields.get(f"{arch}.context_length")
+    return {"n_positions": int(_first(context))} if arch == "gpt2" and context is not None \
+        else {}
+
+
 def llama_cpp_settings(fields: dict[str, Any]) -> dict[str, Any]:
     """Config attribute → the value llama.cpp runs the file with, for the attributes
     transformers' loader leaves at its defaults (none for other families)."""
     arch = fields.get("general.architecture")
-    out: dict[str, Any] = head_dim(arch, fields)
+    out: dict[str, Any] = {**head_dim(arch, fields), **gpt2_positions(arch, fields)}
     if ROPE_FREQS in fields and arch not in _27B_LAYERS:
         scaling = rope_parameters(fields, fields[ROPE_FREQS])
         return {**out, "rope_parameters": scaling} if scaling is not None else out
