@@ -10,12 +10,14 @@ with other machines, whose pids mean nothing here) and its pid is no longer aliv
 host's, and anything named otherwise are never touched."""
 from __future__ import annotations
 
+import calendar
 import os
 import re
 import secrets
 import shutil
 import socket
 import stat
+import time
 from pathlib import Path
 
 
@@ -28,6 +30,8 @@ def _host() -> str:
 
 HOST = _host()
 _OWNER = r"(?P<host>[A-Za-z0-9._-]+)-(?P<pid>[1-9][0-9]{0,9})-(?P<rand>[0-9a-f]{8})"
+_STAMP = "%Y%m%dT%H%M%SZ"  # UTC
+STALE_AFTER = 24 * 3600  # seconds: a stamped temporary older than this is a dead writer's
 
 
 def owner_tag() -> str:
@@ -38,6 +42,37 @@ def owner_tag() -> str:
 def temp_name(prefix: str, suffix: str = "") -> str:
     """A fresh temporary name `<prefix><host>-<pid>-<random><suffix>`."""
     return f"{prefix}{owner_tag()}-{secrets.token_hex(4)}{suffix}"
+
+
+def now() -> float:
+    """The time a stamped temporary's age is measured at (a function: tests move it)."""
+    return time.time()
+
+
+def stamped_temp_name(prefix: str, suffix: str = "") -> str:
+    """A fresh temporary name `<prefix><host>-<pid>-<random>-<UTC time><suffix>`, for a
+    store where only its age can tell that it is stale."""
+    made = time.strftime(_STAMP, time.gmtime(now()))
+    return f"{prefix}{owner_tag()}-{secrets.token_hex(4)}-{made}{suffix}"
+
+
+def made_at(name: str, head: str, tail: str = "") -> float | None:
+    """When the stamped temporary `name` (`<head><host>-<pid>-<random>-<time><tail>`,
+    head and tail regular expressions) was made, in seconds since the epoch; None when
+    `name` is not such a name."""
+    m = re.fullmatch(f"(?:{head}){_OWNER}-(?P<made>[0-9]{{8}}T[0-9]{{6}}Z)(?:{tail})", name)
+    if m is None:
+        return None
+    try:
+        return calendar.timegm(time.strptime(m["made"], _STAMP))
+    except ValueError:  # a stamp that is no date (month 13)
+        return None
+
+
+def stale(made: float | None) -> bool:
+    """Whether a temporary made at `made` (seconds since the epoch; None: unknown) is older
+    than STALE_AFTER: its writer is gone, whatever machine it ran on."""
+    return made is not None and now() - made > STALE_AFTER
 
 
 def make_temp_dir(parent: Path, prefix: str) -> Path:

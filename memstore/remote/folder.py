@@ -2,8 +2,11 @@
 
 Files are written as the local object store writes them: to a temporary file in the target
 directory, fsynced, renamed into place, and the directory fsynced; so a killed push leaves a
-whole file or none under its name (at worst a `.tmp-` file, which nothing reads); an object
-is read and written a chunk at a time (`open_read`, `put_stream`). A branch
+whole file or none under its name (at worst a `.tmp-<host>-<pid>-<random>` file, which
+nothing reads, and which the first write of a later push into the same folder removes once
+its process is dead: as in the object store, only a dead process of this host's, never
+another machine's on a shared file system); an object is read and written a chunk at a
+time (`open_read`, `put_stream`). A branch
 moves under an exclusive lock on the remote's `lock` file (flock, which the kernel drops
 when its holder dies, so a killed push leaves no stale lock): read, compare, rename.
 On a network file system the lock is as good as the file system's flock across clients
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..store.lock import RepositoryLock
-from ..store.objects import TEMP_PREFIX, write_durably
+from ..store.objects import TEMP_PREFIX, remove_dead_temp_files, write_durably
 from .layout import LOCK, ref_bytes
 from .transport import RefValue, RemoteError, Transport
 
@@ -30,6 +33,7 @@ class FolderTransport(Transport):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.root = Path(url)
+        self._cleaned: set[Path] = set()  # folders rid of dead writers' temporaries
 
     def _target(self, path: str) -> Path:
         """The file `path` names, refusing a symbolic link on the way: memstore writes only
@@ -77,7 +81,11 @@ class FolderTransport(Transport):
         return RepositoryLock(self._target(LOCK))(timeout=LOCK_TIMEOUT)
 
     def _write(self, path: str, data: bytes | Iterable[bytes]) -> None:
-        write_durably(self._target(path), data)
+        target = self._target(path)
+        if target.parent not in self._cleaned:  # the first write into the folder
+            self._cleaned.add(target.parent)
+            remove_dead_temp_files(target.parent)
+        write_durably(target, data)
 
 
 def _read(path: Path) -> bytes | None:

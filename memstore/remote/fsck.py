@@ -5,7 +5,9 @@ quick) hashes to it, that every branch holds a commit id whose history is all th
 each commit present, readable, on the remote's base, with every object its update sets
 name; that every statistics record is readable and its tensor present; and that HEAD
 names an existing branch. What a killed push may leave is not a problem: objects no
-branch reaches (the next push reuses them) and `.tmp-` files (never read)."""
+branch reaches (the next push reuses them) and `.tmp-` files (never read, and removed by
+the first write of a later push into their folder once stale: folder.py, fsspec_store.py),
+or on S3 an incomplete multipart upload (aborted by a later push once a day old: s3.py)."""
 from __future__ import annotations
 
 import json

@@ -7,17 +7,31 @@ ours is reported, and the push refused); two pushes whose reads and writes inter
 exactly can still both be told they landed. Files are written under a temporary name and
 moved into place, which is atomic where the store renames (SFTP, HDFS) and harmless
 where it copies (object stores upload whole objects). An object is read and written a
-chunk at a time (`open_read`, `put_stream`), through fsspec's file objects."""
+chunk at a time (`open_read`, `put_stream`), through fsspec's file objects.
+
+A temporary name is `.tmp-<host>-<pid>-<random>-<UTC time>-<name>` (leftovers.py): a push
+killed outright leaves it behind (fetch and fsck never read it), and on a store shared by
+machines only its age can tell it is stale. So the first write of a transport into each
+folder (a push's: an object's fan-out folder, refs/heads/, the root) lists that folder
+and removes the temporaries there older than a day (leftovers.STALE_AFTER), and those
+named `.tmp-<uuid>-<name>` (an earlier memstore's, with no time in the name) whose
+modification time, where the store tells one, is older than that; never a younger one,
+which a push still running could be writing. That removal is best effort: a store that
+lets us write but not delete (or fails to list) makes the write go on."""
 from __future__ import annotations
 
 import asyncio
-import uuid
+import re
 from collections.abc import Iterable
 from typing import Any
 
+from .. import leftovers
 from ..store.objects import CHUNK_BYTES, TEMP_PREFIX
 from .layout import ref_bytes
 from .transport import RefValue, RemoteError, StaleRefError, Transport
+
+_HEAD = re.escape(TEMP_PREFIX)
+_LEGACY = re.compile(_HEAD + r"[0-9a-f]{32}-.+")  # .tmp-<uuid>-<name>, no owner, no time
 
 
 class FsspecTransport(Transport):
@@ -33,6 +47,7 @@ class FsspecTransport(Transport):
         self.fs, root = self._call("open the store", fsspec.core.url_to_fs, url,
                                    use_listings_cache=False)
         self.root = root.rstrip("/")
+        self._cleaned: set[str] = set()  # folders rid of stale temporaries (`_clean`)
 
     def full(self, path: str) -> str:
         return f"{self.root}/{path}" if path else self.root
@@ -114,9 +129,53 @@ class FsspecTransport(Transport):
     def put(self, path: str, data: bytes) -> None:
         self._call(f"write {path}", self._put_via_temp, self.full(path), data)
 
-    def _put_via_temp(self, full: str, data: bytes) -> None:
+    def _temp(self, full: str) -> str:
+        """A fresh temporary name beside `full`, after removing the stale temporaries of
+        its folder (the first time this transport writes there)."""
         parent, _, name = full.rpartition("/")
-        tmp = f"{parent}/{TEMP_PREFIX}{uuid.uuid4().hex}-{name}"
+        self._clean(parent)
+        return f"{parent}/{leftovers.stamped_temp_name(TEMP_PREFIX, '-' + name)}"
+
+    def _clean(self, folder: str) -> list[str]:
+        """Removes from `folder`, once per transport, the temporaries a push killed
+        outright left there: those stamped more than a day ago, and an earlier memstore's
+        unstamped ones the store says were modified that long ago. Best effort: what the
+        store refuses to list or delete is left. Returns the paths removed."""
+        if folder in self._cleaned:
+            return []
+        self._cleaned.add(folder)
+        try:
+            names = self.fs.ls(folder, detail=False)
+        except Exception:  # noqa: BLE001 - absent (a new fan-out folder), or not ours to list
+            return []
+        removed = []
+        for path in names:
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if not name.startswith(TEMP_PREFIX):
+                continue
+            made = leftovers.made_at(name, _HEAD, "-.+")
+            if made is None and _LEGACY.fullmatch(name):
+                made = self._modified(path)
+            if leftovers.stale(made) and self._remove(path):
+                removed.append(path)
+        return removed
+
+    def _remove(self, path: str) -> bool:
+        try:
+            self.fs.rm_file(path)
+        except Exception:  # noqa: BLE001 - gone meanwhile, or we may write but not delete
+            return False
+        return True
+
+    def _modified(self, path: str) -> float | None:
+        """When the store says `path` was last modified; None where it does not tell."""
+        try:
+            return self.fs.modified(path).timestamp()
+        except Exception:  # noqa: BLE001 - not implemented by this store, or gone
+            return None
+
+    def _put_via_temp(self, full: str, data: bytes) -> None:
+        tmp = self._temp(full)
         self.fs.pipe_file(tmp, data)
         try:
             self.fs.mv(tmp, full)
@@ -130,8 +189,7 @@ class FsspecTransport(Transport):
     def _put_stream_via_temp(self, full: str, chunks: Iterable[bytes]) -> None:
         """The chunks written to a temporary file as they come, moved into place when all
         came (an error they raise removes the temporary file: nothing is moved)."""
-        parent, _, name = full.rpartition("/")
-        tmp = f"{parent}/{TEMP_PREFIX}{uuid.uuid4().hex}-{name}"
+        tmp = self._temp(full)
         try:
             with self.fs.open(tmp, "wb", block_size=CHUNK_BYTES) as f:
                 for chunk in chunks:

@@ -13,15 +13,26 @@ turn a compare-and-swap into a plain overwrite; so botocore's PutObject model is
 for both condition headers before the first write, and a botocore without them is
 refused. A store that answers the conditions with 501 Not Implemented offers no
 compare-and-swap: it is treated as any other store (single-writer, fsspec_store), and the
-push says so."""
+push says so.
+
+A push killed outright while it streams a large object (SIGKILL, a power cut) leaves its
+multipart upload incomplete: invisible to listings, yet stored (and billed) until it is
+aborted. S3 never writes a temporary file, so the first write of a transport aborts the
+incomplete uploads under the remote's objects/ that were initiated more than a day ago
+(leftovers.STALE_AFTER; one ListMultipartUploads request when there are none), never a
+younger one, which a push still running could be writing. Best effort, as for the
+temporaries of other stores: a store that refuses the listing or the abort (a policy
+without s3:ListBucketMultipartUploads or s3:AbortMultipartUpload) lets the push go on.
+A bucket lifecycle rule (AbortIncompleteMultipartUpload) does the same on S3's side."""
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
 from typing import Any
 
+from .. import leftovers
 from .fsspec_store import FsspecTransport
-from .layout import parse_ref, ref_bytes
+from .layout import OBJECTS, parse_ref, ref_bytes
 from .transport import RefValue, RemoteError, StaleRefError
 
 WRITE_BLOCK = 8 * 2**20  # a multipart upload's part (S3's least is 5 MiB): what it buffers
@@ -60,6 +71,7 @@ class S3Transport(FsspecTransport):
         super().__init__(url)
         self.bucket, _, self.prefix = self.root.partition("/")
         self.conditional = True  # until the store answers 501 to a condition
+        self._uploads_checked = False  # stale multipart uploads aborted (`_abort_stale_uploads`)
 
     def _not_found(self, e: FileNotFoundError) -> None:
         if client_error_code(e) == "NoSuchBucket":  # no such key, or no such bucket
@@ -69,10 +81,47 @@ class S3Transport(FsspecTransport):
     def key(self, path: str) -> str:
         return f"{self.prefix}/{path}" if self.prefix else path
 
+    def _abort_stale_uploads(self) -> list[str]:
+        """Aborts, once per transport, the multipart uploads under the remote's objects/
+        initiated more than a day ago (a push killed while streaming); returns their keys.
+        Best effort: what the store refuses is left."""
+        if self._uploads_checked:
+            return []
+        self._uploads_checked = True
+        try:
+            uploads = self._uploads(self.key(OBJECTS))
+        except Exception:  # noqa: BLE001 - not ours to list: the write goes on
+            return []
+        return [up["Key"] for up in uploads
+                if leftovers.stale(up["Initiated"].timestamp()) and self._abort(up)]
+
+    def _uploads(self, prefix: str) -> list[dict[str, Any]]:
+        """The incomplete multipart uploads whose keys start with `prefix`."""
+        out: list[dict[str, Any]] = []
+        markers: dict[str, str] = {}
+        while True:
+            page = self.fs.call_s3("list_multipart_uploads", Bucket=self.bucket,
+                                   Prefix=prefix, **markers)
+            out += page.get("Uploads", [])
+            if not page.get("IsTruncated"):
+                return out
+            markers = {"KeyMarker": page["NextKeyMarker"],
+                       "UploadIdMarker": page["NextUploadIdMarker"]}
+
+    def _abort(self, upload: dict[str, Any]) -> bool:
+        try:
+            self.fs.call_s3("abort_multipart_upload", Bucket=self.bucket, Key=upload["Key"],
+                            UploadId=upload["UploadId"])
+        except Exception:  # noqa: BLE001 - gone meanwhile, or we may write but not abort
+            return False
+        return True
+
     def put(self, path: str, data: bytes) -> None:
+        self._abort_stale_uploads()
         self._call(f"write {path}", self.fs.pipe_file, self.full(path), data)
 
     def put_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+        self._abort_stale_uploads()
         self._call(f"write {path}", self._put_stream, self.full(path), chunks)
 
     def _put_stream(self, full: str, chunks: Iterable[bytes]) -> None:
@@ -92,6 +141,7 @@ class S3Transport(FsspecTransport):
 
     def put_many(self, files: dict[str, bytes]) -> None:
         if files:
+            self._abort_stale_uploads()
             self._call("write objects", self.fs.pipe, {self.full(p): d for p, d in files.items()})
 
     def create(self, path: str, data: bytes) -> bool:

@@ -287,6 +287,12 @@ def _temp_files(folder: Path, unowned: bool = False) -> list[Path]:
     return out
 
 
+def remove_dead_temp_files(folder: Path) -> list[Path]:
+    """Removes the `.tmp-` files directly in `folder` that a dead process of this host left
+    (`_temp_files`); returns those removed."""
+    return [t for t in _temp_files(folder) if leftovers.remove(t)]
+
+
 def write_durably(target: Path, data: bytes | Iterable[bytes], mode: int | None = None) -> None:
     """Writes `target` so that a crash leaves the whole file or nothing under its name: a
     temporary file in its directory (made, and its parent fsynced, if missing), fsynced,
@@ -366,8 +372,7 @@ class DiskObjectStore(ObjectStore):
         if fan.name in self._cleaned:
             return
         self._cleaned.add(fan.name)
-        for t in _temp_files(fan):
-            leftovers.remove(t)
+        remove_dead_temp_files(fan)
 
     def _target(self, oid: str) -> Path:
         """Where `oid` is written: its fan-out directory made (and checked not to be a
