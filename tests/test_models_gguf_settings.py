@@ -4,6 +4,7 @@ the dequantized copy memstore loads."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -200,7 +201,8 @@ def tiny_qwen(arch: str = "qwen3", **extra):
     return config_class(vocab_size=tiny_vocab_size(), hidden_size=32, intermediate_size=64,
                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                         max_position_embeddings=128, tie_word_embeddings=True,
-                        bos_token_id=1, eos_token_id=2, pad_token_id=0, **extra)
+                        bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
+                        **extra)
 
 
 def tiny_vocab_size() -> int:
@@ -250,3 +252,92 @@ def test_gpt2s_position_table_is_the_files_context_length():
         n_layer=1, n_embd=8, n_head=2, vocab_size=10, n_positions=c.n_positions)
     ).transformer.wpe.weight.shape[0] == 2048
     assert llama_cpp_settings({"general.architecture": "llama", "llama.context_length": 7}) == {}
+
+
+def rope_fields(arch: str = "qwen3", **keys) -> dict:
+    return {"general.architecture": arch, f"{arch}.rope.freq_base": 1e6,
+            f"{arch}.context_length": 131072, **{f"{arch}.{k}": v for k, v in keys.items()}}
+
+
+@pytest.mark.parametrize("keys, expected", [
+    ({}, None),
+    ({"rope.scaling.type": "none", "rope.scaling.factor": 4.0}, None),
+    ({"rope.scaling.type": "linear", "rope.scaling.factor": 1.0}, None),
+    ({"rope.scaling.type": "linear", "rope.scaling.factor": 4.0},
+     {"rope_type": "linear", "factor": 4.0}),
+    # llama.cpp: no type means linear; the older key for the factor
+    ({"rope.scale_linear": 2.0}, {"rope_type": "linear", "factor": 2.0}),
+    # Qwen3's 128K files: yarn, factor 4 over 32768 tokens
+    ({"rope.scaling.type": "yarn", "rope.scaling.factor": 4.0,
+      "rope.scaling.original_context_length": 32768},
+     {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768,
+      "attention_factor": 0.1 * math.log(4.0) + 1, "beta_fast": 32.0, "beta_slow": 1.0}),
+    # llama.cpp multiplies its yarn factor by the file's; no original context: the context
+    ({"rope.scaling.type": "yarn", "rope.scaling.factor": 2.0, "rope.scaling.attn_factor": 0.5},
+     {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 131072,
+      "attention_factor": 0.5 * (0.1 * math.log(2.0) + 1), "beta_fast": 32.0,
+      "beta_slow": 1.0}),
+])
+def test_rope_scaling_keys(keys, expected):
+    fields = rope_fields(**keys)
+    assert gguf_settings.rope_scaling("qwen3", fields) == expected
+    assert llama_cpp_settings(fields) == ({} if expected is None else {
+        "rope_parameters": {**expected, "rope_theta": 1e6}})
+
+
+@pytest.mark.parametrize("fields, message", [
+    (rope_fields(**{"rope.scaling.type": "dynamic"}), "RoPE scaling type 'dynamic'"),
+    (rope_fields(**{"rope.scaling.attn_factor": 0.8}), "attention factor 0.8 .* without yarn"),
+    ({**rope_fields("llama", **{"rope.scaling.factor": 2.0}),
+      gguf_settings.ROPE_FREQS: [1.0] * 4}, "on top of rope_freqs.weight"),
+    (gemma("gemma2", 4, 64, 4, 16, **{"gemma2.rope.freq_base": 1e4,
+                                      "gemma2.rope.freq_base_swa": 1e6}),
+     "sliding layers' RoPE base"),
+])
+def test_rope_settings_transformers_cannot_follow_are_refused(fields, message):
+    with pytest.raises(ValidationError, match=message):
+        llama_cpp_settings(fields)
+
+
+def test_gemma3_scales_its_global_layers_only():
+    """Gemma 3 4B's file: linear ×8 over base 1e6 (llama.cpp: the global layers; the
+    sliding ones unscaled, base rope.freq_base_swa)."""
+    fields = gemma("gemma3", 34, 2560, 8, 256, **{
+        "gemma3.rope.freq_base": 1e6, "gemma3.rope.freq_base_swa": 1e4,
+        "gemma3.rope.scaling.type": "linear", "gemma3.rope.scaling.factor": 8.0})
+    expected = {"sliding_attention": {"rope_type": "default", "rope_theta": 1e4},
+                "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6}}
+    assert llama_cpp_settings(fields)["rope_parameters"] == expected
+    c = transformers.Gemma3TextConfig()
+    apply_settings(c, {"rope_parameters": expected})
+    assert c.rope_parameters["full_attention"]["factor"] == 8.0
+
+
+YARN = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32,
+        "rope_theta": 10000.0}
+
+
+def test_a_yarn_gguf_is_dequantized_with_its_scaling(tmp_path, monkeypatch):
+    """A tiny Qwen3 GGUF with yarn keys (factor 4 over 32 tokens, so the tiny heads' four
+    frequencies fall on both sides of the ramp): the copy's logits are those of the model
+    with that yarn scaling, not those of plain RoPE."""
+    import gguf
+
+    from memstore.models import loading
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+
+    def yarn_keys(w):
+        w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+        w.add_rope_scaling_factor(4.0)
+        w.add_rope_scaling_orig_ctx_len(32)
+
+    reference = write_tiny_qwen_gguf(tmp_path / "yarn.gguf",
+                                     tiny_qwen(head_dim=8, rope_parameters=YARN), kv=yarn_keys)
+    target = loading.local_dir(str(tmp_path / "yarn.gguf"))
+    saved = json.loads((target / "config.json").read_text())["rope_parameters"]
+    assert saved["rope_type"] == "yarn" and saved["factor"] == 4.0
+    copy = transformers.AutoModelForCausalLM.from_pretrained(target).eval()
+    ids = torch.tensor([list(range(3, 60))])
+    with torch.no_grad():
+        assert torch.allclose(copy(ids).logits, reference(ids).logits, atol=1e-5)

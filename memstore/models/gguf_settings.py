@@ -17,6 +17,17 @@ than the one the file is. Known here (llama.cpp's src/models/gemma2.cpp, gemma3.
 - Qwen2, Qwen3 and Phi-3 take the head size from `attention.key_length` (llama.cpp's
   src/llama-model.cpp: hidden / heads unless the file says otherwise); transformers' loader
   does not read it there and keeps its default (Qwen3: 128, whatever the file): `head_dim`;
+- RoPE scaling by the keys `rope.scaling.type` (llama.cpp: "linear" when absent) and
+  `rope.scaling.factor` (or the older `rope.scale_linear`), which llama.cpp's
+  src/llama-model.cpp reads for every family and transformers' loader for none of these:
+  linear → transformers' "linear"; yarn → its "yarn" with the original context
+  (`rope.scaling.original_context_length`, else `context_length`), llama.cpp's β 32 / 1
+  (these families do not read yarn's other keys) and its attention factor
+  (0.1·ln factor + 1, times `rope.scaling.attn_factor`). Gemma 3 scales its global layers
+  only (llama.cpp keeps the sliding ones' scale 1, their base `rope.freq_base_swa`, else
+  10000); Gemma 2 has one base for both kinds of layer in transformers: a different
+  `rope.freq_base_swa` is refused, as are an attention factor without yarn, a scaling on top
+  of `rope_freqs.weight`, and types llama.cpp does not know;
 - GPT-2's position table has `context_length` rows; transformers' loader puts that number
   into `n_ctx`, which GPT-2 does not use, and builds `n_positions` (1024) rows: set.
 
@@ -34,6 +45,8 @@ from ..errors import ValidationError
 # layers of the 27B models, whose query scale llama.cpp takes from hidden / heads
 _27B_LAYERS = {"gemma2": 46, "gemma3": 62}
 ROPE_FREQS = "rope_freqs.weight"
+# the families memstore reads from a GGUF file that rotate by RoPE (mistral's files say llama)
+_ROPE_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3")
 # (low_freq_factor, high_freq_factor, original context) of the llama3 scalings tried, with
 # the largest divisor as the factor (Llama 3.1/3.3: 8, 1, 4, 8192; Llama 3.2: 32, 1, 4, 8192)
 _LLAMA3_SHAPES = [(1.0, 4.0, 8192), (1.0, 4.0, 4096), (1.0, 4.0, 16384), (1.0, 4.0, 2048)]
@@ -127,17 +140,73 @@ def gpt2_positions(arch: str, fields: dict[str, Any]) -> dict[str, Any]:
         else {}
 
 
+_ROPE_TYPES = ("none", "linear", "yarn", "longrope")
+
+
+def _refuse(what: str) -> ValidationError:
+    return ValidationError(f"{what}: transformers cannot run the model as llama.cpp does; give "
+                           "memstore the model's Hugging Face directory instead")
+
+
+def rope_scaling(arch: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+    """The scaling of RoPE the generic keys give, as transformers' rope_parameters (without
+    rope_theta); None: none."""
+    def key(name: str, default: Any = None) -> Any:
+        return _first(fields.get(f"{arch}.{name}", default))
+
+    kind = str(key("rope.scaling.type", "linear"))
+    if kind not in _ROPE_TYPES:
+        raise _refuse(f"its RoPE scaling type {kind!r} ({arch}.rope.scaling.type)")
+    factor = float(key("rope.scaling.factor", 0.0) or key("rope.scale_linear", 0.0) or 0.0)
+    factor = 1.0 if factor == 0 or kind == "none" else factor
+    attn = float(key("rope.scaling.attn_factor", 1.0))
+    if kind == "yarn":
+        original = int(key("rope.scaling.original_context_length", 0)
+                       or key("context_length", 0))
+        mscale = 0.1 * math.log(factor) + 1.0 if factor > 1 else 1.0
+        return {"rope_type": "yarn", "factor": factor, "original_max_position_embeddings":
+                original, "attention_factor": mscale * attn, "beta_fast": 32.0,
+                "beta_slow": 1.0}
+    if attn != 1.0:
+        raise _refuse(f"its RoPE attention factor {attn} ({arch}.rope.scaling.attn_factor) "
+                      "without yarn")
+    if factor == 1.0:
+        return None
+    return {"rope_type": "linear", "factor": factor}
+
+
+def rope_settings(arch: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """rope_parameters as llama.cpp runs the file, where they differ from transformers'."""
+    if arch not in _ROPE_FAMILIES:
+        return {}
+    theta = float(_first(fields.get(f"{arch}.rope.freq_base", 10000.0)))
+    scaling = rope_scaling(arch, fields)
+    if ROPE_FREQS in fields and arch not in _27B_LAYERS:
+        if scaling is not None:
+            raise _refuse(f"a RoPE scaling ({arch}.rope.scaling.*) on top of {ROPE_FREQS}")
+        llama3 = rope_parameters(fields, fields[ROPE_FREQS])
+        return {"rope_parameters": llama3} if llama3 is not None else {}
+    swa_base = fields.get(f"{arch}.rope.freq_base_swa")
+    if arch == "gemma2" and swa_base is not None and float(_first(swa_base)) != theta:
+        raise _refuse(f"its sliding layers' RoPE base {float(_first(swa_base))} "
+                      f"({arch}.rope.freq_base_swa) other than the global layers' {theta}")
+    full = {"rope_type": "default", **(scaling or {}), "rope_theta": theta}
+    if arch == "gemma3" and (scaling is not None or swa_base is not None):
+        sliding = {"rope_type": "default",
+                   "rope_theta": float(_first(swa_base)) if swa_base is not None else 10000.0}
+        return {"rope_parameters": {"sliding_attention": sliding, "full_attention": full}}
+    return {"rope_parameters": full} if scaling is not None else {}
+
+
 def llama_cpp_settings(fields: dict[str, Any]) -> dict[str, Any]:
     """Config attribute → the value llama.cpp runs the file with, for the attributes
     transformers' loader leaves at its defaults (none for other families)."""
     arch = fields.get("general.architecture")
-    out: dict[str, Any] = {**head_dim(arch, fields), **gpt2_positions(arch, fields)}
-    if ROPE_FREQS in fields and arch not in _27B_LAYERS:
-        scaling = rope_parameters(fields, fields[ROPE_FREQS])
-        return {**out, "rope_parameters": scaling} if scaling is not None else out
-    if arch not in _27B_LAYERS:
-        return out
-    return {**out, **gemma_settings(arch, fields)}
+    out: dict[str, Any] = {**head_dim(arch, fields), **gpt2_positions(arch, fields),
+                           **rope_settings(arch, fields)}
+    if arch in _27B_LAYERS:
+        out.update(gemma_settings(arch, fields))
+    return out
 
 
 def gemma_settings(arch: str, fields: dict[str, Any]) -> dict[str, Any]:

@@ -144,8 +144,9 @@ def resolve(spec: str) -> Path:
 
 
 SOURCE = "memstore-source.json"  # in a dequantized copy: the sha256 of the GGUF it came from
-_CACHE_FORMAT = 3  # 2: copies before they recorded their source; 3: before the
-# settings transformers' loader does not read (gguf_settings) were applied
+_CACHE_FORMAT = 4  # 2: copies before they recorded their source; 3: before the
+# settings transformers' loader does not read (gguf_settings) were applied; 4: before RoPE
+# scaling by the rope.scaling.* keys was
 
 
 def clean_models() -> list[Path]:
