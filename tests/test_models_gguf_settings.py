@@ -341,3 +341,54 @@ def test_a_yarn_gguf_is_dequantized_with_its_scaling(tmp_path, monkeypatch):
     ids = torch.tensor([list(range(3, 60))])
     with torch.no_grad():
         assert torch.allclose(copy(ids).logits, reference(ids).logits, atol=1e-5)
+
+
+def phi3_fields(hidden: int, heads: int, n_rot: int, pairs: int, **extra) -> dict:
+    return {"general.architecture": "phi3", "phi3.embedding_length": hidden,
+            "phi3.attention.head_count": heads, "phi3.rope.dimension_count": n_rot,
+            "phi3.rope.freq_base": 10000.0, "phi3.context_length": 131072,
+            "phi3.rope.scaling.original_context_length": 4096,
+            "phi3.rope.scaling.attn_factor": 1.19,
+            gguf_settings.ROPE_SHORT: [1.0 + i / 10 for i in range(pairs)],
+            gguf_settings.ROPE_LONG: [2.0 + i for i in range(pairs)], **extra}
+
+
+def test_phi3s_longrope_factors_and_partial_rotation():
+    """Phi-3.5-mini (heads of 96, all rotated) and Phi-4-mini (heads of 128, 96 rotated):
+    the file's LongRoPE factors become transformers' longrope, and the rotary embedding
+    built from them divides each frequency by the short factor."""
+    for hidden, heads, n_rot in ((3072, 32, 96), (3072, 24, 96)):
+        fields = phi3_fields(hidden, heads, n_rot, n_rot // 2)
+        rope = llama_cpp_settings(fields)["rope_parameters"]
+        assert rope == {"rope_type": "longrope", "rope_theta": 10000.0,
+                        "partial_rotary_factor": n_rot / (hidden // heads),
+                        "short_factor": fields[gguf_settings.ROPE_SHORT],
+                        "long_factor": fields[gguf_settings.ROPE_LONG],
+                        "original_max_position_embeddings": 4096, "attention_factor": 1.19}
+        c = transformers.Phi3Config(hidden_size=hidden, num_attention_heads=heads,
+                                    max_position_embeddings=131072)
+        apply_settings(c, {"rope_parameters": rope})
+        inv = transformers.models.phi3.modeling_phi3.Phi3RotaryEmbedding(c).inv_freq.double()
+        plain = 1.0 / (10000.0 ** (torch.arange(0, n_rot, 2, dtype=torch.float64) / n_rot))
+        assert torch.allclose(plain / inv, torch.tensor(fields[gguf_settings.ROPE_SHORT],
+                                                        dtype=torch.float64), rtol=1e-6)
+    # Phi-3-mini-4k: no factors, all of each head rotated: nothing to set
+    assert llama_cpp_settings({"general.architecture": "phi3", "phi3.embedding_length": 3072,
+                               "phi3.attention.head_count": 32,
+                               "phi3.rope.dimension_count": 96}) == {}
+    # partial rotation without factors
+    assert llama_cpp_settings({"general.architecture": "phi3", "phi3.embedding_length": 3072,
+                               "phi3.attention.head_count": 24, "phi3.rope.dimension_count": 96}
+                              )["rope_parameters"]["partial_rotary_factor"] == 0.75
+    one = phi3_fields(3072, 32, 96, 48)
+    del one[gguf_settings.ROPE_SHORT]
+    with pytest.raises(ValidationError, match="only one of"):
+        llama_cpp_settings(one)
+
+
+def test_the_longrope_factors_are_read_from_the_file(tmp_path):
+    write_tiny_qwen_gguf(tmp_path / "f.gguf", tiny_qwen(head_dim=8), tensors={
+        gguf_settings.ROPE_SHORT: [1.0, 1.5, 2.0, 2.5], gguf_settings.ROPE_LONG: [3.0] * 4})
+    fields = read_fields(tmp_path / "f.gguf")
+    assert fields[gguf_settings.ROPE_SHORT] == [1.0, 1.5, 2.0, 2.5]
+    assert fields[gguf_settings.ROPE_LONG] == [3.0] * 4

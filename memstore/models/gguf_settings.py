@@ -28,6 +28,13 @@ than the one the file is. Known here (llama.cpp's src/models/gemma2.cpp, gemma3.
   10000); Gemma 2 has one base for both kinds of layer in transformers: a different
   `rope.freq_base_swa` is refused, as are an attention factor without yarn, a scaling on top
   of `rope_freqs.weight`, and types llama.cpp does not know;
+- Phi-3's long-context models (Phi-3-*-128k, Phi-3.5, Phi-4-mini) keep their LongRoPE
+  factors as the tensors `rope_factors_short.weight` / `rope_factors_long.weight`, with
+  `rope.scaling.attn_factor` and `rope.scaling.original_context_length`; transformers' loader
+  ignores all four (plain RoPE): set as its "longrope". llama.cpp takes the long factors when
+  its context (n_ctx) exceeds the original one, transformers when the sequence does: the
+  same for any context up to the original length. Phi-4-mini rotates 3/4 of each head
+  (`rope.dimension_count`, unread by transformers' loader for phi3): partial_rotary_factor;
 - GPT-2's position table has `context_length` rows; transformers' loader puts that number
   into `n_ctx`, which GPT-2 does not use, and builds `n_positions` (1024) rows: set.
 
@@ -45,6 +52,8 @@ from ..errors import ValidationError
 # layers of the 27B models, whose query scale llama.cpp takes from hidden / heads
 _27B_LAYERS = {"gemma2": 46, "gemma3": 62}
 ROPE_FREQS = "rope_freqs.weight"
+ROPE_SHORT, ROPE_LONG = "rope_factors_short.weight", "rope_factors_long.weight"  # Phi-3
+_ROPE_TENSORS = (ROPE_FREQS, ROPE_SHORT, ROPE_LONG)
 # the families memstore reads from a GGUF file that rotate by RoPE (mistral's files say llama)
 _ROPE_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3")
 # (low_freq_factor, high_freq_factor, original context) of the llama3 scalings tried, with
@@ -53,15 +62,16 @@ _LLAMA3_SHAPES = [(1.0, 4.0, 8192), (1.0, 4.0, 4096), (1.0, 4.0, 16384), (1.0, 4
 
 
 def read_fields(path: Path) -> dict[str, Any]:
-    """The GGUF file's metadata: key → scalar, string or list; and the values of the tensor
-    `rope_freqs.weight` under its name, where the file has one."""
+    """The GGUF file's metadata: key → scalar, string or list; and the values of the tensors
+    `rope_freqs.weight`, `rope_factors_short.weight`, `rope_factors_long.weight` under their
+    names, where the file has them."""
     import gguf
 
     out: dict[str, Any] = {}
     reader = gguf.GGUFReader(str(path))
     for t in reader.tensors:
-        if t.name == ROPE_FREQS:
-            out[ROPE_FREQS] = [float(x) for x in t.data.reshape(-1)]
+        if t.name in _ROPE_TENSORS:
+            out[t.name] = [float(x) for x in t.data.reshape(-1)]
     for key, field in reader.fields.items():
         if key.startswith("tokenizer."):
             continue  # the vocabulary: large, and not a setting
@@ -167,7 +177,7 @@ def rope_scaling(arch: str, fields: dict[str, Any]) -> dict[str, Any] | None:
         return {"rope_type": "yarn", "factor": factor, "original_max_position_embeddings":
                 original, "attention_factor": mscale * attn, "beta_fast": 32.0,
                 "beta_slow": 1.0}
-    if attn != 1.0:
+    if attn != 1.0 and not (arch == "phi3" and ROPE_LONG in fields):
         raise _refuse(f"its RoPE attention factor {attn} ({arch}.rope.scaling.attn_factor) "
                       "without yarn")
     if factor == 1.0:
@@ -186,6 +196,8 @@ def rope_settings(arch: str, fields: dict[str, Any]) -> dict[str, Any]:
             raise _refuse(f"a RoPE scaling ({arch}.rope.scaling.*) on top of {ROPE_FREQS}")
         llama3 = rope_parameters(fields, fields[ROPE_FREQS])
         return {"rope_parameters": llama3} if llama3 is not None else {}
+    if arch == "phi3":
+        return phi3_rope(fields, theta, scaling)
     swa_base = fields.get(f"{arch}.rope.freq_base_swa")
     if arch == "gemma2" and swa_base is not None and float(_first(swa_base)) != theta:
         raise _refuse(f"its sliding layers' RoPE base {float(_first(swa_base))} "
@@ -196,6 +208,33 @@ def rope_settings(arch: str, fields: dict[str, Any]) -> dict[str, Any]:
                    "rope_theta": float(_first(swa_base)) if swa_base is not None else 10000.0}
         return {"rope_parameters": {"sliding_attention": sliding, "full_attention": full}}
     return {"rope_parameters": full} if scaling is not None else {}
+
+
+def phi3_rope(fields: dict[str, Any], theta: float,
+              scaling: dict[str, Any] | None) -> dict[str, Any]:
+    """Phi-3's LongRoPE factors and partial rotation, as transformers' rope_parameters."""
+    def key(name: str, default: Any = None) -> Any:
+        return _first(fields.get(f"phi3.{name}", default))
+
+    n_embd, n_head = int(key("embedding_length", 0)), int(key("attention.head_count", 1))
+    head = int(key("attention.key_length", 0) or n_embd // n_head)
+    n_rot = int(key("rope.dimension_count", 0) or head)
+    out: dict[str, Any] = {"rope_type": "default", **(scaling or {}), "rope_theta": theta,
+                           "partial_rotary_factor": n_rot / head if head else 1.0}
+    if ROPE_LONG in fields or ROPE_SHORT in fields:
+        if scaling is not None:
+            raise _refuse("a RoPE scaling (phi3.rope.scaling.*) on top of its LongRoPE factors")
+        if ROPE_LONG not in fields or ROPE_SHORT not in fields:
+            raise _refuse(f"only one of {ROPE_SHORT}, {ROPE_LONG}")
+        out.update(rope_type="longrope", short_factor=fields[ROPE_SHORT],
+                   long_factor=fields[ROPE_LONG],
+                   original_max_position_embeddings=int(
+                       key("rope.scaling.original_context_length", 0)
+                       or key("context_length", 0)),
+                   attention_factor=float(key("rope.scaling.attn_factor", 1.0)))
+    elif scaling is None and n_rot == head:
+        return {}
+    return {"rope_parameters": out}
 
 
 def llama_cpp_settings(fields: dict[str, Any]) -> dict[str, Any]:
