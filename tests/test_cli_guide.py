@@ -1,9 +1,11 @@
 """What the README (the user's guide) promises of the commands, checked through the CLI:
-progress bars on the long commands on a terminal and none when stderr is piped, and the
+progress bars on the long commands on a terminal and none when stderr is piped (where a
+long commit says what it is doing in plain lines), and the
 option table's flags."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from cli_support import facts_files, ok
@@ -58,6 +60,43 @@ def test_piped_stderr_gets_no_bar(base, history, bars, tmp_path):
     assert bars and not any(drawn for _, drawn in bars)
     assert not any("\r" in r.stderr for r in results)
     assert json.loads(ok("fsck", "--json", cwd=repo).stdout)["ok"] is True
+
+
+def test_a_long_commit_off_a_terminal_says_what_it_is_doing(base, history, monkeypatch):
+    """With stderr piped, where no bar is drawn, each phase of a commit still running after
+    PHASE_AFTER seconds says on stderr what it does, then when it is done, in plain lines
+    (here PHASE_AFTER is 0: the z-vectors and the solve take longer than that); a phase
+    shorter than PHASE_AFTER says nothing, and nothing is said under MEMSTORE_QUIET."""
+    repo, _ = history
+    files = facts_files(base)
+    monkeypatch.delenv("MEMSTORE_QUIET", raising=False)
+    monkeypatch.setattr(progress_module, "PHASE_AFTER", 0.0)
+    err = ok("commit", files["d"], cwd=repo).stderr
+    writing = "memstore: writing 1 fact (their z-vectors, then the update)"
+    assert f"{writing}… (running for " in err and f"{writing}: done in " in err
+    assert err.index(f"{writing}…") < err.index(f"{writing}: done in ")
+    assert "\r" not in err
+    monkeypatch.setenv("MEMSTORE_QUIET", "1")
+    assert "memstore: " not in ok("commit", files["e"], cwd=repo).stderr
+
+
+def test_a_phase_says_nothing_on_a_terminal_nor_when_short(monkeypatch, capsys):
+    """On a terminal the bars show progress: `phase` prints nothing there; off one, a
+    phase shorter than PHASE_AFTER prints nothing either."""
+    monkeypatch.delenv("MEMSTORE_QUIET", raising=False)
+    monkeypatch.setattr(progress_module, "PHASE_AFTER", 0.0)
+    monkeypatch.setattr(progress_module.sys.stderr, "isatty", lambda: True)
+    with progress_module.phase("waiting"):
+        time.sleep(0.2)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(progress_module.sys.stderr, "isatty", lambda: False)
+    with progress_module.phase("waiting"):
+        time.sleep(0.2)
+    assert capsys.readouterr().err.startswith("memstore: waiting… (running for ")
+    monkeypatch.setattr(progress_module, "PHASE_AFTER", 3600.0)
+    with progress_module.phase("waiting"):
+        time.sleep(0.2)
+    assert capsys.readouterr().err == ""
 
 
 def test_config_key_value_json_prints_that_setting(history):

@@ -20,6 +20,7 @@ from typing import Any
 from ..editing.defaults import derive, outside_validated
 from ..editing.memit import check_layers, check_settings, execute_memit
 from ..editing.memory import estimate as estimate_memory
+from ..editing.progress import phase
 from ..editing.requests import (
     Request,
     check_edges,
@@ -283,7 +284,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
     after the edit and how many of a sample of the earlier facts the model still recalls
     before and after it (memstore.store.retention), and writes the commit. `note` hears of
     long preparations (statistics) and warnings; `inform` hears the estimate of the peak
-    memory, before any work. `where` names each request's origin in the error messages
+    memory, before any work. Off a terminal, each phase still running after 30 s says so
+    on stderr, and when it is done (editing.progress.phase). `where` names each request's origin in the error messages
     ('facts.jsonl line 3'; default 'request N')."""
     t0 = time.perf_counter()
     requests = list(requests) if isinstance(requests, Iterator) else requests
@@ -325,25 +327,36 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
                      "written once")
             for line in validation_warnings(repo, base):
                 note(f"warning: {line}")
-        stats_ = statistics(repo, base, settings, note=note)
-        state_of(repo, parent)
-        before = measure(base, requests, quick=True)
+        # off a terminal, a phase still running after 30 s says so on stderr, and when done
+        n = f"{len(requests)} fact{'s' if len(requests) != 1 else ''}"
+        with phase("getting the statistics of the edited layers"):
+            stats_ = statistics(repo, base, settings, note=note)
+        with phase("loading the state at HEAD"):
+            state_of(repo, parent)
+        with phase(f"measuring the {n} before the edit"):
+            before = measure(base, requests, quick=True)
         earlier_facts, n_live = earlier_sample(live, requests)
-        recalled_before = (recall(base.model, base.tokenizer, earlier_facts)
-                           if earlier_facts else None)
-        earlier = (earlier_keys_for(repo.store, parent, [], requests)
-                   if parent and settings.history != "plain" else None)
+        with phase(f"checking {len(earlier_facts)} earlier facts before the edit"):
+            recalled_before = (recall(base.model, base.tokenizer, earlier_facts)
+                               if earlier_facts else None)
+        with phase(f"reading the keys of the {len(live)} facts live on the branch"):
+            earlier = (earlier_keys_for(repo.store, parent, [], requests)
+                       if parent and settings.history != "plain" else None)
         base.editing(settings.layers)
-        result = execute_memit(base.model, base.tokenizer, requests, settings, stats_,
-                               adapter=base.adapter, earlier=earlier or None)
-        metrics = measure(base, requests)
+        with phase(f"writing {n} (their z-vectors, then the update)"):
+            result = execute_memit(base.model, base.tokenizer, requests, settings, stats_,
+                                   adapter=base.adapter, earlier=earlier or None)
+        with phase(f"measuring the edit on the {n}"):
+            metrics = measure(base, requests)
         metrics["p_new_before"] = before["p_new"]
         if recalled_before is not None:
-            metrics["earlier"] = retention_metrics(
-                recalled_before, recall(base.model, base.tokenizer, earlier_facts), n_live)
-        c = repo.write_commit([result], parents=[parent] if parent else [], basis=parent,
-                              message=message, metrics=metrics, operation="commit",
-                              info=info or {})
+            with phase(f"checking {len(earlier_facts)} earlier facts after the edit"):
+                recalled_after = recall(base.model, base.tokenizer, earlier_facts)
+            metrics["earlier"] = retention_metrics(recalled_before, recalled_after, n_live)
+        with phase("storing the commit"):
+            c = repo.write_commit([result], parents=[parent] if parent else [],
+                                  basis=parent, message=message, metrics=metrics,
+                                  operation="commit", info=info or {})
     return Report(c, c.id, metrics, {"info": result.info}, time.perf_counter() - t0)
 
 
