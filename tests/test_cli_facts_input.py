@@ -9,7 +9,6 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from cli_support import (
     copy_repo,
     empty_template,
@@ -21,6 +20,7 @@ from cli_support import (
     run,
     snapshot,
 )
+from click.testing import CliRunner
 
 from cli.main import cli
 from memstore.errors import ValidationError
