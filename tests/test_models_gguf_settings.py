@@ -34,9 +34,10 @@ def gemma(arch: str, layers: int, hidden: int, heads: int, key_length: int, **ex
     (gemma("gemma2", 4, 64, 4, 16, **{"gemma2.final_logit_softcapping": 10.0}),
      {"query_pre_attn_scalar": 16, "final_logit_softcapping": 10.0}),
     # Gemma 3 27B: 62 layers, 5376 / 32 = 168; no final cap unless the file has one
-    (gemma("gemma3", 62, 5376, [32] * 62, 128),
+    (gemma("gemma3", 62, 5376, [32] * 62, 128, **{"gemma3.attention.sliding_window": 1024}),
      {"query_pre_attn_scalar": 168, "final_logit_softcapping": None}),
-    (gemma("gemma3", 26, 1152, 4, 256), {"query_pre_attn_scalar": 256,
+    (gemma("gemma3", 26, 1152, 4, 256, **{"gemma3.attention.sliding_window": 512}),
+     {"query_pre_attn_scalar": 256,
                                          "final_logit_softcapping": None}),
     ({"general.architecture": "llama", "llama.block_count": 30}, {}),
 ])
@@ -392,3 +393,23 @@ def test_the_longrope_factors_are_read_from_the_file(tmp_path):
     fields = read_fields(tmp_path / "f.gguf")
     assert fields[gguf_settings.ROPE_SHORT] == [1.0, 1.5, 2.0, 2.5]
     assert fields[gguf_settings.ROPE_LONG] == [3.0] * 4
+
+
+def test_gemmas_sliding_layers_as_llama_cpp_takes_them():
+    """llama.cpp: the file's pattern (flags, or a period), and no sliding layers in a Gemma 3
+    file without a window; transformers' defaults otherwise (every 2nd / 6th layer global)."""
+    S, F = "sliding_attention", "full_attention"
+    window = {"gemma3.attention.sliding_window": 512}
+    assert gguf_settings.sliding_layers("gemma3", gemma("gemma3", 7, 64, 4, 16, **window)) == {}
+    assert gguf_settings.sliding_layers("gemma3", gemma("gemma3", 3, 64, 4, 16)) == {
+        "layer_types": [F, F, F]}
+    assert gguf_settings.sliding_layers("gemma3", gemma("gemma3", 4, 64, 4, 16, **window, **{
+        "gemma3.attention.sliding_window_pattern": [True, False, True, True]})) == {
+        "layer_types": [S, F, S, S]}
+    assert gguf_settings.sliding_layers("gemma2", gemma("gemma2", 4, 64, 4, 16, **{
+        "gemma2.attention.sliding_window_pattern": 4})) == {"layer_types": [S, S, S, F]}
+    # transformers' own default is llama.cpp's: nothing to set
+    assert gguf_settings.sliding_layers("gemma2", gemma("gemma2", 4, 64, 4, 16)) == {}
+    assert transformers.Gemma2Config(num_hidden_layers=4).layer_types == [S, F, S, F]
+    assert transformers.Gemma3TextConfig(num_hidden_layers=7).layer_types == [S] * 5 + [F, S]
+    assert llama_cpp_settings(gemma("gemma3", 3, 64, 4, 16))["layer_types"] == [F, F, F]

@@ -35,6 +35,10 @@ than the one the file is. Known here (llama.cpp's src/models/gemma2.cpp, gemma3.
   its context (n_ctx) exceeds the original one, transformers when the sequence does: the
   same for any context up to the original length. Phi-4-mini rotates 3/4 of each head
   (`rope.dimension_count`, unread by transformers' loader for phi3): partial_rotary_factor;
+- which layers attend within the sliding window: llama.cpp takes Gemma 2/3's pattern from
+  `attention.sliding_window_pattern` (a flag per layer, or a period) and gives a Gemma 3
+  file without `attention.sliding_window` no sliding layers; transformers reads neither
+  and keeps its pattern (every 2nd / 6th layer global): `layer_types`, where the file says;
 - GPT-2's position table has `context_length` rows; transformers' loader puts that number
   into `n_ctx`, which GPT-2 does not use, and builds `n_positions` (1024) rows: set.
 
@@ -237,12 +241,30 @@ def phi3_rope(fields: dict[str, Any], theta: float,
     return {"rope_parameters": out}
 
 
+def sliding_layers(arch: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Gemma's layer kinds, where the file sets them otherwise than transformers' default."""
+    if arch not in ("gemma2", "gemma3"):
+        return {}
+    n_layer = int(_first(fields.get(f"{arch}.block_count", 0)))
+    pattern = fields.get(f"{arch}.attention.sliding_window_pattern")
+    if arch == "gemma3" and not _first(fields.get(f"{arch}.attention.sliding_window", 0)):
+        swa = [False] * n_layer
+    elif isinstance(pattern, list):
+        swa = [bool(x) for x in pattern][:n_layer]
+    elif pattern is not None:  # llama.cpp's set_swa_pattern
+        n = int(pattern)
+        swa = [n == 0 or i % n < n - 1 for i in range(n_layer)]
+    else:
+        return {}
+    return {"layer_types": ["sliding_attention" if x else "full_attention" for x in swa]}
+
+
 def llama_cpp_settings(fields: dict[str, Any]) -> dict[str, Any]:
     """Config attribute → the value llama.cpp runs the file with, for the attributes
     transformers' loader leaves at its defaults (none for other families)."""
     arch = fields.get("general.architecture")
     out: dict[str, Any] = {**head_dim(arch, fields), **gpt2_positions(arch, fields),
-                           **rope_settings(arch, fields)}
+                           **rope_settings(arch, fields), **sliding_layers(arch, fields)}
     if arch in _27B_LAYERS:
         out.update(gemma_settings(arch, fields))
     return out

@@ -144,9 +144,10 @@ def resolve(spec: str) -> Path:
 
 
 SOURCE = "memstore-source.json"  # in a dequantized copy: the sha256 of the GGUF it came from
-_CACHE_FORMAT = 5  # 2: copies before they recorded their source; 3: before the
+_CACHE_FORMAT = 6  # 2: copies before they recorded their source; 3: before the
 # settings transformers' loader does not read (gguf_settings) were applied; 4: before RoPE
-# scaling by the rope.scaling.* keys was; 5: before Phi-3's LongRoPE factors were
+# scaling by the rope.scaling.* keys was; 5: before Phi-3's LongRoPE factors were; 6: before
+# Gemma's sliding-window pattern was
 
 
 def clean_models() -> list[Path]:
