@@ -80,6 +80,40 @@ def test_a_long_commit_off_a_terminal_says_what_it_is_doing(base, history, monke
     assert "memstore: " not in ok("commit", files["e"], cwd=repo).stderr
 
 
+def test_revert_squash_and_merge_say_what_they_are_doing_off_a_terminal(base, history,
+                                                                       monkeypatch):
+    """A rewrite of a long history replays or solves for as long as a commit writes: off a
+    terminal each of its phases says so (here PHASE_AFTER is 0, so every phase that runs
+    long enough for the timer speaks; the names are what a user reads)."""
+    from memstore.store import rewrite
+
+    repo, ids = history
+    entered: list[str] = []
+    real = rewrite.phase
+
+    def recording(what):
+        entered.append(what)
+        return real(what)
+
+    monkeypatch.delenv("MEMSTORE_QUIET", raising=False)
+    monkeypatch.setattr(progress_module, "PHASE_AFTER", 0.0)
+    monkeypatch.setattr(rewrite, "phase", recording)
+    ok("squash", ids[0], cwd=repo)  # C2 and C3 become one solve on C1's state
+    assert "solving the 3 facts from their cached z-vectors" in entered, entered
+    entered.clear()
+    ok("revert", ids[0], cwd=repo)  # C1's set is taken out, the squash's replayed on the base
+    assert "replaying the 2 update sets from their cached z-vectors" in entered, entered
+    assert "measuring the 3 live and 2 reverted facts" in entered
+    entered.clear()
+    ok("switch", "-c", "side", cwd=repo)
+    ok("commit", facts_files(base)["d"], cwd=repo)
+    ok("switch", "main", cwd=repo)
+    ok("commit", facts_files(base)["e"], cwd=repo)
+    err = ok("merge", "side", cwd=repo).stderr
+    assert any(w.startswith("solving the ") for w in entered), entered
+    assert "memstore: loading the state the merge builds on" in err
+
+
 def test_a_phase_says_nothing_on_a_terminal_nor_when_short(monkeypatch, capsys):
     """On a terminal the bars show progress: `phase` prints nothing there; off one, a
     phase shorter than PHASE_AFTER prints nothing either."""

@@ -285,8 +285,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
     before and after it (memstore.store.retention), and writes the commit. `note` hears of
     long preparations (statistics) and warnings; `inform` hears the estimate of the peak
     memory, before any work. Off a terminal, each phase still running after 30 s says so
-    on stderr, and when it is done (editing.progress.phase). `where` names each request's origin in the error messages
-    ('facts.jsonl line 3'; default 'request N')."""
+    on stderr, and when it is done (editing.progress.phase). `where` names each request's
+    origin in the error messages ('facts.jsonl line 3'; default 'request N')."""
     t0 = time.perf_counter()
     requests = list(requests) if isinstance(requests, Iterator) else requests
     validate_requests(requests, where=where)
@@ -327,7 +327,6 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
                      "written once")
             for line in validation_warnings(repo, base):
                 note(f"warning: {line}")
-        # off a terminal, a phase still running after 30 s says so on stderr, and when done
         n = f"{len(requests)} fact{'s' if len(requests) != 1 else ''}"
         with phase("getting the statistics of the edited layers"):
             stats_ = statistics(repo, base, settings, note=note)

@@ -3,7 +3,9 @@ re-solves from the z-vectors cached in the records (execute_memit with zs=, temp
 so a rewrite costs a few solves, and a revert is exact (the later update sets are replayed
 on the state before the reverted commit, bit for bit as a fresh replay would be).
 
-Each holds the repository lock from its first read of HEAD to the ref move."""
+Each holds the repository lock from its first read of HEAD to the ref move. Off a terminal,
+each phase still running after 30 s says so on stderr, and when it is done
+(editing.progress.phase), as a commit's do."""
 from __future__ import annotations
 
 import time
@@ -14,6 +16,7 @@ import torch
 
 from ..editing.apply import apply_updates
 from ..editing.memit import execute_memit
+from ..editing.progress import phase
 from ..editing.requests import Request, fact_key
 from ..editing.result import EditResult
 from ..editing.settings import EditSettings
@@ -142,7 +145,8 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
         j = min(drop)
         owner = repo.get_commit(chain[j].commit)
         basis = owner.basis
-        base = state_of(repo, basis)
+        with phase("loading the state before the reverted commit"):
+            base = state_of(repo, basis)
         results: list[EditResult] = []
         for ref in chain[j - chain[j].index: j]:  # the owner's sets before j, unchanged
             res = _stored_result(repo, ref)
@@ -150,24 +154,26 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
             apply_updates(base.model, base.adapter, res.updates)
             results.append(res)
         replayed: list[str] = []
-        for k in range(j, len(chain)):
-            ref = chain[k]
-            keep = [p for p, f in enumerate(set_facts[k]) if f not in drop.get(k, set())]
-            if not keep:
-                continue
-            s = ref.update_set
-            requests = load_requests(repo.objects, s)
-            zs = load_zs(repo.objects, s)
-            settings = s.edit_settings
-            kept = [requests[p] for p in keep]
-            results.append(_replay(base, kept, zs[keep], s.templates, settings,
-                                   statistics_of_set(repo, s),
-                                   _running(repo, basis, results, kept, settings)))
-            if ref.commit not in replayed:
-                replayed.append(ref.commit)
+        with phase(f"replaying the {len(chain) - j} update sets from their cached z-vectors"):
+            for k in range(j, len(chain)):
+                ref = chain[k]
+                keep = [p for p, f in enumerate(set_facts[k]) if f not in drop.get(k, set())]
+                if not keep:
+                    continue
+                s = ref.update_set
+                requests = load_requests(repo.objects, s)
+                zs = load_zs(repo.objects, s)
+                settings = s.edit_settings
+                kept = [requests[p] for p in keep]
+                results.append(_replay(base, kept, zs[keep], s.templates, settings,
+                                       statistics_of_set(repo, s),
+                                       _running(repo, basis, results, kept, settings)))
+                if ref.commit not in replayed:
+                    replayed.append(ref.commit)
         live = [r for res in results for r in res.requests]
-        metrics = measure(base, live) if live else {}
-        metrics["reverted"] = measure(base, [Request(*f) for f in sorted(removed)])
+        with phase(f"measuring the {len(live)} live and {len(removed)} reverted facts"):
+            metrics = measure(base, live) if live else {}
+            metrics["reverted"] = measure(base, [Request(*f) for f in sorted(removed)])
         if message is None:
             message = f'Revert "{_first_line(c.message)}"\n\nThis reverts commit {target}.'
             if replayed:
@@ -232,12 +238,17 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
         added = [f for f in at_head if _fact(f.request) not in kept]
         older = history.ancestors(history.graph(repo.db), onto) if onto is not BASE else set()
         squashed = [c.id for c in repo.log(head) if c.id not in older]
-        base = state_of(repo, head)
+        with phase("loading the state at HEAD"):
+            base = state_of(repo, head)
         requests = [f.request for f in added]
-        before = measure(base, requests) if added else {}
-        state_of(repo, onto)
-        results = [_solve_from_cache(repo, base, added, onto)] if added else []
-        metrics = measure(base, requests) if added else {}
+        with phase(f"measuring the {len(added)} facts at HEAD"):
+            before = measure(base, requests) if added else {}
+        with phase("loading the state squashed onto"):
+            state_of(repo, onto)
+        with phase(f"solving the {len(added)} facts from their cached z-vectors"):
+            results = [_solve_from_cache(repo, base, added, onto)] if added else []
+        with phase(f"measuring the {len(added)} facts after the solve"):
+            metrics = measure(base, requests) if added else {}
         metrics["before"] = before
         if message is None:
             lines = [f"* {repo.get_commit(c).message.strip().splitlines()[0]}"
@@ -316,15 +327,19 @@ def merge(repo: Repository, rev: str, message: str | None = None) -> Report:
                 f"other keeps (here {', '.join(map(repr, reverted_here[:3]))}; on {rev} "
                 f"{', '.join(map(repr, reverted_there[:3]))}), so no state of either side can "
                 f"carry the merge; revert here what {rev} reverted, then merge again")
-        base = state_of(repo, basis)
+        with phase("loading the state the merge builds on"):
+            base = state_of(repo, basis)
         # the facts carried by the basis's state, not solved again: what the solve can lose
         earlier, n_live = earlier_sample(merged, [f.request for f in solve])
-        before = recall(base.model, base.tokenizer, earlier) if solve and earlier else None
-        results = [_solve_from_cache(repo, base, solve, basis)] if solve else []
-        metrics = measure(base, [f.request for f in solve]) if solve else {}
-        if before is not None:
-            metrics["earlier"] = retention_metrics(
-                before, recall(base.model, base.tokenizer, earlier), n_live)
+        with phase(f"checking {len(earlier)} earlier facts before the solve"):
+            before = recall(base.model, base.tokenizer, earlier) if solve and earlier else None
+        with phase(f"solving the {len(solve)} facts from their cached z-vectors"):
+            results = [_solve_from_cache(repo, base, solve, basis)] if solve else []
+        with phase(f"measuring the {len(solve)} facts after the solve"):
+            metrics = measure(base, [f.request for f in solve]) if solve else {}
+            if before is not None:
+                metrics["earlier"] = retention_metrics(
+                    before, recall(base.model, base.tokenizer, earlier), n_live)
         if message is None:
             message = f"Merge {rev} into {repo.head().branch or 'HEAD'}"
         new = repo.write_commit(results, parents=[ours, theirs], basis=basis, message=message,
