@@ -24,15 +24,16 @@ def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def write_tiny_gguf(path: Path, layers: int = 4, seed: int = 0,
-                    rope_freqs: list[float] | None = None) -> Path:
-    """`rope_freqs`: a `rope_freqs.weight` tensor (RoPE divisors, as Llama 3's file has)."""
+                    rope_freqs: list[float] | None = None, name: str = "tiny-llama") -> Path:
+    """`rope_freqs`: a `rope_freqs.weight` tensor (RoPE divisors, as Llama 3's file has);
+    `name`: general.name ("mistral" makes transformers build a Mistral model)."""
     tok = tiny_tokenizer()
     cfg = tiny_config("llama", tok.backend_tokenizer.get_vocab_size(), layers=layers)
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(cfg).eval()
     state = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
     w = gguf.GGUFWriter(str(path), "llama")
-    w.add_name("tiny-llama")
+    w.add_name(name)
     w.add_block_count(layers)
     w.add_context_length(cfg.max_position_embeddings)
     w.add_embedding_length(cfg.hidden_size)

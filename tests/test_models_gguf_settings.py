@@ -413,3 +413,33 @@ def test_gemmas_sliding_layers_as_llama_cpp_takes_them():
     assert transformers.Gemma2Config(num_hidden_layers=4).layer_types == [S, F, S, F]
     assert transformers.Gemma3TextConfig(num_hidden_layers=7).layer_types == [S] * 5 + [F, S]
     assert llama_cpp_settings(gemma("gemma3", 3, 64, 4, 16))["layer_types"] == [F, F, F]
+
+
+def test_a_llama_gguf_named_mistral_is_run_as_llama_cpp_runs_it(tmp_path, monkeypatch):
+    """transformers' loader builds a "llama" file named "mistral" as a Mistral model (a
+    4096-token window llama.cpp does not have) and then cannot read its tensors; memstore
+    loads it as the Llama it is: the same model as the same file under another name."""
+    from memstore.models import loading
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    named = loading.load_model(str(write_tiny_gguf(tmp_path / "m.gguf", name="mistral")))
+    plain = loading.load_model(str(write_tiny_gguf(tmp_path / "l.gguf")))
+    assert named.model.config.model_type == "llama"
+    assert getattr(named.model.config, "sliding_window", None) is None
+    ids = torch.tensor([[5, 9, 13, 2, 7, 11]])
+    assert torch.equal(named.model(ids).logits, plain.model(ids).logits)
+
+
+def test_a_gguf_transformers_cannot_read_is_one_line(tmp_path, monkeypatch):
+    """transformers' loader raises NotImplementedError for an architecture it has no tensor
+    names for (here the "mistral" case, with memstore's fix taken away)."""
+    from memstore.models import loading
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(loading, "as_llama_cpp_family", lambda config, fields: config)
+    path = write_tiny_gguf(tmp_path / "m.gguf", name="mistral")
+    with pytest.raises(ValidationError, match=r"^cannot load the model '.*m\.gguf': Unknown "
+                                              r"gguf model_type: mistral[^\n]*$"):
+        loading.load_model(str(path))
+    assert not (tmp_path / "cache" / "models").exists() or \
+        not any((tmp_path / "cache" / "models").iterdir())

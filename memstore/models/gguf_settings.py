@@ -40,7 +40,12 @@ than the one the file is. Known here (llama.cpp's src/models/gemma2.cpp, gemma3.
   file without `attention.sliding_window` no sliding layers; transformers reads neither
   and keeps its pattern (every 2nd / 6th layer global): `layer_types`, where the file says;
 - GPT-2's position table has `context_length` rows; transformers' loader puts that number
-  into `n_ctx`, which GPT-2 does not use, and builds `n_positions` (1024) rows: set.
+  into `n_ctx`, which GPT-2 does not use, and builds `n_positions` (1024) rows: set;
+- a "llama" file is run by llama.cpp as Llama (Mistral's files say "llama" too: full
+  attention, no window); transformers' loader builds a file whose `general.name` is
+  "mistral" as a Mistral model (a 4096-token sliding window) and then cannot read its
+  tensors (gguf-py has no such architecture): its config is made a Llama one
+  (`as_llama_cpp_family`), with every other setting the same.
 
 Settings that shape weights (the head size) must be in the config the model is built from:
 the caller applies them to the config before loading the file's tensors.
@@ -289,6 +294,18 @@ def gemma_settings(arch: str, fields: dict[str, Any]) -> dict[str, Any]:
         elif arch == "gemma3":
             out[name] = None  # llama.cpp: no cap unless the file gives one
     return out
+
+
+def as_llama_cpp_family(config, fields: dict[str, Any]):
+    """The config of the family llama.cpp runs the file as: a Llama config for a "llama"
+    file that transformers' loader took for another family (Mistral, by its name)."""
+    if fields.get("general.architecture") != "llama" or config.model_type == "llama":
+        return config
+    from transformers import LlamaConfig
+
+    kept = {k: v for k, v in config.to_dict().items()
+            if k not in ("model_type", "architectures", "sliding_window", "transformers_version")}
+    return LlamaConfig(**kept)
 
 
 def apply_settings(config, settings: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from safetensors import SafetensorError
 from .. import leftovers
 from ..errors import ValidationError
 from .adapters import Adapter, get_adapter
-from .gguf_settings import apply_settings, llama_cpp_settings, read_fields
+from .gguf_settings import apply_settings, as_llama_cpp_family, llama_cpp_settings, read_fields
 from .hashing import file_sha256
 from .runtime import Runtime, check_present
 
@@ -215,7 +215,8 @@ def _dequantize(path: Path, target: Path) -> None:
 
     d, f = str(path.parent), path.name
     try:  # what the file implies and transformers' loader would leave at a default
-        settings = llama_cpp_settings(read_fields(path))
+        fields = read_fields(path)
+        settings = llama_cpp_settings(fields)
     except ValidationError as e:
         raise ValidationError(f"{path}: {e}") from None
     source = file_sha256(path)
@@ -223,7 +224,7 @@ def _dequantize(path: Path, target: Path) -> None:
     # (Gemma's query scale and soft-caps, Llama 3's RoPE scaling, a head size): set on the
     # config the model is built from, before the tensors are read (a head size shapes them),
     # and saved with the copy, so the copy runs as llama.cpp runs the file
-    config = AutoConfig.from_pretrained(d, gguf_file=f)
+    config = as_llama_cpp_family(AutoConfig.from_pretrained(d, gguf_file=f), fields)
     changed = apply_settings(config, settings)
     model = AutoModelForCausalLM.from_pretrained(
         d, gguf_file=f, config=config, quantization_config=GgufConfig(dequantize=True),
@@ -333,7 +334,9 @@ def _check_placement(directory: Path, placement: dict, name: str) -> None:
 
 # What reading a damaged model raises: transformers' and the file readers' own errors for a
 # missing or unreadable file, a truncated safetensors header, a short GGUF.
-LOAD_ERRORS = (OSError, ValueError, KeyError, EOFError, struct.error, SafetensorError)
+# NotImplementedError: transformers' GGUF loader has no tensor names for the architecture.
+LOAD_ERRORS = (OSError, ValueError, KeyError, EOFError, struct.error, SafetensorError,
+               NotImplementedError)
 
 
 def _cannot_load(spec: str, e: BaseException, copy: Path | None = None) -> ValidationError:
