@@ -5,8 +5,9 @@ Every temporary file or folder memstore writes outside the object store is named
 `<prefix><host>-<pid>-<random>[<suffix>]`, so that its owner can be told: a leftover is
 removed only when it has exactly such a name (under a prefix its caller gives), is not a
 symbolic link, was made on this host (a folder on a network file system may be shared
-with other machines, whose pids mean nothing here) and its pid is no longer alive
-(`os.kill(pid, 0)` says no such process). A live process's temporary files, another
+with other machines, whose pids mean nothing here) and in this pid namespace (containers
+on one machine may share its host name, with `--network host`, and a volume, each with pids
+of its own) and its pid is no longer alive (`os.kill(pid, 0)` says no such process). A live process's temporary files, another
 host's, and anything named otherwise are never touched."""
 from __future__ import annotations
 
@@ -23,9 +24,13 @@ from pathlib import Path
 
 def _host() -> str:
     """This machine's name as it appears in temporary names: the characters a file name
-    can always hold, at most 64 of them."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:64]
-    return name or "localhost"
+    can always hold, at most 64 of them; then, where Linux tells it, `.pidns<inode>` of
+    the pid namespace the pids in the name belong to (/proc/self/ns/pid)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:64] or "localhost"
+    try:
+        return f"{name}.pidns{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:  # not Linux, or no /proc: the host name alone
+        return name
 
 
 HOST = _host()

@@ -56,6 +56,21 @@ def test_names_carry_the_host_and_the_pid(tmp_path):
     assert leftovers.pid_dead(dead_pid())
 
 
+def test_names_carry_the_pid_namespace(tmp_path):
+    """Containers on one machine may share its host name (`--network host`) and a volume,
+    each with pids of its own: a temporary named in another pid namespace (or by a version
+    that wrote the host name alone) is never taken for a dead process of ours."""
+    ns = os.stat("/proc/self/ns/pid").st_ino
+    assert leftovers.HOST.endswith(f".pidns{ns}")
+    bare = leftovers.HOST.removesuffix(f".pidns{ns}")
+    pid = dead_pid()
+    assert leftovers.dead_owner(name_of(".x-", pid), r"\.x-") == pid
+    for host in (bare, f"{bare}.pidns{ns + 1}"):
+        assert leftovers.dead_owner(name_of(".x-", pid, host), r"\.x-") is None
+    made = leftovers.make_temp_dir(tmp_path, ".x-")
+    assert leftovers.owner(made.name, r"\.x-") == (leftovers.HOST, os.getpid())
+
+
 # -- export ---------------------------------------------------------------------------------
 
 
