@@ -23,6 +23,21 @@ def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
             .swapaxes(1, 2).reshape(w.shape))
 
 
+def add_tokenizer(w: gguf.GGUFWriter, tok) -> None:
+    """The tiny BPE tokenizer's vocabulary, merges and special ids, as llama.cpp keeps them."""
+    js = json.loads(tok.backend_tokenizer.to_str())
+    vocab = sorted(js["model"]["vocab"].items(), key=lambda kv: kv[1])
+    special = {t["id"] for t in js["added_tokens"]}
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list([t for t, _ in vocab])
+    w.add_token_types([3 if i in special else 1 for _, i in vocab])
+    w.add_token_merges([" ".join(m) for m in js["model"]["merges"]])
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_pad_token_id(0)
+    w.add_add_bos_token(False)
+
+
 def write_tiny_gguf(path: Path, layers: int = 4, seed: int = 0,
                     rope_freqs: list[float] | None = None, name: str = "tiny-llama") -> Path:
     """`rope_freqs`: a `rope_freqs.weight` tensor (RoPE divisors, as Llama 3's file has);
@@ -44,17 +59,7 @@ def write_tiny_gguf(path: Path, layers: int = 4, seed: int = 0,
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_rope_dimension_count(cfg.hidden_size // cfg.num_attention_heads)
     w.add_vocab_size(cfg.vocab_size)
-    js = json.loads(tok.backend_tokenizer.to_str())
-    vocab = sorted(js["model"]["vocab"].items(), key=lambda kv: kv[1])
-    special = {t["id"] for t in js["added_tokens"]}
-    w.add_tokenizer_model("gpt2")
-    w.add_token_list([t for t, _ in vocab])
-    w.add_token_types([3 if i in special else 1 for _, i in vocab])
-    w.add_token_merges([" ".join(m) for m in js["model"]["merges"]])
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_pad_token_id(0)
-    w.add_add_bos_token(False)
+    add_tokenizer(w, tok)
 
     def put(name: str, array: np.ndarray, qtype) -> None:
         data = array if qtype == F32 else gguf.quantize(array, qtype)

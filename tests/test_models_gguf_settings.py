@@ -142,7 +142,7 @@ def write_tiny_qwen_gguf(path, config, kv=None, tensors=None):
     keys, `tensors` extra F32 tensors. Returns the model the file holds."""
     import gguf
     import numpy as np
-    from gguf_support import tiny_tokenizer
+    from gguf_support import add_tokenizer, tiny_tokenizer
 
     arch = config.model_type
     tok = tiny_tokenizer()
@@ -164,17 +164,7 @@ def write_tiny_qwen_gguf(path, config, kv=None, tensors=None):
     w.add_vocab_size(config.vocab_size)
     if kv is not None:
         kv(w)
-    js = json.loads(tok.backend_tokenizer.to_str())
-    vocab = sorted(js["model"]["vocab"].items(), key=lambda item: item[1])
-    special = {t["id"] for t in js["added_tokens"]}
-    w.add_tokenizer_model("gpt2")
-    w.add_token_list([t for t, _ in vocab])
-    w.add_token_types([3 if i in special else 1 for _, i in vocab])
-    w.add_token_merges([" ".join(m) for m in js["model"]["merges"]])
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_pad_token_id(0)
-    w.add_add_bos_token(False)
+    add_tokenizer(w, tok)
     names = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q",
              "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
              "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
