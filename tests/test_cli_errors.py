@@ -260,3 +260,12 @@ def test_config_help_names_every_setting(repo):
     text = ok("config", "--help", cwd=repo).stdout
     assert [f.name for f in fields(EditSettings) if f"  {f.name} " not in text] == []
     assert "\n  Where the model runs" in text  # its own paragraph, lines kept
+
+
+def test_an_empty_remote_or_branch_name_is_refused_not_taken_as_the_default(repo, tmp_path):
+    ok("remote", "add", "origin", tmp_path / "store", cwd=repo)
+    ok("push", cwd=repo)
+    for args in (("push", ""), ("fetch", ""), ("pull", "")):
+        refused(repo, *args, code=2, says="no remote ''")
+    for args in (("push", "origin", ""), ("pull", "origin", "")):
+        refused(repo, *args, code=2, says="invalid branch name '': it is empty")

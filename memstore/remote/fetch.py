@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ..errors import MemstoreError, ValidationError
 from ..store.commits import Commit
 from ..store.objects import hash_bytes
+from ..store.refs import check_ref_name
 from ..store.repository import Repository
 from ..store.rewrite import Report, merge
 from . import remotes
@@ -105,7 +106,7 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
     """Fetches every branch of remote `name` (default: origin, or the only remote), through
     `remote` when the caller has it open already (a clone)."""
     t0 = time.perf_counter()
-    name = name or remotes.default_remote(repo)
+    name = name if name is not None else remotes.default_remote(repo)  # '' is no default
     url = remotes.url_of(repo, name)
     if remote is None:
         remote = connect(url, name, base_hash=repo.base.hash)
@@ -150,9 +151,10 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
     listed, nothing written), as `memstore merge` does."""
     with repo.lock():
         head = repo.head()
-        branch = branch or head.branch
+        branch = branch if branch is not None else head.branch
         if branch is None:
             raise ValidationError("HEAD is detached: name the remote branch to pull")
+        check_ref_name(branch)
         fetched = fetch(repo, name, with_stats=with_stats)
         ref = remotes.tracking_ref(fetched.remote, branch)
         if repo.refs.read(ref) is None:

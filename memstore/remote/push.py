@@ -56,9 +56,9 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
     """Pushes local `branch` (default: the current one) to the branch of the same name on
     remote `name` (default: origin, or the only remote)."""
     t0 = time.perf_counter()
-    name = name or remotes.default_remote(repo)
+    name = name if name is not None else remotes.default_remote(repo)  # '' is no default
     url = remotes.url_of(repo, name)
-    branch = branch or repo.head().branch
+    branch = branch if branch is not None else repo.head().branch
     if branch is None:
         raise ValidationError("HEAD is detached: name the branch to push")
     tip = repo.refs.read(branch_ref(branch))
