@@ -269,3 +269,13 @@ def test_an_empty_remote_or_branch_name_is_refused_not_taken_as_the_default(repo
         refused(repo, *args, code=2, says="no remote ''")
     for args in (("push", "origin", ""), ("pull", "origin", "")):
         refused(repo, *args, code=2, says="invalid branch name '': it is empty")
+
+
+def test_a_pull_of_a_branch_the_remote_lacks_fetches_nothing(repo, tmp_path):
+    ok("remote", "add", "origin", tmp_path / "store", cwd=repo)
+    ok("push", cwd=repo)
+    ok("remote", "remove", "origin", cwd=repo)  # its remote-tracking branch goes too
+    ok("remote", "add", "origin", tmp_path / "store", cwd=repo)
+    refused(repo, "pull", "origin", "nosuch", code=2, says="remote 'origin' has no branch 'nosuch'")
+    ok("switch", "-c", "local-only", cwd=repo)
+    refused(repo, "pull", code=2, says="remote 'origin' has no branch 'local-only'")

@@ -357,10 +357,9 @@ def apply(op: tuple, world: World, tmp: Path, step: int):
         return (lambda out: world.fetch(p, out)), run("fetch", "--json", cwd=p.path)
     if kind == "pull":  # of the branch of the same name, or of op[2]
         r = run("pull", "--json", *(["origin", op[2]] if op[2] else []), cwd=p.path)
-        # the fetch happens whatever the merge does
+        # the fetch happens whatever the merge does, not when the remote lacks the branch
         branch = op[2] or p.current
         if branch not in world.remote:
-            p.tracking = dict(world.remote)
             return Refused(2, f"has no branch {branch!r}"), r
         if r.exit_code == 0:
             world.fetch(p, json.loads(r.stdout)["fetched"])

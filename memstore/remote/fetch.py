@@ -102,15 +102,18 @@ def _parents_first(commits: dict[str, Commit]) -> list[Commit]:
 
 
 def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False,
-          remote: Remote | None = None) -> FetchResult:
+          remote: Remote | None = None, need: str | None = None) -> FetchResult:
     """Fetches every branch of remote `name` (default: origin, or the only remote), through
-    `remote` when the caller has it open already (a clone)."""
+    `remote` when the caller has it open already (a clone); refused before anything moves
+    when the remote has no branch `need` (a pull's)."""
     t0 = time.perf_counter()
     name = name if name is not None else remotes.default_remote(repo)  # '' is no default
     url = remotes.url_of(repo, name)
     if remote is None:
         remote = connect(url, name, base_hash=repo.base.hash)
     branches = remote.transport.branches()
+    if need is not None and need not in branches:
+        raise ValidationError(f"remote {name!r} has no branch {need!r}")
     written: list[str] = []
     indexed = False
     with repo.lock():
@@ -155,7 +158,7 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
         if branch is None:
             raise ValidationError("HEAD is detached: name the remote branch to pull")
         check_ref_name(branch)
-        fetched = fetch(repo, name, with_stats=with_stats)
+        fetched = fetch(repo, name, with_stats=with_stats, need=branch)
         ref = remotes.tracking_ref(fetched.remote, branch)
         if repo.refs.read(ref) is None:
             raise ValidationError(f"remote {fetched.remote!r} has no branch {branch!r}")
