@@ -81,6 +81,8 @@ def test_unknown_revisions_and_bad_names(repo, tmp_path):
     refused(repo, "branch", "refs/heads/x", code=2, says="invalid branch name")
     refused(repo, "tag", "../../escape", code=2, says="invalid tag name")
     refused(repo, "switch", "-c", "has space", code=2, says="invalid branch name")
+    refused(repo, "switch", "-c", "new", "--detach", code=2,
+            says="-c and --detach cannot be used together")
     refused(repo, "branch", "main", code=2, says="branch 'main' already exists")
     refused(repo, "branch", "-d", "main", code=1, says="cannot delete the current branch")
     ok("branch", "lone", "HEAD~1", cwd=repo)

@@ -69,6 +69,8 @@ def switch(repo, name: str, create: bool, detach: bool, as_json: bool) -> None:
     no commits yet), detached, created, and left_behind: the commits a detached HEAD
     leaves that no branch or tag holds, newest first (empty when none; also warned).
     """
+    if create and detach:  # the new branch would be made and left at once
+        raise click.UsageError("-c and --detach cannot be used together")
     was = repo.head()
     head = repo.switch(name, create=create, detach=detach)
     left = (repo.held_by_no_ref(was.commit)
