@@ -281,3 +281,19 @@ def test_a_pull_of_a_branch_the_remote_lacks_fetches_nothing(repo, tmp_path):
     refused(repo, "pull", "origin", "nosuch", code=2, says="remote 'origin' has no branch 'nosuch'")
     ok("switch", "-c", "local-only", cwd=repo)
     refused(repo, "pull", code=2, says="remote 'origin' has no branch 'local-only'")
+
+
+def test_a_branch_name_a_remote_could_not_store_is_refused(repo, tmp_path):
+    ok("branch", "team", cwd=repo)
+    refused(repo, "branch", "team/alice", code=2,
+            says="branch 'team' exists, and a remote stores a branch as a file")
+    ok("branch", "-d", "team", cwd=repo)
+    ok("branch", "team/alice", cwd=repo)
+    refused(repo, "switch", "-c", "team", code=2, says="branch 'team/alice' exists")
+    ok("tag", "team", cwd=repo)  # a tag is never pushed: no file to clash with
+    refused(repo, "branch", "x/" + "é" * 128, code=2,
+            says="a path component is longer than 255 bytes")
+    ok("branch", "x/" + "é" * 127, cwd=repo)
+    ok("remote", "add", "origin", tmp_path / "store", cwd=repo)
+    ok("push", "origin", "team/alice", cwd=repo)
+    ok("push", "origin", "x/" + "é" * 127, cwd=repo)

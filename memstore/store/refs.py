@@ -119,6 +119,29 @@ class Refs:
             if ref.startswith(mine) and self._row(other + ref[len(mine):]) is not None:
                 raise ValidationError(f"{ref[len(mine):]!r} is already the name of a {kind}; "
                                       "choose another name")
+        if ref.startswith(HEADS):
+            self._check_pushable(ref[len(HEADS):])
+
+    def _check_pushable(self, name: str) -> None:
+        """A new branch must fit where a remote stores it, the file refs/heads/NAME (as
+        git's loose refs): no component over 255 bytes (the file name limit), and not both
+        a branch and the folder of another ('a' and 'a/b'): its push would fail."""
+        shown = name if len(name) <= 60 else name[:60] + "…"
+        if any(len(part.encode()) > 255 for part in name.split("/")):
+            raise ValidationError(f"invalid branch name {shown!r}: a path component is longer "
+                                  "than 255 bytes (a remote stores a branch as a file)")
+        parts = name.split("/")
+        above = [HEADS + "/".join(parts[:i]) for i in range(1, len(parts))]
+        below = HEADS + name + "/"
+        clash = list(self.db.query(
+            f"select name from refs where name in ({', '.join('?' * len(above)) or 'null'}) "
+            "or substr(name, 1, ?) = ? order by name limit 1",
+            [*above, len(below), below]))
+        if clash:
+            other = clash[0]["name"][len(HEADS):]
+            raise ValidationError(f"invalid branch name {shown!r}: branch {other!r} exists, and "
+                                  "a remote stores a branch as a file, so one cannot be both a "
+                                  "branch and the folder of another")
 
     def _row(self, name: str) -> dict[str, Any] | None:
         rows = list(self.db.query("select * from refs where name = ?", [name]))
