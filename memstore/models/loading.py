@@ -260,6 +260,7 @@ def local_dir(spec: str, fresh: bool = False) -> Path:
     file holds now)."""
     path = resolve(spec)
     if path.is_dir():
+        check_directory(spec, path)
         return path
     target = _gguf_cache(path)
     clean_models()
@@ -278,6 +279,33 @@ def local_dir(spec: str, fresh: bool = False) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         _dequantize(path, target)
     return target
+
+
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def check_directory(spec: str, directory: Path) -> None:
+    """What transformers would read from a Hugging Face directory by unpickling is refused:
+    weights only as pickle files (pytorch_model.bin: torch.load; memstore loads safetensors
+    alone), or a config whose `transformers_weights` names another file than safetensors."""
+    try:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        config = None  # transformers says what is wrong with it
+    named = config.get("transformers_weights") if isinstance(config, dict) else None
+    if named is not None and not (isinstance(named, str) and named.endswith(
+            (".safetensors", ".safetensors.index.json"))):
+        raise ValidationError(f"cannot load the model {spec!r}: its config.json names the weights "
+                              f"{named!r}, not a safetensors file; memstore loads no other")
+    if named is None and not (directory / "model.safetensors").exists() \
+            and not (directory / SAFETENSORS_INDEX).exists():
+        for name in PICKLES:
+            if (directory / name).exists():
+                raise ValidationError(
+                    f"cannot load the model {spec!r}: its weights are a pickle file ({name}), "
+                    "which memstore does not load (unpickling can run code); save the model "
+                    "as safetensors (save_pretrained does)")
 
 
 def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -368,7 +396,8 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
     placement = _device_map(runtime)
     if isinstance(placement, dict):
         _check_placement(directory, placement, runtime.device_map)
-    kwargs: dict[str, Any] = {"dtype": runtime.torch_dtype}
+    # safetensors only: never a pickle file (check_directory says why in one line)
+    kwargs: dict[str, Any] = {"dtype": runtime.torch_dtype, "use_safetensors": True}
     offload = None
     if placement is not None:
         offload = str(_offload_folder())

@@ -1,0 +1,45 @@
+"""Models a user hands `memstore init --base` (a Hugging Face directory, a .gguf file) that
+memstore cannot use are refused in one line, before a repository is made, and are never
+read by unpickling; tiny models, offline."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from cli_support import error_line, make_model_dir, run
+from safetensors.torch import load_file
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+
+
+def refused_init(tmp_path, spec, says: str) -> str:
+    """`memstore init` on `spec`: exit 2, one line saying `says`, no repository."""
+    line = error_line(run("init", tmp_path / "repo", "--base", spec), 2, says)
+    assert not (tmp_path / "repo").exists()
+    return line
+
+
+def test_pickle_weights_are_refused_never_unpickled(tmp_path, monkeypatch):
+    """pytorch_model.bin (torch.load) is neither loaded nor opened: only safetensors are."""
+    model = make_model_dir(tmp_path / "model")
+    weights = load_file(model / "model.safetensors")
+    torch.save(weights, model / "pytorch_model.bin")
+    (model / "model.safetensors").unlink()
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("torch.load was called")
+
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    refused_init(tmp_path, model, f"cannot load the model '{model}': its weights are a pickle "
+                                  "file (pytorch_model.bin)")
+    # a config naming a pickle file as its weights (transformers loads adapter_model.bin so)
+    (model / "pytorch_model.bin").rename(model / "adapter_model.bin")
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config,
+                                                   "transformers_weights": "adapter_model.bin"}))
+    refused_init(tmp_path, model, "its config.json names the weights 'adapter_model.bin', not "
+                                  "a safetensors file")
