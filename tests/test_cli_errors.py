@@ -297,3 +297,16 @@ def test_a_branch_name_a_remote_could_not_store_is_refused(repo, tmp_path):
     ok("remote", "add", "origin", tmp_path / "store", cwd=repo)
     ok("push", "origin", "team/alice", cwd=repo)
     ok("push", "origin", "x/" + "é" * 127, cwd=repo)
+
+
+def test_no_branch_or_tag_may_hide_a_remote_branch(repo, tmp_path):
+    ok("remote", "add", "origin", tmp_path / "store", cwd=repo)
+    refused(repo, "tag", "origin/main", "HEAD~1", code=2,
+            says="invalid tag name 'origin/main': it would read as the branch 'main' of remote")
+    ok("tag", "originals/v1", cwd=repo)
+    ok("branch", "team/alice", cwd=repo)
+    refused(repo, "remote", "add", "team", tmp_path / "other", code=2,
+            says="invalid remote name 'team': branch 'team/alice' would hide its branch 'alice'")
+    refused(repo, "remote", "add", "originals", tmp_path / "other", code=2,
+            says="tag 'originals/v1' would hide its branch 'v1'")
+    ok("remote", "add", "tea", tmp_path / "other", cwd=repo)

@@ -36,6 +36,12 @@ def add(repo: Repository, name: str, url: str) -> str:
         known = remotes(repo)
         if name in known:
             raise ValidationError(f"remote {name!r} already exists ({known[name]})")
+        hiding = [(kind, n) for kind, names in (("branch", repo.branches()), ("tag", repo.tags()))
+                  for n in names if n.startswith(name + "/")]
+        if hiding:  # REMOTE/B would find that branch or tag, not the remote's B
+            kind, n = hiding[0]
+            raise ValidationError(f"invalid remote name {name!r}: {kind} {n!r} would hide its "
+                                  f"branch {n.split('/', 1)[1]!r}; choose another name")
         repo.set_config(CONFIG_KEY, {**known, name: url})
     return url
 

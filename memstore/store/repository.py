@@ -272,14 +272,20 @@ class Repository:
         return self.refs.list(TAGS)
 
     def create_branch(self, name: str, rev: str = HEAD, *, force: bool = False) -> str:
-        remote = name.split("/", 1)[0]
-        if "/" in name and remote in (self.get_config("remotes") or {}):
-            raise ValidationError(f"invalid branch name {name!r}: it would read as the branch "
-                                  f"{name.split('/', 1)[1]!r} of remote {remote!r}")
+        self._not_a_remote_branch(name, "branch")
         return self._create_ref(branch_ref(name), "branch", rev, force)
 
     def create_tag(self, name: str, rev: str = HEAD, *, force: bool = False) -> str:
+        self._not_a_remote_branch(name, "tag")
         return self._create_ref(tag_ref(name), "tag", rev, force)
+
+    def _not_a_remote_branch(self, name: str, kind: str) -> None:
+        """REMOTE/B names remote REMOTE's branch B (after a fetch); a branch or tag of that
+        name would be found first and hide it."""
+        remote = name.split("/", 1)[0]
+        if "/" in name and remote in (self.get_config("remotes") or {}):
+            raise ValidationError(f"invalid {kind} name {name!r}: it would read as the branch "
+                                  f"{name.split('/', 1)[1]!r} of remote {remote!r}")
 
     def _create_ref(self, ref: str, kind: str, rev: str, force: bool) -> str:
         with self.lock(), transaction(self.db):
