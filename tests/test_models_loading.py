@@ -43,3 +43,20 @@ def test_pickle_weights_are_refused_never_unpickled(tmp_path, monkeypatch):
                                                    "transformers_weights": "adapter_model.bin"}))
     refused_init(tmp_path, model, "its config.json names the weights 'adapter_model.bin', not "
                                   "a safetensors file")
+
+
+def test_custom_code_is_refused_without_a_prompt(tmp_path, monkeypatch):
+    """A config whose model_type only the directory's own code defines (auto_map): refused,
+    the code never run, and no question asked (transformers asks on the terminal whether
+    to run it, for 15 s, and runs it on 'y')."""
+    model = make_model_dir(tmp_path / "model")
+    config = json.loads((model / "config.json").read_text())
+    config.update(model_type="homemade", auto_map={"AutoConfig": "custom.Config",
+                                                   "AutoModelForCausalLM": "custom.Model"})
+    (model / "config.json").write_text(json.dumps(config))
+    ran = tmp_path / "ran"
+    (model / "custom.py").write_text(f"open({str(ran)!r}, 'w').close()\n")
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda *a: asked.append(a) or "y")
+    refused_init(tmp_path, model, "contains custom code")
+    assert not asked and not ran.exists()

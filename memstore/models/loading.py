@@ -353,7 +353,8 @@ def _check_placement(directory: Path, placement: dict, name: str) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     with init_empty_weights():
-        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(directory))
+        skeleton = AutoModelForCausalLM.from_config(
+            AutoConfig.from_pretrained(directory, trust_remote_code=False))
     modules = {n for n, _ in skeleton.named_modules()}
     unknown = [k for k in placement if k not in modules]
     if unknown:
@@ -396,8 +397,10 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
     placement = _device_map(runtime)
     if isinstance(placement, dict):
         _check_placement(directory, placement, runtime.device_map)
-    # safetensors only: never a pickle file (check_directory says why in one line)
-    kwargs: dict[str, Any] = {"dtype": runtime.torch_dtype, "use_safetensors": True}
+    # safetensors only: never a pickle file (check_directory says why in one line); never the
+    # directory's own code (auto_map), nor transformers' prompt asking whether to run it
+    kwargs: dict[str, Any] = {"dtype": runtime.torch_dtype, "use_safetensors": True,
+                              "trust_remote_code": False}
     offload = None
     if placement is not None:
         offload = str(_offload_folder())
@@ -406,7 +409,7 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
     hf_logging.set_verbosity_error()
     try:
         model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(directory)
+        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
     except BaseException as e:
         if offload is not None:
             shutil.rmtree(offload, ignore_errors=True)
