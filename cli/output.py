@@ -17,6 +17,14 @@ def json_option(f: Callable) -> Callable:
                         help="Print machine-readable JSON instead of text.")(f)
 
 
+def no_empty_path(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A path argument given as '' (a script's unset variable) is refused by name; it was
+    taken as the current folder, and messages then named '.' or nothing at all."""
+    if value == "":
+        raise click.BadParameter("an empty path", ctx=ctx, param=param)
+    return value
+
+
 def _finite(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None

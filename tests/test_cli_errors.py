@@ -310,3 +310,11 @@ def test_no_branch_or_tag_may_hide_a_remote_branch(repo, tmp_path):
     refused(repo, "remote", "add", "originals", tmp_path / "other", code=2,
             says="tag 'originals/v1' would hide its branch 'v1'")
     ok("remote", "add", "tea", tmp_path / "other", cwd=repo)
+
+
+def test_an_empty_path_argument_is_refused_by_name(repo, tmp_path):
+    for args, name in ((("commit", ""), "FILE"), (("eval", ""), "[FILE]"),
+                       (("export", ""), "OUT_DIR"), (("export", "HEAD", ""), "OUT_DIR"),
+                       (("verify", ""), "[OUT_DIR]"), (("init", "", "--base", "x"), "[PATH]"),
+                       (("clone", tmp_path / "store", "", "--base", "x"), "DIRECTORY")):
+        refused(repo, *args, code=2, says=f"Invalid value for '{name}': an empty path")

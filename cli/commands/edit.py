@@ -17,6 +17,7 @@ from ..output import (
     json_option,
     layers_text,
     metrics_line,
+    no_empty_path,
     num,
     print_json,
     runtime_options,
@@ -72,7 +73,7 @@ def commit_result(repo, report, file: str, n_in_file: int, notes: list[str],
 
 @click.command()
 @runtime_options
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True), callback=no_empty_path)
 @click.option("-m", "--message", help="The commit message (default: 'N facts from FILE').")
 @click.option("--supersede", is_flag=True,
               help="Allow facts that replace a live fact's target (same subject and prompt).")

@@ -5,7 +5,16 @@ from pathlib import Path
 
 import click
 
-from ..output import json_option, num, print_json, runtime_options, short, size, warn
+from ..output import (
+    json_option,
+    no_empty_path,
+    num,
+    print_json,
+    runtime_options,
+    short,
+    size,
+    warn,
+)
 
 
 @click.command()
@@ -54,7 +63,7 @@ def _printable(text: str, keep: str = "") -> str:
 
 @click.command("eval")
 @runtime_options
-@click.argument("file", type=click.Path(dir_okay=False), required=False)
+@click.argument("file", type=click.Path(dir_okay=False), required=False, callback=no_empty_path)
 @click.option("--live", is_flag=True,
               help="Measure the facts live in the state instead of a FILE, and list those "
                    "the model does not recall.")
@@ -135,7 +144,7 @@ def _not_recalled(m: dict) -> None:
 @click.command(short_help="Write a revision as a checkpoint, a LoRA adapter or a GGUF file.")
 @runtime_options
 @click.argument("rev_or_dir", metavar="[REV]")
-@click.argument("out_dir", required=False, metavar="OUT_DIR")
+@click.argument("out_dir", required=False, metavar="OUT_DIR", callback=no_empty_path)
 @click.option("--format", "fmt", type=click.Choice(["full", "peft", "gguf"]), default="full",
               show_default=True, help="full: a Hugging Face checkpoint; peft: a PEFT LoRA "
               "adapter holding ΔW exactly; gguf: the base GGUF file with the edited tensors "
@@ -184,6 +193,8 @@ def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
     from ..context import open_repo
 
     rev, out = (None, rev_or_dir) if out_dir is None else (rev_or_dir, out_dir)
+    if out == "":
+        raise click.BadParameter("an empty path", param_hint="'OUT_DIR'")
     with open_repo() as repo:
         manifest = porcelain.export_as(repo, rev, out, format=fmt, since=since,
                                        max_rank=max_rank, gguf_dtype=gguf_dtype, force=force)
@@ -263,7 +274,7 @@ def _report_gguf(d: dict) -> None:
 
 @click.command()
 @runtime_options
-@click.argument("out_dir", required=False)
+@click.argument("out_dir", required=False, callback=no_empty_path)
 @click.option("--base", "check_base", is_flag=True,
               help="Re-hash the base model fully and compare it with the hash recorded at init.")
 @json_option

@@ -6,7 +6,15 @@ import os
 import click
 
 from ..context import open_repo
-from ..output import json_option, print_json, runtime_options, short, size, warn
+from ..output import (
+    json_option,
+    no_empty_path,
+    print_json,
+    runtime_options,
+    short,
+    size,
+    warn,
+)
 from .edit import merge_result, report_json, show_merged
 
 WITH_STATS = click.option(
@@ -196,7 +204,7 @@ def pull_result(repo, fetched, report) -> dict:
 @click.command()
 @runtime_options
 @click.argument("url")
-@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("directory", type=click.Path(file_okay=False), callback=no_empty_path)
 @click.option("--base", "base_spec", default="smollm2-135m", show_default=True, metavar="MODEL",
               help="This machine's copy of the base model (a Hugging Face directory, a .gguf "
                    "file or smollm2-135m); its hash must be the remote's.")

