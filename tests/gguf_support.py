@@ -39,9 +39,11 @@ def add_tokenizer(w: gguf.GGUFWriter, tok) -> None:
 
 
 def write_tiny_gguf(path: Path, layers: int = 4, seed: int = 0,
-                    rope_freqs: list[float] | None = None, name: str = "tiny-llama") -> Path:
+                    rope_freqs: list[float] | None = None, name: str = "tiny-llama",
+                    leave_out: tuple[str, ...] = ()) -> Path:
     """`rope_freqs`: a `rope_freqs.weight` tensor (RoPE divisors, as Llama 3's file has);
-    `name`: general.name ("mistral" makes transformers build a Mistral model)."""
+    `name`: general.name ("mistral" makes transformers build a Mistral model); `leave_out`:
+    tensors not written (a damaged file)."""
     tok = tiny_tokenizer()
     cfg = tiny_config("llama", tok.backend_tokenizer.get_vocab_size(), layers=layers)
     torch.manual_seed(seed)
@@ -62,6 +64,8 @@ def write_tiny_gguf(path: Path, layers: int = 4, seed: int = 0,
     add_tokenizer(w, tok)
 
     def put(name: str, array: np.ndarray, qtype) -> None:
+        if name in leave_out:
+            return
         data = array if qtype == F32 else gguf.quantize(array, qtype)
         w.add_tensor(name, data, raw_dtype=qtype)
 

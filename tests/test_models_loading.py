@@ -4,11 +4,15 @@ read by unpickling; tiny models, offline."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 from cli_support import error_line, make_model_dir, run
 from safetensors.torch import load_file
+
+from memstore.errors import ValidationError
+from memstore.models.loading import load_model
 
 
 @pytest.fixture(autouse=True)
@@ -60,3 +64,30 @@ def test_custom_code_is_refused_without_a_prompt(tmp_path, monkeypatch):
     monkeypatch.setattr("builtins.input", lambda *a: asked.append(a) or "y")
     refused_init(tmp_path, model, "contains custom code")
     assert not asked and not ran.exists()
+
+
+def test_weights_missing_or_of_another_shape_are_refused(tmp_path):
+    """transformers fills such a tensor with random values and only warns: memstore would
+    record, edit and export a partly random model."""
+    from safetensors.torch import save_file
+
+    model = make_model_dir(tmp_path / "model")
+    down = "model.layers.1.mlp.down_proj.weight"
+    weights = load_file(model / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if k != down}, model / "model.safetensors",
+              metadata={"format": "pt"})
+    refused_init(tmp_path, model, f"cannot load the model '{model}': its weights lack {down}")
+    save_file({**weights, down: weights[down].T.contiguous()}, model / "model.safetensors",
+              metadata={"format": "pt"})
+    refused_init(tmp_path, model, f"its tensor {down} has the shape (64, 32), its config asks "
+                                  "for (32, 64)")
+
+
+def test_a_gguf_file_lacking_a_tensor_is_refused_and_no_copy_is_stored(tmp_path):
+    from gguf_support import write_tiny_gguf
+
+    base = write_tiny_gguf(tmp_path / "tiny.gguf", leave_out=("blk.3.ffn_down.weight",))
+    with pytest.raises(ValidationError, match=rf"^{re.escape(str(base))}: its weights lack "
+                                              r"model\.layers\.3\.mlp\.down_proj\.weight$"):
+        load_model(str(base))
+    assert not list((tmp_path / "cache" / "models").iterdir())

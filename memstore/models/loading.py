@@ -210,6 +210,21 @@ def gguf_copy_current(path: str | Path) -> bool | None:
     return recorded == file_sha256(path)
 
 
+def check_weights(info: dict[str, Any]) -> None:
+    """The weights transformers loaded are the model's: it fills a tensor the checkpoint lacks,
+    or holds in another shape than the config asks (with ignore_mismatched_sizes), with
+    random values and only warns; `info`: from_pretrained's loading info."""
+    missing = sorted(info.get("missing_keys") or ())
+    mismatched = sorted(info.get("mismatched_keys") or (), key=str)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ValidationError(f"its weights lack {missing[0]}{more}")
+    if mismatched:
+        name, found, expected = mismatched[0]
+        raise ValidationError(f"its tensor {name} has the shape {tuple(found)}, its config "
+                              f"asks for {tuple(expected)}")
+
+
 def _dequantize(path: Path, target: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
@@ -226,9 +241,13 @@ def _dequantize(path: Path, target: Path) -> None:
     # and saved with the copy, so the copy runs as llama.cpp runs the file
     config = as_llama_cpp_family(AutoConfig.from_pretrained(d, gguf_file=f), fields)
     changed = apply_settings(config, settings)
-    model = AutoModelForCausalLM.from_pretrained(
+    model, info = AutoModelForCausalLM.from_pretrained(
         d, gguf_file=f, config=config, quantization_config=GgufConfig(dequantize=True),
-        dtype=torch.float32)
+        dtype=torch.float32, output_loading_info=True, ignore_mismatched_sizes=True)
+    try:  # before the copy is written: a tensor the file lacks would be stored as random
+        check_weights(info)
+    except ValidationError as e:
+        raise ValidationError(f"{path}: {e}") from None
     tmp = target.with_name(leftovers.temp_name(target.name + ".tmp-"))
     try:
         model.save_pretrained(tmp)
@@ -408,12 +427,14 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            directory, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs)
+        check_weights(info)
         tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
     except BaseException as e:
         if offload is not None:
             shutil.rmtree(offload, ignore_errors=True)
-        if isinstance(e, LOAD_ERRORS):
+        if isinstance(e, (*LOAD_ERRORS, ValidationError)):  # check_weights: ValidationError
             copy = directory if directory != resolve(spec) else None
             raise _cannot_load(spec, e, copy) from None
         raise
