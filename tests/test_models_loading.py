@@ -91,3 +91,28 @@ def test_a_gguf_file_lacking_a_tensor_is_refused_and_no_copy_is_stored(tmp_path)
                                               r"model\.layers\.3\.mlp\.down_proj\.weight$"):
         load_model(str(base))
     assert not list((tmp_path / "cache" / "models").iterdir())
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"num_attention_heads": 0}, "by zero"),
+    ({"hidden_size": "x"}, "Validation error for field 'hidden_size': TypeError: Field"),
+    ({"vocab_size": 0}, "out of bounds"),
+])
+def test_config_values_no_model_can_be_built_from_are_one_line(tmp_path, change, says):
+    """transformers' own checks fail with ZeroDivisionError, huggingface_hub's
+    StrictDataclassFieldValidationError, torch's IndexError: no traceback."""
+    model = make_model_dir(tmp_path / "model")
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, **change}))
+    line = refused_init(tmp_path, model, says)
+    assert line.startswith(f"memstore: error: cannot load the model '{model}': ")
+
+
+def test_a_gguf_header_cut_short_is_one_line(tmp_path):
+    """gguf-py reads past the end of the file (IndexError)."""
+    from gguf_support import write_tiny_gguf
+
+    base = write_tiny_gguf(tmp_path / "tiny.gguf")
+    base.write_bytes(base.read_bytes()[:64])
+    refused_init(tmp_path, base, f"{base}: its GGUF header runs past the end of the file")
+    assert not list((tmp_path / "cache" / "models").iterdir())

@@ -77,7 +77,11 @@ def read_fields(path: Path) -> dict[str, Any]:
     import gguf
 
     out: dict[str, Any] = {}
-    reader = gguf.GGUFReader(str(path))
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except IndexError:  # gguf-py read past the end of the file
+        raise ValidationError("its GGUF header runs past the end of the file (cut short or "
+                              "damaged)") from None
     for t in reader.tensors:
         if t.name in _ROPE_TENSORS:
             out[t.name] = [float(x) for x in t.data.reshape(-1)]

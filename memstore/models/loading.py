@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from safetensors import SafetensorError
 
 from .. import leftovers
@@ -383,12 +384,18 @@ def _check_placement(directory: Path, placement: dict, name: str) -> None:
 # What reading a damaged model raises: transformers' and the file readers' own errors for a
 # missing or unreadable file, a truncated safetensors header, a short GGUF.
 # NotImplementedError: transformers' GGUF loader has no tensor names for the architecture.
-LOAD_ERRORS = (OSError, ValueError, KeyError, EOFError, struct.error, SafetensorError,
-               NotImplementedError)
+# IndexError: gguf-py reading past the end of a cut-short header, torch building a model
+# with no vocabulary; ArithmeticError: a config with no attention heads (transformers'
+# checks divide by them); StrictDataclassError: a config value of the wrong type.
+LOAD_ERRORS = (OSError, ValueError, KeyError, IndexError, EOFError, ArithmeticError,
+               struct.error, SafetensorError, NotImplementedError, StrictDataclassError)
 
 
 def _cannot_load(spec: str, e: BaseException, copy: Path | None = None) -> ValidationError:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    first = lines[0] if lines else type(e).__name__
+    if first.endswith(":") and len(lines) > 1:  # "Validation error for field 'x':" + the why
+        first = f"{first} {lines[1]}"
     if copy is not None:  # the GGUF's dequantized copy in the cache, not the file, is at fault
         return ValidationError(f"cannot load the model {spec!r}: its dequantized copy {copy} "
                                f"is damaged ({first}); remove that folder and memstore "
