@@ -116,3 +116,22 @@ def test_a_gguf_header_cut_short_is_one_line(tmp_path):
     base.write_bytes(base.read_bytes()[:64])
     refused_init(tmp_path, base, f"{base}: its GGUF header runs past the end of the file")
     assert not list((tmp_path / "cache" / "models").iterdir())
+
+
+@pytest.mark.parametrize("name, text, says", [
+    ("tokenizer_config.json", "[]", "tokenizer_config.json holds a JSON list, not an object"),
+    ("special_tokens_map.json", "[]", "special_tokens_map.json holds a JSON list"),
+    ("generation_config.json", "[]", "generation_config.json holds a JSON list"),
+    ("config.json", "[1, 2]", "config.json holds a JSON list"),
+    ("config.json", "{oops", "config.json is not readable JSON (Expecting property name"),
+    ("model.safetensors.index.json", '{"weight_map": []}',
+     "model.safetensors.index.json has no weight_map of tensor names to file names"),
+    ("model.safetensors.index.json", "[]", "model.safetensors.index.json holds a JSON list"),
+])
+def test_a_json_file_of_another_shape_is_one_line(tmp_path, name, text, says):
+    """transformers reads these as objects: a list was an AttributeError or TypeError."""
+    model = make_model_dir(tmp_path / "model")
+    if name == "model.safetensors.index.json":  # a sharded checkpoint's index
+        (model / "model.safetensors").rename(model / "model-00001-of-00001.safetensors")
+    (model / name).write_text(text)
+    refused_init(tmp_path, model, f"cannot load the model '{model}': {says}")

@@ -303,17 +303,40 @@ def local_dir(spec: str, fresh: bool = False) -> Path:
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+# the small JSON files transformers reads as objects (another value is a TypeError or an
+# AttributeError deep inside it)
+_JSON_OBJECTS = ("config.json", "generation_config.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "added_tokens.json", SAFETENSORS_INDEX)
+
+
+def _json_object(spec: str, path: Path) -> dict | None:
+    """The JSON object in `path` (None: no such file); ValidationError for anything else."""
+    if not path.exists():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise ValidationError(f"cannot load the model {spec!r}: {path.name} is not readable "
+                              f"JSON ({getattr(e, 'strerror', None) or e})") from None
+    if not isinstance(value, dict):
+        raise ValidationError(f"cannot load the model {spec!r}: {path.name} holds a JSON "
+                              f"{type(value).__name__}, not an object")
+    return value
 
 
 def check_directory(spec: str, directory: Path) -> None:
-    """What transformers would read from a Hugging Face directory by unpickling is refused:
-    weights only as pickle files (pytorch_model.bin: torch.load; memstore loads safetensors
-    alone), or a config whose `transformers_weights` names another file than safetensors."""
-    try:
-        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        config = None  # transformers says what is wrong with it
-    named = config.get("transformers_weights") if isinstance(config, dict) else None
+    """What transformers would fail on with a traceback, or read by unpickling, is refused:
+    its small JSON files must hold objects (the index a weight_map of file names); weights
+    only as pickle files (pytorch_model.bin: torch.load; memstore loads safetensors alone),
+    or a config whose `transformers_weights` names another file than safetensors."""
+    found = {name: _json_object(spec, directory / name) for name in _JSON_OBJECTS}
+    index = found[SAFETENSORS_INDEX]
+    if index is not None and not (isinstance(index.get("weight_map"), dict) and all(
+            isinstance(v, str) for v in index["weight_map"].values())):
+        raise ValidationError(f"cannot load the model {spec!r}: {SAFETENSORS_INDEX} has no "
+                              "weight_map of tensor names to file names")
+    config = found["config.json"]
+    named = config.get("transformers_weights") if config is not None else None
     if named is not None and not (isinstance(named, str) and named.endswith(
             (".safetensors", ".safetensors.index.json"))):
         raise ValidationError(f"cannot load the model {spec!r}: its config.json names the weights "
