@@ -40,16 +40,17 @@ def add_tokenizer(w: gguf.GGUFWriter, tok) -> None:
 
 def write_tiny_gguf(path: Path, layers: int = 4, seed: int = 0,
                     rope_freqs: list[float] | None = None, name: str = "tiny-llama",
-                    leave_out: tuple[str, ...] = ()) -> Path:
+                    leave_out: tuple[str, ...] = (), arch: str = "llama") -> Path:
     """`rope_freqs`: a `rope_freqs.weight` tensor (RoPE divisors, as Llama 3's file has);
     `name`: general.name ("mistral" makes transformers build a Mistral model); `leave_out`:
-    tensors not written (a damaged file)."""
+    tensors not written (a damaged file); `arch`: general.architecture (another than llama
+    with llama's tensors and keys: a file memstore refuses)."""
     tok = tiny_tokenizer()
     cfg = tiny_config("llama", tok.backend_tokenizer.get_vocab_size(), layers=layers)
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(cfg).eval()
     state = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
-    w = gguf.GGUFWriter(str(path), "llama")
+    w = gguf.GGUFWriter(str(path), arch)
     w.add_name(name)
     w.add_block_count(layers)
     w.add_context_length(cfg.max_position_embeddings)

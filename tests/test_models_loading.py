@@ -135,3 +135,13 @@ def test_a_json_file_of_another_shape_is_one_line(tmp_path, name, text, says):
         (model / "model.safetensors").rename(model / "model-00001-of-00001.safetensors")
     (model / name).write_text(text)
     refused_init(tmp_path, model, f"cannot load the model '{model}': {says}")
+
+
+def test_a_gguf_file_of_an_unsupported_family_is_refused_before_its_copy(tmp_path):
+    """transformers builds a Mamba model from it; memstore refused that only after
+    dequantizing the whole file into the cache (a float32 copy, kept)."""
+    from gguf_support import write_tiny_gguf
+
+    base = write_tiny_gguf(tmp_path / "tiny.gguf", arch="mamba")
+    refused_init(tmp_path, base, f"{base}: unsupported architecture 'mamba'; supported: ")
+    assert not list((tmp_path / "cache" / "models").iterdir())

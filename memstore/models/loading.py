@@ -241,6 +241,10 @@ def _dequantize(path: Path, target: Path) -> None:
     # config the model is built from, before the tensors are read (a head size shapes them),
     # and saved with the copy, so the copy runs as llama.cpp runs the file
     config = as_llama_cpp_family(AutoConfig.from_pretrained(d, gguf_file=f), fields)
+    try:  # a family memstore refuses anyway: no float32 copy of it is made first
+        get_adapter(config.model_type)
+    except ValidationError as e:
+        raise ValidationError(f"{path}: {e}") from None
     changed = apply_settings(config, settings)
     model, info = AutoModelForCausalLM.from_pretrained(
         d, gguf_file=f, config=config, quantization_config=GgufConfig(dequantize=True),
