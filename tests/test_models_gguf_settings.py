@@ -45,6 +45,15 @@ def test_the_settings_llama_cpp_derives(fields, expected):
     assert llama_cpp_settings(fields) == expected
 
 
+@pytest.mark.parametrize("key", ["block_count", "embedding_length", "attention.head_count"])
+def test_a_gemma_file_without_a_required_key_is_refused_naming_it(key):
+    """(It was a KeyError, shown as "cannot load the model …: 'gemma2.block_count'".)"""
+    fields = gemma("gemma2", 4, 64, 4, 16)
+    del fields[f"gemma2.{key}"]
+    with pytest.raises(ValidationError, match=rf"^it has no gemma2\.{key}, which llama\.cpp"):
+        llama_cpp_settings(fields)
+
+
 def test_applied_to_a_gemma_config_and_to_a_multimodal_ones_text_config():
     c = transformers.Gemma2Config()
     assert c.query_pre_attn_scalar == 256

@@ -283,9 +283,13 @@ def gemma_settings(arch: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Gemma 2/3's query scale and logit soft-caps, as llama.cpp derives them."""
     first = _first
 
-    n_layer = int(first(fields[f"{arch}.block_count"]))
-    n_embd = int(first(fields[f"{arch}.embedding_length"]))
-    n_head = int(first(fields[f"{arch}.attention.head_count"]))
+    def required(name: str) -> int:
+        if f"{arch}.{name}" not in fields:
+            raise ValidationError(f"it has no {arch}.{name}, which llama.cpp requires")
+        return int(first(fields[f"{arch}.{name}"]))
+
+    n_layer, n_embd = required("block_count"), required("embedding_length")
+    n_head = required("attention.head_count")
     key_length = int(first(fields.get(f"{arch}.attention.key_length", n_embd // n_head)))
     out: dict[str, Any] = {"query_pre_attn_scalar": n_embd // n_head
                            if n_layer == _27B_LAYERS[arch] else key_length}
