@@ -145,3 +145,18 @@ def test_a_gguf_file_of_an_unsupported_family_is_refused_before_its_copy(tmp_pat
     base = write_tiny_gguf(tmp_path / "tiny.gguf", arch="mamba")
     refused_init(tmp_path, base, f"{base}: unsupported architecture 'mamba'; supported: ")
     assert not list((tmp_path / "cache" / "models").iterdir())
+
+
+def test_a_directory_of_an_unsupported_family_is_refused_before_its_weights_are_read(tmp_path):
+    """(An OPT model was loaded whole, in float32, and refused afterwards.)"""
+    import transformers
+    from tiny import tiny_tokenizer
+
+    model = tmp_path / "opt"
+    transformers.OPTConfig(vocab_size=360, hidden_size=32, num_hidden_layers=2,
+                           num_attention_heads=4, ffn_dim=64,
+                           word_embed_proj_dim=32).save_pretrained(model)
+    tiny_tokenizer().save_pretrained(model)
+    (model / "model.safetensors").write_bytes(b"not read")
+    refused_init(tmp_path, model, f"cannot load the model '{model}': unsupported architecture "
+                                  "'opt'; supported: ")

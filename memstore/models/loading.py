@@ -437,7 +437,7 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
     map through accelerate's big-model loading; offloaded modules go to a temporary
     folder), in eval mode with gradients off. `fresh`: a GGUF file is dequantized again if
     its cached copy came from other bytes (local_dir)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     if runtime is None:
@@ -461,6 +461,8 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
+        # a family memstore does not support is refused before its weights are read
+        get_adapter(AutoConfig.from_pretrained(directory, trust_remote_code=False).model_type)
         model, info = AutoModelForCausalLM.from_pretrained(
             directory, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs)
         check_weights(info)
