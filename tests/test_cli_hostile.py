@@ -118,6 +118,15 @@ def forged_commit(box: Box) -> None:
     box.sql("update refs set target = ? where name = 'refs/heads/main'", oid)
 
 
+def manifest_over_users_file(box: Box) -> None:
+    """A manifest of the right shape written into the user's folder, listing the user's
+    files by name (not by their hashes)."""
+    (box.outside / "user.txt").write_text("years of work")
+    (box.outside / "memstore-manifest.json").write_text(json.dumps(
+        {"base": {"hash": "0" * 64}, "tensors": {}, "commit": None,
+         "files": {"important.bin": "0" * 64, "user.txt": "0" * 64}}))
+
+
 def format1_export_with_a_file(box: Box) -> None:
     """An export whose manifest is of format 1 (no list of files), beside a file of the
     user's: --force must not take the file for part of the checkpoint."""
@@ -241,6 +250,14 @@ CASES = [
     c("export --force over a format-1 export holding a user's file",
       lambda b: ["export", "HEAD", b.root / "exp1", "--force"], 1,
       "holds 'notes.txt', which no memstore export wrote", setup=format1_export_with_a_file),
+    c("export --force over an export whose card the user rewrote",
+      lambda b: ["export", "HEAD", b.root / "exp", "--force"], 1,
+      "holds 'README.md', changed since it was exported",
+      setup=lambda b: (ok("export", "HEAD", b.root / "exp", cwd=b.repo),
+                       (b.root / "exp" / "README.md").write_text("my own notes"))),
+    c("export --force over a folder whose manifest lists the user's file",
+      lambda b: ["export", "HEAD", b.outside, "--force"], 1,
+      "holds 'important.bin', changed since it was exported", setup=manifest_over_users_file),
     c("verify a folder without a manifest", lambda b: ["verify", b.outside], 2,
       "not a memstore export"),
     c("verify a malformed manifest", lambda b: ["verify", b.root / "m"], 2,

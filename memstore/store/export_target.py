@@ -3,9 +3,10 @@
 An export is written into a fresh temporary directory beside OUT and renamed into place.
 What it may replace is narrow: nothing (a missing or empty OUT), or, with `--force`, a
 previous memstore export — a folder holding a memstore manifest and only the files that
-manifest lists — never a symbolic link, the repository, the base model, a folder holding
-either, or anything inside them. The check is made before any work and again at the final
-rename: a folder that appeared or changed meanwhile is never replaced.
+manifest lists, each with the sha256 it records — never a symbolic link, the repository,
+the base model, a folder holding either, or anything inside them. The check is made before
+any work and again at the final rename: a folder that appeared or changed meanwhile is
+never replaced.
 
 The temporary folders are named `.OUT.memstore-tmp-<host>-<pid>-<random>` (the export) and
 `.OUT.memstore-old-<host>-<pid>-<random>` (the previous export, between the two renames of
@@ -63,9 +64,10 @@ def is_manifest(m: Any) -> bool:
                     and isinstance(v, str) for k, v in files.items()))
 
 
-def _listed_files(out: Path) -> set[str] | None:
-    """The files a previous export's manifest lists (plus the manifest), or None when OUT
-    holds no memstore manifest."""
+def _listed_files(out: Path) -> dict[str, str | None] | None:
+    """The files a previous export's manifest lists (plus the manifest), each with the
+    sha256 it records (None: the manifest itself, and every file of a format-1 manifest),
+    or None when OUT holds no memstore manifest."""
     p = out / MANIFEST
     if p.is_symlink() or not p.is_file():
         return None
@@ -76,10 +78,10 @@ def _listed_files(out: Path) -> set[str] | None:
     if not is_manifest(m):
         return None
     if "files" in m:
-        return {*m["files"], MANIFEST}
+        return {**m["files"], MANIFEST: None}
     # format 1 manifests list tensors, not files: its files are a flat checkpoint's
-    return {f.name for f in out.iterdir()
-            if f.name in _FORMAT1_FILES or _FORMAT1_SHARD.fullmatch(f.name)} | {MANIFEST}
+    return {f.name: None for f in out.iterdir()
+            if f.name in _FORMAT1_FILES or _FORMAT1_SHARD.fullmatch(f.name)} | {MANIFEST: None}
 
 
 @dataclass
@@ -189,6 +191,10 @@ def check_target(out_dir: str | Path, force: bool, protected: dict[str, Path]) -
         if name not in listed or p.is_symlink() or not p.is_file():
             raise MemstoreError(f"{out} holds {name!r}, which no memstore export wrote; "
                                 "--force only replaces a previous export (move it away)")
+        if listed[name] is not None and file_sha256(p) != listed[name]:
+            raise MemstoreError(f"{out} holds {name!r}, changed since it was exported (not "
+                                "the sha256 its manifest records); --force only replaces a "
+                                "previous export as it was written (move it away)")
     st = os.lstat(out)
     return Target(out, (st.st_dev, st.st_ino))
 
