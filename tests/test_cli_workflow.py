@@ -347,6 +347,40 @@ def test_two_exports_into_one_new_folder_one_is_refused(history, tmp_path, monke
     assert [p.name for p in tmp_path.iterdir() if "memstore-tmp" in p.name] == []
 
 
+def test_a_file_added_to_out_while_a_forced_export_runs_is_kept(history, tmp_path,
+                                                                   monkeypatch):
+    """--force checks OUT before the work and again at the rename: a file the user puts
+    into the previous export meanwhile (or a file rewritten there) is not removed with it."""
+    from memstore.store import checkpoint
+
+    repo, ids = history
+    out = tmp_path / "out"
+    ok("export", ids[0], out, cwd=repo)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    real = checkpoint.state_of
+
+    def state_of(r, commit):
+        (out / "notes.txt").write_text("written while the export ran")
+        return real(r, commit)
+
+    monkeypatch.setattr(checkpoint, "state_of", state_of)
+    r = run("export", ids[2], out, "--force", cwd=repo)
+    assert r.exit_code == 1 and "changed while exporting; nothing was replaced" in r.stderr
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == {
+        **before, "notes.txt": b"written while the export ran"}
+    (out / "notes.txt").unlink()
+
+    def rewrite(r, commit):
+        (out / "README.md").write_text("the user's own card")
+        return real(r, commit)
+
+    monkeypatch.setattr(checkpoint, "state_of", rewrite)
+    r = run("export", ids[2], out, "--force", cwd=repo)
+    assert r.exit_code == 1 and "changed while exporting; nothing was replaced" in r.stderr
+    assert (out / "README.md").read_text() == "the user's own card"
+    assert [p.name for p in tmp_path.iterdir() if "memstore-" in p.name] == []
+
+
 def test_tampered_cached_statistics_are_not_used(base, tmp_path, monkeypatch):
     """The shared statistics cache is checked against the hash recorded in each file's name:
     a tampered file is ignored (and said so), the statistics are recomputed."""

@@ -5,8 +5,8 @@ What it may replace is narrow: nothing (a missing or empty OUT), or, with `--for
 previous memstore export — a folder holding a memstore manifest and only the files that
 manifest lists, each with the sha256 it records — never a symbolic link, the repository,
 the base model, a folder holding either, or anything inside them. The check is made before
-any work and again at the final rename: a folder that appeared or changed meanwhile is
-never replaced.
+any work and again at the final rename: a folder that appeared or changed meanwhile (a
+file added, removed or written to) is never replaced.
 
 The temporary folders are named `.OUT.memstore-tmp-<host>-<pid>-<random>` (the export) and
 `.OUT.memstore-old-<host>-<pid>-<random>` (the previous export, between the two renames of
@@ -84,13 +84,25 @@ def _listed_files(out: Path) -> dict[str, str | None] | None:
             if f.name in _FORMAT1_FILES or _FORMAT1_SHARD.fullmatch(f.name)} | {MANIFEST: None}
 
 
+def _fingerprint(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """Per entry of `folder`: inode, size and modification time (what changes when a file
+    is added, removed, replaced or written to)."""
+    out = {}
+    for name in os.listdir(folder):
+        st = os.lstat(folder / name)
+        out[name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return out
+
+
 @dataclass
 class Target:
     """OUT as checked before the export: `replaces` is (device, inode) of the previous
-    export to replace (with --force), else None."""
+    export to replace (with --force), else None; `entries` its files' fingerprint as
+    checked."""
 
     out: Path
     replaces: tuple[int, int] | None
+    entries: dict[str, tuple[int, int, int]] | None = None
 
     def temporary(self) -> Path:
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +124,7 @@ class Target:
         placed = False
         try:
             st = os.lstat(old)
-            if (st.st_dev, st.st_ino) != self.replaces or _listed_files(old) is None:
+            if (st.st_dev, st.st_ino) != self.replaces or _fingerprint(old) != self.entries:
                 raise MemstoreError(f"{self.out} changed while exporting; nothing was replaced")
             try:
                 os.rename(tmp, self.out)
@@ -182,11 +194,14 @@ def check_target(out_dir: str | Path, force: bool, protected: dict[str, Path]) -
         return Target(out, None)
     if not force:
         raise MemstoreError(f"{out} is not empty (use --force to replace a previous export)")
+    st = os.lstat(out)
+    # before the manifest and the hashes are read: a file written to meanwhile differs
+    fingerprint = _fingerprint(out)
     listed = _listed_files(out)
     if listed is None:
         raise MemstoreError(f"{out} is not a memstore export (no {MANIFEST}); --force only "
                             "replaces a previous export")
-    for name in entries:
+    for name in sorted(fingerprint):
         p = out / name
         if name not in listed or p.is_symlink() or not p.is_file():
             raise MemstoreError(f"{out} holds {name!r}, which no memstore export wrote; "
@@ -195,8 +210,7 @@ def check_target(out_dir: str | Path, force: bool, protected: dict[str, Path]) -
             raise MemstoreError(f"{out} holds {name!r}, changed since it was exported (not "
                                 "the sha256 its manifest records); --force only replaces a "
                                 "previous export as it was written (move it away)")
-    st = os.lstat(out)
-    return Target(out, (st.st_dev, st.st_ino))
+    return Target(out, (st.st_dev, st.st_ino), fingerprint)
 
 
 @contextmanager
