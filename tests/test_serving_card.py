@@ -72,3 +72,23 @@ def test_the_vllm_rank_flag_and_the_serving_section():
     gpt2 = "\n".join(serving_lines(4, "gpt2", "o"))
     assert "convert_lora_to_gguf.py o" not in gpt2 and "GPT2Model.modify_tensors" in gpt2
     assert "convert_lora_to_gguf.py o" in "\n".join(serving_lines(4, "gemma2", "o"))
+
+
+def test_the_cards_commands_quote_a_path_with_spaces(base, tmp_path):
+    """The card's commands (rebuild, verify, vLLM, llama.cpp's converter) are pasted into a
+    shell: an OUT_DIR with spaces, quotes or non-ASCII letters stays one argument."""
+    import shlex
+
+    from cli_support import copy_repo, history_template, ok
+
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    out = tmp_path / "ü dir" / "it's v1"
+    ok("export", "HEAD", out, "--format", "peft", cwd=repo)
+    text = (out / "README.md").read_text()
+    commands = [shlex.split(line) for line in text.splitlines()
+                if line.startswith(("memstore ", "vllm ", "python convert_lora"))]
+    assert ["memstore", "export", ids[2], str(out), "--format", "peft"] in commands
+    assert ["memstore", "verify", str(out)] in commands
+    assert any(f"facts={out}" in c for c in commands)
+    assert any(c[:3] == ["python", "convert_lora_to_gguf.py", str(out)] for c in commands)

@@ -10,6 +10,7 @@ rebuilds it. Strings are written as JSON strings, which are valid YAML scalars."
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,5 +162,5 @@ def render(card: Card) -> str:
     lines += ["", "## Settings", "", "```json",
               json.dumps(card.settings, indent=2, sort_keys=True), "```",
               "", "## Rebuild", "", "In the memstore repository this was exported from:", "",
-              "```console", card.command, f"memstore verify {card.out}", "```", ""]
+              "```console", card.command, f"memstore verify {shlex.quote(card.out)}", "```", ""]
     return "\n".join(lines)

@@ -26,6 +26,7 @@ What the loaders expect, and why the files look as they do:
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ def serving_lines(rank: int, family: str, out: str) -> list[str]:
                      "smaller commits) to serve it there.")
     else:
         serve = (f"vllm serve BASE_DIR --enable-lora --max-lora-rank {k} "
-                 f"--lora-modules facts={out}")
+                 f"--lora-modules {shlex.quote(f'facts={out}')}")
         lines += [(f"vLLM: rank {rank} needs `--max-lora-rank {k}` or more (vLLM's default is "
                    f"{VLLM_DEFAULT_MAX_LORA_RANK}; an adapter of a higher rank is refused). "
                    "vLLM's LoRA kernels take float16 or bfloat16 only: keep `--dtype auto`, "
@@ -134,8 +135,8 @@ def serving_lines(rank: int, family: str, out: str) -> list[str]:
                      "shape; use `memstore export --format gguf` on a GGUF base, or convert "
                      "`--format full` with `convert_hf_to_gguf.py`.")
     else:
-        convert = (f"python convert_lora_to_gguf.py {out} --base BASE_DIR --outtype f32 "
-                   "--outfile facts-lora.gguf")
+        convert = (f"python convert_lora_to_gguf.py {shlex.quote(out)} --base BASE_DIR "
+                   "--outtype f32 --outfile facts-lora.gguf")
         lines += [("llama.cpp: convert the adapter with llama.cpp's `convert_lora_to_gguf.py` "
                    "(lora_alpha = r: llama.cpp's scale alpha / rank is 1) and load it beside "
                    "the base GGUF; the edit is exact on a base GGUF whose weights are "

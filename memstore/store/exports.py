@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def rebuild_command(commit: str | None, out: str, format: str, since: str | None
     parts += ["--since", since] if since else []
     parts += ["--max-rank", str(max_rank)] if max_rank is not None else []
     parts += ["--gguf-dtype", gguf_dtype] if gguf_dtype and gguf_dtype != "f32" else []
-    return " ".join(parts)
+    return shlex.join(parts)  # a path with a space or a quote stays one argument
 
 
 def make_card(repo: Repository, kind: str, rev: str, commit: str | None, since: str | None,
