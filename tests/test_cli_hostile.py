@@ -350,6 +350,17 @@ CASES = [
                             "where name = 'refs/heads/main'"), damages=True),
     c("a statistics row naming no object", lambda b: ["commit", b.facts("st.jsonl", FACT)], 1,
       "statistics", setup=lambda b: b.sql("update statistics set object = 'zz'"), damages=True),
+    c("a branch row made symbolic: export", lambda b: ["export", b.root / "ex"], 1,
+      "ref refs/heads/main is damaged (symbolic '12345')",
+      setup=lambda b: b.sql("update refs set symbolic = 12345 where name = 'refs/heads/main'"),
+      damages=True, unchanged=True),
+    c("a branch row with a binary symbolic name: commit",
+      lambda b: ["commit", b.facts("sy.jsonl", FACT)], 1, "ref refs/heads/main is damaged",
+      setup=lambda b: b.sql("update refs set symbolic = x'00ff' where name = 'refs/heads/main'"),
+      damages=True, unchanged=True),
+    c("HEAD with a binary symbolic name: log", ["log"], 1, "ref HEAD is damaged",
+      setup=lambda b: b.sql("update refs set symbolic = x'00ff' where name = 'HEAD'"),
+      damages=True, unchanged=True),
     c("HEAD names a tag", lambda b: ["commit", b.facts("tg.jsonl", FACT)], 1,
       "HEAD names 'refs/tags/v1', not a branch",
       setup=lambda b: (ok("tag", "v1", cwd=b.repo),
@@ -445,6 +456,22 @@ def test_a_truncated_index_is_repaired_with_its_refs(base, tmp_path):
     assert list((repo / ".memstore").glob("index.db.damaged-*"))
     ok("commit", write_facts(tmp_path / "f.jsonl", [("Apple A5", "{} was created by",
                                                      "Microsoft", "Google")]), cwd=repo)
+
+
+def test_repair_takes_the_refs_from_the_snapshot_when_a_ref_row_is_damaged(base, tmp_path):
+    """A branch row made symbolic (a binary name) is not copied into the rebuilt index:
+    the refs come from the newest snapshot, and the branch points where it did."""
+    template, _ = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    before = ok("branch", cwd=repo).stdout
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update refs set symbolic = x'00ff' where name = 'refs/heads/main'")
+    con.close()
+    r = run("fsck", "--repair", cwd=repo)
+    assert r.exit_code == 0 and "from the snapshot" in r.stderr, r.output
+    assert ok("branch", cwd=repo).stdout == before
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
 
 
 def with_a_corrupt_request_list(base, tmp_path) -> tuple[Path, str]:

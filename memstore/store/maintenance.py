@@ -220,7 +220,7 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
     for r in store.db.query("select * from refs order by name"):
         current.append({"name": r["name"], "target": r["target"], "symbolic": r["symbolic"]})
         if r["symbolic"] is not None:
-            if r["name"] != HEAD or not r["symbolic"].startswith(HEADS):
+            if r["name"] != HEAD or not str(r["symbolic"]).startswith(HEADS):
                 out.append(f"ref {r['name']}: bad symbolic target {r['symbolic']!r}")
         elif r["target"] not in rows:
             out.append(f"ref {r['name']} points to {r['target']}, which is not a known commit")

@@ -171,15 +171,21 @@ class Refs:
 
     def list(self, prefix: str) -> dict[str, str]:
         """Short name → commit for every ref under `prefix` (refs/heads/ or refs/tags/)."""
-        rows = self.db.query(
-            "select name, target from refs where name like ? and symbolic is null order by name",
-            [prefix + "%"])
-        return {r["name"][len(prefix):]: _sound(r)["target"] for r in rows}
+        rows = self.db.query("select * from refs where name like ? order by name",
+                             [prefix + "%"])
+        return {r["name"][len(prefix):]: r["target"] for r in map(_sound, rows)
+                if r["symbolic"] is None}
 
     def all(self) -> dict[str, str]:
         """Every ref that points to a commit, HEAD included when detached."""
-        rows = self.db.query("select name, target from refs where symbolic is null")
-        return {r["name"]: _sound(r)["target"] for r in rows}
+        rows = self.db.query("select * from refs")
+        return {r["name"]: r["target"] for r in map(_sound, rows) if r["symbolic"] is None}
+
+    def check(self) -> None:
+        """DamagedIndexError for the first damaged ref row (before a write does any work: it
+        ends by recording every ref in a snapshot)."""
+        for row in self.db.query("select * from refs order by name"):
+            _sound(row)
 
     def update(self, name: str, new: str | None, expected: str | None) -> None:
         """Compare-and-swap: move `name` to `new` (None deletes it) only if it still points
@@ -280,7 +286,13 @@ class Refs:
 
 
 def _sound(row: dict[str, Any]) -> dict[str, Any]:
-    """A ref row whose target, when it has one, is a commit id; else the index is damaged."""
+    """A ref row whose target, when it has one, is a commit id, and that is symbolic only
+    when it is HEAD naming a ref by a string; else the index is damaged (a branch row made
+    symbolic would read as an unborn branch: its commits silently gone)."""
+    symbolic = row.get("symbolic")
+    if symbolic is not None and (row.get("name") != HEAD or not isinstance(symbolic, str)):
+        raise DamagedIndexError(f"ref {str(row.get('name'))[:80]} is damaged (symbolic "
+                                f"{str(symbolic)[:80]!r}); run `memstore fsck --repair`")
     target = row.get("target")
     if row.get("symbolic") is None and not (isinstance(target, str)
                                             and OBJECT_ID.match(target)):

@@ -23,6 +23,7 @@ from .commits import Commit, load_requests
 from .index import index_commit, index_objects
 from .lock import RepositoryLock
 from .objects import CorruptObjectError, DiskObjectStore, fsync_dir, refuse_link
+from .refs import Refs
 from .schema import SIDE_FILES, open_index, transaction
 from .storage import Storage
 
@@ -70,12 +71,15 @@ def _scan(objects: DiskObjectStore) -> _Scan:
 
 
 def _read_old(path: Path) -> tuple[list[dict], dict[str, Any]] | None:
-    """The refs and config rows of the old index, if it can still be read."""
+    """The refs and config rows of the old index, if it can still be read and they are
+    sound (a damaged ref row is not copied into the new index: the snapshot has it)."""
     try:
         db = open_index(path)
     except MemstoreError:
         return None
     try:
+        Refs(db).check()
+        Refs(db).head()
         refs = [{"name": r["name"], "target": r["target"], "symbolic": r["symbolic"]}
                 for r in db.query("select * from refs order by name")]
         return refs, config.rows(db)

@@ -177,8 +177,8 @@ class Repository:
              timeout: float | None = None) -> AbstractContextManager[None]:
         """The writer lock. Waiting calls `on_wait` (or the repository's) with a message
         naming the holder's pid; `wait=False` raises LockedError instead. Every config row
-        is read once it is held: a write ends by recording them all (a ref snapshot), so an
-        unreadable one refuses the write before any work, not after its objects. A
+        and ref row is read once it is held: a write ends by recording them all (a ref
+        snapshot), so a damaged one refuses the write before any work, not after its objects. A
         repository opened read-only (its folder cannot be written) refuses here."""
         if getattr(self.db, "read_only", False):
             raise MemstoreError(f"{self.dir} cannot be written (read-only here): only commands "
@@ -192,6 +192,7 @@ class Repository:
             if taking:
                 self._check_same_index()
             config.rows(self.db)
+            self.refs.check()
             yield
 
     def _check_same_index(self) -> None:
