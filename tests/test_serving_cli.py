@@ -138,3 +138,16 @@ def test_every_export_has_a_card(repo, tmp_path):
     assert "base_model_relation: finetune" in card
     assert "| Michael Jordan | {} plays | basketball → soccer |" in card
     assert "OK" in ok("verify", tmp_path / "full", cwd=repo).stdout  # the card is not a tensor
+
+
+def test_a_file_where_a_folder_is_needed_is_named_before_any_work(repo, tmp_path):
+    """OUT_DIR under a file is refused by the check before the export is built (it was
+    mkdir's 'File exists' after it); verify of a file says it is not a directory."""
+    (tmp_path / "notes.txt").write_text("mine")
+    refused(repo, "export", "HEAD", tmp_path / "notes.txt" / "out", "--format", "peft", code=1,
+            says=f"{tmp_path / 'notes.txt'} is not a directory")
+    refused(repo, "export", "HEAD", tmp_path / "notes.txt" / "a" / "b", code=1,
+            says="notes.txt is not a directory")
+    refused(repo, "verify", tmp_path / "notes.txt", code=2, says="notes.txt: not a directory")
+    refused(repo, "verify", tmp_path / "nope", code=2, says="nope: no such directory")
+    assert [p.name for p in tmp_path.iterdir() if p.name != "repo"] == ["notes.txt"]

@@ -187,7 +187,8 @@ class Verification:
 def read_manifest(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / MANIFEST
     if not Path(directory).is_dir():
-        raise ValidationError(f"{directory}: no such directory")
+        raise ValidationError(f"{directory}: " + ("not a directory" if Path(directory).exists()
+                                                   else "no such directory"))
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

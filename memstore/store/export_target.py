@@ -184,6 +184,9 @@ def check_target(out_dir: str | Path, force: bool, protected: dict[str, Path]) -
             raise ValidationError(f"{out_dir} is or holds {what} ({p}); choose another folder")
         if _within(out, p):
             raise ValidationError(f"{out_dir} is inside {what} ({p}); choose another folder")
+    above = next(a for a in out.parents if a.exists())
+    if not above.is_dir():  # found before the work, not by the mkdir after it
+        raise MemstoreError(f"{out_dir}: {above} is not a directory")
     clean_beside(out)
     if not out.exists():
         return Target(out, None)
