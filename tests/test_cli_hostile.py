@@ -326,6 +326,9 @@ CASES = [
     c("a commit row whose parents are a number: status", ["status"], 1,
       "is damaged (its parents)", setup=lambda b: b.sql("update commits set parents = '5'"),
       damages=True),
+    c("a commit row whose time is text: log", ["log"], 1, "is damaged (its time 'soon')",
+      setup=lambda b: b.sql("update commits set time = 'soon' where rowid = 1"), damages=True,
+      unchanged=True),
     c(".memstore is a link to the user's folder", lambda b: ["commit", b.facts("l.jsonl", FACT)],
       1, ".memstore is a symbolic link", setup=lambda b: (
           os.replace(b.ms, b.outside / "ms"), b.ms.symlink_to(b.outside / "ms")), damages=True),

@@ -16,7 +16,7 @@ from ..editing.requests import Request, fact_key
 from ..editing.result import LayerUpdate
 from ..errors import MemstoreError
 from .commits import UpdateSet, load_requests, load_updates, load_zs
-from .schema import DamagedIndexError, parents_of
+from .schema import DamagedIndexError, parents_of, time_of
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -104,7 +104,7 @@ def zs_of(store: Storage, facts: list[LiveFact]) -> torch.Tensor:
 
 def graph(db: Database) -> dict[str, tuple[tuple[str, ...], float]]:
     """Every indexed commit: id → (parents, time)."""
-    return {r["id"]: (parents_of(r), r["time"])
+    return {r["id"]: (parents_of(r), time_of(r))
             for r in db.query("select id, parents, time from commits")}
 
 

@@ -15,7 +15,7 @@ from . import config, snapshots
 from .commits import Commit, load_requests
 from .objects import CorruptObjectError, DiskObjectStore, MissingObjectError
 from .refs import HEAD, HEADS, Refs
-from .schema import DamagedIndexError, parents_of, transaction
+from .schema import DamagedIndexError, parents_of, time_of, transaction
 from .storage import Storage
 
 
@@ -154,10 +154,11 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
     out = []
     try:
         parents = parents_of(row)
-    except DamagedIndexError:
-        return [f"{at}: its index row is damaged (parents); run `memstore fsck --repair`"]
-    if parents != commit.parents or row["basis"] != commit.basis:
-        out.append(f"{at}: index row disagrees with the record (parents or basis)")
+        time = time_of(row)
+    except DamagedIndexError as e:
+        return [str(e)]
+    if parents != commit.parents or row["basis"] != commit.basis or time != commit.time:
+        out.append(f"{at}: index row disagrees with the record (parents, basis or time)")
     for other in [*commit.parents, *([commit.basis] if commit.basis else [])]:
         if other not in rows:
             out.append(f"{at}: parent or basis {other[:12]} is not a known commit")

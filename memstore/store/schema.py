@@ -45,6 +45,15 @@ def parents_of(row: dict) -> tuple[str, ...]:
     return tuple(parents)
 
 
+def time_of(row: dict) -> float:
+    """The time of an index row of the commits table; a damaged one is refused."""
+    t = row["time"]
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        raise DamagedIndexError(f"the index row of commit {str(row['id'])[:12]} is damaged "
+                                f"(its time {str(t)[:40]!r}); run `memstore fsck --repair`")
+    return t
+
+
 def m001_initial(db: Database) -> None:
     db["commits"].create({
         "id": str, "parents": str, "basis": str, "base_hash": str,
