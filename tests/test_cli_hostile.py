@@ -364,6 +364,11 @@ CASES = [
     c("HEAD with a binary symbolic name: log", ["log"], 1, "ref HEAD is damaged",
       setup=lambda b: b.sql("update refs set symbolic = x'00ff' where name = 'HEAD'"),
       damages=True, unchanged=True),
+    c("a statistics row whose description is binary: commit",
+      lambda b: ["commit", b.facts("sd.jsonl", FACT)], 1,
+      "is damaged (description b'\\x00\\xff')",
+      setup=lambda b: b.sql("update statistics set description = x'00ff' where rowid = 1"),
+      damages=True, unchanged=True),
     c("HEAD names a tag", lambda b: ["commit", b.facts("tg.jsonl", FACT)], 1,
       "HEAD names 'refs/tags/v1', not a branch",
       setup=lambda b: (ok("tag", "v1", cwd=b.repo),
@@ -474,6 +479,24 @@ def test_repair_takes_the_refs_from_the_snapshot_when_a_ref_row_is_damaged(base,
     r = run("fsck", "--repair", cwd=repo)
     assert r.exit_code == 0 and "from the snapshot" in r.stderr, r.output
     assert ok("branch", cwd=repo).stdout == before
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("column, value", [("layer", ""), ("id", b"\x00")])
+def test_fsck_names_a_statistics_row_of_the_wrong_type(base, tmp_path, column, value):
+    """fsck sorted the statistics rows by (id, layer): one of another type raised a
+    TypeError; it is a problem line, and --repair rebuilds the row from its record."""
+    template, _ = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute(f"update statistics set {column} = ? where rowid = 1", [value])
+    con.close()
+    for args in (["fsck"], ["fsck", "--json"]):
+        r = run(*args, cwd=repo)
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert f"is damaged ({column} " in r.stdout
+    assert run("fsck", "--repair", cwd=repo).exit_code == 0
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
 
 

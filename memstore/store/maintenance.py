@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..editing.progress import progress
 from ..errors import MemstoreError
-from . import config, snapshots
+from . import config, snapshots, stats_records
 from .commits import Commit, load_requests
 from .objects import CorruptObjectError, DiskObjectStore, MissingObjectError
 from .refs import HEAD, HEADS, Refs
@@ -124,17 +124,22 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
             problems.append(f"object {row['id']} has size {objects.size(row['id'])}, "
                             f"indexed as {row['size']}")
     rows = {r["id"]: r for r in store.db.query("select * from commits")}
-    stats = {(r["id"], r["layer"]): r for r in store.db.query("select * from statistics")}
+    stats = list(store.db.query("select * from statistics order by id, layer"))
     try:
         base = config.read_base(store.db)
     except MemstoreError:
         base = None  # reported by _check_config
     for cid, row in sorted(rows.items()):
         problems.extend(_check_commit(store, cid, row, rows, present, corrupt, base))
-    for (sid, layer), row in sorted(stats.items()):
-        for what in ("object", "record"):
-            if row[what] and row[what] not in present:
-                problems.append(f"statistics {sid} layer {layer}: {what} {row[what]} is missing")
+    for row in stats:
+        try:
+            rec = stats_records.row_record(row)
+        except DamagedIndexError as e:
+            problems.append(str(e))
+            continue
+        for what, oid in (("object", rec.object), ("record", rec.record)):
+            if oid and oid not in present:
+                problems.append(f"statistics {rec.id} layer {rec.layer}: {what} {oid} is missing")
     problems.extend(_check_refs(store, refs, rows))
     problems.extend(_check_config(store))
     return problems

@@ -36,13 +36,20 @@ class StatisticsRecord:
     record: str | None = None  # the JSON record object (None in repositories made before it)
 
 
-def _row(r: dict[str, Any]) -> StatisticsRecord:
+def row_record(r: dict[str, Any]) -> StatisticsRecord:
     for what in ("object", "record"):
         v = r.get(what)
         if not (v is None and what == "record") and not (isinstance(v, str)
                                                          and OBJECT_ID.fullmatch(v)):
             raise DamagedIndexError(f"the statistics row {r.get('id')!s:.16} layer "
                                     f"{r.get('layer')} names no object ({what} {v!r:.70}); "
+                                    "run `memstore fsck --repair`")
+    for what, kind in (("id", str), ("layer", int), ("n_tokens", int), ("description", str),
+                       ("created", (int, float, type(None)))):
+        v = r.get(what)
+        if isinstance(v, bool) or not isinstance(v, kind):
+            raise DamagedIndexError(f"the statistics row {r.get('id')!s:.16} layer "
+                                    f"{r.get('layer')!s:.16} is damaged ({what} {v!r:.40}); "
                                     "run `memstore fsck --repair`")
     return StatisticsRecord(r["id"], r["layer"], r["n_tokens"], r["description"], r["object"],
                             r["created"], r.get("record"))
@@ -51,11 +58,11 @@ def _row(r: dict[str, Any]) -> StatisticsRecord:
 def find(store: Storage, stats_id: str, layer: int) -> StatisticsRecord | None:
     rows = list(store.db.query("select * from statistics where id = ? and layer = ?",
                                [stats_id, layer]))
-    return _row(rows[0]) if rows else None
+    return row_record(rows[0]) if rows else None
 
 
 def all_records(store: Storage) -> list[StatisticsRecord]:
-    return [_row(r) for r in store.db.query("select * from statistics order by id, layer")]
+    return [row_record(r) for r in store.db.query("select * from statistics order by id, layer")]
 
 
 def put(store: Storage, stats: Statistics) -> StatisticsRecord:
