@@ -54,8 +54,15 @@ def put(db: Database, key: str, value: Any) -> None:
 
 
 def rows(db: Database) -> dict[str, Any]:
-    """Every config row, parsed (for snapshots)."""
-    return {r["key"]: get(db, r["key"]) for r in db.query("select key from config")}
+    """Every config row, parsed (for snapshots); a row whose key is not a string (it could
+    not be recorded in a snapshot, nor read by its name) is refused."""
+    out = {}
+    for r in db.query("select key from config"):
+        if not isinstance(r["key"], str):
+            raise MemstoreError(f"the repository's config table holds a row whose key is "
+                                f"{str(r['key'])[:40]!r}, not a name; run `memstore fsck`")
+        out[r["key"]] = get(db, r["key"])
+    return out
 
 
 def base_json(spec: str, base_hash: str, path: str | Path | None,

@@ -252,7 +252,7 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
 
 def _check_config(store: Storage) -> list[str]:
     out = []
-    for read in (config.read_base, config.read_settings):
+    for read in (config.read_base, config.read_settings, config.rows):
         try:
             read(store.db)
         except MemstoreError as e:

@@ -289,6 +289,9 @@ def _sound(row: dict[str, Any]) -> dict[str, Any]:
     """A ref row whose target, when it has one, is a commit id, and that is symbolic only
     when it is HEAD naming a ref by a string; else the index is damaged (a branch row made
     symbolic would read as an unborn branch: its commits silently gone)."""
+    if not isinstance(row.get("name"), str):
+        raise DamagedIndexError(f"a ref row of the index is damaged (its name "
+                                f"{str(row.get('name'))[:80]!r}); run `memstore fsck --repair`")
     symbolic = row.get("symbolic")
     if symbolic is not None and (row.get("name") != HEAD or not isinstance(symbolic, str)):
         raise DamagedIndexError(f"ref {str(row.get('name'))[:80]} is damaged (symbolic "
