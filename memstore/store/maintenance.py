@@ -13,7 +13,7 @@ from ..editing.progress import progress
 from ..errors import MemstoreError
 from . import config, snapshots, stats_records
 from .commits import Commit, load_requests
-from .objects import CorruptObjectError, DiskObjectStore, MissingObjectError
+from .objects import OBJECT_ID, CorruptObjectError, DiskObjectStore, MissingObjectError
 from .refs import HEAD, HEADS, Refs
 from .schema import DamagedIndexError, parents_of, time_of, transaction
 from .storage import Storage
@@ -65,8 +65,11 @@ def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[Non
                 | _statistics_objects(store) | set(snapshots.kept(store.db)))
         rows = {r["id"] for r in store.db.query("select id from commits")}
         dead_commits = sorted(rows - set(reachable))
-        dead_objects = sorted((set(store.objects.iter()) - keep)
-                              | {r["id"] for r in store.db.query("select id from objects")} - keep)
+        indexed = {r["id"] for r in store.db.query("select id from objects")}
+        for oid in indexed:
+            if not _is_object_id(oid):
+                raise DamagedIndexError(_no_object(oid))
+        dead_objects = sorted((set(store.objects.iter()) - keep) | indexed - keep)
         freed = sum(store.objects.size(o) for o in dead_objects if store.objects.contains(o))
         temps = store.objects.temp_files() if isinstance(store.objects, DiskObjectStore) else []
         if dry_run:
@@ -87,6 +90,15 @@ def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[Non
             t.unlink(missing_ok=True)
         store.forget_cached()
         return GcReport(dead_commits, dead_objects, freed, len(temps))
+
+
+def _is_object_id(oid: object) -> bool:
+    return isinstance(oid, str) and OBJECT_ID.match(oid) is not None
+
+
+def _no_object(oid: object) -> str:
+    return (f"the index's objects table holds a row naming no object ({str(oid)[:70]!r}); "
+            "run `memstore fsck --repair`")
 
 
 def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
@@ -118,7 +130,9 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
                     problems.append(f"object {oid} is corrupt (its content does not match its "
                                     "name)")
     for row in store.db.query("select id, size from objects"):
-        if row["id"] not in present:
+        if not _is_object_id(row["id"]):
+            problems.append(_no_object(row["id"]))
+        elif row["id"] not in present:
             problems.append(f"object {row['id']} is indexed but missing")
         elif row["id"] not in corrupt and objects.size(row["id"]) != row["size"]:
             problems.append(f"object {row['id']} has size {objects.size(row['id'])}, "
