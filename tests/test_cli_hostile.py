@@ -605,3 +605,37 @@ def test_every_command_refuses_a_damaged_index_in_one_line(base, tmp_path, damag
         assert r.exit_code == 1, (args, r.output)
         assert len(err) == 1 and "index.db is damaged" in err[0], (args, r.stderr)
         assert index.read_bytes() == before  # never recreated over
+
+
+def test_a_folder_where_the_lock_or_sqlites_files_belong_is_named(base, tmp_path):
+    """A folder in place of the lock makes every write fail, and fsck said ok: it names
+    it. One in place of SQLite's -wal or -shm was 'index.db is damaged … fsck --repair'
+    (which rebuilds index.db and leaves the folder) or a failing write: every command
+    names the folder."""
+    template, _ = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    lock = repo / ".memstore" / "lock"
+    lock.unlink()
+    lock.mkdir()
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert "lock is a folder, not the lock file writers take" in r.stdout
+    lock.rmdir()
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    for name in ("index.db-wal", "index.db-shm"):
+        side = repo / ".memstore" / name
+        before = snapshot(repo)
+        if side.exists():
+            side.unlink()
+        side.mkdir()
+        for args in (["status"], ["fsck"], ["commit", write_facts(tmp_path / "f.jsonl", [
+                ("Honda Civic", "{} is produced by", "Apple", "Honda")])]):
+            error_line_of(run(*args, cwd=repo), f"{name} is a folder, where SQLite keeps")
+        side.rmdir()
+        assert snapshot(repo) == before
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+def error_line_of(result, says: str) -> None:
+    err = result.stderr.strip().splitlines()
+    assert result.exit_code != 0 and len(err) == 1 and says in err[0], result.output

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -460,7 +461,17 @@ class Repository:
     # -- maintenance (memstore.store.maintenance) -----------------------------------------
 
     def fsck(self, verify: bool = True) -> list[str]:
-        return maintenance.fsck(self.store, self.refs, verify)
+        return self._file_problems() + maintenance.fsck(self.store, self.refs, verify)
+
+    def _file_problems(self) -> list[str]:
+        """The lock not a regular file (a folder there makes every write fail; SQLite's
+        side files are checked when the index is opened)."""
+        path = self.dir / "lock" if self.dir is not None else None
+        if path is None or not os.path.lexists(path) or stat.S_ISREG(os.lstat(path).st_mode):
+            return []  # the lock is made when first taken
+        kind = "a folder" if path.is_dir() and not path.is_symlink() else "not a regular file"
+        return [(f"{path} is {kind}, not the lock file writers take (every write fails); "
+                 "remove it")]
 
     def gc(self, dry_run: bool = False) -> maintenance.GcReport:
         return maintenance.gc(self.store, self.refs, self.lock, dry_run)

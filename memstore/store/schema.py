@@ -156,10 +156,16 @@ def schema_version(db: Database) -> int:
 
 
 def _refuse_links(path: Path) -> None:
+    """The index and SQLite's side files are no links (SQLite would write through them),
+    and a side file present is a file (a folder there fails every write, and every open of
+    a WAL index)."""
     for p in [path, *(path.with_name(path.name + s) for s in SIDE_FILES)]:
         if p.is_symlink():
             raise DamagedIndexError(f"{p} is a symbolic link; memstore never writes through "
                                     "one (remove it)")
+        if p != path and p.exists() and not p.is_file():
+            raise DamagedIndexError(f"{p} is {'a folder' if p.is_dir() else 'not a file'}, "
+                                    "where SQLite keeps a file of the index (remove it)")
 
 
 def _damaged(path: Path, why: str) -> DamagedIndexError:
