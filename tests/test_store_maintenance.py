@@ -154,6 +154,37 @@ def test_fsck_while_a_gc_runs_reports_nothing(repo, monkeypatch):
     checker.close()
 
 
+@pytest.mark.parametrize("verify", [True, False])
+@pytest.mark.parametrize("when", ["objects listed", "commits read"])
+def test_fsck_while_a_commit_lands_reports_nothing(repo, monkeypatch, verify, when):
+    """fsck takes no lock: another process may commit after fsck listed the objects, or
+    read the commit rows. Its objects and rows are no damage (fsck said 'object … is
+    indexed but missing' and 'its object is missing', or 'ref … points to …, which is not a
+    known commit', exit 1, of a sound repository)."""
+    from memstore.store import config, maintenance
+
+    commit_on_head(repo, seed=1)
+    checker = Repository.open(repo.root)  # as another process
+    ran = []
+
+    def another_commit():
+        if not ran:
+            ran.append(None)
+            ran[0] = commit_on_head(repo, seed=2)
+
+    if when == "objects listed":
+        real_iter = checker.objects.iter
+        monkeypatch.setattr(checker.objects, "iter",
+                            lambda: (list(real_iter()), another_commit())[0])
+    else:  # fsck reads the base record right after the commit rows, before the refs
+        real_base = config.read_base
+        monkeypatch.setattr(maintenance.config, "read_base",
+                            lambda db: (another_commit(), real_base(db))[1])
+    assert checker.fsck(verify=verify) == []
+    assert ran and checker.head().commit == ran[0].id
+    checker.close()
+
+
 def test_gc_keeps_the_temporary_files_of_live_writers_and_other_hosts(repo):
     """gc removes the temporary files a dead process of this host left in the object store
     and those whose names carry no owner (an earlier memstore's), never a live process's (a

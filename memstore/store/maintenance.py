@@ -15,7 +15,7 @@ from . import config, snapshots, stats_records
 from .commits import Commit, load_requests
 from .objects import OBJECT_ID, CorruptObjectError, DiskObjectStore, MissingObjectError
 from .refs import HEAD, HEADS, Refs
-from .schema import DamagedIndexError, parents_of, time_of, transaction
+from .schema import DamagedIndexError, parents_of, read_snapshot, time_of, transaction
 from .storage import Storage
 
 
@@ -92,6 +92,14 @@ def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[Non
         return GcReport(dead_commits, dead_objects, freed, len(temps))
 
 
+def _size(objects, oid: str) -> int | None:
+    """The size of an object, None where a gc removed it since it was listed."""
+    try:
+        return objects.size(oid)
+    except MissingObjectError:
+        return None
+
+
 def _is_object_id(oid: object) -> bool:
     return isinstance(oid, str) and OBJECT_ID.match(oid) is not None
 
@@ -103,7 +111,13 @@ def _no_object(oid: object) -> str:
 
 def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
     """Every problem found, as one line each; an empty list means the repository is sound.
-    `verify` re-hashes every object (reads everything)."""
+    `verify` re-hashes every object (reads everything).
+
+    It takes no lock: the objects are listed (and hashed), then every row is read in ONE
+    read transaction, and the objects are listed again inside it. A writer writes its
+    objects before the transaction that indexes them, so every row read names an object of
+    the second listing; gc deletes rows before files, so an object of the first listing
+    that is gone from the second was removed after the rows were read, which is no damage."""
     problems: list[str] = []
     objects = store.objects
     if isinstance(objects, DiskObjectStore):
@@ -129,14 +143,21 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
                     corrupt.add(oid)
                     problems.append(f"object {oid} is corrupt (its content does not match its "
                                     "name)")
+    with read_snapshot(store.db):
+        return problems + _check_index(store, refs, present | set(objects.iter()), corrupt)
+
+
+def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str]) -> list[str]:
+    """fsck's checks of the rows, all read in one transaction, against the objects."""
+    objects, problems = store.objects, []
     for row in store.db.query("select id, size from objects"):
         if not _is_object_id(row["id"]):
             problems.append(_no_object(row["id"]))
         elif row["id"] not in present:
             problems.append(f"object {row['id']} is indexed but missing")
-        elif row["id"] not in corrupt and objects.size(row["id"]) != row["size"]:
-            problems.append(f"object {row['id']} has size {objects.size(row['id'])}, "
-                            f"indexed as {row['size']}")
+        elif row["id"] not in corrupt and (size := _size(objects, row["id"])) not in \
+                (None, row["size"]):
+            problems.append(f"object {row['id']} has size {size}, indexed as {row['size']}")
     rows = {r["id"]: r for r in store.db.query("select * from commits")}
     stats = list(store.db.query("select * from statistics order by id, layer"))
     try:

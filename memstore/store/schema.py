@@ -112,6 +112,22 @@ def transaction(db: Database) -> Iterator[Database]:
     db.commit()
 
 
+@contextmanager
+def read_snapshot(db: Database) -> Iterator[Database]:
+    """One read transaction: every query in it sees the index as it was at its first read
+    (WAL), whatever other processes commit meanwhile. Writes nothing; inside a transaction
+    already, it is that one."""
+    if db.conn.in_transaction:
+        yield db
+        return
+    db.execute("BEGIN")
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot starts
+        yield db
+    finally:
+        db.conn.rollback()
+
+
 def applied_migrations(db: Database) -> list[str]:
     if "migrations" not in db.table_names():
         return []
