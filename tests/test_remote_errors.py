@@ -222,3 +222,20 @@ def test_a_well_hashed_but_malformed_commit_is_not_fetched(pushed, damage):
     refused("fetch", code=1, repo=repo, url=url, says=f"object {oid} is not a commit")
     r = run("fsck", url)
     assert r.exit_code == 1 and f"commit {oid[:12]}" in r.stdout, r.output
+
+
+def test_fsck_of_a_remote_lists_the_branch_files_a_fetch_refuses(pushed):
+    """A branch name no repository may hold, or a branch file too large to be an id (a
+    commit id after 5000 spaces), was 'ok' for fsck while fetch, pull and clone refused it."""
+    repo, url = pushed
+    main = remote_files(url)["refs/heads/main"]
+    for path, data, says in (("refs/heads/a..b", main, "the branch name 'a..b' is not valid"),
+                             ("refs/heads/-x", main, "the branch name '-x' is not valid"),
+                             ("refs/heads/big", b" " * 5000 + main,
+                              "refs/heads/big holds 5065 bytes, not a commit id")):
+        tamper(url, path, data)
+        refused("fetch", code=1, repo=repo, url=url, says=says)
+        r = run("fsck", url)
+        assert r.exit_code == 1 and says in r.stdout, r.output
+        tamper(url, path, None)
+    assert run("fsck", url).exit_code == 0

@@ -55,8 +55,9 @@ def fsck_remote(url: str, verify: bool = True) -> list[str]:
     problems += [f"object {o} is corrupt (its content does not match its name)"
                  for o in sorted(corrupt)]
     branches = {}
-    for rel in sorted(transport.list("refs/heads/")):
-        try:
+    for rel, size in sorted(transport.list("refs/heads/").items()):
+        try:  # what a fetch refuses: a name no branch may have, a file too large for an id
+            transport.check_branch_file(rel, size)
             branches[rel] = parse_ref(transport.read(f"refs/heads/{rel}") or b"",
                                       f"branch {rel}")
         except RemoteFormatError as e:

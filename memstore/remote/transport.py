@@ -158,21 +158,26 @@ class Transport(ABC):
         """Branch name → commit of every branch on the remote."""
         found = self.list("refs/heads/")
         for name, size in found.items():
-            try:
-                name.encode("utf-8")
-                check_ref_name(name)
-            except (UnicodeEncodeError, ValidationError) as e:
-                shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-                why = (e.args[0].split(": ", 1)[-1] if isinstance(e, ValidationError)
-                       else "not UTF-8")
-                raise RemoteFormatError(f"remote {self.url}: the branch name {shown!r} is not "
-                                        f"valid ({why}); rename or remove it there") from None
-            if size > MAX_REF_BYTES:  # a ref is one id: never read a large file whole for it
-                raise RemoteFormatError(f"remote {self.url}: refs/heads/{name} holds {size} "
-                                        "bytes, not a commit id")
+            self.check_branch_file(name, size)
         refs = self.read_many(f"refs/heads/{name}" for name in found)
         return {p[len("refs/heads/"):]: parse_ref(data, f"{self.url}: {p}")
                 for p, data in sorted(refs.items())}
+
+    def check_branch_file(self, name: str, size: int) -> None:
+        """RemoteFormatError unless `refs/heads/NAME` of `size` bytes can be a branch: a
+        valid name, and small enough to be read for a commit id."""
+        try:
+            name.encode("utf-8")
+            check_ref_name(name)
+        except (UnicodeEncodeError, ValidationError) as e:
+            shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            why = (e.args[0].split(": ", 1)[-1] if isinstance(e, ValidationError)
+                   else "not UTF-8")
+            raise RemoteFormatError(f"remote {self.url}: the branch name {shown!r} is not "
+                                    f"valid ({why}); rename or remove it there") from None
+        if size > MAX_REF_BYTES:  # a ref is one id: never read a large file whole for it
+            raise RemoteFormatError(f"remote {self.url}: refs/heads/{name} holds {size} "
+                                    "bytes, not a commit id")
 
     def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
