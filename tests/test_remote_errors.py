@@ -239,3 +239,29 @@ def test_fsck_of_a_remote_lists_the_branch_files_a_fetch_refuses(pushed):
         assert r.exit_code == 1 and says in r.stdout, r.output
         tamper(url, path, None)
     assert run("fsck", url).exit_code == 0
+
+
+@pytest.mark.parametrize("damage", ["other layer", "huge count", "bool layer"])
+def test_a_statistics_record_is_checked_against_its_path_and_types(pushed, base, tmp_path,
+                                                                    damage):
+    """SAMPLE.1.json holding layer 2's record was cloned as layer 1's statistics (layer 2's
+    tensor solved layer 1's next edit); a token count past SQLite's integer was a traceback."""
+    repo, url = pushed
+    ok("push", "--with-stats", cwd=repo)
+    one, two = sorted(p for p in remote_files(url) if p.startswith("statistics/"))
+    record = json.loads(remote_files(url)[two])
+    if damage == "other layer":
+        path, says = one, f"{one} is damaged (it holds the record of layer 2"
+    elif damage == "huge count":
+        path, says = two, f"{two} is damaged (a negative or oversized"
+        record["n_tokens"] = 10**30
+    else:
+        path, says = two, f"{two} is damaged (layer is not an integer)"
+        record["layer"] = True
+    tamper(url, path, json.dumps(record).encode())
+    target = tmp_path / "clone"
+    refused("clone", url, target, "--base", model_dir(base), "--with-stats", code=1, url=url,
+            says=says)
+    assert not target.exists()
+    r = run("fsck", url)
+    assert r.exit_code == 1 and says in r.stdout, r.output

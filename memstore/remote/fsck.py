@@ -122,7 +122,7 @@ def _check_statistics(transport: Transport, present: set[str], corrupt: set[str]
     paths = [STATISTICS + rel for rel in sorted(transport.list(STATISTICS))]
     for path, data in sorted(transport.read_many(paths).items()):
         try:
-            rec = parse_statistics_record(data, path)
+            rec = parse_statistics_record(data, path, path)
         except RemoteFormatError as e:
             problems.append(str(e))
             continue

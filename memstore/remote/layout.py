@@ -114,12 +114,25 @@ def statistics_record(sample: str, layer: int, n_tokens: int, description: str,
                            "description": description, "object": oid}) + b"\n"
 
 
-def parse_statistics_record(data: bytes, where: str) -> dict[str, Any]:
+def parse_statistics_record(data: bytes, where: str, path: str) -> dict[str, Any]:
+    """The record read from `path`, which must be the path its id and layer name (a record
+    of layer 2 at SAMPLE.1.json would be taken for layer 1's statistics); each field of
+    its type, the token count one the index can hold."""
     try:
         raw = json.loads(data)
-        rec = {"id": str(raw["id"]), "layer": int(raw["layer"]),
-               "n_tokens": int(raw["n_tokens"]), "description": str(raw["description"]),
-               "object": check_object_id(raw["object"])}
+        if not isinstance(raw, dict):
+            raise TypeError("not a JSON object")
+        for key, kind in (("id", str), ("layer", int), ("n_tokens", int),
+                          ("description", str), ("object", str)):
+            if not isinstance(raw[key], kind) or isinstance(raw[key], bool):
+                raise TypeError(f"{key} is not {'an integer' if kind is int else 'a string'}")
+        if not 0 <= raw["n_tokens"] < 2**63 or raw["layer"] < 0:
+            raise ValueError("a negative or oversized layer or token count")
+        rec = {k: raw[k] for k in ("id", "layer", "n_tokens", "description")}
+        rec["object"] = check_object_id(raw["object"])
     except (ValueError, KeyError, TypeError, MemstoreError, RecursionError) as e:
         raise RemoteFormatError(f"{where} is damaged ({e})") from None
+    if statistics_path(rec["id"], rec["layer"]) != path:
+        raise RemoteFormatError(f"{where} is damaged (it holds the record of layer "
+                                f"{rec['layer']} of {rec['id'][:40]!r})")
     return rec

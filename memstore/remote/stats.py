@@ -56,7 +56,7 @@ def fetch_statistics(repo: Repository, transport: Transport, commits: Iterable[C
     paths = [p for sid, layer in sorted(named(commits))
              if repo.statistics_record(sid, layer) is None
              and (p := statistics_path(sid, layer))[len(STATISTICS):] in there]
-    records = [parse_statistics_record(data, f"{label}: {p}")
+    records = [parse_statistics_record(data, f"{label}: {p}", p)
                for p, data in sorted(transport.read_many(paths).items())]
     moved = download(repo, transport, [r["object"] for r in records], label, written,
                      desc="fetch statistics")
