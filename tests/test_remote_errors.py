@@ -4,6 +4,7 @@ non-zero exit status, and nothing written, neither in the repository nor on the 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import fsspec.config
 import pytest
@@ -265,3 +266,30 @@ def test_a_statistics_record_is_checked_against_its_path_and_types(pushed, base,
     assert not target.exists()
     r = run("fsck", url)
     assert r.exit_code == 1 and says in r.stdout, r.output
+
+
+def test_a_folder_remote_is_not_read_through_a_symbolic_link(repo, tmp_path):
+    """A link in a folder remote (a branch to a file of this machine, refs/ to a folder of
+    it) was followed: fetch, clone and fsck printed the file's first bytes in their error."""
+    import os
+
+    url = str(tmp_path / "remote")
+    ok("remote", "add", "origin", url, cwd=repo)
+    ok("push", cwd=repo)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("TOP-SECRET-token-0123456789")
+    main = os.path.join(url, "refs", "heads", "main")
+    saved = Path(main).read_bytes()
+    for link, target in ((main, outside / "secret"),
+                         (os.path.join(url, "refs"), outside)):
+        moved = link + ".saved"
+        os.rename(link, moved)
+        os.symlink(target, link)
+        line = refused("fetch", code=1, repo=repo, says=f"{link} is a symbolic link")
+        assert "SECRET" not in line
+        r = run("fsck", url)
+        assert r.exit_code == 1 and "is a symbolic link" in r.output and "SECRET" not in r.output
+        os.unlink(link)
+        os.rename(moved, link)
+    assert Path(main).read_bytes() == saved and ok("fsck", url).stdout.strip() == "ok"

@@ -46,14 +46,27 @@ class FolderTransport(Transport):
                                   "does not write through links")
         return self.root / path
 
+    def _source(self, path: str) -> Path:
+        """The file or folder `path` names, refusing a symbolic link on the way or at its
+        end: memstore reads only inside the folder the user named (a link in a hostile
+        remote could point at any file of this machine, whose first bytes an error would
+        show)."""
+        cur = self.root
+        for part in Path(path).parts:
+            cur = cur / part
+            if cur.is_symlink():
+                raise RemoteError(f"remote {self.url}: {cur} is a symbolic link; memstore "
+                                  "does not read through links")
+        return cur
+
     def read(self, path: str) -> bytes | None:
-        return self._call(f"read {path}", _read, self.root / path)
+        return self._call(f"read {path}", lambda: _read(self._source(path)))
 
     def open_read(self, path: str):
-        return _open(self.root / path)
+        return _open(self._source(path))
 
     def list(self, directory: str) -> dict[str, int]:
-        base = self.root / directory
+        base = self._source(directory)
         if not base.is_dir():
             return {}
         return self._call(f"list {directory or 'the remote'}", _walk, base)
@@ -101,7 +114,7 @@ def _open(path: Path) -> BinaryIO | None:
     """`path` open for reading; None when it does not exist. Opened without blocking, so
     that a pipe is refused (by `fstat`) rather than waited on."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
