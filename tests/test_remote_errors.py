@@ -293,3 +293,19 @@ def test_a_folder_remote_is_not_read_through_a_symbolic_link(repo, tmp_path):
         os.unlink(link)
         os.rename(moved, link)
     assert Path(main).read_bytes() == saved and ok("fsck", url).stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("command", ["fetch", "pull"])
+def test_a_fetch_refused_for_its_statistics_keeps_nothing_of_the_history(pushed, base,
+                                                                        tmp_path, command):
+    """The statistics came after the history, as a step of their own: a damaged record
+    refused `fetch --with-stats` with the remote's commits and origin/main already stored."""
+    repo, url = pushed
+    ok("push", "--with-stats", cwd=repo)
+    record = sorted(p for p in remote_files(url) if p.startswith("statistics/"))[0]
+    tamper(url, record, b"{}")
+    fresh = tmp_path / "fresh"  # a new repository of the same base, no statistics yet
+    ok("init", fresh, "--base", model_dir(base))
+    ok("remote", "add", "origin", url, cwd=fresh)
+    args = [command, "--with-stats"] + (["origin", "main"] if command == "pull" else [])
+    refused(*args, code=1, repo=fresh, url=url, says=f"{record} is damaged")  # no change

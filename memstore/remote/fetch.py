@@ -6,8 +6,10 @@ its depth, not its size), downloads the objects those commits name that are miss
 each verified, and then, in ONE transaction, indexes the new commits and moves the
 remote-tracking branches `refs/remotes/REMOTE/BRANCH` (by compare-and-swap): a fetch that
 fails or is killed leaves the repository as it was (objects it wrote are removed again, or
-are orphans gc removes). With `--with-stats` the statistics come after, as a step of their
-own. Local branches never move; `pull` then merges, as `merge` does."""
+are orphans gc removes). With `--with-stats` the statistics the fetched history names are
+downloaded and checked before that transaction too (a damaged record refuses the whole
+fetch), and stored after it. Local branches never move; `pull` then merges, as `merge`
+does."""
 from __future__ import annotations
 
 import json
@@ -124,6 +126,13 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
                              written)
             moved = moved.add(Moved(len(commits), len(commits),
                                     sum(repo.objects.size(c.id) for c in commits)))
+            statistics = []
+            if with_stats:  # checked before anything moves: a bad record refuses the fetch
+                got, statistics = fetch_statistics(
+                    repo, remote.transport,
+                    reachable(repo, set(branches.values()), {c.id: c for c in commits}),
+                    remote.label, written)
+                moved = moved.add(got)
             old = remotes.tracking(repo, name)
             updates = [RefUpdate(b, old.get(b), c) for b, c in sorted(branches.items())
                        if old.get(b) != c]
@@ -134,16 +143,8 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
         finally:
             if not indexed:
                 discard(repo, written)
-        if with_stats:  # after the history: statistics are an addition, kept once stored
-            written = []
-            try:
-                moved = moved.add(fetch_statistics(
-                    repo, remote.transport, reachable(repo, set(branches.values())),
-                    remote.label, written))
-            except BaseException:
-                stored = {r.object for r in repo.statistics()}
-                discard(repo, [o for o in written if o not in stored])
-                raise
+        for stats in statistics:  # checked above; a statistics object is kept once stored
+            repo.put_statistics(stats)
     return FetchResult(name, url, updates, moved, time.perf_counter() - t0)
 
 

@@ -49,9 +49,11 @@ def push_statistics(repo: Repository, transport: Transport, commits: Iterable[Co
 
 
 def fetch_statistics(repo: Repository, transport: Transport, commits: Iterable[Commit],
-                     label: str, written: list[str]) -> Moved:
-    """Stores the statistics the commits name that the remote has and this repository
-    lacks; each tensor object is verified on arrival and each record checked against it."""
+                     label: str, written: list[str]) -> tuple[Moved, list[Statistics]]:
+    """The statistics the commits name that the remote has and this repository lacks, their
+    tensor objects downloaded (each verified on arrival; the ids it wrote appended to
+    `written`) and each record checked against its object; the caller stores them
+    (`repo.put_statistics`) once the history they come with is in."""
     there = transport.list(STATISTICS)
     paths = [p for sid, layer in sorted(named(commits))
              if repo.statistics_record(sid, layer) is None
@@ -73,6 +75,4 @@ def fetch_statistics(repo: Repository, transport: Transport, commits: Iterable[C
         fetched.append(Statistics(r["layer"], mom2, r["n_tokens"], r["description"]))
         if fetched[-1].id != r["id"]:
             raise RemoteFormatError(f"{where}: its description does not match its id")
-    for stats in fetched:
-        repo.put_statistics(stats)
-    return moved
+    return moved, fetched

@@ -49,15 +49,17 @@ class Moved:
                      self.bytes + other.bytes)
 
 
-def reachable(repo: Repository, tips: Iterable[str]) -> list[Commit]:
-    """Every commit reachable from `tips` (parents and basis), from the local records."""
+def reachable(repo: Repository, tips: Iterable[str],
+              arriving: dict[str, Commit] | None = None) -> list[Commit]:
+    """Every commit reachable from `tips` (parents and basis), from the local records and
+    from `arriving` (commits fetched, not yet indexed)."""
     seen: dict[str, Commit] = {}
     stack = list(tips)
     while stack:
         cid = stack.pop()
         if cid in seen:
             continue
-        commit = repo.get_commit(cid)
+        commit = arriving[cid] if arriving and cid in arriving else repo.get_commit(cid)
         seen[cid] = commit
         stack.extend([*commit.parents, *([commit.basis] if commit.basis else [])])
     return list(seen.values())
