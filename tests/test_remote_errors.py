@@ -132,6 +132,16 @@ def test_a_remote_of_another_base_or_of_a_newer_layout(pushed, base, tmp_path):
     assert not target.exists()
 
 
+@pytest.mark.parametrize("version", [0, -3, True])
+def test_a_marker_whose_version_no_layout_has_is_damaged(pushed, version):
+    """Layouts are numbered from 1: version 0, a negative one or `true` (a bool is an int
+    to Python) were read as version 1."""
+    repo, url = pushed
+    marker = json.loads(remote_files(url)[MARKER])
+    tamper(url, MARKER, json.dumps({**marker, "version": version}).encode())
+    refused("fetch", code=1, repo=repo, url=url, says=f"{MARKER} is damaged")
+
+
 def test_clone_refusals_leave_no_folder(pushed, base, tmp_path):
     repo, url = pushed
     busy = tmp_path / "busy"
@@ -302,7 +312,7 @@ def test_a_fetch_refused_for_its_statistics_keeps_nothing_of_the_history(pushed,
     refused `fetch --with-stats` with the remote's commits and origin/main already stored."""
     repo, url = pushed
     ok("push", "--with-stats", cwd=repo)
-    record = sorted(p for p in remote_files(url) if p.startswith("statistics/"))[0]
+    record = min(p for p in remote_files(url) if p.startswith("statistics/"))
     tamper(url, record, b"{}")
     fresh = tmp_path / "fresh"  # a new repository of the same base, no statistics yet
     ok("init", fresh, "--base", model_dir(base))

@@ -61,8 +61,11 @@ class Marker:
                 raise ValueError("no memstore-remote format field")
             version = raw["version"]
             base = raw["base"]
-            if not isinstance(version, int) or not isinstance(base.get("hash"), str):
+            if not isinstance(version, int) or isinstance(version, bool) \
+                    or not isinstance(base.get("hash"), str):
                 raise TypeError("no version or base hash")
+            if version < 1:  # layouts are numbered from 1
+                raise ValueError(f"version {version}")
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
             raise RemoteFormatError(f"{where}: {MARKER} is damaged ({e})") from None
         if version > VERSION:
