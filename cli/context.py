@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 def open_repo() -> Repository:
     from memstore.store.repository import Repository
 
-    return Repository.open(on_wait=warn)
+    repo = Repository.open(on_wait=warn)
+    repo.pin()  # a reading command sees one state, which gc does not remove under it
+    return repo
 
 
 def pass_repo(f: Callable) -> Callable:

@@ -227,6 +227,52 @@ def test_an_export_of_head_while_another_process_commits(base, tmp_path, monkeyp
     ok("verify", out, cwd=repo)
 
 
+@pytest.mark.parametrize("args", [["log", "--json"], ["show", "--json"], ["export", "HEAD"]])
+def test_a_reader_whose_commit_a_squash_and_gc_remove_meanwhile(base, tmp_path, monkeypatch,
+                                                                 args):
+    """A command that read HEAD while another process squashes it away and runs gc: gc
+    removes the rows, then waits for the reader before removing the files, so the reader
+    sees the history it began with (log and status said 'commit … is named but not in the
+    index; run `memstore fsck`', show 'object … is missing', export 'unknown revision' with
+    a commit id, exit 2)."""
+    import sqlite3
+    import time
+
+    from cli_support import memstore_process
+
+    from memstore.store.repository import Repository
+
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    real, gc = Repository.resolve, []
+
+    def resolve(self, rev):
+        commit = real(self, rev)
+        if not gc:  # the reader has resolved HEAD: squash, and gc in another process
+            gc.append(None)
+            ok("squash", "HEAD~2", cwd=repo)
+            gc[0] = memstore_process("-C", repo, "gc")
+            index = sqlite3.connect(repo / ".memstore" / "index.db")
+            deadline = time.monotonic() + 120
+            while index.execute("select 1 from commits where id = ?", [ids[-1]]).fetchone():
+                assert time.monotonic() < deadline and gc[0].poll() is None
+                time.sleep(0.02)  # until gc has removed the rows of the squashed commits
+            index.close()
+        return commit
+
+    monkeypatch.setattr(Repository, "resolve", resolve)
+    out = tmp_path / "out"
+    result = ok(*args, *([out] if args[0] == "export" else []), cwd=repo)
+    monkeypatch.undo()
+    assert ids[-1][:12] in result.stdout  # what HEAD was when the reader began
+    stdout, stderr = gc[0].communicate(timeout=120)
+    assert gc[0].returncode == 0 and "removed 2 commits" in stdout, stderr
+    assert "waiting for memstore commands that read the repository" in stderr
+    if args[0] == "export":
+        assert "which this repository does not have" in run("verify", out, cwd=repo).stderr
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
 def _pushed_for_clone(base, tmp_path):
     """The history template pushed to a folder remote; its commit ids, the folder a clone
     goes to, and the clone's arguments."""

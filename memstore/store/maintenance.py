@@ -15,7 +15,14 @@ from . import config, snapshots, stats_records
 from .commits import Commit, load_requests
 from .objects import OBJECT_ID, CorruptObjectError, DiskObjectStore, MissingObjectError
 from .refs import HEAD, HEADS, Refs
-from .schema import DamagedIndexError, parents_of, read_snapshot, time_of, transaction
+from .schema import (
+    DamagedIndexError,
+    parents_of,
+    read_snapshot,
+    time_of,
+    transaction,
+    wait_for_readers,
+)
 from .storage import Storage
 
 
@@ -52,7 +59,7 @@ def _statistics_objects(store: Storage) -> set[str]:
 
 
 def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[None]],
-       dry_run: bool = False) -> GcReport:
+       dry_run: bool = False, on_wait: Callable[[str], None] | None = None) -> GcReport:
     with lock():
         try:
             reachable = reachable_commits(store, refs)
@@ -84,6 +91,9 @@ def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[Non
                 store.db["commits"].delete(cid)
             for oid in dead_objects:
                 store.db["objects"].delete_where("id = ?", [oid])
+        # a command reading the rows as they were (a commit that HEAD named when it began)
+        # reads their files too: they go once it is done
+        wait_for_readers(store.db, on_wait)
         for oid in dead_objects:
             store.objects.delete(oid)
         for t in temps:

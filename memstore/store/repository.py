@@ -77,6 +77,7 @@ class Repository:
         self.refs = Refs(db, objects)
         self._lock = RepositoryLock(self.dir / "lock" if self.dir else None, on_wait)
         self._index: tuple[int, int] | None = None  # (device, inode) of the index opened
+        self._pinned = False  # a read transaction held since `pin`
 
     @property
     def db(self) -> Database:
@@ -165,7 +166,25 @@ class Repository:
         repo._index = index
         return repo
 
+    def pin(self) -> None:
+        """Reads one state of the index from now on, whatever other processes commit, until
+        the writer lock is first taken or the repository closed: one read transaction (WAL),
+        which gc waits for before deleting the files of the rows it removed. A command that
+        only reads (log, show, export, …) sees one history, and the objects it names."""
+        if self._pinned or self.db.conn.in_transaction:
+            return
+        self.db.execute("BEGIN")
+        self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot starts
+        self._pinned = True
+
+    def _unpin(self) -> None:
+        if self._pinned:
+            self._pinned = False
+            if self.db.conn.in_transaction:
+                self.db.conn.rollback()  # a read: nothing to lose
+
     def close(self) -> None:
+        self._unpin()
         self.db.close()
 
     def __enter__(self) -> Self:
@@ -184,6 +203,7 @@ class Repository:
         if getattr(self.db, "read_only", False):
             raise MemstoreError(f"{self.dir} cannot be written (read-only here): only commands "
                                 "that read the repository can run")
+        self._unpin()  # before waiting: a gc holding the lock may wait for this read to end
         return self._checked(self._lock(wait, on_wait, timeout))
 
     @contextmanager
@@ -474,7 +494,7 @@ class Repository:
                  "remove it")]
 
     def gc(self, dry_run: bool = False) -> maintenance.GcReport:
-        return maintenance.gc(self.store, self.refs, self.lock, dry_run)
+        return maintenance.gc(self.store, self.refs, self.lock, dry_run, self._lock.on_wait)
 
 
 def _setup(store: Storage, base_spec: str, base_hash: str, base_info: dict[str, Any] | None,

@@ -128,6 +128,22 @@ def read_snapshot(db: Database) -> Iterator[Database]:
         db.conn.rollback()
 
 
+def wait_for_readers(db: Database, on_wait: Callable[[str], None] | None = None) -> None:
+    """Returns once every connection to the index reads its newest state: a FULL
+    checkpoint waits (SQLite's busy timeout at a time) for the read transactions that began
+    before the last commit. gc calls it between deleting rows and deleting files, so a
+    command that read the rows (`Repository.pin`) finishes reading the files first."""
+    db.execute("PRAGMA busy_timeout = 0")  # the first try says at once whether it waits
+    try:
+        busy = db.execute("PRAGMA wal_checkpoint(FULL)").fetchone()[0]
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if busy and on_wait is not None:
+        on_wait("waiting for memstore commands that read the repository…")
+    while busy:
+        busy = db.execute("PRAGMA wal_checkpoint(FULL)").fetchone()[0]
+
+
 def applied_migrations(db: Database) -> list[str]:
     if "migrations" not in db.table_names():
         return []
