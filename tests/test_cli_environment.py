@@ -82,16 +82,17 @@ def _no_space_in_manifest(monkeypatch) -> None:
                          ids=["weights", "manifest"])
 def test_disk_full_while_exporting_is_one_line(fail, base, tmp_path, monkeypatch):
     """An export that runs out of space says so in one line naming OUT_DIR and leaves
-    neither OUT_DIR nor its temporary folder behind."""
+    neither OUT_DIR nor its temporary folder behind, nor the folders above OUT_DIR it
+    created (those that were there stay)."""
     template = history_template(base)[0]
-    out = tmp_path / "exports" / "out"
-    out.parent.mkdir()
+    out = tmp_path / "exports" / "new" / "deeper" / "out"
+    (tmp_path / "exports").mkdir()
     fail(monkeypatch)
     r = run("export", "HEAD", out, cwd=template)
     monkeypatch.undo()
     line = error_line(r, 1, str(out))
     assert "No space left on device" in line
-    assert list(out.parent.iterdir()) == []
+    assert list((tmp_path / "exports").iterdir()) == []
 
 
 def test_statistics_cache_on_a_full_disk_keeps_no_partial_file(tmp_path, monkeypatch):

@@ -103,10 +103,21 @@ class Target:
     out: Path
     replaces: tuple[int, int] | None
     entries: dict[str, tuple[int, int, int]] | None = None
+    made: tuple[Path, ...] = ()  # the folders above OUT that this export created
 
     def temporary(self) -> Path:
+        self.made = tuple(reversed([a for a in self.out.parents if not os.path.lexists(a)]))
         self.out.parent.mkdir(parents=True, exist_ok=True)
         return leftovers.make_temp_dir(self.out.parent, f".{self.out.name}.memstore-tmp-")
+
+    def unmake(self) -> None:
+        """Removes the folders above OUT that this export created, deepest first, while
+        they are empty (a failed export leaves nothing behind)."""
+        for folder in reversed(self.made):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                return
 
     def commit(self, tmp: Path) -> None:
         """Renames `tmp` into place; refuses (leaving OUT as it is) what appeared or
@@ -227,6 +238,7 @@ def written_beside(target: Target) -> Iterator[Path]:
         target.commit(tmp)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        target.unmake()
         # A failed write (a full disk, a quota) names no file: name the export's folder,
         # so that it is one line, not a traceback.
         if isinstance(e, OSError) and e.filename is None:
