@@ -79,6 +79,8 @@ def test_verify_finds_a_changed_adapter(repo, tmp_path):
     m = json.loads(manifest.read_text())
     manifest.write_text(json.dumps({**m, "max_rank": "all"}))
     refused(repo, "verify", out, code=2, says="damaged manifest")
+    manifest.write_text(json.dumps({**m, "commit": None}))  # was "nothing to export"
+    refused(repo, "verify", out, code=2, says="damaged manifest (an adapter with no commit)")
     manifest.write_text(json.dumps({**m, "export_format": "onnx"}))
     refused(repo, "verify", out, code=2, says="unknown export_format 'onnx'")
 

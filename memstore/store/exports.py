@@ -233,6 +233,8 @@ def verify_served(repo: Repository, out_dir: str | Path, manifest: dict[str, Any
 def _verify_peft(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verification:
     commit = manifest.get("commit")
     since, max_rank = manifest.get("since"), manifest.get("max_rank")
+    if commit is None:  # an adapter always takes some commit's weights
+        raise ValidationError(f"{out / MANIFEST}: damaged manifest (an adapter with no commit)")
     if not (since is None or isinstance(since, str)) or not (
             max_rank is None or (isinstance(max_rank, int) and max_rank >= 1)):
         raise ValidationError(f"{out / MANIFEST}: damaged manifest (since, max_rank)")
