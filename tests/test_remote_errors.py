@@ -54,6 +54,8 @@ def refused(*args, code: int, says: str, repo=None, url=None) -> str:
 def test_bad_remote_urls_and_names(repo):
     refused("remote", "add", "x", "foo://bucket/path", code=2, repo=repo,
             says="unknown URL scheme 'foo' in 'foo://bucket/path'")
+    for url in ("http://", "s3://", "memory:///"):  # were accepted, naming nothing
+        refused("remote", "add", "x", url, code=2, repo=repo, says="names no place after")
     refused("remote", "add", "x", "gcs://bucket/path", code=2, repo=repo,
             says="the fsspec backend for gcs:// is not installed (pip install gcsfs)")
     refused("remote", "add", "x", "s3://KEY:SECRET@bucket/path", code=2, repo=repo,

@@ -43,6 +43,8 @@ def check(url: str) -> str:
     scheme = protocol(url)
     if scheme in FOLDER_PROTOCOLS:
         return url
+    if not url.split("://", 1)[1].strip("/"):  # e.g. http:// or s3://: no bucket, host, path
+        raise ValidationError(f"remote URL {url!r} names no place after {scheme}://")
     if _secret(url):
         raise ValidationError(
             f"remote URL {_hide(url)} holds a password or a secret; give credentials through "
