@@ -36,6 +36,12 @@ BAD_NAMES = {
     "@": "'@{' or is '@'",
     "HEAD": "reserved",
     "refs/heads/x": "short name",
+    # shown as something else, or breaking a line (git accepts these)
+    "a\u2028b": "U\\+2028",
+    "main\u202e": "U\\+202E",
+    "ma\u200bin": "U\\+200B",
+    "a\u00a0b": "U\\+00A0",
+    "a\x85b": "U\\+0085",
 }
 
 
@@ -46,7 +52,7 @@ def test_bad_ref_names_are_refused_naming_the_input(name):
     assert repr(name) in str(e.value) and "invalid branch name" in str(e.value)
 
 
-@pytest.mark.parametrize("name", ["main", "feature/x-1", "v1.0", "a.b/c_d", "émoji-ü", "x@y"])
+@pytest.mark.parametrize("name", ["main", "feature/x-1", "v1.0", "a.b/c_d", "émoji-ü", "x@y", "日本語", "ab\u0301"])
 def test_good_ref_names(name):
     assert check_ref_name(name) == name
 

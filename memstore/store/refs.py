@@ -7,6 +7,7 @@ points to it before its first commit). Names follow git's check-ref-format."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,12 @@ class Head:
         return self.ref[len(HEADS):] if self.ref else None
 
 
+# beyond git's rules: C1 controls, format characters (zero-width, right-to-left overrides:
+# a name that reads as another), other spaces and line or paragraph separators (they break
+# `log --oneline`'s lines)
+_UNSEEN = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
 def _name_problem(name: str) -> str | None:
     if not name:
         return "it is empty"
@@ -56,6 +63,8 @@ def _name_problem(name: str) -> str | None:
             return "it contains a control character"
         if ch == " ":
             return "it contains a space"
+        if unicodedata.category(ch) in _UNSEEN:
+            return f"it contains U+{ord(ch):04X}, a character that does not show as itself"
         if ch in "~^:?*[\\":
             return f"it contains {ch!r}"
     for part in name.split("/"):
