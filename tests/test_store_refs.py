@@ -52,9 +52,26 @@ def test_bad_ref_names_are_refused_naming_the_input(name):
     assert repr(name) in str(e.value) and "invalid branch name" in str(e.value)
 
 
-@pytest.mark.parametrize("name", ["main", "feature/x-1", "v1.0", "a.b/c_d", "émoji-ü", "x@y", "日本語", "ab\u0301"])
+@pytest.mark.parametrize("name", ["main", "feature/x-1", "v1.0", "a.b/c_d", "émoji-ü", "x@y",
+                                  "日本語", "ab\u0301"])
 def test_good_ref_names(name):
     assert check_ref_name(name) == name
+
+
+def test_a_branch_or_tag_named_before_a_rule_can_still_be_deleted(repo3):
+    """A name that an older memstore accepted (a zero-width space in it) is refused for new
+    refs, but the refs that hold it can be switched to and deleted."""
+    repo, (_, c1, _) = repo3
+    for ref in ("refs/heads/ma\u200bin", "refs/tags/v\u200b1"):
+        repo.refs.update(ref, c1, expected=None)
+    with pytest.raises(ValidationError, match="U\\+200B"):
+        repo.create_branch("other\u200b")
+    assert repo.switch("ma\u200bin").ref == "refs/heads/ma\u200bin"
+    repo.switch("main")
+    assert repo.delete_branch("ma\u200bin") == c1 and repo.delete_tag("v\u200b1") == c1
+    assert set(repo.refs.all()) == {"refs/heads/main", "refs/tags/v1"}
+    with pytest.raises(ValidationError, match="U\\+200B"):  # gone: the rule again
+        repo.delete_branch("ma\u200bin")
 
 
 @pytest.fixture

@@ -318,8 +318,15 @@ class Repository:
             self.refs.update(ref, commit, expected=old)
         return commit
 
+    def _named(self, prefix: str, name: str, kind: str) -> str:
+        """The ref of branch or tag `name`: one that exists as named (made before a rule on
+        names was added: it can still be deleted), else a valid name's."""
+        if isinstance(name, str) and name and self.refs.read(prefix + name) is not None:
+            return prefix + name
+        return branch_ref(name) if kind == "branch" else tag_ref(name)
+
     def delete_branch(self, name: str, *, force: bool = False) -> str:
-        ref = branch_ref(name)
+        ref = self._named(HEADS, name, "branch")
         with self.lock(), transaction(self.db):
             commit = self.refs.read(ref)
             if commit is None:
@@ -336,7 +343,7 @@ class Repository:
         return commit
 
     def delete_tag(self, name: str) -> str:
-        ref = tag_ref(name)
+        ref = self._named(TAGS, name, "tag")
         with self.lock(), transaction(self.db):
             commit = self.refs.read(ref)
             if commit is None:
