@@ -321,3 +321,25 @@ def test_a_fetch_refused_for_its_statistics_keeps_nothing_of_the_history(pushed,
     ok("remote", "add", "origin", url, cwd=fresh)
     args = [command, "--with-stats"] + (["origin", "main"] if command == "pull" else [])
     refused(*args, code=1, repo=fresh, url=url, says=f"{record} is damaged")  # no change
+
+
+def test_fsck_repair_of_a_remote_from_the_command_line(pushed, tmp_path):
+    """`fsck origin --repair` writes back a damaged object (one line on stderr saying how
+    many), then checks the remote (`ok`); outside a repository it is refused in one line,
+    the remote unchanged; --json lists what it rewrote."""
+    repo, url = pushed
+    files = remote_files(url)
+    victim = next(p for p in sorted(files) if p.startswith("objects/"))
+    tamper(url, victim, files[victim][:-1] + bytes([files[victim][-1] ^ 0xFF]))
+    r = run("fsck", "origin", cwd=repo)
+    assert r.exit_code == 1 and "is corrupt" in r.stdout
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    before = remote_files(url)
+    error_line(run("fsck", url, "--repair", cwd=outside), 1, "not a memstore repository")
+    assert remote_files(url) == before
+    r = run("fsck", "origin", "--repair", cwd=repo)
+    assert r.exit_code == 0 and r.stdout.strip() == "ok", r.output
+    assert "rewrote 1 objects" in r.stderr and remote_files(url) == files
+    r = run("fsck", "origin", "--repair", "--json", cwd=repo)
+    assert json.loads(r.stdout) == {"ok": True, "problems": [], "rewritten": []}

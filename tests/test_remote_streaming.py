@@ -218,3 +218,27 @@ def test_streamed_reads_and_writes(transport):
         assert not list(transport.root.rglob(f"{TEMP_PREFIX}*"))
     else:
         assert transport.fs.find(transport.root) == [transport.full("objects/ab/cd")]
+
+
+def test_fsck_repair_of_a_remote_streams_a_large_object_and_never_completes_a_corrupt_one(
+        pair, largest):
+    """A large object corrupt on the remote is written again a chunk at a time; one corrupt
+    here too is not completed there (no temporary file or multipart upload is left)."""
+    from memstore.remote.repair import repair_remote
+
+    a, _, url = pair
+    _, big = big_commit(a, 12)
+    push(a)
+    good = a.objects.path(big).read_bytes()
+    bad = bytearray(good)
+    bad[-1] ^= 0xFF
+    tamper(url, object_path(big), bytes(bad))
+    damage(a.objects.path(big))
+    r = repair_remote(a, url)
+    assert r.rewritten == [] and r.corrupt_here == [big] and remote_leftovers(url) == []
+    assert f"object {big} is corrupt (its content does not match its name)" in fsck_remote(url)
+    a.objects.path(big).write_bytes(good)
+    largest.update(read=0, write=0)
+    r = repair_remote(a, url)
+    assert r.rewritten == [big] and 0 < largest["write"] <= CHUNK_BYTES
+    assert fsck_remote(url) == [] and remote_leftovers(url) == []

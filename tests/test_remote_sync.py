@@ -174,3 +174,57 @@ def test_a_branch_gone_from_the_remote_is_gone_from_tracking(pair):
     remove(url, "refs/heads/side")
     assert [(u.branch, u.new) for u in fetch(b).updates] == [("side", None)]
     assert set(remotes.tracking(b, "origin")) == {"main"}
+
+
+def test_fsck_repair_of_a_remote_writes_back_what_it_lost_from_this_repository(pair):
+    """A corrupt object of the remote's right size (a push trusts the listing and never
+    rewrites it), a missing commit and a missing statistics-free object are written again
+    from this repository's intact copies; a later fetch works; an object no local copy
+    holds stays listed, and an object corrupt here too is not written."""
+    from memstore.remote.repair import repair_remote
+
+    a, b, url = pair
+    c1 = commit_on_head(a, seed=1)
+    c2 = commit_on_head(a, seed=2)
+    push(a)
+    zs = c2.update_sets[0].zs
+    data = bytearray(a.objects.get_bytes(zs))
+    data[-1] ^= 0xFF  # same size: push does not see it
+    tamper(url, object_path(zs), bytes(data))
+    remove(url, object_path(c1.id))
+    gone = c1.update_sets[0].requests
+    remove(url, object_path(gone))
+    assert push(a).up_to_date and len(fsck_remote(url)) >= 3
+    r = repair_remote(a, url)
+    assert sorted(r.rewritten) == sorted({zs, c1.id, gone}) and r.corrupt_here == []
+    assert r.bytes == sum(a.objects.size(o) for o in r.rewritten)
+    assert fsck_remote(url) == []
+    assert fetch(b).updates[0].new == c2.id and b.fsck() == []
+    assert repair_remote(a, url).rewritten == []  # nothing left to do
+    # what this repository cannot restore: a commit it never had, an object corrupt here too
+    other = commit_on_head(b, seed=3)  # b's own main, pushed as the remote's branch side
+    b.update_ref("refs/heads/side", other.id, expected=None)
+    push(b, branch="side")
+    only_b = other.update_sets[0].zs
+    remove(url, object_path(only_b))
+    remove(url, object_path(c1.update_sets[0].zs))
+    local = a.objects.path(c1.update_sets[0].zs)
+    local.write_bytes(local.read_bytes()[:-1] + b"x")
+    r = repair_remote(a, url)
+    assert r.rewritten == [] and r.corrupt_here == [c1.update_sets[0].zs]
+    problems = fsck_remote(url)
+    assert any(only_b in p for p in problems) and any(c1.update_sets[0].zs in p for p in problems)
+    assert object_path(c1.update_sets[0].zs) not in remote_files(url)
+
+
+def test_fsck_repair_refuses_a_remote_of_another_base(pair, tmp_path):
+    from memstore.remote.repair import repair_remote
+
+    a, _, url = pair
+    commit_on_head(a, seed=1)
+    push(a)
+    other = make_repo(tmp_path / "other", url, base_hash="d" * 64)
+    before = remote_files(url)
+    with pytest.raises(MemstoreError, match="on another base model than this repository"):
+        repair_remote(other, url)
+    assert remote_files(url) == before

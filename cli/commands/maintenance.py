@@ -14,7 +14,9 @@ from ..output import json_option, print_json, size, warn
 @click.option("--repair", is_flag=True, help="First rebuild the index (index.db) from the "
               "object store: commit, request, object and statistics rows, with the refs and "
               "config from the index if it can be read, else from the newest ref snapshot; "
-              "missing statistics are recomputed.")
+              "missing statistics are recomputed. With REMOTE (inside a repository): first "
+              "write to the remote again, from this repository's intact copies, every "
+              "object it holds corrupt or its branches and statistics need and lack.")
 @json_option
 def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
     """Check the repository: every object present and intact (re-hashed), commits, request
@@ -26,11 +28,12 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
     instead: its marker, every object's hash, every branch's history whole."""
     from memstore.store import porcelain
 
+    rewritten = None
     if remote is not None:
-        if repair:
-            raise click.UsageError("--repair works on the local repository only")
-        from .remote import remote_problems
+        from .remote import remote_problems, remote_url
 
+        if repair:
+            rewritten = _repair_remote(remote_url(remote))
         problems = remote_problems(remote, verify=not quick)
     else:
         if repair:
@@ -45,7 +48,8 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
         with open_repo() as repo:
             problems = repo.fsck(verify=not quick)
     if as_json:
-        print_json({"ok": not problems, "problems": problems})
+        print_json({"ok": not problems, "problems": problems}
+                   | ({} if rewritten is None else {"rewritten": rewritten}))
     else:
         for p in problems:
             click.echo(p)
@@ -55,6 +59,20 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
             warn(f"{len(problems)} problem(s) found")
     if problems:
         raise SystemExit(1)
+
+
+def _repair_remote(url: str) -> list[str]:
+    """Writes to the remote at `url` what this repository can restore there (one line on
+    stderr saying what); the objects rewritten."""
+    from memstore.remote.repair import repair_remote
+
+    with open_repo() as repo:
+        r = repair_remote(repo, url)
+    warn(f"rewrote {len(r.rewritten)} objects ({size(r.bytes)}) on the remote from this "
+         "repository")
+    for oid in r.corrupt_here:
+        warn(f"object {oid} is corrupt here too: not written (run `memstore fsck`)")
+    return r.rewritten
 
 
 @click.command(short_help="Remove unreachable commits and objects.")

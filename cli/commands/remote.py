@@ -233,9 +233,16 @@ def clone(url: str, directory: str, base_spec: str, with_stats: bool, as_json: b
 
 def remote_problems(target: str, verify: bool) -> list[str]:
     """fsck of a remote named in the current repository, or of a URL."""
+    from memstore.remote.fsck import fsck_remote
+
+    return fsck_remote(remote_url(target), verify=verify)
+
+
+def remote_url(target: str) -> str:
+    """The URL of the remote named `target` in the current repository, else `target` as a
+    URL or folder."""
     from memstore.errors import ValidationError
     from memstore.remote import remotes
-    from memstore.remote.fsck import fsck_remote
     from memstore.store.repository import NotARepositoryError
 
     url = target
@@ -247,7 +254,7 @@ def remote_problems(target: str, verify: bool) -> list[str]:
             pass
         if url == target and not os.path.lexists(target):  # neither a name nor a folder
             raise ValidationError(f"no remote {target!r} and no folder of that name")
-    return fsck_remote(url, verify=verify)
+    return url
 
 
 COMMANDS = [remote, push, fetch, pull, clone]

@@ -43,15 +43,8 @@ def fsck_remote(url: str, verify: bool = True) -> list[str]:
         marker = Marker.parse(data, transport.url)
     except RemoteFormatError as e:
         return [str(e)]
-    problems: list[str] = []
-    present: dict[str, int] = {}
-    for rel, size in sorted(transport.list(OBJECTS).items()):
-        oid = rel.replace("/", "")
-        if OBJECT_ID.match(oid) and rel == f"{oid[:2]}/{oid[2:]}":
-            present[oid] = size or 0
-        else:
-            problems.append(f"{OBJECTS}{rel}: not an object name")
-    corrupt = _corrupt(transport, present) if verify else set()
+    present, problems = listed_objects(transport)
+    corrupt = corrupt_objects(transport, present) if verify else set()
     problems += [f"object {o} is corrupt (its content does not match its name)"
                  for o in sorted(corrupt)]
     branches = {}
@@ -70,7 +63,21 @@ def fsck_remote(url: str, verify: bool = True) -> list[str]:
     return problems
 
 
-def _corrupt(transport: Transport, present: dict[str, int]) -> set[str]:
+def listed_objects(transport: Transport) -> tuple[dict[str, int], list[str]]:
+    """The objects the remote lists (id → size), and a problem line per file under objects/
+    that is not named as an object."""
+    present: dict[str, int] = {}
+    problems = []
+    for rel, size in sorted(transport.list(OBJECTS).items()):
+        oid = rel.replace("/", "")
+        if OBJECT_ID.match(oid) and rel == f"{oid[:2]}/{oid[2:]}":
+            present[oid] = size or 0
+        else:
+            problems.append(f"{OBJECTS}{rel}: not an object name")
+    return present, problems
+
+
+def corrupt_objects(transport: Transport, present: dict[str, int]) -> set[str]:
     """The objects of `present` (id → listed size) whose bytes do not hash to their name
     (one gone since it was listed among them), with a progress bar counting bytes on a
     terminal: small objects read in batches (as a fetch reads them), a large one a chunk at

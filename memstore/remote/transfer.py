@@ -114,7 +114,7 @@ def counted(chunks: Iterable[bytes], bar) -> Iterator[bytes]:
         bar.update(len(chunk))
 
 
-def _bar(total: int, desc: str):
+def byte_bar(total: int, desc: str):
     return progress(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc)
 
 
@@ -127,7 +127,7 @@ def upload(repo: Repository, transport: Transport, oids: Iterable[str],
     sizes = {o: repo.objects.size(o) for o in oids}
     missing = sorted(o for o in oids if there.get(o) != sizes[o])
     total = sum(sizes[o] for o in missing)
-    with _bar(total, desc) as bar:
+    with byte_bar(total, desc) as bar:
         for batch in batches(missing, sizes):
             if streamed(sizes[batch[0]]):  # read, hashed and written a chunk at a time
                 transport.put_stream(object_path(batch[0]),
@@ -181,7 +181,7 @@ def download(repo: Repository, transport: Transport, oids: Iterable[str], label:
         if o not in sizes:
             accept(repo, o, None, label)
     total = sum(sizes.values())
-    with _bar(total, desc) as bar:
+    with byte_bar(total, desc) as bar:
         for batch in batches(missing, sizes):
             if streamed(sizes[batch[0]]):
                 accept_stream(repo, transport, batch[0], label, bar)
