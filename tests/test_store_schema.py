@@ -64,3 +64,39 @@ def test_transaction_rolls_back_everything_on_error():
         raise RuntimeError("boom")
     assert db["config"].count == 0
     assert not db.conn.in_transaction
+
+
+def test_a_committed_transaction_is_in_index_db_before_the_index_is_closed(tmp_path):
+    """What a write transaction committed is copied from index.db-wal into index.db at once
+    (a process killed before it closes the index, whose -wal file is then lost, keeps it),
+    unless a reader still needs the older pages: then the next write after it ends does."""
+    import shutil
+    import sqlite3
+
+    path = tmp_path / "index.db"
+    db = open_index(path, create=True)
+    reader = sqlite3.connect(str(path))
+
+    def rows_without_the_wal() -> set[str]:
+        copy = tmp_path / "copy.db"  # index.db alone, as after a crash that lost the -wal
+        shutil.copyfile(path, copy)
+        c = sqlite3.connect(str(copy))
+        keys = {r[0] for r in c.execute("select key from config")}
+        c.close()
+        copy.unlink()
+        return keys
+
+    with transaction(db):
+        db["config"].insert({"key": "first", "value": "1"})
+    assert rows_without_the_wal() == {"first"}
+    reader.execute("BEGIN")
+    assert reader.execute("select count(*) from config").fetchone() == (1,)  # holds a snapshot
+    with transaction(db):
+        db["config"].insert({"key": "second", "value": "2"})
+    assert rows_without_the_wal() == {"first"}  # the reader needs the older pages
+    reader.rollback()
+    with transaction(db):
+        db["config"].insert({"key": "third", "value": "3"})
+    assert rows_without_the_wal() == {"first", "second", "third"}
+    reader.close()
+    db.close()

@@ -110,6 +110,19 @@ def transaction(db: Database) -> Iterator[Database]:
         db.rollback()
         raise
     db.commit()
+    _backfill(db)
+
+
+def _backfill(db: Database) -> None:
+    """Copies what the WAL holds into index.db (a PASSIVE checkpoint: it never waits, and
+    copies what no reader still needs the older pages for). Until then a committed change
+    lives only in index.db-wal, and a process killed before it closes the index (closing
+    does the same) leaves it there: an index.db copied or kept without its -wal file would
+    silently lose the newest commits."""
+    try:
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    except sqlite3.OperationalError:
+        pass  # busy or locked: the next write, or the last close, does it
 
 
 @contextmanager
