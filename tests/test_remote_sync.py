@@ -228,3 +228,20 @@ def test_fsck_repair_refuses_a_remote_of_another_base(pair, tmp_path):
     with pytest.raises(MemstoreError, match="on another base model than this repository"):
         repair_remote(other, url)
     assert remote_files(url) == before
+
+
+def test_a_branch_differing_from_a_remote_branch_only_by_case_is_not_pushed(pair):
+    """On a case-insensitive disk (macOS, Windows, SMB) `refs/heads/Main` is the file of
+    `main`: a push of Main compared and swapped main's commit and moved main. Refused for
+    every remote, before anything is written."""
+    a, b, url = pair
+    c = commit_on_head(b, seed=1)
+    push(b)  # the remote's main
+    a.refs.set_symbolic("HEAD", "refs/heads/Main")  # a's first branch is Main
+    commit_on_head(a, seed=2)
+    before = remote_files(url)
+    with pytest.raises(MemstoreError, match="has a branch 'main', which differs from 'Main' "
+                                            "only by case"):
+        push(a, branch="Main")
+    assert remote_files(url) == before and fetch(b).updates == [] and \
+        b.resolve("origin/main") == c.id

@@ -58,6 +58,16 @@ def test_good_ref_names(name):
     assert check_ref_name(name) == name
 
 
+def test_a_branch_differing_from_another_only_by_case_is_refused(repo3):
+    """A remote on a case-insensitive disk would store 'Main' and 'main' as one file."""
+    repo, _ = repo3
+    with pytest.raises(ValidationError, match="branch 'main' exists, and a remote on a "
+                                              "case-insensitive disk"):
+        repo.create_branch("Main")
+    repo.create_tag("MAIN")  # tags are not pushed
+    assert "Main" not in repo.branches()
+
+
 def test_a_branch_or_tag_named_before_a_rule_can_still_be_deleted(repo3):
     """A name that an older memstore accepted (a zero-width space in it) is refused for new
     refs, but the refs that hold it can be switched to and deleted."""

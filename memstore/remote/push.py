@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import MemstoreError, ValidationError
-from ..store.refs import branch_ref
+from ..store.refs import HEADS, branch_ref, case_twin
 from ..store.repository import Repository
 from . import remotes
 from .connection import connect
@@ -67,6 +67,12 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
     base = repo.base
     remote = connect(url, name, base_hash=base.hash, must_exist=False)
     path = branch_path(branch)
+    twin = case_twin(branch, remote.transport.list(HEADS))
+    if twin is not None:  # on a case-insensitive disk, one file: the push would move it
+        raise ValidationError(f"push to {name} refused: it has a branch {twin!r}, which "
+                              f"differs from {branch!r} only by case (a remote on a "
+                              "case-insensitive disk stores both as one file); rename the "
+                              "branch")
     old = remote.transport.read_ref(path)
     result = PushResult(name, url, branch, old.commit, tip, guarantee=remote.transport.guarantee)
     if old.commit is not None and old.commit != tip:

@@ -77,6 +77,12 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
+def case_twin(name: str, names) -> str | None:
+    """The name among `names` that differs from `name` only by case, if any."""
+    folded = name.casefold()
+    return next((n for n in sorted(names) if n != name and n.casefold() == folded), None)
+
+
 def check_ref_name(name: str, kind: str = "branch") -> str:
     """`name` if it is a valid short branch/tag name (git check-ref-format rules);
     otherwise a ValidationError naming it and the rule it breaks."""
@@ -151,6 +157,11 @@ class Refs:
             raise ValidationError(f"invalid branch name {shown!r}: branch {other!r} exists, and "
                                   "a remote stores a branch as a file, so one cannot be both a "
                                   "branch and the folder of another")
+        other = case_twin(name, self.list(HEADS))
+        if other is not None:
+            raise ValidationError(f"invalid branch name {shown!r}: branch {other!r} exists, and "
+                                  "a remote on a case-insensitive disk (macOS, Windows) would "
+                                  "store both as one file")
 
     def _row(self, name: str) -> dict[str, Any] | None:
         rows = list(self.db.query("select * from refs where name = ?", [name]))
