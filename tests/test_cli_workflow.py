@@ -192,6 +192,38 @@ def test_verify_reports_a_changed_tensor(history, tmp_path):
                                              f"{name}: differs from the rebuilt model"]
 
 
+
+def test_verify_reports_a_tensor_of_another_dtype_or_shape_with_the_same_bytes(history, tmp_path):
+    """A tensor's sha256 is of its bytes: a checkpoint holding a tensor as int32 (or bfloat16
+    as float16, or [a, b] as [b, a]) with the same bytes passed verify's comparison with
+    the rebuild ("OK: … identical", exit 0) once the manifest's file hash agreed (edited,
+    or a format-1 manifest, which has none), while a loader read other weights."""
+    import hashlib
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    repo, _ = history
+    out = tmp_path / "out"
+    ok("export", out, cwd=repo)
+    weights, manifest = out / "model.safetensors", out / "memstore-manifest.json"
+    norm, down = "model.norm.weight", "model.layers.1.mlp.down_proj.weight"
+    tensors = load_file(weights)
+    tensors[norm] = tensors[norm].view(torch.int32)
+    tensors[down] = tensors[down].reshape(tensors[down].shape[::-1]).contiguous()
+    save_file(tensors, weights, metadata={"format": "pt"})
+    m = json.loads(manifest.read_text())
+    m["files"]["model.safetensors"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(m))
+    r = run("verify", out, cwd=repo)
+    assert r.exit_code == 1, r.output
+    assert r.stdout.strip().splitlines() == [
+        (f"{down}: dtype or shape ('float32', (64, 32)) differs from the rebuilt model's "
+         "('float32', (32, 64))"),
+        (f"{norm}: dtype or shape ('int32', (32,)) differs from the rebuilt model's "
+         "('float32', (32,))")]
+
+
 def test_eval_json_contract_measures_the_base_without_commits(base, tmp_path):
     from cli_support import empty_template
 

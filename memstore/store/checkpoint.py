@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..editing.progress import progress
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import full_state_dict, model_hash, tensor_sha256
@@ -68,10 +70,18 @@ def weight_files(directory: str | Path) -> list[str]:
     raise MemstoreError(f"{directory}: no model.safetensors (nor {SAFETENSORS_INDEX})")
 
 
-def checkpoint_tensors(directory: str | Path, files: list[str] | None = None) -> dict[str, str]:
+def layout(t: torch.Tensor) -> tuple[str, tuple[int, ...]]:
+    """What a tensor's sha256 (of its bytes) leaves out: its dtype and shape."""
+    return str(t.dtype).removeprefix("torch."), tuple(t.shape)
+
+
+def checkpoint_tensors(directory: str | Path, files: list[str] | None = None,
+                       layouts: dict[str, tuple[str, tuple[int, ...]]] | None = None
+                       ) -> dict[str, str]:
     """name → sha256 of every tensor in `files` (default: the safetensors files a loader
-    reads). A tensor in two files is an error (which one a loader takes is not ours to
-    guess)."""
+    reads); `layouts`, when given, receives name → (dtype, shape), which the hash of the
+    bytes does not tell (F32 and I32, or BF16 and F16, can hold the same bytes). A tensor
+    in two files is an error (which one a loader takes is not ours to guess)."""
     from safetensors import SafetensorError, safe_open
 
     out: dict[str, str] = {}
@@ -84,7 +94,10 @@ def checkpoint_tensors(directory: str | Path, files: list[str] | None = None) ->
                 for name in st.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
                     if name in out:
                         raise MemstoreError(f"{directory}: tensor {name} is in two files")
-                    out[name] = tensor_sha256(st.get_tensor(name))
+                    t = st.get_tensor(name)
+                    out[name] = tensor_sha256(t)
+                    if layouts is not None:
+                        layouts[name] = layout(t)
         except (OSError, ValueError, SafetensorError) as e:
             raise MemstoreError(f"{path}: not a readable safetensors file ({e})") from None
     return out
@@ -291,7 +304,8 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
     base = state_of(repo, commit)
     state = full_state_dict(base.model)
     out = Path(out_dir)
-    files = checkpoint_tensors(out)
+    layouts: dict[str, tuple[str, tuple[int, ...]]] = {}
+    files = checkpoint_tensors(out, layouts=layouts)
     problems = _check_files(out, manifest, base) + recorded_problems(repo, manifest)
     for name, sha in progress(iterable=sorted(files.items()), desc="comparing tensors",
                               unit="tensor"):
@@ -299,6 +313,9 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
             problems.append(f"{name}: not a tensor of the rebuilt model")
         elif tensor_sha256(state[name]) != sha:
             problems.append(f"{name}: differs from the rebuilt model")
+        elif layouts[name] != layout(state[name]):
+            problems.append(f"{name}: dtype or shape {layouts[name]} differs from the rebuilt "
+                            f"model's {layout(state[name])}")
         elif manifest["tensors"].get(name) != sha:
             problems.append(f"{name}: differs from the manifest")
     saved = {state[n].data_ptr() for n in files if n in state}

@@ -22,7 +22,13 @@ from ..serving.gguf import read_layout, stored_sha256
 from ..serving.peft import CONFIG
 from ..serving.peft import WEIGHTS as ADAPTER_WEIGHTS
 from . import checkpoint
-from .checkpoint import Verification, checkpoint_tensors, protected_paths, settings_of
+from .checkpoint import (
+    Verification,
+    checkpoint_tensors,
+    layout,
+    protected_paths,
+    settings_of,
+)
 from .difference import chain_difference, fact_changes
 from .export_target import (
     MANIFEST,
@@ -243,11 +249,15 @@ def _verify_peft(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verif
                             "repository does not have")
     built = build_adapter(repo, commit, since, max_rank)
     rebuilt = {n: tensor_sha256(t) for n, t in built.adapter.tensors.items()}
+    layouts: dict[str, tuple[str, tuple[int, ...]]] = {}
     try:
-        actual = checkpoint_tensors(out, [ADAPTER_WEIGHTS])
+        actual = checkpoint_tensors(out, [ADAPTER_WEIGHTS], layouts)
     except Exception as e:  # noqa: BLE001 - safetensors' error for a damaged file
         raise MemstoreError(f"{out}: unreadable adapter weights ({e})") from None
     problems = compare_tensors(actual, rebuilt, manifest["tensors"])
+    problems += [f"{n}: dtype or shape {layouts[n]} differs from the rebuilt adapter's "
+                 f"{layout(t)}" for n, t in sorted(built.adapter.tensors.items())
+                 if n in layouts and actual[n] == rebuilt[n] and layouts[n] != layout(t)]
     if manifest.get("rank") != built.adapter.rank or \
             json.loads(json.dumps(layer_report(built))) != manifest.get("layers"):
         problems.append("rank or layers: differ from the rebuilt adapter's")
