@@ -109,6 +109,31 @@ def test_verify_finds_an_adapter_tensor_of_another_dtype(repo, tmp_path):
     assert "differs from the rebuilt adapter's ('float32', " in r.stdout
 
 
+
+def test_verify_of_a_truncated_adapter_takes_its_error_to_rounding(repo, tmp_path):
+    """The relative error per layer is summed from singular values whose last bits follow
+    MKL's code path for the CPU: an adapter exported under MKL_CBWR=COMPATIBLE (another
+    CPU's path), with the same tensors, failed verify ('rank or layers: differ', exit 1)
+    by an error of 0.7902486340374659 against 0.7902486340374658. Within rounding it
+    passes; a real difference in the error still fails."""
+    import math
+
+    out = tmp_path / "peft"
+    ok("export", out, "--format", "peft", "--max-rank", "1", cwd=repo)
+    manifest = out / "memstore-manifest.json"
+    m = json.loads(manifest.read_text())
+    assert any(r["error"] > 0 for r in m["layers"].values())
+    for r in m["layers"].values():
+        r["error"] = math.nextafter(r["error"], 1.0)
+    manifest.write_text(json.dumps(m))
+    assert "OK: 4 tensors identical" in ok("verify", out, cwd=repo).stdout
+    layer = next(r for r in m["layers"].values() if r["error"] > 0)
+    layer["error"] = round(layer["error"], 3) + 1e-3
+    manifest.write_text(json.dumps(m))
+    r = run("verify", out, cwd=repo)
+    assert r.exit_code == 1 and "rank or layers: differ" in r.stdout, r.output
+
+
 def test_verify_checks_every_file_of_an_adapter_export(repo, tmp_path):
     """The card, extra files and stray weights of a served export are checked against its
     manifest as a full export's are."""
