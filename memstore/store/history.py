@@ -7,6 +7,7 @@ forward gives the chain that `build_state` applies."""
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -110,7 +111,14 @@ def graph(db: Database) -> dict[str, tuple[tuple[str, ...], float]]:
 
 def ancestors(g: dict[str, tuple[tuple[str, ...], float]], start: str) -> set[str]:
     """`start` and all its ancestors."""
-    seen, stack = set(), [start]
+    return ancestors_of(g, [start])
+
+
+def ancestors_of(g: dict[str, tuple[tuple[str, ...], float]], starts: Iterable[str]) -> set[str]:
+    """The commits of `starts` and all their ancestors, in one walk: each commit is visited
+    once however many starts reach it (many refs over a long history cost the history's
+    length, not their product)."""
+    seen, stack = set(), list(starts)
     while stack:
         c = stack.pop()
         if c in seen or c not in g:

@@ -335,7 +335,7 @@ class Repository:
                 raise MemstoreError(f"cannot delete the current branch {name!r}; "
                                     "switch to another one first")
             others = [c for r, c in self.refs.all().items() if r != ref]
-            if not force and not any(history.is_ancestor(self.db, commit, c) for c in others):
+            if not force and commit not in history.ancestors_of(history.graph(self.db), others):
                 raise MemstoreError(
                     f"branch {name!r} is not merged into any other branch or tag; its commits "
                     "would be lost at the next gc (`branch -D` deletes it anyway)")
@@ -368,10 +368,8 @@ class Repository:
         """`commit` and its ancestors that no ref but HEAD reaches (what a detached HEAD
         leaves behind when it moves: gc removes them), newest first."""
         g = history.graph(self.db)
-        held: set[str] = set()
-        for name, target in self.refs.all().items():
-            if name != HEAD and target in g:
-                held |= history.ancestors(g, target)
+        held = history.ancestors_of(g, [target for name, target in self.refs.all().items()
+                                        if name != HEAD])
         return [c for c in history.log_ids(self.db, commit) if c not in held]
 
     def update_ref(self, ref: str, new: str, *, expected: str | None) -> None:
