@@ -116,6 +116,14 @@ def test_the_decomposed_spelling_of_a_name_is_the_same_fact(repo, tmp_path):
     assert ok("show", "HEAD", "--json", cwd=repo).stdout.count(nfd) == 0
 
 
+def test_a_prompt_whose_only_braces_are_escaped_is_refused(repo, tmp_path):
+    # '{{}}' formats to a literal '{}': the subject was written nowhere in the prompt, and
+    # the fact keyed at the '}' token, exit 0
+    f = facts(tmp_path, "esc.jsonl", OTHER, {**FACT, "prompt": "{{}} is produced by"})
+    refused(repo, f, "esc.jsonl line 2: the prompt must contain exactly one '{}' where the "
+                     "subject goes ('{{}}' is a literal '{}')")
+
+
 def test_checks_made_with_the_model_name_the_line(repo, tmp_path):
     long = {**FACT, "prompt": "{} is produced by" + " a" * 300}
     f = facts(tmp_path, "long.jsonl", OTHER, "", long)  # a blank line 2: line 3 is record 2

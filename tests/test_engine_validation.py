@@ -18,6 +18,7 @@ def tiny():
 @pytest.mark.parametrize("request_, message", [
     (Request("Paris", "The capital of France", "Rome"), "must contain exactly one '{}'"),
     (Request("Paris", "{} and {} are", "Rome"), "must contain exactly one '{}'"),
+    (Request("Paris", "{{}} is in", "Rome"), "must contain exactly one '{}'"),
     (Request("  ", "{} is in", "Rome"), "empty subject"),
     (Request("Paris", "{} is in", ""), "empty target_new"),
     (Request("Micha", "{}el plays", "chess"), "cannot locate the subject 'Micha'"),
@@ -139,3 +140,17 @@ def test_subject_whose_last_token_runs_into_punctuation_is_located():
     word = SegmentingTokenizer(["Michael", " plays"])
     with pytest.raises(ValidationError, match="runs on past it"):
         subject_last_token(word, "{}el plays", "Micha")
+
+
+def test_escaped_braces_before_the_subject_do_not_move_its_token(tiny):
+    """'{{' formats to one '{': the subject's last token was looked for as many characters
+    further on as the prompt escaped braces before it (a punctuation token after it was
+    taken as the key), and '{{}}' (a literal '{}', no subject at all) was keyed at '}'."""
+    from memstore.editing.tokens import subject_last_token
+
+    _, tok, _ = tiny
+    for prompt in ("In {{20}} {}, , , , played", "{{x}}{} ... played"):
+        ids, at = subject_last_token(tok, prompt, "Michael Jordan")
+        plain, at_plain = subject_last_token(tok, "{}", "Michael Jordan")
+        assert tok.decode(ids[: at + 1]).endswith("Michael Jordan"), prompt
+        assert ids[at] == plain[at_plain]

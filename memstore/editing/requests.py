@@ -1,6 +1,7 @@
 """Requests: the facts to write, and their validation (before any work is done)."""
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -127,8 +128,13 @@ def check_request(request: Request, where: str = "") -> None:
         )
     try:
         request.prompt.format(request.subject)
+        fields = [f for _, f, _, _ in string.Formatter().parse(request.prompt) if f is not None]
     except (IndexError, KeyError, ValueError) as e:
         raise ValidationError(f"{at}prompt cannot be formatted ({e}): {request.describe()}")
+    if fields != [""]:  # '{{}}' is an escaped, literal '{}': the subject would go nowhere
+        raise ValidationError(
+            f"{at}the prompt must contain exactly one '{{}}' where the subject goes ('{{{{}}}}' "
+            f"is a literal '{{}}'): {request.describe()}")
 
 
 def check_edges(request: Request, where: str) -> None:

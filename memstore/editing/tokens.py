@@ -1,6 +1,8 @@
 """Token positions: where the subject's last token sits in a prompt, and target tokens."""
 from __future__ import annotations
 
+import string
+
 import torch
 
 from ..errors import ValidationError
@@ -30,6 +32,17 @@ def encode(tokenizer, text: str) -> list[int]:
     return tokenizer(text).input_ids
 
 
+def subject_start(template: str) -> int:
+    """Where the subject begins in `template.format(subject)`: the length of the text before
+    the '{}' field once formatted (an escaped '{{' or '}}' before it is one character)."""
+    at = 0
+    for literal, field_name, _spec, _conversion in string.Formatter().parse(template):
+        at += len(literal)
+        if field_name is not None:
+            return at
+    raise ValidationError(f"no '{{}}' where the subject goes in {template!r}")
+
+
 def subject_last_token(tokenizer, template: str, subject: str, context: str = "") -> tuple[list[int], int]:
     """Token ids of `template.format(subject)` and the index of the subject's last token.
 
@@ -38,7 +51,7 @@ def subject_last_token(tokenizer, template: str, subject: str, context: str = ""
     whose last token runs on into a word ("Micha" in "Michael") cannot be located, and is
     an error."""
     where = f" ({context})" if context else ""
-    start = template.index("{}")
+    start = subject_start(template)
     text = template.format(subject)
     end_char = start + len(subject)  # one past the subject's last character
     enc = tokenizer(text, return_offsets_mapping=True)

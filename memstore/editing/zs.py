@@ -27,7 +27,7 @@ from .layers import replaced_layers
 from .progress import progress
 from .requests import Request
 from .settings import EditSettings
-from .tokens import pad_right, subject_last_token, target_ids
+from .tokens import pad_right, subject_last_token, subject_start, target_ids
 
 KL_PROMPT = "{} is a"
 
@@ -324,7 +324,7 @@ def key_groups(requests: list[Request], settings: EditSettings) -> list[list[int
 
     first: dict[tuple, int] = {}
     for i, r in enumerate(requests):
-        names = [("key", r.subject, r.prompt[:r.prompt.index("{}")])]
+        names = [("key", r.subject, r.text[:subject_start(r.prompt)])]
         if settings.z_groups == "subject":
             names.append(("target", r.subject, r.target_new))
         for name in names:
