@@ -263,14 +263,18 @@ def _check_files(out: Path, manifest: dict[str, Any], base) -> list[str]:
 
 
 def recorded_problems(repo: Repository, manifest: dict[str, Any]) -> list[str]:
-    """What the manifest records that the repository can say again: the commit's settings.
+    """What the manifest records that the repository can say again: the commit's settings
+    (those of its newest update set; a commit whose state holds none, as a revert of every
+    fact, has none of its own: its export records the repository's settings of the time,
+    as an export of the base does, and a later `memstore config` changes nothing in it).
     A manifest of a newer format than this memstore writes is refused."""
     fmt = manifest.get("format", 1)
     if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt > FORMAT:
         raise ValidationError(f"the manifest's format {fmt!r} is not one this memstore reads "
                               f"(up to {FORMAT}): a newer memstore wrote it?")
     commit = manifest.get("commit")
-    if commit is not None and manifest.get("settings") != settings_of(repo, commit):
+    if commit is not None and repo.chain_sets(commit) and \
+            manifest.get("settings") != settings_of(repo, commit):
         return ["settings: differ from those the manifest's commit was written with"]
     return []
 
