@@ -7,7 +7,7 @@ dtype (none in float32). So the same history gives the same bits in every proces
 same device type with the same dtype, in place or built."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -60,9 +60,10 @@ def unapply_updates(model, adapter: Adapter, updates: dict[int, LayerUpdate]) ->
 
 
 def build_state(base_weights: dict[str, torch.Tensor], adapter: Adapter,
-                update_sets: list[dict[int, LayerUpdate]]) -> dict[str, torch.Tensor]:
+                update_sets: Iterable[dict[int, LayerUpdate]]) -> dict[str, torch.Tensor]:
     """The edited weights (only those) after applying `update_sets` in order to
-    `base_weights` (state_dict-like). Pure: the inputs are not modified."""
+    `base_weights` (state_dict-like). Pure: the inputs are not modified. `update_sets` is
+    read once, in order (an iterator that loads each set when asked keeps one in memory)."""
     out: dict[str, torch.Tensor] = {}
     for updates in update_sets:
         for layer in sorted(updates):

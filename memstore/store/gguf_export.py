@@ -19,6 +19,7 @@ import torch
 from ..errors import MemstoreError, ValidationError
 from ..serving.gguf import DTYPES, GgufError, GgufLayout, read_layout, requantization, tensor_name
 from .checkpoint import check_base_weights
+from .history import chain_layers
 from .repository import Repository
 from .states import LoadedBase, check_base, state_of
 
@@ -69,8 +70,7 @@ def build_gguf(repo: Repository, commit: str | None, dtype: str = "f32", *,
     check_base(repo)
     check_base_weights(repo)  # the file's bytes are copied: they must be the base's
     base = state_of(repo, commit)
-    edited = sorted({l for updates in (repo.update_chain(commit) if commit else [])
-                     for l in updates})
+    edited = sorted(chain_layers(repo.chain_sets(commit)) if commit else [])
     n_blocks = base.adapter.n_layers(base.model)
     try:
         names = {l: tensor_name(layout.architecture, n_blocks, base.adapter.proj_weight_name(l))

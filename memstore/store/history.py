@@ -7,7 +7,7 @@ forward gives the chain that `build_state` applies."""
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -61,7 +61,19 @@ def chain_sets(store: Storage, commit_id: str) -> list[SetRef]:
 
 
 def update_chain(store: Storage, commit_id: str) -> list[dict[int, LayerUpdate]]:
-    return [load_updates(store.objects, ref.update_set) for ref in chain_sets(store, commit_id)]
+    return list(chain_updates(store, chain_sets(store, commit_id)))
+
+
+def chain_updates(store: Storage, chain: Iterable[SetRef]) -> Iterator[dict[int, LayerUpdate]]:
+    """The ΔWs of each set of `chain`, read when the next one is asked for: building a state
+    from them holds one set's tensors at a time, not the whole history's."""
+    for ref in chain:
+        yield load_updates(store.objects, ref.update_set)
+
+
+def chain_layers(chain: Iterable[SetRef]) -> set[int]:
+    """The layers the sets of `chain` write, from their records (no tensor read)."""
+    return {l for ref in chain for l in ref.update_set.layers}
 
 
 def chain_keys(store: Storage, commit_id: str) -> dict[int, torch.Tensor]:

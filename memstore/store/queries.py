@@ -12,7 +12,7 @@ import torch
 from ..editing.apply import build_state, delta, single_thread
 from ..editing.requests import Request, check_fits, context_length, fact_key, request_texts
 from ..errors import ValidationError
-from .history import LiveFact
+from .history import LiveFact, chain_layers, chain_updates
 from .repository import Repository
 from .states import BASE, LoadedBase, load_state, open_base, state_commit
 
@@ -117,11 +117,12 @@ def weight_diff(repo: Repository, rev1: str, rev2: str) -> dict[int, float]:
     chains = []
     for rev in (rev1, rev2):
         commit = state_commit(repo, rev)
-        chains.append(repo.update_chain(commit) if commit is not BASE else [])
-    layers = sorted({l for chain in chains for updates in chain for l in updates})
+        chains.append(repo.chain_sets(commit) if commit is not BASE else [])
+    layers = sorted(chain_layers(chains[0]) | chain_layers(chains[1]))
     names = {l: base.adapter.proj_weight_name(l) for l in layers}
     pristine = base.pristine(list(names.values()))
-    built = [build_state(pristine, base.adapter, chain) for chain in chains]
+    built = [build_state(pristine, base.adapter, chain_updates(repo.store, chain))
+             for chain in chains]  # each set's tensors read as it is applied
     out = {}
     for l, name in names.items():
         w1, w2 = (b.get(name, pristine[name]) for b in built)

@@ -13,7 +13,7 @@ weights, and are stored."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,7 @@ from ..models.loading import Loaded, cache_dir, load_model
 from ..models.runtime import Runtime
 from ..models.runtime import resolve as resolve_runtime
 from .commits import UpdateSet
+from .history import chain_layers, chain_updates
 from .repository import Repository, path_snapshot
 
 STATS_SEQ_LEN = SEQ_LEN  # tokens per statistics sequence
@@ -93,14 +94,17 @@ class LoadedBase:
                 self._pristine[name] = self.parameter(name).detach().clone()
         return {n: self._pristine[n] for n in names}
 
-    def set_chain(self, chain: list[dict[int, LayerUpdate]], label: str | None) -> None:
-        """Puts the weights in the state `chain` builds from the base weights."""
+    def set_chain(self, chain: Iterable[dict[int, LayerUpdate]], layers: Iterable[int],
+                  label: str | None) -> None:
+        """Puts the weights in the state `chain` builds from the base weights; `layers` are
+        those its sets write (known from the records, so that `chain` can read each set's
+        tensors only when it is applied)."""
         n = self.adapter.n_layers(self.model)
-        beyond = sorted({l for updates in chain for l in updates if l >= n})
+        beyond = sorted(l for l in set(layers) if l >= n)
         if beyond:
             raise MemstoreError(f"the history writes layer {beyond[0]}, which the model ({n} "
                                 "layers) does not have (a damaged record? run `memstore fsck`)")
-        names = sorted({self.adapter.proj_weight_name(l) for updates in chain for l in updates})
+        names = sorted({self.adapter.proj_weight_name(l) for l in set(layers)})
         self._set(build_state(self.pristine(names), self.adapter, chain), label)
 
     def _set(self, weights: dict[str, torch.Tensor], label: str | None) -> None:
@@ -229,7 +233,8 @@ def state_of(repo: Repository, commit: str | None) -> LoadedBase:
     if commit is BASE:
         base.reset()
     elif base.state != commit:
-        base.set_chain(repo.update_chain(commit), commit)
+        chain = repo.chain_sets(commit)
+        base.set_chain(chain_updates(repo.store, chain), chain_layers(chain), commit)
     return base
 
 
