@@ -16,11 +16,13 @@ from cli_support import (
     history_template,
     last_line,
     log_json,
+    model_dir,
     ok,
     run,
     snapshot,
 )
 from click.testing import CliRunner
+from transformers import AutoTokenizer
 
 from cli.main import cli
 from memstore.errors import ValidationError
@@ -213,6 +215,19 @@ def test_a_file_named_dash_is_not_stdin_for_the_library(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "-").write_text(json.dumps(FACT) + "\n")
     assert [r.subject for r in read_requests_file(Path("-"))] == ["Honda Civic"]
+
+
+def test_a_prompt_that_fits_only_without_the_prefix_templates_is_refused(repo, base, tmp_path):
+    # the prompt and its target fill the tiny model's 128 positions; the z-vectors read it
+    # behind a sampled prefix too: GPT-2 failed there with a traceback, this RoPE model
+    # read past its context and the commit exited 0
+    tok = AutoTokenizer.from_pretrained(model_dir(base))
+    prompt = FACT["prompt"]
+    while len(tok((prompt + " the").format(FACT["subject"]) + " Apple").input_ids) <= 128:
+        prompt += " the"
+    f = facts(tmp_path, "full.jsonl", OTHER, {**FACT, "prompt": prompt})
+    refused(repo, f, "full.jsonl line 2 behind the sampled prefix template 1 (n_templates 1, "
+                     "template_tokens 4): ")
 
 
 def test_eval_names_the_line_of_a_record_too_long_for_the_model(repo, tmp_path):

@@ -154,3 +154,24 @@ def test_escaped_braces_before_the_subject_do_not_move_its_token(tiny):
         plain, at_plain = subject_last_token(tok, "{}", "Michael Jordan")
         assert tok.decode(ids[: at + 1]).endswith("Michael Jordan"), prompt
         assert ids[at] == plain[at_plain]
+
+
+def test_a_prompt_that_fits_only_without_its_prefix_template_is_refused(tiny):
+    """The bare prompt and its target fit the context (128 positions), a sampled prefix
+    template in front does not: GPT-2's position table failed with an IndexError halfway
+    through the z-vectors (a RoPE model read past its context without a word)."""
+    model, tok, ad = tiny
+    s = settings_for(model)
+    stats = stats_for(model, tok, ad, s.layers)
+    prompt = "{} plays"
+    while len(tok(Request("Michael Jordan", prompt + " the", "soccer").text + " soccer")
+              .input_ids) <= 128:
+        prompt += " the"
+    r = Request("Michael Jordan", prompt, "soccer")
+    validate_requests([r], tok, 128)  # alone it fits
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValidationError, match=r"^request 1 behind the sampled prefix template 1: "
+                                              r"\d+ tokens, longer than the model's context of "
+                                              r"128 tokens$"):
+        execute_memit(model, tok, [r], s, stats, templates=TEMPLATES, show_progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

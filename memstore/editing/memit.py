@@ -11,7 +11,7 @@ from ..models.runtime import float64_device
 from .apply import apply_update
 from .keys import SubjectRows, anchor_rows, context_rows, template_keys
 from .post_norm import value_residuals
-from .requests import Request, context_length, validate_requests
+from .requests import Request, check_fits, context_length, templated_texts, validate_requests
 from .result import EditResult, LayerUpdate
 from .sampling import sample_templates
 from .settings import EditSettings
@@ -126,7 +126,10 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
     t0 = time.perf_counter()
     if templates is None:
         templates = templates_for(model, tokenizer, settings)
-    if zs is None:
+    if zs is None:  # the prefixes lengthen the prompts: each must still fit the context
+        check_fits(tokenizer, (text for i, r in enumerate(requests)
+                               for text in templated_texts(r, templates, f"request {i + 1}")),
+                   context_length(model))
         zs, zinfo = compute_zs(model, tokenizer, adapter, requests, templates, settings,
                                show_progress, fisher)
         info.update(zinfo)

@@ -99,6 +99,17 @@ def request_texts(request: Request, where: str) -> Iterator[tuple[str, str]]:
         yield f"{where} neighborhood prompt {i + 1}", p + target
 
 
+def templated_texts(request: Request, templates: list[str], where: str,
+                    settings: str = "") -> Iterator[tuple[str, str]]:
+    """What the z-vectors' optimisation reads beside the bare prompt: the prompt behind each
+    sampled prefix template, followed by the new target. `settings` is said after the
+    template's number (' (n_templates 3, template_tokens 5)')."""
+    for k, t in enumerate(templates):
+        if t != "{}":
+            yield (f"{where} behind the sampled prefix template {k}{settings}",
+                   t.format(request.prompt).format(request.subject) + " " + request.target_new)
+
+
 def check_request(request: Request, where: str = "") -> None:
     """Checks that need no tokenizer. `where` names the request's origin (e.g. 'line 3')."""
     at = f"{where}: " if where else ""
@@ -234,4 +245,5 @@ def validate_requests(requests: list[Request], tokenizer=None, context: int | No
 
 
 __all__ = ["Request", "check_consistent", "check_edges", "check_fits", "check_request",
-           "context_length", "fact_key", "field", "request_texts", "validate_requests"]
+           "context_length", "fact_key", "field", "request_texts", "templated_texts",
+           "validate_requests"]

@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from ..editing.defaults import derive, outside_validated
-from ..editing.memit import check_layers, check_settings, execute_memit
+from ..editing.memit import check_layers, check_settings, execute_memit, templates_for
 from ..editing.memory import estimate as estimate_memory
 from ..editing.progress import phase
 from ..editing.requests import (
     Request,
     check_edges,
+    check_fits,
     context_length,
     fact_key,
+    templated_texts,
     validate_requests,
 )
 from ..editing.settings import EditSettings
@@ -328,10 +330,19 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
             for line in validation_warnings(repo, base):
                 note(f"warning: {line}")
         n = f"{len(requests)} fact{'s' if len(requests) != 1 else ''}"
-        with phase("getting the statistics of the edited layers"):
-            stats_ = statistics(repo, base, settings, note=note)
         with phase("loading the state at HEAD"):
             state_of(repo, parent)
+        # the prefix templates are sampled from HEAD's state; with one in front, a prompt
+        # that fits alone may not (refused before the statistics are computed and stored)
+        templates = templates_for(base.model, base.tokenizer, settings)
+        prefixes = (f" (n_templates {settings.n_templates}, template_tokens "
+                    f"{settings.template_tokens})")
+        check_fits(base.tokenizer, (text for r, at in zip(requests, where)
+                                    for text in templated_texts(r, templates, at, prefixes)),
+                   context_length(base.model))
+        with phase("getting the statistics of the edited layers"):
+            stats_ = statistics(repo, base, settings, note=note)
+        state_of(repo, parent)  # again where the statistics were computed on the base
         with phase(f"measuring the {n} before the edit"):
             before = measure(base, requests, quick=True)
         earlier_facts, n_live = earlier_sample(live, requests)
@@ -344,7 +355,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
         base.editing(settings.layers)
         with phase(f"writing {n} (their z-vectors, then the update)"):
             result = execute_memit(base.model, base.tokenizer, requests, settings, stats_,
-                                   adapter=base.adapter, earlier=earlier or None)
+                                   adapter=base.adapter, templates=templates,
+                                   earlier=earlier or None)
         with phase(f"measuring the edit on the {n}"):
             metrics = measure(base, requests)
         metrics["p_new_before"] = before["p_new"]
