@@ -74,3 +74,22 @@ def test_every_family_is_in_the_registry():
     for family in FAMILIES:
         cfg = tiny_config(family, 360)
         assert find_adapter(cfg.model_type) is not None, family
+
+
+def test_statistics_of_a_model_with_a_context_shorter_than_their_sequences(tmp_path):
+    """GPT-2's positions are a table: with 64 rows, `stats` (and a first commit) failed
+    with an IndexError traceback on the 128-token statistics sequences; they are cut to
+    the context, which the sample's description records."""
+    tok = tiny_tokenizer()
+    cfg = tiny_config("gpt2", tok.backend_tokenizer.get_vocab_size(), layers=4)
+    cfg.n_positions = 64
+    torch.manual_seed(0)
+    transformers.AutoModelForCausalLM.from_config(cfg).save_pretrained(tmp_path / "gpt2")
+    tok.save_pretrained(tmp_path / "gpt2")
+    repo = tmp_path / "repo"
+    ok("init", repo, "--base", tmp_path / "gpt2")
+    for key, value in SETTINGS.items():
+        ok("config", key, value, cwd=repo)
+    assert '"seq_len": 64' in ok("stats", cwd=repo).stdout
+    ok("commit", facts_files(tmp_path)["d"], cwd=repo)
+    ok("revert", "HEAD", cwd=repo)

@@ -316,7 +316,7 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
         check_base_editable(base, settings)
         need = estimate_memory(
             base.model, base.adapter, settings, len(requests), len(live),
-            any(repo.statistics_record(statistics_id(settings), l) is None
+            any(repo.statistics_record(statistics_id(settings, base.model), l) is None
                 for l in settings.layers))
         if not need.fits():
             raise MemstoreError(f"this commit will not fit: {need.line()}; use fewer requests "

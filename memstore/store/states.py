@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..editing.apply import build_state
+from ..editing.requests import context_length
 from ..editing.result import LayerUpdate
 from ..editing.settings import EditSettings
 from ..editing.statistics import (
@@ -241,9 +242,16 @@ def state_of(repo: Repository, commit: str | None) -> LoadedBase:
 # -- statistics ------------------------------------------------------------------------------
 
 
-def statistics_id(settings: EditSettings) -> str:
+def stats_seq_len(model) -> int:
+    """Tokens per statistics sequence: STATS_SEQ_LEN, or the model's context where that is
+    shorter (a GPT-2 position table of fewer rows failed with an IndexError)."""
+    context = context_length(model)
+    return min(STATS_SEQ_LEN, context) if context else STATS_SEQ_LEN
+
+
+def statistics_id(settings: EditSettings, model) -> str:
     return sample_id(describe_source(settings.stats_source, settings.stats_tokens,
-                                     settings.seed, STATS_SEQ_LEN))
+                                     settings.seed, stats_seq_len(model)))
 
 
 def statistics_cache() -> Path | None:
@@ -266,7 +274,7 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
     weights (all missing layers in one pass; not when `compute` is False; `note` hears of
     it first). What did not come from the repository is stored in it (and computed ones in
     the cache)."""
-    sid = statistics_id(settings)
+    sid = statistics_id(settings, base.model)
     have = {l: repo.get_statistics(sid, l) for l in settings.layers
             if repo.statistics_record(sid, l) is not None}
     missing = [l for l in settings.layers if l not in have]
@@ -293,7 +301,7 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
         base.reset()
         fresh = compute_statistics(base.model, base.tokenizer, base.adapter, need,
                                    settings.stats_source, settings.stats_tokens, settings.seed,
-                                   STATS_SEQ_LEN)
+                                   stats_seq_len(base.model))
         for st in fresh.values():
             if cache is not None:
                 try:
@@ -324,15 +332,16 @@ def statistics_of_set(repo: Repository, update_set: UpdateSet) -> dict[int, Stat
         settings = update_set.edit_settings
         layer, sid = min(missing.items())
         why = ""
+        base = open_base(repo, check=False)
         try:
-            same = statistics_id(settings) == sid and set(missing) <= set(settings.layers)
+            same = (statistics_id(settings, base.model) == sid
+                    and set(missing) <= set(settings.layers))
         except MemstoreError as e:  # e.g. the statistics corpus is not on this machine
             same, why = False, f" ({e})"
         if not same or len(set(missing.values())) > 1:
             raise MemstoreError(
                 f"statistics {sid} of layer {layer} are not in this repository and cannot be "
                 f"recomputed here{why}; fetch them with `memstore fetch --with-stats`")
-        base = open_base(repo, check=False)
         with base.kept():
             statistics(repo, base, settings)
     return {l: repo.get_statistics(sid, l) for l, sid in sorted(update_set.stats.items())}
