@@ -226,6 +226,7 @@ def test_a_prompt_that_fits_only_without_the_prefix_templates_is_refused(repo, b
     while len(tok((prompt + " the").format(FACT["subject"]) + " Apple").input_ids) <= 128:
         prompt += " the"
     f = facts(tmp_path, "full.jsonl", OTHER, {**FACT, "prompt": prompt})
+    ok("config", "mom2_weight", "1", cwd=repo)  # a warning: said only once the checks pass
     refused(repo, f, "full.jsonl line 2 behind the sampled prefix template 1 (n_templates 1, "
                      "template_tokens 4): ")
 

@@ -314,6 +314,16 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
         base = open_base(repo)
         validate_requests(requests, base.tokenizer, context_length(base.model), where)
         check_base_editable(base, settings)
+        with phase("loading the state at HEAD"):
+            state_of(repo, parent)
+        # the prefix templates are sampled from HEAD's state; with one in front, a prompt
+        # that fits alone may not (refused before the statistics are computed and stored)
+        templates = templates_for(base.model, base.tokenizer, settings)
+        prefixes = (f" (n_templates {settings.n_templates}, template_tokens "
+                    f"{settings.template_tokens})")
+        check_fits(base.tokenizer, (text for r, at in zip(requests, where)
+                                    for text in templated_texts(r, templates, at, prefixes)),
+                   context_length(base.model))
         need = estimate_memory(
             base.model, base.adapter, settings, len(requests), len(live),
             any(repo.statistics_record(statistics_id(settings, base.model), l) is None
@@ -330,16 +340,6 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
             for line in validation_warnings(repo, base):
                 note(f"warning: {line}")
         n = f"{len(requests)} fact{'s' if len(requests) != 1 else ''}"
-        with phase("loading the state at HEAD"):
-            state_of(repo, parent)
-        # the prefix templates are sampled from HEAD's state; with one in front, a prompt
-        # that fits alone may not (refused before the statistics are computed and stored)
-        templates = templates_for(base.model, base.tokenizer, settings)
-        prefixes = (f" (n_templates {settings.n_templates}, template_tokens "
-                    f"{settings.template_tokens})")
-        check_fits(base.tokenizer, (text for r, at in zip(requests, where)
-                                    for text in templated_texts(r, templates, at, prefixes)),
-                   context_length(base.model))
         with phase("getting the statistics of the edited layers"):
             stats_ = statistics(repo, base, settings, note=note)
         state_of(repo, parent)  # again where the statistics were computed on the base
