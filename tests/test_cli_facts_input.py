@@ -237,3 +237,15 @@ def test_eval_names_the_line_of_a_record_too_long_for_the_model(repo, tmp_path):
     before = snapshot(repo)
     error_line(run("eval", f, cwd=repo), 2, "ev.jsonl line 4: ")
     assert snapshot(repo) == before
+
+
+def test_eval_live_lists_facts_quoted_as_show_does(base, tmp_path):
+    # a line break or a terminal escape in a fact (one pulled from a remote, say) was
+    # printed as it is by the listing of the facts not recalled: '\r' moved the cursor
+    # back over the fact, an escape on a terminal could erase or recolour the line
+    repo = copy_repo(empty_template(base), tmp_path / "empty")
+    fact = {**FACT, "target_new": "Apple\r\x1b[2Kall facts recalled"}
+    ok("commit", facts(tmp_path, "ctl.jsonl", fact), cwd=repo)
+    out = ok("eval", "--live", cwd=repo).stdout
+    assert "\r" not in out and "\x1b" not in out and "not recalled (1;" in out
+    assert "'Honda Civic' / '{} is produced by' -> 'Apple\\r\\x1b[2Kall facts recalled'" in out

@@ -135,7 +135,9 @@ def _not_recalled(m: dict) -> None:
         return
     click.echo(f"\nnot recalled ({len(missed)}; P(new), the commit that wrote it):")
     for f in missed[:SHOWN_MISSES]:
-        click.echo(f"  {f['subject']} / {f['prompt']} -> {f['target_new']}  "
+        # quoted as show and diff quote them: a control character in a fact (a line break,
+        # a terminal escape) would otherwise rewrite the listing
+        click.echo(f"  {f['subject']!r} / {f['prompt']!r} -> {f['target_new']!r}  "
                    f"{f['p_new']:.3f}  {short(f['commit'])}")
     if len(missed) > SHOWN_MISSES:
         click.echo(f"  … and {len(missed) - SHOWN_MISSES} more (--json lists them all)")
