@@ -134,6 +134,39 @@ def test_verify_of_a_truncated_adapter_takes_its_error_to_rounding(repo, tmp_pat
     assert r.exit_code == 1 and "rank or layers: differ" in r.stdout, r.output
 
 
+
+def test_verify_of_an_adapter_on_a_clone_whose_base_lies_elsewhere(base, repo, tmp_path):
+    """adapter_config.json names the base by its path on the exporting machine: on a clone
+    made on a copy of the base at another path (the same content, the same hash) verify
+    of the origin's faithful adapter failed ('adapter_config.json: differs from the
+    rebuilt adapter', exit 1). The path may differ where the file is as its manifest
+    lists it; any other change of the config, or of the path without it, still fails."""
+    import hashlib
+    import shutil
+
+    from cli_support import model_dir
+
+    out = tmp_path / "peft"
+    ok("export", out, "--format", "peft", cwd=repo)
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    ok("push", cwd=repo)
+    elsewhere = shutil.copytree(model_dir(base), tmp_path / "elsewhere")
+    clone = tmp_path / "clone"
+    ok("clone", tmp_path / "remote", clone, "--base", elsewhere)
+    assert "OK: 4 tensors identical" in ok("verify", out, cwd=clone).stdout
+    config, manifest = out / "adapter_config.json", out / "memstore-manifest.json"
+    text = config.read_text()
+    assert str(model_dir(base)) in text  # the origin's path, not the clone's
+    config.write_text(text.replace('"lora_alpha": ', '"lora_alpha": 1'))
+    m = json.loads(manifest.read_text())
+    m["files"]["adapter_config.json"] = hashlib.sha256(config.read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(m))
+    r = run("verify", out, cwd=clone)
+    assert r.exit_code == 1 and "adapter_config.json: differs from the rebuilt" in r.stdout
+    config.write_text(text.replace(str(model_dir(base)), str(tmp_path / "other")))
+    r = run("verify", out, cwd=clone)
+    assert r.exit_code == 1 and "adapter_config.json: differs from the rebuilt" in r.stdout
+
 def test_verify_checks_every_file_of_an_adapter_export(repo, tmp_path):
     """The card, extra files and stray weights of a served export are checked against its
     manifest as a full export's are."""

@@ -40,7 +40,7 @@ from .export_target import (
     written_beside,
 )
 from .gguf_export import build_gguf
-from .peft_export import build_adapter, layer_report, truncation_efficacy
+from .peft_export import BuiltAdapter, build_adapter, layer_report, truncation_efficacy
 from .repository import Repository
 from .states import BASE, check_base, state_commit
 
@@ -263,9 +263,27 @@ def _verify_peft(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verif
             not _same_layers(layer_report(built), manifest.get("layers")):
         problems.append("rank or layers: differ from the rebuilt adapter's")
     config = out / CONFIG
-    if not config.is_file() or config.read_bytes() != built.adapter.config_bytes():
+    if not config.is_file() or not _same_config(config, built, manifest.get("files", {})):
         problems.append(f"{CONFIG}: differs from the rebuilt adapter")
     return Verification(commit, len(rebuilt), problems)
+
+
+def _same_config(config: Path, built: BuiltAdapter, listed: dict[str, str]) -> bool:
+    """The adapter's config is the rebuilt one; but for base_model_name_or_path, which for a
+    base on a local path is where it lay on the machine that exported it (a clone's base,
+    of the same content, lies elsewhere): that may differ where the file is as the
+    manifest lists it (its sha256; the base's content is the manifest's base hash)."""
+    data = config.read_bytes()
+    if data == built.adapter.config_bytes():
+        return True
+    try:
+        d = json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    key = "base_model_name_or_path"
+    return (isinstance(d, dict) and isinstance(d.get(key), str)
+            and {**d, key: None} == {**json.loads(built.adapter.config_bytes()), key: None}
+            and listed.get(CONFIG) == _sha256(data))
 
 
 def _same_layers(rebuilt: dict[str, dict[str, Any]], recorded: Any) -> bool:
