@@ -102,6 +102,21 @@ def test_whitespace_around_the_subject_or_ending_the_prompt_is_refused(repo, tmp
                          "whitespace")
 
 
+def test_an_invisible_character_at_an_edge_is_refused_as_whitespace_is(repo, tmp_path):
+    # 'Michael Jordan\u200b' was another fact than the live 'Michael Jordan': its
+    # contradiction was written beside it, exit 0, both live
+    zw = facts(tmp_path, "zw.jsonl", {**LIVE, "subject": "Michael Jordan\u200b",
+                                      "target_new": "golf"})
+    refused(repo, zw, "zw.jsonl line 1: the subject 'Michael Jordan\\u200b' begins or ends "
+                      "with the invisible character U+200B")
+    joiner = facts(tmp_path, "wj.jsonl", OTHER, {**FACT, "target_new": "\u2060Apple"})
+    refused(repo, joiner, "wj.jsonl line 2: target_new '\\u2060Apple' begins or ends with the "
+                          "invisible character U+2060")
+    mark = facts(tmp_path, "rlm.jsonl", {**FACT, "prompt": "{} is produced by\u200f"})
+    refused(repo, mark, "rlm.jsonl line 1: the prompt '{} is produced by\\u200f' ends with the "
+                        "invisible character U+200F")
+
+
 def test_the_decomposed_spelling_of_a_name_is_the_same_fact(repo, tmp_path):
     nfc, nfd = "Jos\u00e9 Mourinho", unicodedata.normalize("NFD", "Jos\u00e9 Mourinho")
     assert nfc != nfd

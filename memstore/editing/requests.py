@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import string
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -153,19 +154,35 @@ def check_edges(request: Request, where: str) -> None:
     fact for supersede and merge, other tokens for the model), at the end of the prompt
     (the target is read after it with a space of its own: 'plays  golf') or around a
     target (' golf' would be another target than the live 'golf', read as the same
-    tokens)."""
-    if request.subject != request.subject.strip():
+    tokens). An invisible format character there (a zero-width space, a word joiner, a
+    direction mark) is refused as whitespace is: 'Jordan\u200b' is another subject than
+    'Jordan', and a contradiction of it would be written beside it."""
+    if _edge(request.subject):
         raise ValidationError(f"{where}: the subject {_short(request.subject)} begins or ends with "
-                              "whitespace (the prompt holds the spaces around '{}')")
-    if request.prompt != request.prompt.rstrip():
-        raise ValidationError(f"{where}: the prompt {_short(request.prompt)} ends with whitespace "
-                              "(the target follows it with a space of its own)")
+                              f"{_edge(request.subject)} (the prompt holds the spaces around "
+                              "'{}')")
+    if _edge(request.prompt, start=False):
+        raise ValidationError(f"{where}: the prompt {_short(request.prompt)} ends with "
+                              f"{_edge(request.prompt, start=False)} (the target follows it "
+                              "with a space of its own)")
     for name, target in (("target_new", request.target_new),
                          ("target_true", request.target_true)):
-        if target is not None and target != target.strip():
+        if target is not None and _edge(target):
             raise ValidationError(f"{where}: {name} {_short(target)} begins or ends with "
-                                  "whitespace (the target follows the prompt with a space "
-                                  "of its own)")
+                                  f"{_edge(target)} (the target follows the prompt with a "
+                                  "space of its own)")
+
+
+def _edge(text: str, start: bool = True) -> str | None:
+    """What `text` has at its ends (only its end, `start` False) that looks like nothing:
+    'whitespace', 'the invisible character U+200B', or None."""
+    ends = (text[:1] if start else "") + text[-1:]
+    if any(c.isspace() for c in ends):
+        return "whitespace"
+    for c in ends:
+        if unicodedata.category(c) == "Cf":
+            return f"the invisible character U+{ord(c):04X}"
+    return None
 
 
 def _short(text: str, keep: int = 60) -> str:
