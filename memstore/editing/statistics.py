@@ -312,14 +312,23 @@ def clean_cache(directory: Path) -> list[Path]:
     return leftovers.clean(directory, r"\..+\.safetensors\.tmp-")
 
 
-def save_cached(stats: Statistics, directory: Path, model_id: str) -> Path:
-    """Writes `stats` into a statistics cache folder under a name that ends with the sha256
-    of the file's bytes, the hash `load_cached` checks before use."""
+def model_dtype(model, adapter: Adapter) -> str:
+    """The precision the model runs in ("float32", "bfloat16", …): statistics computed in
+    one are not those of another (bfloat16's differ from float32's by about 1%)."""
+    return str(adapter.embeddings(model).weight.dtype).removeprefix("torch.")
+
+
+def save_cached(stats: Statistics, directory: Path, model_id: str,
+                dtype: str = "float32") -> Path:
+    """Writes `stats`, computed on the model `model_id` in `dtype`, into a statistics cache
+    folder under a name that ends with the sha256 of the file's bytes, the hash
+    `load_cached` checks before use."""
     directory.mkdir(parents=True, exist_ok=True)
     data = save_safetensors({"mom2_triu": pack_symmetric(stats.mom2).contiguous()},
                             metadata={"layer": str(stats.layer), "n_tokens": str(stats.n_tokens),
                                       "description": stats.description,
-                                      "dim": str(stats.mom2.shape[0])})
+                                      "dim": str(stats.mom2.shape[0]), "model": model_id,
+                                      "dtype": dtype})
     path = directory / f"{cache_prefix(model_id, stats.layer, stats.id)}{sha256(data)}.safetensors"
     clean_cache(directory)
     tmp = directory / leftovers.temp_name(f".{path.name}.tmp-")
@@ -333,11 +342,14 @@ def save_cached(stats: Statistics, directory: Path, model_id: str) -> Path:
 
 
 def load_cached(directory: Path, model_id: str, layer: int, sid: str,
-                d_in: int | None = None) -> tuple[Statistics | None, list[str]]:
-    """Statistics of (base model hash, layer, sample id) from a cache folder, and a line per
-    cached file refused: one whose bytes no longer match the hash in its name (tampered or
-    damaged), or whose content is not these statistics (layer, sample, shape, finite and
-    symmetric). A refused file is never used; the caller recomputes."""
+                d_in: int | None = None,
+                dtype: str = "float32") -> tuple[Statistics | None, list[str]]:
+    """Statistics of (base model hash, layer, sample id), computed in `dtype`, from a cache
+    folder, and a line per cached file refused: one whose bytes no longer match the hash in
+    its name (tampered or damaged), or whose content is not these statistics (model, layer,
+    sample, shape, finite and symmetric). A refused file is never used; the caller
+    recomputes. Files of another dtype, or that do not say theirs (written before it was
+    recorded), are passed over."""
     problems = []
     for path in sorted(directory.glob(cache_prefix(model_id, layer, sid) + "*.safetensors")):
         if path.is_symlink() or not path.is_file():
@@ -354,6 +366,11 @@ def load_cached(directory: Path, model_id: str, layer: int, sid: str,
         except (ValueError, KeyError, TypeError, RecursionError) as e:
             problems.append(f"{path}: unreadable ({e})")
             continue
+        if meta.get("model", model_id) != model_id:
+            problems.append(f"{path}: computed on another base model ({meta['model']:.16})")
+            continue
+        if meta.get("dtype") != dtype:
+            continue  # another precision's statistics (or one not recorded): not these
         square = mom2.ndim == 2 and mom2.shape[0] == mom2.shape[1] and \
             (d_in is None or mom2.shape[0] == d_in)
         if st.layer != layer or st.id != sid or not square or not torch.isfinite(mom2).all() \
@@ -367,19 +384,20 @@ def load_cached(directory: Path, model_id: str, layer: int, sid: str,
 def cached_statistics(model, tokenizer, adapter: Adapter, layers: tuple[int, ...], model_id: str,
                       directory: Path, source: str = "self", n_tokens: int = 20000,
                       seed: int = 0, seq_len: int = SEQ_LEN) -> dict[int, Statistics]:
-    """Statistics from `directory`, keyed by (model hash, layer, sample) and checked
+    """Statistics from `directory`, keyed by (model hash, layer, sample, dtype) and checked
     against their hash; missing (or refused) layers are computed, all in one pass, and
     saved."""
     sid = sample_id(describe_source(source, n_tokens, seed, seq_len))
+    dtype = model_dtype(model, adapter)
     have = {}
     for l in layers:
-        st, _ = load_cached(directory, model_id, l, sid, adapter.proj_dims(model, l)[1])
+        st, _ = load_cached(directory, model_id, l, sid, adapter.proj_dims(model, l)[1], dtype)
         if st is not None:
             have[l] = st
     missing = tuple(l for l in layers if l not in have)
     if missing:
         fresh = compute_statistics(model, tokenizer, adapter, missing, source, n_tokens, seed, seq_len)
         for l, st in fresh.items():
-            save_cached(st, directory, model_id)
+            save_cached(st, directory, model_id, dtype)
         have.update(fresh)
     return {l: have[l] for l in layers}

@@ -30,6 +30,7 @@ from ..editing.statistics import (
     compute_statistics,
     describe_source,
     load_cached,
+    model_dtype,
     sample_id,
     save_cached,
 )
@@ -259,7 +260,7 @@ def statistics_cache() -> Path | None:
     repository on the same base does not compute them again: $MEMSTORE_STATS_CACHE, else
     <memstore cache>/stats; 'off' disables it. Files are named as the engine's
     `cached_statistics` names them (base hash, layer, sample id, and the sha256 of the
-    file, checked before use)."""
+    file, checked before use); each records the base and the dtype it was computed in."""
     where = os.environ.get("MEMSTORE_STATS_CACHE")
     if where == "off":
         return None
@@ -282,10 +283,11 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
         return have
     cache = statistics_cache()
     found: dict[int, Statistics] = {}
+    dtype = model_dtype(base.model, base.adapter)
     if cache is not None:
         for l in missing:
             st, problems = load_cached(cache, repo.base.hash, l, sid,
-                                       base.adapter.proj_dims(base.model, l)[1])
+                                       base.adapter.proj_dims(base.model, l)[1], dtype)
             for p in problems:
                 if note is not None:
                     note(f"ignored cached statistics {p}")
@@ -305,7 +307,7 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
         for st in fresh.values():
             if cache is not None:
                 try:
-                    save_cached(st, cache, repo.base.hash)
+                    save_cached(st, cache, repo.base.hash, dtype)
                 except OSError:  # the cache is a convenience; the repository has them
                     pass
         found.update(fresh)
