@@ -1,12 +1,20 @@
 """The statistics E[k kᵀ] a solve uses are those of the repository's base, in the precision
-it runs in: the shared cache keeps other models' and other dtypes' apart."""
+it runs in, and a second-moment matrix: the shared cache keeps other models' and other
+dtypes' apart, and `fetch --with-stats` and `fsck REMOTE` refuse records and tensors that
+are not the statistics they claim to be."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 import torch
-from cli_support import SETTINGS, model_dir, ok
+from cli_support import SETTINGS, copy_repo, error_line, history_template, model_dir, ok, run
+from remote_support import remote_files, tamper
 
+from memstore.editing.statistics import pack_symmetric
+from memstore.remote.layout import object_path
+from memstore.store.objects import hash_bytes, tensors_to_bytes
 from memstore.store.repository import Repository
 
 
@@ -65,4 +73,53 @@ def test_the_shared_cache_gives_no_statistics_of_another_dtype_or_model(base, tm
     assert "computed on another base model" in r.stderr and "computing the statistics" in r.stderr
     for k, m in _matrices(second).items():
         assert not torch.equal(m, want[k])
+
+@pytest.fixture
+def pushed(base, tmp_path):
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    url = str(tmp_path / "remote")
+    ok("remote", "add", "origin", url, cwd=repo)
+    ok("push", "--with-stats", cwd=repo)
+    return repo, url
+
+
+@pytest.mark.parametrize("damage", ["nan", "negative"])
+def test_fetched_statistics_must_be_a_second_moment_matrix(pushed, base, tmp_path, damage):
+    """A statistics record on the remote naming a tensor with a NaN or a negative diagonal
+    was cloned with --with-stats, exit 0, fsck ok; then, with the NaN, every commit and
+    replay of the clone failed ('the layer solve produced non-finite values'), for good;
+    with -I as E[kkᵀ], they were solved against it, exit 0."""
+    _, url = pushed
+    path = min(p for p in remote_files(url) if p.startswith("statistics/"))
+    record = json.loads(remote_files(url)[path])
+    d = 64  # the tiny model's MLP width
+    m = torch.eye(d, dtype=torch.float64)
+    m[3, 3] = float("nan") if damage == "nan" else -1.0
+    data = tensors_to_bytes({"mom2_triu": pack_symmetric(m)})
+    record["object"] = hash_bytes(data)
+    obj = Path(url) / object_path(record["object"])
+    obj.parent.mkdir(exist_ok=True)
+    obj.write_bytes(data)
+    tamper(url, path, json.dumps(record).encode())
+    target = tmp_path / "clone"
+    line = error_line(run("clone", url, target, "--base", model_dir(base), "--with-stats"), 1,
+                      f"{path}: its object is not a second-moment matrix")
+    assert "non-finite values or a negative diagonal" in line
+    assert not target.exists()
+
+
+def test_fsck_of_a_remote_checks_a_statistics_record_against_its_id(pushed, base, tmp_path):
+    """A record whose description is not the one its id hashes: `fsck REMOTE` said ok, while
+    every `fetch --with-stats` of it was refused."""
+    repo, url = pushed
+    path = min(p for p in remote_files(url) if p.startswith("statistics/"))
+    record = json.loads(remote_files(url)[path])
+    record["description"] = record["description"].replace('"tokens": 400', '"tokens": 4000')
+    tamper(url, path, json.dumps(record).encode())
+    says = f"{path} is damaged (its description does not match its id)"
+    for r in (run("fsck", url), run("fsck", "origin", cwd=repo)):
+        assert r.exit_code == 1 and says in r.stdout, r.output
+    target = tmp_path / "clone"
+    error_line(run("clone", url, target, "--base", model_dir(base), "--with-stats"), 1, says)
+    assert not target.exists()
 

@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..editing.statistics import sample_id
 from ..errors import MemstoreError
 from ..store.objects import canonical_json, check_object_id
 from ..store.refs import HEADS
@@ -120,7 +121,8 @@ def statistics_record(sample: str, layer: int, n_tokens: int, description: str,
 def parse_statistics_record(data: bytes, where: str, path: str) -> dict[str, Any]:
     """The record read from `path`, which must be the path its id and layer name (a record
     of layer 2 at SAMPLE.1.json would be taken for layer 1's statistics); each field of
-    its type, the token count one the index can hold."""
+    its type, the token count one the index can hold, the description the one its id is
+    the hash of."""
     try:
         raw = json.loads(data)
         if not isinstance(raw, dict):
@@ -138,4 +140,6 @@ def parse_statistics_record(data: bytes, where: str, path: str) -> dict[str, Any
     if statistics_path(rec["id"], rec["layer"]) != path:
         raise RemoteFormatError(f"{where} is damaged (it holds the record of layer "
                                 f"{rec['layer']} of {rec['id'][:40]!r})")
+    if sample_id(rec["description"]) != rec["id"]:  # fsck said ok, a fetch refused it
+        raise RemoteFormatError(f"{where} is damaged (its description does not match its id)")
     return rec

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import torch
 from safetensors import SafetensorError
 
 from ..editing.statistics import Statistics
@@ -53,7 +54,9 @@ def fetch_statistics(repo: Repository, transport: Transport, commits: Iterable[C
     """The statistics the commits name that the remote has and this repository lacks, their
     tensor objects downloaded (each verified on arrival; the ids it wrote appended to
     `written`) and each record checked against its object; the caller stores them
-    (`repo.put_statistics`) once the history they come with is in."""
+    (`repo.put_statistics`) once the history they come with is in. A matrix with
+    non-finite values or a negative diagonal is no E[k kᵀ]: stored, it would fail every
+    later solve (or skew it), fsck saying nothing."""
     there = transport.list(STATISTICS)
     paths = [p for sid, layer in sorted(named(commits))
              if repo.statistics_record(sid, layer) is None
@@ -72,7 +75,8 @@ def fetch_statistics(repo: Repository, transport: Transport, commits: Iterable[C
                                     f"({e})") from e
         if mom2 is None:
             raise RemoteFormatError(f"{where}: its object is not a statistics tensor")
+        if not torch.isfinite(mom2).all() or (mom2.diagonal() < 0).any():
+            raise RemoteFormatError(f"{where}: its object is not a second-moment matrix "
+                                    "(non-finite values or a negative diagonal)")
         fetched.append(Statistics(r["layer"], mom2, r["n_tokens"], r["description"]))
-        if fetched[-1].id != r["id"]:
-            raise RemoteFormatError(f"{where}: its description does not match its id")
     return moved, fetched
