@@ -264,3 +264,17 @@ def test_eval_live_lists_facts_quoted_as_show_does(base, tmp_path):
     out = ok("eval", "--live", cwd=repo).stdout
     assert "\r" not in out and "\x1b" not in out and "not recalled (1;" in out
     assert "'Honda Civic' / '{} is produced by' -> 'Apple\\r\\x1b[2Kall facts recalled'" in out
+
+
+def test_eval_generation_leaves_room_for_the_tokens_it_generates(repo, tmp_path):
+    # 90 tokens are generated after each prompt: a prompt that fit the context alone ran
+    # past it (GPT-2's position table: an IndexError traceback; this RoPE model: exit 0)
+    long = {**FACT, "target_true": "Honda", "prompt": "{} is produced by" + " the" * 40}
+    f = facts(tmp_path, "gen.jsonl", {**OTHER, "target_true": "Google"}, long)
+    ok("eval", f, cwd=repo)  # the scoring reads the prompts alone: they fit
+    before = snapshot(repo)
+    error_line(run("eval", f, "--generation", cwd=repo), 2,
+               "gen.jsonl line 2 generation prompt: ")
+    assert "longer than the 128-token context less the 90 tokens --generation writes, a room " \
+           "of 38 tokens" in run("eval", f, "--generation", cwd=repo).stderr
+    assert snapshot(repo) == before

@@ -36,6 +36,9 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+GENERATION_TOKENS = 90  # new tokens per generation prompt for GE (ROME: 100)
+
+
 def counterfact_metrics(
     model,
     tokenizer,
@@ -43,7 +46,7 @@ def counterfact_metrics(
     *,
     by_relation: bool = False,
     generation: bool = False,
-    generation_tokens: int = 90,
+    generation_tokens: int = GENERATION_TOKENS,
     generation_top_k: int | None = 5,
     seed: int = 0,
     batch_tokens: int | None = None,

@@ -211,7 +211,12 @@ def evaluate(repo: Repository, path: str | Path, rev: str | None = None, *,
     the base weights when there are no commits). zsRE's specificity is also reported as
     `neighborhood`, and `score` is the harmonic mean of the three."""
     from ..eval.data import read_counterfact_records, read_zsre
-    from ..eval.metrics import counterfact_metrics, harmonic_mean, zsre_metrics
+    from ..eval.metrics import (
+        GENERATION_TOKENS,
+        counterfact_metrics,
+        harmonic_mean,
+        zsre_metrics,
+    )
 
     zsre = _is_zsre(path)
     if zsre and (by_relation or generation):
@@ -221,14 +226,20 @@ def evaluate(repo: Repository, path: str | Path, rev: str | None = None, *,
     commit = state_commit(repo, rev)
     base = load_state(repo, rev)
     context = context_length(base.model)
+    room = None if context is None else context - GENERATION_TOKENS
+    if generation and room is not None and room < 1:
+        raise ValidationError(f"--generation writes {GENERATION_TOKENS} tokens after each "
+                              f"prompt: the model's context is {context} tokens")
     for rec in records:
         where = rec.where
         check_fits(base.tokenizer, request_texts(rec.request, where), context)
         if zsre:
             check_fits(base.tokenizer, [(f"{where} loc", f"{rec.loc} {rec.loc_ans}")], context)
-        elif generation:
-            check_fits(base.tokenizer, [(f"{where} generation prompt", p)
-                                        for p in rec.generation_prompts], context)
+        elif generation:  # each prompt is continued by GENERATION_TOKENS tokens
+            check_fits(base.tokenizer, [(f"{where} generation prompt", p) for p in
+                                        rec.generation_prompts or (rec.request.text,)],
+                       room, f"the {context}-token context less the {GENERATION_TOKENS} "
+                       "tokens --generation writes, a room")
     if zsre:
         m = zsre_metrics(base.model, base.tokenizer, records)
         m["neighborhood"] = m["specificity"]
