@@ -128,10 +128,11 @@ def test_verify_of_a_truncated_adapter_takes_its_error_to_rounding(repo, tmp_pat
     manifest.write_text(json.dumps(m))
     assert "OK: 4 tensors identical" in ok("verify", out, cwd=repo).stdout
     layer = next(r for r in m["layers"].values() if r["error"] > 0)
-    layer["error"] = round(layer["error"], 3) + 1e-3
-    manifest.write_text(json.dumps(m))
-    r = run("verify", out, cwd=repo)
-    assert r.exit_code == 1 and "rank or layers: differ" in r.stdout, r.output
+    for error in (round(layer["error"], 3) + 1e-3, 10 ** 400, "0.5"):  # not a float: one line
+        layer["error"] = error
+        manifest.write_text(json.dumps(m))
+        r = run("verify", out, cwd=repo)
+        assert r.exit_code == 1 and "rank or layers: differ" in r.stdout, r.output
 
 
 
