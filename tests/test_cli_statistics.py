@@ -123,3 +123,35 @@ def test_fsck_of_a_remote_checks_a_statistics_record_against_its_id(pushed, base
     error_line(run("clone", url, target, "--base", model_dir(base), "--with-stats"), 1, says)
     assert not target.exists()
 
+
+
+@pytest.mark.parametrize("corpus_then", ["changed", "gone"])
+def test_fsck_repair_computes_no_statistics_of_another_sample(base, tmp_path, monkeypatch,
+                                                             corpus_then):
+    """`fsck --repair` of a clone fetched without --with-stats recomputes the statistics its
+    commits name from their settings: with their corpus changed since, it computed and
+    stored statistics of the new text that no commit names, and said 'rebuilt … 2
+    statistics records', exit 0, the ones named still missing; with it gone, it failed
+    (exit 2) after rebuilding the index. Now it says which cannot be recomputed here."""
+    from cli_support import empty_template, facts_files
+
+    monkeypatch.setenv("MEMSTORE_STATS_CACHE", "off")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("The quick brown fox jumps over the lazy dog.\n" * 100)
+    repo = copy_repo(empty_template(base), tmp_path / "repo")
+    ok("config", "stats_source", corpus, cwd=repo)
+    ok("commit", facts_files(base)["d"], cwd=repo)
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    ok("push", cwd=repo)
+    clone = tmp_path / "clone"
+    ok("clone", tmp_path / "remote", clone, "--base", model_dir(base))
+    if corpus_then == "changed":
+        corpus.write_text("Another text entirely, about cats and dogs.\n" * 100)
+    else:
+        corpus.unlink()
+    r = ok("fsck", "--repair", cwd=clone)
+    with Repository.open(repo) as rr:
+        [sid] = {s.id for s in rr.statistics() if "corpus.txt" in s.description}
+    assert f"statistics {sid} cannot be recomputed here" in r.stderr
+    assert "fetch them with `memstore fetch --with-stats`" in r.stderr
+    assert ok("stats", "--list", "--json", cwd=clone).stdout.strip() == "[]"

@@ -239,7 +239,9 @@ def repair(path: str | Path | None = None,
            note: Callable[[str], None] | None = None) -> RepairReport:
     """`fsck --repair`: rebuilds the index from the object store (store.repair), then
     recomputes the statistics that commits name but no record holds (from the base model,
-    with the settings of the update set that used them)."""
+    with the settings of the update set that used them) where those settings still give
+    them: a corpus changed or gone since gives other statistics, which are not computed
+    (`note` hears of them)."""
     root = Repository.find(path)
     report = rebuild_index(root, note)
     with Repository.open(root) as repo:
@@ -251,8 +253,17 @@ def repair(path: str | Path | None = None,
         if needed:
             with repo.lock():
                 base = open_base(repo)
-                for settings in needed.values():
-                    statistics(repo, base, settings, note=note)
+                for sid, settings in needed.items():
+                    try:
+                        why = "" if statistics_id(settings, base.model) == sid else \
+                            f"its sample {settings.stats_source!r} changed since"
+                    except MemstoreError as e:  # e.g. the corpus is not on this machine
+                        why = str(e)
+                    if not why:
+                        statistics(repo, base, settings, note=note)
+                    elif note is not None:
+                        note(f"statistics {sid} cannot be recomputed here ({why}); fetch them "
+                             "with `memstore fetch --with-stats`")
             report.statistics = len(repo.statistics())
     return report
 
