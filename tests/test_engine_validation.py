@@ -175,3 +175,16 @@ def test_a_prompt_that_fits_only_without_its_prefix_template_is_refused(tiny):
                                               r"128 tokens$"):
         execute_memit(model, tok, [r], s, stats, templates=TEMPLATES, show_progress=False)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("subject", ["José", "東京", "Jordan 🎸"])
+def test_a_last_character_spelt_with_several_byte_tokens_is_keyed_at_the_last(tiny, subject):
+    """The byte-level tokenizer spells 'é' (2 bytes), '京' (3) or '🎸' (4) with one token per
+    byte, each given the character's whole span: the key was read at the first of them,
+    before the subject's end (the reference reads the last)."""
+    from memstore.editing.tokens import subject_last_token
+
+    _, tok, _ = tiny
+    ids, at = subject_last_token(tok, "{}, plays", subject)
+    assert at == len(tok(subject).input_ids) - 1
+    assert tok.decode(ids[: at + 1]) == subject and tok.decode(ids[: at]) != subject

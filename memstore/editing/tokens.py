@@ -56,11 +56,14 @@ def subject_last_token(tokenizer, template: str, subject: str, context: str = ""
     end_char = start + len(subject)  # one past the subject's last character
     enc = tokenizer(text, return_offsets_mapping=True)
     ids, offsets = enc.input_ids, enc["offset_mapping"]
-    for i, (a, b) in enumerate(offsets):
-        if a < end_char <= b and b > a:
-            if any(c.isalnum() for c in text[end_char:b]):
-                raise ValidationError(
-                    f"cannot locate the subject {subject!r} in the tokens of {text!r}: "
-                    f"its last token runs on past it{where}")
-            return ids, i
+    # the last token holding the subject's last character: a byte-level tokenizer may spell
+    # one character ('é', '京', an emoji) with several tokens, each given its whole span
+    last = [i for i, (a, b) in enumerate(offsets) if a < end_char <= b and b > a][-1:]
+    for i in last:
+        b = offsets[i][1]
+        if any(c.isalnum() for c in text[end_char:b]):
+            raise ValidationError(
+                f"cannot locate the subject {subject!r} in the tokens of {text!r}: "
+                f"its last token runs on past it{where}")
+        return ids, i
     raise ValidationError(f"cannot locate the subject {subject!r} in the tokens of {text!r}{where}")
