@@ -155,3 +155,32 @@ def test_fsck_repair_computes_no_statistics_of_another_sample(base, tmp_path, mo
     assert f"statistics {sid} cannot be recomputed here" in r.stderr
     assert "fetch them with `memstore fetch --with-stats`" in r.stderr
     assert ok("stats", "--list", "--json", cwd=clone).stdout.strip() == "[]"
+
+
+def test_a_statistics_row_that_disagrees_with_its_record_is_not_used(base, tmp_path):
+    """The index rows of layers 1 and 2 naming each other's tensor (a damaged index.db):
+    fsck said ok and every solve used layer 2's E[kkᵀ] for layer 1 and back, exit 0. The
+    row is now checked against its record object, by fsck and before use."""
+    import sqlite3
+
+    from cli_support import empty_template, facts_files, snapshot
+
+    repo = copy_repo(empty_template(base), tmp_path / "repo")
+    want = _matrices(repo)
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    (o1,), (o2,) = con.execute("select object from statistics order by layer").fetchall()
+    with con:
+        con.execute("update statistics set object = ? where layer = 1", (o2,))
+        con.execute("update statistics set object = ? where layer = 2", (o1,))
+    con.close()
+    says = "index row disagrees with its record; run `memstore fsck --repair`"
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and f"layer 1: {says}" in r.stdout and f"layer 2: {says}" in r.stdout
+    before = snapshot(repo)
+    error_line(run("commit", facts_files(base)["d"], cwd=repo), 1,
+               "disagrees with its record; run `memstore fsck --repair`")
+    assert snapshot(repo) == before
+    ok("fsck", "--repair", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    got = _matrices(repo)
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)

@@ -185,9 +185,26 @@ def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str
         for what, oid in (("object", rec.object), ("record", rec.record)):
             if oid and oid not in present:
                 problems.append(f"statistics {rec.id} layer {rec.layer}: {what} {oid} is missing")
+        if rec.record and rec.record in present and rec.record not in corrupt:
+            problems.extend(_stats_row_problems(store, rec))
     problems.extend(_check_refs(store, refs, rows))
     problems.extend(_check_config(store))
     return problems
+
+
+def _stats_row_problems(store: Storage, rec: stats_records.StatisticsRecord) -> list[str]:
+    """A statistics row that says other than its record object (another layer's tensor,
+    another sample's description): every solve would use it, unchecked."""
+    try:
+        record = stats_records.parse_record(store.objects.get_bytes(rec.record))
+    except MemstoreError:
+        record = None
+    at = f"statistics {rec.id} layer {rec.layer}"
+    if record is None:
+        return [f"{at}: its record {rec.record} is not a statistics record"]
+    if not stats_records.agrees(rec, record):
+        return [f"{at}: index row disagrees with its record; run `memstore fsck --repair`"]
+    return []
 
 
 def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[str],

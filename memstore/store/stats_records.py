@@ -91,11 +91,22 @@ def load(store: Storage, stats_id: str, layer: int) -> Statistics:
     rec = find(store, stats_id, layer)
     if rec is None:
         raise MemstoreError(f"no statistics {stats_id} for layer {layer} in this repository")
+    if rec.record is not None and \
+            not agrees(rec, parse_record(store.objects.get_bytes(rec.record))):
+        raise DamagedIndexError(f"the statistics row {stats_id} layer {layer} disagrees with "
+                                "its record; run `memstore fsck --repair`")
     mom2 = matrix_of(store.objects.get_tensors(rec.object))
     if mom2 is None:
         raise MemstoreError(f"statistics object {rec.object} holds no square matrix; "
                             "run `memstore fsck`")
     return Statistics(layer, mom2, rec.n_tokens, rec.description)
+
+
+def agrees(rec: StatisticsRecord, record: dict[str, Any] | None) -> bool:
+    """Whether an index row says what its record object says (a row naming another layer's
+    tensor, or another sample's description, would be used unchecked)."""
+    return record is not None and all(record[k] == getattr(rec, k) for k in
+                                      ("id", "layer", "n_tokens", "description", "object"))
 
 
 def matrix_of(tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
