@@ -188,3 +188,25 @@ def test_a_last_character_spelt_with_several_byte_tokens_is_keyed_at_the_last(ti
     ids, at = subject_last_token(tok, "{}, plays", subject)
     assert at == len(tok(subject).input_ids) - 1
     assert tok.decode(ids[: at + 1]) == subject and tok.decode(ids[: at]) != subject
+
+
+def test_a_tokenizer_that_ends_every_text_with_eos_reads_the_target_after_the_prompt():
+    """With add_eos_token (a Llama tokenizer may set it), the z-vectors' rows were
+    'prompt <eos> target' and the KL prompts ended in <eos>: the edit was optimised for the
+    target after an end of text, which no prompt gives (scoring reads 'prompt target')."""
+    from tiny import tiny_tokenizer
+    from tokenizers import processors
+
+    from memstore.editing.zs import build_rows
+
+    bos_only = tiny_tokenizer(add_bos=True)
+    with_eos = tiny_tokenizer(add_bos=True)
+    bos, eos = with_eos.bos_token_id, with_eos.eos_token_id
+    with_eos.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<bos> $A <eos>", special_tokens=[("<bos>", bos), ("<eos>", eos)])
+    assert with_eos("Michael Jordan plays").input_ids[-1] == eos
+    r = [Request("Michael Jordan", "{} plays", "soccer")]
+    got, want = build_rows(with_eos, r, TEMPLATES), build_rows(bos_only, r, TEMPLATES)
+    assert eos not in got.input_ids.tolist()[0]
+    for name in ("input_ids", "attention_mask", "subject_pos", "tgt_pos", "tgt_id"):
+        assert torch.equal(getattr(got, name), getattr(want, name)), name

@@ -55,7 +55,13 @@ def subject_last_token(tokenizer, template: str, subject: str, context: str = ""
     text = template.format(subject)
     end_char = start + len(subject)  # one past the subject's last character
     enc = tokenizer(text, return_offsets_mapping=True)
-    ids, offsets = enc.input_ids, enc["offset_mapping"]
+    ids, offsets = list(enc.input_ids), list(enc["offset_mapping"])
+    # a tokenizer that ends every text with EOS (add_eos_token): the target follows the
+    # prompt, never an end of text (scoring reads it so too: eval.scoring.special_prefix)
+    specials = set(getattr(tokenizer, "all_special_ids", ()))
+    while ids and ids[-1] in specials and offsets[-1][0] == offsets[-1][1]:
+        ids.pop()
+        offsets.pop()
     # the last token holding the subject's last character: a byte-level tokenizer may spell
     # one character ('é', '京', an emoji) with several tokens, each given its whole span
     last = [i for i, (a, b) in enumerate(offsets) if a < end_char <= b and b > a][-1:]
