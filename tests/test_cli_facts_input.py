@@ -117,6 +117,16 @@ def test_an_invisible_character_at_an_edge_is_refused_as_whitespace_is(repo, tmp
                         "invisible character U+200F")
 
 
+def test_a_paraphrase_with_braces_for_the_subject_is_refused(repo, tmp_path):
+    # paraphrases are scored as written: '{} makes cars' measured the paraphrase score on
+    # the text '{} makes cars', exit 0
+    para = facts(tmp_path, "para.jsonl", {**FACT, "paraphrases": ["{} makes cars"]})
+    refused(repo, para, "para.jsonl line 1: paraphrases 1 '{} makes cars' holds '{}': "
+                        "paraphrases prompts are whole texts")
+    near = facts(tmp_path, "near.jsonl", OTHER, {**FACT, "neighborhood": ["Toyota", "{} is"]})
+    refused(repo, near, "near.jsonl line 2: neighborhood 2 '{} is' holds '{}'")
+
+
 def test_the_decomposed_spelling_of_a_name_is_the_same_fact(repo, tmp_path):
     nfc, nfd = "Jos\u00e9 Mourinho", unicodedata.normalize("NFD", "Jos\u00e9 Mourinho")
     assert nfc != nfd

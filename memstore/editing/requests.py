@@ -171,6 +171,12 @@ def check_edges(request: Request, where: str) -> None:
             raise ValidationError(f"{where}: {name} {_short(target)} begins or ends with "
                                   f"{_edge(target)} (the target follows the prompt with a "
                                   "space of its own)")
+    for name in ("paraphrases", "neighborhood"):  # read as they are: '{}' is not filled
+        for i, p in enumerate(getattr(request, name)):
+            if "{}" in p:
+                raise ValidationError(f"{where}: {name} {i + 1} {_short(p)} holds '{{}}': "
+                                      f"{name} prompts are whole texts, the subject written "
+                                      "out (only the prompt has '{}' for it)")
 
 
 def _edge(text: str, start: bool = True) -> str | None:
