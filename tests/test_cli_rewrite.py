@@ -70,6 +70,43 @@ def test_revert_is_c1_then_c3_replayed_from_its_cached_zs(history):
         assert same_bits(repo.updates_of(reverted)[2].U, replay.updates[2].U)
 
 
+
+def test_a_revert_reads_the_basis_facts_once_however_many_sets_it_replays(
+        history, monkeypatch, tmp_path_factory):
+    """Each replayed set's solve read every request list of the basis's chain again to know
+    which facts are live: reverting HEAD~100 of 1,000 commits of 100 facts took 181 s (90 s
+    now). The live facts are read once per revert and advanced by each set replayed; the
+    keys each solve preserves are the same bits as read afresh."""
+    from memstore.store import running
+
+    repo_dir, (c1, c2, c3) = history
+    calls = []
+    real_live, real_keys = running._live_at, running.Replays.earlier_keys
+
+    def live_at(store, commit_id):
+        calls.append(commit_id)
+        return real_live(store, commit_id)
+
+    def checked(self, done, requests):
+        got = real_keys(self, done, requests)
+        n = len(calls)
+        want = real_keys(running.Replays(self.store, self.basis), done, requests)  # afresh
+        del calls[n:]  # the check's own read
+        assert sorted(got) == sorted(want) and all(same_bits(got[l], want[l]) for l in want)
+        return got
+
+    monkeypatch.setattr(running, "_live_at", live_at)
+    monkeypatch.setattr(running.Replays, "earlier_keys", checked)
+    c4 = last_line(ok("commit", facts_files(tmp_path_factory.getbasetemp())["d"],
+                      cwd=repo_dir))
+    calls.clear()
+    reverted = last_line(ok("revert", c2, cwd=repo_dir))
+    with Repository.open(repo_dir) as repo:  # C3 and C4 replayed on C1's state
+        assert [ref.commit for ref in repo.chain_sets(reverted)] == [c1, reverted, reverted]
+        assert repo.get_commit(reverted).info["replayed"] == [c3, c4]
+    assert calls == [c1]  # once, not once per set replayed
+
+
 def test_revert_squash_and_merge_run_no_z_optimisation(history, monkeypatch, tmp_path_factory):
     repo_dir, (c1, c2, _) = history
     files = facts_files(tmp_path_factory.getbasetemp())

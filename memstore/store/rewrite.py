@@ -30,7 +30,7 @@ from .provenance import fact as _fact
 from .queries import measure
 from .repository import Repository
 from .retention import earlier_sample, recall, retention_metrics
-from .running import earlier_keys_for
+from .running import Replays, earlier_keys_for
 from .states import BASE, LoadedBase, state_commit, state_of, statistics_of_set
 
 
@@ -76,11 +76,15 @@ def _stored_result(repo: Repository, ref: SetRef) -> EditResult:
 
 
 def _running(repo: Repository, basis: str | None, results: list[EditResult],
-             requests: list[Request], settings: EditSettings) -> dict[int, torch.Tensor] | None:
+             requests: list[Request], settings: EditSettings,
+             replays: Replays | None = None) -> dict[int, torch.Tensor] | None:
     """The earlier keys a replay of `requests` preserves: those live in `basis`'s state,
-    advanced by the sets already replayed, less the facts `requests` write again."""
+    advanced by the sets already replayed, less the facts `requests` write again
+    (`replays`: what the earlier replays of this operation read, kept)."""
     if settings.history == "plain":
         return None
+    if replays is not None:
+        return replays.earlier_keys(results, requests) or None
     return earlier_keys_for(repo.store, basis, results, requests) or None
 
 
@@ -154,6 +158,7 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
             apply_updates(base.model, base.adapter, res.updates)
             results.append(res)
         replayed: list[str] = []
+        replays = Replays(repo.store, basis)
         with phase(f"replaying the {len(chain) - j} update sets from their cached z-vectors"):
             for k in range(j, len(chain)):
                 ref = chain[k]
@@ -167,7 +172,8 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                 kept = [requests[p] for p in keep]
                 results.append(_replay(base, kept, zs[keep], s.templates, settings,
                                        statistics_of_set(repo, s),
-                                       _running(repo, basis, results, kept, settings)))
+                                       _running(repo, basis, results, kept, settings,
+                                                replays)))
                 if ref.commit not in replayed:
                     replayed.append(ref.commit)
         live = [r for res in results for r in res.requests]

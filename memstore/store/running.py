@@ -92,14 +92,34 @@ def earlier_keys_for(store: Storage, basis: str | None, done: Sequence[EditResul
     """The keys whose running matrix a solve of `requests` preserves: those of the facts
     live in `basis`'s state, after the sets `done` already in this operation (replays),
     without the facts `requests` write again (the solve adds their new keys itself)."""
-    live = _live_at(store, basis)
-    memory = {}
-    for i, r in enumerate(done):
-        _advance(live, r.requests, i)
-        memory[i] = r
-    for key in {fact_key(r) for r in requests}:
-        live.pop(key, None)
-    return live_keys(store, live, memory)
+    return Replays(store, basis).earlier_keys(done, requests)
+
+
+class Replays:
+    """`earlier_keys_for` for the solves of one operation on one basis, `done` growing by
+    the sets solved (a revert replays every later set in turn): which rows of the basis's
+    chain are live is read once (every request list of the chain), then advanced by each
+    set solved, instead of read again per solve. (The key rows themselves are read per
+    solve, as a solve needs them: kept, they would double the memory they take.)"""
+
+    def __init__(self, store: Storage, basis: str | None) -> None:
+        self.store = store
+        self.basis = basis
+        self._live: Live | None = None  # the basis's live facts, advanced by `_done` sets
+        self._done: list[EditResult] = []
+
+    def earlier_keys(self, done: Sequence[EditResult],
+                     requests: Sequence[Request]) -> dict[int, torch.Tensor]:
+        if (self._live is None or len(done) < len(self._done)
+                or any(a is not b for a, b in zip(done, self._done))):  # not the same sets
+            self._live, self._done = _live_at(self.store, self.basis), []
+        for i in range(len(self._done), len(done)):
+            _advance(self._live, done[i].requests, i)
+            self._done.append(done[i])
+        live = dict(self._live)
+        for key in {fact_key(r) for r in requests}:
+            live.pop(key, None)
+        return live_keys(self.store, live, dict(enumerate(done)))
 
 
 def running_matrix_for(store: Storage, basis: str | None, done: Sequence[EditResult],
