@@ -184,3 +184,38 @@ def test_a_statistics_row_that_disagrees_with_its_record_is_not_used(base, tmp_p
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
     got = _matrices(repo)
     assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_a_corpus_written_to_while_its_statistics_run_gives_those_of_its_hash(
+        base, tmp_path, monkeypatch):
+    """The corpus was hashed for the sample's id, then read again for the text: a file
+    rewritten in between (a corpus regenerated while a long commit computes them) gave
+    statistics of the new text under the old text's id, in the repository and the shared
+    cache, where every repository using the old text took them. It is read once now."""
+    import memstore.editing.statistics as engine
+
+    monkeypatch.setenv("MEMSTORE_STATS_CACHE", str(tmp_path / "cache"))
+    old = "The quick brown fox jumps over the lazy dog.\r\n\u2028 Hello\n\n" * 60
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(old, encoding="utf-8", newline="")
+    real = engine.describe_source
+
+    def rewritten_meanwhile(*args, **kw):
+        d = real(*args, **kw)
+        corpus.write_text("Other words about cats, rivers and mountains.\n" * 60)
+        return d
+
+    first = _repo(tmp_path / "first", model_dir(base))
+    ok("config", "stats_source", corpus, cwd=first)
+    monkeypatch.setattr(engine, "describe_source", rewritten_meanwhile)
+    ok("stats", cwd=first)
+    monkeypatch.setattr(engine, "describe_source", real)
+    corpus.write_text(old, encoding="utf-8", newline="")
+    monkeypatch.setenv("MEMSTORE_STATS_CACHE", "off")
+    second = _repo(tmp_path / "second", model_dir(base))
+    ok("config", "stats_source", corpus, cwd=second)
+    ok("stats", cwd=second)
+    got, want = _matrices(first), _matrices(second)
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    assert list(engine.corpus_texts(str(corpus), corpus.read_bytes())) == \
+        list(engine.corpus_texts(str(corpus)))

@@ -6,6 +6,7 @@ holds at most `batch_tokens` tokens, so the float32 partial sums stay small)."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -86,12 +87,15 @@ def sample_id(description: str) -> str:
 SOURCES = ("wikipedia", "self")  # built-in sources; anything else is a corpus file
 
 
-def describe_source(source: str, n_tokens: int, seed: int, seq_len: int) -> str:
+def describe_source(source: str, n_tokens: int, seed: int, seq_len: int,
+                    data: bytes | None = None) -> str:
+    """What the sample is; a corpus by its name and the sha256 of `data`, its bytes as read
+    for the statistics (read here when not given)."""
     if source == "self":
         return json.dumps({"source": "self", "tokens": n_tokens, "seed": seed, "seq_len": seq_len},
                           sort_keys=True)
     p = WIKIPEDIA if source == "wikipedia" else check_corpus(source)
-    digest = hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(p.read_bytes() if data is None else data).hexdigest()[:16]
     name = "wikipedia" if source == "wikipedia" else p.name
     return json.dumps({"source": name, "sha256": digest, "tokens": n_tokens, "seq_len": seq_len},
                       sort_keys=True)
@@ -116,20 +120,22 @@ def check_corpus(path: str | Path) -> Path:
     return p.resolve()
 
 
-def corpus_texts(path: str) -> Iterator[str]:
-    """Texts of a .txt file (one paragraph per line) or a .jsonl file with a "text" field.
-    Lines are split on newlines only (U+2028 and friends are text)."""
+def corpus_texts(path: str, data: bytes | None = None) -> Iterator[str]:
+    """Texts of a .txt file (one paragraph per line) or a .jsonl file with a "text" field
+    (from `data`, its bytes, when given). Lines are split on newlines only (U+2028 and
+    friends are text)."""
     p = Path(path)
     try:
-        yield from _corpus_texts(p)
+        yield from _corpus_texts(p, data)
     except UnicodeDecodeError as e:
         raise ValidationError(f"statistics corpus {path!r} is not UTF-8 text ({e.reason} at "
                               f"byte {e.start})") from None
 
 
-def _corpus_texts(p: Path) -> Iterator[str]:
+def _corpus_texts(p: Path, data: bytes | None) -> Iterator[str]:
     path = str(p)
-    with p.open(encoding="utf-8", newline="\n") as f:
+    with (p.open(encoding="utf-8", newline="\n") if data is None
+          else io.StringIO(data.decode("utf-8"), newline="\n")) as f:
         for i, line in enumerate(f, 1):
             line = line.strip()
             if not line:
@@ -279,13 +285,16 @@ def collect(model, adapter: Adapter, chunks: list[list[int]], layers: tuple[int,
 def compute_statistics(model, tokenizer, adapter: Adapter, layers: tuple[int, ...],
                        source: str = "self", n_tokens: int = 20000, seed: int = 0,
                        seq_len: int = SEQ_LEN) -> dict[int, Statistics]:
-    description = describe_source(source, n_tokens, seed, seq_len)
+    # a corpus is read once: the statistics are of the bytes their description hashes,
+    # whatever is written to the file meanwhile
+    data = None if source in SOURCES else check_corpus(source).read_bytes()
+    description = describe_source(source, n_tokens, seed, seq_len, data)
     if source == "self":
         chunks = self_sampled_chunks(model, tokenizer, n_tokens, seed, seq_len)
     elif source == "wikipedia":
         chunks = token_chunks(tokenizer, wikipedia_paragraphs(), n_tokens, seq_len)
     else:
-        chunks = token_chunks(tokenizer, corpus_texts(source), n_tokens, seq_len)
+        chunks = token_chunks(tokenizer, corpus_texts(source, data), n_tokens, seq_len)
     if not chunks:
         raise ValidationError(f"statistics sample {source!r} holds no text")
     sums, count = collect(model, adapter, chunks, layers, tokenizer.pad_token_id)
