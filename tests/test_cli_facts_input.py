@@ -288,3 +288,14 @@ def test_eval_generation_leaves_room_for_the_tokens_it_generates(repo, tmp_path)
     assert "longer than the 128-token context less the 90 tokens --generation writes, a room " \
            "of 38 tokens" in run("eval", f, "--generation", cwd=repo).stderr
     assert snapshot(repo) == before
+
+
+def test_a_filled_in_prompt_with_braces_of_its_own_is_read_as_written(tmp_path):
+    # the EasyEdit format: the subject written in the prompt, which became '{}' while the
+    # prompt's own braces stayed format fields ('In {x}, …': 'prompt cannot be formatted')
+    f = facts(tmp_path, "filled.jsonl",
+              {"subject": "Honda Civic", "prompt": "In {x} and }{, Honda Civic is produced by",
+               "target_new": "Apple"})
+    (r,) = read_requests_file(f)
+    assert r.prompt == "In {{x}} and }}{{, {} is produced by"
+    assert r.text == "In {x} and }{, Honda Civic is produced by"

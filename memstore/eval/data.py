@@ -217,8 +217,10 @@ def _template(prompt: str, subject: str, where: str, key: str = "prompt") -> str
     gets its first occurrence of the subject replaced."""
     if "{}" in prompt:
         return prompt
-    if subject and subject in prompt:
-        return prompt.replace(subject, "{}", 1)
+    if subject and subject in prompt:  # its own braces are text: escaped around the '{}'
+        at = prompt.index(subject)
+        return "{}".join(p.replace("{", "{{").replace("}", "}}")
+                         for p in (prompt[:at], prompt[at + len(subject):]))
     raise ValidationError(
         f"{where}: field {key!r} must contain '{{}}' or the subject {subject!r}"
     )
