@@ -165,6 +165,27 @@ def test_a_base_changed_on_disk_is_detected(base, tmp_path):
     assert "CHANGED ON DISK" in ok("status", cwd=repo).stdout
     assert "base OK" in ok("verify", "--base", cwd=repo).stdout
     assert "unchanged on disk" in ok("status", cwd=repo).stdout
+    # the same weights with another setting or chat template: verify --base fails (it said
+    # 'base OK' and refreshed the recorded size and mtime), and the repository keeps them
+    config = (model / "config.json").read_text()
+    changed = json.loads(config) | {"rms_norm_eps": 0.5}
+    (model / "config.json").write_text(json.dumps(changed, indent=1))
+    (model / "tokenizer_config.json").write_text(
+        (model / "tokenizer_config.json").read_text().replace("{", '{"chat_template": "x", ', 1))
+    before = snapshot(repo)
+    r = run("verify", "--base", cwd=repo)
+    assert r.exit_code == 1 and "base OK" not in r.stdout, r.output
+    assert ("config.json, tokenizer_config.json differ from init (its settings or tokenizer; "
+            "the weights are the same)") in r.stderr
+    assert snapshot(repo) == before
+    refused(repo, "commit", facts["b"], code=1, says=says)
+    (model / "config.json").write_text(config)
+    tokenizer_config = (model / "tokenizer_config.json").read_text()
+    r = run("verify", "--base", cwd=repo)
+    assert r.exit_code == 1 and "base model changed" in r.stderr, r.output
+    assert "tokenizer_config.json differ" in r.stderr and "config.json," not in r.stderr
+    (model / "tokenizer_config.json").write_text(tokenizer_config.replace('"chat_template": "x", ', ""))
+    assert "base OK" in ok("verify", "--base", cwd=repo).stdout  # as it was: approved again
     # really changed weights: verify --base fails
     w = load_file(model / "model.safetensors")
     w["model.norm.weight"] = w["model.norm.weight"] + 1

@@ -210,7 +210,7 @@ def test_init_and_verify_base_json(base, tmp_path):
     v = as_json("verify", "--base", cwd=repo)
     assert v == {"ok": True, "base": {"ok": True, "path": str(model.resolve()),
                                       "recorded": d["base"]["hash"],
-                                      "actual": d["base"]["hash"]}}
+                                      "actual": d["base"]["hash"], "changed_files": []}}
     weights = model / "model.safetensors"
     tensors = load_file(weights)
     tensors[next(iter(tensors))].view(-1)[0] += 1.0

@@ -120,6 +120,19 @@ def test_a_remote_of_another_base_or_of_a_newer_layout(pushed, base, tmp_path):
     refused("clone", url, target, "--base", other_model, code=1, url=url,
             says="is not the base model of")
     assert not target.exists()
+    # the same weights with another setting: a clone would write and serve another model
+    import shutil
+
+    same = tmp_path / "same-weights"
+    shutil.copytree(model_dir(base), same)
+    config = json.loads((same / "config.json").read_text())
+    (same / "config.json").write_text(json.dumps(config | {"rope_theta": 1.0}))
+    refused("clone", url, target, "--base", same, code=1, url=url,
+            says="has the weights of the base model of")
+    assert not target.exists()
+    (same / "config.json").write_text(json.dumps(config, indent=4))  # spacing is no change
+    ok("clone", url, target, "--base", same)
+    shutil.rmtree(target)
     other = tmp_path / "other"
     ok("init", other, "--base", other_model)
     ok("remote", "add", "origin", url, cwd=other)

@@ -361,3 +361,23 @@ def test_the_edited_tensor_is_ffn_down_in_every_architecture(arch, module):
     from memstore.serving.gguf import tensor_name
 
     assert tensor_name(arch, 4, module + ".weight") == "blk.3.ffn_down.weight"
+
+
+def test_a_gguf_base_with_the_same_tensors_and_another_header_is_caught(tmp_path, monkeypatch):
+    """The GGUF's metadata (settings, tokenizer, chat template) is part of the base: a file
+    rewritten with the same tensors and another header fails verify --base (the weight
+    hash alone said 'base OK' and refreshed the recorded size and mtime)."""
+    from memstore.store.states import forget_loaded
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    base = write_tiny_gguf(tmp_path / "tiny.gguf")
+    repo = tmp_path / "repo"
+    ok("init", repo, "--base", base)
+    write_tiny_gguf(base, name="tiny-llama-with-another-header")
+    forget_loaded()
+    r = run("verify", "--base", cwd=repo)
+    assert r.exit_code == 1 and "gguf header differ from init" in r.stderr, r.output
+    assert "the weights are the same" in r.stderr
+    write_tiny_gguf(base)  # the file as it was
+    forget_loaded()
+    assert "base OK" in ok("verify", "--base", cwd=repo).stdout

@@ -278,21 +278,24 @@ def _report_gguf(d: dict) -> None:
 @runtime_options
 @click.argument("out_dir", required=False, callback=no_empty_path)
 @click.option("--base", "check_base", is_flag=True,
-              help="Re-hash the base model fully and compare it with the hash recorded at init.")
+              help="Re-hash the base model fully (weights, settings and tokenizer files) and "
+              "compare it with what init recorded.")
 @json_option
 def verify(out_dir: str | None, check_base: bool, as_json: bool) -> None:
     """Check an exported checkpoint, or the base model.
 
     With OUT_DIR: rebuilds the exported revision from the repository and compares every
     tensor of the checkpoint with it; exit status 0 if all are identical, else lists the
-    differing tensors and exits 1. With --base: re-hashes the base model from disk; exit
-    status 0 if it is the one recorded at init (its recorded size and modification time
-    are then refreshed), else 1.
+    differing tensors and exits 1. With --base: re-hashes the base model from disk (its
+    weights, and its settings and tokenizer files, or a GGUF file's header); exit status 0
+    if it is the one recorded at init (its recorded size and modification time are then
+    refreshed), else 1.
 
     --json prints one object (the exit status as without it): ok; with OUT_DIR out_dir,
     commit, tensors (how many were compared), problems (one line each), built_with,
     rebuilt_with and warning; with --base, base: ok, path, recorded and actual (the hash
-    recorded at init and the one on disk).
+    recorded at init and the one on disk) and changed_files (the settings and tokenizer
+    files that differ from init).
     """
     from memstore.store import porcelain
 
@@ -319,7 +322,8 @@ def verify_result(out_dir: str | None, v, b) -> dict:
     d: dict = {"ok": (v is None or v.ok) and (b is None or b.ok)}
     if b is not None:
         d["base"] = {"ok": b.ok, "path": None if b.path is None else str(b.path),
-                     "recorded": b.recorded, "actual": b.actual}
+                     "recorded": b.recorded, "actual": b.actual,
+                     "changed_files": list(b.changed_files)}
     if v is not None:
         made, again = _runtime_text(v.built_with), _runtime_text(v.rebuilt_with)
         differs = not v.ok and made and again and made != again
@@ -337,9 +341,13 @@ def _report_verify(d: dict) -> None:
     if b is not None:
         if b["ok"]:
             click.echo(f"base OK: {b['path']} has hash {b['actual'][:16]}")
-        else:
+        elif b["actual"] != b["recorded"]:
             warn(f"base model changed: {b['path']} has hash {b['actual'][:16]}, recorded at "
                  f"init {b['recorded'][:16]}")
+        if b["changed_files"]:
+            warn(f"base model changed: {b['path']}: {', '.join(b['changed_files'])} "
+                 "differ from init (its settings or tokenizer; the weights "
+                 f"{'are the same' if b['actual'] == b['recorded'] else 'too'})")
     if "problems" not in d:
         return
     for p in d["problems"]:

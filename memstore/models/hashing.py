@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,6 +16,51 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# What a loader reads from a Hugging Face directory besides the weights: the architecture's
+# settings (a norm's epsilon, RoPE's base), the tokenizer and the chat template
+SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json",
+              "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+              "chat_template.jinja", "chat_template.json", "vocab.json", "merges.txt",
+              "tokenizer.model", "spiece.model", "vocab.txt")
+
+
+def side_files(path: str | Path) -> dict[str, str]:
+    """sha256 of what makes a base besides its weights (which `model_hash` covers): for a
+    directory, each of SIDE_FILES it holds (a JSON file by its values: spacing, key order
+    and a re-save's notes aside); for a .gguf file, its header — the metadata
+    (settings, tokenizer, chat template) and the tensor directory, all before the tensor
+    data — as 'gguf header'."""
+    p = Path(path)
+    if p.is_dir():
+        return {n: _content_sha256(p / n) for n in SIDE_FILES if (p / n).is_file()}
+    from gguf import GGUFReader
+
+    with open(p, "rb") as f:
+        header = f.read(GGUFReader(str(p)).data_offset)
+    return {"gguf header": hashlib.sha256(header).hexdigest()}
+
+
+def changed_side_files(recorded: Any, actual: dict[str, str]) -> list[str]:
+    """The files besides the weights that differ, appeared or went since `recorded` (not a
+    dict: a repository made before they were recorded, nothing to compare)."""
+    if not isinstance(recorded, dict):
+        return []
+    return sorted(n for n in set(recorded) | set(actual) if recorded.get(n) != actual.get(n))
+
+
+def _content_sha256(path: Path) -> str:
+    if path.suffix == ".json":
+        try:
+            value = json.loads(path.read_bytes())
+        except (ValueError, RecursionError):
+            pass
+        else:
+            if isinstance(value, dict):
+                value.pop("transformers_version", None)  # which library wrote it, not what
+            return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+    return file_sha256(path)
 
 
 def tensor_sha256(t: torch.Tensor) -> str:

@@ -28,6 +28,7 @@ from typing import cast
 from .. import leftovers
 from ..editing.settings import EditSettings
 from ..errors import MemstoreError
+from ..models.hashing import changed_side_files
 from ..store.porcelain import identify_base
 from ..store.refs import branch_ref
 from ..store.repository import DEFAULT_BRANCH, DIRNAME, INIT_PREFIX, Repository
@@ -120,6 +121,12 @@ def clone(url: str, directory: str | Path, base_spec: str, *,
             f"{base_spec} is not the base model of {remote.url}: its hash is "
             f"{base.hash[:12]}, the remote's base ({marker.base_spec}) is "
             f"{marker.base_hash[:12]}")
+    changed = changed_side_files(marker.base_info.get("side_files"), base.info["side_files"])
+    if changed:
+        raise MemstoreError(
+            f"{base_spec} has the weights of the base model of {remote.url} but not its "
+            f"{', '.join(changed)} (settings or tokenizer): the history was written, and is "
+            "served, with those of the remote's base")
     made = target  # the outermost folder this clone creates, removed if it fails
     while not made.parent.exists():
         made = made.parent

@@ -17,8 +17,14 @@ import torch
 
 from ..editing.progress import progress
 from ..errors import MemstoreError, ValidationError
-from ..models.hashing import full_state_dict, model_hash, tensor_sha256
-from ..models.loading import gguf_copy_current, load_model
+from ..models.hashing import (
+    changed_side_files,
+    full_state_dict,
+    model_hash,
+    side_files,
+    tensor_sha256,
+)
+from ..models.loading import gguf_copy_current, load_model, resolve
 from ..models.runtime import Runtime
 from .export_target import (
     MANIFEST,
@@ -337,10 +343,11 @@ class BaseVerification:
     path: str | None
     recorded: str
     actual: str
+    changed_files: list[str] = field(default_factory=list)  # settings, tokenizer (side_files)
 
     @property
     def ok(self) -> bool:
-        return self.recorded == self.actual
+        return self.recorded == self.actual and not self.changed_files
 
 
 def verify_base(repo: Repository) -> BaseVerification:
@@ -355,6 +362,8 @@ def verify_base(repo: Repository) -> BaseVerification:
     dtype = b.info.get("hash_dtype", "float32")  # hashed as loaded at init
     actual = model_hash(load_model(str(where), runtime=Runtime(flags.device, dtype),
                                    fresh=True).model)
-    if actual == b.hash and b.path is not None and repo.base_unchanged() is False:
+    changed = changed_side_files(b.info.get("side_files"), side_files(resolve(where)))
+    v = BaseVerification(b.path, b.hash, actual, changed)
+    if v.ok and b.path is not None and repo.base_unchanged() is False:
         repo.set_base_path(b.path)
-    return BaseVerification(b.path, b.hash, actual)
+    return v

@@ -33,7 +33,7 @@ from ..editing.requests import (
 from ..editing.settings import EditSettings
 from ..editing.statistics import SOURCES, check_corpus
 from ..errors import MemstoreError, ValidationError
-from ..models.hashing import model_hash
+from ..models.hashing import model_hash, side_files
 from ..models.loading import DEFAULT_MODEL, resolve
 from ..models.runtime import KEYS as RUNTIME_KEYS
 from ..models.runtime import Runtime
@@ -101,6 +101,7 @@ def identify_base(base_spec: str = DEFAULT_MODEL) -> BaseIdentity:
             "hidden_size": getattr(text, "hidden_size", None),
             "parameters": sum(p.numel() for p in model.parameters()),
             "hash_dtype": runtime.dtype,  # the weights were hashed as loaded in this dtype
+            "side_files": side_files(where),  # the settings and tokenizer, by file
             # the settings derived from the model, and why (init and config print them)
             "derived": {"settings": derived.settings.to_dict(), "why": derived.why}}
     return BaseIdentity(base_spec, where, model_hash(model), info, derived.settings)
