@@ -381,3 +381,31 @@ def test_a_gguf_base_with_the_same_tensors_and_another_header_is_caught(tmp_path
     write_tiny_gguf(base)  # the file as it was
     forget_loaded()
     assert "base OK" in ok("verify", "--base", cwd=repo).stdout
+
+
+def test_a_new_copy_of_a_touched_gguf_removes_the_copies_it_supersedes(tmp_path, monkeypatch):
+    """The copy is found by the file's path, size and mtime: a touched (or copied-over) GGUF
+    is dequantized again, and the copies of its earlier size or mtime, each model-sized,
+    are removed then (they stayed for good); another file's copy, a copy with no record
+    and a link stay."""
+    import os
+
+    from memstore.models.loading import local_dir
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    base = write_tiny_gguf(tmp_path / "tiny.gguf")
+    other_dir = tmp_path / "elsewhere"
+    other_dir.mkdir()
+    other = write_tiny_gguf(other_dir / "tiny.gguf", seed=1)  # same name, another file
+    first, theirs = local_dir(str(base)), local_dir(str(other))
+    models = first.parent
+    unrecorded = models / "tiny-0123456789abcdef"
+    unrecorded.mkdir()
+    (models / "tiny-fedcba9876543210").symlink_to(first, target_is_directory=True)
+    st = base.stat()
+    os.utime(base, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched
+    second = local_dir(str(base))
+    assert second != first and (second / "config.json").is_file()
+    assert sorted(p.name for p in models.iterdir()) == sorted(
+        [second.name, theirs.name, unrecorded.name, "tiny-fedcba9876543210"])
+    assert local_dir(str(other)) == theirs and (theirs / "config.json").is_file()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import weakref
@@ -302,7 +303,30 @@ def local_dir(spec: str, fresh: bool = False) -> Path:
     if not (target / "config.json").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         _dequantize(path, target)
+        remove_superseded(path, target)
     return target
+
+
+def remove_superseded(path: Path, current: Path) -> list[Path]:
+    """Removes the cache's other dequantized copies of the GGUF file `path`: those made
+    when it had another size or modification time (touched, copied over, changed) or by an
+    earlier cache format. Each is as large as the model in float32 and nothing would ever
+    load it again. Found by name and by the file their record names; a link is removed,
+    never what it points to. Returns those removed."""
+    gone = []
+    head = re.compile(re.escape(path.stem) + r"-[0-9a-f]{16}")
+    for p in sorted(current.parent.iterdir()):
+        if p == current or not head.fullmatch(p.name):
+            continue
+        if p.is_symlink():
+            continue
+        try:
+            source = json.loads((p / SOURCE).read_text()).get("file")
+        except (OSError, ValueError, AttributeError, RecursionError):
+            continue  # no record: whose copy it is cannot be told
+        if source == str(path) and leftovers.remove(p):
+            gone.append(p)
+    return gone
 
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
