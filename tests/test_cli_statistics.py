@@ -219,3 +219,31 @@ def test_a_corpus_written_to_while_its_statistics_run_gives_those_of_its_hash(
     assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
     assert list(engine.corpus_texts(str(corpus), corpus.read_bytes())) == \
         list(engine.corpus_texts(str(corpus)))
+
+
+def test_a_cache_file_is_taken_for_its_own_model_and_dtype_only(tmp_path):
+    """What the cache folder holds is matched on the base's whole hash (not only the 16
+    characters of its name) and the dtype; an older file that says neither is passed over."""
+    from safetensors.torch import save as save_bytes
+
+    from memstore.editing.statistics import (
+        Statistics,
+        cache_prefix,
+        load_cached,
+        save_cached,
+        sha256,
+    )
+
+    st, model = Statistics(1, torch.eye(4, dtype=torch.float64), 10, "test"), "0" * 64
+    save_cached(st, tmp_path, model)
+    assert load_cached(tmp_path, model, 1, st.id, 4)[0] is not None
+    assert load_cached(tmp_path, model, 1, st.id, 4, "bfloat16") == (None, [])
+    other = "0" * 16 + "1" * 48  # the same file names
+    found, problems = load_cached(tmp_path, other, 1, st.id, 4)
+    assert found is None and len(problems) == 1 and "computed on another base model" in problems[0]
+    for p in tmp_path.iterdir():
+        p.unlink()
+    old = save_bytes({"mom2_triu": pack_symmetric(st.mom2)},
+                     metadata={"layer": "1", "n_tokens": "10", "description": "test", "dim": "4"})
+    (tmp_path / f"{cache_prefix(model, 1, st.id)}{sha256(old)}.safetensors").write_bytes(old)
+    assert load_cached(tmp_path, model, 1, st.id, 4) == (None, [])

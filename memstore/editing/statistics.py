@@ -375,11 +375,12 @@ def load_cached(directory: Path, model_id: str, layer: int, sid: str,
         except (ValueError, KeyError, TypeError, RecursionError) as e:
             problems.append(f"{path}: unreadable ({e})")
             continue
-        if meta.get("model", model_id) != model_id:
-            problems.append(f"{path}: computed on another base model ({meta['model']:.16})")
-            continue
         if meta.get("dtype") != dtype:
-            continue  # another precision's statistics (or one not recorded): not these
+            continue  # another precision's statistics (or an older memstore's: it says none)
+        if meta.get("model") != model_id:
+            problems.append(f"{path}: computed on another base model "
+                            f"({meta.get('model')!s:.16})")
+            continue
         square = mom2.ndim == 2 and mom2.shape[0] == mom2.shape[1] and \
             (d_in is None or mom2.shape[0] == d_in)
         if st.layer != layer or st.id != sid or not square or not torch.isfinite(mom2).all() \
