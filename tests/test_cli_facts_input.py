@@ -22,7 +22,7 @@ from cli_support import (
     snapshot,
 )
 from click.testing import CliRunner
-from transformers import AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cli.main import cli
 from memstore.errors import ValidationError
@@ -299,3 +299,29 @@ def test_a_filled_in_prompt_with_braces_of_its_own_is_read_as_written(tmp_path):
     (r,) = read_requests_file(f)
     assert r.prompt == "In {{x}} and }}{{, {} is produced by"
     assert r.text == "In {x} and }{, Honda Civic is produced by"
+
+
+def test_the_memory_estimate_counts_the_facts_that_share_one_key(repo, base, tmp_path,
+                                                                 monkeypatch):
+    # facts about one subject at the start of their prompts share one key, so one δ, and
+    # are optimised in one chunk however many: 3,000 of them peaked at 2.2 GB against
+    # 0.6 GB for 3,000 subjects on a tiny GPT-2, while the estimate counted z_chunk of them
+    from memstore.editing import default_settings, memory
+    from memstore.models.adapters import get_adapter
+    from memstore.store import porcelain
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(args[6] if len(args) > 6 else kwargs.get("largest_group"))
+        raise ValidationError("estimated")
+
+    monkeypatch.setattr(porcelain, "estimate_memory", spy)
+    many = [{**FACT, "prompt": "{} is produced by" + " the" * i} for i in range(60)]
+    refused(repo, facts(tmp_path, "one.jsonl", *many, OTHER), "estimated")
+    assert seen == [60]
+    model = AutoModelForCausalLM.from_pretrained(model_dir(base))
+    s = default_settings(model, z_chunk=8)
+    steps = [memory.estimate(model, get_adapter(model), s, 61, largest_group=g)
+             .terms["z-vector steps"] for g in (1, 60)]
+    assert steps[1] > steps[0]

@@ -62,9 +62,11 @@ def available(device: torch.device) -> int | None:
 
 
 def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
-             n_earlier: int = 0, statistics_needed: bool = False) -> Estimate:
+             n_earlier: int = 0, statistics_needed: bool = False,
+             largest_group: int = 1) -> Estimate:
     """The peak memory of a commit of `n_requests` on `model` (`n_earlier` live facts on
-    the branch; `statistics_needed`: E[k kᵀ] must be computed first)."""
+    the branch; `statistics_needed`: E[k kᵀ] must be computed first; `largest_group`: the
+    most requests that share one δ (zs.key_groups), optimised in one chunk however many)."""
     cfg = model.config.get_text_config()
     weight = adapter.proj(model, settings.last_layer).weight
     itemsize = weight.element_size() if weight.device.type != "meta" else 4
@@ -77,7 +79,7 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
     kv = hidden * getattr(cfg, "num_key_value_heads", 1) // max(
         1, getattr(cfg, "num_attention_heads", 1))
     square = d_in * d_in * 8
-    chunk = min(settings.z_chunk, n_requests)
+    chunk = max(min(settings.z_chunk, n_requests), largest_group)
     rows = chunk * (settings.n_templates + 2)
     terms = {
         "statistics E[kkᵀ]": len(layers) * square,

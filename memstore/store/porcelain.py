@@ -32,6 +32,7 @@ from ..editing.requests import (
 )
 from ..editing.settings import EditSettings
 from ..editing.statistics import SOURCES, check_corpus
+from ..editing.zs import key_groups
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import model_hash, side_files
 from ..models.loading import DEFAULT_MODEL, resolve
@@ -339,7 +340,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
         need = estimate_memory(
             base.model, base.adapter, settings, len(requests), len(live),
             any(repo.statistics_record(statistics_id(settings, base.model), l) is None
-                for l in settings.layers))
+                for l in settings.layers),
+            max(len(g) for g in key_groups(requests, settings)))
         if not need.fits():
             raise MemstoreError(f"this commit will not fit: {need.line()}; use fewer requests "
                                 "per commit (or a smaller z_chunk), a GPU, or a device map")
