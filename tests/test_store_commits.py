@@ -293,3 +293,28 @@ def test_statistics_are_recorded_and_referenced():
     c = commit_on_head(repo, result)
     assert c.update_sets[0].stats == {1: stats.id}
     assert [r.id for r in repo.statistics()] == [stats.id]
+
+
+def test_status_counts_the_commits_without_reading_their_records(monkeypatch):
+    """status read every commit record of the history (hash checked, parsed) to count them:
+    0.58 s of its 1.8 s on 4,200 commits, where the index's ancestry gives the count. It
+    reads the records of HEAD's state chain only (for the live facts)."""
+    from memstore.store import queries
+
+    repo = memory_repo()
+    c1 = commit_on_head(repo, seed=1).id
+    repo.create_branch("side", c1)
+    repo.switch("side")
+    side = [commit_on_head(repo, seed=s).id for s in (2, 3, 4)]
+    repo.switch("main")
+    c2 = commit_on_head(repo, seed=5).id
+    merge = repo.write_commit([fake_result(6)], parents=[c2, side[-1]], basis=c1,
+                              message="merge", operation="merge")
+    repo.forget_cached()
+    read = []
+    real = repo.objects.get_bytes
+    monkeypatch.setattr(repo.objects, "get_bytes", lambda oid, *a: read.append(oid) or
+                        real(oid, *a))
+    s = queries.status(repo)
+    assert s["n_commits"] == 6 and s["n_facts"] == 6 and s["head"] == merge.id
+    assert not set(read) & {*side, c2}  # records outside the state chain (c1, merge)

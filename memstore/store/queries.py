@@ -12,7 +12,7 @@ import torch
 from ..editing.apply import build_state, delta, single_thread
 from ..editing.requests import Request, check_fits, context_length, fact_key, request_texts
 from ..errors import ValidationError
-from .history import LiveFact, chain_layers, chain_updates
+from .history import LiveFact, chain_layers, chain_updates, log_ids
 from .repository import Repository
 from .states import BASE, LoadedBase, load_state, open_base, state_commit
 
@@ -61,7 +61,7 @@ def status(repo: Repository) -> dict[str, Any]:
     return {
         "branch": head.branch, "detached": head.ref is None, "head": head.commit,
         "message": repo.get_commit(head.commit).message if head.commit else None,
-        "n_commits": len(repo.log()) if head.commit else 0,
+        "n_commits": len(log_ids(repo.db, head.commit)) if head.commit else 0,  # no record read
         "n_facts": len(live_facts(repo, head.commit)),
         "base": {"spec": b.spec, "hash": b.hash, "path": b.path, "info": b.info,
                  "unchanged": repo.base_unchanged()},
