@@ -210,3 +210,16 @@ def test_a_tokenizer_that_ends_every_text_with_eos_reads_the_target_after_the_pr
     assert eos not in got.input_ids.tolist()[0]
     for name in ("input_ids", "attention_mask", "subject_pos", "tgt_pos", "tgt_id"):
         assert torch.equal(getattr(got, name), getattr(want, name)), name
+
+
+def test_a_text_of_few_characters_but_many_tokens_is_counted(tiny):
+    """A character may be several tokens ('東' is 3 bytes, 3 tokens here): a prompt of 45
+    characters passed as short for a context of 128 tokens and GPT-2 failed with an
+    IndexError (commit, eval and ask alike)."""
+    _, tok, _ = tiny
+    prompt = "{} plays " + "東" * 40 + " and"
+    r = Request("Michael Jordan", prompt, "soccer")
+    assert len(r.text) < 128 < len(tok(r.text).input_ids)
+    with pytest.raises(ValidationError, match=r"^request 1: \d+ tokens, longer than the "
+                                              r"model's context of 128 tokens$"):
+        validate_requests([r], tok, 128)

@@ -81,7 +81,10 @@ def check_fits(tokenizer, texts: Iterable[tuple[str, str]], context: int | None,
     if context is None:
         return
     for where, text in texts:
-        if len(text) <= context:  # a token holds at least one character
+        # a byte-level tokenizer (or SentencePiece's byte fallback) spells a character with
+        # up to 4 tokens ('東': 3, an emoji: 4): only a text far shorter than the context
+        # in UTF-8 bytes need not be counted
+        if 2 * len(text.encode("utf-8")) + 8 <= context:
             continue
         n = len(tokenizer(text).input_ids)
         if n > context:
