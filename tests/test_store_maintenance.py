@@ -240,3 +240,51 @@ def test_fsck_hashes_a_large_object_without_reading_it_whole(repo):
         f.seek(-1, 2)
         f.write(bytes([last[0] ^ 1]))
     assert f"object {oid} is corrupt (its content does not match its name)" in repo.fsck()
+
+
+def test_repair_keeps_one_ref_snapshot_in_memory_not_all(repo, monkeypatch):
+    """Every ref change writes a snapshot of all refs, kept until gc: with many tags and
+    commits since, `fsck --repair` held every snapshot parsed while it rebuilt the index
+    (597 MB against 323 MB now for 1,100 refs and 5,900 snapshots). It keeps their seq and
+    time, and reads the refs and config again from the one it uses; the same index."""
+    import gc
+    import weakref
+
+    from memstore.store import repair, snapshots
+
+    first = commit_on_head(repo, seed=1).id
+    for i in range(15):
+        repo.create_tag(f"v{i}", first)
+    for s in range(2, 8):
+        commit_on_head(repo, seed=s)
+    refs = sorted(repo.refs.all().items())
+    repo.close()
+    (repo.dir / "index.db").unlink()
+    parsed: list[weakref.ref] = []
+    alive: list[int] = []
+
+    class Parsed(dict):
+        pass
+
+    real_parse, real_build = snapshots.parse, repair._build
+
+    def parse(data):
+        d = real_parse(data)
+        if d is None:
+            return None
+        d = Parsed(d)
+        parsed.append(weakref.ref(d))
+        return d
+
+    def build(*args):
+        gc.collect()
+        alive.append(sum(1 for p in parsed if p() is not None))
+        return real_build(*args)
+
+    monkeypatch.setattr(snapshots, "parse", parse)
+    monkeypatch.setattr(repair, "_build", build)
+    report = repair.repair(repo.root)
+    assert report.source.startswith("snapshot") and len(parsed) > 20
+    assert alive == [0]  # none of them held while the index is rebuilt
+    with Repository.open(repo.root) as again:
+        assert sorted(again.refs.all().items()) == refs and again.fsck() == []

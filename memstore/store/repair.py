@@ -22,7 +22,13 @@ from . import config, snapshots, stats_records
 from .commits import Commit, load_requests
 from .index import index_commit, index_objects
 from .lock import RepositoryLock
-from .objects import CorruptObjectError, DiskObjectStore, fsync_dir, refuse_link
+from .objects import (
+    CorruptObjectError,
+    DiskObjectStore,
+    MissingObjectError,
+    fsync_dir,
+    refuse_link,
+)
 from .refs import Refs
 from .schema import SIDE_FILES, open_index, transaction
 from .storage import Storage
@@ -42,6 +48,9 @@ class RepairReport:
 @dataclass
 class _Scan:
     commits: dict[str, Commit] = field(default_factory=dict)
+    # (object, its seq and time): the refs and config are read again from the one used,
+    # not kept for all (snapshots hold every ref: many refs and writes since the last gc
+    # would hold the product in memory)
     snapshots: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     stats: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -59,7 +68,7 @@ def _scan(objects: DiskObjectStore) -> _Scan:
             out.skipped.append(oid)
             continue
         if (snap := snapshots.parse(data)) is not None:
-            out.snapshots.append((oid, snap))
+            out.snapshots.append((oid, {"seq": snap["seq"], "time": snap.get("time", 0.0)}))
         elif (rec := stats_records.parse_record(data)) is not None:
             out.stats.append((oid, rec))
         else:
@@ -89,9 +98,16 @@ def _read_old(path: Path) -> tuple[list[dict], dict[str, Any]] | None:
         db.close()
 
 
-def _from_snapshot(scan: _Scan) -> tuple[list[dict], dict[str, Any], int]:
-    for _, snap in sorted(scan.snapshots, key=lambda s: (s[1]["seq"], s[1].get("time", 0)),
-                          reverse=True):
+def _from_snapshot(objects: DiskObjectStore,
+                   scan: _Scan) -> tuple[list[dict], dict[str, Any], int]:
+    for oid, _ in sorted(scan.snapshots, key=lambda s: (s[1]["seq"], s[1].get("time", 0)),
+                         reverse=True):
+        try:
+            snap = snapshots.parse(objects.get_bytes(oid))
+        except (CorruptObjectError, MissingObjectError):  # changed since the scan
+            snap = None
+        if snap is None:
+            continue
         targets = [r.get("target") for r in snap["refs"] if r.get("target")]
         if all(t in scan.commits for t in targets):
             return snap["refs"], snap["config"], snap["seq"]
@@ -113,7 +129,7 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
             refs, conf = old
             report = RepairReport("index")
         else:
-            refs, conf, seq = _from_snapshot(scan)
+            refs, conf, seq = _from_snapshot(objects, scan)
             report = RepairReport(f"snapshot {seq}")
         if note is not None:
             note(f"rebuilding the index from {len(scan.commits)} commit records "
