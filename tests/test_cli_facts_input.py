@@ -117,6 +117,14 @@ def test_an_invisible_character_at_an_edge_is_refused_as_whitespace_is(repo, tmp
                         "invisible character U+200F")
 
 
+def test_a_mistake_in_a_long_prompt_is_one_readable_line(repo, tmp_path):
+    # the prompt was repeated whole, twice: a 2,000-character prompt made a line of 4,189
+    long = {**FACT, "subject": "Hond", "prompt": "{}a Civic is produced by" + " the" * 500}
+    line = refused(repo, facts(tmp_path, "long.jsonl", long),
+                   "long.jsonl line 1: cannot locate the subject 'Hond'")
+    assert len(line) < 700 and "…" in line
+
+
 def test_a_paraphrase_with_braces_for_the_subject_is_refused(repo, tmp_path):
     # paraphrases are scored as written: '{} makes cars' measured the paraphrase score on
     # the text '{} makes cars', exit 0

@@ -30,8 +30,9 @@ class Request:
     def text(self) -> str:
         return self.prompt.format(self.subject)
 
-    def describe(self) -> str:
-        return f"request {self.subject!r} / {self.prompt!r} -> {self.target_new!r}"
+    def describe(self) -> str:  # texts of thousands of characters cut: one readable line
+        return (f"request {_short(self.subject, 200)} / {_short(self.prompt, 200)} -> "
+                f"{_short(self.target_new, 200)}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

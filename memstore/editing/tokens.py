@@ -6,6 +6,7 @@ import string
 import torch
 
 from ..errors import ValidationError
+from .requests import _short
 
 
 def pad_right(pad_id: int, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,7 +70,7 @@ def subject_last_token(tokenizer, template: str, subject: str, context: str = ""
         b = offsets[i][1]
         if any(c.isalnum() for c in text[end_char:b]):
             raise ValidationError(
-                f"cannot locate the subject {subject!r} in the tokens of {text!r}: "
+                f"cannot locate the subject {subject!r} in the tokens of {_short(text, 200)}: "
                 f"its last token runs on past it{where}")
         return ids, i
-    raise ValidationError(f"cannot locate the subject {subject!r} in the tokens of {text!r}{where}")
+    raise ValidationError(f"cannot locate the subject {subject!r} in the tokens of {_short(text, 200)}{where}")
