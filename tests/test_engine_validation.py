@@ -223,3 +223,20 @@ def test_a_text_of_few_characters_but_many_tokens_is_counted(tiny):
     with pytest.raises(ValidationError, match=r"^request 1: \d+ tokens, longer than the "
                                               r"model's context of 128 tokens$"):
         validate_requests([r], tok, 128)
+
+
+def test_a_subject_that_fits_as_the_prompt_but_not_in_the_kl_prompt_is_refused(tiny):
+    """The prompt '{}' and a one-token target: the request fits the 128 positions, but its
+    subject in the KL prompt '{} is a' is longer, and GPT-2 failed with an IndexError."""
+    model, tok, ad = tiny
+    s = settings_for(model)
+    stats = stats_for(model, tok, ad, s.layers)
+    subject = "Jordan"
+    while len(tok(subject + " x the").input_ids) <= 128:
+        subject += " x"
+    r = Request(subject, "{}", "the")
+    validate_requests([r], tok, 128)  # alone it fits
+    assert len(tok(subject + " is a").input_ids) > 128
+    with pytest.raises(ValidationError, match=r"^request 1 in the KL prompt '\{\} is a': \d+ "
+                                              r"tokens, longer than the model's context"):
+        execute_memit(model, tok, [r], s, stats, templates=["{}"], show_progress=False)

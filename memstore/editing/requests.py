@@ -107,12 +107,16 @@ def request_texts(request: Request, where: str) -> Iterator[tuple[str, str]]:
 def templated_texts(request: Request, templates: list[str], where: str,
                     settings: str = "") -> Iterator[tuple[str, str]]:
     """What the z-vectors' optimisation reads beside the bare prompt: the prompt behind each
-    sampled prefix template, followed by the new target. `settings` is said after the
-    template's number (' (n_templates 3, template_tokens 5)')."""
+    sampled prefix template, followed by the new target, and the subject in the KL prompt
+    (longer than the prompt where that is '{}' and the target one token). `settings` is
+    said after the template's number (' (n_templates 3, template_tokens 5)')."""
+    from .zs import KL_PROMPT
+
     for k, t in enumerate(templates):
         if t != "{}":
             yield (f"{where} behind the sampled prefix template {k}{settings}",
                    t.format(request.prompt).format(request.subject) + " " + request.target_new)
+    yield f"{where} in the KL prompt {KL_PROMPT!r}", KL_PROMPT.format(request.subject)
 
 
 def check_request(request: Request, where: str = "") -> None:
