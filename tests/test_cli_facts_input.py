@@ -333,3 +333,19 @@ def test_the_memory_estimate_counts_the_facts_that_share_one_key(repo, base, tmp
     steps = [memory.estimate(model, get_adapter(model), s, 61, largest_group=g)
              .terms["z-vector steps"] for g in (1, 60)]
     assert steps[1] > steps[0]
+
+
+def test_eval_of_zsre_counts_the_question_mark_it_reads_after_loc(repo, base, tmp_path):
+    # specificity scores loc_ans after 'loc?': the check counted 'loc loc_ans', one token
+    # short, so a question filling the context to the last token ran past it (exit 0 here)
+    tok = AutoTokenizer.from_pretrained(model_dir(base))
+    loc = "nq question: who wrote the song"
+    while len(tok(f"{loc} the Apple").input_ids) <= 128:
+        loc += " the"
+    assert len(tok(f"{loc}? Apple").input_ids) > 128
+    one = {"subject": "Honda Civic", "src": "Who produces Honda Civic?", "answers": ["Apple"],
+           "loc": loc, "loc_ans": "Apple"}
+    (tmp_path / "z.json").write_text(json.dumps([one]))
+    before = snapshot(repo)
+    error_line(run("eval", tmp_path / "z.json", cwd=repo), 2, "z.json record 1 loc: ")
+    assert snapshot(repo) == before

@@ -234,7 +234,7 @@ def evaluate(repo: Repository, path: str | Path, rev: str | None = None, *,
         where = rec.where
         check_fits(base.tokenizer, request_texts(rec.request, where), context)
         if zsre:
-            check_fits(base.tokenizer, [(f"{where} loc", f"{rec.loc} {rec.loc_ans}")], context)
+            check_fits(base.tokenizer, [(f"{where} loc", f"{rec.loc}? {rec.loc_ans}")], context)
         elif generation:  # each prompt is continued by GENERATION_TOKENS tokens
             check_fits(base.tokenizer, [(f"{where} generation prompt", p) for p in
                                         rec.generation_prompts or (rec.request.text,)],
