@@ -115,6 +115,8 @@ def test_an_invisible_character_at_an_edge_is_refused_as_whitespace_is(repo, tmp
     mark = facts(tmp_path, "rlm.jsonl", {**FACT, "prompt": "{} is produced by\u200f"})
     refused(repo, mark, "rlm.jsonl line 1: the prompt '{} is produced by\\u200f' ends with the "
                         "invisible character U+200F")
+    flag = "Scotland \U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+    assert ok("commit", facts(tmp_path, "flag.jsonl", {**FACT, "subject": flag}), cwd=repo)
 
 
 def test_a_mistake_in_a_long_prompt_is_one_readable_line(repo, tmp_path):

@@ -193,8 +193,8 @@ def _edge(text: str, start: bool = True) -> str | None:
     ends = (text[:1] if start else "") + text[-1:]
     if any(c.isspace() for c in ends):
         return "whitespace"
-    for c in ends:
-        if unicodedata.category(c) == "Cf":
+    for c in ends:  # tag characters end a flag emoji such as Scotland's: visible, allowed
+        if unicodedata.category(c) == "Cf" and not 0xE0020 <= ord(c) <= 0xE007F:
             return f"the invisible character U+{ord(c):04X}"
     return None
 
