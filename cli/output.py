@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -70,8 +71,26 @@ def when(t: float) -> str:
     return datetime.datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
 
 
+# bidirectional overrides and isolates: a line that reads otherwise than it is
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str, keep: str = "\t") -> str:
+    """`text` for a terminal (a commit message from anyone's push, a model's completion):
+    control characters (an escape sequence moves the cursor, recolours or rewrites what was
+    printed) and bidirectional overrides written as escapes (`\\x1b`), but those in
+    `keep`."""
+    return "".join(ascii(c)[1:-1] if c not in keep and (unicodedata.category(c) == "Cc"
+                                                       or c in _BIDI) else c for c in text)
+
+
+def message_lines(message: str) -> list[str]:
+    """A commit message's lines for a terminal (a message may come from anyone's push)."""
+    return [printable(line) for line in message.strip().splitlines()]
+
+
 def first_line(message: str) -> str:
-    lines = message.strip().splitlines()
+    lines = message_lines(message)
     return lines[0] if lines else ""
 
 

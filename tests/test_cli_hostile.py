@@ -639,3 +639,19 @@ def test_a_folder_where_the_lock_or_sqlites_files_belong_is_named(base, tmp_path
 def error_line_of(result, says: str) -> None:
     err = result.stderr.strip().splitlines()
     assert result.exit_code != 0 and len(err) == 1 and says in err[0], result.output
+
+
+def test_a_commit_message_cannot_drive_the_terminal(history):
+    """A message (anyone's push brings theirs) is printed with its control characters and
+    bidirectional overrides as escapes: an escape sequence recoloured or rewrote the
+    listing, a carriage return overwrote the line, a right-to-left override reversed it."""
+    repo, _ = history
+    message = "fix\x1b[2J\x1b[31m red\rgone \u202eevil\x07\ttabbed 👨\u200d👩"
+    ok("revert", "HEAD", "-m", message, cwd=repo)
+    for args in (("log",), ("log", "--oneline"), ("log", "--graph"), ("show",), ("branch",),
+                 ("tag", "t1"), ("tag",)):
+        out = ok(*args, cwd=repo).stdout
+        assert not any(c in out for c in "\x1b\r\x07\u202e"), (args, out)
+    out = ok("log", cwd=repo).stdout
+    assert "fix\\x1b[2J\\x1b[31m red" in out and "\\u202eevil\\x07\ttabbed 👨\u200d👩" in out
+    assert json.loads(ok("log", "--json", "-n", "1", cwd=repo).stdout)[0]["message"] == message

@@ -492,11 +492,12 @@ def test_branch_and_tag_speak_json_when_asked(base, tmp_path):
 
 
 def test_completions_reach_the_terminal_without_control_characters():
-    from cli.commands.model import _printable
+    from cli.output import printable
 
-    assert _printable("red\x1b[31m text\x10", keep="\n") == "red\\x1b[31m text\\x10"
-    assert _printable("two\nlines\tand é", keep="\n\t") == "two\nlines\tand é"
-    assert _printable("tab\t") == "tab\\t"
+    assert printable("red\x1b[31m text\x10", keep="\n") == "red\\x1b[31m text\\x10"
+    assert printable("two\nlines\tand é", keep="\n\t") == "two\nlines\tand é"
+    assert printable("tab\t", keep="") == "tab\\t"
+    assert printable("\u202eevil \U0001f468\u200d\U0001f469") == "\\u202eevil \U0001f468\u200d\U0001f469"
 
 
 def test_a_state_is_built_holding_one_update_set_at_a_time(history, monkeypatch):

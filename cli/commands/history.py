@@ -7,6 +7,7 @@ from ..output import (
     first_line,
     json_option,
     layers_text,
+    message_lines,
     metrics_line,
     num,
     print_json,
@@ -84,7 +85,7 @@ def log(rev: str, oneline: bool, graph: bool, max_count: int | None, as_json: bo
                         f"Date:   {when(c.time)}",
                         f"Facts:  {c.n_requests} ({c.operation}); {metrics_line(c.metrics)}",
                         "",
-                        *(f"    {line}" for line in c.message.strip().splitlines() or [""]),
+                        *(f"    {line}" for line in message_lines(c.message) or [""]),
                         ""]
 
             lines = (graph_log(commits, text) if graph
@@ -138,7 +139,7 @@ def show(rev: str, as_json: bool) -> None:
     click.echo(f"Date:      {when(d['time'])}")
     click.echo(f"Size:      {size(d['bytes'])}")
     click.echo("")
-    for line in d["message"].strip().splitlines():
+    for line in message_lines(d["message"]):
         click.echo(f"    {line}")
     click.echo("")
     click.echo(f"Metrics: {metrics_line(d['metrics'])}")

@@ -10,6 +10,7 @@ from ..output import (
     no_empty_path,
     num,
     print_json,
+    printable,
     runtime_options,
     short,
     size,
@@ -43,22 +44,15 @@ def ask(prompt: str, rev: str | None, compare: str | None, max_tokens: int,
         print_json({"prompt": prompt, "answers": answers})
         return
     if len(answers) == 1:
-        click.echo(prompt + _printable(answers[0]["completion"], keep="\n\t"))
+        click.echo(prompt + printable(answers[0]["completion"], keep="\n\t"))
         return
     labels = [a["rev"] if a["commit"] is None else f"{a['rev']} ({short(a['commit'])})"
               for a in answers]
     width = max(len(label) for label in labels)
     for label, a in zip(labels, answers):
         # one line per state, so that the answers stay side by side
-        text = _printable(" ".join(a["completion"].splitlines()))
+        text = printable(" ".join(a["completion"].splitlines()), keep="")
         click.echo(f"{label:<{width}}  {prompt}{text}")
-
-
-def _printable(text: str, keep: str = "") -> str:
-    """A completion as text for a terminal: control characters (a model may generate any
-    token) shown escaped, never sent raw."""
-    return "".join(c if c.isprintable() or c in keep else c.encode("unicode_escape").decode()
-                   for c in text)
 
 
 @click.command("eval")
