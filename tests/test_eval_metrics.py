@@ -30,6 +30,7 @@ def fake_scores(monkeypatch, nll: dict, top1: dict | None = None):
 A = Request("A", "{} is in", "NEW", "TRUE", ("pa1", "pa2"), ("na1", "na2"), relation_id="P1")
 B = Request("B", "{} is in", "NEW", "TRUE", ("pb1",), ("nb1", "nb2", "nb3"), relation_id="P2")
 C = Request("C", "{} is in", "NEW")  # no true object: cannot be compared
+D = Request("D", "{} is in", "NEW", "NEW")  # the same object: P(new) > P(true) never holds
 NLL = {  # (prompt, target): mean NLL
     ("A is in", "NEW"): 1.0, ("A is in", "TRUE"): 2.0,  # ES 1
     ("pa1", "NEW"): 3.0, ("pa1", "TRUE"): 1.0,  # lost
@@ -50,8 +51,8 @@ def p(x):
 
 def test_counterfact_known_answer(monkeypatch):
     fake_scores(monkeypatch, NLL)
-    m = counterfact_metrics(None, None, [A, B, C], by_relation=True)
-    assert (m["n"], m["n_skipped"]) == (2, 1)
+    m = counterfact_metrics(None, None, [A, B, C, D], by_relation=True)
+    assert (m["n"], m["n_skipped"]) == (2, 2)
     assert m["efficacy"] == pytest.approx(0.5)
     assert m["paraphrase"] == pytest.approx(0.25)
     assert m["neighborhood"] == pytest.approx(0.75)

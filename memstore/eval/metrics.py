@@ -61,7 +61,8 @@ def counterfact_metrics(
     - *_magnitude: mean of P(new) - P(true) (efficacy, paraphrase) and of P(true) - P(new)
       (neighborhood), averaged the same way; positive is good.
 
-    Requests without `target_true` cannot be compared: they are left out and counted in
+    Requests without `target_true`, or whose `target_true` is `target_new` (P(new) >
+    P(true) could never hold), cannot be compared: they are left out and counted in
     `n_skipped`; `n` counts the requests scored. A part with no prompts at all is NaN.
     `by_relation=True` adds `by_relation`: {relation_id: metrics of its requests}.
 
@@ -72,7 +73,7 @@ def counterfact_metrics(
     all (about 90 new ones); `generation_top_k=None` generates greedily instead.
     """
     items = [r if isinstance(r, EvalRecord) else EvalRecord(r) for r in records]
-    scored = [r for r in items if r.request.target_true is not None]
+    scored = [r for r in items if r.request.target_true not in (None, r.request.target_new)]
     prompts: list[str] = []
     targets: list[str] = []
     for item in scored:
