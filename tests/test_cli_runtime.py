@@ -8,7 +8,16 @@ import os
 
 import pytest
 import torch
-from cli_support import copy_repo, empty_template, facts_files, ok, run
+from cli_support import (
+    copy_repo,
+    empty_template,
+    error_line,
+    facts_files,
+    last_line,
+    memstore_process,
+    ok,
+    run,
+)
 from safetensors.torch import load_file
 
 OFFLOAD_LAST = {"model.embed_tokens": "cpu", "model.rotary_emb": "cpu", "model.norm": "cpu",
@@ -174,6 +183,38 @@ def test_an_edited_layer_offloaded_by_the_map_is_refused(repos, tmp_path):
     r = run("commit", facts_files(base)["a"], "--device-map", dm, cwd=a)
     assert r.exit_code == 2 and r.stderr.count("\n") == 1
     assert "layer 2's W_out is offloaded by the device map" in r.stderr
+
+
+def test_a_state_whose_edited_layer_the_map_offloads_is_refused(repos, tmp_path):
+    # the history edits layers 1 and 2; with layer 2 on disk its W_out is an empty meta
+    # tensor: export wrote the base weight there with exit 0 (ΔW left out), ask and eval
+    # ran the base layer, diff --weights failed with a traceback
+    base, a, _ = repos
+    files = facts_files(base)
+    c1 = last_line(ok("commit", files["a"], cwd=a))
+    c2 = last_line(ok("commit", files["b"], cwd=a))
+    dm = device_map(tmp_path, {**OFFLOAD_LAST, "model.layers.2": "disk"})
+    for args in (("export", tmp_path / "out"), ("ask", "Danielle Darrieux"),
+                 ("eval", files["a"]), ("diff", c1, c2, "--weights")):
+        r = run(*args, "--device-map", dm, cwd=a)
+        error_line(r, 2, "model.layers.2.mlp.down_proj is offloaded by the device map")
+    assert not (tmp_path / "out").exists()
+
+
+def test_input_embeddings_offloaded_by_the_map_are_refused(repos, tmp_path):
+    # the inputs are put on the embeddings' device: on disk (meta) ask and eval failed with
+    # a traceback and export recorded it was built on the device 'meta'
+    base, a, _ = repos
+    ok("commit", facts_files(base)["a"], cwd=a)
+    dm = device_map(tmp_path, {**OFFLOAD_LAST, "model.embed_tokens": "disk"})
+    for args in (("ask", "Apple"), ("eval", facts_files(base)["a"]),
+                 ("commit", facts_files(base)["b"]), ("export", tmp_path / "out")):
+        r = run(*args, "--device-map", dm, cwd=a)
+        error_line(r, 2, "offloads model.embed_tokens (the input embeddings) to disk")
+    assert not (tmp_path / "out").exists()
+    p = memstore_process("-C", a, "ask", "Apple", "--device-map", dm)  # accelerate's warning
+    _, err = p.communicate(timeout=120)  # that modules are offloaded was a line before it
+    assert p.returncode == 2 and err.count("\n") == 1 and err.startswith("memstore: error:"), err
 
 
 def test_device_and_dtype_from_flags_environment_and_config(repos, tmp_path, monkeypatch):

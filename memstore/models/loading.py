@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -432,6 +433,17 @@ def _check_placement(directory: Path, placement: dict, name: str) -> None:
         raise ValidationError(f"device map {name!r}: the model has no module {unknown[0]!r}")
 
 
+def check_inputs_held(model) -> None:
+    """The input embeddings of a model spread by a device map are held on a device: the
+    inputs are put where they are (offloaded to disk, they are an empty meta tensor, and
+    ask, eval and commit failed with a traceback while export recorded the device 'meta')."""
+    emb = model.get_input_embeddings()
+    if emb.weight.device.type == "meta":
+        name = next((n for n, m in model.named_modules() if m is emb), "the input embeddings")
+        raise ValidationError(f"the device map offloads {name} (the input embeddings) to "
+                              "disk; keep them on a device")
+
+
 # What reading a damaged model raises: transformers' and the file readers' own errors for a
 # missing or unreadable file, a truncated safetensors header, a short GGUF.
 # NotImplementedError: transformers' GGUF loader has no tensor names for the architecture.
@@ -484,12 +496,19 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
         kwargs.update(device_map=placement, offload_folder=offload)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    # accelerate warns on every load with a module offloaded ("Some parameters are on the
+    # meta device…"): a second line before a refusal's one, and noise before any output
+    accelerate_logger = logging.getLogger("accelerate")
+    accelerate_level = accelerate_logger.level
+    accelerate_logger.setLevel(logging.ERROR)
     try:
         # a family memstore does not support is refused before its weights are read
         get_adapter(AutoConfig.from_pretrained(directory, trust_remote_code=False).model_type)
         model, info = AutoModelForCausalLM.from_pretrained(
             directory, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs)
         check_weights(info)
+        if placement is not None:
+            check_inputs_held(model)
         tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
     except BaseException as e:
         if offload is not None:
@@ -500,6 +519,7 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
         raise
     finally:
         hf_logging.set_verbosity(verbosity)
+        accelerate_logger.setLevel(accelerate_level)
     if offload is not None:  # the offloaded weights live as long as the model, no longer
         weakref.finalize(model, shutil.rmtree, offload, True)
     if placement is None:

@@ -34,7 +34,7 @@ from ..editing.statistics import (
     sample_id,
     save_cached,
 )
-from ..errors import MemstoreError
+from ..errors import MemstoreError, ValidationError
 from ..models.loading import Loaded, cache_dir, load_model
 from ..models.runtime import Runtime
 from ..models.runtime import resolve as resolve_runtime
@@ -72,7 +72,14 @@ class LoadedBase:
         return self.loaded.adapter
 
     def parameter(self, name: str) -> torch.nn.Parameter:
-        return self.model.get_parameter(name)
+        """An edited weight, which must be held on a device: one a device map offloaded to
+        disk is an empty (meta) tensor, which a state copied into unchanged and silently."""
+        p = self.model.get_parameter(name)
+        if p.device.type == "meta":
+            raise ValidationError(f"{name.removesuffix('.weight')} is offloaded by the device "
+                                  "map, and the history edits it; keep the edited layers' "
+                                  "W_out on a device")
+        return p
 
     def touch(self, names: list[str]) -> None:
         """Keep pristine copies of `names` before their weights change."""
