@@ -19,7 +19,11 @@ import click
 if not sys.stderr.isatty():  # bare tqdm bars (transformers' GGUF dequantization): tqdm
     os.environ.setdefault("TQDM_DISABLE", "1")  # reads this when imported, below (torch)
 
-from .commands import edit, history, maintenance, model, refs, remote, setup
+try:  # torch and transformers load here (seconds): Ctrl-C then was a traceback
+    from .commands import edit, history, maintenance, model, refs, remote, setup
+except KeyboardInterrupt:
+    sys.stderr.write("memstore: interrupted\n")
+    sys.exit(128 + signal.SIGINT)
 
 ALIASES = {"checkout": "switch"}
 

@@ -425,3 +425,26 @@ def test_a_clone_folder_is_reused_only_when_a_dead_clone_of_this_host_left_only_
         r.update_ref(branch_ref("main"), ids[0], expected=None)
     refused()
     assert mark.is_file() and f"-{pid}-" in mark.name
+
+
+def test_ctrl_c_while_the_command_loads_its_libraries(tmp_path):
+    # the first seconds of every command import torch and transformers, before click runs:
+    # Ctrl-C there was a KeyboardInterrupt traceback and the exit status of a killed process
+    import subprocess
+
+    from cli_support import subprocess_env
+
+    code = ("import builtins, sys\n"
+            "real = builtins.__import__\n"
+            "def stop(name, *a, **k):\n"
+            "    if name == 'torch' or name.startswith('torch.'):\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = stop\n"
+            "sys.argv = ['memstore', 'log']\n"
+            "from cli.main import main\n"
+            "main()\n")
+    r = subprocess.run([sys.executable, "-c", code], check=False, cwd=tmp_path,
+                       env=subprocess_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stderr) == (130, "memstore: interrupted\n")
