@@ -247,3 +247,26 @@ def test_refs_update_must_run_in_a_transaction_with_the_rows(repo3):
         repo.refs.update("refs/heads/main", c0, expected=c2)
         raise RuntimeError("crash before commit")
     assert repo.resolve("main") == c2
+
+
+def test_criss_cross_merges_nested_too_deep_are_refused_in_one_line(monkeypatch):
+    """Each nested criss-cross merge is one level of the virtual merge base's recursion: past
+    Python's stack (about a thousand levels) the merge was a RecursionError traceback."""
+    from memstore.errors import MemstoreError
+    from memstore.store import history
+
+    repo = memory_repo()
+    rows = [{"id": f"{i:064x}", "parents": "[]", "base_hash": "x", "time": float(i),
+             "message": "", "operation": "commit"} for i in (1, 2)]
+    a, b = rows[0]["id"], rows[1]["id"]
+    for level in range(1, 1200):  # a_n merges (a, b), b_n merges (b, a): bases {a, b}
+        na, nb = f"{2 * level + 1:064x}", f"{2 * level + 2:064x}"
+        rows += [{**rows[0], "id": na, "parents": json.dumps([a, b]), "time": 2.0 * level + 1},
+                 {**rows[0], "id": nb, "parents": json.dumps([b, a]), "time": 2.0 * level + 2}]
+        a, b = na, nb
+    repo.db["commits"].insert_all(rows)
+    monkeypatch.setattr(history, "facts_at", lambda store, c: [])
+    with pytest.raises(MemstoreError, match="nested too deep to follow"):
+        history.merge_base_targets(repo.store, a, b)
+    shallow_a, shallow_b = rows[6]["id"], rows[7]["id"]  # three levels: merged as before
+    assert history.merge_base_targets(repo.store, shallow_a, shallow_b) == {}

@@ -229,7 +229,12 @@ def merge_base_targets(store: Storage, a: str, b: str) -> Targets:
     each other, against their own merge base(s), as git's recursive strategy merges them
     into a virtual one; a fact they disagree on with no rule to settle it is UNKNOWN, so a
     side holding any target for it has changed it."""
-    return _virtual_base(store, graph(store.db), [a], [b])
+    try:
+        return _virtual_base(store, graph(store.db), [a], [b])
+    except RecursionError:  # one level of Python's stack per nested criss-cross
+        raise MemstoreError(f"cannot merge {a[:12]} and {b[:12]}: their merge bases are "
+                            "criss-cross merges nested too deep to follow (hundreds of "
+                            "levels); squash one side's history first") from None
 
 
 def _virtual_base(store: Storage, g, left: list[str], right: list[str]) -> Targets:
