@@ -217,6 +217,33 @@ def test_input_embeddings_offloaded_by_the_map_are_refused(repos, tmp_path):
     assert p.returncode == 2 and err.count("\n") == 1 and err.startswith("memstore: error:"), err
 
 
+def test_a_tied_output_layer_offloaded_apart_from_its_embeddings_is_refused(tmp_path):
+    # GPT-2's lm_head shares transformer.wte's weight: with wte on the CPU and lm_head on
+    # disk, accelerate's offload store lacks lm_head.weight and every forward (the first
+    # one of a commit, ask or export) failed with a KeyError traceback
+    import transformers
+    from tiny import tiny_config, tiny_tokenizer
+
+    from memstore.errors import ValidationError
+    from memstore.models.loading import load_model
+    from memstore.models.runtime import Runtime
+
+    tok = tiny_tokenizer()
+    cfg = tiny_config("gpt2", tok.backend_tokenizer.get_vocab_size(), layers=2)
+    transformers.AutoModelForCausalLM.from_config(cfg).save_pretrained(tmp_path / "gpt2")
+    tok.save_pretrained(tmp_path / "gpt2")
+    placement = {"transformer.wte": "cpu", "transformer.wpe": "cpu", "transformer.drop": "cpu",
+                 "transformer.h": "cpu", "transformer.ln_f": "cpu", "lm_head": "disk"}
+    with pytest.raises(ValidationError, match="offloads lm_head to disk, whose weight is "
+                                              "transformer.wte's"):
+        load_model(str(tmp_path / "gpt2"), runtime=Runtime(
+            device_map=device_map(tmp_path, placement)))
+    placement["lm_head"] = "cpu"  # with them: loads and runs
+    lm = load_model(str(tmp_path / "gpt2"), runtime=Runtime(
+        device_map=device_map(tmp_path, placement)))
+    lm.model(torch.tensor([[1, 2, 3]]))
+
+
 def test_device_and_dtype_from_flags_environment_and_config(repos, tmp_path, monkeypatch):
     base, a, _ = repos
     # stored for another machine: only its form checked; one past this machine's last GPU

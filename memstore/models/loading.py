@@ -436,12 +436,25 @@ def _check_placement(directory: Path, placement: dict, name: str) -> None:
 def check_inputs_held(model) -> None:
     """The input embeddings of a model spread by a device map are held on a device: the
     inputs are put where they are (offloaded to disk, they are an empty meta tensor, and
-    ask, eval and commit failed with a traceback while export recorded the device 'meta')."""
+    ask, eval and commit failed with a traceback while export recorded the device 'meta').
+    Nor is an output layer that shares their weight offloaded apart from them: accelerate
+    stores a tied weight once, and its first forward failed with a KeyError traceback."""
+    names = {m: n for n, m in model.named_modules()}
     emb = model.get_input_embeddings()
     if emb.weight.device.type == "meta":
-        name = next((n for n, m in model.named_modules() if m is emb), "the input embeddings")
-        raise ValidationError(f"the device map offloads {name} (the input embeddings) to "
-                              "disk; keep them on a device")
+        raise ValidationError(f"the device map offloads {names.get(emb, 'the input embeddings')} "
+                              "(the input embeddings) to disk; keep them on a device")
+    out = model.get_output_embeddings()
+    if out is None or out.weight is not emb.weight:
+        return
+    name = names.get(out, "")
+    placed = getattr(model, "hf_device_map", None) or {}
+    where = max((k for k in placed if k == "" or name == k or name.startswith(k + ".")),
+                key=len, default=None)
+    if where is not None and placed[where] == "disk":
+        raise ValidationError(f"the device map offloads {name} to disk, whose weight is "
+                              f"{names.get(emb, 'the input embeddings')}'s (tied); place it "
+                              "with them")
 
 
 # What reading a damaged model raises: transformers' and the file readers' own errors for a
