@@ -157,6 +157,21 @@ def test_f16_and_verify(gguf_repo, tmp_path):
     assert r.stderr.startswith("memstore: error: ") and "GGUF" in r.stderr, r.stderr
 
 
+def test_a_bfloat16_export_records_how_it_was_built(gguf_repo, tmp_path):
+    # the edited tensors hold the state in the runtime's dtype: a GGUF export recorded no
+    # built_with (full exports do), so verifying a bfloat16 one in float32 listed differing
+    # tensors with no word of the dtype that explains them
+    repo = gguf_repo["repo"]
+    ok("export", "HEAD", tmp_path / "bf16", "--format", "gguf", "--dtype", "bfloat16", cwd=repo)
+    m = json.loads((tmp_path / "bf16" / "memstore-manifest.json").read_text())
+    assert m["built_with"] == {"device": "cpu", "dtype": "bfloat16"}
+    r = run("verify", tmp_path / "bf16", cwd=repo)
+    assert r.exit_code == 1
+    assert "built with cpu/bfloat16 and rebuilt here with cpu/float32" in r.stderr
+    out = ok("verify", tmp_path / "bf16", "--dtype", "bfloat16", cwd=repo).stdout
+    assert "(built with cpu/bfloat16)" in out
+
+
 def test_an_older_revision_and_the_base(gguf_repo, tmp_path):
     repo = gguf_repo["repo"]
     ok("export", gguf_repo["ids"][0], tmp_path / "first", "--format", "gguf", cwd=repo)

@@ -193,7 +193,7 @@ def _export_gguf(repo: Repository, rev: str, commit: str | None, out: Target, ou
         manifest = _manifest(repo, "gguf", rev, commit, gguf={
             "file": GGUF_FILE, "dtype": dtype, "metadata_sha256": _sha256(layout.head),
             "size": target.stat().st_size, "base_size": layout.path.stat().st_size},
-            layers=layers, tensors={t.name: stored_sha256(target, t) for t in written.tensors})
+            layers=layers, built_with=built.built_with, tensors={t.name: stored_sha256(target, t) for t in written.tensors})
         (tmp / cards.CARD).write_text(card)
         write_manifest(tmp, manifest)
     return manifest
@@ -329,4 +329,7 @@ def _verify_gguf(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verif
     for t in written.tensors:
         if expected.get(t.name) != (t.dims, t.type):
             problems.append(f"{t.name}: shape or type differs from the base file's")
-    return Verification(manifest.get("commit"), len(rebuilt), problems)
+    recorded_with = manifest.get("built_with")
+    return Verification(manifest.get("commit"), len(rebuilt), problems,
+                        recorded_with if isinstance(recorded_with, dict) else None,
+                        built.built_with)

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import MemstoreError, ValidationError
 from ..serving.gguf import DTYPES, GgufError, GgufLayout, read_layout, requantization, tensor_name
-from .checkpoint import check_base_weights
+from .checkpoint import built_with, check_base_weights
 from .history import chain_layers
 from .repository import Repository
 from .states import LoadedBase, check_base, state_of
@@ -30,6 +30,7 @@ class BuiltGguf:
     replace: dict[str, np.ndarray]  # GGUF tensor name → the revision's weight
     layers: dict[int, str]  # edited layer → GGUF tensor name
     requantization: dict[int, dict[str, Any]]  # when measured: per layer, see build_gguf
+    built_with: dict[str, str] | None = None  # the device type and dtype of the state
 
 
 def gguf_base(repo: Repository) -> Path:
@@ -93,4 +94,4 @@ def build_gguf(repo: Repository, commit: str | None, dtype: str = "f32", *,
             if not np.isfinite(w).all():
                 raise MemstoreError(f"layer {l}: weights beyond float16's range; use f32")
         replace[t.name] = w
-    return BuiltGguf(layout, replace, names, survival)
+    return BuiltGguf(layout, replace, names, survival, built_with(base))
