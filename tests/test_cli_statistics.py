@@ -50,9 +50,13 @@ def test_the_shared_cache_gives_no_statistics_of_another_dtype_or_model(base, tm
     alone = _repo(tmp_path / "alone", model_dir(base))
     ok("stats", cwd=alone)
     got, want, bf16 = _matrices(full), _matrices(alone), _matrices(half)
-    assert got.keys() == want.keys() == bf16.keys()
+    assert got.keys() == want.keys() and not bf16.keys() & want.keys()  # bf16: another sample
+    by_layer = {layer: m for (_, layer), m in want.items()}
+    assert {layer for _, layer in bf16} == set(by_layer)
     for k in want:
-        assert torch.equal(got[k], want[k]) and not torch.equal(bf16[k], want[k])
+        assert torch.equal(got[k], want[k])
+    for (_, layer), m in bf16.items():
+        assert not torch.equal(m, by_layer[layer])
     monkeypatch.setenv("MEMSTORE_STATS_CACHE", str(cache))
     # another model of the same shape, whose cache files are given this model's names
     other = tmp_path / "other-model"
@@ -73,6 +77,34 @@ def test_the_shared_cache_gives_no_statistics_of_another_dtype_or_model(base, tm
     assert "computed on another base model" in r.stderr and "computing the statistics" in r.stderr
     for k, m in _matrices(second).items():
         assert not torch.equal(m, want[k])
+
+def test_statistics_of_another_dtype_are_another_sample_in_the_repository(base, tmp_path,
+                                                                          monkeypatch):
+    """`stats --dtype bfloat16` stored its matrices under the sample id a float32 commit asks
+    for, so every later float32 commit and replay solved with bfloat16's statistics (ΔW off
+    by up to 1-2%): the dtype is now part of a sample's description where it is not float32
+    (float32's ids are as before), and a float32 commit computes and records its own."""
+    monkeypatch.setenv("MEMSTORE_STATS_CACHE", "off")
+    repo = _repo(tmp_path / "repo", model_dir(base))
+    ok("stats", "--dtype", "bfloat16", cwd=repo)
+    listed = json.loads(ok("stats", "--list", "--json", cwd=repo).stdout)
+    assert listed and all('"dtype": "bfloat16"' in r["description"] for r in listed), listed
+    half = _matrices(repo)
+    facts = tmp_path / "facts.jsonl"
+    facts.write_text(json.dumps({"subject": "Apple A5", "prompt": "{} was created by",
+                                 "target_new": "Microsoft"}) + "\n")
+    ok("commit", facts, "-m", "f32", cwd=repo)
+    alone = _repo(tmp_path / "alone", model_dir(base))
+    ok("stats", cwd=alone)
+    want = _matrices(alone)
+    with Repository.open(repo) as r:
+        used = set(r.get_commit(r.head().commit).update_sets[0].stats.values())
+    assert used == {sid for sid, _ in want}  # float32's id, as a float32 repository's
+    got = _matrices(repo)
+    assert got.keys() == half.keys() | want.keys()
+    for k in want:
+        assert torch.equal(got[k], want[k])
+
 
 @pytest.fixture
 def pushed(base, tmp_path):

@@ -88,17 +88,21 @@ SOURCES = ("wikipedia", "self")  # built-in sources; anything else is a corpus f
 
 
 def describe_source(source: str, n_tokens: int, seed: int, seq_len: int,
-                    data: bytes | None = None) -> str:
+                    data: bytes | None = None, dtype: str = "float32") -> str:
     """What the sample is; a corpus by its name and the sha256 of `data`, its bytes as read
-    for the statistics (read here when not given)."""
+    for the statistics (read here when not given); the precision the model ran in, where it
+    is not float32 (bfloat16's statistics differ from float32's by about 1%, and 'self'
+    samples other text: another sample; float32's descriptions are as they always were)."""
     if source == "self":
-        return json.dumps({"source": "self", "tokens": n_tokens, "seed": seed, "seq_len": seq_len},
-                          sort_keys=True)
-    p = WIKIPEDIA if source == "wikipedia" else check_corpus(source)
-    digest = hashlib.sha256(p.read_bytes() if data is None else data).hexdigest()[:16]
-    name = "wikipedia" if source == "wikipedia" else p.name
-    return json.dumps({"source": name, "sha256": digest, "tokens": n_tokens, "seq_len": seq_len},
-                      sort_keys=True)
+        d = {"source": "self", "tokens": n_tokens, "seed": seed, "seq_len": seq_len}
+    else:
+        p = WIKIPEDIA if source == "wikipedia" else check_corpus(source)
+        digest = hashlib.sha256(p.read_bytes() if data is None else data).hexdigest()[:16]
+        d = {"source": "wikipedia" if source == "wikipedia" else p.name, "sha256": digest,
+             "tokens": n_tokens, "seq_len": seq_len}
+    if dtype != "float32":
+        d["dtype"] = dtype
+    return json.dumps(d, sort_keys=True)
 
 
 CORPUS_SUFFIXES = (".txt", ".jsonl")
@@ -288,7 +292,8 @@ def compute_statistics(model, tokenizer, adapter: Adapter, layers: tuple[int, ..
     # a corpus is read once: the statistics are of the bytes their description hashes,
     # whatever is written to the file meanwhile
     data = None if source in SOURCES else check_corpus(source).read_bytes()
-    description = describe_source(source, n_tokens, seed, seq_len, data)
+    description = describe_source(source, n_tokens, seed, seq_len, data,
+                                  model_dtype(model, adapter))
     if source == "self":
         chunks = self_sampled_chunks(model, tokenizer, n_tokens, seed, seq_len)
     elif source == "wikipedia":
@@ -397,8 +402,8 @@ def cached_statistics(model, tokenizer, adapter: Adapter, layers: tuple[int, ...
     """Statistics from `directory`, keyed by (model hash, layer, sample, dtype) and checked
     against their hash; missing (or refused) layers are computed, all in one pass, and
     saved."""
-    sid = sample_id(describe_source(source, n_tokens, seed, seq_len))
     dtype = model_dtype(model, adapter)
+    sid = sample_id(describe_source(source, n_tokens, seed, seq_len, dtype=dtype))
     have = {}
     for l in layers:
         st, _ = load_cached(directory, model_id, l, sid, adapter.proj_dims(model, l)[1], dtype)

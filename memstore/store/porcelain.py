@@ -257,7 +257,7 @@ def repair(path: str | Path | None = None,
                 base = open_base(repo)
                 for sid, settings in needed.items():
                     try:
-                        why = "" if statistics_id(settings, base.model) == sid else \
+                        why = "" if statistics_id(settings, base) == sid else \
                             f"its sample {settings.stats_source!r} changed since"
                     except MemstoreError as e:  # e.g. the corpus is not on this machine
                         why = str(e)
@@ -339,7 +339,7 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
                    context_length(base.model))
         need = estimate_memory(
             base.model, base.adapter, settings, len(requests), len(live),
-            any(repo.statistics_record(statistics_id(settings, base.model), l) is None
+            any(repo.statistics_record(statistics_id(settings, base), l) is None
                 for l in settings.layers),
             max(len(g) for g in key_groups(requests, settings)))
         if not need.fits():

@@ -257,9 +257,11 @@ def stats_seq_len(model) -> int:
     return min(STATS_SEQ_LEN, context) if context else STATS_SEQ_LEN
 
 
-def statistics_id(settings: EditSettings, model) -> str:
+def statistics_id(settings: EditSettings, base: LoadedBase) -> str:
+    """The id of the sample `settings` ask for on `base` as loaded (its context, its dtype)."""
     return sample_id(describe_source(settings.stats_source, settings.stats_tokens,
-                                     settings.seed, stats_seq_len(model)))
+                                     settings.seed, stats_seq_len(base.model),
+                                     dtype=model_dtype(base.model, base.adapter)))
 
 
 def statistics_cache() -> Path | None:
@@ -282,7 +284,7 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
     weights (all missing layers in one pass; not when `compute` is False; `note` hears of
     it first). What did not come from the repository is stored in it (and computed ones in
     the cache)."""
-    sid = statistics_id(settings, base.model)
+    sid = statistics_id(settings, base)
     have = {l: repo.get_statistics(sid, l) for l in settings.layers
             if repo.statistics_record(sid, l) is not None}
     missing = [l for l in settings.layers if l not in have]
@@ -343,7 +345,7 @@ def statistics_of_set(repo: Repository, update_set: UpdateSet) -> dict[int, Stat
         why = ""
         base = open_base(repo, check=False)
         try:
-            same = (statistics_id(settings, base.model) == sid
+            same = (statistics_id(settings, base) == sid
                     and set(missing) <= set(settings.layers))
         except MemstoreError as e:  # e.g. the statistics corpus is not on this machine
             same, why = False, f" ({e})"
