@@ -351,3 +351,26 @@ def test_eval_of_zsre_counts_the_question_mark_it_reads_after_loc(repo, base, tm
     before = snapshot(repo)
     error_line(run("eval", tmp_path / "z.json", cwd=repo), 2, "z.json record 1 loc: ")
     assert snapshot(repo) == before
+
+
+def test_ask_and_probe_read_prompts_in_nfc_as_facts_are(base, tmp_path, monkeypatch):
+    """Facts are read in Unicode NFC; a prompt typed with a decomposed 'é' reached the model
+    as other tokens than the fact's, so `ask` and `diff --probe` did not show what the fact
+    does."""
+    import unicodedata
+
+    from memstore.eval import generation
+
+    repo = copy_repo(empty_template(base), tmp_path / "empty")
+    seen: list[str] = []
+    real = generation.greedy_generate
+
+    def spy(model, tokenizer, prompts, **kw):
+        seen.extend(prompts)
+        return real(model, tokenizer, prompts, **kw)
+
+    monkeypatch.setattr(generation, "greedy_generate", spy)
+    decomposed = unicodedata.normalize("NFD", "The café Josée is in")
+    ok("ask", decomposed, "--max-tokens", "1", cwd=repo)
+    ok("diff", "base", "HEAD", "--probe", decomposed, "--max-tokens", "1", cwd=repo)
+    assert seen and all(p == unicodedata.normalize("NFC", decomposed) for p in seen)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -132,9 +133,11 @@ def weight_diff(repo: Repository, rev1: str, rev2: str) -> dict[int, float]:
 
 def probe(repo: Repository, prompts: list[str], revs: list[str | None],
           max_tokens: int = 20) -> list[dict[str, Any]]:
-    """Greedy completions of `prompts` under the state of each revision (None: HEAD)."""
+    """Greedy completions of `prompts` under the state of each revision (None: HEAD), read
+    in Unicode NFC as facts are (a decomposed 'José' is other tokens than the fact's)."""
     from ..eval.generation import greedy_generate
 
+    prompts = [unicodedata.normalize("NFC", p) for p in prompts]
     check_prompts(open_base(repo), prompts, max_tokens)
     out = []
     for rev in revs:
