@@ -72,6 +72,10 @@ def test_the_vllm_rank_flag_and_the_serving_section():
     gpt2 = "\n".join(serving_lines(4, "gpt2", "o"))
     assert "convert_lora_to_gguf.py o" not in gpt2 and "GPT2Model.modify_tensors" in gpt2
     assert "convert_lora_to_gguf.py o" in "\n".join(serving_lines(4, "gemma2", "o"))
+    # llama.cpp has no GPT-J model: its converters refuse GPTJForCausalLM
+    gptj = "\n".join(serving_lines(4, "gptj", "o"))
+    assert "convert_lora_to_gguf.py o" not in gptj and "llama.cpp has no gptj model" in gptj
+    assert "convert_lora_to_gguf.py o" in "\n".join(serving_lines(4, "gpt_neox", "o"))
 
 
 def test_the_cards_commands_quote_a_path_with_spaces(base, tmp_path):

@@ -236,3 +236,26 @@ def test_a_file_where_a_folder_is_needed_is_named_before_any_work(repo, tmp_path
     refused(repo, "verify", tmp_path / "notes.txt", code=2, says="notes.txt: not a directory")
     refused(repo, "verify", tmp_path / "nope", code=2, says="nope: no such directory")
     assert [p.name for p in tmp_path.iterdir() if p.name != "repo"] == ["notes.txt"]
+
+
+def test_an_adapter_vllm_serves_no_lora_for_says_so(repo, tmp_path):
+    """vLLM's GPT-2, GPT-J and GPT-NeoX classes refuse --enable-lora: `export --format peft`
+    of such a base printed the --max-lora-rank to pass (and --json a vllm_max_lora_rank), as
+    for a family vLLM serves adapters for, where the card said vLLM does not."""
+    from cli_support import SETTINGS, facts_files
+    from test_cli_families import model_dir
+
+    gpt2 = tmp_path / "gpt2"
+    ok("init", gpt2, "--base", model_dir(tmp_path / "gpt2-model", "gpt2"))
+    for key, value in SETTINGS.items():
+        ok("config", key, value, cwd=gpt2)
+    ok("commit", facts_files(tmp_path)["a"], cwd=gpt2)
+    text = ok("export", tmp_path / "a", "--format", "peft", cwd=gpt2).stdout
+    assert "--max-lora-rank" not in text and "vLLM: serves no LoRA adapter" in text
+    d = json.loads(ok("export", tmp_path / "b", "--format", "peft", "--json", cwd=gpt2).stdout)
+    assert d["vllm_lora"] is False and d["vllm_max_lora_rank"] is None
+    assert "does not support LoRA yet" in (tmp_path / "b" / "README.md").read_text()
+    text = ok("export", tmp_path / "c", "--format", "peft", cwd=repo).stdout  # llama
+    assert "vLLM: --enable-lora --max-lora-rank 8" in text
+    d = json.loads(ok("export", tmp_path / "d", "--format", "peft", "--json", cwd=repo).stdout)
+    assert d["vllm_lora"] is True and d["vllm_max_lora_rank"] == 8

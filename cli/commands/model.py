@@ -181,7 +181,9 @@ def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
     file written, the manifest last), tensors (how many the manifest hashes), warning; for
     full built_with; for peft since, rank, max_rank, vllm_max_lora_rank (the smallest
     --max-lora-rank vLLM takes that holds the rank; null above 512), layers (per layer the
-    rank kept and the error), truncation and adapter_bytes; for gguf gguf (file, dtype,
+    rank kept and the error), truncation and adapter_bytes, vllm_lora (false for GPT-2,
+    GPT-J and GPT-NeoX, whose vLLM classes refuse --enable-lora; then
+    vllm_max_lora_rank is null); for gguf gguf (file, dtype,
     sizes) and layers (the re-quantisation figures).
     """
     from memstore.store import porcelain
@@ -194,7 +196,12 @@ def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
     with open_repo() as repo:
         manifest = porcelain.export_as(repo, rev, out, format=fmt, since=since,
                                        max_rank=max_rank, gguf_dtype=gguf_dtype, force=force)
-    d = export_result(manifest, out, fmt, max_rank)
+        family = None
+        if fmt == "peft":
+            from memstore.store.peft_export import family_of
+
+            family = family_of(repo).name
+    d = export_result(manifest, out, fmt, max_rank, family)
     if as_json:
         _warned(d)
         print_json(d)
@@ -206,8 +213,10 @@ def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
         click.echo(f"Exported {short(d['commit'])} ({d['tensors']} tensors) to {out}")
 
 
-def export_result(m: dict, out: str, fmt: str, max_rank: int | None) -> dict:
-    """What an export wrote, from its manifest: export --json, and the text's values."""
+def export_result(m: dict, out: str, fmt: str, max_rank: int | None,
+                  family: str | None = None) -> dict:
+    """What an export wrote, from its manifest: export --json, and the text's values
+    (`family`: the base's, for an adapter; vLLM serves no LoRA for some)."""
     from memstore.store.export_target import MANIFEST
 
     d = {"out_dir": out, "format": fmt, "commit": m["commit"], "rev": m["rev"],
@@ -217,14 +226,16 @@ def export_result(m: dict, out: str, fmt: str, max_rank: int | None) -> dict:
         return d | {"built_with": m.get("built_with")}
     if fmt == "gguf":
         return d | {"gguf": m["gguf"], "layers": m["layers"]}
-    from memstore.serving.peft import VLLM_MAX_RANK, WEIGHTS, vllm_max_lora_rank
+    from memstore.serving.peft import VLLM_MAX_RANK, VLLM_NO_LORA, WEIGHTS, vllm_max_lora_rank
 
-    if m["rank"] > VLLM_MAX_RANK and max_rank is None:
+    vllm = family not in VLLM_NO_LORA
+    if vllm and m["rank"] > VLLM_MAX_RANK and max_rank is None:
         d["warning"] = (f"rank {m['rank']} is above {VLLM_MAX_RANK}, the largest "
                         f"--max-lora-rank vLLM accepts; --max-rank {VLLM_MAX_RANK} truncates "
                         "it (and prints the error)")
     return d | {"since": m.get("since"), "rank": m["rank"], "max_rank": max_rank,
-                "vllm_max_lora_rank": vllm_max_lora_rank(m["rank"]),
+                "vllm_max_lora_rank": vllm_max_lora_rank(m["rank"]) if vllm else None,
+                "vllm_lora": vllm,
                 "layers": m["layers"], "truncation": m.get("truncation"),
                 "adapter_bytes": (Path(out) / WEIGHTS).stat().st_size}
 
@@ -251,7 +262,10 @@ def _report_peft(d: dict) -> None:
     _warned(d)
     click.echo(f"Exported {since}{short(d['commit'])} as a PEFT LoRA adapter: rank {d['rank']}, "
                f"{len(layers)} modules, {WEIGHTS} {size(d['adapter_bytes'])} to {d['out_dir']}")
-    if d["vllm_max_lora_rank"] is not None:
+    if not d["vllm_lora"]:
+        click.echo("vLLM: serves no LoRA adapter for this family (--enable-lora is refused); "
+                   "serve --format full there")
+    elif d["vllm_max_lora_rank"] is not None:
         click.echo(f"vLLM: --enable-lora --max-lora-rank {d['vllm_max_lora_rank']} (or more; "
                    "its default, 16, refuses a higher rank); the card says how to serve it")
 

@@ -47,6 +47,9 @@ VLLM_DEFAULT_MAX_LORA_RANK = 16
 # GPTJForCausalLM, GPTNeoXForCausalLM): vLLM's load_lora_model refuses --enable-lora with
 # "... does not support LoRA yet"
 VLLM_NO_LORA = ("gpt2", "gptj", "gpt_neox")
+# families llama.cpp has no model for: its converters refuse the architecture
+# ("Model GPTJForCausalLM is not supported"), the base and the adapter alike
+LLAMA_CPP_NONE = ("gptj",)
 
 
 def vllm_max_lora_rank(rank: int) -> int | None:
@@ -128,7 +131,11 @@ def serving_lines(rank: int, family: str, out: str) -> list[str]:
                    "which serves a float32 checkpoint in one of them."),
                   "", "```console", serve, "```"]
     lines.append("")
-    if family == "gpt2":
+    if family in LLAMA_CPP_NONE:
+        lines.append(f"llama.cpp: not for this family. llama.cpp has no {family} model: "
+                     "`convert_hf_to_gguf.py` and `convert_lora_to_gguf.py` refuse the "
+                     "architecture (\"is not supported\").")
+    elif family == "gpt2":
         lines.append("llama.cpp: not through `convert_lora_to_gguf.py`. It transposes GPT-2's "
                      "Conv1D weights (GPT2Model.modify_tensors), which PEFT's lora_A and lora_B "
                      "already hold as (out × in), and llama.cpp then refuses the adapter's "
