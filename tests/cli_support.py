@@ -167,3 +167,18 @@ def history_template(base: Path) -> tuple[Path, list[str]]:
         _BUILT["history"] = repo
         _BUILT["history-ids"] = ids  # type: ignore[assignment]
     return _BUILT["history"], list(_BUILT["history-ids"])  # type: ignore[arg-type]
+
+
+def tamper_hidden(out: Path, weights: str, change) -> None:
+    """Changes the tensors of the export's weights file `weights` (`change` edits the dict
+    of tensors in place) and records the changed file's sha256 in the export's manifest, so
+    that its file hash no longer tells."""
+    from safetensors.torch import load_file, save_file
+
+    path, manifest = out / weights, out / "memstore-manifest.json"
+    tensors = load_file(path)
+    change(tensors)
+    save_file(tensors, path, metadata={"format": "pt"})
+    m = json.loads(manifest.read_text())
+    m["files"][weights] = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(m))

@@ -18,6 +18,7 @@ from cli_support import (
     ok,
     run,
     snapshot,
+    tamper_hidden,
     write_facts,
 )
 
@@ -198,23 +199,19 @@ def test_verify_reports_a_tensor_of_another_dtype_or_shape_with_the_same_bytes(h
     as float16, or [a, b] as [b, a]) with the same bytes passed verify's comparison with
     the rebuild ("OK: … identical", exit 0) once the manifest's file hash agreed (edited,
     or a format-1 manifest, which has none), while a loader read other weights."""
-    import hashlib
 
     import torch
-    from safetensors.torch import load_file, save_file
 
     repo, _ = history
     out = tmp_path / "out"
     ok("export", out, cwd=repo)
-    weights, manifest = out / "model.safetensors", out / "memstore-manifest.json"
     norm, down = "model.norm.weight", "model.layers.1.mlp.down_proj.weight"
-    tensors = load_file(weights)
-    tensors[norm] = tensors[norm].view(torch.int32)
-    tensors[down] = tensors[down].reshape(tensors[down].shape[::-1]).contiguous()
-    save_file(tensors, weights, metadata={"format": "pt"})
-    m = json.loads(manifest.read_text())
-    m["files"]["model.safetensors"] = hashlib.sha256(weights.read_bytes()).hexdigest()
-    manifest.write_text(json.dumps(m))
+
+    def relabel(tensors):
+        tensors[norm] = tensors[norm].view(torch.int32)
+        tensors[down] = tensors[down].reshape(tensors[down].shape[::-1]).contiguous()
+
+    tamper_hidden(out, "model.safetensors", relabel)
     r = run("verify", out, cwd=repo)
     assert r.exit_code == 1, r.output
     assert r.stdout.strip().splitlines() == [

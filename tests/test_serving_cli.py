@@ -8,7 +8,7 @@ import os
 import stat
 
 import test_cli_errors
-from cli_support import copy_repo, empty_template, ok, run
+from cli_support import copy_repo, empty_template, ok, run, tamper_hidden
 from safetensors.torch import load_file, save_file
 from test_cli_errors import refused
 
@@ -89,20 +89,14 @@ def test_verify_finds_a_changed_adapter(repo, tmp_path):
 def test_verify_finds_an_adapter_tensor_of_another_dtype(repo, tmp_path):
     """The same bytes as int32: verify compared only the bytes' sha256 and said OK once
     the manifest's file hash agreed."""
-    import hashlib
 
     import torch
 
     out = tmp_path / "peft"
     ok("export", out, "--format", "peft", cwd=repo)
-    weights, manifest = out / "adapter_model.safetensors", out / "memstore-manifest.json"
-    tensors = load_file(weights)
     name = "base_model.model.model.layers.2.mlp.down_proj.lora_A.weight"
-    tensors[name] = tensors[name].view(torch.int32)
-    save_file(tensors, weights, metadata={"format": "pt"})
-    m = json.loads(manifest.read_text())
-    m["files"]["adapter_model.safetensors"] = hashlib.sha256(weights.read_bytes()).hexdigest()
-    manifest.write_text(json.dumps(m))
+    tamper_hidden(out, "adapter_model.safetensors",
+                  lambda tensors: tensors.update({name: tensors[name].view(torch.int32)}))
     r = run("verify", out, cwd=repo)
     assert r.exit_code == 1, r.output
     assert f"{name}: dtype or shape ('int32', " in r.stdout
