@@ -253,3 +253,32 @@ def test_an_adapter_vllm_serves_no_lora_for_says_so(repo, tmp_path):
     assert "vLLM: --enable-lora --max-lora-rank 8" in text
     d = json.loads(ok("export", tmp_path / "d", "--format", "peft", "--json", cwd=repo).stdout)
     assert d["vllm_lora"] is True and d["vllm_max_lora_rank"] == 8
+
+
+def test_an_adapter_names_its_base_alike_from_every_folder(base, tmp_path):
+    """A base given to init as a relative path of the form owner/name ("models/tiny") was
+    taken for a Hub id wherever it did not exist from the export's folder: exported from a
+    subfolder of the repository, the adapter's base_model_name_or_path (what PEFT's
+    AutoPeftModel loads as the base) and the card's base_model were "models/tiny", from its
+    root the absolute path."""
+    import shutil
+
+    from cli_support import SETTINGS, facts_files, model_dir
+
+    from memstore.serving.card import hub_id
+
+    assert hub_id("smollm2-135m") == "HuggingFaceTB/SmolLM2-135M-Instruct"  # a name memstore knows
+    root = tmp_path / "r"
+    shutil.copytree(model_dir(base), root / "models" / "tiny")
+    (root / "sub").mkdir()
+    ok("init", ".", "--base", "models/tiny", cwd=root)
+    for key, value in SETTINGS.items():
+        ok("config", key, value, cwd=root)
+    ok("commit", facts_files(tmp_path)["a"], cwd=root)
+    ok("export", tmp_path / "top", "--format", "peft", cwd=root)
+    ok("export", tmp_path / "sub", "--format", "peft", cwd=root / "sub")
+    configs = [json.loads((tmp_path / d / "adapter_config.json").read_text())
+               for d in ("top", "sub")]
+    assert [c["base_model_name_or_path"] for c in configs] == [str(root / "models" / "tiny")] * 2
+    for d in ("top", "sub"):
+        assert "base_model:" not in (tmp_path / d / "README.md").read_text().split("---")[1]

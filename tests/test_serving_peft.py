@@ -132,6 +132,17 @@ def test_dense_and_transposed_update_sets_are_exact():
     assert built.adapter.config["fan_in_fan_out"] is True
 
 
+def test_an_adapter_does_not_name_a_hub_model_as_its_base():
+    """PEFT's AutoPeftModel loads base_model_name_or_path as the base: it was the Hub's
+    HuggingFaceTB/SmolLM2-135M-Instruct for smollm2-135m, whose weights are not memstore's
+    base (the Q4_1 GGUF dequantized), so the adapter went on another model, silently."""
+    repo = Repository.memory(base_spec="smollm2-135m", base_info={"model_type": "gpt2"})
+    c = repo.write_commit([fake_result(1, n=2, transposed=True)], parents=[], basis=None,
+                          message="m")
+    assert build_adapter(repo, c.id, None).adapter.config["base_model_name_or_path"] \
+        == "smollm2-135m"  # a memory repository has no path; one on disk names its file
+
+
 def test_layers_changed_between_commits(history, base, tmp_path):
     """Commits editing different layers: the adapter targets their union, each module at its
     own rank zero-padded to one r."""

@@ -13,7 +13,6 @@ import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 CARD = "README.md"
@@ -61,15 +60,10 @@ _WHAT = {"peft": "a PEFT LoRA adapter", "gguf": "a GGUF model (llama.cpp)",
 
 
 def hub_id(base_spec: str) -> str | None:
-    """The Hub id of the base, when it is known: a model memstore names, or a spec of the
-    form owner/name that is not a local path."""
-    if base_spec in HUB_IDS:
-        return HUB_IDS[base_spec]
-    parts = base_spec.split("/")
-    if len(parts) == 2 and all(parts) and not Path(base_spec).exists() \
-            and not base_spec.startswith((".", "~")):
-        return base_spec
-    return None
+    """The Hub id of the base, when it is known: a model memstore names. Any other spec is
+    a local path (memstore loads nothing from the Hub), relative to where `init` ran: one of
+    the form owner/name is not a Hub id, wherever the export runs."""
+    return HUB_IDS.get(base_spec)
 
 
 def cell(text: Any) -> str:

@@ -18,7 +18,6 @@ import torch
 from ..editing.apply import single_thread
 from ..errors import MemstoreError
 from ..models.adapters import Adapter, get_adapter
-from ..serving.card import hub_id
 from ..serving.lowrank import LowRank, balanced
 from ..serving.peft import LoraAdapter, lora_adapter
 from .difference import StateDifference, fact_changes, state_difference
@@ -56,8 +55,10 @@ def build_adapter(repo: Repository, commit: str | None, since: str | None,
     if all(f.rank == 0 for f in factors.values()):
         raise MemstoreError("nothing to export: the two states have the same weights")
     b = repo.base
+    # where the base lies, never a Hub id: PEFT's AutoPeftModel loads this as the base, and
+    # the Hub's model is not memstore's (smollm2-135m is its Q4_1 GGUF, dequantized)
     adapter = lora_adapter(modules, fan_in_fan_out=family.transposed,
-                           base_model=hub_id(b.spec) or b.path or b.spec)
+                           base_model=b.path or b.spec)
     return BuiltAdapter(adapter, diff, factors, family)
 
 
