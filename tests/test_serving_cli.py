@@ -282,3 +282,28 @@ def test_an_adapter_names_its_base_alike_from_every_folder(base, tmp_path):
     assert [c["base_model_name_or_path"] for c in configs] == [str(root / "models" / "tiny")] * 2
     for d in ("top", "sub"):
         assert "base_model:" not in (tmp_path / d / "README.md").read_text().split("---")[1]
+
+
+def test_a_full_export_keeps_the_bases_pad_token_and_padding_side(base, tmp_path):
+    """memstore pads on the right with eos where a base has no pad token: a base that pads
+    on the left without one (as Phi-3's tokenizer) was exported with pad_token eos and
+    padding_side right, so batched generation from the export padded prompts on the right."""
+    import shutil
+
+    import transformers
+    from cli_support import SETTINGS, facts_files, model_dir
+
+    model = shutil.copytree(model_dir(base), tmp_path / "model")
+    path = model / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config.pop("pad_token", None)
+    path.write_text(json.dumps({**config, "padding_side": "left"}))
+    repo = tmp_path / "repo"
+    ok("init", repo, "--base", model)
+    for key, value in SETTINGS.items():
+        ok("config", key, value, cwd=repo)
+    ok("commit", facts_files(tmp_path)["a"], cwd=repo)
+    ok("export", tmp_path / "full", cwd=repo)
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "full")
+    assert tok.pad_token is None and tok.padding_side == "left"
+    assert "OK:" in ok("verify", tmp_path / "full", cwd=repo).stdout

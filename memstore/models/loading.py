@@ -543,7 +543,26 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
     return Loaded(model, tokenizer, get_adapter(model), spec, resolve(spec), runtime)
 
 
+_AS_BASE = "_memstore_as_base"  # the base's own pad token and padding side
+
+
 def prepare_tokenizer(tokenizer) -> None:
+    """A pad token (eos where the base has none) and padding on the right, as the editor's
+    batches need; the base's own are kept for what an export saves (save_as_base)."""
+    setattr(tokenizer, _AS_BASE, (tokenizer.pad_token, tokenizer.padding_side))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     tokenizer.padding_side = "right"
+
+
+def save_as_base(tokenizer, directory: str | Path) -> None:
+    """Saves the tokenizer with the base's pad token and padding side, not memstore's: an
+    export's tokenizer is the base's (a base without a pad token that pads on the left, as
+    Phi-3's, was exported padding right with eos as its pad token)."""
+    pad, side = getattr(tokenizer, _AS_BASE, (tokenizer.pad_token, tokenizer.padding_side))
+    now = tokenizer.pad_token, tokenizer.padding_side
+    tokenizer.pad_token, tokenizer.padding_side = pad, side
+    try:
+        tokenizer.save_pretrained(directory)
+    finally:
+        tokenizer.pad_token, tokenizer.padding_side = now

@@ -24,7 +24,7 @@ from ..models.hashing import (
     side_files,
     tensor_sha256,
 )
-from ..models.loading import gguf_copy_current, load_model, resolve
+from ..models.loading import gguf_copy_current, load_model, resolve, save_as_base
 from ..models.runtime import Runtime
 from .export_target import (
     MANIFEST,
@@ -147,7 +147,7 @@ def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
     base = state_of(repo, commit)
     with written_beside(target) as tmp:
         base.model.save_pretrained(tmp)
-        base.tokenizer.save_pretrained(tmp)
+        save_as_base(base.tokenizer, tmp)
         if card is not None:
             (tmp / "README.md").write_text(card)
         b = repo.base
@@ -241,7 +241,7 @@ def _check_files(out: Path, manifest: dict[str, Any], base) -> list[str]:
         base.model.config.save_pretrained(fresh)
         if getattr(base.model, "generation_config", None) is not None:
             base.model.generation_config.save_pretrained(fresh)
-        base.tokenizer.save_pretrained(fresh)
+        save_as_base(base.tokenizer, fresh)
         expected = {f.name for f in fresh.iterdir()}
         for name in sorted(expected | {n for n in LOADER_FILES if (out / n).exists()}):
             if name == SAFETENSORS_INDEX and "model.safetensors" not in weights:
