@@ -100,6 +100,14 @@ def test_a_chain_a_revert_and_since(history, base, tmp_path):
         ok("export", rev, out, "--format", "peft", "--since", since, cwd=repo)
         same_as_full(tmp_path / f"full-{since[:6]}", out, tmp_path / f"full-{rev[:6]}", batch)
         assert json.loads((out / "memstore-manifest.json").read_text())["since"] == since
+        # it applies to that state: the card said to serve it on `memstore export base` and
+        # base_model_name_or_path (what AutoPeftModel loads) named the base, which gives a
+        # model without since's facts
+        serving = (out / "README.md").read_text().split("## Serving")[1]
+        assert f"`memstore export {since} BASE_DIR`" in serving
+        assert "memstore export base" not in serving
+        config = json.loads((out / "adapter_config.json").read_text())
+        assert config["base_model_name_or_path"] is None
     assert "OK: 4 tensors identical" in ok("verify", out, cwd=repo).stdout
     card = (out / "README.md").read_text()
     assert f"the state of commit `{c3}`" in card  # the revert removes c2's fact

@@ -77,7 +77,7 @@ def tensor_names(module: str) -> tuple[str, str]:
 
 
 def lora_adapter(factors: dict[str, LowRank], *, fan_in_fan_out: bool,
-                 base_model: str) -> LoraAdapter:
+                 base_model: str | None) -> LoraAdapter:
     """The adapter adding B A to each module of `factors` (module path → factors; modules of
     rank 0 are left out). `base_model` goes to base_model_name_or_path."""
     factors = {m: f for m, f in factors.items() if f.rank > 0}
@@ -108,11 +108,17 @@ def write_adapter(directory: Path, adapter: LoraAdapter) -> None:
     (directory / CONFIG).write_bytes(adapter.config_bytes())
 
 
-def serving_lines(rank: int, family: str, out: str) -> list[str]:
+def serving_lines(rank: int, family: str, out: str, since: str | None = None) -> list[str]:
     """The model card's account of how vLLM and llama.cpp load an adapter of `rank` for a
-    model of `family` (memstore.models.adapters.Adapter.name) exported to `out`."""
-    lines = [("The base is memstore's base exactly: `memstore export base BASE_DIR` writes it "
-              "as a Hugging Face checkpoint."), ""]
+    model of `family` (memstore.models.adapters.Adapter.name) exported to `out`, applying to
+    the base or (`since`) to the state of that commit."""
+    if since is None:
+        lines = [("The base is memstore's base exactly: `memstore export base BASE_DIR` writes "
+                  "it as a Hugging Face checkpoint."), ""]
+    else:  # on memstore's base it would give a model without the facts of `since`
+        lines = [(f"The base is the state of commit `{since}`, not memstore's base: "
+                  f"`memstore export {since} BASE_DIR` writes it as a Hugging Face checkpoint "
+                  "(`--format gguf`: as a GGUF file, on a GGUF base)."), ""]
     k = vllm_max_lora_rank(rank)
     if family in VLLM_NO_LORA:
         lines.append(f"vLLM: not for this family. vLLM's model class for {family} does not "
@@ -147,8 +153,10 @@ def serving_lines(rank: int, family: str, out: str) -> list[str]:
         lines += [("llama.cpp: convert the adapter with llama.cpp's `convert_lora_to_gguf.py` "
                    "(lora_alpha = r: llama.cpp's scale alpha / rank is 1) and load it beside "
                    "the base GGUF; the edit is exact on a base GGUF whose weights are "
-                   "memstore's (the GGUF memstore's base was read from, or `BASE_DIR` "
-                   "converted to F32)."),
+                   + ("memstore's (the GGUF memstore's base was read from, or `BASE_DIR` "
+                      "converted to F32)." if since is None else
+                      "that state's (its `--format gguf` export, or `BASE_DIR` converted to "
+                      "F32).")),
                   "", "```console", convert, "llama-cli -m BASE.gguf --lora facts-lora.gguf",
                   "```"]
     return lines

@@ -141,7 +141,8 @@ def _export_peft(repo: Repository, rev: str, commit: str | None, since: str | No
     if any(f.truncated for f in built.factors.values()):
         truncation = truncation_efficacy(repo, built)
     sections = [("Adapter", adapter_lines(built.adapter.rank, layers, truncation)),
-                ("Serving", serving_lines(built.adapter.rank, built.family.name, out_name))]
+                ("Serving", serving_lines(built.adapter.rank, built.family.name, out_name,
+                                          since))]
     card = make_card(repo, "peft", rev, commit, since, out_name, command, sections)
     with written_beside(out) as tmp:
         write_adapter(tmp, built.adapter)

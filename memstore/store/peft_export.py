@@ -56,9 +56,10 @@ def build_adapter(repo: Repository, commit: str | None, since: str | None,
         raise MemstoreError("nothing to export: the two states have the same weights")
     b = repo.base
     # where the base lies, never a Hub id: PEFT's AutoPeftModel loads this as the base, and
-    # the Hub's model is not memstore's (smollm2-135m is its Q4_1 GGUF, dequantized)
+    # the Hub's model is not memstore's (smollm2-135m is its Q4_1 GGUF, dequantized); none for
+    # an adapter from the state of `since`, which lies nowhere until exported
     adapter = lora_adapter(modules, fan_in_fan_out=family.transposed,
-                           base_model=b.path or b.spec)
+                           base_model=(b.path or b.spec) if since is None else None)
     return BuiltAdapter(adapter, diff, factors, family)
 
 
