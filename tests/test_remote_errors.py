@@ -267,6 +267,29 @@ def test_fsck_of_a_remote_lists_the_branch_files_a_fetch_refuses(pushed):
     assert run("fsck", url).exit_code == 0
 
 
+def test_a_branch_an_older_memstore_named_is_passed_over(pushed, base, tmp_path):
+    """A branch whose name holds a zero-width space, pushed by a memstore of before the rule
+    against such names (cd5f049): every fetch, pull and clone of the shared remote was
+    refused, and memstore has no command to remove a remote's branch. They pass it over in
+    one warning line and take the rest; fsck of the remote still lists it."""
+    repo, url = pushed
+    main = remote_files(url)["refs/heads/main"]
+    tamper(url, "refs/heads/zw\u200bx", main)
+    for args in (("fetch",), ("pull",)):
+        r = run(*args, cwd=repo)
+        assert r.exit_code == 0, r.output
+        assert r.stderr.strip().splitlines() == [(
+            f"warning: remote {url}: branch 'zw\\u200bx' passed over: it contains U+200B, a "
+            "character that does not show as itself (an older memstore accepted it); remove "
+            "it there, under refs/heads/")], r.stderr
+    assert run("log", "-n", "1", "origin/zw\u200bx", cwd=repo).exit_code != 0
+    r = run("clone", url, tmp_path / "clone", "--base", model_dir(base))
+    assert r.exit_code == 0 and "passed over" in r.stderr, r.output
+    assert run("log", "-n", "1", "origin/main", cwd=tmp_path / "clone").exit_code == 0
+    r = run("fsck", url)
+    assert r.exit_code == 1 and "the branch name 'zw\\u200bx' is not valid" in r.stdout, r.output
+
+
 @pytest.mark.parametrize("damage", ["other layer", "huge count", "bool layer"])
 def test_a_statistics_record_is_checked_against_its_path_and_types(pushed, base, tmp_path,
                                                                     damage):

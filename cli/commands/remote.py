@@ -127,6 +127,11 @@ def push(remote_name: str | None, branch: str | None, force: bool, with_stats: b
         warn(f"note: {r.url} is {r.guarantee}")
 
 
+def _passed_over(f) -> None:
+    for line in f.passed_over:
+        warn(f"warning: {line}")
+
+
 def _fetched(f) -> None:
     click.echo(f"From {f.url}")
     for u in f.updates:
@@ -155,6 +160,7 @@ def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
 
     with open_repo() as repo:
         f = run_fetch(repo, remote_name, with_stats=with_stats)
+    _passed_over(f)
     if as_json:
         print_json(fetch_result(f))
         return
@@ -190,6 +196,7 @@ def pull(remote_name: str | None, branch: str | None, with_stats: bool, as_json:
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
         fetched, report = run_pull(repo, remote_name, branch, with_stats=with_stats)
         d = pull_result(repo, fetched, report)
+    _passed_over(fetched)
     if as_json:
         report_json(d)
         return
@@ -222,6 +229,7 @@ def clone(url: str, directory: str, base_spec: str, with_stats: bool, as_json: b
     if not as_json:
         click.echo(f"Cloning into {directory}...")
     r = run_clone(url, directory, base_spec, with_stats=with_stats)
+    _passed_over(r.fetched)
     if as_json:
         print_json({"path": str(r.path), "branch": r.branch, "head": r.head,
                     **_moved_json(r.fetched.moved, r.fetched.seconds)})

@@ -109,7 +109,7 @@ def clone(url: str, directory: str | Path, base_spec: str, *,
                                 "folder")
     remote = connect(url, remotes.DEFAULT)
     marker = cast(Marker, remote.marker)  # connect refuses a place without one
-    branches = remote.transport.branches()
+    branches = remote.transport.branches([])  # those passed over: the fetch's to say
     head_file = remote.transport.read(HEAD_FILE)
     default = parse_head(head_file) if head_file is not None else None
     if default not in branches:

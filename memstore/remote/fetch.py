@@ -43,6 +43,7 @@ class FetchResult:
     updates: list[RefUpdate] = field(default_factory=list)
     moved: Moved = field(default_factory=Moved)
     seconds: float = 0.0
+    passed_over: list[str] = field(default_factory=list)  # branches an older memstore named
 
 
 def _parse_commit(cid: str, data: bytes, label: str, base_hash: str) -> Commit:
@@ -113,7 +114,8 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
     url = remotes.url_of(repo, name)
     if remote is None:
         remote = connect(url, name, base_hash=repo.base.hash)
-    branches = remote.transport.branches()
+    passed_over: list[str] = []
+    branches = remote.transport.branches(passed_over)
     if need is not None and need not in branches:
         raise ValidationError(f"remote {name!r} has no branch {need!r}")
     written: list[str] = []
@@ -145,7 +147,7 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
                 discard(repo, written)
         for stats in statistics:  # checked above; a statistics object is kept once stored
             repo.put_statistics(stats)
-    return FetchResult(name, url, updates, moved, time.perf_counter() - t0)
+    return FetchResult(name, url, updates, moved, time.perf_counter() - t0, passed_over)
 
 
 def pull(repo: Repository, name: str | None = None, branch: str | None = None, *,

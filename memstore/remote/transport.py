@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from ..errors import MemstoreError, ValidationError
 from ..store.objects import CHUNK_BYTES
-from ..store.refs import check_ref_name
+from ..store.refs import check_ref_name, older_name
 from . import urls
 from .layout import LOCK, RemoteFormatError, parse_ref
 
@@ -154,10 +154,20 @@ class Transport(ABC):
         for path, data in files.items():
             self.put(path, data)
 
-    def branches(self) -> dict[str, str]:
-        """Branch name → commit of every branch on the remote."""
+    def branches(self, passed_over: list[str] | None = None) -> dict[str, str]:
+        """Branch name → commit of every branch on the remote. With `passed_over`, a branch
+        whose name an older memstore accepted (it breaks only the rule against characters
+        that do not show as themselves) is left out, its line appended there, instead of
+        refusing the whole remote: memstore cannot rename or remove a remote's branch."""
         found = self.list("refs/heads/")
-        for name, size in found.items():
+        for name, size in list(found.items()):
+            why = older_name(name) if passed_over is not None else None
+            if why:
+                del found[name]
+                passed_over.append(f"remote {self.url}: branch {name!r} passed over: {why} "
+                                   "(an older memstore accepted it); remove it there, "
+                                   "under refs/heads/")
+                continue
             self.check_branch_file(name, size)
         refs = self.read_many(f"refs/heads/{name}" for name in found)
         return {p[len("refs/heads/"):]: parse_ref(data, f"{self.url}: {p}")

@@ -47,7 +47,9 @@ class Head:
 _UNSEEN = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 
-def _name_problem(name: str) -> str | None:
+def _name_problem(name: str, unseen: bool = True) -> str | None:
+    """Why `name` cannot be a ref's short name (None when it can); `unseen`: with
+    memstore's rule against characters that do not show as themselves, beyond git's."""
     if not name:
         return "it is empty"
     if name.startswith("/") or name.endswith("/") or "//" in name:
@@ -63,7 +65,7 @@ def _name_problem(name: str) -> str | None:
             return "it contains a control character"
         if ch == " ":
             return "it contains a space"
-        if unicodedata.category(ch) in _UNSEEN:
+        if unseen and unicodedata.category(ch) in _UNSEEN:
             return f"it contains U+{ord(ch):04X}, a character that does not show as itself"
         if ch in "~^:?*[\\":
             return f"it contains {ch!r}"
@@ -75,6 +77,13 @@ def _name_problem(name: str) -> str | None:
     if name.endswith("."):
         return "it ends with '.'"
     return None
+
+
+def older_name(name: str) -> str | None:
+    """What is wrong with `name` when it breaks only memstore's rule against characters
+    that do not show as themselves (a name git accepts, and memstore did before that rule:
+    a branch an older memstore pushed to a shared remote); else None."""
+    return _name_problem(name) if _name_problem(name, unseen=False) is None else None
 
 
 def case_twin(name: str, names) -> str | None:
