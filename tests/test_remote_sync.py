@@ -245,3 +245,23 @@ def test_a_branch_differing_from_a_remote_branch_only_by_case_is_not_pushed(pair
         push(a, branch="Main")
     assert remote_files(url) == before and fetch(b).updates == [] and \
         b.resolve("origin/main") == c.id
+
+
+def test_a_remote_holding_both_case_twins_still_takes_pushes_of_each(pair):
+    """A remote that lists both 'Main' and 'main' (pushed by a memstore of before 1956d98)
+    stores them as two files (a case-insensitive disk cannot list both): every push of
+    main was refused for good ('it has a branch Main'), and memstore cannot remove a
+    remote's branch. Each is pushed on its own; a new twin is still refused."""
+    a, b, url = pair
+    c1 = commit_on_head(a, seed=1)
+    push(a)
+    tamper(url, "refs/heads/Main", remote_files(url)["refs/heads/main"])
+    c2 = commit_on_head(a, seed=2)
+    r = push(a)
+    assert (r.old, r.new) == (c1.id, c2.id)
+    assert remote_files(url)["refs/heads/main"].decode().strip() == c2.id
+    assert remote_files(url)["refs/heads/Main"].decode().strip() == c1.id
+    b.refs.set_symbolic("HEAD", "refs/heads/MAIN")
+    commit_on_head(b, seed=3)
+    with pytest.raises(MemstoreError, match="only by case"):
+        push(b, branch="MAIN")

@@ -67,8 +67,11 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
     base = repo.base
     remote = connect(url, name, base_hash=base.hash, must_exist=False)
     path = branch_path(branch)
-    twin = case_twin(branch, remote.transport.list(HEADS))
-    if twin is not None:  # on a case-insensitive disk, one file: the push would move it
+    listed = remote.transport.list(HEADS)
+    twin = case_twin(branch, listed)
+    # on a case-insensitive disk, one file: the push would move it. A remote that lists
+    # both names (an older memstore pushed them) holds two files: each moves on its own
+    if twin is not None and branch not in listed:
         raise ValidationError(f"push to {name} refused: it has a branch {twin!r}, which "
                               f"differs from {branch!r} only by case (a remote on a "
                               "case-insensitive disk stores both as one file); rename the "
