@@ -189,6 +189,43 @@ def test_fsck_repair_computes_no_statistics_of_another_sample(base, tmp_path, mo
     assert ok("stats", "--list", "--json", cwd=clone).stdout.strip() == "[]"
 
 
+def test_fsck_repair_keeps_statistics_stored_before_their_records(base, tmp_path,
+                                                                   monkeypatch):
+    """A repository made before statistics records (schema m003) has statistics rows that
+    name no record object. `fsck --repair` of such a healthy repository rebuilt the index
+    from the object store alone and dropped them: it computed them again (minutes on a real
+    model; stored another way, other bits) or, with their corpus changed since, lost them
+    for good (the next gc deleted their objects) and said 'ok'. Their rows now get records."""
+    import sqlite3
+
+    from cli_support import empty_template, facts_files
+
+    monkeypatch.setenv("MEMSTORE_STATS_CACHE", "off")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("The quick brown fox jumps over the lazy dog.\n" * 100)
+    repo = copy_repo(empty_template(base), tmp_path / "repo")
+    ok("config", "stats_source", corpus, cwd=repo)
+    ok("commit", facts_files(base)["d"], cwd=repo)
+    before = _matrices(repo)
+    with Repository.open(repo) as r:  # as an older memstore left them: rows, no records
+        records = [s.record for s in r.statistics() if "corpus.txt" in s.description]
+        paths = [r.objects.path(rid) for rid in records]
+    assert len(records) == 2
+    with sqlite3.connect(repo / ".memstore" / "index.db") as db:
+        db.execute("update statistics set record = null")
+    for p in paths:
+        p.unlink()
+    corpus.write_text("Another text entirely, about cats and dogs.\n" * 100)
+    r = ok("fsck", "--repair", cwd=repo)
+    assert "cannot be recomputed" not in r.stderr and "computing" not in r.stderr, r.stderr
+    for _ in ("repaired", "then collected"):
+        after = _matrices(repo)
+        assert set(after) == set(before)
+        assert all(torch.equal(after[k], m) for k, m in before.items())
+        ok("gc", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
 def test_a_statistics_row_that_disagrees_with_its_record_is_not_used(base, tmp_path):
     """The index rows of layers 1 and 2 naming each other's tensor (a damaged index.db):
     fsck said ok and every solve used layer 2's E[kkᵀ] for layer 1 and back, exit 0. The

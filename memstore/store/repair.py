@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+
 from ..errors import MemstoreError
 from . import config, snapshots, stats_records
 from .commits import Commit, load_requests
@@ -79,9 +81,11 @@ def _scan(objects: DiskObjectStore) -> _Scan:
     return out
 
 
-def _read_old(path: Path) -> tuple[list[dict], dict[str, Any]] | None:
+def _read_old(path: Path) -> tuple[list[dict], dict[str, Any], list[dict]] | None:
     """The refs and config rows of the old index, if it can still be read and they are
-    sound (a damaged ref row is not copied into the new index: the snapshot has it)."""
+    sound (a damaged ref row is not copied into the new index: the snapshot has it), and
+    its statistics rows that name no record object (written before statistics records
+    were: the object store alone cannot say what their matrices are)."""
     try:
         db = open_index(path)
     except MemstoreError:
@@ -91,7 +95,9 @@ def _read_old(path: Path) -> tuple[list[dict], dict[str, Any]] | None:
         Refs(db).head()
         refs = [{"name": r["name"], "target": r["target"], "symbolic": r["symbolic"]}
                 for r in db.query("select * from refs order by name")]
-        return refs, config.rows(db)
+        unrecorded = [dict(r) for r in db.query("select * from statistics order by id, layer")
+                      if r.get("record") is None]
+        return refs, config.rows(db), unrecorded
     except Exception:  # noqa: BLE001 - any failure here means: use the snapshots instead
         return None
     finally:
@@ -125,8 +131,9 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
         objects = DiskObjectStore(d / "objects")
         old = _read_old(path) if path.exists() else None
         scan = _scan(objects)
+        unrecorded: list[dict] = []
         if old is not None:
-            refs, conf = old
+            refs, conf, unrecorded = old
             report = RepairReport("index")
         else:
             refs, conf, seq = _from_snapshot(objects, scan)
@@ -142,7 +149,7 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
             refuse_link(p)
             p.unlink(missing_ok=True)
         try:
-            _build(tmp, objects, scan, refs, conf, report)
+            _build(tmp, objects, scan, refs, conf, report, unrecorded)
         except BaseException:
             for p in [tmp, *(tmp.with_name(tmp.name + s) for s in SIDE_FILES)]:
                 p.unlink(missing_ok=True)
@@ -163,7 +170,8 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
 
 
 def _build(tmp: Path, objects: DiskObjectStore, scan: _Scan, refs: list[dict],
-           conf: dict[str, Any], report: RepairReport) -> None:
+           conf: dict[str, Any], report: RepairReport,
+           unrecorded: list[dict] | None = None) -> None:
     db = open_index(tmp, create=True)
     store = Storage(db, objects)
     try:
@@ -175,7 +183,7 @@ def _build(tmp: Path, objects: DiskObjectStore, scan: _Scan, refs: list[dict],
                 index_commit(store, commit, [_requests(objects, s, report)
                                              for s in commit.update_sets])
                 store.remember(commit)
-            for rid, rec in scan.stats:
+            for rid, rec in [*scan.stats, *_records_of(objects, unrecorded or [])]:
                 if objects.contains(rec["object"]):
                     db["statistics"].insert(
                         {k: rec[k] for k in ("id", "layer", "n_tokens", "description", "object")}
@@ -192,6 +200,29 @@ def _build(tmp: Path, objects: DiskObjectStore, scan: _Scan, refs: list[dict],
         report.refs = len(refs)
     finally:
         db.close()
+
+
+def _records_of(objects: DiskObjectStore,
+                rows: list[dict]) -> list[tuple[str, dict[str, Any]]]:
+    """A statistics record object, written now, for each statistics row of an index made
+    before such records were (a rebuild would otherwise drop the statistics a repository
+    was solved with, and compute others, or none where their sample changed since); a
+    row that is damaged, or whose object holds no square matrix, is left out."""
+    out = []
+    for row in rows:
+        try:
+            r = stats_records.row_record(row)
+            mom2 = stats_records.matrix_of(objects.get_tensors(r.object))
+        except (MemstoreError, ValueError, KeyError, TypeError, SafetensorError):
+            continue
+        if mom2 is None:
+            continue
+        rec = {"type": stats_records.TYPE, "id": r.id, "layer": r.layer,
+               "n_tokens": r.n_tokens, "description": r.description, "object": r.object,
+               "created": r.created if r.created is not None else 0.0,
+               "dim": int(mom2.shape[0])}
+        out.append((objects.put_json(rec), rec))
+    return out
 
 
 def _requests(objects: DiskObjectStore, update_set, report: RepairReport) -> list:
