@@ -157,14 +157,9 @@ def test_fsck_of_a_remote_checks_a_statistics_record_against_its_id(pushed, base
 
 
 
-@pytest.mark.parametrize("corpus_then", ["changed", "gone"])
-def test_fsck_repair_computes_no_statistics_of_another_sample(base, tmp_path, monkeypatch,
-                                                             corpus_then):
-    """`fsck --repair` of a clone fetched without --with-stats recomputes the statistics its
-    commits name from their settings: with their corpus changed since, it computed and
-    stored statistics of the new text that no commit names, and said 'rebuilt … 2
-    statistics records', exit 0, the ones named still missing; with it gone, it failed
-    (exit 2) after rebuilding the index. Now it says which cannot be recomputed here."""
+def _committed_on_a_corpus(base, tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    """A repository with one commit whose statistics come from a corpus file of its own
+    (the shared cache off), and the corpus."""
     from cli_support import empty_template, facts_files
 
     monkeypatch.setenv("MEMSTORE_STATS_CACHE", "off")
@@ -173,6 +168,18 @@ def test_fsck_repair_computes_no_statistics_of_another_sample(base, tmp_path, mo
     repo = copy_repo(empty_template(base), tmp_path / "repo")
     ok("config", "stats_source", corpus, cwd=repo)
     ok("commit", facts_files(base)["d"], cwd=repo)
+    return repo, corpus
+
+
+@pytest.mark.parametrize("corpus_then", ["changed", "gone"])
+def test_fsck_repair_computes_no_statistics_of_another_sample(base, tmp_path, monkeypatch,
+                                                             corpus_then):
+    """`fsck --repair` of a clone fetched without --with-stats recomputes the statistics its
+    commits name from their settings: with their corpus changed since, it computed and
+    stored statistics of the new text that no commit names, and said 'rebuilt … 2
+    statistics records', exit 0, the ones named still missing; with it gone, it failed
+    (exit 2) after rebuilding the index. Now it says which cannot be recomputed here."""
+    repo, corpus = _committed_on_a_corpus(base, tmp_path, monkeypatch)
     ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
     ok("push", cwd=repo)
     clone = tmp_path / "clone"
@@ -198,14 +205,7 @@ def test_fsck_repair_keeps_statistics_stored_before_their_records(base, tmp_path
     for good (the next gc deleted their objects) and said 'ok'. Their rows now get records."""
     import sqlite3
 
-    from cli_support import empty_template, facts_files
-
-    monkeypatch.setenv("MEMSTORE_STATS_CACHE", "off")
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("The quick brown fox jumps over the lazy dog.\n" * 100)
-    repo = copy_repo(empty_template(base), tmp_path / "repo")
-    ok("config", "stats_source", corpus, cwd=repo)
-    ok("commit", facts_files(base)["d"], cwd=repo)
+    repo, corpus = _committed_on_a_corpus(base, tmp_path, monkeypatch)
     before = _matrices(repo)
     with Repository.open(repo) as r:  # as an older memstore left them: rows, no records
         records = [s.record for s in r.statistics() if "corpus.txt" in s.description]
