@@ -84,6 +84,16 @@ def printable(text: str, keep: str = "\t") -> str:
                                                        or c in _BIDI) else c for c in text)
 
 
+def shown_name(name: str) -> str:
+    """A branch, tag or remote name for a terminal: the characters names may no longer hold
+    (memstore.store.refs: controls, format characters, other spaces, line separators), which
+    a name made by an older memstore may, written as escapes, so that it reads as it is."""
+    from memstore.store.refs import UNSEEN
+
+    return "".join(ascii(c)[1:-1] if unicodedata.category(c) in UNSEEN and c != " " else c
+                   for c in name)
+
+
 def message_lines(message: str) -> list[str]:
     """A commit message's lines for a terminal (a message may come from anyone's push)."""
     return [printable(line) for line in message.strip().splitlines()]

@@ -655,3 +655,20 @@ def test_a_commit_message_cannot_drive_the_terminal(history):
     out = ok("log", cwd=repo).stdout
     assert "fix\\x1b[2J\\x1b[31m red" in out and "\\u202eevil\\x07\ttabbed 👨\u200d👩" in out
     assert json.loads(ok("log", "--json", "-n", "1", cwd=repo).stdout)[0]["message"] == message
+
+
+def test_names_an_older_memstore_accepted_read_as_they_are(history):
+    """A branch or tag named with a character names may no longer hold (made by an older
+    memstore, or fetched from its remote) is listed with it escaped: 'ma\\u200bin' printed as
+    'main', beside the real one."""
+    from memstore.store.repository import Repository
+
+    repo, (c1, _, c3) = history
+    with Repository.open(repo) as r:
+        r.refs.update("refs/heads/ma\u200bin", c1, expected=None)
+        r.refs.update("refs/tags/v\u202e1", c3, expected=None)
+    for args in (("branch",), ("tag",), ("log", "--oneline"), ("log",)):
+        out = ok(*args, cwd=repo).stdout
+        assert "\u200b" not in out and "\u202e" not in out, (args, out)
+        assert "ma\\u200bin" in out or "v\\u202e1" in out, (args, out)
+    assert "tag: v\\u202e1" in ok("log", "--oneline", cwd=repo).stdout

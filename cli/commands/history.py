@@ -13,6 +13,7 @@ from ..output import (
     print_json,
     runtime_options,
     short,
+    shown_name,
     size,
     when,
 )
@@ -29,13 +30,13 @@ def _decorations(repo) -> dict[str, list[str]]:
         out[head.commit] = ["HEAD"]
     for name, c in repo.branches().items():
         if head.branch == name:
-            out.setdefault(c, []).insert(0, f"HEAD -> {name}")
+            out.setdefault(c, []).insert(0, f"HEAD -> {shown_name(name)}")
         else:
-            out.setdefault(c, []).append(name)
+            out.setdefault(c, []).append(shown_name(name))
     for name, c in repo.tags().items():
-        out.setdefault(c, []).append(f"tag: {name}")
+        out.setdefault(c, []).append(f"tag: {shown_name(name)}")
     for name, c in repo.refs.list(REMOTES).items():  # remote-tracking branches: origin/main
-        out.setdefault(c, []).append(name)
+        out.setdefault(c, []).append(shown_name(name))
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..context import pass_repo
-from ..output import first_line, json_option, print_json, short, warn
+from ..output import first_line, json_option, print_json, short, shown_name, warn
 
 
 @click.command(short_help="List, create or delete branches.")
@@ -43,12 +43,13 @@ def branch(repo, name: str | None, rev: str, delete: bool, force_delete: bool,
                              for n, c in branches.items()])
         return
     if head.branch and head.branch not in branches:
-        click.echo(f"* {head.branch} (no commits yet)")
+        click.echo(f"* {shown_name(head.branch)} (no commits yet)")
     if head.ref is None:
         click.echo(f"* (HEAD detached at {short(head.commit)})")
     for n, c in branches.items():
         mark = "*" if n == head.branch else " "
-        click.echo(f"{mark} {n:<20} {short(c)} {first_line(repo.get_commit(c).message)}")
+        click.echo(f"{mark} {shown_name(n):<20} {short(c)} "
+                   f"{first_line(repo.get_commit(c).message)}")
 
 
 @click.command()
@@ -122,7 +123,7 @@ def tag(repo, name: str | None, rev: str, delete: bool, as_json: bool) -> None:
         print_json([{"name": n, "commit": c} for n, c in tags.items()])
         return
     for n, c in tags.items():
-        click.echo(f"{n:<20} {short(c)} {first_line(repo.get_commit(c).message)}")
+        click.echo(f"{shown_name(n):<20} {short(c)} {first_line(repo.get_commit(c).message)}")
 
 
 COMMANDS = [branch, switch, tag]

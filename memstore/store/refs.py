@@ -44,7 +44,7 @@ class Head:
 # beyond git's rules: C1 controls, format characters (zero-width, right-to-left overrides:
 # a name that reads as another), other spaces and line or paragraph separators (they break
 # `log --oneline`'s lines)
-_UNSEEN = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+UNSEEN = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 
 def _name_problem(name: str, unseen: bool = True) -> str | None:
@@ -65,7 +65,7 @@ def _name_problem(name: str, unseen: bool = True) -> str | None:
             return "it contains a control character"
         if ch == " ":
             return "it contains a space"
-        if unseen and unicodedata.category(ch) in _UNSEEN:
+        if unseen and unicodedata.category(ch) in UNSEEN:
             return f"it contains U+{ord(ch):04X}, a character that does not show as itself"
         if ch in "~^:?*[\\":
             return f"it contains {ch!r}"
