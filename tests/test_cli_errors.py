@@ -217,6 +217,20 @@ def test_a_damaged_model_is_refused_at_init_in_one_line(tmp_path):
         assert not (tmp_path / f"r{i}" / ".memstore").exists()
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_model_with_non_finite_weights_is_refused_at_init(tmp_path, value):
+    """It was recorded as a base; every edit then failed (or spread the NaN)."""
+    model = make_model_dir(tmp_path / "model")
+    w = load_file(model / "model.safetensors")
+    name = "model.layers.1.mlp.up_proj.weight"
+    w[name][3, 5] = value
+    save_file(w, model / "model.safetensors", metadata={"format": "pt"})
+    r = run("init", tmp_path / "r", "--base", model)
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
+    assert f"its tensor {name} holds NaN or infinite values" in r.stderr
+    assert not (tmp_path / "r" / ".memstore").exists()
+
+
 def test_base_weights_changed_in_place_are_caught_by_export_and_verify(base, tmp_path):
     """Same size, same mtime: the cheap check passes, the hash of the loaded weights not."""
     import os

@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..editing.defaults import derive, outside_validated
 from ..editing.memit import check_layers, check_settings, execute_memit, templates_for
 from ..editing.memory import estimate as estimate_memory
@@ -34,7 +36,7 @@ from ..editing.settings import EditSettings
 from ..editing.statistics import SOURCES, check_corpus
 from ..editing.zs import key_groups
 from ..errors import MemstoreError, ValidationError
-from ..models.hashing import model_hash, side_files
+from ..models.hashing import full_state_dict, model_hash, side_files
 from ..models.loading import DEFAULT_MODEL, resolve
 from ..models.runtime import KEYS as RUNTIME_KEYS
 from ..models.runtime import Runtime
@@ -86,6 +88,15 @@ class BaseIdentity:
     settings: EditSettings
 
 
+def check_finite(model, spec: str) -> None:
+    """A base whose weights hold NaN or ±inf is refused, naming the first such tensor: every
+    edit of it would fail (non-finite z-vectors or solve) or spread them."""
+    for name, t in full_state_dict(model).items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValidationError(f"model {spec!r}: its tensor {name} holds NaN or infinite "
+                                  "values")
+
+
 def identify_base(base_spec: str = DEFAULT_MODEL) -> BaseIdentity:
     """Loads the base model `base_spec` (a local Hugging Face directory, a .gguf file or
     'smollm2-135m') and hashes it (the identity recorded in every commit)."""
@@ -94,6 +105,7 @@ def identify_base(base_spec: str = DEFAULT_MODEL) -> BaseIdentity:
     base.reset()
     base.adapter.check_editable()
     model = base.model
+    check_finite(model, base_spec)
     derived = derive(model, base.adapter)
     runtime = base.loaded.runtime
     text = model.config.get_text_config()
