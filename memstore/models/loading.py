@@ -312,8 +312,8 @@ def remove_superseded(path: Path, current: Path) -> list[Path]:
     """Removes the cache's other dequantized copies of the GGUF file `path`: those made
     when it had another size or modification time (touched, copied over, changed) or by an
     earlier cache format. Each is as large as the model in float32 and nothing would ever
-    load it again. Found by name and by the file their record names; a link is removed,
-    never what it points to. Returns those removed."""
+    load it again. Found by name and by the file their record names; a link (or a copy
+    with no record) is left as it is. Returns those removed."""
     gone = []
     head = re.compile(re.escape(path.stem) + r"-[0-9a-f]{16}")
     for p in sorted(current.parent.iterdir()):
