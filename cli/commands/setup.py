@@ -63,6 +63,9 @@ Settings:
                    many times its templated prompts' (an attention sink: a
                    one-token subject that opens the prompt) anchors z at the first
                    template instead; 0: always the bare prompt (the paper)
+  token_rule       2: a subject ending in a character spelt with several byte
+                   tokens is keyed at the last of them, an appended <eos> dropped;
+                   1: the first, <eos> kept (commits of memstore before 5 Dec 2026)
 
 \b
 Where the model runs (not recorded in commits; the command line's --device, --dtype,

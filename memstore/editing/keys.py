@@ -11,14 +11,15 @@ from .tokens import pad_right, subject_last_token, target_ids
 
 @torch.no_grad()
 def at_subject(model, tokenizer, adapter: Adapter, layer: int, kind: str, prompts: list[str],
-               subjects: list[str], batch_rows: int = 256) -> torch.Tensor:
+               subjects: list[str], batch_rows: int = 256, rule: int = 2) -> torch.Tensor:
     """For each prompt (a template with "{}"), the key ("key") or the layer output ("out")
-    of `layer` at the subject's last token. Rows × d, float32."""
+    of `layer` at the subject's last token (`rule`: tokens.subject_last_token). Rows × d,
+    float32."""
     device = next(model.parameters()).device
     out = []
     for a in range(0, len(prompts), batch_rows):
-        enc = [subject_last_token(tokenizer, p, s) for p, s in zip(prompts[a:a + batch_rows],
-                                                                    subjects[a:a + batch_rows])]
+        enc = [subject_last_token(tokenizer, p, s, rule=rule)
+               for p, s in zip(prompts[a:a + batch_rows], subjects[a:a + batch_rows])]
         ids, mask = pad_right(tokenizer.pad_token_id, [e[0] for e in enc])
         got = run_until(model, adapter, layer, [(layer, kind)], input_ids=ids.to(device),
                         attention_mask=mask.to(device))[(layer, kind)]
@@ -28,12 +29,12 @@ def at_subject(model, tokenizer, adapter: Adapter, layer: int, kind: str, prompt
 
 
 def compute_keys(model, tokenizer, adapter: Adapter, layer: int, requests: list[Request],
-                 templates: list[str]) -> torch.Tensor:
+                 templates: list[str], rule: int = 2) -> torch.Tensor:
     """K (n × d_in): each request's key averaged as in the reference: within the bare
     template group and within the sampled-prefix group, then across the groups."""
     prompts = [t.format(r.prompt) for r in requests for t in templates]
     subjects = [r.subject for r in requests for _ in templates]
-    k = at_subject(model, tokenizer, adapter, layer, "key", prompts, subjects)
+    k = at_subject(model, tokenizer, adapter, layer, "key", prompts, subjects, rule=rule)
     k = k.reshape(len(requests), len(templates), -1)
     if len(templates) == 1:
         return k[:, 0]
@@ -41,10 +42,10 @@ def compute_keys(model, tokenizer, adapter: Adapter, layer: int, requests: list[
 
 
 def current_hidden(model, tokenizer, adapter: Adapter, layer: int,
-                   requests: list[Request]) -> torch.Tensor:
+                   requests: list[Request], rule: int = 2) -> torch.Tensor:
     """h^L (n × d): layer output at the subject's last token of each bare prompt."""
     return at_subject(model, tokenizer, adapter, layer, "out", [r.prompt for r in requests],
-                      [r.subject for r in requests])
+                      [r.subject for r in requests], rule=rule)
 
 
 class TokenRows:
@@ -105,21 +106,21 @@ class SubjectRows(TokenRows):
     """Prompts (with their subjects) read at the subject's last token."""
 
     def __init__(self, model, tokenizer, adapter: Adapter, prompts: list[str],
-                 subjects: list[str], first: int, batch_rows: int = 256) -> None:
-        enc = [subject_last_token(tokenizer, p, s) for p, s in zip(prompts, subjects)]
+                 subjects: list[str], first: int, batch_rows: int = 256, rule: int = 2) -> None:
+        enc = [subject_last_token(tokenizer, p, s, rule=rule) for p, s in zip(prompts, subjects)]
         super().__init__(model, adapter, tokenizer.pad_token_id, [e[0] for e in enc],
                          [[e[1]] for e in enc], first, batch_rows)
 
 
 def context_rows(model, tokenizer, adapter: Adapter, requests: list[Request],
-                 first: int) -> TokenRows:
+                 first: int, rule: int = 2) -> TokenRows:
     """Each request's bare prompt followed by its new target, read at every position after
     the subject's last token but the last: the rest of the prompt and the target's tokens,
     whose hidden states carry the answer out (their keys are what the edit should leave
     alone: README, "Questions and exact answers")."""
     seqs, positions = [], []
     for r in requests:
-        ids, pos = subject_last_token(tokenizer, r.prompt, r.subject)
+        ids, pos = subject_last_token(tokenizer, r.prompt, r.subject, rule=rule)
         full = ids + target_ids(tokenizer, r.target_new)
         seqs.append(full)
         positions.append(list(range(pos + 1, len(full) - 1)))

@@ -172,7 +172,8 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
     # keys at each edited layer and h^L, walked up layer by layer (keys.SubjectRows)
     tmpl = SubjectRows(model, tokenizer, adapter,
                        [t.format(r.prompt) for r in requests for t in templates],
-                       [r.subject for r in requests for _ in templates], first)
+                       [r.subject for r in requests for _ in templates], first,
+                       rule=settings.token_rule)
     # z − h^L is read where z was anchored (keys.anchor_rows: the bare prompt unless an
     # attention sink), decided from h^L's norms on the model as it is
     anchor = torch.zeros(len(requests), dtype=torch.long)
@@ -182,8 +183,8 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
     anchored = SubjectRows(model, tokenizer, adapter,
                            [templates[int(a)].format(r.prompt) if a else r.prompt
                             for r, a in zip(requests, anchor)],
-                           [r.subject for r in requests], first)
-    context_walk = (context_rows(model, tokenizer, adapter, requests, first)
+                           [r.subject for r in requests], first, rule=settings.token_rule)
+    context_walk = (context_rows(model, tokenizer, adapter, requests, first, settings.token_rule)
                     if settings.context_weight > 0 else None)
     walks = [w for w in (tmpl, anchored, context_walk) if w is not None]
     for i, layer in enumerate(settings.layers):

@@ -21,7 +21,7 @@ _FLOATS = {"mom2_weight": (0.0, 1e12, False), "mom2_growth": (0.0, 4.0, True),
            "nullspace_l2": (0.0, 1e12, False), "sink_ratio": (0.0, 1e6, True)}
 _INTS = {"z_steps": (1, 100_000), "n_templates": (0, 1_000), "template_tokens": (1, 1_000),
          "seed": (0, _INT_MAX), "stats_tokens": (1, 10**10), "z_chunk": (1, 1_000_000),
-         "passes": (1, 10), "mom2_growth_facts": (1, 10**9)}
+         "passes": (1, 10), "mom2_growth_facts": (1, 10**9), "token_rule": (1, 2)}
 Z_GROUPS = ("request", "key", "subject")
 _CHOICES = {"history": HISTORY_METHODS, "compute_dtype": COMPUTE_DTYPES, "z_groups": Z_GROUPS}
 
@@ -95,6 +95,10 @@ class EditSettings:
     # a bare prompt whose ‖h^L‖ at the subject exceeds sink_ratio × its templated rows'
     # median is an attention sink, and the first template anchors z (keys.anchor_rows); 0: off
     sink_ratio: float = 10.0
+    # how a prompt is read into tokens (tokens.subject_last_token): 2, the subject's key at
+    # the last of the byte tokens that spell its last character, and an <eos> the tokenizer
+    # appends dropped; 1, at the first of them, <eos> kept (memstore before 5 Dec 2026)
+    token_rule: int = 2
 
     def __post_init__(self) -> None:
         """Refuses, with a message naming the setting, anything that cannot work: a wrong
@@ -149,6 +153,8 @@ class EditSettings:
         d.setdefault("z_groups", "request")
         # and before attention sinks were recognised: every z anchored at the bare prompt
         d.setdefault("sink_ratio", 0.0)
+        # and before a byte-split last character was read at its last byte: rule 1
+        d.setdefault("token_rule", 1)
         if isinstance(d.get("layers"), list):
             d["layers"] = tuple(d["layers"])
         return cls(**d)

@@ -44,13 +44,18 @@ def subject_start(template: str) -> int:
     raise ValidationError(f"no '{{}}' where the subject goes in {template!r}")
 
 
-def subject_last_token(tokenizer, template: str, subject: str, context: str = "") -> tuple[list[int], int]:
+def subject_last_token(tokenizer, template: str, subject: str, context: str = "",
+                       rule: int = 2) -> tuple[list[int], int]:
     """Token ids of `template.format(subject)` and the index of the subject's last token.
 
     The subject must end on a token boundary, or its last token may run on into punctuation
     or spaces only ("tronc, Inc." before ", whose": the tokenizer merges ".,"); a subject
     whose last token runs on into a word ("Micha" in "Michael") cannot be located, and is
-    an error."""
+    an error.
+
+    `rule` is the settings' token_rule: 1 reads a prompt as memstore did before 5 Dec 2026
+    (an appended <eos> kept, the first byte token of a byte-split last character), so that
+    the commits written then replay their keys where they were read."""
     where = f" ({context})" if context else ""
     start = subject_start(template)
     text = template.format(subject)
@@ -59,13 +64,14 @@ def subject_last_token(tokenizer, template: str, subject: str, context: str = ""
     ids, offsets = list(enc.input_ids), list(enc["offset_mapping"])
     # a tokenizer that ends every text with EOS (add_eos_token): the target follows the
     # prompt, never an end of text (scoring reads it so too: eval.scoring.special_prefix)
-    specials = set(getattr(tokenizer, "all_special_ids", ()))
+    specials = set(getattr(tokenizer, "all_special_ids", ())) if rule >= 2 else set()
     while ids and ids[-1] in specials and offsets[-1][0] == offsets[-1][1]:
         ids.pop()
         offsets.pop()
     # the last token holding the subject's last character: a byte-level tokenizer may spell
     # one character ('é', '京', an emoji) with several tokens, each given its whole span
-    last = [i for i, (a, b) in enumerate(offsets) if a < end_char <= b and b > a][-1:]
+    holding = [i for i, (a, b) in enumerate(offsets) if a < end_char <= b and b > a]
+    last = holding[-1:] if rule >= 2 else holding[:1]
     for i in last:
         b = offsets[i][1]
         if any(c.isalnum() for c in text[end_char:b]):
@@ -74,3 +80,12 @@ def subject_last_token(tokenizer, template: str, subject: str, context: str = ""
                 f"its last token runs on past it{where}")
         return ids, i
     raise ValidationError(f"cannot locate the subject {subject!r} in the tokens of {_short(text, 200)}{where}")
+
+
+def read_alike(tokenizer, templates: list[str], prompt: str, subject: str) -> bool:
+    """Whether token rules 1 and 2 read `prompt` in every template the same: the same ids,
+    the subject's last token at the same place (false only for a subject that ends in a
+    character spelt with several byte tokens, or a tokenizer that appends <eos>)."""
+    return all(subject_last_token(tokenizer, t.format(prompt), subject, rule=1)
+               == subject_last_token(tokenizer, t.format(prompt), subject, rule=2)
+               for t in templates)

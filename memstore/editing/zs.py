@@ -66,14 +66,16 @@ class Rows:
 
 
 def build_rows(tokenizer, requests: list[Request], templates: list[str],
-               with_kl: list[bool] | None = None) -> Rows:
+               with_kl: list[bool] | None = None, rule: int = 2) -> Rows:
     """Each request's rows: one per template, then its KL prompt (unless `with_kl` says
-    not: the other requests of one key share the first one's)."""
+    not: the other requests of one key share the first one's); `rule`: the settings'
+    token_rule."""
     seqs, spos, req, kl, trow, tpos, tid, tw = [], [], [], [], [], [], [], []
     for i, r in enumerate(requests):
         target = target_ids(tokenizer, r.target_new)
         for t in templates:
-            ids, s = subject_last_token(tokenizer, t.format(r.prompt), r.subject, r.describe())
+            ids, s = subject_last_token(tokenizer, t.format(r.prompt), r.subject, r.describe(),
+                                        rule)
             row = len(seqs)
             for j, tok in enumerate(target):
                 trow.append(row)
@@ -86,7 +88,7 @@ def build_rows(tokenizer, requests: list[Request], templates: list[str],
             kl.append(False)
         if with_kl is not None and not with_kl[i]:
             continue
-        ids, s = subject_last_token(tokenizer, KL_PROMPT, r.subject, r.describe())
+        ids, s = subject_last_token(tokenizer, KL_PROMPT, r.subject, r.describe(), rule)
         seqs.append(ids)
         spos.append(s)
         req.append(i)
@@ -404,7 +406,7 @@ def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, sha
     n_req = len(requests)
     shared = list(range(n_req)) if shared is None else shared
     first = [shared.index(k) == i for i, k in enumerate(shared)]
-    rows = build_rows(tokenizer, requests, templates, first)
+    rows = build_rows(tokenizer, requests, templates, first, settings.token_rule)
     h_L, past = full_pass(model, adapter, rows, L)
     bare = torch.tensor([int(torch.nonzero(rows.request == i)[0]) for i in range(n_req)])
     # each request's template rows follow its bare prompt's: h^L's norms there pick the row

@@ -151,7 +151,9 @@ def clone(url: str, directory: str | Path, base_spec: str, *,
                 repo.update_ref(branch_ref(default), head, expected=None)
                 sets = repo.chain_sets(head)
                 if sets:
-                    repo.set_settings(EditSettings.from_dict(sets[-1].update_set.settings))
+                    # the last commit's settings, read by today's token rule from now on
+                    repo.set_settings(EditSettings.from_dict(sets[-1].update_set.settings)
+                                      .with_changes(token_rule=EditSettings.token_rule))
     except BaseException:
         if ours:
             shutil.rmtree(target / DIRNAME, ignore_errors=True)

@@ -94,6 +94,9 @@ def read_settings(db: Database) -> EditSettings | None:
         return None
     if not isinstance(raw, dict):
         raise MemstoreError("the repository's editor settings are malformed; run `memstore fsck`")
+    # settings stored before token_rule: future commits read prompts by today's rule (a fix,
+    # not a choice; the commits recorded then replay by theirs)
+    raw = {"token_rule": EditSettings.token_rule, **raw}
     try:
         return EditSettings.from_dict(raw)
     except MemstoreError as e:

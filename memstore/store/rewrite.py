@@ -21,6 +21,7 @@ from ..editing.requests import Request, fact_key
 from ..editing.result import EditResult
 from ..editing.settings import EditSettings
 from ..editing.statistics import Statistics
+from ..editing.tokens import read_alike
 from ..errors import MemstoreError, ValidationError
 from . import history
 from .commits import Commit, load_requests, load_updates, load_zs
@@ -195,6 +196,22 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
 # -- squash and merge: one solve for many facts from their cached z-vectors --------------------
 
 
+def _check_token_rules(base: LoadedBase, facts: list[LiveFact], sets: dict,
+                       templates: list[str], rule: int) -> None:
+    """Refuses, naming the first, a fact whose cached z-vector was optimised at a token that
+    the solve's token rule would not read (EditSettings.token_rule: a fact committed by a
+    memstore before 5 Dec 2026 whose subject ends in a byte-split character)."""
+    for f in facts:
+        if sets[(f.commit, f.set_index)].edit_settings.token_rule == rule:
+            continue
+        r = f.request
+        if not read_alike(base.tokenizer, templates, r.prompt, r.subject):
+            raise MemstoreError(
+                f"the {r.describe()} (commit {f.commit[:12]}) was written by an older "
+                "memstore that read its subject at another token; it cannot be solved with "
+                f"facts read by token rule {rule}: revert it and commit it again")
+
+
 def _solve_from_cache(repo: Repository, base: LoadedBase, facts: list[LiveFact],
                       basis: str | None) -> EditResult:
     """One solve for `facts` on the model's current state (`basis`'s), from their cached
@@ -209,6 +226,7 @@ def _solve_from_cache(repo: Repository, base: LoadedBase, facts: list[LiveFact],
     newest = sets[(facts[-1].commit, facts[-1].set_index)]
     settings = newest.edit_settings
     requests = [f.request for f in facts]
+    _check_token_rules(base, facts, sets, newest.templates, settings.token_rule)
     return _replay(base, requests, repo.zs_of(facts), newest.templates, settings,
                    statistics_of_set(repo, newest), _running(repo, basis, [], requests, settings))
 
