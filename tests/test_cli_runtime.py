@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -305,3 +306,17 @@ def test_config_shows_values_it_takes_back(repos):
     ok("config", "device_map", shown, cwd=a)
     ok("config", "device_map", "None", cwd=a)
     assert ok("config", "device_map", cwd=a).stdout.strip() == "none"
+
+
+def test_a_relative_device_map_file_is_the_one_named_from_where_config_ran(repos):
+    """`config device_map m.json` in a subfolder stored 'm.json', which every later command
+    looked up from its own folder: another file, or none."""
+    _, a, _ = repos
+    sub = a / "maps"
+    sub.mkdir(exist_ok=True)
+    ok("config", "device_map", "m.json", cwd=sub)
+    try:
+        shown = ok("config", "device_map", cwd=a).stdout.strip()
+        assert Path(shown).is_absolute() and Path(shown).resolve() == (sub / "m.json").resolve()
+    finally:
+        ok("config", "device_map", "none", cwd=a)

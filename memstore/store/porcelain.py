@@ -11,6 +11,7 @@ states (the base model loaded once per process) in `states`. All are re-exported
 that `porcelain` is the one module a front end needs."""
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
@@ -205,6 +206,9 @@ def config(repo: Repository, key: str, value: str) -> EditSettings:
         stored = dict(repo.get_config(RUNTIME_KEY) or {})
         stored[key] = (None if value.lower() in ("", "none") and key == "device_map"
                        else value)
+        if key == "device_map" and str(stored[key]).endswith(".json"):
+            # a map file named from here: later commands, run from any folder, read this one
+            stored[key] = os.path.abspath(value)
         Runtime(**stored, check_available=False)
         with repo.lock():
             repo.set_config(RUNTIME_KEY, stored)
