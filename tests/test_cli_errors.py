@@ -353,3 +353,16 @@ def test_an_empty_path_argument_is_refused_by_name(repo, tmp_path):
                        (("verify", ""), "[OUT_DIR]"), (("init", "", "--base", "x"), "[PATH]"),
                        (("clone", tmp_path / "store", "", "--base", "x"), "DIRECTORY")):
         refused(repo, *args, code=2, says=f"Invalid value for '{name}': an empty path")
+
+
+def test_templates_that_leave_no_room_in_the_context_are_refused_by_config(repo):
+    """The tiny model's context is 128 positions: template_tokens 127 was stored, and every
+    commit after it was refused."""
+    refused(repo, "config", "template_tokens", "127", code=2,
+            says="settings: template_tokens 127 leaves no room for a prompt and its target in "
+                 "the model's context of 128 tokens")
+    ok("config", "n_templates", "0", cwd=repo)  # no template in front: any length is unused
+    ok("config", "template_tokens", "127", cwd=repo)
+    refused(repo, "config", "n_templates", "2", code=2, says="template_tokens 127 leaves no room")
+    ok("config", "template_tokens", "126", cwd=repo)
+    ok("config", "n_templates", "2", cwd=repo)

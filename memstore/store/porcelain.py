@@ -112,6 +112,7 @@ def identify_base(base_spec: str = DEFAULT_MODEL) -> BaseIdentity:
     text = model.config.get_text_config()
     info = {"model_type": model.config.model_type, "family": base.adapter.name,
             "n_layers": base.adapter.n_layers(model),
+            "context": context_length(model),  # tokens; config checks the templates fit
             "hidden_size": getattr(text, "hidden_size", None),
             "parameters": sum(p.numel() for p in model.parameters()),
             "hash_dtype": runtime.dtype,  # the weights were hashed as loaded in this dtype
@@ -217,6 +218,12 @@ def config(repo: Repository, key: str, value: str) -> EditSettings:
     n = repo.base.info.get("n_layers")
     if isinstance(n, int):
         check_layers(new.layers, n)
+    context = repo.base.info.get("context")
+    if isinstance(context, int) and new.n_templates > 0 and new.template_tokens + 2 > context:
+        # a sampled template in front, then at least one token of prompt and of target
+        raise ValidationError(f"settings: template_tokens {new.template_tokens} leaves no room "
+                              f"for a prompt and its target in the model's context of "
+                              f"{context} tokens")
     with repo.lock():
         repo.set_settings(new)
     return new
