@@ -316,3 +316,60 @@ def test_a_cache_file_is_taken_for_its_own_model_and_dtype_only(tmp_path):
                      metadata={"layer": "1", "n_tokens": "10", "description": "test", "dim": "4"})
     (tmp_path / f"{cache_prefix(model, 1, st.id)}{sha256(old)}.safetensors").write_bytes(old)
     assert load_cached(tmp_path, model, 1, st.id, 4) == (None, [])
+
+
+def test_a_fetched_statistics_record_naming_another_layers_tensor_is_refused(pushed, base,
+                                                                           tmp_path):
+    """Layers 1 and 2 have matrices of one size: a remote record of layer 1 naming layer 2's
+    tensor was fetched and every solve of the clone used layer 2's E[kkᵀ] at layer 1,
+    exit 0. The tensor object now says its layer."""
+    _, url = pushed
+    files = remote_files(url)
+    records = {json.loads(files[p])["layer"]: (p, json.loads(files[p]))
+               for p in files if p.startswith("statistics/")}
+    path, record = records[1]
+    record["object"] = records[2][1]["object"]
+    tamper(url, path, json.dumps(record).encode())
+    target = tmp_path / "clone"
+    error_line(run("clone", url, target, "--base", model_dir(base), "--with-stats"), 1,
+               f"{path}: its object holds layer 2's statistics")
+    assert not target.exists()
+
+
+def test_a_statistics_record_naming_another_layers_tensor_is_not_used(base, tmp_path):
+    """Rows and records of layers 1 and 2 consistently naming each other's tensor (what a
+    damaged copy or a hand-made record can say): every solve used them crossed, exit 0."""
+    import sqlite3
+
+    from cli_support import empty_template, facts_files, snapshot
+
+    repo = copy_repo(empty_template(base), tmp_path / "repo")
+    want = _matrices(repo)
+    with Repository.open(repo) as r:
+        rows = {row["layer"]: dict(row) for row in
+                r.db.query("select * from statistics order by layer")}
+        new = {}
+        for layer, other in ((1, 2), (2, 1)):
+            rec = json.loads(r.objects.get_bytes(rows[layer]["record"]))
+            rec["object"] = rows[other]["object"]
+            new[layer] = (rec["object"], r.objects.put_json(rec))
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        for layer, (obj, rid) in new.items():
+            con.execute("update statistics set object = ?, record = ? where layer = ?",
+                        (obj, rid, layer))
+            con.execute("insert or ignore into objects (id, size, kind) values (?, 0, ?)",
+                        (rid, "statistics-record"))
+    con.close()
+    before = snapshot(repo)
+    error_line(run("commit", facts_files(base)["d"], cwd=repo), 1,
+               "holds layer 2's matrix; run `memstore fsck --repair`")
+    assert snapshot(repo) == before
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and "layer 1: its object" in r.stdout
+    assert "holds layer 1's matrix" in r.stdout, r.stdout
+    ok("fsck", "--repair", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    ok("commit", facts_files(base)["d"], cwd=repo)  # each layer its own matrix again
+    got = _matrices(repo)
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)

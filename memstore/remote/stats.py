@@ -17,7 +17,7 @@ from ..editing.statistics import Statistics
 from ..errors import MemstoreError
 from ..store.commits import Commit
 from ..store.repository import Repository
-from ..store.stats_records import matrix_of
+from ..store.stats_records import layer_of, matrix_of
 from .layout import (
     STATISTICS,
     RemoteFormatError,
@@ -69,12 +69,16 @@ def fetch_statistics(repo: Repository, transport: Transport, commits: Iterable[C
     for r in records:  # all checked before any is stored
         where = f"{label}: {statistics_path(r['id'], r['layer'])}"
         try:
-            mom2 = matrix_of(repo.objects.get_tensors(r["object"]))
+            tensors = repo.objects.get_tensors(r["object"])
+            mom2 = matrix_of(tensors)
         except (MemstoreError, SafetensorError) as e:
             raise RemoteFormatError(f"{where}: its object is not a statistics tensor "
                                     f"({e})") from e
         if mom2 is None:
             raise RemoteFormatError(f"{where}: its object is not a statistics tensor")
+        if layer_of(tensors) not in (None, r["layer"]):
+            raise RemoteFormatError(f"{where}: its object holds layer {layer_of(tensors)}'s "
+                                    "statistics")
         if not torch.isfinite(mom2).all() or (mom2.diagonal() < 0).any():
             raise RemoteFormatError(f"{where}: its object is not a second-moment matrix "
                                     "(non-finite values or a negative diagonal)")

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 
+from safetensors import SafetensorError
+
 from ..editing.progress import progress
 from ..errors import MemstoreError
 from . import config, snapshots, stats_records
@@ -204,6 +206,13 @@ def _stats_row_problems(store: Storage, rec: stats_records.StatisticsRecord) -> 
         return [f"{at}: its record {rec.record} is not a statistics record"]
     if not stats_records.agrees(rec, record):
         return [f"{at}: index row disagrees with its record; run `memstore fsck --repair`"]
+    try:
+        held = stats_records.layer_of(store.objects.get_tensors(rec.object))
+    except (MemstoreError, SafetensorError):
+        return []  # a missing or corrupt object is named with the objects
+    if held not in (None, rec.layer):
+        return [(f"{at}: its object {rec.object} holds layer {held}'s matrix; run `memstore "
+                 "fsck --repair`")]
     return []
 
 

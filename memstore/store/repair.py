@@ -184,7 +184,7 @@ def _build(tmp: Path, objects: DiskObjectStore, scan: _Scan, refs: list[dict],
                                              for s in commit.update_sets])
                 store.remember(commit)
             for rid, rec in [*scan.stats, *_records_of(objects, unrecorded or [])]:
-                if objects.contains(rec["object"]):
+                if objects.contains(rec["object"]) and _holds_layer(objects, rec):
                     db["statistics"].insert(
                         {k: rec[k] for k in ("id", "layer", "n_tokens", "description", "object")}
                         | {"created": rec.get("created", 0.0), "record": rid}, ignore=True)
@@ -200,6 +200,16 @@ def _build(tmp: Path, objects: DiskObjectStore, scan: _Scan, refs: list[dict],
         report.refs = len(refs)
     finally:
         db.close()
+
+
+def _holds_layer(objects: DiskObjectStore, rec: dict[str, Any]) -> bool:
+    """Whether a statistics record's object holds its layer's matrix (or does not say): a
+    record naming another layer's is left out, and the statistics computed again."""
+    try:
+        held = stats_records.layer_of(objects.get_tensors(rec["object"]))
+    except (MemstoreError, SafetensorError):
+        return True  # damage that fsck names with the objects
+    return held in (None, rec["layer"])
 
 
 def _records_of(objects: DiskObjectStore,

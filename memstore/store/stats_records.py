@@ -5,7 +5,9 @@ the bytes of the float64 matrix; the sums behind it are accumulated in float64);
 description (sample id, layer, token count, what
 the sample was) is a small JSON record object too, so that `fsck --repair` can rebuild the
 `statistics` rows of a lost index from the object store alone. Both are content-addressed,
-so reading them back checks their hash."""
+so reading them back checks their hash. The tensor object also holds its layer (objects
+written from 5 Dec 2026), so that a record naming another layer's matrix of the same size
+is told."""
 from __future__ import annotations
 
 import json
@@ -71,7 +73,8 @@ def put(store: Storage, stats: Statistics) -> StatisticsRecord:
     existing = find(store, stats.id, stats.layer)
     if existing is not None:
         return existing
-    oid = store.objects.put_tensors({"mom2_triu": pack_symmetric(stats.mom2)})
+    oid = store.objects.put_tensors({"mom2_triu": pack_symmetric(stats.mom2),
+                                     "layer": torch.tensor([stats.layer], dtype=torch.int64)})
     created = time.time()
     record = {"type": TYPE, "id": stats.id, "layer": stats.layer, "n_tokens": stats.n_tokens,
               "description": stats.description, "object": oid, "created": created,
@@ -95,10 +98,15 @@ def load(store: Storage, stats_id: str, layer: int) -> Statistics:
             not agrees(rec, parse_record(store.objects.get_bytes(rec.record))):
         raise DamagedIndexError(f"the statistics row {stats_id} layer {layer} disagrees with "
                                 "its record; run `memstore fsck --repair`")
-    mom2 = matrix_of(store.objects.get_tensors(rec.object))
+    tensors = store.objects.get_tensors(rec.object)
+    mom2 = matrix_of(tensors)
     if mom2 is None:
         raise MemstoreError(f"statistics object {rec.object} holds no square matrix; "
                             "run `memstore fsck`")
+    if layer_of(tensors) not in (None, layer):
+        raise MemstoreError(f"statistics {stats_id} layer {layer}: its object {rec.object} "
+                            f"holds layer {layer_of(tensors)}'s matrix; run `memstore fsck "
+                            "--repair`")
     return Statistics(layer, mom2, rec.n_tokens, rec.description)
 
 
@@ -123,6 +131,15 @@ def matrix_of(tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
     if mom2 is None or mom2.ndim != 2 or mom2.shape[0] != mom2.shape[1]:
         return None
     return mom2.double()
+
+
+def layer_of(tensors: dict[str, torch.Tensor]) -> int | None:
+    """The layer a statistics object says it holds (None for an object written before it
+    said, or one whose `layer` is not one whole number)."""
+    t = tensors.get("layer")
+    if t is None or t.numel() != 1 or t.dtype != torch.int64:
+        return None
+    return int(t.item())
 
 
 def parse_record(data: bytes) -> dict[str, Any] | None:
