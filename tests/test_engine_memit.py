@@ -255,3 +255,43 @@ def test_a_second_pass_writes_what_the_first_left(family):
     again = execute_memit(model, tok, REQUESTS, s2, stats, templates=TEMPLATES, zs=two.zs,
                           show_progress=False)
     assert all(torch.equal(again.updates[l].U, two.updates[l].U) for l in s2.layers)
+
+
+def test_the_memory_estimate_counts_every_statistics_sum_held_on_the_cpu(monkeypatch):
+    """On the CPU, statistics.collect holds every edited layer's float64 sum of a group of
+    batches beside every layer's running total: 2·layers d_in² matrices. The estimate
+    counted one group sum, and at Llama-3-8B's width (7 layers of d_in 14,336) promised
+    ~11 GiB less than the statistics phase took (found by the precision and width audit)."""
+    import gc
+
+    import transformers
+    from tiny import tiny_config, tiny_tokenizer
+
+    from memstore.editing import default_settings, statistics
+    from memstore.editing.memory import estimate
+    from memstore.models.adapters import get_adapter
+    from memstore.models.loading import prepare_tokenizer
+
+    tok = tiny_tokenizer()
+    prepare_tokenizer(tok)
+    cfg = tiny_config("llama", tok.backend_tokenizer.get_vocab_size(), layers=10)
+    cfg.intermediate_size = d_in = 1024
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(cfg).eval().requires_grad_(False)
+    ad = get_adapter(model)
+    layers = tuple(range(8))
+    held = []  # bytes of the live float64 d_in × d_in matrices, after each group's pass
+    group_sums = statistics._group_sums
+
+    def spy(*args):
+        out = group_sums(*args)
+        held.append(sum(t.numel() * 8 for t in gc.get_objects() if isinstance(t, torch.Tensor)
+                        and t.dtype == torch.float64 and t.shape == (d_in, d_in)))
+        return out
+
+    monkeypatch.setattr(statistics, "_group_sums", spy)
+    statistics.compute_statistics(model, tok, ad, layers, "wikipedia", 300, 0, 32)
+    terms = estimate(model, ad, default_settings(model, layers=layers), 1,
+                     statistics_needed=True).terms
+    assert max(held) == 2 * len(layers) * d_in * d_in * 8  # the totals and a group's sums
+    assert terms["statistics E[kkᵀ]"] + terms["statistics being computed"] >= max(held)

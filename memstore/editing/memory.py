@@ -96,7 +96,12 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
         + rows * PREFIX_TOKENS * adapter.n_layers(model) * 2 * kv * itemsize
         + (rows * 4 + chunk * 4) * vocab * 4,
     }
-    if statistics_needed:
-        terms["statistics being computed"] = square + d_in * d_in * 4 + 4096 * d_in * 4 * 2
     device = weight.device if weight.device.type != "meta" else torch.device("cpu")
+    if statistics_needed:
+        # statistics.collect sums a group of batches per edited layer (float64, on the
+        # layer's device) and adds it to the totals (on the CPU): on the CPU every layer's
+        # group sum sits beside every layer's total; then a batch's kᵀk in float32 and the
+        # batch's activations
+        groups = len(layers) * square if device.type == "cpu" else square
+        terms["statistics being computed"] = groups + d_in * d_in * 4 + 4096 * d_in * 4 * 2
     return Estimate(terms, available(device), str(device))
