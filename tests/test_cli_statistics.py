@@ -156,6 +156,34 @@ def test_fsck_of_a_remote_checks_a_statistics_record_against_its_id(pushed, base
     assert not target.exists()
 
 
+@pytest.mark.parametrize("damage", ["description", "garbage", "other layer"])
+def test_fsck_remote_repair_writes_a_damaged_statistics_record_again(pushed, base, tmp_path,
+                                                                    damage):
+    """`fsck REMOTE --repair` rewrote damaged objects but not a damaged statistics record,
+    which every `fetch --with-stats` went on refusing; it is written again from this
+    repository's record of the same sample and layer."""
+    repo, url = pushed
+    files = remote_files(url)
+    paths = sorted(p for p in files if p.startswith("statistics/"))
+    path = paths[0]
+    record = json.loads(files[path])
+    if damage == "description":
+        record["description"] = record["description"].replace('"tokens": 400', '"tokens": 4000')
+        data = json.dumps(record).encode()
+    elif damage == "garbage":
+        data = b"\x00 not json"
+    else:
+        data = files[paths[1]]
+    tamper(url, path, data)
+    assert run("fsck", "origin", cwd=repo).exit_code == 1
+    r = ok("fsck", "origin", "--repair", cwd=repo)
+    assert "rewrote 1 damaged statistics records" in r.stderr and r.stdout.strip() == "ok"
+    assert remote_files(url)[path] == files[path]
+    ok("clone", url, tmp_path / "clone", "--base", model_dir(base), "--with-stats")
+    got, want = _matrices(tmp_path / "clone"), _matrices(repo)
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+
+
 
 def _committed_on_a_corpus(base, tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
     """A repository with one commit whose statistics come from a corpus file of its own

@@ -70,6 +70,8 @@ def _repair_remote(url: str) -> list[str]:
         r = repair_remote(repo, url)
     warn(f"rewrote {len(r.rewritten)} objects ({size(r.bytes)}) on the remote from this "
          "repository")
+    if r.records:
+        warn(f"rewrote {len(r.records)} damaged statistics records from this repository's")
     for oid in r.corrupt_here:
         warn(f"object {oid} is corrupt here too: not written (run `memstore fsck`)")
     return r.rewritten

@@ -9,7 +9,9 @@ it lacks — each only from an intact local copy (re-hashed as it is read; a cor
 copy is not written). Rewriting an object with the bytes its name says it holds cannot
 disturb a concurrent fetch or push more than the damage did: each write is whole or not at
 all, as a push's is. Then the remote is checked again; what no local copy could restore
-is listed."""
+is listed. A statistics record that is damaged (unreadable, at another layer's path, its
+description not the one its id hashes) is written again from this repository's record of
+the same sample and layer, where it has one whose tensor is intact here."""
 from __future__ import annotations
 
 import json
@@ -19,6 +21,7 @@ from ..errors import MemstoreError
 from ..store.commits import Commit
 from ..store.objects import CorruptObjectError
 from ..store.repository import Repository
+from ..store.stats_records import StatisticsRecord
 from .fsck import corrupt_objects, listed_objects
 from .layout import (
     MARKER,
@@ -28,6 +31,8 @@ from .layout import (
     object_path,
     parse_ref,
     parse_statistics_record,
+    statistics_path,
+    statistics_record,
 )
 from .transfer import batches, byte_bar, counted, streamed
 from .transport import Transport, open_transport
@@ -38,6 +43,7 @@ class RemoteRepair:
     rewritten: list[str] = field(default_factory=list)  # objects written again
     bytes: int = 0
     corrupt_here: list[str] = field(default_factory=list)  # wanted, but corrupt here too
+    records: list[str] = field(default_factory=list)  # statistics records written again
 
 
 def repair_remote(repo: Repository, url: str) -> RemoteRepair:
@@ -54,7 +60,9 @@ def repair_remote(repo: Repository, url: str) -> RemoteRepair:
                             "repository; it cannot repair it")
     present, _ = listed_objects(transport)
     corrupt = corrupt_objects(transport, present)
-    wanted = corrupt | (_needed(repo, transport, present, corrupt) - set(present))
+    records = _damaged_records(repo, transport)
+    wanted = corrupt | ((_needed(repo, transport, present, corrupt)
+                         | {r.object for r in records.values()}) - set(present))
     out = RemoteRepair()
     here = sorted(o for o in wanted if repo.objects.contains(o))
     sizes = {o: repo.objects.size(o) for o in here}
@@ -81,6 +89,31 @@ def repair_remote(repo: Repository, url: str) -> RemoteRepair:
             done = [o for o in batch if object_path(o) in files]
             out.rewritten += done
             out.bytes += sum(sizes[o] for o in done)
+    for path, r in sorted(records.items()):  # once their tensors are there
+        if r.object in out.corrupt_here:
+            continue
+        transport.put(path, statistics_record(r.id, r.layer, r.n_tokens, r.description, r.object))
+        out.records.append(path)
+    return out
+
+
+def _damaged_records(repo: Repository, transport: Transport) -> dict[str, StatisticsRecord]:
+    """Remote path -> this repository's record, for each damaged statistics record on the
+    remote whose sample and layer this repository holds (its path names them)."""
+    out = {}
+    paths = [STATISTICS + rel for rel in transport.list(STATISTICS)]
+    for path, data in transport.read_many(paths).items():
+        try:
+            parse_statistics_record(data, path, path)
+            continue
+        except RemoteFormatError:
+            pass
+        sample, _, layer = path[len(STATISTICS):].removesuffix(".json").rpartition(".")
+        if not layer.isdigit() or statistics_path(sample, int(layer)) != path:
+            continue
+        rec = repo.statistics_record(sample, int(layer))
+        if rec is not None and repo.objects.contains(rec.object):
+            out[path] = rec
     return out
 
 
