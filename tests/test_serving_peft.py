@@ -138,6 +138,9 @@ def test_dense_and_transposed_update_sets_are_exact():
         assert ((B @ A).T - expected).abs().max() < 1e-5 * expected.abs().max()
     assert built.adapter.rank == 8  # min(d_out, 6 + 2 facts)
     assert built.adapter.config["fan_in_fan_out"] is True
+    # held as stored (float32), not every layer's float64 factors at once
+    assert {f.B.dtype for f in built.factors.values()} == {torch.float32}
+    assert {f.A.dtype for f in built.factors.values()} == {torch.float32}
 
 
 def test_an_adapter_does_not_name_a_hub_model_as_its_base():
