@@ -81,7 +81,6 @@ def smollm2_gguf() -> Path:
 
 QWEN = "qwen2.5-0.5b"  # Qwen2.5-Coder-0.5B-Instruct, shipped in six part packages
 QWEN_PARTS = 6
-SHORTCUTS = (DEFAULT_MODEL, QWEN)
 
 
 def qwen_gguf() -> Path:
@@ -378,14 +377,6 @@ def check_directory(spec: str, directory: Path) -> None:
                     f"cannot load the model {spec!r}: its weights are a pickle file ({name}), "
                     "which memstore does not load (unpickling can run code); save the model "
                     "as safetensors (save_pretrained does)")
-
-
-def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in _DTYPES:
-        raise ValidationError(f"unknown dtype {dtype!r}; choose from {', '.join(_DTYPES)}")
-    return _DTYPES[dtype]
 
 
 def _device_map(runtime: Runtime) -> Any:

@@ -70,10 +70,6 @@ def check_options(format: str, since: str | None, max_rank: int | None,
         raise ValidationError("--gguf-dtype works with --format gguf only")
 
 
-def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-
-
 def rebuild_command(commit: str | None, out: str, format: str, since: str | None = None,
                     max_rank: int | None = None, gguf_dtype: str | None = None) -> str:
     parts = ["memstore", "export", commit or "base", out]
