@@ -142,3 +142,16 @@ def test_a_clone_of_a_history_of_rule_1_commits_by_rule_2(tmp_path_factory, tmp_
     with Repository.open(tmp_path / "clone") as repo:
         assert repo.settings.token_rule == 2
         assert repo.settings.z_steps == 5  # the rest is the last commit's
+
+
+def test_rule_1_keeps_an_appended_eos_and_rule_2_drops_it():
+    from tokenizers import processors
+
+    tok = tiny_tokenizer(add_bos=True)
+    bos, eos = tok.bos_token_id, tok.eos_token_id
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<bos> $A <eos>", special_tokens=[("<bos>", bos), ("<eos>", eos)])
+    ids1, at1 = subject_last_token(tok, "{} plays", "Michael Jordan", rule=1)
+    ids2, at2 = subject_last_token(tok, "{} plays", "Michael Jordan", rule=2)
+    assert ids1 == ids2 + [eos] and at1 == at2
+    assert not read_alike(tok, ["{}"], "{} plays", "Michael Jordan")
