@@ -188,3 +188,22 @@ def test_empty_targets_and_answers_are_named_by_record(tmp_path):
     (tmp_path / "z.json").write_text(json.dumps(z))
     with pytest.raises(ValidationError, match="z.json record 2: field 'loc_ans' is empty"):
         read_zsre(tmp_path / "z.json")
+
+
+@pytest.mark.parametrize("blank", ["", " \n"])
+def test_blank_generation_prompt_is_refused(tmp_path, blank):
+    """GE generates from every generation prompt: an empty one gave `memstore eval
+    --generation` a traceback from the model (no input ids)."""
+    record = {"requested_rewrite": {"prompt": "The capital of {} is", "subject": "France",
+                                    "target_new": {"str": "Rome"},
+                                    "target_true": {"str": "Paris"}},
+              "paraphrase_prompts": ["France's capital is"],
+              "generation_prompts": ["France is", blank]}
+    path = tmp_path / "cf.json"
+    path.write_text(json.dumps([record]))
+    with pytest.raises(ValidationError) as e:
+        read_counterfact_records(path)
+    assert str(e.value) == "cf.json record 1: generation_prompts 2 is blank"
+    record["generation_prompts"] = ["France is"]
+    path.write_text(json.dumps([record]))
+    assert read_counterfact_records(path)[0].generation_prompts == ("France is",)

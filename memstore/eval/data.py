@@ -250,9 +250,13 @@ def parse_counterfact(record: dict, where: str) -> EvalRecord:
     )
     check_request(request, where)
     check_edges(request, where)
+    generation_prompts = _strings(record, "generation_prompts", where)
+    for i, p in enumerate(generation_prompts):
+        if not p.strip():  # nothing to generate from: GE's generation would fail on it
+            raise ValidationError(f"{where}: generation_prompts {i + 1} is blank")
     return EvalRecord(
         request,
-        generation_prompts=_strings(record, "generation_prompts", where),
+        generation_prompts=generation_prompts,
         attribute_prompts=_strings(record, "attribute_prompts", where),
         where=where,
     )
