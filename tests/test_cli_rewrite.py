@@ -7,7 +7,17 @@ import json
 import pytest
 import torch
 import transformers
-from cli_support import copy_repo, facts_files, history_template, last_line, log_json, ok, run
+from cli_support import (
+    copy_repo,
+    empty_template,
+    facts_files,
+    history_template,
+    last_line,
+    log_json,
+    ok,
+    run,
+    write_facts,
+)
 
 from memstore.editing import apply_updates, build_state, execute_memit
 from memstore.editing.memit import stacked_keys
@@ -282,3 +292,35 @@ def test_squash_onto_the_base_is_one_root_commit_solved_from_the_cached_zs(histo
         for name, w in rebuilt.items():
             assert same_bits(w, expected[name]), name
     assert subjects(repo_dir) == {r.subject for r in requests}
+
+
+@pytest.mark.parametrize("revert_m", [False, True])
+def test_a_revert_after_a_squash_whose_commits_gc_removed(base, tmp_path, revert_m):
+    """T writes Jordan -> soccer and Messi -> tennis, m supersedes Jordan -> golf; then b
+    writes soccer again (its own write) or a revert of m gives T's soccer back (T's write);
+    everything after m is squashed and gc removes the squashed commits (a clone never has
+    them). A revert of T takes out T's writes and the squash's copies of them: Messi goes,
+    and Jordan keeps b's soccer, or, its soccer being T's, is m's golf again. It failed
+    with 'object … is missing' where gc had run; the same as without gc now."""
+    files = {}
+    for name, target in (("t", "soccer"), ("m", "golf"), ("b", "soccer")):
+        facts = [("Michael Jordan", "{} plays", target, "basketball")]
+        if name == "t":
+            facts.append(("Lionel Messi", "{} plays", "tennis", "soccer"))
+        files[name] = write_facts(tmp_path / f"{name}.jsonl", facts)
+    expected = {("Michael Jordan", "{} plays"): "golf" if revert_m else "soccer"}
+    for gc in (False, True):
+        repo_dir = copy_repo(empty_template(base), tmp_path / f"repo-{gc}")
+        t = last_line(ok("commit", files["t"], cwd=repo_dir))
+        m = last_line(ok("commit", files["m"], "--supersede", cwd=repo_dir))
+        ok(*(("revert", m) if revert_m else ("commit", files["b"], "--supersede")),
+           cwd=repo_dir)
+        ok("squash", m, cwd=repo_dir)
+        if gc:
+            assert "removed 1 commits" in ok("gc", cwd=repo_dir).stdout
+        ok("revert", t, cwd=repo_dir)
+        with Repository.open(repo_dir) as repo:
+            live = {(f.request.subject, f.request.prompt): f.request.target_new
+                    for f in repo.facts_at("HEAD")}
+        assert live == expected, (gc, live)
+        assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"

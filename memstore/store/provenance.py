@@ -6,8 +6,11 @@ squash solves again the live facts of the commits it replaces, a revert copies o
 the sets after the one it changed. Each carried write has one source, the write it was
 solved from, in an older commit: following sources back ends at the commit that wrote the
 fact. `revert` takes out the writes whose path passes through the reverted commit, so a
-fact another commit wrote too (on another branch, say) keeps that commit's write."""
+fact another commit wrote too (on another branch, say) keeps that commit's write. A squash
+records each write's path through the commits it replaced: gc, and a clone, leave those out."""
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 from ..editing.requests import Request
 from .commits import load_requests
@@ -15,6 +18,7 @@ from .history import LiveFact, SetRef
 from .repository import Repository
 
 Fact = tuple[str, str, str]  # (subject, prompt, target_new)
+Write = tuple[str, int, int]  # request `position` of set `index` of `commit`
 
 
 def fact(r: Request) -> Fact:
@@ -59,6 +63,39 @@ class Provenance:
         c = self.repo.get_commit(f.commit)
         return SetRef(c.id, f.set_index, c.update_sets[f.set_index]), f.position
 
+    def squash_sources(self, facts: list[LiveFact], squashed: set[str]) -> list[list[Write]]:
+        """For a squash of the commits `squashed` that solves `facts` (live at the HEAD it
+        replaces) again: per fact, the writes it carries on, newest first, through the
+        squashed commits and up to the first write of a commit outside them. Recorded in the
+        squash: gc, and a clone, leave the squashed commits out."""
+        out = []
+        for f in facts:
+            path = []
+            for w in self._writes((f.commit, f.set_index, f.position)):
+                path.append(list(w))
+                if w[0] not in squashed:
+                    break
+            out.append(path)
+        return out
+
+    def _writes(self, start: Write) -> Iterator[Write]:
+        """`start` and the writes it was carried from, newest first, as far as the commits
+        holding them are in the repository."""
+        todo = [start]
+        while todo:
+            w = todo.pop(0)
+            yield w
+            if not todo and self.repo.has_commit(w[0]):  # a source, or a recorded path's last
+                todo = self._sources(w)
+
+    def _sources(self, w: Write) -> list[Write]:
+        """The write `w` was solved from (a squash's recorded writes: the path to it)."""
+        c = self.repo.get_commit(w[0])
+        if c.operation == "squash" and "sources" in c.info:
+            return [tuple(x) for x in c.info["sources"][w[2]]]
+        at = self.source(SetRef(c.id, w[1], c.update_sets[w[1]]), w[2])
+        return [] if at is None else [(at[0].commit, at[0].index, at[1])]
+
     def _live_write(self, commit: str, written: Fact) -> tuple[SetRef, int] | None:
         f = self._live_at(commit).get(written[:2])
         if f is None or fact(f.request) != written:
@@ -95,6 +132,8 @@ class Provenance:
                          if w is not None), None)
         if c.operation == "squash":
             squashed = c.info.get("squashed") or []
+            if not all(self.repo.has_commit(s) for s in squashed):
+                return None  # gone (gc, a clone) from a squash that records no sources
             inner = {p for s in squashed for p in self.repo.get_commit(s).parents}
             head = next((s for s in squashed if s not in inner), None)
             return self._live_write(head, written) if head is not None else None
@@ -106,9 +145,4 @@ class Provenance:
     def carries(self, ref: SetRef, position: int, commit: str) -> bool:
         """Whether the write at `position` of `ref` is `commit`'s: made by it, or carried
         from a write of it."""
-        at: tuple[SetRef, int] | None = (ref, position)
-        while at is not None:
-            if at[0].commit == commit:
-                return True
-            at = self.source(*at)
-        return False
+        return any(w[0] == commit for w in self._writes((ref.commit, ref.index, position)))

@@ -280,10 +280,12 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
             after = onto[:12] if onto is not BASE else "the base model"
             message = (f"Squash {len(squashed)} commits after {after} "
                        f"({len(added)} facts)\n\n" + "\n".join(lines))
+        sources = Provenance(repo).squash_sources(added, set(squashed))
         new = repo.write_commit(results, parents=[onto] if onto is not BASE else [],
                                 basis=onto, message=message,
                                 metrics=metrics, operation="squash",
-                                info={"squashed": squashed}, expected=head)
+                                info={"squashed": squashed, "sources": sources},
+                                expected=head)
     return Report(new, new.id, metrics, {"squashed": squashed, "before": before,
                                          "n_facts": len(added)}, time.perf_counter() - t0)
 
