@@ -347,6 +347,30 @@ def test_no_branch_or_tag_may_hide_a_remote_branch(repo, tmp_path):
     ok("remote", "add", "tea", tmp_path / "other", cwd=repo)
 
 
+
+def test_no_branch_or_tag_may_be_named_base(repo):
+    """'base' is the base model's state in diff, squash, export, ask and eval: a tag 'base'
+    made `squash base` squash onto the tag instead of into one root commit, and `diff base`
+    compare with it, silently. One an older memstore let be made is refused there as
+    ambiguous, nothing written; refs/tags/base names it, and once deleted 'base' is the
+    base model again."""
+    for args in (("branch", "base"), ("tag", "base", "HEAD~1"), ("switch", "-c", "base")):
+        refused(repo, *args, code=2, says="invalid ")
+    from memstore.store.repository import Repository
+
+    with Repository.open(repo) as r:  # as an older memstore let a user make it
+        tip = r.resolve("HEAD~1")
+        r.refs.update("refs/tags/base", tip, expected=None)
+    for args in (("squash", "base"), ("diff", "base"), ("export", "base", repo.parent / "x")):
+        refused(repo, *args, code=2, says="revision 'base' is ambiguous")
+    assert not (repo.parent / "x").exists()
+    d = json.loads(ok("diff", "refs/tags/base", "--json", cwd=repo).stdout)
+    assert [f["subject"] for f in d["added"]] == ["Toko Yasuda", "Lionel Messi"]
+    ok("tag", "-d", "base", cwd=repo)
+    assert len(json.loads(ok("diff", "base", "--json", cwd=repo).stdout)["added"]) == 5
+    squash = json.loads(ok("squash", "base", "--json", cwd=repo).stdout)
+    assert squash["parents"] == [] and len(squash["squashed"]) == 3
+
 def test_an_empty_path_argument_is_refused_by_name(repo, tmp_path):
     for args, name in ((("commit", ""), "FILE"), (("eval", ""), "[FILE]"),
                        (("export", ""), "OUT_DIR"), (("export", "HEAD", ""), "OUT_DIR"),

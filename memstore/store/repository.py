@@ -301,9 +301,17 @@ class Repository:
         self._not_a_remote_branch(name, "tag")
         return self._create_ref(tag_ref(name), "tag", rev, force)
 
+    def _not_the_base(self, name: str, kind: str) -> None:
+        """'base' names the base model's state (diff, squash, export, ask, eval): a branch or
+        tag of that name would be found first and take its place."""
+        if name == "base":
+            raise ValidationError(f"invalid {kind} name 'base': it names the base model "
+                                  "(`diff base`, `squash base`, `export base`)")
+
     def _not_a_remote_branch(self, name: str, kind: str) -> None:
         """REMOTE/B names remote REMOTE's branch B (after a fetch); a branch or tag of that
         name would be found first and hide it."""
+        self._not_the_base(name, kind)
         remote = name.split("/", 1)[0]
         if "/" in name and remote in (self.get_config("remotes") or {}):
             raise ValidationError(f"invalid {kind} name {name!r}: it would read as the branch "

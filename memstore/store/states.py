@@ -40,6 +40,7 @@ from ..models.runtime import Runtime
 from ..models.runtime import resolve as resolve_runtime
 from .commits import UpdateSet
 from .history import chain_layers, chain_updates
+from .refs import HEADS, TAGS
 from .repository import Repository, path_snapshot
 
 STATS_SEQ_LEN = SEQ_LEN  # tokens per statistics sequence
@@ -212,18 +213,20 @@ def open_base(repo: Repository, check: bool = True) -> LoadedBase:
 
 def state_commit(repo: Repository, rev: str | None) -> str | None:
     """The commit whose state `rev` names; BASE for None on an unborn branch, and for
-    'base' where no ref or commit of that name exists."""
+    'base' (no branch or tag may be named so)."""
     if rev is None or rev == "HEAD":
         head = repo.head().commit
         if head is None:
             return BASE
         return head
-    try:
-        return repo.resolve(rev)
-    except MemstoreError:
-        if rev == "base":
-            return BASE
-        raise
+    if rev == "base":  # a branch or tag so named by an older memstore: never pick one
+        if any(repo.refs.read(p + rev) is not None for p in (HEADS, TAGS)):
+            raise ValidationError("revision 'base' is ambiguous: the base model, and a branch "
+                                  "or tag an older memstore let be named so; say "
+                                  "refs/heads/base or refs/tags/base for that one, or delete "
+                                  "it")
+        return BASE
+    return repo.resolve(rev)
 
 
 def load_state(repo: Repository, rev: str | None = None, *, check: bool = True) -> LoadedBase:
