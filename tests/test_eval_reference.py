@@ -20,6 +20,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from memstore.editing.requests import Request
 from memstore.eval.data import EvalRecord, ZsreRecord
+from memstore.eval.generation import greedy_generate
 from memstore.eval.metrics import counterfact_metrics, zsre_metrics, zsre_per_record
 
 CASES = [("llama", True), ("gpt2", False)]  # a tokenizer that adds BOS, one that does not
@@ -266,3 +267,23 @@ def test_generation_entropy_matches_the_reference(family, tokenizer):
     # guard: only the SentencePiece tokenizer tells the prompt + the continuation decoded
     # alone ("isParis") from the whole decoded as one ("is Paris")
     assert any(glued) == (tokenizer is sentencepiece_tokenizer)
+
+
+@pytest.mark.parametrize("tokenizer", [sentencepiece_tokenizer, lambda: tiny_tokenizer(True)],
+                         ids=["sentencepiece", "byte-level-bos"])
+def test_continuation_reads_after_its_prompt(tokenizer):
+    """`memstore ask` prints the prompt and then the continuation: the two must read as the
+    prompt's tokens and the generated ones decoded together. A SentencePiece continuation
+    decoded alone loses its leading space ("The capital of France isParis")."""
+    model, tok = trained_tiny(CORPUS, "llama", tokenizer())
+    prompts = ["The capital of France is", "Michael Jordan plays"]
+    got = greedy_generate(model, tok, prompts, max_new_tokens=6)
+    for prompt, continuation in zip(prompts, got):
+        ids = torch.tensor([tok(prompt)["input_ids"]])
+        with torch.no_grad():
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                 max_new_tokens=6, pad_token_id=tok.pad_token_id,
+                                 eos_token_id=tok.eos_token_id)
+        whole = tok.decode(out[0], skip_special_tokens=True)
+        assert prompt + continuation == whole
+        assert continuation.startswith(" ")  # guard: a word follows, after its space
