@@ -280,6 +280,33 @@ def test_bfloat16_weights_and_what_verify_says(repos, tmp_path):
     assert "identical" in out and "(built with cpu/bfloat16)" in out
 
 
+def test_a_base_beyond_float16s_range_is_refused_in_float16(tmp_path_factory, tmp_path):
+    """A weight finite in the base's file but beyond float16's ±65,504 became inf when the
+    model was loaded with --dtype float16: the commit went through (exit 0) and the export
+    wrote inf into model.safetensors, silently (found by the precision and width audit)."""
+    import transformers
+    from cli_support import SETTINGS, model_dir, snapshot
+
+    src = model_dir(tmp_path_factory.getbasetemp())
+    model = transformers.AutoModelForCausalLM.from_pretrained(src)
+    with torch.no_grad():
+        model.model.embed_tokens.weight[5, 0] = 1e5  # a byte token the facts never read
+    model.save_pretrained(tmp_path / "big")
+    transformers.AutoTokenizer.from_pretrained(src).save_pretrained(tmp_path / "big")
+    repo = tmp_path / "r"
+    ok("init", repo, "--base", tmp_path / "big")
+    for key, value in SETTINGS.items():
+        ok("config", key, value, cwd=repo)
+    facts = facts_files(tmp_path)
+    ok("commit", facts["a"], "--dtype", "bfloat16", cwd=repo)  # bfloat16 holds it
+    before = snapshot(repo)
+    for args in (("commit", facts["b"]), ("export", tmp_path / "out"), ("ask", "Apple")):
+        r = run(*args, "--dtype", "float16", cwd=repo)
+        error_line(r, 2, "in float16: its tensor model.embed_tokens.weight holds values "
+                         "beyond float16's range")
+    assert snapshot(repo) == before and not (tmp_path / "out").exists()
+
+
 def test_a_commit_that_will_not_fit_is_refused_before_any_work(repos, monkeypatch):
     from cli_support import snapshot
 

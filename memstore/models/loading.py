@@ -470,6 +470,17 @@ def _cannot_load(spec: str, e: BaseException, copy: Path | None = None) -> Valid
     return ValidationError(f"cannot load the model {spec!r}: {first}")
 
 
+def check_float16_range(model, spec: str) -> None:
+    """A weight beyond float16's range (±65,504) is ±inf once the model is loaded in float16,
+    and every statistic, edit and export would carry it (init checks the base in the dtype
+    it hashes it in): refused, naming the first such tensor (offloaded ones are not read)."""
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and t.device.type != "meta" and not bool(torch.isfinite(t).all()):
+            raise ValidationError(f"cannot load the model {spec!r} in float16: its tensor {name} "
+                                  "holds values beyond float16's range (±65,504) or not finite; "
+                                  "use --dtype bfloat16 or float32")
+
+
 def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
                dtype: str | torch.dtype = "float32", *,
                runtime: Runtime | None = None, fresh: bool = False) -> Loaded:
@@ -528,6 +539,8 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
         weakref.finalize(model, shutil.rmtree, offload, True)
     if placement is None:
         model.to(runtime.resolved_device())
+    if runtime.torch_dtype == torch.float16:
+        check_float16_range(model, spec)
     model.eval()
     model.requires_grad_(False)
     prepare_tokenizer(tokenizer)
