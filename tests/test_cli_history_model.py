@@ -232,6 +232,10 @@ class Reference:
             side = ours if set(o) <= set(merged) else theirs
             s = self.live(side)
             log = self.log(side) + [w for k, w in merged.items() if s.get(k) != w.target]
+            if side == theirs:  # their writes it brings in, as they are, are the merge's too
+                mine = self.ancestors(ours)
+                log = [Write(w.key, w.target, w.owners | {"new"})
+                       if w.owners - mine and o.get(w.key) != w.target else w for w in log]
         else:
             return Refused(1, "each side reverted facts of the merge base")
         return lambda cid: self.add(cid, (ours, theirs), log, "merge", owned=True)

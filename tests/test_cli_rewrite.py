@@ -324,3 +324,26 @@ def test_a_revert_after_a_squash_whose_commits_gc_removed(base, tmp_path, revert
                     for f in repo.facts_at("HEAD")}
         assert live == expected, (gc, live)
         assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+
+
+def test_a_revert_of_a_merge_built_on_the_merged_side(history, tmp_path_factory):
+    """side reverts C2 (a fact of the merge base main keeps) and commits d; main commits e.
+    The merge takes side's revert, so it is built on side's state (d's write as side made
+    it) with e solved again. `revert MERGE` takes out what it brought in from side (d):
+    it was refused, 'has no facts in the current state', with d live."""
+    repo_dir, (_, c2, _) = history
+    files = facts_files(tmp_path_factory.getbasetemp())
+    ok("switch", "-c", "side", cwd=repo_dir)
+    ok("revert", c2, cwd=repo_dir)
+    ok("commit", files["d"], cwd=repo_dir)
+    ok("switch", "main", cwd=repo_dir)
+    ok("commit", files["e"], cwd=repo_dir)
+    merge = json.loads(ok("merge", "side", "--json", cwd=repo_dir).stdout)
+    with Repository.open(repo_dir) as repo:
+        assert repo.get_commit(merge["commit"]).basis == merge["parents"][1]
+    want = {"Danielle Darrieux", "Porsche 911", "Toko Yasuda", "Lionel Messi", "Apple A5"}
+    assert set(subjects_live(repo_dir)) == want | {"Honda Civic"}
+    reverted = json.loads(ok("revert", merge["commit"], "--json", cwd=repo_dir).stdout)
+    assert reverted["removed"] == 1
+    assert set(subjects_live(repo_dir)) == want
+    assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"

@@ -10,7 +10,7 @@ fact another commit wrote too (on another branch, say) keeps that commit's write
 records each write's path through the commits it replaced: gc, and a clone, leave those out."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from ..editing.requests import Request
 from .commits import load_requests
@@ -142,7 +142,7 @@ class Provenance:
             return (match[0], match[1][position]) if match is not None else None
         return None
 
-    def carries(self, ref: SetRef, position: int, commit: str) -> bool:
-        """Whether the write at `position` of `ref` is `commit`'s: made by it, or carried
-        from a write of it."""
-        return any(w[0] == commit for w in self._writes((ref.commit, ref.index, position)))
+    def carries(self, ref: SetRef, position: int, commits: Collection[str]) -> bool:
+        """Whether the write at `position` of `ref` is one of `commits`': made by it, or
+        carried from a write of it."""
+        return any(w[0] in commits for w in self._writes((ref.commit, ref.index, position)))

@@ -112,6 +112,16 @@ def _introduced(repo: Repository, c: Commit) -> set[Fact]:
     return {_fact(r) for i in range(len(c.update_sets)) for r in repo.requests_of(c.id, i)}
 
 
+def _merged_side(repo: Repository, c: Commit) -> set[str]:
+    """For a merge whose state was built on its merged side's (that side kept every fact
+    the merge did; merge()): the commits of that side's state that are not in the history
+    of its first parent, whose writes it brought in. Empty for any other commit."""
+    if len(c.parents) < 2 or c.basis == c.parents[0] or c.basis is None:
+        return set()
+    return {ref.commit for ref in repo.chain_sets(c.basis)
+            if not repo.is_ancestor(ref.commit, c.parents[0])}
+
+
 def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
     """A new commit whose state is HEAD's without the facts `rev` introduced. The update
     sets solved after `rev` (with it in place) are replayed from their cached z-vectors on
@@ -137,11 +147,13 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
         prov = Provenance(repo)
         set_facts = [prov.facts(ref) for ref in chain]
         # the writes that are `target`'s own, in its sets or carried on by a merge, squash
-        # or revert since; a write of the same fact by another commit stays
+        # or revert since; a write of the same fact by another commit stays. A merge built
+        # on the merged side's state brought that side's writes in as they were
+        writers = {target} | _merged_side(repo, c)
         drop: dict[int, set[Fact]] = {}
         for i, ref in enumerate(chain):
             for p, fact in enumerate(set_facts[i]):
-                if fact in removed and prov.carries(ref, p, target):
+                if fact in removed and prov.carries(ref, p, writers):
                     drop.setdefault(i, set()).add(fact)
         drop = {i: fs for i, fs in drop.items() if fs}
         if not drop:
