@@ -63,20 +63,22 @@ class Provenance:
         c = self.repo.get_commit(f.commit)
         return SetRef(c.id, f.set_index, c.update_sets[f.set_index]), f.position
 
-    def squash_sources(self, facts: list[LiveFact], squashed: set[str]) -> list[list[Write]]:
+    def squash_sources(self, facts: list[LiveFact], squashed: set[str]) -> dict:
         """For a squash of the commits `squashed` that solves `facts` (live at the HEAD it
         replaces) again: per fact, the writes it carries on, newest first, through the
         squashed commits and up to the first write of a commit outside them. Recorded in the
-        squash: gc, and a clone, leave the squashed commits out."""
-        out = []
+        squash (gc, and a clone, leave the squashed commits out), each write as three
+        numbers: its commit's place in `commits`, its set and its position."""
+        commits: dict[str, int] = {}
+        paths = []
         for f in facts:
-            path = []
-            for w in self._writes((f.commit, f.set_index, f.position)):
-                path.append(list(w))
-                if w[0] not in squashed:
+            path: list[int] = []
+            for c, i, p in self._writes((f.commit, f.set_index, f.position)):
+                path += [commits.setdefault(c, len(commits)), i, p]
+                if c not in squashed:
                     break
-            out.append(path)
-        return out
+            paths.append(path)
+        return {"commits": list(commits), "paths": paths}
 
     def _writes(self, start: Write) -> Iterator[Write]:
         """`start` and the writes it was carried from, newest first, as far as the commits
@@ -92,7 +94,8 @@ class Provenance:
         """The write `w` was solved from (a squash's recorded writes: the path to it)."""
         c = self.repo.get_commit(w[0])
         if c.operation == "squash" and "sources" in c.info:
-            return [tuple(x) for x in c.info["sources"][w[2]]]
+            ids, path = c.info["sources"]["commits"], c.info["sources"]["paths"][w[2]]
+            return [(ids[path[k]], path[k + 1], path[k + 2]) for k in range(0, len(path), 3)]
         at = self.source(SetRef(c.id, w[1], c.update_sets[w[1]]), w[2])
         return [] if at is None else [(at[0].commit, at[0].index, at[1])]
 
