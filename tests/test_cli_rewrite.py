@@ -338,12 +338,13 @@ def test_a_revert_of_a_merge_built_on_the_merged_side(history, tmp_path_factory)
     ok("commit", files["d"], cwd=repo_dir)
     ok("switch", "main", cwd=repo_dir)
     ok("commit", files["e"], cwd=repo_dir)
-    merge = json.loads(ok("merge", "side", "--json", cwd=repo_dir).stdout)
-    with Repository.open(repo_dir) as repo:
-        assert repo.get_commit(merge["commit"]).basis == merge["parents"][1]
+    r = ok("merge", "side", cwd=repo_dir)  # it said 'solved on the merge base', C3
+    merge = json.loads(ok("show", "--json", cwd=repo_dir).stdout)
+    assert merge["basis"] == merge["parents"][1] != merge["info"]["merge_base"]
+    assert f"1 facts solved on the merged side {merge['basis'][:12]})" in r.stdout
     want = {"Danielle Darrieux", "Porsche 911", "Toko Yasuda", "Lionel Messi", "Apple A5"}
     assert set(subjects_live(repo_dir)) == want | {"Honda Civic"}
-    reverted = json.loads(ok("revert", merge["commit"], "--json", cwd=repo_dir).stdout)
+    reverted = json.loads(ok("revert", merge["id"], "--json", cwd=repo_dir).stdout)
     assert reverted["removed"] == 1
     assert set(subjects_live(repo_dir)) == want
     assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"

@@ -229,7 +229,9 @@ def merge(branch: str, message: str | None, as_json: bool) -> None:
     --json prints one object: kind (up-to-date, fast-forward or merge), head (where the
     branch points now), branch, and commit (the merge commit written; null for the other
     kinds); for a merge commit also operation, message, parents, n_facts, solves, layers,
-    seconds, metrics, warning, merge_base and solved (facts solved on the merge base).
+    seconds, metrics, warning, merge_base, basis (the state solved on: the merge base, or
+    the side that keeps every merged fact where the other reverted some of the merge
+    base's) and solved (the facts solved there).
     """
     from memstore.store import porcelain
 
@@ -249,7 +251,7 @@ def merge_result(repo, report) -> dict[str, Any]:
         return {"kind": n["kind"], "commit": None, "head": report.head,
                 "branch": repo.head().branch}
     return {"kind": "merge", "head": report.head, **written(repo, report),
-            "merge_base": n["merge_base"], "solved": n["solved"]}
+            "merge_base": n["merge_base"], "basis": report.commit.basis, "solved": n["solved"]}
 
 
 def show_merged(d: dict[str, Any]) -> None:
@@ -261,8 +263,9 @@ def show_merged(d: dict[str, Any]) -> None:
         click.echo(f"Fast-forward to {short(d['head'])}")
         click.echo(d["head"])
     else:
-        show_written(d, f"merge ({d['solved']} facts solved on the merge base "
-                        f"{short(d['merge_base'])})")
+        on = ("the merge base" if d["basis"] == d["merge_base"] else
+              "this side" if d["basis"] == d["parents"][0] else "the merged side")
+        show_written(d, f"merge ({d['solved']} facts solved on {on} {short(d['basis'])})")
 
 
 COMMANDS = [commit, revert, squash, merge]
