@@ -246,6 +246,32 @@ def test_facts_are_read_from_standard_input_for_a_dash(repo, tmp_path):
     assert snapshot(repo) == before
 
 
+def test_eval_reads_standard_input_once_for_a_dash(repo, tmp_path):
+    """`memstore eval -` read stdin to tell zsRE from CounterFact, then again to parse it:
+    the second read found nothing, and it printed n = 0 and no metrics, exit 0."""
+    zsre = {"subject": "Michael Jordan", "src": "What sport does Michael Jordan play?",
+            "answers": ["basketball"], "rephrase": "Which sport is Michael Jordan's?",
+            "loc": "nq question: who wrote the song", "loc_ans": "The String"}
+    files = {"cf.jsonl": [{**LIVE, "target_true": "basketball", "paraphrases": ["He plays"]},
+                          {**FACT, "target_true": "Honda"}],
+             "zsre.json": [zsre, {**zsre, "answers": ["soccer"]}]}
+    for name, records in files.items():
+        path = tmp_path / name
+        if name.endswith(".json"):
+            path.write_text(json.dumps(records))
+        else:
+            path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        from_file = json.loads(ok("eval", path, "--json", cwd=repo).stdout)
+        r = CliRunner().invoke(cli, ["-C", str(repo), "eval", "-", "--json"],
+                               input=path.read_bytes(), catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        from_stdin = json.loads(r.stdout)
+        assert from_stdin["n"] == 2 and from_stdin["efficacy"] is not None
+        assert from_stdin == from_file
+    error_line(CliRunner().invoke(cli, ["-C", str(repo), "eval", "-"], input=b""), 2,
+               "stdin: no records")
+
+
 def test_a_file_named_dash_is_not_stdin_for_the_library(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "-").write_text(json.dumps(FACT) + "\n")

@@ -360,13 +360,14 @@ def read_located_requests(path: str | Path) -> list[tuple[str, Request]]:
 def read_counterfact_records(source: Source) -> list[EvalRecord]:
     """CounterFact in the ROME format or the reduced format (which has no generation or
     attribute prompts), from a file or from already-loaded records."""
-    out = []
-    for where, r in load_records(source):
-        if "requested_rewrite" in r:
-            out.append(parse_counterfact(r, where))
-        else:
-            out.append(EvalRecord(parse_flat(r, where), where=where))
-    return out
+    return [parse_counterfact_record(r, where) for where, r in load_records(source)]
+
+
+def parse_counterfact_record(record: dict, where: str) -> EvalRecord:
+    """One CounterFact record, in the ROME format or the reduced (or memstore's) format."""
+    if "requested_rewrite" in record:
+        return parse_counterfact(record, where)
+    return EvalRecord(parse_flat(record, where), where=where)
 
 
 def read_counterfact(source: Source) -> list[Request]:
@@ -384,6 +385,8 @@ __all__ = [
     "ZsreRecord",
     "check_edges",
     "load_records",
+    "parse_counterfact_record",
+    "parse_zsre",
     "read_counterfact",
     "read_counterfact_records",
     "read_located_requests",

@@ -198,22 +198,13 @@ def evaluate_live(repo: Repository, rev: str | None = None, *, by_relation: bool
                    "not_recalled": missed})
 
 
-def _is_zsre(path: str | Path) -> bool:
-    from ..eval.data import load_records
-
-    records = load_records(path)
-    if not records:
-        raise ValidationError(f"{Path(path).name}: no records")
-    return any("src" in r and "answers" in r for _, r in records)  # read_zsre names the rest
-
-
 def evaluate(repo: Repository, path: str | Path, rev: str | None = None, *,
              by_relation: bool = False, generation: bool = False) -> dict[str, Any]:
     """CounterFact metrics (ES, PS, NS, S; GE with `generation`) or, for a zsRE file
     (detected by its fields), zsRE top-1 accuracies, of the state of `rev` (None: HEAD;
     the base weights when there are no commits). zsRE's specificity is also reported as
     `neighborhood`, and `score` is the harmonic mean of the three."""
-    from ..eval.data import read_counterfact_records, read_zsre
+    from ..eval.data import load_records, parse_counterfact_record, parse_zsre, source_name
     from ..eval.metrics import (
         GENERATION_TOKENS,
         counterfact_metrics,
@@ -221,11 +212,15 @@ def evaluate(repo: Repository, path: str | Path, rev: str | None = None, *,
         zsre_metrics,
     )
 
-    zsre = _is_zsre(path)
+    raw = load_records(path)  # read once: standard input ('-') cannot be read twice
+    if not raw:
+        raise ValidationError(f"{source_name(path)}: no records")
+    zsre = any("src" in r and "answers" in r for _, r in raw)  # parse_zsre names the rest
     if zsre and (by_relation or generation):
-        raise ValidationError(f"{Path(path).name} is a zsRE file: --by-relation and "
+        raise ValidationError(f"{source_name(path)} is a zsRE file: --by-relation and "
                               "--generation measure CounterFact files only")
-    records = read_zsre(path) if zsre else read_counterfact_records(path)
+    parse = parse_zsre if zsre else parse_counterfact_record
+    records = [parse(r, where) for where, r in raw]
     commit = state_commit(repo, rev)
     base = load_state(repo, rev)
     context = context_length(base.model)
