@@ -207,3 +207,23 @@ def test_blank_generation_prompt_is_refused(tmp_path, blank):
     record["generation_prompts"] = ["France is"]
     path.write_text(json.dumps([record]))
     assert read_counterfact_records(path)[0].generation_prompts == ("France is",)
+
+
+def test_a_locality_answer_other_than_the_true_object_is_refused(tmp_path):
+    """NS compares the true object with target_new on the locality prompt: a record whose
+    locality_ground_truth is another object was scored against the edit's true object
+    instead, without a word."""
+    record = {"case_id": 1, "subject": "Danielle Darrieux", "target_new": "English",
+              "prompt": "The mother tongue of Danielle Darrieux is", "ground_truth": "French",
+              "rephrase_prompt": "Danielle Darrieux speaks",
+              "locality_prompt": "The mother tongue of Michael Jordan is",
+              "locality_ground_truth": "English"}
+    path = tmp_path / "ee.json"
+    path.write_text(json.dumps([record]))
+    with pytest.raises(ValidationError) as e:
+        read_counterfact_records(path)
+    assert str(e.value).startswith("ee.json record 1: locality_ground_truth 'English' is not "
+                                   "the true object 'French'")
+    path.write_text(json.dumps([{**record, "locality_ground_truth": "French"}]))
+    r = read_counterfact_records(path)[0].request
+    assert (r.target_true, r.neighborhood) == ("French", ("The mother tongue of Michael Jordan is",))

@@ -291,6 +291,13 @@ def parse_flat(record: dict, where: str) -> Request:
     target_true = _get(record, "target_true", where, required=False)
     if target_true is None:
         target_true = _get(record, "ground_truth", where, required=False)
+    # NS scores every neighbourhood prompt for target_true against target_new: a locality
+    # answer of its own would be measured as if it were target_true
+    locality = _get(record, "locality_ground_truth", where, required=False)
+    if locality is not None and locality != target_true:
+        raise ValidationError(f"{where}: locality_ground_truth {locality!r} is not the true "
+                              f"object {target_true!r}: the neighbourhood score (NS) compares "
+                              "the true object with target_new on locality_prompt")
     request = Request(
         subject=subject,
         prompt=_template(_get(record, "prompt", where), subject, where),
