@@ -24,7 +24,8 @@ documented semantics, each operation's outcome and the live facts at HEAD:
   written); refused too when each side reverted facts of the merge base the other keeps
   (tests/test_cli_rewrite.py);
 - squash R / squash base: the same live facts in one commit whose parent is R (none for
-  base); refused when a fact live at R was reverted after it.
+  base), a fact written again after R (with the same target too) the squash's write;
+  refused when a fact live at R was reverted after it.
 
 After every operation: the outcome and exit status, nothing changed by a refusal (a
 snapshot of objects and index rows), the live facts at HEAD and every branch's head as the
@@ -250,9 +251,9 @@ class Reference:
         if set(at_onto) - set(self.live(head)):
             return Refused(1, "were reverted after it")
         base_log = self.log(onto) if onto != "base" else []
+        was = newest(base_log)  # a fact written again since, with the same target, too
         log = base_log + [Write(k, w.target, w.owners | {"new"})
-                          for k, w in newest(self.log(head)).items()
-                          if at_onto.get(k) != w.target]
+                          for k, w in newest(self.log(head)).items() if was.get(k) != w]
         return lambda cid: self.add(cid, (onto,) if onto != "base" else (), log, "squash",
                                     owned=True, squashed_head=head)
 

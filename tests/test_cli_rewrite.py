@@ -348,3 +348,20 @@ def test_a_revert_of_a_merge_built_on_the_merged_side(history, tmp_path_factory)
     assert reverted["removed"] == 1
     assert set(subjects_live(repo_dir)) == want
     assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("squash", [False, True])
+def test_a_fact_written_again_stays_after_a_revert_squashed_or_not(base, tmp_path, squash):
+    """P writes Jordan -> soccer and Messi -> tennis, C writes Jordan -> soccer again. A
+    revert of P keeps C's later write (README); after `squash P` too: the squash left C's
+    write out (the same fact as P's), so the revert took Jordan out."""
+    p = write_facts(tmp_path / "p.jsonl", [("Michael Jordan", "{} plays", "soccer", "x"),
+                                           ("Lionel Messi", "{} plays", "tennis", "x")])
+    c = write_facts(tmp_path / "c.jsonl", [("Michael Jordan", "{} plays", "soccer", "x")])
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+    first = last_line(ok("commit", p, cwd=repo_dir))
+    ok("commit", c, cwd=repo_dir)
+    if squash:
+        assert json.loads(ok("squash", first, "--json", cwd=repo_dir).stdout)["n_facts"] == 1
+    ok("revert", first, cwd=repo_dir)
+    assert subjects_live(repo_dir) == ["Michael Jordan"]

@@ -80,6 +80,10 @@ class Provenance:
             paths.append(path)
         return {"commits": list(commits), "paths": paths}
 
+    def lineage(self, f: LiveFact) -> Iterator[Write]:
+        """The live write of `f` and the writes it was carried from, newest first."""
+        return self._writes((f.commit, f.set_index, f.position))
+
     def _writes(self, start: Write) -> Iterator[Write]:
         """`start` and the writes it was carried from, newest first, as far as the commits
         holding them are in the repository."""

@@ -249,7 +249,7 @@ def _pairs(facts: list[LiveFact]) -> set[Fact]:
 
 def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
     """Replaces the commits after `rev` on the branch by one commit: one solve, on `rev`'s
-    state, for the facts added since `rev` that are live at HEAD, from their cached
+    state, for the facts written since `rev` that are live at HEAD, from their cached
     z-vectors. Measures the efficacy of those facts before (at HEAD) and after. `rev`
     'base' (where nothing else has that name) squashes the whole history into one commit
     with no parent."""
@@ -270,8 +270,13 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
             raise MemstoreError(f"{len(gone)} fact(s) live at {onto[:12]} were reverted after it "
                                 f"(e.g. {r.subject!r} / {r.prompt!r}); squash onto an earlier "
                                 "revision")
-        kept = _pairs(at_onto)
-        added = [f for f in at_head if _fact(f.request) not in kept]
+        # the facts written since `rev`: a fact live at `rev` too, but written again since
+        # (with its target of then), is solved again, so that it stays the later commit's
+        # write, which a revert of the earlier one leaves (as it would without the squash)
+        kept, prov = _pairs(at_onto), Provenance(repo)
+        onto_writes = {(f.commit, f.set_index, f.position) for f in at_onto}
+        added = [f for f in at_head if _fact(f.request) not in kept
+                 or onto_writes.isdisjoint(prov.lineage(f))]
         older = history.ancestors(history.graph(repo.db), onto) if onto is not BASE else set()
         squashed = [c.id for c in repo.log(head) if c.id not in older]
         with phase("loading the state at HEAD"):
@@ -292,7 +297,7 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
             after = onto[:12] if onto is not BASE else "the base model"
             message = (f"Squash {len(squashed)} commits after {after} "
                        f"({len(added)} facts)\n\n" + "\n".join(lines))
-        sources = Provenance(repo).squash_sources(added, set(squashed))
+        sources = prov.squash_sources(added, set(squashed))
         new = repo.write_commit(results, parents=[onto] if onto is not BASE else [],
                                 basis=onto, message=message,
                                 metrics=metrics, operation="squash",
