@@ -227,3 +227,17 @@ def test_a_locality_answer_other_than_the_true_object_is_refused(tmp_path):
     path.write_text(json.dumps([{**record, "locality_ground_truth": "French"}]))
     r = read_counterfact_records(path)[0].request
     assert (r.target_true, r.neighborhood) == ("French", ("The mother tongue of Michael Jordan is",))
+
+
+def test_target_true_and_ground_truth_that_differ_are_refused(tmp_path):
+    """ground_truth is EasyEdit's name for target_true: given both, ground_truth was
+    dropped without a word, and ES/PS/NS measured against target_true alone."""
+    fact = {"subject": "France", "prompt": "The capital of {} is", "target_new": "Rome",
+            "target_true": "Paris"}
+    path = write_lines(tmp_path / "f.jsonl", [json.dumps({**fact, "ground_truth": "Lyon"})])
+    with pytest.raises(ValidationError) as e:
+        read_counterfact_records(path)
+    assert str(e.value) == ("f.jsonl line 1: target_true 'Paris' and ground_truth 'Lyon' "
+                            "(EasyEdit's name for it) differ")
+    path = write_lines(tmp_path / "f.jsonl", [json.dumps({**fact, "ground_truth": "Paris"})])
+    assert read_counterfact_records(path)[0].request.target_true == "Paris"

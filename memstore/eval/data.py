@@ -289,8 +289,12 @@ def parse_flat(record: dict, where: str) -> Request:
     _check_fields(record, where)
     subject = _get(record, "subject", where)
     target_true = _get(record, "target_true", where, required=False)
+    ground_truth = _get(record, "ground_truth", where, required=False)
     if target_true is None:
-        target_true = _get(record, "ground_truth", where, required=False)
+        target_true = ground_truth
+    elif ground_truth is not None and ground_truth != target_true:
+        raise ValidationError(f"{where}: target_true {target_true!r} and ground_truth "
+                              f"{ground_truth!r} (EasyEdit's name for it) differ")
     # NS scores every neighbourhood prompt for target_true against target_new: a locality
     # answer of its own would be measured as if it were target_true
     locality = _get(record, "locality_ground_truth", where, required=False)
