@@ -272,6 +272,15 @@ def test_eval_reads_standard_input_once_for_a_dash(repo, tmp_path):
                "stdin: no records")
 
 
+def test_eval_names_both_reasons_a_fact_is_skipped(repo, tmp_path):
+    """A fact whose target_true is its target_new cannot be compared and is skipped like
+    one without target_true; the line said all were 'without target_true'."""
+    f = facts(tmp_path, "cf.jsonl", {**FACT, "target_true": "Apple"}, OTHER,
+              {**LIVE, "target_true": "basketball"})
+    first = ok("eval", f, cwd=repo).stdout.splitlines()[0]
+    assert first.endswith("n = 1 (2 skipped: no target_true, or it is target_new)")
+
+
 def test_a_file_named_dash_is_not_stdin_for_the_library(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "-").write_text(json.dumps(FACT) + "\n")

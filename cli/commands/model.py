@@ -75,7 +75,7 @@ def eval_(file: str | None, live: bool, rev: str | None, by_relation: bool, gene
     CounterFact records or memstore facts files give efficacy (ES: P(new) > P(true) on
     the prompt), paraphrase (PS), neighborhood (NS: neighbouring subjects keep their true
     object) and score (S, their harmonic mean), as fractions in [0, 1]; facts without
-    target_true are skipped. zsRE files (detected by their src/answers/loc fields) give
+    target_true, or whose target_true is their target_new, are skipped. zsRE files (detected by their src/answers/loc fields) give
     top-1 accuracies: efficacy, paraphrase and specificity (also reported as
     neighborhood). --live measures the facts live at REV on their own prompts (ES, and
     the share the model recalls: every target token its top choice after the prompt),
@@ -101,7 +101,7 @@ def eval_(file: str | None, live: bool, rev: str | None, by_relation: bool, gene
         return
     state = m["rev"] if m["commit"] is None else f"{m['rev']} ({short(m['commit'])})"
     click.echo(f"{m['kind']} metrics of {state}, n = {m['n']}"
-               + (f" ({m['n_skipped']} without target_true skipped)"
+               + (f" ({m['n_skipped']} skipped: no target_true, or it is target_new)"
                   if m.get("n_skipped") else ""))
     keys = ["efficacy"] if live else ["efficacy", "paraphrase", "neighborhood", "score"]
     keys += ["specificity"] if m["kind"] == "zsre" else []
