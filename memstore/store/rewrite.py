@@ -118,8 +118,8 @@ def _merged_side(repo: Repository, c: Commit) -> set[str]:
     of its first parent, whose writes it brought in. Empty for any other commit."""
     if len(c.parents) < 2 or c.basis == c.parents[0] or c.basis is None:
         return set()
-    return {ref.commit for ref in repo.chain_sets(c.basis)
-            if not repo.is_ancestor(ref.commit, c.parents[0])}
+    ours = history.ancestors(history.graph(repo.db), c.parents[0])
+    return {ref.commit for ref in repo.chain_sets(c.basis)} - ours
 
 
 def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
