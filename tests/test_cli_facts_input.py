@@ -281,6 +281,17 @@ def test_eval_names_both_reasons_a_fact_is_skipped(repo, tmp_path):
     assert first.endswith("n = 1 (2 skipped: no target_true, or it is target_new)")
 
 
+def test_eval_by_relation_shows_a_relation_with_control_characters_escaped(repo, tmp_path):
+    """A relation_id is the file's text: its line break started a line of the table (and
+    an escape sequence reached the terminal)."""
+    f = facts(tmp_path, "cf.jsonl", {**FACT, "target_true": "Honda",
+                                     "relation_id": "P1\nforged row\x1b[2J"})
+    out = ok("eval", f, "--by-relation", cwd=repo).stdout
+    row = [line for line in out.splitlines() if "P1" in line]
+    assert len(row) == 1 and "P1\\nforged row\\x1b[2J" in row[0], out
+    assert "\x1b" not in out and "forged" not in out.replace(row[0], "")
+
+
 def test_a_file_named_dash_is_not_stdin_for_the_library(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "-").write_text(json.dumps(FACT) + "\n")
@@ -370,6 +381,34 @@ def test_the_memory_estimate_counts_the_facts_that_share_one_key(repo, base, tmp
     steps = [memory.estimate(model, get_adapter(model), s, 61, largest_group=g)
              .terms["z-vector steps"] for g in (1, 60)]
     assert steps[1] > steps[0]
+
+
+def test_the_memory_estimate_counts_the_facts_own_suffixes_and_targets(repo, base, tmp_path,
+                                                                       monkeypatch):
+    # each z-vector step runs every row from the subject's last token to the target's last
+    # but one, padded to the longest: the estimate assumed 16 tokens (and 4 of target)
+    # whatever the facts, so for 16 facts whose prompts ran 93 tokens past the subject it
+    # counted 0.56 GiB of z-vector steps on a 12-layer Llama of width 512, which peaked at
+    # 3.2 GiB (found by the precision and width audit)
+    from memstore.editing import memory
+    from memstore.store import porcelain
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(memory.estimate(*args, **kwargs).terms["z-vector steps"])
+        raise ValidationError("estimated")
+
+    monkeypatch.setattr(porcelain, "estimate_memory", spy)
+    tok = AutoTokenizer.from_pretrained(model_dir(base))
+    tail = " the" * 40
+    target = " and".join([" Apple"] * 10)
+    assert len(tok(tail).input_ids) == 40 and len(tok(target).input_ids) > 4 * 4
+    for name, fact in (("short", FACT), ("prompt", {**FACT, "prompt": "{} is" + tail}),
+                       ("target", {**FACT, "target_new": target.strip()})):
+        refused(repo, facts(tmp_path, f"{name}.jsonl", fact), "estimated")
+    short, long_prompt, long_target = seen
+    assert long_prompt > 2 * short and long_target > 2 * short
 
 
 def test_eval_of_zsre_counts_the_question_mark_it_reads_after_loc(repo, base, tmp_path):

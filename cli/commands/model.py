@@ -111,7 +111,9 @@ def eval_(file: str | None, live: bool, rev: str | None, by_relation: bool, gene
     if "by_relation" in m:
         click.echo(f"\n  {'relation':<12} {'n':>5} {'ES':>7} {'PS':>7} {'NS':>7} {'S':>7}")
         for rel, r in m["by_relation"].items():
-            click.echo(f"  {rel:<12} {r['n']:>5} {num(r['efficacy']):>7} "
+            # a relation_id is the file's text: a line break or an escape in it would
+            # rewrite the table
+            click.echo(f"  {printable(rel, keep=''):<12} {r['n']:>5} {num(r['efficacy']):>7} "
                        f"{num(r['paraphrase']):>7} {num(r['neighborhood']):>7} "
                        f"{num(r['score']):>7}")
     if live:
