@@ -19,7 +19,8 @@ from ..models.adapters import Adapter
 from .settings import EditSettings
 
 GiB = 1024 ** 3
-SUFFIX_TOKENS = 16  # a prompt's tokens from the subject's last on, and the target's
+SUFFIX_TOKENS = 16  # a prompt's tokens from the subject's last on, and the target's (at least)
+TARGET_TOKENS = 4  # a target's tokens (at least)
 PREFIX_TOKENS = 24  # a template's tokens before the subject's last
 
 
@@ -61,12 +62,26 @@ def available(device: torch.device) -> int | None:
         return None
 
 
+def longest(tokenizer, requests: list, settings: EditSettings) -> tuple[int, int]:
+    """The longest suffix of `requests` (from the subject's last token to the target's last
+    but one: what each z-vector step runs, every row padded to the longest) and the longest
+    target, in tokens."""
+    from .tokens import target_ids
+    from .zs import build_rows
+
+    rows = build_rows(tokenizer, requests, ["{}"], rule=settings.token_rule)
+    return (int((rows.attention_mask.sum(1) - rows.subject_pos).max()),
+            max(len(target_ids(tokenizer, r.target_new)) for r in requests))
+
+
 def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
              n_earlier: int = 0, statistics_needed: bool = False,
-             largest_group: int = 1) -> Estimate:
+             largest_group: int = 1, tokens: tuple[int, int] | None = None) -> Estimate:
     """The peak memory of a commit of `n_requests` on `model` (`n_earlier` live facts on
     the branch; `statistics_needed`: E[k kᵀ] must be computed first; `largest_group`: the
-    most requests that share one δ (zs.key_groups), optimised in one chunk however many)."""
+    most requests that share one δ (zs.key_groups), optimised in one chunk however many;
+    `tokens`: the requests' longest suffix and target (`longest`), where longer than
+    SUFFIX_TOKENS and TARGET_TOKENS)."""
     cfg = model.config.get_text_config()
     weight = adapter.proj(model, settings.last_layer).weight
     itemsize = weight.element_size() if weight.device.type != "meta" else 4
@@ -79,6 +94,9 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
     kv = hidden * getattr(cfg, "num_key_value_heads", 1) // max(
         1, getattr(cfg, "num_attention_heads", 1))
     square = d_in * d_in * 8
+    suffix, target = SUFFIX_TOKENS, TARGET_TOKENS
+    if tokens is not None:
+        suffix, target = max(suffix, tokens[0]), max(target, tokens[1])
     chunk = max(min(settings.z_chunk, n_requests), largest_group)
     rows = chunk * (settings.n_templates + 2)
     terms = {
@@ -91,10 +109,10 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
         "pristine edited weights": len(layers) * d_in * d_out * itemsize
         * (2 if settings.passes > 1 else 1),
         # activations kept for the backward pass through the layers after L, in float32
-        "z-vector steps": rows * SUFFIX_TOKENS * n_after * (10 * hidden + 3 * inter) * 4
+        "z-vector steps": rows * suffix * n_after * (10 * hidden + 3 * inter) * 4
         # the prefix cache of every layer and the logits the loss reads
         + rows * PREFIX_TOKENS * adapter.n_layers(model) * 2 * kv * itemsize
-        + (rows * 4 + chunk * 4) * vocab * 4,
+        + (rows * target + chunk * 4) * vocab * 4,
     }
     device = weight.device if weight.device.type != "meta" else torch.device("cpu")
     if statistics_needed:

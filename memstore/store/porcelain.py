@@ -23,6 +23,7 @@ import torch
 from ..editing.defaults import derive, outside_validated
 from ..editing.memit import check_layers, check_settings, execute_memit, templates_for
 from ..editing.memory import estimate as estimate_memory
+from ..editing.memory import longest as longest_tokens
 from ..editing.progress import phase
 from ..editing.requests import (
     Request,
@@ -364,7 +365,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
             base.model, base.adapter, settings, len(requests), len(live),
             any(repo.statistics_record(statistics_id(settings, base), l) is None
                 for l in settings.layers),
-            max(len(g) for g in key_groups(requests, settings)))
+            max(len(g) for g in key_groups(requests, settings)),
+            longest_tokens(base.tokenizer, requests, settings))
         if not need.fits():
             raise MemstoreError(f"this commit will not fit: {need.line()}; use fewer requests "
                                 "per commit (or a smaller z_chunk), a GPU, or a device map")
