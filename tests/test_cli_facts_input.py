@@ -281,6 +281,17 @@ def test_eval_names_both_reasons_a_fact_is_skipped(repo, tmp_path):
     assert first.endswith("n = 1 (2 skipped: no target_true, or it is target_new)")
 
 
+def test_eval_by_relation_shows_a_relation_with_control_characters_escaped(repo, tmp_path):
+    """A relation_id is the file's text: its line break started a line of the table (and
+    an escape sequence reached the terminal)."""
+    f = facts(tmp_path, "cf.jsonl", {**FACT, "target_true": "Honda",
+                                     "relation_id": "P1\nforged row\x1b[2J"})
+    out = ok("eval", f, "--by-relation", cwd=repo).stdout
+    row = [line for line in out.splitlines() if "P1" in line]
+    assert len(row) == 1 and "P1\\nforged row\\x1b[2J" in row[0], out
+    assert "\x1b" not in out and "forged" not in out.replace(row[0], "")
+
+
 def test_a_file_named_dash_is_not_stdin_for_the_library(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "-").write_text(json.dumps(FACT) + "\n")
