@@ -295,3 +295,30 @@ def test_the_memory_estimate_counts_every_statistics_sum_held_on_the_cpu(monkeyp
                      statistics_needed=True).terms
     assert max(held) == 2 * len(layers) * d_in * d_in * 8  # the totals and a group's sums
     assert terms["statistics E[kkᵀ]"] + terms["statistics being computed"] >= max(held)
+
+
+def test_the_memory_estimate_counts_the_prefix_cache_of_every_head():
+    """GPT-2, GPT-J and GPT-NeoX configs name no key/value heads: the estimate took one
+    head's keys per layer for the prefix cache, 1/16 of GPT-J's (found by the precision and
+    width audit). A GPT-2 and a Llama with a key/value head per head, of one shape, hold
+    the same cache, and their estimates now agree."""
+    import transformers
+    from tiny import tiny_config, tiny_tokenizer
+
+    from memstore.editing import default_settings
+    from memstore.editing.memory import estimate
+    from memstore.models.adapters import get_adapter
+
+    vocab = tiny_tokenizer().backend_tokenizer.get_vocab_size()
+    gpt2 = tiny_config("gpt2", vocab, layers=4)
+    llama = tiny_config("llama", vocab, layers=4)
+    llama.num_key_value_heads, llama.intermediate_size = llama.num_attention_heads, 4 * 32
+    cached, terms = [], []
+    for cfg in (gpt2, llama):
+        torch.manual_seed(0)
+        model = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+        out = model(torch.tensor([[5, 6, 7]]), use_cache=True).past_key_values
+        cached.append(sum(layer.keys.numel() + layer.values.numel() for layer in out.layers))
+        s = default_settings(model, layers=(1,))
+        terms.append(estimate(model, get_adapter(model), s, 8).terms["z-vector steps"])
+    assert cached[0] == cached[1] and terms[0] == terms[1]

@@ -91,8 +91,12 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
     hidden, vocab = cfg.hidden_size, cfg.vocab_size
     inter = getattr(cfg, "intermediate_size", None) or 4 * hidden
     n_after = adapter.n_layers(model) - settings.last_layer - 1
-    kv = hidden * getattr(cfg, "num_key_value_heads", 1) // max(
-        1, getattr(cfg, "num_attention_heads", 1))
+    # a layer's keys (or values) per token: every head's where the config names no key/value
+    # heads (GPT-2, GPT-J, GPT-NeoX), of head_dim where it gives one (Gemma's 16 × 256 at
+    # hidden 3,072)
+    heads = getattr(cfg, "num_attention_heads", None) or 1
+    kv = (getattr(cfg, "num_key_value_heads", None) or heads) * (
+        getattr(cfg, "head_dim", None) or hidden // heads)
     square = d_in * d_in * 8
     suffix, target = SUFFIX_TOKENS, TARGET_TOKENS
     if tokens is not None:
