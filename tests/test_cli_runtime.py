@@ -307,6 +307,32 @@ def test_a_base_beyond_float16s_range_is_refused_in_float16(tmp_path_factory, tm
     assert snapshot(repo) == before and not (tmp_path / "out").exists()
 
 
+def test_compute_dtype_bfloat16_on_float16_weights_is_refused_before_any_work(repos):
+    """bfloat16 autocast over float16 weights mixed the two half types: the commit failed
+    halfway through the first z-vector step with a RuntimeError traceback ('Unexpected
+    floating ScalarType in at::autocast::prioritize'), after the statistics (found by the
+    precision and width audit)."""
+    from cli_support import snapshot
+
+    from memstore.editing import Request, default_settings
+    from memstore.editing.zs import compute_zs
+    from memstore.errors import ValidationError
+    from memstore.store import states
+
+    base, a, _ = repos
+    ok("config", "compute_dtype", "bfloat16", cwd=a)
+    before = snapshot(a)
+    r = run("commit", facts_files(base)["a"], "--dtype", "float16", cwd=a)
+    error_line(r, 2, "compute_dtype bfloat16 cannot run a model loaded in float16")
+    assert snapshot(a) == before
+    loaded = next(b for key, b in states._LOADED.items() if key[2].dtype == "float16")
+    s = default_settings(loaded.model, layers=(1, 2), compute_dtype="bfloat16")
+    with pytest.raises(ValidationError, match="loaded in float16"):  # the library's way in
+        compute_zs(loaded.model, loaded.tokenizer, loaded.adapter,
+                   [Request("Apple A5", "{} was created by", "Microsoft")], ["{}"], s, False)
+    ok("commit", facts_files(base)["a"], "--dtype", "bfloat16", cwd=a)
+
+
 def test_a_commit_that_will_not_fit_is_refused_before_any_work(repos, monkeypatch):
     from cli_support import snapshot
 

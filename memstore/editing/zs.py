@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import NumericalError
+from ..errors import NumericalError, ValidationError
 from ..models.adapters import Adapter, hidden_of
 from .distributed import in_order, owned
 from .fisher import fisher_penalty
@@ -209,6 +209,17 @@ class RowAdam:
         param[rows] = param[rows] - (self.lr / bc1) * m / denom
 
 
+def check_compute_dtype(model, adapter: Adapter, settings: EditSettings) -> None:
+    """compute_dtype bfloat16 runs the z-vector passes of float32 (or bfloat16) weights in
+    bfloat16; float16 weights under bfloat16 autocast mix the two half types, which
+    autocast refuses halfway through the first step (a RuntimeError traceback)."""
+    dtype = adapter.embeddings(model).weight.dtype
+    if settings.compute_dtype == "bfloat16" and dtype == torch.float16:
+        raise ValidationError("compute_dtype bfloat16 cannot run a model loaded in float16; "
+                              "load it in float32 or bfloat16 (--dtype), or set "
+                              "`memstore config compute_dtype float32`")
+
+
 def _autocast(settings: EditSettings, device: torch.device):
     """bfloat16 matmuls where the settings ask for them, on the model's device type."""
     if settings.compute_dtype == "bfloat16":
@@ -359,6 +370,7 @@ def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], temp
     of `z_chunk` (the requests of one key in one chunk, `key_groups`); under
     torch.distributed each process takes its chunks and every process receives all of them
     in order (distributed.py), the same bits as one process."""
+    check_compute_dtype(model, adapter, settings)
     if fisher is not None:  # once, not at every step: δ is float32 beside the model
         device = adapter.embeddings(model).weight.device
         fisher = (fisher[0].to(device=device, dtype=torch.float32), fisher[1])

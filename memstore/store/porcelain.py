@@ -36,7 +36,7 @@ from ..editing.requests import (
 )
 from ..editing.settings import EditSettings
 from ..editing.statistics import SOURCES, check_corpus
-from ..editing.zs import key_groups
+from ..editing.zs import check_compute_dtype, key_groups
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import full_state_dict, model_hash, side_files
 from ..models.loading import DEFAULT_MODEL, resolve
@@ -139,9 +139,11 @@ def derived_notes(repo: Repository) -> dict[str, str]:
 
 
 def check_base_editable(base: LoadedBase, settings: EditSettings) -> None:
-    """The edit can run on this model as loaded: its layers exist and are not offloaded."""
+    """The edit can run on this model as loaded: its layers exist and are not offloaded,
+    and its z-vectors can be computed in the settings' compute_dtype."""
     base.adapter.check_editable()
     check_settings(base.model, base.adapter, settings)
+    check_compute_dtype(base.model, base.adapter, settings)
 
 
 def validation_warnings(repo: Repository, base: LoadedBase) -> list[str]:
