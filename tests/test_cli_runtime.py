@@ -307,11 +307,11 @@ def test_a_base_beyond_float16s_range_is_refused_in_float16(tmp_path_factory, tm
     assert snapshot(repo) == before and not (tmp_path / "out").exists()
 
 
-def test_compute_dtype_bfloat16_on_float16_weights_is_refused_before_any_work(repos):
+def test_a_compute_dtype_that_cannot_run_is_refused_before_any_work(repos):
     """bfloat16 autocast over float16 weights mixed the two half types: the commit failed
     halfway through the first z-vector step with a RuntimeError traceback ('Unexpected
-    floating ScalarType in at::autocast::prioritize'), after the statistics (found by the
-    precision and width audit)."""
+    floating ScalarType in at::autocast::prioritize'), after the statistics; float64 ran the
+    passes in float32 and recorded float64 (found by the precision and width audit)."""
     from cli_support import snapshot
 
     from memstore.editing import Request, default_settings
@@ -331,6 +331,12 @@ def test_compute_dtype_bfloat16_on_float16_weights_is_refused_before_any_work(re
         compute_zs(loaded.model, loaded.tokenizer, loaded.adapter,
                    [Request("Apple A5", "{} was created by", "Microsoft")], ["{}"], s, False)
     ok("commit", facts_files(base)["a"], "--dtype", "bfloat16", cwd=a)
+    # float64 has no autocast: the passes ran in float32, and the commit recorded float64
+    ok("config", "compute_dtype", "float64", cwd=a)
+    before = snapshot(a)
+    r = run("commit", facts_files(base)["b"], cwd=a)
+    error_line(r, 2, "compute_dtype float64 is not implemented")
+    assert snapshot(a) == before
 
 
 def test_a_commit_that_will_not_fit_is_refused_before_any_work(repos, monkeypatch):

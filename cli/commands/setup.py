@@ -55,7 +55,7 @@ Settings:
   z_chunk          requests per optimisation chunk (bounds memory)
   passes           times the residual z − h is measured and written (2: what
                    the first pass left is written again; zsRE, README)
-  compute_dtype    float32 | bfloat16 | float64
+  compute_dtype    float32 | bfloat16 (of the z-vector passes; float64 is refused)
   z_groups         subject | key | request: one δ shared by a batch's requests
                    that ask one subject for one target (the default, README), or
                    that read the same key, or one per request (the paper)

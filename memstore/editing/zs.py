@@ -212,7 +212,12 @@ class RowAdam:
 def check_compute_dtype(model, adapter: Adapter, settings: EditSettings) -> None:
     """compute_dtype bfloat16 runs the z-vector passes of float32 (or bfloat16) weights in
     bfloat16; float16 weights under bfloat16 autocast mix the two half types, which
-    autocast refuses halfway through the first step (a RuntimeError traceback)."""
+    autocast refuses halfway through the first step (a RuntimeError traceback). float64
+    has no autocast: the passes ran in the weights' dtype, and the commit recorded float64."""
+    if settings.compute_dtype == "float64":
+        raise ValidationError("compute_dtype float64 is not implemented: the z-vector passes "
+                              "run in the weights' dtype (or bfloat16); set `memstore config "
+                              "compute_dtype float32`")
     dtype = adapter.embeddings(model).weight.dtype
     if settings.compute_dtype == "bfloat16" and dtype == torch.float16:
         raise ValidationError("compute_dtype bfloat16 cannot run a model loaded in float16; "
