@@ -119,6 +119,13 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
         + (rows * target + chunk * 4) * vocab * 4,
     }
     device = weight.device if weight.device.type != "meta" else torch.device("cpu")
+    if settings.history == "nullspace":
+        # each edited layer's projector, kept beside its statistics once computed, and the
+        # solve's K Kᵀ (+ the earlier keys'), P times it, the ridge, their sum and its LU
+        # factor (solve.solve_layer_nullspace) in place of λC and its Cholesky factor
+        terms["null-space projectors"] = len(layers) * square
+        del terms["solve (λC + running, Cholesky)"]
+        terms["solve (P·(KKᵀ + running) + ridge, LU)"] = 5 * square
     if statistics_needed:
         # statistics.collect sums a group of batches per edited layer (float64, on the
         # layer's device) and adds it to the totals (on the CPU): on the CPU every layer's
