@@ -20,6 +20,7 @@ from .. import leftovers
 from ..data import WIKIPEDIA, wikipedia_paragraphs
 from ..errors import NumericalError, ValidationError
 from ..models.adapters import Adapter
+from ..models.runtime import float64_device
 from .distributed import in_order, owned
 from .layers import run_until
 from .progress import progress
@@ -226,9 +227,9 @@ def _group_sums(model, adapter: Adapter, chunks: list[list[int]], batches: list[
             k = args[0].reshape(-1, args[0].shape[-1])[keep["mask"].to(args[0].device)].float()
             part = k.T @ k  # float32, added into the float64 sum in place
             if layer in sums:
-                sums[layer].add_(part)
-            else:
-                sums[layer] = part.double()
+                sums[layer].add_(part.to(sums[layer].device))
+            else:  # Apple's MPS has no float64: the sum is kept on the CPU there
+                sums[layer] = part.to(float64_device(part.device)).double()
         return pre
 
     handles = [adapter.proj(model, l).register_forward_pre_hook(hook(l)) for l in layers]

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..errors import NumericalError, ValidationError
 from ..models.adapters import Adapter, hidden_of
+from ..models.runtime import float64_device
 from .distributed import in_order, owned
 from .fisher import fisher_penalty
 from .keys import anchor_rows
@@ -202,9 +203,9 @@ class RowAdam:
         m = self.m[rows].lerp_(grad, 1 - self.b1)
         v = self.v[rows].mul_(self.b2).addcmul_(grad, grad, value=1 - self.b2)
         self.m[rows], self.v[rows] = m, v
-        t = self.steps[rows].to(torch.float64)
-        bc1 = (1 - self.b1 ** t).to(param.dtype).unsqueeze(1)
-        bc2_sqrt = ((1 - self.b2 ** t) ** 0.5).to(param.dtype).unsqueeze(1)
+        t = self.steps[rows].to(float64_device(param.device), torch.float64)  # not on MPS
+        bc1 = (1 - self.b1 ** t).to(param.device, param.dtype).unsqueeze(1)
+        bc2_sqrt = ((1 - self.b2 ** t) ** 0.5).to(param.device, param.dtype).unsqueeze(1)
         denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
         param[rows] = param[rows] - (self.lr / bc1) * m / denom
 
