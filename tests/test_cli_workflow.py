@@ -157,7 +157,7 @@ def test_merge_conflict_is_listed_and_writes_nothing(history, tmp_path):
                          [("Michael Jordan", "{} plays", "chess", "basketball"),
                           ("Toko Yasuda", "{} plays the", "flute", "guitar"),
                           ("Honda Civic", "{} is produced by", "Apple", "Honda")])
-    ok("commit", mine, "--supersede", cwd=repo)
+    c_mine = last_line(ok("commit", mine, "--supersede", cwd=repo))
     ok("switch", "other", cwd=repo)
     ok("commit", theirs, "--supersede", cwd=repo)
     ok("switch", "main", cwd=repo)
@@ -169,7 +169,25 @@ def test_merge_conflict_is_listed_and_writes_nothing(history, tmp_path):
     assert lines[0].startswith("CONFLICT 'Michael Jordan' / '{} plays': 'golf' here, 'chess'")
     assert lines[1].startswith("CONFLICT 'Toko Yasuda'")
     assert lines[2].startswith("memstore: error: merge of other refused: 2 conflicting")
+    assert "revert the commit that wrote it here" in lines[2]
     assert snapshot(repo) == before
+    # the advice settles it, either way: this side's targets written on the other side ...
+    agreed = copy_repo(repo, tmp_path / "agreed")
+    ok("switch", "other", cwd=agreed)
+    ok("commit", mine, "--supersede", cwd=agreed)
+    ok("switch", "main", cwd=agreed)
+    ok("merge", "other", cwd=agreed)
+    with Repository.open(agreed) as r:
+        live = {(f.request.subject, f.request.target_new) for f in r.facts_at(r.head().commit)}
+    assert {("Michael Jordan", "golf"), ("Toko Yasuda", "drums"),
+            ("Honda Civic", "Apple")} <= live
+    # ... or, without this side's writes, the other side's targets win
+    ok("revert", c_mine, cwd=repo)
+    ok("merge", "other", cwd=repo)
+    with Repository.open(repo) as r:
+        live = {(f.request.subject, f.request.target_new) for f in r.facts_at(r.head().commit)}
+    assert {("Michael Jordan", "chess"), ("Toko Yasuda", "flute"),
+            ("Honda Civic", "Apple")} <= live
 
 
 def test_verify_reports_a_changed_tensor(history, tmp_path):

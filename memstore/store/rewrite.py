@@ -346,7 +346,10 @@ def merge(repo: Repository, rev: str, message: str | None = None) -> Report:
                      f"{_describe(f_theirs.get(k))} on {rev}" for k in clashing]
         if conflicts:
             raise MergeConflictError(f"merge of {rev} refused: {len(conflicts)} conflicting "
-                                     "fact(s); nothing was written", conflicts)
+                                     "fact(s); nothing was written (to settle one, make the "
+                                     "sides agree: revert the commit that wrote it here, or "
+                                     "write this side's target on the other, then merge "
+                                     "again)", conflicts)
         merged_pairs, merged_keys = _pairs(merged), {fact_key(f.request) for f in merged}
         if merged_pairs == _pairs(list(f_ours.values())):
             basis, solve = ours, []  # their side brings nothing new: our state is the result
