@@ -26,6 +26,14 @@ def no_empty_path(ctx: click.Context, param: click.Parameter, value: Any) -> Any
     return value
 
 
+def no_empty_message(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """-m '' (or only spaces) is refused, as git aborts on an empty message: a commit whose
+    log line is blank is one nobody can find again."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("an empty message", ctx=ctx, param=param)
+    return value
+
+
 def _finite(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None

@@ -390,3 +390,18 @@ def test_templates_that_leave_no_room_in_the_context_are_refused_by_config(repo)
     refused(repo, "config", "n_templates", "2", code=2, says="template_tokens 127 leaves no room")
     ok("config", "template_tokens", "126", cwd=repo)
     ok("config", "n_templates", "2", cwd=repo)
+
+
+@pytest.mark.parametrize("args", [("commit", "FACTS"), ("revert", "HEAD"), ("squash", "HEAD~1"),
+                                  ("merge", "side")])
+@pytest.mark.parametrize("message", ["", "  \n"])
+def test_an_empty_message_is_refused_by_every_command_that_writes_one(base, tmp_path, args,
+                                                                      message):
+    """-m '' wrote a commit whose log line is blank (git aborts on an empty message)."""
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    ok("switch", "-c", "side", cwd=repo)
+    ok("commit", facts_files(base)["e"], cwd=repo)  # a merge of side has something to write
+    ok("switch", "main", cwd=repo)
+    args = tuple(str(facts_files(base)["d"]) if a == "FACTS" else a for a in args)
+    refused(repo, *args, "-m", message, code=2, says="Invalid value for '-m' / '--message': "
+                                                     "an empty message")

@@ -17,6 +17,7 @@ from ..output import (
     json_option,
     layers_text,
     metrics_line,
+    no_empty_message,
     no_empty_path,
     num,
     print_json,
@@ -74,7 +75,8 @@ def commit_result(repo, report, file: str, n_in_file: int, notes: list[str],
 @click.command()
 @runtime_options
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True), callback=no_empty_path)
-@click.option("-m", "--message", help="The commit message (default: 'N facts from FILE').")
+@click.option("-m", "--message", help="The commit message (default: 'N facts from FILE').",
+              callback=no_empty_message)
 @click.option("--supersede", is_flag=True,
               help="Allow facts that replace a live fact's target (same subject and prompt).")
 @json_option
@@ -139,7 +141,8 @@ def commit(file: str, message: str | None, supersede: bool, as_json: bool) -> No
 @click.command()
 @runtime_options
 @click.argument("rev")
-@click.option("-m", "--message", help="The commit message (default: 'Revert \"…\"').")
+@click.option("-m", "--message", help="The commit message (default: 'Revert \"…\"').",
+              callback=no_empty_message)
 @json_option
 def revert(rev: str, message: str | None, as_json: bool) -> None:
     """Remove the facts of commit REV with a new commit.
@@ -172,7 +175,8 @@ def revert_result(repo, report) -> dict[str, Any]:
 @click.command()
 @runtime_options
 @click.argument("rev")
-@click.option("-m", "--message", help="The commit message (default: the squashed messages).")
+@click.option("-m", "--message", help="The commit message (default: the squashed messages).",
+              callback=no_empty_message)
 @json_option
 def squash(rev: str, message: str | None, as_json: bool) -> None:
     """Make everything after REV on the branch one commit.
@@ -213,7 +217,8 @@ def squash_result(repo, report) -> dict[str, Any]:
 @click.command()
 @runtime_options
 @click.argument("branch")
-@click.option("-m", "--message", help="The merge commit's message.")
+@click.option("-m", "--message", help="The merge commit's message.",
+              callback=no_empty_message)
 @json_option
 def merge(branch: str, message: str | None, as_json: bool) -> None:
     """Merge BRANCH (or any revision) into the current branch.
