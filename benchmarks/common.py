@@ -34,7 +34,9 @@ def memstore(*args: str, cwd: Path) -> str:
 
 
 def spread(records: list, n: int) -> list:
-    """`n` records spread evenly over all of them."""
+    """`n` records spread evenly over all of them (none for n 0)."""
+    if n <= 0:
+        return []
     step = max(1, len(records) // n)
     return records[::step][:n]
 
