@@ -2,7 +2,7 @@
 read a subject whose last character is spelt with several byte tokens ('José' on the tiny
 tokenizer) at the first of them, and kept an <eos> a tokenizer appends (token rule 1); today
 it reads the last, <eos> dropped (rule 2). Commits record their rule; old records, which
-say nothing, were made with rule 1."""
+say nothing, were made with rule 1 (before 415216c) or rule 2 (from it, c24c1f6 among them)."""
 from __future__ import annotations
 
 import pytest
@@ -155,3 +155,33 @@ def test_rule_1_keeps_an_appended_eos_and_rule_2_drops_it():
     ids2, at2 = subject_last_token(tok, "{} plays", "Michael Jordan", rule=2)
     assert ids1 == ids2 + [eos] and at1 == at2
     assert not read_alike(tok, ["{}"], "{} plays", "Michael Jordan")
+
+
+def test_a_set_recording_no_rule_is_not_replayed_where_the_rules_read_apart(
+        tmp_path_factory, tmp_path, monkeypatch):
+    """memstore before 415216c wrote its sets by rule 1 and said nothing; memstore from then
+    until the rule was recorded (c24c1f6, which users have) by rule 2 and said nothing too.
+    A replay of such a 'José' (revert of an earlier commit, squash) cannot tell where its
+    keys were read: refused in one line, nothing written; one read alike replays."""
+    base = tmp_path_factory.getbasetemp()
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+    c1 = last_line(ok("commit", facts_files(base)["a"], "-m", "a", cwd=repo_dir))
+    to_dict = EditSettings.to_dict
+    with monkeypatch.context() as m:  # as c24c1f6 wrote them: rule 2, no token_rule
+        m.setattr(EditSettings, "to_dict",
+                  lambda self: {k: v for k, v in to_dict(self).items() if k != "token_rule"})
+        c2 = last_line(ok("commit", write_facts(tmp_path / "jose.jsonl", JOSE), "-m", "José",
+                          cwd=repo_dir))
+        c3 = last_line(ok("commit", facts_files(base)["b"], "-m", "b", cwd=repo_dir))
+    with Repository.open(repo_dir) as repo:
+        assert "token_rule" not in repo.get_commit(c2).update_sets[0].settings
+    before = snapshot(repo_dir)
+    for args in (("revert", c1), ("squash", "base")):
+        r = run(*args, cwd=repo_dir)
+        assert r.exit_code == 1, r.output
+        assert (f"the request 'José' / '{{}} plays' -> 'tennis' (commit {c2[:12]}) was written "
+                "by a memstore that recorded no token rule") in r.output
+        assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+        assert snapshot(repo_dir) == before
+    ok("revert", c2, cwd=repo_dir)  # the way out: c3 ('Michael Jordan', read alike) replays
+    assert c3[:12] in ok("log", "-n", "1", cwd=repo_dir).output

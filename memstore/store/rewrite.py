@@ -24,7 +24,7 @@ from ..editing.statistics import Statistics
 from ..editing.tokens import read_alike
 from ..errors import MemstoreError, ValidationError
 from . import history
-from .commits import Commit, load_requests, load_updates, load_zs
+from .commits import Commit, UpdateSet, load_requests, load_updates, load_zs
 from .history import LiveFact, SetRef
 from .provenance import Fact, Provenance
 from .provenance import fact as _fact
@@ -164,6 +164,10 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
         basis = owner.basis
         with phase("loading the state before the reverted commit"):
             base = state_of(repo, basis)
+        for k in range(j, len(chain)):  # before any replay: each set is read by its rule
+            _check_rule_recorded(base, chain[k].update_set,
+                                 [r for r in load_requests(repo.objects, chain[k].update_set)
+                                  if _fact(r) not in drop.get(k, set())], chain[k].commit)
         results: list[EditResult] = []
         for ref in chain[j - chain[j].index: j]:  # the owner's sets before j, unchanged
             res = _stored_result(repo, ref)
@@ -224,6 +228,24 @@ def _check_token_rules(base: LoadedBase, facts: list[LiveFact], sets: dict,
                 f"facts read by token rule {rule}: revert it and commit it again")
 
 
+def _check_rule_recorded(base: LoadedBase, s: UpdateSet, requests: list[Request],
+                         commit: str) -> None:
+    """Refuses, naming the first, a fact of a set that records no token rule whose subject
+    rules 1 and 2 read at different tokens: memstore before 415216c (5 Dec 2026) wrote such
+    sets by rule 1, memstore from then until token_rule was recorded (c24c1f6 among them) by
+    rule 2, and nothing in the record tells which; a replay by either rule may read its keys
+    where its z-vector was not optimised."""
+    if "token_rule" in s.settings:
+        return
+    for r in requests:
+        if not read_alike(base.tokenizer, list(s.templates), r.prompt, r.subject):
+            raise MemstoreError(
+                f"the {r.describe()} (commit {commit[:12]}) was written by a memstore that "
+                "recorded no token rule, and rules 1 and 2 read its subject at different "
+                "tokens: which it was read by cannot be told, so it cannot be replayed; "
+                f"revert {commit[:12]} and commit its facts again")
+
+
 def _solve_from_cache(repo: Repository, base: LoadedBase, facts: list[LiveFact],
                       basis: str | None) -> EditResult:
     """One solve for `facts` on the model's current state (`basis`'s), from their cached
@@ -238,6 +260,8 @@ def _solve_from_cache(repo: Repository, base: LoadedBase, facts: list[LiveFact],
     newest = sets[(facts[-1].commit, facts[-1].set_index)]
     settings = newest.edit_settings
     requests = [f.request for f in facts]
+    for f in facts:
+        _check_rule_recorded(base, sets[(f.commit, f.set_index)], [f.request], f.commit)
     _check_token_rules(base, facts, sets, newest.templates, settings.token_rule)
     return _replay(base, requests, repo.zs_of(facts), newest.templates, settings,
                    statistics_of_set(repo, newest), _running(repo, basis, [], requests, settings))
