@@ -24,8 +24,12 @@ def work() -> dict[str, torch.Tensor]:
     s = settings_for(model, z_chunk=2, z_steps=4)
     chunks = token_chunks(tok, wikipedia_paragraphs(), 3000, 32)
     sums, count = collect(model, ad, chunks, (1, 2), tok.pad_token_id, batch_tokens=128)
+    # a layer per pass over the sample (the processes agree on the smallest block)
+    blocked, _ = collect(model, ad, chunks, (1, 2), tok.pad_token_id, batch_tokens=128,
+                         block=1)
     zs, info = compute_zs(model, tok, ad, REQUESTS, TEMPLATES, s, False)
     return {"stats.1": sums[1], "stats.2": sums[2], "count": torch.tensor([count]), "zs": zs,
+            "blocked.1": blocked[1], "blocked.2": blocked[2],
             "steps": torch.tensor(info["z_steps"]), "loss": torch.tensor(info["z_loss"])}
 
 
@@ -47,6 +51,8 @@ def test_two_processes_give_the_bits_of_one(tmp_path, world):
         for name, t in alone.items():
             assert t.dtype == got[name].dtype and torch.equal(t, got[name]), (rank, name)
     assert int(alone["count"]) == 3000
+    assert torch.equal(alone["blocked.1"], alone["stats.1"])
+    assert torch.equal(alone["blocked.2"], alone["stats.2"])
 
 
 @pytest.mark.parametrize("name,value", [("WORLD_SIZE", "two"), ("WORLD_SIZE", "1.5")])

@@ -70,6 +70,16 @@ def owned(n_units: int) -> list[int]:
     return [i for i in range(n_units) if i % size == rank]
 
 
+def smallest(value: int) -> int:
+    """The smallest of `value` over the processes (itself when alone): what they all agree
+    on where each chose from its own free memory (statistics.collect's block size)."""
+    if world()[1] == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=_wire_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())
+
+
 def in_order(n_units: int, compute: Callable[[int], list[torch.Tensor]],
              shapes: Callable[[int], list[tuple[tuple[int, ...], torch.dtype]]]
              ) -> Iterator[list[torch.Tensor]]:

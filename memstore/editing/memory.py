@@ -11,6 +11,7 @@ figure says which terms it counts."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -60,6 +61,59 @@ def available(device: torch.device) -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+STATS_BATCH_TOKENS = 4096  # statistics.collect's batch_tokens
+
+
+def _block_bytes(model, adapter: Adapter, block: tuple[int, ...]) -> dict[torch.device, int]:
+    """Bytes a pass of statistics.collect over one block of layers holds beyond the totals:
+    each layer's float64 group sum where its keys are (float64_device of its W_out's),
+    copied to the CPU when that is elsewhere; and on each such device a batch's float32 kᵀk
+    and its keys, of the widest layer there."""
+    from ..models.runtime import float64_device
+
+    cpu = torch.device("cpu")
+    need: dict[torch.device, int] = {}
+    widest: dict[torch.device, int] = {}
+    for l in block:
+        d = adapter.proj_dims(model, l)[1]
+        dev = adapter.proj(model, l).weight.device
+        dev = float64_device(cpu if dev.type == "meta" else dev)
+        need[dev] = need.get(dev, 0) + d * d * 8
+        if dev != cpu:  # the group's sums are brought to the CPU (all of the block's at once)
+            need[cpu] = need.get(cpu, 0) + d * d * 8
+        widest[dev] = max(widest.get(dev, 0), d)
+    for dev, d in widest.items():
+        need[dev] += d * d * 4 + STATS_BATCH_TOKENS * d * 4 * 2
+    return need
+
+
+def statistics_block(model, adapter: Adapter, layers: tuple[int, ...],
+                     free: Callable[[torch.device], int | None] | None = None) -> int:
+    """How many consecutive edited layers statistics.collect takes in one pass: the most, b,
+    for which every block layers[i:i + b] fits the memory `free` reports on each device it
+    uses, beside the float64 totals of all `layers` on the CPU (held to the end); all of
+    them where they fit (or nothing can be measured), 0 where not even one layer fits. The
+    statistics are the same bits whatever the block: only the passes over the sample, one
+    per block, depend on it. Each device's free memory (`available` unless given) is asked
+    once."""
+    cpu = torch.device("cpu")
+    free = free or available
+    seen: dict[torch.device, int | None] = {}
+
+    def room(dev: torch.device) -> int | None:
+        if dev not in seen:
+            seen[dev] = free(dev)
+        return seen[dev]
+
+    totals = sum(adapter.proj_dims(model, l)[1] ** 2 * 8 for l in layers)
+    for b in range(len(layers), 0, -1):
+        if all(room(dev) is None or need + (totals if dev == cpu else 0) <= room(dev)
+               for i in range(0, len(layers), b)
+               for dev, need in _block_bytes(model, adapter, layers[i:i + b]).items()):
+            return b
+    return 0
 
 
 def longest(tokenizer, requests: list, settings: EditSettings) -> tuple[int, int]:
@@ -119,6 +173,7 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
         + (rows * target + chunk * 4) * vocab * 4,
     }
     device = weight.device if weight.device.type != "meta" else torch.device("cpu")
+    free = available(device)
     if settings.history == "nullspace":
         # each edited layer's projector, kept beside its statistics once computed, and the
         # solve's K Kᵀ (+ the earlier keys'), P times it, the ridge, their sum and its LU
@@ -127,10 +182,14 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
         del terms["solve (λC + running, Cholesky)"]
         terms["solve (P·(KKᵀ + running) + ridge, LU)"] = 5 * square
     if statistics_needed:
-        # statistics.collect sums a group of batches per edited layer (float64, on the
-        # layer's device) and adds it to the totals (on the CPU): on the CPU every layer's
-        # group sum sits beside every layer's total; then a batch's kᵀk in float32 and the
-        # batch's activations
-        groups = len(layers) * square if device.type == "cpu" else square
-        terms["statistics being computed"] = groups + d_in * d_in * 4 + 4096 * d_in * 4 * 2
-    return Estimate(terms, available(device), str(device))
+        # statistics.collect sums a group of batches per layer of a block of consecutive
+        # edited layers (float64, on the layer's device) and adds it to the totals (on the
+        # CPU, counted above); then a batch's kᵀk in float32 and the batch's activations.
+        # It takes as many layers per pass as fit (statistics_block, asked again when they
+        # are computed): here the most that fit beside the other terms, all where they do
+        # (as one pass always did), one where not even one does (refused: it cannot fit)
+        batch = d_in * d_in * 4 + STATS_BATCH_TOKENS * d_in * 4 * 2
+        block = len(layers) if free is None else \
+            max(1, min(len(layers), (free - sum(terms.values()) - batch) // square))
+        terms["statistics being computed"] = block * square + batch
+    return Estimate(terms, free, str(device))

@@ -1,8 +1,11 @@
 """Second-moment statistics C^l = E[k kᵀ] of the inputs to W_out at each edited layer.
 
-One forward pass per batch collects every edited layer at once and stops after the last
-one. Each batch's kᵀk is formed in float32 and added to a float64 accumulator (a batch
-holds at most `batch_tokens` tokens, so the float32 partial sums stay small)."""
+One forward pass per batch collects every edited layer of a block of consecutive edited
+layers (all of them, where their sums fit) and stops after the block's last. Each batch's
+kᵀk is formed in float32 and added to a float64 accumulator (a batch holds at most
+`batch_tokens` tokens, so the float32 partial sums stay small). The batches and their
+groups do not depend on the layers, so a layer's sums are the same bits whatever block it
+was collected in: a block costs one more pass over the sample."""
 from __future__ import annotations
 
 import hashlib
@@ -21,7 +24,7 @@ from ..data import WIKIPEDIA, wikipedia_paragraphs
 from ..errors import NumericalError, ValidationError
 from ..models.adapters import Adapter
 from ..models.runtime import float64_device
-from .distributed import in_order, owned
+from .distributed import in_order, owned, smallest
 from .layers import run_until
 from .progress import progress
 from .sampling import TEXT_STARTS, sample
@@ -251,36 +254,44 @@ def _group_sums(model, adapter: Adapter, chunks: list[list[int]], batches: list[
 
 @torch.no_grad()
 def collect(model, adapter: Adapter, chunks: list[list[int]], layers: tuple[int, ...],
-            pad_id: int, batch_tokens: int = 4096) -> tuple[dict[int, torch.Tensor], int]:
-    """Σ k kᵀ (float64, on the CPU) over every real token of the chunks, for all layers in
-    one pass per batch. The batches form GROUPS fixed groups, each summed in batch order,
-    and the group sums are added in group order; under torch.distributed each process
-    computes its groups (distributed.py), so the bits do not depend on how many processes
-    ran. Returns (sums, token count)."""
+            pad_id: int, batch_tokens: int = 4096,
+            block: int | None = None) -> tuple[dict[int, torch.Tensor], int]:
+    """Σ k kᵀ (float64, on the CPU) over every real token of the chunks, in blocks of
+    `block` consecutive layers (all at once when None): one pass per batch and block,
+    stopping after the block's last layer. The batches form GROUPS fixed groups, each
+    summed in batch order, and the group sums are added in group order; under
+    torch.distributed each process computes its groups (distributed.py), so the bits do
+    not depend on how many processes ran, nor on the block size (the processes agree on
+    the smallest block any of them was given). Returns (sums, token count)."""
     batches = plan_batches(chunks, batch_tokens)
     groups = [batches[g * len(batches) // GROUPS:(g + 1) * len(batches) // GROUPS]
               for g in range(GROUPS)]
     dims = {l: adapter.proj_dims(model, l)[1] for l in layers}
+    size = smallest(len(layers) if block is None else max(1, min(block, len(layers))))
+    blocks = [tuple(layers[i:i + size]) for i in range(0, len(layers), size)]
     total = sum(len(chunks[i]) for g in owned(GROUPS) for b in groups[g] for i in b)
     out: dict[int, torch.Tensor] = {}
     count = 0
-    with progress(total=total, desc="statistics", unit="tok") as bar:
+    with progress(total=total * len(blocks), desc="statistics", unit="tok") as bar:
+        for n_block, these in enumerate(blocks):
 
-        def group(g: int) -> list[torch.Tensor]:
-            sums, n = _group_sums(model, adapter, chunks, groups[g], layers, pad_id, bar)
-            return [sums.pop(l, torch.zeros(dims[l], dims[l], dtype=torch.float64)).cpu()
-                    for l in layers] + [torch.tensor([n], dtype=torch.float64)]
+            def group(g: int, these=these) -> list[torch.Tensor]:
+                sums, n = _group_sums(model, adapter, chunks, groups[g], these, pad_id, bar)
+                return [sums.pop(l, torch.zeros(dims[l], dims[l], dtype=torch.float64)).cpu()
+                        for l in these] + [torch.tensor([n], dtype=torch.float64)]
 
-        shapes = [((dims[l], dims[l]), torch.float64) for l in layers] + [((1,), torch.float64)]
-        for tensors in in_order(GROUPS, group, lambda g: shapes):
-            for i, l in enumerate(layers):
-                if l in out:
-                    out[l].add_(tensors[i])
-                else:
-                    out[l] = tensors[i]
-                tensors[i] = None  # a group's sum is freed once added: two d_in² at most
-            count += int(tensors[-1].item())
-            del tensors
+            shapes = [((dims[l], dims[l]), torch.float64) for l in these] + \
+                [((1,), torch.float64)]
+            for tensors in in_order(GROUPS, group, lambda g, shapes=shapes: shapes):
+                for i, l in enumerate(these):
+                    if l in out:
+                        out[l].add_(tensors[i])
+                    else:
+                        out[l] = tensors[i]
+                    tensors[i] = None  # a group's sum is freed once added: two d_in² at most
+                if n_block == 0:  # every block counts the same tokens
+                    count += int(tensors[-1].item())
+                del tensors
     for l, s in out.items():
         if not torch.isfinite(s).all():
             raise NumericalError(f"statistics of layer {l} are not finite")
@@ -289,7 +300,10 @@ def collect(model, adapter: Adapter, chunks: list[list[int]], layers: tuple[int,
 
 def compute_statistics(model, tokenizer, adapter: Adapter, layers: tuple[int, ...],
                        source: str = "self", n_tokens: int = 20000, seed: int = 0,
-                       seq_len: int = SEQ_LEN) -> dict[int, Statistics]:
+                       seq_len: int = SEQ_LEN,
+                       block: int | None = None) -> dict[int, Statistics]:
+    """E[k kᵀ] of `layers` over the sample `source` names, collected in blocks of `block`
+    consecutive layers (all at once when None; the same bits whatever the block)."""
     # a corpus is read once: the statistics are of the bytes their description hashes,
     # whatever is written to the file meanwhile
     data = None if source in SOURCES else check_corpus(source).read_bytes()
@@ -303,7 +317,8 @@ def compute_statistics(model, tokenizer, adapter: Adapter, layers: tuple[int, ..
         chunks = token_chunks(tokenizer, corpus_texts(source, data), n_tokens, seq_len)
     if not chunks:
         raise ValidationError(f"statistics sample {source!r} holds no text")
-    sums, count = collect(model, adapter, chunks, layers, tokenizer.pad_token_id)
+    sums, count = collect(model, adapter, chunks, layers, tokenizer.pad_token_id,
+                          block=block)
     return {l: Statistics(l, sums[l].div_(count), count, description) for l in layers}
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..editing.apply import build_state
+from ..editing.memory import statistics_block
 from ..editing.requests import context_length
 from ..editing.result import LayerUpdate
 from ..editing.settings import EditSettings
@@ -313,9 +314,15 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
             note(f"computing the statistics of layers {', '.join(map(str, need))} on "
                  f"{settings.stats_tokens} tokens (once per base model and sample)…")
         base.reset()
+        # as many layers per pass over the sample as fit in the memory free now (the same
+        # bits whatever the number): all of them, or blocks of consecutive layers
+        block = max(1, statistics_block(base.model, base.adapter, need))
+        if block < len(need) and note is not None:
+            note(f"the statistics of {len(need)} layers do not fit at once: "
+                 f"{block} layer(s) per pass over the sample")
         fresh = compute_statistics(base.model, base.tokenizer, base.adapter, need,
                                    settings.stats_source, settings.stats_tokens, settings.seed,
-                                   stats_seq_len(base.model))
+                                   stats_seq_len(base.model), block=block)
         for st in fresh.values():
             if cache is not None:
                 try:
