@@ -24,9 +24,12 @@ def work() -> dict[str, torch.Tensor]:
     s = settings_for(model, z_chunk=2, z_steps=4)
     chunks = token_chunks(tok, wikipedia_paragraphs(), 3000, 32)
     sums, count = collect(model, ad, chunks, (1, 2), tok.pad_token_id, batch_tokens=128)
-    # a layer per pass over the sample (the processes agree on the smallest block)
+    # a layer per pass over the sample: the processes agree on the smallest block, where
+    # each chose its own from the memory it has free (rank 1 here asks for both at once)
+    from memstore.editing.distributed import world
+
     blocked, _ = collect(model, ad, chunks, (1, 2), tok.pad_token_id, batch_tokens=128,
-                         block=1)
+                         block=1 + world()[0])
     zs, info = compute_zs(model, tok, ad, REQUESTS, TEMPLATES, s, False)
     return {"stats.1": sums[1], "stats.2": sums[2], "count": torch.tensor([count]), "zs": zs,
             "blocked.1": blocked[1], "blocked.2": blocked[2],
