@@ -141,6 +141,33 @@ def test_the_estimate_counts_one_block_and_refuses_only_when_one_layer_does_not_
     assert not refused.fits()
 
 
+def test_on_an_accelerator_the_statistics_are_counted_against_the_cpu(tiny, monkeypatch):
+    """The statistics (E[kkᵀ] of every edited layer, float64) are held by the CPU and moved
+    to the device a layer at a time for its solve: they were counted against the GPU's free
+    memory, so a 70B model's 15 layers (92 GiB) refused every commit on an 80 GB GPU."""
+    model, _, ad = tiny
+    d_in = ad.proj_dims(model, 0)[1]
+    square = d_in * d_in * 8
+    s = default_settings(model, layers=LAYERS)
+    gpu = torch.device("cuda", 0)
+    on_cpu = memory.estimate(model, ad, s, 1)
+    device_terms = sum(on_cpu.terms.values()) - len(LAYERS) * square
+    free = {"cuda": device_terms + square // 2, "cpu": len(LAYERS) * square}
+    monkeypatch.setattr(memory, "available", lambda device: free[device.type])
+    e = memory.estimate(model, ad, s, 1, device=gpu)
+    assert e.host == {"statistics E[kkᵀ]": len(LAYERS) * square}
+    assert sum(e.terms.values()) == device_terms and e.fits()
+    assert e.line().count(" GiB available on ") == 2 and ", and " in e.line()
+    free["cpu"] -= 1  # the CPU cannot hold them: refused
+    assert not memory.estimate(model, ad, s, 1, device=gpu).fits()
+    free["cpu"] += 1
+    # computing them: a block's group sums on the device, their copies beside the totals
+    e = memory.estimate(model, ad, s, 1, statistics_needed=True, device=gpu)
+    copied = e.host["statistics' group sums copied"]
+    assert copied == e.terms["statistics being computed"] - (
+        d_in * d_in * 4 + memory.STATS_BATCH_TOKENS * d_in * 4 * 2) and copied >= square
+
+
 def test_a_commit_computes_in_blocks_what_does_not_fit_at_once(base, tmp_path, monkeypatch):
     """`memstore stats` (the path of every commit) with room for one layer's sums beside
     the totals takes a layer per pass, says so, and stores the bits of one pass."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -30,20 +30,32 @@ class Estimate:
     terms: dict[str, int]  # bytes per term
     available: int | None  # bytes free on the device that holds them (None: unknown)
     device: str
+    # what a model on an accelerator keeps in the CPU's memory (the statistics), and its free
+    host: dict[str, int] = field(default_factory=dict)
+    host_available: int | None = None
 
     @property
     def total(self) -> int:
         return sum(self.terms.values())
 
     def fits(self) -> bool:
-        return self.available is None or self.total <= self.available
+        host = sum(self.host.values())
+        return (self.available is None or self.total <= self.available) and \
+            (self.host_available is None or host <= self.host_available)
 
     def line(self) -> str:
-        big = ", ".join(f"{k} {v / GiB:.2f}" for k, v in self.terms.items() if v >= GiB // 100)
-        free = f" of {self.available / GiB:.1f} GiB available" if self.available else ""
-        terms = f" ({big} GiB)" if big else ""
-        return (f"estimated peak memory beyond the loaded model: {self.total / GiB:.2f} GiB"
-                f"{free} on {self.device}{terms}")
+        out = "estimated peak memory beyond the loaded model: " + _part(
+            self.terms, self.available, self.device)
+        if self.host:
+            out += ", and " + _part(self.host, self.host_available, "cpu")
+        return out
+
+
+def _part(terms: dict[str, int], free: int | None, device: str) -> str:
+    big = ", ".join(f"{k} {v / GiB:.2f}" for k, v in terms.items() if v >= GiB // 100)
+    room = f" of {free / GiB:.1f} GiB available" if free else ""
+    shown = f" ({big} GiB)" if big else ""
+    return f"{sum(terms.values()) / GiB:.2f} GiB{room} on {device}{shown}"
 
 
 def available(device: torch.device) -> int | None:
@@ -130,12 +142,14 @@ def longest(tokenizer, requests: list, settings: EditSettings) -> tuple[int, int
 
 def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
              n_earlier: int = 0, statistics_needed: bool = False,
-             largest_group: int = 1, tokens: tuple[int, int] | None = None) -> Estimate:
+             largest_group: int = 1, tokens: tuple[int, int] | None = None,
+             device: torch.device | None = None) -> Estimate:
     """The peak memory of a commit of `n_requests` on `model` (`n_earlier` live facts on
     the branch; `statistics_needed`: E[k kᵀ] must be computed first; `largest_group`: the
     most requests that share one δ (zs.key_groups), optimised in one chunk however many;
     `tokens`: the requests' longest suffix and target (`longest`), where longer than
-    SUFFIX_TOKENS and TARGET_TOKENS)."""
+    SUFFIX_TOKENS and TARGET_TOKENS); `device`: where the edited layers run (default: the
+    last one's W_out's)."""
     cfg = model.config.get_text_config()
     weight = adapter.proj(model, settings.last_layer).weight
     itemsize = weight.element_size() if weight.device.type != "meta" else 4
@@ -172,7 +186,7 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
         + rows * PREFIX_TOKENS * adapter.n_layers(model) * 2 * kv * itemsize
         + (rows * target + chunk * 4) * vocab * 4,
     }
-    device = weight.device if weight.device.type != "meta" else torch.device("cpu")
+    device = device or (weight.device if weight.device.type != "meta" else torch.device("cpu"))
     free = available(device)
     if settings.history == "nullspace":
         # each edited layer's projector, kept beside its statistics once computed, and the
@@ -181,6 +195,11 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
         terms["null-space projectors"] = len(layers) * square
         del terms["solve (λC + running, Cholesky)"]
         terms["solve (P·(KKᵀ + running) + ridge, LU)"] = 5 * square
+    # on an accelerator the statistics (and null-space projectors) are held by the CPU and
+    # moved to the device one layer at a time for its solve (counted there), and the group
+    # sums of a block are copied to the CPU beside the totals
+    host = {} if device.type == "cpu" else {
+        k: terms.pop(k) for k in ("statistics E[kkᵀ]", "null-space projectors") if k in terms}
     if statistics_needed:
         # statistics.collect sums a group of batches per layer of a block of consecutive
         # edited layers (float64, on the layer's device) and adds it to the totals (on the
@@ -192,4 +211,8 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
         block = len(layers) if free is None else \
             max(1, min(len(layers), (free - sum(terms.values()) - batch) // square))
         terms["statistics being computed"] = block * square + batch
-    return Estimate(terms, free, str(device))
+    if device.type == "cpu":
+        return Estimate(terms, free, str(device))
+    if statistics_needed:
+        host["statistics' group sums copied"] = block * square
+    return Estimate(terms, free, str(device), host, available(torch.device("cpu")))
