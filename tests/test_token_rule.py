@@ -50,11 +50,12 @@ def test_a_record_without_a_rule_was_made_by_rule_1_and_a_config_without_one_com
 def test_a_config_stored_before_the_rule_commits_by_today_s(tmp_path_factory, tmp_path):
     repo_dir = copy_repo(empty_template(tmp_path_factory.getbasetemp()), tmp_path / "repo")
     with Repository.open(repo_dir) as repo:
-        raw = config.get(repo.db, config.SETTINGS)
-        del raw["token_rule"]
-        config.put(repo.db, config.SETTINGS, raw)
-    with Repository.open(repo_dir) as repo:
+        # today's rule is not stored (memstore before the rule, c24c1f6, reads the config)
+        assert "token_rule" not in config.get(repo.db, config.SETTINGS)
         assert repo.settings.token_rule == 2
+    ok("config", "token_rule", "1", cwd=repo_dir)
+    with Repository.open(repo_dir) as repo:
+        assert config.get(repo.db, config.SETTINGS)["token_rule"] == 1
 
 
 def _fresh(repo: Repository):
@@ -105,7 +106,8 @@ def test_squash_refuses_a_byte_split_fact_of_rule_1_with_facts_of_rule_2(tmp_pat
     c1 = last_line(ok("commit", write_facts(tmp_path / "jose.jsonl", JOSE), "-m", "José",
                       cwd=repo_dir))
     ok("config", "token_rule", "2", cwd=repo_dir)
-    ok("commit", facts_files(base)["b"], "-m", "b", cwd=repo_dir)
+    ok("commit", write_facts(tmp_path / "zoe.jsonl", [("Zoë", "{} plays", "chess", "golf")]),
+       "-m", "Zoë", cwd=repo_dir)  # read apart too: rule 2 recorded
     before = snapshot(repo_dir)
     r = run("squash", "base", cwd=repo_dir)
     assert r.exit_code == 1, r.output
@@ -113,6 +115,26 @@ def test_squash_refuses_a_byte_split_fact_of_rule_1_with_facts_of_rule_2(tmp_pat
             "an older memstore") in r.output
     assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
     assert snapshot(repo_dir) == before
+
+
+def test_a_set_records_its_rule_only_where_it_decides_and_a_squash_reads_by_it(
+        tmp_path_factory, tmp_path):
+    """A set records token_rule only where some fact's reading depends on it (so memstore
+    before the rule, c24c1f6, reads every other record); a squash of José (rule 1) with
+    facts read alike reads José by rule 1, where its z-vector was optimised."""
+    base = tmp_path_factory.getbasetemp()
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+    ok("config", "token_rule", "1", cwd=repo_dir)
+    c1 = last_line(ok("commit", write_facts(tmp_path / "jose.jsonl", JOSE), "-m", "José",
+                      cwd=repo_dir))
+    ok("config", "token_rule", "2", cwd=repo_dir)
+    c2 = last_line(ok("commit", facts_files(base)["b"], "-m", "b", cwd=repo_dir))
+    with Repository.open(repo_dir) as repo:
+        assert repo.get_commit(c1).update_sets[0].settings["token_rule"] == 1
+        assert "token_rule" not in repo.get_commit(c2).update_sets[0].settings
+    squashed = last_line(ok("squash", "base", cwd=repo_dir))
+    with Repository.open(repo_dir) as repo:
+        assert repo.get_commit(squashed).update_sets[0].settings["token_rule"] == 1
 
 
 @pytest.mark.parametrize("rule", [1, 2])

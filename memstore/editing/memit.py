@@ -17,6 +17,7 @@ from .sampling import sample_templates
 from .settings import EditSettings
 from .solve import covariance_term, solve_layer, solve_layer_nullspace, solve_layer_weighted
 from .statistics import Statistics
+from .tokens import read_alike
 from .zs import compute_zs
 
 
@@ -153,7 +154,9 @@ def execute_memit(model, tokenizer, requests: list[Request], settings: EditSetti
         info["lambda"] = max(lambdas.values())
     info["time_solve"] = time.perf_counter() - t1
     return EditResult(list(requests), settings, list(templates), zs.float().detach(), updates,
-                      {l: stats[l].id for l in settings.layers}, info)
+                      {l: stats[l].id for l in settings.layers}, info,
+                      rule_matters=not all(read_alike(tokenizer, list(templates), r.prompt,
+                                                      r.subject) for r in requests))
 
 
 def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],

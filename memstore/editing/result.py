@@ -47,6 +47,10 @@ class EditResult:
     updates: dict[int, LayerUpdate] = field(default_factory=dict)
     stats_ids: dict[int, str] = field(default_factory=dict)  # layer -> statistics id
     info: dict = field(default_factory=dict)  # timings, z steps, losses
+    # whether the settings' token_rule decides where some request is read (a subject ending
+    # in a byte-split character, an appended <eos>): recorded with the set only then, so
+    # that memstore before the rule was recorded (c24c1f6) reads every other set
+    rule_matters: bool = True
 
     @property
     def n(self) -> int:

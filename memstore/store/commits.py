@@ -281,7 +281,7 @@ def put_update_set(objects: ObjectStore, result: EditResult, method: str = "memi
     requests = [r.to_dict() for r in result.requests]
     return UpdateSet(
         method=method,
-        settings=result.settings.to_dict(),
+        settings=recorded_settings(result),
         templates=tuple(result.templates),
         requests=objects.put_json(requests),
         zs=objects.put_tensors({"zs": result.zs}),
@@ -290,6 +290,16 @@ def put_update_set(objects: ObjectStore, result: EditResult, method: str = "memi
         stats={int(l): s for l, s in result.stats_ids.items()},
         info=plain(result.info, "info"),
     )
+
+
+def recorded_settings(result: EditResult) -> dict:
+    """The settings a set records: token_rule only where it decides where a request is read
+    (EditResult.rule_matters); where it does not, the record is one that memstore before the
+    rule (c24c1f6) reads too, and any rule replays it the same."""
+    d = result.settings.to_dict()
+    if not result.rule_matters:
+        d.pop("token_rule", None)
+    return d
 
 
 def load_requests(objects: ObjectStore, update_set: UpdateSet) -> list[Request]:

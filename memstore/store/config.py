@@ -87,6 +87,16 @@ def read_base(db: Database) -> BaseRecord:
     return rec
 
 
+def settings_json(settings: EditSettings) -> dict[str, Any]:
+    """The settings as the config stores them: token_rule left out where it is today's,
+    as it is read where missing (read_settings), so that memstore before the rule was
+    recorded (c24c1f6) reads the config too."""
+    d = settings.to_dict()
+    if d.get("token_rule") == EditSettings.token_rule:
+        del d["token_rule"]
+    return d
+
+
 def read_settings(db: Database) -> EditSettings | None:
     """The editor settings future commits use (validated: a bad row is an error naming it)."""
     raw = get(db, SETTINGS)

@@ -43,6 +43,7 @@ from ..models.loading import DEFAULT_MODEL, resolve
 from ..models.runtime import KEYS as RUNTIME_KEYS
 from ..models.runtime import Runtime
 from .checkpoint import export, verify, verify_base
+from .config import settings_json
 from .exports import export_as
 from .history import LiveFact
 from .lock import WaitCallback
@@ -119,7 +120,8 @@ def identify_base(base_spec: str = DEFAULT_MODEL) -> BaseIdentity:
             "hash_dtype": runtime.dtype,  # the weights were hashed as loaded in this dtype
             "side_files": side_files(where),  # the settings and tokenizer, by file
             # the settings derived from the model, and why (init and config print them)
-            "derived": {"settings": derived.settings.to_dict(), "why": derived.why}}
+            "derived": {"settings": settings_json(derived.settings),
+                        "why": derived.why}}
     return BaseIdentity(base_spec, where, model_hash(model), info, derived.settings)
 
 

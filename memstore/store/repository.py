@@ -246,7 +246,7 @@ class Repository:
         return config.read_settings(self.db)
 
     def set_settings(self, settings: EditSettings) -> None:
-        self.set_config(config.SETTINGS, settings.to_dict())
+        self.set_config(config.SETTINGS, config.settings_json(settings))
 
     @property
     def base(self) -> BaseRecord:
@@ -519,5 +519,5 @@ def _setup(store: Storage, base_spec: str, base_hash: str, base_info: dict[str, 
         config.put(store.db, config.BASE, config.base_json(base_spec, base_hash, base_path,
                                                            base_info))
         if settings is not None:
-            config.put(store.db, config.SETTINGS, settings.to_dict())
+            config.put(store.db, config.SETTINGS, config.settings_json(settings))
         Refs(store.db, store.objects).set_symbolic(HEAD, ref)

@@ -73,7 +73,7 @@ def _stored_result(repo: Repository, ref: SetRef) -> EditResult:
     s = ref.update_set
     return EditResult(load_requests(repo.objects, s), s.edit_settings, list(s.templates),
                       load_zs(repo.objects, s), load_updates(repo.objects, s), dict(s.stats),
-                      dict(s.info))
+                      dict(s.info), rule_matters="token_rule" in s.settings)
 
 
 def _running(repo: Repository, basis: str | None, results: list[EditResult],
@@ -258,7 +258,11 @@ def _solve_from_cache(repo: Repository, base: LoadedBase, facts: list[LiveFact],
                             f"({' and '.join(str(list(l)) for l in sorted(layers))}); their "
                             "cached z-vectors cannot be solved together")
     newest = sets[(facts[-1].commit, facts[-1].set_index)]
-    settings = newest.edit_settings
+    # read by the rule of the newest set whose reading it decided (only those record one:
+    # commits.recorded_settings), by any rule where none did
+    recorded = [s.settings["token_rule"] for s in sets.values() if "token_rule" in s.settings]
+    settings = newest.edit_settings.with_changes(
+        token_rule=recorded[-1] if recorded else EditSettings.token_rule)
     requests = [f.request for f in facts]
     for f in facts:
         _check_rule_recorded(base, sets[(f.commit, f.set_index)], [f.request], f.commit)
