@@ -257,6 +257,24 @@ def test_a_second_pass_writes_what_the_first_left(family):
     assert all(torch.equal(again.updates[l].U, two.updates[l].U) for l in s2.layers)
 
 
+
+def wide_llama(layers: int, d_in: int):
+    """A tiny random Llama of `layers` layers with an MLP of width `d_in`: model, tokenizer,
+    adapter."""
+    import transformers
+    from tiny import tiny_config, tiny_tokenizer
+
+    from memstore.models.adapters import get_adapter
+    from memstore.models.loading import prepare_tokenizer
+
+    tok = tiny_tokenizer()
+    prepare_tokenizer(tok)
+    cfg = tiny_config("llama", tok.backend_tokenizer.get_vocab_size(), layers=layers)
+    cfg.intermediate_size = d_in
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(cfg).eval().requires_grad_(False)
+    return model, tok, get_adapter(model)
+
 def test_the_memory_estimate_counts_every_statistics_sum_held_on_the_cpu(monkeypatch):
     """On the CPU, statistics.collect holds every edited layer's float64 sum of a group of
     batches beside every layer's running total: 2·layers d_in² matrices. The estimate
@@ -264,21 +282,11 @@ def test_the_memory_estimate_counts_every_statistics_sum_held_on_the_cpu(monkeyp
     ~11 GiB less than the statistics phase took (found by the precision and width audit)."""
     import gc
 
-    import transformers
-    from tiny import tiny_config, tiny_tokenizer
-
     from memstore.editing import default_settings, statistics
     from memstore.editing.memory import estimate
-    from memstore.models.adapters import get_adapter
-    from memstore.models.loading import prepare_tokenizer
 
-    tok = tiny_tokenizer()
-    prepare_tokenizer(tok)
-    cfg = tiny_config("llama", tok.backend_tokenizer.get_vocab_size(), layers=10)
-    cfg.intermediate_size = d_in = 1024
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(cfg).eval().requires_grad_(False)
-    ad = get_adapter(model)
+    d_in = 1024
+    model, tok, ad = wide_llama(10, d_in)
     layers = tuple(range(8))
     held = []  # bytes of the live float64 d_in × d_in matrices, after each group's pass
     group_sums = statistics._group_sums
@@ -331,22 +339,12 @@ def test_the_memory_estimate_counts_the_null_space_projectors_and_their_solve(mo
     matrices above the statistics it held (found by the precision and width audit)."""
     import gc
 
-    import transformers
-    from tiny import tiny_config, tiny_tokenizer
-
     from memstore.editing import default_settings
     from memstore.editing.memory import estimate
     from memstore.editing.statistics import compute_statistics
-    from memstore.models.adapters import get_adapter
-    from memstore.models.loading import prepare_tokenizer
 
-    tok = tiny_tokenizer()
-    prepare_tokenizer(tok)
-    cfg = tiny_config("llama", tok.backend_tokenizer.get_vocab_size(), layers=6)
-    cfg.intermediate_size = d_in = 512
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(cfg).eval().requires_grad_(False)
-    ad = get_adapter(model)
+    d_in = 512
+    model, tok, ad = wide_llama(6, d_in)
     s = default_settings(model, layers=(0, 1, 2, 3), history="nullspace")
     stats = compute_statistics(model, tok, ad, s.layers, "wikipedia", 300, 0, 32)
     held = []  # bytes of the live float64 d_in × d_in matrices as each layer's system is solved

@@ -98,14 +98,21 @@ def test_a_replayed_commit_reads_its_keys_by_its_own_rule(tmp_path_factory, tmp_
             assert not torch.equal(u.keys, solved[2][l].keys), l
 
 
-def test_squash_refuses_a_byte_split_fact_of_rule_1_with_facts_of_rule_2(tmp_path_factory,
-                                                                         tmp_path):
-    base = tmp_path_factory.getbasetemp()
+def jose_by_rule_1(base, tmp_path) -> tuple:
+    """A repository whose first commit wrote 'José' by rule 1 and whose config is rule 2
+    again; the commit's id."""
     repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
     ok("config", "token_rule", "1", cwd=repo_dir)
     c1 = last_line(ok("commit", write_facts(tmp_path / "jose.jsonl", JOSE), "-m", "José",
                       cwd=repo_dir))
     ok("config", "token_rule", "2", cwd=repo_dir)
+    return repo_dir, c1
+
+
+def test_squash_refuses_a_byte_split_fact_of_rule_1_with_facts_of_rule_2(tmp_path_factory,
+                                                                         tmp_path):
+    base = tmp_path_factory.getbasetemp()
+    repo_dir, c1 = jose_by_rule_1(base, tmp_path)
     ok("commit", write_facts(tmp_path / "zoe.jsonl", [("Zoë", "{} plays", "chess", "golf")]),
        "-m", "Zoë", cwd=repo_dir)  # read apart too: rule 2 recorded
     before = snapshot(repo_dir)
@@ -123,11 +130,7 @@ def test_a_set_records_its_rule_only_where_it_decides_and_a_squash_reads_by_it(
     before the rule, c24c1f6, reads every other record); a squash of José (rule 1) with
     facts read alike reads José by rule 1, where its z-vector was optimised."""
     base = tmp_path_factory.getbasetemp()
-    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
-    ok("config", "token_rule", "1", cwd=repo_dir)
-    c1 = last_line(ok("commit", write_facts(tmp_path / "jose.jsonl", JOSE), "-m", "José",
-                      cwd=repo_dir))
-    ok("config", "token_rule", "2", cwd=repo_dir)
+    repo_dir, c1 = jose_by_rule_1(base, tmp_path)
     c2 = last_line(ok("commit", facts_files(base)["b"], "-m", "b", cwd=repo_dir))
     with Repository.open(repo_dir) as repo:
         assert repo.get_commit(c1).update_sets[0].settings["token_rule"] == 1
