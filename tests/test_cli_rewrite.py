@@ -365,3 +365,23 @@ def test_a_fact_written_again_stays_after_a_revert_squashed_or_not(base, tmp_pat
         assert json.loads(ok("squash", first, "--json", cwd=repo_dir).stdout)["n_facts"] == 1
     ok("revert", first, cwd=repo_dir)
     assert subjects_live(repo_dir) == ["Michael Jordan"]
+
+
+@pytest.mark.parametrize("args", [("revert", 0), ("squash", "base")])
+def test_a_replay_that_will_not_fit_is_refused_before_anything_is_written(history, monkeypatch,
+                                                                         args):
+    """revert, squash and merge solve from cached z-vectors with no memory estimate: on a
+    machine without the room they ran out of memory partway (killed, or a traceback); they
+    are refused in one line, as a commit is."""
+    from cli_support import snapshot
+
+    from memstore.editing import memory
+
+    repo_dir, ids = history
+    args = tuple(ids[a] if isinstance(a, int) else a for a in args)
+    monkeypatch.setattr(memory, "available", lambda device: 1024)  # 1 KiB free
+    before = snapshot(repo_dir)
+    r = run(*args, cwd=repo_dir)
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1, r.output
+    assert "from their cached z-vectors will not fit: estimated peak memory" in r.stderr
+    assert snapshot(repo_dir) == before

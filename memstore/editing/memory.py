@@ -143,13 +143,14 @@ def longest(tokenizer, requests: list, settings: EditSettings) -> tuple[int, int
 def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
              n_earlier: int = 0, statistics_needed: bool = False,
              largest_group: int = 1, tokens: tuple[int, int] | None = None,
-             device: torch.device | None = None) -> Estimate:
+             device: torch.device | None = None, optimise: bool = True) -> Estimate:
     """The peak memory of a commit of `n_requests` on `model` (`n_earlier` live facts on
     the branch; `statistics_needed`: E[k kᵀ] must be computed first; `largest_group`: the
     most requests that share one δ (zs.key_groups), optimised in one chunk however many;
     `tokens`: the requests' longest suffix and target (`longest`), where longer than
     SUFFIX_TOKENS and TARGET_TOKENS); `device`: where the edited layers run (default: the
-    last one's W_out's)."""
+    last one's W_out's); `optimise` False: a solve from cached z-vectors (revert, squash,
+    merge), no z-vector steps."""
     cfg = model.config.get_text_config()
     weight = adapter.proj(model, settings.last_layer).weight
     itemsize = weight.element_size() if weight.device.type != "meta" else 4
@@ -186,6 +187,8 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
         + rows * PREFIX_TOKENS * adapter.n_layers(model) * 2 * kv * itemsize
         + (rows * target + chunk * 4) * vocab * 4,
     }
+    if not optimise:
+        del terms["z-vector steps"]
     device = device or (weight.device if weight.device.type != "meta" else torch.device("cpu"))
     free = available(device)
     if settings.history == "nullspace":

@@ -16,6 +16,7 @@ import torch
 
 from ..editing.apply import apply_updates
 from ..editing.memit import execute_memit
+from ..editing.memory import estimate as estimate_memory
 from ..editing.progress import phase
 from ..editing.requests import Request, fact_key
 from ..editing.result import EditResult
@@ -61,7 +62,16 @@ class Report:
 def _replay(base: LoadedBase, requests: list[Request], zs: torch.Tensor, templates,
             settings: EditSettings, stats_: dict[int, Statistics],
             earlier: dict[int, torch.Tensor] | None) -> EditResult:
-    """One solve from cached z-vectors on the model's current state (no z optimisation)."""
+    """One solve from cached z-vectors on the model's current state (no z optimisation);
+    refused, before it starts and before anything is written, where its memory estimate
+    does not fit."""
+    need = estimate_memory(base.model, base.adapter, settings, len(requests),
+                           next(iter(earlier.values())).shape[0] if earlier else 0,
+                           optimise=False)
+    if not need.fits():
+        raise MemstoreError(f"a solve of {len(requests)} facts from their cached z-vectors "
+                            f"will not fit: {need.line()}; use a GPU with more memory or a "
+                            "device map")
     base.editing(settings.layers)
     return execute_memit(base.model, base.tokenizer, requests, settings, stats_,
                          adapter=base.adapter, zs=zs, templates=list(templates),
