@@ -13,15 +13,31 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
 @click.option("-d", "--delete", is_flag=True, help="Delete branch NAME (it must be merged "
               "into another branch or tag).")
 @click.option("-D", "force_delete", is_flag=True, help="Delete branch NAME even if unmerged.")
+@click.option("-m", "--move", is_flag=True, help="Rename a branch: `branch -m OLD NEW`, or "
+              "`branch -m NEW` for the current one.")
 @json_option
 @pass_repo
-def branch(repo, name: str | None, rev: str, delete: bool, force_delete: bool,
+def branch(repo, name: str | None, rev: str, delete: bool, force_delete: bool, move: bool,
            as_json: bool) -> None:
-    """List branches, create branch NAME at REV (default: HEAD), or delete one.
+    """List branches, create branch NAME at REV (default: HEAD), delete or rename one.
 
     With no argument, lists the branches and marks the current one with '*'.
     Branch names follow git's rules (no spaces, '..', '~', '^', ':' and the like).
+    `branch -m OLD NEW` renames OLD (HEAD follows it); a remote's copy keeps its name.
     """
+    if move:
+        if name is None:
+            raise click.UsageError("branch -m needs the NEW name (and the OLD one first)")
+        if (delete or force_delete):
+            raise click.UsageError("-m and -d/-D cannot be used together")
+        old, new = (name, rev) if rev != "HEAD" else (repo.head().branch, name)
+        if old is None:
+            raise click.UsageError("HEAD is detached: give the branch to rename, "
+                                   "`branch -m OLD NEW`")
+        commit = repo.rename_branch(old, new)
+        print_json({"renamed": old, "to": new, "commit": commit}) if as_json else \
+            click.echo(f"Renamed branch {shown_name(old)} to {shown_name(new)}")
+        return
     if delete or force_delete:
         if name is None:
             raise click.UsageError("branch -d needs a branch NAME")

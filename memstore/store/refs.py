@@ -136,17 +136,18 @@ class Refs:
         if self.objects is not None:
             snapshots.record(self.db, self.objects)
 
-    def check_new_name(self, ref: str) -> None:
+    def check_new_name(self, ref: str, ignoring: str | None = None) -> None:
         """A branch may not take a tag's name nor a tag a branch's: a short name must name
-        one ref, or revision lookup would pick one silently."""
+        one ref, or revision lookup would pick one silently. `ignoring`: a branch ref that
+        is about to go (a rename's old name)."""
         for mine, other, kind in ((HEADS, TAGS, "tag"), (TAGS, HEADS, "branch")):
             if ref.startswith(mine) and self._row(other + ref[len(mine):]) is not None:
                 raise ValidationError(f"{ref[len(mine):]!r} is already the name of a {kind}; "
                                       "choose another name")
         if ref.startswith(HEADS):
-            self._check_pushable(ref[len(HEADS):])
+            self._check_pushable(ref[len(HEADS):], ignoring)
 
-    def _check_pushable(self, name: str) -> None:
+    def _check_pushable(self, name: str, ignoring: str | None = None) -> None:
         """A new branch must fit where a remote stores it, the file refs/heads/NAME (as
         git's loose refs): no component over 255 bytes (the file name limit), and not both
         a branch and the folder of another ('a' and 'a/b'): its push would fail."""
@@ -157,16 +158,16 @@ class Refs:
         parts = name.split("/")
         above = [HEADS + "/".join(parts[:i]) for i in range(1, len(parts))]
         below = HEADS + name + "/"
-        clash = list(self.db.query(
+        clash = [r for r in self.db.query(
             f"select name from refs where name in ({', '.join('?' * len(above)) or 'null'}) "
-            "or substr(name, 1, ?) = ? order by name limit 1",
-            [*above, len(below), below]))
+            "or substr(name, 1, ?) = ? order by name limit 2",
+            [*above, len(below), below]) if r["name"] != ignoring]
         if clash:
             other = clash[0]["name"][len(HEADS):]
             raise ValidationError(f"invalid branch name {shown!r}: branch {other!r} exists, and "
                                   "a remote stores a branch as a file, so one cannot be both a "
                                   "branch and the folder of another")
-        other = case_twin(name, self.list(HEADS))
+        other = case_twin(name, [n for n in self.list(HEADS) if HEADS + n != ignoring])
         if other is not None:
             raise ValidationError(f"invalid branch name {shown!r}: branch {other!r} exists, and "
                                   "a remote on a case-insensitive disk (macOS, Windows) would "

@@ -350,6 +350,28 @@ class Repository:
             self.refs.update(ref, None, expected=commit)
         return commit
 
+    def rename_branch(self, old: str, new: str) -> str | None:
+        """Renames branch `old` to `new`; HEAD follows when it is on `old` (an unborn current
+        branch is renamed too). The commit it names (None: unborn). The old name is removed
+        first, so a rename may change only its case or make it a folder ('a' to 'a/b')."""
+        src = self._named(HEADS, old, "branch")
+        self._not_a_remote_branch(new, "branch")
+        dst = branch_ref(new)
+        with self.lock(), transaction(self.db):
+            commit = self.refs.read(src)
+            on_it = self.head().ref == src
+            if commit is None and not on_it:
+                raise ValidationError(f"no branch {old!r}")
+            if dst != src and self.refs.read(dst) is not None:
+                raise ValidationError(f"branch {new!r} already exists")
+            self.refs.check_new_name(dst, ignoring=src)  # before anything moves
+            if commit is not None:
+                self.refs.update(src, None, expected=commit)
+                self.refs.update(dst, commit, expected=None)
+            if on_it:
+                self.refs.set_symbolic(HEAD, dst)
+        return commit
+
     def delete_tag(self, name: str) -> str:
         ref = self._named(TAGS, name, "tag")
         with self.lock(), transaction(self.db):
