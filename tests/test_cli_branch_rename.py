@@ -69,3 +69,14 @@ def test_a_detached_head_names_the_branch_to_rename(repo):
     ok("branch", "-m", "main", "trunk", cwd=repo)
     assert "trunk" in branches(repo) and json.loads(
         ok("status", "--json", cwd=repo).stdout)["branch"] is None
+
+
+def test_switch_c_on_a_branch_with_no_commits_yet_names_the_new_one(base, tmp_path):
+    """As git: right after init, `switch -c dev` was refused (nothing for dev to point at);
+    HEAD now names dev, still with no commits."""
+    repo = copy_repo(empty_template(base), tmp_path / "empty")
+    ok("switch", "-c", "dev", cwd=repo)
+    assert json.loads(ok("status", "--json", cwd=repo).stdout)["branch"] == "dev"
+    before = snapshot(repo)
+    error_line(run("switch", "-c", "base", cwd=repo), 2, "invalid branch name 'base'")
+    assert snapshot(repo) == before

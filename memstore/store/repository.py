@@ -385,6 +385,16 @@ class Repository:
         """Points HEAD at branch `target` (created at HEAD first with `create`), or, with
         `detach` or when `target` is no branch, at the commit `target` names."""
         with self.lock(), transaction(self.db):
+            head = self.head()
+            if create and head.commit is None and head.ref is not None:
+                # on a branch with no commits yet, as git: HEAD names the new one instead
+                self._not_a_remote_branch(target, "branch")
+                ref = branch_ref(target)
+                if self.refs.read(ref) is not None:
+                    raise ValidationError(f"branch {target!r} already exists")
+                self.refs.check_new_name(ref)
+                self.refs.set_symbolic(HEAD, ref)
+                return self.head()
             if create:
                 self.create_branch(target)
             ref = HEADS + target
