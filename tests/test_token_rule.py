@@ -118,8 +118,8 @@ def test_squash_refuses_a_byte_split_fact_of_rule_1_with_facts_of_rule_2(tmp_pat
     before = snapshot(repo_dir)
     r = run("squash", "base", cwd=repo_dir)
     assert r.exit_code == 1, r.output
-    assert (f"the request 'José' / '{{}} plays' -> 'tennis' (commit {c1[:12]}) was written by "
-            "an older memstore") in r.output
+    assert (f"the request 'José' / '{{}} plays' -> 'tennis' (commit {c1[:12]}) was read by "
+            "token rule 1; it cannot be solved with facts read by token rule 2") in r.output
     assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
     assert snapshot(repo_dir) == before
 

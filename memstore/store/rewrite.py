@@ -225,17 +225,20 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
 def _check_token_rules(base: LoadedBase, facts: list[LiveFact], sets: dict,
                        templates: list[str], rule: int) -> None:
     """Refuses, naming the first, a fact whose cached z-vector was optimised at a token that
-    the solve's token rule would not read (EditSettings.token_rule: a fact committed by a
-    memstore before 5 Dec 2026 whose subject ends in a byte-split character)."""
+    a solve by token rule `rule` would not read: its set records another rule, or none
+    (memstore before the rule was recorded: _check_rule_recorded) while the two rules read
+    it apart. Facts read alike pass."""
     for f in facts:
-        if sets[(f.commit, f.set_index)].edit_settings.token_rule == rule:
+        s = sets[(f.commit, f.set_index)]
+        recorded, r = s.settings.get("token_rule"), f.request
+        if recorded == rule or read_alike(base.tokenizer, templates, r.prompt, r.subject):
             continue
-        r = f.request
-        if not read_alike(base.tokenizer, templates, r.prompt, r.subject):
-            raise MemstoreError(
-                f"the {r.describe()} (commit {f.commit[:12]}) was written by an older "
-                "memstore that read its subject at another token; it cannot be solved with "
-                f"facts read by token rule {rule}: revert it and commit it again")
+        how = ("was written by a memstore that recorded no token rule (which rule read it "
+               "cannot be told)" if recorded is None else f"was read by token rule {recorded}")
+        raise MemstoreError(
+            f"the {r.describe()} (commit {f.commit[:12]}) {how}; it cannot be solved "
+            f"with facts read by token rule {rule}: revert {f.commit[:12]} and commit its "
+            "facts again")
 
 
 def _check_rule_recorded(base: LoadedBase, s: UpdateSet, requests: list[Request],
@@ -274,8 +277,6 @@ def _solve_from_cache(repo: Repository, base: LoadedBase, facts: list[LiveFact],
     settings = newest.edit_settings.with_changes(
         token_rule=recorded[-1] if recorded else EditSettings.token_rule)
     requests = [f.request for f in facts]
-    for f in facts:
-        _check_rule_recorded(base, sets[(f.commit, f.set_index)], [f.request], f.commit)
     _check_token_rules(base, facts, sets, newest.templates, settings.token_rule)
     return _replay(base, requests, repo.zs_of(facts), newest.templates, settings,
                    statistics_of_set(repo, newest), _running(repo, basis, [], requests, settings))
