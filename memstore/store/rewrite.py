@@ -174,10 +174,12 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
         basis = owner.basis
         with phase("loading the state before the reverted commit"):
             base = state_of(repo, basis)
-        for k in range(j, len(chain)):  # before any replay: each set is read by its rule
+        loaded = {k: load_requests(repo.objects, chain[k].update_set)
+                  for k in range(j, len(chain))}
+        for k, requests in loaded.items():  # before any replay: each set is read by its rule
             _check_rule_recorded(base, chain[k].update_set,
-                                 [r for r in load_requests(repo.objects, chain[k].update_set)
-                                  if _fact(r) not in drop.get(k, set())], chain[k].commit)
+                                 [r for r in requests if _fact(r) not in drop.get(k, set())],
+                                 chain[k].commit)
         results: list[EditResult] = []
         for ref in chain[j - chain[j].index: j]:  # the owner's sets before j, unchanged
             res = _stored_result(repo, ref)
@@ -193,7 +195,7 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                 if not keep:
                     continue
                 s = ref.update_set
-                requests = load_requests(repo.objects, s)
+                requests = loaded[k]
                 zs = load_zs(repo.objects, s)
                 settings = s.edit_settings
                 kept = [requests[p] for p in keep]
