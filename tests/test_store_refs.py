@@ -146,6 +146,8 @@ def test_branches_tags_and_switch(repo3):
     assert head.ref == "refs/heads/old" and head.commit == c1
     with pytest.raises(MemstoreError, match="current branch 'old'"):
         repo.delete_branch("old")
+    head = repo.switch("HEAD")  # as `git checkout HEAD`: stays on the branch
+    assert head.ref == "refs/heads/old" and head.commit == c1
     head = repo.switch("v1")  # a tag: detached
     assert head.ref is None and head.branch is None and head.commit == c1
     new = commit_on_head(repo, seed=9)  # a commit on a detached HEAD moves HEAD only

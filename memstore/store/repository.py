@@ -383,7 +383,8 @@ class Repository:
 
     def switch(self, target: str, *, create: bool = False, detach: bool = False) -> Head:
         """Points HEAD at branch `target` (created at HEAD first with `create`), or, with
-        `detach` or when `target` is no branch, at the commit `target` names."""
+        `detach` or when `target` is no branch, at the commit `target` names ("HEAD" without
+        `detach` leaves HEAD as it is)."""
         with self.lock(), transaction(self.db):
             head = self.head()
             if create and head.commit is None and head.ref is not None:
@@ -397,6 +398,8 @@ class Repository:
                 return self.head()
             if create:
                 self.create_branch(target)
+            elif target == HEAD and not detach:
+                return head  # as `git checkout HEAD`: HEAD stays where it is, on its branch
             ref = HEADS + target
             if not detach and self.refs.read(ref) is not None:
                 self.refs.set_symbolic(HEAD, ref)
