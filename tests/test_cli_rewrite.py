@@ -385,3 +385,101 @@ def test_a_replay_that_will_not_fit_is_refused_before_anything_is_written(histor
     assert r.exit_code == 1 and r.stderr.count("\n") == 1, r.output
     assert "from their cached z-vectors will not fit: estimated peak memory" in r.stderr
     assert snapshot(repo_dir) == before
+
+
+# -- a fact both sides of a merge wrote, each by its own commit ---------------------------------
+
+JORDAN = ("Michael Jordan", "{} plays", "soccer", "basketball")
+MESSI = ("Lionel Messi", "{} plays", "tennis", "soccer")
+YASUDA = ("Toko Yasuda", "{} plays the", "piano", "guitar")
+
+
+def both_write_jordan(base, tmp_path, more: bool) -> tuple:
+    """h (Yasuda) on main; then ours (Jordan) on main and theirs (Jordan, and Messi where
+    `more`) on `other`, each its own write of the same fact; main merges other."""
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+    ok("commit", write_facts(tmp_path / "h.jsonl", [YASUDA]), cwd=repo_dir)
+    ok("branch", "other", cwd=repo_dir)
+    ours = last_line(ok("commit", write_facts(tmp_path / "o.jsonl", [JORDAN]), cwd=repo_dir))
+    ok("switch", "other", cwd=repo_dir)
+    theirs = last_line(ok("commit", write_facts(tmp_path / "t.jsonl",
+                                                [JORDAN] + ([MESSI] if more else [])),
+                          cwd=repo_dir))
+    ok("switch", "main", cwd=repo_dir)
+    merge = last_line(ok("merge", "other", cwd=repo_dir))
+    return repo_dir, ours, theirs, merge
+
+
+def jordan_z(repo: Repository, rev: str) -> torch.Tensor | None:
+    """The cached z-vector of the write of Jordan live at `rev` (None: not live)."""
+    live = [f for f in repo.facts_at(rev) if f.request.subject == JORDAN[0]]
+    return repo.zs_of(live)[0] if live else None
+
+
+@pytest.mark.parametrize("more", [False, True])
+@pytest.mark.parametrize("first", ["ours", "theirs"])
+def test_a_fact_both_sides_wrote_stays_until_both_are_reverted(base, tmp_path, more, first):
+    """README: a revert takes out REV's writes, not what others wrote. Both sides wrote
+    Jordan -> soccer; the merge kept one write (ours). `revert ours` dropped Jordan, though
+    theirs wrote it too (and `revert theirs` was refused, or took out nothing of Jordan's).
+    A revert of either side's commit keeps it, written from the other's cached z-vector;
+    a revert of both takes it out."""
+    repo_dir, ours, theirs, _ = both_write_jordan(base, tmp_path, more)
+    one, other = (ours, theirs) if first == "ours" else (theirs, ours)
+    with Repository.open(repo_dir) as repo:
+        other_z = jordan_z(repo, other)
+    everyone = {YASUDA[0], JORDAN[0]} | ({MESSI[0]} if more else set())
+    assert set(subjects_live(repo_dir)) == everyone
+    messi_first = {MESSI[0]} if more and first == "theirs" else set()  # theirs' alone
+    ok("revert", one, cwd=repo_dir)
+    assert set(subjects_live(repo_dir)) == everyone - messi_first
+    with Repository.open(repo_dir) as repo:
+        assert same_bits(jordan_z(repo, "HEAD"), other_z)
+    shown = json.loads(ok("show", "--json", cwd=repo_dir).stdout)["facts"]
+    assert JORDAN[0] not in {f["subject"] for f in shown["removed"] + shown["changed"]}
+    assert "Michael" not in ok("diff", "HEAD~1", cwd=repo_dir).stdout
+    ok("revert", other, cwd=repo_dir)
+    assert set(subjects_live(repo_dir)) == {YASUDA[0]}
+    shown = json.loads(ok("show", "--json", cwd=repo_dir).stdout)["facts"]
+    assert {f["subject"] for f in shown["removed"]} == everyone - messi_first - {YASUDA[0]}
+    assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+
+
+def test_a_fact_both_sides_wrote_stays_after_a_squash_of_one_side_and_gc(base, tmp_path):
+    """The merge is squashed onto ours (theirs with it) and gc removes them: the squash
+    solves Jordan again from theirs' z-vector, so `revert ours` keeps it (the squash's
+    write); a revert of the squash then takes it out."""
+    repo_dir, ours, theirs, _ = both_write_jordan(base, tmp_path, more=False)
+    with Repository.open(repo_dir) as repo:
+        theirs_z = jordan_z(repo, theirs)
+    ok("branch", "-D", "other", cwd=repo_dir)
+    squashed = json.loads(ok("squash", ours, "--json", cwd=repo_dir).stdout)
+    assert squashed["n_facts"] == 1
+    assert "removed 2 commits" in ok("gc", cwd=repo_dir).stdout
+    ok("revert", ours, cwd=repo_dir)
+    assert set(subjects_live(repo_dir)) == {YASUDA[0], JORDAN[0]}
+    with Repository.open(repo_dir) as repo:
+        assert same_bits(jordan_z(repo, "HEAD"), theirs_z)
+    ok("revert", squashed["commit"], cwd=repo_dir)
+    assert set(subjects_live(repo_dir)) == {YASUDA[0]}
+    assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+
+
+def test_a_revert_of_one_holder_is_kept_through_a_squash_and_gc(base, tmp_path):
+    """`revert theirs` writes nothing (ours holds Jordan by its own write) but takes theirs
+    out of Jordan's holders; a squash of that revert records it (gc removes the revert), so
+    `revert ours` afterwards takes Jordan out."""
+    repo_dir, ours, theirs, merge = both_write_jordan(base, tmp_path, more=False)
+    with Repository.open(repo_dir) as repo:
+        before = jordan_z(repo, "HEAD")
+    reverted = json.loads(ok("revert", theirs, "--json", cwd=repo_dir).stdout)
+    shown = json.loads(ok("show", "--json", cwd=repo_dir).stdout)
+    assert shown["update_sets"] == [] and not any(shown["facts"].values())
+    with Repository.open(repo_dir) as repo:
+        assert same_bits(jordan_z(repo, "HEAD"), before)
+        assert repo.get_commit(reverted["commit"]).basis == merge
+    ok("squash", merge, cwd=repo_dir)
+    assert "removed 1 commits" in ok("gc", cwd=repo_dir).stdout
+    ok("revert", ours, cwd=repo_dir)
+    assert set(subjects_live(repo_dir)) == {YASUDA[0]}
+    assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"

@@ -7,10 +7,15 @@ the sets after the one it changed. Each carried write has one source, the write 
 solved from, in an older commit: following sources back ends at the commit that wrote the
 fact. `revert` takes out the writes whose path passes through the reverted commit, so a
 fact another commit wrote too (on another branch, say) keeps that commit's write. A squash
-records each write's path through the commits it replaced: gc, and a clone, leave those out."""
+records each write's path through the commits it replaced: gc, and a clone, leave those out.
+
+Where two sides of a merge both held the same fact (each by its own write), the merge kept
+one side's write; the other side's is the fact's too: `fellows` finds such writes, and a
+revert that takes out one of them writes the fact again from another's cached z-vector,
+recording that write as the source of its copy (a revert's `sources`)."""
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 from ..editing.requests import Request
 from .commits import load_requests
@@ -46,6 +51,8 @@ class Provenance:
         self._facts: dict[tuple[str, int], list[Fact]] = {}
         self._live: dict[str, dict[tuple[str, str], LiveFact]] = {}
         self._replays: dict[str, dict[int, tuple[SetRef, list[int]]]] = {}
+        self._lines: dict[Write, list[Write]] = {}
+        self._held: dict[tuple[str, Fact], list[Write]] = {}
 
     def facts(self, ref: SetRef) -> list[Fact]:
         k = (ref.commit, ref.index)
@@ -97,6 +104,10 @@ class Provenance:
     def _sources(self, w: Write) -> list[Write]:
         """The write `w` was solved from (a squash's recorded writes: the path to it)."""
         c = self.repo.get_commit(w[0])
+        if c.operation == "revert":  # a write it made again from another write's z-vector
+            for s, p, *source in c.info.get("sources", ()):
+                if (s, p) == (w[1], w[2]):
+                    return [(source[0], source[1], source[2])]
         if c.operation == "squash" and "sources" in c.info:
             ids, path = c.info["sources"]["commits"], c.info["sources"]["paths"][w[2]]
             return [(ids[path[k]], path[k + 1], path[k + 2]) for k in range(0, len(path), 3)]
@@ -153,3 +164,43 @@ class Provenance:
         """Whether the write at `position` of `ref` is one of `commits`': made by it, or
         carried from a write of it."""
         return any(w[0] in commits for w in self._writes((ref.commit, ref.index, position)))
+
+    def line(self, w: Write) -> list[Write]:
+        """`w` and the writes it was carried from, newest first (cached)."""
+        if w not in self._lines:
+            self._lines[w] = list(self._writes(w))
+        return self._lines[w]
+
+    def held(self, merge: str, written: Fact) -> list[Write]:
+        """The distinct writes by which the parents of `merge` held `written` (the same
+        subject, prompt and target), in parent order."""
+        k = (merge, written)
+        if k not in self._held:
+            out: list[Write] = []
+            for p in self.repo.get_commit(merge).parents:
+                at = self._live_write(p, written)
+                if at is not None and (w := (at[0].commit, at[0].index, at[1])) not in out:
+                    out.append(w)
+            self._held[k] = out
+        return self._held[k]
+
+    def fellows(self, start: Write, written: Fact, merges: Sequence[str],
+                above: Callable[[str], set[str]]) -> list[Write]:
+        """`start` (a write of `written`) first, then the writes of the same fact that a merge
+        of `merges` met it with: both parents held it, one by `start` or a write it was
+        carried from, the other by a write of its own (carried from none of that line: a
+        squash's copy of it is no other write); and so on from those. `above(m)`: the
+        commits in the history of merge `m`."""
+        found, k = [start], 0
+        while k < len(found):
+            line = set(self.line(found[k]))
+            commits = {w[0] for w in line}
+            k += 1
+            for m in merges:
+                if commits.isdisjoint(above(m)):
+                    continue  # no write of this line is older than the merge
+                held = self.held(m, written)
+                if not line.isdisjoint(held):
+                    found += [w for w in held
+                              if w not in found and line.isdisjoint(self.line(w))]
+        return found

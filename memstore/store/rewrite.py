@@ -9,6 +9,7 @@ each phase still running after 30 s says so on stderr, and when it is done
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from ..errors import MemstoreError, ValidationError
 from . import history
 from .commits import Commit, UpdateSet, load_requests, load_updates, load_zs
 from .history import LiveFact, SetRef
-from .provenance import Fact, Provenance
+from .provenance import Fact, Provenance, Write
 from .provenance import fact as _fact
 from .queries import measure
 from .repository import Repository
@@ -132,6 +133,51 @@ def _merged_side(repo: Repository, c: Commit) -> set[str]:
     return {ref.commit for ref in repo.chain_sets(c.basis)} - ours
 
 
+class _Owners:
+    """Who else holds a fact a write of which a rewrite takes out: the writes of the same
+    fact that merges in HEAD's history met it with (Provenance.fellows), less those a revert
+    in that history (or one a squash there replaced) already took out."""
+
+    def __init__(self, repo: Repository, prov: Provenance, head: str,
+                 merges: Collection[str] | None = None) -> None:
+        self.repo, self.prov, self.g = repo, prov, history.graph(repo.db)
+        self.history = history.ancestors(self.g, head)
+        self.merges = sorted((m for m in (self.history if merges is None else merges)
+                              if len(self.g[m][0]) > 1), key=lambda m: (self.g[m][1], m))
+        self._above: dict[str, set[str]] = {}
+        self._gone: list[tuple[set[str], set[Fact]]] | None = None
+
+    def above(self, m: str) -> set[str]:
+        if m not in self._above:
+            self._above[m] = history.ancestors(self.g, m)
+        return self._above[m]
+
+    def fellows(self, w: Write, written: Fact) -> list[Write]:
+        return self.prov.fellows(w, written, self.merges, self.above) if self.merges else [w]
+
+    def carries(self, w: Write, commits: Collection[str]) -> bool:
+        return any(x[0] in commits for x in self.prov.line(w))
+
+    def gone(self, w: Write, written: Fact) -> bool:
+        """Whether a revert in HEAD's history took `w` out (it would have dropped it)."""
+        if self._gone is None:
+            targets: list[str] = []
+            for r in self.repo.db.query(
+                    "select id from commits where operation in ('revert', 'squash')"):
+                if r["id"] in self.history:
+                    rc = self.repo.get_commit(r["id"])
+                    targets += ([rc.info["reverted"]] if rc.operation == "revert"
+                                else rc.info.get("reverted", []))
+            self._gone = []
+            for x in dict.fromkeys(targets):
+                if self.repo.has_commit(x):
+                    cx = self.repo.get_commit(x)
+                    self._gone.append(({x} | _merged_side(self.repo, cx),
+                                       _introduced(self.repo, cx)))
+        return any(written in facts and self.carries(w, commits)
+                   for commits, facts in self._gone)
+
+
 def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
     """A new commit whose state is HEAD's without the facts `rev` introduced. The update
     sets solved after `rev` (with it in place) are replayed from their cached z-vectors on
@@ -160,28 +206,58 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
         # or revert since; a write of the same fact by another commit stays. A merge built
         # on the merged side's state brought that side's writes in as they were
         writers = {target} | _merged_side(repo, c)
+        # a fact both sides of a merge held, each by its own write, is both's: a write of
+        # it that is `target`'s is written again from another holder's cached z-vector
+        # (`again`), unless a revert took that one out too; with none left, it goes
+        owners = _Owners(repo, prov, head)
         drop: dict[int, set[Fact]] = {}
+        again: dict[int, dict[int, Write]] = {}
+        hit = False
         for i, ref in enumerate(chain):
             for p, fact in enumerate(set_facts[i]):
-                if fact in removed and prov.carries(ref, p, writers):
+                if fact not in removed:
+                    continue
+                w = (ref.commit, ref.index, p)
+                fellows = owners.fellows(w, fact)
+                mine = [owners.carries(x, writers) for x in fellows]
+                if not any(mine):
+                    continue
+                hit = True
+                if not mine[0]:
+                    continue  # another's write, `target` being one more holder of the fact
+                other = next((x for x, m in zip(fellows[1:], mine[1:])
+                              if not m and not owners.gone(x, fact)), None)
+                if other is None:
                     drop.setdefault(i, set()).add(fact)
-        drop = {i: fs for i, fs in drop.items() if fs}
-        if not drop:
+                else:
+                    again.setdefault(i, {})[p] = other
+        if not hit:
             raise MemstoreError(f"commit {target[:12]} has no facts in the current state "
                                 "(already reverted, or rewritten since)")
-        j = min(drop)
-        owner = repo.get_commit(chain[j].commit)
-        basis = owner.basis
+        if drop or again:
+            j = min(set(drop) | set(again))
+            basis = repo.get_commit(chain[j].commit).basis
+        else:  # only holders of facts that others hold too, written as they are: no solve
+            j, basis = len(chain), head
         with phase("loading the state before the reverted commit"):
             base = state_of(repo, basis)
         loaded = {k: load_requests(repo.objects, chain[k].update_set)
                   for k in range(j, len(chain))}
         for k, requests in loaded.items():  # before any replay: each set is read by its rule
             _check_rule_recorded(base, chain[k].update_set,
-                                 [r for r in requests if _fact(r) not in drop.get(k, set())],
+                                 [r for p, r in enumerate(requests)
+                                  if _fact(r) not in drop.get(k, set())
+                                  and p not in again.get(k, {})],
                                  chain[k].commit)
+            for p, x in again.get(k, {}).items():  # a z-vector from another set: its rule
+                sets = {x[:2]: repo.get_commit(x[0]).update_sets[x[1]]}
+                s = chain[k].update_set
+                _check_token_rules(base, [LiveFact(requests[p], *x)], sets,
+                                   list(s.templates), s.edit_settings.token_rule)
         results: list[EditResult] = []
-        for ref in chain[j - chain[j].index: j]:  # the owner's sets before j, unchanged
+        sources: list[list] = []  # [set, position, commit, set, position] per write again
+        for ref in chain[j - chain[j].index: j] if j < len(chain) else []:
+            # the owner's sets before j, unchanged
             res = _stored_result(repo, ref)
             base.editing(tuple(res.updates))
             apply_updates(base.model, base.adapter, res.updates)
@@ -196,10 +272,15 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                     continue
                 s = ref.update_set
                 requests = loaded[k]
-                zs = load_zs(repo.objects, s)
+                zs = load_zs(repo.objects, s)[keep]
+                for n, p in enumerate(keep):
+                    if p in again.get(k, {}):
+                        x = again[k][p]
+                        zs[n] = repo.zs_of([LiveFact(requests[p], *x)])[0]
+                        sources.append([len(results), n, *x])
                 settings = s.edit_settings
                 kept = [requests[p] for p in keep]
-                results.append(_replay(base, kept, zs[keep], s.templates, settings,
+                results.append(_replay(base, kept, zs, s.templates, settings,
                                        statistics_of_set(repo, s),
                                        _running(repo, basis, results, kept, settings,
                                                 replays)))
@@ -216,7 +297,8 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                             "(no z optimisation): " + ", ".join(r[:12] for r in replayed) + ".")
         new = repo.write_commit(results, parents=[head], basis=basis, message=message,
                                 metrics=metrics, operation="revert",
-                                info={"reverted": target, "replayed": replayed})
+                                info={"reverted": target, "replayed": replayed}
+                                | ({"sources": sources} if sources else {}))
     return Report(new, new.id, metrics, {"reverted": target, "replayed": replayed,
                                          "removed": len(removed)}, time.perf_counter() - t0)
 
@@ -316,10 +398,29 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
         # write, which a revert of the earlier one leaves (as it would without the squash)
         kept, prov = _pairs(at_onto), Provenance(repo)
         onto_writes = {(f.commit, f.set_index, f.position) for f in at_onto}
-        added = [f for f in at_head if _fact(f.request) not in kept
-                 or onto_writes.isdisjoint(prov.lineage(f))]
         older = history.ancestors(history.graph(repo.db), onto) if onto is not BASE else set()
         squashed = [c.id for c in repo.log(head) if c.id not in older]
+        # so is a fact live at `rev` that a merge squashed met with another write of it (the
+        # other side's, the fact being both's), solved from that write's z-vector, so that
+        # a revert of the commit that wrote it before `rev` leaves it
+        owners = _Owners(repo, prov, head, merges=squashed)
+        added = []
+        for f in at_head:
+            w, written = (f.commit, f.set_index, f.position), _fact(f.request)
+            if written not in kept or onto_writes.isdisjoint(prov.line(w)):
+                added.append(f)
+                continue
+            other = next((x for x in owners.fellows(w, written)[1:]
+                          if onto_writes.isdisjoint(prov.line(x))
+                          and not owners.gone(x, written)), None)
+            if other is not None:
+                added.append(LiveFact(f.request, *other))
+        # what the reverts squashed took out of commits before `rev`: gone, after gc, with
+        # them, and no write may tell (a revert of a fact another holder keeps writes none)
+        reverted = [t for c in map(repo.get_commit, squashed)
+                    for t in ([c.info["reverted"]] if c.operation == "revert"
+                              else c.info.get("reverted", []) if c.operation == "squash"
+                              else []) if t not in squashed]
         with phase("loading the state at HEAD"):
             base = state_of(repo, head)
         requests = [f.request for f in added]
@@ -342,7 +443,8 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
         new = repo.write_commit(results, parents=[onto] if onto is not BASE else [],
                                 basis=onto, message=message,
                                 metrics=metrics, operation="squash",
-                                info={"squashed": squashed, "sources": sources},
+                                info={"squashed": squashed, "sources": sources}
+                                | ({"reverted": reverted} if reverted else {}),
                                 expected=head)
     return Report(new, new.id, metrics, {"squashed": squashed, "before": before,
                                          "n_facts": len(added)}, time.perf_counter() - t0)
