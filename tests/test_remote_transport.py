@@ -142,3 +142,21 @@ def test_an_s3_store_without_conditional_writes_is_single_writer(s3_server, monk
     with pytest.raises(StaleRefError):
         t.swap_ref(path, B, RefValue(None))
     assert t.create("HEAD", b"x") and not t.create("HEAD", b"y")
+
+
+def test_a_folder_remote_gets_the_modes_the_umask_allows(tmp_path):
+    """A folder remote is shared (a team's /mnt/shared): its files are readable as the
+    umask allows, not 0600 as a temporary file is made (other users could not fetch)."""
+    import os
+    import stat
+    old = os.umask(0o022)
+    try:
+        t = open_transport(str(tmp_path / "r"))
+        t.put("objects/ab/cd", b"one")
+        t.put_stream("objects/ef/gh", iter([b"two"]))
+        t.swap_ref("refs/heads/main", A, t.read_ref("refs/heads/main"))
+        assert t.create("HEAD", b"ref: refs/heads/main\n")
+        for name in ("objects/ab/cd", "objects/ef/gh", "refs/heads/main", "HEAD"):
+            assert stat.S_IMODE((tmp_path / "r" / name).stat().st_mode) == 0o644, name
+    finally:
+        os.umask(old)

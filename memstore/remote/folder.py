@@ -98,7 +98,17 @@ class FolderTransport(Transport):
         if target.parent not in self._cleaned:  # the first write into the folder
             self._cleaned.add(target.parent)
             remove_dead_temp_files(target.parent)
-        write_durably(target, data)
+        # the modes the umask allows, as git gives a shared repository's files: a temporary
+        # file is made 0600, which would leave a team's shared folder readable by the pusher
+        # alone (another user's clone, fetch or pull refused with "Permission denied")
+        write_durably(target, data, mode=_umask_file_mode())
+
+
+def _umask_file_mode() -> int:
+    """0666 less the process's umask: the mode `open` gives a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _read(path: Path) -> bytes | None:
