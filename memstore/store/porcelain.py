@@ -185,8 +185,9 @@ def _parse_layers(text: str) -> tuple[int, ...]:
 def parse_setting(key: str, text: str) -> Any:
     """The value of setting `key` from its command-line text."""
     known = {f.name: f for f in fields(EditSettings)}
-    if key not in known:
-        raise ValidationError(f"unknown setting {key!r}; known: {', '.join(known)}")
+    if key not in known:  # device, dtype and device_map are settings too (`config`)
+        raise ValidationError(f"unknown setting {key!r}; known: "
+                              f"{', '.join([*known, *RUNTIME_KEYS])}")
     kind = str(known[key].type)
     try:
         if key == "layers":
