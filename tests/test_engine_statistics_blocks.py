@@ -125,13 +125,14 @@ def test_the_estimate_counts_one_block_and_refuses_only_when_one_layer_does_not_
     square = d_in * d_in * 8
     batch = d_in * d_in * 4 + memory.STATS_BATCH_TOKENS * d_in * 4 * 2
     s = default_settings(model, layers=LAYERS)
-    rest = sum(memory.estimate(model, ad, s, 1).terms.values())  # all but the statistics'
+    held = memory.estimate(model, ad, s, 1)  # what is held while the statistics are computed
+    rest = sum(v for k, v in held.terms.items() if k not in held.phases)
 
     def terms(free: int | None):
         monkeypatch.setattr(memory, "available", lambda device: free)
         return memory.estimate(model, ad, s, 1, statistics_needed=True)
 
-    for free, block in ((None, 4), (10 * rest + 10 * square, 4),
+    for free, block in ((None, 4), (10 * rest + 10 * square + batch, 4),
                         (rest + 2 * square + batch, 2), (rest + square + batch, 1)):
         e = terms(free)
         assert e.terms["statistics being computed"] == block * square + batch, free
@@ -150,14 +151,22 @@ def test_on_an_accelerator_the_statistics_are_counted_against_the_cpu(tiny, monk
     square = d_in * d_in * 8
     s = default_settings(model, layers=LAYERS)
     gpu = torch.device("cuda", 0)
-    on_cpu = memory.estimate(model, ad, s, 1)
-    device_terms = sum(on_cpu.terms.values()) - len(LAYERS) * square
-    free = {"cuda": device_terms + square // 2, "cpu": len(LAYERS) * square}
+    d_out = ad.proj_dims(model, 0)[0]
+    # the CPU holds the statistics, and forms each ΔW (float64, then float32) from the
+    # factors it keeps: 12 bytes an entry, while the statistics are held
+    host = len(LAYERS) * square + 12 * d_out * d_in
+    free = {"cuda": None, "cpu": host}
     monkeypatch.setattr(memory, "available", lambda device: free[device.type])
     e = memory.estimate(model, ad, s, 1, device=gpu)
-    assert e.host == {"statistics E[kkᵀ]": len(LAYERS) * square}
-    assert sum(e.terms.values()) == device_terms and e.fits()
+    assert e.host == {"statistics E[kkᵀ]": len(LAYERS) * square, "ΔW formed": 12 * d_out * d_in}
+    assert "statistics E[kkᵀ]" not in e.terms and e.fits()
+    free["cuda"] = e.total
+    e = memory.estimate(model, ad, s, 1, device=gpu)
+    assert e.fits()
     assert e.line().count(" GiB available on ") == 2 and ", and " in e.line()
+    free["cuda"] -= 1  # the GPU cannot hold its share: refused
+    assert not memory.estimate(model, ad, s, 1, device=gpu).fits()
+    free["cuda"] += 1
     free["cpu"] -= 1  # the CPU cannot hold them: refused
     assert not memory.estimate(model, ad, s, 1, device=gpu).fits()
     free["cpu"] += 1
