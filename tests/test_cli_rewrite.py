@@ -483,3 +483,22 @@ def test_a_revert_of_one_holder_is_kept_through_a_squash_and_gc(base, tmp_path):
     ok("revert", ours, cwd=repo_dir)
     assert set(subjects_live(repo_dir)) == {YASUDA[0]}
     assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+
+
+def test_a_holder_reverted_then_merged_again_holds_no_more(base, tmp_path):
+    """`revert theirs` leaves Jordan to ours' write; other commits e and main merges it
+    again: the merge builds on other's state, whose write of Jordan is theirs'. `revert
+    ours` takes Jordan out (theirs was reverted): it kept theirs' write."""
+    repo_dir, ours, theirs, _ = both_write_jordan(base, tmp_path, more=False)
+    ok("revert", theirs, cwd=repo_dir)
+    ok("switch", "other", cwd=repo_dir)
+    ok("commit", write_facts(tmp_path / "e.jsonl", [MESSI]), cwd=repo_dir)
+    ok("switch", "main", cwd=repo_dir)
+    ok("merge", "other", cwd=repo_dir)
+    with Repository.open(repo_dir) as repo:
+        assert [f.commit for f in repo.facts_at("HEAD")
+                if f.request.subject == JORDAN[0]] == [theirs]
+    assert set(subjects_live(repo_dir)) == {YASUDA[0], JORDAN[0], MESSI[0]}
+    ok("revert", ours, cwd=repo_dir)
+    assert set(subjects_live(repo_dir)) == {YASUDA[0], MESSI[0]}
+    assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"

@@ -223,7 +223,7 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                 if not any(mine):
                     continue
                 hit = True
-                if not mine[0]:
+                if not mine[0] and not owners.gone(w, fact):
                     continue  # another's write, `target` being one more holder of the fact
                 other = next((x for x, m in zip(fellows[1:], mine[1:])
                               if not m and not owners.gone(x, fact)), None)
