@@ -49,7 +49,7 @@ class Provenance:
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
         self._facts: dict[tuple[str, int], list[Fact]] = {}
-        self._live: dict[str, dict[tuple[str, str], LiveFact]] = {}
+        self._live: dict[str, dict[tuple[str, str], tuple[SetRef, int, Fact]]] = {}
         self._replays: dict[str, dict[int, tuple[SetRef, list[int]]]] = {}
         self._lines: dict[Write, list[Write]] = {}
         self._held: dict[tuple[str, Fact], list[Write]] = {}
@@ -60,15 +60,16 @@ class Provenance:
             self._facts[k] = [fact(r) for r in load_requests(self.repo.objects, ref.update_set)]
         return self._facts[k]
 
-    def _live_at(self, commit: str) -> dict[tuple[str, str], LiveFact]:
+    def _live_at(self, commit: str) -> dict[tuple[str, str], tuple[SetRef, int, Fact]]:
+        """Per (subject, prompt), the write live at `commit` (facts_at, from the sets'
+        requests read once per operation however many states share them)."""
         if commit not in self._live:
-            self._live[commit] = {(f.request.subject, f.request.prompt): f
-                                  for f in self.repo.facts_at(commit)}
+            live: dict[tuple[str, str], tuple[SetRef, int, Fact]] = {}
+            for ref in self.repo.chain_sets(commit):
+                for p, f in enumerate(self.facts(ref)):
+                    live[f[:2]] = (ref, p, f)
+            self._live[commit] = live
         return self._live[commit]
-
-    def _ref(self, f: LiveFact) -> tuple[SetRef, int]:
-        c = self.repo.get_commit(f.commit)
-        return SetRef(c.id, f.set_index, c.update_sets[f.set_index]), f.position
 
     def squash_sources(self, facts: list[LiveFact], squashed: set[str]) -> dict:
         """For a squash of the commits `squashed` that solves `facts` (live at the HEAD it
@@ -115,10 +116,10 @@ class Provenance:
         return [] if at is None else [(at[0].commit, at[0].index, at[1])]
 
     def _live_write(self, commit: str, written: Fact) -> tuple[SetRef, int] | None:
-        f = self._live_at(commit).get(written[:2])
-        if f is None or fact(f.request) != written:
+        at = self._live_at(commit).get(written[:2])
+        if at is None or at[2] != written:
             return None
-        return self._ref(f)
+        return at[0], at[1]
 
     def _replayed(self, commit: str) -> dict[int, tuple[SetRef, list[int]]]:
         """A revert's sets matched to the sets of its parent's chain they copy or replay
