@@ -171,3 +171,36 @@ def test_with_a_device_map_each_devices_share_is_checked(monkeypatch):
         got = memory.estimate(model, placed, s, 4)
         assert got.fits() is fits, (f0, f1)
     assert got.line().count(" GiB available on ") == 2 and " on cuda:0" in got.line()
+
+
+@pytest.mark.skipif(not (os.path.exists("/proc/self/clear_refs")
+                         and os.access("/proc/self/clear_refs", os.W_OK)),
+                    reason="needs Linux's peak-RSS reset")
+def test_a_null_space_solve_on_a_gpu_counts_the_projector_computed_by_the_cpu(monkeypatch):
+    """History 'nullspace': each layer's projector is computed from E[kkᵀ] where the
+    statistics are, the CPU, during the solve — eigh's eigenvectors and workspace, measured
+    here at 2.1 squares beside the projector. With the solve on a GPU the CPU's share left
+    them out (on the CPU itself, the solve's own five squares, later, are larger)."""
+    from memstore.editing.solve import nullspace_projector
+
+    model, ad = llama(2, 32, 2048)
+    d_in = 2048  # squares the C library maps (and unmaps) whole
+    square = d_in * d_in * 8
+    torch.manual_seed(0)
+    k = torch.randn(2 * d_in, d_in, dtype=torch.float64)
+    mom2 = k.T @ k / (2 * d_in)
+    del k
+    threshold = float(mom2.diagonal().median())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        measured = _rss_peak(lambda: nullspace_projector(mom2, threshold)) - square
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setattr(memory, "available", lambda device: None)
+    s = default_settings(model, layers=(0,), history="nullspace")
+    e = memory.estimate(model, ad, s, 4, device=torch.device("cuda", 0))
+    transient = sum(v for t, v in e.host.items() if e.phases.get(t) == "solve")
+    assert transient >= 0.95 * measured and transient <= 1.25 * measured + square // 4
+    assert memory.peak(e.host, e.phases) >= e.host["statistics E[kkᵀ]"] + \
+        e.host["null-space projectors"] + 0.95 * measured

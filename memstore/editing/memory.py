@@ -260,6 +260,10 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
             # K Kᵀ (+ the earlier keys'), P times it, the ridge, their sum and its LU factor
             # (solve.solve_layer_nullspace)
             add(dev, "solve (P·(KKᵀ + running) + ridge, LU)", 5 * square, "solve")
+            if dev != cpu:  # each projector is computed by the CPU, which holds E[kkᵀ]: eigh's
+                # eigenvectors and its workspace beside the projector (measured: 2.06 squares
+                # at d_in 2,048, 2.11 at 1,024)
+                add(cpu, "null-space projector (eigh)", 9 * square // 4, "solve")
         elif n_requests < math.isqrt(square // 8):
             # λ·E[kkᵀ] with the earlier keys added in place, its Cholesky factor and
             # cholesky_solve's copy of it; A⁻¹K beside K, and the n × n system
