@@ -502,3 +502,28 @@ def test_a_holder_reverted_then_merged_again_holds_no_more(base, tmp_path):
     ok("revert", ours, cwd=repo_dir)
     assert set(subjects_live(repo_dir)) == {YASUDA[0], MESSI[0]}
     assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+
+
+def test_a_holder_at_other_layers_is_refused_in_one_line(base, tmp_path):
+    """theirs wrote Jordan at other edited layers: its z-vector cannot be replayed in ours'
+    set, so `revert ours` is refused in one line, nothing written; reverting theirs first,
+    as it says, lets it through and takes Jordan out."""
+    from cli_support import error_line, snapshot
+
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+    ok("commit", write_facts(tmp_path / "h.jsonl", [YASUDA]), cwd=repo_dir)
+    ok("branch", "other", cwd=repo_dir)
+    ours = last_line(ok("commit", write_facts(tmp_path / "o.jsonl", [JORDAN]), cwd=repo_dir))
+    ok("switch", "other", cwd=repo_dir)
+    ok("config", "layers", "0,1", cwd=repo_dir)
+    ok("stats", cwd=repo_dir)
+    theirs = last_line(ok("commit", write_facts(tmp_path / "t.jsonl", [JORDAN]), cwd=repo_dir))
+    ok("switch", "main", cwd=repo_dir)
+    ok("merge", "other", cwd=repo_dir)
+    before = snapshot(repo_dir)
+    line = error_line(run("revert", ours, cwd=repo_dir), 1, "at other edited layers")
+    assert f"revert {theirs[:12]} first" in line
+    assert snapshot(repo_dir) == before
+    ok("revert", theirs, cwd=repo_dir)
+    ok("revert", ours, cwd=repo_dir)
+    assert set(subjects_live(repo_dir)) == {YASUDA[0]}

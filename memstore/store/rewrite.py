@@ -225,12 +225,25 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                 hit = True
                 if not mine[0] and not owners.gone(w, fact):
                     continue  # another's write, `target` being one more holder of the fact
-                other = next((x for x, m in zip(fellows[1:], mine[1:])
-                              if not m and not owners.gone(x, fact)), None)
-                if other is None:
+                others = [x for x, m in zip(fellows[1:], mine[1:])
+                          if not m and not owners.gone(x, fact)]
+                if not others:
                     drop.setdefault(i, set()).add(fact)
-                else:
-                    again.setdefault(i, {})[p] = other
+                    continue
+                # its z-vector is replayed in this set: one written at the same layers
+                layers = ref.update_set.settings["layers"]
+                other = next((x for x in others if repo.get_commit(x[0]).update_sets[x[1]]
+                              .settings["layers"] == layers), None)
+                if other is None:
+                    by = others[0][0][:12]
+                    theirs = repo.get_commit(others[0][0]).update_sets[others[0][1]]
+                    raise MemstoreError(
+                        f"the {Request(*fact).describe()} is written by {target[:12]} and "
+                        f"by {by} too, at other edited layers ({list(layers)} and "
+                        f"{list(theirs.settings['layers'])}): {by}'s cached z-vector cannot "
+                        f"take the place of {target[:12]}'s; revert {by} first, or commit "
+                        "the fact again")
+                again.setdefault(i, {})[p] = other
         if not hit:
             raise MemstoreError(f"commit {target[:12]} has no facts in the current state "
                                 "(already reverted, or rewritten since)")
