@@ -277,7 +277,10 @@ def collect(model, adapter: Adapter, chunks: list[list[int]], layers: tuple[int,
 
             def group(g: int, these=these) -> list[torch.Tensor]:
                 sums, n = _group_sums(model, adapter, chunks, groups[g], these, pad_id, bar)
-                return [sums.pop(l, torch.zeros(dims[l], dims[l], dtype=torch.float64)).cpu()
+                # a layer's zeros only where the group has no batch (pop's default would
+                # make, and fill, a d_in × d_in float64 per layer for every group)
+                return [(sums.pop(l) if l in sums else
+                         torch.zeros(dims[l], dims[l], dtype=torch.float64)).cpu()
                         for l in these] + [torch.tensor([n], dtype=torch.float64)]
 
             shapes = [((dims[l], dims[l]), torch.float64) for l in these] + \
