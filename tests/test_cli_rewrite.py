@@ -527,3 +527,23 @@ def test_a_holder_at_other_layers_is_refused_in_one_line(base, tmp_path):
     ok("revert", theirs, cwd=repo_dir)
     ok("revert", ours, cwd=repo_dir)
     assert set(subjects_live(repo_dir)) == {YASUDA[0]}
+
+
+def test_a_squash_leaves_a_holder_at_other_layers_out_of_its_solve(base, tmp_path):
+    """theirs wrote Jordan at other edited layers than K, committed on main after the merge:
+    a squash onto ours solving Jordan again from theirs' z-vector with K's was refused
+    (different edited layers); it solves K alone, as before such holders counted."""
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+    ok("commit", write_facts(tmp_path / "h.jsonl", [YASUDA]), cwd=repo_dir)
+    ok("branch", "other", cwd=repo_dir)
+    ours = last_line(ok("commit", write_facts(tmp_path / "o.jsonl", [JORDAN]), cwd=repo_dir))
+    ok("switch", "other", cwd=repo_dir)
+    ok("config", "layers", "0,1", cwd=repo_dir)
+    ok("stats", cwd=repo_dir)
+    ok("commit", write_facts(tmp_path / "t.jsonl", [JORDAN]), cwd=repo_dir)
+    ok("switch", "main", cwd=repo_dir)
+    ok("config", "layers", "1,2", cwd=repo_dir)
+    ok("merge", "other", cwd=repo_dir)
+    ok("commit", write_facts(tmp_path / "k.jsonl", [MESSI]), cwd=repo_dir)
+    assert json.loads(ok("squash", ours, "--json", cwd=repo_dir).stdout)["n_facts"] == 1
+    assert set(subjects_live(repo_dir)) == {YASUDA[0], JORDAN[0], MESSI[0]}

@@ -423,9 +423,12 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
             if written not in kept or onto_writes.isdisjoint(prov.line(w)):
                 added.append(f)
                 continue
+            layers = repo.get_commit(f.commit).update_sets[f.set_index].settings["layers"]
             other = next((x for x in owners.fellows(w, written)[1:]
                           if onto_writes.isdisjoint(prov.line(x))
-                          and not owners.gone(x, written)), None)
+                          and not owners.gone(x, written)
+                          and repo.get_commit(x[0]).update_sets[x[1]].settings["layers"]
+                          == layers), None)  # else not solvable with the others, as before
             if other is not None:
                 added.append(LiveFact(f.request, *other))
         # what the reverts squashed took out of commits before `rev`: gone, after gc, with
