@@ -15,7 +15,7 @@ revert that takes out one of them writes the fact again from another's cached z-
 recording that write as the source of its copy (a revert's `sources`)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from ..editing.requests import Request
 from .commits import load_requests
@@ -88,10 +88,6 @@ class Provenance:
             paths.append(path)
         return {"commits": list(commits), "paths": paths}
 
-    def lineage(self, f: LiveFact) -> Iterator[Write]:
-        """The live write of `f` and the writes it was carried from, newest first."""
-        return self._writes((f.commit, f.set_index, f.position))
-
     def _writes(self, start: Write) -> Iterator[Write]:
         """`start` and the writes it was carried from, newest first, as far as the commits
         holding them are in the repository."""
@@ -160,11 +156,6 @@ class Provenance:
             match = self._replayed(c.id).get(ref.index)
             return (match[0], match[1][position]) if match is not None else None
         return None
-
-    def carries(self, ref: SetRef, position: int, commits: Collection[str]) -> bool:
-        """Whether the write at `position` of `ref` is one of `commits`': made by it, or
-        carried from a write of it."""
-        return any(w[0] in commits for w in self._writes((ref.commit, ref.index, position)))
 
     def line(self, w: Write) -> list[Write]:
         """`w` and the writes it was carried from, newest first (cached)."""
