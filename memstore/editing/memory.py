@@ -17,14 +17,17 @@ KL prompt) rows through the layers after L, with their logits at the target toke
 whole next-token distribution of each KL prompt. With a device map each device's share is
 checked against its own free memory.
 
-Measured on the CPU (peak RSS per phase, random Llamas of hidden 64–1,024 and MLP width
-512–4,096, 1–2 edited layers, 8–32 facts; /proc/self/clear_refs between phases): the
-estimate is within −14% and +24% of the measured peak of the whole commit (−6% at d_in
-4,096, where the squares dominate; the sum of the phases was +9% to +64%); the solve alone
-within 2% (three squares measured, five on the dense path); the z-vector phase within
-±30%. What the estimate does not count is the allocator's slack (freed activations the
-C library keeps), up to ~1 square in the statistics phase at these widths. Estimates, not
-bounds: the printed figure says which terms it counts. Not measured on a GPU."""
+Measured on the CPU (peak RSS per phase, /proc/self/clear_refs between phases; random
+Llamas, 1–2 edited layers, 8–32 facts; the figures are in the commit messages): where the
+d_in² matrices dominate (MLP width 2,048–4,096) the estimate is within −6% and +6% of the
+measured peak of a commit (the sum of the phases said +29% to +46%); the solve alone
+within 2% (three squares measured, five on the dense path). Where the z-vector phase
+dominates (hidden 256–1,024) it is within −24% and +38% in 9 runs of 10 (−47% in one:
+runs of one configuration vary from 72 to 116 MiB there): its activation model (a suffix
+of at least SUFFIX_TOKENS, ten hidden-wide and three MLP-wide float32 tensors per row,
+token and layer) is coarse. Not counted: the C library's slack (freed memory it keeps),
+about half a float32 d_in × d_in during the solve at these widths. Estimates, not bounds:
+the printed figure says which terms it counts. Not measured on a GPU."""
 from __future__ import annotations
 
 import math
