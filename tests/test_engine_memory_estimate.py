@@ -204,3 +204,22 @@ def test_a_null_space_solve_on_a_gpu_counts_the_projector_computed_by_the_cpu(mo
     assert transient >= 0.95 * measured and transient <= 1.25 * measured + square // 4
     assert memory.peak(e.host, e.phases) >= e.host["statistics E[kkᵀ]"] + \
         e.host["null-space projectors"] + 0.95 * measured
+
+
+def test_the_solve_term_scales_as_d_in_squared_and_takes_the_dense_path_at_d_in_facts(
+        monkeypatch):
+    """Three float64 d_in × d_in on the Cholesky path (n < d_in), whatever d_in; from n =
+    d_in facts on, solve.solve_layer solves A + K Kᵀ by LU (named so), K and V growing
+    with n beside it."""
+    monkeypatch.setattr(memory, "available", lambda device: None)
+    for d_in in (256, 512, 1024):
+        model, ad = llama(2, 32, d_in)
+        s = default_settings(model, layers=(0,))
+        square = d_in * d_in * 8
+        small = memory.estimate(model, ad, s, 8, optimise=False).terms
+        assert small["solve (λC + running, Cholesky)"] == 3 * square + 8 * d_in * 8 + 8 * 8 * 8
+        for n in (d_in, 2 * d_in):
+            terms = memory.estimate(model, ad, s, n, optimise=False).terms
+            assert "solve (λC + running, Cholesky)" not in terms
+            assert terms["solve (λC + running + KKᵀ, LU)"] == 3 * square
+            assert terms["keys and factors"] >= 2 * n * d_in * 8  # K and V, float64
