@@ -223,3 +223,15 @@ def test_the_solve_term_scales_as_d_in_squared_and_takes_the_dense_path_at_d_in_
             assert "solve (λC + running, Cholesky)" not in terms
             assert terms["solve (λC + running + KKᵀ, LU)"] == 3 * square
             assert terms["keys and factors"] >= 2 * n * d_in * 8  # K and V, float64
+
+
+def test_a_gpus_free_memory_counts_what_its_caching_allocator_holds_unused(monkeypatch):
+    """torch.cuda.mem_get_info counts the blocks PyTorch's allocator keeps cached (reserved,
+    not allocated) as taken: after a model's loading or an earlier commit in the process,
+    the estimate compared the peak with less than the process can use. (Fake numbers: no
+    GPU is needed.)"""
+    gib = 1024 ** 3
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * gib, 80 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 30 * gib)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 24 * gib)
+    assert memory.available(torch.device("cuda", 0)) == 16 * gib

@@ -107,9 +107,12 @@ def _part(terms: dict[str, int], phases: dict[str, str], free: int | None, devic
 
 
 def available(device: torch.device) -> int | None:
-    """Bytes free on `device`: CUDA's own count, else the system's available memory."""
+    """Bytes free on `device`: CUDA's own count, with what this process's caching allocator
+    holds unused (reserved, not allocated: the driver counts it as taken, and the commit's
+    tensors reuse it), else the system's available memory."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        return torch.cuda.mem_get_info(device)[0] + max(
+            0, torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
     try:
         with open("/proc/meminfo") as f:
             for line in f:
