@@ -547,3 +547,29 @@ def test_a_squash_leaves_a_holder_at_other_layers_out_of_its_solve(base, tmp_pat
     ok("commit", write_facts(tmp_path / "k.jsonl", [MESSI]), cwd=repo_dir)
     assert json.loads(ok("squash", ours, "--json", cwd=repo_dir).stdout)["n_facts"] == 1
     assert set(subjects_live(repo_dir)) == {YASUDA[0], JORDAN[0], MESSI[0]}
+
+
+def test_a_write_both_sides_had_before_they_parted_is_no_other_holder(base, tmp_path):
+    """P writes Jordan -> soccer; other forks, commits Yasuda and reverts it (it brings
+    nothing new, so the merge is built on main's state); main supersedes Jordan -> golf
+    (G), then soccer again (C), and merges other, which holds P's soccer. Only C wrote
+    soccer since they parted: `revert C` gives G's golf back (README: a fact REV superseded
+    is live again); it kept soccer, written again from P's z-vector."""
+    golf = (*JORDAN[:2], "golf", "soccer")
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+    ok("commit", write_facts(tmp_path / "p.jsonl", [JORDAN]), cwd=repo_dir)
+    ok("branch", "other", cwd=repo_dir)
+    ok("commit", write_facts(tmp_path / "g.jsonl", [golf]), "--supersede", cwd=repo_dir)
+    c = last_line(ok("commit", write_facts(tmp_path / "c.jsonl", [JORDAN]), "--supersede",
+                     cwd=repo_dir))
+    ok("switch", "other", cwd=repo_dir)
+    ok("revert", last_line(ok("commit", write_facts(tmp_path / "y.jsonl", [YASUDA]),
+                              cwd=repo_dir)), cwd=repo_dir)
+    ok("switch", "main", cwd=repo_dir)
+    merge = last_line(ok("merge", "other", cwd=repo_dir))
+    with Repository.open(repo_dir) as repo:
+        assert repo.get_commit(merge).basis == c
+    ok("revert", c, cwd=repo_dir)
+    with Repository.open(repo_dir) as repo:
+        live = {f.request.subject: f.request.target_new for f in repo.facts_at("HEAD")}
+    assert live == {JORDAN[0]: "golf"}

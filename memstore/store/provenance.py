@@ -52,7 +52,7 @@ class Provenance:
         self._live: dict[str, dict[tuple[str, str], tuple[SetRef, int, Fact]]] = {}
         self._replays: dict[str, dict[int, tuple[SetRef, list[int]]]] = {}
         self._lines: dict[Write, list[Write]] = {}
-        self._held: dict[tuple[str, Fact], list[Write]] = {}
+        self._held: dict[tuple[str, Fact], list[tuple[str, Write]]] = {}
 
     def facts(self, ref: SetRef) -> list[Fact]:
         k = (ref.commit, ref.index)
@@ -163,16 +163,16 @@ class Provenance:
             self._lines[w] = list(self._writes(w))
         return self._lines[w]
 
-    def held(self, merge: str, written: Fact) -> list[Write]:
-        """The distinct writes by which the parents of `merge` held `written` (the same
-        subject, prompt and target), in parent order."""
+    def held(self, merge: str, written: Fact) -> list[tuple[str, Write]]:
+        """The parents of `merge` that held `written` (the same subject, prompt and target),
+        each with the write it held it by, in parent order."""
         k = (merge, written)
         if k not in self._held:
-            out: list[Write] = []
+            out: list[tuple[str, Write]] = []
             for p in self.repo.get_commit(merge).parents:
                 at = self._live_write(p, written)
-                if at is not None and (w := (at[0].commit, at[0].index, at[1])) not in out:
-                    out.append(w)
+                if at is not None:
+                    out.append((p, (at[0].commit, at[0].index, at[1])))
             self._held[k] = out
         return self._held[k]
 
@@ -180,9 +180,10 @@ class Provenance:
                 above: Callable[[str], set[str]]) -> list[Write]:
         """`start` (a write of `written`) first, then the writes of the same fact that a merge
         of `merges` met it with: both parents held it, one by `start` or a write it was
-        carried from, the other by a write of its own (carried from none of that line: a
-        squash's copy of it is no other write); and so on from those. `above(m)`: the
-        commits in the history of merge `m`."""
+        carried from, the other by a write of its own: one carried from no write in the
+        history of the first (a squash's copy of it, or a write both sides had before they
+        parted, is no other write); and so on from those. `above(c)`: the commits in the
+        history of commit `c`."""
         found, k = [start], 0
         while k < len(found):
             line = set(self.line(found[k]))
@@ -192,7 +193,9 @@ class Provenance:
                 if commits.isdisjoint(above(m)):
                     continue  # no write of this line is older than the merge
                 held = self.held(m, written)
-                if not line.isdisjoint(held):
-                    found += [w for w in held
-                              if w not in found and line.isdisjoint(self.line(w))]
+                met = next((p for p, w in held if w in line), None)
+                if met is None:
+                    continue
+                found += [w for _, w in held if w not in found and line.isdisjoint(
+                    self.line(w)) and all(x[0] not in above(met) for x in self.line(w))]
         return found
