@@ -21,13 +21,19 @@ Measured on the CPU (peak RSS per phase, /proc/self/clear_refs between phases; r
 Llamas, 1–2 edited layers, 8–32 facts; the figures are in the commit messages): where the
 d_in² matrices dominate (MLP width 2,048–4,096) the estimate is within −6% and +6% of the
 measured peak of a commit (the sum of the phases said +29% to +46%); the solve alone
-within 2% (three squares measured, five on the dense path). Where the z-vector phase
-dominates (hidden 256–1,024) it is within −24% and +38% in 9 runs of 10 (−47% in one:
-runs of one configuration vary from 72 to 116 MiB there): its activation model (a suffix
-of at least SUFFIX_TOKENS, ten hidden-wide and three MLP-wide float32 tensors per row,
-token and layer) is coarse. Not counted: the C library's slack (freed memory it keeps),
-about half a float32 d_in × d_in during the solve at these widths. Estimates, not bounds:
-the printed figure says which terms it counts. Not measured on a GPU."""
+within 2% (three squares measured, five on the dense path). The z-vector phase's model
+is coarse, and wrong in both directions: measured alone with a fixed malloc mmap
+threshold (runs then agree within 2%; 16 facts, 64 rows), it is within −1% to +12% with
+one layer after L and ~4-token templates, but +69% to +116% with four layers after L (a
+layer after L measured 11–13 MiB, counted 34–47: ten hidden-wide and three MLP-wide
+float32 tensors per row, token and layer are too many) and −54% to −59% with ~18-token
+templates (the measured peak grows 2.4× with the templates, about 19 hidden-wide floats
+per row and prefix token beside a few per layer, which PREFIX_TOKENS and the full pass's
+two MLP-wide floats do not follow). At Llama-3-8B's widths (22 layers after L, z_chunk
+64) it is the largest phase the estimate counts (~42 GB in float32), so its over-count
+per layer matters there. Not counted either: the C library's slack (freed memory it
+keeps), about half a float32 d_in × d_in during the solve at these widths. Estimates, not
+bounds: the printed figure says which terms it counts. Not measured on a GPU."""
 from __future__ import annotations
 
 import math
