@@ -19,8 +19,10 @@ checked against its own free memory.
 
 Measured on the CPU (peak RSS per phase, /proc/self/clear_refs between phases; random
 Llamas, 1–2 edited layers, 8–32 facts; the figures are in the commit messages): where the
-d_in² matrices dominate (MLP width 2,048–4,096) the estimate is within −6% and +6% of the
-measured peak of a commit (the sum of the phases said +29% to +46%); the solve alone
+d_in² matrices dominate (MLP width 2,048–4,096) the estimate is within −6% and +16% of the
+measured peak of a commit: −6% to +6% of the RSS with the C library's default allocator
+(its slack included), +5% to +16% of the live memory (a fixed malloc mmap threshold); the
+sum of the phases said +24% to +60%. The solve alone is
 within 2% (three squares measured, five on the dense path). The z-vector phase's model
 is coarse, and wrong in both directions: measured alone with a fixed malloc mmap
 threshold (runs then agree within 2%; 16 facts, 64 rows), it is within −1% to +12% with
