@@ -185,3 +185,11 @@ def test_readme_command_table_names_every_flag():
         for sub in getattr(command, "commands", {}).values():  # remote list --json
             taken |= {o for p in options(sub) for o in p.opts}
         assert documented <= taken, f"README's row of {name} names {documented - taken}"
+
+
+def test_branch_summary_names_rename():
+    """`memstore --help` summed branch up as "List, create or delete branches", leaving out
+    `branch -m`, which the README's row and `branch --help` have."""
+    from cli.main import cli
+
+    assert "rename" in cli.commands["branch"].get_short_help_str(limit=80)

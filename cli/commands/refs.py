@@ -7,7 +7,7 @@ from ..context import pass_repo
 from ..output import first_line, json_option, print_json, short, shown_name, warn
 
 
-@click.command(short_help="List, create or delete branches.")
+@click.command(short_help="List, create, delete or rename branches.")
 @click.argument("name", required=False)
 @click.argument("rev", required=False, default="HEAD")
 @click.option("-d", "--delete", is_flag=True, help="Delete branch NAME (it must be merged "
