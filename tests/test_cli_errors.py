@@ -105,7 +105,8 @@ def test_bad_settings(repo):
     refused(repo, "config", "layers", "2,3", code=2, says="must be below 3, the model's last layer")
     refused(repo, "config", "layers", "x", code=2, says="invalid value 'x' for layers")
     refused(repo, "config", "history", "sometimes", code=2, says="history must be one of")
-    refused(repo, "config", "stats_source", "nope.txt", code=2, says="no such file")
+    refused(repo, "config", "stats_source", "nope.txt", code=2,  # the default named too
+            says="no such file (give 'wikipedia', the built-in sample, 'self' or")
     for key, value, says in (("mom2_weight", "0", "mom2_weight must be > 0"),
                              ("mom2_weight", "-5", "mom2_weight must be > 0"),
                              ("mom2_weight", "nan", "mom2_weight must be finite"),

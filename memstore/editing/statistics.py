@@ -117,8 +117,9 @@ def check_corpus(path: str | Path) -> Path:
     anything else is refused before any work, naming the file."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise ValidationError(f"statistics corpus {str(path)!r}: no such file (give 'self' or "
-                              "a .txt / .jsonl corpus)")
+        raise ValidationError(f"statistics corpus {str(path)!r}: no such file (give "
+                              "'wikipedia', the built-in sample, 'self' or a .txt / .jsonl "
+                              "corpus)")
     if p.suffix not in CORPUS_SUFFIXES:
         raise ValidationError(f"statistics corpus {str(path)!r}: not a .txt or .jsonl file")
     try:
