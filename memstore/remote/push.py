@@ -62,8 +62,9 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
     if branch is None:
         raise ValidationError("HEAD is detached: name the branch to push")
     tip = repo.refs.read(branch_ref(branch))
-    if tip is None:
-        raise ValidationError(f"branch {branch!r} has no commits to push")
+    if tip is None:  # the current branch before its first commit, or no branch at all
+        raise ValidationError(f"branch {branch!r} has no commits to push"
+                              if branch == repo.head().branch else f"no branch {branch!r}")
     base = repo.base
     remote = connect(url, name, base_hash=base.hash, must_exist=False)
     path = branch_path(branch)
