@@ -328,7 +328,7 @@ def test_the_memory_estimate_counts_the_prefix_cache_of_every_head():
         out = model(torch.tensor([[5, 6, 7]]), use_cache=True).past_key_values
         cached.append(sum(layer.keys.numel() + layer.values.numel() for layer in out.layers))
         s = default_settings(model, layers=(1,))
-        terms.append(estimate(model, get_adapter(model), s, 8).terms["z-vector steps"])
+        terms.append(estimate(model, get_adapter(model), s, 8).terms["z-vector prefix cache"])
     assert cached[0] == cached[1] and terms[0] == terms[1]
 
 

@@ -22,20 +22,19 @@ Llamas, 1–2 edited layers, 8–32 facts; the figures are in the commit message
 d_in² matrices dominate (MLP width 2,048–4,096) the estimate is within −6% and +16% of the
 measured peak of a commit: −6% to +6% of the RSS with the C library's default allocator
 (its slack included), +5% to +16% of the live memory (a fixed malloc mmap threshold); the
-sum of the phases said +24% to +60%. The solve alone is
-within 2% (three squares measured, five on the dense path). The z-vector phase's model
-is coarse, and wrong in both directions: measured alone with a fixed malloc mmap
-threshold (runs then agree within 2%; 16 facts, 64 rows), it is within −1% to +12% with
-one layer after L and ~4-token templates, but +69% to +116% with four layers after L (a
-layer after L measured 11–13 MiB, counted 34–47: ten hidden-wide and three MLP-wide
-float32 tensors per row, token and layer are too many) and −54% to −59% with ~18-token
-templates (the measured peak grows 2.4× with the templates, about 19 hidden-wide floats
-per row and prefix token beside a few per layer, which PREFIX_TOKENS and the full pass's
-two MLP-wide floats do not follow). At Llama-3-8B's widths (22 layers after L, z_chunk
-64) it is the largest phase the estimate counts (~42 GB in float32), so its over-count
-per layer matters there. Not counted either: the C library's slack (freed memory it
-keeps), about half a float32 d_in × d_in during the solve at these widths. Estimates, not
-bounds: the printed figure says which terms it counts. Not measured on a GPU."""
+sum of the phases said +24% to +60%. The solve alone is within 2% (three squares
+measured, five on the dense path). The z-vector phase (the pass
+that fills the prefix cache, then the steps: see `estimate`), measured alone with a fixed
+malloc mmap threshold (runs then agree within 2%; 16–32 facts, 64–128 rows, hidden
+256–1,024, MLP 512–2,048, 1–4 layers after L, ~4-token templates), within −22% and +12%
+(the earlier model, +69% to +116% with four layers after L). Not followed: the templates'
+real length (PREFIX_TOKENS is assumed): with ~18-token templates the measured peak was
+2.4× (−53%). At Llama-3-8B's widths (22 layers after L, z_chunk 64, 100 facts) it is the
+largest phase the estimate counts: 23 GB of steps and prefix cache (the earlier model
+said 42 GB), beside 13 GB held (the statistics, by the CPU) — 36 GB where the sum of the
+phases said 62. Not counted: the C library's slack (freed memory it keeps), about half a
+float32 d_in × d_in during the solve at these widths. Estimates, not bounds: the printed
+figure says which terms it counts. Not measured on a GPU."""
 from __future__ import annotations
 
 import math
@@ -49,7 +48,7 @@ from ..models.adapters import Adapter
 from .settings import EditSettings
 
 GiB = 1024 ** 3
-PHASES = ("statistics", "ΔW", "z-vectors", "solve")
+PHASES = ("statistics", "ΔW", "z-vectors: full pass", "z-vectors", "solve")
 SUFFIX_TOKENS = 16  # a prompt's tokens from the subject's last on, and the target's (at least)
 TARGET_TOKENS = 4  # a target's tokens (at least)
 PREFIX_TOKENS = 24  # a template's tokens before the subject's last
@@ -63,10 +62,11 @@ class Estimate:
     # what a model on an accelerator keeps in the CPU's memory (the statistics), and its free
     host: dict[str, int] = field(default_factory=dict)
     host_available: int | None = None
-    # the phase of each term that lives only during one phase (PHASES); every phase frees
-    # its memory before the next, so the peak is the terms held throughout plus the
-    # largest phase's, not the sum of all. A term not named here is held throughout.
-    phases: dict[str, str] = field(default_factory=dict)
+    # the phase of each term that lives only during one phase (PHASES), or the phases of
+    # one that lives through several; every phase frees its memory before the next, so the
+    # peak is the terms held throughout plus the largest phase's, not the sum of all. A
+    # term not named here is held throughout.
+    phases: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
     # with a device map, every other device the commit uses: its terms and its free bytes
     others: dict[str, tuple[dict[str, int], int | None]] = field(default_factory=dict)
 
@@ -91,22 +91,29 @@ class Estimate:
             _part(terms, self.phases, free, device) for device, terms, free in self.parts())
 
 
-def peak(terms: dict[str, int], phases: dict[str, str]) -> int:
+def peak(terms: dict[str, int], phases: dict[str, str | tuple[str, ...]]) -> int:
     """The terms held throughout, plus the phase whose own terms are the largest."""
     return sum(_at_peak(terms, phases).values())
 
 
-def _at_peak(terms: dict[str, int], phases: dict[str, str]) -> dict[str, int]:
+def _phases_of(phase: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (phase,) if isinstance(phase, str) else phase
+
+
+def _at_peak(terms: dict[str, int], phases: dict[str, str | tuple[str, ...]]
+             ) -> dict[str, int]:
     """The terms alive at the peak: those held throughout and the largest phase's."""
     by_phase: dict[str, int] = {}
     for k, v in terms.items():
-        if k in phases:
-            by_phase[phases[k]] = by_phase.get(phases[k], 0) + v
+        for p in _phases_of(phases.get(k, ())):
+            by_phase[p] = by_phase.get(p, 0) + v
     top = max(by_phase, key=lambda p: (by_phase[p], p), default=None)
-    return {k: v for k, v in terms.items() if k not in phases or phases[k] == top}
+    return {k: v for k, v in terms.items()
+            if k not in phases or top in _phases_of(phases[k])}
 
 
-def _part(terms: dict[str, int], phases: dict[str, str], free: int | None, device: str) -> str:
+def _part(terms: dict[str, int], phases: dict[str, str | tuple[str, ...]], free: int | None,
+          device: str) -> str:
     alive = _at_peak(terms, phases)
     big = ", ".join(f"{k} {v / GiB:.2f}" for k, v in alive.items() if v >= GiB // 100)
     room = f" of {free / GiB:.1f} GiB available" if free else ""
@@ -247,9 +254,10 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
     chunk = max(min(settings.z_chunk, n_requests), largest_group)
     rows = chunk * (settings.n_templates + 2)
     need: dict[torch.device, dict[str, int]] = {primary: {}}
-    phases: dict[str, str] = {}
+    phases: dict[str, str | tuple[str, ...]] = {}
 
-    def add(dev: torch.device, name: str, n: int, phase: str | None = None) -> None:
+    def add(dev: torch.device, name: str, n: int,
+            phase: str | tuple[str, ...] | None = None) -> None:
         got = need.setdefault(dev, {})
         got[name] = got.get(name, 0) + n
         if phase is not None:
@@ -302,19 +310,24 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
         add(dev, "ΔW (state rebuild, apply)",
             widest * (8 + (0 if itemsize == 4 else 4 + itemsize)), "ΔW")
     if optimise:
-        # activations kept for the backward pass through the layers after L, in float32,
-        # each on its layer's device
+        # two steps, one after the other (measured on the CPU, float32, 64 rows of Llamas of
+        # hidden 256–1,024 and MLP width 512–2,048): first the pass over the whole prompts
+        # that fills the prefix cache (zs.full_pass, all layers, no gradient: a layer's
+        # activations at a time, ~5 hidden-wide and 3 MLP-wide floats per row and token,
+        # measured 26–176 MiB, counted 1.0–1.15× that); then the steps, where each layer
+        # after L keeps ~4 hidden-wide and 2 MLP-wide floats per row and suffix token for the
+        # backward pass (measured 11–16 MiB a layer, counted 20). The prefix cache of every
+        # layer is held through both, the logits the loss reads through the steps.
+        for dev in dict.fromkeys(runs.values()):
+            add(dev, "z-vector full pass",
+                rows * (PREFIX_TOKENS + suffix) * (5 * hidden + 3 * inter) * 4,
+                "z-vectors: full pass")
         for l in range(settings.last_layer + 1, adapter.n_layers(model)):
-            add(runs[l], "z-vector steps", rows * suffix * (10 * hidden + 3 * inter) * 4,
+            add(runs[l], "z-vector steps", rows * suffix * (4 * hidden + 2 * inter) * 4,
                 "z-vectors")
-        # the pass over the whole prompts that fills the prefix cache (zs.full_pass: an MLP's
-        # activations at a time), then the prefix cache of every layer and the logits the
-        # loss reads
-        add(runs[settings.last_layer], "z-vector steps",
-            rows * (PREFIX_TOKENS + suffix) * inter * 4 * 2, "z-vectors")
         for l in range(adapter.n_layers(model)):
-            add(runs[l], "z-vector steps", rows * PREFIX_TOKENS * 2 * kv * itemsize,
-                "z-vectors")
+            add(runs[l], "z-vector prefix cache", rows * PREFIX_TOKENS * 2 * kv * itemsize,
+                ("z-vectors: full pass", "z-vectors"))
         head = runs[adapter.n_layers(model) - 1]
         if device is None:
             head = _device(adapter.lm_head(model).weight, head)
