@@ -573,3 +573,35 @@ def test_a_write_both_sides_had_before_they_parted_is_no_other_holder(base, tmp_
     with Repository.open(repo_dir) as repo:
         live = {f.request.subject: f.request.target_new for f in repo.facts_at("HEAD")}
     assert live == {JORDAN[0]: "golf"}
+
+
+def test_a_fact_both_sides_wrote_again_since_the_merge_base_stays_after_its_revert(
+        base, tmp_path):
+    """P writes Jordan -> soccer; main (A) and other (B, with Messi) each write it again
+    after they part; the merge is solved on P's state, which holds Jordan by P's write,
+    neither side's. `revert P` took Jordan out, though A and B wrote it again since
+    (README: a fact a later commit wrote again keeps that later write); it stays until
+    both A and B are reverted too."""
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+    p = last_line(ok("commit", write_facts(tmp_path / "p.jsonl", [JORDAN]), cwd=repo_dir))
+    ok("branch", "other", cwd=repo_dir)
+    a = last_line(ok("commit", write_facts(tmp_path / "a.jsonl", [JORDAN]), cwd=repo_dir))
+    ok("switch", "other", cwd=repo_dir)
+    b = last_line(ok("commit", write_facts(tmp_path / "b.jsonl", [JORDAN, MESSI]),
+                     cwd=repo_dir))
+    ok("switch", "main", cwd=repo_dir)
+    merge = last_line(ok("merge", "other", cwd=repo_dir))
+    with Repository.open(repo_dir) as repo:
+        assert repo.get_commit(merge).basis == p
+        zs = {c: jordan_z(repo, c) for c in (a, b)}
+    ok("revert", p, cwd=repo_dir)
+    assert set(subjects_live(repo_dir)) == {JORDAN[0], MESSI[0]}
+    with Repository.open(repo_dir) as repo:
+        assert any(same_bits(jordan_z(repo, "HEAD"), z) for z in zs.values())
+    ok("revert", a, cwd=repo_dir)
+    assert set(subjects_live(repo_dir)) == {JORDAN[0], MESSI[0]}
+    with Repository.open(repo_dir) as repo:
+        assert same_bits(jordan_z(repo, "HEAD"), zs[b])
+    ok("revert", b, cwd=repo_dir)
+    assert set(subjects_live(repo_dir)) == set()
+    assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"

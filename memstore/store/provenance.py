@@ -182,8 +182,11 @@ class Provenance:
         of `merges` met it with: both parents held it, one by `start` or a write it was
         carried from, the other by a write of its own: one carried from no write in the
         history of the first (a squash's copy of it, or a write both sides had before they
-        parted, is no other write); and so on from those. `above(c)`: the commits in the
-        history of commit `c`."""
+        parted, is no other write); or the merge kept `start`'s line (its merge base's
+        write) where each parent held the fact by a write of its own, both having written
+        it again since they parted: each such write, carried from no write in the history
+        of another parent; and so on from those. `above(c)`: the commits in the history of
+        commit `c`."""
         found, k = [start], 0
         while k < len(found):
             line = set(self.line(found[k]))
@@ -194,8 +197,15 @@ class Provenance:
                     continue  # no write of this line is older than the merge
                 held = self.held(m, written)
                 met = next((p for p, w in held if w in line), None)
-                if met is None:
-                    continue
-                found += [w for _, w in held if w not in found and line.isdisjoint(
-                    self.line(w)) and all(x[0] not in above(met) for x in self.line(w))]
+                if met is not None:  # another's write: none the side of `met` had
+                    apart = {p: [met] for p, _ in held}
+                else:  # neither parent held it by this line: did the merge keep it?
+                    at = self._live_write(m, written)
+                    if len(held) < 2 or at is None or (
+                            at[0].commit, at[0].index, at[1]) not in line:
+                        continue
+                    apart = {p: [q for q, _ in held if q != p] for p, _ in held}
+                found += [w for p, w in held if w not in found and line.isdisjoint(
+                    self.line(w)) and all(x[0] not in above(q) for x in self.line(w)
+                                          for q in apart[p])]
         return found
