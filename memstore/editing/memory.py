@@ -23,14 +23,14 @@ d_in² matrices dominate (MLP width 2,048–4,096) the estimate is within −6% 
 measured peak of a commit: −6% to +6% of the RSS with the C library's default allocator
 (its slack included), +5% to +16% of the live memory (a fixed malloc mmap threshold); the
 sum of the phases said +24% to +60%. The solve alone is within 2% (three squares
-measured, five on the dense path). The z-vector phase (the pass
-that fills the prefix cache, then the steps: see `estimate`), measured alone with a fixed
+measured, five on the dense path). The z-vector phase (the pass that fills the prefix
+cache, then the steps: see `estimate`), measured alone with a fixed
 malloc mmap threshold (runs then agree within 2%; 16–32 facts, 64–128 rows, hidden
 256–1,024, MLP 512–2,048, 1–4 layers after L, ~4-token templates), within −22% and +12%
-(the earlier model, +69% to +116% with four layers after L). Not followed: the templates'
-real length (PREFIX_TOKENS is assumed): with ~18-token templates the measured peak was
-2.4× (−53%). At Llama-3-8B's widths (22 layers after L, z_chunk 64, 100 facts) it is the
-largest phase the estimate counts: 23 GB of steps and prefix cache (the earlier model
+(the earlier model, +69% to +116% with four layers after L); with prefixes of 55 tokens
+(long templates, read by `longest`) −0%, where PREFIX_TOKENS alone said −31%. At
+Llama-3-8B's widths (22 layers after L, z_chunk 64, 100 facts) it is the largest phase
+the estimate counts: 23 GB of steps and prefix cache (the earlier model
 said 42 GB), beside 13 GB held (the statistics, by the CPU) — 36 GB where the sum of the
 phases said 62. Not counted: the C library's slack (freed memory it keeps), about half a
 float32 d_in × d_in during the solve at these widths. Estimates, not bounds: the printed
@@ -195,16 +195,23 @@ def statistics_block(model, adapter: Adapter, layers: tuple[int, ...],
     return 0
 
 
-def longest(tokenizer, requests: list, settings: EditSettings) -> tuple[int, int]:
+def longest(tokenizer, requests: list, settings: EditSettings,
+            templates: list[str] | None = None) -> tuple[int, int, int]:
     """The longest suffix of `requests` (from the subject's last token to the target's last
-    but one: what each z-vector step runs, every row padded to the longest) and the longest
-    target, in tokens."""
+    but one: what each z-vector step runs, every row padded to the longest), the longest
+    target, and the longest prefix (the tokens before the subject's last, with each of
+    `templates` in front where given: what the prefix cache holds, and the pass that fills
+    it runs besides the suffix), in tokens."""
     from .tokens import target_ids
     from .zs import build_rows
 
     rows = build_rows(tokenizer, requests, ["{}"], rule=settings.token_rule)
+    prefix = int(rows.subject_pos.max())
+    if templates:
+        prefix = max(prefix, int(build_rows(tokenizer, requests, list(templates),
+                                            rule=settings.token_rule).subject_pos.max()))
     return (int((rows.attention_mask.sum(1) - rows.subject_pos).max()),
-            max(len(target_ids(tokenizer, r.target_new)) for r in requests))
+            max(len(target_ids(tokenizer, r.target_new)) for r in requests), prefix)
 
 
 def _device(weight: torch.Tensor, fallback: torch.device) -> torch.device:
@@ -213,18 +220,18 @@ def _device(weight: torch.Tensor, fallback: torch.device) -> torch.device:
 
 def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
              n_earlier: int = 0, statistics_needed: bool = False,
-             largest_group: int = 1, tokens: tuple[int, int] | None = None,
+             largest_group: int = 1, tokens: tuple[int, ...] | None = None,
              device: torch.device | None = None, optimise: bool = True) -> Estimate:
     """The peak memory of a commit of `n_requests` on `model` (`n_earlier` live facts on
     the branch; `statistics_needed`: E[k kᵀ] must be computed first; `largest_group`: the
     most requests that share one δ (zs.key_groups), optimised in one chunk however many;
-    `tokens`: the requests' longest suffix and target (`longest`), where longer than
-    SUFFIX_TOKENS and TARGET_TOKENS); `device`: where the edited layers run (default: each
-    layer's W_out's: with a device map, every device that holds an edited layer, a layer
-    after L or the head is checked for its own share); `optimise` False: a solve from
-    cached z-vectors (revert, squash, merge), no z-vector steps. The peak is what is held
-    throughout plus the largest phase (PHASES), each phase's memory being freed before the
-    next."""
+    `tokens`: the requests' longest suffix, target and prefix (`longest`), where longer
+    than SUFFIX_TOKENS, TARGET_TOKENS and PREFIX_TOKENS); `device`: where the edited layers
+    run (default: each layer's W_out's: with a device map, every device that holds an
+    edited layer, a layer after L or the head is checked for its own share); `optimise`
+    False: a solve from cached z-vectors (revert, squash, merge), no z-vector steps. The
+    peak is what is held throughout plus the largest phase (PHASES), each phase's memory
+    being freed before the next."""
     from ..models.runtime import float64_device
 
     cpu = torch.device("cpu")
@@ -248,9 +255,10 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
     heads = getattr(cfg, "num_attention_heads", None) or 1
     kv = (getattr(cfg, "num_key_value_heads", None) or heads) * (
         getattr(cfg, "head_dim", None) or hidden // heads)
-    suffix, target = SUFFIX_TOKENS, TARGET_TOKENS
+    suffix, target, prefix = SUFFIX_TOKENS, TARGET_TOKENS, PREFIX_TOKENS
     if tokens is not None:
         suffix, target = max(suffix, tokens[0]), max(target, tokens[1])
+        prefix = max(prefix, *tokens[2:3])
     chunk = max(min(settings.z_chunk, n_requests), largest_group)
     rows = chunk * (settings.n_templates + 2)
     need: dict[torch.device, dict[str, int]] = {primary: {}}
@@ -297,7 +305,7 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
     # the forward passes that read the keys and h^L (keys.SubjectRows: every request with
     # each template, and anchored), walked up the edited layers beside the solve
     add(primary, "keys read (forward passes)", n_requests * (settings.n_templates + 2)
-        * (PREFIX_TOKENS + suffix) * inter * 4 * 2, "solve")
+        * (prefix + suffix) * inter * 4 * 2, "solve")
     # ΔW = U Vᵀ made dense to be added to W: formed in float64 and rounded to float32 by the
     # CPU (the factors are kept there), then W + ΔW in float32 on W's device; a state
     # rebuild (before the edit, and before each replay) holds every edited weight it builds
@@ -320,13 +328,13 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
         # layer is held through both, the logits the loss reads through the steps.
         for dev in dict.fromkeys(runs.values()):
             add(dev, "z-vector full pass",
-                rows * (PREFIX_TOKENS + suffix) * (5 * hidden + 3 * inter) * 4,
+                rows * (prefix + suffix) * (5 * hidden + 3 * inter) * 4,
                 "z-vectors: full pass")
         for l in range(settings.last_layer + 1, adapter.n_layers(model)):
             add(runs[l], "z-vector steps", rows * suffix * (4 * hidden + 2 * inter) * 4,
                 "z-vectors")
         for l in range(adapter.n_layers(model)):
-            add(runs[l], "z-vector prefix cache", rows * PREFIX_TOKENS * 2 * kv * itemsize,
+            add(runs[l], "z-vector prefix cache", rows * prefix * 2 * kv * itemsize,
                 ("z-vectors: full pass", "z-vectors"))
         head = runs[adapter.n_layers(model) - 1]
         if device is None:

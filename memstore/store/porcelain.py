@@ -371,7 +371,7 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
             any(repo.statistics_record(statistics_id(settings, base), l) is None
                 for l in settings.layers),
             max(len(g) for g in key_groups(requests, settings)),
-            longest_tokens(base.tokenizer, requests, settings))
+            longest_tokens(base.tokenizer, requests, settings, templates))
         if not need.fits():
             raise MemstoreError(f"this commit will not fit: {need.line()}; use fewer requests "
                                 "per commit (or a smaller z_chunk), a GPU, or a device map")
