@@ -193,3 +193,22 @@ def test_branch_summary_names_rename():
     from cli.main import cli
 
     assert "rename" in cli.commands["branch"].get_short_help_str(limit=80)
+
+
+def test_every_json_command_says_what_its_json_holds():
+    """The README says each command's --help lists its --json fields; diff, ask, status,
+    push, fetch, clone, fsck, gc, config, stats, branch, tag and remote list said nothing."""
+    import click
+
+    from cli.main import cli
+
+    def commands(group):
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from commands(command)
+            else:
+                yield name, command
+
+    for name, command in commands(cli):
+        if any("--json" in p.opts for p in command.params if isinstance(p, click.Option)):
+            assert "--json" in (command.help or ""), f"{name} --help lists no --json fields"

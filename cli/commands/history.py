@@ -179,6 +179,11 @@ def diff(rev1: str, rev2: str, weights: bool, prompts: tuple[str, ...], max_toke
     Facts are compared by (subject, prompt): added (+), removed (-) and changed (~, another
     target). 'base' names the base model's state. The states are built in memory; nothing
     is written.
+
+    --json prints one object: added and removed (rows of subject, prompt, target_new,
+    target_true and the commit that wrote each), changed (subject, prompt, old, new,
+    old_commit, new_commit); with --weights, weights (layer -> norm of the difference);
+    with --probe, revs and probe (prompt, rev1, rev2 per prompt).
     """
     from memstore.store import porcelain
 

@@ -25,7 +25,10 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
     (the damaged file is kept as .memstore/index.db.damaged-TIME).
 
     With REMOTE (a remote's name, or a URL: no repository needed), check that remote
-    instead: its marker, every object's hash, every branch's history whole."""
+    instead: its marker, every object's hash, every branch's history whole.
+
+    --json prints one object: ok and problems (one line each); with REMOTE --repair also
+    rewritten (the objects written to the remote again)."""
     from memstore.store import porcelain
 
     rewritten = None
@@ -84,7 +87,10 @@ def _repair_remote(url: str) -> list[str]:
 def gc(repo, dry_run: bool, as_json: bool) -> None:
     """Remove what no branch, tag or HEAD needs: unreachable commits (e.g. left by a squash
     or a deleted branch), their objects, and temporary files left by interrupted writes.
-    Stored statistics are kept."""
+    Stored statistics are kept.
+
+    --json prints one object: dry_run, commits and objects (the ids removed, or that would
+    be), bytes and temp_files."""
     r = repo.gc(dry_run=dry_run)
     if as_json:
         print_json({"dry_run": dry_run, "commits": r.commits, "objects": r.objects,

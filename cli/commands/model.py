@@ -33,6 +33,9 @@ def ask(prompt: str, rev: str | None, compare: str | None, max_tokens: int,
 
     The state of REV is built in memory from the base weights and the update chain; no
     checkpoint is written.
+
+    --json prints one object: prompt and answers (rev, commit: null for the base, and
+    completion, per state asked).
     """
     from memstore.store import porcelain
 

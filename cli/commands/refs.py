@@ -24,6 +24,9 @@ def branch(repo, name: str | None, rev: str, delete: bool, force_delete: bool, m
     With no argument, lists the branches and marks the current one with '*'.
     Branch names follow git's rules (no spaces, '..', '~', '^', ':' and the like).
     `branch -m OLD NEW` renames OLD (HEAD follows it); a remote's copy keeps its name.
+
+    --json prints a list of branches (name, commit, current); or {created, commit},
+    {deleted, commit}, {renamed, to, commit}.
     """
     if move:
         if name is None:
@@ -121,7 +124,10 @@ def switch_result(head, create: bool, left: list[str]) -> dict:
 @json_option
 @pass_repo
 def tag(repo, name: str | None, rev: str, delete: bool, as_json: bool) -> None:
-    """List tags, create tag NAME at REV (default: HEAD), or delete one (-d)."""
+    """List tags, create tag NAME at REV (default: HEAD), or delete one (-d).
+
+    --json prints a list of tags (name, commit); or {created, commit}, {deleted, commit}.
+    """
     if delete:
         if name is None:
             raise click.UsageError("tag -d needs a tag NAME")

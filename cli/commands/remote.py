@@ -73,7 +73,7 @@ def remote_remove(name: str) -> None:
 @json_option
 @click.pass_context
 def remote_list(ctx: click.Context, as_json: bool) -> None:
-    """List the remotes: name and URL."""
+    """List the remotes: name and URL (--json: a list of {name, url})."""
     group = ctx.parent.params.get("as_json", False) if ctx.parent is not None else False
     ctx.invoke(remote, as_json=as_json or group)  # `remote --json list` as `remote list --json`
 
@@ -105,6 +105,9 @@ def push(remote_name: str | None, branch: str | None, force: bool, with_stats: b
     Writes the objects the remote lacks, then moves the remote branch by compare-and-swap:
     a push that is not a fast-forward, or that another push overtook, is refused (fetch
     first) and loses nothing. A remote that does not exist yet is created.
+
+    --json prints one object: remote, url, branch, old and new (the remote branch's commit
+    before and after), forced, up_to_date, guarantee, commits, objects, bytes, seconds.
     """
     from memstore.remote.push import push as run_push
 
@@ -155,6 +158,9 @@ def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
 
     Only the commits and objects missing here move, each verified against its hash; local
     branches do not change (see pull). REMOTE/BRANCH names a revision like any other.
+
+    --json prints one object: remote, url, updates (the remote-tracking branches moved),
+    commits, objects, bytes and seconds.
     """
     from memstore.remote.fetch import fetch as run_fetch
 
@@ -223,6 +229,9 @@ def clone(url: str, directory: str, base_spec: str, with_stats: bool, as_json: b
     The base model is never pushed: MODEL is hashed and must be the remote's base. The
     clone gets remote origin, every remote branch as origin/BRANCH and the remote's
     default branch checked out.
+
+    --json prints one object: path, branch and head (checked out), commits, objects,
+    bytes and seconds.
     """
     from memstore.remote.clone import clone as run_clone
 

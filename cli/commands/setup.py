@@ -20,7 +20,8 @@ CONFIG_HELP = """Show or change the editor settings of future commits.
 
 With no argument, lists every setting; with KEY, prints its value; with KEY VALUE, changes
 it (validated before it is stored). Each commit records the settings it was made with, so a
-change never affects existing commits.
+change never affects existing commits. --json prints one object: every setting and its
+value, or with KEY, {KEY: its value now}.
 
 \b
 Settings:
@@ -174,7 +175,10 @@ def _show(v) -> str:
 @pass_repo
 def status(repo, as_json: bool) -> None:
     """Show the branch, the head commit, the base model, the number of facts live in the
-    head's state and a summary of the editor settings."""
+    head's state and a summary of the editor settings.
+
+    --json prints one object: branch, detached, head, message, n_commits, n_facts, base
+    and settings."""
     from memstore.store import porcelain
 
     st = porcelain.status(repo)
@@ -217,6 +221,9 @@ def stats(repo, list_only: bool, as_json: bool) -> None:
     stats_tokens, seed), on the base weights, and stored in the repository; a commit
     computes the missing ones itself, this command does it ahead of time. Lists every
     stored statistics record.
+
+    --json prints a list of records: id (the sample), layer, n_tokens, description,
+    object, bytes, created and sample.
     """
     from memstore.store import porcelain
 
