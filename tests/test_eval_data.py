@@ -241,3 +241,16 @@ def test_target_true_and_ground_truth_that_differ_are_refused(tmp_path):
                             "(EasyEdit's name for it) differ")
     path = write_lines(tmp_path / "f.jsonl", [json.dumps({**fact, "ground_truth": "Paris"})])
     assert read_counterfact_records(path)[0].request.target_true == "Paris"
+
+
+def test_an_easyedit_record_with_an_unknown_field_is_told_easyedit_fields(tmp_path):
+    """An EasyEdit record with a field of neither format was told memstore's own fields
+    (target_true, paraphrases, neighborhood), not the EasyEdit names it was written in."""
+    record = {"prompt": "Toko Yasuda plays the", "subject": "Toko Yasuda", "target_new": "piano",
+              "ground_truth": "guitar", "source": "wiki"}
+    path = write_lines(tmp_path / "ee.jsonl", [json.dumps(record)])
+    with pytest.raises(ValidationError) as e:
+        read_requests_file(path)
+    assert ("unknown field 'source' (the fields of EasyEdit's format are subject, prompt, "
+            "target_new, ground_truth, rephrase_prompt, locality_prompt, locality_ground_truth, "
+            "case_id, relation_id)") in str(e.value)

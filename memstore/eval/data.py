@@ -272,11 +272,15 @@ def _check_fields(record: dict, where: str) -> None:
     """A field memstore's format does not know is refused, not ignored: a misspelt optional
     field ('targt_true') would otherwise be dropped without a word."""
     known = FLAT_FIELDS + EASYEDIT_FIELDS
+    # an EasyEdit record is told EasyEdit's fields, not memstore's own names for them
+    easyedit = any(k in record for k in EASYEDIT_FIELDS)
+    fields = (FLAT_FIELDS[:3] + EASYEDIT_FIELDS + FLAT_FIELDS[6:]) if easyedit else FLAT_FIELDS
     for key in record:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
             hint = (f"did you mean {close[0]!r}?" if close
-                    else "the fields are " + ", ".join(FLAT_FIELDS))
+                    else ("the fields of EasyEdit's format are " if easyedit
+                          else "the fields are ") + ", ".join(fields))
             raise ValidationError(f"{where}: unknown field {key!r} ({hint})")
 
 
