@@ -16,7 +16,15 @@ documented semantics, each operation's outcome and the live facts at HEAD:
   refused (exit 1) when R is a revert, was already reverted on this branch, or none of its
   writes is left; R not in HEAD's history is bad input (exit 2). (A git-like reference that
   undid R's diff instead diverged where a later commit wrote R's fact again with the same
-  target: memstore keeps it, as its code intends, and the README now says so.)
+  target: memstore keeps it, as its code intends, and the README now says so.) A fact both
+  sides of a merge hold with the same target is held by each side's writes of it (those
+  of the same target at the top of that side's log), all kept in the merged state, so a
+  revert of either writer leaves it to the other's and a revert of all takes it out; the
+  revert of a writer whose write the merge left out (its solve kept the other's) is a
+  commit that changes no facts, not a refusal. A write one side had before they parted
+  (its owners in the other side's history) is no second holder, nor is one a revert in
+  either side's history took out (a state built on the merge base's or the other side's
+  may hold it again: it leaves the fact to the other holders) (README's revert row);
 - merge B: fast-forward / up to date as git; otherwise per (subject, prompt) a side that
   changed it against the merge base (after criss-cross merges: the best common ancestors
   merged with each other, as git's recursive strategy does) wins over a side that did not, both changing it to
@@ -24,7 +32,8 @@ documented semantics, each operation's outcome and the live facts at HEAD:
   written); refused too when each side reverted facts of the merge base the other keeps
   (tests/test_cli_rewrite.py);
 - squash R / squash base: the same live facts in one commit whose parent is R (none for
-  base), a fact written again after R (with the same target too) the squash's write;
+  base), a fact held at HEAD by a write not among those holding it at R (written again
+  after R, with the same target too, or by the other side of a merge) the squash's write;
   refused when a fact live at R was reverted after it.
 
 After every operation: the outcome and exit status, nothing changed by a refusal (a
@@ -40,6 +49,11 @@ base for a root); `diff PARENT HEAD` for each parent, and now and then `diff` be
 random known commits or the base, lists exactly the facts added, removed and changed
 (another target) by (subject, prompt). After each sequence: `export` + `verify` pass and a second export
 of the same commit is byte-identical.
+
+The generator often commits facts live on some branch with their targets (on the same
+branch: a fact written again; on another: one a merge then meets on both sides), so such
+merges, and reverts of one or both writers, come up in most sequences; scripted sequences
+run the cases README's revert row names through the same checks.
 
 MEMSTORE_HISTORY_SEEDS=N runs N seeds (default 30, ~30 s)."""
 from __future__ import annotations
@@ -72,12 +86,18 @@ Key = tuple[str, str]
 
 @dataclass(frozen=True)
 class Write:
-    """One write of a fact into a state, and the commits it belongs to: the commit that
-    wrote it, a merge that brought it in from the other side, a squash that rewrote it."""
+    """One write of a fact into a state: the commit that wrote it (`origin`, which stays
+    with the copies merges and squashes make of it), and the commits it belongs to, its
+    owners: that commit, a merge that brought it in from the other side, a squash that
+    rewrote it."""
 
     key: Key
     target: str
     owners: frozenset[str]
+    origin: str = "new"
+
+    def owned(self, *more: str) -> Write:
+        return Write(self.key, self.target, self.owners | set(more), self.origin)
 
 
 @dataclass
@@ -89,6 +109,7 @@ class Node:
     seq: int
     reverted: str | None = None
     squashed_head: str | None = None  # for a squash: the HEAD it replaced
+    gone: frozenset[str] = frozenset()  # commits a revert in its history took out
 
 
 def fold(log: list[Write]) -> dict[Key, str]:
@@ -98,6 +119,17 @@ def fold(log: list[Write]) -> dict[Key, str]:
 
 def newest(log: list[Write]) -> dict[Key, Write]:
     return {w.key: w for w in log}
+
+
+def holders(log: list[Write]) -> dict[Key, list[Write]]:
+    """Per live (subject, prompt), the writes that hold its live target: the newest and
+    the writes of the same target just before it (none of another target between), oldest
+    first. Reverting all but one of them leaves the fact live."""
+    out: dict[Key, list[Write]] = {}
+    for w in log:
+        run = out.get(w.key)
+        out[w.key] = run + [w] if run and run[0].target == w.target else [w]
+    return out
 
 
 @dataclass
@@ -112,6 +144,7 @@ class Reference:
     nodes: dict[str, Node] = field(default_factory=dict)
     branches: dict[str, str | None] = field(default_factory=lambda: {"main": None})
     current: str = "main"
+    holders_met: int = 0  # merges that kept a second holder of a fact (generator's reach)
 
     @property
     def head(self) -> str | None:
@@ -122,6 +155,9 @@ class Reference:
 
     def live(self, c: str | None) -> dict[Key, str]:
         return fold(self.log(c))
+
+    def gone(self, c: str | None) -> frozenset[str]:
+        return self.nodes[c].gone if c is not None else frozenset()
 
     def ancestors(self, c: str | None) -> set[str]:
         seen: set[str] = set()
@@ -135,13 +171,13 @@ class Reference:
 
     def add(self, cid: str, parents: tuple[str, ...], log: list[Write], kind: str,
             reverted: str | None = None, owned: bool = False,
-            squashed_head: str | None = None) -> None:
+            squashed_head: str | None = None, gone: frozenset[str] = frozenset()) -> None:
         if owned:  # the writes new in this commit are its own (the id is known only now)
-            log = [Write(w.key, w.target, w.owners | {cid}) if "new" in w.owners else w
-                   for w in log]
-            log = [Write(w.key, w.target, w.owners - {"new"}) for w in log]
+            log = [Write(w.key, w.target, w.owners - {"new"} | ({cid} if "new" in w.owners
+                                                               else set()),
+                         cid if w.origin == "new" else w.origin) for w in log]
         self.nodes[cid] = Node(cid, parents, log, kind, len(self.nodes), reverted,
-                               squashed_head)
+                               squashed_head, gone)
         self.branches[self.current] = cid
 
     # each predict_* returns a Refused, or a function that records the new commit id
@@ -150,9 +186,12 @@ class Reference:
         if not supersede and any(k in live and live[k] != t for k, t in facts):
             return Refused(2, "use --supersede to replace it")
         log = self.log(head) + [Write(k, t, frozenset({"new"})) for k, t in facts]
-        return lambda cid: self.add(cid, (head,) if head else (), log, "commit", owned=True)
+        return lambda cid: self.add(cid, (head,) if head else (), log, "commit", owned=True,
+                                    gone=self.gone(head))
 
     def predict_revert(self, r: str):
+        """Takes out R's writes (and their copies, which R owns too); a fact another write
+        holds as well, on a side merged since, say, stays (README's revert row)."""
         head = self.head
         anc = self.ancestors(head)
         if r not in anc:
@@ -165,7 +204,8 @@ class Reference:
         if not any(r in w.owners for w in log):
             return Refused(1, "has no facts in the current state")
         log = [w for w in log if r not in w.owners]
-        return lambda cid: self.add(cid, (head,), log, "revert", reverted=r)
+        return lambda cid: self.add(cid, (head,), log, "revert", reverted=r,
+                                    gone=self.gone(head) | {r})
 
     def best_bases(self, left: list[str], right: list[str]) -> list[str]:
         """Best common ancestors, newest first."""
@@ -217,7 +257,7 @@ class Reference:
             if o.get(k) == t.get(k) or t.get(k) == b.get(k):
                 pick = wo.get(k)
             elif o.get(k) == b.get(k):  # brought in from their side: the merge's own
-                pick = Write(k, t[k], wt[k].owners | {"new"}) if k in t else None
+                pick = wt[k].owned("new") if k in t else None
             else:
                 conflicts += 1
                 continue
@@ -235,11 +275,32 @@ class Reference:
             log = self.log(side) + [w for k, w in merged.items() if s.get(k) != w.target]
             if side == theirs:  # their writes it brings in, as they are, are the merge's too
                 mine = self.ancestors(ours)
-                log = [Write(w.key, w.target, w.owners | {"new"})
-                       if w.owners - mine and o.get(w.key) != w.target else w for w in log]
+                log = [w.owned("new") if w.owners - mine and o.get(w.key) != w.target else w
+                       for w in log]
         else:
             return Refused(1, "each side reverted facts of the merge base")
-        return lambda cid: self.add(cid, (ours, theirs), log, "merge", owned=True)
+        # a fact both sides hold with the same target is held by each side's writes of it:
+        # a revert of one leaves it to the other's (README's revert row). A write one side
+        # had before they parted (in its history) is no second holder: the other side wrote
+        # it again, or superseded it; nor is one a revert on either side took out, which a
+        # state built on the other side's, or the merge base's, may hold again
+        gone = self.gone(ours) | self.gone(theirs)
+        have = {(w.key, w.origin) for w in log}
+        sides = ((holders(self.log(ours)), self.ancestors(theirs)),
+                 (holders(self.log(theirs)), self.ancestors(ours)))
+        for k, w in merged.items():
+            if o.get(k) != w.target or t.get(k) != w.target:
+                continue
+            for held, other in sides:
+                for x in held[k]:
+                    if (k, x.origin) not in have and not x.owners & (other | gone):
+                        log.append(x)
+                        have.add((k, x.origin))
+                        self.holders_met += 1
+            out = {x.origin for x in holders(log)[k] if x.owners & gone}
+            if len(out) < len(holders(log)[k]):
+                log = [x for x in log if x.key != k or x.origin not in out]
+        return lambda cid: self.add(cid, (ours, theirs), log, "merge", owned=True, gone=gone)
 
     def predict_squash(self, onto: str):
         head = self.head
@@ -251,11 +312,21 @@ class Reference:
         if set(at_onto) - set(self.live(head)):
             return Refused(1, "were reverted after it")
         base_log = self.log(onto) if onto != "base" else []
-        was = newest(base_log)  # a fact written again since, with the same target, too
-        log = base_log + [Write(k, w.target, w.owners | {"new"})
-                          for k, w in newest(self.log(head)).items() if was.get(k) != w]
-        return lambda cid: self.add(cid, (onto,) if onto != "base" else (), log, "squash",
-                                    owned=True, squashed_head=head)
+        # a fact live at HEAD by a write that is not one of those holding it at R (written
+        # again since, with the same target too, or held by another side's write) is the
+        # squash's, copied from the newest such write
+        was = holders(base_log)
+        log = list(base_log)
+        for k, held in holders(self.log(head)).items():
+            there = {x.origin for x in was.get(k, []) if x.target == held[-1].target}
+            new = [x for x in held if x.origin not in there]
+            if new:
+                log.append(new[-1].owned("new"))
+        # what reverts took out of commits it keeps (not of those it squashed) stays out
+        below = onto if onto != "base" else None
+        gone = self.gone(below) | self.gone(head) & self.ancestors(below)
+        return lambda cid: self.add(cid, (below,) if below else (), log, "squash", owned=True,
+                                    squashed_head=head, gone=gone)
 
 
 # -- driving the CLI -------------------------------------------------------------------------
@@ -374,34 +445,65 @@ def check_read_commands(rng: random.Random, ref: Reference, repo_dir: Path,
 
 
 def draw(rng: random.Random, ref: Reference, n_branch: int) -> tuple:
-    """One random operation, drawn so that refusals, conflicts and rewrites all happen."""
+    """One random operation, drawn so that refusals, conflicts and rewrites all happen, and
+    facts that both sides of a merge wrote."""
     head = ref.head
+    anc = ref.ancestors(head)
     kinds = ["commit"] * 4
     if head is not None:
         kinds += ["revert"] * 2 + ["squash"] + (["branch"] * 2 if n_branch < 3 else [])
-    if len(ref.branches) > 1:
-        kinds += ["merge"] * 3 + ["switch"] * 2
+    if len(ref.branches) > 1:  # more merges where a branch parted from this one, and
+        # more switches to one this one is ahead of (to commit there: it parts)
+        tips = [c for b, c in ref.branches.items() if b != ref.current]
+        parted = any(c is not None and c not in anc and head not in ref.ancestors(c)
+                     for c in tips)
+        behind = any(c in anc and c != head for c in tips)
+        kinds += ["merge"] * (6 if parted else 3) + ["switch"] * (4 if behind else 2)
+    # a branch that parted from this one and holds a fact with the same target as here,
+    # by another write: a merge with it often comes next
+    live, mine = ref.live(head), {(w.key, w.origin) for w in ref.log(head)}
+    meets = sorted(b for b, c in ref.branches.items()
+                   if c is not None and c not in anc and head not in ref.ancestors(c)
+                   and any(live.get(k) == w.target and (k, w.origin) not in mine
+                           for k, w in newest(ref.log(c)).items()))
+    if meets and rng.random() < 0.7:
+        return ("merge", rng.choice(meets))
     kind = rng.choice(kinds)
     if kind == "commit":
+        # often facts live on another branch (or this one), with their targets: written
+        # again here, so that a merge meets a fact both sides wrote
+        parted = [c for c in ref.branches.values()
+                  if c is not None and c not in anc and head not in ref.ancestors(c)]
+        there = sorted({(k, t) for c in parted for k, t in ref.live(c).items()})
+        elsewhere = sorted({(k, t) for c in ref.branches.values() for k, t in ref.live(c).items()})
+        if elsewhere and rng.random() < 0.5:
+            live = there if there and rng.random() < 0.8 else elsewhere
+            picked = dict(rng.sample(live, min(len(live), rng.randint(1, 2))))
+            return ("commit", sorted(picked.items()), rng.random() < 0.5)
         known = sorted({k for b in ref.branches.values() for k in ref.live(b)})
         pool = [x for x in POOL if x[:2] in known] if known and rng.random() < 0.5 else POOL
         picked = rng.sample(pool, min(len(pool), rng.randint(1, 3)))
         return ("commit", [((s, p), rng.choice(ts)) for s, p, ts in picked],
                 rng.random() < 0.5)
     if kind == "revert":
-        anc = sorted(ref.ancestors(head), key=lambda c: ref.nodes[c].seq)
+        order = sorted(anc, key=lambda c: ref.nodes[c].seq)
         others = [c for c in ref.nodes if c not in anc]
         if others and rng.random() < 0.1:
             return ("revert", rng.choice(others))
-        return ("revert", rng.choice(anc))
+        # often a writer of a fact that another write holds too
+        shared = sorted({o for held in holders(ref.log(head)).values() if len(held) > 1
+                         for w in held for o in w.owners if o in anc})
+        if shared and rng.random() < 0.5:
+            return ("revert", rng.choice(shared))
+        return ("revert", rng.choice(order))
     if kind == "squash":
-        anc = sorted(ref.ancestors(head), key=lambda c: ref.nodes[c].seq)
-        return ("squash", rng.choice(anc + ["base"]))
+        order = sorted(anc, key=lambda c: ref.nodes[c].seq)
+        return ("squash", rng.choice(order + ["base"]))
     if kind == "branch":
         return ("branch", f"b{n_branch}", rng.random() < 0.5)
     others = sorted(b for b in ref.branches if b != ref.current)
     if kind == "merge":  # mostly a branch with commits of its own
-        ahead = [b for b in others if ref.branches[b] not in ref.ancestors(head)]
+        ahead = [b for b in others if ref.branches[b] not in anc]
         if not ahead and rng.random() < 0.8:
             kind = "switch"
         others = ahead if ahead and rng.random() < 0.9 else others
@@ -435,16 +537,21 @@ def apply(op: tuple, ref: Reference, repo_dir: Path, tmp: Path, step: int):
     return switch, run("switch", op[1], cwd=repo_dir)
 
 
-def check_sequence(seed: int, template: Path, tmp: Path) -> None:
+def check_sequence(seed: int, template: Path, tmp: Path, script: list | None = None) -> None:
+    """`script`: these operations instead of drawn ones (a revert or squash of step N's
+    commit given as ("revert", N))."""
     rng = random.Random(seed)
     reads = random.Random(f"reads {seed}")  # the sequences stay those of earlier runs
     repo_dir = copy_repo(template, tmp / f"repo-{seed}")
     ref = Reference()
     n_ops, n_branch, done = rng.randint(8, 12), 1, []
-    for step in range(n_ops):
-        op = draw(rng, ref, n_branch) if step > 1 else [
+    made: dict[int, str | None] = {}  # the commit each step wrote
+    for step in range(len(script) if script else n_ops):
+        op = script[step] if script else draw(rng, ref, n_branch) if step > 1 else [
             ("commit", [(POOL[seed % len(POOL)][:2], "French")], False),
             ("branch", "b1", False)][step]
+        if op[0] in ("revert", "squash") and isinstance(op[1], int):
+            op = (op[0], made[op[1]])
         if op[0] == "branch":
             n_branch += 1
         where = f"seed {seed}, step {step}: {op}\nafter {done}"
@@ -472,6 +579,7 @@ def check_sequence(seed: int, template: Path, tmp: Path) -> None:
                     assert d["kind"] == ("merge" if new else "fast-forward"), where
                 predicted(new)
                 written = json.loads(r.stdout) if new is not None else None
+                made[step] = new
         assert live_at_head(repo_dir) == ref.live(ref.head), \
             f"{where}\nmemstore {sorted(live_at_head(repo_dir).items())}\n" \
             f"reference {sorted(ref.live(ref.head).items())}"
@@ -492,6 +600,36 @@ def check_sequence(seed: int, template: Path, tmp: Path) -> None:
 @pytest.mark.parametrize("seed", range(SEEDS))
 def test_history_operations_match_the_reference_model(seed, base, tmp_path):
     check_sequence(seed, empty_template(base), tmp_path)
+
+
+JORDAN, MESSI = (("Michael Jordan", "{} plays"), "soccer"), (("Lionel Messi", "{} plays"), "soccer")
+YASUDA = (("Toko Yasuda", "The mother tongue of {} is"), "French")
+# both sides of a merge write the same fact (JORDAN), each by its own commit (steps 2, 4)
+BOTH_WROTE = [("commit", [YASUDA], False), ("branch", "b1", False),
+              ("commit", [JORDAN], False), ("switch", "b1"), ("commit", [JORDAN, MESSI], False),
+              ("switch", "main"), ("merge", "b1")]
+# the fact of step 0 written again on main (step 2) after b1 parted, which commits another
+AGAIN = [("commit", [YASUDA], False), ("branch", "b1", False),
+         ("commit", [YASUDA], False), ("switch", "b1"), ("commit", [MESSI], False),
+         ("switch", "main"), ("merge", "b1")]
+# ... and on b1 too (step 4): the merge, solved on step 0's state, holds it by neither's
+BOTH_AGAIN = AGAIN[:4] + [("commit", [YASUDA, MESSI], False)] + AGAIN[5:]
+SCRIPTS = {  # the cases the README's revert row names, through the same checks
+    "ours, then theirs": BOTH_WROTE + [("revert", 2), ("revert", 4)],
+    "theirs, then ours": BOTH_WROTE[:4] + [("commit", [JORDAN], False)] + BOTH_WROTE[5:]
+    + [("revert", 4), ("revert", 2), ("revert", 2)],
+    "written again, then first": AGAIN + [("revert", 2), ("revert", 0)],
+    "first, then written again": AGAIN + [("revert", 0), ("revert", 2)],
+    "first, then both written again": BOTH_AGAIN + [("revert", 0), ("revert", 2), ("revert", 4)],
+}
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_a_fact_both_sides_wrote_matches_the_reference_model(name, base, tmp_path):
+    """A merge meets a fact both sides wrote (same target) since they parted: a revert of
+    either writer keeps it, a revert of both takes it out; the side whose write the merge
+    left out is reverted in a commit that changes no facts, not refused."""
+    check_sequence(0, empty_template(base), tmp_path, SCRIPTS[name])
 
 
 def test_revert_takes_out_its_own_writes_only(base, tmp_path):
