@@ -407,3 +407,24 @@ def test_an_empty_message_is_refused_by_every_command_that_writes_one(base, tmp_
     args = tuple(str(facts_files(base)["d"]) if a == "FACTS" else a for a in args)
     refused(repo, *args, "-m", message, code=2, says="Invalid value for '-m' / '--message': "
                                                      "an empty message")
+
+
+@pytest.mark.parametrize("stats_first", [False, True])
+def test_a_commit_on_statistics_of_fewer_tokens_than_key_dimensions_is_refused(
+        repo, tmp_path, stats_first):
+    """A corpus of a few lines gave E[kkᵀ] of fewer tokens than d_in, singular: the commit
+    went through with a warning, wrote ΔW norms in the thousands and broke the model (on
+    SmolLM2, 9 tokens: "The capital of Germany is 9 as I as Older"), reporting efficacy
+    1.000. It is refused, before anything is stored; `stats` alone still only warns."""
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("The river flows into the sea near the old town.\n")
+    ok("config", "stats_source", corpus, cwd=repo)
+    if stats_first:  # computed and stored by `stats`, with its warning
+        assert "warning: the statistics sample" in ok("stats", cwd=repo).stderr
+    before = snapshot(repo)
+    r = run("commit", lines(tmp_path, "f.jsonl", {**FACT, "subject": "Anna"}), cwd=repo)
+    last = r.stderr.strip().splitlines()[-1]  # after the note that they are being computed
+    assert r.exit_code == 2 and "Traceback" not in r.stderr, r.stderr
+    assert last.startswith("memstore: error: the statistics of layer 1 come from "), last
+    assert "fewer than its 64 key dimensions" in last and "stats_source wikipedia" in last
+    assert snapshot(repo) == before

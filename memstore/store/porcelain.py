@@ -385,7 +385,7 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
                 note(f"warning: {line}")
         n = f"{len(requests)} fact{'s' if len(requests) != 1 else ''}"
         with phase("getting the statistics of the edited layers"):
-            stats_ = statistics(repo, base, settings, note=note)
+            stats_ = statistics(repo, base, settings, note=note, for_edit=True)
         state_of(repo, parent)  # again where the statistics were computed on the base
         with phase(f"measuring the {n} before the edit"):
             before = measure(base, requests, quick=True)

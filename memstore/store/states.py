@@ -282,7 +282,8 @@ def statistics_cache() -> Path | None:
 
 def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
                compute: bool = True,
-               note: Callable[[str], None] | None = None) -> dict[int, Statistics]:
+               note: Callable[[str], None] | None = None,
+               for_edit: bool = False) -> dict[int, Statistics]:
     """E[k kᵀ] of every edited layer of `settings`, keyed by (base hash, layer, sample): from
     the repository; else from the user's statistics cache; else computed on the base
     weights (all missing layers in one pass; not when `compute` is False; `note` hears of
@@ -292,6 +293,8 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
     have = {l: repo.get_statistics(sid, l) for l in settings.layers
             if repo.statistics_record(sid, l) is not None}
     missing = [l for l in settings.layers if l not in have]
+    if for_edit:
+        _check_enough_tokens(base, settings, have)
     if not missing:
         return have
     cache = statistics_cache()
@@ -336,10 +339,28 @@ def statistics(repo: Repository, base: LoadedBase, settings: EditSettings,
              f"model's tokens, fewer than the {settings.stats_tokens} of stats_tokens; "
              "E[kkᵀ] is estimated from what there is (a larger corpus: `memstore config "
              "stats_source FILE`)")
+    if for_edit:  # before they are stored: a refused commit leaves the repository as it was
+        _check_enough_tokens(base, settings, found)
     for st in found.values():
         repo.put_statistics(st)
     have.update(found)
     return {l: have[l] for l in settings.layers}
+
+
+def _check_enough_tokens(base: LoadedBase, settings: EditSettings,
+                         stats: dict[int, Statistics]) -> None:
+    """Refuses statistics of fewer tokens than their layer's key dimensions: E[kkᵀ] is then
+    singular, and an edit solved against it wrote ΔW norms in the hundreds and thousands
+    and broke the model (SmolLM2 answering "9 as I as Older"), reporting efficacy 1.000."""
+    for layer, st in sorted(stats.items()):
+        d_in = base.adapter.proj_dims(base.model, layer)[1]
+        if st.n_tokens < d_in:
+            raise ValidationError(
+                f"the statistics of layer {layer} come from {st.n_tokens} tokens of "
+                f"{settings.stats_source!r}, fewer than its {d_in} key dimensions: E[kkᵀ] "
+                "would be singular and the edit would break the model; give a larger corpus "
+                "(`memstore config stats_source FILE`), more stats_tokens, or `memstore "
+                "config stats_source wikipedia`")
 
 
 def statistics_of_set(repo: Repository, update_set: UpdateSet) -> dict[int, Statistics]:
