@@ -605,3 +605,20 @@ def test_a_fact_both_sides_wrote_again_since_the_merge_base_stays_after_its_reve
     ok("revert", b, cwd=repo_dir)
     assert set(subjects_live(repo_dir)) == set()
     assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+
+
+def test_revert_counts_only_the_writes_it_takes_out(history, tmp_path):
+    """C1 writes Darrieux and the Porsche; a later commit writes the Porsche again with
+    another target. `revert C1` takes out Darrieux only (the later write keeps the
+    Porsche): `removed` and the `reverted` metrics said 2, counting a fact that stays."""
+    repo_dir, (c1, _, _) = history
+    again = write_facts(tmp_path / "again.jsonl",
+                        [("Porsche 911", "{}, created by", "Toyota", "Porsche")])
+    ok("commit", again, "--supersede", cwd=repo_dir)
+    d = json.loads(ok("revert", c1, "--json", cwd=repo_dir).stdout)
+    with Repository.open(repo_dir) as repo:
+        live = {f.request.subject: f.request.target_new for f in repo.facts_at("HEAD")}
+    assert "Danielle Darrieux" not in live and live["Porsche 911"] == "Toyota"
+    shown = json.loads(ok("show", "--json", cwd=repo_dir).stdout)["facts"]
+    assert len(shown["removed"]) == d["removed"] == 1
+    assert "p_new" in d["metrics"]["reverted"]

@@ -153,8 +153,10 @@ def revert(rev: str, message: str | None, as_json: bool) -> None:
     before REV; the message lists them. Prints the new commit id as the last line.
 
     --json prints one object: commit, branch, operation, message, parents, n_facts,
-    solves, layers, seconds, metrics (with `reverted`: REV's facts measured after),
-    warning, reverted (REV's id), replayed (the commits replayed) and removed (facts).
+    solves, layers, seconds, metrics (with `reverted`: the facts taken out, measured
+    after; absent when none is), warning, reverted (REV's id), replayed (the commits
+    replayed) and removed (the facts taken out of HEAD's state: not those a later commit
+    wrote again or another holder keeps).
     """
     from memstore.store import porcelain
 

@@ -300,9 +300,13 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                 if ref.commit not in replayed:
                     replayed.append(ref.commit)
         live = [r for res in results for r in res.requests]
-        with phase(f"measuring the {len(live)} live and {len(removed)} reverted facts"):
+        # REV's writes taken out; not its facts a later commit wrote again, nor those
+        # another holder keeps
+        out = set().union(*drop.values()) & {_fact(f.request) for f in repo.facts_at(head)}
+        with phase(f"measuring the {len(live)} live and {len(out)} reverted facts"):
             metrics = measure(base, live) if live else {}
-            metrics["reverted"] = measure(base, [Request(*f) for f in sorted(removed)])
+            if out:
+                metrics["reverted"] = measure(base, [Request(*f) for f in sorted(out)])
         if message is None:
             message = f'Revert "{_first_line(c.message)}"\n\nThis reverts commit {target}.'
             if replayed:
@@ -313,7 +317,7 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                                 info={"reverted": target, "replayed": replayed}
                                 | ({"sources": sources} if sources else {}))
     return Report(new, new.id, metrics, {"reverted": target, "replayed": replayed,
-                                         "removed": len(removed)}, time.perf_counter() - t0)
+                                         "removed": len(out)}, time.perf_counter() - t0)
 
 
 # -- squash and merge: one solve for many facts from their cached z-vectors --------------------
