@@ -67,6 +67,11 @@ def num(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def counted(n: int, noun: str) -> str:
+    """`1 fact`, `2 facts`: a count and its noun, singular for one."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def size(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":

@@ -145,7 +145,7 @@ def test_the_decomposed_spelling_of_a_name_is_the_same_fact(repo, tmp_path):
     refused(repo, both, "both.jsonl line 1 and both.jsonl line 2: conflicting requests")
     same = facts(tmp_path, "same.jsonl", fact, {**fact, "subject": nfd})
     r = json.loads(ok("commit", same, "--json", cwd=repo).stdout)
-    assert r["n_facts"] == 1 and r["message"] == "1 facts from same.jsonl"  # written once
+    assert r["n_facts"] == 1 and r["message"] == "1 fact from same.jsonl"  # written once
     # a later file in the other spelling contradicts the live fact
     later = facts(tmp_path, "later.jsonl", {**fact, "subject": nfd, "target_new": "golf"})
     refused(repo, later, "later.jsonl line 1: 'José Mourinho' / '{} plays' -> 'golf' "

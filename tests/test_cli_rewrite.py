@@ -225,7 +225,7 @@ def test_leaving_a_detached_commit_behind_is_warned(history, tmp_path_factory):
     r = ok("switch", "main", cwd=repo_dir)
     assert f"leaving 1 commit(s) behind that no branch or tag holds, the newest {new[:12]}" \
         in r.stderr
-    assert "would remove 1 commits" in ok("gc", "--dry-run", cwd=repo_dir).stdout
+    assert "would remove 1 commit," in ok("gc", "--dry-run", cwd=repo_dir).stdout
 
 
 def subjects_live(repo_dir, rev="HEAD"):
@@ -317,7 +317,7 @@ def test_a_revert_after_a_squash_whose_commits_gc_removed(base, tmp_path, revert
            cwd=repo_dir)
         ok("squash", m, cwd=repo_dir)
         if gc:
-            assert "removed 1 commits" in ok("gc", cwd=repo_dir).stdout
+            assert "removed 1 commit," in ok("gc", cwd=repo_dir).stdout
         ok("revert", t, cwd=repo_dir)
         with Repository.open(repo_dir) as repo:
             live = {(f.request.subject, f.request.prompt): f.request.target_new
@@ -341,7 +341,7 @@ def test_a_revert_of_a_merge_built_on_the_merged_side(history, tmp_path_factory)
     r = ok("merge", "side", cwd=repo_dir)  # it said 'solved on the merge base', C3
     merge = json.loads(ok("show", "--json", cwd=repo_dir).stdout)
     assert merge["basis"] == merge["parents"][1] != merge["info"]["merge_base"]
-    assert f"1 facts solved on the merged side {merge['basis'][:12]})" in r.stdout
+    assert f"1 fact solved on the merged side {merge['basis'][:12]})" in r.stdout
     want = {"Danielle Darrieux", "Porsche 911", "Toko Yasuda", "Lionel Messi", "Apple A5"}
     assert set(subjects_live(repo_dir)) == want | {"Honda Civic"}
     reverted = json.loads(ok("revert", merge["id"], "--json", cwd=repo_dir).stdout)
@@ -479,7 +479,7 @@ def test_a_revert_of_one_holder_is_kept_through_a_squash_and_gc(base, tmp_path):
         assert same_bits(jordan_z(repo, "HEAD"), before)
         assert repo.get_commit(reverted["commit"]).basis == merge
     ok("squash", merge, cwd=repo_dir)
-    assert "removed 1 commits" in ok("gc", cwd=repo_dir).stdout
+    assert "removed 1 commit," in ok("gc", cwd=repo_dir).stdout
     ok("revert", ours, cwd=repo_dir)
     assert set(subjects_live(repo_dir)) == {YASUDA[0]}
     assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"

@@ -193,7 +193,7 @@ def test_log_graph_unrelated_heads(monkeypatch):
 def test_oneline_unchanged(monkeypatch):
     cs = log_commits(*MERGE)
     want = [t if c is None else f"{t} {c.id[:12]}{' (HEAD -> main)' * (c is cs[0])} "
-            f"msg {c.id} [commit, 1 facts]" for t, c in graph_rows(cs)]
+            f"msg {c.id} [commit, 1 fact]" for t, c in graph_rows(cs)]
     assert run_log(monkeypatch, cs, "--graph", "--oneline") == want
     plain = run_log(monkeypatch, cs)
     assert plain[:3] == ["commit 5 (HEAD -> main)", "Merge:  3 4", "Date:   DATE"]

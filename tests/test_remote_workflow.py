@@ -76,10 +76,10 @@ def test_clone_commit_push_pull_give_identical_checkpoints(base, tmp_path, origi
     # a commits and pushes; b pulls: a fast-forward
     new = last_line(ok("commit", files["d"], cwd=a))
     pushed = ok("push", cwd=a).stdout
-    assert f"{ids[-1][:12]}..{new[:12]}" in pushed and "pushed 1 commits" in pushed
+    assert f"{ids[-1][:12]}..{new[:12]}" in pushed and "pushed 1 commit," in pushed
     assert ok("push", cwd=a).stdout.splitlines()[-1] == "Everything up-to-date"
     pulled = ok("pull", cwd=b).stdout
-    assert "Fast-forward" in pulled and head(b) == new and "fetched 1 commits, 5 objects" in pulled
+    assert "Fast-forward" in pulled and head(b) == new and "fetched 1 commit, 5 objects" in pulled
     # only what is missing moves: a second fetch moves nothing
     assert "fetched 0 objects" in ok("fetch", cwd=b).stdout
     ok("export", "HEAD", tmp_path / "ca", cwd=a)

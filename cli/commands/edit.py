@@ -13,6 +13,7 @@ import click
 from memstore.store.retention import retention_warning
 
 from ..output import (
+    counted,
     first_line,
     json_option,
     layers_text,
@@ -46,7 +47,7 @@ def show_written(d: dict[str, Any], verb: str) -> None:
     click.echo(f"[{d['branch'] or 'detached HEAD'} {short(d['commit'])}] "
                f"{first_line(d['message'])}")
     solves, layers = d["solves"], d["layers"]
-    click.echo(f" {verb}: {d['n_facts']} facts in {solves} solve{'s' * (solves != 1)}"
+    click.echo(f" {verb}: {counted(d['n_facts'], 'fact')} in {counted(solves, 'solve')}"
                f"{' on layers ' + layers_text(layers) if layers else ''}, "
                f"{d['seconds']:.1f} s")
     click.echo(f" {metrics_line(d['metrics'])}")
@@ -118,7 +119,7 @@ def commit(file: str, message: str | None, supersede: bool, as_json: bool) -> No
     requests = [r for _, r in located]
     if message is None:  # the facts written: one given twice in FILE is written once
         n = len({(r.subject, r.prompt, r.target_new) for r in requests})
-        message = f"{n} facts from {source_name(file)}"
+        message = f"{counted(n, 'fact')} from {source_name(file)}"
     notes: list[str] = []
     memory: list[str] = []
 
@@ -203,7 +204,7 @@ def squash(rev: str, message: str | None, as_json: bool) -> None:
     if as_json:
         report_json(d)
         return
-    show_written(d, f"squash of {len(d['squashed'])} commits")
+    show_written(d, f"squash of {counted(len(d['squashed']), 'commit')}")
     before, after = d["before"], d["metrics"]
     if before:
         warn(f"efficacy before {num(before.get('efficacy'))}, after "
@@ -272,7 +273,8 @@ def show_merged(d: dict[str, Any]) -> None:
     else:
         on = ("the merge base" if d["basis"] == d["merge_base"] else
               "this side" if d["basis"] == d["parents"][0] else "the merged side")
-        show_written(d, f"merge ({d['solved']} facts solved on {on} {short(d['basis'])})")
+        show_written(d, f"merge ({counted(d['solved'], 'fact')} solved on {on} "
+                        f"{short(d['basis'])})")
 
 
 COMMANDS = [commit, revert, squash, merge]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from ..output import (
+    counted,
     first_line,
     json_option,
     layers_text,
@@ -77,7 +78,7 @@ def log(rev: str, oneline: bool, graph: bool, max_count: int | None, as_json: bo
                 lead = f"{prefix} " if prefix is not None else ""
                 click.echo(prefix if c is None else
                            f"{lead}{short(c.id)}{deco(c)} {first_line(c.message)} "
-                           f"[{c.operation}, {c.n_requests} facts]")
+                           f"[{c.operation}, {counted(c.n_requests, 'fact')}]")
         else:
             def text(c) -> list[str]:
                 return [f"commit {c.id}{deco(c)}",
@@ -149,7 +150,7 @@ def show(rev: str, as_json: bool) -> None:
     for line in _fact_lines(d["facts"]):
         click.echo(f"  {line}")
     for i, s in enumerate(d["update_sets"], 1):
-        click.echo(f"\nUpdate set {i}: {len(s['requests'])} requests, layers "
+        click.echo(f"\nUpdate set {i}: {counted(len(s['requests']), 'request')}, layers "
                    f"{layers_text([x['layer'] for x in s['layers']])}, λ "
                    f"{s['info'].get('lambda', s['settings']['mom2_weight']):g}")
         click.echo("  layer  rank    ‖ΔW‖_F  stored as")

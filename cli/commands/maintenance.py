@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..context import open_repo, pass_repo
-from ..output import json_option, print_json, size, warn
+from ..output import counted, json_option, print_json, size, warn
 
 
 @click.command(short_help="Check the repository's (or a remote's) integrity; repair the index.")
@@ -42,8 +42,9 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
         if repair:
             r = porcelain.repair(note=warn)
             kept = f"; the damaged index is kept as {r.kept_as}" if r.kept_as else ""
-            warn(f"rebuilt the index: {r.commits} commits, {r.statistics} statistics records, "
-                 f"{r.refs} refs (from the {r.source}){kept}")
+            warn(f"rebuilt the index: {counted(r.commits, 'commit')}, "
+                 f"{counted(r.statistics, 'statistics record')}, "
+                 f"{counted(r.refs, 'ref')} (from the {r.source}){kept}")
             for oid in r.skipped:
                 warn(f"skipped object {oid}: corrupt")
             for line in r.unreadable:
@@ -97,8 +98,9 @@ def gc(repo, dry_run: bool, as_json: bool) -> None:
                     "bytes": r.bytes, "temp_files": r.temp_files})
         return
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {len(r.commits)} commits, {len(r.objects)} objects ({size(r.bytes)}) "
-               f"and {r.temp_files} temporary files")
+    click.echo(f"{verb} {counted(len(r.commits), 'commit')}, "
+               f"{counted(len(r.objects), 'object')} ({size(r.bytes)}) "
+               f"and {counted(r.temp_files, 'temporary file')}")
 
 
 COMMANDS = [fsck, gc]

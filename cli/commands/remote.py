@@ -7,6 +7,7 @@ import click
 
 from ..context import open_repo
 from ..output import (
+    counted,
     json_option,
     no_empty_path,
     print_json,
@@ -84,8 +85,8 @@ def _moved_json(moved, seconds: float) -> dict:
 
 
 def _moved(verb: str, moved, seconds: float) -> str:
-    commits = f"{moved.commits} commits, " if moved.commits else ""
-    return (f"{verb} {commits}{moved.objects} objects ({size(moved.bytes)}) "
+    commits = f"{counted(moved.commits, 'commit')}, " if moved.commits else ""
+    return (f"{verb} {commits}{counted(moved.objects, 'object')} ({size(moved.bytes)}) "
             f"in {seconds:.1f} s")
 
 

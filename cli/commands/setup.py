@@ -5,6 +5,7 @@ import click
 
 from ..context import pass_repo
 from ..output import (
+    counted,
     json_option,
     layers_text,
     no_empty_path,
@@ -191,7 +192,7 @@ def status(repo, as_json: bool) -> None:
         from ..output import first_line
 
         click.echo(f"head    {short(st['head'])} {first_line(st['message'])} "
-                   f"({st['n_commits']} commits)")
+                   f"({counted(st['n_commits'], 'commit')})")
     else:
         click.echo("head    no commits yet")
     b = st["base"]
