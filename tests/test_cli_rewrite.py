@@ -622,3 +622,34 @@ def test_revert_counts_only_the_writes_it_takes_out(history, tmp_path):
     shown = json.loads(ok("show", "--json", cwd=repo_dir).stdout)["facts"]
     assert len(shown["removed"]) == d["removed"] == 1
     assert "p_new" in d["metrics"]["reverted"]
+
+
+def test_an_earlier_write_the_merged_side_held_a_fact_by_is_a_holder_too(base, tmp_path):
+    """P writes Jordan -> soccer; other writes it again twice (A, then B); main writes it
+    again (C) and merges other, which brings nothing new: the merge keeps C's write and
+    leaves out A's and B's. `revert A` was refused ('has no facts in the current state'),
+    though A's write is one the merge left out keeping another commit's, written since
+    the two sides parted (README: then the revert writes a commit); only B's, the other
+    side's live write, counted. It changes no facts; the fact goes with the last holder."""
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+
+    def jordan() -> str:
+        return last_line(ok("commit", write_facts(tmp_path / "j.jsonl", [JORDAN]), cwd=repo_dir))
+
+    p = jordan()
+    ok("branch", "other", cwd=repo_dir)
+    ok("switch", "other", cwd=repo_dir)
+    a, b = jordan(), jordan()
+    ok("switch", "main", cwd=repo_dir)
+    c = jordan()
+    merge = last_line(ok("merge", "other", cwd=repo_dir))
+    reverted = json.loads(ok("revert", a, "--json", cwd=repo_dir).stdout)
+    with Repository.open(repo_dir) as repo:
+        assert repo.get_commit(reverted["commit"]).basis == merge
+    assert subjects_live(repo_dir) == [JORDAN[0]]
+    for x in (c, b):
+        ok("revert", x, cwd=repo_dir)
+        assert subjects_live(repo_dir) == [JORDAN[0]]
+    ok("revert", p, cwd=repo_dir)
+    assert subjects_live(repo_dir) == []
+    assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"

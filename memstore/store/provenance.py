@@ -53,6 +53,7 @@ class Provenance:
         self._replays: dict[str, dict[int, tuple[SetRef, list[int]]]] = {}
         self._lines: dict[Write, list[Write]] = {}
         self._held: dict[tuple[str, Fact], list[tuple[str, Write]]] = {}
+        self._holding: dict[tuple[str, Fact], list[Write]] = {}
 
     def facts(self, ref: SetRef) -> list[Fact]:
         k = (ref.commit, ref.index)
@@ -163,17 +164,28 @@ class Provenance:
             self._lines[w] = list(self._writes(w))
         return self._lines[w]
 
+    def holding(self, commit: str, written: Fact) -> list[Write]:
+        """The writes by which `commit`'s state holds `written` (the same subject, prompt
+        and target): the live one and those of the same target before it in its chain with
+        none of another target between (a revert of the later leaves the earlier), oldest
+        first."""
+        k = (commit, written)
+        if k not in self._holding:
+            out: list[Write] = []
+            for ref in self.repo.chain_sets(commit):
+                for p, f in enumerate(self.facts(ref)):
+                    if f[:2] == written[:2]:
+                        out = out + [(ref.commit, ref.index, p)] if f == written else []
+            self._holding[k] = out
+        return self._holding[k]
+
     def held(self, merge: str, written: Fact) -> list[tuple[str, Write]]:
         """The parents of `merge` that held `written` (the same subject, prompt and target),
-        each with the write it held it by, in parent order."""
+        each with each write it held it by (holding), in parent order."""
         k = (merge, written)
         if k not in self._held:
-            out: list[tuple[str, Write]] = []
-            for p in self.repo.get_commit(merge).parents:
-                at = self._live_write(p, written)
-                if at is not None:
-                    out.append((p, (at[0].commit, at[0].index, at[1])))
-            self._held[k] = out
+            self._held[k] = [(p, w) for p in self.repo.get_commit(merge).parents
+                             for w in self.holding(p, written)]
         return self._held[k]
 
     def fellows(self, start: Write, written: Fact, merges: Sequence[str],
@@ -196,16 +208,13 @@ class Provenance:
                 if commits.isdisjoint(above(m)):
                     continue  # no write of this line is older than the merge
                 held = self.held(m, written)
-                met = next((p for p, w in held if w in line), None)
-                if met is not None:  # another's write: none the side of `met` had
-                    apart = {p: [met] for p, _ in held}
-                else:  # neither parent held it by this line: did the merge keep it?
-                    at = self._live_write(m, written)
-                    if len(held) < 2 or at is None or (
-                            at[0].commit, at[0].index, at[1]) not in line:
-                        continue
-                    apart = {p: [q for q, _ in held if q != p] for p, _ in held}
+                by = {p for p, _ in held}
+                if len(by) < 2 or not any(w in line for _, w in held) and line.isdisjoint(
+                        self.holding(m, written)):
+                    continue  # this line met no other write here
+                # (neither parent holding it by this line, the merge kept it, its merge
+                # base's write: both sides wrote it again since they parted)
                 found += [w for p, w in held if w not in found and line.isdisjoint(
                     self.line(w)) and all(x[0] not in above(q) for x in self.line(w)
-                                          for q in apart[p])]
+                                          for q in by - {p})]
         return found
