@@ -53,7 +53,7 @@ class Provenance:
         self._replays: dict[str, dict[int, tuple[SetRef, list[int]]]] = {}
         self._lines: dict[Write, list[Write]] = {}
         self._held: dict[tuple[str, Fact], list[tuple[str, Write]]] = {}
-        self._holding: dict[tuple[str, Fact], list[Write]] = {}
+        self._holding: dict[str, dict[tuple[str, str], tuple[Fact, list[Write]]]] = {}
 
     def facts(self, ref: SetRef) -> list[Fact]:
         k = (ref.commit, ref.index)
@@ -169,15 +169,18 @@ class Provenance:
         and target): the live one and those of the same target before it in its chain with
         none of another target between (a revert of the later leaves the earlier), oldest
         first."""
-        k = (commit, written)
-        if k not in self._holding:
-            out: list[Write] = []
+        if commit not in self._holding:  # per (subject, prompt): its fact and those writes
+            runs: dict[tuple[str, str], tuple[Fact, list[Write]]] = {}
             for ref in self.repo.chain_sets(commit):
                 for p, f in enumerate(self.facts(ref)):
-                    if f[:2] == written[:2]:
-                        out = out + [(ref.commit, ref.index, p)] if f == written else []
-            self._holding[k] = out
-        return self._holding[k]
+                    run = runs.get(f[:2])
+                    if run is not None and run[0] == f:
+                        run[1].append((ref.commit, ref.index, p))
+                    else:
+                        runs[f[:2]] = (f, [(ref.commit, ref.index, p)])
+            self._holding[commit] = runs
+        run = self._holding[commit].get(written[:2])
+        return run[1] if run and run[0] == written else []
 
     def held(self, merge: str, written: Fact) -> list[tuple[str, Write]]:
         """The parents of `merge` that held `written` (the same subject, prompt and target),
