@@ -33,8 +33,9 @@ documented semantics, each operation's outcome and the live facts at HEAD:
   (tests/test_cli_rewrite.py);
 - squash R / squash base: the same live facts in one commit whose parent is R (none for
   base), a fact held at HEAD by a write not among those holding it at R (written again
-  after R, with the same target too, or by the other side of a merge) the squash's write;
-  refused when a fact live at R was reverted after it.
+  after R, with the same target too, or by the other side of a merge), or by another
+  than R's newest (a revert took that out), the squash's write; refused when a fact live
+  at R was reverted after it.
 
 After every operation: the outcome and exit status, nothing changed by a refusal (a
 snapshot of objects and index rows), the live facts at HEAD and every branch's head as the
@@ -54,8 +55,8 @@ The generator often commits facts live on some branch with their targets (on the
 branch: a fact written again; on another: one a merge then meets on both sides), merges a
 branch that holds such a fact, and reverts a writer of a fact another write holds too: a
 merge meets a second holder in about one sequence in five (7 of the 30 default seeds; one
-in 25 before). Scripted sequences run the cases README's revert row
-names through the same checks.
+in 25 before). Scripted sequences run the cases README's revert row names through the same
+checks.
 
 MEMSTORE_HISTORY_SEEDS=N runs N seeds (default 30, ~30 s)."""
 from __future__ import annotations
@@ -316,14 +317,15 @@ class Reference:
         base_log = self.log(onto) if onto != "base" else []
         # a fact live at HEAD by a write that is not one of those holding it at R (written
         # again since, with the same target too, or held by another side's write) is the
-        # squash's, copied from the newest such write
+        # squash's, copied from the newest such write; so is one whose newest write at R a
+        # revert took out since (copied from the one that holds it at HEAD)
         was = holders(base_log)
         log = list(base_log)
         for k, held in holders(self.log(head)).items():
-            there = {x.origin for x in was.get(k, []) if x.target == held[-1].target}
-            new = [x for x in held if x.origin not in there]
-            if new:
-                log.append(new[-1].owned("new"))
+            at_r = [x for x in was.get(k, []) if x.target == held[-1].target]
+            new = [x for x in held if x.origin not in {y.origin for y in at_r}]
+            if new or held[-1].origin != at_r[-1].origin:
+                log.append((new or held)[-1].owned("new"))
         # what reverts took out of commits it keeps (not of those it squashed) stays out
         below = onto if onto != "base" else None
         gone = self.gone(below) | self.gone(head) & self.ancestors(below)
