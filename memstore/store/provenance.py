@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 from ..editing.requests import Request
+from ..errors import MemstoreError
 from .commits import load_requests
 from .history import LiveFact, SetRef
 from .repository import Repository
@@ -53,7 +54,11 @@ class Provenance:
         self._replays: dict[str, dict[int, tuple[SetRef, list[int]]]] = {}
         self._lines: dict[Write, list[Write]] = {}
         self._held: dict[tuple[str, Fact], list[tuple[str, Write]]] = {}
-        self._holding: dict[str, dict[tuple[str, str], tuple[Fact, list[Write]]]] = {}
+        # the state graph (basis) of the commits whose holders were asked for, each commit
+        # read once: depth and ancestors 2^j bases up, and every write by (subject, prompt)
+        self._depth: dict[str, int] = {}
+        self._up: dict[str, list[str]] = {}
+        self._writers: dict[tuple[str, str], list[tuple[int, Write, Fact]]] = {}
 
     def facts(self, ref: SetRef) -> list[Fact]:
         k = (ref.commit, ref.index)
@@ -168,19 +173,51 @@ class Provenance:
         """The writes by which `commit`'s state holds `written` (the same subject, prompt
         and target): the live one and those of the same target before it in its chain with
         none of another target between (a revert of the later leaves the earlier), oldest
-        first."""
-        if commit not in self._holding:  # per (subject, prompt): its fact and those writes
-            runs: dict[tuple[str, str], tuple[Fact, list[Write]]] = {}
-            for ref in self.repo.chain_sets(commit):
-                for p, f in enumerate(self.facts(ref)):
-                    run = runs.get(f[:2])
-                    if run is not None and run[0] == f:
-                        run[1].append((ref.commit, ref.index, p))
-                    else:
-                        runs[f[:2]] = (f, [(ref.commit, ref.index, p)])
-            self._holding[commit] = runs
-        run = self._holding[commit].get(written[:2])
-        return run[1] if run and run[0] == written else []
+        first. From the writes of that (subject, prompt) in the commits of its basis chain:
+        each commit is read once per operation, however many states are asked about (a
+        chain walk per merge parent made a revert over many merges quadratic)."""
+        self._index_chain(commit)
+        run: list[Write] = []
+        mine = sorted((d, w, f) for d, w, f in self._writers.get(written[:2], ())
+                      if self._in_chain(w[0], d, commit))
+        for _, w, f in reversed(mine):  # the last writes, back to one of another target
+            if f != mine[-1][2]:
+                break
+            run.append(w)
+        return run[::-1] if mine and mine[-1][2] == written else []
+
+    def _index_chain(self, commit: str) -> None:
+        """Reads the commits of `commit`'s basis chain not read yet (chain_sets' order)."""
+        todo, seen, cur = [], set(), commit
+        while cur is not None and cur not in self._depth:
+            if cur in seen:
+                raise MemstoreError(f"commit {cur[:12]}: its basis chain loops; run "
+                                    "`memstore fsck`")
+            seen.add(cur)
+            todo.append(self.repo.store.commit(cur))
+            cur = todo[-1].basis
+        for c in reversed(todo):
+            up = [c.basis] if c.basis is not None else []
+            while up and len(self._up[up[-1]]) >= len(up):
+                up.append(self._up[up[-1]][len(up) - 1])
+            self._up[c.id] = up
+            self._depth[c.id] = d = self._depth[c.basis] + 1 if c.basis is not None else 0
+            for i, s in enumerate(c.update_sets):
+                for p, f in enumerate(self.facts(SetRef(c.id, i, s))):
+                    self._writers.setdefault(f[:2], []).append((d, (c.id, i, p), f))
+
+    def _in_chain(self, c: str, depth: int, commit: str) -> bool:
+        """Whether commit `c` (at `depth`) is `commit` or a commit of its basis chain."""
+        up = self._depth[commit] - depth
+        if up < 0:
+            return False
+        j = 0
+        while up:
+            if up & 1:
+                commit = self._up[commit][j]
+            up >>= 1
+            j += 1
+        return commit == c
 
     def held(self, merge: str, written: Fact) -> list[tuple[str, Write]]:
         """The parents of `merge` that held `written` (the same subject, prompt and target),
