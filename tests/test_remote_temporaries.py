@@ -39,7 +39,7 @@ def dead_pid() -> int:
 
 def stamped(name: str, age: float, host: str = "other-host") -> str:
     """A temporary name for `name` as a push on `host` would have made it `age` s ago."""
-    made = datetime.datetime.fromtimestamp(leftovers.now() - age, datetime.timezone.utc)
+    made = datetime.datetime.fromtimestamp(leftovers.now() - age, datetime.UTC)
     return f"{TEMP_PREFIX}{host}-4242-0123abcd-{made:%Y%m%dT%H%M%SZ}-{name}"
 
 
@@ -68,7 +68,7 @@ def test_an_fsspec_store_drops_stale_temporaries_where_it_writes():
     for name in (old, young, legacy_old, legacy_new, other):
         t.fs.pipe_file(t.full(f"objects/ab/{name}"), b"partial")
     t.fs.store[t.full(f"objects/ab/{legacy_old}")].modified = datetime.datetime.fromtimestamp(
-        leftovers.now() - 2 * DAY, datetime.timezone.utc)
+        leftovers.now() - 2 * DAY, datetime.UTC)
     t.fs.pipe_file(t.full(f"refs/heads/{stamped('main', 3 * DAY)}"), b"x")  # not written into
     written = []
     real = t.fs.pipe_file

@@ -39,7 +39,7 @@ from .stats_records import StatisticsRecord
 from .storage import Storage
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 DIRNAME = ".memstore"
 INIT_PREFIX = DIRNAME + "-init-"  # the repository being built, renamed to DIRNAME when whole

@@ -181,7 +181,7 @@ def migrate(db: Database) -> list[str]:
             migration(db)
             db["migrations"].insert({
                 "id": len(applied) + 1, "name": migration.__name__,
-                "applied_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                "applied_at": datetime.datetime.now(datetime.UTC).isoformat(),
             })
             done_now.append(migration.__name__)
 
