@@ -504,12 +504,9 @@ def test_a_holder_reverted_then_merged_again_holds_no_more(base, tmp_path):
     assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
 
 
-def test_a_holder_at_other_layers_is_refused_in_one_line(base, tmp_path):
-    """theirs wrote Jordan at other edited layers: its z-vector cannot be replayed in ours'
-    set, so `revert ours` is refused in one line, nothing written; reverting theirs first,
-    as it says, lets it through and takes Jordan out."""
-    from cli_support import error_line, snapshot
-
+def jordan_at_other_layers(base, tmp_path):
+    """main: Yasuda, then ours (Jordan); branch other, from Yasuda: theirs (Jordan) at
+    layers 0,1. Returns the repository (on main), ours and theirs."""
     repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
     ok("commit", write_facts(tmp_path / "h.jsonl", [YASUDA]), cwd=repo_dir)
     ok("branch", "other", cwd=repo_dir)
@@ -519,6 +516,16 @@ def test_a_holder_at_other_layers_is_refused_in_one_line(base, tmp_path):
     ok("stats", cwd=repo_dir)
     theirs = last_line(ok("commit", write_facts(tmp_path / "t.jsonl", [JORDAN]), cwd=repo_dir))
     ok("switch", "main", cwd=repo_dir)
+    return repo_dir, ours, theirs
+
+
+def test_a_holder_at_other_layers_is_refused_in_one_line(base, tmp_path):
+    """theirs wrote Jordan at other edited layers: its z-vector cannot be replayed in ours'
+    set, so `revert ours` is refused in one line, nothing written; reverting theirs first,
+    as it says, lets it through and takes Jordan out."""
+    from cli_support import error_line, snapshot
+
+    repo_dir, ours, theirs = jordan_at_other_layers(base, tmp_path)
     ok("merge", "other", cwd=repo_dir)
     before = snapshot(repo_dir)
     line = error_line(run("revert", ours, cwd=repo_dir), 1, "at other edited layers")
@@ -533,15 +540,7 @@ def test_a_squash_leaves_a_holder_at_other_layers_out_of_its_solve(base, tmp_pat
     """theirs wrote Jordan at other edited layers than K, committed on main after the merge:
     a squash onto ours solving Jordan again from theirs' z-vector with K's was refused
     (different edited layers); it solves K alone, as before such holders counted."""
-    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
-    ok("commit", write_facts(tmp_path / "h.jsonl", [YASUDA]), cwd=repo_dir)
-    ok("branch", "other", cwd=repo_dir)
-    ours = last_line(ok("commit", write_facts(tmp_path / "o.jsonl", [JORDAN]), cwd=repo_dir))
-    ok("switch", "other", cwd=repo_dir)
-    ok("config", "layers", "0,1", cwd=repo_dir)
-    ok("stats", cwd=repo_dir)
-    ok("commit", write_facts(tmp_path / "t.jsonl", [JORDAN]), cwd=repo_dir)
-    ok("switch", "main", cwd=repo_dir)
+    repo_dir, ours, _ = jordan_at_other_layers(base, tmp_path)
     ok("config", "layers", "1,2", cwd=repo_dir)
     ok("merge", "other", cwd=repo_dir)
     ok("commit", write_facts(tmp_path / "k.jsonl", [MESSI]), cwd=repo_dir)
