@@ -372,19 +372,23 @@ def test_a_replay_that_will_not_fit_is_refused_before_anything_is_written(histor
                                                                          args):
     """revert, squash and merge solve from cached z-vectors with no memory estimate: on a
     machine without the room they ran out of memory partway (killed, or a traceback); they
-    are refused in one line, as a commit is."""
+    are refused in one line, as a commit is — before the statistics a replay solves with are
+    got (computed, where a clone lacks them: they were got first, then refused)."""
     from cli_support import snapshot
 
     from memstore.editing import memory
+    from memstore.store import rewrite
 
     repo_dir, ids = history
     args = tuple(ids[a] if isinstance(a, int) else a for a in args)
     monkeypatch.setattr(memory, "available", lambda device: 1024)  # 1 KiB free
+    got = []
+    monkeypatch.setattr(rewrite, "statistics_of_set", lambda *a: got.append(a))
     before = snapshot(repo_dir)
     r = run(*args, cwd=repo_dir)
     assert r.exit_code == 1 and r.stderr.count("\n") == 1, r.output
     assert "from their cached z-vectors will not fit: estimated peak memory" in r.stderr
-    assert snapshot(repo_dir) == before
+    assert snapshot(repo_dir) == before and got == []
 
 
 # -- a fact both sides of a merge wrote, each by its own commit ---------------------------------
@@ -652,3 +656,28 @@ def test_an_earlier_write_the_merged_side_held_a_fact_by_is_a_holder_too(base, t
     ok("revert", p, cwd=repo_dir)
     assert subjects_live(repo_dir) == []
     assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+
+
+def test_a_replay_estimates_the_statistics_it_must_compute(base, history, tmp_path,
+                                                            monkeypatch):
+    """A clone fetched without --with-stats computes the statistics a replay solves with:
+    the replay's memory estimate counts that phase there (it left it out), and not where
+    they are stored."""
+    from cli_support import model_dir
+
+    from memstore.store import rewrite
+
+    repo_dir, (c1, _, _) = history
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo_dir)
+    ok("push", cwd=repo_dir)
+    clone = tmp_path / "clone"
+    ok("clone", tmp_path / "remote", clone, "--base", model_dir(base))
+    seen: list[bool] = []
+    real = rewrite.estimate_memory
+    monkeypatch.setattr(rewrite, "estimate_memory", lambda *a, **k: seen.append(
+        k["statistics_needed"]) or real(*a, **k))
+    ok("revert", c1, cwd=clone)
+    assert seen[0] is True
+    del seen[:]
+    ok("revert", c1, cwd=repo_dir)
+    assert seen and not any(seen)

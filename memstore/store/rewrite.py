@@ -22,7 +22,6 @@ from ..editing.progress import phase
 from ..editing.requests import Request, fact_key
 from ..editing.result import EditResult
 from ..editing.settings import EditSettings
-from ..editing.statistics import Statistics
 from ..editing.tokens import read_alike
 from ..errors import MemstoreError, ValidationError
 from . import history
@@ -60,19 +59,23 @@ class Report:
 # -- replays ----------------------------------------------------------------------------------
 
 
-def _replay(base: LoadedBase, requests: list[Request], zs: torch.Tensor, templates,
-            settings: EditSettings, stats_: dict[int, Statistics],
+def _replay(repo: Repository, base: LoadedBase, requests: list[Request], zs: torch.Tensor,
+            templates, settings: EditSettings, solved_as: UpdateSet,
             earlier: dict[int, torch.Tensor] | None) -> EditResult:
-    """One solve from cached z-vectors on the model's current state (no z optimisation);
-    refused, before it starts and before anything is written, where its memory estimate
-    does not fit."""
+    """One solve from cached z-vectors on the model's current state (no z optimisation),
+    with the statistics update set `solved_as` was solved with; refused, before it starts,
+    before statistics missing here are computed, and before anything is written, where its
+    memory estimate does not fit."""
     need = estimate_memory(base.model, base.adapter, settings, len(requests),
                            next(iter(earlier.values())).shape[0] if earlier else 0,
+                           statistics_needed=any(repo.statistics_record(sid, l) is None
+                                                 for l, sid in solved_as.stats.items()),
                            optimise=False)
     if not need.fits():
         raise MemstoreError(f"a solve of {len(requests)} facts from their cached z-vectors "
                             f"will not fit: {need.line()}; use a GPU with more memory or a "
                             "device map")
+    stats_ = statistics_of_set(repo, solved_as)
     base.editing(settings.layers)
     return execute_memit(base.model, base.tokenizer, requests, settings, stats_,
                          adapter=base.adapter, zs=zs, templates=list(templates),
@@ -293,8 +296,7 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                         sources.append([len(results), n, *x])
                 settings = s.edit_settings
                 kept = [requests[p] for p in keep]
-                results.append(_replay(base, kept, zs, s.templates, settings,
-                                       statistics_of_set(repo, s),
+                results.append(_replay(repo, base, kept, zs, s.templates, settings, s,
                                        _running(repo, basis, results, kept, settings,
                                                 replays)))
                 if ref.commit not in replayed:
@@ -379,8 +381,8 @@ def _solve_from_cache(repo: Repository, base: LoadedBase, facts: list[LiveFact],
         token_rule=recorded[-1] if recorded else EditSettings.token_rule)
     requests = [f.request for f in facts]
     _check_token_rules(base, facts, sets, newest.templates, settings.token_rule)
-    return _replay(base, requests, repo.zs_of(facts), newest.templates, settings,
-                   statistics_of_set(repo, newest), _running(repo, basis, [], requests, settings))
+    return _replay(repo, base, requests, repo.zs_of(facts), newest.templates, settings,
+                   newest, _running(repo, basis, [], requests, settings))
 
 
 def _pairs(facts: list[LiveFact]) -> set[Fact]:
