@@ -37,7 +37,6 @@ float32 d_in × d_in during the solve at these widths. Estimates, not bounds: th
 figure says which terms it counts. Not measured on a GPU."""
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -285,7 +284,8 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
     # the solve, one layer at a time on its device (float64, measured on the CPU: see the
     # module's docstring)
     for dev in dict.fromkeys(solved.values()):
-        square = max(dims[l][1] for l in layers if solved[l] == dev) ** 2 * 8
+        width = max(dims[l][1] for l in layers if solved[l] == dev)
+        square = width * width * 8
         if settings.history == "nullspace":
             # K Kᵀ (+ the earlier keys'), P times it, the ridge, their sum and its LU factor
             # (solve.solve_layer_nullspace)
@@ -294,11 +294,11 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
                 # eigenvectors and its workspace beside the projector (measured: 2.06 squares
                 # at d_in 2,048, 2.11 at 1,024)
                 add(cpu, "null-space projector (eigh)", 9 * square // 4, "solve")
-        elif n_requests < math.isqrt(square // 8):
+        elif n_requests < width:
             # λ·E[kkᵀ] with the earlier keys added in place, its Cholesky factor and
             # cholesky_solve's copy of it; A⁻¹K beside K, and the n × n system
             add(dev, "solve (λC + running, Cholesky)",
-                3 * square + n_requests * math.isqrt(square // 8) * 8 + n_requests ** 2 * 8,
+                3 * square + n_requests * width * 8 + n_requests ** 2 * 8,
                 "solve")
         else:  # n ≥ d_in: A, A + K Kᵀ and its LU factor (solve.solve_layer's dense path)
             add(dev, "solve (λC + running + KKᵀ, LU)", 3 * square, "solve")

@@ -136,6 +136,19 @@ def _merged_side(repo: Repository, c: Commit) -> set[str]:
     return {ref.commit for ref in repo.chain_sets(c.basis)} - ours
 
 
+def _reverted_by(c: Commit) -> list[str]:
+    """The commits `c` took out: a revert's one, a squash's that the reverts it replaced
+    took out (info `reverted`); none for any other commit."""
+    if c.operation == "revert":
+        return [c.info["reverted"]]
+    return list(c.info.get("reverted", [])) if c.operation == "squash" else []
+
+
+def _layers(repo: Repository, w: Write) -> list[int]:
+    """The edited layers of the update set that made write `w`."""
+    return repo.get_commit(w[0]).update_sets[w[1]].settings["layers"]
+
+
 class _Owners:
     """Who else holds a fact a write of which a rewrite takes out: the writes of the same
     fact that merges in HEAD's history met it with (Provenance.fellows), less those a revert
@@ -168,9 +181,7 @@ class _Owners:
             for r in self.repo.db.query(
                     "select id from commits where operation in ('revert', 'squash')"):
                 if r["id"] in self.history:
-                    rc = self.repo.get_commit(r["id"])
-                    targets += ([rc.info["reverted"]] if rc.operation == "revert"
-                                else rc.info.get("reverted", []))
+                    targets += _reverted_by(self.repo.get_commit(r["id"]))
             self._gone = []
             for x in dict.fromkeys(targets):
                 if self.repo.has_commit(x):
@@ -235,15 +246,13 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                     continue
                 # its z-vector is replayed in this set: one written at the same layers
                 layers = ref.update_set.settings["layers"]
-                other = next((x for x in others if repo.get_commit(x[0]).update_sets[x[1]]
-                              .settings["layers"] == layers), None)
+                other = next((x for x in others if _layers(repo, x) == layers), None)
                 if other is None:
                     by = others[0][0][:12]
-                    theirs = repo.get_commit(others[0][0]).update_sets[others[0][1]]
                     raise MemstoreError(
                         f"the {Request(*fact).describe()} is written by {target[:12]} and "
                         f"by {by} too, at other edited layers ({list(layers)} and "
-                        f"{list(theirs.settings['layers'])}): {by}'s cached z-vector cannot "
+                        f"{list(_layers(repo, others[0]))}): {by}'s cached z-vector cannot "
                         f"take the place of {target[:12]}'s; revert {by} first, or commit "
                         "the fact again")
                 again.setdefault(i, {})[p] = other
@@ -304,7 +313,8 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
         live = [r for res in results for r in res.requests]
         # REV's writes taken out; not its facts a later commit wrote again, nor those
         # another holder keeps
-        out = set().union(*drop.values()) & {_fact(f.request) for f in repo.facts_at(head)}
+        at_head = {f[:2]: f for fs in set_facts for f in fs}  # the newest write of each
+        out = set().union(*drop.values()) & set(at_head.values())
         with phase(f"measuring the {len(live)} live and {len(out)} reverted facts"):
             metrics = measure(base, live) if live else {}
             if out:
@@ -429,20 +439,17 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
             if written not in kept or onto_writes.isdisjoint(prov.line(w)):
                 added.append(f)
                 continue
-            layers = repo.get_commit(f.commit).update_sets[f.set_index].settings["layers"]
             other = next((x for x in owners.fellows(w, written)[1:]
                           if onto_writes.isdisjoint(prov.line(x))
                           and not owners.gone(x, written)
-                          and repo.get_commit(x[0]).update_sets[x[1]].settings["layers"]
-                          == layers), None)  # else not solvable with the others, as before
+                          and _layers(repo, x) == _layers(repo, w)),
+                         None)  # else not solvable with the others, as before
             if other is not None:
                 added.append(LiveFact(f.request, *other))
         # what the reverts squashed took out of commits before `rev`: gone, after gc, with
         # them, and no write may tell (a revert of a fact another holder keeps writes none)
-        reverted = [t for c in map(repo.get_commit, squashed)
-                    for t in ([c.info["reverted"]] if c.operation == "revert"
-                              else c.info.get("reverted", []) if c.operation == "squash"
-                              else []) if t not in squashed]
+        reverted = [t for c in map(repo.get_commit, squashed) for t in _reverted_by(c)
+                    if t not in squashed]
         with phase("loading the state at HEAD"):
             base = state_of(repo, head)
         requests = [f.request for f in added]
