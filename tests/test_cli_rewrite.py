@@ -117,6 +117,34 @@ def test_a_revert_reads_the_basis_facts_once_however_many_sets_it_replays(
     assert calls == [c1]  # once, not once per set replayed
 
 
+def test_a_revert_holds_one_replayed_sets_tensors_at_a_time(history, monkeypatch,
+                                                            tmp_path_factory):
+    """A revert kept every set it replayed (ΔW factors, keys, z-vectors), and the sets it
+    carried unchanged, in memory until it wrote its commit: a revert early in a long
+    history of a wide model held them all at once (a Llama-70B set of 100 facts at 10 layers
+    is ~260 MB). Each is now written to the object store when it is solved, and the replay
+    keeps its requests and record only: what it holds does not grow with the sets."""
+    import gc
+
+    from memstore.editing.result import LayerUpdate
+    from memstore.store import rewrite
+
+    repo_dir, (c1, c2, c3) = history
+    last_line(ok("commit", facts_files(tmp_path_factory.getbasetemp())["d"], cwd=repo_dir))
+    held, real = [], rewrite._replay
+
+    def replay(*args, **kwargs):
+        gc.collect()
+        held.append(sum(isinstance(o, LayerUpdate) for o in gc.get_objects()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rewrite, "_replay", replay)
+    reverted = last_line(ok("revert", c2, cwd=repo_dir))
+    assert len(held) == 2 and held[1] == held[0], held  # C3's replay, then C4's
+    with Repository.open(repo_dir) as repo:
+        assert [ref.commit for ref in repo.chain_sets(reverted)] == [c1, reverted, reverted]
+
+
 def test_revert_squash_and_merge_run_no_z_optimisation(history, monkeypatch, tmp_path_factory):
     repo_dir, (c1, c2, _) = history
     files = facts_files(tmp_path_factory.getbasetemp())

@@ -292,6 +292,27 @@ def put_update_set(objects: ObjectStore, result: EditResult, method: str = "memi
     )
 
 
+@dataclass(frozen=True)
+class StoredSet:
+    """A solve whose objects are written already: its requests and its record, without
+    its tensors (a revert stores each set it replays as soon as it is solved, so that a
+    long replay holds one set's tensors at a time, not all of them until the commit)."""
+
+    requests: list[Request]
+    update_set: UpdateSet
+
+    @property
+    def stats_ids(self) -> dict[int, str]:
+        return dict(self.update_set.stats)
+
+
+def store_set(objects: ObjectStore, result: EditResult | StoredSet) -> StoredSet:
+    """`result` written to `objects` (put_update_set), unless it is already."""
+    if isinstance(result, StoredSet):
+        return result
+    return StoredSet(result.requests, put_update_set(objects, result))
+
+
 def recorded_settings(result: EditResult) -> dict:
     """The settings a set records: token_rule only where it decides where a request is read
     (EditResult.rule_matters); where it does not, the record is one that memstore before the

@@ -29,7 +29,7 @@ from ..editing.settings import EditSettings
 from ..editing.statistics import Statistics
 from ..errors import MemstoreError, ValidationError
 from . import config, history, index, maintenance, snapshots, stats_records, writer
-from .commits import Commit, load_requests, load_updates, load_zs
+from .commits import Commit, StoredSet, load_requests, load_updates, load_zs
 from .config import BaseRecord, path_snapshot
 from .lock import RepositoryLock, WaitCallback
 from .objects import DiskObjectStore, MemoryObjectStore, fsync_dir, refuse_link
@@ -429,13 +429,15 @@ class Repository:
 
     # -- commits --------------------------------------------------------------------------
 
-    def write_commit(self, update_sets: Sequence[EditResult], *, parents: Sequence[str],
-                     basis: str | None, message: str, metrics: dict[str, Any] | None = None,
-                     operation: str = "commit", info: dict[str, Any] | None = None,
+    def write_commit(self, update_sets: Sequence[EditResult | StoredSet], *,
+                     parents: Sequence[str], basis: str | None, message: str,
+                     metrics: dict[str, Any] | None = None, operation: str = "commit",
+                     info: dict[str, Any] | None = None,
                      time: float | None = None, ref: str | None = HEAD,
                      expected: str | None = _FROM_PARENTS) -> Commit:
         """Records a commit whose state is `basis`'s state (None: the base weights) plus
-        `update_sets` (one EditResult per solve, applied in order), and moves `ref` to it.
+        `update_sets` (one EditResult per solve, applied in order, or its StoredSet where
+        its objects are written already), and moves `ref` to it.
 
         `ref` HEAD moves the current branch (or a detached HEAD); None moves nothing.
         `expected` is where `ref` must still point (default: the first parent, i.e. where

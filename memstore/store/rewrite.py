@@ -25,7 +25,7 @@ from ..editing.settings import EditSettings
 from ..editing.tokens import read_alike
 from ..errors import MemstoreError, ValidationError
 from . import history
-from .commits import Commit, UpdateSet, load_requests, load_updates, load_zs
+from .commits import Commit, StoredSet, UpdateSet, load_requests, load_updates, load_zs, store_set
 from .history import LiveFact, SetRef
 from .provenance import Fact, Provenance, Write
 from .provenance import fact as _fact
@@ -82,15 +82,15 @@ def _replay(repo: Repository, base: LoadedBase, requests: list[Request], zs: tor
                          earlier=earlier)
 
 
-def _stored_result(repo: Repository, ref: SetRef) -> EditResult:
-    """An update set as recorded, to carry it unchanged into a new commit."""
-    s = ref.update_set
-    return EditResult(load_requests(repo.objects, s), s.edit_settings, list(s.templates),
-                      load_zs(repo.objects, s), load_updates(repo.objects, s), dict(s.stats),
-                      dict(s.info), rule_matters="token_rule" in s.settings)
+def _carried(repo: Repository, base: LoadedBase, ref: SetRef) -> StoredSet:
+    """An update set carried unchanged into a new commit, applied to `base`'s model."""
+    updates = load_updates(repo.objects, ref.update_set)
+    base.editing(tuple(updates))
+    apply_updates(base.model, base.adapter, updates)
+    return StoredSet(load_requests(repo.objects, ref.update_set), ref.update_set)
 
 
-def _running(repo: Repository, basis: str | None, results: list[EditResult],
+def _running(repo: Repository, basis: str | None, results: list[EditResult | StoredSet],
              requests: list[Request], settings: EditSettings,
              replays: Replays | None = None) -> dict[int, torch.Tensor] | None:
     """The earlier keys a replay of `requests` preserves: those live in `basis`'s state,
@@ -279,14 +279,10 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                 s = chain[k].update_set
                 _check_token_rules(base, [LiveFact(requests[p], *x)], sets,
                                    list(s.templates), s.edit_settings.token_rule)
-        results: list[EditResult] = []
+        results: list[StoredSet] = []
         sources: list[list] = []  # [set, position, commit, set, position] per write again
         for ref in chain[j - chain[j].index: j] if j < len(chain) else []:
-            # the owner's sets before j, unchanged
-            res = _stored_result(repo, ref)
-            base.editing(tuple(res.updates))
-            apply_updates(base.model, base.adapter, res.updates)
-            results.append(res)
+            results.append(_carried(repo, base, ref))  # the owner's sets before j, unchanged
         replayed: list[str] = []
         replays = Replays(repo.store, basis)
         with phase(f"replaying the {len(chain) - j} update sets from their cached z-vectors"):
@@ -305,9 +301,10 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                         sources.append([len(results), n, *x])
                 settings = s.edit_settings
                 kept = [requests[p] for p in keep]
-                results.append(_replay(repo, base, kept, zs, s.templates, settings, s,
-                                       _running(repo, basis, results, kept, settings,
-                                                replays)))
+                # stored as it is solved: the replay holds one set's tensors at a time
+                results.append(store_set(repo.objects, _replay(
+                    repo, base, kept, zs, s.templates, settings, s,
+                    _running(repo, basis, results, kept, settings, replays))))
                 if ref.commit not in replayed:
                     replayed.append(ref.commit)
         live = [r for res in results for r in res.requests]

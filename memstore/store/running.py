@@ -21,7 +21,7 @@ import torch
 
 from ..editing.requests import Request, fact_key
 from ..editing.result import EditResult
-from .commits import load_layer, load_requests
+from .commits import StoredSet, load_layer, load_requests
 from .history import chain_sets
 from .storage import Storage
 
@@ -58,7 +58,8 @@ def _advance(live: Live, requests: Sequence[Request], where: object) -> None:
         live[key] = (where, positions)
 
 
-def live_keys(store: Storage, live: Live, memory: dict[int, EditResult] | None = None
+def live_keys(store: Storage, live: Live,
+              memory: dict[int, EditResult | StoredSet] | None = None
               ) -> dict[int, torch.Tensor]:
     """Per layer, the key rows (n_live × d_in, float32) of the live facts, grouped by the
     set that wrote them in chain order, rows in request order."""
@@ -68,11 +69,13 @@ def live_keys(store: Storage, live: Live, memory: dict[int, EditResult] | None =
     out: dict[int, list[torch.Tensor]] = {}
     for where, positions in by_set.items():
         positions = sorted(positions)
-        if isinstance(where, tuple):
-            s = store.commit(where[0]).update_sets[where[1]]
-            layers = {l: load_layer(store.objects, l, rec).keys for l, rec in s.layers.items()}
+        done = None if isinstance(where, tuple) else (memory or {})[where]
+        if isinstance(done, EditResult):
+            layers = {l: u.keys for l, u in done.updates.items()}
         else:
-            layers = {l: u.keys for l, u in (memory or {})[where].updates.items()}
+            s = (done.update_set if done is not None
+                 else store.commit(where[0]).update_sets[where[1]])
+            layers = {l: load_layer(store.objects, l, rec).keys for l, rec in s.layers.items()}
         for l, k in layers.items():
             out.setdefault(l, []).append(k[positions])
     return {l: torch.cat(ks) for l, ks in sorted(out.items())}
@@ -106,9 +109,9 @@ class Replays:
         self.store = store
         self.basis = basis
         self._live: Live | None = None  # the basis's live facts, advanced by `_done` sets
-        self._done: list[EditResult] = []
+        self._done: list[EditResult | StoredSet] = []
 
-    def earlier_keys(self, done: Sequence[EditResult],
+    def earlier_keys(self, done: Sequence[EditResult | StoredSet],
                      requests: Sequence[Request]) -> dict[int, torch.Tensor]:
         if (self._live is None or len(done) < len(self._done)
                 or any(a is not b for a, b in zip(done, self._done))):  # not the same sets

@@ -14,14 +14,15 @@ from typing import Any
 from ..editing.result import EditResult
 from ..errors import MemstoreError, ValidationError
 from . import stats_records
-from .commits import Commit, load_requests, make_commit, put_update_set
+from .commits import Commit, StoredSet, load_requests, make_commit, store_set
 from .index import commit_row, index_commit, introduced_size
 from .refs import Refs
 from .schema import transaction
 from .storage import Storage
 
 
-def check_inputs(store: Storage, base_hash: str, update_sets: Sequence[EditResult],
+def check_inputs(store: Storage, base_hash: str,
+                 update_sets: Sequence[EditResult | StoredSet],
                  parents: list[str], basis: str | None) -> None:
     if len(set(parents)) != len(parents):
         raise ValidationError("a commit cannot have the same parent twice")
@@ -38,13 +39,14 @@ def check_inputs(store: Storage, base_hash: str, update_sets: Sequence[EditResul
                                       "this repository (store them first)")
 
 
-def write_commit(store: Storage, refs: Refs, base_hash: str, update_sets: Sequence[EditResult],
-                 *, parents: list[str], basis: str | None, message: str,
-                 metrics: dict[str, Any] | None, operation: str, info: dict[str, Any] | None,
-                 time: float | None, ref: str | None, expected: str | None) -> Commit:
+def write_commit(store: Storage, refs: Refs, base_hash: str,
+                 update_sets: Sequence[EditResult | StoredSet], *, parents: list[str],
+                 basis: str | None, message: str, metrics: dict[str, Any] | None,
+                 operation: str, info: dict[str, Any] | None, time: float | None,
+                 ref: str | None, expected: str | None) -> Commit:
     """Records the commit and moves `ref` (None: none) from `expected` to it."""
     check_inputs(store, base_hash, update_sets, parents, basis)
-    sets = [put_update_set(store.objects, r) for r in update_sets]
+    sets = [store_set(store.objects, r).update_set for r in update_sets]
     commit, data = make_commit(
         parents=parents, base=base_hash, basis=basis, update_sets=sets, message=message,
         time=clock.time() if time is None else time, operation=operation,
