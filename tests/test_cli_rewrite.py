@@ -10,6 +10,7 @@ import transformers
 from cli_support import (
     copy_repo,
     empty_template,
+    error_line,
     facts_files,
     history_template,
     last_line,
@@ -129,7 +130,7 @@ def test_a_revert_holds_one_replayed_sets_tensors_at_a_time(history, monkeypatch
     from memstore.editing.result import LayerUpdate
     from memstore.store import rewrite
 
-    repo_dir, (c1, c2, c3) = history
+    repo_dir, (c1, c2, _) = history
     last_line(ok("commit", facts_files(tmp_path_factory.getbasetemp())["d"], cwd=repo_dir))
     held, real = [], rewrite._replay
 
@@ -143,6 +144,33 @@ def test_a_revert_holds_one_replayed_sets_tensors_at_a_time(history, monkeypatch
     assert len(held) == 2 and held[1] == held[0], held  # C3's replay, then C4's
     with Repository.open(repo_dir) as repo:
         assert [ref.commit for ref in repo.chain_sets(reverted)] == [c1, reverted, reverted]
+
+
+def test_a_revert_refused_part_way_takes_back_the_sets_it_stored(history, monkeypatch,
+                                                                  tmp_path_factory):
+    """A revert stores each replayed set as it is solved; refused at a later set (its
+    memory estimate does not fit, as `_replay` refuses), or interrupted, it leaves no
+    objects behind: the store is as it was."""
+    from memstore.errors import MemstoreError
+    from memstore.store import rewrite
+
+    repo_dir, (_, c2, _) = history
+    last_line(ok("commit", facts_files(tmp_path_factory.getbasetemp())["d"], cwd=repo_dir))
+    objects = repo_dir / ".memstore" / "objects"
+    before = sorted(p.relative_to(objects) for p in objects.rglob("*") if p.is_file())
+    calls, real = [], rewrite._replay
+
+    def replay(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemstoreError("a solve of 2 facts from their cached z-vectors will not fit")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rewrite, "_replay", replay)
+    error_line(run("revert", c2, cwd=repo_dir), 1, "will not fit")
+    assert len(calls) == 2  # C3's set was solved and stored before C4's was refused
+    after = sorted(p.relative_to(objects) for p in objects.rglob("*") if p.is_file())
+    assert after == before
 
 
 def test_revert_squash_and_merge_run_no_z_optimisation(history, monkeypatch, tmp_path_factory):

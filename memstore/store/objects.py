@@ -26,6 +26,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,37 @@ class ObjectStore(ABC):
     @abstractmethod
     def size(self, oid: str) -> int: ...
 
+    _new: list[str] | None = None  # objects stored for the first time, while recorded
+
+    def _stored_new(self, oid: str) -> None:
+        if self._new is not None:
+            self._new.append(oid)
+
+    @contextmanager
+    def taken_back_on_failure(self) -> Iterator[None]:
+        """Objects stored for the first time inside the block are deleted again when it
+        raises: an operation that writes objects as it goes (a revert's replays) and is
+        refused or interrupted part way leaves the store as it found it. Only for a caller
+        holding the repository lock, so that no other writer can have named them."""
+        outer, self._new = self._new, []
+        try:
+            yield
+        except BaseException:
+            for oid in self._new:
+                self.delete(oid)
+            raise
+        finally:
+            new, self._new = self._new, outer
+            if outer is not None:
+                outer.extend(new)
+
+    def keep_new(self) -> None:
+        """The objects stored so far in a `taken_back_on_failure` block are named by a
+        commit being written: no failure after this takes them back (the writer calls it
+        inside its transaction, so that at worst they stay as orphans for gc)."""
+        if self._new is not None:
+            self._new.clear()
+
     def head(self, oid: str, n: int) -> bytes:
         """The first `n` bytes of `oid` (unchecked: for telling kinds of objects apart)."""
         return self._read(check_object_id(oid))[:n]
@@ -218,7 +250,9 @@ class MemoryObjectStore(ObjectStore):
 
     def put_bytes(self, data: bytes) -> str:
         oid = hash_bytes(data)
-        self._objects.setdefault(oid, bytes(data))
+        if oid not in self._objects:
+            self._objects[oid] = bytes(data)
+            self._stored_new(oid)
         return oid
 
     def _read(self, oid: str) -> bytes:
@@ -343,13 +377,16 @@ class DiskObjectStore(ObjectStore):
     def put_bytes(self, data: bytes) -> str:
         oid = hash_bytes(data)
         target = self._target(oid)
+        new = False
         try:
             if target.stat().st_size == len(data) and hash_bytes(self._read(oid)) == oid:
                 return oid  # already stored, and sound (a damaged copy is written again)
         except FileNotFoundError:
-            pass
+            new = True
         self._clean(target.parent)
         write_durably(target, data, mode=0o444)  # objects are immutable
+        if new:
+            self._stored_new(oid)
         return oid
 
     def put_stream(self, oid: str, chunks: Iterable[bytes]) -> str:

@@ -197,7 +197,9 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
     sets solved after `rev` (with it in place) are replayed from their cached z-vectors on
     top of the state before it; the sets before it are kept as they are."""
     t0 = time.perf_counter()
-    with repo.lock():
+    # the sets it replays are stored as they are solved: a refusal or an interrupt part
+    # way takes them back
+    with repo.lock(), repo.objects.taken_back_on_failure():
         head = _require_head(repo, "revert")
         target = repo.resolve(rev)
         if not repo.is_ancestor(target, head):
