@@ -199,3 +199,44 @@ def test_a_write_removes_what_a_writer_killed_outright_left_in_its_folder(tmp_pa
     assert sorted(fan.iterdir()) == sorted([*kept, folder, link, store.path(oid)])
     assert link.is_symlink() and all(k.read_bytes() == b"x" for k in kept)
     assert store.put_bytes(data) == hashlib.sha256(data).hexdigest()
+
+
+def test_a_block_that_raises_takes_back_the_objects_it_stored_that_nothing_names():
+    """Storage.taken_back_on_failure (a revert stores each set it replays as it goes): when
+    the block raises, the objects it stored for the first time are deleted, but not those
+    stored before it, nor those an index row names by then (statistics computed on the
+    way, a commit written), nor any when the block ends normally."""
+    from test_store_support import commit_on_head, memory_repo
+
+    from memstore.editing.statistics import Statistics
+
+    repo = memory_repo()
+    old = repo.objects.put_json(["before"])
+    with pytest.raises(RuntimeError), repo.store.taken_back_on_failure():
+        assert repo.objects.put_json(["before"]) == old  # present already: not taken back
+        loose = repo.objects.put_json(["loose"])
+        rec = repo.put_statistics(Statistics(1, torch.eye(4, dtype=torch.float64), 9, "s"))
+        c = commit_on_head(repo, seed=1)
+        raise RuntimeError("refused part way")
+    assert repo.objects.contains(old) and not repo.objects.contains(loose)
+    assert all(repo.objects.contains(o) for o in (rec.object, rec.record, *c.object_ids()))
+    with repo.store.taken_back_on_failure():
+        kept = repo.objects.put_json(["kept"])
+    assert repo.objects.contains(kept)
+
+
+def test_a_disk_store_records_only_the_objects_it_writes_first(tmp_path):
+    store = DiskObjectStore(tmp_path / "objects")
+    old = store.put_bytes(b"old")
+    damaged = store.put_bytes(b"damaged")
+    path = store.path(damaged)
+    path.chmod(0o644)
+    path.write_bytes(b"DAMAGED")
+    with store.recording_new() as outer:
+        with store.recording_new() as inner:
+            store.put_bytes(b"old")
+            store.put_bytes(b"damaged")  # written again whole: it was there, not new
+            new = store.put_bytes(b"new")
+        store.put_bytes(b"new")
+        assert inner == [new]
+    assert outer == [new] and store.get_bytes(damaged) == b"damaged" and old in store

@@ -172,29 +172,16 @@ class ObjectStore(ABC):
             self._new.append(oid)
 
     @contextmanager
-    def taken_back_on_failure(self) -> Iterator[None]:
-        """Objects stored for the first time inside the block are deleted again when it
-        raises: an operation that writes objects as it goes (a revert's replays) and is
-        refused or interrupted part way leaves the store as it found it. Only for a caller
-        holding the repository lock, so that no other writer can have named them."""
+    def recording_new(self) -> Iterator[list[str]]:
+        """The ids of the objects stored for the first time inside the block (not those
+        already present, nor a damaged copy written again), in the list it yields."""
         outer, self._new = self._new, []
         try:
-            yield
-        except BaseException:
-            for oid in self._new:
-                self.delete(oid)
-            raise
+            yield self._new
         finally:
             new, self._new = self._new, outer
             if outer is not None:
                 outer.extend(new)
-
-    def keep_new(self) -> None:
-        """The objects stored so far in a `taken_back_on_failure` block are named by a
-        commit being written: no failure after this takes them back (the writer calls it
-        inside its transaction, so that at worst they stay as orphans for gc)."""
-        if self._new is not None:
-            self._new.clear()
 
     def head(self, oid: str, n: int) -> bytes:
         """The first `n` bytes of `oid` (unchecked: for telling kinds of objects apart)."""

@@ -199,7 +199,7 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
     t0 = time.perf_counter()
     # the sets it replays are stored as they are solved: a refusal or an interrupt part
     # way takes them back
-    with repo.lock(), repo.objects.taken_back_on_failure():
+    with repo.lock(), repo.store.taken_back_on_failure():
         head = _require_head(repo, "revert")
         target = repo.resolve(rev)
         if not repo.is_ancestor(target, head):

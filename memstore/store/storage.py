@@ -6,6 +6,8 @@ from the index, and the repository composes them. Commit records are immutable, 
 read-through cache of them is always valid (gc calls `forget_cached` after deleting)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlite_utils import Database
@@ -37,3 +39,20 @@ class Storage:
     def has_commit(self, commit_id: str) -> bool:
         """Whether the index knows `commit_id`."""
         return bool(list(self.db.query("select 1 from commits where id = ?", [commit_id])))
+
+    @contextmanager
+    def taken_back_on_failure(self) -> Iterator[None]:
+        """When the block raises, the objects it stored for the first time that no index
+        row names are deleted again: an operation that writes objects as it goes (a
+        revert stores each set it replays) and is refused or interrupted part way leaves
+        the store as it found it, while what it indexed meanwhile (statistics it computed)
+        or a commit it wrote keeps its objects. Only for a caller holding the repository
+        lock, so that no other writer can have named them."""
+        with self.objects.recording_new() as new:
+            try:
+                yield
+            except BaseException:
+                for oid in new:
+                    if not list(self.db.query("select 1 from objects where id = ?", [oid])):
+                        self.objects.delete(oid)
+                raise

@@ -58,7 +58,6 @@ def write_commit(store: Storage, refs: Refs, base_hash: str,
             index_commit(store, commit, [r.requests for r in update_sets], size)
         if ref is not None:
             refs.update(ref, commit.id, expected)
-        store.objects.keep_new()  # named by the commit now (a revert's replayed sets)
     store.remember(commit)
     return commit
 
