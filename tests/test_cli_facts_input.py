@@ -448,3 +448,16 @@ def test_ask_and_probe_read_prompts_in_nfc_as_facts_are(base, tmp_path, monkeypa
     ok("ask", decomposed, "--max-tokens", "1", cwd=repo)
     ok("diff", "base", "HEAD", "--probe", decomposed, "--max-tokens", "1", cwd=repo)
     assert seen and all(p == unicodedata.normalize("NFC", decomposed) for p in seen)
+
+
+def test_a_number_of_thousands_of_digits_is_refused_in_one_line(repo, tmp_path):
+    """Python's json reads a number into an int, and refuses one of more than 4300 digits
+    with a ValueError that is no JSONDecodeError: it was a traceback (as a line, in a JSON
+    list, and in a broken first line's check for one object over several lines)."""
+    digits = "7" * 5000
+    refused(repo, facts(tmp_path, "n.jsonl", digits), "n.jsonl line 1: a number of more than")
+    refused(repo, facts(tmp_path, "c.jsonl", f'{{"case_id": {digits}, ' + json.dumps(FACT)[1:]),
+            "c.jsonl line 1: a number of more than")
+    refused(repo, facts(tmp_path, "l.json", f"[{digits}]"), "l.json: a number of more than")
+    refused(repo, facts(tmp_path, "b.jsonl", "{", f'"x": {digits}}}'),
+            "b.jsonl line 1: invalid JSON")

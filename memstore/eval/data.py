@@ -74,6 +74,8 @@ def load_records(source: Source) -> list[tuple[str, dict]]:
             raise ValidationError(f"{name} line {e.lineno}: invalid JSON ({e.msg})") from None
         except RecursionError:
             raise ValidationError(f"{name}: JSON nested too deeply") from None
+        except ValueError:  # json's int() of a number of more digits than Python converts
+            raise ValidationError(f"{name}: {_LONG_NUMBER}") from None
         where = [f"{name} record {i + 1}" for i in range(len(data))]
         return [(w, _as_dict(r, w)) for w, r in zip(where, data)]
     out = []
@@ -91,8 +93,14 @@ def load_records(source: Source) -> list[tuple[str, dict]]:
             raise ValidationError(f"{where}: invalid JSON ({e.msg})") from None
         except RecursionError:
             raise ValidationError(f"{where}: JSON nested too deeply") from None
+        except ValueError:
+            raise ValidationError(f"{where}: {_LONG_NUMBER}") from None
         out.append((where, _as_dict(record, where)))
     return out
+
+
+_LONG_NUMBER = (f"a number of more than {sys.get_int_max_str_digits()} digits, more than "
+                "Python reads")
 
 
 def source_name(source: str | Path) -> str:
@@ -123,7 +131,7 @@ def _one_object(text: str) -> bool:
     """Whether the text is a single JSON object (pretty-printed over several lines)."""
     try:
         return isinstance(json.loads(text), dict)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         return False
 
 
