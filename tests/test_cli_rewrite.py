@@ -505,6 +505,30 @@ def test_a_fact_both_sides_wrote_stays_until_both_are_reverted(base, tmp_path, m
     assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
 
 
+@pytest.mark.parametrize("more", [False, True])
+@pytest.mark.parametrize("merge_first", [True, False])
+def test_a_revert_of_the_merge_takes_out_the_merged_sides_write_of_a_fact_both_wrote(
+        base, tmp_path, more, merge_first):
+    """README: a revert of a merge takes out every write it brought in from the merged
+    side, theirs' of Jordan too, which main held by ours' write already. `revert MERGE`
+    keeps Jordan (ours holds it) and `revert ours` keeps it (theirs does); both, in either
+    order, take it out. `revert MERGE` then `revert ours` kept it (theirs' write still held
+    it); `revert ours` then `revert MERGE` kept it too (the merge took out only facts main
+    lacked before it); and `revert MERGE` where theirs wrote Jordan alone was refused."""
+    repo_dir, ours, _, merge = both_write_jordan(base, tmp_path, more)
+    messi = {MESSI[0]} if more else set()
+    first, second = (merge, ours) if merge_first else (ours, merge)
+    d = json.loads(ok("revert", first, "--json", cwd=repo_dir).stdout)
+    assert set(subjects_live(repo_dir)) == {YASUDA[0], JORDAN[0]} | (
+        set() if merge_first else messi)
+    assert d["removed"] == (len(messi) if merge_first else 0)
+    d = json.loads(ok("revert", second, "--json", cwd=repo_dir).stdout)
+    assert set(subjects_live(repo_dir)) == {YASUDA[0]}
+    assert d["removed"] == 1 + (0 if merge_first else len(messi))
+    assert "p_new" in d["metrics"]["reverted"]
+    assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+
+
 def test_a_fact_both_sides_wrote_stays_after_a_squash_of_one_side_and_gc(base, tmp_path):
     """The merge is squashed onto ours (theirs with it) and gc removes them: the squash
     solves Jordan again from theirs' z-vector, so `revert ours` keeps it (the squash's

@@ -117,23 +117,29 @@ def _first_line(message: str) -> str:
 # -- revert -----------------------------------------------------------------------------------
 
 
-def _introduced(repo: Repository, c: Commit) -> set[Fact]:
-    """The facts a commit brought in: its requests; for a merge, what the merged side
-    brought (live after it, not live at its first parent)."""
-    if len(c.parents) > 1:
-        before = {_fact(f.request) for f in repo.facts_at(c.parents[0])}
-        return {_fact(f.request) for f in repo.facts_at(c.id)} - before
-    return {_fact(r) for i in range(len(c.update_sets)) for r in repo.requests_of(c.id, i)}
+class _Taken:
+    """The writes a revert of commit `c` takes out: those carried on from a write of `c`
+    (its own, and the copies of them that merges, squashes and replays carried on since).
+    For a merge: those carried on from a write of it or of a commit of its merged side (in
+    the history of its other parents, not of its first), the writes it brought in, facts
+    its first parent held too among them, less copies of a write made in its first parent's
+    history (that side wrote it: the merged side carried it on)."""
 
+    def __init__(self, g: dict, c: Commit) -> None:
+        self.commits, self.before = {c.id}, set()
+        if len(c.parents) > 1:
+            self.before = history.ancestors(g, c.parents[0])
+            self.commits |= history.ancestors_of(g, c.parents[1:]) - self.before
 
-def _merged_side(repo: Repository, c: Commit) -> set[str]:
-    """For a merge whose state was built on its merged side's (that side kept every fact
-    the merge did; merge()): the commits of that side's state that are not in the history
-    of its first parent, whose writes it brought in. Empty for any other commit."""
-    if len(c.parents) < 2 or c.basis == c.parents[0] or c.basis is None:
-        return set()
-    ours = history.ancestors(history.graph(repo.db), c.parents[0])
-    return {ref.commit for ref in repo.chain_sets(c.basis)} - ours
+    def facts(self, repo: Repository, prov: Provenance) -> set[Fact]:
+        """The facts its commits wrote: those of the writes it can take out."""
+        return {f for x in self.commits for i, s in enumerate(repo.get_commit(x).update_sets)
+                for f in prov.facts(SetRef(x, i, s))}
+
+    def takes(self, line: list[Write]) -> bool:
+        """Whether it takes out the write whose line (Provenance.line) is `line`."""
+        commits = {x[0] for x in line}
+        return not commits.isdisjoint(self.commits) and commits.isdisjoint(self.before)
 
 
 def _reverted_by(c: Commit) -> list[str]:
@@ -161,7 +167,7 @@ class _Owners:
         self.merges = sorted((m for m in (self.history if merges is None else merges)
                               if len(self.g[m][0]) > 1), key=lambda m: (self.g[m][1], m))
         self._above: dict[str, set[str]] = {}
-        self._gone: list[tuple[set[str], set[Fact]]] | None = None
+        self._gone: list[_Taken] | None = None
 
     def above(self, m: str) -> set[str]:
         if m not in self._above:
@@ -171,10 +177,10 @@ class _Owners:
     def fellows(self, w: Write, written: Fact) -> list[Write]:
         return self.prov.fellows(w, written, self.merges, self.above) if self.merges else [w]
 
-    def carries(self, w: Write, commits: Collection[str]) -> bool:
-        return any(x[0] in commits for x in self.prov.line(w))
+    def takes(self, t: _Taken, w: Write) -> bool:
+        return t.takes(self.prov.line(w))
 
-    def gone(self, w: Write, written: Fact) -> bool:
+    def gone(self, w: Write) -> bool:
         """Whether a revert in HEAD's history took `w` out (it would have dropped it)."""
         if self._gone is None:
             targets: list[str] = []
@@ -182,14 +188,9 @@ class _Owners:
                     "select id from commits where operation in ('revert', 'squash')"):
                 if r["id"] in self.history:
                     targets += _reverted_by(self.repo.get_commit(r["id"]))
-            self._gone = []
-            for x in dict.fromkeys(targets):
-                if self.repo.has_commit(x):
-                    cx = self.repo.get_commit(x)
-                    self._gone.append(({x} | _merged_side(self.repo, cx),
-                                       _introduced(self.repo, cx)))
-        return any(written in facts and self.carries(w, commits)
-                   for commits, facts in self._gone)
+            self._gone = [_Taken(self.g, self.repo.get_commit(x))
+                          for x in dict.fromkeys(targets) if self.repo.has_commit(x)]
+        return any(self.takes(t, w) for t in self._gone)
 
 
 def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
@@ -214,18 +215,18 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                         and repo.is_ancestor(x, head)), None)
         if earlier is not None:  # its facts may have been committed again since: keep those
             raise MemstoreError(f"commit {target[:12]} was already reverted by {earlier[:12]}")
-        removed = _introduced(repo, c)
         chain = repo.chain_sets(head)
         prov = Provenance(repo)
         set_facts = [prov.facts(ref) for ref in chain]
-        # the writes that are `target`'s own, in its sets or carried on by a merge, squash
-        # or revert since; a write of the same fact by another commit stays. A merge built
-        # on the merged side's state brought that side's writes in as they were
-        writers = {target} | _merged_side(repo, c)
         # a fact both sides of a merge held, each by its own write, is both's: a write of
         # it that is `target`'s is written again from another holder's cached z-vector
         # (`again`), unless a revert took that one out too; with none left, it goes
         owners = _Owners(repo, prov, head)
+        # the writes that are `target`'s own, in its sets or carried on by a merge, squash
+        # or revert since; a write of the same fact by another commit stays. A merge's are
+        # those it brought in from the merged side
+        taken = _Taken(owners.g, c)
+        removed = taken.facts(repo, prov)
         drop: dict[int, set[Fact]] = {}
         again: dict[int, dict[int, Write]] = {}
         hit = False
@@ -235,14 +236,14 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                     continue
                 w = (ref.commit, ref.index, p)
                 fellows = owners.fellows(w, fact)
-                mine = [owners.carries(x, writers) for x in fellows]
-                if not any(mine):
-                    continue
+                mine = [owners.takes(taken, x) for x in fellows]
+                if not any(m and not owners.gone(x) for x, m in zip(fellows, mine)):
+                    continue  # no write of `target`'s holds it, or a revert took it out
                 hit = True
-                if not mine[0] and not owners.gone(w, fact):
+                if not mine[0] and not owners.gone(w):
                     continue  # another's write, `target` being one more holder of the fact
                 others = [x for x, m in zip(fellows[1:], mine[1:])
-                          if not m and not owners.gone(x, fact)]
+                          if not m and not owners.gone(x)]
                 if not others:
                     drop.setdefault(i, set()).add(fact)
                     continue
@@ -440,7 +441,7 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
                 continue
             other = next((x for x in owners.fellows(w, written)[1:]
                           if onto_writes.isdisjoint(prov.line(x))
-                          and not owners.gone(x, written)
+                          and not owners.gone(x)
                           and _layers(repo, x) == _layers(repo, w)),
                          None)  # else not solvable with the others, as before
             if other is not None:
