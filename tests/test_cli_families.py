@@ -93,3 +93,26 @@ def test_statistics_of_a_model_with_a_context_shorter_than_their_sequences(tmp_p
     assert '"seq_len": 64' in ok("stats", cwd=repo).stdout
     ok("commit", facts_files(tmp_path)["d"], cwd=repo)
     ok("revert", "HEAD", cwd=repo)
+
+
+def test_verify_of_a_tied_model_knows_the_weight_saved_once(tmp_path):
+    """GPT-2's lm_head shares transformer.wte's weight and a checkpoint saves it once:
+    verify tells a tied weight from a missing one by the tensor it is (the same parameter),
+    not by name, and names a tensor that is really missing."""
+    from safetensors.torch import load_file, save_file
+
+    model = model_dir(tmp_path / "gpt2", "gpt2")
+    repo, out = tmp_path / "repo", tmp_path / "out"
+    ok("init", repo, "--base", model)
+    for key, value in SETTINGS.items():
+        if key != "layers":
+            ok("config", key, value, cwd=repo)
+    ok("commit", facts_files(tmp_path)["a"], cwd=repo)
+    ok("export", out, cwd=repo)
+    saved = load_file(out / "model.safetensors")
+    assert "lm_head.weight" not in saved and "transformer.wte.weight" in saved
+    assert "OK" in ok("verify", out, cwd=repo).stdout
+    del saved["transformer.ln_f.bias"]
+    save_file(saved, out / "model.safetensors", metadata={"format": "pt"})
+    r = run("verify", out, cwd=repo)
+    assert r.exit_code != 0 and "transformer.ln_f.bias: missing from the checkpoint" in r.output

@@ -16,6 +16,7 @@ from cli_support import (
     facts_files,
     last_line,
     memstore_process,
+    model_dir,
     ok,
     run,
 )
@@ -55,6 +56,51 @@ def test_a_device_map_with_a_layer_on_disk_gives_the_same_edit(repos, tmp_path):
     wa, wb = (load_file(tmp_path / e / "model.safetensors") for e in ("ea", "eb"))
     assert sorted(wa) == sorted(wb) and all((wa[k] == wb[k]).all() for k in wa)
     assert "OK" in ok("verify", tmp_path / "ea", cwd=a).stdout  # rebuilt without the map
+
+
+def test_a_model_the_map_offloads_is_hashed_and_verified_one_module_at_a_time(
+        repos, tmp_path, monkeypatch):
+    """Hashing a base (init, export's and verify's check), checking it finite and verify's
+    rebuild read every offloaded weight back at once (accelerate's
+    get_state_dict_offloaded_model gathers the whole model on the CPU, so a model larger
+    than memory could not be verified). They read it one module at a time now: each tensor
+    is gone when the next is read, and the hashes are those of the model loaded whole."""
+    import gc
+    import weakref
+
+    import accelerate.utils.modeling
+    import transformers
+
+    from memstore.models.hashing import model_hash, state_items
+    from memstore.models.loading import load_model
+    from memstore.models.runtime import Runtime
+
+    base, a, _ = repos
+    ok("commit", facts_files(base)["a"], cwd=a)
+    ok("export", tmp_path / "out", cwd=a)
+
+    def gathered(model):
+        raise AssertionError("the whole offloaded model was gathered on the CPU")
+
+    monkeypatch.setattr(accelerate.utils.modeling, "get_state_dict_offloaded_model", gathered)
+    dm = device_map(tmp_path, {**OFFLOAD_LAST, "model.layers.3": "disk", "lm_head": "disk",
+                               "model.norm": "disk"})
+    assert "OK" in ok("verify", tmp_path / "out", "--device-map", dm, cwd=a).stdout
+    path = str(model_dir(base))
+    whole = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    spread = load_model(path, runtime=Runtime("cpu", "float32", device_map=dm)).model
+    assert model_hash(spread) == model_hash(whole)
+    offloaded = {n for n, t in spread.state_dict(keep_vars=True).items() if t.is_meta}
+    assert "model.layers.3.mlp.down_proj.weight" in offloaded and "lm_head.weight" in offloaded
+    read = []
+    for name, t in state_items(spread):
+        gc.collect()
+        assert all(r() is None for r in read), name  # the tensors read before are gone
+        assert not t.is_meta and torch.equal(t, whole.state_dict()[name])
+        if name in offloaded:
+            read.append(weakref.ref(t))
+        del t
+    assert len(read) == len(offloaded)
 
 
 def test_the_offload_folder_goes_with_the_model(repos, tmp_path, monkeypatch):

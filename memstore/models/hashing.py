@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,24 +75,39 @@ def _bytes(t: torch.Tensor) -> memoryview:
 
 def state_hash(state: dict[str, torch.Tensor]) -> str:
     """sha256 over (name, dtype, shape, bytes) of every tensor, in name order."""
+    return _items_hash((name, state[name]) for name in sorted(state))
+
+
+def _items_hash(items: Iterable[tuple[str, torch.Tensor]]) -> str:
     h = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name]
+    for name, t in items:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
         h.update(_bytes(t))
     return h.hexdigest()
 
 
-def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's state dict with real tensors: weights accelerate offloaded to disk or
-    the CPU (a device map) are read back from their offload store."""
-    state = model.state_dict()
-    if any(t.device.type == "meta" for t in state.values()):
-        from accelerate.utils.modeling import get_state_dict_offloaded_model
+def state_items(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, tensor) of the model's state dict, in name order, one tensor at a time: a
+    weight accelerate offloaded to disk or the CPU (a device map) is read back from its
+    offload store for its turn only, so that hashing, checking or comparing a model larger
+    than memory holds one module's tensors of it at a time (accelerate's
+    get_state_dict_offloaded_model gathers every tensor on the CPU). A tensor is valid
+    until the next is asked for."""
+    state = model.state_dict(keep_vars=True)  # references; an offloaded one on `meta`
+    for name in sorted(state):
+        t = state[name]
+        if t.device.type != "meta":
+            yield name, t.detach()
+            continue
+        from accelerate.utils import align_module_device, has_offloaded_params
 
-        return get_state_dict_offloaded_model(model)
-    return state
+        prefix, _, local = name.rpartition(".")
+        owner = prefix  # the module whose hook offloaded it: its own, or one it is inside
+        while owner and not has_offloaded_params(model.get_submodule(owner)):
+            owner = owner.rpartition(".")[0]
+        with align_module_device(model.get_submodule(owner), torch.device("cpu")):
+            yield name, model.get_submodule(prefix).state_dict(keep_vars=True)[local].detach()
 
 
 def model_hash(model: nn.Module) -> str:
-    return state_hash(full_state_dict(model))
+    return _items_hash(state_items(model))

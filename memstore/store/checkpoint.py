@@ -19,9 +19,9 @@ from ..editing.progress import progress
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import (
     changed_side_files,
-    full_state_dict,
     model_hash,
     side_files,
+    state_items,
     tensor_sha256,
 )
 from ..models.loading import gguf_copy_current, load_model, resolve, save_as_base
@@ -312,25 +312,33 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
     check_base(repo)
     check_base_weights(repo)
     base = state_of(repo, commit)
-    state = full_state_dict(base.model)
+    # the rebuilt model's tensors, one at a time (a device map's offloaded ones are read
+    # back for their turn only): hash, layout, and which tensor it is (tied weights share one)
+    state = base.model.state_dict(keep_vars=True)
+    rebuilt: dict[str, tuple[str, tuple[str, tuple[int, ...]]]] = {}
+    seen: dict[int, tuple[str, tuple[str, tuple[int, ...]]]] = {}
+    for n, t in progress(iterable=state_items(base.model), total=len(state),
+                         desc="hashing the rebuilt model", unit="tensor"):
+        if id(state[n]) not in seen:
+            seen[id(state[n])] = (tensor_sha256(t), layout(t))
+        rebuilt[n] = seen[id(state[n])]
     out = Path(out_dir)
     layouts: dict[str, tuple[str, tuple[int, ...]]] = {}
     files = checkpoint_tensors(out, layouts=layouts)
     problems = _check_files(out, manifest, base) + recorded_problems(repo, manifest)
-    for name, sha in progress(iterable=sorted(files.items()), desc="comparing tensors",
-                              unit="tensor"):
-        if name not in state:
+    for name, sha in sorted(files.items()):
+        if name not in rebuilt:
             problems.append(f"{name}: not a tensor of the rebuilt model")
-        elif tensor_sha256(state[name]) != sha:
+        elif rebuilt[name][0] != sha:
             problems.append(f"{name}: differs from the rebuilt model")
-        elif layouts[name] != layout(state[name]):
+        elif layouts[name] != rebuilt[name][1]:
             problems.append(f"{name}: dtype or shape {layouts[name]} differs from the rebuilt "
-                            f"model's {layout(state[name])}")
+                            f"model's {rebuilt[name][1]}")
         elif manifest["tensors"].get(name) != sha:
             problems.append(f"{name}: differs from the manifest")
-    saved = {state[n].data_ptr() for n in files if n in state}
+    saved = {id(state[n]) for n in files if n in state}
     for name in sorted(set(state) - set(files)):
-        if state[name].data_ptr() not in saved:  # tied weights are saved once
+        if id(state[name]) not in saved:  # tied weights are saved once
             problems.append(f"{name}: missing from the checkpoint")
     for name in sorted(set(manifest["tensors"]) - set(files)):
         problems.append(f"{name}: in the manifest but not in the checkpoint")

@@ -38,7 +38,7 @@ from ..editing.settings import EditSettings
 from ..editing.statistics import SOURCES, check_corpus
 from ..editing.zs import check_compute_dtype, key_groups
 from ..errors import MemstoreError, ValidationError
-from ..models.hashing import full_state_dict, model_hash, side_files
+from ..models.hashing import model_hash, side_files, state_items
 from ..models.loading import DEFAULT_MODEL, resolve
 from ..models.runtime import KEYS as RUNTIME_KEYS
 from ..models.runtime import Runtime
@@ -94,7 +94,7 @@ class BaseIdentity:
 def check_finite(model, spec: str) -> None:
     """A base whose weights hold NaN or ±inf is refused, naming the first such tensor: every
     edit of it would fail (non-finite z-vectors or solve) or spread them."""
-    for name, t in full_state_dict(model).items():
+    for name, t in state_items(model):
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise ValidationError(f"model {spec!r}: its tensor {name} holds NaN or infinite "
                                   "values")
