@@ -265,3 +265,24 @@ def test_a_remote_holding_both_case_twins_still_takes_pushes_of_each(pair):
     commit_on_head(b, seed=3)
     with pytest.raises(MemstoreError, match="only by case"):
         push(b, branch="MAIN")
+
+
+@pytest.mark.parametrize("first, second", [("topic", "topic/y"), ("topic/y", "topic")])
+def test_a_branch_and_the_folder_of_another_are_not_both_pushed(pair, first, second):
+    """'topic' beside 'topic/y': a remote stores a branch as the file refs/heads/NAME. A
+    folder refused the second push after its objects were written, in a line that did not
+    say why ('…/refs/heads/topic is not a regular file', or 'File exists'); S3 took both
+    (which no folder and no repository can hold). Refused for every remote, before
+    anything is written, naming the branch the remote has."""
+    a, b, url = pair
+    c = commit_on_head(a, seed=1)
+    push(a, branch="main")
+    a.update_ref(f"refs/heads/{first}", c.id, expected=None)
+    push(a, branch=first)
+    commit_on_head(b, seed=2)
+    b.update_ref(f"refs/heads/{second}", b.head().commit, expected=None)
+    before = remote_files(url)
+    with pytest.raises(MemstoreError, match=f"has a branch '{first}', and a remote stores a "
+                                            "branch as a file"):
+        push(b, branch=second)
+    assert remote_files(url) == before

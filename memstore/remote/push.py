@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import MemstoreError, ValidationError
-from ..store.refs import HEADS, branch_ref, case_twin
+from ..store.refs import HEADS, branch_ref, case_twin, folder_clash
 from ..store.repository import Repository
 from . import remotes
 from .connection import connect
@@ -77,6 +77,11 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
                               f"differs from {branch!r} only by case (a remote on a "
                               "case-insensitive disk stores both as one file); rename the "
                               "branch")
+    clash = folder_clash(branch, listed)
+    if clash is not None:  # a folder cannot hold both; on S3, no teammate could branch from both
+        raise ValidationError(f"push to {name} refused: it has a branch {clash!r}, and a "
+                              "remote stores a branch as a file, so one cannot be both a "
+                              f"branch and the folder of another; rename {branch!r}")
     old = remote.transport.read_ref(path)
     result = PushResult(name, url, branch, old.commit, tip, guarantee=remote.transport.guarantee)
     if old.commit is not None and old.commit != tip:

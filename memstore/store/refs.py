@@ -92,6 +92,13 @@ def case_twin(name: str, names) -> str | None:
     return next((n for n in sorted(names) if n != name and n.casefold() == folded), None)
 
 
+def folder_clash(name: str, names) -> str | None:
+    """The name among `names` that is a folder of `name` or that `name` is a folder of
+    ('a' beside 'a/b'), if any: stored as files refs/heads/NAME, one cannot be both."""
+    return next((n for n in sorted(names)
+                 if n.startswith(name + "/") or name.startswith(n + "/")), None)
+
+
 def check_ref_name(name: str, kind: str = "branch") -> str:
     """`name` if it is a valid short branch/tag name (git check-ref-format rules);
     otherwise a ValidationError naming it and the rule it breaks."""
