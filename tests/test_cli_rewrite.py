@@ -382,16 +382,24 @@ def test_a_revert_after_a_squash_whose_commits_gc_removed(base, tmp_path, revert
         assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
 
 
-def test_a_revert_of_a_merge_built_on_the_merged_side(history, tmp_path_factory):
+@pytest.mark.parametrize("again", [False, True])
+def test_a_revert_of_a_merge_built_on_the_merged_side(history, tmp_path_factory, tmp_path,
+                                                       again):
     """side reverts C2 (a fact of the merge base main keeps) and commits d; main commits e.
     The merge takes side's revert, so it is built on side's state (d's write as side made
     it) with e solved again. `revert MERGE` takes out what it brought in from side (d):
-    it was refused, 'has no facts in the current state', with d live."""
+    it was refused, 'has no facts in the current state', with d live. Where side then
+    gave d's fact another target (`again`), the revert took out that write only, and d's
+    first target was live again, a fact main never held."""
     repo_dir, (_, c2, _) = history
     files = facts_files(tmp_path_factory.getbasetemp())
     ok("switch", "-c", "side", cwd=repo_dir)
     ok("revert", c2, cwd=repo_dir)
     ok("commit", files["d"], cwd=repo_dir)
+    if again:
+        ok("commit", write_facts(tmp_path / "d2.jsonl", [
+            ("Honda Civic", "{} is produced by", "Toyota", "Honda")]), "--supersede",
+           cwd=repo_dir)
     ok("switch", "main", cwd=repo_dir)
     ok("commit", files["e"], cwd=repo_dir)
     r = ok("merge", "side", cwd=repo_dir)  # it said 'solved on the merge base', C3
