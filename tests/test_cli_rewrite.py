@@ -427,8 +427,9 @@ def test_a_fact_written_again_stays_after_a_revert_squashed_or_not(base, tmp_pat
     ok("commit", c, cwd=repo_dir)
     if squash:
         assert json.loads(ok("squash", first, "--json", cwd=repo_dir).stdout)["n_facts"] == 1
-    ok("revert", first, cwd=repo_dir)
+    d = json.loads(ok("revert", first, "--json", cwd=repo_dir).stdout)
     assert subjects_live(repo_dir) == ["Michael Jordan"]
+    assert d["removed"] == 1, d
 
 
 @pytest.mark.parametrize("args", [("revert", 0), ("squash", "base")])

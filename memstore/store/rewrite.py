@@ -311,10 +311,12 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                 if ref.commit not in replayed:
                     replayed.append(ref.commit)
         live = [r for res in results for r in res.requests]
-        # REV's writes taken out; not its facts a later commit wrote again, nor those
-        # another holder keeps
+        # the facts that left HEAD's state: not one a later commit wrote again (its write
+        # stays), nor one another holder keeps
         at_head = {f[:2]: f for fs in set_facts for f in fs}  # the newest write of each
-        out = set().union(*drop.values()) & set(at_head.values())
+        after = {f[:2]: f for k, fs in enumerate(set_facts) for f in fs
+                 if f not in drop.get(k, set())}
+        out = set(at_head.values()) - set(after.values())
         with phase(f"measuring the {len(live)} live and {len(out)} reverted facts"):
             metrics = measure(base, live) if live else {}
             if out:
