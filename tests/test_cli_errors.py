@@ -4,6 +4,7 @@ repository's objects and index rows are the same before and after."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from cli_support import (
@@ -13,6 +14,7 @@ from cli_support import (
     facts_files,
     history_template,
     make_model_dir,
+    model_dir,
     ok,
     run,
     snapshot,
@@ -428,3 +430,21 @@ def test_a_commit_on_statistics_of_fewer_tokens_than_key_dimensions_is_refused(
     assert last.startswith("memstore: error: the statistics of layer 1 come from "), last
     assert "fewer than its 64 key dimensions" in last and "stats_source wikipedia" in last
     assert snapshot(repo) == before
+
+
+def test_init_in_the_base_model_or_another_repositorys_store_is_refused(base, repo, tmp_path):
+    """`init MODEL --base MODEL` failed with 'base model changed on disk since init' after
+    writing MODEL/.memstore, which it left there (every later use of that model folder as a
+    base then failed the same way); `init REPO/.memstore/objects/ab` made a repository
+    inside another one's object store. Both are refused now, before anything is written."""
+    model = tmp_path / "model"
+    shutil.copytree(model_dir(base), model)
+    for path in (model, model / "sub"):
+        error_line(run("init", path, "--base", model), 2, "is or is inside the base model")
+    assert sorted(p.name for p in model.iterdir()) == sorted(
+        p.name for p in model_dir(base).iterdir())
+    inner = repo / ".memstore" / "objects" / "ab"
+    before = snapshot(repo)
+    error_line(run("init", inner, "--base", model), 2,
+               "is inside a repository's .memstore folder")
+    assert snapshot(repo) == before and not inner.exists()

@@ -160,7 +160,14 @@ def init(path: str | Path = ".", base_spec: str = DEFAULT_MODEL, *,
     root = Path(path).resolve()
     if (root / DIRNAME).exists():
         raise MemstoreError(f"a memstore repository already exists in {root}")
+    if DIRNAME in root.parts:
+        raise ValidationError(f"{root} is inside a repository's {DIRNAME} folder; choose "
+                              "another folder")
     b = identify_base(base_spec)
+    model = Path(b.path).resolve()
+    if root == model or model in root.parents:  # its .memstore would change the model
+        raise ValidationError(f"{root} is or is inside the base model ({model}); choose "
+                              "another folder")
     return Repository.init(root, b.spec, b.hash, b.info, b.settings, base_path=b.path,
                            on_wait=on_wait)
 
