@@ -144,19 +144,45 @@ def test_an_s3_store_without_conditional_writes_is_single_writer(s3_server, monk
     assert t.create("HEAD", b"x") and not t.create("HEAD", b"y")
 
 
-def test_a_folder_remote_gets_the_modes_the_umask_allows(tmp_path):
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664)])
+def test_a_folder_remote_gets_the_modes_the_umask_allows(tmp_path, umask, mode):
     """A folder remote is shared (a team's /mnt/shared): its files are readable as the
-    umask allows, not 0600 as a temporary file is made (other users could not fetch)."""
+    umask allows, not 0600 as a temporary file is made (other users could not fetch), and
+    writable by the group under umask 002, the lock file too: a teammate's push opens it
+    for writing (made 0644, it refused every push but that of the user who made it)."""
     import os
     import stat
-    old = os.umask(0o022)
+    old = os.umask(umask)
     try:
         t = open_transport(str(tmp_path / "r"))
         t.put("objects/ab/cd", b"one")
         t.put_stream("objects/ef/gh", iter([b"two"]))
         t.swap_ref("refs/heads/main", A, t.read_ref("refs/heads/main"))
         assert t.create("HEAD", b"ref: refs/heads/main\n")
-        for name in ("objects/ab/cd", "objects/ef/gh", "refs/heads/main", "HEAD"):
-            assert stat.S_IMODE((tmp_path / "r" / name).stat().st_mode) == 0o644, name
+        for name in ("objects/ab/cd", "objects/ef/gh", "refs/heads/main", "HEAD", "lock"):
+            assert stat.S_IMODE((tmp_path / "r" / name).stat().st_mode) == mode, name
     finally:
         os.umask(old)
+
+
+def test_a_lock_file_a_teammate_cannot_open_is_one_remote_error(tmp_path, monkeypatch):
+    """A lock file made unwritable for this user (by an older memstore, 0644, in a group's
+    shared folder): the push is refused as a remote's error naming the remote, the lock
+    and the reason, not as an OSError of an unnamed file."""
+    import errno
+
+    import memstore.store.lock as lock_module
+
+    real = lock_module.os.open
+
+    def denied(path, *args, **kwargs):
+        if str(path).endswith("/r/lock"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    t = open_transport(str(tmp_path / "r"))
+    monkeypatch.setattr(lock_module.os, "open", denied)
+    with pytest.raises(RemoteError, match=r"remote .*/r: cannot lock the remote \(lock\): "
+                                          "access denied"):
+        t.swap_ref("refs/heads/main", A, t.read_ref("refs/heads/main"))
+    assert t.read_ref("refs/heads/main").commit is None

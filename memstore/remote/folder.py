@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -89,9 +90,18 @@ class FolderTransport(Transport):
             self.check_ref(path, expected)
             self.put(path, ref_bytes(commit))
 
-    def _lock(self):
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """The remote's lock held. Its file gets the mode the umask allows, as the others
+        do: every teammate who pushes opens it for writing (made 0644, it refused every
+        push but its maker's in a group's shared folder)."""
         self._call("create the remote folder", self.root.mkdir, parents=True, exist_ok=True)
-        return RepositoryLock(self._target(LOCK))(timeout=LOCK_TIMEOUT)
+        lock = RepositoryLock(self._target(LOCK), mode=0o666)
+        self._call(f"lock the remote ({LOCK})", lock.acquire, timeout=LOCK_TIMEOUT)
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _write(self, path: str, data: bytes | Iterable[bytes]) -> None:
         target = self._target(path)

@@ -25,9 +25,12 @@ class LockedError(MemstoreError):
 
 
 class RepositoryLock:
-    def __init__(self, path: str | Path | None, on_wait: WaitCallback | None = None) -> None:
-        """`path` None: a process-local lock (for in-memory repositories)."""
+    def __init__(self, path: str | Path | None, on_wait: WaitCallback | None = None,
+                 mode: int = 0o644) -> None:
+        """`path` None: a process-local lock (for in-memory repositories). `mode`: of the
+        lock file when this process makes it (less the umask)."""
         self.path = Path(path) if path is not None else None
+        self.mode = mode
         self.on_wait = on_wait
         self._fd: int | None = None
         self._depth = 0
@@ -74,7 +77,7 @@ class RepositoryLock:
     def _take(self, wait: bool, on_wait: WaitCallback | None, timeout: float | None) -> int:
         assert self.path is not None
         try:  # never through a planted link: it would truncate a file outside the repository
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, self.mode)
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise MemstoreError(f"{self.path} is a symbolic link; memstore never writes "
