@@ -448,3 +448,12 @@ def test_init_in_the_base_model_or_another_repositorys_store_is_refused(base, re
     error_line(run("init", inner, "--base", model), 2,
                "is inside a repository's .memstore folder")
     assert snapshot(repo) == before and not inner.exists()
+
+
+@pytest.mark.parametrize("fmt", ["full", "peft"])
+def test_an_export_folder_that_cannot_be_made_is_named_as_given(repo, fmt):
+    """A folder where none can be made was named by the temporary folder memstore makes
+    beside it ('No such file or directory: /proc/.x.memstore-tmp-HOST-PID-…')."""
+    line = refused(repo, "export", "HEAD", "/proc/memstore-x", "--format", fmt, code=1,
+                   says="cannot write /proc/memstore-x: ")
+    assert "memstore-tmp" not in line

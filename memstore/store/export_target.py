@@ -107,8 +107,12 @@ class Target:
 
     def temporary(self) -> Path:
         self.made = tuple(reversed([a for a in self.out.parents if not os.path.lexists(a)]))
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        return leftovers.make_temp_dir(self.out.parent, f".{self.out.name}.memstore-tmp-")
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            return leftovers.make_temp_dir(self.out.parent, f".{self.out.name}.memstore-tmp-")
+        except OSError as e:  # named by the temporary folder's name, which the user never gave
+            self.unmake()
+            raise MemstoreError(f"cannot write {self.out}: {e.strerror or e}") from None
 
     def unmake(self) -> None:
         """Removes the folders above OUT that this export created, deepest first, while
