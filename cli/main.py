@@ -166,6 +166,12 @@ def _report(e: Exception) -> int:
         click.echo(f"memstore: error: the repository index (.memstore/index.db) failed: "
                    f"{_one_line(str(e))}; run `memstore fsck`", err=True)
         return 1
+    said = _out_of_memory(e)
+    if said is not None:
+        click.echo(f"memstore: error: out of memory ({said}), which memstore's estimate of "
+                   "the peak did not foresee (README, 'Memory that scales'); use a GPU with "
+                   "more memory, a device map, or fewer facts per commit", err=True)
+        return 1
     if isinstance(e, BrokenPipeError):  # `memstore log | head`
         sys.stderr.close()
         return 141
@@ -176,6 +182,21 @@ def _report(e: Exception) -> int:
         click.echo(f"memstore: error: {e.strerror or e}", err=True)
         return 1
     raise e
+
+
+def _out_of_memory(e: Exception) -> str | None:
+    """What an allocation that failed says, in one line (CUDA's first sentence, the CPU
+    allocator's request); None for any other error. A wrong estimate on a machine shared
+    with others, or a phase it does not count, is the machine's limit, not a bug."""
+    torch = sys.modules.get("torch")  # not loaded: nothing of it ran out
+    text = str(e).strip()
+    if torch is not None and isinstance(e, torch.OutOfMemoryError):
+        return _one_line(". ".join(text.split(". ")[:2])) or "CUDA out of memory"
+    if isinstance(e, MemoryError):
+        return "Python could not allocate memory"
+    if isinstance(e, RuntimeError) and "DefaultCPUAllocator" in text and "memory" in text:
+        return _one_line(text[text.index("DefaultCPUAllocator"):]).split(". Error code")[0]
+    return None
 
 
 # errors of the machine (space, quota, read-only, I/O, open files, memory) that reach the

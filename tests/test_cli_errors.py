@@ -457,3 +457,38 @@ def test_an_export_folder_that_cannot_be_made_is_named_as_given(repo, fmt):
     line = refused(repo, "export", "HEAD", "/proc/memstore-x", "--format", fmt, code=1,
                    says="cannot write /proc/memstore-x: ")
     assert "memstore-tmp" not in line
+
+
+@pytest.mark.parametrize("error, says", [
+    (lambda torch: torch.OutOfMemoryError(
+        "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.15 "
+        "GiB of which 1.20 GiB is free. Including non-PyTorch memory, this process has 77.9 "
+        "GiB memory in use."),
+     "out of memory (CUDA out of memory. Tried to allocate 2.00 GiB), which memstore's "
+     "estimate"),
+    (lambda torch: RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+        "memory: you tried to allocate 40000000000 bytes. Error code 12 (Cannot allocate "
+        "memory)"),
+     "out of memory (DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+     "40000000000 bytes)"),
+    (lambda torch: MemoryError(), "out of memory (Python could not allocate memory)"),
+])
+def test_running_out_of_memory_part_way_is_one_line(repo, base, monkeypatch, error, says):
+    """An allocation that fails in the middle of a commit (a GPU shared with another job,
+    a phase the memory estimate undercounts) was a traceback; it is one line naming what
+    ran out, with what to do, and the commit writes nothing. Another RuntimeError is still
+    a bug's traceback."""
+    import torch
+
+    from memstore.editing import memit
+
+    def fail(*args, **kwargs):
+        raise error(torch)
+
+    monkeypatch.setattr(memit, "solve_layer", fail)
+    refused(repo, "commit", facts_files(base)["d"], code=1, says=says)
+    monkeypatch.setattr(memit, "solve_layer", lambda *a, **k: (_ for _ in ()).throw(
+        RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        run("commit", facts_files(base)["d"], cwd=repo)
