@@ -81,7 +81,12 @@ def size(n: int) -> str:
 
 
 def when(t: float) -> str:
-    return datetime.datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
+    """A time as a date, or as the number it is where no date holds it (a record's time is
+    any finite number)."""
+    try:
+        return datetime.datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
+    except (OverflowError, OSError, ValueError):
+        return f"{t!r} (seconds since 1970, past any date)"
 
 
 # bidirectional overrides and isolates: a line that reads otherwise than it is
