@@ -18,6 +18,7 @@ from memstore.remote.fsck import fsck_remote
 from memstore.remote.layout import MARKER, RemoteFormatError, object_path
 from memstore.remote.push import PushRejectedError, push
 from memstore.remote.transfer import CorruptRemoteObjectError
+from memstore.remote.transport import open_transport
 
 pytest_plugins = ["remote_fixtures"]  # s3_server, remote_url, pair
 
@@ -286,3 +287,32 @@ def test_a_branch_and_the_folder_of_another_are_not_both_pushed(pair, first, sec
                                             "branch as a file"):
         push(b, branch=second)
     assert remote_files(url) == before
+
+
+def test_an_incremental_push_reads_and_lists_what_it_adds(pair, monkeypatch):
+    """A push of one commit onto a pushed history read every commit record of the history
+    (to walk it), asked the size of each of its objects and listed the remote's fan-out
+    folders of them all (or all of objects/, past 64 folders): the cost of the history,
+    not of what it sends (at 5,000 commits a push of one). Now it walks, sizes and lists
+    only what the commits the remote branch lacks add."""
+    a, b, url = pair
+    for seed in range(20):
+        commit_on_head(a, seed=seed)
+    push(a)
+    pushed = {o for commit in a.log("main") for o in commit.object_ids()}
+    c = a.get_commit(commit_on_head(a, seed=100).id)
+    read, sized, listed = [], [], []
+    real_commit, real_size = a.get_commit, a.objects.size
+    monkeypatch.setattr(a, "get_commit", lambda cid: read.append(cid) or real_commit(cid))
+    monkeypatch.setattr(a.objects, "size", lambda o: sized.append(o) or real_size(o))
+    kind = type(open_transport(url))
+    real_list, real_list_many = kind.list, kind.list_many
+    monkeypatch.setattr(kind, "list", lambda t, d: listed.append(d) or real_list(t, d))
+    monkeypatch.setattr(kind, "list_many",
+                        lambda t, ds: listed.extend(ds := list(ds)) or real_list_many(t, ds))
+    r = push(a)
+    assert r.new == c.id and r.moved.commits == 1
+    assert read == [c.id] and not set(sized) & pushed and len(pushed) > 90
+    assert set(listed) <= {"refs/heads/"} | {f"objects/{o[:2]}/" for o in c.object_ids()}
+    fetch(b)
+    assert b.resolve("origin/main") == c.id and b.fsck() == [] and fsck_remote(url) == []

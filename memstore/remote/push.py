@@ -5,8 +5,9 @@ The order is what makes a push safe to kill and safe to race:
 1. read the remote branch (with the token its compare-and-swap checks);
 2. refuse, before writing anything, a push that is not a fast-forward of it: its tip is
    not here ("fetch first") or not an ancestor of ours, unless `--force`;
-3. write the objects the remote lacks (and, with `--with-stats`, the statistics), each
-   whole or not at all: until the ref moves they are unreferenced and harmless;
+3. write the objects the remote lacks of the commits that the remote branch does not
+   reach (and, with `--with-stats`, the statistics), each whole or not at all: until the
+   ref moves they are unreferenced and harmless;
 4. move the remote branch by compare-and-swap against what step 1 read: if another push
    moved it meanwhile, this one is refused ("fetch first") and nothing is lost;
 5. record the new remote-tracking branch here.
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import MemstoreError, ValidationError
+from ..store.history import ancestors, graph
 from ..store.refs import HEADS, branch_ref, case_twin, folder_clash
 from ..store.repository import Repository
 from . import remotes
@@ -102,10 +104,11 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
     if not result.up_to_date:
         if remote.marker is None:
             remote.create(base.hash, base.spec, base.info)
-        commits = reachable(repo, [tip])
+        commits = reachable(repo, [tip], have=_on_remote(repo, old.commit))
         result.moved = upload(repo, remote.transport, object_ids(commits), [c.id for c in commits])
-        if with_stats:
-            result.moved = result.moved.add(push_statistics(repo, remote.transport, commits))
+        if with_stats:  # the whole history's, which earlier pushes may have left out
+            result.moved = result.moved.add(
+                push_statistics(repo, remote.transport, reachable(repo, [tip])))
         try:
             remote.transport.swap_ref(path, tip, old)
         except StaleRefError as e:
@@ -121,6 +124,16 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
     result.guarantee = remote.transport.guarantee
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _on_remote(repo: Repository, old: str | None) -> set[str]:
+    """The commits the remote holds with every object they reach: the remote branch's
+    commit and its ancestors, where this repository has it (a ref is moved only once all
+    its commit reaches is there). A push walks and lists only what its commits add to
+    them, not the whole history."""
+    if old is None or not repo.has_commit(old):
+        return set()
+    return ancestors(graph(repo.db), old)
 
 
 def _track(repo: Repository, name: str, branch: str, tip: str) -> None:

@@ -16,7 +16,7 @@ write, which a hash that does not match aborts before the object appears
 an object's size."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 from ..editing.progress import progress
@@ -50,14 +50,16 @@ class Moved:
 
 
 def reachable(repo: Repository, tips: Iterable[str],
-              arriving: dict[str, Commit] | None = None) -> list[Commit]:
+              arriving: dict[str, Commit] | None = None,
+              have: Collection[str] = ()) -> list[Commit]:
     """Every commit reachable from `tips` (parents and basis), from the local records and
-    from `arriving` (commits fetched, not yet indexed)."""
+    from `arriving` (commits fetched, not yet indexed), short of the commits of `have`
+    (those the other side holds with all they reach: the walk stops there)."""
     seen: dict[str, Commit] = {}
     stack = list(tips)
     while stack:
         cid = stack.pop()
-        if cid in seen:
+        if cid in seen or cid in have:
             continue
         commit = arriving[cid] if arriving and cid in arriving else repo.get_commit(cid)
         seen[cid] = commit
