@@ -92,6 +92,7 @@ class MemstoreGroup(click.Group):
         previous = _handle_stops() if main_thread else {}
         try:
             _refuse_undecodable(sys.argv[1:] if args is None else args)
+            _check_author()
             code = super().main(args, prog_name or "memstore", complete_var,
                                 standalone_mode=False, **extra)
             code = code if isinstance(code, int) else 0
@@ -120,6 +121,15 @@ def _stopped(signum: int) -> int:
     except OSError:  # the terminal that hung up
         pass
     return 128 + signum
+
+
+def _check_author() -> None:
+    """A MEMSTORE_AUTHOR that cannot be recorded is refused before any command runs, not
+    when a commit is written at the end of its work."""
+    from memstore.store import author
+
+    if os.environ.get(author.ENV, "").strip():
+        author.check(os.environ[author.ENV], author.ENV)
 
 
 def _refuse_undecodable(args: Any) -> None:

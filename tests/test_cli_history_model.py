@@ -24,7 +24,14 @@ documented semantics, each operation's outcome and the live facts at HEAD:
   commit that changes no facts, not a refusal. A write one side had before they parted
   (its owners in the other side's history) is no second holder, nor is one a revert in
   either side's history took out (a state built on the merge base's or the other side's
-  may hold it again: it leaves the fact to the other holders) (README's revert row);
+  may hold it again: it leaves the fact to the other holders) (README's revert row). A
+  revert of a merge takes out the writes it owns and every write its merged side made
+  (by a commit in the history of its second parent, not of its first, written or
+  rewritten by a squash there), of a fact its first parent held too (both sides wrote
+  it) among them: that fact stays while a write of the first parent's side holds it and
+  goes with the last, whichever of the merge and that side's writer is reverted first
+  (this reference, as memstore, once took out only the writes the merge owned, of facts
+  its first parent lacked: a fact both sides wrote stayed after both reverts);
 - merge B: fast-forward / up to date as git; otherwise per (subject, prompt) a side that
   changed it against the merge base (after criss-cross merges: the best common ancestors
   merged with each other, as git's recursive strategy does) wins over a side that did not, both changing it to
@@ -204,11 +211,30 @@ class Reference:
         if any(self.nodes[x].kind == "revert" and self.nodes[x].reverted == r for x in anc):
             return Refused(1, "was already reverted by")
         log = self.log(head)
-        if not any(r in w.owners for w in log):
+        if not any(self.takes(r, w) for w in log):
             return Refused(1, "has no facts in the current state")
-        log = [w for w in log if r not in w.owners]
+        log = [w for w in log if not self.takes(r, w)]
         return lambda cid: self.add(cid, (head,), log, "revert", reverted=r,
                                     gone=self.gone(head) | {r})
+
+    def takes(self, r: str, w: Write) -> bool:
+        """Whether a revert of R takes write `w` out: one R owns; for a merge, also one its
+        merged side made, a fact its first parent held too among them: written, or
+        rewritten by a squash, by a commit in the history of its second parent and not of
+        its first, and by none in the first's (a copy the merged side made of that side's
+        write is that side's)."""
+        if r in w.owners:
+            return True
+        node = self.nodes[r]
+        if node.kind != "merge":
+            return False
+        ours = self.ancestors(node.parents[0])
+        made = w.owners | {w.origin}
+        return bool(made & self.ancestors(node.parents[1]) - ours) and not made & ours
+
+    def taken(self, gone: frozenset[str], w: Write) -> bool:
+        """Whether a revert of one of the commits `gone` took `w` out."""
+        return any(self.takes(g, w) for g in gone)
 
     def best_bases(self, left: list[str], right: list[str]) -> list[str]:
         """Best common ancestors, newest first."""
@@ -296,11 +322,12 @@ class Reference:
                 continue
             for held, other in sides:
                 for x in held[k]:
-                    if (k, x.origin) not in have and not x.owners & (other | gone):
+                    if (k, x.origin) not in have and not x.owners & other \
+                            and not self.taken(gone, x):
                         log.append(x)
                         have.add((k, x.origin))
                         self.holders_met += 1
-            out = {x.origin for x in holders(log)[k] if x.owners & gone}
+            out = {x.origin for x in holders(log)[k] if self.taken(gone, x)}
             if len(out) < len(holders(log)[k]):
                 log = [x for x in log if x.key != k or x.origin not in out]
         return lambda cid: self.add(cid, (ours, theirs), log, "merge", owned=True, gone=gone)
@@ -494,9 +521,12 @@ def draw(rng: random.Random, ref: Reference, n_branch: int) -> tuple:
         others = [c for c in ref.nodes if c not in anc]
         if others and rng.random() < 0.1:
             return ("revert", rng.choice(others))
-        # often a writer of a fact that another write holds too
-        shared = sorted({o for held in holders(ref.log(head)).values() if len(held) > 1
-                         for w in held for o in w.owners if o in anc})
+        # often a writer of a fact that another write holds too, or a merge that brought
+        # such a write in
+        held = [w for ws in holders(ref.log(head)).values() if len(ws) > 1 for w in ws]
+        merges = [m for m in order if ref.nodes[m].kind == "merge"]
+        shared = sorted({o for w in held for o in w.owners if o in anc}
+                        | {m for m in merges if any(ref.takes(m, w) for w in held)})
         if shared and rng.random() < 0.5:
             return ("revert", rng.choice(shared))
         return ("revert", rng.choice(order))
@@ -618,10 +648,14 @@ AGAIN = [("commit", [YASUDA], False), ("branch", "b1", False),
          ("switch", "main"), ("merge", "b1")]
 # ... and on b1 too (step 4): the merge, solved on step 0's state, holds it by neither's
 BOTH_AGAIN = AGAIN[:4] + [("commit", [YASUDA, MESSI], False)] + AGAIN[5:]
+# ... theirs (step 4) writing JORDAN alone: the merge (step 6) brings nothing new
+ONLY_JORDAN = BOTH_WROTE[:4] + [("commit", [JORDAN], False)] + BOTH_WROTE[5:]
 SCRIPTS = {  # the cases the README's revert row names, through the same checks
     "ours, then theirs": BOTH_WROTE + [("revert", 2), ("revert", 4)],
-    "theirs, then ours": BOTH_WROTE[:4] + [("commit", [JORDAN], False)] + BOTH_WROTE[5:]
-    + [("revert", 4), ("revert", 2), ("revert", 2)],
+    "theirs, then ours": ONLY_JORDAN + [("revert", 4), ("revert", 2), ("revert", 2)],
+    "merge, then ours": ONLY_JORDAN + [("revert", 6), ("revert", 2)],
+    "ours, then merge": BOTH_WROTE + [("revert", 2), ("revert", 6)],
+    "theirs, then merge": ONLY_JORDAN + [("revert", 4), ("revert", 6), ("revert", 2)],
     "written again, then first": AGAIN + [("revert", 2), ("revert", 0)],
     "first, then written again": AGAIN + [("revert", 0), ("revert", 2)],
     "first, then both written again": BOTH_AGAIN + [("revert", 0), ("revert", 2), ("revert", 4)],
@@ -632,7 +666,8 @@ SCRIPTS = {  # the cases the README's revert row names, through the same checks
 def test_a_fact_both_sides_wrote_matches_the_reference_model(name, base, tmp_path):
     """A merge meets a fact both sides wrote (same target) since they parted: a revert of
     either writer keeps it, a revert of both takes it out; the side whose write the merge
-    left out is reverted in a commit that changes no facts, not refused."""
+    left out is reverted in a commit that changes no facts, not refused. A revert of the
+    merge takes out the merged side's write of it: with ours', in either order, the fact."""
     check_sequence(0, empty_template(base), tmp_path, SCRIPTS[name])
 
 

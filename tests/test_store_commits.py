@@ -318,3 +318,15 @@ def test_status_counts_the_commits_without_reading_their_records(monkeypatch):
     s = queries.status(repo)
     assert s["n_commits"] == 6 and s["n_facts"] == 6 and s["head"] == merge.id
     assert not set(read) & {*side, c2}  # records outside the state chain (c1, merge)
+
+
+def test_a_commit_record_whose_author_is_not_text_is_corrupt():
+    from memstore.store.commits import Commit, CorruptRecordError
+
+    repo = memory_repo()
+    c = commit_on_head(repo, seed=1, author="Ada <ada@example.org>")
+    d = repo.objects.get_json(c.id)
+    assert d["author"] == "Ada <ada@example.org>"
+    assert Commit.from_json(c.id, d).author == "Ada <ada@example.org>"
+    with pytest.raises(CorruptRecordError, match="author must be a string"):
+        Commit.from_json(c.id, d | {"author": 5})

@@ -44,7 +44,7 @@ def _decorations(repo) -> dict[str, list[str]]:
 def _entry(c) -> dict:
     return {"id": c.id, "parents": list(c.parents), "message": c.message,
             "n_requests": c.n_requests, "operation": c.operation, "basis": c.basis,
-            "time": c.time, "metrics": c.metrics}
+            "time": c.time, "author": c.author, "metrics": c.metrics}
 
 
 @click.command()
@@ -57,7 +57,8 @@ def log(rev: str, oneline: bool, graph: bool, max_count: int | None, as_json: bo
     """Show the commits reachable from REV (default: HEAD), newest first.
 
     --json prints a list of objects with id, parents, message, n_requests, operation,
-    basis, time and metrics.
+    basis, time, author (null for a commit made before memstore recorded authors) and
+    metrics.
     """
     from ..context import open_repo
     from ..graph import graph_log, graph_rows
@@ -84,6 +85,7 @@ def log(rev: str, oneline: bool, graph: bool, max_count: int | None, as_json: bo
                 return [f"commit {c.id}{deco(c)}",
                         *([f"Merge:  {' '.join(short(p) for p in c.parents)}"]
                           if len(c.parents) > 1 else []),
+                        *([f"Author: {c.author}"] if c.author is not None else []),
                         f"Date:   {when(c.time)}",
                         f"Facts:  {c.n_requests} ({c.operation}); {metrics_line(c.metrics)}",
                         "",
@@ -138,6 +140,8 @@ def show(rev: str, as_json: bool) -> None:
     click.echo(f"Parents:   {' '.join(short(p) for p in d['parents']) or '-'}")
     click.echo(f"Basis:     {short(d['basis'])}")
     click.echo(f"Operation: {d['operation']}")
+    if d["author"] is not None:
+        click.echo(f"Author:    {d['author']}")
     click.echo(f"Date:      {when(d['time'])}")
     click.echo(f"Size:      {size(d['bytes'])}")
     click.echo("")

@@ -318,7 +318,7 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
     rebuilt: dict[str, tuple[str, tuple[str, tuple[int, ...]]]] = {}
     seen: dict[int, tuple[str, tuple[str, tuple[int, ...]]]] = {}
     for n, t in progress(iterable=state_items(base.model), total=len(state),
-                         desc="hashing the rebuilt model", unit="tensor"):
+                         desc="comparing tensors", unit="tensor"):
         if id(state[n]) not in seen:
             seen[id(state[n])] = (tensor_sha256(t), layout(t))
         rebuilt[n] = seen[id(state[n])]

@@ -115,6 +115,7 @@ class Commit:
     operation: str  # commit, revert, squash, merge, ...
     metrics: dict[str, Any] = field(default_factory=dict)  # measured right after the edit
     info: dict[str, Any] = field(default_factory=dict)
+    author: str | None = None  # who wrote it (store.author); None before authors were recorded
 
     @property
     def n_requests(self) -> int:
@@ -130,7 +131,7 @@ class Commit:
             "basis": self.basis, "update_sets": [s.to_json() for s in self.update_sets],
             "message": self.message, "time": self.time, "operation": self.operation,
             "metrics": self.metrics, "info": self.info,
-        }
+        } | ({"author": self.author} if self.author is not None else {})
 
     @classmethod
     def from_json(cls, oid: str, d: dict[str, Any]) -> Commit:
@@ -159,23 +160,26 @@ class Commit:
                 and isinstance(d["update_sets"], list)
                 and isinstance(d.get("metrics", {}), dict) and isinstance(d.get("info", {}), dict)):
             raise TypeError("time, operation, update_sets, metrics or info malformed")
+        if d.get("author") is not None and not isinstance(d["author"], str):
+            raise TypeError("author must be a string")
         return cls(
             id=oid, parents=tuple(d["parents"]), base=d["base"], basis=d["basis"],
             update_sets=tuple(UpdateSet.from_json(s) for s in d["update_sets"]),
             message=d["message"], time=d["time"], operation=d["operation"],
-            metrics=d.get("metrics", {}), info=d.get("info", {}),
+            metrics=d.get("metrics", {}), info=d.get("info", {}), author=d.get("author"),
         )
 
 
 def make_commit(*, parents: list[str], base: str, basis: str | None,
                 update_sets: list[UpdateSet], message: str, time: float, operation: str,
-                metrics: dict[str, Any] | None = None,
-                info: dict[str, Any] | None = None) -> tuple[Commit, bytes]:
+                metrics: dict[str, Any] | None = None, info: dict[str, Any] | None = None,
+                author: str | None = None) -> tuple[Commit, bytes]:
     """The commit and the canonical bytes whose hash is its id."""
     if not isinstance(message, str):
         raise ValidationError("the commit message must be a string")
     draft = Commit("", tuple(parents), base, basis, tuple(update_sets), message, float(time),
-                   operation, plain(metrics or {}, "metrics"), plain(info or {}, "info"))
+                   operation, plain(metrics or {}, "metrics"), plain(info or {}, "info"),
+                   author)
     data = canonical_json(draft.to_json())
     return replace(draft, id=hash_bytes(data)), data
 

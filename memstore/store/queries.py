@@ -89,7 +89,7 @@ def show(repo: Repository, rev: str = "HEAD") -> dict[str, Any]:
     # are the replayed sets and for a merge or squash may hold facts already live before
     facts = _diff_states(repo, c.parents[0] if c.parents else BASE, cid)
     return finite({"id": cid, "parents": list(c.parents), "basis": c.basis, "time": c.time,
-                   "operation": c.operation, "message": c.message, "n_requests": c.n_requests,
+                   "author": c.author, "operation": c.operation, "message": c.message, "n_requests": c.n_requests,
                    "metrics": c.metrics, "info": c.info, "bytes": repo.commit_size(cid),
                    "facts": facts, "update_sets": sets})
 

@@ -28,6 +28,7 @@ from ..editing.result import EditResult, LayerUpdate
 from ..editing.settings import EditSettings
 from ..editing.statistics import Statistics
 from ..errors import MemstoreError, ValidationError
+from . import author as authors
 from . import config, history, index, maintenance, snapshots, stats_records, writer
 from .commits import Commit, StoredSet, load_requests, load_updates, load_zs
 from .config import BaseRecord, path_snapshot
@@ -434,10 +435,12 @@ class Repository:
                      metrics: dict[str, Any] | None = None, operation: str = "commit",
                      info: dict[str, Any] | None = None,
                      time: float | None = None, ref: str | None = HEAD,
-                     expected: str | None = _FROM_PARENTS) -> Commit:
+                     expected: str | None = _FROM_PARENTS,
+                     author: str | None = None) -> Commit:
         """Records a commit whose state is `basis`'s state (None: the base weights) plus
         `update_sets` (one EditResult per solve, applied in order, or its StoredSet where
-        its objects are written already), and moves `ref` to it.
+        its objects are written already), and moves `ref` to it. `author`: who wrote it
+        (None: this process's user, store.author.current()).
 
         `ref` HEAD moves the current branch (or a detached HEAD); None moves nothing.
         `expected` is where `ref` must still point (default: the first parent, i.e. where
@@ -445,12 +448,13 @@ class Repository:
         parents = list(parents)
         if expected is _FROM_PARENTS:
             expected = parents[0] if parents else None
+        author = authors.current() if author is None else authors.check(author, "author")
         with self.lock():
             return writer.write_commit(
                 self.store, self.refs, self.base.hash, update_sets, parents=parents,
                 basis=basis, message=message, metrics=metrics, operation=operation, info=info,
                 time=time, ref=None if ref is None else self._ref_to_move(ref),
-                expected=expected)
+                expected=expected, author=author)
 
     def add_commits(self, commits: Sequence[Commit],
                     refs: dict[str, tuple[str | None, str | None]] | None = None) -> None:

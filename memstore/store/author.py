@@ -1,0 +1,53 @@
+"""Who writes a commit: the author recorded in it, as git records one.
+
+`MEMSTORE_AUTHOR` ("Name <email>") names them; else git's `user.name` and `user.email`
+(read with `git config`, as a team that keeps its code in git has them set); else the
+login and host name ("login <login@host>"), as git falls back. One line of printable text,
+at most 200 characters. A commit made before memstore recorded authors has none."""
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+
+from ..errors import ValidationError
+
+ENV = "MEMSTORE_AUTHOR"
+LONGEST = 200
+
+
+def check(author: str, where: str) -> str:
+    """`author` when it is one line of printable text, not empty, at most LONGEST long."""
+    text = author.strip()
+    if not text or len(text) > LONGEST or not text.isprintable():
+        raise ValidationError(f"{where}: an author is one line of printable text of 1 to "
+                              f"{LONGEST} characters, not {author[:40]!r}")
+    return text
+
+
+def current() -> str:
+    """The author of the commits this process writes."""
+    if os.environ.get(ENV, "").strip():
+        return check(os.environ[ENV], ENV)
+    name, email = _git("user.name"), _git("user.email")
+    if name:
+        return check(f"{name} <{email}>" if email else name, "git config user.name")
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container's)
+        login = f"uid {os.getuid()}"
+    return check(f"{login} <{login.replace(' ', '-')}@{socket.gethostname()}>", "login")
+
+
+def _git(key: str) -> str | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        r = subprocess.run([git, "config", "--get", key], capture_output=True, text=True,
+                           timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() or None if r.returncode == 0 else None

@@ -1,0 +1,113 @@
+"""Who wrote a commit: MEMSTORE_AUTHOR, else git's user.name and user.email, else the login
+and host; recorded in every commit a command writes (commit, revert, squash, merge), shown
+by log and show, null for commits made before authors were recorded."""
+from __future__ import annotations
+
+import getpass
+import json
+import shutil
+import socket
+import subprocess
+
+import pytest
+from cli_support import (
+    copy_repo,
+    empty_template,
+    error_line,
+    facts_files,
+    last_line,
+    ok,
+    run,
+    snapshot,
+)
+
+from memstore.store.repository import Repository
+
+
+@pytest.fixture
+def repo(base, tmp_path):
+    return copy_repo(empty_template(base), tmp_path / "repo")
+
+
+def author_of(repo, rev: str = "HEAD"):
+    return json.loads(ok("show", rev, "--json", cwd=repo).stdout)["author"]
+
+
+def test_every_command_that_writes_a_commit_records_its_author(repo, base, monkeypatch):
+    files = facts_files(base)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Ada Lovelace <ada@example.org>")
+    c1 = last_line(ok("commit", files["a"], cwd=repo))
+    ok("switch", "-c", "topic", cwd=repo)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Alan Turing <alan@example.org>")
+    c2 = last_line(ok("commit", files["b"], cwd=repo))
+    ok("switch", "main", cwd=repo)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Grace Hopper <grace@example.org>")
+    ok("commit", files["c"], cwd=repo)
+    ok("merge", "topic", cwd=repo)
+    merged = author_of(repo)
+    ok("revert", c2, cwd=repo)
+    reverted = author_of(repo)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Edsger Dijkstra <ed@example.org>")
+    ok("squash", c1, cwd=repo)
+    assert (author_of(repo, c1), author_of(repo, c2), merged, reverted, author_of(repo)) == (
+        "Ada Lovelace <ada@example.org>", "Alan Turing <alan@example.org>",
+        "Grace Hopper <grace@example.org>", "Grace Hopper <grace@example.org>",
+        "Edsger Dijkstra <ed@example.org>")
+    log = json.loads(ok("log", "--json", cwd=repo).stdout)
+    assert [e["author"] for e in log][-1] == "Ada Lovelace <ada@example.org>"
+    text = ok("log", cwd=repo).stdout
+    assert "Author: Edsger Dijkstra <ed@example.org>\nDate:" in text
+    assert "Author:    Ada Lovelace <ada@example.org>" in ok("show", c1, cwd=repo).stdout
+
+
+def test_without_memstore_author_git_s_user_then_the_login(repo, base, tmp_path, monkeypatch):
+    monkeypatch.delenv("MEMSTORE_AUTHOR", raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    assert shutil.which("git"), "git is needed here (CI clones with it)"
+    for key, value in (("user.name", "Barbara Liskov"), ("user.email", "bl@example.org")):
+        subprocess.run(["git", "config", "--global", key, value], check=True)
+    files = facts_files(base)
+    ok("commit", files["a"], cwd=repo)
+    assert author_of(repo) == "Barbara Liskov <bl@example.org>"
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))  # no git: the login and host
+    ok("commit", files["b"], cwd=repo)
+    login = getpass.getuser()
+    assert author_of(repo) == f"{login} <{login}@{socket.gethostname()}>"
+
+
+def test_a_commit_made_before_authors_were_recorded_has_none(repo, base):
+    from memstore.store import writer
+
+    ok("commit", facts_files(base)["a"], cwd=repo)
+    with Repository.open(repo) as r:  # as memstore wrote it before: no author key
+        head = r.head().commit
+        old = writer.write_commit(
+            r.store, r.refs, r.base.hash, [], parents=[head], basis=head, message="old",
+            metrics=None, operation="commit", info=None, time=None, ref="refs/heads/main",
+            expected=head)
+        assert "author" not in r.objects.get_json(old.id)
+    assert author_of(repo) is None
+    assert json.loads(ok("log", "--json", cwd=repo).stdout)[0]["author"] is None
+    text = ok("log", "-n", "1", cwd=repo).stdout
+    assert "Author" not in text and "Date:" in text
+    assert "ok" in ok("fsck", cwd=repo).stdout.lower()
+
+
+@pytest.mark.parametrize("value", ["two\nlines", "x" * 201, "bell\x07"])
+def test_an_author_that_cannot_be_recorded_is_refused_before_any_work(repo, base, value,
+                                                                       monkeypatch):
+    from memstore.store import porcelain
+
+    def work(*args, **kwargs):
+        raise AssertionError("the commit ran before its author was checked")
+
+    monkeypatch.setattr(porcelain, "commit", work)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", value)
+    before = snapshot(repo)
+    error_line(run("commit", facts_files(base)["a"], cwd=repo), 2,
+               "MEMSTORE_AUTHOR: an author is one line of printable text")
+    assert snapshot(repo) == before
