@@ -492,3 +492,13 @@ def test_running_out_of_memory_part_way_is_one_line(repo, base, monkeypatch, err
         RuntimeError("shape mismatch")))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         run("commit", facts_files(base)["d"], cwd=repo)
+
+
+def test_a_corpus_line_with_a_number_of_thousands_of_digits_is_refused_in_one_line(repo,
+                                                                                 tmp_path):
+    """`config stats_source C.jsonl` reads its first text: a line {"text": 777…} of 5000
+    digits was a ValueError traceback (no JSONDecodeError, which was all it caught)."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": ' + "7" * 5000 + "}\n")
+    refused(repo, "config", "stats_source", corpus, code=2,
+            says=f"{corpus} line 1: expected JSON with a 'text' field")

@@ -154,7 +154,8 @@ def _corpus_texts(p: Path, data: bytes | None) -> Iterator[str]:
                     text = json.loads(line)["text"]
                     if not isinstance(text, str):
                         raise TypeError("'text' is not a string")
-                except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as e:
+                except (ValueError, KeyError, TypeError, RecursionError) as e:  # a number
+                    # of more digits than Python reads is a ValueError, no JSONDecodeError
                     raise ValidationError(f"{path} line {i}: expected JSON with a 'text' "
                                           f"field ({str(e)[:100]})") from None
                 for para in text.split("\n"):
