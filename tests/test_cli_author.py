@@ -111,3 +111,50 @@ def test_an_author_that_cannot_be_recorded_is_refused_before_any_work(repo, base
     error_line(run("commit", facts_files(base)["a"], cwd=repo), 2,
                "MEMSTORE_AUTHOR: an author is one line of printable text")
     assert snapshot(repo) == before
+
+
+def test_blame_names_the_commit_and_author_that_wrote_each_live_fact(repo, base, monkeypatch):
+    """Each live fact with the commit that wrote it, past the merge, revert and squash
+    that carried its write on (named as `carried_by`), filtered by subject or text."""
+    files = facts_files(base)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Ada <ada@example.org>")
+    c1 = last_line(ok("commit", files["a"], cwd=repo))  # Danielle Darrieux, Porsche 911
+    ok("switch", "-c", "topic", cwd=repo)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Alan <alan@example.org>")
+    c2 = last_line(ok("commit", files["b"], cwd=repo))  # Michael Jordan
+    ok("switch", "main", cwd=repo)
+    c3 = last_line(ok("commit", files["c"], cwd=repo))  # Toko Yasuda, Lionel Messi
+    merge = last_line(ok("merge", "topic", cwd=repo))
+
+    def rows(*args):
+        return {r["subject"]: r for r in json.loads(ok("blame", *args, "--json",
+                                                       cwd=repo).stdout)}
+
+    got = rows()
+    assert sorted(got) == ["Danielle Darrieux", "Lionel Messi", "Michael Jordan",
+                           "Porsche 911", "Toko Yasuda"]
+    assert got["Michael Jordan"]["commit"] == c2 and got["Michael Jordan"]["author"] == \
+        "Alan <alan@example.org>"
+    assert got["Michael Jordan"]["carried_by"] == merge  # the merge solved it again
+    assert got["Danielle Darrieux"]["commit"] == c1 and got["Toko Yasuda"]["commit"] == c3
+    assert got["Danielle Darrieux"]["target_new"] == "English"
+    reverted = last_line(ok("revert", c1, cwd=repo))  # the sets after c1 are replayed
+    got = rows()
+    assert "Danielle Darrieux" not in got and got["Toko Yasuda"]["commit"] == c3
+    assert got["Toko Yasuda"]["carried_by"] == reverted
+    assert got["Toko Yasuda"]["summary"] == "2 facts from c.jsonl"
+    squashed = last_line(ok("squash", "base", cwd=repo))
+    got = rows()
+    assert got["Michael Jordan"]["commit"] == c2 and got["Michael Jordan"]["carried_by"] == \
+        squashed
+    assert sorted(rows("--subject", "Lionel Messi")) == ["Lionel Messi"]
+    assert sorted(rows("--contains", "PLAYS")) == ["Lionel Messi", "Michael Jordan",
+                                                   "Toko Yasuda"]
+    at_c2 = rows(c2)  # topic's state: c1's facts, then c2's own write
+    assert sorted(at_c2) == ["Danielle Darrieux", "Michael Jordan", "Porsche 911"]
+    assert at_c2["Michael Jordan"]["carried_by"] is None
+    assert rows("base") == {}
+    text = ok("blame", "--subject", "Michael Jordan", cwd=repo).stdout
+    assert text.startswith(f"{c2[:12]} (Alan <alan@example.org> ")
+    assert f", via {squashed[:12]}) 'Michael Jordan plays' -> 'soccer'" in text
+    error_line(run("blame", "nosuch", cwd=repo), 2, "nosuch")

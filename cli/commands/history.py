@@ -1,4 +1,4 @@
-"""log, show, diff: reading the history."""
+"""log, show, diff, blame: reading the history."""
 from __future__ import annotations
 
 import click
@@ -98,6 +98,41 @@ def log(rev: str, oneline: bool, graph: bool, max_count: int | None, as_json: bo
                 click.echo(line)
         if not commits and not as_json:
             click.echo("no commits yet", err=True)
+
+
+@click.command(short_help="Show which commit wrote each live fact, and who.")
+@click.argument("rev", required=False, default="HEAD")
+@click.option("--subject", help="Only the facts about SUBJECT (the exact subject).")
+@click.option("--contains", metavar="TEXT",
+              help="Only the facts whose subject, prompt or target contains TEXT (any case).")
+@json_option
+def blame(rev: str, subject: str | None, contains: str | None, as_json: bool) -> None:
+    """Show, for each fact live at REV (default: HEAD), the commit that wrote it, its
+    author and date, as `git blame` does for lines: a write that a merge, squash or revert
+    carried on is followed back to the commit that wrote the fact, and the carrier is
+    named after it.
+
+    --json prints a list of objects with subject, prompt, target_new, target_true,
+    case_id, commit, author (null for a commit made before authors were recorded), time,
+    summary (the first line of its message) and carried_by (null where the commit holds
+    its own write).
+    """
+    from memstore.store.blame import blame as blame_facts
+
+    from ..context import open_repo
+
+    with open_repo() as repo:
+        rows = blame_facts(repo, rev, subject=subject, contains=contains)
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        via = f", via {short(r['carried_by'])}" if r["carried_by"] else ""
+        click.echo(f"{short(r['commit'])} ({r['author'] or '-'} {when(r['time'])[:10]}{via}) "
+                   f"{r['prompt'].format(r['subject'])!r} -> {r['target_new']!r}")
+    if not rows:
+        click.echo("no facts" + (" match" if subject is not None or contains is not None
+                                 else " live at " + rev), err=True)
 
 
 def _fact_lines(d: dict) -> list[str]:
@@ -220,4 +255,4 @@ def diff(rev1: str, rev2: str, weights: bool, prompts: tuple[str, ...], max_toke
         click.echo(f"  {rev2}: {p['rev2']!r}")
 
 
-COMMANDS = [log, show, diff]
+COMMANDS = [log, show, diff, blame]

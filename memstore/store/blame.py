@@ -1,0 +1,39 @@
+"""`memstore blame`: which commit wrote each fact a state holds, and who, as `git blame`
+tells it of each line. The write a state holds may be a copy that a merge, squash or
+revert carried on (solved again from the cached z-vector); blame follows it back to the
+commit that wrote the fact (Provenance.line), and names the carrier too."""
+from __future__ import annotations
+
+from typing import Any
+
+from .provenance import Provenance
+from .repository import Repository
+from .states import BASE, state_commit
+
+
+def blame(repo: Repository, rev: str = "HEAD", *, subject: str | None = None,
+          contains: str | None = None) -> list[dict[str, Any]]:
+    """The facts live at `rev`, in the order of the writes that hold them (oldest first),
+    each with the commit that wrote it, its author, time and summary, and `carried_by`: the
+    commit whose update set holds the write now where that is another (None else).
+    `subject`: only the facts about it; `contains`: only those whose subject, prompt or
+    target contains it, in any case."""
+    commit = state_commit(repo, rev)
+    facts = repo.facts_at(commit) if commit is not BASE else []
+    needle = contains.casefold() if contains is not None else None
+    prov = Provenance(repo)
+    rows = []
+    for f in facts:
+        r = f.request
+        if subject is not None and r.subject != subject:
+            continue
+        if needle is not None and not any(needle in t.casefold()
+                                          for t in (r.subject, r.prompt, r.target_new)):
+            continue
+        origin = prov.line((f.commit, f.set_index, f.position))[-1][0]
+        c = repo.get_commit(origin)
+        summary = c.message.strip().splitlines()[0] if c.message.strip() else ""
+        rows.append({**r.to_dict(), "commit": origin, "author": c.author, "time": c.time,
+                     "summary": summary,
+                     "carried_by": f.commit if f.commit != origin else None})
+    return rows
