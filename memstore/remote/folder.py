@@ -1,7 +1,9 @@
 """A remote in a folder: a local disk or a network file system mounted as one (NFS, SMB).
 
 Files are written as the local object store writes them: to a temporary file in the target
-directory, fsynced, renamed into place, and the directory fsynced; so a killed push leaves a
+directory, fsynced, renamed into place, and the directory fsynced (an object's once for all
+the objects a push writes into it, before a ref or a record could name them, not once per
+object: `flush`); so a killed push leaves a
 whole file or none under its name (at worst a `.tmp-<host>-<pid>-<random>` file, which
 nothing reads, and which the first write of a later push into the same folder removes once
 its process is dead: as in the object store, only a dead process of this host's, never
@@ -21,8 +23,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..store.lock import RepositoryLock
-from ..store.objects import TEMP_PREFIX, remove_dead_temp_files, write_durably
-from .layout import LOCK, ref_bytes
+from ..store.objects import TEMP_PREFIX, fsync_dir, remove_dead_temp_files, write_durably
+from .layout import LOCK, OBJECTS, ref_bytes
 from .transport import RefValue, RemoteError, Transport
 
 LOCK_TIMEOUT = 60.0  # seconds; the lock is held for a read and a rename
@@ -35,6 +37,7 @@ class FolderTransport(Transport):
         super().__init__(url)
         self.root = Path(url)
         self._cleaned: set[Path] = set()  # folders rid of dead writers' temporaries
+        self._unsynced: set[Path] = set()  # folders of objects renamed in, not yet fsynced
 
     def _target(self, path: str) -> Path:
         """The file `path` names, refusing a symbolic link on the way: memstore writes only
@@ -86,6 +89,7 @@ class FolderTransport(Transport):
             return True
 
     def swap_ref(self, path: str, commit: str, expected: RefValue) -> None:
+        self.flush()  # the objects it names, durable before the lock is taken
         with self._lock():
             self.check_ref(path, expected)
             self.put(path, ref_bytes(commit))
@@ -108,10 +112,23 @@ class FolderTransport(Transport):
         if target.parent not in self._cleaned:  # the first write into the folder
             self._cleaned.add(target.parent)
             remove_dead_temp_files(target.parent)
+        # an object's folder is fsynced once, before the first file that can name it (a
+        # ref, a statistics record): not once per object, as long as no file names them
+        is_object = path.startswith(OBJECTS)
+        if not is_object:
+            self.flush()
         # the modes the umask allows, as git gives a shared repository's files: a temporary
         # file is made 0600, which would leave a team's shared folder readable by the pusher
         # alone (another user's clone, fetch or pull refused with "Permission denied")
-        write_durably(target, data, mode=_umask_file_mode())
+        write_durably(target, data, mode=_umask_file_mode(), sync_dir=not is_object)
+        if is_object:
+            self._unsynced.add(target.parent)
+
+    def flush(self) -> None:
+        """fsyncs the folders of the objects written since the last call, once each."""
+        while self._unsynced:
+            folder = self._unsynced.pop()
+            self._call(f"sync {folder.relative_to(self.root)}", fsync_dir, folder)
 
 
 def _umask_file_mode() -> int:

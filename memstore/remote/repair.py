@@ -89,6 +89,7 @@ def repair_remote(repo: Repository, url: str) -> RemoteRepair:
             done = [o for o in batch if object_path(o) in files]
             out.rewritten += done
             out.bytes += sum(sizes[o] for o in done)
+    transport.flush()
     for path, r in sorted(records.items()):  # once their tensors are there
         if r.object in out.corrupt_here:
             continue

@@ -137,6 +137,7 @@ def upload(repo: Repository, transport: Transport, oids: Iterable[str],
                 continue
             transport.put_many({object_path(o): repo.objects.get_bytes(o) for o in batch})
             bar.update(sum(sizes[o] for o in batch))
+    transport.flush()
     return Moved(len(set(commits) & set(missing)), len(missing), total)
 
 

@@ -154,6 +154,11 @@ class Transport(ABC):
         for path, data in files.items():
             self.put(path, data)
 
+    def flush(self) -> None:
+        """Makes the objects written so far durable, where the store defers it (a folder
+        fsyncs their folders once each, not once per object); a write of any other file
+        (a ref, a record) flushes first. Here every write is durable when it returns."""
+
     def branches(self, passed_over: list[str] | None = None) -> dict[str, str]:
         """Branch name → commit of every branch on the remote. With `passed_over`, a branch
         whose name an older memstore accepted (it breaks only the rule against characters

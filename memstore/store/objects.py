@@ -314,12 +314,14 @@ def remove_dead_temp_files(folder: Path) -> list[Path]:
     return [t for t in _temp_files(folder) if leftovers.remove(t)]
 
 
-def write_durably(target: Path, data: bytes | Iterable[bytes], mode: int | None = None) -> None:
+def write_durably(target: Path, data: bytes | Iterable[bytes], mode: int | None = None,
+                  sync_dir: bool = True) -> None:
     """Writes `target` so that a crash leaves the whole file or nothing under its name: a
     temporary file in its directory (made, and its parent fsynced, if missing), fsynced,
-    given `mode`, renamed into place, and the directory fsynced. `data` is the bytes, or
-    chunks written as they come: an error they raise (`verified`'s, on a hash that does
-    not match) removes the temporary file, and nothing is renamed."""
+    given `mode`, renamed into place, and the directory fsynced (unless `sync_dir` is
+    False: the caller fsyncs it, once for many files, before anything names them). `data`
+    is the bytes, or chunks written as they come: an error they raise (`verified`'s, on a
+    hash that does not match) removes the temporary file, and nothing is renamed."""
     if not target.parent.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
         fsync_dir(target.parent.parent)
@@ -338,7 +340,8 @@ def write_durably(target: Path, data: bytes | Iterable[bytes], mode: int | None 
         if isinstance(e, OSError) and e.filename is None:  # a write's ENOSPC, EDQUOT, EIO:
             e.filename = str(target)  # name the file, so that it is reported as one line
         raise
-    fsync_dir(target.parent)
+    if sync_dir:
+        fsync_dir(target.parent)
 
 
 class DiskObjectStore(ObjectStore):
