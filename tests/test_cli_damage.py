@@ -8,6 +8,9 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+import safetensors.torch
+import torch
 from cli_support import run
 
 from memstore.store.repository import Repository
@@ -98,3 +101,53 @@ def test_a_commit_time_no_calendar_holds_is_shown_not_a_traceback(history):
             r = run(*args, cwd=repo)
             assert r.exit_code == 0 and "Traceback" not in r.output, (args, r.output)
             assert "Date:" in r.stdout and repr(t) in r.stdout, r.stdout
+
+
+def _layer_object(change: Callable[[dict], None]) -> Callable[[Path], Callable[[dict], None]]:
+    """A change of HEAD's record: its layer 1 update replaced by a well-hashed object of
+    its tensors changed by `change` (a dict of tensors; None: the request list's bytes)."""
+    def on(repo: Path) -> Callable[[dict], None]:
+        def edit(record: dict) -> None:
+            s = record["update_sets"][0]
+            layer = s["layers"]["1"]
+            path = repo / ".memstore" / "objects" / layer["object"][:2] / layer["object"][2:]
+            if change is None:
+                data = (repo / ".memstore" / "objects" / s["requests"][:2]
+                        / s["requests"][2:]).read_bytes()
+            else:
+                tensors = safetensors.torch.load(path.read_bytes())
+                change(tensors)
+                data = safetensors.torch.save(tensors)
+            layer["object"] = _object(repo, data)
+        return edit
+    return on
+
+
+LAYER_DAMAGE = {
+    "NaN": _layer_object(lambda t: t["U"].fill_(float("nan"))),
+    "inf": _layer_object(lambda t: t["V"].__setitem__((0, 0), float("inf"))),
+    "factors of two ranks": _layer_object(lambda t: t.update(U=torch.zeros(
+        t["U"].shape[0], t["U"].shape[1] + 1))),
+    "three dimensions": _layer_object(lambda t: t.update(U=t["U"][None])),
+    "whole numbers": _layer_object(lambda t: t.update(U=t["U"].to(torch.int32))),
+    "keys of another width": _layer_object(lambda t: t.update(keys=torch.zeros(1, 5))),
+    "not safetensors": _layer_object(None),
+}
+
+
+@pytest.mark.parametrize("damage", LAYER_DAMAGE)
+def test_a_well_hashed_layer_update_of_another_form_is_refused_in_one_line(history, tmp_path,
+                                                                            damage):
+    """Tracebacks (a shape mismatch in show, export, commit; an SVD of NaN in a PEFT
+    export; a SafetensorError), or an export that wrote NaN into the checkpoint (exit 0)."""
+    repo, _ = history
+    head = forge_head(repo, LAYER_DAMAGE[damage](repo))
+    record = json.loads((repo / ".memstore" / "objects" / head[:2] / head[2:]).read_bytes())
+    oid = record["update_sets"][0]["layers"]["1"]["object"]
+    for args in (["show", "HEAD"], ["export", "HEAD", tmp_path / "full"],
+                 ["export", "HEAD", tmp_path / "peft", "--format", "peft"]):
+        r = run(*args, cwd=repo)
+        err = r.stderr.strip().splitlines()
+        assert r.exit_code == 1 and len(err) == 1, (args, r.output)
+        assert err[0].startswith(f"memstore: error: object {oid}") and "Traceback" not in r.output
+    assert not (tmp_path / "full").exists() and not (tmp_path / "peft").exists()

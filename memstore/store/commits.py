@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from ..editing.apply import delta as weight_delta
 from ..editing.requests import Request
@@ -250,19 +252,42 @@ def _tensors(objects: ObjectStore, oid: str, names: tuple[str, ...]) -> dict[str
     """The named tensors of a safetensors object; a malformed one is a CorruptRecordError."""
     try:
         t = objects.get_tensors(oid)
-    except (ValueError, RuntimeError) as e:  # safetensors' SafetensorError is a ValueError
+    except (ValueError, RuntimeError, SafetensorError) as e:
         raise CorruptRecordError(f"object {oid} is not a safetensors file ({e})") from None
     if not all(n in t for n in names):
         raise CorruptRecordError(f"object {oid} lacks the tensors {', '.join(names)}")
     return t
 
 
+def _layer_tensors(objects: ObjectStore, oid: str, names: tuple[str, ...],
+                   d_in: Callable[[dict[str, torch.Tensor]], int]) -> dict[str, torch.Tensor]:
+    """The tensors of a layer update, each a finite matrix of floats, the keys as wide as
+    the update's input side (`d_in` of the tensors), as `check_update` wrote them: a
+    well-hashed object of another form (another machine's push) failed deep in a command
+    (a shape mismatch, NaN written into an export)."""
+    t = _tensors(objects, oid, names)
+    for name in names:
+        if t[name].ndim != 2 or not t[name].is_floating_point():
+            raise CorruptRecordError(f"object {oid}: its tensor {name} ({t[name].dtype}, shape "
+                                     f"{tuple(t[name].shape)}) is no matrix of floats; run "
+                                     "`memstore fsck`")
+        if not torch.isfinite(t[name]).all():
+            raise CorruptRecordError(f"object {oid}: its tensor {name} holds NaN or inf; run "
+                                     "`memstore fsck`")
+    if t["keys"].shape[1] != d_in(t) or ("U" in t and t["U"].shape[1] != t["V"].shape[1]):
+        raise CorruptRecordError(f"object {oid}: its tensors' shapes ("
+                                 f"{', '.join(f'{n} {tuple(t[n].shape)}' for n in names)}) "
+                                 "are not one layer update's; run `memstore fsck`")
+    return t
+
+
 def load_layer(objects: ObjectStore, layer: int, record: LayerRecord) -> LayerUpdate:
     if record.form == DENSE:
-        t = _tensors(objects, record.object, ("delta", "keys"))
+        t = _layer_tensors(objects, record.object, ("delta", "keys"),
+                           lambda t: t["delta"].shape[0 if record.transposed else 1])
         return DenseLayerUpdate.from_dense(layer, t["delta"], t["keys"], record.transposed)
     if record.form == FACTORS:
-        t = _tensors(objects, record.object, ("U", "V", "keys"))
+        t = _layer_tensors(objects, record.object, ("U", "V", "keys"), lambda t: t["V"].shape[0])
         return LayerUpdate(layer, t["U"], t["V"], t["keys"], record.transposed)
     raise CorruptRecordError(f"layer {layer}: unknown storage form {record.form!r}")
 
