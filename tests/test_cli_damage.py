@@ -151,3 +151,43 @@ def test_a_well_hashed_layer_update_of_another_form_is_refused_in_one_line(histo
         assert r.exit_code == 1 and len(err) == 1, (args, r.output)
         assert err[0].startswith(f"memstore: error: object {oid}") and "Traceback" not in r.output
     assert not (tmp_path / "full").exists() and not (tmp_path / "peft").exists()
+
+
+def _requests(change: Callable[[list], None]) -> Callable[[Path], Callable[[dict], None]]:
+    """A change of HEAD's record: its request list replaced by a well-hashed one changed by
+    `change` (the list of request dicts)."""
+    def on(repo: Path) -> Callable[[dict], None]:
+        def edit(record: dict) -> None:
+            s = record["update_sets"][0]
+            path = repo / ".memstore" / "objects" / s["requests"][:2] / s["requests"][2:]
+            requests = json.loads(path.read_bytes())
+            change(requests)
+            s["requests"] = _object(repo, json.dumps(requests).encode())
+        return edit
+    return on
+
+
+REQUEST_DAMAGE = {
+    "a prompt that is a list": _requests(lambda rs: rs[0].update(prompt=[rs[0]["prompt"]])),
+    "a subject that is a number": _requests(lambda rs: rs[0].update(subject=5)),
+    "a target that is an object": _requests(lambda rs: rs[0].update(target_new={"str": "x"})),
+}
+
+
+@pytest.mark.parametrize("damage", REQUEST_DAMAGE)
+def test_a_well_hashed_request_list_of_other_types_is_refused_in_one_line(history, tmp_path,
+                                                                          damage):
+    """A request whose prompt is a list was a TypeError traceback ('unhashable type') in
+    status, show, diff, export and commit; one whose subject is a number was shown."""
+    repo, _ = history
+    head = forge_head(repo, REQUEST_DAMAGE[damage](repo))
+    record = json.loads((repo / ".memstore" / "objects" / head[:2] / head[2:]).read_bytes())
+    oid = record["update_sets"][0]["requests"]
+    for args in (["status"], ["show", "HEAD"], ["diff", "HEAD~1", "HEAD"],
+                 ["export", "HEAD", tmp_path / "full"]):
+        r = run(*args, cwd=repo)
+        err = r.stderr.strip().splitlines()
+        assert r.exit_code == 1 and len(err) == 1, (args, r.output)
+        assert f"object {oid} is not a well-formed request list" in err[0], err
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and f"object {oid} is not a well-formed request list" in r.stdout

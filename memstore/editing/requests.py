@@ -124,7 +124,7 @@ def check_request(request: Request, where: str = "") -> None:
     at = f"{where}: " if where else ""
     if not isinstance(request, Request):
         raise ValidationError(f"{at}expected a Request, got {type(request).__name__}")
-    _check_types(request, at)
+    check_types(request, at)
     if request.case_id is not None and (isinstance(request.case_id, bool)
                                         or not isinstance(request.case_id, int)
                                         or abs(request.case_id) > INT64):
@@ -206,7 +206,7 @@ def _short(text: str, keep: int = 60) -> str:
     return repr(text[: keep // 2]) + "…" + repr(text[-keep // 2:])
 
 
-def _check_types(r: Request, at: str) -> None:
+def check_types(r: Request, at: str = "") -> None:
     """Every text a str of Unicode characters (UTF-8 encodable), the optional ones None,
     the prompt lists tuples or lists of non-blank texts."""
     texts = [("subject", r.subject), ("prompt", r.prompt), ("target_new", r.target_new)]
@@ -276,5 +276,5 @@ def validate_requests(requests: list[Request], tokenizer=None, context: int | No
 
 
 __all__ = ["Request", "check_consistent", "check_edges", "check_fits", "check_request",
-           "context_length", "fact_key", "field", "request_texts", "templated_texts",
-           "validate_requests"]
+           "check_types", "context_length", "fact_key", "field", "request_texts",
+           "templated_texts", "validate_requests"]

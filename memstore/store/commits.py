@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 
 from ..editing.apply import delta as weight_delta
-from ..editing.requests import Request
+from ..editing.requests import Request, check_types
 from ..editing.result import EditResult, LayerUpdate
 from ..editing.settings import EditSettings
 from ..errors import MemstoreError, NumericalError, ValidationError
@@ -357,7 +357,10 @@ def load_requests(objects: ObjectStore, update_set: UpdateSet) -> list[Request]:
     try:
         records = objects.get_json(oid)
         requests = [Request.from_dict(d) for d in records]
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+        for r in requests:  # a prompt that is a list failed deep in status, show, export
+            check_types(r)
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError,
+            ValidationError) as e:
         raise CorruptRecordError(f"object {oid} is not a well-formed request list "
                                  f"({type(e).__name__})") from None
     if len(requests) != update_set.n:
