@@ -464,14 +464,14 @@ def test_an_export_folder_that_cannot_be_made_is_named_as_given(repo, fmt):
         "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.15 "
         "GiB of which 1.20 GiB is free. Including non-PyTorch memory, this process has 77.9 "
         "GiB memory in use."),
-     "out of memory (CUDA out of memory. Tried to allocate 2.00 GiB), which memstore's "
-     "estimate"),
+     ("out of memory (CUDA out of memory. Tried to allocate 2.00 GiB), which memstore's "
+      "estimate")),
     (lambda torch: RuntimeError(
         "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
         "memory: you tried to allocate 40000000000 bytes. Error code 12 (Cannot allocate "
         "memory)"),
-     "out of memory (DefaultCPUAllocator: can't allocate memory: you tried to allocate "
-     "40000000000 bytes)"),
+     ("out of memory (DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+      "40000000000 bytes)")),
     (lambda torch: MemoryError(), "out of memory (Python could not allocate memory)"),
 ])
 def test_running_out_of_memory_part_way_is_one_line(repo, base, monkeypatch, error, says):
