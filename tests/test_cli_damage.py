@@ -151,6 +151,9 @@ def test_a_well_hashed_layer_update_of_another_form_is_refused_in_one_line(histo
         assert r.exit_code == 1 and len(err) == 1, (args, r.output)
         assert err[0].startswith(f"memstore: error: object {oid}") and "Traceback" not in r.output
     assert not (tmp_path / "full").exists() and not (tmp_path / "peft").exists()
+    r = run("fsck", cwd=repo)  # which those lines send the user to: it said ok
+    assert r.exit_code == 1 and f"commit {head[:12]}: update set 0 layer 1: object {oid}" \
+        in r.stdout, r.output
 
 
 def _requests(change: Callable[[list], None]) -> Callable[[Path], Callable[[dict], None]]:

@@ -14,7 +14,7 @@ from safetensors import SafetensorError
 from ..editing.progress import progress
 from ..errors import MemstoreError
 from . import config, snapshots, stats_records
-from .commits import Commit, load_requests
+from .commits import Commit, CorruptRecordError, load_layer, load_requests
 from .objects import OBJECT_ID, CorruptObjectError, DiskObjectStore, MissingObjectError
 from .refs import HEAD, HEADS, Refs
 from .schema import (
@@ -156,11 +156,14 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
                     problems.append(f"object {oid} is corrupt (its content does not match its "
                                     "name)")
     with read_snapshot(store.db):
-        return problems + _check_index(store, refs, present | set(objects.iter()), corrupt)
+        return problems + _check_index(store, refs, present | set(objects.iter()), corrupt,
+                                       verify)
 
 
-def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str]) -> list[str]:
-    """fsck's checks of the rows, all read in one transaction, against the objects."""
+def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str],
+                 verify: bool = True) -> list[str]:
+    """fsck's checks of the rows, all read in one transaction, against the objects (and,
+    with `verify`, of every layer update's tensors)."""
     objects, problems = store.objects, _check_sqlite(store)
     for row in store.db.query("select id, size from objects"):
         if not _is_object_id(row["id"]):
@@ -177,7 +180,7 @@ def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str
     except MemstoreError:
         base = None  # reported by _check_config
     for cid, row in sorted(rows.items()):
-        problems.extend(_check_commit(store, cid, row, rows, present, corrupt, base))
+        problems.extend(_check_commit(store, cid, row, rows, present, corrupt, base, verify))
     for row in stats:
         try:
             rec = stats_records.row_record(row)
@@ -229,7 +232,8 @@ def _stats_row_problems(store: Storage, rec: stats_records.StatisticsRecord) -> 
 
 
 def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[str],
-                  corrupt: set[str], base: config.BaseRecord | None) -> list[str]:
+                  corrupt: set[str], base: config.BaseRecord | None,
+                  verify: bool = True) -> list[str]:
     at = f"commit {cid[:12]}"
     if cid not in present:
         return [f"{at}: its object is missing"]
@@ -256,6 +260,23 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
     # (a clone fetched without --with-stats recomputes them when a replay needs them)
     if not out:
         out.extend(_check_request_rows(store, commit))
+    if not out and verify:
+        out.extend(_layer_problems(store, commit))
+    return out
+
+
+def _layer_problems(store: Storage, commit: Commit) -> list[str]:
+    """Each layer update read as a command reads it (finite matrices of one update's
+    shapes): a well-hashed object of another form failed those commands, 'run memstore
+    fsck', and fsck said ok."""
+    out = []
+    for i, s in enumerate(commit.update_sets):
+        for layer, record in sorted(s.layers.items()):
+            try:
+                load_layer(store.objects, layer, record)
+            except CorruptRecordError as e:
+                said = str(e).removesuffix("; run `memstore fsck`")
+                out.append(f"commit {commit.id[:12]}: update set {i} layer {layer}: {said}")
     return out
 
 
