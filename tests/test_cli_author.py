@@ -45,7 +45,7 @@ def test_every_command_that_writes_a_commit_records_its_author(repo, base, monke
     ok("commit", files["c"], cwd=repo)
     ok("merge", "topic", cwd=repo)
     merged = author_of(repo)
-    ok("revert", c2, cwd=repo)
+    rv = last_line(ok("revert", c2, cwd=repo))
     reverted = author_of(repo)
     monkeypatch.setenv("MEMSTORE_AUTHOR", "Edsger Dijkstra <ed@example.org>")
     ok("squash", c1, cwd=repo)
@@ -57,6 +57,12 @@ def test_every_command_that_writes_a_commit_records_its_author(repo, base, monke
     assert [e["author"] for e in log][-1] == "Ada Lovelace <ada@example.org>"
     text = ok("log", cwd=repo).stdout
     assert "Author: Edsger Dijkstra <ed@example.org>\nDate:" in text
+    by = json.loads(ok("log", rv, "--author", "GRACE", "--json", cwd=repo).stdout)
+    assert [e["author"] for e in by] == ["Grace Hopper <grace@example.org>"] * 3  # c3, merge,
+    alan = json.loads(ok("log", rv, "--author", "alan", "-n", "1", "--json",  # and revert
+                         cwd=repo).stdout)
+    assert [e["id"] for e in alan] == [c2]  # -n counts the commits the filter keeps
+    assert ok("log", "--author", "nobody", cwd=repo).stderr.strip() == "no commits match"
     assert "Author:    Ada Lovelace <ada@example.org>" in ok("show", c1, cwd=repo).stdout
 
 

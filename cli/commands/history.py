@@ -52,8 +52,11 @@ def _entry(c) -> dict:
 @click.option("--oneline", is_flag=True, help="One line per commit: short id and subject.")
 @click.option("--graph", is_flag=True, help="Draw the ancestry graph beside the commits.")
 @click.option("-n", "--max-count", type=click.IntRange(min=1), help="Show at most N commits.")
+@click.option("--author", metavar="TEXT",
+              help="Only the commits whose author contains TEXT (any case).")
 @json_option
-def log(rev: str, oneline: bool, graph: bool, max_count: int | None, as_json: bool) -> None:
+def log(rev: str, oneline: bool, graph: bool, max_count: int | None, author: str | None,
+        as_json: bool) -> None:
     """Show the commits reachable from REV (default: HEAD), newest first.
 
     --json prints a list of objects with id, parents, message, n_requests, operation,
@@ -64,7 +67,11 @@ def log(rev: str, oneline: bool, graph: bool, max_count: int | None, as_json: bo
     from ..graph import graph_log, graph_rows
 
     with open_repo() as repo:
-        commits = repo.log(rev, limit=max_count)
+        commits = repo.log(rev, limit=max_count if author is None else None)
+        if author is not None:  # -n counts the commits shown, as git's does
+            commits = [c for c in commits
+                       if c.author is not None and author.casefold() in c.author.casefold()]
+            commits = commits[:max_count]
         if as_json:
             print_json([_entry(c) for c in commits])
             return
@@ -97,7 +104,7 @@ def log(rev: str, oneline: bool, graph: bool, max_count: int | None, as_json: bo
             for line in lines:
                 click.echo(line)
         if not commits and not as_json:
-            click.echo("no commits yet", err=True)
+            click.echo("no commits yet" if author is None else "no commits match", err=True)
 
 
 @click.command(short_help="Show which commit wrote each live fact, and who.")
