@@ -194,3 +194,16 @@ def test_a_well_hashed_request_list_of_other_types_is_refused_in_one_line(histor
         assert f"object {oid} is not a well-formed request list" in err[0], err
     r = run("fsck", cwd=repo)
     assert r.exit_code == 1 and f"object {oid} is not a well-formed request list" in r.stdout
+
+
+def test_update_sets_of_one_layer_in_two_shapes_are_refused_by_a_peft_export(history,
+                                                                            tmp_path):
+    """HEAD's layer 1 update, well formed on its own, with U of 3 rows where the layer has
+    32: a PEFT export (which loads no model to compare with) was torch.cat's traceback."""
+    repo, _ = history
+    forge_head(repo, _layer_object(lambda t: t.update(U=t["U"][:3]))(repo))
+    r = run("export", "HEAD", tmp_path / "peft", "--format", "peft", cwd=repo)
+    err = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and len(err) == 1, r.output
+    assert "the update sets of layer 1 are of 2 shapes" in err[0] and "3x" in err[0], err
+    assert not (tmp_path / "peft").exists()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..editing.requests import Request, fact_key
+from ..errors import MemstoreError
 from .history import LiveFact, SetRef
 from .repository import Repository
 from .states import BASE
@@ -70,6 +71,12 @@ def state_difference(repo: Repository, commit: str | None,
                 us.setdefault(layer, []).append(sign * update.U.double())
                 vs.setdefault(layer, []).append(update.V.double())
                 out.transposed[layer] = bool(update.transposed)
+    for l in sorted(us):
+        shapes = sorted({(u.shape[0], v.shape[0]) for u, v in zip(us[l], vs[l])})
+        if len(shapes) > 1:  # each well-formed, of two layers' shapes: torch.cat's traceback
+            raise MemstoreError(f"the update sets of layer {l} are of {len(shapes)} shapes "
+                                f"({', '.join(f'{a}x{b}' for a, b in shapes)}) (a damaged "
+                                "record? run `memstore fsck`)")
     out.U = {l: torch.cat(us[l], dim=1) for l in sorted(us)}
     out.V = {l: torch.cat(vs[l], dim=1) for l in sorted(vs)}
     return out
