@@ -42,7 +42,10 @@ documented semantics, each operation's outcome and the live facts at HEAD:
   base), a fact held at HEAD by a write not among those holding it at R (written again
   after R, with the same target too, or by the other side of a merge), or by another
   than R's newest (a revert took that out), the squash's write; refused when a fact live
-  at R was reverted after it.
+  at R was reverted after it. A write at R that a revert it keeps took out (one of two
+  holders of a fact, the fact staying) stays out, as memstore records it (the squash's
+  `reverted`): this reference once carried it on from R's state, so that a revert of the
+  other holder after the squash left the fact live where memstore took it out.
 
 After every operation: the outcome and exit status, nothing changed by a refusal (a
 snapshot of objects and index rows), the live facts at HEAD and every branch's head as the
@@ -341,11 +344,15 @@ class Reference:
         at_onto = self.live(onto) if onto != "base" else {}
         if set(at_onto) - set(self.live(head)):
             return Refused(1, "were reverted after it")
-        base_log = self.log(onto) if onto != "base" else []
+        # what reverts took out of commits it keeps (not of those it squashed) stays out:
+        # a write at R that a revert since took out (one of two holders of a fact, say)
+        below = onto if onto != "base" else None
+        gone = self.gone(below) | self.gone(head) & self.ancestors(below)
+        base_log = [w for w in self.log(below) if not self.taken(gone, w)]
         # a fact live at HEAD by a write that is not one of those holding it at R (written
         # again since, with the same target too, or held by another side's write) is the
-        # squash's, copied from the newest such write; so is one whose newest write at R a
-        # revert took out since (copied from the one that holds it at HEAD)
+        # squash's, copied from the newest such write; so is one whose newest write at R
+        # that no revert took out is not the one that holds it at HEAD (copied from that)
         was = holders(base_log)
         log = list(base_log)
         for k, held in holders(self.log(head)).items():
@@ -353,9 +360,6 @@ class Reference:
             new = [x for x in held if x.origin not in {y.origin for y in at_r}]
             if new or held[-1].origin != at_r[-1].origin:
                 log.append((new or held)[-1].owned("new"))
-        # what reverts took out of commits it keeps (not of those it squashed) stays out
-        below = onto if onto != "base" else None
-        gone = self.gone(below) | self.gone(head) & self.ancestors(below)
         return lambda cid: self.add(cid, (below,) if below else (), log, "squash", owned=True,
                                     squashed_head=head, gone=gone)
 
@@ -656,6 +660,8 @@ SCRIPTS = {  # the cases the README's revert row names, through the same checks
     "merge, then ours": ONLY_JORDAN + [("revert", 6), ("revert", 2)],
     "ours, then merge": BOTH_WROTE + [("revert", 2), ("revert", 6)],
     "theirs, then merge": ONLY_JORDAN + [("revert", 4), ("revert", 6), ("revert", 2)],
+    "theirs, squashed, then ours": ONLY_JORDAN + [("revert", 4), ("squash", 6), ("revert", 2)],
+    "merge, squashed, then ours": ONLY_JORDAN + [("revert", 6), ("squash", 6), ("revert", 2)],
     "written again, then first": AGAIN + [("revert", 2), ("revert", 0)],
     "first, then written again": AGAIN + [("revert", 0), ("revert", 2)],
     "first, then both written again": BOTH_AGAIN + [("revert", 0), ("revert", 2), ("revert", 4)],
