@@ -307,3 +307,18 @@ def test_a_full_export_keeps_the_bases_pad_token_and_padding_side(base, tmp_path
     tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "full")
     assert tok.pad_token is None and tok.padding_side == "left"
     assert "OK:" in ok("verify", tmp_path / "full", cwd=repo).stdout
+
+
+def test_export_force_onto_a_damaged_manifest_says_what_is_wrong_with_it(repo, tmp_path):
+    """A folder whose manifest is empty, cut short, or a link was refused as having 'no
+    memstore-manifest.json', beside the file it names."""
+    out = tmp_path / "done"
+    ok("export", "HEAD~1", out, "--format", "peft", cwd=repo)
+    manifest = out / "memstore-manifest.json"
+    data = manifest.read_bytes()
+    for damage in (b"", data[: len(data) // 2], b"[]"):
+        manifest.write_bytes(damage)
+        refused(repo, "export", "HEAD", out, "--format", "peft", "--force", code=1,
+                says="is not a memstore export (its memstore-manifest.json is a link, "
+                     "unreadable or no memstore manifest)")
+        assert manifest.read_bytes() == damage

@@ -217,8 +217,10 @@ def check_target(out_dir: str | Path, force: bool, protected: dict[str, Path]) -
     fingerprint = _fingerprint(out)
     listed = _listed_files(out)
     if listed is None:
-        raise MemstoreError(f"{out} is not a memstore export (no {MANIFEST}); --force only "
-                            "replaces a previous export")
+        why = (f"its {MANIFEST} is a link, unreadable or no memstore manifest"
+               if os.path.lexists(out / MANIFEST) else f"no {MANIFEST}")
+        raise MemstoreError(f"{out} is not a memstore export ({why}); --force only replaces "
+                            "a previous export")
     for name in sorted(fingerprint):
         p = out / name
         if name not in listed or p.is_symlink() or not p.is_file():
