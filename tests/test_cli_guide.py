@@ -158,7 +158,7 @@ def _readme_table() -> dict[str, set[str]]:
         if not line.startswith("| `") or line.startswith("| `command"):
             continue
         cell = line.split(" | ", 1)[0]
-        name = re.match(r"\| `(\w+)", cell).group(1)
+        name = re.match(r"\| `([\w-]+)", cell).group(1)
         rows.setdefault(name, set()).update(re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", cell))
     return rows
 

@@ -770,3 +770,73 @@ def test_a_replay_estimates_the_statistics_it_must_compute(base, history, tmp_pa
     del seen[:]
     ok("revert", c1, cwd=repo_dir)
     assert seen and not any(seen)
+
+
+def test_cherry_pick_solves_the_picked_commits_facts_on_head_from_their_cached_zs(history):
+    """C2's facts picked onto a branch that holds C1 only: one solve, on that branch's
+    state, from C2's cached z-vectors and templates, preserving C1's keys; the same bits as
+    that solve done here; a revert of the pick takes them out."""
+    repo_dir, (c1, c2, _) = history
+    ok("branch", "side", c1, cwd=repo_dir)
+    ok("switch", "side", cwd=repo_dir)
+    r = ok("cherry-pick", c2, "--json", cwd=repo_dir)
+    d = json.loads(r.stdout)
+    assert d["operation"] == "cherry-pick" and d["picked"] == c2 and d["solved"] == 1
+    assert d["parents"] == [c1] and d["message"].endswith(f"(cherry picked from commit {c2})")
+    picked = d["commit"]
+    with Repository.open(repo_dir) as repo:
+        assert repo.get_commit(picked).basis == c1
+        assert [f.request.subject for f in repo.facts_at(picked)] == \
+            ["Danielle Darrieux", "Porsche 911", "Michael Jordan"]
+        model, tok, adapter = fresh_model(repo)
+        base = {k: v.clone() for k, v in model.state_dict().items()}
+        apply_updates(model, adapter, repo.updates_of(c1))
+        s2 = repo.get_commit(c2).update_sets[0]
+        stats = {l: repo.get_statistics(sid, l) for l, sid in s2.stats.items()}
+        preserved = stacked_keys([{l: u.keys for l, u in repo.updates_of(c1).items()}])
+        execute_memit(model, tok, repo.requests_of(c2), s2.edit_settings, stats,
+                      zs=repo.zs_of_set(c2), templates=list(s2.templates),
+                      earlier=preserved, show_progress=False)
+        expected = model.state_dict()
+        for name, w in build_state(base, adapter, repo.update_chain(picked)).items():
+            assert same_bits(w, expected[name]), name
+    blamed = {x["subject"]: x for x in json.loads(ok("blame", "--json", cwd=repo_dir).stdout)}
+    assert blamed["Michael Jordan"]["commit"] == picked
+    ok("revert", picked, cwd=repo_dir)
+    assert "Michael Jordan" not in ok("blame", cwd=repo_dir).stdout
+    assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+
+
+def test_cherry_pick_writes_over_the_target_the_pick_replaced_and_refuses_another(
+        history, tmp_path):
+    from cli_support import snapshot
+
+    repo_dir, (c1, c2, _) = history
+    ok("branch", "side", c1, cwd=repo_dir)  # main: C1 C2 C3; side: C1
+    german = write_facts(tmp_path / "g.jsonl", [("Danielle Darrieux",
+                                                 "The mother tongue of {} is", "German",
+                                                 "French")])
+    golf = write_facts(tmp_path / "golf.jsonl", [("Michael Jordan", "{} plays", "golf",
+                                                  "basketball")])
+    g = last_line(ok("commit", german, "--supersede", cwd=repo_dir))  # English -> German
+    ok("switch", "side", cwd=repo_dir)
+    last_line(ok("cherry-pick", g, cwd=repo_dir))  # side holds English, as g's parent did
+    live = {x["subject"]: x["target_new"]
+            for x in json.loads(ok("blame", "--json", cwd=repo_dir).stdout)}
+    assert live["Danielle Darrieux"] == "German"
+    ok("commit", golf, cwd=repo_dir)  # side: Jordan plays golf; C2 wrote soccer
+    before = snapshot(repo_dir)
+    r = run("cherry-pick", c2, cwd=repo_dir)
+    assert r.exit_code == 1 and "CONFLICT 'Michael Jordan' / '{} plays': 'golf' here, " \
+        f"'soccer' in {c2[:12]}" in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("memstore: error: cherry-pick of")
+    assert snapshot(repo_dir) == before
+    ok("switch", "main", cwd=repo_dir)
+    error_line(run("cherry-pick", c2, cwd=repo_dir), 1, "in the history of HEAD already")
+    ok("branch", "again", c1, cwd=repo_dir)
+    ok("switch", "again", cwd=repo_dir)
+    ok("commit", facts_files(tmp_path)["b"], cwd=repo_dir)  # C2's fact, written here too
+    error_line(run("cherry-pick", c2, cwd=repo_dir), 1, "nothing to cherry-pick")
+    reverted = last_line(ok("revert", "HEAD", cwd=repo_dir))
+    ok("switch", "side", cwd=repo_dir)
+    error_line(run("cherry-pick", reverted, cwd=repo_dir), 1, "is a revert; only a commit")

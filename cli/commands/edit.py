@@ -277,4 +277,35 @@ def show_merged(d: dict[str, Any]) -> None:
                         f"{short(d['basis'])})")
 
 
-COMMANDS = [commit, revert, squash, merge]
+@click.command("cherry-pick")
+@runtime_options
+@click.argument("rev")
+@click.option("-m", "--message",
+              help="The commit message (default: REV's, with '(cherry picked from commit …)').",
+              callback=no_empty_message)
+@json_option
+def cherry_pick(rev: str, message: str | None, as_json: bool) -> None:
+    """Write the facts of commit REV (on another branch, say) on HEAD as a new commit.
+
+    One solve, on HEAD's state, from REV's cached z-vectors (no z optimisation), as a merge
+    solves what it brings in. A fact HEAD holds already is left out; a fact REV superseded
+    is written over where HEAD holds the target REV replaced, and is a conflict where HEAD
+    holds another: each is listed on stderr, the exit status is 1 and nothing is written.
+    The new commit's writes are its own (a revert of it takes them out). Prints the new
+    commit id as the last line.
+
+    --json prints one object: commit, branch, operation, message, parents, n_facts,
+    solves, layers, seconds, metrics, warning, picked (REV's id) and solved (the facts
+    written).
+    """
+    from memstore.store import porcelain
+
+    from ..context import open_repo
+
+    with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
+        report = porcelain.cherry_pick(repo, rev, message)
+        d = written(repo, report) | report.notes
+    report_json(d) if as_json else show_written(d, "cherry-pick")
+
+
+COMMANDS = [commit, revert, squash, merge, cherry_pick]

@@ -5,7 +5,8 @@ Every writing operation holds the repository lock from its first read of HEAD to
 move, so a concurrent writer waits instead of losing an update, and validates everything it
 can before any work.
 
-This module holds init, config, stats and commit; history rewrites (revert, squash, merge)
+This module holds init, config, stats and commit; history rewrites (revert, squash, merge,
+cherry-pick)
 live in `rewrite`, read-only operations in `queries`, checkpoints in `checkpoint`, and
 states (the base model loaded once per process) in `states`. All are re-exported here, so
 that `porcelain` is the one module a front end needs."""
@@ -62,7 +63,7 @@ from .repair import RepairReport
 from .repair import repair as rebuild_index
 from .repository import DIRNAME, Repository, StatisticsRecord
 from .retention import earlier_sample, recall, retention_metrics
-from .rewrite import MergeConflictError, Report, merge, revert, squash
+from .rewrite import MergeConflictError, Report, cherry_pick, merge, revert, squash
 from .running import earlier_keys_for
 from .states import (
     RUNTIME_KEY,
@@ -423,7 +424,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
 
 
 __all__ = [
-    "BaseIdentity", "MergeConflictError", "Report", "ask", "check_against_live", "commit",
+    "BaseIdentity", "MergeConflictError", "Report", "ask", "check_against_live", "cherry_pick",
+    "commit",
     "config", "current_settings", "derived_notes", "diff", "evaluate", "evaluate_live", "export",
     "export_as", "identify_base", "init", "load_state", "measure", "merge", "parse_setting", "probe",
     "repair", "revert", "setting", "show", "squash", "stats", "status", "validation_warnings",

@@ -567,3 +567,70 @@ def merge(repo: Repository, rev: str, message: str | None = None) -> Report:
                                 info={"merge_base": mb, "solved": len(solve)})
     return Report(new, new.id, metrics, {"kind": "merge", "merge_base": mb,
                                          "solved": len(solve)}, time.perf_counter() - t0)
+
+
+# -- cherry-pick: another branch's commit, solved again on HEAD -------------------------------
+
+
+def cherry_pick(repo: Repository, rev: str, message: str | None = None) -> Report:
+    """A new commit on HEAD holding the facts commit `rev` wrote (a commit not in HEAD's
+    history, on another branch say): one solve, on HEAD's state, from their cached
+    z-vectors, as a merge solves what it brings in. A fact HEAD holds already is left out;
+    one `rev` superseded is written over where HEAD holds the target `rev` replaced (as
+    `rev` did), and is a conflict where HEAD holds yet another (nothing is written). The
+    writes are the new commit's own: a revert of it takes them out."""
+    t0 = time.perf_counter()
+    with repo.lock():
+        head = _require_head(repo, "cherry-pick onto")
+        picked = repo.resolve(rev)
+        c = repo.get_commit(picked)
+        if c.operation not in ("commit", "cherry-pick"):
+            raise MemstoreError(f"commit {picked[:12]} is a {c.operation}; only a commit of "
+                                "facts can be cherry-picked (merge its branch, or pick the "
+                                "commits it holds)")
+        if repo.is_ancestor(picked, head):
+            raise MemstoreError(f"commit {picked[:12]} is in the history of HEAD already")
+        before = {fact_key(f.request): f.request.target_new
+                  for f in (repo.facts_at(c.parents[0]) if c.parents else [])}
+        here = {fact_key(f.request): f for f in repo.facts_at(head)}
+        facts, conflicts = [], []
+        for i in range(len(c.update_sets)):
+            for p, r in enumerate(repo.requests_of(picked, i)):
+                k = fact_key(r)
+                if k in here and here[k].request.target_new == r.target_new:
+                    continue  # held already
+                if k in here and here[k].request.target_new != before.get(k):
+                    conflicts.append(f"CONFLICT {k[0]!r} / {k[1]!r}: "
+                                     f"{here[k].request.target_new!r} here, "
+                                     f"{r.target_new!r} in {picked[:12]}")
+                    continue
+                facts.append(LiveFact(r, picked, i, p))
+        if conflicts:
+            raise MergeConflictError(f"cherry-pick of {picked[:12]} refused: "
+                                     f"{len(conflicts)} conflicting fact(s); nothing was "
+                                     "written (to settle one, revert the commit that wrote it "
+                                     "here, or write its target here, then pick again)",
+                                     conflicts)
+        if not facts:
+            raise MemstoreError(f"nothing to cherry-pick: HEAD holds every fact of "
+                                f"{picked[:12]} already")
+        requests = [f.request for f in facts]
+        with phase("loading the state at HEAD"):
+            base = state_of(repo, head)
+        earlier, n_live = earlier_sample(list(here.values()), requests)
+        with phase(f"checking {len(earlier)} earlier facts before the solve"):
+            recalled = recall(base.model, base.tokenizer, earlier) if earlier else None
+        with phase(f"solving the {len(facts)} facts from their cached z-vectors"):
+            results = [_solve_from_cache(repo, base, facts, head)]
+        with phase(f"measuring the {len(facts)} facts after the solve"):
+            metrics = measure(base, requests)
+            if recalled is not None:
+                metrics["earlier"] = retention_metrics(
+                    recalled, recall(base.model, base.tokenizer, earlier), n_live)
+        if message is None:
+            message = f"{c.message.rstrip()}\n\n(cherry picked from commit {picked})"
+        new = repo.write_commit(results, parents=[head], basis=head, message=message,
+                                metrics=metrics, operation="cherry-pick",
+                                info={"picked": picked, "solved": len(facts)})
+    return Report(new, new.id, metrics, {"picked": picked, "solved": len(facts)},
+                  time.perf_counter() - t0)
