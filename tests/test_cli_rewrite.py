@@ -840,3 +840,17 @@ def test_cherry_pick_writes_over_the_target_the_pick_replaced_and_refuses_anothe
     reverted = last_line(ok("revert", "HEAD", cwd=repo_dir))
     ok("switch", "side", cwd=repo_dir)
     error_line(run("cherry-pick", reverted, cwd=repo_dir), 1, "is a revert; only a commit")
+
+
+def test_a_revert_of_the_picked_commit_merged_in_later_leaves_the_picks_write(history):
+    repo_dir, (c1, c2, _) = history
+    ok("branch", "side", c1, cwd=repo_dir)
+    ok("switch", "side", cwd=repo_dir)
+    picked = last_line(ok("cherry-pick", c2, cwd=repo_dir))
+    ok("merge", "main", cwd=repo_dir)  # C2 and C3 come in: both sides wrote Jordan
+    ok("revert", c2, cwd=repo_dir)
+    rows = {x["subject"]: x for x in json.loads(ok("blame", "--json", cwd=repo_dir).stdout)}
+    assert rows["Michael Jordan"]["target_new"] == "soccer"
+    assert rows["Michael Jordan"]["commit"] == picked  # the pick's write holds it
+    ok("revert", picked, cwd=repo_dir)  # and with both reverted it goes
+    assert "Michael Jordan" not in ok("blame", cwd=repo_dir).stdout
