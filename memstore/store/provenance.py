@@ -5,9 +5,11 @@ merge solves again what it brings in (or what both sides changed since the merge
 squash solves again the live facts of the commits it replaces, a revert copies or replays
 the sets after the one it changed. Each carried write has one source, the write it was
 solved from, in an older commit: following sources back ends at the commit that wrote the
-fact. `revert` takes out the writes whose path passes through the reverted commit, so a
-fact another commit wrote too (on another branch, say) keeps that commit's write. A squash
-records each write's path through the commits it replaced: gc, and a clone, leave those out.
+fact. `revert` takes out the writes whose path passes through the reverted commit (for a
+merge: through it or a commit of its merged side, and through none of its first parent's
+history), so a fact another commit wrote too (on another branch, say) keeps that commit's
+write. A squash records each write's path through the commits it replaced: gc, and a
+clone, leave those out.
 
 Where two sides of a merge both held the same fact (each by its own write), the merge kept
 one side's write; the other side's is the fact's too: `fellows` finds such writes, and a
