@@ -313,6 +313,24 @@ def test_an_incremental_push_reads_and_lists_what_it_adds(pair, monkeypatch):
     r = push(a)
     assert r.new == c.id and r.moved.commits == 1
     assert read == [c.id] and not set(sized) & pushed and len(pushed) > 90
-    assert set(listed) <= {"refs/heads/"} | {f"objects/{o[:2]}/" for o in c.object_ids()}
+    parent = c.parents[0]  # the remote branch's commit: checked to be there
+    assert set(listed) <= {"refs/heads/", f"objects/{parent[:2]}/"} | {
+        f"objects/{o[:2]}/" for o in c.object_ids()}
     fetch(b)
     assert b.resolve("origin/main") == c.id and b.fsck() == [] and fsck_remote(url) == []
+
+
+def test_a_push_onto_a_branch_whose_commit_the_remote_lacks_writes_its_history(pair):
+    """A remote whose branch names a commit it does not hold (lost, or the ref copied by
+    hand) is not trusted to hold that commit's history: the push writes every object of
+    the history the remote's listing lacks, and the remote is whole again."""
+    a, b, url = pair
+    c1 = commit_on_head(a, seed=1)
+    push(a)
+    remove(url, object_path(c1.id))
+    assert fsck_remote(url) != []
+    commit_on_head(a, seed=2)
+    assert push(a).moved.commits == 2
+    assert fsck_remote(url) == []
+    fetch(b)
+    assert b.resolve("origin/main") == a.head().commit and b.fsck() == []
