@@ -662,6 +662,10 @@ SCRIPTS = {  # the cases the README's revert row names, through the same checks
     "theirs, then merge": ONLY_JORDAN + [("revert", 4), ("revert", 6), ("revert", 2)],
     "theirs, squashed, then ours": ONLY_JORDAN + [("revert", 4), ("squash", 6), ("revert", 2)],
     "merge, squashed, then ours": ONLY_JORDAN + [("revert", 6), ("squash", 6), ("revert", 2)],
+    "theirs squashed, ours, then merge": BOTH_WROTE[:5] + [("squash", 0)] + BOTH_WROTE[5:]
+    + [("revert", 2), ("revert", 7)],
+    "theirs squashed, merge, then ours": BOTH_WROTE[:5] + [("squash", 0)] + BOTH_WROTE[5:]
+    + [("revert", 7), ("revert", 2)],
     "written again, then first": AGAIN + [("revert", 2), ("revert", 0)],
     "first, then written again": AGAIN + [("revert", 0), ("revert", 2)],
     "first, then both written again": BOTH_AGAIN + [("revert", 0), ("revert", 2), ("revert", 4)],
