@@ -1,4 +1,4 @@
-"""branch, switch (alias checkout), tag: names for commits."""
+"""branch, switch (alias checkout), tag, reset: names for commits."""
 from __future__ import annotations
 
 import click
@@ -148,4 +148,41 @@ def tag(repo, name: str | None, rev: str, delete: bool, as_json: bool) -> None:
         click.echo(f"{shown_name(n):<20} {short(c)} {first_line(repo.get_commit(c).message)}")
 
 
-COMMANDS = [branch, switch, tag]
+@click.command(short_help="Move the current branch to REV (drop the commits after it).")
+@click.argument("rev")
+@json_option
+@pass_repo
+def reset(repo, rev: str, as_json: bool) -> None:
+    """Move the current branch (or a detached HEAD) to the commit REV names, as `git reset`
+    does: commits after REV leave the branch, as a local commit one would rather not have
+    made and not push (a revert records undoing it, and replays the later commits). There
+    is no working copy, so git's --soft, --mixed and --hard are all the same here. The
+    commits it leaves that no branch or tag holds are warned about, with the command that
+    goes back; gc removes them.
+
+    --json prints one object: branch (null when detached), commit (where it points now),
+    was (where it pointed), left_behind (the commits no branch or tag holds now, newest
+    first) and warning.
+    """
+    from memstore.errors import ValidationError
+
+    was = repo.head()
+    if was.commit is None:
+        raise ValidationError("nothing to reset: the current branch has no commits yet")
+    target = repo.resolve(rev)
+    repo.update_ref("HEAD", target, expected=was.commit)
+    left = repo.held_by_no_ref(was.commit) if target != was.commit else []
+    warning = (f"leaving {len(left)} commit(s) that no branch or tag holds, the newest "
+               f"{short(left[0])}; `memstore reset {short(was.commit)}` goes back (gc "
+               "removes them otherwise)") if left else None
+    if warning is not None:
+        warn(f"warning: {warning}")
+    if as_json:
+        print_json({"branch": was.branch, "commit": target, "was": was.commit,
+                    "left_behind": left, "warning": warning})
+    else:
+        click.echo(f"HEAD is now at {short(target)} "
+                   f"{first_line(repo.get_commit(target).message)}")
+
+
+COMMANDS = [branch, switch, tag, reset]

@@ -1,0 +1,48 @@
+"""`memstore reset REV`: the current branch (or a detached HEAD) moves to REV; the commits
+it leaves that nothing else holds are warned about with the way back, and gc removes them;
+what cannot be done is one line with nothing changed."""
+from __future__ import annotations
+
+import json
+
+from cli_support import (
+    copy_repo,
+    empty_template,
+    error_line,
+    history_template,
+    log_json,
+    ok,
+    run,
+    snapshot,
+)
+
+
+def test_reset_moves_the_branch_and_says_how_to_go_back(base, tmp_path):
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    c1, c2, c3 = history_template(base)[1]
+    ok("tag", "v2", c2, cwd=repo)
+    r = ok("reset", "HEAD~2", "--json", cwd=repo)
+    d = json.loads(r.stdout)
+    assert (d["branch"], d["commit"], d["was"]) == ("main", c1, c3)
+    assert d["left_behind"] == [c3]  # c2 is held by the tag
+    assert f"`memstore reset {c3[:12]}` goes back" in r.stderr
+    assert [e["id"] for e in log_json(repo)] == [c1]
+    facts = json.loads(ok("blame", "--json", cwd=repo).stdout)
+    assert sorted(f["subject"] for f in facts) == ["Danielle Darrieux", "Porsche 911"]
+    assert ok("reset", c3, cwd=repo).stdout.startswith(f"HEAD is now at {c3[:12]} facts c")
+    assert [e["id"] for e in log_json(repo)] == [c3, c2, c1]  # back, nothing lost
+    ok("reset", c1, cwd=repo)
+    assert "removed 1 commit" in ok("gc", cwd=repo).stdout  # c3; c2 is tagged
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    ok("switch", "--detach", "v2", cwd=repo)  # a detached HEAD moves too
+    assert json.loads(ok("reset", c1, "--json", cwd=repo).stdout)["branch"] is None
+    assert json.loads(ok("status", "--json", cwd=repo).stdout)["head"] == c1
+
+
+def test_what_reset_cannot_do_is_one_line_and_changes_nothing(base, tmp_path):
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    before = snapshot(repo)
+    error_line(run("reset", "nosuch", cwd=repo), 2, "nosuch")
+    assert snapshot(repo) == before
+    empty = copy_repo(empty_template(base), tmp_path / "empty")
+    error_line(run("reset", "HEAD", cwd=empty), 2, "nothing to reset")
