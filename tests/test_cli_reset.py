@@ -46,3 +46,33 @@ def test_what_reset_cannot_do_is_one_line_and_changes_nothing(base, tmp_path):
     assert snapshot(repo) == before
     empty = copy_repo(empty_template(base), tmp_path / "empty")
     error_line(run("reset", "HEAD", cwd=empty), 2, "nothing to reset")
+
+
+def test_status_says_where_the_branch_stands_against_its_remote_tracking_branch(base,
+                                                                                  tmp_path):
+    """As of the last fetch or push: up to date, ahead, behind (after a reset), diverged;
+    nothing said without a remote or on a detached HEAD."""
+    from cli_support import facts_files
+
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    c1 = history_template(base)[1][0]
+
+    def status():
+        return json.loads(ok("status", "--json", cwd=repo).stdout)["upstream"]
+
+    assert status() is None  # no remote
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    assert status() is None  # nothing fetched or pushed yet
+    ok("push", cwd=repo)
+    assert "Your branch is up to date with 'origin/main'." in ok("status", cwd=repo).stdout
+    ok("commit", facts_files(base)["d"], cwd=repo)
+    assert (status()["ahead"], status()["behind"]) == (1, 0)
+    assert "ahead of 'origin/main' by 1 commit." in ok("status", cwd=repo).stdout
+    ok("reset", c1, cwd=repo)
+    assert (status()["ahead"], status()["behind"]) == (0, 2)
+    assert "behind 'origin/main' by 2 commits (pull" in ok("status", cwd=repo).stdout
+    ok("commit", facts_files(base)["e"], cwd=repo)
+    assert (status()["ahead"], status()["behind"]) == (1, 2)
+    assert "have diverged: 1 and 2 commits each" in ok("status", cwd=repo).stdout
+    ok("switch", "--detach", "HEAD", cwd=repo)
+    assert status() is None

@@ -178,16 +178,30 @@ def status(repo, as_json: bool) -> None:
     """Show the branch, the head commit, the base model, the number of facts live in the
     head's state and a summary of the editor settings.
 
-    --json prints one object: branch, detached, head, message, n_commits, n_facts, base
-    and settings."""
+    With a remote-tracking branch of the current branch (the default remote's, as `pull`
+    merges it), says how far each side is ahead, as of the last fetch.
+
+    --json prints one object: branch, detached, head, message, n_commits, n_facts, base,
+    settings and upstream (name, commit, ahead, behind; null without one)."""
+    from memstore.remote.remotes import upstream
     from memstore.store import porcelain
 
-    st = porcelain.status(repo)
+    st = porcelain.status(repo) | {"upstream": upstream(repo)}
     if as_json:
         print_json(st)
         return
     where = f"On branch {st['branch']}" if st["branch"] else "HEAD detached"
     click.echo(where)
+    up = st["upstream"]
+    if up is not None:
+        ahead, behind = up["ahead"], up["behind"]
+        click.echo(f"Your branch is up to date with '{up['name']}'." if not ahead + behind
+                   else f"Your branch is ahead of '{up['name']}' by "
+                        f"{counted(ahead, 'commit')}." if not behind
+                   else f"Your branch is behind '{up['name']}' by {counted(behind, 'commit')}"
+                        " (pull to merge it)." if not ahead
+                   else f"Your branch and '{up['name']}' have diverged: {ahead} and {behind} "
+                        "commits each (pull to merge them).")
     if st["head"]:
         from ..output import first_line
 

@@ -85,3 +85,24 @@ def tracking_ref(remote: str, branch: str) -> str:
 def tracking(repo: Repository, remote: str) -> dict[str, str]:
     """Branch → commit of every remote-tracking branch of `remote`."""
     return repo.refs.list(f"{REMOTES}{remote}/")
+
+
+def upstream(repo: Repository) -> dict[str, object] | None:
+    """Where the current branch stands against its remote-tracking branch (the default
+    remote's branch of the same name, as `pull` merges it): its name, commit, and the
+    commits each side has that the other lacks (`ahead`, `behind`), as of the last fetch;
+    None on a detached HEAD, an unborn branch, or with no such tracking branch."""
+    from ..store import history
+
+    head = repo.head()
+    try:
+        remote = default_remote(repo)
+    except ValidationError:  # several remotes, none 'origin': no default to compare with
+        return None
+    theirs = repo.refs.read(tracking_ref(remote, head.branch)) if head.branch else None
+    if head.commit is None or theirs is None:
+        return None
+    g = history.graph(repo.db)
+    ours_all, theirs_all = history.ancestors(g, head.commit), history.ancestors(g, theirs)
+    return {"name": f"{remote}/{head.branch}", "commit": theirs,
+            "ahead": len(ours_all - theirs_all), "behind": len(theirs_all - ours_all)}
