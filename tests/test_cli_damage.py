@@ -207,3 +207,21 @@ def test_update_sets_of_one_layer_in_two_shapes_are_refused_by_a_peft_export(his
     assert r.exit_code == 1 and len(err) == 1, r.output
     assert "the update sets of layer 1 are of 2 shapes" in err[0] and "3x" in err[0], err
     assert not (tmp_path / "peft").exists()
+
+
+def test_a_commit_row_whose_size_is_no_number_is_named_by_show_and_fsck(history):
+    """show was a TypeError traceback (comparing 'big' with a number to print it) and fsck
+    said ok, though its own repair rebuilds the row."""
+    repo, (_, _, c3) = history
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update commits set size = 'big' where id = ?", (c3,))
+    con.close()
+    r = run("show", "HEAD", cwd=repo)
+    err = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and len(err) == 1, r.output
+    assert f"the index row of commit {c3[:12]} is damaged (its size 'big')" in err[0]
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and f"commit {c3[:12]} is damaged (its size 'big')" in r.stdout
+    assert run("fsck", "--repair", cwd=repo).exit_code == 0
+    assert run("show", "HEAD", cwd=repo).exit_code == 0

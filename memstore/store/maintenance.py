@@ -21,6 +21,7 @@ from .schema import (
     DamagedIndexError,
     parents_of,
     read_snapshot,
+    size_of,
     time_of,
     transaction,
     wait_for_readers,
@@ -247,6 +248,7 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
     try:
         parents = parents_of(row)
         time = time_of(row)
+        size_of(row)
     except DamagedIndexError as e:
         return [str(e)]
     if parents != commit.parents or row["basis"] != commit.basis or time != commit.time:

@@ -35,7 +35,7 @@ from .config import BaseRecord, path_snapshot
 from .lock import RepositoryLock, WaitCallback
 from .objects import DiskObjectStore, MemoryObjectStore, fsync_dir, refuse_link
 from .refs import HEAD, HEADS, TAGS, Head, Refs, branch_ref, tag_ref
-from .schema import open_index, transaction
+from .schema import open_index, size_of, transaction
 from .stats_records import StatisticsRecord
 from .storage import Storage
 
@@ -478,7 +478,7 @@ class Repository:
 
     def commit_size(self, rev: str) -> int:
         """Bytes of the objects a commit introduces (not already held by its parents)."""
-        return self._get_commit_row(self.resolve(rev))["size"]
+        return size_of(self._get_commit_row(self.resolve(rev)))
 
     def requests_of(self, commit_id: str, set_index: int = 0) -> list[Request]:
         return load_requests(self.objects, self.get_commit(commit_id).update_sets[set_index])

@@ -54,6 +54,16 @@ def time_of(row: dict) -> float:
     return t
 
 
+def size_of(row: dict) -> int:
+    """The size of an index row of the commits table (bytes its objects add); a damaged one
+    is refused."""
+    n = row["size"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise DamagedIndexError(f"the index row of commit {str(row['id'])[:12]} is damaged "
+                                f"(its size {str(n)[:40]!r}); run `memstore fsck --repair`")
+    return n
+
+
 def m001_initial(db: Database) -> None:
     db["commits"].create({
         "id": str, "parents": str, "basis": str, "base_hash": str,
