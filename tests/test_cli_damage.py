@@ -225,3 +225,16 @@ def test_a_commit_row_whose_size_is_no_number_is_named_by_show_and_fsck(history)
     assert r.exit_code == 1 and f"commit {c3[:12]} is damaged (its size 'big')" in r.stdout
     assert run("fsck", "--repair", cwd=repo).exit_code == 0
     assert run("show", "HEAD", cwd=repo).exit_code == 0
+
+
+def test_stats_lists_a_record_whose_row_has_no_creation_time(history):
+    """A statistics row without its time of creation is a well-formed row (NULL is read as
+    unknown); `stats --list` was a TypeError traceback printing it."""
+    repo, _ = history
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update statistics set created = null")
+    con.close()
+    r = run("stats", "--list", cwd=repo)
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert all("  -  " in line for line in r.stdout.strip().splitlines()), r.stdout

@@ -253,7 +253,8 @@ def stats(repo, list_only: bool, as_json: bool) -> None:
         click.echo("no statistics stored")
     for r in rows:
         click.echo(f"layer {r['layer']:>3}  sample {r['id']}  {r['n_tokens']:>7} tokens  "
-                   f"{size(r['bytes']):>10}  {when(r['created'])}  {r['description']}")
+                   f"{size(r['bytes']):>10}  "
+                   f"{'-' if r['created'] is None else when(r['created'])}  {r['description']}")
 
 
 def sample_of(description: str) -> dict | None:
