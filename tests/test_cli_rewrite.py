@@ -49,25 +49,30 @@ def fresh_model(repo: Repository):
     return model, tok, get_adapter(model)
 
 
+def solved_after(repo: Repository, c1: str, c: str):
+    """The expectation, computed independently: C1's update on the base weights, then C's
+    requests solved from C's cached z-vectors and templates (no optimisation), preserving
+    C1's keys (a history-aware solve; plain ignores them). The base weights, the adapter,
+    the solve's result and the model's state after it."""
+    model, tok, adapter = fresh_model(repo)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    apply_updates(model, adapter, repo.updates_of(c1))
+    s = repo.get_commit(c).update_sets[0]
+    stats = {l: repo.get_statistics(sid, l) for l, sid in s.stats.items()}
+    preserved = stacked_keys([{l: u.keys for l, u in repo.updates_of(c1).items()}])
+    replay = execute_memit(model, tok, repo.requests_of(c), s.edit_settings, stats,
+                           zs=repo.zs_of_set(c), templates=list(s.templates),
+                           earlier=preserved, show_progress=False)
+    return base, adapter, replay, model.state_dict()
+
+
 def test_revert_is_c1_then_c3_replayed_from_its_cached_zs(history):
     repo_dir, (c1, c2, c3) = history
     reverted = last_line(ok("revert", c2, cwd=repo_dir))
     with Repository.open(repo_dir) as repo:
         commit = repo.get_commit(reverted)
         assert commit.parents == (c3,) and commit.basis == c1 and len(commit.update_sets) == 1
-        # the expectation, computed independently: C1's update on the base weights, then
-        # C3's requests solved from C3's cached z-vectors and templates (no optimisation)
-        model, tok, adapter = fresh_model(repo)
-        base = {k: v.clone() for k, v in model.state_dict().items()}
-        apply_updates(model, adapter, repo.updates_of(c1))
-        s3 = repo.get_commit(c3).update_sets[0]
-        stats = {l: repo.get_statistics(sid, l) for l, sid in s3.stats.items()}
-        # a history-aware solve preserves C1's keys (plain ignores them)
-        preserved = stacked_keys([{l: u.keys for l, u in repo.updates_of(c1).items()}])
-        replay = execute_memit(model, tok, repo.requests_of(c3), s3.edit_settings, stats,
-                               zs=repo.zs_of_set(c3), templates=list(s3.templates),
-                               earlier=preserved, show_progress=False)
-        expected = model.state_dict()
+        base, adapter, replay, expected = solved_after(repo, c1, c3)
         rebuilt = build_state(base, adapter, repo.update_chain(reverted))
         assert sorted(rebuilt) == [adapter.proj_weight_name(l) for l in (1, 2)]
         for name, w in rebuilt.items():
@@ -788,16 +793,7 @@ def test_cherry_pick_solves_the_picked_commits_facts_on_head_from_their_cached_z
         assert repo.get_commit(picked).basis == c1
         assert [f.request.subject for f in repo.facts_at(picked)] == \
             ["Danielle Darrieux", "Porsche 911", "Michael Jordan"]
-        model, tok, adapter = fresh_model(repo)
-        base = {k: v.clone() for k, v in model.state_dict().items()}
-        apply_updates(model, adapter, repo.updates_of(c1))
-        s2 = repo.get_commit(c2).update_sets[0]
-        stats = {l: repo.get_statistics(sid, l) for l, sid in s2.stats.items()}
-        preserved = stacked_keys([{l: u.keys for l, u in repo.updates_of(c1).items()}])
-        execute_memit(model, tok, repo.requests_of(c2), s2.edit_settings, stats,
-                      zs=repo.zs_of_set(c2), templates=list(s2.templates),
-                      earlier=preserved, show_progress=False)
-        expected = model.state_dict()
+        base, adapter, _, expected = solved_after(repo, c1, c2)
         for name, w in build_state(base, adapter, repo.update_chain(picked)).items():
             assert same_bits(w, expected[name]), name
     blamed = {x["subject"]: x for x in json.loads(ok("blame", "--json", cwd=repo_dir).stdout)}
