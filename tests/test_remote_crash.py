@@ -171,3 +171,45 @@ def test_a_folder_push_fsyncs_each_object_folder_once_before_the_branch(tmp_path
         last_in = max(i for i, (kind, p) in enumerate(events)
                       if kind == "rename" and p.parent == folder)
         assert last_in < events.index(("sync", folder)) < ref, folder
+
+
+def test_a_fetch_fsyncs_each_object_folder_once_before_indexing(tmp_path, monkeypatch):
+    """A fetch (and so a clone) fsynced the repository's fan-out folder after each object
+    it renamed in (two fsyncs an object: 52 s of a 5,000-commit clone). Each folder is now
+    fsynced once, after the last object renamed into it and before the index names them."""
+    import memstore.store.objects as objects_module
+
+    url = str(tmp_path / "remote")
+    with Repository.init(tmp_path / "a", "fake", BASE_HASH) as a:
+        remotes.add(a, "origin", url)
+        for seed in range(20):
+            commit_on_head(a, fake_result(seed, n=1), message=f"seed {seed}")
+        push(a)
+        tip = a.head().commit
+    events = []
+    real_sync, real_replace = objects_module.fsync_dir, os.replace
+    monkeypatch.setattr(objects_module, "fsync_dir",
+                        lambda path: events.append(("sync", Path(path))) or real_sync(path))
+    monkeypatch.setattr(os, "replace",
+                        lambda src, dst: events.append(("rename", Path(dst))) or
+                        real_replace(src, dst))
+    with Repository.init(tmp_path / "b", "fake", BASE_HASH) as b:
+        remotes.add(b, "origin", url)
+        real_index = b.add_commits
+        monkeypatch.setattr(b, "add_commits", lambda *args: events.append(("index", None))
+                            or real_index(*args))
+        events.clear()  # what init and remote add wrote
+        got = fetch(b)
+        assert b.resolve("origin/main") == tip and b.fsck() == []
+    store = tmp_path / "b" / ".memstore" / "objects"
+    index = events.index(("index", None))  # after it: the ref snapshot, a write of its own
+    objects = [p for kind, p in events[:index] if kind == "rename" and p.parent.parent == store]
+    assert len(objects) == got.moved.objects == 100
+    folders = {p.parent for p in objects}
+    assert len(folders) < len(objects)  # some folder holds two objects or more
+    assert sorted(p for kind, p in events[:index] if kind == "sync" and p in folders) \
+        == sorted(folders)
+    for folder in folders:
+        last_in = max(i for i, (kind, p) in enumerate(events)
+                      if kind == "rename" and p.parent == folder)
+        assert last_in < events.index(("sync", folder)) < index, folder

@@ -122,19 +122,20 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
     indexed = False
     with repo.lock():
         try:
-            commits = new_commits(repo, remote, sorted(set(branches.values())), written)
-            moved = download(repo, remote.transport,
-                             {o for c in commits for o in c.object_ids()[1:]}, remote.label,
-                             written)
-            moved = moved.add(Moved(len(commits), len(commits),
-                                    sum(repo.objects.size(c.id) for c in commits)))
-            statistics = []
-            if with_stats:  # checked before anything moves: a bad record refuses the fetch
-                got, statistics = fetch_statistics(
-                    repo, remote.transport,
-                    reachable(repo, set(branches.values()), {c.id: c for c in commits}),
-                    remote.label, written)
-                moved = moved.add(got)
+            with repo.objects.folders_synced_once():  # all durable before the index names them
+                commits = new_commits(repo, remote, sorted(set(branches.values())), written)
+                moved = download(repo, remote.transport,
+                                 {o for c in commits for o in c.object_ids()[1:]},
+                                 remote.label, written)
+                moved = moved.add(Moved(len(commits), len(commits),
+                                        sum(repo.objects.size(c.id) for c in commits)))
+                statistics = []
+                if with_stats:  # checked before anything moves: a bad record refuses it
+                    got, statistics = fetch_statistics(
+                        repo, remote.transport,
+                        reachable(repo, set(branches.values()), {c.id: c for c in commits}),
+                        remote.label, written)
+                    moved = moved.add(got)
             old = remotes.tracking(repo, name)
             updates = [RefUpdate(b, old.get(b), c) for b, c in sorted(branches.items())
                        if old.get(b) != c]

@@ -6,16 +6,17 @@ deterministic bytes, so equal content always gets the same id and is stored once
 
 `DiskObjectStore` writes each object to a temporary file in its final directory, fsyncs it,
 renames it into place and fsyncs the directory (`write_durably`, which folder remotes use
-too): a crash leaves either the whole object or nothing under its name (at worst a stray
-temporary file `.tmp-<host>-<pid>-<random>`, memstore/leftovers.py). A process killed
-outright cannot remove its own: the next write into the same fan-out directory (the first
-write into each that a store makes: no write lists more) removes those of dead processes of
-this host, and gc removes them too, with any `.tmp-` file not named so (an earlier
-memstore's); neither ever touches a live process's, another host's, a link or a folder. An
-object that arrives in
-chunks (a fetch) is hashed as it is written (`put_stream`) and renamed into place only when
-it hashes to its name; one that leaves in chunks (a push) is hashed as it is read
-(`chunks`): memory stays at one chunk, whatever the object's size.
+too; a fetch fsyncs each directory once, before the index names what it wrote:
+`folders_synced_once`): a crash leaves either the whole object or nothing under its name
+(at worst a stray temporary file `.tmp-<host>-<pid>-<random>`, memstore/leftovers.py). A
+process killed outright cannot remove its own: the next write into the same fan-out
+directory (the first write into each that a store makes: no write lists more) removes those
+of dead processes of this host, and gc removes them too, with any `.tmp-` file not named so
+(an earlier memstore's); neither ever touches a live process's, another host's, a link or a
+folder. An object that arrives in chunks (a fetch) is hashed as it is written
+(`put_stream`) and renamed into place only when it hashes to its name; one that leaves in
+chunks (a push) is hashed as it is read (`chunks`): memory stays at one chunk, whatever the
+object's size.
 `MemoryObjectStore` keeps objects in a dict, for fast tests."""
 from __future__ import annotations
 
@@ -170,6 +171,14 @@ class ObjectStore(ABC):
     def _stored_new(self, oid: str) -> None:
         if self._new is not None:
             self._new.append(oid)
+
+    @contextmanager
+    def folders_synced_once(self) -> Iterator[None]:
+        """Inside the block, an object's fan-out folder is not fsynced after each object
+        renamed into it, but once each when the block ends without error (a fetch: before
+        the index names them); each object file is still fsynced before its rename. Here
+        (in memory) nothing is synced."""
+        yield
 
     @contextmanager
     def recording_new(self) -> Iterator[list[str]]:
@@ -352,6 +361,26 @@ class DiskObjectStore(ObjectStore):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._cleaned: set[str] = set()  # fan-out directories rid of dead writers' leftovers
+        self._unsynced: set[Path] | None = None  # in `folders_synced_once`: to fsync at its end
+
+    @contextmanager
+    def folders_synced_once(self) -> Iterator[None]:
+        outer, self._unsynced = self._unsynced, set()
+        try:
+            yield
+            for folder in sorted(self._unsynced):
+                fsync_dir(folder)
+        finally:
+            if outer is not None:
+                outer |= self._unsynced
+            self._unsynced = outer
+
+    def _write(self, target: Path, data: bytes | Iterable[bytes]) -> None:
+        """`write_durably`, objects immutable; the folder's fsync left to the end of
+        `folders_synced_once` inside one."""
+        write_durably(target, data, mode=0o444, sync_dir=self._unsynced is None)
+        if self._unsynced is not None:
+            self._unsynced.add(target.parent)
 
     def path(self, oid: str) -> Path:
         check_object_id(oid)
@@ -374,7 +403,7 @@ class DiskObjectStore(ObjectStore):
         except FileNotFoundError:
             new = True
         self._clean(target.parent)
-        write_durably(target, data, mode=0o444)  # objects are immutable
+        self._write(target, data)
         if new:
             self._stored_new(oid)
         return oid
@@ -390,7 +419,7 @@ class DiskObjectStore(ObjectStore):
                 chunks.close()  # a generator holding a file or a connection open
             return oid
         self._clean(target.parent)
-        write_durably(target, verified(chunks, oid), mode=0o444)
+        self._write(target, verified(chunks, oid))
         return oid
 
     def _clean(self, fan: Path) -> None:
