@@ -92,7 +92,6 @@ class MemstoreGroup(click.Group):
         previous = _handle_stops() if main_thread else {}
         try:
             _refuse_undecodable(sys.argv[1:] if args is None else args)
-            _check_author()
             code = super().main(args, prog_name or "memstore", complete_var,
                                 standalone_mode=False, **extra)
             code = code if isinstance(code, int) else 0
@@ -123,12 +122,17 @@ def _stopped(signum: int) -> int:
     return 128 + signum
 
 
-def _check_author() -> None:
-    """A MEMSTORE_AUTHOR that cannot be recorded is refused before any command runs, not
-    when a commit is written at the end of its work."""
+# the commands that write commits, whose author is recorded (memstore.store.author)
+_WRITERS = {"commit", "revert", "squash", "merge", "cherry-pick", "pull"}
+
+
+def _check_author(command: str | None) -> None:
+    """A MEMSTORE_AUTHOR that cannot be recorded is refused before a command that writes
+    commits runs, not when the commit is written at the end of its work; the others do
+    not read it."""
     from memstore.store import author
 
-    if os.environ.get(author.ENV, "").strip():
+    if command in _WRITERS and os.environ.get(author.ENV, "").strip():
         author.check(os.environ[author.ENV], author.ENV)
 
 
@@ -231,6 +235,7 @@ def cli(directory: str | None) -> None:
     0 on success, 1 when an operation is refused or fails, 2 for bad input.
     """
     _quiet_transformers()
+    _check_author(click.get_current_context().invoked_subcommand)
     if directory is not None:
         os.chdir(directory)
 
