@@ -103,6 +103,26 @@ def test_a_commit_made_before_authors_were_recorded_has_none(repo, base):
     assert "ok" in ok("fsck", cwd=repo).stdout.lower()
 
 
+@pytest.mark.parametrize("value", ["Eve\nCommit: 0 (HEAD -> main)", "\x1b[31mred", "",
+                                   " padded", "x" * 201, 7])
+def test_a_record_whose_author_memstore_would_not_write_is_refused(history, value):
+    """A well-hashed commit record (another machine's push, a hand edit) whose author is
+    no one line of printable text is refused where it is read, naming the object: a
+    newline in it printed a forged line into log ('Commit: …'), an escape sequence went to
+    the terminal, and fsck said ok."""
+    from test_cli_damage import forge_head
+
+    repo, _ = history
+    oid = forge_head(repo, lambda record: record.update(author=value))
+    for args in (["log"], ["show"], ["blame"], ["fsck"]):
+        r = run(*args, cwd=repo)
+        assert r.exit_code == 1 and "Traceback" not in r.output, (args, r.output)
+        lines = r.output.splitlines()
+        assert not any(line.startswith("Commit:") for line in lines), (args, r.output)
+        assert "\x1b" not in r.output and oid[:12] in r.output, (args, r.output)
+        assert any(s in r.output for s in ("author must be", "an author is one line")), r.output
+
+
 @pytest.mark.parametrize("value", ["two\nlines", "x" * 201, "bell\x07"])
 def test_an_author_that_cannot_be_recorded_is_refused_before_any_work(repo, base, value,
                                                                        monkeypatch):
@@ -117,6 +137,7 @@ def test_an_author_that_cannot_be_recorded_is_refused_before_any_work(repo, base
     error_line(run("commit", facts_files(base)["a"], cwd=repo), 2,
                "MEMSTORE_AUTHOR: an author is one line of printable text")
     assert snapshot(repo) == before
+    ok("log", cwd=repo)  # a command that writes no commit does not read it
 
 
 def test_blame_names_the_commit_and_author_that_wrote_each_live_fact(repo, base, monkeypatch):

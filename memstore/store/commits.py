@@ -29,6 +29,7 @@ from ..editing.requests import Request, check_types
 from ..editing.result import EditResult, LayerUpdate
 from ..editing.settings import EditSettings
 from ..errors import MemstoreError, NumericalError, ValidationError
+from .author import check as check_author
 from .objects import ObjectStore, canonical_json, check_object_id, hash_bytes, plain
 
 FORMAT = 1
@@ -164,6 +165,8 @@ class Commit:
             raise TypeError("time, operation, update_sets, metrics or info malformed")
         if d.get("author") is not None and not isinstance(d["author"], str):
             raise TypeError("author must be a string")
+        if d.get("author") is not None and check_author(d["author"], "author") != d["author"]:
+            raise ValueError("author must be one line of printable text, no spaces around")
         return cls(
             id=oid, parents=tuple(d["parents"]), base=d["base"], basis=d["basis"],
             update_sets=tuple(UpdateSet.from_json(s) for s in d["update_sets"]),
