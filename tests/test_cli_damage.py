@@ -238,3 +238,27 @@ def test_stats_lists_a_record_whose_row_has_no_creation_time(history):
     r = run("stats", "--list", cwd=repo)
     assert r.exit_code == 0 and "Traceback" not in r.output, r.output
     assert all("  -  " in line for line in r.stdout.strip().splitlines()), r.stdout
+
+
+def test_well_hashed_z_vectors_of_another_shape_are_refused_in_one_line(history):
+    """A squash replaying them was a RuntimeError traceback ('stack expects each tensor to
+    be equal size'), a revert said 'cached z-vectors: expected a tensor of n × 32' as bad
+    input (exit 2) without naming the object, and fsck said ok."""
+    repo, _ = history
+
+    def one_dimension(record: dict) -> None:
+        s = record["update_sets"][0]
+        path = repo / ".memstore" / "objects" / s["zs"][:2] / s["zs"][2:]
+        zs = safetensors.torch.load(path.read_bytes())["zs"]
+        s["zs"] = _object(repo, safetensors.torch.save({"zs": zs.flatten()}))
+
+    head = forge_head(repo, one_dimension)
+    record = json.loads((repo / ".memstore" / "objects" / head[:2] / head[2:]).read_bytes())
+    oid = record["update_sets"][0]["zs"]
+    for args in (["squash", "HEAD~2", "-m", "s"], ["revert", "HEAD~1", "-m", "r"]):
+        r = run(*args, cwd=repo)
+        err = r.stderr.strip().splitlines()
+        assert r.exit_code == 1 and len(err) == 1, (args, r.output)
+        assert f"object {oid}: its z-vectors" in err[0], err
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and f"update set 0 z-vectors: object {oid}" in r.stdout, r.output

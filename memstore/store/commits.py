@@ -373,7 +373,18 @@ def load_requests(objects: ObjectStore, update_set: UpdateSet) -> list[Request]:
 
 
 def load_zs(objects: ObjectStore, update_set: UpdateSet) -> torch.Tensor:
-    return _tensors(objects, update_set.zs, ("zs",))["zs"]
+    """The set's z-vectors, one finite row of floats per request, as `put_update_set` wrote
+    them (a well-hashed object of another shape was a traceback in a squash's replay)."""
+    oid = update_set.zs
+    zs = _tensors(objects, oid, ("zs",))["zs"]
+    if zs.ndim != 2 or zs.shape[0] != update_set.n or not zs.is_floating_point():
+        raise CorruptRecordError(f"object {oid}: its z-vectors ({zs.dtype}, shape "
+                                 f"{tuple(zs.shape)}) are not one row of floats for each of "
+                                 f"the set's {update_set.n} requests; run `memstore fsck`")
+    if not torch.isfinite(zs).all():
+        raise CorruptRecordError(f"object {oid}: its z-vectors hold NaN or inf; run "
+                                 "`memstore fsck`")
+    return zs
 
 
 def load_updates(objects: ObjectStore, update_set: UpdateSet) -> dict[int, LayerUpdate]:

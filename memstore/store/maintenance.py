@@ -14,7 +14,7 @@ from safetensors import SafetensorError
 from ..editing.progress import progress
 from ..errors import MemstoreError
 from . import config, snapshots, stats_records
-from .commits import Commit, CorruptRecordError, load_layer, load_requests
+from .commits import Commit, CorruptRecordError, load_layer, load_requests, load_zs
 from .objects import OBJECT_ID, CorruptObjectError, DiskObjectStore, MissingObjectError
 from .refs import HEAD, HEADS, Refs
 from .schema import (
@@ -273,12 +273,14 @@ def _layer_problems(store: Storage, commit: Commit) -> list[str]:
     fsck', and fsck said ok."""
     out = []
     for i, s in enumerate(commit.update_sets):
-        for layer, record in sorted(s.layers.items()):
+        reads = [(f"layer {layer}", lambda layer=layer, record=record: load_layer(
+            store.objects, layer, record)) for layer, record in sorted(s.layers.items())]
+        for what, read in [*reads, ("z-vectors", lambda s=s: load_zs(store.objects, s))]:
             try:
-                load_layer(store.objects, layer, record)
+                read()
             except CorruptRecordError as e:
                 said = str(e).removesuffix("; run `memstore fsck`")
-                out.append(f"commit {commit.id[:12]}: update set {i} layer {layer}: {said}")
+                out.append(f"commit {commit.id[:12]}: update set {i} {what}: {said}")
     return out
 
 
