@@ -262,3 +262,17 @@ def test_well_hashed_z_vectors_of_another_shape_are_refused_in_one_line(history)
         assert f"object {oid}: its z-vectors" in err[0], err
     r = run("fsck", cwd=repo)
     assert r.exit_code == 1 and f"update set 0 z-vectors: object {oid}" in r.stdout, r.output
+
+
+def test_a_folder_in_place_of_the_index_is_named_a_folder(history):
+    """It was called missing ('the file is missing'); fsck --repair moves it aside."""
+    repo, _ = history
+    index = repo / ".memstore" / "index.db"
+    index.unlink()
+    index.mkdir()
+    r = run("status", cwd=repo)
+    err = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and len(err) == 1, r.output
+    assert "index.db is damaged (a folder is where the file belongs)" in err[0], err
+    assert run("fsck", "--repair", cwd=repo).exit_code == 0
+    assert index.is_file() and run("status", cwd=repo).exit_code == 0

@@ -341,7 +341,8 @@ def open_index(path: str | Path | None, *, create: bool = False) -> Database:
         raise MemstoreError(f"{path} already exists")
     if not create:
         if not path.is_file():
-            raise _damaged(path, "the file is missing")
+            raise _damaged(path, "a folder is where the file belongs" if path.is_dir()
+                           else "the file is missing")
         if path.stat().st_size == 0:
             raise _damaged(path, "the file is empty")
     read_only = not create and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
