@@ -502,3 +502,9 @@ def test_a_corpus_line_with_a_number_of_thousands_of_digits_is_refused_in_one_li
     corpus.write_text('{"text": ' + "7" * 5000 + "}\n")
     refused(repo, "config", "stats_source", corpus, code=2,
             says=f"{corpus} line 1: expected JSON with a 'text' field")
+
+
+def test_a_folder_given_as_the_statistics_corpus_is_called_a_folder(repo, tmp_path):
+    """It was refused as 'no such file'."""
+    refused(repo, "config", "stats_source", tmp_path, code=2,
+            says=f"statistics corpus '{tmp_path}' is a folder; give a .txt or .jsonl file")

@@ -116,6 +116,9 @@ def check_corpus(path: str | Path) -> Path:
     """A statistics corpus must be a UTF-8 .txt or .jsonl file that yields some text;
     anything else is refused before any work, naming the file."""
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise ValidationError(f"statistics corpus {str(path)!r} is a folder; give a .txt or "
+                              ".jsonl file")
     if not p.is_file():
         raise ValidationError(f"statistics corpus {str(path)!r}: no such file (give "
                               "'wikipedia', the built-in sample, 'self' or a .txt / .jsonl "
