@@ -185,3 +185,21 @@ def test_blame_names_the_commit_and_author_that_wrote_each_live_fact(repo, base,
     assert text.startswith(f"{c2[:12]} (Alan <alan@example.org> ")
     assert f", via {squashed[:12]}) 'Michael Jordan plays' -> 'soccer'" in text
     error_line(run("blame", "nosuch", cwd=repo), 2, "nosuch")
+
+
+def test_blame_after_gc_of_the_commits_a_squash_replaced_names_the_squash(history):
+    """gc (and a clone) leave out the commits a squash replaced, which its recorded paths
+    still name: blame failed on every such repository ('object … is missing'). A fact
+    whose writer is gone is the squash's; one written before the squashed commits keeps
+    its writer."""
+    repo, (c1, c2, _) = history
+    squashed = last_line(ok("squash", c1, cwd=repo))  # c2 and c3 into one commit on c1
+    ok("gc", cwd=repo)
+    assert run("show", c2, cwd=repo).exit_code != 0  # gone
+    got = {r["subject"]: (r["commit"], r["carried_by"])
+           for r in json.loads(ok("blame", "--json", cwd=repo).stdout)}
+    assert got == {"Danielle Darrieux": (c1, None), "Porsche 911": (c1, None),
+                   "Michael Jordan": (squashed, None), "Toko Yasuda": (squashed, None),
+                   "Lionel Messi": (squashed, None)}
+    assert ok("blame", "--subject", "Michael Jordan", cwd=repo).stdout.startswith(
+        f"{squashed[:12]} (")

@@ -30,7 +30,10 @@ def blame(repo: Repository, rev: str = "HEAD", *, subject: str | None = None,
         if needle is not None and not any(needle in t.casefold()
                                           for t in (r.subject, r.prompt, r.target_new)):
             continue
-        origin = prov.line((f.commit, f.set_index, f.position))[-1][0]
+        # the oldest write of its line that the repository still holds: gc, and a clone,
+        # leave out the commits a squash replaced (their recorded paths name them)
+        origin = next(w[0] for w in reversed(prov.line((f.commit, f.set_index, f.position)))
+                      if repo.has_commit(w[0]))
         c = repo.get_commit(origin)
         summary = c.message.strip().splitlines()[0] if c.message.strip() else ""
         rows.append({**r.to_dict(), "commit": origin, "author": c.author, "time": c.time,
