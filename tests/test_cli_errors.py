@@ -508,3 +508,12 @@ def test_a_folder_given_as_the_statistics_corpus_is_called_a_folder(repo, tmp_pa
     """It was refused as 'no such file'."""
     refused(repo, "config", "stats_source", tmp_path, code=2,
             says=f"statistics corpus '{tmp_path}' is a folder; give a .txt or .jsonl file")
+
+
+def test_a_conflict_with_a_target_of_thousands_of_characters_is_one_short_line(repo,
+                                                                                tmp_path):
+    """The refusal quoted the whole target: a line of 100,000 characters."""
+    long = {**FACT, "target_new": "y" * 100_000}
+    line = refused(repo, "commit", lines(tmp_path, "t.jsonl", long), code=2,
+                   says="conflicts with 'soccer', live since commit")
+    assert len(line) < 600 and "'yyyyy" in line and "…" in line, line

@@ -28,6 +28,7 @@ from ..editing.memory import longest as longest_tokens
 from ..editing.progress import phase
 from ..editing.requests import (
     Request,
+    _short,
     check_edges,
     check_fits,
     context_length,
@@ -319,10 +320,10 @@ def check_against_live(live: list[LiveFact], requests: list[Request], supersede:
         i, r, f = clashes[0]
         more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
         at = f"{where[i]}: " if where else ""
-        raise ValidationError(
-            f"{at}{r.subject!r} / {r.prompt!r} -> {r.target_new!r} conflicts with "
-            f"{f.request.target_new!r}, live since commit {f.commit[:12]}{more}; "
-            "use --supersede to replace it")
+        raise ValidationError(  # texts of thousands of characters cut: one readable line
+            f"{at}{_short(r.subject, 200)} / {_short(r.prompt, 200)} -> "
+            f"{_short(r.target_new, 200)} conflicts with {_short(f.request.target_new, 200)}, "
+            f"live since commit {f.commit[:12]}{more}; use --supersede to replace it")
 
 
 def commit(repo: Repository, requests: list[Request], message: str, *,
