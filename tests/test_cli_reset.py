@@ -76,3 +76,36 @@ def test_status_says_where_the_branch_stands_against_its_remote_tracking_branch(
     assert "have diverged: 1 and 2 commits each" in ok("status", cwd=repo).stdout
     ok("switch", "--detach", "HEAD", cwd=repo)
     assert status() is None
+
+
+def test_a_switch_while_reset_runs_moves_no_other_branch(base, tmp_path, monkeypatch):
+    """Another process switching HEAD to a branch at the same commit between reset reading
+    HEAD and moving it: reset moved that other branch (the compare-and-swap saw the commit
+    it expected) and left the one it was run on."""
+    from memstore.store.repository import Repository
+
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    c1, c2, c3 = history_template(base)[1]
+    resolve = Repository.resolve
+
+    def switched_meanwhile(self, rev):
+        with Repository.open(repo) as other:
+            other.create_branch("topic", "HEAD")
+            other.switch("topic")
+        return resolve(self, rev)
+
+    monkeypatch.setattr(Repository, "resolve", switched_meanwhile)
+    d = json.loads(ok("reset", c2, "--json", cwd=repo).stdout)
+    monkeypatch.setattr(Repository, "resolve", resolve)
+    assert (d["branch"], d["commit"], d["was"]) == ("main", c2, c3)
+    branches = {b["name"]: b["commit"] for b in json.loads(ok("branch", "--json",
+                                                              cwd=repo).stdout)}
+    assert branches == {"main": c2, "topic": c3}
+    assert c1 in [e["id"] for e in log_json(repo)]
+
+
+def test_an_unknown_revision_of_thousands_of_characters_is_quoted_short(base, tmp_path):
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    for rev in ("x" * 5000, "HEAD" + "~" * 5000, "a" * 4999 + "~2"):
+        line = error_line(run("show", rev, cwd=repo), 2, "unknown revision")
+        assert len(line) < 200 and "…" in line, line

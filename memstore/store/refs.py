@@ -25,6 +25,7 @@ REMOTES = "refs/remotes/"  # what a fetch last saw of each remote's branches
 _HEX = re.compile(r"^[0-9a-f]+$")
 _SUFFIXES = re.compile(r"(?:~\d*|\^\d*)*")
 MIN_PREFIX = 4
+SHOWN = 100  # characters of a revision an error quotes
 
 
 class RefConflictError(MemstoreError):
@@ -264,21 +265,24 @@ class Refs:
         followed by any of `~`, `~N`, `^`, `^N`."""
         if not isinstance(rev, str) or not rev:
             raise ValidationError(f"unknown revision {rev!r}")
+        shown = rev if len(rev) <= SHOWN else rev[:SHOWN] + "…"  # one line, not 5,000 chars
         cut = min((i for i in (rev.find("~"), rev.find("^")) if i >= 0), default=len(rev))
         base, suffix = rev[:cut], rev[cut:]
         if not base or not _SUFFIXES.fullmatch(suffix):
-            raise ValidationError(f"unknown revision {rev!r}")
-        commit = self._resolve_base(base, rev)
+            raise ValidationError(f"unknown revision {shown!r}")
+        commit = self._resolve_base(base, shown)
         for op, count in re.findall(r"([~^])(\d*)", suffix):
             n = int(count) if count else 1
             if op == "~":
                 for _ in range(n):
-                    commit = self._parent(commit, 1, rev)
+                    commit = self._parent(commit, 1, shown)
             elif n:
-                commit = self._parent(commit, n, rev)
+                commit = self._parent(commit, n, shown)
         return commit
 
     def _resolve_base(self, name: str, rev: str) -> str:
+        """The commit `name` (a revision without its suffix) names; `rev`, as messages show
+        the whole revision."""
         if name == HEAD:
             commit = self.head().commit
             if commit is None:
