@@ -276,3 +276,41 @@ def test_a_folder_in_place_of_the_index_is_named_a_folder(history):
     assert "index.db is damaged (a folder is where the file belongs)" in err[0], err
     assert run("fsck", "--repair", cwd=repo).exit_code == 0
     assert index.is_file() and run("status", cwd=repo).exit_code == 0
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to a fifo", "link to a copy"])
+def test_an_object_that_is_no_regular_file_of_its_own_is_not_read(history, tmp_path, kind):
+    """HEAD's commit object replaced by a FIFO, a link to one, or a link to an identical
+    copy outside the repository: the FIFO hung every command that read HEAD (log, status,
+    show, export) for ever, and the link was read through. Each is one line naming the
+    object, at once, and fsck names it."""
+    import os
+    import subprocess
+    import sys
+
+    from cli_support import ROOT, subprocess_env
+
+    repo, _ = history
+    head = json.loads(run("log", "--json", "-n", "1", cwd=repo).stdout)[0]["id"]
+    path = repo / ".memstore" / "objects" / head[:2] / head[2:]
+    outside = tmp_path / "outside"
+    if kind == "link to a copy":
+        outside.write_bytes(path.read_bytes())
+    elif kind == "link to a fifo":
+        os.mkfifo(outside)
+    path.chmod(0o644)
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(outside)
+    for args in (["log"], ["show"], ["export", tmp_path / "out"]):
+        p = subprocess.run([sys.executable, "-m", "cli.main", "-C", str(repo), *map(str, args)],
+                           capture_output=True, text=True, timeout=120, env=subprocess_env(),
+                           cwd=ROOT, check=False)
+        err = p.stderr.strip().splitlines()
+        assert p.returncode == 1 and len(err) == 1, (args, p.stderr)
+        assert head in err[0] and ("symbolic link" in err[0] or "not a regular file" in err[0])
+    assert not (tmp_path / "out").exists()
+    fsck = run("fsck", cwd=repo)
+    assert fsck.exit_code == 1 and head[:12] in fsck.output

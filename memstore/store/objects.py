@@ -20,16 +20,18 @@ object's size.
 `MemoryObjectStore` keeps objects in a dict, for fast tests."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
 import re
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from safetensors.torch import load as load_safetensors
@@ -446,37 +448,48 @@ class DiskObjectStore(ObjectStore):
             fsync_dir(self.root)
         return target
 
+    def _open(self, oid: str) -> BinaryIO:
+        """The object's file, opened for reading only where it is a regular file of its
+        own: a symbolic link in its place is not followed (it could lead anywhere, and a
+        FIFO or a device would block or never end a read), nor is anything else read."""
+        try:
+            fd = os.open(self.path(oid), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise MissingObjectError(f"object {oid} is missing") from None
+        except IsADirectoryError:
+            raise CorruptObjectError(f"object {oid} is a directory, not a file") from None
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            raise CorruptObjectError(f"object {oid} is a symbolic link, which memstore does "
+                                     "not read through; run `memstore fsck`") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise CorruptObjectError(f"object {oid} is not a regular file; run `memstore "
+                                     "fsck`")
+        return os.fdopen(fd, "rb")
+
     def _sound(self, oid: str) -> bool:
         try:
-            return hash_chunks(file_chunks(open(self.path(oid), "rb"))) == oid
-        except FileNotFoundError:
+            with self._open(oid) as f:
+                return hash_chunks(file_chunks(f)) == oid
+        except (MissingObjectError, CorruptObjectError):
             return False
 
     def chunks(self, oid: str, size: int = CHUNK_BYTES) -> Iterator[bytes]:
         try:
-            with open(self.path(oid), "rb") as f:
+            with self._open(oid) as f:
                 yield from verified(file_chunks(f, size), oid)
-        except FileNotFoundError:
-            raise MissingObjectError(f"object {oid} is missing") from None
-        except IsADirectoryError:
-            raise CorruptObjectError(f"object {oid} is a directory, not a file") from None
         except HashMismatchError:
             raise HashMismatchError(f"{corrupt_message(oid)}; run `memstore fsck`") from None
 
     def _read(self, oid: str) -> bytes:
-        try:
-            return self.path(oid).read_bytes()
-        except FileNotFoundError:
-            raise MissingObjectError(f"object {oid} is missing") from None
-        except IsADirectoryError:
-            raise CorruptObjectError(f"object {oid} is a directory, not a file") from None
+        with self._open(oid) as f:
+            return f.read()
 
     def head(self, oid: str, n: int) -> bytes:
-        try:
-            with open(self.path(oid), "rb") as f:
-                return f.read(n)
-        except FileNotFoundError:
-            raise MissingObjectError(f"object {oid} is missing") from None
+        with self._open(oid) as f:
+            return f.read(n)
 
     def contains(self, oid: str) -> bool:
         return self.path(oid).is_file()
