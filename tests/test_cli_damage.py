@@ -314,3 +314,20 @@ def test_an_object_that_is_no_regular_file_of_its_own_is_not_read(history, tmp_p
     assert not (tmp_path / "out").exists()
     fsck = run("fsck", cwd=repo)
     assert fsck.exit_code == 1 and head[:12] in fsck.output
+
+
+def test_parents_rows_that_loop_are_named_not_listed_twice(history):
+    """HEAD~1's index row given HEAD as its parent (a damaged row; the records are sound):
+    log listed HEAD twice and status counted it so; both are one line naming the loop now,
+    and fsck --repair rebuilds the rows from the records."""
+    from cli_support import error_line, ok
+
+    repo, (c1, c2, c3) = history
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    con.execute("update commits set parents = ? where id = ?", [json.dumps([c3]), c2])
+    con.commit()
+    con.close()
+    for args in (["log"], ["log", "--oneline", "--graph"], ["status"]):
+        error_line(run(*args, cwd=repo), 1, "loop back to it; run `memstore fsck --repair`")
+    ok("fsck", "--repair", cwd=repo)
+    assert [e["id"] for e in json.loads(ok("log", "--json", cwd=repo).stdout)] == [c3, c2, c1]

@@ -152,6 +152,8 @@ def log_ids(db: Database, start: str, first_parent: bool = False,
     if first_parent:
         cur: str | None = start
         while cur is not None and cur in g and (limit is None or len(out) < limit):
+            if cur in out:
+                raise _loop(cur)
             out.append(cur)
             cur = g[cur][0][0] if g[cur][0] else None
         return out
@@ -162,15 +164,29 @@ def log_ids(db: Database, start: str, first_parent: bool = False,
             if p in children:
                 children[p] += 1
     ready = [(-g[start][1], start)] if start in g else []
+    listed: set[str] = set()
     while ready and (limit is None or len(out) < limit):
         _, c = heapq.heappop(ready)
+        if c in listed:
+            raise _loop(c)
+        listed.add(c)
         out.append(c)
         for p in set(g[c][0]):
             if p in children:
                 children[p] -= 1
                 if children[p] == 0:
                     heapq.heappush(ready, (-g[p][1], p))
+    if limit is None and len(out) < len(reach):  # commits on a loop are never ready
+        raise _loop(min(reach - listed))
     return out
+
+
+def _loop(commit: str) -> DamagedIndexError:
+    """The index's parent rows form a loop (a commit is its own ancestor): its rows are
+    damaged, the commit records are not (they name their parents by hash)."""
+    return DamagedIndexError(f"the index's parents of commit {commit[:12]} loop back to it; "
+                             "run `memstore fsck --repair` (it rebuilds the index from the "
+                             "commit records)")
 
 
 def merge_bases(db: Database, a: str, b: str) -> list[str]:
