@@ -89,6 +89,7 @@ def test_a_switch_while_reset_runs_moves_no_other_branch(base, tmp_path, monkeyp
     resolve = Repository.resolve
 
     def switched_meanwhile(self, rev):
+        monkeypatch.setattr(Repository, "resolve", resolve)  # once
         with Repository.open(repo) as other:
             other.create_branch("topic", "HEAD")
             other.switch("topic")
@@ -96,7 +97,6 @@ def test_a_switch_while_reset_runs_moves_no_other_branch(base, tmp_path, monkeyp
 
     monkeypatch.setattr(Repository, "resolve", switched_meanwhile)
     d = json.loads(ok("reset", c2, "--json", cwd=repo).stdout)
-    monkeypatch.setattr(Repository, "resolve", resolve)
     assert (d["branch"], d["commit"], d["was"]) == ("main", c2, c3)
     branches = {b["name"]: b["commit"] for b in json.loads(ok("branch", "--json",
                                                               cwd=repo).stdout)}
