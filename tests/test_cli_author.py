@@ -203,3 +203,23 @@ def test_blame_after_gc_of_the_commits_a_squash_replaced_names_the_squash(histor
                    "Lionel Messi": (squashed, None)}
     assert ok("blame", "--subject", "Michael Jordan", cwd=repo).stdout.startswith(
         f"{squashed[:12]} (")
+
+
+def test_log_author_graph_joins_each_commit_to_the_kept_commits_it_descends_from(
+        history, base, monkeypatch):
+    """--author with --graph drew a lane from each kept commit to a parent left out, a lane
+    that never ended (and the next kept commit in a column of its own, as if unrelated);
+    the parents are rewritten to the nearest kept ancestors, as git's are."""
+    repo, (c1, c2, c3) = history
+    files = facts_files(base)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Zed <zed@example.org>")
+    d = last_line(ok("commit", files["d"], cwd=repo))
+    monkeypatch.delenv("MEMSTORE_AUTHOR")
+    seed = author_of(repo, c3)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", seed)
+    e = last_line(ok("commit", files["e"], cwd=repo))
+    lines = ok("log", "--oneline", "--graph", "--author", seed, cwd=repo).stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [["*", x[:12]] for x in (e, c3, c2, c1)]
+    assert d[:12] not in ok("log", "--graph", "--author", seed, cwd=repo).stdout
+    two = ok("log", "--oneline", "--graph", "--author", seed, "-n", "2", cwd=repo).stdout
+    assert [line.split()[:2] for line in two.splitlines()] == [["*", e[:12]], ["*", c3[:12]]]

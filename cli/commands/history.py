@@ -47,6 +47,21 @@ def _entry(c) -> dict:
             "time": c.time, "author": c.author, "metrics": c.metrics}
 
 
+def _rewritten(commits: list, kept: set[str]) -> list:
+    """The commits `kept` of `commits` (log order), each with its parents rewritten to its
+    nearest kept ancestors, as git's --graph draws a filtered log: a line from each commit
+    to the kept commits it descends from, not lanes to commits left out."""
+    from dataclasses import replace
+
+    nearest: dict[str, list[str]] = {}
+    for c in reversed(commits):  # parents first
+        nearest[c.id] = [c.id] if c.id in kept else list(dict.fromkeys(
+            a for p in c.parents for a in nearest.get(p, ())))
+    return [replace(c, parents=tuple(dict.fromkeys(a for p in c.parents
+                                                   for a in nearest.get(p, ()))))
+            for c in commits if c.id in kept]
+
+
 @click.command()
 @click.argument("rev", required=False, default="HEAD")
 @click.option("--oneline", is_flag=True, help="One line per commit: short id and subject.")
@@ -69,9 +84,10 @@ def log(rev: str, oneline: bool, graph: bool, max_count: int | None, author: str
     with open_repo() as repo:
         commits = repo.log(rev, limit=max_count if author is None else None)
         if author is not None:  # -n counts the commits shown, as git's does
-            commits = [c for c in commits
-                       if c.author is not None and author.casefold() in c.author.casefold()]
-            commits = commits[:max_count]
+            kept = [c for c in commits
+                    if c.author is not None and author.casefold() in c.author.casefold()]
+            commits = _rewritten(commits, {c.id for c in kept})[:max_count] if graph \
+                else kept[:max_count]
         if as_json:
             print_json([_entry(c) for c in commits])
             return
