@@ -127,13 +127,14 @@ _WRITERS = {"commit", "revert", "squash", "merge", "cherry-pick", "pull"}
 
 
 def _check_author(command: str | None) -> None:
-    """A MEMSTORE_AUTHOR that cannot be recorded is refused before a command that writes
-    commits runs, not when the commit is written at the end of its work; the others do
-    not read it."""
+    """An author that cannot be recorded (MEMSTORE_AUTHOR, else git's user.name and
+    user.email, else the login and host) is refused before a command that writes commits
+    runs, not when the commit is written at the end of its work; the others do not read
+    it."""
     from memstore.store import author
 
-    if command in _WRITERS and os.environ.get(author.ENV, "").strip():
-        author.check(os.environ[author.ENV], author.ENV)
+    if command in _WRITERS:
+        author.current()
 
 
 def _refuse_undecodable(args: Any) -> None:

@@ -223,3 +223,29 @@ def test_log_author_graph_joins_each_commit_to_the_kept_commits_it_descends_from
     assert d[:12] not in ok("log", "--graph", "--author", seed, cwd=repo).stdout
     two = ok("log", "--oneline", "--graph", "--author", seed, "-n", "2", cwd=repo).stdout
     assert [line.split()[:2] for line in two.splitlines()] == [["*", e[:12]], ["*", c3[:12]]]
+
+
+def test_a_git_config_author_that_cannot_be_recorded_is_refused_before_any_work(
+        repo, base, tmp_path, monkeypatch):
+    """Without MEMSTORE_AUTHOR, git's user.email of 230 characters (git takes it) was
+    refused only when the commit was written, after the whole edit had run."""
+    from memstore.store import porcelain
+
+    def work(*args, **kwargs):
+        raise AssertionError("the commit ran before its author was checked")
+
+    monkeypatch.setattr(porcelain, "commit", work)
+    monkeypatch.delenv("MEMSTORE_AUTHOR", raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    assert shutil.which("git"), "git is needed here (CI clones with it)"
+    for key, value in (("user.name", "Long"), ("user.email", "a" * 230 + "@example.org")):
+        subprocess.run(["git", "config", "--global", key, value], check=True)
+    before = snapshot(repo)
+    error_line(run("commit", facts_files(base)["a"], cwd=repo), 2,
+               "git config user.name: an author is one line of printable text")
+    assert snapshot(repo) == before
+    ok("log", cwd=repo)  # a command that writes no commit does not read it
