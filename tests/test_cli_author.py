@@ -66,7 +66,8 @@ def test_every_command_that_writes_a_commit_records_its_author(repo, base, monke
     assert "Author:    Ada Lovelace <ada@example.org>" in ok("show", c1, cwd=repo).stdout
 
 
-def test_without_memstore_author_git_s_user_then_the_login(repo, base, tmp_path, monkeypatch):
+def git_user(monkeypatch, tmp_path, name: str, email: str) -> None:
+    """No MEMSTORE_AUTHOR; git's global config (in a HOME of its own) names the user."""
     monkeypatch.delenv("MEMSTORE_AUTHOR", raising=False)
     home = tmp_path / "home"
     home.mkdir()
@@ -74,8 +75,12 @@ def test_without_memstore_author_git_s_user_then_the_login(repo, base, tmp_path,
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
     assert shutil.which("git"), "git is needed here (CI clones with it)"
-    for key, value in (("user.name", "Barbara Liskov"), ("user.email", "bl@example.org")):
+    for key, value in (("user.name", name), ("user.email", email)):
         subprocess.run(["git", "config", "--global", key, value], check=True)
+
+
+def test_without_memstore_author_git_s_user_then_the_login(repo, base, tmp_path, monkeypatch):
+    git_user(monkeypatch, tmp_path, "Barbara Liskov", "bl@example.org")
     files = facts_files(base)
     ok("commit", files["a"], cwd=repo)
     assert author_of(repo) == "Barbara Liskov <bl@example.org>"
@@ -235,15 +240,7 @@ def test_a_git_config_author_that_cannot_be_recorded_is_refused_before_any_work(
         raise AssertionError("the commit ran before its author was checked")
 
     monkeypatch.setattr(porcelain, "commit", work)
-    monkeypatch.delenv("MEMSTORE_AUTHOR", raising=False)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
-    assert shutil.which("git"), "git is needed here (CI clones with it)"
-    for key, value in (("user.name", "Long"), ("user.email", "a" * 230 + "@example.org")):
-        subprocess.run(["git", "config", "--global", key, value], check=True)
+    git_user(monkeypatch, tmp_path, "Long", "a" * 230 + "@example.org")
     before = snapshot(repo)
     error_line(run("commit", facts_files(base)["a"], cwd=repo), 2,
                "git config user.name: an author is one line of printable text")
