@@ -43,6 +43,9 @@ def test_what_reset_cannot_do_is_one_line_and_changes_nothing(base, tmp_path):
     repo = copy_repo(history_template(base)[0], tmp_path / "repo")
     before = snapshot(repo)
     error_line(run("reset", "nosuch", cwd=repo), 2, "nosuch")
+    # the base model's state is no commit: a branch cannot point to it
+    error_line(run("reset", "base", cwd=repo), 2, "'base' names the base model's weights, "
+               "not a commit")
     assert snapshot(repo) == before
     empty = copy_repo(empty_template(base), tmp_path / "empty")
     error_line(run("reset", "HEAD", cwd=empty), 2, "nothing to reset")

@@ -315,6 +315,10 @@ class Refs:
                     f"unknown revision {rev!r}: ambiguous, it is a prefix of "
                     f"{'several' if len(ids) > 2 else 'two'} commits "
                     f"({', '.join(i[:12] for i in ids[:2])}, …); give more digits")
+        if name == "base":  # diff, export, ask and eval take it (states.state_commit)
+            raise ValidationError(f"unknown revision {rev!r}: 'base' names the base model's "
+                                  "weights, not a commit, and a branch, a tag or HEAD points "
+                                  "to a commit (only diff, export, ask and eval take 'base')")
         raise ValidationError(f"unknown revision {rev!r}")
 
     def _parent(self, commit: str, n: int, rev: str) -> str:
