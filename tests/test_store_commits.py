@@ -330,3 +330,13 @@ def test_a_commit_record_whose_author_is_not_text_is_corrupt():
     assert Commit.from_json(c.id, d).author == "Ada <ada@example.org>"
     with pytest.raises(CorruptRecordError, match="author must be a string"):
         Commit.from_json(c.id, d | {"author": 5})
+
+
+def test_a_commits_summary_is_the_first_line_of_its_message():
+    """One name for it (blame's `summary`, a revert's and a squash's default message): it
+    was written out three times, in blame and twice in rewrite."""
+    repo = memory_repo()
+    c = commit_on_head(repo)
+    for message, summary in (("\n  Fix the tongue\n\nwhy it was wrong\n", "Fix the tongue"),
+                             ("one line", "one line"), (" \n\t\n", ""), ("", "")):
+        assert dataclasses.replace(c, message=message).summary == summary

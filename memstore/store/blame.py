@@ -35,8 +35,7 @@ def blame(repo: Repository, rev: str = "HEAD", *, subject: str | None = None,
         origin = next(w[0] for w in reversed(prov.line((f.commit, f.set_index, f.position)))
                       if repo.has_commit(w[0]))
         c = repo.get_commit(origin)
-        summary = c.message.strip().splitlines()[0] if c.message.strip() else ""
         rows.append({**r.to_dict(), "commit": origin, "author": c.author, "time": c.time,
-                     "summary": summary,
+                     "summary": c.summary,
                      "carried_by": f.commit if f.commit != origin else None})
     return rows

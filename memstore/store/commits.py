@@ -124,6 +124,11 @@ class Commit:
     def n_requests(self) -> int:
         return sum(s.n for s in self.update_sets)
 
+    @property
+    def summary(self) -> str:
+        """The first line of its message (git's subject line); "" for an empty message."""
+        return self.message.strip().splitlines()[0] if self.message.strip() else ""
+
     def object_ids(self) -> list[str]:
         """The commit's own object and every object its record refers to."""
         return [self.id] + [o for s in self.update_sets for o in s.object_ids()]

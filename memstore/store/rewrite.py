@@ -110,10 +110,6 @@ def _require_head(repo: Repository, what: str) -> str:
     return head
 
 
-def _first_line(message: str) -> str:
-    return message.strip().splitlines()[0] if message.strip() else ""
-
-
 # -- revert -----------------------------------------------------------------------------------
 
 
@@ -322,7 +318,7 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
             if out:
                 metrics["reverted"] = measure(base, [Request(*f) for f in sorted(out)])
         if message is None:
-            message = f'Revert "{_first_line(c.message)}"\n\nThis reverts commit {target}.'
+            message = f'Revert "{c.summary}"\n\nThis reverts commit {target}.'
             if replayed:
                 message += ("\nThe commits after it were replayed from their cached z-vectors "
                             "(no z optimisation): " + ", ".join(r[:12] for r in replayed) + ".")
@@ -465,8 +461,8 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
             metrics = measure(base, requests) if added else {}
         metrics["before"] = before
         if message is None:
-            lines = [f"* {repo.get_commit(c).message.strip().splitlines()[0]}"
-                     for c in reversed(squashed) if repo.get_commit(c).message.strip()]
+            lines = [f"* {repo.get_commit(c).summary}"
+                     for c in reversed(squashed) if repo.get_commit(c).summary]
             after = onto[:12] if onto is not BASE else "the base model"
             message = (f"Squash {len(squashed)} commits after {after} "
                        f"({len(added)} facts)\n\n" + "\n".join(lines))
