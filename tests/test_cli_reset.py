@@ -107,6 +107,33 @@ def test_a_switch_while_reset_runs_moves_no_other_branch(base, tmp_path, monkeyp
     assert c1 in [e["id"] for e in log_json(repo)]
 
 
+def test_a_switch_while_reset_runs_on_a_detached_head_moves_no_branch(base, tmp_path,
+                                                                       monkeypatch):
+    """HEAD detached when reset read it, and switched meanwhile by another process onto a
+    branch at the same commit: reset moved that branch (it followed HEAD when it swapped).
+    It is refused now, HEAD and every branch as the other process left them."""
+    from memstore.store.repository import Repository
+
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    c1, _, c3 = history_template(base)[1]
+    ok("switch", "--detach", "HEAD", cwd=repo)
+    resolve = Repository.resolve
+
+    def switched_meanwhile(self, rev):
+        monkeypatch.setattr(Repository, "resolve", resolve)  # once
+        with Repository.open(repo) as other:
+            other.create_branch("topic", "HEAD")
+            other.switch("topic")
+        return resolve(self, rev)
+
+    monkeypatch.setattr(Repository, "resolve", switched_meanwhile)
+    error_line(run("reset", c1, cwd=repo), 1, "HEAD moved")
+    branches = {b["name"]: b["commit"] for b in json.loads(ok("branch", "--json",
+                                                              cwd=repo).stdout)}
+    assert branches == {"main": c3, "topic": c3}
+    assert json.loads(ok("status", "--json", cwd=repo).stdout)["branch"] == "topic"
+
+
 def test_an_unknown_revision_of_thousands_of_characters_is_quoted_short(base, tmp_path):
     repo = copy_repo(history_template(base)[0], tmp_path / "repo")
     for rev in ("x" * 5000, "HEAD" + "~" * 5000, "a" * 4999 + "~2"):

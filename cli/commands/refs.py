@@ -170,9 +170,10 @@ def reset(repo, rev: str, as_json: bool) -> None:
     if was.commit is None:
         raise ValidationError("nothing to reset: the current branch has no commits yet")
     target = repo.resolve(rev)
-    # the branch HEAD named when REV was read: another process's switch since moves no
-    # other branch (its commit may be the same, which the compare-and-swap cannot tell)
-    repo.update_ref(was.ref or "HEAD", target, expected=was.commit)
+    # what HEAD named when REV was read (its branch, or HEAD itself when detached): another
+    # process's switch since moves no other branch (its commit may be the same, which a
+    # compare-and-swap of commits alone cannot tell)
+    repo.reset(target, was=was)
     left = repo.held_by_no_ref(was.commit) if target != was.commit else []
     warning = (f"leaving {len(left)} commit(s) that no branch or tag holds, the newest "
                f"{short(left[0])}; `memstore reset {short(was.commit)}` goes back (gc "

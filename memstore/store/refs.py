@@ -230,6 +230,11 @@ class Refs:
         to `expected` (None: must not exist). Call inside a transaction."""
         current = self._row(name)
         if current is not None and current["symbolic"] is not None:
+            if name == HEAD:  # detached when the operation read it, on a branch now
+                raise RefConflictError(
+                    f"HEAD moved from {_short(expected)} (detached) to branch "
+                    f"{short_name(str(current['symbolic']))} while this operation ran "
+                    "(another memstore process?); nothing was changed - run it again")
             raise MemstoreError(f"{name} is a symbolic ref; update {current['symbolic']}")
         now = current["target"] if current else None
         if now != expected:

@@ -423,6 +423,15 @@ class Repository:
             self._get_commit_row(new)
             self.refs.update(self._ref_to_move(ref), new, expected)
 
+    def reset(self, new: str, *, was: Head) -> None:
+        """Compare-and-swap what HEAD pointed to when `was` was read to commit `new`: its
+        branch, or HEAD itself when it was detached. RefConflictError if that moved, or if
+        HEAD, detached then, was switched onto a branch since (that branch is not the one
+        to move, whatever its commit)."""
+        with self.lock(), transaction(self.db):
+            self._get_commit_row(new)
+            self.refs.update(was.ref or HEAD, new, was.commit)
+
     def _ref_to_move(self, ref: str) -> str:
         if ref == HEAD:
             return self.head().ref or HEAD
