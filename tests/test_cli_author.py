@@ -192,6 +192,40 @@ def test_blame_names_the_commit_and_author_that_wrote_each_live_fact(repo, base,
     error_line(run("blame", "nosuch", cwd=repo), 2, "nosuch")
 
 
+def test_blame_follows_a_cherry_picked_fact_back_to_the_picked_commit(repo, base,
+                                                                     monkeypatch):
+    """A fact a cherry-pick wrote is the picked commit's, the pick its carrier (as a merge
+    is of what it brings in), through a revert that replays the pick too: blame named the
+    pick, by whoever picked it, the way back lost at it (its message named the original)."""
+    files = facts_files(base)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Ada <ada@example.org>")
+    c1 = last_line(ok("commit", files["a"], cwd=repo))  # Danielle Darrieux, Porsche 911
+    ok("switch", "-c", "topic", cwd=repo)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Alan <alan@example.org>")
+    c2 = last_line(ok("commit", files["b"], cwd=repo))  # Michael Jordan
+    ok("switch", "main", cwd=repo)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Grace <grace@example.org>")
+    pick = last_line(ok("cherry-pick", c2, cwd=repo))
+
+    def jordan() -> dict:
+        rows = json.loads(ok("blame", "--json", "--subject", "Michael Jordan", cwd=repo).stdout)
+        assert len(rows) == 1
+        return rows[0]
+
+    row = jordan()
+    assert (row["commit"], row["author"], row["carried_by"]) == \
+        (c2, "Alan <alan@example.org>", pick)
+    assert row["summary"] == "1 fact from b.jsonl"
+    assert ok("blame", "--subject", "Michael Jordan", cwd=repo).stdout.startswith(
+        f"{c2[:12]} (Alan <alan@example.org> ")
+    reverted = last_line(ok("revert", c1, cwd=repo))  # the pick is replayed
+    assert (jordan()["commit"], jordan()["carried_by"]) == (c2, reverted)
+    ok("branch", "-D", "topic", cwd=repo)
+    ok("gc", cwd=repo)  # C2 is gone: the pick is the oldest writer held
+    assert run("show", c2, cwd=repo).exit_code != 0
+    assert (jordan()["commit"], jordan()["carried_by"]) == (pick, reverted)
+
+
 def test_blame_after_gc_of_the_commits_a_squash_replaced_names_the_squash(history):
     """gc (and a clone) leave out the commits a squash replaced, which its recorded paths
     still name: blame failed on every such repository ('object … is missing'). A fact

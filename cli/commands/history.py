@@ -131,9 +131,9 @@ def log(rev: str, oneline: bool, graph: bool, max_count: int | None, author: str
 @json_option
 def blame(rev: str, subject: str | None, contains: str | None, as_json: bool) -> None:
     """Show, for each fact live at REV (default: HEAD), the commit that wrote it, its
-    author and date, as `git blame` does for lines: a write that a merge, squash or revert
-    carried on is followed back to the commit that wrote the fact, and the carrier is
-    named after it.
+    author and date, as `git blame` does for lines: a write that a merge, squash, revert
+    or cherry-pick carried on is followed back to the commit that wrote the fact, and the
+    carrier is named after it.
 
     --json prints a list of objects with subject, prompt, target_new, target_true,
     case_id, commit, author (null for a commit made before authors were recorded), time,

@@ -1,12 +1,13 @@
 """`memstore blame`: which commit wrote each fact a state holds, and who, as `git blame`
 tells it of each line. The write a state holds may be a copy that a merge, squash or
 revert carried on (solved again from the cached z-vector); blame follows it back to the
-commit that wrote the fact (Provenance.line), and names the carrier too."""
+commit that wrote the fact (Provenance.line), past a cherry-pick to the commit it picked
+(Provenance.picked_from), and names the carrier too."""
 from __future__ import annotations
 
 from typing import Any
 
-from .provenance import Provenance
+from .provenance import Provenance, Write
 from .repository import Repository
 from .states import BASE, state_commit
 
@@ -30,12 +31,15 @@ def blame(repo: Repository, rev: str = "HEAD", *, subject: str | None = None,
         if needle is not None and not any(needle in t.casefold()
                                           for t in (r.subject, r.prompt, r.target_new)):
             continue
-        # the oldest write of its line that the repository still holds: gc, and a clone,
-        # leave out the commits a squash replaced (their recorded paths name them)
-        origin = next(w[0] for w in reversed(prov.line((f.commit, f.set_index, f.position)))
-                      if repo.has_commit(w[0]))
-        c = repo.get_commit(origin)
-        rows.append({**r.to_dict(), "commit": origin, "author": c.author, "time": c.time,
+        # the oldest write of its line that the repository still holds (gc, and a clone,
+        # leave out the commits a squash replaced: their recorded paths name them); for a
+        # cherry-pick's, that of the picked commit it was solved from, as far as it is held
+        w: Write | None = (f.commit, f.set_index, f.position)
+        while w is not None:
+            origin = next(x for x in reversed(prov.line(w)) if repo.has_commit(x[0]))
+            w = prov.picked_from(origin)
+        c = repo.get_commit(origin[0])
+        rows.append({**r.to_dict(), "commit": c.id, "author": c.author, "time": c.time,
                      "summary": c.summary,
-                     "carried_by": f.commit if f.commit != origin else None})
+                     "carried_by": f.commit if f.commit != c.id else None})
     return rows

@@ -165,6 +165,22 @@ class Provenance:
             return (match[0], match[1][position]) if match is not None else None
         return None
 
+    def picked_from(self, w: Write) -> Write | None:
+        """For a write of a cherry-pick: the write of the picked commit (info `picked`) it
+        was solved from, the pick's requests being those of the picked commit it did not
+        hold already, in their order; None for another commit's write, or where the picked
+        commit is not in the repository (gc, a clone). Not a source (`line` stops at the
+        pick): the pick's writes are its own, which a revert of the picked commit leaves."""
+        c = self.repo.get_commit(w[0])
+        picked = c.info.get("picked") if c.operation == "cherry-pick" else None
+        if not isinstance(picked, str) or not self.repo.has_commit(picked):
+            return None
+        refs = [SetRef(picked, i, s) for i, s in enumerate(self.repo.get_commit(picked).update_sets)]
+        writes = [(picked, r.index, p) for r in refs for p in range(len(self.facts(r)))]
+        at = _subsequence(self.facts(SetRef(c.id, w[1], c.update_sets[w[1]])),
+                          [f for r in refs for f in self.facts(r)])
+        return writes[at[w[2]]] if at is not None else None
+
     def line(self, w: Write) -> list[Write]:
         """`w` and the writes it was carried from, newest first (cached)."""
         if w not in self._lines:
