@@ -209,6 +209,26 @@ def test_update_sets_of_one_layer_in_two_shapes_are_refused_by_a_peft_export(his
     assert not (tmp_path / "peft").exists()
 
 
+WIDTHS = {"outputs": lambda t: t.update(U=t["U"][:3]),
+          "inputs": lambda t: t.update(V=t["V"][:3], keys=t["keys"][:, :3].contiguous())}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_update_sets_of_one_layer_all_of_a_width_the_base_has_not_are_refused_by_a_peft_export(
+        history, tmp_path, width):
+    """HEAD's layer 1 update with U (or V and its keys) of 3 rows where the layer's W_out
+    has 32 outputs (64 inputs), the only set a PEFT export since HEAD~1 adds: all of one
+    shape, it was written, an adapter of 3 x r factors for a 32 x 64 weight (exit 0)."""
+    repo, _ = history
+    forge_head(repo, _layer_object(WIDTHS[width])(repo))
+    r = run("export", "HEAD", tmp_path / "peft", "--format", "peft", "--since", "HEAD~1",
+            cwd=repo)
+    err = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and len(err) == 1, r.output
+    assert "layer 1" in err[0] and "the base model's" in err[0] and "Traceback" not in r.output
+    assert not (tmp_path / "peft").exists()
+
+
 def test_a_commit_row_whose_size_is_no_number_is_named_by_show_and_fsck(history):
     """show was a TypeError traceback (comparing 'big' with a number to print it) and fsck
     said ok, though its own repair rebuilds the row."""

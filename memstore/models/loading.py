@@ -409,16 +409,28 @@ def _device_map(runtime: Runtime) -> Any:
     return placement
 
 
-def _check_placement(directory: Path, placement: dict, name: str) -> None:
-    """Every module a device map names is one of the model's (transformers ignores a map
-    that names none of them, and loads the whole model where it would without one)."""
+def skeleton(spec: str):
+    """The model `spec` names built from its config alone, its weights left unread and
+    unmade (accelerate's empty init: on the meta device): its modules and their shapes."""
+    try:
+        return _skeleton(local_dir(spec))
+    except LOAD_ERRORS as e:
+        raise _cannot_load(spec, e) from None
+
+
+def _skeleton(directory: Path):
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
     with init_empty_weights():
-        skeleton = AutoModelForCausalLM.from_config(
+        return AutoModelForCausalLM.from_config(
             AutoConfig.from_pretrained(directory, trust_remote_code=False))
-    modules = {n for n, _ in skeleton.named_modules()}
+
+
+def _check_placement(directory: Path, placement: dict, name: str) -> None:
+    """Every module a device map names is one of the model's (transformers ignores a map
+    that names none of them, and loads the whole model where it would without one)."""
+    modules = {n for n, _ in _skeleton(directory).named_modules()}
     unknown = [k for k in placement if k not in modules]
     if unknown:
         raise ValidationError(f"device map {name!r}: the model has no module {unknown[0]!r}")

@@ -40,7 +40,13 @@ from .export_target import (
     written_beside,
 )
 from .gguf_export import build_gguf
-from .peft_export import BuiltAdapter, build_adapter, layer_report, truncation_efficacy
+from .peft_export import (
+    BuiltAdapter,
+    build_adapter,
+    check_widths,
+    layer_report,
+    truncation_efficacy,
+)
 from .repository import Repository
 from .states import BASE, check_base, state_commit
 
@@ -132,6 +138,7 @@ def _export_peft(repo: Repository, rev: str, commit: str | None, since: str | No
 
     check_base(repo)  # the adapter applies to the base its manifest and card name
     built = build_adapter(repo, commit, since, max_rank)
+    check_widths(repo, built)
     layers = layer_report(built)
     truncation = None
     if any(f.truncated for f in built.factors.values()):

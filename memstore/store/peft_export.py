@@ -18,6 +18,7 @@ import torch
 from ..editing.apply import single_thread
 from ..errors import MemstoreError
 from ..models.adapters import Adapter, get_adapter
+from ..models.loading import skeleton
 from ..serving.lowrank import LowRank, balanced
 from ..serving.peft import LoraAdapter, lora_adapter
 from .difference import StateDifference, fact_changes, state_difference
@@ -63,6 +64,24 @@ def build_adapter(repo: Repository, commit: str | None, since: str | None,
     adapter = lora_adapter(modules, fan_in_fan_out=family.transposed,
                            base_model=(b.path or b.spec) if since is None else None)
     return BuiltAdapter(adapter, diff, factors, family)
+
+
+def check_widths(repo: Repository, built: BuiltAdapter) -> None:
+    """Each layer's factors fit the base's W_out there (d_out rows of U, d_in of V), as read
+    from the base's config (no weights loaded): well-formed records of one width the base
+    has not (each set of the layer alike) make an adapter no model loads."""
+    b, diff, family = repo.base, built.difference, built.family
+    model = skeleton(str(b.path if b.path is not None else b.spec))
+    n_layers = family.n_layers(model)
+    for l in diff.layers:
+        shape = (diff.U[l].shape[0], diff.V[l].shape[0])
+        dims = family.proj_dims(model, l) if 0 <= l < n_layers else None
+        if shape != dims:
+            has = (f"W_out there is {dims[0]}x{dims[1]}" if dims is not None
+                   else f"model has {n_layers} layers")
+            raise MemstoreError(f"the update sets of layer {l} are {shape[0]}x{shape[1]} "
+                                f"(d_out x d_in), but the base model's {has} (a damaged "
+                                "record? run `memstore fsck`)")
 
 
 def _stored(f: LowRank) -> LowRank:
