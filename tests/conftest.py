@@ -1,11 +1,16 @@
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest
+import torch
 from cli_support import copy_repo, history_template
 from engine_fixtures import RUNTIMES
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n 2`: one process per core, one thread each
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(params=RUNTIMES)
