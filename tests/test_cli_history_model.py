@@ -31,7 +31,12 @@ documented semantics, each operation's outcome and the live facts at HEAD:
   it) among them: that fact stays while a write of the first parent's side holds it and
   goes with the last, whichever of the merge and that side's writer is reverted first
   (this reference, as memstore, once took out only the writes the merge owned, of facts
-  its first parent lacked: a fact both sides wrote stayed after both reverts);
+  its first parent lacked: a fact both sides wrote stayed after both reverts). It puts
+  back what the merge took out (facts its first parent held that its merged side
+  reverted), where the state left holds nothing of that (subject, prompt), as git's
+  revert of a merge does: each a write of the revert's own, of the first parent's write's
+  origin, which the reverts its merged side made do not take out (this reference, as
+  memstore, once left such facts out, and refused a revert of a merge that only took out);
 - merge B: fast-forward / up to date as git; otherwise per (subject, prompt) a side that
   changed it against the merge base (after criss-cross merges: the best common ancestors
   merged with each other, as git's recursive strategy does) wins over a side that did not, both changing it to
@@ -213,12 +218,25 @@ class Reference:
             return Refused(1, "is itself a revert")
         if any(self.nodes[x].kind == "revert" and self.nodes[x].reverted == r for x in anc):
             return Refused(1, "was already reverted by")
-        log = self.log(head)
-        if not any(self.takes(r, w) for w in log):
+        log = [w for w in self.log(head) if not self.takes(r, w)]
+        back = self.back(r, fold(log))
+        if len(log) == len(self.log(head)) and not back:
             return Refused(1, "has no facts in the current state")
-        log = [w for w in log if not self.takes(r, w)]
-        return lambda cid: self.add(cid, (head,), log, "revert", reverted=r,
-                                    gone=self.gone(head) | {r})
+        return lambda cid: self.add(cid, (head,), log + back, "revert", reverted=r,
+                                    owned=True, gone=self.gone(head) | {r})
+
+    def back(self, r: str, left: dict[Key, str]) -> list[Write]:
+        """What a revert of R puts back: for a merge, the facts its first parent held and it
+        did not (its merged side reverted them), as git's revert of a merge (mainline 1)
+        gives back what the merge removed, where the state left holds nothing of that
+        (subject, prompt); each a write of the revert's own, copied from the write that held
+        it there (the same origin)."""
+        node = self.nodes[r]
+        if node.kind != "merge":
+            return []
+        had, kept = newest(self.log(node.parents[0])), self.live(r)
+        return [Write(k, w.target, frozenset({"new"}), w.origin) for k, w in had.items()
+                if k not in kept and k not in left]
 
     def takes(self, r: str, w: Write) -> bool:
         """Whether a revert of R takes write `w` out: one R owns; for a merge, also one its
@@ -654,6 +672,15 @@ AGAIN = [("commit", [YASUDA], False), ("branch", "b1", False),
 BOTH_AGAIN = AGAIN[:4] + [("commit", [YASUDA, MESSI], False)] + AGAIN[5:]
 # ... theirs (step 4) writing JORDAN alone: the merge (step 6) brings nothing new
 ONLY_JORDAN = BOTH_WROTE[:4] + [("commit", [JORDAN], False)] + BOTH_WROTE[5:]
+# b1 reverts main's step 0 (and commits JORDAN): the merge (step 7) takes YASUDA out
+TOOK_OUT = [("commit", [YASUDA], False), ("branch", "b1", False), ("commit", [MESSI], False),
+            ("switch", "b1"), ("revert", 0), ("commit", [JORDAN], False), ("switch", "main"),
+            ("merge", "b1")]
+# ... and b2, from step 0, writes YASUDA again after main's revert of the merge (step 9)
+MET_AGAIN = TOOK_OUT[:1] + [("branch", "b1", False), ("branch", "b2", False)] + [
+    ("commit", [MESSI], False), ("switch", "b1"), ("revert", 0), ("commit", [JORDAN], False),
+    ("switch", "main"), ("merge", "b1"), ("revert", 8), ("switch", "b2"),
+    ("commit", [YASUDA], False), ("switch", "main"), ("merge", "b2")]
 SCRIPTS = {  # the cases the README's revert row names, through the same checks
     "ours, then theirs": BOTH_WROTE + [("revert", 2), ("revert", 4)],
     "theirs, then ours": ONLY_JORDAN + [("revert", 4), ("revert", 2), ("revert", 2)],
@@ -669,6 +696,11 @@ SCRIPTS = {  # the cases the README's revert row names, through the same checks
     "written again, then first": AGAIN + [("revert", 2), ("revert", 0)],
     "first, then written again": AGAIN + [("revert", 0), ("revert", 2)],
     "first, then both written again": BOTH_AGAIN + [("revert", 0), ("revert", 2), ("revert", 4)],
+    "a merge that took a fact out": TOOK_OUT + [("revert", 7), ("squash", 0)],
+    "a merge that only took a fact out": TOOK_OUT[:5] + TOOK_OUT[6:] + [("revert", 6)],
+    "a merge that took out a fact written since": TOOK_OUT + [
+        ("commit", [(YASUDA[0], "English")], False), ("revert", 7)],
+    "a fact put back, met again": MET_AGAIN + [("revert", 11), ("squash", 0)],
 }
 
 

@@ -395,7 +395,9 @@ def test_a_revert_of_a_merge_built_on_the_merged_side(history, tmp_path_factory,
     it) with e solved again. `revert MERGE` takes out what it brought in from side (d):
     it was refused, 'has no facts in the current state', with d live. Where side then
     gave d's fact another target (`again`), the revert took out that write only, and d's
-    first target was live again, a fact main never held."""
+    first target was live again, a fact main never held. And it puts back what the merge
+    took out, C2's fact, which main held (as git's revert of a merge does): that stayed
+    out."""
     repo_dir, (_, c2, _) = history
     files = facts_files(tmp_path_factory.getbasetemp())
     ok("switch", "-c", "side", cwd=repo_dir)
@@ -406,7 +408,7 @@ def test_a_revert_of_a_merge_built_on_the_merged_side(history, tmp_path_factory,
             ("Honda Civic", "{} is produced by", "Toyota", "Honda")]), "--supersede",
            cwd=repo_dir)
     ok("switch", "main", cwd=repo_dir)
-    ok("commit", files["e"], cwd=repo_dir)
+    e = last_line(ok("commit", files["e"], cwd=repo_dir))
     r = ok("merge", "side", cwd=repo_dir)  # it said 'solved on the merge base', C3
     merge = json.loads(ok("show", "--json", cwd=repo_dir).stdout)
     assert merge["basis"] == merge["parents"][1] != merge["info"]["merge_base"]
@@ -414,8 +416,12 @@ def test_a_revert_of_a_merge_built_on_the_merged_side(history, tmp_path_factory,
     want = {"Danielle Darrieux", "Porsche 911", "Toko Yasuda", "Lionel Messi", "Apple A5"}
     assert set(subjects_live(repo_dir)) == want | {"Honda Civic"}
     reverted = json.loads(ok("revert", merge["id"], "--json", cwd=repo_dir).stdout)
-    assert reverted["removed"] == 1
-    assert set(subjects_live(repo_dir)) == want
+    assert (reverted["removed"], reverted["restored"]) == (1, 1)
+    assert set(subjects_live(repo_dir)) == want | {"Michael Jordan"}
+    blamed = {x["subject"]: x for x in json.loads(ok("blame", "--json", cwd=repo_dir).stdout)}
+    assert (blamed["Michael Jordan"]["commit"], blamed["Michael Jordan"]["carried_by"]) == \
+        (c2, reverted["commit"])  # C2's write, solved again from its cached z-vector
+    assert blamed["Apple A5"]["commit"] == e  # replayed by the revert, still e's write
     assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
 
 

@@ -156,8 +156,9 @@ def revert(rev: str, message: str | None, as_json: bool) -> None:
     --json prints one object: commit, branch, operation, message, parents, n_facts,
     solves, layers, seconds, metrics (with `reverted`: the facts taken out, measured
     after; absent when none is), warning, reverted (REV's id), replayed (the commits
-    replayed) and removed (the facts taken out of HEAD's state: not those a later commit
-    wrote again or another holder keeps).
+    replayed), removed (the facts taken out of HEAD's state: not those a later commit
+    wrote again or another holder keeps) and restored (for a merge: the facts it had taken
+    out that the revert puts back).
     """
     from memstore.store import porcelain
 
@@ -172,7 +173,7 @@ def revert(rev: str, message: str | None, as_json: bool) -> None:
 def revert_result(repo, report) -> dict[str, Any]:
     n = report.notes
     return written(repo, report) | {"reverted": n["reverted"], "replayed": n["replayed"],
-                                    "removed": n["removed"]}
+                                    "removed": n["removed"], "restored": n["restored"]}
 
 
 @click.command()

@@ -128,13 +128,16 @@ class Provenance:
     def _replayed(self, commit: str) -> dict[int, tuple[SetRef, list[int]]]:
         """A revert's sets matched to the sets of its parent's chain they copy or replay
         (the same requests, less the reverted ones, in the same order), matched from the
-        newest back."""
+        newest back; not the set of the facts a revert of a merge put back (info
+        `restored`, its index: it replays no set, its writes' sources are recorded)."""
         if commit not in self._replays:
             c = self.repo.get_commit(commit)
             parent = self.repo.chain_sets(c.parents[0])
             out: dict[int, tuple[SetRef, list[int]]] = {}
             p = len(parent) - 1
             for i in range(len(c.update_sets) - 1, -1, -1):
+                if i == c.info.get("restored"):
+                    continue
                 mine = self.facts(SetRef(c.id, i, c.update_sets[i]))
                 while p >= 0:
                     pos = _subsequence(mine, self.facts(parent[p]))

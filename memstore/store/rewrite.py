@@ -119,13 +119,26 @@ class _Taken:
     For a merge: those carried on from a write of it or of a commit of its merged side (in
     the history of its other parents, not of its first), the writes it brought in, facts
     its first parent held too among them, less copies of a write made in its first parent's
-    history (that side wrote it: the merged side carried it on)."""
+    history (that side wrote it: the merged side carried it on). And the facts it puts back
+    (`back`): for a merge, those its first parent held that it did not (a revert on its
+    merged side took them out), as git's revert of a merge (mainline 1) gives back what the
+    merge removed; none for another commit (a fact it superseded is live again without:
+    the older write is still in the state, under its own)."""
 
     def __init__(self, g: dict, c: Commit) -> None:
         self.commits, self.before = {c.id}, set()
+        self.merge = c.id if len(c.parents) > 1 else None
+        self.first = c.parents[0] if c.parents else None
         if len(c.parents) > 1:
             self.before = history.ancestors(g, c.parents[0])
             self.commits |= history.ancestors_of(g, c.parents[1:]) - self.before
+
+    def back(self, repo: Repository) -> list[LiveFact]:
+        """The writes of its first parent's state that hold the facts it took out."""
+        if self.merge is None or self.first is None:
+            return []
+        kept = {fact_key(f.request) for f in repo.facts_at(self.merge)}
+        return [f for f in repo.facts_at(self.first) if fact_key(f.request) not in kept]
 
     def facts(self, repo: Repository, prov: Provenance) -> set[Fact]:
         """The facts its commits wrote: those of the writes it can take out."""
@@ -146,6 +159,14 @@ def _reverted_by(c: Commit) -> list[str]:
     return list(c.info.get("reverted", [])) if c.operation == "squash" else []
 
 
+def _restored(repo: Repository, w: Write) -> bool:
+    """Whether write `w` is one a revert of a merge put back (its set `restored`)."""
+    if not repo.has_commit(w[0]):  # a commit a squash replaced, gone since (gc, a clone)
+        return False
+    c = repo.get_commit(w[0])
+    return c.operation == "revert" and c.info.get("restored") == w[1]
+
+
 def _layers(repo: Repository, w: Write) -> list[int]:
     """The edited layers of the update set that made write `w`."""
     return repo.get_commit(w[0]).update_sets[w[1]].settings["layers"]
@@ -163,7 +184,7 @@ class _Owners:
         self.merges = sorted((m for m in (self.history if merges is None else merges)
                               if len(self.g[m][0]) > 1), key=lambda m: (self.g[m][1], m))
         self._above: dict[str, set[str]] = {}
-        self._gone: list[_Taken] | None = None
+        self._gone: list[tuple[str, _Taken]] | None = None
 
     def above(self, m: str) -> set[str]:
         if m not in self._above:
@@ -177,16 +198,20 @@ class _Owners:
         return t.takes(self.prov.line(w))
 
     def gone(self, w: Write) -> bool:
-        """Whether a revert in HEAD's history took `w` out (it would have dropped it)."""
+        """Whether a revert in HEAD's history took `w` out (it would have dropped it): not
+        one older than a revert of a merge that put `w` back (its line passes through the
+        set of the facts that revert restored), which undid it."""
         if self._gone is None:
-            targets: list[str] = []
+            pairs: list[tuple[str, str]] = []  # (the revert or squash, a commit it took out)
             for r in self.repo.db.query(
                     "select id from commits where operation in ('revert', 'squash')"):
                 if r["id"] in self.history:
-                    targets += _reverted_by(self.repo.get_commit(r["id"]))
-            self._gone = [_Taken(self.g, self.repo.get_commit(x))
-                          for x in dict.fromkeys(targets) if self.repo.has_commit(x)]
-        return any(self.takes(t, w) for t in self._gone)
+                    pairs += [(r["id"], x) for x in _reverted_by(self.repo.get_commit(r["id"]))]
+            self._gone = [(r, _Taken(self.g, self.repo.get_commit(x)))
+                          for r, x in dict.fromkeys(pairs) if self.repo.has_commit(x)]
+        back = next((x[0] for x in self.prov.line(w) if _restored(self.repo, x)), None)
+        return any(self.takes(t, w) for r, t in self._gone
+                   if back is None or r not in self.above(back))
 
 
 def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
@@ -255,7 +280,12 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                         f"take the place of {target[:12]}'s; revert {by} first, or commit "
                         "the fact again")
                 again.setdefault(i, {})[p] = other
-        if not hit:
+        # what it took out comes back where HEAD's state, less what this revert takes out,
+        # holds nothing of that subject and prompt (a later write of it stays)
+        left = {f[:2] for k, fs in enumerate(set_facts) for f in fs
+                if f not in drop.get(k, set())}
+        back = [f for f in taken.back(repo) if fact_key(f.request) not in left]
+        if not hit and not back:
             raise MemstoreError(f"commit {target[:12]} has no facts in the current state "
                                 "(already reverted, or rewritten since)")
         if drop or again:
@@ -306,6 +336,13 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                     _running(repo, basis, results, kept, settings, replays))))
                 if ref.commit not in replayed:
                     replayed.append(ref.commit)
+        if back:  # solved last, from the cached z-vectors of the writes that held them
+            with phase(f"solving the {len(back)} facts it took out from their cached "
+                       "z-vectors"):
+                sources += [[len(results), n, f.commit, f.set_index, f.position]
+                            for n, f in enumerate(back)]
+                results.append(store_set(repo.objects, _solve_from_cache(
+                    repo, base, back, basis, results, replays)))
         live = [r for res in results for r in res.requests]
         # the facts that left HEAD's state: not one a later commit wrote again (its write
         # stays), nor one another holder keeps
@@ -325,9 +362,11 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
         new = repo.write_commit(results, parents=[head], basis=basis, message=message,
                                 metrics=metrics, operation="revert",
                                 info={"reverted": target, "replayed": replayed}
-                                | ({"sources": sources} if sources else {}))
+                                | ({"sources": sources} if sources else {})
+                                | ({"restored": len(results) - 1} if back else {}))
     return Report(new, new.id, metrics, {"reverted": target, "replayed": replayed,
-                                         "removed": len(out)}, time.perf_counter() - t0)
+                                         "removed": len(out), "restored": len(back)},
+                  time.perf_counter() - t0)
 
 
 # -- squash and merge: one solve for many facts from their cached z-vectors --------------------
@@ -371,9 +410,11 @@ def _check_rule_recorded(base: LoadedBase, s: UpdateSet, requests: list[Request]
 
 
 def _solve_from_cache(repo: Repository, base: LoadedBase, facts: list[LiveFact],
-                      basis: str | None) -> EditResult:
-    """One solve for `facts` on the model's current state (`basis`'s), from their cached
-    z-vectors, with the settings, templates and statistics of the newest fact's set."""
+                      basis: str | None, results: list[EditResult | StoredSet] | None = None,
+                      replays: Replays | None = None) -> EditResult:
+    """One solve for `facts` on the model's current state (`basis`'s, advanced by the sets
+    `results` replayed on it: _running), from their cached z-vectors, with the settings,
+    templates and statistics of the newest fact's set."""
     sets = {(f.commit, f.set_index): repo.get_commit(f.commit).update_sets[f.set_index]
             for f in facts}
     layers = {tuple(s.settings["layers"]) for s in sets.values()}
@@ -390,7 +431,7 @@ def _solve_from_cache(repo: Repository, base: LoadedBase, facts: list[LiveFact],
     requests = [f.request for f in facts]
     _check_token_rules(base, facts, sets, newest.templates, settings.token_rule)
     return _replay(repo, base, requests, repo.zs_of(facts), newest.templates, settings,
-                   newest, _running(repo, basis, [], requests, settings))
+                   newest, _running(repo, basis, results or [], requests, settings, replays))
 
 
 def _pairs(facts: list[LiveFact]) -> set[Fact]:
