@@ -174,6 +174,14 @@ def c(id, args, code, says, setup=None, damages=False, monkeypatched=False,
                 damages, unchanged, monkeypatched)
 
 
+def linked_manifest(b: Box) -> None:
+    """An export whose manifest was moved out of it and linked to (verify said OK)."""
+    ok("export", "HEAD", b.root / "exp", cwd=b.repo)
+    manifest = b.root / "exp" / "memstore-manifest.json"
+    manifest.rename(b.outside / "manifest.json")
+    manifest.symlink_to(b.outside / "manifest.json")
+
+
 LONG = "word " * 400
 CASES = [
     # -- facts files ---------------------------------------------------------------------
@@ -268,6 +276,14 @@ CASES = [
       "unreadable manifest",
       setup=lambda b: ((b.root / "m2").mkdir(), (b.root / "m2" / "memstore-manifest.json")
                        .write_text("[" * 100000))),
+    c("verify an export whose manifest is a link to one outside it",
+      lambda b: ["verify", b.root / "exp"], 2, "is a symbolic link", setup=linked_manifest),
+    c("verify a manifest that is a pipe", lambda b: ["verify", b.root / "m3"], 2,
+      "not a regular file", setup=lambda b: ((b.root / "m3").mkdir(),
+                                             os.mkfifo(b.root / "m3" / "memstore-manifest.json"))),
+    c("verify a manifest that is a folder", lambda b: ["verify", b.root / "m4"], 2,
+      "not a regular file", setup=lambda b: (b.root / "m4" / "memstore-manifest.json").mkdir(
+          parents=True)),
     # -- settings ---------------------------------------------------------------------------
     c("λ zero", ["config", "mom2_weight", "0"], 2, "mom2_weight must be > 0"),
     c("λ NaN", ["config", "mom2_weight", "nan"], 2, "must be finite"),

@@ -7,7 +7,10 @@ tensor in the checkpoint. `verify` rebuilds the same state from the repository a
 every tensor; `verify_base` re-hashes the base model fully."""
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,7 +212,7 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         raise ValidationError(f"{directory}: " + ("not a directory" if Path(directory).exists()
                                                    else "no such directory"))
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(_read_own_file(path).decode("utf-8"))
     except FileNotFoundError:
         raise ValidationError(f"{directory} has no {MANIFEST}: not a memstore export") from None
     except (ValueError, RecursionError) as e:
@@ -218,6 +221,27 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         raise ValidationError(f"{path}: not a memstore manifest (malformed base, commit, "
                               "tensors or files)")
     return manifest
+
+
+def _read_own_file(path: Path) -> bytes:
+    """The bytes of `path` where it is a regular file of its own, as objects are read: a
+    symbolic link is not followed (the manifest would be another's), and a pipe, a device
+    or a folder is refused rather than waited on (ValidationError); FileNotFoundError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            raise
+        if e.errno == errno.ELOOP:
+            raise ValidationError(f"{path} is a symbolic link, which memstore does not read "
+                                  "through") from None
+        raise ValidationError(f"{path}: unreadable ({e.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValidationError(f"{path} is not a regular file")
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
 
 
 def _json_file(path: Path) -> Any:
