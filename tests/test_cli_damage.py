@@ -174,6 +174,11 @@ REQUEST_DAMAGE = {
     "a prompt that is a list": _requests(lambda rs: rs[0].update(prompt=[rs[0]["prompt"]])),
     "a subject that is a number": _requests(lambda rs: rs[0].update(subject=5)),
     "a target that is an object": _requests(lambda rs: rs[0].update(target_new={"str": "x"})),
+    # texts of the right type that memstore never wrote (every version checked them on input)
+    "a prompt with no {}": _requests(lambda rs: rs[0].update(prompt="It is in")),
+    "a prompt with two {}": _requests(lambda rs: rs[0].update(prompt="{} and {} are in")),
+    "an empty target": _requests(lambda rs: rs[0].update(target_new=" ")),
+    "a blank subject": _requests(lambda rs: rs[0].update(subject="")),
 }
 
 

@@ -231,6 +231,18 @@ def check_types(r: Request, at: str = "") -> None:
                                   "text") from None
 
 
+def check_written(r: Request) -> None:
+    """What every version of memstore checked before it wrote a request (check_request has
+    grown since): texts of the right types, a prompt with one '{}', a subject and a new
+    target that are not blank. A request read back from the store that fails is not one
+    memstore wrote."""
+    check_types(r)
+    if r.prompt.count("{}") != 1:
+        raise ValidationError("a prompt without exactly one '{}'")
+    if not r.subject.strip() or not r.target_new.strip():
+        raise ValidationError("a blank subject or new target")
+
+
 def check_consistent(requests: Iterable[Request], where: list[str] | None = None) -> None:
     """No two requests with the same (subject, prompt) and different targets. `where` names
     each request's origin ('facts.jsonl line 3'; default 'request N')."""

@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 
 from ..editing.apply import delta as weight_delta
-from ..editing.requests import Request, check_types
+from ..editing.requests import Request, check_written
 from ..editing.result import EditResult, LayerUpdate
 from ..editing.settings import EditSettings
 from ..errors import MemstoreError, NumericalError, ValidationError
@@ -366,7 +366,7 @@ def load_requests(objects: ObjectStore, update_set: UpdateSet) -> list[Request]:
         records = objects.get_json(oid)
         requests = [Request.from_dict(d) for d in records]
         for r in requests:  # a prompt that is a list failed deep in status, show, export
-            check_types(r)
+            check_written(r)
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError,
             ValidationError) as e:
         raise CorruptRecordError(f"object {oid} is not a well-formed request list "
