@@ -346,8 +346,9 @@ def test_an_object_that_is_no_regular_file_of_its_own_is_not_read(history, tmp_p
 
 def test_parents_rows_that_loop_are_named_not_listed_twice(history):
     """HEAD~1's index row given HEAD as its parent (a damaged row; the records are sound):
-    log listed HEAD twice and status counted it so; both are one line naming the loop now,
-    and fsck --repair rebuilds the rows from the records."""
+    log listed HEAD twice and status counted it so, and a revision's `~` went round the
+    loop; each is one line naming the loop now, and fsck --repair rebuilds the rows from
+    the records."""
     from cli_support import error_line, ok
 
     repo, (c1, c2, c3) = history
@@ -355,7 +356,10 @@ def test_parents_rows_that_loop_are_named_not_listed_twice(history):
     con.execute("update commits set parents = ? where id = ?", [json.dumps([c3]), c2])
     con.commit()
     con.close()
-    for args in (["log"], ["log", "--oneline", "--graph"], ["status"]):
+    # HEAD~2 walked round the loop to HEAD itself: diff compared HEAD with HEAD ('no fact
+    # differs', exit 0), branch put x on HEAD
+    for args in (["log"], ["log", "--oneline", "--graph"], ["status"], ["diff", "HEAD~2", "HEAD"],
+                 ["branch", "x", "HEAD~2"], ["show", "HEAD^^"]):
         error_line(run(*args, cwd=repo), 1, "loop back to it; run `memstore fsck --repair`")
     ok("fsck", "--repair", cwd=repo)
     assert [e["id"] for e in json.loads(ok("log", "--json", cwd=repo).stdout)] == [c3, c2, c1]

@@ -17,7 +17,7 @@ from ..editing.requests import Request, fact_key
 from ..editing.result import LayerUpdate
 from ..errors import MemstoreError
 from .commits import UpdateSet, load_requests, load_updates, load_zs
-from .schema import DamagedIndexError, parents_of, time_of
+from .schema import DamagedIndexError, parents_loop, parents_of, time_of
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -153,7 +153,7 @@ def log_ids(db: Database, start: str, first_parent: bool = False,
         cur: str | None = start
         while cur is not None and cur in g and (limit is None or len(out) < limit):
             if cur in out:
-                raise _loop(cur)
+                raise parents_loop(cur)
             out.append(cur)
             cur = g[cur][0][0] if g[cur][0] else None
         return out
@@ -168,7 +168,7 @@ def log_ids(db: Database, start: str, first_parent: bool = False,
     while ready and (limit is None or len(out) < limit):
         _, c = heapq.heappop(ready)
         if c in listed:
-            raise _loop(c)
+            raise parents_loop(c)
         listed.add(c)
         out.append(c)
         for p in set(g[c][0]):
@@ -177,16 +177,8 @@ def log_ids(db: Database, start: str, first_parent: bool = False,
                 if children[p] == 0:
                     heapq.heappush(ready, (-g[p][1], p))
     if limit is None and len(out) < len(reach):  # commits on a loop are never ready
-        raise _loop(min(reach - listed))
+        raise parents_loop(min(reach - listed))
     return out
-
-
-def _loop(commit: str) -> DamagedIndexError:
-    """The index's parent rows form a loop (a commit is its own ancestor): its rows are
-    damaged, the commit records are not (they name their parents by hash)."""
-    return DamagedIndexError(f"the index's parents of commit {commit[:12]} loop back to it; "
-                             "run `memstore fsck --repair` (it rebuilds the index from the "
-                             "commit records)")
 
 
 def merge_bases(db: Database, a: str, b: str) -> list[str]:

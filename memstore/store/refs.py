@@ -16,7 +16,7 @@ from sqlite_utils import Database
 from ..errors import MemstoreError, ValidationError
 from . import snapshots
 from .objects import OBJECT_ID, ObjectStore
-from .schema import DamagedIndexError, parents_of
+from .schema import DamagedIndexError, parents_loop, parents_of
 
 HEAD = "HEAD"
 HEADS = "refs/heads/"
@@ -276,13 +276,14 @@ class Refs:
         if not base or not _SUFFIXES.fullmatch(suffix):
             raise ValidationError(f"unknown revision {shown!r}")
         commit = self._resolve_base(base, shown)
+        walked = {commit}
         for op, count in re.findall(r"([~^])(\d*)", suffix):
             n = int(count) if count else 1
             if op == "~":
                 for _ in range(n):
-                    commit = self._parent(commit, 1, shown)
+                    commit = self._parent(commit, 1, shown, walked)
             elif n:
-                commit = self._parent(commit, n, shown)
+                commit = self._parent(commit, n, shown, walked)
         return commit
 
     def _resolve_base(self, name: str, rev: str) -> str:
@@ -326,12 +327,17 @@ class Refs:
                                   "to a commit (only diff, export, ask and eval take 'base')")
         raise ValidationError(f"unknown revision {rev!r}")
 
-    def _parent(self, commit: str, n: int, rev: str) -> str:
+    def _parent(self, commit: str, n: int, rev: str, walked: set[str]) -> str:
+        """The `n`th parent of `commit`, a step of the walk that has been through `walked`
+        (and adds it): a walk comes back to a commit only round a loop of the index's rows."""
         rows = list(self.db.query("select parents from commits where id = ?", [commit]))
         parents = parents_of({"id": commit, "parents": rows[0]["parents"]}) if rows else ()
         if len(parents) < n:
             raise ValidationError(f"unknown revision {rev!r}: {commit[:12]} has "
                                   f"{len(parents) or 'no'} parent{'s' if len(parents) != 1 else ''}")
+        if parents[n - 1] in walked:
+            raise parents_loop(parents[n - 1])
+        walked.add(parents[n - 1])
         return parents[n - 1]
 
 

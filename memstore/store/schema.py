@@ -45,6 +45,14 @@ def parents_of(row: dict) -> tuple[str, ...]:
     return tuple(parents)
 
 
+def parents_loop(commit: str) -> DamagedIndexError:
+    """The index's parent rows form a loop (a commit is its own ancestor): its rows are
+    damaged, the commit records are not (they name their parents by hash)."""
+    return DamagedIndexError(f"the index's parents of commit {commit[:12]} loop back to it; "
+                             "run `memstore fsck --repair` (it rebuilds the index from the "
+                             "commit records)")
+
+
 def time_of(row: dict) -> float:
     """The time of an index row of the commits table; a damaged one is refused."""
     t = row["time"]
