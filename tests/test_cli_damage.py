@@ -214,23 +214,39 @@ def test_update_sets_of_one_layer_in_two_shapes_are_refused_by_a_peft_export(his
     assert not (tmp_path / "peft").exists()
 
 
-WIDTHS = {"outputs": lambda t: t.update(U=t["U"][:3]),
-          "inputs": lambda t: t.update(V=t["V"][:3], keys=t["keys"][:, :3].contiguous())}
+def _layer_moved(to: str) -> Callable[[Path], Callable[[dict], None]]:
+    """A change of HEAD's record: its layer 1 update recorded as layer `to`'s."""
+    def on(repo: Path) -> Callable[[dict], None]:
+        return lambda record: record["update_sets"][0]["layers"].__setitem__(
+            to, record["update_sets"][0]["layers"].pop("1"))
+    return on
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_update_sets_of_one_layer_all_of_a_width_the_base_has_not_are_refused_by_a_peft_export(
-        history, tmp_path, width):
+NOT_THE_BASE = {
+    "outputs": (_layer_object(lambda t: t.update(U=t["U"][:3])), "layer 1 are 3x64",
+                "has a 32x64 W_out there"),
+    "inputs": (_layer_object(lambda t: t.update(V=t["V"][:3], keys=t["keys"][:, :3]
+                                                .contiguous())), "layer 1 are 32x3",
+               "has a 32x64 W_out there"),
+    "a layer past the base's": (_layer_moved("9"), "layer 9 are 32x64", "has 4 layers"),
+}
+
+
+@pytest.mark.parametrize("damage", NOT_THE_BASE)
+def test_update_sets_the_base_has_no_weight_for_are_refused_by_a_peft_export(history, tmp_path,
+                                                                             damage):
     """HEAD's layer 1 update with U (or V and its keys) of 3 rows where the layer's W_out
-    has 32 outputs (64 inputs), the only set a PEFT export since HEAD~1 adds: all of one
-    shape, it was written, an adapter of 3 x r factors for a 32 x 64 weight (exit 0)."""
+    has 32 outputs (64 inputs), or recorded as layer 9's of a 4-layer base: the only set a
+    PEFT export since HEAD~1 adds, so all of a layer's sets of one shape, it was written
+    with exit 0 (an adapter of 3 x r factors for a 32 x 64 weight, or for no module)."""
     repo, _ = history
-    forge_head(repo, _layer_object(WIDTHS[width])(repo))
+    forge, shapes, base_has = NOT_THE_BASE[damage]
+    forge_head(repo, forge(repo))
     r = run("export", "HEAD", tmp_path / "peft", "--format", "peft", "--since", "HEAD~1",
             cwd=repo)
     err = r.stderr.strip().splitlines()
     assert r.exit_code == 1 and len(err) == 1, r.output
-    assert "layer 1" in err[0] and "the base model's" in err[0] and "Traceback" not in r.output
+    assert f"the update sets of {shapes}" in err[0] and f"the base model {base_has}" in err[0]
     assert not (tmp_path / "peft").exists()
 
 

@@ -77,10 +77,10 @@ def check_widths(repo: Repository, built: BuiltAdapter) -> None:
         shape = (diff.U[l].shape[0], diff.V[l].shape[0])
         dims = family.proj_dims(model, l) if 0 <= l < n_layers else None
         if shape != dims:
-            has = (f"W_out there is {dims[0]}x{dims[1]}" if dims is not None
-                   else f"model has {n_layers} layers")
+            has = (f"has a {dims[0]}x{dims[1]} W_out there" if dims is not None
+                   else f"has {n_layers} layers")
             raise MemstoreError(f"the update sets of layer {l} are {shape[0]}x{shape[1]} "
-                                f"(d_out x d_in), but the base model's {has} (a damaged "
+                                f"(d_out x d_in), but the base model {has} (a damaged "
                                 "record? run `memstore fsck`)")
 
 
