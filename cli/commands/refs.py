@@ -15,19 +15,29 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
 @click.option("-D", "force_delete", is_flag=True, help="Delete branch NAME even if unmerged.")
 @click.option("-m", "--move", is_flag=True, help="Rename a branch: `branch -m OLD NEW`, or "
               "`branch -m NEW` for the current one.")
+@click.option("--set-upstream-to", "upstream", metavar="REMOTE/BRANCH", help="Record "
+              "REMOTE/BRANCH as the upstream of NAME (default: the current branch).")
+@click.option("--unset-upstream", is_flag=True, help="Forget NAME's upstream.")
 @json_option
 @pass_repo
 def branch(repo, name: str | None, rev: str, delete: bool, force_delete: bool, move: bool,
-           as_json: bool) -> None:
+           upstream: str | None, unset_upstream: bool, as_json: bool) -> None:
     """List branches, create branch NAME at REV (default: HEAD), delete or rename one.
 
     With no argument, lists the branches and marks the current one with '*'.
     Branch names follow git's rules (no spaces, '..', '~', '^', ':' and the like).
     `branch -m OLD NEW` renames OLD (HEAD follows it); a remote's copy keeps its name.
+    `--set-upstream-to REMOTE/BRANCH [NAME]` records a branch's upstream, as `push -u`
+    does; `--unset-upstream [NAME]` forgets it. A rename carries it, a delete drops it.
 
     --json prints a list of branches (name, commit, current); or {created, commit},
-    {deleted, commit}, {renamed, to, commit}.
+    {deleted, commit}, {renamed, to, commit}, {branch, upstream}.
     """
+    if upstream is not None or unset_upstream:  # git's branch.NAME.remote and .merge
+        from .remote import branch_upstream
+
+        return branch_upstream(repo, name, upstream, unset_upstream, as_json,
+                               alone=not (move or delete or force_delete or rev != "HEAD"))
     if move:
         if name is None:
             raise click.UsageError("branch -m needs the NEW name (and the OLD one first)")

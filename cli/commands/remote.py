@@ -96,37 +96,49 @@ def _moved(verb: str, moved, seconds: float) -> str:
 @click.option("-f", "--force", is_flag=True,
               help="Replace the remote branch even when it is not an ancestor of BRANCH "
                    "(its commits are dropped there; still never a push that landed meanwhile).")
+@click.option("-u", "--set-upstream", is_flag=True,
+              help="After the push, record REMOTE/BRANCH as BRANCH's upstream (what pull, "
+                   "push, fetch and status use with no REMOTE named).")
 @WITH_STATS
 @json_option
-def push(remote_name: str | None, branch: str | None, force: bool, with_stats: bool,
-         as_json: bool) -> None:
-    """Push BRANCH (default: the current one) to REMOTE (default: origin, or the only
-    remote there is).
+def push(remote_name: str | None, branch: str | None, force: bool, set_upstream: bool,
+         with_stats: bool, as_json: bool) -> None:
+    """Push BRANCH (default: the current one) to REMOTE (default: the branch's upstream's
+    remote, else origin or the only remote there is), as the branch of the same name.
 
     Writes the objects the remote lacks, then moves the remote branch by compare-and-swap:
     a push that is not a fast-forward, or that another push overtook, is refused (fetch
     first) and loses nothing. A remote that does not exist yet is created.
 
     --json prints one object: remote, url, branch, old and new (the remote branch's commit
-    before and after), forced, up_to_date, guarantee, commits, objects, bytes, seconds.
+    before and after), forced, up_to_date, guarantee, upstream_set, commits, objects,
+    bytes, seconds.
     """
     from memstore.remote.push import push as run_push
 
     with open_repo() as repo:
-        r = run_push(repo, remote_name, branch, force=force, with_stats=with_stats)
+        r = run_push(repo, remote_name, branch, force=force, with_stats=with_stats,
+                     set_upstream=set_upstream)
     if as_json:
         print_json({"remote": r.remote, "url": r.url, "branch": r.branch, "old": r.old,
                     "new": r.new, "forced": r.forced, "up_to_date": r.up_to_date,
-                    "guarantee": r.guarantee, **_moved_json(r.moved, r.seconds)})
+                    "guarantee": r.guarantee, "upstream_set": set_upstream,
+                    **_moved_json(r.moved, r.seconds)})
         return
     click.echo(f"To {r.url}")
+    tracking = (f"branch '{r.branch}' set up to track '{r.remote}/{r.branch}'."
+                if set_upstream else None)
     if r.up_to_date:
         click.echo("Everything up-to-date")
+        if tracking:
+            click.echo(tracking)
         return
     what = (f"{short(r.old)}...{short(r.new)} (forced update)" if r.forced
             else f"{short(r.old)}..{short(r.new)}" if r.old else "* [new branch]")
     click.echo(f" {what:<28} {r.branch:<12} -> {r.branch}")
     click.echo(_moved("pushed", r.moved, r.seconds))
+    if tracking:
+        click.echo(tracking)
     if r.guarantee.startswith("single-writer"):
         warn(f"note: {r.url} is {r.guarantee}")
 
@@ -154,8 +166,8 @@ def _fetched(f) -> None:
 @WITH_STATS
 @json_option
 def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
-    """Fetch every branch of REMOTE (default: origin, or the only remote there is) as
-    REMOTE/BRANCH.
+    """Fetch every branch of REMOTE (default: the current branch's upstream's remote, else
+    origin or the only remote there is) as REMOTE/BRANCH.
 
     Only the commits and objects missing here move, each verified against its hash; local
     branches do not change (see pull). REMOTE/BRANCH names a revision like any other.
@@ -189,8 +201,9 @@ def fetch_result(f) -> dict:
 @WITH_STATS
 @json_option
 def pull(remote_name: str | None, branch: str | None, with_stats: bool, as_json: bool) -> None:
-    """Fetch REMOTE (default: origin, or the only remote there is) and merge its BRANCH
-    (default: the current branch's name) into the current branch.
+    """Fetch REMOTE and merge its BRANCH into the current branch: with neither given, the
+    current branch's upstream (`push -u`, `branch --set-upstream-to`), else origin (or the
+    only remote there is) and the current branch's name.
 
     A fast-forward when the current branch is behind; otherwise a fact-level merge, as
     `memstore merge` does: conflicting facts are listed and nothing is written.
@@ -247,6 +260,25 @@ def clone(url: str, directory: str, base_spec: str, with_stats: bool, as_json: b
     click.echo(_moved("fetched", r.fetched.moved, r.fetched.seconds))
     where = f"at {short(r.head)}" if r.head else "(no commits yet)"
     click.echo(f"branch {r.branch} {where}")
+
+
+def branch_upstream(repo, name: str | None, set_to: str | None, unset: bool, as_json: bool,
+                    alone: bool) -> None:
+    """`branch --set-upstream-to REMOTE/BRANCH [NAME]` and `branch --unset-upstream [NAME]`
+    (`alone`: with no REV, -d, -D nor -m)."""
+    from memstore.remote import remotes
+
+    if (set_to is not None and unset) or not alone:
+        raise click.UsageError("--set-upstream-to and --unset-upstream take one branch NAME "
+                               "and no other option")
+    if unset:
+        branch = remotes.unset_upstream(repo, name)
+        print_json({"branch": branch, "upstream": None}) if as_json else \
+            click.echo(f"Branch '{branch}' has no upstream now.")
+        return
+    branch, up = remotes.set_upstream(repo, name, set_to)
+    print_json({"branch": branch, "upstream": up.name}) if as_json else \
+        click.echo(f"branch '{branch}' set up to track '{up.name}'.")
 
 
 def remote_problems(target: str, verify: bool) -> list[str]:

@@ -178,22 +178,32 @@ def status(repo, as_json: bool) -> None:
     """Show the branch, the head commit, the base model, the number of facts live in the
     head's state and a summary of the editor settings.
 
-    With a remote-tracking branch of the current branch (the default remote's, as `pull`
-    merges it), says how far each side is ahead, as of the last fetch.
+    With an upstream (the current branch's recorded one, else the default remote's branch
+    of its name, as `pull` merges it), says how far each side is ahead, as of the last
+    fetch; or that a recorded one is gone.
 
     --json prints one object: branch, detached, head, message, n_commits, n_facts, base,
-    settings and upstream (name, commit, ahead, behind; null without one)."""
+    settings and upstream (name, commit, ahead, behind, gone; null without one)."""
+    from memstore.errors import MemstoreError
     from memstore.remote.remotes import upstream
     from memstore.store import porcelain
 
-    st = porcelain.status(repo) | {"upstream": upstream(repo)}
+    try:
+        up = upstream(repo)
+    except MemstoreError as e:  # a malformed upstream: said, the rest of the status shown
+        warn(f"warning: {e}")
+        up = None
+    st = porcelain.status(repo) | {"upstream": up}
     if as_json:
         print_json(st)
         return
     where = f"On branch {st['branch']}" if st["branch"] else "HEAD detached"
     click.echo(where)
     up = st["upstream"]
-    if up is not None:
+    if up is not None and up["gone"]:
+        click.echo(f"Your branch is based on '{up['name']}', but the upstream is gone "
+                   "(`memstore branch --unset-upstream` forgets it).")
+    elif up is not None:
         ahead, behind = up["ahead"], up["behind"]
         click.echo(f"Your branch is up to date with '{up['name']}'." if not ahead + behind
                    else f"Your branch is ahead of '{up['name']}' by "

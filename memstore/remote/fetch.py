@@ -106,11 +106,13 @@ def _parents_first(commits: dict[str, Commit]) -> list[Commit]:
 
 def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False,
           remote: Remote | None = None, need: str | None = None) -> FetchResult:
-    """Fetches every branch of remote `name` (default: origin, or the only remote), through
-    `remote` when the caller has it open already (a clone); refused before anything moves
-    when the remote has no branch `need` (a pull's)."""
+    """Fetches every branch of remote `name` (default: the current branch's upstream's
+    remote, else origin or the only remote), through `remote` when the caller has it open
+    already (a clone); refused before anything moves when the remote has no branch `need`
+    (a pull's)."""
     t0 = time.perf_counter()
-    name = name if name is not None else remotes.default_remote(repo)  # '' is no default
+    if name is None:  # '' is no default
+        name = remotes.remote_for(repo, repo.head().branch)
     url = remotes.url_of(repo, name)
     if remote is None:
         remote = connect(url, name, base_hash=repo.base.hash)
@@ -155,9 +157,13 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
          with_stats: bool = False) -> tuple[FetchResult, Report]:
     """fetch, then merge the remote's `branch` (default: the current branch's name) into
     the current branch: a fast-forward when possible, else a fact-level merge (conflicts
-    listed, nothing written), as `memstore merge` does."""
+    listed, nothing written), as `memstore merge` does. With neither given, the current
+    branch's upstream gives both, where it has one."""
     with repo.lock():
         head = repo.head()
+        up = remotes.upstream_of(repo, head.branch) if name is None and branch is None else None
+        if up is not None:
+            name, branch = up.remote, up.branch
         branch = branch if branch is not None else head.branch
         if branch is None:
             raise ValidationError("HEAD is detached: name the remote branch to pull")

@@ -24,6 +24,7 @@ from ..errors import MemstoreError, ValidationError
 from ..store.history import ancestors, graph
 from ..store.refs import HEADS, branch_ref, case_twin, folder_clash
 from ..store.repository import Repository
+from ..store.upstreams import Upstream
 from . import remotes
 from .connection import connect
 from .layout import HEAD_FILE, branch_path, head_bytes
@@ -54,15 +55,23 @@ class PushResult:
 
 
 def push(repo: Repository, name: str | None = None, branch: str | None = None, *,
-         force: bool = False, with_stats: bool = False) -> PushResult:
+         force: bool = False, with_stats: bool = False,
+         set_upstream: bool = False) -> PushResult:
     """Pushes local `branch` (default: the current one) to the branch of the same name on
-    remote `name` (default: origin, or the only remote)."""
+    remote `name` (default: the branch's upstream's remote, else origin or the only
+    remote); `set_upstream` then records that branch there as its upstream (`push -u`)."""
     t0 = time.perf_counter()
-    name = name if name is not None else remotes.default_remote(repo)  # '' is no default
-    url = remotes.url_of(repo, name)
     branch = branch if branch is not None else repo.head().branch
     if branch is None:
         raise ValidationError("HEAD is detached: name the branch to push")
+    if name is None:  # '' is no default
+        up = remotes.upstream_of(repo, branch)
+        if up is not None and up.branch != branch and not set_upstream:
+            raise ValidationError(  # git's push.default=simple
+                f"the upstream of branch {branch!r} is {up.name!r}, another name: "
+                f"`memstore push {up.remote}` pushes it as {up.remote}/{branch}")
+        name = up.remote if up is not None else remotes.default_remote(repo)
+    url = remotes.url_of(repo, name)
     tip = repo.refs.read(branch_ref(branch))
     if tip is None:  # the current branch before its first commit, or no branch at all
         raise ValidationError(f"branch {branch!r} has no commits to push"
@@ -121,6 +130,8 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
         result.moved = result.moved.add(
             push_statistics(repo, remote.transport, reachable(repo, [tip])))
     _track(repo, name, branch, tip)
+    if set_upstream:
+        remotes.record_upstream(repo, branch, Upstream(name, branch))
     result.guarantee = remote.transport.guarantee
     result.seconds = time.perf_counter() - t0
     return result

@@ -3,13 +3,17 @@
 A remote is a name and a URL, kept in the index's config table (key "remotes"); nothing
 else about it is stored: credentials come from the environment or fsspec's configuration
 when the store is contacted. What the last fetch saw of remote NAME's branch B is the ref
-`refs/remotes/NAME/B`, a revision like any other (`origin/main`), and a root for gc."""
+`refs/remotes/NAME/B`, a revision like any other (`origin/main`), and a root for gc. A
+branch's upstream (store.upstreams), when recorded, names the remote branch that push,
+fetch, pull and status use for it; without one, the default remote's branch of its name."""
 from __future__ import annotations
 
 from ..errors import ValidationError
-from ..store.refs import REMOTES, check_ref_name
+from ..store import upstreams
+from ..store.refs import REMOTES, branch_ref, check_ref_name
 from ..store.repository import Repository
 from ..store.schema import transaction
+from ..store.upstreams import Upstream
 from . import urls
 
 CONFIG_KEY = "remotes"
@@ -55,6 +59,7 @@ def remove(repo: Repository, name: str) -> str:
         for branch, commit in tracking(repo, name).items():
             repo.refs.update(tracking_ref(name, branch), None, commit)
         url = known.pop(name)
+        upstreams.dropped(repo.db, remote=name)  # as git drops branch.*.remote = NAME
         repo.set_config(CONFIG_KEY, known)
     return url
 
@@ -78,6 +83,72 @@ def default_remote(repo: Repository) -> str:
                           "name the remote")
 
 
+def upstream_of(repo: Repository, branch: str | None) -> Upstream | None:
+    """The recorded upstream of `branch` (None: none recorded, or no branch), whose remote
+    must still exist."""
+    up = upstreams.get(repo.db, branch) if branch is not None else None
+    if up is not None and up.remote not in remotes(repo):
+        raise ValidationError(f"the upstream of branch {branch!r} is {up.name!r}, but there is "
+                              f"no remote {up.remote!r}; `memstore branch --unset-upstream "
+                              f"{branch}` forgets it")
+    return up
+
+
+def remote_for(repo: Repository, branch: str | None) -> str:
+    """The remote a command given none uses for `branch`: its upstream's, else the default."""
+    up = upstream_of(repo, branch)
+    return up.remote if up is not None else default_remote(repo)
+
+
+def set_upstream(repo: Repository, branch: str | None, target: str) -> tuple[str, Upstream]:
+    """`branch --set-upstream-to REMOTE/BRANCH [NAME]`: records the upstream of `branch`
+    (default: the current one), a remote-tracking branch that exists (fetched or pushed);
+    returns the branch and its upstream."""
+    branch = _local(repo, branch)
+    remote, _, theirs = target.partition("/")
+    if not theirs:
+        raise ValidationError(f"invalid upstream {target!r}: give REMOTE/BRANCH (a remote's "
+                              "branch, as `origin/main`)")
+    url_of(repo, remote)  # a remote that exists
+    up = Upstream(remote, check_ref_name(theirs))
+    with repo.lock(), transaction(repo.db):
+        if repo.refs.read(tracking_ref(remote, theirs)) is None:
+            raise ValidationError(f"the upstream branch {target!r} does not exist here: fetch "
+                                  f"{remote} first (`memstore fetch {remote}`)")
+        repo.set_config(upstreams.CONFIG_KEY, upstreams.table_with(repo.db, branch, up))
+    return branch, up
+
+
+def unset_upstream(repo: Repository, branch: str | None) -> str:
+    """`branch --unset-upstream [NAME]`: forgets the upstream of `branch` (default: the
+    current one), malformed or naming a remote gone; returns the branch."""
+    branch = branch if branch is not None else repo.head().branch
+    if branch is None:
+        raise ValidationError("HEAD is detached: name the branch")
+    with repo.lock(), transaction(repo.db):
+        raw = repo.get_config(upstreams.CONFIG_KEY)
+        if raw is None or isinstance(raw, dict) and branch not in raw:  # malformed: cleared
+            raise ValidationError(f"branch {branch!r} has no upstream")
+        repo.set_config(upstreams.CONFIG_KEY, upstreams.table_with(repo.db, branch, None))
+    return branch
+
+
+def record_upstream(repo: Repository, branch: str, up: Upstream) -> None:
+    """`push -u`: records `up` as the upstream of `branch`, after the push."""
+    with repo.lock(), transaction(repo.db):
+        repo.set_config(upstreams.CONFIG_KEY, upstreams.table_with(repo.db, branch, up))
+
+
+def _local(repo: Repository, branch: str | None) -> str:
+    head = repo.head()
+    branch = branch if branch is not None else head.branch
+    if branch is None:
+        raise ValidationError("HEAD is detached: name the branch")
+    if repo.refs.read(branch_ref(branch)) is None and branch != head.branch:
+        raise ValidationError(f"no branch {branch!r}")
+    return branch
+
+
 def tracking_ref(remote: str, branch: str) -> str:
     return f"{REMOTES}{remote}/{branch}"
 
@@ -88,21 +159,30 @@ def tracking(repo: Repository, remote: str) -> dict[str, str]:
 
 
 def upstream(repo: Repository) -> dict[str, object] | None:
-    """Where the current branch stands against its remote-tracking branch (the default
-    remote's branch of the same name, as `pull` merges it): its name, commit, and the
-    commits each side has that the other lacks (`ahead`, `behind`), as of the last fetch;
-    None on a detached HEAD, an unborn branch, or with no such tracking branch."""
+    """Where the current branch stands against its upstream (the recorded one, else the
+    default remote's branch of the same name, as `pull` merges it): its name, commit, and
+    the commits each side has that the other lacks (`ahead`, `behind`), as of the last
+    fetch; None on a detached HEAD, an unborn branch, or with no such tracking branch. A
+    recorded upstream whose remote or branch is gone has `gone` true (and commit, ahead,
+    behind None), as git's 'the upstream is gone'. A malformed one is a MemstoreError."""
     from ..store import history
 
     head = repo.head()
-    try:
-        remote = default_remote(repo)
-    except ValidationError:  # several remotes, none 'origin': no default to compare with
+    if head.branch is None or head.commit is None:
         return None
-    theirs = repo.refs.read(tracking_ref(remote, head.branch)) if head.branch else None
-    if head.commit is None or theirs is None:
-        return None
+    up = upstreams.get(repo.db, head.branch)
+    recorded = up is not None
+    if up is None:
+        try:
+            up = Upstream(default_remote(repo), head.branch)
+        except ValidationError:  # several remotes, none 'origin': no default to compare with
+            return None
+    theirs = (repo.refs.read(tracking_ref(up.remote, up.branch))
+              if up.remote in remotes(repo) else None)
+    if theirs is None:
+        return ({"name": up.name, "commit": None, "ahead": None, "behind": None, "gone": True}
+                if recorded else None)
     g = history.graph(repo.db)
     ours_all, theirs_all = history.ancestors(g, head.commit), history.ancestors(g, theirs)
-    return {"name": f"{remote}/{head.branch}", "commit": theirs,
-            "ahead": len(ours_all - theirs_all), "behind": len(theirs_all - ours_all)}
+    return {"name": up.name, "commit": theirs, "ahead": len(ours_all - theirs_all),
+            "behind": len(theirs_all - ours_all), "gone": False}

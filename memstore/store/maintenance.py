@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 
 from ..editing.progress import progress
 from ..errors import MemstoreError
-from . import config, snapshots, stats_records
+from . import config, snapshots, stats_records, upstreams
 from .commits import Commit, CorruptRecordError, load_layer, load_requests, load_zs
 from .objects import OBJECT_ID, CorruptObjectError, DiskObjectStore, MissingObjectError
 from .refs import HEAD, HEADS, Refs
@@ -360,7 +360,7 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
 
 def _check_config(store: Storage) -> list[str]:
     out = []
-    for read in (config.read_base, config.read_settings, config.rows):
+    for read in (config.read_base, config.read_settings, config.rows, upstreams.check):
         try:
             read(store.db)
         except MemstoreError as e:

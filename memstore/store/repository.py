@@ -29,7 +29,16 @@ from ..editing.settings import EditSettings
 from ..editing.statistics import Statistics
 from ..errors import MemstoreError, ValidationError
 from . import author as authors
-from . import config, history, index, maintenance, snapshots, stats_records, writer
+from . import (
+    config,
+    history,
+    index,
+    maintenance,
+    snapshots,
+    stats_records,
+    upstreams,
+    writer,
+)
 from .commits import Commit, StoredSet, load_requests, load_updates, load_zs
 from .config import BaseRecord, path_snapshot
 from .lock import RepositoryLock, WaitCallback
@@ -348,6 +357,7 @@ class Repository:
                 raise MemstoreError(
                     f"branch {name!r} is not merged into any other branch or tag; its commits "
                     "would be lost at the next gc (`branch -D` deletes it anyway)")
+            upstreams.dropped(self.db, branch=name)  # before the ref: its move snapshots both
             self.refs.update(ref, None, expected=commit)
         return commit
 
@@ -366,6 +376,7 @@ class Repository:
             if dst != src and self.refs.read(dst) is not None:
                 raise ValidationError(f"branch {new!r} already exists")
             self.refs.check_new_name(dst, ignoring=src)  # before anything moves
+            upstreams.renamed(self.db, old, new)  # before the refs: their moves snapshot it
             if commit is not None:
                 self.refs.update(src, None, expected=commit)
                 self.refs.update(dst, commit, expected=None)

@@ -1,0 +1,96 @@
+"""A branch's upstream, as git's branch.NAME.remote and branch.NAME.merge: the remote
+branch that `pull`, `push`, `fetch` and `status` use for it when no remote is named.
+
+Kept in the index's config table beside the remotes (key "upstreams": branch → {"remote",
+"merge"}), so copied into every ref snapshot as every config row is. A branch without one
+uses the default rule (origin, or the only remote; the branch of the same name). Renaming
+a branch carries its upstream, deleting it drops it, removing a remote drops the upstreams
+that name it; those writes run inside the caller's transaction, before its ref moves (which
+record the snapshot)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+from ..errors import MemstoreError, ValidationError
+from . import config
+from .refs import check_ref_name
+
+CONFIG_KEY = "upstreams"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    remote: str
+    branch: str  # the remote's branch (git's merge)
+
+    @property
+    def name(self) -> str:
+        return f"{self.remote}/{self.branch}"
+
+
+def _table(db: Database) -> dict:
+    """The upstreams row; a row that is no table of branches is an error naming the way out."""
+    raw = config.get(db, CONFIG_KEY)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise MemstoreError("the repository's upstreams (config row 'upstreams') are malformed; "
+                            "`memstore branch --unset-upstream` clears them")
+    return raw
+
+
+def get(db: Database, branch: str) -> Upstream | None:
+    """The recorded upstream of `branch`, None without one; a malformed one is an error."""
+    entry = _table(db).get(branch)
+    if entry is None:
+        return None
+    try:
+        remote, merge = entry["remote"], entry["merge"]
+        check_ref_name(remote, "remote")
+        check_ref_name(merge)
+        if "/" in remote:
+            raise ValidationError("a remote name holds no '/'")
+    except (KeyError, TypeError, ValidationError):
+        raise MemstoreError(f"the upstream of branch {branch!r} is malformed "
+                            f"({str(entry)[:60]!r}); `memstore branch --unset-upstream "
+                            f"{branch}` forgets it") from None
+    return Upstream(remote, merge)
+
+
+def check(db: Database) -> None:
+    """fsck: a MemstoreError for the first malformed upstream."""
+    for branch in _table(db):
+        get(db, branch)
+
+
+def table_with(db: Database, branch: str, upstream: Upstream | None) -> dict:
+    """The upstreams row with `branch`'s recorded (None: forgotten), to write with
+    Repository.set_config; a malformed row is replaced."""
+    raw = config.get(db, CONFIG_KEY)
+    table = {b: u for b, u in raw.items() if b != branch} if isinstance(raw, dict) else {}
+    if upstream is not None:
+        table[branch] = {"remote": upstream.remote, "merge": upstream.branch}
+    return table
+
+
+def renamed(db: Database, old: str, new: str) -> None:
+    """`branch -m OLD NEW`: NEW takes OLD's upstream (as recorded, even malformed)."""
+    raw = config.get(db, CONFIG_KEY)
+    if isinstance(raw, dict) and old in raw:
+        table = {b: u for b, u in raw.items() if b not in (old, new)}
+        config.put(db, CONFIG_KEY, table | {new: raw[old]})
+
+
+def dropped(db: Database, branch: str | None = None, remote: str | None = None) -> None:
+    """Forgets the upstream of `branch` (`branch -d`), or every one naming `remote`
+    (`remote remove`)."""
+    raw = config.get(db, CONFIG_KEY)
+    if not isinstance(raw, dict):
+        return
+    table = {b: u for b, u in raw.items()
+             if b != branch and not (remote is not None and isinstance(u, dict)
+                                     and u.get("remote") == remote)}
+    if table != raw:
+        config.put(db, CONFIG_KEY, table)

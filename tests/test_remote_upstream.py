@@ -1,0 +1,161 @@
+"""A branch's upstream, as git's branch.NAME.remote/.merge: recorded by `push -u` and
+`branch --set-upstream-to`, forgotten by `branch --unset-upstream`, carried by `branch -m`,
+dropped by `branch -d` and `remote remove`; `pull`, `push`, `fetch` and `status` with no
+remote named use it. A fork workflow: two remotes, neither named origin."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from cli_support import copy_repo, error_line, history_template, ok, run, snapshot
+from remote_support import remote_files
+
+from memstore.store.repository import Repository
+
+
+def setup(base, tmp_path, name="repo"):
+    """A repository with three commits and two remotes, fork and team (folders)."""
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / name)
+    for remote in ("fork", "team"):
+        ok("remote", "add", remote, tmp_path / remote, cwd=repo)
+    return repo, ids
+
+
+def upstream(repo):
+    return json.loads(ok("status", "--json", cwd=repo).stdout)["upstream"]
+
+
+def head(repo) -> str:
+    with Repository.open(repo) as r:
+        return r.head().commit
+
+
+def recorded(repo):
+    with Repository.open(repo) as r:
+        return r.get_config("upstreams")
+
+
+def sql(repo, statement: str, *args) -> None:
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute(statement, args)
+    con.close()
+
+
+def test_push_u_records_the_upstream_that_pull_push_fetch_and_status_use(base, tmp_path):
+    repo, ids = setup(base, tmp_path)
+    assert upstream(repo) is None  # several remotes, none 'origin': no default
+    error_line(run("push", cwd=repo), 2, "none is 'origin': name the remote")
+    out = ok("push", "-u", "team", cwd=repo).stdout
+    assert "branch 'main' set up to track 'team/main'." in out
+    assert recorded(repo) == {"main": {"remote": "team", "merge": "main"}}
+    assert "up to date with 'team/main'" in ok("status", cwd=repo).stdout
+    ok("reset", "HEAD~1", cwd=repo)
+    assert (upstream(repo)["name"], upstream(repo)["behind"], upstream(repo)["gone"]) == \
+        ("team/main", 1, False)
+    assert f"From {tmp_path / 'team'}" in ok("fetch", cwd=repo).stdout
+    ok("pull", cwd=repo)  # team's main, a fast-forward
+    assert head(repo) == ids[2]
+    out = ok("push", cwd=repo).stdout
+    assert f"To {tmp_path / 'team'}" in out and "Everything up-to-date" in out
+    assert not (tmp_path / "fork").exists()  # nothing went to the other remote
+    # an explicit remote is used as before: the branch of the same name there
+    assert "[new branch]" in ok("push", "fork", cwd=repo).stdout
+    assert upstream(repo)["name"] == "team/main"
+    d = json.loads(ok("push", "-u", "fork", "--json", cwd=repo).stdout)
+    assert (d["remote"], d["upstream_set"]) == ("fork", True)
+    assert upstream(repo)["name"] == "fork/main"
+
+
+def test_a_refused_push_records_no_upstream(base, tmp_path):
+    repo, _ = setup(base, tmp_path)
+    other = copy_repo(repo, tmp_path / "other")
+    ok("push", "team", cwd=repo)
+    ok("reset", "HEAD~2", cwd=other)
+    before = snapshot(other)
+    r = run("push", "-u", "team", cwd=other)
+    assert r.exit_code == 1 and "not a fast-forward" in r.stderr
+    assert recorded(other) is None and snapshot(other) == before
+
+
+def test_branch_set_upstream_to_and_unset_upstream(base, tmp_path):
+    repo, _ = setup(base, tmp_path)
+    ok("push", "team", cwd=repo)
+    assert upstream(repo) is None
+    before = snapshot(repo)
+    for args, says in ((["team/nosuch"], "the upstream branch 'team/nosuch' does not exist"),
+                       (["nosuch/main"], "no remote 'nosuch'"),
+                       (["main"], "invalid upstream 'main': give REMOTE/BRANCH"),
+                       (["team/main", "nosuch"], "no branch 'nosuch'")):
+        error_line(run("branch", "--set-upstream-to", *args, cwd=repo), 2, says)
+    error_line(run("branch", "-d", "main", "--set-upstream-to", "team/main", cwd=repo), 2,
+               "take one branch NAME and no other option")
+    error_line(run("branch", "--unset-upstream", cwd=repo), 2, "branch 'main' has no upstream")
+    assert snapshot(repo) == before
+    d = json.loads(ok("branch", "--set-upstream-to", "team/main", "--json", cwd=repo).stdout)
+    assert d == {"branch": "main", "upstream": "team/main"}
+    assert upstream(repo)["ahead"] == 0
+    assert "has no upstream now" in ok("branch", "--unset-upstream", cwd=repo).stdout
+    assert upstream(repo) is None and recorded(repo) == {}
+    ok("branch", "side", cwd=repo)
+    ok("branch", "--set-upstream-to=team/main", "side", cwd=repo)
+    assert recorded(repo) == {"side": {"remote": "team", "merge": "main"}}
+
+
+def test_rename_carries_the_upstream_delete_and_remote_remove_drop_it(base, tmp_path):
+    repo, ids = setup(base, tmp_path)
+    ok("push", "-u", "team", cwd=repo)
+    ok("branch", "-m", "work", cwd=repo)
+    assert recorded(repo) == {"work": {"remote": "team", "merge": "main"}}
+    assert upstream(repo)["name"] == "team/main"
+    ok("reset", "HEAD~1", cwd=repo)
+    ok("pull", cwd=repo)  # team/main, though the branch is named work now
+    assert head(repo) == ids[2]
+    before = remote_files(str(tmp_path / "team"))
+    error_line(run("push", cwd=repo), 2, "the upstream of branch 'work' is 'team/main', "
+                                         "another name")
+    assert remote_files(str(tmp_path / "team")) == before
+    ok("branch", "side", cwd=repo)
+    ok("branch", "--set-upstream-to", "team/main", "side", cwd=repo)
+    ok("branch", "-d", "side", cwd=repo)
+    assert set(recorded(repo)) == {"work"}
+    ok("branch", "side", cwd=repo)  # a new branch of that name has no upstream
+    ok("remote", "remove", "team", cwd=repo)
+    assert recorded(repo) == {}
+    assert upstream(repo) is None
+
+
+def test_a_damaged_or_stale_upstream_is_one_line(base, tmp_path):
+    repo, _ = setup(base, tmp_path)
+    ok("push", "-u", "team", cwd=repo)
+    # a remote gone from the config by hand: status says so, the commands refuse
+    sql(repo, "update config set value = ? where key = 'upstreams'",
+        json.dumps({"main": {"remote": "gone", "merge": "main"}}))
+    before = snapshot(repo)
+    assert upstream(repo) == {"name": "gone/main", "commit": None, "ahead": None,
+                              "behind": None, "gone": True}
+    assert "based on 'gone/main', but the upstream is gone" in ok("status", cwd=repo).stdout
+    for command in ("push", "pull", "fetch"):
+        error_line(run(command, cwd=repo), 2, "the upstream of branch 'main' is 'gone/main', "
+                                              "but there is no remote 'gone'")
+    assert snapshot(repo) == before
+    # the remote-tracking branch gone
+    ok("branch", "--set-upstream-to", "team/main", cwd=repo)
+    sql(repo, "delete from refs where name = 'refs/remotes/team/main'")
+    assert upstream(repo)["gone"] is True
+    # malformed: an entry, then the whole row
+    for value, says in (({"main": {"remote": 5, "merge": "main"}},
+                         "the upstream of branch 'main' is malformed"),
+                        ({"main": "team/main"}, "the upstream of branch 'main' is malformed"),
+                        ([], "upstreams (config row 'upstreams') are malformed")):
+        sql(repo, "update config set value = ? where key = 'upstreams'", json.dumps(value))
+        r = ok("status", cwd=repo)
+        assert r.stderr.strip() == f"warning: {error_line(run('push', cwd=repo), 1, says)}" \
+            .replace("memstore: error: ", "")
+        error_line(run("pull", cwd=repo), 1, says)
+        r = run("fsck", cwd=repo)
+        assert r.exit_code == 1 and any(line.startswith("config: ") and says in line
+                                        for line in r.stdout.splitlines()), r.output
+        ok("branch", "--unset-upstream", cwd=repo)
+        assert upstream(repo) is None
