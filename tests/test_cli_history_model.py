@@ -701,6 +701,8 @@ SCRIPTS = {  # the cases the README's revert row names, through the same checks
     "a merge that took out a fact written since": TOOK_OUT + [
         ("commit", [(YASUDA[0], "English")], False), ("revert", 7)],
     "a fact put back, met again": MET_AGAIN + [("revert", 11), ("squash", 0)],
+    "a fact put back, squashed, met again": MET_AGAIN[:10] + [("squash", 0)] + MET_AGAIN[10:]
+    + [("revert", 12)],
 }
 
 

@@ -425,6 +425,41 @@ def test_a_revert_of_a_merge_built_on_the_merged_side(history, tmp_path_factory,
     assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
 
 
+def test_a_fact_a_revert_of_a_merge_put_back_holds_it_after_a_squash_and_gc(base, tmp_path):
+    """b1 reverts main's A; the merge takes A's fact out, its revert R puts it back; a
+    squash onto the merge replaces R and gc drops it. b2 (from A) writes the fact again and
+    is merged: a revert of b2's write leaves main's (put back). It took the fact out: the
+    squash's copy of the put-back write read as one b1's revert of A took out, once gc left
+    R out of its line (the squash now records it: info `restored`)."""
+    repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
+    fact = ("Toko Yasuda", "The mother tongue of {} is", "French")
+
+    def commit(name: str, facts) -> str:
+        path = write_facts(tmp_path / f"{name}.jsonl", [(*f, "x") for f in facts])
+        return last_line(ok("commit", path, cwd=repo_dir))
+
+    a = commit("a", [fact])
+    ok("branch", "b1", cwd=repo_dir)
+    ok("branch", "b2", cwd=repo_dir)
+    commit("c", [("Lionel Messi", "{} plays", "soccer")])
+    ok("switch", "b1", cwd=repo_dir)
+    ok("revert", a, cwd=repo_dir)
+    ok("switch", "main", cwd=repo_dir)
+    merge = last_line(ok("merge", "b1", cwd=repo_dir))
+    ok("revert", merge, cwd=repo_dir)
+    assert subjects_live(repo_dir) == ["Lionel Messi", "Toko Yasuda"]
+    ok("branch", "-D", "b1", cwd=repo_dir)
+    ok("squash", merge, cwd=repo_dir)
+    ok("gc", cwd=repo_dir)
+    ok("switch", "b2", cwd=repo_dir)
+    again = commit("y", [fact])
+    ok("switch", "main", cwd=repo_dir)
+    ok("merge", "b2", cwd=repo_dir)
+    ok("revert", again, cwd=repo_dir)
+    assert subjects_live(repo_dir) == ["Lionel Messi", "Toko Yasuda"]
+    assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+
+
 @pytest.mark.parametrize("squash", [False, True])
 def test_a_fact_written_again_stays_after_a_revert_squashed_or_not(base, tmp_path, squash):
     """P writes Jordan -> soccer and Messi -> tennis, C writes Jordan -> soccer again. A

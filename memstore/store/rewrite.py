@@ -159,11 +159,24 @@ def _reverted_by(c: Commit) -> list[str]:
     return list(c.info.get("reverted", [])) if c.operation == "squash" else []
 
 
+def _undone(repo: Repository, g: dict, c: Commit) -> list[str]:
+    """For a revert `c` of a merge that put facts back (info `restored`): the commits the
+    reverts of that merge's merged side took out, which it undid; none for another."""
+    merge = c.info.get("reverted") if "restored" in c.info else None
+    if c.operation != "revert" or merge is None or not repo.has_commit(merge):
+        return []
+    side = _Taken(g, repo.get_commit(merge)).commits
+    return [t for x in side if repo.has_commit(x) for t in _reverted_by(repo.get_commit(x))]
+
+
 def _restored(repo: Repository, w: Write) -> bool:
-    """Whether write `w` is one a revert of a merge put back (its set `restored`)."""
+    """Whether write `w` is one a revert of a merge put back (info `restored`: the set's
+    index), or a squash's copy of one (info `restored`: the positions of those writes)."""
     if not repo.has_commit(w[0]):  # a commit a squash replaced, gone since (gc, a clone)
         return False
     c = repo.get_commit(w[0])
+    if c.operation == "squash":
+        return w[2] in c.info.get("restored", ())
     return c.operation == "revert" and c.info.get("restored") == w[1]
 
 
@@ -200,7 +213,8 @@ class _Owners:
     def gone(self, w: Write) -> bool:
         """Whether a revert in HEAD's history took `w` out (it would have dropped it): not
         one older than a revert of a merge that put `w` back (its line passes through the
-        set of the facts that revert restored), which undid it."""
+        set of the facts that revert restored, or a squash's copy of one: _restored), which
+        undid it."""
         if self._gone is None:
             pairs: list[tuple[str, str]] = []  # (the revert or squash, a commit it took out)
             for r in self.repo.db.query(
@@ -486,9 +500,11 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
             if other is not None:
                 added.append(LiveFact(f.request, *other))
         # what the reverts squashed took out of commits before `rev`: gone, after gc, with
-        # them, and no write may tell (a revert of a fact another holder keeps writes none)
+        # them, and no write may tell (a revert of a fact another holder keeps writes none);
+        # not what a revert of a merge squashed put back (the reverts of its merged side)
+        undone = {t for c in squashed for t in _undone(repo, owners.g, repo.get_commit(c))}
         reverted = [t for c in map(repo.get_commit, squashed) for t in _reverted_by(c)
-                    if t not in squashed]
+                    if t not in squashed and t not in undone]
         with phase("loading the state at HEAD"):
             base = state_of(repo, head)
         requests = [f.request for f in added]
@@ -508,11 +524,15 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
             message = (f"Squash {len(squashed)} commits after {after} "
                        f"({len(added)} facts)\n\n" + "\n".join(lines))
         sources = prov.squash_sources(added, set(squashed))
+        # the writes carried from one a revert of a merge put back: gc may drop that revert
+        restored = [n for n, f in enumerate(added) if any(
+            _restored(repo, x) for x in prov.line((f.commit, f.set_index, f.position)))]
         new = repo.write_commit(results, parents=[onto] if onto is not BASE else [],
                                 basis=onto, message=message,
                                 metrics=metrics, operation="squash",
                                 info={"squashed": squashed, "sources": sources}
-                                | ({"reverted": reverted} if reverted else {}),
+                                | ({"reverted": reverted} if reverted else {})
+                                | ({"restored": restored} if restored else {}),
                                 expected=head)
     return Report(new, new.id, metrics, {"squashed": squashed, "before": before,
                                          "n_facts": len(added)}, time.perf_counter() - t0)
