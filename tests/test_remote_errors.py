@@ -76,6 +76,26 @@ def test_bad_remote_urls_and_names(repo):
     refused("fsck", "nope", code=2, repo=repo, says="no remote 'nope' and no folder of that name")
 
 
+@pytest.mark.parametrize("row", [[1], {"origin": 5}, "origin"])
+def test_a_hand_edited_remotes_row_is_one_line(repo, row):
+    """A remotes row that is not names and URLs was a traceback ('list' object has no
+    attribute 'items') from remote, push, fetch and status."""
+    import sqlite3
+
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("insert or replace into config (key, value) values ('remotes', ?)",
+                    (json.dumps(row),))
+    con.close()
+    before = snapshot(repo)
+    for args in (["remote"], ["push"], ["fetch"], ["pull"], ["remote", "add", "x", "/tmp/x"]):
+        error_line(run(*args, cwd=repo), 1, "the repository's remotes (config row 'remotes') "
+                                            "are malformed")
+    r = ok("status", cwd=repo)
+    assert r.stderr.startswith("warning: the repository's remotes") and "Traceback" not in r.output
+    assert snapshot(repo) == before
+
+
 def test_nothing_to_push(repo, tmp_path):
     ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
     refused("push", "origin", "nobranch", code=2, repo=repo,  # not "has no commits"

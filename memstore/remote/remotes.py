@@ -8,7 +8,7 @@ branch's upstream (store.upstreams), when recorded, names the remote branch that
 fetch, pull and status use for it; without one, the default remote's branch of its name."""
 from __future__ import annotations
 
-from ..errors import ValidationError
+from ..errors import MemstoreError, ValidationError
 from ..store import upstreams
 from ..store.refs import REMOTES, branch_ref, check_ref_name
 from ..store.repository import Repository
@@ -28,8 +28,13 @@ def check_remote_name(name: str) -> str:
 
 
 def remotes(repo: Repository) -> dict[str, str]:
-    """Name → URL of every remote."""
-    return dict(sorted((repo.get_config(CONFIG_KEY) or {}).items()))
+    """Name → URL of every remote; a row that is not names and URLs (edited by hand) is
+    an error naming it."""
+    raw = repo.get_config(CONFIG_KEY) or {}
+    if not (isinstance(raw, dict) and all(isinstance(u, str) for u in raw.values())):
+        raise MemstoreError(f"the repository's remotes (config row {CONFIG_KEY!r}) are "
+                            f"malformed ({str(raw)[:60]!r}): not remote names and URLs")
+    return dict(sorted(raw.items()))
 
 
 def add(repo: Repository, name: str, url: str) -> str:
