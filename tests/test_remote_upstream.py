@@ -31,6 +31,12 @@ def head(repo) -> str:
         return r.head().commit
 
 
+def snapshotted(repo) -> bool:
+    """fsck finds the refs and config in an up-to-date snapshot (the copy a lost index is
+    rebuilt from), so each upstream write recorded one."""
+    return ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
 def recorded(repo):
     with Repository.open(repo) as r:
         return r.get_config("upstreams")
@@ -49,7 +55,7 @@ def test_push_u_records_the_upstream_that_pull_push_fetch_and_status_use(base, t
     error_line(run("push", cwd=repo), 2, "none is 'origin': name the remote")
     out = ok("push", "-u", "team", cwd=repo).stdout
     assert "branch 'main' set up to track 'team/main'." in out
-    assert recorded(repo) == {"main": {"remote": "team", "merge": "main"}}
+    assert recorded(repo) == {"main": {"remote": "team", "merge": "main"}} and snapshotted(repo)
     assert "up to date with 'team/main'" in ok("status", cwd=repo).stdout
     ok("reset", "HEAD~1", cwd=repo)
     assert (upstream(repo)["name"], upstream(repo)["behind"], upstream(repo)["gone"]) == \
@@ -95,7 +101,7 @@ def test_branch_set_upstream_to_and_unset_upstream(base, tmp_path):
     assert snapshot(repo) == before
     d = json.loads(ok("branch", "--set-upstream-to", "team/main", "--json", cwd=repo).stdout)
     assert d == {"branch": "main", "upstream": "team/main"}
-    assert upstream(repo)["ahead"] == 0
+    assert upstream(repo)["ahead"] == 0 and snapshotted(repo)
     assert "has no upstream now" in ok("branch", "--unset-upstream", cwd=repo).stdout
     assert upstream(repo) is None and recorded(repo) == {}
     ok("branch", "side", cwd=repo)
@@ -107,7 +113,7 @@ def test_rename_carries_the_upstream_delete_and_remote_remove_drop_it(base, tmp_
     repo, ids = setup(base, tmp_path)
     ok("push", "-u", "team", cwd=repo)
     ok("branch", "-m", "work", cwd=repo)
-    assert recorded(repo) == {"work": {"remote": "team", "merge": "main"}}
+    assert recorded(repo) == {"work": {"remote": "team", "merge": "main"}} and snapshotted(repo)
     assert upstream(repo)["name"] == "team/main"
     ok("reset", "HEAD~1", cwd=repo)
     ok("pull", cwd=repo)  # team/main, though the branch is named work now
@@ -119,10 +125,10 @@ def test_rename_carries_the_upstream_delete_and_remote_remove_drop_it(base, tmp_
     ok("branch", "side", cwd=repo)
     ok("branch", "--set-upstream-to", "team/main", "side", cwd=repo)
     ok("branch", "-d", "side", cwd=repo)
-    assert set(recorded(repo)) == {"work"}
+    assert set(recorded(repo)) == {"work"} and snapshotted(repo)
     ok("branch", "side", cwd=repo)  # a new branch of that name has no upstream
     ok("remote", "remove", "team", cwd=repo)
-    assert recorded(repo) == {}
+    assert recorded(repo) == {} and snapshotted(repo)
     assert upstream(repo) is None
 
 
