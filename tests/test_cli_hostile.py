@@ -182,6 +182,14 @@ def linked_manifest(b: Box) -> None:
     manifest.symlink_to(b.outside / "manifest.json")
 
 
+def piped_weights(b: Box) -> None:
+    """A PEFT export whose weights file became a pipe (verify waited on it for ever)."""
+    ok("export", "HEAD", b.root / "exp", "--format", "peft", cwd=b.repo)
+    weights = b.root / "exp" / "adapter_model.safetensors"
+    weights.unlink()
+    os.mkfifo(weights)
+
+
 LONG = "word " * 400
 CASES = [
     # -- facts files ---------------------------------------------------------------------
@@ -281,6 +289,8 @@ CASES = [
     c("verify a manifest that is a pipe", lambda b: ["verify", b.root / "m3"], 2,
       "not a regular file", setup=lambda b: ((b.root / "m3").mkdir(),
                                              os.mkfifo(b.root / "m3" / "memstore-manifest.json"))),
+    c("verify an export whose weights are a pipe", lambda b: ["verify", b.root / "exp"], 1,
+      "adapter_model.safetensors is not a regular file", setup=piped_weights),
     c("verify a manifest that is a folder", lambda b: ["verify", b.root / "m4"], 2,
       "not a regular file", setup=lambda b: (b.root / "m4" / "memstore-manifest.json").mkdir(
           parents=True)),

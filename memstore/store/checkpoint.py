@@ -98,6 +98,8 @@ def checkpoint_tensors(directory: str | Path, files: list[str] | None = None,
         path = Path(directory) / f
         if path.is_symlink():
             raise MemstoreError(f"{path} is a symbolic link")
+        if path.exists() and not path.is_file():  # a pipe would never end the read
+            raise MemstoreError(f"{path} is not a regular file")
         try:
             with safe_open(str(path), "pt") as st:
                 for name in st.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
