@@ -105,7 +105,9 @@ def test_revisions(repo3):
 
 
 @pytest.mark.parametrize("rev", ["nope", "HEAD~3", "HEAD^2", "abc", "main~x", "~1", "HEAD^^^^",
-                                 "0000", "v1..main", ""])
+                                 "0000", "v1..main", "",
+                                 # digits of other scripts (int() reads them): not git's
+                                 "HEAD~\u0661", "HEAD^\uff11", "main~\u0967"])
 def test_unknown_revisions(repo3, rev):
     repo, _ = repo3
     with pytest.raises(ValidationError, match=re.escape(f"unknown revision {rev!r}")):

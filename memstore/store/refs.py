@@ -23,7 +23,7 @@ HEADS = "refs/heads/"
 TAGS = "refs/tags/"
 REMOTES = "refs/remotes/"  # what a fetch last saw of each remote's branches
 _HEX = re.compile(r"^[0-9a-f]+$")
-_SUFFIXES = re.compile(r"(?:~\d*|\^\d*)*")
+_SUFFIXES = re.compile(r"(?:~[0-9]*|\^[0-9]*)*")  # ASCII digits: int() reads others too
 MIN_PREFIX = 4
 SHOWN = 100  # characters of a revision an error quotes
 
@@ -277,7 +277,7 @@ class Refs:
             raise ValidationError(f"unknown revision {shown!r}")
         commit = self._resolve_base(base, shown)
         walked = {commit}
-        for op, count in re.findall(r"([~^])(\d*)", suffix):
+        for op, count in re.findall(r"([~^])([0-9]*)", suffix):
             n = int(count) if count else 1
             if op == "~":
                 for _ in range(n):
