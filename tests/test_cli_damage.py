@@ -379,3 +379,81 @@ def test_parents_rows_that_loop_are_named_not_listed_twice(history):
         error_line(run(*args, cwd=repo), 1, "loop back to it; run `memstore fsck --repair`")
     ok("fsck", "--repair", cwd=repo)
     assert [e["id"] for e in json.loads(ok("log", "--json", cwd=repo).stdout)] == [c3, c2, c1]
+
+
+def _info(operation: str, **info) -> Callable[[dict], None]:
+    """HEAD's record made a commit of `operation` with `info` keys (a rewrite's)."""
+    return lambda rec: rec.update(operation=operation, info=rec["info"] | info)
+
+
+_ID = "ab" * 32
+FORGED_INFO = {  # each a key revert, squash, blame or provenance read back, of another shape
+    "revert restored, a string": _info("revert", restored="0"),
+    "revert restored, negative": _info("revert", restored=-1),
+    "revert restored, past the sets": _info("revert", restored=1),
+    "revert restored, a set no source was recorded for": _info("revert", restored=0),
+    "revert sources, a string": _info("revert", sources="ab"),
+    "revert sources, a list too short": _info("revert", sources=[[0, 0]]),
+    "revert sources, a position past the set": _info("revert", sources=[[0, 9, _ID, 0, 0]]),
+    "revert sources, not an id": _info("revert", sources=[[0, 0, "C1", 0, 0]]),
+    "revert reverted, a list": _info("revert", reverted=[_ID]),
+    "revert replayed, a string": _info("revert", replayed=_ID),
+    "squash restored, a number": _info("squash", restored=0),
+    "squash restored, past the requests": _info("squash", restored=[7]),
+    "squash sources, a list of writes": _info("squash", sources=[[[_ID, 0, 0]]]),
+    "squash sources, a path too short": _info("squash", sources={"commits": [_ID],
+                                                                 "paths": [[0, 0]] * 2}),
+    "squash sources, a commit past the list": _info("squash", sources={
+        "commits": [_ID], "paths": [[1, 0, 0]] * 2}),
+    "squash reverted, a string": _info("squash", reverted=_ID),
+    "cherry-pick picked, a list": _info("cherry-pick", picked=[_ID]),
+    "cherry-pick picked, a number": _info("cherry-pick", picked=5),
+}
+
+
+@pytest.mark.parametrize("damage", FORGED_INFO)
+def test_a_rewrite_record_of_another_shape_is_refused_in_one_line(history, damage):
+    """The keys of a commit's info that revert, squash and blame read back were read as
+    found: a revert's sources of another shape were a ValueError or IndexError traceback
+    from blame, a squash's restored a number a TypeError from revert and squash, and a
+    restored index of another type, or a picked commit that is a list, silently read as
+    absent (log, show, blame and fsck said nothing). The record is now refused where it is
+    read, naming the object, and fsck names it."""
+    repo, _ = history
+    head = forge_head(repo, FORGED_INFO[damage])
+    for args in (["log"], ["show", "HEAD"], ["blame"]):
+        r = run(*args, cwd=repo)
+        err = r.stderr.strip().splitlines()
+        assert r.exit_code == 1 and len(err) == 1, (args, r.output)
+        assert f"object {head} is not a well-formed commit record" in err[0], err
+        assert "info " in err[0] or "not an object id" in err[0], err
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and f"commit {head[:12]}: unreadable record" in r.stdout, r.output
+
+
+@pytest.mark.parametrize("operation", ["revert", "squash"])
+def test_a_recorded_source_another_commit_has_not_is_named(history, operation):
+    """A revert's (or a squash's) recorded source naming set 7, request 9 of C1, which C1
+    has not: blame followed it, an IndexError traceback; fsck said ok. Now blame names
+    the record in one line, and fsck names it."""
+    repo, (c1, c2, _) = history
+    assert run("revert", c2, cwd=repo).exit_code == 0  # HEAD: C3's set replayed
+    if operation == "revert":
+        head = forge_head(repo, lambda rec: rec["info"].update(sources=[[0, 0, c1, 7, 9]]))
+    else:
+        n = rec_n(repo)
+        head = forge_head(repo, lambda rec: rec.update(operation="squash", info={
+            "squashed": [], "sources": {"commits": [c1], "paths": [[0, 7, 9]] * n}}))
+    said = f"object {head}: its record names request 9 of set 7 of commit {c1[:12]}"
+    r = run("blame", cwd=repo)
+    err = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and len(err) == 1 and said in err[0], r.output
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and f"commit {head[:12]}: its record names request 9 of set 7" \
+        in r.stdout, r.output
+
+
+def rec_n(repo: Path) -> int:
+    """The requests of HEAD's record."""
+    with Repository.open(repo) as r:
+        return r.get_commit(r.head().commit).n_requests

@@ -30,6 +30,7 @@ from ..editing.result import EditResult, LayerUpdate
 from ..editing.settings import EditSettings
 from ..errors import MemstoreError, NumericalError, ValidationError
 from .author import check as check_author
+from .commit_info import check as check_info
 from .objects import ObjectStore, canonical_json, check_object_id, hash_bytes, plain
 
 FORMAT = 1
@@ -172,11 +173,13 @@ class Commit:
             raise TypeError("author must be a string")
         if d.get("author") is not None and check_author(d["author"], "author") != d["author"]:
             raise ValueError("author must be one line of printable text, no spaces around")
+        update_sets = tuple(UpdateSet.from_json(s) for s in d["update_sets"])
+        check_info(d["operation"], d.get("info", {}), [s.n for s in update_sets])
         return cls(
             id=oid, parents=tuple(d["parents"]), base=d["base"], basis=d["basis"],
-            update_sets=tuple(UpdateSet.from_json(s) for s in d["update_sets"]),
-            message=d["message"], time=d["time"], operation=d["operation"],
-            metrics=d.get("metrics", {}), info=d.get("info", {}), author=d.get("author"),
+            update_sets=update_sets, message=d["message"], time=d["time"],
+            operation=d["operation"], metrics=d.get("metrics", {}), info=d.get("info", {}),
+            author=d.get("author"),
         )
 
 

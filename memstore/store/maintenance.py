@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 
 from ..editing.progress import progress
 from ..errors import MemstoreError
-from . import config, snapshots, stats_records, upstreams
+from . import commit_info, config, snapshots, stats_records, upstreams
 from .commits import Commit, CorruptRecordError, load_layer, load_requests, load_zs
 from .objects import OBJECT_ID, CorruptObjectError, DiskObjectStore, MissingObjectError
 from .refs import HEAD, HEADS, Refs
@@ -262,8 +262,25 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
     # (a clone fetched without --with-stats recomputes them when a replay needs them)
     if not out:
         out.extend(_check_request_rows(store, commit))
+        out.extend(_source_problems(store, commit, rows))
     if not out and verify:
         out.extend(_layer_problems(store, commit))
+    return out
+
+
+def _source_problems(store: Storage, commit: Commit, rows: dict) -> list[str]:
+    """The writes its record names as sources (a revert's, a squash's) that a commit the
+    repository holds has not: blame, revert and squash refuse the record (a commit not
+    held is one gc or a clone left out)."""
+    out = []
+    for c, i, p in commit_info.sources(commit.operation, commit.info):
+        try:
+            sets = store.commit(c).update_sets if c in rows else None
+        except (MemstoreError, KeyError, TypeError, ValueError):
+            continue  # that commit's own check names it
+        if sets is not None and not (i < len(sets) and p < sets[i].n):
+            out.append(f"commit {commit.id[:12]}: its record names request {p} of set {i} "
+                       f"of commit {c[:12]} as a source, which that commit has not")
     return out
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from ..editing.requests import Request
 from ..errors import MemstoreError
-from .commits import load_requests
+from .commits import CorruptRecordError, load_requests
 from .history import LiveFact, SetRef
 from .repository import Repository
 
@@ -112,12 +112,24 @@ class Provenance:
         if c.operation == "revert":  # a write it made again from another write's z-vector
             for s, p, *source in c.info.get("sources", ()):
                 if (s, p) == (w[1], w[2]):
-                    return [(source[0], source[1], source[2])]
+                    return self._recorded(c.id, [(source[0], source[1], source[2])])
         if c.operation == "squash" and "sources" in c.info:
             ids, path = c.info["sources"]["commits"], c.info["sources"]["paths"][w[2]]
-            return [(ids[path[k]], path[k + 1], path[k + 2]) for k in range(0, len(path), 3)]
+            return self._recorded(c.id, [(ids[path[k]], path[k + 1], path[k + 2])
+                                         for k in range(0, len(path), 3)])
         at = self.source(SetRef(c.id, w[1], c.update_sets[w[1]]), w[2])
         return [] if at is None else [(at[0].commit, at[0].index, at[1])]
+
+    def _recorded(self, by: str, writes: list[Write]) -> list[Write]:
+        """`writes`, recorded by commit `by` as sources: each in its commit, where the
+        repository holds that commit (the record is checked alone when read: commits.py)."""
+        for c, i, p in writes:
+            sets = self.repo.get_commit(c).update_sets if self.repo.has_commit(c) else None
+            if sets is not None and not (i < len(sets) and p < sets[i].n):
+                raise CorruptRecordError(f"object {by}: its record names request {p} of set "
+                                         f"{i} of commit {c[:12]} as a source, which that "
+                                         "commit has not; run `memstore fsck`")
+        return writes
 
     def _live_write(self, commit: str, written: Fact) -> tuple[SetRef, int] | None:
         at = self._live_at(commit).get(written[:2])

@@ -1,0 +1,106 @@
+"""The keys of a commit record's `info` that rewrites read back (provenance, revert,
+squash, blame), checked when the record is read: a well-hashed record of another shape
+(another machine's push, a hand edit) is one line naming the object, not a traceback deep
+in a command nor a value silently read as another. Each key is optional (older records
+lack the newer ones); other keys are not read back by a rewrite and are not checked.
+
+    revert        reverted (a commit id), replayed (commit ids), sources (per copied
+                  write: its set, its position, and the source write's commit, set and
+                  position), restored (the index of the set of the facts it put back)
+    squash        squashed, reverted (commit ids), sources (commits: ids; paths: per
+                  request, writes as three numbers, a commit's place in commits, its set
+                  and position), restored (positions of its requests)
+    cherry-pick   picked (a commit id)"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .objects import check_object_id
+
+
+def _index(x: Any, n: int, what: str) -> int:
+    """`x` as a position below `n`."""
+    if not isinstance(x, int) or isinstance(x, bool) or not 0 <= x < n:
+        raise ValueError(f"info {what}: {x!r} is not a position"
+                         + (f" below {n}" if n != float("inf") else ""))
+    return x
+
+
+def _ids(x: Any, what: str) -> None:
+    if not isinstance(x, list):
+        raise TypeError(f"info {what} must be a list of commit ids")
+    for oid in x:
+        check_object_id(oid)
+
+
+def check(operation: str, info: dict[str, Any], sizes: Sequence[int]) -> None:
+    """Raises TypeError/ValueError (ValidationError for an id) where a key of `info` that
+    `operation`'s commits record is of another shape; `sizes`: the requests of each of the
+    commit's update sets."""
+    if operation == "revert":
+        _revert(info, sizes)
+    elif operation == "squash":
+        _squash(info, sum(sizes))
+    elif operation == "cherry-pick" and "picked" in info:
+        check_object_id(info["picked"])
+
+
+def _revert(info: dict[str, Any], sizes: Sequence[int]) -> None:
+    if "reverted" in info:
+        check_object_id(info["reverted"])
+    if "replayed" in info:
+        _ids(info["replayed"], "replayed")
+    sources = info.get("sources", [])
+    if not isinstance(sources, list):
+        raise TypeError("info sources must be a list")
+    for x in sources:
+        if not isinstance(x, list) or len(x) != 5:
+            raise ValueError(f"info sources: {x!r} is not [set, position, commit, set, "
+                             "position]")
+        s = _index(x[0], len(sizes), "sources")
+        _index(x[1], sizes[s], "sources")
+        check_object_id(x[2])
+        for k in x[3:]:
+            _index(k, float("inf"), "sources")  # within its commit: Provenance checks
+    if "restored" in info:  # each write of that set a copy of another (its source)
+        r = _index(info["restored"], len(sizes), "restored")
+        if {x[1] for x in sources if x[0] == r} != set(range(sizes[r])):
+            raise ValueError(f"info restored: set {r} has writes with no source")
+
+
+def _squash(info: dict[str, Any], n: int) -> None:
+    for key in ("squashed", "reverted"):
+        if key in info:
+            _ids(info[key], key)
+    restored = info.get("restored", [])
+    if not isinstance(restored, list):
+        raise TypeError("info restored must be a list of positions")
+    for p in restored:
+        _index(p, n, "restored")
+    if "sources" not in info:
+        return
+    sources = info["sources"]
+    if not isinstance(sources, dict) or not isinstance(sources.get("paths"), list):
+        raise TypeError("info sources must hold commits and paths")
+    _ids(sources.get("commits"), "sources commits")
+    if len(sources["paths"]) != n:
+        raise ValueError(f"info sources: {len(sources['paths'])} paths for {n} requests")
+    for path in sources["paths"]:
+        if not isinstance(path, list) or len(path) % 3:
+            raise ValueError(f"info sources: {path!r} is not writes of three numbers")
+        for k in range(0, len(path), 3):
+            _index(path[k], len(sources["commits"]), "sources")
+            for x in path[k + 1:k + 3]:
+                _index(x, float("inf"), "sources")
+
+
+def sources(operation: str, info: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """The writes (commit, set, position) a checked record names as its writes' sources."""
+    if operation == "revert":
+        return [(x[2], x[3], x[4]) for x in info.get("sources", [])]
+    if operation == "squash" and "sources" in info:
+        ids = info["sources"]["commits"]
+        return [(ids[path[k]], path[k + 1], path[k + 2])
+                for path in info["sources"]["paths"] for k in range(0, len(path), 3)]
+    return []
