@@ -236,9 +236,10 @@ def cli(directory: str | None) -> None:
     0 on success, 1 when an operation is refused or fails, 2 for bad input.
     """
     _quiet_transformers()
-    _check_author(click.get_current_context().invoked_subcommand)
     if directory is not None:
         os.chdir(directory)
+    # where the commit is written: git's config there names its author
+    _check_author(click.get_current_context().invoked_subcommand)
 
 
 for module in (setup, edit, history, refs, model, maintenance, remote):

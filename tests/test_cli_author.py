@@ -280,3 +280,28 @@ def test_a_git_config_author_that_cannot_be_recorded_is_refused_before_any_work(
                "git config user.name: an author is one line of printable text")
     assert snapshot(repo) == before
     ok("log", cwd=repo)  # a command that writes no commit does not read it
+
+
+def test_the_author_checked_first_is_the_one_of_the_folder_given_with_c(
+        repo, base, tmp_path, monkeypatch):
+    """`memstore -C DIR commit`: the early check read git's config where memstore was
+    started, the commit where it writes (DIR, in a git working tree whose own config names
+    a user.email of 230 characters): the check passed and the write was refused, after the
+    whole edit had run."""
+    from memstore.store import porcelain
+
+    def work(*args, **kwargs):
+        raise AssertionError("the commit ran before its author was checked")
+
+    git_user(monkeypatch, tmp_path, "Short", "short@example.org")
+    project = tmp_path / "project"
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    subprocess.run(["git", "-C", str(project), "config", "user.email",
+                    "a" * 230 + "@example.org"], check=True)
+    inside = copy_repo(repo, project / "repo")
+    monkeypatch.chdir(tmp_path)  # outside the working tree: git's global config
+    monkeypatch.setattr(porcelain, "commit", work)
+    before = snapshot(inside)
+    error_line(run("commit", facts_files(base)["a"], cwd=inside), 2,
+               "git config user.name: an author is one line of printable text")
+    assert snapshot(inside) == before
