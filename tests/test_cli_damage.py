@@ -381,12 +381,16 @@ def test_parents_rows_that_loop_are_named_not_listed_twice(history):
     assert [e["id"] for e in json.loads(ok("log", "--json", cwd=repo).stdout)] == [c3, c2, c1]
 
 
-def _info(operation: str, **info) -> Callable[[dict], None]:
-    """HEAD's record made a commit of `operation` with `info` keys (a rewrite's)."""
-    return lambda rec: rec.update(operation=operation, info=rec["info"] | info)
-
-
 _ID = "ab" * 32
+
+
+def _info(operation: str, **info) -> Callable[[dict], None]:
+    """HEAD's record made a commit of `operation` with `info` keys (a rewrite's; a revert's
+    always names the commit it reverted)."""
+    first = {"reverted": _ID} if operation == "revert" else {}
+    return lambda rec: rec.update(operation=operation, info=rec["info"] | first | info)
+
+
 FORGED_INFO = {  # each a key revert, squash, blame or provenance read back, of another shape
     "revert restored, a string": _info("revert", restored="0"),
     "revert restored, negative": _info("revert", restored=-1),
@@ -397,6 +401,7 @@ FORGED_INFO = {  # each a key revert, squash, blame or provenance read back, of 
     "revert sources, a position past the set": _info("revert", sources=[[0, 9, _ID, 0, 0]]),
     "revert sources, not an id": _info("revert", sources=[[0, 0, "C1", 0, 0]]),
     "revert reverted, a list": _info("revert", reverted=[_ID]),
+    "revert reverted, missing": lambda rec: rec.update(operation="revert", info={}),
     "revert replayed, a string": _info("revert", replayed=_ID),
     "squash restored, a number": _info("squash", restored=0),
     "squash restored, past the requests": _info("squash", restored=[7]),

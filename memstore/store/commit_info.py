@@ -2,7 +2,8 @@
 squash, blame), checked when the record is read: a well-hashed record of another shape
 (another machine's push, a hand edit) is one line naming the object, not a traceback deep
 in a command nor a value silently read as another. Each key is optional (older records
-lack the newer ones); other keys are not read back by a rewrite and are not checked.
+lack the newer ones) but a revert's reverted, which every revert recorded; other keys are
+not read back by a rewrite and are not checked.
 
     revert        reverted (a commit id), replayed (commit ids), sources (per copied
                   write: its set, its position, and the source write's commit, set and
@@ -47,8 +48,9 @@ def check(operation: str, info: dict[str, Any], sizes: Sequence[int]) -> None:
 
 
 def _revert(info: dict[str, Any], sizes: Sequence[int]) -> None:
-    if "reverted" in info:
-        check_object_id(info["reverted"])
+    if "reverted" not in info:  # every revert recorded it
+        raise KeyError("info reverted")
+    check_object_id(info["reverted"])
     if "replayed" in info:
         _ids(info["replayed"], "replayed")
     sources = info.get("sources", [])
