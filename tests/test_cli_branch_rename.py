@@ -50,6 +50,10 @@ def test_an_unborn_current_branch_is_renamed(base, tmp_path):
     (("-m", "main", "bad..name"), 2, "invalid branch name"),
     (("-m", "main", "base"), 2, "invalid branch name 'base'"),
     (("-m", "main", "v1"), 2, "'v1' is already the name of a tag"),
+    # NEW 'HEAD' read as no NEW given: the current branch was renamed to OLD ('feature'),
+    # or said OLD already exists ('side')
+    (("-m", "feature", "HEAD"), 2, "invalid branch name 'HEAD': 'HEAD' is reserved"),
+    (("-m", "side", "HEAD"), 2, "invalid branch name 'HEAD': 'HEAD' is reserved"),
     (("-m",), 2, "branch -m needs the NEW name"),
     (("-m", "-d", "main", "x"), 2, "-m and -d/-D cannot be used together"),
 ])

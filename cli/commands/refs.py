@@ -9,7 +9,7 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
 
 @click.command(short_help="List, create, delete or rename branches.")
 @click.argument("name", required=False)
-@click.argument("rev", required=False, default="HEAD")
+@click.argument("rev", required=False)
 @click.option("-d", "--delete", is_flag=True, help="Delete branch NAME (it must be merged "
               "into another branch or tag).")
 @click.option("-D", "force_delete", is_flag=True, help="Delete branch NAME even if unmerged.")
@@ -20,7 +20,7 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
 @click.option("--unset-upstream", is_flag=True, help="Forget NAME's upstream.")
 @json_option
 @pass_repo
-def branch(repo, name: str | None, rev: str, delete: bool, force_delete: bool, move: bool,
+def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: bool, move: bool,
            upstream: str | None, unset_upstream: bool, as_json: bool) -> None:
     """List branches, create branch NAME at REV (default: HEAD), delete or rename one.
 
@@ -37,13 +37,13 @@ def branch(repo, name: str | None, rev: str, delete: bool, force_delete: bool, m
         from .remote import branch_upstream
 
         return branch_upstream(repo, name, upstream, unset_upstream, as_json,
-                               alone=not (move or delete or force_delete or rev != "HEAD"))
+                               alone=not (move or delete or force_delete or rev is not None))
     if move:
         if name is None:
             raise click.UsageError("branch -m needs the NEW name (and the OLD one first)")
         if (delete or force_delete):
             raise click.UsageError("-m and -d/-D cannot be used together")
-        old, new = (name, rev) if rev != "HEAD" else (repo.head().branch, name)
+        old, new = (name, rev) if rev is not None else (repo.head().branch, name)
         if old is None:
             raise click.UsageError("HEAD is detached: give the branch to rename, "
                                    "`branch -m OLD NEW`")
@@ -59,7 +59,7 @@ def branch(repo, name: str | None, rev: str, delete: bool, force_delete: bool, m
             click.echo(f"Deleted branch {name} (was {short(commit)})")
         return
     if name is not None:
-        commit = repo.create_branch(name, rev)
+        commit = repo.create_branch(name, rev or "HEAD")
         print_json({"created": name, "commit": commit}) if as_json else \
             click.echo(f"Created branch {name} at {short(commit)}")
         return
