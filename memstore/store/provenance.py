@@ -54,6 +54,7 @@ class Provenance:
         self._facts: dict[tuple[str, int], list[Fact]] = {}
         self._live: dict[str, dict[tuple[str, str], tuple[SetRef, int, Fact]]] = {}
         self._replays: dict[str, dict[int, tuple[SetRef, list[int]]]] = {}
+        self._picks: dict[tuple[str, int], list[Write] | None] = {}
         self._lines: dict[Write, list[Write]] = {}
         self._held: dict[tuple[str, Fact], list[tuple[str, Write]]] = {}
         # the state graph (basis) of the commits whose holders were asked for, each commit
@@ -190,11 +191,15 @@ class Provenance:
         picked = c.info.get("picked") if c.operation == "cherry-pick" else None
         if not isinstance(picked, str) or not self.repo.has_commit(picked):
             return None
-        refs = [SetRef(picked, i, s) for i, s in enumerate(self.repo.get_commit(picked).update_sets)]
-        writes = [(picked, r.index, p) for r in refs for p in range(len(self.facts(r)))]
-        at = _subsequence(self.facts(SetRef(c.id, w[1], c.update_sets[w[1]])),
-                          [f for r in refs for f in self.facts(r)])
-        return writes[at[w[2]]] if at is not None else None
+        if (c.id, w[1]) not in self._picks:  # matched once per set, not once per write
+            refs = [SetRef(picked, i, s)
+                    for i, s in enumerate(self.repo.get_commit(picked).update_sets)]
+            writes = [(picked, r.index, p) for r in refs for p in range(len(self.facts(r)))]
+            at = _subsequence(self.facts(SetRef(c.id, w[1], c.update_sets[w[1]])),
+                              [f for r in refs for f in self.facts(r)])
+            self._picks[c.id, w[1]] = [writes[i] for i in at] if at is not None else None
+        match = self._picks[c.id, w[1]]
+        return match[w[2]] if match is not None else None
 
     def line(self, w: Write) -> list[Write]:
         """`w` and the writes it was carried from, newest first (cached)."""
