@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-from cli_support import run
+from cli_support import facts_files, last_line, ok, run
 
 from memstore.store.repository import Repository
 
@@ -462,3 +462,24 @@ def rec_n(repo: Path) -> int:
     """The requests of HEAD's record."""
     with Repository.open(repo) as r:
         return r.get_commit(r.head().commit).n_requests
+
+
+def test_a_pick_whose_requests_are_not_the_picked_commits_is_named(history, base):
+    """A cherry-pick record naming C2 as the commit it picked (C2 held, its requests not
+    the pick's): blame named the pick as the writer, exit 0, and fsck said ok, where every
+    pick's requests are among the picked commit's. Now blame refuses in one line naming
+    the record, and fsck names it."""
+    repo, (c1, c2, _) = history
+    ok("branch", "side", c1, cwd=repo)
+    ok("switch", "side", cwd=repo)
+    d = last_line(ok("commit", facts_files(base)["d"], cwd=repo))
+    ok("switch", "main", cwd=repo)
+    ok("cherry-pick", d, cwd=repo)
+    head = forge_head(repo, lambda rec: rec["info"].update(picked=c2))
+    r = run("blame", cwd=repo)
+    err = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and len(err) == 1, r.output
+    assert f"object {head}: a cherry-pick of {c2[:12]} whose set 0 holds requests" in err[0]
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and f"commit {head[:12]}: a cherry-pick of {c2[:12]} whose set 0" \
+        in r.stdout, r.output

@@ -263,6 +263,7 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
     if not out:
         out.extend(_check_request_rows(store, commit))
         out.extend(_source_problems(store, commit, rows))
+        out.extend(_pick_problems(store, commit, rows))
     if not out and verify:
         out.extend(_layer_problems(store, commit))
     return out
@@ -281,6 +282,29 @@ def _source_problems(store: Storage, commit: Commit, rows: dict) -> list[str]:
         if sets is not None and not (i < len(sets) and p < sets[i].n):
             out.append(f"commit {commit.id[:12]}: its record names request {p} of set {i} "
                        f"of commit {c[:12]} as a source, which that commit has not")
+    return out
+
+
+def _pick_problems(store: Storage, commit: Commit, rows: dict) -> list[str]:
+    """A cherry-pick's sets whose requests are not, in order, among those of the commit it
+    picked, where the repository holds it: blame follows a pick's writes to that commit's
+    by them (Provenance.picked_from) and refuses such a record."""
+    picked = commit.info.get("picked") if commit.operation == "cherry-pick" else None
+    if picked not in rows:
+        return []
+    try:
+        theirs = [(r.subject, r.prompt, r.target_new) for s in store.commit(picked).update_sets
+                  for r in load_requests(store.objects, s)]
+        mine = [[(r.subject, r.prompt, r.target_new) for r in load_requests(store.objects, s)]
+                for s in commit.update_sets]
+    except (MemstoreError, KeyError, TypeError, ValueError):
+        return []  # that commit's own check names it
+    out = []
+    for i, facts in enumerate(mine):
+        left = iter(theirs)
+        if not all(f in left for f in facts):  # in order: each found after the last
+            out.append(f"commit {commit.id[:12]}: a cherry-pick of {picked[:12]} whose set "
+                       f"{i} holds requests that commit has not")
     return out
 
 

@@ -54,7 +54,7 @@ class Provenance:
         self._facts: dict[tuple[str, int], list[Fact]] = {}
         self._live: dict[str, dict[tuple[str, str], tuple[SetRef, int, Fact]]] = {}
         self._replays: dict[str, dict[int, tuple[SetRef, list[int]]]] = {}
-        self._picks: dict[tuple[str, int], list[Write] | None] = {}
+        self._picks: dict[tuple[str, int], list[Write]] = {}
         self._lines: dict[Write, list[Write]] = {}
         self._held: dict[tuple[str, Fact], list[tuple[str, Write]]] = {}
         # the state graph (basis) of the commits whose holders were asked for, each commit
@@ -185,8 +185,9 @@ class Provenance:
         """For a write of a cherry-pick: the write of the picked commit (info `picked`) it
         was solved from, the pick's requests being those of the picked commit it did not
         hold already, in their order; None for another commit's write, or where the picked
-        commit is not in the repository (gc, a clone). Not a source (`line` stops at the
-        pick): the pick's writes are its own, which a revert of the picked commit leaves."""
+        commit is not in the repository (gc, a clone); an error where it is and its requests
+        are not the pick's. Not a source (`line` stops at the pick): the pick's writes are
+        its own, which a revert of the picked commit leaves."""
         c = self.repo.get_commit(w[0])
         picked = c.info.get("picked") if c.operation == "cherry-pick" else None
         if not isinstance(picked, str) or not self.repo.has_commit(picked):
@@ -197,9 +198,12 @@ class Provenance:
             writes = [(picked, r.index, p) for r in refs for p in range(len(self.facts(r)))]
             at = _subsequence(self.facts(SetRef(c.id, w[1], c.update_sets[w[1]])),
                               [f for r in refs for f in self.facts(r)])
-            self._picks[c.id, w[1]] = [writes[i] for i in at] if at is not None else None
-        match = self._picks[c.id, w[1]]
-        return match[w[2]] if match is not None else None
+            if at is None:  # every pick's are (cherry_pick): a forged or damaged record
+                raise CorruptRecordError(f"object {c.id}: a cherry-pick of {picked[:12]} "
+                                         f"whose set {w[1]} holds requests that commit has "
+                                         "not; run `memstore fsck`")
+            self._picks[c.id, w[1]] = [writes[i] for i in at]
+        return self._picks[c.id, w[1]][w[2]]
 
     def line(self, w: Write) -> list[Write]:
         """`w` and the writes it was carried from, newest first (cached)."""
