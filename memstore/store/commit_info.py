@@ -17,26 +17,37 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .objects import check_object_id
+from .objects import OBJECT_ID
 
 
-def _index(x: Any, n: int, what: str) -> int:
-    """`x` as a position below `n`."""
-    if not isinstance(x, int) or isinstance(x, bool) or not 0 <= x < n:
-        raise ValueError(f"info {what}: {x!r} is not a position"
-                         + (f" below {n}" if n != float("inf") else ""))
+def _shown(x: Any) -> str:
+    """`x` as an error quotes it: its first 60 characters (a forged value may be long)."""
+    text = repr(x)
+    return text if len(text) <= 60 else text[:60] + "…"
+
+
+def _index(x: Any, n: int | None, what: str) -> int:
+    """`x` as a position (below `n`, where given)."""
+    if type(x) is not int or x < 0 or n is not None and x >= n:
+        raise ValueError(f"info {what}: {_shown(x)} is not a position"
+                         + (f" below {n}" if n is not None else ""))
     return x
+
+
+def _id(x: Any, what: str) -> None:
+    if not isinstance(x, str) or not OBJECT_ID.match(x):
+        raise ValueError(f"info {what}: {_shown(x)} is not a commit id")
 
 
 def _ids(x: Any, what: str) -> None:
     if not isinstance(x, list):
         raise TypeError(f"info {what} must be a list of commit ids")
     for oid in x:
-        check_object_id(oid)
+        _id(oid, what)
 
 
 def check(operation: str, info: dict[str, Any], sizes: Sequence[int]) -> None:
-    """Raises TypeError/ValueError (ValidationError for an id) where a key of `info` that
+    """Raises TypeError/KeyError/ValueError where a key of `info` that
     `operation`'s commits record is of another shape; `sizes`: the requests of each of the
     commit's update sets."""
     if operation == "revert":
@@ -44,13 +55,13 @@ def check(operation: str, info: dict[str, Any], sizes: Sequence[int]) -> None:
     elif operation == "squash":
         _squash(info, sum(sizes))
     elif operation == "cherry-pick" and "picked" in info:
-        check_object_id(info["picked"])
+        _id(info["picked"], "picked")
 
 
 def _revert(info: dict[str, Any], sizes: Sequence[int]) -> None:
     if "reverted" not in info:  # every revert recorded it
         raise KeyError("info reverted")
-    check_object_id(info["reverted"])
+    _id(info["reverted"], "reverted")
     if "replayed" in info:
         _ids(info["replayed"], "replayed")
     sources = info.get("sources", [])
@@ -58,13 +69,13 @@ def _revert(info: dict[str, Any], sizes: Sequence[int]) -> None:
         raise TypeError("info sources must be a list")
     for x in sources:
         if not isinstance(x, list) or len(x) != 5:
-            raise ValueError(f"info sources: {x!r} is not [set, position, commit, set, "
-                             "position]")
+            raise ValueError(f"info sources: {_shown(x)} is not [set, position, commit, "
+                             "set, position]")
         s = _index(x[0], len(sizes), "sources")
         _index(x[1], sizes[s], "sources")
-        check_object_id(x[2])
+        _id(x[2], "sources")
         for k in x[3:]:
-            _index(k, float("inf"), "sources")  # within its commit: Provenance checks
+            _index(k, None, "sources")  # within its commit: Provenance checks
     if "restored" in info:  # each write of that set a copy of another (its source)
         r = _index(info["restored"], len(sizes), "restored")
         if {x[1] for x in sources if x[0] == r} != set(range(sizes[r])):
@@ -88,13 +99,13 @@ def _squash(info: dict[str, Any], n: int) -> None:
     _ids(sources.get("commits"), "sources commits")
     if len(sources["paths"]) != n:
         raise ValueError(f"info sources: {len(sources['paths'])} paths for {n} requests")
-    for path in sources["paths"]:
-        if not isinstance(path, list) or len(path) % 3:
-            raise ValueError(f"info sources: {path!r} is not writes of three numbers")
-        for k in range(0, len(path), 3):
-            _index(path[k], len(sources["commits"]), "sources")
-            for x in path[k + 1:k + 3]:
-                _index(x, float("inf"), "sources")
+    n_commits = len(sources["commits"])
+    for path in sources["paths"]:  # (one per request: checked fast, a squash may hold 10^5)
+        if not isinstance(path, list) or len(path) % 3 or not all(
+                type(x) is int and x >= 0 for x in path) or any(
+                x >= n_commits for x in path[::3]):
+            raise ValueError(f"info sources: {_shown(path)} is not writes of three "
+                             "positions, the first one of commits")
 
 
 def sources(operation: str, info: dict[str, Any]) -> list[tuple[str, int, int]]:
