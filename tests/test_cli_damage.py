@@ -411,6 +411,8 @@ FORGED_INFO = {  # each a key revert, squash, blame or provenance read back, of 
     "squash sources, a commit past the list": _info("squash", sources={
         "commits": [_ID], "paths": [[1, 0, 0]] * 2}),
     "squash reverted, a string": _info("squash", reverted=_ID),
+    "squash of two update sets": lambda rec: rec.update(
+        operation="squash", info={"squashed": []}, update_sets=rec["update_sets"] * 2),
     "cherry-pick picked, a list": _info("cherry-pick", picked=[_ID]),
     "cherry-pick picked, a number": _info("cherry-pick", picked=5),
     "cherry-pick picked, a long text": _info("cherry-pick", picked="x" * 100_000),

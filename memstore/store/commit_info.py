@@ -53,6 +53,10 @@ def check(operation: str, info: dict[str, Any], sizes: Sequence[int]) -> None:
     if operation == "revert":
         _revert(info, sizes)
     elif operation == "squash":
+        if len(sizes) > 1:  # one solve for all its facts (every version)
+            raise ValueError(f"info sources and restored name a squash's requests by "
+                             f"position: {len(sizes)} update sets, where a squash writes "
+                             "at most one")
         _squash(info, sum(sizes))
     elif operation == "cherry-pick" and "picked" in info:
         _id(info["picked"], "picked")
