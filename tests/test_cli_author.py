@@ -145,16 +145,23 @@ def test_an_author_that_cannot_be_recorded_is_refused_before_any_work(repo, base
     ok("log", cwd=repo)  # a command that writes no commit does not read it
 
 
+def _ada_on_main_alan_on_topic(repo, files, monkeypatch) -> tuple[str, str]:
+    """Ada's commit of a.jsonl (Danielle Darrieux, Porsche 911) on main, then Alan's of
+    b.jsonl (Michael Jordan) on a branch `topic` from it; HEAD back on main. Their ids."""
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Ada <ada@example.org>")
+    c1 = last_line(ok("commit", files["a"], cwd=repo))
+    ok("switch", "-c", "topic", cwd=repo)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Alan <alan@example.org>")
+    c2 = last_line(ok("commit", files["b"], cwd=repo))
+    ok("switch", "main", cwd=repo)
+    return c1, c2
+
+
 def test_blame_names_the_commit_and_author_that_wrote_each_live_fact(repo, base, monkeypatch):
     """Each live fact with the commit that wrote it, past the merge, revert and squash
     that carried its write on (named as `carried_by`), filtered by subject or text."""
     files = facts_files(base)
-    monkeypatch.setenv("MEMSTORE_AUTHOR", "Ada <ada@example.org>")
-    c1 = last_line(ok("commit", files["a"], cwd=repo))  # Danielle Darrieux, Porsche 911
-    ok("switch", "-c", "topic", cwd=repo)
-    monkeypatch.setenv("MEMSTORE_AUTHOR", "Alan <alan@example.org>")
-    c2 = last_line(ok("commit", files["b"], cwd=repo))  # Michael Jordan
-    ok("switch", "main", cwd=repo)
+    c1, c2 = _ada_on_main_alan_on_topic(repo, files, monkeypatch)
     c3 = last_line(ok("commit", files["c"], cwd=repo))  # Toko Yasuda, Lionel Messi
     merge = last_line(ok("merge", "topic", cwd=repo))
 
@@ -198,12 +205,7 @@ def test_blame_follows_a_cherry_picked_fact_back_to_the_picked_commit(repo, base
     is of what it brings in), through a revert that replays the pick too: blame named the
     pick, by whoever picked it, the way back lost at it (its message named the original)."""
     files = facts_files(base)
-    monkeypatch.setenv("MEMSTORE_AUTHOR", "Ada <ada@example.org>")
-    c1 = last_line(ok("commit", files["a"], cwd=repo))  # Danielle Darrieux, Porsche 911
-    ok("switch", "-c", "topic", cwd=repo)
-    monkeypatch.setenv("MEMSTORE_AUTHOR", "Alan <alan@example.org>")
-    c2 = last_line(ok("commit", files["b"], cwd=repo))  # Michael Jordan
-    ok("switch", "main", cwd=repo)
+    c1, c2 = _ada_on_main_alan_on_topic(repo, files, monkeypatch)
     monkeypatch.setenv("MEMSTORE_AUTHOR", "Grace <grace@example.org>")
     pick = last_line(ok("cherry-pick", c2, cwd=repo))
 

@@ -85,20 +85,9 @@ def test_a_switch_while_reset_runs_moves_no_other_branch(base, tmp_path, monkeyp
     """Another process switching HEAD to a branch at the same commit between reset reading
     HEAD and moving it: reset moved that other branch (the compare-and-swap saw the commit
     it expected) and left the one it was run on."""
-    from memstore.store.repository import Repository
-
     repo = copy_repo(history_template(base)[0], tmp_path / "repo")
     c1, c2, c3 = history_template(base)[1]
-    resolve = Repository.resolve
-
-    def switched_meanwhile(self, rev):
-        monkeypatch.setattr(Repository, "resolve", resolve)  # once
-        with Repository.open(repo) as other:
-            other.create_branch("topic", "HEAD")
-            other.switch("topic")
-        return resolve(self, rev)
-
-    monkeypatch.setattr(Repository, "resolve", switched_meanwhile)
+    _switch_to_a_new_branch_once_reset_resolves(repo, monkeypatch)
     d = json.loads(ok("reset", c2, "--json", cwd=repo).stdout)
     assert (d["branch"], d["commit"], d["was"]) == ("main", c2, c3)
     branches = {b["name"]: b["commit"] for b in json.loads(ok("branch", "--json",
@@ -112,21 +101,10 @@ def test_a_switch_while_reset_runs_on_a_detached_head_moves_no_branch(base, tmp_
     """HEAD detached when reset read it, and switched meanwhile by another process onto a
     branch at the same commit: reset moved that branch (it followed HEAD when it swapped).
     It is refused now, HEAD and every branch as the other process left them."""
-    from memstore.store.repository import Repository
-
     repo = copy_repo(history_template(base)[0], tmp_path / "repo")
     c1, _, c3 = history_template(base)[1]
     ok("switch", "--detach", "HEAD", cwd=repo)
-    resolve = Repository.resolve
-
-    def switched_meanwhile(self, rev):
-        monkeypatch.setattr(Repository, "resolve", resolve)  # once
-        with Repository.open(repo) as other:
-            other.create_branch("topic", "HEAD")
-            other.switch("topic")
-        return resolve(self, rev)
-
-    monkeypatch.setattr(Repository, "resolve", switched_meanwhile)
+    _switch_to_a_new_branch_once_reset_resolves(repo, monkeypatch)
     error_line(run("reset", c1, cwd=repo), 1, "HEAD moved")
     branches = {b["name"]: b["commit"] for b in json.loads(ok("branch", "--json",
                                                               cwd=repo).stdout)}
@@ -139,3 +117,20 @@ def test_an_unknown_revision_of_thousands_of_characters_is_quoted_short(base, tm
     for rev in ("x" * 5000, "HEAD" + "~" * 5000, "a" * 4999 + "~2"):
         line = error_line(run("show", rev, cwd=repo), 2, "unknown revision")
         assert len(line) < 200 and "…" in line, line
+
+
+def _switch_to_a_new_branch_once_reset_resolves(repo, monkeypatch) -> None:
+    """As another process would: the first revision reset resolves, HEAD is switched onto
+    a new branch `topic` at HEAD's commit before the answer comes back."""
+    from memstore.store.repository import Repository
+
+    resolve = Repository.resolve
+
+    def switched_meanwhile(self, rev):
+        monkeypatch.setattr(Repository, "resolve", resolve)  # once
+        with Repository.open(repo) as other:
+            other.create_branch("topic", "HEAD")
+            other.switch("topic")
+        return resolve(self, rev)
+
+    monkeypatch.setattr(Repository, "resolve", switched_meanwhile)
