@@ -167,7 +167,7 @@ def test_revert_shaped_commit():
     replay = fake_result(33, requests=[f.request for f in facts3])
     replay.zs = repo.zs_of(facts3)
     r = repo.write_commit([replay], parents=[c3], basis=c1, message="revert c2",
-                          operation="revert", info={"reverted": [c2]})
+                          operation="revert", info={"reverted": c2, "replayed": [c3]})
     assert repo.resolve("HEAD") == r.id and repo.resolve("HEAD^") == c3
     chain = repo.update_chain(r.id)
     assert len(chain) == 2

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..store.commits import summary
+
 CARD = "README.md"
 MAX_FACT_ROWS = 200
 # Hub ids of the models memstore knows by name (memstore.models.loading.DEFAULT_MODEL).
@@ -117,7 +119,7 @@ def _earlier(m: dict[str, Any]) -> str:
 
 
 def commits_section(commits: Sequence[CommitRecord]) -> list[str]:
-    rows = [(f"`{c.id[:12]}`", c.message.strip().splitlines()[0] if c.message.strip() else "",
+    rows = [(f"`{c.id[:12]}`", summary(c.message),
              c.metrics.get("n", "–"), _metric(c.metrics, "efficacy"),
              _metric(c.metrics, "p_new_before"), _metric(c.metrics, "p_new"),
              _earlier(c.metrics))

@@ -107,6 +107,11 @@ class UpdateSet:
         )
 
 
+def summary(message: str) -> str:
+    """The first line of a commit message (git's subject line); "" for an empty message."""
+    return message.strip().splitlines()[0] if message.strip() else ""
+
+
 @dataclass(frozen=True)
 class Commit:
     id: str
@@ -127,8 +132,7 @@ class Commit:
 
     @property
     def summary(self) -> str:
-        """The first line of its message (git's subject line); "" for an empty message."""
-        return self.message.strip().splitlines()[0] if self.message.strip() else ""
+        return summary(self.message)
 
     def object_ids(self) -> list[str]:
         """The commit's own object and every object its record refers to."""
