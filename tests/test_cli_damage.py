@@ -489,3 +489,19 @@ def test_a_pick_whose_requests_are_not_the_picked_commits_is_named(history, base
     r = run("fsck", cwd=repo)
     assert r.exit_code == 1 and f"commit {head[:12]}: a cherry-pick of {c2[:12]} whose set 0" \
         in r.stdout, r.output
+
+
+def test_a_revert_of_no_merge_recording_facts_it_put_back_is_named_by_fsck(history):
+    """A revert of C2 (no merge) whose record says its set put facts back (info restored,
+    each write with a source: well formed on its own): only a revert of a merge puts facts
+    back, and revert, squash and blame read the key as that; fsck said ok."""
+    repo, (_, c2, c3) = history
+    ok("revert", c2, cwd=repo)  # its one set: C3's facts, replayed
+    n = len(json.loads(ok("show", "HEAD", "--json", cwd=repo).stdout)["update_sets"][0]
+            ["requests"])
+    head = forge_head(repo, lambda rec: rec["info"].update(
+        restored=0, sources=[[0, p, c3, 0, p] for p in range(n)]))
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and f"commit {head[:12]}: a revert of {c2[:12]}, no merge" \
+        in r.stdout, r.output
+

@@ -264,6 +264,7 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
         out.extend(_check_request_rows(store, commit))
         out.extend(_source_problems(store, commit, rows))
         out.extend(_pick_problems(store, commit, rows))
+        out.extend(_restored_problems(store, commit, rows))
     if not out and verify:
         out.extend(_layer_problems(store, commit))
     return out
@@ -283,6 +284,23 @@ def _source_problems(store: Storage, commit: Commit, rows: dict) -> list[str]:
             out.append(f"commit {commit.id[:12]}: its record names request {p} of set {i} "
                        f"of commit {c[:12]} as a source, which that commit has not")
     return out
+
+
+def _restored_problems(store: Storage, commit: Commit, rows: dict) -> list[str]:
+    """A revert recording facts it put back (info `restored`) of a commit, held here, that
+    is no merge: only a revert of a merge puts facts back, and the rewrites read the key
+    as that (an earlier revert it undid, writes that hold a fact again)."""
+    target = commit.info.get("reverted") if commit.operation == "revert" else None
+    if "restored" not in commit.info or target not in rows:
+        return []
+    try:
+        merged = len(store.commit(target).parents) > 1
+    except (MemstoreError, KeyError, TypeError, ValueError):
+        return []  # that commit's own check names it
+    if merged:
+        return []
+    return [(f"commit {commit.id[:12]}: a revert of {target[:12]}, no merge, that records "
+             "facts it put back (only a revert of a merge does)")]
 
 
 def _pick_problems(store: Storage, commit: Commit, rows: dict) -> list[str]:
