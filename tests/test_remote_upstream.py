@@ -1,13 +1,14 @@
 """A branch's upstream, as git's branch.NAME.remote/.merge: recorded by `push -u` and
 `branch --set-upstream-to`, forgotten by `branch --unset-upstream`, carried by `branch -m`,
 dropped by `branch -d` and `remote remove`; `pull`, `push`, `fetch` and `status` with no
-remote named use it. A fork workflow: two remotes, neither named origin."""
+remote named use it; `clone` records its branch's, as git's does. A fork workflow: two
+remotes, neither named origin."""
 from __future__ import annotations
 
 import json
 import sqlite3
 
-from cli_support import copy_repo, error_line, history_template, ok, run, snapshot
+from cli_support import copy_repo, error_line, history_template, model_dir, ok, run, snapshot
 from remote_support import remote_files
 
 from memstore.store.repository import Repository
@@ -165,3 +166,24 @@ def test_a_damaged_or_stale_upstream_is_one_line(base, tmp_path):
                                         for line in r.stdout.splitlines()), r.output
         ok("branch", "--unset-upstream", cwd=repo)
         assert upstream(repo) is None
+
+
+def test_clone_records_the_upstream_of_the_branch_it_checks_out(base, tmp_path):
+    repo, ids = setup(base, tmp_path)
+    ok("push", "team", cwd=repo)
+    ok("branch", "side", ids[0], cwd=repo)
+    ok("push", "team", "side", cwd=repo)
+    copy = tmp_path / "copy"
+    ok("clone", tmp_path / "team", copy, "--base", model_dir(base))
+    assert recorded(copy) == {"main": {"remote": "origin", "merge": "main"}} and snapshotted(copy)
+    # the recorded setting, not the default rule: renamed, the branch still follows
+    # origin/main (the rule would look for origin/work), and pull takes it from there
+    ok("branch", "-m", "work", cwd=copy)
+    ok("remote", "add", "fork", tmp_path / "fork", cwd=copy)
+    assert upstream(copy) == {"name": "origin/main", "commit": ids[2], "ahead": 0,
+                              "behind": 0, "gone": False}
+    assert "up to date with 'origin/main'" in ok("status", cwd=copy).stdout
+    ok("reset", "HEAD~2", cwd=copy)
+    ok("pull", cwd=copy)
+    assert head(copy) == ids[2]
+    assert "has no upstream now" in ok("branch", "--unset-upstream", cwd=copy).stdout

@@ -6,8 +6,9 @@ remote records is refused. Everything is checked before the folder is touched (i
 new or empty, the remote reachable and of a layout this memstore reads, the base the
 right one); a clone that fails later removes what it made. The new repository has remote
 `origin`, every remote branch as `origin/BRANCH`, and a local branch for the remote's
-default one; its editor settings for future commits are those of the newest update set
-on that branch (how the team last edited), else the architecture's defaults.
+default one, whose upstream is `origin/BRANCH` (recorded, as git's clone records it); its
+editor settings for future commits are those of the newest update set on that branch
+(how the team last edited), else the architecture's defaults.
 
 A clone writes a marker `DIR/.memstore-clone-<host>-<pid>-<random>` before anything else
 and removes it when done. A clone killed outright (kill -9, the out-of-memory killer)
@@ -32,6 +33,7 @@ from ..models.hashing import changed_side_files
 from ..store.porcelain import identify_base
 from ..store.refs import branch_ref
 from ..store.repository import DEFAULT_BRANCH, DIRNAME, INIT_PREFIX, Repository
+from ..store.upstreams import Upstream
 from . import remotes
 from .connection import connect
 from .fetch import FetchResult, fetch
@@ -149,6 +151,8 @@ def clone(url: str, directory: str | Path, base_spec: str, *,
             head = repo.refs.read(remotes.tracking_ref(remotes.DEFAULT, default))
             if head is not None:
                 repo.update_ref(branch_ref(default), head, expected=None)
+                # git's branch.NAME.remote=origin, .merge: what push, pull, status use
+                remotes.record_upstream(repo, default, Upstream(remotes.DEFAULT, default))
                 sets = repo.chain_sets(head)
                 if sets:
                     # the last commit's settings, read by today's token rule from now on
