@@ -68,7 +68,7 @@ def solved_after(repo: Repository, c1: str, c: str):
 
 def test_revert_is_c1_then_c3_replayed_from_its_cached_zs(history):
     repo_dir, (c1, c2, c3) = history
-    reverted = last_line(ok("revert", c2, cwd=repo_dir)); print("LOG", ok("log", "--oneline", cwd=repo_dir).stdout, ok("blame", cwd=repo_dir).stdout)
+    reverted = last_line(ok("revert", c2, cwd=repo_dir))
     with Repository.open(repo_dir) as repo:
         commit = repo.get_commit(reverted)
         assert commit.parents == (c3,) and commit.basis == c1 and len(commit.update_sets) == 1
@@ -116,7 +116,7 @@ def test_a_revert_reads_the_basis_facts_once_however_many_sets_it_replays(
     c4 = last_line(ok("commit", facts_files(tmp_path_factory.getbasetemp())["d"],
                       cwd=repo_dir))
     calls.clear()
-    reverted = last_line(ok("revert", c2, cwd=repo_dir)); print("LOG", ok("log", "--oneline", cwd=repo_dir).stdout, ok("blame", cwd=repo_dir).stdout)
+    reverted = last_line(ok("revert", c2, cwd=repo_dir))
     with Repository.open(repo_dir) as repo:  # C3 and C4 replayed on C1's state
         assert [ref.commit for ref in repo.chain_sets(reverted)] == [c1, reverted, reverted]
         assert repo.get_commit(reverted).info["replayed"] == [c3, c4]
@@ -145,7 +145,7 @@ def test_a_revert_holds_one_replayed_sets_tensors_at_a_time(history, monkeypatch
         return real(*args, **kwargs)
 
     monkeypatch.setattr(rewrite, "_replay", replay)
-    reverted = last_line(ok("revert", c2, cwd=repo_dir)); print("LOG", ok("log", "--oneline", cwd=repo_dir).stdout, ok("blame", cwd=repo_dir).stdout)
+    reverted = last_line(ok("revert", c2, cwd=repo_dir))
     assert len(held) == 2 and held[1] == held[0], held  # C3's replay, then C4's
     with Repository.open(repo_dir) as repo:
         assert [ref.commit for ref in repo.chain_sets(reverted)] == [c1, reverted, reverted]
@@ -198,7 +198,7 @@ def test_revert_squash_and_merge_run_no_z_optimisation(history, monkeypatch, tmp
     unmerged = last_line(ok("revert", merged, cwd=repo_dir))  # takes out what side brought
     assert subjects(repo_dir) == {"Danielle Darrieux", "Porsche 911", "Michael Jordan",
                                   "Toko Yasuda", "Lionel Messi"}
-    reverted = last_line(ok("revert", c2, cwd=repo_dir)); print("LOG", ok("log", "--oneline", cwd=repo_dir).stdout, ok("blame", cwd=repo_dir).stdout)
+    reverted = last_line(ok("revert", c2, cwd=repo_dir))
     assert subjects(repo_dir) == {"Danielle Darrieux", "Porsche 911", "Toko Yasuda",
                                   "Lionel Messi"}
     r = ok("squash", c1, cwd=repo_dir)
