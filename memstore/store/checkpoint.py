@@ -7,10 +7,7 @@ tensor in the checkpoint. `verify` rebuilds the same state from the repository a
 every tensor; `verify_base` re-hashes the base model fully."""
 from __future__ import annotations
 
-import errno
 import json
-import os
-import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +34,7 @@ from .export_target import (
     write_manifest,
     written_beside,
 )
+from .objects import NotOwnFileError, open_own_file
 from .repository import Repository
 from .states import (
     BASE,
@@ -226,24 +224,21 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
 
 
 def _read_own_file(path: Path) -> bytes:
-    """The bytes of `path` where it is a regular file of its own, as objects are read: a
-    symbolic link is not followed (the manifest would be another's), and a pipe, a device
-    or a folder is refused rather than waited on (ValidationError); FileNotFoundError."""
+    """The bytes of `path` where it is a regular file of its own, as objects are read
+    (open_own_file): a manifest through a link would be another's, and a pipe would never
+    end the read (ValidationError); FileNotFoundError."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as e:
-        if e.errno == errno.ENOENT:
-            raise
-        if e.errno == errno.ELOOP:
+        with open_own_file(path) as f:
+            return f.read()
+    except NotOwnFileError as e:
+        if e.what == "a symbolic link":
             raise ValidationError(f"{path} is a symbolic link, which memstore does not read "
                                   "through") from None
+        raise ValidationError(f"{path} is not a regular file") from None
+    except FileNotFoundError:
+        raise
+    except OSError as e:
         raise ValidationError(f"{path}: unreadable ({e.strerror})") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ValidationError(f"{path} is not a regular file")
-    os.set_blocking(fd, True)
-    with os.fdopen(fd, "rb") as f:
-        return f.read()
 
 
 def _json_file(path: Path) -> Any:

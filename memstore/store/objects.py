@@ -142,6 +142,36 @@ def tensors_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
     return load_safetensors(data)
 
 
+class NotOwnFileError(Exception):
+    """A path that is not a regular file of its own; `what` it is instead."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(f"{path} is {what}")
+        self.what = what
+
+
+def open_own_file(path: Path) -> BinaryIO:
+    """`path` opened for reading where it is a regular file of its own: a symbolic link in
+    its place is not followed (it could lead anywhere), and a FIFO, a device or a folder is
+    refused rather than read (a read would block or never end): NotOwnFileError naming
+    which; FileNotFoundError; another OSError as it comes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except IsADirectoryError:
+        raise NotOwnFileError(path, "a directory") from None
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise NotOwnFileError(path, "a symbolic link") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotOwnFileError(path, "a directory" if stat.S_ISDIR(mode)
+                              else "not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 class ObjectStore(ABC):
     """Where a repository keeps its objects. Subclasses store and fetch raw bytes; the
     helpers here turn tensors and records into bytes."""
@@ -449,25 +479,19 @@ class DiskObjectStore(ObjectStore):
         return target
 
     def _open(self, oid: str) -> BinaryIO:
-        """The object's file, opened for reading only where it is a regular file of its
-        own: a symbolic link in its place is not followed (it could lead anywhere, and a
-        FIFO or a device would block or never end a read), nor is anything else read."""
+        """The object's file, where it is a regular file of its own (open_own_file)."""
         try:
-            fd = os.open(self.path(oid), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            return open_own_file(self.path(oid))
         except FileNotFoundError:
             raise MissingObjectError(f"object {oid} is missing") from None
-        except IsADirectoryError:
-            raise CorruptObjectError(f"object {oid} is a directory, not a file") from None
-        except OSError as e:
-            if e.errno != errno.ELOOP:
-                raise
-            raise CorruptObjectError(f"object {oid} is a symbolic link, which memstore does "
-                                     "not read through; run `memstore fsck`") from None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
+        except NotOwnFileError as e:
+            if e.what == "a directory":
+                raise CorruptObjectError(f"object {oid} is a directory, not a file") from None
+            if e.what == "a symbolic link":
+                raise CorruptObjectError(f"object {oid} is a symbolic link, which memstore "
+                                         "does not read through; run `memstore fsck`") from None
             raise CorruptObjectError(f"object {oid} is not a regular file; run `memstore "
-                                     "fsck`")
-        return os.fdopen(fd, "rb")
+                                     "fsck`") from None
 
     def _sound(self, oid: str) -> bool:
         try:
