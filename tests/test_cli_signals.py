@@ -10,8 +10,10 @@ so that nothing races the scheduler."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -236,7 +238,6 @@ def test_a_reader_whose_commit_a_squash_and_gc_remove_meanwhile(base, tmp_path, 
     index; run `memstore fsck`', show 'object … is missing', export 'unknown revision' with
     a commit id, exit 2)."""
     import sqlite3
-    import time
 
     from cli_support import memstore_process
 
@@ -244,7 +245,7 @@ def test_a_reader_whose_commit_a_squash_and_gc_remove_meanwhile(base, tmp_path, 
 
     template, ids = history_template(base)
     repo = copy_repo(template, tmp_path / "repo")
-    real, gc = Repository.resolve, []
+    real, gc, said = Repository.resolve, [], []
 
     def resolve(self, rev):
         commit = real(self, rev)
@@ -252,11 +253,12 @@ def test_a_reader_whose_commit_a_squash_and_gc_remove_meanwhile(base, tmp_path, 
             gc.append(None)
             ok("squash", "HEAD~2", cwd=repo)
             gc[0] = memstore_process("-C", repo, "gc")
+            # until gc, its rows removed, waits for this reader (a condition, not a time:
+            # a gc slower to get there than the reader to finish never saw it waiting)
+            said.append(_stderr_until(gc[0], "waiting for memstore commands that read"))
             index = sqlite3.connect(repo / ".memstore" / "index.db")
-            deadline = time.monotonic() + 120
-            while index.execute("select 1 from commits where id = ?", [ids[-1]]).fetchone():
-                assert time.monotonic() < deadline and gc[0].poll() is None
-                time.sleep(0.02)  # until gc has removed the rows of the squashed commits
+            assert not index.execute("select 1 from commits where id = ?",
+                                     [ids[-1]]).fetchone()
             index.close()
         return commit
 
@@ -266,11 +268,24 @@ def test_a_reader_whose_commit_a_squash_and_gc_remove_meanwhile(base, tmp_path, 
     monkeypatch.undo()
     assert ids[-1][:12] in result.stdout  # what HEAD was when the reader began
     stdout, stderr = gc[0].communicate(timeout=120)
-    assert gc[0].returncode == 0 and "removed 2 commits" in stdout, stderr
-    assert "waiting for memstore commands that read the repository" in stderr
+    assert gc[0].returncode == 0 and "removed 2 commits" in stdout, said[0] + stderr
     if args[0] == "export":
         assert "which this repository does not have" in run("verify", out, cwd=repo).stderr
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+def _stderr_until(process, words: str, timeout: float = 120) -> str:
+    """What `process` (stderr piped, still running) wrote on stderr until it wrote
+    `words`; fails if it ends or takes `timeout` seconds without."""
+    got, fd = b"", process.stderr.fileno()
+    deadline = time.monotonic() + timeout
+    while words.encode() not in got:
+        left = deadline - time.monotonic()
+        assert left > 0 and select.select([fd], [], [], left)[0], got.decode()
+        chunk = os.read(fd, 4096)
+        assert chunk, f"ended without saying {words!r}: {got.decode()}"
+        got += chunk
+    return got.decode()
 
 
 def _pushed_for_clone(base, tmp_path):
