@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-from cli_support import facts_files, last_line, ok, run
+from cli_support import error_line, facts_files, last_line, ok, run
 
+from memstore.store import exports
 from memstore.store.repository import Repository
 
 
@@ -248,6 +249,24 @@ def test_update_sets_the_base_has_no_weight_for_are_refused_by_a_peft_export(his
     assert r.exit_code == 1 and len(err) == 1, r.output
     assert f"the update sets of {shapes}" in err[0] and f"the base model {base_has}" in err[0]
     assert not (tmp_path / "peft").exists()
+
+
+@pytest.mark.parametrize("damage", NOT_THE_BASE)
+def test_an_adapter_of_update_sets_the_base_has_no_weight_for_fails_verify(history, tmp_path,
+                                                                          damage, monkeypatch):
+    """The same records, exported as an adapter by a memstore without the width check
+    (before 25bbc85): verify rebuilt the adapter from them with no width check, found it
+    identical, and said OK (exit 0) of an adapter no model loads."""
+    repo, _ = history
+    forge, shapes, base_has = NOT_THE_BASE[damage]
+    forge_head(repo, forge(repo))
+    with monkeypatch.context() as m:
+        m.setattr(exports, "check_widths", lambda *a: None)
+        ok("export", "HEAD", tmp_path / "peft", "--format", "peft", "--since", "HEAD~1",
+           cwd=repo)
+    line = error_line(run("verify", tmp_path / "peft", cwd=repo), 1,
+                      f"the update sets of {shapes}")
+    assert f"the base model {base_has}" in line
 
 
 def test_a_commit_row_whose_size_is_no_number_is_named_by_show_and_fsck(history):

@@ -253,6 +253,7 @@ def _verify_peft(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verif
         raise MemstoreError(f"{out} applies to commit {since[:12]}, which this "
                             "repository does not have")
     built = build_adapter(repo, commit, since, max_rank)
+    check_widths(repo, built)  # verified against its rebuild, it would pass
     rebuilt = {n: tensor_sha256(t) for n, t in built.adapter.tensors.items()}
     layouts: dict[str, tuple[str, tuple[int, ...]]] = {}
     try:

@@ -69,7 +69,8 @@ def build_adapter(repo: Repository, commit: str | None, since: str | None,
 def check_widths(repo: Repository, built: BuiltAdapter) -> None:
     """Each layer's factors fit the base's W_out there (d_out rows of U, d_in of V), as read
     from the base's config (no weights loaded): well-formed records of one width the base
-    has not (each set of the layer alike) make an adapter no model loads."""
+    has not (each set of the layer alike) make an adapter no model loads. Export and verify
+    both check it (a rebuild of such records is the same unloadable adapter)."""
     b, diff, family = repo.base, built.difference, built.family
     model = skeleton(str(b.path if b.path is not None else b.spec))
     n_layers = family.n_layers(model)
