@@ -186,6 +186,23 @@ def test_an_older_revision_and_the_base(gguf_repo, tmp_path):
     assert (tmp_path / "base" / "model.gguf").read_bytes() == gguf_repo["base"].read_bytes()
 
 
+def test_a_peft_export_and_its_verify_make_no_dequantized_copy(gguf_repo, tmp_path,
+                                                              monkeypatch):
+    """An adapter is built from the records alone, its widths checked against the base's
+    config: with no dequantized copy in the cache (a clone's machine, a cleared cache), a
+    PEFT export and its verify dequantized the whole GGUF to read that config (SmolLM2's
+    Q4_1: 104 s and 517 MB here, the copy kept)."""
+    repo = gguf_repo["repo"]
+    ok("export", "HEAD", tmp_path / "warm", "--format", "peft", cwd=repo)
+    cold = tmp_path / "cold-cache"
+    monkeypatch.setenv("MEMSTORE_CACHE", str(cold))
+    ok("export", "HEAD", tmp_path / "peft", "--format", "peft", cwd=repo)
+    assert "OK" in ok("verify", tmp_path / "peft", cwd=repo).stdout
+    assert not (cold / "models").exists() or not any((cold / "models").iterdir())
+    for f in ("adapter_model.safetensors", "adapter_config.json"):
+        assert (tmp_path / "peft" / f).read_bytes() == (tmp_path / "warm" / f).read_bytes()
+
+
 def test_a_second_dequantization_of_the_same_file_keeps_the_first(tmp_path, monkeypatch):
     """Two processes loading the same GGUF for the first time both dequantize it; the one
     that finishes second finds the cache filled and keeps it (it used to fail on the rename)."""

@@ -227,26 +227,35 @@ def check_weights(info: dict[str, Any]) -> None:
                               f"asks for {tuple(expected)}")
 
 
-def _dequantize(path: Path, target: Path) -> None:
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GgufConfig
+def _gguf_config(path: Path) -> tuple[Any, dict[str, Any]]:
+    """The config the dequantized copy of the GGUF file `path` is built with, read from its
+    header (no tensor), and the settings set on it that transformers' loader leaves out."""
+    from transformers import AutoConfig
 
-    d, f = str(path.parent), path.name
     try:  # what the file implies and transformers' loader would leave at a default
         fields = read_fields(path)
         settings = llama_cpp_settings(fields)
     except ValidationError as e:
         raise ValidationError(f"{path}: {e}") from None
-    source = file_sha256(path)
-    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
     # (Gemma's query scale and soft-caps, Llama 3's RoPE scaling, a head size): set on the
     # config the model is built from, before the tensors are read (a head size shapes them),
     # and saved with the copy, so the copy runs as llama.cpp runs the file
-    config = as_llama_cpp_family(AutoConfig.from_pretrained(d, gguf_file=f), fields)
+    config = as_llama_cpp_family(
+        AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name), fields)
     try:  # a family memstore refuses anyway: no float32 copy of it is made first
         get_adapter(config.model_type)
     except ValidationError as e:
         raise ValidationError(f"{path}: {e}") from None
-    changed = apply_settings(config, settings)
+    return config, apply_settings(config, settings)
+
+
+def _dequantize(path: Path, target: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    d, f = str(path.parent), path.name
+    config, changed = _gguf_config(path)
+    source = file_sha256(path)
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
     model, info = AutoModelForCausalLM.from_pretrained(
         d, gguf_file=f, config=config, quantization_config=GgufConfig(dequantize=True),
         dtype=torch.float32, output_loading_info=True, ignore_mismatched_sizes=True)
@@ -411,20 +420,30 @@ def _device_map(runtime: Runtime) -> Any:
 
 def skeleton(spec: str):
     """The model `spec` names built from its config alone, its weights left unread and
-    unmade (accelerate's empty init: on the meta device): its modules and their shapes."""
+    unmade (accelerate's empty init: on the meta device): its modules and their shapes. A
+    GGUF file with no dequantized copy yet is read for its header only (its copy, the
+    model's size in float32, is made by what loads the weights, not for a config)."""
     try:
+        path = resolve(spec)
+        if path.is_file() and not (_gguf_cache(path) / "config.json").is_file():
+            return _empty_model(_gguf_config(path)[0])
         return _skeleton(local_dir(spec))
     except LOAD_ERRORS as e:
         raise _cannot_load(spec, e) from None
 
 
 def _skeleton(directory: Path):
+    from transformers import AutoConfig
+
+    return _empty_model(AutoConfig.from_pretrained(directory, trust_remote_code=False))
+
+
+def _empty_model(config):
     from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
     with init_empty_weights():
-        return AutoModelForCausalLM.from_config(
-            AutoConfig.from_pretrained(directory, trust_remote_code=False))
+        return AutoModelForCausalLM.from_config(config)
 
 
 def _check_placement(directory: Path, placement: dict, name: str) -> None:
