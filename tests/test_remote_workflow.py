@@ -11,6 +11,7 @@ import json
 import pytest
 from cli_support import (
     copy_repo,
+    error_line,
     facts_files,
     history_template,
     last_line,
@@ -202,3 +203,46 @@ def test_remote_commands_and_tracking_branches(base, tmp_path, origin):
     assert r.exit_code == 2 and "unknown revision 'mirror/side'" in r.stderr
     assert ok("remote", cwd=repo).stdout.split() == ["origin", url, "scratch",
                                                      f"memory://{tmp_path.name}/shared"]
+
+
+def test_a_team_shares_the_tag_it_serves(base, tmp_path, origin):
+    """push --tags, push REMOTE TAG, fetch and clone bring tags, as git's; a remote tag at
+    another commit is refused in one line (exit 1) unless --force, and a fetch never
+    clobbers a tag here (one warning line)."""
+    repo, url, ids = origin
+    ok("tag", "v1", ids[1], cwd=repo)
+    out = ok("push", "--tags", cwd=repo).stdout
+    assert f" {'* [new tag]':<28} {'v1':<12} -> v1" in out.splitlines()
+    assert ok("push", "--tags", cwd=repo).stdout.splitlines()[-1] == "Everything up-to-date"
+    a = tmp_path / "a"
+    cloned = json.loads(clone(base, url, a, "--json").stdout)
+    assert cloned["tags"] == [{"tag": "v1", "new": ids[1], "refused": None, "here": None}]
+    assert json.loads(ok("tag", "--json", cwd=a).stdout) == [{"name": "v1", "commit": ids[1]}]
+    # a tag pushed by its name (no branch has it); fetch lists it as it lists a branch
+    ok("tag", "v2", cwd=repo)
+    assert "* [new tag]" in ok("push", "origin", "v2", cwd=repo).stdout
+    fetched = ok("fetch", cwd=a).stdout
+    assert f" * {'[new tag]':<26} {'v2':<12} -> v2" in fetched.splitlines()
+    # v1 moved here: the remote's is another commit, refused for that tag alone
+    ok("tag", "-d", "v1", cwd=repo)
+    ok("tag", "v1", ids[2], cwd=repo)
+    ok("tag", "v3", ids[0], cwd=repo)
+    before = remote_files(url)
+    r = run("push", "--tags", cwd=repo)
+    error_line(r, 1, f"tag 'v1' already exists on origin naming {ids[1][:12]} (a tag does not "
+                     "move: push --force replaces it)")
+    assert "* [new tag]" in r.stdout and "v3" in r.stdout  # the others are pushed
+    assert set(remote_files(url)) - set(before) == {"refs/tags/v3"}
+    pushed = json.loads(ok("push", "--tags", "--force", "--json", cwd=repo).stdout)
+    assert [(t["tag"], t["old"], t["forced"]) for t in pushed["tags"] if not t["up_to_date"]] \
+        == [("v1", ids[1], True)]
+    # a's v1 names ids[1]: kept, one warning line; v3 is fetched
+    got = ok("fetch", "--json", cwd=a)
+    assert got.stderr.strip() == (f"warning: tag 'v1' of origin not fetched: would clobber "
+                                  f"existing tag (it names {ids[1][:12]} here, {ids[2][:12]} "
+                                  "there)")
+    assert [(t["tag"], t["refused"]) for t in json.loads(got.stdout)["tags"]] == [
+        ("v1", "would clobber existing tag"), ("v3", None)]
+    assert ok("fsck", url).stdout.strip() == "ok"
+    error_line(run("push", "--tags", "origin", "main", cwd=repo), 2, "--tags pushes every tag")
+    error_line(run("push", "-u", "origin", "v2", cwd=repo), 2, "'v2' is a tag")

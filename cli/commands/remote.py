@@ -90,19 +90,23 @@ def _moved(verb: str, moved, seconds: float) -> str:
             f"in {seconds:.1f} s")
 
 
-@click.command(short_help="Push a branch to a remote (objects first, the branch by CAS).")
+@click.command(short_help="Push a branch or tags to a remote (objects first, refs by CAS).")
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
 @click.argument("branch", required=False)
+@click.option("--tags", "all_tags", is_flag=True,
+              help="Push every tag instead of a branch: each the remote lacks is created; one "
+                   "it has at another commit is refused (tags do not move) unless --force.")
 @click.option("-f", "--force", is_flag=True,
               help="Replace the remote branch even when it is not an ancestor of BRANCH "
-                   "(its commits are dropped there; still never a push that landed meanwhile).")
+                   "(its commits are dropped there; still never a push that landed "
+                   "meanwhile), or a remote tag naming another commit.")
 @click.option("-u", "--set-upstream", is_flag=True,
               help="After the push, record REMOTE/BRANCH as BRANCH's upstream (what pull, "
                    "push, fetch and status use with no REMOTE named).")
 @WITH_STATS
 @json_option
-def push(remote_name: str | None, branch: str | None, force: bool, set_upstream: bool,
-         with_stats: bool, as_json: bool) -> None:
+def push(remote_name: str | None, branch: str | None, all_tags: bool, force: bool,
+         set_upstream: bool, with_stats: bool, as_json: bool) -> None:
     """Push BRANCH (default: the current one) to REMOTE (default: the branch's upstream's
     remote, else origin or the only remote there is), as the branch of the same name.
 
@@ -110,14 +114,31 @@ def push(remote_name: str | None, branch: str | None, force: bool, set_upstream:
     a push that is not a fast-forward, or that another push overtook, is refused (fetch
     first) and loses nothing. A remote that does not exist yet is created.
 
+    BRANCH may be a tag (a name that is a tag and no branch, or refs/tags/NAME), and
+    --tags pushes every tag: the history each names is written first, then each tag the
+    remote lacks is created by compare-and-swap; a remote tag naming another commit is
+    refused (exit status 1, the other tags pushed) unless --force.
+
     --json prints one object: remote, url, branch, old and new (the remote branch's commit
     before and after), forced, up_to_date, guarantee, upstream_set, commits, objects,
-    bytes, seconds.
+    bytes, seconds; for tags, remote, url, tags (each: tag, old, new, forced, up_to_date,
+    refused), guarantee, commits, objects, bytes, seconds.
     """
     from memstore.remote.push import push as run_push
+    from memstore.remote.push_tags import push_tags, pushed_ref
+    from memstore.store.refs import TAGS
 
+    if all_tags and (branch is not None or set_upstream):
+        raise click.UsageError("--tags pushes every tag: name no BRANCH and no -u with it")
     with open_repo() as repo:
-        r = run_push(repo, remote_name, branch, force=force, with_stats=with_stats,
+        kind, name = pushed_ref(repo, branch) if branch is not None else (None, None)
+        if all_tags or kind == TAGS:
+            if set_upstream:
+                raise click.UsageError(f"-u records a branch's upstream, and {name!r} is a tag")
+            show_tags(push_tags(repo, remote_name, name, force=force, with_stats=with_stats),
+                      as_json)
+            return
+        r = run_push(repo, remote_name, name, force=force, with_stats=with_stats,
                      set_upstream=set_upstream)
     if as_json:
         print_json({"remote": r.remote, "url": r.url, "branch": r.branch, "old": r.old,
@@ -139,13 +160,56 @@ def push(remote_name: str | None, branch: str | None, force: bool, set_upstream:
     click.echo(_moved("pushed", r.moved, r.seconds))
     if tracking:
         click.echo(tracking)
+    _single_writer(r)
+
+
+def _single_writer(r) -> None:
     if r.guarantee.startswith("single-writer"):
         warn(f"note: {r.url} is {r.guarantee}")
 
 
+def show_tags(r, as_json: bool) -> None:
+    """What `push --tags` did, as a branch's push shows it; then, for the tags refused,
+    one error line (exit status 1)."""
+    from memstore.remote.push import PushRejectedError
+
+    if as_json:
+        print_json({"remote": r.remote, "url": r.url,
+                    "tags": [{"tag": t.tag, "old": t.old, "new": t.new, "forced": t.forced,
+                              "up_to_date": t.up_to_date, "refused": t.refused}
+                             for t in r.tags],
+                    "guarantee": r.guarantee, **_moved_json(r.moved, r.seconds)})
+    else:
+        click.echo(f"To {r.url}")
+        done = [t for t in r.tags if not t.up_to_date and not t.refused]
+        for t in done:
+            what = (f"{short(t.old)}...{short(t.new)} (forced update)" if t.forced
+                    else "* [new tag]")
+            click.echo(f" {what:<28} {t.tag:<12} -> {t.tag}")
+        if done:
+            click.echo(_moved("pushed", r.moved, r.seconds))
+            _single_writer(r)
+        elif not r.refused:
+            click.echo("Everything up-to-date")
+    if r.refused:
+        names = ", ".join(f"{t.tag!r}" for t in r.refused)
+        one = r.refused[0]
+        naming = (f"naming {short(one.old)}" if len(r.refused) == 1
+                  else "naming other commits")
+        raise PushRejectedError(
+            f"push to {r.remote}: tag{'s' if len(r.refused) > 1 else ''} {names} already "
+            f"exist{'s' if len(r.refused) == 1 else ''} on {r.remote} {naming} (a tag does "
+            "not move: push --force replaces it)")
+
+
 def _passed_over(f) -> None:
+    """The remote's refs left out: named by an older memstore, or tags not taken here."""
     for line in f.passed_over:
         warn(f"warning: {line}")
+    for t in f.tags:
+        if t.refused is not None:
+            here = f" (it names {short(t.here)} here, {short(t.new)} there)" if t.here else ""
+            warn(f"warning: tag {t.tag!r} of {f.remote} not fetched: {t.refused}{here}")
 
 
 def _fetched(f) -> None:
@@ -158,6 +222,9 @@ def _fetched(f) -> None:
             click.echo(f" * {'[new branch]':<26} {u.branch:<12} -> {target}")
         else:
             click.echo(f"   {short(u.old) + '..' + short(u.new):<26} {u.branch:<12} -> {target}")
+    for t in f.tags:
+        if t.refused is None:
+            click.echo(f" * {'[new tag]':<26} {t.tag:<12} -> {t.tag}")
     click.echo(_moved("fetched", f.moved, f.seconds))
 
 
@@ -171,9 +238,12 @@ def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
 
     Only the commits and objects missing here move, each verified against its hash; local
     branches do not change (see pull). REMOTE/BRANCH names a revision like any other.
+    Each remote tag whose commit is here then is created here too; a tag here naming
+    another commit is kept (a warning: it would clobber an existing tag).
 
     --json prints one object: remote, url, updates (the remote-tracking branches moved),
-    commits, objects, bytes and seconds.
+    tags (each tag created, or refused: tag, new, refused, here), commits, objects, bytes
+    and seconds.
     """
     from memstore.remote.fetch import fetch as run_fetch
 
@@ -188,9 +258,12 @@ def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
 
 def fetch_result(f) -> dict:
     """fetch --json (and pull --json's `fetched`): the remote, the branches that moved
-    there, and what was moved."""
+    there, the tags created here (and those refused: why, and the commit of the tag of
+    that name here), and what was moved."""
     return {"remote": f.remote, "url": f.url,
             "updates": [{"branch": u.branch, "old": u.old, "new": u.new} for u in f.updates],
+            "tags": [{"tag": t.tag, "new": t.new, "refused": t.refused, "here": t.here}
+                     for t in f.tags],
             **_moved_json(f.moved, f.seconds)}
 
 
@@ -241,11 +314,11 @@ def clone(url: str, directory: str, base_spec: str, with_stats: bool, as_json: b
     """Clone the repository at URL into DIRECTORY (new or empty).
 
     The base model is never pushed: MODEL is hashed and must be the remote's base. The
-    clone gets remote origin, every remote branch as origin/BRANCH and the remote's
-    default branch checked out.
+    clone gets remote origin, every remote branch as origin/BRANCH, every remote tag and
+    the remote's default branch checked out.
 
-    --json prints one object: path, branch and head (checked out), commits, objects,
-    bytes and seconds.
+    --json prints one object: path, branch and head (checked out), tags (each: tag, new,
+    refused, here, as fetch --json), commits, objects, bytes and seconds.
     """
     from memstore.remote.clone import clone as run_clone
 
@@ -255,9 +328,13 @@ def clone(url: str, directory: str, base_spec: str, with_stats: bool, as_json: b
     _passed_over(r.fetched)
     if as_json:
         print_json({"path": str(r.path), "branch": r.branch, "head": r.head,
+                    "tags": fetch_result(r.fetched)["tags"],
                     **_moved_json(r.fetched.moved, r.fetched.seconds)})
         return
     click.echo(_moved("fetched", r.fetched.moved, r.fetched.seconds))
+    created = [t.tag for t in r.fetched.tags if t.refused is None]
+    if created:
+        click.echo(f"{counted(len(created), 'tag')}: {', '.join(created)}")
     where = f"at {short(r.head)}" if r.head else "(no commits yet)"
     click.echo(f"branch {r.branch} {where}")
 

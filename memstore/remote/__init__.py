@@ -8,4 +8,4 @@
     remotes       named remotes and remote-tracking branches in the repository
     transfer      moving only the missing objects, verified on arrival, with progress
     stats         statistics, moved only with --with-stats
-    push, fetch (and pull), clone, fsck   the operations, one module each"""
+    push, push_tags, fetch (and pull), clone, fsck, repair   the operations, one module each"""

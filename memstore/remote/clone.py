@@ -5,10 +5,11 @@ the clone names its own copy, memstore hashes it, and a copy whose hash is not t
 remote records is refused. Everything is checked before the folder is touched (it must be
 new or empty, the remote reachable and of a layout this memstore reads, the base the
 right one); a clone that fails later removes what it made. The new repository has remote
-`origin`, every remote branch as `origin/BRANCH`, and a local branch for the remote's
-default one, whose upstream is `origin/BRANCH` (recorded, as git's clone records it); its
-editor settings for future commits are those of the newest update set on that branch
-(how the team last edited), else the architecture's defaults.
+`origin`, every remote branch as `origin/BRANCH`, every remote tag (with its history, on a
+branch or not), and a local branch for the remote's default one, whose upstream is
+`origin/BRANCH` (recorded, as git's clone records it); its editor settings for future
+commits are those of the newest update set on that branch (how the team last edited), else
+the architecture's defaults.
 
 A clone writes a marker `DIR/.memstore-clone-<host>-<pid>-<random>` before anything else
 and removes it when done. A clone killed outright (kill -9, the out-of-memory killer)
@@ -147,7 +148,8 @@ def clone(url: str, directory: str | Path, base_spec: str, *,
         ours = True
         with repo:
             remotes.add(repo, remotes.DEFAULT, remote.url)
-            fetched = fetch(repo, remotes.DEFAULT, with_stats=with_stats, remote=remote)
+            fetched = fetch(repo, remotes.DEFAULT, with_stats=with_stats, remote=remote,
+                            all_tags=True)
             head = repo.refs.read(remotes.tracking_ref(remotes.DEFAULT, default))
             if head is not None:
                 repo.update_ref(branch_ref(default), head, expected=None)

@@ -9,7 +9,10 @@ fails or is killed leaves the repository as it was (objects it wrote are removed
 are orphans gc removes). With `--with-stats` the statistics the fetched history names are
 downloaded and checked before that transaction too (a damaged record refuses the whole
 fetch), and stored after it. Local branches never move; `pull` then merges, as `merge`
-does."""
+does. The remote's tags whose commits are here once its branches are fetched (all of
+them, with their history, for a clone) are created in the same transaction; a tag here is
+never moved (git's "would clobber existing tag"), and a name that cannot be a tag here is
+left: each said in one warning line."""
 from __future__ import annotations
 
 import json
@@ -19,14 +22,23 @@ from dataclasses import dataclass, field
 from ..errors import MemstoreError, ValidationError
 from ..store.commits import Commit
 from ..store.objects import hash_bytes
-from ..store.refs import check_ref_name
+from ..store.refs import TAGS, check_ref_name
 from ..store.repository import Repository
 from ..store.rewrite import Report, merge
 from . import remotes
 from .connection import Remote, connect
 from .layout import RemoteFormatError, object_path
 from .stats import fetch_statistics
-from .transfer import CorruptRemoteObjectError, Moved, accept, discard, download, reachable
+from .transfer import (
+    CorruptRemoteObjectError,
+    Moved,
+    accept,
+    discard,
+    download,
+    reachable,
+    remote_sizes,
+)
+from .transport import RemoteError
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,14 @@ class RefUpdate:
     new: str | None  # None: gone from the remote
 
 
+@dataclass(frozen=True)
+class TagUpdate:
+    tag: str
+    new: str  # the commit the remote's tag names: the tag is created here at it, unless
+    refused: str | None = None  # why not: a tag here names another commit, or the name
+    here: str | None = None  # the commit of that tag here, which stays
+
+
 @dataclass
 class FetchResult:
     remote: str
@@ -43,7 +63,8 @@ class FetchResult:
     updates: list[RefUpdate] = field(default_factory=list)
     moved: Moved = field(default_factory=Moved)
     seconds: float = 0.0
-    passed_over: list[str] = field(default_factory=list)  # branches an older memstore named
+    passed_over: list[str] = field(default_factory=list)  # refs an older memstore named
+    tags: list[TagUpdate] = field(default_factory=list)  # created, or kept (not clobbered)
 
 
 def _parse_commit(cid: str, data: bytes, label: str, base_hash: str) -> Commit:
@@ -105,11 +126,14 @@ def _parents_first(commits: dict[str, Commit]) -> list[Commit]:
 
 
 def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False,
-          remote: Remote | None = None, need: str | None = None) -> FetchResult:
+          remote: Remote | None = None, need: str | None = None,
+          all_tags: bool = False) -> FetchResult:
     """Fetches every branch of remote `name` (default: the current branch's upstream's
     remote, else origin or the only remote), through `remote` when the caller has it open
     already (a clone); refused before anything moves when the remote has no branch `need`
-    (a pull's)."""
+    (a pull's). The remote's tags come with it: each whose commit is here once the
+    branches are fetched (git's auto-following of tags), or with `all_tags` (a clone's)
+    every tag, with its history."""
     t0 = time.perf_counter()
     if name is None:  # '' is no default
         name = remotes.remote_for(repo, repo.head().branch)
@@ -120,12 +144,14 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
     branches = remote.transport.branches(passed_over)
     if need is not None and need not in branches:
         raise ValidationError(f"remote {name!r} has no branch {need!r}")
+    tags = remote.transport.tags(passed_over)
+    tips = set(branches.values()) | (_tag_commits(repo, remote, tags) if all_tags else set())
     written: list[str] = []
     indexed = False
     with repo.lock():
         try:
             with repo.objects.folders_synced_once():  # all durable before the index names them
-                commits = new_commits(repo, remote, sorted(set(branches.values())), written)
+                commits = new_commits(repo, remote, sorted(tips), written)
                 moved = download(repo, remote.transport,
                                  {o for c in commits for o in c.object_ids()[1:]},
                                  remote.label, written)
@@ -135,22 +161,63 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
                 if with_stats:  # checked before anything moves: a bad record refuses it
                     got, statistics = fetch_statistics(
                         repo, remote.transport,
-                        reachable(repo, set(branches.values()), {c.id: c for c in commits}),
+                        reachable(repo, tips, {c.id: c for c in commits}),
                         remote.label, written)
                     moved = moved.add(got)
             old = remotes.tracking(repo, name)
             updates = [RefUpdate(b, old.get(b), c) for b, c in sorted(branches.items())
                        if old.get(b) != c]
             updates += [RefUpdate(b, c, None) for b, c in sorted(old.items()) if b not in branches]
+            arrived = {c.id for c in commits}
+            followed = _followed_tags(repo, {t: c for t, c in tags.items()
+                                             if c in arrived or repo.has_commit(c)})
             repo.add_commits(commits, {remotes.tracking_ref(name, u.branch): (u.old, u.new)
-                                       for u in updates})
+                                       for u in updates}
+                             | {TAGS + t.tag: (None, t.new) for t in followed
+                                if t.refused is None})
             indexed = True
         finally:
             if not indexed:
                 discard(repo, written)
         for stats in statistics:  # checked above; a statistics object is kept once stored
             repo.put_statistics(stats)
-    return FetchResult(name, url, updates, moved, time.perf_counter() - t0, passed_over)
+    return FetchResult(name, url, updates, moved, time.perf_counter() - t0, passed_over,
+                       followed)
+
+
+def _tag_commits(repo: Repository, remote: Remote, tags: dict[str, str]) -> set[str]:
+    """The commits `tags` name, each held by the remote or here: a tag naming a commit
+    that neither has refuses the fetch, naming the tag, before anything moves."""
+    wanted = {c for c in tags.values() if not repo.has_commit(c)}
+    there = remote_sizes(remote.transport, wanted)
+    for tag, commit in sorted(tags.items()):
+        if commit in wanted and commit not in there:
+            raise RemoteError(f"{remote.label}: tag {tag!r} names commit {commit[:12]}, which "
+                              "the remote lacks (a damaged remote: run `memstore fsck` on it); "
+                              "nothing was fetched")
+    return set(tags.values())
+
+
+def _followed_tags(repo: Repository, tags: dict[str, str]) -> list[TagUpdate]:
+    """What a fetch does with the remote's `tags` whose commits are here: a tag absent
+    here is created; one here naming the same commit is left; one here naming another
+    commit stays (git's "would clobber existing tag"), and a name that cannot be a tag here
+    (a branch's, a remote's branch's, 'base') is not created: each `refused`, saying why."""
+    out = []
+    for tag, commit in sorted(tags.items()):
+        here = repo.refs.read(TAGS + tag)
+        if here == commit:
+            continue
+        if here is not None:
+            out.append(TagUpdate(tag, commit, "would clobber existing tag", here))
+            continue
+        try:
+            repo.check_new_tag(tag)
+        except ValidationError as e:
+            out.append(TagUpdate(tag, commit, str(e)))
+            continue
+        out.append(TagUpdate(tag, commit))
+    return out
 
 
 def pull(repo: Repository, name: str | None = None, branch: str | None = None, *,

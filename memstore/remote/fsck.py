@@ -1,7 +1,7 @@
-"""fsck of a remote: is every branch's history whole and intact on the store itself?
+"""fsck of a remote: is every branch's and tag's history whole and intact on the store itself?
 
 Checks the marker, that every file under objects/ is named by an object id and (unless
-quick) hashes to it, that every branch holds a commit id whose history is all there:
+quick) hashes to it, that every branch and tag holds a commit id whose history is all there:
 each commit present, readable, on the remote's base, with every object its update sets
 name; that every statistics record is readable and its tensor present; and that HEAD
 names an existing branch. What a killed push may leave is not a problem: objects no
@@ -17,6 +17,7 @@ from ..errors import MemstoreError
 from ..store.commits import Commit
 from ..store.maintenance import set_object_problems
 from ..store.objects import OBJECT_ID, hash_bytes, hash_chunks
+from ..store.refs import HEADS, TAGS
 from .layout import (
     HEAD_FILE,
     MARKER,
@@ -47,15 +48,17 @@ def fsck_remote(url: str, verify: bool = True) -> list[str]:
     corrupt = corrupt_objects(transport, present) if verify else set()
     problems += [f"object {o} is corrupt (its content does not match its name)"
                  for o in sorted(corrupt)]
-    branches = {}
-    for rel, size in sorted(transport.list("refs/heads/").items()):
-        try:  # what a fetch refuses: a name no branch may have, a file too large for an id
-            transport.check_branch_file(rel, size)
-            branches[rel] = parse_ref(transport.read(f"refs/heads/{rel}") or b"",
-                                      f"branch {rel}")
-        except RemoteFormatError as e:
-            problems.append(str(e))
-    problems += _check_history(transport, marker, branches, set(present), corrupt)
+    refs: dict[str, dict[str, str]] = {HEADS: {}, TAGS: {}}
+    for prefix, found in refs.items():
+        kind = "tag" if prefix == TAGS else "branch"
+        for rel, size in sorted(transport.list(prefix).items()):
+            try:  # what a fetch refuses: a name no ref may have, a file too large for an id
+                transport.check_ref_file(prefix, rel, size)
+                found[rel] = parse_ref(transport.read(prefix + rel) or b"", f"{kind} {rel}")
+            except RemoteFormatError as e:
+                problems.append(str(e))
+    branches = refs[HEADS]
+    problems += _check_history(transport, marker, refs, set(present), corrupt)
     problems += _check_statistics(transport, set(present), corrupt)
     head = transport.read(HEAD_FILE)
     if head is not None and parse_head(head) not in branches:
@@ -97,11 +100,14 @@ def corrupt_objects(transport: Transport, present: dict[str, int]) -> set[str]:
     return out
 
 
-def _check_history(transport: Transport, marker: Marker, branches: dict[str, str],
+def _check_history(transport: Transport, marker: Marker, refs: dict[str, dict[str, str]],
                    present: set[str], corrupt: set[str]) -> list[str]:
+    """The problems of the history each branch and tag reaches (`refs`: prefix → name →
+    commit), each commit once, named by the first ref found to reach it."""
     problems = []
     seen: set[str] = set()
-    stack = [(c, f"branch {b}") for b, c in sorted(branches.items())]
+    stack = [(c, f"{'tag' if prefix == TAGS else 'branch'} {name}")
+             for prefix in (TAGS, HEADS) for name, c in sorted(refs[prefix].items())]
     while stack:
         cid, via = stack.pop()
         if cid in seen:

@@ -7,6 +7,10 @@
     objects/ab/cdef…             immutable objects, named by the sha256 of their bytes
                                  (the same bytes and names as in `.memstore/objects/`)
     refs/heads/NAME              a branch: its commit id and a newline
+    refs/tags/NAME               a tag: the same (`push --tags`); moved only by --force.
+                                 A memstore without tags on remotes reads refs/heads/
+                                 alone (fetch, clone, push, fsck pass refs/tags/ over),
+                                 so a remote with tags is still version 1
     statistics/SAMPLE.LAYER.json a statistics record (only with `--with-stats`): sample id,
                                  layer, token count, description and its tensor object
     lock                         folders only: flock'ed while a branch is compared and swapped
@@ -25,7 +29,7 @@ from typing import Any
 from ..editing.statistics import sample_id
 from ..errors import MemstoreError
 from ..store.objects import canonical_json, check_object_id
-from ..store.refs import HEADS
+from ..store.refs import HEADS, TAGS
 
 FORMAT = "memstore-remote"
 VERSION = 1
@@ -83,6 +87,10 @@ def object_path(oid: str) -> str:
 
 def branch_path(branch: str) -> str:
     return HEADS + branch
+
+
+def tag_path(tag: str) -> str:
+    return TAGS + tag
 
 
 def statistics_path(sample: str, layer: int) -> str:

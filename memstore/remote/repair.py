@@ -4,7 +4,7 @@ A push writes only the objects a remote lacks, judged by its listing: an object 
 there but corrupt (a disk error, a bad copy, a hand edit), or gone from under a branch,
 stays so, and every fetch or clone that needs it is refused. `memstore fsck REMOTE
 --repair` writes each such object again from this repository: every object the remote
-holds corrupt, and every object its branches' histories and statistics records need that
+holds corrupt, and every object its branches' and tags' histories and statistics records need that
 it lacks — each only from an intact local copy (re-hashed as it is read; a corrupt local
 copy is not written). Rewriting an object with the bytes its name says it holds cannot
 disturb a concurrent fetch or push more than the damage did: each write is whole or not at
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ..errors import MemstoreError
 from ..store.commits import Commit
 from ..store.objects import CorruptObjectError
+from ..store.refs import HEADS, TAGS
 from ..store.repository import Repository
 from ..store.stats_records import StatisticsRecord
 from .fsck import corrupt_objects, listed_objects
@@ -120,14 +121,14 @@ def _damaged_records(repo: Repository, transport: Transport) -> dict[str, Statis
 
 def _needed(repo: Repository, transport: Transport, present: dict[str, int],
             corrupt: set[str]) -> set[str]:
-    """The objects the remote's branches and statistics records name: each commit on the
+    """The objects the remote's branches, tags and statistics records name: each commit on the
     way (read from this repository where it has it, else from the remote when intact
     there), the objects its update sets name, and the statistics tensors."""
     needed: set[str] = set()
     stack = []
-    for name in transport.list("refs/heads/"):
+    for path in [prefix + name for prefix in (HEADS, TAGS) for name in transport.list(prefix)]:
         try:
-            stack.append(parse_ref(transport.read(f"refs/heads/{name}") or b"", name))
+            stack.append(parse_ref(transport.read(path) or b"", path))
         except RemoteFormatError:
             continue  # fsck lists it; there is no object to restore for it
     while stack:

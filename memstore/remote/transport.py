@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from ..errors import MemstoreError, ValidationError
 from ..store.objects import CHUNK_BYTES
-from ..store.refs import check_ref_name, older_name
+from ..store.refs import HEADS, TAGS, check_ref_name, older_name
 from . import urls
 from .layout import LOCK, RemoteFormatError, parse_ref
 
@@ -57,6 +57,7 @@ class RefValue:
 
 
 MAX_REF_BYTES = 4096
+_KIND = {HEADS: "branch", TAGS: "tag"}
 
 
 class Transport(ABC):
@@ -164,34 +165,44 @@ class Transport(ABC):
         whose name an older memstore accepted (it breaks only the rule against characters
         that do not show as themselves) is left out, its line appended there, instead of
         refusing the whole remote: memstore cannot rename or remove a remote's branch."""
-        found = self.list("refs/heads/")
+        return self.refs(HEADS, passed_over)
+
+    def tags(self, passed_over: list[str] | None = None) -> dict[str, str]:
+        """Tag name → commit of every tag on the remote (refs/tags/), as `branches`."""
+        return self.refs(TAGS, passed_over)
+
+    def refs(self, prefix: str, passed_over: list[str] | None = None) -> dict[str, str]:
+        """Short name → commit of every ref under `prefix` (refs/heads/ or refs/tags/)."""
+        kind = _KIND[prefix]
+        found = self.list(prefix)
         for name, size in list(found.items()):
             why = older_name(name) if passed_over is not None else None
             if why:
                 del found[name]
-                passed_over.append(f"remote {self.url}: branch {name!r} passed over: {why} "
-                                   "(an older memstore accepted it); remove it there, "
-                                   "under refs/heads/")
+                passed_over.append(f"remote {self.url}: {kind} {name!r} passed over: {why} "
+                                   f"(an older memstore accepted it); remove it there, "
+                                   f"under {prefix}")
                 continue
-            self.check_branch_file(name, size)
-        refs = self.read_many(f"refs/heads/{name}" for name in found)
-        return {p[len("refs/heads/"):]: parse_ref(data, f"{self.url}: {p}")
+            self.check_ref_file(prefix, name, size)
+        refs = self.read_many(f"{prefix}{name}" for name in found)
+        return {p[len(prefix):]: parse_ref(data, f"{self.url}: {p}")
                 for p, data in sorted(refs.items())}
 
-    def check_branch_file(self, name: str, size: int) -> None:
-        """RemoteFormatError unless `refs/heads/NAME` of `size` bytes can be a branch: a
-        valid name, and small enough to be read for a commit id."""
+    def check_ref_file(self, prefix: str, name: str, size: int) -> None:
+        """RemoteFormatError unless `PREFIX/NAME` of `size` bytes can be a branch (or tag):
+        a valid name, and small enough to be read for a commit id."""
+        kind = _KIND[prefix]
         try:
             name.encode("utf-8")
-            check_ref_name(name)
+            check_ref_name(name, kind)
         except (UnicodeEncodeError, ValidationError) as e:
             shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
             why = (e.args[0].split(": ", 1)[-1] if isinstance(e, ValidationError)
                    else "not UTF-8")
-            raise RemoteFormatError(f"remote {self.url}: the branch name {shown!r} is not "
+            raise RemoteFormatError(f"remote {self.url}: the {kind} name {shown!r} is not "
                                     f"valid ({why}); rename or remove it there") from None
         if size > MAX_REF_BYTES:  # a ref is one id: never read a large file whole for it
-            raise RemoteFormatError(f"remote {self.url}: refs/heads/{name} holds {size} "
+            raise RemoteFormatError(f"remote {self.url}: {prefix}{name} holds {size} "
                                     "bytes, not a commit id")
 
     def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

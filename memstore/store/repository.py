@@ -311,6 +311,16 @@ class Repository:
         self._not_a_remote_branch(name, "tag")
         return self._create_ref(tag_ref(name), "tag", rev, force)
 
+    def check_new_tag(self, name: str) -> None:
+        """ValidationError unless `name` can be a new tag here (a fetched one): what
+        `create_tag` checks of its name (the ref it would be not yet looked at), and not
+        the name of the current branch before its first commit (a clone's, say)."""
+        self._not_a_remote_branch(name, "tag")
+        self.refs.check_new_name(tag_ref(name))
+        if name == self.head().branch:
+            raise ValidationError(f"{name!r} is already the name of a branch (the current "
+                                  "one, which has no commits yet); choose another name")
+
     def _not_the_base(self, name: str, kind: str) -> None:
         """'base' names the base model's state (diff, squash, export, ask, eval): a branch or
         tag of that name would be found first and take its place."""

@@ -1,0 +1,146 @@
+"""push --tags (and `push REMOTE TAG`): create on a remote the tags this repository has.
+
+A tag names a commit and does not move. The order is a branch's push's:
+
+1. read each remote tag of the name (with the token its compare-and-swap checks);
+   refuse the whole push, before writing anything, for a remote tag file that is not a
+   commit id, or a tag name the remote cannot store beside the tags it has;
+2. a remote tag naming the commit ours names is up to date; one naming another commit is
+   refused for that tag (as git's push refuses it, "already exists"), unless `--force`;
+3. write the objects the remote lacks of the history of every tag to create (and, with
+   `--with-stats`, the statistics): until a tag names them they are harmless;
+4. create each tag by compare-and-swap against "absent" (on S3 `If-None-Match: *`, as
+   for a new branch); with `--force`, replace one against the commit read, never a tag
+   pushed since. A tag created meanwhile at another commit is refused, as in 2.
+
+A kill anywhere leaves each remote tag absent or at its commit, with all the history
+that commit needs already there. Nothing here records anything: git keeps no
+remote-tracking tags."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..errors import ValidationError
+from ..store.refs import HEADS, TAGS, case_twin, check_ref_name, folder_clash
+from ..store.repository import Repository
+from . import remotes
+from .connection import connect
+from .layout import tag_path
+from .stats import push_statistics
+from .transfer import Moved, object_ids, reachable, upload
+from .transport import RefValue, StaleRefError
+
+
+@dataclass
+class TagUpdate:
+    tag: str
+    old: str | None  # the remote tag before (None: new there)
+    new: str
+    refused: bool = False  # it names another commit there, and no --force
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.old == self.new
+
+    @property
+    def forced(self) -> bool:
+        return self.old is not None and not self.up_to_date and not self.refused
+
+
+@dataclass
+class TagsPushResult:
+    remote: str
+    url: str
+    tags: list[TagUpdate] = field(default_factory=list)
+    moved: Moved = field(default_factory=Moved)
+    guarantee: str = ""  # what the store guarantees for the ref update
+    seconds: float = 0.0
+
+    @property
+    def refused(self) -> list[TagUpdate]:
+        return [t for t in self.tags if t.refused]
+
+
+def pushed_ref(repo: Repository, name: str) -> tuple[str, str]:
+    """What `push REMOTE NAME` pushes, by git's rules for a refspec: (HEADS or TAGS, the
+    short name). `refs/heads/NAME` and `refs/tags/NAME` say which; a bare name is the
+    branch, else the tag of that name; both (made by an older memstore) is ambiguous."""
+    for prefix in (HEADS, TAGS):
+        if name.startswith(prefix):
+            return prefix, name[len(prefix):]
+    branch, tag = (repo.refs.read(p + name) is not None for p in (HEADS, TAGS))
+    if branch and tag:
+        raise ValidationError(f"{name!r} is both a branch and a tag here: say "
+                              f"refs/heads/{name} or refs/tags/{name}")
+    return (TAGS, name) if tag else (HEADS, name)
+
+
+def push_tags(repo: Repository, name: str | None = None, only: str | None = None, *,
+              force: bool = False, with_stats: bool = False) -> TagsPushResult:
+    """Creates on remote `name` (default: the current branch's upstream's remote, else
+    origin or the only remote) every local tag it lacks, or tag `only`."""
+    t0 = time.perf_counter()
+    if name is None:  # '' is no default
+        name = remotes.remote_for(repo, repo.head().branch)
+    url = remotes.url_of(repo, name)
+    tags = repo.tags()
+    if only is not None:
+        if only not in tags:
+            raise ValidationError(f"no tag {only!r}")
+        tags = {only: tags[only]}
+    for tag in tags:  # made before a rule on names: a remote would refuse it to every fetch
+        check_ref_name(tag, "tag")
+    remote = connect(url, name, base_hash=repo.base.hash, must_exist=False)
+    transport = remote.transport
+    listed = transport.list(TAGS)
+    _check_fits(name, tags, listed)
+    result = TagsPushResult(name, url, guarantee=transport.guarantee)
+    read: dict[str, RefValue] = {}
+    for tag, tip in sorted(tags.items()):
+        if tag in listed:
+            transport.check_ref_file(TAGS, tag, listed[tag])
+        read[tag] = transport.read_ref(tag_path(tag))
+        old = read[tag].commit
+        result.tags.append(TagUpdate(tag, old, tip, refused=old not in (None, tip) and not force))
+    going = [u for u in result.tags if not u.up_to_date and not u.refused]
+    if going and remote.marker is None:
+        remote.create(repo.base.hash, repo.base.spec, repo.base.info)
+    if going or with_stats:
+        commits = reachable(repo, {u.new for u in going})
+        result.moved = upload(repo, transport, object_ids(commits), [c.id for c in commits])
+        if with_stats:
+            result.moved = result.moved.add(push_statistics(
+                repo, transport, reachable(repo, {u.new for u in result.tags if not u.refused})))
+    for u in going:
+        try:
+            transport.swap_ref(tag_path(u.tag), u.new, read[u.tag])
+        except StaleRefError as e:  # pushed meanwhile by another: as if read at step 1
+            u.old, u.refused = e.now, e.now not in (None, u.new)
+    result.guarantee = transport.guarantee
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _check_fits(name: str, tags: dict[str, str], listed: dict[str, int]) -> None:
+    """A tag is stored as the file refs/tags/NAME: refuses a push, before it writes
+    anything, of a tag that differs only by case from another tag of the remote or of the
+    push (a remote on a case-insensitive disk stores both as one file), or that is the
+    folder of another or in one ('v1' beside 'v1/rc')."""
+    for tag in sorted(tags):
+        others = (set(listed) | set(tags)) - {tag}
+        twin = case_twin(tag, others)
+        if twin is not None and tag not in listed:
+            raise ValidationError(f"push to {name} refused: tag {tag!r} differs only by case "
+                                  f"from tag {twin!r}{_where(twin, listed)} (a remote on a "
+                                  "case-insensitive disk stores both as one file); rename one")
+        clash = folder_clash(tag, others)
+        if clash is not None:
+            raise ValidationError(f"push to {name} refused: tag {tag!r} cannot be stored beside "
+                                  f"tag {clash!r}{_where(clash, listed)} (a remote stores a tag "
+                                  "as a file, so one cannot be both a tag and the folder of "
+                                  "another); rename one")
+
+
+def _where(tag: str, listed: dict[str, int]) -> str:
+    return " of the remote" if tag in listed else ""

@@ -1,0 +1,244 @@
+"""Tags on remotes, through the library on repositories of fake commits (no model), on a
+folder, on S3 (moto) and on fsspec's memory store: `push --tags` writes the history first
+and creates each tag by compare-and-swap against absent; a remote tag at another commit is
+refused unless forced; fetch follows the tags whose commits it has, clone (all_tags) takes
+every one; a local tag is never clobbered; fsck and fsck --repair of a remote cover tags;
+a damaged tag is one error and changes nothing here."""
+from __future__ import annotations
+
+import pytest
+from cli_support import snapshot
+from remote_support import make_repo, new_remote, remote_files, remove
+from test_store_support import commit_on_head
+
+from memstore.errors import MemstoreError, ValidationError
+from memstore.remote import push_tags as push_tags_module
+from memstore.remote.fetch import fetch
+from memstore.remote.fsck import fsck_remote
+from memstore.remote.layout import RemoteFormatError, object_path
+from memstore.remote.push import push
+from memstore.remote.push_tags import push_tags, pushed_ref
+from memstore.remote.repair import repair_remote
+from memstore.remote.transport import RemoteError, open_transport
+from memstore.store.refs import HEADS, TAGS
+
+pytest_plugins = ["remote_fixtures"]  # s3_server
+
+
+@pytest.fixture(params=["file", "s3", "memory"])
+def pair(request, tmp_path):
+    """Two repositories sharing a remote of each kind, and its URL."""
+    if request.param == "memory":
+        url = f"memory://tags-{tmp_path.name}/repo"
+    else:
+        url = new_remote(request.param, tmp_path, request)[0]
+    a = make_repo(tmp_path / "a", url)
+    b = make_repo(tmp_path / "b", url)
+    yield a, b, url
+    a.close()
+    b.close()
+
+
+def remote_tags(url: str) -> dict[str, bytes]:
+    return {p[len(TAGS):]: d for p, d in remote_files(url).items() if p.startswith(TAGS)}
+
+
+def test_push_tags_creates_each_tag_after_its_history_and_fetch_follows_them(pair):
+    a, b, url = pair
+    c1 = commit_on_head(a, seed=1)
+    a.create_tag("v1")
+    c2 = commit_on_head(a, seed=2)
+    a.create_tag("v2")
+    push(a)
+    got = push_tags(a)
+    assert [(t.tag, t.old, t.new, t.refused) for t in got.tags] == [
+        ("v1", None, c1.id, False), ("v2", None, c2.id, False)]
+    assert got.moved.objects == 0  # the branch's push wrote their history already
+    assert remote_tags(url) == {"v1": c1.id.encode() + b"\n", "v2": c2.id.encode() + b"\n"}
+    again = push_tags(a)
+    assert all(t.up_to_date for t in again.tags) and again.moved.objects == 0
+    fetched = fetch(b)
+    assert [(t.tag, t.new, t.refused) for t in fetched.tags] == [("v1", c1.id, None),
+                                                                 ("v2", c2.id, None)]
+    assert b.tags() == {"v1": c1.id, "v2": c2.id} and b.fsck() == []
+    assert fetch(b).tags == []  # the same commit here: nothing to do
+    assert fsck_remote(url) == []
+
+
+def test_a_tag_off_every_branch_is_pushed_with_its_history_and_cloned(pair):
+    a, b, url = pair
+    c1 = commit_on_head(a, seed=1)
+    a.create_tag("v1")
+    push_tags(a)  # no branch pushed: the tag alone makes its history reachable
+    assert fsck_remote(url) == []
+    assert fetch(b).tags == [] and b.tags() == {}  # a fetch follows tags into its history
+    got = fetch(b, all_tags=True)  # a clone takes every tag
+    assert [(t.tag, t.new) for t in got.tags] == [("v1", c1.id)]
+    assert got.moved.commits == 1 and b.requests_of(c1.id) == a.requests_of(c1.id)
+    assert b.fsck() == []
+
+
+def test_a_remote_tag_at_another_commit_is_refused_unless_forced(pair):
+    a, b, url = pair
+    c1 = commit_on_head(a, seed=1)
+    a.create_tag("v1")
+    push(a)
+    push_tags(a)
+    c2 = commit_on_head(b, seed=2)
+    b.create_tag("v1")
+    b.create_tag("v2")
+    before = remote_tags(url)
+    got = push_tags(b)
+    assert [(t.tag, t.old, t.refused) for t in got.tags] == [("v1", c1.id, True),
+                                                             ("v2", None, False)]
+    assert remote_tags(url) == before | {"v2": c2.id.encode() + b"\n"}  # v2 still pushed
+    assert fsck_remote(url) == []
+    forced = push_tags(b, force=True)
+    v1 = forced.tags[0]
+    assert (v1.old, v1.new, v1.forced, v1.refused) == (c1.id, c2.id, True, False)
+    assert remote_tags(url)["v1"] == c2.id.encode() + b"\n"
+    # a's v1 names c1: a fetch keeps it (git's "would clobber existing tag")
+    fetched = fetch(a, all_tags=True)
+    kept = {t.tag: t for t in fetched.tags}["v1"]
+    assert (kept.new, kept.here, kept.refused) == (c2.id, c1.id, "would clobber existing tag")
+    assert a.tags() == {"v1": c1.id, "v2": c2.id}
+
+
+def test_push_of_one_tag_by_name(pair):
+    a, _, url = pair
+    commit_on_head(a, seed=1)
+    a.create_tag("v1")
+    c2 = commit_on_head(a, seed=2)
+    a.create_tag("v2")
+    assert pushed_ref(a, "v2") == (TAGS, "v2") and pushed_ref(a, "main") == (HEADS, "main")
+    assert pushed_ref(a, "refs/tags/v1") == (TAGS, "v1")
+    assert [t.tag for t in push_tags(a, only="v2").tags] == ["v2"]
+    assert remote_tags(url) == {"v2": c2.id.encode() + b"\n"}
+    with pytest.raises(ValidationError, match="no tag 'v3'"):
+        push_tags(a, only="v3")
+
+
+def test_a_name_both_branch_and_tag_must_say_which(pair):
+    a, _, _ = pair
+    c1 = commit_on_head(a, seed=1)
+    a.create_tag("v1")
+    a.db["refs"].insert({"name": "refs/heads/v1", "target": c1.id, "symbolic": None})  # older
+    with pytest.raises(ValidationError, match="both a branch and a tag.*refs/heads/v1"):
+        pushed_ref(a, "v1")
+    assert pushed_ref(a, "refs/heads/v1") == (HEADS, "v1")
+
+
+def test_a_tag_created_on_the_remote_meanwhile_is_not_replaced(pair, monkeypatch):
+    a, b, url = pair
+    commit_on_head(a, seed=1)
+    a.create_tag("v1")
+    theirs = commit_on_head(b, seed=2)
+    push(b)
+    real = push_tags_module.upload
+
+    def upload_then_someone_tags(*args, **kwargs):
+        moved = real(*args, **kwargs)
+        open_transport(url).put("refs/tags/v1", theirs.id.encode() + b"\n")  # after the read
+        return moved
+
+    monkeypatch.setattr(push_tags_module, "upload", upload_then_someone_tags)
+    got = push_tags(a)
+    assert [(t.old, t.refused) for t in got.tags] == [(theirs.id, True)]
+    assert remote_tags(url) == {"v1": theirs.id.encode() + b"\n"}
+
+
+def test_a_push_stopped_before_its_tag_leaves_no_tag(pair, monkeypatch):
+    a, _, url = pair
+    commit_on_head(a, seed=1)
+    a.create_tag("v1")
+    real = push_tags_module.upload
+
+    def upload_then_stop(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(push_tags_module, "upload", upload_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        push_tags(a)
+    assert remote_tags(url) == {} and fsck_remote(url) == []  # objects only: harmless
+    monkeypatch.undo()
+    assert not push_tags(a).tags[0].refused and fsck_remote(url) == []
+
+
+def test_a_fetched_tag_never_takes_a_branch_name_here(pair):
+    a, b, url = pair
+    c1 = commit_on_head(a, seed=1)
+    a.create_tag("v1")
+    push(a)
+    push_tags(a)
+    open_transport(url).put("refs/tags/main", c1.id.encode() + b"\n")  # a teammate's
+    taken = "is already the name of a branch"
+    # b before its first commit, as a clone's repository is: main is its branch already
+    got = fetch(b)
+    assert [(t.tag, t.refused) for t in got.tags] == [
+        ("main", f"'main' {taken} (the current one, which has no commits yet); choose "
+                 "another name"), ("v1", None)]
+    b.update_ref("refs/heads/main", c1.id, expected=None)  # what a clone does next
+    b.delete_tag("v1")
+    b.create_branch("v1")
+    got = fetch(b)
+    assert [(t.tag, t.refused) for t in got.tags] == [
+        ("main", f"'main' {taken}; choose another name"),
+        ("v1", f"'v1' {taken}; choose another name")]
+    assert b.tags() == {} and b.resolve("origin/main") == c1.id and b.fsck() == []
+
+
+def test_fsck_of_a_remote_checks_each_tag_and_repair_restores_its_history(pair):
+    a, _, url = pair
+    commit_on_head(a, seed=1)
+    push(a)
+    c2 = commit_on_head(a, seed=2)
+    a.create_tag("v2")  # off the remote's branch: only the tag reaches c2
+    push_tags(a)
+    remove(url, object_path(c2.id))
+    problems = fsck_remote(url)
+    assert problems == [f"commit {c2.id[:12]} (reached from tag v2): its object is missing"]
+    fixed = repair_remote(a, url)
+    assert c2.id in fixed.rewritten and fsck_remote(url) == []
+
+
+@pytest.mark.parametrize("path, data, says, fsck_says", [
+    ("refs/tags/v1", b"not an id\n", "does not hold a commit id",
+     "tag v1 does not hold a commit id ('not an id')"),
+    ("refs/tags/bad name", None, "the tag name 'bad name' is not valid",
+     "the tag name 'bad name' is not valid (it contains a space)"),
+    ("refs/tags/v1", "missing", "names commit",
+     "commit cccccccccccc (reached from tag v1): its object is missing"),
+])
+def test_a_damaged_remote_tag_is_one_error_and_changes_nothing_here(pair, path, data, says,
+                                                                    fsck_says):
+    a, b, url = pair
+    c1 = commit_on_head(a, seed=1)
+    push(a)
+    if data is None:
+        data = c1.id.encode() + b"\n"
+    elif data == "missing":  # a tag naming a commit the remote lacks
+        data = b"c" * 64 + b"\n"
+    open_transport(url).put(path, data)
+    before = snapshot(b.root)
+    with pytest.raises(MemstoreError, match=says) as e:
+        fetch(b, all_tags=True)
+    assert "\n" not in str(e.value) and snapshot(b.root) == before
+    if says != "names commit":  # a fetch follows tags into its history only: passed by
+        with pytest.raises((RemoteFormatError, RemoteError), match=says):
+            fetch(b)
+    assert [p for p in fsck_remote(url) if fsck_says in p] != []
+
+
+@pytest.mark.parametrize("first, second", [("v1", "V1"), ("v1", "v1/rc")])
+def test_tags_a_remote_cannot_store_side_by_side_are_refused(pair, first, second):
+    a, b, url = pair
+    commit_on_head(a, seed=1)
+    a.create_tag(first)
+    push_tags(a)
+    commit_on_head(b, seed=2)
+    b.create_tag(second)
+    before = remote_files(url)
+    with pytest.raises(ValidationError, match=f"tag '{second}' .* tag '{first}' of the remote"):
+        push_tags(b)
+    assert remote_files(url) == before
