@@ -52,6 +52,13 @@ def test_out_must_be_free_or_an_export(repo, tmp_path):
     link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     refused(repo, "export", link, "--format", "peft", code=2, says="is a symbolic link")
     assert not (tmp_path / "elsewhere").exists()
+    # a link above OUT is the user's, followed as cp and git follow one (README)
+    ok("export", link / "v1", "--format", "peft", cwd=repo)
+    assert (tmp_path / "elsewhere" / "v1" / "adapter_model.safetensors").is_file()
+    inner = tmp_path / "inner"  # and checked where it leads
+    inner.symlink_to(repo / ".memstore", target_is_directory=True)
+    refused(repo, "export", inner / "v1", "--format", "peft", code=2,
+            says="is inside the repository")
     done = tmp_path / "done"
     ok("export", "HEAD~1", done, "--format", "peft", cwd=repo)
     ok("export", "HEAD", done, "--format", "peft", "--force", cwd=repo)  # replaces an export

@@ -4,7 +4,9 @@ An export is written into a fresh temporary directory beside OUT and renamed int
 What it may replace is narrow: nothing (a missing or empty OUT), or, with `--force`, a
 previous memstore export — a folder holding a memstore manifest and only the files that
 manifest lists, each with the sha256 it records — never a symbolic link, the repository,
-the base model, a folder holding either, or anything inside them. The check is made before
+the base model, a folder holding either, or anything inside them. OUT itself may not be a
+link; a link in the path above it is the user's own, followed (as cp and git follow one),
+and the rest is checked on the real path it leads to. The check is made before
 any work and again at the final rename: a folder that appeared or changed meanwhile (a
 file added, removed or written to) is never replaced.
 
