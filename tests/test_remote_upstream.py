@@ -187,3 +187,21 @@ def test_clone_records_the_upstream_of_the_branch_it_checks_out(base, tmp_path):
     ok("pull", cwd=copy)
     assert head(copy) == ids[2]
     assert "has no upstream now" in ok("branch", "--unset-upstream", cwd=copy).stdout
+
+
+def test_clone_of_a_remote_with_no_branch_records_the_upstream_as_git_does(base, tmp_path):
+    """git's clone of an empty repository records branch.main.remote/.merge all the same:
+    the branch, once born or pulled, follows origin/main."""
+    repo, ids = setup(base, tmp_path)
+    ok("tag", "v1", cwd=repo)
+    ok("push", "--tags", "team", cwd=repo)  # the remote holds a tag and no branch
+    copy = tmp_path / "copy"
+    assert "(no commits yet)" in ok("clone", tmp_path / "team", copy, "--base",
+                                    model_dir(base)).stdout
+    assert recorded(copy) == {"main": {"remote": "origin", "merge": "main"}} and snapshotted(copy)
+    assert upstream(copy) is None  # no commits yet: none shown, as git's status
+    ok("push", "team", cwd=repo)
+    ok("pull", cwd=copy)  # the recorded upstream: origin/main
+    assert head(copy) == ids[2]
+    assert upstream(copy) == {"name": "origin/main", "commit": ids[2], "ahead": 0,
+                              "behind": 0, "gone": False}

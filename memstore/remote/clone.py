@@ -151,10 +151,11 @@ def clone(url: str, directory: str | Path, base_spec: str, *,
             fetched = fetch(repo, remotes.DEFAULT, with_stats=with_stats, remote=remote,
                             all_tags=True)
             head = repo.refs.read(remotes.tracking_ref(remotes.DEFAULT, default))
+            # git's branch.NAME.remote=origin, .merge: what push, pull, status use; as git's
+            # clone of an empty repository, recorded for a branch with no commits yet too
+            remotes.record_upstream(repo, default, Upstream(remotes.DEFAULT, default))
             if head is not None:
                 repo.update_ref(branch_ref(default), head, expected=None)
-                # git's branch.NAME.remote=origin, .merge: what push, pull, status use
-                remotes.record_upstream(repo, default, Upstream(remotes.DEFAULT, default))
                 sets = repo.chain_sets(head)
                 if sets:
                     # the last commit's settings, read by today's token rule from now on
