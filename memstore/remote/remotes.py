@@ -120,7 +120,7 @@ def set_upstream(repo: Repository, branch: str | None, target: str) -> tuple[str
         if repo.refs.read(tracking_ref(remote, theirs)) is None:
             raise ValidationError(f"the upstream branch {target!r} does not exist here: fetch "
                                   f"{remote} first (`memstore fetch {remote}`)")
-        repo.set_config(upstreams.CONFIG_KEY, upstreams.table_with(repo.db, branch, up))
+        record_upstream(repo, branch, up)
     return branch, up
 
 
@@ -134,12 +134,15 @@ def unset_upstream(repo: Repository, branch: str | None) -> str:
         raw = repo.get_config(upstreams.CONFIG_KEY)
         if raw is None or isinstance(raw, dict) and branch not in raw:  # malformed: cleared
             raise ValidationError(f"branch {branch!r} has no upstream")
-        repo.set_config(upstreams.CONFIG_KEY, upstreams.table_with(repo.db, branch, None))
+        record_upstream(repo, branch, None)
     return branch
 
 
-def record_upstream(repo: Repository, branch: str, up: Upstream) -> None:
-    """`push -u`: records `up` as the upstream of `branch`, after the push."""
+def record_upstream(repo: Repository, branch: str, up: Upstream | None) -> None:
+    """Records `up` as the upstream of `branch` (None: forgets it), the other branches'
+    read in the same transaction: `push -u` after the push, clone, and `branch
+    --set-upstream-to` and `--unset-upstream` after their checks (inside their own
+    transaction: this one is then its savepoint)."""
     with repo.lock(), transaction(repo.db):
         repo.set_config(upstreams.CONFIG_KEY, upstreams.table_with(repo.db, branch, up))
 
