@@ -174,10 +174,9 @@ def test_a_fetched_tag_never_takes_a_branch_name_here(pair):
     open_transport(url).put("refs/tags/main", c1.id.encode() + b"\n")  # a teammate's
     taken = "is already the name of a branch"
     # b before its first commit, as a clone's repository is: main is its branch already
+    unborn = f"'main' {taken} (the current one, which has no commits yet); choose another name"
     got = fetch(b)
-    assert [(t.tag, t.refused) for t in got.tags] == [
-        ("main", f"'main' {taken} (the current one, which has no commits yet); choose "
-                 "another name"), ("v1", None)]
+    assert [(t.tag, t.refused) for t in got.tags] == [("main", unborn), ("v1", None)]
     b.update_ref("refs/heads/main", c1.id, expected=None)  # what a clone does next
     b.delete_tag("v1")
     b.create_branch("v1")
@@ -242,3 +241,44 @@ def test_tags_a_remote_cannot_store_side_by_side_are_refused(pair, first, second
     with pytest.raises(ValidationError, match=f"tag '{second}' .* tag '{first}' of the remote"):
         push_tags(b)
     assert remote_files(url) == before
+
+
+def test_a_tag_onto_a_pushed_history_walks_and_lists_what_it_adds(pair, monkeypatch):
+    """As a branch's push: the history the remote's branches and tags reach is not read,
+    sized nor listed again (it walked and listed all of it)."""
+    a, b, url = pair
+    for seed in range(20):
+        commit_on_head(a, seed=seed)
+    push(a)
+    tip = a.head().commit
+    a.create_tag("v1")
+    c = a.get_commit(commit_on_head(a, seed=100).id)  # not pushed: only v2 reaches it
+    a.create_tag("v2")
+    read, listed = [], []
+    real_commit = a.get_commit
+    monkeypatch.setattr(a, "get_commit", lambda cid: read.append(cid) or real_commit(cid))
+    kind = type(open_transport(url))
+    real_list, real_list_many = kind.list, kind.list_many
+    monkeypatch.setattr(kind, "list", lambda t, d: listed.append(d) or real_list(t, d))
+    monkeypatch.setattr(kind, "list_many",
+                        lambda t, ds: listed.extend(ds := list(ds)) or real_list_many(t, ds))
+    got = push_tags(a)
+    assert [t.refused for t in got.tags] == [False, False] and got.moved.commits == 1
+    assert read == [c.id]
+    assert set(listed) <= {"refs/heads/", "refs/tags/", f"objects/{tip[:2]}/"} | {
+        f"objects/{o[:2]}/" for o in c.object_ids()}
+    assert fetch(b, all_tags=True).tags[1].new == c.id and fsck_remote(url) == []
+
+
+def test_a_damaged_remote_branch_does_not_stop_a_tag_push(pair):
+    """The remote's branches only spare the walk: with one that is no commit id, the push
+    trusts none of them and writes whatever the tag's history lacks there."""
+    a, _, url = pair
+    c1 = commit_on_head(a, seed=1)
+    push(a)
+    open_transport(url).put("refs/heads/main", b"not an id\n")
+    remove(url, object_path(c1.id))
+    a.create_tag("v1")
+    assert not push_tags(a).tags[0].refused
+    assert fsck_remote(url) == ["branch main does not hold a commit id ('not an id')",
+                                "HEAD names no branch of the remote ('ref: refs/heads/main\\n')"]

@@ -22,14 +22,15 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import ValidationError
+from ..store.history import ancestors_of, graph
 from ..store.refs import HEADS, TAGS, case_twin, check_ref_name, folder_clash
 from ..store.repository import Repository
 from . import remotes
 from .connection import connect
-from .layout import tag_path
+from .layout import RemoteFormatError, tag_path
 from .stats import push_statistics
-from .transfer import Moved, object_ids, reachable, upload
-from .transport import RefValue, StaleRefError
+from .transfer import Moved, object_ids, reachable, remote_sizes, upload
+from .transport import RefValue, StaleRefError, Transport
 
 
 @dataclass
@@ -107,7 +108,9 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
     if going and remote.marker is None:
         remote.create(repo.base.hash, repo.base.spec, repo.base.info)
     if going or with_stats:
-        commits = reachable(repo, {u.new for u in going})
+        held = _on_remote(repo, transport, {*_branches(transport),
+                                            *(u.old for u in result.tags if u.old)})
+        commits = reachable(repo, {u.new for u in going}, have=held)
         result.moved = upload(repo, transport, object_ids(commits), [c.id for c in commits])
         if with_stats:
             result.moved = result.moved.add(push_statistics(
@@ -120,6 +123,24 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
     result.guarantee = transport.guarantee
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _on_remote(repo: Repository, transport: Transport, refs: set[str]) -> set[str]:
+    """The commits the remote holds with every object they reach: those of `refs` (its
+    branches' and tags' commits) that this repository has and the remote holds, and their
+    ancestors (a ref names a commit only once all it reaches is there). A tag onto a
+    pushed history walks and lists only what it adds, as a branch's push does."""
+    there = remote_sizes(transport, {c for c in refs if repo.has_commit(c)})
+    return ancestors_of(graph(repo.db), there) if there else set()
+
+
+def _branches(transport: Transport) -> set[str]:
+    """The commits of the remote's branches; none where a branch file is damaged (fsck
+    names it): the push then trusts no branch, and walks the tags' whole history."""
+    try:
+        return set(transport.branches([]).values())
+    except RemoteFormatError:
+        return set()
 
 
 def _check_fits(name: str, tags: dict[str, str], listed: dict[str, int]) -> None:
