@@ -282,3 +282,18 @@ def test_a_damaged_remote_branch_does_not_stop_a_tag_push(pair):
     assert not push_tags(a).tags[0].refused
     assert fsck_remote(url) == ["branch main does not hold a commit id ('not an id')",
                                 "HEAD names no branch of the remote ('ref: refs/heads/main\\n')"]
+
+
+def test_a_tag_an_older_memstore_named_is_passed_over(pair):
+    """A name git accepts but memstore no longer does (a character that does not show as
+    itself) is left out of a fetch in one line, as such a branch is, not a refusal."""
+    a, b, url = pair
+    c1 = commit_on_head(a, seed=1)
+    a.create_tag("v1")
+    push(a)
+    push_tags(a)
+    open_transport(url).put("refs/tags/v\u200b1", c1.id.encode() + b"\n")
+    got = fetch(b)
+    assert [t.tag for t in got.tags] == ["v1"] and b.tags() == {"v1": c1.id}
+    assert len(got.passed_over) == 1 and "tag 'v\\u200b1' passed over" in got.passed_over[0]
+    assert "under refs/tags/" in got.passed_over[0]
