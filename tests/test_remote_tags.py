@@ -145,6 +145,12 @@ def test_a_tag_created_on_the_remote_meanwhile_is_not_replaced(pair, monkeypatch
     got = push_tags(a)
     assert [(t.old, t.refused) for t in got.tags] == [(theirs.id, True)]
     assert remote_tags(url) == {"v1": theirs.id.encode() + b"\n"}
+    # --force replaces the commit it read, never a tag removed there meanwhile
+    monkeypatch.setattr(push_tags_module, "upload",
+                        lambda *args, **kwargs: remove(url, "refs/tags/v1") or real(*args,
+                                                                                     **kwargs))
+    got = push_tags(a, force=True)
+    assert [(t.old, t.refused) for t in got.tags] == [(None, True)] and remote_tags(url) == {}
 
 
 def test_a_push_stopped_before_its_tag_leaves_no_tag(pair, monkeypatch):
@@ -297,3 +303,24 @@ def test_a_tag_an_older_memstore_named_is_passed_over(pair):
     assert [t.tag for t in got.tags] == ["v1"] and b.tags() == {"v1": c1.id}
     assert len(got.passed_over) == 1 and "tag 'v\\u200b1' passed over" in got.passed_over[0]
     assert "under refs/tags/" in got.passed_over[0]
+
+
+def test_the_refusal_lines_of_push_tags():
+    """One error line however many tags are refused, naming what the remote holds."""
+    from cli.commands.remote import show_tags
+    from memstore.remote.push import PushRejectedError
+    from memstore.remote.push_tags import TagsPushResult, TagUpdate
+
+    c1, c2 = "1" * 64, "2" * 64
+    no_move = "(a tag does not move: push --force replaces it)"
+    both = "push to origin: tags 'v1', 'v2' already exist on origin naming other commits"
+    cases = [([TagUpdate("v1", c1, c2, refused=True)],
+              f"push to origin: tag 'v1' already exists on origin naming 111111111111 {no_move}"),
+             ([TagUpdate("v1", c1, c2, refused=True), TagUpdate("v2", c2, c1, refused=True)],
+              f"{both} {no_move}"),
+             ([TagUpdate("v1", None, c2, refused=True)],
+              "push to origin: tag 'v1' was removed there while this push ran; push again")]
+    for tags, says in cases:
+        with pytest.raises(PushRejectedError) as e:
+            show_tags(TagsPushResult("origin", "/x", tags), as_json=True)
+        assert str(e.value) == says

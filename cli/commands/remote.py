@@ -194,6 +194,9 @@ def show_tags(r, as_json: bool) -> None:
     if r.refused:
         names = ", ".join(f"{t.tag!r}" for t in r.refused)
         one = r.refused[0]
+        if len(r.refused) == 1 and one.old is None:  # removed there while this push ran
+            raise PushRejectedError(f"push to {r.remote}: tag {names} was removed there while "
+                                    "this push ran; push again")
         naming = (f"naming {short(one.old)}" if len(r.refused) == 1
                   else "naming other commits")
         raise PushRejectedError(

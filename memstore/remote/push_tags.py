@@ -38,7 +38,8 @@ class TagUpdate:
     tag: str
     old: str | None  # the remote tag before (None: new there)
     new: str
-    refused: bool = False  # it names another commit there, and no --force
+    refused: bool = False  # it names another commit there (and no --force), or it
+    # moved while this push ran (`old`: what it held then; None: removed there)
 
     @property
     def up_to_date(self) -> bool:
@@ -118,8 +119,8 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
     for u in going:
         try:
             transport.swap_ref(tag_path(u.tag), u.new, read[u.tag])
-        except StaleRefError as e:  # pushed meanwhile by another: as if read at step 1
-            u.old, u.refused = e.now, e.now not in (None, u.new)
+        except StaleRefError as e:  # pushed (or removed) meanwhile: as if read at step 1
+            u.old, u.refused = e.now, e.now != u.new
     result.guarantee = transport.guarantee
     result.seconds = time.perf_counter() - t0
     return result
