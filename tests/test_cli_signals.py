@@ -17,7 +17,15 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_support import copy_repo, facts_files, history_template, log_json, ok, run, snapshot
+from cli_support import (
+    copy_repo,
+    facts_files,
+    history_template,
+    log_json,
+    ok,
+    run,
+    snapshot,
+)
 
 from memstore.store import checkpoint, writer
 
@@ -286,6 +294,66 @@ def _stderr_until(process, words: str, timeout: float = 120) -> str:
         assert chunk, f"ended without saying {words!r}: {got.decode()}"
         got += chunk
     return got.decode()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_gc_waiting_for_a_reader_stops_at_once_when_signalled(base, tmp_path, signum):
+    """Ctrl-C or SIGTERM while gc waits for a command that reads (its rows removed): it
+    ends at once, one line, the files it had not deleted left for the next gc (it waited
+    in SQLite's busy timeout, 30 s a try, deaf to signals)."""
+    from memstore.store.repository import Repository
+
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    go, said = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:  # gc, once the reader below holds its state and a squash left C2, C3
+        code = 99
+        try:
+            os.close(go[1])
+            os.dup2(said[1], 2)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+            sys.stdout, sys.stderr = os.fdopen(1, "w"), os.fdopen(2, "w")  # not pytest's
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            if os.read(go[0], 1) == b"x":
+                from cli.main import cli
+
+                code = cli.main(["-C", str(repo), "gc"], standalone_mode=False)
+        finally:
+            sys.stderr.flush()
+            os._exit(code if isinstance(code, int) else 98)
+    os.close(go[0])
+    os.close(said[1])
+    err, status = os.fdopen(said[0]), 0
+    try:
+        with Repository.open(repo) as reader:
+            reader.pin()
+            assert reader.log()[0].id == ids[-1]
+            ok("squash", "HEAD~2", cwd=repo)
+            os.write(go[1], b"x")
+            assert err.readline().startswith("waiting for memstore commands that read")
+            time.sleep(0.5)  # into the wait it said it begins (a shorter one passes anyway)
+            os.kill(pid, signum)
+            deadline = time.monotonic() + 5
+            while not (status := os.waitpid(pid, os.WNOHANG)[1]) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert status, "gc was still waiting 5 s after the signal"
+            assert reader.log()[0].id == ids[-1]
+    finally:
+        os.close(go[1])
+        if not status:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 128 + signum
+    assert err.read().splitlines() == [f"memstore: {_WORDS[signum]}"]
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    left = ok("gc", cwd=repo).stdout  # the files of C2 and C3
+    assert left.startswith("removed 0 commits, ") and " 0 objects" not in left, left
+
+
+_WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
 
 def _pushed_for_clone(base, tmp_path):

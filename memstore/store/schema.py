@@ -163,16 +163,20 @@ def wait_for_readers(db: Database, on_wait: Callable[[str], None] | None = None)
     """Returns once every connection to the index reads its newest state: a FULL
     checkpoint waits (SQLite's busy timeout at a time) for the read transactions that began
     before the last commit. gc calls it between deleting rows and deleting files, so a
-    command that read the rows (`Repository.pin`) finishes reading the files first."""
-    db.execute("PRAGMA busy_timeout = 0")  # the first try says at once whether it waits
+    command that read the rows (`Repository.pin`) finishes reading the files first.
+
+    Each try returns at once (no busy timeout), and the wait between tries is Python's: in
+    SQLite's busy timeout a signal waited for the end of the try (Ctrl-C, up to 30 s)."""
+    db.execute("PRAGMA busy_timeout = 0")
     try:
         busy = db.execute("PRAGMA wal_checkpoint(FULL)").fetchone()[0]
+        if busy and on_wait is not None:
+            on_wait("waiting for memstore commands that read the repository…")
+        while busy:
+            time.sleep(0.05)
+            busy = db.execute("PRAGMA wal_checkpoint(FULL)").fetchone()[0]
     finally:
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if busy and on_wait is not None:
-        on_wait("waiting for memstore commands that read the repository…")
-    while busy:
-        busy = db.execute("PRAGMA wal_checkpoint(FULL)").fetchone()[0]
 
 
 def applied_migrations(db: Database) -> list[str]:
