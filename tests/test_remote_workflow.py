@@ -218,10 +218,10 @@ def test_a_team_shares_the_tag_it_serves(base, tmp_path, origin):
     cloned = json.loads(clone(base, url, a, "--json").stdout)
     assert cloned["tags"] == [{"tag": "v1", "new": ids[1], "refused": None, "here": None}]
     assert json.loads(ok("tag", "--json", cwd=a).stdout) == [{"name": "v1", "commit": ids[1]}]
-    # a tag pushed by its name (no branch has it); fetch lists it as it lists a branch
+    # a tag pushed by its name (no branch has it); pull's fetch lists it as it lists a branch
     ok("tag", "v2", cwd=repo)
     assert "* [new tag]" in ok("push", "origin", "v2", cwd=repo).stdout
-    fetched = ok("fetch", cwd=a).stdout
+    fetched = ok("pull", cwd=a).stdout
     assert f" * {'[new tag]':<26} {'v2':<12} -> v2" in fetched.splitlines()
     # v1 moved here: the remote's is another commit, refused for that tag alone
     ok("tag", "-d", "v1", cwd=repo)
