@@ -196,8 +196,8 @@ def test_clone_of_a_remote_with_no_branch_records_the_upstream_as_git_does(base,
     ok("tag", "v1", cwd=repo)
     ok("push", "--tags", "team", cwd=repo)  # the remote holds a tag and no branch
     copy = tmp_path / "copy"
-    assert "(no commits yet)" in ok("clone", tmp_path / "team", copy, "--base",
-                                    model_dir(base)).stdout
+    out = ok("clone", tmp_path / "team", copy, "--base", model_dir(base)).stdout
+    assert "(no commits yet)" in out and "1 tag: v1" in out.splitlines()
     assert recorded(copy) == {"main": {"remote": "origin", "merge": "main"}} and snapshotted(copy)
     assert upstream(copy) is None  # no commits yet: none shown, as git's status
     ok("push", "team", cwd=repo)
