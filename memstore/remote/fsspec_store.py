@@ -12,8 +12,9 @@ chunk at a time (`open_read`, `put_stream`), through fsspec's file objects.
 A temporary name is `.tmp-<host>-<pid>-<random>-<UTC time>-<name>` (leftovers.py): a push
 killed outright leaves it behind (fetch and fsck never read it), and on a store shared by
 machines only its age can tell it is stale. So the first write of a transport into each
-folder (a push's: an object's fan-out folder, refs/heads/, the root) lists that folder
-and removes the temporaries there older than a day (leftovers.STALE_AFTER), and those
+folder (a push's: an object's fan-out folder, refs/heads/ or refs/tags/, the root)
+lists that folder and removes the temporaries there older than a day
+(leftovers.STALE_AFTER), and those
 named `.tmp-<uuid>-<name>` (an earlier memstore's, with no time in the name) whose
 modification time, where the store tells one, is older than that; never a younger one,
 which a push still running could be writing. That removal is best effort: a store that
