@@ -163,3 +163,27 @@ def test_rebuild_is_bit_identical_across_processes(base, tmp_path):
     assert all(hashes[name] == sha for name, sha in manifests[0]["tensors"].items())
     edited = {n for n in manifests[0]["tensors"] if hashes[n] != base_hashes[n]}
     assert edited == {f"model.layers.{l}.mlp.down_proj.weight" for l in (1, 2)}
+
+
+def test_two_config_changes_at_once_keep_both(history, monkeypatch):
+    """`config KEY VALUE` while another process changes another setting (each waiting for
+    the other's lock): both changes are kept (the one that wrote second wrote the settings
+    it had read before the lock, and undid the first change while saying both)."""
+    repo, _ = history
+    real, meanwhile = Repository.lock, []
+
+    def lock(self, *a, **k):
+        if meanwhile:  # this one has read the settings; another process's change lands
+            ok("config", *meanwhile.pop(), cwd=repo)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Repository, "lock", lock)
+    for mine, theirs in [(("n_templates", "2"), ("z_steps", "7")),
+                         (("dtype", "bfloat16"), ("device", "cuda"))]:  # not the defaults
+        meanwhile.append(theirs)
+        ok("config", *mine, cwd=repo)
+        assert not meanwhile
+    monkeypatch.undo()
+    now = json.loads(ok("config", "--json", cwd=repo).stdout)
+    assert (now["z_steps"], now["n_templates"]) == (7, 2)
+    assert (now["device"], now["dtype"]) == ("cuda", "bfloat16")

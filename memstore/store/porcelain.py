@@ -217,19 +217,37 @@ def parse_setting(key: str, text: str) -> Any:
 def config(repo: Repository, key: str, value: str) -> EditSettings:
     """Changes one editor setting for future commits, validated through EditSettings and
     against the base's number of layers; or where the model runs (device, dtype,
-    device_map: checked for form here, for availability when a model is loaded)."""
+    device_map: checked for form here, for availability when a model is loaded).
+
+    The change is made again under the lock, to the values read there (what it read
+    before, checked at once so that a refusal does not wait, may be older: another
+    process's change since would be undone)."""
     if key in RUNTIME_KEYS:
-        stored = dict(repo.get_config(RUNTIME_KEY) or {})
-        stored[key] = (None if value.lower() in ("", "none") and key == "device_map"
-                       else value)
-        if key == "device_map" and str(stored[key]).endswith(".json"):
-            # a map file named from here: later commands, run from any folder, read this one
-            stored[key] = os.path.abspath(value)
-        Runtime(**stored, check_available=False)
+        _runtime_changed(repo, key, value)
         with repo.lock():
-            repo.set_config(RUNTIME_KEY, stored)
+            repo.set_config(RUNTIME_KEY, _runtime_changed(repo, key, value))
         return current_settings(repo)
-    new = current_settings(repo).with_changes(**{key: parse_setting(key, value)})
+    parsed = parse_setting(key, value)
+    _settings_changed(repo, key, parsed)
+    with repo.lock():
+        new = _settings_changed(repo, key, parsed)
+        repo.set_settings(new)
+    return new
+
+
+def _runtime_changed(repo: Repository, key: str, value: str) -> dict[str, Any]:
+    stored = dict(repo.get_config(RUNTIME_KEY) or {})
+    stored[key] = (None if value.lower() in ("", "none") and key == "device_map"
+                   else value)
+    if key == "device_map" and str(stored[key]).endswith(".json"):
+        # a map file named from here: later commands, run from any folder, read this one
+        stored[key] = os.path.abspath(value)
+    Runtime(**stored, check_available=False)
+    return stored
+
+
+def _settings_changed(repo: Repository, key: str, parsed: Any) -> EditSettings:
+    new = current_settings(repo).with_changes(**{key: parsed})
     n = repo.base.info.get("n_layers")
     if isinstance(n, int):
         check_layers(new.layers, n)
@@ -239,8 +257,6 @@ def config(repo: Repository, key: str, value: str) -> EditSettings:
         raise ValidationError(f"settings: template_tokens {new.template_tokens} leaves no room "
                               f"for a prompt and its target in the model's context of "
                               f"{context} tokens")
-    with repo.lock():
-        repo.set_settings(new)
     return new
 
 
