@@ -34,6 +34,27 @@ def test_swap_ref_is_a_compare_and_swap(transport):
     assert transport.branches() == {"main": B}
 
 
+def test_delete_ref_is_a_compare_and_delete(transport):
+    """A ref is deleted only while it holds what was read: moved since, it stays; removed
+    since, the delete says so (now None)."""
+    path = "refs/heads/topic/x"
+    transport.swap_ref(path, A, transport.read_ref(path))
+    at_a = transport.read_ref(path)
+    transport.swap_ref(path, B, at_a)
+    with pytest.raises(StaleRefError) as e:  # another push moved it after our read
+        transport.delete_ref(path, at_a)
+    assert e.value.now == B and transport.read_ref(path).commit == B
+    at_b = transport.read_ref(path)
+    transport.delete_ref(path, at_b)
+    assert transport.read_ref(path).commit is None and transport.branches() == {}
+    with pytest.raises(StaleRefError) as e:
+        transport.delete_ref(path, at_b)
+    assert e.value.now is None
+    # no folder 'topic' is left behind to keep a branch of that name from being pushed
+    transport.swap_ref("refs/heads/topic", C, transport.read_ref("refs/heads/topic"))
+    assert transport.branches() == {"topic": C}
+
+
 def test_files_and_exclusive_create(transport):
     assert transport.list("") == {} and not transport.exists()
     transport.put_many({"objects/ab/cd": b"one", "objects/ef/gh": b"three"})
@@ -142,6 +163,48 @@ def test_an_s3_store_without_conditional_writes_is_single_writer(s3_server, monk
     with pytest.raises(StaleRefError):
         t.swap_ref(path, B, RefValue(None))
     assert t.create("HEAD", b"x") and not t.create("HEAD", b"y")
+
+
+def test_an_s3_store_without_conditional_deletes_deletes_as_a_single_writer(s3_server,
+                                                                           monkeypatch):
+    """A store that answers DeleteObject's If-Match with 501 (or a botocore that cannot
+    send it) gets read, compare, remove, and says it is single-writer."""
+    t = open_transport(f"s3://{s3_server.new_bucket()}/repo")
+    path = "refs/tags/v1"
+    t.swap_ref(path, A, t.read_ref(path))
+    read = t.read_ref(path)
+    real = t.fs.call_s3
+
+    def no_conditional_delete(method, **kwargs):
+        if method == "delete_object" and "IfMatch" in kwargs:
+            error = OSError("not implemented")
+            error.response = {"Error": {"Code": "NotImplemented"}}
+            raise error
+        return real(method, **kwargs)
+
+    monkeypatch.setattr(t.fs, "call_s3", no_conditional_delete)
+    t.swap_ref(path, B, read)
+    with pytest.raises(StaleRefError) as e:  # the read before the removal sees the move
+        t.delete_ref(path, read)
+    assert e.value.now == B and t.guarantee.startswith("single-writer")
+    t.delete_ref(path, t.read_ref(path))
+    assert t.read_ref(path).commit is None
+
+
+def test_an_s3_delete_sends_if_match(s3_server, monkeypatch):
+    """The S3 delete of a ref is one DeleteObject conditional on the ETag read."""
+    t = open_transport(f"s3://{s3_server.new_bucket()}/repo")
+    path = "refs/heads/main"
+    t.swap_ref(path, A, t.read_ref(path))
+    read = t.read_ref(path)
+    sent = []
+    real = t.fs.call_s3
+    monkeypatch.setattr(t.fs, "call_s3",
+                        lambda method, **kwargs: sent.append((method, kwargs)) or
+                        real(method, **kwargs))
+    t.delete_ref(path, read)
+    assert [(m, k.get("IfMatch")) for m, k in sent] == [("delete_object", read.token)]
+    assert t.guarantee.startswith("compare-and-swap") and t.read_ref(path).commit is None
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664)])

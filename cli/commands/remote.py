@@ -93,6 +93,11 @@ def _moved(verb: str, moved, seconds: float) -> str:
 @click.command(short_help="Push a branch or tags to a remote (objects first, refs by CAS).")
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
 @click.argument("branch", required=False)
+@click.argument("more", nargs=-1, metavar="")
+@click.option("-d", "--delete", is_flag=True,
+              help="Delete BRANCH (and each NAME after it: branches or tags) from REMOTE, "
+                   "each by compare-and-swap against what was read; the branch the remote's "
+                   "HEAD names only with --force.")
 @click.option("--tags", "all_tags", is_flag=True,
               help="Push every tag instead of a branch: each the remote lacks is created; one "
                    "it has at another commit is refused (tags do not move) unless --force.")
@@ -105,8 +110,9 @@ def _moved(verb: str, moved, seconds: float) -> str:
                    "push, fetch and status use with no REMOTE named).")
 @WITH_STATS
 @json_option
-def push(remote_name: str | None, branch: str | None, all_tags: bool, force: bool,
-         set_upstream: bool, with_stats: bool, as_json: bool) -> None:
+def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], delete: bool,
+         all_tags: bool, force: bool, set_upstream: bool, with_stats: bool,
+         as_json: bool) -> None:
     """Push BRANCH (default: the current one) to REMOTE (default: the branch's upstream's
     remote, else origin or the only remote there is), as the branch of the same name.
 
@@ -119,15 +125,35 @@ def push(remote_name: str | None, branch: str | None, all_tags: bool, force: boo
     remote lacks is created by compare-and-swap; a remote tag naming another commit is
     refused (exit status 1, the other tags pushed) unless --force.
 
+    `push --delete REMOTE NAME...` deletes branches and tags there (a name as above: the
+    remote's branch first, else its tag), each by compare-and-swap against the commit
+    read: one another push moved meanwhile is kept (exit status 1, the others deleted).
+    The branch the remote's HEAD names (what clones check out) is refused unless --force.
+    A deleted branch's REMOTE/BRANCH goes here too. The objects stay on the remote.
+
     --json prints one object: remote, url, branch, old and new (the remote branch's commit
     before and after), forced, up_to_date, guarantee, upstream_set, commits, objects,
     bytes, seconds; for tags, remote, url, tags (each: tag, old, new, forced, up_to_date,
-    refused), guarantee, commits, objects, bytes, seconds.
+    refused), guarantee, commits, objects, bytes, seconds; for --delete, remote, url,
+    deleted (each: ref, name, kind, old, refused, now), guarantee, seconds.
     """
     from memstore.remote.push import push as run_push
+    from memstore.remote.push_delete import push_delete
     from memstore.remote.push_tags import push_tags, pushed_ref
     from memstore.store.refs import TAGS
 
+    if delete:
+        if all_tags or set_upstream or with_stats:
+            raise click.UsageError("--delete takes no --tags, -u nor --with-stats")
+        if remote_name is None or branch is None:
+            raise click.UsageError("--delete: give REMOTE and the branches or tags to delete "
+                                   "(`memstore push --delete origin topic`)")
+        with open_repo() as repo:
+            show_deleted(push_delete(repo, remote_name, [branch, *more], force=force), as_json)
+        return
+    if more:
+        raise click.UsageError(f"unexpected extra argument {more[0]!r} (push takes one BRANCH; "
+                               "--delete takes several)")
     if all_tags and (branch is not None or set_upstream):
         raise click.UsageError("--tags pushes every tag: name no BRANCH and no -u with it")
     with open_repo() as repo:
@@ -203,6 +229,31 @@ def show_tags(r, as_json: bool) -> None:
             f"push to {r.remote}: tag{'s' if len(r.refused) > 1 else ''} {names} already "
             f"exist{'s' if len(r.refused) == 1 else ''} on {r.remote} {naming} (a tag does "
             "not move: push --force replaces it)")
+
+
+def show_deleted(r, as_json: bool) -> None:
+    """What `push --delete` did, as git shows it; then, for the refs another push moved
+    meanwhile, one error line (exit status 1)."""
+    from memstore.remote.push import PushRejectedError
+
+    if as_json:
+        print_json({"remote": r.remote, "url": r.url,
+                    "deleted": [{"ref": d.ref, "name": d.name, "kind": d.kind, "old": d.old,
+                                 "refused": d.refused, "now": d.now} for d in r.refs],
+                    "guarantee": r.guarantee, "seconds": r.seconds})
+    else:
+        click.echo(f"To {r.url}")
+        for d in r.refs:
+            if not d.refused:
+                click.echo(f" - {'[deleted]':<26} {d.name}")
+        _single_writer(r)
+    if r.refused:
+        d = r.refused[0]
+        names = ", ".join(x.ref for x in r.refused)
+        raise PushRejectedError(
+            f"push --delete to {r.remote} rejected: {names} moved there while this ran "
+            f"({'to ' + short(d.now) if len(r.refused) == 1 else 'other pushes landed'}), "
+            f"so {'it was' if len(r.refused) == 1 else 'they were'} kept; fetch first")
 
 
 def _passed_over(f) -> None:

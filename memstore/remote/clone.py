@@ -101,6 +101,14 @@ def left_by_dead_clone(target: Path) -> list[Path] | None:
     return [*found, *markers]
 
 
+def checked_out(head: str | None, branches: dict[str, str]) -> str:
+    """The branch a clone checks out: the one the remote's HEAD names (`head`), else main,
+    else the first of the remote's `branches` (main when it has none)."""
+    if head in branches:
+        return head
+    return DEFAULT_BRANCH if DEFAULT_BRANCH in branches or not branches else min(branches)
+
+
 def clone(url: str, directory: str | Path, base_spec: str, *,
           with_stats: bool = False) -> CloneResult:
     target = Path(directory).resolve()
@@ -114,10 +122,7 @@ def clone(url: str, directory: str | Path, base_spec: str, *,
     marker = cast(Marker, remote.marker)  # connect refuses a place without one
     branches = remote.transport.branches([])  # those passed over: the fetch's to say
     head_file = remote.transport.read(HEAD_FILE)
-    default = parse_head(head_file) if head_file is not None else None
-    if default not in branches:
-        default = DEFAULT_BRANCH if DEFAULT_BRANCH in branches or not branches \
-            else min(branches)
+    default = checked_out(parse_head(head_file) if head_file is not None else None, branches)
     base = identify_base(base_spec)
     if base.hash != marker.base_hash:
         raise MemstoreError(

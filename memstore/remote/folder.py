@@ -10,7 +10,8 @@ its process is dead: as in the object store, only a dead process of this host's,
 another machine's on a shared file system); an object is read and written a chunk at a
 time (`open_read`, `put_stream`). A branch
 moves under an exclusive lock on the remote's `lock` file (flock, which the kernel drops
-when its holder dies, so a killed push leaves no stale lock): read, compare, rename.
+when its holder dies, so a killed push leaves no stale lock): read, compare, rename; a ref
+is deleted under it too: read, compare, unlink.
 On a network file system the lock is as good as the file system's flock across clients
 (NFSv4 and SMB honour it; a mount with local-only locks does not)."""
 from __future__ import annotations
@@ -93,6 +94,26 @@ class FolderTransport(Transport):
         with self._lock():
             self.check_ref(path, expected)
             self.put(path, ref_bytes(commit))
+
+    def delete_ref(self, path: str, expected: RefValue) -> None:
+        with self._lock():
+            self.check_ref(path, expected)
+            self._call(f"delete {path}", self._unlink, path)
+
+    def _unlink(self, path: str) -> None:
+        """Removes ref file `path`, then the folders that leaves empty below refs/heads/
+        or refs/tags/ (a deleted 'topic/x' leaves no folder 'topic', which would keep a
+        branch 'topic' from being pushed), and fsyncs the folder that changed last."""
+        target = self._target(path)
+        target.unlink()
+        folder = target.parent
+        while len(folder.relative_to(self.root).parts) > 2:
+            try:
+                folder.rmdir()
+            except OSError:  # another ref is in it
+                break
+            folder = folder.parent
+        fsync_dir(folder)
 
     @contextmanager
     def _lock(self) -> Iterator[None]:

@@ -4,7 +4,8 @@ Such a store offers memstore no compare-and-swap it can rely on, so the remote i
 single-writer: a push re-reads the branch just before writing it (a push that started
 from an older state is refused) and again just after (a concurrent write that replaced
 ours is reported, and the push refused); two pushes whose reads and writes interleave
-exactly can still both be told they landed. Files are written under a temporary name and
+exactly can still both be told they landed. A delete re-reads the ref just before
+removing it: a push landing between that read and the removal is lost. Files are written under a temporary name and
 moved into place, which is atomic where the store renames (SFTP, HDFS) and harmless
 where it copies (object stores upload whole objects). An object is read and written a
 chunk at a time (`open_read`, `put_stream`), through fsspec's file objects.
@@ -215,3 +216,15 @@ class FsspecTransport(Transport):
         after = self.read_ref(path).commit
         if after != commit:  # another push wrote meanwhile: one of the two is lost
             raise StaleRefError(path, after)
+
+    def delete_ref(self, path: str, expected: RefValue) -> None:
+        """Read, compare, remove: a push that lands between the read and the removal is
+        lost (single-writer)."""
+        self.check_ref(path, expected)
+        self._call(f"delete {path}", self._remove_ref, path)
+
+    def _remove_ref(self, path: str) -> None:
+        try:
+            self.fs.rm_file(self.full(path))
+        except FileNotFoundError:  # removed meanwhile
+            raise StaleRefError(path, None) from None

@@ -6,7 +6,9 @@ is completed (one whose chunks fail their hash is aborted instead: nothing appea
 branch moves by a conditional write, which S3 evaluates atomically: the ref is read with
 its ETag (one GET gives both), and the new one is written with `If-Match: ETAG`, or
 `If-None-Match: *` for a branch the remote does not have yet; 412 Precondition Failed or
-409 ConditionalRequestConflict means someone else moved it first.
+409 ConditionalRequestConflict means someone else moved it first. A ref is deleted by a
+conditional DeleteObject, `If-Match: ETAG`; a store that answers it with 501, or a
+botocore that cannot send it, gets the single-writer delete (read, compare, remove).
 
 s3fs drops any keyword its botocore does not know for an operation, which would silently
 turn a compare-and-swap into a plain overwrite; so botocore's PutObject model is checked
@@ -64,6 +66,16 @@ def check_conditional_writes() -> None:
                           "to S3 needs to lose no update; upgrade s3fs and botocore")
 
 
+@functools.cache
+def sends_conditional_deletes() -> bool:
+    """Whether botocore's DeleteObject model has If-Match (s3fs would drop it otherwise,
+    turning the delete into a plain one)."""
+    from botocore.session import get_session
+
+    return "IfMatch" in get_session().get_service_model("s3") \
+        .operation_model("DeleteObject").input_shape.members
+
+
 class S3Transport(FsspecTransport):
     guarantee = "compare-and-swap (conditional PutObject: If-Match on the ETag, If-None-Match)"
 
@@ -71,6 +83,7 @@ class S3Transport(FsspecTransport):
         super().__init__(url)
         self.bucket, _, self.prefix = self.root.partition("/")
         self.conditional = True  # until the store answers 501 to a condition
+        self.conditional_delete = True  # until it answers 501 to a conditional delete
         self._uploads_checked = False  # stale multipart uploads aborted (`_abort_stale_uploads`)
 
     def _not_found(self, e: FileNotFoundError) -> None:
@@ -182,6 +195,37 @@ class S3Transport(FsspecTransport):
             now = self.read_ref(path).commit
             if now != commit:  # else it was our own write, landed before a retry of it
                 raise StaleRefError(path, now)
+
+    def delete_ref(self, path: str, expected: RefValue) -> None:
+        done = self._conditional_delete(path, expected.token)
+        if done is None:  # read, compare, remove: single-writer
+            super().delete_ref(path, expected)
+        elif not done:
+            raise StaleRefError(path, self.read_ref(path).commit)
+
+    def _conditional_delete(self, path: str, etag: str) -> bool | None:
+        """DeleteObject with `If-Match: etag`: True when deleted, False when the ref holds
+        another ETag or is gone, None when the store or botocore cannot delete
+        conditionally (it is then single-writer for the delete, and says so)."""
+        if not self.conditional_delete or not sends_conditional_deletes():
+            self.guarantee = FsspecTransport.guarantee
+            return None
+        try:
+            self.fs.call_s3("delete_object", Bucket=self.bucket, Key=self.key(path),
+                            IfMatch=etag)
+        except Exception as e:  # classified below by the S3 error code
+            code = client_error_code(e)
+            if code in CONFLICT_CODES or code in ("NoSuchKey", "404") \
+                    or isinstance(e, FileNotFoundError):
+                return False
+            if code not in ("NotImplemented", "501"):
+                raise self.failed(f"delete {path}", e) from e
+            self.conditional_delete = False
+            self.guarantee = FsspecTransport.guarantee
+            return None
+        finally:
+            self.fs.invalidate_cache(self.full(path))
+        return True
 
     def _conditional_put(self, path: str, data: bytes, condition: dict[str, Any]) -> bool | None:
         """PUT with `condition`: True when written, False when the condition did not hold,

@@ -3,12 +3,15 @@ compare-and-swap, on whatever the URL names.
 
 Three kinds of store, three guarantees for a ref update (the README's table):
 
-    folder (a local or network path, file://)   flock'ed lock file + atomic rename
+    folder (a local or network path, file://)   flock'ed lock file + atomic rename (a
+                                                delete: unlink under the lock)
     S3 (s3://)                                  conditional PutObject: If-Match on the ETag
-                                                read, If-None-Match: * for a new branch
+                                                read, If-None-Match: * for a new branch;
+                                                conditional DeleteObject: If-Match
     any other fsspec store                      single-writer: the ref is re-read before
-                                                and after the write; a concurrent push
-                                                caught that way is refused, others are not
+                                                and after the write (before a delete); a
+                                                concurrent push caught that way is
+                                                refused, others are not
 
 Every call into the store goes through `_call`, which turns what the backend raises
 (OSError, botocore and aiohttp errors, …) into one RemoteError naming the remote and the
@@ -91,6 +94,11 @@ class Transport(ABC):
     def swap_ref(self, path: str, commit: str, expected: RefValue) -> None:
         """Points ref `path` to `commit` if it still holds what `expected` read; else
         StaleRefError with what it holds now."""
+
+    @abstractmethod
+    def delete_ref(self, path: str, expected: RefValue) -> None:
+        """Removes ref `path` if it still holds what `expected` read (a commit); else
+        StaleRefError with what it holds now (None: removed meanwhile)."""
 
     def open_read(self, path: str) -> Any:
         """The file open for reading (a binary file object); None when it does not exist.

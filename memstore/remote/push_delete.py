@@ -1,0 +1,135 @@
+"""push --delete: remove branches and tags from a remote (git's `push --delete`).
+
+1. resolve each name on the remote as a push resolves it: refs/heads/NAME and
+   refs/tags/NAME say which; a bare name is the remote's branch of that name, else its
+   tag (both: ambiguous). A name the remote lacks, an ambiguous one, and the branch the
+   remote's HEAD names (what a clone checks out; git refuses to delete the current branch)
+   unless `force`, refuse the whole command before anything is deleted;
+2. delete each ref by compare-and-swap against the commit read in 1 (S3: DeleteObject
+   `If-Match` on its ETag; a folder: read, compare and unlink under the remote's lock): a
+   ref another push moved meanwhile is kept, refused for that ref ("fetch first"), the
+   others deleted; where HEAD's branch was deleted (forced), HEAD is written to name the
+   branch a clone now checks out (main, else the first), where a branch is left;
+3. remove the remote-tracking branch REMOTE/NAME of each branch deleted (a branch whose
+   upstream it was is then 'gone', as status says).
+
+The objects stay on the remote: a remote has no gc, and another ref, or a clone's next
+push, may still need them. A kill anywhere leaves each ref there or deleted, never
+anything else."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..errors import ValidationError
+from ..store.refs import HEADS, TAGS, check_ref_name
+from ..store.repository import Repository
+from ..store.schema import transaction
+from . import remotes
+from .clone import checked_out
+from .connection import connect
+from .layout import HEAD_FILE, head_bytes, parse_head
+from .transport import RefValue, StaleRefError
+
+_KIND = {HEADS: "branch", TAGS: "tag"}
+
+
+@dataclass
+class RefDeletion:
+    prefix: str  # HEADS or TAGS
+    name: str
+    old: str  # the commit the remote ref held when read
+    refused: bool = False  # it moved there while this ran: kept
+    now: str | None = None  # what it held then, when refused
+
+    @property
+    def ref(self) -> str:
+        return self.prefix + self.name
+
+    @property
+    def kind(self) -> str:
+        return _KIND[self.prefix]
+
+
+@dataclass
+class DeleteResult:
+    remote: str
+    url: str
+    refs: list[RefDeletion] = field(default_factory=list)
+    guarantee: str = ""  # what the store guarantees for the deletes
+    seconds: float = 0.0
+
+    @property
+    def refused(self) -> list[RefDeletion]:
+        return [r for r in self.refs if r.refused]
+
+
+def push_delete(repo: Repository, name: str, refs: list[str], *,
+                force: bool = False) -> DeleteResult:
+    """Deletes from remote `name` each branch or tag `refs` names (see the module)."""
+    t0 = time.perf_counter()
+    if not refs:
+        raise ValidationError("push --delete: name the branches or tags to delete")
+    url = remotes.url_of(repo, name)
+    transport = connect(url, name, base_hash=repo.base.hash).transport
+    head = transport.read(HEAD_FILE)
+    current = parse_head(head) if head is not None else None
+    result = DeleteResult(name, url)
+    read: dict[str, RefValue] = {}
+    for given in dict.fromkeys(refs):  # each once, in the order given
+        prefix, short, value = _resolve(transport, name, given)
+        if prefix == HEADS and short == current and not force:
+            raise ValidationError(
+                f"push --delete to {name} refused: {short!r} is the branch the remote's HEAD "
+                "names, which clones check out; push --delete --force deletes it (HEAD then "
+                "names main, else the first branch left)")
+        if prefix + short not in read:
+            read[prefix + short] = value
+            result.refs.append(RefDeletion(prefix, short, value.commit))
+    for r in result.refs:
+        try:
+            transport.delete_ref(r.ref, read[r.ref])
+        except StaleRefError as e:  # moved meanwhile: kept; removed meanwhile: gone anyway
+            if e.now is not None:
+                r.refused, r.now = True, e.now
+    gone = [r.name for r in result.refs if r.prefix == HEADS and not r.refused]
+    if current in gone:  # forced: HEAD names what clones now check out, where one is left
+        left = transport.branches([])
+        if left:
+            transport.put(HEAD_FILE, head_bytes(checked_out(None, left)))
+    _untrack(repo, name, gone)
+    result.guarantee = transport.guarantee
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _resolve(transport, remote: str, given: str) -> tuple[str, str, RefValue]:
+    """(HEADS or TAGS, the short name, the ref as read) of the remote ref `given` names."""
+    for prefix in (HEADS, TAGS):
+        if given.startswith(prefix):
+            short = check_ref_name(given[len(prefix):], _KIND[prefix])
+            value = transport.read_ref(prefix + short)
+            if value.commit is None:
+                raise ValidationError(f"push --delete to {remote} refused: it has no "
+                                      f"{_KIND[prefix]} {short!r}")
+            return prefix, short, value
+    check_ref_name(given)
+    found = {p: v for p in (HEADS, TAGS) if (v := transport.read_ref(p + given)).commit}
+    if not found:
+        raise ValidationError(f"push --delete to {remote} refused: it has no branch or tag "
+                              f"{given!r}")
+    if len(found) == 2:
+        raise ValidationError(f"push --delete to {remote} refused: {given!r} is both a branch "
+                              f"and a tag there: say refs/heads/{given} or refs/tags/{given}")
+    (prefix, value), = found.items()
+    return prefix, given, value
+
+
+def _untrack(repo: Repository, name: str, branches: list[str]) -> None:
+    """Removes REMOTE/BRANCH of each branch deleted there, whatever commit it names."""
+    with repo.lock(), transaction(repo.db):
+        for branch in branches:
+            ref = remotes.tracking_ref(name, branch)
+            old = repo.refs.read(ref)
+            if old is not None:
+                repo.refs.update(ref, None, old)
