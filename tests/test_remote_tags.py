@@ -6,6 +6,8 @@ every one; a local tag is never clobbered; fsck and fsck --repair of a remote co
 a damaged tag is one error and changes nothing here."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from cli_support import snapshot
 from remote_support import make_repo, new_remote, remote_files, remove
@@ -324,3 +326,33 @@ def test_the_refusal_lines_of_push_tags():
         with pytest.raises(PushRejectedError) as e:
             show_tags(TagsPushResult("origin", "/x", tags), as_json=True)
         assert str(e.value) == says
+
+
+def test_fetch_tags_brings_a_tag_on_no_branch_with_its_history(tmp_path):
+    """`fetch --tags` (git's): every remote tag, with the history it needs, where a plain
+    fetch follows only the tags whose commits it has."""
+    from cli_support import ok
+
+    url = str(tmp_path / "remote")
+    a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
+    try:
+        main = commit_on_head(a, seed=1).id
+        push(a)
+        a.create_branch("side")
+        a.switch("side")
+        off = commit_on_head(a, seed=2).id
+        a.create_tag("v1")
+        push_tags(a)  # v1 is on no remote branch
+    finally:
+        a.close()
+        b.close()
+    where = tmp_path / "b"
+    assert "[new tag]" not in ok("fetch", cwd=where).stdout
+    assert json.loads(ok("tag", "--json", cwd=where).stdout) == []
+    out = ok("fetch", "--tags", cwd=where).stdout.splitlines()
+    assert f" * {'[new tag]':<26} {'v1':<12} -> v1" in out
+    assert json.loads(ok("tag", "--json", cwd=where).stdout) == [{"name": "v1", "commit": off}]
+    assert json.loads(ok("log", "--json", "v1", cwd=where).stdout)[-1]["id"] == main
+    assert ok("fsck", cwd=where).stdout.strip() == "ok"
+    got = json.loads(ok("fetch", "--tags", "--json", cwd=where).stdout)
+    assert got["tags"] == [] and got["commits"] == 0

@@ -284,16 +284,21 @@ def _fetched(f) -> None:
 
 @click.command()
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
+@click.option("--tags", "all_tags", is_flag=True,
+              help="Also fetch every remote tag, with the history it needs, even a tag on no "
+                   "branch (git's fetch --tags).")
 @WITH_STATS
 @json_option
-def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
+def fetch(remote_name: str | None, all_tags: bool, with_stats: bool, as_json: bool) -> None:
     """Fetch every branch of REMOTE (default: the current branch's upstream's remote, else
     origin or the only remote there is) as REMOTE/BRANCH.
 
     Only the commits and objects missing here move, each verified against its hash; local
     branches do not change (see pull). REMOTE/BRANCH names a revision like any other.
-    Each remote tag whose commit is here then is created here too; a tag here naming
-    another commit is kept (a warning: it would clobber an existing tag).
+    Each remote tag whose commit is here then is created here too (with --tags, every
+    remote tag, its history fetched); a tag here naming another commit is kept (a warning:
+    it would clobber an existing tag). A remote-tracking branch whose branch is gone from
+    the remote is removed ('[deleted]'), as git's fetch --prune.
 
     --json prints one object: remote, url, updates (the remote-tracking branches moved),
     tags (each tag created, or refused: tag, new, refused, here), commits, objects, bytes
@@ -302,7 +307,7 @@ def fetch(remote_name: str | None, with_stats: bool, as_json: bool) -> None:
     from memstore.remote.fetch import fetch as run_fetch
 
     with open_repo() as repo:
-        f = run_fetch(repo, remote_name, with_stats=with_stats)
+        f = run_fetch(repo, remote_name, with_stats=with_stats, all_tags=all_tags)
     _passed_over(f)
     if as_json:
         print_json(fetch_result(f))
