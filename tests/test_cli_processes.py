@@ -187,3 +187,40 @@ def test_two_config_changes_at_once_keep_both(history, monkeypatch):
     now = json.loads(ok("config", "--json", cwd=repo).stdout)
     assert (now["z_steps"], now["n_templates"]) == (7, 2)
     assert (now["device"], now["dtype"]) == ("cuda", "bfloat16")
+
+
+def test_branch_commands_on_the_current_branch_act_on_the_one_current_when_they_write(
+        history, tmp_path, monkeypatch):
+    """`branch -m NEW`, `--set-upstream-to` and `--unset-upstream` without a NAME, while
+    another process switches branches (each waiting for the other's lock): they act on the
+    branch that is current when they write (they named the one current before the lock:
+    main renamed while side was current, main's upstream set or forgotten)."""
+    repo, ids = history
+    ok("branch", "side", ids[1], cwd=repo)
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    ok("push", cwd=repo)
+    real, meanwhile = Repository.lock, []
+
+    def lock(self, *a, **k):
+        if meanwhile:  # this one has read HEAD; another process's switch lands
+            ok(*meanwhile.pop(), cwd=repo)
+        return real(self, *a, **k)
+
+    def upstreams():
+        with Repository.open(repo) as r:
+            return r.get_config("upstreams") or {}
+
+    monkeypatch.setattr(Repository, "lock", lock)
+    meanwhile.append(["switch", "side"])
+    ok("branch", "--set-upstream-to", "origin/main", cwd=repo)
+    assert upstreams() == {"side": {"remote": "origin", "merge": "main"}}
+    ok("branch", "--set-upstream-to", "origin/main", "main", cwd=repo)
+    meanwhile.append(["switch", "main"])
+    ok("branch", "--unset-upstream", cwd=repo)
+    assert upstreams() == {"side": {"remote": "origin", "merge": "main"}}
+    meanwhile.append(["switch", "side"])
+    ok("branch", "-m", "renamed", cwd=repo)
+    monkeypatch.undo()
+    branches = {b["name"]: b for b in json.loads(ok("branch", "--json", cwd=repo).stdout)}
+    assert sorted(branches) == ["main", "renamed"] and branches["renamed"]["current"]
+    assert branches["main"]["commit"] == ids[-1] and branches["renamed"]["commit"] == ids[1]

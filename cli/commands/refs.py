@@ -43,11 +43,12 @@ def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: 
             raise click.UsageError("branch -m needs the NEW name (and the OLD one first)")
         if (delete or force_delete):
             raise click.UsageError("-m and -d/-D cannot be used together")
-        old, new = (name, rev) if rev is not None else (repo.head().branch, name)
-        if old is None:
-            raise click.UsageError("HEAD is detached: give the branch to rename, "
-                                   "`branch -m OLD NEW`")
-        commit = repo.rename_branch(old, new)
+        with repo.lock():  # the current branch as it is when renamed
+            old, new = (name, rev) if rev is not None else (repo.head().branch, name)
+            if old is None:
+                raise click.UsageError("HEAD is detached: give the branch to rename, "
+                                       "`branch -m OLD NEW`")
+            commit = repo.rename_branch(old, new)
         print_json({"renamed": old, "to": new, "commit": commit}) if as_json else \
             click.echo(f"Renamed branch {shown_name(old)} to {shown_name(new)}")
         return

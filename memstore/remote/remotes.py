@@ -109,7 +109,7 @@ def set_upstream(repo: Repository, branch: str | None, target: str) -> tuple[str
     """`branch --set-upstream-to REMOTE/BRANCH [NAME]`: records the upstream of `branch`
     (default: the current one), a remote-tracking branch that exists (fetched or pushed);
     returns the branch and its upstream."""
-    branch = _local(repo, branch)
+    name, branch = branch, _local(repo, branch)
     remote, _, theirs = target.partition("/")
     if not theirs:
         raise ValidationError(f"invalid upstream {target!r}: give REMOTE/BRANCH (a remote's "
@@ -117,6 +117,7 @@ def set_upstream(repo: Repository, branch: str | None, target: str) -> tuple[str
     url_of(repo, remote)  # a remote that exists
     up = Upstream(remote, check_ref_name(theirs))
     with repo.lock(), transaction(repo.db):
+        branch = _local(repo, name)  # again: the current branch may be another one now
         if repo.refs.read(tracking_ref(remote, theirs)) is None:
             raise ValidationError(f"the upstream branch {target!r} does not exist here: fetch "
                                   f"{remote} first (`memstore fetch {remote}`)")
@@ -127,10 +128,10 @@ def set_upstream(repo: Repository, branch: str | None, target: str) -> tuple[str
 def unset_upstream(repo: Repository, branch: str | None) -> str:
     """`branch --unset-upstream [NAME]`: forgets the upstream of `branch` (default: the
     current one), malformed or naming a remote gone; returns the branch."""
-    branch = branch if branch is not None else repo.head().branch
-    if branch is None:
-        raise ValidationError("HEAD is detached: name the branch")
-    with repo.lock(), transaction(repo.db):
+    with repo.lock(), transaction(repo.db):  # the current branch as it is now
+        branch = branch if branch is not None else repo.head().branch
+        if branch is None:
+            raise ValidationError("HEAD is detached: name the branch")
         raw = repo.get_config(upstreams.CONFIG_KEY)
         if raw is None or isinstance(raw, dict) and branch not in raw:  # malformed: cleared
             raise ValidationError(f"branch {branch!r} has no upstream")
