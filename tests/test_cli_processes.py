@@ -224,3 +224,32 @@ def test_branch_commands_on_the_current_branch_act_on_the_one_current_when_they_
     branches = {b["name"]: b for b in json.loads(ok("branch", "--json", cwd=repo).stdout)}
     assert sorted(branches) == ["main", "renamed"] and branches["renamed"]["current"]
     assert branches["main"]["commit"] == ids[-1] and branches["renamed"]["commit"] == ids[1]
+
+
+def test_reset_and_switch_leaving_commits_while_another_process_runs_gc(history, monkeypatch):
+    """A gc in another process as soon as reset or switch has moved HEAD (its lock
+    released) removes the commits they left: what they say of those is read before (the
+    command exited 1, 'commit … is named but not in the index; run `memstore fsck`', its
+    move made and nothing damaged)."""
+    from memstore.store.lock import RepositoryLock
+
+    repo, ids = history
+    real, gc = RepositoryLock.release, []
+
+    def release(self):
+        real(self)
+        if not self.held and not gc:  # the command's move is done: gc elsewhere
+            gc.append(None)
+            gc[0] = ok("gc", cwd=repo).stdout
+
+    monkeypatch.setattr(RepositoryLock, "release", release)
+    r = ok("reset", "HEAD~1", cwd=repo)
+    assert gc[0].startswith("removed 1 commit,") and ids[2][:12] in r.stderr
+    ok("reset", "HEAD~1", cwd=repo)  # keeps C2 ...
+    ok("switch", "--detach", ids[1], cwd=repo)  # ... held by a detached HEAD only
+    gc.clear()
+    r = ok("switch", "main", cwd=repo)
+    monkeypatch.undo()
+    assert gc[0].startswith("removed 1 commit,") and ids[1][:12] in r.stderr
+    assert [e["id"] for e in log_json(repo)] == ids[:1]
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"

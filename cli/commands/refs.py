@@ -102,11 +102,12 @@ def switch(repo, name: str, create: bool, detach: bool, as_json: bool) -> None:
     """
     if create and detach:  # the new branch would be made and left at once
         raise click.UsageError("-c and --detach cannot be used together")
-    was = repo.head()
-    head = repo.switch(name, create=create, detach=detach)
-    left = (repo.held_by_no_ref(was.commit)
-            if was.branch is None and was.commit is not None and was.commit != head.commit
-            else [])
+    with repo.lock():  # what it leaves is read before a gc elsewhere can remove it
+        was = repo.head()
+        head = repo.switch(name, create=create, detach=detach)
+        left = (repo.held_by_no_ref(was.commit)
+                if was.branch is None and was.commit is not None and was.commit != head.commit
+                else [])
     d = switch_result(head, create, left)
     if d["warning"] is not None:
         warn(f"warning: {d['warning']}")
@@ -184,8 +185,10 @@ def reset(repo, rev: str, as_json: bool) -> None:
     # what HEAD named when REV was read (its branch, or HEAD itself when detached): another
     # process's switch since moves no other branch (its commit may be the same, which a
     # compare-and-swap of commits alone cannot tell)
-    repo.reset(target, was=was)
-    left = repo.held_by_no_ref(was.commit) if target != was.commit else []
+    with repo.lock():  # what it leaves is read before a gc elsewhere can remove it
+        repo.reset(target, was=was)
+        left = repo.held_by_no_ref(was.commit) if target != was.commit else []
+        message = first_line(repo.get_commit(target).message)
     warning = (f"leaving {len(left)} commit(s) that no branch or tag holds, the newest "
                f"{short(left[0])}; `memstore reset {short(was.commit)}` goes back (gc "
                "removes them otherwise)") if left else None
@@ -195,8 +198,7 @@ def reset(repo, rev: str, as_json: bool) -> None:
         print_json({"branch": was.branch, "commit": target, "was": was.commit,
                     "left_behind": left, "warning": warning})
     else:
-        click.echo(f"HEAD is now at {short(target)} "
-                   f"{first_line(repo.get_commit(target).message)}")
+        click.echo(f"HEAD is now at {short(target)} {message}")
 
 
 COMMANDS = [branch, switch, tag, reset]
