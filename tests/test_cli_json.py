@@ -68,8 +68,8 @@ def test_revert_json(base, history):
     assert d["commit"] == entry["id"] and d["parents"] == [c3]
     assert d["operation"] == "revert" and d["branch"] == "main"
     assert d["reverted"] == c2 and d["replayed"] == [c3]
-    assert d["removed"] == len(facts_files(base)["b"].read_text().splitlines()) == 1
-    assert d["restored"] == 0  # only a revert of a merge puts facts back
+    assert d["n_removed"] == len(facts_files(base)["b"].read_text().splitlines()) == 1
+    assert d["n_restored"] == 0  # only a revert of a merge puts facts back
     assert d["n_facts"] == entry["n_requests"] == 2  # C3's facts, replayed on C1's state
     assert d["metrics"] == entry["metrics"] and "reverted" in d["metrics"]
     assert shown(repo)["basis"] == c1

@@ -416,7 +416,7 @@ def test_a_revert_of_a_merge_built_on_the_merged_side(history, tmp_path_factory,
     want = {"Danielle Darrieux", "Porsche 911", "Toko Yasuda", "Lionel Messi", "Apple A5"}
     assert set(subjects_live(repo_dir)) == want | {"Honda Civic"}
     reverted = json.loads(ok("revert", merge["id"], "--json", cwd=repo_dir).stdout)
-    assert (reverted["removed"], reverted["restored"]) == (1, 1)
+    assert (reverted["n_removed"], reverted["n_restored"]) == (1, 1)
     assert set(subjects_live(repo_dir)) == want | {"Michael Jordan"}
     blamed = {x["subject"]: x for x in json.loads(ok("blame", "--json", cwd=repo_dir).stdout)}
     assert (blamed["Michael Jordan"]["commit"], blamed["Michael Jordan"]["carried_by"]) == \
@@ -475,7 +475,7 @@ def test_a_fact_written_again_stays_after_a_revert_squashed_or_not(base, tmp_pat
         assert json.loads(ok("squash", first, "--json", cwd=repo_dir).stdout)["n_facts"] == 1
     d = json.loads(ok("revert", first, "--json", cwd=repo_dir).stdout)
     assert subjects_live(repo_dir) == ["Michael Jordan"]
-    assert d["removed"] == 1, d
+    assert d["n_removed"] == 1, d
 
 
 @pytest.mark.parametrize("args", [("revert", 0), ("squash", "base")])
@@ -576,10 +576,10 @@ def test_a_revert_of_the_merge_takes_out_the_merged_sides_write_of_a_fact_both_w
     d = json.loads(ok("revert", first, "--json", cwd=repo_dir).stdout)
     assert set(subjects_live(repo_dir)) == {YASUDA[0], JORDAN[0]} | (
         set() if merge_first else messi)
-    assert d["removed"] == (len(messi) if merge_first else 0)
+    assert d["n_removed"] == (len(messi) if merge_first else 0)
     d = json.loads(ok("revert", second, "--json", cwd=repo_dir).stdout)
     assert set(subjects_live(repo_dir)) == {YASUDA[0]}
-    assert d["removed"] == 1 + (0 if merge_first else len(messi))
+    assert d["n_removed"] == 1 + (0 if merge_first else len(messi))
     assert "p_new" in d["metrics"]["reverted"]
     assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
 
@@ -758,7 +758,7 @@ def test_revert_counts_only_the_writes_it_takes_out(history, tmp_path):
         live = {f.request.subject: f.request.target_new for f in repo.facts_at("HEAD")}
     assert "Danielle Darrieux" not in live and live["Porsche 911"] == "Toyota"
     shown = json.loads(ok("show", "--json", cwd=repo_dir).stdout)["facts"]
-    assert len(shown["removed"]) == d["removed"] == 1
+    assert len(shown["removed"]) == d["n_removed"] == 1
     assert "p_new" in d["metrics"]["reverted"]
 
 

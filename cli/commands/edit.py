@@ -156,9 +156,9 @@ def revert(rev: str, message: str | None, as_json: bool) -> None:
     --json prints one object: commit, branch, operation, message, parents, n_facts,
     solves, layers, seconds, metrics (with `reverted`: the facts taken out, measured
     after; absent when none is), warning, reverted (REV's id), replayed (the commits
-    replayed), removed (the facts taken out of HEAD's state: not those a later commit
-    wrote again or another holder keeps) and restored (for a merge: the facts it had taken
-    out that the revert puts back).
+    replayed), n_removed (how many facts it took out of HEAD's state: not those a later
+    commit wrote again or another holder keeps) and n_restored (for a merge: how many facts
+    it had taken out the revert puts back).
     """
     from memstore.store import porcelain
 
@@ -173,7 +173,7 @@ def revert(rev: str, message: str | None, as_json: bool) -> None:
 def revert_result(repo, report) -> dict[str, Any]:
     n = report.notes
     return written(repo, report) | {"reverted": n["reverted"], "replayed": n["replayed"],
-                                    "removed": n["removed"], "restored": n["restored"]}
+                                    "n_removed": n["n_removed"], "n_restored": n["n_restored"]}
 
 
 @click.command()

@@ -379,7 +379,7 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                                 | ({"sources": sources} if sources else {})
                                 | ({"restored": len(results) - 1} if back else {}))
     return Report(new, new.id, metrics, {"reverted": target, "replayed": replayed,
-                                         "removed": len(out), "restored": len(back)},
+                                         "n_removed": len(out), "n_restored": len(back)},
                   time.perf_counter() - t0)
 
 
