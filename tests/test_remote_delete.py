@@ -167,11 +167,13 @@ def test_a_ref_another_push_moved_meanwhile_is_kept(pair, monkeypatch):
 
 def test_push_delete_on_the_command_line(tmp_path):
     url = str(tmp_path / "remote")
-    a = make_repo(tmp_path / "a", url)
+    a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
     try:
-        c1, _ = shared(a)
+        c1, c2 = shared(a)
+        fetch(b)
     finally:
         a.close()
+        b.close()
     where = tmp_path / "a"
     before = refs_there(url)
     error_line(run("push", "--delete", "origin", "main", cwd=where), 2,
@@ -186,10 +188,18 @@ def test_push_delete_on_the_command_line(tmp_path):
     out = ok("push", "--delete", "origin", "topic/x", "refs/tags/v1", cwd=where).stdout
     assert out.splitlines() == [f"To {url}", f" - {'[deleted]':<26} topic/x",
                                 f" - {'[deleted]':<26} v1"]
+    # another clone's fetch removes its origin/topic/x, and says so
+    fetched = ok("fetch", cwd=tmp_path / "b").stdout.splitlines()
+    assert f" - {'[deleted]':<26} origin/topic/x" in fetched
+    assert json.loads(ok("fetch", "--json", cwd=tmp_path / "b").stdout)["updates"] == []
     got = json.loads(ok("push", "-d", "-f", "--json", "origin", "main", cwd=where).stdout)
     assert [(d["ref"], d["kind"], d["old"], d["refused"]) for d in got["deleted"]] == [
         ("refs/heads/main", "branch", c1, False)]
     assert refs_there(url) == {}
+    assert json.loads(ok("fetch", "--json", cwd=tmp_path / "b").stdout)["updates"] == [
+        {"branch": "main", "old": c1, "new": None}]
+    assert json.loads(ok("tag", "--json", cwd=tmp_path / "b").stdout) == [
+        {"name": "v1", "commit": c2}]
 
 
 def test_the_refusal_line_of_push_delete():
