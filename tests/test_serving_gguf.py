@@ -5,6 +5,7 @@ re-quantisation figures; verify."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import gguf
@@ -155,6 +156,28 @@ def test_f16_and_verify(gguf_repo, tmp_path):
     r = run("verify", tmp_path / "g16", cwd=repo)
     assert r.exit_code == 1 and r.stderr.count("\n") == 1
     assert r.stderr.startswith("memstore: error: ") and "GGUF" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("forge", ["none", "another layer", "another tensor",
+                                   "another base type"])
+def test_verify_checks_the_manifests_edited_layers(gguf_repo, tmp_path, forge):
+    """The manifest's `layers` (edited layer -> GGUF tensor, its base type, the
+    re-quantisation figures, as the card shows them) was never compared: emptied, or naming
+    another layer, tensor or type, verify said OK (a PEFT export's layers are checked)."""
+    repo, out = gguf_repo["repo"], tmp_path / "g"
+    shutil.copytree(gguf_repo["dir"] / "g32", out)
+    manifest = out / "memstore-manifest.json"
+    m = json.loads(manifest.read_text())
+    layers = m["layers"]
+    assert set(layers) == {"1", "2"} and layers["2"]["tensor"] == "blk.2.ffn_down.weight"
+    layers = {"none": {},
+              "another layer": {"1": layers["1"], "3": layers["2"]},
+              "another tensor": {**layers, "2": {**layers["2"],
+                                                 "tensor": "blk.3.ffn_down.weight"}},
+              "another base type": {**layers, "2": {**layers["2"], "base_type": "F16"}}}[forge]
+    manifest.write_text(json.dumps({**m, "layers": layers}))
+    r = run("verify", out, cwd=repo)
+    assert r.exit_code == 1 and "layers: differ from the rebuilt export's" in r.stdout, r.output
 
 
 def test_a_bfloat16_export_records_how_it_was_built(gguf_repo, tmp_path):

@@ -39,7 +39,7 @@ from .export_target import (
     write_manifest,
     written_beside,
 )
-from .gguf_export import build_gguf
+from .gguf_export import BuiltGguf, build_gguf
 from .peft_export import (
     BuiltAdapter,
     build_adapter,
@@ -329,6 +329,9 @@ def _verify_gguf(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verif
                     "size": target.stat().st_size, "base_size": base.path.stat().st_size}:
         problems.append("gguf: the manifest's file, metadata hash or sizes differ from the "
                         "export's")
+    if not _same_edited_layers(built, manifest.get("layers")):
+        problems.append("layers: differ from the rebuilt export's (the edited layers, their "
+                        "tensors or base types)")
     expected = {t.name: (t.dims, t.type) for t in base.tensors}
     expected.update({t: (expected[t][0], _TYPES[str(a.dtype)]) for t, a in built.replace.items()})
     for t in written.tensors:
@@ -338,3 +341,17 @@ def _verify_gguf(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verif
     return Verification(manifest.get("commit"), len(rebuilt), problems,
                         recorded_with if isinstance(recorded_with, dict) else None,
                         built.built_with)
+
+
+def _same_edited_layers(built: BuiltGguf, recorded: Any) -> bool:
+    """The manifest's layers of a GGUF export (what the card's table shows) are the rebuilt
+    export's: each edited layer, its tensor and the base file's type of it exactly (the
+    re-quantisation figures are measured, not rebuilt: their keys only)."""
+    if not isinstance(recorded, dict) or set(recorded) != {str(l) for l in built.layers}:
+        return False
+    for l, name in built.layers.items():
+        r = recorded[str(l)]
+        if not isinstance(r, dict) or set(r) != {"tensor", "base_type", "requantized"} or \
+                r["tensor"] != name or r["base_type"] != built.layout.tensor(name).type_name:
+            return False
+    return True
