@@ -139,6 +139,13 @@ def test_the_remote_head_branch_is_deleted_only_when_forced(pair):
     # HEAD names what a clone checks out now (no main: the first branch)
     assert remote_files(url)["HEAD"] == b"ref: refs/heads/topic/x\n"
     assert fsck_remote(url) == []
+    # the last branch: HEAD goes, and the next branch pushed is the default, as the first was
+    push_delete(a, "origin", ["topic/x"], force=True)
+    assert refs_there(url) == {TAGS + "v1": c2} and "HEAD" not in remote_files(url)
+    assert fsck_remote(url) == []
+    a.create_branch("next", c2)
+    push(a, branch="next")
+    assert remote_files(url)["HEAD"] == b"ref: refs/heads/next\n" and fsck_remote(url) == []
 
 
 def test_a_ref_another_push_moved_meanwhile_is_kept(pair, monkeypatch):
@@ -195,7 +202,7 @@ def test_push_delete_on_the_command_line(tmp_path):
     got = json.loads(ok("push", "-d", "-f", "--json", "origin", "main", cwd=where).stdout)
     assert [(d["ref"], d["kind"], d["old"], d["refused"]) for d in got["deleted"]] == [
         ("refs/heads/main", "branch", c1, False)]
-    assert refs_there(url) == {}
+    assert refs_there(url) == {} and "HEAD" not in remote_files(url)
     assert json.loads(ok("fetch", "--json", cwd=tmp_path / "b").stdout)["updates"] == [
         {"branch": "main", "old": c1, "new": None}]
     assert json.loads(ok("tag", "--json", cwd=tmp_path / "b").stdout) == [

@@ -100,12 +100,17 @@ class FolderTransport(Transport):
             self.check_ref(path, expected)
             self._call(f"delete {path}", self._unlink, path)
 
+    def remove(self, path: str) -> None:
+        with self._lock():
+            self._call(f"delete {path}", self._unlink, path)
+
     def _unlink(self, path: str) -> None:
-        """Removes ref file `path`, then the folders that leaves empty below refs/heads/
-        or refs/tags/ (a deleted 'topic/x' leaves no folder 'topic', which would keep a
-        branch 'topic' from being pushed), and fsyncs the folder that changed last."""
+        """Removes file `path` (a ref, HEAD), then the folders that leaves empty below
+        refs/heads/ or refs/tags/ (a deleted 'topic/x' leaves no folder 'topic', which
+        would keep a branch 'topic' from being pushed), and fsyncs the folder that changed
+        last."""
         target = self._target(path)
-        target.unlink()
+        target.unlink(missing_ok=True)
         folder = target.parent
         while len(folder.relative_to(self.root).parts) > 2:
             try:

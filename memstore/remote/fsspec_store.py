@@ -223,6 +223,13 @@ class FsspecTransport(Transport):
         self.check_ref(path, expected)
         self._call(f"delete {path}", self._remove_ref, path)
 
+    def remove(self, path: str) -> None:
+        try:
+            self._call(f"delete {path}", self.fs.rm_file, self.full(path))
+        except RemoteError as e:
+            if not isinstance(e.__cause__, FileNotFoundError):
+                raise
+
     def _remove_ref(self, path: str) -> None:
         try:
             self.fs.rm_file(self.full(path))

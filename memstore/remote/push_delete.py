@@ -9,7 +9,8 @@
    `If-Match` on its ETag; a folder: read, compare and unlink under the remote's lock): a
    ref another push moved meanwhile is kept, refused for that ref ("fetch first"), the
    others deleted; where HEAD's branch was deleted (forced), HEAD is written to name the
-   branch a clone now checks out (main, else the first), where a branch is left;
+   branch a clone now checks out (main, else the first), or removed where no branch is
+   left (the next branch pushed becomes the default, as the first did);
 3. remove the remote-tracking branch REMOTE/NAME of each branch deleted (a branch whose
    upstream it was is then 'gone', as status says).
 
@@ -93,10 +94,12 @@ def push_delete(repo: Repository, name: str, refs: list[str], *,
             if e.now is not None:
                 r.refused, r.now = True, e.now
     gone = [r.name for r in result.refs if r.prefix == HEADS and not r.refused]
-    if current in gone:  # forced: HEAD names what clones now check out, where one is left
-        left = transport.branches([])
+    if current in gone:  # forced: HEAD names what clones now check out; with no branch
+        left = transport.branches([])  # left, none: the next branch pushed is the default
         if left:
             transport.put(HEAD_FILE, head_bytes(checked_out(None, left)))
+        else:
+            transport.remove(HEAD_FILE)
     _untrack(repo, name, gone)
     result.guarantee = transport.guarantee
     result.seconds = time.perf_counter() - t0

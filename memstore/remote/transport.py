@@ -100,6 +100,11 @@ class Transport(ABC):
         """Removes ref `path` if it still holds what `expected` read (a commit); else
         StaleRefError with what it holds now (None: removed meanwhile)."""
 
+    @abstractmethod
+    def remove(self, path: str) -> None:
+        """Removes file `path` (absent: nothing to do): the remote's HEAD once its last
+        branch is deleted, so that the next branch pushed becomes the default."""
+
     def open_read(self, path: str) -> Any:
         """The file open for reading (a binary file object); None when it does not exist.
         Stores that can read a file piecewise override this; here it is read whole."""
