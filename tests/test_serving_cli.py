@@ -65,6 +65,16 @@ def test_out_must_be_free_or_an_export(repo, tmp_path):
     assert json.loads((done / "memstore-manifest.json").read_text())["rev"] == "HEAD"
 
 
+def test_an_out_dir_under_a_symbolic_link_loop_is_one_line(repo, tmp_path):
+    """OUT under two links to each other: pathlib's resolve raised RuntimeError ('Symlink
+    loop from ...'), a traceback, for every format."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    for fmt in ("full", "peft"):
+        refused(repo, "export", "HEAD", tmp_path / "a" / "v1", "--format", fmt, code=2,
+                says="a loop of symbolic links")
+
+
 def test_verify_finds_a_changed_adapter(repo, tmp_path):
     out = tmp_path / "peft"
     ok("export", out, "--format", "peft", cwd=repo)

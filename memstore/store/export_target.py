@@ -194,7 +194,10 @@ def check_target(out_dir: str | Path, force: bool, protected: dict[str, Path]) -
     raw = Path(os.path.abspath(out_dir))
     if raw.is_symlink():
         raise ValidationError(f"{out_dir} is a symbolic link; give the folder itself")
-    out = raw.resolve()
+    try:
+        out = raw.resolve()
+    except (RuntimeError, OSError):  # pathlib's 'Symlink loop from ...' (RuntimeError)
+        raise ValidationError(f"{out_dir}: a loop of symbolic links on the way") from None
     for what, p in protected.items():
         p = p.resolve()
         if _within(p, out):
