@@ -98,3 +98,26 @@ def test_the_cards_commands_quote_a_path_with_spaces(base, tmp_path):
     assert ["memstore", "verify", str(out)] in commands
     assert any(f"facts={out}" in c for c in commands)
     assert any(c[:3] == ["python", "convert_lora_to_gguf.py", str(out)] for c in commands)
+
+
+def test_the_cards_rebuild_commands_name_the_dtype_it_was_built_in(base, tmp_path):
+    """A checkpoint built in bfloat16 (--dtype) differs in its bits from one built in
+    float32: the card's rebuild commands named no dtype, so, pasted, the export was rebuilt
+    in float32 and its verify failed on every tensor."""
+    import shlex
+
+    from cli_support import copy_repo, history_template, ok, run
+
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    out = tmp_path / "bf16"
+    ok("export", "HEAD", out, "--dtype", "bfloat16", cwd=repo)
+    commands = [shlex.split(line) for line in (out / "README.md").read_text().splitlines()
+                if line.startswith("memstore ")]
+    flags = ["--device", "cpu", "--dtype", "bfloat16"]
+    assert commands == [["memstore", "export", ids[2], str(out), *flags],
+                        ["memstore", "verify", str(out), *flags]]
+    assert run(*commands[1][1:], cwd=repo).exit_code == 0
+    ok("export", "HEAD", tmp_path / "f32", cwd=repo)  # the plain case names none
+    text = (tmp_path / "f32" / "README.md").read_text()
+    assert f"memstore verify {tmp_path / 'f32'}\n" in text and "--dtype" not in text

@@ -53,6 +53,7 @@ class Card:
     command: str  # the export command that rebuilds it
     out: str  # the output path in that command
     sections: list[tuple[str, list[str]]] = field(default_factory=list)  # (title, lines)
+    runtime: tuple[str, ...] = ()  # --device, --dtype the export was built in, when named
 
 
 _LIBRARY = {"peft": "peft", "gguf": "gguf", "full": "transformers"}
@@ -158,5 +159,6 @@ def render(card: Card) -> str:
     lines += ["", "## Settings", "", "```json",
               json.dumps(card.settings, indent=2, sort_keys=True), "```",
               "", "## Rebuild", "", "In the memstore repository this was exported from:", "",
-              "```console", card.command, f"memstore verify {shlex.quote(card.out)}", "```", ""]
+              "```console", card.command,
+              shlex.join(["memstore", "verify", card.out, *card.runtime]), "```", ""]
     return "\n".join(lines)

@@ -48,7 +48,7 @@ from .peft_export import (
     truncation_efficacy,
 )
 from .repository import Repository
-from .states import BASE, check_base, state_commit
+from .states import BASE, RUNTIME_KEY, check_base, runtime_of, state_commit
 
 FORMATS = ("full", "peft", "gguf")
 GGUF_FILE = "model.gguf"
@@ -77,18 +77,37 @@ def check_options(format: str, since: str | None, max_rank: int | None,
 
 
 def rebuild_command(commit: str | None, out: str, format: str, since: str | None = None,
-                    max_rank: int | None = None, gguf_dtype: str | None = None) -> str:
+                    max_rank: int | None = None, gguf_dtype: str | None = None,
+                    runtime: tuple[str, ...] = ()) -> str:
     parts = ["memstore", "export", commit or "base", out]
     if format != "full":
         parts += ["--format", format]
     parts += ["--since", since] if since else []
     parts += ["--max-rank", str(max_rank)] if max_rank is not None else []
     parts += ["--gguf-dtype", gguf_dtype] if gguf_dtype and gguf_dtype != "f32" else []
-    return shlex.join(parts)  # a path with a space or a quote stays one argument
+    return shlex.join(parts + list(runtime))  # a path with a space or a quote: one argument
+
+
+def runtime_flags(repo: Repository, format: str) -> tuple[str, ...]:
+    """The --device and --dtype that rebuild a full or GGUF export bit for bit (their
+    weights are built in the runtime; an adapter's factors on the CPU from the records):
+    none where it is built as a plain command here builds it, on the CPU in float32 with
+    no other choice stored in the repository."""
+    if format == "peft":
+        return ()
+    rt = runtime_of(repo)
+    stored = repo.get_config(RUNTIME_KEY)
+    stored = stored if isinstance(stored, dict) else {}
+    plain = ("cpu", "float32")
+    if (rt.device, rt.dtype) == plain == (stored.get("device", "cpu"),
+                                          stored.get("dtype", "float32")):
+        return ()
+    return ("--device", rt.device, "--dtype", rt.dtype)
 
 
 def make_card(repo: Repository, kind: str, rev: str, commit: str | None, since: str | None,
-              out: str, command: str, sections: list[tuple[str, list[str]]]) -> str:
+              out: str, command: str, sections: list[tuple[str, list[str]]],
+              runtime: tuple[str, ...] = ()) -> str:
     plus, _ = chain_difference(repo, commit, since)
     facts = [cards.Fact(c.subject, c.prompt, c.old, c.new)
              for c in fact_changes(repo, commit, since)]
@@ -98,7 +117,7 @@ def make_card(repo: Repository, kind: str, rev: str, commit: str | None, since: 
     title = f"{Path(out).name}: {rev} ({commit[:12] if commit else 'base'})"
     return cards.render(cards.Card(title, kind, b.spec, b.hash, rev, commit, since,
                                    settings_of(repo, commit), facts, commits, command, out,
-                                   sections))
+                                   sections, runtime))
 
 
 def _manifest(repo: Repository, kind: str, rev: str, commit: str | None,
@@ -123,13 +142,16 @@ def export_as(repo: Repository, rev: str | None, out_dir: str | Path, *, format:
     base_of = state_commit(repo, since) if since is not None else BASE
     out = check_target(out_dir, force, protected_paths(repo))
     name = rev or "HEAD"
-    command = rebuild_command(commit, str(out_dir), format, base_of, max_rank, gguf_dtype)
+    runtime = runtime_flags(repo, format)
+    command = rebuild_command(commit, str(out_dir), format, base_of, max_rank, gguf_dtype,
+                              runtime)
     if format == "full":
-        card = make_card(repo, "full", name, commit, BASE, str(out_dir), command, [])
+        card = make_card(repo, "full", name, commit, BASE, str(out_dir), command, [], runtime)
         return checkpoint.export(repo, rev, out_dir, force=force, card=card, commit=commit)
     if format == "peft":
         return _export_peft(repo, name, commit, base_of, out, str(out_dir), max_rank, command)
-    return _export_gguf(repo, name, commit, out, str(out_dir), gguf_dtype or "f32", command)
+    return _export_gguf(repo, name, commit, out, str(out_dir), gguf_dtype or "f32", command,
+                        runtime)
 
 
 def _export_peft(repo: Repository, rev: str, commit: str | None, since: str | None, out: Target,
@@ -174,7 +196,7 @@ def adapter_lines(rank: int, layers: dict[str, dict[str, Any]],
 
 
 def _export_gguf(repo: Repository, rev: str, commit: str | None, out: Target, out_name: str,
-                 dtype: str, command: str) -> dict[str, Any]:
+                 dtype: str, command: str, runtime: tuple[str, ...]) -> dict[str, Any]:
     from ..serving.gguf import write_copy
 
     built = build_gguf(repo, commit, dtype, measure=True)
@@ -189,7 +211,8 @@ def _export_gguf(repo: Repository, rev: str, commit: str | None, out: Target, ou
             f"{dtype.upper()}, every other tensor and all metadata as in the base file."), ""]
     body += cards.table(["layer", "tensor", "base type", "re-quantised: kept / error of ΔW"],
                         rows)
-    card = make_card(repo, "gguf", rev, commit, BASE, out_name, command, [("GGUF", body)])
+    card = make_card(repo, "gguf", rev, commit, BASE, out_name, command, [("GGUF", body)],
+                     runtime)
     with written_beside(out) as tmp:
         target = tmp / GGUF_FILE
         write_copy(layout, target, built.replace)
