@@ -1,7 +1,7 @@
 """Seeded property test of the history operations against a reference model.
 
 Random sequences of commit (with and without --supersede), revert, merge, squash (onto a
-commit or `base`), branch and switch run through the CLI in this process on a copy of the
+commit or `base`), cherry-pick, branch and switch run through the CLI in this process on a copy of the
 empty template repository (tiny model, few z steps). A reference model written here, sharing
 no code with memstore, keeps every commit's parents and live facts and predicts, from the
 documented semantics, each operation's outcome and the live facts at HEAD:
@@ -50,17 +50,29 @@ documented semantics, each operation's outcome and the live facts at HEAD:
   at R was reverted after it. A write at R that a revert it keeps took out (one of two
   holders of a fact, the fact staying) stays out, as memstore records it (the squash's
   `reverted`): this reference once carried it on from R's state, so that a revert of the
-  other holder after the squash left the fact live where memstore took it out.
+  other holder after the squash left the fact live where memstore took it out;
+- cherry-pick R: R's requests (a commit's; a cherry-pick's: the facts it wrote) written on
+  HEAD as the pick's own writes: a fact HEAD holds already is left out, one whose
+  (subject, prompt) HEAD holds with the target R's parent held is written over, one HEAD
+  holds with yet another target is a conflict (exit 1, the CONFLICT lines and one error
+  line); refused (exit 1) for a merge, revert or squash, for a commit in HEAD's history,
+  and where nothing is left to write. A revert of the pick takes its writes out; one of R
+  (merged in since) leaves them, as another commit's writes of the same facts (README's
+  cherry-pick row).
 
 After every operation: the outcome and exit status, nothing changed by a refusal (a
 snapshot of objects and index rows), the live facts at HEAD and every branch's head as the
 reference says, `fsck` ok; and the read commands (--json), against the reference, not
 memstore's code: `status` names the branch, HEAD, its number of commits and live facts;
 `log` lists exactly HEAD's ancestors, each before its parents, with the parents and
-operation the reference recorded. After an operation that wrote a commit: `show HEAD` has
-the parents, operation and message the writing command printed, the reverted commit / the
-squashed commits (those after REV) / a best merge base, a commit's requests are the file's
-facts, and its `facts` are exactly the diff of the live facts against its first parent (the
+operation the reference recorded; `blame` lists the live facts, each named by a commit
+that wrote that fact with that target in a state of HEAD's history (or of one a squash
+there replaced), past a cherry-pick to the commit it picked (which, where several wrote it,
+the writes merges and squashes kept tell: not checked). After an operation that wrote a
+commit: `show HEAD` has the parents, operation and message the writing command printed,
+the reverted commit / the squashed commits (those after REV) / a best merge base / the
+picked commit, a commit's requests are the file's facts (a pick's the facts it wrote), and
+its `facts` are exactly the diff of the live facts against its first parent (the
 base for a root); `diff PARENT HEAD` for each parent, and now and then `diff` between two
 random known commits or the base, lists exactly the facts added, removed and changed
 (another target) by (subject, prompt). After each sequence: `export` + `verify` pass and a second export
@@ -69,9 +81,12 @@ of the same commit is byte-identical.
 The generator often commits facts live on some branch with their targets (on the same
 branch: a fact written again; on another: one a merge then meets on both sides), merges a
 branch that holds such a fact, and reverts a writer of a fact another write holds too: a
-merge meets a second holder in about one sequence in five (7 of the 30 default seeds; one
-in 25 before). Scripted sequences run the cases README's revert row names through the same
-checks.
+merge meets a second holder in about one sequence in four (9 of the 30 default seeds; one
+in 25 before). It picks mostly a commit of another branch that writes something here, so
+that a merge then often meets the picked commit's writes and the pick's on both sides
+(about one pick written per five sequences: 4 in the 30 default seeds).
+Scripted sequences run the cases README's revert and cherry-pick rows name through the
+same checks.
 
 MEMSTORE_HISTORY_SEEDS=N runs N seeds (default 30, ~30 s)."""
 from __future__ import annotations
@@ -128,6 +143,8 @@ class Node:
     reverted: str | None = None
     squashed_head: str | None = None  # for a squash: the HEAD it replaced
     gone: frozenset[str] = frozenset()  # commits a revert in its history took out
+    requests: tuple[tuple[Key, str], ...] = ()  # a commit's or cherry-pick's, in order
+    picked: str | None = None  # for a cherry-pick: the commit it picked
 
 
 def fold(log: list[Write]) -> dict[Key, str]:
@@ -189,13 +206,14 @@ class Reference:
 
     def add(self, cid: str, parents: tuple[str, ...], log: list[Write], kind: str,
             reverted: str | None = None, owned: bool = False,
-            squashed_head: str | None = None, gone: frozenset[str] = frozenset()) -> None:
+            squashed_head: str | None = None, gone: frozenset[str] = frozenset(),
+            requests: tuple[tuple[Key, str], ...] = (), picked: str | None = None) -> None:
         if owned:  # the writes new in this commit are its own (the id is known only now)
             log = [Write(w.key, w.target, w.owners - {"new"} | ({cid} if "new" in w.owners
                                                                else set()),
                          cid if w.origin == "new" else w.origin) for w in log]
         self.nodes[cid] = Node(cid, parents, log, kind, len(self.nodes), reverted,
-                               squashed_head, gone)
+                               squashed_head, gone, requests, picked)
         self.branches[self.current] = cid
 
     # each predict_* returns a Refused, or a function that records the new commit id
@@ -205,7 +223,7 @@ class Reference:
             return Refused(2, "use --supersede to replace it")
         log = self.log(head) + [Write(k, t, frozenset({"new"})) for k, t in facts]
         return lambda cid: self.add(cid, (head,) if head else (), log, "commit", owned=True,
-                                    gone=self.gone(head))
+                                    gone=self.gone(head), requests=tuple(facts))
 
     def predict_revert(self, r: str):
         """Takes out R's writes (and their copies, which R owns too); a fact another write
@@ -353,6 +371,37 @@ class Reference:
                 log = [x for x in log if x.key != k or x.origin not in out]
         return lambda cid: self.add(cid, (ours, theirs), log, "merge", owned=True, gone=gone)
 
+    def writer(self, c: str) -> str:
+        """The commit `blame` names for a write whose origin is `c`: past a cherry-pick to
+        the commit it picked, and so on (README's blame row)."""
+        while self.nodes[c].kind == "cherry-pick":
+            c = self.nodes[c].picked
+        return c
+
+    def predict_cherry_pick(self, r: str):
+        """R's requests (a commit's, or a cherry-pick's: the facts it wrote) written on HEAD
+        as the pick's own writes: one HEAD holds already is left out, one whose (subject,
+        prompt) HEAD holds with the target R's parent held is written over, one HEAD holds
+        with yet another target is a conflict (README's cherry-pick row)."""
+        head, node = self.head, self.nodes[r]
+        if head is None:
+            return Refused(2, "nothing to cherry-pick onto")
+        if node.kind not in ("commit", "cherry-pick"):
+            return Refused(1, "only a commit of facts can be cherry-picked")
+        if r in self.ancestors(head):
+            return Refused(1, "is in the history of HEAD already")
+        before = self.live(node.parents[0] if node.parents else None)
+        here = self.live(head)
+        picked = [(k, t) for k, t in node.requests if here.get(k) != t]
+        conflicts = sum(k in here and here[k] != before.get(k) for k, _ in picked)
+        if conflicts:
+            return Refused(1, "conflicting fact(s); nothing was written", conflicts)
+        if not picked:
+            return Refused(1, "nothing to cherry-pick")
+        log = self.log(head) + [Write(k, t, frozenset({"new"})) for k, t in picked]
+        return lambda cid: self.add(cid, (head,), log, "cherry-pick", owned=True,
+                                    gone=self.gone(head), requests=tuple(picked), picked=r)
+
     def predict_squash(self, onto: str):
         head = self.head
         if head is None or onto == head:
@@ -459,6 +508,23 @@ def check_read_commands(rng: random.Random, ref: Reference, repo_dir: Path,
         other = rng.choice(sorted(b for b, c in ref.branches.items() if c is not None))
         got = [e["id"] for e in as_json("log", other, cwd=repo_dir)]
         assert sorted(got) == sorted(ref.ancestors(ref.branches[other])), where
+    # blame: each live fact, named by the commit that wrote it (past a cherry-pick to the
+    # commit it picked): one whose write of that target a state in HEAD's history holds, or
+    # in that of a HEAD a squash there replaced (which, where several wrote it, the write
+    # the merges and squashes kept tells)
+    rows = as_json("blame", cwd=repo_dir) if head is not None else []
+    assert {(r["subject"], r["prompt"]): r["target_new"] for r in rows} == ref.live(head) \
+        and len(rows) == len(ref.live(head)), f"{where}\n{rows}"
+    seen, todo = set(), [head] if head is not None else []
+    while todo:
+        c = todo.pop()
+        if c not in seen:
+            seen.add(c)
+            todo += [*ref.nodes[c].parents, *filter(None, [ref.nodes[c].squashed_head])]
+    wrote = {(w.key, w.target, ref.writer(w.origin)) for c in seen for w in ref.nodes[c].log}
+    for r in rows:
+        assert ((r["subject"], r["prompt"]), r["target_new"], r["commit"]) in wrote, \
+            f"{where}\nblame {r}"
     if written is None:
         return
     node = ref.nodes[head]
@@ -489,6 +555,11 @@ def check_read_commands(rng: random.Random, ref: Reference, repo_dir: Path,
     elif node.kind == "squash":  # everything after REV
         assert set(shown["info"]["squashed"]) == \
             ref.ancestors(ref.nodes[head].squashed_head) - ref.ancestors(first), where
+    elif node.kind == "cherry-pick":  # its requests: the facts of the picked commit it wrote
+        assert shown["info"]["picked"] == node.picked == written["picked"], where
+        assert shown["message"].endswith(f"(cherry picked from commit {node.picked})"), where
+        assert [(r["subject"], r["prompt"], r["target_new"]) for r in requests] == \
+            [(*k, t) for k, t in node.requests], f"{where}\n{shown}"
     check_diff(ref, repo_dir, first, head, where)
     for p in node.parents[1:]:
         check_diff(ref, repo_dir, p, head, where)
@@ -512,6 +583,15 @@ def draw(rng: random.Random, ref: Reference, n_branch: int) -> tuple:
                      for c in tips)
         behind = any(c in anc and c != head for c in tips)
         kinds += ["merge"] * (6 if parted else 3) + ["switch"] * (4 if behind else 2)
+    # a commit of another branch's (or one a rewrite left behind) to pick, mostly one that
+    # writes something here
+    pickable = sorted((c for c in ref.nodes if c not in anc
+                       and ref.nodes[c].kind in ("commit", "cherry-pick")),
+                      key=lambda c: ref.nodes[c].seq)
+    writes = [c for c in pickable if head is not None
+              and not isinstance(ref.predict_cherry_pick(c), Refused)]
+    if head is not None and pickable:
+        kinds += ["cherry-pick"] * (10 if writes else 1)
     # a branch that parted from this one and holds a fact with the same target as here,
     # by another write: a merge with it often comes next
     live, mine = ref.live(head), {(w.key, w.origin) for w in ref.log(head)}
@@ -555,6 +635,12 @@ def draw(rng: random.Random, ref: Reference, n_branch: int) -> tuple:
     if kind == "squash":
         order = sorted(anc, key=lambda c: ref.nodes[c].seq)
         return ("squash", rng.choice(order + ["base"]))
+    if kind == "cherry-pick":  # now and then one refused: a merge, revert or squash, or
+        # one in HEAD's history
+        if rng.random() < 0.15:
+            return ("cherry-pick", rng.choice(sorted(ref.nodes, key=lambda c: ref.nodes[c].seq)))
+        return ("cherry-pick", rng.choice(writes if writes and rng.random() < 0.85
+                                          else pickable))
     if kind == "branch":
         return ("branch", f"b{n_branch}", rng.random() < 0.5)
     others = sorted(b for b in ref.branches if b != ref.current)
@@ -581,6 +667,9 @@ def apply(op: tuple, ref: Reference, repo_dir: Path, tmp: Path, step: int):
         return ref.predict_squash(op[1]), run("squash", op[1], "--json", cwd=repo_dir)
     if kind == "merge":
         return ref.predict_merge(op[1]), run("merge", op[1], "--json", cwd=repo_dir)
+    if kind == "cherry-pick":
+        return ref.predict_cherry_pick(op[1]), run("cherry-pick", op[1], "--json",
+                                                   cwd=repo_dir)
     if kind == "branch":  # created at HEAD, switched to (switch -c) or not (branch)
         def create(_):
             ref.branches[op[1]] = ref.head
@@ -606,7 +695,7 @@ def check_sequence(seed: int, template: Path, tmp: Path, script: list | None = N
         op = script[step] if script else draw(rng, ref, n_branch) if step > 1 else [
             ("commit", [(POOL[seed % len(POOL)][:2], "French")], False),
             ("branch", "b1", False)][step]
-        if op[0] in ("revert", "squash") and isinstance(op[1], int):
+        if op[0] in ("revert", "squash", "cherry-pick") and isinstance(op[1], int):
             op = (op[0], made[op[1]])
         if op[0] == "branch":
             n_branch += 1
@@ -681,7 +770,13 @@ MET_AGAIN = TOOK_OUT[:1] + [("branch", "b1", False), ("branch", "b2", False)] + 
     ("commit", [MESSI], False), ("switch", "b1"), ("revert", 0), ("commit", [JORDAN], False),
     ("switch", "main"), ("merge", "b1"), ("revert", 8), ("switch", "b2"),
     ("commit", [YASUDA], False), ("switch", "main"), ("merge", "b2")]
-SCRIPTS = {  # the cases the README's revert row names, through the same checks
+# main picks b1's step 3 (JORDAN, MESSI: step 5), then merges b1 (step 6): both hold them
+PICKED = [("commit", [YASUDA], False), ("branch", "b1", False), ("switch", "b1"),
+          ("commit", [JORDAN, MESSI], False), ("switch", "main"), ("cherry-pick", 3),
+          ("merge", "b1")]
+# b1 supersedes YASUDA (step 3), which main, holding the target it replaced, picks
+SUPERSEDED = PICKED[:3] + [("commit", [(YASUDA[0], "English")], True)] + PICKED[4:]
+SCRIPTS = {  # the cases the README's revert and cherry-pick rows name, through the same checks
     "ours, then theirs": BOTH_WROTE + [("revert", 2), ("revert", 4)],
     "theirs, then ours": ONLY_JORDAN + [("revert", 4), ("revert", 2), ("revert", 2)],
     "merge, then ours": ONLY_JORDAN + [("revert", 6), ("revert", 2)],
@@ -703,6 +798,13 @@ SCRIPTS = {  # the cases the README's revert row names, through the same checks
     "a fact put back, met again": MET_AGAIN + [("revert", 11), ("squash", 0)],
     "a fact put back, squashed, met again": MET_AGAIN[:10] + [("squash", 0)] + MET_AGAIN[10:]
     + [("revert", 12)],
+    "picked, merged, then the picked": PICKED + [("revert", 3), ("revert", 5)],
+    "picked, merged, then the pick": PICKED + [("revert", 5), ("revert", 3)],
+    "picked, merged, then the merge": PICKED + [("revert", 6), ("revert", 5)],
+    "a pick of a pick": PICKED[:2] + [("branch", "b2", False)] + PICKED[2:5] + [
+        ("cherry-pick", 4), ("switch", "b2"), ("cherry-pick", 6), ("cherry-pick", 4),
+        ("merge", "main"), ("revert", 6), ("revert", 8)],
+    "picked over the target it replaced": SUPERSEDED + [("revert", 5), ("revert", 3)],
 }
 
 
@@ -711,7 +813,9 @@ def test_a_fact_both_sides_wrote_matches_the_reference_model(name, base, tmp_pat
     """A merge meets a fact both sides wrote (same target) since they parted: a revert of
     either writer keeps it, a revert of both takes it out; the side whose write the merge
     left out is reverted in a commit that changes no facts, not refused. A revert of the
-    merge takes out the merged side's write of it: with ours', in either order, the fact."""
+    merge takes out the merged side's write of it: with ours', in either order, the fact.
+    A cherry-pick's writes are the fact's too, beside the picked commit's (merged in
+    later): a revert of one leaves it to the other."""
     check_sequence(0, empty_template(base), tmp_path, SCRIPTS[name])
 
 
