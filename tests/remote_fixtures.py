@@ -95,16 +95,33 @@ def remote_url(request, tmp_path) -> str:
     return new_remote(request.param, tmp_path, request)[0]
 
 
+def _pair(tmp_path, url: str):
+    from remote_support import make_repo
+
+    a = make_repo(tmp_path / "a", url)
+    b = make_repo(tmp_path / "b", url)
+    yield a, b, url
+    a.close()
+    b.close()
+
+
 @pytest.fixture
 def pair(tmp_path, remote_url):
     """Two repositories sharing the remote `remote_url`, and the URL."""
-    from remote_support import make_repo
+    yield from _pair(tmp_path, remote_url)
 
-    a = make_repo(tmp_path / "a", remote_url)
-    b = make_repo(tmp_path / "b", remote_url)
-    yield a, b, remote_url
-    a.close()
-    b.close()
+
+@pytest.fixture(params=["file", "s3", "memory"])
+def any_pair(request, tmp_path):
+    """Two repositories sharing a remote of each kind (a folder, S3, fsspec's memory
+    store), and its URL."""
+    if request.param == "memory":
+        url = f"memory://pair-{next(_MEMORY)}/repo"
+    else:
+        from remote_support import new_remote
+
+        url = new_remote(request.param, tmp_path, request)[0]
+    yield from _pair(tmp_path, url)
 
 
 @pytest.fixture(params=["file", "s3", "memory"])

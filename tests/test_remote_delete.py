@@ -27,22 +27,6 @@ from memstore.store.refs import HEADS, TAGS
 pytest_plugins = ["remote_fixtures"]  # s3_server
 
 
-@pytest.fixture(params=["file", "s3", "memory"])
-def pair(request, tmp_path):
-    """Two repositories sharing a remote of each kind, and its URL."""
-    if request.param == "memory":
-        url = f"memory://delete-{tmp_path.name}/repo"
-    else:
-        from remote_support import new_remote
-
-        url = new_remote(request.param, tmp_path, request)[0]
-    a = make_repo(tmp_path / "a", url)
-    b = make_repo(tmp_path / "b", url)
-    yield a, b, url
-    a.close()
-    b.close()
-
-
 def refs_there(url: str) -> dict[str, str]:
     return {p: d.decode().strip() for p, d in remote_files(url).items()
             if p.startswith(("refs/heads/", "refs/tags/"))}
@@ -62,8 +46,8 @@ def shared(a):
     return c1.id, c2.id
 
 
-def test_a_merged_topic_and_a_mistaken_tag_are_deleted_and_the_objects_stay(pair):
-    a, b, url = pair
+def test_a_merged_topic_and_a_mistaken_tag_are_deleted_and_the_objects_stay(any_pair):
+    a, b, url = any_pair
     c1, c2 = shared(a)
     fetch(b, all_tags=True)
     b.create_branch("topic/x", "origin/topic/x")
@@ -95,8 +79,8 @@ def test_a_merged_topic_and_a_mistaken_tag_are_deleted_and_the_objects_stay(pair
     assert refs_there(url) == {"refs/heads/main": c1, "refs/heads/topic": c1}
 
 
-def test_names_resolve_as_a_push_resolves_them(pair):
-    a, _, url = pair
+def test_names_resolve_as_a_push_resolves_them(any_pair):
+    a, _, url = any_pair
     c1 = commit_on_head(a, seed=1).id
     push(a)
     a.create_tag("v1")
@@ -113,8 +97,8 @@ def test_names_resolve_as_a_push_resolves_them(pair):
     assert refs_there(url) == {HEADS + "main": c1}
 
 
-def test_a_name_the_remote_lacks_refuses_every_delete(pair):
-    a, _, url = pair
+def test_a_name_the_remote_lacks_refuses_every_delete(any_pair):
+    a, _, url = any_pair
     shared(a)
     before, tracking = refs_there(url), remotes.tracking(a, "origin")
     for names, says in ((["topic/x", "nope"], "it has no branch or tag 'nope'"),
@@ -127,8 +111,8 @@ def test_a_name_the_remote_lacks_refuses_every_delete(pair):
     assert refs_there(url) == before and remotes.tracking(a, "origin") == tracking
 
 
-def test_the_remote_head_branch_is_deleted_only_when_forced(pair):
-    a, _, url = pair
+def test_the_remote_head_branch_is_deleted_only_when_forced(any_pair):
+    a, _, url = any_pair
     _, c2 = shared(a)
     with pytest.raises(ValidationError, match="'main' is the branch the remote's HEAD names"):
         push_delete(a, "origin", ["v1", "main"])
@@ -148,8 +132,8 @@ def test_the_remote_head_branch_is_deleted_only_when_forced(pair):
     assert remote_files(url)["HEAD"] == b"ref: refs/heads/next\n" and fsck_remote(url) == []
 
 
-def test_a_ref_another_push_moved_meanwhile_is_kept(pair, monkeypatch):
-    a, b, url = pair
+def test_a_ref_another_push_moved_meanwhile_is_kept(any_pair, monkeypatch):
+    a, b, url = any_pair
     c1, c2 = shared(a)
     fetch(b)
     b.create_branch("topic/x", "origin/topic/x")

@@ -10,7 +10,7 @@ import json
 
 import pytest
 from cli_support import snapshot
-from remote_support import make_repo, new_remote, remote_files, remove
+from remote_support import make_repo, remote_files, remove
 from test_store_support import commit_on_head
 
 from memstore.errors import MemstoreError, ValidationError
@@ -27,26 +27,12 @@ from memstore.store.refs import HEADS, TAGS
 pytest_plugins = ["remote_fixtures"]  # s3_server
 
 
-@pytest.fixture(params=["file", "s3", "memory"])
-def pair(request, tmp_path):
-    """Two repositories sharing a remote of each kind, and its URL."""
-    if request.param == "memory":
-        url = f"memory://tags-{tmp_path.name}/repo"
-    else:
-        url = new_remote(request.param, tmp_path, request)[0]
-    a = make_repo(tmp_path / "a", url)
-    b = make_repo(tmp_path / "b", url)
-    yield a, b, url
-    a.close()
-    b.close()
-
-
 def remote_tags(url: str) -> dict[str, bytes]:
     return {p[len(TAGS):]: d for p, d in remote_files(url).items() if p.startswith(TAGS)}
 
 
-def test_push_tags_creates_each_tag_after_its_history_and_fetch_follows_them(pair):
-    a, b, url = pair
+def test_push_tags_creates_each_tag_after_its_history_and_fetch_follows_them(any_pair):
+    a, b, url = any_pair
     c1 = commit_on_head(a, seed=1)
     a.create_tag("v1")
     c2 = commit_on_head(a, seed=2)
@@ -67,8 +53,8 @@ def test_push_tags_creates_each_tag_after_its_history_and_fetch_follows_them(pai
     assert fsck_remote(url) == []
 
 
-def test_a_tag_off_every_branch_is_pushed_with_its_history_and_cloned(pair):
-    a, b, url = pair
+def test_a_tag_off_every_branch_is_pushed_with_its_history_and_cloned(any_pair):
+    a, b, url = any_pair
     c1 = commit_on_head(a, seed=1)
     a.create_tag("v1")
     push_tags(a)  # no branch pushed: the tag alone makes its history reachable
@@ -80,8 +66,8 @@ def test_a_tag_off_every_branch_is_pushed_with_its_history_and_cloned(pair):
     assert b.fsck() == []
 
 
-def test_a_remote_tag_at_another_commit_is_refused_unless_forced(pair):
-    a, b, url = pair
+def test_a_remote_tag_at_another_commit_is_refused_unless_forced(any_pair):
+    a, b, url = any_pair
     c1 = commit_on_head(a, seed=1)
     a.create_tag("v1")
     push(a)
@@ -106,8 +92,8 @@ def test_a_remote_tag_at_another_commit_is_refused_unless_forced(pair):
     assert a.tags() == {"v1": c1.id, "v2": c2.id}
 
 
-def test_push_of_one_tag_by_name(pair):
-    a, _, url = pair
+def test_push_of_one_tag_by_name(any_pair):
+    a, _, url = any_pair
     commit_on_head(a, seed=1)
     a.create_tag("v1")
     c2 = commit_on_head(a, seed=2)
@@ -120,8 +106,8 @@ def test_push_of_one_tag_by_name(pair):
         push_tags(a, only="v3")
 
 
-def test_a_name_both_branch_and_tag_must_say_which(pair):
-    a, _, _ = pair
+def test_a_name_both_branch_and_tag_must_say_which(any_pair):
+    a, _, _ = any_pair
     c1 = commit_on_head(a, seed=1)
     a.create_tag("v1")
     a.db["refs"].insert({"name": "refs/heads/v1", "target": c1.id, "symbolic": None})  # older
@@ -130,8 +116,8 @@ def test_a_name_both_branch_and_tag_must_say_which(pair):
     assert pushed_ref(a, "refs/heads/v1") == (HEADS, "v1")
 
 
-def test_a_tag_created_on_the_remote_meanwhile_is_not_replaced(pair, monkeypatch):
-    a, b, url = pair
+def test_a_tag_created_on_the_remote_meanwhile_is_not_replaced(any_pair, monkeypatch):
+    a, b, url = any_pair
     commit_on_head(a, seed=1)
     a.create_tag("v1")
     theirs = commit_on_head(b, seed=2)
@@ -155,8 +141,8 @@ def test_a_tag_created_on_the_remote_meanwhile_is_not_replaced(pair, monkeypatch
     assert [(t.old, t.refused) for t in got.tags] == [(None, True)] and remote_tags(url) == {}
 
 
-def test_a_push_stopped_before_its_tag_leaves_no_tag(pair, monkeypatch):
-    a, _, url = pair
+def test_a_push_stopped_before_its_tag_leaves_no_tag(any_pair, monkeypatch):
+    a, _, url = any_pair
     commit_on_head(a, seed=1)
     a.create_tag("v1")
     real = push_tags_module.upload
@@ -173,8 +159,8 @@ def test_a_push_stopped_before_its_tag_leaves_no_tag(pair, monkeypatch):
     assert not push_tags(a).tags[0].refused and fsck_remote(url) == []
 
 
-def test_a_fetched_tag_never_takes_a_branch_name_here(pair):
-    a, b, url = pair
+def test_a_fetched_tag_never_takes_a_branch_name_here(any_pair):
+    a, b, url = any_pair
     c1 = commit_on_head(a, seed=1)
     a.create_tag("v1")
     push(a)
@@ -195,8 +181,8 @@ def test_a_fetched_tag_never_takes_a_branch_name_here(pair):
     assert b.tags() == {} and b.resolve("origin/main") == c1.id and b.fsck() == []
 
 
-def test_fsck_of_a_remote_checks_each_tag_and_repair_restores_its_history(pair):
-    a, _, url = pair
+def test_fsck_of_a_remote_checks_each_tag_and_repair_restores_its_history(any_pair):
+    a, _, url = any_pair
     commit_on_head(a, seed=1)
     push(a)
     c2 = commit_on_head(a, seed=2)
@@ -217,9 +203,9 @@ def test_fsck_of_a_remote_checks_each_tag_and_repair_restores_its_history(pair):
     ("refs/tags/v1", "missing", "names commit",
      "commit cccccccccccc (reached from tag v1): its object is missing"),
 ])
-def test_a_damaged_remote_tag_is_one_error_and_changes_nothing_here(pair, path, data, says,
+def test_a_damaged_remote_tag_is_one_error_and_changes_nothing_here(any_pair, path, data, says,
                                                                     fsck_says):
-    a, b, url = pair
+    a, b, url = any_pair
     c1 = commit_on_head(a, seed=1)
     push(a)
     if data is None:
@@ -238,8 +224,8 @@ def test_a_damaged_remote_tag_is_one_error_and_changes_nothing_here(pair, path, 
 
 
 @pytest.mark.parametrize("first, second", [("v1", "V1"), ("v1", "v1/rc")])
-def test_tags_a_remote_cannot_store_side_by_side_are_refused(pair, first, second):
-    a, b, url = pair
+def test_tags_a_remote_cannot_store_side_by_side_are_refused(any_pair, first, second):
+    a, b, url = any_pair
     commit_on_head(a, seed=1)
     a.create_tag(first)
     push_tags(a)
@@ -251,10 +237,10 @@ def test_tags_a_remote_cannot_store_side_by_side_are_refused(pair, first, second
     assert remote_files(url) == before
 
 
-def test_a_tag_onto_a_pushed_history_walks_and_lists_what_it_adds(pair, monkeypatch):
+def test_a_tag_onto_a_pushed_history_walks_and_lists_what_it_adds(any_pair, monkeypatch):
     """As a branch's push: the history the remote's branches and tags reach is not read,
     sized nor listed again (it walked and listed all of it)."""
-    a, b, url = pair
+    a, b, url = any_pair
     for seed in range(20):
         commit_on_head(a, seed=seed)
     push(a)
@@ -278,10 +264,10 @@ def test_a_tag_onto_a_pushed_history_walks_and_lists_what_it_adds(pair, monkeypa
     assert fetch(b, all_tags=True).tags[1].new == c.id and fsck_remote(url) == []
 
 
-def test_a_damaged_remote_branch_does_not_stop_a_tag_push(pair):
+def test_a_damaged_remote_branch_does_not_stop_a_tag_push(any_pair):
     """The remote's branches only spare the walk: with one that is no commit id, the push
     trusts none of them and writes whatever the tag's history lacks there."""
-    a, _, url = pair
+    a, _, url = any_pair
     c1 = commit_on_head(a, seed=1)
     push(a)
     open_transport(url).put("refs/heads/main", b"not an id\n")
@@ -292,10 +278,10 @@ def test_a_damaged_remote_branch_does_not_stop_a_tag_push(pair):
                                 "HEAD names no branch of the remote ('ref: refs/heads/main\\n')"]
 
 
-def test_a_tag_an_older_memstore_named_is_passed_over(pair):
+def test_a_tag_an_older_memstore_named_is_passed_over(any_pair):
     """A name git accepts but memstore no longer does (a character that does not show as
     itself) is left out of a fetch in one line, as such a branch is, not a refusal."""
-    a, b, url = pair
+    a, b, url = any_pair
     c1 = commit_on_head(a, seed=1)
     a.create_tag("v1")
     push(a)
