@@ -16,7 +16,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from crash_points import self_kill_at
+from crash_points import kill_at_s3_call, self_kill_at
 from remote_support import new_remote
 from test_store_support import BASE_HASH, commit_on_head, fake_result
 
@@ -38,37 +38,12 @@ DIMS = {"n": 4, "d_in": 96, "d_out": 48}
 PLANS = {"file": (range(1, 64, 4), 3, 0.3, 1), "s3": (range(1, 20, 3), 2, 1.5, 2)}
 
 
-def kill_at_s3_write(step: int) -> None:
-    """SIGKILL this process before or after its `step`-th PutObject (counting both)."""
-    import s3fs
-    from fsspec.asyn import sync_wrapper
-
-    count = [0]
-    real = s3fs.S3FileSystem._call_s3
-
-    def point() -> None:
-        count[0] += 1
-        if count[0] == step:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    async def call(self, method, *args, **kwargs):
-        if method != "put_object":
-            return await real(self, method, *args, **kwargs)
-        point()
-        out = await real(self, method, *args, **kwargs)
-        point()
-        return out
-
-    s3fs.S3FileSystem._call_s3 = call
-    s3fs.S3FileSystem.call_s3 = sync_wrapper(call)
-
-
 def pusher(path: str, env: dict, kind: str, step: int, seed: int, ready) -> None:
     os.environ.update(env)
     repo = Repository.open(path)
     commit_on_head(repo, fake_result(seed, **DIMS), message=f"seed {seed}")
     if step:
-        (self_kill_at if kind == "file" else kill_at_s3_write)(step)
+        (self_kill_at if kind == "file" else kill_at_s3_call)(step)
     ready.set()
     push(repo)
 

@@ -16,9 +16,9 @@ import multiprocessing
 import os
 import random
 import signal
-from contextlib import contextmanager
 
 import pytest
+from crash_points import kill_at_s3_call, self_kill_at
 from remote_support import new_remote
 from test_store_support import BASE_HASH, commit_on_head, fake_result
 
@@ -30,7 +30,6 @@ from memstore.remote.push import push
 from memstore.remote.push_delete import push_delete
 from memstore.remote.push_tags import push_tags
 from memstore.remote.transport import open_transport
-from memstore.store import writer
 from memstore.store.refs import HEADS, TAGS
 from memstore.store.repository import Repository
 
@@ -47,67 +46,12 @@ PLANS = {("tags", "file"): (range(1, 60, 6), 2, 0.3, 1),
          ("delete", "s3"): (range(1, 6), 1, 1.0, 1)}
 
 
-def kill_at_folder_step(step: int) -> None:
-    """SIGKILL this process before or after its `step`-th fsync, rename, unlink, rmdir or
-    moment of a repository transaction."""
-    count = [0]
-
-    def point() -> None:
-        count[0] += 1
-        if count[0] == step:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    def around(real):
-        def call(*args, **kwargs):
-            point()
-            out = real(*args, **kwargs)
-            point()
-            return out
-        return call
-
-    real_tx = writer.transaction
-
-    @contextmanager
-    def transaction(db):
-        with real_tx(db):
-            point()
-            yield db
-            point()
-        point()
-
-    os.fsync, os.replace, os.unlink, os.rmdir = (around(f) for f in (os.fsync, os.replace,
-                                                                       os.unlink, os.rmdir))
-    writer.transaction = transaction
-
-
-def kill_at_s3_step(step: int) -> None:
-    """SIGKILL this process before or after its `step`-th PutObject or DeleteObject."""
-    import s3fs
-    from fsspec.asyn import sync_wrapper
-
-    count = [0]
-    real = s3fs.S3FileSystem._call_s3
-
-    def point() -> None:
-        count[0] += 1
-        if count[0] == step:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    async def call(self, method, *args, **kwargs):
-        if method not in ("put_object", "delete_object"):
-            return await real(self, method, *args, **kwargs)
-        point()
-        out = await real(self, method, *args, **kwargs)
-        point()
-        return out
-
-    s3fs.S3FileSystem._call_s3 = call
-    s3fs.S3FileSystem.call_s3 = sync_wrapper(call)
-
-
 def arm(kind: str, step: int) -> None:
     if step:
-        (kill_at_folder_step if kind == "file" else kill_at_s3_step)(step)
+        if kind == "file":
+            self_kill_at(step, ("fsync", "replace", "unlink", "rmdir"))
+        else:
+            kill_at_s3_call(step, ("put_object", "delete_object"))
 
 
 def tag_pusher(path: str, env: dict, kind: str, step: int, seed: int, ready) -> None:
