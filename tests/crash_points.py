@@ -67,6 +67,31 @@ def kill_at_s3_call(step: int, methods: tuple[str, ...] = ("put_object",)) -> No
     s3fs.S3FileSystem.call_s3 = sync_wrapper(call)
 
 
+def plan(steps, random_kills: int, finished: int, rng) -> list[tuple[str, int]]:
+    """The rounds of a kill test, shuffled: ("self", k) kills itself at its k-th step,
+    ("random", 0) is killed from outside at a random time, ("none", 0) runs to its end."""
+    rounds = ([("self", s) for s in steps] + [("random", 0)] * random_kills
+              + [("none", 0)] * finished)
+    rng.shuffle(rounds)
+    return rounds
+
+
+def run_round(forkserver, target, path, env, kind, how, step, seed, within, rng) -> None:
+    """One round: `target(path, env, kind, step, seed, ready)` in a process forked from
+    `forkserver`, SIGKILLed from outside within `within` s of being ready when `how` is
+    "random"; it must end by itself or by SIGKILL."""
+    ready = forkserver.Event()
+    proc = forkserver.Process(target=target, args=(str(path), env, kind, step, seed, ready))
+    proc.start()
+    assert ready.wait(60), "the process did not start"
+    if how == "random":
+        proc.join(rng.uniform(0.0, within))
+        if proc.exitcode is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    proc.join(60)
+    assert proc.exitcode in (0, -signal.SIGKILL), f"the process ended with {proc.exitcode}"
+
+
 def orphans(repo, referenced: set[str]) -> int:
     """Objects that neither the commits (`referenced`) nor a statistics record, a stored
     running matrix or a kept ref snapshot name: what a crash between the objects and the

@@ -12,11 +12,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
-import signal
 from pathlib import Path
 
 import pytest
-from crash_points import kill_at_s3_call, self_kill_at
+from crash_points import kill_at_s3_call, plan, run_round, self_kill_at
 from remote_support import new_remote
 from test_store_support import BASE_HASH, commit_on_head, fake_result
 
@@ -66,22 +65,11 @@ def test_sigkill_during_push_leaves_the_remote_clean(kind, tmp_path, request, fo
     transport = open_transport(url)
     steps, random_kills, within, finished = PLANS[kind]
     rng = random.Random(0)
-    plan = ([("self", s) for s in steps] + [("random", 0)] * random_kills
-            + [("none", 0)] * finished)
-    rng.shuffle(plan)
     seen = []
-    for seed, (how, step) in enumerate(plan, 1):
+    rounds = plan(steps, random_kills, finished, rng)
+    for seed, (how, step) in enumerate(rounds, 1):
         old = transport.read_ref(branch_path("main")).commit
-        ready = forkserver.Event()
-        proc = forkserver.Process(target=pusher, args=(str(path), env, kind, step, seed, ready))
-        proc.start()
-        assert ready.wait(60), "the pusher did not start"
-        if how == "random":
-            proc.join(rng.uniform(0.0, within))
-            if proc.exitcode is None:
-                os.kill(proc.pid, signal.SIGKILL)
-        proc.join(60)
-        assert proc.exitcode in (0, -signal.SIGKILL), f"the pusher ended with {proc.exitcode}"
+        run_round(forkserver, pusher, path, env, kind, how, step, seed, within, rng)
         with Repository.open(path) as repo:
             new = repo.head().commit
             now = transport.read_ref(branch_path("main")).commit
@@ -104,7 +92,7 @@ def test_sigkill_during_push_leaves_the_remote_clean(kind, tmp_path, request, fo
         remotes.add(other, "origin", url)
         fetch(other)
         assert other.resolve("origin/main") == head and other.fsck() == []
-        assert len(other.log("origin/main")) == len(plan)
+        assert len(other.log("origin/main")) == len(rounds)
 
 
 def test_a_folder_push_fsyncs_each_object_folder_once_before_the_branch(tmp_path, monkeypatch):

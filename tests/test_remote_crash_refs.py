@@ -15,10 +15,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
-import signal
 
 import pytest
-from crash_points import kill_at_s3_call, self_kill_at
+from crash_points import kill_at_s3_call, plan, run_round, self_kill_at
 from remote_support import new_remote
 from test_store_support import BASE_HASH, commit_on_head, fake_result
 
@@ -98,23 +97,7 @@ def refs_of(transport) -> dict[str, str]:
 
 def rounds(what: str, kind: str) -> list[tuple[str, int]]:
     steps, random_kills, _, finished = PLANS[what, kind]
-    plan = ([("self", s) for s in steps] + [("random", 0)] * random_kills
-            + [("none", 0)] * finished)
-    random.Random(0).shuffle(plan)
-    return plan
-
-
-def run_round(forkserver, target, path, env, kind, how, step, seed, within, rng) -> None:
-    ready = forkserver.Event()
-    proc = forkserver.Process(target=target, args=(str(path), env, kind, step, seed, ready))
-    proc.start()
-    assert ready.wait(60), "the pusher did not start"
-    if how == "random":
-        proc.join(rng.uniform(0.0, within))
-        if proc.exitcode is None:
-            os.kill(proc.pid, signal.SIGKILL)
-    proc.join(60)
-    assert proc.exitcode in (0, -signal.SIGKILL), f"the pusher ended with {proc.exitcode}"
+    return plan(steps, random_kills, finished, random.Random(0))
 
 
 def repository(tmp_path, url):
