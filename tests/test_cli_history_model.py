@@ -798,6 +798,11 @@ SCRIPTS = {  # the cases the README's revert and cherry-pick rows name, through 
     "a fact put back, met again": MET_AGAIN + [("revert", 11), ("squash", 0)],
     "a fact put back, squashed, met again": MET_AGAIN[:10] + [("squash", 0)] + MET_AGAIN[10:]
     + [("revert", 12)],
+    # seed 740: C0's fact written again (step 4), C0 reverted (the fact stays), both squashed
+    # onto C0: a revert of the squash took out its write and left C0's, reverted, live
+    "written again, first reverted, squashed onto it, then the squash": [
+        ("commit", [YASUDA], False), ("commit", [YASUDA], True), ("revert", 0), ("squash", 0),
+        ("revert", 3)],
     "picked, merged, then the picked": PICKED + [("revert", 3), ("revert", 5)],
     "picked, merged, then the pick": PICKED + [("revert", 5), ("revert", 3)],
     "picked, merged, then the merge": PICKED + [("revert", 6), ("revert", 5)],

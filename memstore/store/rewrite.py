@@ -294,6 +294,14 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
                         f"take the place of {target[:12]}'s; revert {by} first, or commit "
                         "the fact again")
                 again.setdefault(i, {})[p] = other
+        # a write of a fact it takes out that a revert took out already, still in the state
+        # (a squash onto its commit wrote the fact again, the revert among those it
+        # replaced: info `reverted`), goes too: else the fact would be live again by it
+        gone = {f for fs in drop.values() for f in fs}
+        for i, ref in enumerate(chain):
+            for p, fact in enumerate(set_facts[i]):
+                if fact in gone and owners.gone((ref.commit, ref.index, p)):
+                    drop.setdefault(i, set()).add(fact)
         # what it took out comes back where HEAD's state, less what this revert takes out,
         # holds nothing of that subject and prompt (a later write of it stays)
         left = {f[:2] for k, fs in enumerate(set_facts) for f in fs
