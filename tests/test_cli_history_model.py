@@ -798,10 +798,15 @@ SCRIPTS = {  # the cases the README's revert and cherry-pick rows name, through 
     "a fact put back, met again": MET_AGAIN + [("revert", 11), ("squash", 0)],
     "a fact put back, squashed, met again": MET_AGAIN[:10] + [("squash", 0)] + MET_AGAIN[10:]
     + [("revert", 12)],
-    # seed 740: C0's fact written again (step 4), C0 reverted (the fact stays), both squashed
-    # onto C0: a revert of the squash took out its write and left C0's, reverted, live
+    # C0's fact written again, C0 reverted (the fact stays), both squashed onto C0: a revert
+    # of the squash took out its write and left C0's, reverted, live
     "written again, first reverted, squashed onto it, then the squash": [
         ("commit", [YASUDA], False), ("commit", [YASUDA], True), ("revert", 0), ("squash", 0),
+        ("revert", 3)],
+    # seed 740: ... the later write reverted (the fact stays, C0's), squashed onto it: the
+    # squash wrote the fact as its own (C0's is older), and a revert of it was no refusal
+    "written again, then reverted, squashed onto it, then the squash": [
+        ("commit", [YASUDA], False), ("commit", [YASUDA], True), ("revert", 1), ("squash", 1),
         ("revert", 3)],
     "picked, merged, then the picked": PICKED + [("revert", 3), ("revert", 5)],
     "picked, merged, then the pick": PICKED + [("revert", 5), ("revert", 3)],

@@ -488,6 +488,10 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
         # write, which a revert of the earlier one leaves (as it would without the squash)
         kept, prov = _pairs(at_onto), Provenance(repo)
         onto_writes = {(f.commit, f.set_index, f.position) for f in at_onto}
+        # (not one held at HEAD by a write `rev`'s state holds too, though not as its live
+        # one: written before, live again since a revert after `rev` took the later out)
+        at_rev = {(r.commit, r.index, p) for r in repo.chain_sets(onto)
+                  for p in range(r.update_set.n)} if onto is not BASE else set()
         older = history.ancestors(history.graph(repo.db), onto) if onto is not BASE else set()
         squashed = [c.id for c in repo.log(head) if c.id not in older]
         # so is a fact live at `rev` that a merge squashed met with another write of it (the
@@ -497,7 +501,7 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
         added = []
         for f in at_head:
             w, written = (f.commit, f.set_index, f.position), _fact(f.request)
-            if written not in kept or onto_writes.isdisjoint(prov.line(w)):
+            if written not in kept or at_rev.isdisjoint(prov.line(w)):
                 added.append(f)
                 continue
             other = next((x for x in owners.fellows(w, written)[1:]
