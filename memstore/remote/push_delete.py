@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import ValidationError
-from ..store.refs import HEADS, TAGS, check_ref_name
+from ..store.refs import HEADS, KINDS, TAGS, check_ref_name
 from ..store.repository import Repository
 from ..store.schema import transaction
 from . import remotes
@@ -31,8 +31,6 @@ from .clone import checked_out
 from .connection import connect
 from .layout import HEAD_FILE, head_bytes, parse_head
 from .transport import RefValue, StaleRefError
-
-_KIND = {HEADS: "branch", TAGS: "tag"}
 
 
 @dataclass
@@ -49,7 +47,7 @@ class RefDeletion:
 
     @property
     def kind(self) -> str:
-        return _KIND[self.prefix]
+        return KINDS[self.prefix]
 
 
 @dataclass
@@ -110,11 +108,11 @@ def _resolve(transport, remote: str, given: str) -> tuple[str, str, RefValue]:
     """(HEADS or TAGS, the short name, the ref as read) of the remote ref `given` names."""
     for prefix in (HEADS, TAGS):
         if given.startswith(prefix):
-            short = check_ref_name(given[len(prefix):], _KIND[prefix])
+            short = check_ref_name(given[len(prefix):], KINDS[prefix])
             value = transport.read_ref(prefix + short)
             if value.commit is None:
                 raise ValidationError(f"push --delete to {remote} refused: it has no "
-                                      f"{_KIND[prefix]} {short!r}")
+                                      f"{KINDS[prefix]} {short!r}")
             return prefix, short, value
     check_ref_name(given)
     found = {p: v for p in (HEADS, TAGS) if (v := transport.read_ref(p + given)).commit}

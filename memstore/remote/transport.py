@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from ..errors import MemstoreError, ValidationError
 from ..store.objects import CHUNK_BYTES
-from ..store.refs import HEADS, TAGS, check_ref_name, older_name
+from ..store.refs import HEADS, KINDS, TAGS, check_ref_name, older_name
 from . import urls
 from .layout import LOCK, RemoteFormatError, parse_ref
 
@@ -60,7 +60,6 @@ class RefValue:
 
 
 MAX_REF_BYTES = 4096
-_KIND = {HEADS: "branch", TAGS: "tag"}
 
 
 class Transport(ABC):
@@ -186,7 +185,7 @@ class Transport(ABC):
 
     def refs(self, prefix: str, passed_over: list[str] | None = None) -> dict[str, str]:
         """Short name → commit of every ref under `prefix` (refs/heads/ or refs/tags/)."""
-        kind = _KIND[prefix]
+        kind = KINDS[prefix]
         found = self.list(prefix)
         for name, size in list(found.items()):
             why = older_name(name) if passed_over is not None else None
@@ -204,7 +203,7 @@ class Transport(ABC):
     def check_ref_file(self, prefix: str, name: str, size: int) -> None:
         """RemoteFormatError unless `PREFIX/NAME` of `size` bytes can be a branch (or tag):
         a valid name, and small enough to be read for a commit id."""
-        kind = _KIND[prefix]
+        kind = KINDS[prefix]
         try:
             name.encode("utf-8")
             check_ref_name(name, kind)

@@ -21,6 +21,7 @@ from .schema import DamagedIndexError, parents_loop, parents_of
 HEAD = "HEAD"
 HEADS = "refs/heads/"
 TAGS = "refs/tags/"
+KINDS = {HEADS: "branch", TAGS: "tag"}  # what a ref under each prefix is called
 REMOTES = "refs/remotes/"  # what a fetch last saw of each remote's branches
 _HEX = re.compile(r"^[0-9a-f]+$")
 _SUFFIXES = re.compile(r"(?:~[0-9]*|\^[0-9]*)*")  # ASCII digits: int() reads others too
