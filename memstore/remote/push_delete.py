@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import ValidationError
-from ..store.refs import HEADS, KINDS, TAGS, check_ref_name
+from ..store.refs import HEADS, KINDS, TAGS, check_ref_name, refspec
 from ..store.repository import Repository
 from ..store.schema import transaction
 from . import remotes
@@ -106,24 +106,23 @@ def push_delete(repo: Repository, name: str, refs: list[str], *,
 
 def _resolve(transport, remote: str, given: str) -> tuple[str, str, RefValue]:
     """(HEADS or TAGS, the short name, the ref as read) of the remote ref `given` names."""
-    for prefix in (HEADS, TAGS):
-        if given.startswith(prefix):
-            short = check_ref_name(given[len(prefix):], KINDS[prefix])
-            value = transport.read_ref(prefix + short)
-            if value.commit is None:
-                raise ValidationError(f"push --delete to {remote} refused: it has no "
-                                      f"{KINDS[prefix]} {short!r}")
-            return prefix, short, value
-    check_ref_name(given)
-    found = {p: v for p in (HEADS, TAGS) if (v := transport.read_ref(p + given)).commit}
-    if not found:
-        raise ValidationError(f"push --delete to {remote} refused: it has no branch or tag "
-                              f"{given!r}")
-    if len(found) == 2:
-        raise ValidationError(f"push --delete to {remote} refused: {given!r} is both a branch "
-                              f"and a tag there: say refs/heads/{given} or refs/tags/{given}")
-    (prefix, value), = found.items()
-    return prefix, given, value
+    tag = given.startswith(TAGS)
+    check_ref_name(given.removeprefix(TAGS if tag else HEADS), "tag" if tag else "branch")
+    read: dict[str, RefValue] = {}
+
+    def exists(ref: str) -> bool:
+        read[ref] = transport.read_ref(ref)
+        return read[ref].commit is not None
+
+    try:
+        prefix, short = refspec(given, exists, "there")
+    except ValidationError as e:
+        raise ValidationError(f"push --delete to {remote} refused: {e}") from None
+    value = read[prefix + short] if prefix + short in read else transport.read_ref(given)
+    if value.commit is None:
+        what = "branch or tag" if given == short else KINDS[prefix]
+        raise ValidationError(f"push --delete to {remote} refused: it has no {what} {short!r}")
+    return prefix, short, value
 
 
 def _untrack(repo: Repository, name: str, branches: list[str]) -> None:

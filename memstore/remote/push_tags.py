@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ValidationError
 from ..store.history import ancestors_of, graph
-from ..store.refs import HEADS, TAGS, case_twin, check_ref_name, folder_clash
+from ..store.refs import TAGS, case_twin, check_ref_name, folder_clash, refspec
 from ..store.repository import Repository
 from . import remotes
 from .connection import connect
@@ -66,16 +66,8 @@ class TagsPushResult:
 
 def pushed_ref(repo: Repository, name: str) -> tuple[str, str]:
     """What `push REMOTE NAME` pushes, by git's rules for a refspec: (HEADS or TAGS, the
-    short name). `refs/heads/NAME` and `refs/tags/NAME` say which; a bare name is the
-    branch, else the tag of that name; both (made by an older memstore) is ambiguous."""
-    for prefix in (HEADS, TAGS):
-        if name.startswith(prefix):
-            return prefix, name[len(prefix):]
-    branch, tag = (repo.refs.read(p + name) is not None for p in (HEADS, TAGS))
-    if branch and tag:
-        raise ValidationError(f"{name!r} is both a branch and a tag here: say "
-                              f"refs/heads/{name} or refs/tags/{name}")
-    return (TAGS, name) if tag else (HEADS, name)
+    short name) of this repository's ref `name` names."""
+    return refspec(name, lambda ref: repo.refs.read(ref) is not None, "here")
 
 
 def push_tags(repo: Repository, name: str | None = None, only: str | None = None, *,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +100,21 @@ def folder_clash(name: str, names) -> str | None:
     ('a' beside 'a/b'), if any: stored as files refs/heads/NAME, one cannot be both."""
     return next((n for n in sorted(names)
                  if n.startswith(name + "/") or name.startswith(n + "/")), None)
+
+
+def refspec(name: str, exists: Callable[[str], bool], where: str) -> tuple[str, str]:
+    """(HEADS or TAGS, the short name) of the ref `name` names where `exists` looks (here
+    or on a remote), by git's rule for a refspec: `refs/heads/NAME` and `refs/tags/NAME`
+    say which; a bare name is the branch, else the tag of that name where only that exists;
+    both (made by an older memstore) is ambiguous, named `where` in the error."""
+    for prefix in (HEADS, TAGS):
+        if name.startswith(prefix):
+            return prefix, name[len(prefix):]
+    branch, tag = exists(HEADS + name), exists(TAGS + name)
+    if branch and tag:
+        raise ValidationError(f"{name!r} is both a branch and a tag {where}: say "
+                              f"refs/heads/{name} or refs/tags/{name}")
+    return (TAGS, name) if tag else (HEADS, name)
 
 
 def check_ref_name(name: str, kind: str = "branch") -> str:
