@@ -176,11 +176,46 @@ def test_with_a_device_map_each_devices_share_is_checked(monkeypatch):
 @pytest.mark.skipif(not (os.path.exists("/proc/self/clear_refs")
                          and os.access("/proc/self/clear_refs", os.W_OK)),
                     reason="needs Linux's peak-RSS reset")
+@pytest.mark.skipif(not (os.path.exists("/proc/self/clear_refs")
+                         and os.access("/proc/self/clear_refs", os.W_OK)),
+                    reason="needs Linux's peak-RSS reset")
+def test_the_null_space_solve_term_is_its_measured_peak(monkeypatch):
+    """History 'nullspace' (AlphaEdit's solve): K Kᵀ, P times it, the ridge and their sum,
+    and the LU factor — measured at four d_in × d_in float64 matrices, where the estimate
+    counted five (a commit refused a fifth too early). Within 10% of the measured peak, and
+    not below it by more than 5%."""
+    from memstore.editing.solve import solve_layer_nullspace
+
+    model, ad = llama(2, 32, 2048)
+    d_in, d_out = 2048, 32
+    torch.manual_seed(0)
+    p = torch.randn(d_in, d_in, dtype=torch.float64)
+    projector = p @ p.T / d_in
+    del p
+    monkeypatch.setattr(memory, "available", lambda device: None)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for n in (16, 200):
+            def solve(n=n):
+                keys, residuals = torch.randn(n, d_in), torch.randn(n, d_out)
+                return solve_layer_nullspace(projector, keys, residuals, 1.0)
+
+            measured = _rss_peak(solve)
+            s = default_settings(model, layers=(0,), history="nullspace")
+            e = memory.estimate(model, ad, s, n, optimise=False)
+            counted = sum(v for t, v in e.terms.items() if t.startswith("solve")) + \
+                e.terms["keys and factors"]
+            assert 0.95 * measured <= counted <= 1.10 * measured, (n, measured, counted)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_a_null_space_solve_on_a_gpu_counts_the_projector_computed_by_the_cpu(monkeypatch):
     """History 'nullspace': each layer's projector is computed from E[kkᵀ] where the
     statistics are, the CPU, during the solve — eigh's eigenvectors and workspace, measured
     here at 2.1 squares beside the projector. With the solve on a GPU the CPU's share left
-    them out (on the CPU itself, the solve's own five squares, later, are larger)."""
+    them out (on the CPU itself, the solve's own four squares, later, are larger)."""
     from memstore.editing.solve import nullspace_projector
 
     model, ad = llama(2, 32, 2048)

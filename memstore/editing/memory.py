@@ -287,9 +287,10 @@ def estimate(model, adapter: Adapter, settings: EditSettings, n_requests: int,
         width = max(dims[l][1] for l in layers if solved[l] == dev)
         square = width * width * 8
         if settings.history == "nullspace":
-            # K Kᵀ (+ the earlier keys'), P times it, the ridge, their sum and its LU factor
-            # (solve.solve_layer_nullspace)
-            add(dev, "solve (P·(KKᵀ + running) + ridge, LU)", 5 * square, "solve")
+            # K Kᵀ (+ the earlier keys'), P times it, the ridge's identity and their sum, then
+            # the LU factor: four alive at once (measured: 4.02 squares at d_in 2,048;
+            # solve.solve_layer_nullspace)
+            add(dev, "solve (P·(KKᵀ + running) + ridge, LU)", 4 * square, "solve")
             if dev != cpu:  # each projector is computed by the CPU, which holds E[kkᵀ]: eigh's
                 # eigenvectors and its workspace beside the projector (measured: 2.06 squares
                 # at d_in 2,048, 2.11 at 1,024)
