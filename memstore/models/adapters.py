@@ -101,6 +101,10 @@ ADAPTERS: tuple[Adapter, ...] = (
             "model.norm", "model.embed_tokens", False),
     Adapter("phi3", ("phi3",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False),
+    # Phi-1/1.5/2: attention and MLP side by side on one LayerNorm's output, both added to
+    # the residual stream (W_out's output joins it as it is); the LM head has a bias
+    Adapter("phi", ("phi",), "model.layers", "mlp.fc2", "model.final_layernorm",
+            "model.embed_tokens", False),
     Adapter("gemma", ("gemma",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False),
     Adapter("gemma2", ("gemma2", "gemma3_text"), "model.layers", "mlp.down_proj", "model.norm",
