@@ -339,3 +339,14 @@ def test_export_force_onto_a_damaged_manifest_says_what_is_wrong_with_it(repo, t
                 says="is not a memstore export (its memstore-manifest.json is a link, "
                      "unreadable or no memstore manifest)")
         assert manifest.read_bytes() == damage
+
+
+def test_an_out_dir_named_near_the_file_name_limit(repo, tmp_path):
+    """`memstore export HEAD xxx…` (250 bytes) failed: 'cannot write …: File name too
+    long', from the temporary folder written beside it, whose name is longer."""
+    out = tmp_path / ("x" * 250)
+    ok("export", "HEAD", out, cwd=repo)
+    assert "OK:" in ok("verify", out, cwd=repo).stdout
+    ok("export", "HEAD~1", out, "--force", cwd=repo)
+    assert json.loads((out / "memstore-manifest.json").read_text())["rev"] == "HEAD~1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["repo", out.name])

@@ -160,3 +160,38 @@ def test_a_dead_exports_previous_export_is_removed_once_the_new_one_is_in_place(
     assert (strange / "model.safetensors").is_file()  # no manifest: not known to be an export
     assert {f.name: f.read_bytes() for f in out.iterdir()} == now
     json.loads((out / export_target.MANIFEST).read_text())
+
+
+def test_an_out_name_near_the_file_name_limit(tmp_path, capfd):
+    """An OUT named near the 255 bytes a file name may hold: the temporary beside it,
+    `.OUT.memstore-tmp-<host>-<pid>-<random>`, was longer, and the export failed ('File
+    name too long'). Such temporaries are named after a shortened OUT, and a dead export's
+    are recognised by it as by the whole name."""
+    name = "é" + "x" * 248  # 250 bytes
+    out = tmp_path / name
+    _previous_export(out)
+    target = export_target.check_target(out, True, {})
+    with export_target.written_beside(target) as tmp:  # --force: both temporaries
+        (tmp / "config.json").write_text('{"new": true}')
+        export_target.write_manifest(tmp, {"base": {"hash": "0" * 64}, "tensors": {}})
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    assert json.loads((out / "config.json").read_text()) == {"new": True}
+    short = export_target.short_name(name)
+    assert short.startswith("é" + "x" * 30 + "~") and len(short) == 32 + 17 - 1
+    gone = dead_pid()
+    dead = _folder_with(tmp_path / name_of(f".{short}.memstore-tmp-", gone))
+    live = _folder_with(tmp_path / name_of(f".{short}.memstore-tmp-", os.getppid()))
+    other = _folder_with(tmp_path / name_of(f".{export_target.short_name(name + 'y')}"
+                                            ".memstore-tmp-", gone))
+    export_target.check_target(out, True, {})
+    assert not dead.exists() and live.exists() and other.exists()
+    before = {f.name: f.read_bytes() for f in out.iterdir()}  # killed between the renames:
+    os.rename(out, tmp_path / name_of(f".{short}.memstore-old-", gone))
+    capfd.readouterr()
+    export_target.check_target(out, True, {})  # put back
+    assert "put the previous export back from" in capfd.readouterr().err
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    old_name = tmp_path / name_of(".out.memstore-tmp-", gone)  # the whole name: as before
+    _folder_with(old_name)
+    export_target.check_target(tmp_path / "out", False, {})
+    assert not old_name.exists()

@@ -12,11 +12,16 @@ file added, removed or written to) is never replaced.
 
 The temporary folders are named `.OUT.memstore-tmp-<host>-<pid>-<random>` (the export) and
 `.OUT.memstore-old-<host>-<pid>-<random>` (the previous export, between the two renames of
-`--force`). A process killed outright cannot remove them; the next export to the same OUT
-does, for a dead process of this host only (memstore/leftovers.py): a temporary export is
-removed, and a previous export left aside while OUT is missing is put back first."""
+`--force`), where OUT is the folder's name; where such a name would be longer than the file
+system takes (an OUT name near its 255 bytes), OUT there is shortened to its first 32 bytes,
+`~` and 16 hex digits of the sha256 of the whole name. A process killed outright cannot
+remove them; the next export to the same OUT does (by either name), for a dead process of
+this host only (memstore/leftovers.py): a temporary export is removed, and a previous
+export left aside while OUT is missing is put back first."""
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import re
@@ -111,7 +116,7 @@ class Target:
         self.made = tuple(reversed([a for a in self.out.parents if not os.path.lexists(a)]))
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
-            return leftovers.make_temp_dir(self.out.parent, f".{self.out.name}.memstore-tmp-")
+            return _temp_dir_beside(self.out, "tmp-")
         except OSError as e:  # named by the temporary folder's name, which the user never gave
             self.unmake()
             raise MemstoreError(f"cannot write {self.out}: {e.strerror or e}") from None
@@ -135,7 +140,7 @@ class Target:
                 raise MemstoreError(f"{self.out} appeared or filled up while exporting; "
                                     "nothing was replaced") from None
             return
-        old = leftovers.make_temp_dir(self.out.parent, f".{self.out.name}.memstore-old-")
+        old = _temp_dir_beside(self.out, "old-")
         os.rmdir(old)
         os.rename(self.out, old)
         placed = False
@@ -155,6 +160,29 @@ class Target:
         shutil.rmtree(old)  # never follows links inside
 
 
+_SHORT_BYTES = 32  # of OUT's name, in a temporary's name that the whole would make too long
+
+
+def short_name(name: str) -> str:
+    """What a temporary beside OUT is named after where OUT's `name` makes it too long: its
+    first 32 bytes (whole characters), `~` and 16 hex digits of its sha256."""
+    head = name
+    while len(os.fsencode(head)) > _SHORT_BYTES:
+        head = head[:-1]
+    return f"{head}~{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}"
+
+
+def _temp_dir_beside(out: Path, kind: str) -> Path:
+    """A new temporary folder `.OUT.memstore-<kind><host>-<pid>-<random>` beside `out`;
+    OUT is short_name's where the whole name is too long for the file system."""
+    try:
+        return leftovers.make_temp_dir(out.parent, f".{out.name}.memstore-{kind}")
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise
+    return leftovers.make_temp_dir(out.parent, f".{short_name(out.name)}.memstore-{kind}")
+
+
 def _is_export(folder: Path) -> bool:
     """`folder` holds a memstore manifest and only the files it lists."""
     listed = _listed_files(folder)
@@ -168,7 +196,8 @@ def clean_beside(out: Path) -> None:
     """Removes what an export to `out` killed outright by a dead process of this host left
     beside it: its temporary folder, and a previous export it had set aside with --force
     (removed when OUT is back, put back when OUT is missing; one line on stderr)."""
-    head = re.escape(f".{out.name}.memstore-")
+    head = (f"(?:{re.escape(f'.{out.name}.memstore-')}"
+            f"|{re.escape(f'.{short_name(out.name)}.memstore-')})")
     for p in leftovers.dead_leftovers(out.parent, head + "tmp-"):
         leftovers.remove(p)
     for p in leftovers.dead_leftovers(out.parent, head + "old-"):
