@@ -105,6 +105,9 @@ ADAPTERS: tuple[Adapter, ...] = (
     # the residual stream (W_out's output joins it as it is); the LM head has a bias
     Adapter("phi", ("phi",), "model.layers", "mlp.fc2", "model.final_layernorm",
             "model.embed_tokens", False),
+    # SmolLM3: Llama's layers, every fourth without rotary positions (NoPE)
+    Adapter("smollm3", ("smollm3",), "model.layers", "mlp.down_proj", "model.norm",
+            "model.embed_tokens", False),
     Adapter("gemma", ("gemma",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False),
     Adapter("gemma2", ("gemma2", "gemma3_text"), "model.layers", "mlp.down_proj", "model.norm",
