@@ -25,7 +25,7 @@ CORPUS = [
 ]
 
 FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama", "gemma", "gemma2", "gemma3_text", "gemma3",
-            "phi3", "olmo2", "phi", "smollm3")
+            "phi3", "olmo2", "phi", "smollm3", "starcoder2")
 POST_NORM_FAMILIES = ("gemma2", "gemma3_text", "gemma3", "olmo2")
 
 SPECIAL = ["<pad>", "<bos>", "<eos>"]
@@ -127,6 +127,10 @@ def tiny_config(family: str, vocab_size: int, layers: int = 2) -> transformers.P
             hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=128, no_rope_layer_interval=2,
             **common)
+    if family == "starcoder2":  # LayerNorms, a plain MLP with biases, a sliding window
+        return transformers.Starcoder2Config(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=128, sliding_window=64, **common)
     raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
 
 

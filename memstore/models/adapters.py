@@ -108,6 +108,9 @@ ADAPTERS: tuple[Adapter, ...] = (
     # SmolLM3: Llama's layers, every fourth without rotary positions (NoPE)
     Adapter("smollm3", ("smollm3",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False),
+    # StarCoder2: LayerNorms and a plain (not gated) MLP with biases
+    Adapter("starcoder2", ("starcoder2",), "model.layers", "mlp.c_proj", "model.norm",
+            "model.embed_tokens", False),
     Adapter("gemma", ("gemma",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False),
     Adapter("gemma2", ("gemma2", "gemma3_text"), "model.layers", "mlp.down_proj", "model.norm",
