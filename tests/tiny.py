@@ -25,7 +25,7 @@ CORPUS = [
 ]
 
 FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama", "gemma", "gemma2", "gemma3_text", "gemma3",
-            "phi3", "olmo2", "phi", "smollm3", "starcoder2")
+            "phi3", "olmo2", "phi", "smollm3", "starcoder2", "stablelm")
 POST_NORM_FAMILIES = ("gemma2", "gemma3_text", "gemma3", "olmo2")
 
 SPECIAL = ["<pad>", "<bos>", "<eos>"]
@@ -131,6 +131,10 @@ def tiny_config(family: str, vocab_size: int, layers: int = 2) -> transformers.P
         return transformers.Starcoder2Config(
             hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=128, sliding_window=64, **common)
+    if family == "stablelm":  # LayerNorms, a quarter of each head rotated
+        return transformers.StableLmConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=128, **common)
     raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
 
 

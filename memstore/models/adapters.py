@@ -111,6 +111,10 @@ ADAPTERS: tuple[Adapter, ...] = (
     # StarCoder2: LayerNorms and a plain (not gated) MLP with biases
     Adapter("starcoder2", ("starcoder2",), "model.layers", "mlp.c_proj", "model.norm",
             "model.embed_tokens", False),
+    # StableLM (2): LayerNorms, partial rotary; attention and MLP in parallel where the
+    # config says (use_parallel_residual), W_out's output joins the stream as it is either way
+    Adapter("stablelm", ("stablelm",), "model.layers", "mlp.down_proj", "model.norm",
+            "model.embed_tokens", False),
     Adapter("gemma", ("gemma",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False),
     Adapter("gemma2", ("gemma2", "gemma3_text"), "model.layers", "mlp.down_proj", "model.norm",
