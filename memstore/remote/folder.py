@@ -93,6 +93,7 @@ class FolderTransport(Transport):
         self.flush()  # the objects it names, durable before the lock is taken
         with self._lock():
             self.check_ref(path, expected)
+            self._call(f"write {path}", self._make_room, path)
             self.put(path, ref_bytes(commit))
 
     def delete_ref(self, path: str, expected: RefValue) -> None:
@@ -119,6 +120,32 @@ class FolderTransport(Transport):
                 break
             folder = folder.parent
         fsync_dir(folder)
+
+    def _make_room(self, path: str) -> None:
+        """Removes the folder that stands at ref `path`'s name where it holds no file: what
+        a push or a delete killed outright leaves (a push of 'topic/x' killed once it made
+        refs/heads/topic/, a delete of it killed between the unlink and the rmdir), which
+        would keep a branch 'topic' from ever being written. Called under the lock, which
+        every write of a ref takes. A folder that holds anything is refused, one line: a
+        branch 'topic/x' pushed meanwhile, or a file memstore did not write."""
+        target = self._source(path)
+        if not target.is_dir():
+            return
+        for dirpath, dirnames, _ in os.walk(target, topdown=False):  # does not follow links
+            for name in dirnames:
+                try:
+                    (Path(dirpath) / name).rmdir()
+                except OSError:  # it holds something, or it is a link
+                    pass
+        try:
+            target.rmdir()
+        except OSError as e:
+            left = _first_entry(target, self.root)
+            held = f"holding {left}" if left else f"which cannot be removed ({e.strerror})"
+            raise RemoteError(f"remote {self.url}: cannot write {path}: a folder stands at "
+                              f"its name, {held}; a ref cannot be both a file and a "
+                              "folder (remove or rename it there)") from None
+        fsync_dir(target.parent)
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
@@ -157,6 +184,15 @@ class FolderTransport(Transport):
             self._call(f"sync {folder.relative_to(self.root)}", fsync_dir, folder)
 
 
+def _first_entry(folder: Path, root: Path) -> str | None:
+    """The first path that `folder` holds (relative to `root`), if any."""
+    for dirpath, dirnames, filenames in os.walk(folder):  # does not follow links
+        names = sorted(dirnames + filenames)
+        if names:
+            return Path(dirpath, names[0]).relative_to(root).as_posix()
+    return None
+
+
 def _umask_file_mode() -> int:
     """0666 less the process's umask: the mode `open` gives a new file."""
     mask = os.umask(0)
@@ -165,8 +201,13 @@ def _umask_file_mode() -> int:
 
 
 def _read(path: Path) -> bytes | None:
+    """The file's bytes; None where there is no file (a folder at a ref's name holds refs
+    below it, not one of that name: as git reads it)."""
     try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a pipe or a device would never end
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            return None
+        if not stat.S_ISREG(mode):  # a pipe or a device would never end
             raise RemoteError(f"{path} is not a regular file")
         return path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
