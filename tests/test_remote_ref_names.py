@@ -1,22 +1,30 @@
 """What a remote stores at a ref's name, besides the ref: a folder a push or a delete killed
-outright left (empty, or holding a dead push's temporary), a ref of the same folder. A
-leftover never keeps a later ref from being written; anything else at its name refuses
-the push with one line, writing no ref.
+outright left (empty, or holding a dead push's temporary). A leftover never keeps a later
+ref from being written; anything else at its name refuses the push with one line, writing
+no ref. A ref's temporary is written in refs/heads/ (refs/tags/) itself, never in a
+folder below, whose name a ref may need.
 
 The kills are those of tests/test_remote_crash_refs.py: a process forked from a
 forkserver SIGKILLs itself at a chosen step (crash_points.self_kill_at)."""
 from __future__ import annotations
 
+import datetime
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 from crash_points import run_round, self_kill_at
 from remote_support import make_repo
 from test_store_support import commit_on_head, fake_result
 
+from memstore import leftovers
 from memstore.remote.push import push
 from memstore.remote.push_delete import push_delete
 from memstore.remote.transport import RemoteError, open_transport
+from memstore.store.objects import TEMP_PREFIX
 from memstore.store.repository import Repository
 
 
@@ -34,6 +42,29 @@ def killed_delete(path: str, env: dict, kind: str, step: int, seed: int, ready) 
     self_kill_at(step, ("rmdir",))
     ready.set()
     push_delete(repo, "origin", ["topic/x"])
+
+
+def killed_push(path: str, env: dict, kind: str, step: int, seed: int, ready) -> None:
+    """push of branch topic/x, killed just before its ref's temporary is renamed into
+    place."""
+    repo = Repository.open(path)
+    real = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if str(dst).endswith("refs/heads/topic/x"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(src, dst, *args, **kwargs)
+
+    os.replace = replace
+    ready.set()
+    push(repo, branch="topic/x")
+
+
+def dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    assert leftovers.pid_dead(p.pid)
+    return p.pid
 
 
 def pushed_topic_x(tmp_path, url):
@@ -85,4 +116,109 @@ def test_a_folder_holding_a_link_at_a_ref_s_name_refuses_the_push(tmp_path):
     assert "refs/heads/topic/link" in str(e.value) and "\n" not in str(e.value)
     assert link.is_symlink() and (outside / "empty").is_dir()
     assert set(open_transport(url).branches()) == {"main"}
+    repo.close()
+
+
+def test_a_killed_push_s_temporary_does_not_block_a_branch(tmp_path, forkserver):
+    """A push of topic/x killed before its ref's rename left its temporary in
+    refs/heads/topic/, and every later push of a branch 'topic' was refused
+    ('…/refs/heads/topic is not a regular file'). The temporary is now in refs/heads/, and
+    the push of 'topic' goes through."""
+    url = str(tmp_path / "remote")
+    repo = make_repo(tmp_path / "local", url)
+    commit_on_head(repo, fake_result(1))
+    push(repo)
+    repo.create_branch("topic/x", "main")
+    repo.close()
+    run_round(forkserver, killed_push, tmp_path / "local", {}, "file", "none", 0, 1, 0, None)
+    heads = tmp_path / "remote" / "refs" / "heads"
+    temps = [p.name for p in heads.rglob(f"{TEMP_PREFIX}*")]
+    assert [p.parent for p in heads.rglob(f"{TEMP_PREFIX}*")] == [heads], temps
+    transport = open_transport(url)
+    assert set(transport.branches()) == {"main"}
+    with Repository.open(tmp_path / "local") as repo:
+        repo.delete_branch("topic/x", force=True)
+        repo.create_branch("topic", "main")
+        push(repo, branch="topic")
+        assert transport.branches() == {"main": repo.resolve("main"),
+                                        "topic": repo.resolve("main")}
+    assert not list(heads.rglob(f"{TEMP_PREFIX}*"))  # the dead push's, removed
+
+
+def test_an_earlier_push_s_dead_temporary_at_a_ref_s_name_is_removed(tmp_path):
+    """A folder remote where an earlier memstore's push of topic/x was killed: its
+    temporary (a dead process of this host) in refs/heads/topic/ is removed by the push
+    of 'topic'; another host's younger than a day (a push that may be running) is not,
+    and refuses the push in one line naming it."""
+    url = str(tmp_path / "remote")
+    repo = pushed_topic_x(tmp_path, url)
+    repo.delete_branch("topic/x", force=True)
+    push_delete(repo, "origin", ["topic/x"])
+    folder = tmp_path / "remote" / "refs" / "heads" / "topic"
+    folder.mkdir()
+    other = folder / f"{TEMP_PREFIX}other-host-4242-0123abcd"
+    other.write_bytes(b"0" * 64 + b"\n")
+    dead = folder / f"{TEMP_PREFIX}{leftovers.HOST}-{dead_pid()}-0123abcd"
+    dead.write_bytes(b"0" * 64 + b"\n")
+    repo.create_branch("topic", "main")
+    with pytest.raises(RemoteError) as e:
+        push(repo, branch="topic")
+    assert other.name in str(e.value) and "\n" not in str(e.value)
+    assert os.listdir(folder) == [other.name]
+    old = leftovers.now() - 2 * leftovers.STALE_AFTER
+    os.utime(other, (old, old))  # now a day old: surely dead
+    push(repo, branch="topic")
+    assert open_transport(url).branches()["topic"] == repo.resolve("main")
+    repo.close()
+
+
+def stamped(name: str, age: float, host: str = "other-host", pid: int = 4242) -> str:
+    """A temporary name for `name` as a push on `host` would have made it `age` s ago."""
+    made = datetime.datetime.fromtimestamp(leftovers.now() - age, datetime.UTC)
+    return f"{TEMP_PREFIX}{host}-{pid}-0123abcd-{made:%Y%m%dT%H%M%SZ}-{name}"
+
+
+def test_an_fsspec_store_writes_a_ref_s_temporary_in_refs_heads(tmp_path):
+    """memory://: the temporary of ref topic/x is written in refs/heads/, not beside it."""
+    url = "memory://ref-names-1/repo"
+    repo = make_repo(tmp_path / "local", url)
+    commit_on_head(repo, fake_result(1))
+    push(repo)
+    repo.create_branch("topic/x", "main")
+    t = open_transport(url)
+    written = []
+    real = type(t.fs).pipe_file
+    type(t.fs).pipe_file = lambda fs, path, data, **kw: (written.append(path),
+                                                          real(fs, path, data, **kw))
+    try:
+        push(repo, branch="topic/x")
+    finally:
+        type(t.fs).pipe_file = real
+    refs = [p for p in written if "/refs/" in p]
+    assert len(refs) == 1 and refs[0].rsplit("/", 1)[0] == t.full("refs/heads")
+    repo.close()
+
+
+def test_an_fsspec_store_s_dead_temporary_at_a_ref_s_name_is_removed(tmp_path):
+    """memory://: an earlier memstore's push of topic/x, killed, left its temporary in
+    refs/heads/topic/, and a push of 'topic' was moved into that folder and refused as if
+    the branch had been deleted meanwhile. A dead process's of this host and one older than
+    a day are removed; another host's younger one refuses the push, one line naming it."""
+    url = "memory://ref-names-2/repo"
+    repo = make_repo(tmp_path / "local", url)
+    commit_on_head(repo, fake_result(1))
+    push(repo)
+    t = open_transport(url)
+    young = stamped("x", 600)
+    for name in (stamped("x", 600, leftovers.HOST, dead_pid()), stamped("y", 3 * 24 * 3600),
+                 young):
+        t.fs.pipe_file(t.full(f"refs/heads/topic/{name}"), b"0" * 64 + b"\n")
+    repo.create_branch("topic", "main")
+    with pytest.raises(RemoteError) as e:
+        push(repo, branch="topic")
+    assert young in str(e.value) and "\n" not in str(e.value)
+    assert [p.rsplit("/", 1)[-1] for p in t.fs.find(t.full("refs/heads/topic"))] == [young]
+    t.fs.rm_file(t.full(f"refs/heads/topic/{young}"))  # as a day later
+    push(repo, branch="topic")
+    assert t.branches() == {"main": repo.resolve("main"), "topic": repo.resolve("main")}
     repo.close()

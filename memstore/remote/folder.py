@@ -7,7 +7,9 @@ object: `flush`); so a killed push leaves a
 whole file or none under its name (at worst a `.tmp-<host>-<pid>-<random>` file, which
 nothing reads, and which the first write of a later push into the same folder removes once
 its process is dead: as in the object store, only a dead process of this host's, never
-another machine's on a shared file system); an object is read and written a chunk at a
+another machine's on a shared file system; a ref's is written in refs/heads/ or
+refs/tags/ itself, never in a folder below, whose name a ref may need:
+layout.temp_folder); an object is read and written a chunk at a
 time (`open_read`, `put_stream`). A branch
 moves under an exclusive lock on the remote's `lock` file (flock, which the kernel drops
 when its holder dies, so a killed push leaves no stale lock): read, compare, rename; a ref
@@ -17,15 +19,17 @@ On a network file system the lock is as good as the file system's flock across c
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from .. import leftovers
 from ..store.lock import RepositoryLock
 from ..store.objects import TEMP_PREFIX, fsync_dir, remove_dead_temp_files, write_durably
-from .layout import LOCK, OBJECTS, ref_bytes
+from .layout import LOCK, OBJECTS, ref_bytes, temp_folder
 from .transport import RefValue, RemoteError, Transport
 
 LOCK_TIMEOUT = 60.0  # seconds; the lock is held for a read and a rename
@@ -122,16 +126,22 @@ class FolderTransport(Transport):
         fsync_dir(folder)
 
     def _make_room(self, path: str) -> None:
-        """Removes the folder that stands at ref `path`'s name where it holds no file: what
-        a push or a delete killed outright leaves (a push of 'topic/x' killed once it made
-        refs/heads/topic/, a delete of it killed between the unlink and the rmdir), which
-        would keep a branch 'topic' from ever being written. Called under the lock, which
-        every write of a ref takes. A folder that holds anything is refused, one line: a
-        branch 'topic/x' pushed meanwhile, or a file memstore did not write."""
+        """Removes the folder that stands at ref `path`'s name where it holds nothing but
+        what a push or a delete killed outright leaves (a push of 'topic/x' killed once it
+        made refs/heads/topic/, or, before temporaries of refs were written in refs/heads/
+        itself, once it wrote its temporary there; a delete of it killed between the
+        unlink and the rmdir), which would keep a branch 'topic' from ever being written: empty
+        folders and a dead writer's temporaries (`_dead_temporary`). Called under the lock,
+        which every write of a ref takes. A folder that holds anything else is refused, one
+        line: a branch 'topic/x' pushed meanwhile, a live push's temporary, a link, a file
+        memstore did not write."""
         target = self._source(path)
         if not target.is_dir():
             return
-        for dirpath, dirnames, _ in os.walk(target, topdown=False):  # does not follow links
+        for dirpath, dirnames, filenames in os.walk(target, topdown=False):  # no links
+            for name in filenames:
+                if _dead_temporary(Path(dirpath) / name):
+                    (Path(dirpath) / name).unlink(missing_ok=True)
             for name in dirnames:
                 try:
                     (Path(dirpath) / name).rmdir()
@@ -162,9 +172,10 @@ class FolderTransport(Transport):
 
     def _write(self, path: str, data: bytes | Iterable[bytes]) -> None:
         target = self._target(path)
-        if target.parent not in self._cleaned:  # the first write into the folder
-            self._cleaned.add(target.parent)
-            remove_dead_temp_files(target.parent)
+        temps = self.root / temp_folder(path)  # a ref's: refs/heads/, never below
+        if temps not in self._cleaned:  # the first write into the folder
+            self._cleaned.add(temps)
+            remove_dead_temp_files(temps)
         # an object's folder is fsynced once, before the first file that can name it (a
         # ref, a statistics record): not once per object, as long as no file names them
         is_object = path.startswith(OBJECTS)
@@ -173,7 +184,8 @@ class FolderTransport(Transport):
         # the modes the umask allows, as git gives a shared repository's files: a temporary
         # file is made 0600, which would leave a team's shared folder readable by the pusher
         # alone (another user's clone, fetch or pull refused with "Permission denied")
-        write_durably(target, data, mode=_umask_file_mode(), sync_dir=not is_object)
+        write_durably(target, data, mode=_umask_file_mode(), sync_dir=not is_object,
+                      temp_dir=temps)
         if is_object:
             self._unsynced.add(target.parent)
 
@@ -182,6 +194,22 @@ class FolderTransport(Transport):
         while self._unsynced:
             folder = self._unsynced.pop()
             self._call(f"sync {folder.relative_to(self.root)}", fsync_dir, folder)
+
+
+def _dead_temporary(path: Path) -> bool:
+    """Whether `path` is a temporary file a push wrote and will never move: named
+    `.tmp-<host>-<pid>-<random>` (memstore's, and only those), a regular file (not a link),
+    and made by a dead process of this host, or, another host's, last modified more than a
+    day ago (leftovers.STALE_AFTER)."""
+    head = re.escape(TEMP_PREFIX)
+    if leftovers.owner(path.name, head) is None:
+        return False
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and (leftovers.dead_owner(path.name, head) is not None
+                                         or leftovers.stale(st.st_mtime))
 
 
 def _first_entry(folder: Path, root: Path) -> str | None:

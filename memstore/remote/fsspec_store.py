@@ -29,7 +29,7 @@ from typing import Any
 
 from .. import leftovers
 from ..store.objects import CHUNK_BYTES, TEMP_PREFIX
-from .layout import ref_bytes
+from .layout import ref_bytes, temp_folder
 from .transport import RefValue, RemoteError, StaleRefError, Transport
 
 _HEAD = re.escape(TEMP_PREFIX)
@@ -129,14 +129,16 @@ class FsspecTransport(Transport):
         return out
 
     def put(self, path: str, data: bytes) -> None:
-        self._call(f"write {path}", self._put_via_temp, self.full(path), data)
+        self._call(f"write {path}", self._put_via_temp, path, data)
 
-    def _temp(self, full: str) -> str:
-        """A fresh temporary name beside `full`, after removing the stale temporaries of
-        its folder (the first time this transport writes there)."""
-        parent, _, name = full.rpartition("/")
-        self._clean(parent)
-        return f"{parent}/{leftovers.stamped_temp_name(TEMP_PREFIX, '-' + name)}"
+    def _temp(self, path: str) -> str:
+        """A fresh temporary name for `path` in its folder (a ref's: refs/heads/ or
+        refs/tags/ itself, never below: layout.temp_folder), after removing the stale
+        temporaries of that folder (the first time this transport writes there)."""
+        folder = self.full(temp_folder(path))
+        self._clean(folder)
+        name = path.rpartition("/")[2]
+        return f"{folder}/{leftovers.stamped_temp_name(TEMP_PREFIX, '-' + name)}"
 
     def _clean(self, folder: str) -> list[str]:
         """Removes from `folder`, once per transport, the temporaries a push killed
@@ -150,22 +152,33 @@ class FsspecTransport(Transport):
             names = self.fs.ls(folder, detail=False)
         except Exception:  # noqa: BLE001 - absent (a new fan-out folder), or not ours to list
             return []
-        removed = []
-        for path in names:
-            name = path.rstrip("/").rsplit("/", 1)[-1]
-            if not name.startswith(TEMP_PREFIX):
-                continue
-            made = leftovers.made_at(name, _HEAD, "-.+")
-            if made is None and _LEGACY.fullmatch(name):
-                made = self._modified(path)
-            if leftovers.stale(made) and self._remove(path):
-                removed.append(path)
-        return removed
+        return [path for path in names if self._stale_temporary(path) and self._remove(path)]
+
+    def _stale_temporary(self, path: str) -> bool:
+        """Whether `path` is a temporary a push wrote and will never move: stamped more than
+        a day ago, or an earlier memstore's unstamped one the store says was modified that
+        long ago, or made by a dead process of this host."""
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        if not name.startswith(TEMP_PREFIX):
+            return False
+        if leftovers.dead_owner(name, _HEAD, "-.+") is not None:
+            return True
+        made = leftovers.made_at(name, _HEAD, "-.+")
+        if made is None and _LEGACY.fullmatch(name):
+            made = self._modified(path)
+        return leftovers.stale(made)
 
     def _remove(self, path: str) -> bool:
         try:
             self.fs.rm_file(path)
         except Exception:  # noqa: BLE001 - gone meanwhile, or we may write but not delete
+            return False
+        return True
+
+    def _rmdir(self, path: str) -> bool:
+        try:
+            self.fs.rmdir(path)
+        except Exception:  # noqa: BLE001 - a file, a folder not empty, or no folders here
             return False
         return True
 
@@ -176,27 +189,27 @@ class FsspecTransport(Transport):
         except Exception:  # noqa: BLE001 - not implemented by this store, or gone
             return None
 
-    def _put_via_temp(self, full: str, data: bytes) -> None:
-        tmp = self._temp(full)
+    def _put_via_temp(self, path: str, data: bytes) -> None:
+        tmp = self._temp(path)
         self.fs.pipe_file(tmp, data)
         try:
-            self.fs.mv(tmp, full)
+            self.fs.mv(tmp, self.full(path))
         except BaseException:
             self.fs.rm(tmp)
             raise
 
     def put_stream(self, path: str, chunks: Iterable[bytes]) -> None:
-        self._call(f"write {path}", self._put_stream_via_temp, self.full(path), chunks)
+        self._call(f"write {path}", self._put_stream_via_temp, path, chunks)
 
-    def _put_stream_via_temp(self, full: str, chunks: Iterable[bytes]) -> None:
+    def _put_stream_via_temp(self, path: str, chunks: Iterable[bytes]) -> None:
         """The chunks written to a temporary file as they come, moved into place when all
         came (an error they raise removes the temporary file: nothing is moved)."""
-        tmp = self._temp(full)
+        tmp = self._temp(path)
         try:
             with self.fs.open(tmp, "wb", block_size=CHUNK_BYTES) as f:
                 for chunk in chunks:
                     f.write(chunk)
-            self.fs.mv(tmp, full)
+            self.fs.mv(tmp, self.full(path))
         except BaseException:
             try:
                 self.fs.rm(tmp)
@@ -212,10 +225,34 @@ class FsspecTransport(Transport):
 
     def swap_ref(self, path: str, commit: str, expected: RefValue) -> None:
         self.check_ref(path, expected)
+        self._call(f"write {path}", self._make_room, path)
         self.put(path, ref_bytes(commit))
         after = self.read_ref(path).commit
         if after != commit:  # another push wrote meanwhile: one of the two is lost
             raise StaleRefError(path, after)
+
+    def _make_room(self, path: str) -> None:
+        """Clears the way for ref `path` where a folder stands at its name (on a store that
+        has folders, or holds files below that name) holding nothing but the temporaries of
+        pushes that will never move them (`_stale_temporary`): an earlier memstore wrote a
+        ref's temporary beside it, so a push of 'topic/x' killed outright left one in
+        refs/heads/topic/, which would keep a branch 'topic' from being written (it was
+        moved into that folder instead, and the push refused as if the branch had been
+        deleted meanwhile). Anything else there refuses the push, one line."""
+        full = self.full(path)
+        if not self.fs.isdir(full):
+            return
+        for found in sorted(self.fs.find(full)):
+            if self._stale_temporary(found):
+                self._remove(found)
+        for folder in sorted(self.fs.find(full, withdirs=True), reverse=True) + [full]:
+            self._rmdir(folder)  # where the store has folders: the empty ones left
+        if self.fs.isdir(full):
+            left = sorted(self.fs.find(full)) or [full]  # a file it holds, else itself
+            shown = left[0][len(self.root):].lstrip("/")
+            raise RemoteError(f"remote {self.url}: cannot write {path}: a folder stands at "
+                              f"its name, holding {shown}; a ref cannot be both a file and "
+                              "a folder (remove or rename it there)")
 
     def delete_ref(self, path: str, expected: RefValue) -> None:
         """Read, compare, remove: a push that lands between the read and the removal is

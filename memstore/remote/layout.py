@@ -93,6 +93,18 @@ def tag_path(tag: str) -> str:
     return TAGS + tag
 
 
+def temp_folder(path: str) -> str:
+    """The folder (relative to the remote's root, '' for the root) where the temporary
+    file of `path` is written before it is moved into place: `path`'s own, except that a
+    ref's is refs/heads/ or refs/tags/ itself. A push killed outright leaves its temporary
+    behind: beside ref 'topic/x', in refs/heads/topic/, that made a folder of the name a
+    branch 'topic' needs, and kept it from being written."""
+    for prefix in (HEADS, TAGS):
+        if path.startswith(prefix):
+            return prefix.rstrip("/")
+    return path.rpartition("/")[0]
+
+
 def statistics_path(sample: str, layer: int) -> str:
     return f"{STATISTICS}{sample}.{layer}.json"
 

@@ -356,9 +356,10 @@ def remove_dead_temp_files(folder: Path) -> list[Path]:
 
 
 def write_durably(target: Path, data: bytes | Iterable[bytes], mode: int | None = None,
-                  sync_dir: bool = True) -> None:
+                  sync_dir: bool = True, temp_dir: Path | None = None) -> None:
     """Writes `target` so that a crash leaves the whole file or nothing under its name: a
-    temporary file in its directory (made, and its parent fsynced, if missing), fsynced,
+    temporary file in its directory (or in `temp_dir`, a folder above it on the same file
+    system; either made, and its parent fsynced, if missing), fsynced,
     given `mode`, renamed into place, and the directory fsynced (unless `sync_dir` is
     False: the caller fsyncs it, once for many files, before anything names them). `data`
     is the bytes, or chunks written as they come: an error they raise (`verified`'s, on a
@@ -366,7 +367,7 @@ def write_durably(target: Path, data: bytes | Iterable[bytes], mode: int | None 
     if not target.parent.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
         fsync_dir(target.parent.parent)
-    fd, tmp = _temp_file(target.parent)
+    fd, tmp = _temp_file(temp_dir or target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             for chunk in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
