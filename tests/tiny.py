@@ -25,7 +25,8 @@ CORPUS = [
 ]
 
 FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama", "gemma", "gemma2", "gemma3_text", "gemma3",
-            "phi3", "olmo2", "phi", "smollm3", "starcoder2", "stablelm")
+            "phi3", "olmo2", "phi", "smollm3", "starcoder2", "stablelm",
+            "granite")
 POST_NORM_FAMILIES = ("gemma2", "gemma3_text", "gemma3", "olmo2")
 
 SPECIAL = ["<pad>", "<bos>", "<eos>"]
@@ -135,6 +136,11 @@ def tiny_config(family: str, vocab_size: int, layers: int = 2) -> transformers.P
         return transformers.StableLmConfig(
             hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=128, **common)
+    if family == "granite":  # Granite 3's scales (its logits ÷ 8 would flatten a tiny model's)
+        return transformers.GraniteConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=128, embedding_multiplier=12.0,
+            attention_multiplier=0.125, residual_multiplier=0.22, logits_scaling=2.0, **common)
     raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
 
 

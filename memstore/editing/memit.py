@@ -197,7 +197,10 @@ def write_layers(model, tokenizer, adapter: Adapter, requests: list[Request],
         keys = template_keys(tmpl, layer, len(requests), len(templates), anchor)
         cur = anchored.at(L, "out")
         residuals = (zs.float().to(cur.device) - cur) / (len(settings.layers) - i)
-        if adapter.post_norm_path is not None:  # the stream receives N(W k): post_norm.py
+        # the stream receives m · N(W k): the change of N(W k) is Δr / m (m: the family's
+        # residual multiplier, 1 for most), and of W k what makes N move by it
+        residuals = residuals / adapter.residual_scale(model)
+        if adapter.post_norm_path is not None:  # N, the post-norm: post_norm.py
             residuals = value_residuals(adapter.post_norm(model, layer),
                                         anchored.at(layer, "value"), residuals)
         # the solve in float64 on the edited weight's device where it has float64

@@ -1,7 +1,8 @@
 """Architecture adapters: the one registry of what differs per family — where it keeps its
 decoder layers, the MLP output projection W_out (the edited matrix), the norm (if any) that
-W_out's output passes through before the residual stream, the final norm, the LM head and
-the embeddings, whether batched scoring may pack several targets behind one prompt, and
+W_out's output passes through before the residual stream, the scales a family puts between
+W_out's output and the stream and on the logits, the final norm, the LM head and the
+embeddings, whether batched scoring may pack several targets behind one prompt, and
 whether the editing math covers its layers at all. Default settings are not per family:
 they follow from the model (memstore.editing.defaults). A new family is one more
 `Adapter(...)` here and a tiny model in tests/tiny.py."""
@@ -34,6 +35,12 @@ class Adapter:
     # the RMSNorm W_out's output passes through before it joins the residual stream (Gemma
     # 2/3, OLMo 2: "post-feedforward"), inside a decoder layer; None when it joins directly
     post_norm_path: str | None = None
+    # config attributes naming the scales a family puts between its modules (None: none):
+    # the layer adds W_out's output (after the post-norm, if any) times `residual_multiplier`
+    # to the residual stream (Granite); the LM head's logits are divided by `logit_divisor`
+    # (Granite)
+    residual_multiplier: str | None = None
+    logit_divisor: str | None = None
     # scoring may pack several targets after one prompt (a custom 4D mask, restarting
     # positions): True where the family's attention takes such a mask (eval.scoring)
     packed_scoring: bool = True
@@ -69,6 +76,12 @@ class Adapter:
     def post_norm(self, model: nn.Module, index: int) -> nn.Module | None:
         return _get(self.layer(model, index), self.post_norm_path) if self.post_norm_path else None
 
+    def residual_scale(self, model: nn.Module) -> float:
+        """m: the residual stream receives m · W_out's output (after the post-norm, if any)."""
+        if self.residual_multiplier is None:
+            return 1.0
+        return float(getattr(model.config.get_text_config(), self.residual_multiplier))
+
     def final_norm(self, model: nn.Module) -> nn.Module:
         return _get(model, self.final_norm_path)
 
@@ -82,8 +95,11 @@ class Adapter:
 
     def logits(self, model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
         """The logits of final hidden states, as the model's own forward forms them: the LM
-        head, then soft-capping where the config asks for it (Gemma 2/3)."""
+        head, its family's scale (Granite), then soft-capping where the config asks for it
+        (Gemma 2/3)."""
         logits = self.lm_head(model)(hidden)
+        if self.logit_divisor is not None:
+            logits = logits / getattr(model.config, self.logit_divisor)
         cap = getattr(model.config, "final_logit_softcapping", None)
         if cap:
             logits = torch.tanh(logits / cap) * cap
@@ -115,6 +131,12 @@ ADAPTERS: tuple[Adapter, ...] = (
     # config says (use_parallel_residual), W_out's output joins the stream as it is either way
     Adapter("stablelm", ("stablelm",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False),
+    # Granite (3.x): Llama's layers with scales: the embeddings' and the attention's (inside
+    # the model's forward), each block's output × residual_multiplier as it joins the stream,
+    # the logits ÷ logits_scaling
+    Adapter("granite", ("granite",), "model.layers", "mlp.down_proj", "model.norm",
+            "model.embed_tokens", False, residual_multiplier="residual_multiplier",
+            logit_divisor="logits_scaling"),
     Adapter("gemma", ("gemma",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False),
     Adapter("gemma2", ("gemma2", "gemma3_text"), "model.layers", "mlp.down_proj", "model.norm",
