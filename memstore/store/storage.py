@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlite_utils import Database
 
-from .commits import Commit
+from .commits import FORMAT, Commit, CorruptRecordError
 from .objects import ObjectStore
 
 
@@ -26,7 +26,13 @@ class Storage:
         """The record of `commit_id`, read from its object (checked against its hash)."""
         commit = self._commits.get(commit_id)
         if commit is None:
-            commit = Commit.from_json(commit_id, self.objects.get_json(commit_id))
+            try:
+                raw = self.objects.get_json(commit_id)
+            except ValueError:  # no JSON (a tensor object a ref was set to): a traceback
+                raise CorruptRecordError(f"object {commit_id} is not a commit of format "
+                                         f"{FORMAT} (its bytes are no JSON); run `memstore "
+                                         "fsck`") from None
+            commit = Commit.from_json(commit_id, raw)
             self._commits[commit_id] = commit
         return commit
 

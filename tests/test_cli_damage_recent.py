@@ -1,0 +1,52 @@
+"""A damaged `.memstore/` (or remote) under the features added lately: tags on remotes,
+push --delete, branch upstreams, cherry-pick and blame, config records. Each case here is
+one a sweep found getting past a check: every command that reads the damaged data says one
+line naming it, exits non-zero and changes nothing; fsck names it."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from cli_support import error_line, ok, run, snapshot
+
+
+def sql(repo: Path, statement: str, *args) -> None:
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute(statement, args)
+    con.close()
+
+
+def layer_object(objects: Path, commit: str) -> str:
+    """The id of `commit`'s layer 1 update: a well-hashed object that is no JSON."""
+    record = json.loads((objects / commit[:2] / commit[2:]).read_bytes())
+    return record["update_sets"][0]["layers"]["1"]["object"]
+
+
+def refused(repo: Path, args: list, code: int, says: str) -> str:
+    """The one error line of `memstore ARGS`, the repository unchanged by it."""
+    before = snapshot(repo)
+    line = error_line(run(*args, cwd=repo), code, says)
+    assert snapshot(repo) == before, args
+    return line
+
+
+def test_a_tag_naming_an_object_that_is_no_json_is_one_line(history):
+    """A tag row set to HEAD's layer update (a safetensors object): `tag`, `show v1` and
+    gc were a UnicodeDecodeError traceback reading it as a commit record. Each names the
+    object in one line; fsck names the tag, fsck --repair says it still does, `tag -d`
+    is the way out."""
+    repo, (_, c2, c3) = history
+    ok("tag", "v1", c2, cwd=repo)
+    oid = layer_object(repo / ".memstore" / "objects", c3)
+    sql(repo, "update refs set target = ? where name = 'refs/tags/v1'", oid)
+    for args in (["tag"], ["show", "v1"], ["gc", "--dry-run"]):
+        refused(repo, args, 1, f"object {oid} is not a commit of format 1 (its bytes are no "
+                               "JSON)")
+    for args in (["fsck"], ["fsck", "--repair"]):
+        r = run(*args, cwd=repo)
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert f"ref refs/tags/v1 points to {oid}, which is not a known commit" in r.stdout
+    ok("tag", "-d", "v1", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
