@@ -464,3 +464,25 @@ def test_a_new_copy_of_a_touched_gguf_removes_the_copies_it_supersedes(tmp_path,
     assert sorted(p.name for p in models.iterdir()) == sorted(
         [second.name, theirs.name, unrecorded.name, "tiny-fedcba9876543210"])
     assert local_dir(str(other)) == theirs and (theirs / "config.json").is_file()
+
+
+def test_verify_compares_the_card(gguf_repo, tmp_path):
+    """A GGUF export's card edited by hand (a fact, or the re-quantisation figures it shows),
+    with its sha256 in the manifest updated to match, verified OK."""
+    import hashlib
+
+    repo, out = gguf_repo["repo"], tmp_path / "g"
+    shutil.copytree(gguf_repo["dir"] / "g32", out)
+    card, manifest = out / "README.md", out / "memstore-manifest.json"
+    text, m = card.read_text(encoding="utf-8"), json.loads(manifest.read_text())
+    row = "| 2 | blk.2.ffn_down.weight | Q4_1 | "
+    assert row in text and "| Michael Jordan | {} plays | basketball → soccer |" in text
+    for old, new in ((row, "| 2 | blk.2.ffn_down.weight | F16 | "),
+                     ("basketball → soccer", "basketball → tennis")):
+        card.write_text(text.replace(old, new), encoding="utf-8")
+        m["files"]["README.md"] = hashlib.sha256(card.read_bytes()).hexdigest()
+        manifest.write_text(json.dumps(m))
+        r = run("verify", out, cwd=repo)
+        assert r.exit_code == 1, r.output
+        assert [line for line in r.stdout.splitlines() if "README.md" in line] == [
+            "README.md: differs from the card rebuilt from the repository"]

@@ -298,14 +298,16 @@ def verify(out_dir: str | None, check_base: bool, as_json: bool) -> None:
     """Check an exported checkpoint, or the base model.
 
     With OUT_DIR: rebuilds the exported revision from the repository and compares every
-    tensor of the checkpoint with it; exit status 0 if all are identical, else lists the
-    differing tensors and exits 1. With --base: re-hashes the base model from disk (its
-    weights, and its settings and tokenizer files, or a GGUF file's header); exit status 0
-    if it is the one recorded at init (its recorded size and modification time are then
-    refreshed), else 1.
+    tensor of the checkpoint with it, and the model card (README.md) with the card
+    rendered again from the repository and the manifest; exit status 0 if all are
+    identical, else lists what differs and exits 1. With --base: re-hashes the base model
+    from disk (its weights, and its settings and tokenizer files, or a GGUF file's header);
+    exit status 0 if it is the one recorded at init (its recorded size and modification
+    time are then refreshed), else 1.
 
     --json prints one object (the exit status as without it): ok; with OUT_DIR out_dir,
-    commit, tensors (how many were compared), problems (one line each), built_with,
+    commit, tensors (how many were compared), problems (one line each), notes (what was
+    not compared, and why: one line each, on stderr without --json), built_with,
     rebuilt_with and warning; with --base, base: ok, path, recorded and actual (the hash
     recorded at init and the one on disk) and changed_files (the settings and tokenizer
     files that differ from init).
@@ -341,7 +343,8 @@ def verify_result(out_dir: str | None, v, b) -> dict:
         made, again = _runtime_text(v.built_with), _runtime_text(v.rebuilt_with)
         differs = not v.ok and made and again and made != again
         d |= {"out_dir": out_dir, "commit": v.commit, "tensors": v.n_tensors,
-              "problems": list(v.problems), "built_with": v.built_with,
+              "problems": list(v.problems), "notes": list(v.notes),
+              "built_with": v.built_with,
               "rebuilt_with": v.rebuilt_with,
               "warning": (f"it was built with {made} and rebuilt here with {again}: rebuilds "
                           "are bit-identical on the same device type and dtype only (use "
@@ -363,6 +366,8 @@ def _report_verify(d: dict) -> None:
                  f"{'are the same' if b['actual'] == b['recorded'] else 'too'})")
     if "problems" not in d:
         return
+    for n in d["notes"]:
+        warn(f"note: {n}")
     for p in d["problems"]:
         click.echo(p)
     made = _runtime_text(d["built_with"])

@@ -26,6 +26,8 @@ from ..models.hashing import (
 )
 from ..models.loading import gguf_copy_current, load_model, resolve, save_as_base
 from ..models.runtime import Runtime
+from ..serving.card import CARD
+from .export_card import card_of, card_problems
 from .export_target import (
     MANIFEST,
     check_target,
@@ -133,14 +135,15 @@ _RESOLVE = object()  # export's `commit` not given: resolve `rev`
 
 
 def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
-           force: bool = False, card: str | None = None, commit: Any = _RESOLVE
+           force: bool = False, card: dict[str, Any] | None = None, commit: Any = _RESOLVE
            ) -> dict[str, Any]:
     """Writes the state of `rev` (None: HEAD) to `out_dir`: into a new or empty folder, or,
     with `force`, in place of a previous memstore export (export_target). Written beside it
     and renamed into place, so an interrupted export leaves no half checkpoint under its
-    name. `card`: the model card, written as README.md; `commit`: the state `rev` names
-    when the caller resolved it already (its card describes that one). `rev` is resolved
-    once: a branch moved meanwhile by another process (a commit) does not put its weights
+    name. `card`: the model card's record (export_card.card_record), kept in the
+    manifest; the card rendered from it is written as README.md. `commit`: the state `rev`
+    names when the caller resolved it already (its card describes that one). `rev` is
+    resolved once: a branch moved meanwhile by another process (a commit) does not put its weights
     under the manifest of the commit resolved first. Returns the manifest."""
     target = check_target(out_dir, force, protected_paths(repo))
     if commit is _RESOLVE:
@@ -151,14 +154,15 @@ def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
     with written_beside(target) as tmp:
         base.model.save_pretrained(tmp)
         save_as_base(base.tokenizer, tmp)
-        if card is not None:
-            (tmp / "README.md").write_text(card)
         b = repo.base
         manifest = {
             "format": FORMAT, "base": {"spec": b.spec, "hash": b.hash},
             "commit": commit, "rev": rev or "HEAD", "settings": settings_of(repo, commit),
             "built_with": built_with(base), "tensors": checkpoint_tensors(tmp),
         }
+        if card is not None:
+            manifest["card"] = card
+            (tmp / CARD).write_text(card_of(repo, manifest), encoding="utf-8")
         write_manifest(tmp, manifest)
     return manifest
 
@@ -200,6 +204,7 @@ class Verification:
     problems: list[str] = field(default_factory=list)
     built_with: dict[str, str] | None = None  # as the manifest says
     rebuilt_with: dict[str, str] | None = None  # this verification's
+    notes: list[str] = field(default_factory=list)  # what was not compared, and why
 
     @property
     def ok(self) -> bool:
@@ -346,7 +351,8 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
     out = Path(out_dir)
     layouts: dict[str, tuple[str, tuple[int, ...]]] = {}
     files = checkpoint_tensors(out, layouts=layouts)
-    problems = _check_files(out, manifest, base) + recorded_problems(repo, manifest)
+    card, notes = card_problems(repo, out, manifest)
+    problems = _check_files(out, manifest, base) + card + recorded_problems(repo, manifest)
     for name, sha in sorted(files.items()):
         if name not in rebuilt:
             problems.append(f"{name}: not a tensor of the rebuilt model")
@@ -364,7 +370,7 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
     for name in sorted(set(manifest["tensors"]) - set(files)):
         problems.append(f"{name}: in the manifest but not in the checkpoint")
     recorded = manifest.get("built_with") if isinstance(manifest.get("built_with"), dict) else None
-    return Verification(commit, len(files), problems, recorded, built_with(base))
+    return Verification(commit, len(files), problems, recorded, built_with(base), notes)
 
 
 @dataclass

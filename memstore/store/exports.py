@@ -1,6 +1,6 @@
 """`memstore export --format full|peft|gguf` and the verification of every kind of export.
 
-Every export is a directory: the model files, a model card (README.md) and
+Every export is a directory: the model files, a model card (README.md, export_card) and
 `memstore-manifest.json` (base hash, commit, settings, the sha256 of every tensor, and for
 PEFT and GGUF exports `export_format` and what `verify` needs to rebuild them: `since`,
 `max_rank`, the GGUF dtype). It is written beside OUT and renamed into place, so an
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from .checkpoint import (
     protected_paths,
     settings_of,
 )
-from .difference import chain_difference, fact_changes
+from .export_card import GGUF_FILE, card_of, card_problems, card_record
 from .export_target import (
     MANIFEST,
     Target,
@@ -51,7 +50,6 @@ from .repository import Repository
 from .states import BASE, RUNTIME_KEY, check_base, runtime_of, state_commit
 
 FORMATS = ("full", "peft", "gguf")
-GGUF_FILE = "model.gguf"
 _TYPES = {"float32": 0, "float16": 1}  # GGML's F32 and F16
 
 
@@ -76,18 +74,6 @@ def check_options(format: str, since: str | None, max_rank: int | None,
         raise ValidationError("--gguf-dtype works with --format gguf only")
 
 
-def rebuild_command(commit: str | None, out: str, format: str, since: str | None = None,
-                    max_rank: int | None = None, gguf_dtype: str | None = None,
-                    runtime: tuple[str, ...] = ()) -> str:
-    parts = ["memstore", "export", commit or "base", out]
-    if format != "full":
-        parts += ["--format", format]
-    parts += ["--since", since] if since else []
-    parts += ["--max-rank", str(max_rank)] if max_rank is not None else []
-    parts += ["--gguf-dtype", gguf_dtype] if gguf_dtype and gguf_dtype != "f32" else []
-    return shlex.join(parts + list(runtime))  # a path with a space or a quote: one argument
-
-
 def runtime_flags(repo: Repository, format: str) -> tuple[str, ...]:
     """The --device and --dtype that rebuild a full or GGUF export bit for bit (their
     weights are built in the runtime; an adapter's factors on the CPU from the records):
@@ -103,21 +89,6 @@ def runtime_flags(repo: Repository, format: str) -> tuple[str, ...]:
                                           stored.get("dtype", "float32")):
         return ()
     return ("--device", rt.device, "--dtype", rt.dtype)
-
-
-def make_card(repo: Repository, kind: str, rev: str, commit: str | None, since: str | None,
-              out: str, command: str, sections: list[tuple[str, list[str]]],
-              runtime: tuple[str, ...] = ()) -> str:
-    plus, _ = chain_difference(repo, commit, since)
-    facts = [cards.Fact(c.subject, c.prompt, c.old, c.new)
-             for c in fact_changes(repo, commit, since)]
-    commits = [cards.CommitRecord(c, repo.get_commit(c).message, repo.get_commit(c).metrics)
-               for c in dict.fromkeys(ref.commit for ref in plus)]
-    b = repo.base
-    title = f"{Path(out).name}: {rev} ({commit[:12] if commit else 'base'})"
-    return cards.render(cards.Card(title, kind, b.spec, b.hash, rev, commit, since,
-                                   settings_of(repo, commit), facts, commits, command, out,
-                                   sections, runtime))
 
 
 def _manifest(repo: Repository, kind: str, rev: str, commit: str | None,
@@ -143,20 +114,17 @@ def export_as(repo: Repository, rev: str | None, out_dir: str | Path, *, format:
     out = check_target(out_dir, force, protected_paths(repo))
     name = rev or "HEAD"
     runtime = runtime_flags(repo, format)
-    command = rebuild_command(commit, str(out_dir), format, base_of, max_rank, gguf_dtype,
-                              runtime)
+    record = card_record(str(out_dir), runtime)
     if format == "full":
-        card = make_card(repo, "full", name, commit, BASE, str(out_dir), command, [], runtime)
-        return checkpoint.export(repo, rev, out_dir, force=force, card=card, commit=commit)
+        return checkpoint.export(repo, rev, out_dir, force=force, card=record, commit=commit)
     if format == "peft":
-        return _export_peft(repo, name, commit, base_of, out, str(out_dir), max_rank, command)
-    return _export_gguf(repo, name, commit, out, str(out_dir), gguf_dtype or "f32", command,
-                        runtime)
+        return _export_peft(repo, name, commit, base_of, out, max_rank, record)
+    return _export_gguf(repo, name, commit, out, gguf_dtype or "f32", record)
 
 
 def _export_peft(repo: Repository, rev: str, commit: str | None, since: str | None, out: Target,
-                 out_name: str, max_rank: int | None, command: str) -> dict[str, Any]:
-    from ..serving.peft import serving_lines, write_adapter
+                 max_rank: int | None, record: dict[str, Any]) -> dict[str, Any]:
+    from ..serving.peft import write_adapter
 
     check_base(repo)  # the adapter applies to the base its manifest and card name
     built = build_adapter(repo, commit, since, max_rank)
@@ -165,54 +133,24 @@ def _export_peft(repo: Repository, rev: str, commit: str | None, since: str | No
     truncation = None
     if any(f.truncated for f in built.factors.values()):
         truncation = truncation_efficacy(repo, built)
-    sections = [("Adapter", adapter_lines(built.adapter.rank, layers, truncation)),
-                ("Serving", serving_lines(built.adapter.rank, built.family.name, out_name,
-                                          since))]
-    card = make_card(repo, "peft", rev, commit, since, out_name, command, sections)
     with written_beside(out) as tmp:
         write_adapter(tmp, built.adapter)
         manifest = _manifest(repo, "peft", rev, commit, since=since, max_rank=max_rank,
                              rank=built.adapter.rank, layers=layers, truncation=truncation,
-                             tensors=checkpoint_tensors(tmp, [ADAPTER_WEIGHTS]))
-        (tmp / cards.CARD).write_text(card)
+                             tensors=checkpoint_tensors(tmp, [ADAPTER_WEIGHTS]), card=record)
+        (tmp / cards.CARD).write_text(card_of(repo, manifest), encoding="utf-8")
         write_manifest(tmp, manifest)
     return manifest
 
 
-def adapter_lines(rank: int, layers: dict[str, dict[str, Any]],
-                  truncation: dict[str, Any] | None) -> list[str]:
-    """The card's account of the adapter: rank, and per layer the rank kept and the error."""
-    how = "exact" if truncation is None else "truncated (`--max-rank`)"
-    lines = [f"Rank {rank} (lora_alpha = r: scale 1), {how}.", ""]
-    lines += cards.table(["layer", "module", "rank of ΔW", "kept", "relative Frobenius error"],
-                         [(l, r["module"], r["numerical_rank"], r["rank"], f"{r['error']:.4g}")
-                          for l, r in layers.items()])
-    if truncation and truncation.get("n_facts"):
-        e, t = truncation["exact"], truncation["truncated"]
-        lines += ["", (f"On the {truncation['n_facts']} facts it writes (edit prompts only): "
-                       f"ES {cards.cell(e['efficacy'])} exact → {cards.cell(t['efficacy'])} "
-                       f"truncated; mean P(new) {e['p_new']:.3f} → {t['p_new']:.3f}.")]
-    return lines
-
-
-def _export_gguf(repo: Repository, rev: str, commit: str | None, out: Target, out_name: str,
-                 dtype: str, command: str, runtime: tuple[str, ...]) -> dict[str, Any]:
+def _export_gguf(repo: Repository, rev: str, commit: str | None, out: Target, dtype: str,
+                 record: dict[str, Any]) -> dict[str, Any]:
     from ..serving.gguf import write_copy
 
     built = build_gguf(repo, commit, dtype, measure=True)
     layout = built.layout
     layers = {str(l): {"tensor": name, **built.requantization[l]}
               for l, name in built.layers.items()}
-    rows = [(l, r["tensor"], r["base_type"],
-             "not measured" if r["requantized"] is None else
-             f"{r['requantized']['kept']:.3f} / {r['requantized']['error']:.3f}")
-            for l, r in layers.items()]
-    body = [(f"`{GGUF_FILE}`: the base GGUF with the edited ffn_down tensors in "
-            f"{dtype.upper()}, every other tensor and all metadata as in the base file."), ""]
-    body += cards.table(["layer", "tensor", "base type", "re-quantised: kept / error of ΔW"],
-                        rows)
-    card = make_card(repo, "gguf", rev, commit, BASE, out_name, command, [("GGUF", body)],
-                     runtime)
     with written_beside(out) as tmp:
         target = tmp / GGUF_FILE
         write_copy(layout, target, built.replace)
@@ -220,8 +158,9 @@ def _export_gguf(repo: Repository, rev: str, commit: str | None, out: Target, ou
         manifest = _manifest(repo, "gguf", rev, commit, gguf={
             "file": GGUF_FILE, "dtype": dtype, "metadata_sha256": _sha256(layout.head),
             "size": target.stat().st_size, "base_size": layout.path.stat().st_size},
-            layers=layers, built_with=built.built_with, tensors={t.name: stored_sha256(target, t) for t in written.tensors})
-        (tmp / cards.CARD).write_text(card)
+            layers=layers, built_with=built.built_with, card=record,
+            tensors={t.name: stored_sha256(target, t) for t in written.tensors})
+        (tmp / cards.CARD).write_text(card_of(repo, manifest), encoding="utf-8")
         write_manifest(tmp, manifest)
     return manifest
 
@@ -257,7 +196,8 @@ def verify_served(repo: Repository, out_dir: str | Path, manifest: dict[str, Any
     if v is None:
         raise ValidationError(f"{out / MANIFEST}: unknown export_format {kind!r}")
     listed = manifest.get("files", {})
-    v.problems += checkpoint.recorded_problems(repo, manifest)
+    problems, v.notes = card_problems(repo, out, manifest)
+    v.problems += problems + checkpoint.recorded_problems(repo, manifest)
     v.problems += listed_file_problems(out, listed)
     v.problems += [f"{p.name}: not part of the export" for p in sorted(out.iterdir())
                    if p.name != MANIFEST and p.name not in listed]
