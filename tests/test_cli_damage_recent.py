@@ -50,3 +50,25 @@ def test_a_tag_naming_an_object_that_is_no_json_is_one_line(history):
         assert f"ref refs/tags/v1 points to {oid}, which is not a known commit" in r.stdout
     ok("tag", "-d", "v1", cwd=repo)
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+def test_a_config_row_nested_too_deeply_is_one_line(history):
+    """The upstreams row (any config row) holding JSON nested 100,000 deep: every command
+    that reads it (status, push, pull, fetch, branch --set-upstream-to, config, gc,
+    switch, fsck) was a RecursionError traceback from json.loads. Each names the row in
+    one line now; fsck names it and fsck --repair takes the row from the snapshot."""
+    repo, _ = history
+    ok("remote", "add", "origin", repo.parent / "remote", cwd=repo)
+    ok("push", "-u", "origin", cwd=repo)
+    sql(repo, "update config set value = ? where key = 'upstreams'",
+        "[" * 100_000 + "]" * 100_000)
+    said = "the repository's config row 'upstreams' is unreadable (JSON nested too deeply)"
+    for args in (["push"], ["pull"], ["fetch"], ["branch", "--set-upstream-to", "origin/main"],
+                 ["config", "z_steps", "6"], ["gc", "--dry-run"], ["switch", "-c", "x"]):
+        refused(repo, args, 1, said)
+    r = run("status", cwd=repo)  # status reads on, warning
+    assert r.exit_code == 0 and r.stderr.strip() == f"warning: {said}; run `memstore fsck`"
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and f"config: {said}" in r.stdout, r.output
+    ok("fsck", "--repair", cwd=repo)
+    assert "up to date with 'origin/main'" in ok("status", cwd=repo).stdout

@@ -46,6 +46,9 @@ def get(db: Database, key: str, default: Any = None) -> Any:
     except (TypeError, ValueError) as e:
         raise MemstoreError(f"the repository's config row {key!r} is unreadable ({e}); "
                             "run `memstore fsck`") from None
+    except RecursionError:  # JSON nested past Python's stack: a traceback in every command
+        raise MemstoreError(f"the repository's config row {key!r} is unreadable (JSON nested "
+                            "too deeply); run `memstore fsck`") from None
 
 
 def put(db: Database, key: str, value: Any) -> None:
