@@ -17,15 +17,20 @@ import sys
 
 import pytest
 from crash_points import run_round, self_kill_at
-from remote_support import make_repo
+from remote_support import make_repo, remote_files
 from test_store_support import commit_on_head, fake_result
 
 from memstore import leftovers
+from memstore.errors import ValidationError
 from memstore.remote.push import push
 from memstore.remote.push_delete import push_delete
+from memstore.remote.push_tags import push_tags
 from memstore.remote.transport import RemoteError, open_transport
+from memstore.store import refs
 from memstore.store.objects import TEMP_PREFIX
 from memstore.store.repository import Repository
+
+pytest_plugins = ["remote_fixtures"]  # s3_server, any_pair
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +227,32 @@ def test_an_fsspec_store_s_dead_temporary_at_a_ref_s_name_is_removed(tmp_path):
     push(repo, branch="topic")
     assert t.branches() == {"main": repo.resolve("main"), "topic": repo.resolve("main")}
     repo.close()
+
+
+def test_a_ref_no_remote_of_every_kind_can_store_is_refused(any_pair, monkeypatch):
+    """A tag with a path component over 255 bytes: made here, it was pushed to S3 and
+    memory://, and refused by a folder remote in a line about a temporary file's rename
+    ('File name too long'). It is refused when made, as a branch is; a tag or a branch made
+    before the rule is refused by push on every kind of remote, before anything is
+    written."""
+    a, _, url = any_pair
+    commit_on_head(a, fake_result(1))
+    push(a)
+    long = "v/" + "é" * 128  # 256 bytes
+    with pytest.raises(ValidationError, match="longer than 255 bytes"):
+        a.create_tag(long)
+    a.create_tag("v/" + "é" * 127)
+    monkeypatch.setattr(refs, "check_storable", lambda name, kind="branch": None)
+    commit_on_head(a, fake_result(2))
+    a.create_tag(long)  # as an older memstore made them
+    a.create_branch("b" + long[1:])
+    monkeypatch.undo()
+    before = remote_files(url)
+    with pytest.raises(ValidationError) as e:
+        push_tags(a)
+    assert str(e.value).startswith(f"push to origin refused: invalid tag name '{long[:60]}")
+    assert "longer than 255 bytes" in str(e.value) and remote_files(url) == before
+    with pytest.raises(ValidationError) as e:
+        push(a, branch="b" + long[1:])
+    assert str(e.value).startswith(f"push to origin refused: invalid branch name 'b{long[1:60]}")
+    assert "longer than 255 bytes" in str(e.value) and remote_files(url) == before

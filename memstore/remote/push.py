@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ..errors import MemstoreError, ValidationError
 from ..store.history import ancestors, graph
-from ..store.refs import HEADS, branch_ref, case_twin, folder_clash
+from ..store.refs import HEADS, branch_ref, case_twin, check_storable, folder_clash
 from ..store.repository import Repository
 from ..store.upstreams import Upstream
 from . import remotes
@@ -76,6 +76,10 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
     if tip is None:  # the current branch before its first commit, or no branch at all
         raise ValidationError(f"branch {branch!r} has no commits to push"
                               if branch == repo.head().branch else f"no branch {branch!r}")
+    try:  # a branch made before the rule: no remote of every kind could hold it
+        check_storable(branch, "branch")
+    except ValidationError as e:
+        raise ValidationError(f"push to {name} refused: {e}; rename it") from None
     base = repo.base
     remote = connect(url, name, base_hash=base.hash, must_exist=False)
     path = branch_path(branch)

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 
 from ..errors import ValidationError
 from ..store.history import ancestors_of, graph
-from ..store.refs import TAGS, case_twin, check_ref_name, folder_clash, refspec
+from ..store.refs import (
+    TAGS,
+    case_twin,
+    check_ref_name,
+    check_storable,
+    folder_clash,
+    refspec,
+)
 from ..store.repository import Repository
 from . import remotes
 from .connection import connect
@@ -85,6 +92,10 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
         tags = {only: tags[only]}
     for tag in tags:  # made before a rule on names: a remote would refuse it to every fetch
         check_ref_name(tag, "tag")
+        try:  # or could not store it on every kind of store
+            check_storable(tag, "tag")
+        except ValidationError as e:
+            raise ValidationError(f"push to {name} refused: {e}; rename it") from None
     remote = connect(url, name, base_hash=repo.base.hash, must_exist=False)
     transport = remote.transport
     listed = transport.list(TAGS)

@@ -132,6 +132,20 @@ def check_ref_name(name: str, kind: str = "branch") -> str:
     return name
 
 
+def _shown(name: str) -> str:
+    return name if len(name) <= 60 else name[:60] + "…"
+
+
+def check_storable(name: str, kind: str = "branch") -> None:
+    """ValidationError unless a remote can store the valid ref name `name` as the file
+    refs/heads/NAME or refs/tags/NAME (as git's loose refs): no path component over 255
+    bytes, the file name limit of a disk (a folder remote refused it, S3 and memory://
+    took it: a tag was then on some remotes and not on others)."""
+    if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in name.split("/")):
+        raise ValidationError(f"invalid {kind} name {_shown(name)!r}: a path component is "
+                              f"longer than 255 bytes (a remote stores a {kind} as a file)")
+
+
 def branch_ref(name: str) -> str:
     return HEADS + check_ref_name(name, "branch")
 
@@ -169,6 +183,9 @@ class Refs:
             if ref.startswith(mine) and self._row(other + ref[len(mine):]) is not None:
                 raise ValidationError(f"{ref[len(mine):]!r} is already the name of a {kind}; "
                                       "choose another name")
+        for prefix, kind in KINDS.items():
+            if ref.startswith(prefix):
+                check_storable(ref[len(prefix):], kind)
         if ref.startswith(HEADS):
             self._check_pushable(ref[len(HEADS):], ignoring)
 
@@ -176,10 +193,7 @@ class Refs:
         """A new branch must fit where a remote stores it, the file refs/heads/NAME (as
         git's loose refs): no component over 255 bytes (the file name limit), and not both
         a branch and the folder of another ('a' and 'a/b'): its push would fail."""
-        shown = name if len(name) <= 60 else name[:60] + "…"
-        if any(len(part.encode()) > 255 for part in name.split("/")):
-            raise ValidationError(f"invalid branch name {shown!r}: a path component is longer "
-                                  "than 255 bytes (a remote stores a branch as a file)")
+        shown = _shown(name)
         parts = name.split("/")
         above = [HEADS + "/".join(parts[:i]) for i in range(1, len(parts))]
         below = HEADS + name + "/"
