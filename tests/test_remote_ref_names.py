@@ -256,3 +256,29 @@ def test_a_ref_no_remote_of_every_kind_can_store_is_refused(any_pair, monkeypatc
         push(a, branch="b" + long[1:])
     assert str(e.value).startswith(f"push to origin refused: invalid branch name 'b{long[1:60]}")
     assert "longer than 255 bytes" in str(e.value) and remote_files(url) == before
+
+
+def test_names_differing_only_by_unicode_normalization_are_twins(any_pair):
+    """'café' with é as one character (NFC) and as e and a combining accent (NFD) are two
+    names here, on Linux disks and on S3, and one file name on a macOS disk, which ignores
+    normalization as it ignores case: they were both made here and both pushed, and on
+    such a remote the push of one moved the other. They are now refused as case twins
+    are: here when made, at a push when the remote has the other."""
+    a, b, url = any_pair
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    commit_on_head(a, fake_result(1))
+    a.create_branch(composed)
+    with pytest.raises(ValidationError, match="only by Unicode normalization"):
+        a.create_branch(decomposed)
+    push(a, branch=composed)
+    a.create_tag(f"v-{composed}")
+    push_tags(a)
+    commit_on_head(b, fake_result(2))
+    b.create_branch(decomposed)
+    b.create_tag(f"v-{decomposed}")
+    before = remote_files(url)
+    with pytest.raises(ValidationError, match="only by Unicode normalization"):
+        push(b, branch=decomposed)
+    with pytest.raises(ValidationError, match="only by Unicode normalization"):
+        push_tags(b)
+    assert remote_files(url) == before

@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 
 from ..errors import MemstoreError, ValidationError
 from ..store.history import ancestors, graph
-from ..store.refs import HEADS, branch_ref, case_twin, check_storable, folder_clash
+from ..store.refs import (
+    HEADS,
+    branch_ref,
+    case_twin,
+    check_storable,
+    folder_clash,
+    twin_difference,
+)
 from ..store.repository import Repository
 from ..store.upstreams import Upstream
 from . import remotes
@@ -88,10 +95,10 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
     # on a case-insensitive disk, one file: the push would move it. A remote that lists
     # both names (an older memstore pushed them) holds two files: each moves on its own
     if twin is not None and branch not in listed:
+        how, disk = twin_difference(branch, twin)
         raise ValidationError(f"push to {name} refused: it has a branch {twin!r}, which "
-                              f"differs from {branch!r} only by case (a remote on a "
-                              "case-insensitive disk stores both as one file); rename the "
-                              "branch")
+                              f"differs from {branch!r} {how} (a remote on {disk} stores "
+                              "both as one file); rename the branch")
     clash = folder_clash(branch, listed)
     if clash is not None:  # a folder cannot hold both; on S3, no teammate could branch from both
         raise ValidationError(f"push to {name} refused: it has a branch {clash!r}, and a "

@@ -30,6 +30,7 @@ from ..store.refs import (
     check_storable,
     folder_clash,
     refspec,
+    twin_difference,
 )
 from ..store.repository import Repository
 from . import remotes
@@ -149,16 +150,18 @@ def _branches(transport: Transport) -> set[str]:
 
 def _check_fits(name: str, tags: dict[str, str], listed: dict[str, int]) -> None:
     """A tag is stored as the file refs/tags/NAME: refuses a push, before it writes
-    anything, of a tag that differs only by case from another tag of the remote or of the
-    push (a remote on a case-insensitive disk stores both as one file), or that is the
+    anything, of a tag that differs only by case or Unicode normalization from another tag
+    of the remote or of the push (a remote on a disk that ignores them stores both as one
+    file), or that is the
     folder of another or in one ('v1' beside 'v1/rc')."""
     for tag in sorted(tags):
         others = (set(listed) | set(tags)) - {tag}
         twin = case_twin(tag, others)
         if twin is not None and tag not in listed:
-            raise ValidationError(f"push to {name} refused: tag {tag!r} differs only by case "
-                                  f"from tag {twin!r}{_where(twin, listed)} (a remote on a "
-                                  "case-insensitive disk stores both as one file); rename one")
+            how, disk = twin_difference(tag, twin)
+            raise ValidationError(f"push to {name} refused: tag {tag!r} differs {how} from tag "
+                                  f"{twin!r}{_where(twin, listed)} (a remote on {disk} stores "
+                                  "both as one file); rename one")
         clash = folder_clash(tag, others)
         if clash is not None:
             raise ValidationError(f"push to {name} refused: tag {tag!r} cannot be stored beside "

@@ -90,9 +90,25 @@ def older_name(name: str) -> str | None:
 
 
 def case_twin(name: str, names) -> str | None:
-    """The name among `names` that differs from `name` only by case, if any."""
-    folded = name.casefold()
-    return next((n for n in sorted(names) if n != name and n.casefold() == folded), None)
+    """The name among `names` that differs from `name` only by case or by Unicode
+    normalization ('café' with é as one character or as e and an accent), if any: a disk
+    that ignores case (macOS, Windows) or normalization (macOS) stores both as one file."""
+    folded = _caseless(name)
+    return next((n for n in sorted(names) if n != name and _caseless(n) == folded), None)
+
+
+def _caseless(name: str) -> str:
+    """`name` as a caseless, normalization-blind comparison sees it (Unicode's canonical
+    caseless match: NFD, casefold, NFD)."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+
+
+def twin_difference(name: str, twin: str) -> tuple[str, str]:
+    """(how `name` differs from its `case_twin`, the disk that stores both as one file)."""
+    if name.casefold() == twin.casefold():
+        return "only by case", "a case-insensitive disk (macOS, Windows)"
+    how = "only by Unicode normalization (an accented letter written as one character or as two)"
+    return how, "a disk that ignores Unicode normalization (macOS)"
 
 
 def folder_clash(name: str, names) -> str | None:
@@ -208,9 +224,10 @@ class Refs:
                                   "branch and the folder of another")
         other = case_twin(name, [n for n in self.list(HEADS) if HEADS + n != ignoring])
         if other is not None:
+            how, disk = twin_difference(name, other)
             raise ValidationError(f"invalid branch name {shown!r}: branch {other!r} exists, and "
-                                  "a remote on a case-insensitive disk (macOS, Windows) would "
-                                  "store both as one file")
+                                  f"a remote on {disk} would store both as one file (they "
+                                  f"differ {how})")
 
     def _row(self, name: str) -> dict[str, Any] | None:
         rows = list(self.db.query("select * from refs where name = ?", [name]))
