@@ -72,3 +72,31 @@ def test_a_config_row_nested_too_deeply_is_one_line(history):
     assert r.exit_code == 1 and f"config: {said}" in r.stdout, r.output
     ok("fsck", "--repair", cwd=repo)
     assert "up to date with 'origin/main'" in ok("status", cwd=repo).stdout
+
+
+def test_a_remote_tag_naming_an_object_that_is_no_json_is_named_in_a_short_line(history,
+                                                                               base):
+    """A folder remote's refs/tags/v1 set to HEAD's layer update (there, well hashed):
+    fetch --tags and clone refused it, and fsck REMOTE named it, quoting the exception's
+    repr, which holds every byte of the object (4 KB of binary escapes on the tiny model,
+    megabytes on a real one). The reason is now the exception's message."""
+    from cli_support import model_dir
+
+    repo, (_, c2, c3) = history
+    remote = repo.parent / "remote"
+    ok("remote", "add", "origin", remote, cwd=repo)
+    ok("tag", "v1", c2, cwd=repo)
+    ok("push", "origin", cwd=repo)
+    ok("push", "--tags", cwd=repo)
+    oid = layer_object(remote / "objects", c3)
+    (remote / "refs" / "tags" / "v1").write_text(oid + "\n")
+    for args in (["fetch", "--tags"], ["clone", remote, repo.parent / "copy", "--base",
+                                       model_dir(base)]):
+        line = refused(repo, args, 1, f"object {oid} is not a commit (UnicodeDecodeError: ")
+        assert len(line) < 400, line
+    assert not (repo.parent / "copy").exists()
+    r = run("fsck", "origin", cwd=repo)
+    problem = r.stdout.strip()
+    assert r.exit_code == 1 and problem.startswith(f"commit {oid[:12]} (reached from tag v1): "
+                                                   "unreadable record (UnicodeDecodeError: ")
+    assert len(problem) < 400, problem

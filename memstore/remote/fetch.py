@@ -75,7 +75,8 @@ def _parse_commit(cid: str, data: bytes, label: str, base_hash: str) -> Commit:
     try:
         commit = Commit.from_json(cid, json.loads(data))
     except (MemstoreError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
-        raise RemoteFormatError(f"{label}: object {cid} is not a commit ({e!r})") from None
+        raise RemoteFormatError(f"{label}: object {cid} is not a commit "
+                                f"({type(e).__name__}: {e})") from None
     if commit.base != base_hash:
         raise MemstoreError(f"{label}: commit {cid[:12]} was made on another base model")
     return commit

@@ -121,7 +121,7 @@ def _check_history(transport: Transport, marker: Marker, refs: dict[str, dict[st
             commit = Commit.from_json(cid, json.loads(transport.read(object_path(cid)) or b""))
         except (MemstoreError, ValueError, KeyError, TypeError, AttributeError,
                 RecursionError) as e:
-            problems.append(f"{at}: unreadable record ({e!r})")
+            problems.append(f"{at}: unreadable record ({type(e).__name__}: {e})")
             continue
         if commit.base != marker.base_hash:
             problems.append(f"{at}: made on another base model than the remote's")
