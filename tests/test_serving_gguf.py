@@ -486,3 +486,18 @@ def test_verify_compares_the_card(gguf_repo, tmp_path):
         assert r.exit_code == 1, r.output
         assert [line for line in r.stdout.splitlines() if "README.md" in line] == [
             "README.md: differs from the card rebuilt from the repository"]
+
+
+def test_verify_notes_another_built_with_of_the_same_bits(gguf_repo, tmp_path):
+    """built_with was never compared when every tensor was the same: a GGUF's edited
+    tensors are float32 whatever dtype the state was built in, so a record other than the
+    rebuild's is a note (a GGUF with no edited tensor is alike on every runtime)."""
+    repo, out = gguf_repo["repo"], tmp_path / "g"
+    shutil.copytree(gguf_repo["dir"] / "g32", out)
+    manifest = out / "memstore-manifest.json"
+    m = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**m, "built_with": {"device": "cuda", "dtype": "float32"}}))
+    r = ok("verify", out, cwd=repo)
+    assert "OK: 38 tensors identical" in r.stdout
+    assert "note: built_with: built with cuda/float32, rebuilt here with cpu/float32 to the " \
+           "same bits" in r.stderr

@@ -311,6 +311,56 @@ def recorded_problems(repo: Repository, manifest: dict[str, Any]) -> list[str]:
     return []
 
 
+def _short(commit: str | None) -> str:
+    return commit[:12] if commit else "base"
+
+
+def recorded_notes(repo: Repository, manifest: dict[str, Any], v: Verification) -> None:
+    """Adds to `v` what the manifest's informational fields say against this repository and
+    this rebuild. `rev` (the name the export was asked for) may name another commit now (a
+    branch moved on) or none: a note. `base.spec` may name the same base (by hash)
+    otherwise, as a clone on a copy elsewhere does: a note. `built_with` (the device type
+    and dtype the state was built in) other than this rebuild's, where every tensor is the
+    same: a note (a state with no edited tensor, as the base's, is alike on every device),
+    but for a full checkpoint another dtype is a problem, since its tensors have the dtype
+    they were rebuilt in here."""
+    commit, rev = manifest.get("commit"), manifest.get("rev")
+    if isinstance(rev, str):
+        try:
+            now = state_commit(repo, rev)
+        except MemstoreError:
+            v.notes.append(f"rev: {rev!r} names no revision of this repository now")
+        else:
+            if now != commit:
+                v.notes.append(f"rev: {rev!r} names {_short(now)} now, not the exported "
+                               f"{_short(commit)}")
+    spec = manifest["base"].get("spec")
+    if isinstance(spec, str) and spec != repo.base.spec:
+        v.notes.append(f"base.spec: the export names its base {spec!r}, this repository "
+                       f"{repo.base.spec!r} (the same weights, by hash)")
+    made, again = v.built_with, v.rebuilt_with
+    if not v.ok or made is None or again is None or made == again:
+        return
+    if manifest.get("export_format", "full") == "full" and made["dtype"] != again["dtype"]:
+        v.problems.append(f"built_with: records dtype {made['dtype']}, but the checkpoint's "
+                          f"tensors are {again['dtype']}, as rebuilt here")
+    else:
+        v.notes.append(f"built_with: built with {made['device']}/{made['dtype']}, rebuilt "
+                       f"here with {again['device']}/{again['dtype']} to the same bits")
+
+
+def check_recorded(out_dir: str | Path, manifest: dict[str, Any]) -> None:
+    """The manifest's informational fields have their types: `rev` and `base.spec`
+    strings, `built_with` (when there) a device type and a dtype."""
+    made = manifest.get("built_with")
+    if not isinstance(manifest.get("rev", ""), str) or \
+            not isinstance(manifest["base"].get("spec", ""), str) or not (
+            made is None or (isinstance(made, dict) and set(made) == {"device", "dtype"}
+                             and all(isinstance(x, str) for x in made.values()))):
+        raise ValidationError(f"{Path(out_dir) / MANIFEST}: damaged manifest (rev, base.spec "
+                              "or built_with)")
+
+
 def check_source(repo: Repository, out_dir: str | Path, manifest: dict[str, Any]) -> None:
     """The export was made from this repository's base and from one of its commits."""
     b = repo.base
@@ -330,6 +380,7 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
     in the manifest) are checked by memstore.store.exports."""
     manifest = read_manifest(out_dir)
     check_source(repo, out_dir, manifest)
+    check_recorded(out_dir, manifest)
     if manifest.get("export_format", "full") != "full":
         from .exports import verify_served
 
@@ -369,8 +420,10 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
             problems.append(f"{name}: missing from the checkpoint")
     for name in sorted(set(manifest["tensors"]) - set(files)):
         problems.append(f"{name}: in the manifest but not in the checkpoint")
-    recorded = manifest.get("built_with") if isinstance(manifest.get("built_with"), dict) else None
-    return Verification(commit, len(files), problems, recorded, built_with(base), notes)
+    v = Verification(commit, len(files), problems, manifest.get("built_with"),
+                     built_with(base), notes)
+    recorded_notes(repo, manifest, v)
+    return v
 
 
 @dataclass

@@ -201,6 +201,7 @@ def verify_served(repo: Repository, out_dir: str | Path, manifest: dict[str, Any
     v.problems += listed_file_problems(out, listed)
     v.problems += [f"{p.name}: not part of the export" for p in sorted(out.iterdir())
                    if p.name != MANIFEST and p.name not in listed]
+    checkpoint.recorded_notes(repo, manifest, v)
     return v
 
 
@@ -300,10 +301,8 @@ def _verify_gguf(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verif
     for t in written.tensors:
         if expected.get(t.name) != (t.dims, t.type):
             problems.append(f"{t.name}: shape or type differs from the base file's")
-    recorded_with = manifest.get("built_with")
     return Verification(manifest.get("commit"), len(rebuilt), problems,
-                        recorded_with if isinstance(recorded_with, dict) else None,
-                        built.built_with)
+                        manifest.get("built_with"), built.built_with)
 
 
 def _same_edited_layers(built: BuiltGguf, recorded: Any) -> bool:
