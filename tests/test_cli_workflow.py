@@ -378,7 +378,7 @@ def test_verify_checks_what_a_loader_reads(history, tmp_path, tamper):
         says = "tokenizer.json: differs from the rebuilt model's"
     elif tamper == "listed file removed":
         (out / "generation_config.json").unlink()
-        says = "generation_config.json: missing from the export"
+        says = "generation_config.json: listed in the manifest but missing"
     else:
         (out / "notes.txt").write_text("mine")
         says = "notes.txt: not part of the export"

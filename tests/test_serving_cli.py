@@ -350,3 +350,25 @@ def test_an_out_dir_named_near_the_file_name_limit(repo, tmp_path):
     ok("export", "HEAD~1", out, "--force", cwd=repo)
     assert json.loads((out / "memstore-manifest.json").read_text())["rev"] == "HEAD~1"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["repo", out.name])
+
+
+def test_a_missing_file_of_an_export_is_one_line_that_says_so(repo, tmp_path):
+    """A file the manifest lists, gone from the export: a checkpoint's tokenizer.json was
+    two lines ('missing from the export', 'listed in the manifest but missing'), an
+    adapter's adapter_config.json 'differs from the rebuilt adapter' besides the second."""
+    for fmt, name in (("full", "tokenizer.json"), ("peft", "adapter_config.json")):
+        out = tmp_path / fmt
+        ok("export", "HEAD", out, "--format", fmt, cwd=repo)
+        (out / name).unlink()
+        r = run("verify", out, cwd=repo)
+        assert r.exit_code == 1 and "Traceback" not in r.output
+        assert [line for line in r.stdout.splitlines() if name in line] == [
+            f"{name}: listed in the manifest but missing"], r.stdout
+        manifest = out / "memstore-manifest.json"
+        m = json.loads(manifest.read_text())
+        del m["files"][name]
+        manifest.write_text(json.dumps(m))
+        r = run("verify", out, cwd=repo)
+        assert r.exit_code == 1
+        assert [line for line in r.stdout.splitlines() if name in line] == [
+            f"{name}: missing from the export"], r.stdout

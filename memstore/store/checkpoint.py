@@ -33,6 +33,7 @@ from .export_target import (
     check_target,
     is_manifest,
     listed_file_problems,
+    missing,
     write_manifest,
     written_beside,
 )
@@ -273,8 +274,9 @@ def _check_files(out: Path, manifest: dict[str, Any], base) -> list[str]:
             if name == SAFETENSORS_INDEX and "model.safetensors" not in weights:
                 continue  # a sharded export's index: its files are the weights read below
             got, want = out / name, fresh / name
-            if not got.is_file() or got.is_symlink():
-                problems.append(f"{name}: missing from the export")
+            if missing(got):
+                if name not in listed:  # else listed_file_problems says so
+                    problems.append(f"{name}: missing from the export")
             elif not want.exists():
                 problems.append(f"{name}: not written by an export of this model")
             elif name.endswith(".json"):

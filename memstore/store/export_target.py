@@ -313,8 +313,13 @@ def listed_file_problems(folder: Path, listed: dict[str, str]) -> list[str]:
     problems = []
     for name, sha in sorted(listed.items()):
         p = folder / name
-        if not p.is_file() or p.is_symlink():
+        if missing(p):
             problems.append(f"{name}: listed in the manifest but missing")
         elif file_sha256(p) != sha:
             problems.append(f"{name}: differs from the manifest")
     return problems
+
+
+def missing(path: Path) -> bool:
+    """`path` is no file of the export's own: absent, a link, or not a regular file."""
+    return path.is_symlink() or not path.is_file()

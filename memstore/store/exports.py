@@ -35,6 +35,7 @@ from .export_target import (
     Target,
     check_target,
     listed_file_problems,
+    missing,
     write_manifest,
     written_beside,
 )
@@ -231,8 +232,11 @@ def _verify_peft(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verif
     if manifest.get("rank") != built.adapter.rank or \
             not _same_layers(layer_report(built), manifest.get("layers")):
         problems.append("rank or layers: differ from the rebuilt adapter's")
-    config = out / CONFIG
-    if not config.is_file() or not _same_config(config, built, manifest.get("files", {})):
+    config, listed = out / CONFIG, manifest.get("files", {})
+    if missing(config):
+        if CONFIG not in listed:  # else listed_file_problems says so
+            problems.append(f"{CONFIG}: missing from the export")
+    elif not _same_config(config, built, listed):
         problems.append(f"{CONFIG}: differs from the rebuilt adapter")
     return Verification(commit, len(rebuilt), problems)
 
