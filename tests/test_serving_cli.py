@@ -372,3 +372,15 @@ def test_a_missing_file_of_an_export_is_one_line_that_says_so(repo, tmp_path):
         assert r.exit_code == 1
         assert [line for line in r.stdout.splitlines() if name in line] == [
             f"{name}: missing from the export"], r.stdout
+
+
+def test_verify_of_an_adapter_without_its_weights(repo, tmp_path):
+    """adapter_model.safetensors gone: the one line nested safetensors' error in ours
+    ('unreadable adapter weights (…: not a readable safetensors file (No such file or
+    directory: …))')."""
+    out = tmp_path / "peft"
+    ok("export", out, "--format", "peft", cwd=repo)
+    (out / "adapter_model.safetensors").unlink()
+    line = refused(repo, "verify", out, code=1, says=f"{out}: no adapter_model.safetensors "
+                   "(the adapter's weights), which its manifest says it holds")
+    assert "unreadable" not in line

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +218,9 @@ def _verify_peft(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verif
     if since is not None and not repo.has_commit(since):
         raise MemstoreError(f"{out} applies to commit {since[:12]}, which this "
                             "repository does not have")
+    if not os.path.lexists(out / ADAPTER_WEIGHTS):
+        raise MemstoreError(f"{out}: no {ADAPTER_WEIGHTS} (the adapter's weights), which its "
+                            "manifest says it holds")
     built = build_adapter(repo, commit, since, max_rank)
     check_widths(repo, built)  # verified against its rebuild, it would pass
     rebuilt = {n: tensor_sha256(t) for n, t in built.adapter.tensors.items()}
