@@ -26,7 +26,7 @@ CORPUS = [
 
 FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama", "gemma", "gemma2", "gemma3_text", "gemma3",
             "phi3", "olmo2", "phi", "smollm3", "starcoder2", "stablelm",
-            "granite")
+            "granite", "cohere", "cohere2")
 POST_NORM_FAMILIES = ("gemma2", "gemma3_text", "gemma3", "olmo2")
 
 SPECIAL = ["<pad>", "<bos>", "<eos>"]
@@ -141,6 +141,13 @@ def tiny_config(family: str, vocab_size: int, layers: int = 2) -> transformers.P
             hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=128, embedding_multiplier=12.0,
             attention_multiplier=0.125, residual_multiplier=0.22, logits_scaling=2.0, **common)
+    if family in ("cohere", "cohere2"):  # logits × 0.5 (Command R's 0.0625 would flatten a
+        # tiny model's); Cohere 2: three sliding-window layers, then a global one
+        make = transformers.CohereConfig if family == "cohere" else transformers.Cohere2Config
+        return make(hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                    logit_scale=0.5, **common,
+                    **({"head_dim": 8, "sliding_window": 64} if family == "cohere2" else {}))
     raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
 
 

@@ -37,9 +37,10 @@ class Adapter:
     post_norm_path: str | None = None
     # config attributes naming the scales a family puts between its modules (None: none):
     # the layer adds W_out's output (after the post-norm, if any) times `residual_multiplier`
-    # to the residual stream (Granite); the LM head's logits are divided by `logit_divisor`
-    # (Granite)
+    # to the residual stream (Granite); the LM head's logits are multiplied by
+    # `logit_multiplier` (Cohere: logit_scale) or divided by `logit_divisor` (Granite)
     residual_multiplier: str | None = None
+    logit_multiplier: str | None = None
     logit_divisor: str | None = None
     # scoring may pack several targets after one prompt (a custom 4D mask, restarting
     # positions): True where the family's attention takes such a mask (eval.scoring)
@@ -95,9 +96,11 @@ class Adapter:
 
     def logits(self, model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
         """The logits of final hidden states, as the model's own forward forms them: the LM
-        head, its family's scale (Granite), then soft-capping where the config asks for it
-        (Gemma 2/3)."""
+        head, its family's scale (Granite, Cohere), then soft-capping where the config asks
+        for it (Gemma 2/3)."""
         logits = self.lm_head(model)(hidden)
+        if self.logit_multiplier is not None:
+            logits = logits * getattr(model.config, self.logit_multiplier)
         if self.logit_divisor is not None:
             logits = logits / getattr(model.config, self.logit_divisor)
         cap = getattr(model.config, "final_logit_softcapping", None)
@@ -137,6 +140,11 @@ ADAPTERS: tuple[Adapter, ...] = (
     Adapter("granite", ("granite",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False, residual_multiplier="residual_multiplier",
             logit_divisor="logits_scaling"),
+    # Command R (cohere), R7B and A (cohere2: sliding-window layers with rotary positions
+    # between global ones without): attention and MLP in parallel on one LayerNorm's output,
+    # the logits × logit_scale, tied embeddings
+    Adapter("cohere", ("cohere", "cohere2"), "model.layers", "mlp.down_proj", "model.norm",
+            "model.embed_tokens", False, logit_multiplier="logit_scale"),
     Adapter("gemma", ("gemma",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False),
     Adapter("gemma2", ("gemma2", "gemma3_text"), "model.layers", "mlp.down_proj", "model.norm",
