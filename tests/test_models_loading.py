@@ -147,6 +147,29 @@ def test_a_gguf_file_of_an_unsupported_family_is_refused_before_its_copy(tmp_pat
     assert not list((tmp_path / "cache" / "models").iterdir())
 
 
+@pytest.mark.parametrize("arch", ["stablelm", "starcoder2"])
+def test_a_gguf_file_whose_rope_transformers_leaves_out_is_refused_before_its_copy(tmp_path, arch):
+    """transformers' loader maps neither rope.freq_base nor rope.dimension_count for these
+    families: it built the model with its default base and rotated share, not the file's."""
+    from gguf_support import write_tiny_gguf
+
+    base = write_tiny_gguf(tmp_path / "tiny.gguf", arch=arch)
+    refused_init(tmp_path, base, f"{base}: transformers' GGUF loader builds a {arch} model "
+                                 "without the file's RoPE base and rotated dimensions")
+    assert not list((tmp_path / "cache" / "models").iterdir())
+
+
+@pytest.mark.parametrize("arch", ["phi2", "smollm3", "granite", "command-r", "cohere2"])
+def test_a_gguf_file_of_a_family_transformers_does_not_read_is_one_line(tmp_path, arch):
+    """Families memstore edits from their directories; transformers reads none of their GGUF
+    files (should it start to, check which of their keys it leaves out, as for StableLM)."""
+    from gguf_support import write_tiny_gguf
+
+    base = write_tiny_gguf(tmp_path / "tiny.gguf", arch=arch)
+    refused_init(tmp_path, base, f"cannot load the model '{base}': GGUF model with "
+                                 f"architecture {arch} is not supported")
+
+
 def test_a_directory_of_an_unsupported_family_is_refused_before_its_weights_are_read(tmp_path):
     """(An OPT model was loaded whole, in float32, and refused afterwards.)"""
     import transformers

@@ -65,6 +65,10 @@ ROPE_SHORT, ROPE_LONG = "rope_factors_short.weight", "rope_factors_long.weight" 
 _ROPE_TENSORS = (ROPE_FREQS, ROPE_SHORT, ROPE_LONG)
 # the families memstore reads from a GGUF file that rotate by RoPE (mistral's files say llama)
 _ROPE_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3")
+# families memstore edits whose files transformers' loader reads without their RoPE: it maps
+# neither `rope.freq_base` nor `rope.dimension_count` for them (StarCoder2's base is 10^5 or
+# 10^6, not its 10^4): refused, their Hugging Face directories are read as they are
+_ROPE_UNREAD = ("stablelm", "starcoder2")
 # (low_freq_factor, high_freq_factor, original context) of the llama3 scalings tried, with
 # the largest divisor as the factor (Llama 3.1/3.3: 8, 1, 4, 8192; Llama 3.2: 32, 1, 4, 8192)
 _LLAMA3_SHAPES = [(1.0, 4.0, 8192), (1.0, 4.0, 4096), (1.0, 4.0, 16384), (1.0, 4.0, 2048)]
@@ -272,6 +276,11 @@ def llama_cpp_settings(fields: dict[str, Any]) -> dict[str, Any]:
     """Config attribute → the value llama.cpp runs the file with, for the attributes
     transformers' loader leaves at its defaults (none for other families)."""
     arch = fields.get("general.architecture")
+    if arch in _ROPE_UNREAD:
+        raise ValidationError(f"transformers' GGUF loader builds a {arch} model without the "
+                              "file's RoPE base and rotated dimensions (rope.freq_base, "
+                              "rope.dimension_count), not the model llama.cpp runs; use the "
+                              "model's Hugging Face directory")
     out: dict[str, Any] = {**head_dim(arch, fields), **gpt2_positions(arch, fields),
                            **rope_settings(arch, fields), **sliding_layers(arch, fields)}
     if arch in _27B_LAYERS:
