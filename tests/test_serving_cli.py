@@ -384,3 +384,19 @@ def test_verify_of_an_adapter_without_its_weights(repo, tmp_path):
     line = refused(repo, "verify", out, code=1, says=f"{out}: no adapter_model.safetensors "
                    "(the adapter's weights), which its manifest says it holds")
     assert "unreadable" not in line
+
+
+def test_a_file_of_an_export_replaced_by_a_link_is_named_a_link(repo, tmp_path):
+    """A listed file replaced by a symbolic link to the same bytes (as a deduplicating
+    tool does) was reported 'listed in the manifest but missing', though it is there."""
+    out = tmp_path / "full"
+    ok("export", "HEAD", out, cwd=repo)
+    config = out / "config.json"
+    copy = tmp_path / "config-copy.json"
+    copy.write_bytes(config.read_bytes())
+    config.unlink()
+    config.symlink_to(copy)
+    r = run("verify", out, cwd=repo)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert [line for line in r.stdout.splitlines() if "config.json" in line] == [
+        "config.json: a symbolic link, which memstore does not read through"], r.stdout

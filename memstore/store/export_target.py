@@ -313,7 +313,9 @@ def listed_file_problems(folder: Path, listed: dict[str, str]) -> list[str]:
     problems = []
     for name, sha in sorted(listed.items()):
         p = folder / name
-        if missing(p):
+        if p.is_symlink():
+            problems.append(f"{name}: a symbolic link, which memstore does not read through")
+        elif missing(p):
             problems.append(f"{name}: listed in the manifest but missing")
         elif file_sha256(p) != sha:
             problems.append(f"{name}: differs from the manifest")
