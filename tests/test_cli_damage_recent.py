@@ -8,6 +8,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from cli_support import error_line, ok, run, snapshot
 
 
@@ -100,3 +101,37 @@ def test_a_remote_tag_naming_an_object_that_is_no_json_is_named_in_a_short_line(
     assert r.exit_code == 1 and problem.startswith(f"commit {oid[:12]} (reached from tag v1): "
                                                    "unreadable record (UnicodeDecodeError: ")
     assert len(problem) < 400, problem
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+DAMAGED_ROWS = {  # a row any write here ends by reading (it records them all in a snapshot)
+    "a tag row made symbolic": (("update refs set target = null, symbolic = 'refs/heads/main'"
+                                 " where name = 'refs/tags/v1'"),
+                                "ref refs/tags/v1 is damaged (symbolic 'refs/heads/main')"),
+    "an upstreams row of NULL": ("update config set value = null where key = 'upstreams'",
+                                 "the repository's config row 'upstreams' is unreadable"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_ROWS)
+def test_push_refuses_a_damaged_row_here_before_the_remote_changes(history, damage):
+    """push and push --delete wrote the remote (the branch created, or deleted), then
+    refused on a damaged ref or config row here when recording the remote-tracking branch:
+    exit 1, though the remote had changed. They now refuse before the remote changes."""
+    repo, (c1, c2, _) = history
+    remote = repo.parent / "remote"
+    ok("remote", "add", "origin", remote, cwd=repo)
+    for branch, commit in (("first", c1), ("old", c2)):  # first: the remote's HEAD
+        ok("branch", branch, commit, cwd=repo)
+        ok("push", "-u", "origin", branch, cwd=repo)
+    ok("tag", "v1", cwd=repo)
+    statement, said = DAMAGED_ROWS[damage]
+    sql(repo, statement)
+    there = files(remote)
+    for args in (["push", "origin", "main"], ["push", "--delete", "origin", "old"]):
+        refused(repo, args, 1, said)
+        assert files(remote) == there, args

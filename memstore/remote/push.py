@@ -87,6 +87,8 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
         check_storable(branch, "branch")
     except ValidationError as e:
         raise ValidationError(f"push to {name} refused: {e}; rename it") from None
+    with repo.lock():  # what the write here at the end checks, before the remote moves: a
+        pass  # damaged ref or config row, a read-only repository refused it after
     base = repo.base
     remote = connect(url, name, base_hash=base.hash, must_exist=False)
     path = branch_path(branch)

@@ -70,6 +70,8 @@ def push_delete(repo: Repository, name: str, refs: list[str], *,
     if not refs:
         raise ValidationError("push --delete: name the branches or tags to delete")
     url = remotes.url_of(repo, name)
+    with repo.lock():  # what _untrack's write checks, before anything is deleted: a damaged
+        pass  # ref or config row, a read-only repository refused it after
     transport = connect(url, name, base_hash=repo.base.hash).transport
     head = transport.read(HEAD_FILE)
     current = parse_head(head) if head is not None else None
