@@ -25,9 +25,10 @@ from memstore.errors import ValidationError
 from memstore.remote.push import push
 from memstore.remote.push_delete import push_delete
 from memstore.remote.push_tags import push_tags
-from memstore.remote.transport import RemoteError, open_transport
+from memstore.remote.transport import RefValue, RemoteError, open_transport
 from memstore.store import refs
 from memstore.store.objects import TEMP_PREFIX
+from memstore.store.refs import HEADS
 from memstore.store.repository import Repository
 
 pytest_plugins = ["remote_fixtures"]  # s3_server, any_pair
@@ -282,3 +283,23 @@ def test_names_differing_only_by_unicode_normalization_are_twins(any_pair):
     with pytest.raises(ValidationError, match="only by Unicode normalization"):
         push_tags(b)
     assert remote_files(url) == before
+
+
+@pytest.mark.parametrize("first, second", [("a", "a/b"), ("a/b", "a"), ("a", "a/b/c")])
+def test_a_ref_beside_the_folder_of_another_is_refused_by_every_store(transport, first,
+                                                                      second):
+    """A push refuses 'a/b' where the remote has 'a' (and the reverse) before writing
+    anything; one that lands meanwhile was caught by no store: the folder refused the ref
+    in a line that did not say why (''…/refs/heads/a is not a regular file', 'File
+    exists'), memory:// too ('File exists', or the ref moved into the folder and the push
+    told the branch had been deleted meanwhile), S3 stored both. Every store now refuses
+    the ref's write in one line naming the other, writing nothing."""
+    commit = "ab" * 32
+    transport.swap_ref(HEADS + first, commit, RefValue(None))
+    before = transport.list(HEADS)
+    with pytest.raises(RemoteError) as e:
+        transport.swap_ref(HEADS + second, commit, RefValue(None))
+    assert str(e.value) == (f"remote {transport.url}: cannot write {HEADS}{second}: there is "
+                            f"{HEADS}{first}, and a ref cannot be both a file and the folder "
+                            "of another (pushed meanwhile?); rename one")
+    assert transport.list(HEADS) == before == {first: 65}

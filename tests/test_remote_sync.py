@@ -314,8 +314,8 @@ def test_an_incremental_push_reads_and_lists_what_it_adds(pair, monkeypatch):
     assert r.new == c.id and r.moved.commits == 1
     assert read == [c.id] and not set(sized) & pushed and len(pushed) > 90
     parent = c.parents[0]  # the remote branch's commit: checked to be there
-    assert set(listed) <= {"refs/heads/", f"objects/{parent[:2]}/"} | {
-        f"objects/{o[:2]}/" for o in c.object_ids()}
+    assert set(listed) <= {"refs/heads/", "refs/heads/main/", f"objects/{parent[:2]}/"} | {
+        f"objects/{o[:2]}/" for o in c.object_ids()}  # main/: no ref below the one moved
     fetch(b)
     assert b.resolve("origin/main") == c.id and b.fsck() == [] and fsck_remote(url) == []
 

@@ -97,6 +97,7 @@ class FolderTransport(Transport):
         self.flush()  # the objects it names, durable before the lock is taken
         with self._lock():
             self.check_ref(path, expected)
+            self.check_room(path)
             self._call(f"write {path}", self._make_room, path)
             self.put(path, ref_bytes(commit))
 

@@ -225,6 +225,7 @@ class FsspecTransport(Transport):
 
     def swap_ref(self, path: str, commit: str, expected: RefValue) -> None:
         self.check_ref(path, expected)
+        self.check_room(path)
         self._call(f"write {path}", self._make_room, path)
         self.put(path, ref_bytes(commit))
         after = self.read_ref(path).commit

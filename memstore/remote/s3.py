@@ -186,6 +186,7 @@ class S3Transport(FsspecTransport):
             return None
 
     def swap_ref(self, path: str, commit: str, expected: RefValue) -> None:
+        self.check_room(path)
         condition = {"IfMatch": expected.token} if expected.commit is not None \
             else {"IfNoneMatch": "*"}
         done = self._conditional_put(path, ref_bytes(commit), condition)

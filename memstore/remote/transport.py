@@ -200,6 +200,24 @@ class Transport(ABC):
         return {p[len(prefix):]: parse_ref(data, f"{self.url}: {p}")
                 for p, data in sorted(refs.items())}
 
+    def check_room(self, path: str) -> None:
+        """RemoteError unless ref `path` (refs/heads/a/b) can be written beside the refs
+        the remote has: no ref at a folder of its name (refs/heads/a) and none below it
+        (refs/heads/a/b/c), which no folder and no repository can hold beside it. A push
+        refuses such a ref before it writes anything (refs.folder_clash); this catches one
+        pushed meanwhile, which a folder refused in a line that did not say why ('File
+        exists') and S3 stored beside it. (A folder checks under its lock; another store
+        just before its write.)"""
+        prefix = next(p for p in KINDS if path.startswith(p))
+        parts = path[len(prefix):].split("/")
+        clash = [prefix + "/".join(parts[:i]) for i in range(1, len(parts))
+                 if self.read(prefix + "/".join(parts[:i])) is not None]
+        clash += [f"{path}/{rel}" for rel in sorted(self.list(path + "/"))]
+        if clash:
+            raise RemoteError(f"remote {self.url}: cannot write {path}: there is "
+                              f"{clash[0]}, and a ref cannot be both a file and the folder of "
+                              "another (pushed meanwhile?); rename one")
+
     def check_ref_file(self, prefix: str, name: str, size: int) -> None:
         """RemoteFormatError unless `PREFIX/NAME` of `size` bytes can be a branch (or tag):
         a valid name, and small enough to be read for a commit id."""
