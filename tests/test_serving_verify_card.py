@@ -12,6 +12,8 @@ import test_cli_errors
 from cli_support import model_dir, ok, run
 from test_cli_errors import refused
 
+from memstore.store.export_card import TEMPLATE
+
 repo = test_cli_errors.repo  # the same fixture: a copy of C1..C3
 CARD_DIFFERS = "README.md: differs from the card rebuilt from the repository"
 
@@ -33,6 +35,10 @@ def failed_on_the_card(out, cwd) -> None:
     assert [line for line in r.stdout.splitlines() if "README.md" in line] == [CARD_DIFFERS]
 
 
+def notes_of(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+
+
 def test_a_card_edited_with_its_hash_fails_verify(repo, tmp_path):
     for fmt in ("full", "peft"):
         out = tmp_path / fmt
@@ -48,7 +54,7 @@ def test_a_card_edited_with_its_hash_fails_verify(repo, tmp_path):
             for name, data in saved.items():
                 (out / name).write_bytes(data)
         m = json.loads((out / "memstore-manifest.json").read_text())
-        assert m["card"] == {"out": str(out), "runtime": []}
+        assert m["card"] == {"out": str(out), "runtime": [], "template": TEMPLATE}
 
 
 def test_a_card_is_the_same_rebuilt_elsewhere(base, repo, tmp_path):
@@ -86,9 +92,18 @@ def test_an_export_without_a_card_record(repo, tmp_path):
     manifest.write_text(json.dumps({k: v for k, v in m.items() if k != "card"}))
     r = ok("verify", out, cwd=repo)
     assert "OK:" in r.stdout
-    assert r.stderr.startswith("note: README.md: not compared with the repository")
+    says = ("note: README.md: not compared with the repository (the manifest, written by an "
+            "earlier memstore, does not record the card's output path)")
+    assert notes_of(r) == [says]
     d = json.loads(ok("verify", out, "--json", cwd=repo).stdout)
     assert d["ok"] is True and len(d["notes"]) == 1
+    edited = {**m, "card": {**m["card"], "template": TEMPLATE + 1}}  # another memstore's
+    manifest.write_text(json.dumps(edited))
+    edit_card(out, "basketball → soccer", "basketball → tennis")
+    r = ok("verify", out, cwd=repo)
+    says = (f"note: README.md: not compared with the repository (written with template "
+            f"{TEMPLATE + 1} of memstore's card text, this memstore writes {TEMPLATE})")
+    assert notes_of(r) == [says]
     manifest.write_text(json.dumps({**m, "card": {"out": 3}}))
     refused(repo, "verify", out, code=2, says="damaged manifest (card)")
     (out / "README.md").unlink()

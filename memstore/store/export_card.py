@@ -10,7 +10,12 @@ the figures measured at export (an adapter's rank and per-layer error, the effic
 truncation, a GGUF's re-quantisation figures). Nothing in it depends on the time, the
 machine or the folder it is rebuilt in, so `verify` renders it again from the repository
 and the manifest and compares it byte for byte (the manifest's fields are checked on their
-own where the repository can say them again)."""
+own where the repository can say them again).
+
+The card's wording is memstore's and may change between versions: the record keeps the
+TEMPLATE it was written with, and a card of another template is not compared (a note).
+Raise TEMPLATE with any change to the text a card renders for the same inputs (here, in
+memstore.serving.card or memstore.serving.peft.serving_lines)."""
 from __future__ import annotations
 
 import json
@@ -26,6 +31,7 @@ from .repository import Repository
 from .states import BASE
 
 GGUF_FILE = "model.gguf"
+TEMPLATE = 1  # of the card's text: see above
 
 
 def rebuild_command(commit: str | None, out: str, format: str, since: str | None = None,
@@ -83,8 +89,9 @@ def gguf_lines(dtype: str, layers: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def card_record(out: str, runtime: tuple[str, ...]) -> dict[str, Any]:
-    """The manifest's `card`: the output path and the runtime flags the card names."""
-    return {"out": out, "runtime": list(runtime)}
+    """The manifest's `card`: the output path and the runtime flags the card names, and
+    the template of its text."""
+    return {"out": out, "runtime": list(runtime), "template": TEMPLATE}
 
 
 def card_of(repo: Repository, manifest: dict[str, Any]) -> str:
@@ -134,6 +141,11 @@ def card_problems(repo: Repository, out: Path, manifest: dict[str, Any]
     path = out / cards.CARD
     if path.is_symlink() or not path.is_file():  # when listed: listed_file_problems says so
         return ([] if listed else [f"{cards.CARD}: missing from the export"]), []
+    template = manifest["card"].get("template")
+    if template != TEMPLATE:
+        return [], [(f"{cards.CARD}: not compared with the repository (written with "
+                     f"template {template!r} of memstore's card text, this memstore writes "
+                     f"{TEMPLATE})")]
     try:
         want = card_of(repo, manifest)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError):
