@@ -56,3 +56,23 @@ def test_unknown_architecture_lists_supported():
         get_adapter("mamba")
     msg = str(e.value)
     assert "mamba" in msg and all(t in msg for t in supported())
+
+
+@pytest.mark.parametrize("model_type", ["llama4_text", "gpt_oss", "deepseek_v3", "mixtral"])
+def test_a_mixture_of_experts_is_refused_as_one_not_as_an_unknown_architecture(model_type):
+    """Llama 4, gpt-oss, DeepSeek V3 …: 'cannot edit … mixture of experts', where they were
+    'unsupported architecture', with the mixtures named among the supported."""
+    with pytest.raises(ValidationError) as e:
+        get_adapter(model_type).check_editable()
+    assert str(e.value).startswith(f"cannot edit {model_type} models: its MLP is a mixture")
+
+
+def test_the_supported_list_holds_no_family_refused_for_edits():
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    from memstore.models.adapters import MIXTURES
+
+    assert "mixtral" not in supported() and "qwen3_moe" not in supported()
+    assert "llama" in supported() and "granite" in supported()
+    assert all(t in CONFIG_MAPPING_NAMES for t in MIXTURES)  # no misspelt model type
+

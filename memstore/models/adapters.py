@@ -109,6 +109,9 @@ class Adapter:
         return logits
 
 
+MIXTURE = ("its MLP is a mixture of experts: a key reaches one of several W_out matrices, "
+           "which the MEMIT update does not model")
+
 ADAPTERS: tuple[Adapter, ...] = (
     Adapter("gpt2", ("gpt2",), "transformer.h", "mlp.c_proj", "transformer.ln_f",
             "transformer.wte", True),
@@ -157,14 +160,22 @@ ADAPTERS: tuple[Adapter, ...] = (
             "model.embed_tokens", False, post_norm_path="post_feedforward_layernorm"),
     # known, and refused for edits: W_out is one of several experts per token
     *(Adapter(t, (t,), "model.layers", "mlp.experts", "model.norm", "model.embed_tokens", False,
-              not_editable="its MLP is a mixture of experts: a key reaches one of several "
-                           "W_out matrices, which the MEMIT update does not model")
+              not_editable=MIXTURE)
       for t in ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe")),
 )
 
+# Mixtures of experts without an adapter (not scored either): refused for what they are,
+# not as an unknown architecture
+MIXTURES = ("cohere2_moe", "dbrx", "deepseek_v2", "deepseek_v3", "dots1", "ernie4_5_moe",
+            "exaone_moe", "flex_olmo", "glm4_moe", "gpt_oss", "granitemoe", "granitemoehybrid",
+            "granitemoeshared", "hunyuan_v1_moe", "jamba", "jetmoe", "lfm2_moe", "llama4",
+            "llama4_text", "minimax", "phimoe", "qwen3_5_moe", "qwen3_5_moe_text",
+            "qwen3_next")
+
 
 def supported() -> list[str]:
-    return sorted(t for a in ADAPTERS for t in a.model_types)
+    """The model types memstore edits."""
+    return sorted(t for a in ADAPTERS if a.not_editable is None for t in a.model_types)
 
 
 def find_adapter(model_type: str) -> Adapter | None:
@@ -179,6 +190,8 @@ def get_adapter(model_or_type: nn.Module | str) -> Adapter:
     found = find_adapter(model_type)
     if found is not None:
         return found
+    if model_type in MIXTURES:
+        raise ValidationError(f"cannot edit {model_type} models: {MIXTURE}")
     raise ValidationError(
         f"unsupported architecture {model_type!r}; supported: {', '.join(supported())}"
     )
