@@ -135,3 +135,23 @@ def test_push_refuses_a_damaged_row_here_before_the_remote_changes(history, dama
     for args in (["push", "origin", "main"], ["push", "--delete", "origin", "old"]):
         refused(repo, args, 1, said)
         assert files(remote) == there, args
+
+
+def test_a_forced_delete_of_heads_branch_refuses_a_damaged_branch_before_deleting(history):
+    """push --delete --force of the branch the remote's HEAD names, with another branch
+    there damaged (refs/heads/side holding 'zz'): main was deleted, then reading the
+    branches left to name HEAD's new branch refused: exit 1, main gone, HEAD still naming
+    it, origin/main still here. The branches are now read before anything is deleted."""
+    repo, (c1, _, _) = history
+    remote = repo.parent / "remote"
+    ok("remote", "add", "origin", remote, cwd=repo)
+    ok("push", "origin", "main", cwd=repo)
+    ok("branch", "side", c1, cwd=repo)
+    ok("push", "origin", "side", cwd=repo)
+    (remote / "refs" / "heads" / "side").write_text("zz\n")
+    there = files(remote)
+    refused(repo, ["push", "--delete", "--force", "origin", "main"], 1,
+            "refs/heads/side does not hold a commit id ('zz')")
+    assert files(remote) == there
+    r = run("fsck", "origin", cwd=repo)
+    assert r.exit_code == 1 and "branch side does not hold a commit id ('zz')" in r.stdout

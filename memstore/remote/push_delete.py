@@ -87,6 +87,8 @@ def push_delete(repo: Repository, name: str, refs: list[str], *,
         if prefix + short not in read:
             read[prefix + short] = value
             result.refs.append(RefDeletion(prefix, short, value.commit))
+    if any(r.ref == HEADS + str(current) for r in result.refs):
+        transport.branches([])  # read again in 2: a damaged branch refuses before any delete
     for r in result.refs:
         try:
             transport.delete_ref(r.ref, read[r.ref])
