@@ -6,7 +6,11 @@ model with no known id), `base_model_relation` (`adapter` for a LoRA adapter, `f
 weights that were changed), `library_name` and `tags`. The body says which revision and base
 (by content hash) the export was made from, the settings, the facts it writes (a table, cut at
 `MAX_FACT_ROWS` rows), the efficacy measured when each commit was made, and the command that
-rebuilds it. Strings are written as JSON strings, which are valid YAML scalars."""
+rebuilds it. Strings are written as JSON strings, which are valid YAML scalars.
+
+`verify` renders the card again and compares it byte for byte: a change to the text it
+renders for the same inputs (here or in memstore.serving.peft.serving_lines) must raise
+memstore.store.export_card.TEMPLATE, so that earlier exports' cards are not compared."""
 from __future__ import annotations
 
 import json

@@ -111,7 +111,8 @@ def write_adapter(directory: Path, adapter: LoraAdapter) -> None:
 def serving_lines(rank: int, family: str, out: str, since: str | None = None) -> list[str]:
     """The model card's account of how vLLM and llama.cpp load an adapter of `rank` for a
     model of `family` (memstore.models.adapters.Adapter.name) exported to `out`, applying to
-    the base or (`since`) to the state of that commit."""
+    the base or (`since`) to the state of that commit. Part of the card's text: a change
+    raises memstore.store.export_card.TEMPLATE."""
     if since is None:
         lines = [("The base is memstore's base exactly: `memstore export base BASE_DIR` writes "
                   "it as a Hugging Face checkpoint."), ""]
