@@ -155,3 +155,17 @@ def test_a_forced_delete_of_heads_branch_refuses_a_damaged_branch_before_deletin
     assert files(remote) == there
     r = run("fsck", "origin", cwd=repo)
     assert r.exit_code == 1 and "branch side does not hold a commit id ('zz')" in r.stdout
+
+
+def test_fsck_names_an_unreadable_config_row_once(history):
+    """An upstreams row that is no JSON was listed twice by fsck (its check of every row,
+    then its check of the upstreams, each read it), and counted as two problems."""
+    repo, _ = history
+    ok("remote", "add", "origin", repo.parent / "remote", cwd=repo)
+    ok("push", "-u", "origin", cwd=repo)
+    sql(repo, "update config set value = '{not json' where key = 'upstreams'")
+    r = run("fsck", cwd=repo)
+    lines = r.stdout.strip().splitlines()
+    assert r.exit_code == 1 and r.stderr.strip() == f"{len(lines)} problem(s) found", r.output
+    said = [x for x in lines if "config row 'upstreams' is unreadable" in x]
+    assert len(said) == 1 and said[0].startswith("config: "), lines

@@ -422,6 +422,7 @@ def _check_config(store: Storage) -> list[str]:
     for read in (config.read_base, config.read_settings, config.rows, upstreams.check):
         try:
             read(store.db)
-        except MemstoreError as e:
-            out.append(f"config: {e}")
+        except MemstoreError as e:  # an unreadable row fails each read of it: said once
+            if f"config: {e}" not in out:
+                out.append(f"config: {e}")
     return out
