@@ -13,6 +13,7 @@ import torch
 from ..editing.apply import build_state, delta, single_thread
 from ..editing.requests import Request, check_fits, context_length, fact_key, request_texts
 from ..errors import ValidationError
+from . import chain_facts
 from .history import LiveFact, chain_layers, chain_updates, log_ids
 from .repository import Repository
 from .states import BASE, LoadedBase, load_state, open_base, state_commit
@@ -102,8 +103,13 @@ def diff(repo: Repository, rev1: str, rev2: str) -> dict[str, list[dict[str, Any
 
 def _diff_states(repo: Repository, c1: str | None,
                  c2: str | None) -> dict[str, list[dict[str, Any]]]:
-    a = {fact_key(f.request): f for f in live_facts(repo, c1)}
-    b = {fact_key(f.request): f for f in live_facts(repo, c2)}
+    between = chain_facts.commits_between(repo.store, c1, c2) if c2 is not BASE else None
+    if between is not None:  # c2's state is c1's with the writes between on top
+        b = chain_facts.written(repo.store, between)
+        a = chain_facts.live_writes(repo.store, c1, list(b)) if c1 is not BASE else {}
+    else:
+        a = {fact_key(f.request): f for f in live_facts(repo, c1)}
+        b = {fact_key(f.request): f for f in live_facts(repo, c2)}
     added = [_fact_row(f) for k, f in b.items() if k not in a]
     removed = [_fact_row(f) for k, f in a.items() if k not in b]
     changed = [{"subject": k[0], "prompt": k[1], "old": a[k].request.target_new,

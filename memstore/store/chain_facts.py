@@ -1,0 +1,77 @@
+"""The facts a stretch of a basis chain changed, read without the rest of the chain.
+
+A state is its basis' state plus its update sets (memstore.store.history), and a later
+write of a (subject, prompt) replaces the earlier one. So where `since` lies on `commit`'s
+basis chain (the first parent of an ordinary commit, HEAD~3 of a line of commits), the
+facts of `commit`'s state are those of `since` with the writes of the commits between put
+on top: none is taken away, and only the keys those commits wrote can differ. What `since`
+held under those keys is found through the index (its basis column gives the chain, its
+request rows the writes of each key) and read back from the objects, hash-checked. `show
+HEAD` and `diff HEAD~1 HEAD` read one commit's requests this way, not the whole history's."""
+from __future__ import annotations
+
+from ..editing.requests import fact_key
+from ..errors import MemstoreError
+from .commits import Commit, load_requests
+from .history import LiveFact
+from .schema import DamagedIndexError
+from .storage import Storage
+
+Key = tuple[str, str]
+
+
+def commits_between(store: Storage, since: str | None, commit: str) -> list[Commit] | None:
+    """The commits of `commit`'s basis chain after `since` (None: the base), oldest first;
+    None when `since` is not on that chain."""
+    out, seen, cur = [], set(), commit
+    while cur is not None and cur != since:
+        if cur in seen:
+            raise MemstoreError(f"commit {cur[:12]}: its basis chain loops; run `memstore fsck`")
+        seen.add(cur)
+        out.append(store.commit(cur))
+        cur = out[-1].basis
+    return out[::-1] if cur == since else None
+
+
+def written(store: Storage, commits: list[Commit]) -> dict[Key, LiveFact]:
+    """Per key, the last write of `commits` (applied in order), in the order of those writes."""
+    last: dict[Key, LiveFact] = {}
+    for c in commits:
+        for i, s in enumerate(c.update_sets):
+            for p, r in enumerate(load_requests(store.objects, s)):
+                last.pop(fact_key(r), None)
+                last[fact_key(r)] = LiveFact(r, c.id, i, p)
+    return last
+
+
+def live_writes(store: Storage, commit: str, keys: list[Key]) -> dict[Key, LiveFact]:
+    """Of `keys`, those live in `commit`'s state, each with the write that holds it."""
+    basis = {r["id"]: r["basis"] for r in store.db.query("select id, basis from commits")}
+    chain, cur = [], commit
+    while cur is not None:
+        if cur not in basis or len(chain) > len(basis):
+            raise DamagedIndexError(f"commit {cur[:12]} is named but not in the index (or its "
+                                    "basis chain loops there); run `memstore fsck`")
+        chain.append(cur)
+        cur = basis[cur]
+    depth = {c: d for d, c in enumerate(reversed(chain))}
+    found: dict[Key, tuple[int, int, int, str]] = {}
+    for key in keys:
+        # by the subject's index: SQLite would take the prompt's, and many facts share a
+        # prompt ('{} plays'), so each look-up would read a good part of the table
+        rows = store.db.query("select commit_id, set_index, position from requests "
+                              "where subject = ? and +prompt = ?", list(key))
+        where = [(depth[r["commit_id"]], r["set_index"], r["position"], r["commit_id"])
+                 for r in rows if r["commit_id"] in depth]
+        if where:
+            found[key] = max(where)
+    out, read = {}, {}
+    for key, (_, i, p, cid) in found.items():
+        if (cid, i) not in read:  # the write itself, from its hash-checked object
+            read[cid, i] = load_requests(store.objects, store.commit(cid).update_sets[i])
+        requests = read[cid, i]
+        if p >= len(requests) or fact_key(requests[p]) != key:
+            raise DamagedIndexError(f"the index's request rows of commit {cid[:12]} differ "
+                                    "from its record; run `memstore fsck --repair`")
+        out[key] = LiveFact(requests[p], cid, i, p)
+    return out
