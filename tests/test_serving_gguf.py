@@ -501,3 +501,20 @@ def test_verify_notes_another_built_with_of_the_same_bits(gguf_repo, tmp_path):
     assert "OK: 38 tensors identical" in r.stdout
     assert "note: built_with: built with cuda/float32, rebuilt here with cpu/float32 to the " \
            "same bits" in r.stderr
+
+
+def test_verify_of_a_gguf_export_without_its_file(gguf_repo, tmp_path):
+    """model.gguf gone, or replaced by a link to the same bytes: both were 'OUT/model.gguf:
+    no GGUF file' (exit 2, as for a mistyped argument), though the link is there."""
+    from cli_support import error_line
+
+    repo, out = gguf_repo["repo"], tmp_path / "g"
+    shutil.copytree(gguf_repo["dir"] / "g32", out)
+    target = out / "model.gguf"
+    target.rename(tmp_path / "elsewhere.gguf")
+    target.symlink_to(tmp_path / "elsewhere.gguf")
+    error_line(run("verify", out, cwd=repo), 1,
+               f"{target} is a symbolic link, which memstore does not read through")
+    target.unlink()
+    error_line(run("verify", out, cwd=repo), 1,
+               f"{out}: no model.gguf (the GGUF file), which its manifest says it holds")

@@ -285,8 +285,12 @@ def _same_layers(rebuilt: dict[str, dict[str, Any]], recorded: Any) -> bool:
 def _verify_gguf(repo: Repository, out: Path, manifest: dict[str, Any]) -> Verification:
     info = manifest.get("gguf") if isinstance(manifest.get("gguf"), dict) else {}
     target = out / GGUF_FILE
-    if target.is_symlink() or not target.is_file():
-        raise ValidationError(f"{target}: no GGUF file")
+    if target.is_symlink():
+        raise MemstoreError(f"{target} is a symbolic link, which memstore does not read "
+                            "through")
+    if not target.is_file():
+        raise MemstoreError(f"{out}: no {GGUF_FILE} (the GGUF file), which its manifest says "
+                            "it holds")
     built = build_gguf(repo, manifest.get("commit"), str(info.get("dtype", "f32")))
     base = built.layout
     written = read_layout(target)
