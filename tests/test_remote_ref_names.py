@@ -303,3 +303,12 @@ def test_a_ref_beside_the_folder_of_another_is_refused_by_every_store(transport,
                             f"{HEADS}{first}, and a ref cannot be both a file and the folder "
                             "of another (pushed meanwhile?); rename one")
     assert transport.list(HEADS) == before == {first: 65}
+
+
+def test_a_ref_beside_names_that_only_start_with_its_own_is_written(transport):
+    """'main' beside 'main2' and 'main-x/y': no folder of the other's (a store listing by
+    prefix would find them under 'refs/heads/main')."""
+    commit = "ab" * 32
+    for name in ("main2", "main-x/y", "main"):
+        transport.swap_ref(HEADS + name, commit, RefValue(None))
+    assert transport.list(HEADS) == {"main": 65, "main-x/y": 65, "main2": 65}
