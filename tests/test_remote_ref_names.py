@@ -2,7 +2,9 @@
 outright left (empty, or holding a dead push's temporary). A leftover never keeps a later
 ref from being written; anything else at its name refuses the push with one line, writing
 no ref. A ref's temporary is written in refs/heads/ (refs/tags/) itself, never in a
-folder below, whose name a ref may need.
+folder below, whose name a ref may need. And the names every kind of remote must hold
+alike: a ref beside the folder of another ('a', 'a/b'), a path component over 255 bytes,
+names differing only by Unicode normalization.
 
 The kills are those of tests/test_remote_crash_refs.py: a process forked from a
 forkserver SIGKILLs itself at a chosen step (crash_points.self_kill_at)."""
