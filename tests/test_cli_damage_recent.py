@@ -169,3 +169,33 @@ def test_fsck_names_an_unreadable_config_row_once(history):
     assert r.exit_code == 1 and r.stderr.strip() == f"{len(lines)} problem(s) found", r.output
     said = [x for x in lines if "config row 'upstreams' is unreadable" in x]
     assert len(said) == 1 and said[0].startswith("config: "), lines
+
+
+MALFORMED_CONFIG = {  # row, value, what a command says
+    "settings of the wrong shape": ("settings", json.dumps({"layers": "x"}),
+                                    "the repository's editor settings are invalid"),
+    "settings that are a list": ("settings", "[1]",
+                                 "the repository's editor settings are malformed"),
+    "a base record that is a list": ("base", "[]", "the repository's base record is malformed"),
+}
+
+
+@pytest.mark.parametrize("damage", MALFORMED_CONFIG)
+def test_fsck_repair_takes_a_malformed_settings_or_base_row_from_the_snapshot(history,
+                                                                               damage):
+    """A settings (or base) row that is JSON but not settings: `config` and `config KEY
+    VALUE`, which the line sent the user to ('fix them with `memstore config`'), refused
+    with the same line, and fsck --repair kept the row (the index was readable, so its
+    config was copied), exit 1: no way out. Repair now takes the refs and config from the
+    snapshot, as for a damaged ref row."""
+    repo, _ = history
+    key, value, said = MALFORMED_CONFIG[damage]
+    sql(repo, "update config set value = ? where key = ?", value, key)
+    for args in (["config"], ["config", "z_steps", "6"], ["status"]):
+        refused(repo, args, 1, said)
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and f"config: {said}" in r.stdout, r.output
+    r = run("fsck", "--repair", cwd=repo)
+    assert r.exit_code == 0 and "refs and config from the snapshot" in r.stderr, r.output
+    assert ok("config", "z_steps", cwd=repo).stdout.strip() == "5"  # cli_support.SETTINGS
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"

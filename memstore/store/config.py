@@ -113,5 +113,5 @@ def read_settings(db: Database) -> EditSettings | None:
     try:
         return EditSettings.from_dict(raw)
     except MemstoreError as e:
-        raise MemstoreError(f"the repository's editor settings are invalid ({e}); fix them with "
-                            "`memstore config` or run `memstore fsck`") from None
+        raise MemstoreError(f"the repository's editor settings are invalid ({e}); run "
+                            "`memstore fsck --repair`") from None

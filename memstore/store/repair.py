@@ -83,7 +83,8 @@ def _scan(objects: DiskObjectStore) -> _Scan:
 
 def _read_old(path: Path) -> tuple[list[dict], dict[str, Any], list[dict]] | None:
     """The refs and config rows of the old index, if it can still be read and they are
-    sound (a damaged ref row is not copied into the new index: the snapshot has it), and
+    sound (a damaged ref row, or a malformed base or settings row, is not copied into the
+    new index: the snapshot has it), and
     its statistics rows that name no record object (written before statistics records
     were: the object store alone cannot say what their matrices are)."""
     try:
@@ -97,6 +98,8 @@ def _read_old(path: Path) -> tuple[list[dict], dict[str, Any], list[dict]] | Non
                 for r in db.query("select * from refs order by name")]
         unrecorded = [dict(r) for r in db.query("select * from statistics order by id, layer")
                       if r.get("record") is None]
+        config.read_base(db)  # a malformed base or settings row: no command can write it
+        config.read_settings(db)  # again (`config` reads it first), the snapshot has it
         return refs, config.rows(db), unrecorded
     except Exception:  # noqa: BLE001 - any failure here means: use the snapshots instead
         return None
