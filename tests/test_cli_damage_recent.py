@@ -199,3 +199,20 @@ def test_fsck_repair_takes_a_malformed_settings_or_base_row_from_the_snapshot(hi
     assert r.exit_code == 0 and "refs and config from the snapshot" in r.stderr, r.output
     assert ok("config", "z_steps", cwd=repo).stdout.strip() == "5"  # cli_support.SETTINGS
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+def test_fsck_quotes_a_long_branch_name_of_the_upstreams_row_shortened(history):
+    """The upstreams row holding a malformed entry under a name of 100,000 characters: fsck
+    printed a 200 kB line, the name twice (quoted, then in the `branch --unset-upstream
+    NAME` way out); under a name with a newline the way out was cut in two lines."""
+    repo, _ = history
+    for name, shown in (("x" * 100_000, "'" + "x" * 60 + "…'"), ("a\nb", "'a\\nb'")):
+        sql(repo, "insert or replace into config (key, value) values ('upstreams', ?)",
+            json.dumps({name: {"remote": 5, "merge": "m"}}))
+        r = run("fsck", cwd=repo)
+        lines = r.stdout.strip().splitlines()
+        assert r.exit_code == 1 and r.stderr.strip() == f"{len(lines)} problem(s) found"
+        said = [x for x in lines if x.startswith("config: the upstream of branch")]
+        assert len(said) == 1 and len(said[0]) < 400, lines
+        assert said[0].startswith(f"config: the upstream of branch {shown} is malformed")
+        assert said[0].endswith("`memstore branch --unset-upstream NAME` forgets it")

@@ -53,9 +53,11 @@ def get(db: Database, branch: str) -> Upstream | None:
         if "/" in remote:
             raise ValidationError("a remote name holds no '/'")
     except (KeyError, TypeError, ValidationError):
-        raise MemstoreError(f"the upstream of branch {branch!r} is malformed "
+        shown = branch if len(branch) <= 60 else branch[:60] + "…"  # one line, not 100 kB
+        name = branch if shown == branch and branch.isprintable() else "NAME"
+        raise MemstoreError(f"the upstream of branch {shown!r} is malformed "
                             f"({str(entry)[:60]!r}); `memstore branch --unset-upstream "
-                            f"{branch}` forgets it") from None
+                            f"{name}` forgets it") from None
     return Upstream(remote, merge)
 
 
