@@ -98,3 +98,25 @@ def test_show_of_head_reads_its_own_objects_not_the_history(monkeypatch):
     # HEAD's record and requests, the old write's record and requests; the parent's record
     # where resolving HEAD~1 reads it
     assert len(reads) <= 5, len(reads)
+
+
+def test_status_counts_the_live_facts_without_reading_the_history(monkeypatch):
+    """status folded HEAD's whole basis chain (every commit record and request list) only to
+    count the live facts; it counts them off the index's request rows of that chain now."""
+    repo, ids = _history(41)
+    counts = {}
+    for c in (ids[11], ids[12], ids[20], ids[-1]):  # before, at and after the chain's jump
+        repo.switch(c, detach=True)
+        counts[c] = queries.status(repo)["n_facts"]
+    assert counts == {c: len(_live(repo, c)) for c in counts}
+    repo.forget_cached()
+    reads: list[str] = []
+    real = ObjectStore.get_bytes
+
+    def counted(self, oid, verify=True):
+        reads.append(oid)
+        return real(self, oid, verify)
+
+    monkeypatch.setattr(ObjectStore, "get_bytes", counted)
+    assert queries.status(repo)["n_facts"] == counts[ids[-1]]
+    assert len(reads) <= 1, len(reads)  # HEAD's record, for its message

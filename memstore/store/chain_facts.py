@@ -7,7 +7,9 @@ facts of `commit`'s state are those of `since` with the writes of the commits be
 on top: none is taken away, and only the keys those commits wrote can differ. What `since`
 held under those keys is found through the index (its basis column gives the chain, its
 request rows the writes of each key) and read back from the objects, hash-checked. `show
-HEAD` and `diff HEAD~1 HEAD` read one commit's requests this way, not the whole history's."""
+HEAD` and `diff HEAD~1 HEAD` read one commit's requests this way, not the whole history's;
+`status` counts the live facts off the request rows of HEAD's chain (as it counts the
+commits off the index's ancestry), reading no request list."""
 from __future__ import annotations
 
 from ..editing.requests import fact_key
@@ -44,8 +46,8 @@ def written(store: Storage, commits: list[Commit]) -> dict[Key, LiveFact]:
     return last
 
 
-def live_writes(store: Storage, commit: str, keys: list[Key]) -> dict[Key, LiveFact]:
-    """Of `keys`, those live in `commit`'s state, each with the write that holds it."""
+def chain_depths(store: Storage, commit: str) -> dict[str, int]:
+    """The commits of `commit`'s basis chain, by the index, each with its place (root 0)."""
     basis = {r["id"]: r["basis"] for r in store.db.query("select id, basis from commits")}
     chain, cur = [], commit
     while cur is not None:
@@ -54,7 +56,19 @@ def live_writes(store: Storage, commit: str, keys: list[Key]) -> dict[Key, LiveF
                                     "basis chain loops there); run `memstore fsck`")
         chain.append(cur)
         cur = basis[cur]
-    depth = {c: d for d, c in enumerate(reversed(chain))}
+    return {c: d for d, c in enumerate(reversed(chain))}
+
+
+def n_live(store: Storage, commit: str) -> int:
+    """How many facts `commit`'s state holds: the keys its chain's request rows write."""
+    depth = chain_depths(store, commit)
+    rows = store.db.execute("select commit_id, subject, prompt from requests")
+    return len({(subject, prompt) for cid, subject, prompt in rows if cid in depth})
+
+
+def live_writes(store: Storage, commit: str, keys: list[Key]) -> dict[Key, LiveFact]:
+    """Of `keys`, those live in `commit`'s state, each with the write that holds it."""
+    depth = chain_depths(store, commit)
     found: dict[Key, tuple[int, int, int, str]] = {}
     for key in keys:
         # by the subject's index: SQLite would take the prompt's, and many facts share a

@@ -64,7 +64,7 @@ def status(repo: Repository) -> dict[str, Any]:
         "branch": head.branch, "detached": head.ref is None, "head": head.commit,
         "message": repo.get_commit(head.commit).message if head.commit else None,
         "n_commits": len(log_ids(repo.db, head.commit)) if head.commit else 0,  # no record read
-        "n_facts": len(live_facts(repo, head.commit)),
+        "n_facts": chain_facts.n_live(repo.store, head.commit) if head.commit else 0,
         "base": {"spec": b.spec, "hash": b.hash, "path": b.path, "info": b.info,
                  "unchanged": repo.base_unchanged()},
         "settings": s.to_dict() if s else None,
