@@ -261,6 +261,32 @@ def test_a_ref_no_remote_of_every_kind_can_store_is_refused(any_pair, monkeypatc
     assert "longer than 255 bytes" in str(e.value) and remote_files(url) == before
 
 
+def test_a_ref_whose_s3_key_would_pass_1024_bytes_is_refused_before_anything_is_written(
+        tmp_path, s3_server):
+    """S3 takes keys of at most 1,024 bytes (moto does not hold to it): a branch or tag of
+    four 253-byte components, valid here and on a folder remote, would have its objects
+    written and then its ref refused by S3 in a botocore error. The push refuses it first,
+    in one line, writing nothing."""
+    url = f"s3://{s3_server.new_bucket()}/repo"
+    a = make_repo(tmp_path / "a", url)
+    commit_on_head(a, fake_result(1))
+    push(a)
+    long, tag = ("/".join(c * 253 for c in "wxyz"), "/".join(c * 253 for c in "tuvw"))
+    a.create_branch(long)
+    a.create_tag(tag)
+    a.create_tag("v1")
+    before = remote_files(url)
+    for run in (lambda: push(a, branch=long), lambda: push_tags(a)):
+        with pytest.raises(RemoteError) as e:
+            run()
+        assert "its key would be 1" in str(e.value) and "S3 takes at most 1024" in str(e.value)
+        assert remote_files(url) == before
+    a.delete_tag(tag)
+    push_tags(a)  # a short name goes
+    assert "refs/tags/v1" in remote_files(url)
+    a.close()
+
+
 def test_names_differing_only_by_unicode_normalization_are_twins(any_pair):
     """'café' with é as one character (NFC) and as e and a combining accent (NFD) are two
     names here, on Linux disks and on S3, and one file name on a macOS disk, which ignores

@@ -92,6 +92,7 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
     base = repo.base
     remote = connect(url, name, base_hash=base.hash, must_exist=False)
     path = branch_path(branch)
+    remote.transport.check_key(path)
     listed = remote.transport.list(HEADS)
     twin = case_twin(branch, listed)
     # on a case-insensitive disk, one file: the push would move it. A remote that lists

@@ -99,6 +99,8 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
             raise ValidationError(f"push to {name} refused: {e}; rename it") from None
     remote = connect(url, name, base_hash=repo.base.hash, must_exist=False)
     transport = remote.transport
+    for tag in tags:
+        transport.check_key(tag_path(tag))
     listed = transport.list(TAGS)
     _check_fits(name, tags, listed)
     result = TagsPushResult(name, url, guarantee=transport.guarantee)

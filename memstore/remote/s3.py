@@ -39,6 +39,7 @@ from .transport import RefValue, RemoteError, StaleRefError
 
 WRITE_BLOCK = 8 * 2**20  # a multipart upload's part (S3's least is 5 MiB): what it buffers
 CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+MAX_KEY_BYTES = 1024  # S3's limit on a key's UTF-8 bytes
 
 
 def client_error_code(e: BaseException) -> str | None:
@@ -93,6 +94,13 @@ class S3Transport(FsspecTransport):
 
     def key(self, path: str) -> str:
         return f"{self.prefix}/{path}" if self.prefix else path
+
+    def check_key(self, path: str) -> None:
+        size = len(self.key(path).encode("utf-8", "surrogateescape"))
+        if size > MAX_KEY_BYTES:  # S3 refuses the PUT; other writes of a push went before
+            raise RemoteError(f"remote {self.url}: cannot store {path[:60]}…: its key would "
+                              f"be {size} bytes, and S3 takes at most {MAX_KEY_BYTES}; "
+                              "rename it")
 
     def _abort_stale_uploads(self) -> list[str]:
         """Aborts, once per transport, the multipart uploads under the remote's objects/

@@ -200,6 +200,10 @@ class Transport(ABC):
         return {p[len(prefix):]: parse_ref(data, f"{self.url}: {p}")
                 for p, data in sorted(refs.items())}
 
+    def check_key(self, path: str) -> None:
+        """RemoteError unless the store can name `path` (S3: a key of at most 1,024 bytes);
+        no limit beyond the refs' own rules (refs.check_storable) elsewhere."""
+
     def check_room(self, path: str) -> None:
         """RemoteError unless ref `path` (refs/heads/a/b) can be written beside the refs
         the remote has: no ref at a folder of its name (refs/heads/a) and none below it
