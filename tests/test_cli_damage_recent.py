@@ -216,3 +216,22 @@ def test_fsck_quotes_a_long_branch_name_of_the_upstreams_row_shortened(history):
         assert len(said) == 1 and len(said[0]) < 400, lines
         assert said[0].startswith(f"config: the upstream of branch {shown} is malformed")
         assert said[0].endswith("`memstore branch --unset-upstream NAME` forgets it")
+
+
+def test_a_remote_url_urllib_cannot_split_is_one_line(history, base):
+    """'http://[::1' (an IPv6 host left open), given to remote add, clone or fsck, or
+    found in the remotes row: a ValueError traceback ('Invalid IPv6 URL') from urllib's
+    urlsplit, which the check for a secret in the URL called."""
+    from cli_support import model_dir
+
+    repo, _ = history
+    url = "http://[::1"
+    said = f"remote URL {url!r} is not a valid URL (Invalid IPv6 URL)"
+    for args in (["remote", "add", "x", url], ["fsck", url],
+                 ["clone", url, repo.parent / "copy", "--base", model_dir(base)]):
+        refused(repo, args, 2, said)
+    assert not (repo.parent / "copy").exists()
+    sql(repo, "insert into config (key, value) values ('remotes', ?)", json.dumps({"origin": url}))
+    for args in (["fetch"], ["push"], ["push", "--tags"], ["push", "--delete", "origin", "x"],
+                 ["fsck", "origin"]):
+        refused(repo, args, 2, said)

@@ -45,6 +45,10 @@ def check(url: str) -> str:
         return url
     if not url.split("://", 1)[1].strip("/"):  # e.g. http:// or s3://: no bucket, host, path
         raise ValidationError(f"remote URL {url!r} names no place after {scheme}://")
+    try:
+        urlsplit(url)
+    except ValueError as e:  # 'http://[::1': a traceback from remote add, fetch, clone
+        raise ValidationError(f"remote URL {url[:100]!r} is not a valid URL ({e})") from None
     if _secret(url):
         raise ValidationError(
             f"remote URL {_hide(url)} holds a password or a secret; give credentials through "
