@@ -15,7 +15,8 @@ own where the repository can say them again).
 The card's wording is memstore's and may change between versions: the record keeps the
 TEMPLATE it was written with, and a card of another template is not compared (a note).
 Raise TEMPLATE with any change to the text a card renders for the same inputs (here, in
-memstore.serving.card or memstore.serving.peft.serving_lines)."""
+memstore.serving.card or memstore.serving.peft.serving_lines): tests/test_card_template.py
+records the sha256 of a fixed set of cards per TEMPLATE, and fails on a change without it."""
 from __future__ import annotations
 
 import json
