@@ -13,7 +13,8 @@ from ..output import counted, json_option, print_json, size, warn
               "they exist and the records agree).")
 @click.option("--repair", is_flag=True, help="First rebuild the index (index.db) from the "
               "object store: commit, request, object and statistics rows, with the refs and "
-              "config from the index if it can be read, else from the newest ref snapshot; "
+              "config from the index if it can be read and its ref, base and settings "
+              "rows are sound, else from the newest ref snapshot; "
               "missing statistics are recomputed. With REMOTE (inside a repository): first "
               "write to the remote again, from this repository's intact copies, every "
               "object it holds corrupt or its branches and statistics need and lack.")
