@@ -235,3 +235,27 @@ def test_a_remote_url_urllib_cannot_split_is_one_line(history, base):
     for args in (["fetch"], ["push"], ["push", "--tags"], ["push", "--delete", "origin", "x"],
                  ["fsck", "origin"]):
         refused(repo, args, 2, said)
+
+
+def test_status_does_not_count_against_a_tracking_branch_naming_no_commit_here(history):
+    """origin/main's row set to a commit id this repository lacks: status said 'Your branch
+    is ahead of 'origin/main' by 3 commits' (the missing commit taken for one of no
+    history), exit 0, with no word of the damage. It now warns, naming the ref, and shows
+    no upstream; fsck names it, and a fetch moves the ref back."""
+    repo, _ = history
+    ok("remote", "add", "origin", repo.parent / "remote", cwd=repo)
+    ok("push", "-u", "origin", cwd=repo)
+    sql(repo, "update refs set target = ? where name = 'refs/remotes/origin/main'", "ab" * 32)
+    said = ("warning: refs/remotes/origin/main names commit abababababab, which is not in the "
+            "index; run `memstore fsck`")
+    before = snapshot(repo)
+    r = run("status", cwd=repo)
+    assert r.exit_code == 0 and r.stderr.strip() == said, r.output
+    assert "origin/main" not in r.stdout, r.stdout
+    r = run("status", "--json", cwd=repo)
+    assert r.exit_code == 0 and json.loads(r.stdout)["upstream"] is None, r.output
+    assert snapshot(repo) == before
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and f"ref refs/remotes/origin/main points to {'ab' * 32}" in r.stdout
+    ok("fetch", cwd=repo)
+    assert "up to date with 'origin/main'" in ok("status", cwd=repo).stdout

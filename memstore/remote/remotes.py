@@ -191,6 +191,9 @@ def upstream(repo: Repository) -> dict[str, object] | None:
     if theirs is None:
         return ({"name": up.name, "commit": None, "ahead": None, "behind": None, "gone": True}
                 if recorded else None)
+    if not repo.has_commit(theirs):  # counted as a commit of no history: 'ahead by' all
+        raise MemstoreError(f"{tracking_ref(up.remote, up.branch)} names commit "
+                            f"{theirs[:12]}, which is not in the index; run `memstore fsck`")
     g = history.graph(repo.db)
     ours_all, theirs_all = history.ancestors(g, head.commit), history.ancestors(g, theirs)
     return {"name": up.name, "commit": theirs, "ahead": len(ours_all - theirs_all),
