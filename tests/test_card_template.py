@@ -8,6 +8,7 @@ sha256 of the whole text is compared with the one recorded for the current TEMPL
 from __future__ import annotations
 
 import hashlib
+import json
 from types import SimpleNamespace
 
 from memstore.editing.requests import Request
@@ -108,3 +109,30 @@ def test_the_rendering_covers_each_branch():
                  "The base is the state of commit", "'../out dir/facts' --format peft --since",
                  "memstore verify '../out dir/facts' --device cpu", "1.000 → 0.333 (3 of 9)"):
         assert part in text, part
+
+
+def test_a_card_of_layers_past_9_verifies_as_written(tmp_path):
+    """The manifest is written with sorted keys, so an export's `layers` ("9", "10") is read
+    back by verify as "10", "9": the card rendered at export (layers 9, 10, as built) was
+    rendered again with its rows the other way round, and a fresh PEFT or GGUF export of a
+    model edited at layers 9 and 10 (the default band of a 36- to 40-layer model: 4–10,
+    4–11) failed verify ('README.md: differs from the card rebuilt from the repository')."""
+    from memstore.serving.card import CARD
+    from memstore.store.export_target import MANIFEST, write_manifest
+
+    def layer(i: int, kind: str) -> dict:
+        return ({"module": f"model.layers.{i}.mlp.down_proj", "numerical_rank": 1, "rank": 1,
+                 "error": 0.0} if kind == "peft" else
+                {"tensor": f"blk.{i}.ffn_down.weight", "base_type": "F32", "requantized": None})
+
+    for kind, fields in (("peft", {"rank": 1}), ("gguf", {"gguf": {"dtype": "f32"}})):
+        out = tmp_path / kind
+        out.mkdir()
+        m = manifest(kind, layers={str(i): layer(i, kind) for i in (8, 9, 10, 11)}, **fields)
+        (out / CARD).write_text(export_card.card_of(Repository("llama"), m), encoding="utf-8")
+        write_manifest(out, m)  # as export writes them, and verify reads them
+        read = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        assert export_card.card_problems(Repository("llama"), out, read) == ([], [])
+        rows = [line for line in (out / CARD).read_text().splitlines() if line.startswith("| ")]
+        assert [r.split(" | ")[0] for r in rows if r[2:4] in ("8 ", "9 ", "10", "11")] == [
+            "| 8", "| 9", "| 10", "| 11"]

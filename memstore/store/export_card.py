@@ -60,6 +60,12 @@ def make_card(repo: Repository, kind: str, rev: str, commit: str | None, since: 
                                    settings, facts, commits, command, out, sections, runtime))
 
 
+def by_layer(layers: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A manifest's per-layer records in the order of the layers: the manifest is written
+    with sorted keys, so verify reads layer "10" before "9"."""
+    return sorted(layers.items(), key=lambda item: int(item[0]))
+
+
 def adapter_lines(rank: int, layers: dict[str, dict[str, Any]],
                   truncation: dict[str, Any] | None) -> list[str]:
     """The card's account of the adapter: rank, and per layer the rank kept and the error."""
@@ -67,7 +73,7 @@ def adapter_lines(rank: int, layers: dict[str, dict[str, Any]],
     lines = [f"Rank {rank} (lora_alpha = r: scale 1), {how}.", ""]
     lines += cards.table(["layer", "module", "rank of ΔW", "kept", "relative Frobenius error"],
                          [(l, r["module"], r["numerical_rank"], r["rank"], f"{r['error']:.4g}")
-                          for l, r in layers.items()])
+                          for l, r in by_layer(layers)])
     if truncation and truncation.get("n_facts"):
         e, t = truncation["exact"], truncation["truncated"]
         lines += ["", (f"On the {truncation['n_facts']} facts it writes (edit prompts only): "
@@ -82,7 +88,7 @@ def gguf_lines(dtype: str, layers: dict[str, dict[str, Any]]) -> list[str]:
     rows = [(l, r["tensor"], r["base_type"],
              "not measured" if r["requantized"] is None else
              f"{r['requantized']['kept']:.3f} / {r['requantized']['error']:.3f}")
-            for l, r in layers.items()]
+            for l, r in by_layer(layers)]
     body = [(f"`{GGUF_FILE}`: the base GGUF with the edited ffn_down tensors in "
             f"{dtype.upper()}, every other tensor and all metadata as in the base file."), ""]
     return body + cards.table(["layer", "tensor", "base type",
@@ -101,7 +107,7 @@ def card_of(repo: Repository, manifest: dict[str, Any]) -> str:
     from ..serving.peft import serving_lines
     from .peft_export import family_of
 
-    m = json.loads(json.dumps(manifest))  # as verify reads it back
+    m = json.loads(json.dumps(manifest, sort_keys=True))  # as verify reads it back
     kind = m.get("export_format", "full")
     out, runtime = m["card"]["out"], tuple(m["card"]["runtime"])
     commit, rev = m["commit"], m["rev"]
