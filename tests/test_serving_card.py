@@ -68,7 +68,7 @@ def test_the_vllm_rank_flag_and_the_serving_section():
     assert "vLLM's default is 16" in text
     assert "python convert_lora_to_gguf.py ../facts --base BASE_DIR --outtype f32" in text
     assert "--max-rank 512" in "\n".join(serving_lines(600, "phi3", "o"))
-    for family in ("gpt2", "gptj", "gpt_neox", "stablelm"):
+    for family in ("gpt2", "gptj", "gpt_neox", "stablelm", "starcoder2"):
         text = "\n".join(serving_lines(4, family, "o"))
         assert "vllm serve" not in text and "does not support LoRA yet" in text
     gpt2 = "\n".join(serving_lines(4, "gpt2", "o"))
