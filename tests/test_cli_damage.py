@@ -187,12 +187,14 @@ REQUEST_DAMAGE = {
 def test_a_well_hashed_request_list_of_other_types_is_refused_in_one_line(history, tmp_path,
                                                                           damage):
     """A request whose prompt is a list was a TypeError traceback ('unhashable type') in
-    status, show, diff, export and commit; one whose subject is a number was shown."""
+    status, show, diff, export and commit; one whose subject is a number was shown. (status
+    reads no request list since 6fcbf2b: it counts the live facts from the index's rows, as
+    git's status reads no object.)"""
     repo, _ = history
     head = forge_head(repo, REQUEST_DAMAGE[damage](repo))
     record = json.loads((repo / ".memstore" / "objects" / head[:2] / head[2:]).read_bytes())
     oid = record["update_sets"][0]["requests"]
-    for args in (["status"], ["show", "HEAD"], ["diff", "HEAD~1", "HEAD"],
+    for args in (["show", "HEAD"], ["diff", "HEAD~1", "HEAD"],
                  ["export", "HEAD", tmp_path / "full"]):
         r = run(*args, cwd=repo)
         err = r.stderr.strip().splitlines()
