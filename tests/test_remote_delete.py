@@ -210,3 +210,60 @@ def test_the_refusal_line_of_push_delete():
         with pytest.raises(PushRejectedError) as e:
             show_deleted(DeleteResult("origin", "/x", refs), as_json=True)
         assert str(e.value) == says
+
+
+def test_a_damaged_ref_is_deleted_only_when_forced(any_pair):
+    a, _, url = any_pair
+    c1, _ = shared(a)
+    there = open_transport(url)
+    there.put(TAGS + "v1", b"junk\n")  # a bad copy, a hand edit
+    there.put(HEADS + "topic/x", b"")
+    before = refs_there(url)
+    tag_says = (r"its tag 'v1' \(refs/tags/v1\) holds 5 bytes, not a commit id; "
+                "push --delete --force removes it")
+    for names, says in ((["v1"], tag_says),
+                        (["refs/heads/topic/x"], "its branch 'topic/x' .* holds 0 bytes")):
+        with pytest.raises(ValidationError, match=says):
+            push_delete(a, "origin", names)
+    assert refs_there(url) == before
+    got = push_delete(a, "origin", ["v1", "topic/x"], force=True)
+    assert [(r.ref, r.old, r.damaged, r.refused) for r in got.refs] == [
+        (TAGS + "v1", None, 5, False), (HEADS + "topic/x", None, 0, False)]
+    assert refs_there(url) == {HEADS + "main": c1}
+    assert remote_files(url)["HEAD"] == b"ref: refs/heads/main\n"
+    assert remotes.tracking(a, "origin") == {"main": c1} and fsck_remote(url) == []
+
+
+def test_a_damaged_ref_rewritten_meanwhile_is_kept(any_pair, monkeypatch):
+    a, _, url = any_pair
+    shared(a)
+    there = open_transport(url)
+    there.put(TAGS + "v1", b"junk\n")
+    real = push_delete_module._resolve
+
+    def read_then_someone_writes(transport, remote, given):
+        got = real(transport, remote, given)
+        there.put(TAGS + "v1", b"other junk\n")  # after the read, before the delete
+        return got
+
+    monkeypatch.setattr(push_delete_module, "_resolve", read_then_someone_writes)
+    got = push_delete(a, "origin", ["v1"], force=True)
+    assert [(r.ref, r.refused, r.now) for r in got.refs] == [(TAGS + "v1", True, "(damaged)")]
+    assert refs_there(url)[TAGS + "v1"] == "other junk"
+
+
+def test_a_damaged_ref_on_the_command_line(tmp_path):
+    url = str(tmp_path / "remote")
+    a = make_repo(tmp_path / "a", url)
+    try:
+        c1, c2 = shared(a)
+    finally:
+        a.close()
+    open_transport(url).put(TAGS + "v1", b"junk\n")
+    where = tmp_path / "a"
+    error_line(run("push", "--delete", "origin", "v1", cwd=where), 2,
+               "holds 5 bytes, not a commit id; push --delete --force removes it")
+    out = ok("push", "--delete", "--force", "origin", "v1", cwd=where).stdout
+    assert out.splitlines() == [f"To {url}", f" - {'[deleted]':<26} v1",
+                                "deleted damaged tag v1 (it held 5 bytes, not a commit id)"]
+    assert refs_there(url) == {HEADS + "main": c1, HEADS + "topic/x": c2}

@@ -128,14 +128,16 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     `push --delete REMOTE NAME...` deletes branches and tags there (a name as above: the
     remote's branch first, else its tag), each by compare-and-swap against the commit
     read: one another push moved meanwhile is kept (exit status 1, the others deleted).
-    The branch the remote's HEAD names (what clones check out) is refused unless --force.
+    The branch the remote's HEAD names (what clones check out) is refused unless --force;
+    so is a ref that holds no commit id (damaged: a bad copy, a hand edit), which --force
+    removes by compare-and-swap against the bytes read.
     A deleted branch's REMOTE/BRANCH goes here too. The objects stay on the remote.
 
     --json prints one object: remote, url, branch, old and new (the remote branch's commit
     before and after), forced, up_to_date, guarantee, upstream_set, commits, objects,
     bytes, seconds; for tags, remote, url, tags (each: tag, old, new, forced, up_to_date,
     refused), guarantee, commits, objects, bytes, seconds; for --delete, remote, url,
-    deleted (each: ref, name, kind, old, refused, now), guarantee, seconds.
+    deleted (each: ref, name, kind, old, refused, now, damaged), guarantee, seconds.
     """
     from memstore.remote.push import push as run_push
     from memstore.remote.push_delete import push_delete
@@ -239,13 +241,18 @@ def show_deleted(r, as_json: bool) -> None:
     if as_json:
         print_json({"remote": r.remote, "url": r.url,
                     "deleted": [{"ref": d.ref, "name": d.name, "kind": d.kind, "old": d.old,
-                                 "refused": d.refused, "now": d.now} for d in r.refs],
+                                 "refused": d.refused, "now": d.now, "damaged": d.damaged}
+                                for d in r.refs],
                     "guarantee": r.guarantee, "seconds": r.seconds})
     else:
         click.echo(f"To {r.url}")
         for d in r.refs:
             if not d.refused:
                 click.echo(f" - {'[deleted]':<26} {d.name}")
+        for d in r.refs:
+            if d.damaged is not None and not d.refused:
+                click.echo(f"deleted damaged {d.kind} {d.name} (it held {d.damaged} bytes, "
+                           "not a commit id)")
         _single_writer(r)
     if r.refused:
         d = r.refused[0]

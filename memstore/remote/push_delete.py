@@ -4,9 +4,11 @@
    refs/tags/NAME say which; a bare name is the remote's branch of that name, else its
    tag (both: ambiguous). A name the remote lacks, an ambiguous one, and the branch the
    remote's HEAD names (what a clone checks out; git refuses to delete the current branch)
-   unless `force`, refuse the whole command before anything is deleted;
-2. delete each ref by compare-and-swap against the commit read in 1 (S3: DeleteObject
-   `If-Match` on its ETag; a folder: read, compare and unlink under the remote's lock): a
+   unless `force`, refuse the whole command before anything is deleted; so does a ref
+   that holds no commit id (damaged: a bad copy, a hand edit) unless `force`;
+2. delete each ref by compare-and-swap against the commit read in 1, or the bytes of a
+   damaged one (S3: DeleteObject `If-Match` on its ETag; a folder: read, compare and
+   unlink under the remote's lock): a
    ref another push moved meanwhile is kept, refused for that ref ("fetch first"), the
    others deleted; where HEAD's branch was deleted (forced), HEAD is written to name the
    branch a clone now checks out (main, else the first), or removed where no branch is
@@ -37,9 +39,10 @@ from .transport import RefValue, StaleRefError
 class RefDeletion:
     prefix: str  # HEADS or TAGS
     name: str
-    old: str  # the commit the remote ref held when read
+    old: str | None  # the commit the remote ref held when read (None: it was damaged)
     refused: bool = False  # it moved there while this ran: kept
     now: str | None = None  # what it held then, when refused
+    damaged: int | None = None  # forced: the bytes it held instead of a commit id
 
     @property
     def ref(self) -> str:
@@ -79,6 +82,11 @@ def push_delete(repo: Repository, name: str, refs: list[str], *,
     read: dict[str, RefValue] = {}
     for given in dict.fromkeys(refs):  # each once, in the order given
         prefix, short, value = _resolve(transport, name, given)
+        if value.damaged is not None and not force:
+            raise ValidationError(
+                f"push --delete to {name} refused: its {KINDS[prefix]} {short!r} "
+                f"({prefix}{short}) holds {len(value.damaged)} bytes, not a commit id; "
+                "push --delete --force removes it")
         if prefix == HEADS and short == current and not force:
             raise ValidationError(
                 f"push --delete to {name} refused: {short!r} is the branch the remote's HEAD "
@@ -86,7 +94,9 @@ def push_delete(repo: Repository, name: str, refs: list[str], *,
                 "names main, else the first branch left)")
         if prefix + short not in read:
             read[prefix + short] = value
-            result.refs.append(RefDeletion(prefix, short, value.commit))
+            result.refs.append(RefDeletion(
+                prefix, short, value.commit,
+                damaged=None if value.damaged is None else len(value.damaged)))
     if any(r.ref == HEADS + str(current) for r in result.refs):
         transport.branches([])  # read again in 2: a damaged branch refuses before any delete
     for r in result.refs:
@@ -109,21 +119,23 @@ def push_delete(repo: Repository, name: str, refs: list[str], *,
 
 
 def _resolve(transport, remote: str, given: str) -> tuple[str, str, RefValue]:
-    """(HEADS or TAGS, the short name, the ref as read) of the remote ref `given` names."""
+    """(HEADS or TAGS, the short name, the ref as read: a damaged one, holding no commit
+    id, too) of the remote ref `given` names."""
     tag = given.startswith(TAGS)
     check_ref_name(given.removeprefix(TAGS if tag else HEADS), "tag" if tag else "branch")
     read: dict[str, RefValue] = {}
 
     def exists(ref: str) -> bool:
-        read[ref] = transport.read_ref(ref)
-        return read[ref].commit is not None
+        read[ref] = transport.read_ref(ref, damaged=True)
+        return read[ref].exists
 
     try:
         prefix, short = refspec(given, exists, "there")
     except ValidationError as e:
         raise ValidationError(f"push --delete to {remote} refused: {e}") from None
-    value = read[prefix + short] if prefix + short in read else transport.read_ref(given)
-    if value.commit is None:
+    value = read[prefix + short] if prefix + short in read \
+        else transport.read_ref(prefix + short, damaged=True)
+    if not value.exists:
         what = "branch or tag" if given == short else KINDS[prefix]
         raise ValidationError(f"push --delete to {remote} refused: it has no {what} {short!r}")
     return prefix, short, value

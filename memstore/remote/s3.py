@@ -34,7 +34,7 @@ from typing import Any
 
 from .. import leftovers
 from .fsspec_store import FsspecTransport
-from .layout import OBJECTS, parse_ref, ref_bytes
+from .layout import OBJECTS, ref_bytes
 from .transport import RefValue, RemoteError, StaleRefError
 
 WRITE_BLOCK = 8 * 2**20  # a multipart upload's part (S3's least is 5 MiB): what it buffers
@@ -171,12 +171,12 @@ class S3Transport(FsspecTransport):
             return super().create(path, data)
         return done
 
-    def read_ref(self, path: str) -> RefValue:
+    def read_ref(self, path: str, damaged: bool = False) -> RefValue:
         got = self._call(f"read {path}", self._get_with_etag, path)
         if got is None:
             return RefValue(None, None)
         data, etag = got
-        return RefValue(parse_ref(data, f"{self.url}: {path}"), etag)
+        return self.ref_value(path, data, etag, damaged)
 
     def _get_with_etag(self, path: str) -> tuple[bytes, str] | None:
         from fsspec.asyn import sync
@@ -195,13 +195,13 @@ class S3Transport(FsspecTransport):
 
     def swap_ref(self, path: str, commit: str, expected: RefValue) -> None:
         self.check_room(path)
-        condition = {"IfMatch": expected.token} if expected.commit is not None \
+        condition = {"IfMatch": expected.token} if expected.exists \
             else {"IfNoneMatch": "*"}
         done = self._conditional_put(path, ref_bytes(commit), condition)
         if done is None:
             super().swap_ref(path, commit, expected)
         elif not done:
-            now = self.read_ref(path).commit
+            now = self.held_now(path)
             if now != commit:  # else it was our own write, landed before a retry of it
                 raise StaleRefError(path, now)
 
@@ -210,7 +210,7 @@ class S3Transport(FsspecTransport):
         if done is None:  # read, compare, remove: single-writer
             super().delete_ref(path, expected)
         elif not done:
-            raise StaleRefError(path, self.read_ref(path).commit)
+            raise StaleRefError(path, self.held_now(path))
 
     def _conditional_delete(self, path: str, etag: str) -> bool | None:
         """DeleteObject with `If-Match: etag`: True when deleted, False when the ref holds

@@ -52,11 +52,18 @@ class StaleRefError(MemstoreError):
 
 @dataclass(frozen=True)
 class RefValue:
-    """A remote ref as read: the commit it holds (None: absent) and the token the
-    compare-and-swap checks (the S3 ETag; elsewhere the commit itself)."""
+    """A remote ref as read: the commit it holds (None: absent or damaged) and the token
+    the compare-and-swap checks (the S3 ETag; elsewhere the commit itself, or the bytes of a
+    damaged ref); `damaged`: the bytes of a ref that holds no commit id (read only where
+    asked for: a `push --delete --force` or a `push --force` replacing it)."""
 
     commit: str | None
     token: Any = None
+    damaged: bytes | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.commit is not None or self.damaged is not None
 
 
 MAX_REF_BYTES = 4096
@@ -131,17 +138,36 @@ class Transport(ABC):
         finally:
             f.close()
 
-    def read_ref(self, path: str) -> RefValue:
-        """The ref at `path`; its token is the commit itself (S3 reads the ETag too)."""
+    def read_ref(self, path: str, damaged: bool = False) -> RefValue:
+        """The ref at `path`; its token is the commit itself (S3 reads the ETag too). A ref
+        that holds no commit id is refused (RemoteFormatError), or with `damaged` read as
+        such: commit None, its bytes in `damaged` and its token."""
         data = self.read(path)
-        commit = parse_ref(data, f"{self.url}: {path}") if data is not None else None
-        return RefValue(commit, commit)
+        return RefValue(None) if data is None else self.ref_value(path, data, None, damaged)
+
+    def ref_value(self, path: str, data: bytes, token: Any, damaged: bool) -> RefValue:
+        """The RefValue of ref `path` read as `data` (token: the commit, or the damaged
+        bytes, where `token` is None)."""
+        try:
+            commit = parse_ref(data, f"{self.url}: {path}")
+        except RemoteFormatError:
+            if not damaged:
+                raise
+            return RefValue(None, data if token is None else token, data)
+        return RefValue(commit, commit if token is None else token)
+
+    def held_now(self, path: str) -> str | None:
+        """What ref `path` holds now, as a StaleRefError says it: its commit, None where
+        it is absent, '(damaged)' where it holds no commit id."""
+        now = self.read_ref(path, damaged=True)
+        return "(damaged)" if now.damaged is not None else now.commit
 
     def check_ref(self, path: str, expected: RefValue) -> None:
-        """StaleRefError unless ref `path` still holds the commit `expected` read."""
-        now = self.read_ref(path).commit
-        if now != expected.commit:
-            raise StaleRefError(path, now)
+        """StaleRefError unless ref `path` still holds what `expected` read (a commit, or
+        the same damaged bytes)."""
+        now = self.read_ref(path, damaged=True)
+        if (now.commit, now.damaged) != (expected.commit, expected.damaged):
+            raise StaleRefError(path, "(damaged)" if now.damaged is not None else now.commit)
 
     # -- shared -------------------------------------------------------------------------------
 
