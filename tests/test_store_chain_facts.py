@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from test_store_support import commit_on_head, fake_requests, fake_result, memory_repo
 
 from memstore.editing.requests import Request
-from memstore.store import queries
+from memstore.store import chain_facts, queries
 from memstore.store.objects import ObjectStore
 
 
@@ -66,7 +67,9 @@ def _history(n: int):
     return repo, ids
 
 
-def test_show_and_diff_give_the_facts_of_the_folded_states():
+@pytest.mark.parametrize("few", [256, 0])  # the keys looked up one by one, or in one pass
+def test_show_and_diff_give_the_facts_of_the_folded_states(few, monkeypatch):
+    monkeypatch.setattr(chain_facts, "FEW", few)
     repo, ids = _history(30)
     pairs = [(None, ids[0])] + list(itertools.pairwise(ids)) + [
         (ids[k], ids[j]) for k, j in [(1, 29), (13, 29), (3, 20), (20, 3), (12, 11), (5, 5),
@@ -120,3 +123,24 @@ def test_status_counts_the_live_facts_without_reading_the_history(monkeypatch):
     monkeypatch.setattr(ObjectStore, "get_bytes", counted)
     assert queries.status(repo)["n_facts"] == counts[ids[-1]]
     assert len(reads) <= 1, len(reads)  # HEAD's record, for its message
+
+
+def test_a_far_diff_finds_the_old_writes_in_one_pass(monkeypatch):
+    """diff of two far states of one chain looked up each of its keys in the index on its
+    own: at 1,000 commits of 20 facts, diff v25 HEAD (18,000 keys) took 2.1 s against 1.75
+    s when it folded both chains. More keys than FEW are found in one pass over the rows."""
+    monkeypatch.setattr(chain_facts, "FEW", 8)
+    repo, ids = _history(41)
+    c1, c2 = ids[12], ids[-1]  # on one chain; later commits rewrite first-commit facts
+    expected = _expected(repo, c1, c2)
+    assert expected["changed"]
+    statements: list[str] = []
+    real = type(repo.db).execute
+
+    def counted(self, sql, *args, **kw):
+        statements.append(sql)
+        return real(self, sql, *args, **kw)
+
+    monkeypatch.setattr(type(repo.db), "execute", counted)
+    assert _got(queries._diff_states(repo, c1, c2)) == expected
+    assert sum("from requests" in s for s in statements) == 1, statements

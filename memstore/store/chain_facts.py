@@ -20,6 +20,7 @@ from .schema import DamagedIndexError
 from .storage import Storage
 
 Key = tuple[str, str]
+FEW = 256  # keys looked up one by one; more are found in one pass over the rows
 
 
 def commits_between(store: Storage, since: str | None, commit: str) -> list[Commit] | None:
@@ -70,15 +71,25 @@ def live_writes(store: Storage, commit: str, keys: list[Key]) -> dict[Key, LiveF
     """Of `keys`, those live in `commit`'s state, each with the write that holds it."""
     depth = chain_depths(store, commit)
     found: dict[Key, tuple[int, int, int, str]] = {}
-    for key in keys:
-        # by the subject's index: SQLite would take the prompt's, and many facts share a
-        # prompt ('{} plays'), so each look-up would read a good part of the table
-        rows = store.db.query("select commit_id, set_index, position from requests "
-                              "where subject = ? and +prompt = ?", list(key))
-        where = [(depth[r["commit_id"]], r["set_index"], r["position"], r["commit_id"])
-                 for r in rows if r["commit_id"] in depth]
-        if where:
-            found[key] = max(where)
+
+    def take(key: Key, cid: str, i: int, p: int) -> None:
+        if cid in depth and (key not in found or found[key] < (depth[cid], i, p, cid)):
+            found[key] = (depth[cid], i, p, cid)
+
+    if len(keys) > FEW:  # one pass over the rows costs less than a look-up per key
+        wanted = set(keys)
+        for cid, i, p, subject, prompt in store.db.execute(
+                "select commit_id, set_index, position, subject, prompt from requests"):
+            if (subject, prompt) in wanted:
+                take((subject, prompt), cid, i, p)
+    else:
+        for key in keys:
+            # by the subject's index: SQLite would take the prompt's, and many facts share
+            # a prompt ('{} plays'), so each look-up would read a good part of the table
+            for cid, i, p in store.db.execute(
+                    "select commit_id, set_index, position from requests "
+                    "where subject = ? and +prompt = ?", list(key)):
+                take(key, cid, i, p)
     out, read = {}, {}
     for key, (_, i, p, cid) in found.items():
         if (cid, i) not in read:  # the write itself, from its hash-checked object
