@@ -123,7 +123,9 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     BRANCH may be a tag (a name that is a tag and no branch, or refs/tags/NAME), and
     --tags pushes every tag: the history each names is written first, then each tag the
     remote lacks is created by compare-and-swap; a remote tag naming another commit is
-    refused (exit status 1, the other tags pushed) unless --force.
+    refused (exit status 1, the other tags pushed) unless --force. A remote branch or tag
+    that holds no commit id (damaged: a bad copy, a hand edit) refuses the push unless
+    --force, which replaces it by compare-and-swap against the bytes read.
 
     `push --delete REMOTE NAME...` deletes branches and tags there (a name as above: the
     remote's branch first, else its tag), each by compare-and-swap against the commit
@@ -134,9 +136,9 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     A deleted branch's REMOTE/BRANCH goes here too. The objects stay on the remote.
 
     --json prints one object: remote, url, branch, old and new (the remote branch's commit
-    before and after), forced, up_to_date, guarantee, upstream_set, commits, objects,
-    bytes, seconds; for tags, remote, url, tags (each: tag, old, new, forced, up_to_date,
-    refused), guarantee, commits, objects, bytes, seconds; for --delete, remote, url,
+    before and after), forced, damaged, up_to_date, guarantee, upstream_set, commits, objects,
+    bytes, seconds; for tags, remote, url, tags (each: tag, old, new, forced, damaged,
+    up_to_date, refused), guarantee, commits, objects, bytes, seconds; for --delete, remote, url,
     deleted (each: ref, name, kind, old, refused, now, damaged), guarantee, seconds.
     """
     from memstore.remote.push import push as run_push
@@ -170,7 +172,8 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
                      set_upstream=set_upstream)
     if as_json:
         print_json({"remote": r.remote, "url": r.url, "branch": r.branch, "old": r.old,
-                    "new": r.new, "forced": r.forced, "up_to_date": r.up_to_date,
+                    "new": r.new, "forced": r.forced, "damaged": r.damaged,
+                    "up_to_date": r.up_to_date,
                     "guarantee": r.guarantee, "upstream_set": set_upstream,
                     **_moved_json(r.moved, r.seconds)})
         return
@@ -182,9 +185,12 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
         if tracking:
             click.echo(tracking)
         return
-    what = (f"{short(r.old)}...{short(r.new)} (forced update)" if r.forced
-            else f"{short(r.old)}..{short(r.new)}" if r.old else "* [new branch]")
+    what = (f"{short(r.old) if r.old else '(damaged)'}...{short(r.new)} (forced update)"
+            if r.forced else f"{short(r.old)}..{short(r.new)}" if r.old else "* [new branch]")
     click.echo(f" {what:<28} {r.branch:<12} -> {r.branch}")
+    if r.damaged is not None:
+        click.echo(f"replaced damaged branch {r.branch} (it held {r.damaged} bytes, not a "
+                   "commit id)")
     click.echo(_moved("pushed", r.moved, r.seconds))
     if tracking:
         click.echo(tracking)
@@ -204,16 +210,21 @@ def show_tags(r, as_json: bool) -> None:
     if as_json:
         print_json({"remote": r.remote, "url": r.url,
                     "tags": [{"tag": t.tag, "old": t.old, "new": t.new, "forced": t.forced,
-                              "up_to_date": t.up_to_date, "refused": t.refused}
+                              "damaged": t.damaged, "up_to_date": t.up_to_date,
+                              "refused": t.refused}
                              for t in r.tags],
                     "guarantee": r.guarantee, **_moved_json(r.moved, r.seconds)})
     else:
         click.echo(f"To {r.url}")
         done = [t for t in r.tags if not t.up_to_date and not t.refused]
         for t in done:
-            what = (f"{short(t.old)}...{short(t.new)} (forced update)" if t.forced
-                    else "* [new tag]")
+            what = (f"{short(t.old) if t.old else '(damaged)'}...{short(t.new)} (forced "
+                    "update)" if t.forced else "* [new tag]")
             click.echo(f" {what:<28} {t.tag:<12} -> {t.tag}")
+        for t in done:
+            if t.damaged is not None:
+                click.echo(f"replaced damaged tag {t.tag} (it held {t.damaged} bytes, not a "
+                           "commit id)")
         if done:
             click.echo(_moved("pushed", r.moved, r.seconds))
             _single_writer(r)

@@ -51,7 +51,8 @@ class PushResult:
     branch: str
     old: str | None  # the remote branch before (None: new there)
     new: str
-    forced: bool = False  # the old commit is not an ancestor of the new one
+    forced: bool = False  # the old commit is not an ancestor of the new one (or was damaged)
+    damaged: int | None = None  # forced: the bytes the remote branch held, no commit id
     moved: Moved = field(default_factory=Moved)
     guarantee: str = ""  # what the store guarantees for the ref update
     seconds: float = 0.0
@@ -107,8 +108,15 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
         raise ValidationError(f"push to {name} refused: it has a branch {clash!r}, and a "
                               "remote stores a branch as a file, so one cannot be both a "
                               f"branch and the folder of another; rename {branch!r}")
-    old = remote.transport.read_ref(path)
+    old = remote.transport.read_ref(path, damaged=True)
     result = PushResult(name, url, branch, old.commit, tip, guarantee=remote.transport.guarantee)
+    if old.damaged is not None:  # a bad copy, a hand edit: replaced against its bytes
+        if not force:
+            raise ValidationError(
+                f"push to {name} refused: its branch {branch!r} ({path}) holds "
+                f"{len(old.damaged)} bytes, not a commit id; push --force replaces it, "
+                f"push --delete --force {name} {path} removes it")
+        result.forced, result.damaged = True, len(old.damaged)
     if old.commit is not None and old.commit != tip:
         if not repo.has_commit(old.commit):
             if not force:

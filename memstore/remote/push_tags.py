@@ -48,6 +48,7 @@ class TagUpdate:
     new: str
     refused: bool = False  # it names another commit there (and no --force), or it
     # moved while this push ran (`old`: what it held then; None: removed there)
+    damaged: int | None = None  # forced: the bytes the remote tag held, no commit id
 
     @property
     def up_to_date(self) -> bool:
@@ -55,7 +56,8 @@ class TagUpdate:
 
     @property
     def forced(self) -> bool:
-        return self.old is not None and not self.up_to_date and not self.refused
+        return (self.old is not None or self.damaged is not None) and not self.up_to_date \
+            and not self.refused
 
 
 @dataclass
@@ -108,9 +110,15 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
     for tag, tip in sorted(tags.items()):
         if tag in listed:
             transport.check_ref_file(TAGS, tag, listed[tag])
-        read[tag] = transport.read_ref(tag_path(tag))
-        old = read[tag].commit
-        result.tags.append(TagUpdate(tag, old, tip, refused=old not in (None, tip) and not force))
+        read[tag] = transport.read_ref(tag_path(tag), damaged=True)
+        old, damaged = read[tag].commit, read[tag].damaged
+        if damaged is not None and not force:  # a bad copy, a hand edit
+            raise ValidationError(
+                f"push to {name} refused: its tag {tag!r} ({tag_path(tag)}) holds "
+                f"{len(damaged)} bytes, not a commit id; push --tags --force replaces it, "
+                f"push --delete --force {name} {tag_path(tag)} removes it")
+        result.tags.append(TagUpdate(tag, old, tip, refused=old not in (None, tip) and not force,
+                                     damaged=None if damaged is None else len(damaged)))
     going = [u for u in result.tags if not u.up_to_date and not u.refused]
     if going and remote.marker is None:
         remote.create(repo.base.hash, repo.base.spec, repo.base.info)

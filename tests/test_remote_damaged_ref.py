@@ -1,0 +1,109 @@
+"""A remote ref that holds no commit id (garbage or empty: a bad copy, a hand edit) has a
+way out through memstore, on a folder, on S3 (moto) and on fsspec's memory store: a push of
+that branch or tag is refused naming it, and with --force replaces it by compare-and-swap
+against the damaged bytes read."""
+from __future__ import annotations
+
+import pytest
+from cli_support import error_line, ok, run
+from remote_support import make_repo, remote_files
+from test_store_support import commit_on_head
+
+from memstore.errors import ValidationError
+from memstore.remote.fetch import fetch
+from memstore.remote.fsck import fsck_remote
+from memstore.remote.push import push
+from memstore.remote.push_tags import push_tags
+from memstore.remote.transport import open_transport
+from memstore.store.refs import HEADS, TAGS
+
+pytest_plugins = ["remote_fixtures"]  # s3_server
+
+
+def test_a_damaged_branch_is_replaced_only_by_a_forced_push(any_pair):
+    a, b, url = any_pair
+    c1 = commit_on_head(a, seed=1).id
+    push(a)
+    open_transport(url).put(HEADS + "main", b"junk\n")
+    before = remote_files(url)
+    with pytest.raises(ValidationError, match=r"its branch 'main' \(refs/heads/main\) holds 5 "
+                                              r"bytes, not a commit id; push --force"):
+        push(a)
+    assert remote_files(url) == before
+    got = push(a, force=True)
+    assert (got.old, got.new, got.forced, got.damaged) == (None, c1, True, 5)
+    assert remote_files(url)[HEADS + "main"] == c1.encode() + b"\n"
+    assert fsck_remote(url) == [] and fetch(b).updates[0].new == c1
+
+
+def test_a_damaged_tag_is_replaced_only_by_a_forced_push(any_pair):
+    a, b, url = any_pair
+    c1 = commit_on_head(a, seed=1).id
+    push(a)
+    a.create_tag("v1")
+    a.create_tag("v2")
+    push_tags(a, only="v2")
+    open_transport(url).put(TAGS + "v1", b"")
+    before = remote_files(url)
+    with pytest.raises(ValidationError, match=r"its tag 'v1' \(refs/tags/v1\) holds 0 bytes, "
+                                              r"not a commit id; push --tags --force"):
+        push_tags(a)
+    assert remote_files(url) == before
+    got = push_tags(a, force=True)
+    assert [(t.tag, t.old, t.damaged, t.forced, t.refused) for t in got.tags] == [
+        ("v1", None, 0, True, False), ("v2", c1, None, False, False)]
+    assert remote_files(url)[TAGS + "v1"] == c1.encode() + b"\n"
+    assert fsck_remote(url) == []
+    fetch(b, all_tags=True)
+    assert b.tags() == {"v1": c1, "v2": c1}
+
+
+def test_a_damaged_ref_rewritten_meanwhile_is_not_replaced(any_pair, monkeypatch):
+    a, _, url = any_pair
+    commit_on_head(a, seed=1)
+    push(a)
+    a.create_tag("v1")
+    there = open_transport(url)
+    there.put(TAGS + "v1", b"junk\n")
+    kind = type(there)
+    real = kind.read_ref
+
+    def read_then_someone_writes(t, path, damaged=False):
+        got = real(t, path, damaged)
+        if path == TAGS + "v1":
+            there.put(TAGS + "v1", b"other junk\n")  # after the read, before the swap
+        return got
+
+    monkeypatch.setattr(kind, "read_ref", read_then_someone_writes)
+    got = push_tags(a, force=True)
+    monkeypatch.undo()
+    assert [(t.tag, t.refused, t.old) for t in got.tags] == [("v1", True, "(damaged)")]
+    assert remote_files(url)[TAGS + "v1"] == b"other junk\n"
+
+
+def test_a_damaged_ref_replaced_on_the_command_line(tmp_path):
+    url = str(tmp_path / "remote")
+    a = make_repo(tmp_path / "a", url)
+    try:
+        c1 = commit_on_head(a, seed=1).id
+        push(a)
+        a.create_tag("v1")
+    finally:
+        a.close()
+    there = open_transport(url)
+    there.put(HEADS + "main", b"junk\n")
+    there.put(TAGS + "v1", b"junk\n")
+    where = tmp_path / "a"
+    error_line(run("push", "origin", "main", cwd=where), 2,
+               "holds 5 bytes, not a commit id; push --force replaces it, push --delete --force "
+               "origin refs/heads/main removes it")
+    out = ok("push", "--force", "origin", "main", cwd=where).stdout.splitlines()
+    assert out[1].split() == ["(damaged)..." + c1[:12], "(forced", "update)", "main", "->",
+                              "main"]
+    assert out[2] == "replaced damaged branch main (it held 5 bytes, not a commit id)"
+    error_line(run("push", "--tags", "origin", cwd=where), 2,
+               "push --tags --force replaces it, push --delete --force origin refs/tags/v1 "
+               "removes it")
+    out = ok("push", "--tags", "--force", "origin", cwd=where).stdout.splitlines()
+    assert "replaced damaged tag v1 (it held 5 bytes, not a commit id)" in out
+    assert remote_files(url)[TAGS + "v1"] == c1.encode() + b"\n"
