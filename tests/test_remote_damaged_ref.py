@@ -10,8 +10,9 @@ from remote_support import make_repo, remote_files
 from test_store_support import commit_on_head
 
 from memstore.errors import ValidationError
-from memstore.remote.fetch import fetch
+from memstore.remote.fetch import fetch, pull
 from memstore.remote.fsck import fsck_remote
+from memstore.remote.layout import RemoteFormatError
 from memstore.remote.push import push
 from memstore.remote.push_tags import push_tags
 from memstore.remote.transport import open_transport
@@ -107,3 +108,25 @@ def test_a_damaged_ref_replaced_on_the_command_line(tmp_path):
     out = ok("push", "--tags", "--force", "origin", cwd=where).stdout.splitlines()
     assert "replaced damaged tag v1 (it held 5 bytes, not a commit id)" in out
     assert remote_files(url)[TAGS + "v1"] == c1.encode() + b"\n"
+
+
+def test_the_refusals_of_a_damaged_ref_name_the_way_out(any_pair):
+    a, b, url = any_pair
+    commit_on_head(a, seed=1)
+    push(a)
+    a.create_tag("v1")
+    push_tags(a)
+    there = open_transport(url)
+    there.put(TAGS + "v1", b"junk\n")
+    tag_out = ("`memstore push --delete --force REMOTE refs/tags/v1` removes it, "
+               "`push --tags --force` replaces it")
+    with pytest.raises(RemoteFormatError) as e:
+        fetch(b, all_tags=True)
+    assert str(e.value).endswith(f"refs/tags/v1 does not hold a commit id ('junk'); {tag_out}")
+    assert fsck_remote(url) == [f"tag v1 does not hold a commit id ('junk'); {tag_out}"]
+    there.put(HEADS + "main", b"")
+    with pytest.raises(RemoteFormatError) as e:
+        pull(b)
+    assert str(e.value).endswith(
+        "refs/heads/main does not hold a commit id (''); `memstore push --delete --force "
+        "REMOTE refs/heads/main` removes it, `push --force REMOTE main` replaces it")

@@ -275,7 +275,9 @@ def test_a_damaged_remote_branch_does_not_stop_a_tag_push(any_pair):
     remove(url, object_path(c1.id))
     a.create_tag("v1")
     assert not push_tags(a).tags[0].refused
-    assert fsck_remote(url) == ["branch main does not hold a commit id ('not an id')",
+    damaged = ("branch main does not hold a commit id ('not an id'); `memstore push --delete "
+               "--force REMOTE refs/heads/main` removes it, `push --force REMOTE main` replaces it")
+    assert fsck_remote(url) == [damaged,
                                 "HEAD names no branch of the remote ('ref: refs/heads/main\\n')"]
 
 

@@ -54,7 +54,8 @@ def fsck_remote(url: str, verify: bool = True) -> list[str]:
         for rel, size in sorted(transport.list(prefix).items()):
             try:  # what a fetch refuses: a name no ref may have, a file too large for an id
                 transport.check_ref_file(prefix, rel, size)
-                found[rel] = parse_ref(transport.read(prefix + rel) or b"", f"{kind} {rel}")
+                found[rel] = parse_ref(transport.read(prefix + rel) or b"", f"{kind} {rel}",
+                                       prefix + rel)
             except RemoteFormatError as e:
                 problems.append(str(e))
     branches = refs[HEADS]

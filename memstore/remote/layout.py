@@ -113,12 +113,25 @@ def ref_bytes(commit: str) -> bytes:
     return check_object_id(commit).encode() + b"\n"
 
 
-def parse_ref(data: bytes, where: str) -> str:
+def parse_ref(data: bytes, where: str, ref: str | None = None) -> str:
+    """The commit id ref file `data` holds; else one line naming `where`, and for remote
+    ref `ref` (refs/heads/NAME, refs/tags/NAME) the way out (`damaged_ref_way_out`)."""
     text = data.decode("ascii", errors="replace").strip()
     try:
         return check_object_id(text)
     except MemstoreError:
-        raise RemoteFormatError(f"{where} does not hold a commit id ({text[:20]!r})") from None
+        out = f"; {damaged_ref_way_out(ref)}" if ref is not None else ""
+        raise RemoteFormatError(f"{where} does not hold a commit id ({text[:20]!r}){out}") \
+            from None
+
+
+def damaged_ref_way_out(ref: str) -> str:
+    """What removes or replaces remote ref `ref` that holds no commit id (a bad copy, a
+    hand edit), by compare-and-swap against the bytes there."""
+    tag = ref.startswith(TAGS)
+    name = ref[len(TAGS if tag else HEADS):]
+    replace = "push --tags --force" if tag else f"push --force REMOTE {name}"
+    return f"`memstore push --delete --force REMOTE {ref}` removes it, `{replace}` replaces it"
 
 
 def head_bytes(branch: str) -> bytes:

@@ -149,7 +149,7 @@ class Transport(ABC):
         """The RefValue of ref `path` read as `data` (token: the commit, or the damaged
         bytes, where `token` is None)."""
         try:
-            commit = parse_ref(data, f"{self.url}: {path}")
+            commit = parse_ref(data, f"{self.url}: {path}", path)
         except RemoteFormatError:
             if not damaged:
                 raise
@@ -223,7 +223,7 @@ class Transport(ABC):
                 continue
             self.check_ref_file(prefix, name, size)
         refs = self.read_many(f"{prefix}{name}" for name in found)
-        return {p[len(prefix):]: parse_ref(data, f"{self.url}: {p}")
+        return {p[len(prefix):]: parse_ref(data, f"{self.url}: {p}", p)
                 for p, data in sorted(refs.items())}
 
     def check_key(self, path: str) -> None:
