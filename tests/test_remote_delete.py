@@ -267,3 +267,13 @@ def test_a_damaged_ref_on_the_command_line(tmp_path):
     assert out.splitlines() == [f"To {url}", f" - {'[deleted]':<26} v1",
                                 "deleted damaged tag v1 (it held 5 bytes, not a commit id)"]
     assert refs_there(url) == {HEADS + "main": c1, HEADS + "topic/x": c2}
+
+
+def test_a_damaged_head_branch_is_deleted_when_forced(any_pair):
+    a, _, url = any_pair
+    _, c2 = shared(a)
+    open_transport(url).put(HEADS + "main", b"junk\n")
+    got = push_delete(a, "origin", ["main"], force=True)
+    assert [(r.ref, r.damaged, r.refused) for r in got.refs] == [(HEADS + "main", 5, False)]
+    assert refs_there(url) == {HEADS + "topic/x": c2, TAGS + "v1": c2}
+    assert remote_files(url)["HEAD"] == b"ref: refs/heads/topic/x\n" and fsck_remote(url) == []

@@ -97,8 +97,9 @@ def push_delete(repo: Repository, name: str, refs: list[str], *,
             result.refs.append(RefDeletion(
                 prefix, short, value.commit,
                 damaged=None if value.damaged is None else len(value.damaged)))
-    if any(r.ref == HEADS + str(current) for r in result.refs):
-        transport.branches([])  # read again in 2: a damaged branch refuses before any delete
+    deleting = [r.name for r in result.refs if r.prefix == HEADS]
+    if current in deleting:  # the branches left, read again in 2: a damaged one refuses
+        transport.branches([], but=deleting)  # before any delete (one deleted may be: forced)
     for r in result.refs:
         try:
             transport.delete_ref(r.ref, read[r.ref])

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import io
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -198,21 +198,25 @@ class Transport(ABC):
         fsyncs their folders once each, not once per object); a write of any other file
         (a ref, a record) flushes first. Here every write is durable when it returns."""
 
-    def branches(self, passed_over: list[str] | None = None) -> dict[str, str]:
+    def branches(self, passed_over: list[str] | None = None,
+                 but: Collection[str] = ()) -> dict[str, str]:
         """Branch name → commit of every branch on the remote. With `passed_over`, a branch
         whose name an older memstore accepted (it breaks only the rule against characters
         that do not show as themselves) is left out, its line appended there, instead of
-        refusing the whole remote: memstore cannot rename or remove a remote's branch."""
-        return self.refs(HEADS, passed_over)
+        refusing the whole remote: memstore cannot rename or remove a remote's branch. The
+        branches `but` names are not read (a delete's: one may be damaged)."""
+        return self.refs(HEADS, passed_over, but)
 
     def tags(self, passed_over: list[str] | None = None) -> dict[str, str]:
         """Tag name → commit of every tag on the remote (refs/tags/), as `branches`."""
         return self.refs(TAGS, passed_over)
 
-    def refs(self, prefix: str, passed_over: list[str] | None = None) -> dict[str, str]:
-        """Short name → commit of every ref under `prefix` (refs/heads/ or refs/tags/)."""
+    def refs(self, prefix: str, passed_over: list[str] | None = None,
+             but: Collection[str] = ()) -> dict[str, str]:
+        """Short name → commit of every ref under `prefix` (refs/heads/ or refs/tags/) but
+        those `but` names."""
         kind = KINDS[prefix]
-        found = self.list(prefix)
+        found = {n: size for n, size in self.list(prefix).items() if n not in but}
         for name, size in list(found.items()):
             why = older_name(name) if passed_over is not None else None
             if why:
