@@ -130,3 +130,18 @@ def test_the_refusals_of_a_damaged_ref_name_the_way_out(any_pair):
     assert str(e.value).endswith(
         "refs/heads/main does not hold a commit id (''); `memstore push --delete --force "
         "REMOTE refs/heads/main` removes it, `push --force REMOTE main` replaces it")
+
+
+def test_a_ref_too_large_for_an_id_names_the_way_out_and_takes_it(any_pair):
+    a, b, url = any_pair
+    c1 = commit_on_head(a, seed=1).id
+    push(a)
+    open_transport(url).put(HEADS + "main", b"x" * 5000)
+    with pytest.raises(RemoteFormatError) as e:
+        fetch(b)
+    assert str(e.value).endswith(
+        "refs/heads/main holds 5000 bytes, not a commit id; `memstore push --delete --force "
+        "REMOTE refs/heads/main` removes it, `push --force REMOTE main` replaces it")
+    assert [p.split("; ")[1] for p in fsck_remote(url) if "5000 bytes" in p] != []
+    assert push(a, force=True).damaged == 5000
+    assert fsck_remote(url) == [] and fetch(b).updates[0].new == c1

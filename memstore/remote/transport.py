@@ -33,7 +33,7 @@ from ..errors import MemstoreError, ValidationError
 from ..store.objects import CHUNK_BYTES
 from ..store.refs import HEADS, KINDS, TAGS, check_ref_name, older_name
 from . import urls
-from .layout import LOCK, RemoteFormatError, parse_ref
+from .layout import LOCK, RemoteFormatError, damaged_ref_way_out, parse_ref
 
 T = TypeVar("T")
 
@@ -267,7 +267,8 @@ class Transport(ABC):
                                     f"valid ({why}); rename or remove it there") from None
         if size > MAX_REF_BYTES:  # a ref is one id: never read a large file whole for it
             raise RemoteFormatError(f"remote {self.url}: {prefix}{name} holds {size} "
-                                    "bytes, not a commit id")
+                                    "bytes, not a commit id; "
+                                    f"{damaged_ref_way_out(prefix + name)}")
 
     def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
