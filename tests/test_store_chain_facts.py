@@ -67,6 +67,19 @@ def _history(n: int):
     return repo, ids
 
 
+def _object_reads(monkeypatch) -> list[str]:
+    """The ids of the objects read from here on (a list that grows)."""
+    reads: list[str] = []
+    real = ObjectStore.get_bytes
+
+    def counted(self, oid, verify=True):
+        reads.append(oid)
+        return real(self, oid, verify)
+
+    monkeypatch.setattr(ObjectStore, "get_bytes", counted)
+    return reads
+
+
 @pytest.mark.parametrize("few", [256, 0])  # the keys looked up one by one, or in one pass
 def test_show_and_diff_give_the_facts_of_the_folded_states(few, monkeypatch):
     monkeypatch.setattr(chain_facts, "FEW", few)
@@ -89,14 +102,7 @@ def test_show_of_head_reads_its_own_objects_not_the_history(monkeypatch):
     expected = _expected(repo, ids[-2], ids[-1])
     assert expected["changed"]  # a fact of the first commit written again by HEAD
     repo.forget_cached()
-    reads: list[str] = []
-    real = ObjectStore.get_bytes
-
-    def counted(self, oid, verify=True):
-        reads.append(oid)
-        return real(self, oid, verify)
-
-    monkeypatch.setattr(ObjectStore, "get_bytes", counted)
+    reads = _object_reads(monkeypatch)
     assert _got(queries.diff(repo, "HEAD~1", "HEAD")) == expected
     # HEAD's record and requests, the old write's record and requests; the parent's record
     # where resolving HEAD~1 reads it
@@ -113,14 +119,7 @@ def test_status_counts_the_live_facts_without_reading_the_history(monkeypatch):
         counts[c] = queries.status(repo)["n_facts"]
     assert counts == {c: len(_live(repo, c)) for c in counts}
     repo.forget_cached()
-    reads: list[str] = []
-    real = ObjectStore.get_bytes
-
-    def counted(self, oid, verify=True):
-        reads.append(oid)
-        return real(self, oid, verify)
-
-    monkeypatch.setattr(ObjectStore, "get_bytes", counted)
+    reads = _object_reads(monkeypatch)
     assert queries.status(repo)["n_facts"] == counts[ids[-1]]
     assert len(reads) <= 1, len(reads)  # HEAD's record, for its message
 
