@@ -86,14 +86,9 @@ def pushed_topic_x(tmp_path, url):
     return repo
 
 
-def test_a_killed_delete_s_empty_folder_does_not_block_a_branch(tmp_path, forkserver):
-    url = str(tmp_path / "remote")
-    repo = pushed_topic_x(tmp_path, url)
-    repo.close()
-    run_round(forkserver, killed_delete, tmp_path / "local", {}, "file", "self", 1, 1, 0,
-              None)
-    left = tmp_path / "remote" / "refs" / "heads" / "topic"
-    assert left.is_dir() and not any(left.iterdir())  # the kill came between the two
+def push_topic_after(tmp_path, url: str) -> None:
+    """After the kill (topic/x gone from the remote): branch `topic` made here and pushed,
+    where the dead command's leftover stood."""
     transport = open_transport(url)
     assert set(transport.branches()) == {"main"}
     with Repository.open(tmp_path / "local") as repo:
@@ -102,6 +97,17 @@ def test_a_killed_delete_s_empty_folder_does_not_block_a_branch(tmp_path, forkse
         push(repo, branch="topic")
         assert transport.branches() == {"main": repo.resolve("main"),
                                         "topic": repo.resolve("main")}
+
+
+def test_a_killed_delete_s_empty_folder_does_not_block_a_branch(tmp_path, forkserver):
+    url = str(tmp_path / "remote")
+    repo = pushed_topic_x(tmp_path, url)
+    repo.close()
+    run_round(forkserver, killed_delete, tmp_path / "local", {}, "file", "self", 1, 1, 0,
+              None)
+    left = tmp_path / "remote" / "refs" / "heads" / "topic"
+    assert left.is_dir() and not any(left.iterdir())  # the kill came between the two
+    push_topic_after(tmp_path, url)
     assert (tmp_path / "remote" / "refs" / "heads" / "topic").is_file()
 
 
@@ -142,14 +148,7 @@ def test_a_killed_push_s_temporary_does_not_block_a_branch(tmp_path, forkserver)
     heads = tmp_path / "remote" / "refs" / "heads"
     temps = [p.name for p in heads.rglob(f"{TEMP_PREFIX}*")]
     assert [p.parent for p in heads.rglob(f"{TEMP_PREFIX}*")] == [heads], temps
-    transport = open_transport(url)
-    assert set(transport.branches()) == {"main"}
-    with Repository.open(tmp_path / "local") as repo:
-        repo.delete_branch("topic/x", force=True)
-        repo.create_branch("topic", "main")
-        push(repo, branch="topic")
-        assert transport.branches() == {"main": repo.resolve("main"),
-                                        "topic": repo.resolve("main")}
+    push_topic_after(tmp_path, url)
     assert not list(heads.rglob(f"{TEMP_PREFIX}*"))  # the dead push's, removed
 
 
