@@ -145,3 +145,18 @@ def test_a_ref_too_large_for_an_id_names_the_way_out_and_takes_it(any_pair):
     assert [p.split("; ")[1] for p in fsck_remote(url) if "5000 bytes" in p] != []
     assert push(a, force=True).damaged == 5000
     assert fsck_remote(url) == [] and fetch(b).updates[0].new == c1
+
+
+def test_an_id_padded_past_a_ref_size_is_damaged_to_a_push_too(any_pair):
+    """A commit id after 5000 spaces: a fetch refuses it (too large to be read for an id);
+    a push took it for the id and said 'Everything up-to-date', leaving it there."""
+    a, b, url = any_pair
+    c1 = commit_on_head(a, seed=1).id
+    push(a)
+    open_transport(url).put(HEADS + "main", b" " * 5000 + c1.encode())
+    with pytest.raises(ValidationError, match="holds 5064 bytes, not a commit id; push --force"):
+        push(a)
+    got = push(a, force=True)
+    assert (got.damaged, got.up_to_date) == (5064, False)
+    assert remote_files(url)[HEADS + "main"] == c1.encode() + b"\n"
+    assert fsck_remote(url) == [] and fetch(b).updates[0].new == c1

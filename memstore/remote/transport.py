@@ -149,6 +149,9 @@ class Transport(ABC):
         """The RefValue of ref `path` read as `data` (token: the commit, or the damaged
         bytes, where `token` is None)."""
         try:
+            if len(data) > MAX_REF_BYTES:  # as `check_ref_file` refuses it to a fetch
+                raise RemoteFormatError(f"remote {self.url}: {path} holds {len(data)} bytes, "
+                                        f"not a commit id; {damaged_ref_way_out(path)}")
             commit = parse_ref(data, f"{self.url}: {path}", path)
         except RemoteFormatError:
             if not damaged:
