@@ -132,6 +132,9 @@ def run(args: list[str], cwd: Path) -> tuple[float, float, int]:
     return wall, cpu, code
 
 
+MADE, BUILT = ".bench-history-scale", ".bench-history-scale-built"  # WORK/nN's markers
+
+
 def fresh_copy(root: Path) -> Path:
     for name in ("copy", "out", "remote"):
         shutil.rmtree(root / name, ignore_errors=True)
@@ -176,11 +179,17 @@ def main() -> None:
     results, built = {}, {}
     for n in sizes:
         root = work / f"n{n}"
-        if not (root / "repo").exists():
-            shutil.rmtree(root, ignore_errors=True)
+        if not (root / BUILT).exists():
+            if (root / MADE).is_file() and not root.is_symlink():
+                shutil.rmtree(root)  # a build of ours that did not finish
+            elif root.exists() or root.is_symlink():
+                sys.exit(f"{root} exists and is no build of this benchmark: remove it or name "
+                         "another --work")
             root.mkdir()
+            (root / MADE).touch()  # from here on the folder is ours (fresh_copy empties it)
             t = time.perf_counter()
             build(root, model, n, a.facts)
+            (root / BUILT).touch()
             built[n] = round(time.perf_counter() - t, 1)
             print(f"built {n} commits x {a.facts} facts in {built[n]} s", flush=True)
         results[n] = measure(root)
