@@ -28,7 +28,8 @@ def test_a_damaged_branch_is_replaced_only_by_a_forced_push(any_pair):
     open_transport(url).put(HEADS + "main", b"junk\n")
     before = remote_files(url)
     with pytest.raises(ValidationError, match=r"its branch 'main' \(refs/heads/main\) holds 5 "
-                                              r"bytes, not a commit id; push --force"):
+                                              r"bytes, not a commit id; `memstore push --delete --force "
+                                              r"origin refs/heads/main` removes it, `push --force origin main`"):
         push(a)
     assert remote_files(url) == before
     got = push(a, force=True)
@@ -47,7 +48,8 @@ def test_a_damaged_tag_is_replaced_only_by_a_forced_push(any_pair):
     open_transport(url).put(TAGS + "v1", b"")
     before = remote_files(url)
     with pytest.raises(ValidationError, match=r"its tag 'v1' \(refs/tags/v1\) holds 0 bytes, "
-                                              r"not a commit id; push --tags --force"):
+                                              r"not a commit id; `memstore push --delete --force origin "
+                                              r"refs/tags/v1` removes it, `push --tags --force origin`"):
         push_tags(a)
     assert remote_files(url) == before
     got = push_tags(a, force=True)
@@ -96,15 +98,15 @@ def test_a_damaged_ref_replaced_on_the_command_line(tmp_path):
     there.put(TAGS + "v1", b"junk\n")
     where = tmp_path / "a"
     error_line(run("push", "origin", "main", cwd=where), 2,
-               "holds 5 bytes, not a commit id; push --force replaces it, push --delete --force "
-               "origin refs/heads/main removes it")
+               "holds 5 bytes, not a commit id; `memstore push --delete --force origin "
+               "refs/heads/main` removes it, `push --force origin main` replaces it")
     out = ok("push", "--force", "origin", "main", cwd=where).stdout.splitlines()
     assert out[1].split() == ["(damaged)..." + c1[:12], "(forced", "update)", "main", "->",
                               "main"]
     assert out[2] == "replaced damaged branch main (it held 5 bytes, not a commit id)"
     error_line(run("push", "--tags", "origin", cwd=where), 2,
-               "push --tags --force replaces it, push --delete --force origin refs/tags/v1 "
-               "removes it")
+               "`memstore push --delete --force origin refs/tags/v1` removes it, "
+               "`push --tags --force origin` replaces it")
     out = ok("push", "--tags", "--force", "origin", cwd=where).stdout.splitlines()
     assert "replaced damaged tag v1 (it held 5 bytes, not a commit id)" in out
     assert remote_files(url)[TAGS + "v1"] == c1.encode() + b"\n"
@@ -119,7 +121,7 @@ def test_the_refusals_of_a_damaged_ref_name_the_way_out(any_pair):
     there = open_transport(url)
     there.put(TAGS + "v1", b"junk\n")
     tag_out = ("`memstore push --delete --force REMOTE refs/tags/v1` removes it, "
-               "`push --tags --force` replaces it")
+               "`push --tags --force REMOTE` replaces it")
     with pytest.raises(RemoteFormatError) as e:
         fetch(b, all_tags=True)
     assert str(e.value).endswith(f"refs/tags/v1 does not hold a commit id ('junk'); {tag_out}")
@@ -154,7 +156,7 @@ def test_an_id_padded_past_a_ref_size_is_damaged_to_a_push_too(any_pair):
     c1 = commit_on_head(a, seed=1).id
     push(a)
     open_transport(url).put(HEADS + "main", b" " * 5000 + c1.encode())
-    with pytest.raises(ValidationError, match="holds 5064 bytes, not a commit id; push --force"):
+    with pytest.raises(ValidationError, match="holds 5064 bytes, not a commit id; `memstore push --delete"):
         push(a)
     got = push(a, force=True)
     assert (got.damaged, got.up_to_date) == (5064, False)

@@ -125,13 +125,15 @@ def parse_ref(data: bytes, where: str, ref: str | None = None) -> str:
             from None
 
 
-def damaged_ref_way_out(ref: str) -> str:
+def damaged_ref_way_out(ref: str, remote: str = "REMOTE") -> str:
     """What removes or replaces remote ref `ref` that holds no commit id (a bad copy, a
-    hand edit), by compare-and-swap against the bytes there."""
+    hand edit), by compare-and-swap against the bytes there; `remote`: the remote's name,
+    where the caller knows it."""
     tag = ref.startswith(TAGS)
     name = ref[len(TAGS if tag else HEADS):]
-    replace = "push --tags --force" if tag else f"push --force REMOTE {name}"
-    return f"`memstore push --delete --force REMOTE {ref}` removes it, `{replace}` replaces it"
+    replace = f"push --tags --force {remote}" if tag else f"push --force {remote} {name}"
+    return (f"`memstore push --delete --force {remote} {ref}` removes it, `{replace}` "
+            "replaces it")
 
 
 def head_bytes(branch: str) -> bytes:

@@ -34,7 +34,7 @@ from ..store.repository import Repository
 from ..store.upstreams import Upstream
 from . import remotes
 from .connection import connect
-from .layout import HEAD_FILE, branch_path, head_bytes
+from .layout import HEAD_FILE, branch_path, damaged_ref_way_out, head_bytes
 from .stats import push_statistics
 from .transfer import Moved, object_ids, reachable, remote_sizes, upload
 from .transport import StaleRefError, Transport
@@ -114,8 +114,7 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
         if not force:
             raise ValidationError(
                 f"push to {name} refused: its branch {branch!r} ({path}) holds "
-                f"{len(old.damaged)} bytes, not a commit id; push --force replaces it, "
-                f"push --delete --force {name} {path} removes it")
+                f"{len(old.damaged)} bytes, not a commit id; {damaged_ref_way_out(path, name)}")
         result.forced, result.damaged = True, len(old.damaged)
     if old.commit is not None and old.commit != tip:
         if not repo.has_commit(old.commit):

@@ -35,7 +35,7 @@ from ..store.refs import (
 from ..store.repository import Repository
 from . import remotes
 from .connection import connect
-from .layout import RemoteFormatError, tag_path
+from .layout import RemoteFormatError, damaged_ref_way_out, tag_path
 from .stats import push_statistics
 from .transfer import Moved, object_ids, reachable, remote_sizes, upload
 from .transport import RefValue, StaleRefError, Transport
@@ -115,8 +115,8 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
         if damaged is not None and not force:  # a bad copy, a hand edit
             raise ValidationError(
                 f"push to {name} refused: its tag {tag!r} ({tag_path(tag)}) holds "
-                f"{len(damaged)} bytes, not a commit id; push --tags --force replaces it, "
-                f"push --delete --force {name} {tag_path(tag)} removes it")
+                f"{len(damaged)} bytes, not a commit id; "
+                f"{damaged_ref_way_out(tag_path(tag), name)}")
         result.tags.append(TagUpdate(tag, old, tip, refused=old not in (None, tip) and not force,
                                      damaged=None if damaged is None else len(damaged)))
     going = [u for u in result.tags if not u.up_to_date and not u.refused]

@@ -65,6 +65,12 @@ class RefValue:
     def exists(self) -> bool:
         return self.commit is not None or self.damaged is not None
 
+    @property
+    def shown(self) -> str | None:
+        """What the ref holds, as a StaleRefError says it: its commit, None where it is
+        absent, '(damaged)' where it holds no commit id."""
+        return "(damaged)" if self.damaged is not None else self.commit
+
 
 MAX_REF_BYTES = 4096
 
@@ -160,17 +166,15 @@ class Transport(ABC):
         return RefValue(commit, commit if token is None else token)
 
     def held_now(self, path: str) -> str | None:
-        """What ref `path` holds now, as a StaleRefError says it: its commit, None where
-        it is absent, '(damaged)' where it holds no commit id."""
-        now = self.read_ref(path, damaged=True)
-        return "(damaged)" if now.damaged is not None else now.commit
+        """What ref `path` holds now, as a StaleRefError says it (RefValue.shown)."""
+        return self.read_ref(path, damaged=True).shown
 
     def check_ref(self, path: str, expected: RefValue) -> None:
         """StaleRefError unless ref `path` still holds what `expected` read (a commit, or
         the same damaged bytes)."""
         now = self.read_ref(path, damaged=True)
         if (now.commit, now.damaged) != (expected.commit, expected.damaged):
-            raise StaleRefError(path, "(damaged)" if now.damaged is not None else now.commit)
+            raise StaleRefError(path, now.shown)
 
     # -- shared -------------------------------------------------------------------------------
 
