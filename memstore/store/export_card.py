@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..serving import card as cards
 from .difference import chain_difference, fact_changes
-from .export_target import MANIFEST
+from .export_target import MANIFEST, missing
 from .repository import Repository
 from .states import BASE
 
@@ -146,7 +146,7 @@ def card_problems(repo: Repository, out: Path, manifest: dict[str, Any]
     if not _is_record(manifest["card"]):
         raise ValidationError(f"{out / MANIFEST}: damaged manifest (card)")
     path = out / cards.CARD
-    if path.is_symlink() or not path.is_file():  # when listed: listed_file_problems says so
+    if missing(path):  # when listed: listed_file_problems says so
         return ([] if listed else [f"{cards.CARD}: missing from the export"]), []
     template = manifest["card"].get("template")
     if template != TEMPLATE:
