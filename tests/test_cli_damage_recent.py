@@ -201,6 +201,25 @@ def test_fsck_repair_takes_a_malformed_settings_or_base_row_from_the_snapshot(hi
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
 
 
+def test_fsck_repair_without_a_snapshot_names_the_malformed_row(history):
+    """A malformed base row and no snapshot object left to take it from: fsck --repair said
+    'the index cannot be read', though it could; it names the row now, and that no
+    snapshot is there to repair it from."""
+    repo, _ = history
+    sql(repo, "update config set value = '[]' where key = 'base'")
+    objects = repo / ".memstore" / "objects"
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    held = [r[0] for r in con.execute("select object from snapshots")]
+    con.close()
+    assert held
+    for oid in held:
+        (objects / oid[:2] / oid[2:]).unlink()
+    line = refused(repo, ["fsck", "--repair"], 1, "the repository's base record is malformed, "
+                   "and the object store holds no usable snapshot of the refs and config to "
+                   "repair it from; nothing was changed")
+    assert "cannot be read" not in line
+
+
 def test_fsck_quotes_a_long_branch_name_of_the_upstreams_row_shortened(history):
     """The upstreams row holding a malformed entry under a name of 100,000 characters: fsck
     printed a 200 kB line, the name twice (quoted, then in the `branch --unset-upstream

@@ -81,16 +81,17 @@ def _scan(objects: DiskObjectStore) -> _Scan:
     return out
 
 
-def _read_old(path: Path) -> tuple[list[dict], dict[str, Any], list[dict]] | None:
+def _read_old(path: Path) -> tuple[list[dict], dict[str, Any], list[dict]] | str:
     """The refs and config rows of the old index, if it can still be read and they are
     sound (a damaged ref row, or a malformed base or settings row, is not copied into the
     new index: the snapshot has it), and
     its statistics rows that name no record object (written before statistics records
-    were: the object store alone cannot say what their matrices are)."""
+    were: the object store alone cannot say what their matrices are); else what is wrong
+    with it, in words (the way out its error gave left off: that way out is this repair)."""
     try:
         db = open_index(path)
-    except MemstoreError:
-        return None
+    except MemstoreError as e:
+        return _what(e)
     try:
         Refs(db).check()
         Refs(db).head()
@@ -101,14 +102,23 @@ def _read_old(path: Path) -> tuple[list[dict], dict[str, Any], list[dict]] | Non
         config.read_base(db)  # a malformed base or settings row: no command can write it
         config.read_settings(db)  # again (`config` reads it first), the snapshot has it
         return refs, config.rows(db), unrecorded
-    except Exception:  # noqa: BLE001 - any failure here means: use the snapshots instead
-        return None
+    except MemstoreError as e:
+        return _what(e)
+    except Exception as e:  # noqa: BLE001 - any failure here means: use the snapshots instead
+        return f"the index cannot be read ({type(e).__name__}: {str(e)[:200]})"
     finally:
         db.close()
 
 
-def _from_snapshot(objects: DiskObjectStore,
-                   scan: _Scan) -> tuple[list[dict], dict[str, Any], int]:
+def _what(e: MemstoreError) -> str:
+    """An error's account of the damage, without the way out it ends on."""
+    return str(e).split("; run `memstore", 1)[0]
+
+
+def _from_snapshot(objects: DiskObjectStore, scan: _Scan,
+                   why: str) -> tuple[list[dict], dict[str, Any], int]:
+    """The refs and config of the newest sound snapshot; `why` is what is wrong with the
+    index's own (the error's words when there is none)."""
     for oid, _ in sorted(scan.snapshots, key=lambda s: (s[1]["seq"], s[1].get("time", 0)),
                          reverse=True):
         try:
@@ -120,8 +130,8 @@ def _from_snapshot(objects: DiskObjectStore,
         targets = [r.get("target") for r in snap["refs"] if r.get("target")]
         if all(t in scan.commits for t in targets):
             return snap["refs"], snap["config"], snap["seq"]
-    raise MemstoreError("the index cannot be read and the object store holds no usable "
-                        "snapshot of the refs and config; nothing was changed")
+    raise MemstoreError(f"{why}, and the object store holds no usable snapshot of the refs "
+                        "and config to repair it from; nothing was changed")
 
 
 def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairReport:
@@ -132,14 +142,14 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
     path = d / "index.db"
     with RepositoryLock(d / "lock", on_wait=note)():  # waits, and says so, as writers do
         objects = DiskObjectStore(d / "objects")
-        old = _read_old(path) if path.exists() else None
+        old = _read_old(path) if path.exists() else f"{path} is missing"
         scan = _scan(objects)
         unrecorded: list[dict] = []
-        if old is not None:
+        if not isinstance(old, str):
             refs, conf, unrecorded = old
             report = RepairReport("index")
         else:
-            refs, conf, seq = _from_snapshot(objects, scan)
+            refs, conf, seq = _from_snapshot(objects, scan, old)
             report = RepairReport(f"snapshot {seq}")
         if note is not None:
             note(f"rebuilding the index from {len(scan.commits)} commit records "
@@ -158,7 +168,7 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
                 p.unlink(missing_ok=True)
             raise
         report.skipped = scan.skipped
-        if old is None and path.exists():
+        if isinstance(old, str) and path.exists():
             report.kept_as = f"index.db.damaged-{int(time.time())}"
             for s in ("", *SIDE_FILES):
                 p = d / ("index.db" + s)
