@@ -133,6 +133,28 @@ def test_rename_carries_the_upstream_delete_and_remote_remove_drop_it(base, tmp_
     assert upstream(repo) is None
 
 
+def test_push_u_while_the_remote_is_removed_records_no_upstream(base, tmp_path, monkeypatch):
+    """`remote remove team` landing while `push -u team` ran: the push then recorded the
+    tracking branch and the upstream of a remote that was no longer there (an upstream
+    that push, pull and fetch refuse). Now neither is recorded, and push says so."""
+    from memstore.remote import push, remotes
+
+    repo, _ = setup(base, tmp_path)
+    track = push._track
+
+    def removed_first(r, name, branch, tip):  # as another process's `remote remove`
+        remotes.remove(r, name)
+        track(r, name, branch, tip)
+
+    monkeypatch.setattr(push, "_track", removed_first)
+    error_line(run("push", "-u", "team", cwd=repo), 1, "pushed main to team, but remote "
+               "'team' is gone (removed while this command ran?): no upstream recorded")
+    assert not recorded(repo)
+    with Repository.open(repo) as r:
+        assert r.refs.list("refs/remotes/") == {}
+    assert snapshotted(repo)
+
+
 def test_a_damaged_or_stale_upstream_is_one_line(base, tmp_path):
     repo, _ = setup(base, tmp_path)
     ok("push", "-u", "team", cwd=repo)
@@ -144,7 +166,7 @@ def test_a_damaged_or_stale_upstream_is_one_line(base, tmp_path):
                               "behind": None, "gone": True}
     assert "based on 'gone/main', but the upstream is gone" in ok("status", cwd=repo).stdout
     for command in ("push", "pull", "fetch"):
-        error_line(run(command, cwd=repo), 2, "the upstream of branch 'main' is 'gone/main', "
+        error_line(run(command, cwd=repo), 1, "the upstream of branch 'main' is 'gone/main', "
                                               "but there is no remote 'gone'")
     assert snapshot(repo) == before
     # the remote-tracking branch gone

@@ -152,7 +152,10 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
             push_statistics(repo, remote.transport, reachable(repo, [tip])))
     _track(repo, name, branch, tip)
     if set_upstream:
-        remotes.record_upstream(repo, branch, Upstream(name, branch))
+        try:
+            remotes.record_upstream(repo, branch, Upstream(name, branch))
+        except MemstoreError as e:  # the push itself landed: say so
+            raise MemstoreError(f"pushed {branch} to {name}, but {e}") from None
     result.guarantee = remote.transport.guarantee
     result.seconds = time.perf_counter() - t0
     return result
@@ -173,8 +176,13 @@ def _on_remote(repo: Repository, transport: Transport, old: str | None) -> set[s
 
 
 def _track(repo: Repository, name: str, branch: str, tip: str) -> None:
+    """Moves remote `name`'s tracking branch to `tip`; none for a remote removed while the
+    push ran (`remote remove` deleted its tracking branches: one written now would be
+    left behind, naming no remote)."""
     ref = remotes.tracking_ref(name, branch)
     with repo.lock():
+        if name not in remotes.remotes(repo):
+            return
         old = repo.refs.read(ref)
         if old != tip:
             repo.update_ref(ref, tip, expected=old)

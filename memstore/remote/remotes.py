@@ -90,10 +90,12 @@ def default_remote(repo: Repository) -> str:
 
 def upstream_of(repo: Repository, branch: str | None) -> Upstream | None:
     """The recorded upstream of `branch` (None: none recorded, or no branch), whose remote
-    must still exist."""
+    must still exist: one naming no remote is damage to the config (as a malformed one is,
+    exit 1), written by hand (`remote remove` drops the upstreams naming the remote, and
+    record_upstream records none for a remote that is not there)."""
     up = upstreams.get(repo.db, branch) if branch is not None else None
     if up is not None and up.remote not in remotes(repo):
-        raise ValidationError(f"the upstream of branch {branch!r} is {up.name!r}, but there is "
+        raise MemstoreError(f"the upstream of branch {branch!r} is {up.name!r}, but there is "
                               f"no remote {up.remote!r}; `memstore branch --unset-upstream "
                               f"{branch}` forgets it")
     return up
@@ -143,8 +145,13 @@ def record_upstream(repo: Repository, branch: str, up: Upstream | None) -> None:
     """Records `up` as the upstream of `branch` (None: forgets it), the other branches'
     read in the same transaction: `push -u` after the push, clone, and `branch
     --set-upstream-to` and `--unset-upstream` after their checks (inside their own
-    transaction: this one is then its savepoint)."""
+    transaction: this one is then its savepoint). A remote removed since the caller
+    read it (`remote remove` while `push -u` ran) is refused: the upstream would name no
+    remote."""
     with repo.lock(), transaction(repo.db):
+        if up is not None and up.remote not in remotes(repo):
+            raise MemstoreError(f"remote {up.remote!r} is gone (removed while this command "
+                                f"ran?): no upstream recorded for branch {branch!r}")
         repo.set_config(upstreams.CONFIG_KEY, upstreams.table_with(repo.db, branch, up))
 
 
