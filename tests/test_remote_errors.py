@@ -96,6 +96,29 @@ def test_a_hand_edited_remotes_row_is_one_line(repo, row):
     assert snapshot(repo) == before
 
 
+def test_a_relative_folder_in_the_remotes_row_is_taken_from_the_repository(repo, tmp_path,
+                                                                           monkeypatch):
+    """A relative path written by hand into the remotes row named a folder under the
+    working directory: fetched from the repository's root it found the remote, from a
+    folder within it another (none there). It is taken from the root now, from anywhere;
+    `remote add` records the path it is given absolute (from where it ran)."""
+    import sqlite3
+
+    ok("remote", "add", "team", tmp_path / "team", cwd=repo)
+    ok("push", "team", cwd=repo)
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update config set value = ? where key = 'remotes'",
+                    (json.dumps({"team": "file://../team"}),))
+    con.close()
+    (repo / "sub").mkdir()
+    for folder in (repo, repo / "sub"):
+        monkeypatch.chdir(folder)
+        assert f"From {tmp_path / 'team'}\n" in ok("fetch", "team").stdout
+    ok("remote", "add", "up", "../../up")  # from repo/sub
+    assert ok("remote", "--json", cwd=repo).stdout.count(str(tmp_path / "up")) == 1
+
+
 def test_nothing_to_push(repo, tmp_path):
     ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
     refused("push", "origin", "nobranch", code=2, repo=repo,  # not "has no commits"

@@ -28,13 +28,14 @@ def check_remote_name(name: str) -> str:
 
 
 def remotes(repo: Repository) -> dict[str, str]:
-    """Name → URL of every remote; a row that is not names and URLs (edited by hand) is
-    an error naming it."""
+    """Name → URL of every remote (a relative folder path, written by hand, taken from the
+    repository's root: urls.anchored); a row that is not names and URLs (edited by hand)
+    is an error naming it."""
     raw = repo.get_config(CONFIG_KEY) or {}
     if not (isinstance(raw, dict) and all(isinstance(u, str) for u in raw.values())):
         raise MemstoreError(f"the repository's remotes (config row {CONFIG_KEY!r}) are "
                             f"malformed ({str(raw)[:60]!r}): not remote names and URLs")
-    return dict(sorted(raw.items()))
+    return {name: urls.anchored(url, repo.root) for name, url in sorted(raw.items())}
 
 
 def add(repo: Repository, name: str, url: str) -> str:

@@ -36,6 +36,19 @@ def normalise(url: str) -> str:
     return f"{head}://{rest.rstrip('/')}"
 
 
+def anchored(url: str, root: str | os.PathLike | None) -> str:
+    """A URL of the remotes row as it is used: a relative folder path (written by hand:
+    `remote add` records absolute ones) taken from the repository's root folder `root`,
+    not from the working directory, which would make it name another folder from each;
+    any other URL (and one with no path at all, refused when used) as it is."""
+    if root is None or protocol(url) not in FOLDER_PROTOCOLS:
+        return url
+    path = os.path.expanduser(url.split("://", 1)[1] if "://" in url else url)
+    if not path.strip() or os.path.isabs(path):
+        return url
+    return os.path.abspath(os.path.join(root, path))
+
+
 def check(url: str) -> str:
     """`url` normalised, after checking that fsspec knows its scheme, that the backend is
     installed (else: the package to install) and that it carries no password."""
