@@ -17,7 +17,7 @@ from .sampling import sample_templates
 from .settings import EditSettings
 from .solve import covariance_term, solve_layer, solve_layer_nullspace, solve_layer_weighted
 from .statistics import Statistics
-from .tokens import read_alike
+from .tokens import read_alike, read_once
 from .zs import compute_zs
 
 
@@ -83,6 +83,7 @@ def _check_inputs(model, adapter: Adapter, requests: list[Request], settings: Ed
                               "'{}' where the prompt goes")
 
 
+@read_once()
 def execute_memit(model, tokenizer, requests: list[Request], settings: EditSettings,
                   stats: dict[int, Statistics], *, adapter: Adapter | None = None,
                   zs: torch.Tensor | None = None, templates: list[str] | None = None,

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 
@@ -44,6 +47,39 @@ def subject_start(template: str) -> int:
     raise ValidationError(f"no '{{}}' where the subject goes in {template!r}")
 
 
+# the texts read within one operation (read_once): (id of the tokenizer, text) -> the
+# tokenizer (held, so that its id is not another's while the operation lasts), ids, offsets
+_READ: ContextVar[dict | None] = ContextVar("memstore_tokens_read", default=None)
+
+
+@contextmanager
+def read_once() -> Iterator[None]:
+    """Within it (one operation: a solve, a merge), each text is tokenized once per
+    tokenizer for subject_last_token, which a solve asks of each prompt several times (its
+    check, its z-vectors, its keys, both token rules); nested, the outer one holds. What
+    was read goes with it: a tokenizer changed between operations is read afresh."""
+    if _READ.get() is not None:
+        yield
+        return
+    held = _READ.set({})
+    try:
+        yield
+    finally:
+        _READ.reset(held)
+
+
+def _ids_and_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """`text`'s token ids and character offsets, read once within read_once."""
+    memo = _READ.get()
+    got = memo.get((id(tokenizer), text)) if memo is not None else None
+    if got is None or got[0] is not tokenizer:
+        enc = tokenizer(text, return_offsets_mapping=True)
+        got = (tokenizer, tuple(enc.input_ids), tuple(tuple(o) for o in enc["offset_mapping"]))
+        if memo is not None:
+            memo[(id(tokenizer), text)] = got
+    return list(got[1]), list(got[2])
+
+
 def subject_last_token(tokenizer, template: str, subject: str, context: str = "",
                        rule: int = 2) -> tuple[list[int], int]:
     """Token ids of `template.format(subject)` and the index of the subject's last token.
@@ -60,8 +96,7 @@ def subject_last_token(tokenizer, template: str, subject: str, context: str = ""
     start = subject_start(template)
     text = template.format(subject)
     end_char = start + len(subject)  # one past the subject's last character
-    enc = tokenizer(text, return_offsets_mapping=True)
-    ids, offsets = list(enc.input_ids), list(enc["offset_mapping"])
+    ids, offsets = _ids_and_offsets(tokenizer, text)
     # a tokenizer that ends every text with EOS (add_eos_token): the target follows the
     # prompt, never an end of text (scoring reads it so too: eval.scoring.special_prefix)
     specials = set(getattr(tokenizer, "all_special_ids", ())) if rule >= 2 else set()

@@ -38,6 +38,7 @@ from ..editing.requests import (
 )
 from ..editing.settings import EditSettings
 from ..editing.statistics import SOURCES, check_corpus
+from ..editing.tokens import read_once
 from ..editing.zs import check_compute_dtype, key_groups
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import model_hash, side_files, state_items
@@ -342,6 +343,7 @@ def check_against_live(live: list[LiveFact], requests: list[Request], supersede:
             f"live since commit {f.commit[:12]}{more}; use --supersede to replace it")
 
 
+@read_once()  # its checks read the prompts the edit reads
 def commit(repo: Repository, requests: list[Request], message: str, *,
            supersede: bool = False, info: dict[str, Any] | None = None,
            note: Callable[[str], None] | None = None,

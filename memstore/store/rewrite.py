@@ -22,7 +22,7 @@ from ..editing.progress import phase
 from ..editing.requests import Request, fact_key
 from ..editing.result import EditResult
 from ..editing.settings import EditSettings
-from ..editing.tokens import read_alike
+from ..editing.tokens import read_alike, read_once
 from ..errors import MemstoreError, ValidationError
 from . import history
 from .commits import Commit, StoredSet, UpdateSet, load_requests, load_updates, load_zs, store_set
@@ -431,6 +431,7 @@ def _check_rule_recorded(base: LoadedBase, s: UpdateSet, requests: list[Request]
                 f"revert {commit[:12]} and commit its facts again")
 
 
+@read_once()  # its checks read the prompts the solve reads
 def _solve_from_cache(repo: Repository, base: LoadedBase, facts: list[LiveFact],
                       basis: str | None, results: list[EditResult | StoredSet] | None = None,
                       replays: Replays | None = None) -> EditResult:
