@@ -310,6 +310,25 @@ def test_fsck_of_a_remote_lists_the_branch_files_a_fetch_refuses(pushed):
     assert run("fsck", url).exit_code == 0
 
 
+def test_fsck_of_a_remote_reports_a_folder_at_head(repo, tmp_path):
+    """A folder where HEAD belongs (empty, or holding files: on any store) read as no HEAD,
+    and fsck said ok, though no push writes HEAD there again."""
+    from memstore.remote.transport import open_transport
+
+    says = "HEAD is a folder, not the file naming the branch a clone checks out"
+    folder, memory = str(tmp_path / "team"), "memory://head-folder/team"
+    for name, url in (("team", folder), ("memory", memory)):
+        ok("remote", "add", name, url, cwd=repo)
+        ok("push", name, cwd=repo)
+        tamper(url, "HEAD", None)
+    (Path(folder) / "HEAD").mkdir()
+    t = open_transport(memory)
+    t.fs.pipe_file(t.full("HEAD/x"), b"ref: refs/heads/main\n")
+    for url in (folder, memory):
+        r = run("fsck", url)
+        assert r.exit_code == 1 and r.stdout.startswith(says), r.output
+
+
 def test_a_branch_an_older_memstore_named_is_passed_over(pushed, base, tmp_path):
     """A branch whose name holds a zero-width space, pushed by a memstore of before the rule
     against such names (cd5f049): every fetch, pull and clone of the shared remote was

@@ -80,6 +80,10 @@ class FolderTransport(Transport):
             return {}
         return self._call(f"list {directory or 'the remote'}", _walk, base)
 
+    def is_folder(self, path: str) -> bool:
+        """As Transport's, an empty folder too (which keeps `create` from writing there)."""
+        return self._call(f"read {path}", self._source(path).is_dir)
+
     def put(self, path: str, data: bytes) -> None:
         self._call(f"write {path}", self._write, path, data)
 

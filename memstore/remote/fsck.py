@@ -3,8 +3,8 @@
 Checks the marker, that every file under objects/ is named by an object id and (unless
 quick) hashes to it, that every branch and tag holds a commit id whose history is all there:
 each commit present, readable, on the remote's base, with every object its update sets
-name; that every statistics record is readable and its tensor present; and that HEAD
-names an existing branch. What a killed push may leave is not a problem: objects no
+name; that every statistics record is readable and its tensor present; and that HEAD,
+where there is one, is a file naming an existing branch. What a killed push may leave is not a problem: objects no
 branch reaches (the next push reuses them) and `.tmp-` files (never read, and removed by
 the first write of a later push into their folder once stale: folder.py, fsspec_store.py),
 or on S3 an incomplete multipart upload (aborted by a later push once a day old: s3.py)."""
@@ -62,6 +62,9 @@ def fsck_remote(url: str, verify: bool = True) -> list[str]:
     problems += _check_history(transport, marker, refs, set(present), corrupt)
     problems += _check_statistics(transport, set(present), corrupt)
     head = transport.read(HEAD_FILE)
+    if head is None and transport.is_folder(HEAD_FILE):  # a push would not write one there
+        problems.append(f"{HEAD_FILE} is a folder, not the file naming the branch a clone "
+                        "checks out; remove it there (the next push that moves a branch writes it)")
     if head is not None and parse_head(head) not in branches:
         problems.append(f"HEAD names no branch of the remote ({head.decode(errors='replace')!r})")
     return problems

@@ -178,6 +178,11 @@ class Transport(ABC):
 
     # -- shared -------------------------------------------------------------------------------
 
+    def is_folder(self, path: str) -> bool:
+        """Whether a folder stands where file `path` belongs (which `read` reads as no
+        file): here, files stored below `path/`."""
+        return bool(self.list(path + "/"))
+
     def exists(self) -> bool:
         """Whether anything is stored at the remote's root (a lock file left by a push
         killed before it wrote the marker does not count)."""
