@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import chain_facts
 from .provenance import Provenance, Write
 from .repository import Repository
 from .states import BASE, state_commit
@@ -20,17 +21,21 @@ def blame(repo: Repository, rev: str = "HEAD", *, subject: str | None = None,
     `subject`: only the facts about it; `contains`: only those whose subject, prompt or
     target contains it, in any case."""
     commit = state_commit(repo, rev)
-    facts = repo.facts_at(commit) if commit is not BASE else []
     needle = contains.casefold() if contains is not None else None
+
+    def kept(*texts: str) -> bool:
+        return needle is None or any(needle in t.casefold() for t in texts)
+
+    if commit is BASE:
+        facts = []
+    elif subject is None and needle is None:
+        facts = repo.facts_at(commit)
+    else:  # the facts kept alone are read, found by the index (not the whole chain folded)
+        facts = chain_facts.live_where(repo.store, commit, kept, subject)
     prov = Provenance(repo)
     rows = []
     for f in facts:
         r = f.request
-        if subject is not None and r.subject != subject:
-            continue
-        if needle is not None and not any(needle in t.casefold()
-                                          for t in (r.subject, r.prompt, r.target_new)):
-            continue
         # the oldest write of its line that the repository still holds (gc, and a clone,
         # leave out the commits a squash replaced: their recorded paths name them); for a
         # cherry-pick's, that of the picked commit it was solved from, as far as it is held

@@ -9,8 +9,11 @@ held under those keys is found through the index (its basis column gives the cha
 request rows the writes of each key) and read back from the objects, hash-checked. `show
 HEAD` and `diff HEAD~1 HEAD` read one commit's requests this way, not the whole history's;
 `status` counts the live facts off the request rows of HEAD's chain (as it counts the
-commits off the index's ancestry), reading no request list."""
+commits off the index's ancestry), reading no request list; `blame --contains` and
+`--subject` find the live writes they keep by those rows and read back only those."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ..editing.requests import fact_key
 from ..errors import MemstoreError
@@ -90,13 +93,44 @@ def live_writes(store: Storage, commit: str, keys: list[Key]) -> dict[Key, LiveF
                     "select commit_id, set_index, position from requests "
                     "where subject = ? and +prompt = ?", list(key)):
                 take(key, cid, i, p)
+    return _read_back(store, found)
+
+
+def _read_back(store: Storage, found: dict[Key, tuple[int, int, int, str]],
+               index_target: dict[Key, str] | None = None) -> dict[Key, LiveFact]:
+    """Each key's write (place in the chain, set, position, commit), read from its
+    hash-checked object, in the order the keys are given; a write whose record differs from
+    the index's row (its key, or its target where `index_target` says the row's) is a
+    damaged index."""
     out, read = {}, {}
     for key, (_, i, p, cid) in found.items():
         if (cid, i) not in read:  # the write itself, from its hash-checked object
             read[cid, i] = load_requests(store.objects, store.commit(cid).update_sets[i])
         requests = read[cid, i]
-        if p >= len(requests) or fact_key(requests[p]) != key:
+        if p >= len(requests) or fact_key(requests[p]) != key or (
+                index_target is not None and requests[p].target_new != index_target[key]):
             raise DamagedIndexError(f"the index's request rows of commit {cid[:12]} differ "
                                     "from its record; run `memstore fsck --repair`")
         out[key] = LiveFact(requests[p], cid, i, p)
     return out
+
+
+def live_where(store: Storage, commit: str, keep: Callable[[str, str, str], bool],
+               subject: str | None = None) -> list[LiveFact]:
+    """The facts of `commit`'s state (`subject`'s alone where given) whose subject, prompt
+    and target `keep` takes, in history.facts_at's order (that of the writes that hold
+    them): each key's live write is found by the request rows of `commit`'s chain, and only
+    the writes kept are read back from their objects, not the whole chain's."""
+    depth = chain_depths(store, commit)
+    last: dict[Key, tuple[tuple[int, int, int, str], str]] = {}
+    sql = "select commit_id, set_index, position, subject, prompt, target_new from requests"
+    for cid, i, p, s, prompt, target in (
+            store.db.execute(sql + " where subject = ?", [subject]) if subject is not None
+            else store.db.execute(sql)):
+        if cid in depth and ((s, prompt) not in last
+                             or last[s, prompt][0] < (depth[cid], i, p, cid)):
+            last[s, prompt] = ((depth[cid], i, p, cid), target)
+    kept = sorted((at, key, target) for key, (at, target) in last.items()
+                  if keep(key[0], key[1], target))
+    return list(_read_back(store, {key: at for at, key, _ in kept},
+                           {key: target for _, key, target in kept}).values())
