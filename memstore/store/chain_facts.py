@@ -19,6 +19,7 @@ from ..editing.requests import fact_key
 from ..errors import MemstoreError
 from .commits import Commit, load_requests
 from .history import LiveFact
+from .index import BY_KEY
 from .schema import DamagedIndexError
 from .storage import Storage
 
@@ -87,11 +88,9 @@ def live_writes(store: Storage, commit: str, keys: list[Key]) -> dict[Key, LiveF
                 take((subject, prompt), cid, i, p)
     else:
         for key in keys:
-            # by the subject's index: SQLite would take the prompt's, and many facts share
-            # a prompt ('{} plays'), so each look-up would read a good part of the table
             for cid, i, p in store.db.execute(
-                    "select commit_id, set_index, position from requests "
-                    "where subject = ? and +prompt = ?", list(key)):
+                    "select commit_id, set_index, position from requests where " + BY_KEY,
+                    list(key)):
                 take(key, cid, i, p)
     return _read_back(store, found)
 

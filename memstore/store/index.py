@@ -11,6 +11,10 @@ from .commits import Commit, load_requests
 from .storage import Storage
 
 COMMIT, REQUESTS, TENSORS = "commit", "requests", "tensors"
+# a (subject, prompt) key's request rows, by the subject's index: SQLite would take the
+# prompt's, and many facts share a prompt ('{} plays'), so each look-up would read a good
+# part of the table (the unary + keeps the prompt's index out)
+BY_KEY = "subject = ? and +prompt = ?"
 
 
 def index_objects(store: Storage, kinds: dict[str, str]) -> None:
@@ -69,10 +73,13 @@ def find_requests(store: Storage, *, subject: str | None = None, prompt: str | N
     """Request rows (commit_id, set_index, position, subject, prompt, targets) by exact
     subject and/or prompt, or by a substring of either."""
     where, args = [], []
-    if subject is not None:
+    if subject is not None and prompt is not None:
+        where.append(BY_KEY)
+        args += [subject, prompt]
+    elif subject is not None:
         where.append("subject = ?")
         args.append(subject)
-    if prompt is not None:
+    elif prompt is not None:
         where.append("prompt = ?")
         args.append(prompt)
     if contains is not None:
