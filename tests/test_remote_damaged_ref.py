@@ -120,18 +120,23 @@ def test_the_refusals_of_a_damaged_ref_name_the_way_out(any_pair):
     push_tags(a)
     there = open_transport(url)
     there.put(TAGS + "v1", b"junk\n")
-    tag_out = ("`memstore push --delete --force REMOTE refs/tags/v1` removes it, "
-               "`push --tags --force REMOTE` replaces it")
+    def tag_out(remote):  # the remote's name where the caller knows it (it was REMOTE)
+        return (f"`memstore push --delete --force {remote} refs/tags/v1` removes it, "
+                f"`push --tags --force {remote}` replaces it")
+
     with pytest.raises(RemoteFormatError) as e:
         fetch(b, all_tags=True)
-    assert str(e.value).endswith(f"refs/tags/v1 does not hold a commit id ('junk'); {tag_out}")
-    assert fsck_remote(url) == [f"tag v1 does not hold a commit id ('junk'); {tag_out}"]
+    assert str(e.value).endswith(
+        f"refs/tags/v1 does not hold a commit id ('junk'); {tag_out('origin')}")
+    assert fsck_remote(url) == [f"tag v1 does not hold a commit id ('junk'); {tag_out('REMOTE')}"]
+    assert fsck_remote(url, name="up") == [
+        f"tag v1 does not hold a commit id ('junk'); {tag_out('up')}"]
     there.put(HEADS + "main", b"")
     with pytest.raises(RemoteFormatError) as e:
         pull(b)
     assert str(e.value).endswith(
         "refs/heads/main does not hold a commit id (''); `memstore push --delete --force "
-        "REMOTE refs/heads/main` removes it, `push --force REMOTE main` replaces it")
+        "origin refs/heads/main` removes it, `push --force origin main` replaces it")
 
 
 def test_a_ref_too_large_for_an_id_names_the_way_out_and_takes_it(any_pair):
@@ -143,7 +148,7 @@ def test_a_ref_too_large_for_an_id_names_the_way_out_and_takes_it(any_pair):
         fetch(b)
     assert str(e.value).endswith(
         "refs/heads/main holds 5000 bytes, not a commit id; `memstore push --delete --force "
-        "REMOTE refs/heads/main` removes it, `push --force REMOTE main` replaces it")
+        "origin refs/heads/main` removes it, `push --force origin main` replaces it")
     assert [p.split("; ")[1] for p in fsck_remote(url) if "5000 bytes" in p] != []
     assert push(a, force=True).damaged == 5000
     assert fsck_remote(url) == [] and fetch(b).updates[0].new == c1

@@ -329,6 +329,24 @@ def test_fsck_of_a_remote_reports_a_folder_at_head(repo, tmp_path):
         assert r.exit_code == 1 and r.stdout.startswith(says), r.output
 
 
+def test_the_way_out_of_a_damaged_remote_ref_names_the_remote(repo, tmp_path):
+    """fetch and fsck (given the remote's name or its URL) wrote `memstore push --delete
+    --force REMOTE …`, the word REMOTE, though the repository names that remote; a URL no
+    remote of the repository has keeps the word (push takes a name, not a URL)."""
+    url = tmp_path / "team"
+    ok("remote", "add", "team", url, cwd=repo)
+    ok("push", "team", cwd=repo)
+    (url / "refs/heads/main").write_bytes(b"x" * 5000)
+    out = ("`memstore push --delete --force {0} refs/heads/main` removes it, "
+           "`push --force {0} main` replaces it")
+    error_line(run("fetch", "team", cwd=repo), 1, out.format("team"))
+    for target in ("team", str(url)):
+        r = run("fsck", target, cwd=repo)
+        assert r.exit_code == 1 and out.format("team") in r.stdout, r.output
+    r = run("fsck", str(url), cwd=tmp_path)  # no repository here
+    assert r.exit_code == 1 and out.format("REMOTE") in r.stdout, r.output
+
+
 def test_a_branch_an_older_memstore_named_is_passed_over(pushed, base, tmp_path):
     """A branch whose name holds a zero-width space, pushed by a memstore of before the rule
     against such names (cd5f049): every fetch, pull and clone of the shared remote was

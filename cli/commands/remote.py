@@ -439,26 +439,40 @@ def remote_problems(target: str, verify: bool) -> list[str]:
     """fsck of a remote named in the current repository, or of a URL."""
     from memstore.remote.fsck import fsck_remote
 
-    return fsck_remote(remote_url(target), verify=verify)
+    url, name = _remote(target)
+    return fsck_remote(url, verify=verify, name=name)
 
 
 def remote_url(target: str) -> str:
     """The URL of the remote named `target` in the current repository, else `target` as a
     URL or folder."""
-    from memstore.errors import ValidationError
+    return _remote(target)[0]
+
+
+def _remote(target: str) -> tuple[str, str | None]:
+    """`remote_url`, and the name the current repository gives that remote (None: none,
+    or no repository here)."""
+    from memstore.errors import MemstoreError, ValidationError
     from memstore.remote import remotes
     from memstore.store.repository import NotARepositoryError
 
-    url = target
-    if "://" not in target:
+    def known() -> dict[str, str]:
         try:
             with open_repo() as repo:
-                url = remotes.remotes(repo).get(target, target)
+                return remotes.remotes(repo)
         except NotARepositoryError:
-            pass
-        if url == target and not os.path.lexists(target):  # neither a name nor a folder
+            return {}
+
+    if "://" not in target:
+        url = known().get(target)  # a damaged repository refuses a name, as before
+        if url is not None:
+            return url, target
+        if not os.path.lexists(target):  # neither a name nor a folder
             raise ValidationError(f"no remote {target!r} and no folder of that name")
-    return url
+    try:  # a URL or folder: fsck'ed whatever state this repository is in
+        return target, remotes.name_of(known(), target)
+    except MemstoreError:
+        return target, None
 
 
 COMMANDS = [remote, push, fetch, pull, clone]

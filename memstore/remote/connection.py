@@ -61,6 +61,7 @@ def connect(url: str, name: str | None = None, *, base_hash: str | None = None,
     """The remote at `url`, its marker read and checked (against `base_hash` when given).
     With `must_exist`, an empty place is refused too (there is nothing to fetch)."""
     transport = open_transport(url)
+    transport.remote_name = name
     remote = Remote(transport.url, transport, None, name)
     remote.marker = read_marker(transport, remote.label)
     if remote.marker is None and must_exist:

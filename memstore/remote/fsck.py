@@ -34,9 +34,11 @@ from .transfer import batches, counted, streamed
 from .transport import Transport, open_transport
 
 
-def fsck_remote(url: str, verify: bool = True) -> list[str]:
-    """Every problem found on the remote at `url`, one line each; [] when it is sound."""
+def fsck_remote(url: str, verify: bool = True, name: str | None = None) -> list[str]:
+    """Every problem found on the remote at `url`, one line each; [] when it is sound.
+    `name`: the repository's name for it, which the way out of a damaged ref names."""
     transport = open_transport(url)
+    transport.remote_name = name
     data = transport.read(MARKER)
     if data is None:
         return [f"{MARKER} is missing: {transport.url} is not a memstore remote"]
@@ -55,7 +57,7 @@ def fsck_remote(url: str, verify: bool = True) -> list[str]:
             try:  # what a fetch refuses: a name no ref may have, a file too large for an id
                 transport.check_ref_file(prefix, rel, size)
                 found[rel] = parse_ref(transport.read(prefix + rel) or b"", f"{kind} {rel}",
-                                       prefix + rel)
+                                       prefix + rel, name)
             except RemoteFormatError as e:
                 problems.append(str(e))
     branches = refs[HEADS]

@@ -113,22 +113,25 @@ def ref_bytes(commit: str) -> bytes:
     return check_object_id(commit).encode() + b"\n"
 
 
-def parse_ref(data: bytes, where: str, ref: str | None = None) -> str:
+def parse_ref(data: bytes, where: str, ref: str | None = None,
+              remote: str | None = None) -> str:
     """The commit id ref file `data` holds; else one line naming `where`, and for remote
-    ref `ref` (refs/heads/NAME, refs/tags/NAME) the way out (`damaged_ref_way_out`)."""
+    ref `ref` (refs/heads/NAME, refs/tags/NAME) the way out (`damaged_ref_way_out`, with
+    the `remote`'s name where the caller knows it)."""
     text = data.decode("ascii", errors="replace").strip()
     try:
         return check_object_id(text)
     except MemstoreError:
-        out = f"; {damaged_ref_way_out(ref)}" if ref is not None else ""
+        out = f"; {damaged_ref_way_out(ref, remote)}" if ref is not None else ""
         raise RemoteFormatError(f"{where} does not hold a commit id ({text[:20]!r}){out}") \
             from None
 
 
-def damaged_ref_way_out(ref: str, remote: str = "REMOTE") -> str:
+def damaged_ref_way_out(ref: str, remote: str | None = None) -> str:
     """What removes or replaces remote ref `ref` that holds no commit id (a bad copy, a
     hand edit), by compare-and-swap against the bytes there; `remote`: the remote's name,
-    where the caller knows it."""
+    where the caller knows it (else the word REMOTE: push takes a name, not a URL)."""
+    remote = remote or "REMOTE"
     tag = ref.startswith(TAGS)
     name = ref[len(TAGS if tag else HEADS):]
     replace = f"push --tags --force {remote}" if tag else f"push --force {remote} {name}"

@@ -38,6 +38,16 @@ def remotes(repo: Repository) -> dict[str, str]:
     return {name: urls.anchored(url, repo.root) for name, url in sorted(raw.items())}
 
 
+def name_of(known: dict[str, str], url: str) -> str | None:
+    """The name of the remote of `known` (`remotes`) at `url`, as recorded (a folder made
+    absolute); None when there is none."""
+    try:
+        url = urls.normalise(url)
+    except ValidationError:
+        return None
+    return next((name for name, u in known.items() if u == url), None)
+
+
 def add(repo: Repository, name: str, url: str) -> str:
     """Records remote `name` at `url` (checked, not contacted); returns the URL recorded."""
     check_remote_name(name)

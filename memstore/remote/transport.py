@@ -82,6 +82,9 @@ class Transport(ABC):
 
     def __init__(self, url: str) -> None:
         self.url = url
+        # the name the repository gives this remote, where known (connect, fsck): what the
+        # way out of a damaged ref names (push takes a name)
+        self.remote_name: str | None = None
 
     # -- what each kind of store implements -------------------------------------------------
 
@@ -157,8 +160,9 @@ class Transport(ABC):
         try:
             if len(data) > MAX_REF_BYTES:  # as `check_ref_file` refuses it to a fetch
                 raise RemoteFormatError(f"remote {self.url}: {path} holds {len(data)} bytes, "
-                                        f"not a commit id; {damaged_ref_way_out(path)}")
-            commit = parse_ref(data, f"{self.url}: {path}", path)
+                                        "not a commit id; "
+                                        f"{damaged_ref_way_out(path, self.remote_name)}")
+            commit = parse_ref(data, f"{self.url}: {path}", path, self.remote_name)
         except RemoteFormatError:
             if not damaged:
                 raise
@@ -239,7 +243,7 @@ class Transport(ABC):
                 continue
             self.check_ref_file(prefix, name, size)
         refs = self.read_many(f"{prefix}{name}" for name in found)
-        return {p[len(prefix):]: parse_ref(data, f"{self.url}: {p}", p)
+        return {p[len(prefix):]: parse_ref(data, f"{self.url}: {p}", p, self.remote_name)
                 for p, data in sorted(refs.items())}
 
     def check_key(self, path: str) -> None:
@@ -280,7 +284,7 @@ class Transport(ABC):
         if size > MAX_REF_BYTES:  # a ref is one id: never read a large file whole for it
             raise RemoteFormatError(f"remote {self.url}: {prefix}{name} holds {size} "
                                     "bytes, not a commit id; "
-                                    f"{damaged_ref_way_out(prefix + name)}")
+                                    f"{damaged_ref_way_out(prefix + name, self.remote_name)}")
 
     def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
