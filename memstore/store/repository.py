@@ -448,9 +448,11 @@ class Repository:
         """Compare-and-swap what HEAD pointed to when `was` was read to commit `new`: its
         branch, or HEAD itself when it was detached. RefConflictError if that moved, or if
         HEAD, detached then, was switched onto a branch since (that branch is not the one
-        to move, whatever its commit)."""
+        to move, whatever its commit). The record of `new` is read first (checked against
+        its hash): a commit whose object is missing or damaged is refused, not moved to."""
         with self.lock(), transaction(self.db):
             self._get_commit_row(new)
+            self.get_commit(new)
             self.refs.update(was.ref or HEAD, new, was.commit)
 
     def _ref_to_move(self, ref: str) -> str:

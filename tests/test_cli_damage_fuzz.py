@@ -1,0 +1,18 @@
+"""A damaged `.memstore/` found by the damage fuzzer (benchmarks/fuzz_damage.py): each case
+here is a command that failed on it and yet changed the repository, or that said no one
+line."""
+from __future__ import annotations
+
+from cli_support import error_line, run, snapshot
+
+
+def test_reset_to_a_commit_whose_object_is_missing_moves_nothing(history):
+    """reset HEAD~1 with HEAD~1's record gone: it moved the branch (the index knows the
+    commit) and only then failed reading the record's message; a failed command that had
+    changed the branch."""
+    repo, (_, c2, c3) = history
+    (repo / ".memstore" / "objects" / c2[:2] / c2[2:]).unlink()
+    before = snapshot(repo)
+    error_line(run("reset", "HEAD~1", cwd=repo), 1, f"object {c2} is missing")
+    assert snapshot(repo) == before
+    assert run("log", "-n", "1", "--json", cwd=repo).stdout.count(c3) >= 1
