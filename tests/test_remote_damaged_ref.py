@@ -154,6 +154,36 @@ def test_a_ref_too_large_for_an_id_names_the_way_out_and_takes_it(any_pair):
     assert fsck_remote(url) == [] and fetch(b).updates[0].new == c1
 
 
+def test_a_large_file_at_a_ref_is_not_read_whole(any_pair, monkeypatch):
+    """A ref was read whole by every reader but fetch and fsck (push, push --delete, push
+    --tags, their compare-and-swap, fsck --repair): a 1 GB file named as a ref went into
+    memory. Each reads the bytes a ref may hold, and one more, and the size; an empty ref
+    (no byte to read from on S3) reads as before."""
+    from memstore.remote.repair import repair_remote
+    from memstore.remote.transport import MAX_REF_BYTES
+
+    a, _, url = any_pair
+    c1 = commit_on_head(a, seed=1).id
+    push(a)
+    there = open_transport(url)
+    there.put(HEADS + "main", b"x" * 300_000)
+    got = open_transport(url).read_ref(HEADS + "main", damaged=True)
+    assert (got.commit, got.size, len(got.damaged)) == (None, 300_000, MAX_REF_BYTES + 1)
+    there.put("HEAD", b"ref: refs/heads/" + b"y" * 300_000)
+    whole, read = [], type(there).read
+    monkeypatch.setattr(type(there), "read", lambda t, path: whole.append(path) or read(t, path))
+    assert repair_remote(a, url).rewritten == []
+    said = [p for p in fsck_remote(url) if p.startswith("HEAD names no branch")]
+    assert len(said) == 1 and len(said[0]) < 200, said
+    assert not [p for p in whole if p in ("HEAD", HEADS + "main")], whole
+    monkeypatch.undo()
+    assert push(a, force=True).damaged == 300_000
+    assert remote_files(url)[HEADS + "main"] == c1.encode() + b"\n"
+    there.put(TAGS + "v1", b"")
+    got = open_transport(url).read_ref(TAGS + "v1", damaged=True)
+    assert (got.commit, got.size, got.damaged) == (None, 0, b"")
+
+
 def test_an_id_padded_past_a_ref_size_is_damaged_to_a_push_too(any_pair):
     """A commit id after 5000 spaces: a fetch refuses it (too large to be read for an id);
     a push took it for the id and said 'Everything up-to-date', leaving it there."""

@@ -38,7 +38,7 @@ from ..store.upstreams import Upstream
 from . import remotes
 from .connection import connect
 from .fetch import FetchResult, fetch
-from .layout import HEAD_FILE, Marker, parse_head
+from .layout import Marker, parse_head
 
 
 @dataclass
@@ -121,7 +121,7 @@ def clone(url: str, directory: str | Path, base_spec: str, *,
     remote = connect(url, remotes.DEFAULT)
     marker = cast(Marker, remote.marker)  # connect refuses a place without one
     branches = remote.transport.branches([])  # those passed over: the fetch's to say
-    head_file = remote.transport.read(HEAD_FILE)
+    head_file = remote.transport.read_head()
     default = checked_out(parse_head(head_file) if head_file is not None else None, branches)
     base = identify_base(base_spec)
     if base.hash != marker.base_hash:

@@ -63,12 +63,13 @@ def fsck_remote(url: str, verify: bool = True, name: str | None = None) -> list[
     branches = refs[HEADS]
     problems += _check_history(transport, marker, refs, set(present), corrupt)
     problems += _check_statistics(transport, set(present), corrupt)
-    head = transport.read(HEAD_FILE)
+    head = transport.read_head()
     if head is None and transport.is_folder(HEAD_FILE):  # a push would not write one there
         problems.append(f"{HEAD_FILE} is a folder, not the file naming the branch a clone "
                         "checks out; remove it there (the next push that moves a branch writes it)")
     if head is not None and parse_head(head) not in branches:
-        problems.append(f"HEAD names no branch of the remote ({head.decode(errors='replace')!r})")
+        problems.append("HEAD names no branch of the remote "
+                        f"({head[:80].decode(errors='replace')!r})")
     return problems
 
 

@@ -114,8 +114,8 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
         if not force:
             raise ValidationError(
                 f"push to {name} refused: its branch {branch!r} ({path}) holds "
-                f"{len(old.damaged)} bytes, not a commit id; {damaged_ref_way_out(path, name)}")
-        result.forced, result.damaged = True, len(old.damaged)
+                f"{old.size} bytes, not a commit id; {damaged_ref_way_out(path, name)}")
+        result.forced, result.damaged = True, old.size
     if old.commit is not None and old.commit != tip:
         if not repo.has_commit(old.commit):
             if not force:

@@ -76,7 +76,7 @@ def push_delete(repo: Repository, name: str, refs: list[str], *,
     with repo.lock():  # what _untrack's write checks, before anything is deleted: a damaged
         pass  # ref or config row, a read-only repository refused it after
     transport = connect(url, name, base_hash=repo.base.hash).transport
-    head = transport.read(HEAD_FILE)
+    head = transport.read_head()
     current = parse_head(head) if head is not None else None
     result = DeleteResult(name, url)
     read: dict[str, RefValue] = {}
@@ -85,7 +85,7 @@ def push_delete(repo: Repository, name: str, refs: list[str], *,
         if value.damaged is not None and not force:
             raise ValidationError(
                 f"push --delete to {name} refused: its {KINDS[prefix]} {short!r} "
-                f"({prefix}{short}) holds {len(value.damaged)} bytes, not a commit id; "
+                f"({prefix}{short}) holds {value.size} bytes, not a commit id; "
                 "push --delete --force removes it")
         if prefix == HEADS and short == current and not force:
             raise ValidationError(
@@ -96,7 +96,7 @@ def push_delete(repo: Repository, name: str, refs: list[str], *,
             read[prefix + short] = value
             result.refs.append(RefDeletion(
                 prefix, short, value.commit,
-                damaged=None if value.damaged is None else len(value.damaged)))
+                damaged=None if value.damaged is None else value.size))
     deleting = [r.name for r in result.refs if r.prefix == HEADS]
     if current in deleting:  # the branches left, read again in 2: a damaged one refuses
         transport.branches([], but=deleting)  # before any delete (one deleted may be: forced)

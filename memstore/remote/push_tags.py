@@ -111,14 +111,14 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
         if tag in listed:
             transport.check_ref_file(TAGS, tag, listed[tag])
         read[tag] = transport.read_ref(tag_path(tag), damaged=True)
-        old, damaged = read[tag].commit, read[tag].damaged
-        if damaged is not None and not force:  # a bad copy, a hand edit
+        old, damaged = read[tag].commit, read[tag].damaged is not None
+        if damaged and not force:  # a bad copy, a hand edit
             raise ValidationError(
                 f"push to {name} refused: its tag {tag!r} ({tag_path(tag)}) holds "
-                f"{len(damaged)} bytes, not a commit id; "
+                f"{read[tag].size} bytes, not a commit id; "
                 f"{damaged_ref_way_out(tag_path(tag), name)}")
         result.tags.append(TagUpdate(tag, old, tip, refused=old not in (None, tip) and not force,
-                                     damaged=None if damaged is None else len(damaged)))
+                                     damaged=read[tag].size if damaged else None))
     going = [u for u in result.tags if not u.up_to_date and not u.refused]
     if going and remote.marker is None:
         remote.create(repo.base.hash, repo.base.spec, repo.base.info)

@@ -30,7 +30,6 @@ from .layout import (
     Marker,
     RemoteFormatError,
     object_path,
-    parse_ref,
     parse_statistics_record,
     statistics_path,
     statistics_record,
@@ -127,10 +126,12 @@ def _needed(repo: Repository, transport: Transport, present: dict[str, int],
     needed: set[str] = set()
     stack = []
     for path in [prefix + name for prefix in (HEADS, TAGS) for name in transport.list(prefix)]:
-        try:
-            stack.append(parse_ref(transport.read(path) or b"", path))
+        try:  # read as every ref is: a large file there is not read whole
+            commit = transport.read_ref(path).commit
         except RemoteFormatError:
             continue  # fsck lists it; there is no object to restore for it
+        if commit is not None:  # gone since it was listed
+            stack.append(commit)
     while stack:
         cid = stack.pop()
         if cid in needed:

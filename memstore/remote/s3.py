@@ -35,7 +35,7 @@ from typing import Any
 from .. import leftovers
 from .fsspec_store import FsspecTransport
 from .layout import OBJECTS, ref_bytes
-from .transport import RefValue, RemoteError, StaleRefError
+from .transport import MAX_REF_BYTES, RefValue, RemoteError, StaleRefError
 
 WRITE_BLOCK = 8 * 2**20  # a multipart upload's part (S3's least is 5 MiB): what it buffers
 CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
@@ -175,21 +175,31 @@ class S3Transport(FsspecTransport):
         got = self._call(f"read {path}", self._get_with_etag, path)
         if got is None:
             return RefValue(None, None)
-        data, etag = got
-        return self.ref_value(path, data, etag, damaged)
+        data, size, etag = got
+        return self.ref_value(path, data, size, etag, damaged)
 
-    def _get_with_etag(self, path: str) -> tuple[bytes, str] | None:
+    def _get_with_etag(self, path: str) -> tuple[bytes, int, str] | None:
+        """The first MAX_REF_BYTES + 1 bytes of `path` (a ranged GET: a large file there
+        is never read whole for a ref), its size and its ETag."""
         from fsspec.asyn import sync
 
-        async def get() -> tuple[bytes, str]:
-            resp = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=self.key(path))
+        async def get(**ranged) -> tuple[bytes, int, str]:
+            resp = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=self.key(path),
+                                          **ranged)
             try:
-                return await resp["Body"].read(), resp["ETag"]
+                data = await resp["Body"].read()
+                whole = resp.get("ContentRange", "").rpartition("/")[2]
+                return data, int(whole) if whole.isdigit() else len(data), resp["ETag"]
             finally:
                 resp["Body"].close()
 
         try:
-            return sync(self.fs.loop, get)
+            try:
+                return sync(self.fs.loop, get, Range=f"bytes=0-{MAX_REF_BYTES}")
+            except Exception as e:  # an empty file has no byte 0: read whole (nothing)
+                if client_error_code(e) not in ("InvalidRange", "416"):
+                    raise
+                return sync(self.fs.loop, get)
         except FileNotFoundError:
             return None
 

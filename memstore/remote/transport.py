@@ -33,7 +33,7 @@ from ..errors import MemstoreError, ValidationError
 from ..store.objects import CHUNK_BYTES
 from ..store.refs import HEADS, KINDS, TAGS, check_ref_name, older_name
 from . import urls
-from .layout import LOCK, RemoteFormatError, damaged_ref_way_out, parse_ref
+from .layout import HEAD_FILE, LOCK, RemoteFormatError, damaged_ref_way_out, parse_ref
 
 T = TypeVar("T")
 
@@ -55,11 +55,13 @@ class RefValue:
     """A remote ref as read: the commit it holds (None: absent or damaged) and the token
     the compare-and-swap checks (the S3 ETag; elsewhere the commit itself, or the bytes of a
     damaged ref); `damaged`: the bytes of a ref that holds no commit id (read only where
-    asked for: a `push --delete --force` or a `push --force` replacing it)."""
+    asked for: a `push --delete --force` or a `push --force` replacing it), its first
+    MAX_REF_BYTES + 1 only (a ref is read no further), and `size` its size in bytes."""
 
     commit: str | None
     token: Any = None
     damaged: bytes | None = None
+    size: int = 0
 
     @property
     def exists(self) -> bool:
@@ -150,23 +152,44 @@ class Transport(ABC):
     def read_ref(self, path: str, damaged: bool = False) -> RefValue:
         """The ref at `path`; its token is the commit itself (S3 reads the ETag too). A ref
         that holds no commit id is refused (RemoteFormatError), or with `damaged` read as
-        such: commit None, its bytes in `damaged` and its token."""
-        data = self.read(path)
-        return RefValue(None) if data is None else self.ref_value(path, data, None, damaged)
+        such: commit None, its first bytes in `damaged`, its size and its token."""
+        got = self.read_small(path)
+        return RefValue(None) if got is None else self.ref_value(path, *got, None, damaged)
 
-    def ref_value(self, path: str, data: bytes, token: Any, damaged: bool) -> RefValue:
-        """The RefValue of ref `path` read as `data` (token: the commit, or the damaged
-        bytes, where `token` is None)."""
+    def read_small(self, path: str) -> tuple[bytes, int] | None:
+        """The first MAX_REF_BYTES + 1 bytes of file `path` (a ref: a large file there is
+        never read whole for one) and its size; None when it does not exist."""
+        f = self._call(f"read {path}", self.open_read, path)
+        if f is None:
+            return None
         try:
-            if len(data) > MAX_REF_BYTES:  # as `check_ref_file` refuses it to a fetch
-                raise RemoteFormatError(f"remote {self.url}: {path} holds {len(data)} bytes, "
+            data = self._call(f"read {path}", f.read, MAX_REF_BYTES + 1)
+            size = len(data) if len(data) <= MAX_REF_BYTES \
+                else self._call(f"read {path}", f.seek, 0, io.SEEK_END)
+        finally:
+            f.close()
+        return data, size
+
+    def read_head(self) -> bytes | None:
+        """The remote's HEAD file, as `read_small` reads it (one too large for a branch
+        name names none); None when there is none."""
+        got = self.read_small(HEAD_FILE)
+        return None if got is None else got[0]
+
+    def ref_value(self, path: str, data: bytes, size: int, token: Any,
+                  damaged: bool) -> RefValue:
+        """The RefValue of ref `path` of `size` bytes read as `data` (its first bytes;
+        token: the commit, or the damaged bytes and size, where `token` is None)."""
+        try:
+            if size > MAX_REF_BYTES:  # as `check_ref_file` refuses it to a fetch
+                raise RemoteFormatError(f"remote {self.url}: {path} holds {size} bytes, "
                                         "not a commit id; "
                                         f"{damaged_ref_way_out(path, self.remote_name)}")
             commit = parse_ref(data, f"{self.url}: {path}", path, self.remote_name)
         except RemoteFormatError:
             if not damaged:
                 raise
-            return RefValue(None, data if token is None else token, data)
+            return RefValue(None, (data, size) if token is None else token, data, size)
         return RefValue(commit, commit if token is None else token)
 
     def held_now(self, path: str) -> str | None:
@@ -177,7 +200,8 @@ class Transport(ABC):
         """StaleRefError unless ref `path` still holds what `expected` read (a commit, or
         the same damaged bytes)."""
         now = self.read_ref(path, damaged=True)
-        if (now.commit, now.damaged) != (expected.commit, expected.damaged):
+        if (now.commit, now.damaged, now.size) != \
+                (expected.commit, expected.damaged, expected.size):
             raise StaleRefError(path, now.shown)
 
     # -- shared -------------------------------------------------------------------------------
