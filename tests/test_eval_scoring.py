@@ -1,12 +1,16 @@
 """Batched scoring against a naive one-pair-at-a-time computation, tokenization rules, and
 batched generation."""
+from dataclasses import replace
+
 import pytest
 import torch
-from tiny import FAMILIES, tiny_model, tiny_tokenizer
+from tiny import FAMILIES, tiny_config, tiny_model, tiny_tokenizer
 from tokenizers import processors
 
+from memstore.eval import scoring
 from memstore.eval.generation import generate, greedy_generate
 from memstore.eval.scoring import encode_pairs, score_targets, special_prefix, target_nll
+from memstore.models.adapters import find_adapter
 
 # Mixed lengths (1 to ~15 tokens of prompt, 1 to ~12 of target), shared prompts, a prompt
 # ending in whitespace: padding-heavy batches.
@@ -42,11 +46,29 @@ def test_batched_scores_match_naive(family, add_bos):
     model, tok = tiny_model(family), tiny_tokenizer(add_bos)
     ref_nll, ref_top1 = naive(model, tok, PROMPTS, TARGETS)
     assert ref_nll.std() > 0.1  # the scores depend on the context: a mask error would show
-    for packed in (True, False):
+    packs = find_adapter(model.config.model_type).packed_scoring
+    if not packs:  # the plain path only (Qwen 3.5: test_packing_is_off_where_it_would_be_wrong)
+        with pytest.raises(ValueError, match="no packed scoring"):
+            score_targets(model, tok, PROMPTS, TARGETS, packed=True)
+    for packed in (True, False)[not packs:]:
         for batch_tokens in (24, 4096):  # one sequence per batch / everything in one batch
             got = score_targets(model, tok, PROMPTS, TARGETS, batch_tokens, packed=packed)
             torch.testing.assert_close(got.nll, ref_nll, atol=1e-5, rtol=0)
             assert torch.equal(got.top1, ref_top1)
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES
+                                    if not find_adapter(tiny_config(f, 8).model_type).packed_scoring])
+def test_packing_is_off_where_it_would_be_wrong(family, monkeypatch):
+    """Qwen 3.5's Gated DeltaNet layers take no attention mask (padding's only): targets
+    packed behind one prompt would read the targets before them. Packing forced on scores
+    them wrong; the adapter's packed_scoring=False is why they are scored one by one."""
+    model, tok = tiny_model(family), tiny_tokenizer()
+    ref_nll, _ = naive(model, tok, PROMPTS, TARGETS)
+    adapter = replace(find_adapter(model.config.model_type), packed_scoring=True)
+    monkeypatch.setattr(scoring, "find_adapter", lambda _: adapter)
+    got = score_targets(model, tok, PROMPTS, TARGETS, 4096, packed=True)
+    assert (got.nll - ref_nll).abs().max() > 1e-2
 
 
 def test_target_nll_depends_on_the_prompt():
@@ -91,7 +113,8 @@ def test_empty_prompt_is_conditioned_on_bos():
     assert prompt == [tok.bos_token_id]
 
 
-@pytest.mark.parametrize("family, add_bos", [("gpt2", False), ("llama", True)])
+@pytest.mark.parametrize("family, add_bos", [("gpt2", False), ("llama", True),
+                                             ("qwen3_5_text", True)])
 def test_batched_greedy_generation_matches_one_at_a_time(family, add_bos):
     model, tok = tiny_model(family), tiny_tokenizer(add_bos)
     prompts = ["The capital of France is", "I", "Which family does Ramalinaceae belong to?"]

@@ -26,7 +26,7 @@ CORPUS = [
 
 FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama", "gemma", "gemma2", "gemma3_text", "gemma3",
             "phi3", "olmo2", "phi", "smollm3", "starcoder2", "stablelm",
-            "granite", "cohere", "cohere2")
+            "granite", "cohere", "cohere2", "qwen3_5_text")
 POST_NORM_FAMILIES = ("gemma2", "gemma3_text", "gemma3", "olmo2")
 
 SPECIAL = ["<pad>", "<bos>", "<eos>"]
@@ -148,6 +148,12 @@ def tiny_config(family: str, vocab_size: int, layers: int = 2) -> transformers.P
                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
                     logit_scale=0.5, **common,
                     **({"head_dim": 8, "sliding_window": 64} if family == "cohere2" else {}))
+    if family == "qwen3_5_text":  # a Gated DeltaNet layer, then a full-attention one
+        return transformers.Qwen3_5TextConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, max_position_embeddings=128,
+            linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=8,
+            linear_value_head_dim=8, full_attention_interval=2, **common)
     raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
 
 

@@ -120,9 +120,10 @@ def _make_cache(past: list[tuple[torch.Tensor, torch.Tensor]]):
 
 
 @torch.no_grad()
-def full_pass(model, adapter: Adapter, rows: Rows, layer: int) -> tuple[torch.Tensor, list]:
+def full_pass(model, adapter: Adapter, rows: Rows, layer: int) -> tuple[torch.Tensor, list | None]:
     """One forward over the whole rows: the hidden states leaving `layer`, and every
-    layer's keys/values (the prefix cache)."""
+    layer's keys/values (the prefix cache; None where the adapter says its layers keep no
+    such cache: Adapter.prefix_cache)."""
     device = next(model.parameters()).device
     got = {}
 
@@ -132,21 +133,27 @@ def full_pass(model, adapter: Adapter, rows: Rows, layer: int) -> tuple[torch.Te
     handle = adapter.layer(model, layer).register_forward_hook(hook)
     try:
         out = model.base_model(input_ids=rows.input_ids.to(device),
-                               attention_mask=rows.attention_mask.to(device), use_cache=True)
+                               attention_mask=rows.attention_mask.to(device),
+                               use_cache=adapter.prefix_cache)
     finally:
         handle.remove()
+    if not adapter.prefix_cache:
+        return got["h"].float(), None
     cache = out[_cache_kwarg(model)] if _cache_kwarg(model) in out else out[1]
     return got["h"].float(), _cache_tensors(cache)
 
 
-def to_suffix(rows: Rows, h_L: torch.Tensor, past: list, keep: torch.Tensor) -> tuple[Rows, torch.Tensor]:
+def to_suffix(rows: Rows, h_L: torch.Tensor, past: list | None, keep: torch.Tensor
+              ) -> tuple[Rows, torch.Tensor]:
     """Rows `keep`, cut at each subject's last token. Positions before it are unchanged by
     δ at every layer: their keys/values (from `past`, the full pass) are moved into a
-    left-padded prefix cache, and each optimisation step runs only the suffix.
+    left-padded prefix cache, and each optimisation step runs only the suffix. Without
+    `past` (a recurrent layer's state is no per-position cache) the rows are kept whole.
     Returns the suffix rows and h_L at the suffix positions."""
     device = h_L.device
     rows = rows.select(keep)
-    s, lens = rows.subject_pos, rows.attention_mask.sum(1)
+    lens = rows.attention_mask.sum(1)
+    s = rows.subject_pos if past is not None else torch.zeros_like(rows.subject_pos)
     P, S = int(s.max()), int((lens - s).max())
     slot = torch.arange(P).unsqueeze(0) - (P - s).unsqueeze(1)  # prefix slot -> position
     pre_mask = (slot >= 0).long()
@@ -164,7 +171,7 @@ def to_suffix(rows: Rows, h_L: torch.Tensor, past: list, keep: torch.Tensor) -> 
             prefix.append((k.gather(2, i), v.gather(2, i)))
     h = h_L[keep.to(device)]
     h_suffix = h.gather(1, pos.clamp(max=h.shape[1] - 1).to(device).unsqueeze(-1).expand(-1, -1, h.shape[2]))
-    suffix = Rows(suf_ids, torch.cat([pre_mask, suf_mask], 1), torch.zeros_like(s), rows.request,
+    suffix = Rows(suf_ids, torch.cat([pre_mask, suf_mask], 1), rows.subject_pos - s, rows.request,
                   rows.is_kl, rows.tgt_row, rows.tgt_pos - s[rows.tgt_row], rows.tgt_id,
                   rows.tgt_weight, lens - 1 - s, pos, prefix)
     return suffix, h_suffix

@@ -45,6 +45,10 @@ class Adapter:
     # scoring may pack several targets after one prompt (a custom 4D mask, restarting
     # positions): True where the family's attention takes such a mask (eval.scoring)
     packed_scoring: bool = True
+    # z-vector steps may reuse the keys/values of the positions before the subject (a
+    # prefix cache, editing.zs): False where some layers keep a recurrent state instead of
+    # a cache per position (Qwen 3.5's Gated DeltaNet), whose rows then run whole
+    prefix_cache: bool = True
     # why the editing math does not cover this family's layers (None: it does); such a
     # family can be scored but is refused for edits, never edited with the wrong math
     not_editable: str | None = None
@@ -158,6 +162,14 @@ ADAPTERS: tuple[Adapter, ...] = (
             post_norm_path="post_feedforward_layernorm"),
     Adapter("olmo2", ("olmo2",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False, post_norm_path="post_feedforward_layernorm"),
+    # Qwen 3.5: three Gated DeltaNet (linear attention) layers to one of full attention, a
+    # dense SwiGLU MLP. A checkpoint of the multimodal model (qwen3_5) is loaded as its text
+    # model (transformers' Qwen3_5ForCausalLM leaves the vision tower unread). The recurrent
+    # layers take no attention mask but padding's (packed targets would read each other) and
+    # keep no keys/values per position
+    Adapter("qwen3_5", ("qwen3_5", "qwen3_5_text"), "model.layers", "mlp.down_proj",
+            "model.norm", "model.embed_tokens", False, packed_scoring=False,
+            prefix_cache=False),
     # known, and refused for edits: W_out is one of several experts per token
     *(Adapter(t, (t,), "model.layers", "mlp.experts", "model.norm", "model.embed_tokens", False,
               not_editable=MIXTURE)
