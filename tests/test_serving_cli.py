@@ -355,14 +355,17 @@ def test_an_out_dir_named_near_the_file_name_limit(repo, tmp_path):
 def test_a_missing_file_of_an_export_is_one_line_that_says_so(repo, tmp_path):
     """A file the manifest lists, gone from the export: a checkpoint's tokenizer.json was
     two lines ('missing from the export', 'listed in the manifest but missing'), an
-    adapter's adapter_config.json 'differs from the rebuilt adapter' besides the second."""
-    for fmt, name in (("full", "tokenizer.json"), ("peft", "adapter_config.json")):
-        out = tmp_path / fmt
+    adapter's adapter_config.json 'differs from the rebuilt adapter' besides the second;
+    a checkpoint's model.safetensors was an error ('no model.safetensors (nor …)'), not
+    one problem of the list (nor one per tensor it held)."""
+    for fmt, name in (("full", "tokenizer.json"), ("peft", "adapter_config.json"),
+                      ("full", "model.safetensors")):
+        out = tmp_path / name
         ok("export", "HEAD", out, "--format", fmt, cwd=repo)
         (out / name).unlink()
         r = run("verify", out, cwd=repo)
         assert r.exit_code == 1 and "Traceback" not in r.output
-        assert [line for line in r.stdout.splitlines() if name in line] == [
+        assert r.stdout.strip().splitlines() == [
             f"{name}: listed in the manifest but missing"], r.stdout
         manifest = out / "memstore-manifest.json"
         m = json.loads(manifest.read_text())

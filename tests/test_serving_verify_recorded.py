@@ -65,3 +65,18 @@ def test_built_with(repo, tmp_path):
         manifest.write_text(json.dumps({**m, field: value}))
         refused(repo, "verify", out, code=2,
                 says="damaged manifest (rev, base.spec or built_with)")
+
+
+def test_a_long_rev_or_base_spec_is_shortened_in_its_note(repo, tmp_path):
+    """A `rev` (or `base.spec`) of 100,000 characters, edited by hand into the manifest,
+    was quoted whole: a note line of 100 kB."""
+    out = tmp_path / "v"
+    ok("export", "HEAD", out, "--format", "peft", cwd=repo)
+    manifest = out / "memstore-manifest.json"
+    m = json.loads(manifest.read_text())
+    m["base"]["spec"] = "s" * 100_000
+    manifest.write_text(json.dumps({**m, "rev": "x" * 100_000}))
+    said = notes(run("verify", out, cwd=repo))
+    assert [line[:15] for line in said] == ["note: rev: 'xxx", "note: base.spec"]
+    assert all(len(line) < 300 for line in said), [len(line) for line in said]
+    assert f"'{'x' * 80}'… names no revision" in said[0]

@@ -8,6 +8,7 @@ every tensor; `verify_base` re-hashes the base model fully."""
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,9 +62,10 @@ LOADER_FILES = ("config.json", "generation_config.json", "tokenizer.json",
                 "tokenizer.model", "spiece.model", "vocab.txt", SAFETENSORS_INDEX)
 
 
-def weight_files(directory: str | Path) -> list[str]:
+def weight_files(directory: str | Path, required: bool = True) -> list[str]:
     """The safetensors files `from_pretrained` reads, in its order of preference:
-    `model.safetensors` when present, else the files its index names."""
+    `model.safetensors` when present, else the files its index names; neither is an error,
+    or with `required` false none (verify's problem to list)."""
     d = Path(directory)
     if (d / "model.safetensors").is_file():
         return ["model.safetensors"]
@@ -77,6 +79,8 @@ def weight_files(directory: str | Path) -> list[str]:
             if not isinstance(n, str) or Path(n).name != n:
                 raise MemstoreError(f"{index}: names a file outside the folder: {n!r}")
         return names
+    if not required:
+        return []
     raise MemstoreError(f"{directory}: no model.safetensors (nor {SAFETENSORS_INDEX})")
 
 
@@ -262,7 +266,7 @@ def _check_files(out: Path, manifest: dict[str, Any], base) -> list[str]:
     content), every file the manifest lists has its hash, and no other file is there."""
     problems = []
     listed = manifest.get("files", {})
-    weights = set(weight_files(out))
+    weights = set(weight_files(out, required=False))
     with tempfile.TemporaryDirectory() as t:
         fresh = Path(t)
         base.model.config.save_pretrained(fresh)
@@ -317,6 +321,12 @@ def _short(commit: str | None) -> str:
     return commit[:12] if commit else "base"
 
 
+def _quoted(text: str, most: int = 80) -> str:
+    """A manifest's string (written by hand, perhaps) quoted for a note of one short
+    line: its first `most` characters, and '…' where it goes on."""
+    return repr(text[:most]) + ("…" if len(text) > most else "")
+
+
 def recorded_notes(repo: Repository, manifest: dict[str, Any], v: Verification) -> None:
     """Adds to `v` what the manifest's informational fields say against this repository and
     this rebuild. `rev` (the name the export was asked for) may name another commit now (a
@@ -331,15 +341,15 @@ def recorded_notes(repo: Repository, manifest: dict[str, Any], v: Verification) 
         try:
             now = state_commit(repo, rev)
         except MemstoreError:
-            v.notes.append(f"rev: {rev!r} names no revision of this repository now")
+            v.notes.append(f"rev: {_quoted(rev)} names no revision of this repository now")
         else:
             if now != commit:
-                v.notes.append(f"rev: {rev!r} names {_short(now)} now, not the exported "
-                               f"{_short(commit)}")
+                v.notes.append(f"rev: {_quoted(rev)} names {_short(now)} now, not the "
+                               f"exported {_short(commit)}")
     spec = manifest["base"].get("spec")
     if isinstance(spec, str) and spec != repo.base.spec:
-        v.notes.append(f"base.spec: the export names its base {spec!r}, this repository "
-                       f"{repo.base.spec!r} (the same weights, by hash)")
+        v.notes.append(f"base.spec: the export names its base {_quoted(spec)}, this "
+                       f"repository {repo.base.spec!r} (the same weights, by hash)")
     made, again = v.built_with, v.rebuilt_with
     if not v.ok or made is None or again is None or made == again:
         return
@@ -403,9 +413,14 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
         rebuilt[n] = seen[id(state[n])]
     out = Path(out_dir)
     layouts: dict[str, tuple[str, tuple[int, ...]]] = {}
-    files = checkpoint_tensors(out, layouts=layouts)
+    # a weight file missing is one line, as any other file missing (not one per tensor)
+    weights = weight_files(out, required=False) or ["model.safetensors"]
+    absent = [f for f in weights if not os.path.lexists(out / f)]
+    files = checkpoint_tensors(out, [f for f in weights if f not in absent], layouts=layouts)
     card, notes = card_problems(repo, out, manifest)
     problems = _check_files(out, manifest, base) + card + recorded_problems(repo, manifest)
+    problems += [f"{f}: missing from the export" for f in absent
+                 if f not in manifest.get("files", {})]  # else listed_file_problems said so
     for name, sha in sorted(files.items()):
         if name not in rebuilt:
             problems.append(f"{name}: not a tensor of the rebuilt model")
@@ -417,10 +432,10 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
         elif manifest["tensors"].get(name) != sha:
             problems.append(f"{name}: differs from the manifest")
     saved = {id(state[n]) for n in files if n in state}
-    for name in sorted(set(state) - set(files)):
+    for name in sorted(set(state) - set(files)) if not absent else []:
         if id(state[name]) not in saved:  # tied weights are saved once
             problems.append(f"{name}: missing from the checkpoint")
-    for name in sorted(set(manifest["tensors"]) - set(files)):
+    for name in sorted(set(manifest["tensors"]) - set(files)) if not absent else []:
         problems.append(f"{name}: in the manifest but not in the checkpoint")
     v = Verification(commit, len(files), problems, manifest.get("built_with"),
                      built_with(base), notes)
