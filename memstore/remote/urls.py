@@ -1,7 +1,8 @@
 """Remote URLs: which fsspec backend serves one, checked before anything is contacted.
 
 A plain path is a folder remote (stored absolute, so that `-C` or another working
-directory does not change what it names). Credentials never go into a URL: they would be
+directory does not change what it names; one written relative into the remotes row by hand
+is taken from the repository's root: `anchored`). Credentials never go into a URL: they would be
 stored in the repository's index; they come from the environment or fsspec's
 configuration, as the backend reads them."""
 from __future__ import annotations
