@@ -73,6 +73,8 @@ class FsspecTransport(Transport):
                                 cache_type="none")
         except FileNotFoundError as e:
             return self._not_found(e)
+        except (FileExistsError, NotADirectoryError):  # a file where a folder of the path
+            return None  # is (fsspec's memory store says so): no file there, as `read` finds
 
     def read_many(self, paths) -> dict[str, bytes]:
         wanted = {self.full(p): p for p in paths}
