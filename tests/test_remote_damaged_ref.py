@@ -184,6 +184,22 @@ def test_a_large_file_at_a_ref_is_not_read_whole(any_pair, monkeypatch):
     assert (got.commit, got.size, got.damaged) == (None, 0, b"")
 
 
+def test_a_tag_too_large_for_an_id_is_replaced_by_a_forced_tag_push(any_pair):
+    """A remote tag of 5000 bytes: `push --tags --force`, the way out its refusal names,
+    was refused as the plain push was (the listing's size checked before the force)."""
+    a, _, url = any_pair
+    c1 = commit_on_head(a, seed=1).id
+    push(a)
+    a.create_tag("v1")
+    push_tags(a)
+    open_transport(url).put(TAGS + "v1", b"x" * 5000)
+    with pytest.raises(ValidationError, match=r"its tag 'v1' \(refs/tags/v1\) holds 5000 "
+                                              r"bytes, not a commit id; `memstore push"):
+        push_tags(a)
+    assert push_tags(a, force=True).tags[0].damaged == 5000
+    assert remote_files(url)[TAGS + "v1"] == c1.encode() + b"\n"
+
+
 def test_an_id_padded_past_a_ref_size_is_damaged_to_a_push_too(any_pair):
     """A commit id after 5000 spaces: a fetch refuses it (too large to be read for an id);
     a push took it for the id and said 'Everything up-to-date', leaving it there."""
