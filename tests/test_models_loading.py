@@ -159,7 +159,24 @@ def test_a_gguf_file_whose_rope_transformers_leaves_out_is_refused_before_its_co
     assert not list((tmp_path / "cache" / "models").iterdir())
 
 
-@pytest.mark.parametrize("arch", ["phi2", "smollm3", "granite", "command-r", "cohere2"])
+@pytest.mark.parametrize("arch", ["falcon", "nemotron"])
+def test_a_gguf_file_whose_settings_transformers_leaves_out_is_refused_before_its_copy(tmp_path,
+                                                                                      arch):
+    """Falcon: no key says whether a file holds Falcon-7B's decoder or 40B/180B's (grouped
+    key/value heads, two norms), which transformers' loader leaves at 7B's; Nemotron: the
+    rotated share of each head is left at the config's default."""
+    from gguf_support import write_tiny_gguf
+
+    base = write_tiny_gguf(tmp_path / "tiny.gguf", arch=arch)
+    refused_init(tmp_path, base, f"{base}: transformers' GGUF loader builds a {arch} model "
+                                 "without reading ")
+    assert not list((tmp_path / "cache" / "models").iterdir())
+
+
+@pytest.mark.parametrize("arch", ["phi2", "smollm3", "granite", "command-r", "cohere2",
+                                  "glm4", "exaone4", "mistral3", "seed_oss",
+                                  "hunyuan-dense", "ernie4_5", "arcee", "apertus", "olmo",
+                                  "gemma3n"])
 def test_a_gguf_file_of_a_family_transformers_does_not_read_is_one_line(tmp_path, arch):
     """Families memstore edits from their directories; transformers reads none of their GGUF
     files (should it start to, check which of their keys it leaves out, as for StableLM)."""

@@ -26,8 +26,14 @@ CORPUS = [
 
 FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama", "gemma", "gemma2", "gemma3_text", "gemma3",
             "phi3", "olmo2", "phi", "smollm3", "starcoder2", "stablelm",
-            "granite", "cohere", "cohere2", "qwen3_5_text")
-POST_NORM_FAMILIES = ("gemma2", "gemma3_text", "gemma3", "olmo2")
+            "granite", "cohere", "cohere2", "qwen3_5_text", "glm4")
+POST_NORM_FAMILIES = ("gemma2", "gemma3_text", "gemma3", "olmo2", "glm4")
+# model types an adapter above serves with the same math (tests/test_engine_families_extra.py:
+# one cheap check each, not every parametrized test)
+EXTRA_FAMILIES = ("ministral", "ministral3", "seed_oss", "hunyuan_v1_dense", "helium",
+                  "ernie4_5", "arcee", "apertus", "nemotron", "olmo", "falcon", "vaultgemma",
+                  "olmo3", "exaone4")
+EXTRA_POST_NORM = ("olmo3", "exaone4")
 
 SPECIAL = ["<pad>", "<bos>", "<eos>"]
 
@@ -154,7 +160,21 @@ def tiny_config(family: str, vocab_size: int, layers: int = 2) -> transformers.P
             num_key_value_heads=2, head_dim=8, max_position_embeddings=128,
             linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=8,
             linear_value_head_dim=8, full_attention_interval=2, **common)
-    raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+    if family == "glm4":  # norms after attention and after the MLP, a fused gate/up MLP
+        return transformers.Glm4Config(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, max_position_embeddings=128, **common)
+    if family in EXTRA_FAMILIES:  # Llama's sizes; sliding windows (64) longer than the
+        # prompts, as packed scoring's mask assumes (eval.scoring)
+        extra = {"ministral": {"head_dim": 8, "sliding_window": 64},
+                 "hunyuan_v1_dense": {"head_dim": 8}, "helium": {"head_dim": 8},
+                 "olmo3": {"sliding_window": 64}, "exaone4": {"sliding_window": 64},
+                 "vaultgemma": {"head_dim": 8, "sliding_window": 64,
+                                "final_logit_softcapping": 2.0}}.get(family, {})
+        return transformers.CONFIG_MAPPING[family](
+            hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=128, **common, **extra)
+    raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES + EXTRA_FAMILIES)}")
 
 
 def _gemma3_text(common: dict, layers: int) -> dict:

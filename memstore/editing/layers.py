@@ -21,20 +21,22 @@ class _Stop(Exception):
 class _Known(nn.Module):
     """Stands in for a decoder layer whose output is known (or irrelevant)."""
 
-    def __init__(self, original: nn.Module, output: Callable[[torch.Tensor], torch.Tensor] | None):
+    def __init__(self, original: nn.Module, output: Callable[[torch.Tensor], torch.Tensor] | None,
+                 returns_tuple: bool):
         super().__init__()
         self.output = output
+        self.returns_tuple = returns_tuple
         for attr in ("attention_type", "layer_idx", "is_sliding", "sliding_window"):
             if hasattr(original, attr):
                 setattr(self, attr, getattr(original, attr))
 
     def forward(self, hidden_states: torch.Tensor, *args, **kwargs):
-        # Layers of every supported family return a tensor in transformers >= 5 and a
-        # tuple before; the model loop then indexes [0], which works for both if we
-        # return what the version expects. A 1-tuple is accepted by the old loops, a
-        # tensor by the new ones.
+        # Layers return a tensor in transformers >= 5 and a tuple before, except those of
+        # families whose adapter says they still return a tuple (Falcon): the model loop
+        # takes [0] of a tuple; given a tensor where its layers return a tuple, it would
+        # take the first row of the batch. A 1-tuple is what a tuple-reading loop expects.
         out = hidden_states if self.output is None else self.output(hidden_states)
-        return out if _LAYERS_RETURN_TENSOR else (out,)
+        return (out,) if self.returns_tuple else out
 
 
 def _layers_return_tensor() -> bool:
@@ -56,7 +58,8 @@ def replaced_layers(model: nn.Module, adapter: Adapter, start: int,
     try:
         for i in range(start):
             out = (lambda _h: start_hidden()) if i == start - 1 else None
-            layers[i] = _Known(originals[i], out)
+            layers[i] = _Known(originals[i], out,
+                               adapter.layer_tuple or not _LAYERS_RETURN_TENSOR)
         yield
     finally:
         for i, m in enumerate(originals):

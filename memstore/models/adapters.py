@@ -49,6 +49,10 @@ class Adapter:
     # prefix cache, editing.zs): False where some layers keep a recurrent state instead of
     # a cache per position (Qwen 3.5's Gated DeltaNet), whose rows then run whole
     prefix_cache: bool = True
+    # its decoder layers return a tuple (hidden, …) in transformers 5, where the others
+    # return the hidden states (Falcon): a layer stood in for must return the same
+    # (editing.layers)
+    layer_tuple: bool = False
     # why the editing math does not cover this family's layers (None: it does); such a
     # family can be scored but is refused for edits, never edited with the wrong math
     not_editable: str | None = None
@@ -116,6 +120,13 @@ class Adapter:
 MIXTURE = ("its MLP is a mixture of experts: a key reaches one of several W_out matrices, "
            "which the MEMIT update does not model")
 
+# Gemma 3n's layers carry several copies of the stream (AltUp): each layer predicts all of
+# them, runs attention and MLP on one, and corrects the others by learned coefficients of
+# that one's change, beside a LAuReL branch and a per-layer input; what W_out's output adds
+# is no one residual vector at the layer's output, which MEMIT solves for
+ALTUP = ("its layers carry several copies of the residual stream (AltUp) that W_out's output "
+         "reaches through learned corrections, which the MEMIT update does not model")
+
 ADAPTERS: tuple[Adapter, ...] = (
     Adapter("gpt2", ("gpt2",), "transformer.h", "mlp.c_proj", "transformer.ln_f",
             "transformer.wte", True),
@@ -123,8 +134,19 @@ ADAPTERS: tuple[Adapter, ...] = (
             "transformer.wte", False),
     Adapter("gpt_neox", ("gpt_neox",), "gpt_neox.layers", "mlp.dense_4h_to_h",
             "gpt_neox.final_layer_norm", "gpt_neox.embed_in", False),
-    Adapter("llama", ("llama", "mistral", "qwen2", "qwen3"), "model.layers", "mlp.down_proj",
-            "model.norm", "model.embed_tokens", False),
+    # Llama's module paths and W_out's output joining the stream as it is; within the
+    # layer they differ (Ministral: sliding windows; Ministral 3: position-scaled queries;
+    # Seed-OSS, Hunyuan, Helium, ERNIE 4.5: biases, query/key norms; Arcee: relu², no gate;
+    # Apertus: xIELU, no gate; Nemotron: relu², LayerNorm 1p; OLMo: LayerNorms without
+    # weights), all run by the model's own forward
+    Adapter("llama", ("llama", "mistral", "qwen2", "qwen3", "ministral", "ministral3",
+                      "seed_oss", "hunyuan_v1_dense", "helium", "ernie4_5", "arcee", "apertus",
+                      "nemotron", "olmo"),
+            "model.layers", "mlp.down_proj", "model.norm", "model.embed_tokens", False),
+    # Falcon (1): attention and MLP in parallel (new_decoder_architecture: on two norms),
+    # W_out's output joins the stream as it is; tied embeddings
+    Adapter("falcon", ("falcon",), "transformer.h", "mlp.dense_4h_to_h", "transformer.ln_f",
+            "transformer.word_embeddings", False, layer_tuple=True),
     Adapter("phi3", ("phi3",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False),
     # Phi-1/1.5/2: attention and MLP side by side on one LayerNorm's output, both added to
@@ -152,7 +174,8 @@ ADAPTERS: tuple[Adapter, ...] = (
     # the logits × logit_scale, tied embeddings
     Adapter("cohere", ("cohere", "cohere2"), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False, logit_multiplier="logit_scale"),
-    Adapter("gemma", ("gemma",), "model.layers", "mlp.down_proj", "model.norm",
+    # Gemma 1; VaultGemma (Gemma's layers, Gemma 2's soft caps, no post-norms)
+    Adapter("gemma", ("gemma", "vaultgemma"), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False),
     Adapter("gemma2", ("gemma2", "gemma3_text"), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False, post_norm_path="post_feedforward_layernorm"),
@@ -160,8 +183,16 @@ ADAPTERS: tuple[Adapter, ...] = (
     Adapter("gemma3", ("gemma3",), "model.language_model.layers", "mlp.down_proj",
             "model.language_model.norm", "model.language_model.embed_tokens", False,
             post_norm_path="post_feedforward_layernorm"),
-    Adapter("olmo2", ("olmo2",), "model.layers", "mlp.down_proj", "model.norm",
+    # OLMo 2, OLMo 3 (OLMo 2's layers with sliding windows)
+    Adapter("olmo2", ("olmo2", "olmo3"), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False, post_norm_path="post_feedforward_layernorm"),
+    # EXAONE 4: OLMo 2's post-norms, sliding-window layers between global ones
+    Adapter("exaone4", ("exaone4",), "model.layers", "mlp.down_proj", "model.norm",
+            "model.embed_tokens", False, post_norm_path="post_feedforward_layernorm"),
+    # GLM-4 (0414): norms after attention and after the MLP (post_mlp_layernorm), W_out
+    # the down projection of a fused gate/up MLP
+    Adapter("glm4", ("glm4",), "model.layers", "mlp.down_proj", "model.norm",
+            "model.embed_tokens", False, post_norm_path="post_mlp_layernorm"),
     # Qwen 3.5: three Gated DeltaNet (linear attention) layers to one of full attention, a
     # dense SwiGLU MLP. A checkpoint of the multimodal model (qwen3_5) is loaded as its text
     # model (transformers' Qwen3_5ForCausalLM leaves the vision tower unread). The recurrent
@@ -170,6 +201,12 @@ ADAPTERS: tuple[Adapter, ...] = (
     Adapter("qwen3_5", ("qwen3_5", "qwen3_5_text"), "model.layers", "mlp.down_proj",
             "model.norm", "model.embed_tokens", False, packed_scoring=False,
             prefix_cache=False),
+    # Gemma 3n: known, and refused for edits (scored by the model's own forward)
+    Adapter("gemma3n_text", ("gemma3n_text",), "model.layers", "mlp.down_proj", "model.norm",
+            "model.embed_tokens", False, packed_scoring=False, not_editable=ALTUP),
+    Adapter("gemma3n", ("gemma3n",), "model.language_model.layers", "mlp.down_proj",
+            "model.language_model.norm", "model.language_model.embed_tokens", False,
+            packed_scoring=False, not_editable=ALTUP),
     # known, and refused for edits: W_out is one of several experts per token
     *(Adapter(t, (t,), "model.layers", "mlp.experts", "model.norm", "model.embed_tokens", False,
               not_editable=MIXTURE)

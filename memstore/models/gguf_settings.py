@@ -69,6 +69,15 @@ _ROPE_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma
 # neither `rope.freq_base` nor `rope.dimension_count` for them (StarCoder2's base is 10^5 or
 # 10^6, not its 10^4): refused, their Hugging Face directories are read as they are
 _ROPE_UNREAD = ("stablelm", "starcoder2")
+# more families memstore edits whose files transformers' loader reads leaving settings that
+# shape the model at its defaults: what it does not read (integrations/ggml.py maps no key
+# for them, modeling_gguf_pytorch_utils sets none)
+_SETTINGS_UNREAD = {
+    "falcon": ("which decoder Falcon-40B's and 180B's files hold (new_decoder_architecture: "
+               "grouped key/value heads, two norms) nor the layer-norm epsilon "
+               "(attention.layer_norm_epsilon)"),
+    "nemotron": "the rotated share of each head (rope.dimension_count)",
+}
 # (low_freq_factor, high_freq_factor, original context) of the llama3 scalings tried, with
 # the largest divisor as the factor (Llama 3.1/3.3: 8, 1, 4, 8192; Llama 3.2: 32, 1, 4, 8192)
 _LLAMA3_SHAPES = [(1.0, 4.0, 8192), (1.0, 4.0, 4096), (1.0, 4.0, 16384), (1.0, 4.0, 2048)]
@@ -276,6 +285,10 @@ def llama_cpp_settings(fields: dict[str, Any]) -> dict[str, Any]:
     """Config attribute → the value llama.cpp runs the file with, for the attributes
     transformers' loader leaves at its defaults (none for other families)."""
     arch = fields.get("general.architecture")
+    if arch in _SETTINGS_UNREAD:
+        raise ValidationError(f"transformers' GGUF loader builds a {arch} model without reading "
+                              f"{_SETTINGS_UNREAD[arch]}, so not surely the model llama.cpp "
+                              "runs; use the model's Hugging Face directory")
     if arch in _ROPE_UNREAD:
         raise ValidationError(f"transformers' GGUF loader builds a {arch} model without the "
                               "file's RoPE base and rotated dimensions (rope.freq_base, "

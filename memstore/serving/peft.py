@@ -44,9 +44,10 @@ VLLM_MAX_RANK = 512  # vLLM's largest --max-lora-rank
 VLLM_MAX_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 VLLM_DEFAULT_MAX_LORA_RANK = 16
 # families whose vLLM model class does not implement SupportsLoRA (GPT2LMHeadModel,
-# GPTJForCausalLM, GPTNeoXForCausalLM, StableLmForCausalLM, Starcoder2ForCausalLM: SupportsPP
-# only): vLLM's load_lora_model refuses --enable-lora with "... does not support LoRA yet"
-VLLM_NO_LORA = ("gpt2", "gptj", "gpt_neox", "stablelm", "starcoder2")
+# GPTJForCausalLM, GPTNeoXForCausalLM, StableLmForCausalLM, Starcoder2ForCausalLM,
+# FalconForCausalLM: SupportsPP only): vLLM's load_lora_model refuses --enable-lora with
+# "... does not support LoRA yet"
+VLLM_NO_LORA = ("gpt2", "gptj", "gpt_neox", "stablelm", "starcoder2", "falcon")
 # families llama.cpp has no model for: its converters refuse the architecture
 # ("Model GPTJForCausalLM is not supported"), the base and the adapter alike
 LLAMA_CPP_NONE = ("gptj",)
