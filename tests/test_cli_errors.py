@@ -421,8 +421,10 @@ def test_a_commit_on_statistics_of_fewer_tokens_than_key_dimensions_is_refused(
     corpus = tmp_path / "small.txt"
     corpus.write_text("The river flows into the sea near the old town.\n")
     ok("config", "stats_source", corpus, cwd=repo)
-    if stats_first:  # computed and stored by `stats`, with its warning
-        assert "warning: the statistics sample" in ok("stats", cwd=repo).stderr
+    if stats_first:  # computed and stored by `stats`, with its warnings
+        said = ok("stats", cwd=repo).stderr
+        assert "warning: the statistics sample" in said
+        assert "warning: a commit refuses these statistics: the statistics of layer 1 " in said
     before = snapshot(repo)
     r = run("commit", lines(tmp_path, "f.jsonl", {**FACT, "subject": "Anna"}), cwd=repo)
     last = r.stderr.strip().splitlines()[-1]  # after the note that they are being computed
@@ -430,6 +432,17 @@ def test_a_commit_on_statistics_of_fewer_tokens_than_key_dimensions_is_refused(
     assert last.startswith("memstore: error: the statistics of layer 1 come from "), last
     assert "fewer than its 64 key dimensions" in last and "stats_source wikipedia" in last
     assert snapshot(repo) == before
+
+
+def test_stats_warns_of_a_stats_tokens_below_the_key_dimensions(repo):
+    """`stats` with stats_tokens below a layer's d_in (the corpus long enough) stored the
+    statistics in silence, which every commit then refused: it warns, as the README says."""
+    ok("config", "stats_tokens", "40", cwd=repo)  # the tiny model's d_in is 64
+    said = ok("stats", cwd=repo).stderr
+    assert "warning: a commit refuses these statistics: the statistics of layer 1 come from " \
+           "40 tokens" in said and "fewer than its 64 key dimensions" in said, said
+    ok("config", "stats_tokens", "64", cwd=repo)
+    assert "refuses" not in ok("stats", cwd=repo).stderr
 
 
 def test_init_in_the_base_model_or_another_repositorys_store_is_refused(base, repo, tmp_path):

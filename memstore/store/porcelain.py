@@ -77,6 +77,7 @@ from .states import (
     state_of,
     statistics,
     statistics_id,
+    too_few_tokens,
 )
 
 # -- init and config -------------------------------------------------------------------------
@@ -288,7 +289,11 @@ def stats(repo: Repository, compute: bool = True,
     (with `compute`); returns every statistics record of the repository."""
     if compute:
         with repo.lock():
-            statistics(repo, open_base(repo), current_settings(repo), note=note)
+            base, settings = open_base(repo), current_settings(repo)
+            got = statistics(repo, base, settings, note=note)
+            why = too_few_tokens(base, settings, got)
+            if why is not None and note is not None:  # stored: a commit refuses them
+                note(f"warning: a commit refuses these statistics: {why}")
     return repo.statistics()
 
 

@@ -352,15 +352,24 @@ def _check_enough_tokens(base: LoadedBase, settings: EditSettings,
     """Refuses statistics of fewer tokens than their layer's key dimensions: E[kkᵀ] is then
     singular, and an edit solved against it wrote ΔW norms in the hundreds and thousands
     and broke the model (SmolLM2 answering "9 as I as Older"), reporting efficacy 1.000."""
+    why = too_few_tokens(base, settings, stats)
+    if why is not None:
+        raise ValidationError(why)
+
+
+def too_few_tokens(base: LoadedBase, settings: EditSettings,
+                   stats: dict[int, Statistics]) -> str | None:
+    """Why a commit refuses these statistics (the first layer's of fewer tokens than its key
+    dimensions), or None where it takes them."""
     for layer, st in sorted(stats.items()):
         d_in = base.adapter.proj_dims(base.model, layer)[1]
         if st.n_tokens < d_in:
-            raise ValidationError(
-                f"the statistics of layer {layer} come from {st.n_tokens} tokens of "
-                f"{settings.stats_source!r}, fewer than its {d_in} key dimensions: E[kkᵀ] "
-                "would be singular and the edit would break the model; give a larger corpus "
-                "(`memstore config stats_source FILE`), more stats_tokens, or `memstore "
-                "config stats_source wikipedia`")
+            return (f"the statistics of layer {layer} come from {st.n_tokens} tokens of "
+                    f"{settings.stats_source!r}, fewer than its {d_in} key dimensions: E[kkᵀ] "
+                    "would be singular and the edit would break the model; give a larger "
+                    "corpus (`memstore config stats_source FILE`), more stats_tokens, or "
+                    "`memstore config stats_source wikipedia`")
+    return None
 
 
 def statistics_of_set(repo: Repository, update_set: UpdateSet) -> dict[int, Statistics]:
