@@ -19,6 +19,7 @@ from memstore.store.history import LiveFact, SetRef
 CARD_SHA256 = {
     1: "74b3c6a4a8f44d305919f85cee78b107bb45f282cbdc2c1f2d6b63fb433a4e7a",
     2: "788b0a7a5b2f83a4239ae682f1acd03ab61b83484d6507a4a02429ce788ff11e",
+    3: "155e590acee0a887e59b58133be2e4b18d714e7a1cd22f79db5fe042b5d86d82",
 }
 
 C1, C2 = "1" * 64, "2" * 64

@@ -68,9 +68,15 @@ def test_the_vllm_rank_flag_and_the_serving_section():
     assert "vLLM's default is 16" in text
     assert "python convert_lora_to_gguf.py ../facts --base BASE_DIR --outtype f32" in text
     assert "--max-rank 512" in "\n".join(serving_lines(600, "phi3", "o"))
-    for family in ("gpt2", "gptj", "gpt_neox", "stablelm", "starcoder2"):
+    for family in ("gpt2", "gptj", "gpt_neox", "stablelm", "falcon"):
         text = "\n".join(serving_lines(4, family, "o"))
         assert "vllm serve" not in text and "does not support LoRA yet" in text
+    # StarCoder2: served with LoRA by vLLM's Transformers modeling backend (vllm#30966),
+    # refused by an older vLLM's own class, which the card says
+    text = "\n".join(serving_lines(4, "starcoder2", "o"))
+    assert "vllm serve BASE_DIR --enable-lora --max-lora-rank 8" in text
+    assert "vllm-project/vllm#30966" in text and "older vLLM" in text
+    assert "vllm-project/vllm#30966" not in "\n".join(serving_lines(4, "llama", "o"))
     gpt2 = "\n".join(serving_lines(4, "gpt2", "o"))
     assert "convert_lora_to_gguf.py o" not in gpt2 and "GPT2Model.modify_tensors" in gpt2
     assert "convert_lora_to_gguf.py o" in "\n".join(serving_lines(4, "gemma2", "o"))

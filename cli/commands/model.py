@@ -187,7 +187,7 @@ def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
     full built_with; for peft since, rank, max_rank, vllm_max_lora_rank (the smallest
     --max-lora-rank vLLM takes that holds the rank; null above 512), layers (per layer the
     rank kept and the error), truncation and adapter_bytes, vllm_lora (false for GPT-2,
-    GPT-J, GPT-NeoX, StableLM and StarCoder2, whose vLLM classes refuse --enable-lora; then
+    GPT-J, GPT-NeoX, StableLM and Falcon, whose vLLM classes refuse --enable-lora; then
     vllm_max_lora_rank is null); for gguf gguf (file, dtype,
     sizes) and layers (the re-quantisation figures).
     """

@@ -44,10 +44,20 @@ VLLM_MAX_RANK = 512  # vLLM's largest --max-lora-rank
 VLLM_MAX_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 VLLM_DEFAULT_MAX_LORA_RANK = 16
 # families whose vLLM model class does not implement SupportsLoRA (GPT2LMHeadModel,
-# GPTJForCausalLM, GPTNeoXForCausalLM, StableLmForCausalLM, Starcoder2ForCausalLM,
-# FalconForCausalLM: SupportsPP only): vLLM's load_lora_model refuses --enable-lora with
-# "... does not support LoRA yet"
-VLLM_NO_LORA = ("gpt2", "gptj", "gpt_neox", "stablelm", "starcoder2", "falcon")
+# GPTJForCausalLM, GPTNeoXForCausalLM, StableLmForCausalLM, FalconForCausalLM: SupportsPP
+# only): vLLM's load_lora_model refuses --enable-lora with "... does not support LoRA yet".
+# Every other model type memstore edits is served with LoRA, natively or by vLLM's
+# Transformers modeling backend (whose base class implements SupportsLoRA): the table and
+# the vLLM files it was read from are in tests/test_serving_vllm_support.py
+VLLM_NO_LORA = ("gpt2", "gptj", "gpt_neox", "stablelm", "falcon")
+# families vLLM serves with LoRA only since it moved them to its Transformers modeling
+# backend, whose older native class refused --enable-lora: what the card says of that
+VLLM_LORA_SINCE = {
+    "starcoder2": ("vLLM serves StarCoder2 through its Transformers modeling backend since "
+                   "vllm-project/vllm#30966 (December 2025); an older vLLM's own "
+                   "Starcoder2ForCausalLM does not implement SupportsLoRA and refuses "
+                   "`--enable-lora` (serve `memstore export --format full` there)."),
+}
 # families llama.cpp has no model for: its converters refuse the architecture
 # ("Model GPTJForCausalLM is not supported"), the base and the adapter alike
 LLAMA_CPP_NONE = ("gptj",)
@@ -136,7 +146,8 @@ def serving_lines(rank: int, family: str, out: str, since: str | None = None) ->
         lines += [(f"vLLM: rank {rank} needs `--max-lora-rank {k}` or more (vLLM's default is "
                    f"{VLLM_DEFAULT_MAX_LORA_RANK}; an adapter of a higher rank is refused). "
                    "vLLM's LoRA kernels take float16 or bfloat16 only: keep `--dtype auto`, "
-                   "which serves a float32 checkpoint in one of them."),
+                   "which serves a float32 checkpoint in one of them."
+                   + (f" {VLLM_LORA_SINCE[family]}" if family in VLLM_LORA_SINCE else "")),
                   "", "```console", serve, "```"]
     lines.append("")
     if family in LLAMA_CPP_NONE:
