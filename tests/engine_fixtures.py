@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import torch
-import transformers
-from tiny import FAMILIES, head_bias, tiny_config, tiny_tokenizer
+from tiny import FAMILIES, auto_class, head_bias, tiny_config, tiny_tokenizer
 
 from memstore.editing import Request, default_settings
 from memstore.editing.statistics import compute_statistics
@@ -33,7 +32,7 @@ def build(family: str, layers: int = 4, seed: int = 0, runtime: str = "cpu-float
     prepare_tokenizer(tok)
     cfg = tiny_config(family, tok.backend_tokenizer.get_vocab_size(), layers=layers)
     torch.manual_seed(seed)
-    model = head_bias(transformers.AutoModelForCausalLM.from_config(cfg)).eval()
+    model = head_bias(auto_class(cfg).from_config(cfg)).eval()
     device, dtype = runtime.split("-")
     model.to(device=device, dtype=getattr(torch, dtype))
     model.requires_grad_(False)

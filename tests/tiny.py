@@ -160,6 +160,19 @@ def tiny_config(family: str, vocab_size: int, layers: int = 2) -> transformers.P
             num_key_value_heads=2, head_dim=8, max_position_embeddings=128,
             linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=8,
             linear_value_head_dim=8, full_attention_interval=2, **common)
+    if family == "qwen3_5":  # the multimodal model: qwen3_5_text's beside a tiny vision tower
+        text = tiny_config("qwen3_5_text", vocab_size, layers).to_dict()
+        vision = {"depth": 1, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2,
+                  "patch_size": 4, "num_position_embeddings": 16, "out_hidden_size": 32}
+        return transformers.Qwen3_5Config(text_config=text, vision_config=vision)
+    if family == "mistral3":  # the multimodal model: a Mistral text model, a tiny Pixtral
+        vision = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                  "num_attention_heads": 2, "head_dim": 8, "image_size": 32, "patch_size": 8}
+        text = transformers.MistralConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, max_position_embeddings=128, **common)
+        return transformers.Mistral3Config(text_config=text.to_dict(), vision_config=vision,
+                                           image_token_index=vocab_size)  # never in a prompt
     if family == "glm4":  # norms after attention and after the MLP, a fused gate/up MLP
         return transformers.Glm4Config(
             hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
@@ -197,9 +210,17 @@ def head_bias(model: transformers.PreTrainedModel) -> transformers.PreTrainedMod
     return model
 
 
+def auto_class(config: transformers.PretrainedConfig):
+    """A multimodal config (a vision tower: Gemma 3, Qwen 3.5, Mistral 3) makes its whole
+    image-text-to-text model, any other its causal LM."""
+    if getattr(config, "vision_config", None) is not None:
+        return transformers.AutoModelForImageTextToText
+    return transformers.AutoModelForCausalLM
+
+
 def tiny_model(family: str = "gpt2", seed: int = 0) -> transformers.PreTrainedModel:
     """A random 2-layer causal LM of `family`, deterministic for a given seed, in eval mode."""
     config = tiny_config(family, vocab_size=_backend(False).get_vocab_size())
     torch.manual_seed(seed)
-    model = head_bias(transformers.AutoModelForCausalLM.from_config(config))
+    model = head_bias(auto_class(config).from_config(config))
     return model.eval()

@@ -194,13 +194,21 @@ ADAPTERS: tuple[Adapter, ...] = (
     Adapter("glm4", ("glm4",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False, post_norm_path="post_mlp_layernorm"),
     # Qwen 3.5: three Gated DeltaNet (linear attention) layers to one of full attention, a
-    # dense SwiGLU MLP. A checkpoint of the multimodal model (qwen3_5) is loaded as its text
-    # model (transformers' Qwen3_5ForCausalLM leaves the vision tower unread). The recurrent
-    # layers take no attention mask but padding's (packed targets would read each other) and
-    # keep no keys/values per position
-    Adapter("qwen3_5", ("qwen3_5", "qwen3_5_text"), "model.layers", "mlp.down_proj",
+    # dense SwiGLU MLP. The recurrent layers take no attention mask but padding's (packed
+    # targets would read each other) and keep no keys/values per position. A text-only
+    # checkpoint (qwen3_5_text) is its causal LM; one of the multimodal model (qwen3_5) is
+    # loaded whole, vision tower included (models.loading.model_class), and its text model
+    # edited, as Gemma 3's
+    Adapter("qwen3_5_text", ("qwen3_5_text",), "model.layers", "mlp.down_proj",
             "model.norm", "model.embed_tokens", False, packed_scoring=False,
             prefix_cache=False),
+    Adapter("qwen3_5", ("qwen3_5",), "model.language_model.layers", "mlp.down_proj",
+            "model.language_model.norm", "model.language_model.embed_tokens", False,
+            packed_scoring=False, prefix_cache=False),
+    # Mistral 3 (Mistral Small 3.x, Ministral 3): a Mistral (or Ministral 3) text model
+    # beside a Pixtral vision tower, loaded whole; Llama's math in the text model
+    Adapter("mistral3", ("mistral3",), "model.language_model.layers", "mlp.down_proj",
+            "model.language_model.norm", "model.language_model.embed_tokens", False),
     # Gemma 3n: known, and refused for edits (scored by the model's own forward)
     Adapter("gemma3n_text", ("gemma3n_text",), "model.layers", "mlp.down_proj", "model.norm",
             "model.embed_tokens", False, packed_scoring=False, not_editable=ALTUP),

@@ -438,12 +438,24 @@ def _skeleton(directory: Path):
     return _empty_model(AutoConfig.from_pretrained(directory, trust_remote_code=False))
 
 
+def model_class(config):
+    """The class a checkpoint of `config` is loaded as: a multimodal one (a vision tower
+    beside the text model: Gemma 3, Qwen 3.5, Mistral 3) whole, as its image-text-to-text
+    model, whose text model memstore edits and whose every other tensor it keeps (as its
+    causal LM, Qwen 3.5's left the vision tower unread, and an export without it); any
+    other as its causal LM."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+    if getattr(config, "vision_config", None) is not None:
+        return AutoModelForImageTextToText
+    return AutoModelForCausalLM
+
+
 def _empty_model(config):
     from accelerate import init_empty_weights
-    from transformers import AutoModelForCausalLM
 
     with init_empty_weights():
-        return AutoModelForCausalLM.from_config(config)
+        return model_class(config).from_config(config)
 
 
 def _check_placement(directory: Path, placement: dict, name: str) -> None:
@@ -519,7 +531,7 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
     map through accelerate's big-model loading; offloaded modules go to a temporary
     folder), in eval mode with gradients off. `fresh`: a GGUF file is dequantized again if
     its cached copy came from other bytes (local_dir)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     if runtime is None:
@@ -549,8 +561,9 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
     accelerate_logger.setLevel(logging.ERROR)
     try:
         # a family memstore does not support is refused before its weights are read
-        get_adapter(AutoConfig.from_pretrained(directory, trust_remote_code=False).model_type)
-        model, info = AutoModelForCausalLM.from_pretrained(
+        config = AutoConfig.from_pretrained(directory, trust_remote_code=False)
+        get_adapter(config.model_type)
+        model, info = model_class(config).from_pretrained(
             directory, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs)
         check_weights(info)
         if placement is not None:

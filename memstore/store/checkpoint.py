@@ -27,6 +27,7 @@ from ..models.hashing import (
 )
 from ..models.loading import gguf_copy_current, load_model, resolve, save_as_base
 from ..models.runtime import Runtime
+from ..models.saved_names import saved_names
 from ..serving.card import CARD
 from .export_card import card_of, card_problems
 from .export_target import (
@@ -403,14 +404,17 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
     base = state_of(repo, commit)
     # the rebuilt model's tensors, one at a time (a device map's offloaded ones are read
     # back for their turn only): hash, layout, and which tensor it is (tied weights share one)
+    # by the names save_pretrained writes them under (saved_names: Gemma 3's text model as
+    # language_model.model.…, GPT-NeoX's head as embed_out), which the export's files hold
     state = base.model.state_dict(keep_vars=True)
+    saved_as = saved_names(base.model)
     rebuilt: dict[str, tuple[str, tuple[str, tuple[int, ...]]]] = {}
     seen: dict[int, tuple[str, tuple[str, tuple[int, ...]]]] = {}
     for n, t in progress(iterable=state_items(base.model), total=len(state),
                          desc="comparing tensors", unit="tensor"):
         if id(state[n]) not in seen:
             seen[id(state[n])] = (tensor_sha256(t), layout(t))
-        rebuilt[n] = seen[id(state[n])]
+        rebuilt[saved_as[n]] = seen[id(state[n])]
     out = Path(out_dir)
     layouts: dict[str, tuple[str, tuple[int, ...]]] = {}
     # a weight file missing is one line, as any other file missing (not one per tensor)
@@ -431,10 +435,10 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
                             f"model's {rebuilt[name][1]}")
         elif manifest["tensors"].get(name) != sha:
             problems.append(f"{name}: differs from the manifest")
-    saved = {id(state[n]) for n in files if n in state}
-    for name in sorted(set(state) - set(files)) if not absent else []:
+    saved = {id(state[n]) for n in state if saved_as[n] in files}
+    for name in sorted(n for n in state if saved_as[n] not in files) if not absent else []:
         if id(state[name]) not in saved:  # tied weights are saved once
-            problems.append(f"{name}: missing from the checkpoint")
+            problems.append(f"{saved_as[name]}: missing from the checkpoint")
     for name in sorted(set(manifest["tensors"]) - set(files)) if not absent else []:
         problems.append(f"{name}: in the manifest but not in the checkpoint")
     v = Verification(commit, len(files), problems, manifest.get("built_with"),
