@@ -95,6 +95,11 @@ def export_and_verify(tmp_path, model):
 
 @pytest.mark.parametrize("family", MULTIMODAL)
 def test_a_full_export_writes_the_vision_tower_back_bit_for_bit(family, tmp_path):
+    """And a PEFT export names the modules of the whole model (model.language_model.…),
+    which PEFT wraps: merged into the base, it is the full export."""
+    import transformers
+    from peft import PeftModel
+
     base = tensors(model_dir(tmp_path / family, family))
     out = tensors(export_and_verify(tmp_path, tmp_path / family))
     assert sorted(out) == sorted(base)
@@ -106,6 +111,12 @@ def test_a_full_export_writes_the_vision_tower_back_bit_for_bit(family, tmp_path
     assert changed and all(n.endswith("mlp.down_proj.weight") and (".layers.1." in n or
                                                                   ".layers.2." in n)
                            for n in changed), changed
+    ok("export", "HEAD", tmp_path / "peft", "--format", "peft", cwd=tmp_path / "repo")
+    load = transformers.AutoModelForImageTextToText.from_pretrained
+    merged = PeftModel.from_pretrained(load(tmp_path / family), tmp_path / "peft")
+    got, full = merged.merge_and_unload().state_dict(), load(tmp_path / "out").state_dict()
+    assert sorted(got) == sorted(full)
+    assert all((got[n] - full[n]).abs().max() <= 1e-6 for n in full)
 
 
 def test_an_export_whose_head_save_pretrained_renames_verifies(tmp_path):
