@@ -442,3 +442,86 @@ def test_a_gguf_transformers_cannot_read_is_one_line(tmp_path, monkeypatch):
         loading.load_model(str(path))
     assert not (tmp_path / "cache" / "models").exists() or \
         not any((tmp_path / "cache" / "models").iterdir())
+
+
+def qwen35(**changed) -> dict:
+    """The keys llama.cpp's converter writes for a Qwen 3.5 model (conversion/qwen.py's
+    Qwen3NextModel and _Qwen35MRopeMixin over TextModel's), at Qwen3.5-0.8B's shape."""
+    fields = {"general.architecture": "qwen35", "qwen35.block_count": 24,
+              "qwen35.context_length": 262144, "qwen35.embedding_length": 1024,
+              "qwen35.feed_forward_length": 3584, "qwen35.attention.head_count": 8,
+              "qwen35.attention.head_count_kv": 2, "qwen35.attention.key_length": 256,
+              "qwen35.attention.value_length": 256, "qwen35.rope.freq_base": 1e7,
+              "qwen35.attention.layer_norm_rms_epsilon": 1e-6,
+              "qwen35.ssm.conv_kernel": 4, "qwen35.ssm.state_size": 128,
+              "qwen35.ssm.group_count": 16, "qwen35.ssm.time_step_rank": 16,
+              "qwen35.ssm.inner_size": 2048, "qwen35.full_attention_interval": 4,
+              "qwen35.rope.dimension_count": 64, "qwen35.rope.dimension_sections": [11, 11, 10, 0]}
+    return {**fields, **{f"qwen35.{k}": v for k, v in changed.items()}}
+
+
+def test_a_qwen35_gguf_transformers_reads_whole_is_not_refused():
+    """Everything such a file says that changes the forward, transformers' reader reads: no
+    setting to add, nothing refused (with llama.cpp's per-layer kinds where they are the
+    interval's, the MTP block's flag past the decoder layers, and no RoPE scaling)."""
+    flags = [(i + 1) % 4 != 0 for i in range(24)] + [False]
+    assert llama_cpp_settings(qwen35()) == {}
+    assert llama_cpp_settings(qwen35(**{"attention.recurrent_layers": flags,
+                                        "block_count": 25, "nextn_predict_layers": 1,
+                                        "rope.scaling.type": "none"})) == {}
+
+
+@pytest.mark.parametrize("changed, says", [
+    ({"rope.scaling.type": "yarn", "rope.scaling.factor": 4.0,
+      "rope.scaling.original_context_length": 262144}, "its RoPE scaling (qwen35.rope.scaling"),
+    ({"rope.scaling.type": "linear", "rope.scaling.factor": 2.0}, "its RoPE scaling"),
+    ({"ssm.inner_size": 4096}, ("value head size: llama.cpp takes qwen35.ssm.state_size (128), "
+                                "transformers qwen35.ssm.inner_size / qwen35.ssm.time_step_rank "
+                                "(4096 / 16)")),
+    ({"attention.recurrent_layers": [(i + 1) % 6 != 0 for i in range(24)]},
+     ("its full-attention layers [5, 11, 17, 23] (qwen35.attention.recurrent_layers), not every "
+      "4th (qwen35.full_attention_interval)")),
+])
+def test_a_qwen35_gguf_with_a_setting_transformers_leaves_out_is_refused(changed, says):
+    """llama.cpp runs these (a scaled RoPE; value heads of the key heads' size; the layer
+    kinds of its per-layer flags, which win over the interval); transformers' reader of
+    Qwen 3.5 files takes none of them, and would build another model."""
+    with pytest.raises(ValidationError) as e:
+        llama_cpp_settings(qwen35(**changed))
+    assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_qwen35_gguf_lacking_a_key_is_refused_naming_it(tmp_path, monkeypatch):
+    """transformers' reader raised a KeyError for a key the file lacks, which memstore showed
+    as "cannot load the model X: 'qwen35.attention.key_length'"; the line now says what is
+    missing, and no copy is made. A file of llama.cpp's layer kinds other than the interval
+    is refused from its header alike."""
+    import gguf
+
+    from memstore.models import loading
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    path = write_tiny_gguf(tmp_path / "q.gguf", arch="qwen35")  # llama's keys only
+    with pytest.raises(ValidationError, match=r"^[^\n]*q\.gguf: it has no "
+                       r"qwen35\.attention\.key_length, which transformers' GGUF loader "
+                       r"needs to build the model$"):
+        loading.load_model(str(path))
+    flagged = tmp_path / "flags.gguf"
+    w = gguf.GGUFWriter(str(flagged), "qwen35")
+    for name, value in qwen35(block_count=4).items():
+        if name != "general.architecture":
+            w.add_key_value(name, value, gguf.GGUFValueType.ARRAY if isinstance(value, list)
+                            else gguf.GGUFValueType.FLOAT32 if isinstance(value, float)
+                            else gguf.GGUFValueType.UINT32)
+    w.add_key_value("qwen35.attention.recurrent_layers", [True, False, True, False],
+                    gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.BOOL)
+    w.add_tensor("output_norm.weight", torch.ones(4).numpy())
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(ValidationError, match=r"flags\.gguf: its full-attention layers "
+                                              r"\[1, 3\] \(qwen35\.attention\.recurrent_layers"):
+        loading.load_model(str(flagged))
+    assert not (tmp_path / "cache" / "models").exists() or \
+        not any((tmp_path / "cache" / "models").iterdir())

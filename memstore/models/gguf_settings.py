@@ -45,7 +45,20 @@ than the one the file is. Known here (llama.cpp's src/models/gemma2.cpp, gemma3.
   attention, no window); transformers' loader builds a file whose `general.name` is
   "mistral" as a Mistral model (a 4096-token sliding window) and then cannot read its
   tensors (gguf-py has no such architecture): its config is made a Llama one
-  (`as_llama_cpp_family`), with every other setting the same.
+  (`as_llama_cpp_family`), with every other setting the same;
+- Qwen 3.5 ("qwen35"): transformers builds the config from the file's keys itself
+  (integrations/gguf/gguf_config_mapping.py), reading what llama.cpp reads
+  (src/models/qwen35.cpp, llama-model.cpp; written by conversion/qwen.py's Qwen3NextModel):
+  the RoPE base and rotated share (rope.freq_base, rope.dimension_count), the head size
+  (attention.key_length), the norms' epsilon, the linear attention's conv kernel, key heads
+  (ssm.group_count), value heads (ssm.time_step_rank), key head size (ssm.state_size), the
+  layer kinds (full_attention_interval) and the MTP block (nextn_predict_layers); the MRoPE
+  sections do not change a text-only forward (every axis has the same position). Not read,
+  and refused (`qwen35_refusals`): a RoPE scaling (rope.scaling.*), the per-layer kinds
+  llama.cpp takes over the interval (attention.recurrent_layers) where they differ from
+  it, and a value head size other than the key heads' (llama.cpp's ssm.state_size,
+  transformers' ssm.inner_size / ssm.time_step_rank). A key transformers' reader needs and
+  the file lacks is named (`missing_key`), where llama.cpp may take a default.
 
 Settings that shape weights (the head size) must be in the config the model is built from:
 the caller applies them to the config before loading the file's tensors.
@@ -294,11 +307,51 @@ def llama_cpp_settings(fields: dict[str, Any]) -> dict[str, Any]:
                               "file's RoPE base and rotated dimensions (rope.freq_base, "
                               "rope.dimension_count), not the model llama.cpp runs; use the "
                               "model's Hugging Face directory")
+    if arch == "qwen35":
+        qwen35_refusals(fields)
     out: dict[str, Any] = {**head_dim(arch, fields), **gpt2_positions(arch, fields),
                            **rope_settings(arch, fields), **sliding_layers(arch, fields)}
     if arch in _27B_LAYERS:
         out.update(gemma_settings(arch, fields))
     return out
+
+
+def qwen35_refusals(fields: dict[str, Any]) -> None:
+    """Refuses a Qwen 3.5 file with a setting transformers' reader leaves out (see above);
+    a key it needs and the file lacks is left to `missing_key`."""
+    def key(name: str) -> Any:
+        return _first(fields.get(f"qwen35.{name}"))
+
+    if rope_scaling("qwen35", fields) is not None:
+        raise _refuse("its RoPE scaling (qwen35.rope.scaling.*), which transformers' reader "
+                      "of Qwen 3.5 files leaves out")
+    state, inner, heads = key("ssm.state_size"), key("ssm.inner_size"), key("ssm.time_step_rank")
+    if None not in (state, inner, heads) and int(inner) != int(state) * int(heads):
+        raise _refuse(f"its linear attention's value head size: llama.cpp takes "
+                      f"qwen35.ssm.state_size ({int(state)}), transformers "
+                      f"qwen35.ssm.inner_size / qwen35.ssm.time_step_rank "
+                      f"({int(inner)} / {int(heads)})")
+    flags, interval = fields.get("qwen35.attention.recurrent_layers"), key("full_attention_interval")
+    n_layer = int(key("block_count") or 0) - int(key("nextn_predict_layers") or 0)
+    if isinstance(flags, list) and interval:
+        given = [bool(x) for x in flags[:n_layer]]
+        if given != [(i + 1) % int(interval) != 0 for i in range(n_layer)]:
+            full = [i for i, x in enumerate(given) if not x]
+            raise _refuse(f"its full-attention layers {full} (qwen35.attention.recurrent_layers), "
+                          f"not every {int(interval)}th (qwen35.full_attention_interval), the "
+                          "only layer kinds transformers' reader takes")
+
+
+def missing_key(fields: dict[str, Any], error: KeyError) -> ValidationError | None:
+    """The line for transformers' GGUF config reader (Qwen 3.5's and the others it builds
+    from the file's keys) failing on a key of the architecture the file lacks; None for
+    any other KeyError."""
+    name = error.args[0] if error.args else None
+    arch = fields.get("general.architecture")
+    if not isinstance(name, str) or name in fields or not name.startswith(f"{arch}."):
+        return None
+    return ValidationError(f"it has no {name}, which transformers' GGUF loader needs to build "
+                           "the model")
 
 
 def gemma_settings(arch: str, fields: dict[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,13 @@ from safetensors import SafetensorError
 from .. import leftovers
 from ..errors import ValidationError
 from .adapters import Adapter, get_adapter
-from .gguf_settings import apply_settings, as_llama_cpp_family, llama_cpp_settings, read_fields
+from .gguf_settings import (
+    apply_settings,
+    as_llama_cpp_family,
+    llama_cpp_settings,
+    missing_key,
+    read_fields,
+)
 from .hashing import file_sha256
 from .runtime import Runtime, check_present
 
@@ -240,8 +246,13 @@ def _gguf_config(path: Path) -> tuple[Any, dict[str, Any]]:
     # (Gemma's query scale and soft-caps, Llama 3's RoPE scaling, a head size): set on the
     # config the model is built from, before the tensors are read (a head size shapes them),
     # and saved with the copy, so the copy runs as llama.cpp runs the file
-    config = as_llama_cpp_family(
-        AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name), fields)
+    try:
+        read = AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name)
+    except KeyError as e:  # transformers' reader of a file lacking a key it needs
+        if (missing := missing_key(fields, e)) is None:
+            raise
+        raise ValidationError(f"{path}: {missing}") from None
+    config = as_llama_cpp_family(read, fields)
     try:  # a family memstore refuses anyway: no float32 copy of it is made first
         get_adapter(config.model_type)
     except ValidationError as e:
