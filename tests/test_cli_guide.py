@@ -212,3 +212,11 @@ def test_every_json_command_says_what_its_json_holds():
     for name, command in commands(cli):
         if any("--json" in p.opts for p in command.params if isinstance(p, click.Option)):
             assert "--json" in (command.help or ""), f"{name} --help lists no --json fields"
+
+
+def test_fsck_help_names_a_remotes_tags():
+    """fsck of a remote checks every tag's history and `--repair` writes back what its tags
+    need (README); its --help named the branches alone."""
+    text = " ".join(ok("fsck", "--help").stdout.split())
+    assert "every branch's and tag's history whole" in text
+    assert "its branches, tags and statistics need and lack" in text

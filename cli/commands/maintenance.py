@@ -17,7 +17,8 @@ from ..output import counted, json_option, print_json, size, warn
               "rows are sound, else from the newest ref snapshot; "
               "missing statistics are recomputed. With REMOTE (inside a repository): first "
               "write to the remote again, from this repository's intact copies, every "
-              "object it holds corrupt or its branches and statistics need and lack.")
+              "object it holds corrupt or its branches, tags and statistics need and "
+              "lack.")
 @json_option
 def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
     """Check the repository: every object present and intact (re-hashed), commits, request
@@ -26,7 +27,7 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
     (the damaged file is kept as .memstore/index.db.damaged-TIME).
 
     With REMOTE (a remote's name, or a URL: no repository needed), check that remote
-    instead: its marker, every object's hash, every branch's history whole.
+    instead: its marker, every object's hash, every branch's and tag's history whole.
 
     --json prints one object: ok and problems (one line each); with REMOTE --repair also
     rewritten (the objects written to the remote again)."""
