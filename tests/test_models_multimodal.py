@@ -88,7 +88,7 @@ def export_and_verify(tmp_path, model):
     for key, value in SETTINGS.items():
         ok("config", key, value, cwd=repo)
     ok("commit", facts_files(tmp_path)["b"], cwd=repo)
-    ok("export", "HEAD", tmp_path / "out", cwd=repo)
+    assert "leaves out" not in ok("export", "HEAD", tmp_path / "out", cwd=repo).stderr
     assert ok("verify", tmp_path / "out", cwd=repo).stdout.startswith("OK: ")
     return tmp_path / "out"
 
@@ -125,3 +125,28 @@ def test_an_export_whose_head_save_pretrained_renames_verifies(tmp_path):
 
     out = export_and_verify(tmp_path, causal_dir(tmp_path / "neox", "gpt_neox"))
     assert "embed_out.weight" in tensors(out)
+
+
+def test_tensors_the_model_does_not_read_are_not_left_out_without_a_word(tmp_path):
+    """Qwen 3.5's checkpoints hold multi-token-prediction layers (mtp.*), which transformers
+    loads into no model and leaves out of its report of unexpected keys: the export, written
+    from the model, lacked them, silently, and verify said OK. It still lacks them (the model
+    holds none to write), and says so: a warning naming them, and the manifest's left_out."""
+    import json
+
+    from safetensors.torch import save_file
+
+    base = model_dir(tmp_path / "qwen3_5", "qwen3_5")
+    held = tensors(base)
+    extra = {"mtp.fc.weight": torch.randn(32, 64), "mtp.norm.weight": torch.ones(32),
+             "extra.weight": torch.ones(3)}  # the last one transformers does report
+    save_file(held | extra, str(base / "model.safetensors"), metadata={"format": "pt"})
+    repo = tmp_path / "repo"
+    ok("init", repo, "--base", base)
+    r = ok("export", "base", tmp_path / "out", cwd=repo)
+    assert r.stderr == ("warning: the export leaves out 3 tensor(s) of the base's files that "
+                        "transformers does not load into the model (extra.weight, "
+                        "mtp.fc.weight, mtp.norm.weight)\n")
+    manifest = json.loads((tmp_path / "out" / "memstore-manifest.json").read_text())
+    assert manifest["left_out"] == sorted(extra)
+    assert sorted(tensors(tmp_path / "out")) == sorted(held)

@@ -215,7 +215,16 @@ def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
     elif fmt == "gguf":
         _report_gguf(d)
     else:
+        _warned(d)
         click.echo(f"Exported {short(d['commit'])} ({d['tensors']} tensors) to {out}")
+
+
+def left_out_warning(names: list[str]) -> str:
+    """A full export of a base whose files hold tensors the model does not read (Qwen 3.5's
+    multi-token-prediction layers): written without them, and said so."""
+    shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+    return (f"the export leaves out {len(names)} tensor(s) of the base's files that "
+            f"transformers does not load into the model ({shown})")
 
 
 def export_result(m: dict, out: str, fmt: str, max_rank: int | None,
@@ -228,6 +237,8 @@ def export_result(m: dict, out: str, fmt: str, max_rank: int | None,
          "base": m["base"], "files": [*sorted(m["files"]), MANIFEST],
          "tensors": len(m["tensors"]), "warning": None}
     if fmt == "full":
+        if m.get("left_out"):
+            d["warning"] = left_out_warning(m["left_out"])
         return d | {"built_with": m.get("built_with")}
     if fmt == "gguf":
         return d | {"gguf": m["gguf"], "layers": m["layers"]}

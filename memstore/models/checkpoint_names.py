@@ -1,11 +1,17 @@
-"""The names a model's tensors are saved under: transformers' `save_pretrained` writes a
-checkpoint in its family's original format, renaming tensors back from the loaded model's
-names (its weight conversions, reverted): Gemma 3's and Mistral 3's
-`model.language_model.layers.…` as `language_model.model.layers.…`, GPT-NeoX's `lm_head` as
-`embed_out`. What reads an export (verify) or a base's files names them so."""
+"""A checkpoint's tensor names against the loaded model's. transformers renames tensors as
+it loads them (its weight conversions: Gemma 3's and Mistral 3's language_model.model.… as
+model.language_model.…, GPT-2's h.… as transformer.h.…), and `save_pretrained` names them
+back in the family's original format (GPT-NeoX's lm_head as embed_out). What the model does
+not read of a checkpoint (Qwen 3.5's multi-token-prediction layers mtp.*, which transformers
+drops from its report of unexpected keys) no export of it holds."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from torch import nn
+
+SAFETENSORS_INDEX = "model.safetensors.index.json"
 
 
 def saved_names(model: nn.Module) -> dict[str, str]:
@@ -21,3 +27,41 @@ def saved_names(model: nn.Module) -> dict[str, str]:
         if id(t) in by_id:  # a renaming hands the same tensor on
             out[by_id[id(t)]] = saved
     return out
+
+
+def file_names(directory: Path) -> list[str]:
+    """The tensor names of a Hugging Face directory's safetensors files, from their headers
+    or index (no tensor read); none where it has neither model.safetensors nor an index."""
+    from safetensors import safe_open
+
+    index = directory / SAFETENSORS_INDEX
+    if index.is_file():
+        return list(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
+    single = directory / "model.safetensors"
+    if not single.is_file():
+        return []
+    with safe_open(str(single), "pt") as st:
+        return list(st.keys())
+
+
+def unread_names(model: nn.Module, names: list[str]) -> tuple[str, ...]:
+    """Those of a checkpoint's tensor `names` that `model`, loaded from it, did not read: each
+    renamed as transformers' loader renames it (the conversions it used, the base model's
+    prefix added or taken off) names no tensor of the model."""
+    from transformers.core_model_loading import (
+        WeightConverter,
+        WeightRenaming,
+        rename_source_key,
+    )
+
+    used = getattr(model, "_weight_conversions", None) or []
+    renamings = [c for c in used if isinstance(c, WeightRenaming)]
+    converters = [c for c in used if isinstance(c, WeightConverter)]
+    state = model.state_dict()
+    prefix = model.base_model_prefix
+    unread = []
+    for name in names:
+        renamed, _ = rename_source_key(name, renamings, converters, prefix, state)
+        if renamed not in state and name not in state:
+            unread.append(name)
+    return tuple(sorted(unread))

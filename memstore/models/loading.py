@@ -34,6 +34,7 @@ from safetensors import SafetensorError
 from .. import leftovers
 from ..errors import ValidationError
 from .adapters import Adapter, get_adapter
+from .checkpoint_names import file_names, unread_names
 from .gguf_settings import (
     apply_settings,
     as_llama_cpp_family,
@@ -56,6 +57,9 @@ class Loaded:
     spec: str  # what the user named
     path: Path  # the file or directory the weights came from
     runtime: Runtime = field(default_factory=Runtime)
+    # tensors of its files the model did not read (checkpoint_names.unread_names), which no
+    # export of it holds
+    unread: tuple[str, ...] = ()
 
 
 def cache_dir() -> Path:
@@ -577,6 +581,7 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
         model, info = model_class(config).from_pretrained(
             directory, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs)
         check_weights(info)
+        unread = unread_names(model, file_names(directory))
         if placement is not None:
             check_inputs_held(model)
         tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
@@ -599,7 +604,7 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
     model.eval()
     model.requires_grad_(False)
     prepare_tokenizer(tokenizer)
-    return Loaded(model, tokenizer, get_adapter(model), spec, resolve(spec), runtime)
+    return Loaded(model, tokenizer, get_adapter(model), spec, resolve(spec), runtime, unread)
 
 
 _AS_BASE = "_memstore_as_base"  # the base's own pad token and padding side

@@ -18,6 +18,7 @@ import torch
 
 from ..editing.progress import progress
 from ..errors import MemstoreError, ValidationError
+from ..models.checkpoint_names import saved_names
 from ..models.hashing import (
     changed_side_files,
     model_hash,
@@ -27,7 +28,6 @@ from ..models.hashing import (
 )
 from ..models.loading import gguf_copy_current, load_model, resolve, save_as_base
 from ..models.runtime import Runtime
-from ..models.saved_names import saved_names
 from ..serving.card import CARD
 from .export_card import card_of, card_problems
 from .export_target import (
@@ -166,6 +166,8 @@ def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
             "commit": commit, "rev": rev or "HEAD", "settings": settings_of(repo, commit),
             "built_with": built_with(base), "tensors": checkpoint_tensors(tmp),
         }
+        if base.loaded.unread:  # never left out without a word (export says so)
+            manifest["left_out"] = list(base.loaded.unread)
         if card is not None:
             manifest["card"] = card
             (tmp / CARD).write_text(card_of(repo, manifest), encoding="utf-8")
