@@ -525,3 +525,71 @@ def test_a_qwen35_gguf_lacking_a_key_is_refused_naming_it(tmp_path, monkeypatch)
         loading.load_model(str(flagged))
     assert not (tmp_path / "cache" / "models").exists() or \
         not any((tmp_path / "cache" / "models").iterdir())
+
+
+def test_a_qwen35_gguf_as_llama_cpp_writes_it_loads_as_its_model(tmp_path, monkeypatch):
+    """A tiny Qwen 3.5 text model written as llama.cpp's converter writes it (conversion/
+    qwen.py: gguf-py's tensor names, norms stored as w + 1 but the gated one, A_log as
+    -exp(A_log), conv1d squeezed, dt_bias as dt_proj.bias; as many value heads as key heads,
+    so no head reorder) passes the refusals and loads as the model it is."""
+    import gguf
+    import numpy as np
+    from gguf_support import add_tokenizer
+    from tiny import tiny_tokenizer
+
+    from memstore.models import loading
+
+    monkeypatch.setenv("MEMSTORE_CACHE", str(tmp_path / "cache"))
+    tok = tiny_tokenizer()
+    cfg = transformers.Qwen3_5TextConfig(
+        vocab_size=tok.backend_tokenizer.get_vocab_size(), hidden_size=32, intermediate_size=64,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+        max_position_embeddings=128, linear_num_key_heads=2, linear_num_value_heads=2,
+        linear_key_head_dim=8, linear_value_head_dim=8, full_attention_interval=2,
+        rms_norm_eps=1e-6, tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6, "partial_rotary_factor": 1.0,
+                         "mrope_section": [2, 1, 1], "mrope_interleaved": True})
+    torch.manual_seed(0)
+    model = transformers.Qwen3_5ForCausalLM(cfg).eval()
+    with torch.no_grad():  # norms and the decay's scalars away from their initial values
+        for name, p in model.named_parameters():
+            if p.ndim == 1:
+                p.normal_(0, 0.3)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN35, 2)
+    w = gguf.GGUFWriter(str(tmp_path / "q.gguf"), "qwen35")
+    for name, value in qwen35(**{"block_count": 2, "context_length": 128,
+                                 "embedding_length": 32, "feed_forward_length": 64,
+                                 "attention.head_count": 4, "attention.head_count_kv": 2,
+                                 "attention.key_length": 8, "attention.value_length": 8,
+                                 "rope.freq_base": 1e6, "ssm.state_size": 8,
+                                 "ssm.group_count": 2, "ssm.time_step_rank": 2,
+                                 "ssm.inner_size": 16, "full_attention_interval": 2,
+                                 "rope.dimension_count": 8,
+                                 "rope.dimension_sections": [2, 1, 1, 0]}).items():
+        if name != "general.architecture":
+            w.add_key_value(name, value, gguf.GGUFValueType.ARRAY if isinstance(value, list)
+                            else gguf.GGUFValueType.FLOAT32 if isinstance(value, float)
+                            else gguf.GGUFValueType.UINT32)
+    add_tokenizer(w, tok)
+    for name, t in model.state_dict().items():
+        a = t.float().numpy()
+        if name.endswith("norm.weight") and not name.endswith("linear_attn.norm.weight"):
+            a = a + 1
+        elif name.endswith(".A_log"):
+            a = -np.exp(a)
+        elif name.endswith(".dt_bias"):
+            name = name.removesuffix(".dt_bias") + ".dt_proj.bias"
+        elif name.endswith("conv1d.weight"):
+            a = a.squeeze()
+        if name != "lm_head.weight":  # tied: llama.cpp writes no output.weight
+            w.add_tensor(names.get_name(name, try_suffixes=(".weight", ".bias")),
+                         np.ascontiguousarray(a))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    loaded = loading.load_model(str(tmp_path / "q.gguf")).model
+    assert loaded.config.model_type == "qwen3_5_text"
+    ids = torch.tensor([[5, 9, 13, 2, 7, 11]])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids).logits, model(ids).logits, rtol=0, atol=1e-5)
