@@ -165,7 +165,8 @@ def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
     """Write the state of REV (default: HEAD) where models are served from.
 
     --format full (default): OUT_DIR gets the weights (safetensors), the config and the
-    tokenizer, loadable offline with AutoModelForCausalLM.from_pretrained(OUT_DIR).
+    tokenizer, loadable offline with AutoModelForCausalLM.from_pretrained(OUT_DIR) (a
+    multimodal model, vision tower included: AutoModelForImageTextToText).
 
     --format peft: adapter_config.json and adapter_model.safetensors, a LoRA adapter that
     PeftModel.from_pretrained(base, OUT_DIR) and vLLM (--enable-lora, with a --max-lora-rank

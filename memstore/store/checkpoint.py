@@ -1,7 +1,8 @@
 """Exported checkpoints and their verification.
 
 `export` writes the state of a revision as a full Hugging Face checkpoint (safetensors,
-config, tokenizer) that `AutoModelForCausalLM.from_pretrained` loads offline, plus
+config, tokenizer) that `AutoModelForCausalLM.from_pretrained` loads offline (a multimodal
+model whole, its vision tower included: `AutoModelForImageTextToText`), plus
 `memstore-manifest.json`: the base hash, the commit, the settings and the sha256 of every
 tensor in the checkpoint. `verify` rebuilds the same state from the repository and compares
 every tensor; `verify_base` re-hashes the base model fully."""
