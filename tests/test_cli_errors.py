@@ -128,6 +128,8 @@ def test_bad_settings(repo):
 
 def test_usage_errors(repo, tmp_path):
     refused(repo, "commit", code=2, says="Missing argument 'FILE'")
+    # export [REV] OUT_DIR with neither: OUT_DIR is missing (it said '[REV]', the optional one)
+    refused(repo, "export", code=2, says="Missing argument 'OUT_DIR'")
     refused(repo, "log", "--bogus", code=2, says="No such option '--bogus'")
     refused(repo, "verify", code=2, says="give an exported OUT_DIR")
     refused(repo, "verify", tmp_path, code=2, says="has no memstore-manifest.json")

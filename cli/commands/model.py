@@ -144,7 +144,7 @@ def _not_recalled(m: dict) -> None:
 
 @click.command(short_help="Write a revision as a checkpoint, a LoRA adapter or a GGUF file.")
 @runtime_options
-@click.argument("rev_or_dir", metavar="[REV]")
+@click.argument("rev_or_dir", metavar="[REV]", required=False)
 @click.argument("out_dir", required=False, metavar="OUT_DIR", callback=no_empty_path)
 @click.option("--format", "fmt", type=click.Choice(["full", "peft", "gguf"]), default="full",
               show_default=True, help="full: a Hugging Face checkpoint; peft: a PEFT LoRA "
@@ -160,7 +160,7 @@ def _not_recalled(m: dict) -> None:
               help="(gguf) Type of the edited tensors: f32 (default, exact) or f16.")
 @click.option("--force", is_flag=True, help="Replace OUT_DIR if it holds a previous export.")
 @json_option
-def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
+def export(rev_or_dir: str | None, out_dir: str | None, fmt: str, since: str | None,
            max_rank: int | None, gguf_dtype: str | None, force: bool, as_json: bool) -> None:
     """Write the state of REV (default: HEAD) where models are served from.
 
@@ -196,6 +196,8 @@ def export(rev_or_dir: str, out_dir: str | None, fmt: str, since: str | None,
 
     from ..context import open_repo
 
+    if rev_or_dir is None:  # REV is the optional one: OUT_DIR is what is missing
+        raise click.MissingParameter(param_hint="'OUT_DIR'", param_type="argument")
     rev, out = (None, rev_or_dir) if out_dir is None else (rev_or_dir, out_dir)
     if out == "":
         raise click.BadParameter("an empty path", param_hint="'OUT_DIR'")
