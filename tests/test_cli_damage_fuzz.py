@@ -3,6 +3,8 @@ here is a command that failed on it and yet changed the repository, or that said
 line."""
 from __future__ import annotations
 
+import sqlite3
+
 from cli_support import error_line, run, snapshot
 
 
@@ -16,3 +18,16 @@ def test_reset_to_a_commit_whose_object_is_missing_moves_nothing(history):
     error_line(run("reset", "HEAD~1", cwd=repo), 1, f"object {c2} is missing")
     assert snapshot(repo) == before
     assert run("log", "-n", "1", "--json", cwd=repo).stdout.count(c3) >= 1
+
+
+def test_status_names_a_missing_settings_row_as_config_does(history):
+    """The settings row gone (a hand edit, a bad copy): status exited 0 and left out its
+    editor line (--json: settings null), while config and commit refused in one line."""
+    repo, _ = history
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("delete from config where key = 'settings'")
+    con.close()
+    for args in (["status"], ["status", "--json"], ["config"]):
+        error_line(run(*args, cwd=repo), 1, "the repository has no editor settings; run "
+                                            "`memstore fsck`")

@@ -52,6 +52,7 @@ from .history import LiveFact
 from .lock import WaitCallback
 from .queries import (
     ask,
+    current_settings,
     diff,
     evaluate,
     evaluate_live,
@@ -274,13 +275,6 @@ def setting(repo: Repository, key: str) -> Any:
     if key not in values:
         raise ValidationError(f"unknown setting {key!r}; known: {', '.join(values)}")
     return values[key]
-
-
-def current_settings(repo: Repository) -> EditSettings:
-    s = repo.settings
-    if s is None:
-        raise MemstoreError("the repository has no editor settings; run `memstore fsck`")
-    return s
 
 
 def stats(repo: Repository, compute: bool = True,

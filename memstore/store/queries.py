@@ -12,7 +12,8 @@ import torch
 
 from ..editing.apply import build_state, delta, single_thread
 from ..editing.requests import Request, check_fits, context_length, fact_key, request_texts
-from ..errors import ValidationError
+from ..editing.settings import EditSettings
+from ..errors import MemstoreError, ValidationError
 from . import chain_facts
 from .history import LiveFact, chain_layers, chain_updates, log_ids
 from .repository import Repository
@@ -56,10 +57,19 @@ def live_facts(repo: Repository, commit: str | None) -> list[LiveFact]:
     return repo.facts_at(commit) if commit is not BASE else []
 
 
+def current_settings(repo: Repository) -> EditSettings:
+    """The editor settings future commits use; every repository `init` or `clone` made has
+    them, so a missing row is damage, named in one line (not a status without them)."""
+    s = repo.settings
+    if s is None:
+        raise MemstoreError("the repository has no editor settings; run `memstore fsck`")
+    return s
+
+
 def status(repo: Repository) -> dict[str, Any]:
     head = repo.head()
     b = repo.base
-    s = repo.settings
+    s = current_settings(repo)
     return {
         "branch": head.branch, "detached": head.ref is None, "head": head.commit,
         "message": repo.get_commit(head.commit).message if head.commit else None,
@@ -67,7 +77,7 @@ def status(repo: Repository) -> dict[str, Any]:
         "n_facts": chain_facts.n_live(repo.store, head.commit) if head.commit else 0,
         "base": {"spec": b.spec, "hash": b.hash, "path": b.path, "info": b.info,
                  "unchanged": repo.base_unchanged()},
-        "settings": s.to_dict() if s else None,
+        "settings": s.to_dict(),
     }
 
 
