@@ -1,0 +1,482 @@
+"""A damage fuzzer over every command (not a test: minutes to hours; see benchmarks/README.md,
+'Damage fuzzer').
+
+Builds once, under --dir, a world of the tests' tiny model: a repository with a few commits
+(main ahead of its upstream by one), a branch, a tag, a folder remote holding another
+clone's branch, and an export; it is kept as a snapshot. For each damage (a file or folder
+of `.memstore/`, of the remote or of the export truncated, flipped, extended, replaced by a
+folder or by a symlink out of it, removed; or one row of the index set to NULL, to text,
+to a number, or deleted) the snapshot is copied back and the commands run on it, each in
+a fork of one process that imported the CLI once, on a fresh copy of the damaged world
+each. Flagged, one JSON line each to --dir/flags-PIECE.jsonl:
+  traceback   stderr holds a traceback (or an exit status other than 0, 1, 2)
+  no-line     a non-zero exit without a `memstore: error:` line
+  changed     a command that failed changed `.memstore/` (objects, rows of the index)
+  outside     a command wrote outside `.memstore/`, the remote (push) and its named output
+  hang        no exit within the time limit
+and, to be judged by hand, `differs` (exit 0, but stdout other than on the undamaged world)
+and `fsck-ok` (fsck exit 0 on a damaged `.memstore/`).
+
+    nice -n 19 python benchmarks/fuzz_damage.py --dir /tmp/fz --piece build
+    nice -n 19 python benchmarks/fuzz_damage.py --dir /tmp/fz --piece repo-files
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# -- the world ------------------------------------------------------------------------------
+
+
+def build(d: Path) -> None:
+    """d/snap/{repo,remote,export,outside}: built with the tests' helpers (tiny model)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from cli_support import facts_files, history_template, ok
+
+    world = d / "world"
+    ours(d, making=True)
+    for p in (d / "build", world, d / "snap"):
+        if p.exists():
+            shutil.rmtree(p)
+    (d / "build").mkdir()
+    template, ids = history_template(d / "build")
+    repo, remote = world / "repo", world / "remote"
+    shutil.copytree(template, repo)
+    f = facts_files(d / "build")
+    ok("tag", "v1", ids[1], cwd=repo)
+    ok("branch", "side", ids[1], cwd=repo)
+    ok("switch", "side", cwd=repo)
+    ok("commit", f["d"], "-m", "facts d", cwd=repo)
+    ok("switch", "main", cwd=repo)
+    ok("remote", "add", "origin", str(remote), cwd=repo)
+    for args in (["main"], ["side"], ["--tags"]):
+        ok("push", "origin", *args, cwd=repo)
+    other = d / "build" / "other"
+    ok("clone", str(remote), str(other), "--base", str(d / "build" / "tiny-llama"))
+    ok("switch", "-c", "theirs", cwd=other)
+    ok("commit", f["e"], "-m", "their facts e", cwd=other)
+    ok("push", "origin", "theirs", cwd=other)
+    ok("branch", "--set-upstream-to", "origin/main", cwd=repo)
+    ok("commit", f["e"], "-m", "facts e", cwd=repo)  # main: one ahead of origin/main
+    ok("export", "HEAD~1", str(world / "export"), cwd=repo)
+    (world / "outside").mkdir()
+    (world / "outside" / "keep.txt").write_text("outside the repository\n")
+    (world / "request.jsonl").write_text(f["b"].read_text())
+    shutil.copytree(world, d / "snap", symlinks=True)
+
+
+MARKER = ".fuzz_damage"  # in a --dir this script made: only there does it remove folders
+
+
+def ours(d: Path, making: bool = False) -> None:
+    """Exits in one line unless `d` is a folder this script made (with `making`: or a new or
+    empty one, marked then)."""
+    if (d / MARKER).is_file():
+        return
+    if making and (not d.exists() or (d.is_dir() and not any(d.iterdir()))):
+        d.mkdir(parents=True, exist_ok=True)
+        (d / MARKER).write_text("made by benchmarks/fuzz_damage.py\n")
+        return
+    sys.exit(f"fuzz_damage: {d} is not a folder this script made (no {MARKER}); "
+             + ("name a new or empty one" if making else "run --piece build first"))
+
+
+def restore(d: Path) -> Path:
+    world = d / "world"
+    if world.exists():
+        shutil.rmtree(world)
+    shutil.copytree(d / "snap", world, symlinks=True)
+    return world
+
+
+# -- damages --------------------------------------------------------------------------------
+
+FILE_DAMAGES = ("zero", "half", "flip", "append", "folder", "symlink-copy", "symlink-away",
+                "remove")
+
+
+def damage_path(path: Path, how: str, outside: Path) -> None:
+    if how == "remove":
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    elif how == "folder":
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        path.mkdir()
+    elif how in ("symlink-copy", "symlink-away"):
+        copy = outside / f"copy-{path.name}"
+        if how == "symlink-copy":  # the same bytes, from outside: still to be refused
+            (shutil.copytree if path.is_dir() else shutil.copyfile)(path, copy)
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        path.symlink_to(copy if how == "symlink-copy" else outside / "keep.txt")
+    elif path.is_dir():
+        raise ValueError(f"{how} of a folder")
+    else:
+        data = path.read_bytes()
+        if how == "zero":
+            data = b""
+        elif how == "half":
+            data = data[:len(data) // 2]
+        elif how == "flip":
+            b = bytearray(data)
+            b[len(b) // 2] ^= 0x20
+            data = bytes(b)
+        elif how == "append":
+            data += b"\x00garbage\n"
+        path.write_bytes(data)
+
+
+ROW_VALUES = (("null", None), ("text", "garbage"), ("number", -7))
+
+
+def _table_rows(db: Path) -> dict[str, tuple[list[str], list[tuple]]]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        names = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
+        out = {}
+        for t in names:
+            cols = [c[1] for c in con.execute(f"pragma table_info([{t}])")]
+            out[t] = (cols, con.execute(f"select rowid, * from [{t}]").fetchall())
+        return out
+    finally:
+        con.close()
+
+
+def row_damages(db: Path) -> list[dict]:
+    """Every column of a few rows of every table: refs and config rows all, of the others
+    the last row (the newest commit, snapshot, ...)."""
+    out = []
+    order = ("refs", "config", "commits", "objects", "snapshots", "requests", "statistics")
+    tables = _table_rows(db)
+    for table in sorted(tables, key=lambda t: order.index(t) if t in order else len(order)):
+        cols, rows = tables[table]
+        chosen = rows if table in ("refs", "config") else rows[-1:]
+        for row in chosen:
+            label = f"{table}[{row[1]}]" if table in ("refs", "config") else f"{table}[last]"
+            out.append({"target": label, "how": "delete", "table": table, "rowid": row[0]})
+            for col in cols:
+                for name, value in ROW_VALUES:
+                    out.append({"target": f"{label}.{col}", "how": name, "table": table,
+                                "rowid": row[0], "column": col, "value": value})
+    return out
+
+
+def apply_row(db: Path, dmg: dict) -> None:
+    con = sqlite3.connect(db)
+    try:
+        with con:
+            con.execute("PRAGMA ignore_check_constraints = ON")
+            if dmg["how"] == "delete":
+                con.execute(f"delete from [{dmg['table']}] where rowid = ?", (dmg["rowid"],))
+            else:
+                con.execute(f"update [{dmg['table']}] set [{dmg['column']}] = ? where rowid = ?",
+                            (dmg["value"], dmg["rowid"]))
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+
+
+# -- commands -------------------------------------------------------------------------------
+
+# (name, args, writes) run in world/repo; {W} is the world folder
+READS = [
+    ["log"], ["log", "origin/side"], ["show", "HEAD"], ["show", "v1"],
+    ["diff", "HEAD~2", "HEAD"], ["status"], ["blame"], ["branch"], ["tag"], ["remote", "list"],
+    ["config"], ["stats"], ["fsck"], ["verify", "{W}/export"], ["export", "HEAD", "{W}/out"],
+    ["ask", "Michael Jordan plays", "--max-tokens", "2"],
+]
+WRITES = [
+    ["commit", "{W}/request.jsonl", "-m", "fuzz"], ["revert", "HEAD~1"], ["merge", "side"],
+    ["cherry-pick", "side"], ["switch", "side"], ["switch", "-c", "new"], ["reset", "HEAD~1"],
+    ["squash", "HEAD~2"], ["tag", "v2"], ["tag", "-d", "v1"], ["branch", "-D", "side"],
+    ["gc"], ["fsck", "--repair"], ["push"], ["fetch"], ["pull"], ["config", "z_steps", "6"],
+    ["verify", "--base"],
+]
+REMOTE_COMMANDS = [["fetch"], ["push"], ["pull"], ["fsck", "origin"], ["push", "--tags"],
+                   ["clone", "{W}/remote", "{W}/out", "--base", "{B}"]]
+EXPORT_COMMANDS = [["verify", "{W}/export"], ["export", "--force", "HEAD", "{W}/export"]]
+NAMED_OUTPUT = {"export": "{W}/out", "clone": "{W}/out"}
+
+
+def ask_supported() -> bool:
+    from cli.main import cli
+
+    return "ask" in cli.commands
+
+
+def run_cli(args: list[str], cwd: Path, log: Path, timeout: float = 300) -> dict:
+    """`memstore ARGS` in a fork of this process: exit status, stdout, stderr."""
+    from cli.main import cli
+
+    out, err = log.with_suffix(".out"), log.with_suffix(".err")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: as `memstore ARGS` run in cwd
+        code = 1
+        try:
+            os.chdir(cwd)
+            for fd, path in ((1, out), (2, err)):
+                f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(f, fd)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            code = cli.main(args=args, prog_name="memstore", standalone_mode=False)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:  # noqa: BLE001 - what Python prints for an uncaught one
+            traceback.print_exc()
+            code = 1
+        try:
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code if isinstance(code, int) else 0)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            return {"code": None, "stdout": "", "stderr": "hang"}
+        time.sleep(0.02)
+    return {"code": os.waitstatus_to_exitcode(status), "stdout": out.read_text(errors="replace"),
+            "stderr": err.read_text(errors="replace")}
+
+
+# -- states ---------------------------------------------------------------------------------
+
+SKIP = {"lock"}  # its bytes change on every open (as SQLite's -wal and -shm)
+
+
+def _db_state(db: Path) -> str:
+    """The rows of the index (through a copy, so that reading it writes nothing here), or its
+    bytes where SQLite cannot read it."""
+    raw = hashlib.sha256()
+    for p in (db, Path(f"{db}-wal")):
+        if p.is_file() and not p.is_symlink():
+            raw.update(p.read_bytes())
+    with tempfile.TemporaryDirectory() as t:
+        try:
+            shutil.copyfile(db, Path(t) / "i.db")
+            if Path(f"{db}-wal").is_file():
+                shutil.copyfile(f"{db}-wal", Path(t) / "i.db-wal")
+            con = sqlite3.connect(Path(t) / "i.db")
+            try:
+                return "rows:" + hashlib.sha256("\n".join(con.iterdump()).encode()).hexdigest()
+            finally:
+                con.close()
+        except (sqlite3.Error, OSError):
+            return "bytes:" + raw.hexdigest()
+
+
+def tree_state(top: Path, leave_out: tuple[Path, ...] = ()) -> dict[str, str]:
+    state = {}
+    if not top.exists() and not top.is_symlink():
+        return state
+    for dirpath, dirnames, filenames in os.walk(top):
+        here = Path(dirpath)
+        dirnames[:] = [n for n in dirnames if here / n not in leave_out]
+        for n in dirnames + filenames:
+            p = here / n
+            if p in leave_out or n in SKIP or n.endswith(("-wal", "-shm", "-journal")):
+                continue
+            rel = str(p.relative_to(top))
+            if p.is_symlink():
+                state[rel] = "link:" + os.readlink(p)
+            elif p.is_dir():
+                state[rel] = "dir"
+            elif n == "index.db":
+                state[rel] = _db_state(p)
+            else:
+                try:
+                    state[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+                except OSError as e:
+                    state[rel] = f"unreadable:{e.errno}"
+    return state
+
+
+def _diff(a: dict, b: dict) -> list[str]:
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+# -- the sweep ------------------------------------------------------------------------------
+
+
+def judge(args: list[str], result: dict, before: dict, after: dict, pristine: dict | None,
+          read: bool, fsck_damaged: bool) -> list[tuple[str, str]]:
+    flags = []
+    code, err = result["code"], result["stderr"]
+    if code is None:
+        return [("hang", "")]
+    if "Traceback" in err or code not in (0, 1, 2):
+        flags.append(("traceback", err.strip().splitlines()[-1] if err.strip() else str(code)))
+    elif code != 0 and not any(line.startswith("memstore: error: ") for line in err.splitlines()) \
+            and not (args[0] in ("fsck", "verify") and "problem(s)" in err):
+        flags.append(("no-line", err.strip()[-300:]))
+    changed = _diff(before["memstore"], after["memstore"])
+    if code != 0 and changed:
+        flags.append(("changed", ", ".join(changed[:5])))
+    outside = _diff(before["outside"], after["outside"])
+    if outside:
+        flags.append(("outside", ", ".join(outside[:5])))
+    if code == 0 and read and pristine is not None \
+            and result["stdout"] != pristine["stdout"]:
+        flags.append(("differs", ""))
+    if code == 0 and fsck_damaged and args[0] == "fsck" and len(args) == 1:
+        flags.append(("fsck-ok", ""))
+    return flags
+
+
+def states(world: Path, args: list[str]) -> dict:
+    named = tuple(Path(a) for a in args if a.startswith(str(world / "out")))
+    remote_writes = args[0] in ("push",) or (args[0] == "fsck" and "--repair" in args
+                                             and len(args) > 2)
+    leave = (world / "repo" / ".memstore", *named) + ((world / "remote",) if remote_writes
+                                                       else ())
+    if args[:1] == ["export"] and "--force" in args:
+        leave += (world / "export",)
+    return {"memstore": tree_state(world / "repo" / ".memstore"),
+            "outside": tree_state(world, leave)}
+
+
+def sweep(d: Path, cases: list[dict], commands: list[list[str]], flags_path: Path,
+          base_model: Path) -> None:
+    logs = d / "logs"
+    logs.mkdir(exist_ok=True)
+    pristine: dict[str, dict] = {}
+    pristine_file = d / "pristine.json"
+    if pristine_file.exists():
+        pristine = json.loads(pristine_file.read_text())
+
+    def expand(args: list[str], world: Path) -> list[str]:
+        return [a.replace("{W}", str(world)).replace("{B}", str(base_model)) for a in args]
+
+    def one(case: dict | None, args: list[str]) -> tuple[dict, list]:
+        world = restore(d)
+        if case is not None:
+            apply(case, world)
+        full = expand(args, world)
+        before = states(world, full)
+        result = run_cli(full, world / "repo", logs / "cmd")
+        after = states(world, full)
+        key = " ".join(args)
+        if case is None:
+            pristine[key] = result
+            return result, []
+        fsck_damaged = case["area"] == "repo"
+        return result, judge(full, result, before, after, pristine.get(key), args in READS,
+                             fsck_damaged)
+
+    for args in commands:
+        if " ".join(args) not in pristine:
+            one(None, args)
+    pristine_file.write_text(json.dumps(pristine))
+    with flags_path.open("a") as out:
+        for case in cases:
+            t0 = time.monotonic()
+            n = 0
+            for args in commands:
+                result, flags = one(case, args)
+                n += bool(flags)
+                for kind, said in flags:
+                    out.write(json.dumps({"target": case["target"], "how": case["how"],
+                                          "command": " ".join(args), "flag": kind,
+                                          "code": result["code"], "said": said,
+                                          "stderr": result["stderr"][-2000:]}) + "\n")
+                out.flush()
+            print(f"{case['target']} {case['how']}: {n} flagged commands "
+                  f"({time.monotonic() - t0:.0f}s)", flush=True)
+
+
+def apply(case: dict, world: Path) -> None:
+    if case["how"] in FILE_DAMAGES:
+        damage_path(world / case["path"], case["how"], world / "outside")
+    else:
+        apply_row(world / "repo" / ".memstore" / "index.db", case)
+
+
+def file_cases(d: Path, area: str) -> list[dict]:
+    snap = d / "snap"
+    if area == "repo":
+        ms = snap / "repo" / ".memstore"
+        con = sqlite3.connect(f"file:{ms / 'index.db'}?mode=ro", uri=True)
+        kinds = dict(con.execute("select kind, min(id) from objects group by kind").fetchall())
+        head = con.execute("select target from refs where name = 'refs/heads/main'").fetchone()[0]
+        con.close()
+        kinds["commit"] = head
+        targets = ["repo/.memstore/index.db", "repo/.memstore/lock", "repo/.memstore/objects",
+                   f"repo/.memstore/objects/{head[:2]}"]
+        targets += [f"repo/.memstore/objects/{oid[:2]}/{oid[2:]}" for oid in kinds.values()]
+    elif area == "remote":
+        theirs = (snap / "remote" / "refs" / "heads" / "theirs").read_text().strip()
+        targets = ["remote/memstore-remote.json", "remote/lock", "remote/HEAD",
+                   "remote/refs/heads/main", "remote/refs/heads/theirs", "remote/refs/tags/v1",
+                   "remote/refs", "remote/objects", f"remote/objects/{theirs[:2]}/{theirs[2:]}"]
+    else:
+        targets = ["export/memstore-manifest.json", "export/model.safetensors",
+                   "export/README.md", "export/config.json"]
+    out = []
+    for t in targets:
+        is_dir = (snap / t).is_dir()
+        for how in FILE_DAMAGES:
+            if is_dir and how in ("zero", "half", "flip", "append"):
+                continue
+            out.append({"area": area, "target": t, "path": t, "how": how})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dir", type=Path, required=True)
+    ap.add_argument("--piece", required=True,
+                    choices=["build", "repo-files", "remote-files", "export-files", "rows"])
+    ap.add_argument("--only", default="", help="only targets containing this text")
+    ap.add_argument("--commands", default="", help="only commands starting with this text")
+    a = ap.parse_args()
+    d = a.dir.resolve()
+    os.environ.update(MEMSTORE_QUIET="1", MEMSTORE_STATS_CACHE=str(d / "stats-cache"),
+                      MEMSTORE_CACHE=str(d / "cache"), OMP_NUM_THREADS="1",
+                      MEMSTORE_AUTHOR="Fuzz <fuzz@example.com>", TQDM_DISABLE="1")
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    torch.set_num_threads(1)
+    if a.piece == "build":
+        build(d)
+        return
+    ours(d)
+    import transformers  # noqa: F401 - imported once, not in every fork
+
+    import cli.main  # noqa: F401
+
+    if a.piece == "rows":
+        cases = [{"area": "repo", **c} for c in row_damages(d / "snap/repo/.memstore/index.db")]
+        commands = READS + WRITES
+    else:
+        area = a.piece.split("-")[0]
+        cases = file_cases(d, area)
+        commands = {"repo": READS + WRITES, "remote": REMOTE_COMMANDS,
+                    "export": EXPORT_COMMANDS}[area]
+    if not ask_supported():
+        commands = [c for c in commands if c[0] != "ask"]
+    cases = [c for c in cases if a.only in f"{c['target']} {c['how']}"]
+    commands = [c for c in commands if " ".join(c).startswith(a.commands)]
+    sweep(d, cases, commands, d / f"flags-{a.piece}.jsonl", d / "build" / "tiny-llama")
+
+
+if __name__ == "__main__":
+    main()
