@@ -150,3 +150,34 @@ def test_tensors_the_model_does_not_read_are_not_left_out_without_a_word(tmp_pat
     manifest = json.loads((tmp_path / "out" / "memstore-manifest.json").read_text())
     assert manifest["left_out"] == sorted(extra)
     assert sorted(tensors(tmp_path / "out")) == sorted(held)
+
+
+@pytest.mark.parametrize("family, rename, computed", [
+    # openai-community/gpt2's file: no transformer. prefix, each layer's causal mask
+    ("gpt2", lambda n: n.removeprefix("transformer."),
+     lambda i: {f"h.{i}.attn.bias": torch.tril(torch.ones(1, 1, 8, 8))}),
+    # Pythia's: the masks, and the rotary frequencies each layer held before transformers
+    # moved them to the model
+    ("gpt_neox", lambda n: n,
+     lambda i: {f"gpt_neox.layers.{i}.attention.bias": torch.ones(1, 1, 8, 8),
+                f"gpt_neox.layers.{i}.attention.masked_bias": torch.tensor(-1e9),
+                f"gpt_neox.layers.{i}.attention.rotary_emb.inv_freq": torch.ones(4)}),
+    # Llama 2's (and its fine-tunes'): the per-layer rotary frequencies
+    ("llama", lambda n: n,
+     lambda i: {f"model.layers.{i}.self_attn.rotary_emb.inv_freq": torch.ones(4)}),
+])
+def test_buffers_the_model_computes_are_not_called_left_out(family, rename, computed, tmp_path):
+    """Published GPT-2, Pythia and Llama 2 files hold buffers beside the weights (causal
+    masks, rotary frequencies), which transformers drops and the model computes for itself:
+    an export of such a base loses nothing, and said it left them out. A stray tensor of
+    the same file is still named."""
+    from safetensors.torch import save_file
+    from test_cli_families import model_dir as causal_dir
+
+    base = causal_dir(tmp_path / family, family)
+    held = {rename(n): t for n, t in tensors(base).items()}
+    for i in range(4):
+        held |= computed(i)
+    stray = {f"{rename('transformer.h.0.attn.extra')}.weight": torch.ones(3)}
+    save_file(held | stray, str(base / "model.safetensors"), metadata={"format": "pt"})
+    assert load_model(str(base)).unread == tuple(stray)

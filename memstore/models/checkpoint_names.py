@@ -7,11 +7,20 @@ drops from its report of unexpected keys) no export of it holds."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from torch import nn
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
+# tensors of published checkpoints that hold no weight but a buffer the model computes for
+# itself, which transformers' loader drops (its models' _keys_to_ignore_on_load_unexpected,
+# and the rotary and position patterns modeling_utils adds for every model): GPT-2's,
+# GPT-J's and GPT-NeoX's causal masks (h.N.attn.bias, attention.bias, …masked_bias), the
+# per-layer rotary frequencies of older Llama checkpoints (rotary_emb.inv_freq), position
+# ids. An export without them loses nothing: not `unread_names`
+COMPUTED_BUFFERS = re.compile(r"(^|\.)((attn|attention|crossattention)\.(bias|masked_bias)"
+                              r"|rotary_emb\.inv_freq|position_ids)$")
 
 
 def saved_names(model: nn.Module) -> dict[str, str]:
@@ -47,7 +56,8 @@ def file_names(directory: Path) -> list[str]:
 def unread_names(model: nn.Module, names: list[str]) -> tuple[str, ...]:
     """Those of a checkpoint's tensor `names` that `model`, loaded from it, did not read: each
     renamed as transformers' loader renames it (the conversions it used, the base model's
-    prefix added or taken off) names no tensor of the model."""
+    prefix added or taken off) names no tensor of the model, and holds no buffer the model
+    computes for itself (COMPUTED_BUFFERS)."""
     from transformers.core_model_loading import (
         WeightConverter,
         WeightRenaming,
@@ -62,6 +72,6 @@ def unread_names(model: nn.Module, names: list[str]) -> tuple[str, ...]:
     unread = []
     for name in names:
         renamed, _ = rename_source_key(name, renamings, converters, prefix, state)
-        if renamed not in state and name not in state:
+        if renamed not in state and name not in state and not COMPUTED_BUFFERS.search(name):
             unread.append(name)
     return tuple(sorted(unread))
