@@ -14,7 +14,7 @@ import pytest
 import test_engine_memit
 import test_eval_scoring
 import torch
-from cli_support import SETTINGS, facts_files, ok
+from cli_support import SETTINGS, facts_files, ok, run
 from engine_fixtures import REQUESTS, TEMPLATES, build, settings_for
 from safetensors import safe_open
 from tiny import auto_class, tiny_config, tiny_tokenizer
@@ -147,9 +147,18 @@ def test_tensors_the_model_does_not_read_are_not_left_out_without_a_word(tmp_pat
     assert r.stderr == ("warning: the export leaves out 3 tensor(s) of the base's files that "
                         "transformers does not load into the model (extra.weight, "
                         "mtp.fc.weight, mtp.norm.weight)\n")
-    manifest = json.loads((tmp_path / "out" / "memstore-manifest.json").read_text())
+    at = tmp_path / "out" / "memstore-manifest.json"
+    manifest = json.loads(at.read_text())
     assert manifest["left_out"] == sorted(extra)
     assert sorted(tensors(tmp_path / "out")) == sorted(held)
+    # verify holds the manifest to it: one edited to say nothing was left out is a problem
+    assert ok("verify", tmp_path / "out", cwd=repo).stdout.startswith("OK: ")
+    at.write_text(json.dumps({k: v for k, v in manifest.items() if k != "left_out"}))
+    r = run("verify", tmp_path / "out", cwd=repo)
+    assert r.exit_code == 1, r.output
+    assert r.stdout.splitlines()[0] == (
+        "left_out: the manifest lists '[]', the rebuilt model leaves \"['extra.weight', "
+        "'mtp.fc.weight', 'mtp.norm.weight']\" of the base's files unread")
 
 
 @pytest.mark.parametrize("family, rename, computed", [

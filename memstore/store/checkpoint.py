@@ -321,6 +321,17 @@ def recorded_problems(repo: Repository, manifest: dict[str, Any]) -> list[str]:
     return []
 
 
+def _left_out_problems(manifest: dict[str, Any], unread: tuple[str, ...]) -> list[str]:
+    """The manifest's `left_out` (the tensors of the base's files that transformers loads
+    into no model, which no export holds: what export warned of) against those the
+    rebuilt model did not read: a manifest edited to drop them says the export is whole."""
+    said = manifest.get("left_out", [])
+    if said == list(unread):
+        return []
+    return [(f"left_out: the manifest lists {_quoted(str(said))}, the rebuilt model leaves "
+             f"{_quoted(str(list(unread)))} of the base's files unread")]
+
+
 def _short(commit: str | None) -> str:
     return commit[:12] if commit else "base"
 
@@ -426,6 +437,7 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
     files = checkpoint_tensors(out, [f for f in weights if f not in absent], layouts=layouts)
     card, notes = card_problems(repo, out, manifest)
     problems = _check_files(out, manifest, base) + card + recorded_problems(repo, manifest)
+    problems += _left_out_problems(manifest, base.loaded.unread)
     problems += [f"{f}: missing from the export" for f in absent
                  if f not in manifest.get("files", {})]  # else listed_file_problems said so
     for name, sha in sorted(files.items()):
