@@ -190,3 +190,20 @@ def test_buffers_the_model_computes_are_not_called_left_out(family, rename, comp
     stray = {f"{rename('transformer.h.0.attn.extra')}.weight": torch.ones(3)}
     save_file(held | stray, str(base / "model.safetensors"), metadata={"format": "pt"})
     assert load_model(str(base)).unread == tuple(stray)
+
+
+def test_an_index_beside_model_safetensors_is_not_what_was_read(tmp_path):
+    """from_pretrained reads model.safetensors where there is one, an index beside it (left
+    by an earlier sharded save) not: the tensors left out are those of the file it read,
+    not the index's names (a stale name was called left out; one only in the file was not)."""
+    import json
+
+    from safetensors.torch import save_file
+    from test_cli_families import model_dir as causal_dir
+
+    base = causal_dir(tmp_path / "gpt2", "gpt2")
+    save_file(tensors(base) | {"stray.weight": torch.ones(3)}, str(base / "model.safetensors"),
+              metadata={"format": "pt"})
+    (base / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {"stale.weight": "model-00001-of-00002.safetensors"}}))
+    assert load_model(str(base)).unread == ("stray.weight",)

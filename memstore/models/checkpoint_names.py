@@ -39,18 +39,20 @@ def saved_names(model: nn.Module) -> dict[str, str]:
 
 
 def file_names(directory: Path) -> list[str]:
-    """The tensor names of a Hugging Face directory's safetensors files, from their headers
-    or index (no tensor read); none where it has neither model.safetensors nor an index."""
+    """The tensor names of the safetensors files `from_pretrained` reads of a Hugging Face
+    directory, in its order of preference: model.safetensors' header where there is one
+    (an index beside it, left by an earlier sharded save, is not read), else the index's
+    names (no tensor read); none where it has neither."""
     from safetensors import safe_open
 
+    single = directory / "model.safetensors"
+    if single.is_file():
+        with safe_open(str(single), "pt") as st:
+            return list(st.keys())
     index = directory / SAFETENSORS_INDEX
     if index.is_file():
         return list(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
-    single = directory / "model.safetensors"
-    if not single.is_file():
-        return []
-    with safe_open(str(single), "pt") as st:
-        return list(st.keys())
+    return []
 
 
 def unread_names(model: nn.Module, names: list[str]) -> tuple[str, ...]:
