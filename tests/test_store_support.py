@@ -2,6 +2,7 @@
 (no model), and a repository factory. Imported by the other test_store_* modules."""
 from __future__ import annotations
 
+import fast_fsync  # noqa: F401 (os.fsync without the wait for the disk, in forkservers too)
 import torch
 
 from memstore.editing.requests import Request
