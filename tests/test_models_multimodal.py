@@ -11,16 +11,13 @@ family's original format (Mistral 3's and Gemma 3's text model as language_model
 GPT-NeoX's head as embed_out), not by the loaded model's names, and verify called every
 such tensor 'not a tensor of the rebuilt model'."""
 import pytest
+import test_engine_families_extra
 import test_engine_memit
-import test_eval_scoring
 import torch
 from cli_support import SETTINGS, facts_files, ok, run
-from engine_fixtures import REQUESTS, TEMPLATES, build, settings_for
 from safetensors import safe_open
 from tiny import auto_class, tiny_config, tiny_tokenizer
 
-from memstore.editing.zs import compute_zs
-from memstore.editing.zs_reference import compute_z_reference
 from memstore.models.hashing import model_hash
 from memstore.models.loading import load_model
 
@@ -72,13 +69,7 @@ def test_a_multimodal_checkpoint_is_loaded_whole_and_hashed_whole(family, tmp_pa
 @pytest.mark.parametrize("family", MULTIMODAL)
 def test_an_edit_of_the_text_model_is_the_families_own(family):
     test_engine_memit.test_small_lambda_maps_keys_to_targets(family, "cpu-float32")
-    model, tok, ad = build(family)
-    s = settings_for(model)
-    z, _ = compute_zs(model, tok, ad, REQUESTS[:1], TEMPLATES, s, False)
-    zr, _ = compute_z_reference(model, tok, ad, REQUESTS[0], TEMPLATES, s)
-    zr = zr.float().cpu()
-    assert (z[0] - zr).norm() / zr.norm() < 1e-3
-    test_eval_scoring.test_batched_scores_match_naive(family, False)
+    test_engine_families_extra.test_z_vectors_and_scores_are_the_models_own(family)
 
 
 def export_and_verify(tmp_path, model):
