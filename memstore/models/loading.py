@@ -34,7 +34,7 @@ from safetensors import SafetensorError
 from .. import leftovers
 from ..errors import ValidationError
 from .adapters import Adapter, get_adapter
-from .checkpoint_names import file_names, unread_names
+from .checkpoint_names import SAFETENSORS_INDEX, file_names, unread_names
 from .gguf_settings import (
     apply_settings,
     as_llama_cpp_family,
@@ -353,7 +353,6 @@ def remove_superseded(path: Path, current: Path) -> list[Path]:
     return gone
 
 
-SAFETENSORS_INDEX = "model.safetensors.index.json"
 PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 # the small JSON files transformers reads as objects (another value is a TypeError or an
 # AttributeError deep inside it)

@@ -19,7 +19,7 @@ import torch
 
 from ..editing.progress import progress
 from ..errors import MemstoreError, ValidationError
-from ..models.checkpoint_names import saved_names
+from ..models.checkpoint_names import SAFETENSORS_INDEX, saved_names
 from ..models.hashing import (
     changed_side_files,
     model_hash,
@@ -56,7 +56,6 @@ FORMAT = 2  # 2: lists every file ("files") and the kind of export
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5",
                    ".msgpack", ".npz", ".onnx")
-SAFETENSORS_INDEX = "model.safetensors.index.json"
 # Files a Hugging Face loader reads besides the weights: config, generation and tokenizer.
 LOADER_FILES = ("config.json", "generation_config.json", "tokenizer.json",
                 "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
