@@ -18,6 +18,7 @@ from cli_support import SETTINGS, facts_files, ok, run
 from safetensors import safe_open
 from tiny import auto_class, tiny_config, tiny_tokenizer
 
+from memstore.errors import ValidationError
 from memstore.models.hashing import model_hash
 from memstore.models.loading import load_model
 
@@ -198,3 +199,19 @@ def test_an_index_beside_model_safetensors_is_not_what_was_read(tmp_path):
     (base / "model.safetensors.index.json").write_text(json.dumps(
         {"metadata": {}, "weight_map": {"stale.weight": "model-00001-of-00002.safetensors"}}))
     assert load_model(str(base)).unread == ("stray.weight",)
+
+
+@pytest.mark.parametrize("family", MULTIMODAL)
+def test_a_fact_longer_than_the_text_models_context_is_refused(family):
+    """A multimodal model's config keeps the context in text_config: none was read, and a
+    fact longer than the context was edited (attention past the positions, its memory
+    growing with the square of the text's length), where the causal LM refuses it."""
+    from engine_fixtures import build
+
+    from memstore.editing.requests import Request, context_length, validate_requests
+
+    model, tok, _ = build(family)
+    n = model.config.text_config.max_position_embeddings
+    long = Request("Michael Jordan", "{} plays " + "very " * n, "golf")
+    with pytest.raises(ValidationError, match=f"longer than the model's context of {n} tokens"):
+        validate_requests([long], tok, context_length(model))

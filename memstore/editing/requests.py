@@ -65,8 +65,9 @@ INT64 = 2**63 - 1
 
 
 def context_length(model) -> int | None:
-    """The longest input the model takes, in tokens (None when its config does not say)."""
-    cfg = model.config
+    """The longest input the model takes, in tokens (None when its config does not say): its
+    text model's (a multimodal model's config holds it in text_config)."""
+    cfg = model.config.get_text_config()
     for attr in ("max_position_embeddings", "n_positions", "seq_length"):
         n = getattr(cfg, attr, None)
         if isinstance(n, int) and n > 0:

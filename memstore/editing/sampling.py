@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from .requests import context_length
+
 # Prefix templates as in the reference: texts sampled after these words, then ". {}".
 TEMPLATE_STARTS = ("The", "Therefore", "Because", "I", "You")
 # Openings for self-sampled statistics text (varied, so the sample covers many contexts).
@@ -25,8 +27,7 @@ def sample(model, tokenizer, starts: list[str], max_new_tokens: int, seed: int,
             enc = tokenizer(list(starts), return_tensors="pt", padding=True)
         finally:
             tokenizer.padding_side = side
-        context = getattr(model.config, "max_position_embeddings", None) or \
-            getattr(model.config, "n_positions", None)
+        context = context_length(model)
         if context:  # never past the model's positions (tiny test models have 128)
             max_new_tokens = max(1, min(max_new_tokens, context - enc.input_ids.shape[1]))
         cfg = GenerationConfig(
