@@ -144,10 +144,11 @@ def test_statistics_move_only_with_with_stats(base, tmp_path, origin, monkeypatc
     monkeypatch.setenv("MEMSTORE_STATS_CACHE", "off")  # a clone computes what it lacks
     files_before = set(remote_files(url))
     assert not any(p.startswith("statistics/") for p in files_before)
-    ok("push", cwd=repo)  # up to date and not asked for: nothing moves
+    assert "Everything up-to-date" in ok("push", cwd=repo).stdout  # not asked: nothing moves
     assert set(remote_files(url)) == files_before
-    ok("push", "--with-stats", cwd=repo)  # the branch is up to date; its statistics go
-    records = [p for p in remote_files(url) if p.startswith("statistics/")]
+    said = ok("push", "--with-stats", cwd=repo).stdout  # the branch is up to date; its
+    assert "Everything" not in said and "up-to-date; pushed the statistics: 2 objects" in said
+    records = [p for p in remote_files(url) if p.startswith("statistics/")]  # statistics go
     assert len(records) == 2  # layers 1 and 2 of the one sample
     ok("commit", facts_files(base)["d"], cwd=repo)
     ok("push", "--with-stats", cwd=repo)

@@ -181,7 +181,7 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     tracking = (f"branch '{r.branch}' set up to track '{r.remote}/{r.branch}'."
                 if set_upstream else None)
     if r.up_to_date:
-        click.echo("Everything up-to-date")
+        click.echo(_up_to_date(r.branch, r.moved, r.seconds))
         if tracking:
             click.echo(tracking)
         return
@@ -195,6 +195,14 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     if tracking:
         click.echo(tracking)
     _single_writer(r)
+
+
+def _up_to_date(what: str, moved, seconds: float) -> str:
+    """git's line for a push with no ref to move; where --with-stats wrote the statistics
+    the remote lacked, what it pushed (it said "Everything up-to-date" over 27 MiB)."""
+    if not moved.objects:
+        return "Everything up-to-date"
+    return _moved(f"{what} up-to-date; pushed the statistics:", moved, seconds)
 
 
 def _single_writer(r) -> None:
@@ -229,7 +237,7 @@ def show_tags(r, as_json: bool) -> None:
             click.echo(_moved("pushed", r.moved, r.seconds))
             _single_writer(r)
         elif not r.refused:
-            click.echo("Everything up-to-date")
+            click.echo(_up_to_date("every tag", r.moved, r.seconds))
     if r.refused:
         names = ", ".join(f"{t.tag!r}" for t in r.refused)
         one = r.refused[0]
