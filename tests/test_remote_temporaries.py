@@ -56,7 +56,7 @@ def test_stamped_names_tell_their_age():
     assert not leftovers.stale(None)
 
 
-def test_an_fsspec_store_drops_stale_temporaries_where_it_writes():
+def test_an_fsspec_store_drops_stale_temporaries_where_it_writes(monkeypatch):
     """memory://: a write into a folder removes the temporaries there older than a day
     (any host's), an earlier memstore's unstamped one modified more than a day ago; it
     keeps a younger one (a push running now), an unstamped one modified lately, and
@@ -71,8 +71,11 @@ def test_an_fsspec_store_drops_stale_temporaries_where_it_writes():
         leftovers.now() - 2 * DAY, datetime.UTC)
     t.fs.pipe_file(t.full(f"refs/heads/{stamped('main', 3 * DAY)}"), b"x")  # not written into
     written = []
-    real = t.fs.pipe_file
-    t.fs.pipe_file = lambda path, data: (written.append(path), real(path, data))
+    # on the class, for this test only: fsspec keeps one instance per store, which an
+    # attribute set on it (even one monkeypatch puts back) would shadow for later tests
+    real = type(t.fs).pipe_file
+    monkeypatch.setattr(type(t.fs), "pipe_file", lambda fs, path, data, **kw: (
+        written.append(path), real(fs, path, data, **kw)))
     t.put("objects/ab/" + "ef" * 31, b"data")
     left = sorted(p.rsplit("/", 1)[-1] for p in t.fs.ls(t.full("objects/ab"), detail=False))
     assert left == sorted([young, legacy_new, other, "ef" * 31])
