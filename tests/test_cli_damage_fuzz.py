@@ -31,3 +31,25 @@ def test_status_names_a_missing_settings_row_as_config_does(history):
     for args in (["status"], ["status", "--json"], ["config"]):
         error_line(run(*args, cwd=repo), 1, "the repository has no editor settings; run "
                                             "`memstore fsck`")
+
+
+def test_a_commit_row_of_no_id_is_named_by_fsck_and_gc(history):
+    """HEAD's commits row with its id NULL (SQLite lets a TEXT primary key hold one): fsck
+    was a TypeError traceback sorting the rows, gc a NotFoundError one deleting the row it
+    took for unreachable. Both name the row in one line; fsck --repair rebuilds it."""
+    repo, _ = history
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update commits set id = NULL where rowid = (select max(rowid) from "
+                    "commits)")
+    con.close()
+    said = "the index's commits table holds a row of no commit id (None); run `memstore fsck"
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert said in r.stdout, r.stdout
+    before = snapshot(repo)
+    for args in (["gc"], ["gc", "--dry-run"]):
+        error_line(run(*args, cwd=repo), 1, said)
+    assert snapshot(repo) == before
+    assert run("fsck", "--repair", cwd=repo).exit_code == 0
+    assert run("fsck", cwd=repo).exit_code == 0

@@ -74,6 +74,9 @@ def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[Non
         keep = ({o for c in reachable.values() for o in c.object_ids()}
                 | _statistics_objects(store) | set(snapshots.kept(store.db)))
         rows = {r["id"] for r in store.db.query("select id from commits")}
+        for cid in rows:
+            if not isinstance(cid, str):
+                raise DamagedIndexError(_no_commit(cid))
         dead_commits = sorted(rows - set(reachable))
         indexed = {r["id"] for r in store.db.query("select id from objects")}
         for oid in indexed:
@@ -120,6 +123,13 @@ def _is_object_id(oid: object) -> bool:
 def _no_object(oid: object) -> str:
     return (f"the index's objects table holds a row naming no object ({str(oid)[:70]!r}); "
             "run `memstore fsck --repair`")
+
+
+def _no_commit(cid: object) -> str:
+    """A commits row whose id is no text (NULL, which SQLite lets a TEXT primary key hold):
+    no commit is named by it (a text id that names none is 'its object is missing')."""
+    return (f"the index's commits table holds a row of no commit id ({cid!r}); run "
+            "`memstore fsck --repair`")
 
 
 def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
@@ -175,6 +185,9 @@ def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str
                 (None, row["size"]):
             problems.append(f"object {row['id']} has size {size}, indexed as {row['size']}")
     rows = {r["id"]: r for r in store.db.query("select * from commits")}
+    for cid in [c for c in rows if not isinstance(c, str)]:
+        problems.append(_no_commit(cid))
+        del rows[cid]
     stats = list(store.db.query("select * from statistics order by id, layer"))
     try:
         base = config.read_base(store.db)
