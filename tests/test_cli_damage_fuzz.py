@@ -53,3 +53,20 @@ def test_a_commit_row_of_no_id_is_named_by_fsck_and_gc(history):
     assert snapshot(repo) == before
     assert run("fsck", "--repair", cwd=repo).exit_code == 0
     assert run("fsck", cwd=repo).exit_code == 0
+
+
+def test_a_branch_naming_a_commit_the_index_lacks_is_damage_not_an_unknown_revision(history):
+    """HEAD's commits row deleted: log and status named the damage, but show HEAD and merge
+    (which resolve HEAD's commit id again) said "unknown revision '<64 hex digits>'", exit
+    status 2, as if the user had typed a wrong id. A full id no ref names stays unknown."""
+    repo, (_, c2, c3) = history
+    run("branch", "side", c2, cwd=repo)
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("delete from commits where id = ?", (c3,))
+    con.close()
+    said = f"commit {c3[:12]} is named but not in the index; run `memstore fsck`"
+    for args in (["show", "HEAD"], ["merge", "side"], ["log"]):
+        error_line(run(*args, cwd=repo), 1, said)
+    other = c3[:-1] + ("0" if c3[-1] != "0" else "1")
+    error_line(run("show", other, cwd=repo), 2, f"unknown revision '{other}'")

@@ -17,7 +17,7 @@ from ..editing.requests import Request, fact_key
 from ..editing.result import LayerUpdate
 from ..errors import MemstoreError
 from .commits import UpdateSet, load_requests, load_updates, load_zs
-from .schema import DamagedIndexError, parents_loop, parents_of, time_of
+from .schema import not_indexed, parents_loop, parents_of, time_of
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -146,8 +146,7 @@ def log_ids(db: Database, start: str, first_parent: bool = False,
     parents), newest time first among those that are ready; ties broken by id."""
     g = graph(db)
     if start not in g:
-        raise DamagedIndexError(f"commit {start[:12]} is named but not in the index; run "
-                                "`memstore fsck`")
+        raise not_indexed(start)
     out: list[str] = []
     if first_parent:
         cur: str | None = start

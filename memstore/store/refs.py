@@ -17,7 +17,7 @@ from sqlite_utils import Database
 from ..errors import MemstoreError, ValidationError
 from . import snapshots
 from .objects import OBJECT_ID, ObjectStore
-from .schema import DamagedIndexError, parents_loop, parents_of
+from .schema import DamagedIndexError, not_indexed, parents_loop, parents_of
 
 HEAD = "HEAD"
 HEADS = "refs/heads/"
@@ -373,6 +373,8 @@ class Refs:
             raise ValidationError(f"unknown revision {rev!r}: 'base' names the base model's "
                                   "weights, not a commit, and a branch, a tag or HEAD points "
                                   "to a commit (only diff, export, ask and eval take 'base')")
+        if OBJECT_ID.fullmatch(name) and name in self.all().values():  # a ref's commit, which
+            raise not_indexed(name)  # a command resolves again: damage, not the user's input
         raise ValidationError(f"unknown revision {rev!r}")
 
     def _parent(self, commit: str, n: int, rev: str, walked: set[str]) -> str:

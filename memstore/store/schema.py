@@ -53,6 +53,12 @@ def parents_loop(commit: str) -> DamagedIndexError:
                              "commit records)")
 
 
+def not_indexed(commit: str) -> DamagedIndexError:
+    """A ref (or a walk of the rows) names `commit`, which has no commits row."""
+    return DamagedIndexError(f"commit {commit[:12]} is named but not in the index; run "
+                             "`memstore fsck`")
+
+
 def time_of(row: dict) -> float:
     """The time of an index row of the commits table; a damaged one is refused."""
     t = row["time"]
