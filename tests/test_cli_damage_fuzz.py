@@ -70,3 +70,20 @@ def test_a_branch_naming_a_commit_the_index_lacks_is_damage_not_an_unknown_revis
         error_line(run(*args, cwd=repo), 1, said)
     other = c3[:-1] + ("0" if c3[-1] != "0" else "1")
     error_line(run("show", other, cwd=repo), 2, f"unknown revision '{other}'")
+
+
+def test_fsck_names_a_commit_row_whose_base_is_not_its_records(history):
+    """HEAD's commits row naming another base (its base_hash column; the record is sound):
+    revert, which checks its parents' rows, refused with 'made on another base model',
+    while fsck said ok. fsck names the row now; fsck --repair rebuilds it."""
+    repo, (_, _, c3) = history
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update commits set base_hash = ? where id = ?", ("0" * 64, c3))
+    con.close()
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert (f"commit {c3[:12]}: index row disagrees with the record (parents, basis, time or "
+            "base)") in r.stdout, r.stdout
+    assert run("fsck", "--repair", cwd=repo).exit_code == 0
+    assert run("fsck", cwd=repo).exit_code == 0

@@ -264,8 +264,10 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
         size_of(row)
     except DamagedIndexError as e:
         return [str(e)]
-    if parents != commit.parents or row["basis"] != commit.basis or time != commit.time:
-        out.append(f"{at}: index row disagrees with the record (parents, basis or time)")
+    if parents != commit.parents or row["basis"] != commit.basis or time != commit.time \
+            or row["base_hash"] != commit.base:  # a commit on it checks its parents' rows'
+        out.append(f"{at}: index row disagrees with the record (parents, basis, time or "
+                   "base)")
     for other in [*commit.parents, *([commit.basis] if commit.basis else [])]:
         if other not in rows:
             out.append(f"{at}: parent or basis {other[:12]} is not a known commit")
