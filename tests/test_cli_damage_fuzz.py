@@ -87,3 +87,18 @@ def test_fsck_names_a_commit_row_whose_base_is_not_its_records(history):
             "base)") in r.stdout, r.stdout
     assert run("fsck", "--repair", cwd=repo).exit_code == 0
     assert run("fsck", cwd=repo).exit_code == 0
+
+
+def test_reset_from_a_commit_whose_row_is_damaged_moves_nothing(history):
+    """HEAD's commits row with a time that is no number: reset HEAD~1 moved the branch, then
+    failed listing the commits it leaves (a walk that reads that row's time); a failed
+    command that had changed the branch."""
+    repo, (_, _, c3) = history
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update commits set time = 'garbage' where id = ?", (c3,))
+    con.close()
+    before = snapshot(repo)
+    error_line(run("reset", "HEAD~1", cwd=repo), 1, f"the index row of commit {c3[:12]} is "
+                                                      "damaged (its time 'garbage')")
+    assert snapshot(repo) == before

@@ -449,10 +449,13 @@ class Repository:
         branch, or HEAD itself when it was detached. RefConflictError if that moved, or if
         HEAD, detached then, was switched onto a branch since (that branch is not the one
         to move, whatever its commit). The record of `new` is read first (checked against
-        its hash): a commit whose object is missing or damaged is refused, not moved to."""
+        its hash): a commit whose object is missing or damaged is refused, not moved to; so
+        are damaged rows of the history it leaves (read again by held_by_no_ref, after)."""
         with self.lock(), transaction(self.db):
             self._get_commit_row(new)
             self.get_commit(new)
+            if was.commit is not None and was.commit != new:
+                self.held_by_no_ref(was.commit)
             self.refs.update(was.ref or HEAD, new, was.commit)
 
     def _ref_to_move(self, ref: str) -> str:
