@@ -265,9 +265,10 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
     except DamagedIndexError as e:
         return [str(e)]
     if parents != commit.parents or row["basis"] != commit.basis or time != commit.time \
-            or row["base_hash"] != commit.base:  # a commit on it checks its parents' rows'
-        out.append(f"{at}: index row disagrees with the record (parents, basis, time or "
-                   "base)")
+            or row["base_hash"] != commit.base or row["operation"] != commit.operation:
+        # (a commit checks its parents' base rows; merge and revert find reverts by rows)
+        out.append(f"{at}: index row disagrees with the record (parents, basis, time, base "
+                   "or operation)")
     for other in [*commit.parents, *([commit.basis] if commit.basis else [])]:
         if other not in rows:
             out.append(f"{at}: parent or basis {other[:12]} is not a known commit")
