@@ -82,8 +82,8 @@ def forge_head(repo: Path, change: Callable[[dict], None]) -> str:
             rows = con.execute(f"select * from {table} where {key} = ?", (head,)).fetchall()
             for row in rows:
                 values = {**dict(zip(cols, row)), key: oid}
-                if table == "commits":
-                    values["time"] = record["time"]
+                if table == "commits":  # the row says what the record says
+                    values["time"], values["operation"] = record["time"], record["operation"]
                 con.execute(f"insert into {table} ({', '.join(cols)}) values "
                             f"({', '.join('?' * len(cols))})", [values[c] for c in cols])
     con.close()
