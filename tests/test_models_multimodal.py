@@ -14,6 +14,7 @@ import pytest
 import test_engine_families_extra
 import test_engine_memit
 import torch
+import transformers
 from cli_support import SETTINGS, facts_files, ok, run
 from safetensors import safe_open
 from tiny import auto_class, tiny_config, tiny_tokenizer
@@ -215,3 +216,30 @@ def test_a_fact_longer_than_the_text_models_context_is_refused(family):
     long = Request("Michael Jordan", "{} plays " + "very " * n, "golf")
     with pytest.raises(ValidationError, match=f"longer than the model's context of {n} tokens"):
         validate_requests([long], tok, context_length(model))
+
+
+@pytest.mark.parametrize("change", ["gone", "other signature"])
+def test_a_transformers_without_the_renaming_memstore_reads_is_one_line(change, monkeypatch):
+    """checkpoint_names calls transformers' own weight renaming (core_model_loading, 5.24 and
+    5.25); a version where it is gone or takes other arguments is a MemstoreError naming
+    the version, not an ImportError or TypeError traceback at every load and export."""
+    import transformers.core_model_loading as c
+
+    from memstore.errors import MemstoreError
+    from memstore.models.checkpoint_names import saved_names, unread_names
+
+    tok = tiny_tokenizer()
+    model = transformers.AutoModelForCausalLM.from_config(
+        tiny_config("llama", tok.backend_tokenizer.get_vocab_size()))
+    if change == "gone":
+        monkeypatch.delattr(c, "revert_weight_conversion")
+        monkeypatch.delattr(c, "rename_source_key")
+    else:
+        def other(*args):
+            raise TypeError(f"takes 2 positional arguments but {len(args)} were given")
+        monkeypatch.setattr(c, "revert_weight_conversion", other)
+        monkeypatch.setattr(c, "rename_source_key", other)
+    for call in (lambda: saved_names(model), lambda: unread_names(model, ["model.norm.weight"])):
+        with pytest.raises(MemstoreError, match=f"transformers {transformers.__version__} "
+                                                "renames a checkpoint's tensors otherwise"):
+            call()

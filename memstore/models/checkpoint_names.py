@@ -12,6 +12,8 @@ from pathlib import Path
 
 from torch import nn
 
+from ..errors import MemstoreError
+
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 # tensors of published checkpoints that hold no weight but a buffer the model computes for
 # itself, which transformers' loader drops (its models' _keys_to_ignore_on_load_unexpected,
@@ -23,16 +25,39 @@ COMPUTED_BUFFERS = re.compile(r"(^|\.)((attn|attention|crossattention)\.(bias|ma
                               r"|rotary_emb\.inv_freq|position_ids)$")
 
 
+def _conversions():
+    """transformers' own renaming of checkpoint tensors (transformers.core_model_loading,
+    5.24 and 5.25), whose functions memstore calls: a version without them, or with other
+    signatures, is one line, not a traceback."""
+    try:
+        from transformers import core_model_loading as c
+
+        return c.revert_weight_conversion, c.rename_source_key, c.WeightRenaming, c.WeightConverter
+    except (ImportError, AttributeError) as e:
+        raise MemstoreError(_unknown(e)) from None
+
+
+def _unknown(e: Exception) -> str:
+    import transformers
+
+    return (f"transformers {transformers.__version__} renames a checkpoint's tensors otherwise "
+            f"than the 5.24-5.25 memstore reads ({type(e).__name__}: {str(e)[:120]}); "
+            "install transformers 5.25")
+
+
 def saved_names(model: nn.Module) -> dict[str, str]:
     """state-dict name → the name `save_pretrained` writes it under (the same where the
     family has no conversion). A tensor that a conversion merges with others (a mixture's
     experts, never edited) keeps its own name."""
-    from transformers.core_model_loading import revert_weight_conversion
-
+    revert_weight_conversion = _conversions()[0]
     state = model.state_dict()  # one tensor object per name (tied weights too)
     by_id = {id(t): name for name, t in state.items()}
     out = {name: name for name in state}
-    for saved, t in revert_weight_conversion(model, dict(state)).items():
+    try:
+        reverted = revert_weight_conversion(model, dict(state))
+    except TypeError as e:
+        raise MemstoreError(_unknown(e)) from None
+    for saved, t in reverted.items():
         if id(t) in by_id:  # a renaming hands the same tensor on
             out[by_id[id(t)]] = saved
     return out
@@ -60,12 +85,7 @@ def unread_names(model: nn.Module, names: list[str]) -> tuple[str, ...]:
     renamed as transformers' loader renames it (the conversions it used, the base model's
     prefix added or taken off) names no tensor of the model, and holds no buffer the model
     computes for itself (COMPUTED_BUFFERS)."""
-    from transformers.core_model_loading import (
-        WeightConverter,
-        WeightRenaming,
-        rename_source_key,
-    )
-
+    _, rename_source_key, WeightRenaming, WeightConverter = _conversions()
     used = getattr(model, "_weight_conversions", None) or []
     renamings = [c for c in used if isinstance(c, WeightRenaming)]
     converters = [c for c in used if isinstance(c, WeightConverter)]
@@ -73,7 +93,10 @@ def unread_names(model: nn.Module, names: list[str]) -> tuple[str, ...]:
     prefix = model.base_model_prefix
     unread = []
     for name in names:
-        renamed, _ = rename_source_key(name, renamings, converters, prefix, state)
+        try:
+            renamed, _ = rename_source_key(name, renamings, converters, prefix, state)
+        except TypeError as e:
+            raise MemstoreError(_unknown(e)) from None
         if renamed not in state and name not in state and not COMPUTED_BUFFERS.search(name):
             unread.append(name)
     return tuple(sorted(unread))
