@@ -56,8 +56,12 @@ def test_the_peak_is_the_largest_phase_not_the_sum_of_the_phases(monkeypatch):
         assert memory.estimate(model, ad, s, 1, statistics_needed=True).fits() is fits
 
 
-def _rss_peak(f) -> int:
-    """The process's peak resident memory while `f` runs, beyond what it held before."""
+def _rss_peak(f, tries: int = 1) -> int:
+    """The process's peak resident memory while `f` runs, beyond what it held before: the
+    least of `tries` runs (whatever else the process allocates meanwhile, or an allocator
+    that does not hand a block back, only adds to a run's peak)."""
+    if tries > 1:
+        return min(_rss_peak(f) for _ in range(tries))
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc_trim(0)
 
@@ -96,7 +100,7 @@ def test_the_solve_term_is_the_measured_peak_of_the_solve(monkeypatch):
                 keys, residuals = torch.randn(n, d_in), torch.randn(n, d_out)
                 return solve_layer(covariance_term(mom2, 5.0), keys, residuals)
 
-            measured = _rss_peak(solve)
+            measured = _rss_peak(solve, tries=3)
             e = memory.estimate(model, ad, default_settings(model, layers=(0,)), n,
                                 optimise=False)
             counted = sum(v for t, v in e.terms.items() if t.startswith("solve")) + \
@@ -201,7 +205,7 @@ def test_the_null_space_solve_term_is_its_measured_peak(monkeypatch):
                 keys, residuals = torch.randn(n, d_in), torch.randn(n, d_out)
                 return solve_layer_nullspace(projector, keys, residuals, 1.0)
 
-            measured = _rss_peak(solve)
+            measured = _rss_peak(solve, tries=3)
             s = default_settings(model, layers=(0,), history="nullspace")
             e = memory.estimate(model, ad, s, n, optimise=False)
             counted = sum(v for t, v in e.terms.items() if t.startswith("solve")) + \
