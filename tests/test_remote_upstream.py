@@ -227,3 +227,24 @@ def test_clone_of_a_remote_with_no_branch_records_the_upstream_as_git_does(base,
     assert head(copy) == ids[2]
     assert upstream(copy) == {"name": "origin/main", "commit": ids[2], "ahead": 0,
                               "behind": 0, "gone": False}
+
+
+def test_fetch_while_the_remote_is_removed_records_nothing(base, tmp_path, monkeypatch):
+    """`remote remove team` landing while `fetch team` downloaded (before it took the
+    lock): the fetch wrote team's tracking branches after the remote and its tracking
+    branches were gone, left behind naming no remote. Now it records nothing and says so."""
+    from memstore.remote import fetch, remotes
+
+    repo, _ = setup(base, tmp_path)
+    ok("push", "team", cwd=repo)
+    new_commits = fetch.new_commits
+
+    def removed_first(r, *args, **kwargs):  # as another process's `remote remove`
+        remotes.remove(r, "team")
+        return new_commits(r, *args, **kwargs)
+
+    monkeypatch.setattr(fetch, "new_commits", removed_first)
+    error_line(run("fetch", "team", cwd=repo), 1,
+               "remote 'team' is gone (removed while this command ran?): nothing fetched")
+    with Repository.open(repo) as r:
+        assert r.refs.list("refs/remotes/") == {}

@@ -165,6 +165,10 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
                         reachable(repo, tips, {c.id: c for c in commits}),
                         remote.label, written)
                     moved = moved.add(got)
+            if name not in remotes.remotes(repo):  # `remote remove` ran meanwhile: its
+                # tracking branches written now would be left behind, naming no remote
+                raise MemstoreError(f"remote {name!r} is gone (removed while this command "
+                                    "ran?): nothing fetched")
             old = remotes.tracking(repo, name)
             updates = [RefUpdate(b, old.get(b), c) for b, c in sorted(branches.items())
                        if old.get(b) != c]
