@@ -63,21 +63,38 @@ def saved_names(model: nn.Module) -> dict[str, str]:
     return out
 
 
+def weight_files(directory: str | Path, required: bool = True) -> list[str]:
+    """The safetensors files `from_pretrained` reads, in its order of preference:
+    `model.safetensors` when present, else the files its index names; neither is an error,
+    or with `required` false none (verify's problem to list)."""
+    d = Path(directory)
+    if (d / "model.safetensors").is_file():
+        return ["model.safetensors"]
+    index = d / SAFETENSORS_INDEX
+    if index.is_file():
+        try:
+            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+            raise MemstoreError(f"{index}: unreadable weight index ({e})") from None
+        for n in names:
+            if not isinstance(n, str) or Path(n).name != n:
+                raise MemstoreError(f"{index}: names a file outside the folder: {n!r}")
+        return names
+    if not required:
+        return []
+    raise MemstoreError(f"{directory}: no model.safetensors (nor {SAFETENSORS_INDEX})")
+
+
 def file_names(directory: Path) -> list[str]:
     """The tensor names of the safetensors files `from_pretrained` reads of a Hugging Face
-    directory, in its order of preference: model.safetensors' header where there is one
-    (an index beside it, left by an earlier sharded save, is not read), else the index's
-    names (no tensor read); none where it has neither."""
+    directory (weight_files; each file's header, no tensor read); none where it has none."""
     from safetensors import safe_open
 
-    single = directory / "model.safetensors"
-    if single.is_file():
-        with safe_open(str(single), "pt") as st:
-            return list(st.keys())
-    index = directory / SAFETENSORS_INDEX
-    if index.is_file():
-        return list(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
-    return []
+    names = []
+    for f in weight_files(directory, required=False):
+        with safe_open(str(Path(directory) / f), "pt") as st:
+            names.extend(st.keys())
+    return names
 
 
 def unread_names(model: nn.Module, names: list[str]) -> tuple[str, ...]:

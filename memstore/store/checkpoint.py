@@ -19,7 +19,7 @@ import torch
 
 from ..editing.progress import progress
 from ..errors import MemstoreError, ValidationError
-from ..models.checkpoint_names import SAFETENSORS_INDEX, saved_names
+from ..models.checkpoint_names import SAFETENSORS_INDEX, saved_names, weight_files
 from ..models.hashing import (
     changed_side_files,
     model_hash,
@@ -61,28 +61,6 @@ LOADER_FILES = ("config.json", "generation_config.json", "tokenizer.json",
                 "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                 "chat_template.jinja", "chat_template.json", "vocab.json", "merges.txt",
                 "tokenizer.model", "spiece.model", "vocab.txt", SAFETENSORS_INDEX)
-
-
-def weight_files(directory: str | Path, required: bool = True) -> list[str]:
-    """The safetensors files `from_pretrained` reads, in its order of preference:
-    `model.safetensors` when present, else the files its index names; neither is an error,
-    or with `required` false none (verify's problem to list)."""
-    d = Path(directory)
-    if (d / "model.safetensors").is_file():
-        return ["model.safetensors"]
-    index = d / SAFETENSORS_INDEX
-    if index.is_file():
-        try:
-            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
-            raise MemstoreError(f"{index}: unreadable weight index ({e})") from None
-        for n in names:
-            if not isinstance(n, str) or Path(n).name != n:
-                raise MemstoreError(f"{index}: names a file outside the folder: {n!r}")
-        return names
-    if not required:
-        return []
-    raise MemstoreError(f"{directory}: no model.safetensors (nor {SAFETENSORS_INDEX})")
 
 
 def layout(t: torch.Tensor) -> tuple[str, tuple[int, ...]]:
