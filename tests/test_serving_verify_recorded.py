@@ -79,4 +79,4 @@ def test_a_long_rev_or_base_spec_is_shortened_in_its_note(repo, tmp_path):
     said = notes(run("verify", out, cwd=repo))
     assert [line[:15] for line in said] == ["note: rev: 'xxx", "note: base.spec"]
     assert all(len(line) < 300 for line in said), [len(line) for line in said]
-    assert f"'{'x' * 80}'… names no revision" in said[0]
+    assert "…" in said[0] and "names no revision" in said[0], said[0]

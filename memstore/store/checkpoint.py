@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from ..editing.progress import progress
+from ..editing.requests import _short as _quoted  # a hand-written string, one short line
 from ..errors import MemstoreError, ValidationError
 from ..models.checkpoint_names import SAFETENSORS_INDEX, saved_names, weight_files
 from ..models.hashing import (
@@ -311,12 +312,6 @@ def _left_out_problems(manifest: dict[str, Any], unread: tuple[str, ...]) -> lis
 
 def _short(commit: str | None) -> str:
     return commit[:12] if commit else "base"
-
-
-def _quoted(text: str, most: int = 80) -> str:
-    """A manifest's string (written by hand, perhaps) quoted for a note of one short
-    line: its first `most` characters, and '…' where it goes on."""
-    return repr(text[:most]) + ("…" if len(text) > most else "")
 
 
 def recorded_notes(repo: Repository, manifest: dict[str, Any], v: Verification) -> None:
