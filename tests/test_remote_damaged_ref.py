@@ -1,7 +1,7 @@
 """A remote ref that holds no commit id (garbage or empty: a bad copy, a hand edit) has a
 way out through memstore, on a folder, on S3 (moto) and on fsspec's memory store: a push of
 that branch or tag is refused naming it, and with --force replaces it by compare-and-swap
-against the damaged bytes read."""
+against the whole damaged content read."""
 from __future__ import annotations
 
 import pytest
@@ -213,3 +213,50 @@ def test_an_id_padded_past_a_ref_size_is_damaged_to_a_push_too(any_pair):
     assert (got.damaged, got.up_to_date) == (5064, False)
     assert remote_files(url)[HEADS + "main"] == c1.encode() + b"\n"
     assert fsck_remote(url) == [] and fetch(b).updates[0].new == c1
+
+
+def test_a_damaged_ref_rewritten_with_the_same_first_bytes_and_size_is_kept(any_pair,
+                                                                           monkeypatch):
+    """The compare-and-swap of a damaged ref compared its first MAX_REF_BYTES + 1 bytes and
+    its size: a forced push (or delete) that read one damaged ref replaced (removed)
+    another written meanwhile that shares both, which it never saw. It compares the whole
+    content (its hash; on S3 the ETag)."""
+    from memstore.remote.push import PushRejectedError
+    from memstore.remote.push_delete import push_delete
+    from memstore.remote.transport import MAX_REF_BYTES
+
+    a, _, url = any_pair
+    commit_on_head(a, seed=1)
+    push(a)
+    there = open_transport(url)
+    seen, other = b"x" * (2 * MAX_REF_BYTES) + b"seen", b"x" * (2 * MAX_REF_BYTES) + b"kept"
+    kind = type(there)
+    real = kind.read_ref
+
+    def read_then_someone_writes(t, path, damaged=False):
+        got = real(t, path, damaged)
+        if path == HEADS + "main" and remote_files(url)[HEADS + "main"] == seen:
+            there.put(HEADS + "main", other)  # after the read, before the swap
+        return got
+
+    monkeypatch.setattr(kind, "read_ref", read_then_someone_writes)
+    there.put(HEADS + "main", seen)
+    with pytest.raises(PushRejectedError, match=r"main there moved to \(damaged\)"):
+        push(a, force=True)
+    assert remote_files(url)[HEADS + "main"] == other
+    there.put(HEADS + "main", seen)
+    got = push_delete(a, "origin", ["main"], force=True).refs
+    assert [(d.refused, d.now, d.damaged) for d in got] == [(True, "(damaged)", len(seen))]
+    assert remote_files(url)[HEADS + "main"] == other
+
+
+def test_a_ref_read_says_its_size(any_pair):
+    """RefValue.size was 0 for a ref holding a commit id (set for a damaged one only)."""
+    a, _, url = any_pair
+    c1 = commit_on_head(a, seed=1).id
+    push(a)
+    there = open_transport(url)
+    got = there.read_ref(HEADS + "main")
+    assert (got.commit, got.size) == (c1, len(c1) + 1)
+    there.put(HEADS + "main", c1.encode())
+    assert there.read_ref(HEADS + "main", damaged=True).size == len(c1)

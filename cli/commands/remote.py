@@ -125,14 +125,14 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     remote lacks is created by compare-and-swap; a remote tag naming another commit is
     refused (exit status 1, the other tags pushed) unless --force. A remote branch or tag
     that holds no commit id (damaged: a bad copy, a hand edit) refuses the push unless
-    --force, which replaces it by compare-and-swap against the bytes read.
+    --force, which replaces it by compare-and-swap against its whole content read.
 
     `push --delete REMOTE NAME...` deletes branches and tags there (a name as above: the
     remote's branch first, else its tag), each by compare-and-swap against the commit
     read: one another push moved meanwhile is kept (exit status 1, the others deleted).
     The branch the remote's HEAD names (what clones check out) is refused unless --force;
     so is a ref that holds no commit id (damaged: a bad copy, a hand edit), which --force
-    removes by compare-and-swap against the bytes read.
+    removes by compare-and-swap against its whole content read.
     A deleted branch's REMOTE/BRANCH goes here too. The objects stay on the remote.
 
     --json prints one object: remote, url, branch, old and new (the remote branch's commit

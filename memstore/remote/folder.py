@@ -74,12 +74,13 @@ class FolderTransport(Transport):
     def open_read(self, path: str):
         return _open(self._source(path))
 
-    def read_small(self, path: str) -> tuple[bytes, int] | None:
+    def read_small(self, path: str, hashed: bool = False) \
+            -> tuple[bytes, int, str | None] | None:
         """As Transport's, a folder read as no file (as `read` reads it)."""
         source = self._source(path)
         if self._call(f"read {path}", source.is_dir):
             return None
-        return super().read_small(path)
+        return super().read_small(path, hashed)
 
     def list(self, directory: str) -> dict[str, int]:
         base = self._source(directory)

@@ -23,6 +23,7 @@ with an object's size; `read`, `read_many` and `put_many` (whole files, concurre
 the store allows) are for small ones."""
 from __future__ import annotations
 
+import hashlib
 import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -52,11 +53,12 @@ class StaleRefError(MemstoreError):
 
 @dataclass(frozen=True)
 class RefValue:
-    """A remote ref as read: the commit it holds (None: absent or damaged) and the token
-    the compare-and-swap checks (the S3 ETag; elsewhere the commit itself, or the bytes of a
-    damaged ref); `damaged`: the bytes of a ref that holds no commit id (read only where
-    asked for: a `push --delete --force` or a `push --force` replacing it), its first
-    MAX_REF_BYTES + 1 only (a ref is read no further), and `size` its size in bytes."""
+    """A remote ref as read: the commit it holds (None: absent or damaged), the token the
+    compare-and-swap checks (the S3 ETag; elsewhere the commit itself, or for a damaged ref
+    the sha256 of its whole content), `damaged`: the first bytes of a ref that holds no
+    commit id (read only where asked for: a `push --delete --force` or a `push --force`
+    replacing it), its first MAX_REF_BYTES + 1 only (a ref is read no further for them),
+    and `size` its size in bytes (0 where absent)."""
 
     commit: str | None
     token: Any = None
@@ -72,6 +74,13 @@ class RefValue:
         """What the ref holds, as a StaleRefError says it: its commit, None where it is
         absent, '(damaged)' where it holds no commit id."""
         return "(damaged)" if self.damaged is not None else self.commit
+
+    @property
+    def held(self) -> Any:
+        """What a compare-and-swap compares: the commit (None: absent); for a damaged ref
+        its token, which stands for its whole content (two damaged refs that share their
+        first bytes and their size differ in it)."""
+        return ("damaged", self.token) if self.damaged is not None else self.commit
 
 
 MAX_REF_BYTES = 4096
@@ -152,23 +161,39 @@ class Transport(ABC):
     def read_ref(self, path: str, damaged: bool = False) -> RefValue:
         """The ref at `path`; its token is the commit itself (S3 reads the ETag too). A ref
         that holds no commit id is refused (RemoteFormatError), or with `damaged` read as
-        such: commit None, its first bytes in `damaged`, its size and its token."""
-        got = self.read_small(path)
-        return RefValue(None) if got is None else self.ref_value(path, *got, None, damaged)
+        such: commit None, its first bytes in `damaged`, its size, and as its token the
+        sha256 of its whole content (hashed as it is read, a chunk at a time: a huge file
+        there is never held whole), which the compare-and-swap checks."""
+        got = self.read_small(path, hashed=damaged)
+        if got is None:
+            return RefValue(None)
+        data, size, digest = got
+        return self.ref_value(path, data, size, None, damaged, digest)
 
-    def read_small(self, path: str) -> tuple[bytes, int] | None:
+    def read_small(self, path: str, hashed: bool = False) \
+            -> tuple[bytes, int, str | None] | None:
         """The first MAX_REF_BYTES + 1 bytes of file `path` (a ref: a large file there is
-        never read whole for one) and its size; None when it does not exist."""
+        never read whole for one), its size and, if `hashed`, the sha256 of its whole
+        content (the rest read a chunk at a time, from the same open file); None when it
+        does not exist."""
         f = self._call(f"read {path}", self.open_read, path)
         if f is None:
             return None
+        digest = None
         try:
             data = self._call(f"read {path}", f.read, MAX_REF_BYTES + 1)
-            size = len(data) if len(data) <= MAX_REF_BYTES \
-                else self._call(f"read {path}", f.seek, 0, io.SEEK_END)
+            if hashed:
+                h, size = hashlib.sha256(data), len(data)
+                while chunk := self._call(f"read {path}", f.read, CHUNK_BYTES):
+                    h.update(chunk)
+                    size += len(chunk)
+                digest = h.hexdigest()
+            else:
+                size = len(data) if len(data) <= MAX_REF_BYTES \
+                    else self._call(f"read {path}", f.seek, 0, io.SEEK_END)
         finally:
             f.close()
-        return data, size
+        return data, size, digest
 
     def read_head(self) -> bytes | None:
         """The remote's HEAD file, as `read_small` reads it (one too large for a branch
@@ -177,9 +202,10 @@ class Transport(ABC):
         return None if got is None else got[0]
 
     def ref_value(self, path: str, data: bytes, size: int, token: Any,
-                  damaged: bool) -> RefValue:
+                  damaged: bool, digest: str | None = None) -> RefValue:
         """The RefValue of ref `path` of `size` bytes read as `data` (its first bytes;
-        token: the commit, or the damaged bytes and size, where `token` is None)."""
+        token: the commit, or for a damaged ref `digest`, the hash of its whole content,
+        where `token` is None)."""
         try:
             if size > MAX_REF_BYTES:  # as `check_ref_file` refuses it to a fetch
                 raise RemoteFormatError(f"remote {self.url}: {path} holds {size} bytes, "
@@ -189,8 +215,8 @@ class Transport(ABC):
         except RemoteFormatError:
             if not damaged:
                 raise
-            return RefValue(None, (data, size) if token is None else token, data, size)
-        return RefValue(commit, commit if token is None else token)
+            return RefValue(None, digest if token is None else token, data, size)
+        return RefValue(commit, commit if token is None else token, size=size)
 
     def held_now(self, path: str) -> str | None:
         """What ref `path` holds now, as a StaleRefError says it (RefValue.shown)."""
@@ -198,10 +224,9 @@ class Transport(ABC):
 
     def check_ref(self, path: str, expected: RefValue) -> None:
         """StaleRefError unless ref `path` still holds what `expected` read (a commit, or
-        the same damaged bytes)."""
+        a damaged ref of the same whole content: RefValue.held)."""
         now = self.read_ref(path, damaged=True)
-        if (now.commit, now.damaged, now.size) != \
-                (expected.commit, expected.damaged, expected.size):
+        if now.held != expected.held:
             raise StaleRefError(path, now.shown)
 
     # -- shared -------------------------------------------------------------------------------
