@@ -343,6 +343,10 @@ def test_the_way_out_of_a_damaged_remote_ref_names_the_remote(repo, tmp_path):
     for target in ("team", str(url)):
         r = run("fsck", target, cwd=repo)
         assert r.exit_code == 1 and out.format("team") in r.stdout, r.output
+        r = run("fsck", target, "--repair", cwd=repo)  # the check after the repair too
+        line = (f"remote {url}: refs/heads/main holds 5000 bytes, not a commit id; "
+                + out.format("team"))
+        assert r.exit_code == 1 and line in r.stdout.splitlines(), r.output
     r = run("fsck", str(url), cwd=tmp_path)  # no repository here
     assert r.exit_code == 1 and out.format("REMOTE") in r.stdout, r.output
 
