@@ -22,7 +22,7 @@ def test_the_current_branch_renamed_keeps_its_commit_and_head_follows(repo):
     ok("branch", "-m", "trunk", cwd=repo)
     got = branches(repo)
     assert "main" not in got and got["trunk"] == {"name": "trunk", "commit": before,
-                                                  "current": True}
+                                                  "remote": False, "current": True}
     status = json.loads(ok("status", "--json", cwd=repo).stdout)
     assert status["branch"] == "trunk"
     ok("log", "trunk", cwd=repo)

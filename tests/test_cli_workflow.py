@@ -495,7 +495,8 @@ def test_branch_and_tag_speak_json_when_asked(base, tmp_path):
 
     repo = copy_repo(empty_template(base), tmp_path / "repo")
     assert json.loads(ok("branch", "--json", cwd=repo).stdout) == [
-        {"name": "main", "commit": None, "current": True}]  # as the text: "* main (no commits"
+        # as the text: "* main (no commits yet)"
+        {"name": "main", "commit": None, "remote": False, "current": True}]
     head = last_line(ok("commit", facts_files(base)["d"], cwd=repo))
     assert json.loads(ok("branch", "side", "--json", cwd=repo).stdout) == {
         "created": "side", "commit": head}

@@ -18,10 +18,15 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
 @click.option("--set-upstream-to", "upstream", metavar="REMOTE/BRANCH", help="Record "
               "REMOTE/BRANCH as the upstream of NAME (default: the current branch).")
 @click.option("--unset-upstream", is_flag=True, help="Forget NAME's upstream.")
+@click.option("-r", "--remotes", "remotes", is_flag=True, help="List the remote-tracking "
+              "branches (REMOTE/BRANCH: what the last fetch saw); with -d, delete one here.")
+@click.option("-a", "--all", "all_", is_flag=True, help="List the local branches, then the "
+              "remote-tracking ones (as remotes/REMOTE/BRANCH).")
 @json_option
 @pass_repo
 def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: bool, move: bool,
-           upstream: str | None, unset_upstream: bool, as_json: bool) -> None:
+           upstream: str | None, unset_upstream: bool, remotes: bool, all_: bool,
+           as_json: bool) -> None:
     """List branches, create branch NAME at REV (default: HEAD), delete or rename one.
 
     With no argument, lists the branches and marks the current one with '*'.
@@ -29,10 +34,17 @@ def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: 
     `branch -m OLD NEW` renames OLD (HEAD follows it); a remote's copy keeps its name.
     `--set-upstream-to REMOTE/BRANCH [NAME]` records a branch's upstream, as `push -u`
     does; `--unset-upstream [NAME]` forgets it. A rename carries it, a delete drops it.
+    `-r` lists the remote-tracking branches, `-a` the local ones then those (shown as
+    git does, remotes/origin/main, a revision too); `branch -d -r REMOTE/BRANCH` deletes
+    one here (the remote keeps it: the next fetch brings it back).
 
-    --json prints a list of branches (name, commit, current); or {created, commit},
-    {deleted, commit}, {renamed, to, commit}, {branch, upstream}.
+    --json prints a list of branches (name, commit, remote, current: a remote-tracking
+    branch's name is REMOTE/BRANCH); or {created, commit}, {deleted, commit} (with remote
+    true for -d -r), {renamed, to, commit}, {branch, upstream}.
     """
+    if remotes or all_:
+        return remote_branches(repo, name, rev, delete or force_delete, move,
+                               upstream is not None or unset_upstream, all_, as_json)
     if upstream is not None or unset_upstream:  # git's branch.NAME.remote and .merge
         from .remote import branch_upstream
 
@@ -64,22 +76,77 @@ def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: 
         print_json({"created": name, "commit": commit}) if as_json else \
             click.echo(f"Created branch {name} at {short(commit)}")
         return
-    head = repo.head()
-    branches = repo.branches()
-    if as_json:  # an unborn current branch too, as the text lists it
-        unborn = ([{"name": head.branch, "commit": None, "current": True}]
-                  if head.branch and head.branch not in branches else [])
-        print_json(unborn + [{"name": n, "commit": c, "current": n == head.branch}
-                             for n, c in branches.items()])
+    list_branches(repo, local=True, remote=False, as_json=as_json)
+
+
+def remote_branches(repo, name: str | None, rev: str | None, delete: bool, move: bool,
+                    upstream: bool, all_: bool, as_json: bool) -> None:
+    """`branch -r` and `branch -a`: list; `branch -d -r REMOTE/BRANCH`: delete one here."""
+    from memstore.remote.remotes import delete_tracking
+
+    flag = "-a" if all_ else "-r"
+    if upstream:
+        raise click.UsageError(f"{flag} cannot be used with --set-upstream-to or "
+                               "--unset-upstream")
+    if move:
+        raise click.UsageError(f"{flag} cannot be used with -m")
+    if delete and all_:
+        raise click.UsageError("-a cannot be used with -d/-D (`branch -d -r REMOTE/BRANCH` "
+                               "deletes a remote-tracking branch)")
+    if delete:
+        if name is None:
+            raise click.UsageError("branch -d -r needs a REMOTE/BRANCH")
+        if rev is not None:
+            raise click.UsageError("branch -d -r deletes one REMOTE/BRANCH at a time")
+        commit = delete_tracking(repo, name)
+        print_json({"deleted": name, "commit": commit, "remote": True}) if as_json else \
+            click.echo(f"Deleted remote-tracking branch {shown_name(name)} (was {short(commit)})")
         return
-    if head.branch and head.branch not in branches:
+    if name is not None:
+        raise click.UsageError(f"{flag} lists branches and takes no NAME (`branch -d -r "
+                               "REMOTE/BRANCH` deletes a remote-tracking one)")
+    list_branches(repo, local=all_, remote=True, as_json=as_json)
+
+
+def list_branches(repo, local: bool, remote: bool, as_json: bool) -> None:
+    """The local branches (the current one marked, an unborn or detached HEAD said), then
+    the remote-tracking ones: as `remotes/REMOTE/BRANCH` after local ones, as git's -a."""
+    from memstore.remote.remotes import all_tracking
+    from memstore.store.refs import HEADS, REMOTES
+
+    head = repo.head() if local else None
+    branches = repo.branches() if local else {}
+    tracking = all_tracking(repo) if remote else {}
+    unborn = head is not None and head.branch is not None and head.branch not in branches
+    current = head.branch if head is not None else None
+    if as_json:  # an unborn current branch too, as the text lists it
+        print_json(([{"name": current, "commit": None, "remote": False, "current": True}]
+                    if unborn else [])
+                   + [{"name": n, "commit": c, "remote": False, "current": n == current}
+                      for n, c in branches.items()]
+                   + [{"name": n, "commit": c, "remote": True, "current": False}
+                      for n, c in tracking.items()])
+        return
+    if unborn:
         click.echo(f"* {shown_name(head.branch)} (no commits yet)")
-    if head.ref is None:
+    if head is not None and head.ref is None:
         click.echo(f"* (HEAD detached at {short(head.commit)})")
-    for n, c in branches.items():
-        mark = "*" if n == head.branch else " "
-        click.echo(f"{mark} {shown_name(n):<20} {short(c)} "
-                   f"{first_line(repo.get_commit(c).message)}")
+    prefix = "remotes/" if local else ""
+    for mark, n, c, ref in (
+            [("*" if n == current else " ", n, c, HEADS + n) for n, c in branches.items()]
+            + [(" ", prefix + n, c, REMOTES + n) for n, c in tracking.items()]):
+        click.echo(f"{mark} {shown_name(n):<20} {short(c)} {subject(repo, ref, c)}")
+
+
+def subject(repo, ref: str, commit: str) -> str:
+    """The first line of the message of `commit`, which `ref` names; a commit that cannot be
+    read is an error that names the ref too (one row of the index or object damaged)."""
+    from memstore.errors import MemstoreError
+
+    try:
+        return first_line(repo.get_commit(commit).message)
+    except MemstoreError as e:
+        raise MemstoreError(f"{shown_name(ref)[:100]}: {e}") from None
 
 
 @click.command()

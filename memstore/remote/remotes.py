@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..errors import MemstoreError, ValidationError
 from ..store import upstreams
-from ..store.refs import REMOTES, branch_ref, check_ref_name
+from ..store.refs import HEADS, REMOTES, SHOWN, branch_ref, check_ref_name
 from ..store.repository import Repository
 from ..store.schema import transaction
 from ..store.upstreams import Upstream
@@ -183,6 +183,38 @@ def tracking_ref(remote: str, branch: str) -> str:
 def tracking(repo: Repository, remote: str) -> dict[str, str]:
     """Branch → commit of every remote-tracking branch of `remote`."""
     return repo.refs.list(f"{REMOTES}{remote}/")
+
+
+def all_tracking(repo: Repository) -> dict[str, str]:
+    """REMOTE/BRANCH → commit of every remote-tracking branch, by name (`branch -r`); a
+    damaged row is a DamagedIndexError naming its ref."""
+    return repo.refs.list(REMOTES)
+
+
+def delete_tracking(repo: Repository, name: str) -> str:
+    """`branch -d -r REMOTE/BRANCH`: forgets the remote-tracking branch `name` here, as
+    git's (no merge check: it is the remote's, which is not contacted and keeps it; the next
+    fetch brings it back). A branch whose upstream it was is then reported gone. Returns
+    the commit it named."""
+    ref = REMOTES + name
+    with repo.lock(), transaction(repo.db):
+        commit = repo.refs.read(ref)
+        if commit is None:
+            shown = name if len(name) <= SHOWN else name[:SHOWN] + "…"
+            raise ValidationError(f"no remote-tracking branch {shown!r}"
+                                  f"{_not_tracking(repo, name, shown)}")
+        repo.refs.update(ref, None, expected=commit)
+    return commit
+
+
+def _not_tracking(repo: Repository, name: str, shown: str) -> str:
+    """What `name` (`shown`), not a remote-tracking branch, is instead, for the error that
+    says so."""
+    if name.startswith("remotes/") and repo.refs.read("refs/" + name) is not None:
+        return f" (`branch -a` shows it so: say {shown[len('remotes/'):]!r})"
+    if name and repo.refs.read(HEADS + name) is not None:
+        return f" (it is a local branch: `memstore branch -d {shown}` deletes it)"
+    return " (`memstore branch -r` lists them)"
 
 
 def upstream(repo: Repository) -> dict[str, object] | None:

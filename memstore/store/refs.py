@@ -314,8 +314,9 @@ class Refs:
 
     def resolve(self, rev: str) -> str:
         """The commit id named by `rev`: HEAD, a branch, a tag, a remote-tracking branch
-        (`origin/main`), `refs/...`, a full id or a unique prefix of at least 4 hex digits,
-        followed by any of `~`, `~N`, `^`, `^N`."""
+        (`origin/main`, or `remotes/origin/main` as `branch -a` shows it), `refs/...`, a
+        full id or a unique prefix of at least 4 hex digits, followed by any of `~`, `~N`,
+        `^`, `^N`."""
         if not isinstance(rev, str) or not rev:
             raise ValidationError(f"unknown revision {rev!r}")
         shown = rev if len(rev) <= SHOWN else rev[:SHOWN] + "…"  # one line, not 5,000 chars
@@ -356,6 +357,8 @@ class Refs:
             if found:
                 return next(iter(found.values()))
             commit = self.read(REMOTES + name)  # a remote-tracking branch: origin/main
+            if commit is None and name.startswith("remotes/"):  # as `branch -a` shows it,
+                commit = self.read("refs/" + name)  # which git reads too
             if commit is not None:
                 return commit
         if len(name) >= MIN_PREFIX and _HEX.match(name.lower()):

@@ -1,0 +1,156 @@
+"""`memstore branch -r` and `-a`: the remote-tracking branches a fetch left (origin/main), listed
+as git's are; `branch -d -r REMOTE/BRANCH` forgets one here, the remote unchanged; every way
+they cannot be used, and a damaged remote-tracking ref, is one line with nothing changed."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from cli_support import copy_repo, error_line, history_template, log_json, ok, run, snapshot
+from remote_support import remote_files
+
+
+@pytest.fixture
+def fetched(base, tmp_path):
+    """A three-commit repository (ids C1..C3, main at C3) with branch topic at C2, both
+    pushed to origin (a folder): remote-tracking branches origin/main and origin/topic."""
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    ok("branch", "topic", ids[1], cwd=repo)
+    for name in ("main", "topic"):
+        ok("push", "origin", name, cwd=repo)
+    return repo, ids, str(tmp_path / "remote")
+
+
+def listed(repo, *args) -> list[dict]:
+    return json.loads(ok("branch", *args, "--json", cwd=repo).stdout)
+
+
+def lines(repo, *args) -> list[list[str]]:
+    """Each line of `branch ARGS` split into its mark, name and short id (the subject left
+    out), a missing mark as ' '."""
+    return [[line[0], *line[2:].split()[:2]] for line in ok("branch", *args, cwd=repo)
+            .stdout.splitlines()]
+
+
+def sql(repo, statement: str, *args) -> None:
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute(statement, args)
+    con.close()
+
+
+def test_r_lists_the_remote_tracking_branches_and_a_the_local_ones_first(fetched):
+    repo, (_, c2, c3), _ = fetched
+    assert lines(repo, "-r") == [[" ", "origin/main", c3[:12]], [" ", "origin/topic", c2[:12]]]
+    assert lines(repo, "-a") == [["*", "main", c3[:12]], [" ", "topic", c2[:12]],
+                                 [" ", "remotes/origin/main", c3[:12]],
+                                 [" ", "remotes/origin/topic", c2[:12]]]
+    assert ok("branch", "-r", cwd=repo).stdout.splitlines()[1].endswith(" facts b")
+    local = [{"name": "main", "commit": c3, "remote": False, "current": True},
+             {"name": "topic", "commit": c2, "remote": False, "current": False}]
+    tracking = [{"name": "origin/main", "commit": c3, "remote": True, "current": False},
+                {"name": "origin/topic", "commit": c2, "remote": True, "current": False}]
+    assert listed(repo) == local
+    assert listed(repo, "-r") == tracking
+    assert listed(repo, "-a") == listed(repo, "-r", "-a") == local + tracking
+    # the name -a shows is a revision, as in git; a JSON name is the REMOTE/BRANCH one
+    assert log_json(repo, "remotes/origin/topic")[0]["id"] == c2
+    ok("switch", "--detach", "HEAD~2", cwd=repo)  # -a says a detached HEAD, as the list does
+    assert lines(repo, "-a")[0][:2] == ["*", "(HEAD"] and lines(repo, "-r")[0][1] == "origin/main"
+
+
+def test_with_no_remote_tracking_branch_r_lists_none(history):
+    repo, _ = history
+    assert ok("branch", "-r", cwd=repo).stdout == "" and listed(repo, "-r") == []
+    assert [b["name"] for b in listed(repo, "-a")] == ["main"]
+
+
+def test_d_r_forgets_a_remote_tracking_branch_here_and_the_next_fetch_brings_it_back(fetched):
+    """As git's `branch -d -r`: no merge check (the remote has it), nothing on the remote
+    changes; a branch whose upstream it was is reported gone; a fetch writes it again."""
+    repo, (_, c2, _), url = fetched
+    ok("branch", "--set-upstream-to", "origin/topic", "topic", cwd=repo)
+    on_remote = remote_files(url)
+    out = ok("branch", "-d", "-r", "origin/topic", cwd=repo).stdout
+    assert out == f"Deleted remote-tracking branch origin/topic (was {c2[:12]})\n"
+    assert [b["name"] for b in listed(repo, "-a")] == ["main", "topic", "origin/main"]
+    assert remote_files(url) == on_remote
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"  # the ref snapshot recorded the delete
+    ok("switch", "topic", cwd=repo)
+    assert json.loads(ok("status", "--json", cwd=repo).stdout)["upstream"]["gone"] is True
+    ok("fetch", cwd=repo)
+    assert listed(repo, "-r")[1] == {"name": "origin/topic", "commit": c2, "remote": True,
+                                     "current": False}
+    assert json.loads(ok("branch", "-D", "-r", "origin/topic", "--json", cwd=repo).stdout) == {
+        "deleted": "origin/topic", "commit": c2, "remote": True}
+
+
+@pytest.mark.parametrize("args, says", [
+    (("-d", "-r", "origin/nope"), "no remote-tracking branch 'origin/nope' (`memstore branch -r"),
+    (("-d", "-r", "topic"), "'topic' (it is a local branch: `memstore branch -d topic` deletes"),
+    (("-d", "-r", "remotes/origin/topic"), "(`branch -a` shows it so: say 'origin/topic')"),
+    (("-d", "-r", "x" * 300), "no remote-tracking branch '" + "x" * 100 + "…'"),
+    (("-d", "-r"), "branch -d -r needs a REMOTE/BRANCH"),
+    (("-d", "-r", "origin/topic", "origin/main"), "branch -d -r deletes one REMOTE/BRANCH"),
+    (("-d", "-a", "origin/topic"), "-a cannot be used with -d/-D"),
+    (("-D", "-a", "-r", "origin/topic"), "-a cannot be used with -d/-D"),
+    (("-r", "-m", "x"), "-r cannot be used with -m"),
+    (("-a", "-m", "main", "x"), "-a cannot be used with -m"),
+    (("-r", "--set-upstream-to", "origin/main"), "-r cannot be used with --set-upstream-to"),
+    (("-a", "--unset-upstream"), "-a cannot be used with --set-upstream-to or --unset-upstream"),
+    (("-r", "new"), "-r lists branches and takes no NAME"),
+    (("-a", "new", "origin/main"), "-a lists branches and takes no NAME"),
+])
+def test_what_r_and_a_cannot_do_is_one_line_and_changes_nothing(fetched, args, says):
+    repo, _, _ = fetched
+    before = snapshot(repo)
+    error_line(run("branch", *args, cwd=repo), 2, says)
+    assert snapshot(repo) == before
+
+
+UNSOUND = "refs/remotes/origin/topic"
+
+
+@pytest.mark.parametrize("damage, says", [
+    ("target = 'garbage'", f"ref {UNSOUND} holds 'garbage', not a commit id"),
+    ("target = ''", f"ref {UNSOUND} holds '', not a commit id"),
+    ("target = NULL", f"ref {UNSOUND} holds 'None', not a commit id"),
+    ("target = x'00ff'", f"ref {UNSOUND} holds \"b'\\\\x00\\\\xff'\""),  # bytes, not text
+    ("target = NULL, symbolic = 'refs/heads/main'",
+     f"ref {UNSOUND} is damaged (symbolic 'refs/heads/main')"),
+])
+def test_a_damaged_remote_tracking_ref_is_named_in_one_line(fetched, damage, says):
+    """A remote-tracking ref's row of the index damaged by hand or a bad copy: -r and -a
+    name it (no traceback), the local listing is not concerned, and a delete (which records
+    every ref in a snapshot) is refused before any change; fsck names it too."""
+    repo, _, _ = fetched
+    sql(repo, f"update refs set {damage} where name = ?", UNSOUND)
+    before = snapshot(repo)
+    for args in (("-r",), ("-a",), ("-a", "--json")):
+        error_line(run("branch", *args, cwd=repo), 1, says)
+    assert [b["name"] for b in listed(repo)] == ["main", "topic"]
+    for name in ("origin/main", "origin/topic"):
+        error_line(run("branch", "-d", "-r", name, cwd=repo), 1, says)
+    assert snapshot(repo) == before
+    assert UNSOUND in run("fsck", cwd=repo).stdout
+
+
+def test_a_remote_tracking_branch_naming_a_commit_not_here_is_named_and_can_go(fetched):
+    """A sound row whose commit this repository lacks (a bad copy of the index): the text
+    listing, which reads each commit's subject, names the ref with the object it lacks;
+    `-d -r` forgets it."""
+    repo, _, _ = fetched
+    missing = "a" * 64
+    sql(repo, "update refs set target = ? where name = ?", missing, UNSOUND)
+    before = snapshot(repo)
+    for args in (("-r",), ("-a",)):
+        error_line(run("branch", *args, cwd=repo), 1,
+                   f"{UNSOUND}: object {missing} is missing")
+    assert snapshot(repo) == before
+    assert listed(repo, "-r")[1]["commit"] == missing  # JSON reads no commit
+    ok("branch", "-d", "-r", "origin/topic", cwd=repo)
+    assert [b["name"] for b in listed(repo, "-r")] == ["origin/main"]
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
