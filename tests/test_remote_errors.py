@@ -460,6 +460,7 @@ def test_fsck_repair_of_a_remote_from_the_command_line(pushed, tmp_path):
     assert remote_files(url) == before
     r = run("fsck", "origin", "--repair", cwd=repo)
     assert r.exit_code == 0 and r.stdout.strip() == "ok", r.output
-    assert "rewrote 1 objects" in r.stderr and remote_files(url) == files
+    assert "rewrote 1 object (" in r.stderr and remote_files(url) == files
     r = run("fsck", "origin", "--repair", "--json", cwd=repo)
     assert json.loads(r.stdout) == {"ok": True, "problems": [], "rewritten": []}
+    assert "rewrote 0 objects (0 B)" in r.stderr

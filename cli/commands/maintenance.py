@@ -74,10 +74,11 @@ def _repair_remote(url: str) -> list[str]:
 
     with open_repo() as repo:
         r = repair_remote(repo, url)
-    warn(f"rewrote {len(r.rewritten)} objects ({size(r.bytes)}) on the remote from this "
-         "repository")
+    warn(f"rewrote {counted(len(r.rewritten), 'object')} ({size(r.bytes)}) on the remote "
+         "from this repository")
     if r.records:
-        warn(f"rewrote {len(r.records)} damaged statistics records from this repository's")
+        warn(f"rewrote {counted(len(r.records), 'damaged statistics record')} on the remote "
+             "from this repository")
     for oid in r.corrupt_here:
         warn(f"object {oid} is corrupt here too: not written (run `memstore fsck`)")
     return r.rewritten
