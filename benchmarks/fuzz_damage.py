@@ -191,7 +191,8 @@ def apply_row(db: Path, dmg: dict) -> None:
 # (name, args, writes) run in world/repo; {W} is the world folder
 READS = [
     ["log"], ["log", "origin/side"], ["show", "HEAD"], ["show", "v1"],
-    ["diff", "HEAD~2", "HEAD"], ["status"], ["blame"], ["branch"], ["tag"], ["remote", "list"],
+    ["diff", "HEAD~2", "HEAD"], ["status"], ["blame"], ["branch"], ["branch", "-a"], ["tag"],
+    ["remote", "list"],
     ["config"], ["stats"], ["fsck"], ["verify", "{W}/export"], ["export", "HEAD", "{W}/out"],
     ["ask", "Michael Jordan plays", "--max-tokens", "2"],
 ]
@@ -199,6 +200,7 @@ WRITES = [
     ["commit", "{W}/request.jsonl", "-m", "fuzz"], ["revert", "HEAD~1"], ["merge", "side"],
     ["cherry-pick", "side"], ["switch", "side"], ["switch", "-c", "new"], ["reset", "HEAD~1"],
     ["squash", "HEAD~2"], ["tag", "v2"], ["tag", "-d", "v1"], ["branch", "-D", "side"],
+    ["branch", "-d", "-r", "origin/side"],
     ["gc"], ["fsck", "--repair"], ["push"], ["fetch"], ["pull"], ["config", "z_steps", "6"],
     ["verify", "--base"],
 ]
