@@ -127,16 +127,46 @@ def test_pull_lists_conflicts_and_writes_nothing(tmp_path, clones):
                                               "Honda")])
     fb = write_facts(tmp_path / "fb.jsonl", [("Honda Civic", "{} is produced by", "Sony",
                                               "Honda")])
-    ok("commit", fa, cwd=a)
+    pushed = last_line(ok("commit", fa, cwd=a))
     ok("push", cwd=a)
-    ok("commit", fb, cwd=b)
-    ok("fetch", cwd=b)
+    mine = last_line(ok("commit", fb, cwd=b))
+    r = run("pull", cwd=b)
+    err = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and len(err) == 2 and "Traceback" not in r.output
+    # the fetch landed, and is said as a fetch says it (it was not: only the conflict was)
+    assert "main         -> origin/main" in r.stdout and "fetched 1 commit," in r.stdout
+    assert json.loads(ok("log", "--json", "-n", "1", "origin/main", cwd=b).stdout)[0]["id"] \
+        == pushed
+    # the remote branch named as the user names it, not refs/remotes/origin/main
+    assert err[0] == "CONFLICT 'Honda Civic' / '{} is produced by': 'Sony' here, 'Apple' on " \
+        "origin/main"
+    assert err[1].startswith("memstore: error: merge of origin/main refused: 1 conflicting "
+                             "fact(s); nothing was written, origin/main is fetched")
+    assert "commit FILE --supersede" in err[1] and "Settling a conflict" in err[1]
+    assert "refs/remotes" not in r.stderr and head(b) == mine
     before = snapshot(b)
     r = run("pull", cwd=b)
-    assert r.exit_code == 1
-    assert "CONFLICT 'Honda Civic' / '{} is produced by'" in r.stderr
-    assert r.stderr.strip().splitlines()[-1].startswith("memstore: error: merge of")
+    assert r.exit_code == 1 and "'Apple' on origin/main" in r.stderr
     assert snapshot(b) == before
+    # the README's two ways out (Settling a conflict): take origin/main's target here ...
+    theirs = copy_repo(b, tmp_path / "theirs")
+    ok("commit", fa, "--supersede", cwd=theirs)
+    merged = last_line(ok("pull", cwd=theirs))
+    with Repository.open(theirs) as r:
+        assert r.get_commit(merged).parents[1] == pushed
+        assert {f.request.target_new for f in r.facts_at(merged)} >= {"Apple"}
+        assert "Sony" not in {f.request.target_new for f in r.facts_at(merged)}
+    # ... or keep this side's: written on a branch made at origin/main, merged, pushed
+    ok("branch", "settle", "origin/main", cwd=b)
+    ok("switch", "settle", cwd=b)
+    ok("commit", fb, "--supersede", cwd=b)
+    ok("switch", "main", cwd=b)
+    ok("merge", "settle", cwd=b)
+    ok("push", cwd=b)
+    assert "Fast-forward" in ok("pull", cwd=a).stdout
+    with Repository.open(a) as r:
+        live = {f.request.target_new for f in r.facts_at(r.head().commit)}
+    assert "Sony" in live and "Apple" not in live
 
 
 def test_statistics_move_only_with_with_stats(base, tmp_path, origin, monkeypatch):

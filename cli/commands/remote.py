@@ -364,16 +364,27 @@ def pull(remote_name: str | None, branch: str | None, with_stats: bool, as_json:
     only remote there is) and the current branch's name.
 
     A fast-forward when the current branch is behind; otherwise a fact-level merge, as
-    `memstore merge` does: conflicting facts are listed and nothing is written.
+    `memstore merge` does: conflicting facts are listed and nothing is written, but the
+    fetch is kept (REMOTE/BRANCH moved). Settle one by making the sides agree, then pull
+    again: take theirs with `memstore commit FILE --supersede` here, or keep yours by
+    writing it with --supersede on a branch made at REMOTE/BRANCH and merging that (README:
+    Settling a conflict).
 
     --json prints one object: what `merge --json` prints (kind, head, branch, commit:
     null unless a merge commit was written, …) and fetched (what `fetch --json` prints).
     """
+    from memstore.remote.fetch import PullConflictError
     from memstore.remote.fetch import pull as run_pull
 
-    with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
-        fetched, report = run_pull(repo, remote_name, branch, with_stats=with_stats)
-        d = pull_result(repo, fetched, report)
+    try:
+        with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
+            fetched, report = run_pull(repo, remote_name, branch, with_stats=with_stats)
+            d = pull_result(repo, fetched, report)
+    except PullConflictError as e:  # the fetch landed: said as a fetch says it, then refused
+        _passed_over(e.fetched)
+        if not as_json:
+            _fetched(e.fetched)
+        raise
     _passed_over(fetched)
     if as_json:
         report_json(d)

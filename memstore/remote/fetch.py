@@ -24,7 +24,7 @@ from ..store.commits import Commit
 from ..store.objects import hash_bytes
 from ..store.refs import TAGS, check_ref_name
 from ..store.repository import Repository
-from ..store.rewrite import Report, merge
+from ..store.rewrite import MergeConflictError, Report, merge
 from . import remotes
 from .connection import Remote, connect
 from .layout import RemoteFormatError, object_path
@@ -244,6 +244,26 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
         ref = remotes.tracking_ref(fetched.remote, branch)
         if repo.refs.read(ref) is None:
             raise ValidationError(f"remote {fetched.remote!r} has no branch {branch!r}")
-        report = merge(repo, ref, message=f"Merge {fetched.remote}/{branch} into "
-                                          f"{head.branch or 'HEAD'}")
+        shown = f"{fetched.remote}/{branch}"
+        try:
+            report = merge(repo, ref, message=f"Merge {shown} into {head.branch or 'HEAD'}",
+                           shown=shown)
+        except MergeConflictError as e:
+            raise PullConflictError(
+                f"merge of {shown} refused: {len(e.details)} conflicting fact(s); nothing was "
+                f"written, {shown} is fetched (to settle one, make the sides agree, then pull "
+                f"again: take {shown}'s target with `memstore commit FILE --supersede` here, "
+                f"or revert the commit that wrote yours; to keep yours, write it with "
+                f"--supersede on a branch made at {shown} and merge that branch; README: "
+                "Settling a conflict)", e.details, fetched) from None
     return fetched, report
+
+
+class PullConflictError(MergeConflictError):
+    """The merge of a pull met conflicting facts: nothing was merged, but the fetch before
+    it landed (`fetched`: the remote-tracking branches moved, the objects are here), which
+    the CLI reports as a fetch's."""
+
+    def __init__(self, message: str, details: list[str], fetched: FetchResult) -> None:
+        super().__init__(message, details)
+        self.fetched = fetched

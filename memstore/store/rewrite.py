@@ -555,13 +555,16 @@ def _describe(f: LiveFact | None) -> str:
     return repr(f.request.target_new) if f is not None else "reverted"
 
 
-def merge(repo: Repository, rev: str, message: str | None = None) -> Report:
+def merge(repo: Repository, rev: str, message: str | None = None, *,
+          shown: str | None = None) -> Report:
     """Fact-level three-way merge of `rev` into HEAD against their merge base. The same
     (subject, prompt) with different targets on the two sides is a conflict: nothing is
     written. Otherwise a fast-forward when possible, else a merge commit (parents HEAD and
     `rev`) whose update is one solve, on the merge base's state, for the facts the two
-    sides added since it, from their cached z-vectors."""
+    sides added since it, from their cached z-vectors. `shown`: how messages name `rev`
+    (pull's `origin/main` for `refs/remotes/origin/main`)."""
     t0 = time.perf_counter()
+    shown = rev if shown is None else shown
     with repo.lock():
         ours = repo.head().commit
         theirs = repo.resolve(rev)
@@ -587,9 +590,9 @@ def merge(repo: Repository, rev: str, message: str | None = None) -> Report:
         merged = [f_ours[k] if k in f_ours and f_ours[k].request.target_new == t else f_theirs[k]
                   for k, t in picked.items()]
         conflicts = [f"CONFLICT {k[0]!r} / {k[1]!r}: {_describe(f_ours.get(k))} here, "
-                     f"{_describe(f_theirs.get(k))} on {rev}" for k in clashing]
+                     f"{_describe(f_theirs.get(k))} on {shown}" for k in clashing]
         if conflicts:
-            raise MergeConflictError(f"merge of {rev} refused: {len(conflicts)} conflicting "
+            raise MergeConflictError(f"merge of {shown} refused: {len(conflicts)} conflicting "
                                      "fact(s); nothing was written (to settle one, make the "
                                      "sides agree: revert the commit that wrote it here, or "
                                      "write this side's target on the other, then merge "
@@ -613,10 +616,10 @@ def merge(repo: Repository, rev: str, message: str | None = None) -> Report:
             reverted_here = sorted(k[0] for k in set(f_theirs) - merged_keys)
             reverted_there = sorted(k[0] for k in set(f_ours) - merged_keys)
             raise MemstoreError(
-                f"merge of {rev} refused: each side reverted facts of the merge base that the "
-                f"other keeps (here {', '.join(map(repr, reverted_here[:3]))}; on {rev} "
+                f"merge of {shown} refused: each side reverted facts of the merge base that the "
+                f"other keeps (here {', '.join(map(repr, reverted_here[:3]))}; on {shown} "
                 f"{', '.join(map(repr, reverted_there[:3]))}), so no state of either side can "
-                f"carry the merge; revert here what {rev} reverted, then merge again")
+                f"carry the merge; revert here what {shown} reverted, then merge again")
         with phase("loading the state the merge builds on"):
             base = state_of(repo, basis)
         # the facts carried by the basis's state, not solved again: what the solve can lose
@@ -631,7 +634,7 @@ def merge(repo: Repository, rev: str, message: str | None = None) -> Report:
                 metrics["earlier"] = retention_metrics(
                     before, recall(base.model, base.tokenizer, earlier), n_live)
         if message is None:
-            message = f"Merge {rev} into {repo.head().branch or 'HEAD'}"
+            message = f"Merge {shown} into {repo.head().branch or 'HEAD'}"
         new = repo.write_commit(results, parents=[ours, theirs], basis=basis, message=message,
                                 metrics=metrics, operation="merge",
                                 info={"merge_base": mb, "solved": len(solve)})
