@@ -209,7 +209,21 @@ def test_clone_refusals_leave_no_folder(pushed, base, tmp_path):
             says="it exists and is not an empty folder")
     assert [p.name for p in busy.iterdir()] == ["mine.txt"]
     refused("clone", tmp_path / "nothing-here", tmp_path / "c1", "--base", model_dir(base),
+            code=1, says=f"({tmp_path / 'nothing-here'}): no such folder (a first `memstore "
+                         "push` to it creates the remote)")  # a mistyped path
+    (tmp_path / "nothing-yet").mkdir()  # an empty folder: nothing was pushed to it yet
+    refused("clone", tmp_path / "nothing-yet", tmp_path / "c1", "--base", model_dir(base),
             code=1, says="holds no memstore remote (nothing was pushed to it yet)")
+    # a teammate's repository (as git clones one), or its .memstore: said so, with the way out
+    for path in (repo, repo / ".memstore"):
+        refused("clone", path, tmp_path / "c1", "--base", model_dir(base), code=1, repo=repo,
+                says=f"({path}) is a memstore repository, not a remote (the files `memstore "
+                     "push` writes); in that repository `memstore remote add origin URL`")
+    ok("remote", "add", "mate", tmp_path / "c2", cwd=repo)
+    ok("init", tmp_path / "c2", "--base", model_dir(base))
+    mate = snapshot(tmp_path / "c2")
+    refused("push", "mate", code=1, repo=repo, says="is a memstore repository, not a remote")
+    assert snapshot(tmp_path / "c2") == mate and not (tmp_path / "c2" / MARKER).exists()
     assert not (tmp_path / "c1").exists()
     # a tampered object: refused, naming it; the half-made clone is removed again
     from memstore.store.repository import Repository

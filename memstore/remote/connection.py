@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import MemstoreError
+from .folder import FolderTransport
 from .layout import MARKER, VERSION, Marker
 from .transport import Transport, open_transport
 
@@ -41,11 +42,22 @@ class Remote:
 def read_marker(transport: Transport, label: str) -> Marker | None:
     data = transport.read(MARKER)
     if data is None:
+        if _is_repository(transport):  # git clones a repository's folder; memstore cannot
+            raise NotARemoteError(
+                f"{label} is a memstore repository, not a remote (the files `memstore push` "
+                "writes); in that repository `memstore remote add origin URL` and `memstore "
+                "push`, then use URL")
         if transport.exists():
             raise NotARemoteError(f"{label} is not a memstore remote: it is not empty and has "
                                   f"no {MARKER}")
         return None
     return Marker.parse(data, label)
+
+
+def _is_repository(transport: Transport) -> bool:
+    """Whether the remote's place holds a repository (its folder, or its .memstore/)."""
+    return transport.is_folder(".memstore") or (
+        transport.read_small("index.db") is not None and transport.is_folder("objects"))
 
 
 def check_base(remote: Remote, marker: Marker, base_hash: str) -> None:
@@ -65,6 +77,9 @@ def connect(url: str, name: str | None = None, *, base_hash: str | None = None,
     remote = Remote(transport.url, transport, None, name)
     remote.marker = read_marker(transport, remote.label)
     if remote.marker is None and must_exist:
+        if isinstance(transport, FolderTransport) and not transport.root.exists():
+            raise NotARemoteError(f"{remote.label}: no such folder (a first `memstore push` "
+                                  "to it creates the remote)")
         raise NotARemoteError(f"{remote.label} holds no memstore remote (nothing was pushed "
                               "to it yet)")
     if remote.marker is not None and base_hash is not None:
