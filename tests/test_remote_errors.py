@@ -72,6 +72,13 @@ def test_bad_remote_urls_and_names(repo):
             says="remote 'origin' already exists (/tmp/somewhere)")
     refused("remote", "remove", "nope", code=2, repo=repo, says="no remote 'nope'")
     refused("fetch", "nope", code=2, repo=repo, says="no remote 'nope'; known: origin")
+    # git's two slips: a branch where the remote belongs, REMOTE/BRANCH as one word
+    refused("push", "main", code=2, repo=repo, says="no remote 'main' ('main' is a branch: the "
+            "remote comes first, `origin main`); known: origin")
+    for args in (("pull", "origin/main"), ("push", "origin/main"), ("fetch", "origin/main")):
+        refused(*args, code=2, repo=repo, says="no remote 'origin/main' (REMOTE/BRANCH: the "
+                "remote is 'origin', its branch 'main'); known: origin")
+    refused("push", "main/x", code=2, repo=repo, says="no remote 'main/x'; known: origin")
     # fsck takes a name or a URL: a word that is neither is not read as a folder
     refused("fsck", "nope", code=2, repo=repo, says="no remote 'nope' and no folder of that name")
 

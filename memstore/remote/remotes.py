@@ -84,8 +84,26 @@ def url_of(repo: Repository, name: str) -> str:
     known = remotes(repo)
     if name not in known:
         hint = f"; known: {', '.join(known)}" if known else " (add one with `memstore remote add`)"
-        raise ValidationError(f"no remote {name!r}{hint}")
+        raise ValidationError(f"no remote {name!r}{_what_else(repo, known, name)}{hint}")
     return known[name]
+
+
+def _what_else(repo: Repository, known: dict[str, str], name: str) -> str:
+    """What `name`, given where a remote belongs, is instead, for the error that says it is
+    none: `push main` (a branch) and `pull origin/main` (REMOTE/BRANCH as one word), which
+    git reads the same way, are meant as `push origin main` and `pull origin main`."""
+    remote, _, branch = name.partition("/")
+    if branch and remote in known:
+        return f" (REMOTE/BRANCH: the remote is {remote!r}, its branch {branch!r})"
+    try:
+        check_ref_name(name)
+        is_branch = repo.refs.read(branch_ref(name)) is not None
+    except MemstoreError:  # not a name a branch can have, or a damaged row: no hint
+        return ""
+    if is_branch and known:
+        first = DEFAULT if DEFAULT in known else next(iter(known))
+        return f" ({name!r} is a branch: the remote comes first, `{first} {name}`)"
+    return ""
 
 
 def default_remote(repo: Repository) -> str:
