@@ -245,7 +245,7 @@ def test_base_weights_changed_in_place_are_caught_by_export_and_verify(base, tmp
     repo = tmp_path / "repo"
     ok("init", repo, "--base", model)
     ok("config", "layers", "1,2", cwd=repo)
-    ok("export", "HEAD", tmp_path / "before", cwd=repo)
+    ok("export", "base", tmp_path / "before", cwd=repo)  # no commits: HEAD names none
     weights = model / "model.safetensors"
     st = weights.stat()
     w = load_file(weights)
@@ -257,7 +257,7 @@ def test_base_weights_changed_in_place_are_caught_by_export_and_verify(base, tmp
     from memstore.store.states import forget_loaded
 
     forget_loaded()  # as a new process would: the weights are read from disk again
-    refused(repo, "export", "HEAD", tmp_path / "after", code=1,
+    refused(repo, "export", "base", tmp_path / "after", code=1,
             says="the base model's weights changed on disk")
     assert not (tmp_path / "after").exists()
     refused(repo, "verify", tmp_path / "before", code=1,

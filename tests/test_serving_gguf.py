@@ -287,7 +287,7 @@ def test_a_gguf_base_changed_in_place_is_caught(tmp_path, monkeypatch):
     repo = tmp_path / "repo"
     ok("init", repo, "--base", base)
     ok("config", "layers", "1,2", cwd=repo)
-    ok("export", "HEAD", tmp_path / "g", "--format", "gguf", cwd=repo)
+    ok("export", "base", tmp_path / "g", "--format", "gguf", cwd=repo)  # no commits yet
     reader, tensors = raw(base)
     norm = tensors["output_norm.weight"]  # F32: new values of the same size
     st = base.stat()
@@ -300,8 +300,8 @@ def test_a_gguf_base_changed_in_place_is_caught(tmp_path, monkeypatch):
     assert "unchanged on disk" in ok("status", cwd=repo).stdout  # the cheap check passes
     forget_loaded()  # as a new process would
     says = "the base model changed on disk"
-    for args in (("export", "HEAD", tmp_path / "full"),
-                 ("export", "HEAD", tmp_path / "g2", "--format", "gguf"),
+    for args in (("export", "base", tmp_path / "full"),
+                 ("export", "base", tmp_path / "g2", "--format", "gguf"),
                  ("verify", tmp_path / "g")):
         error_line(run(*args, cwd=repo), 1, says)
     assert not (tmp_path / "full").exists() and not (tmp_path / "g2").exists()

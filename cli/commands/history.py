@@ -63,16 +63,17 @@ def _rewritten(commits: list, kept: set[str]) -> list:
 
 
 @click.command()
-@click.argument("rev", required=False, default="HEAD")
+@click.argument("rev", required=False)
 @click.option("--oneline", is_flag=True, help="One line per commit: short id and subject.")
 @click.option("--graph", is_flag=True, help="Draw the ancestry graph beside the commits.")
 @click.option("-n", "--max-count", type=click.IntRange(min=1), help="Show at most N commits.")
 @click.option("--author", metavar="TEXT",
               help="Only the commits whose author contains TEXT (any case).")
 @json_option
-def log(rev: str, oneline: bool, graph: bool, max_count: int | None, author: str | None,
+def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, author: str | None,
         as_json: bool) -> None:
-    """Show the commits reachable from REV (default: HEAD), newest first.
+    """Show the commits reachable from REV (default: HEAD; none on a branch with no
+    commits yet, where HEAD written out is an unknown revision, as in git), newest first.
 
     --json prints a list of objects with id, parents, message, n_requests, operation,
     basis, time, author (null for a commit made before memstore recorded authors) and
@@ -82,7 +83,10 @@ def log(rev: str, oneline: bool, graph: bool, max_count: int | None, author: str
     from ..graph import graph_log, graph_rows
 
     with open_repo() as repo:
-        commits = repo.log(rev, limit=max_count if author is None else None)
+        # no REV: HEAD, whose log is empty before the first commit; a REV written out
+        # names a commit (HEAD too: an unknown revision there, as show and diff say)
+        commits = repo.log("HEAD" if rev is None else repo.resolve(rev),
+                           limit=max_count if author is None else None)
         if author is not None:  # -n counts the commits shown, as git's does
             kept = [c for c in commits
                     if c.author is not None and author.casefold() in c.author.casefold()]
@@ -124,12 +128,12 @@ def log(rev: str, oneline: bool, graph: bool, max_count: int | None, author: str
 
 
 @click.command(short_help="Show which commit wrote each live fact, and who.")
-@click.argument("rev", required=False, default="HEAD")
+@click.argument("rev", required=False)
 @click.option("--subject", help="Only the facts about SUBJECT (the exact subject).")
 @click.option("--contains", metavar="TEXT",
               help="Only the facts whose subject, prompt or target contains TEXT (any case).")
 @json_option
-def blame(rev: str, subject: str | None, contains: str | None, as_json: bool) -> None:
+def blame(rev: str | None, subject: str | None, contains: str | None, as_json: bool) -> None:
     """Show, for each fact live at REV (default: HEAD), the commit that wrote it, its
     author and date, as `git blame` does for lines: a write that a merge, squash, revert
     or cherry-pick carried on is followed back to the commit that wrote the fact, and the
@@ -155,7 +159,7 @@ def blame(rev: str, subject: str | None, contains: str | None, as_json: bool) ->
                    f"{r['prompt'].format(r['subject'])!r} -> {r['target_new']!r}")
     if not rows:
         click.echo("no facts" + (" match" if subject is not None or contains is not None
-                                 else " live at " + rev), err=True)
+                                 else " live at " + (rev or "HEAD")), err=True)
 
 
 def _fact_lines(d: dict) -> list[str]:
@@ -226,7 +230,7 @@ def show(rev: str, as_json: bool) -> None:
 @click.command(short_help="Show the facts (and weights) that differ between two states.")
 @runtime_options
 @click.argument("rev1")
-@click.argument("rev2", required=False, default="HEAD")
+@click.argument("rev2", required=False)
 @click.option("--weights", is_flag=True,
               help="Also print, per edited layer, the norm of the weight difference.")
 @click.option("--probe", "prompts", multiple=True, metavar="PROMPT",
@@ -235,17 +239,20 @@ def show(rev: str, as_json: bool) -> None:
 @click.option("--max-tokens", default=20, show_default=True, type=click.IntRange(min=1),
               help="Tokens generated per --probe completion.")
 @json_option
-def diff(rev1: str, rev2: str, weights: bool, prompts: tuple[str, ...], max_tokens: int,
+def diff(rev1: str, rev2: str | None, weights: bool, prompts: tuple[str, ...], max_tokens: int,
          as_json: bool) -> None:
-    """Show how the facts differ between the states of REV1 and REV2 (default: HEAD).
+    """Show how the facts differ between the states of REV1 and REV2 (default: the
+    current state, HEAD's, or the base model's on a branch with no commits yet).
 
     Facts are compared by (subject, prompt): added (+), removed (-) and changed (~, another
     target). 'base' names the base model's state. The states are built in memory; nothing
     is written.
 
     --json prints one object: added and removed (rows of subject, prompt, target_new,
-    target_true and the commit that wrote each), changed (subject, prompt, old, new,
-    old_commit, new_commit); with --weights, weights (layer -> norm of the difference);
+    target_true, the commit that wrote each and carried_by, the commit that carried that
+    write on where another did: a merge, squash, revert or cherry-pick, as blame names
+    them; null else), changed (subject, prompt, old, new, old_commit, old_carried_by,
+    new_commit, new_carried_by); with --weights, weights (layer -> norm of the difference);
     with --probe, revs and probe (prompt, rev1, rev2 per prompt).
     """
     from memstore.store import porcelain
@@ -258,7 +265,7 @@ def diff(rev1: str, rev2: str, weights: bool, prompts: tuple[str, ...], max_toke
             d["weights"] = {str(k): v for k, v in porcelain.weight_diff(repo, rev1, rev2).items()}
         if prompts:
             got = porcelain.probe(repo, list(prompts), [rev1, rev2], max_tokens)
-            d["revs"] = [rev1, rev2]  # the probe's completions under each, by position
+            d["revs"] = [rev1, rev2 or "HEAD"]  # the probe's completions under each
             d["probe"] = [{"prompt": p, "rev1": got[0]["completions"][i],
                            "rev2": got[1]["completions"][i]} for i, p in enumerate(prompts)]
     if as_json:
@@ -275,7 +282,7 @@ def diff(rev1: str, rev2: str, weights: bool, prompts: tuple[str, ...], max_toke
     for p in d.get("probe", []):
         click.echo(f"{p['prompt']!r}")
         click.echo(f"  {rev1}: {p['rev1']!r}")
-        click.echo(f"  {rev2}: {p['rev2']!r}")
+        click.echo(f"  {rev2 or 'HEAD'}: {p['rev2']!r}")
 
 
 COMMANDS = [log, show, diff, blame]

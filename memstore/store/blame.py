@@ -8,12 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from . import chain_facts
+from .history import LiveFact
 from .provenance import Provenance, Write
 from .repository import Repository
 from .states import BASE, state_commit
 
 
-def blame(repo: Repository, rev: str = "HEAD", *, subject: str | None = None,
+def blame(repo: Repository, rev: str | None = None, *, subject: str | None = None,
           contains: str | None = None) -> list[dict[str, Any]]:
     """The facts live at `rev`, in the order of the writes that hold them (oldest first),
     each with the commit that wrote it, its author, time and summary, and `carried_by`: the
@@ -35,16 +36,24 @@ def blame(repo: Repository, rev: str = "HEAD", *, subject: str | None = None,
     prov = Provenance(repo)
     rows = []
     for f in facts:
-        r = f.request
-        # the oldest write of its line that the repository still holds (gc, and a clone,
-        # leave out the commits a squash replaced: their recorded paths name them); for a
-        # cherry-pick's, that of the picked commit it was solved from, as far as it is held
-        w: Write | None = (f.commit, f.set_index, f.position)
-        while w is not None:
-            origin = next(x for x in reversed(prov.line(w)) if repo.has_commit(x[0]))
-            w = prov.picked_from(origin)
-        c = repo.get_commit(origin[0])
-        rows.append({**r.to_dict(), "commit": c.id, "author": c.author, "time": c.time,
-                     "summary": c.summary,
-                     "carried_by": f.commit if f.commit != c.id else None})
+        wrote, carried_by = writer(repo, prov, f)
+        c = repo.get_commit(wrote)
+        rows.append({**f.request.to_dict(), "commit": c.id, "author": c.author, "time": c.time,
+                     "summary": c.summary, "carried_by": carried_by})
     return rows
+
+
+def writer(repo: Repository, prov: Provenance, f: LiveFact) -> tuple[str, str | None]:
+    """(the commit that wrote the live fact `f`, the commit whose update set holds that
+    write where it is another, a carrier: None else). The writer is the oldest write of its
+    line that the repository still holds (gc, and a clone, leave out the commits a squash
+    replaced: their recorded paths name them); for a cherry-pick's, that of the picked
+    commit it was solved from, as far as it is held. blame, diff, show and eval --live name
+    a fact's writer by it."""
+    if repo.get_commit(f.commit).operation == "commit":  # its own write: nothing to follow
+        return f.commit, None  # (and no request list read again, for show and diff)
+    w: Write | None = (f.commit, f.set_index, f.position)
+    while w is not None:
+        origin = next(x for x in reversed(prov.line(w)) if repo.has_commit(x[0]))
+        w = prov.picked_from(origin)
+    return origin[0], f.commit if f.commit != origin[0] else None

@@ -326,7 +326,9 @@ def recorded_notes(repo: Repository, manifest: dict[str, Any], v: Verification) 
     commit, rev = manifest.get("commit"), manifest.get("rev")
     if isinstance(rev, str):
         try:
-            now = state_commit(repo, rev)
+            # an export of no REV records 'HEAD': the current state, the base's on a
+            # branch with no commits yet
+            now = state_commit(repo, None if rev == "HEAD" else rev)
         except MemstoreError:
             v.notes.append(f"rev: {_quoted(rev)} names no revision of this repository now")
         else:

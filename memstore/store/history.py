@@ -17,7 +17,7 @@ from ..editing.requests import Request, fact_key
 from ..editing.result import LayerUpdate
 from ..errors import MemstoreError
 from .commits import UpdateSet, load_requests, load_updates, load_zs
-from .schema import not_indexed, parents_loop, parents_of, time_of
+from .schema import DamagedIndexError, not_indexed, parents_loop, parents_of, time_of
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -116,9 +116,41 @@ def zs_of(store: Storage, facts: list[LiveFact]) -> torch.Tensor:
 
 
 def graph(db: Database) -> dict[str, tuple[tuple[str, ...], float]]:
-    """Every indexed commit: id → (parents, time)."""
+    """Every indexed commit: id → (parents, time), as the index's rows say (what `log` and
+    `status` print; a writer decides on `checked_graph`)."""
     return {r["id"]: (parents_of(r), time_of(r))
             for r in db.query("select id, parents, time from commits")}
+
+
+class _Checked(dict):
+    """The rows' graph, each commit's entry compared with its record (the hash-checked
+    object) the first time a walk reads it: a row whose parents or time disagree is damage
+    (fsck names it), not the history to decide on."""
+
+    def __init__(self, store: Storage, rows: dict[str, tuple[tuple[str, ...], float]]) -> None:
+        super().__init__(rows)
+        self._store = store
+        self._checked: set[str] = set()
+
+    def __getitem__(self, commit: str) -> tuple[tuple[str, ...], float]:
+        entry = super().__getitem__(commit)
+        if commit not in self._checked:
+            record = self._store.commit(commit)
+            if entry != (record.parents, record.time):
+                raise DamagedIndexError(f"commit {commit[:12]}: index row disagrees with the "
+                                        "record (parents or time); run `memstore fsck "
+                                        "--repair`")
+            self._checked.add(commit)
+        return entry
+
+
+def checked_graph(store: Storage) -> dict[str, tuple[tuple[str, ...], float]]:
+    """The ancestry graph for a command that writes from it (reset, merge, revert, squash,
+    cherry-pick, branch -d, push): the rows' (one query), each commit that a walk reaches
+    checked against its record, read once (a merge's walk over both histories reads every
+    record of them, as gc's does): a row a damage left naming other parents would make a
+    merge fast-forward over commits it then drops, or pick another merge base."""
+    return _Checked(store, graph(store.db))
 
 
 def ancestors(g: dict[str, tuple[tuple[str, ...], float]], start: str) -> set[str]:
@@ -141,10 +173,12 @@ def ancestors_of(g: dict[str, tuple[tuple[str, ...], float]], starts: Iterable[s
 
 
 def log_ids(db: Database, start: str, first_parent: bool = False,
-            limit: int | None = None) -> list[str]:
+            limit: int | None = None,
+            g: dict[str, tuple[tuple[str, ...], float]] | None = None) -> list[str]:
     """Newest first. Full ancestry comes out in topological order (a commit before its
-    parents), newest time first among those that are ready; ties broken by id."""
-    g = graph(db)
+    parents), newest time first among those that are ready; ties broken by id. `g`: the
+    graph to walk (the rows', read here, by default)."""
+    g = graph(db) if g is None else g
     if start not in g:
         raise not_indexed(start)
     out: list[str] = []
@@ -180,10 +214,10 @@ def log_ids(db: Database, start: str, first_parent: bool = False,
     return out
 
 
-def merge_bases(db: Database, a: str, b: str) -> list[str]:
+def merge_bases(store: Storage, a: str, b: str) -> list[str]:
     """The best common ancestors of `a` and `b` (those that are not ancestors of another
     common ancestor), newest first. Usually one; several after criss-cross merges."""
-    return _best_common(graph(db), [a], [b])
+    return _best_common(checked_graph(store), [a], [b])
 
 
 def _best_common(g: dict[str, tuple[tuple[str, ...], float]], left: list[str],
@@ -237,6 +271,7 @@ def merge_base_targets(store: Storage, a: str, b: str) -> Targets:
     into a virtual one; a fact they disagree on with no rule to settle it is UNKNOWN, so a
     side holding any target for it has changed it."""
     try:
+        # (the rows: merge walked both histories checked, finding the merge base)
         return _virtual_base(store, graph(store.db), [a], [b])
     except RecursionError:  # one level of Python's stack per nested criss-cross
         raise MemstoreError(f"cannot merge {a[:12]} and {b[:12]}: their merge bases are "
@@ -261,5 +296,5 @@ def _virtual_base(store: Storage, g, left: list[str], right: list[str]) -> Targe
     return merged
 
 
-def is_ancestor(db: Database, ancestor: str, commit: str) -> bool:
-    return ancestor in ancestors(graph(db), commit)
+def is_ancestor(store: Storage, ancestor: str, commit: str) -> bool:
+    return ancestor in ancestors(checked_graph(store), commit)

@@ -15,7 +15,9 @@ from ..editing.requests import Request, check_fits, context_length, fact_key, re
 from ..editing.settings import EditSettings
 from ..errors import MemstoreError, ValidationError
 from . import chain_facts
+from .blame import writer
 from .history import LiveFact, chain_layers, chain_updates, log_ids
+from .provenance import Provenance
 from .repository import Repository
 from .states import BASE, LoadedBase, load_state, open_base, state_commit
 
@@ -49,8 +51,12 @@ def measure(base: LoadedBase, requests: list[Request], quick: bool = False) -> d
     return finite(out)
 
 
-def _fact_row(f: LiveFact) -> dict[str, Any]:
-    return {**f.request.to_dict(), "commit": f.commit}
+def _fact_row(repo: Repository, prov: Provenance, f: LiveFact) -> dict[str, Any]:
+    """A fact with the commit that wrote it and the commit carrying that write, as blame
+    names them (`commit` was the carrier: a merge that brought the fact in, where blame
+    named the commit that wrote it)."""
+    wrote, carried_by = writer(repo, prov, f)
+    return {**f.request.to_dict(), "commit": wrote, "carried_by": carried_by}
 
 
 def live_facts(repo: Repository, commit: str | None) -> list[LiveFact]:
@@ -120,11 +126,17 @@ def _diff_states(repo: Repository, c1: str | None,
     else:
         a = {fact_key(f.request): f for f in live_facts(repo, c1)}
         b = {fact_key(f.request): f for f in live_facts(repo, c2)}
-    added = [_fact_row(f) for k, f in b.items() if k not in a]
-    removed = [_fact_row(f) for k, f in a.items() if k not in b]
-    changed = [{"subject": k[0], "prompt": k[1], "old": a[k].request.target_new,
-                "new": f.request.target_new, "old_commit": a[k].commit, "new_commit": f.commit}
-               for k, f in b.items() if k in a and a[k].request.target_new != f.request.target_new]
+    prov = Provenance(repo)
+    added = [_fact_row(repo, prov, f) for k, f in b.items() if k not in a]
+    removed = [_fact_row(repo, prov, f) for k, f in a.items() if k not in b]
+    changed = []
+    for k, f in b.items():
+        if k in a and a[k].request.target_new != f.request.target_new:
+            old, new = writer(repo, prov, a[k]), writer(repo, prov, f)
+            changed.append({"subject": k[0], "prompt": k[1], "old": a[k].request.target_new,
+                            "new": f.request.target_new, "old_commit": old[0],
+                            "old_carried_by": old[1], "new_commit": new[0],
+                            "new_carried_by": new[1]})
     return {"added": added, "removed": removed, "changed": changed}
 
 
@@ -207,7 +219,8 @@ def evaluate_live(repo: Repository, rev: str | None = None, *, by_relation: bool
     m = counterfact_metrics(base.model, base.tokenizer, requests, by_relation=by_relation,
                             generation=generation)
     r = recall(base.model, base.tokenizer, requests)
-    missed = [{**_fact_row(f), "p_new": float(p)}
+    prov = Provenance(repo)
+    missed = [{**_fact_row(repo, prov, f), "p_new": float(p)}
               for f, held, p in zip(facts, r.recalled.tolist(), r.p_new.tolist()) if not held]
     return finite({"kind": "live", "rev": rev or "HEAD", "commit": commit, **m,
                    "n_live": len(facts), "recalled": float(r.recalled.double().mean()),

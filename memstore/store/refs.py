@@ -385,13 +385,25 @@ class Refs:
         (and adds it): a walk comes back to a commit only round a loop of the index's rows."""
         rows = list(self.db.query("select parents from commits where id = ?", [commit]))
         parents = parents_of({"id": commit, "parents": rows[0]["parents"]}) if rows else ()
+        if len(parents) >= n and parents[n - 1] in walked:
+            raise parents_loop(parents[n - 1])
+        if rows and self.objects is not None and parents != _recorded_parents(self.objects,
+                                                                               commit):
+            # the record (hash-checked) decides: `reset HEAD~1` moved the branch to the
+            # parent a damaged row named, over the commit the record names
+            raise DamagedIndexError(f"commit {commit[:12]}: index row disagrees with the "
+                                    "record (parents); run `memstore fsck --repair`")
         if len(parents) < n:
             raise ValidationError(f"unknown revision {rev!r}: {commit[:12]} has "
                                   f"{len(parents) or 'no'} parent{'s' if len(parents) != 1 else ''}")
-        if parents[n - 1] in walked:
-            raise parents_loop(parents[n - 1])
         walked.add(parents[n - 1])
         return parents[n - 1]
+
+
+def _recorded_parents(objects: ObjectStore, commit: str) -> tuple[str, ...]:
+    from .storage import Storage  # (it reads commit records, which import the editing code)
+
+    return Storage(None, objects).commit(commit).parents  # type: ignore[arg-type]
 
 
 def _sound(row: dict[str, Any]) -> dict[str, Any]:

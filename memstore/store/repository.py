@@ -44,7 +44,7 @@ from .config import BaseRecord, path_snapshot
 from .lock import RepositoryLock, WaitCallback
 from .objects import DiskObjectStore, MemoryObjectStore, fsync_dir, refuse_link
 from .refs import HEAD, HEADS, TAGS, Head, Refs, branch_ref, tag_ref
-from .schema import open_index, size_of, transaction
+from .schema import DamagedIndexError, open_index, size_of, transaction
 from .stats_records import StatisticsRecord
 from .storage import Storage
 
@@ -363,7 +363,8 @@ class Repository:
                 raise MemstoreError(f"cannot delete the current branch {name!r}; "
                                     "switch to another one first")
             others = [c for r, c in self.refs.all().items() if r != ref]
-            if not force and commit not in history.ancestors_of(history.graph(self.db), others):
+            if not force and commit not in history.ancestors_of(
+                    history.checked_graph(self.store), others):  # the records decide
                 raise MemstoreError(
                     f"branch {name!r} is not merged into any other branch or tag; its commits "
                     "would be lost at the next gc (`branch -D` deletes it anyway)")
@@ -536,8 +537,15 @@ class Repository:
         """Commits reachable from `rev`, newest first; [] on an unborn HEAD."""
         if rev == HEAD and self.head().commit is None:
             return []
-        ids = history.log_ids(self.db, self.resolve(rev), first_parent, limit)
-        return [self.get_commit(c) for c in ids]
+        g = history.graph(self.db)
+        commits = [self.get_commit(c)
+                   for c in history.log_ids(self.db, self.resolve(rev), first_parent, limit, g)]
+        for c in commits:  # each record is read to be listed: it checks its row for free
+            if g[c.id] != (c.parents, c.time):
+                raise DamagedIndexError(f"commit {c.id[:12]}: index row disagrees with the "
+                                        "record (parents or time); run `memstore fsck "
+                                        "--repair`")
+        return commits
 
     def log_all(self) -> list[Commit]:
         """Every indexed commit, oldest first (reachable or not)."""
@@ -545,11 +553,11 @@ class Repository:
                 for r in self.db.query("select id from commits order by time, id")]
 
     def merge_base(self, a: str, b: str) -> str | None:
-        bases = history.merge_bases(self.db, self.resolve(a), self.resolve(b))
+        bases = history.merge_bases(self.store, self.resolve(a), self.resolve(b))
         return bases[0] if bases else None
 
     def is_ancestor(self, ancestor: str, rev: str) -> bool:
-        return history.is_ancestor(self.db, self.resolve(ancestor), self.resolve(rev))
+        return history.is_ancestor(self.store, self.resolve(ancestor), self.resolve(rev))
 
     def chain_sets(self, rev: str) -> list[history.SetRef]:
         return history.chain_sets(self.store, self.resolve(rev))

@@ -192,7 +192,7 @@ class _Owners:
 
     def __init__(self, repo: Repository, prov: Provenance, head: str,
                  merges: Collection[str] | None = None) -> None:
-        self.repo, self.prov, self.g = repo, prov, history.graph(repo.db)
+        self.repo, self.prov, self.g = repo, prov, history.checked_graph(repo.store)
         self.history = history.ancestors(self.g, head)
         self.merges = sorted((m for m in (self.history if merges is None else merges)
                               if len(self.g[m][0]) > 1), key=lambda m: (self.g[m][1], m))
@@ -493,7 +493,8 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
         # one: written before, live again since a revert after `rev` took the later out)
         at_rev = {(r.commit, r.index, p) for r in repo.chain_sets(onto)
                   for p in range(r.update_set.n)} if onto is not BASE else set()
-        older = history.ancestors(history.graph(repo.db), onto) if onto is not BASE else set()
+        older = (history.ancestors(history.checked_graph(repo.store), onto)
+                 if onto is not BASE else set())
         squashed = [c.id for c in repo.log(head) if c.id not in older]
         # so is a fact live at `rev` that a merge squashed met with another write of it (the
         # other side's, the fact being both's), solved from that write's z-vector, so that

@@ -213,13 +213,14 @@ def open_base(repo: Repository, check: bool = True) -> LoadedBase:
 
 
 def state_commit(repo: Repository, rev: str | None) -> str | None:
-    """The commit whose state `rev` names; BASE for None on an unborn branch, and for
-    'base' (no branch or tag may be named so)."""
-    if rev is None or rev == "HEAD":
+    """The commit whose state `rev` names. None (a REV left out) is the current state:
+    HEAD's commit, or BASE on a branch with no commits yet. 'base' is BASE (no branch or
+    tag may be named so). A revision written out names a commit, HEAD too, as git's
+    revisions do: on a branch with no commits yet `HEAD` is an unknown revision here as in
+    show, tag and reset (`export HEAD` exported the base while `show HEAD` refused it)."""
+    if rev is None:
         head = repo.head().commit
-        if head is None:
-            return BASE
-        return head
+        return BASE if head is None else head
     if rev == "base":  # a branch or tag so named by an older memstore: never pick one
         if any(repo.refs.read(p + rev) is not None for p in (HEADS, TAGS)):
             raise ValidationError("revision 'base' is ambiguous: the base model, and a branch "
@@ -227,6 +228,11 @@ def state_commit(repo: Repository, rev: str | None) -> str | None:
                                   "refs/heads/base or refs/tags/base for that one, or delete "
                                   "it")
         return BASE
+    if rev.split("~")[0].split("^")[0] == "HEAD" and repo.head().commit is None:
+        shown = rev if len(rev) <= 100 else rev[:100] + "…"
+        raise ValidationError(f"unknown revision {shown!r}: the current branch has no "
+                              "commits yet (its state is the base model's: name it 'base', "
+                              "or give no revision)")
     return repo.resolve(rev)
 
 
