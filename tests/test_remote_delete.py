@@ -16,7 +16,7 @@ from test_store_support import commit_on_head
 from memstore.errors import ValidationError
 from memstore.remote import push_delete as push_delete_module
 from memstore.remote import remotes
-from memstore.remote.fetch import fetch
+from memstore.remote.fetch import fetch, pull
 from memstore.remote.fsck import fsck_remote
 from memstore.remote.push import push
 from memstore.remote.push_delete import push_delete
@@ -71,6 +71,12 @@ def test_a_merged_topic_and_a_mistaken_tag_are_deleted_and_the_objects_stay(any_
     assert remotes.tracking(b, "origin") == {"main": c1} and b.tags() == {"v1": c2}
     b.switch("topic/x")
     assert remotes.upstream(b)["gone"] is True and b.fsck() == []
+    with pytest.raises(ValidationError, match=r"^remote 'origin' has no branch 'topic/x' \(the "
+                       r"upstream of 'topic/x' is gone: deleted there; `memstore branch "
+                       r"--unset-upstream` forgets it, `memstore push -u` pushes the branch"):
+        pull(b)  # said so, not only that the remote lacks it
+    with pytest.raises(ValidationError, match=r"^remote 'origin' has no branch 'nope'$"):
+        pull(b, "origin", "nope")  # no upstream named: the plain line
     # a branch of the deleted one's folder name can be pushed now
     a.switch("main")
     a.delete_branch("topic/x", force=True)

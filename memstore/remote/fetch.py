@@ -41,6 +41,10 @@ from .transfer import (
 from .transport import RemoteError
 
 
+class NoSuchBranchError(ValidationError):
+    """The remote has no branch of the name a pull merges."""
+
+
 @dataclass(frozen=True)
 class RefUpdate:
     branch: str
@@ -144,7 +148,7 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
     passed_over: list[str] = []
     branches = remote.transport.branches(passed_over)
     if need is not None and need not in branches:
-        raise ValidationError(f"remote {name!r} has no branch {need!r}")
+        raise NoSuchBranchError(f"remote {name!r} has no branch {need!r}")
     tags = remote.transport.tags(passed_over)
     tips = set(branches.values()) | (_tag_commits(repo, remote, tags) if all_tags else set())
     written: list[str] = []
@@ -240,7 +244,15 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
         if branch is None:
             raise ValidationError("HEAD is detached: name the remote branch to pull")
         check_ref_name(branch)
-        fetched = fetch(repo, name, with_stats=with_stats, need=branch)
+        try:
+            fetched = fetch(repo, name, with_stats=with_stats, need=branch)
+        except NoSuchBranchError as e:
+            if up is None:
+                raise
+            raise NoSuchBranchError(
+                f"{e} (the upstream of {head.branch!r} is gone: deleted there; `memstore branch "
+                "--unset-upstream` forgets it, `memstore push -u` pushes the branch again)"
+            ) from None
         ref = remotes.tracking_ref(fetched.remote, branch)
         if repo.refs.read(ref) is None:
             raise ValidationError(f"remote {fetched.remote!r} has no branch {branch!r}")
