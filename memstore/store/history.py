@@ -297,4 +297,15 @@ def _virtual_base(store: Storage, g, left: list[str], right: list[str]) -> Targe
 
 
 def is_ancestor(store: Storage, ancestor: str, commit: str) -> bool:
-    return ancestor in ancestors(checked_graph(store), commit)
+    """Whether `ancestor` is `commit` or one of its ancestors: walked from `commit` until
+    found, so that a fast-forward's check (a push's, a merge's) reads the records of the
+    commits between the two, not of the whole history (checked_graph reads each record)."""
+    g, seen, stack = checked_graph(store), set(), [commit]
+    while stack:
+        c = stack.pop()
+        if c == ancestor:
+            return True
+        if c not in seen and c in g:
+            seen.add(c)
+            stack.extend(g[c][0])
+    return False
