@@ -303,12 +303,14 @@ def test_the_refusal_lines_of_push_tags():
     from memstore.remote.push_tags import TagsPushResult, TagUpdate
 
     c1, c2 = "1" * 64, "2" * 64
-    no_move = "(a tag does not move: push --force replaces it)"
+    no_move = ("(a tag does not move: push --tags --force replaces it there; `memstore tag -d "
+               "{}` and `memstore fetch --tags` take the remote's here)")
     both = "push to origin: tags 'v1', 'v2' already exist on origin naming other commits"
     cases = [([TagUpdate("v1", c1, c2, refused=True)],
-              f"push to origin: tag 'v1' already exists on origin naming 111111111111 {no_move}"),
+              "push to origin: tag 'v1' already exists on origin naming 111111111111 "
+              + no_move.format("v1")),
              ([TagUpdate("v1", c1, c2, refused=True), TagUpdate("v2", c2, c1, refused=True)],
-              f"{both} {no_move}"),
+              f"{both} {no_move.format('NAME')}"),
              ([TagUpdate("v1", None, c2, refused=True)],
               "push to origin: tag 'v1' was removed there while this push ran; push again")]
     for tags, says in cases:

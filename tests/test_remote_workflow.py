@@ -261,7 +261,8 @@ def test_a_team_shares_the_tag_it_serves(base, tmp_path, origin):
     before = remote_files(url)
     r = run("push", "--tags", cwd=repo)
     error_line(r, 1, f"tag 'v1' already exists on origin naming {ids[1][:12]} (a tag does not "
-                     "move: push --force replaces it)")
+                     "move: push --tags --force replaces it there; `memstore tag -d v1` and "
+                     "`memstore fetch --tags` take the remote's here)")
     assert "* [new tag]" in r.stdout and "v3" in r.stdout  # the others are pushed
     assert set(remote_files(url)) - set(before) == {"refs/tags/v3"}
     pushed = json.loads(ok("push", "--tags", "--force", "--json", cwd=repo).stdout)
@@ -271,7 +272,12 @@ def test_a_team_shares_the_tag_it_serves(base, tmp_path, origin):
     got = ok("fetch", "--json", cwd=a)
     assert got.stderr.strip() == (f"warning: tag 'v1' of origin not fetched: would clobber "
                                   f"existing tag (it names {ids[1][:12]} here, {ids[2][:12]} "
-                                  "there)")
+                                  "there; `memstore tag -d v1` and `memstore fetch --tags` take "
+                                  "the remote's)")
+    # ... and the way out it names takes the remote's v1
+    ok("tag", "-d", "v1", cwd=a)
+    assert " * [new tag]" in ok("fetch", "--tags", cwd=a).stdout
+    assert json.loads(ok("tag", "--json", cwd=a).stdout)[0] == {"name": "v1", "commit": ids[2]}
     assert [(t["tag"], t["refused"]) for t in json.loads(got.stdout)["tags"]] == [
         ("v1", "would clobber existing tag"), ("v3", None)]
     assert ok("fsck", url).stdout.strip() == "ok"

@@ -246,10 +246,12 @@ def show_tags(r, as_json: bool) -> None:
                                     "this push ran; push again")
         naming = (f"naming {short(one.old)}" if len(r.refused) == 1
                   else "naming other commits")
+        theirs = one.tag if len(r.refused) == 1 else "NAME"
         raise PushRejectedError(
             f"push to {r.remote}: tag{'s' if len(r.refused) > 1 else ''} {names} already "
             f"exist{'s' if len(r.refused) == 1 else ''} on {r.remote} {naming} (a tag does "
-            "not move: push --force replaces it)")
+            f"not move: push --tags --force replaces it there; `memstore tag -d {theirs}` and "
+            "`memstore fetch --tags` take the remote's here)")
 
 
 def show_deleted(r, as_json: bool) -> None:
@@ -288,7 +290,8 @@ def _passed_over(f) -> None:
         warn(f"warning: {line}")
     for t in f.tags:
         if t.refused is not None:
-            here = f" (it names {short(t.here)} here, {short(t.new)} there)" if t.here else ""
+            here = (f" (it names {short(t.here)} here, {short(t.new)} there; `memstore tag -d "
+                    f"{t.tag}` and `memstore fetch --tags` take the remote's)") if t.here else ""
             warn(f"warning: tag {t.tag!r} of {f.remote} not fetched: {t.refused}{here}")
 
 
