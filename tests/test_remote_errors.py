@@ -215,6 +215,8 @@ def test_clone_refusals_leave_no_folder(pushed, base, tmp_path):
     refused("clone", url, busy, "--base", model_dir(base), code=1, url=url,
             says="it exists and is not an empty folder")
     assert [p.name for p in busy.iterdir()] == ["mine.txt"]
+    # the one line, not 'Cloning into…' before it (said once the folder is found fit, as git)
+    assert run("clone", url, busy, "--base", model_dir(base)).stdout == ""
     refused("clone", tmp_path / "nothing-here", tmp_path / "c1", "--base", model_dir(base),
             code=1, says=f"({tmp_path / 'nothing-here'}): no such folder (a first `memstore "
                          "push` to it creates the remote)")  # a mistyped path
@@ -245,6 +247,8 @@ def test_clone_refusals_leave_no_folder(pushed, base, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     refused("clone", url, empty, "--base", model_dir(base), code=1, url=url, says="is corrupt")
+    assert run("clone", url, empty, "--base", model_dir(base)).stdout == \
+        f"Cloning into {empty}...\n"
     assert list(empty.iterdir()) == []
     r = run("fsck", url)
     assert r.exit_code == 1 and f"object {victim} is corrupt" in r.stdout

@@ -421,9 +421,8 @@ def clone(url: str, directory: str, base_spec: str, with_stats: bool, as_json: b
     """
     from memstore.remote.clone import clone as run_clone
 
-    if not as_json:
-        click.echo(f"Cloning into {directory}...")
-    r = run_clone(url, directory, base_spec, with_stats=with_stats)
+    r = run_clone(url, directory, base_spec, with_stats=with_stats,
+                  on_start=None if as_json else lambda: click.echo(f"Cloning into {directory}..."))
     _passed_over(r.fetched)
     if as_json:
         print_json({"path": str(r.path), "branch": r.branch, "head": r.head,

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -109,8 +110,10 @@ def checked_out(head: str | None, branches: dict[str, str]) -> str:
     return DEFAULT_BRANCH if DEFAULT_BRANCH in branches or not branches else min(branches)
 
 
-def clone(url: str, directory: str | Path, base_spec: str, *,
-          with_stats: bool = False) -> CloneResult:
+def clone(url: str, directory: str | Path, base_spec: str, *, with_stats: bool = False,
+          on_start: Callable[[], None] | None = None) -> CloneResult:
+    """`on_start` is called once the target folder is found fit, before the remote is read
+    (the CLI's 'Cloning into DIR...', which git too prints only then)."""
     target = Path(directory).resolve()
     dead: list[Path] = []
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -118,6 +121,8 @@ def clone(url: str, directory: str | Path, base_spec: str, *,
         if not dead:
             raise MemstoreError(f"cannot clone into {target}: it exists and is not an empty "
                                 "folder")
+    if on_start is not None:
+        on_start()
     remote = connect(url, remotes.DEFAULT)
     marker = cast(Marker, remote.marker)  # connect refuses a place without one
     branches = remote.transport.branches([])  # those passed over: the fetch's to say
