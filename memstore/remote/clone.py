@@ -133,7 +133,7 @@ def clone(url: str, directory: str | Path, base_spec: str, *, with_stats: bool =
         raise MemstoreError(
             f"{base_spec} is not the base model of {remote.url}: its hash is "
             f"{base.hash[:12]}, the remote's base ({marker.base_spec}) is "
-            f"{marker.base_hash[:12]}")
+            f"{marker.base_hash[:12]}; give this machine's copy of that model with --base")
     changed = changed_side_files(marker.base_info.get("side_files"), base.info["side_files"])
     if changed:
         raise MemstoreError(
