@@ -131,7 +131,8 @@ def test_pull_json(base, history, tmp_path):
     remotes = json.loads(ok("remote", "--json", cwd=b).stdout)
     assert d["fetched"]["remote"] == "origin" and [d["fetched"]["url"]] == [
         x["url"] for x in remotes]
-    assert d["fetched"]["updates"] == [{"branch": "main", "old": None, "new": new}]
+    assert d["fetched"]["updates"] == [{"branch": "main", "old": None, "new": new,
+                                        "forced": False}]
     assert d["fetched"]["commits"] == 1  # only the commit b lacked moved
 
     theirs = last_line(ok("commit", files["e"], "-m", "e on a", cwd=a))
@@ -143,7 +144,8 @@ def test_pull_json(base, history, tmp_path):
     assert d["kind"] == "merge" and d["commit"] == entry["id"] == d["head"]
     assert d["parents"] == [ours, theirs] and d["merge_base"] == new
     assert d["solved"] == 2 and d["n_facts"] == entry["n_requests"]
-    assert d["fetched"]["updates"] == [{"branch": "main", "old": new, "new": theirs}]
+    assert d["fetched"]["updates"] == [{"branch": "main", "old": new, "new": theirs,
+                                        "forced": False}]
     assert d["fetched"]["commits"] == 1
     assert ids[-1] in [e["id"] for e in log_json(b)]
 

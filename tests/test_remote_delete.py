@@ -194,7 +194,7 @@ def test_push_delete_on_the_command_line(tmp_path):
         ("refs/heads/main", "branch", c1, False)]
     assert refs_there(url) == {} and "HEAD" not in remote_files(url)
     assert json.loads(ok("fetch", "--json", cwd=tmp_path / "b").stdout)["updates"] == [
-        {"branch": "main", "old": c1, "new": None}]
+        {"branch": "main", "old": c1, "new": None, "forced": False}]
     assert json.loads(ok("tag", "--json", cwd=tmp_path / "b").stdout) == [
         {"name": "v1", "commit": c2}]
 

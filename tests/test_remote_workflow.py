@@ -169,6 +169,27 @@ def test_pull_lists_conflicts_and_writes_nothing(tmp_path, clones):
     assert "Sony" in live and "Apple" not in live
 
 
+def test_a_fetch_marks_a_branch_rewritten_there_as_forced(origin, clones):
+    """A teammate's push --force (a reset, a squash) reaches the others' fetch as git shows
+    it, '+ OLD...NEW (forced update)', not as 'OLD..NEW', which reads as a fast-forward and
+    invites a pull that merges the dropped commits back."""
+    _, _, ids = origin
+    a, b = clones
+    ok("reset", "HEAD~1", cwd=a)
+    ok("push", "--force", cwd=a)
+    out = ok("fetch", cwd=b).stdout.splitlines()
+    assert f" + {ids[2][:12] + '...' + ids[1][:12]:<26} {'main':<12} -> origin/main  " \
+           "(forced update)" in out
+    ok("reset", ids[2], cwd=a)  # back: a fast-forward there, 'OLD..NEW' as before
+    ok("push", cwd=a)
+    assert f"   {ids[1][:12] + '..' + ids[2][:12]:<26} {'main':<12} -> origin/main" in \
+        ok("fetch", cwd=b).stdout.splitlines()
+    ok("reset", "HEAD~2", cwd=a)
+    ok("push", "--force", cwd=a)
+    d = json.loads(ok("fetch", "--json", cwd=b).stdout)
+    assert d["updates"] == [{"branch": "main", "old": ids[2], "new": ids[0], "forced": True}]
+
+
 def test_statistics_move_only_with_with_stats(base, tmp_path, origin, monkeypatch):
     repo, url, _ = origin
     monkeypatch.setenv("MEMSTORE_STATS_CACHE", "off")  # a clone computes what it lacks

@@ -303,6 +303,9 @@ def _fetched(f) -> None:
             click.echo(f" - {'[deleted]':<26} {target}")
         elif u.old is None:
             click.echo(f" * {'[new branch]':<26} {u.branch:<12} -> {target}")
+        elif u.forced:  # as git marks it: the history there was rewritten, not extended
+            click.echo(f" + {short(u.old) + '...' + short(u.new):<26} {u.branch:<12} -> "
+                       f"{target}  (forced update)")
         else:
             click.echo(f"   {short(u.old) + '..' + short(u.new):<26} {u.branch:<12} -> {target}")
     for t in f.tags:
@@ -329,7 +332,8 @@ def fetch(remote_name: str | None, all_tags: bool, with_stats: bool, as_json: bo
     it would clobber an existing tag). A remote-tracking branch whose branch is gone from
     the remote is removed ('[deleted]'), as git's fetch --prune.
 
-    --json prints one object: remote, url, updates (the remote-tracking branches moved),
+    --json prints one object: remote, url, updates (the remote-tracking branches moved:
+    branch, old, new, forced where the remote's history was rewritten),
     tags (each tag created, or refused: tag, new, refused, here), commits, objects, bytes
     and seconds.
     """
@@ -349,7 +353,8 @@ def fetch_result(f) -> dict:
     there, the tags created here (and those refused: why, and the commit of the tag of
     that name here), and what was moved."""
     return {"remote": f.remote, "url": f.url,
-            "updates": [{"branch": u.branch, "old": u.old, "new": u.new} for u in f.updates],
+            "updates": [{"branch": u.branch, "old": u.old, "new": u.new, "forced": u.forced}
+                        for u in f.updates],
             "tags": [{"tag": t.tag, "new": t.new, "refused": t.refused, "here": t.here}
                      for t in f.tags],
             **_moved_json(f.moved, f.seconds)}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import MemstoreError, ValidationError
 from ..store.commits import Commit
@@ -50,6 +50,7 @@ class RefUpdate:
     branch: str
     old: str | None  # None: new here
     new: str | None  # None: gone from the remote
+    forced: bool = False  # old is not an ancestor of new: rewritten there (push --force)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,8 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
                              | {TAGS + t.tag: (None, t.new) for t in followed
                                 if t.refused is None})
             indexed = True
+            updates = [replace(u, forced=True) if u.old and u.new
+                       and not repo.is_ancestor(u.old, u.new) else u for u in updates]
         finally:
             if not indexed:
                 discard(repo, written)
