@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import MemstoreError, ValidationError
-from ..store.history import ancestors, graph
 from ..store.refs import (
     HEADS,
     branch_ref,
@@ -134,7 +133,7 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
     if not result.up_to_date:
         if remote.marker is None:
             remote.create(base.hash, base.spec, base.info)
-        commits = reachable(repo, [tip], have=_on_remote(repo, remote.transport, old.commit))
+        commits = reachable(repo, [tip], held=_on_remote(repo, remote.transport, old.commit))
         result.moved = upload(repo, remote.transport, object_ids(commits), [c.id for c in commits])
         if with_stats:  # the whole history's, which earlier pushes may have left out
             result.moved = result.moved.add(
@@ -162,17 +161,17 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
 
 
 def _on_remote(repo: Repository, transport: Transport, old: str | None) -> set[str]:
-    """The commits the remote holds with every object they reach: the remote branch's
-    commit and its ancestors, where this repository has it (a ref is moved only once all
-    its commit reaches is there). A push walks and lists only what its commits add to
-    them, not the whole history. A remote that lacks the branch's commit itself (damaged,
-    or its ref copied by hand) is trusted with none: the push walks the whole history and
-    writes what the remote's listing lacks."""
+    """The commit the remote holds with every object it reaches (reachable walks short of
+    it and its ancestors): the remote branch's commit, where this repository has it (a ref
+    is moved only once all its commit reaches is there). A push walks and lists only what
+    its commits add to them, not the whole history. A remote that lacks the branch's
+    commit itself (damaged, or its ref copied by hand) is trusted with none: the push walks
+    the whole history and writes what the remote's listing lacks."""
     if old is None or not repo.has_commit(old):
         return set()
     if old not in remote_sizes(transport, [old]):
         return set()
-    return ancestors(graph(repo.db), old)
+    return {old}
 
 
 def _track(repo: Repository, name: str, branch: str, tip: str) -> None:

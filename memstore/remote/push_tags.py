@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import ValidationError
-from ..store.history import ancestors_of, graph
 from ..store.refs import (
     TAGS,
     case_twin,
@@ -123,7 +122,7 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
     if going or with_stats:
         held = _on_remote(repo, transport, {*_branches(transport),
                                             *(u.old for u in result.tags if u.old)})
-        commits = reachable(repo, {u.new for u in going}, have=held)
+        commits = reachable(repo, {u.new for u in going}, held=held)
         result.moved = upload(repo, transport, object_ids(commits), [c.id for c in commits])
         if with_stats:
             result.moved = result.moved.add(push_statistics(
@@ -139,12 +138,13 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
 
 
 def _on_remote(repo: Repository, transport: Transport, refs: set[str]) -> set[str]:
-    """The commits the remote holds with every object they reach: those of `refs` (its
-    branches' and tags' commits) that this repository has and the remote holds, and their
-    ancestors (a ref names a commit only once all it reaches is there). A tag onto a
-    pushed history walks and lists only what it adds, as a branch's push does."""
+    """The commits the remote holds with every object they reach (reachable walks short of
+    them and their ancestors): those of `refs` (its branches' and tags' commits) that this
+    repository has and the remote holds (a ref names a commit only once all it reaches is
+    there). A tag onto a pushed history walks and lists only what it adds, as a branch's
+    push does."""
     there = remote_sizes(transport, {c for c in refs if repo.has_commit(c)})
-    return ancestors_of(graph(repo.db), there) if there else set()
+    return set(there)
 
 
 def _branches(transport: Transport) -> set[str]:

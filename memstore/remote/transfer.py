@@ -16,14 +16,16 @@ write, which a hash that does not match aborts before the object appears
 an object's size."""
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ..editing.progress import progress
 from ..errors import MemstoreError
 from ..store.commits import Commit
+from ..store.history import ancestors_of, graph, unreached
 from ..store.objects import CHUNK_BYTES, HashMismatchError, hash_bytes
 from ..store.repository import Repository
+from ..store.schema import DamagedIndexError
 from .layout import OBJECTS, object_path
 from .transport import RemoteError, Transport
 
@@ -51,19 +53,32 @@ class Moved:
 
 def reachable(repo: Repository, tips: Iterable[str],
               arriving: dict[str, Commit] | None = None,
-              have: Collection[str] = ()) -> list[Commit]:
+              held: Iterable[str] = ()) -> list[Commit]:
     """Every commit reachable from `tips` (parents and basis), from the local records and
-    from `arriving` (commits fetched, not yet indexed), short of the commits of `have`
-    (those the other side holds with all they reach: the walk stops there)."""
+    from `arriving` (commits fetched, not yet indexed), short of the commits the other side
+    holds with all they reach: those of `held` and their ancestors (the walk stops there).
+    Those ancestors come from the index's rows (one query); each one the walk stops at is
+    then checked to be one by the records (a commits row naming a parent its record lacks,
+    damage fsck names, made a push leave out a commit the remote lacked, and move the
+    remote's branch onto it: refused, as a writer's walks refuse it)."""
+    held = list(held)
+    have = ancestors_of(graph(repo.db), held) if held else set()
     seen: dict[str, Commit] = {}
+    met: set[str] = set()
     stack = list(tips)
     while stack:
         cid = stack.pop()
-        if cid in seen or cid in have:
+        if cid in seen:
+            continue
+        if cid in have:
+            met.add(cid)
             continue
         commit = arriving[cid] if arriving and cid in arriving else repo.get_commit(cid)
         seen[cid] = commit
         stack.extend([*commit.parents, *([commit.basis] if commit.basis else [])])
+    if met and unreached(repo.store, held, met):  # (a damaged row on the way raises first)
+        raise DamagedIndexError("the index's commits rows name ancestors their records do "
+                                "not; run `memstore fsck --repair`")
     return list(seen.values())
 
 

@@ -300,12 +300,21 @@ def is_ancestor(store: Storage, ancestor: str, commit: str) -> bool:
     """Whether `ancestor` is `commit` or one of its ancestors: walked from `commit` until
     found, so that a fast-forward's check (a push's, a merge's) reads the records of the
     commits between the two, not of the whole history (checked_graph reads each record)."""
-    g, seen, stack = checked_graph(store), set(), [commit]
-    while stack:
+    return not unreached(store, [commit], {ancestor})
+
+
+def unreached(store: Storage, starts: Iterable[str], targets: Iterable[str]) -> set[str]:
+    """Those of `targets` that are neither one of `starts` nor an ancestor of one, walked
+    on checked_graph from `starts` until all are met (a row naming other parents than its
+    record, met on the way, is refused): the records of the commits between, not of the
+    whole history, where all are met."""
+    g, seen, stack, left = checked_graph(store), set(), list(starts), set(targets)
+    while stack and left:
         c = stack.pop()
-        if c == ancestor:
-            return True
-        if c not in seen and c in g:
-            seen.add(c)
+        if c in seen:
+            continue
+        seen.add(c)
+        left.discard(c)
+        if left and c in g:
             stack.extend(g[c][0])
-    return False
+    return left
