@@ -190,6 +190,30 @@ def test_a_fetch_marks_a_branch_rewritten_there_as_forced(origin, clones):
     assert d["updates"] == [{"branch": "main", "old": ids[2], "new": ids[0], "forced": True}]
 
 
+def test_a_pull_onto_a_new_repository_takes_the_settings_a_clone_takes(base, tmp_path,
+                                                                      origin):
+    """init, remote add, pull (git's other way to start from a remote) kept init's settings
+    for the architecture: the next commit edited other layers with another λ than the
+    team's history, silently. It now takes those a clone takes, and says so."""
+    _, url, ids = origin
+    fresh, cloned = tmp_path / "fresh", tmp_path / "cloned"
+    ok("init", fresh, "--base", model_dir(base))
+    ok("remote", "add", "origin", url, cwd=fresh)
+    clone(base, url, cloned)
+    with Repository.open(fresh) as f, Repository.open(cloned) as c:
+        assert f.settings != c.settings and c.settings.mom2_weight == 20
+    out = ok("pull", cwd=fresh).stdout.splitlines()
+    assert f"editor settings taken from {ids[-1][:12]}, the newest update set pulled, as a " \
+           "clone takes them (`memstore config` shows them)" in out and out[-1] == ids[-1]
+    with Repository.open(fresh) as f, Repository.open(cloned) as c:
+        assert f.settings == c.settings
+    # a branch with commits keeps its own settings, as a fetch or a merge does
+    ok("config", "mom2_weight", "30", cwd=cloned)
+    assert json.loads(ok("pull", "--json", cwd=cloned).stdout)["settings_from"] is None
+    with Repository.open(cloned) as c:
+        assert c.settings.mom2_weight == 30
+
+
 def test_statistics_move_only_with_with_stats(base, tmp_path, origin, monkeypatch):
     repo, url, _ = origin
     monkeypatch.setenv("MEMSTORE_STATS_CACHE", "off")  # a clone computes what it lacks

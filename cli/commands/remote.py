@@ -378,8 +378,12 @@ def pull(remote_name: str | None, branch: str | None, with_stats: bool, as_json:
     writing it with --supersede on a branch made at REMOTE/BRANCH and merging that (README:
     Settling a conflict).
 
+    On a branch with no commits yet (`init`, `remote add`, `pull`), the editor settings
+    become those a clone takes: the newest update set's on the branch pulled.
+
     --json prints one object: what `merge --json` prints (kind, head, branch, commit:
-    null unless a merge commit was written, …) and fetched (what `fetch --json` prints).
+    null unless a merge commit was written, …), fetched (what `fetch --json` prints) and
+    settings_from (the commit whose settings were taken, else null).
     """
     from memstore.remote.fetch import PullConflictError
     from memstore.remote.fetch import pull as run_pull
@@ -398,11 +402,15 @@ def pull(remote_name: str | None, branch: str | None, with_stats: bool, as_json:
         report_json(d)
         return
     _fetched(fetched)
+    if d["settings_from"] is not None:
+        click.echo(f"editor settings taken from {short(d['settings_from'])}, the newest update "
+                   "set pulled, as a clone takes them (`memstore config` shows them)")
     show_merged(d)
 
 
 def pull_result(repo, fetched, report) -> dict:
-    return merge_result(repo, report) | {"fetched": fetch_result(fetched)}
+    return merge_result(repo, report) | {"fetched": fetch_result(fetched),
+                                         "settings_from": report.notes.get("settings_from")}
 
 
 @click.command()

@@ -19,6 +19,7 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 
+from ..editing.settings import EditSettings
 from ..errors import MemstoreError, ValidationError
 from ..store.commits import Commit
 from ..store.objects import hash_bytes
@@ -263,6 +264,8 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
         try:
             report = merge(repo, ref, message=f"Merge {shown} into {head.branch or 'HEAD'}",
                            shown=shown)
+            if head.commit is None and report.head is not None:
+                report.notes["settings_from"] = _settings_as_clone(repo, report.head)
         except MergeConflictError as e:
             raise PullConflictError(
                 f"merge of {shown} refused: {len(e.details)} conflicting fact(s); nothing was "
@@ -272,6 +275,24 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
                 f"--supersede on a branch made at {shown} and merge that branch; README: "
                 "Settling a conflict)", e.details, fetched) from None
     return fetched, report
+
+
+def _settings_as_clone(repo: Repository, head: str) -> str | None:
+    """A pull onto a branch with no commits yet (`init`, `remote add`, `pull`: git's way
+    to start from a remote) takes the editor settings a clone takes, those of the newest
+    update set on the branch, so that its next commit edits as the team's did (the same
+    layers, λ, statistics) and not with `init`'s defaults for the architecture. Returns the
+    commit whose settings were taken, None where they were the same already or there is
+    no update set."""
+    sets = repo.chain_sets(head)
+    if not sets:
+        return None
+    settings = EditSettings.from_dict(sets[-1].update_set.settings) \
+        .with_changes(token_rule=EditSettings.token_rule)
+    if settings == repo.settings:
+        return None
+    repo.set_settings(settings)
+    return sets[-1].commit
 
 
 class PullConflictError(MergeConflictError):
