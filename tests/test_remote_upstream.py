@@ -248,3 +248,27 @@ def test_fetch_while_the_remote_is_removed_records_nothing(base, tmp_path, monke
                "remote 'team' is gone (removed while this command ran?): nothing fetched")
     with Repository.open(repo) as r:
         assert r.refs.list("refs/remotes/") == {}
+
+
+def test_set_url_keeps_the_tracking_branches_and_upstreams(base, tmp_path):
+    """The shared folder moved: `remote set-url` (git's) records the new URL and keeps
+    team/main and main's upstream, which `remote remove` + `add` would drop; `remote -v`,
+    git's habit, lists as `remote` does."""
+    repo, ids = setup(base, tmp_path)
+    ok("push", "-u", "team", cwd=repo)
+    (tmp_path / "team").rename(tmp_path / "moved")
+    assert "no such folder" in run("fetch", cwd=repo).stderr
+    out = ok("remote", "set-url", "team", "../moved", cwd=repo).stdout  # made absolute
+    assert out == f"Remote team: {tmp_path / 'team'} -> {tmp_path / 'moved'}\n"
+    assert recorded(repo) == {"main": {"remote": "team", "merge": "main"}} and snapshotted(repo)
+    assert upstream(repo) == {"name": "team/main", "commit": ids[-1], "ahead": 0, "behind": 0,
+                              "gone": False}
+    assert ok("remote", "-v", cwd=repo).stdout == ok("remote", cwd=repo).stdout == \
+        f"fork\t{tmp_path / 'fork'}\nteam\t{tmp_path / 'moved'}\n"
+    assert "fetched 0 objects" in ok("fetch", cwd=repo).stdout
+    before = snapshot(repo)
+    error_line(run("remote", "set-url", "nope", "/x", cwd=repo), 2,
+               "no remote 'nope'; known: fork, team")
+    error_line(run("remote", "set-url", "team", "foo://x", cwd=repo), 2,
+               "unknown URL scheme 'foo'")
+    assert snapshot(repo) == before

@@ -24,11 +24,14 @@ WITH_STATS = click.option(
          "they are recomputed on the base model when first needed).")
 
 
-@click.group(invoke_without_command=True, short_help="List, add or remove remotes.")
+@click.group(invoke_without_command=True, short_help="List, add, change or remove remotes.")
+@click.option("-v", "--verbose", is_flag=True, hidden=True,
+              help="git's `remote -v`: the list shows every URL anyway.")
 @json_option
 @click.pass_context
-def remote(ctx: click.Context, as_json: bool) -> None:
-    """List, add or remove remotes: named URLs of stores that hold a shared repository.
+def remote(ctx: click.Context, verbose: bool, as_json: bool) -> None:
+    """List, add, change or remove remotes: named URLs of stores that hold a shared
+    repository (the list shows each name and URL, as git's `remote -v`).
 
     A URL is a folder path (file://), s3://BUCKET/PREFIX, or any other store fsspec
     reaches (gcs://, abfs://, …; its backend package must be installed). Credentials are
@@ -59,6 +62,19 @@ def remote_add(name: str, url: str) -> None:
     click.echo(f"Added remote {name} ({url})")
 
 
+@remote.command("set-url")
+@click.argument("name")
+@click.argument("url")
+def remote_set_url(name: str, url: str) -> None:
+    """Change the URL of remote NAME (checked, not contacted), keeping its remote-tracking
+    branches and the upstreams naming it: the shared folder moved, the bucket renamed."""
+    from memstore.remote import remotes
+
+    with open_repo() as repo:
+        old, url = remotes.set_url(repo, name, url)
+    click.echo(f"Remote {name}: {old} -> {url}")
+
+
 @remote.command("remove")
 @click.argument("name")
 def remote_remove(name: str) -> None:
@@ -76,7 +92,7 @@ def remote_remove(name: str) -> None:
 def remote_list(ctx: click.Context, as_json: bool) -> None:
     """List the remotes: name and URL (--json: a list of {name, url})."""
     group = ctx.parent.params.get("as_json", False) if ctx.parent is not None else False
-    ctx.invoke(remote, as_json=as_json or group)  # `remote --json list` as `remote list --json`
+    ctx.invoke(remote, verbose=False, as_json=as_json or group)  # `remote --json list` too
 
 
 def _moved_json(moved, seconds: float) -> dict:

@@ -66,6 +66,21 @@ def add(repo: Repository, name: str, url: str) -> str:
     return url
 
 
+def set_url(repo: Repository, name: str, url: str) -> tuple[str, str]:
+    """`remote set-url NAME URL` (the shared folder moved, the bucket renamed): records
+    `url` (checked, not contacted) for remote `name`, keeping its remote-tracking branches
+    and the upstreams naming it, as git's (`remove` then `add` would drop both). Returns
+    the old URL and the new one, as recorded."""
+    url = urls.check(url)
+    with repo.lock(), transaction(repo.db):
+        known = remotes(repo)
+        if name not in known:
+            raise ValidationError(f"no remote {name!r}{_what_else(repo, known, name)}"
+                                  + (f"; known: {', '.join(known)}" if known else ""))
+        repo.set_config(CONFIG_KEY, {**known, name: url})
+    return known[name], url
+
+
 def remove(repo: Repository, name: str) -> str:
     """Forgets remote `name` and its remote-tracking branches; returns its URL."""
     with repo.lock(), transaction(repo.db):
