@@ -306,15 +306,22 @@ def is_ancestor(store: Storage, ancestor: str, commit: str) -> bool:
 def unreached(store: Storage, starts: Iterable[str], targets: Iterable[str]) -> set[str]:
     """Those of `targets` that are neither one of `starts` nor an ancestor of one, walked
     on checked_graph from `starts` until all are met (a row naming other parents than its
-    record, met on the way, is refused): the records of the commits between, not of the
-    whole history, where all are met."""
-    g, seen, stack, left = checked_graph(store), set(), list(starts), set(targets)
-    while stack and left:
-        c = stack.pop()
-        if c in seen:
-            continue
-        seen.add(c)
+    record, met on the way, is refused), newest first as git walks (by the rows' times:
+    an order only, each commit is checked as it is walked): the records of the commits
+    newer than the targets, not of the whole history, where all are met. Depth first, the
+    first parent of a merge was met only after the merged side and all the history below
+    its fork point (a push after a merge read every record)."""
+    rows = graph(store.db)
+    g, left = _Checked(store, rows), set(targets)
+    heap = [(-rows[c][1] if c in rows else 0.0, c) for c in set(starts)]
+    heapq.heapify(heap)
+    seen = {c for _, c in heap}
+    while heap and left:
+        _, c = heapq.heappop(heap)
         left.discard(c)
         if left and c in g:
-            stack.extend(g[c][0])
+            for p in g[c][0]:
+                if p not in seen:
+                    seen.add(p)
+                    heapq.heappush(heap, (-rows[p][1] if p in rows else 0.0, p))
     return left
