@@ -154,3 +154,23 @@ def test_a_remote_tracking_branch_naming_a_commit_not_here_is_named_and_can_go(f
     ok("branch", "-d", "-r", "origin/topic", cwd=repo)
     assert [b["name"] for b in listed(repo, "-r")] == ["origin/main"]
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+def test_no_branch_or_tag_takes_the_name_a_shows_a_remote_tracking_branch_by(fetched):
+    """`remotes/origin/main` became a revision (as `branch -a` shows origin/main), but a
+    branch so named could still be made, as `origin/main` could not: `branch -a` then
+    listed two `remotes/origin/main` lines at different commits, and `log
+    remotes/origin/main` read the local branch. Refused now as `origin/main` is, for a
+    branch, a tag and a rename, in one line with nothing changed; a name under remotes/
+    that no remote owns is a branch as before."""
+    repo, (c1, _, c3), _ = fetched
+    before = snapshot(repo)
+    for args in (["branch", "remotes/origin/main", c1], ["tag", "remotes/origin/main", c1],
+                 ["branch", "-m", "topic", "remotes/origin/topic"],
+                 ["branch", "remotes/origin/new", c1]):
+        error_line(run(*args, cwd=repo), 2, f"invalid {'tag' if args[0] == 'tag' else 'branch'}"
+                   f" name 'remotes/origin/")
+        assert snapshot(repo) == before, args
+    assert log_json(repo, "remotes/origin/main")[0]["id"] == c3
+    ok("branch", "remotes/elsewhere/main", c1, cwd=repo)
+    assert log_json(repo, "remotes/elsewhere/main")[0]["id"] == c1

@@ -329,13 +329,18 @@ class Repository:
                                   "(`diff base`, `squash base`, `export base`)")
 
     def _not_a_remote_branch(self, name: str, kind: str) -> None:
-        """REMOTE/B names remote REMOTE's branch B (after a fetch); a branch or tag of that
-        name would be found first and hide it."""
+        """REMOTE/B names remote REMOTE's branch B (after a fetch), and so does
+        remotes/REMOTE/B, as `branch -a` shows it; a branch or tag of either name would be
+        found first and hide it (`branch -a` listed two lines of one name, and `log
+        remotes/origin/main` read the local one)."""
         self._not_the_base(name, kind)
-        remote = name.split("/", 1)[0]
-        if "/" in name and remote in (self.get_config("remotes") or {}):
-            raise ValidationError(f"invalid {kind} name {name!r}: it would read as the branch "
-                                  f"{name.split('/', 1)[1]!r} of remote {remote!r}")
+        known = self.get_config("remotes") or {}
+        for prefix, how in (("", ""), ("remotes/", " (as `branch -a` shows it)")):
+            rest = name[len(prefix):] if name.startswith(prefix) else ""
+            remote, slash, branch = rest.partition("/")
+            if slash and remote in known:
+                raise ValidationError(f"invalid {kind} name {name!r}: it would read as the "
+                                      f"branch {branch!r} of remote {remote!r}{how}")
 
     def _create_ref(self, ref: str, kind: str, rev: str, force: bool) -> str:
         with self.lock(), transaction(self.db):
