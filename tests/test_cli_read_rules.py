@@ -140,3 +140,20 @@ def test_no_writer_moves_or_writes_from_a_row_whose_parents_disagree_with_the_re
     ok("fsck", "--repair", cwd=repo)
     ok("reset", "HEAD~1", cwd=repo)
     assert json.loads(ok("status", "--json", cwd=repo).stdout)["head"] == c2
+
+
+def test_reset_steps_off_a_commit_whose_record_cannot_be_read(base, tmp_path):
+    """The record check of a revision suffix read the record of each commit it steps from:
+    with HEAD's commit object corrupt (a bad disk, fsck names it), `reset HEAD~1`, which
+    stepped off it by its row, was refused ('run `memstore fsck`'), and `fsck --repair`
+    then drops that commit from the index while main still names it (no `reset` works
+    there). A record that cannot be read disagrees with nothing: the row steps, as before;
+    a readable record still decides (the test above)."""
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    _, c2, c3 = history_template(base)[1]
+    obj = repo / ".memstore" / "objects" / c3[:2] / c3[2:]
+    obj.chmod(0o644)
+    obj.write_bytes(obj.read_bytes()[:-5] + b"xxxxx")
+    error_line(run("show", "HEAD", cwd=repo), 1, "is corrupt")  # (the damage is there)
+    ok("reset", "HEAD~1", cwd=repo)
+    assert json.loads(ok("status", "--json", cwd=repo).stdout)["head"] == c2

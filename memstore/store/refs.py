@@ -387,8 +387,9 @@ class Refs:
         parents = parents_of({"id": commit, "parents": rows[0]["parents"]}) if rows else ()
         if len(parents) >= n and parents[n - 1] in walked:
             raise parents_loop(parents[n - 1])
-        if rows and self.objects is not None and parents != _recorded_parents(self.objects,
-                                                                               commit):
+        recorded = _recorded_parents(self.objects, commit) \
+            if rows and self.objects is not None else None
+        if recorded is not None and parents != recorded:
             # the record (hash-checked) decides: `reset HEAD~1` moved the branch to the
             # parent a damaged row named, over the commit the record names
             raise DamagedIndexError(f"commit {commit[:12]}: index row disagrees with the "
@@ -400,10 +401,19 @@ class Refs:
         return parents[n - 1]
 
 
-def _recorded_parents(objects: ObjectStore, commit: str) -> tuple[str, ...]:
+def _recorded_parents(objects: ObjectStore, commit: str) -> tuple[str, ...] | None:
+    """The parents `commit`'s record names; None where the record cannot be read (its
+    object missing or corrupt): the row is all there is then, as before the check, so that
+    `reset HEAD~1` still steps off a commit whose object was damaged (fsck names it), as
+    git's does, where refusing left no way off it but a hand-typed id."""
+    from .commits import CorruptRecordError
+    from .objects import CorruptObjectError, MissingObjectError
     from .storage import Storage  # (it reads commit records, which import the editing code)
 
-    return Storage(None, objects).commit(commit).parents  # type: ignore[arg-type]
+    try:
+        return Storage(None, objects).commit(commit).parents  # type: ignore[arg-type]
+    except (CorruptObjectError, MissingObjectError, CorruptRecordError):
+        return None
 
 
 def _sound(row: dict[str, Any]) -> dict[str, Any]:
