@@ -132,7 +132,13 @@ def test_nothing_to_push(repo, tmp_path):
             says="no branch 'nobranch'")
     ok("switch", "--detach", "HEAD", cwd=repo)
     refused("push", code=2, repo=repo, says="HEAD is detached: name the branch to push")
+    refused("push", "origin", "HEAD", code=2, repo=repo,  # git's habit, as git refuses it
+            says="HEAD is detached: name the branch to push")
     assert not (tmp_path / "remote").exists()
+    ok("switch", "main", cwd=repo)
+    out = ok("push", "-u", "origin", "HEAD", cwd=repo).stdout  # the current branch
+    assert " * [new branch]               main         -> main" in out.splitlines()
+    assert "branch 'main' set up to track 'origin/main'." in out
 
 
 def test_unreachable_missing_and_unauthorised_stores(repo, s3_server, monkeypatch):

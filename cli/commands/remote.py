@@ -129,8 +129,9 @@ def _moved(verb: str, moved, seconds: float) -> str:
 def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], delete: bool,
          all_tags: bool, force: bool, set_upstream: bool, with_stats: bool,
          as_json: bool) -> None:
-    """Push BRANCH (default: the current one) to REMOTE (default: the branch's upstream's
-    remote, else origin or the only remote there is), as the branch of the same name.
+    """Push BRANCH (default, or HEAD: the current one) to REMOTE (default: the branch's
+    upstream's remote, else origin or the only remote there is), as the branch of the same
+    name.
 
     Writes the objects the remote lacks, then moves the remote branch by compare-and-swap:
     a push that is not a fast-forward, or that another push overtook, is refused (fetch
@@ -176,6 +177,8 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
                                "--delete takes several)")
     if all_tags and (branch is not None or set_upstream):
         raise click.UsageError("--tags pushes every tag: name no BRANCH and no -u with it")
+    if branch == "HEAD":  # git's `push origin HEAD`: the current branch (no branch is HEAD)
+        branch = None
     with open_repo() as repo:
         kind, name = pushed_ref(repo, branch) if branch is not None else (None, None)
         if all_tags or kind == TAGS:
