@@ -187,7 +187,9 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
                              | {TAGS + t.tag: (None, t.new) for t in followed
                                 if t.refused is None})
             indexed = True
-            updates = [replace(u, forced=True) if u.old and u.new
+            # (an old commit not here, a damaged tracking ref's, is moved back, not forced:
+            # is_ancestor took it for a revision and the fetch that repairs it failed)
+            updates = [replace(u, forced=True) if u.old and u.new and repo.has_commit(u.old)
                        and not repo.is_ancestor(u.old, u.new) else u for u in updates]
         finally:
             if not indexed:
