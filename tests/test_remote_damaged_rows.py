@@ -90,3 +90,28 @@ def test_push_does_not_trust_a_row_claiming_the_remote_holds_a_commit(base, tmp_
     ok("push", "origin", "main", cwd=repo)
     ok("push", "origin", "--tags", cwd=repo)
     assert "missing" not in ok("fsck", "origin", cwd=repo).stdout
+
+
+def test_a_fetch_that_lands_is_reported_though_its_forced_check_meets_a_damaged_row(
+        base, tmp_path):
+    """fetch marks a branch rewritten there (push --force) by asking, once the refs have
+    moved, whether the old commit is an ancestor of the new: a walk that checks each row
+    against its record. A damaged row on the way (C2's claiming no parents) made the
+    fetch exit 1 with origin/main already moved and its report unprinted. The fetch
+    lands and reports; the damage is fsck's to name."""
+    from memstore.store.refs import REMOTES
+
+    repo, _, (_, c2, c3, _, _) = _merged(base, tmp_path)
+    ok("push", "origin", "main", cwd=repo)  # origin/main: M
+    other = copy_repo(repo, tmp_path / "other")  # its origin/main stays M
+    ok("reset", c3, cwd=repo)
+    ok("push", "--force", "origin", "main", cwd=repo)  # origin's main rewritten to C3
+    _set_parents(other, c2, [])
+    r = run("fetch", "origin", cwd=other)
+    assert r.exit_code == 0, r.output
+    assert "origin/main" in r.stdout, r.stdout
+    con = sqlite3.connect(other / ".memstore" / "index.db")
+    assert con.execute("select target from refs where name = ?",
+                       (REMOTES + "origin/main",)).fetchone()[0] == c3
+    con.close()
+    assert "disagrees" in run("fsck", cwd=other).stdout

@@ -187,10 +187,7 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
                              | {TAGS + t.tag: (None, t.new) for t in followed
                                 if t.refused is None})
             indexed = True
-            # (an old commit not here, a damaged tracking ref's, is moved back, not forced:
-            # is_ancestor took it for a revision and the fetch that repairs it failed)
-            updates = [replace(u, forced=True) if u.old and u.new and repo.has_commit(u.old)
-                       and not repo.is_ancestor(u.old, u.new) else u for u in updates]
+            updates = [replace(u, forced=True) if _forced(repo, u) else u for u in updates]
         finally:
             if not indexed:
                 discard(repo, written)
@@ -295,6 +292,21 @@ def _settings_as_clone(repo: Repository, head: str) -> str | None:
         return None
     repo.set_settings(settings)
     return sets[-1].commit
+
+
+def _forced(repo: Repository, u: RefUpdate) -> bool:
+    """Whether the fetched update `u` rewrote the branch there (its old commit is no
+    ancestor of the new), as the fetch's report marks it, once the refs have moved. An old
+    commit not here (a damaged tracking ref's, which the fetch moves back) is not marked:
+    is_ancestor took its id for a revision and the fetch failed. Nor is one whose check
+    meets damage (a commits row its record disagrees with, which fsck names): the fetch had
+    landed, and failed after moving the refs, its report unprinted."""
+    if not (u.old and u.new and repo.has_commit(u.old)):
+        return False
+    try:
+        return not repo.is_ancestor(u.old, u.new)
+    except MemstoreError:
+        return False
 
 
 class PullConflictError(MergeConflictError):
