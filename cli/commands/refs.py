@@ -151,15 +151,21 @@ def subject(repo, ref: str, commit: str) -> str:
 
 @click.command()
 @click.argument("name")
-@click.option("-c", "--create", is_flag=True, help="Create branch NAME at HEAD first.")
+@click.argument("start", required=False)
+@click.option("-c", "-b", "--create", is_flag=True, help="Create branch NAME at START "
+              "(default: HEAD) first, and switch to it (-b: checkout's spelling).")
 @click.option("--detach", is_flag=True, help="Point HEAD at the commit NAME names, not at "
               "a branch.")
 @json_option
 @pass_repo
-def switch(repo, name: str, create: bool, detach: bool, as_json: bool) -> None:
+def switch(repo, name: str, start: str | None, create: bool, detach: bool,
+           as_json: bool) -> None:
     """Switch HEAD to branch NAME (alias: checkout).
 
-    Later commits go onto that branch. A revision that is not a branch (a tag, a commit
+    Later commits go onto that branch. `switch -c NAME [START]` (`checkout -b NAME
+    [START]`) creates branch NAME at START (default: HEAD) and switches to it, as git's:
+    a NAME that exists, a START that names no commit or an invalid name is refused, with
+    nothing changed. A revision that is not a branch (a tag, a commit
     id, HEAD~2) detaches HEAD at its commit. Nothing else changes: states are built from
     the records, there is no working copy to update.
 
@@ -169,9 +175,12 @@ def switch(repo, name: str, create: bool, detach: bool, as_json: bool) -> None:
     """
     if create and detach:  # the new branch would be made and left at once
         raise click.UsageError("-c and --detach cannot be used together")
+    if start is not None and not create:
+        raise click.UsageError(f"START ({start!r}) is where -c creates the branch: "
+                               f"`switch -c {name} {start}`")
     with repo.lock():  # what it leaves is read before a gc elsewhere can remove it
         was = repo.head()
-        head = repo.switch(name, create=create, detach=detach)
+        head = repo.switch(name, create=create, detach=detach, start=start)
         left = (repo.held_by_no_ref(was.commit)
                 if was.branch is None and was.commit is not None and was.commit != head.commit
                 else [])

@@ -409,13 +409,15 @@ class Repository:
             self.refs.update(ref, None, expected=commit)
         return commit
 
-    def switch(self, target: str, *, create: bool = False, detach: bool = False) -> Head:
-        """Points HEAD at branch `target` (created at HEAD first with `create`), or, with
+    def switch(self, target: str, *, create: bool = False, detach: bool = False,
+               start: str | None = None) -> Head:
+        """Points HEAD at branch `target` (created at `start`, default HEAD, first with
+        `create`: in one transaction, a refused switch creates nothing), or, with
         `detach` or when `target` is no branch, at the commit `target` names ("HEAD" without
         `detach` leaves HEAD as it is)."""
         with self.lock(), transaction(self.db):
             head = self.head()
-            if create and head.commit is None and head.ref is not None:
+            if create and start is None and head.commit is None and head.ref is not None:
                 # on a branch with no commits yet, as git: HEAD names the new one instead
                 self._not_a_remote_branch(target, "branch")
                 ref = branch_ref(target)
@@ -425,7 +427,7 @@ class Repository:
                 self.refs.set_symbolic(HEAD, ref)
                 return self.head()
             if create:
-                self.create_branch(target)
+                self.create_branch(target, HEAD if start is None else start)
             elif target == HEAD and not detach:
                 return head  # as `git checkout HEAD`: HEAD stays where it is, on its branch
             ref = HEADS + target
