@@ -47,3 +47,47 @@ def test_switch_c_refused_changes_nothing(history, args, code, says):
     before = snapshot(repo)
     error_line(run(*args, cwd=repo), code, says)
     assert snapshot(repo) == before
+
+
+def ids(repo, *args) -> list[str]:
+    return [c["id"] for c in json.loads(ok("log", "--json", *args, cwd=repo).stdout)]
+
+
+def test_log_a_dot_dot_b_lists_what_b_reaches_and_a_does_not(history):
+    repo, (c1, c2, c3) = history
+    assert ids(repo, f"{c1[:8]}..main") == [c3, c2]
+    assert ids(repo, "HEAD~2..HEAD~1") == [c2]
+    assert ids(repo, "HEAD~1..") == [c3]  # A.. is A..HEAD
+    ok("switch", "--detach", "HEAD~2", cwd=repo)
+    assert ids(repo, "..main") == [c3, c2]  # ..B is HEAD..B
+    assert ids(repo, "main..") == [] and ids(repo, "main..main") == []
+    assert ids(repo, "-n", "1", "..main") == [c3]
+    r = ok("log", "--oneline", "main..HEAD", cwd=repo)
+    assert r.stdout == "" and r.stderr == "no commits in main..HEAD\n"
+    out = ok("log", "--oneline", "--graph", "..main", cwd=repo).stdout.splitlines()
+    assert [line.split()[1] for line in out] == [c3[:12], c2[:12]]
+
+
+@pytest.mark.parametrize("rev, says", [
+    ("nope..main", "unknown revision 'nope'"),
+    ("main..nope", "unknown revision 'nope'"),
+    ("HEAD~1...main", "A...B, git's symmetric difference, is not supported"),
+    ("a..b..c", "a range is A..B"),
+])
+def test_log_refuses_a_bad_range_in_one_line(history, rev, says):
+    repo, _ = history
+    error_line(run("log", rev, cwd=repo), 2, says)
+
+
+def test_log_range_reads_the_excluded_side_from_the_records(history):
+    """C2's index row damaged to name C3 as its parent (the records sound): on the rows,
+    C3 is an ancestor of C2, and `log C2..C3` listed nothing, hiding C3; the excluded side
+    is walked on the records, so the damage is named instead."""
+    import sqlite3
+
+    repo, (_, c2, c3) = history
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update commits set parents = ? where id = ?", [json.dumps([c3]), c2])
+    con.close()
+    error_line(run("log", f"{c2}..{c3}", cwd=repo), 1, "index row disagrees with the record")

@@ -75,6 +75,10 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
     """Show the commits reachable from REV (default: HEAD; none on a branch with no
     commits yet, where HEAD written out is an unknown revision, as in git), newest first.
 
+    REV may be a range, as git's: `A..B` shows the commits B reaches that A does not (what
+    B has that A lacks: `origin/main..main`, what a push would send); `A..` is A..HEAD and
+    `..B` HEAD..B. A's ancestry is walked on the records, each compared with its index row.
+
     --json prints a list of objects with id, parents, message, n_requests, operation,
     basis, time, author (null for a commit made before memstore recorded authors) and
     metrics.
@@ -85,8 +89,9 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
     with open_repo() as repo:
         # no REV: HEAD, whose log is empty before the first commit; a REV written out
         # names a commit (HEAD too: an unknown revision there, as show and diff say)
-        commits = repo.log("HEAD" if rev is None else repo.resolve(rev),
-                           limit=max_count if author is None else None)
+        start, exclude = _range(rev)
+        commits = repo.log("HEAD" if start is None else repo.resolve(start),
+                           limit=max_count if author is None else None, exclude=exclude)
         if author is not None:  # -n counts the commits shown, as git's does
             kept = [c for c in commits
                     if c.author is not None and author.casefold() in c.author.casefold()]
@@ -124,7 +129,24 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
             for line in lines:
                 click.echo(line)
         if not commits and not as_json:
-            click.echo("no commits yet" if author is None else "no commits match", err=True)
+            click.echo("no commits match" if author is not None else
+                       f"no commits in {rev}" if exclude else "no commits yet", err=True)
+
+
+def _range(rev: str | None) -> tuple[str | None, list[str]]:
+    """The revision `log` starts from and those it excludes: `A..B` is B excluding A, a
+    side left empty HEAD, as git's (no branch or tag name holds '..'). A..B..C and git's
+    symmetric A...B are refused in one line."""
+    from memstore.errors import ValidationError
+
+    if rev is None or ".." not in rev:
+        return rev, []
+    if "..." in rev or rev.count("..") > 1:
+        raise ValidationError(f"unknown revision {rev[:100]!r}: a range is A..B (A...B, "
+                              "git's symmetric difference, is not supported: `log A..B` "
+                              "and `log B..A` show each side)")
+    a, _, b = rev.partition("..")
+    return b or "HEAD", [a or "HEAD"]
 
 
 @click.command(short_help="Show which commit wrote each live fact, and who.")

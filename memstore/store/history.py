@@ -153,6 +153,18 @@ def checked_graph(store: Storage) -> dict[str, tuple[tuple[str, ...], float]]:
     return _Checked(store, graph(store.db))
 
 
+def excluded(store: Storage, rows: dict[str, tuple[tuple[str, ...], float]],
+             starts: Iterable[str]) -> dict[str, tuple[tuple[str, ...], float]]:
+    """The graph `rows` without the commits of `starts` and their ancestors, and without
+    the parents that name them (what `log A..B` walks from B: git's range, the commits B
+    reaches that A does not). A's ancestry is walked on the checked graph, each record read
+    and compared with its row: a damaged row must not hide commits from the range, nor bring
+    others in; the commits the range then lists are checked as they are read (`log`)."""
+    hidden = ancestors_of(_Checked(store, rows), starts)
+    return {c: (tuple(p for p in parents if p not in hidden), t)
+            for c, (parents, t) in rows.items() if c not in hidden}
+
+
 def ancestors(g: dict[str, tuple[tuple[str, ...], float]], start: str) -> set[str]:
     """`start` and all its ancestors."""
     return ancestors_of(g, [start])

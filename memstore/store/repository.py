@@ -540,13 +540,20 @@ class Repository:
     # -- history (memstore.store.history) -------------------------------------------------
 
     def log(self, rev: str = HEAD, *, first_parent: bool = False,
-            limit: int | None = None) -> list[Commit]:
-        """Commits reachable from `rev`, newest first; [] on an unborn HEAD."""
+            limit: int | None = None, exclude: Sequence[str] = ()) -> list[Commit]:
+        """Commits reachable from `rev`, newest first; [] on an unborn HEAD. `exclude`:
+        revisions whose commits and ancestors are left out (`log A..B` is B excluding A)."""
         if rev == HEAD and self.head().commit is None:
             return []
         g = history.graph(self.db)
+        start = self.resolve(rev)
+        walked = g
+        if exclude:
+            walked = history.excluded(self.store, g, [self.resolve(r) for r in exclude])
+            if start not in walked and start in g:  # B is A or one of its ancestors
+                return []
         commits = [self.get_commit(c)
-                   for c in history.log_ids(self.db, self.resolve(rev), first_parent, limit, g)]
+                   for c in history.log_ids(self.db, start, first_parent, limit, walked)]
         for c in commits:  # each record is read to be listed: it checks its row for free
             if g[c.id] != (c.parents, c.time):
                 raise DamagedIndexError(f"commit {c.id[:12]}: index row disagrees with the "
