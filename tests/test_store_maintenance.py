@@ -60,7 +60,8 @@ def test_fsck_finds_inconsistent_index_rows(repo):
     problems = repo.fsck()
     assert f"commit {c.id[:12]}: request rows disagree with the record (3 rows, 3 requests)" \
         in problems
-    assert f"ref refs/tags/t points to {'e' * 64}, which is not a known commit" in problems
+    assert any(p.startswith(f"ref refs/tags/t points to {'e' * 64}, which is not a known "
+                            "commit; ") for p in problems), problems
 
 
 def test_gc_removes_only_unreachable_objects(repo):

@@ -268,6 +268,9 @@ def reset(repo, rev: str, as_json: bool) -> None:
     warning = (f"leaving {len(left)} commit(s) that no branch or tag holds, the newest "
                f"{short(left[0])}; `memstore reset {short(was.commit)}` goes back (gc "
                "removes them otherwise)") if left else None
+    if target != was.commit and not repo.has_commit(was.commit):
+        warning = (f"left commit {short(was.commit)}, which is not in the index (its record "
+                   "is corrupt or missing); `memstore gc` removes what is left of it")
     if warning is not None:
         warn(f"warning: {warning}")
     if as_json:

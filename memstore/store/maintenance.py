@@ -405,14 +405,16 @@ def _check_request_rows(store: Storage, commit: Commit) -> list[str]:
 
 def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
     out = []
-    current = []
-    for r in store.db.query("select * from refs order by name"):
-        current.append({"name": r["name"], "target": r["target"], "symbolic": r["symbolic"]})
+    current = [{"name": r["name"], "target": r["target"], "symbolic": r["symbolic"]}
+               for r in store.db.query("select * from refs order by name")]
+    on = next((r["symbolic"] for r in current if r["name"] == HEAD), None)
+    for r in current:
         if r["symbolic"] is not None:
             if r["name"] != HEAD or not str(r["symbolic"]).startswith(HEADS):
                 out.append(f"ref {r['name']}: bad symbolic target {r['symbolic']!r}")
         elif r["target"] not in rows:
-            out.append(f"ref {r['name']} points to {r['target']}, which is not a known commit")
+            out.append(f"ref {r['name']} points to {r['target']}, which is not a known commit"
+                       + _way_back(store, r["name"], r["target"], rows, on))
     if not list(store.db.query("select name from refs where name = ?", [HEAD])):
         out.append("HEAD is missing")
     newest = next(iter(store.db.query("select object from snapshots order by seq desc limit 1")),
@@ -431,6 +433,43 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
         out.append("the refs and config have no up-to-date snapshot in the object store "
                    "(`memstore fsck --repair` writes one)")
     return out
+
+
+def _way_back(store: Storage, ref: str, target: str, rows: dict, on: str | None) -> str:
+    """How to move `ref`, which names `target`, a commit the index does not hold (its
+    record corrupt or missing: `fsck --repair` leaves it out), back onto a commit here:
+    the one it named last before, as the ref snapshots tell (git's reflog), and the command
+    that moves it (a branch stuck on such a commit is otherwise left with no way back the
+    user can find: `log` and `HEAD~1` cannot read past it)."""
+    if ref.startswith("refs/remotes/"):
+        return f"; `memstore fetch {ref.split('/')[2]}` moves it to the remote's"
+    before = None
+    for snap in store.db.query("select object from snapshots order by seq desc"):
+        try:
+            parsed = snapshots.parse(store.objects.get_bytes(snap["object"]))
+        except MemstoreError:  # a missing or corrupt snapshot is named with the objects
+            continue
+        found = [r.get("target") for r in (parsed or {}).get("refs", [])
+                 if isinstance(r, dict) and r.get("name") == ref]
+        if found and found[0] != target and found[0] in rows:
+            before = found[0][:12]
+            break
+    to = before or "REV"
+    if ref == HEAD and before is None:  # detached there when it was last on a branch
+        how = "`memstore switch BRANCH` puts it back on a branch"
+    elif ref == HEAD or ref == on:
+        how = f"`memstore reset {to}` moves it back"
+    elif ref.startswith(HEADS):
+        name = ref[len(HEADS):]
+        how = (f"`memstore switch {name}` then `memstore reset {to}` move it back "
+               f"(`memstore branch -D {name}` deletes it)")
+    elif ref.startswith("refs/tags/"):
+        name = ref[len("refs/tags/"):]
+        how = f"`memstore tag -d {name}` then `memstore tag {name} {to}` move it back"
+    else:
+        return ""
+    return (f"; it named {before} before: {how}" if before
+            else f"; no earlier snapshot shows it on a commit here: {how}")
 
 
 def _check_config(store: Storage) -> list[str]:

@@ -384,6 +384,8 @@ class Refs:
         """The `n`th parent of `commit`, a step of the walk that has been through `walked`
         (and adds it): a walk comes back to a commit only round a loop of the index's rows."""
         rows = list(self.db.query("select parents from commits where id = ?", [commit]))
+        if not rows:  # not 'has no parents': unknown (`fsck` names the way back)
+            raise not_indexed(commit)
         parents = parents_of({"id": commit, "parents": rows[0]["parents"]}) if rows else ()
         if len(parents) >= n and parents[n - 1] in walked:
             raise parents_loop(parents[n - 1])

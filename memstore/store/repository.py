@@ -439,7 +439,11 @@ class Repository:
 
     def held_by_no_ref(self, commit: str) -> list[str]:
         """`commit` and its ancestors that no ref but HEAD reaches (what a detached HEAD
-        leaves behind when it moves: gc removes them), newest first."""
+        leaves behind when it moves: gc removes them), newest first. Nothing ([]) for a commit
+        the index does not hold (its record corrupt or missing, left out by `fsck --repair`):
+        what it leaves cannot be read, and moving off it needs nothing of it."""
+        if not self.has_commit(commit):
+            return []
         g = history.graph(self.db)
         held = history.ancestors_of(g, [target for name, target in self.refs.all().items()
                                         if name != HEAD])

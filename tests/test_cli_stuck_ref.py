@@ -1,0 +1,69 @@
+"""A ref left on a commit whose record is gone: HEAD's commit object corrupt (a bad disk),
+`fsck --repair` rebuilds the index without that commit, and the branch still names it. No
+`reset` worked there (each read the commit it leaves), `log` and `HEAD~1` cannot read past
+it, and nothing said which commit to go back to: the user was stuck. Moving a ref needs
+nothing of the commit it leaves, and fsck names the way back."""
+from __future__ import annotations
+
+import json
+
+from cli_support import copy_repo, error_line, history_template, log_json, ok, run
+
+
+def _corrupt_head(base, tmp_path):
+    """A three-commit repository whose newest commit's object is corrupt."""
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    c3 = ids[2]
+    obj = repo / ".memstore" / "objects" / c3[:2] / c3[2:]
+    obj.chmod(0o644)
+    obj.write_bytes(obj.read_bytes()[:-5] + b"xxxxx")
+    return repo, ids
+
+
+def _ref_line(result, ref: str) -> str:
+    return next(line for line in result.stdout.splitlines() if line.startswith(f"ref {ref} "))
+
+
+def test_the_current_branch_stuck_after_a_repair_is_reset_back(base, tmp_path):
+    repo, (c1, c2, c3) = _corrupt_head(base, tmp_path)
+    repaired = run("fsck", "--repair", cwd=repo)
+    assert repaired.exit_code == 1 and "Traceback" not in repaired.output
+    line = _ref_line(repaired, "refs/heads/main")
+    assert line.endswith(f"which is not a known commit; it named {c2[:12]} before: "
+                         f"`memstore reset {c2[:12]}` moves it back"), line
+    # its parents are unknown now, not none
+    error_line(run("reset", "HEAD~1", cwd=repo), 1, f"commit {c3[:12]} is named but not in "
+               "the index")
+    moved = ok("reset", "--json", c2, cwd=repo)  # the full id, as fsck's short one below
+    d = json.loads(moved.stdout)
+    assert (d["branch"], d["commit"], d["was"], d["left_behind"]) == ("main", c2, c3, [])
+    assert d["warning"].startswith(f"left commit {c3[:12]}, which is not in the index")
+    assert [c["id"] for c in log_json(repo)] == [c2, c1]  # no good commit lost
+    ok("gc", cwd=repo)  # removes the corrupt object nothing reaches now
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+def test_another_branch_and_a_detached_head_stuck_after_a_repair(base, tmp_path):
+    repo, (c1, c2, _) = _corrupt_head(base, tmp_path)
+    ok("tag", "v3", cwd=repo)
+    ok("switch", "--detach", "HEAD", cwd=repo)
+    ok("branch", "other", c1, cwd=repo)
+    repaired = run("fsck", "--repair", cwd=repo)
+    assert repaired.exit_code == 1 and "Traceback" not in repaired.output
+    assert _ref_line(repaired, "refs/heads/main").endswith(
+        f"it named {c2[:12]} before: `memstore switch main` then `memstore reset {c2[:12]}` "
+        "move it back (`memstore branch -D main` deletes it)")
+    assert _ref_line(repaired, "HEAD").endswith(  # detached since it was on main
+        "no earlier snapshot shows it on a commit here: `memstore switch BRANCH` puts it "
+        "back on a branch")
+    assert _ref_line(repaired, "refs/tags/v3").endswith(
+        "no earlier snapshot shows it on a commit here: `memstore tag -d v3` then "
+        "`memstore tag v3 REV` move it back")
+    ok("switch", "other", cwd=repo)  # off the detached commit: nothing of it is read
+    ok("switch", "main", cwd=repo)
+    ok("reset", c2[:12], cwd=repo)
+    ok("tag", "-d", "v3", cwd=repo)
+    ok("gc", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert [c["id"] for c in log_json(repo)] == [c2, c1]
