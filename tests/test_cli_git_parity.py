@@ -91,3 +91,38 @@ def test_log_range_reads_the_excluded_side_from_the_records(history):
         con.execute("update commits set parents = ? where id = ?", [json.dumps([c3]), c2])
     con.close()
     error_line(run("log", f"{c2}..{c3}", cwd=repo), 1, "index row disagrees with the record")
+
+
+def test_a_push_that_creates_the_remote_says_so(history, tmp_path):
+    """A mistyped folder would silently become a new remote: the push that creates one
+    says so on stderr (and `created` in --json); later pushes to it do not."""
+    repo, (_, _, c3) = history
+    url = tmp_path / "new-remote"
+    ok("remote", "add", "origin", url, cwd=repo)
+    ok("branch", "old", "HEAD~1", cwd=repo)
+    first = json.loads((r := ok("push", "--json", "origin", "old", cwd=repo)).stdout)
+    assert first["created"] is True and r.stderr == f"created a new remote at {url}\n"
+    r = ok("push", "origin", "main", cwd=repo)  # there now: not said again
+    assert r.stderr == "" and "[new branch]" in r.stdout
+    assert json.loads(ok("push", "--json", cwd=repo).stdout)["created"] is False
+    ok("tag", "v1", cwd=repo)
+    ok("remote", "add", "tags", tmp_path / "tags-remote", cwd=repo)
+    r = ok("push", "--tags", "tags", cwd=repo)
+    assert r.stderr == f"created a new remote at {tmp_path / 'tags-remote'}\n"
+    assert json.loads(ok("push", "--tags", "tags", "--json", cwd=repo).stdout)["created"] is False
+
+
+def test_a_push_behind_the_remote_branch_says_by_how_much(shared, tmp_path):
+    """After a local reset, the branch is an ancestor of the remote's: not 'not an
+    ancestor … fetch first and merge' (a merge brings nothing to merge), but how far behind,
+    as status says; nothing moves there."""
+    from remote_support import remote_files
+
+    repo, _ = shared
+    ok("reset", "HEAD~2", cwd=repo)
+    on_remote = remote_files(str(tmp_path / "remote"))
+    line = error_line(run("push", cwd=repo), 1, "your branch 'main' is behind origin/main by "
+                      "2 commit(s)")
+    assert "push --force to drop them" in line and "not an ancestor" not in line
+    assert remote_files(str(tmp_path / "remote")) == on_remote
+    assert "created" not in run("push", "--force", cwd=repo).stderr

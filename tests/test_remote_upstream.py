@@ -82,7 +82,7 @@ def test_a_refused_push_records_no_upstream(base, tmp_path):
     ok("reset", "HEAD~2", cwd=other)
     before = snapshot(other)
     r = run("push", "-u", "team", cwd=other)
-    assert r.exit_code == 1 and "not a fast-forward" in r.stderr
+    assert r.exit_code == 1 and "is behind team/main by 2 commit(s)" in r.stderr
     assert recorded(other) is None and snapshot(other) == before
 
 

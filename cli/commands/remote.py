@@ -135,7 +135,10 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
 
     Writes the objects the remote lacks, then moves the remote branch by compare-and-swap:
     a push that is not a fast-forward, or that another push overtook, is refused (fetch
-    first) and loses nothing. A remote that does not exist yet is created.
+    first) and loses nothing. A remote that does not exist yet is created, and said so on
+    stderr ("created a new remote at URL": a mistyped folder or bucket would be one). A
+    branch refused because it is behind the remote's (a `reset` here) says by how many
+    commits.
 
     BRANCH may be a tag (a name that is a tag and no branch, or refs/tags/NAME), and
     --tags pushes every tag: the history each names is written first, then each tag the
@@ -153,9 +156,10 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     A deleted branch's REMOTE/BRANCH goes here too. The objects stay on the remote.
 
     --json prints one object: remote, url, branch, old and new (the remote branch's commit
-    before and after), forced, damaged, up_to_date, guarantee, upstream_set, commits, objects,
-    bytes, seconds; for tags, remote, url, tags (each: tag, old, new, forced, damaged,
-    up_to_date, refused), guarantee, commits, objects, bytes, seconds; for --delete, remote, url,
+    before and after), forced, damaged, up_to_date, created (this push made the remote),
+    guarantee, upstream_set, commits, objects, bytes, seconds; for tags, remote, url,
+    created, tags (each: tag, old, new, forced, damaged, up_to_date, refused), guarantee,
+    commits, objects, bytes, seconds; for --delete, remote, url,
     deleted (each: ref, name, kind, old, refused, now, damaged), guarantee, seconds.
     """
     from memstore.remote.push import push as run_push
@@ -189,10 +193,12 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
             return
         r = run_push(repo, remote_name, name, force=force, with_stats=with_stats,
                      set_upstream=set_upstream)
+    if r.created:  # a typo'd folder or bucket would be a new remote: say so
+        warn(f"created a new remote at {r.url}")
     if as_json:
         print_json({"remote": r.remote, "url": r.url, "branch": r.branch, "old": r.old,
                     "new": r.new, "forced": r.forced, "damaged": r.damaged,
-                    "up_to_date": r.up_to_date,
+                    "up_to_date": r.up_to_date, "created": r.created,
                     "guarantee": r.guarantee, "upstream_set": set_upstream,
                     **_moved_json(r.moved, r.seconds)})
         return
@@ -234,8 +240,10 @@ def show_tags(r, as_json: bool) -> None:
     one error line (exit status 1)."""
     from memstore.remote.push import PushRejectedError
 
+    if r.created:
+        warn(f"created a new remote at {r.url}")
     if as_json:
-        print_json({"remote": r.remote, "url": r.url,
+        print_json({"remote": r.remote, "url": r.url, "created": r.created,
                     "tags": [{"tag": t.tag, "old": t.old, "new": t.new, "forced": t.forced,
                               "damaged": t.damaged, "up_to_date": t.up_to_date,
                               "refused": t.refused}

@@ -29,14 +29,16 @@ class Remote:
     def label(self) -> str:
         return f"remote {self.name!r} ({self.url})" if self.name else self.url
 
-    def create(self, base_hash: str, base_spec: str, base_info: dict) -> None:
+    def create(self, base_hash: str, base_spec: str, base_info: dict) -> bool:
         """Writes the marker of a new remote (the first push); if another push made it
-        meanwhile, checks that one instead."""
+        meanwhile, checks that one instead. Returns whether this call created it."""
         marker = Marker(VERSION, base_hash, base_spec, base_info)
-        if not self.transport.create(MARKER, marker.to_bytes()):
+        created = self.transport.create(MARKER, marker.to_bytes())
+        if not created:
             marker = read_marker(self.transport, self.label)
             check_base(self, marker, base_hash)
         self.marker = marker
+        return bool(created)
 
 
 def read_marker(transport: Transport, label: str) -> Marker | None:

@@ -53,6 +53,7 @@ class PushResult:
     forced: bool = False  # the old commit is not an ancestor of the new one (or was damaged)
     damaged: int | None = None  # forced: the bytes the remote branch held, no commit id
     moved: Moved = field(default_factory=Moved)
+    created: bool = False  # this push created the remote (nothing was there: a new folder)
     guarantee: str = ""  # what the store guarantees for the ref update
     seconds: float = 0.0
 
@@ -125,14 +126,11 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
             result.forced = True
         elif not repo.is_ancestor(old.commit, tip):
             if not force:
-                raise PushRejectedError(
-                    f"push to {name} rejected: {branch} there ({old.commit[:12]}) is not an "
-                    f"ancestor of {tip[:12]} (not a fast-forward); fetch first and merge "
-                    f"(`memstore pull {name} {branch}`), or push --force to replace it")
+                raise PushRejectedError(_not_a_fast_forward(repo, name, branch, old.commit, tip))
             result.forced = True
     if not result.up_to_date:
         if remote.marker is None:
-            remote.create(base.hash, base.spec, base.info)
+            result.created = remote.create(base.hash, base.spec, base.info)
         commits = reachable(repo, [tip], held=_on_remote(repo, remote.transport, old.commit))
         result.moved = upload(repo, remote.transport, object_ids(commits), [c.id for c in commits])
         if with_stats:  # the whole history's, which earlier pushes may have left out
@@ -158,6 +156,23 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
     result.guarantee = remote.transport.guarantee
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _not_a_fast_forward(repo: Repository, name: str, branch: str, theirs: str,
+                        tip: str) -> str:
+    """Why a push of `tip` over `theirs` (here, not an ancestor of `tip`) is refused. Where
+    `tip` is an ancestor of `theirs` (a `reset` here dropped commits the remote has), the
+    branch is only behind: a merge would bring nothing new, so say how far, as status does;
+    both walks are on the records (is_ancestor stops at `tip`; the count reads its history)."""
+    if repo.is_ancestor(tip, theirs):
+        n = len(repo.log(theirs, exclude=[tip]))
+        return (f"push to {name} rejected: your branch {branch!r} is behind "
+                f"{name}/{branch} by {n} commit(s) ({theirs[:12]} there descends from "
+                f"{tip[:12]}): pull (`memstore pull {name} {branch}`), or push --force to "
+                "drop them there")
+    return (f"push to {name} rejected: {branch} there ({theirs[:12]}) is not an ancestor "
+            f"of {tip[:12]} (not a fast-forward); fetch first and merge (`memstore pull "
+            f"{name} {branch}`), or push --force to replace it")
 
 
 def _on_remote(repo: Repository, transport: Transport, old: str | None) -> set[str]:

@@ -65,6 +65,7 @@ class TagsPushResult:
     url: str
     tags: list[TagUpdate] = field(default_factory=list)
     moved: Moved = field(default_factory=Moved)
+    created: bool = False  # this push created the remote (nothing was there)
     guarantee: str = ""  # what the store guarantees for the ref update
     seconds: float = 0.0
 
@@ -118,7 +119,7 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
                                      damaged=read[tag].size if damaged else None))
     going = [u for u in result.tags if not u.up_to_date and not u.refused]
     if going and remote.marker is None:
-        remote.create(repo.base.hash, repo.base.spec, repo.base.info)
+        result.created = remote.create(repo.base.hash, repo.base.spec, repo.base.info)
     if going or with_stats:
         held = _on_remote(repo, transport, {*_branches(transport),
                                             *(u.old for u in result.tags if u.old)})
