@@ -115,3 +115,28 @@ def test_a_fetch_that_lands_is_reported_though_its_forced_check_meets_a_damaged_
                        (REMOTES + "origin/main",)).fetchone()[0] == c3
     con.close()
     assert "disagrees" in run("fsck", cwd=other).stdout
+
+
+def test_a_pull_whose_merge_is_refused_reports_the_fetch_that_landed(base, tmp_path):
+    """pull printed the fetch's report before a conflict only (1253cc4): a merge refused
+    otherwise (a damaged row here; each side having reverted facts the other keeps; any
+    error of the merge) swallowed it, though the fetch had landed (origin/main moved). It
+    is printed, as a fetch prints it, before the one error line."""
+    from memstore.store.refs import REMOTES
+
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    ok("push", "-u", "origin", "main", cwd=repo)
+    other = copy_repo(repo, tmp_path / "other")
+    d = last_line(ok("commit", facts_files(base)["d"], "-m", "d", cwd=repo))
+    ok("push", cwd=repo)
+    e = last_line(ok("commit", facts_files(base)["e"], "-m", "e", cwd=other))  # diverged
+    _set_parents(other, e, [])  # damage fsck names: the merge's ancestry check refuses it
+    r = run("pull", cwd=other)
+    error_line(r, 1, "disagrees")
+    assert "main" in r.stdout and "-> origin/main" in r.stdout, r.stdout
+    assert "fetched 1 commit," in r.stdout, r.stdout
+    con = sqlite3.connect(other / ".memstore" / "index.db")
+    refs = dict(con.execute("select name, target from refs where target is not null"))
+    con.close()
+    assert refs[REMOTES + "origin/main"] == d and refs["refs/heads/main"] == e

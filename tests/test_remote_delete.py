@@ -72,8 +72,10 @@ def test_a_merged_topic_and_a_mistaken_tag_are_deleted_and_the_objects_stay(any_
     b.switch("topic/x")
     assert remotes.upstream(b)["gone"] is True and b.fsck() == []
     with pytest.raises(ValidationError, match=r"^remote 'origin' has no branch 'topic/x' \(the "
-                       r"upstream of 'topic/x' is gone: deleted there; `memstore branch "
-                       r"--unset-upstream` forgets it, `memstore push -u` pushes the branch"):
+                       r"upstream of 'topic/x', origin/topic/x, is not on the remote: deleted "
+                       r"there, or never pushed there .*; `memstore branch --unset-upstream` "
+                       r"forgets it, `memstore push -u origin topic/x` pushes this branch "
+                       r"there again\)$"):
         pull(b)  # said so, not only that the remote lacks it
     with pytest.raises(ValidationError, match=r"^remote 'origin' has no branch 'nope'$"):
         pull(b, "origin", "nope")  # no upstream named: the plain line

@@ -222,11 +222,40 @@ def test_clone_of_a_remote_with_no_branch_records_the_upstream_as_git_does(base,
     assert "(no commits yet)" in out and "1 tag: v1" in out.splitlines()
     assert recorded(copy) == {"main": {"remote": "origin", "merge": "main"}} and snapshotted(copy)
     assert upstream(copy) is None  # no commits yet: none shown, as git's status
+    # a pull before anyone pushed main: not 'deleted there', which it never was, and no
+    # push of a branch with no commits
+    error_line(run("pull", cwd=copy), 2, "(the upstream of 'main', origin/main, is not on the "
+               "remote: deleted there, or never pushed there (a clone of a remote with no "
+               "branches records it before the first push); `memstore branch "
+               "--unset-upstream` forgets it)")
     ok("push", "team", cwd=repo)
     ok("pull", cwd=copy)  # the recorded upstream: origin/main
     assert head(copy) == ids[2]
     assert upstream(copy) == {"name": "origin/main", "commit": ids[2], "ahead": 0,
                               "behind": 0, "gone": False}
+
+
+def test_a_pull_whose_upstream_was_deleted_there_names_a_push_that_restores_it(base, tmp_path):
+    """A pull whose upstream (team/topic, of local branch work) a teammate deleted there
+    suggested `push -u`, which pushes work as team/work: the line names that push and what
+    it does. The remote-tracking branch still here says it was there."""
+    repo, ids = setup(base, tmp_path)
+    ok("push", "team", "main", cwd=repo)
+    ok("branch", "topic", ids[1], cwd=repo)
+    ok("push", "team", "topic", cwd=repo)
+    ok("switch", "-c", "work", "topic", cwd=repo)
+    ok("branch", "--set-upstream-to", "team/topic", cwd=repo)
+    mate = copy_repo(repo, tmp_path / "mate")
+    ok("push", "--delete", "team", "topic", cwd=mate)
+    before = snapshot(repo)
+    error_line(run("pull", cwd=repo), 2, "remote 'team' has no branch 'topic' (the upstream "
+               "of 'work', team/topic, is not on the remote: deleted there since the last "
+               "fetch or push; `memstore branch --unset-upstream` forgets it, `memstore push "
+               "-u team work` pushes this branch as team/work and makes that its upstream)")
+    assert snapshot(repo) == before
+    ok("push", "-u", "team", "work", cwd=repo)  # the way it names does what it says
+    assert upstream(repo)["name"] == "team/work"
+    assert "Already up to date" in ok("pull", cwd=repo).stdout
 
 
 def test_fetch_while_the_remote_is_removed_records_nothing(base, tmp_path, monkeypatch):

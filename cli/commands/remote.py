@@ -403,7 +403,8 @@ def pull(remote_name: str | None, branch: str | None, with_stats: bool, as_json:
     fetch is kept (REMOTE/BRANCH moved). Settle one by making the sides agree, then pull
     again: take theirs with `memstore commit FILE --supersede` here, or keep yours by
     writing it with --supersede on a branch made at REMOTE/BRANCH and merging that (README:
-    Settling a conflict).
+    Settling a conflict). A merge refused otherwise (a damaged row, …) is said after the
+    fetch's report too: the fetch landed.
 
     On a branch with no commits yet (`init`, `remote add`, `pull`), the editor settings
     become those a clone takes: the newest update set's on the branch pulled.
@@ -412,17 +413,19 @@ def pull(remote_name: str | None, branch: str | None, with_stats: bool, as_json:
     null unless a merge commit was written, …), fetched (what `fetch --json` prints) and
     settings_from (the commit whose settings were taken, else null).
     """
-    from memstore.remote.fetch import PullConflictError
+    from memstore.errors import MemstoreError
     from memstore.remote.fetch import pull as run_pull
 
     try:
         with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
             fetched, report = run_pull(repo, remote_name, branch, with_stats=with_stats)
             d = pull_result(repo, fetched, report)
-    except PullConflictError as e:  # the fetch landed: said as a fetch says it, then refused
-        _passed_over(e.fetched)
-        if not as_json:
-            _fetched(e.fetched)
+    except MemstoreError as e:  # a refused merge (a conflict, a damaged row, …) after the
+        landed = getattr(e, "fetched", None)  # fetch landed: said as a fetch says it first
+        if landed is not None:
+            _passed_over(landed)
+            if not as_json:
+                _fetched(landed)
         raise
     _passed_over(fetched)
     if as_json:

@@ -23,9 +23,10 @@ from ..editing.settings import EditSettings
 from ..errors import MemstoreError, ValidationError
 from ..store.commits import Commit
 from ..store.objects import hash_bytes
-from ..store.refs import TAGS, check_ref_name
+from ..store.refs import TAGS, Head, check_ref_name
 from ..store.repository import Repository
 from ..store.rewrite import MergeConflictError, Report, merge
+from ..store.upstreams import Upstream
 from . import remotes
 from .connection import Remote, connect
 from .layout import RemoteFormatError, object_path
@@ -252,28 +253,60 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
         except NoSuchBranchError as e:
             if up is None:
                 raise
-            raise NoSuchBranchError(
-                f"{e} (the upstream of {head.branch!r} is gone: deleted there; `memstore branch "
-                "--unset-upstream` forgets it, `memstore push -u` pushes the branch again)"
-            ) from None
-        ref = remotes.tracking_ref(fetched.remote, branch)
-        if repo.refs.read(ref) is None:
-            raise ValidationError(f"remote {fetched.remote!r} has no branch {branch!r}")
-        shown = f"{fetched.remote}/{branch}"
+            raise NoSuchBranchError(f"{e} ({_upstream_gone(repo, up, head)})") from None
         try:
-            report = merge(repo, ref, message=f"Merge {shown} into {head.branch or 'HEAD'}",
-                           shown=shown)
-            if head.commit is None and report.head is not None:
-                report.notes["settings_from"] = _settings_as_clone(repo, report.head)
-        except MergeConflictError as e:
-            raise PullConflictError(
-                f"merge of {shown} refused: {len(e.details)} conflicting fact(s); nothing was "
-                f"written, {shown} is fetched (to settle one, make the sides agree, then pull "
-                f"again: take {shown}'s target with `memstore commit FILE --supersede` here, "
-                f"or revert the commit that wrote yours; to keep yours, write it with "
-                f"--supersede on a branch made at {shown} and merge that branch; README: "
-                "Settling a conflict)", e.details, fetched) from None
+            report = _merge_fetched(repo, fetched, branch, head)
+        except PullConflictError:
+            raise
+        except MemstoreError as e:
+            # any other refusal (each side reverted facts, a damaged row, …): the fetch
+            # landed all the same, and the CLI says so before the refusal, as for a conflict
+            e.fetched = fetched  # type: ignore[attr-defined]
+            raise
     return fetched, report
+
+
+def _upstream_gone(repo: Repository, up: Upstream, head: Head) -> str:
+    """What a pull says of an upstream the remote lacks. Deleted there only where this
+    repository saw it there (its remote-tracking branch still here, from the last fetch or
+    push); else it cannot tell: a clone of a remote with no branches records its upstream
+    before anyone pushed it. And a push that is true of the names: `push -u` pushes the
+    local branch under its own name, the upstream's only when they agree (none before the
+    branch has commits)."""
+    local = head.branch
+    seen = repo.refs.read(remotes.tracking_ref(up.remote, up.branch)) is not None
+    why = ("deleted there since the last fetch or push" if seen else
+           "deleted there, or never pushed there (a clone of a remote with no branches "
+           "records it before the first push)")
+    ways = "`memstore branch --unset-upstream` forgets it"
+    if head.commit is not None:
+        ways += (f", `memstore push -u {up.remote} {local}` pushes this branch there again"
+                 if up.branch == local else
+                 f", `memstore push -u {up.remote} {local}` pushes this branch as "
+                 f"{up.remote}/{local} and makes that its upstream")
+    return f"the upstream of {local!r}, {up.name}, is not on the remote: {why}; {ways}"
+
+
+def _merge_fetched(repo: Repository, fetched: FetchResult, branch: str, head: Head) -> Report:
+    """pull's merge of the fetched REMOTE/`branch` into `head`'s branch."""
+    ref = remotes.tracking_ref(fetched.remote, branch)
+    if repo.refs.read(ref) is None:
+        raise ValidationError(f"remote {fetched.remote!r} has no branch {branch!r}")
+    shown = f"{fetched.remote}/{branch}"
+    try:
+        report = merge(repo, ref, message=f"Merge {shown} into {head.branch or 'HEAD'}",
+                       shown=shown)
+        if head.commit is None and report.head is not None:
+            report.notes["settings_from"] = _settings_as_clone(repo, report.head)
+    except MergeConflictError as e:
+        raise PullConflictError(
+            f"merge of {shown} refused: {len(e.details)} conflicting fact(s); nothing was "
+            f"written, {shown} is fetched (to settle one, make the sides agree, then pull "
+            f"again: take {shown}'s target with `memstore commit FILE --supersede` here, "
+            f"or revert the commit that wrote yours; to keep yours, write it with "
+            f"--supersede on a branch made at {shown} and merge that branch; README: "
+            "Settling a conflict)", e.details, fetched) from None
+    return report
 
 
 def _settings_as_clone(repo: Repository, head: str) -> str | None:
