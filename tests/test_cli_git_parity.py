@@ -96,7 +96,7 @@ def test_log_range_reads_the_excluded_side_from_the_records(history):
 def test_a_push_that_creates_the_remote_says_so(history, tmp_path):
     """A mistyped folder would silently become a new remote: the push that creates one
     says so on stderr (and `created` in --json); later pushes to it do not."""
-    repo, (_, _, c3) = history
+    repo, _ = history
     url = tmp_path / "new-remote"
     ok("remote", "add", "origin", url, cwd=repo)
     ok("branch", "old", "HEAD~1", cwd=repo)
@@ -126,3 +126,47 @@ def test_a_push_behind_the_remote_branch_says_by_how_much(shared, tmp_path):
     assert "push --force to drop them" in line and "not an ancestor" not in line
     assert remote_files(str(tmp_path / "remote")) == on_remote
     assert "created" not in run("push", "--force", cwd=repo).stderr
+
+
+def test_branch_vv_shows_each_branch_upstream_and_how_far_ahead_and_behind(shared):
+    repo, (c1, c2, c3) = shared
+    ok("branch", "topic", "HEAD~2", cwd=repo)
+    ok("push", "-u", "origin", "topic", cwd=repo)
+    ok("switch", "topic", cwd=repo)
+    ok("reset", "main", cwd=repo)  # topic: 2 commits ahead of origin/topic
+    ok("switch", "main", cwd=repo)
+    ok("reset", "HEAD~1", cwd=repo)  # main: 1 behind origin/main
+    ok("branch", "old", c1, cwd=repo)
+    ok("push", "origin", "old", cwd=repo)
+    ok("branch", "--set-upstream-to", "origin/old", "old", cwd=repo)
+    ok("branch", "-d", "-r", "origin/old", cwd=repo)  # old: its upstream gone
+    ok("branch", "solo", c1, cwd=repo)  # no origin/solo: no upstream
+    assert ok("branch", "-vv", cwd=repo).stdout.splitlines() == [
+        f"* main                 {c2[:12]} [origin/main: behind 1] facts b",
+        f"  old                  {c1[:12]} [origin/old: gone] facts a",
+        f"  solo                 {c1[:12]} facts a",
+        f"  topic                {c3[:12]} [origin/topic: ahead 2] facts c"]
+    assert ok("branch", "-v", cwd=repo).stdout == ok("branch", cwd=repo).stdout
+    listed = json.loads(ok("branch", "-vv", "--json", cwd=repo).stdout)
+    assert [(b["name"], b["upstream"], b["ahead"], b["behind"], b["gone"]) for b in listed] == [
+        ("main", "origin/main", 0, 1, False), ("old", "origin/old", None, None, True),
+        ("solo", None, None, None, False), ("topic", "origin/topic", 2, 0, False)]
+    assert "upstream" not in json.loads(ok("branch", "--json", cwd=repo).stdout)[0]
+    assert ok("status", cwd=repo).stdout.splitlines()[1].startswith(
+        "Your branch is behind 'origin/main' by 1 commit")  # the same count status gives
+
+
+def test_branch_vv_marks_a_diverged_branch_as_git_does():
+    from cli.commands.refs import tracking_mark
+
+    up = {"name": "origin/main", "commit": "c" * 64, "ahead": 1, "behind": 2, "gone": False}
+    assert tracking_mark(up) == "[origin/main: ahead 1, behind 2] "
+    assert tracking_mark({**up, "ahead": 0, "behind": 0}) == "[origin/main] "
+    assert tracking_mark(None) == ""
+
+
+def test_branch_v_lists_and_takes_no_name(history):
+    repo, _ = history
+    before = snapshot(repo)
+    error_line(run("branch", "-vv", "new", cwd=repo), 2, "-v/-vv list the branches")
+    assert snapshot(repo) == before

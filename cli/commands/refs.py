@@ -22,11 +22,14 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
               "branches (REMOTE/BRANCH: what the last fetch saw); with -d, delete one here.")
 @click.option("-a", "--all", "all_", is_flag=True, help="List the local branches, then the "
               "remote-tracking ones (as remotes/REMOTE/BRANCH).")
+@click.option("-v", "--verbose", count=True, help="-vv: each local branch's upstream and how "
+              "far ahead and behind it is, as of the last fetch or push ([origin/main: ahead "
+              "1, behind 2], [origin/main: gone]); -v alone lists as without it.")
 @json_option
 @pass_repo
 def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: bool, move: bool,
            upstream: str | None, unset_upstream: bool, remotes: bool, all_: bool,
-           as_json: bool) -> None:
+           verbose: int, as_json: bool) -> None:
     """List branches, create branch NAME at REV (default: HEAD), delete or rename one.
 
     With no argument, lists the branches and marks the current one with '*'.
@@ -37,14 +40,22 @@ def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: 
     `-r` lists the remote-tracking branches, `-a` the local ones then those (shown as
     git does, remotes/origin/main, a revision too); `branch -d -r REMOTE/BRANCH` deletes
     one here (the remote keeps it: the next fetch brings it back).
+    `-vv` shows each local branch's upstream (the recorded one, else the default remote's
+    branch of its name, as status and pull use) and how far ahead and behind it is, as
+    git's: `[origin/main: ahead 1, behind 2]`, `[origin/main: gone]`.
 
     --json prints a list of branches (name, commit, remote, current: a remote-tracking
-    branch's name is REMOTE/BRANCH); or {created, commit}, {deleted, commit} (with remote
-    true for -d -r), {renamed, to, commit}, {branch, upstream}.
+    branch's name is REMOTE/BRANCH; with -vv, upstream, ahead, behind and gone too, null
+    where there is none); or {created, commit}, {deleted, commit} (with remote true for
+    -d -r), {renamed, to, commit}, {branch, upstream}.
     """
+    if verbose and (name is not None or delete or force_delete or move
+                    or upstream is not None or unset_upstream):
+        raise click.UsageError("-v/-vv list the branches: no NAME, -d, -m nor upstream "
+                               "option with them")
     if remotes or all_:
         return remote_branches(repo, name, rev, delete or force_delete, move,
-                               upstream is not None or unset_upstream, all_, as_json)
+                               upstream is not None or unset_upstream, all_, as_json, verbose)
     if upstream is not None or unset_upstream:  # git's branch.NAME.remote and .merge
         from .remote import branch_upstream
 
@@ -76,11 +87,11 @@ def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: 
         print_json({"created": name, "commit": commit}) if as_json else \
             click.echo(f"Created branch {name} at {short(commit)}")
         return
-    list_branches(repo, local=True, remote=False, as_json=as_json)
+    list_branches(repo, local=True, remote=False, as_json=as_json, verbose=verbose)
 
 
 def remote_branches(repo, name: str | None, rev: str | None, delete: bool, move: bool,
-                    upstream: bool, all_: bool, as_json: bool) -> None:
+                    upstream: bool, all_: bool, as_json: bool, verbose: int = 0) -> None:
     """`branch -r` and `branch -a`: list; `branch -d -r REMOTE/BRANCH`: delete one here."""
     from memstore.remote.remotes import delete_tracking
 
@@ -105,13 +116,15 @@ def remote_branches(repo, name: str | None, rev: str | None, delete: bool, move:
     if name is not None:
         raise click.UsageError(f"{flag} lists branches and takes no NAME (`branch -d -r "
                                "REMOTE/BRANCH` deletes a remote-tracking one)")
-    list_branches(repo, local=all_, remote=True, as_json=as_json)
+    list_branches(repo, local=all_, remote=True, as_json=as_json, verbose=verbose)
 
 
-def list_branches(repo, local: bool, remote: bool, as_json: bool) -> None:
+def list_branches(repo, local: bool, remote: bool, as_json: bool, verbose: int = 0) -> None:
     """The local branches (the current one marked, an unborn or detached HEAD said), then
-    the remote-tracking ones: as `remotes/REMOTE/BRANCH` after local ones, as git's -a."""
+    the remote-tracking ones: as `remotes/REMOTE/BRANCH` after local ones, as git's -a;
+    with `verbose` 2 (-vv), each local branch's upstream."""
     from memstore.remote.remotes import all_tracking
+    from memstore.store import history
     from memstore.store.refs import HEADS, REMOTES
 
     head = repo.head() if local else None
@@ -119,10 +132,23 @@ def list_branches(repo, local: bool, remote: bool, as_json: bool) -> None:
     tracking = all_tracking(repo) if remote else {}
     unborn = head is not None and head.branch is not None and head.branch not in branches
     current = head.branch if head is not None else None
+    ups = {}
+    if verbose >= 2 and branches:  # one query; each commit's history walked once
+        from memstore.remote.remotes import upstream
+
+        g, walks = history.graph(repo.db), {}
+        ups = {n: upstream(repo, n, g=g, walks=walks) for n in branches}
     if as_json:  # an unborn current branch too, as the text lists it
-        print_json(([{"name": current, "commit": None, "remote": False, "current": True}]
-                    if unborn else [])
-                   + [{"name": n, "commit": c, "remote": False, "current": n == current}
+        def tracked(n: str) -> dict:
+            up = ups.get(n)
+            return {"upstream": up["name"] if up else None, "ahead": up and up["ahead"],
+                    "behind": up and up["behind"], "gone": bool(up and up["gone"])} \
+                if verbose >= 2 else {}
+
+        print_json(([{"name": current, "commit": None, "remote": False, "current": True,
+                      **tracked(current)}] if unborn else [])
+                   + [{"name": n, "commit": c, "remote": False, "current": n == current,
+                       **tracked(n)}
                       for n, c in branches.items()]
                    + [{"name": n, "commit": c, "remote": True, "current": False}
                       for n, c in tracking.items()])
@@ -135,7 +161,20 @@ def list_branches(repo, local: bool, remote: bool, as_json: bool) -> None:
     for mark, n, c, ref in (
             [("*" if n == current else " ", n, c, HEADS + n) for n, c in branches.items()]
             + [(" ", prefix + n, c, REMOTES + n) for n, c in tracking.items()]):
-        click.echo(f"{mark} {shown_name(n):<20} {short(c)} {subject(repo, ref, c)}")
+        up = ups.get(n) if ref.startswith(HEADS) else None
+        click.echo(f"{mark} {shown_name(n):<20} {short(c)} {tracking_mark(up)}"
+                   f"{subject(repo, ref, c)}")
+
+
+def tracking_mark(up: dict | None) -> str:
+    """git's `branch -vv` mark of a branch's upstream: `[origin/main: ahead 1, behind 2] `,
+    `[origin/main] ` when even, `[origin/main: gone] `; '' with none."""
+    if up is None:
+        return ""
+    if up["gone"]:
+        return f"[{shown_name(up['name'])}: gone] "
+    far = ", ".join(f"{word} {up[word]}" for word in ("ahead", "behind") if up[word])
+    return f"[{shown_name(up['name'])}{': ' + far if far else ''}] "
 
 
 def subject(repo, ref: str, commit: str) -> str:

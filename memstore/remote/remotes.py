@@ -250,23 +250,32 @@ def _not_tracking(repo: Repository, name: str, shown: str) -> str:
     return " (`memstore branch -r` lists them)"
 
 
-def upstream(repo: Repository) -> dict[str, object] | None:
-    """Where the current branch stands against its upstream (the recorded one, else the
-    default remote's branch of the same name, as `pull` merges it): its name, commit, and
-    the commits each side has that the other lacks (`ahead`, `behind`), as of the last
-    fetch; None on a detached HEAD, an unborn branch, or with no such tracking branch. A
-    recorded upstream whose remote or branch is gone has `gone` true (and commit, ahead,
-    behind None), as git's 'the upstream is gone'. A malformed one is a MemstoreError."""
+def upstream(repo: Repository, branch: str | None = None, *,
+             g: dict[str, tuple[tuple[str, ...], float]] | None = None,
+             walks: dict[str, set[str]] | None = None) -> dict[str, object] | None:
+    """Where `branch` (default: the current one) stands against its upstream (the
+    recorded one, else the default remote's branch of the same name, as `pull` merges it):
+    its name, commit, and the commits each side has that the other lacks (`ahead`,
+    `behind`), as of the last fetch; None on a detached HEAD, an unborn branch, or with no
+    such tracking branch. A recorded upstream whose remote or branch is gone has `gone`
+    true (and commit, ahead, behind None), as git's 'the upstream is gone'. A malformed one
+    is a MemstoreError. `g` (the rows' graph) and `walks` (commit → its ancestors) may be
+    shared by the calls of one listing (`branch -vv`): one query, each commit's history
+    walked once however many branches name it or track it."""
     from ..store import history
 
-    head = repo.head()
-    if head.branch is None or head.commit is None:
+    if branch is None:
+        head = repo.head()
+        branch, commit = head.branch, head.commit
+    else:
+        commit = repo.refs.read(branch_ref(branch))
+    if branch is None or commit is None:
         return None
-    up = upstreams.get(repo.db, head.branch)
+    up = upstreams.get(repo.db, branch)
     recorded = up is not None
     if up is None:
         try:
-            up = Upstream(default_remote(repo), head.branch)
+            up = Upstream(default_remote(repo), branch)
         except ValidationError:  # several remotes, none 'origin': no default to compare with
             return None
     theirs = (repo.refs.read(tracking_ref(up.remote, up.branch))
@@ -277,7 +286,11 @@ def upstream(repo: Repository) -> dict[str, object] | None:
     if not repo.has_commit(theirs):  # counted as a commit of no history: 'ahead by' all
         raise MemstoreError(f"{tracking_ref(up.remote, up.branch)} names commit "
                             f"{theirs[:12]}, which is not in the index; run `memstore fsck`")
-    g = history.graph(repo.db)
-    ours_all, theirs_all = history.ancestors(g, head.commit), history.ancestors(g, theirs)
+    g = history.graph(repo.db) if g is None else g
+    walks = {} if walks is None else walks
+    for c in (commit, theirs):
+        if c not in walks:
+            walks[c] = history.ancestors(g, c)
+    ours_all, theirs_all = walks[commit], walks[theirs]
     return {"name": up.name, "commit": theirs, "ahead": len(ours_all - theirs_all),
             "behind": len(theirs_all - ours_all), "gone": False}
