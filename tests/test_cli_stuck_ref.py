@@ -67,3 +67,18 @@ def test_another_branch_and_a_detached_head_stuck_after_a_repair(base, tmp_path)
     ok("gc", cwd=repo)
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
     assert [c["id"] for c in log_json(repo)] == [c2, c1]
+
+
+def test_a_reset_off_a_corrupt_commit_before_the_repair_names_no_way_back_to_it(base, tmp_path):
+    """Before `fsck --repair`, a reset off HEAD's corrupt commit moved, but its warning
+    said `memstore reset X` goes back to it, which is refused (its record is corrupt)."""
+    repo, (c1, c2, c3) = _corrupt_head(base, tmp_path)
+    d = json.loads(ok("reset", "--json", c2, cwd=repo).stdout)
+    assert d["left_behind"] == [c3] and f"`memstore reset {c3[:12]}`" not in d["warning"]
+    assert d["warning"] == (f"leaving 1 commit(s) that no branch or tag holds, the newest "
+                            f"{c3[:12]}, whose record is corrupt or missing (`memstore fsck` "
+                            "names it; no reset goes back to it); gc removes them")
+    error_line(run("reset", c3, cwd=repo), 1, "is corrupt")  # (it is refused indeed)
+    ok("gc", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert [c["id"] for c in log_json(repo)] == [c2, c1]

@@ -310,6 +310,10 @@ def reset(repo, rev: str, as_json: bool) -> None:
     if target != was.commit and not repo.has_commit(was.commit):
         warning = (f"left commit {short(was.commit)}, which is not in the index (its record "
                    "is corrupt or missing); `memstore gc` removes what is left of it")
+    elif left and not _readable(repo, left[0]):  # no reset goes back to it
+        warning = (f"leaving {len(left)} commit(s) that no branch or tag holds, the newest "
+                   f"{short(left[0])}, whose record is corrupt or missing (`memstore fsck` "
+                   "names it; no reset goes back to it); gc removes them")
     if warning is not None:
         warn(f"warning: {warning}")
     if as_json:
@@ -317,6 +321,17 @@ def reset(repo, rev: str, as_json: bool) -> None:
                     "left_behind": left, "warning": warning})
     else:
         click.echo(f"HEAD is now at {short(target)} {message}")
+
+
+def _readable(repo, commit: str) -> bool:
+    """Whether `commit`'s record can be read (its object present and intact)."""
+    from memstore.errors import MemstoreError
+
+    try:
+        repo.get_commit(commit)
+    except MemstoreError:
+        return False
+    return True
 
 
 COMMANDS = [branch, switch, tag, reset]
