@@ -170,3 +170,18 @@ def test_branch_v_lists_and_takes_no_name(history):
     before = snapshot(repo)
     error_line(run("branch", "-vv", "new", cwd=repo), 2, "-v/-vv list the branches")
     assert snapshot(repo) == before
+
+
+def test_log_range_refuses_an_excluded_ref_naming_no_commit_here(history):
+    """A tag damaged to name a commit the index does not hold: `log v1..main` listed all of
+    main (excluding nothing); it is named, as `log v1` names it."""
+    import sqlite3
+
+    repo, _ = history
+    ok("tag", "v1", "HEAD~1", cwd=repo)
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update refs set target = ? where name = 'refs/tags/v1'", ["ab" * 32])
+    con.close()
+    error_line(run("log", "v1..main", cwd=repo), 1, f"commit {'ab' * 6} is named but not in "
+               "the index")

@@ -159,7 +159,12 @@ def excluded(store: Storage, rows: dict[str, tuple[tuple[str, ...], float]],
     the parents that name them (what `log A..B` walks from B: git's range, the commits B
     reaches that A does not). A's ancestry is walked on the checked graph, each record read
     and compared with its row: a damaged row must not hide commits from the range, nor bring
-    others in; the commits the range then lists are checked as they are read (`log`)."""
+    others in; the commits the range then lists are checked as they are read (`log`). A
+    start the index does not hold (a damaged ref) is refused, as log's own start is: it
+    would exclude nothing."""
+    for c in starts:
+        if c not in rows:
+            raise not_indexed(c)
     hidden = ancestors_of(_Checked(store, rows), starts)
     return {c: (tuple(p for p in parents if p not in hidden), t)
             for c, (parents, t) in rows.items() if c not in hidden}
