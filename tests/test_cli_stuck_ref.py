@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from cli_support import copy_repo, error_line, history_template, log_json, ok, run
+from cli_support import copy_repo, error_line, history_template, log_json, ok, run, snapshot
 
 
 def _corrupt_head(base, tmp_path):
@@ -45,15 +45,15 @@ def test_the_current_branch_stuck_after_a_repair_is_reset_back(base, tmp_path):
 
 
 def test_another_branch_and_a_detached_head_stuck_after_a_repair(base, tmp_path):
-    repo, (c1, c2, _) = _corrupt_head(base, tmp_path)
+    repo, (c1, c2, c3) = _corrupt_head(base, tmp_path)
     ok("tag", "v3", cwd=repo)
     ok("switch", "--detach", "HEAD", cwd=repo)
     ok("branch", "other", c1, cwd=repo)
     repaired = run("fsck", "--repair", cwd=repo)
     assert repaired.exit_code == 1 and "Traceback" not in repaired.output
     assert _ref_line(repaired, "refs/heads/main").endswith(
-        f"it named {c2[:12]} before: `memstore switch main` then `memstore reset {c2[:12]}` "
-        "move it back (`memstore branch -D main` deletes it)")
+        f"it named {c2[:12]} before: `memstore branch -f main {c2[:12]}` moves it back "
+        "(`memstore branch -D main` deletes it)")
     assert _ref_line(repaired, "HEAD").endswith(  # detached since it was on main
         "no earlier snapshot shows it on a commit here: `memstore switch BRANCH` puts it "
         "back on a branch")
@@ -61,12 +61,14 @@ def test_another_branch_and_a_detached_head_stuck_after_a_repair(base, tmp_path)
         "no earlier snapshot shows it on a commit here: `memstore tag -d v3` then "
         "`memstore tag v3 REV` move it back")
     ok("switch", "other", cwd=repo)  # off the detached commit: nothing of it is read
-    ok("switch", "main", cwd=repo)
-    ok("reset", c2[:12], cwd=repo)
+    error_line(run("branch", "-f", "other", c2, cwd=repo), 2, "cannot force-move the current "
+               "branch 'other': `memstore reset")
+    d = json.loads(ok("branch", "-f", "--json", "main", c2[:12], cwd=repo).stdout)
+    assert (d["moved"], d["commit"], d["was"], d["left_behind"]) == ("main", c2, c3, [])
     ok("tag", "-d", "v3", cwd=repo)
     ok("gc", cwd=repo)
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
-    assert [c["id"] for c in log_json(repo)] == [c2, c1]
+    assert [c["id"] for c in log_json(repo, "main")] == [c2, c1]
 
 
 def test_a_reset_off_a_corrupt_commit_before_the_repair_names_no_way_back_to_it(base, tmp_path):
@@ -82,3 +84,28 @@ def test_a_reset_off_a_corrupt_commit_before_the_repair_names_no_way_back_to_it(
     ok("gc", cwd=repo)
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
     assert [c["id"] for c in log_json(repo)] == [c2, c1]
+
+
+def test_branch_f_moves_a_branch_that_exists_as_gits(base, tmp_path):
+    """`branch -f NAME REV` (git's way to move a branch that is not checked out) was 'No
+    such option'; it moves NAME, warns of what it leaves with the way back, and refuses the
+    current branch (`reset` moves that) and other options."""
+    template, (c1, c2, c3) = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    ok("branch", "topic", cwd=repo)  # at c3
+    before = snapshot(repo)
+    error_line(run("branch", "-f", "main", c1, cwd=repo), 2, "cannot force-move the current "
+               f"branch 'main': `memstore reset {c1}` moves it")
+    error_line(run("branch", "-f", "-d", "topic", cwd=repo), 2, "-f moves a branch")
+    assert snapshot(repo) == before
+    moved = ok("branch", "-f", "topic", "HEAD~2", cwd=repo)
+    assert moved.stdout == f"Moved branch topic to {c1[:12]} (was {c3[:12]})\n"
+    assert moved.stderr == ""  # main still holds c2 and c3
+    ok("switch", "topic", cwd=repo)
+    d = json.loads(ok("branch", "-f", "--json", "main", c1, cwd=repo).stdout)
+    assert (d["moved"], d["commit"], d["was"], d["left_behind"]) == ("main", c1, c3, [c3, c2])
+    assert d["warning"] == (f"leaving 2 commit(s) that no branch or tag holds, the newest "
+                            f"{c3[:12]}; `memstore branch -f main {c3[:12]}` goes back (gc "
+                            "removes them otherwise)")
+    assert ok("branch", "-f", "main", c3[:12], cwd=repo).stderr == ""  # the way back
+    assert [c["id"] for c in log_json(repo, "main")] == [c3, c2, c1]

@@ -13,6 +13,9 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
 @click.option("-d", "--delete", is_flag=True, help="Delete branch NAME (it must be merged "
               "into another branch or tag).")
 @click.option("-D", "force_delete", is_flag=True, help="Delete branch NAME even if unmerged.")
+@click.option("-f", "--force", is_flag=True, help="With NAME [REV]: move branch NAME to REV "
+              "(default: HEAD) though it exists, as git's (not the current one: `reset` "
+              "moves that).")
 @click.option("-m", "--move", is_flag=True, help="Rename a branch: `branch -m OLD NEW`, or "
               "`branch -m NEW` for the current one.")
 @click.option("--set-upstream-to", "upstream", metavar="REMOTE/BRANCH", help="Record "
@@ -27,14 +30,16 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
               "1, behind 2], [origin/main: gone]); -v alone lists as without it.")
 @json_option
 @pass_repo
-def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: bool, move: bool,
-           upstream: str | None, unset_upstream: bool, remotes: bool, all_: bool,
-           verbose: int, as_json: bool) -> None:
+def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: bool,
+           force: bool, move: bool, upstream: str | None, unset_upstream: bool, remotes: bool,
+           all_: bool, verbose: int, as_json: bool) -> None:
     """List branches, create branch NAME at REV (default: HEAD), delete or rename one.
 
     With no argument, lists the branches and marks the current one with '*'.
     Branch names follow git's rules (no spaces, '..', '~', '^', ':' and the like).
     `branch -m OLD NEW` renames OLD (HEAD follows it); a remote's copy keeps its name.
+    `branch -f NAME [REV]` moves NAME to REV though it exists (not the current branch:
+    `reset` moves that); the commits it leaves that nothing else holds are warned about.
     `--set-upstream-to REMOTE/BRANCH [NAME]` records a branch's upstream, as `push -u`
     does; `--unset-upstream [NAME]` forgets it. A rename carries it, a delete drops it.
     `-r` lists the remote-tracking branches, `-a` the local ones then those (shown as
@@ -47,8 +52,14 @@ def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: 
     --json prints a list of branches (name, commit, remote, current: a remote-tracking
     branch's name is REMOTE/BRANCH; with -vv, upstream, ahead, behind and gone too, null
     where there is none); or {created, commit}, {deleted, commit} (with remote true for
-    -d -r), {renamed, to, commit}, {branch, upstream}.
+    -d -r), {renamed, to, commit}, {branch, upstream}, {moved, commit, was, left_behind,
+    warning} (-f of a branch that exists).
     """
+    if force and (name is None or delete or force_delete or move or remotes or all_ or verbose
+                  or upstream is not None or unset_upstream):
+        raise click.UsageError("-f moves a branch: `branch -f NAME [REV]`, no other option")
+    if force:
+        return force_branch(repo, name, rev or "HEAD", as_json)
     if verbose and (name is not None or delete or force_delete or move
                     or upstream is not None or unset_upstream):
         raise click.UsageError("-v/-vv list the branches: no NAME, -d, -m nor upstream "
@@ -88,6 +99,35 @@ def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: 
             click.echo(f"Created branch {name} at {short(commit)}")
         return
     list_branches(repo, local=True, remote=False, as_json=as_json, verbose=verbose)
+
+
+def force_branch(repo, name: str, rev: str, as_json: bool) -> None:
+    """`branch -f NAME REV`: git's; the ref moves by compare-and-swap without reading the
+    commit it leaves (a branch left on a commit whose record is gone moves as well)."""
+    from memstore.errors import ValidationError
+    from memstore.store.refs import branch_ref
+
+    with repo.lock():  # the current branch, and what the move leaves, as they are then
+        if repo.head().branch == name:
+            raise ValidationError(f"cannot force-move the current branch {name!r}: "
+                                  f"`memstore reset {rev}` moves it")
+        was = repo.refs.read(branch_ref(name))
+        commit = repo.create_branch(name, rev, force=True)
+        left = repo.held_by_no_ref(was) if was is not None and was != commit else []
+    if was is None:
+        print_json({"created": name, "commit": commit}) if as_json else \
+            click.echo(f"Created branch {name} at {short(commit)}")
+        return
+    warning = (f"leaving {len(left)} commit(s) that no branch or tag holds, the newest "
+               f"{short(left[0])}; `memstore branch -f {name} {short(was)}` goes back (gc "
+               "removes them otherwise)") if left else None
+    if warning is not None:
+        warn(f"warning: {warning}")
+    if as_json:
+        print_json({"moved": name, "commit": commit, "was": was, "left_behind": left,
+                    "warning": warning})
+    else:
+        click.echo(f"Moved branch {name} to {short(commit)} (was {short(was)})")
 
 
 def remote_branches(repo, name: str | None, rev: str | None, delete: bool, move: bool,

@@ -461,7 +461,7 @@ def _way_back(store: Storage, ref: str, target: str, rows: dict, on: str | None)
         how = f"`memstore reset {to}` moves it back"
     elif ref.startswith(HEADS):
         name = ref[len(HEADS):]
-        how = (f"`memstore switch {name}` then `memstore reset {to}` move it back "
+        how = (f"`memstore branch -f {name} {to}` moves it back "
                f"(`memstore branch -D {name}` deletes it)")
     elif ref.startswith("refs/tags/"):
         name = ref[len("refs/tags/"):]
