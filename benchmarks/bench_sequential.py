@@ -92,12 +92,6 @@ METHODS |= {m: {"history": "preserve"} for m in PRUNED}
 # method -> tol
 ADAPTIVE = {"preserve-adaptive": 0.02}
 METHODS |= {m: {"history": "preserve", "mom2_growth": 0.0} for m in ADAPTIVE}
-# Noise in the z-vectors' optimisation (after NAMET, Dai et al., 2025): compute_zs's `noise`,
-# each rewriting prompt's h^L at the subject gets ε ~ N(0, σ²‖h^L‖²/d I) at every step; the
-# solve is the default's. With --zs base these methods replay their own base-model z-vectors.
-# method -> σ
-ZNOISE = {"preserve-znoise0.25": 0.25, "preserve-znoise0.5": 0.5, "preserve-znoise1": 1.0}
-METHODS |= {m: {"history": "preserve"} for m in ZNOISE}
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
 Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",
               "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype", "z_groups")
@@ -109,21 +103,17 @@ def z_settings(settings) -> dict:
     return {k: d[k] for k in Z_SETTINGS}  # in this order: the cache keys of base_zs
 
 
-def base_zs(model, tok, adapter, batches, settings, templates, model_id: str,
-            noise: float | None = None) -> list:
+def base_zs(model, tok, adapter, batches, settings, templates, model_id: str) -> list:
     """Each batch's z-vectors computed on the base model, cached per batch (keyed by the
-    model, the z-vector settings, the templates, the batch's requests and, where given,
-    compute_zs's `noise`; common.cached)."""
+    model, the z-vector settings, the templates and the batch's requests; common.cached)."""
     out = []
     for i, batch in enumerate(batches):
         key = json.dumps([model_id, z_settings(settings), templates,
-                          [dataclasses.astuple(r.request)[:4] for r in batch]]
-                         + ([{"noise": noise}] if noise is not None else []), default=str)
+                          [dataclasses.astuple(r.request)[:4] for r in batch]], default=str)
 
         def compute(i=i, batch=batch) -> dict:
             t = time.perf_counter()
-            zs, _ = compute_zs(model, tok, adapter, [r.request for r in batch], templates, settings,
-                               False, noise=noise)
+            zs, _ = compute_zs(model, tok, adapter, [r.request for r in batch], templates, settings, False)
             print(f"z-vectors of batch {i + 1} on the base model: {time.perf_counter() - t:.0f}s", flush=True)
             return {"zs": zs.float()}
 
@@ -228,8 +218,8 @@ def main() -> None:
     suffix += "-base-zs" if args.zs == "base" else ""
     prefix = "sequential" if args.model == DEFAULT_MODEL else f"sequential-{args.model}"
     stem = RESULTS / f"{prefix}-{args.commits}x{args.size}{suffix}"
-    replayed_default = (base_zs(model, tok, ad, batches, s0, templates, model_id)
-                        if args.zs == "base" and any(m not in ZNOISE for m in methods) else None)
+    replayed = (base_zs(model, tok, ad, batches, s0, templates, model_id)
+                if args.zs == "base" else None)
     big_ge = ge_sample(full, args.final_ge_records) if args.final_ge_records else []
 
     def final_probe() -> dict:
@@ -251,8 +241,6 @@ def main() -> None:
     first_zs: dict = {}  # the first commit's z-vectors, per z-vector settings
     for method in methods:
         model.load_state_dict(base)
-        replayed = (base_zs(model, tok, ad, batches, s0, templates, model_id, ZNOISE[method])
-                    if args.zs == "base" and method in ZNOISE else replayed_default)
         s = s0.with_changes(**METHODS[method])
         same = (s.stats_source, s.stats_tokens) == (s0.stats_source, s0.stats_tokens)
         m_stats = stats if same else cached_statistics(
@@ -273,11 +261,8 @@ def main() -> None:
                 running = now
             # the first commit's z-vectors depend only on the base model and the z-vector
             # settings: computed once per settings
-            z_key = json.dumps([z_settings(s), ZNOISE.get(method)], default=str)
+            z_key = json.dumps(z_settings(s), default=str)
             zs = replayed[i] if replayed else first_zs.get(z_key) if i == 0 else None
-            if zs is None and method in ZNOISE:  # own z-vectors, with the noise
-                zs, _ = compute_zs(model, tok, ad, [r.request for r in batch], templates, s,
-                                   False, noise=ZNOISE[method])
             tries = []
             if method in ADAPTIVE and i:
                 check = spread([r for b in batches[:i] for r in b], 256)

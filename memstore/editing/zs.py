@@ -252,14 +252,12 @@ def _logprobs_at(model, adapter: Adapter, hidden: torch.Tensor) -> torch.Tensor:
 
 def request_losses(model, adapter: Adapter, parts: list[tuple[Rows, torch.Tensor]],
                    delta: torch.Tensor, kl_init: torch.Tensor | None, h_norm: torch.Tensor,
-                   settings: EditSettings, fisher: tuple[torch.Tensor, float] | None = None,
-                   noise: list[torch.Tensor] | None = None
+                   settings: EditSettings, fisher: tuple[torch.Tensor, float] | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-request loss (NLL + KL + weight decay + `fisher`'s penalty, fisher.py) for δ
     (n × d), from row groups `parts` = [(rows, h_L of those rows)] which may hold a subset
     of the requests. `kl_init` (n × vocab) is each request's KL-prompt distribution before
-    the edit. `noise` (one R × d per part, or None): added beside δ at each row's subject
-    position (compute_zs's `noise`).
+    the edit.
     Returns (loss per request, target NLL per request, KL-prompt log-probabilities per
     request)."""
     n = delta.shape[0]
@@ -267,9 +265,8 @@ def request_losses(model, adapter: Adapter, parts: list[tuple[Rows, torch.Tensor
     nll = torch.zeros(n, device=device)
     reg = settings.weight_decay * delta.norm(dim=1) / h_norm ** 2 + fisher_penalty(delta, fisher)
     kl_lp_all = None
-    for k, (rows, h_L) in enumerate(parts):
-        out = _suffix_forward(model, adapter, rows, h_L, delta, settings,
-                              None if noise is None else noise[k])
+    for rows, h_L in parts:
+        out = _suffix_forward(model, adapter, rows, h_L, delta, settings)
         lp = _logprobs_at(model, adapter, out[rows.tgt_row, rows.tgt_pos])
         tok_lp = lp.gather(1, rows.tgt_id.unsqueeze(1).to(device)).squeeze(1)
         req_of_tok = rows.request[rows.tgt_row].to(device)
@@ -291,15 +288,11 @@ def request_losses(model, adapter: Adapter, parts: list[tuple[Rows, torch.Tensor
 
 
 def _suffix_forward(model, adapter, rows: Rows, h_L: torch.Tensor, delta: torch.Tensor,
-                    settings: EditSettings, noise: torch.Tensor | None = None) -> torch.Tensor:
-    """Final hidden states of `rows` with δ (and `noise`, R × d, where given) added at
-    layer L (layers 0..L not run)."""
+                    settings: EditSettings) -> torch.Tensor:
+    """Final hidden states of `rows` with δ added at layer L (layers 0..L not run)."""
     device = h_L.device
     weights_dtype = adapter.embeddings(model).weight.dtype
-    added = delta[rows.request.to(delta.device)]
-    if noise is not None:
-        added = added + noise.to(added.device, added.dtype)
-    start_h = _scatter_delta(h_L, rows, added).to(weights_dtype)
+    start_h = _scatter_delta(h_L, rows, delta[rows.request.to(delta.device)]).to(weights_dtype)
     kwargs = {"use_cache": False}
     if rows.past is not None:
         kwargs = {_cache_kwarg(model): _make_cache(rows.past), "use_cache": True}
@@ -383,16 +376,10 @@ def chunks(groups: list[list[int]], size: int) -> list[list[int]]:
 
 def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], templates: list[str],
                settings: EditSettings, show_progress: bool = True,
-               fisher: tuple[torch.Tensor, float] | None = None,
-               noise: float | None = None) -> tuple[torch.Tensor, dict]:
+               fisher: tuple[torch.Tensor, float] | None = None) -> tuple[torch.Tensor, dict]:
     """z-vectors (n × d_model, float32, on the CPU) for all requests, and per-request
     details (optimisation steps taken, final target NLL). `fisher` (F, β): each δ's loss
-    adds β · ½ δᵀ F δ (fisher.py). `noise` σ (an experiment, NAMET 2025's noise in the
-    memory's optimisation; None: off): at every step each rewriting row's h^L at the
-    subject's last token also gets ε ~ N(0, σ²‖h_i^L‖²/d · I), drawn afresh (seeded by
-    `settings.seed` and the chunk), never on the KL prompt; z is still h_i^L + δ_i, and a
-    request stops once its target NLL under the noise is below `z_stop_loss`. Requests are
-    optimised in chunks
+    adds β · ½ δᵀ F δ (fisher.py). Requests are optimised in chunks
     of `z_chunk` (the requests of one key in one chunk, `key_groups`); under
     torch.distributed each process takes its chunks and every process receives all of them
     in order (distributed.py), the same bits as one process."""
@@ -413,8 +400,7 @@ def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], temp
             local: dict[int, int] = {}
             shared = [local.setdefault(group_of[i], len(local)) for i in idx]
             z, info = _compute_chunk(model, tokenizer, adapter, [requests[i] for i in idx],
-                                     templates, settings, shared, fisher,
-                                     None if noise is None else (noise, settings.seed + 7919 * c))
+                                     templates, settings, shared, fisher)
             bar.update(len(idx))
             return [z.float().cpu(), torch.tensor(info["steps"], dtype=torch.float64),
                     torch.tensor(info["loss"], dtype=torch.float64)]
@@ -437,11 +423,10 @@ def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], temp
 
 
 def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, shared=None,
-                   fisher=None, noise=None):
+                   fisher=None):
     """z-vectors of `requests`; `shared[i]` (0, 1, … in order of first appearance) names the
     δ request i shares with others (default: one δ each). Rows, targets and the KL prompt
-    are then counted per δ: its NLL is the mean over its requests', and z_i = h_i^L + δ.
-    `noise` (σ, seed): compute_zs's."""
+    are then counted per δ: its NLL is the mean over its requests', and z_i = h_i^L + δ."""
     L = settings.last_layer
     n_req = len(requests)
     shared = list(range(n_req)) if shared is None else shared
@@ -473,23 +458,14 @@ def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, sha
     active = torch.arange(n)
     steps = [0] * n
     final = [0.0] * n
-    draw = None if noise is None else torch.Generator().manual_seed(noise[1])
     for it in range(settings.z_steps):
-        parts, eps = [], []
+        parts = []
         for g, h in groups:
             sel = torch.nonzero(torch.isin(g.request, active)).squeeze(1)
-            if draw is not None:  # every row of the group drawn: a row's draws do not
-                # depend on which requests are still active
-                e = torch.randn(len(g.request), h.shape[-1], generator=draw)
-                scale = noise[0] * h_norm.cpu()[g.request] / h.shape[-1] ** 0.5
-                e = e * (scale * ~g.is_kl).unsqueeze(1)
             if len(sel):
                 parts.append((g.select(sel), h[sel.to(h.device)]))
-                if draw is not None:
-                    eps.append(e[sel].to(h.device))
         d = delta.clone().requires_grad_(True)
-        loss, nll, _ = request_losses(model, adapter, parts, d, kl_init, h_norm, settings, fisher,
-                                      eps if draw is not None else None)
+        loss, nll, _ = request_losses(model, adapter, parts, d, kl_init, h_norm, settings, fisher)
         if not torch.isfinite(loss[active]).all():
             raise NumericalError("z-vector optimisation diverged (loss is not finite)")
         cur = nll[active].detach()
