@@ -6,6 +6,7 @@ nothing of the commit it leaves, and fsck names the way back."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from cli_support import copy_repo, error_line, history_template, log_json, ok, run, snapshot
 
@@ -109,3 +110,37 @@ def test_branch_f_moves_a_branch_that_exists_as_gits(base, tmp_path):
                             "removes them otherwise)")
     assert ok("branch", "-f", "main", c3[:12], cwd=repo).stderr == ""  # the way back
     assert [c["id"] for c in log_json(repo, "main")] == [c3, c2, c1]
+
+
+def test_branch_f_refused_by_a_damaged_row_of_what_it_leaves_moves_nothing(base, tmp_path):
+    """branch -f read the history it leaves after the move: a parents loop there (a damaged
+    row) made it exit 1 with the branch moved, an error path that changed the repository."""
+    template, (c1, c2, c3) = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    ok("branch", "topic", cwd=repo)
+    ok("switch", "-c", "other", c1, cwd=repo)
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    con.execute("update commits set parents = ? where id = ?", [json.dumps([c3]), c2])
+    con.commit()
+    con.close()
+    before = snapshot(repo)
+    error_line(run("branch", "-f", "topic", c1, cwd=repo), 1, "loop back to it")
+    assert snapshot(repo) == before
+
+
+def test_branch_f_warns_of_nothing_a_detached_head_still_holds(base, tmp_path):
+    """With HEAD detached on the branch's commit, branch -f warned that gc removes the
+    commits it leaves; HEAD holds them and gc keeps them."""
+    template, (c1, c2, c3) = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    ok("branch", "topic", cwd=repo)
+    ok("switch", "--detach", "topic", cwd=repo)
+    ok("branch", "-f", "main", c1, cwd=repo)
+    d = json.loads(ok("branch", "-f", "--json", "topic", c1, cwd=repo).stdout)
+    assert (d["moved"], d["was"], d["left_behind"], d["warning"]) == ("topic", c3, [], None)
+    ok("gc", cwd=repo)
+    assert [c["id"] for c in log_json(repo, "HEAD")] == [c3, c2, c1]
+    ok("switch", "main", cwd=repo)  # HEAD leaves them now: the switch says so, as before
+    ok("branch", "-f", "topic", c2, cwd=repo)
+    d = json.loads(ok("branch", "-f", "--json", "topic", c1, cwd=repo).stdout)
+    assert d["left_behind"] == [c2] and d["warning"] is not None

@@ -105,15 +105,23 @@ def force_branch(repo, name: str, rev: str, as_json: bool) -> None:
     """`branch -f NAME REV`: git's; the ref moves by compare-and-swap without reading the
     commit it leaves (a branch left on a commit whose record is gone moves as well)."""
     from memstore.errors import ValidationError
+    from memstore.store import history
     from memstore.store.refs import branch_ref
 
     with repo.lock():  # the current branch, and what the move leaves, as they are then
-        if repo.head().branch == name:
+        head = repo.head()
+        if head.branch == name:
             raise ValidationError(f"cannot force-move the current branch {name!r}: "
                                   f"`memstore reset {rev}` moves it")
         was = repo.refs.read(branch_ref(name))
+        if was is not None:  # damaged rows of what it would leave refuse it before it moves
+            repo.held_by_no_ref(was)
+        # a detached HEAD is not moved here: what it reaches stays (gc keeps it)
+        kept = (history.ancestors(history.graph(repo.db), head.commit)
+                if head.branch is None and head.commit is not None else set())
         commit = repo.create_branch(name, rev, force=True)
-        left = repo.held_by_no_ref(was) if was is not None and was != commit else []
+        left = ([c for c in repo.held_by_no_ref(was) if c not in kept]
+                if was is not None and was != commit else [])
     if was is None:
         print_json({"created": name, "commit": commit}) if as_json else \
             click.echo(f"Created branch {name} at {short(commit)}")
