@@ -144,3 +144,20 @@ def test_branch_f_warns_of_nothing_a_detached_head_still_holds(base, tmp_path):
     ok("branch", "-f", "topic", c2, cwd=repo)
     d = json.loads(ok("branch", "-f", "--json", "topic", c1, cwd=repo).stdout)
     assert d["left_behind"] == [c2] and d["warning"] is not None
+
+
+def test_the_way_back_skips_a_commit_whose_record_is_damaged_too(base, tmp_path):
+    """After a repair left main on C3, C2's object was damaged as well: fsck named C2 as
+    corrupt and, on the ref's line, `memstore reset C2` as the way back, which is refused.
+    The way back is the last commit before whose record can be read."""
+    repo, (c1, c2, _c3) = _corrupt_head(base, tmp_path)
+    run("fsck", "--repair", cwd=repo)
+    obj = repo / ".memstore" / "objects" / c2[:2] / c2[2:]
+    obj.chmod(0o644)
+    obj.write_bytes(obj.read_bytes()[:-5] + b"xxxxx")
+    checked = run("fsck", cwd=repo)
+    assert f"commit {c2[:12]}: its object is corrupt" in checked.stdout
+    line = _ref_line(checked, "refs/heads/main")
+    assert line.endswith(f"it named {c1[:12]} before: `memstore reset {c1[:12]}` moves it "
+                         "back"), line
+    ok("reset", c1[:12], cwd=repo)  # the way named works

@@ -443,7 +443,7 @@ def _way_back(store: Storage, ref: str, target: str, rows: dict, on: str | None)
     user can find: `log` and `HEAD~1` cannot read past it)."""
     if ref.startswith("refs/remotes/"):
         return f"; `memstore fetch {ref.split('/')[2]}` moves it to the remote's"
-    before = None
+    before, unreadable = None, set()
     for snap in store.db.query("select object from snapshots order by seq desc"):
         try:
             parsed = snapshots.parse(store.objects.get_bytes(snap["object"]))
@@ -451,7 +451,12 @@ def _way_back(store: Storage, ref: str, target: str, rows: dict, on: str | None)
             continue
         found = [r.get("target") for r in (parsed or {}).get("refs", [])
                  if isinstance(r, dict) and r.get("name") == ref]
-        if found and found[0] != target and found[0] in rows:
+        if found and found[0] != target and found[0] in rows and found[0] not in unreadable:
+            try:  # a commit whose record is corrupt or missing too: no reset goes there
+                store.commit(found[0])
+            except (MemstoreError, KeyError, TypeError, ValueError):
+                unreadable.add(found[0])
+                continue
             before = found[0][:12]
             break
     to = before or "REV"
