@@ -128,6 +128,25 @@ def test_branch_f_refused_by_a_damaged_row_of_what_it_leaves_moves_nothing(base,
     assert snapshot(repo) == before
 
 
+def test_a_switch_off_a_detached_head_refused_by_a_damaged_row_moves_nothing(base, tmp_path):
+    """A switch from a detached HEAD read what HEAD leaves after it moved: a parents loop
+    there made `switch -c NAME START` exit 1 with NAME created and HEAD on it (a plain
+    switch onto a branch, or --detach, the same with HEAD moved)."""
+    template, (c1, c2, c3) = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    ok("switch", "--detach", "HEAD", cwd=repo)
+    ok("branch", "-f", "main", c1, cwd=repo)  # only HEAD holds C2 and C3
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    con.execute("update commits set parents = ? where id = ?", [json.dumps([c3]), c2])
+    con.commit()
+    con.close()
+    before = snapshot(repo)
+    for args in (["-c", "new", c1], ["main"], ["--detach", c1]):
+        error_line(run("switch", *args, cwd=repo), 1, "loop back to it")
+        assert snapshot(repo) == before, args
+    ok("switch", "-c", "here", cwd=repo)  # HEAD does not move off its commit: nothing read
+
+
 def test_branch_f_warns_of_nothing_a_detached_head_still_holds(base, tmp_path):
     """With HEAD detached on the branch's commit, branch -f warned that gc removes the
     commits it leaves; HEAD holds them and gc keeps them."""

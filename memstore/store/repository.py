@@ -427,9 +427,18 @@ class Repository:
                 self.refs.set_symbolic(HEAD, ref)
                 return self.head()
             if create:
-                self.create_branch(target, HEAD if start is None else start)
+                dest = self.resolve(HEAD if start is None else start)
             elif target == HEAD and not detach:
                 return head  # as `git checkout HEAD`: HEAD stays where it is, on its branch
+            else:
+                onto = None if detach else self.refs.read(HEADS + target)
+                dest = onto if onto is not None else self.resolve(target)
+            if head.ref is None and head.commit is not None and dest != head.commit:
+                # what a detached HEAD leaves is read (and warned about) after the switch:
+                # damaged rows there refuse it before anything moves, as reset's
+                self.held_by_no_ref(head.commit)
+            if create:
+                self.create_branch(target, HEAD if start is None else start)
             ref = HEADS + target
             if not detach and self.refs.read(ref) is not None:
                 self.refs.set_symbolic(HEAD, ref)
