@@ -180,3 +180,22 @@ def test_the_way_back_skips_a_commit_whose_record_is_damaged_too(base, tmp_path)
     assert line.endswith(f"it named {c1[:12]} before: `memstore reset {c1[:12]}` moves it "
                          "back"), line
     ok("reset", c1[:12], cwd=repo)  # the way named works
+
+
+def test_moving_a_stuck_ref_further_back_warns_of_the_good_commits_it_held(base, tmp_path):
+    """A branch on a commit the index does not hold left its good commits unwarned: reset
+    (or branch -f) past C2 said only that C3 is not in the index (left_behind []), and the
+    next gc removed C2 with no word. What it held is what it named before (the snapshots)."""
+    for how in ("reset", "branch -f"):
+        repo, (c1, c2, c3) = _corrupt_head(base, tmp_path / how.replace(" ", ""))
+        run("fsck", "--repair", cwd=repo)
+        if how == "branch -f":
+            ok("switch", "--detach", c1, cwd=repo)  # off main, which stays on C3
+            d = json.loads(ok("branch", "-f", "--json", "main", c1, cwd=repo).stdout)
+        else:
+            d = json.loads(ok("reset", "--json", c1, cwd=repo).stdout)
+        assert (d["was"], d["left_behind"]) == (c3, [c2]), how
+        assert f"`memstore {how} {'main ' if how != 'reset' else ''}{c2[:12]}` goes back" \
+            in d["warning"], d["warning"]
+        ok(*how.split(), *(["main"] if how != "reset" else []), c2[:12], cwd=repo)
+        assert [c["id"] for c in log_json(repo, "main")] == [c2, c1]

@@ -114,21 +114,24 @@ def force_branch(repo, name: str, rev: str, as_json: bool) -> None:
             raise ValidationError(f"cannot force-move the current branch {name!r}: "
                                   f"`memstore reset {rev}` moves it")
         was = repo.refs.read(branch_ref(name))
+        # off a commit the index does not hold, what it leaves is what it named before
+        before = (_named_before(repo, branch_ref(name), was)
+                  if was is not None and not repo.has_commit(was) else None)
         if was is not None:  # damaged rows of what it would leave refuse it before it moves
-            repo.held_by_no_ref(was)
+            repo.held_by_no_ref(before or was)
         # a detached HEAD is not moved here: what it reaches stays (gc keeps it)
         kept = (history.ancestors(history.graph(repo.db), head.commit)
                 if head.branch is None and head.commit is not None else set())
         commit = repo.create_branch(name, rev, force=True)
-        left = ([c for c in repo.held_by_no_ref(was) if c not in kept]
+        left = ([c for c in repo.held_by_no_ref(before or was) if c not in kept]
                 if was is not None and was != commit else [])
     if was is None:
         print_json({"created": name, "commit": commit}) if as_json else \
             click.echo(f"Created branch {name} at {short(commit)}")
         return
     warning = (f"leaving {len(left)} commit(s) that no branch or tag holds, the newest "
-               f"{short(left[0])}; `memstore branch -f {name} {short(was)}` goes back (gc "
-               "removes them otherwise)") if left else None
+               f"{short(left[0])}; `memstore branch -f {name} {short(before or was)}` goes "
+               "back (gc removes them otherwise)") if left else None
     if warning is not None:
         warn(f"warning: {warning}")
     if as_json:
@@ -349,8 +352,12 @@ def reset(repo, rev: str, as_json: bool) -> None:
     # process's switch since moves no other branch (its commit may be the same, which a
     # compare-and-swap of commits alone cannot tell)
     with repo.lock():  # what it leaves is read before a gc elsewhere can remove it
+        # off a commit the index does not hold (its parents unknown), what the branch
+        # leaves is what it named before, as the ref snapshots tell: read before it moves
+        before = (_named_before(repo, was.ref or "HEAD", was.commit)
+                  if target != was.commit and not repo.has_commit(was.commit) else None)
         repo.reset(target, was=was)
-        left = repo.held_by_no_ref(was.commit) if target != was.commit else []
+        left = repo.held_by_no_ref(before or was.commit) if target != was.commit else []
         message = first_line(repo.get_commit(target).message)
     warning = (f"leaving {len(left)} commit(s) that no branch or tag holds, the newest "
                f"{short(left[0])}; `memstore reset {short(was.commit)}` goes back (gc "
@@ -358,6 +365,10 @@ def reset(repo, rev: str, as_json: bool) -> None:
     if target != was.commit and not repo.has_commit(was.commit):
         warning = (f"left commit {short(was.commit)}, which is not in the index (its record "
                    "is corrupt or missing); `memstore gc` removes what is left of it")
+        if left:  # good commits it held before, which nothing holds now
+            warning += (f"; and {len(left)} commit(s) that no branch or tag holds, the "
+                        f"newest {short(left[0])}, where it was before; `memstore reset "
+                        f"{short(left[0])}` goes back to that (gc removes them otherwise)")
     elif left and not _readable(repo, left[0]):  # no reset goes back to it
         warning = (f"leaving {len(left)} commit(s) that no branch or tag holds, the newest "
                    f"{short(left[0])}, whose record is corrupt or missing (`memstore fsck` "
@@ -369,6 +380,15 @@ def reset(repo, rev: str, as_json: bool) -> None:
                     "left_behind": left, "warning": warning})
     else:
         click.echo(f"HEAD is now at {short(target)} {message}")
+
+
+def _named_before(repo, ref: str, commit: str) -> str | None:
+    """The commit `ref` (on `commit`, which the index does not hold) named before, as the
+    ref snapshots tell (fsck's way back), if the index holds it and its record reads."""
+    from memstore.store.maintenance import named_before
+
+    rows = {r["id"] for r in repo.db.query("select id from commits")}
+    return named_before(repo.store, ref, commit, rows)
 
 
 def _readable(repo, commit: str) -> bool:

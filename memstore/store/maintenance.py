@@ -435,15 +435,11 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
     return out
 
 
-def _way_back(store: Storage, ref: str, target: str, rows: dict, on: str | None) -> str:
-    """How to move `ref`, which names `target`, a commit the index does not hold (its
-    record corrupt or missing: `fsck --repair` leaves it out), back onto a commit here:
-    the one it named last before, as the ref snapshots tell (git's reflog), and the command
-    that moves it (a branch stuck on such a commit is otherwise left with no way back the
-    user can find: `log` and `HEAD~1` cannot read past it)."""
-    if ref.startswith("refs/remotes/"):
-        return f"; `memstore fetch {ref.split('/')[2]}` moves it to the remote's"
-    before, unreadable = None, set()
+def named_before(store: Storage, ref: str, target: str, rows) -> str | None:
+    """The commit `ref` named last before `target`, as the ref snapshots tell (git's
+    reflog), among `rows` (the commit ids the index holds) and whose record reads (one
+    corrupt or missing too is passed over: no reset goes there); None if none does."""
+    unreadable = set()
     for snap in store.db.query("select object from snapshots order by seq desc"):
         try:
             parsed = snapshots.parse(store.objects.get_bytes(snap["object"]))
@@ -452,13 +448,25 @@ def _way_back(store: Storage, ref: str, target: str, rows: dict, on: str | None)
         found = [r.get("target") for r in (parsed or {}).get("refs", [])
                  if isinstance(r, dict) and r.get("name") == ref]
         if found and found[0] != target and found[0] in rows and found[0] not in unreadable:
-            try:  # a commit whose record is corrupt or missing too: no reset goes there
+            try:
                 store.commit(found[0])
             except (MemstoreError, KeyError, TypeError, ValueError):
                 unreadable.add(found[0])
                 continue
-            before = found[0][:12]
-            break
+            return found[0]
+    return None
+
+
+def _way_back(store: Storage, ref: str, target: str, rows: dict, on: str | None) -> str:
+    """How to move `ref`, which names `target`, a commit the index does not hold (its
+    record corrupt or missing: `fsck --repair` leaves it out), back onto a commit here:
+    the one it named last before, as the ref snapshots tell (git's reflog), and the command
+    that moves it (a branch stuck on such a commit is otherwise left with no way back the
+    user can find: `log` and `HEAD~1` cannot read past it)."""
+    if ref.startswith("refs/remotes/"):
+        return f"; `memstore fetch {ref.split('/')[2]}` moves it to the remote's"
+    before = named_before(store, ref, target, rows)
+    before = before[:12] if before is not None else None
     to = before or "REV"
     if ref == HEAD and before is None:  # detached there when it was last on a branch
         how = "`memstore switch BRANCH` puts it back on a branch"
