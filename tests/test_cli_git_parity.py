@@ -112,6 +112,29 @@ def test_a_push_that_creates_the_remote_says_so(history, tmp_path):
     assert json.loads(ok("push", "--tags", "tags", "--json", cwd=repo).stdout)["created"] is False
 
 
+def test_a_push_refused_after_it_created_the_remote_says_it_created_it(history, tmp_path):
+    """The marker is written before the commits are read and sent: a push refused there (a
+    commit object corrupt here) left the new remote made and unsaid, and the next push
+    found it there and said nothing (a mistyped folder went unnoticed). The refusal says it
+    first, for a branch and for tags."""
+    repo, (_, c2, _) = history
+    obj = repo / ".memstore" / "objects" / c2[:2] / c2[2:]
+    obj.chmod(0o644)
+    obj.write_bytes(obj.read_bytes()[:-5] + b"xxxxx")
+    ok("tag", "v1", cwd=repo)
+    for remote, args in (("origin", ["main"]), ("tags", ["--tags"])):
+        url = tmp_path / remote
+        ok("remote", "add", remote, url, cwd=repo)
+        r = run("push", remote, *args, cwd=repo)
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        said, error = r.stderr.splitlines()
+        assert said == f"created a new remote at {url}" and error.startswith(
+            "memstore: error: ") and "is corrupt" in error, r.stderr
+        assert (url / "memstore-remote.json").is_file()  # (made indeed)
+        again = run("push", remote, *args, cwd=repo)  # there now: not said again
+        assert again.stderr.splitlines()[0].startswith("memstore: error: "), again.stderr
+
+
 def test_a_push_behind_the_remote_branch_says_by_how_much(shared, tmp_path):
     """After a local reset, the branch is an ancestor of the remote's: not 'not an
     ancestor … fetch first and merge' (a merge brings nothing to merge), but how far behind,

@@ -147,8 +147,11 @@ def test_push_u_while_the_remote_is_removed_records_no_upstream(base, tmp_path, 
         track(r, name, branch, tip)
 
     monkeypatch.setattr(push, "_track", removed_first)
-    error_line(run("push", "-u", "team", cwd=repo), 1, "pushed main to team, but remote "
-               "'team' is gone (removed while this command ran?): no upstream recorded")
+    r = run("push", "-u", "team", cwd=repo)
+    said, error = r.stderr.splitlines()  # the push made the remote: said before the error
+    assert r.exit_code == 1 and said.startswith("created a new remote at "), r.stderr
+    assert error.startswith("memstore: error: pushed main to team, but remote 'team' is gone "
+                            "(removed while this command ran?): no upstream recorded"), error
     assert not recorded(repo)
     with Repository.open(repo) as r:
         assert r.refs.list("refs/remotes/") == {}

@@ -136,7 +136,8 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     Writes the objects the remote lacks, then moves the remote branch by compare-and-swap:
     a push that is not a fast-forward, or that another push overtook, is refused (fetch
     first) and loses nothing. A remote that does not exist yet is created, and said so on
-    stderr ("created a new remote at URL": a mistyped folder or bucket would be one). A
+    stderr ("created a new remote at URL": a mistyped folder or bucket would be one),
+    before the error too where the push is refused after making it. A
     branch refused because it is behind the remote's (a `reset` here) says by how many
     commits.
 
@@ -162,6 +163,7 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     commits, objects, bytes, seconds; for --delete, remote, url,
     deleted (each: ref, name, kind, old, refused, now, damaged), guarantee, seconds.
     """
+    from memstore.errors import MemstoreError
     from memstore.remote.push import push as run_push
     from memstore.remote.push_delete import push_delete
     from memstore.remote.push_tags import push_tags, pushed_ref
@@ -183,16 +185,22 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
         raise click.UsageError("--tags pushes every tag: name no BRANCH and no -u with it")
     if branch == "HEAD":  # git's `push origin HEAD`: the current branch (no branch is HEAD)
         branch = None
-    with open_repo() as repo:
-        kind, name = pushed_ref(repo, branch) if branch is not None else (None, None)
-        if all_tags or kind == TAGS:
-            if set_upstream:
-                raise click.UsageError(f"-u records a branch's upstream, and {name!r} is a tag")
-            show_tags(push_tags(repo, remote_name, name, force=force, with_stats=with_stats),
-                      as_json)
-            return
-        r = run_push(repo, remote_name, name, force=force, with_stats=with_stats,
-                     set_upstream=set_upstream)
+    try:
+        with open_repo() as repo:
+            kind, name = pushed_ref(repo, branch) if branch is not None else (None, None)
+            if all_tags or kind == TAGS:
+                if set_upstream:
+                    raise click.UsageError(f"-u records a branch's upstream, and {name!r} is "
+                                           "a tag")
+                show_tags(push_tags(repo, remote_name, name, force=force,
+                                    with_stats=with_stats), as_json)
+                return
+            r = run_push(repo, remote_name, name, force=force, with_stats=with_stats,
+                         set_upstream=set_upstream)
+    except MemstoreError as e:  # refused after it made the remote: the next push won't say
+        if getattr(e, "created_url", None) is not None:
+            warn(f"created a new remote at {e.created_url}")
+        raise
     if r.created:  # a typo'd folder or bucket would be a new remote: say so
         warn(f"created a new remote at {r.url}")
     if as_json:

@@ -18,7 +18,10 @@ the commit it read, never one pushed since."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import MemstoreError, ValidationError
 from ..store.refs import (
@@ -37,6 +40,9 @@ from .layout import HEAD_FILE, branch_path, damaged_ref_way_out, head_bytes
 from .stats import push_statistics
 from .transfer import Moved, object_ids, reachable, remote_sizes, upload
 from .transport import StaleRefError, Transport
+
+if TYPE_CHECKING:
+    from .push_tags import TagsPushResult
 
 
 class PushRejectedError(MemstoreError):
@@ -128,34 +134,51 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
             if not force:
                 raise PushRejectedError(_not_a_fast_forward(repo, name, branch, old.commit, tip))
             result.forced = True
-    if not result.up_to_date:
-        if remote.marker is None:
-            result.created = remote.create(base.hash, base.spec, base.info)
-        commits = reachable(repo, [tip], held=_on_remote(repo, remote.transport, old.commit))
-        result.moved = upload(repo, remote.transport, object_ids(commits), [c.id for c in commits])
-        if with_stats:  # the whole history's, which earlier pushes may have left out
+    with said_created(result):  # the remote is made first: a refusal after says so
+        if not result.up_to_date:
+            if remote.marker is None:
+                result.created = remote.create(base.hash, base.spec, base.info)
+            commits = reachable(repo, [tip],
+                                held=_on_remote(repo, remote.transport, old.commit))
+            result.moved = upload(repo, remote.transport, object_ids(commits),
+                                  [c.id for c in commits])
+            if with_stats:  # the whole history's, which earlier pushes may have left out
+                result.moved = result.moved.add(
+                    push_statistics(repo, remote.transport, reachable(repo, [tip])))
+            try:
+                remote.transport.swap_ref(path, tip, old)
+            except StaleRefError as e:
+                raise PushRejectedError(
+                    f"push to {name} rejected: {branch} there moved to "
+                    f"{e.now[:12] if e.now else '(deleted)'} while this push ran (another push "
+                    f"landed first); fetch first (`memstore pull {name} {branch}`)") from None
+            # the first branch is the default
+            remote.transport.create(HEAD_FILE, head_bytes(branch))
+        elif with_stats:  # the branch is there already: its statistics may not be
             result.moved = result.moved.add(
                 push_statistics(repo, remote.transport, reachable(repo, [tip])))
-        try:
-            remote.transport.swap_ref(path, tip, old)
-        except StaleRefError as e:
-            raise PushRejectedError(
-                f"push to {name} rejected: {branch} there moved to "
-                f"{e.now[:12] if e.now else '(deleted)'} while this push ran (another push "
-                f"landed first); fetch first (`memstore pull {name} {branch}`)") from None
-        remote.transport.create(HEAD_FILE, head_bytes(branch))  # the first branch is the default
-    elif with_stats:  # the branch is there already: its statistics may not be
-        result.moved = result.moved.add(
-            push_statistics(repo, remote.transport, reachable(repo, [tip])))
-    _track(repo, name, branch, tip)
-    if set_upstream:
-        try:
-            remotes.record_upstream(repo, branch, Upstream(name, branch))
-        except MemstoreError as e:  # the push itself landed: say so
-            raise MemstoreError(f"pushed {branch} to {name}, but {e}") from None
+        _track(repo, name, branch, tip)
+        if set_upstream:
+            try:
+                remotes.record_upstream(repo, branch, Upstream(name, branch))
+            except MemstoreError as e:  # the push itself landed: say so
+                raise MemstoreError(f"pushed {branch} to {name}, but {e}") from None
     result.guarantee = remote.transport.guarantee
     result.seconds = time.perf_counter() - t0
     return result
+
+
+@contextmanager
+def said_created(result: PushResult | TagsPushResult) -> Iterator[None]:
+    """A MemstoreError out of a push that created the remote (its marker written first)
+    carries its URL (`created_url`), for the CLI to say so before the refusal: the next
+    push finds the remote there and says nothing (a mistyped folder would go unnoticed)."""
+    try:
+        yield
+    except MemstoreError as e:
+        if result.created:
+            e.created_url = result.url  # type: ignore[attr-defined]
+        raise
 
 
 def _not_a_fast_forward(repo: Repository, name: str, branch: str, theirs: str,

@@ -35,6 +35,7 @@ from ..store.repository import Repository
 from . import remotes
 from .connection import connect
 from .layout import RemoteFormatError, damaged_ref_way_out, tag_path
+from .push import said_created
 from .stats import push_statistics
 from .transfer import Moved, object_ids, reachable, remote_sizes, upload
 from .transport import RefValue, StaleRefError, Transport
@@ -118,21 +119,23 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
         result.tags.append(TagUpdate(tag, old, tip, refused=old not in (None, tip) and not force,
                                      damaged=read[tag].size if damaged else None))
     going = [u for u in result.tags if not u.up_to_date and not u.refused]
-    if going and remote.marker is None:
-        result.created = remote.create(repo.base.hash, repo.base.spec, repo.base.info)
-    if going or with_stats:
-        held = _on_remote(repo, transport, {*_branches(transport),
-                                            *(u.old for u in result.tags if u.old)})
-        commits = reachable(repo, {u.new for u in going}, held=held)
-        result.moved = upload(repo, transport, object_ids(commits), [c.id for c in commits])
-        if with_stats:
-            result.moved = result.moved.add(push_statistics(
-                repo, transport, reachable(repo, {u.new for u in result.tags if not u.refused})))
-    for u in going:
-        try:
-            transport.swap_ref(tag_path(u.tag), u.new, read[u.tag])
-        except StaleRefError as e:  # pushed (or removed) meanwhile: as if read at step 1
-            u.old, u.refused = e.now, e.now != u.new
+    with said_created(result):  # the remote is made first: a refusal after says so
+        if going and remote.marker is None:
+            result.created = remote.create(repo.base.hash, repo.base.spec, repo.base.info)
+        if going or with_stats:
+            held = _on_remote(repo, transport, {*_branches(transport),
+                                                *(u.old for u in result.tags if u.old)})
+            commits = reachable(repo, {u.new for u in going}, held=held)
+            result.moved = upload(repo, transport, object_ids(commits), [c.id for c in commits])
+            if with_stats:
+                pushed = {u.new for u in result.tags if not u.refused}
+                result.moved = result.moved.add(push_statistics(
+                    repo, transport, reachable(repo, pushed)))
+        for u in going:
+            try:
+                transport.swap_ref(tag_path(u.tag), u.new, read[u.tag])
+            except StaleRefError as e:  # pushed (or removed) meanwhile: as if read at step 1
+                u.old, u.refused = e.now, e.now != u.new
     result.guarantee = transport.guarantee
     result.seconds = time.perf_counter() - t0
     return result
