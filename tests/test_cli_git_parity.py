@@ -93,6 +93,27 @@ def test_log_range_reads_the_excluded_side_from_the_records(history):
     error_line(run("log", f"{c2}..{c3}", cwd=repo), 1, "index row disagrees with the record")
 
 
+def test_log_range_graph_draws_no_lane_to_a_parent_the_range_leaves_out(history, base):
+    """`log --graph side..main` after merging side drew the merge's second parent's lane
+    (`|\\` then `* |` beside every commit) to a commit the range leaves out, a lane that
+    never ended; git draws none. `Merge:` still names both recorded parents, and -n keeps
+    a lane to a commit of the range it cuts."""
+    from cli_support import facts_files, last_line
+
+    repo, (c1, c2, c3) = history
+    ok("switch", "-c", "side", c1, cwd=repo)
+    d = last_line(ok("commit", facts_files(base)["c"], "-m", "side c", cwd=repo))
+    ok("switch", "main", cwd=repo)
+    m = last_line(ok("merge", "side", "-m", "merge side", cwd=repo))
+    lines = ok("log", "--oneline", "--graph", "side..main", cwd=repo).stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [["*", m[:12]], ["*", c3[:12]],
+                                                    ["*", c2[:12]]], lines
+    text = ok("log", "--graph", "side..main", cwd=repo).stdout
+    assert f"Merge:  {c3[:12]} {d[:12]}" in text and "|\\" not in text
+    cut = ok("log", "--oneline", "--graph", "-n", "1", f"{c2}..main", cwd=repo).stdout
+    assert cut.splitlines()[1] == "|\\", cut  # C3 and D are in the range: both lanes
+
+
 def test_a_push_that_creates_the_remote_says_so(history, tmp_path):
     """A mistyped folder would silently become a new remote: the push that creates one
     says so on stderr (and `created` in --json); later pushes to it do not."""

@@ -90,13 +90,17 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
         # no REV: HEAD, whose log is empty before the first commit; a REV written out
         # names a commit (HEAD too: an unknown revision there, as show and diff say)
         start, exclude = _range(rev)
+        whole = author is not None or (graph and bool(exclude))  # -n cuts after
         commits = repo.log("HEAD" if start is None else repo.resolve(start),
-                           limit=max_count if author is None else None, exclude=exclude)
+                           limit=None if whole else max_count, exclude=exclude)
+        recorded = {c.id: c.parents for c in commits}  # `Merge:` says them, rewritten or not
         if author is not None:  # -n counts the commits shown, as git's does
             kept = [c for c in commits
                     if c.author is not None and author.casefold() in c.author.casefold()]
             commits = _rewritten(commits, {c.id for c in kept})[:max_count] if graph \
                 else kept[:max_count]
+        elif whole:  # a range's graph draws no lane to a parent A holds (not listed), as git's
+            commits = _rewritten(commits, {c.id for c in commits})[:max_count]
         if as_json:
             print_json([_entry(c) for c in commits])
             return
@@ -115,8 +119,8 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
         else:
             def text(c) -> list[str]:
                 return [f"commit {c.id}{deco(c)}",
-                        *([f"Merge:  {' '.join(short(p) for p in c.parents)}"]
-                          if len(c.parents) > 1 else []),
+                        *([f"Merge:  {' '.join(short(p) for p in recorded[c.id])}"]
+                          if len(recorded[c.id]) > 1 else []),
                         *([f"Author: {c.author}"] if c.author is not None else []),
                         f"Date:   {when(c.time)}",
                         f"Facts:  {c.n_requests} ({c.operation}); {metrics_line(c.metrics)}",
