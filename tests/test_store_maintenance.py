@@ -191,23 +191,23 @@ def test_gc_keeps_the_temporary_files_of_live_writers_and_other_hosts(repo):
     and those whose names carry no owner (an earlier memstore's), never a live process's (a
     writer on a file system whose lock does not reach gc), another host's, or a link."""
     import os
-    import subprocess
-    import sys
 
     from memstore import leftovers
 
     oid = repo.objects.put_bytes(b"an orphan")
     fan = repo.objects.path(oid).parent
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
+    # a pid no process can hold: above Linux's PID_MAX_LIMIT (2**22). A finished child's pid
+    # was used before, and under load (pid_max 32,768 here) another process took it before gc
+    # looked, which kept the "dead" file: the test failed now and then
+    gone = 2**22 + 1
     h = leftovers.HOST
-    dead = [fan / f"{TEMP_PREFIX}{h}-{gone.pid}-0123abcd", fan / f"{TEMP_PREFIX}abc_1234"]
+    dead = [fan / f"{TEMP_PREFIX}{h}-{gone}-0123abcd", fan / f"{TEMP_PREFIX}abc_1234"]
     kept = [fan / f"{TEMP_PREFIX}{h}-{os.getpid()}-0123abcd",  # this process writes it
             fan / f"{TEMP_PREFIX}{h}-{os.getppid()}-0123abcd",  # a live process's
-            fan / f"{TEMP_PREFIX}elsewhere-{gone.pid}-0123abcd"]  # another host's
+            fan / f"{TEMP_PREFIX}elsewhere-{gone}-0123abcd"]  # another host's
     for t in [*dead, *kept]:
         t.write_bytes(b"half an object")
-    link = fan / f"{TEMP_PREFIX}{h}-{gone.pid}-0123abce"
+    link = fan / f"{TEMP_PREFIX}{h}-{gone}-0123abce"
     link.symlink_to(kept[0])
     assert repo.gc(dry_run=True).temp_files == 2
     report = repo.gc()
