@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cli_support import copy_repo, error_line, facts_files, history_template, ok, run, snapshot
+from pids import dead_pid
 
 
 def _full(fd: int) -> io.BufferedWriter:
@@ -120,8 +121,6 @@ def test_the_next_save_of_statistics_removes_what_a_killed_save_left(tmp_path):
     file (as large as the statistics) goes with the next save there; those of a live
     process, of another host, named otherwise (an older memstore's) and links stay."""
     import signal
-    import subprocess
-    import sys
 
     import torch
 
@@ -143,14 +142,13 @@ def test_the_next_save_of_statistics_removes_what_a_killed_save_left(tmp_path):
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     [killed] = stats.iterdir()
     assert killed.name.startswith(".") and f".safetensors.tmp-{leftovers.HOST}-{pid}-" in killed.name
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
+    p_pid = dead_pid()
     name = f".{'1' * 16}-L2-abc-{'2' * 64}.safetensors.tmp-"
     kept = [stats / f"{name}{leftovers.HOST}-{os.getppid()}-0123abcd",  # alive
-            stats / f"{name}elsewhere-{p.pid}-0123abcd", stats / f"{name}{p.pid}"]
+            stats / f"{name}elsewhere-{p_pid}-0123abcd", stats / f"{name}{p_pid}"]
     for k in kept:
         k.write_bytes(b"x")
-    link = stats / f"{name}{leftovers.HOST}-{p.pid}-0123abce"
+    link = stats / f"{name}{leftovers.HOST}-{p_pid}-0123abce"
     link.symlink_to(kept[0])
     path = save_cached(st, stats, "0" * 64)
     assert not killed.exists()

@@ -20,6 +20,7 @@ from cli_support import (
     ok,
     run,
 )
+from pids import dead_pid
 from safetensors.torch import load_file
 
 OFFLOAD_LAST = {"model.embed_tokens": "cpu", "model.rotary_emb": "cpu", "model.norm": "cpu",
@@ -150,8 +151,6 @@ def test_the_offload_folder_of_a_process_killed_outright_goes_at_the_next_such_l
     process of this host and this user), never a live process's, another host's, a link or
     a folder named otherwise."""
     import signal
-    import subprocess
-    import sys
     import tempfile
 
     import transformers
@@ -180,16 +179,15 @@ def test_the_offload_folder_of_a_process_killed_outright_goes_at_the_next_such_l
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     [killed] = scratch.iterdir()
     (killed / "weights.dat").write_bytes(b"x" * 100)  # what it had offloaded
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
+    gone_pid = dead_pid()
     kept = [scratch / f"memstore-offload-{leftovers.HOST}-{os.getppid()}-0123abcd",  # alive
-            scratch / f"memstore-offload-elsewhere-{gone.pid}-0123abcd",  # another host's
-            scratch / f"memstore-offload-{leftovers.HOST}-{gone.pid}-0123abcdX",  # not a name
-            scratch / f"other-offload-{leftovers.HOST}-{gone.pid}-0123abcd"]
+            scratch / f"memstore-offload-elsewhere-{gone_pid}-0123abcd",  # another host's
+            scratch / f"memstore-offload-{leftovers.HOST}-{gone_pid}-0123abcdX",  # not a name
+            scratch / f"other-offload-{leftovers.HOST}-{gone_pid}-0123abcd"]
     for k in kept:
         k.mkdir()
         (k / "weights.dat").write_bytes(b"x")
-    link = scratch / f"memstore-offload-{leftovers.HOST}-{gone.pid}-0123abce"
+    link = scratch / f"memstore-offload-{leftovers.HOST}-{gone_pid}-0123abce"
     link.symlink_to(kept[0])
     uid = os.getuid()
     monkeypatch.setattr(os, "getuid", lambda: uid + 1)  # another user's: not removed

@@ -26,6 +26,7 @@ from cli_support import (
     run,
     snapshot,
 )
+from pids import dead_pid
 
 from memstore.store import checkpoint, writer
 
@@ -420,7 +421,6 @@ def test_an_init_killed_outright_leaves_what_the_next_init_there_removes(base, t
     """kill -9 while `memstore init` builds the repository leaves its temporary folder
     `.memstore-init-<host>-<pid>-<random>`; the next init in that folder removes it (a dead
     process of this host), never a live process's, another host's, a link or another name."""
-    import subprocess
 
     from cli_support import model_dir
 
@@ -432,16 +432,15 @@ def test_an_init_killed_outright_leaves_what_the_next_init_there_removes(base, t
     pid = _killed(args, repository, "_setup")
     [killed] = target.iterdir()
     assert killed.name.startswith(f".memstore-init-{leftovers.HOST}-{pid}-") and killed.is_dir()
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
+    gone_pid = dead_pid()
     kept = [target / f".memstore-init-{leftovers.HOST}-{os.getppid()}-0123abcd",  # alive
-            target / f".memstore-init-elsewhere-{gone.pid}-0123abcd",  # another host's
-            target / f".memstore-init-{leftovers.HOST}-{gone.pid}-0123abcd.x",  # not a name
-            target / f"_memstore-init-{leftovers.HOST}-{gone.pid}-0123abcd"]
+            target / f".memstore-init-elsewhere-{gone_pid}-0123abcd",  # another host's
+            target / f".memstore-init-{leftovers.HOST}-{gone_pid}-0123abcd.x",  # not a name
+            target / f"_memstore-init-{leftovers.HOST}-{gone_pid}-0123abcd"]
     for k in kept:
         k.mkdir()
         (k / "notes.txt").write_text("mine")
-    link = target / f".memstore-init-{leftovers.HOST}-{gone.pid}-0123abce"
+    link = target / f".memstore-init-{leftovers.HOST}-{gone_pid}-0123abce"
     link.symlink_to(kept[0])
     ok(*args)
     assert sorted(target.iterdir()) == sorted([target / ".memstore", *kept, link])
@@ -453,20 +452,18 @@ def test_a_file_named_like_a_clone_marker_but_for_its_dot_is_no_marker(tmp_path)
     """The marker's name is matched as written (its dots are dots): a folder holding only
     `xmemstore-clone-<host>-<dead pid>-<random>`, a file of the user's, is not a dead
     clone's to reuse, and that file is kept."""
-    import subprocess
 
     from memstore import leftovers
     from memstore.remote import clone
 
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
+    gone_pid = dead_pid()
     target = tmp_path / "cl"
     target.mkdir()
-    mine = target / f"xmemstore-clone-{leftovers.HOST}-{gone.pid}-0123abcd"
+    mine = target / f"xmemstore-clone-{leftovers.HOST}-{gone_pid}-0123abcd"
     mine.write_text("mine")
     assert clone.left_by_dead_clone(target) is None
-    (target / f"_memstore-init-{leftovers.HOST}-{gone.pid}-0123abcd").mkdir()
-    mine.rename(target / f".memstore-clone-{leftovers.HOST}-{gone.pid}-0123abcd")
+    (target / f"_memstore-init-{leftovers.HOST}-{gone_pid}-0123abcd").mkdir()
+    mine.rename(target / f".memstore-clone-{leftovers.HOST}-{gone_pid}-0123abcd")
     assert clone.left_by_dead_clone(target) is None  # nor `_memstore-init-…` its folder
 
 
@@ -474,7 +471,6 @@ def test_a_clone_folder_is_reused_only_when_a_dead_clone_of_this_host_left_only_
         base, tmp_path):
     """The marker of a live clone or of another host's, anything else in the folder, a
     commit made in the half-cloned repository: the folder is not the dead clone's to redo."""
-    import subprocess
 
     from memstore import leftovers
     from memstore.remote import clone
@@ -484,8 +480,7 @@ def test_a_clone_folder_is_reused_only_when_a_dead_clone_of_this_host_left_only_
     ids, target, args = _pushed_for_clone(base, tmp_path)
     pid = _killed(args, clone, "branch_ref")
     [mark] = target.glob(".memstore-clone-*")
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
+    gone_pid = dead_pid()
 
     def state():
         return sorted(p.name for p in target.iterdir()), snapshot(target)
@@ -496,7 +491,7 @@ def test_a_clone_folder_is_reused_only_when_a_dead_clone_of_this_host_left_only_
         assert r.exit_code != 0 and "exists and is not an empty folder" in r.stderr, r.output
         assert state() == before
 
-    for owner in (f"{leftovers.HOST}-{os.getppid()}", f"elsewhere-{gone.pid}"):
+    for owner in (f"{leftovers.HOST}-{os.getppid()}", f"elsewhere-{gone_pid}"):
         moved = mark.with_name(f".memstore-clone-{owner}-0123abcd")
         mark.rename(moved)
         refused()

@@ -14,11 +14,10 @@ import datetime
 import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 from crash_points import run_round, self_kill_at
+from pids import dead_pid
 from remote_support import make_repo, remote_files
 from test_store_support import commit_on_head, fake_result
 
@@ -66,13 +65,6 @@ def killed_push(path: str, env: dict, kind: str, step: int, seed: int, ready) ->
     os.replace = replace
     ready.set()
     push(repo, branch="topic/x")
-
-
-def dead_pid() -> int:
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    assert leftovers.pid_dead(p.pid)
-    return p.pid
 
 
 def pushed_topic_x(tmp_path, url):

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import datetime
 import os
-import subprocess
-import sys
 
+from pids import dead_pid
 from remote_support import make_repo
 from test_store_support import commit_on_head, fake_result
 
@@ -28,13 +27,6 @@ pytest_plugins = ["remote_fixtures"]  # s3_server
 
 DAY = 24 * 3600
 HEAD = r"\.tmp-"
-
-
-def dead_pid() -> int:
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    assert leftovers.pid_dead(p.pid)
-    return p.pid
 
 
 def stamped(name: str, age: float, host: str = "other-host") -> str:

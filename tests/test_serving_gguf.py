@@ -15,6 +15,7 @@ import torch
 import transformers
 from cli_support import SETTINGS, facts_files, last_line, ok, run
 from gguf_support import write_tiny_gguf
+from pids import dead_pid
 
 from memstore.store.repository import Repository
 from memstore.store.states import state_of
@@ -355,8 +356,6 @@ def test_what_a_killed_dequantization_left_goes_with_the_next_load(tmp_path, mon
     older memstore's) and links are kept."""
     import os
     import signal
-    import subprocess
-    import sys
 
     from memstore import leftovers
     from memstore.models import loading
@@ -379,8 +378,7 @@ def test_what_a_killed_dequantization_left_goes_with_the_next_load(tmp_path, mon
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     [killed] = target.parent.glob(f"{target.name}.tmp-{leftovers.HOST}-{pid}-*")
     assert (killed / "config.json").is_file()
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
+    p_pid = dead_pid()
     models, h = target.parent, leftovers.HOST
 
     def folder(name):
@@ -388,14 +386,14 @@ def test_what_a_killed_dequantization_left_goes_with_the_next_load(tmp_path, mon
         (models / name / "model.safetensors").write_bytes(b"x")
         return models / name
 
-    dead = [folder(f"other-0123456789abcdef.stale-{h}-{p.pid}-0123abcd"),
-            models / f"qwen2.5-coder-0.5b-instruct-0123456789abcdef.gguf.tmp-{h}-{p.pid}-0123abcd"]
+    dead = [folder(f"other-0123456789abcdef.stale-{h}-{p_pid}-0123abcd"),
+            models / f"qwen2.5-coder-0.5b-instruct-0123456789abcdef.gguf.tmp-{h}-{p_pid}-0123abcd"]
     dead[1].write_bytes(b"GGUF")
     kept = [folder(f"other-0123456789abcdef.tmp-{h}-{os.getppid()}-0123abcd"),  # alive
-            folder(f"other-0123456789abcdef.tmp-elsewhere-{p.pid}-0123abcd"),
-            folder(f"other-0123456789abcdef.tmp{p.pid}"),
+            folder(f"other-0123456789abcdef.tmp-elsewhere-{p_pid}-0123abcd"),
+            folder(f"other-0123456789abcdef.tmp{p_pid}"),
             folder("other-0123456789abcdef")]
-    link = models / f"link.tmp-{h}-{p.pid}-0123abcd"
+    link = models / f"link.tmp-{h}-{p_pid}-0123abcd"
     link.symlink_to(kept[-1])
     assert loading.local_dir(str(base)) == target
     assert (target / "config.json").is_file()

@@ -12,21 +12,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from pids import dead_pid
 
 from memstore import leftovers
 from memstore.store import export_target
-
-
-def dead_pid() -> int:
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    assert leftovers.pid_dead(p.pid)
-    return p.pid
 
 
 def name_of(prefix: str, pid: int, host: str = leftovers.HOST, suffix: str = "") -> str:

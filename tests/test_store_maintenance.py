@@ -196,10 +196,9 @@ def test_gc_keeps_the_temporary_files_of_live_writers_and_other_hosts(repo):
 
     oid = repo.objects.put_bytes(b"an orphan")
     fan = repo.objects.path(oid).parent
-    # a pid no process can hold: above Linux's PID_MAX_LIMIT (2**22). A finished child's pid
-    # was used before, and under load (pid_max 32,768 here) another process took it before gc
-    # looked, which kept the "dead" file: the test failed now and then
-    gone = 2**22 + 1
+    from pids import dead_pid
+
+    gone = dead_pid()
     h = leftovers.HOST
     dead = [fan / f"{TEMP_PREFIX}{h}-{gone}-0123abcd", fan / f"{TEMP_PREFIX}abc_1234"]
     kept = [fan / f"{TEMP_PREFIX}{h}-{os.getpid()}-0123abcd",  # this process writes it

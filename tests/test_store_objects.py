@@ -4,6 +4,7 @@ import stat
 
 import pytest
 import torch
+from pids import dead_pid
 from test_store_support import same_bits
 
 from memstore.errors import ValidationError
@@ -157,8 +158,6 @@ def test_a_write_removes_what_a_writer_killed_outright_left_in_its_folder(tmp_pa
     (of this host), never a live process's, another host's, a link, a folder or another
     name; a write into another folder leaves it."""
     import signal
-    import subprocess
-    import sys
 
     from memstore import leftovers
     from memstore.store.objects import TEMP_PREFIX
@@ -177,17 +176,16 @@ def test_a_write_removes_what_a_writer_killed_outright_left_in_its_folder(tmp_pa
     fan = root / hashlib.sha256(data).hexdigest()[:2]
     [killed] = fan.iterdir()
     assert killed.name.startswith(f"{TEMP_PREFIX}{leftovers.HOST}-{pid}-")
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
+    gone_pid = dead_pid()
     h = leftovers.HOST
     kept = [fan / f".tmp-{h}-{os.getppid()}-0123abcd",  # a live writer's
-            fan / f".tmp-elsewhere-{gone.pid}-0123abcd",  # another host's
-            fan / f".tmp-{h}-{gone.pid}-0123abcd.x", fan / f"tmp-{h}-{gone.pid}-0123abcd"]
+            fan / f".tmp-elsewhere-{gone_pid}-0123abcd",  # another host's
+            fan / f".tmp-{h}-{gone_pid}-0123abcd.x", fan / f"tmp-{h}-{gone_pid}-0123abcd"]
     for k in kept:
         k.write_bytes(b"x")
-    folder = fan / f".tmp-{h}-{gone.pid}-0123abce"
+    folder = fan / f".tmp-{h}-{gone_pid}-0123abce"
     folder.mkdir()
-    link = fan / f".tmp-{h}-{gone.pid}-0123abcf"
+    link = fan / f".tmp-{h}-{gone_pid}-0123abcf"
     link.symlink_to(kept[0])
     store = DiskObjectStore(root)
     other = next(d for i in range(1000) if hashlib.sha256(d := b"%d" % i).hexdigest()[:2]
