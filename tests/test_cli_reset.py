@@ -134,3 +134,14 @@ def _switch_to_a_new_branch_once_reset_resolves(repo, monkeypatch) -> None:
         return resolve(self, rev)
 
     monkeypatch.setattr(Repository, "resolve", switched_meanwhile)
+
+
+def test_git_modes_are_accepted_and_move_the_branch_alike(base, tmp_path):
+    """reset --help says git's --soft, --mixed and --hard are the same here (no working
+    copy), but each was 'No such option', the first thing a git user types."""
+    c1, c2, c3 = history_template(base)[1]
+    for mode in ("--soft", "--mixed", "--hard"):
+        repo = copy_repo(history_template(base)[0], tmp_path / mode.strip("-"))
+        d = json.loads(ok("reset", mode, "HEAD~1", "--json", cwd=repo).stdout)
+        assert (d["branch"], d["commit"], d["was"], d["left_behind"]) == ("main", c2, c3, [c3])
+        assert [e["id"] for e in log_json(repo)] == [c2, c1]

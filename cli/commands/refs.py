@@ -328,13 +328,16 @@ def tag(repo, name: str | None, rev: str, delete: bool, as_json: bool) -> None:
 
 @click.command(short_help="Move the current branch to REV (drop the commits after it).")
 @click.argument("rev")
+@click.option("--soft", "--mixed", "--hard", "mode", is_flag=True, hidden=True,
+              help="git's modes, accepted: with no working copy they are all the same.")
 @json_option
 @pass_repo
-def reset(repo, rev: str, as_json: bool) -> None:
+def reset(repo, rev: str, mode: bool, as_json: bool) -> None:
     """Move the current branch (or a detached HEAD) to the commit REV names, as `git reset`
     does: commits after REV leave the branch, as a local commit one would rather not have
     made and not push (a revert records undoing it, and replays the later commits). There
-    is no working copy, so git's --soft, --mixed and --hard are all the same here. The
+    is no working copy, so git's --soft, --mixed and --hard are all the same here (each is
+    accepted, as a git user types them). The
     commits it leaves that no branch or tag holds are warned about, with the command that
     goes back; gc removes them.
 
