@@ -174,3 +174,27 @@ def test_no_branch_or_tag_takes_the_name_a_shows_a_remote_tracking_branch_by(fet
     assert log_json(repo, "remotes/origin/main")[0]["id"] == c3
     ok("branch", "remotes/elsewhere/main", c1, cwd=repo)
     assert log_json(repo, "remotes/elsewhere/main")[0]["id"] == c1
+
+
+def test_switch_to_a_branch_only_a_remote_has_makes_it_there_tracking_it(fetched, tmp_path):
+    """git's guess: `switch topic` with no branch topic here but origin/topic makes topic at
+    origin/topic with it as upstream (it was 'unknown revision'); `switch -c x origin/x`
+    records the upstream too; two remotes' topic: one line naming both, nothing changed."""
+    repo, (_, c2, c3), _ = fetched
+    ok("branch", "-D", "topic", cwd=repo)
+    r = ok("switch", "topic", cwd=repo)
+    assert r.stdout.splitlines() == ["branch 'topic' set up to track 'origin/topic'",
+                                     "Switched to a new branch 'topic'"]
+    [row] = [b for b in listed(repo, "-vv") if b["name"] == "topic"]
+    assert (row["commit"], row["current"], row["upstream"]) == (c2, True, "origin/topic")
+    d = json.loads(ok("switch", "-c", "mine", "origin/main", "--json", cwd=repo).stdout)
+    assert (d["branch"], d["commit"], d["created"], d["upstream"]) == ("mine", c3, True,
+                                                                        "origin/main")
+    assert json.loads(ok("switch", "main", "--json", cwd=repo).stdout)["upstream"] is None
+    ok("remote", "add", "team", tmp_path / "team", cwd=repo)
+    ok("push", "team", "topic", cwd=repo)
+    ok("branch", "-D", "topic", cwd=repo)
+    before = snapshot(repo)
+    line = error_line(run("switch", "topic", cwd=repo), 2, "matches 2 remote-tracking")
+    assert "origin/topic, team/topic" in line
+    assert snapshot(repo) == before

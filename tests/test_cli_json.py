@@ -227,7 +227,7 @@ def test_switch_json(base, history):
     repo, (c1, _, c3) = history
     d = as_json("switch", "--detach", c1, cwd=repo)
     assert d == {"branch": None, "commit": c1, "detached": True, "created": False,
-                 "left_behind": [], "warning": None}
+                 "left_behind": [], "warning": None, "upstream": None}
     lost = last_line(ok("commit", facts_files(base)["d"], cwd=repo))
     r = run("switch", "main", "--json", cwd=repo)
     assert r.exit_code == 0, r.output

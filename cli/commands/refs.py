@@ -255,35 +255,75 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool,
     Later commits go onto that branch. `switch -c NAME [START]` (`checkout -b NAME
     [START]`) creates branch NAME at START (default: HEAD) and switches to it, as git's:
     a NAME that exists, a START that names no commit or an invalid name is refused, with
-    nothing changed. A revision that is not a branch (a tag, a commit
+    nothing changed. A START that is a remote-tracking branch (origin/x) becomes the new
+    branch's upstream; `switch x` where no branch or revision x exists but one remote's
+    branch x was fetched makes x there, tracking it (git's guess; two remotes' x: refused,
+    naming both). A revision that is not a branch (a tag, a commit
     id, HEAD~2) detaches HEAD at its commit. Nothing else changes: states are built from
     the records, there is no working copy to update.
 
     --json prints one object: branch (null when detached), commit (null on a branch with
-    no commits yet), detached, created, and left_behind: the commits a detached HEAD
-    leaves that no branch or tag holds, newest first (empty when none; also warned).
+    no commits yet), detached, created, upstream (the remote-tracking branch it now
+    tracks, or null), and left_behind: the commits a detached HEAD leaves that no branch or
+    tag holds, newest first (empty when none; also warned).
     """
     if create and detach:  # the new branch would be made and left at once
         raise click.UsageError("-c and --detach cannot be used together")
     if start is not None and not create:
         raise click.UsageError(f"START ({start!r}) is where -c creates the branch: "
                                f"`switch -c {name} {start}`")
+    from memstore.remote import remotes
+
     with repo.lock():  # what it leaves is read before a gc elsewhere can remove it
+        guess = None if create or detach else _tracking_guess(repo, name)
+        if guess is not None:  # git's: `switch topic` with only origin/topic here
+            create, start = True, guess
         was = repo.head()
         head = repo.switch(name, create=create, detach=detach, start=start)
         left = (repo.held_by_no_ref(was.commit)
                 if was.branch is None and was.commit is not None and was.commit != head.commit
                 else [])
+        # a branch made at a remote-tracking branch tracks it, as git's (autoSetupMerge)
+        tracks = start if create and start in remotes.all_tracking(repo) else None
+        if tracks is not None:
+            remotes.set_upstream(repo, name, tracks)
     d = switch_result(head, create, left)
+    d["upstream"] = tracks
     if d["warning"] is not None:
         warn(f"warning: {d['warning']}")
     if as_json:
         print_json(d)
-    elif d["branch"]:
+        return
+    if tracks is not None:
+        click.echo(f"branch '{d['branch']}' set up to track '{tracks}'")
+    if d["branch"]:
         made = "a new " if d["created"] else ""
         click.echo(f"Switched to {made}branch '{d['branch']}'")
     else:
         click.echo(f"HEAD is now at {short(d['commit'])} (detached)")
+
+
+def _tracking_guess(repo, name: str) -> str | None:
+    """REMOTE/NAME where `switch NAME` names no branch and no revision here but exactly one
+    remote-tracking branch of that name exists (git's guess: the branch is made there and
+    tracks it); several such: refused, naming them."""
+    from memstore.errors import ValidationError
+    from memstore.remote import remotes
+    from memstore.store.refs import HEADS
+
+    if name == "HEAD" or repo.refs.read(HEADS + name) is not None:
+        return None
+    try:
+        repo.resolve(name)
+        return None  # a tag, a commit id, origin/x itself: as before
+    except ValidationError:
+        pass
+    found = sorted(t for t in remotes.all_tracking(repo) if t.partition("/")[2] == name)
+    if len(found) > 1:
+        raise ValidationError(f"{shown_name(name)!r} is no branch here and matches "
+                              f"{len(found)} remote-tracking branches ({', '.join(found)}): "
+                              f"say which, `memstore switch -c {name} {found[0]}`")
+    return found[0] if found else None
 
 
 def switch_result(head, create: bool, left: list[str]) -> dict:
