@@ -280,11 +280,11 @@ def test_leaving_a_detached_commit_behind_is_warned(history, tmp_path_factory):
     repo_dir, (c1, _, _) = history
     ok("switch", c1, cwd=repo_dir)
     r = ok("switch", "main", cwd=repo_dir)  # detached at a commit main holds: nothing left
-    assert "behind" not in r.stderr
+    assert "leaving" not in r.stderr
     ok("switch", c1, cwd=repo_dir)
     new = last_line(ok("commit", facts_files(tmp_path_factory.getbasetemp())["d"], cwd=repo_dir))
     r = ok("switch", "main", cwd=repo_dir)
-    assert f"leaving 1 commit(s) behind that no branch or tag holds, the newest {new[:12]}" \
+    assert f"leaving 1 commit(s) that no branch or tag holds, the newest {new[:12]}" \
         in r.stderr
     assert "would remove 1 commit," in ok("gc", "--dry-run", cwd=repo_dir).stdout
 

@@ -129,9 +129,7 @@ def force_branch(repo, name: str, rev: str, as_json: bool) -> None:
         print_json({"created": name, "commit": commit}) if as_json else \
             click.echo(f"Created branch {name} at {short(commit)}")
         return
-    warning = (f"leaving {len(left)} commit(s) that no branch or tag holds, the newest "
-               f"{short(left[0])}; `memstore branch -f {name} {short(before or was)}` goes "
-               "back (gc removes them otherwise)") if left else None
+    warning = leaving(left, f"`memstore branch -f {name} {short(before or was)}` goes back")
     if warning is not None:
         warn(f"warning: {warning}")
     if as_json:
@@ -326,11 +324,17 @@ def _tracking_guess(repo, name: str) -> str | None:
     return found[0] if found else None
 
 
+def leaving(left: list[str], way_back: str) -> str | None:
+    """The warning of a command that moved a ref (reset, branch -f, switch off a detached
+    HEAD) and left `left` (newest first) that no branch or tag holds; None when nothing."""
+    return (f"leaving {len(left)} commit(s) that no branch or tag holds, the newest "
+            f"{short(left[0])}; {way_back} (gc removes them otherwise)") if left else None
+
+
 def switch_result(head, create: bool, left: list[str]) -> dict:
     """switch --json, and the values its text is printed from."""
-    warning = (f"leaving {len(left)} commit(s) behind that no branch or tag holds, the "
-               f"newest {short(left[0])}; `memstore branch NAME {short(left[0])}` keeps them "
-               "(gc removes them otherwise)") if left else None
+    warning = (leaving(left, f"`memstore branch NAME {short(left[0])}` keeps them")
+               if left else None)
     return {"branch": head.branch, "commit": head.commit, "detached": head.branch is None,
             "created": create, "left_behind": list(left), "warning": warning}
 
@@ -402,9 +406,7 @@ def reset(repo, rev: str, mode: bool, as_json: bool) -> None:
         repo.reset(target, was=was)
         left = repo.held_by_no_ref(before or was.commit) if target != was.commit else []
         message = first_line(repo.get_commit(target).message)
-    warning = (f"leaving {len(left)} commit(s) that no branch or tag holds, the newest "
-               f"{short(left[0])}; `memstore reset {short(was.commit)}` goes back (gc "
-               "removes them otherwise)") if left else None
+    warning = leaving(left, f"`memstore reset {short(was.commit)}` goes back")
     if target != was.commit and not repo.has_commit(was.commit):
         warning = (f"left commit {short(was.commit)}, which is not in the index (its record "
                    "is corrupt or missing); `memstore gc` removes what is left of it")
