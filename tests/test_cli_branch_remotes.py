@@ -198,3 +198,21 @@ def test_switch_to_a_branch_only_a_remote_has_makes_it_there_tracking_it(fetched
     line = error_line(run("switch", "topic", cwd=repo), 2, "matches 2 remote-tracking")
     assert "origin/topic, team/topic" in line
     assert snapshot(repo) == before
+
+
+def test_a_remote_tracking_branch_of_no_recorded_remote_is_neither_guessed_nor_tracked(fetched):
+    """The upstream of a branch made at a remote-tracking branch was recorded after the
+    switch: one whose remote is not recorded (the remotes row edited by hand) made `switch
+    topic` and `switch -c NAME origin/main` exit 2 ('no remote') with the branch made and
+    HEAD on it, an error path that changed the repository. As git's, such a branch is not
+    guessed (nothing changed) nor tracked (the branch is made without an upstream)."""
+    repo, (_, _, c3), _ = fetched
+    ok("branch", "-D", "topic", cwd=repo)
+    sql(repo, "delete from config where key = 'remotes'")
+    before = snapshot(repo)
+    error_line(run("switch", "topic", cwd=repo), 2, "unknown revision 'topic'")
+    assert snapshot(repo) == before
+    d = json.loads(ok("switch", "-c", "mine", "origin/main", "--json", cwd=repo).stdout)
+    assert (d["branch"], d["commit"], d["upstream"]) == ("mine", c3, None)
+    [row] = [b for b in listed(repo, "-vv") if b["name"] == "mine"]
+    assert row["upstream"] is None

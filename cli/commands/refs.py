@@ -120,7 +120,8 @@ def force_branch(repo, name: str, rev: str, as_json: bool) -> None:
         if was is not None:  # damaged rows of what it would leave refuse it before it moves
             repo.held_by_no_ref(before or was)
         # a detached HEAD is not moved here: what it reaches stays (gc keeps it)
-        kept = (history.ancestors(history.graph(repo.db), head.commit)
+        kept = (history.ancestors(history.checked_graph(repo.store, unreadable=True),
+                                  head.commit)
                 if head.branch is None and head.commit is not None else set())
         commit = repo.create_branch(name, rev, force=True)
         left = ([c for c in repo.held_by_no_ref(before or was) if c not in kept]
@@ -185,7 +186,8 @@ def list_branches(repo, local: bool, remote: bool, as_json: bool, verbose: int =
     if verbose >= 2 and branches:  # one query; each commit's history walked once
         from memstore.remote.remotes import upstream
 
-        g, walks = history.graph(repo.db), {}
+        # counted on the records: a damaged row is one line, not a wrong count
+        g, walks = history.checked_graph(repo.store, unreadable=True), {}
         ups = {n: upstream(repo, n, g=g, walks=walks) for n in branches}
     if as_json:  # an unborn current branch too, as the text lists it
         def tracked(n: str) -> dict:
@@ -276,13 +278,14 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool,
         guess = None if create or detach else _tracking_guess(repo, name)
         if guess is not None:  # git's: `switch topic` with only origin/topic here
             create, start = True, guess
+        # a branch made at a remote-tracking branch tracks it, as git's (autoSetupMerge):
+        # read before the switch, whose refusal then moves nothing
+        tracks = start if create and start is not None and _trackable(repo, start) else None
         was = repo.head()
         head = repo.switch(name, create=create, detach=detach, start=start)
         left = (repo.held_by_no_ref(was.commit)
                 if was.branch is None and was.commit is not None and was.commit != head.commit
                 else [])
-        # a branch made at a remote-tracking branch tracks it, as git's (autoSetupMerge)
-        tracks = start if create and start in remotes.all_tracking(repo) else None
         if tracks is not None:
             remotes.set_upstream(repo, name, tracks)
     d = switch_result(head, create, left)
@@ -306,7 +309,6 @@ def _tracking_guess(repo, name: str) -> str | None:
     remote-tracking branch of that name exists (git's guess: the branch is made there and
     tracks it); several such: refused, naming them."""
     from memstore.errors import ValidationError
-    from memstore.remote import remotes
     from memstore.store.refs import HEADS
 
     if name == "HEAD" or repo.refs.read(HEADS + name) is not None:
@@ -316,12 +318,32 @@ def _tracking_guess(repo, name: str) -> str | None:
         return None  # a tag, a commit id, origin/x itself: as before
     except ValidationError:
         pass
-    found = sorted(t for t in remotes.all_tracking(repo) if t.partition("/")[2] == name)
+    found = sorted(t for t in _tracking(repo) if t.partition("/")[2] == name)
     if len(found) > 1:
         raise ValidationError(f"{shown_name(name)!r} is no branch here and matches "
                               f"{len(found)} remote-tracking branches ({', '.join(found)}): "
                               f"say which, `memstore switch -c {name} {found[0]}`")
     return found[0] if found else None
+
+
+def _tracking(repo) -> list[str]:
+    """The remote-tracking branches (REMOTE/BRANCH) of the remotes recorded here: the ones
+    a new branch can track. As git's, one whose remote is not recorded (the remotes row
+    edited by hand) is not guessed nor tracked: recording it as an upstream was refused
+    ('no remote …') after the switch had moved HEAD."""
+    from memstore.remote import remotes
+
+    known = remotes.remotes(repo)
+    return [t for t in remotes.all_tracking(repo) if t.partition("/")[0] in known]
+
+
+def _trackable(repo, start: str) -> bool:
+    """Whether START, as `switch -c NAME START` names it, is one of `_tracking`."""
+    from memstore.remote import remotes
+    from memstore.store.refs import REMOTES
+
+    return (repo.refs.read(REMOTES + start) is not None
+            and start.partition("/")[0] in remotes.remotes(repo))
 
 
 def leaving(left: list[str], way_back: str) -> str | None:
