@@ -120,8 +120,7 @@ def force_branch(repo, name: str, rev: str, as_json: bool) -> None:
         if was is not None:  # damaged rows of what it would leave refuse it before it moves
             repo.held_by_no_ref(before or was)
         # a detached HEAD is not moved here: what it reaches stays (gc keeps it)
-        kept = (history.ancestors(history.checked_graph(repo.store, unreadable=True),
-                                  head.commit)
+        kept = (history.ancestors(history.graph(repo.db), head.commit)
                 if head.branch is None and head.commit is not None else set())
         commit = repo.create_branch(name, rev, force=True)
         left = ([c for c in repo.held_by_no_ref(before or was) if c not in kept]
@@ -186,8 +185,7 @@ def list_branches(repo, local: bool, remote: bool, as_json: bool, verbose: int =
     if verbose >= 2 and branches:  # one query; each commit's history walked once
         from memstore.remote.remotes import upstream
 
-        # counted on the records: a damaged row is one line, not a wrong count
-        g, walks = history.checked_graph(repo.store, unreadable=True), {}
+        g, walks = history.graph(repo.db), {}
         ups = {n: upstream(repo, n, g=g, walks=walks) for n in branches}
     if as_json:  # an unborn current branch too, as the text lists it
         def tracked(n: str) -> dict:
