@@ -22,6 +22,10 @@ WITH_STATS = click.option(
     "--with-stats", is_flag=True,
     help="Also move the statistics E[kkᵀ] the history was solved with (large; by default "
          "they are recomputed on the base model when first needed).")
+PRUNE = click.option(
+    "-p", "--prune/--no-prune", default=True, show_default=True,
+    help="Remove each REMOTE/BRANCH whose branch is gone from the remote ('[deleted]'), as "
+         "git's fetch --prune: memstore's default; --no-prune keeps them.")
 
 
 @click.group(invoke_without_command=True, short_help="List, add, change or remove remotes.")
@@ -354,9 +358,11 @@ def _fetched(f) -> None:
 @click.option("--tags", "all_tags", is_flag=True,
               help="Also fetch every remote tag, with the history it needs, even a tag on no "
                    "branch (git's fetch --tags).")
+@PRUNE
 @WITH_STATS
 @json_option
-def fetch(remote_name: str | None, all_tags: bool, with_stats: bool, as_json: bool) -> None:
+def fetch(remote_name: str | None, all_tags: bool, prune: bool, with_stats: bool,
+          as_json: bool) -> None:
     """Fetch every branch of REMOTE (default: the current branch's upstream's remote, else
     origin or the only remote there is) as REMOTE/BRANCH.
 
@@ -365,7 +371,8 @@ def fetch(remote_name: str | None, all_tags: bool, with_stats: bool, as_json: bo
     Each remote tag whose commit is here then is created here too (with --tags, every
     remote tag, its history fetched); a tag here naming another commit is kept (a warning:
     it would clobber an existing tag). A remote-tracking branch whose branch is gone from
-    the remote is removed ('[deleted]'), as git's fetch --prune.
+    the remote is removed ('[deleted]'), as git's fetch --prune (memstore's default:
+    --prune and -p are accepted); --no-prune keeps it.
 
     --json prints one object: remote, url, updates (the remote-tracking branches moved:
     branch, old, new, forced where the remote's history was rewritten),
@@ -375,7 +382,8 @@ def fetch(remote_name: str | None, all_tags: bool, with_stats: bool, as_json: bo
     from memstore.remote.fetch import fetch as run_fetch
 
     with open_repo() as repo:
-        f = run_fetch(repo, remote_name, with_stats=with_stats, all_tags=all_tags)
+        f = run_fetch(repo, remote_name, with_stats=with_stats, all_tags=all_tags,
+                      prune=prune)
     _passed_over(f)
     if as_json:
         print_json(fetch_result(f))
@@ -399,9 +407,11 @@ def fetch_result(f) -> dict:
 @runtime_options
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
 @click.argument("branch", required=False)
+@PRUNE
 @WITH_STATS
 @json_option
-def pull(remote_name: str | None, branch: str | None, with_stats: bool, as_json: bool) -> None:
+def pull(remote_name: str | None, branch: str | None, prune: bool, with_stats: bool,
+         as_json: bool) -> None:
     """Fetch REMOTE and merge its BRANCH into the current branch: with neither given, the
     current branch's upstream (`push -u`, `branch --set-upstream-to`), else origin (or the
     only remote there is) and the current branch's name.
@@ -426,7 +436,8 @@ def pull(remote_name: str | None, branch: str | None, with_stats: bool, as_json:
 
     try:
         with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
-            fetched, report = run_pull(repo, remote_name, branch, with_stats=with_stats)
+            fetched, report = run_pull(repo, remote_name, branch, with_stats=with_stats,
+                                       prune=prune)
             d = pull_result(repo, fetched, report)
     except MemstoreError as e:  # a refused merge (a conflict, a damaged row, …) after the
         landed = getattr(e, "fetched", None)  # fetch landed: said as a fetch says it first

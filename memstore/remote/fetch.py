@@ -135,13 +135,15 @@ def _parents_first(commits: dict[str, Commit]) -> list[Commit]:
 
 def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False,
           remote: Remote | None = None, need: str | None = None,
-          all_tags: bool = False) -> FetchResult:
+          all_tags: bool = False, prune: bool = True) -> FetchResult:
     """Fetches every branch of remote `name` (default: the current branch's upstream's
     remote, else origin or the only remote), through `remote` when the caller has it open
     already (a clone); refused before anything moves when the remote has no branch `need`
     (a pull's). The remote's tags come with it: each whose commit is here once the
     branches are fetched (git's auto-following of tags), or with `all_tags` (a clone's)
-    every tag, with its history."""
+    every tag, with its history. A remote-tracking branch whose branch is gone from the
+    remote is removed (git's `fetch --prune`, memstore's default), kept with `prune`
+    False."""
     t0 = time.perf_counter()
     if name is None:  # '' is no default
         name = remotes.remote_for(repo, repo.head().branch)
@@ -179,7 +181,9 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
             old = remotes.tracking(repo, name)
             updates = [RefUpdate(b, old.get(b), c) for b, c in sorted(branches.items())
                        if old.get(b) != c]
-            updates += [RefUpdate(b, c, None) for b, c in sorted(old.items()) if b not in branches]
+            if prune:
+                updates += [RefUpdate(b, c, None) for b, c in sorted(old.items())
+                            if b not in branches]
             arrived = {c.id for c in commits}
             followed = _followed_tags(repo, {t: c for t, c in tags.items()
                                              if c in arrived or repo.has_commit(c)})
@@ -234,7 +238,7 @@ def _followed_tags(repo: Repository, tags: dict[str, str]) -> list[TagUpdate]:
 
 
 def pull(repo: Repository, name: str | None = None, branch: str | None = None, *,
-         with_stats: bool = False) -> tuple[FetchResult, Report]:
+         with_stats: bool = False, prune: bool = True) -> tuple[FetchResult, Report]:
     """fetch, then merge the remote's `branch` (default: the current branch's name) into
     the current branch: a fast-forward when possible, else a fact-level merge (conflicts
     listed, nothing written), as `memstore merge` does. With neither given, the current
@@ -249,7 +253,7 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
             raise ValidationError("HEAD is detached: name the remote branch to pull")
         check_ref_name(branch)
         try:
-            fetched = fetch(repo, name, with_stats=with_stats, need=branch)
+            fetched = fetch(repo, name, with_stats=with_stats, need=branch, prune=prune)
         except NoSuchBranchError as e:
             if up is None:
                 raise

@@ -1,0 +1,66 @@
+"""A team's flow through one remote, on repositories of fake commits (no model): fetch's
+pruning of remote-tracking branches and its flags (git's --prune / -p, and --no-prune), the
+tags a fetch follows, and the push that creates a remote, exactly one of two at once
+saying so."""
+from __future__ import annotations
+
+import json
+
+from cli_support import ok
+from remote_support import make_repo, remove
+from test_store_support import commit_on_head
+
+from memstore.remote import remotes
+from memstore.remote.fetch import fetch, pull
+from memstore.remote.push import push
+
+pytest_plugins = ["remote_fixtures"]  # s3_server
+
+
+def test_no_prune_keeps_a_remote_tracking_branch_whose_branch_is_gone(tmp_path):
+    url = str(tmp_path / "remote")
+    a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
+    c1 = commit_on_head(a, seed=1)
+    push(a)
+    a.create_branch("side")
+    push(a, branch="side")
+    fetch(b)
+    remotes.set_upstream(b, "main", "origin/main")
+    remove(url, "refs/heads/side")
+    assert fetch(b, prune=False).updates == []
+    assert remotes.tracking(b, "origin") == {"main": c1.id, "side": c1.id}
+    fetched, _ = pull(b, prune=False)
+    assert fetched.updates == [] and "side" in remotes.tracking(b, "origin")
+    assert [(u.branch, u.old, u.new) for u in fetch(b).updates] == [("side", c1.id, None)]
+    assert remotes.tracking(b, "origin") == {"main": c1.id}
+
+
+def test_fetch_and_pull_take_gits_prune_flags(tmp_path):
+    url = str(tmp_path / "remote")
+    a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
+    try:
+        c1 = commit_on_head(a, seed=1).id
+        push(a)
+        for name in ("side", "other"):
+            a.create_branch(name)
+            push(a, branch=name)
+        fetch(b)
+        remotes.set_upstream(b, "main", "origin/main")
+    finally:
+        a.close()
+        b.close()
+    here = tmp_path / "b"
+    ok("push", "--delete", "origin", "side", "other", cwd=tmp_path / "a")
+    for kept in (["fetch", "--no-prune"], ["pull", "--no-prune"]):
+        out = ok(*kept, "--json", cwd=here).stdout
+        got = json.loads(out)
+        assert (got.get("fetched") or got)["updates"] == [], kept
+        assert json.loads(ok("branch", "-r", "--json", cwd=here).stdout) == [
+            {"name": f"origin/{n}", "commit": c1, "remote": True, "current": False}
+            for n in ("main", "other", "side")]
+    out = ok("fetch", "-p", cwd=here).stdout.splitlines()
+    assert f" - {'[deleted]':<26} origin/other" in out
+    assert f" - {'[deleted]':<26} origin/side" in out
+    assert [b["name"] for b in json.loads(ok("branch", "-r", "--json", cwd=here).stdout)] == [
+        "origin/main"]
+    assert json.loads(ok("fetch", "--prune", "--json", cwd=here).stdout)["updates"] == []
