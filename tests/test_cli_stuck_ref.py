@@ -199,3 +199,19 @@ def test_moving_a_stuck_ref_further_back_warns_of_the_good_commits_it_held(base,
             in d["warning"], d["warning"]
         ok(*how.split(), *(["main"] if how != "reset" else []), c2[:12], cwd=repo)
         assert [c["id"] for c in log_json(repo, "main")] == [c2, c1]
+
+
+def test_a_reset_off_a_stuck_ref_refused_by_a_damaged_row_of_what_it_held_moves_nothing(
+        base, tmp_path):
+    """Off a commit the index does not hold, reset reads the history the branch named
+    before (eaa62e4) after the move: a parents loop there made it exit 1 with the branch
+    moved, an error path that changed the repository (branch -f reads it before)."""
+    repo, (c1, c2, _c3) = _corrupt_head(base, tmp_path)
+    run("fsck", "--repair", cwd=repo)
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    con.execute("update commits set parents = ? where id = ?", [json.dumps([c2]), c2])
+    con.commit()
+    con.close()
+    before = snapshot(repo)
+    error_line(run("reset", c1, cwd=repo), 1, "run `memstore fsck --repair`")
+    assert snapshot(repo) == before

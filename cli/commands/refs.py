@@ -423,6 +423,8 @@ def reset(repo, rev: str, mode: bool, as_json: bool) -> None:
         # leaves is what it named before, as the ref snapshots tell: read before it moves
         before = (_named_before(repo, was.ref or "HEAD", was.commit)
                   if target != was.commit and not repo.has_commit(was.commit) else None)
+        if before is not None:  # damaged rows there refuse it before it moves, as branch -f
+            repo.held_by_no_ref(before)
         repo.reset(target, was=was)
         left = repo.held_by_no_ref(before or was.commit) if target != was.commit else []
         message = first_line(repo.get_commit(target).message)
