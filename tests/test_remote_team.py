@@ -5,13 +5,16 @@ saying so."""
 from __future__ import annotations
 
 import json
+import threading
 
 from cli_support import ok
 from remote_support import make_repo, remove
 from test_store_support import commit_on_head
 
+from memstore.errors import MemstoreError
 from memstore.remote import remotes
 from memstore.remote.fetch import fetch, pull
+from memstore.remote.fsck import fsck_remote
 from memstore.remote.push import push
 
 pytest_plugins = ["remote_fixtures"]  # s3_server
@@ -64,3 +67,54 @@ def test_fetch_and_pull_take_gits_prune_flags(tmp_path):
     assert [b["name"] for b in json.loads(ok("branch", "-r", "--json", cwd=here).stdout)] == [
         "origin/main"]
     assert json.loads(ok("fetch", "--prune", "--json", cwd=here).stdout)["updates"] == []
+
+
+def test_of_two_pushes_creating_a_remote_at_once_exactly_one_says_created(tmp_path, monkeypatch):
+    """Both look, find no remote there, then both write its marker: a create that reads,
+    then writes, told both pushes they made it (the CLI's 'created a new remote', twice).
+    fsspec's memory store creates exclusively, as a conditional write does (its check
+    made atomic here, as a store's is)."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from memstore.remote.fsspec_store import FsspecTransport
+    from memstore.remote.layout import MARKER
+    from memstore.store.repository import Repository
+
+    url = f"memory://created-once-{tmp_path.name}/repo"
+    for name in "ab":
+        repo = make_repo(tmp_path / name, url)
+        commit_on_head(repo, seed=1)
+        repo.close()
+    both_looked = threading.Barrier(2)
+    read, pipe_file, atomic = FsspecTransport.read, MemoryFileSystem.pipe_file, threading.Lock()
+
+    def look(self, path):
+        got = read(self, path)
+        if path == MARKER and got is None:
+            both_looked.wait(timeout=10)  # neither writes before the other found nothing
+        return got
+
+    def exclusive(self, path, value, mode="overwrite", **kw):
+        with atomic:
+            return pipe_file(self, path, value, mode=mode, **kw)
+
+    monkeypatch.setattr(FsspecTransport, "read", look)
+    monkeypatch.setattr(MemoryFileSystem, "pipe_file", exclusive)
+    said = {}
+
+    def run(name):
+        repo = Repository.open(tmp_path / name)
+        try:
+            said[name] = push(repo).created
+        except MemstoreError as e:  # the loser's branch: the winner's landed first
+            said[name] = getattr(e, "created_url", None) is not None
+        finally:
+            repo.close()
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(said.values()) == [False, True]
+    assert fsck_remote(url) == []

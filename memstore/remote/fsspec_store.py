@@ -23,6 +23,7 @@ lets us write but not delete (or fails to list) makes the write go on."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -33,6 +34,25 @@ from .layout import ref_bytes, temp_folder
 from .transport import RefValue, RemoteError, StaleRefError, Transport
 
 _HEAD = re.escape(TEMP_PREFIX)
+
+
+def _exclusive_create(fs: Any) -> bool:
+    """Whether the backend of `fs` implements fsspec's `pipe_file(mode="create")` itself
+    (s3fs: If-None-Match; the memory store) rather than inheriting fsspec's generic one,
+    a check then a write: no better than `_create_checked`, which also writes whole."""
+    from fsspec.asyn import AsyncFileSystem
+    from fsspec.spec import AbstractFileSystem
+
+    if fs.async_impl:
+        impl, generic = getattr(type(fs), "_pipe_file", None), AsyncFileSystem._pipe_file
+    else:
+        impl, generic = getattr(type(fs), "pipe_file", None), AbstractFileSystem.pipe_file
+    if impl is None or impl is generic:
+        return False
+    try:
+        return "mode" in inspect.signature(impl).parameters
+    except (TypeError, ValueError):
+        return False
 _LEGACY = re.compile(_HEAD + r"[0-9a-f]{32}-.+")  # .tmp-<uuid>-<name>, no owner, no time
 
 
@@ -220,6 +240,25 @@ class FsspecTransport(Transport):
             raise
 
     def create(self, path: str, data: bytes) -> bool:
+        """Writes `path` only if absent: in one request where the backend offers an
+        exclusive create (its own fsspec `pipe_file(mode="create")`: a conditional write,
+        or the memory store's check under the GIL), so that of two pushes creating the
+        remote at once exactly one is told it did; else read, then write (`_create_checked`):
+        two at once can both write it, and both say so (single-writer)."""
+        if not _exclusive_create(self.fs):
+            return self._create_checked(path, data)
+        try:
+            self._call(f"write {path}", self.fs.pipe_file, self.full(path), data,
+                       mode="create")
+        except RemoteError as e:
+            if isinstance(e.__cause__, FileExistsError):
+                return False
+            raise
+        return True
+
+    def _create_checked(self, path: str, data: bytes) -> bool:
+        """`create` by reading first, then writing under a temporary name moved into
+        place: not exclusive, but whole or absent on every store."""
         if self.read(path) is not None:
             return False
         self.put(path, data)

@@ -167,8 +167,8 @@ class S3Transport(FsspecTransport):
 
     def create(self, path: str, data: bytes) -> bool:
         done = self._conditional_put(path, data, {"IfNoneMatch": "*"})
-        if done is None:
-            return super().create(path, data)
+        if done is None:  # the store cannot write conditionally: neither can pipe_file
+            return self._create_checked(path, data)
         return done
 
     def read_ref(self, path: str, damaged: bool = False) -> RefValue:
