@@ -124,7 +124,9 @@ def test_branch_f_refused_by_a_damaged_row_of_what_it_leaves_moves_nothing(base,
     con.commit()
     con.close()
     before = snapshot(repo)
-    error_line(run("branch", "-f", "topic", c1, cwd=repo), 1, "loop back to it")
+    # (the rows loop; C2's record names C1: the walk on the records names C2's row)
+    error_line(run("branch", "-f", "topic", c1, cwd=repo), 1,
+               f"commit {c2[:12]}: index row disagrees with the record")
     assert snapshot(repo) == before
 
 
@@ -142,7 +144,8 @@ def test_a_switch_off_a_detached_head_refused_by_a_damaged_row_moves_nothing(bas
     con.close()
     before = snapshot(repo)
     for args in (["-c", "new", c1], ["main"], ["--detach", c1]):
-        error_line(run("switch", *args, cwd=repo), 1, "loop back to it")
+        error_line(run("switch", *args, cwd=repo), 1,
+                   f"commit {c2[:12]}: index row disagrees with the record")
         assert snapshot(repo) == before, args
     ok("switch", "-c", "here", cwd=repo)  # HEAD does not move off its commit: nothing read
 
@@ -215,3 +218,43 @@ def test_a_reset_off_a_stuck_ref_refused_by_a_damaged_row_of_what_it_held_moves_
     before = snapshot(repo)
     error_line(run("reset", c1, cwd=repo), 1, "run `memstore fsck --repair`")
     assert snapshot(repo) == before
+
+
+def _stuck_detached_head(base, tmp_path):
+    """HEAD detached on C3 after naming C2 (main back on C1: only HEAD held C2 and C3), then
+    C3's object corrupt and `fsck --repair` run: HEAD names a commit the index lacks, and
+    the way back is C2."""
+    template, (c1, c2, c3) = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    ok("switch", "--detach", c2, cwd=repo)
+    ok("reset", c3, cwd=repo)
+    ok("branch", "-f", "main", c1, cwd=repo)
+    obj = repo / ".memstore" / "objects" / c3[:2] / c3[2:]
+    obj.chmod(0o644)
+    obj.write_bytes(obj.read_bytes()[:-5] + b"xxxxx")
+    repaired = run("fsck", "--repair", cwd=repo)
+    assert _ref_line(repaired, "HEAD").endswith(f"`memstore reset {c2[:12]}` moves it back")
+    return repo, (c1, c2, c3)
+
+
+def test_a_switch_off_a_stuck_detached_head_warns_of_the_good_commits_it_held(base, tmp_path):
+    """eaa62e4 warned of what a stuck ref held before for reset and branch -f, not for a
+    switch off a detached HEAD: `switch main` left C2 held by nothing, unwarned (left_behind
+    []), and the next gc removed it with no word."""
+    repo, (_c1, c2, _c3) = _stuck_detached_head(base, tmp_path)
+    d = json.loads(ok("switch", "--json", "main", cwd=repo).stdout)
+    assert d["left_behind"] == [c2], d
+    assert f"`memstore branch NAME {c2[:12]}` keeps them" in d["warning"], d["warning"]
+
+
+def test_a_stuck_detached_head_reset_back_warns_of_nothing_it_is_on(base, tmp_path):
+    """`reset C2`, fsck's way back for a detached HEAD on a commit the index lacks, warned
+    that C2 is left, no branch or tag holding it, and that `reset C2` goes back: HEAD is on
+    it, and gc keeps it. What the new HEAD reaches is not left behind."""
+    repo, (c1, c2, c3) = _stuck_detached_head(base, tmp_path)
+    d = json.loads(ok("reset", "--json", c2, cwd=repo).stdout)
+    assert (d["commit"], d["was"], d["left_behind"]) == (c2, c3, []), d
+    assert d["warning"].startswith(f"left commit {c3[:12]}, which is not in the index")
+    assert "no branch or tag holds" not in d["warning"], d["warning"]
+    ok("gc", cwd=repo)
+    assert [c["id"] for c in log_json(repo, "HEAD")] == [c2, c1]

@@ -280,8 +280,15 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool,
         # read before the switch, whose refusal then moves nothing
         tracks = start if create and start is not None and _trackable(repo, start) else None
         was = repo.head()
+        # off a commit the index does not hold, what a detached HEAD leaves is what it named
+        # before (as reset's): damaged rows there refuse it before it moves
+        before = (_named_before(repo, "HEAD", was.commit)
+                  if was.branch is None and was.commit is not None
+                  and not repo.has_commit(was.commit) else None)
+        if before is not None:
+            repo.held_by_no_ref(before)
         head = repo.switch(name, create=create, detach=detach, start=start)
-        left = (repo.held_by_no_ref(was.commit)
+        left = (_left_behind(repo, before or was.commit, head.commit)
                 if was.branch is None and was.commit is not None and was.commit != head.commit
                 else [])
         if tracks is not None:
@@ -426,7 +433,7 @@ def reset(repo, rev: str, mode: bool, as_json: bool) -> None:
         if before is not None:  # damaged rows there refuse it before it moves, as branch -f
             repo.held_by_no_ref(before)
         repo.reset(target, was=was)
-        left = repo.held_by_no_ref(before or was.commit) if target != was.commit else []
+        left = _left_behind(repo, before or was.commit, target) if target != was.commit else []
         message = first_line(repo.get_commit(target).message)
     warning = leaving(left, f"`memstore reset {short(was.commit)}` goes back")
     if target != was.commit and not repo.has_commit(was.commit):
@@ -456,6 +463,17 @@ def _named_before(repo, ref: str, commit: str) -> str | None:
 
     rows = {r["id"] for r in repo.db.query("select id from commits")}
     return named_before(repo.store, ref, commit, rows)
+
+
+def _left_behind(repo, leaves: str, now: str | None) -> list[str]:
+    """What HEAD (or its branch) moving off `leaves` onto `now` leaves that no branch or
+    tag holds, newest first: `leaves` and its ancestors less what `now` reaches, which a
+    detached HEAD holds (gc keeps it; held_by_no_ref counts no HEAD)."""
+    from memstore.store import history
+
+    left = repo.held_by_no_ref(leaves)
+    kept = history.ancestors(history.graph(repo.db), now) if left and now else set()
+    return [c for c in left if c not in kept]
 
 
 def _readable(repo, commit: str) -> bool:
