@@ -8,7 +8,7 @@ import json
 import threading
 
 from cli_support import ok
-from remote_support import make_repo, remove
+from remote_support import make_repo, remote_files, remove
 from test_store_support import commit_on_head
 
 from memstore.errors import MemstoreError
@@ -16,6 +16,7 @@ from memstore.remote import remotes
 from memstore.remote.fetch import fetch, pull
 from memstore.remote.fsck import fsck_remote
 from memstore.remote.push import push
+from memstore.remote.push_tags import push_tags
 
 pytest_plugins = ["remote_fixtures"]  # s3_server
 
@@ -118,3 +119,51 @@ def test_of_two_pushes_creating_a_remote_at_once_exactly_one_says_created(tmp_pa
         t.join()
     assert sorted(said.values()) == [False, True]
     assert fsck_remote(url) == []
+
+
+def test_a_tag_is_followed_by_a_fetch_that_moves_no_branch_and_not_off_every_branch(tmp_path):
+    """git's following of tags, as the README promises it for fetch and pull: a tag pushed
+    onto a commit the other clone has already comes with a fetch that moves no branch; a
+    tag on no branch the remote has comes only with --tags (clone takes every tag)."""
+    url = str(tmp_path / "remote")
+    a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
+    c1 = commit_on_head(a, seed=1).id
+    push(a)
+    fetch(b)
+    remotes.set_upstream(b, "main", "origin/main")
+    a.create_tag("v1")
+    push_tags(a)
+    got = fetch(b)
+    assert got.updates == [] and [(t.tag, t.new) for t in got.tags] == [("v1", c1)]
+    a.create_branch("side")
+    a.switch("side")
+    c2 = commit_on_head(a, seed=2).id
+    a.create_tag("v2")  # side is never pushed: v2 is on no branch there
+    push_tags(a)
+    a.create_tag("v3", c1)
+    push_tags(a)
+    fetched, _ = pull(b)
+    assert [(t.tag, t.new) for t in fetched.tags] == [("v3", c1)]
+    assert b.tags() == {"v1": c1, "v3": c1}
+    assert [(t.tag, t.new) for t in fetch(b, all_tags=True).tags] == [("v2", c2)]
+
+
+def test_push_takes_gits_colon_names_for_deletes(tmp_path):
+    url = str(tmp_path / "remote")
+    a = make_repo(tmp_path / "a", url)
+    try:
+        commit_on_head(a, seed=1)
+        push(a)
+        a.create_branch("topic")
+        push(a, branch="topic")
+        a.create_tag("v1")
+        push_tags(a)
+    finally:
+        a.close()
+    here = tmp_path / "a"
+    out = ok("push", "origin", ":topic", ":v1", cwd=here).stdout
+    assert out.splitlines() == [f"To {url}", f" - {'[deleted]':<26} topic",
+                                f" - {'[deleted]':<26} v1"]
+    assert {p for p in remote_files(url) if p.startswith("refs/")} == {"refs/heads/main"}
+    assert [b["name"] for b in json.loads(ok("branch", "-r", "--json", cwd=here).stdout)] == [
+        "origin/main"]

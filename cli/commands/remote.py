@@ -152,9 +152,10 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     that holds no commit id (damaged: a bad copy, a hand edit) refuses the push unless
     --force, which replaces it by compare-and-swap against its whole content read.
 
-    `push --delete REMOTE NAME...` deletes branches and tags there (a name as above: the
-    remote's branch first, else its tag), each by compare-and-swap against the commit
-    read: one another push moved meanwhile is kept (exit status 1, the others deleted).
+    `push --delete REMOTE NAME...` (or git's `push REMOTE :NAME...`) deletes branches
+    and tags there (a name as above: the remote's branch first, else its tag), each by
+    compare-and-swap against the commit read: one another push moved meanwhile is kept
+    (exit status 1, the others deleted).
     The branch the remote's HEAD names (what clones check out) is refused unless --force;
     so is a ref that holds no commit id (damaged: a bad copy, a hand edit), which --force
     removes by compare-and-swap against its whole content read.
@@ -173,6 +174,10 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     from memstore.remote.push_tags import push_tags, pushed_ref
     from memstore.store.refs import TAGS
 
+    names = [n for n in (branch, *more) if n is not None]
+    if not delete and names and all(n.startswith(":") and len(n) > 1 for n in names):
+        # git's `push origin :NAME`: nothing pushed onto NAME deletes it there
+        delete, branch, more = True, names[0][1:], tuple(n[1:] for n in names[1:])
     if delete:
         if all_tags or set_upstream or with_stats:
             raise click.UsageError("--delete takes no --tags, -u nor --with-stats")
