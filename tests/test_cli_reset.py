@@ -145,3 +145,19 @@ def test_git_modes_are_accepted_and_move_the_branch_alike(base, tmp_path):
         d = json.loads(ok("reset", mode, "HEAD~1", "--json", cwd=repo).stdout)
         assert (d["branch"], d["commit"], d["was"], d["left_behind"]) == ("main", c2, c3, [c3])
         assert [e["id"] for e in log_json(repo)] == [c2, c1]
+
+
+def test_a_detached_head_moved_back_does_not_count_the_commit_it_is_on_as_left(base, tmp_path):
+    """A detached HEAD moved to an older commit no branch or tag holds (main deleted)
+    warned of it as left behind (`leaving 3 commit(s)` for C3, C2 and C1, HEAD on C1):
+    what the new HEAD reaches is held, gc keeps it."""
+    c1, c2, c3 = history_template(base)[1]
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    ok("switch", "--detach", "HEAD", cwd=repo)
+    ok("branch", "-D", "main", cwd=repo)
+    d = json.loads(ok("reset", "--json", c1, cwd=repo).stdout)
+    assert (d["commit"], d["left_behind"]) == (c1, [c3, c2]), d
+    assert d["warning"].startswith("leaving 2 commit(s)"), d["warning"]
+    ok("reset", c3, cwd=repo)
+    d = json.loads(ok("switch", "--json", "--detach", c1, cwd=repo).stdout)
+    assert (d["commit"], d["left_behind"]) == (c1, [c3, c2]), d
