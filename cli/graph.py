@@ -63,10 +63,12 @@ def _verticals(columns: Sequence[int]) -> dict[int, str]:
     return {2 * c: "|" for c in columns}
 
 
-def graph_rows(commits: Sequence[Any]) -> Iterator[tuple[str, Any]]:
+def graph_rows(commits: Sequence[Any],
+               mark: Callable[[Any], str] | None = None) -> Iterator[tuple[str, Any]]:
     """(graph prefix, commit) rows for `commits` in log order (children before parents);
-    pure graph lines come with None. Each commit needs `.id` and `.parents`."""
-    for before, row, c, after, _ in graph_blocks(commits):
+    pure graph lines come with None. Each commit needs `.id` and `.parents`. `mark`: the
+    character drawn for a commit instead of `*` (git's --left-right `<` and `>`)."""
+    for before, row, c, after, _ in graph_blocks(commits, mark):
         for text in before:
             yield text, None
         yield row, c
@@ -74,16 +76,16 @@ def graph_rows(commits: Sequence[Any]) -> Iterator[tuple[str, Any]]:
             yield text, None
 
 
-def graph_log(commits: Sequence[Any],
-              text: Callable[[Any], Sequence[str]]) -> Iterator[str]:
+def graph_log(commits: Sequence[Any], text: Callable[[Any], Sequence[str]],
+              mark: Callable[[Any], str] | None = None) -> Iterator[str]:
     """The lines of `log --graph` when a commit takes several lines (`text(c)`, the
     first of them on the commit's row), as git draws them (graph.c): the lines after
     the first are drawn beside the pure graph rows that follow the commit, then beside
     its padding (a `|` per column that continues below) until the next commit; graph
     rows left over when its lines run out are drawn on their own. Graph parts are
     padded to one width per commit, so its text starts in one column; an empty text
-    line is the graph part alone (no trailing blanks)."""
-    for before, row, c, after, padding in graph_blocks(commits):
+    line is the graph part alone (no trailing blanks). `mark` as graph_rows'."""
+    for before, row, c, after, padding in graph_blocks(commits, mark):
         yield from before
         lines = list(text(c)) or [""]
         graph = [row, *after]
@@ -94,8 +96,8 @@ def graph_log(commits: Sequence[Any],
         yield from graph[len(lines):]
 
 
-def graph_blocks(commits: Sequence[Any]) -> Iterator[
-        tuple[list[str], str, Any, list[str], str]]:
+def graph_blocks(commits: Sequence[Any], mark: Callable[[Any], str] | None = None
+                 ) -> Iterator[tuple[list[str], str, Any, list[str], str]]:
     """Per commit in `commits`: (the pure graph rows drawn before its row, its row, the
     commit, the pure graph rows that follow it, its padding). The padding is the row
     that continues the picture below those rows until the next commit's rows: a `|`
@@ -139,7 +141,7 @@ def graph_blocks(commits: Sequence[Any]) -> Iterator[
 
         # the commit's row
         cells = _verticals(range(col))
-        cells[2 * col] = "*"
+        cells[2 * col] = "*" if mark is None else mark(c)
         if octopus:
             for x in range(2 * col + 1, 2 * (col + n - 2)):
                 cells[x] = "-"

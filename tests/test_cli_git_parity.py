@@ -71,12 +71,56 @@ def test_log_a_dot_dot_b_lists_what_b_reaches_and_a_does_not(history):
 @pytest.mark.parametrize("rev, says", [
     ("nope..main", "unknown revision 'nope'"),
     ("main..nope", "unknown revision 'nope'"),
-    ("HEAD~1...main", "A...B, git's symmetric difference, is not supported"),
+    ("nope...main", "unknown revision 'nope'"),
+    ("main...nope", "unknown revision 'nope'"),
     ("a..b..c", "a range is A..B"),
+    ("a...b..c", "or A...B (what either has that the other lacks)"),
 ])
 def test_log_refuses_a_bad_range_in_one_line(history, rev, says):
     repo, _ = history
     error_line(run("log", rev, cwd=repo), 2, says)
+
+
+def test_log_a_dot_dot_dot_b_lists_what_either_side_has_as_gits(history, base):
+    """`log A...B` (git's symmetric difference) was refused: it lists the commits either
+    side reaches that the other does not, newest first over both; --left-right marks the
+    side (`<` A's, `>` B's) before the id, or as the graph's `*`; --json says the side."""
+    from cli_support import facts_files, last_line
+
+    repo, (c1, c2, c3) = history
+    ok("switch", "-c", "side", c1, cwd=repo)
+    d = last_line(ok("commit", facts_files(base)["c"], "-m", "side d", cwd=repo))
+    ok("switch", "main", cwd=repo)
+    rows = json.loads(ok("log", "--json", "main...side", cwd=repo).stdout)
+    assert [(r["id"], r["side"]) for r in rows] == [(d, "right"), (c3, "left"), (c2, "left")]
+    out = ok("log", "--oneline", "--left-right", "side...", cwd=repo).stdout  # side...HEAD
+    assert [line.split()[:2] for line in out.splitlines()] == [
+        ["<", d[:12]], [">", c3[:12]], [">", c2[:12]]]
+    text = ok("log", "--left-right", "main...side", cwd=repo).stdout
+    assert f"commit > {d}" in text and f"commit < {c3}" in text
+    drawn = ok("log", "--oneline", "--graph", "--left-right", "main...side", cwd=repo).stdout
+    assert [line.split()[:2] for line in drawn.splitlines() if line] == [
+        [">", d[:12]], ["<", c3[:12]], ["<", c2[:12]]], drawn
+    assert ids(repo, "-n", "1", "main...side") == [d]
+    assert ids(repo, f"{c1[:8]}...main") == [c3, c2]  # C1 is main's: one side only
+    plain = ok("log", "--oneline", "--left-right", "side..main", cwd=repo).stdout
+    assert [line.split()[0] for line in plain.splitlines()] == [">", ">"]  # git's, too
+    r = ok("log", "--oneline", "main...main", cwd=repo)
+    assert r.stdout == "" and r.stderr == "no commits in main...main\n"
+    assert "side" not in ok("log", "--json", "side..main", cwd=repo).stdout
+
+
+def test_log_ranges_of_unrelated_histories_are_gits(history):
+    """No merge base: A..B lists all of B, A...B all of both (git's)."""
+    from memstore.store.repository import Repository
+
+    repo, (c1, c2, c3) = history
+    o = Repository.open(repo).write_commit([], parents=[], basis=None, message="other",
+                                           ref="refs/heads/other", expected=None).id
+    assert ids(repo, "main..other") == [o] and ids(repo, "other..main") == [c3, c2, c1]
+    rows = json.loads(ok("log", "--json", "main...other", cwd=repo).stdout)
+    assert [(r["id"], r["side"]) for r in rows] == [
+        (o, "right"), (c3, "left"), (c2, "left"), (c1, "left")]
 
 
 def test_log_range_reads_the_excluded_side_from_the_records(history):
@@ -91,6 +135,7 @@ def test_log_range_reads_the_excluded_side_from_the_records(history):
         con.execute("update commits set parents = ? where id = ?", [json.dumps([c3]), c2])
     con.close()
     error_line(run("log", f"{c2}..{c3}", cwd=repo), 1, "index row disagrees with the record")
+    error_line(run("log", f"{c2}...{c3}", cwd=repo), 1, "index row disagrees with the record")
 
 
 def test_log_range_graph_draws_no_lane_to_a_parent_the_range_leaves_out(history, base):

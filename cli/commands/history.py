@@ -69,19 +69,26 @@ def _rewritten(commits: list, kept: set[str]) -> list:
 @click.option("-n", "--max-count", type=click.IntRange(min=1), help="Show at most N commits.")
 @click.option("--author", metavar="TEXT",
               help="Only the commits whose author contains TEXT (any case).")
+@click.option("--left-right", is_flag=True,
+              help="Mark each commit of A...B with the side it is on: < (A's) or > (B's).")
 @json_option
 def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, author: str | None,
-        as_json: bool) -> None:
+        left_right: bool, as_json: bool) -> None:
     """Show the commits reachable from REV (default: HEAD; none on a branch with no
     commits yet, where HEAD written out is an unknown revision, as in git), newest first.
 
     REV may be a range, as git's: `A..B` shows the commits B reaches that A does not (what
     B has that A lacks: `origin/main..main`, what a push would send); `A..` is A..HEAD and
-    `..B` HEAD..B. A's ancestry is walked on the records, each compared with its index row.
+    `..B` HEAD..B. `A...B` (git's symmetric difference) shows the commits either side
+    reaches that the other does not (what each has since they forked; both whole histories
+    when they share none), newest first over both; `A...` and `...B` stand for HEAD as
+    `..` does. --left-right marks each commit with its side, as git's: `<` A's, `>` B's
+    (and every commit `>` outside an A...B). The excluded and both sides' ancestries are
+    walked on the records, each compared with its index row.
 
     --json prints a list of objects with id, parents, message, n_requests, operation,
     basis, time, author (null for a commit made before memstore recorded authors) and
-    metrics.
+    metrics; for A...B, side too ("left" for A's, "right" for B's).
     """
     from ..context import open_repo
     from ..graph import graph_log, graph_rows
@@ -89,10 +96,15 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
     with open_repo() as repo:
         # no REV: HEAD, whose log is empty before the first commit; a REV written out
         # names a commit (HEAD too: an unknown revision there, as show and diff say)
-        start, exclude = _range(rev)
-        whole = author is not None or (graph and bool(exclude))  # -n cuts after
-        commits = repo.log("HEAD" if start is None else repo.resolve(start),
-                           limit=None if whole else max_count, exclude=exclude)
+        start, exclude, left = _range(rev)
+        whole = author is not None or (graph and bool(exclude or left))  # -n cuts after
+        limit = None if whole else max_count
+        lefts: set[str] = set()
+        if left is not None:
+            commits, lefts = repo.log_sides(left, start, limit=limit)
+        else:
+            commits = repo.log("HEAD" if start is None else repo.resolve(start),
+                               limit=limit, exclude=exclude)
         recorded = {c.id: c.parents for c in commits}  # `Merge:` says them, rewritten or not
         if author is not None:  # -n counts the commits shown, as git's does
             kept = [c for c in commits
@@ -102,23 +114,31 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
         elif whole:  # a range's graph draws no lane to a parent A holds (not listed), as git's
             commits = _rewritten(commits, {c.id for c in commits})[:max_count]
         if as_json:
-            print_json([_entry(c) for c in commits])
+            print_json([_entry(c) | ({"side": "left" if c.id in lefts else "right"}
+                                     if left is not None else {}) for c in commits])
             return
         refs = _decorations(repo)
 
         def deco(c) -> str:
             return f" ({', '.join(refs[c.id])})" if c.id in refs else ""
 
+        def side(c) -> str:  # git's --left-right mark
+            return "<" if c.id in lefts else ">"
+
+        mark = side if left_right else None
+        # without --graph the mark leads the id, as git's; with it, it is the graph's `*`
+        lead_mark = "" if graph or not left_right else "{} "
         if oneline:
-            rows = graph_rows(commits) if graph else ((None, c) for c in commits)
+            rows = graph_rows(commits, mark) if graph else ((None, c) for c in commits)
             for prefix, c in rows:
                 lead = f"{prefix} " if prefix is not None else ""
                 click.echo(prefix if c is None else
-                           f"{lead}{short(c.id)}{deco(c)} {first_line(c.message)} "
+                           f"{lead}{lead_mark.format(side(c))}{short(c.id)}{deco(c)} "
+                           f"{first_line(c.message)} "
                            f"[{c.operation}, {counted(c.n_requests, 'fact')}]")
         else:
             def text(c) -> list[str]:
-                return [f"commit {c.id}{deco(c)}",
+                return [f"commit {lead_mark.format(side(c))}{c.id}{deco(c)}",
                         *([f"Merge:  {' '.join(short(p) for p in recorded[c.id])}"]
                           if len(recorded[c.id]) > 1 else []),
                         *([f"Author: {c.author}"] if c.author is not None else []),
@@ -128,29 +148,34 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
                         *(f"    {line}" for line in message_lines(c.message) or [""]),
                         ""]
 
-            lines = (graph_log(commits, text) if graph
+            lines = (graph_log(commits, text, mark) if graph
                      else (line for c in commits for line in text(c)))
             for line in lines:
                 click.echo(line)
         if not commits and not as_json:
             click.echo("no commits match" if author is not None else
-                       f"no commits in {rev}" if exclude else "no commits yet", err=True)
+                       f"no commits in {rev}" if exclude or left else "no commits yet",
+                       err=True)
 
 
-def _range(rev: str | None) -> tuple[str | None, list[str]]:
-    """The revision `log` starts from and those it excludes: `A..B` is B excluding A, a
-    side left empty HEAD, as git's (no branch or tag name holds '..'). A..B..C and git's
-    symmetric A...B are refused in one line."""
+def _range(rev: str | None) -> tuple[str | None, list[str], str | None]:
+    """The revision `log` starts from, those it excludes, and the left side of a symmetric
+    range: `A..B` is B excluding A, `A...B` B with A as its left side; a side left empty is
+    HEAD, as git's (no branch or tag name holds '..'). A..B..C and the like are refused in
+    one line."""
     from memstore.errors import ValidationError
 
     if rev is None or ".." not in rev:
-        return rev, []
-    if "..." in rev or rev.count("..") > 1:
-        raise ValidationError(f"unknown revision {rev[:100]!r}: a range is A..B (A...B, "
-                              "git's symmetric difference, is not supported: `log A..B` "
-                              "and `log B..A` show each side)")
-    a, _, b = rev.partition("..")
-    return b or "HEAD", [a or "HEAD"]
+        return rev, [], None
+    dots = "..." if "..." in rev else ".."
+    a, _, b = rev.partition(dots)
+    if ".." in a or ".." in b:
+        raise ValidationError(f"unknown revision {rev[:100]!r}: a range is A..B (what B "
+                              "has that A lacks) or A...B (what either has that the "
+                              "other lacks)")
+    if dots == "...":
+        return b or "HEAD", [], a or "HEAD"
+    return b or "HEAD", [a or "HEAD"], None
 
 
 @click.command(short_help="Show which commit wrote each live fact, and who.")

@@ -7,7 +7,7 @@ forward gives the chain that `build_state` applies."""
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -170,6 +170,25 @@ def excluded(store: Storage, rows: dict[str, tuple[tuple[str, ...], float]],
             for c, (parents, t) in rows.items() if c not in hidden}
 
 
+def symmetric(store: Storage, rows: dict[str, tuple[tuple[str, ...], float]], left: str,
+              right: str) -> tuple[dict[str, tuple[tuple[str, ...], float]], set[str]]:
+    """git's symmetric difference `log A...B` (`A B --not $(merge-base --all A B)`): the
+    graph `rows` without the commits both `left` and `right` reach, nor the parents that
+    name them, and those of it `left` reaches (git's left side, `<`; the rest is the right
+    side, `>`). Both histories are walked on the checked graph, each record read and
+    compared with its row, as `excluded`'s: a damaged row must not move a commit from one
+    side to the other or into the common part. Histories with no common commit (no merge
+    base) keep all of both, as git's."""
+    for c in (left, right):
+        if c not in rows:
+            raise not_indexed(c)
+    g = _Checked(store, rows)
+    ours, theirs = ancestors(g, left), ancestors(g, right)
+    common = ours & theirs
+    return ({c: (tuple(p for p in parents if p not in common), t)
+             for c, (parents, t) in rows.items() if c not in common}, ours - common)
+
+
 def ancestors(g: dict[str, tuple[tuple[str, ...], float]], start: str) -> set[str]:
     """`start` and all its ancestors."""
     return ancestors_of(g, [start])
@@ -189,31 +208,41 @@ def ancestors_of(g: dict[str, tuple[tuple[str, ...], float]], starts: Iterable[s
     return seen
 
 
-def log_ids(db: Database, start: str, first_parent: bool = False,
+def log_ids(db: Database, start: str | Sequence[str], first_parent: bool = False,
             limit: int | None = None,
             g: dict[str, tuple[tuple[str, ...], float]] | None = None) -> list[str]:
     """Newest first. Full ancestry comes out in topological order (a commit before its
     parents), newest time first among those that are ready; ties broken by id. `g`: the
-    graph to walk (the rows', read here, by default)."""
+    graph to walk (the rows', read here, by default). `start` may be several commits (the
+    two tips of `log A...B`), walked together as git walks several tips: one order over
+    both histories, each commit once."""
     g = graph(db) if g is None else g
-    if start not in g:
-        raise not_indexed(start)
+    starts = [start] if isinstance(start, str) else list(dict.fromkeys(start))
+    for c in starts:
+        if c not in g:
+            raise not_indexed(c)
+    if first_parent and len(starts) > 1:
+        raise ValueError("a first-parent walk has one start")
     out: list[str] = []
     if first_parent:
-        cur: str | None = start
+        cur: str | None = starts[0]
         while cur is not None and cur in g and (limit is None or len(out) < limit):
             if cur in out:
                 raise parents_loop(cur)
             out.append(cur)
             cur = g[cur][0][0] if g[cur][0] else None
         return out
-    reach = ancestors(g, start)
+    reach = ancestors_of(g, starts)
     children = {c: 0 for c in reach}
     for c in reach:
         for p in set(g[c][0]):
             if p in children:
                 children[p] += 1
-    ready = [(-g[start][1], start)] if start in g else []
+    # a start another start reaches is listed after its children, as any other commit; a
+    # start on a loop of the rows is listed first, and the loop found when it comes back
+    ready = ([(-g[c][1], c) for c in starts if children[c] == 0]
+             or [(-g[c][1], c) for c in starts])
+    heapq.heapify(ready)
     listed: set[str] = set()
     while ready and (limit is None or len(out) < limit):
         _, c = heapq.heappop(ready)

@@ -565,9 +565,25 @@ class Repository:
             walked = history.excluded(self.store, g, [self.resolve(r) for r in exclude])
             if start not in walked and start in g:  # B is A or one of its ancestors
                 return []
-        commits = [self.get_commit(c)
-                   for c in history.log_ids(self.db, start, first_parent, limit, walked)]
-        for c in commits:  # each record is read to be listed: it checks its row for free
+        return self._listed(g, history.log_ids(self.db, start, first_parent, limit, walked))
+
+    def log_sides(self, left: str, right: str, *,
+                  limit: int | None = None) -> tuple[list[Commit], set[str]]:
+        """`log A...B` (git's symmetric difference): the commits `left` or `right` reaches
+        that the other does not, newest first over both, and the ids of those `left`
+        reaches (git's `<` side; the others are `>`). Both histories are walked on the
+        records (history.symmetric)."""
+        g = history.graph(self.db)
+        a, b = self.resolve(left), self.resolve(right)
+        walked, lefts = history.symmetric(self.store, g, a, b)
+        tips = [c for c in (a, b) if c in walked]  # a tip the other reaches lists nothing
+        listed = history.log_ids(self.db, tips, limit=limit, g=walked) if tips else []
+        return self._listed(g, listed), lefts
+
+    def _listed(self, g, ids: list[str]) -> list[Commit]:
+        """The records of `ids`: each is read to be listed, which checks its row for free."""
+        commits = [self.get_commit(c) for c in ids]
+        for c in commits:
             if g[c.id] != (c.parents, c.time):
                 raise DamagedIndexError(f"commit {c.id[:12]}: index row disagrees with the "
                                         "record (parents or time); run `memstore fsck "
