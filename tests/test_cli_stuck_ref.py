@@ -255,3 +255,19 @@ def test_a_stuck_detached_head_reset_back_warns_of_nothing_it_is_on(base, tmp_pa
     assert "no branch or tag holds" not in d["warning"], d["warning"]
     ok("gc", cwd=repo)
     assert [c["id"] for c in log_json(repo, "HEAD")] == [c2, c1]
+
+
+def test_a_switch_keeping_a_stuck_detached_head_reads_nothing_it_held(base, tmp_path):
+    """What a stuck detached HEAD named before is read (damage refusing) only where the
+    switch moves HEAD off its commit: `switch -c NAME` keeps it there, and a damaged row
+    of C2 refused it ('run memstore fsck --repair'), the one way to name that commit."""
+    repo, (_c1, c2, c3) = _stuck_detached_head(base, tmp_path)
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    con.execute("update commits set parents = ? where id = ?", [json.dumps([c2]), c2])
+    con.commit()
+    con.close()
+    before = snapshot(repo)
+    error_line(run("switch", "main", cwd=repo), 1, "run `memstore fsck --repair`")
+    assert snapshot(repo) == before
+    d = json.loads(ok("switch", "--json", "-c", "kept", cwd=repo).stdout)
+    assert (d["branch"], d["commit"], d["left_behind"]) == ("kept", c3, []), d

@@ -281,9 +281,11 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool,
         tracks = start if create and start is not None and _trackable(repo, start) else None
         was = repo.head()
         # off a commit the index does not hold, what a detached HEAD leaves is what it named
-        # before (as reset's): damaged rows there refuse it before it moves
+        # before (as reset's): damaged rows there refuse it before it moves (a switch that
+        # keeps HEAD's commit, -c NAME or HEAD, reads nothing)
+        keeps = (create and start is None) or name == "HEAD"
         before = (_named_before(repo, "HEAD", was.commit)
-                  if was.branch is None and was.commit is not None
+                  if was.branch is None and was.commit is not None and not keeps
                   and not repo.has_commit(was.commit) else None)
         if before is not None:
             repo.held_by_no_ref(before)
