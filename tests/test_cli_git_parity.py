@@ -245,6 +245,80 @@ def test_branch_vv_shows_each_branch_upstream_and_how_far_ahead_and_behind(share
         "Your branch is behind 'origin/main' by 1 commit")  # the same count status gives
 
 
+def test_ahead_and_behind_are_counted_on_the_records(shared):
+    """main reset 2 behind origin/main, then origin/main's commit C3's row damaged to name
+    no parent: counted on the rows, `branch -vv` said 'ahead 1, behind 1' and status 'have
+    diverged: 1 and 1'. branch -vv refuses in one line; status warns in one and shows no
+    count (the rest of the status as before)."""
+    import sqlite3
+
+    repo, (c1, _, c3) = shared
+    ok("reset", c1, cwd=repo)
+    assert "[origin/main: behind 2]" in ok("branch", "-vv", cwd=repo).stdout
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update commits set parents = '[]' where id = ?", [c3])
+    con.close()
+    said = f"commit {c3[:12]}: index row disagrees with the record"
+    error_line(run("branch", "-vv", cwd=repo), 1, said)
+    r = ok("status", cwd=repo)
+    assert r.stderr.startswith(f"warning: {said}") and len(r.stderr.splitlines()) == 1
+    assert "Your branch" not in r.stdout and r.stdout.startswith("On branch main\n")
+    assert head(repo)["upstream"] is None
+
+
+def test_branch_f_counts_what_a_detached_head_keeps_on_the_records(history):
+    """HEAD detached at D3 (D1 ← D2 ← D3 on C1), topic at D2; D3's row damaged to skip D2
+    and D1. `branch -f topic C1` counted on the rows that D2 and D1 were left (HEAD's
+    history holds them): refused in one line now, topic not moved."""
+    import sqlite3
+
+    from memstore.store.repository import Repository
+
+    repo, (c1, _, _) = history
+    ok("switch", "--detach", c1, cwd=repo)
+    r = Repository.open(repo)
+    d = [c1]
+    for i in range(3):
+        d.append(r.write_commit([], parents=[d[-1]], basis=d[-1], message=f"d{i}").id)
+    ok("branch", "topic", d[2], cwd=repo)
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update commits set parents = ? where id = ?", [json.dumps([c1]), d[3]])
+    con.close()
+    before = snapshot(repo)
+    error_line(run("branch", "-f", "topic", c1, cwd=repo), 1,
+               f"commit {d[3][:12]}: index row disagrees with the record")
+    assert snapshot(repo) == before
+
+
+def test_reset_and_switch_count_what_the_new_head_keeps_on_the_records(history):
+    """HEAD detached at D2 (D1 ← D2 on C1, held by nothing else), E on D1 held by nothing;
+    E's row damaged to skip D1. `reset E` and `switch --detach E` counted on the rows that
+    D2 and D1 were left (E keeps D1): refused in one line now, before anything moves."""
+    import sqlite3
+
+    from memstore.store.repository import Repository
+
+    repo, (c1, _, _) = history
+    ok("switch", "--detach", c1, cwd=repo)
+    r = Repository.open(repo)
+    d1 = r.write_commit([], parents=[c1], basis=c1, message="d1").id
+    d2 = r.write_commit([], parents=[d1], basis=d1, message="d2").id
+    e = r.write_commit([], parents=[d1], basis=d1, message="e", ref=None).id
+    left = json.loads(ok("reset", "--json", e, cwd=repo).stdout)["left_behind"]
+    assert left == [d2]  # (sound rows: D1 is E's)
+    ok("reset", d2, cwd=repo)
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update commits set parents = ? where id = ?", [json.dumps([c1]), e])
+    con.close()
+    before = snapshot(repo)
+    for args in (["reset", e], ["switch", "--detach", e]):
+        error_line(run(*args, cwd=repo), 1, f"commit {e[:12]}: index row disagrees")
+        assert snapshot(repo) == before, args
+
+
 def test_branch_vv_marks_a_diverged_branch_as_git_does():
     from cli.commands.refs import tracking_mark
 

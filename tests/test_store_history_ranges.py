@@ -72,3 +72,20 @@ def test_symmetric_difference_refuses_a_damaged_row_of_what_both_reach(forked):
     with pytest.raises(DamagedIndexError, match=f"commit {c['K'][:12]}: index row disagrees"):
         repo.log_sides("left", "right")
 
+
+def test_what_a_moved_head_leaves_is_counted_on_the_records():
+    """A detached HEAD's two commits D1 ← D2, D2's row damaged to skip D1: the rows said
+    a switch away left one commit (D2); the records say two. Refused in one line instead
+    of the wrong count, before anything moves."""
+    repo = memory_repo()
+    c1 = commit(repo, [], "C1", 1.0, ref="HEAD")
+    repo.switch(c1, detach=True)
+    d1 = commit(repo, [c1], "D1", 2.0, ref="HEAD")
+    d2 = commit(repo, [d1], "D2", 3.0, ref="HEAD")
+    assert repo.held_by_no_ref(d2) == [d2, d1]
+    damage(repo, d2, [c1])
+    with pytest.raises(DamagedIndexError, match=f"commit {d2[:12]}: index row disagrees"):
+        repo.held_by_no_ref(d2)
+    with pytest.raises(DamagedIndexError):
+        repo.switch("main")
+    assert repo.head().commit == d2 and repo.head().branch is None

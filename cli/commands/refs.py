@@ -105,7 +105,6 @@ def force_branch(repo, name: str, rev: str, as_json: bool) -> None:
     """`branch -f NAME REV`: git's; the ref moves by compare-and-swap without reading the
     commit it leaves (a branch left on a commit whose record is gone moves as well)."""
     from memstore.errors import ValidationError
-    from memstore.store import history
     from memstore.store.refs import branch_ref
 
     with repo.lock():  # the current branch, and what the move leaves, as they are then
@@ -120,7 +119,7 @@ def force_branch(repo, name: str, rev: str, as_json: bool) -> None:
         if was is not None:  # damaged rows of what it would leave refuse it before it moves
             repo.held_by_no_ref(before or was)
         # a detached HEAD is not moved here: what it reaches stays (gc keeps it)
-        kept = (history.ancestors(history.graph(repo.db), head.commit)
+        kept = (repo.reached(head.commit)
                 if head.branch is None and head.commit is not None else set())
         commit = repo.create_branch(name, rev, force=True)
         left = ([c for c in repo.held_by_no_ref(before or was) if c not in kept]
@@ -185,7 +184,8 @@ def list_branches(repo, local: bool, remote: bool, as_json: bool, verbose: int =
     if verbose >= 2 and branches:  # one query; each commit's history walked once
         from memstore.remote.remotes import upstream
 
-        g, walks = history.graph(repo.db), {}
+        # counted on the records: a damaged row is one line, not a wrong count
+        g, walks = history.checked_graph(repo.store, unreadable=True), {}
         ups = {n: upstream(repo, n, g=g, walks=walks) for n in branches}
     if as_json:  # an unborn current branch too, as the text lists it
         def tracked(n: str) -> dict:
@@ -470,11 +470,10 @@ def _named_before(repo, ref: str, commit: str) -> str | None:
 def _left_behind(repo, leaves: str, now: str | None) -> list[str]:
     """What HEAD (or its branch) moving off `leaves` onto `now` leaves that no branch or
     tag holds, newest first: `leaves` and its ancestors less what `now` reaches, which a
-    detached HEAD holds (gc keeps it; held_by_no_ref counts no HEAD)."""
-    from memstore.store import history
-
+    detached HEAD holds (gc keeps it; held_by_no_ref counts no HEAD). Both on the records:
+    repo.reset and repo.switch read them before the move, so damage refuses it there."""
     left = repo.held_by_no_ref(leaves)
-    kept = history.ancestors(history.graph(repo.db), now) if left and now else set()
+    kept = repo.reached(now) if left and now else set()
     return [c for c in left if c not in kept]
 
 

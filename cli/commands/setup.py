@@ -186,10 +186,10 @@ def status(repo, as_json: bool) -> None:
     settings and upstream (name, commit, ahead, behind, gone; null without one)."""
     from memstore.errors import MemstoreError
     from memstore.remote.remotes import upstream
-    from memstore.store import porcelain
+    from memstore.store import history, porcelain
 
-    try:
-        up = upstream(repo)
+    try:  # ahead/behind counted on the records: a damaged row is a warning, not a count
+        up = upstream(repo, g=history.checked_graph(repo.store, unreadable=True))
     except MemstoreError as e:  # a malformed upstream: said, the rest of the status shown
         warn(f"warning: {e}")
         up = None

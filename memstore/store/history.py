@@ -116,8 +116,9 @@ def zs_of(store: Storage, facts: list[LiveFact]) -> torch.Tensor:
 
 
 def graph(db: Database) -> dict[str, tuple[tuple[str, ...], float]]:
-    """Every indexed commit: id → (parents, time), as the index's rows say (what `log` and
-    `status` print; a writer decides on `checked_graph`)."""
+    """Every indexed commit: id → (parents, time), as the index's rows say (what `log` walks,
+    reading the records of what it lists, and `status`'s number of commits; writers, and the
+    counts of ahead/behind and of what a moved ref leaves, decide on `checked_graph`)."""
     return {r["id"]: (parents_of(r), time_of(r))
             for r in db.query("select id, parents, time from commits")}
 
@@ -127,16 +128,23 @@ class _Checked(dict):
     object) the first time a walk reads it: a row whose parents or time disagree is damage
     (fsck names it), not the history to decide on."""
 
-    def __init__(self, store: Storage, rows: dict[str, tuple[tuple[str, ...], float]]) -> None:
+    def __init__(self, store: Storage, rows: dict[str, tuple[tuple[str, ...], float]],
+                 unreadable: bool = False) -> None:
         super().__init__(rows)
         self._store = store
         self._checked: set[str] = set()
+        self._unreadable = unreadable
 
     def __getitem__(self, commit: str) -> tuple[tuple[str, ...], float]:
         entry = super().__getitem__(commit)
         if commit not in self._checked:
-            record = self._store.commit(commit)
-            if entry != (record.parents, record.time):
+            try:
+                record = self._store.commit(commit)
+            except MemstoreError:
+                if not self._unreadable:
+                    raise
+                record = None  # nothing to compare its row with: fsck names the record
+            if record is not None and entry != (record.parents, record.time):
                 raise DamagedIndexError(f"commit {commit[:12]}: index row disagrees with the "
                                         "record (parents or time); run `memstore fsck "
                                         "--repair`")
@@ -144,13 +152,17 @@ class _Checked(dict):
         return entry
 
 
-def checked_graph(store: Storage) -> dict[str, tuple[tuple[str, ...], float]]:
+def checked_graph(store: Storage, *, unreadable: bool = False
+                  ) -> dict[str, tuple[tuple[str, ...], float]]:
     """The ancestry graph for a command that writes from it (reset, merge, revert, squash,
-    cherry-pick, branch -d, push): the rows' (one query), each commit that a walk reaches
-    checked against its record, read once (a merge's walk over both histories reads every
-    record of them, as gc's does): a row a damage left naming other parents would make a
-    merge fast-forward over commits it then drops, or pick another merge base."""
-    return _Checked(store, graph(store.db))
+    cherry-pick, branch -d, push) or counts on it (ahead/behind, what a moved ref leaves):
+    the rows' (one query), each commit that a walk reaches checked against its record, read
+    once (a merge's walk over both histories reads every record of them, as gc's does): a
+    row a damage left naming other parents would make a merge fast-forward over commits it
+    then drops, or pick another merge base. `unreadable`: a commit whose record cannot be
+    read (corrupt or missing) is walked on its row instead of refused, for what moving off
+    such a commit leaves (reset's warning names it; fsck names the record)."""
+    return _Checked(store, graph(store.db), unreadable)
 
 
 def excluded(store: Storage, rows: dict[str, tuple[tuple[str, ...], float]],

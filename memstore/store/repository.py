@@ -434,9 +434,11 @@ class Repository:
                 onto = None if detach else self.refs.read(HEADS + target)
                 dest = onto if onto is not None else self.resolve(target)
             if head.ref is None and head.commit is not None and dest != head.commit:
-                # what a detached HEAD leaves is read (and warned about) after the switch:
-                # damaged rows there refuse it before anything moves, as reset's
+                # what a detached HEAD leaves is read (and warned about) after the switch,
+                # less what `dest` keeps: damaged rows there refuse it before anything
+                # moves, as reset's
                 self.held_by_no_ref(head.commit)
+                self.reached(dest)
             if create:
                 self.create_branch(target, HEAD if start is None else start)
             ref = HEADS + target
@@ -450,13 +452,23 @@ class Repository:
         """`commit` and its ancestors that no ref but HEAD reaches (what a detached HEAD
         leaves behind when it moves: gc removes them), newest first. Nothing ([]) for a commit
         the index does not hold (its record corrupt or missing, left out by `fsck --repair`):
-        what it leaves cannot be read, and moving off it needs nothing of it."""
+        what it leaves cannot be read, and moving off it needs nothing of it. Walked on the
+        records (history.checked_graph): a row naming other parents than its record is
+        refused in one line, not a count it would make wrong; a record that cannot be read
+        is walked on its row (the warning names it, fsck too)."""
         if not self.has_commit(commit):
             return []
-        g = history.graph(self.db)
+        g = history.checked_graph(self.store, unreadable=True)
         held = history.ancestors_of(g, [target for name, target in self.refs.all().items()
                                         if name != HEAD])
-        return [c for c in history.log_ids(self.db, commit) if c not in held]
+        return [c for c in history.log_ids(self.db, commit, g=g) if c not in held]
+
+    def reached(self, commit: str) -> set[str]:
+        """`commit` and its ancestors, walked on the records as held_by_no_ref's (a row
+        naming other parents than its record refused, a record that cannot be read walked
+        on its row): what a detached HEAD on `commit` holds, which a move onto it does not
+        leave behind."""
+        return history.ancestors(history.checked_graph(self.store, unreadable=True), commit)
 
     def update_ref(self, ref: str, new: str, *, expected: str | None) -> None:
         """Compare-and-swap a ref (HEAD: whatever HEAD points to) to commit `new`; for
@@ -471,12 +483,14 @@ class Repository:
         HEAD, detached then, was switched onto a branch since (that branch is not the one
         to move, whatever its commit). The record of `new` is read first (checked against
         its hash): a commit whose object is missing or damaged is refused, not moved to; so
-        are damaged rows of the history it leaves (read again by held_by_no_ref, after)."""
+        are damaged rows of the history it leaves and of `new`'s, which keeps some of it (read
+        again by held_by_no_ref and reached, after)."""
         with self.lock(), transaction(self.db):
             self._get_commit_row(new)
             self.get_commit(new)
             if was.commit is not None and was.commit != new:
                 self.held_by_no_ref(was.commit)
+                self.reached(new)
             self.refs.update(was.ref or HEAD, new, was.commit)
 
     def _ref_to_move(self, ref: str) -> str:
