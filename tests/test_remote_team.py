@@ -148,7 +148,9 @@ def test_a_tag_is_followed_by_a_fetch_that_moves_no_branch_and_not_off_every_bra
     assert [(t.tag, t.new) for t in fetch(b, all_tags=True).tags] == [("v2", c2)]
 
 
-def test_push_takes_gits_colon_names_for_deletes(tmp_path):
+def test_push_takes_gits_tag_and_colon_spellings(tmp_path):
+    """`push origin tag v1` pushes tag v1 (it was 'unexpected extra argument'), and
+    `push origin :topic :v1` deletes both there (it was 'invalid branch name')."""
     url = str(tmp_path / "remote")
     a = make_repo(tmp_path / "a", url)
     try:
@@ -157,10 +159,12 @@ def test_push_takes_gits_colon_names_for_deletes(tmp_path):
         a.create_branch("topic")
         push(a, branch="topic")
         a.create_tag("v1")
-        push_tags(a)
     finally:
         a.close()
     here = tmp_path / "a"
+    assert ok("push", "origin", "tag", "v1", cwd=here).stdout.splitlines()[1] == \
+        f" {'* [new tag]':<28} {'v1':<12} -> v1"
+    assert "refs/tags/v1" in remote_files(url)
     out = ok("push", "origin", ":topic", ":v1", cwd=here).stdout
     assert out.splitlines() == [f"To {url}", f" - {'[deleted]':<26} topic",
                                 f" - {'[deleted]':<26} v1"]

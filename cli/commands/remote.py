@@ -145,10 +145,11 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     branch refused because it is behind the remote's (a `reset` here) says by how many
     commits.
 
-    BRANCH may be a tag (a name that is a tag and no branch, or refs/tags/NAME), and
-    --tags pushes every tag: the history each names is written first, then each tag the
-    remote lacks is created by compare-and-swap; a remote tag naming another commit is
-    refused (exit status 1, the other tags pushed) unless --force. A remote branch or tag
+    BRANCH may be a tag (a name that is a tag and no branch, refs/tags/NAME, or git's
+    `tag NAME`), and --tags pushes every tag: the history each names is written first,
+    then each tag the remote lacks is created by compare-and-swap; a remote tag naming
+    another commit is refused (exit status 1, the other tags pushed) unless --force. A
+    remote branch or tag
     that holds no commit id (damaged: a bad copy, a hand edit) refuses the push unless
     --force, which replaces it by compare-and-swap against its whole content read.
 
@@ -187,6 +188,8 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
         with open_repo() as repo:
             show_deleted(push_delete(repo, remote_name, [branch, *more], force=force), as_json)
         return
+    if branch == "tag" and len(more) == 1:  # git's `push origin tag v1`: refs/tags/v1
+        branch, more = TAGS + more[0], ()
     if more:
         raise click.UsageError(f"unexpected extra argument {more[0]!r} (push takes one BRANCH; "
                                "--delete takes several)")
