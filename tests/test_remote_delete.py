@@ -189,7 +189,7 @@ def test_push_delete_on_the_command_line(tmp_path):
                                 f" - {'[deleted]':<26} v1"]
     # another clone's fetch removes its origin/topic/x, and says so
     fetched = ok("fetch", cwd=tmp_path / "b").stdout.splitlines()
-    assert f" - {'[deleted]':<26} origin/topic/x" in fetched
+    assert f" - {'[deleted]':<26} origin/topic/x  (was {c2[:12]})" in fetched
     assert json.loads(ok("fetch", "--json", cwd=tmp_path / "b").stdout)["updates"] == []
     got = json.loads(ok("push", "-d", "-f", "--json", "origin", "main", cwd=where).stdout)
     assert [(d["ref"], d["kind"], d["old"], d["refused"]) for d in got["deleted"]] == [

@@ -63,8 +63,9 @@ def test_fetch_and_pull_take_gits_prune_flags(tmp_path):
             {"name": f"origin/{n}", "commit": c1, "remote": True, "current": False}
             for n in ("main", "other", "side")]
     out = ok("fetch", "-p", cwd=here).stdout.splitlines()
-    assert f" - {'[deleted]':<26} origin/other" in out
-    assert f" - {'[deleted]':<26} origin/side" in out
+    # each with the commit it named, which `branch NAME ID` would keep here
+    assert f" - {'[deleted]':<26} origin/other  (was {c1[:12]})" in out
+    assert f" - {'[deleted]':<26} origin/side  (was {c1[:12]})" in out
     assert [b["name"] for b in json.loads(ok("branch", "-r", "--json", cwd=here).stdout)] == [
         "origin/main"]
     assert json.loads(ok("fetch", "--prune", "--json", cwd=here).stdout)["updates"] == []

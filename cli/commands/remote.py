@@ -346,8 +346,9 @@ def _fetched(f) -> None:
     click.echo(f"From {f.url}")
     for u in f.updates:
         target = f"{f.remote}/{u.branch}"
-        if u.new is None:
-            click.echo(f" - {'[deleted]':<26} {target}")
+        if u.new is None:  # the commit it named: `memstore branch NAME ID` keeps it here
+            was = f"  (was {short(u.old)})" if u.old else ""
+            click.echo(f" - {'[deleted]':<26} {target}{was}")
         elif u.old is None:
             click.echo(f" * {'[new branch]':<26} {u.branch:<12} -> {target}")
         elif u.forced:  # as git marks it: the history there was rewritten, not extended
