@@ -125,7 +125,8 @@ def test_of_two_pushes_creating_a_remote_at_once_exactly_one_says_created(tmp_pa
 def test_a_tag_is_followed_by_a_fetch_that_moves_no_branch_and_not_off_every_branch(tmp_path):
     """git's following of tags, as the README promises it for fetch and pull: a tag pushed
     onto a commit the other clone has already comes with a fetch that moves no branch; a
-    tag on no branch the remote has comes only with --tags (clone takes every tag)."""
+    tag on no branch the remote has comes only with --tags, fetch's or pull's (clone takes
+    every tag)."""
     url = str(tmp_path / "remote")
     a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
     c1 = commit_on_head(a, seed=1).id
@@ -146,7 +147,9 @@ def test_a_tag_is_followed_by_a_fetch_that_moves_no_branch_and_not_off_every_bra
     fetched, _ = pull(b)
     assert [(t.tag, t.new) for t in fetched.tags] == [("v3", c1)]
     assert b.tags() == {"v1": c1, "v3": c1}
-    assert [(t.tag, t.new) for t in fetch(b, all_tags=True).tags] == [("v2", c2)]
+    fetched, _ = pull(b, all_tags=True)  # git's pull --tags, as fetch --tags
+    assert [(t.tag, t.new) for t in fetched.tags] == [("v2", c2)]
+    assert b.tags() == {"v1": c1, "v2": c2, "v3": c1} and b.fsck() == []
 
 
 def test_push_takes_gits_tag_and_colon_spellings(tmp_path):

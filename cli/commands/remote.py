@@ -416,14 +416,17 @@ def fetch_result(f) -> dict:
 @runtime_options
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
 @click.argument("branch", required=False)
+@click.option("--tags", "all_tags", is_flag=True,
+              help="Also fetch every remote tag, with the history it needs, as fetch --tags.")
 @PRUNE
 @WITH_STATS
 @json_option
-def pull(remote_name: str | None, branch: str | None, prune: bool, with_stats: bool,
-         as_json: bool) -> None:
+def pull(remote_name: str | None, branch: str | None, all_tags: bool, prune: bool,
+         with_stats: bool, as_json: bool) -> None:
     """Fetch REMOTE and merge its BRANCH into the current branch: with neither given, the
     current branch's upstream (`push -u`, `branch --set-upstream-to`), else origin (or the
-    only remote there is) and the current branch's name.
+    only remote there is) and the current branch's name. Tags come as a fetch brings them
+    (--tags: every remote tag); --no-prune as fetch's.
 
     A fast-forward when the current branch is behind; otherwise a fact-level merge, as
     `memstore merge` does: conflicting facts are listed and nothing is written, but the
@@ -446,7 +449,7 @@ def pull(remote_name: str | None, branch: str | None, prune: bool, with_stats: b
     try:
         with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
             fetched, report = run_pull(repo, remote_name, branch, with_stats=with_stats,
-                                       prune=prune)
+                                       prune=prune, all_tags=all_tags)
             d = pull_result(repo, fetched, report)
     except MemstoreError as e:  # a refused merge (a conflict, a damaged row, …) after the
         landed = getattr(e, "fetched", None)  # fetch landed: said as a fetch says it first

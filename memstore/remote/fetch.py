@@ -238,7 +238,8 @@ def _followed_tags(repo: Repository, tags: dict[str, str]) -> list[TagUpdate]:
 
 
 def pull(repo: Repository, name: str | None = None, branch: str | None = None, *,
-         with_stats: bool = False, prune: bool = True) -> tuple[FetchResult, Report]:
+         with_stats: bool = False, prune: bool = True,
+         all_tags: bool = False) -> tuple[FetchResult, Report]:
     """fetch, then merge the remote's `branch` (default: the current branch's name) into
     the current branch: a fast-forward when possible, else a fact-level merge (conflicts
     listed, nothing written), as `memstore merge` does. With neither given, the current
@@ -253,7 +254,8 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
             raise ValidationError("HEAD is detached: name the remote branch to pull")
         check_ref_name(branch)
         try:
-            fetched = fetch(repo, name, with_stats=with_stats, need=branch, prune=prune)
+            fetched = fetch(repo, name, with_stats=with_stats, need=branch, prune=prune,
+                            all_tags=all_tags)
         except NoSuchBranchError as e:
             if up is None:
                 raise
