@@ -261,9 +261,10 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool,
     the records, there is no working copy to update.
 
     --json prints one object: branch (null when detached), commit (null on a branch with
-    no commits yet), detached, created, upstream (the remote-tracking branch it now
-    tracks, or null), and left_behind: the commits a detached HEAD leaves that no branch or
-    tag holds, newest first (empty when none; also warned).
+    no commits yet), detached, created, upstream (the remote-tracking branch this switch
+    made the new branch's upstream, or null: a branch switched to keeps its own, which
+    `branch -vv` and `status` show), and left_behind: the commits a detached HEAD leaves
+    that no branch or tag holds, newest first (empty when none; also warned).
     """
     if create and detach:  # the new branch would be made and left at once
         raise click.UsageError("-c and --detach cannot be used together")
