@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 
-from cli_support import ok
+from cli_support import error_line, ok, run
 from remote_support import make_repo, remote_files, remove
 from test_store_support import commit_on_head
 
@@ -153,15 +153,16 @@ def test_a_tag_is_followed_by_a_fetch_that_moves_no_branch_and_not_off_every_bra
 
 
 def test_push_takes_gits_tag_and_colon_spellings(tmp_path):
-    """`push origin tag v1` pushes tag v1 (it was 'unexpected extra argument'), and
-    `push origin :topic :v1` deletes both there (it was 'invalid branch name')."""
+    """`push origin tag v1` pushes tag v1 (it was 'unexpected extra argument'),
+    `push origin HEAD:topic` on topic pushes it, and `push origin :topic :v1` deletes both
+    there (these were 'invalid branch name ...: it contains ':'')."""
     url = str(tmp_path / "remote")
     a = make_repo(tmp_path / "a", url)
     try:
         commit_on_head(a, seed=1)
         push(a)
         a.create_branch("topic")
-        push(a, branch="topic")
+        a.switch("topic")
         a.create_tag("v1")
     finally:
         a.close()
@@ -169,6 +170,14 @@ def test_push_takes_gits_tag_and_colon_spellings(tmp_path):
     assert ok("push", "origin", "tag", "v1", cwd=here).stdout.splitlines()[1] == \
         f" {'* [new tag]':<28} {'v1':<12} -> v1"
     assert "refs/tags/v1" in remote_files(url)
+    # git's SRC:DST onto SRC's own name; under another name, one line and nothing pushed
+    assert ok("push", "origin", "HEAD:topic", cwd=here).stdout.splitlines()[1] == \
+        f" {'* [new branch]':<28} {'topic':<12} -> topic"
+    assert "refs/heads/topic" in remote_files(url)
+    before = remote_files(url)
+    error_line(run("push", "origin", "main:other", cwd=here), 2, "under its own name")
+    error_line(run("push", "origin", "HEAD:other", cwd=here), 2, "HEAD is branch 'topic'")
+    assert remote_files(url) == before
     out = ok("push", "origin", ":topic", ":v1", cwd=here).stdout
     assert out.splitlines() == [f"To {url}", f" - {'[deleted]':<26} topic",
                                 f" - {'[deleted]':<26} v1"]

@@ -145,6 +145,9 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     branch refused because it is behind the remote's (a `reset` here) says by how many
     commits.
 
+    git's SRC:DST is taken where DST is SRC's own name (`main:main`, `HEAD:main` on
+    main); a push under another name is refused.
+
     BRANCH may be a tag (a name that is a tag and no branch, refs/tags/NAME, or git's
     `tag NAME`), and --tags pushes every tag: the history each names is written first,
     then each tag the remote lacks is created by compare-and-swap; a remote tag naming
@@ -195,10 +198,25 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
                                "--delete takes several)")
     if all_tags and (branch is not None or set_upstream):
         raise click.UsageError("--tags pushes every tag: name no BRANCH and no -u with it")
+    onto = None  # git's SRC:DST: DST must be SRC's own name (HEAD's: the current branch)
+    if branch is not None and ":" in branch:
+        branch, _, onto = branch.partition(":")
+        onto = onto or branch  # `main:`: its own name
+        if onto != branch and branch != "HEAD":
+            raise click.UsageError(
+                f"{branch}:{onto}: memstore pushes a branch or tag under its own name, not "
+                f"as another (`memstore branch {onto} {branch}`, then `memstore push "
+                f"REMOTE {onto}`)")
     if branch == "HEAD":  # git's `push origin HEAD`: the current branch (no branch is HEAD)
         branch = None
     try:
         with open_repo() as repo:
+            if onto is not None and branch is None and repo.head().branch != onto:
+                current = repo.head().branch
+                raise click.UsageError(
+                    f"HEAD:{onto}: HEAD is " + (f"branch {current!r}" if current else
+                                                "detached") +
+                    f", and memstore pushes a branch under its own name, not as {onto!r}")
             kind, name = pushed_ref(repo, branch) if branch is not None else (None, None)
             if all_tags or kind == TAGS:
                 if set_upstream:
