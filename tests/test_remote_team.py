@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
 from cli_support import error_line, ok, run
 from remote_support import make_repo, remote_files, remove
 from test_store_support import commit_on_head
@@ -184,3 +185,27 @@ def test_push_takes_gits_tag_and_colon_spellings(tmp_path):
     assert {p for p in remote_files(url) if p.startswith("refs/")} == {"refs/heads/main"}
     assert [b["name"] for b in json.loads(ok("branch", "-r", "--json", cwd=here).stdout)] == [
         "origin/main"]
+
+
+def test_an_exclusive_create_refused_otherwise_than_by_file_exists_reads_the_file(
+        monkeypatch, tmp_path):
+    """A backend whose conditional write answers 'it exists' with an error of its own (a
+    412) still gets False for a file there (the remote's HEAD, written on every push that
+    moves a branch, would refuse every push after the first); a failure with nothing
+    there stays an error."""
+    from memstore.remote.transport import RemoteError, open_transport
+
+    t = open_transport(f"memory://exists-{tmp_path.name}/repo")
+    assert t.create("HEAD", b"ref: refs/heads/main\n")
+    pipe_file = type(t.fs).pipe_file
+
+    def precondition_failed(self, path, value, mode="overwrite", **kw):
+        if mode == "create":
+            raise OSError("412 Precondition Failed")
+        return pipe_file(self, path, value, mode=mode, **kw)
+
+    monkeypatch.setattr(type(t.fs), "pipe_file", precondition_failed)
+    assert t.create("HEAD", b"ref: refs/heads/other\n") is False
+    assert t.read("HEAD") == b"ref: refs/heads/main\n"
+    with pytest.raises(RemoteError, match="cannot write memstore-remote.json: OSError: 412"):
+        t.create("memstore-remote.json", b"{}")

@@ -34,6 +34,7 @@ from .layout import ref_bytes, temp_folder
 from .transport import RefValue, RemoteError, StaleRefError, Transport
 
 _HEAD = re.escape(TEMP_PREFIX)
+_LEGACY = re.compile(_HEAD + r"[0-9a-f]{32}-.+")  # .tmp-<uuid>-<name>, no owner, no time
 
 
 def _exclusive_create(fs: Any) -> bool:
@@ -53,7 +54,6 @@ def _exclusive_create(fs: Any) -> bool:
         return "mode" in inspect.signature(impl).parameters
     except (TypeError, ValueError):
         return False
-_LEGACY = re.compile(_HEAD + r"[0-9a-f]{32}-.+")  # .tmp-<uuid>-<name>, no owner, no time
 
 
 class FsspecTransport(Transport):
@@ -242,16 +242,18 @@ class FsspecTransport(Transport):
     def create(self, path: str, data: bytes) -> bool:
         """Writes `path` only if absent: in one request where the backend offers an
         exclusive create (its own fsspec `pipe_file(mode="create")`: a conditional write,
-        or the memory store's check under the GIL), so that of two pushes creating the
-        remote at once exactly one is told it did; else read, then write (`_create_checked`):
-        two at once can both write it, and both say so (single-writer)."""
+        or the memory store's check and write in one call), so that of two pushes creating
+        the remote at once exactly one is told it did; else read, then write
+        (`_create_checked`): two at once can both write it, and both say so (single-writer).
+        A backend that reports "it exists" otherwise than with FileExistsError (a 412 of
+        its own) is answered by reading the file."""
         if not _exclusive_create(self.fs):
             return self._create_checked(path, data)
         try:
             self._call(f"write {path}", self.fs.pipe_file, self.full(path), data,
                        mode="create")
         except RemoteError as e:
-            if isinstance(e.__cause__, FileExistsError):
+            if isinstance(e.__cause__, FileExistsError) or self.read(path) is not None:
                 return False
             raise
         return True
