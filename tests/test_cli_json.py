@@ -249,3 +249,14 @@ def test_errors_stay_one_line_with_json(history, args, code, says):
     r = run(*args, "--json", cwd=repo)
     error_line(r, code, says)
     assert r.stdout == ""
+
+
+def test_log_json_parents_are_the_recorded_ones_with_graph_too(history):
+    """`log --graph` of a range draws each commit's parents rewritten to those listed
+    (50792fd), and --json printed those: C2's parents [] in `log --graph --json C1..C3`,
+    as if it were a root. --json says the recorded parents, --graph or not."""
+    repo, (c1, c2, c3) = history
+    plain = log_json(repo, f"{c1}..{c3}")
+    assert [(c["id"], c["parents"]) for c in plain] == [(c3, [c2]), (c2, [c1])]
+    assert log_json(repo, "--graph", f"{c1}..{c3}") == plain
+    assert log_json(repo, "--graph", f"{c1}...{c3}") == log_json(repo, f"{c1}...{c3}")

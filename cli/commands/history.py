@@ -114,8 +114,10 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
         elif whole:  # a range's graph draws no lane to a parent A holds (not listed), as git's
             commits = _rewritten(commits, {c.id for c in commits})[:max_count]
         if as_json:
-            print_json([_entry(c) | ({"side": "left" if c.id in lefts else "right"}
-                                     if left is not None else {}) for c in commits])
+            # the recorded parents: a graph's rewritten ones are for drawing only
+            print_json([_entry(c) | {"parents": list(recorded[c.id])}
+                        | ({"side": "left" if c.id in lefts else "right"}
+                           if left is not None else {}) for c in commits])
             return
         refs = _decorations(repo)
 
