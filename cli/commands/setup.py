@@ -182,18 +182,32 @@ def status(repo, as_json: bool) -> None:
     of its name, as `pull` merges it), says how far each side is ahead, as of the last
     fetch; or that a recorded one is gone.
 
+    The numbers of commits and facts (and ahead/behind) are counted on the commit records,
+    each compared with its index row: a damaged row is a one-line warning, and the number
+    it would have made wrong is not given (null in --json); `memstore fsck` names the row.
+
     --json prints one object: branch, detached, head, message, n_commits, n_facts, base,
     settings and upstream (name, commit, ahead, behind, gone; null without one)."""
     from memstore.errors import MemstoreError
     from memstore.remote.remotes import upstream
     from memstore.store import history, porcelain
 
-    try:  # ahead/behind counted on the records: a damaged row is a warning, not a count
-        up = upstream(repo, g=history.checked_graph(repo.store, unreadable=True))
+    # ahead/behind and the numbers of commits and facts counted on the records (one walk
+    # reads each once): a damaged row is a warning, not a count, said once where both meet it
+    g = history.checked_graph(repo.store, unreadable=True)
+    said: list[str] = []
+
+    def once(message: str) -> None:
+        if message not in said:
+            said.append(message)
+            warn(f"warning: {message}")
+
+    try:
+        up = upstream(repo, g=g)
     except MemstoreError as e:  # a malformed upstream: said, the rest of the status shown
-        warn(f"warning: {e}")
+        once(str(e))
         up = None
-    st = porcelain.status(repo) | {"upstream": up}
+    st = porcelain.status(repo, g=g, note=once) | {"upstream": up}
     if as_json:
         print_json(st)
         return
@@ -215,8 +229,9 @@ def status(repo, as_json: bool) -> None:
     if st["head"]:
         from ..output import first_line
 
+        n = st["n_commits"]
         click.echo(f"head    {short(st['head'])} {first_line(st['message'])} "
-                   f"({counted(st['n_commits'], 'commit')})")
+                   f"({'commits not counted' if n is None else counted(n, 'commit')})")
     else:
         click.echo("head    no commits yet")
     b = st["base"]
@@ -224,7 +239,7 @@ def status(repo, as_json: bool) -> None:
              None: "not checked"}[b["unchanged"]]
     click.echo(f"base    {b['spec']} ({b['info'].get('model_type')}, "
                f"{b['info'].get('n_layers')} layers), hash {b['hash'][:16]}, {check}")
-    click.echo(f"facts   {st['n_facts']} live")
+    click.echo("facts   not counted" if st["n_facts"] is None else f"facts   {st['n_facts']} live")
     s = st["settings"]
     if s:
         click.echo(f"editor  layers {layers_text(s['layers'])}, λ {s['mom2_weight']:g}, "

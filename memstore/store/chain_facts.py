@@ -5,12 +5,13 @@ write of a (subject, prompt) replaces the earlier one. So where `since` lies on 
 basis chain (the first parent of an ordinary commit, HEAD~3 of a line of commits), the
 facts of `commit`'s state are those of `since` with the writes of the commits between put
 on top: none is taken away, and only the keys those commits wrote can differ. What `since`
-held under those keys is found through the index (its basis column gives the chain, its
-request rows the writes of each key) and read back from the objects, hash-checked. `show
-HEAD` and `diff HEAD~1 HEAD` read one commit's requests this way, not the whole history's;
-`status` counts the live facts off the request rows of HEAD's chain (as it counts the
-commits off the index's ancestry), reading no request list; `blame --contains` and
-`--subject` find the live writes they keep by those rows and read back only those."""
+held under those keys is found through the index (the chain walked on the commit records,
+each compared with its basis row; its request rows the writes of each key) and read back
+from the objects, hash-checked. `show HEAD` and `diff HEAD~1 HEAD` read one commit's
+requests this way, not the whole history's (the chain's commit records, not its request
+lists); `status` counts the live facts off the request rows of HEAD's chain, reading no
+request list; `blame --contains` and `--subject` find the live writes they keep by those
+rows and read back only those."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -52,15 +53,26 @@ def written(store: Storage, commits: list[Commit]) -> dict[Key, LiveFact]:
 
 
 def chain_depths(store: Storage, commit: str) -> dict[str, int]:
-    """The commits of `commit`'s basis chain, by the index, each with its place (root 0)."""
+    """The commits of `commit`'s basis chain, each with its place (root 0), walked on the
+    records (hash-checked; their basis alone, Storage.basis_of), each compared with its
+    index row: a basis row damaged to skip a commit or to end the chain early would take
+    that commit's request rows, which the callers read as the state's writes, out of the
+    state (a count of live facts one short, a fact diff calls added where it changed, blame
+    --contains leaving it out); it is refused, as fsck names it. A chain commit the index
+    does not hold has no request rows to read: refused too."""
     basis = {r["id"]: r["basis"] for r in store.db.query("select id, basis from commits")}
-    chain, cur = [], commit
+    chain, seen, cur = [], set(), commit
     while cur is not None:
-        if cur not in basis or len(chain) > len(basis):
+        if cur not in basis or cur in seen:  # (records cannot loop: ids are their hashes)
             raise DamagedIndexError(f"commit {cur[:12]} is named but not in the index (or its "
                                     "basis chain loops there); run `memstore fsck`")
+        recorded = store.basis_of(cur)
+        if recorded != basis[cur]:
+            raise DamagedIndexError(f"commit {cur[:12]}: index row disagrees with the record "
+                                    "(basis); run `memstore fsck --repair`")
         chain.append(cur)
-        cur = basis[cur]
+        seen.add(cur)
+        cur = recorded
     return {c: d for d, c in enumerate(reversed(chain))}
 
 

@@ -117,8 +117,8 @@ def zs_of(store: Storage, facts: list[LiveFact]) -> torch.Tensor:
 
 def graph(db: Database) -> dict[str, tuple[tuple[str, ...], float]]:
     """Every indexed commit: id → (parents, time), as the index's rows say (what `log` walks,
-    reading the records of what it lists, and `status`'s number of commits; writers, and the
-    counts of ahead/behind and of what a moved ref leaves, decide on `checked_graph`)."""
+    reading the records of what it lists; writers, and the counts of ahead/behind, of
+    `status`'s commits and of what a moved ref leaves, decide on `checked_graph`)."""
     return {r["id"]: (parents_of(r), time_of(r))
             for r in db.query("select id, parents, time from commits")}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ from ..editing.settings import EditSettings
 from ..errors import MemstoreError, ValidationError
 from . import chain_facts
 from .blame import writer
-from .history import LiveFact, chain_layers, chain_updates, log_ids
+from .history import LiveFact, ancestors, chain_layers, chain_updates, checked_graph
 from .provenance import Provenance
 from .repository import Repository
+from .schema import not_indexed
 from .states import BASE, LoadedBase, load_state, open_base, state_commit
 
 
@@ -72,15 +74,37 @@ def current_settings(repo: Repository) -> EditSettings:
     return s
 
 
-def status(repo: Repository) -> dict[str, Any]:
+def status(repo: Repository, *, g: dict[str, tuple[tuple[str, ...], float]] | None = None,
+           note: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The branch, HEAD's commit, its numbers of commits and of live facts, the base and the
+    settings. The numbers are counted on the records (history.checked_graph, `g` where the
+    caller has one: the walk that counted ahead/behind read them; chain_facts.chain_depths),
+    each compared with its index row: a row damaged to name other parents or another basis
+    gave a wrong count silently. With `note`, such damage (the error's message) is said
+    through it and the number it would have miscounted is None, the rest shown; else it is
+    raised."""
     head = repo.head()
     b = repo.base
     s = current_settings(repo)
+
+    def counted(count: Callable[[], int]) -> int | None:
+        try:
+            return count() if head.commit else 0
+        except MemstoreError as e:
+            if note is None:
+                raise
+            note(str(e))
+            return None
+
+    walked = checked_graph(repo.store, unreadable=True) if g is None else g
+    if head.commit and head.commit not in walked:  # nothing to count from: fsck names the way back
+        raise not_indexed(head.commit)
+
     return {
         "branch": head.branch, "detached": head.ref is None, "head": head.commit,
         "message": repo.get_commit(head.commit).message if head.commit else None,
-        "n_commits": len(log_ids(repo.db, head.commit)) if head.commit else 0,  # no record read
-        "n_facts": chain_facts.n_live(repo.store, head.commit) if head.commit else 0,
+        "n_commits": counted(lambda: len(ancestors(walked, head.commit))),
+        "n_facts": counted(lambda: chain_facts.n_live(repo.store, head.commit)),
         "base": {"spec": b.spec, "hash": b.hash, "path": b.path, "info": b.info,
                  "unchanged": repo.base_unchanged()},
         "settings": s.to_dict(),

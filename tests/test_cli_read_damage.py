@@ -1,0 +1,96 @@
+"""Read commands on an index row damaged by hand (its record intact): `status` counted the
+commits on the rows' parents and the live facts on the rows' basis chain, and `diff`,
+`show` and `blame --contains/--subject` found the live writes on that chain, so a damaged
+row misreported them silently (fsck named it). They walk the records now, each compared
+with its row: `status` warns in one line and leaves out the number the row would have made
+wrong; the others refuse in one line. A repository of fake commits (no model: none of
+these commands loads one)."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from cli_support import error_line, ok, run, snapshot
+from test_store_support import BASE_HASH, fake_requests, fake_result
+
+from memstore.editing.requests import Request
+from memstore.editing.settings import EditSettings
+from memstore.store.repository import Repository
+
+
+@pytest.fixture
+def three(tmp_path) -> tuple[Path, list[str]]:
+    """C1 writes first-subject-0/1, C2 two others, C3 first-subject-0 again (another
+    target): 4 live facts at C3, whose diff from C2 is one changed fact."""
+    root = tmp_path / "repo"
+    repo = Repository.init(root, "fake-model", BASE_HASH,
+                           settings=EditSettings(layers=(1, 2), mom2_weight=1e4))
+    first = fake_requests("first", 2)
+    again = Request(subject=first[0].subject, prompt=first[0].prompt, target_new="again",
+                    target_true="Paris")
+    ids: list[str] = []
+    with repo.lock():
+        for k, requests in enumerate([first, fake_requests("two", 2), [again]]):
+            head = repo.head().commit
+            ids.append(repo.write_commit([fake_result(k, requests=requests)],
+                                         parents=[head] if head else [], basis=head,
+                                         message=f"c{k + 1}").id)
+    repo.close()
+    return root, ids
+
+
+def damage(root: Path, column: str, value: str | None, commit: str) -> None:
+    con = sqlite3.connect(root / ".memstore" / "index.db")
+    with con:
+        con.execute(f"update commits set {column} = ? where id = ?", [value, commit])
+    con.close()
+
+
+def test_status_counts_on_the_records_and_warns_of_a_damaged_row(three):
+    root, (c1, c2, c3) = three
+    intact = ok("status", cwd=root).stdout
+    assert f"{c3[:12]} c3 (3 commits)" in intact and "facts   4 live" in intact
+    damage(root, "basis", None, c2)  # C2 made a root of the state chain: C1's 2 facts out
+    before = snapshot(root)
+    r = ok("status", cwd=root)
+    assert r.stderr == (f"warning: commit {c2[:12]}: index row disagrees with the record "
+                        "(basis); run `memstore fsck --repair`\n")
+    assert "(3 commits)" in r.stdout and "facts   not counted\n" in r.stdout  # was '3 live'
+    st = json.loads(ok("status", "--json", cwd=root).stdout)
+    assert (st["n_commits"], st["n_facts"]) == (3, None)
+    assert snapshot(root) == before
+    damage(root, "basis", c1, c2)
+    damage(root, "parents", "[]", c2)  # C2 made a root of the ancestry: 2 commits on the rows
+    r = ok("status", cwd=root)
+    assert r.stderr == (f"warning: commit {c2[:12]}: index row disagrees with the record "
+                        "(parents or time); run `memstore fsck --repair`\n")
+    assert f"{c3[:12]} c3 (commits not counted)\n" in r.stdout and "facts   4 live" in r.stdout
+    st = json.loads(ok("status", "--json", cwd=root).stdout)
+    assert (st["n_commits"], st["n_facts"]) == (None, 4)
+    # with an upstream, its ahead/behind walk meets the same row: said once, not twice
+    ok("remote", "add", "origin", str(root.parent / "remote"), cwd=root)
+    with Repository.open(root) as repo, repo.lock():
+        repo.update_ref("refs/remotes/origin/main", c1, expected=None)
+    r = ok("status", cwd=root)
+    assert len(r.stderr.splitlines()) == 1 and "index row disagrees" in r.stderr
+    assert "Your branch" not in r.stdout and "(commits not counted)" in r.stdout
+
+
+def test_diff_show_and_blame_refuse_a_damaged_basis_row(three):
+    root, (_, c2, _) = three
+    d = json.loads(ok("diff", "--json", "HEAD~1", "HEAD", cwd=root).stdout)
+    assert (len(d["added"]), len(d["changed"])) == (0, 1)
+    subject = "first-subject-1"
+    assert [b["subject"] for b in json.loads(
+        ok("blame", "--json", "--subject", subject, cwd=root).stdout)] == [subject]
+    damage(root, "basis", None, c2)  # on the rows, C1's writes are not in C2's state
+    before = snapshot(root)
+    says = f"commit {c2[:12]}: index row disagrees with the record (basis)"
+    # on the rows: the changed fact was 'added', first-subject-1 not live
+    for args in (["diff", "HEAD~1", "HEAD"], ["show", "HEAD"], ["blame", "--contains", "first"],
+                 ["blame", "--subject", subject]):
+        error_line(run(*args, cwd=root), 1, says)
+    assert snapshot(root) == before
+    assert ok("blame", cwd=root).stdout.count("first-subject") == 2  # the whole fold: records
