@@ -94,3 +94,21 @@ def test_diff_show_and_blame_refuse_a_damaged_basis_row(three):
         error_line(run(*args, cwd=root), 1, says)
     assert snapshot(root) == before
     assert ok("blame", cwd=root).stdout.count("first-subject") == 2  # the whole fold: records
+
+
+def test_a_request_row_deleted_is_named_not_a_fact_left_out(three):
+    """C1's row of first-subject-1 deleted: status said 3 live facts, blame --subject
+    first-subject-1 nothing and --contains left it out, all exit 0, where blame (the
+    records folded) shows it. Each chain commit's rows are counted against its record."""
+    root, (c1, _, _) = three
+    con = sqlite3.connect(root / ".memstore" / "index.db")
+    with con:
+        con.execute("delete from requests where commit_id = ? and position = 1", [c1])
+    con.close()
+    says = (f"commit {c1[:12]}: request rows disagree with the record (1 rows, 2 requests); "
+            "run `memstore fsck --repair`")
+    r = ok("status", cwd=root)
+    assert r.stderr == f"warning: {says}\n" and "facts   not counted\n" in r.stdout
+    for args in (["blame", "--subject", "first-subject-1"], ["blame", "--contains", "first"],
+                 ["diff", "HEAD~1", "HEAD"]):
+        error_line(run(*args, cwd=root), 1, says)

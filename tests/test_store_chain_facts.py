@@ -10,7 +10,7 @@ from test_store_support import commit_on_head, fake_requests, fake_result, memor
 
 from memstore.editing.requests import Request
 from memstore.store import chain_facts, queries
-from memstore.store.commits import FORMAT, CorruptRecordError
+from memstore.store.commits import CorruptRecordError
 from memstore.store.objects import ObjectStore
 
 
@@ -157,18 +157,23 @@ def test_a_far_diff_finds_the_old_writes_in_one_pass(monkeypatch):
 
     monkeypatch.setattr(type(repo.db), "execute", counted)
     assert _got(queries._diff_states(repo, c1, c2)) == expected
-    assert sum("from requests" in s for s in statements) == 1, statements
+    # one pass over the rows for the keys (and one count of the chain commits' rows)
+    assert sum("from requests" in s and "count(" not in s for s in statements) == 1, statements
 
 
-def test_a_basis_is_read_off_the_hash_checked_record_and_a_malformed_one_named():
-    """chain_depths walks the chain on each record's basis (Storage.basis_of) without
-    parsing the rest; a record of another shape is parsed as a commit, which names it."""
+def test_a_chain_link_is_read_off_the_hash_checked_record_and_a_malformed_one_named():
+    """chain_depths walks the chain on each record's basis and number of requests
+    (Storage.chain_link) without parsing the rest; a record of another shape is parsed as
+    a commit, which names it."""
     repo, ids = _history(13)
     repo.forget_cached()
-    assert [repo.store.basis_of(c) for c in ids] == [repo.get_commit(c).basis for c in ids]
-    assert repo.store.basis_of(ids[12]) == ids[3]  # (cached now: the commit's own)
-    for raw in (b"no json", b'{"format": 1}', json.dumps(
-            {"format": FORMAT, "basis": 7}).encode()):
-        oid = repo.objects.put_bytes(raw)
+    links = [repo.store.chain_link(c) for c in ids]
+    assert links == [(repo.get_commit(c).basis, repo.get_commit(c).n_requests) for c in ids]
+    assert links[12] == (ids[3], 2) and repo.store.chain_link(ids[12]) == links[12]  # cached
+    record = json.loads(repo.objects.get_bytes(ids[1]))
+    for raw in (b"no json", b'{"format": 1}', {**record, "basis": 7},
+                {**record, "update_sets": [{**record["update_sets"][0], "n": "2"}]},
+                {**record, "update_sets": {}}):
+        oid = repo.objects.put_bytes(raw if isinstance(raw, bytes) else json.dumps(raw).encode())
         with pytest.raises(CorruptRecordError, match=oid):
-            repo.store.basis_of(oid)
+            repo.store.chain_link(oid)

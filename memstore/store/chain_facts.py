@@ -6,7 +6,8 @@ basis chain (the first parent of an ordinary commit, HEAD~3 of a line of commits
 facts of `commit`'s state are those of `since` with the writes of the commits between put
 on top: none is taken away, and only the keys those commits wrote can differ. What `since`
 held under those keys is found through the index (the chain walked on the commit records,
-each compared with its basis row; its request rows the writes of each key) and read back
+each compared with its basis row and its number of request rows; those rows the writes of
+each key) and read back
 from the objects, hash-checked. `show HEAD` and `diff HEAD~1 HEAD` read one commit's
 requests this way, not the whole history's (the chain's commit records, not its request
 lists); `status` counts the live facts off the request rows of HEAD's chain, reading no
@@ -54,22 +55,29 @@ def written(store: Storage, commits: list[Commit]) -> dict[Key, LiveFact]:
 
 def chain_depths(store: Storage, commit: str) -> dict[str, int]:
     """The commits of `commit`'s basis chain, each with its place (root 0), walked on the
-    records (hash-checked; their basis alone, Storage.basis_of), each compared with its
-    index row: a basis row damaged to skip a commit or to end the chain early would take
-    that commit's request rows, which the callers read as the state's writes, out of the
-    state (a count of live facts one short, a fact diff calls added where it changed, blame
-    --contains leaving it out); it is refused, as fsck names it. A chain commit the index
-    does not hold has no request rows to read: refused too."""
+    records (hash-checked; their basis and number of requests alone, Storage.chain_link),
+    each compared with its index rows: a basis row damaged to skip a commit or to end the
+    chain early would take that commit's request rows, which the callers read as the
+    state's writes, out of the state (a count of live facts one short, a fact diff calls
+    added where it changed, blame --contains leaving it out), and so would a request row
+    deleted; either is refused, as fsck names it (a request row altered in place is met
+    only where its write is read back: `_read_back`). A chain commit the index does not
+    hold has no request rows to read: refused too."""
     basis = {r["id"]: r["basis"] for r in store.db.query("select id, basis from commits")}
+    rows = dict(store.db.execute("select commit_id, count(*) from requests group by commit_id"))
     chain, seen, cur = [], set(), commit
     while cur is not None:
         if cur not in basis or cur in seen:  # (records cannot loop: ids are their hashes)
             raise DamagedIndexError(f"commit {cur[:12]} is named but not in the index (or its "
                                     "basis chain loops there); run `memstore fsck`")
-        recorded = store.basis_of(cur)
+        recorded, n = store.chain_link(cur)
         if recorded != basis[cur]:
             raise DamagedIndexError(f"commit {cur[:12]}: index row disagrees with the record "
                                     "(basis); run `memstore fsck --repair`")
+        if rows.get(cur, 0) != n:
+            raise DamagedIndexError(f"commit {cur[:12]}: request rows disagree with the record "
+                                    f"({rows.get(cur, 0)} rows, {n} requests); run `memstore "
+                                    "fsck --repair`")
         chain.append(cur)
         seen.add(cur)
         cur = recorded

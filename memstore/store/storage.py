@@ -36,23 +36,27 @@ class Storage:
             self._commits[commit_id] = commit
         return commit
 
-    def basis_of(self, commit_id: str) -> str | None:
-        """The basis `commit_id`'s record names, read from its object (checked against its
-        hash) without parsing the rest where the record is not cached: a basis chain walked
-        on the records (chain_facts) costs a third of reading each commit. A record of
-        another shape is read as a commit, which names it."""
+    def chain_link(self, commit_id: str) -> tuple[str | None, int]:
+        """The basis `commit_id`'s record names and the number of requests its update sets
+        hold, read from its object (checked against its hash) without parsing the rest
+        where the record is not cached: a basis chain walked on the records (chain_facts)
+        costs a third of reading each commit. A record of another shape is read as a
+        commit, which names it."""
         commit = self._commits.get(commit_id)
         if commit is None:
             try:
                 raw = self.objects.get_json(commit_id)
             except ValueError:
                 raw = None
-            basis = raw.get("basis", 0) if isinstance(raw, dict) \
-                and raw.get("format") == FORMAT else 0
-            if basis is None or isinstance(basis, str):
-                return basis
+            if isinstance(raw, dict) and raw.get("format") == FORMAT:
+                basis, sets = raw.get("basis", 0), raw.get("update_sets")
+                ns = [u.get("n") if isinstance(u, dict) else None for u in sets] \
+                    if isinstance(sets, list) else [None]
+                if (basis is None or isinstance(basis, str)) and all(
+                        type(n) is int and n >= 0 for n in ns):
+                    return basis, sum(ns)
             commit = self.commit(commit_id)  # raises CorruptRecordError, naming it
-        return commit.basis
+        return commit.basis, commit.n_requests
 
     def remember(self, commit: Commit) -> None:
         self._commits[commit.id] = commit
