@@ -18,6 +18,7 @@ from ..errors import MemstoreError, ValidationError
 from . import chain_facts
 from .blame import writer
 from .history import LiveFact, ancestors, chain_layers, chain_updates, checked_graph
+from .index import introduced_size
 from .provenance import Provenance
 from .repository import Repository
 from .schema import not_indexed
@@ -113,7 +114,10 @@ def status(repo: Repository, *, g: dict[str, tuple[tuple[str, ...], float]] | No
 
 def show(repo: Repository, rev: str = "HEAD") -> dict[str, Any]:
     """A commit's record: requests, per update set and edited layer the Frobenius norm and
-    rank of ΔW, the metrics measured at commit time, and the bytes it added."""
+    rank of ΔW, the metrics measured at commit time, and the bytes it added: its objects
+    beyond its parents', counted off the records and the object store as its index row's
+    size was when written (not read off that row: a damaged size, which fsck does not
+    check, was shown as it stood)."""
     cid = repo.resolve(rev)
     c = repo.get_commit(cid)
     sets = []
@@ -131,7 +135,7 @@ def show(repo: Repository, rev: str = "HEAD") -> dict[str, Any]:
     facts = _diff_states(repo, c.parents[0] if c.parents else BASE, cid)
     return finite({"id": cid, "parents": list(c.parents), "basis": c.basis, "time": c.time,
                    "author": c.author, "operation": c.operation, "message": c.message, "n_requests": c.n_requests,
-                   "metrics": c.metrics, "info": c.info, "bytes": repo.commit_size(cid),
+                   "metrics": c.metrics, "info": c.info, "bytes": introduced_size(repo.store, c),
                    "facts": facts, "update_sets": sets})
 
 
