@@ -94,7 +94,11 @@ def test_d_r_forgets_a_remote_tracking_branch_here_and_the_next_fetch_brings_it_
     (("-d", "-r", "remotes/origin/topic"), "(`branch -a` shows it so: say 'origin/topic')"),
     (("-d", "-r", "x" * 300), "no remote-tracking branch '" + "x" * 100 + "…'"),
     (("-d", "-r"), "branch -d -r needs a REMOTE/BRANCH"),
-    (("-d", "-r", "origin/topic", "origin/main"), "branch -d -r deletes one REMOTE/BRANCH"),
+    # all or none: origin/topic is kept
+    (("-d", "-r", "origin/topic", "origin/nope"),
+     "no remote-tracking branch 'origin/nope' (`memstore branch -r` lists them); none of the 2"),
+    (("-d", "-r", "origin/topic", "a/b", "c/d"), "no remote-tracking branches 'a/b', 'c/d' ("),
+    (("-r", "-l", "-d", "origin/*"), "--list lists branches: no -d"),
     (("-d", "-a", "origin/topic"), "-a cannot be used with -d/-D"),
     (("-D", "-a", "-r", "origin/topic"), "-a cannot be used with -d/-D"),
     (("-r", "-m", "x"), "-r cannot be used with -m"),
@@ -109,6 +113,22 @@ def test_what_r_and_a_cannot_do_is_one_line_and_changes_nothing(fetched, args, s
     before = snapshot(repo)
     error_line(run("branch", *args, cwd=repo), 2, says)
     assert snapshot(repo) == before
+
+
+def test_d_r_forgets_several_and_list_matches_remote_ones_as_origin_slash(fetched):
+    """`branch -d -r A B` forgets both (it deleted one at a time); `--list PATTERN` with -r
+    or -a matches a remote-tracking branch by its REMOTE/BRANCH name, as git's."""
+    repo, (_, c2, c3), _ = fetched
+    assert [b["name"] for b in listed(repo, "-a", "--list", "origin/t*")] == ["origin/topic"]
+    assert lines(repo, "-a", "-l", "*top*") == [[" ", "topic", c2[:12]],
+                                                [" ", "remotes/origin/topic", c2[:12]]]
+    assert listed(repo, "-r", "--list", "*/main", "x") == [
+        {"name": "origin/main", "commit": c3, "remote": True, "current": False}]
+    assert json.loads(ok("branch", "-d", "-r", "origin/topic", "origin/main", "--json",
+                         cwd=repo).stdout) == [
+        {"deleted": "origin/topic", "commit": c2, "remote": True},
+        {"deleted": "origin/main", "commit": c3, "remote": True}]
+    assert listed(repo, "-r") == []
 
 
 UNSOUND = "refs/remotes/origin/topic"

@@ -8,11 +8,14 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
 
 
 @click.command(short_help="List, create, delete or rename branches.")
-@click.argument("name", required=False)
-@click.argument("rev", required=False)
-@click.option("-d", "--delete", is_flag=True, help="Delete branch NAME (it must be merged "
-              "into another branch or tag).")
-@click.option("-D", "force_delete", is_flag=True, help="Delete branch NAME even if unmerged.")
+@click.argument("args", nargs=-1, metavar="[NAME [REV] | -d NAME... | --list PATTERN...]")
+@click.option("-d", "--delete", is_flag=True, help="Delete the branches NAME... (each merged "
+              "into a branch or tag that stays; all or none).")
+@click.option("-D", "force_delete", is_flag=True, help="Delete the branches NAME... even if "
+              "unmerged.")
+@click.option("-l", "--list", "list_", is_flag=True, help="List the branches (as with no "
+              "NAME; with -r or -a, those too); PATTERN... (globs, as git's `branch --list "
+              "'feat*'`): only those matching one.")
 @click.option("-f", "--force", is_flag=True, help="With NAME [REV]: move branch NAME to REV "
               "(default: HEAD) though it exists, as git's (not the current one: `reset` "
               "moves that).")
@@ -30,7 +33,7 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
               "1, behind 2], [origin/main: gone]); -v alone lists as without it.")
 @json_option
 @pass_repo
-def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: bool,
+def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_: bool,
            force: bool, move: bool, upstream: str | None, unset_upstream: bool, remotes: bool,
            all_: bool, verbose: int, as_json: bool) -> None:
     """List branches, create branch NAME at REV (default: HEAD), delete or rename one.
@@ -43,8 +46,14 @@ def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: 
     `--set-upstream-to REMOTE/BRANCH [NAME]` records a branch's upstream, as `push -u`
     does; `--unset-upstream [NAME]` forgets it. A rename carries it, a delete drops it.
     `-r` lists the remote-tracking branches, `-a` the local ones then those (shown as
-    git does, remotes/origin/main, a revision too); `branch -d -r REMOTE/BRANCH` deletes
-    one here (the remote keeps it: the next fetch brings it back).
+    git does, remotes/origin/main, a revision too); `branch -d -r REMOTE/BRANCH...`
+    deletes them here (the remote keeps them: the next fetch brings them back).
+    `branch -d NAME...` (-D, -d -r) deletes all the branches named or none: one that
+    cannot be deleted (no such branch, the current one, unmerged) refuses them all,
+    naming it (git deletes the others and exits 1); -d's merge check counts only the
+    branches and tags that stay. `--list [PATTERN...]` (-l; with -r, -a, -vv too) lists
+    the branches whose names (REMOTE/BRANCH for a remote-tracking one) match a glob
+    PATTERN (`*` matches '/' too, as git's).
     `-vv` shows each local branch's upstream (the recorded one, else the default remote's
     branch of its name, as status and pull use) and how far ahead and behind it is, as
     git's: `[origin/main: ahead 1, behind 2]`, `[origin/main: gone]`.
@@ -52,9 +61,19 @@ def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: 
     --json prints a list of branches (name, commit, remote, current: a remote-tracking
     branch's name is REMOTE/BRANCH; with -vv, upstream, ahead, behind and gone too, null
     where there is none); or {created, commit}, {deleted, commit} (with remote true for
-    -d -r), {renamed, to, commit}, {branch, upstream}, {moved, commit, was, left_behind,
-    warning} (-f of a branch that exists).
+    -d -r; a list of those when several are deleted), {renamed, to, commit}, {branch,
+    upstream}, {moved, commit, was, left_behind, warning} (-f of a branch that exists).
     """
+    if list_:  # git's: the arguments are patterns
+        if delete or force_delete or move or force or upstream is not None or unset_upstream:
+            raise click.UsageError("--list lists branches: no -d, -m, -f nor upstream option "
+                                   "with it")
+        return list_branches(repo, local=all_ or not remotes, remote=remotes or all_,
+                             as_json=as_json, verbose=verbose, patterns=args)
+    if len(args) > 2 and not (delete or force_delete):
+        raise click.UsageError(f"unexpected extra argument {args[2]!r} (-d deletes several "
+                               "branches, --list takes several patterns)")
+    name, rev = (*args, None, None)[:2]
     if force and (name is None or delete or force_delete or move or remotes or all_ or verbose
                   or upstream is not None or unset_upstream):
         raise click.UsageError("-f moves a branch: `branch -f NAME [REV]`, no other option")
@@ -65,7 +84,7 @@ def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: 
         raise click.UsageError("-v/-vv list the branches: no NAME, -d, -m nor upstream "
                                "option with them")
     if remotes or all_:
-        return remote_branches(repo, name, rev, delete or force_delete, move,
+        return remote_branches(repo, args, delete or force_delete, move,
                                upstream is not None or unset_upstream, all_, as_json, verbose)
     if upstream is not None or unset_upstream:  # git's branch.NAME.remote and .merge
         from .remote import branch_upstream
@@ -89,9 +108,7 @@ def branch(repo, name: str | None, rev: str | None, delete: bool, force_delete: 
     if delete or force_delete:
         if name is None:
             raise click.UsageError("branch -d needs a branch NAME")
-        commit = repo.delete_branch(name, force=force_delete)
-        print_json({"deleted": name, "commit": commit}) if as_json else \
-            click.echo(f"Deleted branch {name} (was {short(commit)})")
+        show_deleted("branch", repo.delete_branches(list(args), force=force_delete), as_json)
         return
     if name is not None:
         commit = repo.create_branch(name, rev or "HEAD")
@@ -138,9 +155,9 @@ def force_branch(repo, name: str, rev: str, as_json: bool) -> None:
         click.echo(f"Moved branch {name} to {short(commit)} (was {short(was)})")
 
 
-def remote_branches(repo, name: str | None, rev: str | None, delete: bool, move: bool,
+def remote_branches(repo, names: tuple[str, ...], delete: bool, move: bool,
                     upstream: bool, all_: bool, as_json: bool, verbose: int = 0) -> None:
-    """`branch -r` and `branch -a`: list; `branch -d -r REMOTE/BRANCH`: delete one here."""
+    """`branch -r` and `branch -a`: list; `branch -d -r REMOTE/BRANCH...`: delete here."""
     from memstore.remote.remotes import delete_tracking
 
     flag = "-a" if all_ else "-r"
@@ -153,32 +170,33 @@ def remote_branches(repo, name: str | None, rev: str | None, delete: bool, move:
         raise click.UsageError("-a cannot be used with -d/-D (`branch -d -r REMOTE/BRANCH` "
                                "deletes a remote-tracking branch)")
     if delete:
-        if name is None:
+        if not names:
             raise click.UsageError("branch -d -r needs a REMOTE/BRANCH")
-        if rev is not None:
-            raise click.UsageError("branch -d -r deletes one REMOTE/BRANCH at a time")
-        commit = delete_tracking(repo, name)
-        print_json({"deleted": name, "commit": commit, "remote": True}) if as_json else \
-            click.echo(f"Deleted remote-tracking branch {shown_name(name)} (was {short(commit)})")
+        show_deleted("remote-tracking branch", delete_tracking(repo, list(names)), as_json)
         return
-    if name is not None:
-        raise click.UsageError(f"{flag} lists branches and takes no NAME (`branch -d -r "
+    if names:
+        raise click.UsageError(f"{flag} lists branches and takes no NAME (`branch {flag} "
+                               "--list PATTERN` lists those matching; `branch -d -r "
                                "REMOTE/BRANCH` deletes a remote-tracking one)")
     list_branches(repo, local=all_, remote=True, as_json=as_json, verbose=verbose)
 
 
-def list_branches(repo, local: bool, remote: bool, as_json: bool, verbose: int = 0) -> None:
+def list_branches(repo, local: bool, remote: bool, as_json: bool, verbose: int = 0,
+                  patterns: tuple[str, ...] = ()) -> None:
     """The local branches (the current one marked, an unborn or detached HEAD said), then
     the remote-tracking ones: as `remotes/REMOTE/BRANCH` after local ones, as git's -a;
-    with `verbose` 2 (-vv), each local branch's upstream."""
+    with `verbose` 2 (-vv), each local branch's upstream; with `patterns` (--list), those
+    whose name (REMOTE/BRANCH for a remote-tracking one, as git matches) matches one."""
     from memstore.remote.remotes import all_tracking
     from memstore.store import history
     from memstore.store.refs import HEADS, REMOTES
 
     head = repo.head() if local else None
-    branches = repo.branches() if local else {}
-    tracking = all_tracking(repo) if remote else {}
-    unborn = head is not None and head.branch is not None and head.branch not in branches
+    every = repo.branches() if local else {}
+    branches = matching(every, patterns)
+    tracking = matching(all_tracking(repo), patterns) if remote else {}
+    unborn = (head is not None and head.branch is not None and head.branch not in every
+              and bool(matching({head.branch: ""}, patterns)))
     current = head.branch if head is not None else None
     ups = {}
     if verbose >= 2 and branches:  # one query; each commit's history walked once
@@ -204,7 +222,7 @@ def list_branches(repo, local: bool, remote: bool, as_json: bool, verbose: int =
         return
     if unborn:
         click.echo(f"* {shown_name(head.branch)} (no commits yet)")
-    if head is not None and head.ref is None:
+    if head is not None and head.ref is None and not patterns:  # git's: HEAD is no match
         click.echo(f"* (HEAD detached at {short(head.commit)})")
     prefix = "remotes/" if local else ""
     for mark, n, c, ref in (
@@ -369,30 +387,64 @@ def switch_result(head, create: bool, left: list[str]) -> dict:
             "created": create, "left_behind": list(left), "warning": warning}
 
 
+def show_deleted(kind: str, deleted: dict[str, str], as_json: bool) -> None:
+    """What `tag -d` and `branch -d` print: a line per ref deleted (`kind`: 'tag',
+    'branch', 'remote-tracking branch'); --json {deleted, commit} (remote true for
+    `branch -d -r`), a list of those for several."""
+    remote = {"remote": True} if kind.startswith("remote") else {}
+    rows = [{"deleted": n, "commit": c, **remote} for n, c in deleted.items()]
+    if as_json:
+        print_json(rows[0] if len(rows) == 1 else rows)
+        return
+    for n, c in deleted.items():
+        click.echo(f"Deleted {kind} {shown_name(n) if remote else n} (was {short(c)})")
+
+
+def matching(refs: dict[str, str], patterns: tuple[str, ...]) -> dict[str, str]:
+    """The refs (name → commit) whose names match a glob of `patterns` (all with none), as
+    git's `tag -l` and `branch --list` match: `*` matches '/' too."""
+    from fnmatch import fnmatchcase
+
+    return {n: c for n, c in refs.items()
+            if not patterns or any(fnmatchcase(n, p) for p in patterns)}
+
+
 @click.command(short_help="List, create or delete tags.")
-@click.argument("name", required=False)
-@click.argument("rev", required=False, default="HEAD")
-@click.option("-d", "--delete", is_flag=True, help="Delete tag NAME.")
+@click.argument("names", nargs=-1, metavar="[NAME [REV] | -d NAME... | -l PATTERN...]")
+@click.option("-d", "--delete", is_flag=True, help="Delete the tags NAME... (all or none: "
+              "one that is no tag deletes nothing).")
+@click.option("-l", "--list", "list_", is_flag=True, help="List the tags (as with no NAME); "
+              "PATTERN... (globs, as git's `tag -l 'v1.*'`): only those matching one.")
 @json_option
 @pass_repo
-def tag(repo, name: str | None, rev: str, delete: bool, as_json: bool) -> None:
-    """List tags, create tag NAME at REV (default: HEAD), or delete one (-d).
+def tag(repo, names: tuple[str, ...], delete: bool, list_: bool, as_json: bool) -> None:
+    """List tags, create tag NAME at REV (default: HEAD), or delete some (-d NAME...).
 
-    --json prints a list of tags (name, commit); or {created, commit}, {deleted, commit}.
+    `tag -d NAME...` deletes all the tags named or none: a NAME that is no tag refuses
+    them all, naming it, with nothing deleted (git deletes the others and exits 1).
+    `tag -l [PATTERN...]` (--list) lists the tags whose names match a glob PATTERN
+    (`*` matches '/' too, as git's), all with none.
+
+    --json prints a list of tags (name, commit); or {created, commit}, {deleted, commit}
+    (a list of those when -d names several).
     """
+    if delete and list_:
+        raise click.UsageError("-d and -l cannot be used together")
     if delete:
-        if name is None:
+        if not names:
             raise click.UsageError("tag -d needs a tag NAME")
-        commit = repo.delete_tag(name)
-        print_json({"deleted": name, "commit": commit}) if as_json else \
-            click.echo(f"Deleted tag {name} (was {short(commit)})")
+        show_deleted("tag", repo.delete_tags(list(names)), as_json)
         return
-    if name is not None:
+    if names and not list_:
+        if len(names) > 2:
+            raise click.UsageError(f"unexpected extra argument {names[2]!r} (`tag NAME [REV]` "
+                                   "creates one tag; -d deletes several, -l lists)")
+        name, rev = names[0], names[1] if len(names) > 1 else "HEAD"
         commit = repo.create_tag(name, rev)
         print_json({"created": name, "commit": commit}) if as_json else \
             click.echo(f"Tagged {short(commit)} as {name}")
         return
-    tags = repo.tags()
+    tags = matching(repo.tags(), names)
     if as_json:
         print_json([{"name": n, "commit": c} for n, c in tags.items()])
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..errors import MemstoreError, ValidationError
 from ..store import upstreams
-from ..store.refs import HEADS, REMOTES, SHOWN, branch_ref, check_ref_name
+from ..store.refs import HEADS, REMOTES, SHOWN, branch_ref, check_ref_name, no_such, none_deleted
 from ..store.repository import Repository
 from ..store.schema import transaction
 from ..store.upstreams import Upstream
@@ -224,20 +224,24 @@ def all_tracking(repo: Repository) -> dict[str, str]:
     return repo.refs.list(REMOTES)
 
 
-def delete_tracking(repo: Repository, name: str) -> str:
-    """`branch -d -r REMOTE/BRANCH`: forgets the remote-tracking branch `name` here, as
-    git's (no merge check: it is the remote's, which is not contacted and keeps it; the next
-    fetch brings it back). A branch whose upstream it was is then reported gone. Returns
-    the commit it named."""
-    ref = REMOTES + name
+def delete_tracking(repo: Repository, names: list[str]) -> dict[str, str]:
+    """`branch -d -r REMOTE/BRANCH...`: forgets the remote-tracking branches `names` here,
+    as git's (no merge check: they are the remote's, which is not contacted and keeps them;
+    the next fetch brings them back), all or none (a name that is none refuses them all).
+    A branch whose upstream one was is then reported gone. Name → the commit it named."""
+    names = list(dict.fromkeys(names))
     with repo.lock(), transaction(repo.db):
-        commit = repo.refs.read(ref)
-        if commit is None:
-            shown = name if len(name) <= SHOWN else name[:SHOWN] + "…"
-            raise ValidationError(f"no remote-tracking branch {shown!r}"
-                                  f"{_not_tracking(repo, name, shown)}")
-        repo.refs.update(ref, None, expected=commit)
-    return commit
+        commits = {n: repo.refs.read(REMOTES + n) for n in names}
+        missing = [n for n, c in commits.items() if c is None]
+        if missing:  # one is told what it is instead; several, how to list them
+            shown = [n if len(n) <= SHOWN else n[:SHOWN] + "…" for n in missing]
+            hint = (_not_tracking(repo, missing[0], shown[0]) if len(missing) == 1
+                    else " (`memstore branch -r` lists them)")
+            raise ValidationError(f"{no_such('remote-tracking branch', shown)}{hint}"
+                                  f"{none_deleted(names)}")
+        for n, c in commits.items():
+            repo.refs.update(REMOTES + n, None, expected=c)
+    return commits
 
 
 def _not_tracking(repo: Repository, name: str, shown: str) -> str:

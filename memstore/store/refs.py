@@ -177,6 +177,20 @@ def short_name(ref: str) -> str:
     return ref
 
 
+def no_such(kind: str, names: list[str]) -> str:
+    """The error of a delete naming refs that do not exist: "no tag 'v9'", "no branches
+    'a', 'b'"."""
+    plural = ("es" if kind.endswith("ch") else "s") if len(names) > 1 else ""
+    return f"no {kind}{plural} {', '.join(map(repr, names))}"
+
+
+def none_deleted(names: list[str]) -> str:
+    """What the error of a refused delete of several refs adds: it deletes all or none
+    (every name checked before any ref moves, as memstore's writers refuse before
+    changing anything); '' for one."""
+    return f"; none of the {len(names)} named was deleted" if len(names) > 1 else ""
+
+
 class Refs:
     """Reads and writes refs in the index. Writes must run inside a transaction of the
     caller (schema.transaction), so a move is part of the same atomic change as the rows

@@ -359,23 +359,42 @@ class Repository:
         return branch_ref(name) if kind == "branch" else tag_ref(name)
 
     def delete_branch(self, name: str, *, force: bool = False) -> str:
-        ref = self._named(HEADS, name, "branch")
+        return self.delete_branches([name], force=force)[name]
+
+    def delete_branches(self, names: list[str], *, force: bool = False) -> dict[str, str]:
+        """Deletes branches `names` (each merged into a branch or tag this delete keeps;
+        `force`: even unmerged), all or none: every name is checked before any ref moves.
+        Name → the commit it named."""
+        from .refs import no_such, none_deleted
+
+        names = list(dict.fromkeys(names))
+        refs = {n: self._named(HEADS, n, "branch") for n in names}
         with self.lock(), transaction(self.db):
-            commit = self.refs.read(ref)
-            if commit is None:
-                raise ValidationError(f"no branch {name!r}")
-            if self.head().ref == ref:
-                raise MemstoreError(f"cannot delete the current branch {name!r}; "
-                                    "switch to another one first")
-            others = [c for r, c in self.refs.all().items() if r != ref]
-            if not force and commit not in history.ancestors_of(
-                    history.checked_graph(self.store), others):  # the records decide
-                raise MemstoreError(
-                    f"branch {name!r} is not merged into any other branch or tag; its commits "
-                    "would be lost at the next gc (`branch -D` deletes it anyway)")
-            upstreams.dropped(self.db, branch=name)  # before the ref: its move snapshots both
-            self.refs.update(ref, None, expected=commit)
-        return commit
+            commits = {n: self.refs.read(r) for n, r in refs.items()}
+            missing = [n for n, c in commits.items() if c is None]
+            if missing:
+                raise ValidationError(no_such("branch", missing) + none_deleted(names))
+            on = self.head().ref
+            current = [n for n, r in refs.items() if r == on]
+            if current:
+                raise MemstoreError(f"cannot delete the current branch {current[0]!r}; "
+                                    f"switch to another one first{none_deleted(names)}")
+            if not force:  # merged into what stays: not into another one deleted with it
+                gone = set(refs.values())
+                kept = history.ancestors_of(  # the records decide
+                    history.checked_graph(self.store),
+                    [c for r, c in self.refs.all().items() if r not in gone])
+                lost = [n for n in names if commits[n] not in kept]
+                if lost:
+                    with_it = " (the others named are deleted with it)" if len(names) > 1 else ""
+                    raise MemstoreError(
+                        f"branch {lost[0]!r} is not merged into any other branch or tag"
+                        f"{with_it}; its commits would be lost at the next gc (`branch -D` "
+                        f"deletes it anyway){none_deleted(names)}")
+            for n, r in refs.items():
+                upstreams.dropped(self.db, branch=n)  # before the ref: its move snapshots both
+                self.refs.update(r, None, expected=commits[n])
+        return commits
 
     def rename_branch(self, old: str, new: str) -> str | None:
         """Renames branch `old` to `new`; HEAD follows when it is on `old` (an unborn current
@@ -401,13 +420,23 @@ class Repository:
         return commit
 
     def delete_tag(self, name: str) -> str:
-        ref = self._named(TAGS, name, "tag")
+        return self.delete_tags([name])[name]
+
+    def delete_tags(self, names: list[str]) -> dict[str, str]:
+        """Deletes tags `names`, all or none (a name that is no tag refuses them all).
+        Name → the commit it named."""
+        from .refs import no_such, none_deleted
+
+        names = list(dict.fromkeys(names))
+        refs = {n: self._named(TAGS, n, "tag") for n in names}
         with self.lock(), transaction(self.db):
-            commit = self.refs.read(ref)
-            if commit is None:
-                raise ValidationError(f"no tag {name!r}")
-            self.refs.update(ref, None, expected=commit)
-        return commit
+            commits = {n: self.refs.read(r) for n, r in refs.items()}
+            missing = [n for n, c in commits.items() if c is None]
+            if missing:
+                raise ValidationError(no_such("tag", missing) + none_deleted(names))
+            for n, r in refs.items():
+                self.refs.update(r, None, expected=commits[n])
+        return commits
 
     def switch(self, target: str, *, create: bool = False, detach: bool = False,
                start: str | None = None) -> Head:
