@@ -161,3 +161,22 @@ def test_a_detached_head_moved_back_does_not_count_the_commit_it_is_on_as_left(b
     ok("reset", c3, cwd=repo)
     d = json.loads(ok("switch", "--json", "--detach", c1, cwd=repo).stdout)
     assert (d["commit"], d["left_behind"]) == (c1, [c3, c2]), d
+
+
+def test_reset_with_no_rev_is_a_move_to_head_as_gits(base, tmp_path):
+    """`reset --hard` (and --soft, --mixed, or no mode), git's habit after a slip, said
+    "Missing argument 'REV'": REV defaults to HEAD, which moves nothing (on a branch or
+    detached), as git's; an unborn branch still has nothing to reset."""
+    c1, _, c3 = history_template(base)[1]
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    before = snapshot(repo)
+    for args in ([], ["--hard"], ["--soft"], ["--mixed"]):
+        d = json.loads(ok("reset", *args, "--json", cwd=repo).stdout)
+        assert (d["branch"], d["commit"], d["was"], d["left_behind"]) == ("main", c3, c3, [])
+    assert ok("reset", "--hard", cwd=repo).stdout.startswith(f"HEAD is now at {c3[:12]}")
+    assert snapshot(repo) == before
+    ok("switch", "--detach", c1, cwd=repo)
+    d = json.loads(ok("reset", "--hard", "--json", cwd=repo).stdout)
+    assert (d["branch"], d["commit"], d["was"]) == (None, c1, c1)
+    empty = copy_repo(empty_template(base), tmp_path / "empty")
+    error_line(run("reset", "--hard", cwd=empty), 2, "nothing to reset")

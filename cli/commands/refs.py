@@ -89,6 +89,8 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
     if upstream is not None or unset_upstream:  # git's branch.NAME.remote and .merge
         from .remote import branch_upstream
 
+        if upstream is not None:  # remotes/origin/x and refs/remotes/origin/x, as git's
+            upstream = _tracked(repo, upstream) or upstream
         return branch_upstream(repo, name, upstream, unset_upstream, as_json,
                                alone=not (move or delete or force_delete or rev is not None))
     if move:
@@ -271,12 +273,13 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool,
     Later commits go onto that branch. `switch -c NAME [START]` (`checkout -b NAME
     [START]`) creates branch NAME at START (default: HEAD) and switches to it, as git's:
     a NAME that exists, a START that names no commit or an invalid name is refused, with
-    nothing changed. A START that is a remote-tracking branch (origin/x) becomes the new
-    branch's upstream; `switch x` where no branch or revision x exists but one remote's
-    branch x was fetched makes x there, tracking it (git's guess; two remotes' x: refused,
-    naming both). A revision that is not a branch (a tag, a commit
-    id, HEAD~2) detaches HEAD at its commit. Nothing else changes: states are built from
-    the records, there is no working copy to update.
+    nothing changed, as is one naming a commit the index does not hold (a damaged
+    remote-tracking branch, say). A START that is a remote-tracking branch (origin/x, or
+    remotes/origin/x as `branch -a` shows it) becomes the new branch's upstream; `switch
+    x` where no branch or revision x exists but one remote's branch x was fetched makes x
+    there, tracking it (git's guess; two remotes' x: refused, naming both). A revision
+    that is not a branch (a tag, a commit id, HEAD~2) detaches HEAD at its commit. Nothing
+    else changes: states are built from the records, there is no working copy to update.
 
     --json prints one object: branch (null when detached), commit (null on a branch with
     no commits yet), detached, created, upstream (the remote-tracking branch this switch
@@ -297,7 +300,7 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool,
             create, start = True, guess
         # a branch made at a remote-tracking branch tracks it, as git's (autoSetupMerge):
         # read before the switch, whose refusal then moves nothing
-        tracks = start if create and start is not None and _trackable(repo, start) else None
+        tracks = _tracked(repo, start) if create and start is not None else None
         was = repo.head()
         # off a commit the index does not hold, what a detached HEAD leaves is what it named
         # before (as reset's): damaged rows there refuse it before it moves (a switch that
@@ -363,13 +366,24 @@ def _tracking(repo) -> list[str]:
     return [t for t in remotes.all_tracking(repo) if t.partition("/")[0] in known]
 
 
-def _trackable(repo, start: str) -> bool:
-    """Whether START, as `switch -c NAME START` names it, is one of `_tracking`."""
+def _tracked(repo, start: str) -> str | None:
+    """The remote-tracking branch (REMOTE/BRANCH, one of `_tracking`) that START, as
+    `switch -c NAME START` names it, is: `origin/x`, or as git takes them too
+    `remotes/origin/x` (as `branch -a` shows it) and `refs/remotes/origin/x`, read as
+    refs.resolve reads them; None for any other revision."""
     from memstore.remote import remotes
     from memstore.store.refs import REMOTES
 
-    return (repo.refs.read(REMOTES + start) is not None
-            and start.partition("/")[0] in remotes.remotes(repo))
+    if start.startswith("refs/"):
+        ref = start
+    elif repo.refs.read(REMOTES + start) is not None:
+        ref = REMOTES + start
+    else:
+        ref = "refs/" + start  # remotes/origin/x; any other name is no ref under REMOTES
+    if not ref.startswith(REMOTES) or repo.refs.read(ref) is None:
+        return None
+    name = ref[len(REMOTES):]
+    return name if name.partition("/")[0] in remotes.remotes(repo) else None
 
 
 def leaving(left: list[str], way_back: str) -> str | None:
@@ -453,19 +467,20 @@ def tag(repo, names: tuple[str, ...], delete: bool, list_: bool, as_json: bool) 
 
 
 @click.command(short_help="Move the current branch to REV (drop the commits after it).")
-@click.argument("rev")
+@click.argument("rev", required=False, default="HEAD")
 @click.option("--soft", "--mixed", "--hard", "mode", is_flag=True, hidden=True,
               help="git's modes, accepted: with no working copy they are all the same.")
 @json_option
 @pass_repo
 def reset(repo, rev: str, mode: bool, as_json: bool) -> None:
-    """Move the current branch (or a detached HEAD) to the commit REV names, as `git reset`
-    does: commits after REV leave the branch, as a local commit one would rather not have
-    made and not push (a revert records undoing it, and replays the later commits). There
-    is no working copy, so git's --soft, --mixed and --hard are all the same here (each is
-    accepted, as a git user types them). The
-    commits it leaves that no branch or tag holds are warned about, with the command that
-    goes back; gc removes them.
+    """Move the current branch (or a detached HEAD) to the commit REV names (default:
+    HEAD, which moves nothing, as git's), as `git reset` does: commits after REV leave the
+    branch, as a local commit one would rather not have made and not push (a revert
+    records undoing it, and replays the later commits). There is no working copy, so git's
+    --soft, --mixed and --hard are all the same here (each is accepted, as a git user types
+    them, with or without REV). A REV naming a commit the index does not hold (a damaged
+    remote-tracking branch, say) is refused, nothing moved. The commits it leaves that no
+    branch or tag holds are warned about, with the command that goes back; gc removes them.
 
     --json prints one object: branch (null when detached), commit (where it points now),
     was (where it pointed), left_behind (the commits no branch or tag holds now, newest
@@ -477,6 +492,7 @@ def reset(repo, rev: str, mode: bool, as_json: bool) -> None:
     if was.commit is None:
         raise ValidationError("nothing to reset: the current branch has no commits yet")
     target = repo.resolve(rev)
+    repo.check_held(target, rev, f"reset {f'branch {was.branch!r}' if was.branch else 'HEAD'}")
     # what HEAD named when REV was read (its branch, or HEAD itself when detached): another
     # process's switch since moves no other branch (its commit may be the same, which a
     # compare-and-swap of commits alone cannot tell)

@@ -43,7 +43,7 @@ from .commits import Commit, StoredSet, load_requests, load_updates, load_zs
 from .config import BaseRecord, path_snapshot
 from .lock import RepositoryLock, WaitCallback
 from .objects import DiskObjectStore, MemoryObjectStore, fsync_dir, refuse_link
-from .refs import HEAD, HEADS, TAGS, Head, Refs, branch_ref, tag_ref
+from .refs import HEAD, HEADS, SHOWN, TAGS, Head, Refs, branch_ref, tag_ref
 from .schema import DamagedIndexError, open_index, size_of, transaction
 from .stats_records import StatisticsRecord
 from .storage import Storage
@@ -348,8 +348,20 @@ class Repository:
             old = self.refs.read(ref)
             if old is not None and not force:
                 raise ValidationError(f"{kind} {ref.split('/', 2)[2]!r} already exists")
+            doing = "move" if old is not None else "create"
+            self.check_held(commit, rev, f"{doing} {kind} {ref.split('/', 2)[2]!r}")
             self.refs.update(ref, commit, expected=old)
         return commit
+
+    def check_held(self, commit: str, rev: str, doing: str) -> None:
+        """DamagedIndexError unless the index holds `commit`, which `rev` named, before a
+        ref is made or moved onto it (`doing` that): a ref (a remote-tracking one damaged or
+        written by hand, say) can name a commit that is not here, and a branch, tag or
+        detached HEAD made from it would name a commit nothing can read."""
+        if not self.has_commit(commit):
+            shown = rev if len(rev) <= SHOWN else rev[:SHOWN] + "…"
+            raise DamagedIndexError(f"cannot {doing}: {shown!r} names commit {commit[:12]}, "
+                                    "which is not in the index; run `memstore fsck`")
 
     def _named(self, prefix: str, name: str, kind: str) -> str:
         """The ref of branch or tag `name`: one that exists as named (made before a rule on
@@ -462,6 +474,8 @@ class Repository:
             else:
                 onto = None if detach else self.refs.read(HEADS + target)
                 dest = onto if onto is not None else self.resolve(target)
+                if onto is None and dest != head.commit:  # HEAD detached onto it
+                    self.check_held(dest, target, "detach HEAD")
             if head.ref is None and head.commit is not None and dest != head.commit:
                 # what a detached HEAD leaves is read (and warned about) after the switch,
                 # less what `dest` keeps: damaged rows there refuse it before anything
@@ -517,6 +531,8 @@ class Repository:
         with self.lock(), transaction(self.db):
             self._get_commit_row(new)
             self.get_commit(new)
+            if self.refs.read(was.ref or HEAD) == new == was.commit:
+                return  # onto where it is (`reset` with no REV): nothing to write, as git's
             if was.commit is not None and was.commit != new:
                 self.held_by_no_ref(was.commit)
                 self.reached(new)

@@ -571,6 +571,7 @@ def merge(repo: Repository, rev: str, message: str | None = None, *,
         theirs = repo.resolve(rev)
         if ours == theirs:
             return Report(None, ours, notes={"kind": "up-to-date"})
+        repo.check_held(theirs, shown, "merge")  # a fast-forward would move HEAD onto it
         if ours is None or repo.is_ancestor(ours, theirs):
             repo.update_ref("HEAD", theirs, expected=ours)
             return Report(None, theirs, notes={"kind": "fast-forward"})
