@@ -112,3 +112,17 @@ def test_a_request_row_deleted_is_named_not_a_fact_left_out(three):
     for args in (["blame", "--subject", "first-subject-1"], ["blame", "--contains", "first"],
                  ["diff", "HEAD~1", "HEAD"]):
         error_line(run(*args, cwd=root), 1, says)
+
+
+def test_a_parent_row_deleted_is_named_by_status_once_not_the_end_of_the_history(three):
+    """C1's commits row deleted: status counted 2 commits (the walk ended where the rows
+    did) and said 'facts not counted' with another wording of the same damage."""
+    root, (c1, _, _) = three
+    con = sqlite3.connect(root / ".memstore" / "index.db")
+    with con:
+        con.execute("delete from commits where id = ?", [c1])
+    con.close()
+    r = ok("status", cwd=root)
+    assert r.stderr == (f"warning: commit {c1[:12]} is named but not in the index; run "
+                        "`memstore fsck`\n")
+    assert "(commits not counted)" in r.stdout and "facts   not counted" in r.stdout

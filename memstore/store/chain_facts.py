@@ -22,7 +22,7 @@ from ..errors import MemstoreError
 from .commits import Commit, load_requests
 from .history import LiveFact
 from .index import BY_KEY
-from .schema import DamagedIndexError
+from .schema import DamagedIndexError, not_indexed
 from .storage import Storage
 
 Key = tuple[str, str]
@@ -67,9 +67,10 @@ def chain_depths(store: Storage, commit: str) -> dict[str, int]:
     rows = dict(store.db.execute("select commit_id, count(*) from requests group by commit_id"))
     chain, seen, cur = [], set(), commit
     while cur is not None:
-        if cur not in basis or cur in seen:  # (records cannot loop: ids are their hashes)
-            raise DamagedIndexError(f"commit {cur[:12]} is named but not in the index (or its "
-                                    "basis chain loops there); run `memstore fsck`")
+        if cur not in basis:
+            raise not_indexed(cur)
+        if cur in seen:  # (records cannot loop: ids are their hashes)
+            raise MemstoreError(f"commit {cur[:12]}: its basis chain loops; run `memstore fsck`")
         recorded, n = store.chain_link(cur)
         if recorded != basis[cur]:
             raise DamagedIndexError(f"commit {cur[:12]}: index row disagrees with the record "
