@@ -175,7 +175,15 @@ def test_push_takes_gits_tag_and_colon_spellings(tmp_path):
     assert ok("push", "origin", "HEAD:topic", cwd=here).stdout.splitlines()[1] == \
         f" {'* [new branch]':<28} {'topic':<12} -> topic"
     assert "refs/heads/topic" in remote_files(url)
+    # DST written out in full is SRC's own name too (git's CI spelling HEAD:refs/heads/NAME)
+    for spelled in ("HEAD:refs/heads/topic", "topic:refs/heads/topic", "v1:refs/tags/v1"):
+        assert ok("push", "origin", spelled, cwd=here).stdout.splitlines()[1] == \
+            "Everything up-to-date", spelled
     before = remote_files(url)
+    error_line(run("push", "origin", "topic:refs/tags/topic", cwd=here), 2,
+               "'topic' is a branch here")
+    error_line(run("push", "origin", "HEAD:refs/heads/other", cwd=here), 2,
+               "HEAD is branch 'topic'")
     error_line(run("push", "origin", "main:other", cwd=here), 2, "under its own name")
     error_line(run("push", "origin", "HEAD:other", cwd=here), 2, "HEAD is branch 'topic'")
     assert remote_files(url) == before

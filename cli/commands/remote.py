@@ -145,8 +145,8 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     branch refused because it is behind the remote's (a `reset` here) says by how many
     commits.
 
-    git's SRC:DST is taken where DST is SRC's own name (`main:main`, `HEAD:main` on
-    main); a push under another name is refused.
+    git's SRC:DST is taken where DST is SRC's own name, short or in full (`main:main`,
+    `HEAD:main` or `HEAD:refs/heads/main` on main); a push under another name is refused.
 
     BRANCH may be a tag (a name that is a tag and no branch, refs/tags/NAME, or git's
     `tag NAME`), and --tags pushes every tag: the history each names is written first,
@@ -199,25 +199,17 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     if all_tags and (branch is not None or set_upstream):
         raise click.UsageError("--tags pushes every tag: name no BRANCH and no -u with it")
     onto = None  # git's SRC:DST: DST must be SRC's own name (HEAD's: the current branch)
+    spelled = branch
     if branch is not None and ":" in branch:
         branch, _, onto = branch.partition(":")
-        onto = onto or branch  # `main:`: its own name
-        if onto != branch and branch != "HEAD":
-            raise click.UsageError(
-                f"{branch}:{onto}: memstore pushes a branch or tag under its own name, not "
-                f"as another (`memstore branch {onto} {branch}`, then `memstore push "
-                f"REMOTE {onto}`)")
+        onto = onto or None  # `main:`: its own name
     if branch == "HEAD":  # git's `push origin HEAD`: the current branch (no branch is HEAD)
         branch = None
     try:
         with open_repo() as repo:
-            if onto is not None and branch is None and repo.head().branch != onto:
-                current = repo.head().branch
-                raise click.UsageError(
-                    f"HEAD:{onto}: HEAD is " + (f"branch {current!r}" if current else
-                                                "detached") +
-                    f", and memstore pushes a branch under its own name, not as {onto!r}")
             kind, name = pushed_ref(repo, branch) if branch is not None else (None, None)
+            if onto is not None:
+                _check_onto(repo, spelled, kind, name, onto)
             if all_tags or kind == TAGS:
                 if set_upstream:
                     raise click.UsageError(f"-u records a branch's upstream, and {name!r} is "
@@ -258,6 +250,32 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     if tracking:
         click.echo(tracking)
     _single_writer(r)
+
+
+def _check_onto(repo, spelled: str, kind: str | None, name: str | None, onto: str) -> None:
+    """git's SRC:DST, taken where DST is SRC's own name, short or full (`main:main`,
+    `HEAD:refs/heads/main` on main, `v1:refs/tags/v1`); `kind`, `name`: the ref SRC names
+    (None for HEAD: the current branch). A push under another name is one line."""
+    from memstore.store.refs import HEADS, TAGS
+
+    src = spelled.partition(":")[0]
+    if name is None:
+        kind, name = HEADS, repo.head().branch
+    want = next(((p, onto[len(p):]) for p in (HEADS, TAGS) if onto.startswith(p)),
+                (None, onto))
+    if want[1] == name and want[0] in (None, kind):
+        return
+    if want[1] == name:  # `main:refs/tags/main`: a branch pushed as a tag, or the reverse
+        raise click.UsageError(
+            f"{spelled}: {name!r} is a {'tag' if kind == TAGS else 'branch'} here, and "
+            "memstore pushes a branch or tag as what it is")
+    if src == "HEAD":
+        raise click.UsageError(
+            f"{spelled}: HEAD is " + (f"branch {name!r}" if name else "detached") +
+            f", and memstore pushes a branch under its own name, not as {want[1]!r}")
+    raise click.UsageError(
+        f"{spelled}: memstore pushes a branch or tag under its own name, not as another "
+        f"(`memstore branch {want[1]} {src}`, then `memstore push REMOTE {want[1]}`)")
 
 
 def _up_to_date(what: str, moved, seconds: float) -> str:
