@@ -217,3 +217,48 @@ def test_an_exclusive_create_refused_otherwise_than_by_file_exists_reads_the_fil
     assert t.read("HEAD") == b"ref: refs/heads/main\n"
     with pytest.raises(RemoteError, match="cannot write memstore-remote.json: OSError: 412"):
         t.create("memstore-remote.json", b"{}")
+
+
+def test_a_backend_whose_pipe_file_takes_a_mode_it_ignores_is_not_taken_for_exclusive():
+    """fsspec's HTTP backend takes pipe_file(mode=...) and PUTs whatever it is: taken for an
+    exclusive create, a remote's HEAD there (created on every push that moves a branch)
+    was overwritten and the create said it made it. It is read first, as any backend
+    without a create of its own (an HTTP store cannot move a file, so nothing more is
+    written there: one error line, not a file replaced)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from memstore.remote.transport import open_transport
+
+    files = {"/repo/HEAD": b"ref: refs/heads/main\n"}
+
+    class PutServer(BaseHTTPRequestHandler):  # GET, HEAD and PUT, as a WebDAV-ish store
+        def log_message(self, *args):
+            pass
+
+        def _head(self, code: int, size: int = 0) -> None:
+            self.send_response(code)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+
+        def do_HEAD(self):
+            self._head(200, len(files[self.path])) if self.path in files else self._head(404)
+
+        def do_GET(self):
+            self.do_HEAD()
+            if self.path in files:
+                self.wfile.write(files[self.path])
+
+        def do_PUT(self):
+            files[self.path] = self.rfile.read(int(self.headers["Content-Length"]))
+            self._head(201)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), PutServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        t = open_transport(f"http://127.0.0.1:{server.server_port}/repo")
+        assert t.create("HEAD", b"ref: refs/heads/other\n") is False
+        assert files == {"/repo/HEAD": b"ref: refs/heads/main\n"}
+    finally:
+        server.shutdown()
+        server.server_close()

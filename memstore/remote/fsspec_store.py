@@ -37,13 +37,24 @@ _HEAD = re.escape(TEMP_PREFIX)
 _LEGACY = re.compile(_HEAD + r"[0-9a-f]{32}-.+")  # .tmp-<uuid>-<name>, no owner, no time
 
 
+# The backends whose own pipe_file(mode="create") is known to refuse a file that is there
+# (s3fs: If-None-Match; the memory store: open(mode="xb")). A `mode` parameter alone says
+# nothing: HTTP's takes one and PUTs whatever it is, so a remote's HEAD would be
+# overwritten by every push and each push told it created it.
+_REFUSES_EXISTING = ("fsspec.implementations.memory", "s3fs")
+
+
 def _exclusive_create(fs: Any) -> bool:
     """Whether the backend of `fs` implements fsspec's `pipe_file(mode="create")` itself
     (s3fs: If-None-Match; the memory store) rather than inheriting fsspec's generic one,
-    a check then a write: no better than `_create_checked`, which also writes whole."""
+    a check then a write: no better than `_create_checked`, which also writes whole. Only
+    a backend of _REFUSES_EXISTING is taken at its word."""
     from fsspec.asyn import AsyncFileSystem
     from fsspec.spec import AbstractFileSystem
 
+    if not any(cls.__module__ == m or cls.__module__.startswith(m + ".")
+               for cls in type(fs).__mro__ for m in _REFUSES_EXISTING):
+        return False
     if fs.async_impl:
         impl, generic = getattr(type(fs), "_pipe_file", None), AsyncFileSystem._pipe_file
     else:
