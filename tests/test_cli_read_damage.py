@@ -18,6 +18,7 @@ from test_store_support import BASE_HASH, fake_requests, fake_result
 from memstore.editing.requests import Request
 from memstore.editing.settings import EditSettings
 from memstore.store.repository import Repository
+from memstore.store.schema import DamagedIndexError
 
 
 @pytest.fixture
@@ -126,3 +127,29 @@ def test_a_parent_row_deleted_is_named_by_status_once_not_the_end_of_the_history
     assert r.stderr == (f"warning: commit {c1[:12]} is named but not in the index; run "
                         "`memstore fsck`\n")
     assert "(commits not counted)" in r.stdout and "facts   not counted" in r.stdout
+
+
+def test_log_refuses_a_parent_whose_row_is_deleted_not_a_shorter_history(three):
+    """C1's commits row deleted: log listed C3 and C2 as the whole history, exit 0 (fsck
+    named it); ranges walked each side's history to its end there. Refused in one line,
+    as status names it (8e576b0): the walk cannot tell what lies below."""
+    root, (c1, c2, c3) = three
+    assert len(json.loads(ok("log", "--json", cwd=root).stdout)) == 3
+    con = sqlite3.connect(root / ".memstore" / "index.db")
+    with con:
+        con.execute("delete from commits where id = ?", [c1])
+    con.close()
+    before = snapshot(root)
+    says = f"commit {c1[:12]} is named but not in the index; run `memstore fsck`"
+    # C2..C3 and C3...C2: the walk of what C2 (C3) reaches, where a row left out would
+    # exclude too little; -n 1: the whole reach is walked for the order, C1 included
+    for args in (["--oneline"], ["--json"], ["--graph"], ["-n", "1"], [f"{c2}..{c3}"],
+                 [f"{c3}...{c2}"], ["--graph", "--left-right", f"{c2}...{c3}"]):
+        error_line(run("log", *args, cwd=root), 1, says)
+    assert snapshot(root) == before
+    repo = Repository.open(root)
+    try:
+        with pytest.raises(DamagedIndexError, match=c1[:12]):
+            repo.log(first_parent=True)
+    finally:
+        repo.close()

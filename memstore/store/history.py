@@ -173,11 +173,12 @@ def excluded(store: Storage, rows: dict[str, tuple[tuple[str, ...], float]],
     and compared with its row: a damaged row must not hide commits from the range, nor bring
     others in; the commits the range then lists are checked as they are read (`log`). A
     start the index does not hold (a damaged ref) is refused, as log's own start is: it
-    would exclude nothing."""
+    would exclude nothing; so is a commit of A's ancestry with no row (its row deleted):
+    what lies below it would not be excluded."""
     for c in starts:
         if c not in rows:
             raise not_indexed(c)
-    hidden = ancestors_of(_Checked(store, rows), starts)
+    hidden = ancestors_of(_Checked(store, rows), starts, indexed=True)
     return {c: (tuple(p for p in parents if p not in hidden), t)
             for c, (parents, t) in rows.items() if c not in hidden}
 
@@ -195,7 +196,8 @@ def symmetric(store: Storage, rows: dict[str, tuple[tuple[str, ...], float]], le
         if c not in rows:
             raise not_indexed(c)
     g = _Checked(store, rows)
-    ours, theirs = ancestors(g, left), ancestors(g, right)
+    ours, theirs = (ancestors_of(g, [left], indexed=True),
+                    ancestors_of(g, [right], indexed=True))
     common = ours & theirs
     return ({c: (tuple(p for p in parents if p not in common), t)
              for c, (parents, t) in rows.items() if c not in common}, ours - common)
@@ -206,14 +208,20 @@ def ancestors(g: dict[str, tuple[tuple[str, ...], float]], start: str) -> set[st
     return ancestors_of(g, [start])
 
 
-def ancestors_of(g: dict[str, tuple[tuple[str, ...], float]], starts: Iterable[str]) -> set[str]:
+def ancestors_of(g: dict[str, tuple[tuple[str, ...], float]], starts: Iterable[str], *,
+                 indexed: bool = False) -> set[str]:
     """The commits of `starts` and all their ancestors, in one walk: each commit is visited
     once however many starts reach it (many refs over a long history cost the history's
-    length, not their product)."""
+    length, not their product). `indexed`: a commit `g` does not hold (a parent whose
+    commits row is gone; fsck names it) is refused, not taken for the end of the history."""
     seen, stack = set(), list(starts)
     while stack:
         c = stack.pop()
-        if c in seen or c not in g:
+        if c in seen:
+            continue
+        if c not in g:
+            if indexed:
+                raise not_indexed(c)
             continue
         seen.add(c)
         stack.extend(g[c][0])
@@ -227,7 +235,9 @@ def log_ids(db: Database, start: str | Sequence[str], first_parent: bool = False
     parents), newest time first among those that are ready; ties broken by id. `g`: the
     graph to walk (the rows', read here, by default). `start` may be several commits (the
     two tips of `log A...B`), walked together as git walks several tips: one order over
-    both histories, each commit once."""
+    both histories, each commit once. A commit walked to that `g` does not hold (a parent
+    whose commits row is gone; fsck names it) is refused, not taken for a root: log listed
+    2 commits of 3, exit 0, with C1's row deleted."""
     g = graph(db) if g is None else g
     starts = [start] if isinstance(start, str) else list(dict.fromkeys(start))
     for c in starts:
@@ -238,13 +248,15 @@ def log_ids(db: Database, start: str | Sequence[str], first_parent: bool = False
     out: list[str] = []
     if first_parent:
         cur: str | None = starts[0]
-        while cur is not None and cur in g and (limit is None or len(out) < limit):
+        while cur is not None and (limit is None or len(out) < limit):
+            if cur not in g:
+                raise not_indexed(cur)
             if cur in out:
                 raise parents_loop(cur)
             out.append(cur)
             cur = g[cur][0][0] if g[cur][0] else None
         return out
-    reach = ancestors_of(g, starts)
+    reach = ancestors_of(g, starts, indexed=True)
     children = {c: 0 for c in reach}
     for c in reach:
         for p in set(g[c][0]):
