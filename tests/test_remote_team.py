@@ -70,6 +70,8 @@ def test_fetch_and_pull_take_gits_prune_flags(tmp_path):
     assert [b["name"] for b in json.loads(ok("branch", "-r", "--json", cwd=here).stdout)] == [
         "origin/main"]
     assert json.loads(ok("fetch", "--prune", "--json", cwd=here).stdout)["updates"] == []
+    for command in ("fetch", "pull"):  # the default named as the flag is (it said 'p')
+        assert "[default: prune]" in " ".join(ok(command, "--help", cwd=here).stdout.split())
 
 
 def test_of_two_pushes_creating_a_remote_at_once_exactly_one_says_created(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ WITH_STATS = click.option(
     help="Also move the statistics E[kkᵀ] the history was solved with (large; by default "
          "they are recomputed on the base model when first needed).")
 PRUNE = click.option(
-    "-p", "--prune/--no-prune", default=True, show_default=True,
+    "--prune/--no-prune", "-p", default=True, show_default=True,  # --help: 'prune' (-p first: 'p')
     help="Remove each REMOTE/BRANCH whose branch is gone from the remote ('[deleted]'), as "
          "git's fetch --prune: memstore's default; --no-prune keeps them.")
 
