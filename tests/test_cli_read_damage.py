@@ -153,3 +153,39 @@ def test_log_refuses_a_parent_whose_row_is_deleted_not_a_shorter_history(three):
             repo.log(first_parent=True)
     finally:
         repo.close()
+
+
+def test_blame_names_a_writer_whose_row_alone_is_deleted_not_its_carrier(three):
+    """blame decided which writes the repository still holds on the commits rows (gc and a
+    clone leave out the commits a squash replaced): C1's row deleted (tag v1 still holds
+    it; fsck names it), blame named the squash as the writer of C1's fact; a merged side
+    commit's row deleted, blame said 'unknown revision' (exit 2), the merge's source looked
+    up as a revision. Both are decided on the records now: blame as before the damage."""
+    root, (c1, c2, c3) = three
+    first, two = fake_requests("first", 2), fake_requests("two", 2)
+    again = Request(subject=first[0].subject, prompt=first[0].prompt, target_new="again",
+                    target_true="Paris")
+    repo = Repository.open(root)
+    with repo.lock():
+        repo.create_tag("v1", c3)
+        s = repo.write_commit(  # main's three commits squashed, its writes' paths recorded
+            [fake_result(3, requests=[first[1], *two, again])], parents=[], basis=None,
+            message="squash", operation="squash", expected=c3,
+            info={"squashed": [c1, c2, c3], "sources": {
+                "commits": [c1, c2, c3], "paths": [[0, 0, 1], [1, 0, 0], [1, 0, 1], [2, 0, 0]]}}).id
+        side = fake_requests("side", 1)
+        t = repo.write_commit([fake_result(4, requests=side)], parents=[s], basis=s,
+                              message="side", ref=None).id
+        c4 = repo.write_commit([fake_result(5, requests=fake_requests("four", 1))],
+                               parents=[s], basis=s, message="c4").id
+        m = repo.write_commit([fake_result(6, requests=fake_requests("four", 1) + side)],
+                              parents=[c4, t], basis=s, message="merge", operation="merge").id
+    repo.close()
+    intact = json.loads(ok("blame", "--json", cwd=root).stdout)
+    writers = {r["subject"]: (r["commit"], r["carried_by"]) for r in intact}
+    assert writers["first-subject-1"] == (c1, s) and writers["side-subject-0"] == (t, m)
+    con = sqlite3.connect(root / ".memstore" / "index.db")
+    with con:
+        con.execute("delete from commits where id in (?, ?)", [c1, t])
+    con.close()
+    assert json.loads(ok("blame", "--json", cwd=root).stdout) == intact

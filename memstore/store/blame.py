@@ -54,6 +54,6 @@ def writer(repo: Repository, prov: Provenance, f: LiveFact) -> tuple[str, str | 
         return f.commit, None  # (and no request list read again, for show and diff)
     w: Write | None = (f.commit, f.set_index, f.position)
     while w is not None:
-        origin = next(x for x in reversed(prov.line(w)) if repo.has_commit(x[0]))
+        origin = next(x for x in reversed(prov.line(w)) if prov.holds(x[0]))
         w = prov.picked_from(origin)
     return origin[0], f.commit if f.commit != origin[0] else None

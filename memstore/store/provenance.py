@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator, Sequence
 from ..editing.requests import Request
 from ..errors import MemstoreError
 from .commits import CorruptRecordError, load_requests
-from .history import LiveFact, SetRef
+from .history import LiveFact, SetRef, chain_sets
+from .objects import OBJECT_ID
 from .repository import Repository
 
 Fact = tuple[str, str, str]  # (subject, prompt, target_new)
@@ -63,6 +64,17 @@ class Provenance:
         self._up: dict[str, list[str]] = {}
         self._writers: dict[tuple[str, str], list[tuple[int, Write, Fact]]] = {}
 
+    def holds(self, commit: str) -> bool:
+        """Whether the repository holds `commit`, decided on its record: gc, and a clone,
+        leave out the commits a squash replaced (their rows and records both), where a
+        writer's line ends at the oldest write still held. A commit whose commits row alone
+        is gone (deleted by hand; fsck names it) is held: on the rows, blame named a newer
+        commit (the squash) as the writer of a fact it carried. A row whose record is
+        missing is held too, its read then naming the damage; a record naming no object id
+        (squashed, picked) names nothing held, as on the rows."""
+        return self.repo.has_commit(commit) or (isinstance(commit, str) and OBJECT_ID.match(
+            commit) is not None and self.repo.objects.contains(commit))
+
     def facts(self, ref: SetRef) -> list[Fact]:
         k = (ref.commit, ref.index)
         if k not in self._facts:
@@ -74,7 +86,7 @@ class Provenance:
         requests read once per operation however many states share them)."""
         if commit not in self._live:
             live: dict[tuple[str, str], tuple[SetRef, int, Fact]] = {}
-            for ref in self.repo.chain_sets(commit):
+            for ref in chain_sets(self.repo.store, commit):  # (an id: no revision resolved)
                 for p, f in enumerate(self.facts(ref)):
                     live[f[:2]] = (ref, p, f)
             self._live[commit] = live
@@ -104,7 +116,7 @@ class Provenance:
         while todo:
             w = todo.pop(0)
             yield w
-            if not todo and self.repo.has_commit(w[0]):  # a source, or a recorded path's last
+            if not todo and self.holds(w[0]):  # a source, or a recorded path's last
                 todo = self._sources(w)
 
     def _sources(self, w: Write) -> list[Write]:
@@ -125,7 +137,7 @@ class Provenance:
         """`writes`, recorded by commit `by` as sources: each in its commit, where the
         repository holds that commit (the record is checked alone when read: commits.py)."""
         for c, i, p in writes:
-            sets = self.repo.get_commit(c).update_sets if self.repo.has_commit(c) else None
+            sets = self.repo.get_commit(c).update_sets if self.holds(c) else None
             if sets is not None and not (i < len(sets) and p < sets[i].n):
                 raise CorruptRecordError(f"object {by}: its record names request {p} of set "
                                          f"{i} of commit {c[:12]} as a source, which that "
@@ -145,7 +157,7 @@ class Provenance:
         `restored`, its index: it replays no set, its writes' sources are recorded)."""
         if commit not in self._replays:
             c = self.repo.get_commit(commit)
-            parent = self.repo.chain_sets(c.parents[0])
+            parent = chain_sets(self.repo.store, c.parents[0])
             out: dict[int, tuple[SetRef, list[int]]] = {}
             p = len(parent) - 1
             for i in range(len(c.update_sets) - 1, -1, -1):
@@ -171,7 +183,7 @@ class Provenance:
                          if w is not None), None)
         if c.operation == "squash":
             squashed = c.info.get("squashed") or []
-            if not all(self.repo.has_commit(s) for s in squashed):
+            if not all(self.holds(s) for s in squashed):
                 return None  # gone (gc, a clone) from a squash that records no sources
             inner = {p for s in squashed for p in self.repo.get_commit(s).parents}
             head = next((s for s in squashed if s not in inner), None)
@@ -190,7 +202,7 @@ class Provenance:
         its own, which a revert of the picked commit leaves."""
         c = self.repo.get_commit(w[0])
         picked = c.info.get("picked") if c.operation == "cherry-pick" else None
-        if not isinstance(picked, str) or not self.repo.has_commit(picked):
+        if not isinstance(picked, str) or not self.holds(picked):
             return None
         if (c.id, w[1]) not in self._picks:  # matched once per set, not once per write
             refs = [SetRef(picked, i, s)
