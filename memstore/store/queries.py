@@ -17,7 +17,7 @@ from ..editing.settings import EditSettings
 from ..errors import MemstoreError, ValidationError
 from . import chain_facts
 from .blame import writer
-from .history import LiveFact, chain_layers, chain_updates, checked_graph
+from .history import LiveFact, ancestors_of, chain_layers, chain_updates, checked_graph
 from .index import introduced_size
 from .provenance import Provenance
 from .repository import Repository
@@ -104,27 +104,14 @@ def status(repo: Repository, *, g: dict[str, tuple[tuple[str, ...], float]] | No
     return {
         "branch": head.branch, "detached": head.ref is None, "head": head.commit,
         "message": repo.get_commit(head.commit).message if head.commit else None,
-        "n_commits": counted(lambda: _n_commits(walked, head.commit)),
+        # a parent the index does not hold (its row deleted; fsck names it) is damage, not
+        # the end of the history (history.ancestors took it so: 2 commits of 3)
+        "n_commits": counted(lambda: len(ancestors_of(walked, [head.commit], indexed=True))),
         "n_facts": counted(lambda: chain_facts.n_live(repo.store, head.commit)),
         "base": {"spec": b.spec, "hash": b.hash, "path": b.path, "info": b.info,
                  "unchanged": repo.base_unchanged()},
         "settings": s.to_dict(),
     }
-
-
-def _n_commits(g: dict[str, tuple[tuple[str, ...], float]], head: str) -> int:
-    """`head` and its ancestors on the graph `g`, counted: a parent the index does not hold
-    (its row deleted; fsck names it) is damage, not the end of the history (as
-    history.ancestors takes it, which counted 2 commits of 3 then)."""
-    seen, stack = set(), [head]
-    while stack:
-        c = stack.pop()
-        if c not in seen:
-            if c not in g:
-                raise not_indexed(c)
-            seen.add(c)
-            stack.extend(g[c][0])
-    return len(seen)
 
 
 def show(repo: Repository, rev: str = "HEAD") -> dict[str, Any]:
