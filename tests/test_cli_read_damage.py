@@ -189,3 +189,23 @@ def test_blame_names_a_writer_whose_row_alone_is_deleted_not_its_carrier(three):
         con.execute("delete from commits where id in (?, ?)", [c1, t])
     con.close()
     assert json.loads(ok("blame", "--json", cwd=root).stdout) == intact
+
+
+def test_revert_and_squash_refuse_a_history_whose_commits_row_is_deleted(three):
+    """C2's commits row deleted (its record kept; fsck names it): revert and squash took
+    HEAD's history on the rows, cut at C2, so `revert C1` and `squash C1` said C1 is 'not
+    in the history of HEAD', and `revert C3` went on without the reverts and merges below
+    C2: with a model, after `revert theirs` of two merged holders of one fact, theirs' row
+    deleted, `revert ours` wrote the fact again from theirs' cached z-vector (theirs'
+    revert not met), exit 0. Each is refused in one line before a model is loaded (none
+    here), nothing written."""
+    root, (c1, c2, c3) = three
+    con = sqlite3.connect(root / ".memstore" / "index.db")
+    with con:
+        con.execute("delete from commits where id = ?", [c2])
+    con.close()
+    before = snapshot(root)
+    says = f"commit {c2[:12]} is named but not in the index; run `memstore fsck`"
+    for args in (["revert", c3], ["revert", c1], ["squash", c1], ["squash", "base"]):
+        error_line(run(*args, cwd=root), 1, says)
+    assert snapshot(root) == before

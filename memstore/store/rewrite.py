@@ -159,22 +159,22 @@ def _reverted_by(c: Commit) -> list[str]:
     return list(c.info.get("reverted", [])) if c.operation == "squash" else []
 
 
-def _undone(repo: Repository, g: dict, c: Commit) -> list[str]:
+def _undone(prov: Provenance, g: dict, c: Commit) -> list[str]:
     """For a revert `c` of a merge that put facts back (info `restored`): the commits the
     reverts of that merge's merged side took out, which it undid; none for another."""
     merge = c.info.get("reverted") if "restored" in c.info else None
-    if c.operation != "revert" or merge is None or not repo.has_commit(merge):
+    if c.operation != "revert" or merge is None or not prov.holds(merge):
         return []
-    side = _Taken(g, repo.get_commit(merge)).commits
-    return [t for x in side if repo.has_commit(x) for t in _reverted_by(repo.get_commit(x))]
+    side = _Taken(g, prov.repo.get_commit(merge)).commits
+    return [t for x in side if prov.holds(x) for t in _reverted_by(prov.repo.get_commit(x))]
 
 
-def _restored(repo: Repository, w: Write) -> bool:
+def _restored(prov: Provenance, w: Write) -> bool:
     """Whether write `w` is one a revert of a merge put back (info `restored`: the set's
     index), or a squash's copy of one (info `restored`: the positions of those writes)."""
-    if not repo.has_commit(w[0]):  # a commit a squash replaced, gone since (gc, a clone)
+    if not prov.holds(w[0]):  # a commit a squash replaced, gone since (gc, a clone)
         return False
-    c = repo.get_commit(w[0])
+    c = prov.repo.get_commit(w[0])
     if c.operation == "squash":
         return w[2] in c.info.get("restored", ())
     return c.operation == "revert" and c.info.get("restored") == w[1]
@@ -188,12 +188,16 @@ def _layers(repo: Repository, w: Write) -> list[int]:
 class _Owners:
     """Who else holds a fact a write of which a rewrite takes out: the writes of the same
     fact that merges in HEAD's history met it with (Provenance.fellows), less those a revert
-    in that history (or one a squash there replaced) already took out."""
+    in that history (or one a squash there replaced) already took out. HEAD's history is
+    walked on the checked graph `g` (its own where none is given): a commit of it the index
+    does not hold (its commits row deleted; fsck names it) is refused (not_indexed), not
+    taken for the end of the history, which hid the reverts and merges below it."""
 
     def __init__(self, repo: Repository, prov: Provenance, head: str,
-                 merges: Collection[str] | None = None) -> None:
-        self.repo, self.prov, self.g = repo, prov, history.checked_graph(repo.store)
-        self.history = history.ancestors(self.g, head)
+                 merges: Collection[str] | None = None, g: dict | None = None) -> None:
+        self.repo, self.prov = repo, prov
+        self.g = history.checked_graph(repo.store) if g is None else g
+        self.history = history.ancestors_of(self.g, [head], indexed=True)
         self.merges = sorted((m for m in (self.history if merges is None else merges)
                               if len(self.g[m][0]) > 1), key=lambda m: (self.g[m][1], m))
         self._above: dict[str, set[str]] = {}
@@ -222,8 +226,8 @@ class _Owners:
                 if r["id"] in self.history:
                     pairs += [(r["id"], x) for x in _reverted_by(self.repo.get_commit(r["id"]))]
             self._gone = [(r, _Taken(self.g, self.repo.get_commit(x)))
-                          for r, x in dict.fromkeys(pairs) if self.repo.has_commit(x)]
-        back = next((x[0] for x in self.prov.line(w) if _restored(self.repo, x)), None)
+                          for r, x in dict.fromkeys(pairs) if self.prov.holds(x)]
+        back = next((x[0] for x in self.prov.line(w) if _restored(self.prov, x)), None)
         return any(self.takes(t, w) for r, t in self._gone
                    if back is None or r not in self.above(back))
 
@@ -238,7 +242,12 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
     with repo.lock(), repo.store.taken_back_on_failure():
         head = _require_head(repo, "revert")
         target = repo.resolve(rev)
-        if not repo.is_ancestor(target, head):
+        prov = Provenance(repo)
+        # a fact both sides of a merge held, each by its own write, is both's: a write of
+        # it that is `target`'s is written again from another holder's cached z-vector
+        # (`again`), unless a revert took that one out too; with none left, it goes
+        owners = _Owners(repo, prov, head)
+        if target not in owners.history:
             raise ValidationError(f"commit {target[:12]} is not in the history of HEAD")
         c = repo.get_commit(target)
         if c.operation == "revert":
@@ -247,16 +256,11 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
         reverts = [r["id"] for r in repo.db.query(
             "select id from commits where operation = 'revert'")]
         earlier = next((x for x in reverts if repo.get_commit(x).info.get("reverted") == target
-                        and repo.is_ancestor(x, head)), None)
+                        and x in owners.history), None)
         if earlier is not None:  # its facts may have been committed again since: keep those
             raise MemstoreError(f"commit {target[:12]} was already reverted by {earlier[:12]}")
         chain = repo.chain_sets(head)
-        prov = Provenance(repo)
         set_facts = [prov.facts(ref) for ref in chain]
-        # a fact both sides of a merge held, each by its own write, is both's: a write of
-        # it that is `target`'s is written again from another holder's cached z-vector
-        # (`again`), unless a revert took that one out too; with none left, it goes
-        owners = _Owners(repo, prov, head)
         # the writes that are `target`'s own, in its sets or carried on by a merge, squash
         # or revert since; a write of the same fact by another commit stays. A merge's are
         # those it brought in from the merged side
@@ -473,7 +477,8 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
         onto = state_commit(repo, rev)
         if onto == head:
             raise ValidationError(f"nothing to squash: {rev} is HEAD")
-        if onto is not BASE and not repo.is_ancestor(onto, head):
+        g = history.checked_graph(repo.store)  # a commit it lacks refused (_Owners)
+        if onto is not BASE and onto not in history.ancestors_of(g, [head], indexed=True):
             raise ValidationError(f"commit {onto[:12]} is not in the history of HEAD")
         at_onto = repo.facts_at(onto) if onto is not BASE else []
         at_head = repo.facts_at(head)
@@ -493,13 +498,12 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
         # one: written before, live again since a revert after `rev` took the later out)
         at_rev = {(r.commit, r.index, p) for r in repo.chain_sets(onto)
                   for p in range(r.update_set.n)} if onto is not BASE else set()
-        older = (history.ancestors(history.checked_graph(repo.store), onto)
-                 if onto is not BASE else set())
+        older = history.ancestors(g, onto) if onto is not BASE else set()
         squashed = [c.id for c in repo.log(head) if c.id not in older]
         # so is a fact live at `rev` that a merge squashed met with another write of it (the
         # other side's, the fact being both's), solved from that write's z-vector, so that
         # a revert of the commit that wrote it before `rev` leaves it
-        owners = _Owners(repo, prov, head, merges=squashed)
+        owners = _Owners(repo, prov, head, merges=squashed, g=g)
         added = []
         for f in at_head:
             w, written = (f.commit, f.set_index, f.position), _fact(f.request)
@@ -516,7 +520,7 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
         # what the reverts squashed took out of commits before `rev`: gone, after gc, with
         # them, and no write may tell (a revert of a fact another holder keeps writes none);
         # not what a revert of a merge squashed put back (the reverts of its merged side)
-        undone = {t for c in squashed for t in _undone(repo, owners.g, repo.get_commit(c))}
+        undone = {t for c in squashed for t in _undone(prov, owners.g, repo.get_commit(c))}
         reverted = [t for c in map(repo.get_commit, squashed) for t in _reverted_by(c)
                     if t not in squashed and t not in undone]
         with phase("loading the state at HEAD"):
@@ -540,7 +544,7 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
         sources = prov.squash_sources(added, set(squashed))
         # the writes carried from one a revert of a merge put back: gc may drop that revert
         restored = [n for n, f in enumerate(added) if any(
-            _restored(repo, x) for x in prov.line((f.commit, f.set_index, f.position)))]
+            _restored(prov, x) for x in prov.line((f.commit, f.set_index, f.position)))]
         new = repo.write_commit(results, parents=[onto] if onto is not BASE else [],
                                 basis=onto, message=message,
                                 metrics=metrics, operation="squash",
