@@ -121,6 +121,8 @@ def show(repo: Repository, rev: str = "HEAD") -> dict[str, Any]:
     size was when written (not read off that row: a damaged size, which fsck does not
     check, was shown as it stood)."""
     cid = repo.resolve(rev)
+    if not repo.has_commit(cid):  # a ref naming a commit whose row is gone: damage
+        raise not_indexed(cid)
     c = repo.get_commit(cid)
     sets = []
     for i, s in enumerate(c.update_sets):
