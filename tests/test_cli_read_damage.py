@@ -42,11 +42,16 @@ def three(tmp_path) -> tuple[Path, list[str]]:
     return root, ids
 
 
-def damage(root: Path, column: str, value: str | None, commit: str) -> None:
+def sql(root: Path, statement: str, args: list) -> None:
+    """One statement on the repository's index, as a damaged disk or a hand would."""
     con = sqlite3.connect(root / ".memstore" / "index.db")
     with con:
-        con.execute(f"update commits set {column} = ? where id = ?", [value, commit])
+        con.execute(statement, args)
     con.close()
+
+
+def damage(root: Path, column: str, value: str | None, commit: str) -> None:
+    sql(root, f"update commits set {column} = ? where id = ?", [value, commit])
 
 
 def test_status_counts_on_the_records_and_warns_of_a_damaged_row(three):
@@ -102,10 +107,7 @@ def test_a_request_row_deleted_is_named_not_a_fact_left_out(three):
     first-subject-1 nothing and --contains left it out, all exit 0, where blame (the
     records folded) shows it. Each chain commit's rows are counted against its record."""
     root, (c1, _, _) = three
-    con = sqlite3.connect(root / ".memstore" / "index.db")
-    with con:
-        con.execute("delete from requests where commit_id = ? and position = 1", [c1])
-    con.close()
+    sql(root, "delete from requests where commit_id = ? and position = 1", [c1])
     says = (f"commit {c1[:12]}: request rows disagree with the record (1 rows, 2 requests); "
             "run `memstore fsck --repair`")
     r = ok("status", cwd=root)
@@ -119,10 +121,7 @@ def test_a_parent_row_deleted_is_named_by_status_once_not_the_end_of_the_history
     """C1's commits row deleted: status counted 2 commits (the walk ended where the rows
     did) and said 'facts not counted' with another wording of the same damage."""
     root, (c1, _, _) = three
-    con = sqlite3.connect(root / ".memstore" / "index.db")
-    with con:
-        con.execute("delete from commits where id = ?", [c1])
-    con.close()
+    sql(root, "delete from commits where id = ?", [c1])
     r = ok("status", cwd=root)
     assert r.stderr == (f"warning: commit {c1[:12]} is named but not in the index; run "
                         "`memstore fsck`\n")
@@ -135,10 +134,7 @@ def test_log_refuses_a_parent_whose_row_is_deleted_not_a_shorter_history(three):
     as status names it (8e576b0): the walk cannot tell what lies below."""
     root, (c1, c2, c3) = three
     assert len(json.loads(ok("log", "--json", cwd=root).stdout)) == 3
-    con = sqlite3.connect(root / ".memstore" / "index.db")
-    with con:
-        con.execute("delete from commits where id = ?", [c1])
-    con.close()
+    sql(root, "delete from commits where id = ?", [c1])
     before = snapshot(root)
     says = f"commit {c1[:12]} is named but not in the index; run `memstore fsck`"
     # C2..C3 and C3...C2: the walk of what C2 (C3) reaches, where a row left out would
@@ -184,10 +180,7 @@ def test_blame_names_a_writer_whose_row_alone_is_deleted_not_its_carrier(three):
     intact = json.loads(ok("blame", "--json", cwd=root).stdout)
     writers = {r["subject"]: (r["commit"], r["carried_by"]) for r in intact}
     assert writers["first-subject-1"] == (c1, s) and writers["side-subject-0"] == (t, m)
-    con = sqlite3.connect(root / ".memstore" / "index.db")
-    with con:
-        con.execute("delete from commits where id in (?, ?)", [c1, t])
-    con.close()
+    sql(root, "delete from commits where id in (?, ?)", [c1, t])
     assert json.loads(ok("blame", "--json", cwd=root).stdout) == intact
 
 
@@ -200,10 +193,7 @@ def test_revert_and_squash_refuse_a_history_whose_commits_row_is_deleted(three):
     revert not met), exit 0. Each is refused in one line before a model is loaded (none
     here), nothing written."""
     root, (c1, c2, c3) = three
-    con = sqlite3.connect(root / ".memstore" / "index.db")
-    with con:
-        con.execute("delete from commits where id = ?", [c2])
-    con.close()
+    sql(root, "delete from commits where id = ?", [c2])
     before = snapshot(root)
     says = f"commit {c2[:12]} is named but not in the index; run `memstore fsck`"
     for args in (["revert", c3], ["revert", c1], ["squash", c1], ["squash", "base"]):
