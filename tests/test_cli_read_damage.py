@@ -199,3 +199,46 @@ def test_revert_and_squash_refuse_a_history_whose_commits_row_is_deleted(three):
     for args in (["revert", c3], ["revert", c1], ["squash", c1], ["squash", "base"]):
         error_line(run(*args, cwd=root), 1, says)
     assert snapshot(root) == before
+
+
+def test_merge_cherry_pick_and_push_refuse_a_history_whose_commits_row_is_deleted(three,
+                                                                                 tmp_path):
+    """C2's commits row deleted (its record kept; fsck names it): is_ancestor's walk
+    (history.unreached, newest first) took C2 for the end of C3's history, so C1 was 'not
+    an ancestor' of C3. `merge C1` at C3 (up to date) and `merge` of C3 at C1 (a
+    fast-forward) found no merge base and refused a conflict of C1's fact with C3's;
+    `cherry-pick C1` the same, not 'in the history of HEAD'; a push of C3 over a remote at
+    C1 was refused as no fast-forward, and `push --force` wrote C2 and C3 there, exit 0, a
+    'forced update'. Each is refused in one line now, nothing written here or there; a
+    target met on the way (C2 itself, named by C3's row) is met, no refusal."""
+    from memstore.store.history import is_ancestor
+
+    root, (c1, c2, c3) = three
+    remote = tmp_path / "remote"
+    ok("branch", "back", c1, cwd=root)
+    ok("remote", "add", "origin", remote, cwd=root)
+    ok("push", "origin", "back", cwd=root)  # the remote's back at C1, ours at C3
+    ok("switch", "back", cwd=root)
+    ok("merge", "main", cwd=root)
+    ok("branch", "old", c1, cwd=root)
+    sql(root, "delete from commits where id = ?", [c2])
+    says = f"commit {c2[:12]} is named but not in the index; run `memstore fsck`"
+
+    def tree() -> dict[str, bytes]:
+        return {str(p.relative_to(remote)): p.read_bytes() for p in sorted(remote.rglob("*"))
+                if p.is_file()}
+
+    for args, on in ((["merge", c1], "main"), (["cherry-pick", c1], "main"),
+                     (["merge", "main"], "old"), (["push", "origin", "back"], "back"),
+                     (["push", "--force", "origin", "back"], "back")):
+        ok("switch", on, cwd=root)
+        before, there = snapshot(root), tree()
+        error_line(run(*args, cwd=root), 1, says)
+        assert snapshot(root) == before and tree() == there
+    repo = Repository.open(root)
+    try:
+        assert is_ancestor(repo.store, c3, c3) and is_ancestor(repo.store, c2, c3)
+        with pytest.raises(DamagedIndexError, match=c2[:12]):
+            is_ancestor(repo.store, c1, c3)
+    finally:
+        repo.close()

@@ -369,7 +369,8 @@ def _virtual_base(store: Storage, g, left: list[str], right: list[str]) -> Targe
 def is_ancestor(store: Storage, ancestor: str, commit: str) -> bool:
     """Whether `ancestor` is `commit` or one of its ancestors: walked from `commit` until
     found, so that a fast-forward's check (a push's, a merge's) reads the records of the
-    commits between the two, not of the whole history (checked_graph reads each record)."""
+    commits between the two, not of the whole history (checked_graph reads each record).
+    Where the answer would rest on a commit with no row (`unreached`), it is refused."""
     return not unreached(store, [commit], {ancestor})
 
 
@@ -380,18 +381,29 @@ def unreached(store: Storage, starts: Iterable[str], targets: Iterable[str]) -> 
     an order only, each commit is checked as it is walked): the records of the commits
     newer than the targets, not of the whole history, where all are met. Depth first, the
     first parent of a merge was met only after the merged side and all the history below
-    its fork point (a push after a merge read every record)."""
+    its fork point (a push after a merge read every record). A commit met with no row (its
+    row deleted; fsck names it) is walked last, and refused (`not_indexed`) if a target is
+    still unmet then: what lies below it is unknown, and taking it for the end of the
+    history answered 'not an ancestor' (merge then merged with no merge base, a push was
+    refused as no fast-forward, or forced over one). A target met another way is met."""
     rows = graph(store.db)
     g, left = _Checked(store, rows), set(targets)
-    heap = [(-rows[c][1] if c in rows else 0.0, c) for c in set(starts)]
+
+    def newest_first(c: str) -> tuple[float, str]:
+        return (-rows[c][1] if c in rows else float("inf"), c)
+
+    heap = [newest_first(c) for c in set(starts)]
     heapq.heapify(heap)
     seen = {c for _, c in heap}
     while heap and left:
         _, c = heapq.heappop(heap)
         left.discard(c)
-        if left and c in g:
-            for p in g[c][0]:
-                if p not in seen:
-                    seen.add(p)
-                    heapq.heappush(heap, (-rows[p][1] if p in rows else 0.0, p))
+        if not left:
+            break
+        if c not in g:
+            raise not_indexed(c)
+        for p in g[c][0]:
+            if p not in seen:
+                seen.add(p)
+                heapq.heappush(heap, newest_first(p))
     return left
