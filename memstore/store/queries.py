@@ -121,9 +121,9 @@ def show(repo: Repository, rev: str = "HEAD") -> dict[str, Any]:
     size was when written (not read off that row: a damaged size, which fsck does not
     check, was shown as it stood)."""
     cid = repo.resolve(rev)
-    if not repo.has_commit(cid):  # a ref naming a commit whose row is gone: damage
+    c = repo.get_commit(cid)  # (a record that is no commit is named as such first)
+    if not repo.has_commit(cid):  # a sound record whose commits row is gone: damage
         raise not_indexed(cid)
-    c = repo.get_commit(cid)
     sets = []
     for i, s in enumerate(c.update_sets):
         updates = repo.updates_of(cid, i)
