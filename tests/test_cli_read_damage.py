@@ -184,6 +184,44 @@ def test_blame_names_a_writer_whose_row_alone_is_deleted_not_its_carrier(three):
     assert json.loads(ok("blame", "--json", cwd=root).stdout) == intact
 
 
+def test_blame_after_a_gc_stopped_between_rows_and_files_names_what_gc_leaves(three,
+                                                                             monkeypatch):
+    """gc deletes the rows of what no ref reaches, then (its readers done) the files: a gc
+    killed in between leaves the records of the commits a squash replaced, their rows gone,
+    which nothing names (fsck: ok). blame took such a record for a commit the repository
+    holds (4425a04) and named C1, which `show` calls an unknown revision, where the gc'd
+    repository names the squash (and a blame started in that window could lose the file
+    it was about to read). A record with no row is held only where the history names it."""
+    from memstore.store import maintenance
+
+    root, (c1, c2, c3) = three
+    first, two = fake_requests("first", 2), fake_requests("two", 2)
+    again = Request(subject=first[0].subject, prompt=first[0].prompt, target_new="again",
+                    target_true="Paris")
+    repo = Repository.open(root)
+    with repo.lock():
+        s = repo.write_commit(
+            [fake_result(3, requests=[first[1], *two, again])], parents=[], basis=None,
+            message="squash", operation="squash", expected=c3,
+            info={"squashed": [c1, c2, c3], "sources": {
+                "commits": [c1, c2, c3], "paths": [[0, 0, 1], [1, 0, 0], [1, 0, 1], [2, 0, 0]]}}).id
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(maintenance, "wait_for_readers", killed)
+    with pytest.raises(KeyboardInterrupt):
+        repo.gc()
+    assert repo.objects.contains(c1) and not repo.has_commit(c1)  # stopped in between
+    repo.close()
+    assert ok("fsck", cwd=root).stdout.strip() == "ok"
+    stopped = json.loads(ok("blame", "--json", cwd=root).stdout)
+    assert {r["commit"] for r in stopped} == {s}
+    monkeypatch.undo()
+    ok("gc", cwd=root)
+    assert json.loads(ok("blame", "--json", cwd=root).stdout) == stopped
+
+
 def test_revert_and_squash_refuse_a_history_whose_commits_row_is_deleted(three):
     """C2's commits row deleted (its record kept; fsck names it): revert and squash took
     HEAD's history on the rows, cut at C2, so `revert C1` and `squash C1` said C1 is 'not

@@ -68,12 +68,22 @@ class Provenance:
         """Whether the repository holds `commit`, decided on its record: gc, and a clone,
         leave out the commits a squash replaced (their rows and records both), where a
         writer's line ends at the oldest write still held. A commit whose commits row alone
-        is gone (deleted by hand; fsck names it) is held: on the rows, blame named a newer
-        commit (the squash) as the writer of a fact it carried. A row whose record is
-        missing is held too, its read then naming the damage; a record naming no object id
+        is gone (deleted by hand; fsck names it) is held where the history still names it
+        (a ref, or a row's parents or basis): on the rows, blame named a newer commit (the
+        squash) as the writer of a fact it carried. A record nothing names is not held: gc
+        deletes the rows of what no ref reaches before their files (and a gc stopped in
+        between leaves those files until the next), so blame named a commit `show` does
+        not know, or read a file that gc was deleting. A row whose record is missing is
+        held too, its read then naming the damage; a record naming no object id
         (squashed, picked) names nothing held, as on the rows."""
-        return self.repo.has_commit(commit) or (isinstance(commit, str) and OBJECT_ID.match(
-            commit) is not None and self.repo.objects.contains(commit))
+        if self.repo.has_commit(commit):
+            return True
+        if not (isinstance(commit, str) and OBJECT_ID.match(commit) is not None
+                and self.repo.objects.contains(commit)):
+            return False
+        return commit in self.repo.refs.all().values() or bool(self.repo.db.execute(
+            "select 1 from commits where basis = ? or instr(parents, ?) > 0 limit 1",
+            [commit, commit]).fetchone())
 
     def facts(self, ref: SetRef) -> list[Fact]:
         k = (ref.commit, ref.index)
