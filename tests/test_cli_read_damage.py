@@ -128,6 +128,22 @@ def test_a_parent_row_deleted_is_named_by_status_once_not_the_end_of_the_history
     assert "(commits not counted)" in r.stdout and "facts   not counted" in r.stdout
 
 
+def test_fsck_names_the_way_back_for_a_commits_row_deleted_once(three):
+    """log, status and the writers refuse a history whose commits row is gone with 'run
+    `memstore fsck`'; fsck said 'parent or basis C2 is not a known commit' twice (C2 is
+    C3's parent and basis) and not that --repair rebuilds the row from C2's record, here."""
+    root, (c1, c2, c3) = three
+    sql(root, "delete from commits where id = ?", [c2])
+    assert c2[:12] in run("log", "--oneline", cwd=root).stderr
+    r = run("fsck", cwd=root)
+    lines = [x for x in r.stdout.splitlines() if "is not a known commit" in x]
+    assert r.exit_code == 1 and lines == [
+        (f"commit {c3[:12]}: parent or basis {c2[:12]} is not a known commit; its record is "
+         "in the object store: `memstore fsck --repair` rebuilds its row")]
+    ok("fsck", "--repair", cwd=root)
+    assert [r["id"] for r in json.loads(ok("log", "--json", cwd=root).stdout)] == [c3, c2, c1]
+
+
 def test_log_refuses_a_parent_whose_row_is_deleted_not_a_shorter_history(three):
     """C1's commits row deleted: log listed C3 and C2 as the whole history, exit 0 (fsck
     named it); ranges walked each side's history to its end there. Refused in one line,

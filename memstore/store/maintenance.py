@@ -269,9 +269,14 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
         # (a commit checks its parents' base rows; merge and revert find reverts by rows)
         out.append(f"{at}: index row disagrees with the record (parents, basis, time, base "
                    "or operation)")
-    for other in [*commit.parents, *([commit.basis] if commit.basis else [])]:
+    # once each (a commit's first parent is its basis too); where the record is here (its
+    # row alone deleted), the way back is said: log, status and the writers refuse such a
+    # history with 'run `memstore fsck`'
+    for other in dict.fromkeys([*commit.parents, *([commit.basis] if commit.basis else [])]):
         if other not in rows:
-            out.append(f"{at}: parent or basis {other[:12]} is not a known commit")
+            way = ("; its record is in the object store: `memstore fsck --repair` rebuilds "
+                   "its row" if other in present and other not in corrupt else "")
+            out.append(f"{at}: parent or basis {other[:12]} is not a known commit{way}")
     out.extend(set_object_problems(commit, present, corrupt, at))
     out.extend(_base_problems(commit, base, at))
     # statistics a set names but this repository lacks are not damage: they are derived
