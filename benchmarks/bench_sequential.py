@@ -33,7 +33,6 @@ import torch
 from common import DATA, RESULTS, cached, command, ge_sample, pyplot, spread
 
 from memstore.editing import default_settings, execute_memit
-from memstore.editing.alignment import Alignment, last_layer_keys
 from memstore.editing.keys import SubjectRows, template_keys
 from memstore.editing.memit import stacked_keys, templates_for
 from memstore.editing.settings import COMPUTE_DTYPES
@@ -93,15 +92,6 @@ METHODS |= {m: {"history": "preserve"} for m in PRUNED}
 # method -> tol
 ADAPTIVE = {"preserve-adaptive": 0.02}
 METHODS |= {m: {"history": "preserve", "mom2_growth": 0.0} for m in ADAPTIVE}
-# The z-vectors' residuals aligned with the keys (after EAMET, Dai et al., ICLR 2026):
-# compute_zs's `align`, each commit's keys at the last edited layer read on the model as it
-# is, with EAMET's weights (KL, MSE) and τ 0.07; always each commit's own z-vectors.
-# method -> (KL weight, MSE weight)
-ALIGNED = {"preserve-align": (2.0, 8.0),
-           "preserve-wiki98-rows-align": (2.0, 8.0)}
-METHODS |= {"preserve-align": {"history": "preserve"}}
-ROWS["preserve-wiki98-rows-align"] = METHODS["preserve-wiki98"]
-METHODS["preserve-wiki98-rows-align"] = {"history": "preserve"} | METHODS["preserve-wiki98"]
 DEFAULT_METHODS = "preserve,preserve-fixed,nullspace,plain"
 Z_SETTINGS = ("layers", "z_steps", "z_lr", "z_stop_loss", "clamp", "kl_weight", "weight_decay",
               "n_templates", "template_tokens", "seed", "z_chunk", "compute_dtype", "z_groups")
@@ -271,14 +261,8 @@ def main() -> None:
                 running = now
             # the first commit's z-vectors depend only on the base model and the z-vector
             # settings: computed once per settings
-            z_key = json.dumps([z_settings(s), ALIGNED.get(method)], default=str)
+            z_key = json.dumps(z_settings(s), default=str)
             zs = replayed[i] if replayed else first_zs.get(z_key) if i == 0 else None
-            if method in ALIGNED and (zs is None or replayed):  # own, aligned z-vectors
-                reqs = [r.request for r in batch]
-                kl, mse = ALIGNED[method]
-                align = Alignment(last_layer_keys(model, tok, ad, reqs, templates, s),
-                                  kl_weight=kl, mse_weight=mse)
-                zs, _ = compute_zs(model, tok, ad, reqs, templates, s, False, align=align)
             tries = []
             if method in ADAPTIVE and i:
                 check = spread([r for b in batches[:i] for r in b], 256)

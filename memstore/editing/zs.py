@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from ..errors import NumericalError, ValidationError
 from ..models.adapters import Adapter, hidden_of
 from ..models.runtime import float64_device
-from .alignment import Alignment, alignment_loss
 from .distributed import in_order, owned
 from .fisher import fisher_penalty
 from .keys import anchor_rows
@@ -377,18 +376,14 @@ def chunks(groups: list[list[int]], size: int) -> list[list[int]]:
 
 def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], templates: list[str],
                settings: EditSettings, show_progress: bool = True,
-               fisher: tuple[torch.Tensor, float] | None = None,
-               align: Alignment | None = None) -> tuple[torch.Tensor, dict]:
+               fisher: tuple[torch.Tensor, float] | None = None) -> tuple[torch.Tensor, dict]:
     """z-vectors (n × d_model, float32, on the CPU) for all requests, and per-request
     details (optimisation steps taken, final target NLL). `fisher` (F, β): each δ's loss
-    adds β · ½ δᵀ F δ (fisher.py). `align`: each δ's loss adds EAMET's alignment with the
-    keys (alignment.py; an experiment, one process only). Requests are optimised in chunks
+    adds β · ½ δᵀ F δ (fisher.py). Requests are optimised in chunks
     of `z_chunk` (the requests of one key in one chunk, `key_groups`); under
     torch.distributed each process takes its chunks and every process receives all of them
     in order (distributed.py), the same bits as one process."""
     check_compute_dtype(model, adapter, settings)
-    if align is not None and len(owned(2)) != 2:
-        raise ValidationError("the z-vectors' alignment runs in one process only")
     if fisher is not None:  # once, not at every step: δ is float32 beside the model
         device = adapter.embeddings(model).weight.device
         fisher = (fisher[0].to(device=device, dtype=torch.float32), fisher[1])
@@ -397,7 +392,6 @@ def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], temp
     group_of = {i: k for k, g in enumerate(groups) for i in g}
     d_model = adapter.embeddings(model).weight.shape[1]
     total = sum(len(parts_of[c]) for c in owned(len(parts_of)))
-    done: list[tuple[list[int], torch.Tensor]] = []  # (requests, δ's) of earlier chunks
     with progress(show_progress, total=total, desc="z-vectors", unit="req") as bar, \
             eager_attention(model):
 
@@ -405,15 +399,8 @@ def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], temp
             idx = parts_of[c]
             local: dict[int, int] = {}
             shared = [local.setdefault(group_of[i], len(local)) for i in idx]
-            earlier = None
-            if align is not None:
-                firsts = [idx[shared.index(k)] for k in range(len(local))]
-                earlier = (firsts, [i for r, _ in done for i in r],
-                           torch.cat([d for _, d in done]) if done else None)
             z, info = _compute_chunk(model, tokenizer, adapter, [requests[i] for i in idx],
-                                     templates, settings, shared, fisher, align, earlier)
-            if align is not None:
-                done.append((idx, info["delta"]))
+                                     templates, settings, shared, fisher)
             bar.update(len(idx))
             return [z.float().cpu(), torch.tensor(info["steps"], dtype=torch.float64),
                     torch.tensor(info["loss"], dtype=torch.float64)]
@@ -436,7 +423,7 @@ def compute_zs(model, tokenizer, adapter: Adapter, requests: list[Request], temp
 
 
 def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, shared=None,
-                   fisher=None, align=None, earlier=None):
+                   fisher=None):
     """z-vectors of `requests`; `shared[i]` (0, 1, … in order of first appearance) names the
     δ request i shares with others (default: one δ each). Rows, targets and the KL prompt
     are then counted per δ: its NLL is the mean over its requests', and z_i = h_i^L + δ."""
@@ -479,11 +466,6 @@ def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, sha
                 parts.append((g.select(sel), h[sel.to(h.device)]))
         d = delta.clone().requires_grad_(True)
         loss, nll, _ = request_losses(model, adapter, parts, d, kl_init, h_norm, settings, fisher)
-        if align is not None and it > 0:  # δ = 0 before the first step has no direction
-            firsts, fixed_idx, fixed = earlier
-            if fixed is None:
-                fixed = d.new_zeros((0, d.shape[1]))
-            loss = loss + alignment_loss(d, firsts, fixed, fixed_idx, align)
         if not torch.isfinite(loss[active]).all():
             raise NumericalError("z-vector optimisation diverged (loss is not finite)")
         cur = nll[active].detach()
@@ -504,7 +486,5 @@ def _compute_chunk(model, tokenizer, adapter, requests, templates, settings, sha
             scale = torch.where(norms > max_norm, max_norm / norms, torch.ones_like(norms))
             delta[stay] = delta[stay] * scale.unsqueeze(1)
         active = stay
-    out = {"steps": [steps[k] for k in shared], "loss": [final[k] for k in shared]}
-    if align is not None:
-        out["delta"] = delta[share].detach().float().cpu()
-    return (h_req + delta[share]).detach(), out
+    return ((h_req + delta[share]).detach(),
+            {"steps": [steps[k] for k in shared], "loss": [final[k] for k in shared]})
