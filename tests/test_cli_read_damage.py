@@ -8,6 +8,7 @@ these commands loads one)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -165,6 +166,29 @@ def test_log_refuses_a_parent_whose_row_is_deleted_not_a_shorter_history(three):
             repo.log(first_parent=True)
     finally:
         repo.close()
+
+
+def test_a_reset_steps_over_a_parent_fsck_repair_dropped_but_not_a_deleted_row(three):
+    """C2's object corrupt, `fsck --repair` drops its row (it cannot read it back): main at
+    C3, `reset C1` counted what it leaves with log's walk, which refuses a parent with no
+    row (286c2fd), so it said 'C2 is named but not in the index; run `memstore fsck`' and
+    fsck named no way: the one way off the damage refused. C2 is stepped over (C3 left,
+    warned); a row deleted with its record sound (--repair rebuilds it) is still refused."""
+    root, (c1, c2, c3) = three
+    deleted = root.parent / "deleted"
+    shutil.copytree(root, deleted)
+    obj = root / ".memstore" / "objects" / c2[:2] / c2[2:]
+    obj.chmod(0o644)
+    obj.write_bytes(obj.read_bytes()[:-5] + b"XXXXX")
+    run("fsck", "--repair", cwd=root)
+    r = ok("reset", c1, cwd=root)
+    assert f"leaving 1 commit(s) that no branch or tag holds, the newest {c3[:12]}" in r.output
+    assert json.loads(ok("status", "--json", cwd=root).stdout)["head"] == c1
+    sql(deleted, "delete from commits where id = ?", [c2])
+    before = snapshot(deleted)
+    error_line(run("reset", c1, cwd=deleted), 1,
+               f"commit {c2[:12]} is named but not in the index; run `memstore fsck`")
+    assert snapshot(deleted) == before
 
 
 def test_blame_names_a_writer_whose_row_alone_is_deleted_not_its_carrier(three):

@@ -7,7 +7,7 @@ forward gives the chain that `build_state` applies."""
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -209,18 +209,19 @@ def ancestors(g: dict[str, tuple[tuple[str, ...], float]], start: str) -> set[st
 
 
 def ancestors_of(g: dict[str, tuple[tuple[str, ...], float]], starts: Iterable[str], *,
-                 indexed: bool = False) -> set[str]:
+                 indexed: bool = False, gone: Callable[[str], bool] | None = None) -> set[str]:
     """The commits of `starts` and all their ancestors, in one walk: each commit is visited
     once however many starts reach it (many refs over a long history cost the history's
     length, not their product). `indexed`: a commit `g` does not hold (a parent whose
-    commits row is gone; fsck names it) is refused, not taken for the end of the history."""
+    commits row is gone; fsck names it) is refused, not taken for the end of the history,
+    unless `gone` says it is (its record unreadable too: `fsck --repair` dropped it)."""
     seen, stack = set(), list(starts)
     while stack:
         c = stack.pop()
         if c in seen:
             continue
         if c not in g:
-            if indexed:
+            if indexed and not (gone is not None and gone(c)):
                 raise not_indexed(c)
             continue
         seen.add(c)
@@ -230,7 +231,8 @@ def ancestors_of(g: dict[str, tuple[tuple[str, ...], float]], starts: Iterable[s
 
 def log_ids(db: Database, start: str | Sequence[str], first_parent: bool = False,
             limit: int | None = None,
-            g: dict[str, tuple[tuple[str, ...], float]] | None = None) -> list[str]:
+            g: dict[str, tuple[tuple[str, ...], float]] | None = None,
+            gone: Callable[[str], bool] | None = None) -> list[str]:
     """Newest first. Full ancestry comes out in topological order (a commit before its
     parents), newest time first among those that are ready; ties broken by id. `g`: the
     graph to walk (the rows', read here, by default). `start` may be several commits (the
@@ -256,7 +258,7 @@ def log_ids(db: Database, start: str | Sequence[str], first_parent: bool = False
             out.append(cur)
             cur = g[cur][0][0] if g[cur][0] else None
         return out
-    reach = ancestors_of(g, starts, indexed=True)
+    reach = ancestors_of(g, starts, indexed=True, gone=gone)
     children = {c: 0 for c in reach}
     for c in reach:
         for p in set(g[c][0]):

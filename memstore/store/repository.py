@@ -504,7 +504,18 @@ class Repository:
         g = history.checked_graph(self.store, unreadable=True)
         held = history.ancestors_of(g, [target for name, target in self.refs.all().items()
                                         if name != HEAD])
-        return [c for c in history.log_ids(self.db, commit, g=g) if c not in held]
+        # a parent with no row is refused (log's walk), unless its record cannot be read
+        # either: `fsck --repair` dropped it (corrupt) and cannot bring it back, and a reset
+        # off the commits above it (C1 from C3, C2 dropped) is the way out (it was refused)
+        return [c for c in history.log_ids(self.db, commit, g=g, gone=self._unreadable)
+                if c not in held]
+
+    def _unreadable(self, commit: str) -> bool:
+        try:
+            self.store.commit(commit)
+        except MemstoreError:
+            return True
+        return False
 
     def reached(self, commit: str) -> set[str]:
         """`commit` and its ancestors, walked on the records as held_by_no_ref's (a row
