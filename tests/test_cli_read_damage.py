@@ -191,6 +191,18 @@ def test_a_reset_steps_over_a_parent_fsck_repair_dropped_but_not_a_deleted_row(t
     assert snapshot(deleted) == before
 
 
+def squashed(repo: Repository, c1: str, c2: str, c3: str) -> str:
+    """main's three commits squashed into one root commit, its writes' paths recorded."""
+    first, two = fake_requests("first", 2), fake_requests("two", 2)
+    again = Request(subject=first[0].subject, prompt=first[0].prompt, target_new="again",
+                    target_true="Paris")
+    return repo.write_commit(
+        [fake_result(3, requests=[first[1], *two, again])], parents=[], basis=None,
+        message="squash", operation="squash", expected=c3,
+        info={"squashed": [c1, c2, c3], "sources": {
+            "commits": [c1, c2, c3], "paths": [[0, 0, 1], [1, 0, 0], [1, 0, 1], [2, 0, 0]]}}).id
+
+
 def test_blame_names_a_writer_whose_row_alone_is_deleted_not_its_carrier(three):
     """blame decided which writes the repository still holds on the commits rows (gc and a
     clone leave out the commits a squash replaced): C1's row deleted (tag v1 still holds
@@ -198,17 +210,10 @@ def test_blame_names_a_writer_whose_row_alone_is_deleted_not_its_carrier(three):
     commit's row deleted, blame said 'unknown revision' (exit 2), the merge's source looked
     up as a revision. Both are decided on the records now: blame as before the damage."""
     root, (c1, c2, c3) = three
-    first, two = fake_requests("first", 2), fake_requests("two", 2)
-    again = Request(subject=first[0].subject, prompt=first[0].prompt, target_new="again",
-                    target_true="Paris")
     repo = Repository.open(root)
     with repo.lock():
         repo.create_tag("v1", c3)
-        s = repo.write_commit(  # main's three commits squashed, its writes' paths recorded
-            [fake_result(3, requests=[first[1], *two, again])], parents=[], basis=None,
-            message="squash", operation="squash", expected=c3,
-            info={"squashed": [c1, c2, c3], "sources": {
-                "commits": [c1, c2, c3], "paths": [[0, 0, 1], [1, 0, 0], [1, 0, 1], [2, 0, 0]]}}).id
+        s = squashed(repo, c1, c2, c3)
         side = fake_requests("side", 1)
         t = repo.write_commit([fake_result(4, requests=side)], parents=[s], basis=s,
                               message="side", ref=None).id
@@ -235,16 +240,9 @@ def test_blame_after_a_gc_stopped_between_rows_and_files_names_what_gc_leaves(th
     from memstore.store import maintenance
 
     root, (c1, c2, c3) = three
-    first, two = fake_requests("first", 2), fake_requests("two", 2)
-    again = Request(subject=first[0].subject, prompt=first[0].prompt, target_new="again",
-                    target_true="Paris")
     repo = Repository.open(root)
     with repo.lock():
-        s = repo.write_commit(
-            [fake_result(3, requests=[first[1], *two, again])], parents=[], basis=None,
-            message="squash", operation="squash", expected=c3,
-            info={"squashed": [c1, c2, c3], "sources": {
-                "commits": [c1, c2, c3], "paths": [[0, 0, 1], [1, 0, 0], [1, 0, 1], [2, 0, 0]]}}).id
+        s = squashed(repo, c1, c2, c3)
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
