@@ -286,3 +286,42 @@ def test_a_remote_tracking_branch_of_no_recorded_remote_is_neither_guessed_nor_t
     assert (d["branch"], d["commit"], d["upstream"]) == ("mine", c3, None)
     [row] = [b for b in listed(repo, "-vv") if b["name"] == "mine"]
     assert row["upstream"] is None
+
+
+def test_branch_made_at_a_remote_tracking_branch_tracks_it_as_git_s(fetched):
+    """`branch NAME origin/x` (remotes/origin/x, refs/remotes/origin/x; -f too) made NAME
+    there with no upstream, as switch -c did not: git's records it (autoSetupMerge) and says
+    so. --no-track makes none; a start that is no remote-tracking branch records none."""
+    repo, (c1, c2, c3), _ = fetched
+    r = ok("branch", "mine", "origin/topic", cwd=repo)
+    assert r.stdout.splitlines() == ["branch 'mine' set up to track 'origin/topic'",
+                                     f"Created branch mine at {c2[:12]}"]
+    d = json.loads(ok("branch", "two", "remotes/origin/main", "--json", cwd=repo).stdout)
+    assert d == {"created": "two", "commit": c3, "upstream": "origin/main"}
+    d = json.loads(ok("branch", "-f", "topic", "refs/remotes/origin/main", "--json",
+                      cwd=repo).stdout)
+    assert (d["moved"], d["commit"], d["upstream"]) == ("topic", c3, "origin/main")
+    assert json.loads(ok("branch", "plain", c1, "--json", cwd=repo).stdout)["upstream"] is None
+    ok("branch", "--no-track", "loose", "origin/topic", cwd=repo)
+    assert "set up" not in ok("branch", "-f", "--no-track", "loose", "origin/main",
+                              cwd=repo).stdout
+    ups = {b["name"]: b["upstream"] for b in listed(repo, "-vv")}
+    assert (ups["mine"], ups["two"], ups["topic"]) == ("origin/topic", "origin/main",
+                                                       "origin/main")
+    assert ups["plain"] is None and ups["loose"] is None
+    before = snapshot(repo)
+    error_line(run("branch", "--no-track", "-d", "plain", cwd=repo), 2, "--no-track goes with")
+    assert snapshot(repo) == before
+
+
+def test_push_tag_without_its_name_says_the_name_is_missing(fetched):
+    """`push origin tag` (git's `tag NAME` with no NAME) said "no branch 'tag'"; one line
+    naming what is missing now, nothing pushed; a branch named tag is still pushed so."""
+    repo, _, url = fetched
+    before = remote_files(url)
+    error_line(run("push", "origin", "tag", cwd=repo), 2, "`push origin tag` needs the tag's "
+               "NAME")
+    assert remote_files(url) == before
+    ok("branch", "tag", cwd=repo)
+    ok("push", "origin", "tag", cwd=repo)
+    assert any(p.endswith("heads/tag") for p in remote_files(url))

@@ -499,7 +499,7 @@ def test_branch_and_tag_speak_json_when_asked(base, tmp_path):
         {"name": "main", "commit": None, "remote": False, "current": True}]
     head = last_line(ok("commit", facts_files(base)["d"], cwd=repo))
     assert json.loads(ok("branch", "side", "--json", cwd=repo).stdout) == {
-        "created": "side", "commit": head}
+        "created": "side", "commit": head, "upstream": None}
     assert json.loads(ok("tag", "v1", "--json", cwd=repo).stdout) == {"created": "v1",
                                                                        "commit": head}
     assert json.loads(ok("branch", "-d", "side", "--json", cwd=repo).stdout) == {

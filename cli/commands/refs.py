@@ -24,6 +24,8 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
 @click.option("--set-upstream-to", "upstream", metavar="REMOTE/BRANCH", help="Record "
               "REMOTE/BRANCH as the upstream of NAME (default: the current branch).")
 @click.option("--unset-upstream", is_flag=True, help="Forget NAME's upstream.")
+@click.option("--no-track", is_flag=True, help="With NAME REV (or -f): a REV that is a "
+              "remote-tracking branch (origin/x) is not made NAME's upstream.")
 @click.option("-r", "--remotes", "remotes", is_flag=True, help="List the remote-tracking "
               "branches (REMOTE/BRANCH: what the last fetch saw); with -d, delete one here.")
 @click.option("-a", "--all", "all_", is_flag=True, help="List the local branches, then the "
@@ -35,7 +37,7 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
 @pass_repo
 def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_: bool,
            force: bool, move: bool, upstream: str | None, unset_upstream: bool, remotes: bool,
-           all_: bool, verbose: int, as_json: bool) -> None:
+           all_: bool, verbose: int, no_track: bool, as_json: bool) -> None:
     """List branches, create branch NAME at REV (default: HEAD), delete or rename one.
 
     With no argument, lists the branches and marks the current one with '*'.
@@ -45,6 +47,9 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
     `reset` moves that); the commits it leaves that nothing else holds are warned about.
     `--set-upstream-to REMOTE/BRANCH [NAME]` records a branch's upstream, as `push -u`
     does; `--unset-upstream [NAME]` forgets it. A rename carries it, a delete drops it.
+    `branch NAME REV` (and -f) where REV is a remote-tracking branch (origin/x, or
+    remotes/origin/x as `-a` shows it) makes it NAME's upstream, as git's
+    ("branch 'NAME' set up to track 'origin/x'"); --no-track does not.
     `-r` lists the remote-tracking branches, `-a` the local ones then those (shown as
     git does, remotes/origin/main, a revision too); `branch -d -r REMOTE/BRANCH...`
     deletes them here (the remote keeps them: the next fetch brings them back).
@@ -60,10 +65,16 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
 
     --json prints a list of branches (name, commit, remote, current: a remote-tracking
     branch's name is REMOTE/BRANCH; with -vv, upstream, ahead, behind and gone too, null
-    where there is none); or {created, commit}, {deleted, commit} (with remote true for
-    -d -r; a list of those when several are deleted), {renamed, to, commit}, {branch,
-    upstream}, {moved, commit, was, left_behind, warning} (-f of a branch that exists).
+    where there is none); or {created, commit, upstream}, {deleted, commit} (with remote
+    true for -d -r; a list of those when several are deleted), {renamed, to, commit},
+    {branch, upstream}, {moved, commit, was, left_behind, warning, upstream} (-f of a
+    branch that exists); upstream: the remote-tracking branch REV is, which this made
+    NAME's upstream, or null.
     """
+    if no_track and (not args or list_ or delete or force_delete or move or remotes or all_
+                     or verbose or upstream is not None or unset_upstream):
+        raise click.UsageError("--no-track goes with a branch made: `branch --no-track NAME "
+                               "REV` (or -f)")
     if list_:  # git's: the arguments are patterns
         if delete or force_delete or move or force or upstream is not None or unset_upstream:
             raise click.UsageError("--list lists branches: no -d, -m, -f nor upstream option "
@@ -78,7 +89,7 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
                   or upstream is not None or unset_upstream):
         raise click.UsageError("-f moves a branch: `branch -f NAME [REV]`, no other option")
     if force:
-        return force_branch(repo, name, rev or "HEAD", as_json)
+        return force_branch(repo, name, rev or "HEAD", as_json, track=not no_track)
     if verbose and (name is not None or delete or force_delete or move
                     or upstream is not None or unset_upstream):
         raise click.UsageError("-v/-vv list the branches: no NAME, -d, -m nor upstream "
@@ -113,17 +124,35 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
         show_deleted("branch", repo.delete_branches(list(args), force=force_delete), as_json)
         return
     if name is not None:
-        commit = repo.create_branch(name, rev or "HEAD")
-        print_json({"created": name, "commit": commit}) if as_json else \
-            click.echo(f"Created branch {name} at {short(commit)}")
+        from memstore.remote import remotes as known
+
+        with repo.lock():  # git's: a branch made at origin/x tracks it (autoSetupMerge)
+            tracks = _tracked(repo, rev) if rev is not None and not no_track else None
+            commit = repo.create_branch(name, rev or "HEAD")
+            if tracks is not None:
+                known.set_upstream(repo, name, tracks)
+        show_created(name, commit, tracks, as_json)
         return
     list_branches(repo, local=True, remote=False, as_json=as_json, verbose=verbose)
 
 
-def force_branch(repo, name: str, rev: str, as_json: bool) -> None:
+def show_created(name: str, commit: str, tracks: str | None, as_json: bool) -> None:
+    """What `branch NAME [REV]` (and -f of a new NAME) prints; `tracks`: the upstream it
+    recorded (REV a remote-tracking branch), said as git's and switch's say it."""
+    if as_json:
+        print_json({"created": name, "commit": commit, "upstream": tracks})
+        return
+    if tracks is not None:
+        click.echo(f"branch '{name}' set up to track '{tracks}'")
+    click.echo(f"Created branch {name} at {short(commit)}")
+
+
+def force_branch(repo, name: str, rev: str, as_json: bool, track: bool = True) -> None:
     """`branch -f NAME REV`: git's; the ref moves by compare-and-swap without reading the
-    commit it leaves (a branch left on a commit whose record is gone moves as well)."""
+    commit it leaves (a branch left on a commit whose record is gone moves as well). A REV
+    that is a remote-tracking branch becomes NAME's upstream unless not `track`, as git's."""
     from memstore.errors import ValidationError
+    from memstore.remote import remotes as known
     from memstore.store.refs import branch_ref
 
     with repo.lock():  # the current branch, and what the move leaves, as they are then
@@ -140,21 +169,25 @@ def force_branch(repo, name: str, rev: str, as_json: bool) -> None:
         # a detached HEAD is not moved here: what it reaches stays (gc keeps it)
         kept = (repo.reached(head.commit)
                 if head.branch is None and head.commit is not None else set())
+        tracks = _tracked(repo, rev) if track else None
         commit = repo.create_branch(name, rev, force=True)
         left = ([c for c in repo.held_by_no_ref(before or was) if c not in kept]
                 if was is not None and was != commit else [])
+        if tracks is not None:
+            known.set_upstream(repo, name, tracks)
     if was is None:
-        print_json({"created": name, "commit": commit}) if as_json else \
-            click.echo(f"Created branch {name} at {short(commit)}")
+        show_created(name, commit, tracks, as_json)
         return
     warning = leaving(left, f"`memstore branch -f {name} {short(before or was)}` goes back")
     if warning is not None:
         warn(f"warning: {warning}")
     if as_json:
         print_json({"moved": name, "commit": commit, "was": was, "left_behind": left,
-                    "warning": warning})
-    else:
-        click.echo(f"Moved branch {name} to {short(commit)} (was {short(was)})")
+                    "warning": warning, "upstream": tracks})
+        return
+    if tracks is not None:
+        click.echo(f"branch '{name}' set up to track '{tracks}'")
+    click.echo(f"Moved branch {name} to {short(commit)} (was {short(was)})")
 
 
 def remote_branches(repo, names: tuple[str, ...], delete: bool, move: bool,

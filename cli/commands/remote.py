@@ -176,7 +176,7 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     from memstore.remote.push import push as run_push
     from memstore.remote.push_delete import push_delete
     from memstore.remote.push_tags import push_tags, pushed_ref
-    from memstore.store.refs import TAGS
+    from memstore.store.refs import HEADS, TAGS
 
     names = [n for n in (branch, *more) if n is not None]
     if not delete and names and all(n.startswith(":") and len(n) > 1 for n in names):
@@ -193,6 +193,11 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
         return
     if branch == "tag" and len(more) == 1:  # git's `push origin tag v1`: refs/tags/v1
         branch, more = TAGS + more[0], ()
+    elif branch == "tag" and not more and not all_tags:  # a branch named tag is pushed
+        with open_repo() as repo:
+            if repo.refs.read(HEADS + "tag") is None and repo.refs.read(TAGS + "tag") is None:
+                raise click.UsageError(f"`push {remote_name} tag` needs the tag's NAME "
+                                       f"(`memstore push {remote_name} tag v1`)")
     if more:
         raise click.UsageError(f"unexpected extra argument {more[0]!r} (push takes one BRANCH; "
                                "--delete takes several)")
