@@ -43,7 +43,7 @@ from .commits import Commit, StoredSet, load_requests, load_updates, load_zs
 from .config import BaseRecord, path_snapshot
 from .lock import RepositoryLock, WaitCallback
 from .objects import DiskObjectStore, MemoryObjectStore, fsync_dir, refuse_link
-from .refs import HEAD, HEADS, SHOWN, TAGS, Head, Refs, branch_ref, tag_ref
+from .refs import HEAD, HEADS, SHOWN, TAGS, Head, Refs, branch_ref, no_such, none_deleted, tag_ref
 from .schema import DamagedIndexError, open_index, size_of, transaction
 from .stats_records import StatisticsRecord
 from .storage import Storage
@@ -370,6 +370,15 @@ class Repository:
             return prefix + name
         return branch_ref(name) if kind == "branch" else tag_ref(name)
 
+    def _all_named(self, refs: dict[str, str], kind: str) -> dict[str, str]:
+        """Name → the commit of each of `refs` (name → ref) that a delete names, all or none:
+        a name that is no `kind` refuses them all, naming every such name."""
+        commits = {n: self.refs.read(r) for n, r in refs.items()}
+        missing = [n for n, c in commits.items() if c is None]
+        if missing:
+            raise ValidationError(no_such(kind, missing) + none_deleted(list(refs)))
+        return commits
+
     def delete_branch(self, name: str, *, force: bool = False) -> str:
         return self.delete_branches([name], force=force)[name]
 
@@ -377,15 +386,10 @@ class Repository:
         """Deletes branches `names` (each merged into a branch or tag this delete keeps;
         `force`: even unmerged), all or none: every name is checked before any ref moves.
         Name → the commit it named."""
-        from .refs import no_such, none_deleted
-
         names = list(dict.fromkeys(names))
         refs = {n: self._named(HEADS, n, "branch") for n in names}
         with self.lock(), transaction(self.db):
-            commits = {n: self.refs.read(r) for n, r in refs.items()}
-            missing = [n for n, c in commits.items() if c is None]
-            if missing:
-                raise ValidationError(no_such("branch", missing) + none_deleted(names))
+            commits = self._all_named(refs, "branch")
             on = self.head().ref
             current = [n for n, r in refs.items() if r == on]
             if current:
@@ -437,15 +441,10 @@ class Repository:
     def delete_tags(self, names: list[str]) -> dict[str, str]:
         """Deletes tags `names`, all or none (a name that is no tag refuses them all).
         Name → the commit it named."""
-        from .refs import no_such, none_deleted
-
         names = list(dict.fromkeys(names))
         refs = {n: self._named(TAGS, n, "tag") for n in names}
         with self.lock(), transaction(self.db):
-            commits = {n: self.refs.read(r) for n, r in refs.items()}
-            missing = [n for n, c in commits.items() if c is None]
-            if missing:
-                raise ValidationError(no_such("tag", missing) + none_deleted(names))
+            commits = self._all_named(refs, "tag")
             for n, r in refs.items():
                 self.refs.update(r, None, expected=commits[n])
         return commits
