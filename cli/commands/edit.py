@@ -223,8 +223,14 @@ def squash_result(repo, report) -> dict[str, Any]:
 @click.argument("branch")
 @click.option("-m", "--message", help="The merge commit's message.",
               callback=no_empty_message)
+@click.option("--ff-only", is_flag=True, help="Only a fast-forward (or nothing to merge): "
+              "where the branches have parted, refuse in one line, nothing written.")
+@click.option("--no-ff", is_flag=True, help="Write a merge commit even where a "
+              "fast-forward would do (nothing solved: its state is BRANCH's).")
+@click.option("--ff", is_flag=True, hidden=True, help="git's default, accepted.")
 @json_option
-def merge(branch: str, message: str | None, as_json: bool) -> None:
+def merge(branch: str, message: str | None, ff_only: bool, no_ff: bool, ff: bool,
+          as_json: bool) -> None:
     """Merge BRANCH (or any revision) into the current branch.
 
     A fact-level three-way merge against the merge base: for each (subject, prompt), a
@@ -233,7 +239,11 @@ def merge(branch: str, message: str | None, as_json: bool) -> None:
     written. Fast-forwards when the current branch is behind BRANCH; otherwise writes a
     merge commit (two parents) whose update is ONE solve, on the merge base's state, for
     the facts both sides added since it, from their cached z-vectors. Prints the
-    resulting commit id as the last line.
+    resulting commit id as the last line. As git's: --ff-only refuses a merge that is no
+    fast-forward (exit status 1, nothing written); --no-ff writes a merge commit where a
+    fast-forward would do, with no update set (BRANCH's state is the result, nothing is
+    solved), so that the branch's commits stay one side of the history and one revert of
+    the merge takes them all out.
 
     --json prints one object: kind (up-to-date, fast-forward or merge), head (where the
     branch points now), branch, and commit (the merge commit written; null for the other
@@ -246,8 +256,11 @@ def merge(branch: str, message: str | None, as_json: bool) -> None:
 
     from ..context import open_repo
 
+    if sum((ff_only, no_ff, ff)) > 1:
+        raise click.UsageError("--ff, --no-ff and --ff-only: one at most")
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
-        report = porcelain.merge(repo, branch, message)
+        report = porcelain.merge(repo, branch, message,
+                                 ff="only" if ff_only else "never" if no_ff else "allow")
         d = merge_result(repo, report)
     report_json(d) if as_json else show_merged(d)
 

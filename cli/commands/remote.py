@@ -459,11 +459,13 @@ def fetch_result(f) -> dict:
 @click.argument("branch", required=False)
 @click.option("--tags", "all_tags", is_flag=True,
               help="Also fetch every remote tag, with the history it needs, as fetch --tags.")
+@click.option("--ff-only", is_flag=True, help="Only a fast-forward (or nothing to merge): "
+              "where the branches have parted, refuse the merge (the fetch kept), as git's.")
 @PRUNE
 @WITH_STATS
 @json_option
-def pull(remote_name: str | None, branch: str | None, all_tags: bool, prune: bool,
-         with_stats: bool, as_json: bool) -> None:
+def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: bool,
+         prune: bool, with_stats: bool, as_json: bool) -> None:
     """Fetch REMOTE and merge its BRANCH into the current branch: with neither given, the
     current branch's upstream (`push -u`, `branch --set-upstream-to`), else origin (or the
     only remote there is) and the current branch's name. Tags come as a fetch brings them
@@ -475,7 +477,8 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, prune: boo
     again: take theirs with `memstore commit FILE --supersede` here, or keep yours by
     writing it with --supersede on a branch made at REMOTE/BRANCH and merging that (README:
     Settling a conflict). A merge refused otherwise (a damaged row, …) is said after the
-    fetch's report too: the fetch landed.
+    fetch's report too: the fetch landed. --ff-only refuses a merge that is no
+    fast-forward so, in one line (exit status 1), nothing merged.
 
     On a branch with no commits yet (`init`, `remote add`, `pull`), the editor settings
     become those a clone takes: the newest update set's on the branch pulled.
@@ -490,7 +493,8 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, prune: boo
     try:
         with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
             fetched, report = run_pull(repo, remote_name, branch, with_stats=with_stats,
-                                       prune=prune, all_tags=all_tags)
+                                       prune=prune, all_tags=all_tags,
+                                       ff="only" if ff_only else "allow")
             d = pull_result(repo, fetched, report)
     except MemstoreError as e:  # a refused merge (a conflict, a damaged row, …) after the
         landed = getattr(e, "fetched", None)  # fetch landed: said as a fetch says it first

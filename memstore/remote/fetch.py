@@ -239,10 +239,11 @@ def _followed_tags(repo: Repository, tags: dict[str, str]) -> list[TagUpdate]:
 
 def pull(repo: Repository, name: str | None = None, branch: str | None = None, *,
          with_stats: bool = False, prune: bool = True,
-         all_tags: bool = False) -> tuple[FetchResult, Report]:
+         all_tags: bool = False, ff: str = "allow") -> tuple[FetchResult, Report]:
     """fetch, then merge the remote's `branch` (default: the current branch's name) into
     the current branch: a fast-forward when possible, else a fact-level merge (conflicts
-    listed, nothing written), as `memstore merge` does. With neither given, the current
+    listed, nothing written), as `memstore merge` does (`ff` as merge's: "only" refuses
+    one that is no fast-forward, the fetch kept). With neither given, the current
     branch's upstream gives both, where it has one."""
     with repo.lock():
         head = repo.head()
@@ -261,7 +262,7 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
                 raise
             raise NoSuchBranchError(f"{e} ({_upstream_gone(repo, up, head)})") from None
         try:
-            report = _merge_fetched(repo, fetched, branch, head)
+            report = _merge_fetched(repo, fetched, branch, head, ff)
         except PullConflictError:
             raise
         except MemstoreError as e:
@@ -293,7 +294,8 @@ def _upstream_gone(repo: Repository, up: Upstream, head: Head) -> str:
     return f"the upstream of {local!r}, {up.name}, is not on the remote: {why}; {ways}"
 
 
-def _merge_fetched(repo: Repository, fetched: FetchResult, branch: str, head: Head) -> Report:
+def _merge_fetched(repo: Repository, fetched: FetchResult, branch: str, head: Head,
+                   ff: str = "allow") -> Report:
     """pull's merge of the fetched REMOTE/`branch` into `head`'s branch."""
     ref = remotes.tracking_ref(fetched.remote, branch)
     if repo.refs.read(ref) is None:
@@ -301,7 +303,7 @@ def _merge_fetched(repo: Repository, fetched: FetchResult, branch: str, head: He
     shown = f"{fetched.remote}/{branch}"
     try:
         report = merge(repo, ref, message=f"Merge {shown} into {head.branch or 'HEAD'}",
-                       shown=shown)
+                       shown=shown, ff=ff)
         if head.commit is None and report.head is not None:
             report.notes["settings_from"] = _settings_as_clone(repo, report.head)
     except MergeConflictError as e:

@@ -561,13 +561,17 @@ def _describe(f: LiveFact | None) -> str:
 
 
 def merge(repo: Repository, rev: str, message: str | None = None, *,
-          shown: str | None = None) -> Report:
+          shown: str | None = None, ff: str = "allow") -> Report:
     """Fact-level three-way merge of `rev` into HEAD against their merge base. The same
     (subject, prompt) with different targets on the two sides is a conflict: nothing is
     written. Otherwise a fast-forward when possible, else a merge commit (parents HEAD and
     `rev`) whose update is one solve, on the merge base's state, for the facts the two
     sides added since it, from their cached z-vectors. `shown`: how messages name `rev`
-    (pull's `origin/main` for `refs/remotes/origin/main`)."""
+    (pull's `origin/main` for `refs/remotes/origin/main`). `ff` as git's: "allow" (the
+    above), "only" (--ff-only: a merge that is no fast-forward is refused, nothing
+    written), "never" (--no-ff: where a fast-forward would do, a merge commit with no update
+    set, whose state is `rev`'s: its basis, as a merge builds on the side that holds every
+    merged fact; nothing is solved)."""
     t0 = time.perf_counter()
     shown = rev if shown is None else shown
     with repo.lock():
@@ -576,11 +580,27 @@ def merge(repo: Repository, rev: str, message: str | None = None, *,
         if ours == theirs:
             return Report(None, ours, notes={"kind": "up-to-date"})
         repo.check_held(theirs, shown, "merge")  # a fast-forward would move HEAD onto it
-        if ours is None or repo.is_ancestor(ours, theirs):
+        if ours is None and ff == "never":  # git's: no merge commit into an empty head
+            raise ValidationError(f"--no-ff: the current branch has no commits yet, so no "
+                                  f"merge commit can have it as a parent (without --no-ff, "
+                                  f"the merge starts it at {shown})")
+        if ours is None or (repo.is_ancestor(ours, theirs) and ff != "never"):
             repo.update_ref("HEAD", theirs, expected=ours)
             return Report(None, theirs, notes={"kind": "fast-forward"})
         if repo.is_ancestor(theirs, ours):
             return Report(None, ours, notes={"kind": "up-to-date"})
+        if ff == "only":
+            raise MemstoreError(f"not possible to fast-forward to {shown}: HEAD and {shown} "
+                                "have each commits the other lacks; nothing was merged "
+                                "(without --ff-only, a merge commit joins them)")
+        if repo.is_ancestor(ours, theirs):  # --no-ff: `rev`'s state is the result
+            if message is None:
+                message = f"Merge {shown} into {repo.head().branch or 'HEAD'}"
+            new = repo.write_commit([], parents=[ours, theirs], basis=theirs,
+                                    message=message, metrics={}, operation="merge",
+                                    info={"merge_base": ours, "solved": 0})
+            return Report(new, new.id, {}, {"kind": "merge", "merge_base": ours, "solved": 0},
+                          time.perf_counter() - t0)
         mb = repo.merge_base(ours, theirs)  # the state a solve on the merge base builds on
         f_base = {fact_key(f.request): f for f in (repo.facts_at(mb) if mb else [])}
         # what each side is compared with: mb's facts, or after criss-cross merges those of
