@@ -28,13 +28,14 @@ PRUNE = click.option(
          "git's fetch --prune: memstore's default; --no-prune keeps them.")
 
 
-@click.group(invoke_without_command=True, short_help="List, add, change or remove remotes.")
+@click.group(invoke_without_command=True,
+             short_help="List, add, rename, change, prune or remove remotes.")
 @click.option("-v", "--verbose", is_flag=True, hidden=True,
               help="git's `remote -v`: the list shows every URL anyway.")
 @json_option
 @click.pass_context
 def remote(ctx: click.Context, verbose: bool, as_json: bool) -> None:
-    """List, add, change or remove remotes: named URLs of stores that hold a shared
+    """List, add, rename, change, prune or remove remotes: named URLs of stores that hold a shared
     repository (the list shows each name and URL, as git's `remote -v`).
 
     A URL is a folder path (file://), s3://BUCKET/PREFIX, or any other store fsspec
@@ -88,6 +89,79 @@ def remote_remove(name: str) -> None:
     with open_repo() as repo:
         url = remotes.remove(repo, name)
     click.echo(f"Removed remote {name} ({url})")
+
+
+@remote.command("rename")
+@click.argument("old")
+@click.argument("new")
+@json_option
+def remote_rename(old: str, new: str, as_json: bool) -> None:
+    """Rename remote OLD to NEW, as git's: its remote-tracking branches (OLD/B becomes
+    NEW/B) and every branch's upstream naming it follow, all in one transaction (NEW
+    taken or invalid, OLD missing: one line, nothing changed). The store is not contacted.
+
+    --json prints one object: renamed (OLD), to (NEW), url, tracking (the remote-tracking
+    branches moved, as NEW/B) and upstreams (the branches whose upstream named OLD).
+    """
+    from memstore.remote import remotes
+
+    with open_repo() as repo:
+        r = remotes.rename(repo, old, new)
+    moved = [f"{new}/{b}" for b in r.tracking]
+    if as_json:
+        print_json({"renamed": old, "to": new, "url": r.url, "tracking": moved,
+                    "upstreams": r.upstreams})
+        return
+    branches = f"{len(moved)} remote-tracking branch{'' if len(moved) == 1 else 'es'}"
+    click.echo(f"Renamed remote {old} to {new} ({branches}, "
+               f"{counted(len(r.upstreams), 'upstream')} moved)")
+
+
+@remote.command("get-url")
+@click.argument("name")
+def remote_get_url(name: str) -> None:
+    """Print the URL of remote NAME (a folder made absolute, as recorded)."""
+    from memstore.remote import remotes
+
+    with open_repo() as repo:
+        click.echo(remotes.url_of(repo, name))
+
+
+@remote.command("prune")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("-n", "--dry-run", is_flag=True,
+              help="List the remote-tracking branches that would be removed; remove none.")
+@json_option
+def remote_prune(names: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+    """Remove each NAME/B whose branch B is gone from remote NAME, as a fetch prunes them
+    (git's `remote prune`): only the remote's branch list is read, no object moves. Each
+    NAME in turn; every NAME must be a remote here before any is contacted.
+
+    --json prints a list, one object per remote: remote, url, dry_run and pruned (each:
+    branch, old: the commit it named here, which `memstore branch NAME ID` keeps).
+    """
+    from memstore.remote import remotes
+    from memstore.remote.fetch import prune
+
+    names = tuple(dict.fromkeys(names))
+    out = []
+    with open_repo() as repo:
+        for name in names:  # a mistyped name refuses them all, before any is contacted
+            remotes.url_of(repo, name)
+        for name in names:
+            r = prune(repo, name, dry_run=dry_run)
+            for line in r.passed_over:
+                warn(f"warning: {line}")
+            if as_json:
+                out.append({"remote": r.remote, "url": r.url, "dry_run": r.dry_run,
+                            "pruned": [{"branch": u.branch, "old": u.old} for u in r.pruned]})
+                continue
+            click.echo(f"Pruning {r.remote}\nURL: {r.url}")
+            verb = "[would prune]" if dry_run else "[pruned]"
+            for u in r.pruned:
+                click.echo(f" * {verb} {r.remote}/{u.branch}  (was {short(u.old)})")
+    if as_json:
+        print_json(out)
 
 
 @remote.command("list")
@@ -405,14 +479,17 @@ def _fetched(f) -> None:
 
 @click.command()
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
+@click.option("--all", "every_remote", is_flag=True,
+              help="Fetch every remote in turn (git's fetch --all); one that fails is said in "
+                   "one line and the others are still fetched (exit status 1).")
 @click.option("--tags", "all_tags", is_flag=True,
               help="Also fetch every remote tag, with the history it needs, even a tag on no "
                    "branch (git's fetch --tags).")
 @PRUNE
 @WITH_STATS
 @json_option
-def fetch(remote_name: str | None, all_tags: bool, prune: bool, with_stats: bool,
-          as_json: bool) -> None:
+def fetch(remote_name: str | None, every_remote: bool, all_tags: bool, prune: bool,
+          with_stats: bool, as_json: bool) -> None:
     """Fetch every branch of REMOTE (default: the current branch's upstream's remote, else
     origin or the only remote there is) as REMOTE/BRANCH.
 
@@ -424,13 +501,24 @@ def fetch(remote_name: str | None, all_tags: bool, prune: bool, with_stats: bool
     the remote is removed ('[deleted]'), as git's fetch --prune (memstore's default:
     --prune and -p are accepted); --no-prune keeps it.
 
+    --all fetches every remote, one after the other (`Fetching NAME` before each); a
+    remote that cannot be fetched (unreachable, refused) is said in one error line and
+    the others are still fetched, the exit status then 1.
+
     --json prints one object: remote, url, updates (the remote-tracking branches moved:
     branch, old, new, forced where the remote's history was rewritten),
     tags (each tag created, or refused: tag, new, refused, here), commits, objects, bytes
-    and seconds.
+    and seconds; with --all, a list of those, one per remote, each with error (null, or
+    the line saying why that remote was not fetched: then only remote, url and error).
     """
     from memstore.remote.fetch import fetch as run_fetch
 
+    if every_remote:
+        if remote_name is not None:
+            raise click.UsageError(f"--all fetches every remote: name none (not "
+                                   f"{remote_name!r}), or leave out --all")
+        _fetch_all(all_tags, prune, with_stats, as_json)
+        return
     with open_repo() as repo:
         f = run_fetch(repo, remote_name, with_stats=with_stats, all_tags=all_tags,
                       prune=prune)
@@ -439,6 +527,38 @@ def fetch(remote_name: str | None, all_tags: bool, prune: bool, with_stats: bool
         print_json(fetch_result(f))
         return
     _fetched(f)
+
+
+def _fetch_all(all_tags: bool, prune: bool, with_stats: bool, as_json: bool) -> None:
+    """`fetch --all`: each remote in turn, a failure said in one line and passed over, as
+    git's ("error: could not fetch NAME"); exit status 1 where one failed."""
+    from memstore.errors import MemstoreError
+    from memstore.remote import remotes
+    from memstore.remote.fetch import fetch as run_fetch
+
+    out, failed = [], False
+    with open_repo() as repo:
+        for name, url in remotes.remotes(repo).items():
+            if not as_json:
+                click.echo(f"Fetching {name}")
+            try:
+                f = run_fetch(repo, name, with_stats=with_stats, all_tags=all_tags,
+                              prune=prune)
+            except MemstoreError as e:  # unreachable, refused, damaged: the next one still
+                failed = True
+                line = f"could not fetch {name}: {' '.join(str(e).split())}"
+                warn(f"memstore: error: {line}")
+                out.append({"remote": name, "url": url, "error": line})
+                continue
+            _passed_over(f)
+            if as_json:
+                out.append(fetch_result(f) | {"error": None})
+            else:
+                _fetched(f)
+    if as_json:
+        print_json(out)
+    if failed:
+        raise SystemExit(1)
 
 
 def fetch_result(f) -> dict:

@@ -26,6 +26,7 @@ from ..store.objects import hash_bytes
 from ..store.refs import TAGS, Head, check_ref_name
 from ..store.repository import Repository
 from ..store.rewrite import MergeConflictError, Report, merge
+from ..store.schema import transaction
 from ..store.upstreams import Upstream
 from . import remotes
 from .connection import Remote, connect
@@ -182,8 +183,7 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
             updates = [RefUpdate(b, old.get(b), c) for b, c in sorted(branches.items())
                        if old.get(b) != c]
             if prune:
-                updates += [RefUpdate(b, c, None) for b, c in sorted(old.items())
-                            if b not in branches]
+                updates += gone(old, branches)
             arrived = {c.id for c in commits}
             followed = _followed_tags(repo, {t: c for t, c in tags.items()
                                              if c in arrived or repo.has_commit(c)})
@@ -200,6 +200,43 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
             repo.put_statistics(stats)
     return FetchResult(name, url, updates, moved, time.perf_counter() - t0, passed_over,
                        followed)
+
+
+def gone(tracked: dict[str, str], branches: dict[str, str]) -> list[RefUpdate]:
+    """What a prune removes: each remote-tracking branch of `tracked` (branch → its commit
+    here) whose branch the remote's listing `branches` lacks, deleted there or passed over
+    (a name an older memstore took), as git's `fetch --prune`."""
+    return [RefUpdate(b, c, None) for b, c in sorted(tracked.items()) if b not in branches]
+
+
+@dataclass
+class PruneResult:
+    remote: str
+    url: str
+    pruned: list[RefUpdate]  # old: the commit each named here
+    dry_run: bool
+    passed_over: list[str] = field(default_factory=list)
+
+
+def prune(repo: Repository, name: str, *, dry_run: bool = False) -> PruneResult:
+    """`remote prune NAME`, as git's: removes the remote-tracking branches of remote `name`
+    whose branch is gone from it (`gone`, as a fetch prunes them), reading only its branch
+    list, no object; each by compare-and-swap against the commit read, in one transaction.
+    With `dry_run` nothing is removed: the result lists what would be."""
+    url = remotes.url_of(repo, name)
+    passed_over: list[str] = []
+    branches = connect(url, name, base_hash=repo.base.hash).transport.branches(passed_over)
+    if dry_run:
+        return PruneResult(name, url, gone(remotes.tracking(repo, name), branches), True,
+                           passed_over)
+    with repo.lock(), transaction(repo.db):
+        if name not in remotes.remotes(repo):
+            raise MemstoreError(f"remote {name!r} is gone (removed while this command ran?): "
+                                "nothing pruned")
+        pruned = gone(remotes.tracking(repo, name), branches)
+        for u in pruned:
+            repo.refs.update(remotes.tracking_ref(name, u.branch), None, expected=u.old)
+    return PruneResult(name, url, pruned, False, passed_over)
 
 
 def _tag_commits(repo: Repository, remote: Remote, tags: dict[str, str]) -> set[str]:

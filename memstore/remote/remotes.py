@@ -8,6 +8,8 @@ branch's upstream (store.upstreams), when recorded, names the remote branch that
 fetch, pull and status use for it; without one, the default remote's branch of its name."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..errors import MemstoreError, ValidationError
 from ..store import upstreams
 from ..store.refs import HEADS, REMOTES, SHOWN, branch_ref, check_ref_name, no_such, none_deleted
@@ -56,14 +58,20 @@ def add(repo: Repository, name: str, url: str) -> str:
         known = remotes(repo)
         if name in known:
             raise ValidationError(f"remote {name!r} already exists ({known[name]})")
-        hiding = [(kind, n) for kind, names in (("branch", repo.branches()), ("tag", repo.tags()))
-                  for n in names if n.startswith(name + "/")]
-        if hiding:  # REMOTE/B would find that branch or tag, not the remote's B
-            kind, n = hiding[0]
-            raise ValidationError(f"invalid remote name {name!r}: {kind} {n!r} would hide its "
-                                  f"branch {n.split('/', 1)[1]!r}; choose another name")
+        _not_hiding(repo, name)
         repo.set_config(CONFIG_KEY, {**known, name: url})
     return url
+
+
+def _not_hiding(repo: Repository, name: str) -> None:
+    """A remote may not be named `name` where a branch or tag `name/B` is here: REMOTE/B
+    would find that branch or tag, not the remote's B."""
+    hiding = [(kind, n) for kind, names in (("branch", repo.branches()), ("tag", repo.tags()))
+              for n in names if n.startswith(name + "/")]
+    if hiding:
+        kind, n = hiding[0]
+        raise ValidationError(f"invalid remote name {name!r}: {kind} {n!r} would hide its "
+                              f"branch {n.split('/', 1)[1]!r}; choose another name")
 
 
 def set_url(repo: Repository, name: str, url: str) -> tuple[str, str]:
@@ -79,6 +87,40 @@ def set_url(repo: Repository, name: str, url: str) -> tuple[str, str]:
                                   + (f"; known: {', '.join(known)}" if known else ""))
         repo.set_config(CONFIG_KEY, {**known, name: url})
     return known[name], url
+
+
+@dataclass(frozen=True)
+class Renamed:
+    url: str
+    tracking: dict[str, str]  # branch → commit of each remote-tracking branch moved
+    upstreams: list[str]  # the branches whose upstream named the remote
+
+
+def rename(repo: Repository, old: str, new: str) -> Renamed:
+    """`remote rename OLD NEW`, as git's: the remote, its remote-tracking branches (OLD/B
+    becomes NEW/B) and every upstream naming it, in one transaction: a refusal (OLD
+    missing, NEW taken or invalid, a ref in the way) changes nothing."""
+    check_remote_name(new)
+    with repo.lock(), transaction(repo.db):
+        known = remotes(repo)
+        if old not in known:
+            raise ValidationError(f"no remote {old!r}" + (f"; known: {', '.join(known)}"
+                                                           if known else ""))
+        if new in known:
+            raise ValidationError(f"remote {new!r} already exists ({known[new]})")
+        _not_hiding(repo, new)
+        moving, there = tracking(repo, old), tracking(repo, new)
+        if there:  # left by hand or by damage: they would mix with OLD's
+            raise ValidationError(f"cannot rename remote {old!r} to {new!r}: remote-tracking "
+                                  f"branch {new}/{next(iter(there))} is already here "
+                                  f"(`memstore branch -d -r {new}/{next(iter(there))}`)")
+        named = upstreams.remote_renamed(repo.db, old, new)  # before the refs: their moves
+        for branch, commit in moving.items():  # snapshot it
+            repo.refs.update(tracking_ref(old, branch), None, commit)
+            repo.refs.update(tracking_ref(new, branch), commit, None)
+        url = known.pop(old)
+        repo.set_config(CONFIG_KEY, {**known, new: url})
+    return Renamed(url, moving, named)
 
 
 def remove(repo: Repository, name: str) -> str:

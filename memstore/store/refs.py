@@ -270,9 +270,12 @@ class Refs:
         return Head(None, row["target"])
 
     def list(self, prefix: str) -> dict[str, str]:
-        """Short name → commit for every ref under `prefix` (refs/heads/ or refs/tags/)."""
-        rows = self.db.query("select * from refs where name like ? order by name",
-                             [prefix + "%"])
+        """Short name → commit for every ref under `prefix` (refs/heads/, refs/tags/,
+        refs/remotes/NAME/), compared byte for byte: LIKE would take '_' for any character
+        and ignore case, so remote my_fork's tracking branches were my-fork's and Origin's
+        origin's too (and its fetch, refused, pruned the other's)."""
+        rows = self.db.query("select * from refs where substr(name, 1, ?) = ? order by name",
+                             [len(prefix), prefix])
         return {r["name"][len(prefix):]: r["target"] for r in map(_sound, rows)
                 if r["symbolic"] is None}
 

@@ -5,8 +5,8 @@ Kept in the index's config table beside the remotes (key "upstreams": branch →
 "merge"}), so copied into every ref snapshot as every config row is. A branch without one
 uses the default rule (origin, or the only remote; the branch of the same name). Renaming
 a branch carries its upstream, deleting it drops it, removing a remote drops the upstreams
-that name it; those writes run inside the caller's transaction, before its ref moves (which
-record the snapshot)."""
+that name it, renaming one renames them; those writes run inside the caller's transaction,
+before its ref moves (which record the snapshot)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -83,6 +83,19 @@ def renamed(db: Database, old: str, new: str) -> None:
     if isinstance(raw, dict) and old in raw:
         table = {b: u for b, u in raw.items() if b not in (old, new)}
         config.put(db, CONFIG_KEY, table | {new: raw[old]})
+
+
+def remote_renamed(db: Database, old: str, new: str) -> list[str]:
+    """`remote rename OLD NEW`: every upstream naming remote `old` names `new`, as git
+    rewrites branch.*.remote; the branches whose upstream changed."""
+    raw = config.get(db, CONFIG_KEY)
+    if not isinstance(raw, dict):
+        return []
+    moved = [b for b, u in raw.items() if isinstance(u, dict) and u.get("remote") == old]
+    if moved:
+        config.put(db, CONFIG_KEY, {b: {**u, "remote": new} if b in moved else u
+                                    for b, u in raw.items()})
+    return moved
 
 
 def dropped(db: Database, branch: str | None = None, remote: str | None = None) -> None:
