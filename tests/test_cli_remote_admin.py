@@ -5,6 +5,7 @@ my-fork, origin and Origin), which saw each other's remote-tracking branches."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from cli_support import copy_repo, error_line, history_template, ok, run, snapshot
 from remote_support import remote_files, remove, tamper
@@ -47,7 +48,7 @@ def test_remote_rename_moves_tracking_branches_and_upstreams(base, tmp_path):
 
 
 def test_remote_rename_refused_changes_nothing(base, tmp_path):
-    repo, _ = setup(base, tmp_path)
+    repo, ids = setup(base, tmp_path)
     before = snapshot(repo)
     error_line(run("remote", "rename", "fork", "team", cwd=repo), 2,
                "remote 'team' already exists")
@@ -60,12 +61,23 @@ def test_remote_rename_refused_changes_nothing(base, tmp_path):
     error_line(run("remote", "rename", "fork", "x", cwd=repo), 2,
                "branch 'x/y' would hide its branch 'y'")
     assert snapshot(repo) == mid and mid != before
+    con = sqlite3.connect(repo / ".memstore" / "index.db")  # left by damage, no remote ghost
+    with con:
+        con.execute("insert into refs values ('refs/remotes/ghost/x', ?, null)", (ids[0],))
+    con.close()
+    mid = snapshot(repo)
+    error_line(run("remote", "rename", "fork", "ghost", cwd=repo), 2,
+               "remote-tracking branch ghost/x is already here")
+    assert snapshot(repo) == mid
 
 
 def test_remote_get_url(base, tmp_path):
     repo, _ = setup(base, tmp_path)
     assert ok("remote", "get-url", "team", cwd=repo).stdout == f"{tmp_path / 'team'}\n"
     error_line(run("remote", "get-url", "nope", cwd=repo), 2, "no remote 'nope'")
+    for args in (("get-url", "main"), ("prune", "main")):  # not push's "remote comes first"
+        line = error_line(run("remote", *args, cwd=repo), 2, "no remote 'main'; known: fork, team")
+        assert "is a branch" not in line
 
 
 def test_remote_prune_removes_what_is_gone_there_and_fetches_nothing(base, tmp_path):

@@ -124,7 +124,7 @@ def remote_get_url(name: str) -> None:
     from memstore.remote import remotes
 
     with open_repo() as repo:
-        click.echo(remotes.url_of(repo, name))
+        click.echo(remotes.url_of(repo, name, guess=False))
 
 
 @remote.command("prune")
@@ -147,7 +147,7 @@ def remote_prune(names: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
     out = []
     with open_repo() as repo:
         for name in names:  # a mistyped name refuses them all, before any is contacted
-            remotes.url_of(repo, name)
+            remotes.url_of(repo, name, guess=False)
         for name in names:
             r = prune(repo, name, dry_run=dry_run)
             for line in r.passed_over:

@@ -223,7 +223,7 @@ def prune(repo: Repository, name: str, *, dry_run: bool = False) -> PruneResult:
     whose branch is gone from it (`gone`, as a fetch prunes them), reading only its branch
     list, no object; each by compare-and-swap against the commit read, in one transaction.
     With `dry_run` nothing is removed: the result lists what would be."""
-    url = remotes.url_of(repo, name)
+    url = remotes.url_of(repo, name, guess=False)
     passed_over: list[str] = []
     branches = connect(url, name, base_hash=repo.base.hash).transport.branches(passed_over)
     if dry_run:

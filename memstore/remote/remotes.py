@@ -103,9 +103,7 @@ def rename(repo: Repository, old: str, new: str) -> Renamed:
     check_remote_name(new)
     with repo.lock(), transaction(repo.db):
         known = remotes(repo)
-        if old not in known:
-            raise ValidationError(f"no remote {old!r}" + (f"; known: {', '.join(known)}"
-                                                           if known else ""))
+        url_of(repo, old, guess=False)
         if new in known:
             raise ValidationError(f"remote {new!r} already exists ({known[new]})")
         _not_hiding(repo, new)
@@ -137,11 +135,14 @@ def remove(repo: Repository, name: str) -> str:
     return url
 
 
-def url_of(repo: Repository, name: str) -> str:
+def url_of(repo: Repository, name: str, *, guess: bool = True) -> str:
+    """The URL of remote `name`; none is one line naming the remotes there are, and with
+    `guess` (where REMOTE comes before a BRANCH, as push's) what `name` is instead."""
     known = remotes(repo)
     if name not in known:
         hint = f"; known: {', '.join(known)}" if known else " (add one with `memstore remote add`)"
-        raise ValidationError(f"no remote {name!r}{_what_else(repo, known, name)}{hint}")
+        what = _what_else(repo, known, name) if guess else ""
+        raise ValidationError(f"no remote {name!r}{what}{hint}")
     return known[name]
 
 
