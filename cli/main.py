@@ -123,7 +123,7 @@ def _stopped(signum: int) -> int:
 
 
 # the commands that write commits, whose author is recorded (memstore.store.author)
-_WRITERS = {"commit", "revert", "squash", "merge", "cherry-pick", "pull"}
+_WRITERS = {"commit", "revert", "squash", "merge", "cherry-pick", "rebase", "pull"}
 
 
 def _check_author(command: str | None) -> None:

@@ -1,4 +1,5 @@
-"""commit, revert, squash, merge: the commands that write facts into the weights.
+"""commit, revert, squash, merge, cherry-pick, rebase: the commands that write facts into
+the weights.
 
 Each holds the repository lock for its whole run (a concurrent writer waits, saying so on
 stderr) and prints the new commit id as the last line of stdout; with --json, one JSON
@@ -322,4 +323,78 @@ def cherry_pick(rev: str, message: str | None, as_json: bool) -> None:
     report_json(d) if as_json else show_written(d, "cherry-pick")
 
 
-COMMANDS = [commit, revert, squash, merge, cherry_pick]
+@click.command()
+@runtime_options
+@click.argument("upstream")
+@json_option
+def rebase(upstream: str, as_json: bool) -> None:
+    """Write the current branch's own commits again on top of UPSTREAM, as git's rebase.
+
+    The commits the branch holds that UPSTREAM does not are picked onto UPSTREAM, oldest
+    first, one new commit each, as cherry-pick writes one (one solve from the commit's
+    cached z-vectors, no z optimisation, the model loaded once for all), with the
+    original's message and author; then the branch moves to the last. A commit whose facts
+    UPSTREAM holds already is dropped, as is a merge commit (the commits it brought in
+    that UPSTREAM lacks are picked in their place: the history becomes one line). A
+    revert or squash among them is refused, nothing changed (merge UPSTREAM instead).
+
+    All or nothing, with no --continue: a conflict (a fact a commit superseded where
+    the state it lands on holds yet another target) stops it before any solve with nothing
+    changed, listing the commit and its facts on stderr, exit status 1; anything else that
+    stops it part way leaves every ref as it was (the commits written for the attempt are
+    held by no ref: gc removes them). Settle the conflict, then rebase again.
+
+    Up to date when UPSTREAM is HEAD's commit or an ancestor of it with no merge between;
+    a fast-forward to UPSTREAM when the branch has no commits of its own. The commits the
+    branch leaves that no branch or tag holds are warned about, with the command that goes
+    back (gc removes them otherwise). HEAD must be on a branch. Prints the branch's commit
+    as the last line.
+
+    --json prints one object: branch, upstream (the commit UPSTREAM names), old and new
+    (the branch's commit before and after), commits (each of the range, oldest first:
+    old, new (null: dropped), dropped (why, else null) and summary), up_to_date,
+    fast_forward, left_behind, warning and seconds.
+    """
+    from memstore.store import porcelain
+
+    from ..context import open_repo
+
+    with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
+        r = porcelain.rebase(repo, upstream)
+        d = rebase_result(repo, r, upstream)
+    if d["warning"] is not None:
+        warn(f"warning: {d['warning']}")
+    print_json(d) if as_json else show_rebased(d, upstream)
+
+
+def rebase_result(repo, r, shown: str) -> dict[str, Any]:
+    """What a rebase (or `pull --rebase`) did, as rebase --json prints it."""
+    from .refs import leaving
+
+    return {"branch": r.branch, "upstream": r.upstream, "old": r.old, "new": r.new,
+            "commits": [{"old": c, "new": n, "dropped": r.dropped.get(c),
+                         "summary": repo.get_commit(c).summary} for c, n in r.commits],
+            "up_to_date": r.up_to_date, "fast_forward": r.fast_forward,
+            "left_behind": r.left,
+            "warning": leaving(r.left, f"`memstore reset {short(r.old)}` goes back"),
+            "seconds": r.seconds}
+
+
+def show_rebased(d: dict[str, Any], shown: str) -> None:
+    """The text of `rebase_result`'s dict (git's words); the branch's commit last."""
+    if d["up_to_date"]:
+        click.echo(f"Current branch {d['branch']} is up to date.")
+    elif d["fast_forward"]:
+        click.echo(f"Fast-forwarded {d['branch']} to {shown}.")
+    else:
+        for c in d["commits"]:
+            click.echo(f"dropped {short(c['old'])} {c['summary']} ({c['dropped']})"
+                       if c["new"] is None else
+                       f"picked {short(c['old'])} -> {short(c['new'])} {c['summary']}")
+        written = sum(c["new"] is not None for c in d["commits"])
+        click.echo(f"Successfully rebased and updated refs/heads/{d['branch']} "
+                   f"({counted(written, 'commit')} written, {d['seconds']:.1f} s).")
+    click.echo(d["new"])
+
+
+COMMANDS = [commit, revert, squash, merge, cherry_pick, rebase]

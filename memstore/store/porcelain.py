@@ -7,9 +7,10 @@ can before any work.
 
 This module holds init, config, stats and commit; history rewrites (revert, squash, merge,
 cherry-pick)
-live in `rewrite`, read-only operations in `queries`, checkpoints in `checkpoint`, and
-states (the base model loaded once per process) in `states`. All are re-exported here, so
-that `porcelain` is the one module a front end needs."""
+live in `rewrite`, rebase (cherry-picks in a row) in `rebase`, read-only operations in
+`queries`, checkpoints in `checkpoint`, and states (the base model loaded once per
+process) in `states`. All are re-exported here, so that `porcelain` is the one module a
+front end needs."""
 from __future__ import annotations
 
 import os
@@ -62,6 +63,7 @@ from .queries import (
     status,
     weight_diff,
 )
+from .rebase import Rebased, rebase
 from .repair import RepairReport
 from .repair import repair as rebuild_index
 from .repository import DIRNAME, Repository, StatisticsRecord
@@ -442,10 +444,10 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
 
 
 __all__ = [
-    "BaseIdentity", "MergeConflictError", "Report", "ask", "check_against_live", "cherry_pick",
-    "commit",
+    "BaseIdentity", "MergeConflictError", "Rebased", "Report", "ask", "check_against_live",
+    "cherry_pick", "commit",
     "config", "current_settings", "derived_notes", "diff", "evaluate", "evaluate_live", "export",
     "export_as", "identify_base", "init", "load_state", "measure", "merge", "parse_setting", "probe",
-    "repair", "revert", "setting", "show", "squash", "stats", "status", "validation_warnings",
-    "verify", "verify_base", "weight_diff",
+    "rebase", "repair", "revert", "setting", "show", "squash", "stats", "status",
+    "validation_warnings", "verify", "verify_base", "weight_diff",
 ]

@@ -670,6 +670,56 @@ def merge(repo: Repository, rev: str, message: str | None = None, *,
 
 # -- cherry-pick: another branch's commit, solved again on HEAD -------------------------------
 
+# the operations whose commits a pick (and a rebase) writes again: a commit of facts, or a
+# commit that wrote another's facts again on a new parent; not a merge, revert or squash,
+# whose writes are copies of others' and whose change is no list of facts to write
+PICKABLE = ("commit", "cherry-pick", "rebase")
+
+
+def pick_facts(repo: Repository, c: Commit, here: dict[tuple[str, str], LiveFact]
+               ) -> tuple[list[LiveFact], list[str]]:
+    """What a pick of commit `c` writes on a state whose live facts are `here` (by
+    fact_key): `c`'s facts that state does not hold already, in their order (as `c`'s
+    writes, whose cached z-vectors are solved), and a CONFLICT line for each fact `c`
+    superseded where that state holds another target than the one `c` replaced (a fact it
+    wrote where the state holds another target is one too). Facts alone: no weights read."""
+    before = {fact_key(f.request): f.request.target_new
+              for f in (repo.facts_at(c.parents[0]) if c.parents else [])}
+    facts, conflicts = [], []
+    for i in range(len(c.update_sets)):
+        for p, r in enumerate(repo.requests_of(c.id, i)):
+            k = fact_key(r)
+            if k in here and here[k].request.target_new == r.target_new:
+                continue  # held already
+            if k in here and here[k].request.target_new != before.get(k):
+                conflicts.append(f"CONFLICT {k[0]!r} / {k[1]!r}: "
+                                 f"{here[k].request.target_new!r} here, "
+                                 f"{r.target_new!r} in {c.id[:12]}")
+                continue
+            facts.append(LiveFact(r, c.id, i, p))
+    return facts, conflicts
+
+
+def solve_pick(repo: Repository, base: LoadedBase, facts: list[LiveFact],
+               here: dict[tuple[str, str], LiveFact], onto: str
+               ) -> tuple[EditResult, dict[str, Any]]:
+    """One solve of `facts` (pick_facts') on `base`, in the state of `onto` whose live facts
+    are `here`, from their cached z-vectors, and the metrics measured right after it (with
+    how many of the earlier facts the model recalled before and after). The model is left
+    in the state the solve made: `onto`'s plus the new set."""
+    requests = [f.request for f in facts]
+    earlier, n_live = earlier_sample(list(here.values()), requests)
+    with phase(f"checking {len(earlier)} earlier facts before the solve"):
+        recalled = recall(base.model, base.tokenizer, earlier) if earlier else None
+    with phase(f"solving the {len(facts)} facts from their cached z-vectors"):
+        result = _solve_from_cache(repo, base, facts, onto)
+    with phase(f"measuring the {len(facts)} facts after the solve"):
+        metrics = measure(base, requests)
+        if recalled is not None:
+            metrics["earlier"] = retention_metrics(
+                recalled, recall(base.model, base.tokenizer, earlier), n_live)
+    return result, metrics
+
 
 def cherry_pick(repo: Repository, rev: str, message: str | None = None) -> Report:
     """A new commit on HEAD holding the facts commit `rev` wrote (a commit not in HEAD's
@@ -683,27 +733,14 @@ def cherry_pick(repo: Repository, rev: str, message: str | None = None) -> Repor
         head = _require_head(repo, "cherry-pick onto")
         picked = repo.resolve(rev)
         c = repo.get_commit(picked)
-        if c.operation not in ("commit", "cherry-pick"):
+        if c.operation not in PICKABLE:
             raise MemstoreError(f"commit {picked[:12]} is a {c.operation}; only a commit of "
                                 "facts can be cherry-picked (merge its branch, or pick the "
                                 "commits it holds)")
         if repo.is_ancestor(picked, head):
             raise MemstoreError(f"commit {picked[:12]} is in the history of HEAD already")
-        before = {fact_key(f.request): f.request.target_new
-                  for f in (repo.facts_at(c.parents[0]) if c.parents else [])}
         here = {fact_key(f.request): f for f in repo.facts_at(head)}
-        facts, conflicts = [], []
-        for i in range(len(c.update_sets)):
-            for p, r in enumerate(repo.requests_of(picked, i)):
-                k = fact_key(r)
-                if k in here and here[k].request.target_new == r.target_new:
-                    continue  # held already
-                if k in here and here[k].request.target_new != before.get(k):
-                    conflicts.append(f"CONFLICT {k[0]!r} / {k[1]!r}: "
-                                     f"{here[k].request.target_new!r} here, "
-                                     f"{r.target_new!r} in {picked[:12]}")
-                    continue
-                facts.append(LiveFact(r, picked, i, p))
+        facts, conflicts = pick_facts(repo, c, here)
         if conflicts:
             raise MergeConflictError(f"cherry-pick of {picked[:12]} refused: "
                                      f"{len(conflicts)} conflicting fact(s); nothing was "
@@ -713,22 +750,12 @@ def cherry_pick(repo: Repository, rev: str, message: str | None = None) -> Repor
         if not facts:
             raise MemstoreError(f"nothing to cherry-pick: HEAD holds every fact of "
                                 f"{picked[:12]} already")
-        requests = [f.request for f in facts]
         with phase("loading the state at HEAD"):
             base = state_of(repo, head)
-        earlier, n_live = earlier_sample(list(here.values()), requests)
-        with phase(f"checking {len(earlier)} earlier facts before the solve"):
-            recalled = recall(base.model, base.tokenizer, earlier) if earlier else None
-        with phase(f"solving the {len(facts)} facts from their cached z-vectors"):
-            results = [_solve_from_cache(repo, base, facts, head)]
-        with phase(f"measuring the {len(facts)} facts after the solve"):
-            metrics = measure(base, requests)
-            if recalled is not None:
-                metrics["earlier"] = retention_metrics(
-                    recalled, recall(base.model, base.tokenizer, earlier), n_live)
+        result, metrics = solve_pick(repo, base, facts, here, head)
         if message is None:
             message = f"{c.message.rstrip()}\n\n(cherry picked from commit {picked})"
-        new = repo.write_commit(results, parents=[head], basis=head, message=message,
+        new = repo.write_commit([result], parents=[head], basis=head, message=message,
                                 metrics=metrics, operation="cherry-pick",
                                 info={"picked": picked, "solved": len(facts)})
     return Report(new, new.id, metrics, {"picked": picked, "solved": len(facts)},

@@ -1,0 +1,218 @@
+"""`memstore rebase UPSTREAM` (git's rebase): the branch's own commits written again on
+UPSTREAM, one pick each, all or nothing. The reference for what a rebase writes is the same
+picks made by hand with `cherry-pick` on a branch at UPSTREAM (no call of the rebase)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from cli_support import (
+    copy_repo,
+    error_line,
+    facts_files,
+    history_template,
+    last_line,
+    log_json,
+    ok,
+    run,
+    snapshot,
+    write_facts,
+)
+
+from memstore.store.repository import Repository
+
+ADA, BOB = "Ada Lovelace <ada@example.org>", "Bob Builder <bob@example.org>"
+
+
+@pytest.fixture
+def history(tmp_path_factory, tmp_path):
+    """main: C1 (facts a), C2 (b), C3 (c)."""
+    template, ids = history_template(tmp_path_factory.getbasetemp())
+    return copy_repo(template, tmp_path / "repo"), ids
+
+
+def _facts(repo: Repository, commit: str) -> list[tuple[str, str, str]]:
+    return [(f.request.subject, f.request.prompt, f.request.target_new)
+            for f in repo.facts_at(commit)]
+
+
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+
+
+def test_rebase_writes_the_branchs_commits_again_on_upstream_as_picks_by_hand(
+        history, tmp_path, monkeypatch):
+    """topic (at C2) holds D and E, by Ada; main moved on to C3. `rebase main`, run by Bob,
+    writes D' on C3 and E' on D', each with its original's message and author, and moves
+    topic to E'; the facts and the update sets are those of picking D then E by hand on a
+    branch at C3; the left commits D and E are warned about (gc takes them)."""
+    from memstore.store import rebase as rebase_module
+    from memstore.store.states import state_of
+
+    repo_dir, (c1, c2, c3) = history
+    files = facts_files(tmp_path)
+    ok("switch", "-c", "topic", c2, cwd=repo_dir)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", ADA)
+    d = last_line(ok("commit", files["d"], "-m", "facts d", cwd=repo_dir))
+    e = last_line(ok("commit", files["e"], "-m", "facts e", cwd=repo_dir))
+    monkeypatch.setenv("MEMSTORE_AUTHOR", BOB)
+    loads = []  # the model is put in a state once, UPSTREAM's, for the two picks
+    monkeypatch.setattr(rebase_module, "state_of",
+                        lambda repo, c: loads.append(c) or state_of(repo, c))
+    r = ok("rebase", "main", "--json", cwd=repo_dir)
+    assert loads == [c3]
+    out = json.loads(r.stdout)
+    assert (out["branch"], out["upstream"], out["old"]) == ("topic", c3, e)
+    assert (out["up_to_date"], out["fast_forward"]) == (False, False)
+    assert [c["old"] for c in out["commits"]] == [d, e]
+    d2, e2 = (c["new"] for c in out["commits"])
+    assert out["new"] == e2 and out["left_behind"] == [e, d]
+    assert out["warning"].startswith("leaving 2 commit(s) that no branch or tag holds")
+    assert f"`memstore reset {e[:12]}` goes back" in r.stderr
+    text = ok("rebase", "main", cwd=repo_dir).stdout.splitlines()  # once more: up to date
+    assert text == ["Current branch topic is up to date.", e2]
+    log = log_json(repo_dir)
+    assert [c["id"] for c in log] == [e2, d2, c3, c2, c1]
+    assert [(c["message"], c["author"]) for c in log[:2]] == [("facts e", ADA),
+                                                              ("facts d", ADA)]
+    ok("switch", "-c", "by-hand", "main", cwd=repo_dir)
+    p1 = last_line(ok("cherry-pick", d, cwd=repo_dir))
+    p2 = last_line(ok("cherry-pick", e, cwd=repo_dir))
+    with Repository.open(repo_dir) as repo:
+        assert repo.get_commit(d2).parents == (c3,) and repo.get_commit(e2).parents == (d2,)
+        assert repo.get_commit(d2).operation == "rebase"
+        assert _facts(repo, d2) == _facts(repo, p1)
+        assert _facts(repo, e2) == _facts(repo, p2)
+        assert ("Apple A5", "{} was created by", "Microsoft") in _facts(repo, e2)
+        for mine, theirs in ((d2, p1), (e2, p2)):
+            a, b = repo.updates_of(mine), repo.updates_of(theirs)
+            assert sorted(a) == sorted(b)
+            for layer in a:
+                assert _same_bits(a[layer].U, b[layer].U), (mine, layer)
+                assert _same_bits(a[layer].V, b[layer].V), (mine, layer)
+    rows = {x["subject"]: x for x in json.loads(ok("blame", "--json", "topic",
+                                                   cwd=repo_dir).stdout)}
+    assert (rows["Apple A5"]["commit"], rows["Apple A5"]["author"]) == (e2, ADA)
+    assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+
+
+def test_a_conflict_stops_the_rebase_with_refs_and_index_unchanged(history, tmp_path):
+    """topic (at C3) holds D, then X superseding Darrieux's English with Italian; main
+    wrote German over English since. X conflicts: listed, exit 1, and nothing written,
+    not D' either (the whole repository as it was)."""
+    repo_dir, (_, _, c3) = history
+    files = facts_files(tmp_path)
+    ok("switch", "-c", "topic", c3, cwd=repo_dir)
+    d = last_line(ok("commit", files["d"], cwd=repo_dir))
+    italian = write_facts(tmp_path / "it.jsonl", [("Danielle Darrieux",
+                                                   "The mother tongue of {} is", "Italian",
+                                                   "French")])
+    x = last_line(ok("commit", italian, "--supersede", cwd=repo_dir))
+    ok("switch", "main", cwd=repo_dir)
+    german = write_facts(tmp_path / "de.jsonl", [("Danielle Darrieux",
+                                                  "The mother tongue of {} is", "German",
+                                                  "French")])
+    ok("commit", german, "--supersede", cwd=repo_dir)
+    ok("switch", "topic", cwd=repo_dir)
+    before = snapshot(repo_dir)
+    r = run("rebase", "main", cwd=repo_dir)
+    assert r.exit_code == 1, r.output
+    err = r.stderr.strip().splitlines()
+    assert err[0] == ("CONFLICT 'Danielle Darrieux' / 'The mother tongue of {} is': "
+                      f"'German' here, 'Italian' in {x[:12]}")
+    assert err[-1].startswith(f"memstore: error: rebase onto main refused: commit {x[:12]}")
+    assert "nothing was changed" in err[-1] and len(err) == 2
+    assert snapshot(repo_dir) == before
+    assert last_line(ok("log", "--oneline", "-n", "1", cwd=repo_dir)).startswith(x[:12])
+    assert d != x
+
+
+def test_a_rebase_stopped_part_way_moves_no_ref(history, tmp_path, monkeypatch):
+    """The second pick's solve fails after the first pick's commit is written: the branch,
+    and every ref, stay where they were; the commit written is held by no ref."""
+    from memstore.errors import MemstoreError
+    from memstore.store import rebase as rebase_module
+
+    repo_dir, (_, c2, _) = history
+    files = facts_files(tmp_path)
+    ok("switch", "-c", "topic", c2, cwd=repo_dir)
+    ok("commit", files["d"], cwd=repo_dir)
+    e = last_line(ok("commit", files["e"], cwd=repo_dir))
+    with Repository.open(repo_dir) as repo:
+        refs = repo.refs.all()
+    real, calls = rebase_module.solve_pick, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemstoreError("the solve will not fit")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rebase_module, "solve_pick", failing)
+    line = error_line(run("rebase", "main", cwd=repo_dir), 1, "rebase stopped at commit")
+    assert line.endswith("the solve will not fit; nothing was changed")
+    with Repository.open(repo_dir) as repo:
+        assert repo.refs.all() == refs and repo.head().commit == e
+        written = [r["id"] for r in repo.db.query(
+            "select id from commits where operation = 'rebase'")]
+        assert len(written) == 1 and written[0] not in repo.reached(e)
+
+
+def test_up_to_date_fast_forward_and_refusals(history, tmp_path):
+    repo_dir, (c1, c2, c3) = history
+    r = ok("rebase", c1, cwd=repo_dir)  # main holds C1: git's words, nothing moved
+    assert r.stdout.splitlines() == ["Current branch main is up to date.", c3]
+    d = json.loads(ok("rebase", "main", "--json", cwd=repo_dir).stdout)
+    assert (d["up_to_date"], d["new"], d["commits"]) == (True, c3, [])
+    ok("switch", "-c", "behind", c1, cwd=repo_dir)  # no commit of its own: moved to main
+    r = ok("rebase", "main", cwd=repo_dir)
+    assert r.stdout.splitlines() == ["Fast-forwarded behind to main.", c3]
+    assert last_line(ok("log", "--oneline", "-n", "1", cwd=repo_dir)).startswith(c3[:12])
+    ok("switch", "--detach", c2, cwd=repo_dir)
+    before = snapshot(repo_dir)
+    error_line(run("rebase", "main", cwd=repo_dir), 2, "HEAD is detached")
+    assert snapshot(repo_dir) == before
+    ok("switch", "behind", cwd=repo_dir)
+    error_line(run("rebase", "no-such", cwd=repo_dir), 2, "no-such")
+    ok("switch", "-c", "undone", c2, cwd=repo_dir)  # a revert in the range: refused
+    reverted = last_line(ok("revert", "HEAD", cwd=repo_dir))
+    before = snapshot(repo_dir)
+    error_line(run("rebase", "main", cwd=repo_dir), 1,
+               f"commit {reverted[:12]} ('Revert \"facts b\"') is a revert")
+    assert snapshot(repo_dir) == before
+
+
+def test_a_branch_with_no_commits_is_refused(tmp_path_factory, tmp_path):
+    from cli_support import empty_template
+
+    repo_dir = copy_repo(empty_template(tmp_path_factory.getbasetemp()), tmp_path / "r")
+    error_line(run("rebase", "main", cwd=repo_dir), 2, "has no commits yet")
+
+
+def test_a_merge_is_dropped_and_the_commits_it_brought_in_are_picked(history, tmp_path):
+    """topic (at C1): D, a commit of C2's facts again (main holds them: dropped, as git
+    drops a patch upstream holds), and a merge of side (at C1: E). Rebased onto main:
+    D' and E' in one line on C3, the merge and the commit main holds dropped."""
+    repo_dir, (c1, _, c3) = history
+    files = facts_files(tmp_path)
+    ok("switch", "-c", "side", c1, cwd=repo_dir)
+    e = last_line(ok("commit", files["e"], cwd=repo_dir))
+    ok("switch", "-c", "topic", c1, cwd=repo_dir)
+    d = last_line(ok("commit", files["d"], cwd=repo_dir))
+    b = last_line(ok("commit", files["b"], cwd=repo_dir))
+    m = last_line(ok("merge", "side", cwd=repo_dir))
+    out = json.loads(ok("rebase", "main", "--json", cwd=repo_dir).stdout)
+    rows = {c["old"]: c for c in out["commits"]}
+    assert set(rows) == {d, b, e, m}
+    assert rows[m]["new"] is None and rows[m]["dropped"].startswith("a merge")
+    assert rows[b]["new"] is None and rows[b]["dropped"] == "main holds its facts already"
+    log = log_json(repo_dir)
+    picked = [c["id"] for c in log[:2]]
+    assert sorted(picked) == sorted([rows[d]["new"], rows[e]["new"]])
+    assert [c["parents"] for c in log[:3]] == [[picked[1]], [c3], [log[3]["id"]]]
+    with Repository.open(repo_dir) as repo:
+        live = {f[0] for f in _facts(repo, out["new"])}
+    assert live == {"Danielle Darrieux", "Porsche 911", "Michael Jordan", "Toko Yasuda",
+                    "Lionel Messi", "Honda Civic", "Apple A5"}
+    assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
