@@ -325,3 +325,25 @@ def test_push_tag_without_its_name_says_the_name_is_missing(fetched):
     ok("branch", "tag", cwd=repo)
     ok("push", "origin", "tag", cwd=repo)
     assert any(p.endswith("heads/tag") for p in remote_files(url))
+
+
+def test_a_remote_tracking_branch_no_upstream_can_name_refuses_before_anything_moves(fetched):
+    """A remote-tracking branch fetched before names were checked for characters that do
+    not show as themselves (cd5f049; fetch passes such a branch over since, the one here
+    stays): `branch mine origin/caf\u200be`, `branch -f`, `switch -c` (checkout -b) and
+    the guess of `switch caf\u200be` made the branch (switch moved HEAD onto it too), then
+    refused to record the upstream: exit 2 with the repository changed. Refused first now,
+    nothing changed; --no-track makes the branch there with no upstream."""
+    repo, (_, c2, _), _ = fetched
+    legacy = "origin/caf\u200be"
+    sql(repo, "insert into refs (name, target) values (?, ?)", "refs/remotes/" + legacy, c2)
+    ok("branch", "other", cwd=repo)
+    before = snapshot(repo)
+    for args in (("branch", "mine", legacy), ("branch", "-f", "other", legacy),
+                 ("switch", "-c", "mine", legacy), ("checkout", "-b", "mine", legacy),
+                 ("switch", "caf\u200be")):
+        error_line(run(*args, cwd=repo), 2, f"{legacy!r} cannot be an upstream: invalid "
+                   "branch name")
+        assert snapshot(repo) == before, args
+    assert json.loads(ok("branch", "--no-track", "mine", legacy, "--json", cwd=repo)
+                      .stdout) == {"created": "mine", "commit": c2, "upstream": None}

@@ -403,9 +403,12 @@ def _tracked(repo, start: str) -> str | None:
     """The remote-tracking branch (REMOTE/BRANCH, one of `_tracking`) that START, as
     `switch -c NAME START` names it, is: `origin/x`, or as git takes them too
     `remotes/origin/x` (as `branch -a` shows it) and `refs/remotes/origin/x`, read as
-    refs.resolve reads them; None for any other revision."""
+    refs.resolve reads them; None for any other revision. One whose BRANCH no upstream can
+    name (fetched before cd5f049's rule on names) is a ValidationError: asked before the
+    branch is made, so that the refusal moves nothing."""
+    from memstore.errors import ValidationError
     from memstore.remote import remotes
-    from memstore.store.refs import REMOTES
+    from memstore.store.refs import REMOTES, check_ref_name
 
     if start.startswith("refs/"):
         ref = start
@@ -416,7 +419,15 @@ def _tracked(repo, start: str) -> str | None:
     if not ref.startswith(REMOTES) or repo.refs.read(ref) is None:
         return None
     name = ref[len(REMOTES):]
-    return name if name.partition("/")[0] in remotes.remotes(repo) else None
+    remote, _, branch = name.partition("/")
+    if remote not in remotes.remotes(repo):
+        return None
+    try:
+        check_ref_name(branch)
+    except ValidationError as e:
+        raise ValidationError(f"{name!r} cannot be an upstream: {e} (`memstore branch "
+                              "--no-track NAME REV` makes a branch there without one)") from None
+    return name
 
 
 def leaving(left: list[str], way_back: str) -> str | None:
