@@ -216,3 +216,32 @@ def test_a_merge_is_dropped_and_the_commits_it_brought_in_are_picked(history, tm
     assert live == {"Danielle Darrieux", "Porsche 911", "Michael Jordan", "Toko Yasuda",
                     "Lionel Messi", "Honda Civic", "Apple A5"}
     assert ok("fsck", cwd=repo_dir).stdout.strip() == "ok"
+
+
+def test_pull_rebase_writes_the_local_commits_on_the_fetched_branch(
+        history, tmp_path, tmp_path_factory):
+    """A clone at C2 commits D while origin/main moves on to C3: `pull --rebase` fetches C3
+    and writes D again on it (no merge commit); the push after is a fast-forward."""
+    from cli_support import model_dir
+
+    repo_dir, (c1, c2, c3) = history
+    remote = tmp_path / "remote"
+    ok("remote", "add", "origin", remote, cwd=repo_dir)
+    ok("reset", c2, cwd=repo_dir)
+    ok("push", "-u", "origin", "main", cwd=repo_dir)
+    clone = tmp_path / "clone"
+    ok("clone", remote, clone, "--base", model_dir(tmp_path_factory.getbasetemp()))
+    ok("reset", c3, cwd=repo_dir)
+    ok("push", cwd=repo_dir)
+    d = last_line(ok("commit", facts_files(tmp_path)["d"], "-m", "facts d", cwd=clone))
+    r = ok("pull", "--rebase", cwd=clone)
+    assert f"picked {d[:12]} -> " in r.stdout
+    assert "Successfully rebased and updated refs/heads/main" in r.stdout
+    log = log_json(clone)
+    assert [c["id"] for c in log[1:]] == [c3, c2, c1] and log[0]["parents"] == [c3]
+    assert (log[0]["message"], log[0]["operation"]) == ("facts d", "rebase")
+    ok("push", cwd=clone)  # a fast-forward of origin/main
+    out = json.loads(ok("pull", "--rebase", "--json", cwd=clone).stdout)
+    assert (out["up_to_date"], out["new"], out["fetched"]["remote"]) == (True, log[0]["id"],
+                                                                         "origin")
+    error_line(run("pull", "--rebase", "--ff-only", cwd=clone), 2, "one at most")

@@ -361,13 +361,13 @@ def rebase(upstream: str, as_json: bool) -> None:
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
         r = porcelain.rebase(repo, upstream)
-        d = rebase_result(repo, r, upstream)
+        d = rebase_result(repo, r)
     if d["warning"] is not None:
         warn(f"warning: {d['warning']}")
-    print_json(d) if as_json else show_rebased(d, upstream)
+    print_json(d) if as_json else show_rebased(d, r.shown)
 
 
-def rebase_result(repo, r, shown: str) -> dict[str, Any]:
+def rebase_result(repo, r) -> dict[str, Any]:
     """What a rebase (or `pull --rebase`) did, as rebase --json prints it."""
     from .refs import leaving
 

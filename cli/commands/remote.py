@@ -16,7 +16,7 @@ from ..output import (
     size,
     warn,
 )
-from .edit import merge_result, report_json, show_merged
+from .edit import merge_result, rebase_result, report_json, show_merged, show_rebased
 
 WITH_STATS = click.option(
     "--with-stats", is_flag=True,
@@ -581,11 +581,13 @@ def fetch_result(f) -> dict:
               help="Also fetch every remote tag, with the history it needs, as fetch --tags.")
 @click.option("--ff-only", is_flag=True, help="Only a fast-forward (or nothing to merge): "
               "where the branches have parted, refuse the merge (the fetch kept), as git's.")
+@click.option("--rebase", "rebase", is_flag=True, help="Rebase the current branch onto the "
+              "fetched one instead of merging it, as git's (`memstore rebase`).")
 @PRUNE
 @WITH_STATS
 @json_option
 def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: bool,
-         prune: bool, with_stats: bool, as_json: bool) -> None:
+         rebase: bool, prune: bool, with_stats: bool, as_json: bool) -> None:
     """Fetch REMOTE and merge its BRANCH into the current branch: with neither given, the
     current branch's upstream (`push -u`, `branch --set-upstream-to`), else origin (or the
     only remote there is) and the current branch's name. Tags come as a fetch brings them
@@ -600,22 +602,34 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: b
     fetch's report too: the fetch landed. --ff-only refuses a merge that is no
     fast-forward so, in one line (exit status 1), nothing merged.
 
+    --rebase (git's pull --rebase): the current branch's own commits are written again on
+    top of REMOTE/BRANCH instead, as `memstore rebase REMOTE/BRANCH` does (a conflict
+    stops it with nothing changed, the fetch kept); on a branch with no commits yet it
+    pulls as without it.
+
     On a branch with no commits yet (`init`, `remote add`, `pull`), the editor settings
     become those a clone takes: the newest update set's on the branch pulled.
 
     --json prints one object: what `merge --json` prints (kind, head, branch, commit:
-    null unless a merge commit was written, …), fetched (what `fetch --json` prints) and
-    settings_from (the commit whose settings were taken, else null).
+    null unless a merge commit was written, …), or with --rebase what `rebase --json`
+    prints (branch, upstream, old, new, commits, …), fetched (what `fetch --json` prints)
+    and settings_from (the commit whose settings were taken, else null).
     """
     from memstore.errors import MemstoreError
     from memstore.remote.fetch import pull as run_pull
+    from memstore.store.rebase import Rebased
 
+    if rebase and ff_only:
+        raise click.UsageError("--rebase and --ff-only: one at most")
     try:
         with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
             fetched, report = run_pull(repo, remote_name, branch, with_stats=with_stats,
                                        prune=prune, all_tags=all_tags,
-                                       ff="only" if ff_only else "allow")
-            d = pull_result(repo, fetched, report)
+                                       ff="only" if ff_only else "allow", rebase=rebase)
+            rebased = isinstance(report, Rebased)
+            d = (rebase_result(repo, report) | {"fetched": fetch_result(fetched),
+                                                "settings_from": None}
+                 if rebased else pull_result(repo, fetched, report))
     except MemstoreError as e:  # a refused merge (a conflict, a damaged row, …) after the
         landed = getattr(e, "fetched", None)  # fetch landed: said as a fetch says it first
         if landed is not None:
@@ -628,6 +642,11 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: b
         report_json(d)
         return
     _fetched(fetched)
+    if rebased:
+        if d["warning"] is not None:
+            warn(f"warning: {d['warning']}")
+        show_rebased(d, report.shown)
+        return
     if d["settings_from"] is not None:
         click.echo(f"editor settings taken from {short(d['settings_from'])}, the newest update "
                    "set pulled, as a clone takes them (`memstore config` shows them)")

@@ -23,6 +23,7 @@ from ..editing.settings import EditSettings
 from ..errors import MemstoreError, ValidationError
 from ..store.commits import Commit
 from ..store.objects import hash_bytes
+from ..store.rebase import Rebased, rebase
 from ..store.refs import TAGS, Head, check_ref_name
 from ..store.repository import Repository
 from ..store.rewrite import MergeConflictError, Report, merge
@@ -276,12 +277,16 @@ def _followed_tags(repo: Repository, tags: dict[str, str]) -> list[TagUpdate]:
 
 def pull(repo: Repository, name: str | None = None, branch: str | None = None, *,
          with_stats: bool = False, prune: bool = True,
-         all_tags: bool = False, ff: str = "allow") -> tuple[FetchResult, Report]:
+         all_tags: bool = False, ff: str = "allow",
+         rebase: bool = False) -> tuple[FetchResult, Report | Rebased]:
     """fetch, then merge the remote's `branch` (default: the current branch's name) into
     the current branch: a fast-forward when possible, else a fact-level merge (conflicts
     listed, nothing written), as `memstore merge` does (`ff` as merge's: "only" refuses
     one that is no fast-forward, the fetch kept). With neither given, the current
-    branch's upstream gives both, where it has one."""
+    branch's upstream gives both, where it has one. `rebase` (git's pull --rebase): the
+    current branch rebased onto the fetched branch instead (store.rebase; a conflict
+    refused with nothing changed, the fetch kept); on a branch with no commits yet, as
+    without it (nothing to rebase: the branch starts at the fetched one)."""
     with repo.lock():
         head = repo.head()
         up = remotes.upstream_of(repo, head.branch) if name is None and branch is None else None
@@ -299,7 +304,9 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
                 raise
             raise NoSuchBranchError(f"{e} ({_upstream_gone(repo, up, head)})") from None
         try:
-            report = _merge_fetched(repo, fetched, branch, head, ff)
+            report = (_rebase_fetched(repo, fetched, branch)
+                      if rebase and head.commit is not None
+                      else _merge_fetched(repo, fetched, branch, head, ff))
         except PullConflictError:
             raise
         except MemstoreError as e:
@@ -329,6 +336,18 @@ def _upstream_gone(repo: Repository, up: Upstream, head: Head) -> str:
                  f", `memstore push -u {up.remote} {local}` pushes this branch as "
                  f"{up.remote}/{local} and makes that its upstream")
     return f"the upstream of {local!r}, {up.name}, is not on the remote: {why}; {ways}"
+
+
+def _rebase_fetched(repo: Repository, fetched: FetchResult, branch: str) -> Rebased:
+    """pull --rebase: the current branch rebased onto the fetched REMOTE/`branch`."""
+    ref = remotes.tracking_ref(fetched.remote, branch)
+    if repo.refs.read(ref) is None:
+        raise ValidationError(f"remote {fetched.remote!r} has no branch {branch!r}")
+    shown = f"{fetched.remote}/{branch}"
+    try:
+        return rebase(repo, ref, shown=shown)
+    except MergeConflictError as e:
+        raise PullConflictError(f"{e}; {shown} is fetched", e.details, fetched) from None
 
 
 def _merge_fetched(repo: Repository, fetched: FetchResult, branch: str, head: Head,

@@ -36,13 +36,14 @@ from .states import LoadedBase, state_of
 
 @dataclass
 class Rebased:
-    """What a rebase did: the branch, the commit UPSTREAM named, where the branch was
-    (`old`) and is (`new`), each commit of the range oldest first with the commit written
+    """What a rebase did: the branch, the commit UPSTREAM named (and how it was named), where
+    the branch was (`old`) and is (`new`), each commit of the range oldest first with the commit written
     for it (None: dropped, `dropped` says why), the commits the branch left that no branch
     or tag holds (newest first: gc removes them), and which of git's short cuts it was."""
 
     branch: str
     upstream: str
+    shown: str
     old: str
     new: str
     commits: list[tuple[str, str | None]] = field(default_factory=list)
@@ -113,7 +114,7 @@ def rebase(repo: Repository, rev: str, *, shown: str | None = None) -> Rebased:
         upstream = repo.resolve(rev)
         repo.check_held(upstream, shown, f"rebase branch {head.branch!r}")
         order, reach, theirs, g = _range(repo, old, upstream)
-        out = Rebased(head.branch, upstream, old, old)
+        out = Rebased(head.branch, upstream, shown, old, old)
         merges = [c for c in order if len(g[c][0]) > 1]
         if old == upstream or (upstream in reach and not merges):
             out.up_to_date = True
