@@ -297,10 +297,15 @@ def subject(repo, ref: str, commit: str) -> str:
               "(default: HEAD) first, and switch to it (-b: checkout's spelling).")
 @click.option("--detach", is_flag=True, help="Point HEAD at the commit NAME names, not at "
               "a branch.")
+@click.option("--track", is_flag=True, help="With -c: make a START that is a "
+              "remote-tracking branch the new branch's upstream (the default); another START "
+              "is refused.")
+@click.option("--no-track", is_flag=True, help="With -c: make no upstream, though START is a "
+              "remote-tracking branch.")
 @json_option
 @pass_repo
-def switch(repo, name: str, start: str | None, create: bool, detach: bool,
-           as_json: bool) -> None:
+def switch(repo, name: str, start: str | None, create: bool, detach: bool, track: bool,
+           no_track: bool, as_json: bool) -> None:
     """Switch HEAD to branch NAME (alias: checkout).
 
     Later commits go onto that branch. `switch -c NAME [START]` (`checkout -b NAME
@@ -310,9 +315,13 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool,
     remote-tracking branch, say). A START that is a remote-tracking branch (origin/x, or
     remotes/origin/x as `branch -a` shows it) becomes the new branch's upstream; `switch
     x` where no branch or revision x exists but one remote's branch x was fetched makes x
-    there, tracking it (git's guess; two remotes' x: refused, naming both). A revision
-    that is not a branch (a tag, a commit id, HEAD~2) detaches HEAD at its commit. Nothing
-    else changes: states are built from the records, there is no working copy to update.
+    there, tracking it (git's guess; two remotes' x: refused, naming both); `--no-track`
+    (with -c) makes none its upstream. A revision that is not a branch (a tag, a commit
+    id, HEAD~2) detaches HEAD at its commit, as `git checkout` does (a tag x wins over a
+    remote's branch x there: git's switch refuses a tag without --detach). `switch -`
+    goes back to where the last switch that moved HEAD moved it from (git's `@{-1}`): that
+    branch, or that commit detached. Nothing else changes: states are built from the
+    records, there is no working copy to update.
 
     --json prints one object: branch (null when detached), commit (null on a branch with
     no commits yet), detached, created, upstream (the remote-tracking branch this switch
@@ -325,15 +334,26 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool,
     if start is not None and not create:
         raise click.UsageError(f"START ({start!r}) is where -c creates the branch: "
                                f"`switch -c {name} {start}`")
+    if track and no_track:
+        raise click.UsageError("--track and --no-track cannot be used together")
+    if (track or no_track) and not create:  # git's: "missing branch name; try -c"
+        flag = "--track" if track else "--no-track"
+        raise click.UsageError(f"{flag} goes with -c: `switch -c NAME START {flag}`")
+    from memstore.errors import ValidationError
     from memstore.remote import remotes
 
     with repo.lock():  # what it leaves is read before a gc elsewhere can remove it
+        if name == "-" and not create:  # git's `switch -`: where the last switch came from
+            name, detach = _previous(repo, detach)
         guess = None if create or detach else _tracking_guess(repo, name)
         if guess is not None:  # git's: `switch topic` with only origin/topic here
             create, start = True, guess
         # a branch made at a remote-tracking branch tracks it, as git's (autoSetupMerge):
         # read before the switch, whose refusal then moves nothing
-        tracks = _tracked(repo, start) if create and start is not None else None
+        tracks = _tracked(repo, start) if create and start is not None and not no_track else None
+        if track and tracks is None:
+            raise ValidationError(f"cannot track {start or 'HEAD'!r}: --track needs a START "
+                                  "that is a remote-tracking branch (origin/x)")
         was = repo.head()
         # off a commit the index does not hold, what a detached HEAD leaves is what it named
         # before (as reset's): damaged rows there refuse it before it moves (a switch that
@@ -364,6 +384,25 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool,
         click.echo(f"Switched to {made}branch '{d['branch']}'")
     else:
         click.echo(f"HEAD is now at {short(d['commit'])} (detached)")
+
+
+def _previous(repo, detach: bool) -> tuple[str, bool]:
+    """What `switch -` names: the branch HEAD was on before the last switch that moved it
+    (its name, `detach` as given), or the commit it was detached at (its id, detached);
+    one that is gone since (a branch deleted, a commit gc removed) is one line."""
+    from memstore.errors import MemstoreError
+    from memstore.store import previous_head
+
+    was = previous_head.read(repo.db)
+    if was.branch is not None:
+        if repo.refs.read(was.ref) is None:
+            raise MemstoreError(f"the previous branch, {shown_name(was.branch)!r}, has no "
+                                "commits here now (deleted since, or it had none yet)")
+        return was.branch, detach
+    if not repo.has_commit(was.commit):
+        raise MemstoreError(f"the previous HEAD, commit {short(was.commit)} (detached), is "
+                            "no longer here (gc removed it)")
+    return was.commit, True
 
 
 def _tracking_guess(repo, name: str) -> str | None:

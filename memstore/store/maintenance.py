@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 
 from ..editing.progress import progress
 from ..errors import MemstoreError
-from . import commit_info, config, snapshots, stats_records, upstreams
+from . import commit_info, config, previous_head, snapshots, stats_records, upstreams
 from .commits import Commit, CorruptRecordError, load_layer, load_requests, load_zs
 from .objects import OBJECT_ID, CorruptObjectError, DiskObjectStore, MissingObjectError
 from .refs import HEAD, HEADS, Refs
@@ -492,7 +492,8 @@ def _way_back(store: Storage, ref: str, target: str, rows: dict, on: str | None)
 
 def _check_config(store: Storage) -> list[str]:
     out = []
-    for read in (config.read_base, config.read_settings, config.rows, upstreams.check):
+    for read in (config.read_base, config.read_settings, config.rows, upstreams.check,
+                 previous_head.check):
         try:
             read(store.db)
         except MemstoreError as e:  # an unreadable row fails each read of it: said once

@@ -34,6 +34,7 @@ from . import (
     history,
     index,
     maintenance,
+    previous_head,
     snapshots,
     stats_records,
     upstreams,
@@ -428,6 +429,7 @@ class Repository:
                 raise ValidationError(f"branch {new!r} already exists")
             self.refs.check_new_name(dst, ignoring=src)  # before anything moves
             upstreams.renamed(self.db, old, new)  # before the refs: their moves snapshot it
+            previous_head.renamed(self.db, old, new)
             if commit is not None:
                 self.refs.update(src, None, expected=commit)
                 self.refs.update(dst, commit, expected=None)
@@ -454,7 +456,8 @@ class Repository:
         """Points HEAD at branch `target` (created at `start`, default HEAD, first with
         `create`: in one transaction, a refused switch creates nothing), or, with
         `detach` or when `target` is no branch, at the commit `target` names ("HEAD" without
-        `detach` leaves HEAD as it is)."""
+        `detach` leaves HEAD as it is). Where HEAD was is recorded (previous_head) when it
+        moves: `switch -` goes back there."""
         with self.lock(), transaction(self.db):
             head = self.head()
             if create and start is None and head.commit is None and head.ref is not None:
@@ -464,6 +467,7 @@ class Repository:
                 if self.refs.read(ref) is not None:
                     raise ValidationError(f"branch {target!r} already exists")
                 self.refs.check_new_name(ref)
+                previous_head.record(self.db, head, ref, None)  # before the move snapshots it
                 self.refs.set_symbolic(HEAD, ref)
                 return self.head()
             if create:
@@ -485,9 +489,12 @@ class Repository:
                 self.create_branch(target, HEAD if start is None else start)
             ref = HEADS + target
             if not detach and self.refs.read(ref) is not None:
+                previous_head.record(self.db, head, ref, None)  # before the move snapshots it
                 self.refs.set_symbolic(HEAD, ref)
             else:
-                self.refs.set_detached(HEAD, self.resolve(target))
+                dest = self.resolve(target)
+                previous_head.record(self.db, head, None, dest)
+                self.refs.set_detached(HEAD, dest)
         return self.head()
 
     def held_by_no_ref(self, commit: str) -> list[str]:

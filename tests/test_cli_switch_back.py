@@ -1,0 +1,102 @@
+"""git's `switch -` (where the last switch that moved HEAD came from: a branch, or a commit
+detached), `switch -c NAME START --no-track` / `--track`, and which `switch x` wins where a
+tag x and a remote's branch x both exist."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from cli_support import copy_repo, error_line, history_template, ok, run, snapshot
+
+
+@pytest.fixture
+def fetched(base, tmp_path):
+    """The three-commit repository (C1..C3, main at C3) with branch topic at C2, both
+    pushed to origin: remote-tracking branches origin/main and origin/topic."""
+    template, ids = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    ok("branch", "topic", ids[1], cwd=repo)
+    for name in ("main", "topic"):
+        ok("push", "origin", name, cwd=repo)
+    return repo, ids
+
+
+def switched(repo, *args: str) -> dict:
+    return json.loads(ok("switch", *args, "--json", cwd=repo).stdout)
+
+
+def test_switch_dash_goes_back_to_the_branch_or_commit_head_came_from(history):
+    repo, (c1, c2, c3) = history
+    before = snapshot(repo)
+    error_line(run("switch", "-", cwd=repo), 1, "no previous branch")
+    assert snapshot(repo) == before
+    ok("switch", "-c", "topic", c1, cwd=repo)
+    assert ok("switch", "-", cwd=repo).stdout == "Switched to branch 'main'\n"
+    assert ok("checkout", "-", cwd=repo).stdout == "Switched to branch 'topic'\n"
+    ok("switch", "topic", cwd=repo)  # HEAD stays: what `-` names stays
+    assert switched(repo, "-")["branch"] == "main"
+    ok("switch", "--detach", c2, cwd=repo)
+    assert switched(repo, "-")["branch"] == "main"
+    d = switched(repo, "-")
+    assert (d["branch"], d["commit"], d["detached"]) == (None, c2, True)
+    assert switched(repo, "-")["branch"] == "main"
+    ok("switch", "topic", cwd=repo)
+    ok("switch", "main", cwd=repo)
+    error_line(run("switch", "-c", "main", cwd=repo), 2, "already exists")  # records nothing
+    ok("branch", "-m", "topic", "renamed", cwd=repo)  # the rename carries it
+    assert switched(repo, "-")["branch"] == "renamed"
+    ok("switch", "-", cwd=repo)
+    ok("branch", "-D", "renamed", cwd=repo)
+    before = snapshot(repo)
+    error_line(run("switch", "-", cwd=repo), 1, "the previous branch, 'renamed', has no "
+               "commits here now")
+    assert snapshot(repo) == before
+
+
+def test_a_damaged_previous_head_is_one_line_and_fsck_names_it(history):
+    repo, (c1, _, _) = history
+    ok("switch", "-c", "topic", c1, cwd=repo)
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update config set value = ? where key = 'previous_head'",
+                    [json.dumps({"branch": "a..b"})])
+    con.close()
+    before = snapshot(repo)
+    error_line(run("switch", "-", cwd=repo), 1, "the previous HEAD (config row "
+               "'previous_head') is malformed")
+    assert snapshot(repo) == before
+    r = run("fsck", cwd=repo)
+    assert r.exit_code != 0 and "config: the previous HEAD" in r.output
+    ok("switch", "main", cwd=repo)  # a switch that moves HEAD records a sound one
+    assert switched(repo, "-")["branch"] == "topic"
+
+
+def test_switch_c_no_track_makes_no_upstream_and_track_needs_a_remote_branch(fetched):
+    repo, (c1, c2, c3) = fetched
+    r = ok("switch", "-c", "loose", "--no-track", "origin/topic", cwd=repo)
+    assert r.stdout == "Switched to a new branch 'loose'\n"
+    d = switched(repo, "-c", "tracked", "--track", "origin/main")
+    assert (d["commit"], d["upstream"]) == (c3, "origin/main")
+    ups = {b["name"]: b["upstream"]
+           for b in json.loads(ok("branch", "-vv", "--json", cwd=repo).stdout)}
+    assert (ups["loose"], ups["tracked"]) == (None, "origin/main")
+    before = snapshot(repo)
+    error_line(run("switch", "-c", "x", "--track", c1, cwd=repo), 2, "--track needs a START "
+               "that is a remote-tracking branch")
+    error_line(run("switch", "--no-track", "main", cwd=repo), 2, "--no-track goes with -c")
+    error_line(run("switch", "-c", "y", "--track", "--no-track", "origin/main", cwd=repo), 2,
+               "cannot be used together")
+    assert snapshot(repo) == before
+
+
+def test_a_tag_x_wins_over_a_remote_branch_x_as_git_checkout(fetched):
+    """`switch topic` with tag topic and origin/topic, no branch topic: detached at the tag,
+    as `git checkout topic` (the README's promise for a revision that is no branch; git's
+    switch refuses the tag without --detach, and makes no branch from origin/topic)."""
+    repo, (c1, _, _) = fetched
+    ok("branch", "-D", "topic", cwd=repo)
+    ok("tag", "topic", c1, cwd=repo)
+    d = switched(repo, "topic")
+    assert (d["branch"], d["commit"], d["created"]) == (None, c1, False)
