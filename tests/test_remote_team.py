@@ -197,6 +197,38 @@ def test_push_takes_gits_tag_and_colon_spellings(tmp_path):
         "origin/main"]
 
 
+
+def test_push_delete_takes_gits_tag_name_and_keeps_a_branch_named_tag(tmp_path):
+    """git's `push --delete origin tag v1` deletes tag v1 there and nothing else; memstore
+    read 'tag' as one more name and deleted the remote's branch named tag too (a branch
+    `push origin tag` pushes, 2a738b1), its remote-tracking branch with it, exit 0.
+    `tag NAME` is refs/tags/NAME in a delete too; a last 'tag' alone is the name itself;
+    `:tag :v1` (git's colon spelling) still deletes both."""
+    url = str(tmp_path / "remote")
+    a = make_repo(tmp_path / "a", url)
+    try:
+        commit_on_head(a, seed=1)
+        push(a)
+        a.create_branch("tag")
+        a.create_tag("v1")
+    finally:
+        a.close()
+    here = tmp_path / "a"
+    ok("push", "origin", "tag", cwd=here)
+    ok("push", "origin", "tag", "v1", cwd=here)
+    out = ok("push", "--delete", "origin", "tag", "v1", cwd=here).stdout
+    assert out.splitlines() == [f"To {url}", f" - {'[deleted]':<26} v1"]
+    assert {p for p in remote_files(url) if p.startswith("refs/")} == {
+        "refs/heads/main", "refs/heads/tag"}
+    assert [b["name"] for b in json.loads(ok("branch", "-r", "--json", cwd=here).stdout)] == [
+        "origin/main", "origin/tag"]
+    ok("push", "origin", "tag", "v1", cwd=here)
+    ok("push", "origin", ":tag", ":v1", cwd=here)
+    assert {p for p in remote_files(url) if p.startswith("refs/")} == {"refs/heads/main"}
+    ok("push", "origin", "tag", cwd=here)
+    ok("push", "--delete", "origin", "tag", cwd=here)
+    assert {p for p in remote_files(url) if p.startswith("refs/")} == {"refs/heads/main"}
+
 def test_an_exclusive_create_refused_otherwise_than_by_file_exists_reads_the_file(
         monkeypatch, tmp_path):
     """A backend whose conditional write answers 'it exists' with an error of its own (a

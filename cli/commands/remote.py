@@ -231,7 +231,8 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     --force, which replaces it by compare-and-swap against its whole content read.
 
     `push --delete REMOTE NAME...` (or git's `push REMOTE :NAME...`) deletes branches
-    and tags there (a name as above: the remote's branch first, else its tag), each by
+    and tags there (a name as above: the remote's branch first, else its tag; git's `tag
+    NAME` its tag NAME, as `push --delete origin tag v1` spells it), each by
     compare-and-swap against the commit read: one another push moved meanwhile is kept
     (exit status 1, the others deleted).
     The branch the remote's HEAD names (what clones check out) is refused unless --force;
@@ -253,8 +254,8 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     from memstore.store.refs import HEADS, TAGS
 
     names = [n for n in (branch, *more) if n is not None]
-    if not delete and names and all(n.startswith(":") and len(n) > 1 for n in names):
-        # git's `push origin :NAME`: nothing pushed onto NAME deletes it there
+    colon = not delete and names and all(n.startswith(":") and len(n) > 1 for n in names)
+    if colon:  # git's `push origin :NAME`: nothing pushed onto NAME deletes it there
         delete, branch, more = True, names[0][1:], tuple(n[1:] for n in names[1:])
     if delete:
         if all_tags or set_upstream or with_stats:
@@ -262,8 +263,9 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
         if remote_name is None or branch is None:
             raise click.UsageError("--delete: give REMOTE and the branches or tags to delete "
                                    "(`memstore push --delete origin topic`)")
+        refs = [branch, *more] if colon else _tag_names([branch, *more])
         with open_repo() as repo:
-            show_deleted(push_delete(repo, remote_name, [branch, *more], force=force), as_json)
+            show_deleted(push_delete(repo, remote_name, refs, force=force), as_json)
         return
     if branch == "tag" and len(more) == 1:  # git's `push origin tag v1`: refs/tags/v1
         branch, more = TAGS + more[0], ()
@@ -329,6 +331,19 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     if tracking:
         click.echo(tracking)
     _single_writer(r)
+
+
+def _tag_names(names: list[str]) -> list[str]:
+    """git's `tag NAME` among the names of `push --delete REMOTE` (`push --delete origin tag
+    v1`): refs/tags/NAME, not a branch or tag named tag deleted besides NAME; a last 'tag'
+    with no NAME after it is that name itself, as `push REMOTE tag` pushes it."""
+    from memstore.store.refs import TAGS
+
+    out, rest = [], list(names)
+    while rest:
+        name = rest.pop(0)
+        out.append(TAGS + rest.pop(0) if name == "tag" and rest else name)
+    return out
 
 
 def _check_onto(repo, spelled: str, kind: str | None, name: str | None, onto: str) -> None:
