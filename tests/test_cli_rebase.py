@@ -245,3 +245,35 @@ def test_pull_rebase_writes_the_local_commits_on_the_fetched_branch(
     assert (out["up_to_date"], out["new"], out["fetched"]["remote"]) == (True, log[0]["id"],
                                                                          "origin")
     error_line(run("pull", "--rebase", "--ff-only", cwd=clone), 2, "one at most")
+
+
+def test_damaged_rows_in_either_history_refuse_it_with_nothing_changed(history, tmp_path):
+    """topic (at C1) holds D then E. With D's commits row deleted (its record kept; fsck
+    names it), the range cannot be told: refused in one line before anything is done; so
+    is a row of UPSTREAM's history whose parents disagree with its record."""
+    import sqlite3
+
+    def sql(statement: str, args: list) -> None:
+        con = sqlite3.connect(repo_dir / ".memstore" / "index.db")
+        with con:
+            con.execute(statement, args)
+        con.close()
+
+    repo_dir, (c1, c2, c3) = history
+    files = facts_files(tmp_path)
+    ok("switch", "-c", "topic", c1, cwd=repo_dir)
+    d = last_line(ok("commit", files["d"], cwd=repo_dir))
+    ok("commit", files["e"], cwd=repo_dir)
+    before = snapshot(repo_dir)
+    sql("update commits set parents = ? where id = ?", [json.dumps([c1]), c3])
+    damaged = snapshot(repo_dir)
+    error_line(run("rebase", "main", cwd=repo_dir), 1,
+               f"commit {c3[:12]}: index row disagrees with the record")
+    assert snapshot(repo_dir) == damaged
+    sql("update commits set parents = ? where id = ?", [json.dumps([c2]), c3])
+    assert snapshot(repo_dir) == before
+    sql("delete from commits where id = ?", [d])
+    damaged = snapshot(repo_dir)
+    error_line(run("rebase", "main", cwd=repo_dir), 1,
+               f"commit {d[:12]} is named but not in the index; run `memstore fsck`")
+    assert snapshot(repo_dir) == damaged
