@@ -28,7 +28,7 @@ def switched(repo, *args: str) -> dict:
 
 
 def test_switch_dash_goes_back_to_the_branch_or_commit_head_came_from(history):
-    repo, (c1, c2, c3) = history
+    repo, (c1, c2, _) = history
     before = snapshot(repo)
     error_line(run("switch", "-", cwd=repo), 1, "no previous branch")
     assert snapshot(repo) == before
@@ -74,7 +74,7 @@ def test_a_damaged_previous_head_is_one_line_and_fsck_names_it(history):
 
 
 def test_switch_c_no_track_makes_no_upstream_and_track_needs_a_remote_branch(fetched):
-    repo, (c1, c2, c3) = fetched
+    repo, (c1, _, c3) = fetched
     r = ok("switch", "-c", "loose", "--no-track", "origin/topic", cwd=repo)
     assert r.stdout == "Switched to a new branch 'loose'\n"
     d = switched(repo, "-c", "tracked", "--track", "origin/main")
