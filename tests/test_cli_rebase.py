@@ -245,6 +245,13 @@ def test_pull_rebase_writes_the_local_commits_on_the_fetched_branch(
     assert (out["up_to_date"], out["new"], out["fetched"]["remote"]) == (True, log[0]["id"],
                                                                          "origin")
     error_line(run("pull", "--rebase", "--ff-only", cwd=clone), 2, "one at most")
+    r = ok("rebase", cwd=clone)  # no UPSTREAM: the branch's, origin/main
+    assert r.stdout.splitlines() == ["Current branch main is up to date.", log[0]["id"]]
+    ok("reset", c2, cwd=clone)  # behind origin/main now: a fast-forward to it
+    r = ok("rebase", cwd=clone)
+    assert r.stdout.splitlines() == ["Fast-forwarded main to origin/main.", log[0]["id"]]
+    ok("switch", "-c", "alone", cwd=clone)
+    error_line(run("rebase", cwd=clone), 2, "branch 'alone' has no upstream: name UPSTREAM")
 
 
 def test_damaged_rows_in_either_history_refuse_it_with_nothing_changed(history, tmp_path):

@@ -325,10 +325,12 @@ def cherry_pick(rev: str, message: str | None, as_json: bool) -> None:
 
 @click.command()
 @runtime_options
-@click.argument("upstream")
+@click.argument("upstream", required=False)
 @json_option
-def rebase(upstream: str, as_json: bool) -> None:
+def rebase(upstream: str | None, as_json: bool) -> None:
     """Write the current branch's own commits again on top of UPSTREAM, as git's rebase.
+    With no UPSTREAM, the branch's upstream (`push -u`, `branch --set-upstream-to`: its
+    remote-tracking branch, as of the last fetch).
 
     The commits the branch holds that UPSTREAM does not are picked onto UPSTREAM, oldest
     first, one new commit each, as cherry-pick writes one (one solve from the commit's
@@ -360,11 +362,27 @@ def rebase(upstream: str, as_json: bool) -> None:
     from ..context import open_repo
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
-        r = porcelain.rebase(repo, upstream)
+        rev, shown = _upstream_of(repo, upstream)
+        r = porcelain.rebase(repo, rev, shown=shown)
         d = rebase_result(repo, r)
     if d["warning"] is not None:
         warn(f"warning: {d['warning']}")
     print_json(d) if as_json else show_rebased(d, r.shown)
+
+
+def _upstream_of(repo, upstream: str | None) -> tuple[str, str]:
+    """(the revision to rebase onto, how to name it): UPSTREAM, else the current branch's
+    upstream's remote-tracking branch (git's `rebase` with none)."""
+    from memstore.remote import remotes
+
+    branch = repo.head().branch
+    if upstream is not None or branch is None:  # (a detached HEAD: rebase says so)
+        return upstream or "HEAD", upstream or "HEAD"
+    up = remotes.upstream_of(repo, branch)
+    if up is None:
+        raise click.UsageError(f"branch {branch!r} has no upstream: name UPSTREAM, or set "
+                               "one with `memstore branch --set-upstream-to REMOTE/BRANCH`")
+    return remotes.tracking_ref(up.remote, up.branch), up.name
 
 
 def rebase_result(repo, r) -> dict[str, Any]:
