@@ -212,8 +212,8 @@ def test_an_ancestry_link_is_read_off_the_hash_checked_record_and_a_malformed_on
 
 def test_status_parses_no_record_but_heads_each_read_once_and_checked(monkeypatch):
     """status counted the commits on the checked graph parsing every record of HEAD's
-    history whole (its update sets' editor settings most of it: 36 of 40 ms at 300
-    commits); it compares each row with the record's parents and time alone now, and the
+    history whole (at 300 commits, half of the walk's time went to its update sets'
+    editor settings); it compares each row with the record's parents and time alone now, and the
     chain's basis and number of requests off the same read, HEAD's record parsed for its
     message: each record read once, checked against its hash, none of it parsed but HEAD's."""
     from memstore.store.commits import Commit
