@@ -1,8 +1,12 @@
 """log, show, diff, blame: reading the history."""
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 import click
 
+from ..dates import Date
 from ..output import (
     counted,
     first_line,
@@ -69,11 +73,26 @@ def _rewritten(commits: list, kept: set[str]) -> list:
 @click.option("-n", "--max-count", type=click.IntRange(min=1), help="Show at most N commits.")
 @click.option("--author", metavar="TEXT",
               help="Only the commits whose author contains TEXT (any case).")
+@click.option("--grep", "patterns", multiple=True, metavar="PATTERN",
+              help="Only the commits whose message matches the regular expression PATTERN "
+                   "(repeatable: any of them).")
+@click.option("-i", "--regexp-ignore-case", "ignore_case", is_flag=True,
+              help="Match --grep's patterns in any case.")
+@click.option("--all-match", is_flag=True,
+              help="Only the commits whose message matches every --grep pattern.")
+@click.option("--since", "--after", "since", type=Date(),
+              help="Only the commits made at or after DATE (2026-12-01, 2026-12-01T10:00, "
+                   "with or without a zone; yesterday, 2 weeks ago).")
+@click.option("--until", "--before", "until", type=Date(),
+              help="Only the commits made at or before DATE.")
+@click.option("--reverse", is_flag=True,
+              help="Oldest first (after -n has taken the newest N, as git's).")
 @click.option("--left-right", is_flag=True,
               help="Mark each commit of A...B with the side it is on: < (A's) or > (B's).")
 @json_option
 def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, author: str | None,
-        left_right: bool, as_json: bool) -> None:
+        patterns: tuple[str, ...], ignore_case: bool, all_match: bool, since: float | None,
+        until: float | None, reverse: bool, left_right: bool, as_json: bool) -> None:
     """Show the commits reachable from REV (default: HEAD; none on a branch with no
     commits yet, where HEAD written out is an unknown revision, as in git), newest first.
 
@@ -86,6 +105,12 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
     (and every commit `>` outside an A...B). The excluded and both sides' ancestries are
     walked on the records, each compared with its index row.
 
+    The filters, as git's: --author; --grep (the commit message, a Python regular
+    expression; several: any of them, or every one with --all-match; -i: any case);
+    --since/--after and --until/--before (the commit's recorded time, both ends included).
+    -n counts the commits the filters keep; --reverse lists them oldest first, after -n
+    has taken the newest N (and cannot be drawn with --graph).
+
     --json prints a list of objects with id, parents, message, n_requests, operation,
     basis, time, author (null for a commit made before memstore recorded authors) and
     metrics; for A...B, side too ("left" for A's, "right" for B's).
@@ -93,11 +118,14 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
     from ..context import open_repo
     from ..graph import graph_log, graph_rows
 
+    if reverse and graph:
+        raise click.UsageError("options '--reverse' and '--graph' cannot be used together")
+    keep = _filter(author, _patterns(patterns, ignore_case), all_match, since, until)
     with open_repo() as repo:
         # no REV: HEAD, whose log is empty before the first commit; a REV written out
         # names a commit (HEAD too: an unknown revision there, as show and diff say)
         start, exclude, left = _range(rev)
-        whole = author is not None or (graph and bool(exclude or left))  # -n cuts after
+        whole = keep is not None or (graph and bool(exclude or left))  # -n cuts after
         limit = None if whole else max_count
         lefts: set[str] = set()
         if left is not None:
@@ -106,13 +134,14 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
             commits = repo.log("HEAD" if start is None else repo.resolve(start),
                                limit=limit, exclude=exclude)
         recorded = {c.id: c.parents for c in commits}  # `Merge:` says them, rewritten or not
-        if author is not None:  # -n counts the commits shown, as git's does
-            kept = [c for c in commits
-                    if c.author is not None and author.casefold() in c.author.casefold()]
+        if keep is not None:  # -n counts the commits shown, as git's does
+            kept = [c for c in commits if keep(c)]
             commits = _rewritten(commits, {c.id for c in kept})[:max_count] if graph \
                 else kept[:max_count]
         elif whole:  # a range's graph draws no lane to a parent A holds (not listed), as git's
             commits = _rewritten(commits, {c.id for c in commits})[:max_count]
+        if reverse:  # the newest N, then oldest first: git's order of the two
+            commits.reverse()
         if as_json:
             # the recorded parents: a graph's rewritten ones are for drawing only
             print_json([_entry(c) | {"parents": list(recorded[c.id])}
@@ -155,9 +184,40 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
             for line in lines:
                 click.echo(line)
         if not commits and not as_json:
-            click.echo("no commits match" if author is not None else
+            click.echo("no commits match" if keep is not None else
                        f"no commits in {rev}" if exclude or left else "no commits yet",
                        err=True)
+
+
+def _patterns(patterns: tuple[str, ...], ignore_case: bool) -> list[re.Pattern]:
+    """--grep's patterns compiled; one that is no regular expression: one line, exit 2."""
+    from memstore.errors import ValidationError
+
+    flags = re.IGNORECASE if ignore_case else 0
+    compiled = []
+    for p in patterns:
+        try:
+            compiled.append(re.compile(p, flags))
+        except (re.error, RecursionError, OverflowError) as e:
+            raise ValidationError(f"--grep {p[:60]!r}: not a regular expression "
+                                  f"({str(e).splitlines()[0]})") from None
+    return compiled
+
+
+def _filter(author: str | None, patterns: list[re.Pattern], all_match: bool,
+            since: float | None, until: float | None) -> Callable | None:
+    """Whether a commit passes log's filters (None where there are none): each filter
+    given must pass, as git's; of the --grep patterns, any one (every one: --all-match)."""
+    if author is None and not patterns and since is None and until is None:
+        return None
+    folded = None if author is None else author.casefold()
+    matched = all if all_match else any
+
+    def keep(c) -> bool:
+        return ((folded is None or (c.author is not None and folded in c.author.casefold()))
+                and (since is None or c.time >= since) and (until is None or c.time <= until)
+                and (not patterns or matched(p.search(c.message) for p in patterns)))
+    return keep
 
 
 def _range(rev: str | None) -> tuple[str | None, list[str], str | None]:

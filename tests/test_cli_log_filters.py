@@ -1,0 +1,143 @@
+"""log's filters, as git's: --grep (with -i and --all-match), --since/--after and
+--until/--before, and --reverse, each with -n, ranges, --oneline and --json. The history is
+five commits with no update sets, written through Repository.write_commit with the times
+it takes (no edit runs: each test costs well under a second)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import pytest
+from cli_support import copy_repo, empty_template, error_line, ok, run, snapshot
+
+from memstore.store.repository import Repository
+
+MESSAGES = ["Add capitals\n\nParis and Rome", "Fix typo in sports facts",
+            "add CAPITALS of Asia", "Revert sports", "Sports: fix the Messi fact"]
+DAYS_AGO = [40, 20, 10, 3, 0.5]
+
+
+@pytest.fixture
+def dated(base, tmp_path):
+    """The repository and its commits, oldest first: (id, time) each, times in whole
+    seconds DAYS_AGO before now; `side` branches off the third with one commit, 2 days ago."""
+    repo = copy_repo(empty_template(base), tmp_path / "repo")
+    now = int(time.time())
+    out = []
+    with Repository.open(repo) as r:
+        for message, days in zip(MESSAGES, DAYS_AGO):
+            t = now - int(days * 86400)
+            parents = [out[-1][0]] if out else []
+            c = r.write_commit([], parents=parents, basis=parents[0] if parents else None,
+                               message=message, time=t)
+            out.append((c.id, t))
+    ok("branch", "side", out[2][0], cwd=repo)
+    with Repository.open(repo) as r:
+        side = r.write_commit([], parents=[out[2][0]], basis=out[2][0], message="side work",
+                              time=now - 2 * 86400, ref="refs/heads/side")
+    return repo, out, side.id
+
+
+def ids(repo, *args) -> list[str]:
+    return [e["id"] for e in json.loads(ok("log", *args, "--json", cwd=repo).stdout)]
+
+
+def test_grep_matches_the_message_any_pattern_or_all_and_in_any_case(dated):
+    repo, c, _ = dated
+    newest_first = [x for x, _ in reversed(c)]
+    assert ids(repo, "--grep", "sports") == [c[3][0], c[1][0]]
+    assert ids(repo, "--grep", "Rome") == [c[0][0]]  # the body too, as git's
+    assert ids(repo, "--grep", "capitals", "-i") == [c[2][0], c[0][0]]
+    assert ids(repo, "--grep", "^add", "--regexp-ignore-case") == [c[2][0], c[0][0]]
+    assert ids(repo, "--grep", "sports", "--grep", "Asia") == [c[3][0], c[2][0], c[1][0]]
+    assert ids(repo, "--grep", "sports", "--grep", "fix", "--all-match", "-i") == [
+        c[4][0], c[1][0]]
+    assert ids(repo, "--grep", "(?i)sports", "--grep", "fix", "--all-match") == [c[4][0]]
+    assert ids(repo, "--grep", ".") == newest_first
+    assert ids(repo, "--grep", "capitals", "-i", "-n", "1") == [c[2][0]]  # -n after
+    out = ok("log", "--oneline", "--grep", "Asia", cwd=repo).stdout.splitlines()
+    assert len(out) == 1 and out[0].startswith(c[2][0][:12])
+    assert ok("log", "--grep", "nothing like it", cwd=repo).stderr.strip() == \
+        "no commits match"
+
+
+def test_a_pattern_that_is_no_regular_expression_is_one_line(dated):
+    repo, _, _ = dated
+    before = snapshot(repo)
+    error_line(run("log", "--grep", "fix", "--grep", "(unclosed", cwd=repo), 2,
+               "--grep '(unclosed': not a regular expression")
+    assert snapshot(repo) == before
+
+
+def test_since_and_until_keep_the_commits_made_between_both_ends_included(dated):
+    repo, c, _ = dated
+    (c0, _), (c1, t1), (c2, _), (c3, t3), (c4, _) = c
+    utc = dt.datetime.fromtimestamp(t1, dt.UTC).isoformat()  # 2026-…T…+00:00
+    local = dt.datetime.fromtimestamp(t3).isoformat()  # no zone: the local time, as git's
+    assert ids(repo, "--since", utc, "--until", local) == [c3, c2, c1]
+    assert ids(repo, "--after", utc.replace("+00:00", "Z"), "--before", local) == [c3, c2, c1]
+    later = dt.datetime.fromtimestamp(t1 + 1, dt.UTC).isoformat()
+    assert ids(repo, "--since", later) == [c4, c3, c2]
+    assert ids(repo, "--since", "yesterday") == [c4]
+    assert ids(repo, "--until", "2 weeks ago") == [c1, c0]
+    assert ids(repo, "--until", "1 month ago") == [c0]
+    assert ids(repo, "--since", "3 weeks ago", "--grep", "sports") == [c3, c1]
+    assert ids(repo, "--until", "2 weeks ago", "-n", "1") == [c1]  # -n after
+    day = dt.datetime.fromtimestamp(t3).date().isoformat()  # that day's start, local time
+    assert c3 in ids(repo, "--since", day) and c2 not in ids(repo, "--since", day)
+
+
+def test_a_date_memstore_cannot_read_is_one_line(dated):
+    repo, _, _ = dated
+    before = snapshot(repo)
+    for date in ("garbage", "2026-13-01", "yesterday-ish", "99999999 weeks ago",
+                 "3 fortnights ago"):
+        for option in ("--since", "--until"):
+            error_line(run("log", option, date, cwd=repo), 2, f"{date!r}")
+    assert snapshot(repo) == before
+
+
+def test_a_date_without_a_zone_is_the_local_time_and_months_are_calendar_ones(monkeypatch):
+    from cli.dates import parse
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9 all year
+    time.tzset()
+    try:
+        assert parse("2026-12-01T10:00") == parse("2026-12-01T01:00Z")
+        assert parse("2026-12-01") == parse("2026-11-30T15:00+00:00")  # the day's start
+        end_of_march = dt.datetime(2026, 3, 31, 12, 0, tzinfo=dt.UTC)
+        assert parse("1 month ago", end_of_march) == parse("2026-02-28T12:00Z")
+        assert parse("1 year 2 days ago", end_of_march) == parse("2025-03-29T12:00Z")
+        assert parse("yesterday", end_of_march) == parse("2026-03-30T12:00Z")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_reverse_lists_oldest_first_after_n_took_the_newest(dated):
+    repo, c, side = dated
+    newest_first = [x for x, _ in reversed(c)]
+    assert ids(repo, "--reverse") == newest_first[::-1]
+    assert ids(repo, "--reverse", "-n", "2") == [c[3][0], c[4][0]]  # git's: newest 2, turned
+    assert ids(repo, "--reverse", "--grep", "sports", "-n", "1") == [c[3][0]]
+    assert ids(repo, "--reverse", "side..main") == [c[3][0], c[4][0]]
+    assert ids(repo, "--reverse", "main...side") == [c[3][0], side, c[4][0]]
+    lines = ok("log", "--oneline", "--reverse", "-n", "3", cwd=repo).stdout.splitlines()
+    assert [line[:12] for line in lines] == [x[:12] for x in newest_first[:3][::-1]]
+    text = ok("log", "--reverse", "-n", "2", cwd=repo).stdout
+    assert text.index(c[3][0]) < text.index(c[4][0])
+    error_line(run("log", "--reverse", "--graph", cwd=repo), 2,
+               "'--reverse' and '--graph' cannot be used together")
+
+
+def test_filters_with_a_range_and_the_graph(dated):
+    repo, c, side = dated
+    assert ids(repo, "main...side", "--since", "4 days ago") == [c[4][0], side, c[3][0]]
+    assert ids(repo, "side..main", "--grep", "sports") == [c[3][0]]
+    marked = ok("log", "--oneline", "--left-right", "main...side", "--grep", "side",
+                cwd=repo).stdout.splitlines()
+    assert [line.split()[:2] for line in marked] == [[">", side[:12]]]
+    drawn = ok("log", "--oneline", "--graph", "--grep", "sports", cwd=repo).stdout
+    assert [line.split()[:2] for line in drawn.splitlines()] == [
+        ["*", c[3][0][:12]], ["*", c[1][0][:12]]]
