@@ -36,10 +36,11 @@ from .states import LoadedBase, state_of
 
 @dataclass
 class Rebased:
-    """What a rebase did: the branch, the commit UPSTREAM named (and how it was named), where
-    the branch was (`old`) and is (`new`), each commit of the range oldest first with the commit written
-    for it (None: dropped, `dropped` says why), the commits the branch left that no branch
-    or tag holds (newest first: gc removes them), and which of git's short cuts it was."""
+    """What a rebase did: the branch, the commit UPSTREAM named (and how it was named),
+    where the branch was (`old`) and is (`new`), each commit of the range oldest first with
+    the commit written for it (None: dropped, `dropped` says why), the commits the branch
+    left that no branch or tag holds (newest first: gc removes them), and which of git's
+    short cuts it was."""
 
     branch: str
     upstream: str
