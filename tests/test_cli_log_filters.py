@@ -9,7 +9,7 @@ import json
 import time
 
 import pytest
-from cli_support import copy_repo, empty_template, error_line, ok, run, snapshot
+from cli_support import copy_repo, empty_template, error_line, last_line, ok, run, snapshot
 
 from memstore.store.repository import Repository
 
@@ -141,3 +141,22 @@ def test_filters_with_a_range_and_the_graph(dated):
     drawn = ok("log", "--oneline", "--graph", "--grep", "sports", cwd=repo).stdout
     assert [line.split()[:2] for line in drawn.splitlines()] == [
         ["*", c[3][0][:12]], ["*", c[1][0][:12]]]
+
+
+def test_fact_finds_the_commits_that_wrote_or_took_out_a_matching_fact(history):
+    """--fact: a commit matches by the facts it wrote (subject, the prompt with it filled
+    in, target); a revert by what it took out, not by the later facts it replays."""
+    repo, (c1, c2, c3) = history
+    assert ids(repo, "--fact", "Jordan") == [c2]
+    assert ids(repo, "--fact", "^English$") == [c1]  # a target
+    assert ids(repo, "--fact", "Messi plays$") == [c3]  # the prompt, the subject filled in
+    assert ids(repo, "--fact", "michael", "-i") == [c2]
+    assert ok("log", "--fact", "michael", cwd=repo).stderr.strip() == "no commits match"
+    r = last_line(ok("revert", c2, cwd=repo))  # replays c3's set on c1
+    assert ids(repo, "--fact", "Jordan") == [r, c2]  # what r took out
+    assert ids(repo, "--fact", "Messi") == [c3]  # r replays it, and changes nothing of it
+    assert ids(repo, "--fact", "plays", "-n", "2") == [r, c3]
+    assert ids(repo, "--fact", "plays", "--grep", "^facts b") == [c2]  # r: "Revert \"facts b\""
+    assert ids(repo, "--fact", "plays", "--grep", "facts b") == [r, c2]
+    error_line(run("log", "--fact", "[z-a]", cwd=repo), 2,
+               "--fact '[z-a]': not a regular expression")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from itertools import islice
 
 import click
 
@@ -80,6 +81,9 @@ def _rewritten(commits: list, kept: set[str]) -> list:
               help="Match --grep's patterns in any case.")
 @click.option("--all-match", is_flag=True,
               help="Only the commits whose message matches every --grep pattern.")
+@click.option("--fact", metavar="PATTERN",
+              help="Only the commits that wrote or took out a fact whose subject, prompt "
+                   "(the subject filled in) or target matches the regular expression PATTERN.")
 @click.option("--since", "--after", "since", type=Date(),
               help="Only the commits made at or after DATE (2026-12-01, 2026-12-01T10:00, "
                    "with or without a zone; yesterday, 2 weeks ago).")
@@ -91,8 +95,9 @@ def _rewritten(commits: list, kept: set[str]) -> list:
               help="Mark each commit of A...B with the side it is on: < (A's) or > (B's).")
 @json_option
 def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, author: str | None,
-        patterns: tuple[str, ...], ignore_case: bool, all_match: bool, since: float | None,
-        until: float | None, reverse: bool, left_right: bool, as_json: bool) -> None:
+        patterns: tuple[str, ...], ignore_case: bool, all_match: bool, fact: str | None,
+        since: float | None, until: float | None, reverse: bool, left_right: bool,
+        as_json: bool) -> None:
     """Show the commits reachable from REV (default: HEAD; none on a branch with no
     commits yet, where HEAD written out is an unknown revision, as in git), newest first.
 
@@ -107,7 +112,12 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
 
     The filters, as git's: --author; --grep (the commit message, a Python regular
     expression; several: any of them, or every one with --all-match; -i: any case);
-    --since/--after and --until/--before (the commit's recorded time, both ends included).
+    --since/--after and --until/--before (the commit's recorded time, both ends included);
+    --fact, git's -G for facts (a regular expression; -i: any case): the commits whose
+    requests wrote a fact whose subject, prompt with the subject filled in, or target
+    matches, and the reverts, merges and squashes whose state added, removed or retargeted
+    one against their first parent's (what `show` lists; both targets of a retargeted one),
+    so a fact written and reverted since is found too, where blame sees the live ones only.
     -n counts the commits the filters keep; --reverse lists them oldest first, after -n
     has taken the newest N (and cannot be drawn with --graph).
 
@@ -120,8 +130,11 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
 
     if reverse and graph:
         raise click.UsageError("options '--reverse' and '--graph' cannot be used together")
-    keep = _filter(author, _patterns(patterns, ignore_case), all_match, since, until)
+    grep = _patterns("--grep", patterns, ignore_case)
+    facts = _patterns("--fact", (fact,) if fact is not None else (), ignore_case)
     with open_repo() as repo:
+        keep = _filter(author, grep, all_match, since, until,
+                       facts[0] if facts else None, repo)
         # no REV: HEAD, whose log is empty before the first commit; a REV written out
         # names a commit (HEAD too: an unknown revision there, as show and diff say)
         start, exclude, left = _range(rev)
@@ -135,9 +148,9 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
                                limit=limit, exclude=exclude)
         recorded = {c.id: c.parents for c in commits}  # `Merge:` says them, rewritten or not
         if keep is not None:  # -n counts the commits shown, as git's does
-            kept = [c for c in commits if keep(c)]
+            kept = (c for c in commits if keep(c))  # --fact reads records: no more than -n
             commits = _rewritten(commits, {c.id for c in kept})[:max_count] if graph \
-                else kept[:max_count]
+                else list(islice(kept, max_count))
         elif whole:  # a range's graph draws no lane to a parent A holds (not listed), as git's
             commits = _rewritten(commits, {c.id for c in commits})[:max_count]
         if reverse:  # the newest N, then oldest first: git's order of the two
@@ -189,8 +202,8 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
                        err=True)
 
 
-def _patterns(patterns: tuple[str, ...], ignore_case: bool) -> list[re.Pattern]:
-    """--grep's patterns compiled; one that is no regular expression: one line, exit 2."""
+def _patterns(option: str, patterns: tuple[str, ...], ignore_case: bool) -> list[re.Pattern]:
+    """An option's patterns compiled; one that is no regular expression: one line, exit 2."""
     from memstore.errors import ValidationError
 
     flags = re.IGNORECASE if ignore_case else 0
@@ -199,16 +212,18 @@ def _patterns(patterns: tuple[str, ...], ignore_case: bool) -> list[re.Pattern]:
         try:
             compiled.append(re.compile(p, flags))
         except (re.error, RecursionError, OverflowError) as e:
-            raise ValidationError(f"--grep {p[:60]!r}: not a regular expression "
+            raise ValidationError(f"{option} {p[:60]!r}: not a regular expression "
                                   f"({str(e).splitlines()[0]})") from None
     return compiled
 
 
 def _filter(author: str | None, patterns: list[re.Pattern], all_match: bool,
-            since: float | None, until: float | None) -> Callable | None:
+            since: float | None, until: float | None, fact: re.Pattern | None,
+            repo) -> Callable | None:
     """Whether a commit passes log's filters (None where there are none): each filter
-    given must pass, as git's; of the --grep patterns, any one (every one: --all-match)."""
-    if author is None and not patterns and since is None and until is None:
+    given must pass, as git's, --fact (which reads the commit's facts) last; of the --grep
+    patterns, any one (every one: --all-match)."""
+    if author is None and not patterns and since is None and until is None and fact is None:
         return None
     folded = None if author is None else author.casefold()
     matched = all if all_match else any
@@ -216,8 +231,16 @@ def _filter(author: str | None, patterns: list[re.Pattern], all_match: bool,
     def keep(c) -> bool:
         return ((folded is None or (c.author is not None and folded in c.author.casefold()))
                 and (since is None or c.time >= since) and (until is None or c.time <= until)
-                and (not patterns or matched(p.search(c.message) for p in patterns)))
+                and (not patterns or matched(p.search(c.message) for p in patterns))
+                and (fact is None or _touches(repo, c, fact)))
     return keep
+
+
+def _touches(repo, c, pattern: re.Pattern) -> bool:
+    from memstore.store.queries import facts_touched
+
+    return any(pattern.search(text) for r in facts_touched(repo, c)
+               for text in (r.subject, r.text, r.target_new))
 
 
 def _range(rev: str | None) -> tuple[str | None, list[str], str | None]:

@@ -17,6 +17,7 @@ from ..editing.settings import EditSettings
 from ..errors import MemstoreError, ValidationError
 from . import chain_facts
 from .blame import writer
+from .commits import Commit, load_requests
 from .history import LiveFact, ancestors_of, chain_layers, chain_updates, checked_graph
 from .index import introduced_size
 from .provenance import Provenance
@@ -149,8 +150,26 @@ def diff(repo: Repository, rev1: str, rev2: str) -> dict[str, list[dict[str, Any
     return _diff_states(repo, state_commit(repo, rev1), state_commit(repo, rev2))
 
 
-def _diff_states(repo: Repository, c1: str | None,
-                 c2: str | None) -> dict[str, list[dict[str, Any]]]:
+def facts_touched(repo: Repository, c: Commit) -> list[Request]:
+    """The facts commit `c` wrote or took out (`log --fact`). A commit whose state is its
+    first parent's (the base's for a root) plus its own writes (a commit, a cherry-pick):
+    the requests it wrote, read off its own sets, not its history's; any other (a revert, a
+    merge, a squash): what `show` lists, the facts its state added, removed or retargeted
+    against its first parent's, each target, old and new."""
+    parent = c.parents[0] if c.parents else BASE
+    if c.basis == parent:
+        return [r for s in c.update_sets for r in load_requests(repo.objects, s)]
+    a, b = _fact_states(repo, parent, c.id)
+    return ([f.request for k, f in a.items()
+             if k not in b or b[k].request.target_new != f.request.target_new]
+            + [f.request for k, f in b.items()
+               if k not in a or a[k].request.target_new != f.request.target_new])
+
+
+def _fact_states(repo: Repository, c1: str | None, c2: str | None
+                 ) -> tuple[dict[tuple[str, str], LiveFact], dict[tuple[str, str], LiveFact]]:
+    """The live facts of `c1`'s state and of `c2`'s, by key; where c2's state is c1's with
+    the writes between on top, only the keys those writes touch."""
     between = chain_facts.commits_between(repo.store, c1, c2) if c2 is not BASE else None
     if between is not None:  # c2's state is c1's with the writes between on top
         b = chain_facts.written(repo.store, between)
@@ -158,6 +177,12 @@ def _diff_states(repo: Repository, c1: str | None,
     else:
         a = {fact_key(f.request): f for f in live_facts(repo, c1)}
         b = {fact_key(f.request): f for f in live_facts(repo, c2)}
+    return a, b
+
+
+def _diff_states(repo: Repository, c1: str | None,
+                 c2: str | None) -> dict[str, list[dict[str, Any]]]:
+    a, b = _fact_states(repo, c1, c2)
     prov = Provenance(repo)
     added = [_fact_row(repo, prov, f) for k, f in b.items() if k not in a]
     removed = [_fact_row(repo, prov, f) for k, f in a.items() if k not in b]
