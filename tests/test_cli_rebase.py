@@ -128,6 +128,31 @@ def test_a_conflict_stops_the_rebase_with_refs_and_index_unchanged(history, tmp_
     assert d != x
 
 
+def test_a_fact_upstream_reverted_that_the_branch_retargeted_is_a_conflict(history, tmp_path):
+    """main reverted C2 (Jordan plays soccer); topic, at C2, retargeted it to golf. git's
+    rebase stops there (modify/delete) and `merge topic` on main refuses it ('reverted
+    here'): the rebase refuses it too, nothing changed, where it wrote golf back into
+    main's state. A cherry-pick of the same commit onto main writes it, as before (its
+    state may never have held the fact)."""
+    repo_dir, (_, c2, _) = history
+    ok("revert", c2, cwd=repo_dir)
+    ok("switch", "-c", "topic", c2, cwd=repo_dir)
+    golf = write_facts(tmp_path / "golf.jsonl", [("Michael Jordan", "{} plays", "golf",
+                                                  "basketball")])
+    x = last_line(ok("commit", golf, "--supersede", cwd=repo_dir))
+    before = snapshot(repo_dir)
+    r = run("rebase", "main", cwd=repo_dir)
+    assert r.exit_code == 1, r.output
+    err = r.stderr.strip().splitlines()
+    assert err[0] == f"CONFLICT 'Michael Jordan' / '{{}} plays': reverted here, 'golf' in {x[:12]}"
+    assert err[-1].startswith(f"memstore: error: rebase onto main refused: commit {x[:12]}")
+    assert snapshot(repo_dir) == before
+    ok("switch", "main", cwd=repo_dir)
+    picked = last_line(ok("cherry-pick", x, cwd=repo_dir))
+    with Repository.open(repo_dir) as repo:
+        assert ("Michael Jordan", "{} plays", "golf") in _facts(repo, picked)
+
+
 def test_a_rebase_stopped_part_way_moves_no_ref(history, tmp_path, monkeypatch):
     """The second pick's solve fails after the first pick's commit is written: the branch,
     and every ref, stay where they were; the commit written is held by no ref."""

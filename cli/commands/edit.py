@@ -168,7 +168,16 @@ def revert(rev: str, message: str | None, as_json: bool) -> None:
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
         report = porcelain.revert(repo, rev, message)
         d = revert_result(repo, report)
-    report_json(d) if as_json else show_written(d, "revert")
+    report_json(d) if as_json else show_written(d, revert_verb(d))
+
+
+def revert_verb(d: dict[str, Any]) -> str:
+    """'revert (5 facts taken out)': what left HEAD's state (and, for a merge, came back),
+    before the count of the facts solved, which for a revert are the ones it replayed."""
+    done = [f"{counted(d['n_removed'], 'fact')} taken out"]
+    if d["n_restored"]:
+        done.append(f"{d['n_restored']} put back")
+    return f"revert ({', '.join(done)})"
 
 
 def revert_result(repo, report) -> dict[str, Any]:
@@ -341,10 +350,11 @@ def rebase(upstream: str | None, as_json: bool) -> None:
     revert or squash among them is refused, nothing changed (merge UPSTREAM instead).
 
     All or nothing, with no --continue: a conflict (a fact a commit superseded where
-    the state it lands on holds yet another target) stops it before any solve with nothing
-    changed, listing the commit and its facts on stderr, exit status 1; anything else that
-    stops it part way leaves every ref as it was (the commits written for the attempt are
-    held by no ref: gc removes them). Settle the conflict, then rebase again.
+    the state it lands on holds yet another target, or none: UPSTREAM took it out, as
+    merge refuses it) stops it before any solve with nothing changed, listing the commit
+    and its facts on stderr, exit status 1; anything else that stops it part way leaves
+    every ref as it was (the commits written for the attempt are held by no ref: gc
+    removes them). Settle the conflict, then rebase again.
 
     Up to date when UPSTREAM is HEAD's commit or an ancestor of it with no merge between;
     a fast-forward to UPSTREAM when the branch has no commits of its own. The commits the

@@ -13,8 +13,9 @@ again (`memstore merge UPSTREAM` joins such a branch).
 
 All or nothing. The facts alone decide conflicts, so every pick's conflicts are found on
 the facts, before the model is loaded: a fact a commit superseded where the state it lands
-on holds yet another target (cherry-pick's rule) stops the rebase there, naming the commit
-and the facts, nothing written. The new commits are written as they are solved, with no
+on holds yet another target (cherry-pick's rule), or none (UPSTREAM took it out: git's
+modify/delete, as merge refuses it), stops the rebase there, naming the commit and the
+facts, nothing written. The new commits are written as they are solved, with no
 ref moved; the branch moves once, by compare-and-swap, after the last. Anything that stops
 it part way (a solve refused, an interrupt) leaves every ref as it was: the commits written
 for the attempt are held by no ref, and gc removes them."""
@@ -79,7 +80,7 @@ def _plan(repo: Repository, picks: list[Commit], onto: str, shown: str
     here = {fact_key(f.request): f for f in repo.facts_at(onto)}
     planned = []
     for c in picks:
-        facts, conflicts = pick_facts(repo, c, here)
+        facts, conflicts = pick_facts(repo, c, here, taken_out=True)
         if conflicts:
             raise MergeConflictError(
                 f"rebase onto {shown} refused: commit {c.id[:12]} ({c.summary!r}) has "
@@ -169,7 +170,7 @@ def _pick(repo: Repository, base: LoadedBase, c: Commit, onto: str) -> str:
     the in-place update and a state built from the records are the same bits
     (editing.apply)."""
     here = {fact_key(f.request): f for f in repo.facts_at(onto)}
-    facts, conflicts = pick_facts(repo, c, here)
+    facts, conflicts = pick_facts(repo, c, here, taken_out=True)
     if conflicts or not facts:  # _plan found none on the same facts
         raise MemstoreError(f"its facts on {onto[:12]} are not those planned (the "
                             "repository changed under the rebase?)")

@@ -676,13 +676,16 @@ def merge(repo: Repository, rev: str, message: str | None = None, *,
 PICKABLE = ("commit", "cherry-pick", "rebase")
 
 
-def pick_facts(repo: Repository, c: Commit, here: dict[tuple[str, str], LiveFact]
-               ) -> tuple[list[LiveFact], list[str]]:
+def pick_facts(repo: Repository, c: Commit, here: dict[tuple[str, str], LiveFact], *,
+               taken_out: bool = False) -> tuple[list[LiveFact], list[str]]:
     """What a pick of commit `c` writes on a state whose live facts are `here` (by
     fact_key): `c`'s facts that state does not hold already, in their order (as `c`'s
     writes, whose cached z-vectors are solved), and a CONFLICT line for each fact `c`
     superseded where that state holds another target than the one `c` replaced (a fact it
-    wrote where the state holds another target is one too). Facts alone: no weights read."""
+    wrote where the state holds another target is one too). `taken_out` (a rebase): a
+    fact `c` retargeted that the state does not hold is one too, git's modify/delete: the
+    state is UPSTREAM's plus the picks before, so UPSTREAM took it out, where a
+    cherry-pick's state may never have held it. Facts alone: no weights read."""
     before = {fact_key(f.request): f.request.target_new
               for f in (repo.facts_at(c.parents[0]) if c.parents else [])}
     facts, conflicts = [], []
@@ -694,6 +697,10 @@ def pick_facts(repo: Repository, c: Commit, here: dict[tuple[str, str], LiveFact
             if k in here and here[k].request.target_new != before.get(k):
                 conflicts.append(f"CONFLICT {k[0]!r} / {k[1]!r}: "
                                  f"{here[k].request.target_new!r} here, "
+                                 f"{r.target_new!r} in {c.id[:12]}")
+                continue
+            if taken_out and k not in here and before.get(k, r.target_new) != r.target_new:
+                conflicts.append(f"CONFLICT {k[0]!r} / {k[1]!r}: reverted here, "
                                  f"{r.target_new!r} in {c.id[:12]}")
                 continue
             facts.append(LiveFact(r, c.id, i, p))
