@@ -123,7 +123,8 @@ def first_line(message: str) -> str:
 
 
 def metrics_line(m: dict[str, Any]) -> str:
-    """'efficacy 1.000 (3 with target_true), P(new) 0.012 -> 0.870' from commit metrics."""
+    """'efficacy 1.000 (3 with target_true), P(new) 0.012 -> 0.870' from commit metrics; a
+    revert's adds the facts it took out ('5 facts taken out: P(new) 0.044')."""
     if not m:
         return "no metrics"
     parts = []
@@ -136,6 +137,10 @@ def metrics_line(m: dict[str, Any]) -> str:
         before = m.get("p_new_before")
         arrow = f"{num(before)} -> " if before is not None else ""
         parts.append(f"P(new) {arrow}{num(m['p_new'])}")
+    r = m.get("reverted")  # a revert's: the facts it took out, measured after it
+    if isinstance(r, dict) and r.get("p_new") is not None:
+        n = sum(v for k in ("n", "n_skipped") if isinstance(v := r.get(k), int))
+        parts.append(f"{counted(n, 'fact')} taken out: P(new) {num(r['p_new'])}")
     e = m.get("earlier")
     if isinstance(e, dict) and e.get("n"):
         parts.append(f"earlier facts recalled {num(e.get('recalled_before'))} -> "

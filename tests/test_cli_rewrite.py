@@ -894,3 +894,22 @@ def test_a_revert_of_the_picked_commit_merged_in_later_leaves_the_picks_write(hi
         (c2, merge)
     ok("revert", picked, cwd=repo_dir)  # and with both reverted it goes
     assert "Michael Jordan" not in ok("blame", cwd=repo_dir).stdout
+
+
+def test_a_revert_says_how_many_facts_it_took_out(history):
+    """A revert of a commit that wrote N facts and had no later commit to replay printed
+    'revert: 0 facts in 0 solves' and 'no metrics' (and `show`: 'Metrics: no metrics'),
+    as if it had done nothing: the facts it solves are the replayed ones. It says the N
+    facts it took out, and their P(new) measured after it, which the record holds."""
+    repo_dir, (_, _, c3) = history
+    with Repository.open(repo_dir) as repo:
+        n = len(repo.requests_of(c3))
+    r = ok("revert", c3, cwd=repo_dir)
+    reverted = last_line(r)
+    lines = r.stdout.splitlines()
+    assert lines[1].startswith(f" revert ({n} facts taken out): 0 facts in 0 solves"), lines
+    with Repository.open(repo_dir) as repo:
+        p_new = repo.get_commit(reverted).metrics["reverted"]["p_new"]
+    said = f"{n} facts taken out: P(new) {p_new:.3f}"
+    assert lines[2] == f" {said}", lines
+    assert f"Metrics: {said}" in ok("show", reverted, cwd=repo_dir).stdout
