@@ -128,14 +128,32 @@ def test_a_conflict_stops_the_rebase_with_refs_and_index_unchanged(history, tmp_
     assert d != x
 
 
-def test_a_fact_upstream_reverted_that_the_branch_retargeted_is_a_conflict(history, tmp_path):
-    """main reverted C2 (Jordan plays soccer); topic, at C2, retargeted it to golf. git's
-    rebase stops there (modify/delete) and `merge topic` on main refuses it ('reverted
-    here'): the rebase refuses it too, nothing changed, where it wrote golf back into
-    main's state. A cherry-pick of the same commit onto main writes it, as before (its
-    state may never have held the fact)."""
+def test_a_fact_upstream_reverted_is_not_written_back(history, tmp_path):
+    """main reverted C2 (Jordan plays soccer). On `again`, at C2, a commit writes soccer
+    again (no change against its parent) and Honda Civic, then one soccer alone: `merge
+    again` on main keeps the revert, and so does the rebase (Civic picked, the second
+    commit dropped), where it wrote Jordan back into main's state. On topic, at C2, a commit
+    retargets it to golf: git's rebase stops there (modify/delete) and `merge topic` on main
+    refuses it ('reverted here'); the rebase refuses it too, nothing changed. A cherry-pick
+    of that commit onto main writes golf, as before (its state may never have held the
+    fact)."""
     repo_dir, (_, c2, _) = history
     ok("revert", c2, cwd=repo_dir)
+    soccer = ("Michael Jordan", "{} plays", "soccer", "basketball")
+    ok("switch", "-c", "again", c2, cwd=repo_dir)
+    civic = write_facts(tmp_path / "civic.jsonl", [soccer, ("Honda Civic",
+                                                            "{} is produced by", "Ford",
+                                                            "Honda")])
+    ok("commit", civic, "--supersede", cwd=repo_dir)
+    alone = last_line(ok("commit", write_facts(tmp_path / "soccer.jsonl", [soccer]),
+                         "--supersede", cwd=repo_dir))
+    out = json.loads(ok("rebase", "main", "--json", cwd=repo_dir).stdout)
+    assert [c["dropped"] for c in out["commits"]] == [
+        None, "main took out the facts it wrote again unchanged"]
+    assert out["commits"][1]["old"] == alone
+    with Repository.open(repo_dir) as repo:
+        live = {f[0]: f[2] for f in _facts(repo, out["new"])}
+    assert live["Honda Civic"] == "Ford" and "Michael Jordan" not in live
     ok("switch", "-c", "topic", c2, cwd=repo_dir)
     golf = write_facts(tmp_path / "golf.jsonl", [("Michael Jordan", "{} plays", "golf",
                                                   "basketball")])

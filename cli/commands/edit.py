@@ -351,10 +351,11 @@ def rebase(upstream: str | None, as_json: bool) -> None:
 
     All or nothing, with no --continue: a conflict (a fact a commit superseded where
     the state it lands on holds yet another target, or none: UPSTREAM took it out, as
-    merge refuses it) stops it before any solve with nothing changed, listing the commit
-    and its facts on stderr, exit status 1; anything else that stops it part way leaves
-    every ref as it was (the commits written for the attempt are held by no ref: gc
-    removes them). Settle the conflict, then rebase again.
+    merge refuses it; one it wrote again unchanged there stays out) stops it before any
+    solve with nothing changed, listing the commit and its facts on stderr, exit status
+    1; anything else that stops it part way leaves every ref as it was (the commits
+    written for the attempt are held by no ref: gc removes them). Settle the conflict,
+    then rebase again.
 
     Up to date when UPSTREAM is HEAD's commit or an ancestor of it with no merge between;
     a fast-forward to UPSTREAM when the branch has no commits of its own. The commits the

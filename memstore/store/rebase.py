@@ -15,10 +15,11 @@ All or nothing. The facts alone decide conflicts, so every pick's conflicts are 
 the facts, before the model is loaded: a fact a commit superseded where the state it lands
 on holds yet another target (cherry-pick's rule), or none (UPSTREAM took it out: git's
 modify/delete, as merge refuses it), stops the rebase there, naming the commit and the
-facts, nothing written. The new commits are written as they are solved, with no
-ref moved; the branch moves once, by compare-and-swap, after the last. Anything that stops
-it part way (a solve refused, an interrupt) leaves every ref as it was: the commits written
-for the attempt are held by no ref, and gc removes them."""
+facts, nothing written; a fact UPSTREAM took out that a commit wrote again at its parent's
+target (no change) stays out, as merge keeps the revert. The new commits are written as
+they are solved, with no ref moved; the branch moves once, by compare-and-swap, after the
+last. Anything that stops it part way (a solve refused, an interrupt) leaves every ref as
+it was: the commits written for the attempt are held by no ref, and gc removes them."""
 from __future__ import annotations
 
 import time
@@ -72,11 +73,12 @@ def _range(repo: Repository, head: str, upstream: str
     return order, reach, theirs, g
 
 
-def _plan(repo: Repository, picks: list[Commit], onto: str, shown: str
-          ) -> list[list[LiveFact]]:
+def _plan(repo: Repository, picks: list[Commit], onto: str, shown: str,
+          why: dict[str, str]) -> list[list[LiveFact]]:
     """The facts each pick writes, found on the facts alone (no weights), each pick's on
     the facts the ones before it leave live, as cherry-pick finds them on HEAD's; the first
-    pick with a conflict refuses the whole rebase, naming it."""
+    pick with a conflict refuses the whole rebase, naming it. `why` receives, for each
+    pick that writes nothing, the reason it is dropped."""
     here = {fact_key(f.request): f for f in repo.facts_at(onto)}
     planned = []
     for c in picks:
@@ -88,6 +90,13 @@ def _plan(repo: Repository, picks: list[Commit], onto: str, shown: str
                 "make the sides agree: revert the commit that wrote it on one side, or write "
                 "one side's target on the other, then rebase again; or merge instead)",
                 conflicts)
+        if not facts:  # git's 'patch contents already upstream'
+            keys = {fact_key(r) for i in range(len(c.update_sets))
+                    for r in repo.requests_of(c.id, i)}
+            why[c.id] = (f"{shown} holds its facts already" if keys <= here.keys() else
+                         f"{shown} took out the facts it wrote again unchanged"
+                         if not keys & here.keys() else
+                         f"{shown} holds its facts already or took them out")
         for f in facts:  # live now, as facts_at orders a fact written again: last
             here.pop(fact_key(f.request), None)
             here[fact_key(f.request)] = f
@@ -137,15 +146,16 @@ def rebase(repo: Repository, rev: str, *, shown: str | None = None) -> Rebased:
                     f"facts, as cherry-pick); nothing was changed (`memstore merge {shown}` "
                     "joins the branches instead)")
         repo.held_by_no_ref(old)  # damaged rows of what it leaves refuse it now, not after
-        planned = _plan(repo, picks, upstream, shown)
+        empty: dict[str, str] = {}
+        planned = _plan(repo, picks, upstream, shown, empty)
         out.dropped = {c: "a merge: the commits it brought in are picked" for c in merges}
         new_of: dict[str, str | None] = dict.fromkeys(merges)
         onto, base = upstream, None
         with progress(total=len(picks), desc="rebasing", unit="commit") as bar:
             for c, facts in zip(picks, planned):
-                if not facts:  # git's 'patch contents already upstream'
+                if not facts:
                     new_of[c.id] = None
-                    out.dropped[c.id] = f"{shown} holds its facts already"
+                    out.dropped[c.id] = empty[c.id]
                 else:
                     base = base if base is not None else state_of(repo, onto)
                     try:

@@ -682,10 +682,12 @@ def pick_facts(repo: Repository, c: Commit, here: dict[tuple[str, str], LiveFact
     fact_key): `c`'s facts that state does not hold already, in their order (as `c`'s
     writes, whose cached z-vectors are solved), and a CONFLICT line for each fact `c`
     superseded where that state holds another target than the one `c` replaced (a fact it
-    wrote where the state holds another target is one too). `taken_out` (a rebase): a
-    fact `c` retargeted that the state does not hold is one too, git's modify/delete: the
-    state is UPSTREAM's plus the picks before, so UPSTREAM took it out, where a
-    cherry-pick's state may never have held it. Facts alone: no weights read."""
+    wrote where the state holds another target is one too). `taken_out` (a rebase): the
+    state is UPSTREAM's plus the picks before, so a fact `c`'s parent held that it does
+    not hold is one UPSTREAM took out (a cherry-pick's state may never have held it): `c`
+    retargeting it is a conflict too (git's modify/delete, merge's 'reverted here'), and
+    `c` writing it again at its parent's target leaves it out (no change: merge keeps the
+    revert). Facts alone: no weights read."""
     before = {fact_key(f.request): f.request.target_new
               for f in (repo.facts_at(c.parents[0]) if c.parents else [])}
     facts, conflicts = [], []
@@ -699,10 +701,11 @@ def pick_facts(repo: Repository, c: Commit, here: dict[tuple[str, str], LiveFact
                                  f"{here[k].request.target_new!r} here, "
                                  f"{r.target_new!r} in {c.id[:12]}")
                 continue
-            if taken_out and k not in here and before.get(k, r.target_new) != r.target_new:
-                conflicts.append(f"CONFLICT {k[0]!r} / {k[1]!r}: reverted here, "
-                                 f"{r.target_new!r} in {c.id[:12]}")
-                continue
+            if taken_out and k not in here and k in before:
+                if before[k] != r.target_new:
+                    conflicts.append(f"CONFLICT {k[0]!r} / {k[1]!r}: reverted here, "
+                                     f"{r.target_new!r} in {c.id[:12]}")
+                continue  # written again at its parent's target: no change, it stays out
             facts.append(LiveFact(r, c.id, i, p))
     return facts, conflicts
 
