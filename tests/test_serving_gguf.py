@@ -107,7 +107,11 @@ def test_requantization_figures_and_sizes(gguf_repo):
         assert row["tensor"] == name and row["base_type"] == "Q4_1"
         assert abs(row["requantized"]["kept"] - kept) < 1e-9
         assert abs(row["requantized"]["error"] - error) < 1e-9
-        assert f"would keep {kept:.3f} of ΔW (relative error {error:.3f})" in gguf_repo["stdout"]
+        said = (f"ΔW would come out {kept:.3f} times its norm, with a relative error of "
+                f"{error:.3f}")  # not 'would keep 1.148 of ΔW', with an error of 1.04
+        assert said in gguf_repo["stdout"]
+        assert (f"{said} (no nearer ΔW than no edit at all)" in gguf_repo["stdout"]) \
+            == (error >= 1)
     size, base_size = (d / "g32" / "model.gguf").stat().st_size, gguf_repo["base"].stat().st_size
     assert m["gguf"]["size"] == size and m["gguf"]["base_size"] == base_size
     assert "(base file " in gguf_repo["stdout"]
@@ -516,3 +520,21 @@ def test_verify_of_a_gguf_export_without_its_file(gguf_repo, tmp_path):
     target.unlink()
     error_line(run("verify", out, cwd=repo), 1,
                f"{out}: no model.gguf (the GGUF file), which its manifest says it holds")
+
+
+def test_requantization_line_says_when_the_edit_would_be_lost(capsys):
+    """SmolLM2 (4 facts): 'would keep 1.148 of ΔW (relative error 1.043)' read as more than
+    all of the edit kept; the figure is a ratio of norms, and an error of 1 or more puts
+    the re-quantised weights no nearer ΔW than the base is."""
+    from cli.commands.model import _report_gguf
+
+    row = {"tensor": "blk.3.ffn_down.weight", "base_type": "Q4_1"}
+    d = {"commit": "ab" * 32, "out_dir": "out",
+         "gguf": {"dtype": "f32", "file": "model.gguf", "size": 2048, "base_size": 1024},
+         "layers": {"3": row | {"requantized": {"kept": 1.148, "error": 1.043}},
+                    "4": row | {"requantized": {"kept": 1.019, "error": 0.2}}}}
+    _report_gguf(d)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("ΔW would come out 1.148 times its norm, with a relative error "
+                             "of 1.043 (no nearer ΔW than no edit at all)")
+    assert lines[1].endswith("with a relative error of 0.200") and "keep" not in lines[1]

@@ -293,8 +293,13 @@ def _report_gguf(d: dict) -> None:
     g = d["gguf"]
     for l, r in d["layers"].items():
         q = r["requantized"]
-        kept = (f"re-quantised to {r['base_type']} it would keep {q['kept']:.3f} of ΔW "
-                f"(relative error {q['error']:.3f})" if q is not None else
+        # `kept` is a ratio of norms, ‖Q(W+ΔW) − Q(W)‖/‖ΔW‖, over 1 where rounding adds
+        # noise: not a share of ΔW kept ('would keep 1.148 of ΔW' read as more than all
+        # of it, where its error of 1.04 put the result no nearer ΔW than zero is)
+        kept = (f"re-quantised to {r['base_type']} ΔW would come out {q['kept']:.3f} times "
+                f"its norm, with a relative error of {q['error']:.3f}"
+                + (" (no nearer ΔW than no edit at all)" if q["error"] >= 1 else "")
+                if q is not None else
                 f"gguf-py cannot quantise to {r['base_type']}: survival not measured")
         click.echo(f"layer {l}: {r['tensor']} {g['dtype'].upper()} (base {r['base_type']}); {kept}")
     click.echo(f"Exported {short(d['commit'])} as GGUF: {g['file']} {size(g['size'])} "
