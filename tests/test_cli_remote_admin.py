@@ -131,3 +131,45 @@ def test_remotes_named_alike_keep_their_own_tracking_branches(base, tmp_path):
     assert tracking(repo) == {"Origin/main": ids[2], "Origin/topic": ids[1],
                               "my-fork/main": ids[2], "my-fork/topic": ids[1],
                               "origin2/main": ids[2]}
+
+
+def test_fetch_and_prune_refuse_a_remote_renamed_onto_their_name_meanwhile(base, tmp_path,
+                                                                             monkeypatch):
+    """git's fork workflow, `remote rename team old` then `remote rename fork team`, landing
+    while `fetch team` (or `remote prune team`) read team's old store: the fetch wrote that
+    store's branches as fork's (team/x) and pruned fork's topic, which fork still has,
+    since it checked only that a remote named team was still there. Now it refuses,
+    nothing changed."""
+    from memstore.remote import fetch, remotes
+    from memstore.store.repository import Repository
+
+    repo, ids = setup(base, tmp_path)
+    remove(str(tmp_path / "team"), "refs/heads/topic")  # gone from team's store, not fork's
+    ok("fetch", "fork", cwd=repo)
+
+    def swapped(r):  # as another process's two renames
+        remotes.rename(r, "team", "old")
+        remotes.rename(r, "fork", "team")
+
+    new_commits, connect = fetch.new_commits, fetch.connect
+
+    def swapped_first(r, *args, **kwargs):
+        swapped(r)
+        return new_commits(r, *args, **kwargs)
+
+    monkeypatch.setattr(fetch, "new_commits", swapped_first)
+    keep = copy_repo(repo, tmp_path / "keep")
+    error_line(run("fetch", "team", cwd=repo), 1, "remote 'team' now names ")
+    assert tracking(repo) == {"old/main": ids[2], "old/topic": ids[1],
+                              "team/main": ids[2], "team/topic": ids[1]}
+    monkeypatch.setattr(fetch, "new_commits", new_commits)
+
+    def swapped_on_connect(url, *args, **kwargs):
+        with Repository.open(keep) as r:
+            swapped(r)
+        return connect(url, *args, **kwargs)
+
+    monkeypatch.setattr(fetch, "connect", swapped_on_connect)
+    error_line(run("remote", "prune", "team", cwd=keep), 1, "remote 'team' now names ")
+    assert tracking(keep) == {"old/main": ids[2], "old/topic": ids[1],
+                              "team/main": ids[2], "team/topic": ids[1]}

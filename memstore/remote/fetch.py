@@ -176,10 +176,7 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
                         reachable(repo, tips, {c.id: c for c in commits}),
                         remote.label, written)
                     moved = moved.add(got)
-            if name not in remotes.remotes(repo):  # `remote remove` ran meanwhile: its
-                # tracking branches written now would be left behind, naming no remote
-                raise MemstoreError(f"remote {name!r} is gone (removed while this command "
-                                    "ran?): nothing fetched")
+            remotes.still_at(repo, name, url, "nothing fetched")  # removed or renamed meanwhile
             old = remotes.tracking(repo, name)
             updates = [RefUpdate(b, old.get(b), c) for b, c in sorted(branches.items())
                        if old.get(b) != c]
@@ -231,9 +228,7 @@ def prune(repo: Repository, name: str, *, dry_run: bool = False) -> PruneResult:
         return PruneResult(name, url, gone(remotes.tracking(repo, name), branches), True,
                            passed_over)
     with repo.lock(), transaction(repo.db):
-        if name not in remotes.remotes(repo):
-            raise MemstoreError(f"remote {name!r} is gone (removed while this command ran?): "
-                                "nothing pruned")
+        remotes.still_at(repo, name, url, "nothing pruned")
         pruned = gone(remotes.tracking(repo, name), branches)
         for u in pruned:
             repo.refs.update(remotes.tracking_ref(name, u.branch), None, expected=u.old)

@@ -164,6 +164,22 @@ def _what_else(repo: Repository, known: dict[str, str], name: str) -> str:
     return ""
 
 
+def still_at(repo: Repository, name: str, url: str, undone: str) -> None:
+    """Under the lock, before a command that read remote `name`'s store at `url` writes its
+    remote-tracking branches: the remote must still be `name` at `url`. A `remote remove`
+    landing meanwhile would leave them naming no remote; a `remote rename` of another
+    remote onto the name (git's fork workflow: rename origin upstream, rename fork origin)
+    or a `set-url` would have one store's branches written, and pruned, as another's.
+    Either refuses, saying `undone`."""
+    now = remotes(repo).get(name)
+    if now is None:
+        raise MemstoreError(f"remote {name!r} is gone (removed while this command ran?): "
+                            f"{undone}")
+    if now != url:
+        raise MemstoreError(f"remote {name!r} now names {now}, not {url}, which this command "
+                            f"read (renamed or set-url while it ran?): {undone}")
+
+
 def default_remote(repo: Repository) -> str:
     """'origin', or the only remote there is."""
     known = remotes(repo)
