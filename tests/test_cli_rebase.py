@@ -295,6 +295,12 @@ def test_pull_rebase_writes_the_local_commits_on_the_fetched_branch(
     assert r.stdout.splitlines() == ["Fast-forwarded main to origin/main.", log[0]["id"]]
     ok("switch", "-c", "alone", cwd=clone)
     error_line(run("rebase", cwd=clone), 2, "branch 'alone' has no upstream: name UPSTREAM")
+    error_line(run("rebase", "", cwd=clone), 2, "unknown revision ''")  # not HEAD (git's too)
+    ok("push", "-u", "origin", "alone", cwd=clone)
+    ok("push", "--delete", "origin", "alone", cwd=clone)  # its upstream gone
+    error_line(run("rebase", cwd=clone), 2,
+               "the upstream of 'alone', origin/alone, is gone (not fetched yet, or deleted "
+               "there since): name UPSTREAM")
 
 
 def test_damaged_rows_in_either_history_refuse_it_with_nothing_changed(history, tmp_path):

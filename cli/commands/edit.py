@@ -386,14 +386,22 @@ def _upstream_of(repo, upstream: str | None) -> tuple[str, str]:
     upstream's remote-tracking branch (git's `rebase` with none)."""
     from memstore.remote import remotes
 
+    if upstream is not None:  # ('' too: an unknown revision, as git's 'invalid upstream')
+        return upstream, upstream
     branch = repo.head().branch
-    if upstream is not None or branch is None:  # (a detached HEAD: rebase says so)
-        return upstream or "HEAD", upstream or "HEAD"
+    if branch is None:  # (a detached HEAD: rebase says so)
+        return "HEAD", "HEAD"
     up = remotes.upstream_of(repo, branch)
     if up is None:
         raise click.UsageError(f"branch {branch!r} has no upstream: name UPSTREAM, or set "
                                "one with `memstore branch --set-upstream-to REMOTE/BRANCH`")
-    return remotes.tracking_ref(up.remote, up.branch), up.name
+    ref = remotes.tracking_ref(up.remote, up.branch)
+    if repo.refs.read(ref) is None:  # `branch -vv` says [gone]
+        raise click.UsageError(f"the upstream of {branch!r}, {up.name}, is gone (not "
+                               f"fetched yet, or deleted there since): name UPSTREAM, "
+                               f"`memstore fetch {up.remote}`, or `memstore branch "
+                               "--unset-upstream`")
+    return ref, up.name
 
 
 def rebase_result(repo, r) -> dict[str, Any]:
