@@ -63,7 +63,9 @@ def _months_before(t: dt.datetime, months: int) -> dt.datetime:
     if year < dt.MINYEAR:
         raise ValueError("further back than year 1")
     day = min(t.day, calendar.monthrange(year, month + 1)[1])
-    return t.replace(year=year, month=month + 1, day=day)
+    # on the local clock, then placed in time with that day's offset: `t`'s zone is the
+    # offset of now, an hour off across a summer-time change
+    return t.replace(tzinfo=None, year=year, month=month + 1, day=day).astimezone()
 
 
 class Date(click.ParamType):

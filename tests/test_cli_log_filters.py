@@ -115,6 +115,24 @@ def test_a_date_without_a_zone_is_the_local_time_and_months_are_calendar_ones(mo
         time.tzset()
 
 
+def test_months_ago_keep_the_local_time_of_day_across_a_summer_time_change(monkeypatch):
+    """Berlin, the day summer time began (UTC+2 since 01:00 UTC): 1 month ago is the same
+    local time (14:00) on 28 February, in winter time (UTC+1): 13:00 UTC, not 12:00 (the
+    offset of now kept)."""
+    from cli.dates import parse
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        now = dt.datetime(2026, 3, 29, 12, 0, tzinfo=dt.UTC)
+        assert parse("1 month ago", now) == parse("2026-02-28T13:00Z")
+        assert parse("1 month 2 hours ago", now) == parse("2026-02-28T11:00Z")
+        assert parse("2 days ago", now) == parse("2026-03-27T12:00Z")  # seconds, as git's
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_reverse_lists_oldest_first_after_n_took_the_newest(dated):
     repo, c, side = dated
     newest_first = [x for x, _ in reversed(c)]
