@@ -173,3 +173,35 @@ def test_fetch_and_prune_refuse_a_remote_renamed_onto_their_name_meanwhile(base,
     error_line(run("remote", "prune", "team", cwd=keep), 1, "remote 'team' now names ")
     assert tracking(keep) == {"old/main": ids[2], "old/topic": ids[1],
                               "team/main": ids[2], "team/topic": ids[1]}
+
+
+def test_push_and_push_delete_leave_a_remote_renamed_onto_their_name_meanwhile(
+        base, tmp_path, monkeypatch):
+    """The same renames landing while `push team topic2` or `push --delete team topic` ran:
+    the push moved team/topic2 here and the delete removed team/topic, which are now
+    fork's (its store lacks topic2 and still has topic). The push lands on the store it
+    read; the remote-tracking branches of the remote now named team are left as they are."""
+    from memstore.remote import push, push_delete, remotes
+
+    repo, ids = setup(base, tmp_path)
+    ok("branch", "topic2", ids[0], cwd=repo)
+    track, untrack = push._track, push_delete._untrack
+
+    def swapped_first(write):
+        def swapped(r, *args):  # as another process's two renames
+            remotes.rename(r, "team", "old")
+            remotes.rename(r, "fork", "team")
+            write(r, *args)
+        return swapped
+
+    monkeypatch.setattr(push, "_track", swapped_first(track))
+    keep = copy_repo(repo, tmp_path / "keep")
+    ok("push", "team", "topic2", cwd=repo)
+    assert tracking(repo) == {"old/main": ids[2], "old/topic": ids[1],
+                              "team/main": ids[2], "team/topic": ids[1]}
+    assert "refs/heads/topic2" in remote_files(str(tmp_path / "team"))  # the store read
+    monkeypatch.setattr(push_delete, "_untrack", swapped_first(untrack))
+    ok("push", "--delete", "team", "topic", cwd=keep)
+    assert "refs/heads/topic" not in remote_files(str(tmp_path / "team"))
+    assert tracking(keep) == {"old/main": ids[2], "old/topic": ids[1],
+                              "team/main": ids[2], "team/topic": ids[1]}

@@ -142,9 +142,9 @@ def test_push_u_while_the_remote_is_removed_records_no_upstream(base, tmp_path, 
     repo, _ = setup(base, tmp_path)
     track = push._track
 
-    def removed_first(r, name, branch, tip):  # as another process's `remote remove`
+    def removed_first(r, name, *rest):  # as another process's `remote remove`
         remotes.remove(r, name)
-        track(r, name, branch, tip)
+        track(r, name, *rest)
 
     monkeypatch.setattr(push, "_track", removed_first)
     r = run("push", "-u", "team", cwd=repo)

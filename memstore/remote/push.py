@@ -157,7 +157,7 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
         elif with_stats:  # the branch is there already: its statistics may not be
             result.moved = result.moved.add(
                 push_statistics(repo, remote.transport, reachable(repo, [tip])))
-        _track(repo, name, branch, tip)
+        _track(repo, name, url, branch, tip)
         if set_upstream:
             try:
                 remotes.record_upstream(repo, branch, Upstream(name, branch))
@@ -212,13 +212,15 @@ def _on_remote(repo: Repository, transport: Transport, old: str | None) -> set[s
     return {old}
 
 
-def _track(repo: Repository, name: str, branch: str, tip: str) -> None:
+def _track(repo: Repository, name: str, url: str, branch: str, tip: str) -> None:
     """Moves remote `name`'s tracking branch to `tip`; none for a remote removed while the
     push ran (`remote remove` deleted its tracking branches: one written now would be
-    left behind, naming no remote)."""
+    left behind, naming no remote), nor for one that names another store now (`remote
+    rename` of another remote onto `name`, or set-url: its tracking branches say what
+    that store holds, which this push did not write to)."""
     ref = remotes.tracking_ref(name, branch)
     with repo.lock():
-        if name not in remotes.remotes(repo):
+        if remotes.remotes(repo).get(name) != url:
             return
         old = repo.refs.read(ref)
         if old != tip:

@@ -113,7 +113,7 @@ def push_delete(repo: Repository, name: str, refs: list[str], *,
             transport.put(HEAD_FILE, head_bytes(checked_out(None, left)))
         else:
             transport.remove(HEAD_FILE)
-    _untrack(repo, name, gone)
+    _untrack(repo, name, url, gone)
     result.guarantee = transport.guarantee
     result.seconds = time.perf_counter() - t0
     return result
@@ -142,9 +142,13 @@ def _resolve(transport, remote: str, given: str) -> tuple[str, str, RefValue]:
     return prefix, short, value
 
 
-def _untrack(repo: Repository, name: str, branches: list[str]) -> None:
-    """Removes REMOTE/BRANCH of each branch deleted there, whatever commit it names."""
+def _untrack(repo: Repository, name: str, url: str, branches: list[str]) -> None:
+    """Removes REMOTE/BRANCH of each branch deleted there, whatever commit it names; none
+    where remote `name` names another store now than `url`, the one deleted from (another
+    remote renamed onto the name meanwhile, or set-url: those are that store's)."""
     with repo.lock(), transaction(repo.db):
+        if remotes.remotes(repo).get(name) != url:
+            return
         for branch in branches:
             ref = remotes.tracking_ref(name, branch)
             old = repo.refs.read(ref)
