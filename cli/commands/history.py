@@ -78,7 +78,7 @@ def _rewritten(commits: list, kept: set[str]) -> list:
               help="Only the commits whose message matches the regular expression PATTERN "
                    "(repeatable: any of them).")
 @click.option("-i", "--regexp-ignore-case", "ignore_case", is_flag=True,
-              help="Match --grep's patterns in any case.")
+              help="Match --grep's and --fact's patterns in any case.")
 @click.option("--all-match", is_flag=True,
               help="Only the commits whose message matches every --grep pattern.")
 @click.option("--fact", metavar="PATTERN",
