@@ -913,3 +913,17 @@ def test_a_revert_says_how_many_facts_it_took_out(history):
     said = f"{n} facts taken out: P(new) {p_new:.3f}"
     assert lines[2] == f" {said}", lines
     assert f"Metrics: {said}" in ok("show", reverted, cwd=repo_dir).stdout
+
+
+def test_a_squash_of_one_commit_of_one_fact_says_it_in_the_singular(history, tmp_path_factory):
+    """SmolLM2: 'Squash 4 commits after ce9df3a1f408 (1 facts)'; of one commit, 'Squash 1
+    commits'."""
+    repo_dir, (_, _, c3) = history
+    one = write_facts(tmp_path_factory.mktemp("one") / "one.jsonl",
+                      [("Danube", "The {} flows into the", "Baltic Sea", "Black Sea")])
+    new = last_line(ok("commit", one, cwd=repo_dir))
+    squashed = last_line(ok("squash", c3, cwd=repo_dir))
+    with Repository.open(repo_dir) as repo:
+        assert repo.get_commit(new).parents == (c3,)
+        summary = repo.get_commit(squashed).summary
+    assert summary == f"Squash 1 commit after {c3[:12]} (1 fact)", summary

@@ -539,8 +539,9 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
             lines = [f"* {repo.get_commit(c).summary}"
                      for c in reversed(squashed) if repo.get_commit(c).summary]
             after = onto[:12] if onto is not BASE else "the base model"
-            message = (f"Squash {len(squashed)} commits after {after} "
-                       f"({len(added)} facts)\n\n" + "\n".join(lines))
+            n_commits, n_facts = len(squashed), len(added)  # 'Squash 1 commit (1 fact)'
+            message = (f"Squash {n_commits} commit{'s' * (n_commits != 1)} after {after} "
+                       f"({n_facts} fact{'s' * (n_facts != 1)})\n\n" + "\n".join(lines))
         sources = prov.squash_sources(added, set(squashed))
         # the writes carried from one a revert of a merge put back: gc may drop that revert
         restored = [n for n, f in enumerate(added) if any(
