@@ -9,7 +9,16 @@ import json
 import time
 
 import pytest
-from cli_support import copy_repo, empty_template, error_line, last_line, ok, run, snapshot
+from cli_support import (
+    copy_repo,
+    empty_template,
+    error_line,
+    last_line,
+    ok,
+    run,
+    snapshot,
+    write_facts,
+)
 
 from memstore.store.repository import Repository
 
@@ -178,3 +187,26 @@ def test_fact_finds_the_commits_that_wrote_or_took_out_a_matching_fact(history):
     assert ids(repo, "--fact", "plays", "--grep", "facts b") == [r, c2]
     error_line(run("log", "--fact", "[z-a]", cwd=repo), 2,
                "--fact '[z-a]': not a regular expression")
+
+
+def test_fact_finds_a_commit_by_the_target_it_superseded(history, tmp_path, monkeypatch):
+    """A commit that retargets a fact (--supersede: Porsche 911, created by Honda ->
+    Toyota) took the old version out, as `show` lists it ('Honda' -> 'Toyota'): --fact
+    finds it by either target, as git's -G finds a line removed or added, and as it finds
+    a revert, merge or squash by both targets of a fact it retargeted. The parent's
+    version is read (its chain walked) only where an index row holds a matching target."""
+    from memstore.store import chain_facts
+
+    looked_up = []
+    live_writes = chain_facts.live_writes
+    monkeypatch.setattr(chain_facts, "live_writes",
+                        lambda store, c, keys: looked_up.append(c) or live_writes(store, c, keys))
+    repo, (c1, _, _) = history
+    toyota = write_facts(tmp_path / "toyota.jsonl", [("Porsche 911", "{}, created by",
+                                                      "Toyota", "Porsche")])
+    x = last_line(ok("commit", toyota, "--supersede", cwd=repo))
+    assert ids(repo, "--fact", "^Honda$") == [x, c1]
+    assert ids(repo, "--fact", "^honda$", "-i") == [x, c1]
+    assert len(looked_up) == 2  # x's parent, once per log
+    assert ids(repo, "--fact", "Toyota") == [x] and len(looked_up) == 2  # no old target
+    assert ids(repo, "--fact", "^Porsche$") == []  # target_true is no target it held

@@ -115,9 +115,10 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
     --since/--after and --until/--before (the commit's recorded time, both ends included);
     --fact, git's -G for facts (a regular expression; -i: any case): the commits whose
     requests wrote a fact whose subject, prompt with the subject filled in, or target
-    matches, and the reverts, merges and squashes whose state added, removed or retargeted
-    one against their first parent's (what `show` lists; both targets of a retargeted one),
-    so a fact written and reverted since is found too, where blame sees the live ones only.
+    matches (or whose target the write replaced: --supersede), and the reverts, merges and
+    squashes whose state added, removed or retargeted one against their first parent's
+    (what `show` lists; both targets of a retargeted one), so a fact written and reverted
+    since is found too, where blame sees the live ones only.
     -n counts the commits the filters keep; --reverse lists them oldest first, after -n
     has taken the newest N (and cannot be drawn with --graph).
 
@@ -239,7 +240,8 @@ def _filter(author: str | None, patterns: list[re.Pattern], all_match: bool,
 def _touches(repo, c, pattern: re.Pattern) -> bool:
     from memstore.store.queries import facts_touched
 
-    return any(pattern.search(text) for r in facts_touched(repo, c)
+    return any(pattern.search(text)
+               for r in facts_touched(repo, c, lambda t: bool(pattern.search(t)))
                for text in (r.subject, r.text, r.target_new))
 
 

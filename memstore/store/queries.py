@@ -19,7 +19,7 @@ from . import chain_facts
 from .blame import writer
 from .commits import Commit, load_requests
 from .history import LiveFact, ancestors_of, chain_layers, chain_updates, checked_graph
-from .index import introduced_size
+from .index import BY_KEY, introduced_size
 from .provenance import Provenance
 from .repository import Repository
 from .schema import not_indexed
@@ -150,15 +150,27 @@ def diff(repo: Repository, rev1: str, rev2: str) -> dict[str, list[dict[str, Any
     return _diff_states(repo, state_commit(repo, rev1), state_commit(repo, rev2))
 
 
-def facts_touched(repo: Repository, c: Commit) -> list[Request]:
-    """The facts commit `c` wrote or took out (`log --fact`). A commit whose state is its
-    first parent's (the base's for a root) plus its own writes (a commit, a cherry-pick):
-    the requests it wrote, read off its own sets, not its history's; any other (a revert, a
-    merge, a squash): what `show` lists, the facts its state added, removed or retargeted
-    against its first parent's, each target, old and new."""
+def facts_touched(repo: Repository, c: Commit,
+                  target: Callable[[str], bool] | None = None) -> list[Request]:
+    """The facts commit `c` wrote or took out (`log --fact`): what `show` lists, the facts
+    its state added, removed or retargeted against its first parent's, each target, old
+    and new. A commit whose state is its first parent's (the base's for a root) plus its
+    own writes (a commit, a cherry-pick, a rebase): the requests it wrote, read off its own
+    sets, and the first parent's version of each it retargeted (--supersede), looked up
+    (the parent's chain read) only for a fact some request row of the index gives a
+    target that `target` takes (None: any), so that a log whose pattern no old target
+    matches reads no history; any other (a revert, a merge, a squash): the two states
+    compared."""
     parent = c.parents[0] if c.parents else BASE
     if c.basis == parent:
-        return [r for s in c.update_sets for r in load_requests(repo.objects, s)]
+        written = [r for s in c.update_sets for r in load_requests(repo.objects, s)]
+        now = {fact_key(r): r.target_new for r in written}  # the last write of each
+        keys = [k for k in now if parent is not BASE and any(
+            t != now[k] and (target is None or target(t)) for (t,) in repo.db.execute(
+                "select target_new from requests where " + BY_KEY, list(k)))]
+        before = chain_facts.live_writes(repo.store, parent, keys) if keys else {}
+        return written + [f.request for k, f in before.items()
+                          if f.request.target_new != now[k]]
     a, b = _fact_states(repo, parent, c.id)
     return ([f.request for k, f in a.items()
              if k not in b or b[k].request.target_new != f.request.target_new]
