@@ -72,7 +72,7 @@ def test_a_long_commit_off_a_terminal_says_what_it_is_doing(base, history, monke
     monkeypatch.delenv("MEMSTORE_QUIET", raising=False)
     monkeypatch.setattr(progress_module, "PHASE_AFTER", 0.0)
     err = ok("commit", files["d"], cwd=repo).stderr
-    writing = "memstore: writing 1 fact (their z-vectors, then the update)"
+    writing = "memstore: writing 1 fact (its z-vector, then the update)"  # not 'their'
     assert f"{writing}… (running for " in err and f"{writing}: done in " in err
     assert err.index(f"{writing}…") < err.index(f"{writing}: done in ")
     assert "\r" not in err

@@ -425,7 +425,8 @@ def commit(repo: Repository, requests: list[Request], message: str, *,
             earlier = (earlier_keys_for(repo.store, parent, [], requests)
                        if parent and settings.history != "plain" else None)
         base.editing(settings.layers)
-        with phase(f"writing {n} (their z-vectors, then the update)"):
+        how = "its z-vector" if len(requests) == 1 else "their z-vectors"
+        with phase(f"writing {n} ({how}, then the update)"):
             result = execute_memit(base.model, base.tokenizer, requests, settings, stats_,
                                    adapter=base.adapter, templates=templates,
                                    earlier=earlier or None)
