@@ -303,6 +303,25 @@ def test_pull_rebase_writes_the_local_commits_on_the_fetched_branch(
                "there since): name UPSTREAM")
 
 
+def test_with_no_upstream_recorded_it_takes_the_one_status_and_pull_take(history, tmp_path):
+    """After `remote add origin` and a plain `push` (no -u), `status` and `branch -vv` compare
+    main with origin/main and `pull --rebase` rebases onto it: `rebase` with no UPSTREAM
+    takes the same one (it refused 'no upstream'). With several remotes and none 'origin'
+    there is no default: refused, as status shows none."""
+    repo_dir, (_, c2, c3) = history
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo_dir)
+    ok("push", cwd=repo_dir)
+    ok("reset", c2, cwd=repo_dir)
+    status = json.loads(ok("status", "--json", cwd=repo_dir).stdout)["upstream"]
+    assert (status["name"], status["commit"], status["behind"]) == ("origin/main", c3, 1)
+    r = ok("rebase", cwd=repo_dir)
+    assert r.stdout.splitlines() == ["Fast-forwarded main to origin/main.", c3]
+    ok("remote", "rename", "origin", "team", cwd=repo_dir)
+    ok("remote", "add", "other", tmp_path / "other", cwd=repo_dir)
+    assert json.loads(ok("status", "--json", cwd=repo_dir).stdout)["upstream"] is None
+    error_line(run("rebase", cwd=repo_dir), 2, "branch 'main' has no upstream: name UPSTREAM")
+
+
 def test_damaged_rows_in_either_history_refuse_it_with_nothing_changed(history, tmp_path):
     """topic (at C1) holds D then E. With D's commits row deleted (its record kept; fsck
     names it), the range cannot be told: refused in one line before anything is done; so

@@ -338,8 +338,9 @@ def cherry_pick(rev: str, message: str | None, as_json: bool) -> None:
 @json_option
 def rebase(upstream: str | None, as_json: bool) -> None:
     """Write the current branch's own commits again on top of UPSTREAM, as git's rebase.
-    With no UPSTREAM, the branch's upstream (`push -u`, `branch --set-upstream-to`: its
-    remote-tracking branch, as of the last fetch).
+    With no UPSTREAM, the branch's upstream as `status` and `pull` take it (the one `push
+    -u` or `branch --set-upstream-to` recorded, else origin's or the only remote's branch
+    of the same name): its remote-tracking branch, as of the last fetch or push.
 
     The commits the branch holds that UPSTREAM does not are picked onto UPSTREAM, oldest
     first, one new commit each, as cherry-pick writes one (one solve from the commit's
@@ -382,8 +383,9 @@ def rebase(upstream: str | None, as_json: bool) -> None:
 
 
 def _upstream_of(repo, upstream: str | None) -> tuple[str, str]:
-    """(the revision to rebase onto, how to name it): UPSTREAM, else the current branch's
-    upstream's remote-tracking branch (git's `rebase` with none)."""
+    """(the revision to rebase onto, how to name it): UPSTREAM, else the remote-tracking
+    branch of the current branch's upstream as `status` and `pull` take it (the recorded
+    one, else the default remote's branch of its name)."""
     from memstore.remote import remotes
 
     if upstream is not None:  # ('' too: an unknown revision, as git's 'invalid upstream')
@@ -391,11 +393,11 @@ def _upstream_of(repo, upstream: str | None) -> tuple[str, str]:
     branch = repo.head().branch
     if branch is None:  # (a detached HEAD: rebase says so)
         return "HEAD", "HEAD"
-    up = remotes.upstream_of(repo, branch)
-    if up is None:
+    up, recorded = remotes.upstream_or_default(repo, branch) or (None, False)
+    ref = remotes.tracking_ref(up.remote, up.branch) if up is not None else ""
+    if not recorded and (up is None or repo.refs.read(ref) is None):  # `status` shows none
         raise click.UsageError(f"branch {branch!r} has no upstream: name UPSTREAM, or set "
                                "one with `memstore branch --set-upstream-to REMOTE/BRANCH`")
-    ref = remotes.tracking_ref(up.remote, up.branch)
     if repo.refs.read(ref) is None:  # `branch -vv` says [gone]
         raise click.UsageError(f"the upstream of {branch!r}, {up.name}, is gone (not "
                                f"fetched yet, or deleted there since): name UPSTREAM, "

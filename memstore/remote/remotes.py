@@ -204,6 +204,21 @@ def upstream_of(repo: Repository, branch: str | None) -> Upstream | None:
     return up
 
 
+def upstream_or_default(repo: Repository, branch: str) -> tuple[Upstream, bool] | None:
+    """The upstream `branch` is compared with and rebased onto when none is named, as `pull`
+    merges it: the recorded one (True: `branch -vv` says [gone] when its tracking branch is
+    not here), else the default remote's branch of the same name (False); None with
+    several remotes and none 'origin' (no default). `status`, `branch -vv` and `rebase`
+    take it from here, so that they name the same one."""
+    up = upstreams.get(repo.db, branch)
+    if up is not None:
+        return up, True
+    try:
+        return Upstream(default_remote(repo), branch), False
+    except ValidationError:
+        return None
+
+
 def remote_for(repo: Repository, branch: str | None) -> str:
     """The remote a command given none uses for `branch`: its upstream's, else the default."""
     up = upstream_of(repo, branch)
@@ -334,13 +349,10 @@ def upstream(repo: Repository, branch: str | None = None, *,
         commit = repo.refs.read(branch_ref(branch))
     if branch is None or commit is None:
         return None
-    up = upstreams.get(repo.db, branch)
-    recorded = up is not None
-    if up is None:
-        try:
-            up = Upstream(default_remote(repo), branch)
-        except ValidationError:  # several remotes, none 'origin': no default to compare with
-            return None
+    found = upstream_or_default(repo, branch)
+    if found is None:  # several remotes, none 'origin': no default to compare with
+        return None
+    up, recorded = found
     theirs = (repo.refs.read(tracking_ref(up.remote, up.branch))
               if up.remote in remotes(repo) else None)
     if theirs is None:
