@@ -122,9 +122,30 @@ def first_line(message: str) -> str:
     return lines[0] if lines else ""
 
 
+def taken_out(m: dict[str, Any]) -> str | None:
+    """'5 facts taken out' from a revert's metrics (its 'reverted': the facts it took out,
+    each measured after it); None for another commit's. The one wording of the count:
+    `log`'s views and `show` take it from here."""
+    r = m.get("reverted") if isinstance(m, dict) else None
+    if not isinstance(r, dict):
+        return None
+    n = sum(v for k in ("n", "n_skipped") if isinstance(v := r.get(k), int))
+    return f"{counted(n, 'fact')} taken out"
+
+
+def commit_facts(n_requests: int, m: dict[str, Any]) -> str:
+    """`log --oneline`'s count: '2 facts' (the requests its update sets solve); a revert's
+    '5 facts taken out', with ', 2 replayed' where it solved later commits' facts again."""
+    out = taken_out(m)
+    if out is None:
+        return counted(n_requests, "fact")
+    return f"{out}, {n_requests} replayed" if n_requests else out
+
+
 def metrics_line(m: dict[str, Any]) -> str:
     """'efficacy 1.000 (3 with target_true), P(new) 0.012 -> 0.870' from commit metrics; a
-    revert's adds the facts it took out ('5 facts taken out: P(new) 0.044')."""
+    revert's adds the facts it took out ('5 facts taken out: P(new) 0.044, still preferred
+    0.000 (ES over 5 with target_true)': how many still beat target_true after it)."""
     if not m:
         return "no metrics"
     parts = []
@@ -137,10 +158,13 @@ def metrics_line(m: dict[str, Any]) -> str:
         before = m.get("p_new_before")
         arrow = f"{num(before)} -> " if before is not None else ""
         parts.append(f"P(new) {arrow}{num(m['p_new'])}")
-    r = m.get("reverted")  # a revert's: the facts it took out, measured after it
-    if isinstance(r, dict) and r.get("p_new") is not None:
-        n = sum(v for k in ("n", "n_skipped") if isinstance(v := r.get(k), int))
-        parts.append(f"{counted(n, 'fact')} taken out: P(new) {num(r['p_new'])}")
+    r, out = m.get("reverted"), taken_out(m)  # a revert's: the facts it took out
+    if out is not None and r.get("p_new") is not None:
+        part = f"{out}: P(new) {num(r['p_new'])}"
+        if r.get("n"):
+            part += (f", still preferred {num(r.get('efficacy'))} "
+                     f"(ES over {r['n']} with target_true)")
+        parts.append(part)
     e = m.get("earlier")
     if isinstance(e, dict) and e.get("n"):
         parts.append(f"earlier facts recalled {num(e.get('recalled_before'))} -> "

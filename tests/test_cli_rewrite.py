@@ -900,7 +900,8 @@ def test_a_revert_says_how_many_facts_it_took_out(history):
     """A revert of a commit that wrote N facts and had no later commit to replay printed
     'revert: 0 facts in 0 solves' and 'no metrics' (and `show`: 'Metrics: no metrics'),
     as if it had done nothing: the facts it solves are the replayed ones. It says the N
-    facts it took out, and their P(new) measured after it, which the record holds."""
+    facts it took out, and their P(new) and ES measured after it, which the record holds,
+    in the same words in `log --oneline`, `log` and `show`."""
     repo_dir, (_, _, c3) = history
     with Repository.open(repo_dir) as repo:
         n = len(repo.requests_of(c3))
@@ -909,10 +910,18 @@ def test_a_revert_says_how_many_facts_it_took_out(history):
     lines = r.stdout.splitlines()
     assert lines[1].startswith(f" revert ({n} facts taken out): 0 facts in 0 solves"), lines
     with Repository.open(repo_dir) as repo:
-        p_new = repo.get_commit(reverted).metrics["reverted"]["p_new"]
-    said = f"{n} facts taken out: P(new) {p_new:.3f}"
+        m = repo.get_commit(reverted).metrics["reverted"]
+    # measured as written, target_true too (it measured them as (subject, prompt, target):
+    # 'n 0, n_skipped N', no ES): how many still beat target_true after the revert
+    assert (m["n"], m["n_skipped"]) == (n, 0)
+    said = (f"{n} facts taken out: P(new) {m['p_new']:.3f}, still preferred "
+            f"{m['efficacy']:.3f} (ES over {n} with target_true)")
     assert lines[2] == f" {said}", lines
     assert f"Metrics: {said}" in ok("show", reverted, cwd=repo_dir).stdout
+    assert f"Facts:  0 (revert); {said}" in ok("log", "-n1", cwd=repo_dir).stdout
+    # --oneline says the same count in the same words ('[revert, 0 facts]' before)
+    assert ok("log", "--oneline", "-n1", cwd=repo_dir).stdout.rstrip().endswith(
+        f"[revert, {n} facts taken out]")
 
 
 def test_a_squash_of_one_commit_of_one_fact_says_it_in_the_singular(history, tmp_path_factory):

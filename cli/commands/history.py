@@ -9,6 +9,7 @@ import click
 
 from ..dates import Date
 from ..output import (
+    commit_facts,
     counted,
     first_line,
     json_option,
@@ -180,7 +181,7 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
                 click.echo(prefix if c is None else
                            f"{lead}{lead_mark.format(side(c))}{short(c.id)}{deco(c)} "
                            f"{first_line(c.message)} "
-                           f"[{c.operation}, {counted(c.n_requests, 'fact')}]")
+                           f"[{c.operation}, {commit_facts(c.n_requests, c.metrics)}]")
         else:
             def text(c) -> list[str]:
                 return [f"commit {lead_mark.format(side(c))}{c.id}{deco(c)}",

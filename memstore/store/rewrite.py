@@ -378,8 +378,10 @@ def revert(repo: Repository, rev: str, message: str | None = None) -> Report:
         out = set(at_head.values()) - set(after.values())
         with phase(f"measuring the {len(live)} live and {len(out)} reverted facts"):
             metrics = measure(base, live) if live else {}
-            if out:
-                metrics["reverted"] = measure(base, [Request(*f) for f in sorted(out)])
+            if out:  # as written (target_true too): ES says whether each is still preferred
+                written = {_fact(r): r for k in drop for r in loaded[k]}
+                metrics["reverted"] = measure(base, [written.get(f, Request(*f))
+                                                     for f in sorted(out)])
         if message is None:
             message = f'Revert "{c.summary}"\n\nThis reverts commit {target}.'
             if replayed:
