@@ -119,6 +119,25 @@ def test_an_invisible_character_at_an_edge_is_refused_as_whitespace_is(repo, tmp
     assert ok("commit", facts(tmp_path, "flag.jsonl", {**FACT, "subject": flag}), cwd=repo)
 
 
+def test_ask_warns_of_a_prompt_ending_as_a_facts_may_not_and_answers_it(repo):
+    """`ask "The capital of Kenya is "` answered '2018' on SmolLM2 with no word, where
+    commit refuses that prompt: one warning line on stderr, the answer still given (a user
+    may mean it). A final newline is taken as meant; the same prompt without the space,
+    nothing."""
+    r = ok("ask", "The capital of Kenya is ", "--max-tokens", "1", cwd=repo)
+    said = ("warning: the prompt ends with whitespace (asked as written; the model expects "
+            "the answer's first word to bring its own space, and commit refuses such a prompt "
+            "in a fact)")
+    assert r.stderr.splitlines() == [said]
+    assert r.stdout.startswith("The capital of Kenya is ") and len(r.stdout.splitlines()) == 1
+    for meant in ("The capital of Kenya is", "Q: the capital of Kenya?\n"):
+        assert ok("ask", meant, "--max-tokens", "1", cwd=repo).stderr == ""
+    zw = ok("ask", "The capital of Kenya is\u200b", "--max-tokens", "1", "--json", cwd=repo)
+    assert zw.stderr.startswith("warning: the prompt ends with the invisible character "
+                                "U+200B (asked as written")
+    assert json.loads(zw.stdout)["prompt"] == "The capital of Kenya is\u200b"
+
+
 def test_a_mistake_in_a_long_prompt_is_one_readable_line(repo, tmp_path):
     # the prompt was repeated whole, twice: a 2,000-character prompt made a line of 4,189
     long = {**FACT, "subject": "Hond", "prompt": "{}a Civic is produced by" + " the" * 500}

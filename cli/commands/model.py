@@ -34,14 +34,25 @@ def ask(prompt: str, rev: str | None, compare: str | None, max_tokens: int,
     The state of REV is built in memory from the base weights and the update chain; no
     checkpoint is written.
 
+    A PROMPT ending with a space (or an invisible character) is asked as written, with
+    one warning line on stderr: the model reads the next word with its own space, so the
+    answer is not the one a fact's prompt gets (commit refuses such a prompt). A final
+    newline is taken as meant.
+
     --json prints one object: prompt and answers (rev, commit: null for the base, and
     completion, per state asked).
     """
+    from memstore.editing.requests import prompt_end
     from memstore.store import porcelain
 
     from ..context import open_repo
 
     with open_repo() as repo:
+        end = prompt_end(prompt)
+        if end is not None and not prompt.endswith("\n"):
+            warn(f"warning: the prompt ends with {end} (asked as written; the model expects "
+                 "the answer's first word to bring its own space, and commit refuses such a "
+                 "prompt in a fact)")
         answers = porcelain.ask(repo, prompt, rev, compare, max_tokens)
     if as_json:
         print_json({"prompt": prompt, "answers": answers})

@@ -170,9 +170,9 @@ def check_edges(request: Request, where: str) -> None:
         raise ValidationError(f"{where}: the subject {_short(request.subject)} begins or ends with "
                               f"{_edge(request.subject)} (the prompt holds the spaces around "
                               "'{}')")
-    if _edge(request.prompt, start=False):
+    if prompt_end(request.prompt):
         raise ValidationError(f"{where}: the prompt {_short(request.prompt)} ends with "
-                              f"{_edge(request.prompt, start=False)} (the target follows it "
+                              f"{prompt_end(request.prompt)} (the target follows it "
                               "with a space of its own)")
     for name, target in (("target_new", request.target_new),
                          ("target_true", request.target_true)):
@@ -186,6 +186,12 @@ def check_edges(request: Request, where: str) -> None:
                 raise ValidationError(f"{where}: {name} {i + 1} {_short(p)} holds '{{}}': "
                                       f"{name} prompts are whole texts, the subject written "
                                       "out (only the prompt has '{}' for it)")
+
+
+def prompt_end(prompt: str) -> str | None:
+    """What `prompt` ends with that a fact's prompt may not (check_edges: 'whitespace',
+    'the invisible character U+200B'), or None; `ask` warns of it."""
+    return _edge(prompt, start=False)
 
 
 def _edge(text: str, start: bool = True) -> str | None:
