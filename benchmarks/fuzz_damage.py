@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def build(d: Path) -> None:
     """d/snap/{repo,remote,export,outside}: built with the tests' helpers (tiny model)."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from cli_support import facts_files, history_template, ok
+    from cli_support import facts_files, history_template, ok, write_facts
 
     world = d / "world"
     ours(d, making=True)
@@ -70,6 +70,17 @@ def build(d: Path) -> None:
     ok("push", "origin", "theirs", cwd=other)
     ok("branch", "--set-upstream-to", "origin/main", cwd=repo)
     ok("commit", f["e"], "-m", "facts e", cwd=repo)  # main: one ahead of origin/main
+    # the rows damaged as each table's last one are the rows as they are here (main's tip's)
+    (d / LAST_ROWS).write_text(json.dumps(
+        {t: max((r[0] for r in rows), default=0)
+         for t, (_, rows) in _table_rows(repo / ".memstore" / "index.db").items()}))
+    # ahead: one commit ahead of main (merge --ff-only/--no-ff have work), made by a switch
+    # back and forth, so that `switch -` goes back to it
+    g = write_facts(d / "build" / "g.jsonl", [("Lionel Messi", "{} was born in", "Paris",
+                                              "Rosario")])
+    ok("switch", "-c", "ahead", cwd=repo)
+    ok("commit", g, "-m", "facts g", cwd=repo)
+    ok("switch", "main", cwd=repo)
     ok("export", "HEAD~1", str(world / "export"), cwd=repo)
     (world / "outside").mkdir()
     (world / "outside" / "keep.txt").write_text("outside the repository\n")
@@ -77,6 +88,7 @@ def build(d: Path) -> None:
     shutil.copytree(world, d / "snap", symlinks=True)
 
 
+LAST_ROWS = "last-rows.json"  # in --dir: each table's last rowid before `ahead` was made
 MARKER = ".fuzz_damage"  # in a --dir this script made: only there does it remove folders
 
 
@@ -152,15 +164,19 @@ def _table_rows(db: Path) -> dict[str, tuple[list[str], list[tuple]]]:
         con.close()
 
 
-def row_damages(db: Path) -> list[dict]:
+def row_damages(db: Path, last: dict[str, int] | None = None) -> list[dict]:
     """Every column of a few rows of every table: refs and config rows all, of the others
-    the last row (the newest commit, snapshot, ...)."""
+    the last row (the newest commit, snapshot, ...: main's tip's; with `last`, the last of
+    rowid at most last[table], the last before the branch `ahead` was made)."""
     out = []
     order = ("refs", "config", "commits", "objects", "snapshots", "requests", "statistics")
     tables = _table_rows(db)
     for table in sorted(tables, key=lambda t: order.index(t) if t in order else len(order)):
         cols, rows = tables[table]
-        chosen = rows if table in ("refs", "config") else rows[-1:]
+        if table in ("refs", "config"):
+            chosen = rows
+        else:
+            chosen = [r for r in rows if last is None or r[0] <= last.get(table, r[0])][-1:]
         for row in chosen:
             label = f"{table}[{row[1]}]" if table in ("refs", "config") else f"{table}[last]"
             out.append({"target": label, "how": "delete", "table": table, "rowid": row[0]})
@@ -195,6 +211,8 @@ READS = [
     ["remote", "list"],
     ["config"], ["stats"], ["fsck"], ["verify", "{W}/export"], ["export", "HEAD", "{W}/out"],
     ["ask", "Michael Jordan plays", "--max-tokens", "2"],
+    ["remote", "get-url", "origin"], ["remote", "prune", "-n", "origin"],
+    ["log", "--grep", "facts", "--since", "2020-01-01", "--reverse"],
 ]
 WRITES = [
     ["commit", "{W}/request.jsonl", "-m", "fuzz"], ["revert", "HEAD~1"], ["merge", "side"],
@@ -203,9 +221,15 @@ WRITES = [
     ["branch", "-d", "-r", "origin/side"],
     ["gc"], ["fsck", "--repair"], ["push"], ["fetch"], ["pull"], ["config", "z_steps", "6"],
     ["verify", "--base"],
+    ["rebase", "side"], ["rebase"], ["pull", "--rebase"], ["merge", "--ff-only", "ahead"],
+    ["merge", "--no-ff", "ahead"], ["switch", "-"], ["switch", "-c", "x", "origin/side",
+                                                     "--no-track"],
+    ["remote", "rename", "origin", "up"], ["remote", "prune", "origin"], ["fetch", "--all"],
 ]
 REMOTE_COMMANDS = [["fetch"], ["push"], ["pull"], ["fsck", "origin"], ["push", "--tags"],
-                   ["clone", "{W}/remote", "{W}/out", "--base", "{B}"]]
+                   ["clone", "{W}/remote", "{W}/out", "--base", "{B}"],
+                   ["pull", "--rebase"], ["remote", "prune", "origin"],
+                   ["remote", "prune", "-n", "origin"], ["fetch", "--all"]]
 EXPORT_COMMANDS = [["verify", "{W}/export"], ["export", "--force", "HEAD", "{W}/export"]]
 NAMED_OUTPUT = {"export": "{W}/out", "clone": "{W}/out"}
 
@@ -452,7 +476,9 @@ def main() -> None:
     ap.add_argument("--piece", required=True,
                     choices=["build", "repo-files", "remote-files", "export-files", "rows"])
     ap.add_argument("--only", default="", help="only targets containing this text")
-    ap.add_argument("--commands", default="", help="only commands starting with this text")
+    ap.add_argument("--commands", action="append", default=[],
+                    help="only the commands whose words start with these (`switch -` is not "
+                         "`switch -c new`; `branch` is every branch command); repeatable")
     a = ap.parse_args()
     d = a.dir.resolve()
     os.environ.update(MEMSTORE_QUIET="1", MEMSTORE_STATS_CACHE=str(d / "stats-cache"),
@@ -471,7 +497,9 @@ def main() -> None:
     import cli.main  # noqa: F401
 
     if a.piece == "rows":
-        cases = [{"area": "repo", **c} for c in row_damages(d / "snap/repo/.memstore/index.db")]
+        last = json.loads((d / LAST_ROWS).read_text()) if (d / LAST_ROWS).is_file() else None
+        cases = [{"area": "repo", **c}
+                 for c in row_damages(d / "snap/repo/.memstore/index.db", last)]
         commands = READS + WRITES
     else:
         area = a.piece.split("-")[0]
@@ -481,7 +509,9 @@ def main() -> None:
     if not ask_supported():
         commands = [c for c in commands if c[0] != "ask"]
     cases = [c for c in cases if a.only in f"{c['target']} {c['how']}"]
-    commands = [c for c in commands if " ".join(c).startswith(a.commands)]
+    if a.commands:
+        commands = [c for c in commands
+                    if any(c[:len(w)] == w for w in (t.split() for t in a.commands))]
     sweep(d, cases, commands, d / f"flags-{a.piece}.jsonl", d / "build" / "tiny-llama")
 
 
