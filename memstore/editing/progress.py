@@ -1,5 +1,6 @@
 """Progress bars on long work; quiet when stderr is not a terminal, where a long phase
-says instead, in plain lines, what it is doing and when it is done (`phase`)."""
+says instead, in plain lines, what it is doing and when it is done (`phase`). A long step
+with nothing to count (loading a model) is a `stage`: one line on a terminal."""
 from __future__ import annotations
 
 import os
@@ -58,3 +59,33 @@ def phase(what: str) -> Iterator[None]:
     if said.is_set():  # (not when the work raised: its error is the next line)
         print(f"memstore: {what}: done in {_elapsed(time.monotonic() - t0)}",
               file=sys.stderr, flush=True)
+
+
+STAGE_TICK = 1.0  # seconds between redraws of a stage's clock
+
+
+@contextmanager
+def stage(what: str) -> Iterator[None]:
+    """A long step with nothing to count (loading a model, whose own library's bar is
+    silenced): on a terminal one line, `WHAT… 0:05`, its clock redrawn each STAGE_TICK and
+    the line erased when the step ends, as a bar is; off a terminal, a `phase`."""
+    if not on_terminal():
+        with phase(what):
+            yield
+        return
+    bar = tqdm(total=None, desc=what, bar_format="{desc}… {elapsed}", leave=False,
+               dynamic_ncols=True)
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.wait(STAGE_TICK):
+            bar.refresh()
+
+    clock = threading.Thread(target=tick, daemon=True)
+    clock.start()
+    try:
+        yield
+    finally:
+        done.set()
+        clock.join()  # no redraw after the line is erased
+        bar.close()

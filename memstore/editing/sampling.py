@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import torch
+from tqdm.auto import tqdm
 
+from .progress import progress
 from .requests import context_length
 
 # Prefix templates as in the reference: texts sampled after these words, then ". {}".
@@ -12,10 +14,28 @@ TEXT_STARTS = ("The", "In", "A", "It", "He", "She", "This", "When", "After", "On
                "We", "There", "According to", "One", "Many", "His", "Her", "During", "As")
 
 
+class _Steps:
+    """A generate() streamer that only counts: `put` is given the prompt, then each
+    step's new tokens (one per sequence); the bar moves by one a step."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar, self.prompt = bar, True
+
+    def put(self, value: torch.Tensor) -> None:
+        if self.prompt:
+            self.prompt = False
+        else:
+            self.bar.update()
+
+    def end(self) -> None:
+        pass
+
+
 @torch.no_grad()
 def sample(model, tokenizer, starts: list[str], max_new_tokens: int, seed: int,
-           top_k: int = 0) -> list[str]:
-    """Sampled continuations of `starts` (start text included), reproducible from `seed`."""
+           top_k: int = 0, bar: tqdm | None = None) -> list[str]:
+    """Sampled continuations of `starts` (start text included), reproducible from `seed`;
+    `bar` counts the tokens drawn (one for every start at each step)."""
     from transformers import GenerationConfig
 
     texts = []
@@ -30,12 +50,15 @@ def sample(model, tokenizer, starts: list[str], max_new_tokens: int, seed: int,
         context = context_length(model)
         if context:  # never past the model's positions (tiny test models have 128)
             max_new_tokens = max(1, min(max_new_tokens, context - enc.input_ids.shape[1]))
+        if bar is not None:
+            bar.reset(total=max_new_tokens)
         cfg = GenerationConfig(
             do_sample=True, top_k=top_k or None, top_p=None, temperature=1.0,
             max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens,
             pad_token_id=tokenizer.pad_token_id, eos_token_id=None)
         device = next(model.parameters()).device
-        out = model.generate(**{k: v.to(device) for k, v in enc.items()}, generation_config=cfg)
+        out = model.generate(**{k: v.to(device) for k, v in enc.items()}, generation_config=cfg,
+                             streamer=_Steps(bar) if bar is not None else None)
         for row in out:
             texts.append(tokenizer.decode(row, skip_special_tokens=True))
     return texts
@@ -46,5 +69,7 @@ def sample_templates(model, tokenizer, n: int, n_tokens: int, seed: int) -> list
     if n <= 0:
         return ["{}"]
     starts = [TEMPLATE_STARTS[i % len(TEMPLATE_STARTS)] for i in range(n)]
-    texts = sample(model, tokenizer, starts, n_tokens, seed, top_k=5)
+    # seconds on a real model (its first forward passes, its weights read in from disk)
+    with progress(total=n_tokens, desc="sampling the templates", unit="tok") as bar:
+        texts = sample(model, tokenizer, starts, n_tokens, seed, top_k=5, bar=bar)
     return ["{}"] + [t.replace("{", " ").replace("}", " ").strip() + ". {}" for t in texts]

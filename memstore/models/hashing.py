@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +78,14 @@ def state_hash(state: dict[str, torch.Tensor]) -> str:
     return _items_hash((name, state[name]) for name in sorted(state))
 
 
-def _items_hash(items: Iterable[tuple[str, torch.Tensor]]) -> str:
+def _items_hash(items: Iterable[tuple[str, torch.Tensor]],
+                step: Callable[[torch.Tensor], object] | None = None) -> str:
     h = hashlib.sha256()
     for name, t in items:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
         h.update(_bytes(t))
+        if step is not None:
+            step(t)
     return h.hexdigest()
 
 
@@ -109,5 +112,7 @@ def state_items(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
             yield name, model.get_submodule(prefix).state_dict(keep_vars=True)[local].detach()
 
 
-def model_hash(model: nn.Module) -> str:
-    return _items_hash(state_items(model))
+def model_hash(model: nn.Module, step: Callable[[torch.Tensor], object] | None = None) -> str:
+    """`state_hash` of the model's state dict, read one tensor at a time (state_items);
+    `step` is given each tensor once hashed (a progress bar's count)."""
+    return _items_hash(state_items(model), step)

@@ -23,6 +23,8 @@ import re
 import shutil
 import struct
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -538,6 +540,26 @@ def check_float16_range(model, spec: str) -> None:
                                   "use --dtype bfloat16 or float32")
 
 
+@contextmanager
+def _no_loading_bar() -> Iterator[None]:
+    """transformers' own bar ("Loading weights") off for the length of one load: memstore
+    says what it loads in its own words (store.states.load_base). Only for this load: a
+    tqdm hook, the caller's put back after (hf_logging.disable_progress_bar would turn
+    off the program's bars, and huggingface_hub's downloads', until turned on again)."""
+    from transformers.utils import logging as hf_logging
+
+    set_hook = getattr(hf_logging, "set_tqdm_hook", None)
+    if set_hook is None:  # a transformers without hooks: its bar stays
+        yield
+        return
+    previous = set_hook(lambda factory, args, kwargs: factory(*args, **{**kwargs,
+                                                                       "disable": True}))
+    try:
+        yield
+    finally:
+        set_hook(previous)
+
+
 def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
                dtype: str | torch.dtype = "float32", *,
                runtime: Runtime | None = None, fresh: bool = False) -> Loaded:
@@ -577,8 +599,9 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
         # a family memstore does not support is refused before its weights are read
         config = AutoConfig.from_pretrained(directory, trust_remote_code=False)
         get_adapter(config.model_type)
-        model, info = model_class(config).from_pretrained(
-            directory, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs)
+        with _no_loading_bar():
+            model, info = model_class(config).from_pretrained(
+                directory, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs)
         check_weights(info)
         unread = unread_names(model, file_names(directory))
         if placement is not None:

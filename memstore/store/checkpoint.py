@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..editing.progress import progress
+from ..editing.progress import progress, stage
 from ..editing.requests import _short as _quoted  # a hand-written string, one short line
 from ..errors import MemstoreError, ValidationError
 from ..models.checkpoint_names import SAFETENSORS_INDEX, saved_names, weight_files
@@ -70,32 +71,46 @@ def layout(t: torch.Tensor) -> tuple[str, tuple[int, ...]]:
 
 
 def checkpoint_tensors(directory: str | Path, files: list[str] | None = None,
-                       layouts: dict[str, tuple[str, tuple[int, ...]]] | None = None
-                       ) -> dict[str, str]:
+                       layouts: dict[str, tuple[str, tuple[int, ...]]] | None = None,
+                       desc: str | None = None) -> dict[str, str]:
     """name → sha256 of every tensor in `files` (default: the safetensors files a loader
     reads); `layouts`, when given, receives name → (dtype, shape), which the hash of the
     bytes does not tell (F32 and I32, or BF16 and F16, can hold the same bytes). A tensor
-    in two files is an error (which one a loader takes is not ours to guess)."""
+    in two files is an error (which one a loader takes is not ours to guess). With `desc`,
+    a bar counts the tensors read (each file's header is read first, for the total)."""
     from safetensors import SafetensorError, safe_open
 
-    out: dict[str, str] = {}
-    for f in files if files is not None else weight_files(directory):
-        path = Path(directory) / f
+    paths = [Path(directory) / f for f in (files if files is not None
+                                           else weight_files(directory))]
+    for path in paths:
         if path.is_symlink():
             raise MemstoreError(f"{path} is a symbolic link")
         if path.exists() and not path.is_file():  # a pipe would never end the read
             raise MemstoreError(f"{path} is not a regular file")
-        try:
-            with safe_open(str(path), "pt") as st:
-                for name in st.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
-                    if name in out:
-                        raise MemstoreError(f"{directory}: tensor {name} is in two files")
-                    t = st.get_tensor(name)
-                    out[name] = tensor_sha256(t)
-                    if layouts is not None:
-                        layouts[name] = layout(t)
-        except (OSError, ValueError, SafetensorError) as e:
-            raise MemstoreError(f"{path}: not a readable safetensors file ({e})") from None
+    out: dict[str, str] = {}
+    with ExitStack() as opened:
+        names: list[tuple[Path, Any, list[str]]] = []
+        for path in paths:
+            try:
+                st = opened.enter_context(safe_open(str(path), "pt"))
+                names.append((path, st, list(st.keys())))
+            except (OSError, ValueError, SafetensorError) as e:
+                raise MemstoreError(f"{path}: not a readable safetensors file ({e})") from None
+        with progress(desc is not None, total=sum(len(n) for _, _, n in names), desc=desc,
+                      unit="tensor") as bar:
+            for path, st, keys in names:
+                try:
+                    for name in keys:
+                        if name in out:
+                            raise MemstoreError(f"{directory}: tensor {name} is in two files")
+                        t = st.get_tensor(name)
+                        out[name] = tensor_sha256(t)
+                        if layouts is not None:
+                            layouts[name] = layout(t)
+                        bar.update()
+                except (OSError, ValueError, SafetensorError) as e:
+                    raise MemstoreError(f"{path}: not a readable safetensors file ({e})"
+                                        ) from None
     return out
 
 
@@ -170,11 +185,19 @@ def check_base_weights(repo: Repository) -> None:
     if rt.dtype != b.info.get("hash_dtype", "float32") or rt.device_map is not None:
         return
     base.reset()
-    actual = model_hash(base.model)
+    actual = hash_with_bar(base.model)
     if actual != b.hash:
         raise MemstoreError(f"the base model's weights changed on disk: they hash to "
                             f"{actual[:16]}, recorded at init {b.hash[:16]} (run memstore "
                             "verify --base)")
+
+
+def hash_with_bar(model) -> str:
+    """model_hash, with a bar of the bytes hashed (seconds to minutes: every weight)."""
+    total = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    with progress(total=total, desc="hashing the base weights", unit="B", unit_scale=True,
+                  unit_divisor=1024) as bar:
+        return model_hash(model, lambda t: bar.update(t.numel() * t.element_size()))
 
 
 def built_with(base) -> dict[str, str]:
@@ -398,17 +421,22 @@ def verify(repo: Repository, out_dir: str | Path) -> Verification:
     saved_as = saved_names(base.model)
     rebuilt: dict[str, tuple[str, tuple[str, tuple[int, ...]]]] = {}
     seen: dict[int, tuple[str, tuple[str, tuple[int, ...]]]] = {}
-    for n, t in progress(iterable=state_items(base.model), total=len(state),
-                         desc="comparing tensors", unit="tensor"):
-        if id(state[n]) not in seen:
-            seen[id(state[n])] = (tensor_sha256(t), layout(t))
-        rebuilt[saved_as[n]] = seen[id(state[n])]
+    # the bar counts tensors, as the result line does: tied weights (a head that is the
+    # embedding) are one, hashed and saved once (it counted 273 for SmolLM2's 272)
+    with progress(total=len({id(t) for t in state.values()}), desc="comparing tensors",
+                  unit="tensor") as bar:
+        for n, t in state_items(base.model):
+            if id(state[n]) not in seen:
+                seen[id(state[n])] = (tensor_sha256(t), layout(t))
+                bar.update()
+            rebuilt[saved_as[n]] = seen[id(state[n])]
     out = Path(out_dir)
     layouts: dict[str, tuple[str, tuple[int, ...]]] = {}
     # a weight file missing is one line, as any other file missing (not one per tensor)
     weights = weight_files(out, required=False) or ["model.safetensors"]
     absent = [f for f in weights if not os.path.lexists(out / f)]
-    files = checkpoint_tensors(out, [f for f in weights if f not in absent], layouts=layouts)
+    files = checkpoint_tensors(out, [f for f in weights if f not in absent], layouts=layouts,
+                               desc="reading the export's tensors")
     card, notes = card_problems(repo, out, manifest)
     problems = _check_files(out, manifest, base) + card + recorded_problems(repo, manifest)
     problems += _left_out_problems(manifest, base.loaded.unread)
@@ -458,8 +486,9 @@ def verify_base(repo: Repository) -> BaseVerification:
         raise MemstoreError(f"the base model is gone: {b.path}")
     flags = runtime_from_flags()
     dtype = b.info.get("hash_dtype", "float32")  # hashed as loaded at init
-    actual = model_hash(load_model(str(where), runtime=Runtime(flags.device, dtype),
-                                   fresh=True).model)
+    with stage(f"loading the model {b.spec}"):
+        model = load_model(str(where), runtime=Runtime(flags.device, dtype), fresh=True).model
+    actual = hash_with_bar(model)
     changed = changed_side_files(b.info.get("side_files"), side_files(resolve(where)))
     v = BaseVerification(b.path, b.hash, actual, changed)
     if v.ok and b.path is not None and repo.base_unchanged() is False:

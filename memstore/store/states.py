@@ -22,6 +22,7 @@ import torch
 
 from ..editing.apply import build_state
 from ..editing.memory import statistics_block
+from ..editing.progress import stage
 from ..editing.requests import context_length
 from ..editing.result import LayerUpdate
 from ..editing.settings import EditSettings
@@ -169,7 +170,8 @@ def load_base(spec: str, path: str | Path | None = None,
     if base is None:
         for other in [k for k in _LOADED if k[:2] == key[:2]]:  # one copy of a model in memory
             del _LOADED[other]
-        base = LoadedBase(load_model(str(where), runtime=runtime))
+        with stage(f"loading the model {spec}"):  # seconds, and no count to show
+            base = LoadedBase(load_model(str(where), runtime=runtime))
         _LOADED[key] = base
     return base
 
