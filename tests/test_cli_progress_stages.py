@@ -41,11 +41,28 @@ def named(opened, desc: str) -> list[tuple[tqdm, bool]]:
     return [(b, drawn) for b, drawn in opened if b.desc == desc]
 
 
-def test_verify_counts_the_tensors_its_result_line_counts(bars, monkeypatch, tmp_path):
+def transformers_bars(monkeypatch) -> list[str]:
+    """The bars transformers makes from now on in this test (through its tqdm hook)."""
+    from transformers.utils import logging as hf_logging
+
+    made: list[str] = []
+
+    def hook(factory, args, kwargs):
+        made.append(kwargs.get("desc"))
+        return factory(*args, **{**kwargs, "disable": True})
+
+    monkeypatch.setattr(hf_logging, "_tqdm_hook", hook)
+    return made
+
+
+def test_export_and_verify_count_the_tensors_their_result_lines_count(bars, monkeypatch,
+                                                                     tmp_path):
     """A model whose head is its embedding (tied, as SmolLM2's): the state dict names the
     one tensor twice, the export saves it once. verify's comparing bar counted the names
     (0/273 for SmolLM2, whose result line said 272 tensors); each of its bars now ends at
-    its total, and the tensor bars at the result line's count. The model load is a stage."""
+    its total, and the tensor bars at the result line's count. The model load is a stage,
+    and so is export's write, where transformers' "Writing model shards 1/1" stayed on
+    screen."""
     d = tmp_path / "tied"
     tok = tiny_tokenizer()
     cfg = tiny_config("llama", tok.backend_tokenizer.get_vocab_size())
@@ -57,13 +74,21 @@ def test_verify_counts_the_tensors_its_result_line_counts(bars, monkeypatch, tmp
     tok.save_pretrained(d)
     repo = tmp_path / "repo"
     ok("init", repo, "--base", d)
-    ok("export", tmp_path / "out", cwd=repo)
     monkeypatch.setattr(progress_module, "on_terminal", lambda: True)
     forget_loaded()
     bars.clear()
-    line = ok("verify", tmp_path / "out", cwd=repo).stdout
-    n = int(re.search(r"OK: (\d+) tensors", line).group(1))
+    made = transformers_bars(monkeypatch)
+    line = ok("export", tmp_path / "out", cwd=repo).stdout
+    n = int(re.search(r"\((\d+) tensors\)", line).group(1))
     assert n == len(model.state_dict()) - 1  # the tied head, saved once
+    assert made == []  # transformers' "Loading weights" and "Writing model shards": none
+    assert [drawn for _, drawn in named(bars, "writing the weights")] == [True]
+    [(bar, drawn)] = named(bars, "hashing the written tensors")
+    assert drawn and (bar.n, bar.total) == (n, n)
+    forget_loaded()
+    bars.clear()
+    line = ok("verify", tmp_path / "out", cwd=repo).stdout
+    assert f"OK: {n} tensors" in line
     for desc in ("comparing tensors", "reading the export's tensors"):
         [(bar, drawn)] = named(bars, desc)
         assert drawn and (bar.n, bar.total) == (n, n), (desc, bar.n, bar.total)

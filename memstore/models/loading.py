@@ -541,11 +541,12 @@ def check_float16_range(model, spec: str) -> None:
 
 
 @contextmanager
-def _no_loading_bar() -> Iterator[None]:
-    """transformers' own bar ("Loading weights") off for the length of one load: memstore
-    says what it loads in its own words (store.states.load_base). Only for this load: a
-    tqdm hook, the caller's put back after (hf_logging.disable_progress_bar would turn
-    off the program's bars, and huggingface_hub's downloads', until turned on again)."""
+def transformers_bars_off() -> Iterator[None]:
+    """transformers' own bars ("Loading weights", "Writing model shards") off for the
+    length of one load or save: memstore says what it does in its own words
+    (store.states.load_base, checkpoint.export). Only for that call: a tqdm hook, the
+    caller's put back after (hf_logging.disable_progress_bar would turn off the program's
+    bars, and huggingface_hub's downloads', until turned on again)."""
     from transformers.utils import logging as hf_logging
 
     set_hook = getattr(hf_logging, "set_tqdm_hook", None)
@@ -599,7 +600,7 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
         # a family memstore does not support is refused before its weights are read
         config = AutoConfig.from_pretrained(directory, trust_remote_code=False)
         get_adapter(config.model_type)
-        with _no_loading_bar():
+        with transformers_bars_off():
             model, info = model_class(config).from_pretrained(
                 directory, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs)
         check_weights(info)

@@ -29,7 +29,13 @@ from ..models.hashing import (
     state_items,
     tensor_sha256,
 )
-from ..models.loading import gguf_copy_current, load_model, resolve, save_as_base
+from ..models.loading import (
+    gguf_copy_current,
+    load_model,
+    resolve,
+    save_as_base,
+    transformers_bars_off,
+)
 from ..models.runtime import Runtime
 from ..serving.card import CARD
 from .export_card import card_of, card_problems
@@ -152,13 +158,15 @@ def export(repo: Repository, rev: str | None, out_dir: str | Path, *,
     check_base_weights(repo)
     base = state_of(repo, commit)
     with written_beside(target) as tmp:
-        base.model.save_pretrained(tmp)
+        with stage("writing the weights"), transformers_bars_off():  # (its bar: "1/1 shards")
+            base.model.save_pretrained(tmp)
         save_as_base(base.tokenizer, tmp)
         b = repo.base
         manifest = {
             "format": FORMAT, "base": {"spec": b.spec, "hash": b.hash},
             "commit": commit, "rev": rev or "HEAD", "settings": settings_of(repo, commit),
-            "built_with": built_with(base), "tensors": checkpoint_tensors(tmp),
+            "built_with": built_with(base),
+            "tensors": checkpoint_tensors(tmp, desc="hashing the written tensors"),
         }
         if base.loaded.unread:  # never left out without a word (export says so)
             manifest["left_out"] = list(base.loaded.unread)
