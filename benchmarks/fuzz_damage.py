@@ -180,8 +180,10 @@ def row_damages(db: Path, last: dict[str, int] | None = None) -> list[dict]:
         for row in chosen:
             label = f"{table}[{row[1]}]" if table in ("refs", "config") else f"{table}[last]"
             out.append({"target": label, "how": "delete", "table": table, "rowid": row[0]})
-            for col in cols:
+            for i, col in enumerate(cols):
                 for name, value in ROW_VALUES:
+                    if row[i + 1] == value and type(row[i + 1]) is type(value):
+                        continue  # no damage (HEAD's target is NULL): fsck rightly passes it
                     out.append({"target": f"{label}.{col}", "how": name, "table": table,
                                 "rowid": row[0], "column": col, "value": value})
     return out
