@@ -41,8 +41,9 @@ def named(opened, desc: str) -> list[tuple[tqdm, bool]]:
     return [(b, drawn) for b, drawn in opened if b.desc == desc]
 
 
-def transformers_bars(monkeypatch) -> list[str]:
-    """The bars transformers makes from now on in this test (through its tqdm hook)."""
+@pytest.fixture
+def transformers_bars():
+    """The bars transformers makes in the test (through its tqdm hook), none drawn."""
     from transformers.utils import logging as hf_logging
 
     made: list[str] = []
@@ -51,12 +52,13 @@ def transformers_bars(monkeypatch) -> list[str]:
         made.append(kwargs.get("desc"))
         return factory(*args, **{**kwargs, "disable": True})
 
-    monkeypatch.setattr(hf_logging, "_tqdm_hook", hook)
-    return made
+    previous = hf_logging.set_tqdm_hook(hook)
+    yield made
+    hf_logging.set_tqdm_hook(previous)
 
 
-def test_export_and_verify_count_the_tensors_their_result_lines_count(bars, monkeypatch,
-                                                                     tmp_path):
+def test_export_and_verify_count_the_tensors_their_result_lines_count(
+        bars, transformers_bars, monkeypatch, tmp_path):
     """A model whose head is its embedding (tied, as SmolLM2's): the state dict names the
     one tensor twice, the export saves it once. verify's comparing bar counted the names
     (0/273 for SmolLM2, whose result line said 272 tensors); each of its bars now ends at
@@ -77,11 +79,11 @@ def test_export_and_verify_count_the_tensors_their_result_lines_count(bars, monk
     monkeypatch.setattr(progress_module, "on_terminal", lambda: True)
     forget_loaded()
     bars.clear()
-    made = transformers_bars(monkeypatch)
+    transformers_bars.clear()  # (the test's own save_pretrained above)
     line = ok("export", tmp_path / "out", cwd=repo).stdout
     n = int(re.search(r"\((\d+) tensors\)", line).group(1))
     assert n == len(model.state_dict()) - 1  # the tied head, saved once
-    assert made == []  # transformers' "Loading weights" and "Writing model shards": none
+    assert transformers_bars == []  # "Loading weights" and "Writing model shards": none
     assert [drawn for _, drawn in named(bars, "writing the weights")] == [True]
     [(bar, drawn)] = named(bars, "hashing the written tensors")
     assert drawn and (bar.n, bar.total) == (n, n)
