@@ -296,3 +296,82 @@ def test_a_backend_whose_pipe_file_takes_a_mode_it_ignores_is_not_taken_for_excl
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_fsck_of_a_remote_while_teammates_push_and_delete_finds_no_problem(tmp_path, monkeypatch):
+    """A teammate's push lands just after fsck lists the remote's objects, and another
+    deletes a branch just after fsck lists the branches: neither is a problem of the
+    remote. fsck listed the objects before it read the refs, so it took the pushed
+    commit, whose objects came after the listing, for one whose object is missing; and it
+    read the deleted branch's file as an empty ref (not a commit id)."""
+    from memstore.remote.folder import FolderTransport
+    from memstore.remote.layout import OBJECTS
+    from memstore.remote.push_delete import push_delete
+    from memstore.store.refs import HEADS
+
+    url = str(tmp_path / "remote")
+    a = make_repo(tmp_path / "a", url)
+    commit_on_head(a, seed=1)
+    push(a)
+    a.create_branch("topic")
+    push(a, branch="topic")
+    listing = FolderTransport.list
+    landed: dict[str, str] = {}
+
+    def teammates_land(self, directory):
+        got = listing(self, directory)
+        if directory == OBJECTS and "main" not in landed:
+            landed["main"] = commit_on_head(a, seed=2).id
+            push(a)  # its objects after the listing, its ref before fsck reads it (old order)
+        if directory == HEADS and "topic" in got and "topic" not in landed:
+            landed["topic"] = "deleted"
+            push_delete(a, "origin", ["topic"])  # after the listing, before the read
+        return got
+
+    monkeypatch.setattr(FolderTransport, "list", teammates_land)
+    assert fsck_remote(url) == []
+    assert set(landed) == {"main", "topic"}
+    assert remotes.tracking(a, "origin") == {"main": landed["main"]}
+    monkeypatch.undo()
+    assert fsck_remote(url) == []
+    a.close()
+
+
+def test_a_fetch_while_a_teammate_deletes_a_branch_fetches_the_others(tmp_path, monkeypatch):
+    """`push --delete` removes a branch's file after a fetch's listing of the folder found
+    it and before the listing read its size: the fetch brought the others (git's fetch
+    does); it was refused, 'cannot list refs/heads/: not found'. Likewise `remote prune`."""
+    import os
+
+    from memstore.remote import folder
+    from memstore.remote.fetch import prune
+    from memstore.remote.push_delete import push_delete
+
+    url = str(tmp_path / "remote")
+    a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
+    c1 = commit_on_head(a, seed=1).id
+    push(a)
+    walk, deleted = os.walk, []
+
+    def deleted_meanwhile(top, *args, **kw):
+        for dirpath, dirnames, filenames in walk(top, *args, **kw):
+            gone = sorted(n for n in filenames if n.startswith("topic") and n not in deleted)
+            if gone:  # one per listing
+                deleted.append(gone[0])
+                push_delete(a, "origin", gone[:1])  # listed, then removed before its stat
+            yield dirpath, dirnames, filenames
+
+    for topic in ("topic1", "topic2"):
+        a.create_branch(topic)
+        push(a, branch=topic)
+    fetch(b, prune=False)
+    assert set(remotes.tracking(b, "origin")) == {"main", "topic1", "topic2"}
+    monkeypatch.setattr(folder.os, "walk", deleted_meanwhile)
+    assert [(u.branch, u.new) for u in prune(b, "origin").pruned] == [("topic1", None)]
+    assert [(u.branch, u.new) for u in fetch(b).updates] == [("topic2", None)]
+    assert deleted == ["topic1", "topic2"] and remotes.tracking(b, "origin") == {"main": c1}
+    (tmp_path / "remote" / "refs" / "heads" / "link").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(MemstoreError, match="cannot list refs/heads/: not found"):
+        fetch(b)  # a dangling link is no branch deleted meanwhile: refused, as before
+    a.close()
+    b.close()

@@ -280,5 +280,11 @@ def _walk(base: Path) -> dict[str, int]:
             if name.startswith(TEMP_PREFIX):
                 continue
             p = Path(dirpath) / name
-            out[p.relative_to(base).as_posix()] = p.stat().st_size
+            try:
+                size = p.stat().st_size
+            except FileNotFoundError:  # removed since os.walk listed it (push --delete),
+                if p.is_symlink():  # unlike a dangling link, refused as before
+                    raise
+                continue
+            out[p.relative_to(base).as_posix()] = size
     return out

@@ -46,23 +46,33 @@ def fsck_remote(url: str, verify: bool = True, name: str | None = None) -> list[
         marker = Marker.parse(data, transport.url)
     except RemoteFormatError as e:
         return [str(e)]
-    present, problems = listed_objects(transport)
-    corrupt = corrupt_objects(transport, present) if verify else set()
-    problems += [f"object {o} is corrupt (its content does not match its name)"
-                 for o in sorted(corrupt)]
+    # What names objects is read before the objects are listed: a push writes the objects
+    # first and the ref or record that names them last, and nothing removes an object, so
+    # each object a ref or record read here names is in the listing, however many pushes
+    # land while fsck runs (listed first, a push landing between the two was taken for a
+    # commit whose object is missing).
+    ref_problems: list[str] = []
     refs: dict[str, dict[str, str]] = {HEADS: {}, TAGS: {}}
     for prefix, found in refs.items():
         kind = "tag" if prefix == TAGS else "branch"
         for rel, size in sorted(transport.list(prefix).items()):
             try:  # what a fetch refuses: a name no ref may have, a file too large for an id
                 transport.check_ref_file(prefix, rel, size)
-                found[rel] = parse_ref(transport.read(prefix + rel) or b"", f"{kind} {rel}",
-                                       prefix + rel, name)
+                data = transport.read(prefix + rel)
+                if data is None:  # deleted since it was listed (push --delete)
+                    continue
+                found[rel] = parse_ref(data, f"{kind} {rel}", prefix + rel, name)
             except RemoteFormatError as e:
-                problems.append(str(e))
+                ref_problems.append(str(e))
+    records = _statistics_records(transport)
+    present, problems = listed_objects(transport)
+    corrupt = corrupt_objects(transport, present) if verify else set()
+    problems += [f"object {o} is corrupt (its content does not match its name)"
+                 for o in sorted(corrupt)]
+    problems += ref_problems
     branches = refs[HEADS]
     problems += _check_history(transport, marker, refs, set(present), corrupt)
-    problems += _check_statistics(transport, set(present), corrupt)
+    problems += _check_statistics(records, set(present), corrupt)
     head = transport.read_head()
     if head is None and transport.is_folder(HEAD_FILE):  # a push would not write one there
         problems.append(f"{HEAD_FILE} is a folder, not the file naming the branch a clone "
@@ -137,10 +147,16 @@ def _check_history(transport: Transport, marker: Marker, refs: dict[str, dict[st
     return problems
 
 
-def _check_statistics(transport: Transport, present: set[str], corrupt: set[str]) -> list[str]:
-    problems = []
+def _statistics_records(transport: Transport) -> dict[str, bytes]:
+    """Every statistics record of the remote: path → its bytes."""
     paths = [STATISTICS + rel for rel in sorted(transport.list(STATISTICS))]
-    for path, data in sorted(transport.read_many(paths).items()):
+    return transport.read_many(paths)
+
+
+def _check_statistics(records: dict[str, bytes], present: set[str],
+                      corrupt: set[str]) -> list[str]:
+    problems = []
+    for path, data in sorted(records.items()):
         try:
             rec = parse_statistics_record(data, path, path)
         except RemoteFormatError as e:
