@@ -168,7 +168,7 @@ def test_a_damaged_or_stale_upstream_is_one_line(base, tmp_path):
     assert upstream(repo) == {"name": "gone/main", "commit": None, "ahead": None,
                               "behind": None, "gone": True}
     assert "based on 'gone/main', but the upstream is gone" in ok("status", cwd=repo).stdout
-    for command in ("push", "pull", "fetch"):
+    for command in ("push", "pull", "fetch", "rebase"):  # (rebase: not 'gone, fetch gone')
         error_line(run(command, cwd=repo), 1, "the upstream of branch 'main' is 'gone/main', "
                                               "but there is no remote 'gone'")
     assert snapshot(repo) == before

@@ -393,6 +393,7 @@ def _upstream_of(repo, upstream: str | None) -> tuple[str, str]:
     branch = repo.head().branch
     if branch is None:  # (a detached HEAD: rebase says so)
         return "HEAD", "HEAD"
+    remotes.upstream_of(repo, branch)  # one naming no remote: that line, as pull's and push's
     up, recorded = remotes.upstream_or_default(repo, branch) or (None, False)
     ref = remotes.tracking_ref(up.remote, up.branch) if up is not None else ""
     if not recorded and (up is None or repo.refs.read(ref) is None):  # `status` shows none
