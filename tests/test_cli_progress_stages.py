@@ -148,3 +148,34 @@ def test_load_model_silences_transformers_bar_for_that_load_only(base):
         assert made == ["the caller's"]
     finally:
         hf_logging.set_tqdm_hook(previous)
+
+
+def test_overlapping_loads_put_the_callers_hook_back():
+    """Two threads' loads that overlap (A begins, B begins, A ends, B ends, with an error):
+    transformers' bars stay off until the last ends, then the caller's hook is back. Each
+    putting back the hook it found left B's 'off' hook in place for the rest of the
+    program."""
+    from transformers.utils import logging as hf_logging
+
+    from memstore.models.loading import transformers_bars_off
+
+    made: list[str] = []
+
+    def caller_hook(factory, args, kwargs):
+        made.append(kwargs.get("desc"))
+        return factory(*args, **kwargs)
+
+    previous = hf_logging.set_tqdm_hook(caller_hook)
+    try:
+        a, b = transformers_bars_off(), transformers_bars_off()
+        a.__enter__()
+        b.__enter__()
+        a.__exit__(None, None, None)
+        hf_logging.tqdm(range(1), desc="during B's load")
+        error = RuntimeError("B's load failed")
+        assert b.__exit__(RuntimeError, error, error.__traceback__) is False  # (passed on)
+        hf_logging.tqdm(range(1), desc="after both")
+        assert made == ["after both"]
+        assert hf_logging.set_tqdm_hook(caller_hook) is caller_hook
+    finally:
+        hf_logging.set_tqdm_hook(previous)

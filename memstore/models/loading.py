@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import struct
+import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -540,25 +541,42 @@ def check_float16_range(model, spec: str) -> None:
                                   "use --dtype bfloat16 or float32")
 
 
+_BARS_LOCK = threading.Lock()
+_bars_off: list = []  # [the hook found when the first open load or save began] while any is
+
+
 @contextmanager
 def transformers_bars_off() -> Iterator[None]:
     """transformers' own bars ("Loading weights", "Writing model shards") off for the
     length of one load or save: memstore says what it does in its own words
     (store.states.load_base, checkpoint.export). Only for that call: a tqdm hook, the
     caller's put back after (hf_logging.disable_progress_bar would turn off the program's
-    bars, and huggingface_hub's downloads', until turned on again)."""
+    bars, and huggingface_hub's downloads', until turned on again). Loads that overlap (two
+    threads') share it: the first sets it, the last to end puts the caller's back (each
+    putting back what it found left transformers' bars off for good where A began, then
+    B, then A ended)."""
     from transformers.utils import logging as hf_logging
 
     set_hook = getattr(hf_logging, "set_tqdm_hook", None)
     if set_hook is None:  # a transformers without hooks: its bar stays
         yield
         return
-    previous = set_hook(lambda factory, args, kwargs: factory(*args, **{**kwargs,
-                                                                       "disable": True}))
+    with _BARS_LOCK:
+        if not _bars_off:
+            _bars_off.append(set_hook(_no_bar))
+        _bars_off.append(None)
     try:
         yield
     finally:
-        set_hook(previous)
+        with _BARS_LOCK:
+            _bars_off.pop()
+            if len(_bars_off) == 1:
+                set_hook(_bars_off.pop())
+
+
+def _no_bar(factory, args, kwargs):
+    """transformers' tqdm hook that makes each of its bars disabled."""
+    return factory(*args, **{**kwargs, "disable": True})
 
 
 def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu",
