@@ -337,6 +337,40 @@ def test_fsck_of_a_remote_while_teammates_push_and_delete_finds_no_problem(tmp_p
     a.close()
 
 
+def test_fsck_of_a_remote_while_a_first_push_lands_finds_no_problem(tmp_path, monkeypatch):
+    """Every branch deleted (no HEAD), a teammate's push lands while fsck hashes the
+    objects: its branch, then HEAD naming it. fsck read HEAD after the objects, long after
+    the branches, and said "HEAD names no branch of the remote ('ref: refs/heads/main')".
+    A HEAD that names no branch and stays so is still one (tests/test_remote_damaged_ref)."""
+    from memstore.remote.folder import FolderTransport
+    from memstore.remote.layout import OBJECTS
+    from memstore.remote.push_delete import push_delete
+    from memstore.store.refs import HEADS
+
+    url = str(tmp_path / "remote")
+    a = make_repo(tmp_path / "a", url)
+    commit_on_head(a, seed=1)
+    push(a)
+    listing = FolderTransport.list
+    for when in (OBJECTS, HEADS):  # while it hashes the objects; right after the branches
+        push_delete(a, "origin", ["main"], force=True)  # the last branch: HEAD removed
+        landed: list[str] = []
+
+        def first_push_lands(self, directory, when=when, landed=landed):
+            got = listing(self, directory)
+            if directory == when and not landed:
+                landed.append("pushing")  # (the push lists the branches too)
+                landed[:] = [push(a).branch]  # after fsck listed the branches
+            return got
+
+        monkeypatch.setattr(FolderTransport, "list", first_push_lands)
+        assert fsck_remote(url) == [], when
+        assert landed == ["main"]
+        monkeypatch.undo()
+        assert fsck_remote(url) == []
+    a.close()
+
+
 def test_a_fetch_while_a_teammate_deletes_a_branch_fetches_the_others(tmp_path, monkeypatch):
     """`push --delete` removes a branch's file after a fetch's listing of the folder found
     it and before the listing read its size: the fetch brought the others (git's fetch

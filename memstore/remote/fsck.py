@@ -51,6 +51,10 @@ def fsck_remote(url: str, verify: bool = True, name: str | None = None) -> list[
     # each object a ref or record read here names is in the listing, however many pushes
     # land while fsck runs (listed first, a push landing between the two was taken for a
     # commit whose object is missing).
+    # HEAD is read before and after the branches: a first push writes its branch, then
+    # HEAD; a push --delete of HEAD's branch deletes it, then rewrites or removes HEAD. A
+    # HEAD naming no branch read is damage only where it did not change meanwhile.
+    head_before = transport.read_head()
     ref_problems: list[str] = []
     refs: dict[str, dict[str, str]] = {HEADS: {}, TAGS: {}}
     for prefix, found in refs.items():
@@ -64,6 +68,7 @@ def fsck_remote(url: str, verify: bool = True, name: str | None = None) -> list[
                 found[rel] = parse_ref(data, f"{kind} {rel}", prefix + rel, name)
             except RemoteFormatError as e:
                 ref_problems.append(str(e))
+    head = transport.read_head()
     records = _statistics_records(transport)
     present, problems = listed_objects(transport)
     corrupt = corrupt_objects(transport, present) if verify else set()
@@ -73,11 +78,10 @@ def fsck_remote(url: str, verify: bool = True, name: str | None = None) -> list[
     branches = refs[HEADS]
     problems += _check_history(transport, marker, refs, set(present), corrupt)
     problems += _check_statistics(records, set(present), corrupt)
-    head = transport.read_head()
     if head is None and transport.is_folder(HEAD_FILE):  # a push would not write one there
         problems.append(f"{HEAD_FILE} is a folder, not the file naming the branch a clone "
                         "checks out; remove it there (the next push that moves a branch writes it)")
-    if head is not None and parse_head(head) not in branches:
+    if head is not None and parse_head(head) not in branches and head == head_before:
         problems.append("HEAD names no branch of the remote "
                         f"({head[:80].decode(errors='replace')!r})")
     return problems
