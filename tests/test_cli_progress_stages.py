@@ -27,7 +27,9 @@ def bars(monkeypatch):
 
     def recorder(*args, **kwargs):
         drawn = not kwargs.pop("disable", False)
-        bar = tqdm(*args, **kwargs, file=io.StringIO())
+        # disable given: the CLI sets TQDM_DISABLE off a terminal (cli/main.py), and a tqdm
+        # imported after it (a CLI test earlier in this worker) takes it as its default
+        bar = tqdm(*args, **kwargs, disable=False, file=io.StringIO())
         opened.append((bar, drawn))
         return bar
 

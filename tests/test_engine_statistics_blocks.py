@@ -81,10 +81,18 @@ def test_a_block_holds_its_own_group_sums_beside_the_totals(tiny, monkeypatch):
     held = []
     group_sums = statistics._group_sums
 
+    def squares() -> list[torch.Tensor]:
+        return [t for t in gc.get_objects() if type(t) is torch.Tensor
+                and t.dtype == torch.float64 and t.shape == (d_in, d_in)]
+
+    # what earlier tests in this process left alive (a failed test's frames, a cache) is
+    # not this computation's: held here, so that no id of theirs is reused, and not counted
+    earlier = squares()
+    theirs = {id(t) for t in earlier}
+
     def spy(*args):
         out = group_sums(*args)
-        held.append(sum(1 for t in gc.get_objects() if type(t) is torch.Tensor
-                        and t.dtype == torch.float64 and t.shape == (d_in, d_in)))
+        held.append(sum(1 for t in squares() if id(t) not in theirs))
         return out
 
     monkeypatch.setattr(statistics, "_group_sums", spy)

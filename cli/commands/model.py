@@ -48,12 +48,12 @@ def ask(prompt: str, rev: str | None, compare: str | None, max_tokens: int,
     from ..context import open_repo
 
     with open_repo() as repo:
-        end = prompt_end(prompt)
-        if end is not None and not prompt.endswith("\n"):
-            warn(f"warning: the prompt ends with {end} (asked as written; the model expects "
-                 "the answer's first word to bring its own space, and commit refuses such a "
-                 "prompt in a fact)")
         answers = porcelain.ask(repo, prompt, rev, compare, max_tokens)
+    end = prompt_end(prompt)  # warned once asked: a prompt refused gets its one error line
+    if end is not None and not prompt.endswith("\n"):
+        warn(f"warning: the prompt ends with {end} (asked as written; the model expects "
+             "the answer's first word to bring its own space, and commit refuses such a "
+             "prompt in a fact)")
     if as_json:
         print_json({"prompt": prompt, "answers": answers})
         return
