@@ -35,7 +35,8 @@ def test_switch_dash_goes_back_to_the_branch_or_commit_head_came_from(history):
     ok("switch", "-c", "topic", c1, cwd=repo)
     assert ok("switch", "-", cwd=repo).stdout == "Switched to branch 'main'\n"
     assert ok("checkout", "-", cwd=repo).stdout == "Switched to branch 'topic'\n"
-    ok("switch", "topic", cwd=repo)  # HEAD stays: what `-` names stays
+    # HEAD stays: what `-` names stays; git's wording
+    assert ok("switch", "topic", cwd=repo).stdout == "Already on 'topic'\n"
     assert switched(repo, "-")["branch"] == "main"
     ok("switch", "--detach", c2, cwd=repo)
     assert switched(repo, "-")["branch"] == "main"
@@ -53,6 +54,16 @@ def test_switch_dash_goes_back_to_the_branch_or_commit_head_came_from(history):
     error_line(run("switch", "-", cwd=repo), 1, "the previous branch, 'renamed', has no "
                "commits here now")
     assert snapshot(repo) == before
+
+
+def test_switch_dash_to_the_branch_head_is_on_says_already_on(history):
+    repo, (c1, _, _) = history
+    ok("switch", "-c", "topic", c1, cwd=repo)  # previous: main
+    ok("branch", "-D", "main", cwd=repo)
+    ok("branch", "-m", "topic", "main", cwd=repo)  # HEAD on main, previous main
+    assert ok("switch", "-", cwd=repo).stdout == "Already on 'main'\n"
+    assert ok("switch", "main", cwd=repo).stdout == "Already on 'main'\n"
+    assert ok("switch", "-c", "other", cwd=repo).stdout == "Switched to a new branch 'other'\n"
 
 
 def test_a_damaged_previous_head_is_one_line_and_fsck_names_it(history):

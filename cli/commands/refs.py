@@ -379,7 +379,9 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool, track
         return
     if tracks is not None:
         click.echo(f"branch '{d['branch']}' set up to track '{tracks}'")
-    if d["branch"]:
+    if d["branch"] and not create and d["branch"] == was.branch:  # git's wording (exit 0)
+        click.echo(f"Already on '{d['branch']}'")
+    elif d["branch"]:
         made = "a new " if d["created"] else ""
         click.echo(f"Switched to {made}branch '{d['branch']}'")
     else:
