@@ -49,7 +49,9 @@ def test_ff_only_refuses_parted_branches_in_one_line_and_fast_forwards_otherwise
     before = snapshot(b)
     error_line(run("merge", "--ff-only", "origin/main", cwd=b), 1,
                "not possible to fast-forward to origin/main")
-    error_line(run("merge", "--ff-only", "--no-ff", "origin/main", cwd=b), 2, "one at most")
+    # as git's, the last of --ff, --no-ff and --ff-only wins
+    error_line(run("merge", "--no-ff", "--ff", "--ff-only", "origin/main", cwd=b), 1,
+               "not possible to fast-forward to origin/main")
     assert snapshot(b) == before
     ok("switch", "-c", "old", c1, cwd=b)
     d = merged(b, "--ff-only", "main")
@@ -69,7 +71,7 @@ def test_ff_only_refuses_parted_branches_in_one_line_and_fast_forwards_otherwise
 def test_no_ff_writes_a_merge_commit_holding_the_merged_branch_state(history):
     repo, (c1, c2, c3) = history
     ok("switch", "-c", "old", c1, cwd=repo)
-    d = merged(repo, "--no-ff", "main")
+    d = merged(repo, "--ff-only", "--ff", "--no-ff", "main")  # the last given wins, as git's
     assert (d["kind"], d["parents"], d["basis"], d["merge_base"]) == ("merge", [c1, c3], c3,
                                                                       c1)
     assert (d["solves"], d["solved"], d["branch"]) == (0, 0, "old")

@@ -233,14 +233,17 @@ def squash_result(repo, report) -> dict[str, Any]:
 @click.argument("branch")
 @click.option("-m", "--message", help="The merge commit's message.",
               callback=no_empty_message)
-@click.option("--ff-only", is_flag=True, help="Only a fast-forward (or nothing to merge): "
-              "where the branches have parted, refuse in one line, nothing written.")
-@click.option("--no-ff", is_flag=True, help="Write a merge commit even where a "
+# one dest, as git's: the last of --ff, --no-ff and --ff-only given wins (click's parser
+# keeps the last flag_value given for a name)
+@click.option("--ff-only", "ff", flag_value="only", help="Only a fast-forward (or nothing "
+              "to merge): where the branches have parted, refuse in one line, nothing "
+              "written.")
+@click.option("--no-ff", "ff", flag_value="never", help="Write a merge commit even where a "
               "fast-forward would do (nothing solved: its state is BRANCH's).")
-@click.option("--ff", is_flag=True, hidden=True, help="git's default, accepted.")
+@click.option("--ff", "ff", flag_value="allow", default=True, hidden=True,
+              help="git's default: fast-forward where it can.")
 @json_option
-def merge(branch: str, message: str | None, ff_only: bool, no_ff: bool, ff: bool,
-          as_json: bool) -> None:
+def merge(branch: str, message: str | None, ff: str | None, as_json: bool) -> None:
     """Merge BRANCH (or any revision) into the current branch.
 
     A fact-level three-way merge against the merge base: for each (subject, prompt), a
@@ -253,7 +256,7 @@ def merge(branch: str, message: str | None, ff_only: bool, no_ff: bool, ff: bool
     fast-forward (exit status 1, nothing written); --no-ff writes a merge commit where a
     fast-forward would do, with no update set (BRANCH's state is the result, nothing is
     solved), so that the branch's commits stay one side of the history and one revert of
-    the merge takes them all out.
+    the merge takes them all out. Of --ff, --no-ff and --ff-only, the last given wins.
 
     --json prints one object: kind (up-to-date, fast-forward or merge), head (where the
     branch points now), branch, and commit (the merge commit written; null for the other
@@ -266,11 +269,8 @@ def merge(branch: str, message: str | None, ff_only: bool, no_ff: bool, ff: bool
 
     from ..context import open_repo
 
-    if sum((ff_only, no_ff, ff)) > 1:
-        raise click.UsageError("--ff, --no-ff and --ff-only: one at most")
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
-        report = porcelain.merge(repo, branch, message,
-                                 ff="only" if ff_only else "never" if no_ff else "allow")
+        report = porcelain.merge(repo, branch, message, ff=ff or "allow")
         d = merge_result(repo, report)
     report_json(d) if as_json else show_merged(d)
 
