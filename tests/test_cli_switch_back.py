@@ -111,3 +111,24 @@ def test_a_tag_x_wins_over_a_remote_branch_x_as_git_checkout(fetched):
     ok("tag", "topic", c1, cwd=repo)
     d = switched(repo, "topic")
     assert (d["branch"], d["commit"], d["created"]) == (None, c1, False)
+
+
+def test_fsck_repair_drops_a_malformed_previous_head_and_says_so(history):
+    """A previous_head row that is JSON but not a previous HEAD: fsck --repair copied it
+    from the readable index as it was, and the fsck after it failed (exit 1, no way out
+    but editing the row by hand). Repair drops it, saying `switch -` forgets."""
+    repo, (c1, _, _) = history
+    ok("switch", "-c", "topic", c1, cwd=repo)
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update config set value = ? where key = 'previous_head'",
+                    [json.dumps({"branch": "a..b"})])
+    con.close()
+    refs = snapshot(repo)["rows"]["refs"]
+    r = run("fsck", "--repair", cwd=repo)
+    assert r.exit_code == 0 and r.stdout == "ok\n", r.output
+    said = [x for x in r.stderr.splitlines() if "previous_head" in x]
+    assert len(said) == 1 and "dropped" in said[0] and "switch -" in said[0], r.stderr
+    error_line(run("switch", "-", cwd=repo), 1, "no previous branch")
+    assert ok("fsck", cwd=repo).stdout == "ok\n"
+    assert snapshot(repo)["rows"]["refs"] == refs  # HEAD on topic, the branches kept

@@ -37,6 +37,11 @@ def read(db: Database) -> Head:
     if raw is None:
         raise MemstoreError("no previous branch: `switch -` goes back to where the last "
                             "switch moved HEAD from, and none has moved it here yet")
+    return parse(raw)
+
+
+def parse(raw: object) -> Head:
+    """A previous_head row's value as `read` returns it; a malformed one is MemstoreError."""
     way = "`memstore switch NAME` records a new one"
     if not isinstance(raw, dict) or len(raw) != 1:
         raise MemstoreError(f"the previous HEAD (config row {CONFIG_KEY!r}) is malformed "
@@ -59,6 +64,23 @@ def check(db: Database) -> None:
     """fsck: a MemstoreError where a recorded previous HEAD is malformed."""
     if config.get(db, CONFIG_KEY) is not None:
         read(db)
+
+
+def dropped_if_malformed(conf: dict) -> str | None:
+    """`fsck --repair`: takes a malformed previous HEAD out of the config rows `conf` it
+    builds the new index from (no command can write over it, as `switch -` reads it first;
+    losing it only makes `switch -` forget where to go back to); what was dropped, in
+    words, or None."""
+    if CONFIG_KEY not in conf:
+        return None
+    try:
+        parse(conf[CONFIG_KEY])
+        return None
+    except MemstoreError:
+        raw = conf.pop(CONFIG_KEY)
+    return (f"dropped the malformed previous HEAD (config row {CONFIG_KEY!r}, "
+            f"{str(raw)[:60]!r}): `switch -` has no branch to go back to until the next "
+            "switch records one; nothing else is lost")
 
 
 def renamed(db: Database, old: str, new: str) -> None:

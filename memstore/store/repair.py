@@ -20,7 +20,7 @@ from typing import Any
 from safetensors import SafetensorError
 
 from ..errors import MemstoreError
-from . import config, snapshots, stats_records
+from . import config, previous_head, snapshots, stats_records
 from .commits import Commit, load_requests
 from .index import index_commit, index_objects
 from .lock import RepositoryLock
@@ -151,6 +151,9 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
         else:
             refs, conf, seq = _from_snapshot(objects, scan, old)
             report = RepairReport(f"snapshot {seq}")
+        dropped = previous_head.dropped_if_malformed(conf)
+        if note is not None and dropped is not None:
+            note(dropped)
         if note is not None:
             note(f"rebuilding the index from {len(scan.commits)} commit records "
                  f"(refs and config from the {report.source})…")
