@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from cli_support import (
     copy_repo,
     empty_template,
     error_line,
+    history_template,
     last_line,
     ok,
     run,
@@ -69,6 +71,26 @@ def test_grep_matches_the_message_any_pattern_or_all_and_in_any_case(dated):
     assert len(out) == 1 and out[0].startswith(c[2][0][:12])
     assert ok("log", "--grep", "nothing like it", cwd=repo).stderr.strip() == \
         "no commits match"
+
+
+def test_a_branch_with_no_commits_says_so_filtered_or_not(base, tmp_path):
+    """Filtered, the log of a branch with no commits (a new repository; one whose branch
+    row is gone, damage) said 'no commits match', and unfiltered 'no commits yet': one
+    state, two wordings. Both say 'no commits yet' now (git refuses both alike)."""
+    repo = copy_repo(empty_template(base), tmp_path / "repo")
+    for args in (["log"], ["log", "--grep", "x"], ["log", "--author", "x", "--oneline"],
+                 ["log", "--fact", "x"]):
+        r = ok(*args, cwd=repo)
+        assert (r.stdout, r.stderr) == ("", "no commits yet\n"), args
+    ok("switch", "-c", "side", cwd=repo)
+    assert ok("log", "--grep", "x", cwd=repo).stderr == "no commits yet\n"
+    gone = copy_repo(history_template(base)[0], tmp_path / "gone")
+    con = sqlite3.connect(gone / ".memstore" / "index.db")
+    with con:
+        con.execute("delete from refs where name = 'refs/heads/main'")
+    con.close()
+    for args in (["log"], ["log", "--grep", "facts"]):
+        assert ok(*args, cwd=gone).stderr == "no commits yet\n", args
 
 
 def test_a_pattern_that_is_no_regular_expression_is_one_line(dated):

@@ -199,7 +199,9 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
             for line in lines:
                 click.echo(line)
         if not commits and not as_json:
-            click.echo("no commits match" if keep is not None else
+            # "match" only where there were commits to filter: a branch with none says so,
+            # filtered or not (one state, one wording)
+            click.echo("no commits match" if keep is not None and recorded else
                        f"no commits in {rev}" if exclude or left else "no commits yet",
                        err=True)
 
