@@ -66,14 +66,20 @@ def test_switch_dash_to_the_branch_head_is_on_says_already_on(history):
     assert ok("switch", "-c", "other", cwd=repo).stdout == "Switched to a new branch 'other'\n"
 
 
-def test_a_damaged_previous_head_is_one_line_and_fsck_names_it(history):
-    repo, (c1, _, _) = history
+def malformed_previous_head(repo, c1: str) -> None:
+    """A switch records main as the previous HEAD; the row is then set by hand to JSON
+    that is no previous HEAD (a branch name git forbids)."""
     ok("switch", "-c", "topic", c1, cwd=repo)
     con = sqlite3.connect(repo / ".memstore" / "index.db")
     with con:
         con.execute("update config set value = ? where key = 'previous_head'",
                     [json.dumps({"branch": "a..b"})])
     con.close()
+
+
+def test_a_damaged_previous_head_is_one_line_and_fsck_names_it(history):
+    repo, (c1, _, _) = history
+    malformed_previous_head(repo, c1)
     before = snapshot(repo)
     error_line(run("switch", "-", cwd=repo), 1, "the previous HEAD (config row "
                "'previous_head') is malformed")
@@ -118,12 +124,7 @@ def test_fsck_repair_drops_a_malformed_previous_head_and_says_so(history):
     from the readable index as it was, and the fsck after it failed (exit 1, no way out
     but editing the row by hand). Repair drops it, saying `switch -` forgets."""
     repo, (c1, _, _) = history
-    ok("switch", "-c", "topic", c1, cwd=repo)
-    con = sqlite3.connect(repo / ".memstore" / "index.db")
-    with con:
-        con.execute("update config set value = ? where key = 'previous_head'",
-                    [json.dumps({"branch": "a..b"})])
-    con.close()
+    malformed_previous_head(repo, c1)
     refs = snapshot(repo)["rows"]["refs"]
     r = run("fsck", "--repair", cwd=repo)
     assert r.exit_code == 0 and r.stdout == "ok\n", r.output
