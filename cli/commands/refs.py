@@ -501,11 +501,12 @@ def show_deleted(kind: str, deleted: dict[str, str], as_json: bool) -> None:
 
 def matching(refs: dict[str, str], patterns: tuple[str, ...]) -> dict[str, str]:
     """The refs (name → commit) whose names match a glob of `patterns` (all with none), as
-    git's `tag -l` and `branch --list` match: `*` matches '/' too."""
-    from fnmatch import fnmatchcase
+    git's `tag -l` and `branch --list` match (its wildmatch: `*` matches '/' too, `[^a]`
+    is `[!a]`)."""
+    from memstore.store.wildmatch import wildmatch
 
     return {n: c for n, c in refs.items()
-            if not patterns or any(fnmatchcase(n, p) for p in patterns)}
+            if not patterns or any(wildmatch(p, n) for p in patterns)}
 
 
 @click.command(short_help="List, create or delete tags.")

@@ -1,0 +1,91 @@
+"""Glob patterns of `branch --list` and `tag -l`, as git's wildmatch reads them (no
+WM_PATHNAME): each case below is what `git tag -l PATTERN` listed (git 2.x), and the
+last test asks the git installed here again; fnmatch, which memstore used, differs on
+`[^a]`, `\\`, POSIX classes and unclosed sets."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from cli_support import ok
+from remote_support import make_repo
+from test_store_support import commit_on_head
+
+from memstore.store.wildmatch import wildmatch
+
+NAMES = ["abc", "a.b", "a-c", "a!b", "Ab", "bcd", "feat/x", "feat/y/z", "v1.0", "v1.x", "x]y"]
+CASES = [  # pattern, the NAMES git's `tag -l PATTERN` lists
+    ("a*", ["abc", "a.b", "a-c", "a!b"]),
+    ("[^a]*", ["Ab", "bcd", "feat/x", "feat/y/z", "v1.0", "v1.x", "x]y"]),
+    ("[!a]*", ["Ab", "bcd", "feat/x", "feat/y/z", "v1.0", "v1.x", "x]y"]),
+    ("feat*", ["feat/x", "feat/y/z"]),  # '*' crosses '/'
+    ("*z", ["feat/y/z"]),
+    ("?eat/x", ["feat/x"]),
+    ("feat?x", ["feat/x"]),  # so does '?'
+    ("feat/**", ["feat/x", "feat/y/z"]),
+    ("**", NAMES),
+    ("[[:upper:]]*", ["Ab"]),
+    ("[[:alpha:]]b*", ["abc", "Ab"]),
+    ("*[[:punct:]]*", ["a.b", "a-c", "a!b", "feat/x", "feat/y/z", "v1.0", "v1.x", "x]y"]),
+    ("[[:digit:]]*", []),
+    ("[[:foo:]]*", []),  # an unknown class matches nothing
+    ("v1\\.0", ["v1.0"]),  # '\' escapes
+    ("v1\\.*", ["v1.0", "v1.x"]),
+    ("a\\", []),
+    ("[a", []),  # an unclosed set matches nothing
+    ("x[]]y", ["x]y"]),  # ']' first in a set is itself
+    ("[a-b]*", ["abc", "a.b", "a-c", "a!b", "bcd"]),
+    ("a[!-]c", ["abc"]),
+    ("a[^!]b", ["a.b"]),
+    ("a[[:x]b", []),  # '[:' with no ':]': '[' itself
+]
+
+
+@pytest.mark.parametrize("pattern, listed", CASES)
+def test_patterns_match_as_gits_wildmatch(pattern, listed):
+    assert [n for n in NAMES if wildmatch(pattern, n)] == listed
+
+
+def test_a_long_name_against_many_stars_is_quick():
+    """git's ABORT_ALL: once the text runs out under a `*`, no shorter match is tried."""
+    assert not wildmatch("*a*a*a*a*a*a*a*a*a*b", "a" * 2000)
+    assert wildmatch("*a*a*a*a*a*a*a*a*a*b", "a" * 2000 + "b")
+
+
+def test_tag_and_branch_list_read_patterns_as_git(tmp_path):
+    repo = make_repo(tmp_path / "r", str(tmp_path / "remote"))
+    try:
+        commit_on_head(repo, seed=1)
+        for tag, branch in (("abc", "axe"), ("bcd", "box"), ("v1.0", "v2.0")):
+            repo.create_tag(tag)
+            repo.create_branch(branch)
+    finally:
+        repo.close()
+    where = tmp_path / "r"
+    def names(*args: str) -> list[str]:  # each line's name (branch: after the mark)
+        skip = 2 if args[0] == "branch" else 0
+        return [line[skip:].split()[0] for line in ok(*args, cwd=where).stdout.splitlines()]
+
+    assert names("tag", "-l", "[^a]*") == ["bcd", "v1.0"]
+    assert names("tag", "-l", "v1\\.0", "[[:alpha:]]b*") == ["abc", "v1.0"]
+    assert names("branch", "--list", "[^a]*") == ["box", "main", "v2.0"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_the_cases_are_what_git_lists(tmp_path):
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tmp_path), *args], env=env, check=True,
+                              capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    git("commit", "-q", "--allow-empty", "-m", "x")
+    for n in NAMES:
+        git("tag", n)
+    for pattern, listed in CASES:
+        assert sorted(git("tag", "-l", "--", pattern).split()) == sorted(listed), pattern
