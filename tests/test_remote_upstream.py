@@ -54,6 +54,13 @@ def test_push_u_records_the_upstream_that_pull_push_fetch_and_status_use(base, t
     repo, ids = setup(base, tmp_path)
     assert upstream(repo) is None  # several remotes, none 'origin': no default
     error_line(run("push", cwd=repo), 2, "none is 'origin': name the remote")
+    before = snapshot(repo)  # pull finds none as status and rebase do, and says it as rebase
+    no_upstream = ("branch 'main' has no upstream: {}, or set one with `memstore branch "
+                   "--set-upstream-to REMOTE/BRANCH`")
+    error_line(run("pull", cwd=repo), 2, no_upstream.format(
+        "name the remote and branch (`memstore pull REMOTE BRANCH`)"))
+    error_line(run("rebase", cwd=repo), 2, no_upstream.format("name UPSTREAM"))
+    assert snapshot(repo) == before
     out = ok("push", "-u", "team", cwd=repo).stdout
     assert "branch 'main' set up to track 'team/main'." in out
     assert recorded(repo) == {"main": {"remote": "team", "merge": "main"}} and snapshotted(repo)

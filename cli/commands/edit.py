@@ -397,8 +397,7 @@ def _upstream_of(repo, upstream: str | None) -> tuple[str, str]:
     up, recorded = remotes.upstream_or_default(repo, branch) or (None, False)
     ref = remotes.tracking_ref(up.remote, up.branch) if up is not None else ""
     if not recorded and (up is None or repo.refs.read(ref) is None):  # `status` shows none
-        raise click.UsageError(f"branch {branch!r} has no upstream: name UPSTREAM, or set "
-                               "one with `memstore branch --set-upstream-to REMOTE/BRANCH`")
+        raise click.UsageError(remotes.no_upstream(branch, "name UPSTREAM"))
     if repo.refs.read(ref) is None:  # `branch -vv` says [gone]
         raise click.UsageError(f"the upstream of {branch!r}, {up.name}, is gone (not "
                                f"fetched yet, or deleted there since): name UPSTREAM, "

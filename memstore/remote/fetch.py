@@ -287,6 +287,13 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
         up = remotes.upstream_of(repo, head.branch) if name is None and branch is None else None
         if up is not None:
             name, branch = up.remote, up.branch
+        elif name is None and head.branch is not None:  # as status and rebase find it
+            found = remotes.upstream_or_default(repo, head.branch)
+            if found is None:
+                raise ValidationError(remotes.no_upstream(
+                    head.branch, "name the remote and branch (`memstore pull REMOTE "
+                    "BRANCH`)"))
+            name = found[0].remote
         branch = branch if branch is not None else head.branch
         if branch is None:
             raise ValidationError("HEAD is detached: name the remote branch to pull")

@@ -219,6 +219,13 @@ def upstream_or_default(repo: Repository, branch: str) -> tuple[Upstream, bool] 
         return None
 
 
+def no_upstream(branch: str, name_it: str) -> str:
+    """What `rebase` and `pull` say where `upstream_or_default` finds none for `branch`
+    (several remotes, none 'origin', none recorded): `name_it`, the command's own way."""
+    return (f"branch {branch!r} has no upstream: {name_it}, or set one with `memstore "
+            "branch --set-upstream-to REMOTE/BRANCH`")
+
+
 def remote_for(repo: Repository, branch: str | None) -> str:
     """The remote a command given none uses for `branch`: its upstream's, else the default."""
     up = upstream_of(repo, branch)
