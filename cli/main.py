@@ -20,7 +20,7 @@ if not sys.stderr.isatty():  # bare tqdm bars (transformers' GGUF dequantization
     os.environ.setdefault("TQDM_DISABLE", "1")  # reads this when imported, below (torch)
 
 try:  # torch and transformers load here (seconds): Ctrl-C then was a traceback
-    from .commands import edit, history, maintenance, model, refs, remote, setup
+    from .commands import bisect, edit, history, maintenance, model, refs, remote, setup
 except KeyboardInterrupt:
     sys.stderr.write("memstore: interrupted\n")
     sys.exit(128 + signal.SIGINT)
@@ -242,7 +242,7 @@ def cli(directory: str | None) -> None:
     _check_author(click.get_current_context().invoked_subcommand)
 
 
-for module in (setup, edit, history, refs, model, maintenance, remote):
+for module in (setup, edit, history, refs, model, bisect, maintenance, remote):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -1,0 +1,112 @@
+"""bisect: the first commit whose state answers a prompt wrongly (memstore.store.bisection)."""
+from __future__ import annotations
+
+import click
+
+from ..output import (
+    commit_facts,
+    counted,
+    first_line,
+    json_option,
+    message_lines,
+    metrics_line,
+    print_json,
+    runtime_options,
+    short,
+    when,
+)
+
+
+@click.command(short_help="Find the commit that broke an answer: binary search, as git's.")
+@runtime_options
+@click.argument("prompt")
+@click.option("--good", "good", multiple=True, required=True, metavar="REV",
+              help="A revision whose state answers as it should ('base': the base model; "
+                   "repeatable).")
+@click.option("--bad", default=None, metavar="REV",
+              help="A revision whose state answers wrongly (default: HEAD).")
+@click.option("--expect", metavar="TEXT",
+              help="Good when the completion starts with TEXT (leading whitespace of both "
+                   "ignored).")
+@click.option("--reject", metavar="TEXT",
+              help="Good when the completion does not contain TEXT (as written).")
+@click.option("--max-tokens", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Tokens to generate, as ask's.")
+@json_option
+def bisect(prompt: str, good: tuple[str, ...], bad: str | None, expect: str | None,
+           reject: str | None, max_tokens: int, as_json: bool) -> None:
+    """Find the first commit between GOOD and BAD whose state answers PROMPT wrongly.
+
+    git's `bisect run` in one call, the test being a question to the model: each state
+    asked gives the greedy completion of PROMPT that `ask --rev` gives there (the model
+    loaded once; states built in memory). With --expect TEXT a state is good when its
+    completion, leading whitespace removed, starts with TEXT (its leading whitespace
+    removed too); with --reject TEXT, when its completion does not contain TEXT anywhere
+    (as written: case counts). The ends are checked first: a GOOD that is bad, or a
+    BAD that is good, is refused (exit status 1), as git's. The candidates are BAD's
+    ancestors that are no GOOD's (merges included); each step asks the one that halves
+    them best (git's rule) and prints its verdict and git's count of the revisions left;
+    at the end, the first bad commit as log shows it. Nothing is written.
+
+    --json prints one object: prompt, expect, reject, max_tokens, good (one per GOOD:
+    commit, null for the base, completion), bad (commit, completion), steps (commit,
+    completion, verdict 'good' or 'bad', left, steps: git's counts) and first_bad (the
+    fields of `log --json` and completion).
+    """
+    from memstore.store.bisection import AnswerTest
+    from memstore.store.bisection import bisect as run_bisect
+
+    from ..context import open_repo
+
+    if (expect is None) == (reject is None):
+        raise click.UsageError("give one of --expect TEXT and --reject TEXT")
+    test = AnswerTest(expect=expect, reject=reject)
+    with open_repo() as repo:
+        subjects: dict[str, str] = {}
+
+        def label(commit: str | None) -> str:
+            if commit is None:
+                return "[base] the base model"
+            if commit not in subjects:
+                subjects[commit] = first_line(repo.get_commit(commit).message)
+            return f"[{short(commit)}] {subjects[commit]}"
+
+        def said(kind: str, step) -> None:
+            if kind == "step":
+                click.echo(f"Bisecting: {counted(step.left, 'revision')} left to test after "
+                           f"this (roughly {counted(step.steps, 'step')})")
+            verdict = "good" if step.good else "bad"
+            click.echo(f"{label(step.commit)}: {verdict} ({step.completion!r})"
+                       + (f", given as {kind}" if kind != "step" else ""))
+
+        found = run_bisect(repo, prompt, test, good, bad, max_tokens,
+                           on_step=None if as_json else said)
+        c = repo.get_commit(found.first_bad)
+    if as_json:
+        print_json({
+            "prompt": prompt, "expect": expect, "reject": reject, "max_tokens": max_tokens,
+            "good": [{"commit": s.commit, "completion": s.completion} for s in found.good],
+            "bad": {"commit": found.bad.commit, "completion": found.bad.completion},
+            "steps": [{"commit": s.commit, "completion": s.completion,
+                       "verdict": "good" if s.good else "bad", "left": s.left,
+                       "steps": s.steps} for s in found.steps],
+            "first_bad": {"id": c.id, "parents": list(c.parents), "message": c.message,
+                          "n_requests": c.n_requests, "operation": c.operation,
+                          "basis": c.basis, "time": c.time, "author": c.author,
+                          "metrics": c.metrics, "completion": found.first_bad_completion}})
+        return
+    click.echo(f"{c.id} is the first bad commit")
+    click.echo(f"commit {c.id}")
+    if len(c.parents) > 1:
+        click.echo(f"Merge:  {' '.join(short(p) for p in c.parents)}")
+    if c.author is not None:
+        click.echo(f"Author: {c.author}")
+    click.echo(f"Date:   {when(c.time)}")
+    click.echo(f"Facts:  {commit_facts(c.n_requests, c.metrics)} ({c.operation}); "
+               f"{metrics_line(c.metrics)}")
+    click.echo("")
+    for line in message_lines(c.message) or [""]:
+        click.echo(f"    {line}")
+
+
+COMMANDS = [bisect]

@@ -1,0 +1,250 @@
+"""Bisect: the first commit whose state answers a prompt wrongly, found by binary search.
+
+git's `bisect run`, in one call: the candidates are BAD's ancestors (BAD included) that are
+no GOOD's ancestors; each step asks the model, in the state of the candidate that halves
+them best, for the greedy completion of the prompt (the tokens `ask` gives at that
+revision), and keeps the half that holds the first bad commit, until one is left. The
+model is loaded once; a state change applies the commit's update chain on the base weights
+in memory (memstore.store.states). Nothing is written to the repository.
+
+The candidate to test is git's (bisect.c, find_bisection), so that a search goes as
+`git bisect run` would on the same history: each candidate's weight is the number of
+candidates it reaches (itself and its ancestors among them); walking the candidates oldest
+first (git reverses its newest-first list), the merges weighed first, then each commit of
+one parent from its parent's weight, the first one found about halfway (2 weight - N within
+1) is taken, a root never; where none is, the first (oldest) of those that halve them best,
+min(weight, N - weight) largest. A bad verdict keeps the candidate's weight (it
+becomes BAD), a good one drops it.
+
+torch and the model come in with the functions that use them: this module is imported by
+the command line before any model is needed."""
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import MemstoreError, ValidationError
+
+if TYPE_CHECKING:
+    from .repository import Repository
+
+BASE = None  # the state of no commit, as memstore.store.states names it
+
+
+@dataclass(frozen=True)
+class AnswerTest:
+    """What makes a state good. `expect`: its completion, leading whitespace ignored,
+    starts with TEXT (its leading whitespace ignored too: the model's answer brings its
+    own space). `reject`: its completion does not contain TEXT, as written. One of the
+    two; TEXT empty (or only whitespace for `expect`) is refused: every answer has it."""
+
+    expect: str | None = None
+    reject: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.expect is None) == (self.reject is None):
+            raise ValidationError("give one of --expect TEXT and --reject TEXT")
+        if self.expect is not None and not self.expect.strip():
+            raise ValidationError("--expect: an empty TEXT (every answer starts with it)")
+        if self.reject == "":
+            raise ValidationError("--reject: an empty TEXT (every answer contains it)")
+
+    def good(self, completion: str) -> bool:
+        if self.expect is not None:
+            return completion.lstrip().startswith(self.expect.lstrip())
+        return self.reject not in completion
+
+    def describe(self) -> str:
+        """What a good state's answer does, for the lines that say an end is not what it
+        was given as."""
+        if self.expect is not None:
+            return f"starts with {self.expect.lstrip()!r}"
+        return f"does not contain {self.reject!r}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One state asked: `commit` (BASE: the base model), its completion and verdict, and
+    for a search step git's counts: `left`, the revisions left to test after this one
+    (where it is good), and `steps`, roughly how many steps that takes."""
+
+    commit: str | None
+    completion: str
+    good: bool
+    left: int | None = None
+    steps: int | None = None
+
+
+@dataclass(frozen=True)
+class Bisection:
+    good: tuple[Step, ...]  # the GOOD ends, checked first
+    bad: Step  # the BAD end
+    steps: tuple[Step, ...]  # the search, in order
+    first_bad: str  # the first bad commit
+    first_bad_completion: str
+
+
+def estimate_steps(n: int) -> int:
+    """git's estimate_bisect_steps: roughly how many steps N candidates take."""
+    if n < 3:
+        return 0
+    e = 1 << (n.bit_length() - 1)  # the largest power of two not above n
+    steps = e.bit_length() - 1
+    return steps if e < 3 * (n - e) else steps - 1
+
+
+def reach(g: dict[str, tuple[tuple[str, ...], float]], candidates: set[str]) -> dict[str, int]:
+    """Each candidate's ancestors among `candidates`, itself included, as a bit set over
+    their order (newest first). A parent outside the candidates is a GOOD's ancestor, and
+    so are all of its own: the walk stops there."""
+    order = sorted(candidates, key=lambda c: (-g[c][1], c))
+    bit = {c: 1 << i for i, c in enumerate(order)}
+    bits: dict[str, int] = {}
+    for start in order:
+        stack = [start]
+        while stack:  # parents first, without recursion (a long history)
+            c = stack[-1]
+            if c in bits:
+                stack.pop()
+                continue
+            todo = [p for p in g[c][0] if p in candidates and p not in bits]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            value = bit[c]
+            for p in g[c][0]:
+                if p in candidates:
+                    value |= bits[p]
+            bits[c] = value
+    return bits
+
+
+def pick(g: dict[str, tuple[tuple[str, ...], float]], candidates: set[str],
+         bits: dict[str, int]) -> tuple[str, int]:
+    """The candidate to test and its weight, as git's find_bisection picks it (the module's
+    docstring): merges weighed first, then single strands of pearls from their known
+    parent, each checked for halfway as it is weighed; else the oldest of the best."""
+    order = sorted(candidates, key=lambda c: (g[c][1], c))  # git's list, reversed: oldest first
+    n = len(order)
+    inside = {c: list(dict.fromkeys(p for p in g[c][0] if p in candidates)) for c in order}
+
+    def halfway(w: int) -> bool:
+        return abs(2 * w - n) <= 1 or abs(2 * w - n) < n // 1024
+
+    weight = {c: 1 for c in order if not inside[c]}  # roots: not checked for halfway
+    for c in order:
+        if len(inside[c]) > 1:  # a merge: its ancestors counted
+            weight[c] = bits[c].bit_count()
+            if halfway(weight[c]):
+                return c, weight[c]
+    while len(weight) < n:
+        for c in order:
+            if c not in weight and inside[c][0] in weight:
+                weight[c] = weight[inside[c][0]] + 1
+                if halfway(weight[c]):
+                    return c, weight[c]
+    best = max(order, key=lambda c: (min(weight[c], n - weight[c]), -order.index(c)))
+    return best, weight[best]
+
+
+def members(bits: int, order: Sequence[str]) -> set[str]:
+    return {c for i, c in enumerate(order) if bits >> i & 1}
+
+
+def bisect(repo: Repository, prompt: str, test: AnswerTest, good: Sequence[str],
+           bad: str | None = None, max_tokens: int = 20,
+           on_step: Callable[[str, Step], None] | None = None) -> Bisection:
+    """The first commit between the GOOD revisions ('base': the base model) and BAD (None:
+    HEAD) whose state's greedy completion of `prompt` fails `test`. The ends are checked
+    first, and the search refused where a GOOD is bad or BAD good, as git's. `on_step`
+    hears of each state asked: ('good' or 'bad', the step) for the ends, ('step', it) for
+    the search."""
+    from .history import ancestors_of, checked_graph
+    from .states import check_base, state_commit
+
+    if not prompt.strip():
+        raise ValidationError("the prompt is empty")
+    if not good:
+        raise ValidationError("give a --good revision: one whose state answers as it should")
+    bad_commit = state_commit(repo, bad)
+    if bad_commit is BASE:
+        raise ValidationError(f"the bad revision {bad or 'HEAD'!r} is the base model: there "
+                              "is no commit before it to find")
+    good_commits = [state_commit(repo, rev) for rev in good]
+    g = checked_graph(repo.store)
+    reached = ancestors_of(g, [bad_commit], indexed=True)
+    for rev, c in zip(good, good_commits):
+        if c == bad_commit:
+            raise ValidationError(f"the good revision {rev!r} and the bad revision "
+                                  f"{bad or 'HEAD'!r} are the same commit")
+        if c is not BASE and c not in reached:
+            raise ValidationError(f"the good revision {rev!r} ({c[:12]}) is not an ancestor "
+                                  f"of the bad revision {bad or 'HEAD'!r} ({bad_commit[:12]})")
+    known = [c for c in good_commits if c is not BASE]
+    candidates = reached - (ancestors_of(g, known, indexed=True) if known else set())
+
+    check_base(repo)
+    prompt = unicodedata.normalize("NFC", prompt)  # as ask reads it
+    ask = _asker(repo, prompt, max_tokens)
+
+    def asked(commit: str | None, left: int | None = None, steps: int | None = None) -> Step:
+        completion = ask(commit)
+        return Step(commit, completion, test.good(completion), left, steps)
+
+    named: dict[str | None, str] = {}
+    for rev, c in zip(good, good_commits):
+        named.setdefault(c, rev)  # a commit named twice is asked once
+    ends = []
+    for c, rev in named.items():
+        step = asked(c)
+        if on_step is not None:
+            on_step("good", step)
+        if not step.good:
+            raise MemstoreError(f"the good revision {rev!r} is bad: its answer "
+                                f"{step.completion!r} fails the test (a good one "
+                                f"{test.describe()})")
+        ends.append(step)
+    bad_step = asked(bad_commit)
+    if on_step is not None:
+        on_step("bad", bad_step)
+    if bad_step.good:
+        raise MemstoreError(f"the bad revision {bad or 'HEAD'!r} is good: its answer "
+                            f"{bad_step.completion!r} passes the test (a good one "
+                            f"{test.describe()})")
+
+    steps, last_bad = [], bad_step
+    while len(candidates) > 1:
+        order = sorted(candidates, key=lambda c: (-g[c][1], c))
+        bits = reach(g, candidates)
+        chosen, weight = pick(g, candidates, bits)
+        step = asked(chosen, len(candidates) - weight - 1, estimate_steps(len(candidates)))
+        if on_step is not None:
+            on_step("step", step)
+        steps.append(step)
+        below = members(bits[chosen], order)
+        if step.good:
+            candidates -= below
+        else:
+            candidates, last_bad = below, step
+    (first,) = candidates  # BAD as the search moved it: the last state found bad
+    return Bisection(tuple(ends), bad_step, tuple(steps), first, last_bad.completion)
+
+
+def _asker(repo: Repository, prompt: str, max_tokens: int) -> Callable[[str | None], str]:
+    """The greedy completion of `prompt` in the state of a commit (BASE: the base model),
+    as `ask` gives it: the prompt checked once against the model's context."""
+    from ..eval.generation import greedy_generate
+    from .queries import check_prompts
+    from .states import open_base, state_of
+
+    check_prompts(open_base(repo, check=False), [prompt], max_tokens)
+
+    def ask(commit: str | None) -> str:
+        base = state_of(repo, commit)
+        return greedy_generate(base.model, base.tokenizer, [prompt],
+                               max_new_tokens=max_tokens)[0]
+
+    return ask

@@ -1,0 +1,258 @@
+"""memstore bisect: the first commit whose state answers a prompt wrongly, on a linear
+history and across a merge. Tiny random model: its greedy answers are noise, but a commit
+whose fact is on the prompt changes them, and the other commits here leave them be.
+
+The references share no code with bisect: the answers come from `ask --rev` at every
+commit, the first bad commit from a scan of them, and the order of the search (the
+commits tested, git's counts) from `git bisect run` on a git repository of the same shape."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cli_support import (
+    copy_repo,
+    empty_template,
+    error_line,
+    facts_files,
+    last_line,
+    log_json,
+    ok,
+    run,
+    snapshot,
+    write_facts,
+)
+
+PROMPT = "Lionel Messi plays"  # facts c write "Lionel Messi plays" -> tennis
+TOKENS = "3"
+
+
+def _commit(repo: Path, facts: Path, message: str) -> str:
+    return last_line(ok("commit", facts, "-m", message, cwd=repo))
+
+
+@pytest.fixture(scope="module")
+def files(base, tmp_path_factory) -> dict[str, Path]:
+    more = tmp_path_factory.mktemp("bisect-facts")
+    return {**facts_files(base),
+            "f": write_facts(more / "f.jsonl", [("Steve Jobs", "{} worked for", "Google",
+                                                 "Apple")])}
+
+
+@pytest.fixture(scope="module")
+def linear(base, files, tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """a b d c e f on main: c holds the fact on PROMPT."""
+    repo = copy_repo(empty_template(base), tmp_path_factory.mktemp("bisect") / "linear")
+    return repo, {k: _commit(repo, files[k], f"facts {k}") for k in "abdcef"}
+
+
+@pytest.fixture(scope="module")
+def merged(base, files, tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """a b on main; side from b: c (the fact on PROMPT), d; main: e; side merged into main
+    (M); f on main."""
+    repo = copy_repo(empty_template(base), tmp_path_factory.mktemp("bisect") / "merged")
+    ids = {k: _commit(repo, files[k], f"facts {k}") for k in "ab"}
+    ok("branch", "side", cwd=repo)
+    ids["e"] = _commit(repo, files["e"], "facts e")
+    ok("switch", "side", cwd=repo)
+    ids |= {k: _commit(repo, files[k], f"facts {k}") for k in "cd"}
+    ok("switch", "main", cwd=repo)
+    ids["M"] = last_line(ok("merge", "side", cwd=repo))
+    ids["f"] = _commit(repo, files["f"], "facts f")
+    return repo, ids
+
+
+@functools.cache  # the repositories do not change: bisect writes nothing (checked)
+def ask(repo: Path, rev: str) -> str:
+    r = ok("ask", PROMPT, "--rev", rev, "--max-tokens", TOKENS, "--json", cwd=repo)
+    return json.loads(r.stdout)["answers"][0]["completion"]
+
+
+def graph(repo: Path) -> dict[str, list[str]]:
+    return {c["id"]: c["parents"] for c in log_json(repo)}
+
+
+def first_bad_by_scan(repo: Path, good) -> str:
+    """The reference: every commit asked; the first bad is the bad commit whose parents are
+    all good (the base counting as good), and it must be the only one."""
+    g = graph(repo)
+    is_good = {c: good(ask(repo, c)) for c in g}
+    assert good(ask(repo, "base")) and not is_good[next(iter(g))]  # HEAD (log's first)
+    firsts = [c for c in g if not is_good[c] and all(is_good[p] for p in g[c])]
+    assert len(firsts) == 1, firsts
+    return firsts[0]
+
+
+def git_bisect(repo: Path, bad_ones: set[str], where: Path) -> tuple[list[tuple], str]:
+    """`git bisect run` on a git repository of `repo`'s shape (one empty commit per commit,
+    its memstore id as message; a root for the base; commit dates in memstore's order),
+    good: the root, bad: HEAD; a commit is bad when it is in `bad_ones`. Returns the steps
+    (memstore id, left, roughly) and the first bad commit it names."""
+    assert shutil.which("git"), "git is needed here (CI clones with it)"
+    log = list(reversed(log_json(repo)))  # parents first
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(where), "GIT_CONFIG_NOSYSTEM": "1",
+           "PATH": os.environ["PATH"]}
+    where.mkdir()
+
+    def git(*args: str, **kw) -> str:
+        return subprocess.run(["git", *args], cwd=where, env={**env, **kw}, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    tree = git("hash-object", "-t", "tree", "-w", "/dev/null")
+    dated = {c["id"]: i for i, c in enumerate(sorted(log, key=lambda c: c["time"]), 1)}
+    sha = {None: git("commit-tree", tree, "-m", "base", GIT_COMMITTER_DATE="@1000000000 +0000")}
+    for c in log:
+        parents = [a for p in c["parents"] or [None] for a in ("-p", sha[p])]
+        date = f"@{1000000000 + dated[c['id']] * 60} +0000"
+        sha[c["id"]] = git("commit-tree", tree, *parents, "-m", c["id"],
+                           GIT_COMMITTER_DATE=date, GIT_AUTHOR_DATE=date)
+    git("reset", "-q", "--hard", sha[log[-1]["id"]])
+    (where / "bad.txt").write_text("\n".join(bad_ones) + "\n")
+    test = where.parent / "test.sh"
+    test.write_text("#!/bin/sh\ngrep -qxF \"$(git log -1 --format=%s)\" "
+                    f"{where / 'bad.txt'} && exit 1 || exit 0\n")
+    test.chmod(0o755)
+    out = git("bisect", "start", sha[log[-1]["id"]], sha[None]) + "\n"  # the first step
+    out += subprocess.run(["git", "bisect", "run", str(test)], cwd=where, env=env, check=True,
+                         capture_output=True, text=True).stdout
+    ids = {v: k for k, v in sha.items()}
+    counts = re.findall(r"Bisecting: (\d+) revisions? left to test after this "
+                        r"\(roughly (\d+) steps?\)\n\[([0-9a-f]+)\]", out)
+    steps = [(ids[s], int(left), int(rough)) for left, rough, s in counts]
+    first = re.search(r"^([0-9a-f]{40}) is the first bad commit", out, re.MULTILINE).group(1)
+    return steps, ids[first]
+
+
+def bisect_json(repo: Path, *args: str) -> dict:
+    return json.loads(ok("bisect", PROMPT, "--max-tokens", TOKENS, *args, "--json",
+                         cwd=repo).stdout)
+
+
+def unchanged(repo: Path):
+    """Asserts, after the block, that nothing in .memstore/ changed: the objects, the rows,
+    and the files there (but SQLite's -wal/-shm and the lock, whose bytes an open changes)."""
+    def files() -> dict:
+        return {str(p.relative_to(repo)): p.stat().st_mtime_ns
+                for p in (repo / ".memstore").rglob("*")
+                if not p.name.endswith(("-wal", "-shm", ".lock"))}
+
+    class Check:
+        def __enter__(self):
+            self.before = (snapshot(repo), files())
+
+        def __exit__(self, *exc):
+            if exc[0] is None:
+                assert (snapshot(repo), files()) == self.before
+
+    return Check()
+
+
+@pytest.mark.parametrize("history", ["linear", "merged"])
+def test_bisect_names_the_commit_that_changed_the_answer(history, request, tmp_path):
+    """--expect the base's answer: the first bad commit is the scan's (the commit of the
+    fact on PROMPT; on the merged history, one on the side branch), each state asked
+    answers as ask does there, and the commits tested and git's counts are git's."""
+    repo, ids = request.getfixturevalue(history)
+    before = ask(repo, "base")
+    expect = before[:2]
+
+    def good(answer: str) -> bool:
+        return answer.lstrip().startswith(expect.lstrip())
+
+    first = first_bad_by_scan(repo, good)
+    assert first == ids["c"]  # the fixture's premise: c's fact changed the answer
+    with unchanged(repo):
+        d = bisect_json(repo, "--good", "base", "--expect", expect)
+    assert d["first_bad"]["id"] == first and d["first_bad"]["message"] == "facts c"
+    assert d["good"] == [{"commit": None, "completion": before}]
+    asked = [d["bad"], *d["steps"]]
+    assert d["bad"]["commit"] == next(iter(graph(repo)))  # HEAD
+    for s in asked:
+        assert s["completion"] == ask(repo, s["commit"])
+    for s in d["steps"]:
+        assert s["verdict"] == ("good" if good(s["completion"]) else "bad")
+    assert d["first_bad"]["completion"] == ask(repo, first)
+    bad_ones = {c for c in graph(repo) if not good(ask(repo, c))}
+    steps, git_first = git_bisect(repo, bad_ones, tmp_path / "git")
+    assert git_first == first
+    assert [(s["commit"], s["left"], s["steps"]) for s in d["steps"]] == steps
+    assert len(steps) >= 2
+
+
+def test_bisect_prints_each_step_and_the_first_bad_commit(merged):
+    """The text: the ends, each step with git's count and its verdict, then the first bad
+    commit as log shows it (id, merge parents for a merge, author, date, facts, message)."""
+    repo, ids = merged
+    reject = ask(repo, ids["c"]).lstrip()[:1]  # the answer's first character after c
+    assert first_bad_by_scan(repo, lambda answer: reject not in answer) == ids["c"]
+    with unchanged(repo):
+        out = ok("bisect", PROMPT, "--good", ids["a"], "--reject", reject, "--max-tokens",
+                 TOKENS, cwd=repo).stdout
+    lines = out.splitlines()
+    assert lines[0] == f"[{ids['a'][:12]}] facts a: good ({ask(repo, ids['a'])!r}), given as good"
+    assert lines[1] == f"[{ids['f'][:12]}] facts f: bad ({ask(repo, 'HEAD')!r}), given as bad"
+    assert re.fullmatch(r"Bisecting: \d+ revisions? left to test after this \(roughly \d+ "
+                        r"steps?\)", lines[2])
+    assert re.fullmatch(r"\[[0-9a-f]{12}\] .*: (good|bad) \(.*\)", lines[3])
+    at = lines.index(f"{ids['c']} is the first bad commit")
+    assert lines[at + 1] == f"commit {ids['c']}"
+    assert lines[at + 2].startswith("Author: ") and lines[at + 3].startswith("Date:   ")
+    assert lines[at + 4].startswith("Facts:  2 facts (commit); ")
+    assert lines[at + 6] == "    facts c"
+
+
+def test_refusals_are_one_line_and_write_nothing(merged):
+    """A GOOD that is bad, a BAD that is good, a GOOD that is no ancestor of BAD, the same
+    commit twice, an unknown revision, an empty prompt or TEXT, --expect and --reject
+    both or neither: one line, exit status 1 (the model's answer refuses it) or 2 (bad
+    input), nothing written."""
+    repo, ids = merged
+    expect = ask(repo, "base")[:2]
+    e = ids["e"]  # on main, before the merge: no ancestor of side, and good
+    cases = [
+        (1, "the good revision 'side' is bad: its answer",
+         ["--good", "side", "--expect", expect]),
+        (1, f"the bad revision '{e}' is good: its answer",
+         ["--good", "base", "--bad", e, "--expect", expect]),
+        (2, f"the good revision '{e}' ({e[:12]}) is not an ancestor of the bad revision",
+         ["--good", e, "--bad", "side", "--expect", expect]),
+        (2, "are the same commit", ["--good", "side", "--bad", ids["d"], "--expect", expect]),
+        (2, "unknown revision 'nope'", ["--good", "nope", "--expect", expect]),
+        (2, "unknown revision 'nope'", ["--good", "base", "--bad", "nope", "--expect", expect]),
+        (2, "the bad revision 'base' is the base model",
+         ["--good", "base", "--bad", "base", "--expect", expect]),
+        (2, "give one of --expect TEXT and --reject TEXT", ["--good", "base"]),
+        (2, "give one of --expect TEXT and --reject TEXT",
+         ["--good", "base", "--expect", "a", "--reject", "b"]),
+        (2, "--expect: an empty TEXT", ["--good", "base", "--expect", "  "]),
+        (2, "--reject: an empty TEXT", ["--good", "base", "--reject", ""]),
+        (2, "Missing option '--good'", ["--expect", expect]),
+    ]
+    with unchanged(repo):
+        for code, says, args in cases:
+            error_line(run("bisect", PROMPT, *args, cwd=repo), code, says)
+        error_line(run("bisect", "  ", "--good", "base", "--expect", expect, cwd=repo), 2,
+                   "the prompt is empty")
+
+
+def test_a_damaged_commit_record_is_one_line(merged, tmp_path):
+    """A record of the history whose bytes changed (its hash no longer holds): one line,
+    exit status 1, nothing written."""
+    repo, ids = merged
+    repo = copy_repo(repo, tmp_path / "repo")
+    obj = repo / ".memstore" / "objects" / ids["b"][:2] / ids["b"][2:]
+    data = bytearray(obj.read_bytes())
+    data[len(data) // 2] ^= 1
+    obj.chmod(0o644)
+    obj.write_bytes(bytes(data))
+    with unchanged(repo):
+        r = run("bisect", PROMPT, "--good", "base", "--expect", "x", cwd=repo)
+    error_line(r, 1, ids["b"][:12])
