@@ -185,7 +185,7 @@ def runtime_options(f: Callable) -> Callable:
     @functools.wraps(f)
     def wrapper(*args: Any, device: str | None, dtype: str | None, device_map: str | None,
                 **kwargs: Any) -> Any:
-        from memstore.store.states import set_runtime_flags
+        from memstore.store.revisions import set_runtime_flags
 
         set_runtime_flags(device=device, dtype=dtype, device_map=device_map)
         try:

@@ -11,8 +11,6 @@ from typing import Any
 
 import click
 
-from memstore.store.retention import retention_warning
-
 from ..output import (
     counted,
     first_line,
@@ -33,6 +31,8 @@ def written(repo, report) -> dict[str, Any]:
     """What a command that wrote a commit did: the commit, the branch it moved (None:
     detached HEAD), its operation, facts, solves, layers, seconds, the metrics measured
     right after the edit, and the warning when it lost earlier facts (None: none)."""
+    from memstore.store.retention import retention_warning
+
     c = report.commit
     return {"commit": c.id, "branch": repo.head().branch, "operation": c.operation,
             "message": c.message, "parents": list(c.parents), "n_facts": c.n_requests,

@@ -330,12 +330,12 @@ def show(rev: str, as_json: bool) -> None:
     --json adds `facts` (`added`, `removed`, `changed`, as `diff --json` gives them) and
     `update_sets` to the fields of `log --json`, with `info` and `bytes`.
     """
-    from memstore.store import porcelain
+    from memstore.store import queries
 
     from ..context import open_repo
 
     with open_repo() as repo:
-        d = porcelain.show(repo, rev)
+        d = queries.show(repo, rev)
     if as_json:
         print_json(d)
         return
@@ -396,16 +396,16 @@ def diff(rev1: str, rev2: str | None, weights: bool, prompts: tuple[str, ...], m
     new_commit, new_carried_by); with --weights, weights (layer -> norm of the difference);
     with --probe, revs and probe (prompt, rev1, rev2 per prompt).
     """
-    from memstore.store import porcelain
+    from memstore.store import queries  # the model only with --weights or --probe
 
     from ..context import open_repo
 
     with open_repo() as repo:
-        d = porcelain.diff(repo, rev1, rev2)
+        d = queries.diff(repo, rev1, rev2)
         if weights:
-            d["weights"] = {str(k): v for k, v in porcelain.weight_diff(repo, rev1, rev2).items()}
+            d["weights"] = {str(k): v for k, v in queries.weight_diff(repo, rev1, rev2).items()}
         if prompts:
-            got = porcelain.probe(repo, list(prompts), [rev1, rev2], max_tokens)
+            got = queries.probe(repo, list(prompts), [rev1, rev2], max_tokens)
             d["revs"] = [rev1, rev2 or "HEAD"]  # the probe's completions under each
             d["probe"] = [{"prompt": p, "rev1": got[0]["completions"][i],
                            "rev2": got[1]["completions"][i]} for i, p in enumerate(prompts)]

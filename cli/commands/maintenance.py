@@ -31,8 +31,6 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
 
     --json prints one object: ok and problems (one line each); with REMOTE --repair also
     rewritten (the objects written to the remote again)."""
-    from memstore.store import porcelain
-
     rewritten = None
     if remote is not None:
         from .remote import remote_problems, remote_url
@@ -42,6 +40,8 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
         problems = remote_problems(remote, verify=not quick)
     else:
         if repair:
+            from memstore.store import porcelain  # may compute statistics: the model
+
             r = porcelain.repair(note=warn)
             kept = f"; the damaged index is kept as {r.kept_as}" if r.kept_as else ""
             warn(f"rebuilt the index: {counted(r.commits, 'commit')}, "

@@ -145,23 +145,24 @@ def init_result(repo) -> dict:
 @json_option
 @pass_repo
 def config(repo, key: str | None, value: str | None, as_json: bool) -> None:
-    from memstore.store import porcelain
+    from memstore.store import configuration
+    from memstore.store.queries import current_settings
 
-    settings = porcelain.current_settings(repo)
+    settings = current_settings(repo)
     if value is not None:
-        porcelain.config(repo, key, value)
+        configuration.config(repo, key, value)
         if not as_json:
-            click.echo(f"{key} = {_show(porcelain.setting(repo, key))}")
+            click.echo(f"{key} = {_show(configuration.setting(repo, key))}")
             return
     if key is not None:  # `config KEY [VALUE] --json`: {KEY: its value now}
-        value_now = porcelain.setting(repo, key)
+        value_now = configuration.setting(repo, key)
         print_json({key: value_now}) if as_json else click.echo(_show(value_now))
         return
-    values = {**settings.to_dict(), **porcelain.runtime_values(repo)}
+    values = {**settings.to_dict(), **configuration.runtime_values(repo)}
     if as_json:
         print_json(values)
         return
-    notes = porcelain.derived_notes(repo)
+    notes = configuration.derived_notes(repo)
     for k, v in values.items():
         click.echo(f"{k:<16} {_show(v)}" + (f"    # {notes[k]}" if k in notes else ""))
 
@@ -190,7 +191,7 @@ def status(repo, as_json: bool) -> None:
     settings and upstream (name, commit, ahead, behind, gone; null without one)."""
     from memstore.errors import MemstoreError
     from memstore.remote.remotes import upstream
-    from memstore.store import history, porcelain
+    from memstore.store import history, queries
 
     # ahead/behind and the numbers of commits and facts counted on the records (one walk
     # reads each once): a damaged row is a warning, not a count, said once where both meet it
@@ -207,7 +208,7 @@ def status(repo, as_json: bool) -> None:
     except MemstoreError as e:  # a malformed upstream: said, the rest of the status shown
         once(str(e))
         up = None
-    st = porcelain.status(repo, g=g, note=once) | {"upstream": up}
+    st = queries.status(repo, g=g, note=once) | {"upstream": up}
     if as_json:
         print_json(st)
         return

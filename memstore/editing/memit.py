@@ -14,7 +14,7 @@ from .post_norm import value_residuals
 from .requests import Request, check_fits, context_length, templated_texts, validate_requests
 from .result import EditResult, LayerUpdate
 from .sampling import sample_templates
-from .settings import EditSettings
+from .settings import EditSettings, check_layers
 from .solve import covariance_term, solve_layer, solve_layer_nullspace, solve_layer_weighted
 from .statistics import Statistics
 from .tokens import read_alike, read_once
@@ -40,16 +40,6 @@ def check_settings(model, adapter: Adapter, settings: EditSettings) -> None:
             raise ValidationError(f"layer {l}'s W_out is offloaded by the device map; keep the "
                                   f"edited layers ({', '.join(map(str, settings.layers))}) on a "
                                   "device")
-
-
-def check_layers(layers: tuple[int, ...], n_layers: int) -> None:
-    if max(layers) >= n_layers:
-        raise ValidationError(f"settings: layer {max(layers)} out of range (the model has "
-                              f"{n_layers} layers, 0..{n_layers - 1})")
-    if max(layers) >= n_layers - 1:
-        raise ValidationError(f"settings: the last edited layer must be below {n_layers - 1}, "
-                              "the model's last layer: no later layer would carry the "
-                              "z-vector to the target, and every edit would be empty")
 
 
 def templates_for(model, tokenizer, settings: EditSettings) -> list[str]:

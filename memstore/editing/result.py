@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import torch
+from typing import TYPE_CHECKING
 
 from .requests import Request
 from .settings import EditSettings
+
+if TYPE_CHECKING:  # torch is not imported by the commands that only read the history
+    import torch
 
 
 @dataclass

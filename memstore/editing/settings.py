@@ -163,3 +163,15 @@ class EditSettings:
         if "layers" in changes:
             changes["layers"] = tuple(changes["layers"])
         return replace(self, **changes)
+
+
+def check_layers(layers: tuple[int, ...], n_layers: int) -> None:
+    """The edited layers exist in a model of `n_layers` and leave a later layer to carry the
+    z-vector (checked by `config` from the recorded number of layers, without the model)."""
+    if max(layers) >= n_layers:
+        raise ValidationError(f"settings: layer {max(layers)} out of range (the model has "
+                              f"{n_layers} layers, 0..{n_layers - 1})")
+    if max(layers) >= n_layers - 1:
+        raise ValidationError(f"settings: the last edited layer must be below {n_layers - 1}, "
+                              "the model's last layer: no later layer would carry the "
+                              "z-vector to the target, and every edit would be empty")

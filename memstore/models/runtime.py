@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import InitVar, dataclass, replace
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+if TYPE_CHECKING:  # torch is imported where a device or dtype is used, not to read a choice
+    import torch
+
+DTYPES = ("float32", "bfloat16", "float16")  # torch's names for them
 DEVICE = re.compile(r"cpu|cuda|cuda:\d+|mps|auto")  # fullmatch: no trailing newline
 DEVICE_MAPS = ("auto", "balanced", "sequential")
 KEYS = ("device", "dtype", "device_map")
@@ -39,12 +40,16 @@ class Runtime:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return DTYPES[self.dtype]
+        import torch
+
+        return getattr(torch, self.dtype)
 
     def resolved_device(self) -> str:
         """`auto` made concrete: CUDA, else Apple's MPS, else the CPU."""
         if self.device != "auto":
             return self.device
+        import torch
+
         if torch.cuda.is_available():
             return "cuda"
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -71,6 +76,10 @@ def check(rt: Runtime, available: bool = True) -> None:
 
 def check_present(device: str, what: str) -> None:
     """`device` (cpu, cuda, cuda:N, mps) is one this machine has; `what` names it."""
+    if device == "cpu":
+        return
+    import torch
+
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ValidationError(f"{what}: no CUDA device is available here")
@@ -107,4 +116,6 @@ def with_changes(rt: Runtime, **changes: Any) -> Runtime:
 def float64_device(device: torch.device) -> torch.device:
     """Where a float64 solve runs: the model's device when it has float64 (CUDA, CPU), else
     the CPU (Apple's MPS has none)."""
+    import torch
+
     return device if device.type in ("cpu", "cuda") else torch.device("cpu")

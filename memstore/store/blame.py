@@ -11,7 +11,7 @@ from . import chain_facts
 from .history import LiveFact
 from .provenance import Provenance, Write
 from .repository import Repository
-from .states import BASE, state_commit
+from .revisions import BASE, state_commit
 
 
 def blame(repo: Repository, rev: str | None = None, *, subject: str | None = None,

@@ -19,12 +19,10 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
 
-from ..editing.apply import delta as weight_delta
 from ..editing.requests import Request, check_written
 from ..editing.result import EditResult, LayerUpdate
 from ..editing.settings import EditSettings
@@ -32,6 +30,9 @@ from ..errors import MemstoreError, NumericalError, ValidationError
 from .author import check as check_author
 from .commit_info import check as check_info
 from .objects import ObjectStore, canonical_json, check_object_id, hash_bytes, plain
+
+if TYPE_CHECKING:  # torch is imported where tensors are made or checked, not before
+    import torch
 
 FORMAT = 1
 FACTORS, DENSE = "factors", "dense"
@@ -217,6 +218,8 @@ class DenseLayerUpdate(LayerUpdate):
     @classmethod
     def from_dense(cls, layer: int, dense: torch.Tensor, keys: torch.Tensor,
                    transposed: bool) -> DenseLayerUpdate:
+        import torch
+
         op = dense.T if transposed else dense  # d_out × d_in
         d_out, d_in = op.shape
         if d_out <= d_in:
@@ -238,6 +241,8 @@ class DenseLayerUpdate(LayerUpdate):
 
 
 def _finite(t: torch.Tensor, what: str) -> None:
+    import torch
+
     if not torch.isfinite(t).all():
         raise NumericalError(f"{what} holds NaN or inf; refusing to store it")
 
@@ -255,6 +260,8 @@ def check_update(update: LayerUpdate, n: int, where: str) -> None:
 
 
 def put_layer(objects: ObjectStore, update: LayerUpdate) -> LayerRecord:
+    from ..editing.apply import delta as weight_delta
+
     if isinstance(update, DenseLayerUpdate) or not update.factors_are_smaller():
         dense = update.delta() if isinstance(update, DenseLayerUpdate) else weight_delta(update)
         oid = objects.put_tensors({"delta": dense, "keys": update.keys})
@@ -280,6 +287,8 @@ def _layer_tensors(objects: ObjectStore, oid: str, names: tuple[str, ...],
     the update's input side (`d_in` of the tensors), as `check_update` wrote them: a
     well-hashed object of another form (another machine's push) failed deep in a command
     (a shape mismatch, NaN written into an export)."""
+    import torch
+
     t = _tensors(objects, oid, names)
     for name in names:
         if t[name].ndim != 2 or not t[name].is_floating_point():
@@ -387,6 +396,8 @@ def load_requests(objects: ObjectStore, update_set: UpdateSet) -> list[Request]:
 def load_zs(objects: ObjectStore, update_set: UpdateSet) -> torch.Tensor:
     """The set's z-vectors, one finite row of floats per request, as `put_update_set` wrote
     them (a well-hashed object of another shape was a traceback in a squash's replay)."""
+    import torch
+
     oid = update_set.zs
     zs = _tensors(objects, oid, ("zs",))["zs"]
     if zs.ndim != 2 or zs.shape[0] != update_set.n or not zs.is_floating_point():

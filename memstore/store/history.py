@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import torch
-
 from ..editing.requests import Request, fact_key
 from ..editing.result import LayerUpdate
 from ..errors import MemstoreError
@@ -20,6 +18,7 @@ from .commits import UpdateSet, load_requests, load_updates, load_zs
 from .schema import DamagedIndexError, not_indexed, parents_loop, parents_of, time_of
 
 if TYPE_CHECKING:
+    import torch
     from sqlite_utils import Database
 
     from .storage import Storage
@@ -78,6 +77,8 @@ def chain_layers(chain: Iterable[SetRef]) -> set[int]:
 
 def chain_keys(store: Storage, commit_id: str) -> dict[int, torch.Tensor]:
     """Per layer, the keys K (stacked, n_total × d_in) of every update set in the chain."""
+    import torch
+
     keys: dict[int, list[torch.Tensor]] = {}
     for updates in update_chain(store, commit_id):
         for layer, update in updates.items():
@@ -100,6 +101,8 @@ def facts_at(store: Storage, commit_id: str) -> list[LiveFact]:
 
 def zs_of(store: Storage, facts: list[LiveFact]) -> torch.Tensor:
     """The cached z-vectors of `facts`, stacked in their order (for a replay)."""
+    import torch
+
     cache: dict[tuple[str, int], torch.Tensor] = {}
     rows = []
     for f in facts:

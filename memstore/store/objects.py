@@ -31,14 +31,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import torch
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import leftovers
 from ..errors import MemstoreError, ValidationError
+
+if TYPE_CHECKING:  # torch is imported where tensors are read or written, not before
+    import torch
 
 OBJECT_ID = re.compile(r"[0-9a-f]{64}\Z")  # \Z, not $: no trailing newline
 TEMP_PREFIX = ".tmp-"  # + <host>-<pid>-<random> (leftovers.temp_name)
@@ -134,11 +133,15 @@ def plain(value: Any, where: str = "value") -> Any:
 def tensors_to_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
     """Deterministic safetensors bytes: keys sorted, tensors contiguous on the CPU, fixed
     metadata. The bytes (and so the id) depend only on names, dtypes, shapes and values."""
+    from safetensors.torch import save as save_safetensors
+
     ordered = {k: tensors[k].detach().to("cpu").contiguous().clone() for k in sorted(tensors)}
     return save_safetensors(ordered, metadata=TENSOR_METADATA)
 
 
 def tensors_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load as load_safetensors
+
     return load_safetensors(data)
 
 

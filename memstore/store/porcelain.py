@@ -5,25 +5,25 @@ Every writing operation holds the repository lock from its first read of HEAD to
 move, so a concurrent writer waits instead of losing an update, and validates everything it
 can before any work.
 
-This module holds init, config, stats and commit; history rewrites (revert, squash, merge,
-cherry-pick)
-live in `rewrite`, rebase (cherry-picks in a row) in `rebase`, read-only operations in
-`queries`, checkpoints in `checkpoint`, and states (the base model loaded once per
-process) in `states`. All are re-exported here, so that `porcelain` is the one module a
-front end needs."""
+This module holds init, stats and commit; config lives in `configuration`, history
+rewrites (revert, squash, merge, cherry-pick) in `rewrite`, rebase (cherry-picks in a row)
+in `rebase`, read-only operations in `queries`, checkpoints in `checkpoint`, and states
+(the base model loaded once per process) in `states`. All are re-exported here, so that
+`porcelain` is the one module a front end needs; importing it imports torch and
+transformers (seconds), so the commands that never load the model (status, config, show,
+diff) import `queries` and `configuration` instead, which import neither."""
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..editing.defaults import derive, outside_validated
-from ..editing.memit import check_layers, check_settings, execute_memit, templates_for
+from ..editing.memit import check_settings, execute_memit, templates_for
 from ..editing.memory import estimate as estimate_memory
 from ..editing.memory import longest as longest_tokens
 from ..editing.progress import phase
@@ -38,16 +38,14 @@ from ..editing.requests import (
     validate_requests,
 )
 from ..editing.settings import EditSettings
-from ..editing.statistics import SOURCES, check_corpus
 from ..editing.tokens import read_once
 from ..editing.zs import check_compute_dtype, key_groups
 from ..errors import MemstoreError, ValidationError
 from ..models.hashing import model_hash, side_files, state_items
 from ..models.loading import DEFAULT_MODEL, resolve
-from ..models.runtime import KEYS as RUNTIME_KEYS
-from ..models.runtime import Runtime
 from .checkpoint import export, verify, verify_base
 from .config import settings_json
+from .configuration import config, derived_notes, parse_setting, runtime_values, setting
 from .exports import export_as
 from .history import LiveFact
 from .lock import WaitCallback
@@ -71,7 +69,6 @@ from .retention import earlier_sample, recall, retention_metrics
 from .rewrite import MergeConflictError, Report, cherry_pick, merge, revert, squash
 from .running import earlier_keys_for
 from .states import (
-    RUNTIME_KEY,
     LoadedBase,
     load_base,
     load_state,
@@ -132,21 +129,6 @@ def identify_base(base_spec: str = DEFAULT_MODEL) -> BaseIdentity:
     return BaseIdentity(base_spec, where, model_hash(model), info, derived.settings)
 
 
-def derived_notes(repo: Repository) -> dict[str, str]:
-    """Setting -> the line saying how it was derived from the model, for the settings that
-    still have their derived value."""
-    d = repo.base.info.get("derived")
-    if not isinstance(d, dict) or not isinstance(d.get("why"), dict):
-        return {}
-    current, derived = current_settings(repo).to_dict(), d.get("settings", {})
-    # a note stands while every setting it speaks of keeps its derived value
-    speaks_of = {"stats_source": ("stats_source", "stats_tokens"),
-                 "mom2_growth": ("mom2_growth", "mom2_growth_facts")}
-    return {k: v for k, v in d["why"].items()
-            if isinstance(v, str) and all(current.get(x) == derived.get(x)
-                                          for x in speaks_of.get(k, (k,)))}
-
-
 def check_base_editable(base: LoadedBase, settings: EditSettings) -> None:
     """The edit can run on this model as loaded: its layers exist and are not offloaded,
     and its z-vectors can be computed in the settings' compute_dtype."""
@@ -177,106 +159,6 @@ def init(path: str | Path = ".", base_spec: str = DEFAULT_MODEL, *,
                               "another folder")
     return Repository.init(root, b.spec, b.hash, b.info, b.settings, base_path=b.path,
                            on_wait=on_wait)
-
-
-MAX_LAYERS = 10_000  # more than any model has
-
-
-def _parse_layers(text: str) -> tuple[int, ...]:
-    text = text.strip().strip("[]()")
-    out: list[int] = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        if "-" in part[1:] or ".." in part:
-            lo, hi = (int(x) for x in part.replace("..", "-").split("-", 1))
-            if hi - lo > MAX_LAYERS:  # checked against the model later; never expanded first
-                raise ValidationError(f"layers {part}: more than {MAX_LAYERS} layers")
-            out.extend(range(lo, hi + 1))
-        else:
-            out.append(int(part))
-    return tuple(out)
-
-
-def parse_setting(key: str, text: str) -> Any:
-    """The value of setting `key` from its command-line text."""
-    known = {f.name: f for f in fields(EditSettings)}
-    if key not in known:  # device, dtype and device_map are settings too (`config`)
-        raise ValidationError(f"unknown setting {key!r}; known: "
-                              f"{', '.join([*known, *RUNTIME_KEYS])}")
-    kind = str(known[key].type)
-    try:
-        if key == "layers":
-            return _parse_layers(text)
-        if kind == "int":
-            return int(text)
-        if kind == "float":
-            return float(text)
-    except ValueError:
-        what = "a comma-separated list of layer numbers (e.g. 3,4,5 or 3-8)" \
-            if key == "layers" else f"a number ({kind})"
-        raise ValidationError(f"invalid value {text!r} for {key}: expected {what}") from None
-    if key == "stats_source" and text not in SOURCES:
-        return str(check_corpus(text))
-    return text
-
-
-def config(repo: Repository, key: str, value: str) -> EditSettings:
-    """Changes one editor setting for future commits, validated through EditSettings and
-    against the base's number of layers; or where the model runs (device, dtype,
-    device_map: checked for form here, for availability when a model is loaded).
-
-    The change is made again under the lock, to the values read there (what it read
-    before, checked at once so that a refusal does not wait, may be older: another
-    process's change since would be undone)."""
-    if key in RUNTIME_KEYS:
-        _runtime_changed(repo, key, value)
-        with repo.lock():
-            repo.set_config(RUNTIME_KEY, _runtime_changed(repo, key, value))
-        return current_settings(repo)
-    parsed = parse_setting(key, value)
-    _settings_changed(repo, key, parsed)
-    with repo.lock():
-        new = _settings_changed(repo, key, parsed)
-        repo.set_settings(new)
-    return new
-
-
-def _runtime_changed(repo: Repository, key: str, value: str) -> dict[str, Any]:
-    stored = dict(repo.get_config(RUNTIME_KEY) or {})
-    stored[key] = (None if value.lower() in ("", "none") and key == "device_map"
-                   else value)
-    if key == "device_map" and str(stored[key]).endswith(".json"):
-        # a map file named from here: later commands, run from any folder, read this one
-        stored[key] = os.path.abspath(value)
-    Runtime(**stored, check_available=False)
-    return stored
-
-
-def _settings_changed(repo: Repository, key: str, parsed: Any) -> EditSettings:
-    new = current_settings(repo).with_changes(**{key: parsed})
-    n = repo.base.info.get("n_layers")
-    if isinstance(n, int):
-        check_layers(new.layers, n)
-    context = repo.base.info.get("context")
-    if isinstance(context, int) and new.n_templates > 0 and new.template_tokens + 2 > context:
-        # a sampled template in front, then at least one token of prompt and of target
-        raise ValidationError(f"settings: template_tokens {new.template_tokens} leaves no room "
-                              f"for a prompt and its target in the model's context of "
-                              f"{context} tokens")
-    return new
-
-
-def runtime_values(repo: Repository) -> dict[str, Any]:
-    """The repository's stored device, dtype and device map (defaults where unset)."""
-    stored = repo.get_config(RUNTIME_KEY) or {}
-    return Runtime(**stored, check_available=False).to_dict()
-
-
-def setting(repo: Repository, key: str) -> Any:
-    """The current value of one editor setting (or of device, dtype, device_map)."""
-    values = {**current_settings(repo).to_dict(), **runtime_values(repo)}
-    if key not in values:
-        raise ValidationError(f"unknown setting {key!r}; known: {', '.join(values)}")
-    return values[key]
 
 
 def stats(repo: Repository, compute: bool = True,
@@ -449,6 +331,6 @@ __all__ = [
     "cherry_pick", "commit",
     "config", "current_settings", "derived_notes", "diff", "evaluate", "evaluate_live", "export",
     "export_as", "identify_base", "init", "load_state", "measure", "merge", "parse_setting", "probe",
-    "rebase", "repair", "revert", "setting", "show", "squash", "stats", "status",
+    "rebase", "repair", "revert", "runtime_values", "setting", "show", "squash", "stats", "status",
     "validation_warnings", "verify", "verify_base", "weight_diff",
 ]

@@ -1,5 +1,6 @@
 """Read-only operations behind `memstore status/show/diff/ask/eval`: they build states in
-memory (memstore.store.states) and never write to the repository."""
+memory (memstore.store.states) and never write to the repository. status and diff read
+records only; torch (show's norms) and the model (states) are imported where they are used."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,11 +8,8 @@ import math
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from ..editing.apply import build_state, delta, single_thread
 from ..editing.requests import Request, check_fits, context_length, fact_key, request_texts
 from ..editing.settings import EditSettings
 from ..errors import MemstoreError, ValidationError
@@ -22,8 +20,11 @@ from .history import LiveFact, ancestors_of, chain_layers, chain_updates, checke
 from .index import BY_KEY, introduced_size
 from .provenance import Provenance
 from .repository import Repository
+from .revisions import BASE, state_commit
 from .schema import not_indexed
-from .states import BASE, LoadedBase, load_state, open_base, state_commit
+
+if TYPE_CHECKING:
+    from .states import LoadedBase
 
 
 def finite(value: Any) -> Any:
@@ -42,6 +43,8 @@ def measure(base: LoadedBase, requests: list[Request], quick: bool = False) -> d
     the requests having target_true (memstore.eval.metrics.counterfact_metrics), and for all
     requests the mean P(new) = exp(-NLL) and mean NLL of target_new after the prompt, which
     mean something without target_true. `quick`: P(new) and NLL only."""
+    import torch
+
     from ..eval.metrics import counterfact_metrics
     from ..eval.scoring import target_nll
 
@@ -121,6 +124,8 @@ def show(repo: Repository, rev: str = "HEAD") -> dict[str, Any]:
     beyond its parents', counted off the records and the object store as its index row's
     size was when written (not read off that row: a damaged size, which fsck does not
     check, was shown as it stood)."""
+    from ..editing.apply import delta, single_thread  # the norms: torch, not the model
+
     cid = repo.resolve(rev)
     c = repo.get_commit(cid)  # (a record that is no commit is named as such first)
     if not repo.has_commit(cid):  # a sound record whose commits row is gone: damage
@@ -211,6 +216,9 @@ def _diff_states(repo: Repository, c1: str | None,
 
 def weight_diff(repo: Repository, rev1: str, rev2: str) -> dict[int, float]:
     """Per edited layer, ‖W(rev2) − W(rev1)‖_F (float64), from states built in memory."""
+    from ..editing.apply import build_state
+    from .states import open_base
+
     base = open_base(repo)
     chains = []
     for rev in (rev1, rev2):
@@ -233,6 +241,7 @@ def probe(repo: Repository, prompts: list[str], revs: list[str | None],
     """Greedy completions of `prompts` under the state of each revision (None: HEAD), read
     in Unicode NFC as facts are (a decomposed 'José' is other tokens than the fact's)."""
     from ..eval.generation import greedy_generate
+    from .states import load_state, open_base
 
     prompts = [unicodedata.normalize("NFC", p) for p in prompts]
     check_prompts(open_base(repo), prompts, max_tokens)
@@ -263,6 +272,8 @@ def check_prompts(base: LoadedBase, prompts: list[str], max_tokens: int) -> None
 def ask(repo: Repository, prompt: str, rev: str | None = None, compare: str | None = None,
         max_tokens: int = 20) -> list[dict[str, Any]]:
     """The greedy completion of `prompt` at `rev`, and at `compare` ('base' or a revision)."""
+    from .states import open_base
+
     check_prompts(open_base(repo), [prompt], max_tokens)
     revs = [rev] + ([compare] if compare is not None else [])
     return [{"rev": p["rev"], "commit": p["commit"], "completion": p["completions"][0]}
@@ -278,6 +289,7 @@ def evaluate_live(repo: Repository, rev: str | None = None, *, by_relation: bool
     it does not recall (and the commit that wrote each) under `not_recalled`."""
     from ..eval.metrics import counterfact_metrics
     from .retention import recall
+    from .states import load_state
 
     commit = state_commit(repo, rev)
     facts = live_facts(repo, commit)
@@ -309,6 +321,7 @@ def evaluate(repo: Repository, path: str | Path, rev: str | None = None, *,
         harmonic_mean,
         zsre_metrics,
     )
+    from .states import load_state
 
     raw = load_records(path)  # read once: standard input ('-') cannot be read twice
     if not raw:

@@ -19,14 +19,11 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
 from sqlite_utils import Database
 
 from .. import leftovers
 from ..editing.requests import Request
-from ..editing.result import EditResult, LayerUpdate
 from ..editing.settings import EditSettings
-from ..editing.statistics import Statistics
 from ..errors import MemstoreError, ValidationError
 from . import author as authors
 from . import (
@@ -49,8 +46,13 @@ from .schema import DamagedIndexError, open_index, size_of, transaction
 from .stats_records import StatisticsRecord
 from .storage import Storage
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch and the editing code are not imported by the light commands
     from typing import Self
+
+    import torch
+
+    from ..editing.result import EditResult, LayerUpdate
+    from ..editing.statistics import Statistics
 
 DIRNAME = ".memstore"
 INIT_PREFIX = DIRNAME + "-init-"  # the repository being built, renamed to DIRNAME when whole

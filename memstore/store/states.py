@@ -39,15 +39,19 @@ from ..editing.statistics import (
 from ..errors import MemstoreError, ValidationError
 from ..models.loading import Loaded, cache_dir, load_model
 from ..models.runtime import Runtime
-from ..models.runtime import resolve as resolve_runtime
 from .commits import UpdateSet
 from .history import chain_layers, chain_updates
-from .refs import HEADS, TAGS
 from .repository import Repository, path_snapshot
+from .revisions import (  # noqa: F401 - re-exported: where a state is used, it is named
+    BASE,
+    RUNTIME_KEY,
+    runtime_from_flags,
+    runtime_of,
+    set_runtime_flags,
+    state_commit,
+)
 
 STATS_SEQ_LEN = SEQ_LEN  # tokens per statistics sequence
-RUNTIME_KEY = "runtime"  # config row: the repository's device, dtype and device map
-BASE = None  # the state of no commit: the base weights
 _DIRTY = "(edited in place)"
 
 
@@ -149,9 +153,6 @@ class LoadedBase:
 # the slow part of every command, and one process may build many states (tests, `ask
 # --compare`, `diff --probe`). Keyed by the snapshot so that a changed file is reloaded.
 _LOADED: dict[tuple, LoadedBase] = {}
-# The command line's --device/--dtype/--device-map for this process (None: not given);
-# they win over the environment and the repository's `memstore config device …`.
-_FLAGS: dict[str, str | None] = {}
 
 
 def _key(path: str | Path, runtime: Runtime) -> tuple:
@@ -180,25 +181,6 @@ def forget_loaded() -> None:
     _LOADED.clear()
 
 
-def set_runtime_flags(**flags: str | None) -> None:
-    """The command line's choices of device, dtype and device map for this process."""
-    _FLAGS.clear()
-    _FLAGS.update({k: v for k, v in flags.items() if v is not None})
-
-
-def runtime_from_flags() -> Runtime:
-    """The runtime of a command run outside a repository (init, clone): its flags, else the
-    environment, else CPU and float32."""
-    return resolve_runtime(_FLAGS, None)
-
-
-def runtime_of(repo: Repository) -> Runtime:
-    """The command line's choice, else the environment's, else the repository's, else
-    CPU and float32 (memstore.models.runtime)."""
-    stored = repo.get_config(RUNTIME_KEY)
-    return resolve_runtime(_FLAGS, stored if isinstance(stored, dict) else None)
-
-
 def check_base(repo: Repository) -> None:
     """The cheap check before any edit, export or state: the base file(s) still have the
     size and mtime recorded at init."""
@@ -212,30 +194,6 @@ def open_base(repo: Repository, check: bool = True) -> LoadedBase:
         check_base(repo)
     b = repo.base
     return load_base(b.spec, b.path, runtime_of(repo))
-
-
-def state_commit(repo: Repository, rev: str | None) -> str | None:
-    """The commit whose state `rev` names. None (a REV left out) is the current state:
-    HEAD's commit, or BASE on a branch with no commits yet. 'base' is BASE (no branch or
-    tag may be named so). A revision written out names a commit, HEAD too, as git's
-    revisions do: on a branch with no commits yet `HEAD` is an unknown revision here as in
-    show, tag and reset (`export HEAD` exported the base while `show HEAD` refused it)."""
-    if rev is None:
-        head = repo.head().commit
-        return BASE if head is None else head
-    if rev == "base":  # a branch or tag so named by an older memstore: never pick one
-        if any(repo.refs.read(p + rev) is not None for p in (HEADS, TAGS)):
-            raise ValidationError("revision 'base' is ambiguous: the base model, and a branch "
-                                  "or tag an older memstore let be named so; say "
-                                  "refs/heads/base or refs/tags/base for that one, or delete "
-                                  "it")
-        return BASE
-    if rev.split("~")[0].split("^")[0] == "HEAD" and repo.head().commit is None:
-        shown = rev if len(rev) <= 100 else rev[:100] + "…"
-        raise ValidationError(f"unknown revision {shown!r}: the current branch has no "
-                              "commits yet (its state is the base model's: name it 'base', "
-                              "or give no revision)")
-    return repo.resolve(rev)
 
 
 def load_state(repo: Repository, rev: str | None = None, *, check: bool = True) -> LoadedBase:

@@ -13,15 +13,17 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from ..editing.statistics import Statistics, pack_symmetric, unpack_symmetric
 from ..errors import MemstoreError
 from .objects import OBJECT_ID
 from .schema import DamagedIndexError, transaction
 from .storage import Storage
+
+if TYPE_CHECKING:  # torch and the editing code: where a matrix is read or written only
+    import torch
+
+    from ..editing.statistics import Statistics
 
 TYPE = "memstore-statistics"
 KIND, RECORD_KIND = "statistics", "statistics-record"
@@ -70,6 +72,10 @@ def all_records(store: Storage) -> list[StatisticsRecord]:
 def put(store: Storage, stats: Statistics) -> StatisticsRecord:
     """Stores E[k kᵀ] of one layer (the first kept if the same id and layer exist). The
     caller holds the repository lock."""
+    import torch
+
+    from ..editing.statistics import pack_symmetric
+
     existing = find(store, stats.id, stats.layer)
     if existing is not None:
         return existing
@@ -91,6 +97,8 @@ def put(store: Storage, stats: Statistics) -> StatisticsRecord:
 
 
 def load(store: Storage, stats_id: str, layer: int) -> Statistics:
+    from ..editing.statistics import Statistics
+
     rec = find(store, stats_id, layer)
     if rec is None:
         raise MemstoreError(f"no statistics {stats_id} for layer {layer} in this repository")
@@ -120,6 +128,8 @@ def agrees(rec: StatisticsRecord, record: dict[str, Any] | None) -> bool:
 def matrix_of(tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
     """E[k kᵀ] (float64) from a statistics object: its packed upper triangle, or the whole
     float64 matrix as stored before issue 11; None for anything else."""
+    from ..editing.statistics import unpack_symmetric
+
     mom2 = tensors.get("mom2")
     if mom2 is None and "mom2_triu" in tensors:
         packed = tensors["mom2_triu"]
@@ -136,6 +146,8 @@ def matrix_of(tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
 def layer_of(tensors: dict[str, torch.Tensor]) -> int | None:
     """The layer a statistics object says it holds (None for an object written before it
     said, or one whose `layer` is not one whole number)."""
+    import torch
+
     t = tensors.get("layer")
     if t is None or t.numel() != 1 or t.dtype != torch.int64:
         return None
