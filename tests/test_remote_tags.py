@@ -347,3 +347,111 @@ def test_fetch_tags_brings_a_tag_on_no_branch_with_its_history(tmp_path):
     assert ok("fsck", cwd=where).stdout.strip() == "ok"
     got = json.loads(ok("fetch", "--tags", "--json", cwd=where).stdout)
     assert got["tags"] == [] and got["commits"] == 0
+
+
+def test_fetch_prune_tags_deletes_the_tags_the_remote_has_not(tmp_path):
+    """`fetch --prune-tags` (git's, with --prune, memstore's default): each tag here that
+    the remote has no tag of goes, one deleted there and one never pushed alike, in the
+    fetch's transaction; a tag the remote has, at any commit, stays. Without it, with
+    --no-prune or --all, no tag here is deleted."""
+    from cli_support import error_line, ok, run
+
+    url = str(tmp_path / "remote")
+    a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
+    try:
+        c1 = commit_on_head(a, seed=1).id
+        for tag in ("v1", "v2", "v3"):
+            a.create_tag(tag)
+        push(a)
+        push_tags(a)
+        commit_on_head(b, seed=2)
+        b.create_tag("v3")  # another commit than the remote's v3: kept, as a fetch keeps it
+        fetch(b)
+        b.create_tag("mine")  # never pushed
+        mine = b.tags()["mine"]
+    finally:
+        a.close()
+        b.close()
+    where = tmp_path / "b"
+    ok("push", "--delete", "origin", "tag", "v2", cwd=tmp_path / "a")
+    assert [t["name"] for t in json.loads(ok("tag", "--json", cwd=where).stdout)] == [
+        "mine", "v1", "v2", "v3"]
+    before = snapshot(where)
+    error_line(run("fetch", "--no-prune", "--prune-tags", cwd=where), 2, "not with --no-prune")
+    error_line(run("fetch", "--all", "-P", cwd=where), 2, "fetch one REMOTE")
+    assert snapshot(where) == before
+    ok("fetch", cwd=where)  # a plain fetch deletes no tag here
+    assert len(json.loads(ok("tag", "--json", cwd=where).stdout)) == 4
+    out = ok("fetch", "--prune-tags", cwd=where).stdout.splitlines()
+    assert f" - {'[deleted]':<26} {'(none)':<12} -> mine  (was {mine[:12]})" in out
+    assert f" - {'[deleted]':<26} {'(none)':<12} -> v2  (was {c1[:12]})" in out
+    tags = {t["name"]: t["commit"] for t in json.loads(ok("tag", "--json", cwd=where).stdout)}
+    assert list(tags) == ["v1", "v3"] and tags["v1"] == c1 and tags["v3"] != c1
+    assert ok("fsck", cwd=where).stdout.strip() == "ok"
+    got = json.loads(ok("fetch", "-P", "--json", cwd=where).stdout)
+    assert got["pruned_tags"] == []
+    ok("tag", "v4", cwd=where)
+    got = json.loads(ok("fetch", "-p", "-P", "--json", cwd=where).stdout)
+    assert [t["tag"] for t in got["pruned_tags"]] == ["v4"]
+
+
+def test_push_follow_tags_pushes_the_tags_of_the_branch_history(tmp_path):
+    """`push --follow-tags` (git's): after the branch, each tag of a commit in its history
+    that the remote has no tag of is created there; a tag off that history stays here,
+    one the remote has (at any commit) is left as it is, not refused. A tag the remote
+    cannot store beside its own is said after the branch's push, which landed."""
+    from cli_support import error_line, ok, run
+
+    from memstore.store.repository import Repository
+
+    url = str(tmp_path / "remote")
+    a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
+    try:
+        theirs = commit_on_head(b, seed=9).id
+        b.create_tag("v2")
+        b.create_tag("V5")
+        push_tags(b)  # the remote's v2 and V5, at b's commit
+        c1 = commit_on_head(a, seed=1).id
+        a.create_tag("v1")
+        c2 = commit_on_head(a, seed=2).id
+        a.create_tag("v2")  # the remote has a v2: left as it is
+        a.create_branch("side")
+        a.switch("side")
+        commit_on_head(a, seed=3)
+        a.create_tag("v3")  # off main's history
+        a.switch("main")
+    finally:
+        a.close()
+        b.close()
+    here = tmp_path / "a"
+    before = remote_files(url)
+    error_line(run("push", "--follow-tags", "origin", "v1", cwd=here), 2, "'v1' is a tag")
+    error_line(run("push", "-d", "--follow-tags", "origin", "main", cwd=here), 2,
+               "--delete takes no --tags, --follow-tags")
+    assert remote_files(url) == before
+    out = ok("push", "--follow-tags", cwd=here).stdout.splitlines()
+    assert out[1:3] == [f" {'* [new branch]':<28} {'main':<12} -> main",
+                        f" {'* [new tag]':<28} {'v1':<12} -> v1"]
+    want = {"v1": c1.encode() + b"\n", "v2": theirs.encode() + b"\n",
+            "V5": theirs.encode() + b"\n"}
+    assert remote_tags(url) == want and fsck_remote(url) == []
+    assert ok("push", "--follow-tags", cwd=here).stdout.splitlines()[1] == \
+        "Everything up-to-date"
+    ok("tag", "v1b", c1, cwd=here)
+    d = json.loads(ok("push", "--follow-tags", "--json", cwd=here).stdout)
+    assert d["up_to_date"] and [(t["tag"], t["old"], t["new"], t["refused"])
+                                for t in d["tags"]] == [("v1b", None, c1, False)]
+    assert remote_tags(url) == want | {"v1b": c1.encode() + b"\n"}
+    assert json.loads(ok("push", "--json", cwd=here).stdout)["tags"] == []
+    with Repository.open(here) as a:
+        c4 = commit_on_head(a, seed=4).id
+        a.create_tag("v5")  # beside the remote's V5: one file on some disks
+    r = run("push", "--follow-tags", cwd=here)
+    error_line(r, 2, "tag 'v5' differs only by case")
+    moved = f" {c2[:12] + '..' + c4[:12]:<28} {'main':<12} -> main"
+    assert r.stdout.splitlines()[:2] == [f"To {url}", moved]
+    assert remote_files(url)["refs/heads/main"] == c4.encode() + b"\n"  # the branch landed
+    assert "v5" not in remote_tags(url)
+    r = run("push", "--follow-tags", cwd=here)  # the branch up to date: not said to be all
+    error_line(r, 2, "tag 'v5' differs only by case")
+    assert r.stdout.splitlines() == [f"To {url}"]

@@ -202,10 +202,14 @@ def _moved(verb: str, moved, seconds: float) -> str:
 @click.option("-u", "--set-upstream", is_flag=True,
               help="After the push, record REMOTE/BRANCH as BRANCH's upstream (what pull, "
                    "push, fetch and status use with no REMOTE named).")
+@click.option("--follow-tags", is_flag=True,
+              help="After the branch, push the tags of commits in its history that the remote "
+                   "has no tag of (git's push --follow-tags; memstore's tags are all "
+                   "lightweight, and each follows).")
 @WITH_STATS
 @json_option
 def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], delete: bool,
-         all_tags: bool, force: bool, set_upstream: bool, with_stats: bool,
+         all_tags: bool, force: bool, set_upstream: bool, follow_tags: bool, with_stats: bool,
          as_json: bool) -> None:
     """Push BRANCH (default, or HEAD: the current one) to REMOTE (default: the branch's
     upstream's remote, else origin or the only remote there is), as the branch of the same
@@ -230,6 +234,12 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     that holds no commit id (damaged: a bad copy, a hand edit) refuses the push unless
     --force, which replaces it by compare-and-swap against its whole content read.
 
+    --follow-tags (git's): once the branch is pushed, each tag here of a commit in its
+    history that the remote has no tag of is created there (' * [new tag]'); a remote tag
+    of the name, at any commit, is left as it is. git follows annotated tags only; every
+    memstore tag is of git's lightweight kind, so each follows. A tag that cannot go
+    (refused) is said after the branch's push, which landed (a non-zero exit status).
+
     `push --delete REMOTE NAME...` (or git's `push REMOTE :NAME...`) deletes branches
     and tags there (a name as above: the remote's branch first, else its tag; git's `tag
     NAME` its tag NAME, as `push --delete origin tag v1` spells it), each by
@@ -242,7 +252,8 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
 
     --json prints one object: remote, url, branch, old and new (the remote branch's commit
     before and after), forced, damaged, up_to_date, created (this push made the remote),
-    guarantee, upstream_set, commits, objects, bytes, seconds; for tags, remote, url,
+    guarantee, upstream_set, commits, objects, bytes, seconds, tags (--follow-tags': each
+    as below; else empty); for tags, remote, url,
     created, tags (each: tag, old, new, forced, damaged, up_to_date, refused), guarantee,
     commits, objects, bytes, seconds; for --delete, remote, url,
     deleted (each: ref, name, kind, old, refused, now, damaged), guarantee, seconds.
@@ -258,8 +269,9 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     if colon:  # git's `push origin :NAME`: nothing pushed onto NAME deletes it there
         delete, branch, more = True, names[0][1:], tuple(n[1:] for n in names[1:])
     if delete:
-        if all_tags or set_upstream or with_stats:
-            raise click.UsageError("--delete takes no --tags, -u nor --with-stats")
+        if all_tags or set_upstream or with_stats or follow_tags:
+            raise click.UsageError("--delete takes no --tags, --follow-tags, -u nor "
+                                   "--with-stats")
         if remote_name is None or branch is None:
             raise click.UsageError("--delete: give REMOTE and the branches or tags to delete "
                                    "(`memstore push --delete origin topic`)")
@@ -291,7 +303,10 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
             kind, name = pushed_ref(repo, branch) if branch is not None else (None, None)
             if onto is not None:
                 _check_onto(repo, spelled, kind, name, onto)
-            if all_tags or kind == TAGS:
+            if kind == TAGS and follow_tags:
+                raise click.UsageError(f"--follow-tags pushes the tags of a pushed branch's "
+                                       f"history, and {name!r} is a tag")
+            if all_tags or kind == TAGS:  # --tags --follow-tags: every tag, as git's
                 if set_upstream:
                     raise click.UsageError(f"-u records a branch's upstream, and {name!r} is "
                                            "a tag")
@@ -306,24 +321,40 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
         raise
     if r.created:  # a typo'd folder or bucket would be a new remote: say so
         warn(f"created a new remote at {r.url}")
+    followed, refused = _follow_tags(r) if follow_tags else (None, None)
+    tags = [t for t in followed.tags if not t.refused] if followed is not None else []
     if as_json:
         print_json({"remote": r.remote, "url": r.url, "branch": r.branch, "old": r.old,
                     "new": r.new, "forced": r.forced, "damaged": r.damaged,
                     "up_to_date": r.up_to_date, "created": r.created,
                     "guarantee": r.guarantee, "upstream_set": set_upstream,
-                    **_moved_json(r.moved, r.seconds)})
-        return
+                    **_moved_json(r.moved, r.seconds),
+                    "tags": [_tag_json(t) for t in followed.tags] if followed else []})
+    else:
+        _show_pushed(r, set_upstream, tags, refused is None)
+    if refused is not None:  # the branch landed: said above, then why a tag did not
+        raise refused
+
+
+def _show_pushed(r, set_upstream: bool, tags: list, all_done: bool) -> None:
+    """What a branch's push did, as git shows it; the tags --follow-tags created after its
+    line (`all_done`: none refused, so nothing else to say where nothing moved)."""
     click.echo(f"To {r.url}")
     tracking = (f"branch '{r.branch}' set up to track '{r.remote}/{r.branch}'."
                 if set_upstream else None)
     if r.up_to_date:
-        click.echo(_up_to_date(r.branch, r.moved, r.seconds))
+        for t in tags:
+            click.echo(f" {'* [new tag]':<28} {t.tag:<12} -> {t.tag}")
+        if not tags and all_done:
+            click.echo(_up_to_date(r.branch, r.moved, r.seconds))
         if tracking:
             click.echo(tracking)
         return
     what = (f"{short(r.old) if r.old else '(damaged)'}...{short(r.new)} (forced update)"
             if r.forced else f"{short(r.old)}..{short(r.new)}" if r.old else "* [new branch]")
     click.echo(f" {what:<28} {r.branch:<12} -> {r.branch}")
+    for t in tags:
+        click.echo(f" {'* [new tag]':<28} {t.tag:<12} -> {t.tag}")
     if r.damaged is not None:
         click.echo(f"replaced damaged branch {r.branch} (it held {r.damaged} bytes, not a "
                    "commit id)")
@@ -331,6 +362,27 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     if tracking:
         click.echo(tracking)
     _single_writer(r)
+
+
+def _follow_tags(r):
+    """`push --follow-tags` after the branch push `r` landed: (what push_tags did, the
+    error to raise once the branch's push is shown, or None)."""
+    from memstore.errors import MemstoreError
+    from memstore.remote.push import PushRejectedError
+    from memstore.remote.push_tags import push_tags
+
+    try:
+        with open_repo() as repo:
+            followed = push_tags(repo, r.remote, follow=r.new)
+    except MemstoreError as e:  # a tag the remote cannot store, a damaged row, …: said
+        return None, e  # after the branch's push, which landed
+    if not followed.refused:
+        return followed, None
+    names = ", ".join(repr(t.tag) for t in followed.refused)  # created there meanwhile
+    return followed, PushRejectedError(
+        f"push to {r.remote}: tag{'s' if len(followed.refused) > 1 else ''} {names} "
+        f"{'were' if len(followed.refused) > 1 else 'was'} created or removed there while "
+        "this push ran, and kept; fetch, then push --follow-tags again")
 
 
 def _tag_names(names: list[str]) -> list[str]:
@@ -394,10 +446,7 @@ def show_tags(r, as_json: bool) -> None:
         warn(f"created a new remote at {r.url}")
     if as_json:
         print_json({"remote": r.remote, "url": r.url, "created": r.created,
-                    "tags": [{"tag": t.tag, "old": t.old, "new": t.new, "forced": t.forced,
-                              "damaged": t.damaged, "up_to_date": t.up_to_date,
-                              "refused": t.refused}
-                             for t in r.tags],
+                    "tags": [_tag_json(t) for t in r.tags],
                     "guarantee": r.guarantee, **_moved_json(r.moved, r.seconds)})
     else:
         click.echo(f"To {r.url}")
@@ -429,6 +478,11 @@ def show_tags(r, as_json: bool) -> None:
             f"exist{'s' if len(r.refused) == 1 else ''} on {r.remote} {naming} (a tag does "
             f"not move: push --tags --force replaces it there; `memstore tag -d {theirs}` and "
             "`memstore fetch --tags` take the remote's here)")
+
+
+def _tag_json(t) -> dict:
+    return {"tag": t.tag, "old": t.old, "new": t.new, "forced": t.forced,
+            "damaged": t.damaged, "up_to_date": t.up_to_date, "refused": t.refused}
 
 
 def show_deleted(r, as_json: bool) -> None:
@@ -489,6 +543,8 @@ def _fetched(f) -> None:
     for t in f.tags:
         if t.refused is None:
             click.echo(f" * {'[new tag]':<26} {t.tag:<12} -> {t.tag}")
+    for tag, old in f.pruned_tags.items():  # as git shows it, with the commit it named
+        click.echo(f" - {'[deleted]':<26} {'(none)':<12} -> {tag}  (was {short(old)})")
     click.echo(_moved("fetched", f.moved, f.seconds))
 
 
@@ -501,10 +557,14 @@ def _fetched(f) -> None:
               help="Also fetch every remote tag, with the history it needs, even a tag on no "
                    "branch (git's fetch --tags).")
 @PRUNE
+@click.option("-P", "--prune-tags", is_flag=True,
+              help="Also delete each tag here that the remote has no tag of, even one made "
+                   "here and never pushed (git's fetch --prune --prune-tags: the remote's tags "
+                   "mirrored).")
 @WITH_STATS
 @json_option
 def fetch(remote_name: str | None, every_remote: bool, all_tags: bool, prune: bool,
-          with_stats: bool, as_json: bool) -> None:
+          prune_tags: bool, with_stats: bool, as_json: bool) -> None:
     """Fetch every branch of REMOTE (default: the current branch's upstream's remote, else
     origin or the only remote there is) as REMOTE/BRANCH.
 
@@ -514,7 +574,11 @@ def fetch(remote_name: str | None, every_remote: bool, all_tags: bool, prune: bo
     remote tag, its history fetched); a tag here naming another commit is kept (a warning:
     it would clobber an existing tag). A remote-tracking branch whose branch is gone from
     the remote is removed ('[deleted]'), as git's fetch --prune (memstore's default:
-    --prune and -p are accepted); --no-prune keeps it.
+    --prune and -p are accepted); --no-prune keeps it. With --prune-tags (-P), as git's,
+    so is each tag here that the remote has no tag of ('[deleted] (none) -> TAG'), one
+    made here and never pushed too: the tag list becomes the remote's. No setting makes
+    it the default (git's remote.NAME.pruneTags): a fetch deletes local tags only when
+    asked.
 
     --all fetches every remote, one after the other (`Fetching NAME` before each); a
     remote that cannot be fetched (unreachable, refused) is said in one error line and
@@ -522,12 +586,19 @@ def fetch(remote_name: str | None, every_remote: bool, all_tags: bool, prune: bo
 
     --json prints one object: remote, url, updates (the remote-tracking branches moved:
     branch, old, new, forced where the remote's history was rewritten),
-    tags (each tag created, or refused: tag, new, refused, here), commits, objects, bytes
-    and seconds; with --all, a list of those, one per remote, each with error (null, or
+    tags (each tag created, or refused: tag, new, refused, here), pruned_tags (each: tag,
+    old), commits, objects, bytes and seconds; with --all, a list of those, one per remote, each with error (null, or
     the line saying why that remote was not fetched: then only remote, url and error).
     """
     from memstore.remote.fetch import fetch as run_fetch
 
+    if prune_tags and not prune:  # git's --prune-tags acts only with --prune
+        raise click.UsageError("--prune-tags prunes with --prune, memstore's default: not "
+                               "with --no-prune")
+    if prune_tags and every_remote:
+        raise click.UsageError("--prune-tags makes this repository's tags one remote's: with "
+                               "--all each remote's fetch would delete the others' tags; "
+                               "fetch one REMOTE")
     if every_remote:
         if remote_name is not None:
             raise click.UsageError(f"--all fetches every remote: name none (not "
@@ -536,7 +607,7 @@ def fetch(remote_name: str | None, every_remote: bool, all_tags: bool, prune: bo
         return
     with open_repo() as repo:
         f = run_fetch(repo, remote_name, with_stats=with_stats, all_tags=all_tags,
-                      prune=prune)
+                      prune=prune, prune_tags=prune_tags)
     _passed_over(f)
     if as_json:
         print_json(fetch_result(f))
@@ -585,6 +656,7 @@ def fetch_result(f) -> dict:
                         for u in f.updates],
             "tags": [{"tag": t.tag, "new": t.new, "refused": t.refused, "here": t.here}
                      for t in f.tags],
+            "pruned_tags": [{"tag": t, "old": c} for t, c in f.pruned_tags.items()],
             **_moved_json(f.moved, f.seconds)}
 
 

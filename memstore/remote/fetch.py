@@ -74,6 +74,7 @@ class FetchResult:
     seconds: float = 0.0
     passed_over: list[str] = field(default_factory=list)  # refs an older memstore named
     tags: list[TagUpdate] = field(default_factory=list)  # created, or kept (not clobbered)
+    pruned_tags: dict[str, str] = field(default_factory=dict)  # prune_tags: tag → its commit
 
 
 def _parse_commit(cid: str, data: bytes, label: str, base_hash: str) -> Commit:
@@ -137,7 +138,8 @@ def _parents_first(commits: dict[str, Commit]) -> list[Commit]:
 
 def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False,
           remote: Remote | None = None, need: str | None = None,
-          all_tags: bool = False, prune: bool = True) -> FetchResult:
+          all_tags: bool = False, prune: bool = True,
+          prune_tags: bool = False) -> FetchResult:
     """Fetches every branch of remote `name` (default: the current branch's upstream's
     remote, else origin or the only remote), through `remote` when the caller has it open
     already (a clone); refused before anything moves when the remote has no branch `need`
@@ -145,7 +147,9 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
     branches are fetched (git's auto-following of tags), or with `all_tags` (a clone's)
     every tag, with its history. A remote-tracking branch whose branch is gone from the
     remote is removed (git's `fetch --prune`, memstore's default), kept with `prune`
-    False."""
+    False; with `prune` and `prune_tags` (git's `fetch --prune --prune-tags`), so is
+    each tag here of a name the remote holds no tag of, one made here and never pushed
+    too (the remote's tag list mirrored), in the same transaction."""
     t0 = time.perf_counter()
     if name is None:  # '' is no default
         name = remotes.remote_for(repo, repo.head().branch)
@@ -157,6 +161,8 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
     if need is not None and need not in branches:
         raise NoSuchBranchError(f"remote {name!r} has no branch {need!r}")
     tags = remote.transport.tags(passed_over)
+    # every tag name there, those passed over too: a tag an older memstore named is there
+    theirs = set(remote.transport.list(TAGS)) if prune and prune_tags else None
     tips = set(branches.values()) | (_tag_commits(repo, remote, tags) if all_tags else set())
     written: list[str] = []
     indexed = False
@@ -185,10 +191,13 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
             arrived = {c.id for c in commits}
             followed = _followed_tags(repo, {t: c for t, c in tags.items()
                                              if c in arrived or repo.has_commit(c)})
+            pruned_tags = ({t: c for t, c in repo.tags().items() if t not in theirs}
+                           if theirs is not None else {})
             repo.add_commits(commits, {remotes.tracking_ref(name, u.branch): (u.old, u.new)
                                        for u in updates}
                              | {TAGS + t.tag: (None, t.new) for t in followed
-                                if t.refused is None})
+                                if t.refused is None}
+                             | {TAGS + t: (c, None) for t, c in pruned_tags.items()})
             indexed = True
             updates = [replace(u, forced=True) if _forced(repo, u) else u for u in updates]
         finally:
@@ -197,7 +206,7 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
         for stats in statistics:  # checked above; a statistics object is kept once stored
             repo.put_statistics(stats)
     return FetchResult(name, url, updates, moved, time.perf_counter() - t0, passed_over,
-                       followed)
+                       followed, pruned_tags)
 
 
 def gone(tracked: dict[str, str], branches: dict[str, str]) -> list[RefUpdate]:

@@ -82,9 +82,13 @@ def pushed_ref(repo: Repository, name: str) -> tuple[str, str]:
 
 
 def push_tags(repo: Repository, name: str | None = None, only: str | None = None, *,
-              force: bool = False, with_stats: bool = False) -> TagsPushResult:
+              force: bool = False, with_stats: bool = False,
+              follow: str | None = None) -> TagsPushResult:
     """Creates on remote `name` (default: the current branch's upstream's remote, else
-    origin or the only remote) every local tag it lacks, or tag `only`."""
+    origin or the only remote) every local tag it lacks, or tag `only`; with `follow` (a
+    commit: the tip of the branch just pushed, git's `push --follow-tags`), only the tags
+    of commits in its history (parents) that the remote has no tag of: one it has, at
+    any commit, is left as it is, never refused."""
     t0 = time.perf_counter()
     if name is None:  # '' is no default
         name = remotes.remote_for(repo, repo.head().branch)
@@ -94,6 +98,9 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
         if only not in tags:
             raise ValidationError(f"no tag {only!r}")
         tags = {only: tags[only]}
+    if follow is not None:  # memstore's tags are all git's lightweight kind: each follows
+        held = _history(repo, follow)
+        tags = {t: c for t, c in tags.items() if c in held}
     for tag in tags:  # made before a rule on names: a remote would refuse it to every fetch
         check_ref_name(tag, "tag")
         try:  # or could not store it on every kind of store
@@ -105,6 +112,8 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
     for tag in tags:
         transport.check_key(tag_path(tag))
     listed = transport.list(TAGS)
+    if follow is not None:
+        tags = {t: c for t, c in tags.items() if t not in listed}
     _check_fits(name, tags, listed)
     result = TagsPushResult(name, url, guarantee=transport.guarantee)
     read: dict[str, RefValue] = {}
@@ -139,6 +148,14 @@ def push_tags(repo: Repository, name: str | None = None, only: str | None = None
     result.guarantee = transport.guarantee
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _history(repo: Repository, tip: str) -> set[str]:
+    """`tip` and its ancestors (by parents, as git's follow-tags walks them), each row
+    checked against its record, as the push walks them."""
+    from ..store import history
+
+    return history.ancestors(history.checked_graph(repo.store), tip)
 
 
 def _on_remote(repo: Repository, transport: Transport, refs: set[str]) -> set[str]:
