@@ -455,3 +455,34 @@ def test_push_follow_tags_pushes_the_tags_of_the_branch_history(tmp_path):
     r = run("push", "--follow-tags", cwd=here)  # the branch up to date: not said to be all
     error_line(r, 2, "tag 'v5' differs only by case")
     assert r.stdout.splitlines() == [f"To {url}"]
+
+
+def test_push_follow_tags_keeps_a_tag_created_there_meanwhile(tmp_path, monkeypatch):
+    """A tag of the name created on the remote while `push --follow-tags` ran (after its
+    listing) is kept there: said in one line after the branch's push and the tags that
+    went, exit status 1."""
+    from cli_support import error_line, run
+
+    url = str(tmp_path / "remote")
+    a = make_repo(tmp_path / "a", url)
+    try:
+        commit_on_head(a, seed=1)
+        a.create_tag("v1")
+        c2 = commit_on_head(a, seed=2).id
+        a.create_tag("v2")
+        push(a)  # the branch there already: its push is up to date
+    finally:
+        a.close()
+    real = push_tags_module.upload
+
+    def upload_then_someone_tags(*args, **kwargs):
+        moved = real(*args, **kwargs)
+        open_transport(url).put("refs/tags/v1", c2.encode() + b"\n")
+        return moved
+
+    monkeypatch.setattr(push_tags_module, "upload", upload_then_someone_tags)
+    r = run("push", "--follow-tags", cwd=tmp_path / "a")
+    error_line(r, 1, "push to origin: tag 'v1' was created or removed there while this push "
+                     "ran, and kept; fetch, then push --follow-tags again")
+    assert r.stdout.splitlines() == [f"To {url}", f" {'* [new tag]':<28} {'v2':<12} -> v2"]
+    assert remote_tags(url) == {"v1": c2.encode() + b"\n", "v2": c2.encode() + b"\n"}
