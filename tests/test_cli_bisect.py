@@ -30,6 +30,9 @@ from cli_support import (
 )
 
 PROMPT = "Lionel Messi plays"  # facts c write "Lionel Messi plays" -> tennis
+# what the model should keep saying: facts a's true objects as target_new, a's as target_true
+KEPT = [("Danielle Darrieux", "The mother tongue of {} is", "French", "English"),
+        ("Porsche 911", "{}, created by", "Porsche", "Honda")]
 TOKENS = "3"
 
 
@@ -42,14 +45,15 @@ def files(base, tmp_path_factory) -> dict[str, Path]:
     more = tmp_path_factory.mktemp("bisect-facts")
     return {**facts_files(base),
             "f": write_facts(more / "f.jsonl", [("Steve Jobs", "{} worked for", "Google",
-                                                 "Apple")])}
+                                                 "Apple")]),
+            "kept": write_facts(more / "kept.jsonl", KEPT)}
 
 
 @pytest.fixture(scope="module")
 def linear(base, files, tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    """a b d c e f on main: c holds the fact on PROMPT."""
+    """b a d c e f on main: c holds the fact on PROMPT, a those KEPT takes back."""
     repo = copy_repo(empty_template(base), tmp_path_factory.mktemp("bisect") / "linear")
-    return repo, {k: _commit(repo, files[k], f"facts {k}") for k in "abdcef"}
+    return repo, {k: _commit(repo, files[k], f"facts {k}") for k in "badcef"}
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +260,49 @@ def test_a_damaged_commit_record_is_one_line(merged, tmp_path):
     with unchanged(repo):
         r = run("bisect", PROMPT, "--good", "base", "--expect", "x", cwd=repo)
     error_line(r, 1, ids["b"][:12])
+
+
+def test_bisect_facts_names_the_commit_that_took_es_under_the_threshold(linear, files):
+    """--facts FILE --threshold X: good where ES over FILE, as `eval FILE --rev` reports it,
+    is X or more. KEPT says back what facts a overwrote: a is the first bad commit, found
+    in the middle of the history; each state's ES is eval's."""
+    repo, ids = linear
+
+    @functools.cache
+    def es(rev: str) -> float:
+        return json.loads(ok("eval", files["kept"], "--rev", rev, "--json",
+                             cwd=repo).stdout)["efficacy"]
+
+    g = graph(repo)
+    assert es("base") >= 0.5 and es("HEAD") < 0.5
+    firsts = [c for c in g if es(c) < 0.5 and all(es(p) >= 0.5 for p in g[c])]
+    assert firsts == [ids["a"]]  # the premise: facts a took them (the scan's only one)
+    with unchanged(repo):
+        d = json.loads(ok("bisect", "--facts", files["kept"], "--threshold", "0.5",
+                          "--good", "base", "--json", cwd=repo).stdout)
+    assert d["first_bad"]["id"] == ids["a"] and d["first_bad"]["efficacy"] == es(ids["a"])
+    assert d["facts"] == str(files["kept"]) and d["threshold"] == 0.5 and d["prompt"] is None
+    assert d["good"] == [{"commit": None, "efficacy": es("base")}]
+    for s in [d["bad"], *d["steps"]]:
+        assert s["efficacy"] == es(s["commit"])
+    assert [s["verdict"] for s in d["steps"]] == ["good" if es(s["commit"]) >= 0.5 else "bad"
+                                                  for s in d["steps"]]
+    assert len(d["steps"]) >= 2
+    out = ok("bisect", "--facts", files["kept"], "--good", "base", "--bad", ids["a"],
+             "--threshold", "0.5", cwd=repo).stdout
+    lines = out.splitlines()
+    assert lines[0] == f"[base] the base model: good (ES {es('base'):.3f}), given as good"
+    assert f"{ids['a']} is the first bad commit" in lines
+    r = run("bisect", "--facts", files["kept"], "--good", "base", cwd=repo)  # threshold 1
+    error_line(r, 1, "the good revision 'base' is bad: its ES over the 2 facts of")
+    for args, says in [(["--threshold", "0"], "0<x<=1"),
+                       ([PROMPT], "no PROMPT, --expect or --reject with it"),
+                       (["--expect", "x"], "no PROMPT, --expect or --reject with it")]:
+        error_line(run("bisect", "--facts", files["kept"], "--good", "base", *args, cwd=repo),
+                   2, says)
+    error_line(run("bisect", PROMPT, "--expect", "x", "--threshold", "0.5", "--good", "base",
+                   cwd=repo), 2, "--threshold goes with --facts FILE")
+    error_line(run("bisect", "--good", "base", cwd=repo), 2, "give a PROMPT")
+    true_only = write_facts(files["kept"].parent / "true.jsonl", [KEPT[0][:3] + (KEPT[0][2],)])
+    error_line(run("bisect", "--facts", true_only, "--good", "base", cwd=repo), 2,
+               "no fact has a target_true other than its target_new")

@@ -10,6 +10,7 @@ from ..output import (
     json_option,
     message_lines,
     metrics_line,
+    no_empty_path,
     print_json,
     runtime_options,
     short,
@@ -19,7 +20,7 @@ from ..output import (
 
 @click.command(short_help="Find the commit that broke an answer: binary search, as git's.")
 @runtime_options
-@click.argument("prompt")
+@click.argument("prompt", required=False)
 @click.option("--good", "good", multiple=True, required=True, metavar="REV",
               help="A revision whose state answers as it should ('base': the base model; "
                    "repeatable).")
@@ -32,9 +33,17 @@ from ..output import (
               help="Good when the completion does not contain TEXT (as written).")
 @click.option("--max-tokens", default=20, show_default=True, type=click.IntRange(min=1),
               help="Tokens to generate, as ask's.")
+@click.option("--facts", "facts", metavar="FILE", type=click.Path(dir_okay=False),
+              callback=no_empty_path,
+              help="Instead of a PROMPT: good when ES over FILE's facts (as eval FILE "
+                   "reports it) is at least --threshold.")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=None,
+              metavar="X", help="With --facts: the ES a good state reaches (default 1: "
+                                "every fact).")
 @json_option
-def bisect(prompt: str, good: tuple[str, ...], bad: str | None, expect: str | None,
-           reject: str | None, max_tokens: int, as_json: bool) -> None:
+def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: str | None,
+           reject: str | None, max_tokens: int, facts: str | None, threshold: float | None,
+           as_json: bool) -> None:
     """Find the first commit between GOOD and BAD whose state answers PROMPT wrongly.
 
     git's `bisect run` in one call, the test being a question to the model: each state
@@ -42,25 +51,41 @@ def bisect(prompt: str, good: tuple[str, ...], bad: str | None, expect: str | No
     loaded once; states built in memory). With --expect TEXT a state is good when its
     completion, leading whitespace removed, starts with TEXT (its leading whitespace
     removed too); with --reject TEXT, when its completion does not contain TEXT anywhere
-    (as written: case counts). The ends are checked first: a GOOD that is bad, or a
-    BAD that is good, is refused (exit status 1), as git's. The candidates are BAD's
-    ancestors that are no GOOD's (merges included); each step asks the one that halves
-    them best (git's rule) and prints its verdict and git's count of the revisions left;
+    (as written: case counts). With --facts FILE instead of a PROMPT (a facts file as
+    commit and eval take it), a state is good when its ES over FILE's facts that have a
+    target_true (the efficacy `eval FILE` reports: P(new) > P(true) on the fact's prompt)
+    is at least --threshold (default 1: every one). The ends are checked first: a GOOD
+    that is bad, or a BAD that is good, is refused (exit status 1), as git's. The
+    candidates are BAD's ancestors that are no GOOD's (merges included); each step asks
+    the one git would test and prints its verdict and git's count of the revisions left;
     at the end, the first bad commit as log shows it. Nothing is written.
 
-    --json prints one object: prompt, expect, reject, max_tokens, good (one per GOOD:
-    commit, null for the base, completion), bad (commit, completion), steps (commit,
-    completion, verdict 'good' or 'bad', left, steps: git's counts) and first_bad (the
-    fields of `log --json` and completion).
+    --json prints one object: prompt, expect, reject, max_tokens (null with --facts),
+    facts and threshold (null with a PROMPT), good (one per GOOD: commit, null for the
+    base, and its answer), bad (commit, answer), steps (commit, answer, verdict 'good' or
+    'bad', left, steps: git's counts) and first_bad (the fields of `log --json` and its
+    answer); an answer is `completion` (the text after PROMPT), or with --facts
+    `efficacy` (the ES).
     """
-    from memstore.store.bisection import AnswerTest
+    from memstore.store.bisection import AnswerTest, FactsQuestion, PromptQuestion
     from memstore.store.bisection import bisect as run_bisect
 
     from ..context import open_repo
 
-    if (expect is None) == (reject is None):
-        raise click.UsageError("give one of --expect TEXT and --reject TEXT")
-    test = AnswerTest(expect=expect, reject=reject)
+    if facts is not None:
+        if prompt is not None or expect is not None or reject is not None:
+            raise click.UsageError("--facts FILE asks its facts: no PROMPT, --expect or "
+                                   "--reject with it")
+        question = FactsQuestion(facts, 1.0 if threshold is None else threshold)
+    else:
+        if prompt is None:
+            raise click.UsageError("give a PROMPT (with --expect or --reject), or --facts FILE")
+        if (expect is None) == (reject is None):
+            raise click.UsageError("give one of --expect TEXT and --reject TEXT")
+        if threshold is not None:
+            raise click.UsageError("--threshold goes with --facts FILE")
+        question = PromptQuestion(prompt, AnswerTest(expect=expect, reject=reject),
+                                  max_tokens)
     with open_repo() as repo:
         subjects: dict[str, str] = {}
 
@@ -76,24 +101,26 @@ def bisect(prompt: str, good: tuple[str, ...], bad: str | None, expect: str | No
                 click.echo(f"Bisecting: {counted(step.left, 'revision')} left to test after "
                            f"this (roughly {counted(step.steps, 'step')})")
             verdict = "good" if step.good else "bad"
-            click.echo(f"{label(step.commit)}: {verdict} ({step.completion!r})"
+            click.echo(f"{label(step.commit)}: {verdict} ({shown(step.answer)})"
                        + (f", given as {kind}" if kind != "step" else ""))
 
-        found = run_bisect(repo, prompt, test, good, bad, max_tokens,
-                           on_step=None if as_json else said)
+        found = run_bisect(repo, question, good, bad, on_step=None if as_json else said)
         c = repo.get_commit(found.first_bad)
     if as_json:
+        key = "completion" if facts is None else "efficacy"
         print_json({
-            "prompt": prompt, "expect": expect, "reject": reject, "max_tokens": max_tokens,
-            "good": [{"commit": s.commit, "completion": s.completion} for s in found.good],
-            "bad": {"commit": found.bad.commit, "completion": found.bad.completion},
-            "steps": [{"commit": s.commit, "completion": s.completion,
+            "prompt": prompt, "expect": expect, "reject": reject,
+            "max_tokens": None if facts is not None else max_tokens,
+            "facts": facts, "threshold": None if facts is None else question.threshold,
+            "good": [{"commit": s.commit, key: s.answer} for s in found.good],
+            "bad": {"commit": found.bad.commit, key: found.bad.answer},
+            "steps": [{"commit": s.commit, key: s.answer,
                        "verdict": "good" if s.good else "bad", "left": s.left,
                        "steps": s.steps} for s in found.steps],
             "first_bad": {"id": c.id, "parents": list(c.parents), "message": c.message,
                           "n_requests": c.n_requests, "operation": c.operation,
                           "basis": c.basis, "time": c.time, "author": c.author,
-                          "metrics": c.metrics, "completion": found.first_bad_completion}})
+                          "metrics": c.metrics, key: found.first_bad_answer}})
         return
     click.echo(f"{c.id} is the first bad commit")
     click.echo(f"commit {c.id}")
@@ -107,6 +134,12 @@ def bisect(prompt: str, good: tuple[str, ...], bad: str | None, expect: str | No
     click.echo("")
     for line in message_lines(c.message) or [""]:
         click.echo(f"    {line}")
+
+
+def shown(answer: str | float) -> str:
+    """A state's answer on a step's line: a completion quoted as repr quotes it (a line
+    break or an escape in it stays on the line), an ES as a number."""
+    return f"ES {answer:.3f}" if isinstance(answer, float) else repr(answer)
 
 
 COMMANDS = [bisect]

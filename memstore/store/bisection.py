@@ -1,11 +1,12 @@
-"""Bisect: the first commit whose state answers a prompt wrongly, found by binary search.
+"""Bisect: the first commit whose state answers a question wrongly, found by binary search.
 
 git's `bisect run`, in one call: the candidates are BAD's ancestors (BAD included) that are
-no GOOD's ancestors; each step asks the model, in the state of the candidate that halves
-them best, for the greedy completion of the prompt (the tokens `ask` gives at that
-revision), and keeps the half that holds the first bad commit, until one is left. The
-model is loaded once; a state change applies the commit's update chain on the base weights
-in memory (memstore.store.states). Nothing is written to the repository.
+no GOOD's ancestors; each step asks the model, in the state of the candidate git would
+test, the question (the greedy completion of a prompt, the tokens `ask` gives at that
+revision; or ES over a facts file), and keeps the half that holds the first bad commit,
+until one is left. The model is loaded once; a state change applies the commit's update
+chain on the base weights in memory (memstore.store.states). Nothing is written to the
+repository.
 
 The candidate to test is git's (bisect.c, find_bisection), so that a search goes as
 `git bisect run` would on the same history: each candidate's weight is the number of
@@ -64,14 +65,92 @@ class AnswerTest:
         return f"does not contain {self.reject!r}"
 
 
+class PromptQuestion:
+    """The greedy completion of `prompt` (`max_tokens` tokens), as `ask` gives it (the
+    prompt read in NFC and checked against the model's context), judged by `test`."""
+
+    def __init__(self, prompt: str, test: AnswerTest, max_tokens: int = 20) -> None:
+        if not prompt.strip():
+            raise ValidationError("the prompt is empty")
+        self.prompt = unicodedata.normalize("NFC", prompt)  # as ask reads it
+        self.test, self.max_tokens = test, max_tokens
+
+    def check(self, base) -> None:
+        from .queries import check_prompts
+
+        check_prompts(base, [self.prompt], self.max_tokens)
+
+    def answer(self, base) -> tuple[bool, str]:
+        from ..eval.generation import greedy_generate
+
+        completion = greedy_generate(base.model, base.tokenizer, [self.prompt],
+                                     max_new_tokens=self.max_tokens)[0]
+        return self.test.good(completion), completion
+
+    def said(self, answer: str) -> str:
+        return f"its answer {answer!r}"
+
+    def rule(self) -> str:
+        return f"a good one {self.test.describe()}"
+
+
+class FactsQuestion:
+    """ES over the facts of a file (CounterFact or memstore's; those with target_true): the
+    share whose target_new the model prefers to target_true on the fact's prompt, the
+    efficacy `eval FILE` reports (paraphrases and neighbours are not asked); good at
+    `threshold` or above."""
+
+    def __init__(self, path: str, threshold: float = 1.0) -> None:
+        import dataclasses
+
+        from ..eval.data import load_records, parse_counterfact_record, source_name
+
+        self.name = source_name(path)
+        raw = load_records(path)
+        if not raw:
+            raise ValidationError(f"{self.name}: no records")
+        if any("src" in r and "answers" in r for _, r in raw):
+            raise ValidationError(f"{self.name} is a zsRE file: --facts measures ES, which "
+                                  "needs each fact's target_true (CounterFact or memstore "
+                                  "facts files)")
+        records = [parse_counterfact_record(r, where) for where, r in raw]
+        self.records = [dataclasses.replace(
+            rec, request=dataclasses.replace(rec.request, paraphrases=(), neighborhood=()))
+            for rec in records
+            if rec.request.target_true not in (None, rec.request.target_new)]
+        if not self.records:
+            raise ValidationError(f"{self.name}: no fact has a target_true other than its "
+                                  "target_new: ES compares the two")
+        self.threshold = threshold
+
+    def check(self, base) -> None:
+        from ..editing.requests import check_fits, context_length, request_texts
+
+        for rec in self.records:
+            check_fits(base.tokenizer, request_texts(rec.request, rec.where),
+                       context_length(base.model))
+
+    def answer(self, base) -> tuple[bool, float]:
+        from ..eval.metrics import counterfact_metrics
+
+        es = counterfact_metrics(base.model, base.tokenizer, self.records)["efficacy"]
+        return es >= self.threshold, es
+
+    def said(self, answer: float) -> str:
+        return f"its ES over the {len(self.records)} facts of {self.name} is {answer:.3f}"
+
+    def rule(self) -> str:
+        return f"a good one is at least --threshold {self.threshold:g}"
+
+
 @dataclass(frozen=True)
 class Step:
-    """One state asked: `commit` (BASE: the base model), its completion and verdict, and
-    for a search step git's counts: `left`, the revisions left to test after this one
-    (where it is good), and `steps`, roughly how many steps that takes."""
+    """One state asked: `commit` (BASE: the base model), its answer (a completion, or an
+    ES) and verdict, and for a search step git's counts: `left`, the revisions left to test
+    after this one (where it is good), and `steps`, roughly how many steps that takes."""
 
     commit: str | None
-    completion: str
+    answer: str | float
     good: bool
     left: int | None = None
     steps: int | None = None
@@ -83,7 +162,7 @@ class Bisection:
     bad: Step  # the BAD end
     steps: tuple[Step, ...]  # the search, in order
     first_bad: str  # the first bad commit
-    first_bad_completion: str
+    first_bad_answer: str | float
 
 
 def estimate_steps(n: int) -> int:
@@ -154,19 +233,17 @@ def members(bits: int, order: Sequence[str]) -> set[str]:
     return {c for i, c in enumerate(order) if bits >> i & 1}
 
 
-def bisect(repo: Repository, prompt: str, test: AnswerTest, good: Sequence[str],
-           bad: str | None = None, max_tokens: int = 20,
+def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Sequence[str],
+           bad: str | None = None,
            on_step: Callable[[str, Step], None] | None = None) -> Bisection:
     """The first commit between the GOOD revisions ('base': the base model) and BAD (None:
-    HEAD) whose state's greedy completion of `prompt` fails `test`. The ends are checked
+    HEAD) whose state's answer to `question` is bad. The ends are checked
     first, and the search refused where a GOOD is bad or BAD good, as git's. `on_step`
     hears of each state asked: ('good' or 'bad', the step) for the ends, ('step', it) for
     the search."""
     from .history import ancestors_of, checked_graph
-    from .states import check_base, state_commit
+    from .states import check_base, open_base, state_commit, state_of
 
-    if not prompt.strip():
-        raise ValidationError("the prompt is empty")
     if not good:
         raise ValidationError("give a --good revision: one whose state answers as it should")
     bad_commit = state_commit(repo, bad)
@@ -187,12 +264,11 @@ def bisect(repo: Repository, prompt: str, test: AnswerTest, good: Sequence[str],
     candidates = reached - (ancestors_of(g, known, indexed=True) if known else set())
 
     check_base(repo)
-    prompt = unicodedata.normalize("NFC", prompt)  # as ask reads it
-    ask = _asker(repo, prompt, max_tokens)
+    question.check(open_base(repo, check=False))
 
     def asked(commit: str | None, left: int | None = None, steps: int | None = None) -> Step:
-        completion = ask(commit)
-        return Step(commit, completion, test.good(completion), left, steps)
+        verdict, answer = question.answer(state_of(repo, commit))
+        return Step(commit, answer, verdict, left, steps)
 
     named: dict[str | None, str] = {}
     for rev, c in zip(good, good_commits):
@@ -203,17 +279,15 @@ def bisect(repo: Repository, prompt: str, test: AnswerTest, good: Sequence[str],
         if on_step is not None:
             on_step("good", step)
         if not step.good:
-            raise MemstoreError(f"the good revision {rev!r} is bad: its answer "
-                                f"{step.completion!r} fails the test (a good one "
-                                f"{test.describe()})")
+            raise MemstoreError(f"the good revision {rev!r} is bad: "
+                                f"{question.said(step.answer)} ({question.rule()})")
         ends.append(step)
     bad_step = asked(bad_commit)
     if on_step is not None:
         on_step("bad", bad_step)
     if bad_step.good:
-        raise MemstoreError(f"the bad revision {bad or 'HEAD'!r} is good: its answer "
-                            f"{bad_step.completion!r} passes the test (a good one "
-                            f"{test.describe()})")
+        raise MemstoreError(f"the bad revision {bad or 'HEAD'!r} is good: "
+                            f"{question.said(bad_step.answer)} ({question.rule()})")
 
     steps, last_bad = [], bad_step
     while len(candidates) > 1:
@@ -230,21 +304,5 @@ def bisect(repo: Repository, prompt: str, test: AnswerTest, good: Sequence[str],
         else:
             candidates, last_bad = below, step
     (first,) = candidates  # BAD as the search moved it: the last state found bad
-    return Bisection(tuple(ends), bad_step, tuple(steps), first, last_bad.completion)
+    return Bisection(tuple(ends), bad_step, tuple(steps), first, last_bad.answer)
 
-
-def _asker(repo: Repository, prompt: str, max_tokens: int) -> Callable[[str | None], str]:
-    """The greedy completion of `prompt` in the state of a commit (BASE: the base model),
-    as `ask` gives it: the prompt checked once against the model's context."""
-    from ..eval.generation import greedy_generate
-    from .queries import check_prompts
-    from .states import open_base, state_of
-
-    check_prompts(open_base(repo, check=False), [prompt], max_tokens)
-
-    def ask(commit: str | None) -> str:
-        base = state_of(repo, commit)
-        return greedy_generate(base.model, base.tokenizer, [prompt],
-                               max_new_tokens=max_tokens)[0]
-
-    return ask
