@@ -311,3 +311,39 @@ def test_set_url_keeps_the_tracking_branches_and_upstreams(base, tmp_path):
     error_line(run("remote", "set-url", "team", "foo://x", cwd=repo), 2,
                "unknown URL scheme 'foo'")
     assert snapshot(repo) == before
+
+
+def test_pull_of_the_upstreams_remote_alone_merges_the_upstreams_branch(tmp_path):
+    """git's: `pull REMOTE`, no BRANCH, where REMOTE is the current branch's upstream's
+    remote, merges the upstream's branch (branch.NAME.merge), as `pull` does; it merged
+    REMOTE's branch of the current one's name, which it said it lacked. Another remote
+    gives its branch of that name, as before."""
+    from remote_support import make_repo
+    from test_store_support import commit_on_head
+
+    from memstore.remote import remotes
+    from memstore.remote.fetch import fetch
+    from memstore.remote.push import push
+
+    url = str(tmp_path / "remote")
+    a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
+    try:
+        commit_on_head(a, seed=1)
+        a.create_branch("trunk")
+        push(a, "origin", "trunk")
+        remotes.set_upstream(a, "main", "origin/trunk")
+        remotes.add(a, "other", url)  # the same store, under another name
+        fetch(b)
+        b.create_branch("trunk", "origin/trunk")
+        b.switch("trunk")
+        theirs = commit_on_head(b, seed=2).id
+        push(b, "origin", "trunk")
+    finally:
+        a.close()
+        b.close()
+    here = tmp_path / "a"
+    before = snapshot(here)
+    error_line(run("pull", "other", cwd=here), 2, "remote 'other' has no branch 'main'")
+    assert snapshot(here) == before
+    assert "Fast-forward" in ok("pull", "origin", cwd=here).stdout
+    assert head(here) == theirs

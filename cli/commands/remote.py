@@ -677,8 +677,9 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: b
          rebase: bool, prune: bool, with_stats: bool, as_json: bool) -> None:
     """Fetch REMOTE and merge its BRANCH into the current branch: with neither given, the
     current branch's upstream (`push -u`, `branch --set-upstream-to`), else origin (or the
-    only remote there is) and the current branch's name. Tags come as a fetch brings them
-    (--tags: every remote tag); --no-prune as fetch's.
+    only remote there is) and the current branch's name; with REMOTE alone, the upstream's
+    branch where REMOTE is the upstream's remote (git's), else the current branch's name.
+    Tags come as a fetch brings them (--tags: every remote tag); --no-prune as fetch's.
 
     A fast-forward when the current branch is behind; otherwise a fact-level merge, as
     `memstore merge` does: conflicting facts are listed and nothing is written, but the

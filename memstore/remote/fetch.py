@@ -287,13 +287,16 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
     the current branch: a fast-forward when possible, else a fact-level merge (conflicts
     listed, nothing written), as `memstore merge` does (`ff` as merge's: "only" refuses
     one that is no fast-forward, the fetch kept). With neither given, the current
-    branch's upstream gives both, where it has one. `rebase` (git's pull --rebase): the
+    branch's upstream gives both, where it has one; with `name` alone, the upstream's
+    branch where `name` is the upstream's remote (git's branch.NAME.merge). `rebase` (git's pull --rebase): the
     current branch rebased onto the fetched branch instead (store.rebase; a conflict
     refused with nothing changed, the fetch kept); on a branch with no commits yet, as
     without it (nothing to rebase: the branch starts at the fetched one)."""
     with repo.lock():
         head = repo.head()
-        up = remotes.upstream_of(repo, head.branch) if name is None and branch is None else None
+        up = remotes.upstream_of(repo, head.branch) if branch is None else None
+        if up is not None and name not in (None, up.remote):  # another remote: the branch
+            up = None  # of the current one's name there
         if up is not None:
             name, branch = up.remote, up.branch
         elif name is None and head.branch is not None:  # as status and rebase find it
