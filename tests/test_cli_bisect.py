@@ -306,3 +306,21 @@ def test_bisect_facts_names_the_commit_that_took_es_under_the_threshold(linear, 
     true_only = write_facts(files["kept"].parent / "true.jsonl", [KEPT[0][:3] + (KEPT[0][2],)])
     error_line(run("bisect", "--facts", true_only, "--good", "base", cwd=repo), 2,
                "no fact has a target_true other than its target_new")
+
+
+def test_a_prompt_ending_with_a_space_gets_asks_warning(linear):
+    """A PROMPT ending with a space is asked as written, with the one warning line `ask`
+    prints for it (on stderr, once the answers are in)."""
+    repo, _ = linear
+    spaced = PROMPT + " "
+
+    def answer(rev: str) -> str:
+        r = ok("ask", spaced, "--rev", rev, "--max-tokens", TOKENS, "--json", cwd=repo)
+        return json.loads(r.stdout)["answers"][0]["completion"]
+
+    expect = answer("base")[:2]
+    assert expect.strip() and not answer("HEAD").lstrip().startswith(expect.lstrip())
+    r = ok("bisect", spaced, "--good", "base", "--expect", expect, "--max-tokens", TOKENS,
+           cwd=repo)
+    warning = ok("ask", spaced, "--max-tokens", TOKENS, cwd=repo).stderr
+    assert warning.startswith("warning: the prompt ends with") and r.stderr == warning

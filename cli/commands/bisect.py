@@ -54,7 +54,8 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
     (as written: case counts). With --facts FILE instead of a PROMPT (a facts file as
     commit and eval take it), a state is good when its ES over FILE's facts that have a
     target_true (the efficacy `eval FILE` reports: P(new) > P(true) on the fact's prompt)
-    is at least --threshold (default 1: every one). The ends are checked first: a GOOD
+    is at least --threshold (default 1: every one). A PROMPT ending with a space is asked
+    as written, with ask's warning line on stderr. The ends are checked first: a GOOD
     that is bad, or a BAD that is good, is refused (exit status 1), as git's. The
     candidates are BAD's ancestors that are no GOOD's (merges included); each step asks
     the one git would test and prints its verdict and git's count of the revisions left;
@@ -71,6 +72,7 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
     from memstore.store.bisection import bisect as run_bisect
 
     from ..context import open_repo
+    from .model import warn_prompt_end
 
     if facts is not None:
         if prompt is not None or expect is not None or reject is not None:
@@ -106,6 +108,8 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
 
         found = run_bisect(repo, question, good, bad, on_step=None if as_json else said)
         c = repo.get_commit(found.first_bad)
+    if prompt is not None:
+        warn_prompt_end(prompt)  # as ask warns, once asked
     if as_json:
         key = "completion" if facts is None else "efficacy"
         print_json({

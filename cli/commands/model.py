@@ -42,18 +42,13 @@ def ask(prompt: str, rev: str | None, compare: str | None, max_tokens: int,
     --json prints one object: prompt and answers (rev, commit: null for the base, and
     completion, per state asked).
     """
-    from memstore.editing.requests import prompt_end
     from memstore.store import porcelain
 
     from ..context import open_repo
 
     with open_repo() as repo:
         answers = porcelain.ask(repo, prompt, rev, compare, max_tokens)
-    end = prompt_end(prompt)  # warned once asked: a prompt refused gets its one error line
-    if end is not None and not prompt.endswith("\n"):
-        warn(f"warning: the prompt ends with {end} (asked as written; the model expects "
-             "the answer's first word to bring its own space, and commit refuses such a "
-             "prompt in a fact)")
+    warn_prompt_end(prompt)  # warned once asked: a prompt refused gets its one error line
     if as_json:
         print_json({"prompt": prompt, "answers": answers})
         return
@@ -67,6 +62,18 @@ def ask(prompt: str, rev: str | None, compare: str | None, max_tokens: int,
         # one line per state, so that the answers stay side by side
         text = printable(" ".join(a["completion"].splitlines()), keep="")
         click.echo(f"{label:<{width}}  {prompt}{text}")
+
+
+def warn_prompt_end(prompt: str) -> None:
+    """One warning line for a prompt ending with whitespace or an invisible character (a
+    final newline is taken as meant): asked as written (ask, bisect)."""
+    from memstore.editing.requests import prompt_end
+
+    end = prompt_end(prompt)
+    if end is not None and not prompt.endswith("\n"):
+        warn(f"warning: the prompt ends with {end} (asked as written; the model expects "
+             "the answer's first word to bring its own space, and commit refuses such a "
+             "prompt in a fact)")
 
 
 @click.command("eval")
