@@ -486,3 +486,21 @@ def test_push_follow_tags_keeps_a_tag_created_there_meanwhile(tmp_path, monkeypa
                      "ran, and kept; fetch, then push --follow-tags again")
     assert r.stdout.splitlines() == [f"To {url}", f" {'* [new tag]':<28} {'v2':<12} -> v2"]
     assert remote_tags(url) == {"v1": c2.encode() + b"\n", "v2": c2.encode() + b"\n"}
+
+
+def test_push_follow_tags_to_a_single_writer_store_says_so(tmp_path):
+    """A tag --follow-tags wrote on a store with no compare-and-swap (fsspec's memory
+    store) gets the note a push of it gets, the branch up to date too."""
+    from cli_support import ok
+
+    url = "memory://follow-tags/repo"
+    a = make_repo(tmp_path / "a", url)
+    try:
+        commit_on_head(a, seed=1)
+        push(a)
+        a.create_tag("v1")
+    finally:
+        a.close()
+    r = ok("push", "--follow-tags", cwd=tmp_path / "a")
+    assert r.stdout.splitlines()[1] == f" {'* [new tag]':<28} {'v1':<12} -> v1"
+    assert r.stderr.startswith(f"note: {url} is single-writer")

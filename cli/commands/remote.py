@@ -349,6 +349,8 @@ def _show_pushed(r, set_upstream: bool, tags: list, all_done: bool) -> None:
             click.echo(_up_to_date(r.branch, r.moved, r.seconds))
         if tracking:
             click.echo(tracking)
+        if tags:  # written there: as a push of tags says it
+            _single_writer(r)
         return
     what = (f"{short(r.old) if r.old else '(damaged)'}...{short(r.new)} (forced update)"
             if r.forced else f"{short(r.old)}..{short(r.new)}" if r.old else "* [new branch]")
