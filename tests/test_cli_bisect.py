@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from bisect_support import git_bisect
 from cli_support import (
     copy_repo,
     empty_template,
@@ -93,48 +91,6 @@ def first_bad_by_scan(repo: Path, good) -> str:
     return firsts[0]
 
 
-def git_bisect(repo: Path, bad_ones: set[str], where: Path) -> tuple[list[tuple], str]:
-    """`git bisect run` on a git repository of `repo`'s shape (one empty commit per commit,
-    its memstore id as message; a root for the base; commit dates in memstore's order),
-    good: the root, bad: HEAD; a commit is bad when it is in `bad_ones`. Returns the steps
-    (memstore id, left, roughly) and the first bad commit it names."""
-    assert shutil.which("git"), "git is needed here (CI clones with it)"
-    log = list(reversed(log_json(repo)))  # parents first
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(where), "GIT_CONFIG_NOSYSTEM": "1",
-           "PATH": os.environ["PATH"]}
-    where.mkdir()
-
-    def git(*args: str, **kw) -> str:
-        return subprocess.run(["git", *args], cwd=where, env={**env, **kw}, check=True,
-                              capture_output=True, text=True).stdout.strip()
-
-    git("init", "-q")
-    tree = git("hash-object", "-t", "tree", "-w", "/dev/null")
-    dated = {c["id"]: i for i, c in enumerate(sorted(log, key=lambda c: c["time"]), 1)}
-    sha = {None: git("commit-tree", tree, "-m", "base", GIT_COMMITTER_DATE="@1000000000 +0000")}
-    for c in log:
-        parents = [a for p in c["parents"] or [None] for a in ("-p", sha[p])]
-        date = f"@{1000000000 + dated[c['id']] * 60} +0000"
-        sha[c["id"]] = git("commit-tree", tree, *parents, "-m", c["id"],
-                           GIT_COMMITTER_DATE=date, GIT_AUTHOR_DATE=date)
-    git("reset", "-q", "--hard", sha[log[-1]["id"]])
-    (where / "bad.txt").write_text("\n".join(bad_ones) + "\n")
-    test = where.parent / "test.sh"
-    test.write_text("#!/bin/sh\ngrep -qxF \"$(git log -1 --format=%s)\" "
-                    f"{where / 'bad.txt'} && exit 1 || exit 0\n")
-    test.chmod(0o755)
-    out = git("bisect", "start", sha[log[-1]["id"]], sha[None]) + "\n"  # the first step
-    out += subprocess.run(["git", "bisect", "run", str(test)], cwd=where, env=env, check=True,
-                         capture_output=True, text=True).stdout
-    ids = {v: k for k, v in sha.items()}
-    counts = re.findall(r"Bisecting: (\d+) revisions? left to test after this "
-                        r"\(roughly (\d+) steps?\)\n\[([0-9a-f]+)\]", out)
-    steps = [(ids[s], int(left), int(rough)) for left, rough, s in counts]
-    first = re.search(r"^([0-9a-f]{40}) is the first bad commit", out, re.MULTILINE).group(1)
-    return steps, ids[first]
-
-
 def bisect_json(repo: Path, *args: str) -> dict:
     return json.loads(ok("bisect", PROMPT, "--max-tokens", TOKENS, *args, "--json",
                          cwd=repo).stdout)
@@ -185,7 +141,8 @@ def test_bisect_names_the_commit_that_changed_the_answer(history, request, tmp_p
         assert s["verdict"] == ("good" if good(s["completion"]) else "bad")
     assert d["first_bad"]["completion"] == ask(repo, first)
     bad_ones = {c for c in graph(repo) if not good(ask(repo, c))}
-    steps, git_first = git_bisect(repo, bad_ones, tmp_path / "git")
+    shape = {c["id"]: (tuple(c["parents"]), c["time"]) for c in log_json(repo)}
+    steps, git_first = git_bisect(shape, d["bad"]["commit"], bad_ones, tmp_path / "git")
     assert git_first == first
     assert [(s["commit"], s["left"], s["steps"]) for s in d["steps"]] == steps
     assert len(steps) >= 2

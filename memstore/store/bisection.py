@@ -225,8 +225,8 @@ def pick(g: dict[str, tuple[tuple[str, ...], float]], candidates: set[str],
                 weight[c] = weight[inside[c][0]] + 1
                 if halfway(weight[c]):
                     return c, weight[c]
-    best = max(order, key=lambda c: (min(weight[c], n - weight[c]), -order.index(c)))
-    return best, weight[best]
+    at = max(range(n), key=lambda i: (min(weight[order[i]], n - weight[order[i]]), -i))
+    return order[at], weight[order[at]]
 
 
 def members(bits: int, order: Sequence[str]) -> set[str]:
@@ -289,20 +289,32 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
         raise MemstoreError(f"the bad revision {bad or 'HEAD'!r} is good: "
                             f"{question.said(bad_step.answer)} ({question.rule()})")
 
-    steps, last_bad = [], bad_step
+    def step(commit: str, left: int, rough: int) -> Step:
+        done = asked(commit, left, rough)
+        if on_step is not None:
+            on_step("step", done)
+        return done
+
+    steps = search(g, candidates, step)
+    last_bad = next((s for s in reversed(steps) if not s.good), bad_step)
+    return Bisection(tuple(ends), bad_step, tuple(steps), last_bad.commit, last_bad.answer)
+
+
+def search(g: dict[str, tuple[tuple[str, ...], float]], candidates: set[str],
+           ask: Callable[[str, int, int], Step]) -> list[Step]:
+    """git's search over `candidates` (BAD and the commits it reaches that no GOOD does;
+    `g`: the ancestry, id -> (parents, time)): `ask` hears of each commit to test with
+    git's counts (the revisions left to test after it, roughly how many steps) and says
+    whether its state is good. Returns the steps; the first bad commit is the last one
+    found bad (BAD where none was)."""
+    steps = []
     while len(candidates) > 1:
         order = sorted(candidates, key=lambda c: (-g[c][1], c))
         bits = reach(g, candidates)
         chosen, weight = pick(g, candidates, bits)
-        step = asked(chosen, len(candidates) - weight - 1, estimate_steps(len(candidates)))
-        if on_step is not None:
-            on_step("step", step)
-        steps.append(step)
+        done = ask(chosen, len(candidates) - weight - 1, estimate_steps(len(candidates)))
+        steps.append(done)
         below = members(bits[chosen], order)
-        if step.good:
-            candidates -= below
-        else:
-            candidates, last_bad = below, step
-    (first,) = candidates  # BAD as the search moved it: the last state found bad
-    return Bisection(tuple(ends), bad_step, tuple(steps), first, last_bad.answer)
+        candidates = candidates - below if done.good else below
+    return steps
 

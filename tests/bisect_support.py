@@ -1,0 +1,53 @@
+"""git itself as the reference of memstore bisect's search: `git bisect run` on a git
+repository of a history's shape (one empty commit per commit, its memstore id as message;
+a root for the base; commit dates in the history's order)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+Graph = dict[str, tuple[tuple[str, ...], float]]  # id -> (parents, time)
+
+
+def git_bisect(g: Graph, head: str, bad_ones: set[str], where: Path) -> tuple[list[tuple], str]:
+    """`git bisect run` from HEAD (bad) and the base's root (good), a commit being bad when
+    it is in `bad_ones`. Returns git's steps (memstore id, revisions left to test after it,
+    roughly how many steps) and the first bad commit it names."""
+    assert shutil.which("git"), "git is needed here (CI clones with it)"
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(where), "GIT_CONFIG_NOSYSTEM": "1",
+           "PATH": os.environ["PATH"]}
+    where.mkdir(parents=True)
+
+    def git(*args: str, **kw: str) -> str:
+        return subprocess.run(["git", *args], cwd=where, env={**env, **kw}, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    tree = git("hash-object", "-t", "tree", "-w", "/dev/null")
+    dated = {c: i for i, c in enumerate(sorted(g, key=lambda c: (g[c][1], c)), 1)}
+    sha = {None: git("commit-tree", tree, "-m", "base", GIT_COMMITTER_DATE="@1000000000 +0000")}
+    for c in sorted(g, key=dated.get):  # parents first: they are older
+        parents = [a for p in g[c][0] or [None] for a in ("-p", sha[p])]
+        date = f"@{1000000000 + dated[c] * 60} +0000"
+        sha[c] = git("commit-tree", tree, *parents, "-m", c, GIT_COMMITTER_DATE=date,
+                     GIT_AUTHOR_DATE=date)
+    git("reset", "-q", "--hard", sha[head])
+    (where.parent / "bad.txt").write_text("".join(f"{c}\n" for c in bad_ones))
+    test = where.parent / "test.sh"
+    test.write_text("#!/bin/sh\ngrep -qxF \"$(git log -1 --format=%s)\" "
+                    f"{where.parent / 'bad.txt'} && exit 1 || exit 0\n")
+    test.chmod(0o755)
+    out = git("bisect", "start", sha[head], sha[None]) + "\n"  # the first step
+    if "is the first bad commit" not in out:
+        out += subprocess.run(["git", "bisect", "run", str(test)], cwd=where, env=env,
+                              check=True, capture_output=True, text=True).stdout
+    ids = {v: k for k, v in sha.items()}
+    counts = re.findall(r"Bisecting: (\d+) revisions? left to test after this "
+                        r"\(roughly (\d+) steps?\)\n\[([0-9a-f]+)\]", out)
+    steps = [(ids[s], int(left), int(rough)) for left, rough, s in counts]
+    first = re.search(r"^([0-9a-f]{40}) is the first bad commit", out, re.MULTILINE).group(1)
+    return steps, ids[first]

@@ -1,0 +1,94 @@
+"""memstore.store.bisection's search, without a model: on histories of many shapes (long
+strands, merges of merges, several roots, a culprit anywhere) the commits it tests, its
+counts and the first bad commit it names are those of `git bisect run` on a git history of
+the same shape (tests/bisect_support.py)."""
+from __future__ import annotations
+
+import random
+
+import pytest
+from bisect_support import Graph, git_bisect
+
+from memstore.store.bisection import Step, search
+from memstore.store.history import ancestors_of
+
+
+def history(seed: int, n: int, merges: float, roots: float) -> Graph:
+    """n commits, each with one parent among the recent ones, two (a merge) with
+    probability `merges`, none (another root) with probability `roots`."""
+    rng = random.Random(seed)
+    g: Graph = {}
+    ids: list[str] = []
+    for i in range(n):
+        recent = ids[-8:]
+        if not ids or rng.random() < roots:
+            parents: tuple[str, ...] = ()
+        elif len(recent) > 1 and rng.random() < merges:
+            parents = tuple(rng.sample(recent, 2))
+        else:
+            parents = (rng.choice(recent),)
+        c = f"{seed:04x}{i:060x}"
+        g[c] = (parents, 1_700_000_000.0 + i * 7.5)
+        ids.append(c)
+    return g
+
+
+@pytest.mark.parametrize("seed, n, merges, roots", [
+    (1, 12, 0.0, 0.0),    # one strand
+    (3, 25, 0.3, 0.0),    # merges
+    (4, 30, 0.5, 0.05),   # merges of merges, several roots
+    (6, 7, 0.6, 0.3),
+])
+def test_search_tests_the_commits_git_bisect_tests(seed, n, merges, roots, tmp_path):
+    g = history(seed, n, merges, roots)
+    head = list(g)[-1]
+    g[head] = (tuple(dict.fromkeys((*g[head][0], *list(g)[-4:-1]))), g[head][1])  # reach more
+    candidates = ancestors_of(g, [head])
+    rng = random.Random(seed)
+    for k, culprit in enumerate(rng.sample(sorted(candidates), min(2, len(candidates)))):
+        bad_ones = {c for c in candidates if culprit in ancestors_of(g, [c])}
+        asked, first = bisected(g, head, candidates, bad_ones)
+        assert first == culprit
+        assert (asked, first) == git_bisect(g, head, bad_ones, tmp_path / str(k) / "git")
+
+
+def bisected(g: Graph, head: str, candidates: set[str], bad_ones: set[str]
+             ) -> tuple[list[tuple[str, int, int]], str]:
+    """search's steps (commit, left, roughly) and the first bad commit it names."""
+    asked: list[tuple[str, int, int]] = []
+
+    def ask(commit: str, left: int, rough: int) -> Step:
+        asked.append((commit, left, rough))
+        return Step(commit, "", commit not in bad_ones, left, rough)
+
+    steps = search(g, set(candidates), ask)
+    return asked, next((s.commit for s in reversed(steps) if not s.good), head)
+
+
+def test_where_no_commit_halves_them_the_oldest_of_the_best_is_tested(tmp_path):
+    """Four roots merged at once: no candidate is about halfway (a root weighs 1, the merge
+    5 of 5), so git tests the first of the best in its list, the oldest root."""
+    g: Graph = {f"{i:064x}": ((), 100.0 + i) for i in range(4)}
+    head = f"{9:064x}"
+    g[head] = (tuple(g), 200.0)
+    for culprit in (f"{2:064x}", head):
+        bad_ones = {culprit} | {head}
+        asked, first = bisected(g, head, set(g), bad_ones)
+        assert first == culprit and asked[0][0] == f"{0:064x}"
+        assert (asked, first) == git_bisect(g, head, bad_ones, tmp_path / culprit[-1] / "git")
+
+
+def test_a_merge_about_halfway_is_tested_before_a_strand_that_is(tmp_path):
+    """git weighs the merges first and takes the first one about halfway: here the merge M
+    (4 of 9) before s3, older and also 4 of 9."""
+    def c(name: str) -> str:
+        return name.encode().hex().ljust(64, "0")
+
+    shape = {"r1": (), "s1": ("r1",), "s2": ("s1",), "s3": ("s2",), "r2": (), "q": (),
+             "q2": ("q",), "M": ("r2", "q2"), "head": ("s3", "M")}
+    g: Graph = {c(k): (tuple(c(p) for p in ps), 100.0 + i)
+                for i, (k, ps) in enumerate(shape.items())}
+    bad_ones = {c("M"), c("head")}
+    asked, first = bisected(g, c("head"), set(g), bad_ones)
+    assert first == c("M") and asked[0][0] == c("M")
+    assert (asked, first) == git_bisect(g, c("head"), bad_ones, tmp_path / "git")
