@@ -5,9 +5,10 @@ is a fresh `python -m cli.main …` (the `memstore` script's work), timed as the
 
     python benchmarks/bench_cli_startup.py --old /tmp/old --runs 7
 
-The repository is a tiny random Llama (tests/tiny.py) with two commits and a branch and a
-tag, made once by the oldest tree given (a newer memstore reads an older one's repository)
-and copied for each tree. Every tree runs with its own folder first on PYTHONPATH, so its
+The repository is a tiny random Llama (tests/tiny.py) with two commits, a branch, a tag and
+a folder remote `origin` it was pushed to (fetch and push then have nothing to move), made
+once by the oldest tree given (a newer memstore reads an older one's repository) and copied
+for each tree. Every tree runs with its own folder first on PYTHONPATH, so its
 `cli` and `memstore` are imported whatever is installed. Writes
 benchmarks/results/cli-startup.{json,md}."""
 from __future__ import annotations
@@ -34,6 +35,8 @@ COMMANDS = [
     ("branch", ["branch"]),
     ("tag", ["tag"]),
     ("remote -v", ["remote", "-v"]),
+    ("fetch origin", ["fetch", "origin"]),
+    ("push origin main", ["push", "origin", "main"]),
     ("config", ["config"]),
     ("switch side", ["switch", "side"]),
     ("switch main", ["switch", "main"]),
@@ -66,7 +69,7 @@ def memstore(tree: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def make_repository(tree: Path, where: Path) -> Path:
     """A tiny model, and a repository on it (made by `tree`'s memstore) with two commits,
-    a branch `side` and a tag `v1`."""
+    a branch `side`, a tag `v1` and a remote `origin` holding main."""
     sys.path.insert(0, str(ROOT / "tests"))
     from cli_support import make_model_dir
 
@@ -77,7 +80,8 @@ def make_repository(tree: Path, where: Path) -> Path:
     for i, fact in enumerate(FACTS):
         (where / f"f{i}.jsonl").write_text(json.dumps(fact) + "\n")
         steps.append(["commit", str(where / f"f{i}.jsonl"), "-m", f"fact {i}"])
-    steps += [["branch", "side"], ["tag", "v1"]]
+    steps += [["branch", "side"], ["tag", "v1"],
+              ["remote", "add", "origin", str(where / "remote")], ["push", "origin", "main"]]
     for s in steps:
         p = memstore(tree, *s, cwd=repo if s[0] != "init" else where)
         if p.returncode != 0:

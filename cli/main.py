@@ -17,9 +17,9 @@ from typing import Any
 import click
 
 if not sys.stderr.isatty():  # bare tqdm bars (transformers' GGUF dequantization): tqdm
-    os.environ.setdefault("TQDM_DISABLE", "1")  # reads this when imported, below (torch)
+    os.environ.setdefault("TQDM_DISABLE", "1")  # reads this when imported (by torch, later)
 
-try:  # torch and transformers load here (seconds): Ctrl-C then was a traceback
+try:  # no torch here: the commands import it, and transformers, where they load the model
     from .commands import bisect, edit, history, maintenance, model, refs, remote, setup
 except KeyboardInterrupt:
     sys.stderr.write("memstore: interrupted\n")

@@ -12,3 +12,13 @@ class ValidationError(MemstoreError):
 
 class NumericalError(MemstoreError):
     """NaN or inf appeared where a finite value is required."""
+
+
+class MergeConflictError(MemstoreError):
+    """A fact-level conflict (merge, cherry-pick, rebase, pull); `details` holds one line per
+    conflicting fact. Here, not beside the rewrites, so that `fetch` (which defines pull's)
+    imports no engine."""
+
+    def __init__(self, message: str, details: list[str]) -> None:
+        super().__init__(message)
+        self.details = details

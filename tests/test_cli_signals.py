@@ -194,13 +194,14 @@ def test_a_clone_that_loses_a_race_leaves_the_winners_repository(base, tmp_path,
     place when it creates its own is refused, and removed the other's (a whole clone)."""
     from memstore.errors import MemstoreError
     from memstore.remote import clone
+    from memstore.store import porcelain  # clone imports identify_base from it when it runs
 
     template, ids = history_template(base)
     repo = copy_repo(template, tmp_path / "repo")
     ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
     ok("push", cwd=repo)
     target, model = tmp_path / "new" / "bot", base / "tiny-llama"
-    real, raced = clone.identify_base, []
+    real, raced = porcelain.identify_base, []
 
     def identify_base(spec):  # while this clone hashes its base, another one lands
         got = real(spec)
@@ -209,7 +210,7 @@ def test_a_clone_that_loses_a_race_leaves_the_winners_repository(base, tmp_path,
             ok("clone", tmp_path / "remote", target, "--base", model)
         return got
 
-    monkeypatch.setattr(clone, "identify_base", identify_base)
+    monkeypatch.setattr(porcelain, "identify_base", identify_base)
     with pytest.raises(MemstoreError, match="already exists"):
         clone.clone(str(tmp_path / "remote"), target, str(model))
     assert ok("fsck", cwd=target).stdout.strip() == "ok"
@@ -506,8 +507,9 @@ def test_a_clone_folder_is_reused_only_when_a_dead_clone_of_this_host_left_only_
 
 
 def test_ctrl_c_while_the_command_loads_its_libraries(tmp_path):
-    # the first seconds of every command import torch and transformers, before click runs:
-    # Ctrl-C there was a KeyboardInterrupt traceback and the exit status of a killed process
+    # the first seconds of a command that loads the model import torch and transformers
+    # (before click ran, for every command, until the light commands stopped importing
+    # them): Ctrl-C there was a KeyboardInterrupt traceback and a killed process's status
     import subprocess
 
     from cli_support import subprocess_env
@@ -519,7 +521,7 @@ def test_ctrl_c_while_the_command_loads_its_libraries(tmp_path):
             "        raise KeyboardInterrupt\n"
             "    return real(name, *a, **k)\n"
             "builtins.__import__ = stop\n"
-            "sys.argv = ['memstore', 'log']\n"
+            "sys.argv = ['memstore', 'init', 'repo', '--base', 'model']\n"
             "from cli.main import main\n"
             "main()\n")
     r = subprocess.run([sys.executable, "-c", code], check=False, cwd=tmp_path,

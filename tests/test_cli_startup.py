@@ -1,6 +1,6 @@
 """The commands that never touch the model start without torch and transformers (seconds of
-imports): `--help`, every command's `-h`, and status, log, branch, tag, remote, config,
-switch, reset, diff, blame and gc on a repository. Each list runs in one fresh interpreter
+imports): `--help`, every command's `-h`, and status, log, branch, tag, remote, push,
+fetch, config, switch, reset, diff, blame and gc on a repository. Each list runs in one fresh interpreter
 (the in-process tests have torch loaded already), which says after each command whether it
 loaded either, so a top-level import of torch in any command module, or on any light
 command's path, fails here, naming the command. Timings: benchmarks/bench_cli_startup.py."""
@@ -72,6 +72,7 @@ def test_commands_that_never_load_the_model_load_neither(base, tmp_path):
     light = [["status"], ["status", "--json"], ["log"], ["log", "--oneline", "--graph"],
              ["branch", "side"], ["branch", "-v"], ["tag", "v1"], ["tag"],
              ["remote", "add", "origin", str(tmp_path / "remote")], ["remote", "-v"],
+             ["push", "origin", "main"], ["push", "origin", "--tags"], ["fetch", "origin"],
              ["config"], ["config", "layers"], ["config", "--json"],
              ["switch", "side"], ["switch", "main"], ["switch", "-c", "work"],
              ["reset", "HEAD~1"], ["diff", "HEAD~1", "main"], ["blame"],

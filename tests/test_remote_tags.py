@@ -504,3 +504,35 @@ def test_push_follow_tags_to_a_single_writer_store_says_so(tmp_path):
     r = ok("push", "--follow-tags", cwd=tmp_path / "a")
     assert r.stdout.splitlines()[1] == f" {'* [new tag]':<28} {'v1':<12} -> v1"
     assert r.stderr.startswith(f"note: {url} is single-writer")
+
+
+def test_fetch_prune_tags_also_fetches_every_remote_tag(tmp_path):
+    """git's -P is its tag refspec (refs/tags/*:refs/tags/*) with --prune: a tag the remote
+    has on no branch comes with its history, as --tags brings it, so that the tags here
+    become the remote's; it pruned only, and the remote's tag stayed off this list."""
+    from cli_support import ok
+
+    url = str(tmp_path / "remote")
+    a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
+    try:
+        commit_on_head(a, seed=1)
+        push(a)
+        fetch(b)
+        a.create_branch("side")
+        a.switch("side")
+        off = commit_on_head(a, seed=2).id
+        a.create_tag("off")
+        push_tags(a)  # on no remote branch
+        b.create_tag("mine", "origin/main")  # never pushed
+        mine = b.tags()["mine"]
+    finally:
+        a.close()
+        b.close()
+    where = tmp_path / "b"
+    out = ok("fetch", "-P", cwd=where).stdout.splitlines()
+    assert f" * {'[new tag]':<26} {'off':<12} -> off" in out
+    assert f" - {'[deleted]':<26} {'(none)':<12} -> mine  (was {mine[:12]})" in out
+    assert json.loads(ok("tag", "--json", cwd=where).stdout) == [{"name": "off", "commit": off}]
+    assert ok("fsck", cwd=where).stdout.strip() == "ok"
+    got = json.loads(ok("fetch", "-P", "--json", cwd=where).stdout)
+    assert got["tags"] == [] and got["pruned_tags"] == [] and got["commits"] == 0

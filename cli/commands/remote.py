@@ -561,8 +561,8 @@ def _fetched(f) -> None:
 @PRUNE
 @click.option("-P", "--prune-tags", is_flag=True,
               help="Also delete each tag here that the remote has no tag of, even one made "
-                   "here and never pushed (git's fetch --prune --prune-tags: the remote's tags "
-                   "mirrored).")
+                   "here and never pushed, and fetch every remote tag as --tags does (git's "
+                   "fetch --prune --prune-tags: the remote's tags mirrored).")
 @WITH_STATS
 @json_option
 def fetch(remote_name: str | None, every_remote: bool, all_tags: bool, prune: bool,
@@ -578,7 +578,8 @@ def fetch(remote_name: str | None, every_remote: bool, all_tags: bool, prune: bo
     the remote is removed ('[deleted]'), as git's fetch --prune (memstore's default:
     --prune and -p are accepted); --no-prune keeps it. With --prune-tags (-P), as git's,
     so is each tag here that the remote has no tag of ('[deleted] (none) -> TAG'), one
-    made here and never pushed too: the tag list becomes the remote's. No setting makes
+    made here and never pushed too, and every remote tag is fetched as with --tags: the
+    tag list becomes the remote's. No setting makes
     it the default (git's remote.NAME.pruneTags): a fetch deletes local tags only when
     asked.
 

@@ -31,8 +31,6 @@ from typing import cast
 from .. import leftovers
 from ..editing.settings import EditSettings
 from ..errors import MemstoreError
-from ..models.hashing import changed_side_files
-from ..store.porcelain import identify_base
 from ..store.refs import branch_ref
 from ..store.repository import DEFAULT_BRANCH, DIRNAME, INIT_PREFIX, Repository
 from ..store.upstreams import Upstream
@@ -114,6 +112,9 @@ def clone(url: str, directory: str | Path, base_spec: str, *, with_stats: bool =
           on_start: Callable[[], None] | None = None) -> CloneResult:
     """`on_start` is called once the target folder is found fit, before the remote is read
     (the CLI's 'Cloning into DIR...', which git too prints only then)."""
+    from ..models.hashing import changed_side_files  # clone loads the base: the engine
+    from ..store.porcelain import identify_base
+
     target = Path(directory).resolve()
     dead: list[Path] = []
     if target.exists() and (not target.is_dir() or any(target.iterdir())):

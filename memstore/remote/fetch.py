@@ -18,15 +18,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from ..editing.settings import EditSettings
-from ..errors import MemstoreError, ValidationError
+from ..errors import MemstoreError, MergeConflictError, ValidationError
 from ..store.commits import Commit
 from ..store.objects import hash_bytes
-from ..store.rebase import Rebased, rebase
 from ..store.refs import TAGS, Head, check_ref_name
 from ..store.repository import Repository
-from ..store.rewrite import MergeConflictError, Report, merge
 from ..store.schema import transaction
 from ..store.upstreams import Upstream
 from . import remotes
@@ -43,6 +42,10 @@ from .transfer import (
     remote_sizes,
 )
 from .transport import RemoteError
+
+if TYPE_CHECKING:  # pull's results; the rewrites are imported where pull merges or rebases
+    from ..store.rebase import Rebased
+    from ..store.rewrite import Report
 
 
 class NoSuchBranchError(ValidationError):
@@ -149,8 +152,10 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
     remote is removed (git's `fetch --prune`, memstore's default), kept with `prune`
     False; with `prune` and `prune_tags` (git's `fetch --prune --prune-tags`), so is
     each tag here of a name the remote holds no tag of, one made here and never pushed
-    too (the remote's tag list mirrored), in the same transaction."""
+    too, in the same transaction, and every remote tag is fetched as with `all_tags`
+    (git's -P is its tag refspec): the remote's tag list mirrored."""
     t0 = time.perf_counter()
+    all_tags = all_tags or (prune and prune_tags)  # git's -P is the tag refspec: every tag
     if name is None:  # '' is no default
         name = remotes.remote_for(repo, repo.head().branch)
     url = remotes.url_of(repo, name)
@@ -357,6 +362,8 @@ def _rebase_fetched(repo: Repository, fetched: FetchResult, branch: str) -> Reba
     ref = remotes.tracking_ref(fetched.remote, branch)
     if repo.refs.read(ref) is None:
         raise ValidationError(f"remote {fetched.remote!r} has no branch {branch!r}")
+    from ..store.rebase import rebase  # the engine: on pull's paths only, not fetch's
+
     shown = f"{fetched.remote}/{branch}"
     try:
         return rebase(repo, ref, shown=shown)
@@ -370,6 +377,8 @@ def _merge_fetched(repo: Repository, fetched: FetchResult, branch: str, head: He
     ref = remotes.tracking_ref(fetched.remote, branch)
     if repo.refs.read(ref) is None:
         raise ValidationError(f"remote {fetched.remote!r} has no branch {branch!r}")
+    from ..store.rewrite import merge  # the engine: on pull's paths only, not fetch's
+
     shown = f"{fetched.remote}/{branch}"
     try:
         report = merge(repo, ref, message=f"Merge {shown} into {head.branch or 'HEAD'}",

@@ -26,7 +26,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..editing.statistics import sample_id
 from ..errors import MemstoreError
 from ..store.objects import canonical_json, check_object_id
 from ..store.refs import HEADS, TAGS
@@ -178,6 +177,8 @@ def parse_statistics_record(data: bytes, where: str, path: str) -> dict[str, Any
     if statistics_path(rec["id"], rec["layer"]) != path:
         raise RemoteFormatError(f"{where} is damaged (it holds the record of layer "
                                 f"{rec['layer']} of {rec['id'][:40]!r})")
+    from ..editing.statistics import sample_id  # (with its engine: statistics move rarely)
+
     if sample_id(rec["description"]) != rec["id"]:  # fsck said ok, a fetch refused it
         raise RemoteFormatError(f"{where} is damaged (its description does not match its id)")
     return rec

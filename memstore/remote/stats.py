@@ -9,11 +9,10 @@ they are rebuilt from the keys every commit already carries, faster than they do
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import SafetensorError
 
-from ..editing.statistics import Statistics
 from ..errors import MemstoreError
 from ..store.commits import Commit
 from ..store.repository import Repository
@@ -27,6 +26,9 @@ from .layout import (
 )
 from .transfer import Moved, download, upload
 from .transport import Transport
+
+if TYPE_CHECKING:  # torch and the engine's Statistics: only where statistics are fetched
+    from ..editing.statistics import Statistics
 
 
 def named(commits: Iterable[Commit]) -> set[tuple[str, int]]:
@@ -65,7 +67,13 @@ def fetch_statistics(repo: Repository, transport: Transport, commits: Iterable[C
                for p, data in sorted(transport.read_many(paths).items())]
     moved = download(repo, transport, [r["object"] for r in records], label, written,
                      desc="fetch statistics")
-    fetched = []
+    fetched: list[Statistics] = []
+    if not records:
+        return moved, fetched
+    import torch
+
+    from ..editing.statistics import Statistics
+
     for r in records:  # all checked before any is stored
         where = f"{label}: {statistics_path(r['id'], r['layer'])}"
         try:

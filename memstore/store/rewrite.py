@@ -23,7 +23,7 @@ from ..editing.requests import Request, fact_key
 from ..editing.result import EditResult
 from ..editing.settings import EditSettings
 from ..editing.tokens import read_alike, read_once
-from ..errors import MemstoreError, ValidationError
+from ..errors import MemstoreError, MergeConflictError, ValidationError
 from . import history
 from .commits import Commit, StoredSet, UpdateSet, load_requests, load_updates, load_zs, store_set
 from .history import LiveFact, SetRef
@@ -34,14 +34,6 @@ from .repository import Repository
 from .retention import earlier_sample, recall, retention_metrics
 from .running import Replays, earlier_keys_for
 from .states import BASE, LoadedBase, state_commit, state_of, statistics_of_set
-
-
-class MergeConflictError(MemstoreError):
-    """A fact-level conflict; `details` holds one line per conflicting fact."""
-
-    def __init__(self, message: str, details: list[str]) -> None:
-        super().__init__(message)
-        self.details = details
 
 
 @dataclass
