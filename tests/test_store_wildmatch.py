@@ -89,3 +89,13 @@ def test_the_cases_are_what_git_lists(tmp_path):
         git("tag", n)
     for pattern, listed in CASES:
         assert sorted(git("tag", "-l", "--", pattern).split()) == sorted(listed), pattern
+
+
+def test_more_stars_than_pythons_recursion_limit_match_as_git():
+    """A name of ~1500 characters (six 250-byte parts: names allow it) against 1000 stars
+    (`*a` repeated) raised RecursionError, a traceback out of `branch --list`, where git
+    lists the name: each `*` was one recursive call."""
+    name = "/".join(["a" * 250] * 6)
+    assert wildmatch("*a" * 1000, name)
+    assert not wildmatch("*a" * 1000 + "b", name)
+    assert wildmatch("?*" * 1200, name) and not wildmatch("?*" * 1600, name)

@@ -9,8 +9,6 @@ WM_PATHNAME, `*`, `**` and `?` match '/' too. One difference is kept on purpose:
 matches bytes, so `?` is one byte of a name's UTF-8; here it is one character."""
 from __future__ import annotations
 
-MATCH, NO_MATCH, ABORT_ALL = 0, 1, 2  # ABORT_ALL: the text ran out; no shorter `*` can help
-
 CLASSES = {  # git's sane_ctype: ASCII only
     "alnum": str.isalnum, "alpha": str.isalpha, "digit": str.isdigit,
     "lower": str.islower, "upper": str.isupper, "space": lambda c: c in " \t\n\v\f\r",
@@ -23,44 +21,56 @@ CLASSES = {  # git's sane_ctype: ASCII only
 
 def wildmatch(pattern: str, text: str) -> bool:
     """Whether `text` (a ref's short name) matches glob `pattern` as git's wildmatch
-    reads it for `branch --list` and `tag -l`."""
-    return _match(pattern, 0, text, 0) == MATCH
+    reads it for `branch --list` and `tag -l`.
+
+    git's dowild recurses once per `*`, trying each place the rest of the pattern could
+    start; that is one Python frame per `*` (a RecursionError past ~1000 stars). As `*`
+    matches every character here ('/' too), only the last `*` met ever needs to take more
+    text: the rest is matched from the place after it, and on a mismatch that `*` takes
+    one character more. It gives dowild's answers, its ABORT_ALL cuts included: the text
+    running out under a pattern that needs more ends the match (a longer `*` leaves less),
+    and so does a malformed set (unclosed, or an unknown [:class:]), which no text gets
+    past."""
+    i = j = 0
+    star_i = star_j = -1  # after the last '*': its pattern index, the text index it took
+    while True:
+        if i < len(pattern) and pattern[i] == "*":
+            while i < len(pattern) and pattern[i] == "*":  # '**' is '*' without WM_PATHNAME
+                i += 1
+            if i == len(pattern):
+                return True
+            star_i, star_j = i, j
+            continue
+        if j == len(text):
+            return i == len(pattern)
+        step = _one(pattern, i, text[j]) if i < len(pattern) else None
+        if step is False:
+            return False  # malformed: git's ABORT_ALL
+        if step is not None:
+            i, j = step, j + 1
+            continue
+        if star_i < 0:
+            return False
+        star_j += 1  # the last '*' takes one character more
+        i, j = star_i, star_j
 
 
-def _match(p: str, i: int, t: str, j: int) -> int:
-    """git's dowild from pattern index `i` and text index `j`."""
-    while i < len(p):
-        pc = p[i]
-        if j == len(t) and pc != "*":
-            return ABORT_ALL
-        if pc == "*":
-            while i < len(p) and p[i] == "*":  # '**' is '*' without WM_PATHNAME
-                i += 1
-            if i == len(p):
-                return MATCH
-            for k in range(j, len(t)):
-                got = _match(p, i, t, k)
-                if got != NO_MATCH:
-                    return got
-            return ABORT_ALL
-        if pc == "[":
-            i, matched = _bracket(p, i + 1, t[j])
-            if matched is None:
-                return ABORT_ALL  # malformed: unclosed, or an unknown [:class:]
-            if not matched:
-                return NO_MATCH
-        elif pc == "?":
-            pass
-        else:
-            if pc == "\\":  # the next character as itself; a trailing one matches nothing
-                i += 1
-                if i == len(p):
-                    return NO_MATCH
-            if t[j] != p[i]:
-                return NO_MATCH
+def _one(p: str, i: int, c: str) -> int | None | bool:
+    """The pattern item at `p[i]` against text character `c`: the index after it where it
+    matches, None where it does not, False where git aborts (a malformed set)."""
+    pc = p[i]
+    if pc == "[":
+        i, matched = _bracket(p, i + 1, c)
+        if matched is None:
+            return False
+        return i + 1 if matched else None
+    if pc == "?":
+        return i + 1
+    if pc == "\\":  # the next character as itself; a trailing one matches nothing
         i += 1
-        j += 1
-    return MATCH if j == len(t) else NO_MATCH
+        if i == len(p):
+            return None
+    return i + 1 if c == p[i] else None
 
 
 def _bracket(p: str, i: int, c: str) -> tuple[int, bool | None]:
