@@ -21,6 +21,7 @@ if not sys.stderr.isatty():  # bare tqdm bars (transformers' GGUF dequantization
 
 try:  # no torch here: the commands import it, and transformers, where they load the model
     from .commands import bisect, edit, history, maintenance, model, refs, remote, setup
+    from .commands import reflog as reflog_commands
 except KeyboardInterrupt:
     sys.stderr.write("memstore: interrupted\n")
     sys.exit(128 + signal.SIGINT)
@@ -245,6 +246,8 @@ def cli(directory: str | None) -> None:
 for module in (setup, edit, history, refs, model, bisect, maintenance, remote):
     for command in module.COMMANDS:
         cli.add_command(command)
+for command in reflog_commands.COMMANDS:  # (a module of its own: `reflog` is a group)
+    cli.add_command(command)
 
 
 def main() -> None:

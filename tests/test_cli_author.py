@@ -223,6 +223,7 @@ def test_blame_follows_a_cherry_picked_fact_back_to_the_picked_commit(repo, base
     reverted = last_line(ok("revert", c1, cwd=repo))  # the pick is replayed
     assert (jordan()["commit"], jordan()["carried_by"]) == (c2, reverted)
     ok("branch", "-D", "topic", cwd=repo)
+    ok("reflog", "expire", "--expire=now", "--all", cwd=repo)  # HEAD's keeps C2
     ok("gc", cwd=repo)  # C2 is gone: the pick is the oldest writer held
     assert run("show", c2, cwd=repo).exit_code != 0
     assert (jordan()["commit"], jordan()["carried_by"]) == (pick, reverted)
@@ -235,6 +236,7 @@ def test_blame_after_gc_of_the_commits_a_squash_replaced_names_the_squash(histor
     its writer."""
     repo, (c1, c2, _) = history
     squashed = last_line(ok("squash", c1, cwd=repo))  # c2 and c3 into one commit on c1
+    ok("reflog", "expire", "--expire=now", "--all", cwd=repo)  # it keeps them
     ok("gc", cwd=repo)
     assert run("show", c2, cwd=repo).exit_code != 0  # gone
     got = {r["subject"]: (r["commit"], r["carried_by"])

@@ -32,6 +32,8 @@ def test_reset_moves_the_branch_and_says_how_to_go_back(base, tmp_path):
     assert ok("reset", c3, cwd=repo).stdout.startswith(f"HEAD is now at {c3[:12]} facts c")
     assert [e["id"] for e in log_json(repo)] == [c3, c2, c1]  # back, nothing lost
     ok("reset", c1, cwd=repo)
+    assert "removed 0 commits" in ok("gc", cwd=repo).stdout  # the reflog keeps c3, as git's
+    ok("reflog", "expire", "--expire=now", "--all", cwd=repo)
     assert "removed 1 commit" in ok("gc", cwd=repo).stdout  # c3; c2 is tagged
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
     ok("switch", "--detach", "v2", cwd=repo)  # a detached HEAD moves too

@@ -262,6 +262,7 @@ def test_a_reader_whose_commit_a_squash_and_gc_remove_meanwhile(base, tmp_path, 
         if not gc:  # the reader has resolved HEAD: squash, and gc in another process
             gc.append(None)
             ok("squash", "HEAD~2", cwd=repo)
+            ok("reflog", "expire", "--expire=now", "--all", cwd=repo)  # it keeps them
             gc[0] = memstore_process("-C", repo, "gc")
             # until gc, its rows removed, waits for this reader (a condition, not a time:
             # a gc slower to get there than the reader to finish never saw it waiting)
@@ -333,6 +334,7 @@ def test_a_gc_waiting_for_a_reader_stops_at_once_when_signalled(base, tmp_path, 
             reader.pin()
             assert reader.log()[0].id == ids[-1]
             ok("squash", "HEAD~2", cwd=repo)
+            ok("reflog", "expire", "--expire=now", "--all", cwd=repo)  # it keeps them
             os.write(go[1], b"x")
             assert err.readline().startswith("waiting for memstore commands that read")
             time.sleep(0.5)  # into the wait it said it begins (a shorter one passes anyway)

@@ -91,14 +91,18 @@ def _repair_remote(url: str) -> list[str]:
 def gc(repo, dry_run: bool, as_json: bool) -> None:
     """Remove what no branch, tag or HEAD needs: unreachable commits (e.g. left by a squash
     or a deleted branch), their objects, and temporary files left by interrupted writes.
-    Stored statistics are kept.
+    Stored statistics are kept, and so is what the reflog names, as git's gc keeps it: the
+    commits of the entries younger than 90 days (30 for a commit no branch or tag reaches),
+    whose expired entries are deleted (`memstore reflog expire --expire=now --all` first:
+    everything unreachable goes).
 
     --json prints one object: dry_run, commits and objects (the ids removed, or that would
-    be), bytes and temp_files."""
+    be), bytes, temp_files and reflog_entries (the expired entries deleted)."""
     r = repo.gc(dry_run=dry_run)
     if as_json:
         print_json({"dry_run": dry_run, "commits": r.commits, "objects": r.objects,
-                    "bytes": r.bytes, "temp_files": r.temp_files})
+                    "bytes": r.bytes, "temp_files": r.temp_files,
+                    "reflog_entries": r.reflog_entries})
         return
     verb = "would remove" if dry_run else "removed"
     click.echo(f"{verb} {counted(len(r.commits), 'commit')}, "

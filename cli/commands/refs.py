@@ -589,7 +589,7 @@ def reset(repo, rev: str, mode: bool, as_json: bool) -> None:
                   if target != was.commit and not repo.has_commit(was.commit) else None)
         if before is not None:  # damaged rows there refuse it before it moves, as branch -f
             repo.held_by_no_ref(before)
-        repo.reset(target, was=was)
+        repo.reset(target, was=was, rev=rev)
         left = _left_behind(repo, before or was.commit, target) if target != was.commit else []
         message = first_line(repo.get_commit(target).message)
     warning = leaving(left, f"`memstore reset {short(was.commit)}` goes back")

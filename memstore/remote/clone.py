@@ -166,7 +166,8 @@ def clone(url: str, directory: str | Path, base_spec: str, *, with_stats: bool =
             # clone of an empty repository, recorded for a branch with no commits yet too
             remotes.record_upstream(repo, default, Upstream(remotes.DEFAULT, default))
             if head is not None:
-                repo.update_ref(branch_ref(default), head, expected=None)
+                repo.update_ref(branch_ref(default), head, expected=None,
+                                reason=f"clone: from {remote.url}")  # git's words
                 sets = repo.chain_sets(head)
                 if sets:
                     # the last commit's settings, read by today's token rule from now on

@@ -171,7 +171,7 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
     tips = set(branches.values()) | (_tag_commits(repo, remote, tags) if all_tags else set())
     written: list[str] = []
     indexed = False
-    with repo.lock():
+    with repo.lock(), repo.refs.reason(f"fetch {name}"):  # the reflog's message
         try:
             with repo.objects.folders_synced_once():  # all durable before the index names them
                 commits = new_commits(repo, remote, sorted(tips), written)
@@ -366,7 +366,7 @@ def _rebase_fetched(repo: Repository, fetched: FetchResult, branch: str) -> Reba
 
     shown = f"{fetched.remote}/{branch}"
     try:
-        return rebase(repo, ref, shown=shown)
+        return rebase(repo, ref, shown=shown, action="pull --rebase")
     except MergeConflictError as e:
         raise PullConflictError(f"{e}; {shown} is fetched", e.details, fetched) from None
 
@@ -382,7 +382,7 @@ def _merge_fetched(repo: Repository, fetched: FetchResult, branch: str, head: He
     shown = f"{fetched.remote}/{branch}"
     try:
         report = merge(repo, ref, message=f"Merge {shown} into {head.branch or 'HEAD'}",
-                       shown=shown, ff=ff)
+                       shown=shown, ff=ff, action="pull")
         if head.commit is None and report.head is not None:
             report.notes["settings_from"] = _settings_as_clone(repo, report.head)
     except MergeConflictError as e:

@@ -224,4 +224,4 @@ def _track(repo: Repository, name: str, url: str, branch: str, tip: str) -> None
             return
         old = repo.refs.read(ref)
         if old != tip:
-            repo.update_ref(ref, tip, expected=old)
+            repo.update_ref(ref, tip, expected=old, reason="update by push")  # git's

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import MemstoreError, ValidationError
-from ..store import upstreams
+from ..store import reflog, upstreams
 from ..store.refs import HEADS, REMOTES, SHOWN, branch_ref, check_ref_name, no_such, none_deleted
 from ..store.repository import Repository
 from ..store.schema import transaction
@@ -114,8 +114,11 @@ def rename(repo: Repository, old: str, new: str) -> Renamed:
                                   f"(`memstore branch -d -r {new}/{next(iter(there))}`)")
         named = upstreams.remote_renamed(repo.db, old, new)  # before the refs: their moves
         for branch, commit in moving.items():  # snapshot it
-            repo.refs.update(tracking_ref(old, branch), None, commit)
-            repo.refs.update(tracking_ref(new, branch), commit, None)
+            src, dst = tracking_ref(old, branch), tracking_ref(new, branch)
+            with repo.refs.reason(f"remote: renamed {src} to {dst}"):  # git's words
+                repo.refs.update(src, None, commit, keep_log=True)
+                reflog.renamed(repo.db, src, dst)  # its log goes with it, as git's
+                repo.refs.update(dst, commit, None)
         url = known.pop(old)
         repo.set_config(CONFIG_KEY, {**known, new: url})
     return Renamed(url, moving, named)

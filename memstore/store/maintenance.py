@@ -2,10 +2,16 @@
 
 Reachable = the commits reachable from any ref (remote-tracking branches included) or a
 detached HEAD, following parents and basis, with every object their records name, plus the
-objects of all statistics records and the newest ref snapshots. Rebuilding a lost or damaged index is `repair`."""
+objects of all statistics records and the newest ref snapshots. gc also keeps what git's
+gc keeps: the commits a reflog entry names that has not expired (store.reflog: 90 days, 30
+for a commit no ref reaches; gc deletes the expired entries). That holds the detached
+commit `switch -` goes back to (previous_head) as long as git's does: the entry of the
+switch that left it names it, and git's `@{-1}` is read from that entry; once expired
+(`reflog expire --expire=now --all`), gc removes it and `switch -` says it is gone. Rebuilding a lost or damaged index is `repair`."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 
@@ -13,7 +19,7 @@ from safetensors import SafetensorError
 
 from ..editing.progress import progress
 from ..errors import MemstoreError
-from . import commit_info, config, previous_head, snapshots, stats_records, upstreams
+from . import commit_info, config, previous_head, reflog, snapshots, stats_records, upstreams
 from .commits import Commit, CorruptRecordError, load_layer, load_requests, load_zs
 from .objects import OBJECT_ID, CorruptObjectError, DiskObjectStore, MissingObjectError
 from .refs import HEAD, HEADS, Refs
@@ -35,6 +41,7 @@ class GcReport:
     objects: list[str]  # objects removed (or that would be)
     bytes: int
     temp_files: int
+    reflog_entries: int = 0  # expired reflog entries deleted (or that would be)
 
 
 def reachable_commits(store: Storage, refs: Refs) -> dict[str, Commit]:
@@ -56,18 +63,45 @@ def reachable_commits(store: Storage, refs: Refs) -> dict[str, Commit]:
     return seen
 
 
+def _also_kept(store: Storage, roots: Iterable[str], seen: dict[str, Commit]) -> None:
+    """Adds to `seen` the commits `roots` (what reflog entries and the previous HEAD name)
+    reach; one whose record is missing or corrupt is passed over, with what only it
+    reaches (fsck names it): damage there must not stop a gc, as damage under a ref
+    does, since no ref needs it."""
+    stack = [c for c in roots if c not in seen]
+    while stack:
+        cid = stack.pop()
+        if cid in seen:
+            continue
+        try:
+            commit = store.commit(cid)
+        except (MemstoreError, KeyError, TypeError, ValueError):
+            continue
+        seen[cid] = commit
+        stack.extend(commit.parents)
+        if commit.basis is not None:
+            stack.append(commit.basis)
+
+
 def _statistics_objects(store: Storage) -> set[str]:
     return {o for r in store.db.query("select object, record from statistics")
             for o in (r["object"], r["record"]) if o}
 
 
 def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[None]],
-       dry_run: bool = False, on_wait: Callable[[str], None] | None = None) -> GcReport:
+       dry_run: bool = False, on_wait: Callable[[str], None] | None = None,
+       expire: float = reflog.EXPIRE,
+       expire_unreachable: float = reflog.EXPIRE_UNREACHABLE) -> GcReport:
+    """Removes what nothing keeps (the module docstring); `expire`, `expire_unreachable`:
+    the reflog's expiry in seconds (git's gc.reflogExpire, gc.reflogExpireUnreachable)."""
     with lock():
         try:
             reachable = reachable_commits(store, refs)
         except (MissingObjectError, CorruptObjectError) as e:
             raise MemstoreError(f"gc refused, the history is damaged ({e})") from e
+        expired = [e.id for e in reflog.expired(store.db, time.time(), reachable.__contains__,
+                                                 expire, expire_unreachable)]
+        _also_kept(store, reflog.kept_commits(store.db, expired), reachable)
         old_snapshots = snapshots.pruned(store.db)
         # running matrices are no longer stored (store.running): those of earlier
         # versions are removed like any unreachable object
@@ -78,6 +112,9 @@ def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[Non
             if not isinstance(cid, str):
                 raise DamagedIndexError(_no_commit(cid))
         dead_commits = sorted(rows - set(reachable))
+        alive = rows - set(dead_commits)
+        expired = sorted(set(expired) | {e.id for e in reflog.stale(store.db,
+                                                                    alive.__contains__)})
         indexed = {r["id"] for r in store.db.query("select id from objects")}
         for oid in indexed:
             if not _is_object_id(oid):
@@ -86,10 +123,11 @@ def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[Non
         freed = sum(store.objects.size(o) for o in dead_objects if store.objects.contains(o))
         temps = store.objects.temp_files() if isinstance(store.objects, DiskObjectStore) else []
         if dry_run:
-            return GcReport(dead_commits, dead_objects, freed, len(temps))
+            return GcReport(dead_commits, dead_objects, freed, len(temps), len(expired))
         # index rows first, then files: a crash in between leaves only orphan files
         with transaction(store.db):
             store.db["running_matrices"].delete_where("1 = 1")
+            reflog.delete(store.db, expired)
             for seq, _ in old_snapshots:
                 store.db["snapshots"].delete(seq)
             for cid in dead_commits:
@@ -105,7 +143,7 @@ def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[Non
         for t in temps:
             t.unlink(missing_ok=True)
         store.forget_cached()
-        return GcReport(dead_commits, dead_objects, freed, len(temps))
+        return GcReport(dead_commits, dead_objects, freed, len(temps), len(expired))
 
 
 def _size(objects, oid: str) -> int | None:
@@ -208,6 +246,7 @@ def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str
             problems.extend(_stats_row_problems(store, rec))
     problems.extend(_check_refs(store, refs, rows))
     problems.extend(_check_config(store))
+    problems.extend(reflog.problems(store.db, rows.__contains__))
     return problems
 
 

@@ -104,11 +104,13 @@ def _plan(repo: Repository, picks: list[Commit], onto: str, shown: str,
     return planned
 
 
-def rebase(repo: Repository, rev: str, *, shown: str | None = None) -> Rebased:
+def rebase(repo: Repository, rev: str, *, shown: str | None = None,
+           action: str = "rebase") -> Rebased:
     """Rebase the current branch onto the commit `rev` names (module docstring). `shown`:
     how messages name `rev` (pull's `origin/main`). Already up to date when `rev`'s
     commit is HEAD's or an ancestor of it with no merge between (git's check); a
-    fast-forward to it when HEAD is its ancestor (the branch has no commits of its own)."""
+    fast-forward to it when HEAD is its ancestor (the branch has no commits of its own).
+    `action`: what the reflog entry names the command (pull's "pull --rebase")."""
     t0 = time.perf_counter()
     shown = rev if shown is None else shown
     # the sets solved are stored before their commit: an interrupt part way takes them back
@@ -133,7 +135,8 @@ def rebase(repo: Repository, rev: str, *, shown: str | None = None) -> Rebased:
             return out
         if old in theirs:  # no commit of its own: git moves the branch there
             repo.held_by_no_ref(old)  # damaged rows of what it leaves refuse it
-            repo.update_ref(head.ref, upstream, expected=old)
+            repo.update_ref(head.ref, upstream, expected=old,
+                            reason=f"{action} (finish): {head.ref} onto {upstream}")
             out.new, out.fast_forward = upstream, True
             out.seconds = time.perf_counter() - t0
             return out
@@ -165,7 +168,8 @@ def rebase(repo: Repository, rev: str, *, shown: str | None = None) -> Rebased:
                                             "nothing was changed") from e
                 bar.update(1)
         out.commits = [(c, new_of[c]) for c in order]
-        repo.update_ref(head.ref, onto, expected=old)
+        repo.update_ref(head.ref, onto, expected=old,
+                        reason=f"{action} (finish): {head.ref} onto {upstream}")
         out.new = onto
         kept = repo.reached(onto)
         out.left = [c for c in repo.held_by_no_ref(old) if c not in kept]

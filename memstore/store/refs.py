@@ -7,15 +7,17 @@ points to it before its first commit). Names follow git's check-ref-format."""
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
 
 from ..errors import MemstoreError, ValidationError
-from . import snapshots
+from . import reflog, snapshots
 from .objects import OBJECT_ID, ObjectStore
 from .schema import DamagedIndexError, not_indexed, parents_loop, parents_of
 
@@ -200,10 +202,46 @@ class Refs:
     def __init__(self, db: Database, objects: ObjectStore | None = None) -> None:
         self.db = db
         self.objects = objects
+        self._message: str | None = None  # why refs move now: their reflog entries say it
+        self._author: tuple[str | None] | None = None  # who moves them (read once)
 
     def _changed(self) -> None:
         if self.objects is not None:
             snapshots.record(self.db, self.objects)
+
+    @contextmanager
+    def reason(self, message: str, *, fallback: bool = False) -> Iterator[None]:
+        """The reflog message of the moves made inside ("reset: moving to HEAD~3"); a
+        nested one says more than the command around it, unless `fallback`: then only
+        where none is given around it (a commit's "commit: MSG" under a merge's)."""
+        was = self._message
+        if not (fallback and was is not None):
+            self._message = message
+        try:
+            yield
+        finally:
+            self._message = was
+
+    def _log(self, name: str, old: str | None, new: str | None) -> None:
+        """A reflog entry for a move of `name` (and of HEAD, where HEAD is on that branch,
+        as git's), in the transaction that moves it; nothing for a ref git does not log
+        (tags) or for an unborn one."""
+        if new is None or not reflog.logged(name):
+            return
+        if self._author is None:
+            from . import author  # (reads git's config: once, on the first move)
+
+            try:
+                self._author = (author.current(),)
+            except MemstoreError:  # one that cannot be recorded: commands that write no
+                self._author = (None,)  # commit do not refuse on it (cli.main)
+        message = self._message or f"update by memstore: {short_name(name)}"
+        when = time.time()
+        reflog.append(self.db, name, old, new, message, self._author[0], when)
+        if name.startswith(HEADS):
+            head = list(self.db.query("select symbolic from refs where name = ?", [HEAD]))
+            if head and head[0]["symbolic"] == name:
+                reflog.append(self.db, HEAD, old, new, message, self._author[0], when)
 
     def check_new_name(self, ref: str, ignoring: str | None = None) -> None:
         """A branch may not take a tag's name nor a tag a branch's: a short name must name
@@ -290,9 +328,11 @@ class Refs:
         for row in self.db.query("select * from refs order by name"):
             _sound(row)
 
-    def update(self, name: str, new: str | None, expected: str | None) -> None:
-        """Compare-and-swap: move `name` to `new` (None deletes it) only if it still points
-        to `expected` (None: must not exist). Call inside a transaction."""
+    def update(self, name: str, new: str | None, expected: str | None, *,
+               keep_log: bool = False) -> None:
+        """Compare-and-swap: move `name` to `new` (None deletes it, and its reflog unless
+        `keep_log`: a rename moves it) only if it still points to `expected` (None: must
+        not exist). Call inside a transaction."""
         current = self._row(name)
         if current is not None and current["symbolic"] is not None:
             if name == HEAD:  # detached when the operation read it, on a branch now
@@ -310,21 +350,32 @@ class Refs:
             )
         if new is None:
             self.db["refs"].delete(name)
+            if not keep_log:
+                reflog.dropped(self.db, name)
         else:
             if now is None:
                 self.check_new_name(name)
             self.db["refs"].insert({"name": name, "target": new, "symbolic": None},
                                    replace=True)
+            if new != now:
+                self._log(name, now, new)
         self._changed()
 
-    def set_symbolic(self, name: str, target: str) -> None:
+    def set_symbolic(self, name: str, target: str, *, log: bool = True) -> None:
+        """Points `name` (HEAD) at branch ref `target`; logged as a checkout (git logs one
+        onto the same commit too) unless `log` is False (a rename carrying HEAD along)."""
+        old = self.read(name) if log else None
         self.db["refs"].insert({"name": name, "target": None, "symbolic": target},
                                replace=True)
+        if log:
+            self._log(name, old, self.read(target))
         self._changed()
 
     def set_detached(self, name: str, commit: str) -> None:
+        old = self.read(name)
         self.db["refs"].insert({"name": name, "target": commit, "symbolic": None},
                                replace=True)
+        self._log(name, old, commit)
         self._changed()
 
     # -- revisions ---------------------------------------------------------------------
@@ -355,6 +406,9 @@ class Refs:
     def _resolve_base(self, name: str, rev: str) -> str:
         """The commit `name` (a revision without its suffix) names; `rev`, as messages show
         the whole revision."""
+        at = reflog.split(name)
+        if at is not None:
+            return self._reflog_entry(*at, rev)
         if name == HEAD:
             commit = self.head().commit
             if commit is None:
@@ -396,6 +450,27 @@ class Refs:
         if OBJECT_ID.fullmatch(name) and name in self.all().values():  # a ref's commit, which
             raise not_indexed(name)  # a command resolves again: damage, not the user's input
         raise ValidationError(f"unknown revision {rev!r}")
+
+    def _reflog_entry(self, name: str, n: int, rev: str) -> str:
+        """The commit `name@{n}` names, git's: `name`'s value `n` moves ago, from its
+        reflog; `@{n}` (no name) the current branch's (HEAD's, when detached)."""
+        ref = self.log_ref(name)
+        shown = (self.head().branch or HEAD) if not name else _shown(name)
+        return reflog.nth(self.db, ref, n, shown, rev)
+
+    def log_ref(self, name: str) -> str:
+        """The ref whose reflog `name` names, as a revision names refs: HEAD, `refs/...`,
+        a branch, a remote-tracking branch (`origin/main`, `remotes/origin/main`); ''
+        the current branch (HEAD when detached), as git's `@{N}`."""
+        if not name:
+            return self.head().ref or HEAD
+        if name == HEAD or name.startswith("refs/"):
+            return name
+        ways = [HEADS + name, REMOTES + name]
+        if name.startswith("remotes/"):  # as `branch -a` shows it
+            ways.append("refs/" + name)
+        logs = set(reflog.refs(self.db))
+        return next((r for r in ways if r in logs or self._row(r) is not None), ways[0])
 
     def _parent(self, commit: str, n: int, rev: str, walked: set[str]) -> str:
         """The `n`th parent of `commit`, a step of the walk that has been through `walked`

@@ -20,7 +20,7 @@ from typing import Any
 from safetensors import SafetensorError
 
 from ..errors import MemstoreError
-from . import config, previous_head, snapshots, stats_records
+from . import config, previous_head, reflog, snapshots, stats_records
 from .commits import Commit, load_requests
 from .index import index_commit, index_objects
 from .lock import RepositoryLock
@@ -81,7 +81,7 @@ def _scan(objects: DiskObjectStore) -> _Scan:
     return out
 
 
-def _read_old(path: Path) -> tuple[list[dict], dict[str, Any], list[dict]] | str:
+def _read_old(path: Path) -> tuple[list[dict], dict[str, Any], list[dict], list[dict]] | str:
     """The refs and config rows of the old index, if it can still be read and they are
     sound (a damaged ref row, or a malformed base or settings row, is not copied into the
     new index: the snapshot has it), and
@@ -101,7 +101,11 @@ def _read_old(path: Path) -> tuple[list[dict], dict[str, Any], list[dict]] | str
                       if r.get("record") is None]
         config.read_base(db)  # a malformed base or settings row: no command can write it
         config.read_settings(db)  # again (`config` reads it first), the snapshot has it
-        return refs, config.rows(db), unrecorded
+        try:  # its reflog rows, checked once the commits are known; a table that cannot be
+            logged = reflog.rows(db)  # read is a reflog lost, not a reason to use a snapshot
+        except Exception:  # noqa: BLE001
+            logged = []
+        return refs, config.rows(db), unrecorded, logged
     except MemstoreError as e:
         return _what(e)
     except Exception as e:  # noqa: BLE001 - any failure here means: use the snapshots instead
@@ -145,13 +149,17 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
         old = _read_old(path) if path.exists() else f"{path} is missing"
         scan = _scan(objects)
         unrecorded: list[dict] = []
+        logged: list[dict] = []  # the reflog: not in the snapshots (store.reflog)
         if not isinstance(old, str):
-            refs, conf, unrecorded = old
+            refs, conf, unrecorded, logged = old
             report = RepairReport("index")
         else:
             refs, conf, seq = _from_snapshot(objects, scan, old)
             report = RepairReport(f"snapshot {seq}")
         dropped = previous_head.dropped_if_malformed(conf)
+        if note is not None and dropped is not None:
+            note(dropped)
+        logged, dropped = reflog.sound_rows(logged, scan.commits.__contains__)
         if note is not None and dropped is not None:
             note(dropped)
         if note is not None:
@@ -165,7 +173,7 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
             refuse_link(p)
             p.unlink(missing_ok=True)
         try:
-            _build(tmp, objects, scan, refs, conf, report, unrecorded)
+            _build(tmp, objects, scan, refs, conf, report, unrecorded, logged)
         except BaseException:
             for p in [tmp, *(tmp.with_name(tmp.name + s) for s in SIDE_FILES)]:
                 p.unlink(missing_ok=True)
@@ -187,7 +195,7 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
 
 def _build(tmp: Path, objects: DiskObjectStore, scan: _Scan, refs: list[dict],
            conf: dict[str, Any], report: RepairReport,
-           unrecorded: list[dict] | None = None) -> None:
+           unrecorded: list[dict] | None = None, logged: list[dict] | None = None) -> None:
     db = open_index(tmp, create=True)
     store = Storage(db, objects)
     try:
@@ -195,6 +203,8 @@ def _build(tmp: Path, objects: DiskObjectStore, scan: _Scan, refs: list[dict],
             for key, value in conf.items():
                 config.put(db, key, value)
             db["refs"].insert_all(refs, pk="name", replace=True)
+            if logged:
+                db[reflog.TABLE].insert_all(logged, pk="id")
             for commit in sorted(scan.commits.values(), key=lambda c: (c.time, c.id)):
                 index_commit(store, commit, [_requests(objects, s, report)
                                              for s in commit.update_sets])

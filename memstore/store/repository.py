@@ -32,6 +32,7 @@ from . import (
     index,
     maintenance,
     previous_head,
+    reflog,
     snapshots,
     stats_records,
     upstreams,
@@ -353,7 +354,9 @@ class Repository:
                 raise ValidationError(f"{kind} {ref.split('/', 2)[2]!r} already exists")
             doing = "move" if old is not None else "create"
             self.check_held(commit, rev, f"{doing} {kind} {ref.split('/', 2)[2]!r}")
-            self.refs.update(ref, commit, expected=old)
+            how = "Reset to" if old is not None else "Created from"
+            with self.refs.reason(f"branch: {how} {rev}"):  # git's words
+                self.refs.update(ref, commit, expected=old)
         return commit
 
     def check_held(self, commit: str, rev: str, doing: str) -> None:
@@ -432,11 +435,15 @@ class Repository:
             self.refs.check_new_name(dst, ignoring=src)  # before anything moves
             upstreams.renamed(self.db, old, new)  # before the refs: their moves snapshot it
             previous_head.renamed(self.db, old, new)
-            if commit is not None:
-                self.refs.update(src, None, expected=commit)
-                self.refs.update(dst, commit, expected=None)
-            if on_it:
-                self.refs.set_symbolic(HEAD, dst)
+            with self.refs.reason(f"Branch: renamed {src} to {dst}"):  # git's words
+                if commit is not None:
+                    self.refs.update(src, None, expected=commit, keep_log=True)
+                    reflog.renamed(self.db, src, dst)  # the entry below is its newest
+                    self.refs.update(dst, commit, expected=None)
+                else:
+                    reflog.renamed(self.db, src, dst)
+                if on_it:
+                    self.refs.set_symbolic(HEAD, dst, log=False)
         return commit
 
     def delete_tag(self, name: str) -> str:
@@ -462,41 +469,47 @@ class Repository:
         moves: `switch -` goes back there."""
         with self.lock(), transaction(self.db):
             head = self.head()
-            if create and start is None and head.commit is None and head.ref is not None:
-                # on a branch with no commits yet, as git: HEAD names the new one instead
-                self._not_a_remote_branch(target, "branch")
-                ref = branch_ref(target)
-                if self.refs.read(ref) is not None:
-                    raise ValidationError(f"branch {target!r} already exists")
-                self.refs.check_new_name(ref)
-                previous_head.record(self.db, head, ref, None)  # before the move snapshots it
-                self.refs.set_symbolic(HEAD, ref)
-                return self.head()
-            if create:
-                dest = self.resolve(HEAD if start is None else start)
-            elif target == HEAD and not detach:
-                return head  # as `git checkout HEAD`: HEAD stays where it is, on its branch
-            else:
-                onto = None if detach else self.refs.read(HEADS + target)
-                dest = onto if onto is not None else self.resolve(target)
-                if onto is None and dest != head.commit:  # HEAD detached onto it
-                    self.check_held(dest, target, "detach HEAD")
-            if head.ref is None and head.commit is not None and dest != head.commit:
-                # what a detached HEAD leaves is read (and warned about) after the switch,
-                # less what `dest` keeps: damaged rows there refuse it before anything
-                # moves, as reset's
-                self.held_by_no_ref(head.commit)
-                self.reached(dest)
-            if create:
-                self.create_branch(target, HEAD if start is None else start)
-            ref = HEADS + target
-            if not detach and self.refs.read(ref) is not None:
-                previous_head.record(self.db, head, ref, None)  # before the move snapshots it
-                self.refs.set_symbolic(HEAD, ref)
-            else:
-                dest = self.resolve(target)
-                previous_head.record(self.db, head, None, dest)
-                self.refs.set_detached(HEAD, dest)
+            with self.refs.reason(f"checkout: moving from {head.branch or head.commit} to "
+                                  f"{target}"):  # git's words
+                return self._switch(head, target, create, detach, start)
+
+    def _switch(self, head: Head, target: str, create: bool, detach: bool,
+                start: str | None) -> Head:
+        if create and start is None and head.commit is None and head.ref is not None:
+            # on a branch with no commits yet, as git: HEAD names the new one instead
+            self._not_a_remote_branch(target, "branch")
+            ref = branch_ref(target)
+            if self.refs.read(ref) is not None:
+                raise ValidationError(f"branch {target!r} already exists")
+            self.refs.check_new_name(ref)
+            previous_head.record(self.db, head, ref, None)  # before the move snapshots it
+            self.refs.set_symbolic(HEAD, ref)
+            return self.head()
+        if create:
+            dest = self.resolve(HEAD if start is None else start)
+        elif target == HEAD and not detach:
+            return head  # as `git checkout HEAD`: HEAD stays where it is, on its branch
+        else:
+            onto = None if detach else self.refs.read(HEADS + target)
+            dest = onto if onto is not None else self.resolve(target)
+            if onto is None and dest != head.commit:  # HEAD detached onto it
+                self.check_held(dest, target, "detach HEAD")
+        if head.ref is None and head.commit is not None and dest != head.commit:
+            # what a detached HEAD leaves is read (and warned about) after the switch,
+            # less what `dest` keeps: damaged rows there refuse it before anything
+            # moves, as reset's
+            self.held_by_no_ref(head.commit)
+            self.reached(dest)
+        if create:
+            self.create_branch(target, HEAD if start is None else start)
+        ref = HEADS + target
+        if not detach and self.refs.read(ref) is not None:
+            previous_head.record(self.db, head, ref, None)  # before the move snapshots it
+            self.refs.set_symbolic(HEAD, ref)
+        else:
+            dest = self.resolve(target)
+            previous_head.record(self.db, head, None, dest)
+            self.refs.set_detached(HEAD, dest)
         return self.head()
 
     def held_by_no_ref(self, commit: str) -> list[str]:
@@ -532,22 +545,26 @@ class Repository:
         leave behind."""
         return history.ancestors(history.checked_graph(self.store, unreadable=True), commit)
 
-    def update_ref(self, ref: str, new: str, *, expected: str | None) -> None:
+    def update_ref(self, ref: str, new: str, *, expected: str | None,
+                   reason: str = "update by memstore") -> None:
         """Compare-and-swap a ref (HEAD: whatever HEAD points to) to commit `new`; for
-        fast-forwards and resets. RefConflictError if it no longer points to `expected`."""
-        with self.lock(), transaction(self.db):
+        fast-forwards and resets. RefConflictError if it no longer points to `expected`.
+        `reason`: its reflog entry's message ("merge topic: Fast-forward")."""
+        with self.lock(), transaction(self.db), self.refs.reason(reason):
             self._get_commit_row(new)
             self.refs.update(self._ref_to_move(ref), new, expected)
 
-    def reset(self, new: str, *, was: Head) -> None:
+    def reset(self, new: str, *, was: Head, rev: str | None = None) -> None:
         """Compare-and-swap what HEAD pointed to when `was` was read to commit `new`: its
         branch, or HEAD itself when it was detached. RefConflictError if that moved, or if
         HEAD, detached then, was switched onto a branch since (that branch is not the one
         to move, whatever its commit). The record of `new` is read first (checked against
         its hash): a commit whose object is missing or damaged is refused, not moved to; so
         are damaged rows of the history it leaves and of `new`'s, which keeps some of it (read
-        again by held_by_no_ref and reached, after)."""
-        with self.lock(), transaction(self.db):
+        again by held_by_no_ref and reached, after). `rev`: how the user named `new`, which
+        its reflog entry says ("reset: moving to HEAD~3")."""
+        with self.lock(), transaction(self.db), \
+                self.refs.reason(f"reset: moving to {new if rev is None else rev}"):
             self._get_commit_row(new)
             self.get_commit(new)
             if self.refs.read(was.ref or HEAD) == new == was.commit:
@@ -594,7 +611,7 @@ class Repository:
                     refs: dict[str, tuple[str | None, str | None]] | None = None) -> None:
         """Indexes commits that arrived from elsewhere (a fetch) and moves `refs` (name →
         (expected, new); new None deletes) by compare-and-swap, in one transaction
-        (writer.add_commits)."""
+        (writer.add_commits; the reflog message: the caller's `refs.reason`)."""
         with self.lock():
             writer.add_commits(self.store, self.refs, self.base.hash, commits, refs or {})
 
@@ -711,8 +728,53 @@ class Repository:
         return [(f"{path} is {kind}, not the lock file writers take (every write fails); "
                  "remove it")]
 
-    def gc(self, dry_run: bool = False) -> maintenance.GcReport:
-        return maintenance.gc(self.store, self.refs, self.lock, dry_run, self._lock.on_wait)
+    def gc(self, dry_run: bool = False, *, expire: float = reflog.EXPIRE,
+           expire_unreachable: float = reflog.EXPIRE_UNREACHABLE) -> maintenance.GcReport:
+        return maintenance.gc(self.store, self.refs, self.lock, dry_run, self._lock.on_wait,
+                              expire, expire_unreachable)
+
+    # -- the reflog (memstore.store.reflog) -----------------------------------------------
+
+    def reflog(self, name: str = HEAD) -> tuple[str, list[reflog.Entry]]:
+        """(the ref `name` names, as `REF@{N}` takes it, and its reflog, newest first)."""
+        ref = self.refs.log_ref(name)
+        return ref, reflog.entries(self.db, ref)
+
+    def reflog_expire(self, names: Sequence[str] | None, *, expire: float,
+                      expire_unreachable: float, now: float,
+                      dry_run: bool = False) -> list[reflog.Entry]:
+        """git's `reflog expire`: deletes the entries of the refs `names` (None: every ref
+        with a log) older than `expire` seconds before `now`, or than `expire_unreachable`
+        and naming a commit no ref reaches; the entries deleted (or that would be)."""
+        with self.lock(), transaction(self.db):
+            refs = None if names is None else [self.refs.log_ref(n) for n in names]
+            reached = history.ancestors_of(history.checked_graph(self.store, unreadable=True),
+                                           list(self.refs.all().values()))
+            gone = reflog.expired(self.db, now, reached.__contains__, expire,
+                                  expire_unreachable, refs)
+            if not dry_run:
+                reflog.delete(self.db, [e.id for e in gone])
+        return gone
+
+    def reflog_delete(self, selectors: Sequence[str]) -> list[reflog.Entry]:
+        """git's `reflog delete REF@{N}...`: those entries, all or none (one that names no
+        entry refuses them all, before any goes)."""
+        with self.lock(), transaction(self.db):
+            chosen = []
+            for sel in selectors:
+                at = reflog.split(sel) if isinstance(sel, str) else None
+                if at is None:
+                    raise ValidationError(f"{str(sel)[:SHOWN]!r} names no reflog entry: give "
+                                          "REF@{N} (`memstore reflog REF` lists them)")
+                _, log = self.reflog(at[0])
+                if at[1] >= len(log):
+                    shown = at[0] or (self.head().branch or HEAD)
+                    raise ValidationError(
+                        f"{sel[:SHOWN]!r} names no reflog entry: log for {shown[:SHOWN]!r} "
+                        f"only has {len(log)} entr{'y' if len(log) == 1 else 'ies'}")
+                chosen.append(log[at[1]])
+            reflog.delete(self.db, {e.id for e in chosen})
+        return chosen
 
 
 def _setup(store: Storage, base_spec: str, base_hash: str, base_info: dict[str, Any] | None,

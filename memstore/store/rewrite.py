@@ -556,7 +556,7 @@ def _describe(f: LiveFact | None) -> str:
 
 
 def merge(repo: Repository, rev: str, message: str | None = None, *,
-          shown: str | None = None, ff: str = "allow") -> Report:
+          shown: str | None = None, ff: str = "allow", action: str | None = None) -> Report:
     """Fact-level three-way merge of `rev` into HEAD against their merge base. The same
     (subject, prompt) with different targets on the two sides is a conflict: nothing is
     written. Otherwise a fast-forward when possible, else a merge commit (parents HEAD and
@@ -566,10 +566,12 @@ def merge(repo: Repository, rev: str, message: str | None = None, *,
     above), "only" (--ff-only: a merge that is no fast-forward is refused, nothing
     written), "never" (--no-ff: where a fast-forward would do, a merge commit with no update
     set, whose state is `rev`'s: its basis, as a merge builds on the side that holds every
-    merged fact; nothing is solved)."""
+    merged fact; nothing is solved). `action`: what the reflog entry names the command
+    (git's "merge topic: Fast-forward", pull's "pull: Fast-forward")."""
     t0 = time.perf_counter()
     shown = rev if shown is None else shown
-    with repo.lock():
+    action = f"merge {shown}" if action is None else action
+    with repo.lock(), repo.refs.reason(f"{action}: Merge made by the fact-level merge"):
         ours = repo.head().commit
         theirs = repo.resolve(rev)
         if ours == theirs:
@@ -580,7 +582,7 @@ def merge(repo: Repository, rev: str, message: str | None = None, *,
                                   f"merge commit can have it as a parent (without --no-ff, "
                                   f"the merge starts it at {shown})")
         if ours is None or (repo.is_ancestor(ours, theirs) and ff != "never"):
-            repo.update_ref("HEAD", theirs, expected=ours)
+            repo.update_ref("HEAD", theirs, expected=ours, reason=f"{action}: Fast-forward")
             return Report(None, theirs, notes={"kind": "fast-forward"})
         if repo.is_ancestor(theirs, ours):
             return Report(None, ours, notes={"kind": "up-to-date"})

@@ -114,8 +114,15 @@ def m003_snapshots(db: Database) -> None:
     db["statistics"].add_column("record", str)
 
 
+def m004_reflog(db: Database) -> None:
+    """The reflog (store.reflog): each move of HEAD, a branch or a remote-tracking branch."""
+    db["reflog"].create({"id": int, "ref": str, "old": str, "new": str, "time": float,
+                         "author": str, "message": str}, pk="id")
+    db["reflog"].create_index(["ref"])
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [m001_initial, m002_running_matrices,
-                                                m003_snapshots]
+                                                m003_snapshots, m004_reflog]
 
 
 @contextmanager

@@ -53,13 +53,23 @@ def write_commit(store: Storage, refs: Refs, base_hash: str,
         metrics=metrics, info=info, author=author)
     store.objects.put_bytes(data)
     size = introduced_size(store, commit)
-    with transaction(store.db):
+    with transaction(store.db), refs.reason(reflog_message(commit), fallback=True):
         if not store.has_commit(commit.id):
             index_commit(store, commit, [r.requests for r in update_sets], size)
         if ref is not None:
             refs.update(ref, commit.id, expected)
     store.remember(commit)
     return commit
+
+
+def reflog_message(commit: Commit) -> str:
+    """The reflog entry of a commit's ref move, as git's: "commit: MSG", "commit
+    (initial): MSG" for a first commit, "revert: MSG", "cherry-pick: MSG", "rebase (pick):
+    MSG", "commit (merge): MSG"; a command that says more gives its own (Refs.reason)."""
+    how = {"commit": "commit (initial)" if not commit.parents else "commit",
+           "merge": "commit (merge)", "rebase": "rebase (pick)"}.get(commit.operation,
+                                                                       commit.operation)
+    return f"{how}: {commit.summary}"
 
 
 def add_commits(store: Storage, refs: Refs, base_hash: str, commits: Sequence[Commit],

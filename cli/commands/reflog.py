@@ -1,0 +1,131 @@
+"""reflog: where HEAD and each branch have been (memstore.store.reflog), as git's."""
+from __future__ import annotations
+
+import time
+
+import click
+
+from ..context import pass_repo
+from ..dates import parse
+from ..output import json_option, print_json, when
+
+SUBCOMMANDS = ("show", "expire", "delete", "exists")
+
+
+class _ShowByDefault(click.Group):
+    """`reflog` and `reflog REF` are `reflog show [REF]`, as git's."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_ShowByDefault,
+             short_help="Show where HEAD and branches have been; expire or delete entries.")
+def reflog() -> None:
+    """Where HEAD, each branch and each remote-tracking branch have been, newest first, as
+    git's reflog: every commit, reset, merge, rebase, pull, switch and branch move is
+    recorded with the commit before and after, when, by whom and why. `REF@{N}` names
+    REF's N-th previous value in every command that takes a revision (`reset main@{1}`
+    undoes a reset; `@{N}` is the current branch's). gc keeps every commit an entry names
+    for 90 days (30 for one no branch or tag reaches), then deletes the entry.
+
+    `reflog [show] [REF]` lists REF's log (default HEAD); `reflog expire` deletes old
+    entries; `reflog delete REF@{N}...` deletes those; `reflog exists REF` exits 0 when
+    REF has a log, 1 when not."""
+
+
+@reflog.command(short_help="List a ref's reflog (default HEAD).")
+@click.argument("ref", default="HEAD", required=False)
+@click.option("-n", "--max-count", "limit", type=click.IntRange(min=0), default=None,
+              help="Only the newest N entries.")
+@json_option
+@pass_repo
+def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
+    """REF's entries, newest first, as git's `ID REF@{N}: MESSAGE`.
+
+    --json prints a list of objects: selector (REF@{N}), ref, old (null where the move
+    created it), new, time, author and message."""
+    full, log = repo.reflog(ref)
+    shown = ref or "HEAD"
+    log = log if limit is None else log[:limit]
+    rows = [{"selector": f"{shown}@{{{i}}}", "ref": full, "old": e.old, "new": e.new,
+             "time": e.time, "author": e.author, "message": e.message}
+            for i, e in enumerate(log)]
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['new'][:12]} {r['selector']}: {r['message']}")
+
+
+@reflog.command(short_help="Delete old reflog entries.")
+@click.argument("refs", nargs=-1)
+@click.option("--expire", "expire", metavar="TIME", default="90 days ago", show_default=True,
+              help="Delete the entries older than TIME (`now`: all; a date as `log "
+                   "--since` takes it, or `never`).")
+@click.option("--expire-unreachable", "expire_unreachable", metavar="TIME",
+              default="30 days ago", show_default=True,
+              help="Delete the entries older than TIME whose commit no branch or tag "
+                   "reaches.")
+@click.option("--all", "all_refs", is_flag=True, help="Every ref that has a log.")
+@click.option("-n", "--dry-run", is_flag=True, help="Only list what would be deleted.")
+@json_option
+@pass_repo
+def expire(repo, refs: tuple[str, ...], expire: str, expire_unreachable: str,
+           all_refs: bool, dry_run: bool, as_json: bool) -> None:
+    """Delete the entries of REF... (or of every ref with `--all`) older than --expire, or
+    older than --expire-unreachable and naming a commit no branch or tag reaches, as git's
+    `reflog expire`; gc then removes what only those entries kept
+    (`memstore reflog expire --expire=now --all && memstore gc`: everything unreachable).
+
+    --json prints one object: dry_run and expired (ref, new, time, message of each)."""
+    if not refs and not all_refs:
+        raise click.UsageError("name the refs whose entries to expire, or give --all")
+    now = time.time()
+    gone = repo.reflog_expire(None if all_refs else list(refs),
+                              expire=_age(expire, now, "--expire"),
+                              expire_unreachable=_age(expire_unreachable, now,
+                                                      "--expire-unreachable"),
+                              now=now, dry_run=dry_run)
+    if as_json:
+        print_json({"dry_run": dry_run,
+                    "expired": [{"ref": e.ref, "new": e.new, "time": e.time,
+                                 "message": e.message} for e in gone]})
+        return
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {len(gone)} reflog entr{'y' if len(gone) == 1 else 'ies'}")
+
+
+def _age(text: str, now: float, option: str) -> float:
+    """How old (seconds) an entry written at TIME `text` is; `never`: no age."""
+    if text.strip().lower() in ("never", "false"):
+        return float("inf")
+    if text.strip().lower() in ("all", "now"):
+        return 0.0
+    try:
+        return max(now - parse(text), 0.0)
+    except ValueError as e:
+        raise click.BadParameter(f"{text[:60]!r}: {e}", param_hint=option) from None
+
+
+@reflog.command(short_help="Delete reflog entries REF@{N}.")
+@click.argument("selectors", nargs=-1, required=True, metavar="REF@{N}...")
+@pass_repo
+def delete(repo, selectors: tuple[str, ...]) -> None:
+    """Delete the entries REF@{N}... (all or none), as git's `reflog delete`."""
+    for e in repo.reflog_delete(list(selectors)):
+        click.echo(f"deleted {e.new[:12]} {e.ref}: {e.message} ({when(e.time)})")
+
+
+@reflog.command(short_help="Exit 0 when REF has a reflog, 1 when not.")
+@click.argument("ref")
+@pass_repo
+def exists(repo, ref: str) -> None:
+    """Exit status 0 when REF has a reflog, 1 when not (git's `reflog exists`)."""
+    if not repo.reflog(ref)[1]:
+        raise SystemExit(1)
+
+
+COMMANDS = [reflog]

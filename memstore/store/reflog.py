@@ -1,0 +1,236 @@
+"""The reflog, as git's: every move of HEAD, a branch or a remote-tracking branch, with
+where it was and where it went, when, by whom and why ("commit: MSG", "reset: moving to
+HEAD~3", "checkout: moving from main to topic"). `REF@{N}` names the N-th previous value
+of REF; gc keeps what an entry younger than the expiry names.
+
+Kept in the index's `reflog` table, one row per entry, appended by `Refs` (the one place
+refs move) inside the transaction that moves the ref: a refused or failed command leaves
+none. Tags are not logged, as git's default (core.logAllRefUpdates): HEAD, refs/heads/ and
+refs/remotes/ are. A ref deleted takes its log with it (HEAD's keeps its entries); a
+renamed branch's log goes with it. The entries are not in the ref snapshots (each
+snapshot would copy the whole log): an index rebuilt from a snapshot (`fsck --repair` of an
+unreadable index) starts with an empty reflog, as git's reflog is not in its objects
+either; one rebuilt from a readable index keeps its sound entries."""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..errors import ValidationError
+from .objects import OBJECT_ID
+from .schema import DamagedIndexError
+
+TABLE = "reflog"
+HEAD = "HEAD"
+LOGGED = ("refs/heads/", "refs/remotes/")
+DAY = 86400.0
+EXPIRE = 90 * DAY  # git's gc.reflogExpire
+EXPIRE_UNREACHABLE = 30 * DAY  # git's gc.reflogExpireUnreachable
+AT = re.compile(r"^(.*)@\{([0-9]+)\}$")  # REF@{N}; ASCII digits only
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    ref: str
+    old: str | None  # None: the ref was created by this move
+    new: str
+    time: float
+    author: str | None
+    message: str
+
+
+def logged(ref: str) -> bool:
+    """Whether moves of `ref` are logged: HEAD, branches, remote-tracking branches."""
+    return ref == HEAD or ref.startswith(LOGGED)
+
+
+def _present(db: Database) -> bool:
+    """Whether the index has the table (an index migrated read-only may not)."""
+    return TABLE in db.table_names()
+
+
+def append(db: Database, ref: str, old: str | None, new: str, message: str,
+           author: str | None, when: float) -> None:
+    """One entry (inside the caller's transaction, the one that moves the ref)."""
+    db[TABLE].insert({"ref": ref, "old": old, "new": new, "time": when, "author": author,
+                      "message": " ".join(message.split())})
+
+
+def dropped(db: Database, ref: str) -> None:
+    """`ref` was deleted: its log goes (git's; HEAD's entries naming it stay)."""
+    if _present(db):
+        db[TABLE].delete_where("ref = ?", [ref])
+
+
+def renamed(db: Database, old: str, new: str) -> None:
+    """Ref `old` is now `new`: its log follows (before the move's entry is appended)."""
+    if _present(db):
+        db.execute(f"update {TABLE} set ref = ? where ref = ?", [new, old])
+
+
+def _entry(row: dict[str, Any]) -> Entry:
+    """The entry of a row; DamagedIndexError for a malformed one."""
+    problem = malformed(row)
+    if problem is not None:
+        raise DamagedIndexError(f"reflog entry {row.get('id')!r} is damaged ({problem}); run "
+                                "`memstore fsck --repair`")
+    return Entry(row["id"], row["ref"], row["old"], row["new"], float(row["time"]),
+                 row["author"], row["message"])
+
+
+def malformed(row: dict[str, Any]) -> str | None:
+    """What is wrong with a reflog row, in words; None when it is sound."""
+    if not isinstance(row.get("id"), int) or isinstance(row.get("id"), bool):
+        return f"its id {str(row.get('id'))[:40]!r}"
+    if not isinstance(row.get("ref"), str) or not logged(row["ref"]):
+        return f"its ref {str(row.get('ref'))[:80]!r}"
+    for key in ("old", "new"):
+        value = row.get(key)
+        if not (isinstance(value, str) and OBJECT_ID.fullmatch(value)) and \
+                not (key == "old" and value is None):
+            return f"its {key} commit {str(value)[:80]!r}"
+    t = row.get("time")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+        return f"its time {str(t)[:40]!r}"
+    if row.get("author") is not None and not isinstance(row["author"], str):
+        return f"its author {str(row['author'])[:40]!r}"
+    if not isinstance(row.get("message"), str):
+        return f"its message {str(row.get('message'))[:40]!r}"
+    return None
+
+
+def entries(db: Database, ref: str) -> list[Entry]:
+    """`ref`'s log, newest first (a damaged row: DamagedIndexError)."""
+    if not _present(db):
+        return []
+    return [_entry(r) for r in db.query(
+        f"select * from {TABLE} where ref = ? order by id desc", [ref])]
+
+
+def refs(db: Database) -> list[str]:
+    """Every ref with a log."""
+    if not _present(db):
+        return []
+    return [r["ref"] for r in db.query(f"select distinct ref from {TABLE} order by ref")
+            if isinstance(r["ref"], str)]
+
+
+def nth(db: Database, ref: str, n: int, shown: str, rev: str) -> str:
+    """The commit `ref@{n}` names: its value `n` moves ago (0: its value now). `shown`:
+    how the error names the ref; `rev`: the whole revision."""
+    log = entries(db, ref)
+    if not log:
+        raise ValidationError(f"unknown revision {rev!r}: no reflog for {shown!r}")
+    if n >= len(log):
+        raise ValidationError(f"unknown revision {rev!r}: log for {shown!r} only has "
+                              f"{len(log)} entr{'y' if len(log) == 1 else 'ies'}")
+    return log[n].new
+
+
+def problems(db: Database, has_commit: Callable[[str], bool]) -> list[str]:
+    """fsck: a line per malformed row and per entry naming a commit the store lacks."""
+    if not _present(db):
+        return []
+    out = []
+    for row in db.query(f"select * from {TABLE} order by id"):
+        problem = malformed(row)
+        if problem is not None:
+            out.append(f"reflog entry {str(row.get('id'))[:40]} is malformed ({problem}); "
+                       "`memstore fsck --repair` drops it")
+            continue
+        for key in ("old", "new"):
+            if row[key] is not None and not has_commit(row[key]):
+                out.append(f"reflog entry {row['id']} of {row['ref']} names {key} commit "
+                           f"{row[key][:12]}, which is not in the repository; `memstore gc` "
+                           "(or `memstore fsck --repair`) drops it")
+                break
+    return out
+
+
+def rows(db: Database) -> list[dict[str, Any]]:
+    """Every row as it is (`fsck --repair` reads them from the old index)."""
+    return [dict(r) for r in db.query(f"select * from {TABLE} order by id")] \
+        if _present(db) else []
+
+
+def sound_rows(rows: Iterable[dict[str, Any]], has_commit: Callable[[str], bool]
+               ) -> tuple[list[dict[str, Any]], str | None]:
+    """`fsck --repair`: (the rows of `rows` to copy into the new index, what was left out,
+    in words: the malformed ones and those naming a commit it lacks; None for none)."""
+    kept, bad, gone = [], 0, 0
+    for row in rows:
+        if malformed(row) is not None:
+            bad += 1
+        elif not all(c is None or has_commit(c) for c in (row["old"], row["new"])):
+            gone += 1
+        else:
+            kept.append(dict(row))
+    said = [f"{bad} malformed reflog entr{'y' if bad == 1 else 'ies'}"] if bad else []
+    if gone:
+        said.append(f"{gone} naming a commit not in the store" if bad else
+                    f"{gone} reflog entr{'y' if gone == 1 else 'ies'} naming a commit not "
+                    "in the store")
+    return kept, (f"dropped {' and '.join(said)}" if said else None)
+
+
+def expired(db: Database, now: float, reachable: Iterable[str] | Callable[[str], bool],
+            expire: float = EXPIRE, expire_unreachable: float = EXPIRE_UNREACHABLE,
+            ref_names: Iterable[str] | None = None) -> list[Entry]:
+    """The entries (of `ref_names`, default every ref) older than `expire` seconds, or
+    older than `expire_unreachable` and naming a commit no ref reaches (`reachable`), before
+    or after the move, as git's: gc.reflogExpire and gc.reflogExpireUnreachable. A
+    malformed row is left to fsck."""
+    if not _present(db):
+        return []
+    held = reachable if callable(reachable) else set(reachable).__contains__
+    names = None if ref_names is None else set(ref_names)
+    out = []
+    for row in db.query(f"select * from {TABLE} order by id"):
+        if malformed(row) is not None or (names is not None and row["ref"] not in names):
+            continue
+        e = _entry(row)
+        age = now - e.time
+        if age >= expire or (age >= expire_unreachable and not all(
+                held(c) for c in (e.old, e.new) if c is not None)):
+            out.append(e)
+    return out
+
+
+def stale(db: Database, alive: Callable[[str], bool]) -> list[Entry]:
+    """The sound entries naming a commit that is not `alive` (one whose record `fsck
+    --repair` left out, corrupt, which gc removes): nothing can read it, as git's `reflog
+    expire --stale-fix` prunes them."""
+    if not _present(db):
+        return []
+    return [_entry(r) for r in db.query(f"select * from {TABLE} order by id")
+            if malformed(r) is None
+            and not all(alive(c) for c in (r["old"], r["new"]) if c is not None)]
+
+
+def delete(db: Database, ids: Iterable[int]) -> None:
+    for i in ids:
+        db[TABLE].delete_where("id = ?", [i])
+
+
+def kept_commits(db: Database, gone: Iterable[int] = ()) -> set[str]:
+    """The commits the sound entries name (old and new, as git's gc keeps both), but for
+    those of `gone` (the expired ones a gc deletes)."""
+    if not _present(db):
+        return set()
+    skip = set(gone)
+    return {c for row in db.query(f"select * from {TABLE}")
+            if malformed(row) is None and row["id"] not in skip
+            for c in (row["old"], row["new"]) if c is not None}
+
+
+def split(rev: str) -> tuple[str, int] | None:
+    """(the ref part, N) of a revision base `REF@{N}` (the ref part may be empty: `@{N}`),
+    or None when it has none."""
+    m = AT.match(rev)
+    return (m.group(1), int(m.group(2))) if m else None

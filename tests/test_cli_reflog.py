@@ -1,0 +1,190 @@
+"""The reflog, as git's: every move of HEAD, a branch or a remote-tracking branch recorded
+in the transaction that moves it (a refused command records none), `reflog [show] [REF]`,
+`REF@{N}` in every command that takes a revision, gc keeping what the log names, fsck
+checking the rows and `fsck --repair` dropping damaged ones."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+from cli_support import error_line, ok, run, snapshot
+
+
+def entries(repo, *args: str) -> list[dict]:
+    return json.loads(ok("reflog", "show", *args, "--json", cwd=repo).stdout)
+
+
+def messages(repo, *args: str) -> list[str]:
+    return [e["message"] for e in entries(repo, *args)]
+
+
+def sql(repo, statement: str, params=()) -> list:
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    try:
+        rows = con.execute(statement, params).fetchall()
+        con.commit()
+    finally:
+        con.close()
+    return rows
+
+
+def test_commits_resets_branches_and_switches_are_logged_as_git_words_them(history):
+    repo, (c1, c2, c3) = history
+    assert messages(repo) == ["commit: facts c", "commit: facts b", "commit (initial): facts a"]
+    assert messages(repo, "main") == messages(repo)  # HEAD is on main: both logged
+    ok("reset", "HEAD~2", cwd=repo)
+    ok("branch", "topic", c2, cwd=repo)
+    ok("switch", "topic", cwd=repo)
+    ok("branch", "-m", "topic", "t2", cwd=repo)
+    ok("switch", "-c", "side", c3, cwd=repo)
+    ok("switch", "--detach", c1, cwd=repo)
+    head = entries(repo)
+    assert [e["message"] for e in head[:4]] == [
+        f"checkout: moving from side to {c1}", "checkout: moving from t2 to side",
+        "checkout: moving from main to topic", "reset: moving to HEAD~2"]
+    assert [(e["old"], e["new"]) for e in head[:4]] == [(c3, c1), (c2, c3), (c1, c2), (c3, c1)]
+    assert head[0]["selector"] == "HEAD@{0}" and head[0]["author"]
+    assert messages(repo, "t2") == ["Branch: renamed refs/heads/topic to refs/heads/t2",
+                                    f"branch: Created from {c2}"]
+    assert messages(repo, "side") == [f"branch: Created from {c3}"]
+    assert messages(repo, "main")[0] == "reset: moving to HEAD~2"
+    text = ok("reflog", cwd=repo).stdout.splitlines()  # `reflog` alone is `reflog show HEAD`
+    assert text[0] == f"{c1[:12]} HEAD@{{0}}: checkout: moving from side to {c1}"
+    assert ok("reflog", "main", "-n", "1", cwd=repo).stdout == \
+        f"{c1[:12]} main@{{0}}: reset: moving to HEAD~2\n"
+    assert run("reflog", "exists", "t2", cwd=repo).exit_code == 0
+    assert run("reflog", "exists", "topic", cwd=repo).exit_code == 1  # renamed away
+    ok("branch", "-D", "t2", cwd=repo)  # a deleted branch's log goes, HEAD's stays
+    assert run("reflog", "exists", "t2", cwd=repo).exit_code == 1
+    assert "checkout: moving from main to topic" in messages(repo)
+
+
+def test_a_refused_command_logs_nothing(history):
+    repo, (c1, _, _) = history
+    ok("branch", "topic", c1, cwd=repo)
+    before = snapshot(repo)
+    for args, code in ((["reset", "nosuch"], 2), (["branch", "topic"], 2),
+                       (["switch", "nosuch"], 2), (["branch", "-d", "main"], 1),
+                       (["reset", "main@{9}"], 2)):
+        assert run(*args, cwd=repo).exit_code == code, args
+        assert snapshot(repo) == before, args
+
+
+def test_ref_at_n_names_earlier_values_wherever_a_revision_is_read(history):
+    """`reset main@{1}` undoes a reset; `@{N}` is the current branch's; `~`/`^` compose."""
+    repo, (c1, c2, c3) = history
+    ok("reset", c1, cwd=repo)
+    assert json.loads(ok("show", "main@{1}", "--json", cwd=repo).stdout)["id"] == c3
+    assert json.loads(ok("show", "@{1}~1", "--json", cwd=repo).stdout)["id"] == c2
+    assert [c["id"] for c in json.loads(ok("log", "HEAD@{1}^", "--json", cwd=repo).stdout)] \
+        == [c2, c1]
+    ok("reset", "main@{1}", cwd=repo)  # the undo
+    assert json.loads(ok("status", "--json", cwd=repo).stdout)["head"] == c3
+    assert messages(repo)[0] == "reset: moving to main@{1}"
+    ok("branch", "back", "HEAD@{1}", cwd=repo)  # before the undo: c1
+    assert json.loads(ok("show", "back", "--json", cwd=repo).stdout)["id"] == c1
+    ok("switch", "--detach", "main@{3}", cwd=repo)  # c2
+    assert json.loads(ok("status", "--json", cwd=repo).stdout)["head"] == c2
+    error_line(run("show", "main@{5}", cwd=repo), 2, "log for 'main' only has 5 entries")
+    error_line(run("show", "nosuch@{0}", cwd=repo), 2, "no reflog for 'nosuch'")
+    error_line(run("show", "main@{x}", cwd=repo), 2, "unknown revision")
+
+
+def test_gc_keeps_what_the_reflog_names_until_it_expires(history):
+    """A reset's dropped commits survive gc (git's 90 days), and the undo works after it;
+    `reflog expire --expire=now --all` then gc removes them, as git's."""
+    repo, (c1, c2, c3) = history
+    ok("reset", c1, cwd=repo)
+    assert "removed 0 commits" in ok("gc", cwd=repo).stdout
+    ok("reset", "main@{1}", cwd=repo)
+    ok("fsck", "--quick", cwd=repo)
+    ok("reset", c1, cwd=repo)
+    # an entry older than 30 days naming a commit no ref reaches expires, as git's
+    # gc.reflogExpireUnreachable; older than 90 days any entry does
+    sql(repo, "update reflog set time = ?", [time.time() - 40 * 86400])
+    report = json.loads(ok("gc", "--json", cwd=repo).stdout)
+    assert set(report["commits"]) == {c2, c3} and report["reflog_entries"] > 0
+    assert all(e["new"] == c1 for e in entries(repo, "main"))
+    error_line(run("show", "main@{9}", cwd=repo), 2, "log for 'main' only has")
+
+
+def test_reflog_expire_and_delete(history):
+    repo, (c1, _, _) = history
+    ok("reset", c1, cwd=repo)
+    n = len(entries(repo))
+    assert json.loads(ok("reflog", "expire", "--all", "--json", cwd=repo).stdout)["expired"] \
+        == []  # all younger than 30 days
+    out = json.loads(ok("reflog", "expire", "--expire=now", "--dry-run", "main", "--json",
+                        cwd=repo).stdout)
+    assert out["dry_run"] and len(out["expired"]) == 4 and len(entries(repo)) == n
+    ok("reflog", "delete", "HEAD@{0}", "HEAD@{1}", cwd=repo)
+    assert len(entries(repo)) == n - 2
+    before = snapshot(repo)
+    error_line(run("reflog", "delete", "HEAD@{0}", "HEAD@{99}", cwd=repo), 2,
+               "only has")
+    error_line(run("reflog", "delete", "main", cwd=repo), 2, "names no reflog entry")
+    error_line(run("reflog", "expire", "--expire=someday", "--all", cwd=repo), 2, "--expire")
+    error_line(run("reflog", "expire", cwd=repo), 2, "--all")
+    assert snapshot(repo) == before
+    assert "deleted 6 reflog entries" in ok("reflog", "expire", "--expire=now", "--all",
+                                            cwd=repo).stdout
+    assert entries(repo) == [] and "removed 2 commits" in ok("gc", cwd=repo).stdout
+
+
+def test_fsck_names_damaged_rows_and_repair_drops_them(history):
+    """A malformed row or one naming a commit the store lacks is a problem fsck names;
+    `reflog` on a malformed row is one line, no traceback; `fsck --repair` drops both,
+    saying so, and keeps the sound entries."""
+    repo, _ = history
+    n = len(entries(repo, "main"))
+    sql(repo, "insert into reflog (ref, old, new, time, author, message) values "
+              "('refs/heads/main', null, 'not-a-commit', 1.0, null, 'x')")
+    sql(repo, "insert into reflog (ref, old, new, time, author, message) values "
+              "('refs/heads/gone', null, ?, 1.0, null, 'y')", ["a" * 64])
+    problems = json.loads(run("fsck", "--quick", "--json", cwd=repo).stdout)["problems"]
+    assert any("malformed (its new commit 'not-a-commit')" in p for p in problems)
+    assert any("names new commit aaaaaaaaaaaa" in p for p in problems)
+    error_line(run("reflog", "main", cwd=repo), 1, "reflog entry")
+    error_line(run("show", "main@{0}", cwd=repo), 1, "fsck --repair")
+    r = run("fsck", "--repair", "--quick", cwd=repo)
+    assert r.exit_code == 0, r.output
+    assert "dropped 1 malformed reflog entry and 1 naming a commit not in the store" \
+        in r.stderr
+    assert len(entries(repo, "main")) == n
+
+
+def test_pull_fetch_and_merge_are_logged(history, tmp_path):
+    repo, (c1, _, _) = history
+    ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
+    ok("push", "origin", "main", cwd=repo)
+    assert messages(repo, "origin/main") == ["update by push"]
+    ok("reset", c1, cwd=repo)
+    ok("merge", "origin/main", cwd=repo)
+    assert messages(repo)[0] == "merge origin/main: Fast-forward"
+    ok("reset", c1, cwd=repo)
+    ok("pull", cwd=repo)
+    assert messages(repo, "main")[0] == "pull: Fast-forward"
+    ok("remote", "rename", "origin", "up", cwd=repo)
+    renamed = "remote: renamed refs/remotes/origin/main to refs/remotes/up/main"
+    assert messages(repo, "up/main") == [renamed, "update by push"]
+
+
+def test_a_move_that_fails_after_the_ref_moved_leaves_no_entry(history, monkeypatch):
+    """The entry is written in the move's transaction: a reset that fails after moving the
+    ref (here the snapshot written last, on a full disk) rolls back the entry with it."""
+    import errno
+
+    from memstore.store import refs as refs_module
+
+    repo, (c1, _, _) = history
+    before = snapshot(repo)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(refs_module.snapshots, "record", full)
+    error_line(run("reset", c1, cwd=repo), 1, "No space left on device")
+    monkeypatch.undo()
+    assert snapshot(repo) == before
+    assert messages(repo)[0] == "commit: facts c"
