@@ -536,3 +536,33 @@ def test_fetch_prune_tags_also_fetches_every_remote_tag(tmp_path):
     assert ok("fsck", cwd=where).stdout.strip() == "ok"
     got = json.loads(ok("fetch", "-P", "--json", cwd=where).stdout)
     assert got["tags"] == [] and got["pruned_tags"] == [] and got["commits"] == 0
+
+
+def test_fetch_prune_tags_mirrors_one_listing_of_the_remotes_tags(tmp_path, monkeypatch):
+    """A tag deleted on the remote while `fetch -P` runs, between its read of the tags and
+    its listing of their names for the prune, was created here all the same (the first
+    read had it, the second did not): the fetch mirrored neither. Only the tags both
+    reads found are fetched."""
+    from memstore.remote import transport as transport_module
+
+    url = str(tmp_path / "remote")
+    a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
+    try:
+        c1 = commit_on_head(a, seed=1).id
+        a.create_tag("v1")
+        a.create_tag("v2")
+        push(a)
+        push_tags(a)
+        real = transport_module.Transport.tags
+
+        def tags_then_one_is_deleted(self, *args, **kwargs):
+            got = real(self, *args, **kwargs)
+            remove(url, "refs/tags/v2")  # a teammate's push --delete origin tag v2
+            return got
+
+        monkeypatch.setattr(transport_module.Transport, "tags", tags_then_one_is_deleted)
+        got = fetch(b, prune_tags=True)
+        assert [t.tag for t in got.tags] == ["v1"] and b.tags() == {"v1": c1}
+    finally:
+        a.close()
+        b.close()

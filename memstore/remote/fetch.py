@@ -168,6 +168,8 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
     tags = remote.transport.tags(passed_over)
     # every tag name there, those passed over too: a tag an older memstore named is there
     theirs = set(remote.transport.list(TAGS)) if prune and prune_tags else None
+    if theirs is not None:  # one listing mirrored: not a tag deleted there since the read
+        tags = {t: c for t, c in tags.items() if t in theirs}
     tips = set(branches.values()) | (_tag_commits(repo, remote, tags) if all_tags else set())
     written: list[str] = []
     indexed = False
