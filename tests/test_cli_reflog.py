@@ -58,6 +58,8 @@ def test_commits_resets_branches_and_switches_are_logged_as_git_words_them(histo
     ok("branch", "-D", "t2", cwd=repo)  # a deleted branch's log goes, HEAD's stays
     assert run("reflog", "exists", "t2", cwd=repo).exit_code == 1
     assert "checkout: moving from main to topic" in messages(repo)
+    ok("tag", "v1", cwd=repo)  # tags are not logged, as git's default
+    assert sql(repo, "select count(*) from reflog where ref like 'refs/tags/%'") == [(0,)]
 
 
 def test_a_refused_command_logs_nothing(history):
