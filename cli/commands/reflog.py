@@ -47,7 +47,7 @@ def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
 
     --json prints a list of objects: selector (REF@{N}), ref, old (null where the move
     created it), new, time, author and message."""
-    full, log = repo.reflog(ref)
+    full, log = repo.reflog_of(ref)
     shown = ref or "HEAD"
     log = log if limit is None else log[:limit]
     rows = [{"selector": f"{shown}@{{{i}}}", "ref": full, "old": e.old, "new": e.new,
@@ -124,7 +124,7 @@ def delete(repo, selectors: tuple[str, ...]) -> None:
 @pass_repo
 def exists(repo, ref: str) -> None:
     """Exit status 0 when REF has a reflog, 1 when not (git's `reflog exists`)."""
-    if not repo.reflog(ref)[1]:
+    if not repo.reflog_of(ref)[1]:
         raise SystemExit(1)
 
 

@@ -735,7 +735,7 @@ class Repository:
 
     # -- the reflog (memstore.store.reflog) -----------------------------------------------
 
-    def reflog(self, name: str = HEAD) -> tuple[str, list[reflog.Entry]]:
+    def reflog_of(self, name: str = HEAD) -> tuple[str, list[reflog.Entry]]:
         """(the ref `name` names, as `REF@{N}` takes it, and its reflog, newest first)."""
         ref = self.refs.log_ref(name)
         return ref, reflog.entries(self.db, ref)
@@ -766,7 +766,7 @@ class Repository:
                 if at is None:
                     raise ValidationError(f"{str(sel)[:SHOWN]!r} names no reflog entry: give "
                                           "REF@{N} (`memstore reflog REF` lists them)")
-                _, log = self.reflog(at[0])
+                _, log = self.reflog_of(at[0])
                 if at[1] >= len(log):
                     shown = at[0] or (self.head().branch or HEAD)
                     raise ValidationError(
