@@ -137,8 +137,11 @@ def test_reflog_expire_and_delete(history):
 def test_fsck_names_damaged_rows_and_repair_drops_them(history):
     """A malformed row or one naming a commit the store lacks is a problem fsck names;
     `reflog` on a malformed row is one line, no traceback; `fsck --repair` drops both,
-    saying so, and keeps the sound entries."""
-    repo, _ = history
+    saying so, and keeps the sound entries. The value before a move is history, not a
+    problem when gone (a `reset` off a commit `fsck --repair` left out logs it)."""
+    repo, (c1, _, _) = history
+    sql(repo, "insert into reflog (ref, old, new, time, author, message) values "
+              "('refs/heads/main', ?, ?, 1.0, null, 'reset: moving to C1')", ["b" * 64, c1])
     n = len(entries(repo, "main"))
     sql(repo, "insert into reflog (ref, old, new, time, author, message) values "
               "('refs/heads/main', null, 'not-a-commit', 1.0, null, 'x')")
@@ -147,6 +150,7 @@ def test_fsck_names_damaged_rows_and_repair_drops_them(history):
     problems = json.loads(run("fsck", "--quick", "--json", cwd=repo).stdout)["problems"]
     assert any("malformed (its new commit 'not-a-commit')" in p for p in problems)
     assert any("names new commit aaaaaaaaaaaa" in p for p in problems)
+    assert len(problems) == 2 and not any("bbbbbbbbbbbb" in p for p in problems)
     error_line(run("reflog", "main", cwd=repo), 1, "reflog entry")
     error_line(run("show", "main@{0}", cwd=repo), 1, "fsck --repair")
     r = run("fsck", "--repair", "--quick", cwd=repo)

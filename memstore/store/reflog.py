@@ -144,12 +144,10 @@ def problems(db: Database, has_commit: Callable[[str], bool]) -> list[str]:
             out.append(f"reflog entry {str(row.get('id'))[:40]} is malformed ({problem}); "
                        "`memstore fsck --repair` drops it")
             continue
-        for key in ("old", "new"):
-            if row[key] is not None and not has_commit(row[key]):
-                out.append(f"reflog entry {row['id']} of {row['ref']} names {key} commit "
-                           f"{row[key][:12]}, which is not in the repository; `memstore gc` "
-                           "(or `memstore fsck --repair`) drops it")
-                break
+        if not has_commit(row["new"]):  # (its old value is history: see `stale`)
+            out.append(f"reflog entry {row['id']} of {row['ref']} names new commit "
+                       f"{row['new'][:12]}, which is not in the repository; `memstore gc` "
+                       "(or `memstore fsck --repair`) drops it")
     return out
 
 
@@ -167,7 +165,7 @@ def sound_rows(rows: Iterable[dict[str, Any]], has_commit: Callable[[str], bool]
     for row in rows:
         if malformed(row) is not None:
             bad += 1
-        elif not all(c is None or has_commit(c) for c in (row["old"], row["new"])):
+        elif not has_commit(row["new"]):  # (as `stale`)
             gone += 1
         else:
             kept.append(dict(row))
@@ -203,14 +201,15 @@ def expired(db: Database, now: float, reachable: Iterable[str] | Callable[[str],
 
 
 def stale(db: Database, alive: Callable[[str], bool]) -> list[Entry]:
-    """The sound entries naming a commit that is not `alive` (one whose record `fsck
-    --repair` left out, corrupt, which gc removes): nothing can read it, as git's `reflog
-    expire --stale-fix` prunes them."""
+    """The sound entries whose commit (the value they moved the ref to, what `REF@{N}`
+    names) is not `alive` (one whose record `fsck --repair` left out, corrupt, which gc
+    removes), as git's `reflog expire --stale-fix` prunes them. The value before is only
+    history: a `reset` off a commit `fsck --repair` left out (the way back it names) is
+    logged and kept, its old value gone."""
     if not _present(db):
         return []
     return [_entry(r) for r in db.query(f"select * from {TABLE} order by id")
-            if malformed(r) is None
-            and not all(alive(c) for c in (r["old"], r["new"]) if c is not None)]
+            if malformed(r) is None and not alive(r["new"])]
 
 
 def delete(db: Database, ids: Iterable[int]) -> None:
