@@ -347,3 +347,34 @@ def test_pull_of_the_upstreams_remote_alone_merges_the_upstreams_branch(tmp_path
     assert snapshot(here) == before
     assert "Fast-forward" in ok("pull", "origin", cwd=here).stdout
     assert head(here) == theirs
+
+
+
+def test_pull_of_a_remote_the_upstream_is_not_on_ignores_an_upstream_on_a_gone_remote(
+        tmp_path):
+    """`pull REMOTE` reads the upstream for its branch only where the upstream is on REMOTE
+    (else REMOTE's branch of the current one's name, the README's rule). An upstream left
+    naming a remote that is gone (config written by hand) refused `pull origin` in one
+    line, exit 1, as `pull` with no REMOTE refuses it, where `push origin` and `fetch
+    origin` go on and git's pull would not look at it. A malformed one is still refused:
+    it cannot say which remote it is on."""
+    from remote_support import make_repo
+    from test_store_support import commit_on_head
+
+    from memstore.remote.push import push
+    from memstore.store import upstreams
+
+    url = str(tmp_path / "remote")
+    a = make_repo(tmp_path / "a", url)
+    try:
+        commit_on_head(a, seed=1)
+        push(a)
+        a.set_config(upstreams.CONFIG_KEY, {"main": {"remote": "gone", "merge": "trunk"}})
+    finally:
+        a.close()
+    here = tmp_path / "a"
+    error_line(run("pull", cwd=here), 1, "is 'gone/trunk', but there is no remote 'gone'")
+    assert "Already up to date." in ok("pull", "origin", cwd=here).stdout.splitlines()
+    with Repository.open(here) as a:
+        a.set_config(upstreams.CONFIG_KEY, {"main": {"remote": 5}})
+    error_line(run("pull", "origin", cwd=here), 1, "the upstream of branch 'main' is malformed")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..editing.settings import EditSettings
 from ..errors import MemstoreError, MergeConflictError, ValidationError
+from ..store import upstreams
 from ..store.commits import Commit
 from ..store.objects import hash_bytes
 from ..store.refs import TAGS, Head, check_ref_name
@@ -301,9 +302,13 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
     without it (nothing to rebase: the branch starts at the fetched one)."""
     with repo.lock():
         head = repo.head()
-        up = remotes.upstream_of(repo, head.branch) if branch is None else None
-        if up is not None and name not in (None, up.remote):  # another remote: the branch
-            up = None  # of the current one's name there
+        up = None
+        if branch is None and name is None:
+            up = remotes.upstream_of(repo, head.branch)
+        elif branch is None and head.branch is not None:  # REMOTE alone: the upstream's
+            up = upstreams.get(repo.db, head.branch)  # branch where it is REMOTE's; one on
+            if up is not None and up.remote != name:  # another remote, there or gone, is
+                up = None  # not read: REMOTE's branch of the current one's name
         if up is not None:
             name, branch = up.remote, up.branch
         elif name is None and head.branch is not None:  # as status and rebase find it
