@@ -1,6 +1,6 @@
 """`memstore config`: the editor settings future commits use and where the model runs,
 read and changed without loading the model (the number of layers and the context are the
-base's, recorded at init). No torch here: `config` answers as fast as `git config`."""
+base's, recorded at init). No torch here: `config` answers in a fraction of a second."""
 from __future__ import annotations
 
 import os
