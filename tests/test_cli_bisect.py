@@ -253,6 +253,7 @@ def test_bisect_facts_names_the_commit_that_took_es_under_the_threshold(linear, 
     r = run("bisect", "--facts", files["kept"], "--good", "base", cwd=repo)  # threshold 1
     error_line(r, 1, "the good revision 'base' is bad: its ES over the 2 facts of")
     for args, says in [(["--threshold", "0"], "0<x<=1"),
+                       (["--threshold", "nan"], "--threshold nan: an ES above 0 and at most 1"),
                        ([PROMPT], "no PROMPT, --expect or --reject with it"),
                        (["--expect", "x"], "no PROMPT, --expect or --reject with it")]:
         error_line(run("bisect", "--facts", files["kept"], "--good", "base", *args, cwd=repo),
@@ -281,3 +282,53 @@ def test_a_prompt_ending_with_a_space_gets_asks_warning(linear):
            cwd=repo)
     warning = ok("ask", spaced, "--max-tokens", TOKENS, cwd=repo).stderr
     assert warning.startswith("warning: the prompt ends with") and r.stderr == warning
+
+
+def test_each_state_asked_is_the_state_export_writes_built_fresh(merged, monkeypatch,
+                                                                  tmp_path):
+    """The weights each step asks are the weights `export` writes for that commit from a
+    model loaded anew: no state leaks into the next one built on the same loaded model
+    (the search goes back and forth over the merge's two sides)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from memstore.store import bisection
+    from memstore.store.states import forget_loaded
+
+    repo, ids = merged
+    asked: dict = {}
+    real = bisection.PromptQuestion.answer
+
+    def answer(self, base):
+        asked[base.state] = {n: t.detach().clone() for n, t in base.model.state_dict().items()}
+        return real(self, base)
+
+    monkeypatch.setattr(bisection.PromptQuestion, "answer", answer)
+    expect = ask(repo, "base")[:2]
+    ok("bisect", PROMPT, "--good", "base", "--expect", expect, "--max-tokens", TOKENS,
+       cwd=repo)
+    assert len(asked) >= 4 and None in asked and ids["f"] in asked, sorted(map(str, asked))
+    edited = {"model.layers.1.mlp.down_proj.weight", "model.layers.2.mlp.down_proj.weight"}
+    for commit, weights in asked.items():
+        forget_loaded()  # the export's state is built on a model read from disk again
+        out = tmp_path / str(commit)
+        ok("export", "base" if commit is None else commit, out, cwd=repo)
+        written = load_file(out / "model.safetensors")
+        assert edited <= written.keys()
+        differ = [n for n, t in written.items() if not torch.equal(weights[n], t)]
+        assert differ == [], (commit, differ)
+    assert not torch.equal(asked[None][min(edited)], asked[ids["f"]][min(edited)])
+
+
+def test_a_good_end_cut_short_by_max_tokens_says_so(merged):
+    """--expect TEXT that the good end's answer agrees with as far as it goes, and goes on
+    past its --max-tokens: still refused (that answer does not start with TEXT), and the
+    line says --max-tokens may have cut it short; a TEXT it does not agree with, not."""
+    repo, _ = merged
+    answer = ask(repo, "base")
+    assert answer.strip()
+    for expect, hint in [(answer + "zz", True), ("\u2603" + answer, False)]:
+        r = run("bisect", PROMPT, "--good", "base", "--expect", expect, "--max-tokens",
+                TOKENS, cwd=repo)
+        line = error_line(r, 1, "the good revision 'base' is bad: its answer")
+        assert ("--max-tokens 3 may have cut it short" in line) is hint, line

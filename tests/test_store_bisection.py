@@ -92,3 +92,18 @@ def test_a_merge_about_halfway_is_tested_before_a_strand_that_is(tmp_path):
     asked, first = bisected(g, c("head"), set(g), bad_ones)
     assert first == c("M") and asked[0][0] == c("M")
     assert (asked, first) == git_bisect(g, c("head"), bad_ones, tmp_path / "git")
+
+
+def test_text_and_answer_are_compared_in_nfc():
+    """--expect/--reject TEXT typed decomposed (a macOS file name pasted) is the same text
+    as the model's composed answer, and the other way round."""
+    import unicodedata
+
+    from memstore.store.bisection import AnswerTest
+
+    composed, decomposed = (unicodedata.normalize(f, "Zürich") for f in ("NFC", "NFD"))
+    assert composed != decomposed
+    for text, answer in [(decomposed, f" {composed}, in"), (composed, f" {decomposed}, in")]:
+        assert AnswerTest(expect=text).good(answer)
+        assert not AnswerTest(reject=text).good(answer)
+        assert not AnswerTest(expect=text).good(" Bern")

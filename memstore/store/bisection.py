@@ -39,7 +39,9 @@ class AnswerTest:
     """What makes a state good. `expect`: its completion, leading whitespace ignored,
     starts with TEXT (its leading whitespace ignored too: the model's answer brings its
     own space). `reject`: its completion does not contain TEXT, as written. One of the
-    two; TEXT empty (or only whitespace for `expect`) is refused: every answer has it."""
+    two; TEXT empty (or only whitespace for `expect`) is refused: every answer has it.
+    TEXT and the completion are compared in Unicode NFC, as prompts and facts are read: a
+    decomposed 'Zürich' is the same text as the model's composed one."""
 
     expect: str | None = None
     reject: str | None = None
@@ -53,9 +55,11 @@ class AnswerTest:
             raise ValidationError("--reject: an empty TEXT (every answer contains it)")
 
     def good(self, completion: str) -> bool:
+        completion = unicodedata.normalize("NFC", completion)
         if self.expect is not None:
-            return completion.lstrip().startswith(self.expect.lstrip())
-        return self.reject not in completion
+            return completion.lstrip().startswith(
+                unicodedata.normalize("NFC", self.expect.lstrip()))
+        return unicodedata.normalize("NFC", self.reject) not in completion
 
     def describe(self) -> str:
         """What a good state's answer does, for the lines that say an end is not what it
@@ -63,6 +67,15 @@ class AnswerTest:
         if self.expect is not None:
             return f"starts with {self.expect.lstrip()!r}"
         return f"does not contain {self.reject!r}"
+
+    def cut_short(self, completion: str) -> bool:
+        """The completion ends where --expect's TEXT goes on: what it says agrees with TEXT
+        as far as it goes, and more tokens may have finished it."""
+        if self.expect is None:
+            return False
+        said = unicodedata.normalize("NFC", completion).lstrip()
+        text = unicodedata.normalize("NFC", self.expect.lstrip())
+        return 0 < len(said) < len(text) and text.startswith(said)
 
 
 class PromptQuestion:
@@ -90,8 +103,12 @@ class PromptQuestion:
     def said(self, answer: str) -> str:
         return f"its answer {answer!r}"
 
-    def rule(self) -> str:
-        return f"a good one {self.test.describe()}"
+    def rule(self, answer: str) -> str:
+        rule = f"a good one {self.test.describe()}"
+        if self.test.cut_short(answer):
+            rule += (f"; the answer ends where TEXT goes on: --max-tokens {self.max_tokens} "
+                     "may have cut it short")
+        return rule
 
 
 class FactsQuestion:
@@ -102,6 +119,9 @@ class FactsQuestion:
 
     def __init__(self, path: str, threshold: float = 1.0) -> None:
         import dataclasses
+
+        if not 0 < threshold <= 1:  # NaN too, which every comparison fails: no state good
+            raise ValidationError(f"--threshold {threshold}: an ES above 0 and at most 1")
 
         from ..eval.data import load_records, parse_counterfact_record, source_name
 
@@ -139,7 +159,7 @@ class FactsQuestion:
     def said(self, answer: float) -> str:
         return f"its ES over the {len(self.records)} facts of {self.name} is {answer:.3f}"
 
-    def rule(self) -> str:
+    def rule(self, answer: float) -> str:
         return f"a good one is at least --threshold {self.threshold:g}"
 
 
@@ -280,14 +300,14 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
             on_step("good", step)
         if not step.good:
             raise MemstoreError(f"the good revision {rev!r} is bad: "
-                                f"{question.said(step.answer)} ({question.rule()})")
+                                f"{question.said(step.answer)} ({question.rule(step.answer)})")
         ends.append(step)
     bad_step = asked(bad_commit)
     if on_step is not None:
         on_step("bad", bad_step)
     if bad_step.good:
         raise MemstoreError(f"the bad revision {bad or 'HEAD'!r} is good: "
-                            f"{question.said(bad_step.answer)} ({question.rule()})")
+                            f"{question.said(bad_step.answer)} ({question.rule(bad_step.answer)})")
 
     def step(commit: str, left: int, rough: int) -> Step:
         done = asked(commit, left, rough)
