@@ -7,15 +7,18 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 Graph = dict[str, tuple[tuple[str, ...], float]]  # id -> (parents, time)
 
 
-def git_bisect(g: Graph, head: str, bad_ones: set[str], where: Path) -> tuple[list[tuple], str]:
-    """`git bisect run` from HEAD (bad) and the base's root (good), a commit being bad when
-    it is in `bad_ones`. Returns git's steps (memstore id, revisions left to test after it,
-    roughly how many steps) and the first bad commit it names."""
+def git_bisect(g: Graph, head: str, bad_ones: set[str], where: Path,
+               goods: Sequence[str] = ()) -> tuple[list[tuple], str]:
+    """`git bisect run` from HEAD (bad) and the base's root (good; or the commits `goods`),
+    a commit being bad when it is in `bad_ones`. Returns git's steps (memstore id,
+    revisions left to test after it, roughly how many steps) and the first bad commit it
+    names."""
     assert shutil.which("git"), "git is needed here (CI clones with it)"
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(where), "GIT_CONFIG_NOSYSTEM": "1",
@@ -41,7 +44,7 @@ def git_bisect(g: Graph, head: str, bad_ones: set[str], where: Path) -> tuple[li
     test.write_text("#!/bin/sh\ngrep -qxF \"$(git log -1 --format=%s)\" "
                     f"{where.parent / 'bad.txt'} && exit 1 || exit 0\n")
     test.chmod(0o755)
-    out = git("bisect", "start", sha[head], sha[None]) + "\n"  # the first step
+    out = git("bisect", "start", sha[head], *(sha[c] for c in goods or [None])) + "\n"
     if "is the first bad commit" not in out:
         out += subprocess.run(["git", "bisect", "run", str(test)], cwd=where, env=env,
                               check=True, capture_output=True, text=True).stdout

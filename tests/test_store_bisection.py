@@ -52,6 +52,26 @@ def test_search_tests_the_commits_git_bisect_tests(seed, n, merges, roots, tmp_p
         assert (asked, first) == git_bisect(g, head, bad_ones, tmp_path / str(k) / "git")
 
 
+@pytest.mark.parametrize("seed", [5, 11, 23])
+def test_with_good_commits_inside_the_history_the_search_is_gits(seed, tmp_path):
+    """--good REV... in the middle of a history with merges: the candidates are HEAD's
+    ancestors that are no GOOD's, some of them with a parent among the GOODs' ancestors
+    (weighed from the candidates alone); the commits tested and the counts are git's
+    with the same good commits."""
+    rng = random.Random(seed)
+    g = history(seed, 24, 0.4, 0.05)
+    head = list(g)[-1]
+    g[head] = (tuple(dict.fromkeys((*g[head][0], *list(g)[-4:-1]))), g[head][1])
+    goods = rng.sample(sorted(ancestors_of(g, [head]) - {head}), 2)
+    candidates = ancestors_of(g, [head]) - ancestors_of(g, goods)
+    assert len(candidates) >= 4
+    culprit = rng.choice(sorted(candidates))
+    bad_ones = {c for c in candidates if culprit in ancestors_of(g, [c])}
+    asked, first = bisected(g, head, candidates, bad_ones)
+    assert first == culprit and len(asked) >= 2
+    assert (asked, first) == git_bisect(g, head, bad_ones, tmp_path / "git", goods)
+
+
 def bisected(g: Graph, head: str, candidates: set[str], bad_ones: set[str]
              ) -> tuple[list[tuple[str, int, int]], str]:
     """search's steps (commit, left, roughly) and the first bad commit it names."""
