@@ -64,8 +64,9 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
     at the end, the first bad commit as log shows it. Nothing is written.
 
     --json prints one object: prompt, expect, reject, max_tokens (null with --facts),
-    facts and threshold (null with a PROMPT), good (one per GOOD: commit, null for the
-    base, and its answer), bad (commit, answer), steps (commit, answer, verdict 'good' or
+    facts and threshold (null with a PROMPT), good (one per commit the GOODs name, a
+    commit named twice asked once: commit, null for the base, and its answer), bad
+    (commit, answer), steps (commit, answer, verdict 'good' or
     'bad', left, steps: git's counts) and first_bad (the fields of `log --json` and its
     answer); an answer is `completion` (the text after PROMPT), or with --facts
     `efficacy` (the ES).
