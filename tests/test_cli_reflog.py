@@ -161,7 +161,7 @@ def test_fsck_names_damaged_rows_and_repair_drops_them(history):
 
 
 def test_pull_fetch_and_merge_are_logged(history, tmp_path):
-    repo, (c1, _, _) = history
+    repo, (c1, _, c3) = history
     ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
     ok("push", "origin", "main", cwd=repo)
     assert messages(repo, "origin/main") == ["update by push"]
@@ -174,6 +174,7 @@ def test_pull_fetch_and_merge_are_logged(history, tmp_path):
     ok("remote", "rename", "origin", "up", cwd=repo)
     renamed = "remote: renamed refs/remotes/origin/main to refs/remotes/up/main"
     assert messages(repo, "up/main") == [renamed, "update by push"]
+    assert (entries(repo, "up/main")[0]["old"], entries(repo, "up/main")[0]["new"]) == (c3, c3)
 
 
 def test_a_move_that_fails_after_the_ref_moved_leaves_no_entry(history, monkeypatch):
@@ -194,3 +195,79 @@ def test_a_move_that_fails_after_the_ref_moved_leaves_no_entry(history, monkeypa
     monkeypatch.undo()
     assert snapshot(repo) == before
     assert messages(repo)[0] == "commit: facts c"
+
+
+def test_what_is_left_behind_is_said_as_gc_now_treats_it(history):
+    """reset, switch off a detached HEAD and branch -f said 'gc removes them otherwise',
+    and `branch -d` 'its commits would be lost at the next gc': gc keeps what a reflog
+    entry names (30 days for a commit no ref reaches). They say so; the gc after keeps."""
+    repo, (c1, c2, c3) = history
+    kept = "(gc removes them once no reflog entry names them: 30 days)"
+    r = ok("reset", c1, cwd=repo)
+    assert r.stderr == (f"warning: leaving 2 commit(s) that no branch or tag holds, the "
+                        f"newest {c3[:12]}; `memstore reset {c3[:12]}` goes back {kept}\n")
+    ok("switch", "--detach", "main@{1}", cwd=repo)
+    d = json.loads(ok("switch", "main", "--json", cwd=repo).stdout)
+    assert d["warning"] == (f"leaving 2 commit(s) that no branch or tag holds, the newest "
+                            f"{c3[:12]}; `memstore branch NAME {c3[:12]}` keeps them {kept}")
+    assert "removed 0 commits" in ok("gc", cwd=repo).stdout
+    ok("branch", "topic", c2, cwd=repo)
+    r = run("branch", "-d", "topic", cwd=repo)
+    assert r.exit_code == 1 and "gc" not in r.stderr, r.stderr
+    error_line(r, 1, "branch 'topic' is not merged into any other branch or tag; `branch -D` "
+               "deletes it anyway")
+
+
+def test_a_rename_logs_the_commit_before_and_after_as_git(history):
+    """git's rename entry names the commit on both sides; it said old null (a created
+    ref), which `reflog --json` showed as where the branch began."""
+    repo, (_, _, c3) = history
+    ok("branch", "-m", "main", "trunk", cwd=repo)
+    e = entries(repo, "trunk")[0]
+    assert (e["old"], e["new"], e["message"]) == (
+        c3, c3, "Branch: renamed refs/heads/main to refs/heads/trunk")
+
+
+def test_at_minus_n_names_the_branches_checked_out_before_as_git(history):
+    """`@{-N}`: what HEAD was on before the N-th latest switch, read from HEAD's log as
+    git's (answers checked against git 2.39 on the same moves): a branch, or a commit
+    detached; a switch to the branch HEAD is on counts, as git's. `switch @{-N}` goes onto
+    that branch, as git's. Out of range, @{-0}, a branch deleted since: one line."""
+    repo, (c1, c2, c3) = history
+    ok("switch", "-c", "topic", c2, cwd=repo)
+    ok("switch", "--detach", c1, cwd=repo)
+    ok("switch", "main", cwd=repo)
+
+    def commit(rev: str) -> str:
+        return json.loads(ok("show", rev, "--json", cwd=repo).stdout)["id"]
+
+    assert [commit(f"@{{-{n}}}") for n in (1, 2, 3)] == [c1, c2, c3]
+    assert commit("@{-2}~1") == c1
+    d = json.loads(ok("switch", "@{-2}", "--json", cwd=repo).stdout)
+    assert (d["branch"], d["detached"]) == ("topic", False)
+    assert messages(repo)[0] == "checkout: moving from main to topic"
+    ok("switch", "topic", cwd=repo)  # "Already on": git logs it, and @{-1} is topic
+    assert commit("@{-1}") == c2 and commit("@{-2}") == c3
+    before = snapshot(repo)
+    error_line(run("show", "@{-6}", cwd=repo), 2, "unknown revision '@{-6}': HEAD's reflog "
+               "has 5 switches")
+    error_line(run("show", "@{-0}", cwd=repo), 2, "@{-0} names no switch")
+    assert snapshot(repo) == before
+    ok("switch", "main", cwd=repo)
+    ok("branch", "-D", "topic", cwd=repo)
+    before = snapshot(repo)
+    error_line(run("switch", "@{-1}", cwd=repo), 2, "it names branch 'topic', which has no "
+               "commits here now")
+    assert snapshot(repo) == before
+
+
+def test_counts_too_long_for_python_are_one_line(history):
+    """N in REF@{N}, @{-N}, ~N and ^N with 5000 digits: Python's int() refuses more than
+    4300 digits (ValueError: a traceback); now out of range, one line, as git's."""
+    repo, _ = history
+    nines = "9" * 5000
+    for rev, says in ((f"main@{{{nines}}}", "log for 'main' only has 3 entries"),
+                      (f"@{{-{nines}}}", "HEAD's reflog has 0 switches"),
+                      (f"HEAD~{nines}", "has no parents"), (f"HEAD^{nines}", "has 1 parent")):
+        error_line(run("show", rev, cwd=repo), 2, says)
+    error_line(run("reflog", "delete", f"main@{{{nines}}}", cwd=repo), 2, "only has 3")

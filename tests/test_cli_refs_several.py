@@ -68,7 +68,8 @@ def test_d_counts_only_the_branches_that_stay(repo):
     before = snapshot(repo)
     error_line(run("branch", "-d", "a", "b", cwd=repo), 1,
                "branch 'a' is not merged into any other branch or tag (the others named "
-               "are deleted with it); its commits would be lost")
+               "are deleted with it); `branch -D` deletes it anyway; none of the 2 named "
+               "was deleted")
     assert snapshot(repo) == before
     ok("branch", "-D", "a", "b", cwd=repo)
     assert names(repo, "branch") == ["main"]

@@ -1,5 +1,6 @@
 """`memstore reset REV`: the current branch (or a detached HEAD) moves to REV; the commits
-it leaves that nothing else holds are warned about with the way back, and gc removes them;
+it leaves that nothing else holds are warned about with the way back (gc removes them
+once no reflog entry names them: tests/test_cli_reflog.py);
 what cannot be done is one line with nothing changed."""
 from __future__ import annotations
 

@@ -107,7 +107,7 @@ def test_branch_f_moves_a_branch_that_exists_as_gits(base, tmp_path):
     assert (d["moved"], d["commit"], d["was"], d["left_behind"]) == ("main", c1, c3, [c3, c2])
     assert d["warning"] == (f"leaving 2 commit(s) that no branch or tag holds, the newest "
                             f"{c3[:12]}; `memstore branch -f main {c3[:12]}` goes back (gc "
-                            "removes them otherwise)")
+                            "removes them once no reflog entry names them: 30 days)")
     assert ok("branch", "-f", "main", c3[:12], cwd=repo).stderr == ""  # the way back
     assert [c["id"] for c in log_json(repo, "main")] == [c3, c2, c1]
 

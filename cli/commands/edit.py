@@ -361,8 +361,8 @@ def rebase(upstream: str | None, as_json: bool) -> None:
     Up to date when UPSTREAM is HEAD's commit or an ancestor of it with no merge between;
     a fast-forward to UPSTREAM when the branch has no commits of its own. The commits the
     branch leaves that no branch or tag holds are warned about, with the command that goes
-    back (gc removes them otherwise). HEAD must be on a branch. Prints the branch's commit
-    as the last line.
+    back (gc removes them once no reflog entry names them). HEAD must be on a branch.
+    Prints the branch's commit as the last line.
 
     --json prints one object: branch, upstream (the commit UPSTREAM names), old and new
     (the branch's commit before and after), commits (each of the range, oldest first:

@@ -320,8 +320,10 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool, track
     id, HEAD~2) detaches HEAD at its commit, as `git checkout` does (a tag x wins over a
     remote's branch x there: git's switch refuses a tag without --detach). `switch -`
     goes back to where the last switch that moved HEAD moved it from (git's `@{-1}`): that
-    branch, or that commit detached. Nothing else changes: states are built from the
-    records, there is no working copy to update.
+    branch, or that commit detached; `switch @{-N}` onto the branch HEAD was on before the
+    N-th latest switch, read from HEAD's reflog as git's (README: where the two differ).
+    Nothing else changes: states are built from the records, there is no working copy to
+    update.
 
     --json prints one object: branch (null when detached), commit (null on a branch with
     no commits yet), detached, created, upstream (the remote-tracking branch this switch
@@ -345,6 +347,8 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool, track
     with repo.lock():  # what it leaves is read before a gc elsewhere can remove it
         if name == "-" and not create:  # git's `switch -`: where the last switch came from
             name, detach = _previous(repo, detach)
+        elif not create:  # `switch @{-N}`: that branch (git's), or that commit detached
+            name = repo.refs.prior_checkout(name) or name
         guess = None if create or detach else _tracking_guess(repo, name)
         if guess is not None:  # git's: `switch topic` with only origin/topic here
             create, start = True, guess
@@ -471,11 +475,16 @@ def _tracked(repo, start: str) -> str | None:
     return name
 
 
+# what gc does with them: the reflog entry of the move names them (store.reflog's
+# EXPIRE_UNREACHABLE), as git's gc keeps what the reflog names
+KEPT = "gc removes them once no reflog entry names them: 30 days"
+
+
 def leaving(left: list[str], way_back: str) -> str | None:
     """The warning of a command that moved a ref (reset, branch -f, switch off a detached
     HEAD) and left `left` (newest first) that no branch or tag holds; None when nothing."""
     return (f"leaving {len(left)} commit(s) that no branch or tag holds, the newest "
-            f"{short(left[0])}; {way_back} (gc removes them otherwise)") if left else None
+            f"{short(left[0])}; {way_back} ({KEPT})") if left else None
 
 
 def switch_result(head, create: bool, left: list[str]) -> dict:
@@ -566,7 +575,8 @@ def reset(repo, rev: str, mode: bool, as_json: bool) -> None:
     --soft, --mixed and --hard are all the same here (each is accepted, as a git user types
     them, with or without REV). A REV naming a commit the index does not hold (a damaged
     remote-tracking branch, say) is refused, nothing moved. The commits it leaves that no
-    branch or tag holds are warned about, with the command that goes back; gc removes them.
+    branch or tag holds are warned about, with the command that goes back (`reset
+    main@{1}` too, the reflog's); gc removes them once no reflog entry names them (30 days).
 
     --json prints one object: branch (null when detached), commit (where it points now),
     was (where it pointed), left_behind (the commits no branch or tag holds now, newest
@@ -599,7 +609,7 @@ def reset(repo, rev: str, mode: bool, as_json: bool) -> None:
         if left:  # good commits it held before, which nothing holds now
             warning += (f"; and {len(left)} commit(s) that no branch or tag holds, the "
                         f"newest {short(left[0])}, where it was before; `memstore reset "
-                        f"{short(left[0])}` goes back to that (gc removes them otherwise)")
+                        f"{short(left[0])}` goes back to that ({KEPT})")
     elif left and not _readable(repo, left[0]):  # no reset goes back to it
         warning = (f"leaving {len(left)} commit(s) that no branch or tag holds, the newest "
                    f"{short(left[0])}, whose record is corrupt or missing (`memstore fsck` "

@@ -118,7 +118,7 @@ def rename(repo: Repository, old: str, new: str) -> Renamed:
             with repo.refs.reason(f"remote: renamed {src} to {dst}"):  # git's words
                 repo.refs.update(src, None, commit, keep_log=True)
                 reflog.renamed(repo.db, src, dst)  # its log goes with it, as git's
-                repo.refs.update(dst, commit, None)
+                repo.refs.update(dst, commit, None, renamed=True)
         url = known.pop(old)
         repo.set_config(CONFIG_KEY, {**known, new: url})
     return Renamed(url, moving, named)

@@ -32,6 +32,8 @@ DAY = 86400.0
 EXPIRE = 90 * DAY  # git's gc.reflogExpire
 EXPIRE_UNREACHABLE = 30 * DAY  # git's gc.reflogExpireUnreachable
 AT = re.compile(r"^(.*)@\{([0-9]+)\}$")  # REF@{N}; ASCII digits only
+PRIOR = re.compile(r"^@\{-([0-9]+)\}$")  # @{-N}: the N-th branch checked out before
+CHECKOUT = re.compile(r"^checkout: moving from (\S+) to ")  # a switch's entry (git's words)
 
 
 @dataclass(frozen=True)
@@ -228,8 +230,24 @@ def kept_commits(db: Database, gone: Iterable[int] = ()) -> set[str]:
             for c in (row["old"], row["new"]) if c is not None}
 
 
+def count(digits: str) -> int:
+    """The number ASCII `digits` write; 10**18 (more than any log holds) for a longer one,
+    which Python would refuse to convert past 4300 digits (a traceback)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else 10 ** 18
+
+
 def split(rev: str) -> tuple[str, int] | None:
     """(the ref part, N) of a revision base `REF@{N}` (the ref part may be empty: `@{N}`),
     or None when it has none."""
     m = AT.match(rev)
-    return (m.group(1), int(m.group(2))) if m else None
+    return (m.group(1), count(m.group(2))) if m else None
+
+
+def prior(db: Database, n: int) -> tuple[str | None, int]:
+    """What HEAD was on before the `n`-th latest switch (git's `@{-n}`, read as git reads
+    it from HEAD's log: the "checkout: moving from A to B" entries, newest first, A of the
+    n-th): a branch name or the id of a commit it was detached at, None where the log has
+    fewer; and how many such entries there are."""
+    found = [m.group(1) for e in entries(db, HEAD) if (m := CHECKOUT.match(e.message))]
+    return (found[n - 1] if 0 < n <= len(found) else None), len(found)

@@ -329,10 +329,11 @@ class Refs:
             _sound(row)
 
     def update(self, name: str, new: str | None, expected: str | None, *,
-               keep_log: bool = False) -> None:
+               keep_log: bool = False, renamed: bool = False) -> None:
         """Compare-and-swap: move `name` to `new` (None deletes it, and its reflog unless
         `keep_log`: a rename moves it) only if it still points to `expected` (None: must
-        not exist). Call inside a transaction."""
+        not exist). Call inside a transaction. `renamed`: `name` is a renamed ref made at
+        `new`, logged as git's rename logs it, `new` before and after."""
         current = self._row(name)
         if current is not None and current["symbolic"] is not None:
             if name == HEAD:  # detached when the operation read it, on a branch now
@@ -358,7 +359,7 @@ class Refs:
             self.db["refs"].insert({"name": name, "target": new, "symbolic": None},
                                    replace=True)
             if new != now:
-                self._log(name, now, new)
+                self._log(name, new if renamed else now, new)
         self._changed()
 
     def set_symbolic(self, name: str, target: str, *, log: bool = True) -> None:
@@ -395,7 +396,7 @@ class Refs:
         commit = self._resolve_base(base, shown)
         walked = {commit}
         for op, count in re.findall(r"([~^])([0-9]*)", suffix):
-            n = int(count) if count else 1
+            n = reflog.count(count) if count else 1
             if op == "~":
                 for _ in range(n):
                     commit = self._parent(commit, 1, shown, walked)
@@ -409,6 +410,9 @@ class Refs:
         at = reflog.split(name)
         if at is not None:
             return self._reflog_entry(*at, rev)
+        was = self.prior_checkout(name, rev)
+        if was is not None:  # a branch's name, or a full commit id
+            return self.read(HEADS + was) or self._resolve_base(was, rev)
         if name == HEAD:
             commit = self.head().commit
             if commit is None:
@@ -457,6 +461,27 @@ class Refs:
         ref = self.log_ref(name)
         shown = (self.head().branch or HEAD) if not name else _shown(name)
         return reflog.nth(self.db, ref, n, shown, rev)
+
+    def prior_checkout(self, name: str, rev: str | None = None) -> str | None:
+        """What `@{-N}` (`name`) names, as git's: the branch HEAD was on before the N-th
+        latest switch, or the commit it was detached at (its full id); None for a `name`
+        that is no `@{-N}`. Out of range, or a branch deleted since: ValidationError
+        (`rev`: the whole revision, as the message shows it)."""
+        m = reflog.PRIOR.match(name)
+        if m is None:
+            return None
+        n, rev = reflog.count(m.group(1)), rev or name
+        was, switches = reflog.prior(self.db, n)
+        if was is None:
+            raise ValidationError(
+                f"unknown revision {rev!r}: " + ("@{-0} names no switch (@{-1} is the last)"
+                                                 if n == 0 else
+                                                 f"HEAD's reflog has {switches} switch"
+                                                 f"{'' if switches == 1 else 'es'}"))
+        if not OBJECT_ID.fullmatch(was) and self.read(HEADS + was) is None:
+            raise ValidationError(f"unknown revision {rev!r}: it names branch {was!r}, "
+                                  "which has no commits here now (deleted since?)")
+        return was
 
     def log_ref(self, name: str) -> str:
         """The ref whose reflog `name` names, as a revision names refs: HEAD, `refs/...`,

@@ -411,8 +411,7 @@ class Repository:
                     with_it = " (the others named are deleted with it)" if len(names) > 1 else ""
                     raise MemstoreError(
                         f"branch {lost[0]!r} is not merged into any other branch or tag"
-                        f"{with_it}; its commits would be lost at the next gc (`branch -D` "
-                        f"deletes it anyway){none_deleted(names)}")
+                        f"{with_it}; `branch -D` deletes it anyway{none_deleted(names)}")
             for n, r in refs.items():
                 upstreams.dropped(self.db, branch=n)  # before the ref: its move snapshots both
                 self.refs.update(r, None, expected=commits[n])
@@ -439,7 +438,7 @@ class Repository:
                 if commit is not None:
                     self.refs.update(src, None, expected=commit, keep_log=True)
                     reflog.renamed(self.db, src, dst)  # the entry below is its newest
-                    self.refs.update(dst, commit, expected=None)
+                    self.refs.update(dst, commit, expected=None, renamed=True)
                 else:
                     reflog.renamed(self.db, src, dst)
                 if on_it:
