@@ -460,7 +460,13 @@ class Refs:
         reflog; `@{n}` (no name) the current branch's (HEAD's, when detached)."""
         ref = self.log_ref(name)
         shown = (self.head().branch or HEAD) if not name else _shown(name)
-        return reflog.nth(self.db, ref, n, shown, rev)
+        try:
+            return reflog.nth(self.db, ref, n, shown, rev)
+        except ValidationError:
+            now = self.head().commit if ref == HEAD else self.read(ref)
+            if n == 0 and now is not None and reflog.logged(ref):
+                return now  # git's: REF@{0} with an empty log (expired, rebuilt) is REF
+            raise
 
     def prior_checkout(self, name: str, rev: str | None = None) -> str | None:
         """What `@{-N}` (`name`) names, as git's: the branch HEAD was on before the N-th
