@@ -286,3 +286,19 @@ def test_ref_at_0_with_an_empty_log_is_the_ref_as_git(history):
     error_line(run("show", "main@{1}", cwd=repo), 2, "no reflog for 'main'")
     error_line(run("show", "v1@{0}", cwd=repo), 2, "no reflog for 'v1'")
     error_line(run("show", "refs/tags/v1@{0}", cwd=repo), 2, "no reflog for 'refs/tags/v1'")
+
+
+def test_reflog_show_names_a_typo_and_starts_at_ref_at_n(history):
+    """`reflog show mian` printed nothing, exit 0, as for a branch with an empty log (git:
+    'unknown revision'); `reflog show main@{1}` printed nothing (git's starts there); and
+    `reflog delete HEAD@{0} HEAD@{0}` said it deleted the one entry twice."""
+    repo, (c1, c2, _) = history
+    before = snapshot(repo)
+    error_line(run("reflog", "show", "mian", cwd=repo), 2, "no reflog for 'mian'")
+    assert snapshot(repo) == before
+    assert ok("reflog", "show", "main@{1}", cwd=repo).stdout.splitlines() == [
+        f"{c2[:12]} main@{{1}}: commit: facts b", f"{c1[:12]} main@{{2}}: commit (initial): facts a"]
+    assert [e["selector"] for e in entries(repo, "@{2}")] == ["main@{2}"]
+    n = len(entries(repo))
+    out = ok("reflog", "delete", "HEAD@{0}", "HEAD@{0}", cwd=repo).stdout.splitlines()
+    assert len(out) == 1 and len(entries(repo)) == n - 1, out

@@ -43,16 +43,24 @@ def reflog() -> None:
 @json_option
 @pass_repo
 def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
-    """REF's entries, newest first, as git's `ID REF@{N}: MESSAGE`.
+    """REF's entries, newest first, as git's `ID REF@{N}: MESSAGE`; `REF@{N}`: from that
+    entry on, as git's. A REF that names no ref here (and has no log) is one line, exit 2.
 
     --json prints a list of objects: selector (REF@{N}), ref, old (null where the move
     created it), new, time, author and message."""
-    full, log = repo.reflog_of(ref)
-    shown = ref or "HEAD"
-    log = log if limit is None else log[:limit]
+    from memstore.errors import ValidationError
+    from memstore.store import reflog as reflogs
+
+    name, start = reflogs.split(ref) or (ref, 0)
+    full, log = repo.reflog_of(name)
+    if not log and full != "HEAD" and repo.refs.read(full) is None:  # a typo: not silence
+        raise ValidationError(f"no reflog for {ref[:80]!r}: it names no branch, "
+                              "remote-tracking branch or HEAD here")
+    shown = name or (repo.head().branch or "HEAD")  # `@{N}`: the current branch's, as git's
+    log = log[start:] if limit is None else log[start:start + limit]
     rows = [{"selector": f"{shown}@{{{i}}}", "ref": full, "old": e.old, "new": e.new,
              "time": e.time, "author": e.author, "message": e.message}
-            for i, e in enumerate(log)]
+            for i, e in enumerate(log, start)]
     if as_json:
         print_json(rows)
         return

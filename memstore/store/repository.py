@@ -773,7 +773,7 @@ class Repository:
                         f"only has {len(log)} entr{'y' if len(log) == 1 else 'ies'}")
                 chosen.append(log[at[1]])
             reflog.delete(self.db, {e.id for e in chosen})
-        return chosen
+        return list({e.id: e for e in chosen}.values())  # one named twice went once
 
 
 def _setup(store: Storage, base_spec: str, base_hash: str, base_info: dict[str, Any] | None,
