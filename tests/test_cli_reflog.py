@@ -8,7 +8,7 @@ import json
 import sqlite3
 import time
 
-from cli_support import error_line, ok, run, snapshot
+from cli_support import error_line, model_dir, ok, run, snapshot
 
 
 def entries(repo, *args: str) -> list[dict]:
@@ -160,7 +160,7 @@ def test_fsck_names_damaged_rows_and_repair_drops_them(history):
     assert len(entries(repo, "main")) == n
 
 
-def test_pull_fetch_and_merge_are_logged(history, tmp_path):
+def test_pull_fetch_and_merge_are_logged(history, tmp_path, base):
     repo, (c1, _, c3) = history
     ok("remote", "add", "origin", tmp_path / "remote", cwd=repo)
     ok("push", "origin", "main", cwd=repo)
@@ -171,6 +171,10 @@ def test_pull_fetch_and_merge_are_logged(history, tmp_path):
     ok("reset", c1, cwd=repo)
     ok("pull", cwd=repo)
     assert messages(repo, "main")[0] == "pull: Fast-forward"
+    clone = tmp_path / "clone"  # git's clone logs its remote-tracking branches as its own
+    ok("clone", tmp_path / "remote", clone, "--base", model_dir(base), cwd=repo)
+    assert messages(clone, "origin/main") == messages(clone, "main")[:1] and \
+        messages(clone, "main")[0].startswith("clone: from ")
     ok("remote", "rename", "origin", "up", cwd=repo)
     renamed = "remote: renamed refs/remotes/origin/main to refs/remotes/up/main"
     assert messages(repo, "up/main") == [renamed, "update by push"]

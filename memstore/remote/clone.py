@@ -159,8 +159,9 @@ def clone(url: str, directory: str | Path, base_spec: str, *, with_stats: bool =
         ours = True
         with repo:
             remotes.add(repo, remotes.DEFAULT, remote.url)
-            fetched = fetch(repo, remotes.DEFAULT, with_stats=with_stats, remote=remote,
-                            all_tags=True)
+            with repo.refs.reason(f"clone: from {remote.url}"):  # git's, on origin/* too
+                fetched = fetch(repo, remotes.DEFAULT, with_stats=with_stats, remote=remote,
+                                all_tags=True)
             head = repo.refs.read(remotes.tracking_ref(remotes.DEFAULT, default))
             # git's branch.NAME.remote=origin, .merge: what push, pull, status use; as git's
             # clone of an empty repository, recorded for a branch with no commits yet too

@@ -174,7 +174,7 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
     tips = set(branches.values()) | (_tag_commits(repo, remote, tags) if all_tags else set())
     written: list[str] = []
     indexed = False
-    with repo.lock(), repo.refs.reason(f"fetch {name}"):  # the reflog's message
+    with repo.lock(), repo.refs.reason(f"fetch {name}", fallback=True):  # (clone's: its own)
         try:
             with repo.objects.folders_synced_once():  # all durable before the index names them
                 commits = new_commits(repo, remote, sorted(tips), written)
