@@ -486,7 +486,7 @@ class Refs:
                                                  f"{'' if switches == 1 else 'es'}"))
         if not OBJECT_ID.fullmatch(was) and self.read(HEADS + was) is None:
             raise ValidationError(f"unknown revision {rev!r}: it names branch {was!r}, "
-                                  "which has no commits here now (deleted since?)")
+                                  "which has no commits here now (deleted or renamed since)")
         return was
 
     def log_ref(self, name: str) -> str:
