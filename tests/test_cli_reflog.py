@@ -294,11 +294,13 @@ def test_ref_at_0_with_an_empty_log_is_the_ref_as_git(history):
 
 def test_reflog_show_names_a_typo_and_starts_at_ref_at_n(history):
     """`reflog show mian` printed nothing, exit 0, as for a branch with an empty log (git:
-    'unknown revision'); `reflog show main@{1}` printed nothing (git's starts there); and
+    'unknown revision'), and `reflog expire mian` said 'deleted 0 reflog entries'; `reflog show main@{1}` printed nothing (git's starts there); and
     `reflog delete HEAD@{0} HEAD@{0}` said it deleted the one entry twice."""
     repo, (c1, c2, _) = history
     before = snapshot(repo)
     error_line(run("reflog", "show", "mian", cwd=repo), 2, "no reflog for 'mian'")
+    error_line(run("reflog", "expire", "--expire=now", "main", "mian", cwd=repo), 2,
+               "no reflog for 'mian'")  # git's: 'mian points nowhere', nothing expired
     assert snapshot(repo) == before
     assert ok("reflog", "show", "main@{1}", cwd=repo).stdout.splitlines() == [
         f"{c2[:12]} main@{{1}}: commit: facts b", f"{c1[:12]} main@{{2}}: commit (initial): facts a"]

@@ -48,14 +48,10 @@ def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
 
     --json prints a list of objects: selector (REF@{N}), ref, old (null where the move
     created it), new, time, author and message."""
-    from memstore.errors import ValidationError
     from memstore.store import reflog as reflogs
 
     name, start = reflogs.split(ref) or (ref, 0)
-    full, log = repo.reflog_of(name)
-    if not log and full != "HEAD" and repo.refs.read(full) is None:  # a typo: not silence
-        raise ValidationError(f"no reflog for {ref[:80]!r}: it names no branch, "
-                              "remote-tracking branch or HEAD here")
+    full, log = repo.reflog_of(name, strict=True)  # a typo: one line, not silence
     shown = name or (repo.head().branch or "HEAD")  # `@{N}`: the current branch's, as git's
     log = log[start:] if limit is None else log[start:start + limit]
     rows = [{"selector": f"{shown}@{{{i}}}", "ref": full, "old": e.old, "new": e.new,

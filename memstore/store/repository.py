@@ -734,10 +734,17 @@ class Repository:
 
     # -- the reflog (memstore.store.reflog) -----------------------------------------------
 
-    def reflog_of(self, name: str = HEAD) -> tuple[str, list[reflog.Entry]]:
-        """(the ref `name` names, as `REF@{N}` takes it, and its reflog, newest first)."""
+    def reflog_of(self, name: str = HEAD, *, strict: bool = False
+                  ) -> tuple[str, list[reflog.Entry]]:
+        """(the ref `name` names, as `REF@{N}` takes it, and its reflog, newest first);
+        `strict`: a `name` that names no ref here and no log (a typo) is a ValidationError,
+        as git's `reflog show`/`expire` refuse it."""
         ref = self.refs.log_ref(name)
-        return ref, reflog.entries(self.db, ref)
+        log = reflog.entries(self.db, ref)
+        if strict and not log and ref != HEAD and self.refs.read(ref) is None:
+            raise ValidationError(f"no reflog for {name[:SHOWN]!r}: it names no branch, "
+                                  "remote-tracking branch or HEAD here")
+        return ref, log
 
     def reflog_expire(self, names: Sequence[str] | None, *, expire: float,
                       expire_unreachable: float, now: float,
@@ -746,7 +753,8 @@ class Repository:
         with a log) older than `expire` seconds before `now`, or than `expire_unreachable`
         and naming a commit no ref reaches; the entries deleted (or that would be)."""
         with self.lock(), transaction(self.db):
-            refs = None if names is None else [self.refs.log_ref(n) for n in names]
+            refs = None if names is None else [self.reflog_of(n, strict=True)[0]
+                                               for n in names]
             reached = history.ancestors_of(history.checked_graph(self.store, unreadable=True),
                                            list(self.refs.all().values()))
             gone = reflog.expired(self.db, now, reached.__contains__, expire,
