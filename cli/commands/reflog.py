@@ -28,7 +28,8 @@ def reflog() -> None:
     git's reflog: every commit, reset, merge, rebase, pull, switch and branch move is
     recorded with the commit before and after, when, by whom and why. `REF@{N}` names
     REF's N-th previous value in every command that takes a revision (`reset main@{1}`
-    undoes a reset; `@{N}` is the current branch's). gc keeps every commit an entry names
+    undoes a reset; `@{N}` is the current branch's; `@{-N}` the branch HEAD was on before
+    the N-th latest switch, as git's). gc keeps every commit an entry names
     for 90 days (30 for one no branch or tag reaches), then deletes the entry.
 
     `reflog [show] [REF]` lists REF's log (default HEAD); `reflog expire` deletes old
