@@ -308,3 +308,22 @@ def test_reflog_show_names_a_typo_and_starts_at_ref_at_n(history):
     n = len(entries(repo))
     out = ok("reflog", "delete", "HEAD@{0}", "HEAD@{0}", cwd=repo).stdout.splitlines()
     assert len(out) == 1 and len(entries(repo)) == n - 1, out
+
+
+def test_a_row_whose_ref_is_damaged_refuses_every_log_it_may_belong_to(history):
+    """A row whose ref cell is damaged (NULL, a number, text that names no logged ref) is
+    in no ref's log: read as it was, main@{1} named the commit one entry older, silently,
+    and `reset main@{1}` moved the branch there. Every log is refused now (the row may be
+    any one's), one line naming the entry, until `fsck --repair` drops it; a move still
+    logs (it appends)."""
+    repo, (c1, c2, c3) = history
+    newest = sql(repo, "select max(id) from reflog where ref = 'refs/heads/main'")[0][0]
+    for value in (None, 7, "garbage"):
+        sql(repo, "update reflog set ref = ? where id = ?", [value, newest])
+        error_line(run("show", "main@{1}", cwd=repo), 1, f"reflog entry {newest}")
+        error_line(run("reset", "main@{1}", cwd=repo), 1, f"reflog entry {newest}")
+        error_line(run("reflog", "show", "HEAD", cwd=repo), 1, f"reflog entry {newest}")
+        assert json.loads(ok("status", "--json", cwd=repo).stdout)["head"] == c3
+    ok("fsck", "--repair", "--quick", cwd=repo)
+    assert json.loads(ok("show", "main@{1}", "--json", cwd=repo).stdout)["id"] == c1
+    assert c2 in [e["new"] for e in entries(repo, "HEAD")]

@@ -111,6 +111,10 @@ def entries(db: Database, ref: str) -> list[Entry]:
     """`ref`'s log, newest first (a damaged row: DamagedIndexError)."""
     if not _present(db):
         return []
+    for r in db.query(f"select * from {TABLE} where typeof(ref) != 'text' or not (ref = ? "
+                      "or ref glob 'refs/heads/*' or ref glob 'refs/remotes/*') limit 1",
+                      [HEAD]):
+        _entry(r)  # a row whose ref is damaged may be `ref`'s: its N would be off by one
     return [_entry(r) for r in db.query(
         f"select * from {TABLE} where ref = ? order by id desc", [ref])]
 
