@@ -17,6 +17,7 @@ def open_repo() -> Repository:
     from memstore.store.repository import Repository
 
     repo = Repository.open(on_wait=warn)
+    repo.refs.on_warning = lambda message: warn(f"warning: {message}")  # as git's
     repo.pin()  # a reading command sees one state, which gc does not remove under it
     return repo
 

@@ -18,8 +18,8 @@ from ..store.schema import transaction
 from ..store.upstreams import Upstream
 from . import urls
 
-CONFIG_KEY = "remotes"
-DEFAULT = "origin"
+CONFIG_KEY = upstreams.REMOTES_KEY
+DEFAULT = upstreams.DEFAULT_REMOTE
 
 
 def check_remote_name(name: str) -> str:
@@ -186,10 +186,9 @@ def still_at(repo: Repository, name: str, url: str, undone: str) -> None:
 def default_remote(repo: Repository) -> str:
     """'origin', or the only remote there is."""
     known = remotes(repo)
-    if DEFAULT in known or not known:
-        return DEFAULT
-    if len(known) == 1:
-        return next(iter(known))
+    remote = upstreams.default_remote(known)
+    if remote is not None:
+        return remote
     raise ValidationError(f"several remotes ({', '.join(known)}) and none is 'origin': "
                           "name the remote")
 
@@ -213,13 +212,7 @@ def upstream_or_default(repo: Repository, branch: str) -> tuple[Upstream, bool] 
     not here), else the default remote's branch of the same name (False); None with
     several remotes and none 'origin' (no default). `status`, `branch -vv` and `rebase`
     take it from here, so that they name the same one."""
-    up = upstreams.get(repo.db, branch)
-    if up is not None:
-        return up, True
-    try:
-        return Upstream(default_remote(repo), branch), False
-    except ValidationError:
-        return None
+    return upstreams.upstream_or_default(repo.db, branch, remotes(repo))
 
 
 def no_upstream(branch: str, name_it: str) -> str:

@@ -204,10 +204,19 @@ class Refs:
         self.objects = objects
         self._message: str | None = None  # why refs move now: their reflog entries say it
         self._author: tuple[str | None] | None = None  # who moves them (read once)
+        self.on_warning: Callable[[str], None] | None = None  # a revision's warnings (git's
+        self._warned: set[tuple[str, str]] = set()  # 'log for REF only goes back to DATE')
 
     def _changed(self) -> None:
         if self.objects is not None:
             snapshots.record(self.db, self.objects)
+
+    def warn(self, message: str, rev: str) -> None:
+        """Says `message` about revision `rev` through `on_warning` (the CLI: stderr), once
+        however many times a command reads `rev`; each revision's, as git's."""
+        if self.on_warning is not None and (rev, message) not in self._warned:
+            self._warned.add((rev, message))
+            self.on_warning(message)
 
     @contextmanager
     def reason(self, message: str, *, fallback: bool = False) -> Iterator[None]:
@@ -407,6 +416,11 @@ class Refs:
     def _resolve_base(self, name: str, rev: str) -> str:
         """The commit `name` (a revision without its suffix) names; `rev`, as messages show
         the whole revision."""
+        from . import ref_marks  # (it imports upstreams, which import this module)
+
+        marked = ref_marks.resolve(self, name, rev)  # @{upstream}, @{push}, REF@{DATE}
+        if marked is not None:
+            return marked
         at = reflog.split(name)
         if at is not None:
             return self._reflog_entry(*at, rev)

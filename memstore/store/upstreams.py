@@ -18,6 +18,8 @@ from . import config
 from .refs import check_ref_name
 
 CONFIG_KEY = "upstreams"
+REMOTES_KEY = "remotes"  # the config row of the remotes, name → URL (memstore.remote.remotes)
+DEFAULT_REMOTE = "origin"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,36 @@ def get(db: Database, branch: str) -> Upstream | None:
                             f"({str(entry)[:60]!r}); `memstore branch --unset-upstream "
                             f"{name}` forgets it") from None
     return Upstream(remote, merge)
+
+
+def default_remote(names) -> str | None:
+    """The remote a branch with no recorded upstream uses, among the remotes `names`:
+    'origin' (also with none yet), else the only one; None with several, none 'origin'."""
+    if DEFAULT_REMOTE in names or not names:
+        return DEFAULT_REMOTE
+    return next(iter(names)) if len(names) == 1 else None
+
+
+def upstream_or_default(db: Database, branch: str, names
+                        ) -> tuple[Upstream, bool] | None:
+    """`branch`'s upstream as `pull` merges it, `status` compares with it, `rebase` and
+    `@{upstream}` take it: the recorded one (True), else the default remote's (among the
+    remotes `names`) branch of the same name (False); None where there is no default."""
+    up = get(db, branch)
+    if up is not None:
+        return up, True
+    remote = default_remote(names)
+    return (Upstream(remote, branch), False) if remote is not None else None
+
+
+def remote_names(db: Database) -> list[str]:
+    """The names of the remotes (their config row read as memstore.remote.remotes reads
+    it; a malformed row is an error naming it)."""
+    raw = config.get(db, REMOTES_KEY) or {}
+    if not isinstance(raw, dict):
+        raise MemstoreError(f"the repository's remotes (config row {REMOTES_KEY!r}) are "
+                            f"malformed ({str(raw)[:60]!r}): not remote names and URLs")
+    return sorted(raw)
 
 
 def check(db: Database) -> None:
