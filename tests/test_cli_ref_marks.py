@@ -47,6 +47,11 @@ def test_upstream_is_the_tracking_branch_status_compares_with(history, tmp_path)
     assert "0 added, 3 removed" in ok("diff", "@{u}", cwd=repo).stdout  # HEAD against it
     ok("reset", "@{u}", cwd=repo)  # back where the upstream is
     assert commit(repo, "main") == c3
+    out = ok("branch", "fix", "@{u}", cwd=repo).stdout  # a branch made at it tracks it, as
+    assert out.startswith("branch 'fix' set up to track 'origin/main'\n")  # git's
+    ok("switch", "-c", "fix2", "main@{U}", cwd=repo)
+    assert ok("branch", "-vv", "--json", cwd=repo).stdout.count('"upstream": "origin/main"') == 3
+    ok("branch", "nofix", "@{u}~1", cwd=repo)  # not a ref: no upstream, as git's
     ok("switch", "--detach", "@{u}~2", cwd=repo)
     assert commit(repo, "HEAD") == c1
     refused(repo, ("show", "@{u}"), "revision '@{u}': HEAD does not point to a branch")

@@ -448,14 +448,18 @@ def _tracked(repo, start: str) -> str | None:
     """The remote-tracking branch (REMOTE/BRANCH, one of `_tracking`) that START, as
     `switch -c NAME START` names it, is: `origin/x`, or as git takes them too
     `remotes/origin/x` (as `branch -a` shows it) and `refs/remotes/origin/x`, read as
-    refs.resolve reads them; None for any other revision. One whose BRANCH no upstream can
-    name (fetched before cd5f049's rule on names) is a ValidationError: asked before the
-    branch is made, so that the refusal moves nothing."""
+    refs.resolve reads them, and `@{upstream}` (`@{u}`, `BRANCH@{u}`, as git's); None for
+    any other revision. One whose BRANCH no upstream can name (fetched before cd5f049's
+    rule on names) is a ValidationError: asked before the branch is made, so that the
+    refusal moves nothing."""
     from memstore.errors import ValidationError
     from memstore.remote import remotes
+    from memstore.store.ref_marks import marked_ref
     from memstore.store.refs import REMOTES, check_ref_name
 
-    if start.startswith("refs/"):
+    if (marked := marked_ref(repo.refs, start)) is not None:  # @{u}, as git's
+        ref = marked
+    elif start.startswith("refs/"):
         ref = start
     elif repo.refs.read(REMOTES + start) is not None:
         ref = REMOTES + start

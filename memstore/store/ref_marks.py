@@ -39,9 +39,8 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def resolve(refs: Refs, name: str, rev: str) -> str | None:
     """The commit the revision base `name` names where it is one of these forms, None
     where it is none of them; `rev`: the whole revision, as errors name it."""
-    m = MARK.match(name)
-    if m is not None and ("@{" not in m.group(1) or reflog.PRIOR.match(m.group(1))):
-        ref = tracking_ref(refs, m.group(1), m.group(2).lower() == "push", rev)
+    ref = marked_ref(refs, name, rev)
+    if ref is not None:
         commit = refs.read(ref)
         if commit is None:
             raise ValidationError(f"unknown revision {rev!r}: {ref[len(REMOTES):]}, the "
@@ -53,6 +52,16 @@ def resolve(refs: Refs, name: str, rev: str) -> str | None:
                                             EPOCH[0] <= reflog.count(m.group(2)) < EPOCH[1]):
         return None  # REF@{N}, @{-N}: Refs reads them
     return at_date(refs, m.group(1), _date(m.group(2), rev), rev)
+
+
+def marked_ref(refs: Refs, name: str, rev: str | None = None) -> str | None:
+    """The remote-tracking ref `name` names where it is BRANCH@{upstream} or
+    BRANCH@{push} (refused as `tracking_ref` refuses it), else None; `rev`: the whole
+    revision, as errors name it (default `name`)."""
+    m = MARK.match(name)
+    if m is None or not ("@{" not in m.group(1) or reflog.PRIOR.match(m.group(1))):
+        return None
+    return tracking_ref(refs, m.group(1), m.group(2).lower() == "push", rev or name)
 
 
 def tracking_ref(refs: Refs, branch: str, push: bool, rev: str) -> str:
