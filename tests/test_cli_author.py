@@ -48,15 +48,18 @@ def test_every_command_that_writes_a_commit_records_its_author(repo, base, monke
     rv = last_line(ok("revert", c2, cwd=repo))
     reverted = author_of(repo)
     monkeypatch.setenv("MEMSTORE_AUTHOR", "Edsger Dijkstra <ed@example.org>")
-    ok("squash", c1, cwd=repo)
-    assert (author_of(repo, c1), author_of(repo, c2), merged, reverted, author_of(repo)) == (
+    ok("squash", c1, cwd=repo)  # git's `rebase -i` squash: the first commit's author, and
+    squashed = json.loads(ok("show", "--json", cwd=repo).stdout)  # the squasher commits
+    assert (author_of(repo, c1), author_of(repo, c2), merged, reverted, squashed["author"],
+            squashed["committer"]) == (
         "Ada Lovelace <ada@example.org>", "Alan Turing <alan@example.org>",
         "Grace Hopper <grace@example.org>", "Grace Hopper <grace@example.org>",
-        "Edsger Dijkstra <ed@example.org>")
+        "Alan Turing <alan@example.org>", "Edsger Dijkstra <ed@example.org>")
     log = json.loads(ok("log", "--json", cwd=repo).stdout)
     assert [e["author"] for e in log][-1] == "Ada Lovelace <ada@example.org>"
     text = ok("log", cwd=repo).stdout
-    assert "Author: Edsger Dijkstra <ed@example.org>\nDate:" in text
+    assert "Author: Alan Turing <alan@example.org>\nCommit: Edsger Dijkstra <ed@example.org>\n" \
+        "Date:" in text
     by = json.loads(ok("log", rv, "--author", "GRACE", "--json", cwd=repo).stdout)
     assert [e["author"] for e in by] == ["Grace Hopper <grace@example.org>"] * 3  # c3, merge,
     alan = json.loads(ok("log", rv, "--author", "alan", "-n", "1", "--json",  # and revert
@@ -102,30 +105,35 @@ def test_a_commit_made_before_authors_were_recorded_has_none(repo, base):
             expected=head)
         assert "author" not in r.objects.get_json(old.id)
     assert author_of(repo) is None
-    assert json.loads(ok("log", "--json", cwd=repo).stdout)[0]["author"] is None
+    entry = json.loads(ok("log", "--json", cwd=repo).stdout)[0]
+    assert (entry["author"], entry["committer"]) == (None, None)
     text = ok("log", "-n", "1", cwd=repo).stdout
     assert "Author" not in text and "Date:" in text
     assert "ok" in ok("fsck", cwd=repo).stdout.lower()
 
 
-@pytest.mark.parametrize("value", ["Eve\nCommit: 0 (HEAD -> main)", "\x1b[31mred", "",
-                                   " padded", "x" * 201, 7])
-def test_a_record_whose_author_memstore_would_not_write_is_refused(history, value):
+@pytest.mark.parametrize("key, value", [
+    *(("author", v) for v in ["Eve\nCommit: 0 (HEAD -> main)", "\x1b[31mred", "", " padded",
+                              "x" * 201, 7]),
+    ("committer", "Eve\nCommit: 0 (HEAD -> main)"), ("committer", "\x1b[31mred"),
+    ("committer", 7)])
+def test_a_record_whose_author_memstore_would_not_write_is_refused(history, key, value):
     """A well-hashed commit record (another machine's push, a hand edit) whose author is
     no one line of printable text is refused where it is read, naming the object: a
     newline in it printed a forged line into log ('Commit: …'), an escape sequence went to
-    the terminal, and fsck said ok."""
+    the terminal, and fsck said ok. A committer is held to the same (one check, both)."""
     from test_cli_damage import forge_head
 
     repo, _ = history
-    oid = forge_head(repo, lambda record: record.update(author=value))
+    oid = forge_head(repo, lambda record: record.update({key: value}))
     for args in (["log"], ["show"], ["blame"], ["fsck"]):
         r = run(*args, cwd=repo)
         assert r.exit_code == 1 and "Traceback" not in r.output, (args, r.output)
         lines = r.output.splitlines()
         assert not any(line.startswith("Commit:") for line in lines), (args, r.output)
         assert "\x1b" not in r.output and oid[:12] in r.output, (args, r.output)
-        assert any(s in r.output for s in ("author must be", "an author is one line")), r.output
+        assert any(s in r.output for s in (f"{key} must be", "an author is one line")), \
+            r.output
 
 
 @pytest.mark.parametrize("value", ["two\nlines", "x" * 201, "bell\x07"])
@@ -227,6 +235,50 @@ def test_blame_follows_a_cherry_picked_fact_back_to_the_picked_commit(repo, base
     ok("gc", cwd=repo)  # C2 is gone: the pick is the oldest writer held
     assert run("show", c2, cwd=repo).exit_code != 0
     assert (jordan()["commit"], jordan()["carried_by"]) == (pick, reverted)
+
+
+def test_a_cherry_pick_keeps_the_picked_commit_s_author_and_records_the_picker(
+        repo, base, monkeypatch):
+    """git's cherry-pick keeps the original author and records the one who picked as its
+    committer; memstore's recorded the picker as the author, and blame named them for the
+    teammate's facts once the picked commit was gone (gc). show and log say `Commit:`
+    where the committer is another, --json gives `committer` (null where none), --author
+    matches the author and --committer the committer."""
+    files = facts_files(base)
+    c1, c2 = _ada_on_main_alan_on_topic(repo, files, monkeypatch)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Grace <grace@example.org>")
+    pick = last_line(ok("cherry-pick", c2, cwd=repo))
+    shown = json.loads(ok("show", pick, "--json", cwd=repo).stdout)
+    assert (shown["author"], shown["committer"]) == ("Alan <alan@example.org>",
+                                                     "Grace <grace@example.org>")
+    text = ok("show", pick, cwd=repo).stdout
+    assert "Author:    Alan <alan@example.org>\nCommit:    Grace <grace@example.org>\n" in text
+    log = json.loads(ok("log", "--json", cwd=repo).stdout)
+    assert [(e["id"], e["author"], e["committer"]) for e in log] == [
+        (pick, "Alan <alan@example.org>", "Grace <grace@example.org>"),
+        (c1, "Ada <ada@example.org>", None)]
+    assert "Author: Alan <alan@example.org>\nCommit: Grace <grace@example.org>\nDate:" in \
+        ok("log", "-n", "1", cwd=repo).stdout
+    assert "Commit:" not in ok("log", c1, cwd=repo).stdout  # one name: no line for it
+
+    def ids(*args: str) -> list[str]:
+        return [e["id"] for e in json.loads(ok("log", *args, "--json", cwd=repo).stdout)]
+
+    assert (ids("--author", "alan"), ids("--author", "grace")) == ([pick], [])
+    assert (ids("--committer", "grace"), ids("--committer", "ada")) == ([pick], [c1])
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Alan <alan@example.org>")  # Alan picks his own
+    ok("switch", "-c", "again", c1, cwd=repo)
+    again = last_line(ok("cherry-pick", c2, cwd=repo))
+    assert json.loads(ok("show", again, "--json", cwd=repo).stdout)["committer"] is None
+    ok("switch", "main", cwd=repo)
+    for branch in ("topic", "again"):
+        ok("branch", "-D", branch, cwd=repo)
+    ok("reflog", "expire", "--expire=now", "--all", cwd=repo)
+    ok("gc", cwd=repo)  # c2 is gone: the pick is the writer blame names, and Alan its author
+    assert run("show", c2, cwd=repo).exit_code != 0
+    row, = json.loads(ok("blame", "--json", "--subject", "Michael Jordan", cwd=repo).stdout)
+    assert (row["commit"], row["author"]) == (pick, "Alan <alan@example.org>")
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
 
 
 def test_blame_after_gc_of_the_commits_a_squash_replaced_names_the_squash(history):

@@ -76,6 +76,7 @@ def test_rebase_writes_the_branchs_commits_again_on_upstream_as_picks_by_hand(
     assert [c["id"] for c in log] == [e2, d2, c3, c2, c1]
     assert [(c["message"], c["author"]) for c in log[:2]] == [("facts e", ADA),
                                                               ("facts d", ADA)]
+    assert [c["committer"] for c in log[:3]] == [BOB, BOB, None]  # git's: who rebased
     ok("switch", "-c", "by-hand", "main", cwd=repo_dir)
     p1 = last_line(ok("cherry-pick", d, cwd=repo_dir))
     p2 = last_line(ok("cherry-pick", e, cwd=repo_dir))

@@ -127,6 +127,7 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
             "first_bad": {"id": c.id, "parents": list(c.parents), "message": c.message,
                           "n_requests": c.n_requests, "operation": c.operation,
                           "basis": c.basis, "time": c.time, "author": c.author,
+                          "committer": c.committer,
                           "metrics": c.metrics, key: found.first_bad_answer}})
         return
     click.echo(f"{c.id} is the first bad commit")
@@ -135,6 +136,8 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
         click.echo(f"Merge:  {' '.join(short(p) for p in c.parents)}")
     if c.author is not None:
         click.echo(f"Author: {c.author}")
+    if c.committer is not None:
+        click.echo(f"Commit: {c.committer}")
     click.echo(f"Date:   {when(c.time)}")
     click.echo(f"Facts:  {commit_facts(c.n_requests, c.metrics)} ({c.operation}); "
                f"{metrics_line(c.metrics)}")

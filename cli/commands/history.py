@@ -50,7 +50,7 @@ def _decorations(repo) -> dict[str, list[str]]:
 def _entry(c) -> dict:
     return {"id": c.id, "parents": list(c.parents), "message": c.message,
             "n_requests": c.n_requests, "operation": c.operation, "basis": c.basis,
-            "time": c.time, "author": c.author, "metrics": c.metrics}
+            "time": c.time, "author": c.author, "committer": c.committer, "metrics": c.metrics}
 
 
 def _rewritten(commits: list, kept: set[str]) -> list:
@@ -75,6 +75,9 @@ def _rewritten(commits: list, kept: set[str]) -> list:
 @click.option("-n", "--max-count", type=click.IntRange(min=1), help="Show at most N commits.")
 @click.option("--author", metavar="TEXT",
               help="Only the commits whose author contains TEXT (any case).")
+@click.option("--committer", metavar="TEXT",
+              help="Only the commits whose committer (the author where none is recorded) "
+                   "contains TEXT (any case).")
 @click.option("--grep", "patterns", multiple=True, metavar="PATTERN",
               help="Only the commits whose message matches the regular expression PATTERN "
                    "(repeatable: any of them).")
@@ -96,7 +99,7 @@ def _rewritten(commits: list, kept: set[str]) -> list:
               help="Mark each commit of A...B with the side it is on: < (A's) or > (B's).")
 @json_option
 def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, author: str | None,
-        patterns: tuple[str, ...], ignore_case: bool, all_match: bool, fact: str | None,
+        committer: str | None, patterns: tuple[str, ...], ignore_case: bool, all_match: bool, fact: str | None,
         since: float | None, until: float | None, reverse: bool, left_right: bool,
         as_json: bool) -> None:
     """Show the commits reachable from REV (default: HEAD; none on a branch with no
@@ -111,7 +114,9 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
     (and every commit `>` outside an A...B). The excluded and both sides' ancestries are
     walked on the records, each compared with its index row.
 
-    The filters, as git's: --author; --grep (the commit message, a Python regular
+    The filters, as git's: --author (who wrote the commit: a cherry-pick, rebase or squash
+    keeps the original's author); --committer (who wrote the commit record, where that is
+    another: the one who picked, rebased or squashed; else its author); --grep (the commit message, a Python regular
     expression; several: any of them, or every one with --all-match; -i: any case);
     --since/--after and --until/--before (the commit's recorded time, both ends included);
     --fact, git's -G for facts (a regular expression; -i: any case): the commits whose
@@ -124,8 +129,8 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
     has taken the newest N (and cannot be drawn with --graph).
 
     --json prints a list of objects with id, parents, message, n_requests, operation,
-    basis, time, author (null for a commit made before memstore recorded authors) and
-    metrics; for A...B, side too ("left" for A's, "right" for B's).
+    basis, time, author (null for a commit made before memstore recorded authors),
+    committer (null where it is the author, or was not recorded) and metrics; for A...B, side too ("left" for A's, "right" for B's).
     """
     from ..context import open_repo
     from ..graph import graph_log, graph_rows
@@ -135,7 +140,7 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
     grep = _patterns("--grep", patterns, ignore_case)
     facts = _patterns("--fact", (fact,) if fact is not None else (), ignore_case)
     with open_repo() as repo:
-        keep = _filter(author, grep, all_match, since, until,
+        keep = _filter(author, committer, grep, all_match, since, until,
                        facts[0] if facts else None, repo)
         # no REV: HEAD, whose log is empty before the first commit; a REV written out
         # names a commit (HEAD too: an unknown revision there, as show and diff say)
@@ -188,6 +193,7 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
                         *([f"Merge:  {' '.join(short(p) for p in recorded[c.id])}"]
                           if len(recorded[c.id]) > 1 else []),
                         *([f"Author: {c.author}"] if c.author is not None else []),
+                        *([f"Commit: {c.committer}"] if c.committer is not None else []),
                         f"Date:   {when(c.time)}",
                         f"Facts:  {c.n_requests} ({c.operation}); {metrics_line(c.metrics)}",
                         "",
@@ -221,19 +227,24 @@ def _patterns(option: str, patterns: tuple[str, ...], ignore_case: bool) -> list
     return compiled
 
 
-def _filter(author: str | None, patterns: list[re.Pattern], all_match: bool,
+def _filter(author: str | None, committer: str | None, patterns: list[re.Pattern],
+            all_match: bool,
             since: float | None, until: float | None, fact: re.Pattern | None,
             repo) -> Callable | None:
     """Whether a commit passes log's filters (None where there are none): each filter
     given must pass, as git's, --fact (which reads the commit's facts) last; of the --grep
     patterns, any one (every one: --all-match)."""
-    if author is None and not patterns and since is None and until is None and fact is None:
+    if author is None and committer is None and not patterns and since is None \
+            and until is None and fact is None:
         return None
     folded = None if author is None else author.casefold()
+    by = None if committer is None else committer.casefold()
     matched = all if all_match else any
 
     def keep(c) -> bool:
+        wrote = c.committer if c.committer is not None else c.author  # git's: one name
         return ((folded is None or (c.author is not None and folded in c.author.casefold()))
+                and (by is None or (wrote is not None and by in wrote.casefold()))
                 and (since is None or c.time >= since) and (until is None or c.time <= until)
                 and (not patterns or matched(p.search(c.message) for p in patterns))
                 and (fact is None or _touches(repo, c, fact)))
@@ -345,6 +356,8 @@ def show(rev: str, as_json: bool) -> None:
     click.echo(f"Operation: {d['operation']}")
     if d["author"] is not None:
         click.echo(f"Author:    {d['author']}")
+    if d["committer"] is not None:  # git's --pretty=fuller's, where it is another
+        click.echo(f"Commit:    {d['committer']}")
     click.echo(f"Date:      {when(d['time'])}")
     click.echo(f"Size:      {size(d['bytes'])}")
     click.echo("")

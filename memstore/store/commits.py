@@ -126,6 +126,9 @@ class Commit:
     metrics: dict[str, Any] = field(default_factory=dict)  # measured right after the edit
     info: dict[str, Any] = field(default_factory=dict)
     author: str | None = None  # who wrote it (store.author); None before authors were recorded
+    # who wrote this record where that is not its author, as git's committer: the one who
+    # cherry-picked, rebased or squashed someone else's commit; None where they are one
+    committer: str | None = None
 
     @property
     def n_requests(self) -> int:
@@ -140,12 +143,15 @@ class Commit:
         return [self.id] + [o for s in self.update_sets for o in s.object_ids()]
 
     def to_json(self) -> dict[str, Any]:
+        # author and committer only where recorded: a record without them is the bytes it
+        # was (its id), and a reader of before committers were recorded ignores the key
         return {
             "format": FORMAT, "parents": list(self.parents), "base": self.base,
             "basis": self.basis, "update_sets": [s.to_json() for s in self.update_sets],
             "message": self.message, "time": self.time, "operation": self.operation,
             "metrics": self.metrics, "info": self.info,
-        } | ({"author": self.author} if self.author is not None else {})
+        } | {who: name for who, name in (("author", self.author),
+                                         ("committer", self.committer)) if name is not None}
 
     @classmethod
     def from_json(cls, oid: str, d: dict[str, Any]) -> Commit:
@@ -174,30 +180,32 @@ class Commit:
                 and isinstance(d["update_sets"], list)
                 and isinstance(d.get("metrics", {}), dict) and isinstance(d.get("info", {}), dict)):
             raise TypeError("time, operation, update_sets, metrics or info malformed")
-        if d.get("author") is not None and not isinstance(d["author"], str):
-            raise TypeError("author must be a string")
-        if d.get("author") is not None and check_author(d["author"], "author") != d["author"]:
-            raise ValueError("author must be one line of printable text, no spaces around")
+        for who in ("author", "committer"):
+            if d.get(who) is not None and not isinstance(d[who], str):
+                raise TypeError(f"{who} must be a string")
+            if d.get(who) is not None and check_author(d[who], who) != d[who]:
+                raise ValueError(f"{who} must be one line of printable text, no spaces around")
         update_sets = tuple(UpdateSet.from_json(s) for s in d["update_sets"])
         check_info(d["operation"], d.get("info", {}), [s.n for s in update_sets])
         return cls(
             id=oid, parents=tuple(d["parents"]), base=d["base"], basis=d["basis"],
             update_sets=update_sets, message=d["message"], time=d["time"],
             operation=d["operation"], metrics=d.get("metrics", {}), info=d.get("info", {}),
-            author=d.get("author"),
+            author=d.get("author"), committer=d.get("committer"),
         )
 
 
 def make_commit(*, parents: list[str], base: str, basis: str | None,
                 update_sets: list[UpdateSet], message: str, time: float, operation: str,
                 metrics: dict[str, Any] | None = None, info: dict[str, Any] | None = None,
-                author: str | None = None) -> tuple[Commit, bytes]:
+                author: str | None = None,
+                committer: str | None = None) -> tuple[Commit, bytes]:
     """The commit and the canonical bytes whose hash is its id."""
     if not isinstance(message, str):
         raise ValidationError("the commit message must be a string")
     draft = Commit("", tuple(parents), base, basis, tuple(update_sets), message, float(time),
                    operation, plain(metrics or {}, "metrics"), plain(info or {}, "info"),
-                   author)
+                   author, committer)
     data = canonical_json(draft.to_json())
     return replace(draft, id=hash_bytes(data)), data
 

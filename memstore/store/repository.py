@@ -590,7 +590,9 @@ class Repository:
         """Records a commit whose state is `basis`'s state (None: the base weights) plus
         `update_sets` (one EditResult per solve, applied in order, or its StoredSet where
         its objects are written already), and moves `ref` to it. `author`: who wrote it
-        (None: this process's user, store.author.current()).
+        (None: this process's user, store.author.current()); where that is someone else (a
+        cherry-pick, rebase or squash of their commit), this process's user is recorded as
+        its committer, as git records the one who picked.
 
         `ref` HEAD moves the current branch (or a detached HEAD); None moves nothing.
         `expected` is where `ref` must still point (default: the first parent, i.e. where
@@ -598,13 +600,15 @@ class Repository:
         parents = list(parents)
         if expected is _FROM_PARENTS:
             expected = parents[0] if parents else None
-        author = authors.current() if author is None else authors.check(author, "author")
+        runner = authors.current()
+        author = runner if author is None else authors.check(author, "author")
         with self.lock():
             return writer.write_commit(
                 self.store, self.refs, self.base.hash, update_sets, parents=parents,
                 basis=basis, message=message, metrics=metrics, operation=operation, info=info,
                 time=time, ref=None if ref is None else self._ref_to_move(ref),
-                expected=expected, author=author)
+                expected=expected, author=author,
+                committer=runner if runner != author else None)
 
     def add_commits(self, commits: Sequence[Commit],
                     refs: dict[str, tuple[str | None, str | None]] | None = None) -> None:
