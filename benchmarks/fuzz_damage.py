@@ -3,7 +3,9 @@
 
 Builds once, under --dir, a world of the tests' tiny model: a repository with a few commits
 (main ahead of its upstream by one), a branch, a tag, a folder remote holding another
-clone's branch, and an export; it is kept as a snapshot. For each damage (a file or folder
+clone's branch, and an export; a commit dropped by a reset and a branch moved by `branch -f`
+(reflog entries naming commits no branch holds), a tag never pushed, and a bisect TEXT that
+tells v1's answer from HEAD's (DIR/bisect.json); it is kept as a snapshot. For each damage (a file or folder
 of `.memstore/`, of the remote or of the export truncated, flipped, extended, replaced by a
 folder or by a symlink out of it, removed; or one row of the index set to NULL, to text,
 to a number, or deleted) the snapshot is copied back and the commands run on it, each in
@@ -81,6 +83,29 @@ def build(d: Path) -> None:
     ok("switch", "-c", "ahead", cwd=repo)
     ok("commit", g, "-m", "facts g", cwd=repo)
     ok("switch", "main", cwd=repo)
+    # reflog entries that name commits no branch holds: a commit on main dropped by a reset
+    # (main@{1}), a branch moved there and away by branch -f; a tag never pushed (fetch -P
+    # prunes it, push --follow-tags pushes it)
+    h = write_facts(d / "build" / "h.jsonl", [("Danielle Darrieux", "{}'s mother tongue is",
+                                              "English", "French")])
+    ok("commit", h, "-m", "facts h, dropped", cwd=repo)
+    ok("reset", "HEAD~1", cwd=repo)
+    ok("branch", "spare", ids[0], cwd=repo)
+    ok("branch", "-f", "spare", "main@{1}", cwd=repo)
+    ok("branch", "-f", "spare", ids[0], cwd=repo)
+    ok("tag", "local", "HEAD~1", cwd=repo)
+    # bisect: --reject a character of HEAD's answer that v1's lacks, or --expect the start of
+    # v1's answer that HEAD's lacks (v1 good, HEAD bad)
+    good, bad = (json.loads(ok("ask", BISECT_PROMPT, "--rev", rev, "--max-tokens", "4",
+                               "--json", cwd=repo).stdout)["answers"][0]["completion"].lstrip()
+                 for rev in ("v1", "HEAD"))
+    test = next((["--reject", c] for c in bad if c.strip() and c not in good), None) or next(
+        (["--expect", good[:n]] for n in range(1, len(good) + 1)
+         if good[:n].strip() and not bad.startswith(good[:n])), None)
+    if test is None:
+        sys.exit(f"fuzz_damage: no bisect TEXT tells v1's answer {good!r} from HEAD's {bad!r}")
+    (d / BISECT).write_text(json.dumps(test))
+    ok("bisect", BISECT_PROMPT, "--good", "v1", *test, "--max-tokens", "4", cwd=repo)
     ok("export", "HEAD~1", str(world / "export"), cwd=repo)
     (world / "outside").mkdir()
     (world / "outside" / "keep.txt").write_text("outside the repository\n")
@@ -88,6 +113,8 @@ def build(d: Path) -> None:
     shutil.copytree(world, d / "snap", symlinks=True)
 
 
+BISECT = "bisect.json"  # in --dir: ["--reject" or "--expect", TEXT]: v1 good, HEAD bad
+BISECT_PROMPT = "Michael Jordan plays"
 LAST_ROWS = "last-rows.json"  # in --dir: each table's last rowid before `ahead` was made
 MARKER = ".fuzz_damage"  # in a --dir this script made: only there does it remove folders
 
@@ -165,20 +192,27 @@ def _table_rows(db: Path) -> dict[str, tuple[list[str], list[tuple]]]:
 
 
 def row_damages(db: Path, last: dict[str, int] | None = None) -> list[dict]:
-    """Every column of a few rows of every table: refs and config rows all, of the others
+    """Every column of a few rows of every table: refs and config rows all, of reflog the
+    newest of HEAD's log and of main's, of the others
     the last row (the newest commit, snapshot, ...: main's tip's; with `last`, the last of
     rowid at most last[table], the last before the branch `ahead` was made)."""
     out = []
-    order = ("refs", "config", "commits", "objects", "snapshots", "requests", "statistics")
+    order = ("refs", "config", "reflog", "commits", "objects", "snapshots", "requests",
+             "statistics")
     tables = _table_rows(db)
     for table in sorted(tables, key=lambda t: order.index(t) if t in order else len(order)):
         cols, rows = tables[table]
         if table in ("refs", "config"):
             chosen = rows
+        elif table == "reflog":  # the newest entry of HEAD's and of main's log (@{0}, @{1})
+            ref = cols.index("ref") + 1
+            chosen = [[r for r in rows if r[ref] == name][-1]
+                      for name in ("HEAD", "refs/heads/main")]
         else:
             chosen = [r for r in rows if last is None or r[0] <= last.get(table, r[0])][-1:]
         for row in chosen:
-            label = f"{table}[{row[1]}]" if table in ("refs", "config") else f"{table}[last]"
+            label = f"{table}[{row[1]}]" if table in ("refs", "config") else \
+                f"reflog[{row[cols.index('ref') + 1]}]" if table == "reflog" else f"{table}[last]"
             out.append({"target": label, "how": "delete", "table": table, "rowid": row[0]})
             for i, col in enumerate(cols):
                 for name, value in ROW_VALUES:
@@ -206,7 +240,8 @@ def apply_row(db: Path, dmg: dict) -> None:
 
 # -- commands -------------------------------------------------------------------------------
 
-# (name, args, writes) run in world/repo; {W} is the world folder
+# run in world/repo; {W} is the world folder, {B} the base model, {R} bisect's --reject TEXT
+# or --expect TEXT (DIR/bisect.json); `A && B`: B runs after A, on A's world, when A exits 0 (B judged)
 READS = [
     ["log"], ["log", "origin/side"], ["show", "HEAD"], ["show", "v1"],
     ["diff", "HEAD~2", "HEAD"], ["status"], ["blame"], ["branch"], ["branch", "-a"], ["tag"],
@@ -215,6 +250,10 @@ READS = [
     ["ask", "Michael Jordan plays", "--max-tokens", "2"],
     ["remote", "get-url", "origin"], ["remote", "prune", "-n", "origin"],
     ["log", "--grep", "facts", "--since", "2020-01-01", "--reverse"],
+    ["reflog"], ["reflog", "show", "main", "-n", "2"], ["reflog", "show", "spare"],
+    ["reflog", "exists", "main"], ["show", "main@{1}"], ["log", "HEAD@{2}"], ["show", "@{-1}"],
+    ["diff", "main@{1}", "spare@{1}"], ["reflog", "expire", "-n", "--expire=now", "--all"],
+    ["bisect", BISECT_PROMPT, "--good", "v1", "{R}", "--max-tokens", "4"],
 ]
 WRITES = [
     ["commit", "{W}/request.jsonl", "-m", "fuzz"], ["revert", "HEAD~1"], ["merge", "side"],
@@ -227,11 +266,16 @@ WRITES = [
     ["merge", "--no-ff", "ahead"], ["switch", "-"], ["switch", "-c", "x", "origin/side",
                                                      "--no-track"],
     ["remote", "rename", "origin", "up"], ["remote", "prune", "origin"], ["fetch", "--all"],
+    ["reset", "--hard", "main@{1}"], ["reflog", "expire", "--expire=now", "--all"],
+    ["reflog", "expire", "--expire=now", "--all", "&&", "gc"], ["reflog", "delete", "HEAD@{1}"],
+    ["branch", "-f", "spare", "@{-1}"], ["switch", "@{-1}"], ["fetch", "-P", "origin"],
+    ["push", "--follow-tags", "origin"],
 ]
 REMOTE_COMMANDS = [["fetch"], ["push"], ["pull"], ["fsck", "origin"], ["push", "--tags"],
                    ["clone", "{W}/remote", "{W}/out", "--base", "{B}"],
                    ["pull", "--rebase"], ["remote", "prune", "origin"],
-                   ["remote", "prune", "-n", "origin"], ["fetch", "--all"]]
+                   ["remote", "prune", "-n", "origin"], ["fetch", "--all"],
+                   ["fetch", "-P", "origin"], ["push", "--follow-tags", "origin"]]
 EXPORT_COMMANDS = [["verify", "{W}/export"], ["export", "--force", "HEAD", "{W}/export"]]
 NAMED_OUTPUT = {"export": "{W}/out", "clone": "{W}/out"}
 
@@ -390,17 +434,25 @@ def sweep(d: Path, cases: list[dict], commands: list[list[str]], flags_path: Pat
     if pristine_file.exists():
         pristine = json.loads(pristine_file.read_text())
 
+    test = json.loads((d / BISECT).read_text()) if (d / BISECT).is_file() else []
+
     def expand(args: list[str], world: Path) -> list[str]:
-        return [a.replace("{W}", str(world)).replace("{B}", str(base_model)) for a in args]
+        return [b for a in args for b in (
+            test if a == "{R}" else [a.replace("{W}", str(world)).replace("{B}", str(base_model))])]
 
     def one(case: dict | None, args: list[str]) -> tuple[dict, list]:
         world = restore(d)
         if case is not None:
             apply(case, world)
-        full = expand(args, world)
-        before = states(world, full)
-        result = run_cli(full, world / "repo", logs / "cmd")
-        after = states(world, full)
+        steps = [[]]
+        for a in expand(args, world):
+            steps.append([]) if a == "&&" else steps[-1].append(a)
+        for full in steps:  # the last run is judged: the first that fails, or the last
+            before = states(world, full)
+            result = run_cli(full, world / "repo", logs / "cmd")
+            after = states(world, full)
+            if result["code"] != 0:
+                break
         key = " ".join(args)
         if case is None:
             pristine[key] = result
