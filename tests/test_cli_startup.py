@@ -87,3 +87,21 @@ def test_show_reads_its_norms_with_torch_but_not_transformers(base, tmp_path):
     repo = str(copy_repo(history_template(base)[0], tmp_path / "repo"))
     (_, code, loaded), = _run([["-C", repo, "show", "HEAD"]])
     assert code == 0 and loaded == ["torch"]
+
+
+def test_editing_submodules_are_attributes_of_the_package_as_before():
+    # before the names were lazy, `import memstore.editing` imported apply, memit, requests,
+    # … so `memstore.editing.apply.build_state` (the README's) worked after it alone; a light
+    # one is still imported without torch, and a name that is no submodule stays missing
+    code = """
+import json, sys
+import memstore.editing as e
+out = [e.requests.Request is e.Request, e.settings.EditSettings is e.EditSettings,
+       hasattr(e, "no_such_module"), "torch" in sys.modules]
+out.append(callable(e.apply.build_state))
+print(json.dumps(out))
+"""
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False, env=subprocess_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == [True, True, False, False, True]

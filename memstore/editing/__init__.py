@@ -21,6 +21,15 @@ __all__ = list(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'memstore.editing' has no attribute {name!r}")
-    return getattr(import_module(f".{module}", __name__), name)
+    if module is not None:
+        return getattr(import_module(f".{module}", __name__), name)
+    # a submodule, imported when first named: `import memstore.editing` alone imported
+    # apply, memit, statistics, … before the names were lazy, so `memstore.editing.apply.
+    # build_state` (the README's) worked without importing the submodule by name
+    if name.isidentifier() and not name.startswith("__"):  # (hasattr probes: no import)
+        try:
+            return import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":  # a submodule's own import failed: say so
+                raise
+    raise AttributeError(f"module 'memstore.editing' has no attribute {name!r}")
