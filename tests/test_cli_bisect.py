@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -332,3 +333,19 @@ def test_a_good_end_cut_short_by_max_tokens_says_so(merged):
                 TOKENS, cwd=repo)
         line = error_line(r, 1, "the good revision 'base' is bad: its answer")
         assert ("--max-tokens 3 may have cut it short" in line) is hint, line
+
+
+def test_a_good_end_the_index_lacks_is_damage_not_a_wrong_revision(merged, tmp_path):
+    """A GOOD whose ref names a commit the index has no row of (damage fsck names) was
+    refused as 'not an ancestor of the bad revision', exit 2, the user's mistake; it is
+    named as the damage, exit 1, as the same BAD is."""
+    repo, _ = merged
+    repo = copy_repo(repo, tmp_path / "repo")
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("update refs set target = ? where name = 'refs/heads/side'", ["ab" * 32])
+    con.close()
+    with unchanged(repo):
+        for args in (["--good", "side"], ["--good", "base", "--bad", "side"]):
+            error_line(run("bisect", PROMPT, *args, "--expect", "x", cwd=repo), 1,
+                       "commit abababababab is named but not in the index")

@@ -327,3 +327,16 @@ def test_a_row_whose_ref_is_damaged_refuses_every_log_it_may_belong_to(history):
     ok("fsck", "--repair", "--quick", cwd=repo)
     assert json.loads(ok("show", "main@{1}", "--json", cwd=repo).stdout)["id"] == c1
     assert c2 in [e["new"] for e in entries(repo, "HEAD")]
+
+
+def test_an_entry_naming_a_commit_the_index_lacks_is_damage_in_every_reader(history):
+    """An entry whose commit the index has no row of (fsck names it): `log main@{1}` and
+    `diff main@{1} HEAD` said 'unknown revision' with the 64 digits, exit 2, as if typed
+    wrong, where show, reset and merge name the damage; each names it now, exit 1."""
+    repo, _ = history
+    second = sql(repo, "select id from reflog where ref = 'refs/heads/main' order by id desc "
+                       "limit 1 offset 1")[0][0]
+    sql(repo, "update reflog set new = ? where id = ?", ["ab" * 32, second])
+    for args in (["log", "main@{1}"], ["diff", "main@{1}", "HEAD"], ["reset", "main@{1}"]):
+        said = error_line(run(*args, cwd=repo), 1, "abababababab")
+        assert "unknown revision" not in said

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import MemstoreError, ValidationError
+from .schema import not_indexed
 
 if TYPE_CHECKING:
     from .repository import Repository
@@ -278,6 +279,8 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
             raise ValidationError(f"the good revision {rev!r} and the bad revision "
                                   f"{bad or 'HEAD'!r} are the same commit")
         if c is not BASE and c not in reached:
+            if not any(repo.db.query("select 1 from commits where id = ?", [c])):
+                raise not_indexed(c)  # damage (a ref naming it), not the user's revision
             raise ValidationError(f"the good revision {rev!r} ({c[:12]}) is not an ancestor "
                                   f"of the bad revision {bad or 'HEAD'!r} ({bad_commit[:12]})")
     known = [c for c in good_commits if c is not BASE]

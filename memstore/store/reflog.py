@@ -119,6 +119,12 @@ def entries(db: Database, ref: str) -> list[Entry]:
         f"select * from {TABLE} where ref = ? order by id desc", [ref])]
 
 
+def names(db: Database, commit: str) -> bool:
+    """Whether an entry moved a ref to `commit` (what a `REF@{N}` resolved to)."""
+    return _present(db) and any(db.query(f"select 1 from {TABLE} where new = ? limit 1",
+                                         [commit]))
+
+
 def refs(db: Database) -> list[str]:
     """Every ref with a log."""
     if not _present(db):

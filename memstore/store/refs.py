@@ -465,7 +465,8 @@ class Refs:
             raise ValidationError(f"unknown revision {rev!r}: 'base' names the base model's "
                                   "weights, not a commit, and a branch, a tag or HEAD points "
                                   "to a commit (only diff, export, ask and eval take 'base')")
-        if OBJECT_ID.fullmatch(name) and name in self.all().values():  # a ref's commit, which
+        if OBJECT_ID.fullmatch(name) and (name in self.all().values()  # a ref's commit, or
+                                          or reflog.names(self.db, name)):  # REF@{N}'s, which
             raise not_indexed(name)  # a command resolves again: damage, not the user's input
         raise ValidationError(f"unknown revision {rev!r}")
 
