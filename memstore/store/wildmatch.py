@@ -73,6 +73,13 @@ def _one(p: str, i: int, c: str) -> int | None | bool:
     return i + 1 if c == p[i] else None
 
 
+def _escaped(p: str, i: int) -> tuple[int, str | None]:
+    """`p[i]` is a backslash in a set: the index and the character it escapes, None for
+    the character where the pattern ends there (git aborts the match)."""
+    i += 1
+    return i, (p[i] if i < len(p) else None)
+
+
 def _bracket(p: str, i: int, c: str) -> tuple[int, bool | None]:
     """The set starting at `p[i]` (after '['): (the index of its closing ']', whether `c`
     is in it), or None for whether where git aborts the match."""
@@ -86,19 +93,17 @@ def _bracket(p: str, i: int, c: str) -> tuple[int, bool | None]:
             return i, None
         pc = p[i]
         if pc == "\\":
-            i += 1
-            if i >= len(p):
+            i, pc = _escaped(p, i)
+            if pc is None:
                 return i, None
-            pc = p[i]
             matched |= c == pc
         elif pc == "-" and prev and i + 1 < len(p) and p[i + 1] != "]":
             i += 1
             hi = p[i]
             if hi == "\\":
-                i += 1
-                if i >= len(p):
+                i, hi = _escaped(p, i)
+                if hi is None:
                     return i, None
-                hi = p[i]
             matched |= prev <= c <= hi
             pc = ""  # no range starts at a range's end
         elif pc == "[" and p.startswith(":", i + 1):
