@@ -40,6 +40,9 @@ CASES = [  # pattern, the NAMES git's `tag -l PATTERN` lists
     ("a[!-]c", ["abc"]),
     ("a[^!]b", ["a.b"]),
     ("a[[:x]b", []),  # '[:' with no ':]': '[' itself
+    ("x[\\]]y", ["x]y"]),  # '\' in a set escapes
+    ("a[\\-]c", ["a-c"]),
+    ("a[+-\\.]b", ["a.b"]),  # and a range's end
 ]
 
 
