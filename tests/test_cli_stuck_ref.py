@@ -278,3 +278,29 @@ def test_a_switch_keeping_a_stuck_detached_head_reads_nothing_it_held(base, tmp_
                f"cannot create branch 'kept': 'HEAD' names commit {c3[:12]}, which is not "
                "in the index; run `memstore fsck`")
     assert snapshot(repo) == before
+
+
+def test_a_corrupt_request_list_after_the_repair_is_named_not_sent_back_to_it(base, tmp_path):
+    """HEAD's request list corrupt: `fsck --repair` leaves its rows out ("requests not
+    indexed"), and `status` then warned `run memstore fsck --repair`, the command just run
+    (a loop). It names the object, what is lost, and the way off the commit."""
+    template, (c1, c2, c3) = history_template(base)
+    repo = copy_repo(template, tmp_path / "repo")
+    objects = repo / ".memstore" / "objects"
+    record = json.loads((objects / c3[:2] / c3[2:]).read_bytes())
+    oid = record["update_sets"][0]["requests"]
+    obj = objects / oid[:2] / oid[2:]
+    obj.chmod(0o644)
+    obj.write_bytes(obj.read_bytes()[:-5] + b"xxxxx")
+    repaired = run("fsck", "--repair", cwd=repo)
+    assert repaired.exit_code == 1 and f"requests not indexed: {oid}" in repaired.output
+    status = ok("status", cwd=repo)
+    warning = next(line for line in status.output.splitlines() if line.startswith("warning:"))
+    assert warning == (f"warning: commit {c3[:12]}: its facts cannot be counted or listed "
+                       f"(object {oid} is corrupt (its content does not match its name): its "
+                       "request list, which `fsck --repair` cannot restore); `memstore reset "
+                       "REV` onto a commit before it leaves it"), warning
+    assert "facts   not counted" in status.output
+    ok("reset", "HEAD~1", cwd=repo)  # the way it names works
+    assert "warning" not in ok("status", cwd=repo).output
+    assert [c["id"] for c in log_json(repo)] == [c2, c1]

@@ -76,6 +76,7 @@ def chain_depths(store: Storage, commit: str) -> dict[str, int]:
             raise DamagedIndexError(f"commit {cur[:12]}: index row disagrees with the record "
                                     "(basis); run `memstore fsck --repair`")
         if rows.get(cur, 0) != n:
+            _unreadable_requests(store, cur)  # no rows to rebuild from: said as it is
             raise DamagedIndexError(f"commit {cur[:12]}: request rows disagree with the record "
                                     f"({rows.get(cur, 0)} rows, {n} requests); run `memstore "
                                     "fsck --repair`")
@@ -83,6 +84,20 @@ def chain_depths(store: Storage, commit: str) -> dict[str, int]:
         seen.add(cur)
         cur = recorded
     return {c: d for d, c in enumerate(reversed(chain))}
+
+
+def _unreadable_requests(store: Storage, commit_id: str) -> None:
+    """Raises where a request list of `commit_id` cannot be read back (its object corrupt or
+    missing): `fsck --repair` then leaves its rows out ("requests not indexed"), and saying
+    `run memstore fsck --repair` again sent the user round a loop they could not leave."""
+    for s in store.commit(commit_id).update_sets:
+        try:
+            load_requests(store.objects, s)
+        except MemstoreError as e:
+            raise MemstoreError(
+                f"commit {commit_id[:12]}: its facts cannot be counted or listed "
+                f"({str(e).split('; run ')[0]}: its request list, which `fsck --repair` cannot "
+                "restore); `memstore reset REV` onto a commit before it leaves it") from None
 
 
 def n_live(store: Storage, commit: str) -> int:
