@@ -151,3 +151,46 @@ def test_relative_dates_and_a_log_that_starts_with_a_move(history):
     r = ok("show", "main@{4.days.ago}", "--json", cwd=repo)
     assert json.loads(r.stdout)["id"] == c3 and "only goes back to" in r.stderr
     assert commit(repo, "main@{now}") == c1
+
+
+def test_reflog_show_and_delete_take_a_date_as_git(history):
+    """`reflog show main@{DATE}` starts at the latest entry at or before DATE and `reflog
+    delete main@{DATE}` deletes it (git 2.39's, checked on the same moves); both said 'no
+    reflog for 'main@{yesterday}''. Before the oldest: show prints none, with git's warning;
+    delete refuses, nothing deleted."""
+    repo, (c1, c2, c3) = history
+    day1, day2, day3 = (parse(f"2026-03-0{d} 10:00") for d in (1, 2, 3))
+    timed(repo, day1, day2, day3)
+    listed = json.loads(ok("reflog", "show", "main@{2026-03-02 12:00}", "--json",
+                           cwd=repo).stdout)
+    assert [(e["selector"], e["new"]) for e in listed] == [("main@{1}", c2), ("main@{2}", c1)]
+    assert [e["new"] for e in json.loads(ok("reflog", "@{2026-03-03}", "--json",
+                                            cwd=repo).stdout)] == [c2, c1]  # the branch's
+    r = ok("reflog", "show", "main@{2026-02-01}", cwd=repo)
+    assert r.stdout == "" and r.stderr.startswith("warning: log for 'main' only goes back to")
+    refused(repo, ("reflog", "delete", "main@{2026-02-01}"),
+            "'main@{2026-02-01}' names no reflog entry: log for 'main' has none that old")
+    refused(repo, ("reflog", "show", "main@{soon}"), "'soon': not a date")
+    refused(repo, ("reflog", "delete", "main@{u}"), "'main@{u}' names no reflog entry")
+    ok("reflog", "delete", "main@{2026-03-02 12:00}", cwd=repo)
+    assert [e["new"] for e in json.loads(ok("reflog", "main", "--json", cwd=repo).stdout)] \
+        == [c3, c1]
+
+
+def test_the_upstream_s_reflog_as_git_s_at_u_at_n(history, tmp_path):
+    """`@{u}@{N}` (`main@{upstream}@{1}`, `@{u}@{DATE}`): the N-th previous value of the
+    upstream's remote-tracking branch, as git's; was 'unknown revision'."""
+    repo, (_, c2, c3) = history
+    ok("remote", "add", "origin", tmp_path / "origin", cwd=repo)
+    ok("push", "origin", "main", cwd=repo)
+    ok("reset", "HEAD~1", cwd=repo)
+    ok("push", "--force", "origin", "main", cwd=repo)  # origin/main: c3, then c2
+    assert commit(repo, "@{u}") == c2
+    for rev in ("@{u}@{1}", "main@{upstream}@{1}", "@{U}@{1}~1"):
+        assert commit(repo, rev) == (c3 if "~" not in rev else c2), rev
+    assert commit(repo, "@{u}@{0}") == c2
+    assert commit(repo, "@{u}@{now}") == c2
+    assert [e["new"] for e in json.loads(ok("reflog", "@{u}", "--json", cwd=repo).stdout)] \
+        == [c2, c3]
+    refused(repo, ("show", "@{u}@{2}"), "log for '@{u}' only has 2 entries")
+    refused(repo, ("show", "side@{u}@{1}"), "no such branch: 'side'")

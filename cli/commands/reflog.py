@@ -44,14 +44,14 @@ def reflog() -> None:
 @json_option
 @pass_repo
 def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
-    """REF's entries, newest first, as git's `ID REF@{N}: MESSAGE`; `REF@{N}`: from that
-    entry on, as git's. A REF that names no ref here (and has no log) is one line, exit 2.
+    """REF's entries, newest first, as git's `ID REF@{N}: MESSAGE`; `REF@{N}` or
+    `REF@{DATE}`: from that entry on (the latest at or before DATE), as git's. A REF that names no ref here (and has no log) is one line, exit 2.
 
     --json prints a list of objects: selector (REF@{N}), ref, old (null where the move
     created it), new, time, author and message."""
-    from memstore.store import reflog as reflogs
+    from memstore.store import ref_marks
 
-    name, start = reflogs.split(ref) or (ref, 0)
+    name, start = ref_marks.entry_at(repo.refs, ref) or (ref, 0)
     full, log = repo.reflog_of(name, strict=True)  # a typo: one line, not silence
     shown = name or (repo.head().branch or "HEAD")  # `@{N}`: the current branch's, as git's
     log = log[start:] if limit is None else log[start:start + limit]
@@ -116,10 +116,11 @@ def _age(text: str, now: float, option: str) -> float:
 
 
 @reflog.command(short_help="Delete reflog entries REF@{N}.")
-@click.argument("selectors", nargs=-1, required=True, metavar="REF@{N}...")
+@click.argument("selectors", nargs=-1, required=True, metavar="REF@{N|DATE}...")
 @pass_repo
 def delete(repo, selectors: tuple[str, ...]) -> None:
-    """Delete the entries REF@{N}... (all or none), as git's `reflog delete`."""
+    """Delete the entries REF@{N}... (all or none), as git's `reflog delete`; REF@{DATE}
+    names the latest entry at or before DATE."""
     for e in repo.reflog_delete(list(selectors)):
         click.echo(f"deleted {e.new[:12]} {e.ref}: {e.message} ({when(e.time)})")
 

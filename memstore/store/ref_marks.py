@@ -47,11 +47,52 @@ def resolve(refs: Refs, name: str, rev: str) -> str | None:
                                   "upstream recorded, is not here (not fetched yet, or "
                                   "deleted there since): `memstore fetch`")
         return commit
+    found = dated(name, rev)
+    return None if found is None else at_date(refs, *found, rev)  # (REF@{N}: Refs reads it)
+
+
+def dated(name: str, rev: str) -> tuple[str, float] | None:
+    """(the ref part, the time) of `name` where it is REF@{DATE} (REF may be empty, or
+    BRANCH@{u}: its upstream's log), None where it is another form (REF@{N}, @{-N}, a
+    mark); `rev`: the whole revision, as errors name it."""
     m = DATED.match(name)
-    if m is None or "@{" in m.group(1) or (re.fullmatch(r"-?[0-9]+", m.group(2)) and not
-                                            EPOCH[0] <= reflog.count(m.group(2)) < EPOCH[1]):
-        return None  # REF@{N}, @{-N}: Refs reads them
-    return at_date(refs, m.group(1), _date(m.group(2), rev), rev)
+    if m is None or MARK.match(name) or ("@{" in m.group(1) and not MARK.match(m.group(1))) \
+            or (re.fullmatch(r"-?[0-9]+", m.group(2))
+                and not EPOCH[0] <= reflog.count(m.group(2)) < EPOCH[1]):
+        return None
+    return m.group(1), _date(m.group(2), rev)
+
+
+def entry_at(refs: Refs, selector: str, warn: bool = True) -> tuple[str, int] | None:
+    """(REF, the index in REF's log, newest first) of a reflog entry `selector` as `reflog
+    show` and `reflog delete` take it: REF@{N}, or REF@{DATE} (the latest entry at or
+    before DATE, as git's; the log's length where DATE is before its oldest, with git's
+    warning where `warn`); None where it is neither."""
+    at = reflog.split(selector)
+    if at is not None:
+        return at
+    found = dated(selector, selector)
+    if found is None:
+        return None
+    name, when = found
+    log = reflog.entries(refs.db, refs.log_ref(name))
+    i = _index(log, when)
+    if i == len(log) and log and warn:
+        refs.warn(f"log for {_shown(refs, name)!r} only goes back to "
+                  f"{rfc2822(log[-1].time)}", selector)
+    return name, i
+
+
+def _index(log: list[reflog.Entry], when: float) -> int:
+    """The index of the latest entry of `log` (newest first) at or before `when`, to the
+    second (git's log keeps seconds); len(log) where every entry is later."""
+    at = math.floor(when)
+    return next((i for i, e in enumerate(log) if math.floor(e.time) <= at), len(log))
+
+
+def _shown(refs: Refs, name: str) -> str:
+    return (refs.head().branch or "HEAD") if not name else \
+        (name if len(name) <= 60 else name[:60] + "…")
 
 
 def marked_ref(refs: Refs, name: str, rev: str | None = None) -> str | None:
@@ -108,15 +149,13 @@ def at_date(refs: Refs, name: str, when: float, rev: str) -> str:
     time); its value now after the latest entry; before the first, the value the first
     moved it from (warned about: git's 'log for REF only goes back to DATE')."""
     ref = refs.log_ref(name)
-    shown = (refs.head().branch or "HEAD") if not name else \
-        (name if len(name) <= 60 else name[:60] + "…")
+    shown = _shown(refs, name)
     log = reflog.entries(refs.db, ref)
     if not log:
         raise ValidationError(f"unknown revision {rev!r}: no reflog for {shown!r}")
-    at = math.floor(when)
-    for i, e in enumerate(log):  # newest first
-        if math.floor(e.time) <= at:
-            return (refs.read(ref) or e.new) if i == 0 else e.new
+    i = _index(log, when)
+    if i < len(log):
+        return (refs.read(ref) or log[0].new) if i == 0 else log[i].new
     oldest = log[-1]
     refs.warn(f"log for {shown!r} only goes back to {rfc2822(oldest.time)}", rev)
     return oldest.old or oldest.new

@@ -507,7 +507,13 @@ class Refs:
     def log_ref(self, name: str) -> str:
         """The ref whose reflog `name` names, as a revision names refs: HEAD, `refs/...`,
         a branch, a remote-tracking branch (`origin/main`, `remotes/origin/main`); ''
-        the current branch (HEAD when detached), as git's `@{N}`."""
+        the current branch (HEAD when detached), as git's `@{N}`; BRANCH@{u}/@{push}, its
+        upstream's remote-tracking branch (git's `@{u}@{1}`)."""
+        from . import ref_marks  # (it imports upstreams, which import this module)
+
+        marked = ref_marks.marked_ref(self, name) if "@{" in name else None
+        if marked is not None:
+            return marked
         if not name:
             return self.head().ref or HEAD
         if name == HEAD or name.startswith("refs/"):

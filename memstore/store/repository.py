@@ -32,6 +32,7 @@ from . import (
     index,
     maintenance,
     previous_head,
+    ref_marks,
     reflog,
     snapshots,
     stats_records,
@@ -773,16 +774,19 @@ class Repository:
         with self.lock(), transaction(self.db):
             chosen = []
             for sel in selectors:
-                at = reflog.split(sel) if isinstance(sel, str) else None
+                at = ref_marks.entry_at(self.refs, sel, warn=False) if isinstance(sel, str) else None
                 if at is None:
                     raise ValidationError(f"{str(sel)[:SHOWN]!r} names no reflog entry: give "
-                                          "REF@{N} (`memstore reflog REF` lists them)")
+                                          "REF@{N} or REF@{DATE} (`memstore reflog REF` "
+                                          "lists them)")
                 _, log = self.reflog_of(at[0])
                 if at[1] >= len(log):
                     shown = at[0] or (self.head().branch or HEAD)
                     raise ValidationError(
                         f"{sel[:SHOWN]!r} names no reflog entry: log for {shown[:SHOWN]!r} "
-                        f"only has {len(log)} entr{'y' if len(log) == 1 else 'ies'}")
+                        + (f"only has {len(log)} entr{'y' if len(log) == 1 else 'ies'}"
+                           if reflog.split(sel) or not log else
+                           "has none that old"))
                 chosen.append(log[at[1]])
             reflog.delete(self.db, {e.id for e in chosen})
         return list({e.id: e for e in chosen}.values())  # one named twice went once
