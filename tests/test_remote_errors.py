@@ -496,3 +496,20 @@ def test_fsck_repair_of_a_remote_from_the_command_line(pushed, tmp_path):
     r = run("fsck", "origin", "--repair", "--json", cwd=repo)
     assert json.loads(r.stdout) == {"ok": True, "problems": [], "rewritten": []}
     assert "rewrote 0 objects (0 B)" in r.stderr
+
+
+def test_a_first_push_makes_the_remote_s_folder_not_the_folders_above_it(repo, tmp_path):
+    """A typo in a folder remote's path (/tmp/typo/deep/remote) made the whole tree of
+    folders on the first push; the remote's own folder is made, as the README says, and a
+    folder above it that is not there is named, nothing written."""
+    url = tmp_path / "typo" / "deep" / "remote"
+    ok("remote", "add", "origin", url, cwd=repo)
+    ok("tag", "v1", cwd=repo)
+    for args in (["push", "-u", "origin", "main"], ["push", "--tags", "origin"]):
+        refused(*args, code=1, repo=repo, says=f"remote {url}: no such folder {url.parent} "
+                "(a first `memstore push` creates the remote's own folder, not the folders "
+                "above it: check the path, or create them)")
+        assert not (tmp_path / "typo").exists()
+    url.parent.mkdir(parents=True)
+    ok("push", "-u", "origin", "main", cwd=repo)
+    assert (url / MARKER).is_file()

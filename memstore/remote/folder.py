@@ -175,7 +175,14 @@ class FolderTransport(Transport):
         """The remote's lock held. Its file gets the mode the umask allows, as the others
         do: every teammate who pushes opens it for writing (made 0644, it refused every
         push but its maker's in a group's shared folder)."""
-        self._call("create the remote folder", self.root.mkdir, parents=True, exist_ok=True)
+        if not self._call("read the remote folder", os.path.lexists, self.root) and not \
+                self._call("read the folder above it", self.root.parent.is_dir):
+            # the remote's own folder is made, not those above it: a typo in a path
+            # (/tmp/typo/deep/remote) made a tree of folders nobody meant
+            raise RemoteError(f"remote {self.url}: no such folder {self.root.parent} (a first "
+                              "`memstore push` creates the remote's own folder, not the "
+                              "folders above it: check the path, or create them)")
+        self._call("create the remote folder", self.root.mkdir, exist_ok=True)
         lock = RepositoryLock(self._target(LOCK), mode=0o666)
         self._call(f"lock the remote ({LOCK})", lock.acquire, timeout=LOCK_TIMEOUT)
         try:
