@@ -340,3 +340,26 @@ def test_an_entry_naming_a_commit_the_index_lacks_is_damage_in_every_reader(hist
     for args in (["log", "main@{1}"], ["diff", "main@{1}", "HEAD"], ["reset", "main@{1}"]):
         said = error_line(run(*args, cwd=repo), 1, "abababababab")
         assert "unknown revision" not in said
+
+
+def test_an_entry_naming_a_commit_the_index_lacks_is_said_in_one_wording(history):
+    """One condition, one line, the one that says what to do: `show main@{1}` and
+    `cherry-pick main@{1}` said 'object abab… is missing', `revert main@{1}` 'is not in the
+    history of HEAD' (exit 2), `switch --detach`/`branch`/`merge` their own 'cannot …'
+    forms, where `log main@{1}` said 'named but not in the index; run `memstore fsck`'."""
+    repo, _ = history
+    second = sql(repo, "select id from reflog where ref = 'refs/heads/main' order by id desc "
+                       "limit 1 offset 1")[0][0]
+    sql(repo, "update reflog set new = ?, time = ? where id = ?",
+        ["ab" * 32, time.time() - 2 * 86400, second])
+    sql(repo, "update reflog set time = ? where ref = 'refs/heads/main' and id > ?",
+        [time.time() - 86400 + 3600, second])
+    says = "memstore: error: commit abababababab is named but not in the index; run " \
+           "`memstore fsck`"
+    before = snapshot(repo)
+    for args in (["show", "main@{1}"], ["log", "main@{1}"], ["cherry-pick", "main@{1}"],
+                 ["revert", "main@{1}"], ["switch", "--detach", "main@{1}"],
+                 ["branch", "x", "main@{1}"], ["show", "main@{36.hours.ago}"]):
+        r = run(*args, cwd=repo)
+        assert (r.exit_code, r.stderr.strip()) == (1, says), args
+    assert snapshot(repo) == before

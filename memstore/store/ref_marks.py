@@ -48,7 +48,8 @@ def resolve(refs: Refs, name: str, rev: str) -> str | None:
                                   "deleted there since): `memstore fetch`")
         return commit
     found = dated(name, rev)
-    return None if found is None else at_date(refs, *found, rev)  # (REF@{N}: Refs reads it)
+    return None if found is None else \
+        refs.indexed(at_date(refs, *found, rev))  # (REF@{N}: Refs reads it)
 
 
 def dated(name: str, rev: str) -> tuple[str, float] | None:

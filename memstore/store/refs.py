@@ -476,12 +476,21 @@ class Refs:
         ref = self.log_ref(name)
         shown = (self.head().branch or HEAD) if not name else _shown(name)
         try:
-            return reflog.nth(self.db, ref, n, shown, rev)
+            return self.indexed(reflog.nth(self.db, ref, n, shown, rev))
         except ValidationError:
             now = self.head().commit if ref == HEAD else self.read(ref)
             if n == 0 and now is not None and reflog.logged(ref):
                 return now  # git's: REF@{0} with an empty log (expired, rebuilt) is REF
             raise
+
+    def indexed(self, commit: str) -> str:
+        """`commit`, which a reflog entry names, where the index has its row; else the
+        damage, in the words every reader uses ('named but not in the index; run `memstore
+        fsck`', which names the entry): `show` read the object and said 'object … is
+        missing', `revert` said it is not in HEAD's history."""
+        if not any(self.db.query("select 1 from commits where id = ? limit 1", [commit])):
+            raise not_indexed(commit)
+        return commit
 
     def prior_checkout(self, name: str, rev: str | None = None) -> str | None:
         """What `@{-N}` (`name`) names, as git's: the branch HEAD was on before the N-th
