@@ -105,3 +105,23 @@ print(json.dumps(out))
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout) == [True, True, False, False, True]
+
+
+def test_dir_of_the_lazy_packages_lists_their_names_without_importing_torch():
+    # `dir(memstore.editing)` listed none of its lazy names (build_state, EditSettings, the
+    # submodules __getattr__ imports), so tab completion offered nothing; memstore.store's
+    # likewise; listing them imports nothing heavy, and each listed name is there
+    code = """
+import json, sys
+import memstore.editing as e, memstore.store as s
+de, ds = dir(e), dir(s)
+out = [all(n in de for n in ("build_state", "EditSettings", "apply", "zs", "statistics")),
+       all(n in ds for n in ("Repository", "check_ref_name", "MissingObjectError")),
+       "torch" in sys.modules, "transformers" in sys.modules,
+       [n for n in de if not hasattr(e, n)], [n for n in ds if not hasattr(s, n)]]
+print(json.dumps(out))
+"""
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False, env=subprocess_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == [True, True, False, False, [], []]

@@ -33,3 +33,11 @@ def __getattr__(name: str) -> Any:
             if e.name != f"{__name__}.{name}":  # a submodule's own import failed: say so
                 raise
     raise AttributeError(f"module 'memstore.editing' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The names `__getattr__` gives too (the lazy ones and the submodules, found without
+    importing them), as `dir()` and tab completion listed them before the names were lazy."""
+    from pkgutil import iter_modules
+
+    return sorted({*globals(), *_EXPORTS, *(m.name for m in iter_modules(__path__))})

@@ -28,3 +28,10 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'memstore.store' has no attribute {name!r}")
     return getattr(import_module(f".{module}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    """The lazy names too, as `dir()` and tab completion listed them before they were lazy
+    (its submodules are attributes once imported, as any package's: `__getattr__` gives
+    none, so none is listed before)."""
+    return sorted({*globals(), *_EXPORTS})
