@@ -363,3 +363,30 @@ def test_an_entry_naming_a_commit_the_index_lacks_is_said_in_one_wording(history
         r = run(*args, cwd=repo)
         assert (r.exit_code, r.stderr.strip()) == (1, says), args
     assert snapshot(repo) == before
+
+
+def test_a_row_whose_ref_is_no_ref_name_is_damage_fsck_names_and_repair_drops(history):
+    """A row whose ref is a logged prefix and a name no ref can have ('refs/heads/we
+    ird\\n', made of main's by a damage) passed fsck ('ok') and was in no log, so main@{1}
+    named the commit one entry older, silently. Its name is checked as a ref's (git's
+    rules): fsck names it, every log is refused until `fsck --repair` drops it, saying so;
+    a remote-tracking branch's and an older memstore's name (U+200B, git's rules allow
+    it) stay sound."""
+    repo, (c1, c2, _) = history
+    second = sql(repo, "select id from reflog where ref = 'refs/heads/main' order by id desc "
+                       "limit 1 offset 1")[0][0]
+    sql(repo, "insert into reflog (ref, old, new, time, author, message) values "
+              "(?, null, ?, 1.0, null, 'x'), ('refs/remotes/origin/a/b', null, ?, 1.0, null, 'y')",
+        ["refs/heads/old\u200bname", c1, c1])
+    assert json.loads(run("fsck", "--quick", "--json", cwd=repo).stdout)["problems"] == []
+    for bad in ("refs/heads/we ird\n", "refs/heads/", "refs/heads/a..b", "refs/remotes/o/x~1"):
+        sql(repo, "update reflog set ref = ? where id = ?", [bad, second])
+        problems = json.loads(run("fsck", "--quick", "--json", cwd=repo).stdout)["problems"]
+        assert problems == [(f"reflog entry {second} is malformed (its ref {bad!r}); "
+                             "`memstore fsck --repair` drops it")], bad
+        error_line(run("show", "main@{1}", cwd=repo), 1, f"reflog entry {second}")
+        error_line(run("reflog", "HEAD", cwd=repo), 1, f"reflog entry {second}")
+    r = run("fsck", "--repair", "--quick", cwd=repo)
+    assert r.exit_code == 0 and "dropped 1 malformed reflog entry" in r.stderr, r.output
+    assert json.loads(ok("show", "main@{1}", "--json", cwd=repo).stdout)["id"] == c1
+    assert c2 in [e["new"] for e in entries(repo, "HEAD")]

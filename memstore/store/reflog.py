@@ -52,6 +52,18 @@ def logged(ref: str) -> bool:
     return ref == HEAD or ref.startswith(LOGGED)
 
 
+def _ref_sound(ref: Any) -> bool:
+    """Whether a row's ref cell can be a logged ref's: HEAD, or a branch or
+    remote-tracking branch whose name is one a ref can have (git's rules, as the names
+    refs are made with are checked: refs.check_ref_name; a name only memstore's rule
+    against unseen characters refuses, which an older memstore made, is sound)."""
+    from .refs import name_problem  # (refs imports this module)
+
+    if not isinstance(ref, str) or not logged(ref):
+        return False
+    return ref == HEAD or name_problem(ref.split("/", 2)[2], unseen=False) is None
+
+
 def _present(db: Database) -> bool:
     """Whether the index has the table (an index migrated read-only may not)."""
     return TABLE in db.table_names()
@@ -90,7 +102,7 @@ def malformed(row: dict[str, Any]) -> str | None:
     """What is wrong with a reflog row, in words; None when it is sound."""
     if not isinstance(row.get("id"), int) or isinstance(row.get("id"), bool):
         return f"its id {str(row.get('id'))[:40]!r}"
-    if not isinstance(row.get("ref"), str) or not logged(row["ref"]):
+    if not _ref_sound(row.get("ref")):
         return f"its ref {str(row.get('ref'))[:80]!r}"
     for key in ("old", "new"):
         value = row.get(key)
@@ -111,10 +123,10 @@ def entries(db: Database, ref: str) -> list[Entry]:
     """`ref`'s log, newest first (a damaged row: DamagedIndexError)."""
     if not _present(db):
         return []
-    for r in db.query(f"select * from {TABLE} where typeof(ref) != 'text' or not (ref = ? "
-                      "or ref glob 'refs/heads/*' or ref glob 'refs/remotes/*') limit 1",
-                      [HEAD]):
-        _entry(r)  # a row whose ref is damaged may be `ref`'s: its N would be off by one
+    for name in [r["ref"] for r in db.query(f"select distinct ref from {TABLE}")]:
+        if not _ref_sound(name):  # a row whose ref is damaged may be `ref`'s ('main\n'
+            _entry(next(db.query(  # made of 'main'): its N would be off by one
+                f"select * from {TABLE} where ref is ? order by id limit 1", [name])))
     return [_entry(r) for r in db.query(
         f"select * from {TABLE} where ref = ? order by id desc", [ref])]
 

@@ -52,7 +52,7 @@ class Head:
 UNSEEN = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 
-def _name_problem(name: str, unseen: bool = True) -> str | None:
+def name_problem(name: str, unseen: bool = True) -> str | None:
     """Why `name` cannot be a ref's short name (None when it can); `unseen`: with
     memstore's rule against characters that do not show as themselves, beyond git's."""
     if not name:
@@ -88,7 +88,7 @@ def older_name(name: str) -> str | None:
     """What is wrong with `name` when it breaks only memstore's rule against characters
     that do not show as themselves (a name git accepts, and memstore did before that rule:
     a branch an older memstore pushed to a shared remote); else None."""
-    return _name_problem(name) if _name_problem(name, unseen=False) is None else None
+    return name_problem(name) if name_problem(name, unseen=False) is None else None
 
 
 def case_twin(name: str, names) -> str | None:
@@ -140,7 +140,7 @@ def check_ref_name(name: str, kind: str = "branch") -> str:
     otherwise a ValidationError naming it and the rule it breaks."""
     if not isinstance(name, str):
         raise ValidationError(f"invalid {kind} name {name!r}: not a string")
-    problem = _name_problem(name)
+    problem = name_problem(name)
     if problem is None and name == HEAD:
         problem = "'HEAD' is reserved"
     if problem is None and name.startswith("refs/"):
