@@ -190,7 +190,8 @@ def test_the_upstream_s_reflog_as_git_s_at_u_at_n(history, tmp_path):
         assert commit(repo, rev) == (c3 if "~" not in rev else c2), rev
     assert commit(repo, "@{u}@{0}") == c2
     assert commit(repo, "@{u}@{now}") == c2
-    assert [e["new"] for e in json.loads(ok("reflog", "@{u}", "--json", cwd=repo).stdout)] \
-        == [c2, c3]
+    assert [(e["selector"], e["new"]) for e in json.loads(ok("reflog", "@{u}", "--json",
+                                                             cwd=repo).stdout)] \
+        == [("refs/remotes/origin/main@{0}", c2), ("refs/remotes/origin/main@{1}", c3)]
     refused(repo, ("show", "@{u}@{2}"), "log for '@{u}' only has 2 entries")
     refused(repo, ("show", "side@{u}@{1}"), "no such branch: 'side'")

@@ -54,6 +54,8 @@ def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
     name, start = ref_marks.entry_at(repo.refs, ref) or (ref, 0)
     full, log = repo.reflog_of(name, strict=True)  # a typo: one line, not silence
     shown = name or (repo.head().branch or "HEAD")  # `@{N}`: the current branch's, as git's
+    if ref_marks.MARK.match(name):  # `@{u}`: its remote-tracking ref, as git labels it
+        shown = full
     log = log[start:] if limit is None else log[start:start + limit]
     rows = [{"selector": f"{shown}@{{{i}}}", "ref": full, "old": e.old, "new": e.new,
              "time": e.time, "author": e.author, "message": e.message}
