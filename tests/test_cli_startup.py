@@ -107,6 +107,23 @@ print(json.dumps(out))
     assert json.loads(p.stdout) == [True, True, False, False, True]
 
 
+def test_store_submodules_are_attributes_of_the_package_as_editing_s():
+    # `import memstore.store as s; s.refs` was an AttributeError until memstore.store.refs
+    # was imported by name; a light one is still imported without torch, and a name that
+    # is no submodule stays missing
+    code = """
+import json, sys
+import memstore.store as s
+out = [s.refs.Head is s.Head, s.lock.RepositoryLock is s.RepositoryLock,
+       callable(s.reflog.entries), hasattr(s, "no_such_module"), "torch" in sys.modules]
+print(json.dumps(out))
+"""
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False, env=subprocess_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == [True, True, True, False, False]
+
+
 def test_dir_of_the_lazy_packages_lists_their_names_without_importing_torch():
     # `dir(memstore.editing)` listed none of its lazy names (build_state, EditSettings, the
     # submodules __getattr__ imports), so tab completion offered nothing; memstore.store's
@@ -116,7 +133,7 @@ import json, sys
 import memstore.editing as e, memstore.store as s
 de, ds = dir(e), dir(s)
 out = [all(n in de for n in ("build_state", "EditSettings", "apply", "zs", "statistics")),
-       all(n in ds for n in ("Repository", "check_ref_name", "MissingObjectError")),
+       all(n in ds for n in ("Repository", "check_ref_name", "MissingObjectError", "refs")),
        "torch" in sys.modules, "transformers" in sys.modules,
        [n for n in de if not hasattr(e, n)], [n for n in ds if not hasattr(s, n)]]
 print(json.dumps(out))

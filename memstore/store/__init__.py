@@ -25,13 +25,22 @@ __all__ = list(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'memstore.store' has no attribute {name!r}")
-    return getattr(import_module(f".{module}", __name__), name)
+    if module is not None:
+        return getattr(import_module(f".{module}", __name__), name)
+    # a submodule, imported when first named (as memstore.editing's): `import memstore.store
+    # as s; s.refs` was an AttributeError until `memstore.store.refs` was imported by name
+    if name.isidentifier() and not name.startswith("__"):  # (hasattr probes: no import)
+        try:
+            return import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":  # a submodule's own import failed: say so
+                raise
+    raise AttributeError(f"module 'memstore.store' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    """The lazy names too, as `dir()` and tab completion listed them before they were lazy
-    (its submodules are attributes once imported, as any package's: `__getattr__` gives
-    none, so none is listed before)."""
-    return sorted({*globals(), *_EXPORTS})
+    """The names `__getattr__` gives too (the lazy ones and the submodules, found without
+    importing them), as `dir()` and tab completion listed them before the names were lazy."""
+    from pkgutil import iter_modules
+
+    return sorted({*globals(), *_EXPORTS, *(m.name for m in iter_modules(__path__))})
