@@ -447,13 +447,13 @@ def test_push_follow_tags_pushes_the_tags_of_the_branch_history(tmp_path):
         c4 = commit_on_head(a, seed=4).id
         a.create_tag("v5")  # beside the remote's V5: one file on some disks
     r = run("push", "--follow-tags", cwd=here)
-    error_line(r, 2, "tag 'v5' differs only by case")
+    error_line(r, 1, "tag 'v5' differs only by case")
     moved = f" {c2[:12] + '..' + c4[:12]:<28} {'main':<12} -> main"
     assert r.stdout.splitlines()[:2] == [f"To {url}", moved]
     assert remote_files(url)["refs/heads/main"] == c4.encode() + b"\n"  # the branch landed
     assert "v5" not in remote_tags(url)
     r = run("push", "--follow-tags", cwd=here)  # the branch up to date: not said to be all
-    error_line(r, 2, "tag 'v5' differs only by case")
+    error_line(r, 1, "tag 'v5' differs only by case")
     assert r.stdout.splitlines() == [f"To {url}"]
 
 

@@ -238,7 +238,7 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     history that the remote has no tag of is created there (' * [new tag]'); a remote tag
     of the name, at any commit, is left as it is. git follows annotated tags only; every
     memstore tag is of git's lightweight kind, so each follows. A tag that cannot go
-    (refused) is said after the branch's push, which landed (a non-zero exit status).
+    (refused) is said after the branch's push, which landed (exit status 1).
 
     `push --delete REMOTE NAME...` (or git's `push REMOTE :NAME...`) deletes branches
     and tags there (a name as above: the remote's branch first, else its tag; git's `tag
@@ -369,15 +369,17 @@ def _show_pushed(r, set_upstream: bool, tags: list, all_done: bool) -> None:
 def _follow_tags(r):
     """`push --follow-tags` after the branch push `r` landed: (what push_tags did, the
     error to raise once the branch's push is shown, or None)."""
-    from memstore.errors import MemstoreError
+    from memstore.errors import MemstoreError, ValidationError
     from memstore.remote.push import PushRejectedError
     from memstore.remote.push_tags import push_tags
 
     try:
         with open_repo() as repo:
             followed = push_tags(repo, r.remote, follow=r.new)
-    except MemstoreError as e:  # a tag the remote cannot store, a damaged row, …: said
-        return None, e  # after the branch's push, which landed
+    except ValidationError as e:  # a tag the remote cannot store (beside its V5, …): no
+        return None, PushRejectedError(str(e))  # input of this command, whose branch landed:
+    except MemstoreError as e:  # a failed operation (exit 1), not bad input (2); a damaged
+        return None, e  # row, …: said after the branch's push too
     if not followed.refused:
         return followed, None
     names = ", ".join(repr(t.tag) for t in followed.refused)  # created there meanwhile
