@@ -439,11 +439,15 @@ class Repository:
                 if commit is not None:
                     self.refs.update(src, None, expected=commit, keep_log=True)
                     reflog.renamed(self.db, src, dst)  # the entry below is its newest
+                    if on_it:  # HEAD on dst first, so dst's entry is HEAD's too: git
+                        # logs the rename in HEAD's log as two entries, to a null id and from
+                        # it; a null `new` is no entry here, so one, the commit on both sides
+                        self.refs.set_symbolic(HEAD, dst, log=False)
                     self.refs.update(dst, commit, expected=None, renamed=True)
-                else:
+                else:  # unborn: no entry, HEAD's neither (git's)
                     reflog.renamed(self.db, src, dst)
-                if on_it:
-                    self.refs.set_symbolic(HEAD, dst, log=False)
+                    if on_it:
+                        self.refs.set_symbolic(HEAD, dst, log=False)
         return commit
 
     def delete_tag(self, name: str) -> str:
