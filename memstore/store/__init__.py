@@ -4,8 +4,7 @@ Names are imported lazily, so that `memstore.store.lock` (and the CLI's start-up
 pay for importing torch."""
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from ..lazy import lazy_names
 
 _EXPORTS = {
     "Repository": "repository", "BaseRecord": "repository", "StatisticsRecord": "repository",
@@ -23,24 +22,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is not None:
-        return getattr(import_module(f".{module}", __name__), name)
-    # a submodule, imported when first named (as memstore.editing's): `import memstore.store
-    # as s; s.refs` was an AttributeError until `memstore.store.refs` was imported by name
-    if name.isidentifier() and not name.startswith("__"):  # (hasattr probes: no import)
-        try:
-            return import_module(f".{name}", __name__)
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{name}":  # a submodule's own import failed: say so
-                raise
-    raise AttributeError(f"module 'memstore.store' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The names `__getattr__` gives too (the lazy ones and the submodules, found without
-    importing them), as `dir()` and tab completion listed them before the names were lazy."""
-    from pkgutil import iter_modules
-
-    return sorted({*globals(), *_EXPORTS, *(m.name for m in iter_modules(__path__))})
+__getattr__, __dir__ = lazy_names(__name__, __path__, _EXPORTS, lambda: globals())
