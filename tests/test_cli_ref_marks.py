@@ -119,6 +119,9 @@ def test_ref_at_date_is_its_value_then_as_git(history):
     r = ok("log", "main@{2026-01-01}..main@{2026-03-02 12:00}", "--json", cwd=repo)
     assert [e["id"] for e in json.loads(r.stdout)] == [c2]  # c1 excluded
     assert r.stderr.count("warning: log for 'main' only goes back to") == 1
+    r = ok("show", "@{2026-02-01}", "--json", cwd=repo)  # @{...}: the current branch's log
+    assert r.stderr.startswith("warning: log for 'main' only goes back to"), r.stderr
+    refused(repo, ("show", "@{99}"), "log for 'main' only has 3 entries")
     r = ok("log", "main@{2026-01-01}..main@{2026-02-01}", "--json", cwd=repo)
     assert json.loads(r.stdout) == [] and r.stderr.count("warning:") == 2  # each's, as git's
     assert ids(repo, "main@{2026-03-02 12:00}..") == [c3]

@@ -79,7 +79,7 @@ def entry_at(refs: Refs, selector: str, warn: bool = True) -> tuple[str, int] | 
     log = reflog.entries(refs.db, refs.log_ref(name))
     i = _index(log, when)
     if i == len(log) and log and warn:
-        refs.warn(f"log for {_shown(refs, name)!r} only goes back to "
+        refs.warn(f"log for {refs.log_shown(name)!r} only goes back to "
                   f"{rfc2822(log[-1].time)}", selector)
     return name, i
 
@@ -89,11 +89,6 @@ def _index(log: list[reflog.Entry], when: float) -> int:
     second (git's log keeps seconds); len(log) where every entry is later."""
     at = math.floor(when)
     return next((i for i, e in enumerate(log) if math.floor(e.time) <= at), len(log))
-
-
-def _shown(refs: Refs, name: str) -> str:
-    return (refs.head().branch or "HEAD") if not name else \
-        (name if len(name) <= 60 else name[:60] + "…")
 
 
 def marked_ref(refs: Refs, name: str, rev: str | None = None) -> str | None:
@@ -150,7 +145,7 @@ def at_date(refs: Refs, name: str, when: float, rev: str) -> str:
     time); its value now after the latest entry; before the first, the value the first
     moved it from (warned about: git's 'log for REF only goes back to DATE')."""
     ref = refs.log_ref(name)
-    shown = _shown(refs, name)
+    shown = refs.log_shown(name)
     log = reflog.entries(refs.db, ref)
     if not log:
         raise ValidationError(f"unknown revision {rev!r}: no reflog for {shown!r}")

@@ -474,7 +474,7 @@ class Refs:
         """The commit `name@{n}` names, git's: `name`'s value `n` moves ago, from its
         reflog; `@{n}` (no name) the current branch's (HEAD's, when detached)."""
         ref = self.log_ref(name)
-        shown = (self.head().branch or HEAD) if not name else _shown(name)
+        shown = self.log_shown(name)
         try:
             return self.indexed(reflog.nth(self.db, ref, n, shown, rev))
         except ValidationError:
@@ -482,6 +482,11 @@ class Refs:
             if n == 0 and now is not None and reflog.logged(ref):
                 return now  # git's: REF@{0} with an empty log (expired, rebuilt) is REF
             raise
+
+    def log_shown(self, name: str) -> str:
+        """How messages name the log `name@{...}` reads: the current branch (HEAD when
+        detached) for an empty `name`, else `name`, cut at 60 characters."""
+        return (self.head().branch or HEAD) if not name else _shown(name)
 
     def indexed(self, commit: str) -> str:
         """`commit`, which a reflog entry names, where the index has its row; else the
