@@ -167,7 +167,7 @@ def test_bisect_prints_each_step_and_the_first_bad_commit(merged):
     at = lines.index(f"{ids['c']} is the first bad commit")
     assert lines[at + 1] == f"commit {ids['c']}"
     assert lines[at + 2].startswith("Author: ") and lines[at + 3].startswith("Date:   ")
-    assert lines[at + 4].startswith("Facts:  2 facts (commit); ")
+    assert lines[at + 4].startswith("Facts:  2 (commit); ")
     assert lines[at + 6] == "    facts c"
 
 

@@ -4,17 +4,13 @@ from __future__ import annotations
 import click
 
 from ..output import (
-    commit_facts,
     counted,
     first_line,
     json_option,
-    message_lines,
-    metrics_line,
     no_empty_path,
     print_json,
     runtime_options,
     short,
-    when,
 )
 
 
@@ -75,6 +71,7 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
     from memstore.store.bisection import bisect as run_bisect
 
     from ..context import open_repo
+    from .history import commit_entry, commit_lines
     from .model import warn_prompt_end
 
     if facts is not None:
@@ -124,26 +121,11 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
             "steps": [{"commit": s.commit, key: s.answer,
                        "verdict": "good" if s.good else "bad", "left": s.left,
                        "steps": s.steps} for s in found.steps],
-            "first_bad": {"id": c.id, "parents": list(c.parents), "message": c.message,
-                          "n_requests": c.n_requests, "operation": c.operation,
-                          "basis": c.basis, "time": c.time, "author": c.author,
-                          "committer": c.committer,
-                          "metrics": c.metrics, key: found.first_bad_answer}})
+            "first_bad": {**commit_entry(c), key: found.first_bad_answer}})
         return
     click.echo(f"{c.id} is the first bad commit")
-    click.echo(f"commit {c.id}")
-    if len(c.parents) > 1:
-        click.echo(f"Merge:  {' '.join(short(p) for p in c.parents)}")
-    if c.author is not None:
-        click.echo(f"Author: {c.author}")
-    if c.committer is not None:
-        click.echo(f"Commit: {c.committer}")
-    click.echo(f"Date:   {when(c.time)}")
-    click.echo(f"Facts:  {commit_facts(c.n_requests, c.metrics)} ({c.operation}); "
-               f"{metrics_line(c.metrics)}")
-    click.echo("")
-    for line in message_lines(c.message) or [""]:
-        click.echo(f"    {line}")
+    for line in commit_lines(c, c.parents, f"commit {c.id}"):
+        click.echo(line)
 
 
 def shown(answer: str | float) -> str:

@@ -47,10 +47,23 @@ def _decorations(repo) -> dict[str, list[str]]:
     return out
 
 
-def _entry(c) -> dict:
+def commit_entry(c) -> dict:
+    """A commit as `log --json` prints it."""
     return {"id": c.id, "parents": list(c.parents), "message": c.message,
             "n_requests": c.n_requests, "operation": c.operation, "basis": c.basis,
             "time": c.time, "author": c.author, "committer": c.committer, "metrics": c.metrics}
+
+
+def commit_lines(c, parents, first: str) -> list[str]:
+    """A commit as `log` prints it, after its `first` line (`commit ID` and decorations)."""
+    return [first,
+            *([f"Merge:  {' '.join(short(p) for p in parents)}"] if len(parents) > 1 else []),
+            *([f"Author: {c.author}"] if c.author is not None else []),
+            *([f"Commit: {c.committer}"] if c.committer is not None else []),
+            f"Date:   {when(c.time)}",
+            f"Facts:  {c.n_requests} ({c.operation}); {metrics_line(c.metrics)}",
+            "",
+            *(f"    {line}" for line in message_lines(c.message) or [""])]
 
 
 def _rewritten(commits: list, kept: set[str]) -> list:
@@ -164,7 +177,7 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
             commits.reverse()
         if as_json:
             # the recorded parents: a graph's rewritten ones are for drawing only
-            print_json([_entry(c) | {"parents": list(recorded[c.id])}
+            print_json([commit_entry(c) | {"parents": list(recorded[c.id])}
                         | ({"side": "left" if c.id in lefts else "right"}
                            if left is not None else {}) for c in commits])
             return
@@ -189,16 +202,8 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
                            f"[{c.operation}, {commit_facts(c.n_requests, c.metrics)}]")
         else:
             def text(c) -> list[str]:
-                return [f"commit {lead_mark.format(side(c))}{c.id}{deco(c)}",
-                        *([f"Merge:  {' '.join(short(p) for p in recorded[c.id])}"]
-                          if len(recorded[c.id]) > 1 else []),
-                        *([f"Author: {c.author}"] if c.author is not None else []),
-                        *([f"Commit: {c.committer}"] if c.committer is not None else []),
-                        f"Date:   {when(c.time)}",
-                        f"Facts:  {c.n_requests} ({c.operation}); {metrics_line(c.metrics)}",
-                        "",
-                        *(f"    {line}" for line in message_lines(c.message) or [""]),
-                        ""]
+                return [*commit_lines(c, recorded[c.id],
+                                      f"commit {lead_mark.format(side(c))}{c.id}{deco(c)}"), ""]
 
             lines = (graph_log(commits, text, mark) if graph
                      else (line for c in commits for line in text(c)))
