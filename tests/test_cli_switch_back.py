@@ -35,9 +35,10 @@ def test_switch_dash_goes_back_to_the_branch_or_commit_head_came_from(history):
     ok("switch", "-c", "topic", c1, cwd=repo)
     assert ok("switch", "-", cwd=repo).stdout == "Switched to branch 'main'\n"
     assert ok("checkout", "-", cwd=repo).stdout == "Switched to branch 'topic'\n"
-    # HEAD stays: what `-` names stays; git's wording
+    # HEAD stays, and is logged as git's: `-` is where it stayed; git's wording
     assert ok("switch", "topic", cwd=repo).stdout == "Already on 'topic'\n"
-    assert switched(repo, "-")["branch"] == "main"
+    assert ok("switch", "-", cwd=repo).stdout == "Already on 'topic'\n"
+    ok("switch", "main", cwd=repo)
     ok("switch", "--detach", c2, cwd=repo)
     assert switched(repo, "-")["branch"] == "main"
     d = switched(repo, "-")
@@ -46,14 +47,72 @@ def test_switch_dash_goes_back_to_the_branch_or_commit_head_came_from(history):
     ok("switch", "topic", cwd=repo)
     ok("switch", "main", cwd=repo)
     error_line(run("switch", "-c", "main", cwd=repo), 2, "already exists")  # records nothing
-    ok("branch", "-m", "topic", "renamed", cwd=repo)  # the rename carries it
-    assert switched(repo, "-")["branch"] == "renamed"
+    assert switched(repo, "-")["branch"] == "topic"
     ok("switch", "-", cwd=repo)
-    ok("branch", "-D", "renamed", cwd=repo)
+    ok("branch", "-D", "topic", cwd=repo)
     before = snapshot(repo)
-    error_line(run("switch", "-", cwd=repo), 1, "the previous branch, 'renamed', has no "
+    error_line(run("switch", "-", cwd=repo), 1, "the previous branch, 'topic', has no "
                "commits here now")
     assert snapshot(repo) == before
+
+
+def test_switch_dash_is_at_minus_1_as_git(history):
+    """`switch -` is `switch @{-1}`, one rule read from HEAD's reflog, as git's (each case
+    checked against git 2.39): a switch to the branch HEAD is on counts ("Already on"), a
+    branch renamed since is gone under its old name, and expired entries are forgotten.
+    (It was recorded apart and differed in all three.)"""
+    repo, (c1, _, _) = history
+    ok("switch", "-c", "topic", c1, cwd=repo)
+    ok("switch", "main", cwd=repo)
+    ok("switch", "main", cwd=repo)  # logged: "checkout: moving from main to main"
+    assert ok("switch", "-", cwd=repo).stdout == "Already on 'main'\n"
+    ok("switch", "topic", cwd=repo)  # previous: main
+    ok("branch", "-m", "main", "trunk", cwd=repo)
+    before = snapshot(repo)
+    error_line(run("switch", "-", cwd=repo), 1, "the previous branch, 'main', has no "
+               "commits here now (deleted or renamed since")
+    error_line(run("switch", "@{-1}", cwd=repo), 2, "it names branch 'main'")
+    assert snapshot(repo) == before
+    ok("switch", "trunk", cwd=repo)
+    ok("reflog", "expire", "--expire=now", "--all", cwd=repo)
+    before = snapshot(repo)
+    error_line(run("switch", "-", cwd=repo), 1, "no previous branch")
+    assert snapshot(repo) == before
+
+
+def older_repository(repo, previous_head) -> None:
+    """As an older memstore left it: the reflog empty (it kept none), the previous HEAD
+    recorded apart in config row 'previous_head' as `previous_head` (JSON)."""
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("delete from reflog")
+        con.execute("insert or replace into config (key, value) values ('previous_head', ?)",
+                    [json.dumps(previous_head)])
+    con.close()
+
+
+def test_an_older_repositorys_record_is_read_until_a_switch_logs_one(history):
+    """A repository from before the reflog: `switch -` reads its record while HEAD's log has
+    no switch; the next switch deletes it, so an expired log does not bring it back."""
+    repo, (c1, _, _) = history
+    ok("branch", "topic", c1, cwd=repo)
+    older_repository(repo, {"branch": "topic"})
+    assert switched(repo, "-")["branch"] == "topic"
+    assert sql_rows(repo, "select * from config where key = 'previous_head'") == []
+    assert switched(repo, "-")["branch"] == "main"
+    ok("reflog", "expire", "--expire=now", "--all", cwd=repo)
+    error_line(run("switch", "-", cwd=repo), 1, "no previous branch")
+    older_repository(repo, {"commit": c1})  # detached
+    d = switched(repo, "-")
+    assert (d["branch"], d["commit"], d["detached"]) == (None, c1, True)
+
+
+def sql_rows(repo, statement: str) -> list:
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    try:
+        return con.execute(statement).fetchall()
+    finally:
+        con.close()
 
 
 def test_switch_dash_to_the_branch_head_is_on_says_already_on(history):
@@ -67,14 +126,10 @@ def test_switch_dash_to_the_branch_head_is_on_says_already_on(history):
 
 
 def malformed_previous_head(repo, c1: str) -> None:
-    """A switch records main as the previous HEAD; the row is then set by hand to JSON
-    that is no previous HEAD (a branch name git forbids)."""
+    """On branch topic, an older repository's record of the previous HEAD set by hand to
+    JSON that is no previous HEAD (a branch name git forbids)."""
     ok("switch", "-c", "topic", c1, cwd=repo)
-    con = sqlite3.connect(repo / ".memstore" / "index.db")
-    with con:
-        con.execute("update config set value = ? where key = 'previous_head'",
-                    [json.dumps({"branch": "a..b"})])
-    con.close()
+    older_repository(repo, {"branch": "a..b"})
 
 
 def test_a_damaged_previous_head_is_one_line_and_fsck_names_it(history):

@@ -319,9 +319,9 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool, track
     (with -c) makes none its upstream. A revision that is not a branch (a tag, a commit
     id, HEAD~2) detaches HEAD at its commit, as `git checkout` does (a tag x wins over a
     remote's branch x there: git's switch refuses a tag without --detach). `switch -`
-    goes back to where the last switch that moved HEAD moved it from (git's `@{-1}`): that
-    branch, or that commit detached; `switch @{-N}` onto the branch HEAD was on before the
-    N-th latest switch, read from HEAD's reflog as git's (README: where the two differ).
+    is `switch @{-1}`, as git's: back to where the last switch came from, read from HEAD's
+    reflog (that branch, or that commit detached); `switch @{-N}` onto the branch HEAD was
+    on before the N-th latest switch.
     Nothing else changes: states are built from the records, there is no working copy to
     update.
 
@@ -393,9 +393,10 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool, track
 
 
 def _previous(repo, detach: bool) -> tuple[str, bool]:
-    """What `switch -` names: the branch HEAD was on before the last switch that moved it
-    (its name, `detach` as given), or the commit it was detached at (its id, detached);
-    one that is gone since (a branch deleted, a commit gc removed) is one line."""
+    """What `switch -` names, git's `@{-1}` (previous_head): the branch HEAD was on before
+    the last switch (its name, `detach` as given), or the commit it was detached at (its
+    id, detached); one that is gone since (a branch deleted or renamed, a commit gc
+    removed) is one line."""
     from memstore.errors import MemstoreError
     from memstore.store import previous_head
 
@@ -403,7 +404,7 @@ def _previous(repo, detach: bool) -> tuple[str, bool]:
     if was.branch is not None:
         if repo.refs.read(was.ref) is None:
             raise MemstoreError(f"the previous branch, {shown_name(was.branch)!r}, has no "
-                                "commits here now (deleted since, or it had none yet)")
+                                "commits here now (deleted or renamed since, or it had none yet)")
         return was.branch, detach
     if not repo.has_commit(was.commit):
         raise MemstoreError(f"the previous HEAD, commit {short(was.commit)} (detached), is "

@@ -5,9 +5,10 @@ detached HEAD, following parents and basis, with every object their records name
 objects of all statistics records and the newest ref snapshots. gc also keeps what git's
 gc keeps: the commits a reflog entry names that has not expired (store.reflog: 90 days, 30
 for a commit no ref reaches; gc deletes the expired entries). That holds the detached
-commit `switch -` goes back to (previous_head) as long as git's does: the entry of the
-switch that left it names it, and git's `@{-1}` is read from that entry; once expired
-(`reflog expire --expire=now --all`), gc removes it and `switch -` says it is gone. Rebuilding a lost or damaged index is `repair`."""
+commit `switch -` goes back to (previous_head) as long as git's does: `switch -` (git's
+`@{-1}`) is read from the entry of the switch that left it, which names it; once that
+expires (`reflog expire --expire=now --all`), `switch -` has no switch to read and gc
+removes the commit. Rebuilding a lost or damaged index is `repair`."""
 from __future__ import annotations
 
 import time
@@ -64,10 +65,10 @@ def reachable_commits(store: Storage, refs: Refs) -> dict[str, Commit]:
 
 
 def _also_kept(store: Storage, roots: Iterable[str], seen: dict[str, Commit]) -> None:
-    """Adds to `seen` the commits `roots` (what reflog entries and the previous HEAD name)
-    reach; one whose record is missing or corrupt is passed over, with what only it
-    reaches (fsck names it): damage there must not stop a gc, as damage under a ref
-    does, since no ref needs it."""
+    """Adds to `seen` the commits `roots` (what reflog entries name) reach; one whose
+    record is missing or corrupt is passed over, with what only it reaches (fsck names
+    it): damage there must not stop a gc, as damage under a ref does, since no ref needs
+    it."""
     stack = [c for c in roots if c not in seen]
     while stack:
         cid = stack.pop()

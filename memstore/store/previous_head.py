@@ -1,47 +1,51 @@
-"""Where HEAD was before the last switch that moved it (git's `@{-1}`): what `switch -`
-goes back to. memstore keeps no reflog, so the one place is recorded here.
+"""Where HEAD was before the last switch (git's `@{-1}`): what `switch -` goes back to.
 
-Kept in the index's config table (key "previous_head": {"branch": NAME} or, for a
-detached HEAD, {"commit": ID}), so copied into every ref snapshot as every config row is;
-written inside the switch's transaction before HEAD moves (the move records the snapshot).
-A rename of that branch carries it; a branch deleted or a commit removed by gc since is
-said when `switch -` reads it, as git's `@{-1}` naming a branch that is gone."""
+One rule with `@{-N}`, as git's: read from HEAD's reflog, the latest "checkout: moving from
+A to B" entry's A (a branch, or the id of a commit HEAD was detached at). So a switch that
+leaves HEAD where it was counts (`switch main` on main: `-` is main, "Already on"), a
+branch renamed since is gone under its old name, and `reflog expire` of those entries
+forgets it, as git's.
+
+A memstore from before the reflog recorded it apart, in the index's config table (key
+"previous_head": {"branch": NAME} or, detached, {"commit": ID}). That record is read only
+where HEAD's log has no switch (such a repository's reflog starts empty), and the next
+switch deletes it (inside its transaction, before HEAD moves and the move records the
+snapshot): its entry says it from then on."""
 from __future__ import annotations
 
 from sqlite_utils import Database
 
 from ..errors import MemstoreError, ValidationError
-from . import config
+from . import config, reflog
 from .objects import OBJECT_ID
 from .refs import HEADS, Head, check_ref_name
 
 CONFIG_KEY = "previous_head"
 
 
-def record(db: Database, was: Head, ref: str | None, commit: str | None) -> None:
-    """Records `was` as the previous HEAD where HEAD now moves to branch ref `ref`, or
-    detached (`ref` None) at `commit`; a switch that leaves HEAD as it was records nothing
-    (`switch -` then still goes back to where it was before). Inside the transaction."""
-    if was.ref == ref and (ref is not None or was.commit == commit):
-        return
-    if was.ref is not None:
-        config.put(db, CONFIG_KEY, {"branch": was.ref[len(HEADS):]})
-    elif was.commit is not None:
-        config.put(db, CONFIG_KEY, {"commit": was.commit})
+def forget(db: Database) -> None:
+    """A switch: an older memstore's record goes (HEAD's log names the previous HEAD now).
+    Inside the switch's transaction."""
+    db["config"].delete_where("key = ?", [CONFIG_KEY])
 
 
 def read(db: Database) -> Head:
     """The previous HEAD (a branch as `Head(ref, None)`, a detached one as `Head(None,
-    commit)`); none recorded, or a row that is neither, is one line (MemstoreError)."""
+    commit)`), git's `@{-1}`; none (no switch in HEAD's log, no older record), or a record
+    that is neither, is one line (MemstoreError)."""
+    was, _ = reflog.prior(db, 1)
+    if was is not None:
+        return Head(None, was) if OBJECT_ID.fullmatch(was) else Head(HEADS + was, None)
     raw = config.get(db, CONFIG_KEY)
     if raw is None:
         raise MemstoreError("no previous branch: `switch -` goes back to where the last "
-                            "switch moved HEAD from, and none has moved it here yet")
+                            "switch came from (git's @{-1}, from HEAD's reflog), and HEAD's "
+                            "reflog has no switch")
     return parse(raw)
 
 
 def parse(raw: object) -> Head:
-    """A previous_head row's value as `read` returns it; a malformed one is MemstoreError."""
+    """An older record's value as `read` returns it; a malformed one is MemstoreError."""
     way = "`memstore switch NAME` records a new one"
     if not isinstance(raw, dict) or len(raw) != 1:
         raise MemstoreError(f"the previous HEAD (config row {CONFIG_KEY!r}) is malformed "
@@ -61,16 +65,16 @@ def parse(raw: object) -> Head:
 
 
 def check(db: Database) -> None:
-    """fsck: a MemstoreError where a recorded previous HEAD is malformed."""
-    if config.get(db, CONFIG_KEY) is not None:
-        read(db)
+    """fsck: a MemstoreError where an older memstore's record is malformed."""
+    raw = config.get(db, CONFIG_KEY)
+    if raw is not None:
+        parse(raw)
 
 
 def dropped_if_malformed(conf: dict) -> str | None:
-    """`fsck --repair`: takes a malformed previous HEAD out of the config rows `conf` it
-    builds the new index from (no command can write over it, as `switch -` reads it first;
-    losing it only makes `switch -` forget where to go back to); what was dropped, in
-    words, or None."""
+    """`fsck --repair`: takes a malformed older record out of the config rows `conf` it
+    builds the new index from (losing it only makes `switch -` forget where to go back to
+    until the next switch); what was dropped, in words, or None."""
     if CONFIG_KEY not in conf:
         return None
     try:
@@ -81,9 +85,3 @@ def dropped_if_malformed(conf: dict) -> str | None:
     return (f"dropped the malformed previous HEAD (config row {CONFIG_KEY!r}, "
             f"{str(raw)[:60]!r}): `switch -` has no branch to go back to until the next "
             "switch records one; nothing else is lost")
-
-
-def renamed(db: Database, old: str, new: str) -> None:
-    """`branch -m OLD NEW`: a previous HEAD on OLD is on NEW (git's reflog follows it)."""
-    if config.get(db, CONFIG_KEY) == {"branch": old}:
-        config.put(db, CONFIG_KEY, {"branch": new})

@@ -434,7 +434,6 @@ class Repository:
                 raise ValidationError(f"branch {new!r} already exists")
             self.refs.check_new_name(dst, ignoring=src)  # before anything moves
             upstreams.renamed(self.db, old, new)  # before the refs: their moves snapshot it
-            previous_head.renamed(self.db, old, new)
             with self.refs.reason(f"Branch: renamed {src} to {dst}"):  # git's words
                 if commit is not None:
                     self.refs.update(src, None, expected=commit, keep_log=True)
@@ -469,8 +468,8 @@ class Repository:
         """Points HEAD at branch `target` (created at `start`, default HEAD, first with
         `create`: in one transaction, a refused switch creates nothing), or, with
         `detach` or when `target` is no branch, at the commit `target` names ("HEAD" without
-        `detach` leaves HEAD as it is). Where HEAD was is recorded (previous_head) when it
-        moves: `switch -` goes back there."""
+        `detach` leaves HEAD as it is). Its entry in HEAD's reflog ("checkout: moving from
+        A to B") is where `switch -` and `@{-1}` go back to (previous_head)."""
         with self.lock(), transaction(self.db):
             head = self.head()
             with self.refs.reason(f"checkout: moving from {head.branch or head.commit} to "
@@ -486,7 +485,7 @@ class Repository:
             if self.refs.read(ref) is not None:
                 raise ValidationError(f"branch {target!r} already exists")
             self.refs.check_new_name(ref)
-            previous_head.record(self.db, head, ref, None)  # before the move snapshots it
+            previous_head.forget(self.db)  # before the move snapshots it
             self.refs.set_symbolic(HEAD, ref)
             return self.head()
         if create:
@@ -508,11 +507,11 @@ class Repository:
             self.create_branch(target, HEAD if start is None else start)
         ref = HEADS + target
         if not detach and self.refs.read(ref) is not None:
-            previous_head.record(self.db, head, ref, None)  # before the move snapshots it
+            previous_head.forget(self.db)  # before the move snapshots it
             self.refs.set_symbolic(HEAD, ref)
         else:
             dest = self.resolve(target)
-            previous_head.record(self.db, head, None, dest)
+            previous_head.forget(self.db)
             self.refs.set_detached(HEAD, dest)
         return self.head()
 
