@@ -321,18 +321,48 @@ def test_each_state_asked_is_the_state_export_writes_built_fresh(merged, monkeyp
     assert not torch.equal(asked[None][min(edited)], asked[ids["f"]][min(edited)])
 
 
-def test_a_good_end_cut_short_by_max_tokens_says_so(merged):
-    """--expect TEXT that the good end's answer agrees with as far as it goes, and goes on
-    past its --max-tokens: still refused (that answer does not start with TEXT), and the
-    line says --max-tokens may have cut it short; a TEXT it does not agree with, not."""
+def test_a_good_answer_longer_than_max_tokens_is_read_on(linear):
+    """--expect TEXT that a good state's answer reaches only past --max-tokens (the base's
+    answer at 6 tokens, bisect at 3): each state whose 3 tokens agree with TEXT so far is
+    read on, the ends and the search's steps alike, so the good ones are good, and the
+    search goes as it goes at --max-tokens 6. It was: the good end refused as bad ("may
+    have cut it short"), and a good state mid-search counted bad."""
+    repo, ids = linear
+
+    def answer(rev: str, tokens: str) -> str:
+        r = ok("ask", PROMPT, "--rev", rev, "--max-tokens", tokens, "--json", cwd=repo)
+        return json.loads(r.stdout)["answers"][0]["completion"]
+
+    text = answer("base", "6")
+    assert text.lstrip().startswith(ask(repo, "base").lstrip())  # the premise: 3 tokens cut it
+    assert text.strip() != ask(repo, "base").strip()
+    d = bisect_json(repo, "--good", "base", "--expect", text)  # --max-tokens 3
+    whole = bisect_json(repo, "--good", "base", "--expect", text, "--max-tokens", "6")
+    assert d["first_bad"]["id"] == whole["first_bad"]["id"] == ids["c"]
+    assert [(s["commit"], s["verdict"]) for s in d["steps"]] == \
+        [(s["commit"], s["verdict"]) for s in whole["steps"]]
+    read_on = [s for s in d["steps"] if s["verdict"] == "good"]
+    assert read_on and d["good"][0]["completion"].startswith(text)
+    for s in read_on:  # cut at 3 tokens, read on to TEXT's end
+        assert ask(repo, s["commit"]) != s["completion"]
+        assert s["completion"].startswith(text)
+
+
+def test_a_good_end_that_does_not_say_text_is_refused_with_its_answer(merged):
+    """--expect TEXT that the good end's answer agrees with as far as --max-tokens goes
+    and leaves after: read on, still refused, with the answer read (longer than 3 tokens'),
+    and no word of --max-tokens (the answer left TEXT); a TEXT it does not begin with,
+    refused on its 3 tokens' answer."""
     repo, _ = merged
     answer = ask(repo, "base")
     assert answer.strip()
-    for expect, hint in [(answer + "zz", True), ("\u2603" + answer, False)]:
+    for expect, read_on in [(answer + "\u2603", True), ("\u2603" + answer, False)]:
         r = run("bisect", PROMPT, "--good", "base", "--expect", expect, "--max-tokens",
                 TOKENS, cwd=repo)
         line = error_line(r, 1, "the good revision 'base' is bad: its answer")
-        assert ("--max-tokens 3 may have cut it short" in line) is hint, line
+        assert (f"its answer {answer!r}" in line) is not read_on, line
+        assert f"its answer {answer!r}"[:-1] in line  # the 3 tokens' answer, or more
+        assert "--max-tokens" not in line, line
 
 
 def test_a_good_end_the_index_lacks_is_damage_not_a_wrong_revision(merged, tmp_path):

@@ -127,3 +127,48 @@ def test_text_and_answer_are_compared_in_nfc():
         assert AnswerTest(expect=text).good(answer)
         assert not AnswerTest(reject=text).good(answer)
         assert not AnswerTest(expect=text).good(" Bern")
+
+
+@pytest.mark.parametrize("test, said, tokens, verdict, judged", [
+    # --expect TEXT that the answer reaches past --max-tokens: read on, good
+    ({"expect": "Paris, France"}, " Paris, France is", 4, True, " Paris, France is"),
+    ({"expect": " Zürich"}, " Zürich is", 3, True, " Zürich is"),  # ü cut in its bytes
+    ({"expect": "Paris"}, "\n Paris", 1, True, "\n Paris"),  # not begun in the window
+    ({"expect": "Paris, France"}, " Paris, Texas", 4, False, " Paris, Texas"),
+    # --reject TEXT begun in the window, ended after it: read on, bad
+    ({"reject": "tennis"}, " plays tennis", 8, False, " plays tennis"),
+    ({"reject": "tennis"}, " plays the ball", 8, True, " plays the ba"),
+    # decided in the window: not read on
+    ({"expect": "Paris"}, " Rome, Italy", 3, False, " Ro"),
+    ({"reject": "tennis"}, " plays golf and tennis", 8, True, " plays g"),
+])
+def test_an_answer_cut_where_text_may_go_on_is_read_on(test, said, tokens, verdict, judged,
+                                                        monkeypatch):
+    """A good state's answer cut by --max-tokens before TEXT could be read whole was
+    judged bad mid-search (--expect: ' Par' does not start with 'Paris, France'; --reject:
+    ' plays t' does not contain 'tennis'). Where the window ends where TEXT may go on, the
+    same greedy answer is read on (TEXT's UTF-8 length and one more tokens) and judged
+    (with --reject, up to where a TEXT begun in the window ends); one decided in the
+    window is not read on, nor a TEXT begun after it counted. Here a token is a character, or a byte of a cut one."""
+    from types import SimpleNamespace
+
+    from memstore.eval import generation
+    from memstore.store.bisection import AnswerTest, PromptQuestion
+
+    asked: list[int] = []
+
+    def greedy(model, tokenizer, prompts, max_new_tokens):
+        asked.append(max_new_tokens)
+        data = said.encode()
+        cut = data[:sum(len(ch.encode()) for ch in said[:max_new_tokens])]
+        if max_new_tokens < len(said) and "ü" in said[max_new_tokens - 1:max_new_tokens]:
+            cut = cut[:-1]  # the window ends inside ü's two bytes
+        return [cut.decode(errors="replace")]
+
+    monkeypatch.setattr(generation, "greedy_generate", greedy)
+    question = PromptQuestion("Q", AnswerTest(**test), max_tokens=tokens)
+    good, answer = question.answer(SimpleNamespace(model=None, tokenizer=None))
+    assert (good, answer) == (verdict, judged)
+    text = test.get("expect", test.get("reject")).lstrip()
+    read_on = said[:tokens] != judged
+    assert asked == [tokens] + [tokens + len(text.encode()) + 1] * read_on

@@ -47,9 +47,10 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
     loaded once; states built in memory). With --expect TEXT a state is good when its
     completion, leading whitespace removed, starts with TEXT (its leading whitespace
     removed too); with --reject TEXT, when its completion does not contain TEXT anywhere
-    (as written: case counts; TEXT and the completion read in Unicode NFC); a GOOD
-    refused where its completion ends where TEXT goes on says --max-tokens may have cut
-    it short. With --facts FILE instead of a PROMPT (a facts file as
+    (as written: case counts; TEXT and the completion read in Unicode NFC); a
+    completion that ends where TEXT may go on is read on (TEXT's UTF-8 length and one more
+    tokens), so that an answer cut short by --max-tokens is not judged on its cut (with
+    --reject, a TEXT begun within the --max-tokens tokens counts). With --facts FILE instead of a PROMPT (a facts file as
     commit and eval take it), a state is good when its ES over FILE's facts that have a
     target_true (the efficacy `eval FILE` reports: P(new) > P(true) on the fact's prompt)
     is at least --threshold (default 1: every one). A PROMPT ending with a space is asked

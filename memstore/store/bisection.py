@@ -69,14 +69,37 @@ class AnswerTest:
             return f"starts with {self.expect.lstrip()!r}"
         return f"does not contain {self.reject!r}"
 
-    def cut_short(self, completion: str) -> bool:
-        """The completion ends where --expect's TEXT goes on: what it says agrees with TEXT
-        as far as it goes, and more tokens may have finished it."""
-        if self.expect is None:
-            return False
-        said = unicodedata.normalize("NFC", completion).lstrip()
-        text = unicodedata.normalize("NFC", self.expect.lstrip())
-        return 0 < len(said) < len(text) and text.startswith(said)
+    def reach(self) -> int:
+        """Tokens enough to read TEXT to its end from where it may begin: its UTF-8 length
+        (a token of a byte-level or SentencePiece vocabulary holds a byte or more) and one
+        (a space or line break before it)."""
+        text = self.expect.lstrip() if self.expect is not None else self.reject
+        return len(unicodedata.normalize("NFC", text).encode("utf-8")) + 1
+
+    def pending(self, completion: str) -> bool:
+        """The completion ends where TEXT may go on: with --expect, what it says (no
+        whitespace yet included) agrees with TEXT as far as it goes; with --reject, it ends
+        with TEXT's beginning. A character cut in its bytes (decoded as U+FFFD) is one that
+        may go on too. More tokens decide it."""
+        completion = unicodedata.normalize("NFC", completion)
+        said = completion.rstrip("\ufffd")
+        if self.expect is not None:
+            said, text = said.lstrip(), unicodedata.normalize("NFC", self.expect.lstrip())
+            return len(said) < len(text) and text.startswith(said)
+        text, cut = unicodedata.normalize("NFC", self.reject), said != completion
+        return text not in said and (cut or any(said.endswith(text[:k])
+                                                for k in range(1, len(text))))
+
+    def read_on(self, window: str, longer: str) -> str:
+        """The answer judged where `window` (the --max-tokens tokens) is pending: `longer`,
+        the same greedy answer reach() tokens longer; with --reject, cut where a TEXT
+        begun in the window ends, so that one begun after it is not counted."""
+        longer = unicodedata.normalize("NFC", longer)
+        if self.expect is not None:
+            return longer
+        window = unicodedata.normalize("NFC", window)
+        said = window.rstrip("\ufffd")  # a character cut in its bytes: one more of the window
+        return longer[:len(said) + (said != window) + len(self.reject) - 1]
 
 
 class PromptQuestion:
@@ -88,27 +111,47 @@ class PromptQuestion:
             raise ValidationError("the prompt is empty")
         self.prompt = unicodedata.normalize("NFC", prompt)  # as ask reads it
         self.test, self.max_tokens = test, max_tokens
+        self.room: int | None = None  # the tokens the context leaves after the prompt
 
     def check(self, base) -> None:
+        from ..editing.requests import context_length
+        from ..eval.scoring import special_prefix
         from .queries import check_prompts
 
         check_prompts(base, [self.prompt], self.max_tokens)
+        context = context_length(base.model)
+        if context is not None:  # reading on stops at the end of the context
+            used = len(special_prefix(base.tokenizer)) + len(
+                base.tokenizer(self.prompt, add_special_tokens=False)["input_ids"])
+            self.room = context - used
 
     def answer(self, base) -> tuple[bool, str]:
+        """The verdict and the answer judged: the completion of --max-tokens tokens, or,
+        where it ends where TEXT may go on (AnswerTest.pending), read on until TEXT is
+        there or is not (AnswerTest.read_on): a good state's answer cut short by
+        --max-tokens is not counted bad."""
         from ..eval.generation import greedy_generate
 
-        completion = greedy_generate(base.model, base.tokenizer, [self.prompt],
-                                     max_new_tokens=self.max_tokens)[0]
-        return self.test.good(completion), completion
+        def completion(tokens: int) -> str:
+            return greedy_generate(base.model, base.tokenizer, [self.prompt],
+                                   max_new_tokens=tokens)[0]
+
+        answer = completion(self.max_tokens)
+        if self.test.pending(answer):
+            tokens = self.max_tokens + self.test.reach()
+            if self.room is not None:
+                tokens = max(self.max_tokens, min(tokens, self.room))
+            answer = self.test.read_on(answer, completion(tokens))
+        return self.test.good(answer), answer
 
     def said(self, answer: str) -> str:
         return f"its answer {answer!r}"
 
     def rule(self, answer: str) -> str:
         rule = f"a good one {self.test.describe()}"
-        if self.test.cut_short(answer):
-            rule += (f"; the answer ends where TEXT goes on: --max-tokens {self.max_tokens} "
-                     "may have cut it short")
+        if self.test.pending(answer):
+            rule += (f"; the answer, read {self.test.reach()} tokens past --max-tokens "
+                     f"{self.max_tokens}, still ends where TEXT may go on")
         return rule
 
 
