@@ -402,3 +402,30 @@ def test_a_row_whose_ref_is_no_ref_name_is_damage_fsck_names_and_repair_drops(hi
     assert r.exit_code == 0 and "dropped 1 malformed reflog entry" in r.stderr, r.output
     assert json.loads(ok("show", "main@{1}", "--json", cwd=repo).stdout)["id"] == c1
     assert c2 in [e["new"] for e in entries(repo, "HEAD")]
+
+
+def test_expire_unreachable_is_from_the_refs_own_tip_as_git(history):
+    """--expire-unreachable (and gc's 30 days) prunes an entry naming a commit that its
+    ref's tip does not reach, though another branch does; HEAD's entries are reachable
+    from any ref (git 2.39 on the same moves: main's 'commit: c3' and 'reset' pruned while
+    topic holds c3, HEAD's kept until topic is deleted, and a detached HEAD at c3 does not
+    keep them). Reachability was every ref's, a detached HEAD's included."""
+    repo, (_, _, c3) = history
+    ok("branch", "topic", cwd=repo)  # at c3
+    ok("reset", "HEAD~1", cwd=repo)  # main at c2: c3 is topic's only
+
+    def expired(ref: str) -> list[str]:
+        out = json.loads(ok("reflog", "expire", "--expire=never", "--expire-unreachable=now",
+                            "--dry-run", "--json", ref, cwd=repo).stdout)
+        return [e["message"] for e in out["expired"]]
+
+    assert expired("main") == ["commit: facts c", "reset: moving to HEAD~1"]
+    assert expired("topic") == [] and expired("HEAD") == []
+    sql(repo, "update reflog set time = time - 40 * 86400")  # past gc's 30 days, not 90
+    report = json.loads(ok("gc", "--dry-run", "--json", cwd=repo).stdout)
+    assert report["reflog_entries"] == 2 and report["commits"] == []
+    ok("branch", "-D", "topic", cwd=repo)
+    assert expired("HEAD") == ["commit: facts c", "reset: moving to HEAD~1"]
+    ok("switch", "--detach", c3, cwd=repo)  # a detached HEAD is no tip its log counts
+    assert expired("HEAD") == ["commit: facts c", "reset: moving to HEAD~1",
+                               f"checkout: moving from main to {c3}"]

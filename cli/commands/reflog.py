@@ -30,7 +30,7 @@ def reflog() -> None:
     REF's N-th previous value in every command that takes a revision (`reset main@{1}`
     undoes a reset; `@{N}` is the current branch's; `@{-N}` the branch HEAD was on before
     the N-th latest switch, as git's). gc keeps every commit an entry names
-    for 90 days (30 for one no branch or tag reaches), then deletes the entry.
+    for 90 days (30 for one the entry's ref does not reach), then deletes the entry.
 
     `reflog [show] [REF]` lists REF's log (default HEAD); `reflog expire` deletes old
     entries; `reflog delete REF@{N}...` deletes those; `reflog exists REF` exits 0 when
@@ -74,8 +74,8 @@ def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
                    "--since` takes it, or `never`).")
 @click.option("--expire-unreachable", "expire_unreachable", metavar="TIME",
               default="30 days ago", show_default=True,
-              help="Delete the entries older than TIME whose commit no branch or tag "
-                   "reaches.")
+              help="Delete the entries older than TIME naming a commit the tip of "
+                   "their ref does not reach (HEAD's: no ref).")
 @click.option("--all", "all_refs", is_flag=True, help="Every ref that has a log.")
 @click.option("-n", "--dry-run", is_flag=True, help="Only list what would be deleted.")
 @json_option
@@ -83,7 +83,8 @@ def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
 def expire(repo, refs: tuple[str, ...], expire: str, expire_unreachable: str,
            all_refs: bool, dry_run: bool, as_json: bool) -> None:
     """Delete the entries of REF... (or of every ref with `--all`) older than --expire, or
-    older than --expire-unreachable and naming a commit no branch or tag reaches, as git's
+    older than --expire-unreachable and naming a commit the tip of their ref does not reach
+    (HEAD's: no branch, tag or remote-tracking branch), as git's
     `reflog expire`; gc then removes what only those entries kept
     (`memstore reflog expire --expire=now --all && memstore gc`: everything unreachable).
 

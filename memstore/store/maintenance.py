@@ -4,7 +4,8 @@ Reachable = the commits reachable from any ref (remote-tracking branches include
 detached HEAD, following parents and basis, with every object their records name, plus the
 objects of all statistics records and the newest ref snapshots. gc also keeps what git's
 gc keeps: the commits a reflog entry names that has not expired (store.reflog: 90 days, 30
-for a commit no ref reaches; gc deletes the expired entries). That holds the detached
+for a commit the entry's ref does not reach, HEAD's no ref, as git's; gc deletes the
+expired entries). That holds the detached
 commit `switch -` goes back to (previous_head) as long as git's does: `switch -` (git's
 `@{-1}`) is read from the entry of the switch that left it, which names it; once that
 expires (`reflog expire --expire=now --all`), `switch -` has no switch to read and gc
@@ -84,6 +85,23 @@ def _also_kept(store: Storage, roots: Iterable[str], seen: dict[str, Commit]) ->
             stack.append(commit.basis)
 
 
+def _reached(starts: Iterable[str], reachable: dict[str, Commit]) -> set[str]:
+    """The commits of `reachable` (what every ref reaches) that `starts` reach, by the
+    edges `reachable_commits` follows (the reflog's expiry asks it per ref, as git's)."""
+    seen: set[str] = set()
+    stack = list(starts)
+    while stack:
+        cid = stack.pop()
+        if cid in seen or cid not in reachable:
+            continue
+        seen.add(cid)
+        commit = reachable[cid]
+        stack.extend(commit.parents)
+        if commit.basis is not None:
+            stack.append(commit.basis)
+    return seen
+
+
 def _statistics_objects(store: Storage) -> set[str]:
     return {o for r in store.db.query("select object, record from statistics")
             for o in (r["object"], r["record"]) if o}
@@ -100,8 +118,9 @@ def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[Non
             reachable = reachable_commits(store, refs)
         except (MissingObjectError, CorruptObjectError) as e:
             raise MemstoreError(f"gc refused, the history is damaged ({e})") from e
-        expired = [e.id for e in reflog.expired(store.db, time.time(), reachable.__contains__,
-                                                 expire, expire_unreachable)]
+        reaches = reflog.reaching(refs.all(), lambda tips: _reached(tips, reachable))
+        expired = [e.id for e in reflog.expired(store.db, time.time(), reaches, expire,
+                                                 expire_unreachable)]
         _also_kept(store, reflog.kept_commits(store.db, expired), reachable)
         old_snapshots = snapshots.pruned(store.db)
         # running matrices are no longer stored (store.running): those of earlier

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,16 +201,33 @@ def sound_rows(rows: Iterable[dict[str, Any]], has_commit: Callable[[str], bool]
     return kept, (f"dropped {' and '.join(said)}" if said else None)
 
 
-def expired(db: Database, now: float, reachable: Iterable[str] | Callable[[str], bool],
+def reaching(tips: dict[str, str], ancestors: Callable[[list[str]], Container[str]]
+             ) -> Callable[[str], Container[str]]:
+    """For each ref, the commits its entries must name to be reachable, as git's `reflog
+    expire` reads "unreachable": those the ref's tip reaches (a ref with no tip: none);
+    HEAD's, those any ref reaches (branches, tags, remote-tracking branches: not a detached
+    HEAD itself, as git's). `tips`: ref → commit; `ancestors`: the commits that some
+    commits reach. Each ref's walk is made once, when first asked for."""
+    memo: dict[str, Container[str]] = {}
+
+    def reach(ref: str) -> Container[str]:
+        if ref not in memo:
+            memo[ref] = (ancestors([c for r, c in tips.items() if r != HEAD]) if ref == HEAD
+                         else ancestors([tips[ref]]) if ref in tips else set())
+        return memo[ref]
+    return reach
+
+
+def expired(db: Database, now: float, reaches: Callable[[str], Container[str]],
             expire: float = EXPIRE, expire_unreachable: float = EXPIRE_UNREACHABLE,
             ref_names: Iterable[str] | None = None) -> list[Entry]:
     """The entries (of `ref_names`, default every ref) older than `expire` seconds, or
-    older than `expire_unreachable` and naming a commit no ref reaches (`reachable`), before
-    or after the move, as git's: gc.reflogExpire and gc.reflogExpireUnreachable. A
-    malformed row is left to fsck."""
+    older than `expire_unreachable` and naming a commit, before or after the move, that
+    `reaches(ref)` lacks (`reaching`: what the entry's ref reaches, not every ref), as
+    git's: gc.reflogExpire and gc.reflogExpireUnreachable. A malformed row is left to
+    fsck."""
     if not _present(db):
         return []
-    held = reachable if callable(reachable) else set(reachable).__contains__
     names = None if ref_names is None else set(ref_names)
     out = []
     for row in db.query(f"select * from {TABLE} order by id"):
@@ -219,7 +236,7 @@ def expired(db: Database, now: float, reachable: Iterable[str] | Callable[[str],
         e = _entry(row)
         age = now - e.time
         if age >= expire or (age >= expire_unreachable and not all(
-                held(c) for c in (e.old, e.new) if c is not None)):
+                c in reaches(e.ref) for c in (e.old, e.new) if c is not None)):
             out.append(e)
     return out
 

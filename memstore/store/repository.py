@@ -759,14 +759,15 @@ class Repository:
                       dry_run: bool = False) -> list[reflog.Entry]:
         """git's `reflog expire`: deletes the entries of the refs `names` (None: every ref
         with a log) older than `expire` seconds before `now`, or than `expire_unreachable`
-        and naming a commit no ref reaches; the entries deleted (or that would be)."""
+        and naming a commit the ref's tip does not reach (HEAD's: no ref), as git's; the
+        entries deleted (or that would be)."""
         with self.lock(), transaction(self.db):
             refs = None if names is None else [self.reflog_of(n, strict=True)[0]
                                                for n in names]
-            reached = history.ancestors_of(history.checked_graph(self.store, unreadable=True),
-                                           list(self.refs.all().values()))
-            gone = reflog.expired(self.db, now, reached.__contains__, expire,
-                                  expire_unreachable, refs)
+            g = history.checked_graph(self.store, unreadable=True)
+            reaches = reflog.reaching(self.refs.all(),
+                                      lambda tips: history.ancestors_of(g, tips))
+            gone = reflog.expired(self.db, now, reaches, expire, expire_unreachable, refs)
             if not dry_run:
                 reflog.delete(self.db, [e.id for e in gone])
         return gone
