@@ -14,11 +14,13 @@ Graph = dict[str, tuple[tuple[str, ...], float]]  # id -> (parents, time)
 
 
 def git_bisect(g: Graph, head: str, bad_ones: set[str], where: Path,
-               goods: Sequence[str] = ()) -> tuple[list[tuple], str]:
+               goods: Sequence[str] = (), merge_bases: list | None = None
+               ) -> tuple[list[tuple], str]:
     """`git bisect run` from HEAD (bad) and the base's root (good; or the commits `goods`),
     a commit being bad when it is in `bad_ones`. Returns git's steps (memstore id,
     revisions left to test after it, roughly how many steps) and the first bad commit it
-    names."""
+    names; the merge bases git tested first ("a merge base must be tested": a GOOD no
+    ancestor of HEAD; None for the base's root) are put in `merge_bases`."""
     assert shutil.which("git"), "git is needed here (CI clones with it)"
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(where), "GIT_CONFIG_NOSYSTEM": "1",
@@ -52,5 +54,8 @@ def git_bisect(g: Graph, head: str, bad_ones: set[str], where: Path,
     counts = re.findall(r"Bisecting: (\d+) revisions? left to test after this "
                         r"\(roughly (\d+) steps?\)\n\[([0-9a-f]+)\]", out)
     steps = [(ids[s], int(left), int(rough)) for left, rough, s in counts]
+    if merge_bases is not None:
+        merge_bases += [ids[s] for s in re.findall(r"Bisecting: a merge base must be tested"
+                                                  r"\n\[([0-9a-f]+)\]", out)]
     first = re.search(r"^([0-9a-f]{40}) is the first bad commit", out, re.MULTILINE).group(1)
     return steps, ids[first]

@@ -172,7 +172,7 @@ def test_bisect_prints_each_step_and_the_first_bad_commit(merged):
 
 
 def test_refusals_are_one_line_and_write_nothing(merged):
-    """A GOOD that is bad, a BAD that is good, a GOOD that is no ancestor of BAD, the same
+    """A GOOD that is bad, a BAD that is good, a GOOD that descends from BAD, the same
     commit twice, an unknown revision, an empty prompt or TEXT, --expect and --reject
     both or neither: one line, exit status 1 (the model's answer refuses it) or 2 (bad
     input), nothing written."""
@@ -184,8 +184,8 @@ def test_refusals_are_one_line_and_write_nothing(merged):
          ["--good", "side", "--expect", expect]),
         (1, f"the bad revision '{e}' is good: its answer",
          ["--good", "base", "--bad", e, "--expect", expect]),
-        (2, f"the good revision '{e}' ({e[:12]}) is not an ancestor of the bad revision",
-         ["--good", e, "--bad", "side", "--expect", expect]),
+        (2, f"the good revision '{ids['f']}' ({ids['f'][:12]}) is a descendant of",
+         ["--good", ids["f"], "--bad", e, "--expect", expect]),
         (2, "are the same commit", ["--good", "side", "--bad", ids["d"], "--expect", expect]),
         (2, "unknown revision 'nope'", ["--good", "nope", "--expect", expect]),
         (2, "unknown revision 'nope'", ["--good", "base", "--bad", "nope", "--expect", expect]),
@@ -205,6 +205,59 @@ def test_refusals_are_one_line_and_write_nothing(merged):
                    "the prompt is empty")
 
 
+def test_a_good_on_another_branch_is_taken_as_git_takes_it(merged, tmp_path):
+    """--good e (on main) --bad side: e is no ancestor of side, and git does not refuse it:
+    it tests the merge base (b) first, then bisects side's commits that e does not reach.
+    It was refused ('not an ancestor', exit 2). The merge base asked, the steps and the
+    first bad commit are git's, in the text as git prints them."""
+    repo, ids = merged
+    expect = ask(repo, "base")[:2]
+
+    def good(answer: str) -> bool:
+        return answer.lstrip().startswith(expect.lstrip())
+
+    with unchanged(repo):
+        d = bisect_json(repo, "--good", ids["e"], "--bad", "side", "--expect", expect)
+    assert [m["commit"] for m in d["merge_bases"]] == [ids["b"]]
+    assert d["merge_bases"][0]["completion"] == ask(repo, ids["b"])
+    assert d["first_bad"]["id"] == ids["c"]
+    bad_ones = {c for c in graph(repo) if not good(ask(repo, c))}
+    shape = {c["id"]: (tuple(c["parents"]), c["time"]) for c in log_json(repo)}
+    bases: list = []
+    steps, first = git_bisect(shape, ids["d"], bad_ones, tmp_path / "git", [ids["e"]], bases)
+    assert bases == [ids["b"]] and first == ids["c"]
+    assert [(s["commit"], s["left"], s["steps"]) for s in d["steps"]] == steps
+    lines = ok("bisect", PROMPT, "--good", ids["e"], "--bad", "side", "--expect", expect,
+               "--max-tokens", TOKENS, cwd=repo).stdout.splitlines()
+    assert lines[2:4] == ["Bisecting: a merge base must be tested",
+                          f"[{ids['b'][:12]}] facts b: good ({ask(repo, ids['b'])!r})"]
+
+
+def test_a_bad_merge_base_is_refused_as_git_refuses_it(merged, monkeypatch):
+    """The merge base of BAD and a GOOD on another branch is bad: the answer broke before
+    the branches parted and was mended on the GOOD's side; git refuses to go on ("The
+    merge base ... is bad. This means the bug has been fixed between ..."): one line, exit
+    status 1, after the ends and the merge base are asked."""
+    from memstore.store import bisection
+
+    repo, ids = merged
+    fine = {ids["a"], ids["e"]}  # b broke it, e (after b on main) mended it
+    asked: list = []
+
+    def answer(self, base):
+        asked.append(base.state)
+        return base.state in fine, "x"
+
+    monkeypatch.setattr(bisection.PromptQuestion, "answer", answer)
+    with unchanged(repo):
+        r = run("bisect", PROMPT, "--good", ids["e"], "--bad", "side", "--expect", "x",
+                cwd=repo)
+    error_line(r, 1, f"the merge base {ids['b'][:12]} of the bad revision and the good ones "
+                     f"is bad: its answer 'x'")
+    assert f"mended between it and '{ids['e']}'" in r.stderr
+    assert asked == [ids["e"], ids["d"], ids["b"]]
+
+
 def test_a_damaged_commit_record_is_one_line(merged, tmp_path):
     """A record of the history whose bytes changed (its hash no longer holds): one line,
     exit status 1, nothing written."""
@@ -218,6 +271,32 @@ def test_a_damaged_commit_record_is_one_line(merged, tmp_path):
     with unchanged(repo):
         r = run("bisect", PROMPT, "--good", "base", "--expect", "x", cwd=repo)
     error_line(r, 1, ids["b"][:12])
+
+
+def test_a_state_that_cannot_be_built_is_refused_not_skipped(merged, tmp_path):
+    """A ΔW object of a commit the search tests (c, on side) damaged: where `git bisect
+    run` would be told to skip a commit its script cannot build (exit 125), bisect
+    refuses in one line naming the object, exit status 1, nothing written: a damaged
+    history is repaired first (fsck), not searched around."""
+    from memstore.store.repository import Repository
+
+    repo, ids = merged
+    repo = copy_repo(repo, tmp_path / "repo")
+    r = Repository.open(repo)
+    try:
+        oid = r.get_commit(ids["c"]).update_sets[0].layers[1].object
+    finally:
+        r.close()
+    obj = repo / ".memstore" / "objects" / oid[:2] / oid[2:]
+    data = bytearray(obj.read_bytes())
+    data[-3] ^= 1
+    obj.chmod(0o644)
+    obj.write_bytes(bytes(data))
+    expect = ask(merged[0], "base")[:2]
+    with unchanged(repo):
+        r = run("bisect", PROMPT, "--good", "base", "--expect", expect, "--max-tokens",
+                TOKENS, cwd=repo)
+    error_line(r, 1, oid[:12])
 
 
 def test_bisect_facts_names_the_commit_that_took_es_under_the_threshold(linear, files):

@@ -55,15 +55,19 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
     target_true (the efficacy `eval FILE` reports: P(new) > P(true) on the fact's prompt)
     is at least --threshold (default 1: every one). A PROMPT ending with a space is asked
     as written, with ask's warning line on stderr. The ends are checked first: a GOOD
-    that is bad, or a BAD that is good, is refused (exit status 1), as git's. The
-    candidates are BAD's ancestors that are no GOOD's (merges included); each step asks
+    that is bad, or a BAD that is good, is refused (exit status 1), as git's. A GOOD on
+    another branch than BAD (no ancestor of it; a descendant is refused) is taken as
+    git takes it: the merge bases of BAD and the GOODs are asked next ("a merge base must
+    be tested"), and one that is bad is refused (the answer was mended on the GOOD's
+    side; exit status 1). The candidates are BAD's ancestors that are no GOOD's (merges
+    included: the whole history, as git's without --first-parent); each step asks
     the one git would test and prints its verdict and git's count of the revisions left;
     at the end, the first bad commit as log shows it. Nothing is written.
 
     --json prints one object: prompt, expect, reject, max_tokens (null with --facts),
     facts and threshold (null with a PROMPT), good (one per commit the GOODs name, a
     commit named twice asked once: commit, null for the base, and its answer), bad
-    (commit, answer), steps (commit, answer, verdict 'good' or
+    (commit, answer), merge_bases (commit, answer: those asked, all good), steps (commit, answer, verdict 'good' or
     'bad', left, steps: git's counts) and first_bad (the fields of `log --json` and its
     answer); an answer is `completion` (the text after PROMPT), or with --facts
     `efficacy` (the ES).
@@ -103,9 +107,11 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
             if kind == "step":
                 click.echo(f"Bisecting: {counted(step.left, 'revision')} left to test after "
                            f"this (roughly {counted(step.steps, 'step')})")
+            elif kind == "merge base":
+                click.echo("Bisecting: a merge base must be tested")
             verdict = "good" if step.good else "bad"
             click.echo(f"{label(step.commit)}: {verdict} ({shown(step.answer)})"
-                       + (f", given as {kind}" if kind != "step" else ""))
+                       + (f", given as {kind}" if kind in ("good", "bad") else ""))
 
         found = run_bisect(repo, question, good, bad, on_step=None if as_json else said)
         c = repo.get_commit(found.first_bad)
@@ -119,6 +125,7 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
             "facts": facts, "threshold": None if facts is None else question.threshold,
             "good": [{"commit": s.commit, key: s.answer} for s in found.good],
             "bad": {"commit": found.bad.commit, key: found.bad.answer},
+            "merge_bases": [{"commit": s.commit, key: s.answer} for s in found.merge_bases],
             "steps": [{"commit": s.commit, key: s.answer,
                        "verdict": "good" if s.good else "bad", "left": s.left,
                        "steps": s.steps} for s in found.steps],

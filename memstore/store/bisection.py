@@ -4,7 +4,8 @@ git's `bisect run`, in one call: the candidates are BAD's ancestors (BAD include
 no GOOD's ancestors; each step asks the model, in the state of the candidate git would
 test, the question (the greedy completion of a prompt, the tokens `ask` gives at that
 revision; or ES over a facts file), and keeps the half that holds the first bad commit,
-until one is left. The model is loaded once; a state change applies the commit's update
+until one is left; a GOOD on another branch (no ancestor of BAD) has the merge bases of
+BAD and the GOODs asked first, as git's check_merge_bases. The model is loaded once; a state change applies the commit's update
 chain on the base weights in memory (memstore.store.states). Nothing is written to the
 repository.
 
@@ -227,6 +228,7 @@ class Bisection:
     steps: tuple[Step, ...]  # the search, in order
     first_bad: str  # the first bad commit
     first_bad_answer: str | float
+    merge_bases: tuple[Step, ...] = ()  # asked after the ends, where a GOOD is on a branch
 
 
 def estimate_steps(n: int) -> int:
@@ -302,10 +304,11 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
            on_step: Callable[[str, Step], None] | None = None) -> Bisection:
     """The first commit between the GOOD revisions ('base': the base model) and BAD (None:
     HEAD) whose state's answer to `question` is bad. The ends are checked
-    first, and the search refused where a GOOD is bad or BAD good, as git's. `on_step`
-    hears of each state asked: ('good' or 'bad', the step) for the ends, ('step', it) for
-    the search."""
-    from .history import ancestors_of, checked_graph
+    first, and the search refused where a GOOD is bad or BAD good, as git's; then, where a
+    GOOD is no ancestor of BAD, their merge bases, as git's (one that is bad refused).
+    `on_step` hears of each state asked: ('good' or 'bad', the step) for the ends,
+    ('merge base', it), ('step', it) for the search."""
+    from .history import _best_common, ancestors_of, checked_graph
     from .states import check_base, open_base, state_commit, state_of
 
     if not good:
@@ -324,10 +327,21 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
         if c is not BASE and c not in reached:
             if not any(repo.db.query("select 1 from commits where id = ?", [c])):
                 raise not_indexed(c)  # damage (a ref naming it), not the user's revision
-            raise ValidationError(f"the good revision {rev!r} ({c[:12]}) is not an ancestor "
-                                  f"of the bad revision {bad or 'HEAD'!r} ({bad_commit[:12]})")
+            if bad_commit in ancestors_of(g, [c], indexed=True):  # git's refusal too
+                raise ValidationError(
+                    f"the good revision {rev!r} ({c[:12]}) is a descendant of the bad "
+                    f"revision {bad or 'HEAD'!r} ({bad_commit[:12]}), not an ancestor: "
+                    "good and bad swapped?")
     known = [c for c in good_commits if c is not BASE]
     candidates = reached - (ancestors_of(g, known, indexed=True) if known else set())
+    # A GOOD on another branch (no ancestor of BAD): git tests the merge bases of BAD and
+    # the GOODs first, for the answer may have broken before them and been mended on the
+    # GOOD's side (no commit in common: the base model is theirs)
+    diverged = [c for c in known if c not in reached]
+    merge_bases: list[str | None] = []
+    if diverged:
+        merge_bases = [*_best_common(g, [bad_commit], known)] or [BASE]
+        merge_bases = [m for m in merge_bases if m not in good_commits]
 
     check_base(repo)
     question.check(open_base(repo, check=False))
@@ -354,6 +368,18 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
     if bad_step.good:
         raise MemstoreError(f"the bad revision {bad or 'HEAD'!r} is good: "
                             f"{question.said(bad_step.answer)} ({question.rule(bad_step.answer)})")
+    bases = []
+    for m in merge_bases:
+        step = asked(m)
+        if on_step is not None:
+            on_step("merge base", step)
+        if not step.good:
+            raise MemstoreError(
+                f"the merge base {'base' if m is BASE else m[:12]} of the bad revision and "
+                f"the good ones is bad: {question.said(step.answer)} "
+                f"({question.rule(step.answer)}); the answer was mended between it and "
+                f"{', '.join(repr(named[c]) for c in diverged)}, as git says")
+        bases.append(step)
 
     def step(commit: str, left: int, rough: int) -> Step:
         done = asked(commit, left, rough)
@@ -363,7 +389,8 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
 
     steps = search(g, candidates, step)
     last_bad = next((s for s in reversed(steps) if not s.good), bad_step)
-    return Bisection(tuple(ends), bad_step, tuple(steps), last_bad.commit, last_bad.answer)
+    return Bisection(tuple(ends), bad_step, tuple(steps), last_bad.commit, last_bad.answer,
+                     tuple(bases))
 
 
 def search(g: dict[str, tuple[tuple[str, ...], float]], candidates: set[str],
