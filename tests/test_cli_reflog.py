@@ -429,3 +429,16 @@ def test_expire_unreachable_is_from_the_refs_own_tip_as_git(history):
     ok("switch", "--detach", c3, cwd=repo)  # a detached HEAD is no tip its log counts
     assert expired("HEAD") == ["commit: facts c", "reset: moving to HEAD~1",
                                f"checkout: moving from main to {c3}"]
+
+
+def test_reflog_exists_takes_a_ref_name_not_a_revision_as_git(history):
+    """git 2.39's `reflog exists main@{yesterday}` (main@{1}, main~1, @{-1}, @{u}, a..b, an
+    empty name) is 'fatal: invalid ref format'; memstore said 1, no log, as for a ref that
+    has none (and `@{u}` read the upstream). Bad input now: one line, exit status 2."""
+    repo, _ = history
+    before = snapshot(repo)
+    for name in ("main@{yesterday}", "main@{1}", "main~1", "@{-1}", "@{u}", "a..b", ""):
+        error_line(run("reflog", "exists", name, cwd=repo), 2, f"invalid ref name {name!r}")
+    assert snapshot(repo) == before
+    for name, code in (("main", 0), ("refs/heads/main", 0), ("HEAD", 0), ("nosuch", 1)):
+        assert run("reflog", "exists", name, cwd=repo).exit_code == code, name

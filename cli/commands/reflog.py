@@ -132,7 +132,18 @@ def delete(repo, selectors: tuple[str, ...]) -> None:
 @click.argument("ref")
 @pass_repo
 def exists(repo, ref: str) -> None:
-    """Exit status 0 when REF has a reflog, 1 when not (git's `reflog exists`)."""
+    """Exit status 0 when REF has a reflog, 1 when not (git's `reflog exists`). REF is a
+    ref's name (HEAD, main, origin/main, refs/heads/main), not a revision: `main@{1}`,
+    `main@{yesterday}`, `@{u}`, `main~1` are refused in one line (exit 2), as git's
+    'invalid ref format'."""
+    from memstore.errors import ValidationError
+    from memstore.store.refs import name_problem
+
+    problem = name_problem(ref, unseen=False)
+    if problem is not None:
+        raise ValidationError(f"invalid ref name {ref[:60]!r} ({problem}): `reflog exists` "
+                              "takes a ref (HEAD, a branch, a remote-tracking branch), not "
+                              "a revision")
     if not repo.reflog_of(ref)[1]:
         raise SystemExit(1)
 
