@@ -47,9 +47,14 @@ def test_every_command_that_writes_a_commit_records_its_author(repo, base, monke
     merged = author_of(repo)
     rv = last_line(ok("revert", c2, cwd=repo))
     reverted = author_of(repo)
+    for rev in ("HEAD~1", "HEAD"):  # a merge and a revert are new writing: no author date
+        made = json.loads(ok("show", rev, "--json", cwd=repo).stdout)
+        assert made["author_time"] == made["time"], rev
     monkeypatch.setenv("MEMSTORE_AUTHOR", "Edsger Dijkstra <ed@example.org>")
     ok("squash", c1, cwd=repo)  # git's `rebase -i` squash: the first commit's author, and
     squashed = json.loads(ok("show", "--json", cwd=repo).stdout)  # the squasher commits
+    written = json.loads(ok("show", c2, "--json", cwd=repo).stdout)["time"]  # and its date
+    assert squashed["author_time"] == written < squashed["time"]
     assert (author_of(repo, c1), author_of(repo, c2), merged, reverted, squashed["author"],
             squashed["committer"]) == (
         "Ada Lovelace <ada@example.org>", "Alan Turing <alan@example.org>",
@@ -107,6 +112,7 @@ def test_a_commit_made_before_authors_were_recorded_has_none(repo, base):
     assert author_of(repo) is None
     entry = json.loads(ok("log", "--json", cwd=repo).stdout)[0]
     assert (entry["author"], entry["committer"]) == (None, None)
+    assert entry["author_time"] == entry["time"]  # no author date recorded: the time
     text = ok("log", "-n", "1", cwd=repo).stdout
     assert "Author" not in text and "Date:" in text
     assert "ok" in ok("fsck", cwd=repo).stdout.lower()
@@ -116,12 +122,15 @@ def test_a_commit_made_before_authors_were_recorded_has_none(repo, base):
     *(("author", v) for v in ["Eve\nCommit: 0 (HEAD -> main)", "\x1b[31mred", "", " padded",
                               "x" * 201, 7]),
     ("committer", "Eve\nCommit: 0 (HEAD -> main)"), ("committer", "\x1b[31mred"),
-    ("committer", 7)])
+    ("committer", 7), ("author_time", "yesterday"), ("author_time", True),
+    ("author_time", 1e400)])
 def test_a_record_whose_author_memstore_would_not_write_is_refused(history, key, value):
     """A well-hashed commit record (another machine's push, a hand edit) whose author is
     no one line of printable text is refused where it is read, naming the object: a
     newline in it printed a forged line into log ('Commit: …'), an escape sequence went to
-    the terminal, and fsck said ok. A committer is held to the same (one check, both)."""
+    the terminal, and fsck said ok. A committer is held to the same (one check, both), an
+    author_time to a finite number of seconds (one that is a string is a traceback in log,
+    and fsck passed it)."""
     from test_cli_damage import forge_head
 
     repo, _ = history

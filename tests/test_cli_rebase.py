@@ -77,6 +77,9 @@ def test_rebase_writes_the_branchs_commits_again_on_upstream_as_picks_by_hand(
     assert [(c["message"], c["author"]) for c in log[:2]] == [("facts e", ADA),
                                                               ("facts d", ADA)]
     assert [c["committer"] for c in log[:3]] == [BOB, BOB, None]  # git's: who rebased
+    written = [json.loads(ok("show", c, "--json", cwd=repo_dir).stdout)["time"] for c in (e, d)]
+    assert [c["author_time"] for c in log[:2]] == written  # and the author dates kept
+    assert all(c["time"] > c["author_time"] for c in log[:2])
     ok("switch", "-c", "by-hand", "main", cwd=repo_dir)
     p1 = last_line(ok("cherry-pick", d, cwd=repo_dir))
     p2 = last_line(ok("cherry-pick", e, cwd=repo_dir))

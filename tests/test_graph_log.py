@@ -49,6 +49,7 @@ def log_commits(order: str, parents: dict[str, str]) -> list[SimpleNamespace]:
     """`commits` with what `log` prints of a commit; the message is 'msg <name>'."""
     return [SimpleNamespace(id=c.id, parents=c.parents, message=f"msg {c.id}\n",
                             n_requests=1, operation="commit", basis=None, time=0.0,
+                            authored=0.0,  # Commit.authored: the author date
                             metrics={}, author=None, committer=None)  # before authors were
             for c in commits(order, parents)]
 

@@ -51,7 +51,17 @@ def commit_entry(c) -> dict:
     """A commit as `log --json` prints it."""
     return {"id": c.id, "parents": list(c.parents), "message": c.message,
             "n_requests": c.n_requests, "operation": c.operation, "basis": c.basis,
-            "time": c.time, "author": c.author, "committer": c.committer, "metrics": c.metrics}
+            "time": c.time, "author_time": c.authored, "author": c.author,
+            "committer": c.committer, "metrics": c.metrics}
+
+
+def dates(authored: float, committed: float) -> str:
+    """A commit's `Date:`, as git's: when its author wrote it, and when it was committed
+    where that is another time (a cherry-pick, rebase or squash; git's --pretty=fuller's
+    CommitDate; not where the two read the same, within the second)."""
+    author_date, commit_date = when(authored), when(committed)
+    return author_date if author_date == commit_date else \
+        f"{author_date} (committed {commit_date})"
 
 
 def commit_lines(c, parents, first: str) -> list[str]:
@@ -60,7 +70,7 @@ def commit_lines(c, parents, first: str) -> list[str]:
             *([f"Merge:  {' '.join(short(p) for p in parents)}"] if len(parents) > 1 else []),
             *([f"Author: {c.author}"] if c.author is not None else []),
             *([f"Commit: {c.committer}"] if c.committer is not None else []),
-            f"Date:   {when(c.time)}",
+            f"Date:   {dates(c.authored, c.time)}",
             f"Facts:  {c.n_requests} ({c.operation}); {metrics_line(c.metrics)}",
             "",
             *(f"    {line}" for line in message_lines(c.message) or [""])]
@@ -102,10 +112,10 @@ def _rewritten(commits: list, kept: set[str]) -> list:
               help="Only the commits that wrote or took out a fact whose subject, prompt "
                    "(the subject filled in) or target matches the regular expression PATTERN.")
 @click.option("--since", "--after", "since", type=Date(),
-              help="Only the commits made at or after DATE (2026-12-01, 2026-12-01T10:00, "
-                   "with or without a zone; yesterday, 2 weeks ago).")
+              help="Only the commits committed at or after DATE (2026-12-01, "
+                   "2026-12-01T10:00, with or without a zone; yesterday, 2 weeks ago).")
 @click.option("--until", "--before", "until", type=Date(),
-              help="Only the commits made at or before DATE.")
+              help="Only the commits committed at or before DATE.")
 @click.option("--reverse", is_flag=True,
               help="Oldest first (after -n has taken the newest N, as git's).")
 @click.option("--left-right", is_flag=True,
@@ -131,7 +141,9 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
     keeps the original's author); --committer (who wrote the commit record, where that is
     another: the one who picked, rebased or squashed; else its author); --grep (the commit message, a Python regular
     expression; several: any of them, or every one with --all-match; -i: any case);
-    --since/--after and --until/--before (the commit's recorded time, both ends included);
+    --since/--after and --until/--before (when the commit was committed, its `time`, as
+    git's committer date: a pick's or rebase's time, not the author date it keeps; both
+    ends included);
     --fact, git's -G for facts (a regular expression; -i: any case): the commits whose
     requests wrote a fact whose subject, prompt with the subject filled in, or target
     matches (or whose target the write replaced: --supersede), and the reverts, merges and
@@ -141,8 +153,12 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
     -n counts the commits the filters keep; --reverse lists them oldest first, after -n
     has taken the newest N (and cannot be drawn with --graph).
 
+    `Date:` is when the author wrote the commit, as git's (a cherry-pick, rebase or squash
+    keeps the original's), then `(committed DATE)` where it was committed at another time.
+
     --json prints a list of objects with id, parents, message, n_requests, operation,
-    basis, time, author (null for a commit made before memstore recorded authors),
+    basis, time (when it was committed), author_time (when its author wrote it; time where
+    they are one), author (null for a commit made before memstore recorded authors),
     committer (null where it is the author, or was not recorded) and metrics; for A...B, side too ("left" for A's, "right" for B's).
     """
     from ..context import open_repo
@@ -341,7 +357,8 @@ def show(rev: str, as_json: bool) -> None:
     against its first parent (the base model for a commit with no parent: for a revert,
     what it took out; for a merge, what it brought in); and for each update set (one MEMIT
     solve) the requests, and per edited layer the Frobenius norm ‖ΔW‖ and rank of the
-    update; with the bytes the commit added to the repository.
+    update; with the bytes the commit added to the repository. `Date:` as log's: the
+    author date, then `(committed DATE)` where it was committed at another time.
 
     --json adds `facts` (`added`, `removed`, `changed`, as `diff --json` gives them) and
     `update_sets` to the fields of `log --json`, with `info` and `bytes`.
@@ -363,7 +380,7 @@ def show(rev: str, as_json: bool) -> None:
         click.echo(f"Author:    {d['author']}")
     if d["committer"] is not None:  # git's --pretty=fuller's, where it is another
         click.echo(f"Commit:    {d['committer']}")
-    click.echo(f"Date:      {when(d['time'])}")
+    click.echo(f"Date:      {dates(d['author_time'], d['time'])}")
     click.echo(f"Size:      {size(d['bytes'])}")
     click.echo("")
     for line in message_lines(d["message"]):

@@ -129,6 +129,15 @@ class Commit:
     # who wrote this record where that is not its author, as git's committer: the one who
     # cherry-picked, rebased or squashed someone else's commit; None where they are one
     committer: str | None = None
+    # when its author wrote it, where that is not `time` (git's author date; `time` is git's
+    # committer date): a cherry-pick, rebase or squash keeps the original's; None where
+    # they are one (`authored` reads either)
+    author_time: float | None = None
+
+    @property
+    def authored(self) -> float:
+        """When its author wrote it (git's author date): author_time, else time."""
+        return self.time if self.author_time is None else self.author_time
 
     @property
     def n_requests(self) -> int:
@@ -143,15 +152,17 @@ class Commit:
         return [self.id] + [o for s in self.update_sets for o in s.object_ids()]
 
     def to_json(self) -> dict[str, Any]:
-        # author and committer only where recorded: a record without them is the bytes it
-        # was (its id), and a reader of before committers were recorded ignores the key
+        # author, committer and author_time only where recorded: a record without them is
+        # the bytes it was (its id), and a reader from before one was recorded ignores it
         return {
             "format": FORMAT, "parents": list(self.parents), "base": self.base,
             "basis": self.basis, "update_sets": [s.to_json() for s in self.update_sets],
             "message": self.message, "time": self.time, "operation": self.operation,
             "metrics": self.metrics, "info": self.info,
-        } | {who: name for who, name in (("author", self.author),
-                                         ("committer", self.committer)) if name is not None}
+        } | {key: value for key, value in (("author", self.author),
+                                           ("committer", self.committer),
+                                           ("author_time", self.author_time))
+             if value is not None}
 
     @classmethod
     def from_json(cls, oid: str, d: dict[str, Any]) -> Commit:
@@ -175,11 +186,12 @@ class Commit:
             check_object_id(p)
         if not isinstance(d["message"], str) or not isinstance(d["base"], str):
             raise TypeError("message and base must be strings")
-        if not (isinstance(d["time"], (int, float)) and not isinstance(d["time"], bool)
-                and math.isfinite(d["time"]) and isinstance(d["operation"], str)
+        if not (_seconds(d["time"]) and isinstance(d["operation"], str)
                 and isinstance(d["update_sets"], list)
                 and isinstance(d.get("metrics", {}), dict) and isinstance(d.get("info", {}), dict)):
             raise TypeError("time, operation, update_sets, metrics or info malformed")
+        if d.get("author_time") is not None and not _seconds(d["author_time"]):
+            raise TypeError("author_time must be a finite number of seconds")
         for who in ("author", "committer"):
             if d.get(who) is not None and not isinstance(d[who], str):
                 raise TypeError(f"{who} must be a string")
@@ -192,20 +204,29 @@ class Commit:
             update_sets=update_sets, message=d["message"], time=d["time"],
             operation=d["operation"], metrics=d.get("metrics", {}), info=d.get("info", {}),
             author=d.get("author"), committer=d.get("committer"),
+            author_time=d.get("author_time"),
         )
+
+
+def _seconds(t: Any) -> bool:
+    """Whether `t` is a time as a record holds one: a finite number of seconds."""
+    return isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
 
 
 def make_commit(*, parents: list[str], base: str, basis: str | None,
                 update_sets: list[UpdateSet], message: str, time: float, operation: str,
                 metrics: dict[str, Any] | None = None, info: dict[str, Any] | None = None,
-                author: str | None = None,
-                committer: str | None = None) -> tuple[Commit, bytes]:
-    """The commit and the canonical bytes whose hash is its id."""
+                author: str | None = None, committer: str | None = None,
+                author_time: float | None = None) -> tuple[Commit, bytes]:
+    """The commit and the canonical bytes whose hash is its id; `author_time` (when its
+    author wrote it) is recorded where it is not `time`."""
     if not isinstance(message, str):
         raise ValidationError("the commit message must be a string")
+    if author_time is not None and float(author_time) == float(time):
+        author_time = None
     draft = Commit("", tuple(parents), base, basis, tuple(update_sets), message, float(time),
                    operation, plain(metrics or {}, "metrics"), plain(info or {}, "info"),
-                   author, committer)
+                   author, committer, None if author_time is None else float(author_time))
     data = canonical_json(draft.to_json())
     return replace(draft, id=hash_bytes(data)), data
 

@@ -144,7 +144,8 @@ def show(repo: Repository, rev: str = "HEAD") -> dict[str, Any]:
     # are the replayed sets and for a merge or squash may hold facts already live before
     facts = _diff_states(repo, c.parents[0] if c.parents else BASE, cid)
     return finite({"id": cid, "parents": list(c.parents), "basis": c.basis, "time": c.time,
-                   "author": c.author, "committer": c.committer, "operation": c.operation,
+                   "author_time": c.authored, "author": c.author, "committer": c.committer,
+                   "operation": c.operation,
                    "message": c.message, "n_requests": c.n_requests,
                    "metrics": c.metrics, "info": c.info, "bytes": introduced_size(repo.store, c),
                    "facts": facts, "update_sets": sets})

@@ -180,8 +180,8 @@ def rebase(repo: Repository, rev: str, *, shown: str | None = None,
 def _pick(repo: Repository, base: LoadedBase, c: Commit, onto: str) -> str:
     """Commit `c` written again on `onto` (the state `base`'s model is in), moving no ref:
     its facts that `onto` does not hold solved from their cached z-vectors, with `c`'s
-    message and author. The model is then in the new commit's state, and is labelled so:
-    the in-place update and a state built from the records are the same bits
+    message, author and author date. The model is then in the new commit's state, and is
+    labelled so: the in-place update and a state built from the records are the same bits
     (editing.apply)."""
     here = {fact_key(f.request): f for f in repo.facts_at(onto)}
     facts, conflicts = pick_facts(repo, c, here, taken_out=True)
@@ -192,6 +192,6 @@ def _pick(repo: Repository, base: LoadedBase, c: Commit, onto: str) -> str:
     new = repo.write_commit([result], parents=[onto], basis=onto, message=c.message,
                             metrics=metrics, operation="rebase",
                             info={"rebased": c.id, "solved": len(facts)}, ref=None,
-                            author=c.author)
+                            author=c.author, author_time=c.authored)
     base.state = new.id
     return new.id

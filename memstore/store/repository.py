@@ -590,13 +590,16 @@ class Repository:
                      info: dict[str, Any] | None = None,
                      time: float | None = None, ref: str | None = HEAD,
                      expected: str | None = _FROM_PARENTS,
-                     author: str | None = None) -> Commit:
+                     author: str | None = None,
+                     author_time: float | None = None) -> Commit:
         """Records a commit whose state is `basis`'s state (None: the base weights) plus
         `update_sets` (one EditResult per solve, applied in order, or its StoredSet where
         its objects are written already), and moves `ref` to it. `author`: who wrote it
         (None: this process's user, store.author.current()); where that is someone else (a
         cherry-pick, rebase or squash of their commit), this process's user is recorded as
-        its committer, as git records the one who picked.
+        its committer, as git records the one who picked. `author_time`: when its author
+        wrote it (None: now, the commit's time); a commit written again from another keeps
+        the original's (Commit.authored), as git's author date.
 
         `ref` HEAD moves the current branch (or a detached HEAD); None moves nothing.
         `expected` is where `ref` must still point (default: the first parent, i.e. where
@@ -612,7 +615,7 @@ class Repository:
                 basis=basis, message=message, metrics=metrics, operation=operation, info=info,
                 time=time, ref=None if ref is None else self._ref_to_move(ref),
                 expected=expected, author=author,
-                committer=runner if runner != author else None)
+                committer=runner if runner != author else None, author_time=author_time)
 
     def add_commits(self, commits: Sequence[Commit],
                     refs: dict[str, tuple[str | None, str | None]] | None = None) -> None:

@@ -546,16 +546,20 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
                                 info={"squashed": squashed, "sources": sources}
                                 | ({"reverted": reverted} if reverted else {})
                                 | ({"restored": restored} if restored else {}),
-                                expected=head, author=_first_author(repo, squashed))
+                                expected=head, **_first_authorship(repo, squashed))
     return Report(new, new.id, metrics, {"squashed": squashed, "before": before,
                                          "n_facts": len(added)}, time.perf_counter() - t0)
 
 
-def _first_author(repo: Repository, squashed: list[str]) -> str | None:
-    """Who a squash records as its author: the oldest squashed commit's (git's `rebase -i`
-    squash keeps the first commit's author, the one who squashes its committer); None
-    (the one who squashes) where that commit was made before authors were recorded."""
-    return repo.get_commit(squashed[-1]).author if squashed else None
+def _first_authorship(repo: Repository, squashed: list[str]) -> dict[str, Any]:
+    """Who a squash records as its author, and when they wrote it: the oldest squashed
+    commit's (git's `rebase -i` squash keeps the first commit's author and author date,
+    the one who squashes its committer); author None (the one who squashes) where that
+    commit was made before authors were recorded."""
+    if not squashed:
+        return {}
+    first = repo.get_commit(squashed[-1])
+    return {"author": first.author, "author_time": first.authored}
 
 
 def _describe(f: LiveFact | None) -> str:
@@ -772,6 +776,7 @@ def cherry_pick(repo: Repository, rev: str, message: str | None = None) -> Repor
         new = repo.write_commit([result], parents=[head], basis=head, message=message,
                                 metrics=metrics, operation="cherry-pick",
                                 info={"picked": picked, "solved": len(facts)},
-                                author=c.author)  # git's: the picker is the committer
+                                author=c.author,  # git's: the picker is the committer
+                                author_time=c.authored)
     return Report(new, new.id, metrics, {"picked": picked, "solved": len(facts)},
                   time.perf_counter() - t0)

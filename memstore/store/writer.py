@@ -44,14 +44,15 @@ def write_commit(store: Storage, refs: Refs, base_hash: str,
                  basis: str | None, message: str, metrics: dict[str, Any] | None,
                  operation: str, info: dict[str, Any] | None, time: float | None,
                  ref: str | None, expected: str | None, author: str | None = None,
-                 committer: str | None = None) -> Commit:
+                 committer: str | None = None, author_time: float | None = None) -> Commit:
     """Records the commit and moves `ref` (None: none) from `expected` to it."""
     check_inputs(store, base_hash, update_sets, parents, basis)
     sets = [store_set(store.objects, r).update_set for r in update_sets]
     commit, data = make_commit(
         parents=parents, base=base_hash, basis=basis, update_sets=sets, message=message,
         time=clock.time() if time is None else time, operation=operation,
-        metrics=metrics, info=info, author=author, committer=committer)
+        metrics=metrics, info=info, author=author, committer=committer,
+        author_time=author_time)
     store.objects.put_bytes(data)
     size = introduced_size(store, commit)
     with transaction(store.db), refs.reason(reflog_message(commit), fallback=True):
