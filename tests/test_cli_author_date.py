@@ -42,8 +42,8 @@ def test_a_cherry_pick_keeps_the_author_date_and_log_filters_on_the_commit_date(
     wrote the facts was lost. Now the pick keeps his date as its author date, printed as
     `Date:` with `(committed …)` beside it, and a pick of the pick keeps it still;
     --since/--until read the commit date (git's committer date); a commit written once has
-    no author_time in its record (the bytes, and so the ids, it always had), and a clone
-    carries it."""
+    no author_time in its record (the bytes, and so the ids, it always had); a clone
+    carries it, and blame there, naming the pick, gives Alan's date."""
     repo = copy_repo(empty_template(base), tmp_path / "repo")
     files = facts_files(base)
     monkeypatch.setenv("MEMSTORE_AUTHOR", ADA)
@@ -93,3 +93,8 @@ def test_a_cherry_pick_keeps_the_author_date_and_log_filters_on_the_commit_date(
     d = shown(clone, pick)
     assert (d["author_time"], d["time"], d["committer"]) == (at(5), at(20), GRACE)
     assert f"Date:   {fuller}\n" in ok("log", "-n", "1", cwd=clone).stdout
+    # C2 is not in the clone: blame names the pick as the writer, with Alan's date (git's)
+    row, = json.loads(ok("blame", "--json", "--subject", "Michael Jordan", cwd=clone).stdout)
+    assert (row["commit"], row["author"], row["author_time"]) == (pick, ALAN, at(5))
+    assert ok("blame", "--subject", "Michael Jordan", cwd=clone).stdout.startswith(
+        f"{pick[:12]} ({ALAN} {when(at(5))[:10]}) ")

@@ -308,13 +308,13 @@ def _range(rev: str | None) -> tuple[str | None, list[str], str | None]:
 @json_option
 def blame(rev: str | None, subject: str | None, contains: str | None, as_json: bool) -> None:
     """Show, for each fact live at REV (default: HEAD), the commit that wrote it, its
-    author and date, as `git blame` does for lines: a write that a merge, squash, revert
-    or cherry-pick carried on is followed back to the commit that wrote the fact, and the
-    carrier is named after it.
+    author and author date, as `git blame` does for lines: a write that a merge, squash,
+    revert or cherry-pick carried on is followed back to the commit that wrote the fact,
+    and the carrier is named after it.
 
     --json prints a list of objects with subject, prompt, target_new, target_true,
     case_id, commit, author (null for a commit made before authors were recorded), time,
-    summary (the first line of its message) and carried_by (null where the commit holds
+    author_time (as log --json's), summary (the first line of its message) and carried_by (null where the commit holds
     its own write).
     """
     from memstore.store.blame import blame as blame_facts
@@ -328,7 +328,8 @@ def blame(rev: str | None, subject: str | None, contains: str | None, as_json: b
         return
     for r in rows:
         via = f", via {short(r['carried_by'])}" if r["carried_by"] else ""
-        click.echo(f"{short(r['commit'])} ({r['author'] or '-'} {when(r['time'])[:10]}{via}) "
+        day = when(r["author_time"])[:10]
+        click.echo(f"{short(r['commit'])} ({r['author'] or '-'} {day}{via}) "
                    f"{r['prompt'].format(r['subject'])!r} -> {r['target_new']!r}")
     if not rows:
         click.echo("no facts" + (" match" if subject is not None or contains is not None

@@ -39,7 +39,8 @@ def blame(repo: Repository, rev: str | None = None, *, subject: str | None = Non
         wrote, carried_by = writer(repo, prov, f)
         c = repo.get_commit(wrote)
         rows.append({**f.request.to_dict(), "commit": c.id, "author": c.author, "time": c.time,
-                     "summary": c.summary, "carried_by": carried_by})
+                     "author_time": c.authored, "summary": c.summary,
+                     "carried_by": carried_by})
     return rows
 
 
