@@ -1,6 +1,8 @@
 """fsck and gc: checking and cleaning the repository."""
 from __future__ import annotations
 
+import re
+
 import click
 
 from ..context import open_repo, pass_repo
@@ -31,7 +33,7 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
 
     --json prints one object: ok and problems (one line each); with REMOTE --repair also
     rewritten (the objects written to the remote again)."""
-    rewritten = None
+    rewritten = way_back = None
     if remote is not None:
         from .remote import remote_problems, remote_url
 
@@ -53,6 +55,7 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
                 warn(f"requests not indexed: {line}")
         with open_repo() as repo:
             problems = repo.fsck(verify=not quick)
+            way_back = _way_back(repo, problems)
     if as_json:
         print_json({"ok": not problems, "problems": problems}
                    | ({} if rewritten is None else {"rewritten": rewritten}))
@@ -63,8 +66,31 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
             click.echo("ok")
         else:
             warn(f"{len(problems)} problem(s) found")
+    if way_back is not None:
+        warn(way_back)
     if problems:
         raise SystemExit(1)
+
+
+_OBJECT_DAMAGE = re.compile(r"^(object|commit|statistics) .*\b(is corrupt|is missing|is "
+                            r"indexed but missing)\b")
+
+
+def _way_back(repo, problems: list[str]) -> str | None:
+    """Where fsck found objects missing or corrupt and a remote is configured, the line
+    that says how to get them back from it (a remote's intact copies, `fetch --refetch`)."""
+    from memstore.errors import MemstoreError
+    from memstore.remote import remotes
+
+    try:
+        known = remotes.remotes(repo)
+    except MemstoreError:  # damaged remote rows: fsck names them
+        return None
+    if not known or not any(_OBJECT_DAMAGE.search(p) for p in problems):
+        return None
+    name = "origin" if "origin" in known else next(iter(known)) if len(known) == 1 else "REMOTE"
+    return (f"objects a remote's history holds intact can be restored from it with "
+            f"`memstore fetch {name} --refetch`")
 
 
 def _repair_remote(url: str) -> list[str]:

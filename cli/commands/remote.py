@@ -550,6 +550,10 @@ def _fetched(f) -> None:
     for tag, old in f.pruned_tags.items():  # as git shows it, with the commit it named
         click.echo(f" - {'[deleted]':<26} {'(none)':<12} -> {tag}  (was {short(old)})")
     click.echo(_moved("fetched", f.moved, f.seconds))
+    if f.refetched is not None:
+        r = f.refetched
+        click.echo(f"refetch: checked {counted(r.checked, 'object')} here, restored "
+                   f"{len(r.restored)} missing or damaged ({size(r.bytes)}) from {f.remote}")
 
 
 @click.command()
@@ -565,10 +569,16 @@ def _fetched(f) -> None:
               help="Also delete each tag here that the remote has no tag of, even one made "
                    "here and never pushed, and fetch every remote tag as --tags does (git's "
                    "fetch --prune --prune-tags: the remote's tags mirrored).")
+@click.option("--refetch", is_flag=True,
+              help="Also check every object here that the remote's branches and tags need "
+                   "(git's fetch --refetch): each one missing or damaged here is written again "
+                   "from the remote's copy, checked against its name; intact ones are only "
+                   "re-hashed, not downloaded. Exit status 1 naming each object that neither "
+                   "side holds intact.")
 @WITH_STATS
 @json_option
 def fetch(remote_name: str | None, every_remote: bool, all_tags: bool, prune: bool,
-          prune_tags: bool, with_stats: bool, as_json: bool) -> None:
+          prune_tags: bool, refetch: bool, with_stats: bool, as_json: bool) -> None:
     """Fetch every branch of REMOTE (default: the current branch's upstream's remote, else
     origin or the only remote there is) as REMOTE/BRANCH.
 
@@ -589,10 +599,20 @@ def fetch(remote_name: str | None, every_remote: bool, all_tags: bool, prune: bo
     remote that cannot be fetched (unreachable, refused) is said in one error line and
     the others are still fetched, the exit status then 1.
 
+    --refetch restores what `memstore fsck` finds missing or corrupt here: every commit
+    here that the remote's branches and tags reach, the objects its update sets name and
+    the statistics tensors they were solved with are re-hashed here; each one missing or
+    damaged is read from the remote, checked against its name and written in place
+    ('restored N objects'). An intact object here is not downloaded again. A copy that
+    is corrupt on the remote too (or absent there) is never written: the fetch lands,
+    and the exit status is 1, naming those objects (`memstore fsck REMOTE` checks it).
+
     --json prints one object: remote, url, updates (the remote-tracking branches moved:
     branch, old, new, forced where the remote's history was rewritten),
     tags (each tag created, or refused: tag, new, refused, here), pruned_tags (each: tag,
-    old), commits, objects, bytes and seconds; with --all, a list of those, one per remote, each with error (null, or
+    old), commits, objects, bytes and seconds; with --refetch also refetch (checked,
+    restored: the ids written again, restored_bytes, unrestored: id → why); with --all, a
+    list of those, one per remote, each with error (null, or
     the line saying why that remote was not fetched: then only remote, url and error).
     """
     from memstore.remote.fetch import fetch as run_fetch
@@ -608,19 +628,34 @@ def fetch(remote_name: str | None, every_remote: bool, all_tags: bool, prune: bo
         if remote_name is not None:
             raise click.UsageError(f"--all fetches every remote: name none (not "
                                    f"{remote_name!r}), or leave out --all")
-        _fetch_all(all_tags, prune, with_stats, as_json)
+        _fetch_all(all_tags, prune, with_stats, as_json, refetch)
         return
     with open_repo() as repo:
         f = run_fetch(repo, remote_name, with_stats=with_stats, all_tags=all_tags,
-                      prune=prune, prune_tags=prune_tags)
+                      prune=prune, prune_tags=prune_tags, refetch=refetch)
     _passed_over(f)
     if as_json:
         print_json(fetch_result(f))
-        return
-    _fetched(f)
+    else:
+        _fetched(f)
+    if f.refetched is not None and f.refetched.unrestored:
+        from memstore.errors import MemstoreError
+
+        raise MemstoreError(_unrestored(f))
 
 
-def _fetch_all(all_tags: bool, prune: bool, with_stats: bool, as_json: bool) -> None:
+def _unrestored(f) -> str:
+    """The one line of a refetch that left objects damaged: which, and why."""
+    r = f.refetched
+    objects = "; ".join(f"{o} ({why})" for o, why in sorted(r.unrestored.items()))
+    return (f"{counted(len(r.unrestored), 'object')} missing or damaged here could not be "
+            f"restored from {f.remote}: {objects}; `memstore fsck {f.remote}` checks the "
+            "remote, whose own copy may be restored from another clone with "
+            f"`memstore fsck {f.remote} --repair` there")
+
+
+def _fetch_all(all_tags: bool, prune: bool, with_stats: bool, as_json: bool,
+               refetch: bool = False) -> None:
     """`fetch --all`: each remote in turn, a failure said in one line and passed over, as
     git's ("error: could not fetch NAME"); exit status 1 where one failed."""
     from memstore.errors import MemstoreError
@@ -634,7 +669,7 @@ def _fetch_all(all_tags: bool, prune: bool, with_stats: bool, as_json: bool) -> 
                 click.echo(f"Fetching {name}")
             try:
                 f = run_fetch(repo, name, with_stats=with_stats, all_tags=all_tags,
-                              prune=prune)
+                              prune=prune, refetch=refetch)
             except MemstoreError as e:  # unreachable, refused, damaged: the next one still
                 failed = True
                 line = f"could not fetch {name}: {' '.join(str(e).split())}"
@@ -642,10 +677,15 @@ def _fetch_all(all_tags: bool, prune: bool, with_stats: bool, as_json: bool) -> 
                 out.append({"remote": name, "url": url, "error": line})
                 continue
             _passed_over(f)
+            unrestored = f.refetched is not None and f.refetched.unrestored
+            line = f"could not fetch {name} whole: {_unrestored(f)}" if unrestored else None
             if as_json:
-                out.append(fetch_result(f) | {"error": None})
+                out.append(fetch_result(f) | {"error": line})
             else:
                 _fetched(f)
+            if line is not None:
+                failed = True
+                warn(f"memstore: error: {line}")
     if as_json:
         print_json(out)
     if failed:
@@ -662,7 +702,15 @@ def fetch_result(f) -> dict:
             "tags": [{"tag": t.tag, "new": t.new, "refused": t.refused, "here": t.here}
                      for t in f.tags],
             "pruned_tags": [{"tag": t, "old": c} for t, c in f.pruned_tags.items()],
-            **_moved_json(f.moved, f.seconds)}
+            **_moved_json(f.moved, f.seconds)} | _refetch_json(f.refetched)
+
+
+def _refetch_json(r) -> dict:
+    if r is None:
+        return {}
+    return {"refetch": {"checked": r.checked, "restored": sorted(r.restored),
+                        "restored_bytes": r.bytes,
+                        "unrestored": dict(sorted(r.unrestored.items()))}}
 
 
 @click.command(short_help="Fetch a remote and merge its branch into the current one.")

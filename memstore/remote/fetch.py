@@ -12,7 +12,9 @@ fetch), and stored after it. Local branches never move; `pull` then merges, as `
 does. The remote's tags whose commits are here once its branches are fetched (all of
 them, with their history, for a clone) are created in the same transaction; a tag here is
 never moved (git's "would clobber existing tag"), and a name that cannot be a tag here is
-left: each said in one warning line."""
+left: each said in one warning line. With `refetch` (git's `fetch --refetch`), every
+object here that the remote's branches and tags need is checked too, and each one missing
+or damaged is written again from the remote's intact copy (refetch.py)."""
 from __future__ import annotations
 
 import json
@@ -32,6 +34,7 @@ from ..store.upstreams import Upstream
 from . import remotes
 from .connection import Remote, connect
 from .layout import RemoteFormatError, object_path
+from .refetch import Refetched, refetch_objects
 from .stats import fetch_statistics
 from .transfer import (
     CorruptRemoteObjectError,
@@ -79,6 +82,7 @@ class FetchResult:
     passed_over: list[str] = field(default_factory=list)  # refs an older memstore named
     tags: list[TagUpdate] = field(default_factory=list)  # created, or kept (not clobbered)
     pruned_tags: dict[str, str] = field(default_factory=dict)  # prune_tags: tag → its commit
+    refetched: Refetched | None = None  # with refetch: what was checked and written again
 
 
 def _parse_commit(cid: str, data: bytes, label: str, base_hash: str) -> Commit:
@@ -143,7 +147,7 @@ def _parents_first(commits: dict[str, Commit]) -> list[Commit]:
 def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False,
           remote: Remote | None = None, need: str | None = None,
           all_tags: bool = False, prune: bool = True,
-          prune_tags: bool = False) -> FetchResult:
+          prune_tags: bool = False, refetch: bool = False) -> FetchResult:
     """Fetches every branch of remote `name` (default: the current branch's upstream's
     remote, else origin or the only remote), through `remote` when the caller has it open
     already (a clone); refused before anything moves when the remote has no branch `need`
@@ -154,7 +158,10 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
     False; with `prune` and `prune_tags` (git's `fetch --prune --prune-tags`), so is
     each tag here of a name the remote holds no tag of, one made here and never pushed
     too, in the same transaction, and every remote tag is fetched as with `all_tags`
-    (git's -P is its tag refspec): the remote's tag list mirrored."""
+    (git's -P is its tag refspec): the remote's tag list mirrored. With `refetch`, the
+    objects here that the remote's branches and tags need are checked, and those missing
+    or damaged written again from the remote (`FetchResult.refetched`; refetch.py), before
+    the statistics and the index transaction."""
     t0 = time.perf_counter()
     all_tags = all_tags or (prune and prune_tags)  # git's -P is the tag refspec: every tag
     if name is None:  # '' is no default
@@ -183,6 +190,10 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
                                  remote.label, written)
                 moved = moved.add(Moved(len(commits), len(commits),
                                         sum(repo.objects.size(c.id) for c in commits)))
+                refetched = None
+                if refetch:  # the remote's every tag: what it reaches here is checked too
+                    refetched = refetch_objects(repo, remote.transport, tips | set(tags.values()),
+                                                {c.id: c for c in commits})
                 statistics = []
                 if with_stats:  # checked before anything moves: a bad record refuses it
                     got, statistics = fetch_statistics(
@@ -214,7 +225,7 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
         for stats in statistics:  # checked above; a statistics object is kept once stored
             repo.put_statistics(stats)
     return FetchResult(name, url, updates, moved, time.perf_counter() - t0, passed_over,
-                       followed, pruned_tags)
+                       followed, pruned_tags, refetched)
 
 
 def gone(tracked: dict[str, str], branches: dict[str, str]) -> list[RefUpdate]:

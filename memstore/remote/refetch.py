@@ -1,0 +1,209 @@
+"""fetch --refetch: the objects here that are missing or damaged, written again from a remote.
+
+A fetch asks a remote only for the objects this repository lacks by name, so an object that
+is here but damaged (a flipped byte, a truncated record) or gone from under an indexed
+commit is never asked for again, and every command that reads it fails. `memstore fetch
+--refetch` (git 2.36's `fetch --refetch`, shaped for a store of large immutable objects)
+walks every commit the remote's branches and tags reach, and for each one this repository
+has (indexed, or arriving with this fetch) checks every object it needs here: the commit's
+record, the objects its update sets name, and the tensors of the statistics records here
+that they were solved with. Each one missing or not hashing to its name is read from the
+remote, checked against its name, and written in its place by the object store's own
+writer (a temporary file renamed over the damaged copy, as every object is written). An
+intact object here is only read, never downloaded: hashing here costs less than a
+download, even from a folder (benchmarks/README.md, "fetch --refetch"). A remote's copy
+that is corrupt too, or one the remote lacks, is never written: it is listed, with why.
+
+Nothing is written until every object has been checked, and none through a symbolic link
+(UnsafePathError, before the first write). A commit neither side holds intact cannot be
+read: its parents are walked only where another commit reaches them."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..editing.progress import progress
+from ..errors import MemstoreError
+from ..store.commits import Commit
+from ..store.objects import (
+    CorruptObjectError,
+    DiskObjectStore,
+    HashMismatchError,
+    MissingObjectError,
+    ObjectStore,
+    hash_bytes,
+    refuse_link,
+)
+from ..store.repository import Repository
+from .layout import object_path
+from .stats import named
+from .transfer import batches, byte_bar, counted, remote_sizes, streamed
+from .transport import Transport
+
+CORRUPT_THERE = "corrupt on the remote too"
+LACKING_THERE = "not on the remote"
+
+
+@dataclass
+class Refetched:
+    """What `--refetch` found: the objects it checked here, those it wrote again (missing or
+    damaged here, intact on the remote), and those it could not, each with why."""
+
+    checked: int = 0
+    restored: list[str] = field(default_factory=list)
+    bytes: int = 0
+    unrestored: dict[str, str] = field(default_factory=dict)  # id → CORRUPT_/LACKING_THERE
+
+
+def refetch_objects(repo: Repository, transport: Transport, tips: Iterable[str],
+            arriving: dict[str, Commit]) -> Refetched:
+    """Restores from the remote behind `transport` every object missing or damaged here that
+    the commits reachable from `tips` need, where the commit is here (indexed, or among
+    `arriving`: fetched, not yet indexed). The caller holds the repository lock."""
+    out = Refetched()
+    commits, pending = _walk(repo, transport, sorted(set(tips)), arriving, out)
+    wanted = {o for c in commits for o in c.object_ids()[1:]}
+    for sid, layer in sorted(named(commits)):
+        rec = repo.statistics_record(sid, layer)
+        if rec is not None:
+            wanted.add(rec.object)
+    out.checked = len({c.id for c in commits} | set(out.unrestored) | wanted)
+    bad = sorted(_damaged(repo.objects, wanted))
+    _refuse_links(repo.objects, [*pending, *bad])
+    for oid, data in sorted(pending.items()):  # commit records, read and checked in the walk
+        repo.objects.put_bytes(data)
+        out.restored.append(oid)
+        out.bytes += len(data)
+    _restore(repo, transport, bad, out)
+    return out
+
+
+def _walk(repo: Repository, transport: Transport, tips: list[str],
+          arriving: dict[str, Commit], out: Refetched) -> tuple[list[Commit], dict[str, bytes]]:
+    """The commits here reachable from `tips`, and the remote's checked bytes of those whose
+    record here is missing or damaged (to write); one read of the remote per generation.
+    A commit not here is read from the remote only to walk through it."""
+    here: list[Commit] = []
+    pending: dict[str, bytes] = {}
+    seen: set[str] = set()
+    frontier = tips
+    while frontier:
+        seen.update(frontier)
+        found: dict[str, Commit] = {}
+        ask = []
+        for cid in frontier:
+            commit = _local_commit(repo, cid)
+            if commit is None:
+                ask.append(cid)
+            else:
+                found[cid] = commit
+                here.append(commit)
+        got = transport.read_many(object_path(c) for c in ask) if ask else {}
+        for cid in ask:
+            ours = cid in arriving or repo.has_commit(cid)
+            data = got.get(object_path(cid))
+            if data is None or hash_bytes(data) != cid:
+                if ours:
+                    out.unrestored[cid] = LACKING_THERE if data is None else CORRUPT_THERE
+                if cid in arriving:
+                    found[cid] = arriving[cid]
+                    here.append(arriving[cid])
+                continue
+            commit = _parsed(cid, data)
+            if commit is None:
+                continue
+            found[cid] = commit
+            if ours:
+                pending[cid] = data
+                here.append(commit)
+        frontier = sorted({p for c in found.values()
+                           for p in [*c.parents, *([c.basis] if c.basis else [])]} - seen)
+    return here, pending
+
+
+def _local_commit(repo: Repository, cid: str) -> Commit | None:
+    """The record of commit `cid` here, where its object is here and intact."""
+    try:
+        return _parsed(cid, repo.objects.get_bytes(cid))
+    except (MissingObjectError, CorruptObjectError):
+        return None
+
+
+def _parsed(cid: str, data: bytes) -> Commit | None:
+    try:
+        return Commit.from_json(cid, json.loads(data))
+    except (MemstoreError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None  # a tensor a ref names, say: no history to walk, no object it needs
+
+
+def _damaged(objects: ObjectStore, oids: set[str]) -> list[str]:
+    """The objects of `oids` missing here or not hashing to their names, each read a chunk
+    at a time (a progress bar counting bytes on a terminal)."""
+    sizes = {}
+    bad = []
+    for oid in sorted(oids):
+        try:
+            sizes[oid] = objects.size(oid)
+        except MissingObjectError:
+            bad.append(oid)
+    with progress(total=sum(sizes.values()), desc="checking objects", unit="B",
+                  unit_scale=True, unit_divisor=1024) as bar:
+        for oid in sorted(sizes):
+            try:
+                for chunk in objects.chunks(oid):
+                    bar.update(len(chunk))
+            except (MissingObjectError, CorruptObjectError):
+                bad.append(oid)
+    return bad
+
+
+def _refuse_links(objects: ObjectStore, oids: list[str]) -> None:
+    """UnsafePathError, before anything is written, where the object folder, a fan-out
+    folder or an object to be written is a symbolic link (the writer would refuse it too,
+    but only once the objects before it were written)."""
+    if not isinstance(objects, DiskObjectStore):
+        return
+    what = ": refetch wrote nothing"
+    refuse_link(objects.root, what)
+    for oid in oids:
+        path = objects.path(oid)
+        refuse_link(path.parent, what)
+        refuse_link(path, what)
+
+
+def _restore(repo: Repository, transport: Transport, bad: list[str], out: Refetched) -> None:
+    """Writes each object of `bad` from the remote, where its copy there hashes to its name;
+    the others go to `out.unrestored`. Small objects are read in batches, a large one a
+    chunk at a time into a temporary file renamed into place only when its hash matches."""
+    sizes = remote_sizes(transport, bad)
+    out.unrestored.update({o: LACKING_THERE for o in bad if o not in sizes})
+    there = [o for o in bad if o in sizes]
+    with byte_bar(sum(sizes.values()), "refetch") as bar:
+        for batch in batches(there, sizes):
+            if streamed(sizes[batch[0]]):
+                oid = batch[0]
+                chunks = transport.read_chunks(object_path(oid))
+                try:
+                    if chunks is None:
+                        out.unrestored[oid] = LACKING_THERE
+                        continue
+                    repo.objects.put_stream(oid, counted(chunks, bar))
+                except HashMismatchError:
+                    out.unrestored[oid] = CORRUPT_THERE
+                    continue
+                out.restored.append(oid)
+                out.bytes += sizes[oid]
+                continue
+            got = transport.read_many(object_path(o) for o in batch)
+            for oid in batch:
+                data = got.get(object_path(oid))
+                if data is None:  # gone since it was listed
+                    out.unrestored[oid] = LACKING_THERE
+                elif hash_bytes(data) != oid:
+                    out.unrestored[oid] = CORRUPT_THERE
+                else:
+                    repo.objects.put_bytes(data)
+                    out.restored.append(oid)
+                    out.bytes += len(data)
+            bar.update(sum(sizes[o] for o in batch))

@@ -1,0 +1,207 @@
+"""`fetch --refetch`: objects here that are missing or damaged come back from a remote that
+holds them intact (a fetch asks only for what is absent by name, so a damaged copy here was
+never fetched again). A remote's copy that is corrupt too is never written; symbolic links
+in the object store are never written through."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from cli_support import (
+    copy_repo,
+    empty_template,
+    error_line,
+    history_template,
+    ok,
+    run,
+    snapshot,
+)
+from remote_support import remote_files, tamper
+
+from memstore.remote.layout import object_path
+from memstore.store.objects import hash_bytes
+from memstore.store.repository import Repository
+
+pytest_plugins = ["remote_fixtures"]  # any_pair: a folder, S3 (moto), fsspec's memory
+
+
+@pytest.fixture
+def pushed(base, tmp_path):
+    """The three-commit repository, pushed with its statistics to a folder remote."""
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    url = str(tmp_path / "remote")
+    ok("remote", "add", "origin", url, cwd=repo)
+    ok("push", "--with-stats", cwd=repo)
+    return repo, url
+
+
+def _ids(repo: Path) -> dict[str, str]:
+    """A commit record (the tip's: its parents are read through it), a ΔW of the first
+    commit, a z-vector object, a request list and a statistics tensor."""
+    with Repository.open(repo) as r:
+        tip = r.head().commit
+        first = r.get_commit(r.resolve("HEAD~2")).update_sets[0]
+        middle = r.get_commit(r.resolve("HEAD~1")).update_sets[0]
+        stats = r.statistics()[0].object
+    return {"commit": tip, "delta": first.layers[min(first.layers)].object,
+            "zs": middle.zs, "requests": middle.requests, "stats": stats}
+
+
+def _path(repo: Path, oid: str) -> Path:
+    return repo / ".memstore" / "objects" / oid[:2] / oid[2:]
+
+
+def _flip(path: Path, at: int = 40) -> None:
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[at % len(data)] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _sound(repo: Path, oid: str) -> bool:
+    p = _path(repo, oid)
+    return p.is_file() and hash_bytes(p.read_bytes()) == oid
+
+
+def test_refetch_restores_flipped_truncated_and_deleted_objects(pushed):
+    """A flipped byte in a ΔW, a z-vector and a statistics tensor, a truncated commit record
+    and a deleted request list: fsck names them and points to `fetch --refetch`; a plain
+    fetch leaves them as they are (the problem); `--refetch` writes each again from the
+    remote, byte for byte, reports them (ids in --json), and fsck is clean."""
+    repo, _ = pushed
+    ids = _ids(repo)
+    before = {o: _path(repo, o).read_bytes() for o in ids.values()}
+    _flip(_path(repo, ids["delta"]))
+    _flip(_path(repo, ids["zs"]))
+    _flip(_path(repo, ids["stats"]), at=-3)
+    os.chmod(_path(repo, ids["commit"]), 0o644)
+    os.truncate(_path(repo, ids["commit"]), 50)
+    _path(repo, ids["requests"]).unlink()
+
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1
+    way_back = "restored from it with `memstore fetch origin --refetch`"
+    assert r.stderr.splitlines()[-1].endswith(way_back)
+    ok("fetch", cwd=repo)  # what there was: nothing asked for, nothing changed
+    assert not any(_sound(repo, o) for o in ids.values())
+    assert run("fsck", cwd=repo).exit_code == 1
+
+    r = ok("fetch", "--refetch", "--json", cwd=repo)
+    got = json.loads(r.stdout)["refetch"]
+    assert sorted(got["restored"]) == sorted(ids.values())
+    assert got["unrestored"] == {}
+    assert got["restored_bytes"] == sum(len(b) for b in before.values())
+    assert got["checked"] >= 3 + len(ids) - 1  # 3 commits, their objects, the statistics
+    assert {o: _path(repo, o).read_bytes() for o in ids.values()} == before
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    r = ok("fetch", "--refetch", cwd=repo)  # all intact now: nothing is written again
+    assert "refetch: checked" in r.stdout and "restored 0 missing or damaged (0 B)" in r.stdout
+
+
+def test_a_copy_corrupt_on_the_remote_too_is_never_written(pushed):
+    """An object damaged here and corrupt on the remote, and one damaged here that the
+    remote lacks: neither is written (the remote's bad bytes never replace ours); the
+    others are restored, the fetch lands, and the exit status is 1 in one line naming
+    exactly those two objects and why."""
+    repo, url = pushed
+    ids = _ids(repo)
+    files = remote_files(url)
+    both, lacking, fixable = ids["delta"], ids["zs"], ids["requests"]
+    tamper(url, object_path(both), files[object_path(both)][:-1])
+    tamper(url, object_path(lacking), None)
+    for o in (both, lacking, fixable):
+        _flip(_path(repo, o))
+    damaged_here = {o: _path(repo, o).read_bytes() for o in (both, lacking)}
+
+    r = run("fetch", "--refetch", cwd=repo)
+    line = error_line(r, 1, "2 objects missing or damaged here could not be restored from "
+                      "origin")
+    assert f"{both} (corrupt on the remote too)" in line
+    assert f"{lacking} (not on the remote)" in line
+    assert fixable not in line and "restored 1 missing or damaged" in r.stdout
+    assert _sound(repo, fixable)
+    assert {o: _path(repo, o).read_bytes() for o in (both, lacking)} == damaged_here
+    r = run("fetch", "--refetch", "--json", cwd=repo)
+    assert r.exit_code == 1
+    assert json.loads(r.stdout)["refetch"]["unrestored"] == {
+        both: "corrupt on the remote too", lacking: "not on the remote"}
+
+
+def test_a_refetching_clone_rewrites_a_damaged_copy_a_plain_fetch_would_index(base, pushed,
+                                                                            tmp_path):
+    """A repository with no commits fetching the remote's three, where a damaged file
+    already lies at the name of one of their objects: a fetch takes the name as present
+    and indexes the commit over the damaged copy; --refetch writes it again."""
+    _, url = pushed
+    ids = _ids(pushed[0])
+    fresh = copy_repo(empty_template(base), tmp_path / "fresh")
+    ok("remote", "add", "origin", url, cwd=fresh)
+    target = _path(fresh, ids["delta"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"not the object")
+    r = ok("fetch", "--refetch", "--json", cwd=fresh)
+    assert json.loads(r.stdout)["commits"] == 3
+    assert json.loads(r.stdout)["refetch"]["restored"] == [ids["delta"]]
+    assert _sound(fresh, ids["delta"])
+    assert ok("fsck", cwd=fresh).stdout.strip() == "ok"
+
+
+def test_refetch_refuses_in_one_line_and_changes_nothing(pushed, tmp_path):
+    """An unknown remote, an unreachable one, and an object here that is a symbolic link to
+    a file outside the repository: one line, a non-zero exit, nothing written (the file
+    the link names neither read as the object nor written)."""
+    repo, _ = pushed
+    ids = _ids(repo)
+    flipped, linked = sorted([ids["zs"], ids["delta"]])  # the damaged one would come first
+    _flip(_path(repo, flipped))
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"keep me")
+    link = _path(repo, linked)
+    link.unlink()
+    link.symlink_to(outside)
+    before = snapshot(repo)
+
+    error_line(run("fetch", "nope", "--refetch", cwd=repo), 2, "no remote 'nope'")
+    ok("remote", "add", "gone", str(tmp_path / "no-such-remote"), cwd=repo)
+    before = snapshot(repo)
+    error_line(run("fetch", "gone", "--refetch", cwd=repo), 1, "no-such-remote")
+    assert snapshot(repo) == before
+    error_line(run("fetch", "origin", "--refetch", cwd=repo), 1,
+               f"{link} is a symbolic link: refetch wrote nothing")
+    assert snapshot(repo) == before
+    assert link.is_symlink() and outside.read_bytes() == b"keep me"
+    assert not _sound(repo, flipped)  # checked before anything was written
+
+
+def test_refetch_on_every_kind_of_remote_streams_a_large_object(any_pair):
+    """Through the library, on a folder, S3 and fsspec's memory store: a damaged large
+    object (12 MiB: read from the remote a chunk at a time, into a temporary file renamed
+    into place) and a missing small one are restored; a large one corrupt on the remote
+    too is not written, and leaves no temporary file."""
+    from test_remote_streaming import big_commit
+
+    from memstore.remote.fetch import fetch
+    from memstore.remote.push import push
+    from memstore.remote.refetch import CORRUPT_THERE
+    from memstore.store.objects import CHUNK_BYTES, TEMP_PREFIX
+
+    a, _, url = any_pair
+    c, big = big_commit(a, 12)
+    small = min(c.object_ids()[1:], key=a.objects.size)
+    push(a)
+    good = a.objects.get_bytes(big)
+    assert len(good) > CHUNK_BYTES
+    _flip(a.objects.path(big), at=-1)
+    a.objects.path(small).unlink()
+    got = fetch(a, refetch=True).refetched
+    assert sorted(got.restored) == sorted([big, small]) and got.unrestored == {}
+    assert a.objects.path(big).read_bytes() == good and a.fsck() == []
+    tamper(url, object_path(big), good[:-1] + bytes([good[-1] ^ 0xFF]))
+    _flip(a.objects.path(big), at=-1)
+    damaged = a.objects.path(big).read_bytes()
+    got = fetch(a, refetch=True).refetched
+    assert got.restored == [] and got.unrestored == {big: CORRUPT_THERE}
+    assert a.objects.path(big).read_bytes() == damaged
+    assert not list((a.root / ".memstore").rglob(f"{TEMP_PREFIX}*"))
