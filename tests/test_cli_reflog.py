@@ -442,3 +442,17 @@ def test_reflog_exists_takes_a_ref_name_not_a_revision_as_git(history):
     assert snapshot(repo) == before
     for name, code in (("main", 0), ("refs/heads/main", 0), ("HEAD", 0), ("nosuch", 1)):
         assert run("reflog", "exists", name, cwd=repo).exit_code == code, name
+
+
+def test_reflog_show_past_the_oldest_entry_is_one_line_as_git(history):
+    """`reflog show main@{3}` of a 3-entry log printed nothing, exit 0; git 2.39's says
+    'log for 'main' only has 3 entries' (exit 128). One line now, exit 2, the wording of
+    REF@{N} everywhere; `main@{0}` of an emptied log still lists nothing, as git's."""
+    repo, (c1, _, _) = history
+    assert ok("reflog", "show", "main@{2}", cwd=repo).stdout == \
+        f"{c1[:12]} main@{{2}}: commit (initial): facts a\n"
+    for sel in ("main@{3}", "@{3}", "main@{99}"):
+        error_line(run("reflog", "show", sel, cwd=repo), 2,
+                   f"unknown revision {sel!r}: log for 'main' only has 3 entries")
+    ok("reflog", "expire", "--expire=now", "--all", cwd=repo)
+    assert ok("reflog", "show", "main@{0}", cwd=repo).stdout == ""

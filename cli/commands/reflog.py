@@ -50,9 +50,14 @@ def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
     --json prints a list of objects: selector (REF@{N}), ref, old (null where the move
     created it), new, time, author and message."""
     from memstore.store import ref_marks
+    from memstore.store.reflog import nth, split
 
     name, start = ref_marks.entry_at(repo.refs, ref) or (ref, 0)
     full, log = repo.reflog_of(name, strict=True)  # a typo: one line, not silence
+    if start >= len(log) and start > 0 and split(ref) is not None:
+        # git's: 'log for REF only has N entries' (REF@{DATE} before the oldest lists
+        # nothing, with its warning; REF@{0} of an empty log is REF: nothing to list)
+        nth(repo.db, full, start, repo.refs.log_shown(name), ref)
     shown = name or (repo.head().branch or "HEAD")  # `@{N}`: the current branch's, as git's
     if ref_marks.MARK.match(name):  # `@{u}`: its remote-tracking ref, as git labels it
         shown = full
