@@ -127,6 +127,9 @@ def test_a_copy_corrupt_on_the_remote_too_is_never_written(pushed):
     assert r.exit_code == 1
     assert json.loads(r.stdout)["refetch"]["unrestored"] == {
         both: "corrupt on the remote too", lacking: "not on the remote"}
+    r = run("fetch", "--all", "--refetch", cwd=repo)  # each remote said, exit status 1
+    assert r.exit_code == 1 and "Fetching origin" in r.stdout
+    assert "memstore: error: could not fetch origin whole: 2 objects missing" in r.stderr
 
 
 def test_a_refetching_clone_rewrites_a_damaged_copy_a_plain_fetch_would_index(base, pushed,
@@ -173,6 +176,28 @@ def test_refetch_refuses_in_one_line_and_changes_nothing(pushed, tmp_path):
     assert snapshot(repo) == before
     assert link.is_symlink() and outside.read_bytes() == b"keep me"
     assert not _sound(repo, flipped)  # checked before anything was written
+
+
+@pytest.mark.parametrize("what", ["delta", "commit"])
+def test_a_linked_fan_out_folder_is_neither_read_nor_written_through(pushed, tmp_path, what):
+    """A fan-out folder of .memstore/objects that is a symbolic link to a folder outside
+    (fsck names it): refused in one line, whether the copy there is intact (it is not read
+    as this repository's) or damaged (nothing written there or here)."""
+    repo, _ = pushed
+    oid = _ids(repo)[what]  # a ΔW's folder, or that of the record the walk starts at
+    fan = _path(repo, oid).parent
+    outside = tmp_path / "elsewhere"
+    fan.rename(outside)
+    fan.symlink_to(outside)
+    for damaged in (False, True):
+        if damaged:
+            _flip(outside / oid[2:])
+        kept = {p.name: p.read_bytes() for p in outside.iterdir()}
+        before = snapshot(repo)
+        error_line(run("fetch", "--refetch", cwd=repo), 1,
+                   f"{fan} is a symbolic link: refetch wrote nothing")
+        assert snapshot(repo) == before
+        assert {p.name: p.read_bytes() for p in outside.iterdir()} == kept
 
 
 def test_refetch_on_every_kind_of_remote_streams_a_large_object(any_pair):

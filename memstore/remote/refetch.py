@@ -14,8 +14,8 @@ intact object here is only read, never downloaded: hashing here costs less than 
 download, even from a folder (benchmarks/README.md, "fetch --refetch"). A remote's copy
 that is corrupt too, or one the remote lacks, is never written: it is listed, with why.
 
-Nothing is written until every object has been checked, and none through a symbolic link
-(UnsafePathError, before the first write). A commit neither side holds intact cannot be
+Nothing is written until every object has been checked, and nothing is read or written
+through a symbolic link in the object store (UnsafePathError, before the first write). A commit neither side holds intact cannot be
 read: its parents are walked only where another commit reaches them."""
 from __future__ import annotations
 
@@ -69,8 +69,9 @@ def refetch_objects(repo: Repository, transport: Transport, tips: Iterable[str],
         if rec is not None:
             wanted.add(rec.object)
     out.checked = len({c.id for c in commits} | set(out.unrestored) | wanted)
+    _refuse_links(repo.objects, wanted)
     bad = sorted(_damaged(repo.objects, wanted))
-    _refuse_links(repo.objects, [*pending, *bad])
+    _refuse_links(repo.objects, [*pending, *bad], objects_too=True)
     for oid, data in sorted(pending.items()):  # commit records, read and checked in the walk
         repo.objects.put_bytes(data)
         out.restored.append(oid)
@@ -92,6 +93,7 @@ def _walk(repo: Repository, transport: Transport, tips: list[str],
         seen.update(frontier)
         found: dict[str, Commit] = {}
         ask = []
+        _refuse_links(repo.objects, frontier)
         for cid in frontier:
             commit = _local_commit(repo, cid)
             if commit is None:
@@ -158,17 +160,19 @@ def _damaged(objects: ObjectStore, oids: set[str]) -> list[str]:
     return bad
 
 
-def _refuse_links(objects: ObjectStore, oids: list[str]) -> None:
-    """UnsafePathError, before anything is written, where the object folder, a fan-out
-    folder or an object to be written is a symbolic link (the writer would refuse it too,
-    but only once the objects before it were written)."""
+def _refuse_links(objects: ObjectStore, oids: Iterable[str], objects_too: bool = False) -> None:
+    """UnsafePathError where the object folder or the fan-out folder of an object of `oids`
+    (with `objects_too`, the object's own path) is a symbolic link: refetch reads nothing
+    through one, and writes nothing once one is found (the writer refuses a link too, but
+    only when it comes to it, after the objects before it were written)."""
     if not isinstance(objects, DiskObjectStore):
         return
     what = ": refetch wrote nothing"
     refuse_link(objects.root, what)
-    for oid in oids:
-        path = objects.path(oid)
-        refuse_link(path.parent, what)
+    paths = [objects.path(o) for o in oids]
+    for folder in sorted({p.parent for p in paths}):
+        refuse_link(folder, what)
+    for path in paths if objects_too else []:
         refuse_link(path, what)
 
 
