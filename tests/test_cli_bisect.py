@@ -364,18 +364,21 @@ def test_a_prompt_ending_with_a_space_gets_asks_warning(linear):
     assert warning.startswith("warning: the prompt ends with") and r.stderr == warning
 
 
-def test_each_state_asked_is_the_state_export_writes_built_fresh(merged, monkeypatch,
-                                                                  tmp_path):
+@pytest.mark.parametrize("history", ["linear", "merged"])
+def test_each_state_asked_is_the_state_export_writes_built_fresh(history, request,
+                                                                  monkeypatch, tmp_path):
     """The weights each step asks are the weights `export` writes for that commit from a
     model loaded anew: no state leaks into the next one built on the same loaded model
-    (the search goes back and forth over the merge's two sides)."""
+    (the search goes back and forth over the merge's two sides), and one built on the
+    last good state (held) or on the current one is the same bits as one built from the
+    base weights (the linear history's last step is built on the held one)."""
     import torch
     from safetensors.torch import load_file
 
     from memstore.store import bisection
     from memstore.store.states import forget_loaded
 
-    repo, ids = merged
+    repo, ids = request.getfixturevalue(history)
     asked: dict = {}
     real = bisection.PromptQuestion.answer
 
@@ -398,6 +401,57 @@ def test_each_state_asked_is_the_state_export_writes_built_fresh(merged, monkeyp
         differ = [n for n, t in written.items() if not torch.equal(weights[n], t)]
         assert differ == [], (commit, differ)
     assert not torch.equal(asked[None][min(edited)], asked[ids["f"]][min(edited)])
+
+
+@pytest.mark.parametrize("history", ["linear", "merged"])
+def test_each_state_is_built_on_the_nearest_state_held(history, request, monkeypatch):
+    """Each state asked was built from the base weights, its whole chain of update sets read
+    and applied again (the linear history's 5 states: 0+6+3+5+4 sets). It is built on the
+    last good state asked (held) or the state the model is in, where its chain goes on
+    from theirs: the sets read for each state are its chain's less the longest such
+    start's, no state is asked twice, and on the linear history fewer sets are read in
+    all than its chains hold. (That the weights are the same bits: the export test.)"""
+    from memstore.store import bisection
+    from memstore.store import history as hist
+    from memstore.store.repository import Repository
+
+    repo, _ = request.getfixturevalue(history)
+    read: list[int] = []
+    asked: list = []
+    real_load, real_answer = hist.load_updates, bisection.PromptQuestion.answer
+
+    def load(*args):
+        read[-1] += 1
+        return real_load(*args)
+
+    def answer(self, base):
+        asked.append(base.state)
+        verdict, said = real_answer(self, base)
+        read.append(0)  # the sets read for the next state asked
+        return verdict, said
+
+    monkeypatch.setattr(hist, "load_updates", load)
+    monkeypatch.setattr(bisection.PromptQuestion, "answer", answer)
+    read.append(0)
+    expect = ask(repo, "base")[:2]
+    d = bisect_json(repo, "--good", "base", "--expect", expect)
+    assert len(asked) == len(set(asked)) == 2 + len(d["steps"]) >= 4
+    r = Repository.open(repo)
+    try:
+        chains = {c: () if c is None else tuple((s.commit, s.index) for s in r.chain_sets(c))
+                  for c in asked}
+    finally:
+        r.close()
+    verdicts = {s["commit"]: s["verdict"] == "good" for s in d["steps"]}
+    held: tuple = ()
+    for i, c in enumerate(asked):
+        starts = [s for s in (held, chains[asked[i - 1]] if i else (), ()) if
+                  chains[c][:len(s)] == s]  # the base's: ()
+        assert read[i] == len(chains[c]) - max(map(len, starts)), (i, read)
+        if verdicts.get(c):
+            held = chains[c]
+    if history == "linear":
+        assert sum(read) < sum(len(chains[c]) for c in asked)
 
 
 def test_a_good_answer_longer_than_max_tokens_is_read_on(linear):

@@ -5,9 +5,10 @@ no GOOD's ancestors; each step asks the model, in the state of the candidate git
 test, the question (the greedy completion of a prompt, the tokens `ask` gives at that
 revision; or ES over a facts file), and keeps the half that holds the first bad commit,
 until one is left; a GOOD on another branch (no ancestor of BAD) has the merge bases of
-BAD and the GOODs asked first, as git's check_merge_bases. The model is loaded once; a state change applies the commit's update
-chain on the base weights in memory (memstore.store.states). Nothing is written to the
-repository.
+BAD and the GOODs asked first, as git's check_merge_bases. The model is loaded once; a
+state change applies the commit's update chain in memory (memstore.store.states), from the
+last good state asked where the chain goes on from it (kept with `hold`), else from the
+state the model is in or the base weights. Nothing is written to the repository.
 
 The candidate to test is git's (bisect.c, find_bisection), so that a search goes as
 `git bisect run` would on the same history: each candidate's weight is the number of
@@ -347,50 +348,56 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
     question.check(open_base(repo, check=False))
 
     def asked(commit: str | None, left: int | None = None, steps: int | None = None) -> Step:
-        verdict, answer = question.answer(state_of(repo, commit))
+        state = state_of(repo, commit)
+        verdict, answer = question.answer(state)
+        if verdict and commit is not BASE:  # the candidates left go on from it: a state
+            state.hold()  # to build them on (states.LoadedBase.set_sets), not the base's
         return Step(commit, answer, verdict, left, steps)
 
-    named: dict[str | None, str] = {}
-    for rev, c in zip(good, good_commits):
-        named.setdefault(c, rev)  # a commit named twice is asked once
-    ends = []
-    for c, rev in named.items():
-        step = asked(c)
+    try:
+        named: dict[str | None, str] = {}
+        for rev, c in zip(good, good_commits):
+            named.setdefault(c, rev)  # a commit named twice is asked once
+        ends = []
+        for c, rev in named.items():
+            step = asked(c)
+            if on_step is not None:
+                on_step("good", step)
+            if not step.good:
+                raise MemstoreError(f"the good revision {rev!r} is bad: "
+                                    f"{question.said(step.answer)} ({question.rule(step.answer)})")
+            ends.append(step)
+        bad_step = asked(bad_commit)
         if on_step is not None:
-            on_step("good", step)
-        if not step.good:
-            raise MemstoreError(f"the good revision {rev!r} is bad: "
-                                f"{question.said(step.answer)} ({question.rule(step.answer)})")
-        ends.append(step)
-    bad_step = asked(bad_commit)
-    if on_step is not None:
-        on_step("bad", bad_step)
-    if bad_step.good:
-        raise MemstoreError(f"the bad revision {bad or 'HEAD'!r} is good: "
-                            f"{question.said(bad_step.answer)} ({question.rule(bad_step.answer)})")
-    bases = []
-    for m in merge_bases:
-        step = asked(m)
-        if on_step is not None:
-            on_step("merge base", step)
-        if not step.good:
-            raise MemstoreError(
-                f"the merge base {'base' if m is BASE else m[:12]} of the bad revision and "
-                f"the good ones is bad: {question.said(step.answer)} "
-                f"({question.rule(step.answer)}); the answer was mended between it and "
-                f"{', '.join(repr(named[c]) for c in diverged)}, as git says")
-        bases.append(step)
+            on_step("bad", bad_step)
+        if bad_step.good:
+            raise MemstoreError(f"the bad revision {bad or 'HEAD'!r} is good: "
+                                f"{question.said(bad_step.answer)} ({question.rule(bad_step.answer)})")
+        bases = []
+        for m in merge_bases:
+            step = asked(m)
+            if on_step is not None:
+                on_step("merge base", step)
+            if not step.good:
+                raise MemstoreError(
+                    f"the merge base {'base' if m is BASE else m[:12]} of the bad revision and "
+                    f"the good ones is bad: {question.said(step.answer)} "
+                    f"({question.rule(step.answer)}); the answer was mended between it and "
+                    f"{', '.join(repr(named[c]) for c in diverged)}, as git says")
+            bases.append(step)
 
-    def step(commit: str, left: int, rough: int) -> Step:
-        done = asked(commit, left, rough)
-        if on_step is not None:
-            on_step("step", done)
-        return done
+        def step(commit: str, left: int, rough: int) -> Step:
+            done = asked(commit, left, rough)
+            if on_step is not None:
+                on_step("step", done)
+            return done
 
-    steps = search(g, candidates, step)
-    last_bad = next((s for s in reversed(steps) if not s.good), bad_step)
-    return Bisection(tuple(ends), bad_step, tuple(steps), last_bad.commit, last_bad.answer,
-                     tuple(bases))
+        steps = search(g, candidates, step)
+        last_bad = next((s for s in reversed(steps) if not s.good), bad_step)
+        return Bisection(tuple(ends), bad_step, tuple(steps), last_bad.commit, last_bad.answer,
+                         tuple(bases))
+    finally:
+        open_base(repo, check=False).release()  # the held state's memory
 
 
 def search(g: dict[str, tuple[tuple[str, ...], float]], candidates: set[str],

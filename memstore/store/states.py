@@ -40,7 +40,7 @@ from ..errors import MemstoreError, ValidationError
 from ..models.loading import Loaded, cache_dir, load_model
 from ..models.runtime import Runtime
 from .commits import UpdateSet
-from .history import chain_layers, chain_updates
+from .history import SetRef, chain_layers, chain_updates
 from .repository import Repository, path_snapshot
 from .revisions import (  # noqa: F401 - re-exported: where a state is used, it is named
     BASE,
@@ -59,12 +59,20 @@ _DIRTY = "(edited in place)"
 class LoadedBase:
     """A base model held in memory and the state its weights are in (`state`: a commit id,
     BASE, or dirty after an in-place edit). Every change to its weights goes through
-    `touch` first, which keeps a pristine copy to restore."""
+    `touch` first, which keeps a pristine copy to restore.
+
+    `_sets` are the update sets the weights hold, base first, as (commit, index) (None:
+    not known, after an in-place edit): a state whose chain goes on from them is built by
+    applying only the rest (`set_sets`), as is one going on from the state kept by `hold`
+    (bisect keeps its last good one): the same bits, since every update is rounded into
+    the weights' dtype as it is added (memstore.editing.apply)."""
 
     loaded: Loaded
     state: str | None = BASE
     _pristine: dict[str, torch.Tensor] = field(default_factory=dict)
     _modified: set[str] = field(default_factory=set)
+    _sets: tuple[tuple[str, int], ...] | None = ()
+    _held: tuple[tuple[tuple[str, int], ...], str | None, dict[str, torch.Tensor]] | None = None
 
     @property
     def model(self):
@@ -102,6 +110,7 @@ class LoadedBase:
                 self.parameter(name).copy_(self._pristine[name])
         self._modified.clear()
         self.state = BASE
+        self._sets = ()
 
     def pristine(self, names: list[str]) -> dict[str, torch.Tensor]:
         """The base weights of `names` (copies)."""
@@ -115,38 +124,83 @@ class LoadedBase:
         """Puts the weights in the state `chain` builds from the base weights; `layers` are
         those its sets write (known from the records, so that `chain` can read each set's
         tensors only when it is applied)."""
+        self._set(build_state(self.pristine(self._names(layers)), self.adapter, chain), label)
+
+    def _names(self, layers: Iterable[int]) -> list[str]:
+        """The weights the `layers` are edited in; a layer the model lacks is refused."""
         n = self.adapter.n_layers(self.model)
         beyond = sorted(l for l in set(layers) if l >= n)
         if beyond:
             raise MemstoreError(f"the history writes layer {beyond[0]}, which the model ({n} "
                                 "layers) does not have (a damaged record? run `memstore fsck`)")
-        names = sorted({self.adapter.proj_weight_name(l) for l in set(layers)})
-        self._set(build_state(self.pristine(names), self.adapter, chain), label)
+        return sorted({self.adapter.proj_weight_name(l) for l in set(layers)})
 
-    def _set(self, weights: dict[str, torch.Tensor], label: str | None) -> None:
-        """The base weights, with `weights` in place of theirs; labelled `label`."""
-        self.reset()
+    def set_sets(self, chain: list[SetRef],
+                 updates: Callable[[list[SetRef]], Iterable[dict[int, LayerUpdate]]],
+                 label: str | None) -> None:
+        """Puts the weights in the state of `chain` (root first; `updates` reads the ΔWs of
+        the sets it is given), from the longest start of it held: the current state, the
+        one `hold` kept, or the base weights."""
+        keys = tuple((ref.commit, ref.index) for ref in chain)
+        held = self._held if self._held is not None and _starts(self._held[0], keys) else None
+        if self._sets is not None and _starts(self._sets, keys) and (
+                held is None or len(self._sets) >= len(held[0])):
+            pass  # on from the current state
+        elif held is not None:
+            self._set({n: w.clone() for n, w in held[2].items()}, held[1])
+            self._sets = held[0]
+        else:
+            self.set_chain(updates(chain), chain_layers(chain), label)
+            self._sets = keys
+            return
+        rest = chain[len(self._sets):]
+        names = self._names(chain_layers(rest))
+        current = {n: self.parameter(n).detach().clone() for n in names}
+        self._set_more(build_state(current, self.adapter, updates(rest)), label)
+        self._sets = keys
+
+    def _set_more(self, weights: dict[str, torch.Tensor], label: str | None) -> None:
+        """The current weights, with `weights` in place of theirs; labelled `label`."""
         self.touch(sorted(weights))
         with torch.no_grad():
             for name, w in weights.items():
                 self.parameter(name).copy_(w)
         self.state = label
 
+    def hold(self) -> None:
+        """Keeps a copy of the current state (its edited weights), for `set_sets` to build
+        on; one at a time, in place of the one held before."""
+        if self._sets is None:
+            raise MemstoreError("an edited-in-place state is not held")
+        self._held = (self._sets, self.state,
+                      {n: self.parameter(n).detach().clone() for n in sorted(self._modified)})
+
+    def release(self) -> None:
+        self._held = None
+
+    def _set(self, weights: dict[str, torch.Tensor], label: str | None) -> None:
+        """The base weights, with `weights` in place of theirs; labelled `label`."""
+        self.reset()
+        self._set_more(weights, label)
+        self._sets = None  # the caller says which sets they are, where it knows
+
     @contextmanager
     def kept(self) -> Iterator[None]:
         """Whatever happens to the weights inside (statistics computed on the base weights),
         they are back in their current state, edited in place or not, afterwards."""
         saved = {n: self.parameter(n).detach().clone() for n in sorted(self._modified)}
-        state = self.state
+        state, sets = self.state, self._sets
         try:
             yield
         finally:
             self._set(saved, state)
+            self._sets = sets
 
     def editing(self, layers: tuple[int, ...]) -> None:
         """Called before an in-place edit of `layers` (execute_memit, apply_updates)."""
         self.touch([self.adapter.proj_weight_name(l) for l in layers])
         self.state = _DIRTY
+        self._sets = None
 
 
 # One loaded base per (path, size/mtime snapshot) for the life of the process: loading is
@@ -175,6 +229,10 @@ def load_base(spec: str, path: str | Path | None = None,
             base = LoadedBase(load_model(str(where), runtime=runtime))
         _LOADED[key] = base
     return base
+
+
+def _starts(head: tuple, keys: tuple) -> bool:
+    return len(head) <= len(keys) and keys[:len(head)] == head
 
 
 def forget_loaded() -> None:
@@ -212,8 +270,8 @@ def state_of(repo: Repository, commit: str | None) -> LoadedBase:
     if commit is BASE:
         base.reset()
     elif base.state != commit:
-        chain = repo.chain_sets(commit)
-        base.set_chain(chain_updates(repo.store, chain), chain_layers(chain), commit)
+        base.set_sets(repo.chain_sets(commit), lambda sets: chain_updates(repo.store, sets),
+                      commit)
     return base
 
 
