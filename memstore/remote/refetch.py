@@ -57,7 +57,7 @@ class Refetched:
 
 
 def refetch_objects(repo: Repository, transport: Transport, tips: Iterable[str],
-            arriving: dict[str, Commit]) -> Refetched:
+                    arriving: dict[str, Commit]) -> Refetched:
     """Restores from the remote behind `transport` every object missing or damaged here that
     the commits reachable from `tips` need, where the commit is here (indexed, or among
     `arriving`: fetched, not yet indexed). The caller holds the repository lock."""
