@@ -233,6 +233,23 @@ def test_a_good_on_another_branch_is_taken_as_git_takes_it(merged, tmp_path):
                           f"[{ids['b'][:12]}] facts b: good ({ask(repo, ids['b'])!r})"]
 
 
+def test_one_candidate_is_named_without_a_step_as_git_names_it(linear, tmp_path):
+    """--good BAD's parent, or that and another GOOD below it: BAD is the only candidate;
+    the ends are asked and BAD named with no step, as `git bisect start BAD PARENT` names
+    it at once."""
+    repo, ids = linear
+    expect = ask(repo, "base")[:2]
+    for goods in ([ids["d"]], [ids["d"], ids["b"]]):
+        args = [a for c in goods for a in ("--good", c)]
+        d = bisect_json(repo, *args, "--bad", ids["c"], "--expect", expect)
+        assert d["steps"] == [] and d["first_bad"]["id"] == ids["c"]
+        assert [g["commit"] for g in d["good"]] == goods
+        shape = {c["id"]: (tuple(c["parents"]), c["time"]) for c in log_json(repo)}
+        steps, first = git_bisect(shape, ids["c"], {ids["c"], ids["e"], ids["f"]},
+                                  tmp_path / str(len(goods)) / "git", goods)
+        assert (steps, first) == ([], ids["c"])
+
+
 def test_a_bad_merge_base_is_refused_as_git_refuses_it(merged, monkeypatch):
     """The merge base of BAD and a GOOD on another branch is bad: the answer broke before
     the branches parted and was mended on the GOOD's side; git refuses to go on ("The

@@ -151,7 +151,7 @@ class PromptQuestion:
 
     def rule(self, answer: str) -> str:
         rule = f"a good one {self.test.describe()}"
-        if self.test.pending(answer):
+        if self.test.expect is not None and self.test.pending(answer):  # EOS or the context
             rule += (f"; the answer, read {self.test.reach()} tokens past --max-tokens "
                      f"{self.max_tokens}, still ends where TEXT may go on")
         return rule
