@@ -50,7 +50,7 @@ def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
     --json prints a list of objects: selector (REF@{N}), ref, old (null where the move
     created it), new, time, author and message."""
     from memstore.store import ref_marks
-    from memstore.store.reflog import nth, split
+    from memstore.store.reflog import PRIOR, nth, split
 
     name, start = ref_marks.entry_at(repo.refs, ref) or (ref, 0)
     full, log = repo.reflog_of(name, strict=True)  # a typo: one line, not silence
@@ -61,6 +61,8 @@ def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
     shown = name or (repo.head().branch or "HEAD")  # `@{N}`: the current branch's, as git's
     if ref_marks.MARK.match(name):  # `@{u}`: its remote-tracking ref, as git labels it
         shown = full
+    elif PRIOR.match(name):  # `@{-1}`: that branch's name, as git labels it
+        shown = full[len("refs/heads/"):]
     log = log[start:] if limit is None else log[start:start + limit]
     rows = [{"selector": f"{shown}@{{{i}}}", "ref": full, "old": e.old, "new": e.new,
              "time": e.time, "author": e.author, "message": e.message}

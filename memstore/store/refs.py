@@ -485,7 +485,10 @@ class Refs:
 
     def log_shown(self, name: str) -> str:
         """How messages name the log `name@{...}` reads: the current branch (HEAD when
-        detached) for an empty `name`, else `name`, cut at 60 characters."""
+        detached) for an empty `name`, the branch `@{-N}` names for it, else `name`, cut
+        at 60 characters."""
+        if reflog.PRIOR.match(name):
+            return _shown(self.log_ref(name)[len(HEADS):])
         return (self.head().branch or HEAD) if not name else _shown(name)
 
     def indexed(self, commit: str) -> str:
@@ -522,12 +525,20 @@ class Refs:
         """The ref whose reflog `name` names, as a revision names refs: HEAD, `refs/...`,
         a branch, a remote-tracking branch (`origin/main`, `remotes/origin/main`); ''
         the current branch (HEAD when detached), as git's `@{N}`; BRANCH@{u}/@{push}, its
-        upstream's remote-tracking branch (git's `@{u}@{1}`)."""
+        upstream's remote-tracking branch (git's `@{u}@{1}`); `@{-N}`, the branch HEAD was
+        on before the N-th latest switch (git's `@{-1}@{1}`, `reflog show @{-1}`; a
+        commit HEAD was detached at has no log: ValidationError)."""
         from . import ref_marks  # (it imports upstreams, which import this module)
 
         marked = ref_marks.marked_ref(self, name) if "@{" in name else None
         if marked is not None:
             return marked
+        was = self.prior_checkout(name)
+        if was is not None:
+            if OBJECT_ID.fullmatch(was):
+                raise ValidationError(f"{name!r} names commit {was[:12]}, where HEAD was "
+                                      "detached: a commit has no reflog")
+            return HEADS + was
         if not name:
             return self.head().ref or HEAD
         if name == HEAD or name.startswith("refs/"):
