@@ -461,7 +461,8 @@ def test_reflog_show_past_the_oldest_entry_is_one_line_as_git(history):
 def test_at_minus_n_names_the_log_of_that_branch_as_git(history):
     """git 2.39's `reflog show @{-1}` lists the previous branch's log, labelled with its
     name (`topic@{0}`), and `@{-1}@{N}` names that branch's N-th previous value; memstore
-    said "no reflog for '@{-1}'" (exit 2) for both. A commit HEAD was detached at has no
+    said "no reflog for '@{-1}'" (exit 2) for both, and `@{-1}@{DATE}` was 'unknown
+    revision'. A commit HEAD was detached at has no
     log: one line."""
     repo, (c1, c2, _) = history
     ok("switch", "-c", "topic", c2, cwd=repo)
@@ -471,6 +472,7 @@ def test_at_minus_n_names_the_log_of_that_branch_as_git(history):
         f"{c1[:12]} topic@{{0}}: reset: moving to HEAD~1",
         f"{c2[:12]} topic@{{1}}: branch: Created from {c2}"]
     assert json.loads(ok("show", "@{-1}@{1}", "--json", cwd=repo).stdout)["id"] == c2
+    assert json.loads(ok("show", "@{-1}@{now}", "--json", cwd=repo).stdout)["id"] == c1
     ok("switch", "--detach", c1, cwd=repo)
     ok("switch", "main", cwd=repo)
     before = snapshot(repo)

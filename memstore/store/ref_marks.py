@@ -54,10 +54,11 @@ def resolve(refs: Refs, name: str, rev: str) -> str | None:
 
 def dated(name: str, rev: str) -> tuple[str, float] | None:
     """(the ref part, the time) of `name` where it is REF@{DATE} (REF may be empty, or
-    BRANCH@{u}: its upstream's log), None where it is another form (REF@{N}, @{-N}, a
-    mark); `rev`: the whole revision, as errors name it."""
+    BRANCH@{u}: its upstream's log, or @{-N}: that branch's), None where it is another
+    form (REF@{N}, @{-N}, a mark); `rev`: the whole revision, as errors name it."""
     m = DATED.match(name)
-    if m is None or MARK.match(name) or ("@{" in m.group(1) and not MARK.match(m.group(1))) \
+    if m is None or MARK.match(name) or ("@{" in m.group(1) and not MARK.match(m.group(1))
+                                         and not reflog.PRIOR.match(m.group(1))) \
             or (re.fullmatch(r"-?[0-9]+", m.group(2))
                 and not EPOCH[0] <= reflog.count(m.group(2)) < EPOCH[1]):
         return None
