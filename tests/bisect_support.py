@@ -14,13 +14,14 @@ Graph = dict[str, tuple[tuple[str, ...], float]]  # id -> (parents, time)
 
 
 def git_bisect(g: Graph, head: str, bad_ones: set[str], where: Path,
-               goods: Sequence[str] = (), merge_bases: list | None = None
-               ) -> tuple[list[tuple], str]:
+               goods: Sequence[str] = (), merge_bases: list | None = None,
+               first_parent: bool = False) -> tuple[list[tuple], str]:
     """`git bisect run` from HEAD (bad) and the base's root (good; or the commits `goods`),
     a commit being bad when it is in `bad_ones`. Returns git's steps (memstore id,
     revisions left to test after it, roughly how many steps) and the first bad commit it
     names; the merge bases git tested first ("a merge base must be tested": a GOOD no
-    ancestor of HEAD; None for the base's root) are put in `merge_bases`."""
+    ancestor of HEAD; None for the base's root) are put in `merge_bases`. `first_parent`:
+    `git bisect start --first-parent`."""
     assert shutil.which("git"), "git is needed here (CI clones with it)"
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(where), "GIT_CONFIG_NOSYSTEM": "1",
@@ -46,7 +47,8 @@ def git_bisect(g: Graph, head: str, bad_ones: set[str], where: Path,
     test.write_text("#!/bin/sh\ngrep -qxF \"$(git log -1 --format=%s)\" "
                     f"{where.parent / 'bad.txt'} && exit 1 || exit 0\n")
     test.chmod(0o755)
-    out = git("bisect", "start", sha[head], *(sha[c] for c in goods or [None])) + "\n"
+    out = git("bisect", "start", *["--first-parent"] * first_parent, sha[head],
+              *(sha[c] for c in goods or [None])) + "\n"
     if "is the first bad commit" not in out:
         out += subprocess.run(["git", "bisect", "run", str(test)], cwd=where, env=env,
                               check=True, capture_output=True, text=True).stdout

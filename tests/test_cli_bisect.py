@@ -250,6 +250,23 @@ def test_one_candidate_is_named_without_a_step_as_git_names_it(linear, tmp_path)
         assert (steps, first) == ([], ids["c"])
 
 
+def test_first_parent_names_the_merge_that_brought_the_break_in(merged, tmp_path):
+    """--first-parent: the candidates are HEAD's first-parent line (f M e b a); the break
+    came in on side (c), so the commit named is the merge M, and the commits tested and
+    the counts are those of `git bisect start --first-parent`."""
+    repo, ids = merged
+    expect = ask(repo, "base")[:2]
+    d = bisect_json(repo, "--good", "base", "--expect", expect, "--first-parent")
+    assert d["first_bad"]["id"] == ids["M"]
+    assert {s["commit"] for s in d["steps"]} <= {ids[k] for k in "abeM"}
+    bad_ones = {c for c in graph(repo)
+                if not ask(repo, c).lstrip().startswith(expect.lstrip())}
+    shape = {c["id"]: (tuple(c["parents"]), c["time"]) for c in log_json(repo)}
+    steps, first = git_bisect(shape, ids["f"], bad_ones, tmp_path / "git", first_parent=True)
+    assert first == ids["M"] and steps
+    assert [(s["commit"], s["left"], s["steps"]) for s in d["steps"]] == steps
+
+
 def test_a_bad_merge_base_is_refused_as_git_refuses_it(merged, monkeypatch):
     """The merge base of BAD and a GOOD on another branch is bad: the answer broke before
     the branches parted and was mended on the GOOD's side; git refuses to go on ("The

@@ -72,6 +72,30 @@ def test_with_good_commits_inside_the_history_the_search_is_gits(seed, tmp_path)
     assert (asked, first) == git_bisect(g, head, bad_ones, tmp_path / "git", goods)
 
 
+@pytest.mark.parametrize("seed", [3, 4, 7])
+def test_first_parent_search_is_gits_first_parent(seed, tmp_path):
+    """--first-parent on histories with merges (of merges): the candidates are HEAD's
+    first-parent line, a merge weighed as a commit of one parent; the commits tested, the
+    counts and the commit named (a merge, where the culprit came in on a merged branch)
+    are those of `git bisect start --first-parent`."""
+    from memstore.store.bisection import first_parents
+
+    rng = random.Random(seed)
+    g = history(seed, 30, 0.5, 0.0)
+    head = list(g)[-1]
+    walk, line = first_parents(g, head, ancestors_of(g, [head]))
+    assert len(line) >= 4 and any(len(g[c][0]) > 1 for c in line)
+    off = sorted(ancestors_of(g, [head]) - line)
+    for k, culprit in enumerate([rng.choice(off), rng.choice(sorted(line))]):
+        bad_ones = {c for c in ancestors_of(g, [head]) if culprit in ancestors_of(g, [c])}
+        asked, first = bisected(walk, head, line, bad_ones)
+        assert first in line and first in bad_ones
+        assert all(p not in bad_ones for p in walk[first][0])  # its first parent is good
+        assert first == culprit if culprit in line else len(g[first][0]) > 1  # a merge
+        assert (asked, first) == git_bisect(g, head, bad_ones, tmp_path / str(k) / "git",
+                                            first_parent=True)
+
+
 def bisected(g: Graph, head: str, candidates: set[str], bad_ones: set[str]
              ) -> tuple[list[tuple[str, int, int]], str]:
     """search's steps (commit, left, roughly) and the first bad commit it names."""

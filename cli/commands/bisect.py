@@ -36,10 +36,13 @@ from ..output import (
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=None,
               metavar="X", help="With --facts: the ES a good state reaches (default 1: "
                                 "every fact).")
+@click.option("--first-parent", is_flag=True,
+              help="Follow only the first parent of a merge (git's --first-parent): the "
+                   "candidates are BAD's first-parent line; a merge may be named.")
 @json_option
 def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: str | None,
            reject: str | None, max_tokens: int, facts: str | None, threshold: float | None,
-           as_json: bool) -> None:
+           first_parent: bool, as_json: bool) -> None:
     """Find the first commit between GOOD and BAD whose state answers PROMPT wrongly.
 
     git's `bisect run` in one call, the test being a question to the model: each state
@@ -60,7 +63,8 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
     git takes it: the merge bases of BAD and the GOODs are asked next ("a merge base must
     be tested"), and one that is bad is refused (the answer was mended on the GOOD's
     side; exit status 1). The candidates are BAD's ancestors that are no GOOD's (merges
-    included: the whole history, as git's without --first-parent); each step asks
+    included: the whole history, as git's; with --first-parent, those on BAD's
+    first-parent line, a merge tested as one commit); each step asks
     the one git would test and prints its verdict and git's count of the revisions left;
     at the end, the first bad commit as log shows it. Nothing is written.
 
@@ -113,7 +117,8 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
             click.echo(f"{label(step.commit)}: {verdict} ({shown(step.answer)})"
                        + (f", given as {kind}" if kind in ("good", "bad") else ""))
 
-        found = run_bisect(repo, question, good, bad, on_step=None if as_json else said)
+        found = run_bisect(repo, question, good, bad, on_step=None if as_json else said,
+                           first_parent=first_parent)
         c = repo.get_commit(found.first_bad)
     if prompt is not None:
         warn_prompt_end(prompt)  # as ask warns, once asked

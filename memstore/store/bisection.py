@@ -302,13 +302,15 @@ def members(bits: int, order: Sequence[str]) -> set[str]:
 
 def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Sequence[str],
            bad: str | None = None,
-           on_step: Callable[[str, Step], None] | None = None) -> Bisection:
+           on_step: Callable[[str, Step], None] | None = None,
+           first_parent: bool = False) -> Bisection:
     """The first commit between the GOOD revisions ('base': the base model) and BAD (None:
     HEAD) whose state's answer to `question` is bad. The ends are checked
     first, and the search refused where a GOOD is bad or BAD good, as git's; then, where a
     GOOD is no ancestor of BAD, their merge bases, as git's (one that is bad refused).
     `on_step` hears of each state asked: ('good' or 'bad', the step) for the ends,
-    ('merge base', it), ('step', it) for the search."""
+    ('merge base', it), ('step', it) for the search. `first_parent`: the candidates are
+    those on BAD's first-parent line, as git's --first-parent."""
     from .history import _best_common, ancestors_of, checked_graph
     from .states import check_base, open_base, state_commit, state_of
 
@@ -335,6 +337,9 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
                     "good and bad swapped?")
     known = [c for c in good_commits if c is not BASE]
     candidates = reached - (ancestors_of(g, known, indexed=True) if known else set())
+    walk = g  # the ancestry the search walks
+    if first_parent:  # git's --first-parent: BAD's first-parent line only, a merge one step
+        walk, candidates = first_parents(g, bad_commit, candidates)
     # A GOOD on another branch (no ancestor of BAD): git tests the merge bases of BAD and
     # the GOODs first, for the answer may have broken before them and been mended on the
     # GOOD's side (no commit in common: the base model is theirs)
@@ -392,12 +397,24 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
                 on_step("step", done)
             return done
 
-        steps = search(g, candidates, step)
+        steps = search(walk, candidates, step)
         last_bad = next((s for s in reversed(steps) if not s.good), bad_step)
         return Bisection(tuple(ends), bad_step, tuple(steps), last_bad.commit, last_bad.answer,
                          tuple(bases))
     finally:
         open_base(repo, check=False).release()  # the held state's memory
+
+
+def first_parents(g: dict[str, tuple[tuple[str, ...], float]], bad: str, candidates: set[str]
+                  ) -> tuple[dict[str, tuple[tuple[str, ...], float]], set[str]]:
+    """The candidates on BAD's first-parent line, and the ancestry walked by first parents
+    only (git's bisect --first-parent: a merge weighs as a commit of one parent)."""
+    line: list[str] = []
+    c: str | None = bad
+    while c is not None and c in candidates:
+        line.append(c)
+        c = g[c][0][0] if g[c][0] else None
+    return {c: (g[c][0][:1], g[c][1]) for c in line}, set(line)
 
 
 def search(g: dict[str, tuple[tuple[str, ...], float]], candidates: set[str],
