@@ -445,7 +445,7 @@ def test_each_state_is_built_on_the_nearest_state_held(history, request, monkeyp
     from theirs: the sets read for each state are its chain's less the longest such
     start's, no state is asked twice, and on the linear history fewer sets are read in
     all than its chains hold. (That the weights are the same bits: the export test.)"""
-    from memstore.store import bisection
+    from memstore.store import bisection, states
     from memstore.store import history as hist
     from memstore.store.repository import Repository
 
@@ -470,6 +470,7 @@ def test_each_state_is_built_on_the_nearest_state_held(history, request, monkeyp
     expect = ask(repo, "base")[:2]
     d = bisect_json(repo, "--good", "base", "--expect", expect)
     assert len(asked) == len(set(asked)) == 2 + len(d["steps"]) >= 4
+    assert all(b._held is None for b in states._LOADED.values())  # its memory given back
     r = Repository.open(repo)
     try:
         chains = {c: () if c is None else tuple((s.commit, s.index) for s in r.chain_sets(c))

@@ -357,7 +357,10 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
         verdict, answer = question.answer(state)
         if verdict and commit is not BASE:  # the candidates left go on from it: a state
             state.hold()  # to build them on (states.LoadedBase.set_sets), not the base's
+            holding.append(state)
         return Step(commit, answer, verdict, left, steps)
+
+    holding: list = []
 
     try:
         named: dict[str | None, str] = {}
@@ -402,7 +405,8 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
         return Bisection(tuple(ends), bad_step, tuple(steps), last_bad.commit, last_bad.answer,
                          tuple(bases))
     finally:
-        open_base(repo, check=False).release()  # the held state's memory
+        for state in holding:
+            state.release()  # the held state's memory
 
 
 def first_parents(g: dict[str, tuple[tuple[str, ...], float]], bad: str, candidates: set[str]
