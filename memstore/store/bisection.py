@@ -388,7 +388,8 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
                 on_step("merge base", step)
             if not step.good:
                 raise MemstoreError(
-                    f"the merge base {'base' if m is BASE else m[:12]} of the bad revision and "
+                    f"the merge base {'(the base model)' if m is BASE else m[:12]} of the bad "
+                    "revision and "
                     f"the good ones is bad: {question.said(step.answer)} "
                     f"({question.rule(step.answer)}); the answer was mended between it and "
                     f"{', '.join(repr(named[c]) for c in diverged)}, as git says")
