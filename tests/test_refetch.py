@@ -178,6 +178,23 @@ def test_refetch_refuses_in_one_line_and_changes_nothing(pushed, tmp_path):
     assert not _sound(repo, flipped)  # checked before anything was written
 
 
+def test_an_object_that_is_a_link_to_itself_is_named_by_fsck_and_refused_by_refetch(pushed):
+    """An object's path a symbolic link to itself: fsck and `fetch --refetch` each said
+    only 'Too many levels of symbolic links: PATH' (the object's size read through the
+    link), fsck listing no problem; now fsck names the link and refetch refuses it in its
+    own line, writing nothing."""
+    repo, _ = pushed
+    link = _path(repo, _ids(repo)["delta"])
+    link.unlink()
+    link.symlink_to(link)
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and f"{link} is a symbolic link" in r.stdout, r.output
+    before = snapshot(repo)
+    error_line(run("fetch", "--refetch", cwd=repo), 1,
+               f"{link} is a symbolic link: refetch wrote nothing")
+    assert snapshot(repo) == before
+
+
 @pytest.mark.parametrize("what", ["delta", "commit"])
 def test_a_linked_fan_out_folder_is_neither_read_nor_written_through(pushed, tmp_path, what):
     """A fan-out folder of .memstore/objects that is a symbolic link to a folder outside

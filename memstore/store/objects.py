@@ -550,8 +550,11 @@ class DiskObjectStore(ObjectStore):
         self.path(oid).unlink(missing_ok=True)  # a link itself is removed, never its target
 
     def size(self, oid: str) -> int:
+        """The size of the file at the object's path; a symbolic link's own (never the
+        file it names: a link that loops, or names a file outside, is damage to report,
+        not to follow)."""
         try:
-            return self.path(oid).stat().st_size
+            return os.lstat(self.path(oid)).st_size
         except FileNotFoundError:
             raise MissingObjectError(f"object {oid} is missing") from None
 
