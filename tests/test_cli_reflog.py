@@ -479,3 +479,21 @@ def test_at_minus_n_names_the_log_of_that_branch_as_git(history):
     error_line(run("reflog", "show", "@{-1}", cwd=repo), 2, f"'@{{-1}}' names commit "
                f"{c1[:12]}, where HEAD was detached")
     assert snapshot(repo) == before
+
+
+def test_a_reset_onto_where_it_is_is_in_heads_log_only_as_git(history):
+    """git 2.39's `reset --hard` with no REV on a branch writes 'reset: moving to HEAD' to
+    HEAD's log, not the branch's (the ref is not written), and nothing when detached;
+    memstore wrote none, so each HEAD@{N} past it named another entry than git's."""
+    repo, (_, c2, c3) = history
+    head, main = entries(repo), entries(repo, "main")
+    ok("reset", "--hard", cwd=repo)
+    after = entries(repo)
+    assert [(e["message"], e["old"], e["new"]) for e in after[:1]] == [
+        ("reset: moving to HEAD", c3, c3)]
+    assert [e["message"] for e in after[1:]] == [e["message"] for e in head]
+    assert entries(repo, "main") == main
+    ok("switch", "--detach", c2, cwd=repo)
+    detached = entries(repo)
+    ok("reset", "HEAD", cwd=repo)
+    assert entries(repo) == detached

@@ -169,7 +169,8 @@ def test_a_detached_head_moved_back_does_not_count_the_commit_it_is_on_as_left(b
 def test_reset_with_no_rev_is_a_move_to_head_as_gits(base, tmp_path):
     """`reset --hard` (and --soft, --mixed, or no mode), git's habit after a slip, said
     "Missing argument 'REV'": REV defaults to HEAD, which moves nothing (on a branch or
-    detached), as git's; an unborn branch still has nothing to reset."""
+    detached), as git's, and writes only HEAD's reflog entry, on a branch, as git's; an
+    unborn branch still has nothing to reset."""
     c1, _, c3 = history_template(base)[1]
     repo = copy_repo(history_template(base)[0], tmp_path / "repo")
     before = snapshot(repo)
@@ -177,7 +178,10 @@ def test_reset_with_no_rev_is_a_move_to_head_as_gits(base, tmp_path):
         d = json.loads(ok("reset", *args, "--json", cwd=repo).stdout)
         assert (d["branch"], d["commit"], d["was"], d["left_behind"]) == ("main", c3, c3, [])
     assert ok("reset", "--hard", cwd=repo).stdout.startswith(f"HEAD is now at {c3[:12]}")
-    assert snapshot(repo) == before
+    after = snapshot(repo)
+    logged = set(after["rows"].pop("reflog")) - set(before["rows"].pop("reflog"))
+    assert after == before and len(logged) == 5
+    assert all("'HEAD'" in r and "reset: moving to HEAD" in r for r in logged), logged
     ok("switch", "--detach", c1, cwd=repo)
     d = json.loads(ok("reset", "--hard", "--json", cwd=repo).stdout)
     assert (d["branch"], d["commit"], d["was"]) == (None, c1, c1)

@@ -231,10 +231,17 @@ class Refs:
         finally:
             self._message = was
 
-    def _log(self, name: str, old: str | None, new: str | None) -> None:
+    def log_unmoved(self, name: str, commit: str) -> None:
+        """`name` set to `commit`, where it is (`reset` with no REV): git writes no ref
+        then, so no entry in its log, but logs it in HEAD's where HEAD is on that branch (a
+        detached HEAD: nothing). Inside the transaction."""
+        self._log(name, commit, commit, unmoved=True)
+
+    def _log(self, name: str, old: str | None, new: str | None, *,
+             unmoved: bool = False) -> None:
         """A reflog entry for a move of `name` (and of HEAD, where HEAD is on that branch,
         as git's), in the transaction that moves it; nothing for a ref git does not log
-        (tags) or for an unborn one."""
+        (tags) or for an unborn one. `unmoved`: HEAD's entry only (log_unmoved)."""
         if new is None or not reflog.logged(name):
             return
         if self._author is None:
@@ -246,7 +253,8 @@ class Refs:
                 self._author = (None,)  # commit do not refuse on it (cli.main)
         message = self._message or f"update by memstore: {short_name(name)}"
         when = time.time()
-        reflog.append(self.db, name, old, new, message, self._author[0], when)
+        if not unmoved:
+            reflog.append(self.db, name, old, new, message, self._author[0], when)
         if name.startswith(HEADS):
             head = list(self.db.query("select symbolic from refs where name = ?", [HEAD]))
             if head and head[0]["symbolic"] == name:

@@ -571,7 +571,10 @@ class Repository:
             self._get_commit_row(new)
             self.get_commit(new)
             if self.refs.read(was.ref or HEAD) == new == was.commit:
-                return  # onto where it is (`reset` with no REV): nothing to write, as git's
+                # onto where it is (`reset` with no REV): nothing moves, and only HEAD's
+                # log says it, on a branch, as git's
+                self.refs.log_unmoved(was.ref or HEAD, new)
+                return
             if was.commit is not None and was.commit != new:
                 self.held_by_no_ref(was.commit)
                 self.reached(new)
