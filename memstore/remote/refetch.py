@@ -23,13 +23,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..editing.progress import progress
 from ..errors import MemstoreError
 from ..store.commits import Commit
+from ..store.maintenance import rehash
 from ..store.objects import (
     CorruptObjectError,
     DiskObjectStore,
-    HashMismatchError,
     MissingObjectError,
     ObjectStore,
     hash_bytes,
@@ -38,11 +37,8 @@ from ..store.objects import (
 from ..store.repository import Repository
 from .layout import object_path
 from .stats import named
-from .transfer import batches, byte_bar, counted, remote_sizes, streamed
+from .transfer import CORRUPT_THERE, LACKING_THERE, arrivals, remote_sizes
 from .transport import Transport
-
-CORRUPT_THERE = "corrupt on the remote too"
-LACKING_THERE = "not on the remote"
 
 
 @dataclass
@@ -70,7 +66,8 @@ def refetch_objects(repo: Repository, transport: Transport, tips: Iterable[str],
             wanted.add(rec.object)
     out.checked = len({c.id for c in commits} | set(out.unrestored) | wanted)
     _refuse_links(repo.objects, wanted)
-    bad = sorted(_damaged(repo.objects, wanted))
+    missing, corrupt = rehash(repo.objects, wanted)
+    bad = sorted(missing | corrupt)
     _refuse_links(repo.objects, [*pending, *bad], objects_too=True)
     for oid, data in sorted(pending.items()):  # commit records, read and checked in the walk
         repo.objects.put_bytes(data)
@@ -139,27 +136,6 @@ def _parsed(cid: str, data: bytes) -> Commit | None:
         return None  # a tensor a ref names, say: no history to walk, no object it needs
 
 
-def _damaged(objects: ObjectStore, oids: set[str]) -> list[str]:
-    """The objects of `oids` missing here or not hashing to their names, each read a chunk
-    at a time (a progress bar counting bytes on a terminal)."""
-    sizes = {}
-    bad = []
-    for oid in sorted(oids):
-        try:
-            sizes[oid] = objects.size(oid)
-        except MissingObjectError:
-            bad.append(oid)
-    with progress(total=sum(sizes.values()), desc="checking objects", unit="B",
-                  unit_scale=True, unit_divisor=1024) as bar:
-        for oid in sorted(sizes):
-            try:
-                for chunk in objects.chunks(oid):
-                    bar.update(len(chunk))
-            except (MissingObjectError, CorruptObjectError):
-                bad.append(oid)
-    return bad
-
-
 def _refuse_links(objects: ObjectStore, oids: Iterable[str], objects_too: bool = False) -> None:
     """UnsafePathError where the object folder or the fan-out folder of an object of `oids`
     (with `objects_too`, the object's own path) is a symbolic link: refetch reads nothing
@@ -177,37 +153,14 @@ def _refuse_links(objects: ObjectStore, oids: Iterable[str], objects_too: bool =
 
 
 def _restore(repo: Repository, transport: Transport, bad: list[str], out: Refetched) -> None:
-    """Writes each object of `bad` from the remote, where its copy there hashes to its name;
-    the others go to `out.unrestored`. Small objects are read in batches, a large one a
-    chunk at a time into a temporary file renamed into place only when its hash matches."""
+    """Writes each object of `bad` from the remote, where its copy there hashes to its name
+    (transfer.arrivals, a fetch's own reader); the others go to `out.unrestored`."""
     sizes = remote_sizes(transport, bad)
     out.unrestored.update({o: LACKING_THERE for o in bad if o not in sizes})
-    there = [o for o in bad if o in sizes]
-    with byte_bar(sum(sizes.values()), "refetch") as bar:
-        for batch in batches(there, sizes):
-            if streamed(sizes[batch[0]]):
-                oid = batch[0]
-                chunks = transport.read_chunks(object_path(oid))
-                try:
-                    if chunks is None:
-                        out.unrestored[oid] = LACKING_THERE
-                        continue
-                    repo.objects.put_stream(oid, counted(chunks, bar))
-                except HashMismatchError:
-                    out.unrestored[oid] = CORRUPT_THERE
-                    continue
-                out.restored.append(oid)
-                out.bytes += sizes[oid]
-                continue
-            got = transport.read_many(object_path(o) for o in batch)
-            for oid in batch:
-                data = got.get(object_path(oid))
-                if data is None:  # gone since it was listed
-                    out.unrestored[oid] = LACKING_THERE
-                elif hash_bytes(data) != oid:
-                    out.unrestored[oid] = CORRUPT_THERE
-                else:
-                    repo.objects.put_bytes(data)
-                    out.restored.append(oid)
-                    out.bytes += len(data)
-            bar.update(sum(sizes[o] for o in batch))
+    for oid, why in arrivals(repo, transport, [o for o in bad if o in sizes], sizes,
+                             "refetch"):
+        if why is not None:
+            out.unrestored[oid] = why
+        else:
+            out.restored.append(oid)
+            out.bytes += sizes[oid]

@@ -176,17 +176,44 @@ def accept(repo: Repository, oid: str, data: bytes | None, label: str) -> None:
     repo.objects.put_bytes(data)
 
 
-def accept_stream(repo: Repository, transport: Transport, oid: str, label: str, bar) -> None:
-    """Stores object `oid` of the remote read a chunk at a time, hashed as it is written
-    to a temporary file of the object store, which is renamed into place only when the
-    hash matches (else removed: nothing is stored)."""
-    chunks = transport.read_chunks(object_path(oid))
-    if chunks is None:
-        raise lacking(oid, label)
-    try:
-        repo.objects.put_stream(oid, counted(chunks, bar))
-    except HashMismatchError:
-        raise corrupt_remote(oid, label) from None
+LACKING_THERE = "not on the remote"
+CORRUPT_THERE = "corrupt on the remote too"
+
+
+def arrivals(repo: Repository, transport: Transport, oids: list[str], sizes: dict[str, int],
+             desc: str) -> Iterator[tuple[str, str | None]]:
+    """Each object of `oids` (listed on the remote with `sizes`) read from the remote,
+    checked against its name and stored: `(oid, None)` once it is, else `(oid, why)`,
+    LACKING_THERE (gone since it was listed) or CORRUPT_THERE (nothing stored). Small
+    objects are read in batches; a large one a chunk at a time, hashed as it is written to
+    a temporary file of the object store, renamed into place only when the hash matches
+    (else removed). A progress bar counts the bytes."""
+    with byte_bar(sum(sizes[o] for o in oids), desc) as bar:
+        for batch in batches(oids, sizes):
+            if streamed(sizes[batch[0]]):
+                oid = batch[0]
+                chunks = transport.read_chunks(object_path(oid))
+                if chunks is None:
+                    yield oid, LACKING_THERE
+                    continue
+                try:
+                    repo.objects.put_stream(oid, counted(chunks, bar))
+                except HashMismatchError:
+                    yield oid, CORRUPT_THERE
+                    continue
+                yield oid, None
+                continue
+            got = transport.read_many(object_path(o) for o in batch)
+            for oid in batch:
+                data = got.get(object_path(oid))
+                if data is None:
+                    yield oid, LACKING_THERE
+                elif hash_bytes(data) != oid:
+                    yield oid, CORRUPT_THERE
+                else:
+                    repo.objects.put_bytes(data)
+                    yield oid, None
+            bar.update(sum(sizes[o] for o in batch))
 
 
 def download(repo: Repository, transport: Transport, oids: Iterable[str], label: str,
@@ -197,20 +224,12 @@ def download(repo: Repository, transport: Transport, oids: Iterable[str], label:
     sizes = remote_sizes(transport, missing)
     for o in missing:
         if o not in sizes:
-            accept(repo, o, None, label)
-    total = sum(sizes.values())
-    with byte_bar(total, desc) as bar:
-        for batch in batches(missing, sizes):
-            if streamed(sizes[batch[0]]):
-                accept_stream(repo, transport, batch[0], label, bar)
-                written.append(batch[0])
-                continue
-            got = transport.read_many(object_path(o) for o in batch)
-            for o in batch:
-                accept(repo, o, got.get(object_path(o)), label)
-                written.append(o)
-            bar.update(sum(sizes[o] for o in batch))
-    return Moved(0, len(missing), total)
+            raise lacking(o, label)
+    for oid, why in arrivals(repo, transport, missing, sizes, desc):
+        if why is not None:
+            raise (lacking if why == LACKING_THERE else corrupt_remote)(oid, label)
+        written.append(oid)
+    return Moved(0, len(missing), sum(sizes.values()))
 
 
 def discard(repo: Repository, written: list[str]) -> None:

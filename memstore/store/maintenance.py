@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from safetensors import SafetensorError
@@ -23,7 +23,13 @@ from ..editing.progress import progress
 from ..errors import MemstoreError
 from . import commit_info, config, previous_head, reflog, snapshots, stats_records, upstreams
 from .commits import Commit, CorruptRecordError, load_layer, load_requests, load_zs
-from .objects import OBJECT_ID, CorruptObjectError, DiskObjectStore, MissingObjectError
+from .objects import (
+    OBJECT_ID,
+    CorruptObjectError,
+    DiskObjectStore,
+    MissingObjectError,
+    ObjectStore,
+)
 from .refs import HEAD, HEADS, Refs
 from .schema import (
     DamagedIndexError,
@@ -190,6 +196,31 @@ def _no_commit(cid: object) -> str:
             "`memstore fsck --repair`")
 
 
+def rehash(objects: ObjectStore, oids: Iterable[str]) -> tuple[set[str], set[str]]:
+    """Of `oids`, those missing and those corrupt (not hashing to their names, or no
+    regular file of their own), each object read a chunk at a time as it is hashed (memory
+    stays flat), a progress bar counting bytes on a terminal (fsck, fetch --refetch)."""
+    missing: set[str] = set()
+    sizes = {}
+    for oid in oids:
+        try:
+            sizes[oid] = objects.size(oid)
+        except MissingObjectError:
+            missing.add(oid)
+    corrupt: set[str] = set()
+    with progress(total=sum(sizes.values()), desc="checking objects", unit="B",
+                  unit_scale=True, unit_divisor=1024) as bar:
+        for oid in sorted(sizes):
+            try:
+                for chunk in objects.chunks(oid):
+                    bar.update(len(chunk))
+            except MissingObjectError:
+                missing.add(oid)
+            except CorruptObjectError:
+                corrupt.add(oid)
+    return missing, corrupt
+
+
 def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
     """Every problem found, as one line each; an empty list means the repository is sound.
     `verify` re-hashes every object (reads everything).
@@ -207,23 +238,12 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
     present = set(objects.iter())
     corrupt: set[str] = set()
     if verify:
-        sizes = {}
-        for oid in present:
-            with suppress(MissingObjectError):  # removed since listed (a gc), as below
-                sizes[oid] = objects.size(oid)
-        present = set(sizes)
-        with progress(total=sum(sizes.values()), desc="checking objects", unit="B",
-                      unit_scale=True, unit_divisor=1024) as bar:
-            for oid in sorted(present):
-                try:
-                    for chunk in objects.chunks(oid):  # hashed as read: memory stays flat
-                        bar.update(len(chunk))
-                except MissingObjectError:  # removed since it was listed: a gc running now,
-                    present.discard(oid)    # which drops the index rows first (read below)
-                except CorruptObjectError:
-                    corrupt.add(oid)
-                    problems.append(f"object {oid} is corrupt (its content does not match its "
-                                    "name)")
+        # one missing now was removed since it was listed: a gc running now, which drops
+        # the index rows first (read below)
+        missing, corrupt = rehash(objects, present)
+        present -= missing
+        problems.extend(f"object {oid} is corrupt (its content does not match its name)"
+                        for oid in sorted(corrupt))
     with read_snapshot(store.db):
         return problems + _check_index(store, refs, present | set(objects.iter()), corrupt,
                                        verify)
