@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_support import SETTINGS, copy_repo, error_line, history_template, model_dir, ok, run
+from cli_support import SETTINGS, copy_repo, error_line, model_dir, ok, run
 from remote_support import remote_files, tamper
 
 from memstore.editing.statistics import pack_symmetric
@@ -104,15 +104,6 @@ def test_statistics_of_another_dtype_are_another_sample_in_the_repository(base, 
     assert got.keys() == half.keys() | want.keys()
     for k in want:
         assert torch.equal(got[k], want[k])
-
-
-@pytest.fixture
-def pushed(base, tmp_path):
-    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
-    url = str(tmp_path / "remote")
-    ok("remote", "add", "origin", url, cwd=repo)
-    ok("push", "--with-stats", cwd=repo)
-    return repo, url
 
 
 @pytest.mark.parametrize("damage", ["nan", "negative"])

@@ -13,7 +13,6 @@ from cli_support import (
     copy_repo,
     empty_template,
     error_line,
-    history_template,
     ok,
     run,
     snapshot,
@@ -25,16 +24,6 @@ from memstore.store.objects import hash_bytes
 from memstore.store.repository import Repository
 
 pytest_plugins = ["remote_fixtures"]  # any_pair: a folder, S3 (moto), fsspec's memory
-
-
-@pytest.fixture
-def pushed(base, tmp_path):
-    """The three-commit repository, pushed with its statistics to a folder remote."""
-    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
-    url = str(tmp_path / "remote")
-    ok("remote", "add", "origin", url, cwd=repo)
-    ok("push", "--with-stats", cwd=repo)
-    return repo, url
 
 
 def _ids(repo: Path) -> dict[str, str]:
