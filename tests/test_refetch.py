@@ -184,6 +184,28 @@ def test_an_object_that_is_a_link_to_itself_is_named_by_fsck_and_refused_by_refe
     assert snapshot(repo) == before
 
 
+def test_a_folder_where_an_object_belongs_is_refused_before_anything_is_written(pushed):
+    """A folder at a ΔW's path, beside a damaged z-vector: fsck called it corrupt and
+    pointed to `fetch --refetch`, which restored the objects before it and then ended on
+    'is a directory, not a file; run `memstore fsck`' (a loop). Now one line naming the
+    folder and what to do, nothing written; once it is removed both are restored."""
+    repo, _ = pushed
+    ids = _ids(repo)
+    folder = _path(repo, ids["delta"])
+    _flip(_path(repo, ids["zs"]))
+    os.chmod(folder, 0o644)
+    folder.unlink()
+    (folder / "x").mkdir(parents=True)
+    before = snapshot(repo)
+    error_line(run("fetch", "--refetch", cwd=repo), 1,
+               f"{folder} is a folder where an object belongs: refetch wrote nothing")
+    assert snapshot(repo) == before and not _sound(repo, ids["zs"])
+    (folder / "x").rmdir()
+    folder.rmdir()
+    ok("fetch", "--refetch", cwd=repo)
+    assert _sound(repo, ids["delta"]) and _sound(repo, ids["zs"])
+
+
 @pytest.mark.parametrize("what", ["delta", "commit"])
 def test_a_linked_fan_out_folder_is_neither_read_nor_written_through(pushed, tmp_path, what):
     """A fan-out folder of .memstore/objects that is a symbolic link to a folder outside

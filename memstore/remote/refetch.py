@@ -31,6 +31,7 @@ from ..store.objects import (
     DiskObjectStore,
     MissingObjectError,
     ObjectStore,
+    UnsafePathError,
     hash_bytes,
     refuse_link,
 )
@@ -138,9 +139,10 @@ def _parsed(cid: str, data: bytes) -> Commit | None:
 
 def _refuse_links(objects: ObjectStore, oids: Iterable[str], objects_too: bool = False) -> None:
     """UnsafePathError where the object folder or the fan-out folder of an object of `oids`
-    (with `objects_too`, the object's own path) is a symbolic link: refetch reads nothing
-    through one, and writes nothing once one is found (the writer refuses a link too, but
-    only when it comes to it, after the objects before it were written)."""
+    (with `objects_too`, the object's own path) is a symbolic link, or the object's path a
+    folder: refetch reads nothing through a link, and writes nothing once one is found (the
+    writer refuses a link or a folder too, but only when it comes to it, after the objects
+    before it were written)."""
     if not isinstance(objects, DiskObjectStore):
         return
     what = ": refetch wrote nothing"
@@ -150,6 +152,10 @@ def _refuse_links(objects: ObjectStore, oids: Iterable[str], objects_too: bool =
         refuse_link(folder, what)
     for path in paths if objects_too else []:
         refuse_link(path, what)
+        if path.is_dir():  # the writer cannot rename a file over it, and deletes no folder
+            raise UnsafePathError(f"{path} is a folder where an object belongs{what}; "
+                                  "memstore does not delete a folder (remove it, then fetch "
+                                  "with --refetch again)")
 
 
 def _restore(repo: Repository, transport: Transport, bad: list[str], out: Refetched) -> None:
