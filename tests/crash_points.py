@@ -1,10 +1,42 @@
 """Crash points for kill -9 tests: a process that SIGKILLs itself at its k-th durable step
-(an fsync, a rename, or a moment of the commit transaction; on S3 a write)."""
+(an fsync, a rename, or a moment of the commit transaction; on S3 a write), and the
+forkserver those processes are forked from."""
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 from contextlib import contextmanager
+from pathlib import Path
 
 from memstore.store import writer
+
+TESTS = Path(__file__).resolve().parent
+# What every process forked for a kill or race test needs, imported once in the forkserver.
+# One forkserver serves a whole test process (multiprocessing keeps one), so the list is
+# the same for every module; each adds its own module, which is cheap once these are in.
+PRELOAD = ["torch", "pytest", "s3fs", "memstore.store.repository", "memstore.remote.push",
+           "memstore.remote.push_tags", "memstore.remote.push_delete", "memstore.remote.folder",
+           "memstore.remote.s3", "test_store_support", "crash_points", "remote_support"]
+
+
+def forkserver_context(module: str):
+    """The forkserver context, its server started with PRELOAD and `module` imported. The
+    server is started here with tests/ on PYTHONPATH: it takes its sys.path from the
+    environment (Python 3.11 drops the one it is handed), so the test helpers were not
+    found, their ImportError was swallowed, and every forked process imported torch again
+    (about a second each, hundreds of rounds in the suite)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([*PRELOAD, module])
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(TESTS.parent), *filter(None, [old])])
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        if old is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = old
+    return ctx
 
 
 def _killer(step: int):

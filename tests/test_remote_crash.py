@@ -9,13 +9,12 @@ fsync or a rename (tests/crash_points.py, the technique of test_store_crash), on
 or after the k-th PutObject; the other rounds it is killed from outside at a random time."""
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
 from pathlib import Path
 
 import pytest
-from crash_points import kill_at_s3_call, plan, run_round, self_kill_at
+from crash_points import forkserver_context, kill_at_s3_call, plan, run_round, self_kill_at
 from remote_support import new_remote
 from test_store_support import BASE_HASH, commit_on_head, fake_result
 
@@ -49,11 +48,7 @@ def pusher(path: str, env: dict, kind: str, step: int, seed: int, ready) -> None
 
 @pytest.fixture(scope="module")
 def forkserver():
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["memstore.remote.push", "memstore.remote.folder",
-                                "memstore.remote.s3", "s3fs", "test_store_support",
-                                "crash_points", __name__])
-    return ctx
+    return forkserver_context(__name__)
 
 
 @pytest.mark.parametrize("kind", ["file", "s3"])

@@ -12,12 +12,11 @@ after the k-th PutObject or DeleteObject), the other rounds it is killed from ou
 random time."""
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
 
 import pytest
-from crash_points import kill_at_s3_call, plan, run_round, self_kill_at
+from crash_points import forkserver_context, kill_at_s3_call, plan, run_round, self_kill_at
 from remote_support import new_remote
 from test_store_support import BASE_HASH, commit_on_head, fake_result
 
@@ -83,11 +82,7 @@ def deleter(path: str, env: dict, kind: str, step: int, seed: int, ready) -> Non
 
 @pytest.fixture(scope="module")
 def forkserver():
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["memstore.remote.push", "memstore.remote.push_tags",
-                                "memstore.remote.push_delete", "memstore.remote.folder",
-                                "memstore.remote.s3", "s3fs", "test_store_support", __name__])
-    return ctx
+    return forkserver_context(__name__)
 
 
 def refs_of(transport) -> dict[str, str]:

@@ -9,10 +9,10 @@ rounds they run freely (the later one may also be refused as not a fast-forward)
 loser then fetches and makes its commit again on the new tip for the next round."""
 from __future__ import annotations
 
-import multiprocessing
 import os
 
 import pytest
+from crash_points import forkserver_context
 from remote_support import new_remote
 from test_store_support import BASE_HASH, commit_on_head, fake_result
 
@@ -56,10 +56,7 @@ def racer(path: str, env: dict, barrier, start, results) -> None:
 
 @pytest.fixture(scope="module")
 def forkserver():
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["memstore.remote.push", "memstore.remote.folder",
-                                "memstore.remote.s3", "s3fs", "test_store_support", __name__])
-    return ctx
+    return forkserver_context(__name__)
 
 
 def sync_to_remote(repo: Repository) -> str:

@@ -11,12 +11,11 @@ forkserver SIGKILLs itself at a chosen step (crash_points.self_kill_at)."""
 from __future__ import annotations
 
 import datetime
-import multiprocessing
 import os
 import signal
 
 import pytest
-from crash_points import run_round, self_kill_at
+from crash_points import forkserver_context, run_round, self_kill_at
 from pids import dead_pid
 from remote_support import make_repo, remote_files
 from test_store_support import commit_on_head, fake_result
@@ -37,10 +36,7 @@ pytest_plugins = ["remote_fixtures"]  # s3_server, any_pair
 
 @pytest.fixture(scope="module")
 def forkserver():
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["memstore.remote.push", "memstore.remote.push_delete",
-                                "memstore.remote.folder", "test_store_support", __name__])
-    return ctx
+    return forkserver_context(__name__)
 
 
 def killed_delete(path: str, env: dict, kind: str, step: int, seed: int, ready) -> None:

@@ -10,14 +10,13 @@ SQLite BEGIN or COMMIT), so every phase of a commit is hit; the others come from
 at random times."""
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
 import signal
 import struct
 
 import pytest
-from crash_points import orphans, self_kill_at
+from crash_points import forkserver_context, orphans, self_kill_at
 from test_store_support import BASE_HASH, commit_on_head, fake_result, same_bits
 
 from memstore.store.repository import Repository
@@ -65,9 +64,7 @@ def check(path) -> dict:
 
 @pytest.fixture(scope="module")
 def forkserver():
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["memstore.store.repository", "test_store_support", __name__])
-    return ctx
+    return forkserver_context(__name__)
 
 
 def test_sigkill_at_many_moments_leaves_a_valid_repository(tmp_path, forkserver):
