@@ -80,11 +80,11 @@ def size(n: int) -> str:
     return str(n)
 
 
-def when(t: float) -> str:
-    """A time as a date, or as the number it is where no date holds it (a record's time is
-    any finite number)."""
+def when(t: float, form: str = "%Y-%m-%d %H:%M:%S %z") -> str:
+    """A time as a date (strftime's `form`), or as the number it is where no date holds it
+    (a record's time is any finite number)."""
     try:
-        return datetime.datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
+        return datetime.datetime.fromtimestamp(t).astimezone().strftime(form)
     except (OverflowError, OSError, ValueError):
         return f"{t!r} (seconds since 1970, past any date)"
 

@@ -145,6 +145,17 @@ def test_a_record_whose_author_memstore_would_not_write_is_refused(history, key,
             r.output
 
 
+def test_blame_prints_an_author_date_past_any_date_whole(history):
+    """A record's author_time is any finite number (as its time): one past any date (year
+    10000) is printed as the number it is; blame cut that to its first ten characters, a
+    number ten times too small ('2534023008')."""
+    from test_cli_damage import forge_head
+
+    repo, _ = history
+    forge_head(repo, lambda record: record.update(author_time=253402300800))
+    assert "253402300800 (seconds since 1970, past any date)" in ok("blame", cwd=repo).stdout
+
+
 @pytest.mark.parametrize("value", ["two\nlines", "x" * 201, "bell\x07"])
 def test_an_author_that_cannot_be_recorded_is_refused_before_any_work(repo, base, value,
                                                                        monkeypatch):

@@ -328,7 +328,7 @@ def blame(rev: str | None, subject: str | None, contains: str | None, as_json: b
         return
     for r in rows:
         via = f", via {short(r['carried_by'])}" if r["carried_by"] else ""
-        day = when(r["author_time"])[:10]
+        day = when(r["author_time"], "%Y-%m-%d")  # a number past any date, whole
         click.echo(f"{short(r['commit'])} ({r['author'] or '-'} {day}{via}) "
                    f"{r['prompt'].format(r['subject'])!r} -> {r['target_new']!r}")
     if not rows:
