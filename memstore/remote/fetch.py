@@ -37,9 +37,9 @@ from .layout import RemoteFormatError, object_path
 from .refetch import Refetched, refetch_objects
 from .stats import fetch_statistics
 from .transfer import (
-    CorruptRemoteObjectError,
     Moved,
     accept,
+    corrupt_remote,
     discard,
     download,
     reachable,
@@ -87,9 +87,7 @@ class FetchResult:
 
 def _parse_commit(cid: str, data: bytes, label: str, base_hash: str) -> Commit:
     if hash_bytes(data) != cid:
-        raise CorruptRemoteObjectError(
-            f"object {cid} from {label} is corrupt (its content does not match its name); "
-            "refused, nothing was fetched (run `memstore fsck` on the remote)")
+        raise corrupt_remote(cid, label)
     try:
         commit = Commit.from_json(cid, json.loads(data))
     except (MemstoreError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
