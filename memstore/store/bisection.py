@@ -311,7 +311,7 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
     `on_step` hears of each state asked: ('good' or 'bad', the step) for the ends,
     ('merge base', it), ('step', it) for the search. `first_parent`: the candidates are
     those on BAD's first-parent line, as git's --first-parent."""
-    from .history import _best_common, ancestors_of, checked_graph
+    from .history import ancestors_of, best_common, checked_graph
     from .states import check_base, open_base, state_commit, state_of
 
     if not good:
@@ -346,7 +346,7 @@ def bisect(repo: Repository, question: PromptQuestion | FactsQuestion, good: Seq
     diverged = [c for c in known if c not in reached]
     merge_bases: list[str | None] = []
     if diverged:
-        merge_bases = [*_best_common(g, [bad_commit], known)] or [BASE]
+        merge_bases = [*best_common(g, [bad_commit], known)] or [BASE]
         merge_bases = [m for m in merge_bases if m not in good_commits]
 
     check_base(repo)

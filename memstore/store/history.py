@@ -299,10 +299,10 @@ def log_ids(db: Database, start: str | Sequence[str], first_parent: bool = False
 def merge_bases(store: Storage, a: str, b: str) -> list[str]:
     """The best common ancestors of `a` and `b` (those that are not ancestors of another
     common ancestor), newest first. Usually one; several after criss-cross merges."""
-    return _best_common(checked_graph(store), [a], [b])
+    return best_common(checked_graph(store), [a], [b])
 
 
-def _best_common(g: dict[str, tuple[tuple[str, ...], float]], left: list[str],
+def best_common(g: dict[str, tuple[tuple[str, ...], float]], left: list[str],
                  right: list[str]) -> list[str]:
     """The best common ancestors of the commits `left` and the commits `right`."""
     common = set().union(*(ancestors(g, c) for c in left)) \
@@ -362,7 +362,7 @@ def merge_base_targets(store: Storage, a: str, b: str) -> Targets:
 
 
 def _virtual_base(store: Storage, g, left: list[str], right: list[str]) -> Targets:
-    bases = _best_common(g, left, right)
+    bases = best_common(g, left, right)
     if not bases:
         return {}
 
