@@ -30,7 +30,8 @@ def switched(repo, *args: str) -> dict:
 def test_switch_dash_goes_back_to_the_branch_or_commit_head_came_from(history):
     repo, (c1, c2, _) = history
     before = snapshot(repo)
-    error_line(run("switch", "-", cwd=repo), 1, "no previous branch")
+    error_line(run("switch", "-", cwd=repo), 2, "no previous branch")  # as @{-1}'s: bad input
+    error_line(run("switch", "@{-1}", cwd=repo), 2, "HEAD's reflog has 0 switches")
     assert snapshot(repo) == before
     ok("switch", "-c", "topic", c1, cwd=repo)
     assert ok("switch", "-", cwd=repo).stdout == "Switched to branch 'main'\n"
@@ -51,7 +52,7 @@ def test_switch_dash_goes_back_to_the_branch_or_commit_head_came_from(history):
     ok("switch", "-", cwd=repo)
     ok("branch", "-D", "topic", cwd=repo)
     before = snapshot(repo)
-    error_line(run("switch", "-", cwd=repo), 1, "the previous branch, 'topic', has no "
+    error_line(run("switch", "-", cwd=repo), 2, "the previous branch, 'topic', has no "
                "commits here now")
     assert snapshot(repo) == before
 
@@ -69,14 +70,14 @@ def test_switch_dash_is_at_minus_1_as_git(history):
     ok("switch", "topic", cwd=repo)  # previous: main
     ok("branch", "-m", "main", "trunk", cwd=repo)
     before = snapshot(repo)
-    error_line(run("switch", "-", cwd=repo), 1, "the previous branch, 'main', has no "
+    error_line(run("switch", "-", cwd=repo), 2, "the previous branch, 'main', has no "
                "commits here now (deleted or renamed since")
     error_line(run("switch", "@{-1}", cwd=repo), 2, "it names branch 'main'")
     assert snapshot(repo) == before
     ok("switch", "trunk", cwd=repo)
     ok("reflog", "expire", "--expire=now", "--all", cwd=repo)
     before = snapshot(repo)
-    error_line(run("switch", "-", cwd=repo), 1, "no previous branch")
+    error_line(run("switch", "-", cwd=repo), 2, "no previous branch")
     assert snapshot(repo) == before
 
 
@@ -101,7 +102,7 @@ def test_an_older_repositorys_record_is_read_until_a_switch_logs_one(history):
     assert sql_rows(repo, "select * from config where key = 'previous_head'") == []
     assert switched(repo, "-")["branch"] == "main"
     ok("reflog", "expire", "--expire=now", "--all", cwd=repo)
-    error_line(run("switch", "-", cwd=repo), 1, "no previous branch")
+    error_line(run("switch", "-", cwd=repo), 2, "no previous branch")
     older_repository(repo, {"commit": c1})  # detached
     d = switched(repo, "-")
     assert (d["branch"], d["commit"], d["detached"]) == (None, c1, True)
@@ -185,6 +186,6 @@ def test_fsck_repair_drops_a_malformed_previous_head_and_says_so(history):
     assert r.exit_code == 0 and r.stdout == "ok\n", r.output
     said = [x for x in r.stderr.splitlines() if "previous_head" in x]
     assert len(said) == 1 and "dropped" in said[0] and "switch -" in said[0], r.stderr
-    error_line(run("switch", "-", cwd=repo), 1, "no previous branch")
+    error_line(run("switch", "-", cwd=repo), 2, "no previous branch")
     assert ok("fsck", cwd=repo).stdout == "ok\n"
     assert snapshot(repo)["rows"]["refs"] == refs  # HEAD on topic, the branches kept

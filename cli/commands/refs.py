@@ -397,17 +397,17 @@ def _previous(repo, detach: bool) -> tuple[str, bool]:
     the last switch (its name, `detach` as given), or the commit it was detached at (its
     id, detached); one that is gone since (a branch deleted or renamed, a commit gc
     removed) is one line."""
-    from memstore.errors import MemstoreError
+    from memstore.errors import ValidationError
     from memstore.store import previous_head
 
     was = previous_head.read(repo.db)
-    if was.branch is not None:
+    if was.branch is not None:  # a revision naming nothing now: bad input, as @{-1}'s
         if repo.refs.read(was.ref) is None:
-            raise MemstoreError(f"the previous branch, {shown_name(was.branch)!r}, has no "
+            raise ValidationError(f"the previous branch, {shown_name(was.branch)!r}, has no "
                                 "commits here now (deleted or renamed since, or it had none yet)")
         return was.branch, detach
     if not repo.has_commit(was.commit):
-        raise MemstoreError(f"the previous HEAD, commit {short(was.commit)} (detached), is "
+        raise ValidationError(f"the previous HEAD, commit {short(was.commit)} (detached), is "
                             "no longer here (gc removed it)")
     return was.commit, True
 

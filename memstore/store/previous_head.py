@@ -31,14 +31,15 @@ def forget(db: Database) -> None:
 
 def read(db: Database) -> Head:
     """The previous HEAD (a branch as `Head(ref, None)`, a detached one as `Head(None,
-    commit)`), git's `@{-1}`; none (no switch in HEAD's log, no older record), or a record
-    that is neither, is one line (MemstoreError)."""
+    commit)`), git's `@{-1}`; none (no switch in HEAD's log, no older record) is one line
+    (ValidationError, exit 2, as `@{-1}` naming nothing), a record that is neither is damage
+    (MemstoreError)."""
     was, _ = reflog.prior(db, 1)
     if was is not None:
         return Head(None, was) if OBJECT_ID.fullmatch(was) else Head(HEADS + was, None)
     raw = config.get(db, CONFIG_KEY)
     if raw is None:
-        raise MemstoreError("no previous branch: `switch -` goes back to where the last "
+        raise ValidationError("no previous branch: `switch -` goes back to where the last "
                             "switch came from (git's @{-1}, from HEAD's reflog), and HEAD's "
                             "reflog has no switch")
     return parse(raw)
