@@ -196,3 +196,30 @@ def test_an_answer_cut_where_text_may_go_on_is_read_on(test, said, tokens, verdi
     text = test.get("expect", test.get("reject")).lstrip()
     read_on = said[:tokens] != judged
     assert asked == [tokens] + [tokens + len(text.encode()) + 1] * read_on
+
+
+@pytest.mark.parametrize("room, asked_for, said", [
+    (5, [3, 5], "read 2 tokens past --max-tokens 3 (the model's context ends there)"),
+    (3, [3], "read 0 tokens past --max-tokens 3 (the model's context ends there)"),
+])
+def test_reading_on_stops_at_the_context_and_the_rule_says_how_far(room, asked_for, said,
+                                                                   monkeypatch):
+    """Where the model's context ends before TEXT's reach, the answer is read on as far as
+    it goes, and the refusal says how far that was (it claimed TEXT's reach, 14 tokens)."""
+    from types import SimpleNamespace
+
+    from memstore.eval import generation
+    from memstore.store.bisection import AnswerTest, PromptQuestion
+
+    asked: list[int] = []
+
+    def greedy(model, tokenizer, prompts, max_new_tokens):
+        asked.append(max_new_tokens)
+        return [" Paris, France is"[:max_new_tokens]]
+
+    monkeypatch.setattr(generation, "greedy_generate", greedy)
+    question = PromptQuestion("Q", AnswerTest(expect="Paris, France"), max_tokens=3)
+    question.room = room  # as check() finds it: the context left after the prompt
+    good, answer = question.answer(SimpleNamespace(model=None, tokenizer=None))
+    assert (good, answer, asked) == (False, " Paris"[:room], asked_for)
+    assert said in question.rule(answer)

@@ -139,12 +139,15 @@ class PromptQuestion:
                                    max_new_tokens=tokens)[0]
 
         answer = completion(self.max_tokens)
-        if self.test.pending(answer):
-            tokens = self.max_tokens + self.test.reach()
-            if self.room is not None:
-                tokens = max(self.max_tokens, min(tokens, self.room))
-            answer = self.test.read_on(answer, completion(tokens))
+        if self.test.pending(answer) and self.past() > 0:
+            answer = self.test.read_on(answer, completion(self.max_tokens + self.past()))
         return self.test.good(answer), answer
+
+    def past(self) -> int:
+        """The tokens a pending answer is read on past --max-tokens: AnswerTest.reach(), or
+        fewer where the model's context ends first."""
+        reach = self.test.reach()
+        return reach if self.room is None else max(0, min(reach, self.room - self.max_tokens))
 
     def said(self, answer: str) -> str:
         return f"its answer {answer!r}"
@@ -152,8 +155,10 @@ class PromptQuestion:
     def rule(self, answer: str) -> str:
         rule = f"a good one {self.test.describe()}"
         if self.test.expect is not None and self.test.pending(answer):  # EOS or the context
-            rule += (f"; the answer, read {self.test.reach()} tokens past --max-tokens "
-                     f"{self.max_tokens}, still ends where TEXT may go on")
+            past, end = self.past(), (" (the model's context ends there)"
+                                      if self.past() < self.test.reach() else "")
+            rule += (f"; the answer, read {past} tokens past --max-tokens {self.max_tokens}"
+                     f"{end}, still ends where TEXT may go on")
         return rule
 
 
