@@ -4,6 +4,7 @@ Default settings but for the statistics, drawn from 10,000 tokens instead of 39,
 minute of forwards was half of this test, and the default sample size is measured in
 benchmarks/, not here. About a minute on 2 cores (the dequantized model and the statistics
 are cached under MEMSTORE_CACHE after the first run)."""
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,8 +23,17 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "counter
 
 @pytest.fixture(scope="module")
 def smollm2():
-    torch.set_num_threads(2)
-    return load_model("smollm2-135m")
+    """The model, with two torch threads where this test process has the machine to itself.
+    Under `pytest -n 2` each worker keeps its one thread (conftest): a second thread beside
+    the other worker oversubscribed the 2 cores, and OpenMP's threads, spinning at every
+    operation's barrier for a core the other worker held, made this test ~5x slower (388 s
+    in a whole-suite run; with one thread it takes ~1 minute) and every test that came
+    after it in that worker slower too (the setting was never put back)."""
+    threads = torch.get_num_threads()
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(2)
+    yield load_model("smollm2-135m")
+    torch.set_num_threads(threads)
 
 
 def test_smollm2_ten_counterfact_edits(smollm2):
