@@ -547,3 +547,19 @@ def test_a_good_end_the_index_lacks_is_damage_not_a_wrong_revision(merged, tmp_p
         for args in (["--good", "side"], ["--good", "base", "--bad", "side"]):
             error_line(run("bisect", PROMPT, *args, "--expect", "x", cwd=repo), 1,
                        "commit abababababab is named but not in the index")
+
+
+def test_a_good_state_a_rebase_left_loaded_is_asked_not_refused(history):
+    """In one process (the Python API, these tests), a rebase leaves the model in its last
+    commit's state, labelled so but built in place (its sets not known): bisect with that
+    commit as GOOD said 'an edited-in-place state is not held' (exit 1) where it holds
+    nothing (nothing can be built on it) and goes on."""
+    repo, (_, c2, _) = history
+    ok("switch", "-c", "topic", c2, cwd=repo)
+    _commit(repo, facts_files(repo.parent)["d"], "facts d")
+    ok("rebase", "main", cwd=repo)  # the model left in topic's new tip's state
+    ok("switch", "main", cwd=repo)
+    ok("merge", "--no-ff", "topic", cwd=repo)  # no solve: a BAD after it, nothing built
+    r = run("bisect", PROMPT, "--good", "topic", "--bad", "main", "--reject", "\u2603" * 3,
+            "--max-tokens", TOKENS, cwd=repo)
+    error_line(r, 1, "the bad revision 'main' is good")

@@ -169,9 +169,11 @@ class LoadedBase:
 
     def hold(self) -> None:
         """Keeps a copy of the current state (its edited weights), for `set_sets` to build
-        on; one at a time, in place of the one held before."""
+        on; one at a time, in place of the one held before. A state whose sets are not
+        known (an in-place edit, which rebase labels with its commit) is not held, and the
+        one held before stays: nothing can be built on it."""
         if self._sets is None:
-            raise MemstoreError("an edited-in-place state is not held")
+            return
         self._held = (self._sets, self.state,
                       {n: self.parameter(n).detach().clone() for n in sorted(self._modified)})
 
