@@ -278,3 +278,33 @@ def test_status_does_not_count_against_a_tracking_branch_naming_no_commit_here(h
     assert r.exit_code == 1 and f"ref refs/remotes/origin/main points to {'ab' * 32}" in r.stdout
     ok("fetch", cwd=repo)
     assert "up to date with 'origin/main'" in ok("status", cwd=repo).stdout
+
+
+def test_a_folder_where_an_object_belongs_is_named_and_repair_goes_on(history):
+    """A folder at a layer update's path: fsck called it 'corrupt (its content does not
+    match its name)' and `fsck --repair` stopped on 'is a directory, not a file', rebuilding
+    nothing (fsck --quick: 'has size 4096, indexed as 1504'). fsck now names the folder
+    for what it is; --repair rebuilds the
+    index around it, says it skipped the folder, and leaves it for the user to remove."""
+    repo, (_, _, c3) = history
+    objects = repo / ".memstore" / "objects"
+    oid = layer_object(objects, c3)
+    folder = objects / oid[:2] / oid[2:]
+    folder.chmod(0o644)
+    folder.unlink()
+    (folder / "mine").mkdir(parents=True)
+    said = f"object {oid}: {folder} is a folder where an object belongs; memstore does not " \
+           "delete a folder: remove it"
+    for args in (["fsck"], ["fsck", "--quick"]):
+        r = run(*args, cwd=repo)
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert f"object {oid} is corrupt" not in r.stdout, r.stdout
+        assert said in r.stdout.splitlines() and "has size" not in r.stdout, r.stdout
+    (repo / ".memstore" / "index.db").write_bytes(b"not an index")
+    r = run("fsck", "--repair", cwd=repo)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert f"skipped {said}" in r.stderr.splitlines() and "rebuilt the index: 3 commits" \
+        in r.stderr, r.stderr
+    assert said in r.stdout.splitlines(), r.stdout
+    assert (folder / "mine").is_dir()
+    assert ok("log", "--oneline", cwd=repo).stdout.count("\n") == 3

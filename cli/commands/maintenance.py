@@ -51,6 +51,8 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
                  f"{counted(r.refs, 'ref')} (from the {r.source}){kept}")
             for oid in r.skipped:
                 warn(f"skipped object {oid}: corrupt")
+            for line in r.folders:
+                warn(f"skipped {line}")
             for line in r.unreadable:
                 warn(f"requests not indexed: {line}")
         with open_repo() as repo:

@@ -29,6 +29,8 @@ from .objects import (
     DiskObjectStore,
     MissingObjectError,
     ObjectStore,
+    corrupt_message,
+    folder_message,
 )
 from .refs import HEAD, HEADS, Refs
 from .schema import (
@@ -236,14 +238,18 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
         problems.extend(f"{p} is a symbolic link (memstore never writes through one)"
                         for p in objects.links())
     present = set(objects.iter())
-    corrupt: set[str] = set()
+    # a folder at an object's path: named for what it is (the user removes it: memstore
+    # deletes no folder), and unreadable as a corrupt object is, whether or not `verify`
+    corrupt = {o for o in present if objects.is_folder(o)} \
+        if isinstance(objects, DiskObjectStore) else set()
+    problems.extend(folder_message(oid, objects.path(oid)) for oid in sorted(corrupt))
     if verify:
         # one missing now was removed since it was listed: a gc running now, which drops
         # the index rows first (read below)
-        missing, corrupt = rehash(objects, present)
+        missing, bad = rehash(objects, present - corrupt)
         present -= missing
-        problems.extend(f"object {oid} is corrupt (its content does not match its name)"
-                        for oid in sorted(corrupt))
+        corrupt |= bad
+        problems.extend(corrupt_message(oid) for oid in sorted(bad))
     with read_snapshot(store.db):
         return problems + _check_index(store, refs, present | set(objects.iter()), corrupt,
                                        verify)

@@ -71,6 +71,13 @@ def corrupt_message(oid: str) -> str:
     return f"object {oid} is corrupt (its content does not match its name)"
 
 
+def folder_message(oid: str, path: Path) -> str:
+    """fsck's and fsck --repair's line for a folder at an object's path: no content to
+    match or not, and one that memstore leaves to the user (it deletes no folder)."""
+    return (f"object {oid}: {path} is a folder where an object belongs; memstore does not "
+            "delete a folder: remove it")
+
+
 def verified(chunks: Iterable[bytes], oid: str) -> Iterator[bytes]:
     """The chunks of `chunks`, hashed as they pass; CorruptObjectError after the last one
     when they do not hash to `oid` (so that a writer consuming them never finishes a
@@ -521,6 +528,11 @@ class DiskObjectStore(ObjectStore):
 
     def contains(self, oid: str) -> bool:
         return self.path(oid).is_file()
+
+    def is_folder(self, oid: str) -> bool:
+        """Whether a folder (not a link to one) stands at `oid`'s path."""
+        path = self.path(oid)
+        return path.is_dir() and not path.is_symlink()
 
     def links(self) -> list[Path]:
         """Symbolic links where objects or fan-out directories should be (fsck reports them)."""

@@ -28,6 +28,7 @@ from .objects import (
     CorruptObjectError,
     DiskObjectStore,
     MissingObjectError,
+    folder_message,
     fsync_dir,
     refuse_link,
 )
@@ -43,6 +44,7 @@ class RepairReport:
     statistics: int = 0
     refs: int = 0
     skipped: list[str] = field(default_factory=list)  # corrupt or unreadable objects
+    folders: list[str] = field(default_factory=list)  # a line for each folder at an object's path
     unreadable: list[str] = field(default_factory=list)  # request lists left unindexed
     kept_as: str | None = None  # where the damaged index was moved
 
@@ -56,15 +58,21 @@ class _Scan:
     snapshots: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     stats: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)
 
 
 def _scan(objects: DiskObjectStore) -> _Scan:
-    """Every JSON object, classified; corrupt ones are skipped (and named)."""
+    """Every JSON object, classified; corrupt ones are skipped (and named), and so are
+    folders at an object's path (named apart: the user removes them, memstore deletes no
+    folder)."""
     out = _Scan()
     for oid in objects.iter():
-        if objects.head(oid, 1) != b"{":
-            continue  # tensors (safetensors) and request lists (JSON arrays)
+        if objects.is_folder(oid):
+            out.folders.append(folder_message(oid, objects.path(oid)))
+            continue
         try:
+            if objects.head(oid, 1) != b"{":
+                continue  # tensors (safetensors) and request lists (JSON arrays)
             data = objects.get_bytes(oid)
         except CorruptObjectError:
             out.skipped.append(oid)
@@ -178,7 +186,7 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
             for p in [tmp, *(tmp.with_name(tmp.name + s) for s in SIDE_FILES)]:
                 p.unlink(missing_ok=True)
             raise
-        report.skipped = scan.skipped
+        report.skipped, report.folders = scan.skipped, scan.folders
         if isinstance(old, str) and path.exists():
             report.kept_as = f"index.db.damaged-{int(time.time())}"
             for s in ("", *SIDE_FILES):
