@@ -25,6 +25,7 @@ from memstore.remote.layout import MARKER, branch_path
 from memstore.remote.push import push
 from memstore.remote.transfer import object_ids, reachable
 from memstore.remote.transport import open_transport
+from memstore.store.objects import hash_bytes
 from memstore.store.repository import Repository
 
 pytest_plugins = ["remote_fixtures"]  # s3_server
@@ -171,3 +172,49 @@ def test_a_fetch_fsyncs_each_object_folder_once_before_indexing(tmp_path, monkey
         last_in = max(i for i, (kind, p) in enumerate(events[:index])
                       if kind == "rename" and p.parent == folder)
         assert last_in < events.index(("sync", folder)) < index, folder
+
+
+def test_a_failing_refetch_fsyncs_the_folders_of_the_objects_it_restored(tmp_path, monkeypatch):
+    """`fetch --refetch` renames each restored object over its damaged copy, and keeps it
+    whatever follows (it is no new object for the failing fetch to discard); the folder
+    fsync was deferred to the end of the fetch's block and ran only on success, so a fetch
+    failing after the restores (here its statistics) left those renames not durable. The
+    folders are now fsynced on the failure path too: counted with the fsync stand-in."""
+    import stat
+
+    import memstore.remote.fetch as fetch_module
+    from memstore.errors import MemstoreError
+
+    url = str(tmp_path / "remote")
+    with Repository.init(tmp_path / "a", "fake", BASE_HASH) as a:
+        remotes.add(a, "origin", url)
+        for seed in range(3):
+            commit_on_head(a, fake_result(seed, n=1), message=f"seed {seed}")
+        push(a)
+    with Repository.init(tmp_path / "b", "fake", BASE_HASH) as b:
+        remotes.add(b, "origin", url)
+        fetch(b)
+        commit = b.get_commit(b.resolve("origin/main"))
+        damaged = [b.objects.path(commit.update_sets[0].zs),
+                   b.objects.path(next(iter(commit.update_sets[0].layers.values())).object)]
+        for path in damaged:
+            path.chmod(0o644)
+            path.write_bytes(b"damaged")
+        synced: list[Path] = []
+        stand_in = os.fsync
+
+        def counted(fd):
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+            stand_in(fd)
+
+        def fail(*args, **kwargs):
+            raise MemstoreError("the statistics failed")
+
+        monkeypatch.setattr(os, "fsync", counted)
+        monkeypatch.setattr(fetch_module, "fetch_statistics", fail)
+        with pytest.raises(MemstoreError, match="the statistics failed"):
+            fetch(b, refetch=True, with_stats=True)
+        assert all(hash_bytes(p.read_bytes()) == p.parent.name + p.name
+                   for p in damaged)  # restored, and kept
+    assert {p.parent for p in damaged} <= set(synced), synced

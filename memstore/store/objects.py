@@ -29,7 +29,7 @@ import re
 import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -217,8 +217,9 @@ class ObjectStore(ABC):
     @contextmanager
     def folders_synced_once(self) -> Iterator[None]:
         """Inside the block, an object's fan-out folder is not fsynced after each object
-        renamed into it, but once each when the block ends without error (a fetch: before
-        the index names them); each object file is still fsynced before its rename. Here
+        renamed into it, but once each when the block ends (a fetch: before the index
+        names them; on an error too: a refetch's restores are kept); each object file is
+        still fsynced before its rename. Here
         (in memory) nothing is synced."""
         yield
 
@@ -411,6 +412,15 @@ class DiskObjectStore(ObjectStore):
         outer, self._unsynced = self._unsynced, set()
         try:
             yield
+        except BaseException:
+            # what was renamed in is fsynced all the same: a refetch's restores stay
+            # whatever fails after them (a failing fetch discards only new objects); an
+            # fsync failing here does not hide the error that ended the block
+            for folder in sorted(self._unsynced):
+                with suppress(OSError):
+                    fsync_dir(folder)
+            raise
+        else:
             for folder in sorted(self._unsynced):
                 fsync_dir(folder)
         finally:
