@@ -153,49 +153,65 @@ def test_text_and_answer_are_compared_in_nfc():
         assert not AnswerTest(expect=text).good(" Bern")
 
 
-@pytest.mark.parametrize("test, said, tokens, verdict, judged", [
-    # --expect TEXT that the answer reaches past --max-tokens: read on, good
-    ({"expect": "Paris, France"}, " Paris, France is", 4, True, " Paris, France is"),
-    ({"expect": " Zürich"}, " Zürich is", 3, True, " Zürich is"),  # ü cut in its bytes
-    ({"expect": "Paris"}, "\n Paris", 1, True, "\n Paris"),  # not begun in the window
-    ({"expect": "Paris, France"}, " Paris, Texas", 4, False, " Paris, Texas"),
-    # --reject TEXT begun in the window, ended after it: read on, bad
-    ({"reject": "tennis"}, " plays tennis", 8, False, " plays tennis"),
-    ({"reject": "tennis"}, " plays the ball", 8, True, " plays the ba"),
+@pytest.mark.parametrize("test, said, tokens, verdict, judged, generated", [
+    # --expect TEXT that the answer reaches past --max-tokens: read on until TEXT is there
+    ({"expect": "Paris, France"}, " Paris, France is", 4, True, " Paris, France", 14),
+    ({"expect": " Zürich"}, " Zürich is", 3, True, " Zürich", 7),  # ü cut in its bytes
+    ({"expect": "Paris"}, "\n Paris", 1, True, "\n Paris", 7),  # not begun in the window
+    # ... or until the answer leaves it
+    ({"expect": "Paris, France"}, " Paris, Texas", 4, False, " Paris, T", 9),
+    # --reject TEXT begun in the window, ended after it: read on until it ends, bad
+    ({"reject": "tennis"}, " plays tennis", 8, False, " plays tennis", 13),
+    # ... or until the answer leaves it, good
+    ({"reject": "tennis"}, " plays the ball", 8, True, " plays th", 9),
     # decided in the window: not read on
-    ({"expect": "Paris"}, " Rome, Italy", 3, False, " Ro"),
-    ({"reject": "tennis"}, " plays golf and tennis", 8, True, " plays g"),
+    ({"expect": "Paris"}, " Rome, Italy", 3, False, " Ro", None),
+    ({"reject": "tennis"}, " plays golf and tennis", 8, True, " plays g", None),
 ])
 def test_an_answer_cut_where_text_may_go_on_is_read_on(test, said, tokens, verdict, judged,
-                                                        monkeypatch):
+                                                        generated, monkeypatch):
     """A good state's answer cut by --max-tokens before TEXT could be read whole was
     judged bad mid-search (--expect: ' Par' does not start with 'Paris, France'; --reject:
     ' plays t' does not contain 'tennis'). Where the window ends where TEXT may go on, the
-    same greedy answer is read on (TEXT's UTF-8 length and one more tokens) and judged
-    (with --reject, up to where a TEXT begun in the window ends); one decided in the
-    window is not read on, nor a TEXT begun after it counted. Here a token is a character, or a byte of a cut one."""
+    same greedy answer is read on (at most TEXT's UTF-8 length and one more tokens) and
+    judged (with --reject, up to where a TEXT begun in the window ends); one decided in the
+    window is not read on, nor a TEXT begun after it counted. The reading on stops at the
+    token that decides it (it ran the whole reach: 18 tokens for 'Paris, France' found at
+    14), with the verdict that the whole reach gives. Here a token is a character, or a
+    byte of a cut one."""
     from types import SimpleNamespace
 
     from memstore.eval import generation
     from memstore.store.bisection import AnswerTest, PromptQuestion
 
     asked: list[int] = []
+    generated_tokens: list[int] = []  # the tokens each generation ran to
 
-    def greedy(model, tokenizer, prompts, max_new_tokens):
-        asked.append(max_new_tokens)
+    def upto(tokens: int) -> str:
         data = said.encode()
-        cut = data[:sum(len(ch.encode()) for ch in said[:max_new_tokens])]
-        if max_new_tokens < len(said) and "ü" in said[max_new_tokens - 1:max_new_tokens]:
+        cut = data[:sum(len(ch.encode()) for ch in said[:tokens])]
+        if tokens < len(said) and "ü" in said[tokens - 1:tokens]:
             cut = cut[:-1]  # the window ends inside ü's two bytes
-        return [cut.decode(errors="replace")]
+        return cut.decode(errors="replace")
+
+    def greedy(model, tokenizer, prompts, max_new_tokens, stop=None):
+        asked.append(max_new_tokens)
+        for n in range(1, max_new_tokens + 1):  # as generate's StoppingCriteria: each token
+            if n == max_new_tokens or n >= len(said) or (stop is not None and stop(upto(n))):
+                generated_tokens.append(n)
+                return [upto(n)]
 
     monkeypatch.setattr(generation, "greedy_generate", greedy)
     question = PromptQuestion("Q", AnswerTest(**test), max_tokens=tokens)
     good, answer = question.answer(SimpleNamespace(model=None, tokenizer=None))
     assert (good, answer) == (verdict, judged)
     text = test.get("expect", test.get("reject")).lstrip()
-    read_on = said[:tokens] != judged
+    read_on = generated is not None
     assert asked == [tokens] + [tokens + len(text.encode()) + 1] * read_on
+    assert generated_tokens == [tokens] + [generated] * read_on
+    if read_on:  # the verdict and answer of the whole reach (as before): the same verdict
+        whole = question.test.read_on(upto(tokens), upto(asked[-1]))
+        assert question.test.good(whole) == verdict and whole.startswith(judged)
 
 
 @pytest.mark.parametrize("room, asked_for, said", [
@@ -213,7 +229,7 @@ def test_reading_on_stops_at_the_context_and_the_rule_says_how_far(room, asked_f
 
     asked: list[int] = []
 
-    def greedy(model, tokenizer, prompts, max_new_tokens):
+    def greedy(model, tokenizer, prompts, max_new_tokens, stop=None):
         asked.append(max_new_tokens)
         return [" Paris, France is"[:max_new_tokens]]
 
@@ -223,3 +239,44 @@ def test_reading_on_stops_at_the_context_and_the_rule_says_how_far(room, asked_f
     good, answer = question.answer(SimpleNamespace(model=None, tokenizer=None))
     assert (good, answer, asked) == (False, " Paris"[:room], asked_for)
     assert said in question.rule(answer)
+
+
+@pytest.mark.parametrize("leaves", [False, True])
+def test_reading_on_a_tiny_model_stops_at_the_token_that_decides(leaves):
+    """The read-on past --max-tokens was generated to TEXT's reach (its UTF-8 length and
+    one: 36 tokens here) even once TEXT was there, or the answer had left it; it now stops
+    at the token that decides it, with the verdict the whole reach gives. Counted in the
+    model's forward passes (one a generated token) on a tiny model."""
+    from types import SimpleNamespace
+
+    from tiny import tiny_model, tiny_tokenizer
+
+    from memstore.eval.generation import greedy_generate
+    from memstore.store.bisection import AnswerTest, PromptQuestion
+
+    model, tokenizer = tiny_model("gpt2", seed=1), tiny_tokenizer()
+    prompt = "The capital of France is"
+    full = greedy_generate(model, tokenizer, [prompt], 12)[0]
+    agreed = full[:9]
+    assert len(full) > len(agreed) and not full.startswith(agreed + "\u2603")
+    # TEXT the answer says, or one it says 9 characters of and then leaves
+    test = AnswerTest(expect=agreed + "\u2603" * 8 if leaves else agreed)
+    question = PromptQuestion(prompt, test, max_tokens=2)
+    window = greedy_generate(model, tokenizer, [prompt], 2)[0]
+    assert test.pending(window)  # the premise: 2 tokens leave TEXT undecided
+    decides = next(k for k in range(1, 13)
+                   if len(greedy_generate(model, tokenizer, [prompt], k)[0]) >
+                   len(agreed) - (not leaves))
+    steps: list[int] = []
+    hook = model.register_forward_hook(lambda *_: steps.append(1))
+    try:
+        good, answer = question.answer(SimpleNamespace(model=model, tokenizer=tokenizer))
+        read_on = len(steps)
+        whole = test.read_on(window, greedy_generate(model, tokenizer, [prompt],
+                                                     2 + question.past())[0])
+    finally:
+        hook.remove()
+    assert read_on == 2 + decides < 2 + question.past()
+    assert len(steps) - read_on == 2 + question.past() == 2 + len(test.expect.encode()) + 1
+    assert good is test.good(whole) is not leaves and whole.startswith(answer)
+    assert answer == greedy_generate(model, tokenizer, [prompt], decides)[0]

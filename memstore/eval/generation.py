@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
-from transformers import GenerationConfig
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from ..editing.progress import progress
 from .scoring import eval_mode, special_prefix
@@ -28,6 +28,7 @@ def generate(
     seed: int = 0,
     batch_size: int = 64,
     with_prompt: bool = False,
+    stop: Callable[[str], bool] | None = None,
 ) -> list[str]:
     """The continuation of each prompt (without the prompt, as it reads after it: " Paris"
     after "is"), greedy when `top_k` is None, else sampled from the `top_k` most likely
@@ -39,7 +40,11 @@ def generate(
     `with_prompt=True` returns the prompt's tokens and the continuation's decoded as one
     text, as ROME's `generate_fast` does. The prompt string plus the continuation decoded
     alone is not that text on SentencePiece tokenizers (Llama 2, Mistral), whose decoding
-    drops the space before the first word: "is" + "Paris" came out as "isParis"."""
+    drops the space before the first word: "is" + "Paris" came out as "isParis".
+
+    `stop`: a row's generation ends after the first token at which `stop` holds for its
+    text so far (as it would be returned), before `max_new_tokens` (bisect's read-on, once
+    TEXT is decided)."""
     if not prompts:
         return []
     prefix = special_prefix(tokenizer)
@@ -73,11 +78,28 @@ def generate(
                 [[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in rows],
                 device=device,
             )
-            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+            until = None if stop is None else StoppingCriteriaList(
+                [_Until(stop, tokenizer, [encoded[i] for i in rows], width, with_prompt)])
+            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
+                                 stopping_criteria=until)
             for i, row in zip(rows, out[:, width:].tolist()):
                 texts[i] = _decode(tokenizer, encoded[i], row, with_prompt)
             bar.update(len(rows))
     return [texts[i] for i in range(len(encoded))]
+
+
+class _Until(StoppingCriteria):
+    """generate's `stop`: each row done once its text so far (decoded as returned) holds it."""
+
+    def __init__(self, stop: Callable[[str], bool], tokenizer, prompts: list[list[int]],
+                 width: int, with_prompt: bool) -> None:
+        self.stop, self.tokenizer, self.prompts = stop, tokenizer, prompts
+        self.width, self.with_prompt = width, with_prompt
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        done = [self.stop(_decode(self.tokenizer, prompt, row, self.with_prompt))
+                for prompt, row in zip(self.prompts, input_ids[:, self.width:].tolist())]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 def _decode(tokenizer, prompt: list[int], row: list[int], with_prompt: bool) -> str:
@@ -95,9 +117,10 @@ def _decode(tokenizer, prompt: list[int], row: list[int], with_prompt: bool) -> 
     return tokenizer.decode(row, skip_special_tokens=True)
 
 
-def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 50) -> list[str]:
-    """The greedy continuation of each prompt (without the prompt)."""
-    return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 50,
+                    stop: Callable[[str], bool] | None = None) -> list[str]:
+    """The greedy continuation of each prompt (without the prompt); `stop` as generate's."""
+    return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, stop=stop)
 
 
 def _pad_id(tokenizer) -> int:

@@ -92,16 +92,40 @@ class AnswerTest:
         return text not in said and (cut or any(said.endswith(text[:k])
                                                 for k in range(1, len(text))))
 
+    def decided(self, window: str, longer: str) -> bool:
+        """Whether `longer`, the answer read on past `window` so far, decides the verdict
+        that read_on(window, …) gets, whatever tokens follow: with --expect, it no longer
+        ends where TEXT may go on (TEXT is there, or the answer left it); with --reject,
+        TEXT is in what read_on keeps, or that is read to its end, or no TEXT begun in the
+        window can still end there (the answer left each beginning)."""
+        if self.expect is not None:
+            return not self.pending(longer)
+        judged, text = self.read_on(window, longer), unicodedata.normalize("NFC", self.reject)
+        if text in judged:
+            return True
+        said = unicodedata.normalize("NFC", longer).rstrip("\ufffd")
+        end = self._end(window)  # read_on keeps longer[:end]
+        if len(said) >= end:
+            return True
+        return not any(text.startswith(said[p:])
+                       for p in range(min(len(said), end - len(text)) + 1))
+
+    def _end(self, window: str) -> int:
+        """How much of the longer answer read_on keeps with --reject: up to where a TEXT
+        begun in `window` ends."""
+        window = unicodedata.normalize("NFC", window)
+        said = window.rstrip("\ufffd")  # a character cut in its bytes: one more of the window
+        return len(said) + (said != window) + len(self.reject) - 1
+
     def read_on(self, window: str, longer: str) -> str:
         """The answer judged where `window` (the --max-tokens tokens) is pending: `longer`,
-        the same greedy answer reach() tokens longer; with --reject, cut where a TEXT
-        begun in the window ends, so that one begun after it is not counted."""
+        the same greedy answer read on (at most reach() tokens, until decided()); with
+        --reject, cut where a TEXT begun in the window ends, so that one begun after it is
+        not counted."""
         longer = unicodedata.normalize("NFC", longer)
         if self.expect is not None:
             return longer
-        window = unicodedata.normalize("NFC", window)
-        said = window.rstrip("\ufffd")  # a character cut in its bytes: one more of the window
-        return longer[:len(said) + (said != window) + len(self.reject) - 1]
+        return longer[:self._end(window)]
 
 
 class PromptQuestion:
@@ -130,17 +154,23 @@ class PromptQuestion:
     def answer(self, base) -> tuple[bool, str]:
         """The verdict and the answer judged: the completion of --max-tokens tokens, or,
         where it ends where TEXT may go on (AnswerTest.pending), read on until TEXT is
-        there or is not (AnswerTest.read_on): a good state's answer cut short by
-        --max-tokens is not counted bad."""
+        there or is not (AnswerTest.read_on), generation stopping once that is decided
+        (AnswerTest.decided): a good state's answer cut short by --max-tokens is not
+        counted bad."""
         from ..eval.generation import greedy_generate
 
-        def completion(tokens: int) -> str:
+        def completion(tokens: int, stop=None) -> str:
             return greedy_generate(base.model, base.tokenizer, [self.prompt],
-                                   max_new_tokens=tokens)[0]
+                                   max_new_tokens=tokens, stop=stop)[0]
 
-        answer = completion(self.max_tokens)
-        if self.test.pending(answer) and self.past() > 0:
-            answer = self.test.read_on(answer, completion(self.max_tokens + self.past()))
+        window = completion(self.max_tokens)
+        if not (self.test.pending(window) and self.past() > 0):
+            return self.test.good(window), window
+        # read on only until TEXT is decided (there, or left): the verdict those tokens
+        # give is the one the whole past() tokens give, at a fraction of the steps
+        longer = completion(self.max_tokens + self.past(),
+                            stop=lambda so_far: self.test.decided(window, so_far))
+        answer = self.test.read_on(window, longer)
         return self.test.good(answer), answer
 
     def past(self) -> int:
