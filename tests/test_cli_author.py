@@ -381,3 +381,53 @@ def test_the_author_checked_first_is_the_one_of_the_folder_given_with_c(
     error_line(run("commit", facts_files(base)["a"], cwd=inside), 2,
                "git config user.name: an author is one line of printable text")
     assert snapshot(inside) == before
+
+
+def test_a_commit_written_again_from_one_of_no_author_records_none_and_its_date(
+        repo, base, monkeypatch):
+    """A cherry-pick, rebase or squash of a commit made before authors were recorded (no
+    `author` key) recorded whoever ran it as the author, with the original's date as the
+    author date: a date that belonged to nobody named. The author stays unknown (none
+    recorded, as in the original), its date the author date, and whoever wrote the commit
+    again is its committer, now its time."""
+    from memstore.store import writer
+    from memstore.store.commits import StoredSet, load_requests
+
+    files = facts_files(base)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Ada <ada@example.org>")
+    c1 = last_line(ok("commit", files["a"], cwd=repo))
+    ok("switch", "-c", "src", cwd=repo)
+    src = last_line(ok("commit", files["b"], cwd=repo))
+    old_time = 1_700_000_000.0
+    with Repository.open(repo) as r:  # src's facts as memstore wrote them before: no author
+        old = writer.write_commit(
+            r.store, r.refs, r.base.hash,
+            [StoredSet(load_requests(r.objects, s), s) for s in r.get_commit(src).update_sets],
+            parents=[c1],
+            basis=c1, message="old", metrics=None, operation="commit", info=None,
+            time=old_time, ref="refs/heads/old", expected=None).id
+        assert "author" not in r.objects.get_json(old)
+    ok("switch", "main", cwd=repo)
+    ok("branch", "-D", "src", cwd=repo)
+    ok("branch", "again", old, cwd=repo)
+    monkeypatch.setenv("MEMSTORE_AUTHOR", "Grace <grace@example.org>")
+    ok("commit", files["c"], cwd=repo)
+    written = {"cherry-pick": last_line(ok("cherry-pick", old, cwd=repo))}
+    ok("switch", "old", cwd=repo)
+    ok("rebase", "main~1", cwd=repo)
+    written["rebase"] = json.loads(ok("show", "--json", cwd=repo).stdout)["id"]
+    ok("switch", "again", cwd=repo)
+    ok("squash", c1, "-m", "squashed", cwd=repo)
+    written["squash"] = json.loads(ok("show", "--json", cwd=repo).stdout)["id"]
+    for how, cid in written.items():
+        shown = json.loads(ok("show", cid, "--json", cwd=repo).stdout)
+        assert (shown["author"], shown["committer"], shown["author_time"]) == \
+            (None, "Grace <grace@example.org>", old_time), how
+        assert shown["time"] > old_time, how
+        text = ok("show", cid, cwd=repo).stdout
+        assert "Author:" not in text and "Commit:    Grace <grace@example.org>\n" in text
+        for who, found in (("--committer", [cid]), ("--author", [])):
+            got = json.loads(ok("log", f"{cid}~1..{cid}", who, "grace", "--json",
+                                cwd=repo).stdout)
+            assert [e["id"] for e in got] == found, (how, who)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"

@@ -3,7 +3,8 @@
 `MEMSTORE_AUTHOR` ("Name <email>") names them; else git's `user.name` and `user.email`
 (read with `git config`, as a team that keeps its code in git has them set); else the
 login and host name ("login <login@host>"), as git falls back. One line of printable text,
-at most 200 characters. A commit made before memstore recorded authors has none."""
+at most 200 characters. A commit made before memstore recorded authors has none, and so
+does one written again from it (a cherry-pick, rebase or squash): its author is unknown."""
 from __future__ import annotations
 
 import getpass
@@ -11,11 +12,32 @@ import os
 import shutil
 import socket
 import subprocess
+from typing import Any
 
 from ..errors import ValidationError
 
 ENV = "MEMSTORE_AUTHOR"
 LONGEST = 200
+
+
+class Unknown:
+    """An author not known: the one of a commit made before memstore recorded authors."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = Unknown()  # write_commit's author for none recorded (None there: this process's)
+
+
+def kept(original: Any) -> dict[str, Any]:
+    """The author and author date that a commit written again from `original` keeps (a
+    cherry-pick, rebase or squash, as git's): its author and when they wrote it. Where it
+    records no author, the author stays unknown (UNKNOWN: none recorded, whoever writes
+    it again is the committer) and the date stays its: a date is never given to someone
+    who did not write then (the one who picks is recorded with now, as committer)."""
+    return {"author": UNKNOWN if original.author is None else original.author,
+            "author_time": original.authored}
 
 
 def check(author: str, where: str) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from ..editing.progress import progress
 from ..editing.requests import fact_key
 from ..errors import MemstoreError, ValidationError
+from . import author as authors
 from . import history
 from .commits import Commit
 from .history import LiveFact
@@ -192,6 +193,6 @@ def _pick(repo: Repository, base: LoadedBase, c: Commit, onto: str) -> str:
     new = repo.write_commit([result], parents=[onto], basis=onto, message=c.message,
                             metrics=metrics, operation="rebase",
                             info={"rebased": c.id, "solved": len(facts)}, ref=None,
-                            author=c.author, author_time=c.authored)
+                            **authors.kept(c))
     base.state = new.id
     return new.id

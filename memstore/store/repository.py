@@ -593,14 +593,16 @@ class Repository:
                      info: dict[str, Any] | None = None,
                      time: float | None = None, ref: str | None = HEAD,
                      expected: str | None = _FROM_PARENTS,
-                     author: str | None = None,
+                     author: str | authors.Unknown | None = None,
                      author_time: float | None = None) -> Commit:
         """Records a commit whose state is `basis`'s state (None: the base weights) plus
         `update_sets` (one EditResult per solve, applied in order, or its StoredSet where
         its objects are written already), and moves `ref` to it. `author`: who wrote it
         (None: this process's user, store.author.current()); where that is someone else (a
         cherry-pick, rebase or squash of their commit), this process's user is recorded as
-        its committer, as git records the one who picked. `author_time`: when its author
+        its committer, as git records the one who picked; authors.UNKNOWN: none recorded
+        (written again from a commit that recorded none), this process's user its
+        committer. `author_time`: when its author
         wrote it (None: now, the commit's time); a commit written again from another keeps
         the original's (Commit.authored), as git's author date.
 
@@ -611,7 +613,10 @@ class Repository:
         if expected is _FROM_PARENTS:
             expected = parents[0] if parents else None
         runner = authors.current()
-        author = runner if author is None else authors.check(author, "author")
+        if author is authors.UNKNOWN:  # written again from a commit that recorded none
+            author = None
+        else:
+            author = runner if author is None else authors.check(author, "author")
         with self.lock():
             return writer.write_commit(
                 self.store, self.refs, self.base.hash, update_sets, parents=parents,

@@ -24,6 +24,7 @@ from ..editing.result import EditResult
 from ..editing.settings import EditSettings
 from ..editing.tokens import read_alike, read_once
 from ..errors import MemstoreError, MergeConflictError, ValidationError
+from . import author as authors
 from . import history
 from .commits import Commit, StoredSet, UpdateSet, load_requests, load_updates, load_zs, store_set
 from .history import LiveFact, SetRef
@@ -554,12 +555,11 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
 def _first_authorship(repo: Repository, squashed: list[str]) -> dict[str, Any]:
     """Who a squash records as its author, and when they wrote it: the oldest squashed
     commit's (git's `rebase -i` squash keeps the first commit's author and author date,
-    the one who squashes its committer); author None (the one who squashes) where that
-    commit was made before authors were recorded."""
+    the one who squashes its committer); unknown, with its date, where that commit was
+    made before authors were recorded (author.kept)."""
     if not squashed:
         return {}
-    first = repo.get_commit(squashed[-1])
-    return {"author": first.author, "author_time": first.authored}
+    return authors.kept(repo.get_commit(squashed[-1]))
 
 
 def _describe(f: LiveFact | None) -> str:
@@ -776,7 +776,6 @@ def cherry_pick(repo: Repository, rev: str, message: str | None = None) -> Repor
         new = repo.write_commit([result], parents=[head], basis=head, message=message,
                                 metrics=metrics, operation="cherry-pick",
                                 info={"picked": picked, "solved": len(facts)},
-                                author=c.author,  # git's: the picker is the committer
-                                author_time=c.authored)
+                                **authors.kept(c))  # git's: the picker is the committer
     return Report(new, new.id, metrics, {"picked": picked, "solved": len(facts)},
                   time.perf_counter() - t0)
