@@ -245,8 +245,8 @@ def test_reading_on_stops_at_the_context_and_the_rule_says_how_far(room, asked_f
 def test_reading_on_a_tiny_model_stops_at_the_token_that_decides(leaves):
     """The read-on past --max-tokens was generated to TEXT's reach (its UTF-8 length and
     one: 36 tokens here) even once TEXT was there, or the answer had left it; it now stops
-    at the token that decides it, with the verdict the whole reach gives. Counted in the
-    model's forward passes (one a generated token) on a tiny model."""
+    at the token after the one that decides it, with the verdict the whole reach gives.
+    Counted in the model's forward passes (one a generated token) on a tiny model."""
     from types import SimpleNamespace
 
     from tiny import tiny_model, tiny_tokenizer
@@ -276,7 +276,87 @@ def test_reading_on_a_tiny_model_stops_at_the_token_that_decides(leaves):
                                                      2 + question.past())[0])
     finally:
         hook.remove()
-    assert read_on == 2 + decides < 2 + question.past()
+    # one token past the deciding one, which shows that it did not rewrite the answer
+    assert read_on == 2 + decides + 1 < 2 + question.past()
     assert len(steps) - read_on == 2 + question.past() == 2 + len(test.expect.encode()) + 1
     assert good is test.good(whole) is not leaves and whole.startswith(answer)
-    assert answer == greedy_generate(model, tokenizer, [prompt], decides)[0]
+    assert answer == greedy_generate(model, tokenizer, [prompt], decides + 1)[0]
+
+
+@pytest.mark.parametrize("expect, max_tokens", [("José is", 6), ("Jose", 3)])
+def test_reading_on_stops_only_where_the_next_token_cannot_rewrite_the_answer(expect,
+                                                                           max_tokens):
+    """Decoding one more token may rewrite the text decoded so far: on a byte-level
+    vocabulary ' Jose' and a combining acute (two byte tokens) read ' José' in NFC. The
+    read-on stopped at ' Jose' as decided: 'Jose' was good at once where the whole reach
+    says ' José is' (bad), and 'José is', whose window (6 tokens) is pending, stopped at
+    the 4th token (' Jose', before the window's end: bad) where the whole reach is good.
+    Generated as generate does, token by token through its stopping criteria."""
+    from types import SimpleNamespace
+
+    import torch
+    from tiny import tiny_tokenizer
+
+    from memstore.eval.generation import greedy_generate
+    from memstore.store.bisection import AnswerTest, PromptQuestion
+
+    tokenizer = tiny_tokenizer()
+    script = tokenizer.encode(" Jose\u0301 is in Paris", add_special_tokens=False)
+
+    class Scripted(torch.nn.Module):
+        """Greedy generation of a fixed answer, calling the stopping criteria per token."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Embedding(1, 1)
+
+        def get_input_embeddings(self):
+            return self.embed
+
+        def generate(self, input_ids, attention_mask, generation_config, stopping_criteria):
+            for token in script[:generation_config.max_new_tokens]:
+                input_ids = torch.cat([input_ids, torch.tensor([[token]])], dim=1)
+                if stopping_criteria is not None and stopping_criteria(input_ids, None).all():
+                    break
+            return input_ids
+
+    base = SimpleNamespace(model=Scripted(), tokenizer=tokenizer)
+    test = AnswerTest(expect=expect)
+    question = PromptQuestion("Q", test, max_tokens=max_tokens)
+    window = greedy_generate(base.model, tokenizer, ["Q"], max_tokens)[0]
+    assert test.pending(window)  # the premise: read on
+    whole = test.read_on(window, greedy_generate(base.model, tokenizer, ["Q"],
+                                                 max_tokens + question.past())[0])
+    good, answer = question.answer(base)
+    assert good is test.good(whole) is (expect == "José is")
+    assert whole.startswith(answer) and len(answer) > len(" José")
+
+
+def test_reading_on_judges_no_answer_shorter_than_the_window(monkeypatch):
+    """The read-on's first tokens are the window's own, and a shorter answer may decode
+    otherwise than the window's beginning ('Jose' before a horn and an acute that NFC puts
+    on the e): ' Jose' left TEXT and was judged, bad, before the window (6 tokens, TEXT as
+    far as it goes) was read. The stop is asked here of every text so far, as generate
+    does."""
+    import unicodedata
+    from types import SimpleNamespace
+
+    from memstore.eval import generation
+    from memstore.store.bisection import AnswerTest, PromptQuestion
+
+    said = [" J", " Jo", " Jos", " Jose", " Jose\u031b", " Jose\u031b\u0301", " Jose\u031b\u0301 is",
+            " Jose\u031b\u0301 is in"]
+    text = unicodedata.normalize("NFC", "Jose\u031b\u0301 is")
+    assert not text.startswith("Jose")  # the premise: the 4th token's text left TEXT
+
+    def greedy(model, tokenizer, prompts, max_new_tokens, stop=None):
+        for n in range(1, max_new_tokens + 1):
+            if n == max_new_tokens or n == len(said) or (stop is not None and stop(said[n - 1])):
+                return [said[n - 1]]
+
+    monkeypatch.setattr(generation, "greedy_generate", greedy)
+    test = AnswerTest(expect=text)
+    assert test.pending(said[5])
+    good, answer = PromptQuestion("Q", test, max_tokens=6).answer(SimpleNamespace(model=None,
+                                                                                 tokenizer=None))
+    assert (good, answer) == (True, unicodedata.normalize("NFC", said[6]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -42,9 +43,11 @@ def generate(
     alone is not that text on SentencePiece tokenizers (Llama 2, Mistral), whose decoding
     drops the space before the first word: "is" + "Paris" came out as "isParis".
 
-    `stop`: a row's generation ends after the first token at which `stop` holds for its
-    text so far (as it would be returned), before `max_new_tokens` (bisect's read-on, once
-    TEXT is decided)."""
+    `stop`: a row's generation ends before `max_new_tokens` once `stop` holds for its text
+    so far (as it would be returned) and the next token only adds whole characters to that
+    text (in NFC): decoding one more token may rewrite the end of a text (a combining
+    accent after 'e', a character's later bytes), so a text is judged one token late
+    (bisect's read-on, once TEXT is decided)."""
     if not prompts:
         return []
     prefix = special_prefix(tokenizer)
@@ -89,17 +92,30 @@ def generate(
 
 
 class _Until(StoppingCriteria):
-    """generate's `stop`: each row done once its text so far (decoded as returned) holds it."""
+    """generate's `stop`: a row is done once its text one token back (decoded as returned)
+    holds it and this token only added whole characters to it."""
 
     def __init__(self, stop: Callable[[str], bool], tokenizer, prompts: list[list[int]],
                  width: int, with_prompt: bool) -> None:
         self.stop, self.tokenizer, self.prompts = stop, tokenizer, prompts
         self.width, self.with_prompt = width, with_prompt
+        self.before: list[str | None] = [None] * len(prompts)  # each row's text a token back
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        done = [self.stop(_decode(self.tokenizer, prompt, row, self.with_prompt))
-                for prompt, row in zip(self.prompts, input_ids[:, self.width:].tolist())]
+        done = []
+        for i, (prompt, row) in enumerate(zip(self.prompts, input_ids[:, self.width:].tolist())):
+            text = _decode(self.tokenizer, prompt, row, self.with_prompt)
+            before, self.before[i] = self.before[i], text
+            done.append(before is not None and _extends(text, before) and self.stop(before))
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def _extends(text: str, before: str) -> bool:
+    """`text` is `before` and more, in NFC, both ending at a whole character (no U+FFFD
+    for bytes that may go on)."""
+    text, before = unicodedata.normalize("NFC", text), unicodedata.normalize("NFC", before)
+    return text.startswith(before) and not text.endswith("\ufffd") \
+        and not before.endswith("\ufffd")
 
 
 def _decode(tokenizer, prompt: list[int], row: list[int], with_prompt: bool) -> str:

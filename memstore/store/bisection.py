@@ -168,8 +168,12 @@ class PromptQuestion:
             return self.test.good(window), window
         # read on only until TEXT is decided (there, or left): the verdict those tokens
         # give is the one the whole past() tokens give, at a fraction of the steps
-        longer = completion(self.max_tokens + self.past(),
-                            stop=lambda so_far: self.test.decided(window, so_far))
+        # (on the answer past the window: a shorter one may decode otherwise than its end
+        # in the window, ' Jose' before an accent)
+        head = unicodedata.normalize("NFC", window).rstrip("\ufffd")
+        longer = completion(self.max_tokens + self.past(), stop=lambda so_far: (
+            unicodedata.normalize("NFC", so_far).startswith(head)
+            and self.test.decided(window, so_far)))
         answer = self.test.read_on(window, longer)
         return self.test.good(answer), answer
 
