@@ -258,3 +258,25 @@ def test_refetch_on_every_kind_of_remote_streams_a_large_object(any_pair):
     assert got.restored == [] and got.unrestored == {big: CORRUPT_THERE}
     assert a.objects.path(big).read_bytes() == damaged
     assert not list((a.root / ".memstore").rglob(f"{TEMP_PREFIX}*"))
+
+
+def test_requests_a_repair_left_unindexed_are_named_with_the_way_back_once_refetched(pushed):
+    """The walk of a user who repairs first: a request list flipped, `fsck --repair` indexes
+    its commit without its facts, `fetch --refetch` restores the list; fsck then named the
+    rows that disagree with it and said nothing more (no line led on), while show refused
+    with `run memstore fsck --repair`. The problem line says that `fsck --repair` rebuilds
+    them, and it does: fsck is clean and show lists the facts."""
+    repo, _ = pushed
+    requests = _ids(repo)["requests"]
+    _flip(_path(repo, requests))
+    r = run("fsck", "--repair", cwd=repo)
+    assert r.exit_code == 1 and f"requests not indexed: {requests}" in r.stderr
+    ok("fetch", "--refetch", cwd=repo)
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1
+    line, = [p for p in r.stdout.splitlines() if "request rows disagree" in p]
+    assert line.endswith("(0 rows, 1 requests); `memstore fsck --repair` rebuilds them "
+                         "from it"), line
+    ok("fsck", "--repair", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert "Michael Jordan" in ok("show", "HEAD~1", cwd=repo).stdout

@@ -489,7 +489,8 @@ def _check_request_rows(store: Storage, commit: Commit) -> list[str]:
         return [f"commit {commit.id[:12]}: {e}"]
     if got != want:
         return [(f"commit {commit.id[:12]}: request rows disagree with the record "
-                 f"({len(got)} rows, {len(want)} requests)")]
+                 f"({len(got)} rows, {len(want)} requests); `memstore fsck --repair` "
+                 "rebuilds them from it")]
     return []
 
 
