@@ -196,7 +196,8 @@ def test_an_answer_cut_where_text_may_go_on_is_read_on(test, said, tokens, verdi
 
     def greedy(model, tokenizer, prompts, max_new_tokens, stop=None):
         asked.append(max_new_tokens)
-        for n in range(1, max_new_tokens + 1):  # as generate's StoppingCriteria: each token
+        for n in range(1, max_new_tokens + 1):  # stop asked of each token's text (generate
+            # asks it a token late: test_reading_on_stops_only_where_the_next_token_…)
             if n == max_new_tokens or n >= len(said) or (stop is not None and stop(upto(n))):
                 generated_tokens.append(n)
                 return [upto(n)]
