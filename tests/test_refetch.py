@@ -280,3 +280,26 @@ def test_requests_a_repair_left_unindexed_are_named_with_the_way_back_once_refet
     ok("fsck", "--repair", cwd=repo)
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
     assert "Michael Jordan" in ok("show", "HEAD~1", cwd=repo).stdout
+
+
+def test_a_commit_a_repair_left_out_for_its_record_is_restored_and_indexed(pushed):
+    """The walk of a user who repairs first, with a middle commit's record flipped: `fsck
+    --repair` leaves C2 out of the index, so C3's parent is unknown and log refuses. fsck
+    pointed to `fetch --refetch`, which checked, restored nothing and exited 0 (C2, not
+    indexed, was only walked through), and fsck pointed to it again. A commit here needs its
+    parents: refetch writes C2's record from the remote and the fetch indexes it."""
+    repo, _ = pushed
+    with Repository.open(repo) as r:
+        c2 = r.resolve("HEAD~1")
+    _flip(_path(repo, c2))
+    r = run("fsck", "--repair", cwd=repo)
+    assert r.exit_code == 1 and r.stderr.splitlines()[-1].endswith(
+        "restored from it with `memstore fetch origin --refetch`")
+    assert run("log", cwd=repo).exit_code == 1
+    r = ok("fetch", "origin", "--refetch", "--json", cwd=repo)
+    assert json.loads(r.stdout)["refetch"]["restored"] == [c2]
+    assert _sound(repo, c2)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert [line.split()[0] for line in ok("log", "--oneline", cwd=repo).stdout.splitlines()
+            ][1] == c2[:12]
+    assert "Michael Jordan" in ok("show", c2, cwd=repo).stdout

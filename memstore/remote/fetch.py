@@ -34,7 +34,7 @@ from ..store.upstreams import Upstream
 from . import remotes
 from .connection import Remote, connect
 from .layout import RemoteFormatError, object_path
-from .refetch import Refetched, refetch_objects
+from .refetch import Refetched, parents_first, refetch_objects
 from .stats import fetch_statistics
 from .transfer import (
     Moved,
@@ -192,6 +192,7 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
                 if refetch:  # the remote's every tag: what it reaches here is checked too
                     refetched = refetch_objects(repo, remote.transport, tips | set(tags.values()),
                                                 {c.id: c for c in commits})
+                    commits = parents_first([*refetched.unindexed, *commits])
                 statistics = []
                 if with_stats:  # checked before anything moves: a bad record refuses it
                     got, statistics = fetch_statistics(

@@ -5,7 +5,9 @@ is here but damaged (a flipped byte, a truncated record) or gone from under an i
 commit is never asked for again, and every command that reads it fails. `memstore fetch
 --refetch` (git 2.36's `fetch --refetch`, shaped for a store of large immutable objects)
 walks every commit the remote's branches and tags reach, and for each one this repository
-has (indexed, or arriving with this fetch) checks every object it needs here: the commit's
+has (indexed, arriving with this fetch, or a parent or basis of one of those: a commit whose
+record `fsck --repair` found damaged and left out of the index, which the fetch indexes
+again once its record is restored) checks every object it needs here: the commit's
 record, the objects its update sets name, and the tensors of the statistics records here
 that they were solved with. Each one missing or not hashing to its name is read from the
 remote, checked against its name, and written in its place by the object store's own
@@ -51,6 +53,7 @@ class Refetched:
     restored: list[str] = field(default_factory=list)
     bytes: int = 0
     unrestored: dict[str, str] = field(default_factory=dict)  # id → CORRUPT_/LACKING_THERE
+    unindexed: list[Commit] = field(default_factory=list)  # restored, for the fetch to index
 
 
 def refetch_objects(repo: Repository, transport: Transport, tips: Iterable[str],
@@ -74,6 +77,9 @@ def refetch_objects(repo: Repository, transport: Transport, tips: Iterable[str],
         repo.objects.put_bytes(data)
         out.restored.append(oid)
         out.bytes += len(data)
+    # a record `fsck --repair` found damaged and left out of the index, under a commit here
+    out.unindexed = [c for c in commits if c.id in pending and c.id not in arriving
+                     and not repo.has_commit(c.id)]
     _restore(repo, transport, bad, out)
     return out
 
@@ -82,13 +88,16 @@ def _walk(repo: Repository, transport: Transport, tips: list[str],
           arriving: dict[str, Commit], out: Refetched) -> tuple[list[Commit], dict[str, bytes]]:
     """The commits here reachable from `tips`, and the remote's checked bytes of those whose
     record here is missing or damaged (to write); one read of the remote per generation.
-    A commit not here is read from the remote only to walk through it."""
+    A commit not here is read from the remote only to walk through it, unless a commit here
+    needs it (a parent or basis: the index left it out, its record damaged here)."""
     here: list[Commit] = []
     pending: dict[str, bytes] = {}
     seen: set[str] = set()
+    needed: set[str] = set()  # the parents and bases of the commits of `here`
     frontier = tips
     while frontier:
         seen.update(frontier)
+        start = len(here)
         found: dict[str, Commit] = {}
         ask = []
         _refuse_links(repo.objects, frontier)
@@ -101,7 +110,7 @@ def _walk(repo: Repository, transport: Transport, tips: list[str],
                 here.append(commit)
         got = transport.read_many(object_path(c) for c in ask) if ask else {}
         for cid in ask:
-            ours = cid in arriving or repo.has_commit(cid)
+            ours = cid in arriving or repo.has_commit(cid) or cid in needed
             data = got.get(object_path(cid))
             if data is None or hash_bytes(data) != cid:
                 if ours:
@@ -117,6 +126,7 @@ def _walk(repo: Repository, transport: Transport, tips: list[str],
             if ours:
                 pending[cid] = data
                 here.append(commit)
+        needed.update(p for c in here[start:] for p in [*c.parents, *([c.basis] if c.basis else [])])
         frontier = sorted({p for c in found.values()
                            for p in [*c.parents, *([c.basis] if c.basis else [])]} - seen)
     return here, pending
@@ -170,3 +180,18 @@ def _restore(repo: Repository, transport: Transport, bad: list[str], out: Refetc
         else:
             out.restored.append(oid)
             out.bytes += sizes[oid]
+
+
+def parents_first(commits: Iterable[Commit]) -> list[Commit]:
+    """`commits` ordered so that each comes after its parents and basis among them (as
+    Repository.add_commits indexes them)."""
+    left = {c.id: c for c in commits}
+    order: list[Commit] = []
+    while left:
+        ready = [c for c in left.values()
+                 if not any(p in left for p in [*c.parents, *([c.basis] if c.basis else [])])]
+        if not ready:  # a loop of records cannot hash: left as they came
+            ready = list(left.values())
+        for c in ready:
+            order.append(left.pop(c.id))
+    return order
