@@ -308,3 +308,46 @@ def test_a_folder_where_an_object_belongs_is_named_and_repair_goes_on(history):
     assert said in r.stdout.splitlines(), r.stdout
     assert (folder / "mine").is_dir()
     assert ok("log", "--oneline", cwd=repo).stdout.count("\n") == 3
+
+
+def _stats_object(repo: Path) -> Path:
+    from memstore.store.repository import Repository
+
+    with Repository.open(repo) as r:
+        oid = r.statistics()[0].object
+    return repo / ".memstore" / "objects" / oid[:2] / oid[2:]
+
+
+def test_a_damaged_statistics_tensor_without_a_remote_is_computed_again_by_repair(history):
+    """No remote: a statistics tensor flipped made revert, merge and squash refuse, and fsck
+    --repair indexed its record again as it was (the damage 'named with the objects'), so no
+    command got it back though the base gives it. --repair leaves such a record out and
+    computes the statistics again (the same bytes); fsck says so where no remote is."""
+    repo, _ = history
+    path = _stats_object(repo)
+    intact = path.read_bytes()
+    path.chmod(0o644)
+    path.write_bytes(intact[:40] + bytes([intact[40] ^ 1]) + intact[41:])
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1
+    assert r.stderr.splitlines()[-1] == ("`memstore fsck --repair` computes damaged statistics "
+                                         "again from the base model")
+    ok("fsck", "--repair", cwd=repo)
+    assert path.read_bytes() == intact
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    ok("revert", "HEAD~1", cwd=repo)
+
+
+def test_fsck_without_a_remote_says_that_only_a_remote_brings_a_lost_object_back(history):
+    """No remote configured: fsck named a missing commit record and said nothing of a way
+    back (with a remote it points to `fetch --refetch`); now one last line says where such
+    an object can come from, and that `--repair` restores none but statistics."""
+    repo, (_, _, c3) = history
+    (repo / ".memstore" / "objects" / c3[:2] / c3[2:]).unlink()
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and "refetch`" not in r.stdout
+    assert r.stderr.splitlines()[-1] == (
+        "no remote is configured: an object missing or corrupt here comes back only from a "
+        "remote that holds it intact (`memstore remote add NAME URL`, then `memstore fetch "
+        "NAME --refetch`); `memstore fsck --repair` computes damaged statistics again from "
+        "the base model, nothing else")

@@ -77,10 +77,13 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
 _OBJECT_DAMAGE = re.compile(r"^(object|commit|statistics) .*\b(is corrupt|is missing|is "
                             r"indexed but missing)\b")
 
+_DAMAGED_OBJECT = re.compile(r"^object ([0-9a-f]{64}) (is corrupt|is indexed but missing)\b")
+
 
 def _way_back(repo, problems: list[str]) -> str | None:
-    """Where fsck found objects missing or corrupt and a remote is configured, the line
-    that says how to get them back from it (a remote's intact copies, `fetch --refetch`)."""
+    """Where fsck found objects missing or corrupt, the line that says how to get them back:
+    from a configured remote's intact copies (`fetch --refetch`), else that only a remote
+    holding them can, once named (no `--repair` rewrites an object's content)."""
     from memstore.errors import MemstoreError
     from memstore.remote import remotes
 
@@ -88,8 +91,16 @@ def _way_back(repo, problems: list[str]) -> str | None:
         known = remotes.remotes(repo)
     except MemstoreError:  # damaged remote rows: fsck names them
         return None
-    if not known or not any(_OBJECT_DAMAGE.search(p) for p in problems):
+    if not any(_OBJECT_DAMAGE.search(p) for p in problems):
         return None
+    if not known:
+        recompute = "`memstore fsck --repair` computes damaged statistics again from the base model"
+        damaged = {m[1] for p in problems if (m := _DAMAGED_OBJECT.match(p))}
+        if damaged and damaged <= {rec.object for rec in repo.statistics()}:
+            return recompute
+        return ("no remote is configured: an object missing or corrupt here comes back only "
+                "from a remote that holds it intact (`memstore remote add NAME URL`, then "
+                f"`memstore fetch NAME --refetch`); {recompute}, nothing else")
     name = "origin" if "origin" in known else next(iter(known)) if len(known) == 1 else "REMOTE"
     return (f"objects a remote's history holds intact can be restored from it with "
             f"`memstore fetch {name} --refetch`")

@@ -238,9 +238,12 @@ def _build(tmp: Path, objects: DiskObjectStore, scan: _Scan, refs: list[dict],
 
 def _holds_layer(objects: DiskObjectStore, rec: dict[str, Any]) -> bool:
     """Whether a statistics record's object holds its layer's matrix (or does not say): a
-    record naming another layer's is left out, and the statistics computed again."""
+    record naming another layer's, or an object corrupt, is left out, and the statistics
+    computed again (from the base, where the sample still gives them: no other copy needed)."""
     try:
         held = stats_records.layer_of(objects.get_tensors(rec["object"]))
+    except CorruptObjectError:
+        return False
     except (MemstoreError, SafetensorError):
         return True  # damage that fsck names with the objects
     return held in (None, rec["layer"])
