@@ -351,3 +351,24 @@ def test_fsck_without_a_remote_says_that_only_a_remote_brings_a_lost_object_back
         "remote that holds it intact (`memstore remote add NAME URL`, then `memstore fetch "
         "NAME --refetch`); `memstore fsck --repair` computes damaged statistics again from "
         "the base model, nothing else")
+
+
+def test_a_record_left_behind_by_a_reset_off_it_is_for_gc_fsck_says(history):
+    """No remote, C3's record flipped: `fsck --repair` leaves C3 out and names `reset C2`;
+    after that reset only the damaged file was left, which nothing needs, and fsck named it
+    with no way on (--repair skipped it again, a loop), where `gc` removes it."""
+    repo, (_, c2, c3) = history
+    path = repo / ".memstore" / "objects" / c3[:2] / c3[2:]
+    path.chmod(0o644)
+    data = path.read_bytes()
+    path.write_bytes(data[:40] + bytes([data[40] ^ 1]) + data[41:])
+    r = run("fsck", "--repair", cwd=repo)
+    assert r.exit_code == 1 and f"`memstore reset {c2[:12]}` moves it back" in r.stdout
+    assert r.stderr.splitlines()[-1].startswith("no remote is configured")
+    ok("reset", c2[:12], cwd=repo)
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.startswith(f"object {c3} is corrupt")
+    assert r.stderr.splitlines()[-1] == ("nothing here needs the damaged objects: `memstore gc` "
+                                         "removes them")
+    ok("gc", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"

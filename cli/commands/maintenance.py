@@ -93,9 +93,11 @@ def _way_back(repo, problems: list[str]) -> str | None:
         return None
     if not any(_OBJECT_DAMAGE.search(p) for p in problems):
         return None
+    damaged = {m[1] for p in problems if (m := _DAMAGED_OBJECT.match(p))}
+    if damaged and all(_loose(repo, oid, problems) for oid in damaged):
+        return "nothing here needs the damaged objects: `memstore gc` removes them"
     if not known:
         recompute = "`memstore fsck --repair` computes damaged statistics again from the base model"
-        damaged = {m[1] for p in problems if (m := _DAMAGED_OBJECT.match(p))}
         if damaged and damaged <= {rec.object for rec in repo.statistics()}:
             return recompute
         return ("no remote is configured: an object missing or corrupt here comes back only "
@@ -104,6 +106,14 @@ def _way_back(repo, problems: list[str]) -> str | None:
     name = "origin" if "origin" in known else next(iter(known)) if len(known) == 1 else "REMOTE"
     return (f"objects a remote's history holds intact can be restored from it with "
             f"`memstore fetch {name} --refetch`")
+
+
+def _loose(repo, oid: str, problems: list[str]) -> bool:
+    """Whether object `oid` is a file the index does not name and no other problem line
+    names (a commit's record `fsck --repair` left out, its branch reset off it): gc's."""
+    if repo.db.execute("select 1 from objects where id = ?", [oid]).fetchone():
+        return False
+    return not any(oid[:12] in p for p in problems if not p.startswith(f"object {oid} "))
 
 
 def _repair_remote(url: str) -> list[str]:
