@@ -5,6 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import fast_fsync  # noqa: F401 (os.fsync without the wait for the disk)
+import fork_locks  # noqa: F401 (a forked child's tqdm lock is its own)
 import pytest
 import torch
 from cli_support import copy_repo, history_template, ok
