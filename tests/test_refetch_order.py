@@ -1,0 +1,27 @@
+"""refetch.parents_first: the order in which a fetch indexes commits a refetch restored
+among those it brought — every commit after its parents and basis."""
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+
+from memstore.remote.refetch import parents_first
+
+
+def test_every_commit_comes_after_its_parents_and_basis():
+    rng = random.Random(0)
+    commits = [SimpleNamespace(id="c0", parents=(), basis=None)]
+    for i in range(1, 400):
+        parents = tuple(sorted({f"c{rng.randrange(i)}" for _ in range(rng.randint(1, 2))}))
+        basis = f"c{rng.randrange(i)}" if rng.random() < 0.3 else None
+        commits.append(SimpleNamespace(id=f"c{i}", parents=parents, basis=basis))
+    outside = SimpleNamespace(id="x", parents=("not-given",), basis="c3")
+    given = commits + [outside]
+    rng.shuffle(given)
+    order = parents_first(given)
+    assert sorted(c.id for c in order) == sorted(c.id for c in given)  # each once
+    position = {c.id: n for n, c in enumerate(order)}
+    for c in given:
+        for p in [*c.parents, *([c.basis] if c.basis else [])]:
+            if p in position:
+                assert position[p] < position[c.id], (p, c.id)
