@@ -59,6 +59,14 @@ def _help_commands() -> list[list[str]]:
     return out
 
 
+def _printed(code: str):
+    """What a fresh interpreter running `code` prints as JSON (it must exit 0)."""
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False, env=subprocess_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
 def test_help_of_every_command_loads_neither_torch_nor_transformers():
     commands = _help_commands()
     assert len(commands) > 30 and ["commit", "-h"] in commands  # the walk found them
@@ -101,10 +109,7 @@ out = [e.requests.Request is e.Request, e.settings.EditSettings is e.EditSetting
 out.append(callable(e.apply.build_state))
 print(json.dumps(out))
 """
-    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False, env=subprocess_env(),
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout) == [True, True, False, False, True]
+    assert _printed(code) == [True, True, False, False, True]
 
 
 def test_store_submodules_are_attributes_of_the_package_as_editing_s():
@@ -118,10 +123,7 @@ out = [s.refs.Head is s.Head, s.lock.RepositoryLock is s.RepositoryLock,
        callable(s.reflog.entries), hasattr(s, "no_such_module"), "torch" in sys.modules]
 print(json.dumps(out))
 """
-    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False, env=subprocess_env(),
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout) == [True, True, True, False, False]
+    assert _printed(code) == [True, True, True, False, False]
 
 
 def test_dir_of_the_lazy_packages_lists_their_names_without_importing_torch():
@@ -138,7 +140,4 @@ out = [all(n in de for n in ("build_state", "EditSettings", "apply", "zs", "stat
        [n for n in de if not hasattr(e, n)], [n for n in ds if not hasattr(s, n)]]
 print(json.dumps(out))
 """
-    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False, env=subprocess_env(),
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout) == [True, True, False, False, [], []]
+    assert _printed(code) == [True, True, False, False, [], []]
