@@ -1,11 +1,11 @@
-"""refetch.parents_first: the order in which a fetch indexes commits a refetch restored
-among those it brought — every commit after its parents and basis."""
+"""fetch.parents_first: the order in which a fetch indexes the commits it brought and
+those a refetch restored — every commit after its parents and basis."""
 from __future__ import annotations
 
 import random
 from types import SimpleNamespace
 
-from memstore.remote.refetch import parents_first
+from memstore.remote.fetch import parents_first
 
 
 def test_every_commit_comes_after_its_parents_and_basis():
@@ -18,7 +18,7 @@ def test_every_commit_comes_after_its_parents_and_basis():
     outside = SimpleNamespace(id="x", parents=("not-given",), basis="c3")
     given = commits + [outside]
     rng.shuffle(given)
-    order = parents_first(given)
+    order = parents_first({c.id: c for c in given})
     assert sorted(c.id for c in order) == sorted(c.id for c in given)  # each once
     position = {c.id: n for n, c in enumerate(order)}
     for c in given:

@@ -34,7 +34,7 @@ from ..store.upstreams import Upstream
 from . import remotes
 from .connection import Remote, connect
 from .layout import RemoteFormatError, object_path
-from .refetch import Refetched, parents_first, refetch_objects
+from .refetch import Refetched, refetch_objects
 from .stats import fetch_statistics
 from .transfer import (
     Moved,
@@ -120,10 +120,12 @@ def new_commits(repo: Repository, remote: Remote, tips: list[str],
             following.update(p for p in [*commit.parents, *([commit.basis] if commit.basis else [])]
                              if p not in found and not repo.has_commit(p))
         frontier = sorted(following)
-    return _parents_first(found)
+    return parents_first(found)
 
 
-def _parents_first(commits: dict[str, Commit]) -> list[Commit]:
+def parents_first(commits: dict[str, Commit]) -> list[Commit]:
+    """`commits` ordered so that each comes after its parents and basis among them, as
+    Repository.add_commits indexes them (one depth-first pass)."""
     out: list[Commit] = []
     done: set[str] = set()
     for start in sorted(commits):
@@ -192,7 +194,7 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
                 if refetch:  # the remote's every tag: what it reaches here is checked too
                     refetched = refetch_objects(repo, remote.transport, tips | set(tags.values()),
                                                 {c.id: c for c in commits})
-                    commits = parents_first([*refetched.unindexed, *commits])
+                    commits = parents_first({c.id: c for c in [*refetched.unindexed, *commits]})
                 statistics = []
                 if with_stats:  # checked before anything moves: a bad record refuses it
                     got, statistics = fetch_statistics(

@@ -180,27 +180,3 @@ def _restore(repo: Repository, transport: Transport, bad: list[str], out: Refetc
         else:
             out.restored.append(oid)
             out.bytes += sizes[oid]
-
-
-def parents_first(commits: Iterable[Commit]) -> list[Commit]:
-    """`commits` ordered so that each comes after its parents and basis among them (as
-    Repository.add_commits indexes them); otherwise in the order they came. One pass
-    (depth first, no recursion): a fetch of a long history is not sorted in n² steps."""
-    given = {c.id: c for c in commits}
-    order: list[Commit] = []
-    placed: set[str] = set()
-    for root in given:
-        stack = [(root, False)]
-        while stack:
-            cid, ready = stack.pop()
-            if cid in placed:
-                continue
-            c = given[cid]
-            if ready:
-                placed.add(cid)
-                order.append(c)
-                continue
-            stack.append((cid, True))
-            stack.extend((p, False) for p in reversed([*c.parents, *([c.basis] if c.basis else [])])
-                         if p in given and p not in placed)
-    return order
