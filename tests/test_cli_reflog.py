@@ -497,3 +497,17 @@ def test_a_reset_onto_where_it_is_is_in_heads_log_only_as_git(history):
     detached = entries(repo)
     ok("reset", "HEAD", cwd=repo)
     assert entries(repo) == detached
+
+
+def test_reflog_show_of_a_tag_lists_nothing_as_git(history):
+    """A tag has no reflog (tags are not logged): git's `reflog show v1` prints nothing,
+    exit 0, where memstore's said 'no reflog for 'v1'', exit 2. `v1@{0}`, `v1@{1}` and a
+    name that is no ref stay refused, as git's (exit 128)."""
+    repo, (c1, _, _) = history
+    ok("tag", "v1", c1, cwd=repo)
+    for name in ("v1", "refs/tags/v1"):
+        assert ok("reflog", "show", name, cwd=repo).stdout == "", name
+        assert ok("reflog", name, cwd=repo).stdout == "", name
+        assert entries(repo, name) == [], name
+    for rev in ("v1@{0}", "v1@{1}", "v3"):
+        error_line(run("reflog", "show", rev, cwd=repo), 2, "no reflog for")

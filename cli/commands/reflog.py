@@ -45,15 +45,23 @@ def reflog() -> None:
 @pass_repo
 def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
     """REF's entries, newest first, as git's `ID REF@{N}: MESSAGE`; `REF@{N}` or
-    `REF@{DATE}`: from that entry on (the latest at or before DATE), as git's. A REF that names no ref here (and has no log) is one line, exit 2.
+    `REF@{DATE}`: from that entry on (the latest at or before DATE), as git's. A REF that names no ref here (and has no log) is one line, exit 2; a tag has no
+    log (tags are not logged): nothing is listed, exit 0, as git's.
 
     --json prints a list of objects: selector (REF@{N}), ref, old (null where the move
     created it), new, time, author and message."""
+    from memstore.errors import ValidationError
     from memstore.store import ref_marks
     from memstore.store.reflog import PRIOR, nth, split
+    from memstore.store.refs import TAGS
 
     name, start = ref_marks.entry_at(repo.refs, ref) or (ref, 0)
-    full, log = repo.reflog_of(name, strict=True)  # a typo: one line, not silence
+    try:
+        full, log = repo.reflog_of(name, strict=True)  # a typo: one line, not silence
+    except ValidationError:
+        if name != ref or repo.refs.read(TAGS + name) is None:
+            raise
+        full, log = TAGS + name, []  # a tag has no log: nothing to list, as git's
     if start >= len(log) and start > 0 and split(ref) is not None:
         # git's: 'log for REF only has N entries' (REF@{DATE} before the oldest lists
         # nothing, with its warning; REF@{0} of an empty log is REF: nothing to list)
