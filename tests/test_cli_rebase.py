@@ -206,6 +206,39 @@ def test_a_rebase_stopped_part_way_moves_no_ref(history, tmp_path, monkeypatch):
         assert len(written) == 1 and written[0] not in repo.reached(e)
 
 
+def test_a_pick_landing_on_facts_other_than_planned_stops_it(history, tmp_path, monkeypatch):
+    """The picks are planned on the facts alone, before any solve; each pick then checks
+    the records of the commit it lands on against the plan (one read of its facts). Here
+    the records of the first pick's commit say another target for a fact no pick touches
+    (the repository changed under the rebase): the second pick stops it, every ref as it
+    was."""
+    from dataclasses import replace
+
+    from memstore.store import history as history_module
+
+    repo_dir, (_, c2, _) = history
+    files = facts_files(tmp_path)
+    ok("switch", "-c", "topic", c2, cwd=repo_dir)
+    ok("commit", files["d"], cwd=repo_dir)
+    e = last_line(ok("commit", files["e"], cwd=repo_dir))
+    with Repository.open(repo_dir) as repo:
+        refs = repo.refs.all()
+    real = history_module.facts_at
+
+    def changed(store, commit_id):
+        facts = real(store, commit_id)
+        if store.commit(commit_id).operation != "rebase":
+            return facts
+        return [replace(f, request=replace(f.request, target_new="Nokia"))
+                if f.request.subject == "Michael Jordan" else f for f in facts]
+
+    monkeypatch.setattr(history_module, "facts_at", changed)
+    line = error_line(run("rebase", "main", cwd=repo_dir), 1, f"rebase stopped at commit {e[:12]}")
+    assert "are not those planned" in line and line.endswith("nothing was changed")
+    with Repository.open(repo_dir) as repo:
+        assert repo.refs.all() == refs and repo.head().commit == e
+
+
 def test_up_to_date_fast_forward_and_refusals(history, tmp_path):
     repo_dir, (c1, c2, c3) = history
     r = ok("rebase", c1, cwd=repo_dir)  # main holds C1: git's words, nothing moved

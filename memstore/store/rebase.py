@@ -74,15 +74,20 @@ def _range(repo: Repository, head: str, upstream: str
     return order, reach, theirs, g
 
 
+Live = dict[tuple[str, str], LiveFact]  # a state's live facts by fact_key, as facts_at orders them
+
+
 def _plan(repo: Repository, picks: list[Commit], onto: str, shown: str,
-          why: dict[str, str]) -> list[list[LiveFact]]:
+          why: dict[str, str]) -> list[tuple[list[LiveFact], Live]]:
     """The facts each pick writes, found on the facts alone (no weights), each pick's on
-    the facts the ones before it leave live, as cherry-pick finds them on HEAD's; the first
-    pick with a conflict refuses the whole rebase, naming it. `why` receives, for each
-    pick that writes nothing, the reason it is dropped."""
+    the facts the ones before it leave live (returned with them: the state it lands on),
+    as cherry-pick finds them on HEAD's; the first pick with a conflict refuses the whole
+    rebase, naming it. `why` receives, for each pick that writes nothing, the reason it
+    is dropped."""
     here = {fact_key(f.request): f for f in repo.facts_at(onto)}
     planned = []
     for c in picks:
+        landing = dict(here)
         facts, conflicts = pick_facts(repo, c, here, taken_out=True)
         if conflicts:
             raise MergeConflictError(
@@ -101,7 +106,7 @@ def _plan(repo: Repository, picks: list[Commit], onto: str, shown: str,
         for f in facts:  # live now, as facts_at orders a fact written again: last
             here.pop(fact_key(f.request), None)
             here[fact_key(f.request)] = f
-        planned.append(facts)
+        planned.append((facts, landing))
     return planned
 
 
@@ -156,14 +161,14 @@ def rebase(repo: Repository, rev: str, *, shown: str | None = None,
         new_of: dict[str, str | None] = dict.fromkeys(merges)
         onto, base = upstream, None
         with progress(total=len(picks), desc="rebasing", unit="commit") as bar:
-            for c, facts in zip(picks, planned):
+            for c, (facts, here) in zip(picks, planned):
                 if not facts:
                     new_of[c.id] = None
                     out.dropped[c.id] = empty[c.id]
                 else:
                     base = base if base is not None else state_of(repo, onto)
                     try:
-                        onto = new_of[c.id] = _pick(repo, base, c, onto)
+                        onto = new_of[c.id] = _pick(repo, base, c, onto, facts, here)
                     except MemstoreError as e:
                         raise MemstoreError(f"rebase stopped at commit {c.id[:12]}: {e}; "
                                             "nothing was changed") from e
@@ -178,15 +183,15 @@ def rebase(repo: Repository, rev: str, *, shown: str | None = None,
     return out
 
 
-def _pick(repo: Repository, base: LoadedBase, c: Commit, onto: str) -> str:
+def _pick(repo: Repository, base: LoadedBase, c: Commit, onto: str, facts: list[LiveFact],
+          here: Live) -> str:
     """Commit `c` written again on `onto` (the state `base`'s model is in), moving no ref:
-    its facts that `onto` does not hold solved from their cached z-vectors, with `c`'s
-    message, author and author date. The model is then in the new commit's state, and is
-    labelled so: the in-place update and a state built from the records are the same bits
-    (editing.apply)."""
-    here = {fact_key(f.request): f for f in repo.facts_at(onto)}
-    facts, conflicts = pick_facts(repo, c, here, taken_out=True)
-    if conflicts or not facts:  # _plan found none on the same facts
+    `facts`, what _plan found it writes on `onto`'s live facts `here`, solved from their
+    cached z-vectors, with `c`'s message, author and author date. The model is then in the
+    new commit's state, and is labelled so: the in-place update and a state built from the
+    records are the same bits (editing.apply)."""
+    found = [f.request for f in repo.facts_at(onto)]  # the records, against the plan
+    if found != [f.request for f in here.values()]:
         raise MemstoreError(f"its facts on {onto[:12]} are not those planned (the "
                             "repository changed under the rebase?)")
     result, metrics = solve_pick(repo, base, facts, here, onto)
