@@ -359,6 +359,42 @@ def test_with_no_upstream_recorded_it_takes_the_one_status_and_pull_take(history
     error_line(run("rebase", cwd=repo_dir), 2, "branch 'main' has no upstream: name UPSTREAM")
 
 
+def test_the_upstream_a_rebase_takes_when_given_none(history):
+    """store.rebase.upstream_of, which `rebase` with no UPSTREAM asks (the CLI names none):
+    the upstream as `status` and `pull` take it, where its remote-tracking branch is here;
+    else one line naming the way out, as the command says it."""
+    from memstore.errors import MemstoreError, ValidationError
+    from memstore.store.rebase import rebase, upstream_of
+
+    repo_dir, (_, c2, _) = history
+    none = "branch 'main' has no upstream: name UPSTREAM, or set one with `memstore branch"
+    with Repository.open(repo_dir) as repo:
+        with pytest.raises(ValidationError, match=none):  # no remote: none
+            upstream_of(repo, "main")
+        repo.set_config("remotes", {"origin": "/nowhere", "team": "/elsewhere"})
+        with pytest.raises(ValidationError, match=none):  # origin's main not fetched
+            upstream_of(repo, "main")
+        repo.update_ref("refs/remotes/origin/main", c2, expected=None)
+        assert upstream_of(repo, "main") == ("refs/remotes/origin/main", "origin/main")
+        r = rebase(repo, None)  # main (C3) holds origin/main (C2)
+        assert (r.up_to_date, r.upstream, r.shown) == (True, c2, "origin/main")
+        repo.set_config("upstreams", {"main": {"remote": "team", "merge": "trunk"}})
+        with pytest.raises(ValidationError, match=r"the upstream of 'main', team/trunk, is "
+                           r"gone \(not fetched yet, or deleted there since\): name "
+                           r"UPSTREAM, `memstore fetch team`"):
+            upstream_of(repo, "main")
+        repo.set_config("upstreams", {"main": {"remote": "gone", "merge": "main"}})
+        with pytest.raises(MemstoreError, match="is 'gone/main', but there is no remote 'gone'"
+                           ) as e:
+            upstream_of(repo, "main")
+        assert not isinstance(e.value, ValidationError)  # damage to the config: exit 1
+        repo.set_config("upstreams", {})
+        repo.set_config("remotes", {"team": "/elsewhere", "other": "/x"})
+        repo.update_ref("refs/remotes/team/main", c2, expected=None)
+        with pytest.raises(ValidationError, match=none):  # several, none origin: no default
+            upstream_of(repo, "main")
+
+
 def test_damaged_rows_in_either_history_refuse_it_with_nothing_changed(history, tmp_path):
     """topic (at C1) holds D then E. With D's commits row deleted (its record kept; fsck
     names it), the range cannot be told: refused in one line before anything is done; so

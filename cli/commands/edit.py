@@ -374,36 +374,11 @@ def rebase(upstream: str | None, as_json: bool) -> None:
     from ..context import open_repo
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
-        rev, shown = _upstream_of(repo, upstream)
-        r = porcelain.rebase(repo, rev, shown=shown)
+        r = porcelain.rebase(repo, upstream)  # ('' too: an unknown revision, as git's)
         d = rebase_result(repo, r)
     if d["warning"] is not None:
         warn(f"warning: {d['warning']}")
     print_json(d) if as_json else show_rebased(d, r.shown)
-
-
-def _upstream_of(repo, upstream: str | None) -> tuple[str, str]:
-    """(the revision to rebase onto, how to name it): UPSTREAM, else the remote-tracking
-    branch of the current branch's upstream as `status` and `pull` take it (the recorded
-    one, else the default remote's branch of its name)."""
-    from memstore.remote import remotes
-
-    if upstream is not None:  # ('' too: an unknown revision, as git's 'invalid upstream')
-        return upstream, upstream
-    branch = repo.head().branch
-    if branch is None:  # (a detached HEAD: rebase says so)
-        return "HEAD", "HEAD"
-    remotes.upstream_of(repo, branch)  # one naming no remote: that line, as pull's and push's
-    up, recorded = remotes.upstream_or_default(repo, branch) or (None, False)
-    ref = remotes.tracking_ref(up.remote, up.branch) if up is not None else ""
-    if not recorded and (up is None or repo.refs.read(ref) is None):  # `status` shows none
-        raise click.UsageError(remotes.no_upstream(branch, "name UPSTREAM"))
-    if repo.refs.read(ref) is None:  # `branch -vv` says [gone]
-        raise click.UsageError(f"the upstream of {branch!r}, {up.name}, is gone (not "
-                               f"fetched yet, or deleted there since): name UPSTREAM, "
-                               f"`memstore fetch {up.remote}`, or `memstore branch "
-                               "--unset-upstream`")
-    return ref, up.name
 
 
 def rebase_result(repo, r) -> dict[str, Any]:

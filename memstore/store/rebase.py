@@ -29,9 +29,10 @@ from ..editing.progress import progress
 from ..editing.requests import fact_key
 from ..errors import MemstoreError, ValidationError
 from . import author as authors
-from . import history
+from . import history, upstreams
 from .commits import Commit
 from .history import LiveFact
+from .ref_marks import REMOTES
 from .repository import Repository
 from .rewrite import PICKABLE, MergeConflictError, pick_facts, solve_pick
 from .states import LoadedBase, state_of
@@ -110,18 +111,49 @@ def _plan(repo: Repository, picks: list[Commit], onto: str, shown: str,
     return planned
 
 
-def rebase(repo: Repository, rev: str, *, shown: str | None = None,
+def upstream_of(repo: Repository, branch: str) -> tuple[str, str]:
+    """(the remote-tracking ref to rebase onto, how messages name it) where `rebase` is
+    given no UPSTREAM: `branch`'s upstream as `status` and `pull` take it (the recorded
+    one, else the default remote's branch of its name: upstreams.upstream_or_default), as
+    of the last fetch or push. Refused in one line: a recorded one naming no remote (as
+    pull and push refuse it), none where `status` shows none (no default, or the default
+    not fetched), a recorded one whose tracking branch is not here (`branch -vv`'s
+    [gone])."""
+    names = upstreams.remote_names(repo.db)
+    up = upstreams.get(repo.db, branch)
+    if up is not None and up.remote not in names:  # the words of remotes.upstream_of
+        raise MemstoreError(f"the upstream of branch {branch!r} is {up.name!r}, but there is "
+                            f"no remote {up.remote!r}; `memstore branch --unset-upstream "
+                            f"{branch}` forgets it")
+    found = upstreams.upstream_or_default(repo.db, branch, names)
+    ref = REMOTES + found[0].name if found is not None else ""
+    fetched = found is not None and repo.refs.read(ref) is not None
+    if not fetched and (found is None or not found[1]):  # remotes.no_upstream's words
+        raise ValidationError(f"branch {branch!r} has no upstream: name UPSTREAM, or set one "
+                              "with `memstore branch --set-upstream-to REMOTE/BRANCH`")
+    if not fetched:
+        raise ValidationError(f"the upstream of {branch!r}, {found[0].name}, is gone (not "
+                              "fetched yet, or deleted there since): name UPSTREAM, "
+                              f"`memstore fetch {found[0].remote}`, or `memstore branch "
+                              "--unset-upstream`")
+    return ref, found[0].name
+
+
+def rebase(repo: Repository, rev: str | None, *, shown: str | None = None,
            action: str = "rebase") -> Rebased:
-    """Rebase the current branch onto the commit `rev` names (module docstring). `shown`:
-    how messages name `rev` (pull's `origin/main`). Already up to date when `rev`'s
+    """Rebase the current branch onto the commit `rev` names (module docstring); None: the
+    branch's upstream (`upstream_of`). `shown`: how messages name `rev` (pull's
+    `origin/main`). Already up to date when `rev`'s
     commit is HEAD's or an ancestor of it with no merge between (git's check); a
     fast-forward to it when HEAD is its ancestor (the branch has no commits of its own).
     `action`: what the reflog entry names the command (pull's "pull --rebase")."""
     t0 = time.perf_counter()
-    shown = rev if shown is None else shown
     # the sets solved are stored before their commit: an interrupt part way takes them back
     with repo.lock(), repo.store.taken_back_on_failure():
         head = repo.head()
+        if rev is None and head.branch is not None:  # (a detached HEAD: refused below)
+            rev, shown = upstream_of(repo, head.branch)
+        shown = rev if shown is None else shown
         if head.ref is None:
             raise ValidationError("rebase moves a branch, and HEAD is detached: `memstore "
                                   "switch BRANCH` first (or `memstore switch -c NAME` to make "
