@@ -20,7 +20,7 @@ from cli_support import (
 from remote_support import remote_files, tamper
 
 from memstore.remote.layout import object_path
-from memstore.store.objects import hash_bytes
+from memstore.store.objects import DiskObjectStore, hash_bytes
 from memstore.store.repository import Repository
 
 pytest_plugins = ["remote_fixtures"]  # any_pair: a folder, S3 (moto), fsspec's memory
@@ -121,11 +121,12 @@ def test_a_copy_corrupt_on_the_remote_too_is_never_written(pushed):
     assert "memstore: error: could not fetch origin whole: 2 objects missing" in r.stderr
 
 
-def test_a_refetching_clone_rewrites_a_damaged_copy_a_plain_fetch_would_index(base, pushed,
-                                                                            tmp_path):
+def test_a_fetching_clone_rewrites_a_damaged_copy_at_the_name_of_an_object(base, pushed,
+                                                                         tmp_path):
     """A repository with no commits fetching the remote's three, where a damaged file
-    already lies at the name of one of their objects: a fetch takes the name as present
-    and indexes the commit over the damaged copy; --refetch writes it again."""
+    already lies at the name of one of their objects: a fetch took the name as present and
+    indexed the commit over the damaged copy, which only --refetch wrote again; a plain
+    fetch hashes the file it was about to write and writes it again."""
     _, url = pushed
     ids = _ids(pushed[0])
     fresh = copy_repo(empty_template(base), tmp_path / "fresh")
@@ -133,9 +134,8 @@ def test_a_refetching_clone_rewrites_a_damaged_copy_a_plain_fetch_would_index(ba
     target = _path(fresh, ids["delta"])
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(b"not the object")
-    r = ok("fetch", "--refetch", "--json", cwd=fresh)
+    r = ok("fetch", "--json", cwd=fresh)
     assert json.loads(r.stdout)["commits"] == 3
-    assert json.loads(r.stdout)["refetch"]["restored"] == [ids["delta"]]
     assert _sound(fresh, ids["delta"])
     assert ok("fsck", cwd=fresh).stdout.strip() == "ok"
 
@@ -303,3 +303,32 @@ def test_a_commit_a_repair_left_out_for_its_record_is_restored_and_indexed(pushe
     assert [line.split()[0] for line in ok("log", "--oneline", cwd=repo).stdout.splitlines()
             ][1] == c2[:12]
     assert "Michael Jordan" in ok("show", c2, cwd=repo).stdout
+
+
+def test_a_plain_fetch_writes_again_a_damaged_copy_of_an_object_it_brings(pushed,
+                                                                          monkeypatch):
+    """The walk of a user who repairs first, with the tip's record and its ΔW flipped:
+    `fsck --repair` leaves the tip out of the index, and a plain fetch brings it back from
+    the remote. The fetch took the files already at those names for the objects (it skipped
+    a name that was there) and indexed the tip over its damaged record: log and fsck failed
+    on the next read. A file the fetch was about to write is checked, and a damaged one
+    written again: fsck is clean without --refetch."""
+    repo, _ = pushed
+    with Repository.open(repo) as r:
+        tip = r.head().commit
+        delta = next(iter(r.get_commit(tip).update_sets[0].layers.values())).object
+    for o in (tip, delta):
+        _flip(_path(repo, o))
+    assert run("fsck", "--repair", cwd=repo).exit_code == 1
+    assert run("log", cwd=repo).exit_code == 1
+    r = ok("fetch", "--json", cwd=repo)
+    assert json.loads(r.stdout)["commits"] == 1
+    assert _sound(repo, tip) and _sound(repo, delta)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert ok("log", "--oneline", cwd=repo).stdout.splitlines()[0].startswith(tip[:12])
+    opened: list[str] = []  # a fetch that brings nothing opens (hashes) no object here
+    real = DiskObjectStore._open
+    monkeypatch.setattr(DiskObjectStore, "_open",
+                        lambda self, oid: opened.append(oid) or real(self, oid))
+    assert json.loads(ok("fetch", "--json", cwd=repo).stdout)["commits"] == 0
+    assert opened == []

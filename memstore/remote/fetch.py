@@ -113,8 +113,12 @@ def new_commits(repo: Repository, remote: Remote, tips: list[str],
             if data is None:
                 accept(repo, cid, None, remote.label)  # raises: the remote lacks it
             commit = _parse_commit(cid, data, remote.label, base_hash)
-            if not repo.objects.contains(cid):
-                repo.objects.put_bytes(data)
+            # put_bytes hashes a file already at the name and writes a damaged one again
+            # (a record `fsck --repair` left out of the index); one there before is kept
+            # if the fetch fails, not discarded
+            there = repo.objects.contains(cid)
+            repo.objects.put_bytes(data)
+            if not there:
                 written.append(cid)
             found[cid] = commit
             following.update(p for p in [*commit.parents, *([commit.basis] if commit.basis else [])]

@@ -23,6 +23,7 @@ from ..editing.progress import progress
 from ..errors import MemstoreError
 from ..store.commits import Commit
 from ..store.history import ancestors_of, graph, unreached
+from ..store.maintenance import rehash
 from ..store.objects import CHUNK_BYTES, HashMismatchError, hash_bytes
 from ..store.repository import Repository
 from ..store.schema import DamagedIndexError
@@ -218,9 +219,16 @@ def arrivals(repo: Repository, transport: Transport, oids: list[str], sizes: dic
 
 def download(repo: Repository, transport: Transport, oids: Iterable[str], label: str,
              written: list[str], desc: str = "fetch") -> Moved:
-    """Stores the objects of `oids` this repository lacks, each verified; appends the ids
-    written to `written` (for `discard` if the fetch fails later)."""
-    missing = sorted(o for o in set(oids) if not repo.objects.contains(o))
+    """Stores the objects of `oids` this repository lacks or holds damaged, each verified;
+    appends the ids written where there was no file to `written` (for `discard` if the
+    fetch fails later: a damaged copy written again is kept). A file already at an
+    object's name is hashed, not trusted by its name (a damaged copy that `fsck --repair`
+    left under a commit it left out, say): only those of `oids`, the objects this
+    transfer was about to write."""
+    oids = set(oids)
+    present = {o for o in oids if repo.objects.contains(o)}
+    gone, damaged = rehash(repo.objects, present) if present else (set(), set())
+    missing = sorted((oids - present) | gone | damaged)
     sizes = remote_sizes(transport, missing)
     for o in missing:
         if o not in sizes:
@@ -228,7 +236,8 @@ def download(repo: Repository, transport: Transport, oids: Iterable[str], label:
     for oid, why in arrivals(repo, transport, missing, sizes, desc):
         if why is not None:
             raise (lacking if why == LACKING_THERE else corrupt_remote)(oid, label)
-        written.append(oid)
+        if oid not in damaged:
+            written.append(oid)
     return Moved(0, len(missing), sum(sizes.values()))
 
 
