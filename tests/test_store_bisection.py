@@ -194,7 +194,7 @@ def test_an_answer_cut_where_text_may_go_on_is_read_on(test, said, tokens, verdi
             cut = cut[:-1]  # the window ends inside ü's two bytes
         return cut.decode(errors="replace")
 
-    def greedy(model, tokenizer, prompts, max_new_tokens, stop=None):
+    def greedy(model, tokenizer, prompts, max_new_tokens, stop=None, steps=None):
         asked.append(max_new_tokens)
         for n in range(1, max_new_tokens + 1):  # stop asked of each token's text (generate
             # asks it a token late: test_reading_on_stops_only_where_the_next_token_…)
@@ -230,7 +230,7 @@ def test_reading_on_stops_at_the_context_and_the_rule_says_how_far(room, asked_f
 
     asked: list[int] = []
 
-    def greedy(model, tokenizer, prompts, max_new_tokens, stop=None):
+    def greedy(model, tokenizer, prompts, max_new_tokens, stop=None, steps=None):
         asked.append(max_new_tokens)
         return [" Paris, France is"[:max_new_tokens]]
 
@@ -350,7 +350,7 @@ def test_reading_on_judges_no_answer_shorter_than_the_window(monkeypatch):
     text = unicodedata.normalize("NFC", "Jose\u031b\u0301 is")
     assert not text.startswith("Jose")  # the premise: the 4th token's text left TEXT
 
-    def greedy(model, tokenizer, prompts, max_new_tokens, stop=None):
+    def greedy(model, tokenizer, prompts, max_new_tokens, stop=None, steps=None):
         for n in range(1, max_new_tokens + 1):
             if n == max_new_tokens or n == len(said) or (stop is not None and stop(said[n - 1])):
                 return [said[n - 1]]
@@ -361,3 +361,58 @@ def test_reading_on_judges_no_answer_shorter_than_the_window(monkeypatch):
     good, answer = PromptQuestion("Q", test, max_tokens=6).answer(SimpleNamespace(model=None,
                                                                                  tokenizer=None))
     assert (good, answer) == (True, unicodedata.normalize("NFC", said[6]))
+
+
+def test_reading_on_is_bounded_by_texts_own_tokens_and_shows_a_bar(monkeypatch):
+    """A long TEXT was read on to its UTF-8 length and one (480 tokens for 479 characters),
+    that is to the model's context, wherever the answer stayed pending without saying it
+    (here a state that answers spaces only), with no bar on a terminal. The read-on now
+    goes at most TEXT's length in the model's own tokens (counted by check()) and
+    READ_ON_SLACK more, and a terminal shows a bar of its tokens. Counted in forward passes
+    (one a generated token) on a tiny model."""
+    import io
+    from types import SimpleNamespace
+
+    from tiny import tiny_model, tiny_tokenizer
+
+    from memstore.editing import progress
+    from memstore.store.bisection import READ_ON_SLACK, AnswerTest, PromptQuestion
+
+    model, tokenizer = tiny_model("gpt2", seed=1), tiny_tokenizer()
+    space = tokenizer.convert_tokens_to_ids("\u0120")
+
+    def spaces_only(module, args, out):  # a degenerate state: every next token a space
+        out.logits[...] = -1e4
+        out.logits[..., space] = 0.0
+
+    text = "capital" + " capital" * 59
+    own = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    question = PromptQuestion("The capital of France is", AnswerTest(expect=text), 2)
+    base = SimpleNamespace(model=model, tokenizer=tokenizer)
+    question.check(base)
+    room = question.room - question.max_tokens  # how far the context let it read before
+    assert question.past() == own + READ_ON_SLACK < min(room, len(text) + 1)
+
+    bars = []
+
+    class Recorded(progress.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, file=io.StringIO(), **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(progress, "on_terminal", lambda: True)
+    monkeypatch.setattr(progress, "tqdm", Recorded)
+    steps: list[int] = []
+    hooks = [model.register_forward_hook(spaces_only),
+             model.register_forward_hook(lambda *_: steps.append(1))]
+    try:
+        good, answer = question.answer(base)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert not good and answer == " " * (2 + own + READ_ON_SLACK)
+    assert len(steps) == 2 + 2 + own + READ_ON_SLACK  # the window, then the read-on
+    reading = [b for b in bars if getattr(b, "desc", None) == "reading the answer on"]
+    assert len(reading) == 1 and reading[0].n == reading[0].total == 2 + own + READ_ON_SLACK
+    assert question.rule(answer).endswith(f"read {own + READ_ON_SLACK} tokens past "
+                                          "--max-tokens 2, still ends where TEXT may go on")

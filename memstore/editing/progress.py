@@ -25,6 +25,23 @@ def progress(enabled: bool = True, **kwargs) -> tqdm:
                 **kwargs)
 
 
+class Steps:
+    """A transformers generate() streamer that only counts: `put` is given the prompt,
+    then each step's new tokens (one per sequence); `bar` moves by one a step."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar, self.prompt = bar, True
+
+    def put(self, value) -> None:
+        if self.prompt:
+            self.prompt = False
+        else:
+            self.bar.update()
+
+    def end(self) -> None:
+        pass
+
+
 def _elapsed(seconds: float) -> str:
     s = round(seconds)
     return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else \

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from .progress import progress
+from .progress import Steps, progress
 from .requests import context_length
 
 # Prefix templates as in the reference: texts sampled after these words, then ". {}".
@@ -12,23 +12,6 @@ TEMPLATE_STARTS = ("The", "Therefore", "Because", "I", "You")
 # Openings for self-sampled statistics text (varied, so the sample covers many contexts).
 TEXT_STARTS = ("The", "In", "A", "It", "He", "She", "This", "When", "After", "On", "My",
                "We", "There", "According to", "One", "Many", "His", "Her", "During", "As")
-
-
-class _Steps:
-    """A generate() streamer that only counts: `put` is given the prompt, then each
-    step's new tokens (one per sequence); the bar moves by one a step."""
-
-    def __init__(self, bar: tqdm) -> None:
-        self.bar, self.prompt = bar, True
-
-    def put(self, value: torch.Tensor) -> None:
-        if self.prompt:
-            self.prompt = False
-        else:
-            self.bar.update()
-
-    def end(self) -> None:
-        pass
 
 
 @torch.no_grad()
@@ -58,7 +41,7 @@ def sample(model, tokenizer, starts: list[str], max_new_tokens: int, seed: int,
             pad_token_id=tokenizer.pad_token_id, eos_token_id=None)
         device = next(model.parameters()).device
         out = model.generate(**{k: v.to(device) for k, v in enc.items()}, generation_config=cfg,
-                             streamer=_Steps(bar) if bar is not None else None)
+                             streamer=Steps(bar) if bar is not None else None)
         for row in out:
             texts.append(tokenizer.decode(row, skip_special_tokens=True))
     return texts

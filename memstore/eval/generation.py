@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
-from ..editing.progress import progress
+from ..editing.progress import Steps, progress
 from .scoring import eval_mode, special_prefix
 
 WORD = re.compile(r"\w+|[^\w\s]")
@@ -30,6 +30,7 @@ def generate(
     batch_size: int = 64,
     with_prompt: bool = False,
     stop: Callable[[str], bool] | None = None,
+    steps=None,
 ) -> list[str]:
     """The continuation of each prompt (without the prompt, as it reads after it: " Paris"
     after "is"), greedy when `top_k` is None, else sampled from the `top_k` most likely
@@ -47,7 +48,10 @@ def generate(
     so far (as it would be returned) and the next token only adds whole characters to that
     text (in NFC): decoding one more token may rewrite the end of a text (a combining
     accent after 'e', a character's later bytes), so a text is judged one token late
-    (bisect's read-on, once TEXT is decided)."""
+    (bisect's read-on, once TEXT is decided).
+
+    `steps`: a progress bar (memstore.editing.progress) moved by one a generated token, in
+    place of the bar that counts the texts (bisect's read-on: one long text)."""
     if not prompts:
         return []
     prefix = special_prefix(tokenizer)
@@ -69,7 +73,7 @@ def generate(
     texts: dict[int, str] = {}
     devices = [device] if device.type == "cuda" else []
     with eval_mode(model), torch.random.fork_rng(devices=devices), \
-            progress(total=len(order), desc="generating", unit="text") as bar:
+            progress(steps is None, total=len(order), desc="generating", unit="text") as bar:
         torch.manual_seed(seed)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
@@ -83,8 +87,9 @@ def generate(
             )
             until = None if stop is None else StoppingCriteriaList(
                 [_Until(stop, tokenizer, [encoded[i] for i in rows], width, with_prompt)])
+            counted = {} if steps is None or steps.disable else {"streamer": Steps(steps)}
             out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
-                                 stopping_criteria=until)
+                                 stopping_criteria=until, **counted)
             for i, row in zip(rows, out[:, width:].tolist()):
                 texts[i] = _decode(tokenizer, encoded[i], row, with_prompt)
             bar.update(len(rows))
@@ -134,9 +139,11 @@ def _decode(tokenizer, prompt: list[int], row: list[int], with_prompt: bool) -> 
 
 
 def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 50,
-                    stop: Callable[[str], bool] | None = None) -> list[str]:
-    """The greedy continuation of each prompt (without the prompt); `stop` as generate's."""
-    return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, stop=stop)
+                    stop: Callable[[str], bool] | None = None, steps=None) -> list[str]:
+    """The greedy continuation of each prompt (without the prompt); `stop` and `steps` as
+    generate's."""
+    return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, stop=stop,
+                    steps=steps)
 
 
 def _pad_id(tokenizer) -> int:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .repository import Repository
 
 BASE = None  # the state of no commit, as memstore.store.states names it
+READ_ON_SLACK = 8  # tokens a read-on goes past TEXT's own length in the model's tokens
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,21 @@ class AnswerTest:
             return f"starts with {self.expect.lstrip()!r}"
         return f"does not contain {self.reject!r}"
 
-    def reach(self) -> int:
+    def text(self) -> str:
+        """TEXT as answers are read for it (NFC; --expect's without leading whitespace)."""
+        text = self.expect.lstrip() if self.expect is not None else self.reject
+        return unicodedata.normalize("NFC", text)
+
+    def reach(self, tokens: int | None = None) -> int:
         """Tokens enough to read TEXT to its end from where it may begin: its UTF-8 length
         (a token of a byte-level or SentencePiece vocabulary holds a byte or more) and one
-        (a space or line break before it)."""
-        text = self.expect.lstrip() if self.expect is not None else self.reject
-        return len(unicodedata.normalize("NFC", text).encode("utf-8")) + 1
+        (a space or line break before it); where `tokens`, TEXT's length in the model's own
+        tokens, is known, at most that and READ_ON_SLACK more (a greedy answer may cut a
+        word otherwise than the tokenizer does), so that a long TEXT is not read on for
+        hundreds of tokens (to the model's context) where the answer stays pending
+        without saying it (only whitespace, say)."""
+        reach = len(self.text().encode("utf-8")) + 1
+        return reach if tokens is None else min(reach, tokens + READ_ON_SLACK)
 
     def pending(self, completion: str) -> bool:
         """The completion ends where TEXT may go on: with --expect, what it says (no
@@ -138,6 +148,7 @@ class PromptQuestion:
         self.prompt = unicodedata.normalize("NFC", prompt)  # as ask reads it
         self.test, self.max_tokens = test, max_tokens
         self.room: int | None = None  # the tokens the context leaves after the prompt
+        self.text_tokens: int | None = None  # TEXT's length in the model's tokens
 
     def check(self, base) -> None:
         from ..editing.requests import context_length
@@ -145,6 +156,8 @@ class PromptQuestion:
         from .queries import check_prompts
 
         check_prompts(base, [self.prompt], self.max_tokens)
+        self.text_tokens = len(base.tokenizer(self.test.text(),
+                                              add_special_tokens=False)["input_ids"])
         context = context_length(base.model)
         if context is not None:  # reading on stops at the end of the context
             used = len(special_prefix(base.tokenizer)) + len(
@@ -157,11 +170,12 @@ class PromptQuestion:
         there or is not (AnswerTest.read_on), generation stopping once that is decided
         (AnswerTest.decided): a good state's answer cut short by --max-tokens is not
         counted bad."""
+        from ..editing.progress import progress
         from ..eval.generation import greedy_generate
 
-        def completion(tokens: int, stop=None) -> str:
+        def completion(tokens: int, stop=None, steps=None) -> str:
             return greedy_generate(base.model, base.tokenizer, [self.prompt],
-                                   max_new_tokens=tokens, stop=stop)[0]
+                                   max_new_tokens=tokens, stop=stop, steps=steps)[0]
 
         window = completion(self.max_tokens)
         if not (self.test.pending(window) and self.past() > 0):
@@ -171,16 +185,19 @@ class PromptQuestion:
         # (on the answer past the window: a shorter one may decode otherwise than its end
         # in the window, ' Jose' before an accent)
         head = unicodedata.normalize("NFC", window).rstrip("\ufffd")
-        longer = completion(self.max_tokens + self.past(), stop=lambda so_far: (
-            unicodedata.normalize("NFC", so_far).startswith(head)
-            and self.test.decided(window, so_far)))
+        tokens = self.max_tokens + self.past()
+        with progress(total=tokens, desc="reading the answer on", unit="tok") as bar:
+            longer = completion(tokens, steps=bar, stop=lambda so_far: (
+                unicodedata.normalize("NFC", so_far).startswith(head)
+                and self.test.decided(window, so_far)))
         answer = self.test.read_on(window, longer)
         return self.test.good(answer), answer
 
     def past(self) -> int:
-        """The tokens a pending answer is read on past --max-tokens: AnswerTest.reach(), or
-        fewer where the model's context ends first."""
-        reach = self.test.reach()
+        """The tokens a pending answer is read on past --max-tokens: AnswerTest.reach() (of
+        TEXT's tokens, once check() has counted them), or fewer where the model's context
+        ends first."""
+        reach = self.test.reach(self.text_tokens)
         return reach if self.room is None else max(0, min(reach, self.room - self.max_tokens))
 
     def said(self, answer: str) -> str:
@@ -190,7 +207,8 @@ class PromptQuestion:
         rule = f"a good one {self.test.describe()}"
         if self.test.expect is not None and self.test.pending(answer):  # EOS or the context
             past, end = self.past(), (" (the model's context ends there)"
-                                      if self.past() < self.test.reach() else "")
+                                      if self.past() < self.test.reach(self.text_tokens)
+                                      else "")
             rule += (f"; the answer, read {past} tokens past --max-tokens {self.max_tokens}"
                      f"{end}, still ends where TEXT may go on")
         return rule
