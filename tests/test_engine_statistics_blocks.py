@@ -4,12 +4,13 @@ most layers whose sums fit the free memory, chosen where a commit computes them;
 memory estimate counts one block, refusing only where not even one layer fits."""
 from __future__ import annotations
 
-import gc
+import weakref
 
 import pytest
 import torch
 from cli_support import SETTINGS, model_dir, ok
 from engine_fixtures import build
+from torch.overrides import TorchFunctionMode
 
 from memstore.editing import default_settings, memory, statistics
 from memstore.editing.statistics import compute_statistics, describe_source, sample_id
@@ -75,30 +76,42 @@ def test_the_statistics_say_the_same_sample_whatever_the_block(tiny):
 
 def test_a_block_holds_its_own_group_sums_beside_the_totals(tiny, monkeypatch):
     """All at once, every layer's group sum sits beside every layer's total (2 × 4 float64
-    d_in × d_in); a layer at a time, one group sum beside the totals (4 + 1)."""
+    d_in × d_in); a layer at a time, one group sum beside the totals (4 + 1). Counted as each
+    group's sums are made: the float64 d_in × d_in tensors that torch calls returned during
+    the computation and that are still alive (a scan of every object in the process,
+    gc.get_objects, took seconds per group late in a suite's worker)."""
     model, tok, ad = tiny
     d_in = ad.proj_dims(model, 0)[1]
     held = []
     group_sums = statistics._group_sums
 
-    def squares() -> list[torch.Tensor]:
-        return [t for t in gc.get_objects() if type(t) is torch.Tensor
-                and t.dtype == torch.float64 and t.shape == (d_in, d_in)]
+    class Squares(TorchFunctionMode):
+        """Every float64 d_in × d_in tensor a torch call returns while it is on, weakly."""
 
-    # what earlier tests in this process left alive (a failed test's frames, a cache) is
-    # not this computation's: held here, so that no id of theirs is reused, and not counted
-    earlier = squares()
-    theirs = {id(t) for t in earlier}
+        def __init__(self):
+            super().__init__()
+            self.made: dict[int, weakref.ref] = {}
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if type(out) is torch.Tensor and out.dtype == torch.float64 \
+                    and out.shape == (d_in, d_in):
+                self.made[id(out)] = weakref.ref(out)  # (an id reused: the old one is dead)
+            return out
+
+        def alive(self) -> int:
+            return sum(1 for r in self.made.values() if r() is not None)
 
     def spy(*args):
         out = group_sums(*args)
-        held.append(sum(1 for t in squares() if id(t) not in theirs))
+        held.append(squares.alive())
         return out
 
     monkeypatch.setattr(statistics, "_group_sums", spy)
     for block, most in ((None, 2 * len(LAYERS)), (1, len(LAYERS) + 1)):
         held.clear()
-        compute_statistics(model, tok, ad, LAYERS, "wikipedia", 300, 0, 32, block=block)
+        with Squares() as squares:
+            compute_statistics(model, tok, ad, LAYERS, "wikipedia", 300, 0, 32, block=block)
         assert max(held) == most, block
 
 
