@@ -22,6 +22,7 @@ if not sys.stderr.isatty():  # bare tqdm bars (transformers' GGUF dequantization
 try:  # no torch here: the commands import it, and transformers, where they load the model
     from .commands import bisect, edit, history, maintenance, model, refs, remote, setup
     from .commands import reflog as reflog_commands
+    from .commands import signing as signing_commands
 except KeyboardInterrupt:
     sys.stderr.write("memstore: interrupted\n")
     sys.exit(128 + signal.SIGINT)
@@ -243,7 +244,7 @@ def cli(directory: str | None) -> None:
     _check_author(click.get_current_context().invoked_subcommand)
 
 
-for module in (setup, edit, history, refs, model, bisect, maintenance, remote):
+for module in (setup, edit, history, refs, model, bisect, maintenance, remote, signing_commands):
     for command in module.COMMANDS:
         cli.add_command(command)
 for command in reflog_commands.COMMANDS:  # (a module of its own: `reflog` is a group)

@@ -260,26 +260,30 @@ def test_refetch_on_every_kind_of_remote_streams_a_large_object(any_pair):
     assert not list((a.root / ".memstore").rglob(f"{TEMP_PREFIX}*"))
 
 
-def test_requests_a_repair_left_unindexed_are_named_with_the_way_back_once_refetched(pushed):
-    """The walk of a user who repairs first: a request list flipped, `fsck --repair` indexes
-    its commit without its facts, `fetch --refetch` restores the list; fsck then named the
-    rows that disagree with it and said nothing more (no line led on), while show refused
-    with `run memstore fsck --repair`. The problem line says that `fsck --repair` rebuilds
-    them, and it does: fsck is clean and show lists the facts."""
+@pytest.mark.parametrize("damage", ["flipped", "deleted"])
+def test_requests_a_repair_left_unindexed_are_indexed_again_by_the_refetch(pushed, damage):
+    """The walk of a user who repairs first: a request list flipped or deleted, `fsck
+    --repair` indexes its commit without its facts, `fetch --refetch` restores the list.
+    fsck then named the rows that disagree with it, and only one more `fsck --repair` put
+    them back; the refetch writes the rows of the list it restored (index_requests, the
+    repair's own), so fsck is clean and show lists the facts at once."""
     repo, _ = pushed
     requests = _ids(repo)["requests"]
-    _flip(_path(repo, requests))
+    if damage == "flipped":
+        _flip(_path(repo, requests))
+    else:
+        _path(repo, requests).unlink()
     r = run("fsck", "--repair", cwd=repo)
     assert r.exit_code == 1 and f"requests not indexed: {requests}" in r.stderr
-    ok("fetch", "--refetch", cwd=repo)
-    r = run("fsck", cwd=repo)
-    assert r.exit_code == 1
-    line, = [p for p in r.stdout.splitlines() if "request rows disagree" in p]
-    assert line.endswith("(0 rows, 1 requests); `memstore fsck --repair` rebuilds them "
-                         "from it"), line
-    ok("fsck", "--repair", cwd=repo)
+    with Repository.open(repo) as rr:
+        assert rr.find_requests(subject="Michael Jordan") == []
+    r = ok("fetch", "--refetch", "--json", cwd=repo)
+    assert json.loads(r.stdout)["refetch"]["restored"] == [requests]
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
     assert "Michael Jordan" in ok("show", "HEAD~1", cwd=repo).stdout
+    with Repository.open(repo) as rr:
+        rows = rr.find_requests(subject="Michael Jordan")
+        assert [row["commit_id"] for row in rows] == [rr.resolve("HEAD~1")]
 
 
 def test_a_commit_a_repair_left_out_for_its_record_is_restored_and_indexed(pushed):

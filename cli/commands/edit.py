@@ -25,6 +25,7 @@ from ..output import (
     short,
     warn,
 )
+from .signing import sign_options, signing_for, verify_option
 
 
 def written(repo, report) -> dict[str, Any]:
@@ -81,8 +82,10 @@ def commit_result(repo, report, file: str, n_in_file: int, notes: list[str],
               callback=no_empty_message)
 @click.option("--supersede", is_flag=True,
               help="Allow facts that replace a live fact's target (same subject and prompt).")
+@sign_options
 @json_option
-def commit(file: str, message: str | None, supersede: bool, as_json: bool) -> None:
+def commit(file: str, message: str | None, supersede: bool, sign: bool | None,
+           as_json: bool) -> None:
     """Write the facts in FILE into the model as one commit on HEAD.
 
     FILE holds requests, one JSON object per line:
@@ -133,6 +136,7 @@ def commit(file: str, message: str | None, supersede: bool, as_json: bool) -> No
         warn(line) if as_json else click.echo(line)
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
+        signing_for(repo, sign)
         report = porcelain.commit(repo, requests, message, supersede=supersede,
                                   info={"file": source_name(file)}, note=note, inform=inform,
                                   where=[w for w, _ in located])
@@ -242,8 +246,11 @@ def squash_result(repo, report) -> dict[str, Any]:
               "fast-forward would do (nothing solved: its state is BRANCH's).")
 @click.option("--ff", "ff", flag_value="allow", default=True, hidden=True,
               help="git's default: fast-forward where it can.")
+@sign_options
+@verify_option
 @json_option
-def merge(branch: str, message: str | None, ff: str | None, as_json: bool) -> None:
+def merge(branch: str, message: str | None, ff: str | None, sign: bool | None,
+          verify_signatures: bool, as_json: bool) -> None:
     """Merge BRANCH (or any revision) into the current branch.
 
     A fact-level three-way merge against the merge base: for each (subject, prompt), a
@@ -270,6 +277,11 @@ def merge(branch: str, message: str | None, ff: str | None, as_json: bool) -> No
     from ..context import open_repo
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
+        signing_for(repo, sign)
+        if verify_signatures:
+            from memstore.store import signing
+
+            signing.tip_verified(repo.db, repo.objects, repo.resolve(branch), branch)
         report = porcelain.merge(repo, branch, message, ff=ff or "allow")
         d = merge_result(repo, report)
     report_json(d) if as_json else show_merged(d)

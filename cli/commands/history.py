@@ -24,6 +24,7 @@ from ..output import (
     size,
     when,
 )
+from .signing import show_signature_option, verdicts
 
 
 def _decorations(repo) -> dict[str, list[str]]:
@@ -118,13 +119,14 @@ def _rewritten(commits: list, kept: set[str]) -> list:
               help="Only the commits committed at or before DATE.")
 @click.option("--reverse", is_flag=True,
               help="Oldest first (after -n has taken the newest N, as git's).")
+@show_signature_option
 @click.option("--left-right", is_flag=True,
               help="Mark each commit of A...B with the side it is on: < (A's) or > (B's).")
 @json_option
 def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, author: str | None,
         committer: str | None, patterns: tuple[str, ...], ignore_case: bool, all_match: bool, fact: str | None,
-        since: float | None, until: float | None, reverse: bool, left_right: bool,
-        as_json: bool) -> None:
+        since: float | None, until: float | None, reverse: bool, show_signature: bool,
+        left_right: bool, as_json: bool) -> None:
     """Show the commits reachable from REV (default: HEAD; none on a branch with no
     commits yet, where HEAD written out is an unknown revision, as in git), newest first.
 
@@ -160,6 +162,10 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
     basis, time (when it was committed), author_time (when its author wrote it; time where
     they are one), author (null for a commit made before memstore recorded authors),
     committer (null where it is the author, or was not recorded) and metrics; for A...B, side too ("left" for A's, "right" for B's).
+
+    --show-signature checks each commit's signature (as verify-commit) and says it under
+    its `commit` line (before it with --oneline); with --json, a signature field (status:
+    good, none, bad or not-allowed; principal; fingerprint).
     """
     from ..context import open_repo
     from ..graph import graph_log, graph_rows
@@ -191,9 +197,11 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
             commits = _rewritten(commits, {c.id for c in commits})[:max_count]
         if reverse:  # the newest N, then oldest first: git's order of the two
             commits.reverse()
+        signed = verdicts(repo) if show_signature else None
         if as_json:
             # the recorded parents: a graph's rewritten ones are for drawing only
             print_json([commit_entry(c) | {"parents": list(recorded[c.id])}
+                        | ({"signature": signed(c.id).to_json()} if signed else {})
                         | ({"side": "left" if c.id in lefts else "right"}
                            if left is not None else {}) for c in commits])
             return
@@ -212,14 +220,20 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
             rows = graph_rows(commits, mark) if graph else ((None, c) for c in commits)
             for prefix, c in rows:
                 lead = f"{prefix} " if prefix is not None else ""
+                if signed and c is not None:  # on the commit's lane, as a line above it
+                    lane = lead.translate(str.maketrans("*<>", "|||"))
+                    click.echo(f"{lane}{signed(c.id).line()}")
                 click.echo(prefix if c is None else
                            f"{lead}{lead_mark.format(side(c))}{short(c.id)}{deco(c)} "
                            f"{first_line(c.message)} "
                            f"[{c.operation}, {commit_facts(c.n_requests, c.metrics)}]")
         else:
             def text(c) -> list[str]:
-                return [*commit_lines(c, recorded[c.id],
-                                      f"commit {lead_mark.format(side(c))}{c.id}{deco(c)}"), ""]
+                lines = commit_lines(c, recorded[c.id],
+                                     f"commit {lead_mark.format(side(c))}{c.id}{deco(c)}")
+                if signed:  # git's place for it: under the commit line
+                    lines.insert(1, signed(c.id).line())
+                return [*lines, ""]
 
             lines = (graph_log(commits, text, mark) if graph
                      else (line for c in commits for line in text(c)))
@@ -352,8 +366,9 @@ def _counts(d: dict) -> str:
 
 @click.command(short_help="Show a commit: the facts it changed, requests, ‖ΔW‖ per layer.")
 @click.argument("rev", required=False, default="HEAD")
+@show_signature_option
 @json_option
-def show(rev: str, as_json: bool) -> None:
+def show(rev: str, show_signature: bool, as_json: bool) -> None:
     """Show a commit: its message and metrics; the facts it added, removed and changed
     against its first parent (the base model for a commit with no parent: for a revert,
     what it took out; for a merge, what it brought in); and for each update set (one MEMIT
@@ -363,6 +378,8 @@ def show(rev: str, as_json: bool) -> None:
 
     --json adds `facts` (`added`, `removed`, `changed`, as `diff --json` gives them) and
     `update_sets` to the fields of `log --json`, with `info` and `bytes`.
+    --show-signature checks the commit's signature and says it under the `commit` line
+    (--json: a signature field, as log's).
     """
     from memstore.store import queries
 
@@ -370,10 +387,15 @@ def show(rev: str, as_json: bool) -> None:
 
     with open_repo() as repo:
         d = queries.show(repo, rev)
+        verdict = verdicts(repo)(d["id"]) if show_signature else None
+    if verdict is not None:
+        d["signature"] = verdict.to_json()
     if as_json:
         print_json(d)
         return
     click.echo(f"commit {d['id']}")
+    if verdict is not None:
+        click.echo(verdict.line())
     click.echo(f"Parents:   {' '.join(short(p) for p in d['parents']) or '-'}")
     click.echo(f"Basis:     {short(d['basis'])}")
     click.echo(f"Operation: {d['operation']}")

@@ -17,6 +17,7 @@ from ..output import (
     warn,
 )
 from .edit import merge_result, rebase_result, report_json, show_merged, show_rebased
+from .signing import sign_options, signing_for, verify_option
 
 WITH_STATS = click.option(
     "--with-stats", is_flag=True,
@@ -725,9 +726,12 @@ def _refetch_json(r) -> dict:
               "fetched one instead of merging it, as git's (`memstore rebase`).")
 @PRUNE
 @WITH_STATS
+@sign_options
+@verify_option
 @json_option
 def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: bool,
-         rebase: bool, prune: bool, with_stats: bool, as_json: bool) -> None:
+         rebase: bool, prune: bool, with_stats: bool, sign: bool | None,
+         verify_signatures: bool, as_json: bool) -> None:
     """Fetch REMOTE and merge its BRANCH into the current branch: with neither given, the
     current branch's upstream (`push -u`, `branch --set-upstream-to`), else origin (or the
     only remote there is) and the current branch's name; with REMOTE alone, the upstream's
@@ -748,6 +752,11 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: b
     stops it with nothing changed, the fetch kept); on a branch with no commits yet it
     pulls as without it.
 
+    --verify-signatures refuses (exit status 1, nothing merged, the fetch kept) unless
+    REMOTE/BRANCH's tip commit is signed by an allowed key (git checks the tip only, and
+    so does this); with --rebase too, the tip rebased onto is checked. -S signs a merge
+    commit written (README: Signed commits).
+
     On a branch with no commits yet (`init`, `remote add`, `pull`), the editor settings
     become those a clone takes: the newest update set's on the branch pulled.
 
@@ -764,9 +773,11 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: b
         raise click.UsageError("--rebase and --ff-only: one at most")
     try:
         with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
+            signing_for(repo, sign)
             fetched, report = run_pull(repo, remote_name, branch, with_stats=with_stats,
                                        prune=prune, all_tags=all_tags,
-                                       ff="only" if ff_only else "allow", rebase=rebase)
+                                       ff="only" if ff_only else "allow", rebase=rebase,
+                                       verify_tip=_tip_verifier(repo, verify_signatures))
             rebased = isinstance(report, Rebased)
             d = (rebase_result(repo, report) | {"fetched": fetch_result(fetched),
                                                 "settings_from": None}
@@ -792,6 +803,15 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: b
         click.echo(f"editor settings taken from {short(d['settings_from'])}, the newest update "
                    "set pulled, as a clone takes them (`memstore config` shows them)")
     show_merged(d)
+
+
+def _tip_verifier(repo, verify_signatures: bool):
+    """pull --verify-signatures: the fetched branch's tip checked before it is merged."""
+    if not verify_signatures:
+        return None
+    from memstore.store import signing
+
+    return lambda tip: signing.tip_verified(repo.db, repo.objects, tip, "the fetched branch")
 
 
 def pull_result(repo, fetched, report) -> dict:

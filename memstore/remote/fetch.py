@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -221,7 +222,8 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
                                        for u in updates}
                              | {TAGS + t.tag: (None, t.new) for t in followed
                                 if t.refused is None}
-                             | {TAGS + t: (c, None) for t, c in pruned_tags.items()})
+                             | {TAGS + t: (c, None) for t, c in pruned_tags.items()},
+                             refetched.reindexed if refetched is not None else ())
             indexed = True
             updates = [replace(u, forced=True) if _forced(repo, u) else u for u in updates]
         finally:
@@ -306,7 +308,9 @@ def _followed_tags(repo: Repository, tags: dict[str, str]) -> list[TagUpdate]:
 def pull(repo: Repository, name: str | None = None, branch: str | None = None, *,
          with_stats: bool = False, prune: bool = True,
          all_tags: bool = False, ff: str = "allow",
-         rebase: bool = False) -> tuple[FetchResult, Report | Rebased]:
+         rebase: bool = False,
+         verify_tip: Callable[[str], object] | None = None,
+         ) -> tuple[FetchResult, Report | Rebased]:
     """fetch, then merge the remote's `branch` (default: the current branch's name) into
     the current branch: a fast-forward when possible, else a fact-level merge (conflicts
     listed, nothing written), as `memstore merge` does (`ff` as merge's: "only" refuses
@@ -315,7 +319,9 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
     branch where `name` is the upstream's remote (git's branch.NAME.merge). `rebase` (git's pull --rebase): the
     current branch rebased onto the fetched branch instead (store.rebase; a conflict
     refused with nothing changed, the fetch kept); on a branch with no commits yet, as
-    without it (nothing to rebase: the branch starts at the fetched one)."""
+    without it (nothing to rebase: the branch starts at the fetched one). `verify_tip`
+    (pull --verify-signatures) is given the fetched branch's commit before it is merged
+    or rebased onto, and refuses it by raising."""
     with repo.lock():
         head = repo.head()
         up = None
@@ -346,6 +352,9 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
                 raise
             raise NoSuchBranchError(f"{e} ({_upstream_gone(repo, up, head)})") from None
         try:
+            tip = repo.refs.read(remotes.tracking_ref(fetched.remote, branch))
+            if verify_tip is not None and tip is not None:
+                verify_tip(tip)
             report = (_rebase_fetched(repo, fetched, branch)
                       if rebase and head.commit is not None
                       else _merge_fetched(repo, fetched, branch, head, ff))

@@ -15,6 +15,9 @@ writer (a temporary file renamed over the damaged copy, as every object is writt
 intact object here is only read, never downloaded: hashing here costs less than a
 download, even from a folder (benchmarks/README.md, "fetch --refetch"). A remote's copy
 that is corrupt too, or one the remote lacks, is never written: it is listed, with why.
+A request list restored under an indexed commit gets its request rows written again in the
+fetch's transaction (`Refetched.reindexed`: `fsck --repair` indexed the commit without the
+facts of a list it could not read), so that fsck is clean without another repair.
 
 Nothing is written until every object has been checked, and nothing is read or written
 through a symbolic link in the object store (UnsafePathError, before the first write). A commit neither side holds intact cannot be
@@ -54,6 +57,9 @@ class Refetched:
     bytes: int = 0
     unrestored: dict[str, str] = field(default_factory=dict)  # id → CORRUPT_/LACKING_THERE
     unindexed: list[Commit] = field(default_factory=list)  # restored, for the fetch to index
+    # (commit, set index) of each indexed commit's update set whose request list was
+    # restored: the fetch writes its request rows again (those `fsck --repair` left out)
+    reindexed: list[tuple[Commit, int]] = field(default_factory=list)
 
 
 def refetch_objects(repo: Repository, transport: Transport, tips: Iterable[str],
@@ -81,6 +87,9 @@ def refetch_objects(repo: Repository, transport: Transport, tips: Iterable[str],
     out.unindexed = [c for c in commits if c.id in pending and c.id not in arriving
                      and not repo.has_commit(c.id)]
     _restore(repo, transport, bad, out)
+    restored = set(out.restored)
+    out.reindexed = [(c, i) for c in commits if c.id not in arriving and repo.has_commit(c.id)
+                     for i, s in enumerate(c.update_sets) if s.requests in restored]
     return out
 
 

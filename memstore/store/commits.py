@@ -133,6 +133,8 @@ class Commit:
     # committer date): a cherry-pick, rebase or squash keeps the original's; None where
     # they are one (`authored` reads either)
     author_time: float | None = None
+    # an SSH signature over the record without it (store.signing); None: not signed
+    signature: str | None = None
 
     @property
     def authored(self) -> float:
@@ -161,7 +163,8 @@ class Commit:
             "metrics": self.metrics, "info": self.info,
         } | {key: value for key, value in (("author", self.author),
                                            ("committer", self.committer),
-                                           ("author_time", self.author_time))
+                                           ("author_time", self.author_time),
+                                           ("signature", self.signature))
              if value is not None}
 
     @classmethod
@@ -197,6 +200,10 @@ class Commit:
                 raise TypeError(f"{who} must be a string")
             if d.get(who) is not None and check_author(d[who], who) != d[who]:
                 raise ValueError(f"{who} must be one line of printable text, no spaces around")
+        if d.get("signature") is not None and not (
+                isinstance(d["signature"], str)
+                and d["signature"].startswith("-----BEGIN SSH SIGNATURE-----")):
+            raise TypeError("signature must be an armored SSH signature")
         update_sets = tuple(UpdateSet.from_json(s) for s in d["update_sets"])
         check_info(d["operation"], d.get("info", {}), [s.n for s in update_sets])
         return cls(
@@ -204,7 +211,7 @@ class Commit:
             update_sets=update_sets, message=d["message"], time=d["time"],
             operation=d["operation"], metrics=d.get("metrics", {}), info=d.get("info", {}),
             author=d.get("author"), committer=d.get("committer"),
-            author_time=d.get("author_time"),
+            author_time=d.get("author_time"), signature=d.get("signature"),
         )
 
 
@@ -217,9 +224,11 @@ def make_commit(*, parents: list[str], base: str, basis: str | None,
                 update_sets: list[UpdateSet], message: str, time: float, operation: str,
                 metrics: dict[str, Any] | None = None, info: dict[str, Any] | None = None,
                 author: str | None = None, committer: str | None = None,
-                author_time: float | None = None) -> tuple[Commit, bytes]:
+                author_time: float | None = None,
+                sign: Callable[[bytes], str] | None = None) -> tuple[Commit, bytes]:
     """The commit and the canonical bytes whose hash is its id; `author_time` (when its
-    author wrote it) is recorded where it is not `time`."""
+    author wrote it) is recorded where it is not `time`; `sign` (store.signing) signs the
+    record's bytes, the signature then recorded in it (the id covers it)."""
     if not isinstance(message, str):
         raise ValidationError("the commit message must be a string")
     if author_time is not None and float(author_time) == float(time):
@@ -228,6 +237,9 @@ def make_commit(*, parents: list[str], base: str, basis: str | None,
                    operation, plain(metrics or {}, "metrics"), plain(info or {}, "info"),
                    author, committer, None if author_time is None else float(author_time))
     data = canonical_json(draft.to_json())
+    if sign is not None:
+        draft = replace(draft, signature=sign(data))
+        data = canonical_json(draft.to_json())
     return replace(draft, id=hash_bytes(data)), data
 
 

@@ -11,6 +11,7 @@ from ..editing.settings import EditSettings, check_layers
 from ..errors import ValidationError
 from ..models.runtime import KEYS as RUNTIME_KEYS
 from ..models.runtime import Runtime
+from . import signing
 from .queries import current_settings
 from .revisions import RUNTIME_KEY
 
@@ -84,6 +85,10 @@ def config(repo: Repository, key: str, value: str) -> EditSettings:
     The change is made again under the lock, to the values read there (what it read
     before, checked at once so that a refusal does not wait, may be older: another
     process's change since would be undone)."""
+    if key in signing.KEYS:  # who signs commits, who is trusted (store.signing)
+        with repo.lock():
+            repo.set_config(signing.ROW, signing.changed(repo.db, key, value))
+        return current_settings(repo)
     if key in RUNTIME_KEYS:
         _runtime_changed(repo, key, value)
         with repo.lock():
@@ -129,7 +134,10 @@ def runtime_values(repo: Repository) -> dict[str, Any]:
 
 
 def setting(repo: Repository, key: str) -> Any:
-    """The current value of one editor setting (or of device, dtype, device_map)."""
+    """The current value of one editor setting (or of device, dtype, device_map, or a
+    signing setting: the repository's, else git's)."""
+    if key in signing.KEYS:
+        return signing.get(repo.db, key)
     values = {**current_settings(repo).to_dict(), **runtime_values(repo)}
     if key not in values:
         raise ValidationError(f"unknown setting {key!r}; known: {', '.join(values)}")

@@ -55,12 +55,30 @@ def index_commit(store: Storage, commit: Commit, requests: list[list[Request]] |
         "size": introduced_size(store, commit) if size is None else size,
         "metrics": json.dumps(commit.metrics, sort_keys=True),
     })
+    for i, reqs in enumerate(requests):
+        index_requests(store, commit.id, i, reqs)
+    index_objects(store, commit_kinds(commit))
+
+
+def index_requests(store: Storage, commit_id: str, set_index: int,
+                   requests: list[Request]) -> None:
+    """The request rows of one update set (call in a transaction): index_commit's, and so
+    `fsck --repair`'s, and those `fetch --refetch` writes again once it restored the set's
+    request list (`reindex_requests`)."""
     store.db["requests"].insert_all(
-        {"commit_id": commit.id, "set_index": i, "position": p, "subject": r.subject,
+        {"commit_id": commit_id, "set_index": set_index, "position": p, "subject": r.subject,
          "prompt": r.prompt, "target_new": r.target_new, "target_true": r.target_true,
          "case_id": r.case_id}
-        for i, reqs in enumerate(requests) for p, r in enumerate(reqs))
-    index_objects(store, commit_kinds(commit))
+        for p, r in enumerate(requests))
+
+
+def reindex_requests(store: Storage, commit_id: str, set_index: int,
+                     requests: list[Request]) -> None:
+    """The request rows of an indexed commit's update set replaced by `requests`, read
+    from its request list (call in a transaction): a list `fsck --repair` could not read
+    left the set without rows, which a refetch that restores the list puts back."""
+    store.db["requests"].delete_where("commit_id = ? and set_index = ?", [commit_id, set_index])
+    index_requests(store, commit_id, set_index, requests)
 
 
 def commit_row(store: Storage, commit_id: str) -> dict[str, Any] | None:

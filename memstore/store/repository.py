@@ -34,6 +34,7 @@ from . import (
     previous_head,
     ref_marks,
     reflog,
+    signing,
     snapshots,
     stats_records,
     upstreams,
@@ -93,6 +94,9 @@ class Repository:
         self._lock = RepositoryLock(self.dir / "lock" if self.dir else None, on_wait)
         self._index: tuple[int, int] | None = None  # (device, inode) of the index opened
         self._pinned = False  # a read transaction held since `pin`
+        # whether the commits written through this object are signed: None as the config's
+        # commit.gpgsign says, True (-S) or False (--no-gpg-sign) as a command decides
+        self.signing: bool | None = None
 
     @property
     def db(self) -> Database:
@@ -617,21 +621,26 @@ class Repository:
             author = None
         else:
             author = runner if author is None else authors.check(author, "author")
+        sign = signing.signer(self.db, self.signing)  # no key: refused before any write
         with self.lock():
             return writer.write_commit(
                 self.store, self.refs, self.base.hash, update_sets, parents=parents,
                 basis=basis, message=message, metrics=metrics, operation=operation, info=info,
                 time=time, ref=None if ref is None else self._ref_to_move(ref),
                 expected=expected, author=author,
-                committer=runner if runner != author else None, author_time=author_time)
+                committer=runner if runner != author else None, author_time=author_time,
+                sign=sign)
 
     def add_commits(self, commits: Sequence[Commit],
-                    refs: dict[str, tuple[str | None, str | None]] | None = None) -> None:
+                    refs: dict[str, tuple[str | None, str | None]] | None = None,
+                    reindexed: Sequence[tuple[Commit, int]] = ()) -> None:
         """Indexes commits that arrived from elsewhere (a fetch) and moves `refs` (name →
         (expected, new); new None deletes) by compare-and-swap, in one transaction
-        (writer.add_commits; the reflog message: the caller's `refs.reason`)."""
+        (writer.add_commits; the reflog message: the caller's `refs.reason`); the request
+        rows of the update sets of `reindexed` written again (a refetch's)."""
         with self.lock():
-            writer.add_commits(self.store, self.refs, self.base.hash, commits, refs or {})
+            writer.add_commits(self.store, self.refs, self.base.hash, commits, refs or {},
+                               reindexed)
 
     def _get_commit_row(self, commit_id: str) -> dict[str, Any]:
         row = index.commit_row(self.store, commit_id)

@@ -1,0 +1,85 @@
+"""verify-commit, and the signing options that commit, merge, pull, log and show share
+(memstore.store.signing)."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import click
+
+from ..output import json_option, print_json, short
+
+
+def sign_options(f: Callable) -> Callable:
+    """-S/--gpg-sign and --no-gpg-sign, passed as `sign` (None: commit.gpgsign decides)."""
+    f = click.option("--no-gpg-sign", "sign", flag_value=False,
+                     help="Do not sign, whatever commit.gpgsign says.")(f)
+    return click.option("-S", "--gpg-sign", "sign", flag_value=True, default=None,
+                        help="Sign the commit with the SSH key user.signingkey names "
+                             "(README: Signed commits).")(f)
+
+
+def verify_option(f: Callable) -> Callable:
+    return click.option("--verify-signatures", is_flag=True,
+                        help="Refuse (nothing written) unless the commit merged in is "
+                             "signed by a key of the allowed signers; as git's, its tip "
+                             "only is checked, not the commits below it.")(f)
+
+
+def show_signature_option(f: Callable) -> Callable:
+    return click.option("--show-signature", is_flag=True,
+                        help="Check each commit's signature and say what it is (--json: a "
+                             "signature field).")(f)
+
+
+def signing_for(repo, sign: bool | None) -> None:
+    """The command's -S/--no-gpg-sign on `repo`, its key checked before any work."""
+    from memstore.store import signing
+
+    repo.signing = sign
+    signing.signer(repo.db, sign)
+
+
+def verdicts(repo) -> Callable:
+    """A commit -> its Verdict, each checked once."""
+    from memstore.store import signing
+
+    seen: dict = {}
+
+    def of(commit_id: str):
+        if commit_id not in seen:
+            seen[commit_id] = signing.verify_commit(repo.db, repo.objects, commit_id)
+        return seen[commit_id]
+
+    return of
+
+
+@click.command("verify-commit", short_help="Check the signatures of commits.")
+@click.argument("revs", nargs=-1, required=True, metavar="REV...")
+@json_option
+def verify_commit(revs: tuple[str, ...], as_json: bool) -> None:
+    """Check the SSH signature of each REV against the allowed signers
+    (gpg.ssh.allowedSignersFile), as git's verify-commit: one line each, the short id
+    then "Good "memstore" signature for PRINCIPAL with key SHA256:…", "No signature",
+    "BAD signature" (the record's bytes are not those signed) or "Signature by key …,
+    which is not in the allowed signers". A record edited after it was written fails its
+    hash first: that is said as damage (run `memstore fsck`), not as a bad signature.
+    Exit status 0 when every REV is signed by an allowed key, 1 otherwise.
+
+    --json prints a list of objects: rev, commit, status (good, none, bad, not-allowed),
+    principal and fingerprint."""
+    from ..context import open_repo
+
+    with open_repo() as repo:
+        of = verdicts(repo)
+        rows = [(rev, cid, of(cid)) for rev in revs for cid in [repo.resolve(rev)]]
+    if as_json:
+        print_json([{"rev": rev, "commit": cid, **v.to_json()} for rev, cid, v in rows])
+    else:
+        for _, cid, v in rows:
+            click.echo(f"{short(cid)} {v.line()}")
+    if not all(v.good for _, _, v in rows):
+        sys.exit(1)
+
+
+COMMANDS = [verify_commit]

@@ -1,0 +1,236 @@
+"""Signed commits: who wrote a commit, checked, as git checks it with SSH keys (2.34+).
+
+A commit's id proves its bytes, not who wrote them: anyone who can write to a shared
+remote can push a commit naming any author. A signed commit's record holds `signature`,
+an SSH signature (`ssh-keygen -Y sign`, namespace "memstore": a memstore signature does
+not verify as a git one, nor the reverse) over the record's canonical bytes without that
+key; the id covers the signature, so push, fetch and clone carry it as any record.
+
+Who signs: `user.signingkey`, a path to an SSH private key (or a public key whose private
+half is in ssh-agent), as git's. Who is trusted: `gpg.ssh.allowedSignersFile`, the
+allowed-signers file of `man ssh-keygen` ("PRINCIPAL KEYTYPE KEY" a line), as git's.
+Whether commands sign: `commit.gpgsign` (`-S` / `--no-gpg-sign` decide for one command).
+Each is read from the repository's config (`memstore config KEY VALUE`), else from git's
+(`git config`, where the command runs, as store.author reads user.name); git's
+commit.gpgsign and user.signingkey only where git's gpg.format is ssh (a git set up to
+sign with GPG does not make every memstore commit fail)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import MemstoreError, ValidationError
+from . import config as config_rows
+from .author import _git
+from .objects import canonical_json
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+NAMESPACE = "memstore"
+FIELD = "signature"  # the record's key
+KEY, ALLOWED, GPGSIGN = "user.signingkey", "gpg.ssh.allowedSignersFile", "commit.gpgsign"
+KEYS = (KEY, ALLOWED, GPGSIGN)
+ROW = "signing"  # the config row: {key: value} of those set with `memstore config`
+GOOD, NONE, BAD, NOT_ALLOWED = "good", "none", "bad", "not-allowed"
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+_FINGERPRINT = re.compile(r"\b(SHA256:[A-Za-z0-9+/=]+)")
+
+
+class SigningError(MemstoreError):
+    """No key configured, an unreadable key, ssh-keygen missing or failing."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a commit's signature says: status GOOD, NONE, BAD or NOT_ALLOWED."""
+
+    status: str
+    principal: str | None = None
+    fingerprint: str | None = None
+
+    @property
+    def good(self) -> bool:
+        return self.status == GOOD
+
+    def line(self) -> str:
+        """One line, as verify-commit and log --show-signature print it."""
+        if self.status == GOOD:
+            return f'Good "{NAMESPACE}" signature for {self.principal} with key {self.fingerprint}'
+        if self.status == NOT_ALLOWED:
+            return (f"Signature by key {self.fingerprint}, which is not in the allowed signers "
+                    f"({ALLOWED})")
+        if self.status == BAD:
+            return "BAD signature: it does not match the commit's record"
+        return "No signature"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "principal": self.principal,
+                "fingerprint": self.fingerprint}
+
+
+# -- configuration -----------------------------------------------------------------------
+
+
+def get(db: Database, key: str) -> str | None:
+    """A signing setting: the repository's, else git's (as the module says)."""
+    stored = config_rows.get(db, ROW) or {}
+    if not isinstance(stored, dict):
+        raise MemstoreError(f"the repository's config row {ROW!r} is malformed; run "
+                            "`memstore config` to set it again")
+    if isinstance(stored.get(key), str):
+        return stored[key]
+    if key in (KEY, GPGSIGN) and (_git("gpg.format") or "openpgp").lower() != "ssh":
+        return None
+    return _git(key)
+
+
+def changed(db: Database, key: str, value: str) -> dict[str, str]:
+    """The repository's signing settings with `key` set to `value` ("" unsets it)."""
+    if key not in KEYS:
+        raise ValidationError(f"unknown signing setting {key!r}; known: {', '.join(KEYS)}")
+    if key == GPGSIGN and value != "":
+        _flag(value, "commit.gpgsign")
+    stored = dict(config_rows.get(db, ROW) or {})
+    if value == "":
+        stored.pop(key, None)
+    else:
+        stored[key] = os.path.abspath(os.path.expanduser(value)) if key != GPGSIGN else value
+    return stored
+
+
+def _flag(text: str, where: str) -> bool:
+    if text.strip().lower() in _TRUE:
+        return True
+    if text.strip().lower() in _FALSE:
+        return False
+    raise ValidationError(f"{where}: {text!r} is not a boolean (true or false)")
+
+
+def wanted(db: Database, override: bool | None) -> bool:
+    """Whether a commit written now is signed: `override` (-S True, --no-gpg-sign False),
+    else commit.gpgsign."""
+    if override is not None:
+        return override
+    value = get(db, GPGSIGN)
+    return False if value is None else _flag(value, GPGSIGN)
+
+
+def _ssh_keygen() -> str:
+    found = shutil.which("ssh-keygen")
+    if found is None:
+        raise SigningError("ssh-keygen is not installed (it signs and verifies commits: "
+                           "install OpenSSH's client)")
+    return found
+
+
+def _path(db: Database, key: str) -> Path:
+    value = get(db, key)
+    if not value:
+        how = ("`memstore config user.signingkey PATH` (an SSH key)" if key == KEY else
+               "`memstore config gpg.ssh.allowedSignersFile PATH`")
+        raise SigningError(f"no {key} configured: set it with {how}")
+    path = Path(os.path.expanduser(value))
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise SigningError(f"{key} {value}: no readable file there")
+    return path
+
+
+def signer(db: Database, override: bool | None) -> Callable[[bytes], str] | None:
+    """The function that signs a record's payload where commits are signed now (None where
+    they are not); its key checked here, before any work."""
+    if not wanted(db, override):
+        return None
+    key, keygen = _path(db, KEY), _ssh_keygen()
+    r = _run([keygen, "-l", "-f", str(key)], b"")  # a key at all: said before any work
+    if r.returncode != 0:
+        raise SigningError(f"{KEY} {key}: not an SSH key ssh-keygen can read ({_said(r)})")
+
+    def sign(payload: bytes) -> str:
+        r = _run([keygen, "-Y", "sign", "-f", str(key), "-n", NAMESPACE], payload)
+        text = r.stdout.decode("ascii", "replace")
+        if r.returncode != 0 or "BEGIN SSH SIGNATURE" not in text:
+            raise SigningError(f"ssh-keygen could not sign with {KEY} {key}: "
+                               f"{_said(r)}")
+        return text.strip() + "\n"
+
+    return sign
+
+
+def _run(args: list[str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(args, input=stdin, capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SigningError(f"ssh-keygen failed to run ({e})") from None
+
+
+def _said(r: subprocess.CompletedProcess[bytes]) -> str:
+    lines = [x for x in r.stderr.decode("utf-8", "replace").splitlines() if x.strip()]
+    return lines[-1].strip() if lines else f"exit status {r.returncode}"
+
+
+# -- verifying ---------------------------------------------------------------------------
+
+
+def payload(record: dict[str, Any]) -> bytes:
+    """The bytes a record's signature signs: its canonical JSON without the signature."""
+    return canonical_json({k: v for k, v in record.items() if k != FIELD})
+
+
+def verify(db: Database, record: dict[str, Any]) -> Verdict:
+    """The verdict on a commit record (its JSON, read back against its hash)."""
+    signature = record.get(FIELD)
+    if signature is None:
+        return Verdict(NONE)
+    allowed, keygen = _path(db, ALLOWED), _ssh_keygen()
+    data = payload(record)
+    with tempfile.TemporaryDirectory(prefix="memstore-sig-") as tmp:
+        sig = Path(tmp) / "commit.sig"
+        sig.write_text(signature)
+        found = _run([keygen, "-Y", "find-principals", "-s", str(sig), "-f", str(allowed)], b"")
+        principals = found.stdout.decode("utf-8", "replace").split()
+        for principal in principals if found.returncode == 0 else []:
+            r = _run([keygen, "-Y", "verify", "-f", str(allowed), "-I", principal, "-n",
+                      NAMESPACE, "-s", str(sig)], data)
+            if r.returncode == 0:
+                return Verdict(GOOD, principal, _fingerprint(r))
+        # no allowed key made it (or it does not verify): is it a good signature at all?
+        r = _run([keygen, "-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sig)], data)
+    if r.returncode != 0:
+        return Verdict(BAD)
+    if principals and found.returncode == 0:  # an allowed key whose signature fails
+        return Verdict(BAD)
+    return Verdict(NOT_ALLOWED, None, _fingerprint(r))
+
+
+def _fingerprint(r: subprocess.CompletedProcess[bytes]) -> str | None:
+    m = _FINGERPRINT.search(r.stdout.decode("utf-8", "replace") + r.stderr.decode("utf-8",
+                                                                                  "replace"))
+    return m.group(1) if m else None
+
+
+
+def verify_commit(db: Database, objects: Any, commit_id: str) -> Verdict:
+    """The verdict on commit `commit_id`, its record read back against its hash first (an
+    edited record is refused as damaged before its signature is looked at)."""
+    record = objects.get_json(commit_id)
+    if not isinstance(record, dict):
+        raise MemstoreError(f"object {commit_id} is not a commit record; run `memstore fsck`")
+    return verify(db, record)
+
+
+def tip_verified(db: Database, objects: Any, commit_id: str, what: str) -> Verdict:
+    """merge/pull --verify-signatures: the commit merged in (the tip only, as git checks
+    it) signed by an allowed key, else SigningError naming it and its verdict."""
+    verdict = verify_commit(db, objects, commit_id)
+    if not verdict.good:
+        raise SigningError(f"{what} ({commit_id[:12]}): {verdict.line()}; not merged "
+                           "(--verify-signatures)")
+    return verdict

@@ -1,0 +1,242 @@
+"""Signed commits (memstore.store.signing): `commit -S`, commit.gpgsign, verify-commit,
+log/show --show-signature, merge/pull --verify-signatures, with SSH keys as git's
+gpg.format ssh; the signature travels through a folder remote in the record."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from cli_support import (
+    copy_repo,
+    empty_template,
+    error_line,
+    facts_files,
+    last_line,
+    ok,
+    run,
+    snapshot,
+)
+
+from memstore.store import signing
+from memstore.store.repository import Repository
+
+KEYGEN = "ssh-keygen"
+
+
+def make_key(path):
+    subprocess.run([KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)],
+                   check=True)
+    out = subprocess.run([KEYGEN, "-l", "-f", f"{path}.pub"], capture_output=True, text=True,
+                         check=True).stdout
+    return path, out.split()[1]  # the key and its SHA256 fingerprint
+
+
+@pytest.fixture
+def keys(tmp_path, monkeypatch):
+    """alice (allowed) and mallory (not), an allowed-signers file naming alice; git's
+    config of this machine left out (an empty global one, no system one)."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    (tmp_path / "gitconfig").write_text("")
+    d = tmp_path / "keys"
+    d.mkdir()
+    alice, mallory = make_key(d / "alice"), make_key(d / "mallory")
+    allowed = d / "allowed_signers"
+    allowed.write_text(f"alice@example.org {(d / 'alice.pub').read_text().split(' ', 2)[0]} "
+                       f"{(d / 'alice.pub').read_text().split()[1]}\n")
+    return {"alice": alice, "mallory": mallory, "allowed": allowed}
+
+
+@pytest.fixture
+def repo(base, tmp_path):
+    return copy_repo(empty_template(base), tmp_path / "repo")
+
+
+def configure(repo, keys, who="alice"):
+    ok("config", "user.signingkey", keys[who][0], cwd=repo)
+    ok("config", "gpg.ssh.allowedSignersFile", keys["allowed"], cwd=repo)
+
+
+def verified(repo, *revs):
+    return json.loads(run("verify-commit", "--json", *revs, cwd=repo).stdout)
+
+
+def test_signed_commit_verifies_and_travels_through_a_folder_remote(repo, keys, base,
+                                                                      tmp_path):
+    configure(repo, keys)
+    files = facts_files(base)
+    signed = last_line(ok("commit", files["a"], "-S", cwd=repo))
+    plain = last_line(ok("commit", files["b"], cwd=repo))
+    r = run("verify-commit", signed, cwd=repo)
+    fingerprint = keys["alice"][1]
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == (f'{signed[:12]} Good "memstore" signature for '
+                                f"alice@example.org with key {fingerprint}")
+    r = run("verify-commit", signed, plain, cwd=repo)  # one unsigned: exit status 1
+    assert r.exit_code == 1 and r.stdout.splitlines()[1] == f"{plain[:12]} No signature"
+    entries = json.loads(ok("log", "--json", "--show-signature", cwd=repo).stdout)
+    assert [e["signature"] for e in entries] == [
+        {"status": "none", "principal": None, "fingerprint": None},
+        {"status": "good", "principal": "alice@example.org", "fingerprint": fingerprint}]
+    assert all("signature" not in e for e in json.loads(ok("log", "--json", cwd=repo).stdout))
+    text = ok("log", "--show-signature", cwd=repo).stdout.splitlines()
+    assert text[text.index(f"commit {signed}") + 1].startswith('Good "memstore" signature')
+    shown = json.loads(ok("show", signed, "--json", "--show-signature", cwd=repo).stdout)
+    assert shown["signature"]["status"] == "good"
+    # the signature is in the record: a push and a fetch carry it, and it still verifies
+    url = str(tmp_path / "remote")
+    ok("remote", "add", "origin", url, cwd=repo)
+    ok("push", "origin", "main", cwd=repo)
+    other = copy_repo(empty_template(base), tmp_path / "other")
+    ok("config", "gpg.ssh.allowedSignersFile", keys["allowed"], cwd=other)
+    ok("remote", "add", "origin", url, cwd=other)
+    ok("fetch", cwd=other)
+    assert [v["status"] for v in verified(other, "origin/main~1", "origin/main")] == [
+        "good", "none"]
+
+
+def test_commit_gpgsign_signs_every_command_that_writes_a_commit(repo, keys, base):
+    configure(repo, keys)
+    ok("config", "commit.gpgsign", "true", cwd=repo)
+    files = facts_files(base)
+    c1 = last_line(ok("commit", files["a"], cwd=repo))
+    c2 = last_line(ok("commit", files["b"], "--no-gpg-sign", cwd=repo))
+    rv = last_line(ok("revert", c1, cwd=repo))  # signed where commits are written, not per
+    assert [v["status"] for v in verified(repo, c1, c2, rv)] == ["good", "none", "good"]
+    ok("config", "commit.gpgsign", "false", cwd=repo)
+    ok("switch", "-c", "topic", "HEAD~1", cwd=repo)
+    ok("commit", files["c"], cwd=repo)
+    ok("switch", "main", cwd=repo)
+    merged = last_line(ok("merge", "topic", "-S", cwd=repo))
+    assert [v["status"] for v in verified(repo, "topic", merged)] == ["none", "good"]
+
+
+def test_git_config_names_the_key_where_its_gpg_format_is_ssh(repo, keys, base, tmp_path):
+    (tmp_path / "gitconfig").write_text(
+        f"[user]\n\tsigningkey = {keys['alice'][0]}\n[commit]\n\tgpgsign = true\n"
+        f"[gpg \"ssh\"]\n\tallowedSignersFile = {keys['allowed']}\n")
+    files = facts_files(base)
+    unsigned = last_line(ok("commit", files["a"], cwd=repo))  # gpg.format openpgp: not ours
+    with open(tmp_path / "gitconfig", "a") as f:
+        f.write("[gpg]\n\tformat = ssh\n")
+    signed = last_line(ok("commit", files["b"], cwd=repo))
+    assert [v["status"] for v in verified(repo, unsigned, signed)] == ["none", "good"]
+
+
+def test_a_key_not_allowed_a_tampered_signature_and_another_namespace(repo, keys, base):
+    configure(repo, keys, "mallory")
+    files = facts_files(base)
+    by_mallory = last_line(ok("commit", files["a"], "-S", cwd=repo))
+    r = run("verify-commit", by_mallory, cwd=repo)
+    assert r.exit_code == 1
+    assert r.stdout.strip() == (f"{by_mallory[:12]} Signature by key {keys['mallory'][1]}, "
+                                "which is not in the allowed signers "
+                                "(gpg.ssh.allowedSignersFile)")
+    with Repository.open(repo) as store:
+        record = store.objects.get_json(by_mallory)
+        # another record under mallory's signature (a message changed, well hashed: a push
+        # of someone who rewrote it), a signature with a changed byte, a "git" signature
+        changed = dict(record, message="not what was signed")
+        body = record["signature"].splitlines()
+        body[3] = body[3][:10] + ("A" if body[3][10] != "A" else "B") + body[3][11:]
+        flipped = dict(record, signature="\n".join(body) + "\n")
+        as_git = subprocess.run([KEYGEN, "-Y", "sign", "-f", str(keys["alice"][0]), "-n", "git"],
+                                input=signing.payload(record), capture_output=True,
+                                check=True).stdout.decode()
+        in_git = dict(record, signature=as_git)
+        ids = [store.objects.put_json(x) for x in (changed, flipped, in_git)]
+        statuses = [signing.verify_commit(store.db, store.objects, i).status for i in ids]
+    assert statuses == ["bad", "bad", "bad"]
+
+
+def test_a_record_edited_after_signing_fails_its_hash_first(repo, keys, base):
+    configure(repo, keys)
+    c = last_line(ok("commit", facts_files(base)["a"], "-S", cwd=repo))
+    path = next(p for p in (repo / ".memstore" / "objects").rglob(f"*{c[4:]}*") if p.is_file())
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes().replace(b'"message":"', b'"message":"X'))
+    # the hash message wins: the bytes are not the object's, said before any signature
+    err = error_line(run("verify-commit", c, cwd=repo), 1, c)
+    assert "signature" not in err.lower()
+
+
+def test_merge_and_pull_verify_signatures_refuse_an_unsigned_tip(repo, keys, base, tmp_path):
+    configure(repo, keys)
+    files = facts_files(base)
+    ok("commit", files["a"], "-S", cwd=repo)
+    ok("switch", "-c", "topic", cwd=repo)
+    ok("commit", files["b"], "-S", cwd=repo)
+    ok("commit", files["c"], cwd=repo)  # the tip unsigned, the commit below it signed
+    ok("switch", "main", cwd=repo)
+    before = snapshot(repo)
+    err = error_line(run("merge", "topic", "--verify-signatures", cwd=repo), 1,
+                     "No signature; not merged (--verify-signatures)")
+    assert err.startswith("memstore: error: topic (")
+    assert snapshot(repo) == before
+    ok("switch", "topic", cwd=repo)
+    ok("config", "user.signingkey", keys["mallory"][0], cwd=repo)
+    ok("commit", files["d"], "-S", cwd=repo)  # signed, by a key not allowed
+    ok("switch", "main", cwd=repo)
+    before = snapshot(repo)
+    error_line(run("merge", "topic", "--verify-signatures", cwd=repo), 1,
+               "not in the allowed signers")
+    assert snapshot(repo) == before
+    # pull: the fetched tip checked before it is merged, the fetch kept
+    url = str(tmp_path / "remote")
+    ok("remote", "add", "origin", url, cwd=repo)
+    ok("push", "origin", "topic", cwd=repo)
+    other = copy_repo(empty_template(base), tmp_path / "other")
+    ok("config", "gpg.ssh.allowedSignersFile", keys["allowed"], cwd=other)
+    ok("remote", "add", "origin", url, cwd=other)
+    r = run("pull", "--verify-signatures", "origin", "topic", cwd=other)
+    assert r.exit_code == 1 and "not in the allowed signers" in r.stderr, r.output
+    with Repository.open(other) as o:
+        assert o.head().commit is None  # nothing merged
+        assert o.refs.read("refs/remotes/origin/topic") is not None  # the fetch kept
+    ok("config", "user.signingkey", keys["alice"][0], cwd=repo)
+    ok("switch", "topic", cwd=repo)
+    tip = last_line(ok("commit", files["e"], "-S", cwd=repo))
+    ok("push", "origin", "topic", cwd=repo)
+    ok("pull", "--verify-signatures", "origin", "topic", cwd=other)
+    with Repository.open(other) as o:
+        assert o.head().commit == tip
+
+
+def test_signing_errors_are_one_line_and_write_nothing(repo, keys, base, tmp_path,
+                                                      monkeypatch):
+    files = facts_files(base)
+
+    def refused(says: str, *options: str) -> None:
+        before = snapshot(repo)
+        error_line(run("commit", files["a"], *options, cwd=repo), 1, says)
+        assert snapshot(repo) == before  # no object, no row: refused before the edit
+
+    refused("no user.signingkey configured", "-S")
+    ok("config", "user.signingkey", tmp_path / "nowhere", cwd=repo)
+    refused("no readable file there", "-S")
+    (tmp_path / "garbage").write_text("not a key\n")
+    ok("config", "user.signingkey", tmp_path / "garbage", cwd=repo)
+    ok("config", "commit.gpgsign", "true", cwd=repo)
+    refused("not an SSH key ssh-keygen can read")
+    error_line(run("config", "commit.gpgsign", "maybe", cwd=repo), 2, "not a boolean")
+    ok("config", "user.signingkey", keys["alice"][0], cwd=repo)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    with monkeypatch.context() as m:
+        m.setenv("PATH", str(bin_dir))
+        refused("ssh-keygen is not installed", "-S")
+        # one that reads the key but fails to sign (an agent gone, a passphrase not given):
+        # found at the write, after the edit; its objects are orphans for gc, no commit
+        fake = bin_dir / "ssh-keygen"
+        fake.write_text('#!/bin/sh\n[ "$1" = -l ] && exit 0\n'
+                        'echo "Couldn\'t sign message: agent refused operation" >&2\n'
+                        'exit 255\n')
+        fake.chmod(0o755)
+        before = snapshot(repo)["rows"]
+        error_line(run("commit", files["a"], "-S", cwd=repo), 1,
+                   "ssh-keygen could not sign with user.signingkey")
+        assert snapshot(repo)["rows"] == before
+    signed = last_line(ok("commit", files["a"], "-S", cwd=repo))
+    ok("config", "gpg.ssh.allowedSignersFile", tmp_path / "no-such-file", cwd=repo)
+    error_line(run("verify-commit", signed, cwd=repo), 1, "gpg.ssh.allowedSignersFile")
