@@ -204,11 +204,13 @@ def status(repo, as_json: bool) -> None:
             warn(f"warning: {message}")
 
     try:
-        up = upstream(repo, g=g)
+        up, unread = upstream(repo, g=g), None
     except MemstoreError as e:  # a malformed upstream: said, the rest of the status shown
-        once(str(e))
-        up = None
+        up, unread = None, str(e)
+    # said once the status reads: damage it also meets (a damaged ref) is its one error line
     st = queries.status(repo, g=g, note=once) | {"upstream": up}
+    if unread is not None:
+        once(unread)
     if as_json:
         print_json(st)
         return

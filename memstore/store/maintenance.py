@@ -243,6 +243,7 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
     corrupt = {o for o in present if objects.is_folder(o)} \
         if isinstance(objects, DiskObjectStore) else set()
     problems.extend(folder_message(oid, objects.path(oid)) for oid in sorted(corrupt))
+    folders = set(corrupt)
     if verify:
         # one missing now was removed since it was listed: a gc running now, which drops
         # the index rows first (read below)
@@ -252,13 +253,14 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
         problems.extend(corrupt_message(oid) for oid in sorted(bad))
     with read_snapshot(store.db):
         return problems + _check_index(store, refs, present | set(objects.iter()), corrupt,
-                                       verify)
+                                       verify, folders)
 
 
 def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str],
-                 verify: bool = True) -> list[str]:
+                 verify: bool = True, folders: set[str] = frozenset()) -> list[str]:
     """fsck's checks of the rows, all read in one transaction, against the objects (and,
-    with `verify`, of every layer update's tensors)."""
+    with `verify`, of every layer update's tensors). `folders`: the objects at whose path a
+    folder is, each named once already (`corrupt` holds them too)."""
     objects, problems = store.objects, _check_sqlite(store)
     for row in store.db.query("select id, size from objects"):
         if not _is_object_id(row["id"]):
@@ -278,7 +280,9 @@ def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str
     except MemstoreError:
         base = None  # reported by _check_config
     for cid, row in sorted(rows.items()):
-        problems.extend(_check_commit(store, cid, row, rows, present, corrupt, base, verify))
+        if cid not in folders:  # its one line is the folder's
+            problems.extend(_check_commit(store, cid, row, rows, present, corrupt, base,
+                                          verify))
     for row in stats:
         try:
             rec = stats_records.row_record(row)
@@ -292,7 +296,9 @@ def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str
             problems.extend(_stats_row_problems(store, rec))
     problems.extend(_check_refs(store, refs, rows))
     problems.extend(_check_config(store))
-    problems.extend(reflog.problems(store.db, rows.__contains__))
+    # an entry naming a commit whose record is here damaged is that object's line (fsck
+    # --repair keeps the entry: the commit may come back whole)
+    problems.extend(reflog.problems(store.db, lambda c: c in rows or c in corrupt))
     return problems
 
 
@@ -499,11 +505,20 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
     current = [{"name": r["name"], "target": r["target"], "symbolic": r["symbolic"]}
                for r in store.db.query("select * from refs order by name")]
     on = next((r["symbolic"] for r in current if r["name"] == HEAD), None)
+    # a row no command reads (Refs refuses it): the repair takes the refs from the newest
+    # snapshot, which every ref move writes
+    repair = "; `memstore fsck --repair` takes the refs from the newest snapshot"
+    stuck = 0  # the refs on no commit here, each line with its one way out
     for r in current:
         if r["symbolic"] is not None:
             if r["name"] != HEAD or not str(r["symbolic"]).startswith(HEADS):
                 out.append(f"ref {r['name']}: bad symbolic target {r['symbolic']!r}")
+        elif not (isinstance(r["target"], str) and OBJECT_ID.fullmatch(r["target"])):
+            stuck += 1
+            out.append(f"ref {r['name']} holds {str(r['target'])[:80]!r}, not a commit id"
+                       + repair)
         elif r["target"] not in rows:
+            stuck += 1
             out.append(f"ref {r['name']} points to {r['target']}, which is not a known commit"
                        + _way_back(store, r["name"], r["target"], rows, on))
     if not list(store.db.query("select name from refs where name = ?", [HEAD])):
@@ -520,7 +535,10 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
         conf = config.rows(store.db)
     except MemstoreError:
         conf = None  # reported by _check_config
-    if snap is None or snap["refs"] != current or snap["config"] != conf:
+    # a stuck ref's line names its one way out; the snapshot is out of date with that
+    # damage, and the way (a ref move, or the repair) writes it: no second line, no
+    # second way
+    if not stuck and (snap is None or snap["refs"] != current or snap["config"] != conf):
         out.append("the refs and config have no up-to-date snapshot in the object store "
                    "(`memstore fsck --repair` writes one)")
     return out

@@ -507,7 +507,8 @@ class DiskObjectStore(ObjectStore):
             raise MissingObjectError(f"object {oid} is missing") from None
         except NotOwnFileError as e:
             if e.what == "a directory":
-                raise CorruptObjectError(f"object {oid} is a directory, not a file") from None
+                raise CorruptObjectError(f"object {oid} is a directory, not a file; run "
+                                         "`memstore fsck`") from None
             if e.what == "a symbolic link":
                 raise CorruptObjectError(f"object {oid} is a symbolic link, which memstore "
                                          "does not read through; run `memstore fsck`") from None

@@ -8,9 +8,10 @@ refs move) inside the transaction that moves the ref: a refused or failed comman
 none. Tags are not logged, as git's default (core.logAllRefUpdates): HEAD, refs/heads/ and
 refs/remotes/ are. A ref deleted takes its log with it (HEAD's keeps its entries); a
 renamed branch's log goes with it. The entries are not in the ref snapshots (each
-snapshot would copy the whole log): an index rebuilt from a snapshot (`fsck --repair` of an
-unreadable index) starts with an empty reflog, as git's reflog is not in its objects
-either; one rebuilt from a readable index keeps its sound entries."""
+snapshot would copy the whole log): `fsck --repair` keeps the sound entries of the old
+index wherever its reflog table reads (its refs taken from a snapshot for a damaged ref
+row or all), an index that cannot be opened leaves an empty reflog, as git's reflog is not
+in its objects either."""
 from __future__ import annotations
 
 import math

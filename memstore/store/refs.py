@@ -610,7 +610,7 @@ def _sound(row: dict[str, Any]) -> dict[str, Any]:
     if row.get("symbolic") is None and not (isinstance(target, str)
                                             and OBJECT_ID.match(target)):
         raise DamagedIndexError(f"ref {row['name']} holds {str(target)[:80]!r}, not a commit id; "
-                                "run `memstore fsck`")
+                                "run `memstore fsck --repair`")
     return row
 
 

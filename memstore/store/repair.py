@@ -59,6 +59,9 @@ class _Scan:
     stats: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
+    # the objects here that cannot be read (corrupt, or a folder): a commit among them may
+    # come back whole (`fetch --refetch`, the folder removed), so what names it is kept
+    damaged: set[str] = field(default_factory=set)
 
 
 def _scan(objects: DiskObjectStore) -> _Scan:
@@ -69,6 +72,7 @@ def _scan(objects: DiskObjectStore) -> _Scan:
     for oid in objects.iter():
         if objects.is_folder(oid):
             out.folders.append(folder_message(oid, objects.path(oid)))
+            out.damaged.add(oid)
             continue
         try:
             if objects.head(oid, 1) != b"{":
@@ -76,6 +80,7 @@ def _scan(objects: DiskObjectStore) -> _Scan:
             data = objects.get_bytes(oid)
         except CorruptObjectError:
             out.skipped.append(oid)
+            out.damaged.add(oid)
             continue
         if (snap := snapshots.parse(data)) is not None:
             out.snapshots.append((oid, {"seq": snap["seq"], "time": snap.get("time", 0.0)}))
@@ -89,7 +94,7 @@ def _scan(objects: DiskObjectStore) -> _Scan:
     return out
 
 
-def _read_old(path: Path) -> tuple[list[dict], dict[str, Any], list[dict], list[dict]] | str:
+def _read_old(path: Path) -> tuple[list[dict], dict[str, Any], list[dict]] | str:
     """The refs and config rows of the old index, if it can still be read and they are
     sound (a damaged ref row, or a malformed base or settings row, is not copied into the
     new index: the snapshot has it), and
@@ -109,15 +114,28 @@ def _read_old(path: Path) -> tuple[list[dict], dict[str, Any], list[dict], list[
                       if r.get("record") is None]
         config.read_base(db)  # a malformed base or settings row: no command can write it
         config.read_settings(db)  # again (`config` reads it first), the snapshot has it
-        try:  # its reflog rows, checked once the commits are known; a table that cannot be
-            logged = reflog.rows(db)  # read is a reflog lost, not a reason to use a snapshot
-        except Exception:  # noqa: BLE001
-            logged = []
-        return refs, config.rows(db), unrecorded, logged
+        return refs, config.rows(db), unrecorded
     except MemstoreError as e:
         return _what(e)
     except Exception as e:  # noqa: BLE001 - any failure here means: use the snapshots instead
         return f"the index cannot be read ({type(e).__name__}: {str(e)[:200]})"
+    finally:
+        db.close()
+
+
+def _logged(path: Path) -> list[dict]:
+    """The reflog rows of the old index, checked once the commits are known, wherever its
+    reflog table reads: a damaged ref or config row sends the refs and config to a
+    snapshot, which holds no reflog (store.reflog), and must not take the log with it; a
+    table that cannot be read is a reflog lost."""
+    try:
+        db = open_index(path)
+    except Exception:  # noqa: BLE001 - no index that opens: no reflog to keep
+        return []
+    try:
+        return reflog.rows(db)
+    except Exception:  # noqa: BLE001
+        return []
     finally:
         db.close()
 
@@ -157,9 +175,9 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
         old = _read_old(path) if path.exists() else f"{path} is missing"
         scan = _scan(objects)
         unrecorded: list[dict] = []
-        logged: list[dict] = []  # the reflog: not in the snapshots (store.reflog)
+        logged = _logged(path) if path.exists() else []  # not in the snapshots (store.reflog)
         if not isinstance(old, str):
-            refs, conf, unrecorded, logged = old
+            refs, conf, unrecorded = old
             report = RepairReport("index")
         else:
             refs, conf, seq = _from_snapshot(objects, scan, old)
@@ -167,7 +185,10 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
         dropped = previous_head.dropped_if_malformed(conf)
         if note is not None and dropped is not None:
             note(dropped)
-        logged, dropped = reflog.sound_rows(logged, scan.commits.__contains__)
+        # an entry naming a commit whose record is here damaged is kept (fsck names the
+        # object; gc drops the entry once nothing brings the commit back)
+        logged, dropped = reflog.sound_rows(
+            logged, lambda c: c in scan.commits or c in scan.damaged)
         if note is not None and dropped is not None:
             note(dropped)
         if note is not None:

@@ -1,0 +1,92 @@
+"""What fsck says of a damaged store, and what `fsck --repair` keeps: one line per damage
+with the one way out that works first, and the reflog kept wherever its rows read."""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+from cli_support import error_line, ok, run, snapshot
+
+
+def sql(repo: Path, statement: str, *args) -> None:
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute(statement, args)
+    con.close()
+
+
+def logged(repo: Path, ref: str = "HEAD") -> list[str]:
+    """The commits `ref`'s reflog entries moved it to, newest first."""
+    return [e["new"] for e in json.loads(ok("reflog", "show", ref, "--json", cwd=repo).stdout)]
+
+
+def test_a_folder_at_the_head_commits_path_keeps_its_reflog_through_repair(pushed):
+    """A folder where HEAD's commit record belongs: fsck said it twice (the folder, then
+    'commit C3: its object is corrupt'), `log` said 'is a directory, not a file' with no
+    way on, and `fsck --repair` dropped the entries of HEAD and main naming C3 ('dropped 2
+    reflog entries naming a commit not in the store'): once the folder was removed and the
+    record refetched, the log had lost them for good. Now one line, `log` names fsck, the
+    repair keeps the entries and the walk ends with the whole reflog."""
+    repo, _ = pushed
+    head = logged(repo)
+    c3 = head[0]
+    path = repo / ".memstore" / "objects" / c3[:2] / c3[2:]
+    path.chmod(0o644)
+    path.unlink()
+    (path / "mine").mkdir(parents=True)
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines() == [
+        (f"object {c3}: {path} is a folder where an object belongs; memstore does not delete "
+         "a folder: remove it")], r.output
+    before = snapshot(repo)
+    error_line(run("log", cwd=repo), 1, f"object {c3} is a directory, not a file; run "
+                                        "`memstore fsck`")
+    assert snapshot(repo) == before
+    r = run("fsck", "--repair", cwd=repo)
+    assert r.exit_code == 1 and "dropped" not in r.stderr and "Traceback" not in r.output, \
+        r.output
+    assert logged(repo) == head and logged(repo, "main")[0] == c3
+    assert not any(p.startswith("reflog entry") for p in r.stdout.splitlines()), r.stdout
+    shutil.rmtree(path)
+    ok("fetch", "origin", "--refetch", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert logged(repo) == head and logged(repo, "main")[0] == c3
+
+
+def test_a_ref_row_on_no_commit_id_is_one_line_with_the_way_that_works(history):
+    """A branch row holding 'zzz': the read paths said 'run `memstore fsck`', fsck then
+    named `memstore reset C3` (refused: the same error, a loop) and, on a second line,
+    `fsck --repair` for the snapshot; status said the error twice (a warning, then the
+    error). The repair, which takes the refs from the snapshot, is the way: every message
+    names it, once; and the repair keeps the reflog, where it started an empty one."""
+    repo, (_, _, c3) = history
+    head = logged(repo)
+    sql(repo, "update refs set target = 'zzz' where name = 'refs/heads/main'")
+    said = "ref refs/heads/main holds 'zzz', not a commit id; run `memstore fsck --repair`"
+    before = snapshot(repo)
+    for args in (["log"], ["status"], ["reset", c3[:12]]):
+        error_line(run(*args, cwd=repo), 1, said)
+    assert snapshot(repo) == before
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines() == [
+        ("ref refs/heads/main holds 'zzz', not a commit id; `memstore fsck --repair` takes "
+         "the refs from the newest snapshot")], r.output
+    ok("fsck", "--repair", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert logged(repo) == head and logged(repo, "main")[0] == c3
+
+
+def test_a_ref_on_a_commit_not_here_is_one_line_with_one_way(history):
+    """A branch row naming a well-formed id the store lacks: fsck gave the way back
+    (`memstore reset C3`) and a second line, 'no up-to-date snapshot (`memstore fsck
+    --repair` writes one)', two ways at once where the reset alone mends both."""
+    repo, (_, _, c3) = history
+    sql(repo, "update refs set target = ? where name = 'refs/heads/main'", "a" * 64)
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines() == [
+        (f"ref refs/heads/main points to {'a' * 64}, which is not a known commit; it named "
+         f"{c3[:12]} before: `memstore reset {c3[:12]}` moves it back")], r.output
+    ok("reset", c3[:12], cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
