@@ -49,7 +49,9 @@ def git_bisect(g: Graph, head: str, bad_ones: set[str], where: Path,
     test.chmod(0o755)
     out = git("bisect", "start", *["--first-parent"] * first_parent, sha[head],
               *(sha[c] for c in goods or [None])) + "\n"
-    if "is the first bad commit" not in out:
+    for _ in range(len(g) + 1):  # git 2.39's `bisect run` ends ('bisect run success')
+        if "is the first bad commit" in out:  # where a merge base it found good leaves
+            break  # another to test (criss-cross merges): run it again from there
         out += subprocess.run(["git", "bisect", "run", str(test)], cwd=where, env=env,
                               check=True, capture_output=True, text=True).stdout
     ids = {v: k for k, v in sha.items()}

@@ -233,6 +233,40 @@ def test_a_good_on_another_branch_is_taken_as_git_takes_it(merged, tmp_path):
                           f"[{ids['b'][:12]}] facts b: good ({ask(repo, ids['b'])!r})"]
 
 
+def test_criss_cross_merge_bases_are_asked_as_git_asks_them(base, files, tmp_path):
+    """A GOOD and BAD whose history has criss-cross merges (y = merge(b, e) on side, M =
+    merge(e, b) on main): two best merge bases, b and e, each tested before the search, as
+    git's check_merge_bases does (git 2.39's `bisect run` stops after the first with 'bisect
+    run success': tests/bisect_support.py runs it on, where it raised on the missing first
+    bad commit). The merge bases asked, in git's order, the steps and the first bad commit
+    are git's."""
+    repo = copy_repo(empty_template(base), tmp_path / "crisscross")
+    ids = {"a": _commit(repo, files["a"], "facts a")}
+    ok("branch", "side", cwd=repo)
+    ids["e"] = _commit(repo, files["e"], "facts e")
+    ok("switch", "side", cwd=repo)
+    ids["b"] = _commit(repo, files["b"], "facts b")
+    ids["y"] = last_line(ok("merge", "main", cwd=repo))
+    ok("switch", "main", cwd=repo)
+    ids["M"] = last_line(ok("merge", ids["b"], cwd=repo))
+    ids |= {k: _commit(repo, files[k], f"facts {k}") for k in "fc"}  # c: the fact on PROMPT
+    shape = {c["id"]: (tuple(c["parents"]), c["time"])
+             for c in log_json(repo) + log_json(repo, "side")}
+    assert shape[ids["y"]][0] == (ids["b"], ids["e"]) and \
+        shape[ids["M"]][0] == (ids["e"], ids["b"])  # the premise: criss-cross
+    expect = ask(repo, "base")[:2]
+    bad_ones = {c for c in shape if not ask(repo, c).lstrip().startswith(expect.lstrip())}
+    assert bad_ones == {ids["c"]}, [(k, ask(repo, v)) for k, v in ids.items() if v in bad_ones]
+    with unchanged(repo):
+        d = bisect_json(repo, "--good", ids["y"], "--bad", ids["c"], "--expect", expect)
+    bases: list = []
+    steps, first = git_bisect(shape, ids["c"], bad_ones, tmp_path / "git", [ids["y"]], bases)
+    assert sorted(bases) == sorted([ids["b"], ids["e"]]) and first == ids["c"] and steps
+    assert [m["commit"] for m in d["merge_bases"]] == bases
+    assert [(s["commit"], s["left"], s["steps"]) for s in d["steps"]] == steps
+    assert d["first_bad"]["id"] == first
+
+
 def test_one_candidate_is_named_without_a_step_as_git_names_it(linear, tmp_path):
     """--good BAD's parent, or that and another GOOD below it: BAD is the only candidate;
     the ends are asked and BAD named with no step, as `git bisect start BAD PARENT` names
