@@ -240,3 +240,25 @@ def test_signing_errors_are_one_line_and_write_nothing(repo, keys, base, tmp_pat
     signed = last_line(ok("commit", files["a"], "-S", cwd=repo))
     ok("config", "gpg.ssh.allowedSignersFile", tmp_path / "no-such-file", cwd=repo)
     error_line(run("verify-commit", signed, cwd=repo), 1, "gpg.ssh.allowedSignersFile")
+
+
+def test_commit_gpgsign_without_a_key_refuses_revert_squash_and_pick_before_the_work(
+        repo, keys, base, monkeypatch):
+    from memstore.store import porcelain
+
+    files = facts_files(base)
+    c1 = last_line(ok("commit", files["a"], cwd=repo))
+    ok("switch", "-c", "topic", cwd=repo)
+    picked = last_line(ok("commit", files["b"], cwd=repo))
+    ok("switch", "main", cwd=repo)
+    ok("commit", files["c"], cwd=repo)
+    ok("config", "commit.gpgsign", "true", cwd=repo)
+    def begun(*args, **kwargs):
+        raise AssertionError("the work began before the key was checked")
+
+    for name in ("revert", "squash", "cherry_pick"):  # the work (a replay, a solve)
+        monkeypatch.setattr(porcelain, name, begun)
+    before = snapshot(repo)
+    for args in (("revert", c1), ("squash", c1), ("cherry-pick", picked)):
+        error_line(run(*args, cwd=repo), 1, "no user.signingkey configured")
+    assert snapshot(repo) == before

@@ -170,6 +170,7 @@ def revert(rev: str, message: str | None, as_json: bool) -> None:
     from ..context import open_repo
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
+        signing_for(repo, None)  # commit.gpgsign's key checked before the work
         report = porcelain.revert(repo, rev, message)
         d = revert_result(repo, report)
     report_json(d) if as_json else show_written(d, revert_verb(d))
@@ -214,6 +215,7 @@ def squash(rev: str, message: str | None, as_json: bool) -> None:
     from ..context import open_repo
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
+        signing_for(repo, None)  # commit.gpgsign's key checked before the work
         report = porcelain.squash(repo, rev, message)
         d = squash_result(repo, report)
     if as_json:
@@ -339,6 +341,7 @@ def cherry_pick(rev: str, message: str | None, as_json: bool) -> None:
     from ..context import open_repo
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
+        signing_for(repo, None)  # commit.gpgsign's key checked before the work
         report = porcelain.cherry_pick(repo, rev, message)
         d = written(repo, report) | report.notes
     report_json(d) if as_json else show_written(d, "cherry-pick")
