@@ -262,3 +262,29 @@ def test_commit_gpgsign_without_a_key_refuses_revert_squash_and_pick_before_the_
     for args in (("revert", c1), ("squash", c1), ("cherry-pick", picked)):
         error_line(run(*args, cwd=repo), 1, "no user.signingkey configured")
     assert snapshot(repo) == before
+
+
+def test_the_signature_is_an_optional_key_of_the_record():
+    """A record written without signing has no `signature` key (the bytes, and so the id,
+    of every commit made before signing existed); a signed one holds it, outside the bytes
+    it signs; a record whose signature is not an armored SSH signature is refused."""
+    from memstore.store.commits import Commit, CorruptRecordError, make_commit
+    from memstore.store.objects import canonical_json, hash_bytes
+
+    given = {}
+
+    def sign(data: bytes) -> str:
+        given["data"] = data
+        return "-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----\n"
+
+    fields = {"parents": [], "base": "b" * 64, "basis": None, "update_sets": [],
+              "message": "m", "time": 1.5, "operation": "commit", "author": "A <a@x>"}
+    plain, data = make_commit(**fields)
+    signed, signed_data = make_commit(**fields, sign=sign)
+    record = json.loads(data)
+    assert "signature" not in record and plain.id == hash_bytes(canonical_json(record))
+    assert given["data"] == data == signing.payload(json.loads(signed_data))
+    assert signed.id == hash_bytes(signed_data) != plain.id
+    assert Commit.from_json(signed.id, json.loads(signed_data)).signature == signed.signature
+    with pytest.raises(CorruptRecordError, match="signature"):
+        Commit.from_json("c" * 64, dict(record, signature=5))
