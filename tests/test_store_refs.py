@@ -1,12 +1,13 @@
 import json
 import re
+import sqlite3
 
 import pytest
 from test_store_support import commit_on_head, fake_result, memory_repo
 
 from memstore.errors import MemstoreError, ValidationError
-from memstore.store.refs import RefConflictError, check_ref_name
-from memstore.store.schema import transaction
+from memstore.store.refs import HEADS, RefConflictError, Refs, check_ref_name
+from memstore.store.schema import open_index, transaction
 
 BAD_NAMES = {
     "": "empty",
@@ -283,3 +284,26 @@ def test_criss_cross_merges_nested_too_deep_are_refused_in_one_line(monkeypatch)
         history.merge_base_targets(repo.store, a, b)
     shallow_a, shallow_b = rows[6]["id"], rows[7]["id"]  # three levels: merged as before
     assert history.merge_base_targets(repo.store, shallow_a, shallow_b) == {}
+
+
+def test_a_branch_a_thousand_levels_deep_is_checked_against_the_folders_above_it(tmp_path):
+    """A new branch is refused beside another that is a folder of it ('a/a' and 'a/a/…'):
+    the check bound one SQL parameter per level of the name, so a name of 1,000 levels
+    broke SQLite's 999 before 3.32 (OperationalError: too many SQL variables; the limit
+    set to that here) and the prefixes it wrote out took memory in the square of the depth.
+    One query now: a branch above is found, one that only starts like a component is not."""
+    db = open_index(tmp_path / "index.db", create=True)
+    db.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    refs = Refs(db)
+    deep = "/".join(["a"] * 1000)
+    refs.check_new_name(HEADS + deep)
+    with transaction(db):
+        refs.update(HEADS + "a/a", "0" * 64, None)
+        refs.update(HEADS + "b/ab", "0" * 64, None)
+    with pytest.raises(ValidationError, match="branch 'a/a' exists"):
+        refs.check_new_name(HEADS + deep)
+    with pytest.raises(ValidationError, match="branch 'a/a' exists"):
+        refs.check_new_name(HEADS + "a")  # the folder of a branch
+    refs.check_new_name(HEADS + "/".join(["b"] * 1000))  # b/ab starts it, holds no b/b
+    refs.check_new_name(HEADS + "b/a")
+    refs.check_new_name(HEADS + "a/a", ignoring=HEADS + "a/a")  # a rename's own old name

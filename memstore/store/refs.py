@@ -279,13 +279,18 @@ class Refs:
         git's loose refs): no component over 255 bytes (the file name limit), and not both
         a branch and the folder of another ('a' and 'a/b'): its push would fail."""
         shown = _shown(name)
-        parts = name.split("/")
-        above = [HEADS + "/".join(parts[:i]) for i in range(1, len(parts))]
-        below = HEADS + name + "/"
+        full = HEADS + name
+        # a branch above (a folder of this name) is a ref R with R + '/' starting the name,
+        # found among those sorted between the first component and the name: one query
+        # with four parameters, where one parameter a level (each prefix written out) took
+        # memory in the square of the depth and broke SQLite's limit on parameters (999
+        # before SQLite 3.32, 250,000 since) at a name that deep
         clash = [r for r in self.db.query(
-            f"select name from refs where name in ({', '.join('?' * len(above)) or 'null'}) "
+            "select name from refs where (name between ? and ? "
+            "and substr(?, 1, length(name) + 1) = name || '/') "
             "or substr(name, 1, ?) = ? order by name limit 2",
-            [*above, len(below), below]) if r["name"] != ignoring]
+            [HEADS + name.split("/")[0], full, full, len(full) + 1, full + "/"])
+            if r["name"] != ignoring]
         if clash:
             other = clash[0]["name"][len(HEADS):]
             raise ValidationError(f"invalid branch name {shown!r}: branch {other!r} exists, and "
