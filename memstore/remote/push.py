@@ -220,7 +220,7 @@ def _track(repo: Repository, name: str, url: str, branch: str, tip: str) -> None
     that store holds, which this push did not write to)."""
     ref = remotes.tracking_ref(name, branch)
     with repo.lock():
-        if remotes.remotes(repo).get(name) != url:
+        if remotes.moved(repo, name, url) is not None:
             return
         old = repo.refs.read(ref)
         if old != tip:

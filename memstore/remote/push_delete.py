@@ -147,7 +147,7 @@ def _untrack(repo: Repository, name: str, url: str, branches: list[str]) -> None
     where remote `name` names another store now than `url`, the one deleted from (another
     remote renamed onto the name meanwhile, or set-url: those are that store's)."""
     with repo.lock(), transaction(repo.db):
-        if remotes.remotes(repo).get(name) != url:
+        if remotes.moved(repo, name, url) is not None:
             return
         for branch in branches:
             ref = remotes.tracking_ref(name, branch)

@@ -174,13 +174,22 @@ def still_at(repo: Repository, name: str, url: str, undone: str) -> None:
     remote onto the name (git's fork workflow: rename origin upstream, rename fork origin)
     or a `set-url` would have one store's branches written, and pruned, as another's.
     Either refuses, saying `undone`."""
+    why = moved(repo, name, url)
+    if why is not None:
+        raise MemstoreError(f"{why}: {undone}")
+
+
+def moved(repo: Repository, name: str, url: str) -> str | None:
+    """Why remote `name` is no longer the store at `url` that a command read (`still_at`'s
+    refusal; a push that landed writes no tracking branch then, and says nothing): removed,
+    or naming another store now; None where it still is."""
     now = remotes(repo).get(name)
     if now is None:
-        raise MemstoreError(f"remote {name!r} is gone (removed while this command ran?): "
-                            f"{undone}")
+        return f"remote {name!r} is gone (removed while this command ran?)"
     if now != url:
-        raise MemstoreError(f"remote {name!r} now names {now}, not {url}, which this command "
-                            f"read (renamed or set-url while it ran?): {undone}")
+        return (f"remote {name!r} now names {now}, not {url}, which this command read "
+                "(renamed or set-url while it ran?)")
+    return None
 
 
 def default_remote(repo: Repository) -> str:
