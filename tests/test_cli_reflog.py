@@ -511,3 +511,28 @@ def test_reflog_show_of_a_tag_lists_nothing_as_git(history):
         assert entries(repo, name) == [], name
     for rev in ("v1@{0}", "v1@{1}", "v3"):
         error_line(run("reflog", "show", rev, cwd=repo), 2, "no reflog for")
+
+
+def test_a_tag_named_in_full_has_no_reflog_either(history):
+    """`reflog show refs/tags/v1@{0}` (or `@{DATE}`) listed nothing, exit 0, where
+    `v1@{0}`, `log refs/tags/v1@{0}` and git's (128) refuse it: a tag has no log to
+    take an entry of. `reflog expire refs/tags/v1` said 'deleted 0 reflog entries', exit 0,
+    where `expire v1` was refused and git's says 'points nowhere' for both. Both now say in
+    one line that a tag has no reflog (exit 2); `reflog show` of the tag still lists
+    nothing; a branch of HEAD's log is expired as before."""
+    repo, (c1, _, _) = history
+    ok("tag", "v1", c1, cwd=repo)
+    before = snapshot(repo)
+    for rev in ("refs/tags/v1@{0}", "refs/tags/v1@{now}", "v1@{0}"):
+        error_line(run("reflog", "show", rev, cwd=repo), 2, "a tag has no reflog")
+        assert run("log", rev, cwd=repo).exit_code == 2, rev
+    for name in ("refs/tags/v1", "v1"):
+        error_line(run("reflog", "expire", "--expire=now", name, cwd=repo), 2,
+                   "a tag has no reflog")
+        error_line(run("reflog", "expire", "--expire=now", "main", name, cwd=repo), 2,
+                   "a tag has no reflog")
+        assert ok("reflog", "show", name, cwd=repo).stdout == "", name
+    assert snapshot(repo) == before
+    assert len(entries(repo, "main")) == 3
+    ok("reflog", "expire", "--expire=now", "main", cwd=repo)
+    assert entries(repo, "main") == []

@@ -46,22 +46,21 @@ def reflog() -> None:
 def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
     """REF's entries, newest first, as git's `ID REF@{N}: MESSAGE`; `REF@{N}` or
     `REF@{DATE}`: from that entry on (the latest at or before DATE), as git's. A REF that names no ref here (and has no log) is one line, exit 2; a tag has no
-    log (tags are not logged): nothing is listed, exit 0, as git's.
+    log (tags are not logged): nothing is listed, exit 0, as git's (`TAG@{N}`: one line,
+    exit 2).
 
     --json prints a list of objects: selector (REF@{N}), ref, old (null where the move
     created it), new, time, author and message."""
-    from memstore.errors import ValidationError
     from memstore.store import ref_marks
-    from memstore.store.reflog import PRIOR, nth, split
-    from memstore.store.refs import TAGS
+    from memstore.store.reflog import PRIOR, TagHasNoLog, nth, split
 
     name, start = ref_marks.entry_at(repo.refs, ref) or (ref, 0)
     try:
         full, log = repo.reflog_of(name, strict=True)  # a typo: one line, not silence
-    except ValidationError:
-        if name != ref or repo.refs.read(TAGS + name) is None:
+    except TagHasNoLog as e:
+        if name != ref:  # TAG@{0}: no entry to name, as git's
             raise
-        full, log = TAGS + name, []  # a tag has no log: nothing to list, as git's
+        full, log = e.ref, []  # a tag has no log: nothing to list, as git's
     if start >= len(log) and start > 0 and split(ref) is not None:
         # git's: 'log for REF only has N entries' (REF@{DATE} before the oldest lists
         # nothing, with its warning; REF@{0} of an empty log is REF: nothing to list)
@@ -100,7 +99,8 @@ def expire(repo, refs: tuple[str, ...], expire: str, expire_unreachable: str,
     """Delete the entries of REF... (or of every ref with `--all`) older than --expire, or
     older than --expire-unreachable and naming a commit the tip of their ref does not reach
     (HEAD's: no branch, tag or remote-tracking branch), as git's
-    `reflog expire`; gc then removes what only those entries kept
+    `reflog expire` (a REF that names no ref here, or a tag, which has no reflog, refuses
+    them all); gc then removes what only those entries kept
     (`memstore reflog expire --expire=now --all && memstore gc`: everything unreachable).
 
     --json prints one object: dry_run and expired (ref, new, time, message of each)."""

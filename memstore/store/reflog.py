@@ -28,6 +28,17 @@ from .schema import DamagedIndexError
 
 TABLE = "reflog"
 HEAD = "HEAD"
+
+
+class TagHasNoLog(ValidationError):
+    """A reflog asked of a tag (`ref`, its full name): tags are not logged (git's default),
+    so a tag has none. `reflog show TAG` lists nothing, as git's; an entry of it
+    (`TAG@{0}`) or `reflog expire TAG` is refused, as git's ('points nowhere')."""
+
+    def __init__(self, name: str, ref: str) -> None:
+        super().__init__(f"no reflog for {name[:100]!r}: a tag has no reflog (tags are not "
+                         "logged)")
+        self.ref = ref
 LOGGED = ("refs/heads/", "refs/remotes/")
 DAY = 86400.0
 EXPIRE = 90 * DAY  # git's gc.reflogExpire

@@ -766,10 +766,19 @@ class Repository:
                   ) -> tuple[str, list[reflog.Entry]]:
         """(the ref `name` names, as `REF@{N}` takes it, and its reflog, newest first);
         `strict`: a `name` that names no ref here and no log (a typo) is a ValidationError,
-        as git's `reflog show`/`expire` refuse it."""
+        as git's `reflog show`/`expire` refuse it; a tag's (`v1` where no branch or
+        remote-tracking branch is so named, `refs/tags/v1`), reflog.TagHasNoLog."""
         ref = self.refs.log_ref(name)
         log = reflog.entries(self.db, ref)
-        if strict and not log and ref != HEAD and self.refs.read(ref) is None:
+        if not strict or log or ref == HEAD:
+            return ref, log
+        tag = ref if ref.startswith(TAGS) else None
+        if tag is None and self.refs.read(ref) is None and name and "@{" not in name \
+                and not name.startswith("refs/"):
+            tag = TAGS + name  # `v1`, where no branch or remote-tracking branch is
+        if tag is not None and self.refs.read(tag) is not None:
+            raise reflog.TagHasNoLog(name, tag)
+        if self.refs.read(ref) is None:
             raise ValidationError(f"no reflog for {name[:SHOWN]!r}: it names no branch, "
                                   "remote-tracking branch or HEAD here")
         return ref, log
