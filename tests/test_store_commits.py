@@ -19,7 +19,7 @@ from memstore.editing.apply import delta as weight_delta
 from memstore.editing.requests import Request
 from memstore.editing.statistics import Statistics
 from memstore.errors import NumericalError, ValidationError
-from memstore.store.commits import DENSE, FACTORS, DenseLayerUpdate
+from memstore.store.commits import DENSE, FACTORS, DenseLayerUpdate, make_commit
 from memstore.store.objects import canonical_json
 from memstore.store.repository import Repository
 
@@ -379,3 +379,17 @@ def test_a_commits_summary_is_the_first_line_of_its_message():
     for message, summary in (("\n  Fix the tongue\n\nwhy it was wrong\n", "Fix the tongue"),
                              ("one line", "one line"), (" \n\t\n", ""), ("", "")):
         assert dataclasses.replace(c, message=message).summary == summary
+
+
+def test_parents_and_basis_are_the_commits_a_record_names():
+    """What a walk of the history follows: the parents, then the basis where there is one
+    (a revert's or a merge's is no parent; a root commit's is None, the base weights)."""
+    def made(parents, basis):
+        return make_commit(parents=parents, base="b", basis=basis, update_sets=[],
+                           message="", time=0.0, operation="commit")[0]
+
+    p1, p2, other = "1" * 64, "2" * 64, "3" * 64
+    assert made([], None).parents_and_basis == ()
+    assert made([p1], p1).parents_and_basis == (p1, p1)
+    assert made([p1, p2], other).parents_and_basis == (p1, p2, other)
+    assert made([p1], None).parents_and_basis == (p1,)

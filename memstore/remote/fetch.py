@@ -122,7 +122,7 @@ def new_commits(repo: Repository, remote: Remote, tips: list[str],
             if not there:
                 written.append(cid)
             found[cid] = commit
-            following.update(p for p in [*commit.parents, *([commit.basis] if commit.basis else [])]
+            following.update(p for p in commit.parents_and_basis
                              if p not in found and not repo.has_commit(p))
         frontier = sorted(following)
     return parents_first(found)
@@ -145,7 +145,7 @@ def parents_first(commits: dict[str, Commit]) -> list[Commit]:
                 continue
             stack.append((cid, True))
             c = commits[cid]
-            stack.extend((p, False) for p in [*c.parents, *([c.basis] if c.basis else [])])
+            stack.extend((p, False) for p in c.parents_and_basis)
     return out
 
 

@@ -147,7 +147,7 @@ def _check_history(transport: Transport, marker: Marker, refs: dict[str, dict[st
         if commit.base != marker.base_hash:
             problems.append(f"{at}: made on another base model than the remote's")
         problems += set_object_problems(commit, present, corrupt, at)
-        stack.extend((p, via) for p in [*commit.parents, *([commit.basis] if commit.basis else [])])
+        stack.extend((p, via) for p in commit.parents_and_basis)
     return problems
 
 

@@ -135,9 +135,8 @@ def _walk(repo: Repository, transport: Transport, tips: list[str],
             if ours:
                 pending[cid] = data
                 here.append(commit)
-        needed.update(p for c in here[start:] for p in [*c.parents, *([c.basis] if c.basis else [])])
-        frontier = sorted({p for c in found.values()
-                           for p in [*c.parents, *([c.basis] if c.basis else [])]} - seen)
+        needed.update(p for c in here[start:] for p in c.parents_and_basis)
+        frontier = sorted({p for c in found.values() for p in c.parents_and_basis} - seen)
     return here, pending
 
 

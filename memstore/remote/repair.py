@@ -141,7 +141,7 @@ def _needed(repo: Repository, transport: Transport, present: dict[str, int],
         if commit is None:
             continue
         needed.update(commit.object_ids())
-        stack += [*commit.parents, *([commit.basis] if commit.basis else [])]
+        stack += commit.parents_and_basis
     paths = [STATISTICS + rel for rel in transport.list(STATISTICS)]
     for path, data in transport.read_many(paths).items():
         try:

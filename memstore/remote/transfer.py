@@ -76,7 +76,7 @@ def reachable(repo: Repository, tips: Iterable[str],
             continue
         commit = arriving[cid] if arriving and cid in arriving else repo.get_commit(cid)
         seen[cid] = commit
-        stack.extend([*commit.parents, *([commit.basis] if commit.basis else [])])
+        stack.extend(commit.parents_and_basis)
     if met and unreached(repo.store, held, met):  # (a damaged row on the way raises first)
         raise DamagedIndexError("the index's commits rows name ancestors their records do "
                                 "not; run `memstore fsck --repair`")

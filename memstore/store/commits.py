@@ -137,6 +137,13 @@ class Commit:
     signature: str | None = None
 
     @property
+    def parents_and_basis(self) -> tuple[str, ...]:
+        """The commits this record names, its parents then its basis where it has one
+        (usually the first parent again): what a walk of the history follows, and what
+        must be here before the commit is indexed."""
+        return (*self.parents, self.basis) if self.basis else self.parents
+
+    @property
     def authored(self) -> float:
         """When its author wrote it (git's author date): author_time, else time."""
         return self.time if self.author_time is None else self.author_time

@@ -91,7 +91,7 @@ def add_commits(store: Storage, refs: Refs, base_hash: str, commits: Sequence[Co
     for c in commits:
         if c.base != base_hash:
             raise MemstoreError(f"commit {c.id[:12]} was made on another base model")
-        for other in [*c.parents, *([c.basis] if c.basis else [])]:
+        for other in c.parents_and_basis:
             if other not in known and not store.has_commit(other):
                 raise MemstoreError(f"commit {c.id[:12]}: parent or basis {other[:12]} is not "
                                     "in this repository")
