@@ -3,18 +3,21 @@ bit-identical rebuilds in separate processes.
 
 Crash rounds fork the test process (which has the tiny model loaded) and run the CLI's
 `main` in the child, so that a round costs a fraction of a second instead of an
-interpreter start-up. 25 of the 31 kills come from the child itself at the k-th durable
+interpreter start-up. 25 of the 30 kills come from the child itself at the k-th durable
 step of a commit (22 spread over the 43 steps of one commit - before or after each fsync
 and rename, at SQLite's BEGIN, before and after its COMMIT - and 3 in later commits); the
-others come from outside at random times, two of them to full `python -m cli.main commit`
-processes while they hold the repository lock."""
+others come from outside at random times, one of them to a full `python -m cli.main commit`
+process while it holds the repository lock (a fresh interpreter takes seconds to get
+there: one such kill, not two). The two concurrent writers are forked the same way."""
 from __future__ import annotations
 
 import json
 import os
 import random
 import signal
+import sys
 import time
+import traceback
 from pathlib import Path
 
 from cli_support import (
@@ -87,7 +90,7 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(base, tmp_path):
     rng = random.Random(0)
     plan = [("self", s) for s in SELF_KILL_STEPS] + [("random", 0)] * RANDOM_KILLS
     rng.shuffle(plan)
-    plan += [("process", 0)] * 2
+    plan += [("process", 0)]
     seen = []
     for how, step in plan:
         if how == "process":  # a real `python -m cli.main commit`, killed mid-way
@@ -117,24 +120,72 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(base, tmp_path):
     assert check(repo) == {**seen[-1], "orphans": 0, "temp_files": 0}
 
 
+def _waiting_committer(repo: Path, file: Path, name: str, go: int, out: Path, err: Path
+                       ) -> int:
+    """A forked child that waits for a byte on the pipe `go`, then runs `memstore commit`
+    (stdout to `out`, stderr to `err`) and exits with its status. Forked before the test
+    takes the lock: a child forked while the test holds it would hold the test's flock
+    too (the descriptor it inherits), and the lock would not drop when the test lets go."""
+    pid = os.fork()
+    if pid != 0:
+        return pid
+    code = 3
+    try:
+        from cli.main import cli
+
+        for fd, path in ((1, out), (2, err)):
+            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+        # pytest's capture replaced sys.stdout and sys.stderr: the files, line-buffered
+        sys.stdout, sys.stderr = (open(fd, "w", buffering=1, closefd=False)  # noqa: SIM115
+                                  for fd in (1, 2))  # (until os._exit below)
+        os.read(go, 1)
+        cli.main(["-C", str(repo), "commit", str(file), "-m", f"facts {name}"],
+                 standalone_mode=False)
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+        raise  # (os._exit below: the status says it)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def test_two_concurrent_commits_lose_no_update(base, tmp_path):
+    """Two `memstore commit` processes (forked from this one, which has the model loaded)
+    start while the repository is locked: both say they wait, then both commit, one on
+    the other."""
     repo = copy_repo(empty_template(base), tmp_path / "repo")
     files = facts_files(base)
     first = last_line(ok("commit", files["a"], "-m", "facts a", cwd=repo))
-    errs = [tmp_path / "err1", tmp_path / "err2"]
-    with Repository.open(repo) as holder, holder.lock():
-        # both processes find the repository locked, say so, and wait
-        procs = [memstore_process("-C", repo, "commit", files[k], "-m", f"facts {k}",
-                                  stderr=err.open("w"))
-                 for k, err in zip("bc", errs)]
-        deadline = time.monotonic() + 120
-        while not all("waiting for another memstore process" in e.read_text() for e in errs):
-            assert time.monotonic() < deadline, [e.read_text() for e in errs]
-            assert all(p.poll() is None for p in procs), [e.read_text() for e in errs]
-            time.sleep(0.1)
-    outs = [p.communicate(timeout=120)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [e.read_text() for e in errs]
-    ids = [o.strip().splitlines()[-1] for o in outs]
+    outs, errs = [tmp_path / "out1", tmp_path / "out2"], [tmp_path / "err1", tmp_path / "err2"]
+    go, start = os.pipe()
+    pids = [_waiting_committer(repo, files[k], k, go, out, err)
+            for k, out, err in zip("bc", outs, errs)]
+    os.close(go)
+    done: dict[int, int] = {}
+
+    def running(pid: int) -> bool:
+        if pid not in done and (found := os.waitpid(pid, os.WNOHANG))[0]:
+            done[pid] = found[1]
+        return pid not in done
+
+    try:
+        with Repository.open(repo) as holder, holder.lock():
+            os.write(start, b"go")
+            # both processes find the repository locked, say so, and wait
+            deadline = time.monotonic() + 120
+            while not all(e.exists() and "waiting for another memstore process" in
+                          e.read_text() for e in errs):
+                assert time.monotonic() < deadline, [e.read_text() for e in errs]
+                assert all(running(p) for p in pids), [e.read_text() for e in errs]
+                time.sleep(0.05)
+    finally:
+        os.close(start)
+        statuses = [done[p] if p in done else os.waitpid(p, 0)[1] for p in pids]
+    assert [os.waitstatus_to_exitcode(s) for s in statuses] == [0, 0], \
+        [e.read_text() for e in errs]
+    ids = [o.read_text().strip().splitlines()[-1] for o in outs]
     log = log_json(repo)
     assert len(log) == 3 and log[-1]["id"] == first
     assert {e["id"] for e in log[:2]} == set(ids)
@@ -146,10 +197,11 @@ def test_rebuild_is_bit_identical_across_processes(base, tmp_path):
     template, (_, c2, _) = history_template(base)
     repo = copy_repo(template, tmp_path / "repo")
     outs = [tmp_path / "out1", tmp_path / "out2"]
-    procs = [memstore_process("-C", repo, "export", c2, out) for out in outs]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err
+    # one export in a fresh interpreter, the other in this process meanwhile
+    proc = memstore_process("-C", repo, "export", c2, outs[0])
+    ok("export", c2, str(outs[1]), cwd=repo)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
     manifests = [json.loads((o / "memstore-manifest.json").read_text()) for o in outs]
     assert manifests[0]["tensors"] == manifests[1]["tensors"]
     assert manifests[0]["commit"] == c2
