@@ -52,8 +52,8 @@ def bisect(prompt: str | None, good: tuple[str, ...], bad: str | None, expect: s
     removed too); with --reject TEXT, when its completion does not contain TEXT anywhere
     (as written: case counts; TEXT and the completion read in Unicode NFC); a
     completion that ends where TEXT may go on is read on (at most TEXT's length in the
-    model's own tokens and 8 more, nor past its UTF-8 length and one, nor the model's
-    context; a bar on a terminal), so that an answer cut short by --max-tokens is not
+    model's own tokens and 8 more, nor past its UTF-8 length and one, each of its
+    decomposed form where that is longer, nor the model's context; a bar on a terminal), so that an answer cut short by --max-tokens is not
     judged on its cut (with
     --reject, a TEXT begun within the --max-tokens tokens counts). With --facts FILE instead of a PROMPT (a facts file as
     commit and eval take it), a state is good when its ES over FILE's facts that have a

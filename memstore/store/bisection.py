@@ -77,15 +77,22 @@ class AnswerTest:
         text = self.expect.lstrip() if self.expect is not None else self.reject
         return unicodedata.normalize("NFC", text)
 
+    def forms(self) -> tuple[str, str]:
+        """TEXT as an answer may spell it and still be read as TEXT: composed (NFC) and
+        decomposed (NFD: an accented letter as its letter and combining marks, more
+        characters, bytes and tokens)."""
+        return self.text(), unicodedata.normalize("NFD", self.text())
+
     def reach(self, tokens: int | None = None) -> int:
         """Tokens enough to read TEXT to its end from where it may begin: its UTF-8 length
-        (a token of a byte-level or SentencePiece vocabulary holds a byte or more) and one
-        (a space or line break before it); where `tokens`, TEXT's length in the model's own
-        tokens, is known, at most that and READ_ON_SLACK more (a greedy answer may cut a
-        word otherwise than the tokenizer does), so that a long TEXT is not read on for
-        hundreds of tokens (to the model's context) where the answer stays pending
+        (a token of a byte-level or SentencePiece vocabulary holds a byte or more;
+        decomposed, the longer form) and one (a space or line break before it); where
+        `tokens`, TEXT's length in the model's own tokens (the most of its forms, after a
+        space too), is known, at most that and READ_ON_SLACK more (a greedy answer may
+        cut a word otherwise than the tokenizer does), so that a long TEXT is not read on
+        for hundreds of tokens (to the model's context) where the answer stays pending
         without saying it (only whitespace, say)."""
-        reach = len(self.text().encode("utf-8")) + 1
+        reach = max(len(form.encode("utf-8")) for form in self.forms()) + 1
         return reach if tokens is None else min(reach, tokens + READ_ON_SLACK)
 
     def pending(self, completion: str) -> bool:
@@ -156,8 +163,9 @@ class PromptQuestion:
         from .queries import check_prompts
 
         check_prompts(base, [self.prompt], self.max_tokens)
-        self.text_tokens = len(base.tokenizer(self.test.text(),
-                                              add_special_tokens=False)["input_ids"])
+        self.text_tokens = max(  # as the answer may spell it: after its space, decomposed
+            len(base.tokenizer(spelt, add_special_tokens=False)["input_ids"])
+            for form in self.test.forms() for spelt in (form, " " + form))
         context = context_length(base.model)
         if context is not None:  # reading on stops at the end of the context
             used = len(special_prefix(base.tokenizer)) + len(
