@@ -468,3 +468,56 @@ def test_an_answer_in_decomposed_characters_is_read_to_its_end(text, max_tokens)
     finally:
         hook.remove()
     assert good and answer.lstrip().startswith(text)
+
+
+def test_the_read_on_bar_changes_no_token_and_draws_only_on_a_terminal(monkeypatch, capsys):
+    """generate's `steps` (16a7fef: the bar of bisect's read-on, a streamer that counts):
+    the same texts with a bar as without, greedy and sampled, for prompts of two lengths
+    (padded), and the bar moved once a forward pass. Bisect's read-on draws it on stderr
+    only (stdout stays --json's); off a terminal nothing is drawn and generate is given
+    no streamer (the eval path's `steps` is None: no streamer either)."""
+    import io
+    from types import SimpleNamespace
+
+    from tiny import tiny_model, tiny_tokenizer
+
+    from memstore.editing import progress
+    from memstore.eval.generation import generate
+    from memstore.store.bisection import AnswerTest, PromptQuestion
+
+    model, tokenizer = tiny_model("gpt2", seed=1), tiny_tokenizer()
+    prompts = ["The capital of France is", "Paris"]
+    passes: list[int] = []
+    hook = model.register_forward_hook(lambda *_: passes.append(1))
+    try:
+        for sampled in ({}, {"top_k": 5, "seed": 3}):
+            plain = generate(model, tokenizer, prompts, max_new_tokens=7, **sampled)
+            passes.clear()
+            bar = progress.tqdm(total=7, file=io.StringIO(), disable=False)
+            assert generate(model, tokenizer, prompts, max_new_tokens=7, steps=bar,
+                            **sampled) == plain
+            assert bar.n == len(passes) > 1
+    finally:
+        hook.remove()
+
+    streamers: list = []
+    real = model.generate
+
+    def recorded(*args, **kwargs):
+        streamers.append(kwargs.get("streamer"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", recorded)
+    said = generate(model, tokenizer, prompts[:1], max_new_tokens=12)[0]
+    question = PromptQuestion(prompts[0], AnswerTest(expect=said), 2)  # read on past 2
+    base = SimpleNamespace(model=model, tokenizer=tokenizer)
+    question.check(base)
+    for terminal in (False, True):
+        monkeypatch.setattr(progress, "on_terminal", lambda terminal=terminal: terminal)
+        streamers.clear()
+        capsys.readouterr()
+        good, _ = question.answer(base)
+        out, err = capsys.readouterr()
+        assert good and out == "" and len(streamers) == 2  # the window, the read-on
+        assert ("reading the answer on" in err) is terminal, err
+        assert (streamers[-1] is not None) is terminal and streamers[0] is None
