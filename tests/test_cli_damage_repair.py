@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
 from cli_support import error_line, ok, run, snapshot
 
 
@@ -28,7 +29,8 @@ def test_a_folder_at_the_head_commits_path_keeps_its_reflog_through_repair(pushe
     way on, and `fsck --repair` dropped the entries of HEAD and main naming C3 ('dropped 2
     reflog entries naming a commit not in the store'): once the folder was removed and the
     record refetched, the log had lost them for good. Now one line, `log` names fsck, the
-    repair keeps the entries and the walk ends with the whole reflog."""
+    repair keeps the entries (a second one, once the folder is removed, too: main still
+    names C3) and the walk ends with the whole reflog."""
     repo, _ = pushed
     head = logged(repo)
     c3 = head[0]
@@ -49,7 +51,10 @@ def test_a_folder_at_the_head_commits_path_keeps_its_reflog_through_repair(pushe
         r.output
     assert logged(repo) == head and logged(repo, "main")[0] == c3
     assert not any(p.startswith("reflog entry") for p in r.stdout.splitlines()), r.stdout
-    shutil.rmtree(path)
+    shutil.rmtree(path)  # as fsck said; the record is missing now, main still on it
+    r = run("fsck", "--repair", cwd=repo)  # again: the entries stay while a ref names C3
+    assert r.exit_code == 1 and "dropped" not in r.stderr, r.output
+    assert not any(p.startswith("reflog entry") for p in r.stdout.splitlines()), r.stdout
     ok("fetch", "origin", "--refetch", cwd=repo)
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
     assert logged(repo) == head and logged(repo, "main")[0] == c3
@@ -90,3 +95,24 @@ def test_a_ref_on_a_commit_not_here_is_one_line_with_one_way(history):
          f"{c3[:12]} before: `memstore reset {c3[:12]}` moves it back")], r.output
     ok("reset", c3[:12], cwd=repo)
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("damage", ["flipped", "deleted"])
+def test_a_damaged_commit_record_is_one_line(history, damage):
+    """C2's record flipped: fsck said 'object C2 is corrupt' and 'commit C2: its object is
+    corrupt'; deleted: 'object C2 is indexed but missing' and 'commit C2: its object is
+    missing'. One damage, one line (and the way back after it)."""
+    repo, (_, c2, _) = history
+    path = repo / ".memstore" / "objects" / c2[:2] / c2[2:]
+    path.chmod(0o644)
+    if damage == "flipped":
+        data = bytearray(path.read_bytes())
+        data[10] ^= 1
+        path.write_bytes(bytes(data))
+        said = f"object {c2} is corrupt (its content does not match its name)"
+    else:
+        path.unlink()
+        said = f"commit {c2[:12]}: its object is missing"
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines() == [said], r.output
+    assert "`memstore fetch NAME --refetch`" in r.stderr, r.stderr

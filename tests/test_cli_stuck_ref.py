@@ -178,7 +178,7 @@ def test_the_way_back_skips_a_commit_whose_record_is_damaged_too(base, tmp_path)
     obj.chmod(0o644)
     obj.write_bytes(obj.read_bytes()[:-5] + b"xxxxx")
     checked = run("fsck", cwd=repo)
-    assert f"commit {c2[:12]}: its object is corrupt" in checked.stdout
+    assert f"object {c2} is corrupt (its content does not match its name)" in checked.stdout
     line = _ref_line(checked, "refs/heads/main")
     assert line.endswith(f"it named {c1[:12]} before: `memstore reset {c1[:12]}` moves it "
                          "back"), line

@@ -243,7 +243,6 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
     corrupt = {o for o in present if objects.is_folder(o)} \
         if isinstance(objects, DiskObjectStore) else set()
     problems.extend(folder_message(oid, objects.path(oid)) for oid in sorted(corrupt))
-    folders = set(corrupt)
     if verify:
         # one missing now was removed since it was listed: a gc running now, which drops
         # the index rows first (read below)
@@ -253,24 +252,24 @@ def fsck(store: Storage, refs: Refs, verify: bool = True) -> list[str]:
         problems.extend(corrupt_message(oid) for oid in sorted(bad))
     with read_snapshot(store.db):
         return problems + _check_index(store, refs, present | set(objects.iter()), corrupt,
-                                       verify, folders)
+                                       verify)
 
 
 def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str],
-                 verify: bool = True, folders: set[str] = frozenset()) -> list[str]:
+                 verify: bool = True) -> list[str]:
     """fsck's checks of the rows, all read in one transaction, against the objects (and,
-    with `verify`, of every layer update's tensors). `folders`: the objects at whose path a
-    folder is, each named once already (`corrupt` holds them too)."""
+    with `verify`, of every layer update's tensors)."""
     objects, problems = store.objects, _check_sqlite(store)
+    rows = {r["id"]: r for r in store.db.query("select * from commits")}
     for row in store.db.query("select id, size from objects"):
         if not _is_object_id(row["id"]):
             problems.append(_no_object(row["id"]))
         elif row["id"] not in present:
-            problems.append(f"object {row['id']} is indexed but missing")
+            if row["id"] not in rows:  # a commit's record: its one line is the commit's
+                problems.append(f"object {row['id']} is indexed but missing")
         elif row["id"] not in corrupt and (size := _size(objects, row["id"])) not in \
                 (None, row["size"]):
             problems.append(f"object {row['id']} has size {size}, indexed as {row['size']}")
-    rows = {r["id"]: r for r in store.db.query("select * from commits")}
     for cid in [c for c in rows if not isinstance(c, str)]:
         problems.append(_no_commit(cid))
         del rows[cid]
@@ -280,9 +279,7 @@ def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str
     except MemstoreError:
         base = None  # reported by _check_config
     for cid, row in sorted(rows.items()):
-        if cid not in folders:  # its one line is the folder's
-            problems.extend(_check_commit(store, cid, row, rows, present, corrupt, base,
-                                          verify))
+        problems.extend(_check_commit(store, cid, row, rows, present, corrupt, base, verify))
     for row in stats:
         try:
             rec = stats_records.row_record(row)
@@ -296,9 +293,11 @@ def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str
             problems.extend(_stats_row_problems(store, rec))
     problems.extend(_check_refs(store, refs, rows))
     problems.extend(_check_config(store))
-    # an entry naming a commit whose record is here damaged is that object's line (fsck
-    # --repair keeps the entry: the commit may come back whole)
-    problems.extend(reflog.problems(store.db, lambda c: c in rows or c in corrupt))
+    # an entry naming a commit whose record is here damaged, or that a ref names, is that
+    # object's or that ref's line (fsck --repair keeps the entry: the commit may come back)
+    named = {r["target"] for r in store.db.query("select target from refs")}
+    problems.extend(reflog.problems(store.db,
+                                    lambda c: c in rows or c in corrupt or c in named))
     return problems
 
 
@@ -342,8 +341,8 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
     at = f"commit {cid[:12]}"
     if cid not in present:
         return [f"{at}: its object is missing"]
-    if cid in corrupt:
-        return [f"{at}: its object is corrupt"]
+    if cid in corrupt:  # one line per damage: the object's ('is corrupt', or the folder's)
+        return []
     try:
         commit = store.commit(cid)
     except (MemstoreError, KeyError, TypeError, ValueError) as e:

@@ -185,10 +185,12 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
         dropped = previous_head.dropped_if_malformed(conf)
         if note is not None and dropped is not None:
             note(dropped)
-        # an entry naming a commit whose record is here damaged is kept (fsck names the
-        # object; gc drops the entry once nothing brings the commit back)
+        # an entry naming a commit whose record is here damaged, or that a ref still names
+        # (fsck names the ref, with its way out), is kept: the commit may come back whole
+        # (`fetch --refetch`); gc drops the entry once the index lacks it
+        named = {r.get("target") for r in refs}
         logged, dropped = reflog.sound_rows(
-            logged, lambda c: c in scan.commits or c in scan.damaged)
+            logged, lambda c: c in scan.commits or c in scan.damaged or c in named)
         if note is not None and dropped is not None:
             note(dropped)
         if note is not None:
