@@ -2,8 +2,8 @@
 
 A fetch reads the remote's branches, walks back from each tip to the commits this
 repository already has (one read per generation, so a long history costs round trips in
-its depth, not its size), downloads the objects those commits name that are missing here,
-each verified, and then, in ONE transaction, indexes the new commits and moves the
+its depth, not its size), downloads the objects those commits name that are missing here
+(or damaged: a file already at such a name is hashed, not trusted), each verified, and then, in ONE transaction, indexes the new commits and moves the
 remote-tracking branches `refs/remotes/REMOTE/BRANCH` (by compare-and-swap): a fetch that
 fails or is killed leaves the repository as it was (objects it wrote are removed again, or
 are orphans gc removes). With `--with-stats` the statistics the fetched history names are

@@ -4,8 +4,9 @@ batches, with a progress bar counting bytes, and every object re-hashed on arriv
 Going up, an object is read with its hash checked (a corrupt local object is never
 pushed) and the remote's listing of the objects' fan-out folders says which are there
 already (and whole: a size that differs is written again). Coming down, an object whose
-bytes do not hash to its name is refused, naming it; the objects a failed fetch had
-already written are removed again (`discard`), so a refused fetch leaves nothing behind.
+bytes do not hash to its name is refused, naming it, and a file already here at the name
+of an object to fetch is hashed, a damaged one fetched again; the objects a failed fetch
+had newly written are removed again (`discard`), so a refused fetch leaves nothing behind.
 
 Small objects move in batches, whole (concurrently where the store allows); an object
 larger than a chunk (8 MiB) moves alone, a chunk at a time, hashed as it passes: coming
