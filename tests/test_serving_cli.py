@@ -8,7 +8,7 @@ import os
 import stat
 
 import test_cli_errors
-from cli_support import copy_repo, empty_template, ok, run, tamper_hidden
+from cli_support import copy_repo, empty_template, facts_files, ok, run, tamper_hidden
 from safetensors.torch import load_file, save_file
 from test_cli_errors import refused
 
@@ -403,3 +403,21 @@ def test_a_file_of_an_export_replaced_by_a_link_is_named_a_link(repo, tmp_path):
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert [line for line in r.stdout.splitlines() if "config.json" in line] == [
         "config.json: a symbolic link, which memstore does not read through"], r.stdout
+
+
+def test_truncated_adapter_counts_its_facts_in_words(base, repo, tmp_path):
+    """`--max-rank` prints the efficacy on the facts the adapter writes, 'the 1 fact
+    written' for one (it said 'the 1 facts written'): a merge of one fact from a side
+    branch, whose solve on the merge base makes the adapter since main's tip rank 2 or
+    more, cut to rank 1; the same for the two facts of C3."""
+    ok("branch", "side", "HEAD~1", cwd=repo)
+    ok("switch", "side", cwd=repo)
+    ok("commit", facts_files(base)["d"], cwd=repo)
+    ok("switch", "main", cwd=repo)
+    ok("merge", "side", cwd=repo)
+    one = ok("export", tmp_path / "one", "--format", "peft", "--since", "HEAD~1",
+             "--max-rank", "1", cwd=repo).stdout
+    assert "efficacy on the 1 fact written: ES " in one, one
+    two = ok("export", "HEAD~1", tmp_path / "two", "--format", "peft", "--since", "HEAD~2",
+             "--max-rank", "1", cwd=repo).stdout
+    assert "efficacy on the 2 facts written: ES " in two, two

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from ..output import (
+    counted,
     json_option,
     no_empty_path,
     num,
@@ -293,9 +294,9 @@ def _report_peft(d: dict) -> None:
     t = d.get("truncation") or {}
     if t.get("n_facts"):
         e, tr = t["exact"], t["truncated"]
-        click.echo(f"efficacy on the {t['n_facts']} facts written: ES {num(e['efficacy'])} "
-                   f"exact → {num(tr['efficacy'])} truncated; mean P(new) {num(e['p_new'])} → "
-                   f"{num(tr['p_new'])}")
+        click.echo(f"efficacy on the {counted(t['n_facts'], 'fact')} written: "
+                   f"ES {num(e['efficacy'])} exact → {num(tr['efficacy'])} truncated; "
+                   f"mean P(new) {num(e['p_new'])} → {num(tr['p_new'])}")
     _warned(d)
     click.echo(f"Exported {since}{short(d['commit'])} as a PEFT LoRA adapter: rank {d['rank']}, "
                f"{len(layers)} modules, {WEIGHTS} {size(d['adapter_bytes'])} to {d['out_dir']}")
