@@ -67,9 +67,7 @@ def reachable_commits(store: Storage, refs: Refs) -> dict[str, Commit]:
             raise MissingObjectError(f"commit {cid} is missing")
         commit = store.commit(cid)
         seen[cid] = commit
-        stack.extend(commit.parents)
-        if commit.basis is not None:
-            stack.append(commit.basis)
+        stack.extend(commit.parents_and_basis)
     return seen
 
 
@@ -88,9 +86,7 @@ def _also_kept(store: Storage, roots: Iterable[str], seen: dict[str, Commit]) ->
         except (MemstoreError, KeyError, TypeError, ValueError):
             continue
         seen[cid] = commit
-        stack.extend(commit.parents)
-        if commit.basis is not None:
-            stack.append(commit.basis)
+        stack.extend(commit.parents_and_basis)
 
 
 def _reached(starts: Iterable[str], reachable: dict[str, Commit]) -> set[str]:
@@ -104,9 +100,7 @@ def _reached(starts: Iterable[str], reachable: dict[str, Commit]) -> set[str]:
             continue
         seen.add(cid)
         commit = reachable[cid]
-        stack.extend(commit.parents)
-        if commit.basis is not None:
-            stack.append(commit.basis)
+        stack.extend(commit.parents_and_basis)
     return seen
 
 
@@ -362,7 +356,7 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
     # once each (a commit's first parent is its basis too); where the record is here (its
     # row alone deleted), the way back is said: log, status and the writers refuse such a
     # history with 'run `memstore fsck`'
-    for other in dict.fromkeys([*commit.parents, *([commit.basis] if commit.basis else [])]):
+    for other in dict.fromkeys(commit.parents_and_basis):
         if other not in rows:
             way = ("; its record is in the object store: `memstore fsck --repair` rebuilds "
                    "its row" if other in present and other not in corrupt else "")
