@@ -116,3 +116,8 @@ def test_a_damaged_commit_record_is_one_line(history, damage):
     r = run("fsck", cwd=repo)
     assert r.exit_code == 1 and r.stdout.splitlines() == [said], r.output
     assert "`memstore fetch NAME --refetch`" in r.stderr, r.stderr
+    if damage == "flipped":  # not re-hashed: the record read says it, without 'run fsck'
+        r = run("fsck", "--quick", cwd=repo)
+        line = (f"commit {c2[:12]}: unreadable record (object {c2} is corrupt (its content "
+                "does not match its name))")
+        assert r.exit_code == 1 and r.stdout.splitlines() == [line], r.output

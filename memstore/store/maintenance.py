@@ -340,7 +340,8 @@ def _check_commit(store: Storage, cid: str, row: dict, rows: dict, present: set[
     try:
         commit = store.commit(cid)
     except (MemstoreError, KeyError, TypeError, ValueError) as e:
-        return [f"{at}: unreadable record ({e})"]
+        # (the error's way out, `run memstore fsck`, left off: this is fsck)
+        return [f"{at}: unreadable record ({str(e).split('; run `memstore fsck', 1)[0]})"]
     out = []
     try:
         parents = parents_of(row)
