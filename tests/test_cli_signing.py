@@ -4,6 +4,7 @@ gpg.format ssh; the signature travels through a folder remote in the record."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 
 import pytest
@@ -288,3 +289,96 @@ def test_the_signature_is_an_optional_key_of_the_record():
     assert Commit.from_json(signed.id, json.loads(signed_data)).signature == signed.signature
     with pytest.raises(CorruptRecordError, match="signature"):
         Commit.from_json("c" * 64, dict(record, signature=5))
+
+
+def test_verify_commit_of_an_object_that_is_no_commit_record_is_damage(repo):
+    """A branch set to an object that is no commit record (a tensor's bytes, a JSON record
+    of another kind: a damaged index): verify-commit read the object as a record without
+    parsing it, a UnicodeDecodeError traceback for the tensor and "No signature", as a
+    verdict, for the other. Each is damage now, in one line, as show says it (not a
+    commit of format 1, or not a well-formed commit record)."""
+    objects = [p for p in (repo / ".memstore" / "objects").rglob("*") if p.is_file()]
+    tensor = next(p for p in objects if not p.read_bytes().startswith(b"{"))
+    other = next(p for p in objects if p.read_bytes().startswith(b"{"))
+    for path in (tensor, other):
+        oid = path.parent.name + path.name
+        con = sqlite3.connect(repo / ".memstore" / "index.db")
+        with con:
+            con.execute("insert or replace into refs (name, target) values "
+                        "('refs/heads/main', ?)", (oid,))
+        con.close()
+        for args in (("verify-commit", "main"), ("verify-commit", "--json", "main")):
+            error_line(run(*args, cwd=repo), 1, f"object {oid} is not a")
+
+
+def _signed_record(key, namespace="memstore"):
+    """A record (verify reads no other field of it) signed as commit -S signs one."""
+    record = {"format": 1, "parents": [], "message": "m", "time": 1.5}
+    signature = subprocess.run([KEYGEN, "-Y", "sign", "-f", str(key), "-n", namespace],
+                               input=signing.payload(record), capture_output=True,
+                               check=True).stdout.decode()
+    return dict(record, signature=signature)
+
+
+def test_allowed_signers_lines_are_read_as_git_reads_them(repo, keys):
+    """A principal quoted with a space in it ("Alice Liddell" ssh-ed25519 …), which git
+    finds Good: find-principals' output was split at spaces and the halves tried as
+    principals, a BAD verdict for a good signature. A key the file allows only in other
+    namespaces (namespaces="git"): refused, but said as BAD ("it does not match the
+    commit's record") where the record is intact and the signature good: not allowed, with
+    ssh-keygen's reason, as git says "Could not verify signature" and the reason."""
+    alice_pub = " ".join((keys["alice"][0].parent / "alice.pub").read_text().split()[:2])
+    record = _signed_record(keys["alice"][0])
+    configure(repo, keys)
+    for line, status, principal in (
+            (f'"Alice Liddell" {alice_pub}', "good", "Alice Liddell"),
+            (f'alice@example.org namespaces="git" {alice_pub}', "not-allowed", None),
+            (f"alice@example.org {alice_pub}", "good", "alice@example.org")):
+        keys["allowed"].write_text(line + "\n")
+        with Repository.open(repo) as store:
+            verdict = signing.verify(store.db, record)
+        assert (verdict.status, verdict.principal) == (status, principal), line
+        assert verdict.fingerprint == keys["alice"][1]
+    keys["allowed"].write_text(f'alice@example.org namespaces="git" {alice_pub}\n')
+    with Repository.open(repo) as store:
+        said = signing.verify(store.db, record).line()
+    assert said == (f"Signature by key {keys['alice'][1]}, which the allowed signers do not "
+                    f"allow here: {keys['allowed']}:1: key is not permitted for use in "
+                    'signature namespace "memstore"')
+    with Repository.open(repo) as store:  # a changed record stays BAD under that line
+        assert signing.verify(store.db, dict(record, message="x")).status == "bad"
+
+
+def test_a_merge_or_pull_that_writes_no_commit_needs_no_key_nor_a_signed_tip(repo, keys,
+                                                                              base, tmp_path):
+    """As git: a fast-forward (merge, pull; -S or commit.gpgsign) writes no commit and
+    needs no usable key, where memstore refused it ('no readable file there'); merge and
+    pull --verify-signatures of a commit merged already say "Already up to date.", exit 0,
+    where memstore refused its missing signature. A merge that writes a commit is still
+    refused before the work."""
+    files = facts_files(base)
+    c1 = last_line(ok("commit", files["a"], cwd=repo))
+    c2 = last_line(ok("commit", files["b"], cwd=repo))  # neither signed
+    configure(repo, keys)
+    for args in (("merge", "--verify-signatures", c1), ("merge", "--verify-signatures", c2)):
+        assert ok(*args, cwd=repo).stdout.splitlines() == ["Already up to date.", c2]
+    url = str(tmp_path / "remote")
+    ok("remote", "add", "origin", url, cwd=repo)
+    ok("push", "origin", "main", cwd=repo)
+    assert ok("pull", "--verify-signatures", "origin", "main", cwd=repo).stdout \
+        .splitlines()[-2:] == ["Already up to date.", c2]
+    ok("config", "commit.gpgsign", "true", cwd=repo)
+    ok("config", "user.signingkey", tmp_path / "nowhere", cwd=repo)
+    for branch, how in (("ff1", ()), ("ff2", ("-S",))):
+        ok("switch", "-c", branch, c1, cwd=repo)
+        assert last_line(ok("merge", "main", *how, cwd=repo)) == c2
+        ok("switch", "-c", f"{branch}-pull", c1, cwd=repo)
+        assert last_line(ok("pull", "origin", "main", *how, cwd=repo)) == c2
+    ok("switch", "-c", "apart", c1, cwd=repo)
+    ok("commit", files["c"], "--no-gpg-sign", cwd=repo)
+    ok("switch", "-c", "behind", c1, cwd=repo)
+    for branch, args in (("apart", ("merge", "main")), ("behind", ("merge", "--no-ff", "main"))):
+        ok("switch", branch, cwd=repo)
+        before = snapshot(repo)
+        error_line(run(*args, cwd=repo), 1, "no readable file there")
+        assert snapshot(repo) == before

@@ -274,16 +274,14 @@ def merge(branch: str, message: str | None, ff: str | None, sign: bool | None,
     the side that keeps every merged fact where the other reverted some of the merge
     base's) and solved (the facts solved there).
     """
-    from memstore.store import porcelain
+    from memstore.store import porcelain, signing
 
     from ..context import open_repo
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
-        signing_for(repo, sign)
-        if verify_signatures:
-            from memstore.store import signing
-
-            signing.tip_verified(repo.db, repo.objects, repo.resolve(branch), branch)
+        repo.signing = sign  # the key checked where a commit will be written, before the work
+        signing.before_merge(repo, repo.resolve(branch), branch, sign=sign,
+                             verify_signatures=verify_signatures, ff=ff or "allow")
         report = porcelain.merge(repo, branch, message, ff=ff or "allow")
         d = merge_result(repo, report)
     report_json(d) if as_json else show_merged(d)

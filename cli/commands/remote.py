@@ -17,7 +17,7 @@ from ..output import (
     warn,
 )
 from .edit import merge_result, rebase_result, report_json, show_merged, show_rebased
-from .signing import sign_options, signing_for, verify_option
+from .signing import sign_options, verify_option
 
 WITH_STATS = click.option(
     "--with-stats", is_flag=True,
@@ -773,11 +773,12 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: b
         raise click.UsageError("--rebase and --ff-only: one at most")
     try:
         with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
-            signing_for(repo, sign)
+            repo.signing = sign  # its key checked once the fetched tip is known
             fetched, report = run_pull(repo, remote_name, branch, with_stats=with_stats,
                                        prune=prune, all_tags=all_tags,
                                        ff="only" if ff_only else "allow", rebase=rebase,
-                                       verify_tip=_tip_verifier(repo, verify_signatures))
+                                       verify_tip=_before_merge(repo, sign, verify_signatures,
+                                                                "only" if ff_only else "allow"))
             rebased = isinstance(report, Rebased)
             d = (rebase_result(repo, report) | {"fetched": fetch_result(fetched),
                                                 "settings_from": None}
@@ -805,13 +806,14 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: b
     show_merged(d)
 
 
-def _tip_verifier(repo, verify_signatures: bool):
-    """pull --verify-signatures: the fetched branch's tip checked before it is merged."""
-    if not verify_signatures:
-        return None
+def _before_merge(repo, sign: bool | None, verify_signatures: bool, ff: str):
+    """What pull checks once the fetched branch's tip is known, before it is merged or
+    rebased onto (signing.before_merge): --verify-signatures' tip, and the signing key
+    where a commit will be written (none for a fast-forward, nor where up to date)."""
     from memstore.store import signing
 
-    return lambda tip: signing.tip_verified(repo.db, repo.objects, tip, "the fetched branch")
+    return lambda tip: signing.before_merge(repo, tip, "the fetched branch", sign=sign,
+                                            verify_signatures=verify_signatures, ff=ff)
 
 
 def pull_result(repo, fetched, report) -> dict:

@@ -23,7 +23,8 @@ def verify_option(f: Callable) -> Callable:
     return click.option("--verify-signatures", is_flag=True,
                         help="Refuse (nothing written) unless the commit merged in is "
                              "signed by a key of the allowed signers; as git's, its tip "
-                             "only is checked, not the commits below it.")(f)
+                             "only is checked, not the commits below it, and not at all "
+                             "where it is merged already (up to date).")(f)
 
 
 def show_signature_option(f: Callable) -> Callable:

@@ -29,10 +29,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import MemstoreError, ValidationError
 from . import config as config_rows
 from .author import _git
+from .commits import Commit
 from .objects import canonical_json
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
+
+    from .repository import Repository
 
 NAMESPACE = "memstore"
 FIELD = "signature"  # the record's key
@@ -55,6 +58,9 @@ class Verdict:
     status: str
     principal: str | None = None
     fingerprint: str | None = None
+    # NOT_ALLOWED by a key the allowed-signers file names, on terms that exclude this
+    # signature (namespaces="git", ...): ssh-keygen's line saying why
+    refused: str | None = None
 
     @property
     def good(self) -> bool:
@@ -64,6 +70,9 @@ class Verdict:
         """One line, as verify-commit and log --show-signature print it."""
         if self.status == GOOD:
             return f'Good "{NAMESPACE}" signature for {self.principal} with key {self.fingerprint}'
+        if self.status == NOT_ALLOWED and self.refused is not None:
+            return (f"Signature by key {self.fingerprint}, which the allowed signers do not "
+                    f"allow here: {self.refused}")
         if self.status == NOT_ALLOWED:
             return (f"Signature by key {self.fingerprint}, which is not in the allowed signers "
                     f"({ALLOWED})")
@@ -185,29 +194,44 @@ def payload(record: dict[str, Any]) -> bytes:
 
 
 def verify(db: Database, record: dict[str, Any]) -> Verdict:
-    """The verdict on a commit record (its JSON, read back against its hash)."""
+    """The verdict on a commit record (its JSON, read back against its hash), as git finds
+    it: the principals of the allowed-signers file whose key made the signature
+    (find-principals, one a line: a quoted principal may hold spaces), each tried with
+    `verify -I`; failing those, check-novalidate says whether the signature is good at all:
+    not, BAD; good, by a key the file lacks or allows on other terms (a `namespaces=` that
+    leaves memstore out), NOT_ALLOWED."""
     signature = record.get(FIELD)
     if signature is None:
         return Verdict(NONE)
     allowed, keygen = _path(db, ALLOWED), _ssh_keygen()
     data = payload(record)
+    refused = None
     with tempfile.TemporaryDirectory(prefix="memstore-sig-") as tmp:
         sig = Path(tmp) / "commit.sig"
-        sig.write_text(signature)
+        sig.write_text(signature, encoding="utf-8")
         found = _run([keygen, "-Y", "find-principals", "-s", str(sig), "-f", str(allowed)], b"")
-        principals = found.stdout.decode("utf-8", "replace").split()
-        for principal in principals if found.returncode == 0 else []:
+        principals = [x for x in found.stdout.decode("utf-8", "replace").splitlines()
+                      if x.strip()] if found.returncode == 0 else []
+        for principal in principals:
             r = _run([keygen, "-Y", "verify", "-f", str(allowed), "-I", principal, "-n",
                       NAMESPACE, "-s", str(sig)], data)
             if r.returncode == 0:
                 return Verdict(GOOD, principal, _fingerprint(r))
+            refused = refused or _why(r)
         # no allowed key made it (or it does not verify): is it a good signature at all?
         r = _run([keygen, "-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sig)], data)
     if r.returncode != 0:
         return Verdict(BAD)
-    if principals and found.returncode == 0:  # an allowed key whose signature fails
-        return Verdict(BAD)
-    return Verdict(NOT_ALLOWED, None, _fingerprint(r))
+    return Verdict(NOT_ALLOWED, None, _fingerprint(r),
+                   (refused or "ssh-keygen refused it") if principals else None)
+
+
+def _why(r: subprocess.CompletedProcess[bytes]) -> str | None:
+    """ssh-keygen's reason for refusing a verify (the line before its last, "Could not
+    verify signature.")."""
+    lines = [x.strip() for x in r.stderr.decode("utf-8", "replace").splitlines()
+             if x.strip() and x.strip() != "Could not verify signature."]
+    return lines[-1] if lines else None
 
 
 def _fingerprint(r: subprocess.CompletedProcess[bytes]) -> str | None:
@@ -219,10 +243,14 @@ def _fingerprint(r: subprocess.CompletedProcess[bytes]) -> str | None:
 
 def verify_commit(db: Database, objects: Any, commit_id: str) -> Verdict:
     """The verdict on commit `commit_id`, its record read back against its hash first (an
-    edited record is refused as damaged before its signature is looked at)."""
-    record = objects.get_json(commit_id)
-    if not isinstance(record, dict):
-        raise MemstoreError(f"object {commit_id} is not a commit record; run `memstore fsck`")
+    edited record is refused as damaged before its signature is looked at) and parsed as
+    a commit record (an object of another kind, or bytes that are no JSON, a ref set to a
+    tensor: damage named in one line, not a verdict)."""
+    try:
+        record = objects.get_json(commit_id)
+    except ValueError:  # bytes that are no JSON (UnicodeDecodeError too)
+        record = None
+    Commit.from_json(commit_id, record)  # CorruptRecordError: not a commit record
     return verify(db, record)
 
 
@@ -234,3 +262,20 @@ def tip_verified(db: Database, objects: Any, commit_id: str, what: str) -> Verdi
         raise SigningError(f"{what} ({commit_id[:12]}): {verdict.line()}; not merged "
                            "(--verify-signatures)")
     return verdict
+
+
+def before_merge(repo: Repository, theirs: str, what: str, *, sign: bool | None,
+                 verify_signatures: bool, ff: str = "allow") -> None:
+    """What merge and pull check before their work, as git: nothing where `theirs` is
+    merged already (up to date: nothing is merged, git checks no signature and signs
+    nothing); else --verify-signatures' tip (`what` names it), and the signing key (-S,
+    commit.gpgsign) only where a commit will be written: a fast-forward writes none (nor
+    does --ff-only, `ff` "only"), and git's fast-forwards with a key it could not use."""
+    ours = repo.head().commit
+    if ours is not None and (ours == theirs or repo.is_ancestor(theirs, ours)):
+        return
+    if verify_signatures:
+        tip_verified(repo.db, repo.objects, theirs, what)
+    if ours is not None and ff != "only" and not (ff != "never"
+                                                  and repo.is_ancestor(ours, theirs)):
+        signer(repo.db, sign)
