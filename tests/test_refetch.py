@@ -336,3 +336,28 @@ def test_a_plain_fetch_writes_again_a_damaged_copy_of_an_object_it_brings(pushed
                         lambda self, oid: opened.append(oid) or real(self, oid))
     assert json.loads(ok("fetch", "--json", cwd=repo).stdout)["commits"] == 0
     assert opened == []
+
+
+def test_requests_of_a_commit_the_remote_does_not_reach_are_indexed_again_too(pushed):
+    """A cherry-pick of C2 on a branch never pushed holds C2's request list (the same facts,
+    the same object). The list flipped, `fsck --repair` indexes both commits without its
+    facts; `fetch --refetch` restores it from C2's history. It wrote the rows of the
+    commits the remote reaches only, so fsck still named the cherry-pick's ('0 rows, 1
+    requests') and only one more repair put them back."""
+    repo, _ = pushed
+    with Repository.open(repo) as r:
+        c1, c2 = r.resolve("HEAD~2"), r.resolve("HEAD~1")
+        requests = r.get_commit(c2).update_sets[0].requests
+    ok("switch", "-c", "side", c1, cwd=repo)
+    ok("cherry-pick", c2, cwd=repo)
+    with Repository.open(repo) as r:
+        picked = r.head().commit
+        assert [s.requests for s in r.get_commit(picked).update_sets] == [requests]
+    _flip(_path(repo, requests))
+    assert run("fsck", "--repair", cwd=repo).exit_code == 1
+    r = ok("fetch", "--refetch", "--json", cwd=repo)
+    assert json.loads(r.stdout)["refetch"]["restored"] == [requests]
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    with Repository.open(repo) as rr:
+        rows = rr.find_requests(subject="Michael Jordan")
+        assert sorted(row["commit_id"] for row in rows) == sorted([c2, picked])

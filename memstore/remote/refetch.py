@@ -17,7 +17,9 @@ download, even from a folder (benchmarks/README.md, "fetch --refetch"). A remote
 that is corrupt too, or one the remote lacks, is never written: it is listed, with why.
 A request list restored under an indexed commit gets its request rows written again in the
 fetch's transaction (`Refetched.reindexed`: `fsck --repair` indexed the commit without the
-facts of a list it could not read), so that fsck is clean without another repair.
+facts of a list it could not read), so that fsck is clean without another repair; under a
+commit the remote's history does not reach too (a cherry-pick on a branch never pushed
+holds the list of the commit it copied), where its rows fall short of its record.
 
 Nothing is written until every object has been checked, and nothing is read or written
 through a symbolic link in the object store (UnsafePathError, before the first write). A commit neither side holds intact cannot be
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 
 from ..errors import MemstoreError
 from ..store.commits import Commit
+from ..store.index import short_of_requests
 from ..store.maintenance import rehash
 from ..store.objects import (
     CorruptObjectError,
@@ -87,10 +90,28 @@ def refetch_objects(repo: Repository, transport: Transport, tips: Iterable[str],
     out.unindexed = [c for c in commits if c.id in pending and c.id not in arriving
                      and not repo.has_commit(c.id)]
     _restore(repo, transport, bad, out)
-    restored = set(out.restored)
-    out.reindexed = [(c, i) for c in commits if c.id not in arriving and repo.has_commit(c.id)
-                     for i, s in enumerate(c.update_sets) if s.requests in restored]
+    out.reindexed = _reindexed(repo, commits, arriving, set(out.restored))
     return out
+
+
+def _reindexed(repo: Repository, walked: list[Commit], arriving: dict[str, Commit],
+               restored: set[str]) -> list[tuple[Commit, int]]:
+    """(commit, set index) of each update set of an indexed commit whose request list is
+    among `restored`: of the commits `walked`, and of those the remote's history does not
+    reach whose request rows fall short of their records (a cherry-pick on a branch never
+    pushed holds the request list of the commit it copied: `fsck --repair` left both
+    without its rows)."""
+    if not restored:
+        return []
+    here = {c.id: c for c in walked if c.id not in arriving and repo.has_commit(c.id)}
+    for cid in short_of_requests(repo.store):
+        if cid not in here and cid not in arriving:
+            try:
+                here[cid] = repo.get_commit(cid)
+            except MemstoreError:  # a record damaged here: fsck names it
+                continue
+    return [(c, i) for c in here.values() for i, s in enumerate(c.update_sets)
+            if s.requests in restored]
 
 
 def _walk(repo: Repository, transport: Transport, tips: list[str],

@@ -81,6 +81,15 @@ def reindex_requests(store: Storage, commit_id: str, set_index: int,
     index_requests(store, commit_id, set_index, requests)
 
 
+def short_of_requests(store: Storage) -> list[str]:
+    """The indexed commits with fewer (or more) request rows than their records count:
+    those with an update set `fsck --repair` indexed without the facts of a request list
+    it could not read."""
+    return [r["id"] for r in store.db.query(
+        "select id from commits where n_requests != "
+        "(select count(*) from requests where commit_id = commits.id) order by id")]
+
+
 def commit_row(store: Storage, commit_id: str) -> dict[str, Any] | None:
     rows = list(store.db.query("select * from commits where id = ?", [commit_id]))
     return rows[0] if rows else None
