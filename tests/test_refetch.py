@@ -361,3 +361,26 @@ def test_requests_of_a_commit_the_remote_does_not_reach_are_indexed_again_too(pu
     with Repository.open(repo) as rr:
         rows = rr.find_requests(subject="Michael Jordan")
         assert sorted(row["commit_id"] for row in rows) == sorted([c2, picked])
+
+
+@pytest.mark.parametrize("what", ["delta", "commit"])
+def test_a_plain_fetch_neither_reads_nor_writes_through_a_link_at_an_objects_name(
+        base, pushed, tmp_path, what):
+    """A symbolic link planted at the name of an object a plain fetch brings (the tip's
+    record, or its ΔW), naming a file outside the repository that holds the object's very
+    bytes: hashed through the link, it would pass for the object and the commit be indexed
+    over a link out of .memstore/; written through, the file outside would change. Refused
+    in one line, nothing written here or there, the link left for fsck to name."""
+    src, url = pushed
+    oid = _ids(src)[what]
+    fresh = copy_repo(empty_template(base), tmp_path / "fresh")
+    ok("remote", "add", "origin", url, cwd=fresh)
+    outside = tmp_path / "outside"
+    outside.write_bytes(_path(src, oid).read_bytes())
+    link = _path(fresh, oid)
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    before = snapshot(fresh)
+    error_line(run("fetch", cwd=fresh), 1, f"{link} is a symbolic link; memstore never writes")
+    assert snapshot(fresh) == before
+    assert link.is_symlink() and outside.read_bytes() == _path(src, oid).read_bytes()
