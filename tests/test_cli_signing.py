@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import tempfile
+import time
 
 import pytest
 from cli_support import (
@@ -382,3 +384,57 @@ def test_a_merge_or_pull_that_writes_no_commit_needs_no_key_nor_a_signed_tip(rep
         before = snapshot(repo)
         error_line(run(*args, cwd=repo), 1, "no readable file there")
         assert snapshot(repo) == before
+
+
+@pytest.fixture
+def agent(tmp_path, monkeypatch, keys):
+    """An ssh-agent of this test's own, holding alice's key (SSH_AUTH_SOCK set to it)."""
+    sock = tmp_path / "agent.sock"
+    proc = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(500):
+            if sock.exists():
+                break
+            time.sleep(0.01)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        subprocess.run(["ssh-add", "-q", str(keys["alice"][0])], check=True,
+                       capture_output=True)
+        yield sock
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def test_a_literal_signing_key_as_git_s_signs_with_the_key_in_ssh_agent(repo, keys, base,
+                                                                        tmp_path, agent,
+                                                                        monkeypatch):
+    """git's user.signingkey may be the public key itself ("ssh-ed25519 AAAA…", or
+    "key::…"), its private half in ssh-agent (git writes it to a temporary file and signs
+    with -U): memstore took it for a path, and every commit under such a git config's
+    commit.gpgsign was refused ('no readable file there'); `memstore config` made a path of
+    it. Signed now as git signs, the key file in a private temporary folder removed after."""
+    pub = {who: " ".join((keys[who][0].parent / f"{who}.pub").read_text().split()[:2])
+           for who in ("alice", "mallory")}
+    (tmp_path / "gitconfig").write_text(
+        f"[gpg]\n\tformat = ssh\n[user]\n\tsigningkey = {pub['alice']}\n"
+        f"[gpg \"ssh\"]\n\tallowedSignersFile = {keys['allowed']}\n")
+    signed = last_line(ok("commit", facts_files(base)["a"], "-S", cwd=repo))
+    assert [v["status"] for v in verified(repo, signed)] == ["good"]
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    record = {"format": 1, "parents": [], "message": "m", "time": 1.5}
+    for who, status in (("alice", "good"), ("mallory", None)):
+        ok("config", "user.signingkey", f"key::{pub[who]}", cwd=repo)
+        with Repository.open(repo) as store:
+            assert signing.get(store.db, signing.KEY) == f"key::{pub[who]}"  # no path
+            sign = signing.signer(store.db, True)
+            if status is None:  # a key no agent holds: one line, at the write, as git's
+                with pytest.raises(signing.SigningError, match="Couldn't find key in agent"):
+                    sign(signing.payload(record))
+            else:
+                verdict = signing.verify(store.db, dict(
+                    record, signature=sign(signing.payload(record))))
+                assert (verdict.status, verdict.fingerprint) == (status, keys[who][1])
+        assert list(temp.iterdir()) == []  # the key file's folder removed

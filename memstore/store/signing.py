@@ -7,7 +7,8 @@ not verify as a git one, nor the reverse) over the record's canonical bytes with
 key; the id covers the signature, so push, fetch and clone carry it as any record.
 
 Who signs: `user.signingkey`, a path to an SSH private key (or a public key whose private
-half is in ssh-agent), as git's. Who is trusted: `gpg.ssh.allowedSignersFile`, the
+half is in ssh-agent), or git's literal key ("key::ssh-ed25519 AAAA…", or one starting
+"ssh-": the public key itself, its private half in ssh-agent), as git's. Who is trusted: `gpg.ssh.allowedSignersFile`, the
 allowed-signers file of `man ssh-keygen` ("PRINCIPAL KEYTYPE KEY" a line), as git's.
 Whether commands sign: `commit.gpgsign` (`-S` / `--no-gpg-sign` decide for one command).
 Each is read from the repository's config (`memstore config KEY VALUE`), else from git's
@@ -21,7 +22,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,7 +113,8 @@ def changed(db: Database, key: str, value: str) -> dict[str, str]:
     if value == "":
         stored.pop(key, None)
     else:
-        stored[key] = os.path.abspath(os.path.expanduser(value)) if key != GPGSIGN else value
+        stored[key] = (value if key == GPGSIGN or (key == KEY and literal_key(value))
+                       else os.path.abspath(os.path.expanduser(value)))
     return stored
 
 
@@ -140,16 +143,45 @@ def _ssh_keygen() -> str:
     return found
 
 
-def _path(db: Database, key: str) -> Path:
+def _configured(db: Database, key: str) -> str:
     value = get(db, key)
     if not value:
         how = ("`memstore config user.signingkey PATH` (an SSH key)" if key == KEY else
                "`memstore config gpg.ssh.allowedSignersFile PATH`")
         raise SigningError(f"no {key} configured: set it with {how}")
+    return value
+
+
+def _path(db: Database, key: str, value: str | None = None) -> Path:
+    value = _configured(db, key) if value is None else value
     path = Path(os.path.expanduser(value))
     if not path.is_file() or not os.access(path, os.R_OK):
         raise SigningError(f"{key} {value}: no readable file there")
     return path
+
+
+def literal_key(value: str) -> str | None:
+    """The public key a user.signingkey of git's literal form holds ("key::ssh-ed25519 AAAA…",
+    or one starting "ssh-": git's is_literal_ssh_key), whose private half is in ssh-agent;
+    None for a path."""
+    if value.startswith("key::"):
+        return value[len("key::"):]
+    return value if value.startswith("ssh-") else None
+
+
+@contextmanager
+def _key_file(db: Database, value: str) -> Iterator[tuple[Path, list[str]]]:
+    """The key file to hand ssh-keygen and the options it needs: a path's file, or a
+    literal key written (as git writes it) into a private temporary folder, removed after,
+    with -U (the key is in ssh-agent)."""
+    literal = literal_key(value)
+    if literal is None:
+        yield _path(db, KEY, value), []
+        return
+    with tempfile.TemporaryDirectory(prefix="memstore-key-") as tmp:
+        path = Path(tmp) / "signing_key.pub"
+        path.write_text(literal.strip() + "\n", encoding="utf-8")
+        yield path, ["-U"]
 
 
 def signer(db: Database, override: bool | None) -> Callable[[bytes], str] | None:
@@ -157,16 +189,20 @@ def signer(db: Database, override: bool | None) -> Callable[[bytes], str] | None
     they are not); its key checked here, before any work."""
     if not wanted(db, override):
         return None
-    key, keygen = _path(db, KEY), _ssh_keygen()
-    r = _run([keygen, "-l", "-f", str(key)], b"")  # a key at all: said before any work
+    value = _configured(db, KEY)
+    with _key_file(db, value) as (key, _):
+        keygen = _ssh_keygen()
+        r = _run([keygen, "-l", "-f", str(key)], b"")  # a key at all: said before any work
     if r.returncode != 0:
-        raise SigningError(f"{KEY} {key}: not an SSH key ssh-keygen can read ({_said(r)})")
+        raise SigningError(f"{KEY} {value}: not an SSH key ssh-keygen can read ({_said(r)})")
 
     def sign(payload: bytes) -> str:
-        r = _run([keygen, "-Y", "sign", "-f", str(key), "-n", NAMESPACE], payload)
+        with _key_file(db, value) as (key, options):
+            r = _run([keygen, "-Y", "sign", "-f", str(key), *options, "-n", NAMESPACE],
+                     payload)
         text = r.stdout.decode("ascii", "replace")
         if r.returncode != 0 or "BEGIN SSH SIGNATURE" not in text:
-            raise SigningError(f"ssh-keygen could not sign with {KEY} {key}: "
+            raise SigningError(f"ssh-keygen could not sign with {KEY} {value}: "
                                f"{_said(r)}")
         return text.strip() + "\n"
 
