@@ -32,6 +32,7 @@ from cli_support import (
     ok,
 )
 from crash_points import orphans, self_kill_at
+from fork_locks import reap
 
 from memstore.models.hashing import tensor_sha256
 from memstore.store import porcelain
@@ -109,7 +110,7 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(base, tmp_path):
         if how == "random":
             time.sleep(rng.uniform(0.0, 0.5))
             os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
+        [status] = reap([pid], timeout=120)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
         seen.append(check(repo))
     # the kills landed in every phase: between an object's write and its rename (temp
@@ -120,12 +121,14 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(base, tmp_path):
     assert check(repo) == {**seen[-1], "orphans": 0, "temp_files": 0}
 
 
-def _waiting_committer(repo: Path, file: Path, name: str, go: int, out: Path, err: Path
-                       ) -> int:
-    """A forked child that waits for a byte on the pipe `go`, then runs `memstore commit`
-    (stdout to `out`, stderr to `err`) and exits with its status. Forked before the test
-    takes the lock: a child forked while the test holds it would hold the test's flock
-    too (the descriptor it inherits), and the lock would not drop when the test lets go."""
+def _waiting_committer(repo: Path, file: Path, name: str, pipe: tuple[int, int], out: Path,
+                       err: Path) -> int:
+    """A forked child that waits for a byte on the pipe `pipe` (read end, write end), then
+    runs `memstore commit` (stdout to `out`, stderr to `err`) and exits with its status;
+    the pipe closed with nothing written, it exits (status 3) without committing. Forked
+    before the test takes the lock: a child forked while the test holds it would hold the
+    test's flock too (the descriptor it inherits), and the lock would not drop when the
+    test lets go."""
     pid = os.fork()
     if pid != 0:
         return pid
@@ -133,12 +136,16 @@ def _waiting_committer(repo: Path, file: Path, name: str, go: int, out: Path, er
     try:
         from cli.main import cli
 
+        go, start = pipe
+        os.close(start)  # (its own copy of the write end would keep its read from ending)
+
         for fd, path in ((1, out), (2, err)):
             os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
         # pytest's capture replaced sys.stdout and sys.stderr: the files, line-buffered
         sys.stdout, sys.stderr = (open(fd, "w", buffering=1, closefd=False)  # noqa: SIM115
                                   for fd in (1, 2))  # (until os._exit below)
-        os.read(go, 1)
+        if not os.read(go, 1):
+            raise RuntimeError("the test stopped before it let the child commit")
         cli.main(["-C", str(repo), "commit", str(file), "-m", f"facts {name}"],
                  standalone_mode=False)
         code = 0
@@ -160,7 +167,7 @@ def test_two_concurrent_commits_lose_no_update(base, tmp_path):
     first = last_line(ok("commit", files["a"], "-m", "facts a", cwd=repo))
     outs, errs = [tmp_path / "out1", tmp_path / "out2"], [tmp_path / "err1", tmp_path / "err2"]
     go, start = os.pipe()
-    pids = [_waiting_committer(repo, files[k], k, go, out, err)
+    pids = [_waiting_committer(repo, files[k], k, (go, start), out, err)
             for k, out, err in zip("bc", outs, errs)]
     os.close(go)
     done: dict[int, int] = {}
@@ -182,7 +189,7 @@ def test_two_concurrent_commits_lose_no_update(base, tmp_path):
                 time.sleep(0.05)
     finally:
         os.close(start)
-        statuses = [done[p] if p in done else os.waitpid(p, 0)[1] for p in pids]
+        statuses = reap(pids, timeout=120, done=done)  # one that hangs: killed, and fails
     assert [os.waitstatus_to_exitcode(s) for s in statuses] == [0, 0], \
         [e.read_text() for e in errs]
     ids = [o.read_text().strip().splitlines()[-1] for o in outs]

@@ -1,11 +1,16 @@
-"""A forked child killed while it holds tqdm's lock does not hold the test process
-(tests/fork_locks.py, imported by conftest)."""
+"""A forked child killed while it holds tqdm's lock does not hold the test process, a forked
+child computes on one thread where the test process ran on two, and a child that hangs
+fails its test in its time (tests/fork_locks.py, imported by conftest)."""
 from __future__ import annotations
 
 import os
 import signal
 import threading
+import time
 
+import pytest
+import torch
+from fork_locks import reap
 from tqdm.auto import tqdm
 
 
@@ -23,3 +28,48 @@ def test_a_child_killed_holding_tqdms_lock_leaves_the_parents_bars_free():
                               daemon=True)
     thread.start()
     assert made.wait(10), "a bar in the test process waits on the killed child's lock"
+
+
+
+def test_a_child_forked_after_operations_on_two_threads_computes():
+    """The test process runs an operation on two threads (GNU OpenMP's pool made), then
+    forks: the child's operations run (on one thread), where on two they waited for the
+    pool's threads, which are not in the child, for ever."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = torch.randn(2_000_000)
+        (x * 2).exp()  # on two threads
+        pid = os.fork()
+        if pid == 0:
+            code = 3
+            try:
+                (x * 2).exp().sum()
+                code = 0 if torch.get_num_threads() == 1 else 4
+            finally:
+                os._exit(code)
+    finally:
+        torch.set_num_threads(threads)
+    [status] = reap([pid], timeout=20)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_child_that_hangs_is_killed_and_fails_the_wait_in_its_time():
+    """reap() on a child that hangs and one that exits: an AssertionError naming the one
+    that hangs once the timeout is past (where waitpid waited for ever), that one killed
+    and reaped, the other's status kept."""
+    hung = os.fork()
+    if hung == 0:
+        time.sleep(600)
+        os._exit(0)
+    quick = os.fork()
+    if quick == 0:
+        os._exit(5)
+    done: dict[int, int] = {}
+    t0 = time.monotonic()
+    with pytest.raises(AssertionError, match=rf"\[{hung}\] still running after 1 s"):
+        reap([quick, hung], timeout=1, done=done)
+    assert time.monotonic() - t0 < 10
+    assert os.waitstatus_to_exitcode(done[quick]) == 5
+    with pytest.raises(ChildProcessError):  # killed and reaped: no zombie left
+        os.waitpid(hung, os.WNOHANG)
