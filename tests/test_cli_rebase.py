@@ -425,3 +425,39 @@ def test_damaged_rows_in_either_history_refuse_it_with_nothing_changed(history, 
     error_line(run("rebase", "main", cwd=repo_dir), 1,
                f"commit {d[:12]} is named but not in the index; run `memstore fsck`")
     assert snapshot(repo_dir) == damaged
+
+
+def test_the_plan_holds_one_state_of_live_facts_not_one_a_pick(monkeypatch):
+    """_plan on 5,000 live facts and 100 picks of one new fact each (the repository and
+    pick_facts faked: the plan reads facts alone): at its peak it holds about two copies of
+    the live facts, where keeping the state each pick lands on held one a pick (100 here;
+    at 100,000 live facts about 5 MB a pick). It returns UPSTREAM's live facts, in their
+    order, and each pick's facts; the rebase makes each landing state from them."""
+    import tracemalloc
+    from types import SimpleNamespace
+
+    from memstore.editing.requests import Request, fact_key
+    from memstore.store import rebase as rebase_module
+    from memstore.store.history import LiveFact
+
+    live = [LiveFact(Request(f"s{i}", "{} is", "x"), "c", 0, i) for i in range(5000)]
+    repo = SimpleNamespace(facts_at=lambda rev: live)
+    picks = [SimpleNamespace(id=f"p{i}") for i in range(100)]
+    monkeypatch.setattr(rebase_module, "pick_facts", lambda repo, c, here, taken_out: (
+        [LiveFact(Request(c.id, "{} is", "y"), c.id, 0, 0)], []))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        one = {fact_key(f.request): f for f in live}
+        size = tracemalloc.get_traced_memory()[0] - before
+        del one
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        start, planned = rebase_module._plan(repo, picks, "onto", "main", {})
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * size, (peak, size)
+    assert list(start.values()) == live
+    assert [[f.request.subject for f in facts] for facts in planned] == \
+        [[c.id] for c in picks]
