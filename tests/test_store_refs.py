@@ -307,3 +307,35 @@ def test_a_branch_a_thousand_levels_deep_is_checked_against_the_folders_above_it
     refs.check_new_name(HEADS + "/".join(["b"] * 1000))  # b/ab starts it, holds no b/b
     refs.check_new_name(HEADS + "b/a")
     refs.check_new_name(HEADS + "a/a", ignoring=HEADS + "a/a")  # a rename's own old name
+
+
+def test_the_folder_check_is_the_per_level_rule_for_wildcards_case_and_unicode(tmp_path):
+    """The folder check (one query since d32f8cb, one parameter a level before it) refuses a
+    new branch exactly where a branch here is a folder of it, or it a folder of a branch:
+    SQL's LIKE wildcards ('%', '_') match only themselves, case and accents are told apart
+    (a case twin is a check of its own), a branch that only starts like a component ('b/ab'
+    beside 'b/a') is none, nor one sorted inside the range the query reads ('a-b' and
+    'a.b' sort between 'a' and 'a/…')."""
+    db = open_index(tmp_path / "index.db", create=True)
+    refs = Refs(db)
+    here = ["a%", "x_/y", "b/ab", "é", "Ünï/cödé", "a-b", "a.b", "q/r/s", "100%/t"]
+    with transaction(db):
+        for name in here:
+            refs.update(HEADS + name, "0" * 64, None)
+    tries = ["a%/b", "ab/c", "a/b", "aa%/b", "x_", "x/y", "xy/y", "x_/y/z", "x%/y/z",
+             "b/a", "b/ab/c", "b/a_", "b/a%/c", "é/x", "e/x", "Ünï", "Ünï/cödé/x", "Üni/x",
+             "a/x", "a-b/x", "a.b/x", "a-/x", "q", "q/r", "q/r/s/t", "q/r_", "100%",
+             "100_/t/u", "10%/t", "100%/t/u/v", "a%b/c", "q/r/st", "Ünï/cödéx/y"]
+
+    def folder_of(a: str, b: str) -> bool:
+        return b.startswith(a + "/")
+
+    for name in tries:
+        clashing = sorted(r for r in here if folder_of(r, name) or folder_of(name, r))
+        try:
+            refs.check_new_name(HEADS + name)
+        except ValidationError as e:
+            assert "the folder of another" in str(e) and clashing, (name, str(e))
+            assert re.search(r"branch '(.*)' exists", str(e))[1] in clashing, (name, str(e))
+        else:
+            assert not clashing, name
