@@ -121,3 +121,71 @@ def test_a_damaged_commit_record_is_one_line(history, damage):
         line = (f"commit {c2[:12]}: unreadable record (object {c2} is corrupt (its content "
                 "does not match its name))")
         assert r.exit_code == 1 and r.stdout.splitlines() == [line], r.output
+
+
+def test_quick_fsck_after_a_repair_names_the_corrupt_record_it_kept_entries_of(history):
+    """C3 named by the reflog alone (main reset to C2), its record corrupt: `fsck --repair`
+    leaves C3 out and keeps the entries naming it (08baf5f). `fsck --quick` then named
+    each entry, 'not in the repository; `memstore gc` (or `memstore fsck --repair`) drops
+    it', where the repair keeps it (a loop); it now hashes that one record and says what
+    fsck says, the object's one line; after gc, both are clean."""
+    repo, (_, c2, c3) = history
+    ok("reset", c2[:12], cwd=repo)
+    path = repo / ".memstore" / "objects" / c3[:2] / c3[2:]
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[10] ^= 1
+    path.write_bytes(bytes(data))
+    said = [f"object {c3} is corrupt (its content does not match its name)"]
+    r = run("fsck", "--repair", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines()[-1] == said[0], r.output
+    assert c3 in logged(repo)  # kept
+    for args in (["fsck"], ["fsck", "--quick"]):
+        r = run(*args, cwd=repo)
+        assert r.exit_code == 1 and r.stdout.splitlines() == said, (args, r.output)
+    ok("gc", cwd=repo)
+    assert c3 not in logged(repo)
+    for args in (["fsck"], ["fsck", "--quick"]):
+        assert ok(*args, cwd=repo).stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("ref, symbolic", [("HEAD", "refs/tags/x"),
+                                           ("refs/heads/main", "refs/heads/main")])
+def test_a_bad_symbolic_ref_is_one_line_with_the_repair(history, ref, symbolic):
+    """A symbolic ref row no command reads (HEAD on a tag's name, a branch made symbolic):
+    fsck said 'bad symbolic target' with no way out and, on a second line, 'no up-to-date
+    snapshot (`memstore fsck --repair` writes one)'. The repair, which takes the refs from
+    the snapshot, is its one way: one line names it, and it mends it, the reflog kept."""
+    repo, (_, _, c3) = history
+    head = logged(repo)
+    sql(repo, "update refs set symbolic = ? where name = ?", symbolic, ref)
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines() == [
+        (f"ref {ref}: bad symbolic target {symbolic!r}; `memstore fsck --repair` takes the "
+         "refs from the newest snapshot")], r.output
+    ok("fsck", "--repair", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert logged(repo) == head and logged(repo, "main")[0] == c3
+
+
+def test_gc_refuses_a_folder_it_would_delete_and_changes_nothing(history):
+    """A folder at the record path of C3, which only the reflog names (main reset to C2):
+    gc deleted the index rows and the reflog entries naming C3 in its transaction, then
+    failed on the folder ('Is a directory: PATH', exit 1): a change made, and no way named.
+    Now it refuses first, in the words of fsck's line, and changes nothing; once the folder
+    is removed, gc runs."""
+    repo, (_, c2, c3) = history
+    ok("reset", c2[:12], cwd=repo)
+    path = repo / ".memstore" / "objects" / c3[:2] / c3[2:]
+    path.chmod(0o644)
+    path.unlink()
+    (path / "mine").mkdir(parents=True)
+    before = snapshot(repo)
+    for args in (["gc"], ["gc", "--dry-run"]):
+        error_line(run(*args, cwd=repo), 1,
+                   f"gc refused: object {c3}: {path} is a folder where an object belongs; "
+                   "memstore does not delete a folder: remove it; nothing was changed")
+        assert snapshot(repo) == before and path.is_dir()
+    shutil.rmtree(path)
+    ok("gc", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok" and c3 not in logged(repo)

@@ -142,6 +142,14 @@ def gc(store: Storage, refs: Refs, lock: Callable[[], AbstractContextManager[Non
             if not _is_object_id(oid):
                 raise DamagedIndexError(_no_object(oid))
         dead_objects = sorted((set(store.objects.iter()) - keep) | indexed - keep)
+        if isinstance(store.objects, DiskObjectStore):
+            # a folder at an object's path, which nothing keeps: memstore deletes no folder,
+            # and finding it mid-way would leave its row (and those before it) deleted
+            for oid in dead_objects:
+                if store.objects.is_folder(oid):
+                    raise MemstoreError(
+                        f"gc refused: {folder_message(oid, store.objects.path(oid))}; "
+                        "nothing was changed")
         freed = sum(store.objects.size(o) for o in dead_objects if store.objects.contains(o))
         temps = store.objects.temp_files() if isinstance(store.objects, DiskObjectStore) else []
         if dry_run:
@@ -290,6 +298,16 @@ def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str
     # an entry naming a commit whose record is here damaged, or that a ref names, is that
     # object's or that ref's line (fsck --repair keeps the entry: the commit may come back)
     named = {r["target"] for r in store.db.query("select target from refs")}
+    if not verify:  # (with it, every object here was hashed)
+        # a commit an entry names, not indexed but here: its record may be corrupt (left
+        # out by `fsck --repair`, which keeps the entry): hashed, so that --quick says what
+        # fsck says, not that the repair drops the entry
+        here = {row["new"] for row in reflog.rows(store.db) if reflog.malformed(row) is None
+                and row["new"] not in rows and row["new"] in present
+                and row["new"] not in corrupt}
+        _, bad = rehash(objects, here)
+        corrupt = corrupt | bad
+        problems.extend(corrupt_message(oid) for oid in sorted(bad))
     problems.extend(reflog.problems(store.db,
                                     lambda c: c in rows or c in corrupt or c in named))
     return problems
@@ -506,7 +524,9 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
     for r in current:
         if r["symbolic"] is not None:
             if r["name"] != HEAD or not str(r["symbolic"]).startswith(HEADS):
-                out.append(f"ref {r['name']}: bad symbolic target {r['symbolic']!r}")
+                stuck += 1  # no command reads it either: the same one way out
+                out.append(f"ref {r['name']}: bad symbolic target {str(r['symbolic'])[:80]!r}"
+                           + repair)
         elif not (isinstance(r["target"], str) and OBJECT_ID.fullmatch(r["target"])):
             stuck += 1
             out.append(f"ref {r['name']} holds {str(r['target'])[:80]!r}, not a commit id"
