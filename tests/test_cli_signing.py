@@ -438,3 +438,10 @@ def test_a_literal_signing_key_as_git_s_signs_with_the_key_in_ssh_agent(repo, ke
                     record, signature=sign(signing.payload(record))))
                 assert (verdict.status, verdict.fingerprint) == (status, keys[who][1])
         assert list(temp.iterdir()) == []  # the key file's folder removed
+
+
+def test_config_help_names_the_signing_settings():
+    """`config KEY VALUE` takes the three signing settings (README's config row), and
+    `config --help` listed the editor's and the runtime's only."""
+    text = ok("config", "--help").stdout
+    assert [k for k in signing.KEYS if f"  {k} " not in text] == []

@@ -74,7 +74,15 @@ Where the model runs (not recorded in commits; the command line's --device, --dt
 --device-map and MEMSTORE_DEVICE, MEMSTORE_DTYPE, MEMSTORE_DEVICE_MAP win over these):
   device           cpu | cuda | cuda:N | mps | auto
   dtype            float32 | bfloat16 | float16 (the model weights')
-  device_map       auto | balanced | sequential | FILE.json | none"""
+  device_map       auto | balanced | sequential | FILE.json | none
+
+\b
+Signed commits (README: Signed commits; read from git's config where unset here, and
+not listed with the settings above; "" unsets one):
+  user.signingkey  the SSH key that signs: a path, or git's literal "key::ssh-… AAAA…"
+                   (its private half in ssh-agent)
+  gpg.ssh.allowedSignersFile  the keys trusted, one "PRINCIPAL KEYTYPE KEY" a line
+  commit.gpgsign   true | false: every command that writes a commit signs it"""
 
 
 @click.command()
