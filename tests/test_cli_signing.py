@@ -313,9 +313,9 @@ def test_verify_commit_of_an_object_that_is_no_commit_record_is_damage(repo):
             error_line(run(*args, cwd=repo), 1, f"object {oid} is not a")
 
 
-def _signed_record(key, namespace="memstore"):
+def _signed_record(key, namespace="memstore", when=1.5):
     """A record (verify reads no other field of it) signed as commit -S signs one."""
-    record = {"format": 1, "parents": [], "message": "m", "time": 1.5}
+    record = {"format": 1, "parents": [], "message": "m", "time": when}
     signature = subprocess.run([KEYGEN, "-Y", "sign", "-f", str(key), "-n", namespace],
                                input=signing.payload(record), capture_output=True,
                                check=True).stdout.decode()
@@ -445,3 +445,22 @@ def test_config_help_names_the_signing_settings():
     `config --help` listed the editor's and the runtime's only."""
     text = ok("config", "--help").stdout
     assert [k for k in signing.KEYS if f"  {k} " not in text] == []
+
+
+def test_a_key_bounded_in_time_is_judged_at_the_commit_s_time_as_git(repo, keys):
+    """A key the allowed-signers file bounds with valid-before (a key retired in a
+    rotation): git's verify-commit judges each commit at its committer time
+    (-Overify-time), so the commits it signed while valid stay good; memstore judged them
+    at the moment it checked, and every one said "not in the allowed signers"."""
+    alice_pub = " ".join((keys["alice"][0].parent / "alice.pub").read_text().split()[:2])
+    configure(repo, keys)
+    keys["allowed"].write_text(
+        f'alice@example.org valid-after="20200101",valid-before="20250101" {alice_pub}\n')
+    day = 86400
+    cases = {1718000000.0: "good",  # 2024-06-10, inside the window
+             1735689600.0 + 30 * day: "not-allowed",  # 2025-01-31, after it
+             1577836800.0 - 30 * day: "not-allowed"}  # 2019-12-02, before it
+    with Repository.open(repo) as store:
+        got = {when: signing.verify(store.db, _signed_record(keys["alice"][0], when=when))
+               .status for when in cases}
+    assert got == cases

@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time as clock
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -242,24 +243,39 @@ def verify(db: Database, record: dict[str, Any]) -> Verdict:
     allowed, keygen = _path(db, ALLOWED), _ssh_keygen()
     data = payload(record)
     refused = None
+    at = _verify_time(record.get("time"))
     with tempfile.TemporaryDirectory(prefix="memstore-sig-") as tmp:
         sig = Path(tmp) / "commit.sig"
         sig.write_text(signature, encoding="utf-8")
-        found = _run([keygen, "-Y", "find-principals", "-s", str(sig), "-f", str(allowed)], b"")
+        found = _run([keygen, "-Y", "find-principals", "-s", str(sig), "-f", str(allowed),
+                      *at], b"")
         principals = [x for x in found.stdout.decode("utf-8", "replace").splitlines()
                       if x.strip()] if found.returncode == 0 else []
         for principal in principals:
             r = _run([keygen, "-Y", "verify", "-f", str(allowed), "-I", principal, "-n",
-                      NAMESPACE, "-s", str(sig)], data)
+                      NAMESPACE, "-s", str(sig), *at], data)
             if r.returncode == 0:
                 return Verdict(GOOD, principal, _fingerprint(r))
             refused = refused or _why(r)
         # no allowed key made it (or it does not verify): is it a good signature at all?
-        r = _run([keygen, "-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sig)], data)
+        r = _run([keygen, "-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sig), *at],
+                 data)
     if r.returncode != 0:
         return Verdict(BAD)
     return Verdict(NOT_ALLOWED, None, _fingerprint(r),
                    (refused or "ssh-keygen refused it") if principals else None)
+
+
+def _verify_time(when: Any) -> list[str]:
+    """ssh-keygen's -Overify-time at the commit's time (its committer's), local time as git
+    passes it: a key the allowed-signers file bounds with valid-after/valid-before is judged
+    at the time the commit says it was made, so that a key retired since still vouches for
+    the commits it signed while it was valid, as git's verify-commit judges them."""
+    try:
+        text = clock.strftime("%Y%m%d%H%M%S", clock.localtime(float(when)))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return []
+    return [f"-Overify-time={text}"] if len(text) == 14 else []
 
 
 def _why(r: subprocess.CompletedProcess[bytes]) -> str | None:
