@@ -20,6 +20,7 @@ from cli_support import (
 from remote_support import remote_files, tamper
 
 from memstore.remote.layout import object_path
+from memstore.store import writer
 from memstore.store.objects import DiskObjectStore, hash_bytes
 from memstore.store.repository import Repository
 
@@ -384,3 +385,36 @@ def test_a_plain_fetch_neither_reads_nor_writes_through_a_link_at_an_objects_nam
     error_line(run("fetch", cwd=fresh), 1, f"{link} is a symbolic link; memstore never writes")
     assert snapshot(fresh) == before
     assert link.is_symlink() and outside.read_bytes() == _path(src, oid).read_bytes()
+
+
+def test_a_refetch_killed_before_its_index_transaction_is_finished_by_the_next(pushed,
+                                                                              monkeypatch):
+    """A refetch restores a request list (durable), then indexes its rows in the fetch's
+    one transaction: killed in between, the list is intact and its rows still missing. The
+    next `fetch --refetch` found nothing to restore and wrote no row, so fsck kept naming
+    the rows ('0 rows, 1 requests') after the retry; it now writes the rows of a set that
+    falls short of its record, and only those."""
+    repo, _ = pushed
+    with Repository.open(repo) as r:
+        requests = r.get_commit(r.resolve("HEAD~1")).update_sets[0].requests
+    _flip(_path(repo, requests))
+    assert run("fsck", "--repair", cwd=repo).exit_code == 1
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed before the index transaction")
+
+    monkeypatch.setattr(writer, "add_commits", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        run("fetch", "--refetch", cwd=repo)
+    monkeypatch.undo()
+    assert _sound(repo, requests)
+    with Repository.open(repo) as rr:
+        assert rr.find_requests(subject="Michael Jordan") == []
+        others = sorted(map(repr, rr.db.query("select rowid, * from requests")))
+    r = ok("fetch", "--refetch", "--json", cwd=repo)
+    assert json.loads(r.stdout)["refetch"]["restored"] == []
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    with Repository.open(repo) as rr:
+        assert len(rr.find_requests(subject="Michael Jordan")) == 1
+        after = set(map(repr, rr.db.query("select rowid, * from requests")))
+        assert set(others) <= after  # the other sets' rows untouched, rowids too

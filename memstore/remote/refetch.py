@@ -19,7 +19,9 @@ A request list restored under an indexed commit gets its request rows written ag
 fetch's transaction (`Refetched.reindexed`: `fsck --repair` indexed the commit without the
 facts of a list it could not read), so that fsck is clean without another repair; under a
 commit the remote's history does not reach too (a cherry-pick on a branch never pushed
-holds the list of the commit it copied), where its rows fall short of its record.
+holds the list of the commit it copied), where its rows fall short of its record; and a
+set short of its rows whose list reads now (a refetch killed after its restore, before that
+transaction) gets them from the next refetch.
 
 Nothing is written until every object has been checked, and nothing is read or written
 through a symbolic link in the object store (UnsafePathError, before the first write). A commit neither side holds intact cannot be
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field
 
 from ..errors import MemstoreError
 from ..store.commits import Commit
-from ..store.index import short_of_requests
+from ..store.index import request_counts, short_of_requests
 from ..store.maintenance import rehash
 from ..store.objects import (
     CorruptObjectError,
@@ -98,20 +100,25 @@ def _reindexed(repo: Repository, walked: list[Commit], arriving: dict[str, Commi
                restored: set[str]) -> list[tuple[Commit, int]]:
     """(commit, set index) of each update set of an indexed commit whose request list is
     among `restored`: of the commits `walked`, and of those the remote's history does not
-    reach whose request rows fall short of their records (a cherry-pick on a branch never
-    pushed holds the request list of the commit it copied: `fsck --repair` left both
-    without its rows)."""
-    if not restored:
-        return []
+    reach (a cherry-pick on a branch never pushed holds the request list of the commit it
+    copied: `fsck --repair` left both without its rows). Of a commit whose request rows fall
+    short of its record, each set short of its rows too: a refetch killed after it restored
+    the list, before the index transaction, left its rows out, and the list is intact now
+    (a list that still does not read is left by the writer: fsck names it)."""
     here = {c.id: c for c in walked if c.id not in arriving and repo.has_commit(c.id)}
+    short: dict[str, dict[int, int]] = {}
     for cid in short_of_requests(repo.store):
-        if cid not in here and cid not in arriving:
+        if cid in arriving:
+            continue
+        if cid not in here:
             try:
                 here[cid] = repo.get_commit(cid)
             except MemstoreError:  # a record damaged here: fsck names it
                 continue
+        short[cid] = request_counts(repo.store, cid)
     return [(c, i) for c in here.values() for i, s in enumerate(c.update_sets)
-            if s.requests in restored]
+            if s.requests in restored
+            or (c.id in short and short[c.id].get(i, 0) != s.n)]
 
 
 def _walk(repo: Repository, transport: Transport, tips: list[str],

@@ -90,6 +90,13 @@ def short_of_requests(store: Storage) -> list[str]:
         "(select count(*) from requests where commit_id = commits.id) order by id")]
 
 
+def request_counts(store: Storage, commit_id: str) -> dict[int, int]:
+    """Set index → the number of request rows of that update set of the commit."""
+    return {r["set_index"]: r["n"] for r in store.db.query(
+        "select set_index, count(*) as n from requests where commit_id = ? group by set_index",
+        [commit_id])}
+
+
 def commit_row(store: Storage, commit_id: str) -> dict[str, Any] | None:
     rows = list(store.db.query("select * from commits where id = ?", [commit_id]))
     return rows[0] if rows else None
