@@ -123,22 +123,27 @@ def test_a_damaged_commit_record_is_one_line(history, damage):
         assert r.exit_code == 1 and r.stdout.splitlines() == [line], r.output
 
 
-def test_quick_fsck_after_a_repair_names_the_corrupt_record_it_kept_entries_of(history):
+@pytest.mark.parametrize("at", [10, 0])
+def test_quick_fsck_after_a_repair_names_the_corrupt_record_it_kept_entries_of(history, at):
     """C3 named by the reflog alone (main reset to C2), its record corrupt: `fsck --repair`
     leaves C3 out and keeps the entries naming it (08baf5f). `fsck --quick` then named
     each entry, 'not in the repository; `memstore gc` (or `memstore fsck --repair`) drops
     it', where the repair keeps it (a loop); it now hashes that one record and says what
-    fsck says, the object's one line; after gc, both are clean."""
+    fsck says, the object's one line; after gc, both are clean. The record damaged at its
+    first byte: the repair dropped the entries ('dropped 2 reflog entries naming a commit
+    not in the store'; its scan reads as a record only an object opening with '{'), where
+    it keeps them for a byte further on; now it keeps them too."""
     repo, (_, c2, c3) = history
     ok("reset", c2[:12], cwd=repo)
     path = repo / ".memstore" / "objects" / c3[:2] / c3[2:]
     path.chmod(0o644)
     data = bytearray(path.read_bytes())
-    data[10] ^= 1
+    data[at] ^= 1
     path.write_bytes(bytes(data))
     said = [f"object {c3} is corrupt (its content does not match its name)"]
     r = run("fsck", "--repair", cwd=repo)
     assert r.exit_code == 1 and r.stdout.splitlines()[-1] == said[0], r.output
+    assert "dropped" not in r.stderr, r.stderr
     assert c3 in logged(repo)  # kept
     for args in (["fsck"], ["fsck", "--quick"]):
         r = run(*args, cwd=repo)

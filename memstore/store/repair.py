@@ -140,6 +140,23 @@ def _logged(path: Path) -> list[dict]:
         db.close()
 
 
+def _corrupt(objects: DiskObjectStore, oids: set[str]) -> set[str]:
+    """Those of `oids` here that do not hash to their names: the scan reads as a record
+    only an object whose first byte opens one, so a record damaged there is no `damaged`
+    of it, and the reflog entries naming it would go where those of a record damaged
+    further on stay."""
+    out = set()
+    for oid in oids:
+        try:
+            for _ in objects.chunks(oid):
+                pass
+        except MissingObjectError:
+            continue
+        except CorruptObjectError:
+            out.add(oid)
+    return out
+
+
 def _what(e: MemstoreError) -> str:
     """An error's account of the damage, without the way out it ends on."""
     return str(e).split("; run `memstore", 1)[0]
@@ -189,8 +206,11 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
         # (fsck names the ref, with its way out), is kept: the commit may come back whole
         # (`fetch --refetch`); gc drops the entry once the index lacks it
         named = {r.get("target") for r in refs}
+        damaged = scan.damaged | _corrupt(objects, {
+            r.get("new") for r in logged if reflog.malformed(r) is None
+            and r["new"] not in scan.commits and r["new"] not in scan.damaged})
         logged, dropped = reflog.sound_rows(
-            logged, lambda c: c in scan.commits or c in scan.damaged or c in named)
+            logged, lambda c: c in scan.commits or c in damaged or c in named)
         if note is not None and dropped is not None:
             note(dropped)
         if note is not None:
