@@ -464,3 +464,35 @@ def test_a_key_bounded_in_time_is_judged_at_the_commit_s_time_as_git(repo, keys)
         got = {when: signing.verify(store.db, _signed_record(keys["alice"][0], when=when))
                .status for when in cases}
     assert got == cases
+
+
+def test_a_key_in_git_s_revocation_file_is_not_allowed(repo, keys, tmp_path):
+    """gpg.ssh.revocationFile (git passes it to ssh-keygen -Y verify as -r): memstore did not
+    read it, so a key revoked there, still in the allowed-signers file, stayed good. Now
+    not allowed, saying so, whether the file lists public keys or is a KRL; one set but
+    not there is refused (git would warn and verify without it: the key good again)."""
+    record = _signed_record(keys["alice"][0])
+    configure(repo, keys)
+    listed = tmp_path / "revoked.pub"
+    listed.write_text((keys["alice"][0].parent / "alice.pub").read_text())
+    krl = tmp_path / "revoked.krl"
+    subprocess.run([KEYGEN, "-q", "-k", "-f", str(krl), str(listed)], check=True,
+                   capture_output=True)
+    for revoked in (listed, krl):
+        ok("config", "gpg.ssh.revocationFile", revoked, cwd=repo)
+        with Repository.open(repo) as store:
+            verdict = signing.verify(store.db, record)
+        assert verdict.status == "not-allowed"
+        assert verdict.line().endswith(f"the key is revoked (gpg.ssh.revocationFile "
+                                       f"{revoked})")
+    (tmp_path / "gitconfig").write_text(f'[gpg "ssh"]\n\trevocationFile = {krl}\n')
+    ok("config", "gpg.ssh.revocationFile", "", cwd=repo)  # git's, where unset here
+    with Repository.open(repo) as store:
+        assert signing.verify(store.db, record).status == "not-allowed"
+    krl.unlink()
+    with Repository.open(repo) as store, pytest.raises(signing.SigningError,
+                                                       match="no readable file there"):
+        signing.verify(store.db, record)
+    (tmp_path / "gitconfig").write_text("")
+    with Repository.open(repo) as store:
+        assert signing.verify(store.db, record).status == "good"

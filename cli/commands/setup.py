@@ -82,6 +82,8 @@ not listed with the settings above; "" unsets one):
   user.signingkey  the SSH key that signs: a path, or git's literal "key::ssh-… AAAA…"
                    (its private half in ssh-agent)
   gpg.ssh.allowedSignersFile  the keys trusted, one "PRINCIPAL KEYTYPE KEY" a line
+  gpg.ssh.revocationFile  keys revoked (a KRL, or public keys): their signatures are
+                   not allowed, whatever the allowed signers say
   commit.gpgsign   true | false: every command that writes a commit signs it"""
 
 

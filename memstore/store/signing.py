@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 NAMESPACE = "memstore"
 FIELD = "signature"  # the record's key
 KEY, ALLOWED, GPGSIGN = "user.signingkey", "gpg.ssh.allowedSignersFile", "commit.gpgsign"
-KEYS = (KEY, ALLOWED, GPGSIGN)
+REVOKED = "gpg.ssh.revocationFile"  # keys revoked (a KRL or public keys), as git's
+KEYS = (KEY, ALLOWED, GPGSIGN, REVOKED)
 ROW = "signing"  # the config row: {key: value} of those set with `memstore config`
 GOOD, NONE, BAD, NOT_ALLOWED = "good", "none", "bad", "not-allowed"
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
@@ -251,11 +252,15 @@ def verify(db: Database, record: dict[str, Any]) -> Verdict:
                       *at], b"")
         principals = [x for x in found.stdout.decode("utf-8", "replace").splitlines()
                       if x.strip()] if found.returncode == 0 else []
+        revoked = _revocation(db)
         for principal in principals:
-            r = _run([keygen, "-Y", "verify", "-f", str(allowed), "-I", principal, "-n",
-                      NAMESPACE, "-s", str(sig), *at], data)
+            args = [keygen, "-Y", "verify", "-f", str(allowed), "-I", principal, "-n",
+                    NAMESPACE, "-s", str(sig), *at]
+            r = _run([*args, *revoked], data)
             if r.returncode == 0:
                 return Verdict(GOOD, principal, _fingerprint(r))
+            if revoked and _run(args, data).returncode == 0:  # ssh-keygen does not say it
+                refused = refused or f"the key is revoked ({REVOKED} {revoked[1]})"
             refused = refused or _why(r)
         # no allowed key made it (or it does not verify): is it a good signature at all?
         r = _run([keygen, "-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sig), *at],
@@ -264,6 +269,15 @@ def verify(db: Database, record: dict[str, Any]) -> Verdict:
         return Verdict(BAD)
     return Verdict(NOT_ALLOWED, None, _fingerprint(r),
                    (refused or "ssh-keygen refused it") if principals else None)
+
+
+def _revocation(db: Database) -> list[str]:
+    """ssh-keygen's -r for gpg.ssh.revocationFile where it is set (git passes it to verify);
+    one set but not there is refused, not passed over (git warns and verifies without it:
+    a revoked key would be good again)."""
+    if not get(db, REVOKED):
+        return []
+    return ["-r", str(_path(db, REVOKED))]
 
 
 def _verify_time(when: Any) -> list[str]:
