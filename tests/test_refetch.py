@@ -82,6 +82,7 @@ def test_refetch_restores_flipped_truncated_and_deleted_objects(pushed):
     got = json.loads(r.stdout)["refetch"]
     assert sorted(got["restored"]) == sorted(ids.values())
     assert got["unrestored"] == {}
+    assert got["reindexed"] == []  # the list's rows were all there: not written again
     assert got["restored_bytes"] == sum(len(b) for b in before.values())
     assert got["checked"] >= 3 + len(ids) - 1  # 3 commits, their objects, the statistics
     assert {o: _path(repo, o).read_bytes() for o in ids.values()} == before
@@ -279,7 +280,10 @@ def test_requests_a_repair_left_unindexed_are_indexed_again_by_the_refetch(pushe
     with Repository.open(repo) as rr:
         assert rr.find_requests(subject="Michael Jordan") == []
     r = ok("fetch", "--refetch", "--json", cwd=repo)
-    assert json.loads(r.stdout)["refetch"]["restored"] == [requests]
+    got = json.loads(r.stdout)["refetch"]
+    assert got["restored"] == [requests]
+    with Repository.open(repo) as rr:
+        assert got["reindexed"] == [{"commit": rr.resolve("HEAD~1"), "set": 0}]
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
     assert "Michael Jordan" in ok("show", "HEAD~1", cwd=repo).stdout
     with Repository.open(repo) as rr:
@@ -357,7 +361,9 @@ def test_requests_of_a_commit_the_remote_does_not_reach_are_indexed_again_too(pu
     _flip(_path(repo, requests))
     assert run("fsck", "--repair", cwd=repo).exit_code == 1
     r = ok("fetch", "--refetch", "--json", cwd=repo)
-    assert json.loads(r.stdout)["refetch"]["restored"] == [requests]
+    got = json.loads(r.stdout)["refetch"]
+    assert got["restored"] == [requests]
+    assert got["reindexed"] == [{"commit": c, "set": 0} for c in sorted([c2, picked])]
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
     with Repository.open(repo) as rr:
         rows = rr.find_requests(subject="Michael Jordan")
@@ -411,8 +417,10 @@ def test_a_refetch_killed_before_its_index_transaction_is_finished_by_the_next(p
     with Repository.open(repo) as rr:
         assert rr.find_requests(subject="Michael Jordan") == []
         others = sorted(map(repr, rr.db.query("select rowid, * from requests")))
-    r = ok("fetch", "--refetch", "--json", cwd=repo)
-    assert json.loads(r.stdout)["refetch"]["restored"] == []
+    r = ok("fetch", "--refetch", cwd=repo)
+    assert r.stdout.splitlines()[-1].endswith(
+        "restored 0 missing or damaged (0 B) from origin; request rows of 1 update set "
+        "indexed again")
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
     with Repository.open(repo) as rr:
         assert len(rr.find_requests(subject="Michael Jordan")) == 1

@@ -554,7 +554,9 @@ def _fetched(f) -> None:
     if f.refetched is not None:
         r = f.refetched
         click.echo(f"refetch: checked {counted(r.checked, 'object')} here, restored "
-                   f"{len(r.restored)} missing or damaged ({size(r.bytes)}) from {f.remote}")
+                   f"{len(r.restored)} missing or damaged ({size(r.bytes)}) from {f.remote}"
+                   + (f"; request rows of {counted(len(r.reindexed), 'update set')} indexed "
+                      "again" if r.reindexed else ""))
 
 
 @click.command()
@@ -607,12 +609,16 @@ def fetch(remote_name: str | None, every_remote: bool, all_tags: bool, prune: bo
     ('restored N objects'). An intact object here is not downloaded again. A copy that
     is corrupt on the remote too (or absent there) is never written: the fetch lands,
     and the exit status is 1, naming those objects (`memstore fsck REMOTE` checks it).
+    An update set here short of its request rows (a list `fsck --repair` could not read)
+    gets them again from its list once that reads ('request rows of K update sets
+    indexed again').
 
     --json prints one object: remote, url, updates (the remote-tracking branches moved:
     branch, old, new, forced where the remote's history was rewritten),
     tags (each tag created, or refused: tag, new, refused, here), pruned_tags (each: tag,
     old), commits, objects, bytes and seconds; with --refetch also refetch (checked,
-    restored: the ids written again, restored_bytes, unrestored: id → why); with --all, a
+    restored: the ids written again, restored_bytes, unrestored: id → why, reindexed:
+    each commit and set whose request rows were written again); with --all, a
     list of those, one per remote, each with error (null, or
     the line saying why that remote was not fetched: then only remote, url and error).
     """
@@ -711,7 +717,9 @@ def _refetch_json(r) -> dict:
         return {}
     return {"refetch": {"checked": r.checked, "restored": sorted(r.restored),
                         "restored_bytes": r.bytes,
-                        "unrestored": dict(sorted(r.unrestored.items()))}}
+                        "unrestored": dict(sorted(r.unrestored.items())),
+                        "reindexed": sorted(({"commit": c.id, "set": i} for c, i in r.reindexed),
+                                            key=lambda d: (d["commit"], d["set"]))}}
 
 
 @click.command(short_help="Fetch a remote and merge its branch into the current one.")

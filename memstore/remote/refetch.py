@@ -15,13 +15,13 @@ writer (a temporary file renamed over the damaged copy, as every object is writt
 intact object here is only read, never downloaded: hashing here costs less than a
 download, even from a folder (benchmarks/README.md, "fetch --refetch"). A remote's copy
 that is corrupt too, or one the remote lacks, is never written: it is listed, with why.
-A request list restored under an indexed commit gets its request rows written again in the
-fetch's transaction (`Refetched.reindexed`: `fsck --repair` indexed the commit without the
-facts of a list it could not read), so that fsck is clean without another repair; under a
-commit the remote's history does not reach too (a cherry-pick on a branch never pushed
-holds the list of the commit it copied), where its rows fall short of its record; and a
-set short of its rows whose list reads now (a refetch killed after its restore, before that
-transaction) gets them from the next refetch.
+An update set of an indexed commit with fewer request rows than its record counts, whose
+request list reads once the objects are restored, gets its rows written again in the
+fetch's transaction (`Refetched.reindexed`): `fsck --repair` indexed the commit without
+the facts of a list it could not read (under every commit holding the list, those the
+remote's history does not reach too: a cherry-pick on a branch never pushed), or a
+refetch killed after its restore, before that transaction, left them out. So fsck is
+clean without another repair; a set whose rows are all there is not touched.
 
 Nothing is written until every object has been checked, and nothing is read or written
 through a symbolic link in the object store (UnsafePathError, before the first write). A commit neither side holds intact cannot be
@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..errors import MemstoreError
-from ..store.commits import Commit
+from ..store.commits import Commit, UpdateSet, load_requests
 from ..store.index import request_counts, short_of_requests
 from ..store.maintenance import rehash
 from ..store.objects import (
@@ -62,8 +62,8 @@ class Refetched:
     bytes: int = 0
     unrestored: dict[str, str] = field(default_factory=dict)  # id → CORRUPT_/LACKING_THERE
     unindexed: list[Commit] = field(default_factory=list)  # restored, for the fetch to index
-    # (commit, set index) of each indexed commit's update set whose request list was
-    # restored: the fetch writes its request rows again (those `fsck --repair` left out)
+    # (commit, set index) of each indexed commit's update set short of its request rows
+    # whose list reads: the fetch writes its rows again (those `fsck --repair` left out)
     reindexed: list[tuple[Commit, int]] = field(default_factory=list)
 
 
@@ -92,33 +92,37 @@ def refetch_objects(repo: Repository, transport: Transport, tips: Iterable[str],
     out.unindexed = [c for c in commits if c.id in pending and c.id not in arriving
                      and not repo.has_commit(c.id)]
     _restore(repo, transport, bad, out)
-    out.reindexed = _reindexed(repo, commits, arriving, set(out.restored))
+    out.reindexed = _reindexed(repo)
     return out
 
 
-def _reindexed(repo: Repository, walked: list[Commit], arriving: dict[str, Commit],
-               restored: set[str]) -> list[tuple[Commit, int]]:
-    """(commit, set index) of each update set of an indexed commit whose request list is
-    among `restored`: of the commits `walked`, and of those the remote's history does not
-    reach (a cherry-pick on a branch never pushed holds the request list of the commit it
-    copied: `fsck --repair` left both without its rows). Of a commit whose request rows fall
-    short of its record, each set short of its rows too: a refetch killed after it restored
-    the list, before the index transaction, left its rows out, and the list is intact now
-    (a list that still does not read is left by the writer: fsck names it)."""
-    here = {c.id: c for c in walked if c.id not in arriving and repo.has_commit(c.id)}
-    short: dict[str, dict[int, int]] = {}
+def _reindexed(repo: Repository) -> list[tuple[Commit, int]]:
+    """(commit, set index) of each update set of an indexed commit that has fewer request
+    rows than its record counts while its request list reads (now that the refetch restored
+    it): `fsck --repair` indexed the commit without the facts of a list it could not read,
+    under every commit that holds the list (a cherry-pick on a branch never pushed holds
+    that of the commit it copied, which the remote's history does not reach), or a refetch
+    killed after its restore, before the index transaction, left them out. A set whose rows
+    are all there is left untouched; a list that still does not read too (fsck names it)."""
+    out = []
     for cid in short_of_requests(repo.store):
-        if cid in arriving:
+        try:
+            commit = repo.get_commit(cid)
+        except MemstoreError:  # a record damaged here: fsck names it
             continue
-        if cid not in here:
-            try:
-                here[cid] = repo.get_commit(cid)
-            except MemstoreError:  # a record damaged here: fsck names it
-                continue
-        short[cid] = request_counts(repo.store, cid)
-    return [(c, i) for c in here.values() for i, s in enumerate(c.update_sets)
-            if s.requests in restored
-            or (c.id in short and short[c.id].get(i, 0) != s.n)]
+        counts = request_counts(repo.store, cid)
+        out += [(commit, i) for i, s in enumerate(commit.update_sets)
+                if counts.get(i, 0) != s.n and _readable(repo, s)]
+    return out
+
+
+def _readable(repo: Repository, update_set: UpdateSet) -> bool:
+    """Whether the set's request list reads (the rows the fetch writes from it)."""
+    try:
+        load_requests(repo.objects, update_set)
+    except MemstoreError:
+        return False
+    return True
 
 
 def _walk(repo: Repository, transport: Transport, tips: list[str],
