@@ -344,8 +344,8 @@ def test_allowed_signers_lines_are_read_as_git_reads_them(repo, keys):
     keys["allowed"].write_text(f'alice@example.org namespaces="git" {alice_pub}\n')
     with Repository.open(repo) as store:
         said = signing.verify(store.db, record).line()
-    assert said == (f"Signature by key {keys['alice'][1]}, which the allowed signers do not "
-                    f"allow here: {keys['allowed']}:1: key is not permitted for use in "
+    assert said == (f"Signature by key {keys['alice'][1]}, which is not allowed: "
+                    f"{keys['allowed']}:1: key is not permitted for use in "
                     'signature namespace "memstore"')
     with Repository.open(repo) as store:  # a changed record stays BAD under that line
         assert signing.verify(store.db, dict(record, message="x")).status == "bad"
@@ -496,3 +496,25 @@ def test_a_key_in_git_s_revocation_file_is_not_allowed(repo, keys, tmp_path):
     (tmp_path / "gitconfig").write_text("")
     with Repository.open(repo) as store:
         assert signing.verify(store.db, record).status == "good"
+
+
+def test_with_no_allowed_signers_file_log_still_lists_and_no_key_is_allowed(repo, keys,
+                                                                             base):
+    """No gpg.ssh.allowedSignersFile set (a fresh clone of a signed history): log
+    --show-signature and show --show-signature refused the whole output in one error line;
+    git lists the history, each signature "No principal matched", exit 0. Now each signed
+    commit is not allowed, saying why; verify-commit exits 1 with that line; a file set but
+    not there is still refused."""
+    ok("config", "user.signingkey", keys["alice"][0], cwd=repo)
+    signed = last_line(ok("commit", facts_files(base)["a"], "-S", cwd=repo))
+    entries = json.loads(ok("log", "--json", "--show-signature", cwd=repo).stdout)
+    assert [e["signature"]["status"] for e in entries] == ["not-allowed"]
+    said = (f"Signature by key {keys['alice'][1]}, which is not allowed: no "
+            "gpg.ssh.allowedSignersFile is configured")
+    text = ok("log", "--show-signature", cwd=repo).stdout.splitlines()
+    assert text[1].startswith(said), text
+    assert ok("show", "--show-signature", cwd=repo).stdout.splitlines()[1].startswith(said)
+    r = run("verify-commit", signed, cwd=repo)
+    assert r.exit_code == 1 and r.stdout.startswith(f"{signed[:12]} {said}"), r.output
+    ok("config", "gpg.ssh.allowedSignersFile", keys["allowed"].parent / "gone", cwd=repo)
+    error_line(run("log", "--show-signature", cwd=repo), 1, "no readable file there")

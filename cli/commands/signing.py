@@ -63,8 +63,9 @@ def verify_commit(revs: tuple[str, ...], as_json: bool) -> None:
     (gpg.ssh.allowedSignersFile), as git's verify-commit: one line each, the short id
     then "Good "memstore" signature for PRINCIPAL with key SHA256:…", "No signature",
     "BAD signature" (the record's bytes are not those signed) or "Signature by key …,
-    which is not in the allowed signers" (or "which the allowed signers do not allow here:
-    REASON", ssh-keygen's, for a key they name on other terms, such as namespaces="git").
+    which is not in the allowed signers" (or "which is not allowed: REASON": a key the
+    allowed signers name on other terms, such as namespaces="git", in ssh-keygen's words; a
+    key revoked in gpg.ssh.revocationFile; no allowed-signers file configured).
     A record edited after it was written fails its hash first: that is said as damage
     (run `memstore fsck`), not as a bad signature, and so is an object that is no commit
     record. Exit status 0 when every REV is signed by an allowed key, 1 otherwise.

@@ -75,8 +75,7 @@ class Verdict:
         if self.status == GOOD:
             return f'Good "{NAMESPACE}" signature for {self.principal} with key {self.fingerprint}'
         if self.status == NOT_ALLOWED and self.refused is not None:
-            return (f"Signature by key {self.fingerprint}, which the allowed signers do not "
-                    f"allow here: {self.refused}")
+            return f"Signature by key {self.fingerprint}, which is not allowed: {self.refused}"
         if self.status == NOT_ALLOWED:
             return (f"Signature by key {self.fingerprint}, which is not in the allowed signers "
                     f"({ALLOWED})")
@@ -241,17 +240,20 @@ def verify(db: Database, record: dict[str, Any]) -> Verdict:
     signature = record.get(FIELD)
     if signature is None:
         return Verdict(NONE)
-    allowed, keygen = _path(db, ALLOWED), _ssh_keygen()
+    # none set: no key is allowed (git's "No principal matched"), and log --show-signature
+    # still lists the history; one set but not there is refused
+    allowed = _path(db, ALLOWED) if get(db, ALLOWED) else None
+    keygen = _ssh_keygen()
     data = payload(record)
     refused = None
     at = _verify_time(record.get("time"))
     with tempfile.TemporaryDirectory(prefix="memstore-sig-") as tmp:
         sig = Path(tmp) / "commit.sig"
         sig.write_text(signature, encoding="utf-8")
-        found = _run([keygen, "-Y", "find-principals", "-s", str(sig), "-f", str(allowed),
-                      *at], b"")
+        found = None if allowed is None else _run(
+            [keygen, "-Y", "find-principals", "-s", str(sig), "-f", str(allowed), *at], b"")
         principals = [x for x in found.stdout.decode("utf-8", "replace").splitlines()
-                      if x.strip()] if found.returncode == 0 else []
+                      if x.strip()] if found is not None and found.returncode == 0 else []
         revoked = _revocation(db)
         for principal in principals:
             args = [keygen, "-Y", "verify", "-f", str(allowed), "-I", principal, "-n",
@@ -267,8 +269,12 @@ def verify(db: Database, record: dict[str, Any]) -> Verdict:
                  data)
     if r.returncode != 0:
         return Verdict(BAD)
+    if allowed is None:
+        refused = (f"no {ALLOWED} is configured (`memstore config {ALLOWED} PATH`: the "
+                   "keys trusted)")
     return Verdict(NOT_ALLOWED, None, _fingerprint(r),
-                   (refused or "ssh-keygen refused it") if principals else None)
+                   (refused or "ssh-keygen refused it") if principals or allowed is None
+                   else None)
 
 
 def _revocation(db: Database) -> list[str]:
