@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,58 @@ def test_a_failing_refetch_fsyncs_the_folders_of_the_objects_it_restored(tmp_pat
         assert all(hash_bytes(p.read_bytes()) == p.parent.name + p.name
                    for p in damaged)  # restored, and kept
     assert {p.parent for p in damaged} <= set(synced), synced
+
+
+def refetcher(path: str, env: dict, kind: str, step: int, seed: int, ready) -> None:
+    repo = Repository.open(path)
+    if step:
+        self_kill_at(step)
+    ready.set()
+    fetch(repo, refetch=True)
+
+
+def test_sigkill_during_a_refetch_of_a_request_list_then_a_refetch_leaves_fsck_clean(
+        tmp_path, forkserver):
+    """`fsck --repair` indexed a commit without the facts of its flipped request list;
+    `fetch --refetch` restores the list (durable: fsync, rename) and then writes its rows
+    in the fetch's one transaction. Killed at each of its durable steps, one more
+    `fetch --refetch` leaves fsck clean and the facts indexed: killed between the two,
+    the list was intact and its rows missing, and the next refetch, with nothing to
+    restore, wrote no row (fsck named them until another `fsck --repair`)."""
+    from memstore.store.repair import repair
+
+    url = str(tmp_path / "remote")
+    template = tmp_path / "template"
+    with Repository.init(template, "fake", BASE_HASH) as a:
+        remotes.add(a, "origin", url)
+        for seed in range(2):
+            commit_on_head(a, fake_result(seed, n=2), message=f"seed {seed}")
+        push(a)
+        tip = a.head().commit
+        requests = a.get_commit(tip).update_sets[0].requests
+        listed = a.objects.path(requests)
+    listed.chmod(0o644)
+    data = bytearray(listed.read_bytes())
+    data[10] ^= 1
+    listed.write_bytes(bytes(data))
+    repair(template)
+
+    def rows(repo: Repository) -> int:
+        return next(iter(repo.db.query("select count(*) as n from requests where "
+                                       "commit_id = ?", [tip])))["n"]
+
+    with Repository.open(template) as a:
+        assert rows(a) == 0 and a.fsck() != []
+    rng = random.Random(0)
+    between = 0
+    for step in range(1, 16):
+        path = tmp_path / f"round{step}"
+        shutil.copytree(template, path)
+        run_round(forkserver, refetcher, path, {}, "file", "self", step, step, 0, rng)
+        with Repository.open(path) as repo:
+            restored = hash_bytes(repo.objects.path(requests).read_bytes()) == requests
+            between += restored and rows(repo) == 0
+            fetch(repo, refetch=True)
+            assert repo.fsck() == [], f"killed at step {step}"
+            assert rows(repo) == 2
+    assert between  # some kill fell after the restore, before the rows
