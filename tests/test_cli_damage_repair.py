@@ -77,7 +77,7 @@ def test_a_ref_row_on_no_commit_id_is_one_line_with_the_way_that_works(history):
     r = run("fsck", cwd=repo)
     assert r.exit_code == 1 and r.stdout.splitlines() == [
         ("ref refs/heads/main holds 'zzz', not a commit id; `memstore fsck --repair` takes "
-         "the refs from the newest snapshot")], r.output
+         "its row from the newest snapshot")], r.output
     ok("fsck", "--repair", cwd=repo)
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
     assert logged(repo) == head and logged(repo, "main")[0] == c3
@@ -166,8 +166,8 @@ def test_a_bad_symbolic_ref_is_one_line_with_the_repair(history, ref, symbolic):
     sql(repo, "update refs set symbolic = ? where name = ?", symbolic, ref)
     r = run("fsck", cwd=repo)
     assert r.exit_code == 1 and r.stdout.splitlines() == [
-        (f"ref {ref}: bad symbolic target {symbolic!r}; `memstore fsck --repair` takes the "
-         "refs from the newest snapshot")], r.output
+        (f"ref {ref}: bad symbolic target {symbolic!r}; `memstore fsck --repair` takes its "
+         "row from the newest snapshot")], r.output
     ok("fsck", "--repair", cwd=repo)
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
     assert logged(repo) == head and logged(repo, "main")[0] == c3
@@ -194,3 +194,31 @@ def test_gc_refuses_a_folder_it_would_delete_and_changes_nothing(history):
     shutil.rmtree(path)
     ok("gc", cwd=repo)
     assert ok("fsck", cwd=repo).stdout.strip() == "ok" and c3 not in logged(repo)
+
+
+def test_a_damaged_ref_row_is_mended_alone_where_the_head_record_is_damaged_too(history):
+    """main's row holding 'zzz' and C3's record (main's head) corrupt: the repair took
+    the refs and config whole from the newest snapshot whose refs all name a commit here,
+    one from before C3, so branch `side` and tag `v1`, made since, were gone and main was
+    back on C2, said only as '(from the snapshot N)'; fsck then called C3 'nothing here
+    needs' it, for gc to remove. Now main's row alone comes from the newest snapshot
+    holding it (on C3), the others stay, and fsck gives main's way back."""
+    repo, (c1, c2, c3) = history
+    ok("branch", "side", c1[:12], cwd=repo)
+    ok("tag", "v1", c2[:12], cwd=repo)
+    sql(repo, "update refs set target = 'zzz' where name = 'refs/heads/main'")
+    path = repo / ".memstore" / "objects" / c3[:2] / c3[2:]
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[10] ^= 1
+    path.write_bytes(bytes(data))
+    r = run("fsck", "--repair", cwd=repo)
+    assert "refs/heads/main from the snapshot" in r.stderr, r.output
+    assert r.exit_code == 1 and r.stdout.splitlines() == [
+        f"object {c3} is corrupt (its content does not match its name)",
+        (f"ref refs/heads/main points to {c3}, which is not a known commit; it named "
+         f"{c2[:12]} before: `memstore reset {c2[:12]}` moves it back")], r.output
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    refs = dict(con.execute("select name, target from refs where symbolic is null"))
+    con.close()
+    assert refs == {"refs/heads/main": c3, "refs/heads/side": c1, "refs/tags/v1": c2}

@@ -517,9 +517,9 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
     current = [{"name": r["name"], "target": r["target"], "symbolic": r["symbolic"]}
                for r in store.db.query("select * from refs order by name")]
     on = next((r["symbolic"] for r in current if r["name"] == HEAD), None)
-    # a row no command reads (Refs refuses it): the repair takes the refs from the newest
-    # snapshot, which every ref move writes
-    repair = "; `memstore fsck --repair` takes the refs from the newest snapshot"
+    # a row no command reads (Refs refuses it): the repair takes that ref's row from the
+    # newest snapshot holding it (every ref move writes one), the others from the index
+    repair = "; `memstore fsck --repair` takes its row from the newest snapshot"
     stuck = 0  # the refs on no commit here, each line with its one way out
     for r in current:
         if r["symbolic"] is not None:

@@ -9,8 +9,8 @@ none. Tags are not logged, as git's default (core.logAllRefUpdates): HEAD, refs/
 refs/remotes/ are. A ref deleted takes its log with it (HEAD's keeps its entries); a
 renamed branch's log goes with it. The entries are not in the ref snapshots (each
 snapshot would copy the whole log): `fsck --repair` keeps the sound entries of the old
-index wherever its reflog table reads (its refs taken from a snapshot for a damaged ref
-row or all), an index that cannot be opened leaves an empty reflog, as git's reflog is not
+index wherever its reflog table reads (also where refs come from a snapshot: a damaged ref
+row's, or all), an index that cannot be opened leaves an empty reflog, as git's reflog is not
 in its objects either."""
 from __future__ import annotations
 

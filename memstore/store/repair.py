@@ -3,8 +3,10 @@
 Everything in the index but the refs and the config rows is derived from objects: commit
 rows and request rows from commit records, statistics rows from statistics records, object
 rows from the objects themselves; running matrices are dropped (rebuilt when next needed).
-The refs and config come from the index when it can still be read, else from the newest
-ref snapshot whose refs all name commits in the store. The new index is built beside the
+The refs and config come from the index when it can still be read; where only ref rows
+are damaged (no commit id, a bad symbolic target), each such row from the newest snapshot
+holding it sound, the others from the index; else all from the newest ref snapshot whose
+refs all name commits in the store. The new index is built beside the
 old one and renamed into place under the repository lock; a damaged index is kept as
 `index.db.damaged-<time>` for inspection, never overwritten in place."""
 from __future__ import annotations
@@ -32,7 +34,7 @@ from .objects import (
     fsync_dir,
     refuse_link,
 )
-from .refs import Refs
+from .refs import HEADS, Refs, _sound
 from .schema import SIDE_FILES, open_index, transaction
 from .storage import Storage
 
@@ -140,6 +142,65 @@ def _logged(path: Path) -> list[dict]:
         db.close()
 
 
+def _ref_sound(row: Any) -> bool:
+    """Whether a ref row (of the index or a snapshot) is one Refs reads: its target a
+    commit id, or HEAD naming a branch."""
+    try:
+        _sound(row)
+    except (MemstoreError, AttributeError, TypeError):
+        return False
+    return row.get("symbolic") is None or str(row["symbolic"]).startswith(HEADS)
+
+
+def _mended(path: Path, objects: DiskObjectStore, scan: _Scan
+            ) -> tuple[list[dict], dict[str, Any], list[dict], str] | None:
+    """Where the old index reads but for some ref rows: its refs, config and unrecorded
+    statistics rows, each damaged ref row replaced by that ref's row in the newest
+    snapshot holding it sound (on a commit here or not: fsck names one that is not, with
+    its way back), and where they came from, in words. The newest snapshot whose refs all
+    name commits here may be older than refs the index holds soundly (a branch or tag made
+    since, a head whose record is damaged): taken whole, it dropped them. None where
+    anything else is damaged, or a damaged row is in no snapshot (the whole snapshot
+    then)."""
+    try:
+        db = open_index(path)
+    except Exception:  # noqa: BLE001 - no index that opens: the snapshot
+        return None
+    try:
+        rows = [{"name": r["name"], "target": r["target"], "symbolic": r["symbolic"]}
+                for r in db.query("select * from refs order by name")]
+        damaged = [r["name"] for r in rows if not _ref_sound(r)]
+        if not damaged or not all(isinstance(n, str) for n in damaged):
+            return None
+        unrecorded = [dict(r) for r in db.query("select * from statistics order by id, layer")
+                      if r.get("record") is None]
+        config.read_base(db)
+        config.read_settings(db)
+        conf = config.rows(db)
+    except Exception:  # noqa: BLE001 - the config or another table damaged too
+        return None
+    finally:
+        db.close()
+    taken: dict[str, tuple[dict, int]] = {}
+    for oid, _ in sorted(scan.snapshots, key=lambda s: (s[1]["seq"], s[1].get("time", 0)),
+                         reverse=True):
+        try:
+            snap = snapshots.parse(objects.get_bytes(oid))
+        except (CorruptObjectError, MissingObjectError):
+            snap = None
+        for r in (snap or {}).get("refs", []):
+            if isinstance(r, dict) and isinstance(r.get("name"), str) and \
+                    r["name"] in damaged and \
+                    r["name"] not in taken and _ref_sound(r):
+                taken[r["name"]] = ({"name": r["name"], "target": r.get("target"),
+                                     "symbolic": r.get("symbolic")}, snap["seq"])
+    if len(taken) < len(damaged):
+        return None
+    refs = [taken[r["name"]][0] if r["name"] in taken else r for r in rows]
+    said = ", ".join(f"{n} from the snapshot {taken[n][1]}" for n in damaged)
+    return refs, conf, unrecorded, f"index; {said}"
+
+
 def _corrupt(objects: DiskObjectStore, oids: set[str]) -> set[str]:
     """Those of `oids` here that do not hash to their names: the scan reads as a record
     only an object whose first byte opens one, so a record damaged there is no `damaged`
@@ -193,9 +254,13 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
         scan = _scan(objects)
         unrecorded: list[dict] = []
         logged = _logged(path) if path.exists() else []  # not in the snapshots (store.reflog)
+        mended = _mended(path, objects, scan) if isinstance(old, str) else None
         if not isinstance(old, str):
             refs, conf, unrecorded = old
             report = RepairReport("index")
+        elif mended is not None:
+            refs, conf, unrecorded, source = mended
+            report = RepairReport(source)
         else:
             refs, conf, seq = _from_snapshot(objects, scan, old)
             report = RepairReport(f"snapshot {seq}")
