@@ -80,8 +80,9 @@ def test_signed_commit_verifies_and_travels_through_a_folder_remote(repo, keys, 
     assert r.exit_code == 1 and r.stdout.splitlines()[1] == f"{plain[:12]} No signature"
     entries = json.loads(ok("log", "--json", "--show-signature", cwd=repo).stdout)
     assert [e["signature"] for e in entries] == [
-        {"status": "none", "principal": None, "fingerprint": None},
-        {"status": "good", "principal": "alice@example.org", "fingerprint": fingerprint}]
+        {"status": "none", "principal": None, "fingerprint": None, "reason": None},
+        {"status": "good", "principal": "alice@example.org", "fingerprint": fingerprint,
+         "reason": None}]
     assert all("signature" not in e for e in json.loads(ok("log", "--json", cwd=repo).stdout))
     text = ok("log", "--show-signature", cwd=repo).stdout.splitlines()
     assert text[text.index(f"commit {signed}") + 1].startswith('Good "memstore" signature')
@@ -509,8 +510,10 @@ def test_with_no_allowed_signers_file_log_still_lists_and_no_key_is_allowed(repo
     signed = last_line(ok("commit", facts_files(base)["a"], "-S", cwd=repo))
     entries = json.loads(ok("log", "--json", "--show-signature", cwd=repo).stdout)
     assert [e["signature"]["status"] for e in entries] == ["not-allowed"]
-    said = (f"Signature by key {keys['alice'][1]}, which is not allowed: no "
-            "gpg.ssh.allowedSignersFile is configured")
+    reason = "no gpg.ssh.allowedSignersFile is configured"
+    assert entries[0]["signature"]["reason"].startswith(reason)  # --json says why too
+    assert verified(repo, signed)[0]["reason"] == entries[0]["signature"]["reason"]
+    said = f"Signature by key {keys['alice'][1]}, which is not allowed: {reason}"
     text = ok("log", "--show-signature", cwd=repo).stdout.splitlines()
     assert text[1].startswith(said), text
     assert ok("show", "--show-signature", cwd=repo).stdout.splitlines()[1].startswith(said)

@@ -165,7 +165,7 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
 
     --show-signature checks each commit's signature (as verify-commit) and says it under
     its `commit` line (before it with --oneline); with --json, a signature field (status:
-    good, none, bad or not-allowed; principal; fingerprint).
+    good, none, bad or not-allowed; principal; fingerprint; reason, as verify-commit's).
     """
     from ..context import open_repo
     from ..graph import graph_log, graph_rows

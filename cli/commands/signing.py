@@ -71,7 +71,8 @@ def verify_commit(revs: tuple[str, ...], as_json: bool) -> None:
     record. Exit status 0 when every REV is signed by an allowed key, 1 otherwise.
 
     --json prints a list of objects: rev, commit, status (good, none, bad, not-allowed),
-    principal and fingerprint."""
+    principal, fingerprint and reason (why not-allowed, where the line says one; else
+    null)."""
     from ..context import open_repo
 
     with open_repo() as repo:

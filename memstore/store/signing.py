@@ -85,7 +85,7 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "principal": self.principal,
-                "fingerprint": self.fingerprint}
+                "fingerprint": self.fingerprint, "reason": self.refused}
 
 
 # -- configuration -----------------------------------------------------------------------
