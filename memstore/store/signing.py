@@ -236,7 +236,9 @@ def verify(db: Database, record: dict[str, Any]) -> Verdict:
     (find-principals, one a line: a quoted principal may hold spaces), each tried with
     `verify -I`; failing those, check-novalidate says whether the signature is good at all:
     not, BAD; good, by a key the file lacks or allows on other terms (a `namespaces=` that
-    leaves memstore out), NOT_ALLOWED."""
+    leaves memstore out, a `valid-before` passed at the commit's time), a key revoked in
+    gpg.ssh.revocationFile, or with no allowed-signers file set, NOT_ALLOWED (its `refused`
+    saying why where it can)."""
     signature = record.get(FIELD)
     if signature is None:
         return Verdict(NONE)
@@ -310,7 +312,6 @@ def _fingerprint(r: subprocess.CompletedProcess[bytes]) -> str | None:
     m = _FINGERPRINT.search(r.stdout.decode("utf-8", "replace") + r.stderr.decode("utf-8",
                                                                                   "replace"))
     return m.group(1) if m else None
-
 
 
 def verify_commit(db: Database, objects: Any, commit_id: str) -> Verdict:
