@@ -222,3 +222,25 @@ def test_a_damaged_ref_row_is_mended_alone_where_the_head_record_is_damaged_too(
     refs = dict(con.execute("select name, target from refs where symbolic is null"))
     con.close()
     assert refs == {"refs/heads/main": c3, "refs/heads/side": c1, "refs/tags/v1": c2}
+
+
+def test_switch_back_to_a_commit_the_repair_left_out_names_the_damage(history):
+    """Detached at C3, back on main, main reset to C2, C3's record corrupt: the repair
+    keeps the switch's entries (08baf5f), and `switch -` said 'the previous HEAD, commit
+    C3 (detached), is no longer here (gc removed it)', exit 2: no gc ran, and gc keeps
+    what a switch's entry names. It is the damage line `switch @{-1}` gives, exit 1."""
+    repo, (_, c2, c3) = history
+    ok("switch", "--detach", c3[:12], cwd=repo)
+    ok("switch", "main", cwd=repo)
+    ok("reset", c2[:12], cwd=repo)
+    path = repo / ".memstore" / "objects" / c3[:2] / c3[2:]
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[10] ^= 1
+    path.write_bytes(bytes(data))
+    assert run("fsck", "--repair", cwd=repo).exit_code == 1
+    before = snapshot(repo)
+    said = f"commit {c3[:12]} is named but not in the index; run `memstore fsck`"
+    for rev in ("-", "@{-1}"):
+        error_line(run("switch", rev, cwd=repo), 1, said)
+    assert snapshot(repo) == before

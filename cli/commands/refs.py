@@ -407,6 +407,11 @@ def _previous(repo, detach: bool) -> tuple[str, bool]:
                                 "commits here now (deleted or renamed since, or it had none yet)")
         return was.branch, detach
     if not repo.has_commit(was.commit):
+        from memstore.store import reflog
+        from memstore.store.schema import not_indexed
+
+        if reflog.prior(repo.db, 1)[0] is not None:  # gc keeps what a switch's entry names:
+            raise not_indexed(was.commit)  # damage (a record `fsck --repair` left out)
         raise ValidationError(f"the previous HEAD, commit {short(was.commit)} (detached), is "
                             "no longer here (gc removed it)")
     return was.commit, True
