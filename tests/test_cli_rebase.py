@@ -4,6 +4,7 @@ picks made by hand with `cherry-pick` on a branch at UPSTREAM (no call of the re
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -376,6 +377,12 @@ def test_the_upstream_a_rebase_takes_when_given_none(history):
             upstream_of(repo, "main")
         repo.update_ref("refs/remotes/origin/main", c2, expected=None)
         assert upstream_of(repo, "main") == ("refs/remotes/origin/main", "origin/main")
+        repo.set_config("remotes", {"origin": 5, "team": "/elsewhere"})  # damaged by hand
+        malformed = "the repository's remotes (config row 'remotes') are malformed"
+        with pytest.raises(MemstoreError, match=re.escape(malformed)):  # as pull refuses it
+            upstream_of(repo, "main")
+        error_line(run("rebase", cwd=repo_dir), 1, malformed)
+        repo.set_config("remotes", {"origin": "/nowhere", "team": "/elsewhere"})
         r = rebase(repo, None)  # main (C3) holds origin/main (C2)
         assert (r.up_to_date, r.upstream, r.shown) == (True, c2, "origin/main")
         repo.set_config("upstreams", {"main": {"remote": "team", "merge": "trunk"}})

@@ -336,7 +336,7 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
         elif name is None and head.branch is not None:  # as status and rebase find it
             found = remotes.upstream_or_default(repo, head.branch)
             if found is None:
-                raise ValidationError(remotes.no_upstream(
+                raise ValidationError(upstreams.no_upstream(
                     head.branch, "name the remote and branch (`memstore pull REMOTE "
                     "BRANCH`)"))
             name = found[0].remote

@@ -33,10 +33,7 @@ def remotes(repo: Repository) -> dict[str, str]:
     """Name → URL of every remote (a relative folder path, written by hand, taken from the
     repository's root: urls.anchored); a row that is not names and URLs (edited by hand)
     is an error naming it."""
-    raw = repo.get_config(CONFIG_KEY) or {}
-    if not (isinstance(raw, dict) and all(isinstance(u, str) for u in raw.values())):
-        raise MemstoreError(f"the repository's remotes (config row {CONFIG_KEY!r}) are "
-                            f"malformed ({str(raw)[:60]!r}): not remote names and URLs")
+    raw = upstreams.remote_table(repo.db)
     return {name: urls.anchored(url, repo.root) for name, url in sorted(raw.items())}
 
 
@@ -209,9 +206,7 @@ def upstream_of(repo: Repository, branch: str | None) -> Upstream | None:
     record_upstream records none for a remote that is not there)."""
     up = upstreams.get(repo.db, branch) if branch is not None else None
     if up is not None and up.remote not in remotes(repo):
-        raise MemstoreError(f"the upstream of branch {branch!r} is {up.name!r}, but there is "
-                              f"no remote {up.remote!r}; `memstore branch --unset-upstream "
-                              f"{branch}` forgets it")
+        raise MemstoreError(upstreams.no_remote(branch, up))
     return up
 
 
@@ -222,13 +217,6 @@ def upstream_or_default(repo: Repository, branch: str) -> tuple[Upstream, bool] 
     several remotes and none 'origin' (no default). `status`, `branch -vv` and `rebase`
     take it from here, so that they name the same one."""
     return upstreams.upstream_or_default(repo.db, branch, remotes(repo))
-
-
-def no_upstream(branch: str, name_it: str) -> str:
-    """What `rebase` and `pull` say where `upstream_or_default` finds none for `branch`
-    (several remotes, none 'origin', none recorded): `name_it`, the command's own way."""
-    return (f"branch {branch!r} has no upstream: {name_it}, or set one with `memstore "
-            "branch --set-upstream-to REMOTE/BRANCH`")
 
 
 def remote_for(repo: Repository, branch: str | None) -> str:

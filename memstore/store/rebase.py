@@ -128,16 +128,13 @@ def upstream_of(repo: Repository, branch: str) -> tuple[str, str]:
     [gone])."""
     names = upstreams.remote_names(repo.db)
     up = upstreams.get(repo.db, branch)
-    if up is not None and up.remote not in names:  # the words of remotes.upstream_of
-        raise MemstoreError(f"the upstream of branch {branch!r} is {up.name!r}, but there is "
-                            f"no remote {up.remote!r}; `memstore branch --unset-upstream "
-                            f"{branch}` forgets it")
+    if up is not None and up.remote not in names:  # as remotes.upstream_of (pull, push)
+        raise MemstoreError(upstreams.no_remote(branch, up))
     found = upstreams.upstream_or_default(repo.db, branch, names)
     ref = REMOTES + found[0].name if found is not None else ""
     fetched = found is not None and repo.refs.read(ref) is not None
-    if not fetched and (found is None or not found[1]):  # remotes.no_upstream's words
-        raise ValidationError(f"branch {branch!r} has no upstream: name UPSTREAM, or set one "
-                              "with `memstore branch --set-upstream-to REMOTE/BRANCH`")
+    if not fetched and (found is None or not found[1]):
+        raise ValidationError(upstreams.no_upstream(branch, "name UPSTREAM"))
     if not fetched:
         raise ValidationError(f"the upstream of {branch!r}, {found[0].name}, is gone (not "
                               "fetched yet, or deleted there since): name UPSTREAM, "

@@ -83,14 +83,34 @@ def upstream_or_default(db: Database, branch: str, names
     return (Upstream(remote, branch), False) if remote is not None else None
 
 
-def remote_names(db: Database) -> list[str]:
-    """The names of the remotes (their config row read as memstore.remote.remotes reads
-    it; a malformed row is an error naming it)."""
+def remote_table(db: Database) -> dict[str, str]:
+    """The remotes' config row, name → URL as recorded (memstore.remote.remotes anchors a
+    relative folder); a row that is not names and URLs (edited by hand) is an error naming
+    it, wherever it is read: pull and push refuse it, so do rebase and @{upstream}."""
     raw = config.get(db, REMOTES_KEY) or {}
-    if not isinstance(raw, dict):
+    if not (isinstance(raw, dict) and all(isinstance(u, str) for u in raw.values())):
         raise MemstoreError(f"the repository's remotes (config row {REMOTES_KEY!r}) are "
                             f"malformed ({str(raw)[:60]!r}): not remote names and URLs")
-    return sorted(raw)
+    return raw
+
+
+def remote_names(db: Database) -> list[str]:
+    """The names of the remotes (`remote_table`'s, checked as it checks them)."""
+    return sorted(remote_table(db))
+
+
+def no_remote(branch: str, up: Upstream) -> str:
+    """What a command says where `branch`'s recorded upstream `up` names no remote (damage
+    to the config, written by hand: exit 1)."""
+    return (f"the upstream of branch {branch!r} is {up.name!r}, but there is no remote "
+            f"{up.remote!r}; `memstore branch --unset-upstream {branch}` forgets it")
+
+
+def no_upstream(branch: str, name_it: str) -> str:
+    """What `rebase` and `pull` say where `upstream_or_default` finds none for `branch`
+    (several remotes, none 'origin', none recorded): `name_it`, the command's own way."""
+    return (f"branch {branch!r} has no upstream: {name_it}, or set one with `memstore "
+            "branch --set-upstream-to REMOTE/BRANCH`")
 
 
 def check(db: Database) -> None:
