@@ -74,7 +74,9 @@ def forge_head(repo: Path, change: Callable[[dict], None]) -> str:
         head = r.head().commit
         record = json.loads(r.store.objects.get_bytes(head))
     change(record)
-    oid = _object(repo, json.dumps(record).encode())
+    # in canonical form, as memstore writes a record (other bytes are refused as such)
+    oid = _object(repo, json.dumps(record, sort_keys=True, separators=(",", ":"),
+                                   ensure_ascii=False).encode())
     con = sqlite3.connect(repo / ".memstore" / "index.db")
     with con:
         for table, key in (("commits", "id"), ("requests", "commit_id")):

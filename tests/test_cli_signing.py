@@ -521,3 +521,32 @@ def test_with_no_allowed_signers_file_log_still_lists_and_no_key_is_allowed(repo
     assert r.exit_code == 1 and r.stdout.startswith(f"{signed[:12]} {said}"), r.output
     ok("config", "gpg.ssh.allowedSignersFile", keys["allowed"].parent / "gone", cwd=repo)
     error_line(run("log", "--show-signature", cwd=repo), 1, "no readable file there")
+
+
+def test_a_signed_record_in_other_bytes_is_damage_not_another_good_commit(repo, keys, base):
+    """The signature signs the canonical payload rebuilt from the record's content, so the
+    same record in other bytes (keys reordered, spaces, an escape: each another id) verified
+    Good under a commit id nobody signed, and was read as a commit by show and log. A
+    record whose bytes are not the canonical JSON of what they hold is damage now, where
+    records are parsed; the canonical one still verifies."""
+    configure(repo, keys)
+    signed = last_line(ok("commit", facts_files(base)["a"], "-S", cwd=repo))
+    with Repository.open(repo) as store:
+        record = store.objects.get_json(signed)
+        text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        variants = [json.dumps(record).encode(),  # spaces
+                    json.dumps(dict(reversed(record.items())), separators=(",", ":"),
+                               ensure_ascii=False).encode(),  # key order
+                    text.replace('"format":1', '"form\\u0061t":1').encode()]  # an escape
+        ids = [store.objects.put_bytes(v) for v in variants]
+    assert len(set(ids) | {signed}) == 4
+    for oid in ids:
+        con = sqlite3.connect(repo / ".memstore" / "index.db")
+        with con:
+            con.execute("insert or replace into refs (name, target) values "
+                        "('refs/heads/variant', ?)", (oid,))
+        con.close()
+        for args in (("verify-commit", "variant"), ("show", "variant")):
+            error_line(run(*args, cwd=repo), 1, f"object {oid} is a commit record in other "
+                                                "bytes")
+    assert verified(repo, signed)[0]["status"] == "good"

@@ -185,6 +185,10 @@ class Commit:
         except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as e:
             raise CorruptRecordError(f"object {oid} is not a well-formed commit record "
                                      f"({type(e).__name__}: {e}); run `memstore fsck`") from None
+        if not _canonical(oid, d):
+            raise CorruptRecordError(f"object {oid} is a commit record in other bytes than "
+                                     "memstore writes (key order, spaces or escapes: not its "
+                                     "canonical JSON); run `memstore fsck`")
         return commit
 
     @classmethod
@@ -220,6 +224,18 @@ class Commit:
             author=d.get("author"), committer=d.get("committer"),
             author_time=d.get("author_time"), signature=d.get("signature"),
         )
+
+
+def _canonical(oid: str, d: dict[str, Any]) -> bool:
+    """Whether `d`, read from the object `oid` (its bytes checked against that name), was
+    those bytes in canonical JSON, as every memstore writes a record (make_commit): the id
+    is the hash of the canonical bytes. Other bytes for the same content (keys reordered,
+    spaces, escapes, a key twice) are another id for the same record, and a signature,
+    which signs the canonical payload rebuilt from the content, would verify under it."""
+    try:
+        return hash_bytes(canonical_json(d)) == oid
+    except (ValidationError, ValueError):  # NaN, a lone surrogate: no canonical bytes
+        return False
 
 
 def _seconds(t: Any) -> bool:
