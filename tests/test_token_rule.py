@@ -5,6 +5,8 @@ it reads the last, <eos> dropped (rule 2). Commits record their rule; old record
 say nothing, were made with rule 1 (before 415216c) or rule 2 (from it, c24c1f6 among them)."""
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 import transformers
@@ -30,6 +32,16 @@ from memstore.store.repository import Repository
 JOSE = [("José", "{} plays", "tennis", "football")]
 
 
+@contextlib.contextmanager
+def commits_by_rule_1():
+    """Commits made inside read prompts by rule 1, as those of memstore before 5 Dec 2026
+    (and this one's while `config token_rule 1` was taken): no command makes them now."""
+    real = config.read_settings
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(config, "read_settings", lambda db: real(db).with_changes(token_rule=1))
+        yield
+
+
 def test_rule_1_reads_the_first_byte_token_and_rule_2_the_last():
     tok = tiny_tokenizer()
     n = len(tok("José").input_ids)
@@ -47,15 +59,26 @@ def test_a_record_without_a_rule_was_made_by_rule_1_and_a_config_without_one_com
     assert EditSettings.from_dict(d).token_rule == 1
 
 
-def test_a_config_stored_before_the_rule_commits_by_today_s(tmp_path_factory, tmp_path):
+def test_new_commits_read_by_today_s_rule_whatever_the_config(tmp_path_factory, tmp_path):
+    """`config token_rule 1` is refused in one line, nothing changed; a config stored before
+    the rule, or holding rule 1 (stored by this memstore while it took it), commits by 2."""
     repo_dir = copy_repo(empty_template(tmp_path_factory.getbasetemp()), tmp_path / "repo")
     with Repository.open(repo_dir) as repo:
         # today's rule is not stored (memstore before the rule, c24c1f6, reads the config)
         assert "token_rule" not in config.get(repo.db, config.SETTINGS)
         assert repo.settings.token_rule == 2
-    ok("config", "token_rule", "1", cwd=repo_dir)
-    with Repository.open(repo_dir) as repo:
-        assert config.get(repo.db, config.SETTINGS)["token_rule"] == 1
+    before = snapshot(repo_dir)
+    r = run("config", "token_rule", "1", cwd=repo_dir)
+    assert r.exit_code == 2, r.output
+    assert r.output.strip() == ("memstore: error: token_rule 1: new commits read prompts by "
+                                "rule 2 (rule 1, memstore's before 5 Dec 2026, is kept for the "
+                                "commits it made, which replay by it)")
+    assert snapshot(repo_dir) == before
+    ok("config", "token_rule", "2", cwd=repo_dir)
+    with Repository.open(repo_dir) as repo:  # rule 1 stored (by this memstore before): today's
+        config.put(repo.db, config.SETTINGS, {**config.get(repo.db, config.SETTINGS),
+                                              "token_rule": 1})
+        assert repo.settings.token_rule == 2
 
 
 def _fresh(repo: Repository):
@@ -73,11 +96,10 @@ def test_a_replayed_commit_reads_its_keys_by_its_own_rule(tmp_path_factory, tmp_
     C2 read them (the solve by rule 1), not by today's rule."""
     base = tmp_path_factory.getbasetemp()
     repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
-    ok("config", "token_rule", "1", cwd=repo_dir)
-    c1 = last_line(ok("commit", facts_files(base)["a"], "-m", "a", cwd=repo_dir))
-    c2 = last_line(ok("commit", write_facts(tmp_path / "jose.jsonl", JOSE), "-m", "José",
-                      cwd=repo_dir))
-    ok("config", "token_rule", "2", cwd=repo_dir)
+    with commits_by_rule_1():
+        c1 = last_line(ok("commit", facts_files(base)["a"], "-m", "a", cwd=repo_dir))
+        c2 = last_line(ok("commit", write_facts(tmp_path / "jose.jsonl", JOSE), "-m", "José",
+                          cwd=repo_dir))
     reverted = last_line(ok("revert", c1, cwd=repo_dir))
     with Repository.open(repo_dir) as repo:
         s2 = repo.get_commit(c2).update_sets[0]
@@ -102,10 +124,9 @@ def jose_by_rule_1(base, tmp_path) -> tuple:
     """A repository whose first commit wrote 'José' by rule 1 and whose config is rule 2
     again; the commit's id."""
     repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
-    ok("config", "token_rule", "1", cwd=repo_dir)
-    c1 = last_line(ok("commit", write_facts(tmp_path / "jose.jsonl", JOSE), "-m", "José",
-                      cwd=repo_dir))
-    ok("config", "token_rule", "2", cwd=repo_dir)
+    with commits_by_rule_1():
+        c1 = last_line(ok("commit", write_facts(tmp_path / "jose.jsonl", JOSE), "-m", "José",
+                          cwd=repo_dir))
     return repo_dir, c1
 
 
@@ -145,9 +166,8 @@ def test_facts_read_alike_by_both_rules_squash_whatever_their_rules(tmp_path_fac
                                                                     rule):
     base = tmp_path_factory.getbasetemp()
     repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
-    ok("config", "token_rule", str(rule), cwd=repo_dir)
-    ok("commit", facts_files(base)["a"], "-m", "a", cwd=repo_dir)
-    ok("config", "token_rule", "2", cwd=repo_dir)
+    with commits_by_rule_1() if rule == 1 else contextlib.nullcontext():
+        ok("commit", facts_files(base)["a"], "-m", "a", cwd=repo_dir)
     ok("commit", facts_files(base)["b"], "-m", "b", cwd=repo_dir)
     ok("squash", "base", cwd=repo_dir)
 
@@ -159,8 +179,8 @@ def test_a_clone_of_a_history_of_rule_1_commits_by_rule_2(tmp_path_factory, tmp_
 
     base = tmp_path_factory.getbasetemp()
     repo_dir = copy_repo(empty_template(base), tmp_path / "repo")
-    ok("config", "token_rule", "1", cwd=repo_dir)
-    ok("commit", facts_files(base)["b"], "-m", "b", cwd=repo_dir)
+    with commits_by_rule_1():
+        ok("commit", facts_files(base)["b"], "-m", "b", cwd=repo_dir)
     ok("remote", "add", "origin", f"file://{tmp_path / 'remote'}", cwd=repo_dir)
     ok("push", cwd=repo_dir)
     ok("clone", f"file://{tmp_path / 'remote'}", tmp_path / "clone", "--base", model_dir(base))

@@ -107,9 +107,10 @@ def read_settings(db: Database) -> EditSettings | None:
         return None
     if not isinstance(raw, dict):
         raise MemstoreError("the repository's editor settings are malformed; run `memstore fsck`")
-    # settings stored before token_rule: future commits read prompts by today's rule (a fix,
-    # not a choice; the commits recorded then replay by theirs)
-    raw = {"token_rule": EditSettings.token_rule, **raw}
+    # future commits read prompts by today's rule, whatever the row says: stored before
+    # token_rule, or rule 1 stored by `config token_rule 1` before it was refused (a fix,
+    # not a choice; the commits recorded by rule 1 replay by theirs)
+    raw = {**raw, "token_rule": EditSettings.token_rule}
     try:
         return EditSettings.from_dict(raw)
     except MemstoreError as e:

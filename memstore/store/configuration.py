@@ -95,6 +95,10 @@ def config(repo: Repository, key: str, value: str) -> EditSettings:
             repo.set_config(RUNTIME_KEY, _runtime_changed(repo, key, value))
         return current_settings(repo)
     parsed = parse_setting(key, value)
+    if key == "token_rule" and parsed != EditSettings.token_rule:
+        raise ValidationError(f"token_rule {value}: new commits read prompts by rule "
+                              f"{EditSettings.token_rule} (rule 1, memstore's before 5 Dec "
+                              "2026, is kept for the commits it made, which replay by it)")
     _settings_changed(repo, key, parsed)
     with repo.lock():
         new = _settings_changed(repo, key, parsed)
