@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cli_support import copy_repo, error_line, facts_files, history_template, ok, run, snapshot
+from fork_locks import reap
 from pids import dead_pid
 
 
@@ -138,7 +139,7 @@ def test_the_next_save_of_statistics_removes_what_a_killed_save_left(tmp_path):
             save_cached(st, stats, "0" * 64)
         finally:
             os._exit(3)
-    _, status = os.waitpid(pid, 0)
+    [status] = reap([pid], timeout=120)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     [killed] = stats.iterdir()
     assert killed.name.startswith(".") and f".safetensors.tmp-{leftovers.HOST}-{pid}-" in killed.name

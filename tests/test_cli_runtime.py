@@ -20,6 +20,7 @@ from cli_support import (
     ok,
     run,
 )
+from fork_locks import reap
 from pids import dead_pid
 from safetensors.torch import load_file
 
@@ -175,7 +176,7 @@ def test_the_offload_folder_of_a_process_killed_outright_goes_at_the_next_such_l
             loading.load_model(str(base / "tiny-llama"), runtime=Runtime(device_map=dm))
         finally:
             os._exit(3)
-    _, status = os.waitpid(pid, 0)
+    [status] = reap([pid], timeout=120)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     [killed] = scratch.iterdir()
     (killed / "weights.dat").write_bytes(b"x" * 100)  # what it had offloaded

@@ -26,6 +26,7 @@ from cli_support import (
     run,
     snapshot,
 )
+from fork_locks import reap
 from pids import dead_pid
 
 from memstore.store import checkpoint, writer
@@ -59,7 +60,7 @@ def _run_signalled(args: list[str], module, name: str, signum: int, err: Path) -
         finally:
             sys.stderr.flush()
             os._exit(code if isinstance(code, int) else 98)
-    _, status = os.waitpid(pid, 0)
+    [status] = reap([pid], timeout=120)
     assert os.WIFEXITED(status), f"killed by signal {os.WTERMSIG(status)}"
     return os.WEXITSTATUS(status)
 
@@ -180,7 +181,7 @@ def test_a_repair_removes_what_a_killed_repair_left(tmp_path):
             repair(tmp_path)
         finally:
             os._exit(3)
-    _, status = os.waitpid(pid, 0)
+    [status] = reap([pid], timeout=120)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     assert list(d.glob("index.db.repair-*"))  # the rebuilt index it did not rename
     repair(tmp_path)
@@ -393,7 +394,7 @@ def _killed(args: list[str], module, name: str) -> int:
             cli.main(args, standalone_mode=False)
         finally:
             os._exit(3)
-    _, status = os.waitpid(pid, 0)
+    [status] = reap([pid], timeout=120)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     return pid
 

@@ -21,7 +21,7 @@ def test_a_child_killed_holding_tqdms_lock_leaves_the_parents_bars_free():
         tqdm.get_lock().acquire()
         os.kill(os.getpid(), signal.SIGKILL)
         os._exit(3)  # never reached
-    _, status = os.waitpid(pid, 0)
+    [status] = reap([pid], timeout=20)
     assert os.WIFSIGNALED(status)
     made = threading.Event()
     thread = threading.Thread(target=lambda: (tqdm(disable=True).close(), made.set()),

@@ -14,6 +14,7 @@ import pytest
 import torch
 import transformers
 from cli_support import SETTINGS, facts_files, last_line, ok, run
+from fork_locks import reap
 from gguf_support import write_tiny_gguf
 from pids import dead_pid
 
@@ -378,7 +379,7 @@ def test_what_a_killed_dequantization_left_goes_with_the_next_load(tmp_path, mon
             loading._dequantize(base, target)
         finally:
             os._exit(3)
-    _, status = os.waitpid(pid, 0)
+    [status] = reap([pid], timeout=120)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     [killed] = target.parent.glob(f"{target.name}.tmp-{leftovers.HOST}-{pid}-*")
     assert (killed / "config.json").is_file()

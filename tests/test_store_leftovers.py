@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from fork_locks import reap
 from pids import dead_pid
 
 from memstore import leftovers
@@ -104,7 +105,7 @@ def test_a_forced_export_killed_between_its_renames_is_put_back_by_the_next(tmp_
                 (tmp / "config.json").write_text('{"new": true}')
         finally:
             os._exit(3)
-    _, status = os.waitpid(pid, 0)
+    [status] = reap([pid], timeout=120)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     assert not out.exists()
     assert len(list(tmp_path.glob(f".out.memstore-old-{leftovers.HOST}-{pid}-*"))) == 1

@@ -4,6 +4,7 @@ import stat
 
 import pytest
 import torch
+from fork_locks import reap
 from pids import dead_pid
 from test_store_support import same_bits
 
@@ -171,7 +172,7 @@ def test_a_write_removes_what_a_writer_killed_outright_left_in_its_folder(tmp_pa
             DiskObjectStore(root).put_bytes(data)
         finally:
             os._exit(3)
-    _, status = os.waitpid(pid, 0)
+    [status] = reap([pid], timeout=120)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     fan = root / hashlib.sha256(data).hexdigest()[:2]
     [killed] = fan.iterdir()
