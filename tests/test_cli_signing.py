@@ -550,3 +550,27 @@ def test_a_signed_record_in_other_bytes_is_damage_not_another_good_commit(repo, 
             error_line(run(*args, cwd=repo), 1, f"object {oid} is a commit record in other "
                                                 "bytes")
     assert verified(repo, signed)[0]["status"] == "good"
+
+
+def test_config_lists_the_signing_settings_and_which_git_supplied(repo, keys, tmp_path):
+    """`config` with no key listed the editor's and the runtime's settings only, though the
+    README's row names the signing ones and `config KEY` shows each: they are listed last
+    now, those git's config supplied marked so (--json: from_git), an unset one none."""
+    (tmp_path / "gitconfig").write_text(f"[gpg]\n\tformat = ssh\n[user]\n\tsigningkey = "
+                                        f"{keys['alice'][0]}\n[commit]\n\tgpgsign = true\n")
+    ok("config", "gpg.ssh.allowedSignersFile", keys["allowed"], cwd=repo)
+    ok("config", "commit.gpgsign", "false", cwd=repo)  # the repository's wins over git's
+    values = json.loads(ok("config", "--json", cwd=repo).stdout)
+    assert {k: values[k] for k in (*signing.KEYS, "from_git")} == {
+        "user.signingkey": str(keys["alice"][0]),
+        "gpg.ssh.allowedSignersFile": str(keys["allowed"]), "commit.gpgsign": "false",
+        "gpg.ssh.revocationFile": None, "from_git": ["user.signingkey"]}
+    lines = {line.split()[0]: line for line in ok("config", cwd=repo).stdout.splitlines()}
+    assert lines["user.signingkey"].split() == ["user.signingkey", str(keys["alice"][0]),
+                                                "#", "from", "git's", "config"]
+    assert lines["gpg.ssh.allowedSignersFile"].split() == ["gpg.ssh.allowedSignersFile",
+                                                           str(keys["allowed"])]
+    assert lines["commit.gpgsign"].split() == ["commit.gpgsign", "false"]
+    assert lines["gpg.ssh.revocationFile"].split() == ["gpg.ssh.revocationFile", "none"]
+    for key in signing.KEYS:  # the listing says what `config KEY` says
+        assert ok("config", key, cwd=repo).stdout.split() == lines[key].split()[1:2]

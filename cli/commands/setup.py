@@ -19,10 +19,12 @@ from ..output import (
 
 CONFIG_HELP = """Show or change the editor settings of future commits.
 
-With no argument, lists every setting; with KEY, prints its value; with KEY VALUE, changes
+With no argument, lists every setting, the signing settings last (each that git's config
+supplied marked "# from git's config"); with KEY, prints its value; with KEY VALUE, changes
 it (validated before it is stored). Each commit records the settings it was made with, so a
 change never affects existing commits. --json prints one object: every setting and its
-value, or with KEY, {KEY: its value now}.
+value (null for a signing setting unset) and from_git, the signing settings git's config
+supplied; or with KEY, {KEY: its value now}.
 
 \b
 Settings:
@@ -77,8 +79,8 @@ Where the model runs (not recorded in commits; the command line's --device, --dt
   device_map       auto | balanced | sequential | FILE.json | none
 
 \b
-Signed commits (README: Signed commits; read from git's config where unset here, and
-not listed with the settings above; "" unsets one):
+Signed commits (README: Signed commits; read from git's config where unset here; ""
+unsets one):
   user.signingkey  the SSH key that signs: a path, or git's literal "key::ssh-… AAAA…"
                    (its private half in ssh-agent)
   gpg.ssh.allowedSignersFile  the keys trusted, one "PRINCIPAL KEYTYPE KEY" a line
@@ -155,7 +157,7 @@ def init_result(repo) -> dict:
 @json_option
 @pass_repo
 def config(repo, key: str | None, value: str | None, as_json: bool) -> None:
-    from memstore.store import configuration
+    from memstore.store import configuration, signing
     from memstore.store.queries import current_settings
 
     settings = current_settings(repo)
@@ -168,11 +170,14 @@ def config(repo, key: str | None, value: str | None, as_json: bool) -> None:
         value_now = configuration.setting(repo, key)
         print_json({key: value_now}) if as_json else click.echo(_show(value_now))
         return
-    values = {**settings.to_dict(), **configuration.runtime_values(repo)}
+    found = configuration.signing_settings(repo)
+    from_git = [k for k, (_, where) in found.items() if where == signing.GIT]
+    values = {**settings.to_dict(), **configuration.runtime_values(repo),
+              **{k: v for k, (v, _) in found.items()}}
     if as_json:
-        print_json(values)
+        print_json(values | {"from_git": from_git})
         return
-    notes = configuration.derived_notes(repo)
+    notes = configuration.derived_notes(repo) | dict.fromkeys(from_git, "from git's config")
     for k, v in values.items():
         click.echo(f"{k:<16} {_show(v)}" + (f"    # {notes[k]}" if k in notes else ""))
 

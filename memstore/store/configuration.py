@@ -137,6 +137,12 @@ def runtime_values(repo: Repository) -> dict[str, Any]:
     return Runtime(**stored, check_available=False).to_dict()
 
 
+def signing_settings(repo: Repository) -> dict[str, tuple[str | None, str | None]]:
+    """Each signing setting (signing.KEYS) -> its value and where it was found: signing.
+    REPOSITORY, signing.GIT (git's config supplied it), or (None, None) where unset."""
+    return {key: signing.found(repo.db, key) for key in signing.KEYS}
+
+
 def setting(repo: Repository, key: str) -> Any:
     """The current value of one editor setting (or of device, dtype, device_map, or a
     signing setting: the repository's, else git's)."""

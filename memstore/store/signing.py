@@ -47,6 +47,7 @@ REVOKED = "gpg.ssh.revocationFile"  # keys revoked (a KRL or public keys), as gi
 KEYS = (KEY, ALLOWED, GPGSIGN, REVOKED)
 ROW = "signing"  # the config row: {key: value} of those set with `memstore config`
 GOOD, NONE, BAD, NOT_ALLOWED = "good", "none", "bad", "not-allowed"
+REPOSITORY, GIT = "repository", "git"  # where a setting was found
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 _FINGERPRINT = re.compile(r"\b(SHA256:[A-Za-z0-9+/=]+)")
 
@@ -93,15 +94,22 @@ class Verdict:
 
 def get(db: Database, key: str) -> str | None:
     """A signing setting: the repository's, else git's (as the module says)."""
+    return found(db, key)[0]
+
+
+def found(db: Database, key: str) -> tuple[str | None, str | None]:
+    """A signing setting and where it was found: REPOSITORY (`memstore config`), GIT (git's
+    config supplied it), or (None, None) where neither sets it."""
     stored = config_rows.get(db, ROW) or {}
     if not isinstance(stored, dict):
         raise MemstoreError(f"the repository's config row {ROW!r} is malformed; run "
                             "`memstore config` to set it again")
     if isinstance(stored.get(key), str):
-        return stored[key]
+        return stored[key], REPOSITORY
     if key in (KEY, GPGSIGN) and (_git("gpg.format") or "openpgp").lower() != "ssh":
-        return None
-    return _git(key)
+        return None, None
+    value = _git(key)
+    return (value, GIT) if value is not None else (None, None)
 
 
 def changed(db: Database, key: str, value: str) -> dict[str, str]:
