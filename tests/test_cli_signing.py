@@ -574,3 +574,33 @@ def test_config_lists_the_signing_settings_and_which_git_supplied(repo, keys, tm
     assert lines["gpg.ssh.revocationFile"].split() == ["gpg.ssh.revocationFile", "none"]
     for key in signing.KEYS:  # the listing says what `config KEY` says
         assert ok("config", key, cwd=repo).stdout.split() == lines[key].split()[1:2]
+
+
+def test_commit_gpgsign_without_a_key_refuses_a_rebase_before_the_work(repo, base,
+                                                                      monkeypatch):
+    """rebase under commit.gpgsign with no usable key solved its first pick and failed only
+    at the write; its key is checked before the plan now, as revert's, squash's and
+    cherry-pick's. A rebase that writes no commit (up to date, a fast-forward) needs no
+    key, as git's."""
+    from memstore.store import rebase
+
+    files = facts_files(base)
+    ok("commit", files["a"], cwd=repo)
+    ok("switch", "-c", "topic", cwd=repo)
+    ok("commit", files["b"], cwd=repo)
+    ok("switch", "main", cwd=repo)
+    ok("commit", files["c"], cwd=repo)
+    ok("config", "commit.gpgsign", "true", cwd=repo)
+
+    def begun(*args, **kwargs):
+        raise AssertionError("the work began before the key was checked")
+
+    monkeypatch.setattr(rebase, "_plan", begun)
+    monkeypatch.setattr(rebase, "solve_pick", begun)
+    ok("switch", "topic", cwd=repo)
+    before = snapshot(repo)
+    error_line(run("rebase", "main", cwd=repo), 1, "no user.signingkey configured")
+    assert snapshot(repo) == before
+    ok("rebase", "main~1", cwd=repo)  # up to date: no commit written, no key needed
+    ok("switch", "-c", "behind", "main~1", cwd=repo)
+    ok("rebase", "main", cwd=repo)  # a fast-forward

@@ -29,7 +29,7 @@ from ..editing.progress import progress
 from ..editing.requests import fact_key
 from ..errors import MemstoreError, ValidationError
 from . import author as authors
-from . import history, upstreams
+from . import history, signing, upstreams
 from .commits import Commit
 from .history import LiveFact
 from .ref_marks import REMOTES
@@ -191,6 +191,7 @@ def rebase(repo: Repository, rev: str | None, *, shown: str | None = None,
                     f"facts, as cherry-pick); nothing was changed (`memstore merge {shown}` "
                     "joins the branches instead)")
         repo.held_by_no_ref(old)  # damaged rows of what it leaves refuse it now, not after
+        signing.signer(repo.db, repo.signing)  # commit.gpgsign's key: before the plan's work
         empty: dict[str, str] = {}
         here, planned = _plan(repo, picks, upstream, shown, empty)
         out.dropped = {c: "a merge: the commits it brought in are picked" for c in merges}
