@@ -352,6 +352,7 @@ def before_merge(repo: Repository, theirs: str, what: str, *, sign: bool | None,
     nothing); else --verify-signatures' tip (`what` names it), and the signing key (-S,
     commit.gpgsign) only where a commit will be written: a fast-forward writes none (nor
     does --ff-only, `ff` "only"), and git's fast-forwards with a key it could not use."""
+    repo.check_held(theirs, what, "merge")  # a commit the index lacks: the merge's own line
     ours = repo.head().commit
     if ours is not None and (ours == theirs or repo.is_ancestor(theirs, ours)):
         return
