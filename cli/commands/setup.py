@@ -69,7 +69,8 @@ Settings:
                    template instead; 0: always the bare prompt (the paper)
   token_rule       2: a subject ending in a character spelt with several byte
                    tokens is keyed at the last of them, an appended <eos> dropped;
-                   1: the first, <eos> kept (commits of memstore before 5 Dec 2026)
+                   the only value taken: the rule 1 of commits of memstore before
+                   5 Dec 2026 (the first, <eos> kept) is replayed, never written
 
 \b
 Where the model runs (not recorded in commits; the command line's --device, --dtype,
