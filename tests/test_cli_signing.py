@@ -604,3 +604,20 @@ def test_commit_gpgsign_without_a_key_refuses_a_rebase_before_the_work(repo, bas
     ok("rebase", "main~1", cwd=repo)  # up to date: no commit written, no key needed
     ok("switch", "-c", "behind", "main~1", cwd=repo)
     ok("rebase", "main", cwd=repo)  # a fast-forward
+
+
+def test_a_key_that_needs_its_passphrase_says_to_add_it_to_ssh_agent(repo, base, tmp_path):
+    """ssh-keygen reads a key's passphrase from its standard input, which holds the record:
+    a passphrase-protected key failed with its "Enter passphrase: Load key …: incorrect
+    passphrase supplied to decrypt private key". One line now says the key needs its
+    passphrase, and to add it to ssh-agent and name its public key; nothing committed."""
+    key = tmp_path / "locked"
+    subprocess.run([KEYGEN, "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(key)],
+                   check=True)
+    ok("config", "user.signingkey", key, cwd=repo)
+    before = snapshot(repo)["rows"]
+    err = error_line(run("commit", facts_files(base)["a"], "-S", cwd=repo), 1,
+                     f"user.signingkey {key} needs its passphrase")
+    assert f"`ssh-add {key}`" in err and f"`memstore config user.signingkey {key}.pub`" in err
+    assert "Enter passphrase" not in err
+    assert snapshot(repo)["rows"] == before

@@ -68,7 +68,7 @@ def verify_commit(revs: tuple[str, ...], as_json: bool) -> None:
     key revoked in gpg.ssh.revocationFile; no allowed-signers file configured).
     A record edited after it was written fails its hash first: that is said as damage
     (run `memstore fsck`), not as a bad signature, and so is an object that is no commit
-    record. Exit status 0 when every REV is signed by an allowed key, 1 otherwise.
+    record, or a record in other bytes than the canonical JSON memstore writes. Exit status 0 when every REV is signed by an allowed key, 1 otherwise.
 
     --json prints a list of objects: rev, commit, status (good, none, bad, not-allowed),
     principal, fingerprint and reason (why not-allowed, where the line says one; else

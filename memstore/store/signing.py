@@ -210,12 +210,25 @@ def signer(db: Database, override: bool | None) -> Callable[[bytes], str] | None
             r = _run([keygen, "-Y", "sign", "-f", str(key), *options, "-n", NAMESPACE],
                      payload)
         text = r.stdout.decode("ascii", "replace")
+        if r.returncode != 0 and b"passphrase" in r.stderr:
+            raise SigningError(_needs_passphrase(value))
         if r.returncode != 0 or "BEGIN SSH SIGNATURE" not in text:
             raise SigningError(f"ssh-keygen could not sign with {KEY} {value}: "
                                f"{_said(r)}")
         return text.strip() + "\n"
 
     return sign
+
+
+def _needs_passphrase(value: str) -> str:
+    """What to do about a key protected by a passphrase: ssh-keygen reads the passphrase
+    from its standard input, which carries the record to sign ("Enter passphrase: …
+    incorrect passphrase supplied", terminal or not; git hands it a file and ssh-keygen
+    asks the terminal), so memstore signs with such a key through ssh-agent only."""
+    public = value if value.endswith(".pub") else f"{value}.pub"
+    return (f"{KEY} {value} needs its passphrase, which memstore cannot ask for: add the key "
+            f"to ssh-agent (`ssh-add {value.removesuffix('.pub')}`) and point {KEY} at its "
+            f"public key (`memstore config {KEY} {public}`)")
 
 
 def _run(args: list[str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
