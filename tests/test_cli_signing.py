@@ -621,3 +621,22 @@ def test_a_key_that_needs_its_passphrase_says_to_add_it_to_ssh_agent(repo, base,
     assert f"`ssh-add {key}`" in err and f"`memstore config user.signingkey {key}.pub`" in err
     assert "Enter passphrase" not in err
     assert snapshot(repo)["rows"] == before
+
+
+def test_a_malformed_signing_row_is_set_again_with_config(repo, keys):
+    """The signing row damaged (not a table): each command reading it said to set it again
+    with `memstore config`, and `config KEY VALUE` was a TypeError or ValueError traceback
+    (dict() of the row). It sets the row again now, the listing refusing until then."""
+    configure(repo, keys)
+    for damaged in ("7", '"text"', "[1, 2]"):
+        con = sqlite3.connect(repo / ".memstore" / "index.db")
+        with con:
+            con.execute("update config set value = ? where key = 'signing'", (damaged,))
+        con.close()
+        error_line(run("config", cwd=repo), 1, "config row 'signing' is malformed; set the "
+                                               "signing settings again")
+        ok("config", "user.signingkey", keys["alice"][0], cwd=repo)
+        values = json.loads(ok("config", "--json", cwd=repo).stdout)
+        assert (values["user.signingkey"], values["gpg.ssh.allowedSignersFile"]) == (
+            str(keys["alice"][0]), None)
+        ok("config", "gpg.ssh.allowedSignersFile", keys["allowed"], cwd=repo)

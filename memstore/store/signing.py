@@ -102,8 +102,8 @@ def found(db: Database, key: str) -> tuple[str | None, str | None]:
     config supplied it), or (None, None) where neither sets it."""
     stored = config_rows.get(db, ROW) or {}
     if not isinstance(stored, dict):
-        raise MemstoreError(f"the repository's config row {ROW!r} is malformed; run "
-                            "`memstore config` to set it again")
+        raise MemstoreError(f"the repository's config row {ROW!r} is malformed; set the "
+                            "signing settings again (`memstore config KEY VALUE`)")
     if isinstance(stored.get(key), str):
         return stored[key], REPOSITORY
     if key in (KEY, GPGSIGN) and (_git("gpg.format") or "openpgp").lower() != "ssh":
@@ -118,7 +118,11 @@ def changed(db: Database, key: str, value: str) -> dict[str, str]:
         raise ValidationError(f"unknown signing setting {key!r}; known: {', '.join(KEYS)}")
     if key == GPGSIGN and value != "":
         _flag(value, "commit.gpgsign")
-    stored = dict(config_rows.get(db, ROW) or {})
+    # a malformed row (found's error says to set them again): the settings it holds that
+    # read, of none where it is no table, where dict() of it was a traceback
+    row = config_rows.get(db, ROW)
+    stored = ({k: v for k, v in row.items() if k in KEYS and isinstance(v, str)}
+              if isinstance(row, dict) else {})
     if value == "":
         stored.pop(key, None)
     else:
