@@ -244,3 +244,78 @@ def test_switch_back_to_a_commit_the_repair_left_out_names_the_damage(history):
     for rev in ("-", "@{-1}"):
         error_line(run("switch", rev, cwd=repo), 1, said)
     assert snapshot(repo) == before
+
+
+def test_a_branch_row_on_no_commit_id_that_no_snapshot_holds_is_set_by_branch_f(history):
+    """main (current) and side holding 'zzz' and 'yyy', and no snapshot left to take them
+    from: fsck named `fsck --repair`, which refused ('no usable snapshot…; nothing was
+    changed'), and every other command refused on the row, `branch -f` and `reset`
+    included: no command worked. Now fsck names `branch -f NAME REV` with REV the
+    branch's reflog's newest entry, the repair's refusal too; it sets exactly that row
+    (the current branch as well), refusals change nothing, and the walk ends clean."""
+    repo, (c1, c2, c3) = history
+    ok("branch", "side", c1[:12], cwd=repo)
+    ok("tag", "v1", c2[:12], cwd=repo)
+    for (oid,) in sqlite3.connect(repo / ".memstore" / "index.db").execute(
+            "select object from snapshots").fetchall():
+        path = repo / ".memstore" / "objects" / oid[:2] / oid[2:]
+        path.chmod(0o644)
+        path.unlink()
+    sql(repo, "delete from objects where kind = 'snapshot'")
+    sql(repo, "delete from snapshots")
+    sql(repo, "update refs set target = 'zzz' where name = 'refs/heads/main'")
+    sql(repo, "update refs set target = 'yyy' where name = 'refs/heads/side'")
+    main = (f"`memstore branch -f main {c3[:12]}` sets it to its reflog's newest entry "
+            "(main@{0})")
+    side = (f"`memstore branch -f side {c1[:12]}` sets it to its reflog's newest entry "
+            "(side@{0})")
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines() == [
+        f"ref refs/heads/main holds 'zzz', not a commit id; no snapshot holds it sound: {main}",
+        f"ref refs/heads/side holds 'yyy', not a commit id; no snapshot holds it sound: {side}",
+    ], r.output
+    before = snapshot(repo)
+    error_line(run("fsck", "--repair", cwd=repo), 1, f"nothing was changed: {main}; {side}")
+    error_line(run("branch", "-f", "main", cwd=repo), 2,
+               "branch 'main' holds 'zzz', not a commit id: `memstore branch -f main REV`")
+    error_line(run("branch", "-f", "main", "nope", cwd=repo), 2, "unknown revision 'nope'")
+    error_line(run("reset", c3[:12], cwd=repo), 1, "holds 'zzz', not a commit id")
+    assert snapshot(repo) == before
+    r = ok("branch", "-f", "main", c3[:12], cwd=repo)
+    assert r.stdout.strip() == (f"Set branch main to {c3[:12]} (its row held 'zzz', not a "
+                                "commit id)")
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines() == [
+        f"ref refs/heads/side holds 'yyy', not a commit id; no snapshot holds it sound: {side}",
+    ], r.output
+    ok("branch", "-f", "side", "side@{0}", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    refs = dict(con.execute("select name, target from refs where symbolic is null"))
+    con.close()
+    assert refs == {"refs/heads/main": c3, "refs/heads/side": c1, "refs/tags/v1": c2}
+    assert logged(repo)[:2] == [c3, c3] and logged(repo, "main")[:2] == [c3, c3]
+    assert ok("status", cwd=repo).stdout.startswith("On branch main")
+
+
+def test_an_entry_of_a_commit_whose_record_is_here_unindexed_says_the_repair_indexes_it(
+        history):
+    """C3 named by the reflog alone (main reset to C2), its record here and intact, its
+    index rows gone: fsck said each entry 'names new commit C3, which is not in the
+    repository; `memstore gc` (or `memstore fsck --repair`) drops it', where the record
+    is here and the repair indexes C3 and keeps the entries. It says that now."""
+    repo, (_, c2, c3) = history
+    ok("reset", c2[:12], cwd=repo)
+    sql(repo, "delete from requests where commit_id = ?", c3)
+    sql(repo, "delete from commits where id = ?", c3)
+    ids = [i for (i,) in sqlite3.connect(repo / ".memstore" / "index.db").execute(
+        "select id from reflog where new = ? order by id", [c3]).fetchall()]
+    said = [(f"reflog entry {i} of {ref} names new commit {c3[:12]}, whose record is here "
+             "but not in the index; `memstore fsck --repair` indexes it (the entry stays)")
+            for i, ref in zip(ids, ["refs/heads/main", "HEAD"])]
+    for args in (["fsck"], ["fsck", "--quick"]):
+        r = run(*args, cwd=repo)
+        assert r.exit_code == 1 and r.stdout.splitlines() == said, (args, r.output)
+    ok("fsck", "--repair", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert c3 in logged(repo) and c3 in logged(repo, "main")

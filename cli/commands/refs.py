@@ -18,7 +18,8 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
               "'feat*'`): only those matching one.")
 @click.option("-f", "--force", is_flag=True, help="With NAME [REV]: move branch NAME to REV "
               "(default: HEAD) though it exists, as git's (not the current one: `reset` "
-              "moves that).")
+              "moves that); a branch whose row holds no commit id (damaged), the current "
+              "one too, is set to REV.")
 @click.option("-m", "--move", is_flag=True, help="Rename a branch: `branch -m OLD NEW`, or "
               "`branch -m NEW` for the current one.")
 @click.option("--set-upstream-to", "upstream", metavar="REMOTE/BRANCH", help="Record "
@@ -45,6 +46,9 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
     `branch -m OLD NEW` renames OLD (HEAD follows it); a remote's copy keeps its name.
     `branch -f NAME [REV]` moves NAME to REV though it exists (not the current branch:
     `reset` moves that); the commits it leaves that nothing else holds are warned about.
+    A branch whose row in the index holds no commit id (damaged, and in no snapshot for
+    `fsck --repair` to take it from) is set to REV by `branch -f NAME REV`, the current
+    one too: fsck names REV (the branch's reflog's newest entry).
     `--set-upstream-to REMOTE/BRANCH [NAME]` records a branch's upstream, as `push -u`
     does; `--unset-upstream [NAME]` forgets it. A rename carries it, a delete drops it.
     `branch NAME REV` (and -f) where REV is a remote-tracking branch (origin/x, or
@@ -68,7 +72,7 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
     where there is none); or {created, commit, upstream}, {deleted, commit} (with remote
     true for -d -r; a list of those when several are deleted), {renamed, to, commit},
     {branch, upstream}, {moved, commit, was, left_behind, warning, upstream} (-f of a
-    branch that exists); upstream: the remote-tracking branch REV is, which this made
+    branch that exists), {set, commit, held} (-f of a damaged one); upstream: the remote-tracking branch REV is, which this made
     NAME's upstream, or null.
     """
     if no_track and (not args or list_ or delete or force_delete or move or remotes or all_
@@ -89,7 +93,7 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
                   or upstream is not None or unset_upstream):
         raise click.UsageError("-f moves a branch: `branch -f NAME [REV]`, no other option")
     if force:
-        return force_branch(repo, name, rev or "HEAD", as_json, track=not no_track)
+        return force_branch(repo, name, rev, as_json, track=not no_track)
     if verbose and (name is not None or delete or force_delete or move
                     or upstream is not None or unset_upstream):
         raise click.UsageError("-v/-vv list the branches: no NAME, -d, -m nor upstream "
@@ -147,14 +151,22 @@ def show_created(name: str, commit: str, tracks: str | None, as_json: bool) -> N
     click.echo(f"Created branch {name} at {short(commit)}")
 
 
-def force_branch(repo, name: str, rev: str, as_json: bool, track: bool = True) -> None:
+def force_branch(repo, name: str, rev: str | None, as_json: bool, track: bool = True) -> None:
     """`branch -f NAME REV`: git's; the ref moves by compare-and-swap without reading the
     commit it leaves (a branch left on a commit whose record is gone moves as well). A REV
     that is a remote-tracking branch becomes NAME's upstream unless not `track`, as git's."""
     from memstore.errors import ValidationError
     from memstore.remote import remotes as known
-    from memstore.store.refs import branch_ref
+    from memstore.store.refs import HEADS, branch_ref
 
+    held = repo.refs.damaged(HEADS + name) if isinstance(name, str) else None
+    if held is not None:  # (checked again under the lock)
+        if rev is None:  # HEAD may be this branch: no default, the commit is the user's
+            raise ValidationError(f"branch {name!r} holds {held}, not a commit id: "
+                                  f"`memstore branch -f {name} REV` sets it (`memstore fsck` "
+                                  "names REV)")
+        return mend_branch(repo, name, rev, as_json)
+    rev = rev or "HEAD"
     with repo.lock():  # the current branch, and what the move leaves, as they are then
         head = repo.head()
         if head.branch == name:
@@ -188,6 +200,17 @@ def force_branch(repo, name: str, rev: str, as_json: bool, track: bool = True) -
     if tracks is not None:
         click.echo(f"branch '{name}' set up to track '{tracks}'")
     click.echo(f"Moved branch {name} to {short(commit)} (was {short(was)})")
+
+
+def mend_branch(repo, name: str, rev: str, as_json: bool) -> None:
+    """`branch -f NAME REV` where NAME's row holds no commit id (the current branch too):
+    sets it, as git's way is to write the id into the ref by hand; no commit is left (the
+    one it named is unknown) and no upstream is recorded."""
+    commit, held = repo.mend_branch(name, rev)
+    if as_json:
+        print_json({"set": name, "commit": commit, "held": held})
+        return
+    click.echo(f"Set branch {name} to {short(commit)} (its row held {held}, not a commit id)")
 
 
 def remote_branches(repo, names: tuple[str, ...], delete: bool, move: bool,

@@ -12,6 +12,7 @@ expires (`reflog expire --expire=now --all`), `switch -` has no switch to read a
 removes the commit. Rebuilding a lost or damaged index is `repair`."""
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -32,7 +33,7 @@ from .objects import (
     corrupt_message,
     folder_message,
 )
-from .refs import HEAD, HEADS, Refs
+from .refs import HEAD, HEADS, Refs, hand_set
 from .schema import (
     DamagedIndexError,
     parents_of,
@@ -309,8 +310,23 @@ def _check_index(store: Storage, refs: Refs, present: set[str], corrupt: set[str
         corrupt = corrupt | bad
         problems.extend(corrupt_message(oid) for oid in sorted(bad))
     problems.extend(reflog.problems(store.db,
-                                    lambda c: c in rows or c in corrupt or c in named))
+                                    lambda c: c in rows or c in corrupt or c in named,
+                                    lambda c: c in present and _commit_record(objects, c)))
     return problems
+
+
+def _commit_record(objects: ObjectStore, oid: str) -> bool:
+    """Whether object `oid` (here, and hashed: not corrupt) is a commit record, as `fsck
+    --repair`'s scan reads one: a JSON object, no ref snapshot nor statistics record."""
+    try:
+        data = objects.get_bytes(oid)
+        if data[:1] != b"{" or snapshots.parse(data) is not None or \
+                stats_records.parse_record(data) is not None:
+            return False
+        Commit.from_json(oid, json.loads(data))
+    except (MemstoreError, ValueError, KeyError, TypeError, RecursionError):
+        return False
+    return True
 
 
 def _check_sqlite(store: Storage) -> list[str]:
@@ -529,8 +545,12 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
                            + repair)
         elif not (isinstance(r["target"], str) and OBJECT_ID.fullmatch(r["target"])):
             stuck += 1
+            way = repair
+            if str(r["name"]).startswith(HEADS) and not _snapshot_holds(store, r["name"]):
+                # the repair refuses then: the branch is set by hand, as git's
+                way = "; no snapshot holds it sound: " + hand_set(store.db, r["name"])
             out.append(f"ref {r['name']} holds {str(r['target'])[:80]!r}, not a commit id"
-                       + repair)
+                       + way)
         elif r["target"] not in rows:
             stuck += 1
             out.append(f"ref {r['name']} points to {r['target']}, which is not a known commit"
@@ -556,6 +576,21 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
         out.append("the refs and config have no up-to-date snapshot in the object store "
                    "(`memstore fsck --repair` writes one)")
     return out
+
+
+def _snapshot_holds(store: Storage, ref: str) -> bool:
+    """Whether a snapshot here holds `ref` on a commit id (`fsck --repair` takes its row
+    from the newest such)."""
+    for snap in store.db.query("select object from snapshots order by seq desc"):
+        try:
+            parsed = snapshots.parse(store.objects.get_bytes(snap["object"]))
+        except MemstoreError:  # a missing or corrupt snapshot is named with the objects
+            continue
+        if any(isinstance(r, dict) and r.get("name") == ref and r.get("symbolic") is None
+               and isinstance(r.get("target"), str) and OBJECT_ID.fullmatch(r["target"])
+               for r in (parsed or {}).get("refs", [])):
+            return True
+    return False
 
 
 def named_before(store: Storage, ref: str, target: str, rows) -> str | None:

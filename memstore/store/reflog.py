@@ -169,8 +169,11 @@ def nth(db: Database, ref: str, n: int, shown: str, rev: str) -> str:
     return log[n].new
 
 
-def problems(db: Database, has_commit: Callable[[str], bool]) -> list[str]:
-    """fsck: a line per malformed row and per entry naming a commit the store lacks."""
+def problems(db: Database, has_commit: Callable[[str], bool],
+             recorded: Callable[[str], bool] = lambda c: False) -> list[str]:
+    """fsck: a line per malformed row and per entry naming a commit the store lacks;
+    `recorded`: whether such a commit's record is here and reads (the index lacks its
+    row: `fsck --repair` indexes it, and keeps the entry)."""
     if not _present(db):
         return []
     out = []
@@ -180,7 +183,11 @@ def problems(db: Database, has_commit: Callable[[str], bool]) -> list[str]:
             out.append(f"reflog entry {str(row.get('id'))[:40]} is malformed ({problem}); "
                        "`memstore fsck --repair` drops it")
             continue
-        if not has_commit(row["new"]):  # (its old value is history: see `stale`)
+        if not has_commit(row["new"]) and recorded(row["new"]):
+            out.append(f"reflog entry {row['id']} of {row['ref']} names new commit "
+                       f"{row['new'][:12]}, whose record is here but not in the index; "
+                       "`memstore fsck --repair` indexes it (the entry stays)")
+        elif not has_commit(row["new"]):  # (its old value is history: see `stale`)
             out.append(f"reflog entry {row['id']} of {row['ref']} names new commit "
                        f"{row['new'][:12]}, which is not in the repository; `memstore gc` "
                        "(or `memstore fsck --repair`) drops it")

@@ -344,11 +344,42 @@ class Refs:
         rows = self.db.query("select * from refs")
         return {r["name"]: r["target"] for r in map(_sound, rows) if r["symbolic"] is None}
 
-    def check(self) -> None:
+    def check(self, mending: str | None = None) -> None:
         """DamagedIndexError for the first damaged ref row (before a write does any work: it
-        ends by recording every ref in a snapshot)."""
+        ends by recording every ref in a snapshot); `mending`: a branch whose row holds no
+        commit id, which the write sets (`mend`): it and other branch rows of that damage
+        are passed over (each is set by its own `branch -f`, which refused on the others)."""
         for row in self.db.query("select * from refs order by name"):
-            _sound(row)
+            if mending is None or not self.damaged(str(row.get("name"))) or \
+                    self.damaged(mending) is None:
+                _sound(row)
+
+    def damaged(self, name: str) -> str | None:
+        """What branch `name`'s row holds where that is no commit id (the row not
+        symbolic), shown as fsck shows it; else None. Only `branch -f NAME REV` writes
+        over such a row (`mend`): where no snapshot holds the branch sound, `fsck
+        --repair` cannot, and every other command refuses on it."""
+        if not name.startswith(HEADS):
+            return None
+        rows = list(self.db.query("select * from refs where name = ?", [name]))
+        if not rows or rows[0]["symbolic"] is not None:
+            return None
+        target = rows[0]["target"]
+        if isinstance(target, str) and OBJECT_ID.match(target):
+            return None
+        return repr(str(target)[:80])
+
+    def mend(self, name: str, commit: str) -> None:
+        """Sets branch `name`, whose row holds no commit id (`damaged`), to `commit`, logged
+        as a move from nothing (the value it had is unknown). Inside the transaction."""
+        if self.damaged(name) is None:
+            raise RefConflictError(f"{short_name(name)} was set while this operation ran "
+                                   "(another memstore process?); nothing was changed - run "
+                                   "it again")
+        self.db["refs"].insert({"name": name, "target": commit, "symbolic": None},
+                               replace=True)
+        self._log(name, None, commit)
+        self._changed()
 
     def update(self, name: str, new: str | None, expected: str | None, *,
                keep_log: bool = False, renamed: bool = False) -> None:
@@ -583,6 +614,24 @@ class Refs:
                                   f"{len(parents) or 'no'} parent{'s' if len(parents) != 1 else ''}")
         walked.add(parents[n - 1])
         return parents[n - 1]
+
+
+def hand_set(db: Database, name: str) -> str:
+    """The way to set branch `name`, whose row holds no commit id, where no snapshot holds
+    it sound (git's: write the id into the ref by hand): `branch -f NAME REV`, REV its
+    reflog's newest entry where that names a commit the index holds (the value it was
+    last moved to), else REV."""
+    try:
+        logged = reflog.entries(db, name)
+    except MemstoreError:
+        logged = []
+    rev = next((e.new[:12] for e in logged[:1] if any(db.query(
+        "select 1 from commits where id = ? limit 1", [e.new]))), None)
+    short = name[len(HEADS):]
+    if rev is None:
+        return f"`memstore branch -f {short} REV` sets it"
+    return (f"`memstore branch -f {short} {rev}` sets it to its reflog's newest entry "
+            f"({short}@{{0}})")
 
 
 def _recorded_parents(objects: ObjectStore, commit: str) -> tuple[str, ...] | None:

@@ -6,7 +6,8 @@ rows from the objects themselves; running matrices are dropped (rebuilt when nex
 The refs and config come from the index when it can still be read; where only ref rows
 are damaged (no commit id, a bad symbolic target), each such row from the newest snapshot
 holding it sound, the others from the index; else all from the newest ref snapshot whose
-refs all name commits in the store. The new index is built beside the
+refs all name commits in the store (a branch row holding no commit id that no snapshot
+holds is set by hand, `branch -f NAME REV`, which the refusal names). The new index is built beside the
 old one and renamed into place under the repository lock; a damaged index is kept as
 `index.db.damaged-<time>` for inspection, never overwritten in place."""
 from __future__ import annotations
@@ -34,7 +35,7 @@ from .objects import (
     fsync_dir,
     refuse_link,
 )
-from .refs import HEADS, Refs, _sound
+from .refs import HEADS, Refs, _sound, hand_set
 from .schema import SIDE_FILES, open_index, transaction
 from .storage import Storage
 
@@ -223,10 +224,32 @@ def _what(e: MemstoreError) -> str:
     return str(e).split("; run `memstore", 1)[0]
 
 
-def _from_snapshot(objects: DiskObjectStore, scan: _Scan,
-                   why: str) -> tuple[list[dict], dict[str, Any], int]:
+def _by_hand(path: Path) -> str:
+    """Where the old index's damaged ref rows are all branches holding no commit id, the
+    way to set each by hand (`branch -f NAME REV`, which writes over such a row), for the
+    refusal of a repair no snapshot can mend them from; else ''."""
+    try:
+        db = open_index(path)
+    except Exception:  # noqa: BLE001 - no index that opens: no row to set
+        return ""
+    try:
+        refs = Refs(db)
+        names = [r["name"] for r in db.query("select name, target, symbolic from refs")
+                 if not _ref_sound(r)]
+        if not names or not all(isinstance(n, str) and refs.damaged(n) for n in names):
+            return ""
+        return ": " + "; ".join(hand_set(db, n) for n in names)
+    except Exception:  # noqa: BLE001 - the index damaged further: the refusal as it was
+        return ""
+    finally:
+        db.close()
+
+
+def _from_snapshot(objects: DiskObjectStore, scan: _Scan, why: str,
+                   way: str = "") -> tuple[list[dict], dict[str, Any], int]:
     """The refs and config of the newest sound snapshot; `why` is what is wrong with the
-    index's own (the error's words when there is none)."""
+    index's own (the error's words when there is none); `way`, what the refusal adds
+    where there is none (`_by_hand`)."""
     for oid, _ in sorted(scan.snapshots, key=lambda s: (s[1]["seq"], s[1].get("time", 0)),
                          reverse=True):
         try:
@@ -239,7 +262,7 @@ def _from_snapshot(objects: DiskObjectStore, scan: _Scan,
         if all(t in scan.commits for t in targets):
             return snap["refs"], snap["config"], snap["seq"]
     raise MemstoreError(f"{why}, and the object store holds no usable snapshot of the refs "
-                        "and config to repair it from; nothing was changed")
+                        f"and config to repair it from; nothing was changed{way}")
 
 
 def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairReport:
@@ -262,7 +285,8 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
             refs, conf, unrecorded, source = mended
             report = RepairReport(source)
         else:
-            refs, conf, seq = _from_snapshot(objects, scan, old)
+            refs, conf, seq = _from_snapshot(objects, scan, old,
+                                             _by_hand(path) if path.exists() else "")
             report = RepairReport(f"snapshot {seq}")
         dropped = previous_head.dropped_if_malformed(conf)
         if note is not None and dropped is not None:

@@ -213,26 +213,29 @@ class Repository:
         self.close()
 
     def lock(self, wait: bool = True, on_wait: WaitCallback | None = None,
-             timeout: float | None = None) -> AbstractContextManager[None]:
+             timeout: float | None = None, *,
+             mending: str | None = None) -> AbstractContextManager[None]:
         """The writer lock. Waiting calls `on_wait` (or the repository's) with a message
         naming the holder's pid; `wait=False` raises LockedError instead. Every config row
         and ref row is read once it is held: a write ends by recording them all (a ref
-        snapshot), so a damaged one refuses the write before any work, not after its objects. A
+        snapshot), so a damaged one refuses the write before any work, not after its objects
+        (but `mending`'s, a branch row the write sets: `mend_branch`). A
         repository opened read-only (its folder cannot be written) refuses here."""
         if getattr(self.db, "read_only", False):
             raise MemstoreError(f"{self.dir} cannot be written (read-only here): only commands "
                                 "that read the repository can run")
         self._unpin()  # before waiting: a gc holding the lock may wait for this read to end
-        return self._checked(self._lock(wait, on_wait, timeout))
+        return self._checked(self._lock(wait, on_wait, timeout), mending)
 
     @contextmanager
-    def _checked(self, held: AbstractContextManager[None]) -> Iterator[None]:
+    def _checked(self, held: AbstractContextManager[None],
+                 mending: str | None = None) -> Iterator[None]:
         taking = not self._lock.held
         with held:
             if taking:
                 self._check_same_index()
             config.rows(self.db)
-            self.refs.check()
+            self.refs.check(mending)
             yield
 
     def _check_same_index(self) -> None:
@@ -363,6 +366,23 @@ class Repository:
             with self.refs.reason(f"branch: {how} {rev}"):  # git's words
                 self.refs.update(ref, commit, expected=old)
         return commit
+
+    def mend_branch(self, name: str, rev: str) -> tuple[str, str]:
+        """Sets branch `name`, whose row holds no commit id, to the commit `rev` names
+        (`branch -f NAME REV`, current branch or not): the one way out where no snapshot
+        holds the branch sound, for `fsck --repair` then has nothing to take its row from.
+        Every other row is checked as for any write (but branch rows of the same damage,
+        each set by its own `branch -f`); `rev`'s commit must be indexed and its record
+        read. Returns (the commit, what the row held)."""
+        ref = HEADS + name
+        with self.lock(mending=ref), transaction(self.db):
+            held = self.refs.damaged(ref)
+            commit = self.resolve(rev)
+            self.check_held(commit, rev, f"set branch {name!r}")
+            self.get_commit(commit)  # its record read (hash-checked) before a ref names it
+            with self.refs.reason(f"branch: Reset to {rev}"):  # git's words for -f
+                self.refs.mend(ref, commit)
+        return commit, str(held)
 
     def check_held(self, commit: str, rev: str, doing: str) -> None:
         """DamagedIndexError unless the index holds `commit`, which `rev` named, before a
