@@ -3,6 +3,7 @@ log/show --show-signature, merge/pull --verify-signatures, with SSH keys as git'
 gpg.format ssh; the signature travels through a folder remote in the record."""
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -640,3 +641,30 @@ def test_a_malformed_signing_row_is_set_again_with_config(repo, keys):
         assert (values["user.signingkey"], values["gpg.ssh.allowedSignersFile"]) == (
             str(keys["alice"][0]), None)
         ok("config", "gpg.ssh.allowedSignersFile", keys["allowed"], cwd=repo)
+
+
+def test_a_fetch_refuses_a_signed_record_in_other_bytes(repo, keys, base, tmp_path):
+    """A remote branch naming the same signed record in other bytes (spaces: another id,
+    well hashed): fetch took it, and verify-commit called the commit nobody signed Good.
+    The fetch refuses it now, in one line naming the object, nothing fetched."""
+    from remote_support import tamper
+
+    from memstore.remote.layout import object_path
+
+    configure(repo, keys)
+    signed = last_line(ok("commit", facts_files(base)["a"], "-S", cwd=repo))
+    url = str(tmp_path / "remote")
+    ok("remote", "add", "origin", url, cwd=repo)
+    ok("push", "origin", "main", cwd=repo)
+    with Repository.open(repo) as store:
+        variant = json.dumps(store.objects.get_json(signed)).encode()
+    vid = hashlib.sha256(variant).hexdigest()
+    (tmp_path / "remote" / object_path(vid)).parent.mkdir(exist_ok=True)
+    tamper(url, object_path(vid), variant)
+    tamper(url, "refs/heads/variant", f"{vid}\n".encode())
+    other = copy_repo(empty_template(base), tmp_path / "other")
+    ok("config", "gpg.ssh.allowedSignersFile", keys["allowed"], cwd=other)
+    ok("remote", "add", "origin", url, cwd=other)
+    before = snapshot(other)
+    error_line(run("fetch", cwd=other), 1, f"object {vid} is not a commit")
+    assert snapshot(other) == before
