@@ -2,7 +2,8 @@
 'Damage fuzzer').
 
 Builds once, under --dir, a world of the tests' tiny model: a repository with a few commits
-(main ahead of its upstream by one), a branch, a tag, a folder remote holding another
+(main ahead of its upstream by one, its tip signed by a key of DIR/keys that the allowed
+signers name), a branch, a tag, a folder remote holding another
 clone's branch, and an export; a commit dropped by a reset and a branch moved by `branch -f`
 (reflog entries naming commits no branch holds), a tag never pushed, and a bisect TEXT that
 tells v1's answer from HEAD's (DIR/bisect.json); it is kept as a snapshot. For each damage (a file or folder
@@ -71,7 +72,11 @@ def build(d: Path) -> None:
     ok("commit", f["e"], "-m", "their facts e", cwd=other)
     ok("push", "origin", "theirs", cwd=other)
     ok("branch", "--set-upstream-to", "origin/main", cwd=repo)
-    ok("commit", f["e"], "-m", "facts e", cwd=repo)  # main: one ahead of origin/main
+    # main's tip signed by a key the allowed-signers file names (verify-commit, log and show
+    # --show-signature); the keys in DIR/keys, outside the world: not damaged
+    for key, value in signing_keys(d).items():
+        ok("config", key, value, cwd=repo)
+    ok("commit", f["e"], "-m", "facts e", "-S", cwd=repo)  # main: one ahead of origin/main
     # the rows damaged as each table's last one are the rows as they are here (main's tip's)
     (d / LAST_ROWS).write_text(json.dumps(
         {t: max((r[0] for r in rows), default=0)
@@ -111,6 +116,23 @@ def build(d: Path) -> None:
     (world / "outside" / "keep.txt").write_text("outside the repository\n")
     (world / "request.jsonl").write_text(f["b"].read_text())
     shutil.copytree(world, d / "snap", symlinks=True)
+
+
+def signing_keys(d: Path) -> dict[str, str]:
+    """A new SSH key in d/keys and an allowed-signers file naming it: the config settings
+    that sign with it and trust it."""
+    import subprocess
+
+    keys = d / "keys"
+    if keys.exists():
+        shutil.rmtree(keys)
+    keys.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fuzz", "-f",
+                    str(keys / "fuzz")], check=True)
+    kind, blob = (keys / "fuzz.pub").read_text().split()[:2]
+    (keys / "allowed_signers").write_text(f"fuzz@example.com {kind} {blob}\n")
+    return {"user.signingkey": str(keys / "fuzz"),
+            "gpg.ssh.allowedSignersFile": str(keys / "allowed_signers")}
 
 
 BISECT = "bisect.json"  # in --dir: ["--reject" or "--expect", TEXT]: v1 good, HEAD bad
@@ -254,6 +276,8 @@ READS = [
     ["reflog", "exists", "main"], ["show", "main@{1}"], ["log", "HEAD@{2}"], ["show", "@{-1}"],
     ["diff", "main@{1}", "spare@{1}"], ["reflog", "expire", "-n", "--expire=now", "--all"],
     ["bisect", BISECT_PROMPT, "--good", "v1", "{R}", "--max-tokens", "4"],
+    ["verify-commit", "HEAD"], ["verify-commit", "--json", "HEAD"],
+    ["log", "--show-signature"], ["show", "HEAD", "--show-signature", "--json"],
 ]
 WRITES = [
     ["commit", "{W}/request.jsonl", "-m", "fuzz"], ["revert", "HEAD~1"], ["merge", "side"],
