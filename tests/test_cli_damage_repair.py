@@ -319,3 +319,57 @@ def test_an_entry_of_a_commit_whose_record_is_here_unindexed_says_the_repair_ind
     ok("fsck", "--repair", cwd=repo)
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
     assert c3 in logged(repo) and c3 in logged(repo, "main")
+
+
+def test_a_tag_or_remote_tracking_row_on_no_commit_id_that_no_snapshot_holds_is_deleted(
+        pushed):
+    """Tag v1 and origin/main holding 'qqq' and 'rrr', no snapshot left: fsck said
+    '`memstore fsck --repair` takes its row from the newest snapshot', the repair refused
+    ('no usable snapshot…; nothing was changed') and `tag -d`, `branch -d -r`, `fetch`
+    refused on the row: no command worked. Now fsck and the refusal name `tag -d v1` and
+    `branch -d -r origin/main`, which delete exactly those rows (another of the same damage
+    passed over, a name that is none refusing them all), and `tag v1 REV`, `fetch` make
+    them again: the walk ends clean."""
+    repo, _ = pushed
+    c3, c1 = logged(repo, "main")[0], logged(repo, "main")[-1]
+    ok("tag", "v1", c1[:12], cwd=repo)
+    ok("tag", "v2", c1[:12], cwd=repo)
+    for (oid,) in sqlite3.connect(repo / ".memstore" / "index.db").execute(
+            "select object from snapshots").fetchall():
+        path = repo / ".memstore" / "objects" / oid[:2] / oid[2:]
+        path.chmod(0o644)
+        path.unlink()
+    sql(repo, "delete from objects where kind = 'snapshot'")
+    sql(repo, "delete from snapshots")
+    sql(repo, "update refs set target = 'qqq' where name = 'refs/tags/v1'")
+    sql(repo, "update refs set target = 'rrr' where name = 'refs/remotes/origin/main'")
+    tag = "`memstore tag -d v1` deletes it (`memstore tag v1 REV` makes it again)"
+    tracking = ("`memstore branch -d -r origin/main` deletes it (`memstore fetch origin` "
+                "brings it back)")
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines() == [
+        ("ref refs/remotes/origin/main holds 'rrr', not a commit id; no snapshot holds it "
+         f"sound: {tracking}"),
+        f"ref refs/tags/v1 holds 'qqq', not a commit id; no snapshot holds it sound: {tag}",
+    ], r.output
+    before = snapshot(repo)
+    error_line(run("fsck", "--repair", cwd=repo), 1, "nothing was changed: ")
+    assert tag in run("fsck", "--repair", cwd=repo).stderr
+    error_line(run("tag", "-d", "v1", "nope", cwd=repo), 2, "no tag 'nope'")
+    error_line(run("fetch", "origin", cwd=repo), 1, "holds 'rrr', not a commit id")
+    assert snapshot(repo) == before
+    r = ok("tag", "-d", "v1", "v2", "--json", cwd=repo)
+    assert json.loads(r.stdout) == [{"deleted": "v1", "commit": None},
+                                    {"deleted": "v2", "commit": c1}]
+    r = ok("branch", "-d", "-r", "origin/main", cwd=repo)
+    assert r.stdout.strip() == ("Deleted remote-tracking branch origin/main (its row held "
+                                "no commit id)")
+    ok("tag", "v1", c3[:12], cwd=repo)
+    ok("fetch", "origin", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    refs = dict(con.execute("select name, target from refs where symbolic is null"))
+    con.close()
+    assert refs == {"refs/heads/main": c3, "refs/remotes/origin/main": c3,
+                    "refs/tags/v1": c3}
+    assert logged(repo)[0] == c3 and logged(repo, "main")[0] == c3

@@ -56,7 +56,8 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
     ("branch 'NAME' set up to track 'origin/x'"); --no-track does not.
     `-r` lists the remote-tracking branches, `-a` the local ones then those (shown as
     git does, remotes/origin/main, a revision too); `branch -d -r REMOTE/BRANCH...`
-    deletes them here (the remote keeps them: the next fetch brings them back).
+    deletes them here (the remote keeps them: the next fetch brings them back), one
+    whose row holds no commit id (damaged, as fsck says) too.
     `branch -d NAME...` (-D, -d -r) deletes all the branches named or none: one that
     cannot be deleted (no such branch, the current one, unmerged) refuses them all,
     naming it (git deletes the others and exits 1); -d's merge check counts only the
@@ -538,7 +539,8 @@ def show_deleted(kind: str, deleted: dict[str, str], as_json: bool) -> None:
         print_json(rows[0] if len(rows) == 1 else rows)
         return
     for n, c in deleted.items():
-        click.echo(f"Deleted {kind} {shown_name(n) if remote else n} (was {short(c)})")
+        was = f"was {short(c)}" if c is not None else "its row held no commit id"
+        click.echo(f"Deleted {kind} {shown_name(n) if remote else n} ({was})")
 
 
 def matching(refs: dict[str, str], patterns: tuple[str, ...]) -> dict[str, str]:
@@ -564,6 +566,8 @@ def tag(repo, names: tuple[str, ...], delete: bool, list_: bool, as_json: bool) 
 
     `tag -d NAME...` deletes all the tags named or none: a NAME that is no tag refuses
     them all, naming it, with nothing deleted (git deletes the others and exits 1).
+    A tag whose row in the index holds no commit id (damaged) is deleted too (commit
+    null), as fsck says where no snapshot holds it; `tag NAME REV` makes it again.
     `tag -l [PATTERN...]` (--list) lists the tags whose names match a glob PATTERN
     (`*` matches '/' too, as git's), all with none.
 

@@ -302,11 +302,16 @@ def delete_tracking(repo: Repository, names: list[str]) -> dict[str, str]:
     """`branch -d -r REMOTE/BRANCH...`: forgets the remote-tracking branches `names` here,
     as git's (no merge check: they are the remote's, which is not contacted and keeps them;
     the next fetch brings them back), all or none (a name that is none refuses them all).
-    A branch whose upstream one was is then reported gone. Name → the commit it named."""
+    A branch whose upstream one was is then reported gone. Name → the commit it named
+    (None for one whose row held no commit id: deleted so, `Refs.drop`, as fsck says
+    where no snapshot holds it sound)."""
     names = list(dict.fromkeys(names))
-    with repo.lock(), transaction(repo.db):
-        commits = {n: repo.refs.read(REMOTES + n) for n in names}
-        missing = [n for n, c in commits.items() if c is None]
+    damaged = [n for n in names if isinstance(n, str) and n
+               and repo.refs.damaged(REMOTES + n) is not None]
+    with repo.lock(mending=REMOTES + damaged[0] if damaged else None), \
+            transaction(repo.db):
+        commits = {n: None if n in damaged else repo.refs.read(REMOTES + n) for n in names}
+        missing = [n for n, c in commits.items() if c is None and n not in damaged]
         if missing:  # one is told what it is instead; several, how to list them
             shown = [n if len(n) <= SHOWN else n[:SHOWN] + "…" for n in missing]
             hint = (_not_tracking(repo, missing[0], shown[0]) if len(missing) == 1
@@ -314,7 +319,10 @@ def delete_tracking(repo: Repository, names: list[str]) -> dict[str, str]:
             raise ValidationError(f"{no_such('remote-tracking branch', shown)}{hint}"
                                   f"{none_deleted(names)}")
         for n, c in commits.items():
-            repo.refs.update(REMOTES + n, None, expected=c)
+            if n in damaged:
+                repo.refs.drop(REMOTES + n)
+            else:
+                repo.refs.update(REMOTES + n, None, expected=c)
     return commits
 
 

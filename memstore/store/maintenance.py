@@ -33,7 +33,7 @@ from .objects import (
     corrupt_message,
     folder_message,
 )
-from .refs import HEAD, HEADS, Refs, hand_set
+from .refs import HEAD, HEADS, REMOTES, TAGS, Refs, hand_set
 from .schema import (
     DamagedIndexError,
     parents_of,
@@ -546,8 +546,10 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
         elif not (isinstance(r["target"], str) and OBJECT_ID.fullmatch(r["target"])):
             stuck += 1
             way = repair
-            if str(r["name"]).startswith(HEADS) and not _snapshot_holds(store, r["name"]):
-                # the repair refuses then: the branch is set by hand, as git's
+            if str(r["name"]).startswith((HEADS, TAGS, REMOTES)) and \
+                    not _snapshot_holds(store, r["name"]):
+                # the repair refuses then: the branch is set by hand, as git's (a tag or
+                # remote-tracking branch deleted, made again)
                 way = "; no snapshot holds it sound: " + hand_set(store.db, r["name"])
             out.append(f"ref {r['name']} holds {str(r['target'])[:80]!r}, not a commit id"
                        + way)

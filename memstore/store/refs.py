@@ -358,8 +358,10 @@ class Refs:
         """What branch `name`'s row holds where that is no commit id (the row not
         symbolic), shown as fsck shows it; else None. Only `branch -f NAME REV` writes
         over such a row (`mend`): where no snapshot holds the branch sound, `fsck
-        --repair` cannot, and every other command refuses on it."""
-        if not name.startswith(HEADS):
+        --repair` cannot, and every other command refuses on it. A tag's or a
+        remote-tracking branch's too: `tag -d` and `branch -d -r` delete such a row
+        (`drop`)."""
+        if not name.startswith((HEADS, TAGS, REMOTES)):
             return None
         rows = list(self.db.query("select * from refs where name = ?", [name]))
         if not rows or rows[0]["symbolic"] is not None:
@@ -379,6 +381,17 @@ class Refs:
         self.db["refs"].insert({"name": name, "target": commit, "symbolic": None},
                                replace=True)
         self._log(name, None, commit)
+        self._changed()
+
+    def drop(self, name: str) -> None:
+        """Deletes tag or remote-tracking branch `name`, whose row holds no commit id
+        (`damaged`), and its reflog, as a delete does. Inside the transaction."""
+        if self.damaged(name) is None:
+            raise RefConflictError(f"{short_name(name)} was changed while this operation ran "
+                                   "(another memstore process?); nothing was changed - run "
+                                   "it again")
+        self.db["refs"].delete(name)
+        reflog.dropped(self.db, name)
         self._changed()
 
     def update(self, name: str, new: str | None, expected: str | None, *,
@@ -620,7 +633,15 @@ def hand_set(db: Database, name: str) -> str:
     """The way to set branch `name`, whose row holds no commit id, where no snapshot holds
     it sound (git's: write the id into the ref by hand): `branch -f NAME REV`, REV its
     reflog's newest entry where that names a commit the index holds (the value it was
-    last moved to), else REV."""
+    last moved to), else REV. A tag or remote-tracking branch holding no commit id is
+    deleted (`tag -d`, `branch -d -r`), then made again (`tag NAME REV`, `fetch`)."""
+    if name.startswith(TAGS):
+        tag = name[len(TAGS):]
+        return f"`memstore tag -d {tag}` deletes it (`memstore tag {tag} REV` makes it again)"
+    if name.startswith(REMOTES):
+        tracking = name[len(REMOTES):]
+        return (f"`memstore branch -d -r {tracking}` deletes it (`memstore fetch "
+                f"{tracking.split('/', 1)[0]}` brings it back)")
     try:
         logged = reflog.entries(db, name)
     except MemstoreError:

@@ -7,7 +7,8 @@ The refs and config come from the index when it can still be read; where only re
 are damaged (no commit id, a bad symbolic target), each such row from the newest snapshot
 holding it sound, the others from the index; else all from the newest ref snapshot whose
 refs all name commits in the store (a branch row holding no commit id that no snapshot
-holds is set by hand, `branch -f NAME REV`, which the refusal names). The new index is built beside the
+holds is set by hand, `branch -f NAME REV`, a tag's or remote-tracking branch's deleted,
+`tag -d`, `branch -d -r`, which the refusal names). The new index is built beside the
 old one and renamed into place under the repository lock; a damaged index is kept as
 `index.db.damaged-<time>` for inspection, never overwritten in place."""
 from __future__ import annotations

@@ -401,11 +401,13 @@ class Repository:
             return prefix + name
         return branch_ref(name) if kind == "branch" else tag_ref(name)
 
-    def _all_named(self, refs: dict[str, str], kind: str) -> dict[str, str]:
+    def _all_named(self, refs: dict[str, str], kind: str,
+                   damaged: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
         """Name → the commit of each of `refs` (name → ref) that a delete names, all or none:
-        a name that is no `kind` refuses them all, naming every such name."""
-        commits = {n: self.refs.read(r) for n, r in refs.items()}
-        missing = [n for n, c in commits.items() if c is None]
+        a name that is no `kind` refuses them all, naming every such name; those of
+        `damaged` (rows holding no commit id) → None."""
+        commits = {n: None if n in damaged else self.refs.read(r) for n, r in refs.items()}
+        missing = [n for n, c in commits.items() if c is None and n not in damaged]
         if missing:
             raise ValidationError(no_such(kind, missing) + none_deleted(list(refs)))
         return commits
@@ -478,13 +480,20 @@ class Repository:
 
     def delete_tags(self, names: list[str]) -> dict[str, str]:
         """Deletes tags `names`, all or none (a name that is no tag refuses them all).
-        Name → the commit it named."""
+        Name → the commit it named (None for one whose row held no commit id: deleted
+        so, `Refs.drop`, as fsck says where no snapshot holds it sound)."""
         names = list(dict.fromkeys(names))
-        refs = {n: self._named(TAGS, n, "tag") for n in names}
-        with self.lock(), transaction(self.db):
-            commits = self._all_named(refs, "tag")
+        damaged = [n for n in names if isinstance(n, str) and n
+                   and self.refs.damaged(TAGS + n) is not None]
+        refs = {n: TAGS + n if n in damaged else self._named(TAGS, n, "tag") for n in names}
+        with self.lock(mending=TAGS + damaged[0] if damaged else None), \
+                transaction(self.db):
+            commits = self._all_named(refs, "tag", damaged)
             for n, r in refs.items():
-                self.refs.update(r, None, expected=commits[n])
+                if n in damaged:
+                    self.refs.drop(r)
+                else:
+                    self.refs.update(r, None, expected=commits[n])
         return commits
 
     def switch(self, target: str, *, create: bool = False, detach: bool = False,
