@@ -154,7 +154,7 @@ def test_quick_fsck_after_a_repair_names_the_corrupt_record_it_kept_entries_of(h
         assert ok(*args, cwd=repo).stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize("ref, symbolic", [("HEAD", "refs/tags/x"),
+@pytest.mark.parametrize("ref, symbolic", [("HEAD", "refs/tags/x"), ("HEAD", "1"),
                                            ("refs/heads/main", "refs/heads/main")])
 def test_a_bad_symbolic_ref_is_one_line_with_the_repair(history, ref, symbolic):
     """A symbolic ref row no command reads (HEAD on a tag's name, a branch made symbolic):
@@ -373,3 +373,59 @@ def test_a_tag_or_remote_tracking_row_on_no_commit_id_that_no_snapshot_holds_is_
     assert refs == {"refs/heads/main": c3, "refs/remotes/origin/main": c3,
                     "refs/tags/v1": c3}
     assert logged(repo)[0] == c3 and logged(repo, "main")[0] == c3
+
+
+def _no_snapshots(repo: Path) -> None:
+    """Every snapshot of the refs and config deleted: `fsck --repair` has none to take a
+    damaged ref row from."""
+    for (oid,) in sqlite3.connect(repo / ".memstore" / "index.db").execute(
+            "select object from snapshots").fetchall():
+        path = repo / ".memstore" / "objects" / oid[:2] / oid[2:]
+        path.chmod(0o644)
+        path.unlink()
+    sql(repo, "delete from objects where kind = 'snapshot'")
+    sql(repo, "delete from snapshots")
+
+
+@pytest.mark.parametrize("target, symbolic", [("zzz", None), (None, "1"),
+                                              (None, "refs/tags/v1")])
+def test_a_head_row_that_reads_as_nothing_that_no_snapshot_holds_is_set_by_switch(
+        history, target, symbolic):
+    """HEAD detached at C2 made to hold 'zzz' (or to name '1', a tag), no snapshot left:
+    fsck said '`memstore fsck --repair` takes its row from the newest snapshot' (there was
+    none, and the repair refused, naming no way) and every command refused on the row,
+    switch included: no command worked. git's `switch BRANCH` leaves a HEAD on a commit it
+    lacks; memstore's `switch` now sets exactly HEAD's row, fsck and the refusal name it,
+    and the walk ends clean with the other refs and the reflog as they were."""
+    repo, (c1, c2, c3) = history
+    ok("branch", "side", c1[:12], cwd=repo)
+    ok("tag", "v1", c1[:12], cwd=repo)
+    ok("switch", "--detach", c2[:12], cwd=repo)
+    head, main = logged(repo), logged(repo, "main")
+    _no_snapshots(repo)
+    sql(repo, "update refs set target = ?, symbolic = ? where name = 'HEAD'", target, symbolic)
+    held = repr(target or symbolic)
+    way = (f"`memstore switch --detach {c2[:12]}` sets it to its reflog's newest entry "
+           "(HEAD@{0}); `memstore switch BRANCH` puts it on a branch")
+    said = (f"ref HEAD holds {held}, not a commit id" if target else
+            f"ref HEAD: bad symbolic target {held}")
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines() == [
+        f"{said}; no snapshot holds it sound: {way}"], r.output
+    before = snapshot(repo)
+    error_line(run("fsck", "--repair", cwd=repo), 1, f"nothing was changed: {way}")
+    error_line(run("switch", "-c", "x", cwd=repo), 2, "`memstore switch BRANCH`")
+    error_line(run("switch", "nope", cwd=repo), 2, "unknown revision 'nope'")
+    assert run("status", cwd=repo).exit_code == 1
+    assert snapshot(repo) == before
+    r = ok("switch", "--detach", c2[:12], cwd=repo)
+    assert r.stdout.strip() == f"HEAD is now at {c2[:12]} (detached; its row held {held})"
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert logged(repo) == [c2] + head and logged(repo, "main") == main
+    assert ok("switch", "main", cwd=repo).stdout.strip() == "Switched to branch 'main'"
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    refs = {n: (t, s) for n, t, s in con.execute("select name, target, symbolic from refs")}
+    con.close()
+    assert refs == {"HEAD": (None, "refs/heads/main"), "refs/heads/main": (c3, None),
+                    "refs/heads/side": (c1, None), "refs/tags/v1": (c1, None)}
+    assert ok("switch", "-", cwd=repo).stdout.strip() == f"HEAD is now at {c2[:12]} (detached)"

@@ -368,6 +368,18 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool, track
     from memstore.errors import ValidationError
     from memstore.remote import remotes
 
+    held = repo.refs.damaged("HEAD")  # HEAD's row reads as no commit nor branch: set it
+    if held is not None and name not in ("-", "HEAD") and not name.startswith("@{-"):
+        head = repo.mend_head(name, create=create, detach=detach)  # -c: refused
+        d = switch_result(head, False, [])
+        d["upstream"] = None
+        if as_json:
+            print_json(d)
+        elif d["branch"]:
+            click.echo(f"Switched to branch '{d['branch']}' (HEAD's row held {held})")
+        else:
+            click.echo(f"HEAD is now at {short(d['commit'])} (detached; its row held {held})")
+        return
     with repo.lock():  # what it leaves is read before a gc elsewhere can remove it
         if name == "-" and not create:  # git's `switch -`: where the last switch came from
             name, detach = _previous(repo, detach)

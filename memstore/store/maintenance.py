@@ -541,12 +541,15 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
         if r["symbolic"] is not None:
             if r["name"] != HEAD or not str(r["symbolic"]).startswith(HEADS):
                 stuck += 1  # no command reads it either: the same one way out
+                way = repair
+                if r["name"] == HEAD and not _snapshot_holds(store, HEAD):
+                    way = "; no snapshot holds it sound: " + hand_set(store.db, HEAD)
                 out.append(f"ref {r['name']}: bad symbolic target {str(r['symbolic'])[:80]!r}"
-                           + repair)
+                           + way)
         elif not (isinstance(r["target"], str) and OBJECT_ID.fullmatch(r["target"])):
             stuck += 1
             way = repair
-            if str(r["name"]).startswith((HEADS, TAGS, REMOTES)) and \
+            if (r["name"] == HEAD or str(r["name"]).startswith((HEADS, TAGS, REMOTES))) and \
                     not _snapshot_holds(store, r["name"]):
                 # the repair refuses then: the branch is set by hand, as git's (a tag or
                 # remote-tracking branch deleted, made again)
@@ -581,15 +584,17 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
 
 
 def _snapshot_holds(store: Storage, ref: str) -> bool:
-    """Whether a snapshot here holds `ref` on a commit id (`fsck --repair` takes its row
-    from the newest such)."""
+    """Whether a snapshot here holds `ref` on a commit id, or HEAD on a branch (`fsck
+    --repair` takes its row from the newest such)."""
     for snap in store.db.query("select object from snapshots order by seq desc"):
         try:
             parsed = snapshots.parse(store.objects.get_bytes(snap["object"]))
         except MemstoreError:  # a missing or corrupt snapshot is named with the objects
             continue
-        if any(isinstance(r, dict) and r.get("name") == ref and r.get("symbolic") is None
-               and isinstance(r.get("target"), str) and OBJECT_ID.fullmatch(r["target"])
+        if any(isinstance(r, dict) and r.get("name") == ref and (
+                (r.get("symbolic") is None and isinstance(r.get("target"), str)
+                 and OBJECT_ID.fullmatch(r["target"]))
+                or (ref == HEAD and str(r.get("symbolic")).startswith(HEADS)))
                for r in (parsed or {}).get("refs", [])):
             return True
     return False

@@ -360,11 +360,16 @@ class Refs:
         over such a row (`mend`): where no snapshot holds the branch sound, `fsck
         --repair` cannot, and every other command refuses on it. A tag's or a
         remote-tracking branch's too: `tag -d` and `branch -d -r` delete such a row
-        (`drop`)."""
-        if not name.startswith((HEADS, TAGS, REMOTES)):
+        (`drop`). HEAD's too, or HEAD naming no branch: `switch` sets it (`mend_head`)."""
+        if name != HEAD and not name.startswith((HEADS, TAGS, REMOTES)):
             return None
         rows = list(self.db.query("select * from refs where name = ?", [name]))
-        if not rows or rows[0]["symbolic"] is not None:
+        if not rows:
+            return None
+        symbolic = rows[0]["symbolic"]
+        if name == HEAD and symbolic is not None:
+            return None if str(symbolic).startswith(HEADS) else repr(str(symbolic)[:80])
+        if symbolic is not None:
             return None
         target = rows[0]["target"]
         if isinstance(target, str) and OBJECT_ID.match(target):
@@ -381,6 +386,18 @@ class Refs:
         self.db["refs"].insert({"name": name, "target": commit, "symbolic": None},
                                replace=True)
         self._log(name, None, commit)
+        self._changed()
+
+    def mend_head(self, branch: str | None, commit: str) -> None:
+        """Sets HEAD, whose row holds no commit id or names no branch (`damaged`), on
+        branch ref `branch` (on `commit`), or detached at `commit` where `branch` is None;
+        logged as a move from nothing (what it was on is unknown). Inside the transaction."""
+        if self.damaged(HEAD) is None:
+            raise RefConflictError("HEAD was set while this operation ran (another memstore "
+                                   "process?); nothing was changed - run it again")
+        self.db["refs"].insert({"name": HEAD, "target": None if branch else commit,
+                                "symbolic": branch}, replace=True)
+        self._log(HEAD, None, commit)
         self._changed()
 
     def drop(self, name: str) -> None:
@@ -634,7 +651,15 @@ def hand_set(db: Database, name: str) -> str:
     it sound (git's: write the id into the ref by hand): `branch -f NAME REV`, REV its
     reflog's newest entry where that names a commit the index holds (the value it was
     last moved to), else REV. A tag or remote-tracking branch holding no commit id is
-    deleted (`tag -d`, `branch -d -r`), then made again (`tag NAME REV`, `fetch`)."""
+    deleted (`tag -d`, `branch -d -r`), then made again (`tag NAME REV`, `fetch`). HEAD
+    holding no commit id, or naming no branch, is set by `switch` (git's `switch BRANCH`
+    off a HEAD on a commit it lacks)."""
+    if name == HEAD:
+        rev = _logged_rev(db, HEAD)
+        if rev is None:
+            return "`memstore switch BRANCH` (or `memstore switch --detach REV`) sets it"
+        return (f"`memstore switch --detach {rev}` sets it to its reflog's newest entry "
+                "(HEAD@{0}); `memstore switch BRANCH` puts it on a branch")
     if name.startswith(TAGS):
         tag = name[len(TAGS):]
         return f"`memstore tag -d {tag}` deletes it (`memstore tag {tag} REV` makes it again)"
@@ -642,17 +667,23 @@ def hand_set(db: Database, name: str) -> str:
         tracking = name[len(REMOTES):]
         return (f"`memstore branch -d -r {tracking}` deletes it (`memstore fetch "
                 f"{tracking.split('/', 1)[0]}` brings it back)")
-    try:
-        logged = reflog.entries(db, name)
-    except MemstoreError:
-        logged = []
-    rev = next((e.new[:12] for e in logged[:1] if any(db.query(
-        "select 1 from commits where id = ? limit 1", [e.new]))), None)
+    rev = _logged_rev(db, name)
     short = name[len(HEADS):]
     if rev is None:
         return f"`memstore branch -f {short} REV` sets it"
     return (f"`memstore branch -f {short} {rev}` sets it to its reflog's newest entry "
             f"({short}@{{0}})")
+
+
+def _logged_rev(db: Database, name: str) -> str | None:
+    """The commit `name`'s reflog's newest entry names, shortened, where the index holds
+    it; else None."""
+    try:
+        logged = reflog.entries(db, name)
+    except MemstoreError:
+        logged = []
+    return next((e.new[:12] for e in logged[:1] if any(db.query(
+        "select 1 from commits where id = ? limit 1", [e.new]))), None)
 
 
 def _recorded_parents(objects: ObjectStore, commit: str) -> tuple[str, ...] | None:

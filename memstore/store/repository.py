@@ -44,7 +44,19 @@ from .commits import Commit, StoredSet, load_requests, load_updates, load_zs
 from .config import BaseRecord, path_snapshot
 from .lock import RepositoryLock, WaitCallback
 from .objects import DiskObjectStore, MemoryObjectStore, fsync_dir, refuse_link
-from .refs import HEAD, HEADS, SHOWN, TAGS, Head, Refs, branch_ref, no_such, none_deleted, tag_ref
+from .refs import (
+    HEAD,
+    HEADS,
+    SHOWN,
+    TAGS,
+    Head,
+    RefConflictError,
+    Refs,
+    branch_ref,
+    no_such,
+    none_deleted,
+    tag_ref,
+)
 from .schema import DamagedIndexError, open_index, size_of, transaction
 from .stats_records import StatisticsRecord
 from .storage import Storage
@@ -503,6 +515,8 @@ class Repository:
         `detach` or when `target` is no branch, at the commit `target` names ("HEAD" without
         `detach` leaves HEAD as it is). Its entry in HEAD's reflog ("checkout: moving from
         A to B") is where `switch -` and `@{-1}` go back to (previous_head)."""
+        if self.refs.damaged(HEAD) is not None:
+            return self.mend_head(target, create=create, detach=detach)
         with self.lock(), transaction(self.db):
             head = self.head()
             with self.refs.reason(f"checkout: moving from {head.branch or head.commit} to "
@@ -546,6 +560,34 @@ class Repository:
             dest = self.resolve(target)
             previous_head.forget(self.db)
             self.refs.set_detached(HEAD, dest)
+        return self.head()
+
+    def mend_head(self, target: str, *, create: bool = False, detach: bool = False) -> Head:
+        """Sets HEAD, whose row holds no commit id or names no branch (`Refs.damaged`), on
+        branch `target`, or detached at the commit `target` names (with `detach`, or where
+        it is no branch): the one way out where no snapshot holds HEAD sound, as git's
+        `switch` off a HEAD on a commit it lacks. Every other row is checked as for any
+        write (but rows of the same damage, each with its own way); the commit must be
+        indexed and its record read. Its reflog entry says what the row held and names no
+        previous HEAD (a "checkout: moving from" entry would give `switch -` one)."""
+        with self.lock(mending=HEAD), transaction(self.db):
+            held = self.refs.damaged(HEAD)
+            if held is None:
+                raise RefConflictError("HEAD was set while this operation ran (another "
+                                       "memstore process?); nothing was changed - run it again")
+            if create:
+                raise ValidationError(f"HEAD holds {held}, not a commit id or a branch: "
+                                      f"`memstore switch BRANCH` or `memstore switch --detach "
+                                      "REV` sets it first")
+            ref = None if detach else HEADS + target
+            commit = self.refs.read(ref) if ref is not None else None
+            if commit is None:
+                ref = None
+                commit = self.resolve(target)
+            self.check_held(commit, target, "set HEAD")
+            self.get_commit(commit)  # its record read (hash-checked) before HEAD names it
+            with self.refs.reason(f"checkout: HEAD held {held}, set to {target}"):
+                self.refs.mend_head(ref, commit)
         return self.head()
 
     def held_by_no_ref(self, commit: str) -> list[str]:
