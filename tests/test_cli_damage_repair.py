@@ -429,3 +429,33 @@ def test_a_head_row_that_reads_as_nothing_that_no_snapshot_holds_is_set_by_switc
     assert refs == {"HEAD": (None, "refs/heads/main"), "refs/heads/main": (c3, None),
                     "refs/heads/side": (c1, None), "refs/tags/v1": (c1, None)}
     assert ok("switch", "-", cwd=repo).stdout.strip() == f"HEAD is now at {c2[:12]} (detached)"
+
+
+@pytest.mark.parametrize("way", ["-m", "-D"])
+def test_a_branch_and_a_branch_under_its_name_are_one_line_with_the_way_out(history, way):
+    """Rows refs/heads/side and refs/heads/side/x together (an older memstore's, a hand
+    edit): no command makes them (a remote stores a branch as a file, so one cannot be
+    both a branch and the folder of another), and fsck said only that the snapshot is out
+    of date ('`memstore fsck --repair` writes one'). It
+    names the pair now, with the rename or delete that ends it; that one works, the walk
+    ends clean with the other refs as they were."""
+    repo, (c1, c2, c3) = history
+    ok("branch", "side", c1[:12], cwd=repo)
+    sql(repo, "insert into refs (name, target, symbolic) values ('refs/heads/side/x', ?, null)",
+        c2)
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines() == [
+        ("branches side and side/x: a remote stores a branch as a file, so one cannot be "
+         "both a branch and the folder of another; `memstore branch -m side/x NEW` renames "
+         "one (`memstore branch -D side/x` deletes it)")], r.output
+    if way == "-m":
+        ok("branch", "-m", "side/x", "side-x", cwd=repo)
+    else:
+        ok("branch", "-D", "side/x", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    refs = dict(con.execute("select name, target from refs where symbolic is null"))
+    con.close()
+    assert refs == {"refs/heads/main": c3, "refs/heads/side": c1} | (
+        {"refs/heads/side-x": c2} if way == "-m" else {})
+    assert logged(repo, "side")[0] == c1

@@ -13,6 +13,7 @@ removes the commit. Rebuilding a lost or damaged index is `repair`."""
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -560,6 +561,9 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
             stuck += 1
             out.append(f"ref {r['name']} points to {r['target']}, which is not a known commit"
                        + _way_back(store, r["name"], r["target"], rows, on))
+    clashes = _folder_clashes(current)
+    stuck += len(clashes)  # its way (a rename or delete) writes the snapshot
+    out += clashes
     if not list(store.db.query("select name from refs where name = ?", [HEAD])):
         out.append("HEAD is missing")
     newest = next(iter(store.db.query("select object from snapshots order by seq desc limit 1")),
@@ -580,6 +584,27 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
     if not stuck and (snap is None or snap["refs"] != current or snap["config"] != conf):
         out.append("the refs and config have no up-to-date snapshot in the object store "
                    "(`memstore fsck --repair` writes one)")
+    return out
+
+
+def _folder_clashes(rows: list[dict]) -> list[str]:
+    """A line for each pair of branches one of which is the folder of the other ('side'
+    and 'side/x': no command makes them, a hand edit or an older memstore can), which a
+    remote, storing a branch as the file refs/heads/NAME, cannot hold (Refs refuses to
+    make such a pair for that)."""
+    names = {str(r["name"])[len(HEADS):] for r in rows if str(r["name"]).startswith(HEADS)}
+    out = []
+    for name in sorted(names):
+        parts = name.split("/")
+        for n in range(1, len(parts)):
+            folder = "/".join(parts[:n])
+            if folder in names:
+                shown = shlex.quote(name)
+                out.append(f"branches {folder} and {name}: a remote stores a branch as a "
+                           "file, so one cannot be both a branch and the folder of another; "
+                           f"`memstore branch -m {shown} NEW` renames one (`memstore branch "
+                           f"-D {shown}` deletes it)")
+                break
     return out
 
 
