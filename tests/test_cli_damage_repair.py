@@ -3,6 +3,7 @@ with the one way out that works first, and the reflog kept wherever its rows rea
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import sqlite3
 from pathlib import Path
@@ -459,3 +460,82 @@ def test_a_branch_and_a_branch_under_its_name_are_one_line_with_the_way_out(hist
     assert refs == {"refs/heads/main": c3, "refs/heads/side": c1} | (
         {"refs/heads/side-x": c2} if way == "-m" else {})
     assert logged(repo, "side")[0] == c1
+
+
+def _pasted(line: str) -> list[str]:
+    """The arguments of the first command a fsck line names (`memstore ...`), as a shell
+    splits it when the line is pasted."""
+    return shlex.split(line.split("`memstore ", 1)[1].split("`", 1)[0])
+
+
+def test_the_commands_fsck_names_for_an_odd_ref_name_work_when_pasted(history):
+    """Branch rows "it's" and 'my side' and a tag row 'v 1' holding no commit id (no
+    command makes the last two, a damaged row can hold any name), no snapshot left: fsck
+    named `memstore branch -f it's REV`, `memstore branch -f my side REV` and `memstore tag
+    -d v 1`, which a shell splits otherwise (an open quote; 'v' and '1': no tag 'v'); and
+    `branch -f 'my side' REV` set the row and wrote a reflog entry its reflog then called
+    damaged ('its ref'), for no branch can be named so. fsck quotes a name now, names
+    `branch -D` for a branch no branch can be named as (and no `tag NAME REV` for such a
+    tag), `branch -f` refuses to set one, `branch -D` deletes such a row: each pasted line
+    works, and the walk ends clean."""
+    repo, (c1, c2, c3) = history
+    ok("branch", "it's", c1[:12], cwd=repo)
+    _no_snapshots(repo)
+    sql(repo, "update refs set target = 'yyy' where name = 'refs/heads/it''s'")
+    sql(repo, "insert into refs (name, target, symbolic) values ('refs/heads/my side', "
+        "'zzz', null)")
+    sql(repo, "insert into refs (name, target, symbolic) values ('refs/tags/v 1', 'qqq', "
+        "null)")
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines() == [
+        ("ref refs/heads/it's holds 'yyy', not a commit id; no snapshot holds it sound: "
+         f"`memstore branch -f 'it'\"'\"'s' {c1[:12]}` sets it to its reflog's newest entry "
+         "(it's@{0})"),
+        ("ref refs/heads/my side holds 'zzz', not a commit id; no snapshot holds it sound: "
+         "`memstore branch -D 'my side'` deletes it (no branch can be named so: it contains "
+         "a space)"),
+        ("ref refs/tags/v 1 holds 'qqq', not a commit id; no snapshot holds it sound: "
+         "`memstore tag -d 'v 1'` deletes it"),
+    ], r.output
+    before = snapshot(repo)
+    error_line(run("branch", "-f", "my side", c2[:12], cwd=repo), 2,
+               "branch 'my side' cannot be set: no branch can be named so (it contains a "
+               "space); `memstore branch -D 'my side'` deletes it")
+    assert snapshot(repo) == before
+    for line in r.stdout.splitlines():
+        ok(*_pasted(line), cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    refs = dict(con.execute("select name, target from refs where symbolic is null"))
+    con.close()
+    assert refs == {"refs/heads/main": c3, "refs/heads/it's": c1}
+    assert logged(repo, "it's")[:2] == [c1, c1] and logged(repo, "main")[0] == c3
+
+
+@pytest.mark.parametrize("name", ["it's", "a b"])
+def test_the_way_back_fsck_names_for_an_odd_branch_name_works_when_pasted(history, name):
+    """Branch "it's" (or 'a b', a row made by hand) moved onto a commit the store lacks:
+    fsck's way back, `memstore branch -f it's C1`, left a quote open in a shell, and `branch
+    -f a b C1` split the name (quoted, `branch -f` refuses a name no branch can have).
+    Quoted now, and `branch -D` for the name no branch can have: the pasted line works."""
+    repo, (c1, c2, _) = history
+    ok("branch", "side", c1[:12], cwd=repo)
+    sql(repo, "update refs set name = ? where name = 'refs/heads/side'", "refs/heads/" + name)
+    if name == "it's":  # (a reflog cannot hold the other: its entries would be damaged)
+        sql(repo, "update reflog set ref = ? where ref = 'refs/heads/side'",
+            "refs/heads/" + name)
+    ok("tag", "v1", c2[:12], cwd=repo)  # a snapshot holding the branch on C1
+    sql(repo, "update refs set target = ? where name = ?", "a" * 64, "refs/heads/" + name)
+    quoted = shlex.quote(name)
+    how = (f"`memstore branch -f {quoted} {c1[:12]}` moves it back (`memstore branch -D "
+           f"{quoted}` deletes it)" if name == "it's" else
+           f"`memstore branch -D {quoted}` deletes it (no branch can be named so: it "
+           "contains a space)")
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines() == [
+        (f"ref refs/heads/{name} points to {'a' * 64}, which is not a known commit; it named "
+         f"{c1[:12]} before: {how}")], r.output
+    ok(*_pasted(r.stdout), cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert ok("branch", "--json", cwd=repo).stdout.count('"name"') == (2 if name == "it's"
+                                                                       else 1)

@@ -158,14 +158,14 @@ def force_branch(repo, name: str, rev: str | None, as_json: bool, track: bool = 
     that is a remote-tracking branch becomes NAME's upstream unless not `track`, as git's."""
     from memstore.errors import ValidationError
     from memstore.remote import remotes as known
-    from memstore.store.refs import HEADS, branch_ref
+    from memstore.store.refs import HEADS, branch_ref, shell_word
 
     held = repo.refs.damaged(HEADS + name) if isinstance(name, str) else None
     if held is not None:  # (checked again under the lock)
         if rev is None:  # HEAD may be this branch: no default, the commit is the user's
             raise ValidationError(f"branch {name!r} holds {held}, not a commit id: "
-                                  f"`memstore branch -f {name} REV` sets it (`memstore fsck` "
-                                  "names REV)")
+                                  f"`memstore branch -f {shell_word(name)} REV` sets it "
+                                  "(`memstore fsck` names REV)")
         return mend_branch(repo, name, rev, as_json)
     rev = rev or "HEAD"
     with repo.lock():  # the current branch, and what the move leaves, as they are then
@@ -191,7 +191,8 @@ def force_branch(repo, name: str, rev: str | None, as_json: bool, track: bool = 
     if was is None:
         show_created(name, commit, tracks, as_json)
         return
-    warning = leaving(left, f"`memstore branch -f {name} {short(before or was)}` goes back")
+    warning = leaving(left, f"`memstore branch -f {shell_word(name)} {short(before or was)}` "
+                            "goes back")
     if warning is not None:
         warn(f"warning: {warning}")
     if as_json:

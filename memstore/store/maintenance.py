@@ -13,7 +13,6 @@ removes the commit. Rebuilding a lost or damaged index is `repair`."""
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -34,7 +33,7 @@ from .objects import (
     corrupt_message,
     folder_message,
 )
-from .refs import HEAD, HEADS, REMOTES, TAGS, Refs, hand_set
+from .refs import HEAD, HEADS, REMOTES, TAGS, Refs, hand_set, name_problem, shell_word
 from .schema import (
     DamagedIndexError,
     parents_of,
@@ -599,7 +598,7 @@ def _folder_clashes(rows: list[dict]) -> list[str]:
         for n in range(1, len(parts)):
             folder = "/".join(parts[:n])
             if folder in names:
-                shown = shlex.quote(name)
+                shown = shell_word(name)
                 out.append(f"branches {folder} and {name}: a remote stores a branch as a "
                            "file, so one cannot be both a branch and the folder of another; "
                            f"`memstore branch -m {shown} NEW` renames one (`memstore branch "
@@ -654,7 +653,7 @@ def _way_back(store: Storage, ref: str, target: str, rows: dict, on: str | None)
     that moves it (a branch stuck on such a commit is otherwise left with no way back the
     user can find: `log` and `HEAD~1` cannot read past it)."""
     if ref.startswith("refs/remotes/"):
-        return f"; `memstore fetch {ref.split('/')[2]}` moves it to the remote's"
+        return f"; `memstore fetch {shell_word(ref.split('/')[2])}` moves it to the remote's"
     before = named_before(store, ref, target, rows)
     before = before[:12] if before is not None else None
     to = before or "REV"
@@ -663,12 +662,18 @@ def _way_back(store: Storage, ref: str, target: str, rows: dict, on: str | None)
     elif ref == HEAD or ref == on:
         how = f"`memstore reset {to}` moves it back"
     elif ref.startswith(HEADS):
-        name = ref[len(HEADS):]
+        name = shell_word(ref[len(HEADS):])
+        problem = name_problem(ref[len(HEADS):])  # as `branch -f` checks it
         how = (f"`memstore branch -f {name} {to}` moves it back "
-               f"(`memstore branch -D {name}` deletes it)")
+               f"(`memstore branch -D {name}` deletes it)" if problem is None else
+               f"`memstore branch -D {name}` deletes it (no branch can be named so: "
+               f"{problem})")
     elif ref.startswith("refs/tags/"):
-        name = ref[len("refs/tags/"):]
-        how = f"`memstore tag -d {name}` then `memstore tag {name} {to}` move it back"
+        name = shell_word(ref[len("refs/tags/"):])
+        problem = name_problem(ref[len("refs/tags/"):])  # as `tag` checks it
+        how = (f"`memstore tag -d {name}` then `memstore tag {name} {to}` move it back"
+               if problem is None else
+               f"`memstore tag -d {name}` deletes it (no tag can be named so: {problem})")
     else:
         return ""
     return (f"; it named {before} before: {how}" if before

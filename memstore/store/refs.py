@@ -7,6 +7,7 @@ points to it before its first commit). Names follow git's check-ref-format."""
 from __future__ import annotations
 
 import re
+import shlex
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -661,18 +662,30 @@ def hand_set(db: Database, name: str) -> str:
         return (f"`memstore switch --detach {rev}` sets it to its reflog's newest entry "
                 "(HEAD@{0}); `memstore switch BRANCH` puts it on a branch")
     if name.startswith(TAGS):
-        tag = name[len(TAGS):]
-        return f"`memstore tag -d {tag}` deletes it (`memstore tag {tag} REV` makes it again)"
+        tag = shell_word(name[len(TAGS):])
+        again = (f" (`memstore tag {tag} REV` makes it again)"
+                 if name_problem(name[len(TAGS):]) is None else "")  # else no tag can be
+        return f"`memstore tag -d {tag}` deletes it{again}"
     if name.startswith(REMOTES):
         tracking = name[len(REMOTES):]
-        return (f"`memstore branch -d -r {tracking}` deletes it (`memstore fetch "
-                f"{tracking.split('/', 1)[0]}` brings it back)")
+        return (f"`memstore branch -d -r {shell_word(tracking)}` deletes it (`memstore fetch "
+                f"{shell_word(tracking.split('/', 1)[0])}` brings it back)")
+    short = shell_word(name[len(HEADS):])
+    problem = name_problem(name[len(HEADS):], unseen=False)
+    if problem is not None:  # `branch -f` cannot set it: its reflog holds no such name
+        return f"`memstore branch -D {short}` deletes it (no branch can be named so: {problem})"
     rev = _logged_rev(db, name)
-    short = name[len(HEADS):]
     if rev is None:
         return f"`memstore branch -f {short} REV` sets it"
     return (f"`memstore branch -f {short} {rev}` sets it to its reflog's newest entry "
-            f"({short}@{{0}})")
+            f"({name[len(HEADS):]}@{{0}})")
+
+
+def shell_word(name: str) -> str:
+    """`name` as a command a message names says it, quoted where a shell would split or
+    read it otherwise (a damaged row can hold any name: 'my side'), so the pasted line
+    works."""
+    return shlex.quote(name)
 
 
 def _logged_rev(db: Database, name: str) -> str | None:

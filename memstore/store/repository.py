@@ -53,8 +53,10 @@ from .refs import (
     RefConflictError,
     Refs,
     branch_ref,
+    name_problem,
     no_such,
     none_deleted,
+    shell_word,
     tag_ref,
 )
 from .schema import DamagedIndexError, open_index, size_of, transaction
@@ -387,6 +389,11 @@ class Repository:
         each set by its own `branch -f`); `rev`'s commit must be indexed and its record
         read. Returns (the commit, what the row held)."""
         ref = HEADS + name
+        problem = name_problem(name, unseen=False)
+        if problem is not None:  # its reflog could hold no entry of the move
+            raise ValidationError(f"branch {name[:SHOWN]!r} cannot be set: no branch can be "
+                                  f"named so ({problem}); `memstore branch -D "
+                                  f"{shell_word(name)}` deletes it")
         with self.lock(mending=ref), transaction(self.db):
             held = self.refs.damaged(ref)
             commit = self.resolve(rev)
@@ -430,11 +437,16 @@ class Repository:
     def delete_branches(self, names: list[str], *, force: bool = False) -> dict[str, str]:
         """Deletes branches `names` (each merged into a branch or tag this delete keeps;
         `force`: even unmerged), all or none: every name is checked before any ref moves.
-        Name → the commit it named."""
+        Name → the commit it named (None for one whose row held no commit id, deleted so
+        with `force`: the way out fsck names for a branch no branch can be named as)."""
         names = list(dict.fromkeys(names))
-        refs = {n: self._named(HEADS, n, "branch") for n in names}
-        with self.lock(), transaction(self.db):
-            commits = self._all_named(refs, "branch")
+        damaged = [n for n in names if isinstance(n, str) and n
+                   and self.refs.damaged(HEADS + n) is not None]
+        refs = {n: HEADS + n if n in damaged else self._named(HEADS, n, "branch")
+                for n in names}
+        with self.lock(mending=HEADS + damaged[0] if damaged else None), \
+                transaction(self.db):
+            commits = self._all_named(refs, "branch", damaged)
             on = self.head().ref
             current = [n for n, r in refs.items() if r == on]
             if current:
@@ -453,7 +465,10 @@ class Repository:
                         f"{with_it}; `branch -D` deletes it anyway{none_deleted(names)}")
             for n, r in refs.items():
                 upstreams.dropped(self.db, branch=n)  # before the ref: its move snapshots both
-                self.refs.update(r, None, expected=commits[n])
+                if n in damaged:  # its row held no commit id: deleted so (fsck names it)
+                    self.refs.drop(r)
+                else:
+                    self.refs.update(r, None, expected=commits[n])
         return commits
 
     def rename_branch(self, old: str, new: str) -> str | None:
