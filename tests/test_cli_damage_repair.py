@@ -469,10 +469,11 @@ def _pasted(line: str) -> list[str]:
 
 
 def test_the_commands_fsck_names_for_an_odd_ref_name_work_when_pasted(history):
-    """Branch rows "it's" and 'my side' and a tag row 'v 1' holding no commit id (no
-    command makes the last two, a damaged row can hold any name), no snapshot left: fsck
-    named `memstore branch -f it's REV`, `memstore branch -f my side REV` and `memstore tag
-    -d v 1`, which a shell splits otherwise (an open quote; 'v' and '1': no tag 'v'); and
+    """Branch rows "it's", 'my side' and '-x' and a tag row 'v 1' holding no commit id (no
+    command makes the last three, a damaged row can hold any name), no snapshot left: fsck
+    named `memstore branch -f it's REV`, `memstore branch -f my side REV`, `memstore
+    branch -f -x REV` and `memstore tag -d v 1`, which a shell splits otherwise (an open
+    quote; 'v' and '1': no tag 'v') or the command reads as an option ('-x'); and
     `branch -f 'my side' REV` set the row and wrote a reflog entry its reflog then called
     damaged ('its ref'), for no branch can be named so. fsck quotes a name now, names
     `branch -D` for a branch no branch can be named as (and no `tag NAME REV` for such a
@@ -486,8 +487,13 @@ def test_the_commands_fsck_names_for_an_odd_ref_name_work_when_pasted(history):
         "'zzz', null)")
     sql(repo, "insert into refs (name, target, symbolic) values ('refs/tags/v 1', 'qqq', "
         "null)")
+    sql(repo, "insert into refs (name, target, symbolic) values ('refs/heads/-x', 'xxx', "
+        "null)")
     r = run("fsck", cwd=repo)
     assert r.exit_code == 1 and r.stdout.splitlines() == [
+        ("ref refs/heads/-x holds 'xxx', not a commit id; no snapshot holds it sound: "
+         "`memstore branch -D -- -x` deletes it (no branch can be named so: it starts with "
+         "'-')"),
         ("ref refs/heads/it's holds 'yyy', not a commit id; no snapshot holds it sound: "
          f"`memstore branch -f 'it'\"'\"'s' {c1[:12]}` sets it to its reflog's newest entry "
          "(it's@{0})"),

@@ -683,9 +683,10 @@ def hand_set(db: Database, name: str) -> str:
 
 def shell_word(name: str) -> str:
     """`name` as a command a message names says it, quoted where a shell would split or
-    read it otherwise (a damaged row can hold any name: 'my side'), so the pasted line
-    works."""
-    return shlex.quote(name)
+    read it otherwise (a damaged row can hold any name: 'my side'), and after `--` where
+    it starts with '-' (else an option to the command), so the pasted line works; the
+    name's arguments follow it (`branch -D -- -x`, `branch -f -- -x REV`)."""
+    return ("-- " if name.startswith("-") else "") + shlex.quote(name)
 
 
 def _logged_rev(db: Database, name: str) -> str | None:
