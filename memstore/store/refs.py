@@ -347,9 +347,10 @@ class Refs:
 
     def check(self, mending: str | None = None) -> None:
         """DamagedIndexError for the first damaged ref row (before a write does any work: it
-        ends by recording every ref in a snapshot); `mending`: a branch whose row holds no
-        commit id, which the write sets (`mend`): it and other branch rows of that damage
-        are passed over (each is set by its own `branch -f`, which refused on the others)."""
+        ends by recording every ref in a snapshot); `mending`: a row holding no commit id
+        (HEAD's: or naming no branch), which the write sets or deletes (`mend`, `mend_head`,
+        `drop`): it and other rows of that damage (`damaged`) are passed over (each is
+        mended by its own command, which refused on the others)."""
         for row in self.db.query("select * from refs order by name"):
             if mending is None or not self.damaged(str(row.get("name"))) or \
                     self.damaged(mending) is None:
