@@ -24,6 +24,18 @@ def logged(repo: Path, ref: str = "HEAD") -> list[str]:
     return [e["new"] for e in json.loads(ok("reflog", "show", ref, "--json", cwd=repo).stdout)]
 
 
+def _no_snapshots(repo: Path) -> None:
+    """Every snapshot of the refs and config deleted: `fsck --repair` has none to take a
+    damaged ref row from."""
+    for (oid,) in sqlite3.connect(repo / ".memstore" / "index.db").execute(
+            "select object from snapshots").fetchall():
+        path = repo / ".memstore" / "objects" / oid[:2] / oid[2:]
+        path.chmod(0o644)
+        path.unlink()
+    sql(repo, "delete from objects where kind = 'snapshot'")
+    sql(repo, "delete from snapshots")
+
+
 def test_a_folder_at_the_head_commits_path_keeps_its_reflog_through_repair(pushed):
     """A folder where HEAD's commit record belongs: fsck said it twice (the folder, then
     'commit C3: its object is corrupt'), `log` said 'is a directory, not a file' with no
@@ -257,13 +269,7 @@ def test_a_branch_row_on_no_commit_id_that_no_snapshot_holds_is_set_by_branch_f(
     repo, (c1, c2, c3) = history
     ok("branch", "side", c1[:12], cwd=repo)
     ok("tag", "v1", c2[:12], cwd=repo)
-    for (oid,) in sqlite3.connect(repo / ".memstore" / "index.db").execute(
-            "select object from snapshots").fetchall():
-        path = repo / ".memstore" / "objects" / oid[:2] / oid[2:]
-        path.chmod(0o644)
-        path.unlink()
-    sql(repo, "delete from objects where kind = 'snapshot'")
-    sql(repo, "delete from snapshots")
+    _no_snapshots(repo)
     sql(repo, "update refs set target = 'zzz' where name = 'refs/heads/main'")
     sql(repo, "update refs set target = 'yyy' where name = 'refs/heads/side'")
     main = (f"`memstore branch -f main {c3[:12]}` sets it to its reflog's newest entry "
@@ -335,13 +341,7 @@ def test_a_tag_or_remote_tracking_row_on_no_commit_id_that_no_snapshot_holds_is_
     c3, c1 = logged(repo, "main")[0], logged(repo, "main")[-1]
     ok("tag", "v1", c1[:12], cwd=repo)
     ok("tag", "v2", c1[:12], cwd=repo)
-    for (oid,) in sqlite3.connect(repo / ".memstore" / "index.db").execute(
-            "select object from snapshots").fetchall():
-        path = repo / ".memstore" / "objects" / oid[:2] / oid[2:]
-        path.chmod(0o644)
-        path.unlink()
-    sql(repo, "delete from objects where kind = 'snapshot'")
-    sql(repo, "delete from snapshots")
+    _no_snapshots(repo)
     sql(repo, "update refs set target = 'qqq' where name = 'refs/tags/v1'")
     sql(repo, "update refs set target = 'rrr' where name = 'refs/remotes/origin/main'")
     tag = "`memstore tag -d v1` deletes it (`memstore tag v1 REV` makes it again)"
@@ -374,18 +374,6 @@ def test_a_tag_or_remote_tracking_row_on_no_commit_id_that_no_snapshot_holds_is_
     assert refs == {"refs/heads/main": c3, "refs/remotes/origin/main": c3,
                     "refs/tags/v1": c3}
     assert logged(repo)[0] == c3 and logged(repo, "main")[0] == c3
-
-
-def _no_snapshots(repo: Path) -> None:
-    """Every snapshot of the refs and config deleted: `fsck --repair` has none to take a
-    damaged ref row from."""
-    for (oid,) in sqlite3.connect(repo / ".memstore" / "index.db").execute(
-            "select object from snapshots").fetchall():
-        path = repo / ".memstore" / "objects" / oid[:2] / oid[2:]
-        path.chmod(0o644)
-        path.unlink()
-    sql(repo, "delete from objects where kind = 'snapshot'")
-    sql(repo, "delete from snapshots")
 
 
 @pytest.mark.parametrize("target, symbolic", [("zzz", None), (None, "1"),
