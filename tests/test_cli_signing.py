@@ -580,9 +580,10 @@ def test_config_lists_the_signing_settings_and_which_git_supplied(repo, keys, tm
 def test_commit_gpgsign_without_a_key_refuses_a_rebase_before_the_work(repo, base,
                                                                       monkeypatch):
     """rebase under commit.gpgsign with no usable key solved its first pick and failed only
-    at the write; its key is checked before the plan now, as revert's, squash's and
-    cherry-pick's. A rebase that writes no commit (up to date, a fast-forward) needs no
-    key, as git's."""
+    at the write; its key is checked before the weights are loaded and solved now (after
+    the plan on the facts, which says whether a pick writes a commit), as revert's,
+    squash's and cherry-pick's. A rebase that writes no commit (up to date, a
+    fast-forward) needs no key, as git's."""
     from memstore.store import rebase
 
     files = facts_files(base)
@@ -596,7 +597,7 @@ def test_commit_gpgsign_without_a_key_refuses_a_rebase_before_the_work(repo, bas
     def begun(*args, **kwargs):
         raise AssertionError("the work began before the key was checked")
 
-    monkeypatch.setattr(rebase, "_plan", begun)
+    monkeypatch.setattr(rebase, "state_of", begun)
     monkeypatch.setattr(rebase, "solve_pick", begun)
     ok("switch", "topic", cwd=repo)
     before = snapshot(repo)
@@ -668,3 +669,35 @@ def test_a_fetch_refuses_a_signed_record_in_other_bytes(repo, keys, base, tmp_pa
     before = snapshot(other)
     error_line(run("fetch", cwd=other), 1, f"object {vid} is not a commit")
     assert snapshot(other) == before
+
+
+def test_a_rebase_that_writes_no_commit_needs_no_usable_key(repo, base, tmp_path):
+    """commit.gpgsign on and user.signingkey naming a file that is no key: a rebase that
+    writes no commit (up to date, a fast-forward, or every pick dropped because the
+    upstream holds its facts already) works, as git's, which signs only what it commits.
+    One whose picks write a commit is refused on the key before its work."""
+    files = facts_files(base)
+    ok("commit", files["a"], cwd=repo)
+    ok("switch", "-c", "topic", cwd=repo)
+    ok("commit", files["b"], cwd=repo)
+    ok("switch", "main", cwd=repo)
+    ok("commit", files["b"], cwd=repo)  # main holds topic's facts: topic's pick is dropped
+    ok("commit", files["c"], cwd=repo)
+    junk = tmp_path / "not-a-key"
+    junk.write_text("no key here\n")
+    ok("config", "user.signingkey", junk, cwd=repo)
+    ok("config", "commit.gpgsign", "true", cwd=repo)
+    ok("switch", "topic", cwd=repo)
+    ok("rebase", "main", cwd=repo)  # every pick dropped: main's tip, nothing written
+    refs = Repository.open(repo).refs
+    assert refs.read("refs/heads/topic") == refs.read("refs/heads/main")
+    ok("rebase", "main~1", cwd=repo)  # up to date
+    ok("switch", "-c", "behind", "main~1", cwd=repo)
+    ok("rebase", "main", cwd=repo)  # a fast-forward
+    ok("switch", "-c", "ahead", "main~2", cwd=repo)
+    ok("config", "commit.gpgsign", "false", cwd=repo)
+    ok("commit", files["d"], cwd=repo)
+    ok("config", "commit.gpgsign", "true", cwd=repo)
+    before = snapshot(repo)
+    error_line(run("rebase", "main", cwd=repo), 1, "user.signingkey")
+    assert snapshot(repo) == before

@@ -191,9 +191,10 @@ def rebase(repo: Repository, rev: str | None, *, shown: str | None = None,
                     f"facts, as cherry-pick); nothing was changed (`memstore merge {shown}` "
                     "joins the branches instead)")
         repo.held_by_no_ref(old)  # damaged rows of what it leaves refuse it now, not after
-        signing.signer(repo.db, repo.signing)  # commit.gpgsign's key: before the plan's work
         empty: dict[str, str] = {}
         here, planned = _plan(repo, picks, upstream, shown, empty)
+        if any(planned):  # commit.gpgsign's key: before the solves, where a pick writes one
+            signing.signer(repo.db, repo.signing)  # (every pick dropped: none, as git's)
         out.dropped = {c: "a merge: the commits it brought in are picked" for c in merges}
         new_of: dict[str, str | None] = dict.fromkeys(merges)
         onto, base = upstream, None
