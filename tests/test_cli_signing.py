@@ -674,8 +674,9 @@ def test_a_fetch_refuses_a_signed_record_in_other_bytes(repo, keys, base, tmp_pa
 def test_a_rebase_that_writes_no_commit_needs_no_usable_key(repo, base, tmp_path):
     """commit.gpgsign on and user.signingkey naming a file that is no key: a rebase that
     writes no commit (up to date, a fast-forward, or every pick dropped because the
-    upstream holds its facts already) works, as git's, which signs only what it commits.
-    One whose picks write a commit is refused on the key before its work."""
+    upstream holds its facts already; pull --rebase too) works, as git's, which signs only
+    what it commits. One whose picks write a commit is refused on the key before its
+    work."""
     files = facts_files(base)
     ok("commit", files["a"], cwd=repo)
     ok("switch", "-c", "topic", cwd=repo)
@@ -694,10 +695,17 @@ def test_a_rebase_that_writes_no_commit_needs_no_usable_key(repo, base, tmp_path
     ok("rebase", "main~1", cwd=repo)  # up to date
     ok("switch", "-c", "behind", "main~1", cwd=repo)
     ok("rebase", "main", cwd=repo)  # a fast-forward
-    ok("switch", "-c", "ahead", "main~2", cwd=repo)
-    ok("config", "commit.gpgsign", "false", cwd=repo)
-    ok("commit", files["d"], cwd=repo)
-    ok("config", "commit.gpgsign", "true", cwd=repo)
-    before = snapshot(repo)
-    error_line(run("rebase", "main", cwd=repo), 1, "user.signingkey")
-    assert snapshot(repo) == before
+    ok("remote", "add", "origin", str(tmp_path / "remote"), cwd=repo)
+    ok("push", "origin", "main", cwd=repo)
+    ok("switch", "-c", "again", "main~2", cwd=repo)
+    ok("commit", files["b"], "--no-gpg-sign", cwd=repo)
+    ok("pull", "--rebase", "origin", "main", cwd=repo)  # its pick dropped: no commit
+    assert Repository.open(repo).refs.read("refs/heads/again") == refs.read("refs/heads/main")
+    for branch in ("ahead", "ahead-pull"):
+        ok("switch", "-c", branch, "main~2", cwd=repo)
+        ok("commit", files["d"], "--no-gpg-sign", cwd=repo)
+        before = snapshot(repo)
+        args = ("rebase", "main") if branch == "ahead" else ("pull", "--rebase", "origin",
+                                                              "main")
+        error_line(run(*args, cwd=repo), 1, "user.signingkey")
+        assert snapshot(repo) == before

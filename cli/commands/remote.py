@@ -786,7 +786,8 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: b
                                        prune=prune, all_tags=all_tags,
                                        ff="only" if ff_only else "allow", rebase=rebase,
                                        verify_tip=_before_merge(repo, sign, verify_signatures,
-                                                                "only" if ff_only else "allow"))
+                                                                "only" if ff_only or rebase
+                                                                else "allow"))
             rebased = isinstance(report, Rebased)
             d = (rebase_result(repo, report) | {"fetched": fetch_result(fetched),
                                                 "settings_from": None}
@@ -817,7 +818,9 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: b
 def _before_merge(repo, sign: bool | None, verify_signatures: bool, ff: str):
     """What pull checks once the fetched branch's tip is known, before it is merged or
     rebased onto (signing.before_merge): --verify-signatures' tip, and the signing key
-    where a commit will be written (none for a fast-forward, nor where up to date)."""
+    where a commit will be written (none for a fast-forward, nor where up to date). `ff`
+    "only" for --rebase too: the rebase checks the key itself once its plan says a pick
+    writes a commit (every pick dropped writes none)."""
     from memstore.store import signing
 
     return lambda tip: signing.before_merge(repo, tip, "the fetched branch", sign=sign,
