@@ -85,6 +85,15 @@ def name_problem(name: str, unseen: bool = True) -> str | None:
     return None
 
 
+def names_branch(symbolic: object) -> bool:
+    """Whether `symbolic`, HEAD's symbolic value, names a branch: refs/heads/NAME with NAME
+    a name git lets a branch have. HEAD naming 'refs/heads/' or 'refs/heads/a b' read as
+    that branch, unborn, and the next commit made a branch of that name (fsck then named
+    only its reflog entry, and the repair kept the branch)."""
+    return isinstance(symbolic, str) and symbolic.startswith(HEADS) and \
+        name_problem(symbolic[len(HEADS):], unseen=False) is None
+
+
 def older_name(name: str) -> str | None:
     """What is wrong with `name` when it breaks only memstore's rule against characters
     that do not show as themselves (a name git accepts, and memstore did before that rule:
@@ -324,7 +333,7 @@ class Refs:
         if row is None:
             raise MemstoreError("the repository has no HEAD; run `memstore fsck`")
         if row["symbolic"] is not None:
-            if not str(row["symbolic"]).startswith(HEADS):  # a commit would move a tag
+            if not names_branch(row["symbolic"]):  # a commit would move a tag (or make one)
                 raise DamagedIndexError(f"HEAD names {str(row['symbolic'])[:80]!r}, not a "
                                         "branch; run `memstore fsck`")
             return Head(row["symbolic"], self.read(row["symbolic"]))
@@ -370,7 +379,7 @@ class Refs:
             return None
         symbolic = rows[0]["symbolic"]
         if name == HEAD and symbolic is not None:
-            return None if str(symbolic).startswith(HEADS) else repr(str(symbolic)[:80])
+            return None if names_branch(symbolic) else repr(str(symbolic)[:80])
         if symbolic is not None:
             return None
         target = rows[0]["target"]
@@ -686,8 +695,33 @@ def shell_word(name: str) -> str:
     """`name` as a command a message names says it, quoted where a shell would split or
     read it otherwise (a damaged row can hold any name: 'my side'), and after `--` where
     it starts with '-' (else an option to the command), so the pasted line works; the
-    name's arguments follow it (`branch -D -- -x`, `branch -f -- -x REV`)."""
-    return ("-- " if name.startswith("-") else "") + shlex.quote(name)
+    name's arguments follow it (`branch -D -- -x`, `branch -f -- -x REV`). A name holding
+    a character that does not print (a newline: the message's one line broke in two) is
+    quoted as $'...' with that character escaped (POSIX sh since 2024, bash, zsh, ksh);
+    memstore runs on POSIX systems only (its locks are fcntl's)."""
+    lead = "-- " if name.startswith("-") else ""
+    if name.isprintable():
+        return lead + shlex.quote(name)
+    return f"{lead}$'{''.join(map(_ansi_c, name))}'"
+
+
+def _ansi_c(ch: str) -> str:
+    """`ch` inside $'...': itself where it prints, else its escape (\\xHH below 0x80, else
+    \\uHHHH or \\UHHHHHHHH, which a UTF-8 shell writes as that character)."""
+    if ch in "\\'":
+        return "\\" + ch
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    return (f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}" if code <= 0xFFFF
+            else f"\\U{code:08x}")
+
+
+def line_name(name: object) -> str:
+    """A ref's name as a message line shows it: itself, or where a character of it does
+    not print (a newline would break the line), with that character escaped."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def _logged_rev(db: Database, name: str) -> str | None:

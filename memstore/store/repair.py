@@ -36,7 +36,7 @@ from .objects import (
     fsync_dir,
     refuse_link,
 )
-from .refs import HEADS, Refs, _sound, hand_set
+from .refs import Refs, _sound, hand_set, names_branch
 from .schema import SIDE_FILES, open_index, transaction
 from .storage import Storage
 
@@ -151,7 +151,7 @@ def _ref_sound(row: Any) -> bool:
         _sound(row)
     except (MemstoreError, AttributeError, TypeError):
         return False
-    return row.get("symbolic") is None or str(row["symbolic"]).startswith(HEADS)
+    return row.get("symbolic") is None or names_branch(row["symbolic"])
 
 
 def _mended(path: Path, objects: DiskObjectStore, scan: _Scan
