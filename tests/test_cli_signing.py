@@ -709,3 +709,21 @@ def test_a_rebase_that_writes_no_commit_needs_no_usable_key(repo, base, tmp_path
                                                               "main")
         error_line(run(*args, cwd=repo), 1, "user.signingkey")
         assert snapshot(repo) == before
+
+
+def test_a_git_setting_that_is_no_utf8_text_is_one_line(repo, keys, base, tmp_path):
+    """git's config holding a value that is no UTF-8 text (a key path in another encoding):
+    `config` (listing it since 013efa8), `config KEY` and a commit ended in a
+    UnicodeDecodeError traceback (author._git decoded strictly); one line now, naming the
+    setting, nothing written."""
+    (tmp_path / "gitconfig").write_bytes(b"[gpg]\n\tformat = ssh\n[user]\n\tsigningkey = "
+                                         b"\xff\xfe-key\n")
+    before = snapshot(repo)
+    for args in (("config",), ("config", "--json"), ("config", "user.signingkey"),
+                 ("commit", facts_files(base)["a"], "-S")):
+        error_line(run(*args, cwd=repo), 2, "git's config user.signingkey is not UTF-8 text")
+    assert snapshot(repo) == before
+    (tmp_path / "gitconfig").write_bytes(b"[user]\n\tname = \xe9milie\n")
+    error_line(run("commit", facts_files(base)["a"], cwd=repo), 2,
+               "git's config user.name is not UTF-8 text")
+    assert snapshot(repo) == before

@@ -64,12 +64,21 @@ def current() -> str:
 
 
 def _git(key: str) -> str | None:
+    """git's config `key` where git has one set; a value that is no UTF-8 text is refused
+    in one line naming it (it was a UnicodeDecodeError traceback)."""
     git = shutil.which("git")
     if git is None:
         return None
     try:
-        r = subprocess.run([git, "config", "--get", key], capture_output=True, text=True,
-                           timeout=10, check=False)
+        r = subprocess.run([git, "config", "--get", key], capture_output=True, timeout=10,
+                           check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    return r.stdout.strip() or None if r.returncode == 0 else None
+    if r.returncode != 0:
+        return None
+    try:
+        value = r.stdout.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(f"git's config {key} is not UTF-8 text: set it again (`git "
+                              f"config {key} VALUE`)") from None
+    return value.strip() or None
