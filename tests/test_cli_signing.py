@@ -727,3 +727,15 @@ def test_a_git_setting_that_is_no_utf8_text_is_one_line(repo, keys, base, tmp_pa
     error_line(run("commit", facts_files(base)["a"], cwd=repo), 2,
                "git's config user.name is not UTF-8 text")
     assert snapshot(repo) == before
+
+
+def test_git_s_bare_commit_gpgsign_signs(repo, keys, base, tmp_path):
+    """git reads a bare `gpgsign` (no `= VALUE`) under [commit] as true and signs;
+    memstore read its empty value as unset and signed nothing (reproduced: `config
+    commit.gpgsign` said none, the commit unsigned)."""
+    (tmp_path / "gitconfig").write_text(f"[gpg]\n\tformat = ssh\n[user]\n\tsigningkey = "
+                                        f"{keys['alice'][0]}\n[commit]\n\tgpgsign\n")
+    ok("config", "gpg.ssh.allowedSignersFile", keys["allowed"], cwd=repo)
+    assert ok("config", "commit.gpgsign", cwd=repo).stdout.split() == ["true"]
+    ok("commit", facts_files(base)["a"], cwd=repo)
+    ok("verify-commit", "HEAD", cwd=repo)

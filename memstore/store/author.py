@@ -63,14 +63,15 @@ def current() -> str:
     return check(f"{login} <{login.replace(' ', '-')}@{socket.gethostname()}>", "login")
 
 
-def _git(key: str) -> str | None:
-    """git's config `key` where git has one set; a value that is no UTF-8 text is refused
-    in one line naming it (it was a UnicodeDecodeError traceback)."""
+def _git(key: str, *options: str) -> str | None:
+    """git's config `key` where git has one set (`options`: git config's, `--bool`); a
+    value that is no UTF-8 text is refused in one line naming it (it was a
+    UnicodeDecodeError traceback)."""
     git = shutil.which("git")
     if git is None:
         return None
     try:
-        r = subprocess.run([git, "config", "--get", key], capture_output=True, timeout=10,
+        r = subprocess.run([git, "config", *options, "--get", key], capture_output=True, timeout=10,
                            check=False)
     except (OSError, subprocess.SubprocessError):
         return None

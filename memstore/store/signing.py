@@ -109,6 +109,8 @@ def found(db: Database, key: str) -> tuple[str | None, str | None]:
     if key in (KEY, GPGSIGN) and (_git("gpg.format") or "openpgp").lower() != "ssh":
         return None, None
     value = _git(key)
+    if value is None and key == GPGSIGN and _git(key, "--bool") == "true":
+        value = "true"  # git's bare `gpgsign` (no `= VALUE`) is true, its value ""
     return (value, GIT) if value is not None else (None, None)
 
 
