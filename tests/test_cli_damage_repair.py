@@ -422,6 +422,30 @@ def test_a_head_row_that_reads_as_nothing_that_no_snapshot_holds_is_set_by_switc
     assert ok("switch", "-", cwd=repo).stdout.strip() == f"HEAD is now at {c2[:12]} (detached)"
 
 
+def test_a_damaged_head_before_the_first_commit_is_set_on_a_branch_by_switch(base, tmp_path):
+    """A repository with no commit yet, HEAD made to hold 'zzz', no snapshot left: fsck
+    named `memstore switch BRANCH`, which refused ('unknown revision 'main'': no branch nor
+    revision exists before a first commit), as did the repair: no way out. switch puts HEAD
+    on that branch, unborn, as init leaves it (a name no branch can have is refused)."""
+    from cli_support import copy_repo, empty_template
+
+    repo = copy_repo(empty_template(base), tmp_path / "repo")
+    _no_snapshots(repo)
+    sql(repo, "update refs set target = 'zzz', symbolic = null where name = 'HEAD'")
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and "`memstore switch BRANCH`" in r.stdout, r.output
+    before = snapshot(repo)
+    error_line(run("switch", "a b", cwd=repo), 2, "invalid branch name 'a b'")
+    assert snapshot(repo) == before
+    r = ok("switch", "main", cwd=repo)
+    assert r.stdout.strip() == "Switched to branch 'main' (HEAD's row held 'zzz')"
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    refs = {n: (t, s) for n, t, s in con.execute("select name, target, symbolic from refs")}
+    con.close()
+    assert refs == {"HEAD": (None, "refs/heads/main")}
+
+
 @pytest.mark.parametrize("symbolic", ["refs/heads/", "refs/heads/a b", "refs/heads/-x"])
 def test_a_head_naming_no_branch_a_branch_can_have_makes_none(history, base, symbolic):
     """HEAD naming refs/heads/ with a name no branch can have ('', 'a b', '-x': a hand

@@ -399,10 +399,11 @@ class Refs:
         self._log(name, None, commit)
         self._changed()
 
-    def mend_head(self, branch: str | None, commit: str) -> None:
+    def mend_head(self, branch: str | None, commit: str | None) -> None:
         """Sets HEAD, whose row holds no commit id or names no branch (`damaged`), on
-        branch ref `branch` (on `commit`), or detached at `commit` where `branch` is None;
-        logged as a move from nothing (what it was on is unknown). Inside the transaction."""
+        branch ref `branch` (on `commit`; None: unborn, nothing logged), or detached at
+        `commit` where `branch` is None; logged as a move from nothing (what it was on is
+        unknown). Inside the transaction."""
         if self.damaged(HEAD) is None:
             raise RefConflictError("HEAD was set while this operation ran (another memstore "
                                    "process?); nothing was changed - run it again")

@@ -596,6 +596,14 @@ class Repository:
                                       "REV` sets it first")
             ref = None if detach else HEADS + target
             commit = self.refs.read(ref) if ref is not None else None
+            if commit is None and ref is not None and \
+                    not any(self.db.query("select 1 from commits limit 1")):
+                # no commit here (damaged before the first): no branch nor revision to set
+                # it to, so on branch `target`, unborn, as `init` leaves it
+                branch_ref(target)  # a name a branch can have
+                with self.refs.reason(f"checkout: HEAD held {held}, set to {target}"):
+                    self.refs.mend_head(ref, None)
+                return self.head()
             if commit is None:
                 ref = None
                 commit = self.resolve(target)
