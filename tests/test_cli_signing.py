@@ -739,3 +739,47 @@ def test_git_s_bare_commit_gpgsign_signs(repo, keys, base, tmp_path):
     assert ok("config", "commit.gpgsign", cwd=repo).stdout.split() == ["true"]
     ok("commit", facts_files(base)["a"], cwd=repo)
     ok("verify-commit", "HEAD", cwd=repo)
+
+
+def test_s_and_no_gpg_sign_decide_for_revert_squash_pick_and_rebase(repo, keys, base):
+    """revert, squash, cherry-pick and rebase followed commit.gpgsign only: git's -S and
+    --no-gpg-sign were refused as unknown options. They decide for one command now, as for
+    commit and merge, -S's key checked before the work."""
+    from memstore.store import porcelain, rebase
+
+    files = facts_files(base)
+    c1 = last_line(ok("commit", files["a"], cwd=repo))
+    ok("switch", "-c", "topic", cwd=repo)
+    picked = last_line(ok("commit", files["b"], cwd=repo))
+    ok("branch", "topic2", cwd=repo)
+    ok("switch", "main", cwd=repo)
+    ok("commit", files["c"], cwd=repo)
+    ok("branch", "two", cwd=repo)
+
+    def begun(*args, **kwargs):
+        raise AssertionError("the work began before the key was checked")
+
+    ok("switch", "topic", cwd=repo)
+    before = snapshot(repo)  # no key configured: -S refused before the work
+    with pytest.MonkeyPatch.context() as m:
+        for name in ("revert", "squash", "cherry_pick"):
+            m.setattr(porcelain, name, begun)
+        m.setattr(rebase, "state_of", begun)
+        m.setattr(rebase, "solve_pick", begun)
+        for args in (("rebase", "main"), ("revert", c1), ("squash", c1),
+                     ("cherry-pick", "main")):
+            error_line(run(*args, "-S", cwd=repo), 1, "no user.signingkey configured")
+    assert snapshot(repo) == before
+    configure(repo, keys)
+    for flag, status, branch, side in (("-S", "good", "main", "topic"),
+                                       ("--no-gpg-sign", "none", "two", "topic2")):
+        ok("config", "commit.gpgsign", "false" if flag == "-S" else "true", cwd=repo)
+        ok("switch", branch, cwd=repo)
+        made = [last_line(ok("squash", "HEAD~1", flag, cwd=repo))]
+        ok("switch", side, cwd=repo)
+        ok("rebase", branch, flag, cwd=repo)
+        made.append(Repository.open(repo).refs.read(f"refs/heads/{side}"))
+        ok("switch", branch, cwd=repo)
+        made.append(last_line(ok("cherry-pick", picked, flag, cwd=repo)))
+        made.append(last_line(ok("revert", c1, flag, cwd=repo)))
+        assert [v["status"] for v in verified(repo, *made)] == [status] * 4, flag

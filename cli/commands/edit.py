@@ -149,8 +149,9 @@ def commit(file: str, message: str | None, supersede: bool, sign: bool | None,
 @click.argument("rev")
 @click.option("-m", "--message", help="The commit message (default: 'Revert \"…\"').",
               callback=no_empty_message)
+@sign_options
 @json_option
-def revert(rev: str, message: str | None, as_json: bool) -> None:
+def revert(rev: str, message: str | None, sign: bool | None, as_json: bool) -> None:
     """Remove the facts of commit REV with a new commit.
 
     The new commit's state is HEAD's without REV's facts (for a merge commit: the facts it
@@ -170,7 +171,7 @@ def revert(rev: str, message: str | None, as_json: bool) -> None:
     from ..context import open_repo
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
-        signing_for(repo, None)  # commit.gpgsign's key checked before the work
+        signing_for(repo, sign)  # the key (-S, else commit.gpgsign) checked before the work
         report = porcelain.revert(repo, rev, message)
         d = revert_result(repo, report)
     report_json(d) if as_json else show_written(d, revert_verb(d))
@@ -196,8 +197,9 @@ def revert_result(repo, report) -> dict[str, Any]:
 @click.argument("rev")
 @click.option("-m", "--message", help="The commit message (default: the squashed messages).",
               callback=no_empty_message)
+@sign_options
 @json_option
-def squash(rev: str, message: str | None, as_json: bool) -> None:
+def squash(rev: str, message: str | None, sign: bool | None, as_json: bool) -> None:
     """Make everything after REV on the branch one commit.
 
     The facts added after REV and live at HEAD are solved again in ONE update, on REV's
@@ -215,7 +217,7 @@ def squash(rev: str, message: str | None, as_json: bool) -> None:
     from ..context import open_repo
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
-        signing_for(repo, None)  # commit.gpgsign's key checked before the work
+        signing_for(repo, sign)  # the key (-S, else commit.gpgsign) checked before the work
         report = porcelain.squash(repo, rev, message)
         d = squash_result(repo, report)
     if as_json:
@@ -319,8 +321,9 @@ def show_merged(d: dict[str, Any]) -> None:
 @click.option("-m", "--message",
               help="The commit message (default: REV's, with '(cherry picked from commit …)').",
               callback=no_empty_message)
+@sign_options
 @json_option
-def cherry_pick(rev: str, message: str | None, as_json: bool) -> None:
+def cherry_pick(rev: str, message: str | None, sign: bool | None, as_json: bool) -> None:
     """Write the facts of commit REV (on another branch, say) on HEAD as a new commit.
 
     One solve, on HEAD's state, from REV's cached z-vectors (no z optimisation), as a merge
@@ -339,7 +342,7 @@ def cherry_pick(rev: str, message: str | None, as_json: bool) -> None:
     from ..context import open_repo
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
-        signing_for(repo, None)  # commit.gpgsign's key checked before the work
+        signing_for(repo, sign)  # the key (-S, else commit.gpgsign) checked before the work
         report = porcelain.cherry_pick(repo, rev, message)
         d = written(repo, report) | report.notes
     report_json(d) if as_json else show_written(d, "cherry-pick")
@@ -348,8 +351,9 @@ def cherry_pick(rev: str, message: str | None, as_json: bool) -> None:
 @click.command()
 @runtime_options
 @click.argument("upstream", required=False)
+@sign_options
 @json_option
-def rebase(upstream: str | None, as_json: bool) -> None:
+def rebase(upstream: str | None, sign: bool | None, as_json: bool) -> None:
     """Write the current branch's own commits again on top of UPSTREAM, as git's rebase.
     With no UPSTREAM, the branch's upstream as `status` and `pull` take it (the one `push
     -u` or `branch --set-upstream-to` recorded, else origin's or the only remote's branch
@@ -387,6 +391,7 @@ def rebase(upstream: str | None, as_json: bool) -> None:
     from ..context import open_repo
 
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
+        repo.signing = sign  # its key checked once the plan says a pick writes a commit
         r = porcelain.rebase(repo, upstream)  # ('' too: an unknown revision, as git's)
         d = rebase_result(repo, r)
     if d["warning"] is not None:

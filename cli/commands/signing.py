@@ -1,5 +1,5 @@
-"""verify-commit, and the signing options that commit, merge, pull, log and show share
-(memstore.store.signing)."""
+"""verify-commit, and the signing options that commit, merge, pull, revert, squash,
+cherry-pick, rebase, log and show share (memstore.store.signing)."""
 from __future__ import annotations
 
 import sys
@@ -15,8 +15,9 @@ def sign_options(f: Callable) -> Callable:
     f = click.option("--no-gpg-sign", "sign", flag_value=False,
                      help="Do not sign, whatever commit.gpgsign says.")(f)
     return click.option("-S", "--gpg-sign", "sign", flag_value=True, default=None,
-                        help="Sign the commit with the SSH key user.signingkey names "
-                             "(README: Signed commits).")(f)
+                        help="Sign the commits it writes with the SSH key user.signingkey "
+                             "names, whatever commit.gpgsign says (README: Signed "
+                             "commits).")(f)
 
 
 def verify_option(f: Callable) -> Callable:
