@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+
+import children
 
 Graph = dict[str, tuple[tuple[str, ...], float]]  # id -> (parents, time)
 
@@ -29,8 +30,8 @@ def git_bisect(g: Graph, head: str, bad_ones: set[str], where: Path,
     where.mkdir(parents=True)
 
     def git(*args: str, **kw: str) -> str:
-        return subprocess.run(["git", *args], cwd=where, env={**env, **kw}, check=True,
-                              capture_output=True, text=True).stdout.strip()
+        return children.run(["git", *args], cwd=where, env={**env, **kw}, check=True,
+                            capture_output=True, text=True).stdout.strip()
 
     git("init", "-q")
     tree = git("hash-object", "-t", "tree", "-w", "/dev/null")
@@ -52,8 +53,8 @@ def git_bisect(g: Graph, head: str, bad_ones: set[str], where: Path,
     for _ in range(len(g) + 1):  # git 2.39's `bisect run` ends ('bisect run success')
         if "is the first bad commit" in out:  # where a merge base it found good leaves
             break  # another to test (criss-cross merges): run it again from there
-        out += subprocess.run(["git", "bisect", "run", str(test)], cwd=where, env=env,
-                              check=True, capture_output=True, text=True).stdout
+        out += children.run(["git", "bisect", "run", str(test)], cwd=where, env=env,
+                            check=True, capture_output=True, text=True).stdout
     ids = {v: k for k, v in sha.items()}
     counts = re.findall(r"Bisecting: (\d+) revisions? left to test after this "
                         r"\(roughly (\d+) steps?\)\n\[([0-9a-f]+)\]", out)

@@ -7,8 +7,8 @@ import getpass
 import json
 import shutil
 import socket
-import subprocess
 
+import children
 import pytest
 from cli_support import (
     copy_repo,
@@ -84,7 +84,7 @@ def git_user(monkeypatch, tmp_path, name: str, email: str) -> None:
     monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
     assert shutil.which("git"), "git is needed here (CI clones with it)"
     for key, value in (("user.name", name), ("user.email", email)):
-        subprocess.run(["git", "config", "--global", key, value], check=True)
+        children.run(["git", "config", "--global", key, value], check=True)
 
 
 def test_without_memstore_author_git_s_user_then_the_login(repo, base, tmp_path, monkeypatch):
@@ -371,9 +371,9 @@ def test_the_author_checked_first_is_the_one_of_the_folder_given_with_c(
 
     git_user(monkeypatch, tmp_path, "Short", "short@example.org")
     project = tmp_path / "project"
-    subprocess.run(["git", "init", "-q", str(project)], check=True)
-    subprocess.run(["git", "-C", str(project), "config", "user.email",
-                    "a" * 230 + "@example.org"], check=True)
+    children.run(["git", "init", "-q", str(project)], check=True)
+    children.run(["git", "-C", str(project), "config", "user.email",
+                  "a" * 230 + "@example.org"], check=True)
     inside = copy_repo(repo, project / "repo")
     monkeypatch.chdir(tmp_path)  # outside the working tree: git's global config
     monkeypatch.setattr(porcelain, "commit", work)

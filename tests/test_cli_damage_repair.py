@@ -6,9 +6,9 @@ import json
 import shlex
 import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
 
+import children
 import pytest
 from cli_support import error_line, facts_files, ok, run, snapshot
 
@@ -544,8 +544,8 @@ def _pasted(line: str) -> list[str]:
     """The arguments of the first command a fsck line names (`memstore ...`), as a shell
     splits it when the line is pasted (bash: its quoting, $'...' included)."""
     command = line.split("`memstore ", 1)[1].split("`", 1)[0]
-    out = subprocess.run(["bash", "-c", f"set -- {command}; printf '%s\\0' \"$@\""],
-                         capture_output=True, check=True).stdout
+    out = children.run(["bash", "-c", f"set -- {command}; printf '%s\\0' \"$@\""],
+                       capture_output=True, check=True).stdout
     return out.decode().split("\0")[:-1]
 
 

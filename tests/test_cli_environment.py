@@ -9,9 +9,9 @@ import errno
 import io
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
+import children
 import pytest
 from cli_support import copy_repo, error_line, facts_files, history_template, ok, run, snapshot
 from fork_locks import reap
@@ -205,13 +205,13 @@ def _unwritable(folder: Path):
         finally:
             folder.chmod(mode)
         return
-    if shutil.which("chattr") is None or subprocess.run(
+    if shutil.which("chattr") is None or children.run(
             ["chattr", "+i", str(folder)], check=False, capture_output=True).returncode:
         pytest.skip("cannot make a folder unwritable for root here (chattr +i)")
     try:
         yield
     finally:
-        subprocess.run(["chattr", "-i", str(folder)], check=True)
+        children.run(["chattr", "-i", str(folder)], check=True)
 
 
 def test_read_only_repository_reads_and_refuses_writes_in_one_line(base, tmp_path):

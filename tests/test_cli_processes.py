@@ -20,6 +20,7 @@ import time
 import traceback
 from pathlib import Path
 
+from children import TIMEOUT
 from cli_support import (
     FACTS,
     copy_repo,
@@ -103,7 +104,7 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(base, tmp_path):
                 time.sleep(0.01)
             time.sleep(rng.uniform(0.0, 0.3))  # it holds the lock: the commit is under way
             proc.kill()
-            proc.communicate()
+            proc.communicate(timeout=TIMEOUT)
             seen.append(check(repo))
             continue
         pid = _fork_committer(repo, files, step)

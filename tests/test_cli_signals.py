@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from children import TIMEOUT
 from cli_support import (
     copy_repo,
     facts_files,
@@ -337,6 +338,7 @@ def test_a_gc_waiting_for_a_reader_stops_at_once_when_signalled(base, tmp_path, 
             ok("squash", "HEAD~2", cwd=repo)
             ok("reflog", "expire", "--expire=now", "--all", cwd=repo)  # it keeps them
             os.write(go[1], b"x")
+            assert select.select([err], [], [], TIMEOUT)[0], f"gc wrote nothing in {TIMEOUT} s"
             assert err.readline().startswith("waiting for memstore commands that read")
             time.sleep(0.5)  # into the wait it said it begins (a shorter one passes anyway)
             os.kill(pid, signum)

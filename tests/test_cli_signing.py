@@ -783,3 +783,48 @@ def test_s_and_no_gpg_sign_decide_for_revert_squash_pick_and_rebase(repo, keys, 
         made.append(last_line(ok("cherry-pick", picked, flag, cwd=repo)))
         made.append(last_line(ok("revert", c1, flag, cwd=repo)))
         assert [v["status"] for v in verified(repo, *made)] == [status] * 4, flag
+
+
+def test_a_signing_value_that_does_not_print_is_refused_in_one_line(repo, keys):
+    """`config user.signingkey $'a\\nb'` was taken and listed over two lines (the next one
+    a setting of no name); a value holding a newline, a tab or another character that does
+    not print is refused now, exit status 2, nothing written."""
+    configure(repo, keys)
+    before = snapshot(repo)
+    for key in signing.KEYS:
+        for value in (f"{keys['alice'][0]}\nb", "a\tb", "true\r", "x\x1b[2Jy", "a\u2028b"):
+            error_line(run("config", key, value, cwd=repo), 2, f"{key}: {value!r}")
+    assert snapshot(repo) == before
+    listed = ok("config", cwd=repo).stdout.splitlines()
+    assert [line.split()[0] for line in listed if line.split()[0] in signing.KEYS] == list(
+        signing.KEYS)
+
+
+def test_a_signing_row_entry_that_is_no_string_is_one_line(repo, keys, base, tmp_path):
+    """{"user.signingkey": 5} in the repository's signing row (set by hand) was passed over
+    for git's value, silently: commits signed with another key than the one the user set.
+    It is one line naming the row and `memstore config KEY VALUE` now, as a malformed row
+    is, and `config KEY VALUE` sets it again; so is a value over two lines that `config`
+    took before it refused them."""
+    git_key = tmp_path / "git-key"
+    (tmp_path / "gitconfig").write_text(f"[gpg]\n\tformat = ssh\n[user]\n\tsigningkey = "
+                                        f"{git_key}\n")
+    configure(repo, keys)
+    for damaged in (5, None, f"{keys['alice'][0]}\nb"):  # the last: one taken before
+        con = sqlite3.connect(repo / ".memstore" / "index.db")
+        with con:
+            row = json.loads(con.execute("select value from config where key = 'signing'")
+                             .fetchone()[0])
+            con.execute("update config set value = ? where key = 'signing'",
+                        (json.dumps(row | {"user.signingkey": damaged}),))
+        con.close()
+        before = snapshot(repo)
+        for args in (("config",), ("config", "user.signingkey"),
+                     ("commit", facts_files(base)["a"], "-S")):
+            error_line(run(*args, cwd=repo), 1, f"config row 'signing' holds {damaged!r} "
+                                                "for user.signingkey; set it again "
+                                                "(`memstore config user.signingkey VALUE`)")
+        assert snapshot(repo) == before
+        ok("config", "user.signingkey", keys["alice"][0], cwd=repo)
+        assert ok("config", "user.signingkey", cwd=repo).stdout.strip() == str(
+            keys["alice"][0])

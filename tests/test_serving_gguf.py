@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import children
 import gguf
 import numpy as np
 import pytest
@@ -264,15 +265,14 @@ def test_a_second_dequantization_of_the_same_file_keeps_the_first(tmp_path, monk
 def test_dequantizing_prints_no_progress_bar_off_a_terminal(tmp_path):
     """`memstore init` on a GGUF base with stderr piped: one dequantization, no bar in the log."""
     import os
-    import subprocess
     import sys
 
     base = write_tiny_gguf(tmp_path / "tiny.gguf")
     env = dict(os.environ, MEMSTORE_CACHE=str(tmp_path / "cache"))
     env.pop("TQDM_DISABLE", None)
-    r = subprocess.run([sys.executable, "-m", "cli.main", "init", str(tmp_path / "repo"), "--base",
-                        str(base)], capture_output=True, text=True, env=env, check=False,
-                       cwd=Path(__file__).resolve().parents[1])
+    r = children.run([sys.executable, "-m", "cli.main", "init", str(tmp_path / "repo"), "--base",
+                      str(base)], capture_output=True, text=True, env=env, check=False,
+                     cwd=Path(__file__).resolve().parents[1])
     assert r.returncode == 0, r.stderr
     assert list((tmp_path / "cache" / "models").iterdir())  # it did dequantize
     assert "de-quantizing" not in r.stderr and "it/s" not in r.stderr, r.stderr

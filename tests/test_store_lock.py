@@ -6,6 +6,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import children
 import pytest
 
 from memstore.store.lock import LockedError, RepositoryLock
@@ -25,7 +26,7 @@ def hold(path: Path, seconds: float) -> subprocess.Popen:
     """Another process that takes the lock, says so, and keeps it for `seconds`."""
     proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(seconds)],
                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
-    assert proc.stdout.readline().strip() == "locked"
+    assert children.readline(proc, proc.stdout).strip() == "locked"
     return proc
 
 

@@ -10,9 +10,9 @@ import contextlib
 import os
 import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
 
+import children
 import pytest
 
 from memstore.store import schema
@@ -26,7 +26,7 @@ def _writable(folder: Path, writable: bool) -> None:
     if os.geteuid() != 0:
         folder.chmod(0o755 if writable else 0o555)
         return
-    if shutil.which("chattr") is None or subprocess.run(
+    if shutil.which("chattr") is None or children.run(
             ["chattr", "-i" if writable else "+i", str(folder)], check=False,
             capture_output=True).returncode:
         pytest.skip("cannot make a folder unwritable for root here (chattr +i)")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
+import children
 import pytest
 from cli_support import ok
 from remote_support import make_repo
@@ -83,8 +83,8 @@ def test_the_cases_are_what_git_lists(tmp_path):
            "GIT_COMMITTER_EMAIL": "t@t"}
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(tmp_path), *args], env=env, check=True,
-                              capture_output=True, text=True).stdout
+        return children.run(["git", "-C", str(tmp_path), *args], env=env, check=True,
+                            capture_output=True, text=True).stdout
 
     git("init", "-q")
     git("commit", "-q", "--allow-empty", "-m", "x")

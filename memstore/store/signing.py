@@ -104,8 +104,12 @@ def found(db: Database, key: str) -> tuple[str | None, str | None]:
     if not isinstance(stored, dict):
         raise MemstoreError(f"the repository's config row {ROW!r} is malformed; set the "
                             "signing settings again (`memstore config KEY VALUE`)")
-    if isinstance(stored.get(key), str):
-        return stored[key], REPOSITORY
+    if key in stored:  # one set by hand: 5, or a value over two lines, is not passed over
+        value = stored[key]  # for git's, which would sign with another key than the one set
+        if not isinstance(value, str) or not value.isprintable():
+            raise MemstoreError(f"the repository's config row {ROW!r} holds {value!r} for "
+                                f"{key}; set it again (`memstore config {key} VALUE`)")
+        return value, REPOSITORY
     if key in (KEY, GPGSIGN) and (_git("gpg.format") or "openpgp").lower() != "ssh":
         return None, None
     value = _git(key)
@@ -118,6 +122,9 @@ def changed(db: Database, key: str, value: str) -> dict[str, str]:
     """The repository's signing settings with `key` set to `value` ("" unsets it)."""
     if key not in KEYS:
         raise ValidationError(f"unknown signing setting {key!r}; known: {', '.join(KEYS)}")
+    if not value.isprintable():  # a newline, a tab, an escape: `config` lists one a line
+        raise ValidationError(f"{key}: {value!r} holds a character that does not print; "
+                              "give a path or key on one line")
     if key == GPGSIGN and value != "":
         _flag(value, "commit.gpgsign")
     # a malformed row (found's error says to set them again): the settings it holds that
