@@ -145,6 +145,15 @@ def refspec(name: str, exists: Callable[[str], bool], where: str) -> tuple[str, 
     return (TAGS, name) if tag else (HEADS, name)
 
 
+def dwim(name: str) -> list[str]:
+    """The refs a revision's `name` may name, in the order git's rules try them (`git help
+    revisions`, <refname>): NAME itself where it starts with refs/, refs/NAME, refs/tags/NAME,
+    refs/heads/NAME, refs/remotes/NAME, refs/remotes/NAME/HEAD; so `tags/v1`, `heads/main`,
+    `remotes/origin/main` and `refs/heads/main` are revisions, as git's (HEAD: the caller's)."""
+    return [name] * name.startswith("refs/") + [
+        "refs/" + name, TAGS + name, HEADS + name, REMOTES + name, REMOTES + name + "/HEAD"]
+
+
 def check_ref_name(name: str, kind: str = "branch") -> str:
     """`name` if it is a valid short branch/tag name (git check-ref-format rules);
     otherwise a ValidationError naming it and the rule it breaks."""
@@ -477,10 +486,10 @@ class Refs:
     # -- revisions ---------------------------------------------------------------------
 
     def resolve(self, rev: str) -> str:
-        """The commit id named by `rev`: HEAD, a branch, a tag, a remote-tracking branch
-        (`origin/main`, or `remotes/origin/main` as `branch -a` shows it), `refs/...`, a
-        full id or a unique prefix of at least 4 hex digits, followed by any of `~`, `~N`,
-        `^`, `^N`."""
+        """The commit id named by `rev`: HEAD, a ref's name as git's rules read it (`dwim`:
+        a tag, a branch, a remote-tracking branch `origin/main`, `heads/main`, `tags/v1`,
+        `remotes/origin/main`, `refs/...`), a full id or a unique prefix of at least 4 hex
+        digits, followed by any of `~`, `~N`, `^`, `^N`."""
         if not isinstance(rev, str) or not rev:
             raise ValidationError(f"unknown revision {rev!r}")
         shown = rev if len(rev) <= SHOWN else rev[:SHOWN] + "…"  # one line, not 5,000 chars
@@ -519,23 +528,14 @@ class Refs:
                 raise ValidationError(f"unknown revision {rev!r}: the current branch has no "
                                       "commits yet")
             return commit
-        if name.startswith("refs/"):
-            commit = self.read(name)
-            if commit is not None:
-                return commit
-        else:
-            found = {ref: c for ref in (HEADS + name, TAGS + name)
-                     if (c := self.read(ref)) is not None}
-            if len(found) > 1:  # made by an older memstore: never pick one silently
-                raise ValidationError(f"revision {rev!r} is ambiguous: both a branch and a tag; "
-                                      f"say refs/heads/{name} or refs/tags/{name}")
-            if found:
-                return next(iter(found.values()))
-            commit = self.read(REMOTES + name)  # a remote-tracking branch: origin/main
-            if commit is None and name.startswith("remotes/"):  # as `branch -a` shows it,
-                commit = self.read("refs/" + name)  # which git reads too
-            if commit is not None:
-                return commit
+        found = [(ref, c) for ref in dwim(name) if (c := self.read(ref)) is not None]
+        if {HEADS + name, TAGS + name} <= {ref for ref, _ in found}:  # an older memstore's:
+            raise ValidationError(f"revision {rev!r} is ambiguous: both a branch and a tag; "
+                                  f"say refs/heads/{name} or refs/tags/{name}")  # never pick
+        if len(found) > 1:  # `tags/v1` beside a branch 'tags/v1': git's first rule, warned
+            self.warn(f"refname {name!r} is ambiguous.", rev)  # in git's words
+        if found:
+            return found[0][1]
         if len(name) >= MIN_PREFIX and _HEX.match(name.lower()):
             ids = [r["id"] for r in self.db.query(
                 "select id from commits where id >= ? and id < ? order by id limit 3",
@@ -627,13 +627,13 @@ class Refs:
             return HEADS + was
         if not name:
             return self.head().ref or HEAD
-        if name == HEAD or name.startswith("refs/"):
+        if name == HEAD:
             return name
-        ways = [HEADS + name, REMOTES + name]
-        if name.startswith("remotes/"):  # as `branch -a` shows it
-            ways.append("refs/" + name)
+        ways = dwim(name)  # git's dwim_log: the first with a log, else the first that exists
         logs = set(reflog.refs(self.db))
-        return next((r for r in ways if r in logs or self._row(r) is not None), ways[0])
+        return next((r for r in ways if r in logs), None) \
+            or next((r for r in ways if self._row(r) is not None),
+                    name if name.startswith("refs/") else HEADS + name)
 
     def _parent(self, commit: str, n: int, rev: str, walked: set[str]) -> str:
         """The `n`th parent of `commit`, a step of the walk that has been through `walked`
