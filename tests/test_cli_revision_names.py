@@ -66,11 +66,14 @@ def test_ref_names_resolve_as_gits(both):
 
 def test_the_ambiguous_name_takes_gits_first_rule_with_its_warning(both):
     """A branch 'tags/v1' beside tag v1: `tags/v1` is refs/tags/v1 (git's refs/NAME before
-    refs/heads/NAME), warned about in git's words; `heads/tags/v1` the branch."""
+    refs/heads/NAME), warned about in git's words; `heads/tags/v1` the branch (and so for a
+    branch 'heads/main')."""
     repo, ids, git, shas = both
-    ok("branch", "tags/v1", "HEAD~2", cwd=repo)
-    git("branch", "tags/v1", "HEAD~2")
-    for rev in ("tags/v1", "heads/tags/v1", "refs/heads/tags/v1", "tags/v1~1"):
+    for name in ("tags/v1", "heads/main"):  # heads/main: refs/heads/main before the branch
+        ok("branch", name, "HEAD~2", cwd=repo)
+        git("branch", name, "HEAD~2")
+    for rev in ("tags/v1", "heads/tags/v1", "refs/heads/tags/v1", "tags/v1~1", "heads/main",
+                "heads/heads/main", "heads/main^"):
         g = git("rev-parse", rev)
         r = ok("log", "--json", "-n", "1", rev, cwd=repo)
         assert ids.index(json.loads(r.stdout)[0]["id"]) == shas.index(g.stdout.strip()), rev
