@@ -828,3 +828,17 @@ def test_a_signing_row_entry_that_is_no_string_is_one_line(repo, keys, base, tmp
         ok("config", "user.signingkey", keys["alice"][0], cwd=repo)
         assert ok("config", "user.signingkey", cwd=repo).stdout.strip() == str(
             keys["alice"][0])
+
+
+def test_git_s_signing_value_that_does_not_print_is_one_line(repo, keys, tmp_path):
+    """git's user.signingkey holding a newline (`signingkey = "a\\nb"`) was listed by
+    `memstore config` over two lines, the second a setting of no name; it is one line
+    saying to set it again with git now, as a value no UTF-8 text is (f721bfb)."""
+    (tmp_path / "gitconfig").write_text('[gpg]\n\tformat = ssh\n[user]\n\tsigningkey = '
+                                        f'"{keys["alice"][0]}\\nb"\n')
+    for args in (("config",), ("config", "--json"), ("config", "user.signingkey")):
+        error_line(run(*args, cwd=repo), 2, f"git's config user.signingkey holds "
+                                            f"'{keys['alice'][0]}\\nb'")
+    (tmp_path / "gitconfig").write_text(f"[gpg]\n\tformat = ssh\n[user]\n\tsigningkey = "
+                                        f"{keys['alice'][0]}\n")
+    assert ok("config", "user.signingkey", cwd=repo).stdout.strip() == str(keys["alice"][0])

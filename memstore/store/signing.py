@@ -115,6 +115,9 @@ def found(db: Database, key: str) -> tuple[str | None, str | None]:
     value = _git(key)
     if value is None and key == GPGSIGN and _git(key, "--bool") == "true":
         value = "true"  # git's bare `gpgsign` (no `= VALUE`) is true, its value ""
+    if value is not None and not value.isprintable():  # as `memstore config` refuses one
+        raise ValidationError(f"git's config {key} holds {value!r}, a character that does "
+                              f"not print: set it again (`git config {key} VALUE`)")
     return (value, GIT) if value is not None else (None, None)
 
 
