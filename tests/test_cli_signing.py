@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 
+import children
 import pytest
 from cli_support import (
     copy_repo,
@@ -29,9 +30,9 @@ KEYGEN = "ssh-keygen"
 
 
 def make_key(path):
-    subprocess.run([KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)],
+    children.run([KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)],
                    check=True)
-    out = subprocess.run([KEYGEN, "-l", "-f", f"{path}.pub"], capture_output=True, text=True,
+    out = children.run([KEYGEN, "-l", "-f", f"{path}.pub"], capture_output=True, text=True,
                          check=True).stdout
     return path, out.split()[1]  # the key and its SHA256 fingerprint
 
@@ -146,7 +147,7 @@ def test_a_key_not_allowed_a_tampered_signature_and_another_namespace(repo, keys
         body = record["signature"].splitlines()
         body[3] = body[3][:10] + ("A" if body[3][10] != "A" else "B") + body[3][11:]
         flipped = dict(record, signature="\n".join(body) + "\n")
-        as_git = subprocess.run([KEYGEN, "-Y", "sign", "-f", str(keys["alice"][0]), "-n", "git"],
+        as_git = children.run([KEYGEN, "-Y", "sign", "-f", str(keys["alice"][0]), "-n", "git"],
                                 input=signing.payload(record), capture_output=True,
                                 check=True).stdout.decode()
         in_git = dict(record, signature=as_git)
@@ -318,7 +319,7 @@ def test_verify_commit_of_an_object_that_is_no_commit_record_is_damage(repo):
 def _signed_record(key, namespace="memstore", when=1.5):
     """A record (verify reads no other field of it) signed as commit -S signs one."""
     record = {"format": 1, "parents": [], "message": "m", "time": when}
-    signature = subprocess.run([KEYGEN, "-Y", "sign", "-f", str(key), "-n", namespace],
+    signature = children.run([KEYGEN, "-Y", "sign", "-f", str(key), "-n", namespace],
                                input=signing.payload(record), capture_output=True,
                                check=True).stdout.decode()
     return dict(record, signature=signature)
@@ -400,12 +401,12 @@ def agent(tmp_path, monkeypatch, keys):
                 break
             time.sleep(0.01)
         monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
-        subprocess.run(["ssh-add", "-q", str(keys["alice"][0])], check=True,
+        children.run(["ssh-add", "-q", str(keys["alice"][0])], check=True,
                        capture_output=True)
         yield sock
     finally:
         proc.terminate()
-        proc.wait()
+        proc.wait(children.TIMEOUT)
 
 
 def test_a_literal_signing_key_as_git_s_signs_with_the_key_in_ssh_agent(repo, keys, base,
@@ -478,7 +479,7 @@ def test_a_key_in_git_s_revocation_file_is_not_allowed(repo, keys, tmp_path):
     listed = tmp_path / "revoked.pub"
     listed.write_text((keys["alice"][0].parent / "alice.pub").read_text())
     krl = tmp_path / "revoked.krl"
-    subprocess.run([KEYGEN, "-q", "-k", "-f", str(krl), str(listed)], check=True,
+    children.run([KEYGEN, "-q", "-k", "-f", str(krl), str(listed)], check=True,
                    capture_output=True)
     for revoked in (listed, krl):
         ok("config", "gpg.ssh.revocationFile", revoked, cwd=repo)
@@ -614,7 +615,7 @@ def test_a_key_that_needs_its_passphrase_says_to_add_it_to_ssh_agent(repo, base,
     passphrase supplied to decrypt private key". One line now says the key needs its
     passphrase, and to add it to ssh-agent and name its public key; nothing committed."""
     key = tmp_path / "locked"
-    subprocess.run([KEYGEN, "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(key)],
+    children.run([KEYGEN, "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(key)],
                    check=True)
     ok("config", "user.signingkey", key, cwd=repo)
     before = snapshot(repo)["rows"]
