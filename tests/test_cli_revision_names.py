@@ -73,7 +73,7 @@ def test_the_ambiguous_name_takes_gits_first_rule_with_its_warning(both):
         ok("branch", name, "HEAD~2", cwd=repo)
         git("branch", name, "HEAD~2")
     for rev in ("tags/v1", "heads/tags/v1", "refs/heads/tags/v1", "tags/v1~1", "heads/main",
-                "heads/heads/main", "heads/main^", "tags/v1@{0}"):  # the first with a log
+                "heads/heads/main", "heads/main^", "tags/v1@{0}", "heads/main@{0}"):  # the first with a log
         g = git("rev-parse", rev)
         r = ok("log", "--json", "-n", "1", rev, cwd=repo)
         assert ids.index(json.loads(r.stdout)[0]["id"]) == shas.index(g.stdout.strip()), rev

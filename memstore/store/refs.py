@@ -631,6 +631,8 @@ class Refs:
             return name
         ways = dwim(name)  # git's dwim_log: the first with a log, else the first that exists
         logs = set(reflog.refs(self.db))
+        if sum(r in logs and self._row(r) is not None for r in ways) > 1:
+            self.warn(f"refname {name!r} is ambiguous.", name)  # git's, as for a revision
         return next((r for r in ways if r in logs), None) \
             or next((r for r in ways if self._row(r) is not None),
                     name if name.startswith("refs/") else HEADS + name)
