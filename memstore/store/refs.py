@@ -326,6 +326,11 @@ class Refs:
         rows = list(self.db.query("select * from refs where name = ?", [name]))
         return _sound(rows[0]) if rows else None
 
+    def _present(self, name: str) -> bool:
+        """Whether ref `name` has a row, sound or not (its reflog is read apart: a branch
+        whose row is damaged still has the log that names the way back, `main@{0}`)."""
+        return any(self.db.query("select 1 from refs where name = ? limit 1", [name]))
+
     def read(self, name: str) -> str | None:
         """The commit `name` points to, following a symbolic ref; None if absent/unborn."""
         for _ in range(5):
@@ -631,10 +636,10 @@ class Refs:
             return name
         ways = dwim(name)  # git's dwim_log: the first with a log, else the first that exists
         logs = set(reflog.refs(self.db))
-        if sum(r in logs and self._row(r) is not None for r in ways) > 1:
+        if sum(r in logs and self._present(r) for r in ways) > 1:
             self.warn(f"refname {name!r} is ambiguous.", name)  # git's, as for a revision
         return next((r for r in ways if r in logs), None) \
-            or next((r for r in ways if self._row(r) is not None),
+            or next((r for r in ways if self._present(r)),
                     name if name.startswith("refs/") else HEADS + name)
 
     def _parent(self, commit: str, n: int, rev: str, walked: set[str]) -> str:
