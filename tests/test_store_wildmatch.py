@@ -102,3 +102,61 @@ def test_more_stars_than_pythons_recursion_limit_match_as_git():
     assert wildmatch("*a" * 1000, name)
     assert not wildmatch("*a" * 1000 + "b", name)
     assert wildmatch("?*" * 1200, name) and not wildmatch("?*" * 1600, name)
+
+
+UTF8_NAMES = ["caf", "cafe", "café"]
+UTF8_CASES = [  # pattern, the UTF8_NAMES git's `branch --list PATTERN` lists: bytes matched
+    ("caf?", ["cafe"]),  # 'é' is two bytes of UTF-8: one '?' leaves one
+    ("caf??", ["café"]),
+    ("caf*", UTF8_NAMES),
+    ("caf[é]", []),  # a set takes one byte
+    ("caf[^e]", []),
+    ("caf[!e]?", ["café"]),
+    ("caf[[:alpha:]]*", ["cafe"]),  # classes are ASCII
+    ("caf[à-ê]", []),
+    ("caf\\é", ["café"]),  # '\' escapes one byte, the next is matched as itself
+]
+
+
+@pytest.mark.parametrize("pattern, listed", UTF8_CASES)
+def test_a_name_s_utf8_is_matched_byte_by_byte_as_git_does(pattern, listed):
+    """`?` was one character here: `caf?` listed `café`, which git's byte-based wildmatch
+    does not."""
+    assert [n for n in UTF8_NAMES if wildmatch(pattern, n)] == listed
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_the_utf8_cases_are_what_git_lists(tmp_path):
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+
+    def git(*args: str) -> str:
+        return children.run(["git", "-C", str(tmp_path), *args], env=env, check=True,
+                            capture_output=True, text=True).stdout
+
+    git("init", "-q", "-b", "trunk")
+    git("commit", "-q", "--allow-empty", "-m", "x")
+    for n in UTF8_NAMES:
+        git("branch", n)
+    for pattern, listed in UTF8_CASES:
+        assert sorted(git("branch", "--format=%(refname:short)", "--list", "--",
+                          pattern).split()) == sorted(listed), pattern
+
+
+def test_branch_list_matches_a_name_s_bytes(tmp_path):
+    repo = make_repo(tmp_path / "r", str(tmp_path / "remote"))
+    try:
+        commit_on_head(repo, seed=1)
+        for n in UTF8_NAMES:
+            repo.create_branch(n)
+    finally:
+        repo.close()
+    where = tmp_path / "r"
+
+    def listed(pattern: str) -> list[str]:  # each line's name, after the mark
+        return [line[2:].split()[0]
+                for line in ok("branch", "--list", pattern, cwd=where).stdout.splitlines()]
+
+    assert listed("caf?") == ["cafe"]
+    assert listed("caf??") == ["café"]

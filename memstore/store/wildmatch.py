@@ -5,8 +5,9 @@ Python's fnmatch differs from it where a user can tell: `[^a]` is a set of '^' a
 there, negation here as `[!a]` is in both; `\\` escapes the next character here (`v1\\.0`
 matches v1.0), a literal there; `[[:digit:]]` and the other POSIX classes are classes
 here; an unclosed `[` matches nothing here, itself there. As in git without
-WM_PATHNAME, `*`, `**` and `?` match '/' too. One difference is kept on purpose: git
-matches bytes, so `?` is one byte of a name's UTF-8; here it is one character."""
+WM_PATHNAME, `*`, `**` and `?` match '/' too. As git's, it matches bytes: `?`, a set and
+an escape each take one byte of the name's UTF-8, so `caf?` lists no `café` (two bytes
+after `caf`) and `caf??` does."""
 from __future__ import annotations
 
 CLASSES = {  # git's sane_ctype: ASCII only
@@ -30,7 +31,11 @@ def wildmatch(pattern: str, text: str) -> bool:
     one character more. It gives dowild's answers, its ABORT_ALL cuts included: the text
     running out under a pattern that needs more ends the match (a longer `*` leaves less),
     and so does a malformed set (unclosed, or an unknown [:class:]), which no text gets
-    past."""
+    past.
+
+    Both are matched as their UTF-8 bytes, as git's: each byte one character of a
+    latin-1 string, so that a class (ASCII only) or a range compares byte values."""
+    pattern, text = _bytes(pattern), _bytes(text)
     i = j = 0
     star_i = star_j = -1  # after the last '*': its pattern index, the text index it took
     while True:
@@ -53,6 +58,16 @@ def wildmatch(pattern: str, text: str) -> bool:
             return False
         star_j += 1  # the last '*' takes one character more
         i, j = star_i, star_j
+
+
+def _bytes(s: str) -> str:
+    """`s`'s UTF-8, one character a byte: an argument's undecodable bytes as they were
+    given (Python's surrogate escapes), any other lone surrogate as UTF-8 writes it."""
+    try:
+        raw = s.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = s.encode("utf-8", "surrogatepass")
+    return raw.decode("latin-1")
 
 
 def _one(p: str, i: int, c: str) -> int | None | bool:
