@@ -406,7 +406,7 @@ def agent(tmp_path, monkeypatch, keys):
         yield sock
     finally:
         proc.terminate()
-        proc.wait(children.TIMEOUT)
+        children.wait(proc)
 
 
 def test_a_literal_signing_key_as_git_s_signs_with_the_key_in_ssh_agent(repo, keys, base,
@@ -843,3 +843,31 @@ def test_git_s_signing_value_that_does_not_print_is_one_line(repo, keys, tmp_pat
     (tmp_path / "gitconfig").write_text(f"[gpg]\n\tformat = ssh\n[user]\n\tsigningkey = "
                                         f"{keys['alice'][0]}\n")
     assert ok("config", "user.signingkey", cwd=repo).stdout.strip() == str(keys["alice"][0])
+
+
+@pytest.mark.parametrize("text", ["[user\n\tname = x\n", '[user]\n\tname = "x\n'])
+def test_a_malformed_git_config_stops_every_command_that_reads_it(repo, keys, base, tmp_path,
+                                                                   text):
+    """A bad line in git's config (`[user`, an unterminated `name = "x`) read as unset:
+    commit.gpgsign off (the commit silently unsigned), the author the login's. git stops
+    ("fatal: bad config line 1 in file …", 128); so does memstore now, in one line naming
+    the file in git's words, nothing written: the writers, `config`, verify-commit and a
+    command that only moves a ref (its reflog entry records the author)."""
+    ok("config", "user.signingkey", keys["alice"][0], cwd=repo)  # the allowed signers: git's
+    c1 = last_line(ok("commit", facts_files(base)["a"], "-S", cwd=repo))
+    bad = tmp_path / "gitconfig"
+    bad.write_text(text)
+    line = text.count("\n") if '"' in text else 1
+    git = subprocess.run(["git", "config", "--get", "user.name"], capture_output=True,
+                         text=True, check=False)
+    assert git.returncode == 128 and f"bad config line {line} in file {bad}" in git.stderr
+    before = snapshot(repo)
+    for args in (("commit", facts_files(base)["b"]), ("commit", facts_files(base)["b"], "-S"),
+                 ("revert", c1), ("config",), ("config", "--json"),
+                 ("config", "commit.gpgsign"), ("verify-commit", c1), ("branch", "side")):
+        error_line(run(*args, cwd=repo), 2, f"git's config cannot be read (bad config line "
+                                            f"{line} in file {bad})")
+    assert snapshot(repo) == before
+    bad.write_text("")  # mended: the same commands run
+    ok("branch", "side", cwd=repo)
+    ok("commit", facts_files(base)["b"], cwd=repo)

@@ -268,6 +268,8 @@ class Refs:
 
             try:
                 self._author = (author.current(),)
+            except author.GitConfigError:  # git's config unreadable: stops, as git's
+                raise
             except MemstoreError:  # one that cannot be recorded: commands that write no
                 self._author = (None,)  # commit do not refuse on it (cli.main)
         message = self._message or f"update by memstore: {short_name(name)}"
