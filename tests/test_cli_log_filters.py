@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
 import sqlite3
 import time
 
+import children
 import pytest
 from cli_support import (
     copy_repo,
@@ -115,7 +118,7 @@ def test_since_and_until_keep_the_commits_made_between_both_ends_included(dated)
     assert ids(repo, "--until", "1 month ago") == [c0]
     assert ids(repo, "--since", "3 weeks ago", "--grep", "sports") == [c3, c1]
     assert ids(repo, "--until", "2 weeks ago", "-n", "1") == [c1]  # -n after
-    day = dt.datetime.fromtimestamp(t3).date().isoformat()  # that day's start, local time
+    day = dt.datetime.fromtimestamp(t3).date().isoformat() + " 00:00"  # its start, local
     assert c3 in ids(repo, "--since", day) and c2 not in ids(repo, "--since", day)
 
 
@@ -136,7 +139,10 @@ def test_a_date_without_a_zone_is_the_local_time_and_months_are_calendar_ones(mo
     time.tzset()
     try:
         assert parse("2026-12-01T10:00") == parse("2026-12-01T01:00Z")
-        assert parse("2026-12-01") == parse("2026-11-30T15:00+00:00")  # the day's start
+        assert parse("2026-12-01T00:00") == parse("2026-11-30T15:00+00:00")  # its start
+        # a bare date: that day at now's local time of day (06:50:59), as git's approxidate
+        now = dt.datetime(2026, 12, 6, 21, 50, 59, 500000, tzinfo=dt.UTC)
+        assert parse("2026-12-01", now) == parse("2026-11-30T21:50:59Z")
         end_of_march = dt.datetime(2026, 3, 31, 12, 0, tzinfo=dt.UTC)
         assert parse("1 month ago", end_of_march) == parse("2026-02-28T12:00Z")
         assert parse("1 year 2 days ago", end_of_march) == parse("2025-03-29T12:00Z")
@@ -232,3 +238,43 @@ def test_fact_finds_a_commit_by_the_target_it_superseded(history, tmp_path, monk
     assert len(looked_up) == 2  # x's parent, once per log
     assert ids(repo, "--fact", "Toyota") == [x] and len(looked_up) == 2  # no old target
     assert ids(repo, "--fact", "^Porsche$") == []  # target_true is no target it held
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_a_bare_date_is_that_day_at_now_s_time_of_day_as_git_reads_it(base, tmp_path):
+    """`--since 2026-12-01` was that day's start here; git 2.39's approxidate takes the
+    day at the current time of day. Commits that day just after midnight, a minute before
+    and after now's time of day, and just before midnight; git's log and memstore's with
+    the same dates list the same ones."""
+    today = dt.datetime.now().replace(microsecond=0)  # local
+    day = today.date() - dt.timedelta(days=5)
+    at_now = dt.datetime.combine(day, today.time())
+    times = sorted(int(t.timestamp()) for t in (
+        dt.datetime.combine(day, dt.time(0, 0, 30)), at_now - dt.timedelta(minutes=1),
+        at_now + dt.timedelta(minutes=1), dt.datetime.combine(day, dt.time(23, 59, 30)),
+        dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 0, 30))))
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    gitdir = tmp_path / "git"
+
+    def git(*args: str, **extra: str) -> str:
+        return children.run(["git", "-C", str(gitdir), *args], env=env | extra, check=True,
+                            capture_output=True, text=True).stdout
+
+    gitdir.mkdir()
+    git("init", "-q")
+    repo = copy_repo(empty_template(base), tmp_path / "repo")
+    with Repository.open(repo) as r:
+        parents: list[str] = []
+        for t in times:
+            git("commit", "-q", "--allow-empty", "-m", str(t),
+                GIT_COMMITTER_DATE=f"@{t}", GIT_AUTHOR_DATE=f"@{t}")
+            parents = [r.write_commit([], parents=parents, basis=parents[0] if parents
+                                      else None, message=str(t), time=t).id]
+    for option in ("--since", "--until"):
+        by_git = [int(x) for x in git("log", "--format=%s", f"{option}={day}").split()]
+        mine = [int(e["message"]) for e in
+                json.loads(ok("log", option, day.isoformat(), "--json", cwd=repo).stdout)]
+        assert mine == by_git, option
+        assert 0 < len(mine) < len(times), option  # the day is cut inside

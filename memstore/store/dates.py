@@ -1,7 +1,7 @@
 """Dates a user writes (`log --since/--until`, `reflog expire --expire`, `REF@{DATE}`):
 ISO 8601 and a few of git's relative forms.
 
-    2026-12-01                  midnight, local time
+    2026-12-01                  that day at the current time of day, local time, as git's
     2026-12-01T10:00            (or a space for T), local time
     2026-12-01T10:00+01:00      with its zone (Z for UTC)
     now, yesterday              yesterday is 24 hours ago, as git's
@@ -10,9 +10,10 @@ ISO 8601 and a few of git's relative forms.
                                 seconds, minutes, hours, days, weeks; months and years
                                 are calendar ones (the day kept, the month's last if shorter)
 
-A date with no zone is the local time, as git reads it. git takes a bare date as that day
-at the current time of day; here it is that day's start, which is what `--since
-2026-12-01` is written to mean."""
+A date with no zone is the local time, as git reads it. A bare date is that day at the
+current time of day (to the second), as git's approxidate takes it: `--since 2026-12-01`
+run at 15:20 keeps the commits from 15:20 that day on, not those of its morning (git 2.39
+reads it so; a time written out, `2026-12-01 00:00`, is the day's start)."""
 from __future__ import annotations
 
 import calendar
@@ -22,6 +23,7 @@ import re
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
 _PART = re.compile(r"(\d{1,9})\s*(second|minute|hour|day|week|month|year)s?")
 _RELATIVE = re.compile(rf"(?:{_PART.pattern}\s*)+ago")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def parse(text: str, now: dt.datetime | None = None) -> float:
@@ -45,6 +47,8 @@ def parse(text: str, now: dt.datetime | None = None) -> float:
             raise ValueError("further back than year 1") from None
     try:
         when = dt.datetime.fromisoformat(text.strip())
+        if _DAY.fullmatch(text.strip()):  # git's: the day, now's time of day on the clock
+            when = dt.datetime.combine(when.date(), now.time().replace(microsecond=0))
     except ValueError:
         raise ValueError("not a date: use ISO 8601 (2026-12-01, 2026-12-01T10:00, "
                          "2026-12-01T10:00+01:00) or a relative one (yesterday, "
