@@ -871,3 +871,36 @@ def test_a_malformed_git_config_stops_every_command_that_reads_it(repo, keys, ba
     bad.write_text("")  # mended: the same commands run
     ok("branch", "side", cwd=repo)
     ok("commit", facts_files(base)["b"], cwd=repo)
+
+
+def test_s_with_a_key_attached_signs_with_that_key(repo, keys, base):
+    """git's `-S<keyid>` and `--gpg-sign=<keyid>` (the key for that command, over
+    user.signingkey) were refused: -S was a flag. Now as git's in every command that signs:
+    attached only, a bare -S never takes the next word (`commit -S FILE` signs FILE's
+    commit with the configured key); a key that is not there is one line, nothing written."""
+    configure(repo, keys, "mallory")  # the configured key: not an allowed signer
+    alice = keys["alice"][0]
+    files = facts_files(base)
+    before = snapshot(repo)
+    for args in (("commit", "-S/nowhere", files["a"]), ("commit", files["a"],
+                                                         "--gpg-sign=/nowhere")):
+        error_line(run(*args, cwd=repo), 1, "--gpg-sign /nowhere: no readable file there")
+    error_line(run("commit", files["a"], "--gpg-sign=", cwd=repo), 2, "--gpg-sign: '' is no key")
+    assert snapshot(repo) == before
+    c1 = last_line(ok("commit", f"-S{alice}", files["a"], cwd=repo))
+    c2 = last_line(ok("commit", "-S", files["b"], cwd=repo))  # bare: the configured key
+    c3 = last_line(ok("commit", files["c"], f"--gpg-sign={alice}", cwd=repo))
+    ok("switch", "-c", "side", c1, cwd=repo)
+    s1 = last_line(ok("commit", files["d"], "--no-gpg-sign", cwd=repo))
+    ok("commit", files["e"], "--no-gpg-sign", cwd=repo)
+    ok("switch", "main", cwd=repo)
+    made = [last_line(ok("cherry-pick", f"--gpg-sign={alice}", s1, cwd=repo)),
+            last_line(ok("revert", f"-S{alice}", c2, cwd=repo))]
+    ok("switch", "side", cwd=repo)
+    ok("rebase", f"-S{alice}", "main", cwd=repo)  # s1 dropped (main holds d), e picked
+    made.append(Repository.open(repo).refs.read("refs/heads/side"))
+    made.append(last_line(ok("squash", f"-S{alice}", "HEAD~1", cwd=repo)))
+    ok("switch", "main", cwd=repo)
+    made.append(last_line(ok("merge", "--no-ff", f"-S{alice}", "side", cwd=repo)))
+    assert [v["status"] for v in verified(repo, c1, c2, c3, *made)] == [
+        "good", "not-allowed", "good", "good", "good", "good", "good", "good"]

@@ -84,7 +84,7 @@ def commit_result(repo, report, file: str, n_in_file: int, notes: list[str],
               help="Allow facts that replace a live fact's target (same subject and prompt).")
 @sign_options
 @json_option
-def commit(file: str, message: str | None, supersede: bool, sign: bool | None,
+def commit(file: str, message: str | None, supersede: bool, sign: bool | str | None,
            as_json: bool) -> None:
     """Write the facts in FILE into the model as one commit on HEAD.
 
@@ -151,7 +151,7 @@ def commit(file: str, message: str | None, supersede: bool, sign: bool | None,
               callback=no_empty_message)
 @sign_options
 @json_option
-def revert(rev: str, message: str | None, sign: bool | None, as_json: bool) -> None:
+def revert(rev: str, message: str | None, sign: bool | str | None, as_json: bool) -> None:
     """Remove the facts of commit REV with a new commit.
 
     The new commit's state is HEAD's without REV's facts (for a merge commit: the facts it
@@ -199,7 +199,7 @@ def revert_result(repo, report) -> dict[str, Any]:
               callback=no_empty_message)
 @sign_options
 @json_option
-def squash(rev: str, message: str | None, sign: bool | None, as_json: bool) -> None:
+def squash(rev: str, message: str | None, sign: bool | str | None, as_json: bool) -> None:
     """Make everything after REV on the branch one commit.
 
     The facts added after REV and live at HEAD are solved again in ONE update, on REV's
@@ -253,7 +253,7 @@ def squash_result(repo, report) -> dict[str, Any]:
 @sign_options
 @verify_option
 @json_option
-def merge(branch: str, message: str | None, ff: str | None, sign: bool | None,
+def merge(branch: str, message: str | None, ff: str | None, sign: bool | str | None,
           verify_signatures: bool, as_json: bool) -> None:
     """Merge BRANCH (or any revision) into the current branch.
 
@@ -323,7 +323,7 @@ def show_merged(d: dict[str, Any]) -> None:
               callback=no_empty_message)
 @sign_options
 @json_option
-def cherry_pick(rev: str, message: str | None, sign: bool | None, as_json: bool) -> None:
+def cherry_pick(rev: str, message: str | None, sign: bool | str | None, as_json: bool) -> None:
     """Write the facts of commit REV (on another branch, say) on HEAD as a new commit.
 
     One solve, on HEAD's state, from REV's cached z-vectors (no z optimisation), as a merge
@@ -353,7 +353,7 @@ def cherry_pick(rev: str, message: str | None, sign: bool | None, as_json: bool)
 @click.argument("upstream", required=False)
 @sign_options
 @json_option
-def rebase(upstream: str | None, sign: bool | None, as_json: bool) -> None:
+def rebase(upstream: str | None, sign: bool | str | None, as_json: bool) -> None:
     """Write the current branch's own commits again on top of UPSTREAM, as git's rebase.
     With no UPSTREAM, the branch's upstream as `status` and `pull` take it (the one `push
     -u` or `branch --set-upstream-to` recorded, else origin's or the only remote's branch

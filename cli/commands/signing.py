@@ -4,19 +4,53 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import click
 
 from ..output import json_option, print_json, short
 
 
+class _SignOption(click.Option):
+    """-S/--gpg-sign as git's `-S[<keyid>]`, `--gpg-sign[=<keyid>]`: alone, a flag; with a
+    key attached (-SKEY, --gpg-sign=KEY), that key. Never the next word, as git's: click's
+    optional value would take `commit -S facts.jsonl`'s FILE for the key, so the option is
+    a flag and its attached form is read off the word as the parser meets it."""
+
+    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
+        super().add_to_parser(parser, ctx)
+        short, long = parser._match_short_opt, parser._match_long_opt
+
+        def given(key: str, state: Any) -> None:
+            state.opts[self.name] = key
+            state.order.append(self)
+
+        def match_short(arg: str, state: Any) -> None:
+            if arg.startswith("-S") and len(arg) > 2:
+                given(arg[2:], state)
+            else:
+                short(arg, state)
+
+        def match_long(opt: str, explicit_value: str | None, state: Any) -> None:
+            if opt == "--gpg-sign" and explicit_value is not None:
+                given(explicit_value, state)
+            else:
+                long(opt, explicit_value, state)
+
+        parser._match_short_opt, parser._match_long_opt = match_short, match_long
+
+
 def sign_options(f: Callable) -> Callable:
-    """-S/--gpg-sign and --no-gpg-sign, passed as `sign` (None: commit.gpgsign decides)."""
-    f = click.option("--no-gpg-sign", "sign", flag_value=False,
+    """-S/--gpg-sign[=KEY] and --no-gpg-sign, passed as `sign`: True, KEY (a str), False,
+    or None (commit.gpgsign decides)."""
+    f = click.option("--no-gpg-sign", "sign", flag_value=False, type=click.UNPROCESSED,
                      help="Do not sign, whatever commit.gpgsign says.")(f)
-    return click.option("-S", "--gpg-sign", "sign", flag_value=True, default=None,
+    return click.option("-S", "--gpg-sign", "sign", cls=_SignOption, flag_value=True,
+                        default=None, type=click.UNPROCESSED, metavar="[=KEY]",
                         help="Sign the commits it writes with the SSH key user.signingkey "
-                             "names, whatever commit.gpgsign says (README: Signed "
+                             "names, or with KEY where one is attached, as git's (-SKEY, "
+                             "--gpg-sign=KEY: a path, its .pub, or key::ssh-ed25519 AAAA… "
+                             "in ssh-agent), whatever commit.gpgsign says (README: Signed "
                              "commits).")(f)
 
 
@@ -34,7 +68,7 @@ def show_signature_option(f: Callable) -> Callable:
                              "signature field).")(f)
 
 
-def signing_for(repo, sign: bool | None) -> None:
+def signing_for(repo, sign: bool | str | None) -> None:
     """The command's -S/--no-gpg-sign on `repo`, its key checked before any work."""
     from memstore.store import signing
 

@@ -151,11 +151,11 @@ def _flag(text: str, where: str) -> bool:
     raise ValidationError(f"{where}: {text!r} is not a boolean (true or false)")
 
 
-def wanted(db: Database, override: bool | None) -> bool:
-    """Whether a commit written now is signed: `override` (-S True, --no-gpg-sign False),
-    else commit.gpgsign."""
+def wanted(db: Database, override: bool | str | None) -> bool:
+    """Whether a commit written now is signed: `override` (-S True or its KEY,
+    --no-gpg-sign False), else commit.gpgsign."""
     if override is not None:
-        return override
+        return override is not False
     value = get(db, GPGSIGN)
     return False if value is None else _flag(value, GPGSIGN)
 
@@ -185,6 +185,17 @@ def _path(db: Database, key: str, value: str | None = None) -> Path:
     return path
 
 
+def _given_key(override: bool | str | None) -> str | None:
+    """The key of -S KEY (git's `-S<keyid>`, `--gpg-sign=<keyid>`), which stands for
+    user.signingkey in that command; checked as `config user.signingkey` checks one."""
+    if not isinstance(override, str):
+        return None
+    if not override or not override.isprintable():
+        raise ValidationError(f"--gpg-sign: {override!r} is no key: give a path or key on "
+                              "one line (-SKEY, --gpg-sign=KEY)")
+    return override
+
+
 def literal_key(value: str) -> str | None:
     """The public key a user.signingkey of git's literal form holds ("key::ssh-ed25519 AAAA…",
     or one starting "ssh-": git's is_literal_ssh_key), whose private half is in ssh-agent;
@@ -195,13 +206,13 @@ def literal_key(value: str) -> str | None:
 
 
 @contextmanager
-def _key_file(db: Database, value: str) -> Iterator[tuple[Path, list[str]]]:
+def _key_file(db: Database, value: str, where: str = KEY) -> Iterator[tuple[Path, list[str]]]:
     """The key file to hand ssh-keygen and the options it needs: a path's file, or a
     literal key written (as git writes it) into a private temporary folder, removed after,
-    with -U (the key is in ssh-agent)."""
+    with -U (the key is in ssh-agent). `where`: the setting or option that named it."""
     literal = literal_key(value)
     if literal is None:
-        yield _path(db, KEY, value), []
+        yield _path(db, where, value), []
         return
     with tempfile.TemporaryDirectory(prefix="memstore-key-") as tmp:
         path = Path(tmp) / "signing_key.pub"
@@ -209,27 +220,29 @@ def _key_file(db: Database, value: str) -> Iterator[tuple[Path, list[str]]]:
         yield path, ["-U"]
 
 
-def signer(db: Database, override: bool | None) -> Callable[[bytes], str] | None:
+def signer(db: Database, override: bool | str | None) -> Callable[[bytes], str] | None:
     """The function that signs a record's payload where commits are signed now (None where
-    they are not); its key checked here, before any work."""
+    they are not); its key (`override`'s where it is one, -S KEY: else user.signingkey)
+    checked here, before any work."""
     if not wanted(db, override):
         return None
-    value = _configured(db, KEY)
-    with _key_file(db, value) as (key, _):
+    given = _given_key(override)
+    value, where = (given, "--gpg-sign") if given is not None else (_configured(db, KEY), KEY)
+    with _key_file(db, value, where) as (key, _):
         keygen = _ssh_keygen()
         r = _run([keygen, "-l", "-f", str(key)], b"")  # a key at all: said before any work
     if r.returncode != 0:
-        raise SigningError(f"{KEY} {value}: not an SSH key ssh-keygen can read ({_said(r)})")
+        raise SigningError(f"{where} {value}: not an SSH key ssh-keygen can read ({_said(r)})")
 
     def sign(payload: bytes) -> str:
-        with _key_file(db, value) as (key, options):
+        with _key_file(db, value, where) as (key, options):
             r = _run([keygen, "-Y", "sign", "-f", str(key), *options, "-n", NAMESPACE],
                      payload)
         text = r.stdout.decode("ascii", "replace")
         if r.returncode != 0 and b"passphrase" in r.stderr:
             raise SigningError(_needs_passphrase(value))
         if r.returncode != 0 or "BEGIN SSH SIGNATURE" not in text:
-            raise SigningError(f"ssh-keygen could not sign with {KEY} {value}: "
+            raise SigningError(f"ssh-keygen could not sign with {where} {value}: "
                                f"{_said(r)}")
         return text.strip() + "\n"
 
@@ -374,7 +387,7 @@ def tip_verified(db: Database, objects: Any, commit_id: str, what: str) -> Verdi
     return verdict
 
 
-def before_merge(repo: Repository, theirs: str, what: str, *, sign: bool | None,
+def before_merge(repo: Repository, theirs: str, what: str, *, sign: bool | str | None,
                  verify_signatures: bool, ff: str = "allow") -> None:
     """What merge and pull check before their work, as git: nothing where `theirs` is
     merged already (up to date: nothing is merged, git checks no signature and signs
