@@ -904,3 +904,38 @@ def test_s_with_a_key_attached_signs_with_that_key(repo, keys, base):
     made.append(last_line(ok("merge", "--no-ff", f"-S{alice}", "side", cwd=repo)))
     assert [v["status"] for v in verified(repo, c1, c2, c3, *made)] == [
         "good", "not-allowed", "good", "good", "good", "good", "good", "good"]
+
+
+def test_config_key_value_keeps_or_refuses_another_setting_s_damaged_entry(repo, keys):
+    """`config KEY VALUE` rewrote the signing row with the entries that were strings only:
+    another setting's 5 or null (set by hand) was dropped silently, where every other path
+    refuses it in one line (`config`, a commit). It is refused in those words now, nothing
+    written, unless KEY is that setting (setting it again is the fix the line names); an
+    entry of no signing setting is kept as it was."""
+    configure(repo, keys)
+
+    def damage(**entries):
+        con = sqlite3.connect(repo / ".memstore" / "index.db")
+        with con:
+            row = json.loads(con.execute("select value from config where key = 'signing'")
+                             .fetchone()[0])
+            con.execute("update config set value = ? where key = 'signing'",
+                        (json.dumps(row | entries),))
+        con.close()
+
+    def row():
+        return Repository.open(repo).get_config("signing")
+
+    for damaged in (5, None, "a\nb"):
+        damage(**{"gpg.ssh.allowedSignersFile": damaged, "future.setting": 7})
+        before = snapshot(repo)
+        for args in (("config", "commit.gpgsign", "true"), ("config", "user.signingkey", ""),
+                     ("config",)):
+            error_line(run(*args, cwd=repo), 1, f"config row 'signing' holds {damaged!r} for "
+                                                "gpg.ssh.allowedSignersFile; set it again")
+        assert snapshot(repo) == before
+        ok("config", "gpg.ssh.allowedSignersFile", keys["allowed"], cwd=repo)
+        ok("config", "commit.gpgsign", "true", cwd=repo)
+        assert row() == {"user.signingkey": str(keys["alice"][0]), "commit.gpgsign": "true",
+                         "gpg.ssh.allowedSignersFile": str(keys["allowed"]),
+                         "future.setting": 7}

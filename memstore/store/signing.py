@@ -107,8 +107,7 @@ def found(db: Database, key: str) -> tuple[str | None, str | None]:
     if key in stored:  # one set by hand: 5, or a value over two lines, is not passed over
         value = stored[key]  # for git's, which would sign with another key than the one set
         if not isinstance(value, str) or not value.isprintable():
-            raise MemstoreError(f"the repository's config row {ROW!r} holds {value!r} for "
-                                f"{key}; set it again (`memstore config {key} VALUE`)")
+            raise _damaged(key, value)
         return value, REPOSITORY
     if key in (KEY, GPGSIGN) and (_git("gpg.format") or "openpgp").lower() != "ssh":
         return None, None
@@ -121,7 +120,12 @@ def found(db: Database, key: str) -> tuple[str | None, str | None]:
     return (value, GIT) if value is not None else (None, None)
 
 
-def changed(db: Database, key: str, value: str) -> dict[str, str]:
+def _damaged(key: str, value: Any) -> MemstoreError:
+    return MemstoreError(f"the repository's config row {ROW!r} holds {value!r} for {key}; set "
+                         f"it again (`memstore config {key} VALUE`)")
+
+
+def changed(db: Database, key: str, value: str) -> dict[str, Any]:
     """The repository's signing settings with `key` set to `value` ("" unsets it)."""
     if key not in KEYS:
         raise ValidationError(f"unknown signing setting {key!r}; known: {', '.join(KEYS)}")
@@ -130,11 +134,15 @@ def changed(db: Database, key: str, value: str) -> dict[str, str]:
                               "give a path or key on one line")
     if key == GPGSIGN and value != "":
         _flag(value, "commit.gpgsign")
-    # a malformed row (found's error says to set them again): the settings it holds that
-    # read, of none where it is no table, where dict() of it was a traceback
+    # a row that is no table (found's error says to set them again) starts afresh, where
+    # dict() of it was a traceback; in a table, another setting's entry that found refuses
+    # (5, null, two lines, set by hand) is refused here too, in its words, not dropped:
+    # `config KEY VALUE` of that one sets it again; entries of no signing setting are kept
     row = config_rows.get(db, ROW)
-    stored = ({k: v for k, v in row.items() if k in KEYS and isinstance(v, str)}
-              if isinstance(row, dict) else {})
+    stored = dict(row) if isinstance(row, dict) else {}
+    for k, v in stored.items():
+        if k in KEYS and k != key and not (isinstance(v, str) and v.isprintable()):
+            raise _damaged(k, v)
     if value == "":
         stored.pop(key, None)
     else:
