@@ -8,6 +8,8 @@ import signal
 from contextlib import contextmanager
 from pathlib import Path
 
+import children
+
 from memstore.store import writer
 
 TESTS = Path(__file__).resolve().parent
@@ -115,13 +117,14 @@ def run_round(forkserver, target, path, env, kind, how, step, seed, within, rng)
     ready = forkserver.Event()
     proc = forkserver.Process(target=target, args=(str(path), env, kind, step, seed, ready))
     proc.start()
-    assert ready.wait(60), "the process did not start"
-    if how == "random":
-        proc.join(rng.uniform(0.0, within))
-        if proc.exitcode is None:
-            os.kill(proc.pid, signal.SIGKILL)
-    proc.join(60)
-    assert proc.exitcode in (0, -signal.SIGKILL), f"the process ended with {proc.exitcode}"
+    with children.ended(proc):  # a round that fails or hangs leaves no process behind
+        assert ready.wait(60), "the process did not start"
+        if how == "random":
+            proc.join(rng.uniform(0.0, within))
+            if proc.exitcode is None:
+                os.kill(proc.pid, signal.SIGKILL)
+        [code] = children.join([proc], timeout=60)
+    assert code in (0, -signal.SIGKILL), f"the process ended with {code}"
 
 
 def orphans(repo, referenced: set[str]) -> int:

@@ -2,8 +2,12 @@
 and is killed (where a wait without a timeout held the suite)."""
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import children
@@ -36,3 +40,70 @@ def test_readline_returns_the_line_a_child_writes():
                             stdout=subprocess.PIPE, text=True)
     assert children.readline(proc, proc.stdout, timeout=60) == "ready\n"
     assert proc.wait(60) == 0
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a process that has not been reaped (a zombie counts: not reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_communicate_and_wait_of_a_child_that_hangs_fail_in_their_time_and_kill_it():
+    # Popen.communicate(timeout=) and Popen.wait(timeout) raise and leave the child running
+    for call in (children.communicate, children.wait):
+        proc = subprocess.Popen(SILENT, stdout=subprocess.PIPE, text=True)
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(AssertionError, match="time.sleep.60.*still running after 1 s"):
+                call(proc, timeout=1)
+            assert time.monotonic() - t0 < 20 and not _running(proc.pid)  # killed, reaped
+        finally:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_join_of_a_forked_process_that_hangs_fails_in_its_time_and_kills_it():
+    # multiprocessing's Process.join(timeout) returns with the process running
+    ctx = multiprocessing.get_context("fork")
+    slow, quick = ctx.Process(target=time.sleep, args=(60,)), ctx.Process(target=time.sleep,
+                                                                          args=(0,))
+    for p in (slow, quick):
+        p.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(AssertionError, match=f"\\[{slow.pid}\\] still running after 1 s"):
+            children.join([slow, quick], timeout=1)
+        assert time.monotonic() - t0 < 20 and not _running(slow.pid)
+        assert (slow.exitcode, quick.exitcode) == (-signal.SIGKILL, 0)
+    finally:
+        children.end(slow, quick)
+    assert children.join([quick], timeout=60) == [0]
+
+
+def test_ended_kills_what_a_failing_test_left_running():
+    proc = subprocess.Popen(SILENT, stdout=subprocess.DEVNULL)
+    forked = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+    forked.start()
+    with pytest.raises(AssertionError, match="the test failed"), \
+            children.ended(proc, forked, None):
+        raise AssertionError("the test failed")
+    assert not _running(proc.pid) and not _running(forked.pid)
+    assert (proc.returncode, forked.exitcode) == (-signal.SIGKILL, -signal.SIGKILL)
+
+
+def test_join_threads_of_a_thread_that_hangs_fails_in_its_time_naming_it():
+    go = threading.Event()
+    thread = threading.Thread(target=go.wait, args=(60,), name="stuck", daemon=True)
+    thread.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(AssertionError, match=r"\['stuck'\] still running after 1 s"):
+            children.join_threads([thread], timeout=1)
+        assert time.monotonic() - t0 < 20
+    finally:
+        go.set()
+    children.join_threads([thread], timeout=60)
+    assert not thread.is_alive()

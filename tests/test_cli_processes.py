@@ -20,7 +20,7 @@ import time
 import traceback
 from pathlib import Path
 
-from children import TIMEOUT
+import children
 from cli_support import (
     FACTS,
     copy_repo,
@@ -97,14 +97,15 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(base, tmp_path):
     for how, step in plan:
         if how == "process":  # a real `python -m cli.main commit`, killed mid-way
             proc = memstore_process("-C", repo, "commit", files["a"], "-m", "facts a")
-            lock = repo / ".memstore" / "lock"
-            deadline = time.monotonic() + 120
-            while lock.read_text().strip() != str(proc.pid) and proc.poll() is None:
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.3))  # it holds the lock: the commit is under way
-            proc.kill()
-            proc.communicate(timeout=TIMEOUT)
+            with children.ended(proc):  # killed and reaped, whatever fails here
+                lock = repo / ".memstore" / "lock"
+                deadline = time.monotonic() + 120
+                while lock.read_text().strip() != str(proc.pid) and proc.poll() is None:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+                time.sleep(rng.uniform(0.0, 0.3))  # it holds the lock: the commit is under way
+                proc.kill()
+                children.communicate(proc)
             seen.append(check(repo))
             continue
         pid = _fork_committer(repo, files, step)
@@ -207,8 +208,9 @@ def test_rebuild_is_bit_identical_across_processes(base, tmp_path):
     outs = [tmp_path / "out1", tmp_path / "out2"]
     # one export in a fresh interpreter, the other in this process meanwhile
     proc = memstore_process("-C", repo, "export", c2, outs[0])
-    ok("export", c2, str(outs[1]), cwd=repo)
-    _, err = proc.communicate(timeout=300)
+    with children.ended(proc):
+        ok("export", c2, str(outs[1]), cwd=repo)
+        _, err = children.communicate(proc, timeout=300)
     assert proc.returncode == 0, err
     manifests = [json.loads((o / "memstore-manifest.json").read_text()) for o in outs]
     assert manifests[0]["tensors"] == manifests[1]["tensors"]

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 
+import children
 import pytest
 from cli_support import error_line, ok, run
 
@@ -29,8 +30,8 @@ def git_repo(where) -> callable:
     where.mkdir()
 
     def git(*args: str, ok_only: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", *args], cwd=where, env=env, check=ok_only,
-                              capture_output=True, text=True)
+        return children.run(["git", *args], cwd=where, env=env, check=ok_only,
+                            capture_output=True, text=True)
 
     git("init", "-q", "-b", "main")
     for m in ("facts a", "facts b", "facts c"):

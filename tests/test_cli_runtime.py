@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import children
 import pytest
 import torch
 from cli_support import (
@@ -260,7 +261,7 @@ def test_input_embeddings_offloaded_by_the_map_are_refused(repos, tmp_path):
         error_line(r, 2, "offloads model.embed_tokens (the input embeddings) to disk")
     assert not (tmp_path / "out").exists()
     p = memstore_process("-C", a, "ask", "Apple", "--device-map", dm)  # accelerate's warning
-    _, err = p.communicate(timeout=120)  # that modules are offloaded was a line before it
+    _, err = children.communicate(p, 120)  # that modules are offloaded was a line before it
     assert p.returncode == 2 and err.count("\n") == 1 and err.startswith("memstore: error:"), err
 
 

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import children
 import pytest
 from children import TIMEOUT
 from cli_support import (
@@ -277,10 +278,13 @@ def test_a_reader_whose_commit_a_squash_and_gc_remove_meanwhile(base, tmp_path, 
 
     monkeypatch.setattr(Repository, "resolve", resolve)
     out = tmp_path / "out"
-    result = ok(*args, *([out] if args[0] == "export" else []), cwd=repo)
-    monkeypatch.undo()
-    assert ids[-1][:12] in result.stdout  # what HEAD was when the reader began
-    stdout, stderr = gc[0].communicate(timeout=120)
+    try:
+        result = ok(*args, *([out] if args[0] == "export" else []), cwd=repo)
+        monkeypatch.undo()
+        assert ids[-1][:12] in result.stdout  # what HEAD was when the reader began
+        stdout, stderr = children.communicate(gc[0], 120)
+    finally:
+        children.end(*gc)  # killed and reaped, whatever failed
     assert gc[0].returncode == 0 and "removed 2 commits" in stdout, said[0] + stderr
     if args[0] == "export":
         assert "which this repository does not have" in run("verify", out, cwd=repo).stderr

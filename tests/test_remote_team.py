@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 
+import children
 import pytest
 from cli_support import error_line, ok, run
 from remote_support import make_repo, remote_files, remove
@@ -116,11 +117,10 @@ def test_of_two_pushes_creating_a_remote_at_once_exactly_one_says_created(tmp_pa
         finally:
             repo.close()
 
-    threads = [threading.Thread(target=run, args=(name,)) for name in "ab"]
+    threads = [threading.Thread(target=run, args=(name,), daemon=True) for name in "ab"]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    children.join_threads(threads, timeout=120)
     assert sorted(said.values()) == [False, True]
     assert fsck_remote(url) == []
 

@@ -15,6 +15,7 @@ import random
 import signal
 import struct
 
+import children
 import pytest
 from crash_points import forkserver_context, orphans, self_kill_at
 from test_store_support import BASE_HASH, commit_on_head, fake_result, same_bits
@@ -78,12 +79,13 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(tmp_path, forkserver)
         ready = forkserver.Event()
         proc = forkserver.Process(target=writer, args=(path, step, ready))
         proc.start()
-        assert ready.wait(60), "the writer did not start"
-        if how == "random":
-            proc.join(rng.uniform(0.0, 0.1))
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.join(60)
-        assert proc.exitcode == -signal.SIGKILL, f"writer ended otherwise ({proc.exitcode})"
+        with children.ended(proc):  # a round that fails or hangs leaves no process behind
+            assert ready.wait(60), "the writer did not start"
+            if how == "random":
+                proc.join(rng.uniform(0.0, 0.1))
+                os.kill(proc.pid, signal.SIGKILL)
+            [code] = children.join([proc], timeout=60)
+        assert code == -signal.SIGKILL, f"writer ended otherwise ({code})"
         seen.append(check(path))
     # the kills landed in every phase: between an object's write and its rename (temp
     # files), between the objects and the transaction (orphans), and after commits

@@ -44,7 +44,7 @@ def test_a_second_process_waits_and_says_so(tmp_path):
         assert said == [f"waiting for another memstore process (pid {holder.pid})…"]
         assert waited > 0.2
     finally:
-        holder.wait(timeout=10)
+        children.wait(holder, 10)
 
 
 def test_no_message_when_the_lock_is_free(tmp_path):
@@ -89,7 +89,7 @@ def test_repository_writes_wait_for_the_lock(tmp_path):
             pass
         commit_on_head(repo)
     finally:
-        holder.wait(timeout=10)
+        children.wait(holder, 10)
     assert said == [f"waiting for another memstore process (pid {holder.pid})…"]
     assert len(repo.log()) == 1
 
@@ -129,5 +129,5 @@ def test_a_repair_waits_for_the_lock_and_says_so(tmp_path):
     try:
         repair(tmp_path, note=said.append)
     finally:
-        holder.wait(timeout=10)
+        children.wait(holder, 10)
     assert said[0] == f"waiting for another memstore process (pid {holder.pid})…"
