@@ -126,17 +126,30 @@ def _stopped(signum: int) -> int:
 
 # the commands that write commits, whose author is recorded (memstore.store.author)
 _WRITERS = {"commit", "revert", "squash", "merge", "cherry-pick", "rebase", "pull"}
+# the commands that talk to a remote before they move a ref here, whose reflog entry
+# records the author: push writes the remote, then its remote-tracking branch here
+_REMOTE_FIRST = {"push", "fetch", "clone"}
 
 
 def _check_author(command: str | None) -> None:
     """An author that cannot be recorded (MEMSTORE_AUTHOR, else git's user.name and
     user.email, else the login and host) is refused before a command that writes commits
     runs, not when the commit is written at the end of its work; the others do not read
-    it."""
+    it. A git config that git cannot read stops those that talk to a remote before they
+    move a ref here too, before the remote is read or written (it stopped a push after
+    the remote had moved, its remote-tracking branch here left behind)."""
+    from memstore.errors import MemstoreError
     from memstore.store import author
 
     if command in _WRITERS:
         author.current()
+    elif command in _REMOTE_FIRST:
+        try:
+            author.current()
+        except author.GitConfigError:
+            raise
+        except MemstoreError:  # one that cannot be recorded: its reflog entries name none
+            pass
 
 
 def _refuse_undecodable(args: Any) -> None:

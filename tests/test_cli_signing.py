@@ -852,9 +852,19 @@ def test_a_malformed_git_config_stops_every_command_that_reads_it(repo, keys, ba
     commit.gpgsign off (the commit silently unsigned), the author the login's. git stops
     ("fatal: bad config line 1 in file …", 128); so does memstore now, in one line naming
     the file in git's words, nothing written: the writers, `config`, verify-commit and a
-    command that only moves a ref (its reflog entry records the author)."""
+    command that only moves a ref (its reflog entry records the author), and a push before
+    it writes the remote (its remote-tracking branch is logged here after)."""
     ok("config", "user.signingkey", keys["alice"][0], cwd=repo)  # the allowed signers: git's
     c1 = last_line(ok("commit", facts_files(base)["a"], "-S", cwd=repo))
+    remote = tmp_path / "remote"
+    ok("remote", "add", "origin", remote, cwd=repo)
+    ok("push", "origin", "main", cwd=repo)
+    ok("commit", facts_files(base)["c"], cwd=repo)
+
+    def remote_files():
+        return {str(p): p.read_bytes() for p in sorted(remote.rglob("*")) if p.is_file()}
+
+    on_remote = remote_files()
     bad = tmp_path / "gitconfig"
     bad.write_text(text)
     line = text.count("\n") if '"' in text else 1
@@ -864,10 +874,11 @@ def test_a_malformed_git_config_stops_every_command_that_reads_it(repo, keys, ba
     before = snapshot(repo)
     for args in (("commit", facts_files(base)["b"]), ("commit", facts_files(base)["b"], "-S"),
                  ("revert", c1), ("config",), ("config", "--json"),
-                 ("config", "commit.gpgsign"), ("verify-commit", c1), ("branch", "side")):
+                 ("config", "commit.gpgsign"), ("verify-commit", c1), ("branch", "side"),
+                 ("push", "origin", "main")):  # the remote moved, then stopped: not now
         error_line(run(*args, cwd=repo), 2, f"git's config cannot be read (bad config line "
                                             f"{line} in file {bad})")
-    assert snapshot(repo) == before
+    assert snapshot(repo) == before and remote_files() == on_remote
     bad.write_text("")  # mended: the same commands run
     ok("branch", "side", cwd=repo)
     ok("commit", facts_files(base)["b"], cwd=repo)
