@@ -65,7 +65,7 @@ def test_every_command_that_writes_a_commit_records_its_author(repo, base, monke
     text = ok("log", cwd=repo).stdout
     assert "Author: Alan Turing <alan@example.org>\nCommit: Edsger Dijkstra <ed@example.org>\n" \
         "Date:" in text
-    by = json.loads(ok("log", rv, "--author", "GRACE", "--json", cwd=repo).stdout)
+    by = json.loads(ok("log", rv, "--author", "GRACE", "-i", "--json", cwd=repo).stdout)
     assert [e["author"] for e in by] == ["Grace Hopper <grace@example.org>"] * 3  # c3, merge,
     alan = json.loads(ok("log", rv, "--author", "alan", "-n", "1", "--json",  # and revert
                          cwd=repo).stdout)

@@ -67,7 +67,8 @@ def test_grep_matches_the_message_any_pattern_or_all_and_in_any_case(dated):
     assert ids(repo, "--grep", "sports", "--grep", "Asia") == [c[3][0], c[2][0], c[1][0]]
     assert ids(repo, "--grep", "sports", "--grep", "fix", "--all-match", "-i") == [
         c[4][0], c[1][0]]
-    assert ids(repo, "--grep", "(?i)sports", "--grep", "fix", "--all-match") == [c[4][0]]
+    assert ids(repo, "--grep", "(?i)sports", "--grep", "fix", "--all-match", "-P") == [
+        c[4][0]]  # -P: Python's re
     assert ids(repo, "--grep", ".") == newest_first
     assert ids(repo, "--grep", "capitals", "-i", "-n", "1") == [c[2][0]]  # -n after
     out = ok("log", "--oneline", "--grep", "Asia", cwd=repo).stdout.splitlines()
@@ -99,8 +100,14 @@ def test_a_branch_with_no_commits_says_so_filtered_or_not(base, tmp_path):
 def test_a_pattern_that_is_no_regular_expression_is_one_line(dated):
     repo, _, _ = dated
     before = snapshot(repo)
-    error_line(run("log", "--grep", "fix", "--grep", "(unclosed", cwd=repo), 2,
-               "--grep '(unclosed': not a regular expression")
+    error_line(run("log", "--grep", "fix", "--grep", "\\(unclosed", cwd=repo), 2,
+               "--grep '\\\\(unclosed': not a regular expression (Unmatched ( or \\()")
+    error_line(run("log", "-E", "--grep", "(unclosed", cwd=repo), 2,
+               "--grep '(unclosed': not a regular expression (Unmatched ( or \\()")
+    error_line(run("log", "--author", "a\\", cwd=repo), 2,
+               "--author 'a\\\\': not a regular expression (Trailing backslash)")
+    error_line(run("log", "-P", "--grep", "(unclosed", cwd=repo), 2,
+               "--grep '(unclosed': not a regular expression (missing ), unterminated")
     assert snapshot(repo) == before
 
 
@@ -278,3 +285,65 @@ def test_a_bare_date_is_that_day_at_now_s_time_of_day_as_git_reads_it(base, tmp_
                 json.loads(ok("log", option, day.isoformat(), "--json", cwd=repo).stdout)]
         assert mine == by_git, option
         assert 0 < len(mine) < len(times), option  # the day is cut inside
+
+
+def test_grep_reads_git_s_dialects_a_line_at_a_time(dated):
+    """--grep was Python's re over the whole message: `sports|Asia` was an alternation,
+    `^Paris` found no body line. git reads a basic regular expression (`|` is itself, `\\|`
+    the alternation), an extended one with -E, text with -F (the last of them wins), and
+    matches each line; --invert-grep keeps the commits that match none."""
+    repo, c, _ = dated
+    (c0, _), (c1, _), (c2, _), (c3, _), (c4, _) = c
+    assert ids(repo, "--grep", "sports|Asia") == []
+    assert ids(repo, "--grep", "sports\\|Asia") == [c3, c2, c1]
+    assert ids(repo, "-E", "--grep", "sports|Asia") == [c3, c2, c1]
+    assert ids(repo, "-E", "-F", "--grep", "sports|Asia") == []
+    assert ids(repo, "-F", "--extended-regexp", "--grep", "sports|Asia") == [c3, c2, c1]
+    assert ids(repo, "-P", "--grep", "sports|Asia") == [c3, c2, c1]
+    assert ids(repo, "--grep", "^Paris") == [c0]  # the body's line
+    assert ids(repo, "--grep", "capitals.*Rome") == []  # no match across lines
+    assert ids(repo, "--grep", "[[:upper:]]\\{4,\\}") == [c2]
+    assert ids(repo, "--invert-grep", "--grep", "sports") == [c4, c2, c0]
+    assert ids(repo, "--invert-grep", "--grep", "sports", "--grep", "Asia",
+               "--all-match") == [c4, c0]  # none of them, as git 2.39's
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_author_and_grep_patterns_list_what_git_lists(base, tmp_path, monkeypatch):
+    """--author was a text matched in any case; git's is a pattern of --grep's dialect
+    over `Name <email>`, in any case with -i only, several: any of them. The same three
+    commits in git and here (each committed by its author), each option list asked of
+    both."""
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+           "LC_ALL": "C.UTF-8"}
+    gitdir = tmp_path / "git"
+    gitdir.mkdir()
+
+    def git(*args: str, **extra: str) -> str:
+        return children.run(["git", "-C", str(gitdir), *args], env=env | extra, check=True,
+                            capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    repo = copy_repo(empty_template(base), tmp_path / "repo")
+    written = [("Ada Lovelace", "ada@x.org", "fix sports"),
+               ("Grace Hopper", "grace@y.org", "add capitals"),
+               ("Ada Lovelace", "ada@x.org", "add sports")]
+    parents: list[str] = []
+    for name, email, message in written:
+        git("commit", "-q", "--allow-empty", "-m", message, GIT_AUTHOR_NAME=name,
+            GIT_AUTHOR_EMAIL=email, GIT_COMMITTER_NAME=name, GIT_COMMITTER_EMAIL=email)
+        monkeypatch.setenv("MEMSTORE_AUTHOR", f"{name} <{email}>")
+        with Repository.open(repo) as r:
+            parents = [r.write_commit([], parents=parents, basis=parents[0] if parents
+                                      else None, message=message).id]
+    for args in (["--author", "ada"], ["--author", "Ada"], ["-i", "--author", "ADA"],
+                 ["--author", "^Grace"], ["--author", "org>$"], ["--author", "Ada|Grace"],
+                 ["-E", "--author", "Ada|Grace"], ["--author", "Ada", "--author", "Grace"],
+                 ["-F", "--author", "a."], ["--author", "Ada", "--grep", "add"],
+                 ["--author", "Ada", "--grep", "add", "--invert-grep"],
+                 ["--grep", "add", "--grep", "sports", "--all-match"],
+                 ["--committer", "^Ada"], ["--grep", "s$"], ["--grep", "s\\>"]):
+        by_git = git("log", "--format=%s", *args).splitlines()
+        mine = [e["message"] for e in
+                json.loads(ok("log", *args, "--json", cwd=repo).stdout)]
+        assert mine == by_git, args

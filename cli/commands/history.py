@@ -97,21 +97,36 @@ def _rewritten(commits: list, kept: set[str]) -> list:
 @click.option("--oneline", is_flag=True, help="One line per commit: short id and subject.")
 @click.option("--graph", is_flag=True, help="Draw the ancestry graph beside the commits.")
 @click.option("-n", "--max-count", type=click.IntRange(min=1), help="Show at most N commits.")
-@click.option("--author", metavar="TEXT",
-              help="Only the commits whose author contains TEXT (any case).")
-@click.option("--committer", metavar="TEXT",
-              help="Only the commits whose committer (the author where none is recorded) "
-                   "contains TEXT (any case).")
-@click.option("--grep", "patterns", multiple=True, metavar="PATTERN",
-              help="Only the commits whose message matches the regular expression PATTERN "
+@click.option("--author", "authors", multiple=True, metavar="PATTERN",
+              help="Only the commits whose author (Name <email>) matches PATTERN "
                    "(repeatable: any of them).")
+@click.option("--committer", "committers", multiple=True, metavar="PATTERN",
+              help="Only the commits whose committer (the author where none is recorded) "
+                   "matches PATTERN (repeatable: any of them).")
+@click.option("--grep", "patterns", multiple=True, metavar="PATTERN",
+              help="Only the commits whose message has a line matching PATTERN "
+                   "(repeatable: any of them).")
+@click.option("--basic-regexp", "dialect", flag_value="basic", default=True,
+              help="Read --grep's, --author's and --committer's patterns as POSIX basic "
+                   "regular expressions, git's default.")
+@click.option("-E", "--extended-regexp", "dialect", flag_value="extended",
+              help="Read them as POSIX extended regular expressions (a+b, a|b, (x), a{2}).")
+@click.option("-F", "--fixed-strings", "dialect", flag_value="fixed",
+              help="Read them as text, no regular expression.")
+@click.option("-P", "--perl-regexp", "dialect", flag_value="perl",
+              help="Read them as Perl-compatible regular expressions, as Python's re reads "
+                   "them.")
 @click.option("-i", "--regexp-ignore-case", "ignore_case", is_flag=True,
-              help="Match --grep's and --fact's patterns in any case.")
+              help="Match --grep's, --author's, --committer's and --fact's patterns in any "
+                   "case.")
 @click.option("--all-match", is_flag=True,
               help="Only the commits whose message matches every --grep pattern.")
+@click.option("--invert-grep", is_flag=True,
+              help="Only the commits whose message matches none of the --grep patterns.")
 @click.option("--fact", metavar="PATTERN",
               help="Only the commits that wrote or took out a fact whose subject, prompt "
-                   "(the subject filled in) or target matches the regular expression PATTERN.")
+                   "(the subject filled in) or target matches PATTERN, a Python regular "
+                   "expression.")
 @click.option("--since", "--after", "since", type=Date(),
               help="Only the commits committed at or after DATE (2026-12-01, "
                    "2026-12-01T10:00, with or without a zone; yesterday, 2 weeks ago).")
@@ -123,8 +138,9 @@ def _rewritten(commits: list, kept: set[str]) -> list:
 @click.option("--left-right", is_flag=True,
               help="Mark each commit of A...B with the side it is on: < (A's) or > (B's).")
 @json_option
-def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, author: str | None,
-        committer: str | None, patterns: tuple[str, ...], ignore_case: bool, all_match: bool, fact: str | None,
+def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None,
+        authors: tuple[str, ...], committers: tuple[str, ...], patterns: tuple[str, ...],
+        dialect: str, ignore_case: bool, all_match: bool, invert_grep: bool, fact: str | None,
         since: float | None, until: float | None, reverse: bool, show_signature: bool,
         left_right: bool, as_json: bool) -> None:
     """Show the commits reachable from REV (default: HEAD; none on a branch with no
@@ -139,15 +155,19 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
     (and every commit `>` outside an A...B). The excluded and both sides' ancestries are
     walked on the records, each compared with its index row.
 
-    The filters, as git's: --author (who wrote the commit: a cherry-pick, rebase or squash
-    keeps the original's author); --committer (who wrote the commit record, where that is
-    another: the one who picked, rebased or squashed; else its author); --grep (the commit message, a Python regular
-    expression; several: any of them, or every one with --all-match; -i: any case);
+    The filters, as git's: --author (who wrote the commit, `Name <email>`: a cherry-pick,
+    rebase or squash keeps the original's author); --committer (who wrote the commit
+    record, where that is another: the one who picked, rebased or squashed; else its
+    author); --grep (a line of the commit message; several: any of them, every one with
+    --all-match, none with --invert-grep). Their patterns are read as git reads them: POSIX
+    basic regular expressions (`a\\+b`, `a\\|b`, `\\(x\\)`; `a+b` is that text), extended
+    ones with -E (`a+b`, `a|b`, `(x)`), text with -F, Python's re with -P; -i: any case;
+    several --author or --committer: any of them;
     --since/--after and --until/--before (when the commit was committed, its `time`, as
     git's committer date: a pick's or rebase's time, not the author date it keeps; both
     ends included);
-    --fact, git's -G for facts (a regular expression; -i: any case): the commits whose
-    requests wrote a fact whose subject, prompt with the subject filled in, or target
+    --fact, git's -G for facts (Python's re, whatever -E/-F say; -i: any case): the
+    commits whose requests wrote a fact whose subject, prompt with the subject filled in, or target
     matches (or whose target the write replaced: --supersede), and the reverts, merges and
     squashes whose state added, removed or retargeted one against their first parent's
     (what `show` lists; both targets of a retargeted one), so a fact written and reverted
@@ -172,11 +192,13 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
 
     if reverse and graph:
         raise click.UsageError("options '--reverse' and '--graph' cannot be used together")
-    grep = _patterns("--grep", patterns, ignore_case)
-    facts = _patterns("--fact", (fact,) if fact is not None else (), ignore_case)
+    grep = _patterns("--grep", patterns, dialect, ignore_case)
+    by = (_patterns("--author", authors, dialect, ignore_case),
+          _patterns("--committer", committers, dialect, ignore_case))
+    facts = _patterns("--fact", (fact,) if fact is not None else (), "perl", ignore_case)
     with open_repo() as repo:
-        keep = _filter(author, committer, grep, all_match, since, until,
-                       facts[0] if facts else None, repo)
+        keep = _filter(by, grep, "none" if invert_grep else "all" if all_match else "any",
+                       since, until, facts[0] if facts else None, repo)
         # no REV: HEAD, whose log is empty before the first commit; a REV written out
         # names a commit (HEAD too: an unknown revision there, as show and diff say)
         start, exclude, left = _range(rev)
@@ -247,41 +269,47 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None, auth
                        err=True)
 
 
-def _patterns(option: str, patterns: tuple[str, ...], ignore_case: bool) -> list[re.Pattern]:
-    """An option's patterns compiled; one that is no regular expression: one line, exit 2."""
+def _patterns(option: str, patterns: tuple[str, ...], dialect: str,
+              ignore_case: bool) -> list[re.Pattern]:
+    """An option's patterns compiled as git reads them in `dialect` (basic, extended,
+    fixed, perl); one git would refuse: one line, exit 2."""
     from memstore.errors import ValidationError
+    from memstore.store.posix_regex import PatternError, compile_pattern
 
-    flags = re.IGNORECASE if ignore_case else 0
     compiled = []
     for p in patterns:
         try:
-            compiled.append(re.compile(p, flags))
-        except (re.error, RecursionError, OverflowError) as e:
+            compiled.append(compile_pattern(p, dialect, ignore_case))
+        except PatternError as e:
             raise ValidationError(f"{option} {p[:60]!r}: not a regular expression "
-                                  f"({str(e).splitlines()[0]})") from None
+                                  f"({e})") from None
     return compiled
 
 
-def _filter(author: str | None, committer: str | None, patterns: list[re.Pattern],
-            all_match: bool,
-            since: float | None, until: float | None, fact: re.Pattern | None,
+def _filter(by: tuple[list[re.Pattern], list[re.Pattern]], patterns: list[re.Pattern],
+            grep: str, since: float | None, until: float | None, fact: re.Pattern | None,
             repo) -> Callable | None:
     """Whether a commit passes log's filters (None where there are none): each filter
-    given must pass, as git's, --fact (which reads the commit's facts) last; of the --grep
-    patterns, any one (every one: --all-match)."""
-    if author is None and committer is None and not patterns and since is None \
+    given must pass, as git's, --fact (which reads the commit's facts) last. `by`: the
+    --author and the --committer patterns, any one of each; of the --grep patterns, `grep`
+    says how many must match a line of the message: any, all (--all-match) or none
+    (--invert-grep, which git 2.39 reads so with --all-match too)."""
+    from memstore.store.posix_regex import matches
+
+    authors, committers = by
+    if not authors and not committers and not patterns and since is None \
             and until is None and fact is None:
         return None
-    folded = None if author is None else author.casefold()
-    by = None if committer is None else committer.casefold()
-    matched = all if all_match else any
+    how_many = {"any": any, "all": all, "none": lambda found: not any(found)}[grep]
 
     def keep(c) -> bool:
         wrote = c.committer if c.committer is not None else c.author  # git's: one name
-        return ((folded is None or (c.author is not None and folded in c.author.casefold()))
-                and (by is None or (wrote is not None and by in wrote.casefold()))
+        return ((not authors or (c.author is not None
+                                 and any(p.search(c.author) for p in authors)))
+                and (not committers or (wrote is not None
+                                        and any(p.search(wrote) for p in committers)))
                 and (since is None or c.time >= since) and (until is None or c.time <= until)
-                and (not patterns or matched(p.search(c.message) for p in patterns))
+                and (not patterns or how_many(matches(p, c.message) for p in patterns))
                 and (fact is None or _touches(repo, c, fact)))
     return keep
 

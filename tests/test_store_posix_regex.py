@@ -1,0 +1,133 @@
+"""log's --grep/--author patterns, as git reads them: POSIX basic regular expressions by
+default, extended ones with -E (glibc's regcomp, GNU operators included), translated to
+Python's `re`. Each case below is what git 2.39's `log --grep` listed, or the reason it
+gave for refusing the pattern ("fatal: command line, 'P': REASON"), over MESSAGES; the
+last test asks the git installed here again. Python's `re`, which memstore used, reads
+`a+b`, `a|b`, `(x)`, `{2}` and `\\d` otherwise in the basic dialect, and `\\d`, `[\\d]`,
+`[[:digit:]]` and `\\<` otherwise in both."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import children
+import pytest
+
+from memstore.store.posix_regex import PatternError, compile_pattern, matches
+
+MESSAGES = ["a+b", "aab", "a|b", "(x)", "x", "d5", "a\\b", "7 digits", "a{2}", "{",
+            "*a star", "x$y", "café", "CAFÉ x*y", "first\nsecond line", "word_1 end",
+            "a.b", "]x", "^start"]
+B, E = "basic", "extended"
+EVERY = list(range(len(MESSAGES)))
+CASES = [  # dialect, pattern, the MESSAGES (indexes) git lists, or its reason
+    (B, 'a+b', [0]),
+    (E, 'a+b', [1]),
+    (B, 'a\\+b', [1]),
+    (E, 'a\\+b', [0]),
+    (B, 'a|b', [2]),
+    (E, 'a|b', [0, 1, 2, 6, 8, 10, 12, 16, 18]),
+    (B, 'a\\|b', [0, 1, 2, 6, 8, 10, 12, 16, 18]),
+    (B, '(x)', [3]),
+    (E, '(x)', [3, 4, 11, 13, 17]),
+    (B, '\\(x\\)', [3, 4, 11, 13, 17]),
+    (B, 'a{2}', [8]),
+    (E, 'a{2}', [1]),
+    (B, 'a\\{2\\}', [1]),
+    (E, 'a\\{2\\}', [8]),
+    (B, '\\d', [5, 7, 14, 15]),  # the letter d: no digit escape
+    (E, '\\d', [5, 7, 14, 15]),  # the letter d: no digit escape
+    (B, '[[:digit:]]', [5, 7, 8, 15]),
+    (E, '[\\d]', [5, 6, 7, 14, 15]),  # '\' is itself in brackets
+    (B, '\\', 'Trailing backslash'),
+    (E, '\\', 'Trailing backslash'),
+    (B, '*a', [10]),
+    (E, '*a', 'Invalid preceding regular expression'),
+    (B, 'a**', 'Invalid preceding regular expression'),
+    (E, 'a**', EVERY),
+    (B, 'a\\{2', 'Unmatched \\{'),
+    (E, 'a{2', 'Unmatched \\{'),
+    (E, 'a{x}', 'Invalid content of \\{\\}'),
+    (B, 'a\\{3,2\\}', 'Invalid content of \\{\\}'),
+    (E, '{', 'Invalid preceding regular expression'),
+    (B, '{', [8, 9]),
+    (E, '}', [8]),
+    (B, '\\(', 'Unmatched ( or \\('),
+    (E, '(', 'Unmatched ( or \\('),
+    (E, ')', [3]),
+    (B, '\\)', 'Unmatched ( or \\('),
+    (E, '\\(', [3]),
+    (B, '[a', 'Unmatched [, [^, [:, [., or [='),
+    (B, '[[:foo:]]', 'Invalid character class name'),
+    (B, '[z-a]', 'Invalid range end'),
+    (E, '[a-c-e]', 'Invalid range end'),
+    (B, '[[.space.]]', 'Invalid collation character'),
+    (B, '\\1', 'Invalid back reference'),
+    (E, '(a)\\1', [1]),
+    (B, '\\(a\\)\\1', [1]),
+    (B, '^*', [10]),
+    (B, '\\(^a\\)', [0, 1, 2, 6, 8, 16]),
+    (B, 'a^', []),
+    (E, '^+', 'Invalid preceding regular expression'),
+    (B, 'x$y', [11]),
+    (E, 'x$y', []),
+    (B, 'x$', [4, 17]),
+    (E, 'line$', [14]),
+    (B, '^second', [14]),  # a line at a time
+    (B, 'first.second', []),  # a line at a time
+    (B, '[]x]', [3, 4, 11, 13, 17]),
+    (B, '[^]a-z]', [0, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18]),
+    (B, 'caf[[:alpha:]]', [12]),
+    (B, 'caf\\w', [12]),
+    (E, '\\<x\\>', [3, 4, 11, 13, 17]),
+    (B, '\\bd', [5, 7]),
+    (B, '[[:upper:]][[:upper:]]', [13]),
+    (E, 'a+?', EVERY),
+    (E, 'a{,2}', EVERY),
+    (E, '(a|b){2}', [1]),
+    (B, '\\(a\\|b\\)\\{2\\}', [1]),
+    (B, 'a\\.b', [16]),
+    (B, '[.]b', [16]),
+]
+
+
+@pytest.mark.parametrize("dialect, pattern, listed", CASES)
+def test_patterns_read_as_git_reads_them(dialect, pattern, listed):
+    if isinstance(listed, str):
+        with pytest.raises(PatternError, match=f"^{re.escape(listed)}$"):
+            compile_pattern(pattern, dialect)
+        return
+    compiled = compile_pattern(pattern, dialect)
+    assert [i for i, m in enumerate(MESSAGES) if matches(compiled, m)] == listed
+
+
+def test_fixed_strings_and_any_case():
+    assert matches(compile_pattern("a.b", "fixed"), "a.b")
+    assert not matches(compile_pattern("a.b", "fixed"), "axb")
+    assert matches(compile_pattern("CAF[[:alpha:]]", "basic", ignore_case=True), "café")
+    assert matches(compile_pattern("[[:upper:]]", "extended", ignore_case=True), "x")
+    assert matches(compile_pattern("\\d+", "perl"), "7")  # -P: Python's re
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_the_cases_are_what_git_lists(tmp_path):
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "LC_ALL": "C.UTF-8"}
+
+    def git(*args: str, check: bool = True):
+        return children.run(["git", "-C", str(tmp_path), *args], env=env, check=check,
+                            capture_output=True, text=True)
+
+    git("init", "-q")
+    for m in MESSAGES:
+        git("commit", "-q", "--allow-empty", "-m", m)
+    for dialect, pattern, listed in CASES:
+        r = git("log", "--format=%x00%B", *(["-E"] if dialect == E else []),
+                f"--grep={pattern}", check=False)
+        if isinstance(listed, str):
+            assert r.stderr.strip() == f"fatal: command line, '{pattern}': {listed}", pattern
+        else:
+            got = sorted(MESSAGES.index(x.strip("\n")) for x in r.stdout.split("\0") if x)
+            assert got == listed, (dialect, pattern)
