@@ -382,17 +382,24 @@ def test_fetch_prune_tags_deletes_the_tags_the_remote_has_not(tmp_path):
     assert snapshot(where) == before
     ok("fetch", cwd=where)  # a plain fetch deletes no tag here
     assert len(json.loads(ok("tag", "--json", cwd=where).stdout)) == 4
-    out = ok("fetch", "--prune-tags", cwd=where).stdout.splitlines()
+    # v3 here at another commit: rejected as git's `fetch -p -P` rejects it (exit 1), the
+    # prune done
+    r = run("fetch", "--prune-tags", cwd=where)
+    error_line(r, 1, "fetch from origin rejected tag 'v3': it would clobber existing tag")
+    out = r.stdout.splitlines()
+    assert f" ! {'[rejected]':<26} {'v3':<12} -> v3  (would clobber existing tag)" in out
     assert f" - {'[deleted]':<26} {'(none)':<12} -> mine  (was {mine[:12]})" in out
     assert f" - {'[deleted]':<26} {'(none)':<12} -> v2  (was {c1[:12]})" in out
     tags = {t["name"]: t["commit"] for t in json.loads(ok("tag", "--json", cwd=where).stdout)}
     assert list(tags) == ["v1", "v3"] and tags["v1"] == c1 and tags["v3"] != c1
     assert ok("fsck", cwd=where).stdout.strip() == "ok"
-    got = json.loads(ok("fetch", "-P", "--json", cwd=where).stdout)
+    got = json.loads(run("fetch", "-P", "--json", cwd=where).stdout)
     assert got["pruned_tags"] == []
     ok("tag", "v4", cwd=where)
-    got = json.loads(ok("fetch", "-p", "-P", "--json", cwd=where).stdout)
+    got = json.loads(ok("fetch", "-p", "-P", "--force", "--json", cwd=where).stdout)
     assert [t["tag"] for t in got["pruned_tags"]] == ["v4"]
+    assert [(t["tag"], t["here"], t["refused"]) for t in got["tags"]] == [
+        ("v3", tags["v3"], None)]
 
 
 def test_push_follow_tags_pushes_the_tags_of_the_branch_history(tmp_path):

@@ -317,11 +317,10 @@ def test_a_team_shares_the_tag_it_serves(base, tmp_path, origin):
     got = ok("fetch", "--json", cwd=a)
     assert got.stderr.strip() == (f"warning: tag 'v1' of origin not fetched: would clobber "
                                   f"existing tag (it names {ids[1][:12]} here, {ids[2][:12]} "
-                                  "there; `memstore tag -d v1` and `memstore fetch --tags` take "
-                                  "the remote's)")
+                                  "there; `memstore fetch origin --tags --force` takes the "
+                                  "remote's)")
     # ... and the way out it names takes the remote's v1
-    ok("tag", "-d", "v1", cwd=a)
-    assert " * [new tag]" in ok("fetch", "--tags", cwd=a).stdout
+    assert " t [tag update]" in ok("fetch", "origin", "--tags", "--force", cwd=a).stdout
     assert json.loads(ok("tag", "--json", cwd=a).stdout)[0] == {"name": "v1", "commit": ids[2]}
     assert [(t["tag"], t["refused"]) for t in json.loads(got.stdout)["tags"]] == [
         ("v1", "would clobber existing tag"), ("v3", None)]

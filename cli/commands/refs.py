@@ -285,9 +285,16 @@ def list_branches(repo, local: bool, remote: bool, as_json: bool, verbose: int =
     if head is not None and head.ref is None and not patterns:  # git's: HEAD is no match
         click.echo(f"* (HEAD detached at {short(head.commit)})")
     prefix = "remotes/" if local else ""
+    # git's `origin/HEAD -> origin/main`, in its place among them (symbolic: no commit)
+    heads = {n: f"-> {b}" for n, b in matching(repo.refs.remote_heads(), patterns).items()
+             } if remote else {}
     for mark, n, c, ref in (
             [("*" if n == current else " ", n, c, HEADS + n) for n, c in branches.items()]
-            + [(" ", prefix + n, c, REMOTES + n) for n, c in tracking.items()]):
+            + [(" ", prefix + n, c, REMOTES + n)
+               for n, c in sorted([*tracking.items(), *heads.items()])]):
+        if ref.startswith(REMOTES) and c.startswith("-> "):
+            click.echo(f"  {shown_name(n)} {c}")
+            continue
         up = ups.get(n) if ref.startswith(HEADS) else None
         click.echo(f"{mark} {shown_name(n):<20} {short(c)} {tracking_mark(up)}"
                    f"{subject(repo, ref, c)}")

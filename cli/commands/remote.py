@@ -30,7 +30,7 @@ PRUNE = click.option(
 
 
 @click.group(invoke_without_command=True,
-             short_help="List, add, rename, change, prune or remove remotes.")
+             short_help="List, add, rename, change, prune or remove remotes, set their HEAD.")
 @click.option("-v", "--verbose", is_flag=True, hidden=True,
               help="git's `remote -v`: the list shows every URL anyway.")
 @json_option
@@ -116,6 +116,32 @@ def remote_rename(old: str, new: str, as_json: bool) -> None:
     branches = f"{len(moved)} remote-tracking branch{'' if len(moved) == 1 else 'es'}"
     click.echo(f"Renamed remote {old} to {new} ({branches}, "
                f"{counted(len(r.upstreams), 'upstream')} moved)")
+
+
+@remote.command("set-head")
+@click.argument("name")
+@click.argument("branch", required=False)
+@click.option("-a", "--auto", is_flag=True,
+              help="Read the remote's HEAD (the branch a clone checks out) and point NAME/HEAD "
+                   "at that branch's remote-tracking branch.")
+@click.option("-d", "--delete", is_flag=True, help="Delete NAME/HEAD.")
+def remote_set_head(name: str, branch: str | None, auto: bool, delete: bool) -> None:
+    """Point NAME/HEAD (refs/remotes/NAME/HEAD, the revision NAME names: `memstore log
+    origin`) at remote-tracking branch NAME/BRANCH, as git's `remote set-head`; a clone
+    records it as the remote's HEAD names it. -a reads that from the remote (`NAME/HEAD set
+    to BRANCH`); -d deletes it. Fetch and prune leave it as it is, as git's; `remote
+    rename` moves it, `remote remove` deletes it. BRANCH must have been fetched."""
+    from memstore.remote import remotes
+    from memstore.remote.fetch import remote_default
+
+    if auto + delete + (branch is not None) != 1:
+        raise click.UsageError("give one of -a (--auto), -d (--delete) or BRANCH")
+    with open_repo() as repo:
+        if auto:
+            branch = remote_default(repo, name)
+        remotes.set_head(repo, name, branch)
+    if auto:
+        click.echo(f"{name}/HEAD set to {branch}")  # git's words; quiet otherwise, as git's
 
 
 @remote.command("get-url")
@@ -520,18 +546,42 @@ def show_deleted(r, as_json: bool) -> None:
             f"so {'it was' if len(r.refused) == 1 else 'they were'} kept; fetch first")
 
 
-def _passed_over(f) -> None:
-    """The remote's refs left out: named by an older memstore, or tags not taken here."""
+def _passed_over(f, rejecting: bool = False) -> None:
+    """The remote's refs left out: named by an older memstore, or tags not taken here
+    (`rejecting`: a tag here at another commit is not warned of: `_fetched` lists it as
+    rejected, and `_rejected` makes it the command's error, as git's `fetch --tags`)."""
     for line in f.passed_over:
         warn(f"warning: {line}")
     for t in f.tags:
-        if t.refused is not None:
-            here = (f" (it names {short(t.here)} here, {short(t.new)} there; `memstore tag -d "
-                    f"{t.tag}` and `memstore fetch --tags` take the remote's)") if t.here else ""
+        if t.refused is not None and not (rejecting and _clobbers(t)):
+            here = (f" (it names {short(t.here)} here, {short(t.new)} there; `memstore fetch "
+                    f"{f.remote} --tags --force` takes the remote's)") if t.here else ""
             warn(f"warning: tag {t.tag!r} of {f.remote} not fetched: {t.refused}{here}")
 
 
-def _fetched(f) -> None:
+def _clobbers(t) -> bool:
+    from memstore.remote.fetch import CLOBBER
+
+    return t.refused == CLOBBER
+
+
+def _rejected(f, rejecting: bool) -> str | None:
+    """The error line of a fetch that asked for every tag (`rejecting`: --tags, -P) and
+    kept tags here at other commits, as git's `fetch --tags` exits 1 on them; else None."""
+    kept = [t for t in f.tags if _clobbers(t)] if rejecting else []
+    if not kept:
+        return None
+    names = ", ".join(repr(t.tag) for t in kept)
+    one = kept[0]
+    naming = (f"it names {short(one.here)} here, {short(one.new)} there" if len(kept) == 1
+              else "each names another commit here")
+    return (f"fetch from {f.remote} rejected tag{'s' if len(kept) > 1 else ''} {names}: "
+            f"{'it' if len(kept) == 1 else 'they'} would clobber existing tag{'s' * (len(kept) > 1)} "
+            f"({naming}; a tag does not move: `memstore fetch {f.remote} --tags --force` takes "
+            "the remote's); the rest was fetched")
+
+
+def _fetched(f, rejecting: bool = False) -> None:
     click.echo(f"From {f.url}")
     for u in f.updates:
         target = f"{f.remote}/{u.branch}"
@@ -546,8 +596,12 @@ def _fetched(f) -> None:
         else:
             click.echo(f"   {short(u.old) + '..' + short(u.new):<26} {u.branch:<12} -> {target}")
     for t in f.tags:
-        if t.refused is None:
+        if t.refused is None and t.here is not None:  # fetch --tags --force, git's mark
+            click.echo(f" t {'[tag update]':<26} {t.tag:<12} -> {t.tag}")
+        elif t.refused is None:
             click.echo(f" * {'[new tag]':<26} {t.tag:<12} -> {t.tag}")
+        elif rejecting and _clobbers(t):  # git's line; the error after the report says it
+            click.echo(f" ! {'[rejected]':<26} {t.tag:<12} -> {t.tag}  ({t.refused})")
     for tag, old in f.pruned_tags.items():  # as git shows it, with the commit it named
         click.echo(f" - {'[deleted]':<26} {'(none)':<12} -> {tag}  (was {short(old)})")
     click.echo(_moved("fetched", f.moved, f.seconds))
@@ -578,10 +632,16 @@ def _fetched(f) -> None:
                    "from the remote's copy, checked against its name; intact ones are only "
                    "re-hashed, not downloaded. Exit status 1 naming each object that neither "
                    "side holds intact.")
+@click.option("-f", "--force", is_flag=True,
+              help="With --tags or --prune-tags: a tag here naming another commit than the "
+                   "remote's takes the remote's ('t [tag update]'), as git's fetch --tags "
+                   "--force; without it such a tag is rejected (exit status 1, the rest "
+                   "fetched).")
 @WITH_STATS
 @json_option
 def fetch(remote_name: str | None, every_remote: bool, all_tags: bool, prune: bool,
-          prune_tags: bool, refetch: bool, with_stats: bool, as_json: bool) -> None:
+          prune_tags: bool, refetch: bool, force: bool, with_stats: bool,
+          as_json: bool) -> None:
     """Fetch every branch of REMOTE (default: the current branch's upstream's remote, else
     origin or the only remote there is) as REMOTE/BRANCH.
 
@@ -589,7 +649,9 @@ def fetch(remote_name: str | None, every_remote: bool, all_tags: bool, prune: bo
     branches do not change (see pull). REMOTE/BRANCH names a revision like any other.
     Each remote tag whose commit is here then is created here too (with --tags, every
     remote tag, its history fetched); a tag here naming another commit is kept (a warning:
-    it would clobber an existing tag). A remote-tracking branch whose branch is gone from
+    it would clobber an existing tag); with --tags or -P, as git's, it is rejected
+    ('! [rejected]', exit status 1, the rest fetched) unless --force, which moves it to
+    the remote's commit ('t [tag update]'). A remote-tracking branch whose branch is gone from
     the remote is removed ('[deleted]'), as git's fetch --prune (memstore's default:
     --prune and -p are accepted); --no-prune keeps it. With --prune-tags (-P), as git's,
     so is each tag here that the remote has no tag of ('[deleted] (none) -> TAG'), one
@@ -635,20 +697,24 @@ def fetch(remote_name: str | None, every_remote: bool, all_tags: bool, prune: bo
         if remote_name is not None:
             raise click.UsageError(f"--all fetches every remote: name none (not "
                                    f"{remote_name!r}), or leave out --all")
-        _fetch_all(all_tags, prune, with_stats, as_json, refetch)
+        _fetch_all(all_tags, prune, with_stats, as_json, refetch, force)
         return
     with open_repo() as repo:
         f = run_fetch(repo, remote_name, with_stats=with_stats, all_tags=all_tags,
-                      prune=prune, prune_tags=prune_tags, refetch=refetch)
-    _passed_over(f)
+                      prune=prune, prune_tags=prune_tags, refetch=refetch, force=force)
+    rejecting = all_tags or prune_tags  # git's tag refspec: a clobber is an error
+    _passed_over(f, rejecting)
     if as_json:
         print_json(fetch_result(f))
     else:
-        _fetched(f)
-    if f.refetched is not None and f.refetched.unrestored:
-        from memstore.errors import MemstoreError
+        _fetched(f, rejecting)
+    from memstore.errors import MemstoreError
 
+    if f.refetched is not None and f.refetched.unrestored:
         raise MemstoreError(_unrestored(f))
+    rejected = _rejected(f, rejecting)
+    if rejected is not None:
+        raise MemstoreError(rejected)
 
 
 def _unrestored(f) -> str:
@@ -662,7 +728,7 @@ def _unrestored(f) -> str:
 
 
 def _fetch_all(all_tags: bool, prune: bool, with_stats: bool, as_json: bool,
-               refetch: bool = False) -> None:
+               refetch: bool = False, force: bool = False) -> None:
     """`fetch --all`: each remote in turn, a failure said in one line and passed over, as
     git's ("error: could not fetch NAME"); exit status 1 where one failed."""
     from memstore.errors import MemstoreError
@@ -676,20 +742,22 @@ def _fetch_all(all_tags: bool, prune: bool, with_stats: bool, as_json: bool,
                 click.echo(f"Fetching {name}")
             try:
                 f = run_fetch(repo, name, with_stats=with_stats, all_tags=all_tags,
-                              prune=prune, refetch=refetch)
+                              prune=prune, refetch=refetch, force=force)
             except MemstoreError as e:  # unreachable, refused, damaged: the next one still
                 failed = True
                 line = f"could not fetch {name}: {' '.join(str(e).split())}"
                 warn(f"memstore: error: {line}")
                 out.append({"remote": name, "url": url, "error": line})
                 continue
-            _passed_over(f)
+            _passed_over(f, all_tags)
             unrestored = f.refetched is not None and f.refetched.unrestored
             line = f"could not fetch {name} whole: {_unrestored(f)}" if unrestored else None
+            if line is None and _rejected(f, all_tags) is not None:
+                line = _rejected(f, all_tags)
             if as_json:
                 out.append(fetch_result(f) | {"error": line})
             else:
-                _fetched(f)
+                _fetched(f, all_tags)
             if line is not None:
                 failed = True
                 warn(f"memstore: error: {line}")

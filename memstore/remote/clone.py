@@ -5,7 +5,8 @@ the clone names its own copy, memstore hashes it, and a copy whose hash is not t
 remote records is refused. Everything is checked before the folder is touched (it must be
 new or empty, the remote reachable and of a layout this memstore reads, the base the
 right one); a clone that fails later removes what it made. The new repository has remote
-`origin`, every remote branch as `origin/BRANCH`, every remote tag (with its history, on a
+`origin`, every remote branch as `origin/BRANCH` (and `origin/HEAD` naming the one the
+remote's HEAD names, as git's clone: `origin` is then a revision), every remote tag (with its history, on a
 branch or not), and a local branch for the remote's default one, whose upstream is
 `origin/BRANCH` (recorded, as git's clone records it); its editor settings for future
 commits are those of the newest update set on that branch (how the team last edited), else
@@ -128,7 +129,8 @@ def clone(url: str, directory: str | Path, base_spec: str, *, with_stats: bool =
     marker = cast(Marker, remote.marker)  # connect refuses a place without one
     branches = remote.transport.branches([])  # those passed over: the fetch's to say
     head_file = remote.transport.read_head()
-    default = checked_out(parse_head(head_file) if head_file is not None else None, branches)
+    said = parse_head(head_file) if head_file is not None else None  # the remote's HEAD
+    default = checked_out(said, branches)
     base = identify_base(base_spec)
     if base.hash != marker.base_hash:
         raise MemstoreError(
@@ -163,6 +165,8 @@ def clone(url: str, directory: str | Path, base_spec: str, *, with_stats: bool =
                 fetched = fetch(repo, remotes.DEFAULT, with_stats=with_stats, remote=remote,
                                 all_tags=True)
             head = repo.refs.read(remotes.tracking_ref(remotes.DEFAULT, default))
+            if said == default and head is not None:  # git's origin/HEAD -> origin/main:
+                remotes.set_head(repo, remotes.DEFAULT, default)  # `origin` names it
             # git's branch.NAME.remote=origin, .merge: what push, pull, status use; as git's
             # clone of an empty repository, recorded for a branch with no commits yet too
             remotes.record_upstream(repo, default, Upstream(remotes.DEFAULT, default))

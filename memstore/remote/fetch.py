@@ -28,13 +28,13 @@ from ..errors import MemstoreError, MergeConflictError, ValidationError
 from ..store import upstreams
 from ..store.commits import Commit
 from ..store.objects import hash_bytes
-from ..store.refs import TAGS, Head, check_ref_name
+from ..store.refs import SHOWN, TAGS, Head, check_ref_name
 from ..store.repository import Repository
 from ..store.schema import transaction
 from ..store.upstreams import Upstream
 from . import remotes
 from .connection import Remote, connect
-from .layout import RemoteFormatError, object_path
+from .layout import RemoteFormatError, object_path, parse_head
 from .refetch import Refetched, refetch_objects
 from .stats import fetch_statistics
 from .transfer import (
@@ -65,12 +65,15 @@ class RefUpdate:
     forced: bool = False  # old is not an ancestor of new: rewritten there (push --force)
 
 
+CLOBBER = "would clobber existing tag"  # git's words for a tag here at another commit
+
+
 @dataclass(frozen=True)
 class TagUpdate:
     tag: str
     new: str  # the commit the remote's tag names: the tag is created here at it, unless
     refused: str | None = None  # why not: a tag here names another commit, or the name
-    here: str | None = None  # the commit of that tag here, which stays
+    here: str | None = None  # the commit of that tag here, which stays (or, forced, moved)
 
 
 @dataclass
@@ -152,7 +155,7 @@ def parents_first(commits: dict[str, Commit]) -> list[Commit]:
 def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False,
           remote: Remote | None = None, need: str | None = None,
           all_tags: bool = False, prune: bool = True,
-          prune_tags: bool = False, refetch: bool = False) -> FetchResult:
+          prune_tags: bool = False, refetch: bool = False, force: bool = False) -> FetchResult:
     """Fetches every branch of remote `name` (default: the current branch's upstream's
     remote, else origin or the only remote), through `remote` when the caller has it open
     already (a clone); refused before anything moves when the remote has no branch `need`
@@ -166,7 +169,10 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
     (git's -P is its tag refspec): the remote's tag list mirrored. With `refetch`, the
     objects here that the remote's branches and tags need are checked, and those missing
     or damaged written again from the remote (`FetchResult.refetched`; refetch.py), before
-    the statistics and the index transaction."""
+    the statistics and the index transaction. A tag here naming another commit stays
+    (`TagUpdate.refused`: git's "would clobber existing tag"), but with `force` and every
+    remote tag asked for (git's `fetch --tags --force`) it moves to the remote's commit
+    (`TagUpdate.here`: the commit it named), in the same transaction."""
     t0 = time.perf_counter()
     all_tags = all_tags or (prune and prune_tags)  # git's -P is the tag refspec: every tag
     if name is None:  # '' is no default
@@ -215,12 +221,13 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
                 updates += gone(old, branches)
             arrived = {c.id for c in commits}
             followed = _followed_tags(repo, {t: c for t, c in tags.items()
-                                             if c in arrived or repo.has_commit(c)})
+                                             if c in arrived or repo.has_commit(c)},
+                                      clobber=force and all_tags)
             pruned_tags = ({t: c for t, c in repo.tags().items() if t not in theirs}
                            if theirs is not None else {})
             repo.add_commits(commits, {remotes.tracking_ref(name, u.branch): (u.old, u.new)
                                        for u in updates}
-                             | {TAGS + t.tag: (None, t.new) for t in followed
+                             | {TAGS + t.tag: (t.here, t.new) for t in followed
                                 if t.refused is None}
                              | {TAGS + t: (c, None) for t, c in pruned_tags.items()},
                              refetched.reindexed if refetched is not None else ())
@@ -270,6 +277,22 @@ def prune(repo: Repository, name: str, *, dry_run: bool = False) -> PruneResult:
     return PruneResult(name, url, pruned, False, passed_over)
 
 
+def remote_default(repo: Repository, name: str) -> str:
+    """The branch remote `name`'s HEAD names (what a clone checks out), read from it, for
+    `remote set-head NAME -a`; one it has no branch of, or no HEAD, is git's 'Cannot
+    determine remote HEAD'."""
+    url = remotes.url_of(repo, name, guess=False)
+    remote = connect(url, name, base_hash=repo.base.hash)
+    data = remote.transport.read_head()
+    branch = parse_head(data) if data is not None else None
+    if branch is None or branch not in remote.transport.branches([]):
+        raise MemstoreError(f"cannot determine the HEAD of remote {name!r} ({remote.label}): "
+                            + ("it has none" if branch is None else
+                               f"it names {branch[:SHOWN]!r}, which is no branch there")
+                            + f"; `memstore remote set-head {name} BRANCH` names one")
+    return branch
+
+
 def _tag_commits(repo: Repository, remote: Remote, tags: dict[str, str]) -> set[str]:
     """The commits `tags` name, each held by the remote or here: a tag naming a commit
     that neither has refuses the fetch, naming the tag, before anything moves."""
@@ -283,18 +306,23 @@ def _tag_commits(repo: Repository, remote: Remote, tags: dict[str, str]) -> set[
     return set(tags.values())
 
 
-def _followed_tags(repo: Repository, tags: dict[str, str]) -> list[TagUpdate]:
+def _followed_tags(repo: Repository, tags: dict[str, str], *,
+                   clobber: bool = False) -> list[TagUpdate]:
     """What a fetch does with the remote's `tags` whose commits are here: a tag absent
     here is created; one here naming the same commit is left; one here naming another
-    commit stays (git's "would clobber existing tag"), and a name that cannot be a tag here
-    (a branch's, a remote's branch's, 'base') is not created: each `refused`, saying why."""
+    commit stays (git's "would clobber existing tag") unless `clobber` (then it moves, its
+    `here` the commit it named), and a name that cannot be a tag here (a branch's, a
+    remote's branch's, 'base') is not created: each `refused`, saying why."""
     out = []
     for tag, commit in sorted(tags.items()):
         here = repo.refs.read(TAGS + tag)
         if here == commit:
             continue
+        if here is not None and clobber:
+            out.append(TagUpdate(tag, commit, None, here))
+            continue
         if here is not None:
-            out.append(TagUpdate(tag, commit, "would clobber existing tag", here))
+            out.append(TagUpdate(tag, commit, CLOBBER, here))
             continue
         try:
             repo.check_new_tag(tag)

@@ -110,6 +110,10 @@ def rename(repo: Repository, old: str, new: str) -> Renamed:
                                   f"branch {new}/{next(iter(there))} is already here "
                                   f"(`memstore branch -d -r {new}/{next(iter(there))}`)")
         named = upstreams.remote_renamed(repo.db, old, new)  # before the refs: their moves
+        head = repo.refs.remote_head(old)
+        if head is not None:  # git's rename: OLD/HEAD -> OLD/B becomes NEW/HEAD -> NEW/B
+            repo.refs.set_remote_head(old, None)
+            repo.refs.set_remote_head(new, head)
         for branch, commit in moving.items():  # snapshot it
             src, dst = tracking_ref(old, branch), tracking_ref(new, branch)
             with repo.refs.reason(f"remote: renamed {src} to {dst}"):  # git's words
@@ -127,12 +131,34 @@ def remove(repo: Repository, name: str) -> str:
         known = remotes(repo)
         if name not in known:
             raise ValidationError(f"no remote {name!r}")
+        if repo.refs.remote_head(name) is not None:  # NAME/HEAD goes with them, as git's
+            repo.refs.set_remote_head(name, None)
         for branch, commit in tracking(repo, name).items():
             repo.refs.update(tracking_ref(name, branch), None, commit)
         url = known.pop(name)
         upstreams.dropped(repo.db, remote=name)  # as git drops branch.*.remote = NAME
         repo.set_config(CONFIG_KEY, known)
     return url
+
+
+def set_head(repo: Repository, name: str, branch: str | None) -> str | None:
+    """`remote set-head NAME BRANCH` (`-d`: `branch` None), as git's: points NAME/HEAD,
+    the revision `NAME` names (refs/remotes/NAME/HEAD), at remote-tracking branch
+    NAME/`branch`, which must be here (git's 'Not a valid ref'), or deletes it (none
+    there: nothing to do, as git's). Returns what it named before. Not logged, as git's."""
+    with repo.lock(), transaction(repo.db):
+        url_of(repo, name, guess=False)
+        before = repo.refs.remote_head(name)
+        if branch is not None and repo.refs.read(tracking_ref(name, branch)) is None:
+            shown = branch if len(branch) <= SHOWN else branch[:SHOWN] + "…"
+            raise ValidationError(f"no remote-tracking branch {name}/{shown} (git's 'Not a "
+                                  f"valid ref: {tracking_ref(name, shown)}'): `memstore fetch "
+                                  f"{name}` brings the remote's branches, `memstore branch -r` "
+                                  "lists them")
+        if branch is None and before is None:  # git's -d says nothing then: nothing to do
+            return None
+        repo.refs.set_remote_head(name, branch)
+    return before
 
 
 def url_of(repo: Repository, name: str, *, guess: bool = True) -> str:

@@ -43,6 +43,7 @@ from .refs import (
     line_name,
     name_problem,
     names_branch,
+    remote_head,
     shell_word,
 )
 from .schema import (
@@ -550,7 +551,8 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
     stuck = 0  # the refs on no commit here, each line with its one way out
     for r in current:
         if r["symbolic"] is not None:
-            if r["name"] != HEAD or not names_branch(r["symbolic"]):
+            if (r["name"] != HEAD or not names_branch(r["symbolic"])) and \
+                    not remote_head(r["name"], r["symbolic"]):  # origin/HEAD -> origin/main
                 stuck += 1  # no command reads it either: the same one way out
                 way = repair
                 if r["name"] == HEAD and not _snapshot_holds(store, HEAD):

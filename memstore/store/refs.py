@@ -154,6 +154,19 @@ def dwim(name: str) -> list[str]:
         "refs/" + name, TAGS + name, HEADS + name, REMOTES + name, REMOTES + name + "/HEAD"]
 
 
+def remote_head(name: object, symbolic: object) -> bool:
+    """Whether a ref row `name` holding `symbolic` is a remote's HEAD as git's clone and
+    `remote set-head` record it: refs/remotes/R/HEAD naming refs/remotes/R/B, B a name git
+    lets a branch have (the only symbolic ref beside HEAD)."""
+    if not (isinstance(name, str) and isinstance(symbolic, str) and name.startswith(REMOTES)
+            and name.endswith("/HEAD")):
+        return False
+    prefix = name[:-len("HEAD")]
+    branch = symbolic[len(prefix):]
+    return len(prefix) > len(REMOTES) + 1 and symbolic.startswith(prefix) and \
+        branch != HEAD and name_problem(branch, unseen=False) is None
+
+
 def check_ref_name(name: str, kind: str = "branch") -> str:
     """`name` if it is a valid short branch/tag name (git check-ref-format rules);
     otherwise a ValidationError naming it and the rule it breaks."""
@@ -483,6 +496,35 @@ class Refs:
             self._log(name, old, self.read(target))
         self._changed()
 
+    def set_remote_head(self, name: str, branch: str | None) -> None:
+        """Points refs/remotes/`name`/HEAD at remote-tracking branch `branch` of remote
+        `name` (None: deletes it), as git's `remote set-head`: not logged, as git's.
+        Inside the transaction."""
+        ref = f"{REMOTES}{name}/HEAD"
+        if branch is None:
+            self.db["refs"].delete_where("name = ?", [ref])
+        else:
+            self.db["refs"].insert({"name": ref, "target": None,
+                                    "symbolic": f"{REMOTES}{name}/{branch}"}, replace=True)
+        self._changed()
+
+    def remote_head(self, name: str) -> str | None:
+        """The remote-tracking branch of remote `name` that refs/remotes/`name`/HEAD names
+        (git's `origin/HEAD -> origin/main`: 'main'), whether or not it exists; None where
+        there is none (a row of another kind is the index's damage, as `_row` says)."""
+        row = self._row(f"{REMOTES}{name}/HEAD")
+        if row is None or row["symbolic"] is None:
+            return None
+        return str(row["symbolic"])[len(f"{REMOTES}{name}/"):]
+
+    def remote_heads(self) -> dict[str, str]:
+        """REMOTE/HEAD → REMOTE/B for every remote's HEAD here (`branch -r`'s
+        `origin/HEAD -> origin/main`)."""
+        rows = self.db.query("select * from refs where substr(name, 1, ?) = ? and symbolic "
+                             "is not null order by name", [len(REMOTES), REMOTES])
+        return {r["name"][len(REMOTES):]: r["symbolic"][len(REMOTES):]
+                for r in map(_sound, rows)}
+
     def set_detached(self, name: str, commit: str) -> None:
         old = self.read(name)
         self.db["refs"].insert({"name": name, "target": commit, "symbolic": None},
@@ -768,7 +810,8 @@ def _sound(row: dict[str, Any]) -> dict[str, Any]:
         raise DamagedIndexError(f"a ref row of the index is damaged (its name "
                                 f"{str(row.get('name'))[:80]!r}); run `memstore fsck --repair`")
     symbolic = row.get("symbolic")
-    if symbolic is not None and (row.get("name") != HEAD or not isinstance(symbolic, str)):
+    if symbolic is not None and (row.get("name") != HEAD or not isinstance(symbolic, str)) \
+            and not remote_head(row.get("name"), symbolic):
         raise DamagedIndexError(f"ref {str(row.get('name'))[:80]} is damaged (symbolic "
                                 f"{str(symbolic)[:80]!r}); run `memstore fsck --repair`")
     target = row.get("target")

@@ -36,7 +36,7 @@ from .objects import (
     fsync_dir,
     refuse_link,
 )
-from .refs import Refs, _sound, hand_set, names_branch
+from .refs import Refs, _sound, hand_set, names_branch, remote_head
 from .schema import SIDE_FILES, open_index, transaction
 from .storage import Storage
 
@@ -151,7 +151,8 @@ def _ref_sound(row: Any) -> bool:
         _sound(row)
     except (MemstoreError, AttributeError, TypeError):
         return False
-    return row.get("symbolic") is None or names_branch(row["symbolic"])
+    return row.get("symbolic") is None or names_branch(row["symbolic"]) or \
+        remote_head(row.get("name"), row["symbolic"])
 
 
 def _mended(path: Path, objects: DiskObjectStore, scan: _Scan

@@ -1,0 +1,139 @@
+"""A remote's HEAD here and tags a fetch would clobber, as git 2.39 has them, through the
+CLI on a folder remote: clone records refs/remotes/origin/HEAD naming origin/main (so
+`origin` is a revision), `remote set-head -a|-d|BRANCH` sets it, `branch -r` lists it,
+fetch and prune leave it, rename moves it, remove deletes it, fsck accepts it; `fetch
+--tags` rejects a tag here at another commit (exit status 1, the rest fetched) unless
+--force, which moves it."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from cli_support import error_line, history_template, model_dir, ok, run, snapshot
+
+from memstore.store.repository import Repository
+
+
+def clone(base, url, target):
+    return ok("clone", url, target, "--base", model_dir(base))
+
+
+def rows(repo, like: str) -> list[tuple]:
+    with Repository.open(repo) as r:
+        return [(x["name"], x["target"], x["symbolic"]) for x in
+                r.db.query("select * from refs where name like ? order by name", [like])]
+
+
+def oneline(repo, rev: str) -> str:
+    return ok("log", rev, "--oneline", cwd=repo).stdout
+
+
+def test_clone_records_origin_head_and_set_head_moves_it(base, tmp_path, pushed):
+    repo, url = pushed
+    ids = history_template(base)[1]
+    a = tmp_path / "a"
+    clone(base, url, a)
+    assert rows(a, "refs/remotes/origin/HEAD") == [
+        ("refs/remotes/origin/HEAD", None, "refs/remotes/origin/main")]
+    # `origin` names origin/main through it (git's refs/remotes/NAME/HEAD rule)
+    assert oneline(a, "origin") == oneline(a, "origin/main") != ""
+    assert ok("branch", "-r", cwd=a).stdout.splitlines()[0] == "  origin/HEAD -> origin/main"
+    assert "  remotes/origin/HEAD -> origin/main" in ok("branch", "-a", cwd=a).stdout.splitlines()
+    assert ok("branch", "-l", "-r", "origin/H*", cwd=a).stdout == "  origin/HEAD -> origin/main\n"
+    assert ok("fsck", cwd=a).stdout.strip().endswith("ok")
+    # a lost index is rebuilt from the ref snapshot with it
+    for name in ("index.db", "index.db-wal", "index.db-shm"):
+        (a / ".memstore" / name).unlink(missing_ok=True)
+    ok("fsck", "--repair", cwd=a)
+    assert oneline(a, "origin") == oneline(a, "origin/main")
+    # a damaged row beside it: that row alone is taken from a snapshot, origin/HEAD kept
+    ok("tag", "v0", ids[0], cwd=a)
+    with sqlite3.connect(a / ".memstore" / "index.db") as con:
+        con.execute("update refs set target = 'xyz' where name = 'refs/tags/v0'")
+    con.close()
+    out = ok("fsck", "--repair", cwd=a).output
+    assert "refs/tags/v0 from the snapshot" in out and "origin/HEAD" not in out, out
+    assert oneline(a, "origin") == oneline(a, "origin/main")
+    ok("tag", "-d", "v0", cwd=a)
+    # a second branch there; set-head BRANCH points at it, quiet as git's
+    ok("branch", "side", ids[0], cwd=repo)
+    ok("push", "origin", "side", cwd=repo)
+    error_line(run("remote", "set-head", "origin", "side", cwd=a), 2,
+               "no remote-tracking branch origin/side")
+    ok("fetch", cwd=a)
+    assert ok("remote", "set-head", "origin", "side", cwd=a).stdout == ""
+    assert oneline(a, "origin") == oneline(a, "origin/side") != oneline(a, "origin/main")
+    # -a reads the remote's HEAD: main; in git's words
+    assert ok("remote", "set-head", "origin", "-a", cwd=a).stdout == "origin/HEAD set to main\n"
+    assert oneline(a, "origin") == oneline(a, "origin/main")
+    # -d deletes it: `origin` is no revision then, and a fetch does not bring it back
+    assert ok("remote", "set-head", "origin", "-d", cwd=a).stdout == ""
+    error_line(run("log", "origin", cwd=a), 2, "unknown revision")
+    ok("fetch", cwd=a)
+    assert rows(a, "refs/remotes/origin/HEAD") == []
+    ok("remote", "set-head", "origin", "--delete", cwd=a)  # none: nothing to do, as git's
+    before = snapshot(a)
+    for args, says in ((("nope", "-a"), "no remote 'nope'"), (("origin",), "give one of"),
+                       (("origin", "-a", "main"), "give one of")):
+        assert run("remote", "set-head", *args, cwd=a).exit_code == 2, args
+        assert says in run("remote", "set-head", *args, cwd=a).output
+    assert snapshot(a) == before
+    # fetch --prune keeps it (git 2.39's fetch does not touch it)
+    ok("remote", "set-head", "origin", "main", cwd=a)
+    ok("push", "--delete", "origin", "side", cwd=repo)
+    ok("fetch", "--prune", cwd=a)
+    ok("remote", "prune", "origin", cwd=a)
+    assert rows(a, "refs/remotes/origin/HEAD") == [
+        ("refs/remotes/origin/HEAD", None, "refs/remotes/origin/main")]
+    # rename moves it along, as git's; remove deletes it
+    ok("remote", "rename", "origin", "up", cwd=a)
+    assert rows(a, "refs/remotes/%HEAD") == [("refs/remotes/up/HEAD", None,
+                                             "refs/remotes/up/main")]
+    assert oneline(a, "up") == oneline(a, "up/main")
+    assert ok("fsck", cwd=a).stdout.strip().endswith("ok")
+    ok("remote", "remove", "up", cwd=a)
+    assert rows(a, "refs/remotes/%") == []
+    assert ok("fsck", cwd=a).stdout.strip().endswith("ok")
+
+
+def test_set_head_a_of_a_remote_without_head_is_one_line(base, tmp_path, pushed):
+    _, url = pushed
+    a = tmp_path / "a"
+    clone(base, url, a)
+    (tmp_path / "remote" / "HEAD").unlink()
+    before = snapshot(a)
+    error_line(run("remote", "set-head", "origin", "-a", cwd=a), 1,
+               "cannot determine the HEAD of remote 'origin'")
+    assert snapshot(a) == before
+
+
+def test_fetch_tags_rejects_a_tag_it_would_clobber_unless_forced(base, tmp_path, pushed):
+    repo, url = pushed
+    ids = history_template(base)[1]
+    a = tmp_path / "a"
+    clone(base, url, a)
+    ok("tag", "v1", ids[0], cwd=a)  # here: v1 at C1; there: v1 at C2
+    ok("tag", "v1", ids[1], cwd=repo)
+    ok("tag", "v2", ids[2], cwd=repo)
+    ok("push", "--tags", cwd=repo)
+    # a plain fetch follows tags and keeps v1 with a warning, exit 0 (git's: silent, 0)
+    got = ok("fetch", cwd=a)
+    assert "would clobber existing tag" in got.stderr and "[rejected]" not in got.stdout
+    ok("tag", "-d", "v2", cwd=a)
+    # --tags: git's "! [rejected] v1 -> v1 (would clobber existing tag)", exit 1, v2 fetched
+    r = run("fetch", "--tags", cwd=a)
+    error_line(r, 1, f"fetch from origin rejected tag 'v1': it would clobber existing tag "
+                     f"(it names {ids[0][:12]} here, {ids[1][:12]} there")
+    assert f" ! {'[rejected]':<26} {'v1':<12} -> v1  (would clobber existing tag)" \
+        in r.stdout.splitlines()
+    assert f" * {'[new tag]':<26} {'v2':<12} -> v2" in r.stdout.splitlines()
+    tags = {t["name"]: t["commit"] for t in json.loads(ok("tag", "--json", cwd=a).stdout)}
+    assert tags == {"v1": ids[0], "v2": ids[2]}
+    assert run("fetch", "-P", cwd=a).exit_code == 1  # git's -P is the tag refspec too
+    # --force takes the remote's: git's "t [tag update]"
+    r = ok("fetch", "--tags", "--force", cwd=a)
+    assert f" t {'[tag update]':<26} {'v1':<12} -> v1" in r.stdout.splitlines()
+    tags = {t["name"]: t["commit"] for t in json.loads(ok("tag", "--json", cwd=a).stdout)}
+    assert tags == {"v1": ids[1], "v2": ids[2]}
+    assert ok("fetch", "--tags", cwd=a).stderr == ""
+    assert ok("fsck", cwd=a).stdout.strip().endswith("ok")
