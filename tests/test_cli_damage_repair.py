@@ -626,3 +626,149 @@ def test_the_way_back_fsck_names_for_an_odd_branch_name_works_when_pasted(histor
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
     assert ok("branch", "--json", cwd=repo).stdout.count('"name"') == (2 if name == "it's"
                                                                        else 1)
+
+
+def _refs(repo: Path) -> dict:
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    refs = {n: (t, s) for n, t, s in con.execute("select name, target, symbolic from refs")}
+    con.close()
+    return refs
+
+
+@pytest.mark.parametrize("rev", ["-", "@{-1}", "@{-2}"])
+def test_switch_back_off_a_damaged_head_goes_where_the_last_switch_came_from(history, rev):
+    """HEAD holding 'zzz', no snapshot: `switch BRANCH` sets it, but `switch -` and
+    `switch @{-N}` said 'ref HEAD holds 'zzz', not a commit id; run `memstore fsck
+    --repair`', which has no snapshot to take it from. They read HEAD's reflog, as git's
+    `switch -` off a HEAD on a commit it lacks does, and set HEAD there (the commit
+    detached, or the branch); the walk ends clean."""
+    repo, (c1, c2, c3) = history
+    ok("branch", "side", c1[:12], cwd=repo)
+    ok("switch", "side", cwd=repo)
+    ok("switch", "--detach", c2[:12], cwd=repo)
+    ok("switch", "main", cwd=repo)
+    _no_snapshots(repo)
+    sql(repo, "update refs set target = 'zzz', symbolic = null where name = 'HEAD'")
+    r = run("switch", rev, cwd=repo)
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    if rev == "@{-2}":  # before the switch onto C2: side
+        assert r.stdout.strip() == "Switched to branch 'side' (HEAD's row held 'zzz')"
+        head = (None, "refs/heads/side")
+    else:
+        assert r.stdout.strip() == f"HEAD is now at {c2[:12]} (detached; its row held 'zzz')"
+        head = (c2, None)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert _refs(repo) == {"HEAD": head, "refs/heads/main": (c3, None),
+                           "refs/heads/side": (c1, None)}
+
+
+def test_head_and_its_branch_on_no_commit_id_name_the_way_that_works(history):
+    """HEAD and main holding 'zzz' and 'yyy', no snapshot: fsck names `switch` for HEAD and
+    `branch -f main C3` for main, but `switch main` (git's refuses a broken branch too),
+    and every command refusing on a row, `reflog expire` and `reflog delete` (git's
+    refuse a broken ref too) among them, said 'run `memstore fsck --repair`', which
+    refuses. Each refusal is fsck's line for the row it met now; `branch -f main C3` then
+    `switch main` end the walk clean, the reflog kept."""
+    repo, (_, _, c3) = history
+    main = logged(repo, "main")
+    _no_snapshots(repo)
+    sql(repo, "update refs set target = 'zzz', symbolic = null where name = 'HEAD'")
+    sql(repo, "update refs set target = 'yyy' where name = 'refs/heads/main'")
+    lines = run("fsck", cwd=repo).stdout.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("ref refs/heads/main holds 'yyy'"), lines
+    before = snapshot(repo)
+    said = error_line(run("switch", "main", cwd=repo), 1, "")
+    assert said == f"memstore: error: {lines[1]}"
+    assert _pasted(said) == ["branch", "-f", "main", c3[:12]]
+    for args in (["reflog", "expire", "--expire=all", "--all"], ["reflog", "delete",
+                                                                  "main@{0}"], ["log"]):
+        assert error_line(run(*args, cwd=repo), 1, "") == f"memstore: error: {lines[0]}", args
+    assert snapshot(repo) == before
+    ok(*_pasted(said), cwd=repo)
+    ok("switch", "main", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert _refs(repo) == {"HEAD": (None, "refs/heads/main"), "refs/heads/main": (c3, None)}
+    assert logged(repo, "main") == [c3] + main
+
+
+def test_branch_d_of_a_row_on_no_commit_id_names_branch_D(history):
+    """Branch side holding 'yyy': `branch -d side` said 'run `memstore fsck --repair`'
+    (with a snapshot: the repair mends it; without: it refuses), where `-D` deletes the
+    row. git's `branch -d` of a broken ref refuses too (whether it is merged cannot be
+    read): the refusal names `branch -D`, which ends the walk clean."""
+    repo, (c1, c2, c3) = history
+    ok("branch", "side", c1[:12], cwd=repo)
+    ok("branch", "keep", c2[:12], cwd=repo)
+    _no_snapshots(repo)
+    sql(repo, "update refs set target = 'yyy' where name = 'refs/heads/side'")
+    before = snapshot(repo)
+    way = "`memstore branch -D side` deletes it"
+    error_line(run("branch", "-d", "side", cwd=repo), 1,
+               f"branch 'side' holds 'yyy', not a commit id: whether it is merged cannot be "
+               f"read; {way}")
+    error_line(run("branch", "-d", "keep", "side", cwd=repo), 1,
+               f"{way}; none of the 2 named was deleted")
+    assert snapshot(repo) == before
+    ok("branch", "-D", "side", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert _refs(repo) == {"HEAD": (None, "refs/heads/main"), "refs/heads/main": (c3, None),
+                           "refs/heads/keep": (c2, None)}
+
+
+def test_a_tag_and_a_tag_under_its_name_are_refused_and_named_with_the_way_out(history):
+    """`tag v` then `tag v/x` (or `w/x` then `w`) made both, which no remote can hold
+    (git: "cannot lock ref 'refs/tags/v/x': 'refs/tags/v' exists"; `push --tags` refused
+    them) and fsck said nothing of. The second is refused now, as a branch's is; a pair
+    made by hand is a fsck line naming the delete that ends it."""
+    repo, (c1, _, c3) = history
+    ok("tag", "v", cwd=repo)
+    ok("tag", "w/x", cwd=repo)
+    before = snapshot(repo)
+    for name, other in (("v/x", "v"), ("w", "w/x"), ("w/x/y", "w/x")):
+        error_line(run("tag", name, c1[:12], cwd=repo), 2,
+                   f"invalid tag name {name!r}: tag {other!r} exists, and a remote stores a "
+                   "tag as a file, so one cannot be both a tag and the folder of another")
+    assert snapshot(repo) == before
+    sql(repo, "insert into refs (name, target, symbolic) values ('refs/tags/v/x', ?, null)",
+        c1)
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines() == [
+        ("tags v and v/x: a remote stores a tag as a file, so one cannot be both a tag and "
+         "the folder of another; `memstore tag -d v/x` deletes one (`memstore tag NEW v/x` "
+         "first keeps its commit under another name)")], r.output
+    ok("tag", "v-x", "v/x", cwd=repo)
+    ok(*_pasted(r.stdout), cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert {n: t for n, (t, _) in _refs(repo).items() if n.startswith("refs/tags/")} == {
+        "refs/tags/v": c3, "refs/tags/v-x": c1, "refs/tags/w/x": c3}
+
+
+def test_the_repair_names_a_commit_record_it_leaves_out_as_fsck_does(history):
+    """C3's record written again in other bytes (json's spaces: another id), indexed and
+    named by branch `variant`, as an older memstore could leave it: fsck says it is a
+    commit record in other bytes than memstore writes; `fsck --repair` left it out of the
+    index in silence (its scan took it for 'some other JSON object'), fsck then calling
+    the branch's commit unknown. The repair says it now, in fsck's words."""
+    repo, (_, _, c3) = history
+    from memstore.store.repository import Repository
+
+    with Repository.open(repo) as store:
+        variant = store.objects.put_bytes(json.dumps(store.objects.get_json(c3)).encode())
+    con = sqlite3.connect(repo / ".memstore" / "index.db")
+    with con:
+        con.execute("create temp table t as select * from commits where id = ?", [c3])
+        con.execute("update t set id = ?", [variant])
+        con.execute("insert into commits select * from t")
+        con.execute("insert into refs (name, target, symbolic) values "
+                    "('refs/heads/variant', ?, null)", [variant])
+    con.close()
+    said = (f"object {variant} is a commit record in other bytes than memstore writes (key "
+            "order, spaces or escapes: not its canonical JSON)")
+    r = run("fsck", cwd=repo)
+    assert r.exit_code == 1 and r.stdout.splitlines()[0] == (
+        f"commit {variant[:12]}: unreadable record ({said})"), r.output
+    r = run("fsck", "--repair", cwd=repo)
+    assert f"left out of the index: {said}\n" in r.stderr, r.output
+    assert r.stdout.splitlines()[0].startswith(f"ref refs/heads/variant points to {variant}")
+    ok("branch", "-D", "variant", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"

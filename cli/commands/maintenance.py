@@ -53,6 +53,8 @@ def fsck(remote: str | None, quick: bool, repair: bool, as_json: bool) -> None:
                 warn(f"skipped object {oid}: corrupt")
             for line in r.folders:
                 warn(f"skipped {line}")
+            for line in r.refused:  # fsck's words for it
+                warn(f"left out of the index: {line}")
             for line in r.unreadable:
                 warn(f"requests not indexed: {line}")
         with open_repo() as repo:

@@ -377,7 +377,11 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool, track
     from memstore.remote import remotes
 
     held = repo.refs.damaged("HEAD")  # HEAD's row reads as no commit nor branch: set it
-    if held is not None and name not in ("-", "HEAD") and not name.startswith("@{-"):
+    if held is not None and name != "HEAD":
+        if name == "-" and not create:  # read from HEAD's reflog, as git's `switch -` off
+            name, detach = _previous(repo, detach)  # a HEAD on a commit it lacks
+        elif not create:
+            name = repo.refs.prior_checkout(name) or name
         head = repo.mend_head(name, create=create, detach=detach)  # -c: refused
         d = switch_result(head, False, [])
         d["upstream"] = None

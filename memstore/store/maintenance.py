@@ -45,6 +45,7 @@ from .refs import (
     names_branch,
     remote_head,
     shell_word,
+    snapshot_holds,
 )
 from .schema import (
     DamagedIndexError,
@@ -555,7 +556,7 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
                     not remote_head(r["name"], r["symbolic"]):  # origin/HEAD -> origin/main
                 stuck += 1  # no command reads it either: the same one way out
                 way = repair
-                if r["name"] == HEAD and not _snapshot_holds(store, HEAD):
+                if r["name"] == HEAD and not snapshot_holds(store.db, store.objects, HEAD):
                     way = "; no snapshot holds it sound: " + hand_set(store.db, HEAD)
                 out.append(f"ref {line_name(r['name'])}: bad symbolic target "
                            f"{str(r['symbolic'])[:80]!r}" + way)
@@ -563,7 +564,7 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
             stuck += 1
             way = repair
             if (r["name"] == HEAD or str(r["name"]).startswith((HEADS, TAGS, REMOTES))) and \
-                    not _snapshot_holds(store, r["name"]):
+                    not snapshot_holds(store.db, store.objects, r["name"]):
                 # the repair refuses then: the branch is set by hand, as git's (a tag or
                 # remote-tracking branch deleted, made again)
                 way = "; no snapshot holds it sound: " + hand_set(store.db, r["name"])
@@ -603,10 +604,19 @@ def _folder_clashes(rows: list[dict]) -> list[str]:
     """A line for each pair of branches one of which is the folder of the other ('side'
     and 'side/x': no command makes them, a hand edit or an older memstore can), which a
     remote, storing a branch as the file refs/heads/NAME, cannot hold (Refs refuses to
-    make such a pair for that)."""
-    names = sorted({str(r["name"])[len(HEADS):] for r in rows
-                    if str(r["name"]).startswith(HEADS)})
-    # a tree of the names' components, a branch's end marked (None): each name is walked
+    make such a pair for that); tags too ('v' and 'v/x', which an older memstore's `tag`
+    made and its `push --tags` refused)."""
+    out = []
+    for prefix in (HEADS, TAGS):
+        out += _clashes_under(rows, prefix)
+    return out
+
+
+def _clashes_under(rows: list[dict], prefix: str) -> list[str]:
+    kind, kinds = ("branch", "branches") if prefix == HEADS else ("tag", "tags")
+    names = sorted({str(r["name"])[len(prefix):] for r in rows
+                    if str(r["name"]).startswith(prefix)})
+    # a tree of the names' components, a ref's end marked (None): each name is walked
     # once, where looking its every folder up (a slice each) took time in the square of
     # its depth (a name of 20,000 components, 4.7 s)
     tree: dict = {}
@@ -623,29 +633,15 @@ def _folder_clashes(rows: list[dict]) -> list[str]:
             if None in node:
                 folder = "/".join(parts[:n])
                 shown = shell_word(name)
-                out.append(f"branches {line_name(folder)} and {line_name(name)}: a remote "
-                           "stores a branch as a file, so one cannot be both a branch and the "
-                           f"folder of another; `memstore branch -m {shown} NEW` renames one "
-                           f"(`memstore branch -D {shown}` deletes it)")
+                way = (f"`memstore branch -m {shown} NEW` renames one (`memstore branch -D "
+                       f"{shown}` deletes it)" if prefix == HEADS else
+                       f"`memstore tag -d {shown}` deletes one (`memstore tag NEW {shown}` "
+                       "first keeps its commit under another name)")
+                out.append(f"{kinds} {line_name(folder)} and {line_name(name)}: a remote "
+                           f"stores a {kind} as a file, so one cannot be both a {kind} and "
+                           f"the folder of another; {way}")
                 break
     return out
-
-
-def _snapshot_holds(store: Storage, ref: str) -> bool:
-    """Whether a snapshot here holds `ref` on a commit id, or HEAD on a branch (`fsck
-    --repair` takes its row from the newest such)."""
-    for snap in store.db.query("select object from snapshots order by seq desc"):
-        try:
-            parsed = snapshots.parse(store.objects.get_bytes(snap["object"]))
-        except MemstoreError:  # a missing or corrupt snapshot is named with the objects
-            continue
-        if any(isinstance(r, dict) and r.get("name") == ref and (
-                (r.get("symbolic") is None and isinstance(r.get("target"), str)
-                 and OBJECT_ID.fullmatch(r["target"]))
-                or (ref == HEAD and names_branch(r.get("symbolic"))))
-               for r in (parsed or {}).get("refs", [])):
-            return True
-    return False
 
 
 def named_before(store: Storage, ref: str, target: str, rows) -> str | None:

@@ -307,14 +307,29 @@ class Refs:
                 check_storable(ref[len(prefix):], kind)
         if ref.startswith(HEADS):
             self._check_pushable(ref[len(HEADS):], ignoring)
+        elif ref.startswith(TAGS):  # a tag is stored as a file refs/tags/NAME too
+            self._check_folders(ref[len(TAGS):], TAGS, ignoring)
 
     def _check_pushable(self, name: str, ignoring: str | None = None) -> None:
         """A new branch must fit where a remote stores it, the file refs/heads/NAME (as
         git's loose refs): no component over 255 bytes (the file name limit), and not both
         a branch and the folder of another ('a' and 'a/b'): its push would fail."""
         shown = _shown(name)
-        full = HEADS + name
-        # a branch above (a folder of this name) is a ref R with R + '/' starting the name,
+        self._check_folders(name, HEADS, ignoring)
+        other = case_twin(name, [n for n in self.list(HEADS) if HEADS + n != ignoring])
+        if other is not None:
+            how, disk = twin_difference(name, other)
+            raise ValidationError(f"invalid branch name {shown!r}: branch {other!r} exists, and "
+                                  f"a remote on {disk} would store both as one file (they "
+                                  f"differ {how})")
+
+    def _check_folders(self, name: str, prefix: str, ignoring: str | None = None) -> None:
+        """Not both a ref and the folder of another under `prefix` (branches 'a' and 'a/b',
+        tags 'v' and 'v/x'): stored as files, as git's and a remote's, one cannot be both
+        (git: "cannot lock ref 'refs/tags/v/x': 'refs/tags/v' exists")."""
+        shown, kind = _shown(name), KINDS[prefix]
+        full = prefix + name
+        # a ref above (a folder of this name) is a ref R with R + '/' starting the name,
         # found among those sorted between the first component and the name: one query
         # with four parameters, where one parameter a level (each prefix written out) took
         # memory in the square of the depth and broke SQLite's limit on parameters (999
@@ -323,23 +338,32 @@ class Refs:
             "select name from refs where (name between ? and ? "
             "and substr(?, 1, length(name) + 1) = name || '/') "
             "or substr(name, 1, ?) = ? order by name limit 2",
-            [HEADS + name.split("/")[0], full, full, len(full) + 1, full + "/"])
+            [prefix + name.split("/")[0], full, full, len(full) + 1, full + "/"])
             if r["name"] != ignoring]
         if clash:
-            other = clash[0]["name"][len(HEADS):]
-            raise ValidationError(f"invalid branch name {shown!r}: branch {other!r} exists, and "
-                                  "a remote stores a branch as a file, so one cannot be both a "
-                                  "branch and the folder of another")
-        other = case_twin(name, [n for n in self.list(HEADS) if HEADS + n != ignoring])
-        if other is not None:
-            how, disk = twin_difference(name, other)
-            raise ValidationError(f"invalid branch name {shown!r}: branch {other!r} exists, and "
-                                  f"a remote on {disk} would store both as one file (they "
-                                  f"differ {how})")
+            other = clash[0]["name"][len(prefix):]
+            raise ValidationError(f"invalid {kind} name {shown!r}: {kind} {other!r} exists, and "
+                                  f"a remote stores a {kind} as a file, so one cannot be both a "
+                                  f"{kind} and the folder of another")
 
     def _row(self, name: str) -> dict[str, Any] | None:
         rows = list(self.db.query("select * from refs where name = ?", [name]))
-        return _sound(rows[0]) if rows else None
+        return self._sound(rows[0]) if rows else None
+
+    def _sound(self, row: dict[str, Any]) -> dict[str, Any]:
+        """`_sound(row)`; where the row holds no commit id (`damaged`) and no snapshot holds
+        it sound, `fsck --repair` cannot mend it (it refuses): the refusal names the way
+        fsck names then (`hand_set`), not the repair."""
+        try:
+            return _sound(row)
+        except DamagedIndexError as e:
+            name = row.get("name")
+            if not isinstance(name, str) or self.damaged(name) is None or \
+                    self.objects is None or snapshot_holds(self.db, self.objects, name):
+                raise
+            said = str(e).split("; run `memstore", 1)[0]
+            raise DamagedIndexError(f"{said}; no snapshot holds it sound: "
+                                    f"{hand_set(self.db, name)}") from None
 
     def _present(self, name: str) -> bool:
         """Whether ref `name` has a row, sound or not (its reflog is read apart: a branch
@@ -375,13 +399,14 @@ class Refs:
         origin's too (and its fetch, refused, pruned the other's)."""
         rows = self.db.query("select * from refs where substr(name, 1, ?) = ? order by name",
                              [len(prefix), prefix])
-        return {r["name"][len(prefix):]: r["target"] for r in map(_sound, rows)
+        return {r["name"][len(prefix):]: r["target"] for r in map(self._sound, rows)
                 if r["symbolic"] is None}
 
     def all(self) -> dict[str, str]:
         """Every ref that points to a commit, HEAD included when detached."""
         rows = self.db.query("select * from refs")
-        return {r["name"]: r["target"] for r in map(_sound, rows) if r["symbolic"] is None}
+        return {r["name"]: r["target"] for r in map(self._sound, rows)
+                if r["symbolic"] is None}
 
     def check(self, mending: str | None = None) -> None:
         """DamagedIndexError for the first damaged ref row (before a write does any work: it
@@ -392,7 +417,7 @@ class Refs:
         for row in self.db.query("select * from refs order by name"):
             if mending is None or not self.damaged(str(row.get("name"))) or \
                     self.damaged(mending) is None:
-                _sound(row)
+                self._sound(row)
 
     def damaged(self, name: str) -> str | None:
         """What branch `name`'s row holds where that is no commit id (the row not
@@ -741,6 +766,23 @@ def hand_set(db: Database, name: str) -> str:
         return f"`memstore branch -f {short} REV` sets it"
     return (f"`memstore branch -f {short} {rev}` sets it to its reflog's newest entry "
             f"({name[len(HEADS):]}@{{0}})")
+
+
+def snapshot_holds(db: Database, objects: ObjectStore, ref: str) -> bool:
+    """Whether a snapshot here holds `ref` on a commit id, or HEAD on a branch (`fsck
+    --repair` takes its row from the newest such)."""
+    for snap in db.query("select object from snapshots order by seq desc"):
+        try:
+            parsed = snapshots.parse(objects.get_bytes(snap["object"]))
+        except MemstoreError:  # a missing or corrupt snapshot is named with the objects
+            continue
+        if any(isinstance(r, dict) and r.get("name") == ref and (
+                (r.get("symbolic") is None and isinstance(r.get("target"), str)
+                 and OBJECT_ID.fullmatch(r["target"]))
+                or (ref == HEAD and names_branch(r.get("symbolic"))))
+               for r in (parsed or {}).get("refs", [])):
+            return True
+    return False
 
 
 def shell_word(name: str) -> str:

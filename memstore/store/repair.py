@@ -25,7 +25,7 @@ from safetensors import SafetensorError
 
 from ..errors import MemstoreError
 from . import config, previous_head, reflog, snapshots, stats_records
-from .commits import Commit, load_requests
+from .commits import FORMAT, Commit, load_requests
 from .index import index_commit, index_objects
 from .lock import RepositoryLock
 from .objects import (
@@ -50,6 +50,7 @@ class RepairReport:
     skipped: list[str] = field(default_factory=list)  # corrupt or unreadable objects
     folders: list[str] = field(default_factory=list)  # a line for each folder at an object's path
     unreadable: list[str] = field(default_factory=list)  # request lists left unindexed
+    refused: list[str] = field(default_factory=list)  # commit records left out, in words
     kept_as: str | None = None  # where the damaged index was moved
 
 
@@ -63,6 +64,7 @@ class _Scan:
     stats: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # commit records that do not parse
     # the objects here that cannot be read (corrupt, or a folder): a commit among them may
     # come back whole (`fetch --refetch`, the folder removed), so what names it is kept
     damaged: set[str] = field(default_factory=set)
@@ -92,8 +94,14 @@ def _scan(objects: DiskObjectStore) -> _Scan:
             out.stats.append((oid, rec))
         else:
             try:
-                out.commits[oid] = Commit.from_json(oid, json.loads(data))
-            except (MemstoreError, ValueError, KeyError, TypeError, RecursionError):
+                record = json.loads(data)
+                out.commits[oid] = Commit.from_json(oid, record)
+            except MemstoreError as e:
+                if isinstance(record, dict) and record.get("format") == FORMAT:
+                    # a commit record that is not one memstore writes (malformed, or in
+                    # other bytes than its canonical JSON): left out, said as fsck says it
+                    out.refused.append(_what(e))
+            except (ValueError, KeyError, TypeError, RecursionError):
                 pass  # some other JSON object
     return out
 
@@ -321,6 +329,7 @@ def repair(root: Path, note: Callable[[str], None] | None = None) -> RepairRepor
                 p.unlink(missing_ok=True)
             raise
         report.skipped, report.folders = scan.skipped, scan.folders
+        report.refused = scan.refused
         if isinstance(old, str) and path.exists():
             report.kept_as = f"index.db.damaged-{int(time.time())}"
             for s in ("", *SIDE_FILES):

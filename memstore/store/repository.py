@@ -452,6 +452,13 @@ class Repository:
             if current:
                 raise MemstoreError(f"cannot delete the current branch {current[0]!r}; "
                                     f"switch to another one first{none_deleted(names)}")
+            if not force and damaged:  # as git's -d of a broken ref: what it held is
+                # unknown, so whether it is merged cannot be read; -D deletes it
+                n = damaged[0]
+                raise MemstoreError(
+                    f"branch {n!r} holds {self.refs.damaged(HEADS + n)}, not a "
+                    "commit id: whether it is merged cannot be read; `memstore branch -D "
+                    f"{shell_word(n)}` deletes it{none_deleted(names)}")
             if not force:  # merged into what stays: not into another one deleted with it
                 gone = set(refs.values())
                 kept = history.ancestors_of(  # the records decide
