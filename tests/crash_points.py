@@ -41,27 +41,33 @@ def forkserver_context(module: str):
     return ctx
 
 
-def _killer(step: int):
-    """A function that SIGKILLs this process the `step`-th time it is called."""
-    count = [0]
+def _killer(step):
+    """A function of a moment's name that SIGKILLs this process the `step`-th time it is
+    called, or, `step` a (moment, n) pair, the n-th time it is called with that moment."""
+    count: dict = {}
 
-    def point() -> None:
-        count[0] += 1
-        if count[0] == step:
+    def point(moment: str = "") -> None:
+        for key in (None, moment):
+            count[key] = count.get(key, 0) + 1
+        if step in (count[None], (moment, count[moment])):
             os.kill(os.getpid(), signal.SIGKILL)
     return point
 
 
-def self_kill_at(step: int, calls: tuple[str, ...] = ("fsync", "replace")) -> None:
+def self_kill_at(step, calls: tuple[str, ...] = ("fsync", "replace")) -> None:
     """Make this process SIGKILL itself at the `step`-th durable step: before or after each
-    of the os functions `calls`, or a moment of the commit transaction."""
-    point = _killer(step)
+    of the os functions `calls`, or a moment of the commit transaction. `step` may name the
+    moment instead, as (moment, n), its n-th time: "before replace", "after fsync" …, with
+    " in transaction" added while the commit transaction is open, or "transaction begun",
+    "transaction written", "transaction committed"."""
+    point, open_ = _killer(step), []
 
-    def around(real):
+    def around(name, real):
         def call(*args, **kwargs):
-            point()
+            where = " in transaction" if open_ else ""
+            point(f"before {name}{where}")
             out = real(*args, **kwargs)
-            point()
+            point(f"after {name}{where}")
             return out
         return call
 
@@ -70,13 +76,17 @@ def self_kill_at(step: int, calls: tuple[str, ...] = ("fsync", "replace")) -> No
     @contextmanager
     def transaction(db):
         with real_tx(db):
-            point()  # BEGIN IMMEDIATE taken
-            yield db
-            point()  # rows written and ref moved, not committed
-        point()  # committed
+            point("transaction begun")  # BEGIN IMMEDIATE taken
+            open_.append(db)
+            try:
+                yield db
+            finally:
+                open_.pop()
+            point("transaction written")  # rows written and ref moved, not committed
+        point("transaction committed")
 
     for name in calls:
-        setattr(os, name, around(getattr(os, name)))
+        setattr(os, name, around(name, getattr(os, name)))
     writer.transaction = transaction
 
 

@@ -39,11 +39,26 @@ from memstore.models.hashing import tensor_sha256
 from memstore.store import porcelain
 from memstore.store.repository import Repository
 
-SELF_KILL_STEPS = list(range(1, 44, 2)) + [48, 70, 95]  # a commit has 43 durable steps
+# One round per state a kill can leave a commit in, in this order, each after the
+# commits that the rounds before it finished (a kill loses nothing the kernel holds: before
+# and after an fsync leave the same files, so it is one of them): 25 rounds at the k-th
+# durable step hit about 10 of these moments, at random (the random kills between them
+# moved the count), some 5 times, and never the transaction's first two.
+SELF_KILLS = [
+    (("before fsync", 1), 0),  # the first object's new folder made, nothing in it
+    (("before replace", 1), 0),  # an object's temporary file written, not renamed
+    (("after replace", 1), 0),  # an object in place that nothing names
+    (("transaction begun", 2), 1),  # (2: in the second commit; the first is whole)
+    (("before fsync in transaction", 1), 1),  # the commit's object folder made (if new)
+    (("before replace in transaction", 2), 2),  # (one object is written in the transaction)
+    (("after replace in transaction", 2), 3),
+    (("transaction written", 2), 4),  # rows written and the branch moved, not committed
+    (("transaction committed", 2), 6),
+]  # (the moment, the commits after the round)
 RANDOM_KILLS = 4
 
 
-def _committer(repo: Path, files: dict[str, Path], step: int) -> None:
+def _committer(repo: Path, files: dict[str, Path], step: tuple[str, int] | int) -> None:
     """In a forked child: `memstore commit` of the facts files in turn until killed."""
     from cli.main import cli
 
@@ -58,7 +73,7 @@ def _committer(repo: Path, files: dict[str, Path], step: int) -> None:
                  standalone_mode=False)
 
 
-def _fork_committer(repo: Path, files: dict[str, Path], step: int) -> int:
+def _fork_committer(repo: Path, files: dict[str, Path], step: tuple[str, int] | int) -> int:
     pid = os.fork()
     if pid == 0:
         try:
@@ -90,9 +105,8 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(base, tmp_path):
     repo = copy_repo(empty_template(base), tmp_path / "repo")
     files = facts_files(base)
     rng = random.Random(0)
-    plan = [("self", s) for s in SELF_KILL_STEPS] + [("random", 0)] * RANDOM_KILLS
-    rng.shuffle(plan)
-    plan += [("process", 0)]
+    plan = [("self", moment) for moment, _ in SELF_KILLS]
+    plan += [("random", 0)] * RANDOM_KILLS + [("process", 0)]
     seen = []
     for how, step in plan:
         if how == "process":  # a real `python -m cli.main commit`, killed mid-way
@@ -116,9 +130,11 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(base, tmp_path):
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
         seen.append(check(repo))
     # the kills landed in every phase: between an object's write and its rename (temp
-    # files), between the objects and the transaction (orphans), and after commits
+    # files), between the objects and the transaction (orphans), and after commits: each
+    # commit a round finished is kept, the one it was killed in is not (until committed)
     assert any(s["temp_files"] for s in seen) and any(s["orphans"] for s in seen)
-    assert seen[-1]["commits"] >= 10
+    assert [s["commits"] for s in seen[:len(SELF_KILLS)]] == [n for _, n in SELF_KILLS]
+    assert seen[-1]["commits"] >= SELF_KILLS[-1][1]
     ok("gc", cwd=repo)
     assert check(repo) == {**seen[-1], "orphans": 0, "temp_files": 0}
 
