@@ -311,7 +311,8 @@ CASES = [
     c("a tag named as a branch", ["tag", "main"], 2, "already the name of a branch"),
     c("a branch named as a tag", ["branch", "v1"], 2, "already the name of a tag",
       setup=lambda b: ok("tag", "v1", cwd=b.repo)),
-    c("a name both a tag and a branch (older memstore)", ["show", "twice"], 2, "ambiguous",
+    c("a name both a tag and a branch (older memstore) as a new branch's start",
+      ["branch", "new", "twice"], 2, "ambiguous object name: 'twice'",
       setup=lambda b: (ok("branch", "twice", cwd=b.repo),
                        b.sql("insert into refs (name, target) select 'refs/tags/twice', target "
                              "from refs where name = 'refs/heads/twice'")), damages=True),

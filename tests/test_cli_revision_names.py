@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 
 import children
 import pytest
-from cli_support import error_line, ok, run
+from cli_support import error_line, log_json, ok, run
 
 # what each revision names, as an index into (C1, C2, C3); the repository: main at C3,
 # tag v1 at C2, branch topic at C1, origin/main at C3 (a folder remote)
@@ -111,3 +112,125 @@ def test_a_rule_naming_nothing_is_refused_as_in_git(both, rev, says):
     g = git("log", "-1", rev, ok_only=False)
     assert g.returncode != 0 and says in g.stderr, g.stderr
     error_line(run("log", "-n", "1", rev, cwd=repo), 2, says)
+
+
+def older_tag(repo, name: str, commit: str) -> None:
+    """A tag `name` beside the branch of that name, as an older memstore let one be made
+    (this one refuses the second of the two: `already the name of a branch`)."""
+    db = sqlite3.connect(repo / ".memstore" / "index.db")
+    with db:
+        db.execute("insert into refs (name, target) values (?, ?)", ["refs/tags/" + name, commit])
+    db.close()
+
+
+def test_a_branch_and_a_tag_of_one_name_read_as_gits(both):
+    """Branch v1 at C1 (with its reflog) beside tag v1 at C2: a revision takes the tag, with
+    git's warning; v1@{0} the branch's log (the tag has none), unwarned; `reflog show v1`
+    the branch's, warned; `switch v1` the branch, warned, `--detach` its commit (git's
+    checkout takes a branch's name as the branch); a new branch's START refused."""
+    repo, (c1, c2, c3), git, shas = both
+    ok("tag", "-d", "v1", cwd=repo)
+    ok("branch", "v1", "HEAD~2", cwd=repo)
+    older_tag(repo, "v1", c2)
+    git("branch", "v1", "HEAD~2")
+    for rev in ("v1", "v1~1", "v1^0", "v1@{0}", "heads/v1", "tags/v1", "refs/heads/v1"):
+        g = git("rev-parse", rev)
+        r = ok("log", "--json", "-n", "1", rev, cwd=repo)
+        assert (c1, c2, c3).index(json.loads(r.stdout)[0]["id"]) == \
+            shas.index(g.stdout.strip()), rev
+        assert r.stderr == g.stderr, rev
+    assert "refname 'v1' is ambiguous." in git("rev-parse", "v1").stderr
+    r = ok("show", "--json", "v1", cwd=repo)
+    assert json.loads(r.stdout)["id"] == c2 and r.stderr == git("show", "-s", "v1").stderr
+    g, r = git("reflog", "show", "v1"), ok("reflog", "show", "v1", cwd=repo)
+    assert r.stderr == g.stderr and r.stdout.split()[1] == g.stdout.split()[1] == "v1@{0}:"
+    assert r.stdout.split()[0] == c1[:12]
+    g, r = git("switch", "v1"), ok("switch", "v1", cwd=repo)
+    assert r.stderr.splitlines()[0] == g.stderr.splitlines()[0]
+    assert json.loads(ok("status", "--json", cwd=repo).stdout)["branch"] == "v1"
+    git("switch", "main"), ok("switch", "main", cwd=repo)
+    g, r = git("switch", "--detach", "v1"), ok("switch", "--detach", "v1", cwd=repo)
+    assert shas.index(git("rev-parse", "HEAD").stdout.strip()) == 0 and named(repo, "HEAD") == c1
+    assert r.stderr.splitlines()[0] == g.stderr.splitlines()[0]
+    git("switch", "main"), ok("switch", "main", cwd=repo)
+    for args in (["branch", "x", "v1"], ["switch", "-c", "x", "v1"], ["branch", "-f", "topic", "v1"]):
+        g = git(*args, ok_only=False)
+        assert g.returncode == 128 and "fatal: ambiguous object name: 'v1'" in g.stderr
+        error_line(run(*args, cwd=repo), 2, "ambiguous object name: 'v1' (refs/tags/v1 and "
+                   "refs/heads/v1)")  # git's words, one line: git warns first
+    assert named(repo, "topic") == c1 and run("log", "-n", "1", "x", cwd=repo).exit_code == 2
+
+
+def test_a_full_commit_id_names_the_commit_before_a_ref_so_named(both):
+    """A branch named as C2's full id, at C1 (git makes one without a word, and so does
+    memstore): the id is C2, with git's warning and a note; heads/ID and ID@{0} the
+    branch's; `switch ID` the branch, as git's. A command resolving an id again (REF@{N}'s
+    entry, HEAD's commit) neither warns nor reads a ref so named: `log ID@{0}` read the
+    tag named as C1's id there."""
+    repo, (c1, c2, c3), git, shas = both
+    g2, g1 = shas[1], shas[0]
+    ok("branch", c2, "HEAD~2", cwd=repo), git("branch", g2, "HEAD~2")
+    ok("tag", c1, "HEAD", cwd=repo), git("tag", g1, "HEAD")
+    for mine, theirs in ((c2, g2), (c2 + "~1", g2 + "~1"), ("heads/" + c2, "heads/" + g2),
+                         (c2 + "@{0}", g2 + "@{0}"), (c2.upper(), g2.upper()), (c1, g1)):
+        g = git("rev-parse", theirs)
+        r = ok("log", "--json", "-n", "1", mine, cwd=repo)
+        assert (c1, c2, c3).index(json.loads(r.stdout)[0]["id"]) == \
+            shas.index(g.stdout.strip()), mine
+        lines = [line.replace(g2, c2).replace(g1, c1).replace(g2.upper(), c2.upper())
+                 for line in g.stderr.splitlines()]
+        assert r.stderr.splitlines()[:1] == lines[:1], mine
+        assert ("full commit id names that commit" in r.stderr) == (len(lines) > 1), mine
+    g, r = git("reflog", "show", g2), ok("reflog", "show", c2, cwd=repo)
+    assert r.stdout.split()[0] == c1[:12] and shas.index(git("rev-parse", g.stdout.split()[0])
+                                                         .stdout.strip()) == 0
+    assert r.stderr.splitlines()[0] == g.stderr.splitlines()[0].replace(g2, c2)
+    g, r = git("switch", g2), ok("switch", c2, cwd=repo)
+    assert r.stderr.splitlines()[0] == g.stderr.splitlines()[0].replace(g2, c2)
+    assert json.loads(ok("status", "--json", cwd=repo).stdout)["branch"] == c2
+    ok("switch", "main", cwd=repo)
+    ok("tag", "-d", c1, cwd=repo)
+    ok("branch", c3, cwd=repo)  # named as HEAD's commit, which commands read again
+    for args in (["log", "-n", "1"], ["show"], ["merge", c1], ["blame"], ["log", "-n", "1", "main"]):
+        assert ok(*args, cwd=repo).stderr == "", args
+    error_line(run("log", "-n", "1", "0" * 64, cwd=repo), 2, "unknown revision")
+    ok("branch", "0" * 64, cwd=repo)  # an id no commit here has: the commit, not the branch
+    r = run("log", "-n", "1", "0" * 64, cwd=repo)
+    assert r.exit_code == 2 and "no commit here has that id" in r.stderr
+
+
+def test_a_ref_named_as_an_abbreviated_id_wins_warned_as_gits(both):
+    """A branch named as the first 7 digits of C2's id, at C1: git's rule takes the ref, and
+    warns; a hex name that abbreviates no commit, unwarned."""
+    repo, (c1, c2, c3), git, shas = both
+    ok("branch", c2[:7], "HEAD~2", cwd=repo), git("branch", shas[1][:7], "HEAD~2")
+    ok("branch", "abcdef0", "HEAD~2", cwd=repo), git("branch", "abcdef0", "HEAD~2")
+    for mine, theirs in ((c2[:7], shas[1][:7]), (c2[:7] + "@{0}", shas[1][:7] + "@{0}"),
+                         (c2[:8], shas[1][:8]), ("abcdef0", "abcdef0")):
+        g = git("rev-parse", theirs)
+        r = ok("log", "--json", "-n", "1", mine, cwd=repo)
+        assert (c1, c2, c3).index(json.loads(r.stdout)[0]["id"]) == \
+            shas.index(g.stdout.strip()), mine
+        assert r.stderr == g.stderr.replace(shas[1][:7], c2[:7]), mine
+    g, r = git("reflog", "show", shas[1][:7]), ok("reflog", "show", c2[:7], cwd=repo)
+    assert r.stderr == g.stderr.replace(shas[1][:7], c2[:7]) != ""
+
+
+def test_a_merge_message_names_the_merged_revision_as_gits(both):
+    """git's message names the revision as typed (`Merge branch 'heads/main' into side`),
+    and `@{-1}` (`-`) by the branch it reads; memstore's `Merge NAME into BRANCH` the same
+    names; the reflog entry says `merge @{-1}`, as git's."""
+    repo, _, git, _ = both
+    ok("switch", "-c", "side", "HEAD~2", cwd=repo), git("switch", "-c", "side", "HEAD~2")
+    for rev in ("heads/main", "@{-1}", "-", "refs/heads/main"):
+        for where in ("side", "main", "side"):  # so that @{-1} is main
+            ok("switch", where, cwd=repo), git("switch", where)
+        before = named(repo, "HEAD")
+        ok("merge", "--no-ff", rev, cwd=repo)
+        git("merge", "--no-ff", "--no-edit", rev)
+        said = git("log", "-1", "--format=%s").stdout.strip()  # Merge branch 'NAME' into side
+        name = said.split("'")[1]
+        assert log_json(repo, "-n", "1")[0]["message"] == f"Merge {name} into side", rev
+        mine = ok("reflog", "-n", "1", cwd=repo).stdout.split(": ")[0].split(" ", 1)[1]
+        assert mine == git("reflog", "-1").stdout.split(": ")[0].split(" ", 1)[1], rev
+        ok("reset", before, cwd=repo), git("reset", "-q", "--hard", "HEAD~1")

@@ -255,7 +255,7 @@ def squash_result(repo, report) -> dict[str, Any]:
 @json_option
 def merge(branch: str, message: str | None, ff: str | None, sign: bool | str | None,
           verify_signatures: bool, as_json: bool) -> None:
-    """Merge BRANCH (or any revision) into the current branch.
+    """Merge BRANCH (or any revision) into the current branch (`-`: `@{-1}`, as git's).
 
     A fact-level three-way merge against the merge base: for each (subject, prompt), a
     side that changed it wins over a side that did not. Both sides giving it different
@@ -280,6 +280,7 @@ def merge(branch: str, message: str | None, ff: str | None, sign: bool | str | N
 
     from ..context import open_repo
 
+    branch = "@{-1}" if branch == "-" else branch  # git's `merge -`
     with open_repo() as repo, repo.lock(wait=True, on_wait=warn):
         repo.signing = sign  # the key checked where a commit will be written, before the work
         signing.before_merge(repo, repo.resolve(branch), branch, sign=sign,

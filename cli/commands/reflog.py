@@ -55,6 +55,8 @@ def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
     from memstore.store.reflog import PRIOR, TagHasNoLog, nth, split
 
     name, start = ref_marks.entry_at(repo.refs, ref) or (ref, 0)
+    if name == ref:  # git's `reflog show v1` reads v1 as a revision first: its warnings
+        repo.refs.name_warnings(name)
     try:
         full, log = repo.reflog_of(name, strict=True)  # a typo: one line, not silence
     except TagHasNoLog as e:

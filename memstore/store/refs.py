@@ -167,6 +167,18 @@ def remote_head(name: object, symbolic: object) -> bool:
         branch != HEAD and name_problem(branch, unseen=False) is None
 
 
+# what follows git's warning where a full commit id is also a ref's name (git's advice
+# objectNameWarning, shortened)
+FULL_ID_NOTE = ("a full commit id names that commit, as git reads one, not the {kind} so "
+                "named ({ref}): such a {kind} is most likely made by mistake; rename or "
+                "delete it")
+
+
+def _full_id(name: str) -> str | None:
+    """The commit id `name` spells out in full (64 hex digits, either case), else None."""
+    return name.lower() if len(name) == 64 and _HEX.match(name.lower()) else None
+
+
 def check_ref_name(name: str, kind: str = "branch") -> str:
     """`name` if it is a valid short branch/tag name (git check-ref-format rules);
     otherwise a ValidationError naming it and the rule it breaks."""
@@ -238,6 +250,9 @@ class Refs:
         self._author: tuple[str | None] | None = None  # who moves them (read once)
         self.on_warning: Callable[[str], None] | None = None  # a revision's warnings (git's
         self._warned: set[tuple[str, str]] = set()  # 'log for REF only goes back to DATE')
+        # the commit ids `resolve`, `read` and `head` gave out: a command resolving one
+        # again is not warned that a ref is so named (FULL_ID_NOTE)
+        self._given: set[str] = set()
 
     def _changed(self) -> None:
         if self.objects is not None:
@@ -246,8 +261,9 @@ class Refs:
     def warn(self, message: str, rev: str) -> None:
         """Says `message` about revision `rev` through `on_warning` (the CLI: stderr), once
         however many times a command reads `rev`; each revision's, as git's."""
-        if self.on_warning is not None and (rev, message) not in self._warned:
-            self._warned.add((rev, message))
+        said = (rev, message.split("\n")[0])  # its first line: once, with a note or not
+        if self.on_warning is not None and said not in self._warned:
+            self._warned.add(said)
             self.on_warning(message)
 
     @contextmanager
@@ -377,6 +393,7 @@ class Refs:
             if row is None:
                 return None
             if row["symbolic"] is None:
+                self._given.add(row["target"])  # (an id a command may resolve again)
                 return row["target"]
             name = row["symbolic"]
         raise MemstoreError(f"ref {name!r}: too many levels of symbolic refs")
@@ -390,6 +407,7 @@ class Refs:
                 raise DamagedIndexError(f"HEAD names {str(row['symbolic'])[:80]!r}, not a "
                                         "branch; run `memstore fsck`")
             return Head(row["symbolic"], self.read(row["symbolic"]))
+        self._given.add(row["target"])
         return Head(None, row["target"])
 
     def list(self, prefix: str) -> dict[str, str]:
@@ -580,6 +598,7 @@ class Refs:
                     commit = self._parent(commit, 1, shown, walked)
             elif n:
                 commit = self._parent(commit, n, shown, walked)
+        self._given.add(commit)
         return commit
 
     def _resolve_base(self, name: str, rev: str) -> str:
@@ -602,12 +621,12 @@ class Refs:
                 raise ValidationError(f"unknown revision {rev!r}: the current branch has no "
                                       "commits yet")
             return commit
-        found = [(ref, c) for ref in dwim(name) if (c := self.read(ref)) is not None]
-        if {HEADS + name, TAGS + name} <= {ref for ref, _ in found}:  # an older memstore's:
-            raise ValidationError(f"revision {rev!r} is ambiguous: both a branch and a tag; "
-                                  f"say refs/heads/{name} or refs/tags/{name}")  # never pick
-        if len(found) > 1:  # `tags/v1` beside a branch 'tags/v1': git's first rule, warned
-            self.warn(f"refname {name!r} is ambiguous.", rev)  # in git's words
+        self.name_warnings(name, rev)
+        full = _full_id(name)
+        # git's get_oid_basic: a full id is its commit before any ref of that name; else the
+        # first of git's rules that names a ref (a tag v1 before a branch v1)
+        found = [] if full else \
+            [(ref, c) for ref in dwim(name) if (c := self.read(ref)) is not None]
         if found:
             return found[0][1]
         if len(name) >= MIN_PREFIX and _HEX.match(name.lower()):
@@ -628,7 +647,56 @@ class Refs:
         if OBJECT_ID.fullmatch(name) and (name in self.all().values()  # a ref's commit, or
                                           or reflog.names(self.db, name)):  # REF@{N}'s, which
             raise not_indexed(name)  # a command resolves again: damage, not the user's input
+        named = [r for r in dwim(name) if self._present(r)] if full else []
+        if named:
+            raise ValidationError(f"unknown revision {rev!r}: no commit here has that id (a "
+                                  "full commit id names a commit before a ref so named: "
+                                  f"say {_shown(named[0])} for that one)")
         raise ValidationError(f"unknown revision {rev!r}")
+
+    def name_warnings(self, name: str, rev: str | None = None, *, note: bool = True) -> None:
+        """git's warnings on reading `name` (a revision without its suffix; `rev`: the whole
+        revision) as a revision, in git's words: 'refname NAME is ambiguous.' where two of
+        git's rules name refs (a tag and a branch v1: the tag is taken), or one does and
+        NAME is also a commit id or a unique abbreviation of one (the ref is taken: git's
+        rule for an abbreviation); with a note where NAME is a full id (the commit is
+        taken). A command that takes a branch's name (`switch v1`) says them too, as git's
+        does (`note` False: without the note, for it takes the branch). Nothing is raised:
+        a damaged row is the command's to name."""
+        if not name or name == HEAD or "@{" in name:
+            return
+        rev = name if rev is None else rev
+        named = [r for r in dwim(name) if self._present(r)]
+        if not named:
+            return
+        full = _full_id(name)
+        if full and not note:  # (`switch ID`: typed, whatever the command read before)
+            self.warn(f"refname {name!r} is ambiguous.", rev)
+        elif full and full not in self._given:  # (an id a command resolves again: never)
+            kind = next((k for p, k in KINDS.items() if named[0].startswith(p)), "ref")
+            self.warn(f"refname {name!r} is ambiguous.\n" + FULL_ID_NOTE.format(
+                kind=kind, ref=_shown(named[0])), rev)
+        elif not full and (len(named) > 1 or self._abbreviates(name)):
+            self.warn(f"refname {name!r} is ambiguous.", rev)
+
+    def check_branch_start(self, start: str) -> None:
+        """ValidationError where two of git's rules name refs by `start`, a new branch's
+        START (a tag and a branch v1): git's `branch`, `switch -c` and `checkout -b` refuse
+        it ('ambiguous object name', after its warning: here the one line says it), where
+        a revision elsewhere takes the first, warned."""
+        named = [r for r in dwim(start) if self._present(r)] if start != HEAD else []
+        if len(named) > 1:
+            raise ValidationError(f"ambiguous object name: {start[:SHOWN]!r} ("
+                                  f"{' and '.join(named[:2])}): say which")
+
+    def _abbreviates(self, name: str) -> bool:
+        """Whether `name` is a commit's id or a unique abbreviation of one (git's
+        get_short_oid: 4 hex digits or more)."""
+        if not (MIN_PREFIX <= len(name) <= 64 and _HEX.match(name.lower())):
+            return False
+        return len(list(self.db.query(
+            "select id from commits where id >= ? and id < ? order by id limit 2",
+            [name.lower(), name.lower() + "g"]))) == 1
 
     def _reflog_entry(self, name: str, n: int, rev: str) -> str:
         """The commit `name@{n}` names, git's: `name`'s value `n` moves ago, from its
@@ -705,7 +773,8 @@ class Refs:
             return name
         ways = dwim(name)  # git's dwim_log: the first with a log, else the first that exists
         logs = set(reflog.refs(self.db))
-        if sum(r in logs and self._present(r) for r in ways) > 1:
+        with_log = sum(r in logs and self._present(r) for r in ways)
+        if with_log > 1 or (with_log and self._abbreviates(name)):
             self.warn(f"refname {name!r} is ambiguous.", name)  # git's, as for a revision
         return next((r for r in ways if r in logs), None) \
             or next((r for r in ways if self._present(r)),

@@ -331,6 +331,7 @@ class Repository:
 
     def create_branch(self, name: str, rev: str = HEAD, *, force: bool = False) -> str:
         self._not_a_remote_branch(name, "branch")
+        self.refs.check_branch_start(rev)
         return self._create_ref(branch_ref(name), "branch", rev, force)
 
     def create_tag(self, name: str, rev: str = HEAD, *, force: bool = False) -> str:
@@ -558,13 +559,16 @@ class Repository:
             self.refs.set_symbolic(HEAD, ref)
             return self.head()
         if create:
+            self.refs.check_branch_start(HEAD if start is None else start)  # before its warning
             dest = self.resolve(HEAD if start is None else start)
         elif target == HEAD and not detach:
             return head  # as `git checkout HEAD`: HEAD stays where it is, on its branch
-        else:
-            onto = None if detach else self.refs.read(HEADS + target)
+        else:  # a branch's name is the branch (--detach: its commit), as git's checkout
+            onto = self.refs.read(HEADS + target)  # takes it (a tag v1 beside it, warned)
+            if onto is not None:
+                self.refs.name_warnings(target, note=False)
             dest = onto if onto is not None else self.resolve(target)
-            if onto is None and dest != head.commit:  # HEAD detached onto it
+            if (onto is None or detach) and dest != head.commit:  # HEAD detached onto it
                 self.check_held(dest, target, "detach HEAD")
         if head.ref is None and head.commit is not None and dest != head.commit:
             # what a detached HEAD leaves is read (and warned about) after the switch,
@@ -579,7 +583,6 @@ class Repository:
             previous_head.forget(self.db)  # before the move snapshots it
             self.refs.set_symbolic(HEAD, ref)
         else:
-            dest = self.resolve(target)
             previous_head.forget(self.db)
             self.refs.set_detached(HEAD, dest)
         return self.head()
