@@ -191,8 +191,10 @@ def test_a_full_commit_id_names_the_commit_before_a_ref_so_named(both):
     ok("switch", "main", cwd=repo)
     ok("tag", "-d", c1, cwd=repo)
     ok("branch", c3, cwd=repo)  # named as HEAD's commit, which commands read again
-    for args in (["log", "-n", "1"], ["show"], ["merge", c1], ["blame"], ["log", "-n", "1", "main"]):
-        assert ok(*args, cwd=repo).stderr == "", args
+    for detached in (False, True):  # HEAD read as a branch's value, or as HEAD's own
+        ok("switch", *(["--detach"] if detached else []), "main", cwd=repo)
+        for args in (["log", "-n", "1"], ["show"], ["merge", c1], ["blame"], ["log", "main"]):
+            assert ok(*args, cwd=repo).stderr == "", (args, detached)
     error_line(run("log", "-n", "1", "0" * 64, cwd=repo), 2, "unknown revision")
     ok("branch", "0" * 64, cwd=repo)  # an id no commit here has: the commit, not the branch
     r = run("log", "-n", "1", "0" * 64, cwd=repo)
