@@ -61,7 +61,7 @@ class S3Server:
         req = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth",
                                      data=b"0" if on else b"inf", method="POST",
                                      headers={"Content-Type": "text/plain"})
-        urllib.request.urlopen(req).read()
+        urllib.request.urlopen(req, timeout=60).read()
 
     def stop(self) -> None:
         self.server.stop()

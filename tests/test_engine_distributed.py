@@ -4,7 +4,9 @@ chunks of requests) combined in unit order whatever the number of processes."""
 from __future__ import annotations
 
 import os
+import time
 
+import children
 import pytest
 import torch
 import torch.distributed as dist
@@ -47,7 +49,13 @@ def _rank(rank: int, world: int, init: str, out: str) -> None:
 @pytest.mark.parametrize("world", [2])
 def test_two_processes_give_the_bits_of_one(tmp_path, world):
     alone = work()
-    mp.spawn(_rank, args=(world, str(tmp_path / "init"), str(tmp_path)), nprocs=world)
+    ranks = mp.spawn(_rank, args=(world, str(tmp_path / "init"), str(tmp_path)), nprocs=world,
+                     join=False)  # (join=True waits for ever on a rank that hangs)
+    with children.ended(*ranks.processes):  # a rank that fails or hangs leaves none running
+        deadline = time.monotonic() + children.TIMEOUT
+        # ProcessContext.join raises a rank's error, and is False while one still runs
+        while not ranks.join(timeout=max(0.0, deadline - time.monotonic())):
+            assert time.monotonic() < deadline, "ranks still running (hung): killed"
     for rank in range(world):
         got = load_file(tmp_path / f"rank{rank}.safetensors")
         assert sorted(got) == sorted(alone)
