@@ -90,9 +90,10 @@ def self_kill_at(step, calls: tuple[str, ...] = ("fsync", "replace")) -> None:
     writer.transaction = transaction
 
 
-def kill_at_s3_call(step: int, methods: tuple[str, ...] = ("put_object",)) -> None:
+def kill_at_s3_call(step, methods: tuple[str, ...] = ("put_object",)) -> None:
     """Make this process SIGKILL itself before or after its `step`-th S3 call of `methods`
-    (counting both)."""
+    (counting both). `step` may name the moment instead, as (moment, n), its n-th time:
+    "before put_object object" (any object's key), "after put_object refs/heads/main" …"""
     import s3fs
     from fsspec.asyn import sync_wrapper
 
@@ -102,9 +103,12 @@ def kill_at_s3_call(step: int, methods: tuple[str, ...] = ("put_object",)) -> No
     async def call(self, method, *args, **kwargs):
         if method not in methods:
             return await real(self, method, *args, **kwargs)
-        point()
+        key = "/" + kwargs.get("Key", "")
+        what = ("object" if "/objects/" in key else
+                "refs/" + key.split("/refs/", 1)[1] if "/refs/" in key else key.rsplit("/")[-1])
+        point(f"before {method} {what}")
         out = await real(self, method, *args, **kwargs)
-        point()
+        point(f"after {method} {what}")
         return out
 
     s3fs.S3FileSystem._call_s3 = call
@@ -120,10 +124,10 @@ def plan(steps, random_kills: int, finished: int, rng) -> list[tuple[str, int]]:
     return rounds
 
 
-def run_round(forkserver, target, path, env, kind, how, step, seed, within, rng) -> None:
+def run_round(forkserver, target, path, env, kind, how, step, seed, within, rng) -> int:
     """One round: `target(path, env, kind, step, seed, ready)` in a process forked from
     `forkserver`, SIGKILLed from outside within `within` s of being ready when `how` is
-    "random"; it must end by itself or by SIGKILL."""
+    "random"; it must end by itself or by SIGKILL. Returns its exit code."""
     ready = forkserver.Event()
     proc = forkserver.Process(target=target, args=(str(path), env, kind, step, seed, ready))
     proc.start()
@@ -135,6 +139,7 @@ def run_round(forkserver, target, path, env, kind, how, step, seed, within, rng)
                 os.kill(proc.pid, signal.SIGKILL)
         [code] = children.join([proc], timeout=60)
     assert code in (0, -signal.SIGKILL), f"the process ended with {code}"
+    return code
 
 
 def orphans(repo, referenced: set[str]) -> int:
