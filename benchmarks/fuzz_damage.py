@@ -3,7 +3,7 @@
 
 Builds once, under --dir, a world of the tests' tiny model: a repository with a few commits
 (main ahead of its upstream by one, its tip signed by a key of DIR/keys that the allowed
-signers name), a branch, a tag, a folder remote holding another
+signers name), a branch, a tag, a folder remote (origin/HEAD naming origin/main) holding another
 clone's branch, and an export; a commit dropped by a reset and a branch moved by `branch -f`
 (reflog entries naming commits no branch holds), a tag never pushed, and a bisect TEXT that
 tells v1's answer from HEAD's (DIR/bisect.json); it is kept as a snapshot. For each damage (a file or folder
@@ -66,6 +66,7 @@ def build(d: Path) -> None:
     ok("remote", "add", "origin", str(remote), cwd=repo)
     for args in (["main"], ["side"], ["--tags"]):
         ok("push", "origin", *args, cwd=repo)
+    ok("remote", "set-head", "origin", "-a", cwd=repo)  # origin/HEAD -> origin/main, as a clone's
     other = d / "build" / "other"
     ok("clone", str(remote), str(other), "--base", str(d / "build" / "tiny-llama"))
     ok("switch", "-c", "theirs", cwd=other)
@@ -278,6 +279,7 @@ READS = [
     ["bisect", BISECT_PROMPT, "--good", "v1", "{R}", "--max-tokens", "4"],
     ["verify-commit", "HEAD"], ["verify-commit", "--json", "HEAD"],
     ["log", "--show-signature"], ["show", "HEAD", "--show-signature", "--json"],
+    ["log", "origin"], ["branch", "-r"],
 ]
 WRITES = [
     ["commit", "{W}/request.jsonl", "-m", "fuzz"], ["revert", "HEAD~1"], ["merge", "side"],
@@ -293,13 +295,16 @@ WRITES = [
     ["reset", "--hard", "main@{1}"], ["reflog", "expire", "--expire=now", "--all"],
     ["reflog", "expire", "--expire=now", "--all", "&&", "gc"], ["reflog", "delete", "HEAD@{1}"],
     ["branch", "-f", "spare", "@{-1}"], ["switch", "@{-1}"], ["fetch", "-P", "origin"],
-    ["push", "--follow-tags", "origin"],
+    ["push", "--follow-tags", "origin"], ["remote", "set-head", "origin", "side"],
+    ["remote", "set-head", "origin", "-d"], ["remote", "remove", "origin"],
+    ["fetch", "--tags", "--force"],
 ]
 REMOTE_COMMANDS = [["fetch"], ["push"], ["pull"], ["fsck", "origin"], ["push", "--tags"],
                    ["clone", "{W}/remote", "{W}/out", "--base", "{B}"],
                    ["pull", "--rebase"], ["remote", "prune", "origin"],
                    ["remote", "prune", "-n", "origin"], ["fetch", "--all"],
-                   ["fetch", "-P", "origin"], ["push", "--follow-tags", "origin"]]
+                   ["fetch", "-P", "origin"], ["push", "--follow-tags", "origin"],
+                   ["remote", "set-head", "origin", "-a"], ["fetch", "--tags"]]
 EXPORT_COMMANDS = [["verify", "{W}/export"], ["export", "--force", "HEAD", "{W}/export"]]
 NAMED_OUTPUT = {"export": "{W}/out", "clone": "{W}/out"}
 

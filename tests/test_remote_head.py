@@ -91,6 +91,13 @@ def test_clone_records_origin_head_and_set_head_moves_it(base, tmp_path, pushed)
                                              "refs/remotes/up/main")]
     assert oneline(a, "up") == oneline(a, "up/main")
     assert ok("fsck", cwd=a).stdout.strip().endswith("ok")
+    # branch -d -r up/HEAD deletes it alone, as git's; set-head HEAD (a loop) is refused
+    assert ok("branch", "-d", "-r", "up/HEAD", cwd=a).stdout.startswith(
+        "Deleted remote-tracking branch up/HEAD (was ")
+    assert rows(a, "refs/remotes/%HEAD") == [] and oneline(a, "up/main") != ""
+    ok("remote", "set-head", "up", "main", cwd=a)
+    error_line(run("remote", "set-head", "up", "HEAD", cwd=a), 2, "invalid branch name 'HEAD'")
+    assert oneline(a, "up") == oneline(a, "up/main")
     ok("remote", "remove", "up", cwd=a)
     assert rows(a, "refs/remotes/%") == []
     assert ok("fsck", cwd=a).stdout.strip().endswith("ok")

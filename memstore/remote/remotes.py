@@ -146,6 +146,8 @@ def set_head(repo: Repository, name: str, branch: str | None) -> str | None:
     the revision `NAME` names (refs/remotes/NAME/HEAD), at remote-tracking branch
     NAME/`branch`, which must be here (git's 'Not a valid ref'), or deletes it (none
     there: nothing to do, as git's). Returns what it named before. Not logged, as git's."""
+    if branch is not None:  # not HEAD itself (a loop), nor a name no branch may have
+        check_ref_name(branch)
     with repo.lock(), transaction(repo.db):
         url_of(repo, name, guess=False)
         before = repo.refs.remote_head(name)
@@ -330,7 +332,8 @@ def delete_tracking(repo: Repository, names: list[str]) -> dict[str, str]:
     the next fetch brings them back), all or none (a name that is none refuses them all).
     A branch whose upstream one was is then reported gone. Name → the commit it named
     (None for one whose row held no commit id: deleted so, `Refs.drop`, as fsck says
-    where no snapshot holds it sound)."""
+    where no snapshot holds it sound). REMOTE/HEAD goes alone, its branch stays, as git's
+    (the commit it named through that branch said)."""
     names = list(dict.fromkeys(names))
     damaged = [n for n in names if isinstance(n, str) and n
                and repo.refs.damaged(REMOTES + n) is not None]
@@ -344,9 +347,12 @@ def delete_tracking(repo: Repository, names: list[str]) -> dict[str, str]:
                     else " (`memstore branch -r` lists them)")
             raise ValidationError(f"{no_such('remote-tracking branch', shown)}{hint}"
                                   f"{none_deleted(names)}")
+        heads = repo.refs.remote_heads()  # origin/HEAD: deleted as git's, not its branch
         for n, c in commits.items():
             if n in damaged:
                 repo.refs.drop(REMOTES + n)
+            elif n in heads:
+                repo.refs.set_remote_head(n[:-len("/HEAD")], None)
             else:
                 repo.refs.update(REMOTES + n, None, expected=c)
     return commits
