@@ -4,10 +4,10 @@ on the branch, all its objects intact) or wholly absent.
 
 The writer uses only the store layer with fake updates. It runs in processes forked from a
 multiprocessing forkserver that has imported torch and the store once, so that each of the
-26 rounds costs milliseconds rather than an interpreter start-up. 20 of the kills come
-from the writer itself at the k-th durable step (before or after an fsync, a rename, a
-SQLite BEGIN or COMMIT), so every phase of a commit is hit; the others come from outside
-at random times."""
+15 rounds costs milliseconds rather than an interpreter start-up. 9 of the kills come from
+the writer itself at a named durable step (before or after an fsync, a rename, a SQLite
+BEGIN or COMMIT), one for each state a kill can leave a commit in; the others come from
+outside at random times."""
 from __future__ import annotations
 
 import os
@@ -23,11 +23,23 @@ from test_store_support import BASE_HASH, commit_on_head, fake_result, same_bits
 from memstore.store.repository import Repository
 
 DIMS = {"n": 4, "d_in": 96, "d_out": 48}
-SELF_KILL_STEPS = list(range(2, 82, 4))  # 20 moments spread over the first ~3 commits
+# One round per state a kill can leave a commit in, in this order (as test_cli_processes:
+# before and after an fsync leave the same files), and the commits after each round
+SELF_KILLS = [
+    (("before fsync", 1), 0),  # the first object's new folder made, nothing in it
+    (("before replace", 1), 0),  # an object's temporary file written, not renamed
+    (("after replace", 1), 0),  # an object in place that nothing names
+    (("transaction begun", 2), 1),  # (2: in the second commit; the first is whole)
+    (("before fsync in transaction", 1), 1),  # an object folder made in the transaction
+    (("before replace in transaction", 2), 2),
+    (("after replace in transaction", 2), 3),
+    (("transaction written", 2), 4),  # rows written and the branch moved, not committed
+    (("transaction committed", 4), 8),
+]
 RANDOM_KILLS = 6
 
 
-def writer(path: str, step: int, ready) -> None:
+def writer(path: str, step, ready) -> None:
     """Writes commits on HEAD until killed."""
     repo = Repository.open(path)
     if step:
@@ -72,8 +84,7 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(tmp_path, forkserver)
     path = str(tmp_path)
     Repository.init(path, "fake", BASE_HASH).close()
     rng = random.Random(0)
-    plan = [("self", s) for s in SELF_KILL_STEPS] + [("random", 0)] * RANDOM_KILLS
-    rng.shuffle(plan)
+    plan = [("self", moment) for moment, _ in SELF_KILLS] + [("random", 0)] * RANDOM_KILLS
     seen = []
     for how, step in plan:
         ready = forkserver.Event()
@@ -90,6 +101,7 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(tmp_path, forkserver)
     # the kills landed in every phase: between an object's write and its rename (temp
     # files), between the objects and the transaction (orphans), and after commits
     assert any(s["temp_files"] for s in seen) and any(s["orphans"] for s in seen)
+    assert [s["commits"] for s in seen[:len(SELF_KILLS)]] == [n for _, n in SELF_KILLS]
     assert seen[-1]["commits"] >= 8
     repo = Repository.open(path)
     repo.gc()
