@@ -55,6 +55,12 @@ def test_clone_records_origin_head_and_set_head_moves_it(base, tmp_path, pushed)
     assert "refs/tags/v0 from the snapshot" in out and "origin/HEAD" not in out, out
     assert oneline(a, "origin") == oneline(a, "origin/main")
     ok("tag", "-d", "v0", cwd=a)
+    # a branch made at `origin` or `origin/HEAD` tracks origin/main, as git's
+    for start in ("origin", "origin/HEAD"):
+        out = ok("switch", "-c", "t", start, cwd=a).output
+        assert "set up to track 'origin/main'" in out, out
+        ok("switch", "main", cwd=a)
+        ok("branch", "-D", "t", cwd=a)
     # a second branch there; set-head BRANCH points at it, quiet as git's
     ok("branch", "side", ids[0], cwd=repo)
     ok("push", "origin", "side", cwd=repo)

@@ -509,7 +509,7 @@ def _tracked(repo, start: str) -> str | None:
     from memstore.errors import ValidationError
     from memstore.remote import remotes
     from memstore.store.ref_marks import marked_ref
-    from memstore.store.refs import REMOTES, check_ref_name
+    from memstore.store.refs import REMOTES, check_ref_name, dwim
 
     if (marked := marked_ref(repo.refs, start)) is not None:  # @{u}, as git's
         ref = marked
@@ -519,6 +519,12 @@ def _tracked(repo, start: str) -> str | None:
         ref = REMOTES + start
     else:
         ref = "refs/" + start  # remotes/origin/x; any other name is no ref under REMOTES
+        found = [r for r in dwim(start) if repo.refs.read(r) is not None]
+        if found and found[0] == f"{REMOTES}{start}/HEAD":  # `origin`: origin/HEAD's
+            ref = found[0]
+    if ref.startswith(REMOTES) and ref.endswith("/HEAD") and \
+            (head := repo.refs.remote_head(ref[len(REMOTES):-len("/HEAD")])) is not None:
+        ref = ref[:-len("HEAD")] + head  # origin/HEAD: the branch it names, as git's
     if not ref.startswith(REMOTES) or repo.refs.read(ref) is None:
         return None
     name = ref[len(REMOTES):]
