@@ -385,7 +385,7 @@ def test_a_plain_fetch_neither_reads_nor_writes_through_a_link_at_an_objects_nam
     outside = tmp_path / "outside"
     outside.write_bytes(_path(src, oid).read_bytes())
     link = _path(fresh, oid)
-    link.parent.mkdir(parents=True)
+    link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(outside)
     before = snapshot(fresh)
     error_line(run("fetch", cwd=fresh), 1, f"{link} is a symbolic link; memstore never writes")
