@@ -143,6 +143,14 @@ def test_fetch_tags_rejects_a_tag_it_would_clobber_unless_forced(base, tmp_path,
     tags = {t["name"]: t["commit"] for t in json.loads(ok("tag", "--json", cwd=a).stdout)}
     assert tags == {"v1": ids[0], "v2": ids[2]}
     assert run("fetch", "-P", cwd=a).exit_code == 1  # git's -P is the tag refspec too
+    # pull --tags: git's fetch fails there, so nothing is merged (main behind: no fast-forward)
+    ok("reset", ids[1], cwd=a)
+    r = run("pull", "--tags", cwd=a)
+    error_line(r, 1, "fetch from origin rejected tag 'v1': it would clobber existing tag")
+    assert "nothing merged" in r.stderr and "[rejected]" in r.stdout
+    assert json.loads(ok("log", "--json", "-n", "1", cwd=a).stdout)[0]["id"] == ids[1]
+    ok("pull", cwd=a)  # without --tags: merged, v1 kept with the warning
+    assert json.loads(ok("log", "--json", "-n", "1", cwd=a).stdout)[0]["id"] == ids[2]
     # --force takes the remote's: git's "t [tag update]"
     r = ok("fetch", "--tags", "--force", cwd=a)
     assert f" t {'[tag update]':<26} {'v1':<12} -> v1" in r.stdout.splitlines()

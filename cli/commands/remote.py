@@ -568,17 +568,9 @@ def _clobbers(t) -> bool:
 def _rejected(f, rejecting: bool) -> str | None:
     """The error line of a fetch that asked for every tag (`rejecting`: --tags, -P) and
     kept tags here at other commits, as git's `fetch --tags` exits 1 on them; else None."""
-    kept = [t for t in f.tags if _clobbers(t)] if rejecting else []
-    if not kept:
-        return None
-    names = ", ".join(repr(t.tag) for t in kept)
-    one = kept[0]
-    naming = (f"it names {short(one.here)} here, {short(one.new)} there" if len(kept) == 1
-              else "each names another commit here")
-    return (f"fetch from {f.remote} rejected tag{'s' if len(kept) > 1 else ''} {names}: "
-            f"{'it' if len(kept) == 1 else 'they'} would clobber existing tag{'s' * (len(kept) > 1)} "
-            f"({naming}; a tag does not move: `memstore fetch {f.remote} --tags --force` takes "
-            "the remote's); the rest was fetched")
+    from memstore.remote.fetch import clobbered
+
+    return clobbered(f) if rejecting else None
 
 
 def _fetched(f, rejecting: bool = False) -> None:
@@ -863,9 +855,9 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: b
     except MemstoreError as e:  # a refused merge (a conflict, a damaged row, …) after the
         landed = getattr(e, "fetched", None)  # fetch landed: said as a fetch says it first
         if landed is not None:
-            _passed_over(landed)
+            _passed_over(landed, all_tags)
             if not as_json:
-                _fetched(landed)
+                _fetched(landed, all_tags)
         raise
     _passed_over(fetched)
     if as_json:

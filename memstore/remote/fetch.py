@@ -277,6 +277,23 @@ def prune(repo: Repository, name: str, *, dry_run: bool = False) -> PruneResult:
     return PruneResult(name, url, pruned, False, passed_over)
 
 
+def clobbered(f: FetchResult) -> str | None:
+    """The error line of a fetch that asked for every tag (`fetch --tags`, `-P`, `pull
+    --tags`) and kept tags here at other commits (`CLOBBER`), as git's exits 1 on them
+    ("! [rejected] … (would clobber existing tag)"); None where it kept none."""
+    kept = [t for t in f.tags if t.refused == CLOBBER]
+    if not kept:
+        return None
+    names = ", ".join(repr(t.tag) for t in kept)
+    one, many = kept[0], len(kept) > 1
+    naming = ("each names another commit here" if many
+              else f"it names {one.here[:12]} here, {one.new[:12]} there")
+    return (f"fetch from {f.remote} rejected tag{'s' * many} {names}: "
+            f"{'they' if many else 'it'} would clobber existing tag{'s' * many} ({naming}; "
+            f"a tag does not move: `memstore fetch {f.remote} --tags --force` takes the "
+            "remote's); the rest was fetched")
+
+
 def remote_default(repo: Repository, name: str) -> str:
     """The branch remote `name`'s HEAD names (what a clone checks out), read from it, for
     `remote set-head NAME -a`; one it has no branch of, or no HEAD, is git's 'Cannot
@@ -380,6 +397,9 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
                 raise
             raise NoSuchBranchError(f"{e} ({_upstream_gone(repo, up, head)})") from None
         try:
+            rejected = clobbered(fetched) if all_tags else None
+            if rejected is not None:  # git's pull --tags: its fetch failed, nothing merged
+                raise MemstoreError(f"{rejected}; nothing merged")
             tip = repo.refs.read(remotes.tracking_ref(fetched.remote, branch))
             if verify_tip is not None and tip is not None:
                 verify_tip(tip)
