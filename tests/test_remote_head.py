@@ -143,6 +143,8 @@ def test_fetch_tags_rejects_a_tag_it_would_clobber_unless_forced(base, tmp_path,
     tags = {t["name"]: t["commit"] for t in json.loads(ok("tag", "--json", cwd=a).stdout)}
     assert tags == {"v1": ids[0], "v2": ids[2]}
     assert run("fetch", "-P", cwd=a).exit_code == 1  # git's -P is the tag refspec too
+    r = run("fetch", "--all", "--tags", cwd=a)  # each remote's, said as its failure
+    assert r.exit_code == 1 and "memstore: error: fetch from origin rejected tag 'v1'" in r.stderr
     # pull --tags: git's fetch fails there, so nothing is merged (main behind: no fast-forward)
     ok("reset", ids[1], cwd=a)
     r = run("pull", "--tags", cwd=a)
