@@ -10,7 +10,7 @@ import json
 
 import pytest
 from cli_support import snapshot
-from remote_support import make_repo, remote_files, remove
+from remote_support import make_repo, new_remote, remote_files, remove
 from test_store_support import commit_on_head
 
 from memstore.errors import MemstoreError, ValidationError
@@ -573,3 +573,31 @@ def test_fetch_prune_tags_mirrors_one_listing_of_the_remotes_tags(tmp_path, monk
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize("kind", ["s3", "memory"])
+@pytest.mark.parametrize("all_tags", [False, True])  # followed, or a clone's every tag
+def test_a_tag_and_a_tag_in_it_on_the_remote_fetch_the_first(tmp_path, request, kind,
+                                                               all_tags):
+    """Tags 'v' and 'v/x' on a remote that holds both (S3 and fsspec's stores keep the keys
+    apart; a hand or an older memstore put them there): the fetch checked each against the
+    tags here only, so it took both, and the write, which refuses the pair, refused the
+    whole fetch (the branch too: ValidationError 'invalid tag name 'v/x''). The second is
+    passed over with its reason, as git's fetch ("cannot lock ref 'refs/tags/v/x':
+    'refs/tags/v' exists"), the rest fetched."""
+    url = (new_remote(kind, tmp_path, request)[0] if kind == "s3"
+           else f"memory://tag-pair-{all_tags}/repo")
+    a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
+    c1 = commit_on_head(a, seed=1)
+    push(a)
+    for name in ("v", "v/x", "v/x/y", "w-1"):
+        open_transport(url).put(TAGS + name, c1.id.encode() + b"\n")
+    got = fetch(b, all_tags=all_tags)
+    said = ("tag 'v' of the remote is fetched with it, and a remote stores a tag as a file, "
+            "so one cannot be both a tag and the folder of another")
+    assert [(t.tag, t.refused) for t in got.tags] == [
+        ("v", None), ("v/x", said), ("v/x/y", said), ("w-1", None)]
+    assert b.tags() == {"v": c1.id, "w-1": c1.id} and b.resolve("origin/main") == c1.id
+    assert b.fsck() == []
+    a.close()
+    b.close()

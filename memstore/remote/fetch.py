@@ -329,8 +329,11 @@ def _followed_tags(repo: Repository, tags: dict[str, str], *,
     here is created; one here naming the same commit is left; one here naming another
     commit stays (git's "would clobber existing tag") unless `clobber` (then it moves, its
     `here` the commit it named), and a name that cannot be a tag here (a branch's, a
-    remote's branch's, 'base') is not created: each `refused`, saying why."""
+    remote's branch's, 'base'; one that a tag the fetch creates is the folder of, or is
+    in: 'v' beside 'v/x', which a remote on S3 can hold) is not created: each `refused`,
+    saying why (git's: "cannot lock ref 'refs/tags/v/x': 'refs/tags/v' exists")."""
     out = []
+    made: set[str] = set()  # the tags created
     for tag, commit in sorted(tags.items()):
         here = repo.refs.read(TAGS + tag)
         if here == commit:
@@ -346,6 +349,16 @@ def _followed_tags(repo: Repository, tags: dict[str, str], *,
         except ValidationError as e:
             out.append(TagUpdate(tag, commit, str(e)))
             continue
+        # a folder sorts before what is in it ('v' < 'v/x'): only the folders of this
+        # name among those created here (the write would refuse the fetch whole)
+        other = next((tag[:i] for i, ch in enumerate(tag) if ch == "/" and tag[:i] in made),
+                     None)
+        if other is not None:
+            out.append(TagUpdate(tag, commit, f"tag {other!r} of the remote is fetched with "
+                                 "it, and a remote stores a tag as a file, so one cannot be "
+                                 "both a tag and the folder of another"))
+            continue
+        made.add(tag)
         out.append(TagUpdate(tag, commit))
     return out
 
