@@ -601,3 +601,32 @@ def test_a_tag_and_a_tag_in_it_on_the_remote_fetch_the_first(tmp_path, request, 
     assert b.fsck() == []
     a.close()
     b.close()
+
+
+def test_a_tag_pair_the_remote_holds_does_not_stop_pushing_other_tags(tmp_path):
+    """Tag 'v' pushed, then 'v/x' put beside it on a remote that can hold both (fsspec's
+    memory store, as S3): every later `push --tags` was refused ("tag 'v' cannot be stored
+    beside tag 'v/x' of the remote ...; rename one"), 'v' being there already and the new
+    tag fitting. The pair is the remote's (its fsck's to name); a new tag is checked
+    against it as before."""
+    url = "memory://pushed-pair/repo"
+    a = make_repo(tmp_path / "a", url)
+    c1 = commit_on_head(a, seed=1)
+    push(a)
+    a.create_tag("v")
+    push_tags(a)
+    open_transport(url).put(TAGS + "v/x", c1.id.encode() + b"\n")
+    commit_on_head(a, seed=2)
+    a.create_tag("z")
+    got = push_tags(a)
+    assert [(t.tag, t.refused, t.up_to_date) for t in got.tags] == [
+        ("v", False, True), ("z", False, False)]
+    assert set(remote_tags(url)) == {"v", "v/x", "z"}
+    a.delete_tag("v")
+    a.create_tag("v/x/y")  # in the remote's 'v' and 'v/x': refused as before
+    before = remote_files(url)
+    with pytest.raises(ValidationError, match="tag 'v/x/y' cannot be stored beside tag 'v' "
+                                              "of the remote"):
+        push_tags(a)
+    assert remote_files(url) == before
+    a.close()

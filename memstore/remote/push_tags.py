@@ -19,15 +19,15 @@ remote-tracking tags."""
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from ..errors import ValidationError
 from ..store.refs import (
     TAGS,
-    case_twin,
+    _caseless,
     check_ref_name,
     check_storable,
-    folder_clash,
     refspec,
     twin_difference,
 )
@@ -181,17 +181,31 @@ def _check_fits(name: str, tags: dict[str, str], listed: dict[str, int]) -> None
     """A tag is stored as the file refs/tags/NAME: refuses a push, before it writes
     anything, of a tag that differs only by case or Unicode normalization from another tag
     of the remote or of the push (a remote on a disk that ignores them stores both as one
-    file), or that is the
-    folder of another or in one ('v1' beside 'v1/rc')."""
+    file), or that is the folder of another or in one ('v1' beside 'v1/rc'). A tag the
+    remote holds already is not: a pair there (an S3 remote can hold 'v' and 'v/x') is the
+    remote's, named by its fsck, and stopped every later `push --tags` ("rename one" of a
+    tag already there). Each name is looked up, not compared with every other (that took
+    3.5 s of CPU at 2,000 tags, growing with their square)."""
+    names = sorted(set(listed) | set(tags))
+    present = set(names)
+    folded: dict[str, list[str]] = {}  # the names of each caseless form, sorted
+    for n in names:
+        folded.setdefault(_caseless(n), []).append(n)
     for tag in sorted(tags):
-        others = (set(listed) | set(tags)) - {tag}
-        twin = case_twin(tag, others)
-        if twin is not None and tag not in listed:
+        if tag in listed:
+            continue
+        twin = next((n for n in folded[_caseless(tag)] if n != tag), None)
+        if twin is not None:
             how, disk = twin_difference(tag, twin)
             raise ValidationError(f"push to {name} refused: tag {tag!r} differs {how} from tag "
                                   f"{twin!r}{_where(twin, listed)} (a remote on {disk} stores "
                                   "both as one file); rename one")
-        clash = folder_clash(tag, others)
+        # a folder of it (the shortest first, as sorted), else the first name in it
+        clash = next((tag[:i] for i, ch in enumerate(tag) if ch == "/" and tag[:i] in present),
+                     None)
+        below = bisect_left(names, tag + "/")
+        if clash is None and below < len(names) and names[below].startswith(tag + "/"):
+            clash = names[below]
         if clash is not None:
             raise ValidationError(f"push to {name} refused: tag {tag!r} cannot be stored beside "
                                   f"tag {clash!r}{_where(clash, listed)} (a remote stores a tag "
