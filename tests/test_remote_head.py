@@ -109,6 +109,35 @@ def test_clone_records_origin_head_and_set_head_moves_it(base, tmp_path, pushed)
     assert ok("fsck", cwd=a).stdout.strip().endswith("ok")
 
 
+def test_a_dangling_origin_head_is_named_where_origin_is_no_revision(base, tmp_path, pushed):
+    """origin/HEAD naming a branch fetch pruned (deleted on the remote): `origin` is no
+    revision, as git's ('ignoring dangling symref'), the line saying why and the way out;
+    fsck, gc and the repair keep it (no damage), set-head -a points it back."""
+    repo, url = pushed
+    ids = history_template(base)[1]
+    a = tmp_path / "a"
+    clone(base, url, a)
+    ok("branch", "side", ids[0], cwd=repo)
+    ok("push", "origin", "side", cwd=repo)
+    ok("fetch", cwd=a)
+    ok("remote", "set-head", "origin", "side", cwd=a)
+    ok("push", "--delete", "origin", "side", cwd=repo)
+    ok("fetch", cwd=a)
+    before = snapshot(a)
+    for args in (("log", "origin"), ("log", "origin/HEAD~1"), ("switch", "-c", "x", "origin")):
+        error_line(run(*args, cwd=a), 2, "origin/HEAD names origin/side, which is not here "
+                   "(git's 'dangling symref'); `memstore remote set-head origin -a`")
+    assert error_line(run("log", "nope", cwd=a), 2, "nope") == \
+        "memstore: error: unknown revision 'nope'"  # another name: no such line
+    assert snapshot(a) == before
+    assert ok("fsck", cwd=a).stdout.strip().endswith("ok")
+    ok("gc", cwd=a)
+    assert rows(a, "refs/remotes/origin/HEAD") == [
+        ("refs/remotes/origin/HEAD", None, "refs/remotes/origin/side")]
+    ok("remote", "set-head", "origin", "-a", cwd=a)
+    assert oneline(a, "origin") == oneline(a, "origin/main") != ""
+
+
 def test_set_head_a_of_a_remote_without_head_is_one_line(base, tmp_path, pushed):
     _, url = pushed
     a = tmp_path / "a"

@@ -652,6 +652,15 @@ class Refs:
             raise ValidationError(f"unknown revision {rev!r}: no commit here has that id (a "
                                   "full commit id names a commit before a ref so named: "
                                   f"say {_shown(named[0])} for that one)")
+        for ref in dwim(name):  # git's 'ignoring dangling symref': its branch was pruned
+            remote = ref[len(REMOTES):-len("/HEAD")]
+            if ref.startswith(REMOTES) and ref.endswith("/HEAD") and \
+                    (branch := self.remote_head(remote)) is not None:
+                raise ValidationError(
+                    f"unknown revision {rev!r}: {remote}/HEAD names {remote}/{branch}, which "
+                    f"is not here (git's 'dangling symref'); `memstore remote set-head "
+                    f"{shell_word(remote)} -a` points it at the remote's HEAD again, `-d` "
+                    "deletes it")
         raise ValidationError(f"unknown revision {rev!r}")
 
     def name_warnings(self, name: str, rev: str | None = None, *, note: bool = True) -> None:
