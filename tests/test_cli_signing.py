@@ -950,3 +950,24 @@ def test_config_key_value_keeps_or_refuses_another_setting_s_damaged_entry(repo,
         assert row() == {"user.signingkey": str(keys["alice"][0]), "commit.gpgsign": "true",
                          "gpg.ssh.allowedSignersFile": str(keys["allowed"]),
                          "future.setting": 7}
+
+
+@pytest.mark.parametrize("words, sign", [
+    (["-S"], True), (["--gpg-sign"], True), (["-Skey"], "key"), (["--gpg-sign=key"], "key"),
+    (["-S=key"], "=key"), (["-SS"], "S"), (["-pSkey"], "key"), (["-pS"], True),
+    (["--no-gpg-sign"], False), (["-Skey", "--no-gpg-sign"], False),
+    (["--no-gpg-sign", "-Skey"], "key"), ([], None)])
+def test_sign_words_are_read_as_git_s_parse_options_reads_them(words, sign):
+    """-S, --gpg-sign and --no-gpg-sign are one click parameter: as two sharing the name
+    `sign`, click 8.4.0-8.4.2 (pyproject allows click>=8.1) read a bare -S as
+    --no-gpg-sign's False, and `commit -S` wrote an unsigned commit, exit status 0. The
+    words as git 2.39 reads them: the key attached only, after short flags too (git's
+    `pull -pSKEY`, `commit -qSKEY`: -p, then the key), the last of them deciding."""
+    from cli.main import cli
+
+    for name in ("commit", "revert", "squash", "merge", "cherry-pick", "rebase", "pull"):
+        assert [(p.opts, p.secondary_opts) for p in cli.commands[name].params
+                if p.name == "sign"] == [(["-S", "--gpg-sign"], ["--no-gpg-sign"])], name
+    ctx = cli.commands["pull"].make_context("pull", [*words, "origin"])
+    assert ctx.params["sign"] == sign
+    assert ctx.params["remote_name"] == "origin"  # a bare -S takes no word
