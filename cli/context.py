@@ -7,7 +7,12 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import click
+
 from .output import warn
+
+# the key of click's context meta under which cli.main keeps the command line's words
+TYPED = "memstore.typed"
 
 if TYPE_CHECKING:
     from memstore.store.repository import Repository
@@ -18,6 +23,8 @@ def open_repo() -> Repository:
 
     repo = Repository.open(on_wait=warn)
     repo.refs.on_warning = lambda message: warn(f"warning: {message}")  # as git's
+    ctx = click.get_current_context(silent=True)
+    repo.refs.typed = ctx.meta.get(TYPED, ()) if ctx is not None else ()
     repo.pin()  # a reading command sees one state, which gc does not remove under it
     return repo
 

@@ -23,6 +23,7 @@ try:  # no torch here: the commands import it, and transformers, where they load
     from .commands import bisect, edit, history, maintenance, model, refs, remote, setup
     from .commands import reflog as reflog_commands
     from .commands import signing as signing_commands
+    from .context import TYPED
 except KeyboardInterrupt:
     sys.stderr.write("memstore: interrupted\n")
     sys.exit(128 + signal.SIGINT)
@@ -80,6 +81,13 @@ def _handle_stops() -> dict[int, Any]:
 class MemstoreGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         return super().get_command(ctx, ALIASES.get(name, name))
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        typed = tuple(args)  # (before click parses them away)
+        ctx = super().make_context(info_name, args, parent, **extra)
+        ctx.meta[TYPED] = typed  # what the user wrote (context.open_repo: Refs.typed)
+        return ctx
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -236,3 +236,24 @@ def test_a_merge_message_names_the_merged_revision_as_gits(both):
         mine = ok("reflog", "-n", "1", cwd=repo).stdout.split(": ")[0].split(" ", 1)[1]
         assert mine == git("reflog", "-1").stdout.split(": ")[0].split(" ", 1)[1], rev
         ok("reset", before, cwd=repo), git("reset", "-q", "--hard", "HEAD~1")
+
+
+def test_a_full_id_is_warned_about_where_typed_and_only_there(both):
+    """Branches named as every commit's full id: the warning names what the command line
+    spells, as git's (`diff main ID` where main is at ID too: memstore took the id for one
+    it had read itself and said nothing), and no id the command reads on its own (`revert`
+    and `log --fact` warned of the ids of the states they read; git's say nothing)."""
+    repo, ids, git, shas = both
+    for mine, theirs in zip(ids, shas):
+        ok("branch", mine, "HEAD~2", cwd=repo), git("branch", theirs, "HEAD~2")
+    assert "ambiguous" not in ok("revert", "HEAD", cwd=repo).stderr  # (C3's state read)
+    assert ok("log", "--fact", "Porsche", cwd=repo).stderr == \
+        git("log", "-G", "Porsche").stderr == ""  # (C3's and C2's states read)
+    ok("reset", "HEAD~1", cwd=repo)
+    for args in (["diff", "main", "{3}"], ["log", "main..{3}"], ["log", "-n", "1", "{1}..main"]):
+        g = git(*(a.format(*[None, *shas]) for a in args))
+        r = ok(*(a.format(*[None, *ids]) for a in args), cwd=repo)
+        first = g.stderr.splitlines()[0]
+        for mine, theirs in zip(ids, shas):
+            first = first.replace(theirs, mine)
+        assert r.stderr.splitlines()[0] == first, args

@@ -10,7 +10,7 @@ import re
 import shlex
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -250,9 +250,10 @@ class Refs:
         self._author: tuple[str | None] | None = None  # who moves them (read once)
         self.on_warning: Callable[[str], None] | None = None  # a revision's warnings (git's
         self._warned: set[tuple[str, str]] = set()  # 'log for REF only goes back to DATE')
-        # the commit ids `resolve`, `read` and `head` gave out: a command resolving one
-        # again is not warned that a ref is so named (FULL_ID_NOTE)
-        self._given: set[str] = set()
+        # the words the user typed (the CLI: its command line): a full commit id is warned
+        # about (FULL_ID_NOTE) where one of them spells it, not where a command resolves
+        # an id it read itself (HEAD's, a parent's, a reflog entry's), as git's never does
+        self.typed: tuple[str, ...] = ()
 
     def _changed(self) -> None:
         if self.objects is not None:
@@ -310,10 +311,12 @@ class Refs:
             if head and head[0]["symbolic"] == name:
                 reflog.append(self.db, HEAD, old, new, message, self._author[0], when)
 
-    def check_new_name(self, ref: str, ignoring: str | None = None) -> None:
+    def check_new_name(self, ref: str, ignoring: str | None = None, *,
+                       going: Collection[str] = ()) -> None:
         """A branch may not take a tag's name nor a tag a branch's: a short name must name
         one ref, or revision lookup would pick one silently. `ignoring`: a branch ref that
-        is about to go (a rename's old name)."""
+        is about to go (a rename's old name); `going`: tag refs deleted in the same write
+        (`fetch --prune-tags` deletes 'v' and makes 'v/x', as git's)."""
         for mine, other, kind in ((HEADS, TAGS, "tag"), (TAGS, HEADS, "branch")):
             if ref.startswith(mine) and self._row(other + ref[len(mine):]) is not None:
                 raise ValidationError(f"{ref[len(mine):]!r} is already the name of a {kind}; "
@@ -324,14 +327,14 @@ class Refs:
         if ref.startswith(HEADS):
             self._check_pushable(ref[len(HEADS):], ignoring)
         elif ref.startswith(TAGS):  # a tag is stored as a file refs/tags/NAME too
-            self._check_folders(ref[len(TAGS):], TAGS, ignoring)
+            self._check_folders(ref[len(TAGS):], TAGS, {ignoring, *going} - {None})
 
     def _check_pushable(self, name: str, ignoring: str | None = None) -> None:
         """A new branch must fit where a remote stores it, the file refs/heads/NAME (as
         git's loose refs): no component over 255 bytes (the file name limit), and not both
         a branch and the folder of another ('a' and 'a/b'): its push would fail."""
         shown = _shown(name)
-        self._check_folders(name, HEADS, ignoring)
+        self._check_folders(name, HEADS, {ignoring} - {None})
         other = case_twin(name, [n for n in self.list(HEADS) if HEADS + n != ignoring])
         if other is not None:
             how, disk = twin_difference(name, other)
@@ -339,10 +342,11 @@ class Refs:
                                   f"a remote on {disk} would store both as one file (they "
                                   f"differ {how})")
 
-    def _check_folders(self, name: str, prefix: str, ignoring: str | None = None) -> None:
+    def _check_folders(self, name: str, prefix: str, ignoring: set) -> None:
         """Not both a ref and the folder of another under `prefix` (branches 'a' and 'a/b',
         tags 'v' and 'v/x'): stored as files, as git's and a remote's, one cannot be both
-        (git: "cannot lock ref 'refs/tags/v/x': 'refs/tags/v' exists")."""
+        (git: "cannot lock ref 'refs/tags/v/x': 'refs/tags/v' exists"); the refs `ignoring`
+        go in the same write."""
         shown, kind = _shown(name), KINDS[prefix]
         full = prefix + name
         # a ref above (a folder of this name) is a ref R with R + '/' starting the name,
@@ -353,9 +357,10 @@ class Refs:
         clash = [r for r in self.db.query(
             "select name from refs where (name between ? and ? "
             "and substr(?, 1, length(name) + 1) = name || '/') "
-            "or substr(name, 1, ?) = ? order by name limit 2",
-            [prefix + name.split("/")[0], full, full, len(full) + 1, full + "/"])
-            if r["name"] != ignoring]
+            "or substr(name, 1, ?) = ? order by name limit ?",
+            [prefix + name.split("/")[0], full, full, len(full) + 1, full + "/",
+             len(ignoring) + 1])
+            if r["name"] not in ignoring]
         if clash:
             other = clash[0]["name"][len(prefix):]
             raise ValidationError(f"invalid {kind} name {shown!r}: {kind} {other!r} exists, and "
@@ -393,7 +398,6 @@ class Refs:
             if row is None:
                 return None
             if row["symbolic"] is None:
-                self._given.add(row["target"])  # (an id a command may resolve again)
                 return row["target"]
             name = row["symbolic"]
         raise MemstoreError(f"ref {name!r}: too many levels of symbolic refs")
@@ -407,7 +411,6 @@ class Refs:
                 raise DamagedIndexError(f"HEAD names {str(row['symbolic'])[:80]!r}, not a "
                                         "branch; run `memstore fsck`")
             return Head(row["symbolic"], self.read(row["symbolic"]))
-        self._given.add(row["target"])
         return Head(None, row["target"])
 
     def list(self, prefix: str) -> dict[str, str]:
@@ -598,7 +601,6 @@ class Refs:
                     commit = self._parent(commit, 1, shown, walked)
             elif n:
                 commit = self._parent(commit, n, shown, walked)
-        self._given.add(commit)
         return commit
 
     def _resolve_base(self, name: str, rev: str) -> str:
@@ -681,7 +683,7 @@ class Refs:
         full = _full_id(name)
         if full and not note:  # (`switch ID`: typed, whatever the command read before)
             self.warn(f"refname {name!r} is ambiguous.", rev)
-        elif full and full not in self._given:  # (an id a command resolves again: never)
+        elif full and any(name in word for word in self.typed):  # (not one read here)
             kind = next((k for p, k in KINDS.items() if named[0].startswith(p)), "ref")
             self.warn(f"refname {name!r} is ambiguous.\n" + FULL_ID_NOTE.format(
                 kind=kind, ref=_shown(named[0])), rev)
