@@ -630,3 +630,24 @@ def test_a_tag_pair_the_remote_holds_does_not_stop_pushing_other_tags(tmp_path):
         push_tags(a)
     assert remote_files(url) == before
     a.close()
+
+
+@pytest.mark.parametrize("here, there", [("v", "v/x"), ("v/x", "v")])
+def test_fetch_prune_tags_makes_room_for_a_tag_where_it_prunes_one(tmp_path, here, there):
+    """Tag 'v' here, only 'v/x' on the remote (or the other way round): `fetch -P` pruned
+    'v' and refused 'v/x' ("tag 'v' exists", checked before the prune), leaving neither;
+    git's `fetch --prune --prune-tags` deletes 'v' and makes 'v/x'. The pruned tags go
+    first in the write, and are no obstacle to the tags it makes."""
+    url = str(tmp_path / "remote")
+    a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
+    c1 = commit_on_head(a, seed=1).id
+    push(a)
+    fetch(b)
+    b.update_ref("refs/heads/main", c1, expected=None)
+    b.create_tag(here)
+    open_transport(url).put(TAGS + there, c1.encode() + b"\n")
+    got = fetch(b, prune=True, prune_tags=True)
+    assert [(t.tag, t.refused) for t in got.tags] == [(there, None)]
+    assert got.pruned_tags == {here: c1} and b.tags() == {there: c1} and b.fsck() == []
+    a.close()
+    b.close()

@@ -87,6 +87,7 @@ class FetchResult:
     tags: list[TagUpdate] = field(default_factory=list)  # created, or kept (not clobbered)
     pruned_tags: dict[str, str] = field(default_factory=dict)  # prune_tags: tag → its commit
     refetched: Refetched | None = None  # with refetch: what was checked and written again
+    head: str | None = None  # the branch REMOTE/HEAD names (a pruned one: git's 'dangling')
 
 
 def _parse_commit(cid: str, data: bytes, label: str, base_hash: str) -> Commit:
@@ -220,26 +221,28 @@ def fetch(repo: Repository, name: str | None = None, *, with_stats: bool = False
             if prune:
                 updates += gone(old, branches)
             arrived = {c.id for c in commits}
-            followed = _followed_tags(repo, {t: c for t, c in tags.items()
-                                             if c in arrived or repo.has_commit(c)},
-                                      clobber=force and all_tags)
             pruned_tags = ({t: c for t, c in repo.tags().items() if t not in theirs}
                            if theirs is not None else {})
+            followed = _followed_tags(repo, {t: c for t, c in tags.items()
+                                             if c in arrived or repo.has_commit(c)},
+                                      clobber=force and all_tags, going=set(pruned_tags))
+            # the pruned tags go first: 'v' pruned makes room for 'v/x', as git's
             repo.add_commits(commits, {remotes.tracking_ref(name, u.branch): (u.old, u.new)
                                        for u in updates}
+                             | {TAGS + t: (c, None) for t, c in pruned_tags.items()}
                              | {TAGS + t.tag: (t.here, t.new) for t in followed
-                                if t.refused is None}
-                             | {TAGS + t: (c, None) for t, c in pruned_tags.items()},
+                                if t.refused is None},
                              refetched.reindexed if refetched is not None else ())
             indexed = True
             updates = [replace(u, forced=True) if _forced(repo, u) else u for u in updates]
+            head = repo.refs.remote_head(name)
         finally:
             if not indexed:
                 discard(repo, written)
         for stats in statistics:  # checked above; a statistics object is kept once stored
             repo.put_statistics(stats)
     return FetchResult(name, url, updates, moved, time.perf_counter() - t0, passed_over,
-                       followed, pruned_tags, refetched)
+                       followed, pruned_tags, refetched, head)
 
 
 def gone(tracked: dict[str, str], branches: dict[str, str]) -> list[RefUpdate]:
@@ -323,15 +326,16 @@ def _tag_commits(repo: Repository, remote: Remote, tags: dict[str, str]) -> set[
     return set(tags.values())
 
 
-def _followed_tags(repo: Repository, tags: dict[str, str], *,
-                   clobber: bool = False) -> list[TagUpdate]:
+def _followed_tags(repo: Repository, tags: dict[str, str], *, clobber: bool = False,
+                   going: set[str] | frozenset[str] = frozenset()) -> list[TagUpdate]:
     """What a fetch does with the remote's `tags` whose commits are here: a tag absent
     here is created; one here naming the same commit is left; one here naming another
     commit stays (git's "would clobber existing tag") unless `clobber` (then it moves, its
     `here` the commit it named), and a name that cannot be a tag here (a branch's, a
     remote's branch's, 'base'; one that a tag the fetch creates is the folder of, or is
     in: 'v' beside 'v/x', which a remote on S3 can hold) is not created: each `refused`,
-    saying why (git's: "cannot lock ref 'refs/tags/v/x': 'refs/tags/v' exists")."""
+    saying why (git's: "cannot lock ref 'refs/tags/v/x': 'refs/tags/v' exists"); the
+    tags `going` (pruned in the same write) are no obstacle."""
     out = []
     made: set[str] = set()  # the tags created
     for tag, commit in sorted(tags.items()):
@@ -345,7 +349,7 @@ def _followed_tags(repo: Repository, tags: dict[str, str], *,
             out.append(TagUpdate(tag, commit, CLOBBER, here))
             continue
         try:
-            repo.check_new_tag(tag)
+            repo.check_new_tag(tag, going)
         except ValidationError as e:
             out.append(TagUpdate(tag, commit, str(e)))
             continue

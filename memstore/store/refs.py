@@ -10,7 +10,7 @@ import re
 import shlex
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -311,10 +311,12 @@ class Refs:
             if head and head[0]["symbolic"] == name:
                 reflog.append(self.db, HEAD, old, new, message, self._author[0], when)
 
-    def check_new_name(self, ref: str, ignoring: str | None = None) -> None:
+    def check_new_name(self, ref: str, ignoring: str | None = None, *,
+                       going: Collection[str] = ()) -> None:
         """A branch may not take a tag's name nor a tag a branch's: a short name must name
         one ref, or revision lookup would pick one silently. `ignoring`: a branch ref that
-        is about to go (a rename's old name)."""
+        is about to go (a rename's old name); `going`: tag refs deleted in the same write
+        (`fetch --prune-tags` deletes 'v' and makes 'v/x', as git's)."""
         for mine, other, kind in ((HEADS, TAGS, "tag"), (TAGS, HEADS, "branch")):
             if ref.startswith(mine) and self._row(other + ref[len(mine):]) is not None:
                 raise ValidationError(f"{ref[len(mine):]!r} is already the name of a {kind}; "
@@ -325,14 +327,14 @@ class Refs:
         if ref.startswith(HEADS):
             self._check_pushable(ref[len(HEADS):], ignoring)
         elif ref.startswith(TAGS):  # a tag is stored as a file refs/tags/NAME too
-            self._check_folders(ref[len(TAGS):], TAGS, ignoring)
+            self._check_folders(ref[len(TAGS):], TAGS, {ignoring, *going} - {None})
 
     def _check_pushable(self, name: str, ignoring: str | None = None) -> None:
         """A new branch must fit where a remote stores it, the file refs/heads/NAME (as
         git's loose refs): no component over 255 bytes (the file name limit), and not both
         a branch and the folder of another ('a' and 'a/b'): its push would fail."""
         shown = _shown(name)
-        self._check_folders(name, HEADS, ignoring)
+        self._check_folders(name, HEADS, {ignoring} - {None})
         other = case_twin(name, [n for n in self.list(HEADS) if HEADS + n != ignoring])
         if other is not None:
             how, disk = twin_difference(name, other)
@@ -340,10 +342,11 @@ class Refs:
                                   f"a remote on {disk} would store both as one file (they "
                                   f"differ {how})")
 
-    def _check_folders(self, name: str, prefix: str, ignoring: str | None = None) -> None:
+    def _check_folders(self, name: str, prefix: str, ignoring: set) -> None:
         """Not both a ref and the folder of another under `prefix` (branches 'a' and 'a/b',
         tags 'v' and 'v/x'): stored as files, as git's and a remote's, one cannot be both
-        (git: "cannot lock ref 'refs/tags/v/x': 'refs/tags/v' exists")."""
+        (git: "cannot lock ref 'refs/tags/v/x': 'refs/tags/v' exists"); the refs `ignoring`
+        go in the same write."""
         shown, kind = _shown(name), KINDS[prefix]
         full = prefix + name
         # a ref above (a folder of this name) is a ref R with R + '/' starting the name,
@@ -354,9 +357,10 @@ class Refs:
         clash = [r for r in self.db.query(
             "select name from refs where (name between ? and ? "
             "and substr(?, 1, length(name) + 1) = name || '/') "
-            "or substr(name, 1, ?) = ? order by name limit 2",
-            [prefix + name.split("/")[0], full, full, len(full) + 1, full + "/"])
-            if r["name"] != ignoring]
+            "or substr(name, 1, ?) = ? order by name limit ?",
+            [prefix + name.split("/")[0], full, full, len(full) + 1, full + "/",
+             len(ignoring) + 1])
+            if r["name"] not in ignoring]
         if clash:
             other = clash[0]["name"][len(prefix):]
             raise ValidationError(f"invalid {kind} name {shown!r}: {kind} {other!r} exists, and "

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -338,12 +338,13 @@ class Repository:
         self._not_a_remote_branch(name, "tag")
         return self._create_ref(tag_ref(name), "tag", rev, force)
 
-    def check_new_tag(self, name: str) -> None:
+    def check_new_tag(self, name: str, going: Collection[str] = ()) -> None:
         """ValidationError unless `name` can be a new tag here (a fetched one): what
         `create_tag` checks of its name (the ref it would be not yet looked at), and not
-        the name of the current branch before its first commit (a clone's, say)."""
+        the name of the current branch before its first commit (a clone's, say); `going`:
+        tags the same write deletes (`fetch --prune-tags`)."""
         self._not_a_remote_branch(name, "tag")
-        self.refs.check_new_name(tag_ref(name))
+        self.refs.check_new_name(tag_ref(name), going=[tag_ref(t) for t in going])
         if name == self.head().branch:
             raise ValidationError(f"{name!r} is already the name of a branch (the current "
                                   "one, which has no commits yet); choose another name")
