@@ -122,7 +122,13 @@ def test_a_dangling_origin_head_is_named_where_origin_is_no_revision(base, tmp_p
     ok("fetch", cwd=a)
     ok("remote", "set-head", "origin", "side", cwd=a)
     ok("push", "--delete", "origin", "side", cwd=repo)
-    ok("fetch", cwd=a)
+    # the prune says it, in git's words
+    assert ok("remote", "prune", "-n", "origin", cwd=a).stdout.splitlines()[2:] == [
+        f" * [would prune] origin/side  (was {ids[0][:12]})",
+        " refs/remotes/origin/HEAD will become dangling!"]
+    out = ok("fetch", cwd=a).stdout.splitlines()
+    assert out[1:3] == [f" - {'[deleted]':<26} origin/side  (was {ids[0][:12]})",
+                        "   (refs/remotes/origin/HEAD has become dangling)"], out
     before = snapshot(a)
     for args in (("log", "origin"), ("log", "origin/HEAD~1"), ("switch", "-c", "x", "origin")):
         error_line(run(*args, cwd=a), 2, "origin/HEAD names origin/side, which is not here "

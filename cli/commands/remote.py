@@ -185,8 +185,12 @@ def remote_prune(names: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
                 continue
             click.echo(f"Pruning {r.remote}\nURL: {r.url}")
             verb = "[would prune]" if dry_run else "[pruned]"
+            head = repo.refs.remote_head(name)
             for u in r.pruned:
                 click.echo(f" * {verb} {r.remote}/{u.branch}  (was {short(u.old)})")
+                if u.branch == head:  # git's words: `origin` names nothing now
+                    click.echo(f" refs/remotes/{r.remote}/HEAD "
+                               f"{'will become' if dry_run else 'has become'} dangling!")
     if as_json:
         print_json(out)
 
@@ -580,6 +584,8 @@ def _fetched(f, rejecting: bool = False) -> None:
         if u.new is None:  # the commit it named: `memstore branch NAME ID` keeps it here
             was = f"  (was {short(u.old)})" if u.old else ""
             click.echo(f" - {'[deleted]':<26} {target}{was}")
+            if u.branch == f.head:  # git's words: `origin` names nothing now
+                click.echo(f"   (refs/remotes/{f.remote}/HEAD has become dangling)")
         elif u.old is None:
             click.echo(f" * {'[new branch]':<26} {u.branch:<12} -> {target}")
         elif u.forced:  # as git marks it: the history there was rewritten, not extended
