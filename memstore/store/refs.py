@@ -154,6 +154,12 @@ def dwim(name: str) -> list[str]:
         "refs/" + name, TAGS + name, HEADS + name, REMOTES + name, REMOTES + name + "/HEAD"]
 
 
+def split_suffix(rev: str) -> tuple[str, str]:
+    """`rev` cut before its first `~` or `^`: (`main`, `~2^`) of `main~2^`."""
+    cut = min((i for i in (rev.find("~"), rev.find("^")) if i >= 0), default=len(rev))
+    return rev[:cut], rev[cut:]
+
+
 def remote_head(name: object, symbolic: object) -> bool:
     """Whether a ref row `name` holding `symbolic` is a remote's HEAD as git's clone and
     `remote set-head` record it: refs/remotes/R/HEAD naming refs/remotes/R/B, B a name git
@@ -588,8 +594,7 @@ class Refs:
         if not isinstance(rev, str) or not rev:
             raise ValidationError(f"unknown revision {rev!r}")
         shown = rev if len(rev) <= SHOWN else rev[:SHOWN] + "…"  # one line, not 5,000 chars
-        cut = min((i for i in (rev.find("~"), rev.find("^")) if i >= 0), default=len(rev))
-        base, suffix = rev[:cut], rev[cut:]
+        base, suffix = split_suffix(rev)
         if not base or not _SUFFIXES.fullmatch(suffix):
             raise ValidationError(f"unknown revision {shown!r}")
         commit = self._resolve_base(base, shown)
@@ -632,9 +637,7 @@ class Refs:
         if found:
             return found[0][1]
         if len(name) >= MIN_PREFIX and _HEX.match(name.lower()):
-            ids = [r["id"] for r in self.db.query(
-                "select id from commits where id >= ? and id < ? order by id limit 3",
-                [name.lower(), name.lower() + "g"])]
+            ids = self._prefixed(name, 3)
             if len(ids) == 1:
                 return ids[0]
             if ids:
@@ -649,7 +652,7 @@ class Refs:
         if OBJECT_ID.fullmatch(name) and (name in self.all().values()  # a ref's commit, or
                                           or reflog.names(self.db, name)):  # REF@{N}'s, which
             raise not_indexed(name)  # a command resolves again: damage, not the user's input
-        named = [r for r in dwim(name) if self._present(r)] if full else []
+        named = self._named(name) if full else []
         if named:
             raise ValidationError(f"unknown revision {rev!r}: no commit here has that id (a "
                                   "full commit id names a commit before a ref so named: "
@@ -677,7 +680,7 @@ class Refs:
         if not name or name == HEAD or "@{" in name:
             return
         rev = name if rev is None else rev
-        named = [r for r in dwim(name) if self._present(r)]
+        named = self._named(name)
         if not named:
             return
         full = _full_id(name)
@@ -695,7 +698,7 @@ class Refs:
         START (a tag and a branch v1): git's `branch`, `switch -c` and `checkout -b` refuse
         it ('ambiguous object name', after its warning: here the one line says it), where
         a revision elsewhere takes the first, warned."""
-        named = [r for r in dwim(start) if self._present(r)] if start != HEAD else []
+        named = self._named(start) if start != HEAD else []
         if len(named) > 1:
             raise ValidationError(f"ambiguous object name: {start[:SHOWN]!r} ("
                                   f"{' and '.join(named[:2])}): say which")
@@ -705,9 +708,19 @@ class Refs:
         get_short_oid: 4 hex digits or more)."""
         if not (MIN_PREFIX <= len(name) <= 64 and _HEX.match(name.lower())):
             return False
-        return len(list(self.db.query(
-            "select id from commits where id >= ? and id < ? order by id limit 2",
-            [name.lower(), name.lower() + "g"]))) == 1
+        return len(self._prefixed(name, 2)) == 1
+
+    def _prefixed(self, prefix: str, limit: int) -> list[str]:
+        """The first `limit` commit ids (in order) that hex digits `prefix` (either case)
+        begin."""
+        return [r["id"] for r in self.db.query(
+            "select id from commits where id >= ? and id < ? order by id limit ?",
+            [prefix.lower(), prefix.lower() + "g", limit])]
+
+    def _named(self, name: str) -> list[str]:
+        """The refs git's rules (`dwim`) find by `name`, in their order: each with a row,
+        sound or not."""
+        return [r for r in dwim(name) if self._present(r)]
 
     def _reflog_entry(self, name: str, n: int, rev: str) -> str:
         """The commit `name@{n}` names, git's: `name`'s value `n` moves ago, from its

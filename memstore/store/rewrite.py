@@ -32,6 +32,7 @@ from .provenance import Fact, Provenance, Write
 from .provenance import fact as _fact
 from .queries import measure
 from .reflog import PRIOR
+from .refs import split_suffix
 from .repository import Repository
 from .retention import earlier_sample, recall, retention_metrics
 from .running import Replays, earlier_keys_for
@@ -681,9 +682,9 @@ def merged_name(repo: Repository, rev: str) -> str:
     """How a merge commit's message names `rev`: as typed (`heads/topic`, as git's `Merge
     branch 'heads/topic'`), but a leading `@{-N}` as the branch it reads (or the commit id,
     where HEAD was detached), as git's message says `topic` for `merge @{-1}`."""
-    cut = min((i for i in (rev.find("~"), rev.find("^")) if i >= 0), default=len(rev))
-    was = repo.refs.prior_checkout(rev[:cut]) if PRIOR.match(rev[:cut]) else None
-    return rev if was is None else was + rev[cut:]
+    base, suffix = split_suffix(rev)
+    was = repo.refs.prior_checkout(base) if PRIOR.match(base) else None
+    return rev if was is None else was + suffix
 
 
 # -- cherry-pick: another branch's commit, solved again on HEAD -------------------------------
