@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import subprocess
 import tempfile
@@ -971,3 +972,28 @@ def test_sign_words_are_read_as_git_s_parse_options_reads_them(words, sign):
     ctx = cli.commands["pull"].make_context("pull", [*words, "origin"])
     assert ctx.params["sign"] == sign
     assert ctx.params["remote_name"] == "origin"  # a bare -S takes no word
+
+
+@pytest.mark.parametrize("script", ["exec sleep 5\n", None])
+def test_a_git_that_does_not_answer_or_cannot_run_is_not_read_as_unset(repo, keys, base,
+                                                                         tmp_path, monkeypatch,
+                                                                         script):
+    """`git config` that ran past its limit (an include on a hung network folder, say) or
+    could not be run (Exec format error) was read as unset, as a malformed config was
+    before d84fe0b: commit.gpgsign off, the commit written unsigned. Refused in one line
+    now, nothing written, as git's config that cannot be read."""
+    from memstore.store import author
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "git").write_bytes(b"#!/bin/sh\n" + script.encode() if script else b"\x7fELF")
+    (fake / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    monkeypatch.setattr(author, "TIMEOUT", 0.5)
+    said = ("`git config` did not answer in 0.5 s" if script
+            else f"{fake / 'git'}: Exec format error")
+    before = snapshot(repo)
+    for args in (("commit", facts_files(base)["a"]), ("commit", "-S", facts_files(base)["a"]),
+                 ("config",)):
+        error_line(run(*args, cwd=repo), 2, f"git's config cannot be read ({said})")
+    assert snapshot(repo) == before

@@ -18,6 +18,7 @@ from ..errors import ValidationError
 
 ENV = "MEMSTORE_AUTHOR"
 LONGEST = 200
+TIMEOUT = 10  # seconds git config may take: a git that does not answer is not read as unset
 
 
 class Unknown:
@@ -73,16 +74,20 @@ def _git(key: str, *options: str) -> str | None:
     where it is not (git config's exit status 1) or where git is not installed. Any other
     status is git refusing its config ("fatal: bad config line 1 in file ~/.gitconfig",
     128): refused in one line in git's words (it read as unset: commits went unsigned and
-    the author came from the login). A value that is no UTF-8 text is refused in one line
-    naming it (it was a UnicodeDecodeError traceback)."""
+    the author came from the login); so is a git that cannot run or does not answer in
+    TIMEOUT seconds. A value that is no UTF-8 text is refused in one line naming it (it was
+    a UnicodeDecodeError traceback)."""
     git = shutil.which("git")
     if git is None:
         return None
     try:
-        r = subprocess.run([git, "config", *options, "--get", key], capture_output=True, timeout=10,
-                           check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
+        r = subprocess.run([git, "config", *options, "--get", key], capture_output=True,
+                           timeout=TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:  # (read as unset, it left commits unsigned too)
+        raise GitConfigError(f"git's config cannot be read (`git config` did not answer in "
+                             f"{TIMEOUT} s)") from None
+    except OSError as e:
+        raise GitConfigError(f"git's config cannot be read ({git}: {e.strerror or e})") from None
     if r.returncode == 1:  # the key is not set
         return None
     if r.returncode != 0:
