@@ -804,7 +804,7 @@ def _refetch_json(r) -> dict:
 @verify_option
 @json_option
 def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: bool,
-         rebase: bool, prune: bool, with_stats: bool, sign: bool | None,
+         rebase: bool, prune: bool, with_stats: bool, sign: bool | str | None,
          verify_signatures: bool, as_json: bool) -> None:
     """Fetch REMOTE and merge its BRANCH into the current branch: with neither given, the
     current branch's upstream (`push -u`, `branch --set-upstream-to`), else origin (or the
@@ -881,7 +881,7 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: b
     show_merged(d)
 
 
-def _before_merge(repo, sign: bool | None, verify_signatures: bool, ff: str):
+def _before_merge(repo, sign: bool | str | None, verify_signatures: bool, ff: str):
     """What pull checks once the fetched branch's tip is known, before it is merged or
     rebased onto (signing.before_merge): --verify-signatures' tip, and the signing key
     where a commit will be written (none for a fast-forward, nor where up to date). `ff`

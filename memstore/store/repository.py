@@ -109,8 +109,9 @@ class Repository:
         self._index: tuple[int, int] | None = None  # (device, inode) of the index opened
         self._pinned = False  # a read transaction held since `pin`
         # whether the commits written through this object are signed: None as the config's
-        # commit.gpgsign says, True (-S) or False (--no-gpg-sign) as a command decides
-        self.signing: bool | None = None
+        # commit.gpgsign says, True (-S), a key (-SKEY: that key) or False (--no-gpg-sign)
+        # as a command decides
+        self.signing: bool | str | None = None
 
     @property
     def db(self) -> Database:
