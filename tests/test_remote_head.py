@@ -140,6 +140,10 @@ def test_a_dangling_origin_head_is_named_where_origin_is_no_revision(base, tmp_p
     ok("gc", cwd=a)
     assert rows(a, "refs/remotes/origin/HEAD") == [
         ("refs/remotes/origin/HEAD", None, "refs/remotes/origin/side")]
+    # branch -d -r deletes it, said as git 2.39 says it (the ref it named)
+    assert ok("branch", "-d", "-r", "origin/HEAD", cwd=a).stdout == (
+        "Deleted remote-tracking branch origin/HEAD (was refs/remotes/origin/side)\n")
+    assert rows(a, "refs/remotes/origin/HEAD") == []
     ok("remote", "set-head", "origin", "-a", cwd=a)
     assert oneline(a, "origin") == oneline(a, "origin/main") != ""
 

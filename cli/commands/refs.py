@@ -219,6 +219,7 @@ def remote_branches(repo, names: tuple[str, ...], delete: bool, move: bool,
                     upstream: bool, all_: bool, as_json: bool, verbose: int = 0) -> None:
     """`branch -r` and `branch -a`: list; `branch -d -r REMOTE/BRANCH...`: delete here."""
     from memstore.remote.remotes import delete_tracking
+    from memstore.store.refs import REMOTES
 
     flag = "-a" if all_ else "-r"
     if upstream:
@@ -232,7 +233,9 @@ def remote_branches(repo, names: tuple[str, ...], delete: bool, move: bool,
     if delete:
         if not names:
             raise click.UsageError("branch -d -r needs a REMOTE/BRANCH")
-        show_deleted("remote-tracking branch", delete_tracking(repo, list(names)), as_json)
+        heads = repo.refs.remote_heads()  # origin/HEAD: said as git's, by the ref it named
+        show_deleted("remote-tracking branch", delete_tracking(repo, list(names)), as_json,
+                     {n: REMOTES + b for n, b in heads.items()})
         return
     if names:
         raise click.UsageError(f"{flag} lists branches and takes no NAME (`branch {flag} "
@@ -559,17 +562,21 @@ def switch_result(head, create: bool, left: list[str]) -> dict:
             "created": create, "left_behind": list(left), "warning": warning}
 
 
-def show_deleted(kind: str, deleted: dict[str, str], as_json: bool) -> None:
+def show_deleted(kind: str, deleted: dict[str, str], as_json: bool,
+                 symbolic: dict[str, str] | None = None) -> None:
     """What `tag -d` and `branch -d` print: a line per ref deleted (`kind`: 'tag',
     'branch', 'remote-tracking branch'); --json {deleted, commit} (remote true for
-    `branch -d -r`), a list of those for several."""
+    `branch -d -r`), a list of those for several. `symbolic`: name → the ref a deleted
+    REMOTE/HEAD named, which git's line says (`was refs/remotes/origin/main`)."""
     remote = {"remote": True} if kind.startswith("remote") else {}
     rows = [{"deleted": n, "commit": c, **remote} for n, c in deleted.items()]
     if as_json:
         print_json(rows[0] if len(rows) == 1 else rows)
         return
+    symbolic = symbolic or {}
     for n, c in deleted.items():
-        was = f"was {short(c)}" if c is not None else "its row held no commit id"
+        was = (f"was {symbolic[n]}" if n in symbolic else f"was {short(c)}" if c is not None
+               else "its row held no commit id")
         click.echo(f"Deleted {kind} {shown_name(n) if remote else n} ({was})")
 
 

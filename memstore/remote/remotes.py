@@ -333,21 +333,22 @@ def delete_tracking(repo: Repository, names: list[str]) -> dict[str, str]:
     A branch whose upstream one was is then reported gone. Name → the commit it named
     (None for one whose row held no commit id: deleted so, `Refs.drop`, as fsck says
     where no snapshot holds it sound). REMOTE/HEAD goes alone, its branch stays, as git's
-    (the commit it named through that branch said)."""
+    (the commit it named through that branch said; None where that branch is gone)."""
     names = list(dict.fromkeys(names))
     damaged = [n for n in names if isinstance(n, str) and n
                and repo.refs.damaged(REMOTES + n) is not None]
     with repo.lock(mending=REMOTES + damaged[0] if damaged else None), \
             transaction(repo.db):
         commits = {n: None if n in damaged else repo.refs.read(REMOTES + n) for n in names}
-        missing = [n for n, c in commits.items() if c is None and n not in damaged]
+        heads = repo.refs.remote_heads()  # origin/HEAD: deleted as git's, not its branch
+        missing = [n for n, c in commits.items()  # (a dangling one too: None, as git's)
+                   if c is None and n not in damaged and n not in heads]
         if missing:  # one is told what it is instead; several, how to list them
             shown = [n if len(n) <= SHOWN else n[:SHOWN] + "…" for n in missing]
             hint = (_not_tracking(repo, missing[0], shown[0]) if len(missing) == 1
                     else " (`memstore branch -r` lists them)")
             raise ValidationError(f"{no_such('remote-tracking branch', shown)}{hint}"
                                   f"{none_deleted(names)}")
-        heads = repo.refs.remote_heads()  # origin/HEAD: deleted as git's, not its branch
         for n, c in commits.items():
             if n in damaged:
                 repo.refs.drop(REMOTES + n)
