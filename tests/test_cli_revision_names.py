@@ -257,3 +257,19 @@ def test_a_full_id_is_warned_about_where_typed_and_only_there(both):
         for mine, theirs in zip(ids, shas):
             first = first.replace(theirs, mine)
         assert r.stderr.splitlines()[0] == first, args
+
+
+def test_a_new_branch_s_start_named_as_a_full_id_is_the_ref_as_gits(both):
+    """git's `branch`, `switch -c` and `branch -f` read START by the ref rules first (its
+    dwim_ref): a branch named as C2's full id, at C1, is START C1 there, warned, where any
+    other command reads the commit C2 (memstore made the new branch at C2)."""
+    repo, ids, git, shas = both
+    ok("branch", ids[1], "HEAD~2", cwd=repo), git("branch", shas[1], "HEAD~2")
+    for args in (["branch", "x", "{}"], ["switch", "-c", "y", "{}"], ["branch", "-f", "x", "{}"]):
+        g = git(*(a.format(shas[1]) for a in args))
+        r = ok(*(a.format(ids[1]) for a in args), cwd=repo)
+        assert r.stderr.splitlines()[0] == g.stderr.splitlines()[0].replace(shas[1], ids[1])
+        new = args[2 if args[1] == "-c" else -2]
+        want = shas.index(git("rev-parse", "refs/heads/" + new).stdout.strip())
+        assert ids.index(named(repo, "refs/heads/" + new)) == want == 0, args
+        git("switch", "-q", "main"), ok("switch", "main", cwd=repo)

@@ -693,15 +693,21 @@ class Refs:
         elif not full and (len(named) > 1 or self._abbreviates(name)):
             self.warn(f"refname {name!r} is ambiguous.", rev)
 
-    def check_branch_start(self, start: str) -> None:
-        """ValidationError where two of git's rules name refs by `start`, a new branch's
-        START (a tag and a branch v1): git's `branch`, `switch -c` and `checkout -b` refuse
-        it ('ambiguous object name', after its warning: here the one line says it), where
-        a revision elsewhere takes the first, warned."""
+    def branch_start(self, start: str) -> str:
+        """The commit a new branch's START names, as git's `branch`, `switch -c` and
+        `checkout -b` read it: by git's rules for ref names first (its dwim_ref), so two
+        refs named so are refused ('ambiguous object name', after git's warning: here the
+        one line says it), and a ref named as a full commit id is that ref, warned (where
+        every other command reads the commit); else START as any revision (`resolve`)."""
         named = self._named(start) if start != HEAD else []
         if len(named) > 1:
             raise ValidationError(f"ambiguous object name: {start[:SHOWN]!r} ("
                                   f"{' and '.join(named[:2])}): say which")
+        commit = self.read(named[0]) if named and _full_id(start) else None
+        if commit is not None:
+            self.warn(f"refname {start!r} is ambiguous.", start)
+            return commit
+        return self.resolve(start)
 
     def _abbreviates(self, name: str) -> bool:
         """Whether `name` is a commit's id or a unique abbreviation of one (git's

@@ -332,7 +332,6 @@ class Repository:
 
     def create_branch(self, name: str, rev: str = HEAD, *, force: bool = False) -> str:
         self._not_a_remote_branch(name, "branch")
-        self.refs.check_branch_start(rev)
         return self._create_ref(branch_ref(name), "branch", rev, force)
 
     def create_tag(self, name: str, rev: str = HEAD, *, force: bool = False) -> str:
@@ -373,7 +372,7 @@ class Repository:
 
     def _create_ref(self, ref: str, kind: str, rev: str, force: bool) -> str:
         with self.lock(), transaction(self.db):
-            commit = self.resolve(rev)
+            commit = self.refs.branch_start(rev) if kind == "branch" else self.resolve(rev)
             old = self.refs.read(ref)
             if old is not None and not force:
                 raise ValidationError(f"{kind} {ref.split('/', 2)[2]!r} already exists")
@@ -561,8 +560,7 @@ class Repository:
             self.refs.set_symbolic(HEAD, ref)
             return self.head()
         if create:
-            self.refs.check_branch_start(HEAD if start is None else start)  # before its warning
-            dest = self.resolve(HEAD if start is None else start)
+            dest = self.refs.branch_start(HEAD if start is None else start)
         elif target == HEAD and not detach:
             return head  # as `git checkout HEAD`: HEAD stays where it is, on its branch
         else:  # a branch's name is the branch (--detach: its commit), as git's checkout
