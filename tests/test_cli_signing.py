@@ -854,7 +854,8 @@ def test_a_malformed_git_config_stops_every_command_that_reads_it(repo, keys, ba
     ("fatal: bad config line 1 in file …", 128); so does memstore now, in one line naming
     the file in git's words, nothing written: the writers, `config`, verify-commit and a
     command that only moves a ref (its reflog entry records the author), and a push before
-    it writes the remote (its remote-tracking branch is logged here after)."""
+    it writes the remote (its remote-tracking branch is logged here after), and a rename
+    before it deletes the old name."""
     ok("config", "user.signingkey", keys["alice"][0], cwd=repo)  # the allowed signers: git's
     c1 = last_line(ok("commit", facts_files(base)["a"], "-S", cwd=repo))
     remote = tmp_path / "remote"
@@ -876,7 +877,10 @@ def test_a_malformed_git_config_stops_every_command_that_reads_it(repo, keys, ba
     for args in (("commit", facts_files(base)["b"]), ("commit", facts_files(base)["b"], "-S"),
                  ("revert", c1), ("config",), ("config", "--json"),
                  ("config", "commit.gpgsign"), ("verify-commit", c1), ("branch", "side"),
-                 ("push", "origin", "main")):  # the remote moved, then stopped: not now
+                 ("push", "origin", "main"),  # the remote moved, then stopped: not now
+                 # a branch deleted, then the new one refused: the deletion's snapshot
+                 # object was left, which fsck --repair took after an index loss
+                 ("branch", "-m", "main", "trunk"), ("remote", "rename", "origin", "up")):
         error_line(run(*args, cwd=repo), 2, f"git's config cannot be read (bad config line "
                                             f"{line} in file {bad})")
     assert snapshot(repo) == before and remote_files() == on_remote

@@ -292,6 +292,23 @@ class Refs:
         detached HEAD: nothing). Inside the transaction."""
         self._log(name, commit, commit, unmoved=True)
 
+    def _who(self) -> str | None:
+        """Who moves the refs (None: one that cannot be recorded: commands that write no
+        commit do not refuse on it, cli.main), read once, when a logged ref is first
+        changed, before anything is written: git's config unreadable stops the command
+        there, as git's, where a move already made would have left its snapshot object (a
+        rename's, main deleted, which fsck --repair restored after an index loss)."""
+        if self._author is None:
+            from . import author
+
+            try:
+                self._author = (author.current(),)
+            except author.GitConfigError:
+                raise
+            except MemstoreError:
+                self._author = (None,)
+        return self._author[0]
+
     def _log(self, name: str, old: str | None, new: str | None, *,
              unmoved: bool = False) -> None:
         """A reflog entry for a move of `name` (and of HEAD, where HEAD is on that branch,
@@ -299,23 +316,15 @@ class Refs:
         (tags) or for an unborn one. `unmoved`: HEAD's entry only (log_unmoved)."""
         if new is None or not reflog.logged(name):
             return
-        if self._author is None:
-            from . import author  # (reads git's config: once, on the first move)
-
-            try:
-                self._author = (author.current(),)
-            except author.GitConfigError:  # git's config unreadable: stops, as git's
-                raise
-            except MemstoreError:  # one that cannot be recorded: commands that write no
-                self._author = (None,)  # commit do not refuse on it (cli.main)
+        who = self._who()
         message = self._message or f"update by memstore: {short_name(name)}"
         when = time.time()
         if not unmoved:
-            reflog.append(self.db, name, old, new, message, self._author[0], when)
+            reflog.append(self.db, name, old, new, message, who, when)
         if name.startswith(HEADS):
             head = list(self.db.query("select symbolic from refs where name = ?", [HEAD]))
             if head and head[0]["symbolic"] == name:
-                reflog.append(self.db, HEAD, old, new, message, self._author[0], when)
+                reflog.append(self.db, HEAD, old, new, message, who, when)
 
     def check_new_name(self, ref: str, ignoring: str | None = None, *,
                        going: Collection[str] = ()) -> None:
@@ -496,6 +505,8 @@ class Refs:
     def drop(self, name: str) -> None:
         """Deletes tag or remote-tracking branch `name`, whose row holds no commit id
         (`damaged`), and its reflog, as a delete does. Inside the transaction."""
+        if reflog.logged(name):
+            self._who()
         if self.damaged(name) is None:
             raise RefConflictError(f"{short_name(name)} was changed while this operation ran "
                                    "(another memstore process?); nothing was changed - run "
@@ -510,6 +521,8 @@ class Refs:
         `keep_log`: a rename moves it) only if it still points to `expected` (None: must
         not exist). Call inside a transaction. `renamed`: `name` is a renamed ref made at
         `new`, logged as git's rename logs it, `new` before and after."""
+        if reflog.logged(name):
+            self._who()
         current = self._row(name)
         if current is not None and current["symbolic"] is not None:
             if name == HEAD:  # detached when the operation read it, on a branch now
@@ -541,17 +554,20 @@ class Refs:
     def set_symbolic(self, name: str, target: str, *, log: bool = True) -> None:
         """Points `name` (HEAD) at branch ref `target`; logged as a checkout (git logs one
         onto the same commit too) unless `log` is False (a rename carrying HEAD along)."""
-        old = self.read(name) if log else None
+        old, new = (self.read(name), self.read(target)) if log else (None, None)
+        if new is not None:  # logged: not onto an unborn branch (`init`'s HEAD)
+            self._who()
         self.db["refs"].insert({"name": name, "target": None, "symbolic": target},
                                replace=True)
         if log:
-            self._log(name, old, self.read(target))
+            self._log(name, old, new)
         self._changed()
 
     def set_remote_head(self, name: str, branch: str | None) -> None:
         """Points refs/remotes/`name`/HEAD at remote-tracking branch `branch` of remote
         `name` (None: deletes it), as git's `remote set-head`: not logged, as git's.
         Inside the transaction."""
+        self._who()  # (a remote's rename moves its branches next)
         ref = f"{REMOTES}{name}/HEAD"
         if branch is None:
             self.db["refs"].delete_where("name = ?", [ref])
