@@ -152,10 +152,16 @@ def test_set_head_a_of_a_remote_without_head_is_one_line(base, tmp_path, pushed)
     _, url = pushed
     a = tmp_path / "a"
     clone(base, url, a)
-    (tmp_path / "remote" / "HEAD").unlink()
+    head = tmp_path / "remote" / "HEAD"
+    head.write_bytes(b"\xff garbage")  # damaged: said so, the remote named once
     before = snapshot(a)
+    assert error_line(run("remote", "set-head", "origin", "-a", cwd=a), 1,
+                      "its HEAD file names no branch") == (
+        f"memstore: error: cannot determine the HEAD of remote 'origin' ({url}): its HEAD "
+        "file names no branch; `memstore remote set-head origin BRANCH` names one")
+    head.unlink()
     error_line(run("remote", "set-head", "origin", "-a", cwd=a), 1,
-               "cannot determine the HEAD of remote 'origin'")
+               f"cannot determine the HEAD of remote 'origin' ({url}): it has none;")
     assert snapshot(a) == before
 
 

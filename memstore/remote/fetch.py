@@ -306,8 +306,9 @@ def remote_default(repo: Repository, name: str) -> str:
     data = remote.transport.read_head()
     branch = parse_head(data) if data is not None else None
     if branch is None or branch not in remote.transport.branches([]):
-        raise MemstoreError(f"cannot determine the HEAD of remote {name!r} ({remote.label}): "
-                            + ("it has none" if branch is None else
+        raise MemstoreError(f"cannot determine the HEAD of {remote.label}: "
+                            + ("it has none" if data is None else
+                               "its HEAD file names no branch" if branch is None else
                                f"it names {branch[:SHOWN]!r}, which is no branch there")
                             + f"; `memstore remote set-head {name} BRANCH` names one")
     return branch
