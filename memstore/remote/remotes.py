@@ -145,7 +145,9 @@ def set_head(repo: Repository, name: str, branch: str | None) -> str | None:
     """`remote set-head NAME BRANCH` (`-d`: `branch` None), as git's: points NAME/HEAD,
     the revision `NAME` names (refs/remotes/NAME/HEAD), at remote-tracking branch
     NAME/`branch`, which must be here (git's 'Not a valid ref'), or deletes it (none
-    there: nothing to do, as git's). Returns what it named before. Not logged, as git's."""
+    there: nothing to do, as git's). Returns what it named before. Not logged, where git
+    2.39's clone and set-head log it ('clone: from URL', 'remote set-head'): `reflog show
+    origin/HEAD` lists nothing here."""
     if branch is not None:  # not HEAD itself (a loop), nor a name no branch may have
         check_ref_name(branch)
     with repo.lock(), transaction(repo.db):
