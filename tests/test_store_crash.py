@@ -14,10 +14,10 @@ import os
 import random
 import signal
 import struct
+import time
 
-import children
 import pytest
-from crash_points import forkserver_context, orphans, self_kill_at
+from crash_points import forkserver_context, orphans, run_round, self_kill_at
 from test_store_support import BASE_HASH, commit_on_head, fake_result, same_bits
 
 from memstore.store.repository import Repository
@@ -36,18 +36,23 @@ SELF_KILLS = [
     (("transaction written", 2), 4),  # rows written and the branch moved, not committed
     (("transaction committed", 4), 8),
 ]
+NAMED_WITHIN = 6  # commits: each moment above comes in a round's first 4
 RANDOM_KILLS = 6
 
 
-def writer(path: str, step, ready) -> None:
-    """Writes commits on HEAD until killed."""
+def writer(path: str, env: dict, kind: str, step, seed: int, ready) -> None:
+    """Writes commits on HEAD until killed; one that kills itself at a named moment ends
+    after NAMED_WITHIN commits without it, which fails its round (crash_points.run_round)
+    where it wrote commits until the round's 60 s were out, the moment unnamed."""
     repo = Repository.open(path)
     if step:
         self_kill_at(step)
     ready.set()
-    while True:
-        seed = struct.unpack("<I", os.urandom(4))[0]
-        commit_on_head(repo, fake_result(seed, **DIMS), message=f"seed {seed}")
+    made = 0
+    while not step or made < NAMED_WITHIN:
+        n = struct.unpack("<I", os.urandom(4))[0]
+        commit_on_head(repo, fake_result(n, **DIMS), message=f"seed {n}")
+        made += 1
 
 
 def check(path) -> dict:
@@ -86,17 +91,9 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(tmp_path, forkserver)
     rng = random.Random(0)
     plan = [("self", moment) for moment, _ in SELF_KILLS] + [("random", 0)] * RANDOM_KILLS
     seen = []
-    for how, step in plan:
-        ready = forkserver.Event()
-        proc = forkserver.Process(target=writer, args=(path, step, ready))
-        proc.start()
-        with children.ended(proc):  # a round that fails or hangs leaves no process behind
-            assert ready.wait(60), "the writer did not start"
-            if how == "random":
-                proc.join(rng.uniform(0.0, 0.1))
-                os.kill(proc.pid, signal.SIGKILL)
-            [code] = children.join([proc], timeout=60)
-        assert code == -signal.SIGKILL, f"writer ended otherwise ({code})"
+    for seed, (how, step) in enumerate(plan, 1):
+        code = run_round(forkserver, writer, path, {}, "store", how, step, seed, 0.1, rng)
+        assert code == -signal.SIGKILL, f"round {seed}: the writer ended by itself"
         seen.append(check(path))
     # the kills landed in every phase: between an object's write and its rename (temp
     # files), between the objects and the transaction (orphans), and after commits
@@ -106,3 +103,16 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(tmp_path, forkserver)
     repo = Repository.open(path)
     repo.gc()
     assert repo.fsck() == [] and check(path) == {**seen[-1], "orphans": 0, "temp_files": 0}
+
+
+def test_a_round_whose_named_moment_never_comes_fails_naming_it(tmp_path, forkserver):
+    """A moment misspelt, or one the code stopped taking (a step renamed), fails its round
+    in seconds with its name, where the writer wrote until the round's 60 s were out and
+    the round failed as 'still running (hung)'."""
+    Repository.init(str(tmp_path), "fake", BASE_HASH).close()
+    step = ("transaction writen", 1)
+    t0 = time.monotonic()
+    with pytest.raises(AssertionError, match=r"round 1: no \('transaction writen', 1\) in it"):
+        run_round(forkserver, writer, str(tmp_path), {}, "store", "self", step, 1, 0, None)
+    assert time.monotonic() - t0 < 50
+    assert check(str(tmp_path))["commits"] == NAMED_WITHIN
