@@ -17,7 +17,8 @@ hangs). The tests run one thread (tests/tiny.py), which is why none hung; a test
 more set would have hung the next forked child. The child computes on one.
 
 `reap` waits for a forked child with a deadline, so that one that hangs fails its test
-(and is killed) where a plain waitpid would hold the suite."""
+(and is killed) where a plain waitpid would hold the suite; `ended_forks` kills one that a
+test failing (or interrupted) before `reap` leaves running, which outlived pytest."""
 from __future__ import annotations
 
 import os
@@ -25,6 +26,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def _its_own() -> None:
@@ -49,7 +52,8 @@ def _its_own() -> None:
 def reap(pids: list[int], timeout: float, done: dict[int, int] | None = None) -> list[int]:
     """The wait statuses of the forked children `pids` (those already reaped in `done`,
     pid → status), waiting at most `timeout` seconds for the others in all: past it, the
-    ones still running are killed and an AssertionError names them."""
+    ones still running are killed (their statuses put in `done` too: reaped) and an
+    AssertionError names them."""
     done = {} if done is None else done
     deadline = time.monotonic() + timeout
     while True:
@@ -60,12 +64,27 @@ def reap(pids: list[int], timeout: float, done: dict[int, int] | None = None) ->
         if not hung:
             return [done[pid] for pid in pids]
         if time.monotonic() > deadline:
-            for pid in hung:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+            _kill(hung, done)
             raise AssertionError(f"forked child(ren) {hung} still running after {timeout} s "
                                  "(hung): killed")
         time.sleep(0.02)
 
 
 os.register_at_fork(after_in_child=_its_own)
+
+
+def _kill(pids: list[int], done: dict[int, int]) -> None:
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+        done[pid] = os.waitpid(pid, 0)[1]
+
+
+@contextmanager
+def ended_forks(pids: list[int], done: dict[int, int]) -> Iterator[None]:
+    """Whatever happens inside, the forked children `pids` are not running after it: those
+    not reaped into `done` (by `reap`) are SIGKILLed and reaped. One reaped is never
+    signalled: its pid may be another process's by then."""
+    try:
+        yield
+    finally:
+        _kill([pid for pid in pids if pid not in done], done)

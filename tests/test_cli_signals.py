@@ -28,7 +28,7 @@ from cli_support import (
     run,
     snapshot,
 )
-from fork_locks import reap
+from fork_locks import ended_forks, reap
 from pids import dead_pid
 
 from memstore.store import checkpoint, writer
@@ -334,9 +334,9 @@ def test_a_gc_waiting_for_a_reader_stops_at_once_when_signalled(base, tmp_path, 
             os._exit(code if isinstance(code, int) else 98)
     os.close(go[0])
     os.close(said[1])
-    err, status = os.fdopen(said[0]), 0
-    try:
-        with Repository.open(repo) as reader:
+    err, reaped = os.fdopen(said[0]), {}
+    try:  # (ended_forks: never signals it once reaped, as an exit 0 was)
+        with ended_forks([pid], reaped), Repository.open(repo) as reader:
             reader.pin()
             assert reader.log()[0].id == ids[-1]
             ok("squash", "HEAD~2", cwd=repo)
@@ -346,17 +346,10 @@ def test_a_gc_waiting_for_a_reader_stops_at_once_when_signalled(base, tmp_path, 
             assert err.readline().startswith("waiting for memstore commands that read")
             time.sleep(0.5)  # into the wait it said it begins (a shorter one passes anyway)
             os.kill(pid, signum)
-            deadline = time.monotonic() + 5
-            while not (status := os.waitpid(pid, os.WNOHANG)[1]) and \
-                    time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert status, "gc was still waiting 5 s after the signal"
+            [status] = reap([pid], 5, reaped)  # gc still waiting 5 s after the signal fails
             assert reader.log()[0].id == ids[-1]
     finally:
         os.close(go[1])
-        if not status:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 128 + signum
     assert err.read().splitlines() == [f"memstore: {_WORDS[signum]}"]
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"

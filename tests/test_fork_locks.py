@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from fork_locks import reap
+from fork_locks import ended_forks, reap
 from tqdm.auto import tqdm
 
 
@@ -71,5 +71,31 @@ def test_a_child_that_hangs_is_killed_and_fails_the_wait_in_its_time():
         reap([quick, hung], timeout=1, done=done)
     assert time.monotonic() - t0 < 10
     assert os.waitstatus_to_exitcode(done[quick]) == 5
+    assert os.waitstatus_to_exitcode(done[hung]) == -signal.SIGKILL  # reaped: in done
     with pytest.raises(ChildProcessError):  # killed and reaped: no zombie left
+        os.waitpid(hung, os.WNOHANG)
+
+
+def test_ended_forks_kills_what_a_failing_test_left_and_never_signals_a_reaped_pid(
+        monkeypatch):
+    """A test that fails between its fork and its reap left the child running past pytest
+    (test_cli_processes' committer, writing on); one that cleaned up with os.kill after a
+    child exited 0 signalled a reaped pid (test_cli_signals' gc test), another process's
+    once reused."""
+    hung = os.fork()
+    if hung == 0:
+        time.sleep(600)
+        os._exit(0)
+    quick = os.fork()
+    if quick == 0:
+        os._exit(0)
+    killed, real_kill = [], os.kill
+    monkeypatch.setattr(os, "kill", lambda pid, sig: (killed.append(pid), real_kill(pid, sig)))
+    done: dict[int, int] = {}
+    with pytest.raises(AssertionError, match="the test failed"), \
+            ended_forks([hung, quick], done):
+        reap([quick], timeout=60, done=done)
+        raise AssertionError("the test failed")
+    assert killed == [hung] and os.waitstatus_to_exitcode(done[hung]) == -signal.SIGKILL
+    with pytest.raises(ChildProcessError):  # reaped: no zombie left
         os.waitpid(hung, os.WNOHANG)
