@@ -772,3 +772,57 @@ def test_the_repair_names_a_commit_record_it_leaves_out_as_fsck_does(history):
     assert r.stdout.splitlines()[0].startswith(f"ref refs/heads/variant points to {variant}")
     ok("branch", "-D", "variant", cwd=repo)
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("ref, made", [
+    ("refs/heads/side", ["branch", "side", "C1"]),
+    ("refs/tags/v", ["tag", "v", "C1"]),
+    ("refs/remotes/o/x", None),  # as a fetch leaves it
+])
+def test_a_ref_row_made_symbolic_with_no_snapshot_names_a_way_that_works(history, ref, made):
+    """A branch, tag or remote-tracking row made symbolic ('zzz'), no snapshot: every
+    command said 'run `memstore fsck --repair`', fsck said the repair takes it from the
+    newest snapshot, and the repair refused (none): no command ended it (`branch -D`,
+    `branch -f`, `tag -d`, `branch -d -r` refused on it too). It is a row holding no
+    commit id (`Refs.damaged`), as one holding 'zzz' as its target: fsck and the
+    refusals name `hand_set`'s way, which ends the walk clean."""
+    repo, (c1, _, c3) = history
+    if made is None:
+        sql(repo, "insert into refs (name, target, symbolic) values (?, ?, null)", ref, c1)
+    else:
+        ok(*[c1[:12] if a == "C1" else a for a in made], cwd=repo)
+    _no_snapshots(repo)
+    sql(repo, "update refs set target = null, symbolic = 'zzz' where name = ?", ref)
+    lines = run("fsck", cwd=repo).stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ref {ref}: bad symbolic target 'zzz'; "
+                                                   "no snapshot holds it sound: "), lines
+    way = lines[0].split("no snapshot holds it sound: ", 1)[1]
+    before = snapshot(repo)
+    error_line(run("log", cwd=repo), 1, f"ref {ref} is damaged (symbolic 'zzz'); no snapshot "
+               f"holds it sound: {way}")
+    error_line(run("fsck", "--repair", cwd=repo), 1, "no usable snapshot")
+    assert snapshot(repo) == before
+    ok(*_pasted(lines[0]), cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    rows = {n: (t, s) for n, (t, s) in _refs(repo).items() if n not in ("HEAD", "refs/heads/main")}
+    assert rows == ({ref: (c1, None)} if ref == "refs/heads/side" else {})
+    assert _refs(repo)["refs/heads/main"] == (c3, None)
+
+
+def test_a_remote_head_made_symbolic_to_nothing_is_taken_from_its_snapshot(history):
+    """o/HEAD naming o/x (as a clone records it), in a snapshot, then its row naming 'zzz':
+    the snapshot holds it sound (a remote's HEAD is symbolic), so fsck names the repair,
+    which takes it back, not `branch -d -r o/HEAD` as for a row no snapshot holds."""
+    repo, (c1, _, _) = history
+    sql(repo, "insert into refs (name, target, symbolic) values ('refs/remotes/o/x', ?, null)",
+        c1)
+    sql(repo, "insert into refs (name, target, symbolic) values ('refs/remotes/o/HEAD', null, "
+        "'refs/remotes/o/x')")
+    ok("tag", "t", cwd=repo)  # a snapshot of them all
+    sql(repo, "update refs set symbolic = 'zzz' where name = 'refs/remotes/o/HEAD'")
+    assert run("fsck", cwd=repo).stdout.splitlines() == [
+        ("ref refs/remotes/o/HEAD: bad symbolic target 'zzz'; `memstore fsck --repair` takes "
+         "its row from the newest snapshot")]
+    ok("fsck", "--repair", cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+    assert _refs(repo)["refs/remotes/o/HEAD"] == (None, "refs/remotes/o/x")

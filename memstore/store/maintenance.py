@@ -556,8 +556,10 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
                     not remote_head(r["name"], r["symbolic"]):  # origin/HEAD -> origin/main
                 stuck += 1  # no command reads it either: the same one way out
                 way = repair
-                if r["name"] == HEAD and not snapshot_holds(store.db, store.objects, HEAD):
-                    way = "; no snapshot holds it sound: " + hand_set(store.db, HEAD)
+                if (r["name"] == HEAD or str(r["name"]).startswith((HEADS, TAGS, REMOTES))) \
+                        and not snapshot_holds(store.db, store.objects, r["name"]):
+                    # the repair refuses then: set or deleted as one holding no commit id
+                    way = "; no snapshot holds it sound: " + hand_set(store.db, r["name"])
                 out.append(f"ref {line_name(r['name'])}: bad symbolic target "
                            f"{str(r['symbolic'])[:80]!r}" + way)
         elif not (isinstance(r["target"], str) and OBJECT_ID.fullmatch(r["target"])):

@@ -470,8 +470,9 @@ class Refs:
         symbolic = rows[0]["symbolic"]
         if name == HEAD and symbolic is not None:
             return None if names_branch(symbolic) else repr(str(symbolic)[:80])
-        if symbolic is not None:
-            return None
+        if symbolic is not None:  # a branch, tag or remote-tracking row made symbolic holds
+            # no commit id either (origin/HEAD naming origin/main aside): set or deleted so
+            return None if remote_head(name, symbolic) else repr(str(symbolic)[:80])
         target = rows[0]["target"]
         if isinstance(target, str) and OBJECT_ID.match(target):
             return None
@@ -587,11 +588,12 @@ class Refs:
 
     def remote_heads(self) -> dict[str, str]:
         """REMOTE/HEAD → REMOTE/B for every remote's HEAD here (`branch -r`'s
-        `origin/HEAD -> origin/main`)."""
+        `origin/HEAD -> origin/main`). Another symbolic row there is damage, which every
+        reader of the refs refuses (`_sound`) but `branch -d -r` of that row (`drop`)."""
         rows = self.db.query("select * from refs where substr(name, 1, ?) = ? and symbolic "
                              "is not null order by name", [len(REMOTES), REMOTES])
-        return {r["name"][len(REMOTES):]: r["symbolic"][len(REMOTES):]
-                for r in map(_sound, rows)}
+        return {r["name"][len(REMOTES):]: r["symbolic"][len(REMOTES):] for r in rows
+                if remote_head(r["name"], r["symbolic"])}
 
     def set_detached(self, name: str, commit: str) -> None:
         old = self.read(name)
@@ -884,8 +886,8 @@ def hand_set(db: Database, name: str) -> str:
 
 
 def snapshot_holds(db: Database, objects: ObjectStore, ref: str) -> bool:
-    """Whether a snapshot here holds `ref` on a commit id, or HEAD on a branch (`fsck
-    --repair` takes its row from the newest such)."""
+    """Whether a snapshot here holds `ref` on a commit id, or HEAD on a branch, or a
+    remote's HEAD on its branch (`fsck --repair` takes its row from the newest such)."""
     for snap in db.query("select object from snapshots order by seq desc"):
         try:
             parsed = snapshots.parse(objects.get_bytes(snap["object"]))
@@ -894,7 +896,8 @@ def snapshot_holds(db: Database, objects: ObjectStore, ref: str) -> bool:
         if any(isinstance(r, dict) and r.get("name") == ref and (
                 (r.get("symbolic") is None and isinstance(r.get("target"), str)
                  and OBJECT_ID.fullmatch(r["target"]))
-                or (ref == HEAD and names_branch(r.get("symbolic"))))
+                or (ref == HEAD and names_branch(r.get("symbolic")))
+                or remote_head(ref, r.get("symbolic")))
                for r in (parsed or {}).get("refs", [])):
             return True
     return False
