@@ -146,18 +146,12 @@ def _check_author(command: str | None) -> None:
     it. A git config that git cannot read stops those that talk to a remote before they
     move a ref here too, before the remote is read or written (it stopped a push after
     the remote had moved, its remote-tracking branch here left behind)."""
-    from memstore.errors import MemstoreError
     from memstore.store import author
 
     if command in _WRITERS:
         author.current()
     elif command in _REMOTE_FIRST:
-        try:
-            author.current()
-        except author.GitConfigError:
-            raise
-        except MemstoreError:  # one that cannot be recorded: its reflog entries name none
-            pass
+        author.recorded()  # one that cannot be recorded: its reflog entries name none
 
 
 def _refuse_undecodable(args: Any) -> None:

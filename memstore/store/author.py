@@ -69,6 +69,18 @@ class GitConfigError(ValidationError):
     memstore command that reads it, rather than read its settings as unset."""
 
 
+def recorded() -> str | None:
+    """The author a reflog entry records: `current()`, None where it cannot be recorded
+    (commands that write no commit do not refuse on it: cli.main refuses it for those
+    that do), but git's config that cannot be read stops the command, as git's."""
+    try:
+        return current()
+    except GitConfigError:
+        raise
+    except ValidationError:
+        return None
+
+
 def _git(key: str, *options: str) -> str | None:
     """git's config `key` where git has one set (`options`: git config's, `--bool`); None
     where it is not (git config's exit status 1) or where git is not installed. Any other

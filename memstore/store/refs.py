@@ -293,20 +293,15 @@ class Refs:
         self._log(name, commit, commit, unmoved=True)
 
     def _who(self) -> str | None:
-        """Who moves the refs (None: one that cannot be recorded: commands that write no
-        commit do not refuse on it, cli.main), read once, when a logged ref is first
-        changed, before anything is written: git's config unreadable stops the command
-        there, as git's, where a move already made would have left its snapshot object (a
-        rename's, main deleted, which fsck --repair restored after an index loss)."""
+        """Who moves the refs (author.recorded: None where it cannot be recorded), read
+        once, when a logged ref is first changed, before anything is written: git's config
+        unreadable stops the command there, as git's, where a move already made would have
+        left its snapshot object (a rename's, main deleted, which fsck --repair restored
+        after an index loss)."""
         if self._author is None:
             from . import author
 
-            try:
-                self._author = (author.current(),)
-            except author.GitConfigError:
-                raise
-            except MemstoreError:
-                self._author = (None,)
+            self._author = (author.recorded(),)
         return self._author[0]
 
     def _log(self, name: str, old: str | None, new: str | None, *,
