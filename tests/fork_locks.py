@@ -53,21 +53,21 @@ def reap(pids: list[int], timeout: float, done: dict[int, int] | None = None) ->
     """The wait statuses of the forked children `pids` (those already reaped in `done`,
     pid → status), waiting at most `timeout` seconds for the others in all: past it, the
     ones still running are killed (their statuses put in `done` too: reaped) and an
-    AssertionError names them."""
+    AssertionError names them; interrupted (Ctrl-C), it kills them as well."""
     done = {} if done is None else done
     deadline = time.monotonic() + timeout
-    while True:
-        for pid in pids:
-            if pid not in done and (found := os.waitpid(pid, os.WNOHANG))[0]:
-                done[pid] = found[1]
-        hung = [pid for pid in pids if pid not in done]
-        if not hung:
-            return [done[pid] for pid in pids]
-        if time.monotonic() > deadline:
-            _kill(hung, done)
-            raise AssertionError(f"forked child(ren) {hung} still running after {timeout} s "
-                                 "(hung): killed")
-        time.sleep(0.02)
+    with ended_forks(pids, done):  # (interrupted, Ctrl-C, as well)
+        while True:
+            for pid in pids:
+                if pid not in done and (found := os.waitpid(pid, os.WNOHANG))[0]:
+                    done[pid] = found[1]
+            hung = [pid for pid in pids if pid not in done]
+            if not hung:
+                return [done[pid] for pid in pids]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"forked child(ren) {hung} still running after "
+                                     f"{timeout} s (hung): killed")
+            time.sleep(0.02)
 
 
 os.register_at_fork(after_in_child=_its_own)

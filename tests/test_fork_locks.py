@@ -99,3 +99,23 @@ def test_ended_forks_kills_what_a_failing_test_left_and_never_signals_a_reaped_p
     assert killed == [hung] and os.waitstatus_to_exitcode(done[hung]) == -signal.SIGKILL
     with pytest.raises(ChildProcessError):  # reaped: no zombie left
         os.waitpid(hung, os.WNOHANG)
+
+
+def test_a_reap_interrupted_kills_the_child_it_waited_for(monkeypatch):
+    """Ctrl-C in reap's wait left the child running past pytest."""
+    import fork_locks
+
+    child = os.fork()
+    if child == 0:
+        time.sleep(600)
+        os._exit(0)
+
+    def interrupt(_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fork_locks.time, "sleep", interrupt)
+    done: dict[int, int] = {}
+    with pytest.raises(KeyboardInterrupt):
+        reap([child], timeout=60, done=done)
+    monkeypatch.undo()
+    assert os.waitstatus_to_exitcode(done[child]) == -signal.SIGKILL
