@@ -3,11 +3,11 @@ bit-identical rebuilds in separate processes.
 
 Crash rounds fork the test process (which has the tiny model loaded) and run the CLI's
 `main` in the child, so that a round costs a fraction of a second instead of an
-interpreter start-up. 25 of the 30 kills come from the child itself at the k-th durable
-step of a commit (22 spread over the 43 steps of one commit - before or after each fsync
-and rename, at SQLite's BEGIN, before and after its COMMIT - and 3 in later commits); the
-others come from outside at random times, one of them to a full `python -m cli.main commit`
-process while it holds the repository lock (a fresh interpreter takes seconds to get
+interpreter start-up. 9 of the 14 kills come from the child itself at a named moment of a
+commit (SELF_KILLS: one for each state a kill can leave a commit in, among the 51 durable
+steps of one - before or after each fsync and rename, at SQLite's BEGIN, before and after
+its COMMIT); the others come from outside at random times, one of them to a full
+`python -m cli.main commit` process while it holds the repository lock (a fresh interpreter takes seconds to get
 there: one such kill, not two). The two concurrent writers are forked the same way."""
 from __future__ import annotations
 

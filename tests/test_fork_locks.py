@@ -54,17 +54,20 @@ def test_a_child_forked_after_operations_on_two_threads_computes():
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+def _child(sleep: float = 0, code: int = 0) -> int:
+    """A forked child that sleeps `sleep` seconds, then exits with `code`."""
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(sleep)
+        os._exit(code)
+    return pid
+
+
 def test_a_child_that_hangs_is_killed_and_fails_the_wait_in_its_time():
     """reap() on a child that hangs and one that exits: an AssertionError naming the one
     that hangs once the timeout is past (where waitpid waited for ever), that one killed
     and reaped, the other's status kept."""
-    hung = os.fork()
-    if hung == 0:
-        time.sleep(600)
-        os._exit(0)
-    quick = os.fork()
-    if quick == 0:
-        os._exit(5)
+    hung, quick = _child(sleep=600), _child(code=5)
     done: dict[int, int] = {}
     t0 = time.monotonic()
     with pytest.raises(AssertionError, match=rf"\[{hung}\] still running after 1 s"):
@@ -82,13 +85,7 @@ def test_ended_forks_kills_what_a_failing_test_left_and_never_signals_a_reaped_p
     (test_cli_processes' committer, writing on); one that cleaned up with os.kill after a
     child exited 0 signalled a reaped pid (test_cli_signals' gc test), another process's
     once reused."""
-    hung = os.fork()
-    if hung == 0:
-        time.sleep(600)
-        os._exit(0)
-    quick = os.fork()
-    if quick == 0:
-        os._exit(0)
+    hung, quick = _child(sleep=600), _child()
     killed, real_kill = [], os.kill
     monkeypatch.setattr(os, "kill", lambda pid, sig: (killed.append(pid), real_kill(pid, sig)))
     done: dict[int, int] = {}
@@ -105,10 +102,7 @@ def test_a_reap_interrupted_kills_the_child_it_waited_for(monkeypatch):
     """Ctrl-C in reap's wait left the child running past pytest."""
     import fork_locks
 
-    child = os.fork()
-    if child == 0:
-        time.sleep(600)
-        os._exit(0)
+    child = _child(sleep=600)
 
     def interrupt(_):
         raise KeyboardInterrupt

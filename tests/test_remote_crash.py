@@ -4,9 +4,10 @@ objects are not all there.
 
 The pusher is a process forked from a multiprocessing forkserver (the store imported
 once), working on a repository of fake commits. Each round it makes one more commit and
-pushes its branch; most rounds it kills itself at its k-th durable step: on a folder an
-fsync or a rename (tests/crash_points.py, the technique of test_store_crash), on S3 before
-or after the k-th PutObject; the other rounds it is killed from outside at a random time."""
+pushes its branch; most rounds it kills itself: on a folder at its k-th durable step, an
+fsync or a rename (tests/crash_points.py, the technique of test_store_crash), on S3 at a
+named moment, before or after a PutObject of an object or of the branch; the other rounds it
+is killed from outside at a random time."""
 from __future__ import annotations
 
 import os
