@@ -716,7 +716,7 @@ def test_a_rebase_that_writes_no_commit_needs_no_usable_key(repo, base, tmp_path
 def test_a_git_setting_that_is_no_utf8_text_is_one_line(repo, keys, base, tmp_path):
     """git's config holding a value that is no UTF-8 text (a key path in another encoding):
     `config` (listing it since 013efa8), `config KEY` and a commit ended in a
-    UnicodeDecodeError traceback (author._git decoded strictly); one line now, naming the
+    UnicodeDecodeError traceback (git_config.read decoded strictly); one line now, naming the
     setting, nothing written."""
     (tmp_path / "gitconfig").write_bytes(b"[gpg]\n\tformat = ssh\n[user]\n\tsigningkey = "
                                          b"\xff\xfe-key\n")
@@ -986,14 +986,14 @@ def test_a_git_that_does_not_answer_or_cannot_run_is_not_read_as_unset(repo, key
     could not be run (Exec format error) was read as unset, as a malformed config was
     before d84fe0b: commit.gpgsign off, the commit written unsigned. Refused in one line
     now, nothing written, as git's config that cannot be read."""
-    from memstore.store import author
+    from memstore.store import git_config
 
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "git").write_bytes(b"#!/bin/sh\n" + script.encode() if script else b"\x7fELF")
     (fake / "git").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
-    monkeypatch.setattr(author, "TIMEOUT", 0.5)
+    monkeypatch.setattr(git_config, "TIMEOUT", 0.5)
     said = ("`git config` did not answer in 0.5 s" if script
             else f"{fake / 'git'}: Exec format error")
     before = snapshot(repo)

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
 import socket
-import subprocess
 from typing import Any
 
 from ..errors import ValidationError
+from . import git_config
 
 ENV = "MEMSTORE_AUTHOR"
 LONGEST = 200
-TIMEOUT = 10  # seconds git config may take: a git that does not answer is not read as unset
 
 
 class Unknown:
@@ -54,7 +52,7 @@ def current() -> str:
     """The author of the commits this process writes."""
     if os.environ.get(ENV, "").strip():
         return check(os.environ[ENV], ENV)
-    name, email = _git("user.name"), _git("user.email")
+    name, email = git_config.read("user.name"), git_config.read("user.email")
     if name:
         return check(f"{name} <{email}>" if email else name, "git config user.name")
     try:
@@ -64,58 +62,13 @@ def current() -> str:
     return check(f"{login} <{login.replace(' ', '-')}@{socket.gethostname()}>", "login")
 
 
-class GitConfigError(ValidationError):
-    """git's config cannot be read (a malformed file): git stops on it, and so does every
-    memstore command that reads it, rather than read its settings as unset."""
-
-
 def recorded() -> str | None:
     """The author a reflog entry records: `current()`, None where it cannot be recorded
     (commands that write no commit do not refuse on it: cli.main refuses it for those
     that do), but git's config that cannot be read stops the command, as git's."""
     try:
         return current()
-    except GitConfigError:
+    except git_config.GitConfigError:
         raise
     except ValidationError:
         return None
-
-
-def _git(key: str, *options: str) -> str | None:
-    """git's config `key` where git has one set (`options`: git config's, `--bool`); None
-    where it is not (git config's exit status 1) or where git is not installed. Any other
-    status is git refusing its config ("fatal: bad config line 1 in file ~/.gitconfig",
-    128): refused in one line in git's words (it read as unset: commits went unsigned and
-    the author came from the login); so is a git that cannot run or does not answer in
-    TIMEOUT seconds. A value that is no UTF-8 text is refused in one line naming it (it was
-    a UnicodeDecodeError traceback)."""
-    git = shutil.which("git")
-    if git is None:
-        return None
-    try:
-        r = subprocess.run([git, "config", *options, "--get", key], capture_output=True,
-                           timeout=TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:  # (read as unset, it left commits unsigned too)
-        raise GitConfigError(f"git's config cannot be read (`git config` did not answer in "
-                             f"{TIMEOUT} s)") from None
-    except OSError as e:
-        raise GitConfigError(f"git's config cannot be read ({git}: {e.strerror or e})") from None
-    if r.returncode == 1:  # the key is not set
-        return None
-    if r.returncode != 0:
-        raise GitConfigError(f"git's config cannot be read ({_said(r.stderr, r.returncode)}): "
-                             "mend it, as git refuses it too")
-    try:
-        value = r.stdout.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValidationError(f"git's config {key} is not UTF-8 text: set it again (`git "
-                              f"config {key} VALUE`)") from None
-    return value.strip() or None
-
-
-def _said(stderr: bytes, status: int) -> str:
-    """git's reason, from its last "fatal:" or "error:" line (its warnings left out)."""
-    lines = [x.strip() for x in stderr.decode("utf-8", "replace").splitlines() if x.strip()]
-    reasons = [x.split(":", 1)[1].strip() for x in lines
-               if x.startswith(("fatal:", "error:"))]
-    return (reasons or lines or [f"git config exit status {status}"])[-1]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MemstoreError, ValidationError
 from . import config as config_rows
-from .author import _git
+from . import git_config
 from .commits import Commit
 from .objects import canonical_json
 
@@ -109,10 +109,11 @@ def found(db: Database, key: str) -> tuple[str | None, str | None]:
         if not isinstance(value, str) or not value.isprintable():
             raise _damaged(key, value)
         return value, REPOSITORY
-    if key in (KEY, GPGSIGN) and (_git("gpg.format") or "openpgp").lower() != "ssh":
+    if key in (KEY, GPGSIGN) and (git_config.read("gpg.format")
+                                  or "openpgp").lower() != "ssh":
         return None, None
-    value = _git(key)
-    if value is None and key == GPGSIGN and _git(key, "--bool") == "true":
+    value = git_config.read(key)
+    if value is None and key == GPGSIGN and git_config.read(key, "--bool") == "true":
         value = "true"  # git's bare `gpgsign` (no `= VALUE`) is true, its value ""
     if value is not None and not value.isprintable():  # as `memstore config` refuses one
         raise ValidationError(f"git's config {key} holds {value!r}, a character that does "
