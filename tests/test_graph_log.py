@@ -23,7 +23,7 @@ class FakeRepo:
 
     def __init__(self, cs):
         self.cs = cs
-        self.refs = SimpleNamespace(list=lambda prefix: {})
+        self.refs = SimpleNamespace(list=lambda prefix: {}, remote_heads=dict)
 
     def __enter__(self):
         return self

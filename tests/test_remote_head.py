@@ -37,6 +37,8 @@ def test_clone_records_origin_head_and_set_head_moves_it(base, tmp_path, pushed)
         ("refs/remotes/origin/HEAD", None, "refs/remotes/origin/main")]
     # `origin` names origin/main through it (git's refs/remotes/NAME/HEAD rule)
     assert oneline(a, "origin") == oneline(a, "origin/main") != ""
+    assert oneline(a, "main").startswith(  # log's decorations: git's order
+        f"{ids[2][:12]} (HEAD -> main, origin/main, origin/HEAD) ")
     assert ok("branch", "-r", cwd=a).stdout.splitlines()[0] == "  origin/HEAD -> origin/main"
     assert "  remotes/origin/HEAD -> origin/main" in ok("branch", "-a", cwd=a).stdout.splitlines()
     assert ok("branch", "-l", "-r", "origin/H*", cwd=a).stdout == "  origin/HEAD -> origin/main\n"
@@ -135,6 +137,7 @@ def test_a_dangling_origin_head_is_named_where_origin_is_no_revision(base, tmp_p
                    "(git's 'dangling symref'); `memstore remote set-head origin -a`")
     assert error_line(run("log", "nope", cwd=a), 2, "nope") == \
         "memstore: error: unknown revision 'nope'"  # another name: no such line
+    assert "origin/HEAD" not in oneline(a, "main")  # no decoration, as git's
     assert snapshot(a) == before
     assert ok("fsck", cwd=a).stdout.strip().endswith("ok")
     ok("gc", cwd=a)

@@ -45,6 +45,9 @@ def _decorations(repo) -> dict[str, list[str]]:
         out.setdefault(c, []).append(f"tag: {shown_name(name)}")
     for name, c in repo.refs.list(REMOTES).items():  # remote-tracking branches: origin/main
         out.setdefault(c, []).append(shown_name(name))
+    for name, branch in repo.refs.remote_heads().items():  # git's origin/HEAD, after them
+        if (c := repo.refs.read(REMOTES + branch)) is not None:  # (a dangling one: none)
+            out.setdefault(c, []).append(shown_name(name))
     return out
 
 
