@@ -133,7 +133,8 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(base, tmp_path):
                 os.kill(pid, signal.SIGKILL)
             [status] = reap([pid], 120, reaped)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, \
-            f"no {step} in the committer's {NAMED_WITHIN} commits" if how == "self" else status
+            f"the committer ended by itself ({status}): no {step} in its {NAMED_WITHIN} " \
+            "commits, or one failed" if how == "self" else status
         seen.append(check(repo))
     # the kills landed in every phase: between an object's write and its rename (temp
     # files), between the objects and the transaction (orphans), and after commits: each
