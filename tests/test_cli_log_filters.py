@@ -25,6 +25,7 @@ from cli_support import (
     write_facts,
 )
 
+from memstore.store import posix_regex
 from memstore.store.repository import Repository
 
 MESSAGES = ["Add capitals\n\nParis and Rome", "Fix typo in sports facts",
@@ -109,6 +110,21 @@ def test_a_pattern_that_is_no_regular_expression_is_one_line(dated):
     error_line(run("log", "-P", "--grep", "(unclosed", cwd=repo), 2,
                "--grep '(unclosed': not a regular expression (missing ), unterminated")
     assert snapshot(repo) == before
+
+
+def test_a_search_past_the_limit_is_one_line(dated, monkeypatch):
+    """`-E --grep '(a+)+b'` over a message of 24 a's: Python's re backtracks for seconds
+    (hours at forty a's) where git answers at once; the search stops at the limit, one line,
+    exit 2, the repository as it was."""
+    repo, c, _ = dated
+    with Repository.open(repo) as r:
+        r.write_commit([], parents=[c[-1][0]], basis=c[-1][0], message="a" * 24)
+    monkeypatch.setattr(posix_regex, "SEARCH_LIMIT_S", 0.05)
+    before = snapshot(repo)
+    error_line(run("log", "-E", "--grep", "(a+)+b", cwd=repo), 2,
+               "a search ran past 0.05 s on a line of 24 characters")
+    assert snapshot(repo) == before
+    assert len(ids(repo, "-E", "--grep", "^a{24}$")) == 1  # no timer left behind
 
 
 def test_since_and_until_keep_the_commits_made_between_both_ends_included(dated):
@@ -342,7 +358,8 @@ def test_author_and_grep_patterns_list_what_git_lists(base, tmp_path, monkeypatc
                  ["-F", "--author", "a."], ["--author", "Ada", "--grep", "add"],
                  ["--author", "Ada", "--grep", "add", "--invert-grep"],
                  ["--grep", "add", "--grep", "sports", "--all-match"],
-                 ["--committer", "^Ada"], ["--grep", "s$"], ["--grep", "s\\>"]):
+                 ["--committer", "^Ada"], ["--grep", "s$"], ["--grep", "s\\>"],
+                 ["--grep", "^$"], ["--grep", "^$", "--invert-grep"]):
         by_git = git("log", "--format=%s", *args).splitlines()
         mine = [e["message"] for e in
                 json.loads(ok("log", *args, "--json", cwd=repo).stdout)]

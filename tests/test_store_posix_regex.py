@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 
 import children
 import pytest
 
+from memstore.store import posix_regex
 from memstore.store.posix_regex import PatternError, compile_pattern, matches
 
 MESSAGES = ["a+b", "aab", "a|b", "(x)", "x", "d5", "a\\b", "7 digits", "a{2}", "{",
@@ -89,16 +91,29 @@ CASES = [  # dialect, pattern, the MESSAGES (indexes) git lists, or its reason
     (B, '\\(a\\|b\\)\\{2\\}', [1]),
     (B, 'a\\.b', [16]),
     (B, '[.]b', [16]),
+    (B, 'caf[é]', [12]),
+    (B, '[a-é]', 'Invalid collation character'),  # C.UTF-8: no range ends past ASCII
+    (E, '[é-a]', 'Invalid collation character'),
+    (B, '[é-[:alpha:]]', 'Invalid range end'),
+    (B, '^$', EVERY),  # git greps the record: the line before the message is empty
+    (B, '[_-a]', [0, 1, 2, 6, 8, 10, 12, 15, 16, 18]),
+]
+ANY_CASE = [  # with -i: glibc reads the pattern upper-cased, a range's ends too
+    (B, '[_-a]', 'Invalid range end'),
+    (E, '[Z-a]', 'Invalid range end'),
+    (E, '[A-z]', [i for i in EVERY if i != 9]),
+    (B, '[0-Z]', [i for i in EVERY if i != 9]),
 ]
 
 
-@pytest.mark.parametrize("dialect, pattern, listed", CASES)
-def test_patterns_read_as_git_reads_them(dialect, pattern, listed):
+@pytest.mark.parametrize("dialect, pattern, listed, ignore_case",
+                         [(*c, False) for c in CASES] + [(*c, True) for c in ANY_CASE])
+def test_patterns_read_as_git_reads_them(dialect, pattern, listed, ignore_case):
     if isinstance(listed, str):
         with pytest.raises(PatternError, match=f"^{re.escape(listed)}$"):
-            compile_pattern(pattern, dialect)
+            compile_pattern(pattern, dialect, ignore_case)
         return
-    compiled = compile_pattern(pattern, dialect)
+    compiled = compile_pattern(pattern, dialect, ignore_case)
     assert [i for i, m in enumerate(MESSAGES) if matches(compiled, m)] == listed
 
 
@@ -123,11 +138,38 @@ def test_the_cases_are_what_git_lists(tmp_path):
     git("init", "-q")
     for m in MESSAGES:
         git("commit", "-q", "--allow-empty", "-m", m)
-    for dialect, pattern, listed in CASES:
+    for dialect, pattern, listed, any_case in [(*c, False) for c in CASES] + [
+            (*c, True) for c in ANY_CASE]:
         r = git("log", "--format=%x00%B", *(["-E"] if dialect == E else []),
-                f"--grep={pattern}", check=False)
+                *(["-i"] if any_case else []), f"--grep={pattern}", check=False)
         if isinstance(listed, str):
             assert r.stderr.strip() == f"fatal: command line, '{pattern}': {listed}", pattern
         else:
             got = sorted(MESSAGES.index(x.strip("\n")) for x in r.stdout.split("\0") if x)
             assert got == listed, (dialect, pattern)
+
+
+def test_a_search_past_the_limit_says_so(monkeypatch):
+    """Python's re backtracks where glibc's does not: `(a+)+b` over a line of forty a's
+    takes it hours (each a more doubles it), git's answer is at once. A search that runs
+    past the limit stops with a PatternError that says so, rather than hang."""
+    monkeypatch.setattr(posix_regex, "SEARCH_LIMIT_S", 0.05)
+    for dialect, pattern, line in ((E, "(a+)+b", "a" * 24), (B, "\\(a*\\)*b", "a" * 22)):
+        compiled = compile_pattern(pattern, dialect)
+        start = time.monotonic()
+        with pytest.raises(PatternError, match=f"^a search ran past 0.05 s on a line of "
+                                               f"{len(line)} characters$"):
+            matches(compiled, line)
+        assert time.monotonic() - start < 1, pattern
+    assert matches(compile_pattern("(a+)+b", E), "a" * 24 + "b")  # the timer is gone
+
+
+def test_a_pattern_too_big_to_compile_soon_is_refused():
+    """9,000 [[:alpha:]] (99,000 characters, 15 million in Python's form) compiled for
+    minutes where git's took 0.04 s; the bound refuses it at once. A 100,000-character
+    text is compiled."""
+    start = time.monotonic()
+    with pytest.raises(PatternError, match="^Regular expression too big here: "):
+        compile_pattern("[[:alpha:]]" * 9000)
+    assert time.monotonic() - start < 5
+    assert matches(compile_pattern("ab" * 50_000, B), "x" + "ab" * 50_000)

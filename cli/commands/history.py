@@ -296,8 +296,10 @@ def _filter(by: tuple[list[re.Pattern], list[re.Pattern]], patterns: list[re.Pat
     given must pass, as git's, --fact (which reads the commit's facts) last. `by`: the
     --author and the --committer patterns, any one of each; of the --grep patterns, `grep`
     says how many must match a line of the message: any, all (--all-match) or none
-    (--invert-grep, which git 2.39 reads so with --all-match too)."""
-    from memstore.store.posix_regex import matches
+    (--invert-grep, which git 2.39 reads so with --all-match too). A search that runs past
+    posix_regex's limit ends the log in one line."""
+    from memstore.errors import ValidationError
+    from memstore.store.posix_regex import PatternError, matches, search
 
     authors, committers = by
     if not authors and not committers and not patterns and since is None \
@@ -305,23 +307,32 @@ def _filter(by: tuple[list[re.Pattern], list[re.Pattern]], patterns: list[re.Pat
         return None
     how_many = {"any": any, "all": all, "none": lambda found: not any(found)}[grep]
 
-    def keep(c) -> bool:
+    def passes(c) -> bool:
         wrote = c.committer if c.committer is not None else c.author  # git's: one name
         return ((not authors or (c.author is not None
-                                 and any(p.search(c.author) for p in authors)))
+                                 and any(search(p, c.author) for p in authors)))
                 and (not committers or (wrote is not None
-                                        and any(p.search(wrote) for p in committers)))
+                                        and any(search(p, wrote) for p in committers)))
                 and (since is None or c.time >= since) and (until is None or c.time <= until)
                 and (not patterns or how_many(matches(p, c.message) for p in patterns))
                 and (fact is None or _touches(repo, c, fact)))
+
+    def keep(c) -> bool:
+        try:
+            return passes(c)
+        except PatternError as e:
+            raise ValidationError(f"commit {c.id[:12]}: {e}; a pattern whose repetitions "
+                                  "nest or repeat a back reference can take that long: "
+                                  "write it without") from None
     return keep
 
 
 def _touches(repo, c, pattern: re.Pattern) -> bool:
+    from memstore.store.posix_regex import search
     from memstore.store.queries import facts_touched
 
-    return any(pattern.search(text)
-               for r in facts_touched(repo, c, lambda t: bool(pattern.search(t)))
+    return any(search(pattern, text)
+               for r in facts_touched(repo, c, lambda t: search(pattern, t))
                for text in (r.subject, r.text, r.target_new))
 
 

@@ -18,14 +18,27 @@ it (`\\B1`, `a\\Bb`).
 
 git greps a message line by line, so a match lies within one line: `^` and `$` are a line's
 start and end and `.` or `[^a]` never take a newline (`matches`). Classes are Unicode's,
-as glibc's in a UTF-8 locale; a `[=x=]` equivalence class is x alone."""
+as glibc's in a UTF-8 locale; a `[=x=]` equivalence class is x alone. The answers are
+glibc's in C.UTF-8: a range with an end past ASCII (`[a-é]`) is refused there ("Invalid
+collation character"), and here (a locale with collation rules, en_US.UTF-8, may read it
+otherwise); with -i glibc reads the pattern upper-cased, a range's ends too, so `[_-a]`
+is refused and `[0-Z]` takes no `_`.
+
+Python's re backtracks where glibc does not (`(a+)+b` over forty a's: hours): a search
+past SEARCH_LIMIT_S is a PatternError saying so, and a pattern whose Python form is over
+MAX_SOURCE characters (thousands of POSIX classes: minutes to compile) is refused."""
 from __future__ import annotations
 
 import functools
 import re
+import signal
+import threading
 import unicodedata
 
 DUP_MAX = 0x7FFF  # glibc's RE_DUP_MAX
+SEARCH_LIMIT_S = 2.0  # one search of one line, past which PatternError says so
+MAX_SOURCE = 300_000  # characters of Python's form: re compiles 5-10 µs of each (a
+# 100,000-character pattern: half a second; 9,000 [[:alpha:]], 15 million: minutes)
 
 BADRPT = "Invalid preceding regular expression"
 EBRACK = "Unmatched [, [^, [:, [., or [="
@@ -47,36 +60,72 @@ class PatternError(ValueError):
 def compile_pattern(pattern: str, dialect: str = "basic",
                     ignore_case: bool = False) -> re.Pattern:
     """`pattern` as git reads it in `dialect` (basic, extended, fixed or perl), compiled;
-    PatternError where git would refuse it."""
+    PatternError where git would refuse it, or where Python's form is over MAX_SOURCE
+    characters (its compile would take seconds to minutes; glibc's takes milliseconds)."""
     if dialect == "fixed":
         source = re.escape(pattern)
     elif dialect == "perl":
         source = pattern
     else:
         try:
-            source = translate(pattern, extended=dialect == "extended")
+            source = translate(pattern, extended=dialect == "extended",
+                               ignore_case=ignore_case)
         except RecursionError:  # groups nested past Python's stack
             raise PatternError(ESIZE) from None
+    if len(source) > MAX_SOURCE:
+        raise PatternError(f"{ESIZE} here: {len(source):,} characters in Python's form, "
+                           f"over {MAX_SOURCE:,}")
     try:
         return re.compile(source, re.IGNORECASE if ignore_case else 0)
     except (re.error, RecursionError, OverflowError) as e:
         raise PatternError(str(e).splitlines()[0]) from None
 
 
+class _Expired(Exception):
+    pass
+
+
+def _expire(*_) -> None:
+    raise _Expired
+
+
+def search(pattern: re.Pattern, text: str) -> bool:
+    """Whether `pattern` matches within `text`. Python's re backtracks where glibc's does
+    not: `(a+)+b` over a line of forty a's takes it hours (twice as long for each a more),
+    git none; so a search that runs past SEARCH_LIMIT_S is a PatternError that says so (in
+    the main thread, where a timer's signal can stop it: the CLI's)."""
+    if threading.current_thread() is not threading.main_thread():
+        return pattern.search(text) is not None
+    before = signal.signal(signal.SIGALRM, _expire)
+    signal.setitimer(signal.ITIMER_REAL, SEARCH_LIMIT_S)
+    try:
+        return pattern.search(text) is not None
+    except _Expired:
+        raise PatternError(f"a search ran past {SEARCH_LIMIT_S:g} s on a line of "
+                           f"{len(text)} characters") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+
+
 def matches(pattern: re.Pattern, text: str) -> bool:
-    """Whether `pattern` matches within one of `text`'s lines, as git's grep looks."""
-    return any(pattern.search(line) for line in text.split("\n"))
+    """Whether `pattern` matches within one of `text`'s lines, as git's grep looks. git
+    greps the commit's whole record and takes the empty line between its headers and the
+    message as the message's first, so a pattern that matches an empty line (`^$`) matches
+    every commit there: here too."""
+    return any(search(pattern, line) for line in ("", *text.split("\n")))
 
 
-def translate(pattern: str, extended: bool) -> str:
+def translate(pattern: str, extended: bool, ignore_case: bool = False) -> str:
     """A POSIX basic (or, `extended`, extended) regular expression as Python's `re`
     source that matches the same text; PatternError where glibc's regcomp refuses it."""
-    return _Translator(pattern, extended).run()
+    return _Translator(pattern, extended, ignore_case).run()
 
 
 class _Translator:
-    def __init__(self, pattern: str, extended: bool) -> None:
+    def __init__(self, pattern: str, extended: bool, ignore_case: bool) -> None:
         self.p, self.ere, self.i = pattern, extended, 0
+        self.ignore_case = ignore_case
         self.opened = 0  # groups opened so far (their numbers)
         self.closed: set[int] = set()  # groups closed so far: those a back reference names
 
@@ -239,7 +288,13 @@ class _Translator:
                     raise PatternError(ERANGE)
                 self.i += 1
                 end_kind, hi = self.bracket_element(True)
-                if end_kind != "char" or ord(hi) < ord(lo):
+                if end_kind != "char":
+                    raise PatternError(ERANGE)
+                if not (lo.isascii() and hi.isascii()):
+                    raise PatternError(ECOLLATE)  # glibc in C.UTF-8: no multibyte ends
+                if self.ignore_case:  # glibc's REG_ICASE reads the pattern upper-cased:
+                    lo, hi = lo.upper(), hi.upper()  # [Z-a] and [_-a] are refused
+                if ord(hi) < ord(lo):
                     raise PatternError(ERANGE)
                 parts.append(f"{_in_class(lo)}-{_in_class(hi)}")
             else:
