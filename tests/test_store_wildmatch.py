@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 
 import children
 import pytest
@@ -76,18 +77,25 @@ def test_tag_and_branch_list_read_patterns_as_git(tmp_path):
     assert names("branch", "--list", "[^a]*") == ["box", "main", "v2.0"]
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_the_cases_are_what_git_lists(tmp_path):
+def git_repo(path) -> Callable[..., str]:
+    """git in a new repository at `path` with one commit (its branch: trunk), run alone
+    (no user config), its output returned."""
     env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}
 
     def git(*args: str) -> str:
-        return children.run(["git", "-C", str(tmp_path), *args], env=env, check=True,
+        return children.run(["git", "-C", str(path), *args], env=env, check=True,
                             capture_output=True, text=True).stdout
 
-    git("init", "-q")
+    git("init", "-q", "-b", "trunk")
     git("commit", "-q", "--allow-empty", "-m", "x")
+    return git
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_the_cases_are_what_git_lists(tmp_path):
+    git = git_repo(tmp_path)
     for n in NAMES:
         git("tag", n)
     for pattern, listed in CASES:
@@ -127,16 +135,7 @@ def test_a_name_s_utf8_is_matched_byte_by_byte_as_git_does(pattern, listed):
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_the_utf8_cases_are_what_git_lists(tmp_path):
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-
-    def git(*args: str) -> str:
-        return children.run(["git", "-C", str(tmp_path), *args], env=env, check=True,
-                            capture_output=True, text=True).stdout
-
-    git("init", "-q", "-b", "trunk")
-    git("commit", "-q", "--allow-empty", "-m", "x")
+    git = git_repo(tmp_path)
     for n in UTF8_NAMES:
         git("branch", n)
     for pattern, listed in UTF8_CASES:
