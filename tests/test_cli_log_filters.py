@@ -122,7 +122,7 @@ def test_a_search_past_the_limit_is_one_line(dated, monkeypatch):
     monkeypatch.setattr(posix_regex, "SEARCH_LIMIT_S", 0.05)
     before = snapshot(repo)
     error_line(run("log", "-E", "--grep", "(a+)+b", cwd=repo), 2,
-               "a search ran past 0.05 s on a line of 24 characters")
+               "a search ran past 0.05 s on a text of 24 characters")
     assert snapshot(repo) == before
     assert len(ids(repo, "-E", "--grep", "^a{24}$")) == 1  # no timer left behind
 

@@ -94,26 +94,32 @@ def search(pattern: re.Pattern, text: str) -> bool:
     not: `(a+)+b` over a line of forty a's takes it hours (twice as long for each a more),
     git none; so a search that runs past SEARCH_LIMIT_S is a PatternError that says so (in
     the main thread, where a timer's signal can stop it: the CLI's)."""
+    return _bounded(lambda: pattern.search(text) is not None, text)
+
+
+def matches(pattern: re.Pattern, text: str) -> bool:
+    """Whether `pattern` matches within one of `text`'s lines, as git's grep looks (bounded
+    as `search`, all the lines together). git greps the commit's whole record and takes the
+    empty line between its headers and the message as the message's first, so a pattern
+    that matches an empty line (`^$`) matches every commit there: here too."""
+    lines = ("", *text.split("\n"))
+    return _bounded(lambda: any(pattern.search(line) for line in lines), text)
+
+
+def _bounded(run, text: str) -> bool:
+    """`run()`, stopped by a timer past SEARCH_LIMIT_S in the main thread: PatternError."""
     if threading.current_thread() is not threading.main_thread():
-        return pattern.search(text) is not None
+        return run()
     before = signal.signal(signal.SIGALRM, _expire)
     signal.setitimer(signal.ITIMER_REAL, SEARCH_LIMIT_S)
     try:
-        return pattern.search(text) is not None
+        return run()
     except _Expired:
-        raise PatternError(f"a search ran past {SEARCH_LIMIT_S:g} s on a line of "
+        raise PatternError(f"a search ran past {SEARCH_LIMIT_S:g} s on a text of "
                            f"{len(text)} characters") from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, before)
-
-
-def matches(pattern: re.Pattern, text: str) -> bool:
-    """Whether `pattern` matches within one of `text`'s lines, as git's grep looks. git
-    greps the commit's whole record and takes the empty line between its headers and the
-    message as the message's first, so a pattern that matches an empty line (`^$`) matches
-    every commit there: here too."""
-    return any(search(pattern, line) for line in ("", *text.split("\n")))
 
 
 def translate(pattern: str, extended: bool, ignore_case: bool = False) -> str:
