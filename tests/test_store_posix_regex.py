@@ -173,3 +173,65 @@ def test_a_pattern_too_big_to_compile_soon_is_refused():
         compile_pattern("[[:alpha:]]" * 9000)
     assert time.monotonic() - start < 5
     assert matches(compile_pattern("ab" * 50_000, B), "x" + "ab" * 50_000)
+
+
+def test_the_limit_leaves_the_caller_s_alarm_and_handler_as_they_were(monkeypatch):
+    """A library caller's own SIGALRM handler and running ITIMER_REAL: the search's limit
+    set its timer over the caller's and disarmed it after (the caller's alarm never
+    came); it now leaves a running one alone (that search unbounded) and puts the caller's
+    handler back."""
+    import signal
+
+    def callers(*_):
+        raise AssertionError("the caller's alarm, during the search")
+
+    before = signal.signal(signal.SIGALRM, callers)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30, 7)
+        assert not matches(compile_pattern("b", B), "aaaa")
+        delay, interval = signal.setitimer(signal.ITIMER_REAL, 0)
+        assert 29 < delay <= 30 and interval == 7
+        assert signal.getsignal(signal.SIGALRM) is callers
+        monkeypatch.setattr(posix_regex, "SEARCH_LIMIT_S", 0.05)  # the caller's handler set
+        with pytest.raises(PatternError, match="^a search ran past 0.05 s"):
+            matches(compile_pattern("(a+)+b", E), "a" * 24)
+        assert signal.getsignal(signal.SIGALRM) is callers
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+
+
+def test_an_alarm_that_comes_as_the_search_ends_raises_nothing_after_it(monkeypatch):
+    """The timer can run out between the search's end and its disarming: its handler then
+    ran in the cleanup and raised its private exception out of search (a traceback in
+    the CLI). Here the alarm comes inside the disarming call, as it can."""
+    import signal
+
+    real = signal.setitimer
+
+    def late(which, seconds, *interval):
+        if seconds == 0:
+            signal.raise_signal(signal.SIGALRM)  # ran out just now
+        return real(which, seconds, *interval)
+
+    monkeypatch.setattr(posix_regex.signal, "setitimer", late)
+    assert matches(compile_pattern("a", B), "xa")
+    assert not posix_regex.search(compile_pattern("b", B), "xa")
+
+
+def test_without_a_timer_the_search_runs_unbounded(monkeypatch):
+    """Windows has no SIGALRM nor setitimer: the search runs there with no limit, rather
+    than fail with an AttributeError; off the main thread too (no signal reaches it)."""
+    import signal
+    import threading
+
+    monkeypatch.delattr(signal, "setitimer")
+    monkeypatch.delattr(signal, "SIGALRM")
+    assert matches(compile_pattern("a\\+b", B), "xaab")
+    monkeypatch.undo()
+    found = []
+    t = threading.Thread(target=lambda: found.append(matches(compile_pattern("ab", B), "ab")))
+    t.start()
+    t.join()
+    assert found == [True]

@@ -85,10 +85,6 @@ class _Expired(Exception):
     pass
 
 
-def _expire(*_) -> None:
-    raise _Expired
-
-
 def search(pattern: re.Pattern, text: str) -> bool:
     """Whether `pattern` matches within `text`. Python's re backtracks where glibc's does
     not: `(a+)+b` over a line of forty a's takes it hours (twice as long for each a more),
@@ -107,17 +103,30 @@ def matches(pattern: re.Pattern, text: str) -> bool:
 
 
 def _bounded(run, text: str) -> bool:
-    """`run()`, stopped by a timer past SEARCH_LIMIT_S in the main thread: PatternError."""
-    if threading.current_thread() is not threading.main_thread():
+    """`run()`, stopped by a timer past SEARCH_LIMIT_S: PatternError. Unbounded where no
+    timer can stop it: off the main thread (a signal's handler runs there only), with no
+    setitimer (Windows), while the caller's own ITIMER_REAL runs (left as it is) or its
+    SIGALRM handler was set outside Python (not one signal.signal can put back)."""
+    if (not hasattr(signal, "setitimer") or not hasattr(signal, "SIGALRM")
+            or threading.current_thread() is not threading.main_thread()
+            or signal.getitimer(signal.ITIMER_REAL)[0]
+            or signal.getsignal(signal.SIGALRM) is None):
         return run()
-    before = signal.signal(signal.SIGALRM, _expire)
-    signal.setitimer(signal.ITIMER_REAL, SEARCH_LIMIT_S)
+    live = True
+
+    def expire(*_) -> None:
+        if live:  # not once the search is over: an alarm late to run raises nothing
+            raise _Expired
+
+    before = signal.signal(signal.SIGALRM, expire)
     try:
+        signal.setitimer(signal.ITIMER_REAL, SEARCH_LIMIT_S)
         return run()
     except _Expired:
         raise PatternError(f"a search ran past {SEARCH_LIMIT_S:g} s on a text of "
                            f"{len(text)} characters") from None
     finally:
+        live = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, before)
 
