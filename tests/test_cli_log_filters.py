@@ -25,7 +25,7 @@ from cli_support import (
     write_facts,
 )
 
-from memstore.store import posix_regex
+from memstore.store import dates, posix_regex
 from memstore.store.repository import Repository
 
 MESSAGES = ["Add capitals\n\nParis and Rome", "Fix typo in sports facts",
@@ -188,6 +188,8 @@ def test_months_ago_keep_the_local_time_of_day_across_a_summer_time_change(monke
         assert parse("1 month ago", now) == parse("2026-02-28T13:00Z")
         assert parse("1 month 2 hours ago", now) == parse("2026-02-28T11:00Z")
         assert parse("2 days ago", now) == parse("2026-03-27T12:00Z")  # seconds, as git's
+        # a bare date: now less whole days, now's offset kept, as git 2.39's (14:00 UTC+2)
+        assert parse("2026-02-28", now) == parse("2026-02-28T12:00Z")
     finally:
         monkeypatch.undo()
         time.tzset()
@@ -263,22 +265,40 @@ def test_fact_finds_a_commit_by_the_target_it_superseded(history, tmp_path, monk
     assert ids(repo, "--fact", "^Porsche$") == []  # target_true is no target it held
 
 
+@pytest.fixture
+def new_york(monkeypatch):
+    """Local time New York's (summer time from 8 March 2026), this process's and git's."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_a_bare_date_is_that_day_at_now_s_time_of_day_as_git_reads_it(base, tmp_path):
+def test_a_bare_date_is_that_day_at_now_s_time_of_day_as_git_reads_it(base, tmp_path,
+                                                                       monkeypatch, new_york):
     """`--since 2026-12-01` was that day's start here; git 2.39's approxidate takes the
     day at the current time of day. Commits that day just after midnight, a minute before
     and after now's time of day, and just before midnight; git's log and memstore's with
-    the same dates list the same ones."""
-    today = dt.datetime.now().replace(microsecond=0)  # local
+    the same dates list the same ones. Both read one fixed now (GIT_TEST_DATE_NOW, git's
+    since 2.24; dates.clock): on the real clock, midnight, a summer-time change or a
+    minute passing between the two logs (or the commits) made them differ. Now in summer
+    time, the day in winter time: git's cut is now less whole days (an hour before that
+    day's 15:20:41 there), memstore's was 15:20:41."""
+    today = dt.datetime(2026, 3, 9, 15, 20, 41)  # local, summer time; the day in winter's
+    monkeypatch.setattr(dates, "clock", lambda: today.astimezone())
     day = today.date() - dt.timedelta(days=5)
-    at_now = dt.datetime.combine(day, today.time())
+    at_now = dt.datetime.combine(day, today.time())  # on the clock, winter time
+    days_before = today.astimezone() - dt.timedelta(days=5)  # an hour earlier there
     times = sorted(int(t.timestamp()) for t in (
         dt.datetime.combine(day, dt.time(0, 0, 30)), at_now - dt.timedelta(minutes=1),
-        at_now + dt.timedelta(minutes=1), dt.datetime.combine(day, dt.time(23, 59, 30)),
+        at_now + dt.timedelta(minutes=1), days_before - dt.timedelta(minutes=1),
+        days_before + dt.timedelta(minutes=1), dt.datetime.combine(day, dt.time(23, 59, 30)),
         dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 0, 30))))
     env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+           "GIT_COMMITTER_EMAIL": "t@t", "GIT_TEST_DATE_NOW": str(int(today.timestamp()))}
     gitdir = tmp_path / "git"
 
     def git(*args: str, **extra: str) -> str:

@@ -13,7 +13,9 @@ ISO 8601 and a few of git's relative forms.
 A date with no zone is the local time, as git reads it. A bare date is that day at the
 current time of day (to the second), as git's approxidate takes it: `--since 2026-12-01`
 run at 15:20 keeps the commits from 15:20 that day on, not those of its morning (git 2.39
-reads it so; a time written out, `2026-12-01 00:00`, is the day's start)."""
+reads it so; a time written out, `2026-12-01 00:00`, is the day's start), with now's UTC
+offset: now less whole days, so a day across a summer-time change from now is cut an hour
+off its clock's 15:20, as git's."""
 from __future__ import annotations
 
 import calendar
@@ -26,9 +28,14 @@ _RELATIVE = re.compile(rf"(?:{_PART.pattern}\s*)+ago")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
+def clock() -> dt.datetime:
+    """Now, for `parse` given none (a test sets it, as GIT_TEST_DATE_NOW sets git's)."""
+    return dt.datetime.now(dt.UTC)
+
+
 def parse(text: str, now: dt.datetime | None = None) -> float:
     """`text` as seconds since the epoch; ValueError naming what is accepted otherwise."""
-    now = (now or dt.datetime.now(dt.UTC)).astimezone()
+    now = (now or clock()).astimezone()
     s = " ".join(text.strip().lower().replace(".", " ").split())  # 1.hour.ago, as git's
     if s == "now":
         return now.timestamp()
@@ -47,8 +54,9 @@ def parse(text: str, now: dt.datetime | None = None) -> float:
             raise ValueError("further back than year 1") from None
     try:
         when = dt.datetime.fromisoformat(text.strip())
-        if _DAY.fullmatch(text.strip()):  # git's: the day, now's time of day on the clock
-            when = dt.datetime.combine(when.date(), now.time().replace(microsecond=0))
+        if _DAY.fullmatch(text.strip()):  # git's: now less whole days (now's offset kept)
+            when = dt.datetime.combine(when.date(), now.time().replace(microsecond=0),
+                                       now.tzinfo)
     except ValueError:
         raise ValueError("not a date: use ISO 8601 (2026-12-01, 2026-12-01T10:00, "
                          "2026-12-01T10:00+01:00) or a relative one (yesterday, "
