@@ -1,5 +1,5 @@
-"""Forked test children take tqdm's write lock and torch's threads for their own, and are
-waited for with a deadline.
+"""Forked test children take tqdm's write lock and torch's threads for their own (an at-fork
+hook; conftest imports this module). Waiting for them with a deadline: children.reap.
 
 tqdm's lock (tqdm.std.TqdmDefaultWriteLock) holds a multiprocessing semaphore that a forked
 child shares with the test process, and every bar takes it as it is made. The crash tests
@@ -14,20 +14,12 @@ and where the test process ran an operation on more than one thread before the f
 child's first operation on more than one waits for the missing threads for ever (torch's
 set_num_threads(1) before the fork, or in the child, avoids it; 2 or more in the child
 hangs). The tests run one thread (tests/tiny.py), which is why none hung; a test that left
-more set would have hung the next forked child. The child computes on one.
-
-`reap` waits for a forked child with a deadline, so that one that hangs fails its test
-(and is killed) where a plain waitpid would hold the suite; `ended_forks` kills one that a
-test failing (or interrupted) before `reap` leaves running, which outlived pytest."""
+more set would have hung the next forked child. The child computes on one."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 
 def _its_own() -> None:
@@ -49,42 +41,5 @@ def _its_own() -> None:
         classes.extend(cls.__subclasses__())
 
 
-def reap(pids: list[int], timeout: float, done: dict[int, int] | None = None) -> list[int]:
-    """The wait statuses of the forked children `pids` (those already reaped in `done`,
-    pid → status), waiting at most `timeout` seconds for the others in all: past it, the
-    ones still running are killed (their statuses put in `done` too: reaped) and an
-    AssertionError names them; interrupted (Ctrl-C), it kills them as well."""
-    done = {} if done is None else done
-    deadline = time.monotonic() + timeout
-    with ended_forks(pids, done):  # (interrupted, Ctrl-C, as well)
-        while True:
-            for pid in pids:
-                if pid not in done and (found := os.waitpid(pid, os.WNOHANG))[0]:
-                    done[pid] = found[1]
-            hung = [pid for pid in pids if pid not in done]
-            if not hung:
-                return [done[pid] for pid in pids]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"forked child(ren) {hung} still running after "
-                                     f"{timeout} s (hung): killed")
-            time.sleep(0.02)
-
-
 os.register_at_fork(after_in_child=_its_own)
 
-
-def _kill(pids: list[int], done: dict[int, int]) -> None:
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
-        done[pid] = os.waitpid(pid, 0)[1]
-
-
-@contextmanager
-def ended_forks(pids: list[int], done: dict[int, int]) -> Iterator[None]:
-    """Whatever happens inside, the forked children `pids` are not running after it: those
-    not reaped into `done` (by `reap`) are SIGKILLed and reaped. One reaped is never
-    signalled: its pid may be another process's by then."""
-    try:
-        yield
-    finally:
-        _kill([pid for pid in pids if pid not in done], done)

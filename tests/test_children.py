@@ -1,5 +1,6 @@
-"""tests/children.py: a child that hangs fails its test in the time given, its command named,
-and is killed (where a wait without a timeout held the suite)."""
+"""tests/children.py: a child (Popen, Process, forked pid) or thread that hangs fails its test
+in the time given, its command named, and is killed (where a wait without a timeout held the
+suite)."""
 from __future__ import annotations
 
 import multiprocessing
@@ -107,3 +108,62 @@ def test_join_threads_of_a_thread_that_hangs_fails_in_its_time_naming_it():
         go.set()
     children.join_threads([thread], timeout=60)
     assert not thread.is_alive()
+
+
+def _child(sleep: float = 0, code: int = 0) -> int:
+    """A forked child that sleeps `sleep` seconds, then exits with `code`."""
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(sleep)
+        os._exit(code)
+    return pid
+
+
+def test_reap_of_a_forked_child_that_hangs_fails_in_its_time_and_kills_it():
+    """children.reap on a child that hangs and one that exits: an AssertionError naming the one
+    that hangs once the timeout is past (where waitpid waited for ever), that one killed
+    and reaped, the other's status kept."""
+    hung, quick = _child(sleep=600), _child(code=5)
+    done: dict[int, int] = {}
+    t0 = time.monotonic()
+    with pytest.raises(AssertionError, match=rf"\[{hung}\] still running after 1 s"):
+        children.reap([quick, hung], timeout=1, done=done)
+    assert time.monotonic() - t0 < 10
+    assert os.waitstatus_to_exitcode(done[quick]) == 5
+    assert os.waitstatus_to_exitcode(done[hung]) == -signal.SIGKILL  # reaped: in done
+    with pytest.raises(ChildProcessError):  # killed and reaped: no zombie left
+        os.waitpid(hung, os.WNOHANG)
+
+
+def test_ended_forks_kills_what_a_failing_test_left_and_never_signals_a_reaped_pid(
+        monkeypatch):
+    """A test that fails between its fork and its reap left the child running past pytest
+    (test_cli_processes' committer, writing on); one that cleaned up with os.kill after a
+    child exited 0 signalled a reaped pid (test_cli_signals' gc test), another process's
+    once reused."""
+    hung, quick = _child(sleep=600), _child()
+    killed, real_kill = [], os.kill
+    monkeypatch.setattr(os, "kill", lambda pid, sig: (killed.append(pid), real_kill(pid, sig)))
+    done: dict[int, int] = {}
+    with pytest.raises(AssertionError, match="the test failed"), \
+            children.ended_forks([hung, quick], done):
+        children.reap([quick], timeout=60, done=done)
+        raise AssertionError("the test failed")
+    assert killed == [hung] and os.waitstatus_to_exitcode(done[hung]) == -signal.SIGKILL
+    with pytest.raises(ChildProcessError):  # reaped: no zombie left
+        os.waitpid(hung, os.WNOHANG)
+
+
+def test_a_reap_interrupted_kills_the_child_it_waited_for(monkeypatch):
+    """Ctrl-C in reap's wait left the child running past pytest."""
+    child = _child(sleep=600)
+
+    def interrupt(_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(children.time, "sleep", interrupt)
+    done: dict[int, int] = {}
+    with pytest.raises(KeyboardInterrupt):
+        children.reap([child], timeout=60, done=done)
+    monkeypatch.undo()
+    assert os.waitstatus_to_exitcode(done[child]) == -signal.SIGKILL

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import children
 import pytest
+from children import reap
 from cli_support import copy_repo, error_line, facts_files, history_template, ok, run, snapshot
-from fork_locks import reap
 from pids import dead_pid
 
 

@@ -21,6 +21,7 @@ import traceback
 from pathlib import Path
 
 import children
+from children import ended_forks, reap
 from cli_support import (
     FACTS,
     copy_repo,
@@ -33,7 +34,6 @@ from cli_support import (
     ok,
 )
 from crash_points import orphans, self_kill_at
-from fork_locks import ended_forks, reap
 
 from memstore.models.hashing import tensor_sha256
 from memstore.store import porcelain

@@ -10,6 +10,7 @@ from pathlib import Path
 import children
 import pytest
 import torch
+from children import reap
 from cli_support import (
     copy_repo,
     empty_template,
@@ -21,7 +22,6 @@ from cli_support import (
     ok,
     run,
 )
-from fork_locks import reap
 from pids import dead_pid
 from safetensors.torch import load_file
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import children
 import pytest
-from children import TIMEOUT
+from children import TIMEOUT, ended_forks, reap
 from cli_support import (
     copy_repo,
     facts_files,
@@ -28,7 +28,6 @@ from cli_support import (
     run,
     snapshot,
 )
-from fork_locks import ended_forks, reap
 from pids import dead_pid
 
 from memstore.store import checkpoint, writer

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from children import reap
 from cli_support import SETTINGS, facts_files, last_line, ok, run
-from fork_locks import reap
 from gguf_support import write_tiny_gguf
 from pids import dead_pid
 

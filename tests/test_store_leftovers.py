@@ -15,7 +15,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from fork_locks import reap
+from children import reap
 from pids import dead_pid
 
 from memstore import leftovers

@@ -4,7 +4,7 @@ import stat
 
 import pytest
 import torch
-from fork_locks import reap
+from children import reap
 from pids import dead_pid
 from test_store_support import same_bits
 
