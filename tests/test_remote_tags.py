@@ -651,3 +651,52 @@ def test_fetch_prune_tags_makes_room_for_a_tag_where_it_prunes_one(tmp_path, her
     assert got.pruned_tags == {here: c1} and b.tags() == {there: c1} and b.fsck() == []
     a.close()
     b.close()
+
+
+def test_a_tag_it_cannot_store_beside_another_fails_fetch_pull_and_clone(base, pushed):
+    """A remote holding tags 'v' and 'v/x' (fsspec's memory store, as S3): git 2.39's fetch,
+    fetch --all, pull and clone each stop on a ref they cannot lock ("error: cannot lock ref
+    'refs/tags/v/x': 'refs/tags/v' exists", exit 1; clone: 128, nothing left), the rest
+    updated, pull merging nothing. memstore's passed 'v/x' over with a warning, exit 0
+    (0adbcab). Now one error line naming it, exit 1, the rest fetched, nothing merged; the
+    clone is kept (see the README)."""
+    from cli_support import error_line, history_template, model_dir, ok, run
+
+    repo, _ = pushed
+    ids = history_template(base)[1]
+    url = "memory://h120-tag-pair/repo"
+    ok("remote", "add", "m", url, cwd=repo)
+    ok("push", "--with-stats", "m", "main", cwd=repo)
+    remote = open_transport(url)
+    for name, commit in (("v", ids[0]), ("v/x", ids[0]), ("w", ids[2])):
+        remote.put(TAGS + name, commit.encode() + b"\n")
+    a = repo.parent / "a"
+    r = run("clone", url, str(a), "--base", str(model_dir(base)))
+    error_line(r, 1, "fetch from origin did not create tag 'v/x' (beside tag 'v', fetched "
+               "with it): one tag cannot be the folder of another, as each is stored as a "
+               "file; the rest was fetched (the clone is made: ")
+    assert "warning" not in r.stderr
+    tags = {t["name"]: t["commit"] for t in json.loads(ok("tag", "--json", cwd=a).stdout)}
+    assert tags == {"v": ids[0], "w": ids[2]}
+    assert ok("fsck", cwd=a).stdout.strip().endswith("ok")
+    # fetch: 'v' here now; a new pair, the rest fetched
+    for name in ("u", "u/y", "t"):
+        remote.put(TAGS + name, ids[1].encode() + b"\n")
+    said = ("fetch from origin did not create tags 'u/y' (beside tag 'u', fetched with it), "
+            "'v/x' (beside tag 'v' here): one tag cannot be the folder of another")
+    r = run("fetch", cwd=a)
+    error_line(r, 1, said)
+    assert f" ! {'[new tag]':<26} {'u/y':<12} -> u/y  (beside tag 'u')" in r.stdout
+    assert f" * {'[new tag]':<26} {'t':<12} -> t" in r.stdout
+    tags = {t["name"] for t in json.loads(ok("tag", "--json", cwd=a).stdout)}
+    assert tags == {"t", "u", "v", "w"}
+    said = ("fetch from origin did not create tags 'u/y' (beside tag 'u' here), 'v/x' "
+            "(beside tag 'v' here)")
+    error_line(run("fetch", "--tags", cwd=a), 1, said)
+    r = run("fetch", "--all", cwd=a)
+    error_line(r, 1, said)
+    # pull: the fetch kept, nothing merged (main set back two commits first)
+    ok("reset", "--hard", ids[0], cwd=a)
+    r = run("pull", cwd=a)
+    error_line(r, 1, said)
+    assert json.loads(ok("log", "-n", "1", "--json", cwd=a).stdout)[0]["id"] == ids[0]

@@ -553,11 +553,12 @@ def show_deleted(r, as_json: bool) -> None:
 def _passed_over(f, rejecting: bool = False) -> None:
     """The remote's refs left out: named by an older memstore, or tags not taken here
     (`rejecting`: a tag here at another commit is not warned of: `_fetched` lists it as
-    rejected, and `_rejected` makes it the command's error, as git's `fetch --tags`)."""
+    rejected, and `_rejected` makes it the command's error, as git's `fetch --tags`; nor is
+    one left out beside another, which `_rejected` makes the error of every fetch)."""
     for line in f.passed_over:
         warn(f"warning: {line}")
     for t in f.tags:
-        if t.refused is not None and not (rejecting and _clobbers(t)):
+        if t.refused is not None and t.beside is None and not (rejecting and _clobbers(t)):
             here = (f" (it names {short(t.here)} here, {short(t.new)} there; `memstore fetch "
                     f"{f.remote} --tags --force` takes the remote's)") if t.here else ""
             warn(f"warning: tag {t.tag!r} of {f.remote} not fetched: {t.refused}{here}")
@@ -571,10 +572,11 @@ def _clobbers(t) -> bool:
 
 def _rejected(f, rejecting: bool) -> str | None:
     """The error line of a fetch that asked for every tag (`rejecting`: --tags, -P) and
-    kept tags here at other commits, as git's `fetch --tags` exits 1 on them; else None."""
-    from memstore.remote.fetch import clobbered
+    kept tags here at other commits, as git's `fetch --tags` exits 1 on them, or that left
+    out a tag beside another, as git's fetch on a ref it cannot lock; else None."""
+    from memstore.remote.fetch import tag_errors
 
-    return clobbered(f) if rejecting else None
+    return tag_errors(f, rejecting)
 
 
 def _fetched(f, rejecting: bool = False) -> None:
@@ -600,6 +602,9 @@ def _fetched(f, rejecting: bool = False) -> None:
             click.echo(f" * {'[new tag]':<26} {t.tag:<12} -> {t.tag}")
         elif rejecting and _clobbers(t):  # git's line; the error after the report says it
             click.echo(f" ! {'[rejected]':<26} {t.tag:<12} -> {t.tag}  ({t.refused})")
+        elif t.beside is not None:  # git's line ("unable to update local ref"); the error
+            click.echo(f" ! {'[new tag]':<26} {t.tag:<12} -> {t.tag}  (beside tag "
+                       f"{t.beside!r})")  # after the report says why
     for tag, old in f.pruned_tags.items():  # as git shows it, with the commit it named
         click.echo(f" - {'[deleted]':<26} {'(none)':<12} -> {tag}  (was {short(old)})")
     click.echo(_moved("fetched", f.moved, f.seconds))
@@ -865,7 +870,7 @@ def pull(remote_name: str | None, branch: str | None, all_tags: bool, ff_only: b
             if not as_json:
                 _fetched(landed, all_tags)
         raise
-    _passed_over(fetched)
+    _passed_over(fetched)  # a tag refused fails the pull before its merge (run_pull)
     if as_json:
         report_json(d)
         return
@@ -926,13 +931,20 @@ def clone(url: str, directory: str, base_spec: str, with_stats: bool, as_json: b
         print_json({"path": str(r.path), "branch": r.branch, "head": r.head,
                     "tags": fetch_result(r.fetched)["tags"],
                     **_moved_json(r.fetched.moved, r.fetched.seconds)})
-        return
-    click.echo(_moved("fetched", r.fetched.moved, r.fetched.seconds))
-    created = [t.tag for t in r.fetched.tags if t.refused is None]
-    if created:
-        click.echo(f"{counted(len(created), 'tag')}: {', '.join(created)}")
-    where = f"at {short(r.head)}" if r.head else "(no commits yet)"
-    click.echo(f"branch {r.branch} {where}")
+    else:
+        click.echo(_moved("fetched", r.fetched.moved, r.fetched.seconds))
+        created = [t.tag for t in r.fetched.tags if t.refused is None]
+        if created:
+            click.echo(f"{counted(len(created), 'tag')}: {', '.join(created)}")
+        where = f"at {short(r.head)}" if r.head else "(no commits yet)"
+        click.echo(f"branch {r.branch} {where}")
+    # a tag left out beside another: the clone is kept (git's refuses the whole clone,
+    # its ref transaction being one), exit status 1 as fetch's
+    left = _rejected(r.fetched, False)
+    if left is not None:
+        from memstore.errors import MemstoreError
+
+        raise MemstoreError(f"{left} (the clone is made: {r.path})")
 
 
 def branch_upstream(repo, name: str | None, set_to: str | None, unset: bool, as_json: bool,

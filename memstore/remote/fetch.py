@@ -74,6 +74,8 @@ class TagUpdate:
     new: str  # the commit the remote's tag names: the tag is created here at it, unless
     refused: str | None = None  # why not: a tag here names another commit, or the name
     here: str | None = None  # the commit of that tag here, which stays (or, forced, moved)
+    beside: str | None = None  # refused as this tag, a tag here or one the fetch creates
+    beside_here: bool = False  # (then False), is its folder or in it: 'v' beside 'v/x'
 
 
 @dataclass
@@ -297,6 +299,29 @@ def clobbered(f: FetchResult) -> str | None:
             "remote's); the rest was fetched")
 
 
+def unstored(f: FetchResult) -> str | None:
+    """The error line of a fetch that left out remote tags a tag it created is the folder
+    of ('v/x' beside 'v', `TagUpdate.beside`), as git's fetch, clone and pull exit non-zero
+    on a ref they cannot lock ("cannot lock ref 'refs/tags/v/x': 'refs/tags/v' exists"),
+    the rest updated; None where it left none."""
+    left = [t for t in f.tags if t.beside is not None]
+    if not left:
+        return None
+    names = ", ".join(f"{t.tag!r} (beside tag {t.beside!r}"
+                      f"{' here' if t.beside_here else ', fetched with it'})" for t in left)
+    return (f"fetch from {f.remote} did not create tag{'s' * (len(left) > 1)} {names}: one "
+            "tag cannot be the folder of another, as each is stored as a file; the rest was "
+            "fetched")
+
+
+def tag_errors(f: FetchResult, rejecting: bool) -> str | None:
+    """A fetch's error line for its tags: those it left out beside another (`unstored`),
+    and, where it asked for every tag (`rejecting`: --tags, -P, pull --tags), those it
+    would clobber (`clobbered`); None where there are none."""
+    lines = [x for x in (clobbered(f) if rejecting else None, unstored(f)) if x is not None]
+    return "; ".join(lines) or None
+
+
 def remote_default(repo: Repository, name: str) -> str:
     """The branch remote `name`'s HEAD names (what a clone checks out), read from it, for
     `remote set-head NAME -a`; one it has no branch of, or no HEAD, is git's 'Cannot
@@ -352,7 +377,9 @@ def _followed_tags(repo: Repository, tags: dict[str, str], *, clobber: bool = Fa
         try:
             repo.check_new_tag(tag, going)
         except ValidationError as e:
-            out.append(TagUpdate(tag, commit, str(e)))
+            other = repo.refs.folder_clash(tag, TAGS, {TAGS + t for t in going})
+            out.append(TagUpdate(tag, commit, str(e), beside=other,
+                                 beside_here=other is not None))
             continue
         # a folder sorts before what is in it ('v' < 'v/x'): only the folders of this
         # name among those created here (the write would refuse the fetch whole)
@@ -361,7 +388,7 @@ def _followed_tags(repo: Repository, tags: dict[str, str], *, clobber: bool = Fa
         if other is not None:
             out.append(TagUpdate(tag, commit, f"tag {other!r} of the remote is fetched with "
                                  "it, and a remote stores a tag as a file, so one cannot be "
-                                 "both a tag and the folder of another"))
+                                 "both a tag and the folder of another", beside=other))
             continue
         made.add(tag)
         out.append(TagUpdate(tag, commit))
@@ -415,8 +442,8 @@ def pull(repo: Repository, name: str | None = None, branch: str | None = None, *
                 raise
             raise NoSuchBranchError(f"{e} ({_upstream_gone(repo, up, head)})") from None
         try:
-            rejected = clobbered(fetched) if all_tags else None
-            if rejected is not None:  # git's pull --tags: its fetch failed, nothing merged
+            rejected = tag_errors(fetched, all_tags)
+            if rejected is not None:  # git's pull: its fetch failed, nothing merged
                 raise MemstoreError(f"{rejected}; nothing merged")
             tip = repo.refs.read(remotes.tracking_ref(fetched.remote, branch))
             if verify_tip is not None and tip is not None:

@@ -357,7 +357,17 @@ class Refs:
         tags 'v' and 'v/x'): stored as files, as git's and a remote's, one cannot be both
         (git: "cannot lock ref 'refs/tags/v/x': 'refs/tags/v' exists"); the refs `ignoring`
         go in the same write."""
-        shown, kind = _shown(name), KINDS[prefix]
+        other = self.folder_clash(name, prefix, ignoring)
+        if other is not None:
+            shown, kind = _shown(name), KINDS[prefix]
+            raise ValidationError(f"invalid {kind} name {shown!r}: {kind} {other!r} exists, and "
+                                  f"a remote stores a {kind} as a file, so one cannot be both a "
+                                  f"{kind} and the folder of another")
+
+    def folder_clash(self, name: str, prefix: str, ignoring: Collection[str] = ()) -> str | None:
+        """The ref under `prefix` here that `name` is the folder of, or that is the folder
+        of `name` (its name less `prefix`), the refs `ignoring` left out; None where none
+        is."""
         full = prefix + name
         # a ref above (a folder of this name) is a ref R with R + '/' starting the name,
         # found among those sorted between the first component and the name: one query
@@ -371,11 +381,7 @@ class Refs:
             [prefix + name.split("/")[0], full, full, len(full) + 1, full + "/",
              len(ignoring) + 1])
             if r["name"] not in ignoring]
-        if clash:
-            other = clash[0]["name"][len(prefix):]
-            raise ValidationError(f"invalid {kind} name {shown!r}: {kind} {other!r} exists, and "
-                                  f"a remote stores a {kind} as a file, so one cannot be both a "
-                                  f"{kind} and the folder of another")
+        return clash[0]["name"][len(prefix):] if clash else None
 
     def _row(self, name: str) -> dict[str, Any] | None:
         rows = list(self.db.query("select * from refs where name = ?", [name]))
@@ -561,8 +567,9 @@ class Refs:
 
     def set_remote_head(self, name: str, branch: str | None) -> None:
         """Points refs/remotes/`name`/HEAD at remote-tracking branch `branch` of remote
-        `name` (None: deletes it), as git's `remote set-head`: not logged, as git's.
-        Inside the transaction."""
+        `name` (None: deletes it), as git's `remote set-head`. Not logged, where git 2.39
+        logs it ('clone: from URL', 'remote set-head'): memstore keeps no reflog for a
+        remote's HEAD. Inside the transaction."""
         self._who()  # (a remote's rename moves its branches next)
         ref = f"{REMOTES}{name}/HEAD"
         if branch is None:
