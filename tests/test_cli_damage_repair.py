@@ -691,6 +691,101 @@ def test_head_and_its_branch_on_no_commit_id_name_the_way_that_works(history):
     assert logged(repo, "main") == [c3] + main
 
 
+def _git_expire_beside_a_bad_ref(tmp_path: Path, monkeypatch) -> dict[str, object]:
+    """git's `reflog expire --expire=now --all` (and `--dry-run`, and of the bad ref alone)
+    where branch side and tag v1 hold garbage and HEAD is on master: each log's entry count after,
+    the stderr lines and exit status of each."""
+    assert shutil.which("git"), "git is needed here (CI clones with it)"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    g = tmp_path / "git"
+
+    def git(*args: str) -> tuple[int, list[str]]:
+        r = children.run(["git", "-C", str(g), "-c", "user.name=a", "-c", "user.email=a@b",
+                          *args], check=False, capture_output=True, text=True)
+        return r.returncode, r.stderr.splitlines()
+
+    g.mkdir()
+    git("init", "-q", "-b", "master")
+    for n in range(3):
+        git("commit", "-q", "--allow-empty", "-m", f"c{n}")
+    git("branch", "side", "HEAD~2")
+    git("branch", "other", "HEAD~1")
+    git("tag", "v1")
+    (g / ".git" / "refs" / "heads" / "side").write_text("yyy\n")
+    (g / ".git" / "refs" / "tags" / "v1").write_text("qqq\n")  # no log: nothing said
+    logs = g / ".git" / "logs"
+
+    def counts() -> dict[str, int]:
+        return {p.name: len(p.read_text().splitlines())
+                for p in [logs / "HEAD", *sorted((logs / "refs" / "heads").iterdir())]}
+    before = counts()
+    return {"before": before, "dry": git("reflog", "expire", "--dry-run", "--expire=now",
+                                          "--all"), "dry_counts": counts(),
+            "alone": git("reflog", "expire", "--expire=now", "side")[0],
+            "all": git("reflog", "expire", "--expire=now", "--all"), "after": counts()}
+
+
+def test_reflog_expire_all_beside_a_row_on_no_commit_id_expires_the_others_as_git(
+        history, tmp_path, monkeypatch):
+    """Branch side holding 'yyy' and tag v1 'qqq', no snapshot: `reflog expire --all`
+    refused outright (fsck's line, exit 1), the other refs' logs kept. git 2.39's says
+    'error: bad ref for .git/logs/refs/heads/side', keeps that log, expires the others' and
+    exits 0 (so with --dry-run, which deletes nothing), and says nothing of the tag, which
+    has no log; of side alone it refuses ('side points nowhere!'). memstore now does so:
+    one line naming fsck's way out, side's log kept, the others' expired, exit 0; `reflog
+    expire side` still refuses, nothing changed."""
+    gitsaid = _git_expire_beside_a_bad_ref(tmp_path, monkeypatch)
+    assert gitsaid["dry"] == (0, ["error: bad ref for .git/logs/refs/heads/side"])
+    assert gitsaid["dry_counts"] == gitsaid["before"] and gitsaid["alone"] != 0
+    assert gitsaid["all"] == gitsaid["dry"]
+    assert gitsaid["after"] == {"HEAD": 0, "master": 0, "other": 0, "side": 1}
+
+    repo, (c1, c2, _) = history
+    ok("branch", "side", c1[:12], cwd=repo)
+    ok("branch", "other", c2[:12], cwd=repo)
+    ok("tag", "v1", cwd=repo)
+    _no_snapshots(repo)
+    sql(repo, "update refs set target = 'yyy' where name = 'refs/heads/side'")
+    sql(repo, "update refs set target = 'qqq' where name = 'refs/tags/v1'")
+    fsck = sorted(run("fsck", cwd=repo).stdout.splitlines(), key=lambda line: "v1" in line)
+    assert len(fsck) == 2 and "branch -f side" in fsck[0] and "tag" in fsck[1], fsck
+    said = [f"warning: {fsck[0]}; its reflog left as it was"]
+    logs = {ref: logged(repo, ref) for ref in ("HEAD", "main", "other", "side")}
+    assert all(logs.values()), logs
+    before = snapshot(repo)
+    assert error_line(run("reflog", "expire", "--expire=now", "side", cwd=repo), 1, "") \
+        == f"memstore: error: {fsck[0]}"
+    r = run("reflog", "expire", "--dry-run", "--expire=now", "--all", cwd=repo)
+    assert (r.exit_code, r.stderr.splitlines()) == (0, said), r.output
+    assert r.stdout.strip() == f"would delete {len(logs['HEAD']) + len(logs['main']) + 1} " \
+        "reflog entries"
+    assert snapshot(repo) == before
+    r = run("reflog", "expire", "--expire=now", "--all", cwd=repo)
+    assert (r.exit_code, r.stderr.splitlines()) == (0, said), r.output
+    assert {ref: logged(repo, ref) for ref in logs} == {"HEAD": [], "main": [], "other": [],
+                                                        "side": logs["side"]}
+    ok("branch", "-f", "side", logs["side"][0][:12], cwd=repo)  # fsck's ways out
+    ok(*_pasted(fsck[1]), cwd=repo)
+    assert ok("fsck", cwd=repo).stdout.strip() == "ok"
+
+
+def test_reflog_expire_all_keeps_heads_log_when_head_is_on_the_damaged_branch(history):
+    """HEAD on main, main holding 'yyy': git's keeps HEAD's log too ('bad ref for
+    .git/logs/HEAD', checked by hand on 2.39); memstore says it on main's line."""
+    repo, _ = history
+    logs = {ref: logged(repo, ref) for ref in ("HEAD", "main")}
+    _no_snapshots(repo)
+    sql(repo, "update refs set target = 'yyy' where name = 'refs/heads/main'")
+    fsck = run("fsck", cwd=repo).stdout.splitlines()
+    r = run("reflog", "expire", "--expire=now", "--all", cwd=repo)
+    assert (r.exit_code, r.stdout.strip(), r.stderr.splitlines()) == (
+        0, "deleted 0 reflog entries",
+        [f"warning: {fsck[0]}; its reflog and HEAD's, on it, left as it was"]), r.output
+    assert {ref: logged(repo, ref) for ref in logs} == logs
+
+
 def test_branch_d_of_a_row_on_no_commit_id_names_branch_D(history):
     """Branch side holding 'yyy': `branch -d side` said 'run `memstore fsck --repair`'
     (with a snapshot: the repair mends it; without: it refuses), where `-D` deletes the

@@ -7,7 +7,7 @@ import click
 
 from ..context import pass_repo
 from ..dates import parse
-from ..output import json_option, print_json, when
+from ..output import json_option, print_json, warn, when
 
 SUBCOMMANDS = ("show", "expire", "delete", "exists")
 
@@ -102,7 +102,9 @@ def expire(repo, refs: tuple[str, ...], expire: str, expire_unreachable: str,
     older than --expire-unreachable and naming a commit the tip of their ref does not reach
     (HEAD's: no branch, tag or remote-tracking branch), as git's
     `reflog expire` (a REF that names no ref here, or a tag, which has no reflog, refuses
-    them all); gc then removes what only those entries kept
+    them all; `--all` beside a ref row holding no commit id: one line naming the way out,
+    that row's log kept, and HEAD's when on it, the others' expired, exit status 0, as
+    git's beside a bad ref); gc then removes what only those entries kept
     (`memstore reflog expire --expire=now --all && memstore gc`: everything unreachable).
 
     --json prints one object: dry_run and expired (ref, new, time, message of each)."""
@@ -113,7 +115,8 @@ def expire(repo, refs: tuple[str, ...], expire: str, expire_unreachable: str,
                               expire=_age(expire, now, "--expire"),
                               expire_unreachable=_age(expire_unreachable, now,
                                                       "--expire-unreachable"),
-                              now=now, dry_run=dry_run)
+                              now=now, dry_run=dry_run,
+                              on_passed=_passed)
     if as_json:
         print_json({"dry_run": dry_run,
                     "expired": [{"ref": e.ref, "new": e.new, "time": e.time,
@@ -121,6 +124,12 @@ def expire(repo, refs: tuple[str, ...], expire: str, expire_unreachable: str,
         return
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"{verb} {len(gone)} reflog entr{'y' if len(gone) == 1 else 'ies'}")
+
+
+def _passed(line: str, head_too: bool) -> None:
+    """A ref row `reflog expire --all` passed over (git's 'bad ref'): fsck's line for it."""
+    also = " and HEAD's, on it," if head_too else ""
+    warn(f"warning: {line}; its reflog{also} left as it was")
 
 
 def _age(text: str, now: float, option: str) -> float:

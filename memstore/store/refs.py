@@ -10,7 +10,7 @@ import re
 import shlex
 import time
 import unicodedata
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Container, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -445,16 +445,47 @@ class Refs:
         return {r["name"]: r["target"] for r in map(self._sound, rows)
                 if r["symbolic"] is None}
 
-    def check(self, mending: str | None = None) -> None:
+    def check(self, mending: str | None = None, *, passing: bool = False) -> None:
         """DamagedIndexError for the first damaged ref row (before a write does any work: it
         ends by recording every ref in a snapshot); `mending`: a row holding no commit id
         (HEAD's: or naming no branch), which the write sets or deletes (`mend`, `mend_head`,
         `drop`): it and other rows of that damage (`damaged`) are passed over (each is
-        mended by its own command, which refused on the others)."""
+        mended by its own command, which refused on the others). `passing`: a write that
+        sets no ref (`reflog expire --all`) passes over the branch, tag and remote-tracking
+        rows holding no commit id (`unreadable`), HEAD's still refused."""
         for row in self.db.query("select * from refs order by name"):
-            if mending is None or not self.damaged(str(row.get("name"))) or \
-                    self.damaged(mending) is None:
+            name = str(row.get("name"))
+            if passing and name != HEAD and self.damaged(name) is not None:
+                continue
+            if mending is None or not self.damaged(name) or self.damaged(mending) is None:
                 self._sound(row)
+
+    def unreadable(self) -> dict[str, str]:
+        """Each branch, tag or remote-tracking row holding no commit id (`damaged`; HEAD's
+        aside) → what fsck says of it, the way out named: git's `reflog expire --all` says
+        'bad ref' for such a ref, keeps its log and expires the others'."""
+        out = {}
+        for row in self.db.query("select * from refs order by name"):
+            name = row.get("name")
+            if not isinstance(name, str) or name == HEAD or self.damaged(name) is None:
+                continue
+            try:
+                self._sound(row)
+            except DamagedIndexError as e:
+                out[name] = str(e)
+        return out
+
+    def head_branch(self) -> str | None:
+        """The branch HEAD's row names (None: detached or absent), that branch's row unread
+        (`head` refuses one holding no commit id)."""
+        row = next(iter(self.db.query("select * from refs where name = ?", [HEAD])), None)
+        return None if row is None else _sound(row)["symbolic"]
+
+    def all_but(self, passed: Container[str]) -> dict[str, str]:
+        """`all`, the rows named in `passed` (`unreadable`) left out."""
+        rows = [r for r in self.db.query("select * from refs") if r.get("name") not in passed]
+        return {r["name"]: r["target"] for r in map(self._sound, rows)
+                if r["symbolic"] is None}
 
     def damaged(self, name: str) -> str | None:
         """What branch `name`'s row holds where that is no commit id (the row not

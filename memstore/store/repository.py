@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,28 +229,30 @@ class Repository:
 
     def lock(self, wait: bool = True, on_wait: WaitCallback | None = None,
              timeout: float | None = None, *,
-             mending: str | None = None) -> AbstractContextManager[None]:
+             mending: str | None = None,
+             passing: bool = False) -> AbstractContextManager[None]:
         """The writer lock. Waiting calls `on_wait` (or the repository's) with a message
         naming the holder's pid; `wait=False` raises LockedError instead. Every config row
         and ref row is read once it is held: a write ends by recording them all (a ref
         snapshot), so a damaged one refuses the write before any work, not after its objects
-        (but `mending`'s, a branch row the write sets: `mend_branch`). A
+        (but `mending`'s, a branch row the write sets: `mend_branch`; `passing`: a write
+        that sets no ref passes over the rows holding no commit id, `Refs.check`). A
         repository opened read-only (its folder cannot be written) refuses here."""
         if getattr(self.db, "read_only", False):
             raise MemstoreError(f"{self.dir} cannot be written (read-only here): only commands "
                                 "that read the repository can run")
         self._unpin()  # before waiting: a gc holding the lock may wait for this read to end
-        return self._checked(self._lock(wait, on_wait, timeout), mending)
+        return self._checked(self._lock(wait, on_wait, timeout), mending, passing)
 
     @contextmanager
     def _checked(self, held: AbstractContextManager[None],
-                 mending: str | None = None) -> Iterator[None]:
+                 mending: str | None = None, passing: bool = False) -> Iterator[None]:
         taking = not self._lock.held
         with held:
             if taking:
                 self._check_same_index()
             config.rows(self.db)
-            self.refs.check(mending)
+            self.refs.check(mending, passing=passing)
             yield
 
     def _check_same_index(self) -> None:
@@ -889,20 +891,36 @@ class Repository:
 
     def reflog_expire(self, names: Sequence[str] | None, *, expire: float,
                       expire_unreachable: float, now: float,
-                      dry_run: bool = False) -> list[reflog.Entry]:
+                      dry_run: bool = False,
+                      on_passed: Callable[[str, bool], None] | None = None
+                      ) -> list[reflog.Entry]:
         """git's `reflog expire`: deletes the entries of the refs `names` (None: every ref
         with a log) older than `expire` seconds before `now`, or than `expire_unreachable`
         and naming a commit the ref's tip does not reach (HEAD's: no ref), as git's; the
-        entries deleted (or that would be)."""
-        with self.lock(), transaction(self.db):
+        entries deleted (or that would be). Every ref (`names` None) beside a branch, tag
+        or remote-tracking row holding no commit id: as git's `--all` beside a bad ref, that
+        row's log is kept (and HEAD's, HEAD on it), the others' expired, and `on_passed`
+        told fsck's line for each such row with a log kept (and whether HEAD's is one; a
+        row with none, a tag's, git's passes over in silence); a name of such a row, or a
+        damaged HEAD row, refuses as before."""
+        with self.lock(passing=names is None), transaction(self.db):
             refs = None if names is None else [self.reflog_of(n, strict=True)[0]
                                                for n in names]
+            passed = self.refs.unreadable() if names is None else {}
+            head_branch = self.refs.head_branch()
+            kept = set(passed) | ({HEAD} if head_branch in passed else set())
             g = history.checked_graph(self.store, unreadable=True)
-            reaches = reflog.reaching(self.refs.all(),
+            reaches = reflog.reaching(self.refs.all_but(passed),
                                       lambda tips: history.ancestors_of(g, tips))
-            gone = reflog.expired(self.db, now, reaches, expire, expire_unreachable, refs)
+            gone = [e for e in reflog.expired(self.db, now, reaches, expire,
+                                              expire_unreachable, refs) if e.ref not in kept]
             if not dry_run:
                 reflog.delete(self.db, [e.id for e in gone])
+            head_too = head_branch in passed and bool(reflog.entries(self.db, HEAD))
+            said = [(line, head_too and name == head_branch) for name, line in passed.items()
+                    if reflog.entries(self.db, name) or (head_too and name == head_branch)]
+        for line, head_too in said if on_passed is not None else ():
+            on_passed(line, head_too)
         return gone
 
     def reflog_delete(self, selectors: Sequence[str]) -> list[reflog.Entry]:
