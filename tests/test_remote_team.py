@@ -97,7 +97,9 @@ def test_of_two_pushes_creating_a_remote_at_once_exactly_one_says_created(tmp_pa
     def look(self, path):
         got = read(self, path)
         if path == MARKER and got is None:
-            both_looked.wait(timeout=10)  # neither writes before the other found nothing
+            # neither writes before the other found nothing; a loaded machine can take its
+            # time to bring the other thread here (the join below allows 120 s)
+            both_looked.wait(timeout=90)
         return got
 
     def exclusive(self, path, value, mode="overwrite", **kw):
