@@ -439,9 +439,10 @@ class Refs:
         return {r["name"][len(prefix):]: r["target"] for r in map(self._sound, rows)
                 if r["symbolic"] is None}
 
-    def all(self) -> dict[str, str]:
-        """Every ref that points to a commit, HEAD included when detached."""
-        rows = self.db.query("select * from refs")
+    def all(self, passed: Container[str] = ()) -> dict[str, str]:
+        """Every ref that points to a commit, HEAD included when detached; the rows named in
+        `passed` (`unreadable`: `reflog expire --all`) left out, unread."""
+        rows = [r for r in self.db.query("select * from refs") if r.get("name") not in passed]
         return {r["name"]: r["target"] for r in map(self._sound, rows)
                 if r["symbolic"] is None}
 
@@ -480,12 +481,6 @@ class Refs:
         (`head` refuses one holding no commit id)."""
         row = next(iter(self.db.query("select * from refs where name = ?", [HEAD])), None)
         return None if row is None else _sound(row)["symbolic"]
-
-    def all_but(self, passed: Container[str]) -> dict[str, str]:
-        """`all`, the rows named in `passed` (`unreadable`) left out."""
-        rows = [r for r in self.db.query("select * from refs") if r.get("name") not in passed]
-        return {r["name"]: r["target"] for r in map(self._sound, rows)
-                if r["symbolic"] is None}
 
     def damaged(self, name: str) -> str | None:
         """What branch `name`'s row holds where that is no commit id (the row not

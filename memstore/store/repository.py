@@ -910,7 +910,7 @@ class Repository:
             head_branch = self.refs.head_branch()
             kept = set(passed) | ({HEAD} if head_branch in passed else set())
             g = history.checked_graph(self.store, unreadable=True)
-            reaches = reflog.reaching(self.refs.all_but(passed),
+            reaches = reflog.reaching(self.refs.all(passed),
                                       lambda tips: history.ancestors_of(g, tips))
             gone = [e for e in reflog.expired(self.db, now, reaches, expire,
                                               expire_unreachable, refs) if e.ref not in kept]
