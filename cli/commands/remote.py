@@ -755,7 +755,7 @@ def _fetch_all(all_tags: bool, prune: bool, with_stats: bool, as_json: bool,
             _passed_over(f, all_tags)
             unrestored = f.refetched is not None and f.refetched.unrestored
             line = f"could not fetch {name} whole: {_unrestored(f)}" if unrestored else None
-            if line is None and _rejected(f, all_tags) is not None:
+            if line is None:
                 line = _rejected(f, all_tags)
             if as_json:
                 out.append(fetch_result(f) | {"error": line})
