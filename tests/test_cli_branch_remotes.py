@@ -320,16 +320,24 @@ def test_branch_made_at_a_remote_tracking_branch_tracks_it_as_git_s(fetched):
 
 
 def test_push_tag_without_its_name_says_the_name_is_missing(fetched):
-    """`push origin tag` (git's `tag NAME` with no NAME) said "no branch 'tag'"; one line
-    naming what is missing now, nothing pushed; a branch named tag is still pushed so."""
+    """`push origin tag` (git's `tag NAME` with no NAME) said "no branch 'tag'"; git 2.39's
+    line now, nothing pushed, a branch named tag too (git refuses it so: `fatal: tag
+    shorthand without <tag>`, exit 128; memstore's usage status is 2), and in a delete
+    (it deleted the remote's branch named tag); refs/heads/tag pushes and deletes it."""
     repo, _, url = fetched
-    before = remote_files(url)
-    error_line(run("push", "origin", "tag", cwd=repo), 2, "`push origin tag` needs the tag's "
-               "NAME")
-    assert remote_files(url) == before
     ok("branch", "tag", cwd=repo)
-    ok("push", "origin", "tag", cwd=repo)
+    before = remote_files(url)
+    for args in (("push", "origin", "tag"), ("push", "--tags", "origin", "tag"),
+                 ("push", "-d", "origin", "tag"), ("push", "-d", "origin", "tag", "v1", "tag")):
+        error_line(run(*args, cwd=repo), 2, "tag shorthand without <tag>: `memstore push "
+                   "origin tag v1` pushes tag v1")
+    assert remote_files(url) == before
+    ok("push", "origin", "refs/heads/tag", cwd=repo)
     assert any(p.endswith("heads/tag") for p in remote_files(url))
+    error_line(run("push", "-d", "origin", "tag", cwd=repo), 2, "tag shorthand without")
+    assert any(p.endswith("heads/tag") for p in remote_files(url))
+    ok("push", "-d", "origin", "refs/heads/tag", cwd=repo)
+    assert not any(p.endswith("heads/tag") for p in remote_files(url))
 
 
 def test_a_remote_tracking_branch_no_upstream_can_name_refuses_before_anything_moves(fetched):

@@ -204,8 +204,8 @@ def test_push_delete_takes_gits_tag_name_and_keeps_a_branch_named_tag(tmp_path):
     """git's `push --delete origin tag v1` deletes tag v1 there and nothing else; memstore
     read 'tag' as one more name and deleted the remote's branch named tag too (a branch
     `push origin tag` pushes, 2a738b1), its remote-tracking branch with it, exit 0.
-    `tag NAME` is refs/tags/NAME in a delete too; a last 'tag' alone is the name itself;
-    `:tag :v1` (git's colon spelling) still deletes both."""
+    `tag NAME` is refs/tags/NAME in a delete too (a last 'tag' alone is refused, as git's:
+    test_cli_branch_remotes); `:tag :v1` (git's colon spelling) still deletes both."""
     url = str(tmp_path / "remote")
     a = make_repo(tmp_path / "a", url)
     try:
@@ -216,7 +216,7 @@ def test_push_delete_takes_gits_tag_name_and_keeps_a_branch_named_tag(tmp_path):
     finally:
         a.close()
     here = tmp_path / "a"
-    ok("push", "origin", "tag", cwd=here)
+    ok("push", "origin", "refs/heads/tag", cwd=here)
     ok("push", "origin", "tag", "v1", cwd=here)
     out = ok("push", "--delete", "origin", "tag", "v1", cwd=here).stdout
     assert out.splitlines() == [f"To {url}", f" - {'[deleted]':<26} v1"]
@@ -227,8 +227,8 @@ def test_push_delete_takes_gits_tag_name_and_keeps_a_branch_named_tag(tmp_path):
     ok("push", "origin", "tag", "v1", cwd=here)
     ok("push", "origin", ":tag", ":v1", cwd=here)
     assert {p for p in remote_files(url) if p.startswith("refs/")} == {"refs/heads/main"}
-    ok("push", "origin", "tag", cwd=here)
-    ok("push", "--delete", "origin", "tag", cwd=here)
+    ok("push", "origin", "refs/heads/tag", cwd=here)
+    ok("push", "--delete", "origin", "refs/heads/tag", cwd=here)
     assert {p for p in remote_files(url) if p.startswith("refs/")} == {"refs/heads/main"}
 
 def test_an_exclusive_create_refused_otherwise_than_by_file_exists_reads_the_file(

@@ -258,7 +258,8 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     `HEAD:main` or `HEAD:refs/heads/main` on main); a push under another name is refused.
 
     BRANCH may be a tag (a name that is a tag and no branch, refs/tags/NAME, or git's
-    `tag NAME`), and --tags pushes every tag: the history each names is written first,
+    `tag NAME`; `tag` alone is refused, as git's, a branch named tag too: refs/heads/tag
+    pushes it), and --tags pushes every tag: the history each names is written first,
     then each tag the remote lacks is created by compare-and-swap; a remote tag naming
     another commit is refused (exit status 1, the other tags pushed) unless --force. A
     remote branch or tag
@@ -273,7 +274,8 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
 
     `push --delete REMOTE NAME...` (or git's `push REMOTE :NAME...`) deletes branches
     and tags there (a name as above: the remote's branch first, else its tag; git's `tag
-    NAME` its tag NAME, as `push --delete origin tag v1` spells it), each by
+    NAME` its tag NAME, as `push --delete origin tag v1` spells it; `tag` with no NAME after
+    it is refused, as git's: "tag shorthand without <tag>"), each by
     compare-and-swap against the commit read: one another push moved meanwhile is kept
     (exit status 1, the others deleted).
     The branch the remote's HEAD names (what clones check out) is refused unless --force;
@@ -293,10 +295,14 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     from memstore.remote.push import push as run_push
     from memstore.remote.push_delete import push_delete
     from memstore.remote.push_tags import push_tags, pushed_ref
-    from memstore.store.refs import HEADS, TAGS
+    from memstore.store.refs import TAGS
 
     names = [n for n in (branch, *more) if n is not None]
     colon = not delete and names and all(n.startswith(":") and len(n) > 1 for n in names)
+    if not colon and _tag_without_name(names):  # git's words (git exits 128: its die())
+        raise click.UsageError(f"tag shorthand without <tag>: `memstore push "
+                               f"{remote_name or 'origin'} tag v1` pushes tag v1 (a branch "
+                               "or tag named tag: refs/heads/tag, refs/tags/tag)")
     if colon:  # git's `push origin :NAME`: nothing pushed onto NAME deletes it there
         delete, branch, more = True, names[0][1:], tuple(n[1:] for n in names[1:])
     if delete:
@@ -312,11 +318,6 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
         return
     if branch == "tag" and len(more) == 1:  # git's `push origin tag v1`: refs/tags/v1
         branch, more = TAGS + more[0], ()
-    elif branch == "tag" and not more and not all_tags:  # a branch named tag is pushed
-        with open_repo() as repo:
-            if repo.refs.read(HEADS + "tag") is None and repo.refs.read(TAGS + "tag") is None:
-                raise click.UsageError(f"`push {remote_name} tag` needs the tag's NAME "
-                                       f"(`memstore push {remote_name} tag v1`)")
     if more:
         raise click.UsageError(f"unexpected extra argument {more[0]!r} (push takes one BRANCH; "
                                "--delete takes several)")
@@ -420,10 +421,21 @@ def _follow_tags(r):
         "this push ran, and kept; fetch, then push --follow-tags again")
 
 
+def _tag_without_name(names: list[str]) -> bool:
+    """Whether git's `tag NAME` ends `names` with no NAME (`push origin tag`, `push -d
+    origin v1 tag`), which git refuses, a ref named tag too: `tag tag` is tag 'tag'."""
+    i = 0
+    while i < len(names):
+        if names[i] == "tag" and i + 1 == len(names):
+            return True
+        i += 2 if names[i] == "tag" else 1
+    return False
+
+
 def _tag_names(names: list[str]) -> list[str]:
     """git's `tag NAME` among the names of `push --delete REMOTE` (`push --delete origin tag
-    v1`): refs/tags/NAME, not a branch or tag named tag deleted besides NAME; a last 'tag'
-    with no NAME after it is that name itself, as `push REMOTE tag` pushes it."""
+    v1`): refs/tags/NAME, not a branch or tag named tag deleted besides NAME (a 'tag' with
+    no NAME after it is refused before, as git's)."""
     from memstore.store.refs import TAGS
 
     out, rest = [], list(names)
