@@ -258,7 +258,7 @@ def test_switch_to_a_branch_only_a_remote_has_makes_it_there_tracking_it(fetched
     repo, (_, c2, c3), _ = fetched
     ok("branch", "-D", "topic", cwd=repo)
     r = ok("switch", "topic", cwd=repo)
-    assert r.stdout.splitlines() == ["branch 'topic' set up to track 'origin/topic'",
+    assert r.stdout.splitlines() == ["branch 'topic' set up to track 'origin/topic'.",
                                      "Switched to a new branch 'topic'"]
     [row] = [b for b in listed(repo, "-vv") if b["name"] == "topic"]
     assert (row["commit"], row["current"], row["upstream"]) == (c2, True, "origin/topic")
@@ -299,7 +299,7 @@ def test_branch_made_at_a_remote_tracking_branch_tracks_it_as_git_s(fetched):
     so. --no-track makes none; a start that is no remote-tracking branch records none."""
     repo, (c1, c2, c3), _ = fetched
     r = ok("branch", "mine", "origin/topic", cwd=repo)
-    assert r.stdout.splitlines() == ["branch 'mine' set up to track 'origin/topic'",
+    assert r.stdout.splitlines() == ["branch 'mine' set up to track 'origin/topic'.",
                                      f"Created branch mine at {c2[:12]}"]
     d = json.loads(ok("branch", "two", "remotes/origin/main", "--json", cwd=repo).stdout)
     assert d == {"created": "two", "commit": c3, "upstream": "origin/main"}
@@ -360,3 +360,40 @@ def test_a_remote_tracking_branch_no_upstream_can_name_refuses_before_anything_m
         assert snapshot(repo) == before, args
     assert json.loads(ok("branch", "--no-track", "mine", legacy, "--json", cwd=repo)
                       .stdout) == {"created": "mine", "commit": c2, "upstream": None}
+
+
+def test_branch_u_and_track_as_git_types_them(fetched):
+    """git 2.39's `branch -u origin/x` (--set-upstream-to's short form) and `branch --track
+    NAME origin/x` were 'No such option'; each records the upstream now and says so as git
+    does, its period too ("branch 'x' set up to track 'origin/x'.", which branch NAME REV,
+    -f and switch -c said without it). --track of a REV that is no remote-tracking branch
+    (a commit, a tag, a local branch: git tracks that one, memstore's upstreams are
+    remote) is refused before anything moves, as are --track with --no-track and --track
+    with no branch made."""
+    repo, (c1, c2, _), _ = fetched
+    assert ok("branch", "-u", "origin/topic", cwd=repo).stdout == \
+        "branch 'main' set up to track 'origin/topic'.\n"
+    assert ok("branch", "-u", "origin/main", "topic", cwd=repo).stdout == \
+        "branch 'topic' set up to track 'origin/main'.\n"
+    ups = {b["name"]: b["upstream"] for b in listed(repo, "-vv")}
+    assert (ups["main"], ups["topic"]) == ("origin/topic", "origin/main")
+    assert ok("branch", "--track", "mine", "origin/topic", cwd=repo).stdout.splitlines() == [
+        "branch 'mine' set up to track 'origin/topic'.", f"Created branch mine at {c2[:12]}"]
+    assert ok("branch", "-f", "--track", "mine", "origin/main", cwd=repo).stdout \
+        .startswith("branch 'mine' set up to track 'origin/main'.\n")
+    assert ok("switch", "-c", "sw", "origin/topic", cwd=repo).stdout.startswith(
+        "branch 'sw' set up to track 'origin/topic'.\n")
+    ok("tag", "v1", c1, cwd=repo)
+    before = snapshot(repo)
+    for args in (("branch", "--track", "x", c1), ("branch", "--track", "x", "v1"),
+                 ("branch", "--track", "x", "main"), ("branch", "--track", "x"),
+                 ("branch", "-f", "--track", "mine", "v1")):
+        error_line(run(*args, cwd=repo), 2, "--track needs a REV that is a remote-tracking "
+                   "branch (origin/x)")
+    error_line(run("branch", "--track", "--no-track", "x", "origin/main", cwd=repo), 2,
+               "--track and --no-track cannot be used together")
+    error_line(run("branch", "--track", "-d", "mine", cwd=repo), 2, "--track goes with a "
+               "branch made")
+    error_line(run("branch", "-u", "origin/nope", cwd=repo), 2, "the requested upstream "
+               "branch 'origin/nope' does not exist")
+    assert snapshot(repo) == before

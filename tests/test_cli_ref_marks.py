@@ -48,7 +48,7 @@ def test_upstream_is_the_tracking_branch_status_compares_with(history, tmp_path)
     ok("reset", "@{u}", cwd=repo)  # back where the upstream is
     assert commit(repo, "main") == c3
     out = ok("branch", "fix", "@{u}", cwd=repo).stdout  # a branch made at it tracks it, as
-    assert out.startswith("branch 'fix' set up to track 'origin/main'\n")  # git's
+    assert out.startswith("branch 'fix' set up to track 'origin/main'.\n")  # git's
     ok("switch", "-c", "fix2", "main@{U}", cwd=repo)
     assert ok("branch", "-vv", "--json", cwd=repo).stdout.count('"upstream": "origin/main"') == 3
     ok("branch", "nofix", "@{u}~1", cwd=repo)  # not a ref: no upstream, as git's

@@ -98,14 +98,16 @@ def test_branch_set_upstream_to_and_unset_upstream(base, tmp_path):
     ok("push", "team", cwd=repo)
     assert upstream(repo) is None
     before = snapshot(repo)
-    for args, says in ((["team/nosuch"], "the upstream branch 'team/nosuch' does not exist"),
+    for args, says in ((["team/nosuch"], ("the requested upstream branch 'team/nosuch' does "
+                                          "not exist: fetch team first")),  # git's words, then
                        (["nosuch/main"], "no remote 'nosuch'"),
                        (["main"], "invalid upstream 'main': give REMOTE/BRANCH"),
                        (["team/main", "nosuch"], "no branch 'nosuch'")):
         error_line(run("branch", "--set-upstream-to", *args, cwd=repo), 2, says)
     error_line(run("branch", "-d", "main", "--set-upstream-to", "team/main", cwd=repo), 2,
                "take one branch NAME and no other option")
-    error_line(run("branch", "--unset-upstream", cwd=repo), 2, "branch 'main' has no upstream")
+    error_line(run("branch", "--unset-upstream", cwd=repo), 2,
+               "branch 'main' has no upstream information")  # git's "Branch 'main' has ..."
     assert snapshot(repo) == before
     d = json.loads(ok("branch", "--set-upstream-to", "team/main", "--json", cwd=repo).stdout)
     assert d == {"branch": "main", "upstream": "team/main"}

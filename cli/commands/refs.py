@@ -22,9 +22,12 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
               "one too, is set to REV.")
 @click.option("-m", "--move", is_flag=True, help="Rename a branch: `branch -m OLD NEW`, or "
               "`branch -m NEW` for the current one.")
-@click.option("--set-upstream-to", "upstream", metavar="REMOTE/BRANCH", help="Record "
+@click.option("-u", "--set-upstream-to", "upstream", metavar="REMOTE/BRANCH", help="Record "
               "REMOTE/BRANCH as the upstream of NAME (default: the current branch).")
 @click.option("--unset-upstream", is_flag=True, help="Forget NAME's upstream.")
+@click.option("--track", is_flag=True, help="With NAME REV (or -f): make REV, a "
+              "remote-tracking branch (origin/x), NAME's upstream (the default); another REV "
+              "is refused.")
 @click.option("--no-track", is_flag=True, help="With NAME REV (or -f): a REV that is a "
               "remote-tracking branch (origin/x) is not made NAME's upstream.")
 @click.option("-r", "--remotes", "remotes", is_flag=True, help="List the remote-tracking "
@@ -38,7 +41,7 @@ from ..output import first_line, json_option, print_json, short, shown_name, war
 @pass_repo
 def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_: bool,
            force: bool, move: bool, upstream: str | None, unset_upstream: bool, remotes: bool,
-           all_: bool, verbose: int, no_track: bool, as_json: bool) -> None:
+           all_: bool, verbose: int, track: bool, no_track: bool, as_json: bool) -> None:
     """List branches, create branch NAME at REV (default: HEAD), delete or rename one.
 
     With no argument, lists the branches and marks the current one with '*'.
@@ -53,7 +56,8 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
     does; `--unset-upstream [NAME]` forgets it. A rename carries it, a delete drops it.
     `branch NAME REV` (and -f) where REV is a remote-tracking branch (origin/x, or
     remotes/origin/x as `-a` shows it) makes it NAME's upstream, as git's
-    ("branch 'NAME' set up to track 'origin/x'"); --no-track does not.
+    ("branch 'NAME' set up to track 'origin/x'."); --no-track does not; --track refuses
+    any other REV (git's --track of a local branch: memstore's upstreams are remote ones).
     `-r` lists the remote-tracking branches, `-a` the local ones then those (shown as
     git does, remotes/origin/main, a revision too); `branch -d -r REMOTE/BRANCH...`
     deletes them here (the remote keeps them: the next fetch brings them back), one
@@ -76,10 +80,13 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
     branch that exists), {set, commit, held} (-f of a damaged one); upstream: the remote-tracking branch REV is, which this made
     NAME's upstream, or null.
     """
-    if no_track and (not args or list_ or delete or force_delete or move or remotes or all_
-                     or verbose or upstream is not None or unset_upstream):
-        raise click.UsageError("--no-track goes with a branch made: `branch --no-track NAME "
-                               "REV` (or -f)")
+    if track and no_track:
+        raise click.UsageError("--track and --no-track cannot be used together")
+    if (track or no_track) and (not args or list_ or delete or force_delete or move or remotes
+                                or all_ or verbose or upstream is not None or unset_upstream):
+        flag = "--track" if track else "--no-track"
+        raise click.UsageError(f"{flag} goes with a branch made: `branch {flag} NAME REV` (or "
+                               "-f)")
     if list_:  # git's: the arguments are patterns
         if delete or force_delete or move or force or upstream is not None or unset_upstream:
             raise click.UsageError("--list lists branches: no -d, -m, -f nor upstream option "
@@ -94,7 +101,7 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
                   or upstream is not None or unset_upstream):
         raise click.UsageError("-f moves a branch: `branch -f NAME [REV]`, no other option")
     if force:
-        return force_branch(repo, name, rev, as_json, track=not no_track)
+        return force_branch(repo, name, rev, as_json, track=not no_track, required=track)
     if verbose and (name is not None or delete or force_delete or move
                     or upstream is not None or unset_upstream):
         raise click.UsageError("-v/-vv list the branches: no NAME, -d, -m nor upstream "
@@ -133,6 +140,8 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
 
         with repo.lock():  # git's: a branch made at origin/x tracks it (autoSetupMerge)
             tracks = _tracked(repo, rev) if rev is not None and not no_track else None
+            if track and tracks is None:
+                _cannot_track(rev)
             commit = repo.create_branch(name, rev or "HEAD")
             if tracks is not None:
                 known.set_upstream(repo, name, tracks)
@@ -148,14 +157,16 @@ def show_created(name: str, commit: str, tracks: str | None, as_json: bool) -> N
         print_json({"created": name, "commit": commit, "upstream": tracks})
         return
     if tracks is not None:
-        click.echo(f"branch '{name}' set up to track '{tracks}'")
+        click.echo(f"branch '{name}' set up to track '{tracks}'.")
     click.echo(f"Created branch {name} at {short(commit)}")
 
 
-def force_branch(repo, name: str, rev: str | None, as_json: bool, track: bool = True) -> None:
+def force_branch(repo, name: str, rev: str | None, as_json: bool, track: bool = True,
+                 required: bool = False) -> None:
     """`branch -f NAME REV`: git's; the ref moves by compare-and-swap without reading the
     commit it leaves (a branch left on a commit whose record is gone moves as well). A REV
-    that is a remote-tracking branch becomes NAME's upstream unless not `track`, as git's."""
+    that is a remote-tracking branch becomes NAME's upstream unless not `track`, as git's;
+    `required` (--track): any other REV is refused."""
     from memstore.errors import ValidationError
     from memstore.remote import remotes as known
     from memstore.store.refs import HEADS, branch_ref, shell_word
@@ -183,6 +194,8 @@ def force_branch(repo, name: str, rev: str | None, as_json: bool, track: bool = 
         kept = (repo.reached(head.commit)
                 if head.branch is None and head.commit is not None else set())
         tracks = _tracked(repo, rev) if track else None
+        if required and tracks is None:
+            _cannot_track(rev)
         commit = repo.create_branch(name, rev, force=True)
         left = ([c for c in repo.held_by_no_ref(before or was) if c not in kept]
                 if was is not None and was != commit else [])
@@ -200,7 +213,7 @@ def force_branch(repo, name: str, rev: str | None, as_json: bool, track: bool = 
                     "warning": warning, "upstream": tracks})
         return
     if tracks is not None:
-        click.echo(f"branch '{name}' set up to track '{tracks}'")
+        click.echo(f"branch '{name}' set up to track '{tracks}'.")
     click.echo(f"Moved branch {name} to {short(commit)} (was {short(was)})")
 
 
@@ -433,7 +446,7 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool, track
         print_json(d)
         return
     if tracks is not None:
-        click.echo(f"branch '{d['branch']}' set up to track '{tracks}'")
+        click.echo(f"branch '{d['branch']}' set up to track '{tracks}'.")
     if d["branch"] and not create and d["branch"] == was.branch:  # git's wording (exit 0)
         click.echo(f"Already on '{d['branch']}'")
     elif d["branch"]:
@@ -499,6 +512,15 @@ def _tracking(repo) -> list[str]:
 
     known = remotes.remotes(repo)
     return [t for t in remotes.all_tracking(repo) if t.partition("/")[0] in known]
+
+
+def _cannot_track(rev: str | None) -> None:
+    """`--track` of a REV that is no remote-tracking branch: git tracks a local branch
+    (branch.NAME.remote '.'), and a tag it refuses; memstore's upstreams are remote ones."""
+    from memstore.errors import ValidationError
+
+    raise ValidationError(f"cannot track {rev or 'HEAD'!r}: --track needs a REV that is a "
+                          "remote-tracking branch (origin/x)")
 
 
 def _tracked(repo, start: str) -> str | None:

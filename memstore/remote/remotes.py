@@ -269,8 +269,9 @@ def set_upstream(repo: Repository, branch: str | None, target: str) -> tuple[str
     with repo.lock(), transaction(repo.db):
         branch = _local(repo, name)  # again: the current branch may be another one now
         if repo.refs.read(tracking_ref(remote, theirs)) is None:
-            raise ValidationError(f"the upstream branch {target!r} does not exist here: fetch "
-                                  f"{remote} first (`memstore fetch {remote}`)")
+            raise ValidationError(f"the requested upstream branch {target!r} does not exist: "
+                                  f"fetch {remote} first (`memstore fetch {remote}`), or "
+                                  "push a new branch with `memstore push -u`")
         record_upstream(repo, branch, up)
     return branch, up
 
@@ -284,7 +285,7 @@ def unset_upstream(repo: Repository, branch: str | None) -> str:
             raise ValidationError("HEAD is detached: name the branch")
         raw = repo.get_config(upstreams.CONFIG_KEY)
         if raw is None or isinstance(raw, dict) and branch not in raw:  # malformed: cleared
-            raise ValidationError(f"branch {branch!r} has no upstream")
+            raise ValidationError(f"branch {branch!r} has no upstream information")
         record_upstream(repo, branch, None)
     return branch
 
