@@ -114,7 +114,8 @@ def test_clone_records_origin_head_and_set_head_moves_it(base, tmp_path, pushed)
 def test_a_dangling_origin_head_is_named_where_origin_is_no_revision(base, tmp_path, pushed):
     """origin/HEAD naming a branch fetch pruned (deleted on the remote): `origin` is no
     revision, as git's ('ignoring dangling symref'), the line saying why and the way out;
-    fsck, gc and the repair keep it (no damage), set-head -a points it back."""
+    fsck names it (git 2.39's: 'invalid sha1 pointer', exit 2), gc keeps it, set-head -a
+    points it back."""
     repo, url = pushed
     ids = history_template(base)[1]
     a = tmp_path / "a"
@@ -139,7 +140,8 @@ def test_a_dangling_origin_head_is_named_where_origin_is_no_revision(base, tmp_p
         "memstore: error: unknown revision 'nope'"  # another name: no such line
     assert "origin/HEAD" not in oneline(a, "main")  # no decoration, as git's
     assert snapshot(a) == before
-    assert ok("fsck", cwd=a).stdout.strip().endswith("ok")
+    r = run("fsck", cwd=a)
+    assert r.exit_code == 1 and r.stdout.splitlines() == [DANGLING.format("side")], r.output
     ok("gc", cwd=a)
     assert rows(a, "refs/remotes/origin/HEAD") == [
         ("refs/remotes/origin/HEAD", None, "refs/remotes/origin/side")]
@@ -149,6 +151,55 @@ def test_a_dangling_origin_head_is_named_where_origin_is_no_revision(base, tmp_p
     assert rows(a, "refs/remotes/origin/HEAD") == []
     ok("remote", "set-head", "origin", "-a", cwd=a)
     assert oneline(a, "origin") == oneline(a, "origin/main") != ""
+    assert ok("fsck", cwd=a).stdout == "ok\n"
+
+
+DANGLING = ("ref refs/remotes/origin/HEAD names refs/remotes/origin/{}, which is not here "
+            "(dangling: its branch was pruned or deleted); `memstore remote set-head origin "
+            "-a` points it at the remote's HEAD again, `-d` deletes it")
+
+
+def test_branch_json_lists_origin_head_as_symbolic_and_a_dangling_one_nowhere(
+        base, tmp_path, pushed):
+    """`branch -r --json` lists origin/HEAD where the text does, as a row of its own: the
+    commit it names through its branch, and `target`, that branch (the other rows as they
+    were). Once that branch is gone (`branch -d -r`, or a prune), git 2.39's `branch -r`
+    and `-a` list it no more, nor does the JSON, and its fsck names it (exit 1 here);
+    `remote set-head -d` is the way out."""
+    repo, url = pushed
+    ids = history_template(base)[1]
+    a = tmp_path / "a"
+    clone(base, url, a)
+    ok("branch", "side", ids[0], cwd=repo)
+    ok("push", "origin", "side", cwd=repo)
+    ok("fetch", cwd=a)
+    ok("remote", "set-head", "origin", "side", cwd=a)
+
+    def row(name, commit, **more):
+        return {"name": name, "commit": commit, "remote": True, "current": False, **more}
+
+    listed = [row("origin/HEAD", ids[0], target="origin/side"), row("origin/main", ids[2]),
+              row("origin/side", ids[0])]
+    assert json.loads(ok("branch", "-r", "--json", cwd=a).stdout) == listed
+    assert json.loads(ok("branch", "-a", "--json", cwd=a).stdout) == [
+        {"name": "main", "commit": ids[2], "remote": False, "current": True}, *listed]
+    assert json.loads(ok("branch", "-r", "--list", "*/H*", "--json", cwd=a).stdout) == \
+        listed[:1]
+    assert json.loads(ok("branch", "-r", "--list", "*/m*", "--json", cwd=a).stdout) == \
+        listed[1:2]
+    # its branch deleted here: listed nowhere, as git's (`branch -d -r` still takes it)
+    ok("branch", "-d", "-r", "origin/side", cwd=a)
+    assert ok("branch", "-r", cwd=a).stdout.splitlines() == [
+        f"  origin/main          {ids[2][:12]} facts c"]
+    assert "HEAD" not in ok("branch", "-a", cwd=a).stdout
+    assert json.loads(ok("branch", "-r", "--json", cwd=a).stdout) == [row("origin/main", ids[2])]
+    assert json.loads(ok("branch", "-r", "-l", "*/H*", "--json", cwd=a).stdout) == []
+    r = run("fsck", "--json", cwd=a)
+    assert r.exit_code == 1 and json.loads(r.stdout) == {
+        "ok": False, "problems": [DANGLING.format("side")]}
+    assert ok("remote", "set-head", "origin", "-d", cwd=a).stdout == ""
+    assert rows(a, "refs/remotes/origin/HEAD") == []
+    assert ok("fsck", cwd=a).stdout == "ok\n"
 
 
 def test_set_head_a_of_a_remote_without_head_is_one_line(base, tmp_path, pushed):

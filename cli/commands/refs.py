@@ -73,7 +73,9 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
     git's: `[origin/main: ahead 1, behind 2]`, `[origin/main: gone]`.
 
     --json prints a list of branches (name, commit, remote, current: a remote-tracking
-    branch's name is REMOTE/BRANCH; with -vv, upstream, ahead, behind and gone too, null
+    branch's name is REMOTE/BRANCH; a remote's HEAD, REMOTE/HEAD, has target too, the
+    REMOTE/BRANCH it names, whose commit it gives, and one naming a branch that is gone
+    is not listed, as git's; with -vv, upstream, ahead, behind and gone too, null
     where there is none); or {created, commit, upstream}, {deleted, commit} (with remote
     true for -d -r; a list of those when several are deleted), {renamed, to, commit},
     {branch, upstream}, {moved, commit, was, left_behind, warning, upstream} (-f of a
@@ -270,7 +272,12 @@ def list_branches(repo, local: bool, remote: bool, as_json: bool, verbose: int =
     head = repo.head() if local else None
     every = repo.branches() if local else {}
     branches = matching(every, patterns)
-    tracking = matching(all_tracking(repo), patterns) if remote else {}
+    fetched = all_tracking(repo) if remote else {}
+    tracking = matching(fetched, patterns)
+    # git's `origin/HEAD -> origin/main`: REMOTE/HEAD → (REMOTE/B, B's commit), in its place
+    # among them; one naming a branch that is gone (dangling) is left out, as git's
+    heads = {n: (b, fetched[b]) for n, b in matching(repo.refs.remote_heads(), patterns).items()
+             if b in fetched}
     unborn = (head is not None and head.branch is not None and head.branch not in every
               and bool(matching({head.branch: ""}, patterns)))
     current = head.branch if head is not None else None
@@ -293,23 +300,23 @@ def list_branches(repo, local: bool, remote: bool, as_json: bool, verbose: int =
                    + [{"name": n, "commit": c, "remote": False, "current": n == current,
                        **tracked(n)}
                       for n, c in branches.items()]
-                   + [{"name": n, "commit": c, "remote": True, "current": False}
-                      for n, c in tracking.items()])
+                   + sorted([{"name": n, "commit": c, "remote": True, "current": False}
+                             for n, c in tracking.items()]
+                            + [{"name": n, "commit": c, "remote": True, "current": False,
+                                "target": b} for n, (b, c) in heads.items()],
+                            key=lambda row: row["name"]))
         return
     if unborn:
         click.echo(f"* {shown_name(head.branch)} (no commits yet)")
     if head is not None and head.ref is None and not patterns:  # git's: HEAD is no match
         click.echo(f"* (HEAD detached at {short(head.commit)})")
     prefix = "remotes/" if local else ""
-    # git's `origin/HEAD -> origin/main`, in its place among them (symbolic: no commit)
-    heads = {n: f"-> {b}" for n, b in matching(repo.refs.remote_heads(), patterns).items()
-             } if remote else {}
     for mark, n, c, ref in (
             [("*" if n == current else " ", n, c, HEADS + n) for n, c in branches.items()]
-            + [(" ", prefix + n, c, REMOTES + n)
-               for n, c in sorted([*tracking.items(), *heads.items()])]):
-        if ref.startswith(REMOTES) and c.startswith("-> "):
-            click.echo(f"  {shown_name(n)} {c}")
+            + [(" ", prefix + n, tracking.get(n), REMOTES + n)
+               for n in sorted([*tracking, *heads])]):
+        if c is None:  # a remote's HEAD (symbolic)
+            click.echo(f"  {shown_name(n)} -> {heads[ref[len(REMOTES):]][0]}")
             continue
         up = ups.get(n) if ref.startswith(HEADS) else None
         click.echo(f"{mark} {shown_name(n):<20} {short(c)} {tracking_mark(up)}"

@@ -541,6 +541,16 @@ def _check_request_rows(store: Storage, commit: Commit) -> list[str]:
     return []
 
 
+def _dangling(name: str, symbolic: str) -> str:
+    """fsck's line of a remote's HEAD (`name`) naming `symbolic`, a remote-tracking branch
+    that is not here (git 2.39's fsck: 'refs/remotes/origin/HEAD: invalid sha1 pointer'),
+    with the ways out. Not damage (not stuck: the snapshot holds the row as it is)."""
+    remote = shell_word(name[len(REMOTES):-len("/HEAD")])
+    return (f"ref {line_name(name)} names {line_name(symbolic)}, which is not here (dangling: "
+            f"its branch was pruned or deleted); `memstore remote set-head {remote} -a` "
+            "points it at the remote's HEAD again, `-d` deletes it")
+
+
 def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
     out = []
     current = [{"name": r["name"], "target": r["target"], "symbolic": r["symbolic"]}
@@ -550,10 +560,14 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
     # newest snapshot holding it (every ref move writes one), the others from the index
     repair = "; `memstore fsck --repair` takes its row from the newest snapshot"
     stuck = 0  # the refs on no commit here, each line with its one way out
+    names = {r["name"] for r in current}
     for r in current:
         if r["symbolic"] is not None:
-            if (r["name"] != HEAD or not names_branch(r["symbolic"])) and \
-                    not remote_head(r["name"], r["symbolic"]):  # origin/HEAD -> origin/main
+            if remote_head(r["name"], r["symbolic"]):  # origin/HEAD -> origin/main
+                if r["symbolic"] not in names:  # its branch pruned or deleted: git's fsck
+                    out.append(_dangling(r["name"], r["symbolic"]))  # 'invalid sha1 pointer'
+                continue
+            if r["name"] != HEAD or not names_branch(r["symbolic"]):
                 stuck += 1  # no command reads it either: the same one way out
                 way = repair
                 if (r["name"] == HEAD or str(r["name"]).startswith((HEADS, TAGS, REMOTES))) \
