@@ -259,3 +259,41 @@ def test_fetch_tags_rejects_a_tag_it_would_clobber_unless_forced(base, tmp_path,
     assert tags == {"v1": ids[1], "v2": ids[2]}
     assert ok("fetch", "--tags", cwd=a).stderr == ""
     assert ok("fsck", cwd=a).stdout.strip().endswith("ok")
+
+
+def test_a_remote_branch_head_x_comes_beside_origin_head(base, tmp_path, pushed):
+    """A remote branch HEAD/x (a name git lets a branch have): git 2.39.5's clone of it
+    fails whole ("'refs/remotes/origin/HEAD/x' exists; cannot create
+    'refs/remotes/origin/HEAD'", exit 128) and its fetch beside origin/HEAD refuses that
+    branch ('unable to update local ref', exit 1): its refs are files, and HEAD is one
+    there. memstore's are rows, so origin/HEAD/x comes beside origin/HEAD, each its own
+    revision, as any other branch does; fetch prunes it and leaves origin/HEAD."""
+    repo, url = pushed
+    ids = history_template(base)[1]
+    a, b = tmp_path / "a", tmp_path / "b"
+    clone(base, url, a)
+    ok("branch", "HEAD/x", ids[0], cwd=repo)
+    ok("push", "origin", "HEAD/x", cwd=repo)
+    assert f" * {'[new branch]':<26} {'HEAD/x':<12} -> origin/HEAD/x" in \
+        ok("fetch", cwd=a).stdout.splitlines()
+    clone(base, url, b)
+    for here in (a, b):
+        assert ok("branch", "-r", cwd=here).stdout.splitlines() == [
+            "  origin/HEAD -> origin/main", f"  origin/HEAD/x        {ids[0][:12]} facts a",
+            f"  origin/main          {ids[2][:12]} facts c"]
+        assert [(r["name"], r.get("target")) for r in json.loads(
+            ok("branch", "-r", "--json", cwd=here).stdout)] == [
+            ("origin/HEAD", "origin/main"), ("origin/HEAD/x", None), ("origin/main", None)]
+        assert oneline(here, "origin") == oneline(here, "origin/main") != \
+            oneline(here, "origin/HEAD/x") != ""
+        assert ok("fsck", cwd=here).stdout == "ok\n"
+    # deleting one leaves the other; set-head can name it; fetch prunes it alone
+    ok("branch", "-d", "-r", "origin/HEAD", cwd=a)
+    assert oneline(a, "origin/HEAD/x").startswith(ids[0][:12])
+    ok("remote", "set-head", "origin", "HEAD/x", cwd=a)
+    assert oneline(a, "origin") == oneline(a, "origin/HEAD/x")
+    ok("remote", "set-head", "origin", "-a", cwd=a)
+    ok("push", "--delete", "origin", "HEAD/x", cwd=repo)
+    ok("fetch", cwd=a)
+    assert rows(a, "refs/remotes/origin/HEAD%") == [
+        ("refs/remotes/origin/HEAD", None, "refs/remotes/origin/main")]
