@@ -143,6 +143,8 @@ def test_pull_json(base, history, tmp_path):
     entry = log_json(b)[0]
     assert d["kind"] == "merge" and d["commit"] == entry["id"] == d["head"]
     assert d["parents"] == [ours, theirs] and d["merge_base"] == new
+    # git's words, the URL as recorded (a file:// one as its path); into main: no "into"
+    assert entry["message"] == f"Merge branch 'main' of {d['fetched']['url']}"
     assert d["solved"] == 2 and d["n_facts"] == entry["n_requests"]
     assert d["fetched"]["updates"] == [{"branch": "main", "old": new, "new": theirs,
                                         "forced": False}]

@@ -219,23 +219,38 @@ def test_a_ref_named_as_an_abbreviated_id_wins_warned_as_gits(both):
 
 
 def test_a_merge_message_names_the_merged_revision_as_gits(both):
-    """git's message names the revision as typed (`Merge branch 'heads/main' into side`),
-    and `@{-1}` (`-`) by the branch it reads; memstore's `Merge NAME into BRANCH` the same
-    names; the reflog entry says `merge @{-1}`, as git's."""
-    repo, _, git, _ = both
+    """git 2.39's message names the revision as typed, with what it is (`Merge branch
+    'heads/main' into side`, `Merge tag 'v1'`, `Merge remote-tracking branch 'origin/main'`,
+    `Merge commit 'ID'`; a branch with `~N` or `^`: `Merge branch 'main' (early part)`), and
+    `@{-1}` (`-`) by the branch it reads; ` into main` and ` into master` left out, a
+    detached HEAD's ` into HEAD`; memstore's the same, word for word (it wrote `Merge NAME
+    into BRANCH` for each); the reflog entry says `merge @{-1}`, as git's."""
+    repo, ids, git, shas = both
+    ok("branch", "-u", "origin/main", "main", cwd=repo)
+    for key, value in (("remote.origin.url", "."), ("branch.main.remote", "origin"),
+                       ("remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"),
+                       ("branch.main.merge", "refs/heads/main")):  # (git's origin: no remote)
+        git("config", key, value)
     ok("switch", "-c", "side", "HEAD~2", cwd=repo), git("switch", "-c", "side", "HEAD~2")
-    for rev in ("heads/main", "@{-1}", "-", "refs/heads/main"):
-        for where in ("side", "main", "side"):  # so that @{-1} is main
-            ok("switch", where, cwd=repo), git("switch", where)
-        before = named(repo, "HEAD")
-        ok("merge", "--no-ff", rev, cwd=repo)
-        git("merge", "--no-ff", "--no-edit", rev)
-        said = git("log", "-1", "--format=%s").stdout.strip()  # Merge branch 'NAME' into side
-        name = said.split("'")[1]
-        assert log_json(repo, "-n", "1")[0]["message"] == f"Merge {name} into side", rev
+    for rev in ("heads/main", "@{-1}", "-", "main@{u}", "main", "main~1", "main^", "main~0", "main~01",
+                "@{-1}~1", "heads/main~1", "v1", "origin/main", "origin/main~1", "ID~1",
+                "main@{0}"):
+        for where in ("main", "side") if rev in ("@{-1}", "-", "@{-1}~1") else ():
+            ok("switch", where, cwd=repo), git("switch", where)  # so that @{-1} is main
+        ok("merge", "--no-ff", rev.replace("ID", ids[2]), cwd=repo)  # (ID: C3's)
+        git("merge", "--no-ff", "--no-edit", rev.replace("ID", shas[2]))
+        said = git("log", "-1", "--format=%s").stdout.strip().replace(shas[2], ids[2])
+        assert log_json(repo, "-n", "1")[0]["message"] == said, rev
         mine = ok("reflog", "-n", "1", cwd=repo).stdout.split(": ")[0].split(" ", 1)[1]
-        assert mine == git("reflog", "-1").stdout.split(": ")[0].split(" ", 1)[1], rev
-        ok("reset", before, cwd=repo), git("reset", "-q", "--hard", "HEAD~1")
+        assert mine == git("reflog", "-1").stdout.split(": ")[0].split(" ", 1)[1] \
+            .replace(shas[2], ids[2]), rev
+        ok("reset", ids[0], cwd=repo), git("reset", "-q", "--hard", "HEAD~1")
+    for args in (["switch", "-c", "master"], ["switch", "--detach", "side"]):  # (at C1)
+        ok(*args, cwd=repo), git(*args)
+        ok("merge", "--no-ff", "main", cwd=repo), git("merge", "--no-ff", "--no-edit", "main")
+        said = git("log", "-1", "--format=%s").stdout.strip()  # (none, then ` into HEAD`)
+        assert log_json(repo, "-n", "1")[0]["message"] == said, args
+        ok("switch", "side", cwd=repo), git("switch", "side")
 
 
 def test_a_full_id_is_warned_about_where_typed_and_only_there(both):

@@ -502,11 +502,12 @@ def _merge_fetched(repo: Repository, fetched: FetchResult, branch: str, head: He
     ref = remotes.tracking_ref(fetched.remote, branch)
     if repo.refs.read(ref) is None:
         raise ValidationError(f"remote {fetched.remote!r} has no branch {branch!r}")
+    from ..store.merge_message import pull_message
     from ..store.rewrite import merge  # the engine: on pull's paths only, not fetch's
 
     shown = f"{fetched.remote}/{branch}"
     try:
-        report = merge(repo, ref, message=f"Merge {shown} into {head.branch or 'HEAD'}",
+        report = merge(repo, ref, message=pull_message(branch, fetched.url, head.branch),
                        shown=shown, ff=ff, action="pull")
         if head.commit is None and report.head is not None:
             report.notes["settings_from"] = _settings_as_clone(repo, report.head)

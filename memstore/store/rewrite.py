@@ -28,11 +28,10 @@ from . import author as authors
 from . import history
 from .commits import Commit, StoredSet, UpdateSet, load_requests, load_updates, load_zs, store_set
 from .history import LiveFact, SetRef
+from .merge_message import merge_message
 from .provenance import Fact, Provenance, Write
 from .provenance import fact as _fact
 from .queries import measure
-from .reflog import PRIOR
-from .refs import split_suffix
 from .repository import Repository
 from .retention import earlier_sample, recall, retention_metrics
 from .running import Replays, earlier_keys_for
@@ -605,7 +604,7 @@ def merge(repo: Repository, rev: str, message: str | None = None, *,
                                 "(without --ff-only, a merge commit joins them)")
         if repo.is_ancestor(ours, theirs):  # --no-ff: `rev`'s state is the result
             if message is None:
-                message = f"Merge {merged_name(repo, shown)} into {repo.head().branch or 'HEAD'}"
+                message = merge_message(repo.refs, shown)
             new = repo.write_commit([], parents=[ours, theirs], basis=theirs,
                                     message=message, metrics={}, operation="merge",
                                     info={"merge_base": ours, "solved": 0})
@@ -670,21 +669,12 @@ def merge(repo: Repository, rev: str, message: str | None = None, *,
                 metrics["earlier"] = retention_metrics(
                     before, recall(base.model, base.tokenizer, earlier), n_live)
         if message is None:
-            message = f"Merge {merged_name(repo, shown)} into {repo.head().branch or 'HEAD'}"
+            message = merge_message(repo.refs, shown)
         new = repo.write_commit(results, parents=[ours, theirs], basis=basis, message=message,
                                 metrics=metrics, operation="merge",
                                 info={"merge_base": mb, "solved": len(solve)})
     return Report(new, new.id, metrics, {"kind": "merge", "merge_base": mb,
                                          "solved": len(solve)}, time.perf_counter() - t0)
-
-
-def merged_name(repo: Repository, rev: str) -> str:
-    """How a merge commit's message names `rev`: as typed (`heads/topic`, as git's `Merge
-    branch 'heads/topic'`), but a leading `@{-N}` as the branch it reads (or the commit id,
-    where HEAD was detached), as git's message says `topic` for `merge @{-1}`."""
-    base, suffix = split_suffix(rev)
-    was = repo.refs.prior_checkout(base) if PRIOR.match(base) else None
-    return rev if was is None else was + suffix
 
 
 # -- cherry-pick: another branch's commit, solved again on HEAD -------------------------------
