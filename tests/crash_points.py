@@ -41,10 +41,16 @@ def forkserver_context(module: str):
     return ctx
 
 
+# This process's killer's counts, moment → times met (None → all moments): what a round
+# that ended by itself reports of the steps it took (`_counted`).
+_met: dict = {}
+
+
 def _killer(step):
     """A function of a moment's name that SIGKILLs this process the `step`-th time it is
     called, or, `step` a (moment, n) pair, the n-th time it is called with that moment."""
-    count: dict = {}
+    _met.clear()  # (one killer a process)
+    count = _met
 
     def point(moment: str = "") -> None:
         for key in (None, moment):
@@ -124,14 +130,24 @@ def plan(steps, random_kills: int, finished: int, rng) -> list[tuple[str, int]]:
     return rounds
 
 
+def _counted(target, steps, *args) -> None:
+    """`target(*args)`, then the number of durable steps it met put in `steps` (a process
+    that kills itself never gets here)."""
+    target(*args)
+    steps.value = _met.get(None, 0)
+
+
 def run_round(forkserver, target, path, env, kind, how, step, seed, within, rng) -> int:
     """One round: `target(path, env, kind, step, seed, ready)` in a process forked from
     `forkserver`, SIGKILLed from outside within `within` s of being ready when `how` is
-    "random"; it must end by itself or by SIGKILL, and by its own SIGKILL where `step` names
-    a moment (a moment it never meets, renamed or no longer taken, fails the round).
+    "random"; it must end by itself or by SIGKILL, and by its own SIGKILL when `how` is
+    "self": a round whose `step` never comes (a moment renamed or no longer taken, a k-th
+    step past the last of an operation that became shorter) fails, naming it and the steps
+    the process took, where it ended by itself and the round tested nothing.
     Returns its exit code."""
-    ready = forkserver.Event()
-    proc = forkserver.Process(target=target, args=(str(path), env, kind, step, seed, ready))
+    ready, steps = forkserver.Event(), forkserver.Value("i", -1, lock=False)
+    proc = forkserver.Process(target=_counted,
+                              args=(target, steps, str(path), env, kind, step, seed, ready))
     proc.start()
     with children.ended(proc):  # a round that fails or hangs leaves no process behind
         assert ready.wait(60), "the process did not start"
@@ -141,8 +157,12 @@ def run_round(forkserver, target, path, env, kind, how, step, seed, within, rng)
                 os.kill(proc.pid, signal.SIGKILL)
         [code] = children.join([proc], timeout=60)
     assert code in (0, -signal.SIGKILL), f"the process ended with {code}"
-    assert code or how != "self" or not isinstance(step, tuple), \
-        f"round {seed}: no {step} in it (it ended by itself)"
+    if how == "self" and code == 0:
+        if not step:  # the target kills itself its own way
+            raise AssertionError(f"round {seed}: no kill in it (it ended by itself)")
+        what = step if isinstance(step, tuple) else f"step {step}"
+        raise AssertionError(f"round {seed}: no {what} in it (it ended by itself after "
+                             f"{steps.value} durable steps)")
     return code
 
 

@@ -132,7 +132,7 @@ def test_a_killed_push_s_temporary_does_not_block_a_branch(tmp_path, forkserver)
     push(repo)
     repo.create_branch("topic/x", "main")
     repo.close()
-    run_round(forkserver, killed_push, tmp_path / "local", {}, "file", "none", 0, 1, 0, None)
+    run_round(forkserver, killed_push, tmp_path / "local", {}, "file", "self", 0, 1, 0, None)
     heads = tmp_path / "remote" / "refs" / "heads"
     temps = [p.name for p in heads.rglob(f"{TEMP_PREFIX}*")]
     assert [p.parent for p in heads.rglob(f"{TEMP_PREFIX}*")] == [heads], temps

@@ -105,14 +105,21 @@ def test_sigkill_at_many_moments_leaves_a_valid_repository(tmp_path, forkserver)
     assert repo.fsck() == [] and check(path) == {**seen[-1], "orphans": 0, "temp_files": 0}
 
 
-def test_a_round_whose_named_moment_never_comes_fails_naming_it(tmp_path, forkserver):
+@pytest.mark.parametrize("step, named", [
+    (("transaction writen", 1), r"\('transaction writen', 1\)"),
+    (10**6, "step 1000000"),
+])
+def test_a_round_whose_named_moment_never_comes_fails_naming_it(tmp_path, forkserver, step,
+                                                                named):
     """A moment misspelt, or one the code stopped taking (a step renamed), fails its round
     in seconds with its name, where the writer wrote until the round's 60 s were out and
-    the round failed as 'still running (hung)'."""
+    the round failed as 'still running (hung)'. So does a k-th step past the last the
+    writer takes (as a push's, which became shorter): such a round ended by itself and
+    passed, testing nothing. The message says how many steps there were."""
     Repository.init(str(tmp_path), "fake", BASE_HASH).close()
-    step = ("transaction writen", 1)
     t0 = time.monotonic()
-    with pytest.raises(AssertionError, match=r"round 1: no \('transaction writen', 1\) in it"):
+    with pytest.raises(AssertionError, match=rf"round 1: no {named} in it \(it ended by "
+                                             r"itself after [1-9]\d* durable steps\)"):
         run_round(forkserver, writer, str(tmp_path), {}, "store", "self", step, 1, 0, None)
     assert time.monotonic() - t0 < 50
     assert check(str(tmp_path))["commits"] == NAMED_WITHIN
