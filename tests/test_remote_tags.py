@@ -23,6 +23,7 @@ from memstore.remote.push_tags import push_tags, pushed_ref
 from memstore.remote.repair import repair_remote
 from memstore.remote.transport import RemoteError, open_transport
 from memstore.store.refs import HEADS, TAGS
+from memstore.store.repository import Repository
 
 pytest_plugins = ["remote_fixtures"]  # s3_server
 
@@ -462,6 +463,54 @@ def test_push_follow_tags_pushes_the_tags_of_the_branch_history(tmp_path):
     r = run("push", "--follow-tags", cwd=here)  # the branch up to date: not said to be all
     error_line(r, 1, "tag 'v5' differs only by case")
     assert r.stdout.splitlines() == [f"To {url}"]
+
+
+def test_push_follow_tags_whose_branch_is_rejected_pushes_its_tags_as_git_s(tmp_path):
+    """git 2.39's push is not atomic: `push --follow-tags` whose branch is rejected (fetch
+    first) still creates the tags of the history it pushed, one on a commit the remote
+    has and one on the commit it refused (its history written first: fsck of the remote
+    finds nothing missing), then says the rejection (exit 1). memstore pushed none of them:
+    the rejection was raised before --follow-tags ran. The branch there stays as it was."""
+    from cli_support import error_line, ok, run
+
+    url = str(tmp_path / "remote")
+    a, b = make_repo(tmp_path / "a", url), make_repo(tmp_path / "b", url)
+    try:
+        c1 = commit_on_head(a, seed=1).id
+        a.create_tag("shared")
+        push(a)
+    finally:
+        b.close()
+    ok("pull", cwd=tmp_path / "b")
+    with Repository.open(tmp_path / "b") as b:
+        theirs = commit_on_head(b, seed=9).id
+        push(b)
+    try:
+        c2 = commit_on_head(a, seed=2).id
+        a.create_tag("mine")
+        commit_on_head(a, seed=3, message="no tag here")
+    finally:
+        a.close()
+    r = run("push", "--follow-tags", cwd=tmp_path / "a")
+    line = error_line(r, 1, "push to origin rejected: main there is at")
+    assert line.endswith("; --follow-tags pushed the tags of its history all the same, as "
+                         "git's: mine, shared")
+    assert r.stdout.splitlines() == [f"To {url}", f" {'* [new tag]':<28} {'mine':<12} -> mine",
+                                     f" {'* [new tag]':<28} {'shared':<12} -> shared"]
+    assert remote_tags(url) == {"mine": c2.encode() + b"\n", "shared": c1.encode() + b"\n"}
+    assert remote_files(url)["refs/heads/main"] == theirs.encode() + b"\n"
+    assert fsck_remote(url) == []
+    r = run("push", "--follow-tags", cwd=tmp_path / "a")  # nothing left to follow
+    assert error_line(r, 1, "rejected").endswith("or push --force to replace it")
+    assert r.stdout == ""
+    with Repository.open(tmp_path / "a") as a:  # theirs here now: not a fast-forward
+        fetch(a)
+        c4 = commit_on_head(a, seed=4).id
+        a.create_tag("v4")
+    r = run("push", "--follow-tags", cwd=tmp_path / "a")
+    assert error_line(r, 1, "(not a fast-forward)").endswith("all the same, as git's: v4")
+    assert remote_tags(url)["v4"] == c4.encode() + b"\n"
+    assert remote_files(url)["refs/heads/main"] == theirs.encode() + b"\n"
 
 
 def test_push_follow_tags_keeps_a_tag_created_there_meanwhile(tmp_path, monkeypatch):

@@ -270,7 +270,10 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     history that the remote has no tag of is created there (' * [new tag]'); a remote tag
     of the name, at any commit, is left as it is. git follows annotated tags only; every
     memstore tag is of git's lightweight kind, so each follows. A tag that cannot go
-    (refused) is said after the branch's push, which landed (exit status 1).
+    (refused) is said after the branch's push, which landed (exit status 1). A branch
+    rejected (fetch first, not a fast-forward) does not stop them, as in git 2.39 (its push
+    is not atomic): the tags of the history it refused are pushed all the same, their
+    history first, and the rejection's line names them (exit status 1).
 
     `push --delete REMOTE NAME...` (or git's `push REMOTE :NAME...`) deletes branches
     and tags there (a name as above: the remote's branch first, else its tag; git's `tag
@@ -350,10 +353,12 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     except MemstoreError as e:  # refused after it made the remote: the next push won't say
         if getattr(e, "created_url", None) is not None:
             warn(f"created a new remote at {e.created_url}")
+        if follow_tags and getattr(e, "tip", None) is not None:  # the branch rejected
+            _follow_rejected(e, as_json)
         raise
     if r.created:  # a typo'd folder or bucket would be a new remote: say so
         warn(f"created a new remote at {r.url}")
-    followed, refused = _follow_tags(r) if follow_tags else (None, None)
+    followed, refused = _follow_tags(r.remote, r.new) if follow_tags else (None, None)
     tags = [t for t in followed.tags if not t.refused] if followed is not None else []
     if as_json:
         print_json({"remote": r.remote, "url": r.url, "branch": r.branch, "old": r.old,
@@ -398,16 +403,38 @@ def _show_pushed(r, set_upstream: bool, tags: list, all_done: bool) -> None:
     _single_writer(r)
 
 
-def _follow_tags(r):
-    """`push --follow-tags` after the branch push `r` landed: (what push_tags did, the
-    error to raise once the branch's push is shown, or None)."""
+def _follow_rejected(rejected, as_json: bool) -> None:
+    """`push --follow-tags` whose branch was `rejected` (not a fast-forward, someone else's
+    push there): the tags of the history it refused go all the same, as git 2.39's (each ref
+    of its push on its own: `* [new tag]` lines, then `! [rejected]`), and the rejection is
+    raised, naming them (--json prints nothing, as for any refusal)."""
+    from memstore.remote.push import PushRejectedError
+
+    followed, problem = _follow_tags(rejected.remote, rejected.tip)
+    tags = [t.tag for t in followed.tags if not t.refused] if followed is not None else []
+    if tags and not as_json:
+        click.echo(f"To {followed.url}")
+        for t in tags:
+            click.echo(f" {'* [new tag]':<28} {t:<12} -> {t}")
+        _single_writer(followed)
+    message = str(rejected) + (f"; --follow-tags pushed the tags of its history all the "
+                               f"same, as git's: {', '.join(tags)}" if tags else "")
+    if problem is not None:
+        message += f"; and {problem}"
+    raise PushRejectedError(message, rejected.remote, rejected.tip) from None
+
+
+def _follow_tags(remote: str, tip: str):
+    """`push --follow-tags` after the branch push to `remote` landed at `tip` (or was
+    rejected there): (what push_tags did, the error to raise once the branch's push is
+    shown, or None)."""
     from memstore.errors import MemstoreError, ValidationError
     from memstore.remote.push import PushRejectedError
     from memstore.remote.push_tags import push_tags
 
     try:
         with open_repo() as repo:
-            followed = push_tags(repo, r.remote, follow=r.new)
+            followed = push_tags(repo, remote, follow=tip)
     except ValidationError as e:  # a tag the remote cannot store (beside its V5, …): no
         return None, PushRejectedError(str(e))  # input of this command, whose branch landed:
     except MemstoreError as e:  # a failed operation (exit 1), not bad input (2); a damaged
@@ -416,7 +443,7 @@ def _follow_tags(r):
         return followed, None
     names = ", ".join(repr(t.tag) for t in followed.refused)  # created there meanwhile
     return followed, PushRejectedError(
-        f"push to {r.remote}: tag{'s' if len(followed.refused) > 1 else ''} {names} "
+        f"push to {remote}: tag{'s' if len(followed.refused) > 1 else ''} {names} "
         f"{'were' if len(followed.refused) > 1 else 'was'} created or removed there while "
         "this push ran, and kept; fetch, then push --follow-tags again")
 

@@ -46,7 +46,14 @@ if TYPE_CHECKING:
 
 
 class PushRejectedError(MemstoreError):
-    """The remote branch has commits that the pushed one does not contain."""
+    """The remote branch has commits that the pushed one does not contain. `remote` and
+    `tip`: the remote pushed to and the commit refused there, where a branch's push was
+    (what `push --follow-tags` still pushes the tags of, as git's); None otherwise."""
+
+    def __init__(self, message: str, remote: str | None = None,
+                 tip: str | None = None) -> None:
+        super().__init__(message)
+        self.remote, self.tip = remote, tip
 
 
 @dataclass
@@ -128,11 +135,12 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
                 raise PushRejectedError(
                     f"push to {name} rejected: {branch} there is at {old.commit[:12]}, which "
                     f"is not here (someone else pushed); fetch first (`memstore pull {name} "
-                    f"{branch}`), or push --force to replace it")
+                    f"{branch}`), or push --force to replace it", name, tip)
             result.forced = True
         elif not repo.is_ancestor(old.commit, tip):
             if not force:
-                raise PushRejectedError(_not_a_fast_forward(repo, name, branch, old.commit, tip))
+                raise PushRejectedError(
+                    _not_a_fast_forward(repo, name, branch, old.commit, tip), name, tip)
             result.forced = True
     with said_created(result):  # the remote is made first: a refusal after says so
         if not result.up_to_date:
@@ -151,7 +159,8 @@ def push(repo: Repository, name: str | None = None, branch: str | None = None, *
                 raise PushRejectedError(
                     f"push to {name} rejected: {branch} there moved to "
                     f"{e.now[:12] if e.now else '(deleted)'} while this push ran (another push "
-                    f"landed first); fetch first (`memstore pull {name} {branch}`)") from None
+                    f"landed first); fetch first (`memstore pull {name} {branch}`)", name,
+                    tip) from None
             # the first branch is the default
             remote.transport.create(HEAD_FILE, head_bytes(branch))
         elif with_stats:  # the branch is there already: its statistics may not be
