@@ -292,14 +292,21 @@ def test_counts_too_long_for_python_are_one_line(history):
 def test_ref_at_0_with_an_empty_log_is_the_ref_as_git(history):
     """After `reflog expire --expire=now --all` (the README's way to free space at once),
     `main@{0}` was 'no reflog for 'main'' where git's REF@{0} with an empty log is REF;
-    `main@{1}` and a tag's `v1@{0}` (tags have no log) stay refused, as git's."""
+    `main@{1}` and a tag's `v1@{0}` (tags have no log) stay refused, as git's: `main@{1}`,
+    `@{1}`, `HEAD@{1}` and `main@{DATE}` in git 2.39.5's words ('fatal: log for
+    refs/heads/main is empty', 'log for HEAD is empty'; exit 128, memstore's 2 as for every
+    unknown revision), where memstore said 'no reflog for 'main'', as for a name with no
+    log at all."""
     repo, (c1, _, c3) = history
     ok("tag", "v1", c1, cwd=repo)
     ok("reflog", "expire", "--expire=now", "--all", cwd=repo)
     for rev in ("main@{0}", "HEAD@{0}", "@{0}", "main@{0}~2"):
         want = c1 if rev.endswith("~2") else c3
         assert json.loads(ok("show", rev, "--json", cwd=repo).stdout)["id"] == want, rev
-    error_line(run("show", "main@{1}", cwd=repo), 2, "no reflog for 'main'")
+    for rev, ref in (("main@{1}", "refs/heads/main"), ("@{1}~1", "refs/heads/main"),
+                     ("HEAD@{1}", "HEAD"), ("main@{yesterday}", "refs/heads/main")):
+        assert error_line(run("show", rev, cwd=repo), 2, "") == \
+            f"memstore: error: unknown revision {rev!r}: log for {ref} is empty"
     error_line(run("show", "v1@{0}", cwd=repo), 2, "no reflog for 'v1'")
     error_line(run("show", "refs/tags/v1@{0}", cwd=repo), 2, "no reflog for 'refs/tags/v1'")
 

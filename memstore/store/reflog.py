@@ -169,6 +169,12 @@ def nth(db: Database, ref: str, n: int, shown: str, rev: str) -> str:
     return log[n].new
 
 
+def emptied(ref: str, rev: str) -> ValidationError:
+    """The refusal of `rev`, an entry of logged ref `ref` (which holds a commit) whose log
+    is empty (`reflog expire --expire=now` took every entry), in git 2.39's words."""
+    return ValidationError(f"unknown revision {rev!r}: log for {ref} is empty")
+
+
 def problems(db: Database, has_commit: Callable[[str], bool],
              recorded: Callable[[str], bool] = lambda c: False) -> list[str]:
     """fsck: a line per malformed row and per entry naming a commit the store lacks;

@@ -785,6 +785,8 @@ class Refs:
             now = self.head().commit if ref == HEAD else self.read(ref)
             if n == 0 and now is not None and reflog.logged(ref):
                 return now  # git's: REF@{0} with an empty log (expired, rebuilt) is REF
+            if now is not None and reflog.logged(ref) and not reflog.entries(self.db, ref):
+                raise reflog.emptied(ref, rev) from None
             raise
 
     def log_shown(self, name: str) -> str:
