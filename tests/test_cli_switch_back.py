@@ -158,9 +158,33 @@ def test_switch_c_no_track_makes_no_upstream_and_track_needs_a_remote_branch(fet
     before = snapshot(repo)
     error_line(run("switch", "-c", "x", "--track", c1, cwd=repo), 2, "--track needs a START "
                "that is a remote-tracking branch")
-    error_line(run("switch", "--no-track", "main", cwd=repo), 2, "--no-track goes with -c")
+    error_line(run("switch", "--no-track", "main", cwd=repo), 2, "missing branch name; try -c")
     error_line(run("switch", "-c", "y", "--track", "--no-track", "origin/main", cwd=repo), 2,
                "cannot be used together")
+    assert snapshot(repo) == before
+
+
+def test_switch_track_origin_x_makes_x_tracking_it_as_git_checkout_track(fetched):
+    """git 2.39's `switch --track origin/topic` (`checkout --track origin/topic`, a team's
+    daily way onto a teammate's branch) makes topic at origin/topic tracking it and
+    switches there; memstore refused it ('--track goes with -c'). A NAME that is no
+    remote-tracking branch is refused in git's words, nothing changed; so is a branch
+    that exists (git's 'a branch named ... already exists')."""
+    repo, (c1, c2, _) = fetched
+    ok("branch", "-D", "topic", cwd=repo)
+    r = ok("switch", "--track", "origin/topic", cwd=repo)
+    assert r.stdout.splitlines() == ["branch 'topic' set up to track 'origin/topic'.",
+                                     "Switched to a new branch 'topic'"]
+    ok("switch", "main", cwd=repo)
+    ok("branch", "-D", "topic", cwd=repo)
+    d = switched(repo, "--track", "remotes/origin/topic")  # as branch -a shows it
+    assert (d["branch"], d["commit"], d["created"], d["upstream"]) == (
+        "topic", c2, True, "origin/topic")
+    ok("tag", "v1", c1, cwd=repo)
+    before = snapshot(repo)
+    for name in ("main", "v1", c1, "nosuch/x"):
+        error_line(run("switch", "--track", name, cwd=repo), 2, "missing branch name; try -c")
+    error_line(run("switch", "--track", "origin/topic", cwd=repo), 2, "already exists")
     assert snapshot(repo) == before
 
 

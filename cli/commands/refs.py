@@ -354,7 +354,8 @@ def subject(repo, ref: str, commit: str) -> str:
               "a branch.")
 @click.option("--track", is_flag=True, help="With -c: make a START that is a "
               "remote-tracking branch the new branch's upstream (the default); another START "
-              "is refused.")
+              "is refused. Without -c, NAME a remote-tracking branch (origin/x): make branch x "
+              "there, tracking it (git's checkout --track origin/x).")
 @click.option("--no-track", is_flag=True, help="With -c: make no upstream, though START is a "
               "remote-tracking branch.")
 @json_option
@@ -371,7 +372,8 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool, track
     remotes/origin/x as `branch -a` shows it) becomes the new branch's upstream; `switch
     x` where no branch or revision x exists but one remote's branch x was fetched makes x
     there, tracking it (git's guess; two remotes' x: refused, naming both); `--no-track`
-    (with -c) makes none its upstream. A revision that is not a branch (a tag, a commit
+    (with -c) makes none its upstream; `switch --track origin/x` (git's `checkout --track
+    origin/x`) makes x at origin/x, tracking it. A revision that is not a branch (a tag, a commit
     id, HEAD~2) detaches HEAD at its commit, as `git checkout` does (a tag x wins over a
     remote's branch x there: git's switch refuses a tag without --detach). `switch -`
     is `switch @{-1}`, as git's: back to where the last switch came from, read from HEAD's
@@ -393,9 +395,15 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool, track
                                f"`switch -c {name} {start}`")
     if track and no_track:
         raise click.UsageError("--track and --no-track cannot be used together")
+    if track and not create and not detach and start is None:
+        tracked = _tracked(repo, name)  # git's `switch --track origin/x` (`checkout --track`):
+        if tracked is not None:  # branch x made there, tracking it
+            create, start, name = True, name, tracked.partition("/")[2]
     if (track or no_track) and not create:  # git's: "missing branch name; try -c"
         flag = "--track" if track else "--no-track"
-        raise click.UsageError(f"{flag} goes with -c: `switch -c NAME START {flag}`")
+        raise click.UsageError(f"missing branch name; try -c: `switch -c NAME START {flag}`"
+                               + (" (or --track REMOTE/BRANCH, a remote-tracking branch)"
+                                  if track else ""))
     from memstore.errors import ValidationError
     from memstore.remote import remotes
 
