@@ -339,3 +339,33 @@ def test_the_folder_check_is_the_per_level_rule_for_wildcards_case_and_unicode(t
             assert re.search(r"branch '(.*)' exists", str(e))[1] in clashing, (name, str(e))
         else:
             assert not clashing, name
+
+
+def test_fsck_reads_the_snapshots_once_however_many_ref_rows_are_damaged(monkeypatch):
+    """fsck asked, for each ref row holding no commit id, whether a snapshot holds that ref
+    sound, and read every snapshot to say no: 0.15 s for 20 such rows beside 60 snapshots.
+    The snapshots are now read once for all the rows; the lines are those of the lookup
+    one row at a time (a row a snapshot holds: the repair; the others: the hand-set way)."""
+    from memstore.store import snapshots
+
+    repo = memory_repo()
+    commit_on_head(repo, seed=0)
+    for i in range(4):
+        repo.create_branch(f"b{i}", "main")
+    for _ in range(8):
+        repo.create_tag("t", force=True)  # each ref write records a snapshot
+    for i in range(4):  # b0's name a snapshot holds sound; b1-b3 renamed to names none saw
+        name = f"refs/heads/{'b0' if i == 0 else f'x{i}'}"
+        repo.db.execute("update refs set target = 'garbage', name = ? where name = ?",
+                        [name, f"refs/heads/b{i}"])
+    snaps = len(list(repo.db.query("select seq from snapshots")))
+    reads = []
+    real = snapshots.parse
+    monkeypatch.setattr(snapshots, "parse", lambda data: reads.append(1) or real(data))
+    problems = repo.fsck(verify=False)
+    assert problems == [
+        ("ref refs/heads/b0 holds 'garbage', not a commit id; `memstore fsck --repair` "
+         "takes its row from the newest snapshot"),
+        *(f"ref refs/heads/x{i} holds 'garbage', not a commit id; no snapshot holds it "
+          f"sound: `memstore branch -f x{i} REV` sets it" for i in (1, 2, 3))]
+    assert snaps >= 10 and len(reads) <= snaps + 1  # one read of each, and the newest's

@@ -12,6 +12,7 @@ expires (`reflog expire --expire=now --all`), `switch -` has no switch to read a
 removes the commit. Rebuilding a lost or damaged index is `repair`."""
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -40,12 +41,12 @@ from .refs import (
     TAGS,
     Refs,
     hand_set,
+    held_sound,
     line_name,
     name_problem,
     names_branch,
     remote_head,
     shell_word,
-    snapshot_holds,
 )
 from .schema import (
     DamagedIndexError,
@@ -561,6 +562,9 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
     repair = "; `memstore fsck --repair` takes its row from the newest snapshot"
     stuck = 0  # the refs on no commit here, each line with its one way out
     names = {r["name"] for r in current}
+    # the refs a snapshot holds sound, read once for all the damaged rows (once a row, 20
+    # rows beside 60 snapshots read 1,201 snapshots), and not at all where none is damaged
+    held = functools.cache(lambda: held_sound(store.db, store.objects))
     for r in current:
         if r["symbolic"] is not None:
             if remote_head(r["name"], r["symbolic"]):  # origin/HEAD -> origin/main
@@ -571,7 +575,7 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
                 stuck += 1  # no command reads it either: the same one way out
                 way = repair
                 if (r["name"] == HEAD or str(r["name"]).startswith((HEADS, TAGS, REMOTES))) \
-                        and not snapshot_holds(store.db, store.objects, r["name"]):
+                        and r["name"] not in held():
                     # the repair refuses then: set or deleted as one holding no commit id
                     way = "; no snapshot holds it sound: " + hand_set(store.db, r["name"])
                 out.append(f"ref {line_name(r['name'])}: bad symbolic target "
@@ -580,7 +584,7 @@ def _check_refs(store: Storage, refs: Refs, rows: dict) -> list[str]:
             stuck += 1
             way = repair
             if (r["name"] == HEAD or str(r["name"]).startswith((HEADS, TAGS, REMOTES))) and \
-                    not snapshot_holds(store.db, store.objects, r["name"]):
+                    r["name"] not in held():
                 # the repair refuses then: the branch is set by hand, as git's (a tag or
                 # remote-tracking branch deleted, made again)
                 way = "; no snapshot holds it sound: " + hand_set(store.db, r["name"])

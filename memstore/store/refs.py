@@ -918,19 +918,35 @@ def hand_set(db: Database, name: str) -> str:
 def snapshot_holds(db: Database, objects: ObjectStore, ref: str) -> bool:
     """Whether a snapshot here holds `ref` on a commit id, or HEAD on a branch, or a
     remote's HEAD on its branch (`fsck --repair` takes its row from the newest such)."""
+    return any(any(_holds_sound(r, ref) for r in rows) for rows in _snapshot_rows(db, objects))
+
+
+def held_sound(db: Database, objects: ObjectStore) -> frozenset[str]:
+    """Every ref some snapshot here holds sound (`snapshot_holds` of each), in one read of
+    the snapshots: fsck asks it of each damaged ref row, and read them all once a row."""
+    return frozenset(r["name"] for rows in _snapshot_rows(db, objects) for r in rows
+                     if isinstance(r, dict) and isinstance(r.get("name"), str)
+                     and _holds_sound(r, r["name"]))
+
+
+def _snapshot_rows(db: Database, objects: ObjectStore) -> Iterator[list]:
+    """The ref rows of each snapshot here, newest first."""
     for snap in db.query("select object from snapshots order by seq desc"):
         try:
             parsed = snapshots.parse(objects.get_bytes(snap["object"]))
         except MemstoreError:  # a missing or corrupt snapshot is named with the objects
             continue
-        if any(isinstance(r, dict) and r.get("name") == ref and (
-                (r.get("symbolic") is None and isinstance(r.get("target"), str)
-                 and OBJECT_ID.fullmatch(r["target"]))
-                or (ref == HEAD and names_branch(r.get("symbolic")))
-                or remote_head(ref, r.get("symbolic")))
-               for r in (parsed or {}).get("refs", [])):
-            return True
-    return False
+        yield (parsed or {}).get("refs", [])
+
+
+def _holds_sound(r: object, ref: str) -> bool:
+    """Whether snapshot row `r` holds `ref` on a commit id, HEAD on a branch, or a
+    remote's HEAD on its branch."""
+    return isinstance(r, dict) and r.get("name") == ref and bool(
+        (r.get("symbolic") is None and isinstance(r.get("target"), str)
+         and OBJECT_ID.fullmatch(r["target"]))
+        or (ref == HEAD and names_branch(r.get("symbolic")))
+        or remote_head(ref, r.get("symbolic")))
 
 
 def shell_word(name: str) -> str:
