@@ -557,3 +557,19 @@ def test_a_state_is_built_holding_one_update_set_at_a_time(history, monkeypatch)
         held.clear()
         assert weight_diff(r, "base", ids[2])[1] > 0
         assert len(held) == 3 and max(held) <= 1, held
+
+
+def test_diff_weights_says_so_where_both_states_are_the_base_weights(base, tmp_path):
+    """After `revert HEAD` of the only commit (the README's session), `diff base --weights`
+    printed the table's header and no row: neither state holds an update set."""
+    from cli_support import empty_template
+
+    repo = copy_repo(empty_template(base), tmp_path / "repo")
+    ok("commit", facts_files(base)["a"], cwd=repo)
+    ok("revert", "HEAD", cwd=repo)
+    out = ok("diff", "base", "--weights", cwd=repo).stdout
+    assert out.splitlines() == ["no fact differs",
+                                "no weight differs: both states are the base model's weights"]
+    assert json.loads(ok("diff", "base", "--weights", "--json", cwd=repo).stdout)["weights"] == {}
+    rows = ok("diff", "base", "HEAD~1", "--weights", cwd=repo).stdout.splitlines()
+    assert rows[-3] == "layer  ‖W2 − W1‖_F" and [r.split()[0] for r in rows[-2:]] == ["1", "2"]

@@ -516,7 +516,9 @@ def diff(rev1: str, rev2: str | None, weights: bool, prompts: tuple[str, ...], m
     for line in lines:
         click.echo(line)
     click.echo(_counts(d) if lines else "no fact differs")
-    if weights:
+    if weights and not d["weights"]:  # neither state holds an update set: both the base's
+        click.echo("no weight differs: both states are the base model's weights")
+    elif weights:
         click.echo("layer  ‖W2 − W1‖_F")
         for k, v in d["weights"].items():
             click.echo(f"{k:>5}  {num(v, 6)}")
