@@ -81,6 +81,13 @@ def test_the_ambiguous_name_takes_gits_first_rule_with_its_warning(both):
         assert ids.index(json.loads(r.stdout)[0]["id"]) == shas.index(g.stdout.strip()), rev
         assert r.stderr == g.stderr, rev
     assert "refname 'tags/v1' is ambiguous." in git("rev-parse", "tags/v1").stderr
+    for rev in ("tags/v1", "heads/main", "heads/tags/v1"):  # rebase's UPSTREAM warned too
+        g, r = git("rebase", rev), ok("rebase", rev, cwd=repo)  # (main: up to date)
+        assert "up to date" in r.stdout and "up to date" in g.stdout, rev
+        # git's says it twice (UPSTREAM read, then --onto's default, the same); memstore's
+        # once, as each command's revision (Refs.warn)
+        assert r.stderr.splitlines() == sorted(set(g.stderr.splitlines())), rev
+        assert ("ambiguous" in r.stderr) == (rev != "heads/tags/v1"), rev
 
 
 def test_every_command_taking_a_rev_takes_them(both):
