@@ -394,6 +394,7 @@ def test_branch_u_and_track_as_git_types_them(fetched):
                "--track and --no-track cannot be used together")
     error_line(run("branch", "--track", "-d", "mine", cwd=repo), 2, "--track goes with a "
                "branch made")
-    error_line(run("branch", "-u", "origin/nope", cwd=repo), 2, "the requested upstream "
-               "branch 'origin/nope' does not exist")
+    for args in (("-u", "origin/nope"), ("--track", "x", "origin/nope")):  # git's words
+        error_line(run("branch", *args, cwd=repo), 2, "the requested upstream branch "
+                   "'origin/nope' does not exist: fetch origin first")
     assert snapshot(repo) == before

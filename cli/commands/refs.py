@@ -143,7 +143,7 @@ def branch(repo, args: tuple[str, ...], delete: bool, force_delete: bool, list_:
         with repo.lock():  # git's: a branch made at origin/x tracks it (autoSetupMerge)
             tracks = _tracked(repo, rev) if rev is not None and not no_track else None
             if track and tracks is None:
-                _cannot_track(rev)
+                _cannot_track(repo, rev)
             commit = repo.create_branch(name, rev or "HEAD")
             if tracks is not None:
                 known.set_upstream(repo, name, tracks)
@@ -197,7 +197,7 @@ def force_branch(repo, name: str, rev: str | None, as_json: bool, track: bool = 
                 if head.branch is None and head.commit is not None else set())
         tracks = _tracked(repo, rev) if track else None
         if required and tracks is None:
-            _cannot_track(rev)
+            _cannot_track(repo, rev)
         commit = repo.create_branch(name, rev, force=True)
         left = ([c for c in repo.held_by_no_ref(before or was) if c not in kept]
                 if was is not None and was != commit else [])
@@ -529,11 +529,17 @@ def _tracking(repo) -> list[str]:
     return [t for t in remotes.all_tracking(repo) if t.partition("/")[0] in known]
 
 
-def _cannot_track(rev: str | None) -> None:
+def _cannot_track(repo, rev: str | None) -> None:
     """`--track` of a REV that is no remote-tracking branch: git tracks a local branch
-    (branch.NAME.remote '.'), and a tag it refuses; memstore's upstreams are remote ones."""
+    (branch.NAME.remote '.'), and a tag it refuses; memstore's upstreams are remote ones.
+    REMOTE/BRANCH of a remote here that has no such branch: git's line for it."""
     from memstore.errors import ValidationError
+    from memstore.remote import remotes
 
+    remote, _, theirs = (rev or "").partition("/")
+    if theirs and remote in remotes.remotes(repo):
+        raise ValidationError(f"the requested upstream branch {rev!r} does not exist: fetch "
+                              f"{remote} first (`memstore fetch {remote}`)")
     raise ValidationError(f"cannot track {rev or 'HEAD'!r}: --track needs a REV that is a "
                           "remote-tracking branch (origin/x)")
 
