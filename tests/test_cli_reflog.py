@@ -296,7 +296,8 @@ def test_ref_at_0_with_an_empty_log_is_the_ref_as_git(history):
     `@{1}`, `HEAD@{1}` and `main@{DATE}` in git 2.39.5's words ('fatal: log for
     refs/heads/main is empty', 'log for HEAD is empty'; exit 128, memstore's 2 as for every
     unknown revision), where memstore said 'no reflog for 'main'', as for a name with no
-    log at all."""
+    log at all; so in `reflog show main@{1}` (and `main@{DATE}`, which listed nothing,
+    exit 0)."""
     repo, (c1, _, c3) = history
     ok("tag", "v1", c1, cwd=repo)
     ok("reflog", "expire", "--expire=now", "--all", cwd=repo)
@@ -307,6 +308,11 @@ def test_ref_at_0_with_an_empty_log_is_the_ref_as_git(history):
                      ("HEAD@{1}", "HEAD"), ("main@{yesterday}", "refs/heads/main")):
         assert error_line(run("show", rev, cwd=repo), 2, "") == \
             f"memstore: error: unknown revision {rev!r}: log for {ref} is empty"
+    # `reflog show` from such an entry: git's the same (REF@{0}: nothing listed, exit 0)
+    for rev in ("main@{1}", "main@{yesterday}", "HEAD@{2}"):
+        assert error_line(run("reflog", "show", rev, cwd=repo), 2, "").endswith(
+            f"log for {'HEAD' if rev[0] == 'H' else 'refs/heads/main'} is empty"), rev
+    assert ok("reflog", "show", "main@{0}", cwd=repo).output == ""
     error_line(run("show", "v1@{0}", cwd=repo), 2, "no reflog for 'v1'")
     error_line(run("show", "refs/tags/v1@{0}", cwd=repo), 2, "no reflog for 'refs/tags/v1'")
 

@@ -52,7 +52,7 @@ def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
     --json prints a list of objects: selector (REF@{N}), ref, old (null where the move
     created it), new, time, author and message."""
     from memstore.store import ref_marks
-    from memstore.store.reflog import PRIOR, TagHasNoLog, nth, split
+    from memstore.store.reflog import PRIOR, TagHasNoLog, emptied, nth, split
 
     name, start = ref_marks.entry_at(repo.refs, ref) or (ref, 0)
     if name == ref:  # git's `reflog show v1` reads v1 as a revision first: its warnings
@@ -63,6 +63,9 @@ def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
         if name != ref:  # TAG@{0}: no entry to name, as git's
             raise
         full, log = e.ref, []  # a tag has no log: nothing to list, as git's
+    if name != ref and not (split(ref) is not None and start == 0) and not log \
+            and repo.refs.emptied_log(full):  # git's, for REF@{N} (not @{0}) and REF@{DATE}
+        raise emptied(full, ref)
     if start >= len(log) and start > 0 and split(ref) is not None:
         # git's: 'log for REF only has N entries' (REF@{DATE} before the oldest lists
         # nothing, with its warning; REF@{0} of an empty log is REF: nothing to list)

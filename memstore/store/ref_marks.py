@@ -148,8 +148,7 @@ def at_date(refs: Refs, name: str, when: float, rev: str) -> str:
     ref = refs.log_ref(name)
     shown = refs.log_shown(name)
     log = reflog.entries(refs.db, ref)
-    now = refs.head().commit if ref == "HEAD" else refs.read(ref)
-    if not log and now is not None and reflog.logged(ref):
+    if not log and refs.emptied_log(ref):
         raise reflog.emptied(ref, rev)
     if not log:
         raise ValidationError(f"unknown revision {rev!r}: no reflog for {shown!r}")

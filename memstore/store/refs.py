@@ -785,9 +785,15 @@ class Refs:
             now = self.head().commit if ref == HEAD else self.read(ref)
             if n == 0 and now is not None and reflog.logged(ref):
                 return now  # git's: REF@{0} with an empty log (expired, rebuilt) is REF
-            if now is not None and reflog.logged(ref) and not reflog.entries(self.db, ref):
+            if self.emptied_log(ref):
                 raise reflog.emptied(ref, rev) from None
             raise
+
+    def emptied_log(self, ref: str) -> bool:
+        """Whether logged ref `ref` holds a commit and its log no entry (`reflog expire
+        --expire=now` took them all): git's 'log for REF is empty' for an entry of it."""
+        now = self.head().commit if ref == HEAD else self.read(ref)
+        return now is not None and reflog.logged(ref) and not reflog.entries(self.db, ref)
 
     def log_shown(self, name: str) -> str:
         """How messages name the log `name@{...}` reads: the current branch (HEAD when
