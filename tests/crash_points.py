@@ -65,12 +65,17 @@ def self_kill_at(step, calls: tuple[str, ...] = ("fsync", "replace")) -> None:
     of the os functions `calls`, or a moment of the commit transaction. `step` may name the
     moment instead, as (moment, n), its n-th time: "before replace", "after fsync" …, with
     " in transaction" added while the commit transaction is open, or "transaction begun",
-    "transaction written", "transaction committed"."""
+    "transaction written", "transaction committed". A rename or unlink of a remote folder's
+    ref names it, as kill_at_s3_call names its key: "after replace refs/heads/main" (where
+    the k-th step falls varies with the objects a push writes: the name does not)."""
     point, open_ = _killer(step), []
 
     def around(name, real):
         def call(*args, **kwargs):
             where = " in transaction" if open_ else ""
+            target = str(args[1] if name == "replace" else args[0]) if args else ""
+            if name in ("replace", "unlink") and "/refs/" in target:
+                where += " refs/" + target.rsplit("/refs/", 1)[1]
             point(f"before {name}{where}")
             out = real(*args, **kwargs)
             point(f"after {name}{where}")
