@@ -63,6 +63,14 @@ def test_clone_records_origin_head_and_set_head_moves_it(base, tmp_path, pushed)
         assert "set up to track 'origin/main'" in out, out
         ok("switch", "main", cwd=a)
         ok("branch", "-D", "t", cwd=a)
+    # no reflog is kept of it (git's clone logs one): origin@{0} is origin/main, an entry
+    # past it refused as a tag's is, not as a log `reflog expire` emptied ('is empty')
+    assert oneline(a, "origin@{0}") == oneline(a, "origin/main")
+    for command, rev in (("log", "origin@{1}"), ("log", "origin/HEAD@{1}"),
+                         ("log", "origin@{yesterday}"), ("reflog", "origin@{1}")):
+        said = error_line(run(command, rev, cwd=a), 2, rev)
+        assert said.endswith(f"'{rev}': no reflog for '{rev.split('@')[0]}'"), said
+    assert run("reflog", "exists", "origin/HEAD", cwd=a).exit_code == 1
     # a second branch there; set-head BRANCH points at it, quiet as git's
     ok("branch", "side", ids[0], cwd=repo)
     ok("push", "origin", "side", cwd=repo)

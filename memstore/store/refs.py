@@ -791,9 +791,12 @@ class Refs:
 
     def emptied_log(self, ref: str) -> bool:
         """Whether logged ref `ref` holds a commit and its log no entry (`reflog expire
-        --expire=now` took them all): git's 'log for REF is empty' for an entry of it."""
+        --expire=now` took them all): git's 'log for REF is empty' for an entry of it. A
+        remote's HEAD is never logged here (its log was not emptied: 'no reflog')."""
         now = self.head().commit if ref == HEAD else self.read(ref)
-        return now is not None and reflog.logged(ref) and not reflog.entries(self.db, ref)
+        return now is not None and reflog.logged(ref) and not reflog.entries(self.db, ref) \
+            and not (ref.startswith(REMOTES) and ref.endswith("/HEAD")
+                     and self.remote_head(ref[len(REMOTES):-len("/HEAD")]) is not None)
 
     def log_shown(self, name: str) -> str:
         """How messages name the log `name@{...}` reads: the current branch (HEAD when
