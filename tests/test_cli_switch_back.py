@@ -182,10 +182,39 @@ def test_switch_track_origin_x_makes_x_tracking_it_as_git_checkout_track(fetched
         "topic", c2, True, "origin/topic")
     ok("tag", "v1", c1, cwd=repo)
     before = snapshot(repo)
-    for name in ("main", "v1", c1, "nosuch/x"):
+    for name in ("main", "v1", c1):
         error_line(run("switch", "--track", name, cwd=repo), 2, "missing branch name; try -c")
     error_line(run("switch", "--track", "origin/topic", cwd=repo), 2, "already exists")
     assert snapshot(repo) == before
+
+
+def test_switch_track_names_the_branch_by_git_s_rule_not_by_what_name_resolves_to(fetched):
+    """git 2.39.5 names the branch of `switch --track NAME` (and --no-track) by NAME's
+    text, after refs/, remotes/ and the first '/': `--track origin` is 'missing branch
+    name; try -c' and `--track origin/HEAD` "'HEAD' is not a valid branch name", where
+    memstore made main at origin/main (origin/HEAD's branch); `--track origin/nope`, a
+    branch origin lacks: 'invalid reference' (memstore: 'missing branch name'); and
+    `--no-track origin/topic` makes topic with no upstream (memstore refused it)."""
+    repo, (_, c2, _) = fetched
+    ok("remote", "set-head", "origin", "main", cwd=repo)
+    ok("branch", "-m", "main", "trunk", cwd=repo)  # no main: what origin/HEAD would make
+    ok("branch", "-D", "topic", cwd=repo)
+    before = snapshot(repo)
+    error_line(run("switch", "--track", "origin", cwd=repo), 2, "missing branch name; try -c")
+    error_line(run("switch", "--track", "origin/HEAD", cwd=repo), 2,
+               "invalid branch name 'HEAD'")
+    error_line(run("switch", "--track", "origin/nope", cwd=repo), 2,
+               "the requested upstream branch 'origin/nope' does not exist: fetch origin first")
+    error_line(run("switch", "--track", "nosuch/x", cwd=repo), 2,
+               "cannot track 'nosuch/x': --track needs a START that is a remote-tracking")
+    error_line(run("switch", "--no-track", "origin/nope", cwd=repo), 2,
+               "unknown revision 'origin/nope'")
+    assert snapshot(repo) == before
+    d = switched(repo, "--no-track", "origin/topic")
+    assert (d["branch"], d["commit"], d["created"], d["upstream"]) == ("topic", c2, True, None)
+    ok("switch", "trunk", cwd=repo)
+    d = switched(repo, "--track", "refs/remotes/origin/main")
+    assert (d["branch"], d["created"], d["upstream"]) == ("main", True, "origin/main")
 
 
 def test_a_tag_x_wins_over_a_remote_branch_x_as_git_checkout(fetched):

@@ -355,9 +355,11 @@ def subject(repo, ref: str, commit: str) -> str:
 @click.option("--track", is_flag=True, help="With -c: make a START that is a "
               "remote-tracking branch the new branch's upstream (the default); another START "
               "is refused. Without -c, NAME a remote-tracking branch (origin/x): make branch x "
-              "there, tracking it (git's checkout --track origin/x).")
+              "there, tracking it (git's checkout --track origin/x; x is NAME's text after "
+              "its first '/', as git names it).")
 @click.option("--no-track", is_flag=True, help="With -c: make no upstream, though START is a "
-              "remote-tracking branch.")
+              "remote-tracking branch. Without -c, `--no-track origin/x` makes x at origin/x "
+              "with none.")
 @json_option
 @pass_repo
 def switch(repo, name: str, start: str | None, create: bool, detach: bool, track: bool,
@@ -373,7 +375,9 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool, track
     x` where no branch or revision x exists but one remote's branch x was fetched makes x
     there, tracking it (git's guess; two remotes' x: refused, naming both); `--no-track`
     (with -c) makes none its upstream; `switch --track origin/x` (git's `checkout --track
-    origin/x`) makes x at origin/x, tracking it. A revision that is not a branch (a tag, a commit
+    origin/x`) makes x at origin/x, tracking it (--no-track: with no upstream); x is, as
+    git names it, NAME's text after refs/, remotes/ and its first '/' (`--track origin`,
+    `--track origin/HEAD` are refused, as git's). A revision that is not a branch (a tag, a commit
     id, HEAD~2) detaches HEAD at its commit, as `git checkout` does (a tag x wins over a
     remote's branch x there: git's switch refuses a tag without --detach). `switch -`
     is `switch @{-1}`, as git's: back to where the last switch came from, read from HEAD's
@@ -395,16 +399,18 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool, track
                                f"`switch -c {name} {start}`")
     if track and no_track:
         raise click.UsageError("--track and --no-track cannot be used together")
-    if track and not create and not detach and start is None:
-        tracked = _tracked(repo, name)  # git's `switch --track origin/x` (`checkout --track`):
-        if tracked is not None:  # branch x made there, tracking it
-            create, start, name = True, name, tracked.partition("/")[2]
+    if (track or no_track) and not create and not detach and start is None:
+        # git's `switch --track origin/x` (`checkout --track`), --no-track too: branch x
+        # made at NAME, its name NAME's text after refs/, remotes/ and the first '/' (not
+        # the branch NAME resolves to: `--track origin/HEAD` makes no main)
+        made = name.removeprefix("refs/").removeprefix("remotes/").partition("/")[2]
+        if made:
+            create, start, name = True, name, made
     if (track or no_track) and not create:  # git's: "missing branch name; try -c"
         flag = "--track" if track else "--no-track"
         raise click.UsageError(f"missing branch name; try -c: `switch -c NAME START {flag}`"
                                + (" (or --track REMOTE/BRANCH, a remote-tracking branch)"
                                   if track else ""))
-    from memstore.errors import ValidationError
     from memstore.remote import remotes
 
     held = repo.refs.damaged("HEAD")  # HEAD's row reads as no commit nor branch: set it
@@ -435,8 +441,7 @@ def switch(repo, name: str, start: str | None, create: bool, detach: bool, track
         # read before the switch, whose refusal then moves nothing
         tracks = _tracked(repo, start) if create and start is not None and not no_track else None
         if track and tracks is None:
-            raise ValidationError(f"cannot track {start or 'HEAD'!r}: --track needs a START "
-                                  "that is a remote-tracking branch (origin/x)")
+            _cannot_track(repo, start, "START")
         was = repo.head()
         # off a commit the index does not hold, what a detached HEAD leaves is what it named
         # before (as reset's): damaged rows there refuse it before it moves (a switch that
@@ -529,7 +534,7 @@ def _tracking(repo) -> list[str]:
     return [t for t in remotes.all_tracking(repo) if t.partition("/")[0] in known]
 
 
-def _cannot_track(repo, rev: str | None) -> None:
+def _cannot_track(repo, rev: str | None, what: str = "REV") -> None:
     """`--track` of a REV that is no remote-tracking branch: git tracks a local branch
     (branch.NAME.remote '.'), and a tag it refuses; memstore's upstreams are remote ones.
     REMOTE/BRANCH of a remote here that has no such branch: git's line for it."""
@@ -540,8 +545,8 @@ def _cannot_track(repo, rev: str | None) -> None:
     if theirs and remote in remotes.remotes(repo):
         raise ValidationError(f"the requested upstream branch {rev!r} does not exist: fetch "
                               f"{remote} first (`memstore fetch {remote}`)")
-    raise ValidationError(f"cannot track {rev or 'HEAD'!r}: --track needs a REV that is a "
-                          "remote-tracking branch (origin/x)")
+    raise ValidationError(f"cannot track {rev or 'HEAD'!r}: --track needs a {what} that is "
+                          "a remote-tracking branch (origin/x)")
 
 
 def _tracked(repo, start: str) -> str | None:
