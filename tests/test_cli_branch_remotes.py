@@ -398,3 +398,25 @@ def test_branch_u_and_track_as_git_types_them(fetched):
         error_line(run("branch", *args, cwd=repo), 2, "the requested upstream branch "
                    "'origin/nope' does not exist: fetch origin first")
     assert snapshot(repo) == before
+
+
+def test_branch_u_origin_head_tracks_its_branch_and_says_git_s_line_where_it_names_none(
+        fetched):
+    """`branch -u origin/HEAD` tracks the branch origin/HEAD names, as git 2.39's ("set
+    up to track 'origin/main'."). One naming a branch not here (dangling: the branch
+    deleted here) or none at all (set-head -d) is git 2.39.5's 'the requested upstream
+    branch 'origin/HEAD' does not exist', as for --track x origin/HEAD; memstore said
+    "invalid branch name 'HEAD': 'HEAD' is reserved" for -u, naming no way out."""
+    repo, _, _ = fetched
+    ok("remote", "set-head", "origin", "topic", cwd=repo)
+    assert ok("branch", "-u", "origin/HEAD", cwd=repo).stdout == \
+        "branch 'main' set up to track 'origin/topic'.\n"
+    ok("branch", "-d", "-r", "origin/topic", cwd=repo)
+    before = snapshot(repo)
+    for args in (("-u", "origin/HEAD"), ("--track", "x", "origin/HEAD")):
+        error_line(run("branch", *args, cwd=repo), 2, "the requested upstream branch "
+                   "'origin/HEAD' does not exist: fetch origin first")
+    assert snapshot(repo) == before
+    ok("remote", "set-head", "origin", "-d", cwd=repo)
+    error_line(run("branch", "-u", "origin/HEAD", cwd=repo), 2, "the requested upstream "
+               "branch 'origin/HEAD' does not exist")

@@ -265,13 +265,15 @@ def set_upstream(repo: Repository, branch: str | None, target: str) -> tuple[str
         raise ValidationError(f"invalid upstream {target!r}: give REMOTE/BRANCH (a remote's "
                               "branch, as `origin/main`)")
     url_of(repo, remote)  # a remote that exists
-    up = Upstream(remote, check_ref_name(theirs))
     with repo.lock(), transaction(repo.db):
         branch = _local(repo, name)  # again: the current branch may be another one now
+        # asked before the rule on names: origin/HEAD here is one the caller could not read
+        # as its branch (dangling, or none), and git says this of it, not 'invalid name'
         if repo.refs.read(tracking_ref(remote, theirs)) is None:
             raise ValidationError(f"the requested upstream branch {target!r} does not exist: "
                                   f"fetch {remote} first (`memstore fetch {remote}`), or "
                                   "push a new branch with `memstore push -u`")
+        up = Upstream(remote, check_ref_name(theirs))
         record_upstream(repo, branch, up)
     return branch, up
 
