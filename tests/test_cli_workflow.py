@@ -289,6 +289,10 @@ def test_eval_detects_zsre(history, tmp_path):
     assert m["kind"] == "zsre" and m["n"] == 1
     for key in ("efficacy", "paraphrase", "neighborhood", "score", "specificity"):
         assert 0.0 <= m[key] <= 1.0
+    # the text said neighborhood and specificity, the same number twice under two names
+    rows = ok("eval", path, cwd=repo).stdout.splitlines()[1:]
+    assert [r.split()[0] for r in rows] == ["efficacy", "paraphrase", "specificity", "score"]
+    assert rows[2].split()[1] == f"{m['specificity']:.3f}"
 
 
 def test_statistics_are_shared_between_repositories(base, tmp_path, monkeypatch):

@@ -98,8 +98,8 @@ def eval_(file: str | None, live: bool, rev: str | None, by_relation: bool, gene
     the prompt), paraphrase (PS), neighborhood (NS: neighbouring subjects keep their true
     object) and score (S, their harmonic mean), as fractions in [0, 1]; facts without
     target_true, or whose target_true is their target_new, are skipped. zsRE files (detected by their src/answers/loc fields) give
-    top-1 accuracies: efficacy, paraphrase and specificity (also reported as
-    neighborhood). --live measures the facts live at REV on their own prompts (ES, and
+    top-1 accuracies: efficacy, paraphrase and specificity (--json has it as neighborhood
+    too) and score, their harmonic mean. --live measures the facts live at REV on their own prompts (ES, and
     the share the model recalls: every target token its top choice after the prompt),
     listing the ones it does not recall with the commit that wrote each; a FILE of them
     gives paraphrases and neighbours too. --json prints one object.
@@ -126,7 +126,8 @@ def eval_(file: str | None, live: bool, rev: str | None, by_relation: bool, gene
                + (f" ({m['n_skipped']} skipped: no target_true, or it is target_new)"
                   if m.get("n_skipped") else ""))
     keys = ["efficacy"] if live else ["efficacy", "paraphrase", "neighborhood", "score"]
-    keys += ["specificity"] if m["kind"] == "zsre" else []
+    if m["kind"] == "zsre":  # zsRE's neighborhood is its specificity: one line, its name
+        keys = ["efficacy", "paraphrase", "specificity", "score"]
     keys += ["generation_entropy"] if "generation_entropy" in m else []
     for k in keys:
         click.echo(f"  {k:<20} {num(m.get(k))}")
