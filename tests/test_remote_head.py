@@ -28,6 +28,20 @@ def oneline(repo, rev: str) -> str:
     return ok("log", rev, "--oneline", cwd=repo).stdout
 
 
+def cloned_on_side(base, tmp_path, pushed):
+    """(the pushing repository, its clone tmp_path/a whose origin/HEAD names origin/side,
+    the history's commit ids): branch side at the first commit, pushed and fetched."""
+    repo, url = pushed
+    ids = history_template(base)[1]
+    a = tmp_path / "a"
+    clone(base, url, a)
+    ok("branch", "side", ids[0], cwd=repo)
+    ok("push", "origin", "side", cwd=repo)
+    ok("fetch", cwd=a)
+    ok("remote", "set-head", "origin", "side", cwd=a)
+    return repo, a, ids
+
+
 def test_clone_records_origin_head_and_set_head_moves_it(base, tmp_path, pushed):
     repo, url = pushed
     ids = history_template(base)[1]
@@ -124,14 +138,7 @@ def test_a_dangling_origin_head_is_named_where_origin_is_no_revision(base, tmp_p
     revision, as git's ('ignoring dangling symref'), the line saying why and the way out;
     fsck names it (git 2.39's: 'invalid sha1 pointer', exit 2), gc keeps it, set-head -a
     points it back."""
-    repo, url = pushed
-    ids = history_template(base)[1]
-    a = tmp_path / "a"
-    clone(base, url, a)
-    ok("branch", "side", ids[0], cwd=repo)
-    ok("push", "origin", "side", cwd=repo)
-    ok("fetch", cwd=a)
-    ok("remote", "set-head", "origin", "side", cwd=a)
+    repo, a, ids = cloned_on_side(base, tmp_path, pushed)
     ok("push", "--delete", "origin", "side", cwd=repo)
     # the prune says it, in git's words
     assert ok("remote", "prune", "-n", "origin", cwd=a).stdout.splitlines()[2:] == [
@@ -174,14 +181,7 @@ def test_branch_json_lists_origin_head_as_symbolic_and_a_dangling_one_nowhere(
     were). Once that branch is gone (`branch -d -r`, or a prune), git 2.39's `branch -r`
     and `-a` list it no more, nor does the JSON, and its fsck names it (exit 1 here);
     `remote set-head -d` is the way out."""
-    repo, url = pushed
-    ids = history_template(base)[1]
-    a = tmp_path / "a"
-    clone(base, url, a)
-    ok("branch", "side", ids[0], cwd=repo)
-    ok("push", "origin", "side", cwd=repo)
-    ok("fetch", cwd=a)
-    ok("remote", "set-head", "origin", "side", cwd=a)
+    _, a, ids = cloned_on_side(base, tmp_path, pushed)
 
     def row(name, commit, **more):
         return {"name": name, "commit": commit, "remote": True, "current": False, **more}
