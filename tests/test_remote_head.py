@@ -162,11 +162,30 @@ def test_a_dangling_origin_head_is_named_where_origin_is_no_revision(base, tmp_p
         ("refs/remotes/origin/HEAD", None, "refs/remotes/origin/side")]
     # branch -d -r deletes it, said as git 2.39 says it (the ref it named)
     assert ok("branch", "-d", "-r", "origin/HEAD", cwd=a).stdout == (
-        "Deleted remote-tracking branch origin/HEAD (was refs/remotes/origin/side)\n")
+        "Deleted remote-tracking branch origin/HEAD (was refs/remotes/origin/side).\n")
     assert rows(a, "refs/remotes/origin/HEAD") == []
     ok("remote", "set-head", "origin", "-a", cwd=a)
     assert oneline(a, "origin") == oneline(a, "origin/main") != ""
     assert ok("fsck", cwd=a).stdout == "ok\n"
+
+
+def test_origin_with_no_head_recorded_names_set_head_in_its_refusal(pushed):
+    """A remote made with `remote add` and a push (no clone) has no origin/HEAD: `origin`
+    is no revision, as git 2.39.5's ('ambiguous argument 'origin': unknown revision', exit
+    128, no refs/remotes/origin/HEAD), and the line names the way out; a name that is no
+    remote's keeps the plain refusal."""
+    repo, _ = pushed
+    before = snapshot(repo)
+    for rev in ("origin", "origin/HEAD", "origin~1"):
+        assert error_line(run("log", rev, cwd=repo), 2, "") == (
+            f"memstore: error: unknown revision {rev!r}: remote 'origin' has no HEAD recorded "
+            "here (origin/HEAD: `clone` records it, `remote add` does not); `memstore remote "
+            "set-head origin -a` reads it from the remote")
+    assert error_line(run("log", "upstream", cwd=repo), 2, "") == \
+        "memstore: error: unknown revision 'upstream'"
+    assert snapshot(repo) == before
+    ok("remote", "set-head", "origin", "-a", cwd=repo)
+    assert oneline(repo, "origin") == oneline(repo, "main") != ""
 
 
 DANGLING = ("ref refs/remotes/origin/HEAD names refs/remotes/origin/{}, which is not here "

@@ -712,7 +712,31 @@ class Refs:
                     f"is not here (git's 'dangling symref'); `memstore remote set-head "
                     f"{shell_word(remote)} -a` points it at the remote's HEAD again, `-d` "
                     "deletes it")
+        remote = self._remote_without_head(name)
+        if remote is not None:  # `remote add` + push records none: clone and set-head do
+            raise ValidationError(
+                f"unknown revision {rev!r}: remote {remote!r} has no HEAD recorded here "
+                f"({remote}/HEAD: `clone` records it, `remote add` does not); `memstore "
+                f"remote set-head {shell_word(remote)} -a` reads it from the remote")
         raise ValidationError(f"unknown revision {rev!r}")
+
+    def _remote_without_head(self, name: str) -> str | None:
+        """The configured remote whose HEAD `name` (a revision without its suffix) names
+        by git's rules (`origin`, `origin/HEAD`, `refs/remotes/origin/HEAD`) where none is
+        recorded here; None otherwise (a malformed remotes row: no hint, the refusal as
+        it was)."""
+        from .upstreams import remote_names  # (it imports this module)
+
+        try:
+            remotes = remote_names(self.db)
+        except MemstoreError:
+            return None
+        for ref in dwim(name):
+            remote = ref[len(REMOTES):-len("/HEAD")]
+            if ref.startswith(REMOTES) and ref.endswith("/HEAD") and remote in remotes \
+                    and self._row(ref) is None:
+                return remote
+        return None
 
     def name_warnings(self, name: str, rev: str | None = None, *, note: bool = True) -> None:
         """git's warnings on reading `name` (a revision without its suffix; `rev`: the whole
