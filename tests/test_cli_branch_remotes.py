@@ -75,7 +75,7 @@ def test_d_r_forgets_a_remote_tracking_branch_here_and_the_next_fetch_brings_it_
     ok("branch", "--set-upstream-to", "origin/topic", "topic", cwd=repo)
     on_remote = remote_files(url)
     out = ok("branch", "-d", "-r", "origin/topic", cwd=repo).stdout
-    assert out == f"Deleted remote-tracking branch origin/topic (was {c2[:12]})\n"
+    assert out == f"Deleted remote-tracking branch origin/topic (was {c2[:12]}).\n"  # git's
     assert [b["name"] for b in listed(repo, "-a")] == ["main", "topic", "origin/main"]
     assert remote_files(url) == on_remote
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"  # the ref snapshot recorded the delete

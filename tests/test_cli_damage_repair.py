@@ -366,7 +366,7 @@ def test_a_tag_or_remote_tracking_row_on_no_commit_id_that_no_snapshot_holds_is_
                                     {"deleted": "v2", "commit": c1}]
     r = ok("branch", "-d", "-r", "origin/main", cwd=repo)
     assert r.stdout.strip() == ("Deleted remote-tracking branch origin/main (its row held "
-                                "no commit id)")
+                                "no commit id).")
     ok("tag", "v1", c3[:12], cwd=repo)
     ok("fetch", "origin", cwd=repo)
     assert ok("fsck", cwd=repo).stdout.strip() == "ok"

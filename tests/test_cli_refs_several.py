@@ -46,7 +46,7 @@ def test_a_delete_of_several_that_cannot_all_go_deletes_none(repo, args, code, s
 def test_several_tags_and_branches_are_deleted_each_said(repo):
     repo, (c1, c2, c3) = repo
     out = ok("tag", "-d", "v1.0", "v1.1", cwd=repo).stdout
-    assert out == f"Deleted tag v1.0 (was {c1[:12]})\nDeleted tag v1.1 (was {c2[:12]})\n"
+    assert out == f"Deleted tag 'v1.0' (was {c1[:12]})\nDeleted tag 'v1.1' (was {c2[:12]})\n"
     assert json.loads(ok("tag", "-d", "v2/rc", "v2/rc", "--json", cwd=repo).stdout) == {
         "deleted": "v2/rc", "commit": c3}  # one name, given twice: one object, as for one
     ok("branch", "x1", c3, cwd=repo)
@@ -71,7 +71,8 @@ def test_d_counts_only_the_branches_that_stay(repo):
                "are deleted with it); `branch -D` deletes it anyway; none of the 2 named "
                "was deleted")
     assert snapshot(repo) == before
-    ok("branch", "-D", "a", "b", cwd=repo)
+    out = ok("branch", "-D", "a", "b", cwd=repo).stdout  # git 2.39's lines, with their period
+    assert out == f"Deleted branch a (was {c2[:12]}).\nDeleted branch b (was {c3[:12]}).\n"
     assert names(repo, "branch") == ["main"]
 
 

@@ -625,7 +625,9 @@ def show_deleted(kind: str, deleted: dict[str, str], as_json: bool,
     for n, c in deleted.items():
         was = (f"was {symbolic[n]}" if n in symbolic else f"was {short(c)}" if c is not None
                else "its row held no commit id")
-        click.echo(f"Deleted {kind} {shown_name(n) if remote else n} ({was})")
+        # git 2.39's words: the tag quoted, no period; a branch unquoted, a period
+        name = f"'{n}'" if kind == "tag" else shown_name(n) if remote else n
+        click.echo(f"Deleted {kind} {name} ({was})" + ("" if kind == "tag" else "."))
 
 
 def matching(refs: dict[str, str], patterns: tuple[str, ...]) -> dict[str, str]:
