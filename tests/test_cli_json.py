@@ -87,6 +87,11 @@ def test_squash_json(history):
     assert d["n_facts"] == log[0]["n_requests"] == 3  # facts b and c
     assert d["before"] == shown(repo)["metrics"]["before"] and d["before"]["n"] == 3
     assert d["metrics"]["efficacy"] == log[0]["metrics"]["efficacy"]
+    # the squashed commits no branch or tag holds now, as reset's and rebase's --json
+    assert d["left_behind"] == [c3, c2] and d["warning"].startswith(
+        f"leaving 2 commit(s) that no branch or tag holds, the newest {c3[:12]}; "
+        f"`memstore reset {c3[:12]}` goes back")
+    assert r.stderr.count("warning: leaving 2 commit(s)") == 1
 
 
 def test_merge_json_says_which_kind(base, history):

@@ -929,6 +929,22 @@ def test_a_revert_says_how_many_facts_it_took_out(history):
         f"[revert, {n} facts taken out]")
 
 
+def test_a_squash_warns_of_the_commits_it_leaves_that_no_branch_or_tag_holds(history):
+    """As reset and rebase warn (cli.commands.refs.leaving): a tag on C2 keeps it, so C3
+    alone is left, named with the reset that goes back; nothing left, nothing said."""
+    repo, (c1, c2, c3) = history
+    ok("tag", "keep", c2, cwd=repo)
+    r = ok("squash", c1, cwd=repo)
+    assert [l for l in r.stderr.splitlines() if l.startswith("warning")] == [
+        (f"warning: leaving 1 commit(s) that no branch or tag holds, the newest {c3[:12]}; "
+         f"`memstore reset {c3[:12]}` goes back (gc removes them once no reflog entry names "
+         "them: 30 days)")]
+    ok("reset", c3, cwd=repo)  # the way back it names
+    assert last_line(ok("log", "--oneline", "-n1", cwd=repo)).startswith(c3[:12])
+    ok("branch", "side", cwd=repo)  # held by a branch too: nothing to warn of
+    assert "warning" not in ok("squash", c2, cwd=repo).stderr
+
+
 def test_a_squash_of_one_commit_of_one_fact_says_it_in_the_singular(history, tmp_path_factory):
     """SmolLM2: 'Squash 4 commits after ce9df3a1f408 (1 facts)'; of one commit, 'Squash 1
     commits'."""

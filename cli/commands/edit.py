@@ -205,12 +205,15 @@ def squash(rev: str, message: str | None, sign: bool | str | None, as_json: bool
     The facts added after REV and live at HEAD are solved again in ONE update, on REV's
     state, from their cached z-vectors (no z optimisation). Their efficacy is reported
     before (at the old HEAD) and after; the branch moves to the new commit, whose parent
-    is REV. REV `base` makes the whole history one commit, with no parent. Prints the new
-    commit id as the last line.
+    is REV. REV `base` makes the whole history one commit, with no parent. The commits the
+    branch leaves that no branch or tag holds are warned about, as reset warns, with the
+    command that goes back (gc removes them once no reflog entry names them). Prints the
+    new commit id as the last line.
 
     --json prints one object: commit, branch, operation, message, parents, n_facts,
     solves, layers, seconds, metrics, warning, squashed (the ids of the commits replaced,
-    newest first) and before (the metrics of the same facts at the old HEAD).
+    newest first), before (the metrics of the same facts at the old HEAD) and left_behind
+    (the squashed commits no branch or tag holds now, newest first).
     """
     from memstore.store import porcelain
 
@@ -232,8 +235,16 @@ def squash(rev: str, message: str | None, sign: bool | str | None, as_json: bool
 
 
 def squash_result(repo, report) -> dict[str, Any]:
-    return written(repo, report) | {"squashed": report.notes["squashed"],
-                                    "before": report.notes["before"]}
+    """squash --json: `written`, the commits squashed, the metrics before, and what the
+    branch left that no branch or tag holds, warned about as reset and rebase warn."""
+    from .refs import leaving
+
+    d = written(repo, report)
+    left, old = report.notes["left"], report.notes["squashed"][0]
+    lost = leaving(left, f"`memstore reset {short(old)}` goes back")
+    warning = "; ".join(w for w in (d["warning"], lost) if w is not None) or None
+    return d | {"squashed": report.notes["squashed"], "before": report.notes["before"],
+                "left_behind": left, "warning": warning}
 
 
 @click.command()

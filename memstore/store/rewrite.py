@@ -549,8 +549,12 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
                                 | ({"reverted": reverted} if reverted else {})
                                 | ({"restored": restored} if restored else {}),
                                 expected=head, **_first_authorship(repo, squashed))
+        # what the branch left that no branch or tag holds (reset's and rebase's warning)
+        kept = repo.reached(new.id)
+        left = [c for c in repo.held_by_no_ref(head) if c not in kept]
     return Report(new, new.id, metrics, {"squashed": squashed, "before": before,
-                                         "n_facts": len(added)}, time.perf_counter() - t0)
+                                         "n_facts": len(added), "left": left},
+                  time.perf_counter() - t0)
 
 
 def _first_authorship(repo: Repository, squashed: list[str]) -> dict[str, Any]:
