@@ -19,8 +19,13 @@ from memstore.remote.fetch import fetch, pull
 from memstore.remote.fsck import fsck_remote
 from memstore.remote.push import push
 from memstore.remote.push_tags import push_tags
+from memstore.store.upstreams import Upstream
 
 pytest_plugins = ["remote_fixtures"]  # s3_server
+
+# b's main has no commits yet: its upstream recorded as a clone of an empty remote records
+# it (git's too); `branch --set-upstream-to` refuses a branch with no commits, as git's
+UNBORN_UPSTREAM = Upstream("origin", "main")
 
 
 def test_no_prune_keeps_a_remote_tracking_branch_whose_branch_is_gone(tmp_path):
@@ -31,7 +36,7 @@ def test_no_prune_keeps_a_remote_tracking_branch_whose_branch_is_gone(tmp_path):
     a.create_branch("side")
     push(a, branch="side")
     fetch(b)
-    remotes.set_upstream(b, "main", "origin/main")
+    remotes.record_upstream(b, "main", UNBORN_UPSTREAM)
     remove(url, "refs/heads/side")
     assert fetch(b, prune=False).updates == []
     assert remotes.tracking(b, "origin") == {"main": c1.id, "side": c1.id}
@@ -51,7 +56,7 @@ def test_fetch_and_pull_take_gits_prune_flags(tmp_path):
             a.create_branch(name)
             push(a, branch=name)
         fetch(b)
-        remotes.set_upstream(b, "main", "origin/main")
+        remotes.record_upstream(b, "main", UNBORN_UPSTREAM)
     finally:
         a.close()
         b.close()
@@ -137,7 +142,7 @@ def test_a_tag_is_followed_by_a_fetch_that_moves_no_branch_and_not_off_every_bra
     c1 = commit_on_head(a, seed=1).id
     push(a)
     fetch(b)
-    remotes.set_upstream(b, "main", "origin/main")
+    remotes.record_upstream(b, "main", UNBORN_UPSTREAM)
     a.create_tag("v1")
     push_tags(a)
     got = fetch(b)

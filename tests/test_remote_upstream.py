@@ -8,7 +8,16 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from cli_support import copy_repo, error_line, history_template, model_dir, ok, run, snapshot
+from cli_support import (
+    copy_repo,
+    empty_template,
+    error_line,
+    history_template,
+    model_dir,
+    ok,
+    run,
+    snapshot,
+)
 from remote_support import remote_files
 
 from memstore.store.repository import Repository
@@ -117,6 +126,26 @@ def test_branch_set_upstream_to_and_unset_upstream(base, tmp_path):
     ok("branch", "side", cwd=repo)
     ok("branch", "--set-upstream-to=team/main", "side", cwd=repo)
     assert recorded(repo) == {"side": {"remote": "team", "merge": "main"}}
+
+
+def test_set_upstream_to_on_a_branch_with_no_commits_is_refused_as_git_s(base, tmp_path):
+    """git 2.39's `branch -u origin/x` on an unborn branch: 'fatal: No commit on branch
+    'main' yet.' memstore recorded it, which `branch -vv` (--json too) and `status` then
+    listed nowhere while `pull` used it. Once the branch has commits it is set."""
+    repo, ids = setup(base, tmp_path)
+    ok("push", "team", cwd=repo)
+    empty = copy_repo(empty_template(base), tmp_path / "empty")
+    ok("remote", "add", "team", tmp_path / "team", cwd=empty)
+    ok("fetch", "team", cwd=empty)
+    before = snapshot(empty)
+    for args in (["-u", "team/main"], ["--set-upstream-to=team/main", "main"]):
+        error_line(run("branch", *args, cwd=empty), 2, "no commit on branch 'main' yet: "
+                   "commit, or start it from a remote's branch (`memstore pull REMOTE BRANCH`)")
+    assert snapshot(empty) == before and recorded(empty) is None
+    ok("pull", "team", "main", cwd=empty)
+    ok("branch", "-u", "team/main", cwd=empty)
+    row = json.loads(ok("branch", "-vv", "--json", cwd=empty).stdout)[0]
+    assert (row["commit"], row["upstream"]) == (ids[2], "team/main")
 
 
 def test_rename_carries_the_upstream_delete_and_remote_remove_drop_it(base, tmp_path):

@@ -311,8 +311,14 @@ def _local(repo: Repository, branch: str | None) -> str:
     branch = branch if branch is not None else head.branch
     if branch is None:
         raise ValidationError("HEAD is detached: name the branch")
-    if repo.refs.read(branch_ref(branch)) is None and branch != head.branch:
-        raise ValidationError(f"no branch {branch!r}")
+    if repo.refs.read(branch_ref(branch)) is None:
+        if branch != head.branch:
+            raise ValidationError(f"no branch {branch!r}")
+        # the current branch before its first commit: git 2.39 refuses it in these words
+        # (an upstream recorded there was listed by no `branch -vv` nor `status`, yet pulled)
+        raise ValidationError(f"no commit on branch {branch!r} yet: commit, or start it "
+                              "from a remote's branch (`memstore pull REMOTE BRANCH`), "
+                              "then set its upstream")
     return branch
 
 
