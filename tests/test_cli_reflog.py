@@ -313,6 +313,10 @@ def test_ref_at_0_with_an_empty_log_is_the_ref_as_git(history):
         assert error_line(run("reflog", "show", rev, cwd=repo), 2, "").endswith(
             f"log for {'HEAD' if rev[0] == 'H' else 'refs/heads/main'} is empty"), rev
     assert ok("reflog", "show", "main@{0}", cwd=repo).output == ""
+    # and the log is there, empty: git 2.39.5's `reflog exists` of HEAD and
+    # refs/heads/main after the expire exits 0 (memstore's said 1, no log); a tag's, 1
+    for name, code in (("main", 0), ("refs/heads/main", 0), ("HEAD", 0), ("v1", 1)):
+        assert run("reflog", "exists", name, cwd=repo).exit_code == code, name
     error_line(run("show", "v1@{0}", cwd=repo), 2, "no reflog for 'v1'")
     error_line(run("show", "refs/tags/v1@{0}", cwd=repo), 2, "no reflog for 'refs/tags/v1'")
 

@@ -161,10 +161,10 @@ def delete(repo, selectors: tuple[str, ...]) -> None:
 @click.argument("ref")
 @pass_repo
 def exists(repo, ref: str) -> None:
-    """Exit status 0 when REF has a reflog, 1 when not (git's `reflog exists`). REF is a
-    ref's name (HEAD, main, origin/main, refs/heads/main), not a revision: `main@{1}`,
-    `main@{yesterday}`, `@{u}`, `main~1` are refused in one line (exit 2), as git's
-    'invalid ref format'."""
+    """Exit status 0 when REF has a reflog, 1 when not (git's `reflog exists`; a log that
+    `reflog expire` emptied is there, empty, as git's). REF is a ref's name (HEAD, main,
+    origin/main, refs/heads/main), not a revision: `main@{1}`, `main@{yesterday}`, `@{u}`,
+    `main~1` are refused in one line (exit 2), as git's 'invalid ref format'."""
     from memstore.errors import ValidationError
     from memstore.store.refs import name_problem
 
@@ -173,7 +173,8 @@ def exists(repo, ref: str) -> None:
         raise ValidationError(f"invalid ref name {ref[:60]!r} ({problem}): `reflog exists` "
                               "takes a ref (HEAD, a branch, a remote-tracking branch), not "
                               "a revision")
-    if not repo.reflog_of(ref)[1]:
+    full, log = repo.reflog_of(ref)
+    if not log and not repo.refs.emptied_log(full):  # (emptied by an expire: there, as git's)
         raise SystemExit(1)
 
 
