@@ -241,6 +241,29 @@ def test_verify_reports_a_tensor_of_another_dtype_or_shape_with_the_same_bytes(h
 
 
 
+def test_export_and_verify_of_the_base_name_the_base_model_in_words(history, tmp_path):
+    """'Exported (base) (39 tensors)', 'identical to (base) rebuilt' (SmolLM2: 272 tensors):
+    the base model said in words, where a commit's short id stands otherwise; --json keeps
+    commit null."""
+    repo, ids = history
+    out = tmp_path / "out"
+    assert ok("export", "base", out, cwd=repo).stdout.splitlines() == [
+        f"Exported the base model (39 tensors) to {out}"]
+    assert ok("verify", out, cwd=repo).stdout.splitlines()[-1].startswith(
+        "OK: 39 tensors identical to the base model (built with ")
+    assert json.loads(ok("verify", out, "--json", cwd=repo).stdout)["commit"] is None
+    d = json.loads(ok("export", "base", out, "--force", "--json", cwd=repo).stdout)
+    assert d["commit"] is None and d["tensors"] == 39
+    tamper_hidden(out, "model.safetensors", lambda t: t["model.norm.weight"].add_(1))
+    r = run("verify", out, cwd=repo)
+    assert r.exit_code == 1 and f"{out}: 1 problem(s) against the base model and the " \
+        "manifest" in r.stderr, r.output
+    head = tmp_path / "head"  # a commit: its short id, as before
+    assert ok("export", head, cwd=repo).stdout.splitlines() == [
+        f"Exported {ids[2][:12]} (39 tensors) to {head}"]
+    assert f"identical to {ids[2][:12]} rebuilt" in ok("verify", head, cwd=repo).stdout
+
+
 def test_verify_of_a_state_without_update_sets_after_a_config_change(base, tmp_path):
     """A revert of every fact leaves a commit whose state holds no update set: its export
     records the repository's settings of the time (it has none of its own), and verify

@@ -239,7 +239,7 @@ def export(rev_or_dir: str | None, out_dir: str | None, fmt: str, since: str | N
         _report_gguf(d)
     else:
         _warned(d)
-        click.echo(f"Exported {short(d['commit'])} ({d['tensors']} tensors) to {out}")
+        click.echo(f"Exported {_named(d['commit'])} ({d['tensors']} tensors) to {out}")
 
 
 def left_out_warning(names: list[str]) -> str:
@@ -322,7 +322,7 @@ def _report_gguf(d: dict) -> None:
                 if q is not None else
                 f"gguf-py cannot quantise to {r['base_type']}: survival not measured")
         click.echo(f"layer {l}: {r['tensor']} {g['dtype'].upper()} (base {r['base_type']}); {kept}")
-    click.echo(f"Exported {short(d['commit'])} as GGUF: {g['file']} {size(g['size'])} "
+    click.echo(f"Exported {_named(d['commit'])} as GGUF: {g['file']} {size(g['size'])} "
                f"(base file {size(g['base_size'])}) to {d['out_dir']}")
 
 
@@ -411,12 +411,18 @@ def _report_verify(d: dict) -> None:
         click.echo(p)
     made = _runtime_text(d["built_with"])
     if not d["problems"]:
-        click.echo(f"OK: {d['tensors']} tensors identical to {short(d['commit'])} rebuilt"
+        click.echo(f"OK: {d['tensors']} tensors identical to {_named(d['commit'], ' rebuilt')}"
                    + (f" (built with {made})" if made else ""))
     else:
-        warn(f"{d['out_dir']}: {len(d['problems'])} problem(s) against {short(d['commit'])} "
-             "rebuilt and the manifest")
+        warn(f"{d['out_dir']}: {len(d['problems'])} problem(s) against "
+             f"{_named(d['commit'], ' rebuilt')} and the manifest")
         _warned(d, "")
+
+
+def _named(commit: str | None, rebuilt: str = "") -> str:
+    """An export's revision in a sentence: its commit's short id (and `rebuilt`), or the
+    base model for an export of `base` (`--json`'s commit null), not `(base)`."""
+    return "the base model" if commit is None else short(commit) + rebuilt
 
 
 def _warned(d: dict, prefix: str = "warning: ") -> None:
