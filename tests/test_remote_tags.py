@@ -513,6 +513,31 @@ def test_push_follow_tags_whose_branch_is_rejected_pushes_its_tags_as_git_s(tmp_
     assert remote_files(url)["refs/heads/main"] == theirs.encode() + b"\n"
 
 
+def test_push_follow_tags_with_stats_whose_branch_is_rejected_pushes_their_statistics(
+        history, tmp_path):
+    """`push --follow-tags --with-stats` whose branch is rejected (behind, after a reset
+    here) pushes the tags of its history all the same (5f5d510), and with them the
+    statistics their history was solved with, as the branch's push would have: they went
+    without (--with-stats was not passed on to the tags' push)."""
+    from cli_support import error_line, ok, run
+
+    repo, (c1, _, _) = history
+    url = str(tmp_path / "remote")
+    ok("remote", "add", "origin", url, cwd=repo)
+    ok("push", cwd=repo)  # the history, without its statistics
+
+    def statistics() -> list[str]:
+        return [p for p in remote_files(url) if p.startswith("statistics/")]
+
+    assert statistics() == []
+    ok("reset", c1, cwd=repo)
+    ok("tag", "v1", cwd=repo)
+    r = run("push", "--follow-tags", "--with-stats", cwd=repo)
+    assert error_line(r, 1, "rejected").endswith("all the same, as git's: v1")
+    assert remote_tags(url) == {"v1": c1.encode() + b"\n"}
+    assert statistics() != [] and fsck_remote(url) == []
+
+
 def test_push_follow_tags_keeps_a_tag_created_there_meanwhile(tmp_path, monkeypatch):
     """A tag of the name created on the remote while `push --follow-tags` ran (after its
     listing) is kept there: said in one line after the branch's push and the tags that

@@ -273,7 +273,8 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     (refused) is said after the branch's push, which landed (exit status 1). A branch
     rejected (fetch first, not a fast-forward) does not stop them, as in git 2.39 (its push
     is not atomic): the tags of the history it refused are pushed all the same, their
-    history first, and the rejection's line names them (exit status 1).
+    history first (with --with-stats, its statistics too), and the rejection's line names
+    them (exit status 1).
 
     `push --delete REMOTE NAME...` (or git's `push REMOTE :NAME...`) deletes branches
     and tags there (a name as above: the remote's branch first, else its tag; git's `tag
@@ -354,7 +355,7 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
         if getattr(e, "created_url", None) is not None:
             warn(f"created a new remote at {e.created_url}")
         if follow_tags and getattr(e, "tip", None) is not None:  # the branch rejected
-            _follow_rejected(e, as_json)
+            _follow_rejected(e, as_json, with_stats)
         raise
     if r.created:  # a typo'd folder or bucket would be a new remote: say so
         warn(f"created a new remote at {r.url}")
@@ -403,14 +404,15 @@ def _show_pushed(r, set_upstream: bool, tags: list, all_done: bool) -> None:
     _single_writer(r)
 
 
-def _follow_rejected(rejected, as_json: bool) -> None:
+def _follow_rejected(rejected, as_json: bool, with_stats: bool) -> None:
     """`push --follow-tags` whose branch was `rejected` (not a fast-forward, someone else's
     push there): the tags of the history it refused go all the same, as git 2.39's (each ref
     of its push on its own: `* [new tag]` lines, then `! [rejected]`), and the rejection is
-    raised, naming them (--json prints nothing, as for any refusal)."""
+    raised, naming them (--json prints nothing, as for any refusal). `with_stats`: their
+    history's statistics go with them, as the branch's would have."""
     from memstore.remote.push import PushRejectedError
 
-    followed, problem = _follow_tags(rejected.remote, rejected.tip)
+    followed, problem = _follow_tags(rejected.remote, rejected.tip, with_stats)
     tags = [t.tag for t in followed.tags if not t.refused] if followed is not None else []
     if tags and not as_json:
         click.echo(f"To {followed.url}")
@@ -424,17 +426,18 @@ def _follow_rejected(rejected, as_json: bool) -> None:
     raise PushRejectedError(message, rejected.remote, rejected.tip) from None
 
 
-def _follow_tags(remote: str, tip: str):
+def _follow_tags(remote: str, tip: str, with_stats: bool = False):
     """`push --follow-tags` after the branch push to `remote` landed at `tip` (or was
     rejected there): (what push_tags did, the error to raise once the branch's push is
-    shown, or None)."""
+    shown, or None). `with_stats` (`push --with-stats` whose branch was rejected): the
+    tags' statistics too; a branch that landed pushed its history's, theirs among them."""
     from memstore.errors import MemstoreError, ValidationError
     from memstore.remote.push import PushRejectedError
     from memstore.remote.push_tags import push_tags
 
     try:
         with open_repo() as repo:
-            followed = push_tags(repo, remote, follow=tip)
+            followed = push_tags(repo, remote, follow=tip, with_stats=with_stats)
     except ValidationError as e:  # a tag the remote cannot store (beside its V5, …): no
         return None, PushRejectedError(str(e))  # input of this command, whose branch landed:
     except MemstoreError as e:  # a failed operation (exit 1), not bad input (2); a damaged
