@@ -241,8 +241,8 @@ def test_a_merge_message_names_the_merged_revision_as_gits(both):
     ok("switch", "-c", "side", "HEAD~2", cwd=repo), git("switch", "-c", "side", "HEAD~2")
     for rev in ("heads/main", "@{-1}", "-", "main@{u}", "main", "main~1", "main^", "main~0", "main~01",
                 "@{-1}~1", "heads/main~1", "v1", "origin/main", "origin/main~1", "ID~1",
-                "main@{0}"):
-        for where in ("main", "side") if rev in ("@{-1}", "-", "@{-1}~1") else ():
+                "main@{0}", "@{-1}@{0}", "@{-1}@{u}"):
+        for where in ("main", "side") if rev.startswith(("@{-1}", "-")) else ():
             ok("switch", where, cwd=repo), git("switch", where)  # so that @{-1} is main
         ok("merge", "--no-ff", rev.replace("ID", ids[2]), cwd=repo)  # (ID: C3's)
         git("merge", "--no-ff", "--no-edit", rev.replace("ID", shas[2]))

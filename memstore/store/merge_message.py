@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 
 from . import ref_marks
-from .reflog import PRIOR
 from .refs import HEADS, REMOTES, TAGS, Refs, dwim, split_suffix
 
 # git's merge.suppressDest when it is not set: no " into BRANCH" for these
@@ -66,10 +65,11 @@ def merged_kind(refs: Refs, rev: str) -> str:
 
 def _expanded(refs: Refs, rev: str) -> str:
     """`rev` with a leading `@{-N}` as the branch it names (the commit's full id where HEAD
-    was detached) and a leading BRANCH@{upstream}/@{push} as its remote-tracking branch."""
+    was detached; `@{-1}@{1}` too, git's `main@{1}`) and a leading BRANCH@{upstream}/@{push}
+    as its remote-tracking branch."""
     base, suffix = split_suffix(rev)
-    if PRIOR.match(base):
-        was = refs.prior_checkout(base)
-        return rev if was is None else was + suffix
+    prior = base[:base.find("}") + 1]  # a leading `@{-N}` (else prior_checkout: None)
+    was = refs.prior_checkout(prior)
+    base = base if was is None else was + base[len(prior):]
     marked = ref_marks.marked_ref(refs, base) if "@{" in base else None
-    return rev if marked is None else marked[len(REMOTES):] + suffix
+    return base + suffix if marked is None else marked[len(REMOTES):] + suffix
