@@ -55,6 +55,39 @@ def test_a_setting_changed_loses_its_note_and_one_outside_the_measured_range_war
     assert "warning: λ 1 is 0.0156×d_in; 0.2–1×d_in was measured to work" in r.stderr
 
 
+def test_lambda_band_is_wider_with_two_passes_as_the_question_answer_recipe_measured(
+        base, tmp_path):
+    """The README's question-answer recipe (passes 2, λ 2048 = 1.33×d_in on SmolLM2) was
+    measured to work from 0.5 to 2.67×d_in (benchmarks/README.md, "One δ per fact"), and
+    its commits warned 'λ 2048 is 1.33×d_in; 0.2–1×d_in was measured to work'. With passes
+    2 or more the band reaches 2.67×d_in; one pass keeps 0.2–1 (bench_lambda)."""
+    from cli_support import copy_repo, empty_template
+
+    from memstore.store import porcelain
+    from memstore.store.repository import Repository
+
+    repo = copy_repo(empty_template(base), tmp_path / "repo")  # the tiny Llama: d_in 64
+
+    def warned(passes: int, lam: float) -> list[str]:
+        ok("config", "passes", str(passes), cwd=repo)
+        ok("config", "mom2_weight", str(lam), cwd=repo)
+        with Repository.open(repo) as r:
+            return porcelain.validation_warnings(r, porcelain.open_base(r))
+
+    assert warned(2, 85) == warned(2, 170) == []  # 1.33 and 2.66×d_in: the recipe's band
+    assert warned(2, 256) == [("λ 256 is 4×d_in; 0.2–2.67×d_in was measured to work with "
+                              "passes 2 or more (lower writes harder and disturbs more, "
+                              "higher writes weakly)")]
+    assert warned(1, 85) == [("λ 85 is 1.33×d_in; 0.2–1×d_in was measured to work in one "
+                             "pass (lower writes harder and disturbs more, higher writes "
+                             "weakly)")]
+    r = ok("commit", facts_files(base)["d"], cwd=repo)  # the commit says it, passes 1
+    assert "warning: λ 85 is 1.33×d_in; 0.2–1×d_in was measured to work in one pass" \
+        in r.stderr
+    ok("config", "passes", "2", cwd=repo)
+    assert "warning" not in ok("commit", facts_files(base)["e"], cwd=repo).stderr
+
+
 def test_a_mixture_of_experts_model_is_refused_in_one_line(tmp_path):
     tok = tiny_tokenizer()
     cfg = transformers.MixtralConfig(
