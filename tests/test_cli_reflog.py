@@ -321,6 +321,28 @@ def test_ref_at_0_with_an_empty_log_is_the_ref_as_git(history):
     error_line(run("show", "refs/tags/v1@{0}", cwd=repo), 2, "no reflog for 'refs/tags/v1'")
 
 
+def test_ref_at_n_one_past_the_oldest_entry_is_what_it_moved_from_as_git(history):
+    """git 2.39's REF@{N}, N the number of entries, is the value the oldest moved the ref
+    from (read_ref_at), where it had one: after `reflog expire --expire=now --all` and one
+    `reset HEAD~1`, the README's undo `reset main@{1}` works in git 2.39.5 (main@{1} the
+    commit reset off, HEAD@{1} too; `reflog show main@{1}` lists nothing, exit 0), where
+    memstore said 'log for 'main' only has 1 entry'; one past that, and an entry that
+    created the ref (a branch made since), stay refused, as git's."""
+    repo, (_, c2, c3) = history
+    ok("reflog", "expire", "--expire=now", "--all", cwd=repo)
+    ok("reset", "HEAD~1", cwd=repo)
+    for rev in ("main@{1}", "@{1}", "HEAD@{1}", "main@{1}~1"):
+        want = c2 if rev.endswith("~1") else c3
+        assert json.loads(ok("show", rev, "--json", cwd=repo).stdout)["id"] == want, rev
+    assert ok("reflog", "show", "main@{1}", cwd=repo).output == ""
+    error_line(run("show", "main@{2}", cwd=repo), 2, "log for 'main' only has 1 entry")
+    error_line(run("reflog", "show", "main@{2}", cwd=repo), 2, "only has 1 entry")
+    ok("branch", "side", cwd=repo)  # (its one entry created it: nothing before)
+    error_line(run("show", "side@{1}", cwd=repo), 2, "log for 'side' only has 1 entry")
+    ok("reset", "main@{1}", cwd=repo)  # the undo
+    assert json.loads(ok("status", "--json", cwd=repo).stdout)["head"] == c3
+
+
 def test_reflog_show_names_a_typo_and_starts_at_ref_at_n(history):
     """`reflog show mian` printed nothing, exit 0, as for a branch with an empty log (git:
     'unknown revision'), and `reflog expire mian` said 'deleted 0 reflog entries'; `reflog show main@{1}` printed nothing (git's starts there); and

@@ -158,11 +158,15 @@ def refs(db: Database) -> list[str]:
 
 
 def nth(db: Database, ref: str, n: int, shown: str, rev: str) -> str:
-    """The commit `ref@{n}` names: its value `n` moves ago (0: its value now). `shown`:
-    how the error names the ref; `rev`: the whole revision."""
+    """The commit `ref@{n}` names: its value `n` moves ago (0: its value now; `n` the
+    number of entries: the value the oldest moved it from, where it had one, as git's
+    read_ref_at: after an expire, `reset main@{1}` undoes the one reset logged since).
+    `shown`: how the error names the ref; `rev`: the whole revision."""
     log = entries(db, ref)
     if not log:
         raise ValidationError(f"unknown revision {rev!r}: no reflog for {shown!r}")
+    if n == len(log) and log[-1].old is not None:
+        return log[-1].old
     if n >= len(log):
         raise ValidationError(f"unknown revision {rev!r}: log for {shown!r} only has "
                               f"{len(log)} entr{'y' if len(log) == 1 else 'ies'}")
