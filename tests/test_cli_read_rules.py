@@ -142,6 +142,23 @@ def test_no_writer_moves_or_writes_from_a_row_whose_parents_disagree_with_the_re
     assert json.loads(ok("status", "--json", cwd=repo).stdout)["head"] == c2
 
 
+def test_a_squash_refuses_a_damaged_row_of_what_it_leaves_before_it_writes(base, tmp_path):
+    """squash walks every ref's history for the commits it leaves (its warning, as reset's
+    and rebase's): a damaged row there, on another branch's commit, was refused only after
+    the squash had written its commit and moved main (exit 1, main moved, no id printed).
+    Refused before the solve, as rebase and reset refuse it; nothing changed."""
+    repo = copy_repo(history_template(base)[0], tmp_path / "repo")
+    c1, c2 = history_template(base)[1][:2]
+    ok("switch", "-c", "topic", c2, cwd=repo)
+    d = last_line(ok("commit", facts_files(base)["d"], "-m", "d", cwd=repo))
+    ok("switch", "main", cwd=repo)
+    _set_parents(repo, d, [c1])
+    before = snapshot(repo)
+    error_line(run("squash", c1, cwd=repo), 1, f"commit {d[:12]}: index row disagrees "
+               "with the record")
+    assert snapshot(repo) == before
+
+
 def test_reset_steps_off_a_commit_whose_record_cannot_be_read(base, tmp_path):
     """The record check of a revision suffix read the record of each commit it steps from:
     with HEAD's commit object corrupt (a bad disk, fsck names it), `reset HEAD~1`, which

@@ -476,6 +476,7 @@ def squash(repo: Repository, rev: str, message: str | None = None) -> Report:
         g = history.checked_graph(repo.store)  # a commit it lacks refused (_Owners)
         if onto is not BASE and onto not in history.ancestors_of(g, [head], indexed=True):
             raise ValidationError(f"commit {onto[:12]} is not in the history of HEAD")
+        repo.held_by_no_ref(head)  # damaged rows of what it leaves refuse it now, not after
         at_onto = repo.facts_at(onto) if onto is not BASE else []
         at_head = repo.facts_at(head)
         head_keys = {fact_key(f.request) for f in at_head}
