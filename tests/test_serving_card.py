@@ -47,6 +47,16 @@ def test_body_and_facts_table():
     assert f"`{'ab' * 32}`" in text and '"layers": [' in text
 
 
+def test_the_revision_row_names_the_base_model_in_words_as_export_and_verify_do():
+    """A card of the base (commit None) said "`base` = commit `(base)`", the marker export
+    and verify no longer print (705db97: 'Exported the base model'); a commit's row keeps
+    its id."""
+    assert f"| revision | `v1` = commit `{'c' * 64}` |" in card("full", "x", 1)
+    base = render(Card("t", "full", "x", "ab" * 32, "base", None, None, {}, [], [],
+                       "memstore export base out", "out"))
+    assert "| revision | `base` = the base model |" in base and "(base)" not in base
+
+
 def test_a_long_facts_table_is_cut_at_200():
     text = card("full", "x", 250)
     rows = [line for line in text.splitlines() if line.startswith("| subject ") and "| {} is" in line]

@@ -148,7 +148,8 @@ def render(card: Card) -> str:
                                   "memstore: knowledge edits written into the weights with MEMIT "
                                   "and kept as versioned commits."), ""]
     lines += table(["", ""], [
-        ("revision", f"`{card.rev}` = commit `{card.commit or '(base)'}`"),
+        ("revision", f"`{card.rev}` = " + (f"commit `{card.commit}`" if card.commit
+                                            else "the base model")),
         ("applies to", applies),
         ("base model", f"`{card.base_spec}`" + (f" ({hub})" if hub else "")),
         ("base content hash", f"`{card.base_hash}`"),

@@ -32,7 +32,7 @@ from .repository import Repository
 from .states import BASE
 
 GGUF_FILE = "model.gguf"
-TEMPLATE = 3  # of the card's text: see above (2, 3: StarCoder2's vLLM line)
+TEMPLATE = 4  # of the card's text: see above (2, 3: StarCoder2's vLLM line; 4: the base's row)
 
 
 def rebuild_command(commit: str | None, out: str, format: str, since: str | None = None,
