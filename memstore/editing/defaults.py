@@ -109,7 +109,8 @@ def outside_validated(model, adapter: Adapter, settings: EditSettings) -> list[s
     several = settings.passes >= 2
     lo, hi = LAMBDA_PER_DIM_PASSES if several else LAMBDA_PER_DIM
     if not lo <= ratio <= hi:
-        how = "with passes 2 or more" if several else "in one pass"
+        # the wider band is SmolLM2's only (Qwen's one-pass PS falls faster with λ: README)
+        how = "with passes 2 or more on SmolLM2" if several else "in one pass"
         out.append(f"λ {settings.mom2_weight:g} is {ratio:.3g}×d_in; {lo:g}–{hi:g}×d_in was "
                    f"measured to work {how} (lower writes harder and disturbs more, higher "
                    "writes weakly)")
