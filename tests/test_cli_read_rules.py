@@ -35,8 +35,9 @@ def test_head_on_a_branch_with_no_commits_is_no_revision_in_any_command(base, tm
                  ["tag", "v1", "HEAD"], ["branch", "x", "HEAD"]):
         error_line(run(*args, cwd=repo), 2, "unknown revision 'HEAD")
     # where a state is read, the line says how to name the base's
-    error_line(run("export", "HEAD", tmp_path / "out", cwd=repo), 2, "name it 'base', or give "
-               "no revision")
+    for rev in ("HEAD", "@", "@~1"):  # `@` is HEAD, as git's
+        error_line(run("export", rev, tmp_path / "out", cwd=repo), 2, "name it 'base', or "
+                   "give no revision")
     assert not (tmp_path / "out").exists()
     assert snapshot(repo) == before
     # left out: the current state, the base's

@@ -124,10 +124,15 @@ def test_reflog_expire_and_delete(history):
     assert out["dry_run"] and len(out["expired"]) == 4 and len(entries(repo)) == n
     ok("reflog", "delete", "HEAD@{0}", "HEAD@{1}", cwd=repo)
     assert len(entries(repo)) == n - 2
+    ok("tag", "v1", cwd=repo)
     before = snapshot(repo)
     error_line(run("reflog", "delete", "HEAD@{0}", "HEAD@{99}", cwd=repo), 2,
                "only has")
     error_line(run("reflog", "delete", "main", cwd=repo), 2, "names no reflog entry")
+    # (git's 'no reflog for 'nope@{0}'', exit 255, for both)
+    error_line(run("reflog", "delete", "nope@{0}", cwd=repo), 2, "no reflog for 'nope': it "
+               "names no branch")
+    error_line(run("reflog", "delete", "v1@{0}", cwd=repo), 2, "no reflog for 'v1': a tag")
     error_line(run("reflog", "expire", "--expire=someday", "--all", cwd=repo), 2, "--expire")
     error_line(run("reflog", "expire", cwd=repo), 2, "--all")
     assert snapshot(repo) == before

@@ -295,3 +295,43 @@ def test_a_new_branch_s_start_named_as_a_full_id_is_the_ref_as_gits(both):
         want = shas.index(git("rev-parse", "refs/heads/" + new).stdout.strip())
         assert ids.index(named(repo, "refs/heads/" + new)) == want == 0, args
         git("switch", "-q", "main"), ok("switch", "main", cwd=repo)
+
+
+# `@` alone is HEAD; ^{} and ^{commit} name the commit; ^{/REGEX} the youngest commit it
+# reaches whose message matches (an extended expression over the whole message, which ends
+# in a newline in git's: `facts a$` matches none); `@@{0}` is HEAD@{0}
+PEELED = ["@", "@~1", "@^", "@^{}", "@^{commit}", "main^{}", "main~1^{commit}", "@^{}^",
+          "main^{/facts a}", "main^{/facts [ab]}~1", "@^{/!-facts c}", "@^{/}", "v1^{/c|b}",
+          "@@{0}", "heads/main^{/^facts}^"]
+PEEL_REFUSED = ["main^{/facts a$}", "main^{/nomatch}", "main^{/!x}", "main^{foo}",
+                "^{/facts}", "@^{/(}"]
+
+
+def test_at_and_peeled_revisions_name_what_gits_do(both):
+    repo, ids, git, shas = both
+    for rev in PEELED:
+        want = shas.index(git("rev-parse", "--verify", "-q", rev).stdout.strip())
+        assert ids.index(named(repo, rev)) == want, rev
+    for rev in PEEL_REFUSED:
+        assert git("rev-parse", "--verify", "-q", rev, ok_only=False).returncode != 0, rev
+        error_line(run("log", "-n", "1", rev, cwd=repo), 2, "unknown revision")
+    for kind in ("tree", "blob", "tag"):  # objects memstore has none of (git's have trees)
+        error_line(run("show", f"@^{{{kind}}}", cwd=repo), 2, f"names a {kind} object, and "
+                   "memstore has none")
+    # wherever a revision is read: reset, diff, branch START; push's `@` is HEAD's branch
+    ok("branch", "x", "@~2", cwd=repo)
+    assert named(repo, "x") == ids[0]
+    assert ok("diff", "@~2", "@", cwd=repo).stdout == ok("diff", "HEAD~2", "HEAD", cwd=repo).stdout
+    assert "Everything up-to-date" in ok("push", "origin", "@", cwd=repo).output
+    error_line(run("push", "origin", "@:other", cwd=repo), 2, "HEAD is branch 'main'")
+    ok("reset", "@^{/facts b}", cwd=repo)
+    assert named(repo, "HEAD") == ids[1]
+    # `reflog show @` is HEAD's, labelled so, as git's
+    g, r = git("reflog", "show", "-1", "@"), ok("reflog", "show", "-n", "1", "@", cwd=repo)
+    assert r.stdout.split(":")[0].split()[1] == g.stdout.split(":")[0].split()[1] == "HEAD@{0}"
+    # git 2.39.5 makes a branch `@` (and a tag), which the revision `@` never names (HEAD
+    # still): memstore refuses the name
+    git("branch", "@", "HEAD~1")
+    assert git("rev-parse", "@").stdout == git("rev-parse", "HEAD").stdout
+    for args in (["branch", "@"], ["tag", "@"]):
+        error_line(run(*args, cwd=repo), 2, "invalid")

@@ -71,6 +71,8 @@ def show(repo, ref: str, limit: int | None, as_json: bool) -> None:
         # nothing, with its warning; REF@{0} of an empty log is REF: nothing to list)
         nth(repo.db, full, start, repo.refs.log_shown(name), ref)
     shown = name or (repo.head().branch or "HEAD")  # `@{N}`: the current branch's, as git's
+    if name == "@":  # `reflog show @`: HEAD's, so labelled, as git's
+        shown = "HEAD"
     if ref_marks.MARK.match(name):  # `@{u}`: its remote-tracking ref, as git labels it
         shown = full
     elif PRIOR.match(name):  # `@{-1}`: that branch's name, as git labels it

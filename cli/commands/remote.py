@@ -332,7 +332,7 @@ def push(remote_name: str | None, branch: str | None, more: tuple[str, ...], del
     if branch is not None and ":" in branch:
         branch, _, onto = branch.partition(":")
         onto = onto or None  # `main:`: its own name
-    if branch == "HEAD":  # git's `push origin HEAD`: the current branch (no branch is HEAD)
+    if branch in ("HEAD", "@"):  # git's `push origin HEAD` (`@`): the current branch
         branch = None
     try:
         with open_repo() as repo:
@@ -492,7 +492,7 @@ def _check_onto(repo, spelled: str, kind: str | None, name: str | None, onto: st
         raise click.UsageError(
             f"{spelled}: {name!r} is a {'tag' if kind == TAGS else 'branch'} here, and "
             "memstore pushes a branch or tag as what it is")
-    if src == "HEAD":
+    if src in ("HEAD", "@"):
         raise click.UsageError(
             f"{spelled}: HEAD is " + (f"branch {name!r}" if name else "detached") +
             f", and memstore pushes a branch under its own name, not as {want[1]!r}")

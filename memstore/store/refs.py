@@ -28,7 +28,6 @@ TAGS = "refs/tags/"
 KINDS = {HEADS: "branch", TAGS: "tag"}  # what a ref under each prefix is called
 REMOTES = "refs/remotes/"  # what a fetch last saw of each remote's branches
 _HEX = re.compile(r"^[0-9a-f]+$")
-_SUFFIXES = re.compile(r"(?:~[0-9]*|\^[0-9]*)*")  # ASCII digits: int() reads others too
 MIN_PREFIX = 4
 SHOWN = 100  # characters of a revision an error quotes
 
@@ -636,16 +635,23 @@ class Refs:
         """The commit id named by `rev`: HEAD, a ref's name as git's rules read it (`dwim`:
         a tag, a branch, a remote-tracking branch `origin/main`, `heads/main`, `tags/v1`,
         `remotes/origin/main`, `refs/...`), a full id or a unique prefix of at least 4 hex
-        digits, followed by any of `~`, `~N`, `^`, `^N`."""
+        digits, followed by any of `~`, `~N`, `^`, `^N`, `^{}`, `^{commit}`, `^{/REGEX}`
+        (`peel`). `@` alone is HEAD, as git's (`@~1`, `@^{}`)."""
+        from .peel import peel, split_steps
+
         if not isinstance(rev, str) or not rev:
             raise ValidationError(f"unknown revision {rev!r}")
         shown = rev if len(rev) <= SHOWN else rev[:SHOWN] + "…"  # one line, not 5,000 chars
-        base, suffix = split_suffix(rev)
-        if not base or not _SUFFIXES.fullmatch(suffix):
+        base, steps = split_steps(rev)
+        if not base or "~" in base or "^" in base:
             raise ValidationError(f"unknown revision {shown!r}")
-        commit = self._resolve_base(base, shown)
+        commit = self._resolve_base(HEAD if base == "@" else base, shown)
         walked = {commit}
-        for op, count in re.findall(r"([~^])([0-9]*)", suffix):
+        for op, count in steps:
+            if op == "{":
+                commit = peel(self, commit, count, shown)
+                walked = {commit}
+                continue
             n = reflog.count(count) if count else 1
             if op == "~":
                 for _ in range(n):
@@ -880,8 +886,8 @@ class Refs:
             return HEADS + was
         if not name:
             return self.head().ref or HEAD
-        if name == HEAD:
-            return name
+        if name in (HEAD, "@"):  # `@@{1}`, `reflog show @`: git's HEAD
+            return HEAD
         ways = dwim(name)  # git's dwim_log: the first with a log, else the first that exists
         logs = set(reflog.refs(self.db))
         with_log = sum(r in logs and self._present(r) for r in ways)

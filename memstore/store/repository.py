@@ -934,7 +934,7 @@ class Repository:
                     raise ValidationError(f"{str(sel)[:SHOWN]!r} names no reflog entry: give "
                                           "REF@{N} or REF@{DATE} (`memstore reflog REF` "
                                           "lists them)")
-                _, log = self.reflog_of(at[0])
+                _, log = self.reflog_of(at[0], strict=bool(at[0]))  # `nope@{0}`, `v1@{0}`
                 if at[1] >= len(log):
                     shown = at[0] or (self.head().branch or HEAD)
                     raise ValidationError(

@@ -56,7 +56,7 @@ def state_commit(repo: Repository, rev: str | None) -> str | None:
                                   "refs/heads/base or refs/tags/base for that one, or delete "
                                   "it")
         return BASE
-    if rev.split("~")[0].split("^")[0] == "HEAD" and repo.head().commit is None:
+    if rev.split("~")[0].split("^")[0] in ("HEAD", "@") and repo.head().commit is None:
         shown = rev if len(rev) <= 100 else rev[:100] + "…"
         raise ValidationError(f"unknown revision {shown!r}: the current branch has no "
                               "commits yet (its state is the base model's: name it 'base', "
