@@ -335,3 +335,11 @@ def test_at_and_peeled_revisions_name_what_gits_do(both):
     assert git("rev-parse", "@").stdout == git("rev-parse", "HEAD").stdout
     for args in (["branch", "@"], ["tag", "@"]):
         error_line(run(*args, cwd=repo), 2, "invalid")
+    # ^{/REGEX} reads the message from the commit's record, as `log --grep`, not from an
+    # index row that says otherwise
+    db = sqlite3.connect(repo / ".memstore" / "index.db")
+    with db:
+        db.execute("update commits set message = 'facts zzz' where id = ?", [ids[0]])
+    db.close()
+    assert named(repo, "main^{/facts a}") == ids[0]
+    error_line(run("log", "-n", "1", "main^{/zzz}", cwd=repo), 2, "no commit it reaches")

@@ -87,7 +87,7 @@ def youngest_matching(refs: Refs, start: str, pattern: str, rev: str) -> str:
     while ready:
         _, c = heapq.heappop(ready)
         try:
-            hit = search(regex, str(rows[c]["message"]) + "\n")  # git's ends in one
+            hit = search(regex, _message(refs, rows[c]) + "\n")  # git's ends in one
         except PatternError as e:
             raise ValidationError(f"unknown revision {rev!r}: {e}") from None
         if hit != negative:
@@ -101,3 +101,19 @@ def youngest_matching(refs: Refs, start: str, pattern: str, rev: str) -> str:
     raise ValidationError(f"unknown revision {rev!r}: no commit it reaches has a message "
                           f"that {'does not match' if negative else 'matches'} "
                           f"{pattern[:60]!r}")
+
+
+def _message(refs: Refs, row: dict) -> str:
+    """The message of the commit of index row `row`, as `log --grep` reads it: from its
+    record (checked against its hash), the row's where the record cannot be read (fsck
+    names it)."""
+    from .commits import CorruptRecordError
+    from .objects import CorruptObjectError, MissingObjectError
+    from .storage import Storage  # (it reads commit records, which import the editing code)
+
+    if refs.objects is not None:
+        try:
+            return Storage(None, refs.objects).commit(row["id"]).message  # type: ignore[arg-type]
+        except (CorruptObjectError, MissingObjectError, CorruptRecordError):
+            pass
+    return str(row["message"])
