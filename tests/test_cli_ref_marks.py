@@ -38,7 +38,7 @@ def test_upstream_is_the_tracking_branch_status_compares_with(history, tmp_path)
         "origin/main"
     ok("reset", "HEAD~2", cwd=repo)
     for rev in ("@{u}", "@{U}", "@{upstream}", "@{UpStream}", "main@{u}", "HEAD@{u}",
-                "main@{push}", "@{PUSH}"):
+                "main@{push}", "@{PUSH}", "@@{u}", "@@{push}"):  # `@`: HEAD, as git's
         assert commit(repo, rev) == c3, rev
     assert commit(repo, "@{u}~1") == commit(repo, "main@{upstream}^") == c2
     assert ids(repo, "..@{u}") == [c3, c2]  # what the upstream has that main lacks

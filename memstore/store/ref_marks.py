@@ -107,7 +107,7 @@ def tracking_ref(refs: Refs, branch: str, push: bool, rev: str) -> str:
     for the current branch, `@{-N}` for the branch checked out before. Refused as git's,
     in its words: a detached HEAD, no such branch, no upstream."""
     head = refs.head()
-    if branch == "HEAD" or branch == "":
+    if branch in ("HEAD", "", "@"):  # `@@{u}`: git's HEAD@{u}
         branch = head.branch
     elif reflog.PRIOR.match(branch):  # (a commit it was detached at: no such branch)
         branch = refs.prior_checkout(branch, rev)
