@@ -302,7 +302,9 @@ def test_a_new_branch_s_start_named_as_a_full_id_is_the_ref_as_gits(both):
 # in a newline in git's: `facts a$` matches none); `@@{0}` is HEAD@{0}
 PEELED = ["@", "@~1", "@^", "@^{}", "@^{commit}", "main^{}", "main~1^{commit}", "@^{}^",
           "main^{/facts a}", "main^{/facts [ab]}~1", "@^{/!-facts c}", "@^{/}", "v1^{/c|b}",
-          "@@{0}", "heads/main^{/^facts}^"]
+          "@@{0}", "heads/main^{/^facts}^",
+          # git's regcomp without REG_NEWLINE: a negated bracket takes the message's newline
+          "main^{/facts a[^x]}", "@^{/a[^b]$}"]
 PEEL_REFUSED = ["main^{/facts a$}", "main^{/nomatch}", "main^{/!x}", "main^{foo}",
                 "^{/facts}", "@^{/(}"]
 
@@ -343,3 +345,10 @@ def test_at_and_peeled_revisions_name_what_gits_do(both):
     db.close()
     assert named(repo, "main^{/facts a}") == ids[0]
     error_line(run("log", "-n", "1", "main^{/zzz}", cwd=repo), 2, "no commit it reaches")
+    # and walks the parents the records name, as `~1` does: a row naming none is damage
+    db = sqlite3.connect(repo / ".memstore" / "index.db")
+    with db:
+        db.execute("update commits set parents = '[]' where id = ?", [ids[1]])
+    db.close()
+    for rev in ("main~1", "main^{/facts a}"):
+        error_line(run("log", "-n", "1", rev, cwd=repo), 1, "index row disagrees with the record")

@@ -6,7 +6,7 @@
     REV^{/REGEX}           the youngest commit reachable from REV whose message matches
                            REGEX, a POSIX extended regular expression over the whole message
                            (git's get_oid_oneline: its message ends in a newline, so `$`
-                           matches after it only, `.` takes a newline); `/!-REGEX`: whose
+                           matches after it only, `.`, `[^a]` take a newline); `/!-REGEX`: whose
                            message does not match; `/!!X`: REGEX `!X`; `/` alone: REV
     REV^{tree}, ^{blob}, ^{tag}   objects memstore has none of: refused in one line
 
@@ -14,14 +14,14 @@ A `^{` inside REGEX is read as git's: the last `^{` starts the step."""
 from __future__ import annotations
 
 import heapq
-import re
 from typing import TYPE_CHECKING
 
 from ..errors import ValidationError
-from .schema import not_indexed, parents_of, time_of
+from .schema import not_indexed
 
 if TYPE_CHECKING:
     from .refs import Refs
+    from .storage import Storage
 
 _DIGITS = frozenset("0123456789")
 NO_OBJECTS = ("tree", "blob", "tag")
@@ -66,7 +66,10 @@ def peel(refs: Refs, commit: str, text: str, rev: str) -> str:
 def youngest_matching(refs: Refs, start: str, pattern: str, rev: str) -> str:
     """The youngest commit (committer time, as git walks) reachable from `start` whose
     message matches `pattern` (its `!-`/`!!` prefixes read as git's)."""
+    # (here: history and storage read commit records, which import the editing code)
+    from .history import checked_graph, graph
     from .posix_regex import PatternError, compile_pattern, search
+    from .storage import Storage
 
     negative = pattern.startswith("!-")
     if pattern.startswith("!") and not pattern.startswith(("!-", "!!")):
@@ -75,45 +78,46 @@ def youngest_matching(refs: Refs, start: str, pattern: str, rev: str) -> str:
     if pattern.startswith("!"):
         pattern = pattern[2:] if negative else pattern[1:]
     try:
-        found = compile_pattern(pattern, "extended")
-        regex = re.compile(found.pattern, found.flags | re.DOTALL)
-    except (PatternError, re.error) as e:
+        regex = compile_pattern(pattern, "extended", lines=False)  # no REG_NEWLINE: git's
+    except PatternError as e:
         raise ValidationError(f"unknown revision {rev!r}: {pattern[:60]!r} is not a "
                               f"regular expression ({e})") from None
-    rows = {r["id"]: r for r in refs.db.query("select id, parents, time, message from commits")}
-    if start not in rows:
+    # each row walked is checked against its record, as `~N` is (Refs._parent): a damaged
+    # row naming other parents must not name a commit off REV's history
+    store = Storage(refs.db, refs.objects) if refs.objects is not None else None
+    g = checked_graph(store, unreadable=True) if store is not None else graph(refs.db)
+    if start not in g:
         raise not_indexed(start)
-    ready, seen = [(-time_of(rows[start]), start)], {start}
+    ready, seen = [(-g[start][1], start)], {start}
     while ready:
         _, c = heapq.heappop(ready)
         try:
-            hit = search(regex, _message(refs, rows[c]) + "\n")  # git's ends in one
+            hit = search(regex, _message(refs, store, c) + "\n")  # git's ends in one
         except PatternError as e:
             raise ValidationError(f"unknown revision {rev!r}: {e}") from None
         if hit != negative:
             return c
-        for p in parents_of(rows[c]):
-            if p not in rows:
+        for p in g[c][0]:
+            if p not in g:
                 raise not_indexed(p)
             if p not in seen:
                 seen.add(p)
-                heapq.heappush(ready, (-time_of(rows[p]), p))
+                heapq.heappush(ready, (-g[p][1], p))
     raise ValidationError(f"unknown revision {rev!r}: no commit it reaches has a message "
                           f"that {'does not match' if negative else 'matches'} "
                           f"{pattern[:60]!r}")
 
 
-def _message(refs: Refs, row: dict) -> str:
-    """The message of the commit of index row `row`, as `log --grep` reads it: from its
-    record (checked against its hash), the row's where the record cannot be read (fsck
-    names it)."""
+def _message(refs: Refs, store: Storage | None, commit: str) -> str:
+    """The message of `commit`, as `log --grep` reads it: from its record (checked against
+    its hash), its index row's where the record cannot be read (fsck names it)."""
     from .commits import CorruptRecordError
     from .objects import CorruptObjectError, MissingObjectError
-    from .storage import Storage  # (it reads commit records, which import the editing code)
 
-    if refs.objects is not None:
+    if store is not None:
         try:
-            return Storage(None, refs.objects).commit(row["id"]).message  # type: ignore[arg-type]
+            return store.commit(commit).message
         except (CorruptObjectError, MissingObjectError, CorruptRecordError):
             pass
-    return str(row["message"])
+    rows = list(refs.db.query("select message from commits where id = ?", [commit]))
+    return str(rows[0]["message"]) if rows else ""

@@ -58,10 +58,12 @@ class PatternError(ValueError):
 
 
 def compile_pattern(pattern: str, dialect: str = "basic",
-                    ignore_case: bool = False) -> re.Pattern:
+                    ignore_case: bool = False, lines: bool = True) -> re.Pattern:
     """`pattern` as git reads it in `dialect` (basic, extended, fixed or perl), compiled;
     PatternError where git would refuse it, or where Python's form is over MAX_SOURCE
-    characters (its compile would take seconds to minutes; glibc's takes milliseconds)."""
+    characters (its compile would take seconds to minutes; glibc's takes milliseconds).
+    `lines` False: for a search over a whole text, as git's `^{/REGEX}` (regcomp without
+    REG_NEWLINE): `.` and `[^a]` take a newline too."""
     if dialect == "fixed":
         source = re.escape(pattern)
     elif dialect == "perl":
@@ -69,14 +71,15 @@ def compile_pattern(pattern: str, dialect: str = "basic",
     else:
         try:
             source = translate(pattern, extended=dialect == "extended",
-                               ignore_case=ignore_case)
+                               ignore_case=ignore_case, lines=lines)
         except RecursionError:  # groups nested past Python's stack
             raise PatternError(ESIZE) from None
     if len(source) > MAX_SOURCE:
         raise PatternError(f"{ESIZE} here: {len(source):,} characters in Python's form, "
                            f"over {MAX_SOURCE:,}")
     try:
-        return re.compile(source, re.IGNORECASE if ignore_case else 0)
+        return re.compile(source, (re.IGNORECASE if ignore_case else 0)
+                          | (0 if lines else re.DOTALL))
     except (re.error, RecursionError, OverflowError) as e:
         raise PatternError(str(e).splitlines()[0]) from None
 
@@ -131,16 +134,19 @@ def _bounded(run, text: str) -> bool:
         signal.signal(signal.SIGALRM, before)
 
 
-def translate(pattern: str, extended: bool, ignore_case: bool = False) -> str:
+def translate(pattern: str, extended: bool, ignore_case: bool = False,
+              lines: bool = True) -> str:
     """A POSIX basic (or, `extended`, extended) regular expression as Python's `re`
-    source that matches the same text; PatternError where glibc's regcomp refuses it."""
-    return _Translator(pattern, extended, ignore_case).run()
+    source that matches the same text; PatternError where glibc's regcomp refuses it.
+    `lines`: a negated bracket takes no newline (compile_pattern's)."""
+    return _Translator(pattern, extended, ignore_case, lines).run()
 
 
 class _Translator:
-    def __init__(self, pattern: str, extended: bool, ignore_case: bool) -> None:
+    def __init__(self, pattern: str, extended: bool, ignore_case: bool,
+                 lines: bool = True) -> None:
         self.p, self.ere, self.i = pattern, extended, 0
-        self.ignore_case = ignore_case
+        self.ignore_case, self.lines = ignore_case, lines
         self.opened = 0  # groups opened so far (their numbers)
         self.closed: set[int] = set()  # groups closed so far: those a back reference names
 
@@ -315,7 +321,9 @@ class _Translator:
             else:
                 parts.append(lo if kind == "class" else _in_class(lo))
         body = "".join(parts)
-        return f"[^{body}\\n]" if negated else f"[{body}]"
+        if negated:
+            return f"[^{body}\\n]" if self.lines else f"[^{body}]"
+        return f"[{body}]"
 
     def bracket_element(self, hyphen_ok: bool) -> tuple[str, str]:
         """One element of a bracket expression: ("char", the character) or ("class", a
