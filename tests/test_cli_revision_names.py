@@ -14,6 +14,8 @@ import children
 import pytest
 from cli_support import error_line, log_json, ok, run
 
+from memstore.store import posix_regex
+
 # what each revision names, as an index into (C1, C2, C3); the repository: main at C3,
 # tag v1 at C2, branch topic at C1, origin/main at C3 (a folder remote)
 REVS = ["heads/main", "refs/heads/main", "tags/v1", "refs/tags/v1", "heads/topic",
@@ -309,7 +311,7 @@ PEEL_REFUSED = ["main^{/facts a$}", "main^{/nomatch}", "main^{/!x}", "main^{foo}
                 "^{/facts}", "@^{/(}"]
 
 
-def test_at_and_peeled_revisions_name_what_gits_do(both):
+def test_at_and_peeled_revisions_name_what_gits_do(both, monkeypatch):
     repo, ids, git, shas = both
     for rev in PEELED:
         want = shas.index(git("rev-parse", "--verify", "-q", rev).stdout.strip())
@@ -337,6 +339,12 @@ def test_at_and_peeled_revisions_name_what_gits_do(both):
     assert git("rev-parse", "@").stdout == git("rev-parse", "HEAD").stdout
     for args in (["branch", "@"], ["tag", "@"]):
         error_line(run(*args, cwd=repo), 2, "invalid")
+    # a search past posix_regex's limit: one line naming the commit and the way out, as
+    # log --grep's (Python's re backtracks for minutes over `facts b` here)
+    monkeypatch.setattr(posix_regex, "SEARCH_LIMIT_S", 0.05)
+    error_line(run("log", "-n", "1", "@^{/(.*.*.*.*.*.*.*)*Z}", cwd=repo), 2,
+               f"commit {ids[1][:12]}: a search ran past 0.05 s on a text of 8 characters; "
+               "a pattern whose repetitions nest")
     # ^{/REGEX} reads the message from the commit's record, as `log --grep`, not from an
     # index row that says otherwise
     db = sqlite3.connect(repo / ".memstore" / "index.db")

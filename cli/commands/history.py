@@ -299,7 +299,7 @@ def _filter(by: tuple[list[re.Pattern], list[re.Pattern]], patterns: list[re.Pat
     (--invert-grep, which git 2.39 reads so with --all-match too). A search that runs past
     posix_regex's limit ends the log in one line."""
     from memstore.errors import ValidationError
-    from memstore.store.posix_regex import PatternError, matches, search
+    from memstore.store.posix_regex import SLOW, PatternError, matches, search
 
     authors, committers = by
     if not authors and not committers and not patterns and since is None \
@@ -321,9 +321,7 @@ def _filter(by: tuple[list[re.Pattern], list[re.Pattern]], patterns: list[re.Pat
         try:
             return passes(c)
         except PatternError as e:
-            raise ValidationError(f"commit {c.id[:12]}: {e}; a pattern whose repetitions "
-                                  "nest or repeat a back reference can take that long: "
-                                  "write it without") from None
+            raise ValidationError(f"commit {c.id[:12]}: {e}; {SLOW}") from None
     return keep
 
 

@@ -68,7 +68,7 @@ def youngest_matching(refs: Refs, start: str, pattern: str, rev: str) -> str:
     message matches `pattern` (its `!-`/`!!` prefixes read as git's)."""
     # (here: history and storage read commit records, which import the editing code)
     from .history import checked_graph, graph
-    from .posix_regex import PatternError, compile_pattern, search
+    from .posix_regex import SLOW, PatternError, compile_pattern, search
     from .storage import Storage
 
     negative = pattern.startswith("!-")
@@ -94,7 +94,8 @@ def youngest_matching(refs: Refs, start: str, pattern: str, rev: str) -> str:
         try:
             hit = search(regex, _message(refs, store, c) + "\n")  # git's ends in one
         except PatternError as e:
-            raise ValidationError(f"unknown revision {rev!r}: {e}") from None
+            raise ValidationError(f"unknown revision {rev!r}: commit {c[:12]}: {e}; "
+                                  f"{SLOW}") from None
         if hit != negative:
             return c
         for p in g[c][0]:

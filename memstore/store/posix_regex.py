@@ -37,6 +37,8 @@ import unicodedata
 
 DUP_MAX = 0x7FFF  # glibc's RE_DUP_MAX
 SEARCH_LIMIT_S = 2.0  # one search of one line, past which PatternError says so
+SLOW = ("a pattern whose repetitions nest or repeat a back reference can take that long: "
+        "write it without")  # what a caller adds to that PatternError
 MAX_SOURCE = 300_000  # characters of Python's form: re compiles 5-10 µs of each (a
 # 100,000-character pattern: half a second; 9,000 [[:alpha:]], 15 million: minutes)
 
