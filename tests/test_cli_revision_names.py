@@ -319,6 +319,14 @@ def test_at_and_peeled_revisions_name_what_gits_do(both, monkeypatch):
     for rev in PEEL_REFUSED:
         assert git("rev-parse", "--verify", "-q", rev, ok_only=False).returncode != 0, rev
         error_line(run("log", "-n", "1", rev, cwd=repo), 2, "unknown revision")
+    # a REGEX may hold '..': log reads it as one revision where it names one, and a range
+    # splits at the first '..', as git's handle_dotdot
+    for rev in ("main^{/fa..s b}", "main^{/facts a}..main^{/f..ts b}",
+                "main^{/facts a}...main^{/f..ts b}"):
+        want = [shas.index(s) for s in git("rev-list", rev).stdout.split()]
+        assert [ids.index(c["id"]) for c in log_json(repo, rev)] == want, rev
+    assert git("rev-list", "main^{/fa..s b}..@", ok_only=False).returncode != 0  # A's: no
+    error_line(run("log", "main^{/fa..s b}..@", cwd=repo), 2, "unknown revision")
     for kind in ("tree", "blob", "tag"):  # objects memstore has none of (git's have trees)
         error_line(run("show", f"@^{{{kind}}}", cwd=repo), 2, f"names a {kind} object, and "
                    "memstore has none")

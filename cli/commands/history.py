@@ -204,7 +204,7 @@ def log(rev: str | None, oneline: bool, graph: bool, max_count: int | None,
                        since, until, facts[0] if facts else None, repo)
         # no REV: HEAD, whose log is empty before the first commit; a REV written out
         # names a commit (HEAD too: an unknown revision there, as show and diff say)
-        start, exclude, left = _range(rev)
+        start, exclude, left = _range(rev, repo)
         whole = keep is not None or (graph and bool(exclude or left))  # -n cuts after
         limit = None if whole else max_count
         lefts: set[str] = set()
@@ -334,18 +334,27 @@ def _touches(repo, c, pattern: re.Pattern) -> bool:
                for text in (r.subject, r.text, r.target_new))
 
 
-def _range(rev: str | None) -> tuple[str | None, list[str], str | None]:
+def _range(rev: str | None, repo) -> tuple[str | None, list[str], str | None]:
     """The revision `log` starts from, those it excludes, and the left side of a symmetric
     range: `A..B` is B excluding A, `A...B` B with A as its left side; a side left empty is
-    HEAD, as git's (no branch or tag name holds '..'). A..B..C and the like are refused in
+    HEAD, as git's (no branch or tag name holds '..'). A `^{/REGEX}` may hold '..'
+    (`main^{/facts ..}`): a `rev` that names a commit whole is that one revision, as git's
+    handle_dotdot takes it where a side names none. A..B..C and the like are refused in
     one line."""
     from memstore.errors import ValidationError
 
     if rev is None or ".." not in rev:
         return rev, [], None
-    dots = "..." if "..." in rev else ".."
-    a, _, b = rev.partition(dots)
-    if ".." in a or ".." in b:
+    if "^{" in rev:
+        try:
+            repo.resolve(rev)
+            return rev, [], None
+        except ValidationError:
+            pass  # a range, or refused as one
+    cut = rev.find("..")  # the first, as git's handle_dotdot: B may be `X^{/a..b}`
+    dots = "..." if rev.startswith("...", cut) else ".."
+    a, b = rev[:cut], rev[cut + len(dots):]
+    if ".." in b and "^{" not in b:
         raise ValidationError(f"unknown revision {rev[:100]!r}: a range is A..B (what B "
                               "has that A lacks) or A...B (what either has that the "
                               "other lacks)")
