@@ -327,6 +327,8 @@ def test_at_and_peeled_revisions_name_what_gits_do(both, monkeypatch):
         assert [ids.index(c["id"]) for c in log_json(repo, rev)] == want, rev
     assert git("rev-list", "main^{/fa..s b}..@", ok_only=False).returncode != 0  # A's: no
     error_line(run("log", "main^{/fa..s b}..@", cwd=repo), 2, "unknown revision")
+    error_line(run("log", "main^{/fa..zz}", cwd=repo), 2, "no commit it reaches has a "
+               "message that matches 'fa..zz'")  # the whole's reason, not 'main^{/fa''s
     for kind in ("tree", "blob", "tag"):  # objects memstore has none of (git's have trees)
         error_line(run("show", f"@^{{{kind}}}", cwd=repo), 2, f"names a {kind} object, and "
                    "memstore has none")

@@ -345,15 +345,18 @@ def _range(rev: str | None, repo) -> tuple[str | None, list[str], str | None]:
 
     if rev is None or ".." not in rev:
         return rev, [], None
+    whole = None
     if "^{" in rev:
         try:
             repo.resolve(rev)
             return rev, [], None
-        except ValidationError:
-            pass  # a range, or refused as one
+        except ValidationError as e:
+            whole = e  # a range, or refused as one
     cut = rev.find("..")  # the first, as git's handle_dotdot: B may be `X^{/a..b}`
     dots = "..." if rev.startswith("...", cut) else ".."
     a, b = rev[:cut], rev[cut + len(dots):]
+    if whole is not None and a.rfind("^{") > a.rfind("}"):  # the cut is in A's `^{..}`:
+        raise whole  # (`main^{/fa..zz}`) the whole's refusal, not A's
     if ".." in b and "^{" not in b:
         raise ValidationError(f"unknown revision {rev[:100]!r}: a range is A..B (what B "
                               "has that A lacks) or A...B (what either has that the "
